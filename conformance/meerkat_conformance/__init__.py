@@ -1,0 +1,1 @@
+"""meerkat_conformance: proves the production runtime behaves like the reference model."""

@@ -1,0 +1,1 @@
+"""Persistence for the runtime: the ``RuntimeStore`` protocol and its built-in stores."""

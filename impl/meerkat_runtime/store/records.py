@@ -1,0 +1,91 @@
+"""Records a ``RuntimeStore`` keeps. Payloads are opaque bytes owned by the runtime.
+
+A store never interprets an input row's payload or a lifecycle record; it only keys,
+orders, checksums and commits them. Boundary receipts are structured because their key
+``(runtime_id, run_id, sequence)`` must be unique.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """One persisted input: its id and the runtime's serialised state for it."""
+
+    input_id: str
+    payload: bytes
+
+
+class BoundaryKind(enum.Enum):
+    IMMEDIATE = "immediate"
+    RUN_START = "run_start"
+    RUN_CHECKPOINT = "run_checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundaryReceipt:
+    """Proof that a run committed a boundary: which inputs contributed, in order."""
+
+    run_id: str
+    sequence: int
+    boundary: BoundaryKind
+    contributing_input_ids: tuple[str, ...]
+    conversation_digest: str | None = None
+    message_count: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "run_id": self.run_id,
+                "sequence": self.sequence,
+                "boundary": self.boundary.value,
+                "contributing_input_ids": list(self.contributing_input_ids),
+                "conversation_digest": self.conversation_digest,
+                "message_count": self.message_count,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def from_json(data: bytes) -> BoundaryReceipt:
+        """Parse a stored receipt; raises ``ValueError`` naming the malformed field."""
+        doc: Any = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("boundary receipt must be a JSON object")
+        run_id, seq, boundary = doc.get("run_id"), doc.get("sequence"), doc.get("boundary")
+        ids, digest, count = doc.get("contributing_input_ids"), doc.get("conversation_digest"), doc.get(
+            "message_count", 0
+        )
+        if not isinstance(run_id, str):
+            raise ValueError("boundary receipt 'run_id' must be a string")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError("boundary receipt 'sequence' must be a non-negative integer")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("boundary receipt 'contributing_input_ids' must be a list of strings")
+        if digest is not None and not isinstance(digest, str):
+            raise ValueError("boundary receipt 'conversation_digest' must be a string or null")
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ValueError("boundary receipt 'message_count' must be an integer")
+        try:
+            kind = BoundaryKind(boundary)
+        except ValueError:
+            raise ValueError(f"boundary receipt 'boundary' has unknown value {boundary!r}") from None
+        return BoundaryReceipt(run_id, seq, kind, tuple(ids), digest, count)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsLifecycleRecords:
+    """What a store holds for one runtime's operation registry.
+
+    ``snapshot`` is the last full (compacted) snapshot, or ``None``; ``appended`` are the
+    O(1) terminal-transition records written since, oldest first.
+    """
+
+    snapshot: bytes | None
+    appended: tuple[bytes, ...]

@@ -1,0 +1,210 @@
+"""Typed errors of the runtime. Every error has a stable ``kind`` string.
+
+The reference model returns rejections with the same ``kind`` strings, which is how the
+conformance harness compares the two one to one.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MeerkatError(Exception):
+    """Base of every error the runtime raises on purpose."""
+
+    kind: ClassVar[str] = "error"
+
+
+# --- operation registry -------------------------------------------------------------------
+
+
+class OpsLifecycleError(MeerkatError):
+    kind: ClassVar[str] = "ops_error"
+
+
+class NotFound(OpsLifecycleError):
+    kind: ClassVar[str] = "not_found"
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"operation {operation_id!r} is not tracked (never registered, collected or evicted)")
+        self.operation_id = operation_id
+
+
+class AlreadyRegistered(OpsLifecycleError):
+    kind: ClassVar[str] = "already_registered"
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"operation {operation_id!r} is already registered")
+        self.operation_id = operation_id
+
+
+class InvalidTransition(OpsLifecycleError):
+    kind: ClassVar[str] = "invalid_transition"
+
+    def __init__(self, operation_id: str, status: str, action: str) -> None:
+        super().__init__(f"operation {operation_id!r}: cannot {action} while {status}")
+        self.operation_id = operation_id
+        self.status = status
+        self.action = action
+
+
+class MaxConcurrentExceeded(OpsLifecycleError):
+    kind: ClassVar[str] = "max_concurrent_exceeded"
+
+    def __init__(self, limit: int, active: int) -> None:
+        super().__init__(
+            f"max_concurrent limit {limit} reached ({active} operations active); "
+            "finish or cancel one, or raise max_concurrent"
+        )
+        self.limit = limit
+        self.active = active
+
+
+class PeerNotExpected(OpsLifecycleError):
+    kind: ClassVar[str] = "peer_not_expected"
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"operation {operation_id!r} is not a mob member child; it has no peer channel")
+        self.operation_id = operation_id
+
+
+class AlreadyPeerReady(OpsLifecycleError):
+    kind: ClassVar[str] = "already_peer_ready"
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"operation {operation_id!r} already reported peer_ready")
+        self.operation_id = operation_id
+
+
+class WaitAlreadyActive(OpsLifecycleError):
+    kind: ClassVar[str] = "wait_already_active"
+
+    def __init__(self) -> None:
+        super().__init__("a wait_all barrier is already active on this registry; await or drop it first")
+
+
+class DuplicateWaitOperation(OpsLifecycleError):
+    kind: ClassVar[str] = "duplicate_wait_operation"
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"wait_all lists operation {operation_id!r} more than once")
+        self.operation_id = operation_id
+
+
+class Internal(OpsLifecycleError):
+    kind: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PersistenceFailed(Internal):
+    """A terminal transition could not be made durable; it was rolled back in memory."""
+
+    kind: ClassVar[str] = "persistence_failed"
+
+
+class SnapshotFormatError(OpsLifecycleError):
+    """A persisted ops snapshot is malformed or has an unsupported version."""
+
+    kind: ClassVar[str] = "snapshot_format"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- stores --------------------------------------------------------------------------------
+
+
+class StoreError(MeerkatError):
+    kind: ClassVar[str] = "store_error"
+
+    def __init__(self, runtime_id: str, detail: str) -> None:
+        super().__init__(f"{self.__class__.__name__} for runtime {runtime_id!r}: {detail}")
+        self.runtime_id = runtime_id
+        self.detail = detail
+
+
+class WriteFailed(StoreError):
+    kind: ClassVar[str] = "store_write_failed"
+
+
+class ReadFailed(StoreError):
+    kind: ClassVar[str] = "store_read_failed"
+
+
+class Corrupt(StoreError):
+    kind: ClassVar[str] = "store_corrupt"
+
+
+class VersionMismatch(StoreError):
+    kind: ClassVar[str] = "store_version_mismatch"
+
+
+# --- sessions and the runtime driver ------------------------------------------------------
+
+
+class RuntimeDriverError(MeerkatError):
+    kind: ClassVar[str] = "runtime_error"
+
+
+class NotReady(RuntimeDriverError):
+    kind: ClassVar[str] = "not_ready"
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"runtime does not accept this now: it is {state}")
+        self.state = state
+
+
+class RuntimeDestroyed(RuntimeDriverError):
+    kind: ClassVar[str] = "destroyed"
+
+    def __init__(self, runtime_id: str) -> None:
+        super().__init__(f"runtime {runtime_id!r} is destroyed")
+        self.runtime_id = runtime_id
+
+
+class SessionNotFound(RuntimeDriverError):
+    kind: ClassVar[str] = "session_not_found"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} is not registered")
+        self.session_id = session_id
+
+
+class InputNotFound(RuntimeDriverError):
+    kind: ClassVar[str] = "input_not_found"
+
+    def __init__(self, input_id: str) -> None:
+        super().__init__(f"input {input_id!r} is not known to this session")
+        self.input_id = input_id
+
+
+class ValidationFailed(RuntimeDriverError):
+    kind: ClassVar[str] = "validation_failed"
+
+
+class RecoveryCorruption(RuntimeDriverError):
+    kind: ClassVar[str] = "recovery_corruption"
+
+
+class InvalidRuntimeTransition(RuntimeDriverError):
+    kind: ClassVar[str] = "invalid_runtime_transition"
+
+    def __init__(self, state: str, action: str) -> None:
+        super().__init__(f"runtime cannot {action} while {state}")
+        self.state = state
+        self.action = action
+
+
+class DurableWriteFailed(RuntimeDriverError):
+    """A durable write failed; in-memory state was restored to the checkpoint before the call."""
+
+    kind: ClassVar[str] = "durable_write_failed"
+
+    def __init__(self, operation: str, cause: BaseException) -> None:
+        super().__init__(f"{operation} was not applied: the store write failed: {cause}")
+        self.operation = operation
+        self.cause = cause

@@ -1,0 +1,113 @@
+"""The contract every modelled machine fulfils, and what one step returns.
+
+The verifier, the z3 prover, the diagram renderer and the conformance harness only talk to
+machines through this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+S = TypeVar("S", bound=Hashable)
+A = TypeVar("A", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class Stepped(Generic[S]):
+    """A step that happened: the new state, what an observer sees, and which declared
+    transition fired (its ``TransitionDecl.name``)."""
+
+    state: S
+    outputs: tuple[Any, ...]
+    transition: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A step that was refused; the state is unchanged. ``kind`` equals the runtime's
+    error kind for the same case."""
+
+    kind: str
+    detail: str
+
+
+StepResult = Stepped[S] | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Invariant(Generic[S]):
+    """A named property checked on every reachable state. ``check`` returns ``None`` when
+    it holds, otherwise a message saying what is wrong."""
+
+    name: str
+    description: str
+    check: Callable[[S], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionDecl:
+    """One declared transition of one entity's lifecycle (used for coverage, dead-transition
+    checks, z3 cross-checks and diagrams).
+
+    ``entity`` is the lifecycle it belongs to (``operation``, ``input``, ``runtime``,
+    ``registration``, ``registry``); ``sources`` the statuses it may fire from; ``target``
+    the status it leads to (``None``: unchanged); ``guard`` a human-readable guard.
+    """
+
+    name: str
+    entity: str
+    sources: tuple[str, ...]
+    target: str | None
+    guard: str = ""
+    terminal_target: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Bounds of an exploration. Machines read the fields they understand."""
+
+    values: Mapping[str, int] = field(default_factory=dict)
+
+    def get(self, key: str, default: int) -> int:
+        return int(self.values.get(key, default))
+
+
+class Machine(Protocol[S, A]):
+    """A finite-state machine under bounds, with pure steps over hashable states."""
+
+    name: str
+
+    def initial_state(self) -> S:
+        ...
+
+    def actions(self, state: S) -> Iterable[A]:
+        """Candidate actions in ``state`` (may include ones ``step`` rejects)."""
+        ...
+
+    def step(self, state: S, action: A) -> Stepped[S] | Rejected:
+        ...
+
+    def invariants(self) -> Sequence[Invariant[S]]:
+        ...
+
+    def canonical(self, state: S) -> S:
+        """Representative of ``state`` under renaming of interchangeable ids (identity
+        when the machine has no symmetry)."""
+        ...
+
+    def obligations(self, state: S) -> Sequence[str]:
+        """Pending obligations in ``state`` (a waiting barrier, queued work that should be
+        processed). A state with obligations and no enabled action is stuck."""
+        ...
+
+    def transitions(self) -> Sequence[TransitionDecl]:
+        ...
+
+    def describe(self, state: S) -> Mapping[str, Any]:
+        """A readable field -> value view of ``state`` for traces and diffs."""
+        ...
+
+    def action_label(self, action: A) -> str:
+        ...

@@ -1,0 +1,1 @@
+"""Vocabulary of the reference model (independent of the runtime's own vocabulary)."""
