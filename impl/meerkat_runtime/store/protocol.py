@@ -11,7 +11,10 @@ Contract for every implementation:
   failed: ``WriteFailed``, ``ReadFailed``, ``Corrupt`` (a damaged row fails closed),
   ``VersionMismatch`` (a schema or record version the store does not know).
 * A boundary receipt is unique per ``(runtime_id, run_id, sequence)``; a duplicate is a
-  ``WriteFailed`` and rolls back the whole ``atomic_apply``.
+  ``WriteFailed`` and rolls back the whole ``atomic_apply``. Sequences are unsigned 64-bit
+  integers (``0 .. 2**64 - 1``).
+* ``persist_ops_lifecycle`` drops every record appended before it for that runtime (the
+  snapshot covers them); records appended after it are returned after the snapshot.
 * Methods are synchronous and safe to call from several threads.
 """
 

@@ -99,6 +99,15 @@ class Internal(OpsLifecycleError):
         self.message = message
 
 
+class WaitAllCancelled(Internal):
+    """The awaited ``wait_all`` barrier was cancelled (explicitly, by cancelling the awaiting
+    task, or by dropping its handle) before every member became terminal."""
+
+    def __init__(self, wait_request_id: str) -> None:
+        super().__init__(f"wait_all request {wait_request_id!r} was cancelled before all its operations finished")
+        self.wait_request_id = wait_request_id
+
+
 class PersistenceFailed(Internal):
     """A terminal transition could not be made durable; it was rolled back in memory."""
 

@@ -80,6 +80,23 @@ class OperationResult:
 
 
 @dataclass(frozen=True, slots=True)
+class OperationPeerHandle:
+    """How to reach the peer of a mob-member child once it reported ``peer_ready``."""
+
+    peer_name: str
+    address: str
+    peer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationProgressUpdate:
+    """A progress report. Only the count of reports is lifecycle state; the payload is advisory."""
+
+    message: str | None = None
+    percent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     result: OperationResult
 

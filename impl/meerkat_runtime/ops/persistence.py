@@ -1,0 +1,145 @@
+"""Durable terminal transitions: the sink protocol and the store-backed sink.
+
+When a sink is attached to a registry, every durable call (each terminal transition,
+``terminate_owner`` with at least one termination, ``collect_completed`` that removed
+something) hands the sink one ``OpsDurableWrite`` while holding the registry lock, and only
+returns once ``persist`` returned. If ``persist`` raises, the registry rolls the call back
+and raises ``PersistenceFailed`` carrying the sink's message.
+
+``StoreOpsPersistence`` writes an O(1) journal record per call through
+``RuntimeStore.append_ops_record`` and compacts (``persist_ops_lifecycle`` with the full
+snapshot, which also drops the covered records) on its first write and then periodically, so
+the cost of a transition does not grow with the registry's size.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from meerkat_runtime.ops.journal import JournalRecord
+from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.store.protocol import RuntimeStore
+
+
+class PersistenceChannelClosed(RuntimeError):
+    """The sink was closed; nothing can be made durable through it any more."""
+
+
+class OpsDurableWrite:
+    """What one durable call changed: ``record`` (small, O(1)) and, on demand, the full
+    snapshot of the registry after the call (``full_snapshot()``, O(registry size))."""
+
+    __slots__ = ("_full", "_snapshot", "action", "record")
+
+    def __init__(self, action: str, record: JournalRecord, full: Callable[[], PersistedOpsSnapshot]) -> None:
+        self.action = action
+        self.record = record
+        self._full = full
+        self._snapshot: PersistedOpsSnapshot | None = None
+
+    def full_snapshot(self) -> PersistedOpsSnapshot:
+        if self._snapshot is None:
+            self._snapshot = self._full()
+        return self._snapshot
+
+
+@runtime_checkable
+class OpsPersistenceSink(Protocol):
+    """Receives durable writes. ``persist`` returns only once ``write`` is durable and raises
+    (any exception, with a message a user can act on) if it cannot be made durable."""
+
+    def persist(self, write: OpsDurableWrite) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StoreOpsPersistence:
+    """A sink over a ``RuntimeStore`` for one runtime id.
+
+    Compaction happens on the first write through this sink (so the store's snapshot matches
+    the live registry, e.g. right after recovery) and then once at least ``compact_every``
+    records were appended *and* their total size reached ``compact_ratio`` times the size of
+    the last snapshot; appends are therefore amortised O(1) however many operations the
+    registry retains. After a failed write the next one compacts, so a write the store kept
+although it reported an error never leaves the journal inconsistent. ``close`` closes the
+sink, not the store.
+    """
+
+    def __init__(
+        self,
+        store: RuntimeStore,
+        runtime_id: str,
+        *,
+        compact_every: int = 256,
+        compact_ratio: float = 1.0,
+    ) -> None:
+        if compact_every < 1:
+            raise ValueError(f"compact_every must be at least 1, got {compact_every}")
+        if compact_ratio < 0:
+            raise ValueError(f"compact_ratio must be non-negative, got {compact_ratio}")
+        if not runtime_id:
+            raise ValueError("runtime_id must not be empty")
+        self._store = store
+        self._runtime_id = runtime_id
+        self._compact_every = compact_every
+        self._compact_ratio = compact_ratio
+        self._lock = threading.Lock()
+        self._closed = False
+        self._based = False
+        self._records_since = 0
+        self._bytes_since = 0
+        self._snapshot_bytes = 0
+        self.appended = 0
+        self.compactions = 0
+
+    @property
+    def runtime_id(self) -> str:
+        return self._runtime_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _due(self) -> bool:
+        if not self._based:
+            return True
+        return (
+            self._records_since >= self._compact_every
+            and self._bytes_since >= self._compact_ratio * self._snapshot_bytes
+        )
+
+    def persist(self, write: OpsDurableWrite) -> None:
+        with self._lock:
+            if self._closed:
+                raise PersistenceChannelClosed(
+                    f"ops persistence channel closed: the sink for runtime {self._runtime_id!r} was closed"
+                )
+            try:
+                self._write(write)
+            except BaseException:
+                # The store may or may not hold the write (an ambiguous commit): the next
+                # write replaces the snapshot instead of appending to an uncertain journal.
+                self._based = False
+                raise
+
+    def _write(self, write: OpsDurableWrite) -> None:
+        if self._due():
+            data = write.full_snapshot().to_json()
+            self._store.persist_ops_lifecycle(self._runtime_id, data)
+            self._based = True
+            self._records_since = 0
+            self._bytes_since = 0
+            self._snapshot_bytes = len(data)
+            self.compactions += 1
+            return
+        data = write.record.to_json()
+        self._store.append_ops_record(self._runtime_id, data)
+        self._records_since += 1
+        self._bytes_since += len(data)
+        self.appended += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True

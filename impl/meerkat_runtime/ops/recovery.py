@@ -1,0 +1,77 @@
+"""Recovering a registry from a ``RuntimeStore``: the last full snapshot plus the journal
+records appended since, replayed, then ``OpsLifecycleRegistry.from_recovered``.
+
+Fails closed: a store read error propagates unchanged (the caller must not silently start a
+fresh epoch), and a malformed or inconsistent snapshot or record raises
+``SnapshotFormatError`` naming it. Only the runtime id passed in is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meerkat_runtime.ops.config import OpsLifecycleConfig
+from meerkat_runtime.ops.cursors import EpochCursorState
+from meerkat_runtime.ops.journal import JournalRecord, replay
+from meerkat_runtime.ops.persistence import StoreOpsPersistence
+from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.vocab.errors import SnapshotFormatError
+from meerkat_runtime.vocab.ids import new_epoch_id
+
+
+def load_persisted_ops(store: RuntimeStore, runtime_id: str) -> PersistedOpsSnapshot | None:
+    """The registry state the store holds for ``runtime_id`` (snapshot + replayed journal),
+    or ``None`` if nothing was ever written."""
+    stored = store.load_ops_lifecycle(runtime_id)
+    if stored is None:
+        return None
+    if stored.snapshot is None:
+        if stored.appended:
+            raise SnapshotFormatError(
+                f"ops state of runtime {runtime_id!r}: {len(stored.appended)} journal record(s) without a base snapshot"
+            )
+        return None
+    base = PersistedOpsSnapshot.from_json(stored.snapshot)
+    records = [
+        JournalRecord.from_json(data, f"ops journal record #{n} of runtime {runtime_id!r}")
+        for n, data in enumerate(stored.appended)
+    ]
+    return replay(base, records)
+
+
+@dataclass(frozen=True, slots=True)
+class DurableOps:
+    """A registry wired to a store: its epoch, its live cursors, and the sink it writes through.
+    ``recovered`` says whether the state came from the store (same epoch) or is fresh."""
+
+    registry: OpsLifecycleRegistry
+    epoch_id: str
+    cursors: EpochCursorState
+    persistence: StoreOpsPersistence
+    recovered: bool
+
+
+def open_durable_ops(
+    store: RuntimeStore,
+    runtime_id: str,
+    *,
+    config: OpsLifecycleConfig | None = None,
+    compact_every: int = 256,
+) -> DurableOps:
+    """Recover the registry of ``runtime_id`` from ``store`` (same epoch, same cursors), or
+    create a fresh one with a new epoch if the store holds nothing; then attach a
+    ``StoreOpsPersistence`` so every later terminal transition is durable before it returns."""
+    persisted = load_persisted_ops(store, runtime_id)
+    if persisted is None:
+        registry = OpsLifecycleRegistry(config)
+        epoch_id: str = new_epoch_id()
+        cursors = EpochCursorState()
+    else:
+        registry = OpsLifecycleRegistry.from_recovered(persisted, config)
+        epoch_id = persisted.epoch_id
+        cursors = EpochCursorState.from_snapshot(persisted.cursors)
+    sink = StoreOpsPersistence(store, runtime_id, compact_every=compact_every)
+    registry.attach_persistence(sink, epoch_id, cursors)
+    return DurableOps(registry, epoch_id, cursors, sink, persisted is not None)

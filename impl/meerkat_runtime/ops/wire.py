@@ -1,0 +1,135 @@
+"""Path-aware readers for JSON documents: every malformed field raises ``SnapshotFormatError``
+naming the field's path (e.g. ``operations[2].status``)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, TypeVar
+
+from meerkat_runtime.vocab.errors import SnapshotFormatError
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def parse_document(data: bytes | str, what: str) -> dict[str, Any]:
+    """Decode ``data`` as one JSON object."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SnapshotFormatError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SnapshotFormatError(f"{what} must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def dump_document(doc: dict[str, Any]) -> bytes:
+    """Compact, key-sorted UTF-8 JSON."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _fail(path: str, expected: str, value: Any) -> SnapshotFormatError:
+    return SnapshotFormatError(f"field {path!r} must be {expected}, got {value!r}")
+
+
+def field(doc: dict[str, Any], key: str, path: str) -> Any:
+    if key not in doc:
+        raise SnapshotFormatError(f"field {path + key!r} is missing")
+    return doc[key]
+
+
+def req_str(doc: dict[str, Any], key: str, path: str = "", *, allow_empty: bool = False) -> str:
+    value = field(doc, key, path)
+    if not isinstance(value, str) or (not allow_empty and not value):
+        raise _fail(path + key, "a string" if allow_empty else "a non-empty string", value)
+    return value
+
+
+def opt_str(doc: dict[str, Any], key: str, path: str = "") -> str | None:
+    value = field(doc, key, path)
+    if value is not None and not isinstance(value, str):
+        raise _fail(path + key, "a string or null", value)
+    return value
+
+
+def req_int(doc: dict[str, Any], key: str, path: str = "", *, minimum: int = 0) -> int:
+    value = field(doc, key, path)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(path + key, f"an integer >= {minimum}", value)
+    return value
+
+
+def opt_int(doc: dict[str, Any], key: str, path: str = "", *, minimum: int = 0) -> int | None:
+    value = field(doc, key, path)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(path + key, f"an integer >= {minimum} or null", value)
+    return value
+
+
+def req_bool(doc: dict[str, Any], key: str, path: str = "") -> bool:
+    value = field(doc, key, path)
+    if not isinstance(value, bool):
+        raise _fail(path + key, "a boolean", value)
+    return value
+
+
+def req_list(doc: dict[str, Any], key: str, path: str = "") -> list[Any]:
+    value = field(doc, key, path)
+    if not isinstance(value, list):
+        raise _fail(path + key, "a list", value)
+    return value
+
+
+def req_obj(doc: dict[str, Any], key: str, path: str = "") -> dict[str, Any]:
+    value = field(doc, key, path)
+    if not isinstance(value, dict):
+        raise _fail(path + key, "an object", value)
+    return value
+
+
+def opt_obj(doc: dict[str, Any], key: str, path: str = "") -> dict[str, Any] | None:
+    value = field(doc, key, path)
+    if value is not None and not isinstance(value, dict):
+        raise _fail(path + key, "an object or null", value)
+    return value
+
+
+def as_obj(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, "an object", value)
+    return value
+
+
+def as_str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(path, "a non-empty string", value)
+    return value
+
+
+def req_enum(doc: dict[str, Any], key: str, enum_type: type[E], path: str = "") -> E:
+    value = field(doc, key, path)
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_type)
+        raise SnapshotFormatError(
+            f"field {path + key!r} has unknown value {value!r} (expected one of {allowed})"
+        ) from None
+
+
+def check_header(doc: dict[str, Any], fmt: str, supported: int, what: str) -> int:
+    """Check ``format`` and ``version``; unknown versions are refused, naming both."""
+    found = doc.get("format")
+    if found != fmt:
+        raise SnapshotFormatError(f"{what}: field 'format' must be {fmt!r}, got {found!r}")
+    version = doc.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SnapshotFormatError(f"{what}: field 'version' must be an integer, got {version!r}")
+    if version != supported:
+        raise SnapshotFormatError(
+            f"{what}: unsupported version {version} (this runtime reads version {supported}); "
+            "upgrade the runtime or restore a snapshot it wrote"
+        )
+    return version

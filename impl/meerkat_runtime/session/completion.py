@@ -1,0 +1,104 @@
+"""Completion handles: one future per waiter, resolved exactly once per input.
+
+Outcomes: :class:`Completed` (with the run result), :class:`CompletedWithoutResult`,
+:class:`Cancelled`, :class:`Abandoned` (max attempts, superseded, coalesced) and
+:class:`RuntimeTerminated` (reset, destroy, stop, unregister, retire without a loop).
+The registry only carries outcomes; which outcome an input gets is decided by the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from meerkat_runtime.session.executor import RunResult
+from meerkat_runtime.vocab.ids import InputId
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    result: RunResult
+    kind = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedWithoutResult:
+    kind = "completed_without_result"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    kind = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    reason: str
+    kind = "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeTerminated:
+    reason: str
+    kind = "runtime_terminated"
+
+
+CompletionOutcome = Completed | CompletedWithoutResult | Cancelled | Abandoned | RuntimeTerminated
+
+
+class CompletionHandle:
+    """Awaitable result of one accepted input."""
+
+    __slots__ = ("_future", "input_id")
+
+    def __init__(self, input_id: InputId, future: asyncio.Future[CompletionOutcome]) -> None:
+        self.input_id = input_id
+        self._future = future
+
+    async def wait(self) -> CompletionOutcome:
+        """The outcome, once the input reaches a final result. Cancelling the wait does not
+        cancel the input."""
+        return await asyncio.shield(self._future)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def outcome(self) -> CompletionOutcome | None:
+        """The outcome if already resolved, else ``None``."""
+        return self._future.result() if self._future.done() else None
+
+
+class CompletionRegistry:
+    """Waiters per input. Each waiter resolves exactly once; later resolutions are ignored."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[InputId, list[asyncio.Future[CompletionOutcome]]] = {}
+        self.resolved: dict[InputId, CompletionOutcome] = {}
+
+    def register(self, input_id: InputId) -> CompletionHandle:
+        future: asyncio.Future[CompletionOutcome] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(input_id, []).append(future)
+        return CompletionHandle(input_id, future)
+
+    def has_waiters(self, input_id: InputId) -> bool:
+        return bool(self._waiters.get(input_id))
+
+    def pending_ids(self) -> list[InputId]:
+        return list(self._waiters)
+
+    def resolve(self, input_id: InputId, outcome: CompletionOutcome) -> int:
+        """Resolve every waiter of ``input_id``; returns how many were resolved."""
+        futures = self._waiters.pop(input_id, None)
+        if not futures:
+            return 0
+        self.resolved[input_id] = outcome
+        count = 0
+        for future in futures:
+            if not future.done():
+                future.set_result(outcome)
+                count += 1
+        return count
+
+    def resolve_all(self, outcome: CompletionOutcome) -> int:
+        """Resolve every waiter of every input (reset, stop, destroy, unregister)."""
+        return sum(self.resolve(input_id, outcome) for input_id in list(self._waiters))

@@ -1,0 +1,105 @@
+"""The executor protocol: what the run loop hands work to, and what it gets back.
+
+An executor runs one *run* at a time: ``apply(run_id, primitive)`` performs the turn (the slow
+part, e.g. an LLM call) and returns a :class:`CoreApplyOutput` whose receipt draft names the
+inputs that contributed, in order. The runtime mints the final boundary receipt (run id and
+sequence) itself, so an executor cannot forge one. Raising :class:`ExecutorError` fails the
+run (inputs are retried); raising :class:`ExecutorCancelled` cancels it.
+
+``control(command)`` delivers out-of-band commands: cancel the current run, cancel after the
+next boundary, or stop for good (the runtime will not call ``apply`` again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from meerkat_runtime.session.inputs import Input
+from meerkat_runtime.store.records import BoundaryKind
+from meerkat_runtime.vocab.ids import InputId, RunId
+
+
+@dataclass(frozen=True, slots=True)
+class RunPrimitive:
+    """The work of one run: the contributing inputs, in order."""
+
+    run_id: RunId
+    inputs: tuple[Input, ...]
+
+    @property
+    def contributing_input_ids(self) -> tuple[InputId, ...]:
+        return tuple(item.header.id for item in self.inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDraft:
+    """The executor's account of a committed boundary; the runtime adds run id and sequence."""
+
+    contributing_input_ids: tuple[InputId, ...]
+    boundary: BoundaryKind = BoundaryKind.RUN_START
+    conversation_digest: str | None = None
+    message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run produced for the caller waiting on its completion handle."""
+
+    text: str
+    turns: int = 1
+    tool_calls: int = 0
+    tokens_used: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CoreApplyOutput:
+    """A successful run: the receipt draft, an optional session snapshot, an optional result."""
+
+    receipt: ReceiptDraft
+    session_snapshot: bytes | None = None
+    run_result: RunResult | None = None
+
+
+class ExecutorError(Exception):
+    """The run failed; its inputs go back to the queue (or are abandoned after 3 attempts)."""
+
+
+class ExecutorCancelled(ExecutorError):
+    """The run was cancelled; its inputs are abandoned with reason ``cancelled``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCurrentRun:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAfterBoundary:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRuntimeExecutor:
+    reason: str
+
+
+RunControlCommand = CancelCurrentRun | CancelAfterBoundary | StopRuntimeExecutor
+
+
+@runtime_checkable
+class CoreExecutor(Protocol):
+    """Runs turns for one session. Called from the session's run loop, one run at a time."""
+
+    async def apply(self, run_id: RunId, primitive: RunPrimitive) -> CoreApplyOutput:
+        """Run the turn; raise ``ExecutorError`` to fail it, ``ExecutorCancelled`` to cancel it."""
+        ...
+
+    async def control(self, command: RunControlCommand) -> None:
+        """Receive a control command; must not raise for commands it does not act on."""
+        ...
+
+
+def success_output(primitive: RunPrimitive, result: RunResult | None = None) -> CoreApplyOutput:
+    """The usual successful output: every contributing input, a run-start boundary."""
+    return CoreApplyOutput(ReceiptDraft(primitive.contributing_input_ids), None, result)

@@ -1,0 +1,127 @@
+"""The input ledger of one session: a record per input, the two lanes and the idempotency index.
+
+The ledger holds state and enforces nothing beyond bookkeeping; the phase rules live in
+:mod:`meerkat_runtime.session.core`. :meth:`InputLedger.checkpoint` captures what a fallible
+step may change so the step can be undone exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+from meerkat_runtime.session.inputs import Input
+from meerkat_runtime.vocab.ids import InputId, RunId
+from meerkat_runtime.vocab.inputs import InputLifecycleState, InputTerminalOutcome
+
+
+class Lane(enum.Enum):
+    QUEUE = "queue"
+    STEER = "steer"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One phase change of an input."""
+
+    from_state: InputLifecycleState | None
+    to_state: InputLifecycleState
+    reason: str
+    timestamp: float
+
+
+@dataclass(slots=True)
+class InputRecord:
+    """Everything the session knows about one input."""
+
+    input: Input
+    phase: InputLifecycleState
+    lane: Lane
+    admission_seq: int
+    created_at: float
+    updated_at: float
+    attempts: int = 0
+    terminal: InputTerminalOutcome | None = None
+    last_run_id: RunId | None = None
+    last_boundary_sequence: int | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+    recovery_count: int = 0
+    stored_input: Input | None = None
+    """The persisted form of ``input`` (inline images replaced by blob references), if it differs."""
+
+    @property
+    def input_id(self) -> InputId:
+        return self.input.header.id
+
+    def copy(self) -> InputRecord:
+        return replace(self, history=list(self.history))
+
+    def move(self, to: InputLifecycleState, reason: str, now: float) -> None:
+        """Record a phase change (history entry + timestamps)."""
+        self.history.append(HistoryEntry(self.phase, to, reason, now))
+        self.phase = to
+        self.updated_at = now
+
+
+@dataclass(slots=True)
+class LedgerCheckpoint:
+    records: dict[InputId, InputRecord | None]
+    queue: deque[InputId]
+    steer: deque[InputId]
+    keys: dict[str, InputId] | None
+    next_admission_seq: int
+
+
+class InputLedger:
+    """Records by id, the queue and steer lanes (ids of Queued inputs) and key → id."""
+
+    def __init__(self) -> None:
+        self.records: dict[InputId, InputRecord] = {}
+        self.queue: deque[InputId] = deque()
+        self.steer: deque[InputId] = deque()
+        self.keys: dict[str, InputId] = {}
+        self.next_admission_seq = 1
+
+    def lane(self, lane: Lane) -> deque[InputId]:
+        return self.steer if lane is Lane.STEER else self.queue
+
+    def take_admission_seq(self) -> int:
+        seq = self.next_admission_seq
+        self.next_admission_seq += 1
+        return seq
+
+    def active_ids(self) -> list[InputId]:
+        """Ids of non-terminal inputs, in admission order."""
+        active = [r for r in self.records.values() if not r.phase.is_terminal]
+        active.sort(key=lambda r: r.admission_seq)
+        return [r.input_id for r in active]
+
+    def remove_from_lane(self, record: InputRecord) -> None:
+        lane = self.lane(record.lane)
+        with contextlib.suppress(ValueError):
+            lane.remove(record.input_id)
+
+    def checkpoint(self, ids: list[InputId], *, keys: bool = False) -> LedgerCheckpoint:
+        """Capture the given records (absent ones as ``None``), both lanes and the counters."""
+        return LedgerCheckpoint(
+            records={i: (r.copy() if (r := self.records.get(i)) is not None else None) for i in ids},
+            queue=deque(self.queue),
+            steer=deque(self.steer),
+            keys=dict(self.keys) if keys else None,
+            next_admission_seq=self.next_admission_seq,
+        )
+
+    def restore(self, cp: LedgerCheckpoint) -> None:
+        """Undo everything since ``cp`` for the records it captured."""
+        for input_id, record in cp.records.items():
+            if record is None:
+                self.records.pop(input_id, None)
+            else:
+                self.records[input_id] = record.copy()
+        self.queue = deque(cp.queue)
+        self.steer = deque(cp.steer)
+        if cp.keys is not None:
+            self.keys = dict(cp.keys)
+        self.next_admission_seq = cp.next_admission_seq

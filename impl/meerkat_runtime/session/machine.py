@@ -1,0 +1,530 @@
+"""``MeerkatMachine``: the per-process registry of sessions and their public asyncio API.
+
+Create it with :meth:`MeerkatMachine.ephemeral` (memory only) or
+:meth:`MeerkatMachine.persistent` (a ``RuntimeStore``, optionally a ``BlobStore``). Every
+method is a coroutine and must be called on one event loop. Sessions are keyed by session id;
+their durable state lives under the canonical runtime id ``rt:session:<session id>``.
+
+Registration recovers a persistent session from the store (see
+:mod:`meerkat_runtime.session.recovery`); a failure leaves no entry behind. A registered
+session queues inputs; ``ensure_session_with_executor`` attaches one run loop (concurrent
+callers attach exactly one). Unknown sessions raise ``SessionNotFound``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.session import control
+from meerkat_runtime.session.blobs import BlobStore, externalize_images
+from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, RuntimeTerminated
+from meerkat_runtime.session.core import AcceptPlan, SessionCore
+from meerkat_runtime.session.executor import (
+    CancelAfterBoundary,
+    CoreApplyOutput,
+    CoreExecutor,
+    ExecutorCancelled,
+    RunPrimitive,
+)
+from meerkat_runtime.session.inputs import Input
+from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
+from meerkat_runtime.session.outcomes import AcceptOutcome, Deduplicated, Rejected
+from meerkat_runtime.session.persistence import SessionPersistence
+from meerkat_runtime.session.recovery import recover_session
+from meerkat_runtime.session.reports import (
+    DestroyReport,
+    InterruptReport,
+    RecycleReport,
+    ResetReport,
+    RetireReport,
+    StopReport,
+)
+from meerkat_runtime.session.run_commit import check_receipt, commit_end, commit_success
+from meerkat_runtime.session.run_loop import run_loop
+from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings
+from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.vocab.errors import (
+    DurableWriteFailed,
+    InvalidRuntimeTransition,
+    NotReady,
+    RuntimeDestroyed,
+    SessionNotFound,
+    ValidationFailed,
+)
+from meerkat_runtime.vocab.ids import InputId, SessionId, canonical_runtime_id, new_run_id
+from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
+
+T = TypeVar("T")
+
+RunOp = Callable[[str, RunPrimitive], Awaitable[tuple[T, CoreApplyOutput]]]
+
+
+def _dead(task: asyncio.Task[None] | None) -> bool:
+    return task is not None and task.done()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _shielded(durable: bool, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` so that cancelling the caller cannot interrupt it between a durable write
+    and the in-memory publish (memory would fall behind disk). Ephemeral work needs no shield."""
+    if not durable:
+        return await coro
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
+
+
+class MeerkatMachine:
+    """Sessions, their inputs, run loops, completions and lifecycle control."""
+
+    def __init__(
+        self, store: RuntimeStore | None, blob_store: BlobStore | None = None, *, offload_store_calls: bool = True
+    ) -> None:
+        self._store = store
+        self._blobs = blob_store
+        self._offload = offload_store_calls
+        self._sessions: dict[str, RuntimeSession] = {}
+        self._claims: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def ephemeral(cls) -> MeerkatMachine:
+        """Sessions live in memory only."""
+        return cls(None)
+
+    @classmethod
+    def persistent(
+        cls, store: RuntimeStore, blob_store: BlobStore | None = None, *, offload_store_calls: bool = True
+    ) -> MeerkatMachine:
+        """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
+
+        ``offload_store_calls`` runs each synchronous store call in a worker thread (default)
+        instead of on the event loop.
+        """
+        return cls(store, blob_store, offload_store_calls=offload_store_calls)
+
+    @property
+    def is_persistent(self) -> bool:
+        return self._store is not None
+
+    # --- registration ---------------------------------------------------------------------
+
+    def _get(self, session_id: SessionId | str) -> RuntimeSession:
+        session = self._sessions.get(str(session_id))
+        if session is None:
+            raise SessionNotFound(str(session_id))
+        return session
+
+    async def contains_session(self, session_id: SessionId | str) -> bool:
+        return str(session_id) in self._sessions
+
+    async def register_session(self, session_id: SessionId | str) -> None:
+        """Register (recovering durable state) if not registered yet; idempotent.
+
+        Raises ``RuntimeDestroyed`` for a destroyed persistent runtime, ``RecoveryCorruption``
+        for contradictory stored rows, store errors for unreadable data and
+        ``DurableWriteFailed`` if the recovered state cannot be written back. On error no
+        entry is left.
+        """
+        await self._ensure_registered(str(session_id))
+
+    async def _ensure_registered(self, key: str) -> RuntimeSession:
+        session = self._sessions.get(key)
+        if session is not None:
+            return session
+        return await _shielded(self._store is not None, self._claim_and_build(key))
+
+    async def _claim_and_build(self, key: str) -> RuntimeSession:
+        claim = self._claims.setdefault(key, asyncio.Lock())
+        async with claim:
+            session = self._sessions.get(key)
+            if session is None:
+                built = await self._build_session(key)
+                session = self._sessions.setdefault(key, built)  # a concurrent builder may have won
+        if not claim.locked() and self._claims.get(key) is claim:
+            del self._claims[key]
+        return session
+
+    async def _build_session(self, key: str) -> RuntimeSession:
+        if not key:
+            raise ValidationFailed("session id must not be empty")
+        runtime_id = canonical_runtime_id(key)
+        persistence = SessionPersistence(self._store, runtime_id, offload=self._offload)
+        store = self._store
+        if store is None:
+            core = SessionCore(runtime_id)
+            binding = fresh_binding()
+        else:
+            now = time.time()
+            lifecycle = await persistence.read(persistence.load_lifecycle)
+            rows = await persistence.read(persistence.load_rows)
+            result = await persistence.read(
+                lambda: recover_session(runtime_id, lifecycle, rows, persistence.receipt_exists, now)
+            )
+            stored_ops = await persistence.read(persistence.load_ops)
+            binding = recover_binding(stored_ops, fallback_epoch=result.epoch_id)
+            core = result.core
+            persistence.epoch_id = binding.epoch_id
+            try:
+                await persistence.commit_lifecycle(core.durable_phase(), result.changed)
+            except Exception as exc:
+                raise DurableWriteFailed("recovery write-back", exc) from exc
+            sink = attach_store(binding, store, runtime_id)
+            session = self._new_session(key, core, persistence, binding)
+            session.ops_sink = sink
+            return session
+        return self._new_session(key, core, persistence, binding)
+
+    def _new_session(
+        self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
+    ) -> RuntimeSession:
+        return RuntimeSession(
+            SessionId(key), core, persistence, self._blobs, binding.epoch_id, binding.registry, binding.cursors
+        )
+
+    async def register_session_with_executor(self, session_id: SessionId | str, executor: CoreExecutor) -> bool:
+        """Register and attach a run loop driving ``executor``; see ``ensure_session_with_executor``."""
+        return await self.ensure_session_with_executor(session_id, executor)
+
+    async def ensure_session_with_executor(self, session_id: SessionId | str, executor: CoreExecutor) -> bool:
+        """Make sure the session is registered and has a run loop.
+
+        Returns ``True`` if this call attached ``executor``; ``False`` if a loop was already
+        attached (or being attached by a concurrent call), in which case ``executor`` is not
+        used. A dead loop is replaced. Raises ``RuntimeDestroyed`` for a destroyed runtime and
+        ``NotReady`` for a stopped one.
+        """
+        session = await self._ensure_registered(str(session_id))
+        if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
+            return False
+        async with session.gate:
+            session.check_registered()
+            if _dead(session.loop_task):
+                session.detach()  # repair a loop that died
+            if session.registration is not RegistrationPhase.QUEUING:
+                return False  # another caller attached (or is attaching) the loop
+            if session.core.phase is RuntimeState.DESTROYED:
+                raise RuntimeDestroyed(session.runtime_id)
+            if session.core.phase is RuntimeState.STOPPED:
+                raise NotReady(session.core.phase.value)
+            # The claim (Attaching) and the attachment happen under the gate with no await in
+            # between, so exactly one caller attaches and no half-attached state is visible.
+            session.registration = RegistrationPhase.ATTACHING
+            session.executor = executor
+            session.executor_stopped = False
+            session.core.attach_loop()
+            session.wake_event = asyncio.Event()
+            session.loop_task = asyncio.create_task(self._loop_main(session, executor))
+            session.registration = RegistrationPhase.ACTIVE
+            if session.core.ledger.queue or session.core.ledger.steer:
+                session.wake_event.set()
+        return True
+
+    async def _loop_main(self, session: RuntimeSession, executor: CoreExecutor) -> None:
+        try:
+            await run_loop(session, executor, self._on_fatal)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a defect in the loop: keep the error, detach, keep the session
+            session.last_error = exc
+            async with session.gate:
+                if session.loop_task is asyncio.current_task():
+                    parts = session.detach()
+                else:
+                    return
+            await control.stop_detached(parts, f"runtime loop failed: {exc}")
+
+    async def _on_fatal(self, session: RuntimeSession, error: BaseException) -> None:
+        if self._sessions.get(str(session.session_id)) is session:
+            await self.unregister_session(session.session_id)
+
+    async def unregister_session(self, session_id: SessionId | str) -> None:
+        """Stop the loop, resolve waiters with ``runtime_terminated`` and forget the session in
+        memory. Durable state is kept. Unknown sessions are ignored."""
+        session = self._sessions.pop(str(session_id), None)
+        if session is None:
+            return
+        session.unregistered = True
+        async with session.gate:
+            parts = session.detach()
+            session.completions.resolve_all(RuntimeTerminated("runtime session unregistered"))
+        if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
+            session.ops_sink.close()
+        await control.stop_detached(parts, "runtime session unregistered")
+
+    async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
+        """Register if needed and return the session's id, epoch and its one ops registry."""
+        session = await self._ensure_registered(str(session_id))
+        return session.bindings()
+
+    async def ops_lifecycle_registry(self, session_id: SessionId | str) -> OpsLifecycleRegistry:
+        """The session's operation registry (``OpsLifecycleRegistry``)."""
+        return self._get(session_id).ops_registry
+
+    async def close(self) -> None:
+        """Unregister every session."""
+        for key in list(self._sessions):
+            await self.unregister_session(key)
+
+    async def halt(self) -> None:
+        """What a process crash does, for tests and harnesses: cancel every loop and in-flight
+        run and forget every session without writing anything, resolving any waiter or
+        telling executors to stop. Durable state is exactly what was written so far."""
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        tasks: list[asyncio.Task[Any]] = []
+        for session in sessions:
+            session.unregistered = True
+            for task in (session.apply_task, session.loop_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    tasks.append(task)
+            session.loop_task = None
+            if session.ops_sink is not None:
+                session.ops_sink.close()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    async def accept_input(self, session_id: SessionId | str, item: Input) -> AcceptOutcome:
+        """Admit ``item``: ``Accepted`` (durable before it returns), ``Deduplicated`` or
+        ``Rejected``. Raises ``RuntimeDestroyed`` / ``NotReady`` when the phase refuses input,
+        ``DurableWriteFailed`` when the row could not be written (nothing changed)."""
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, self._accept(session, item))
+
+    async def _accept(self, session: RuntimeSession, item: Input) -> AcceptOutcome:
+        async with session.gate:
+            session.check_registered()
+            outcome, _ = await self._accept_locked(session, item, want_handle=False)
+        return outcome
+
+    async def accept_input_with_completion(
+        self, session_id: SessionId | str, item: Input
+    ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        """Like ``accept_input`` plus a completion handle: for an accepted input, and for a
+        duplicate of an input still in flight (same outcome). ``None`` for a duplicate of a
+        finished input. A rejected input raises ``ValidationFailed``."""
+        session = self._get(session_id)
+        outcome, handle = await _shielded(session.persistence.durable, self._accept_with_handle(session, item))
+        if isinstance(outcome, Rejected):
+            raise ValidationFailed(outcome.reason)
+        return outcome, handle
+
+    async def _accept_with_handle(
+        self, session: RuntimeSession, item: Input
+    ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        async with session.gate:
+            session.check_registered()
+            return await self._accept_locked(session, item, want_handle=True)
+
+    async def _accept_locked(
+        self, session: RuntimeSession, item: Input, *, want_handle: bool
+    ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        core = session.core
+        plan = core.plan_accept(item, time.time())
+        if isinstance(plan, Rejected):
+            return plan, None
+        if isinstance(plan, Deduplicated):
+            existing = core.ledger.records.get(plan.existing_id)
+            if want_handle and existing is not None and not existing.phase.is_terminal:
+                return plan, session.completions.register(plan.existing_id)
+            return plan, None
+        if session.persistence.durable:
+            await self._persist_accept(session, plan)
+        accepted, effects = core.apply_accept(plan)
+        session.publish(effects)
+        handle = session.completions.register(accepted.input_id) if want_handle else None
+        session.wake()
+        return accepted, handle
+
+    async def _persist_accept(self, session: RuntimeSession, plan: AcceptPlan) -> None:
+        item = plan.record.input
+        blobs = session.blobs
+        stored = await session.persistence.read(lambda: externalize_images(item, blobs))
+        if stored is not item:
+            plan.record.stored_input = stored
+        records = [plan.record] if plan.displaced is None else [plan.record, plan.displaced]
+        try:
+            await session.persistence.persist_accept(records, session.core.durable_phase())
+        except Exception as exc:
+            raise DurableWriteFailed("accept_input", exc) from exc
+
+    async def accept_input_and_run(self, session_id: SessionId | str, item: Input, op: RunOp[T]) -> T:
+        """Accept ``item`` and run it right away through ``op(run_id, primitive)`` instead of a
+        run loop. Requires an Idle session without a loop or queued work (else ``NotReady``).
+
+        ``op`` returns ``(value, CoreApplyOutput)``; the boundary is committed and ``value``
+        returned. If ``op`` raises, the run fails (input requeued) and the error propagates;
+        if that failure cannot be recorded the session is unregistered and
+        ``DurableWriteFailed`` raised. A failed boundary commit raises ``BoundaryCommitFailed``
+        with the input Queued and the runtime Idle.
+        """
+        session = self._get(session_id)
+        core = session.core
+        async with session.gate:
+            session.check_registered()
+            if (
+                core.loop_attached
+                or core.current_run is not None
+                or core.phase is not RuntimeState.IDLE
+                or core.ledger.queue
+                or core.ledger.steer
+            ):
+                core.check_accepting()
+                raise NotReady(core.phase.value)
+            outcome, _ = await self._accept_locked(session, item, want_handle=False)
+            if isinstance(outcome, Rejected):
+                raise ValidationFailed(outcome.reason)
+            if isinstance(outcome, Deduplicated):
+                raise ValidationFailed(f"input deduplicated against {outcome.existing_id}; nothing to run")
+            run = core.start_run(new_run_id(), outcome.input_id, time.time())
+            primitive = RunPrimitive(run.run_id, (item,))
+        try:
+            value, output = await op(run.run_id, primitive)
+            check_receipt(run, output)
+        except (Exception, asyncio.CancelledError) as exc:
+            async with session.gate:
+                if core.current_run == run:
+                    try:
+                        cancelled = isinstance(exc, ExecutorCancelled | asyncio.CancelledError)
+                        await commit_end(session, run, cancelled=cancelled)
+                    except DurableWriteFailed as werr:
+                        session.last_error = werr
+                        fatal: DurableWriteFailed | None = werr
+                    else:
+                        fatal = None
+                else:
+                    fatal = None
+            if fatal is not None:
+                await self.unregister_session(session.session_id)
+                raise fatal from exc
+            raise
+        async with session.gate:
+            if core.current_run != run:
+                what = f"commit run {run.run_id}: it was cancelled or stopped meanwhile"
+                raise InvalidRuntimeTransition(core.phase.value, what)
+            await commit_success(session, run, output)
+        return value
+
+    async def interrupt_current_run(self, session_id: SessionId | str) -> InterruptReport:
+        """Cancel the run in flight (no-op without one)."""
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, control.interrupt(session))
+
+    async def cancel_after_boundary(self, session_id: SessionId | str, reason: str = "") -> bool:
+        """Forward ``CancelAfterBoundary`` to the attached executor (it stops the run at its next
+        boundary). Returns ``False`` when no executor is attached."""
+        session = self._get(session_id)
+        executor = session.executor
+        if executor is None or session.executor_stopped:
+            return False
+        await executor.control(CancelAfterBoundary(reason))
+        return True
+
+    async def wake(self, session_id: SessionId | str) -> None:
+        """Ask the session's loop to look at its lanes again, retrying inputs that failed."""
+        self._get(session_id).wake(retry=True)
+
+    # --- control --------------------------------------------------------------------------
+
+    async def retire_runtime(self, session_id: SessionId | str) -> RetireReport:
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, control.retire(session))
+
+    async def reset_runtime(self, session_id: SessionId | str) -> ResetReport:
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, control.reset(session))
+
+    async def recycle_runtime(self, session_id: SessionId | str) -> RecycleReport:
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, control.recycle(session))
+
+    async def stop_runtime(self, session_id: SessionId | str) -> StopReport:
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, control.stop(session))
+
+    async def destroy_runtime(self, session_id: SessionId | str) -> DestroyReport:
+        session = self._get(session_id)
+        return await _shielded(session.persistence.durable, control.destroy(session))
+
+    # --- observation ----------------------------------------------------------------------
+
+    async def runtime_state(self, session_id: SessionId | str) -> RuntimeState:
+        session = self._get(session_id)
+        async with session.gate:
+            return session.core.phase
+
+    async def executor_ready(self, session_id: SessionId | str) -> bool:
+        """True when the session has a live run loop; False when it only queues or is unknown."""
+        session = self._sessions.get(str(session_id))
+        if session is None or session.loop_task is None:
+            return False
+        return session.registration is RegistrationPhase.ACTIVE and not session.loop_task.done()
+
+    async def registration_phase(self, session_id: SessionId | str) -> RegistrationPhase:
+        return self._get(session_id).registration
+
+    async def input_state(self, session_id: SessionId | str, input_id: InputId | str) -> InputStateView | None:
+        session = self._get(session_id)
+        async with session.gate:
+            record = session.core.ledger.records.get(InputId(str(input_id)))
+            return input_view(record) if record is not None else None
+
+    async def input_states(self, session_id: SessionId | str) -> list[InputStateView]:
+        """Every input the session knows, in admission order."""
+        session = self._get(session_id)
+        async with session.gate:
+            records = sorted(session.core.ledger.records.values(), key=lambda r: r.admission_seq)
+            return [input_view(r) for r in records]
+
+    async def list_active_inputs(self, session_id: SessionId | str) -> list[InputId]:
+        """Ids of non-terminal inputs, in admission order."""
+        session = self._get(session_id)
+        async with session.gate:
+            return session.core.ledger.active_ids()
+
+    async def session_view(self, session_id: SessionId | str) -> SessionView:
+        """Phase, registration, current run, lanes and every input, as plain data."""
+        session = self._get(session_id)
+        async with session.gate:
+            return session_view(session)
+
+    async def completion_outcomes(self, session_id: SessionId | str) -> dict[InputId, CompletionOutcome]:
+        """Outcomes delivered so far to waiters, by input id."""
+        return dict(self._get(session_id).completions.resolved)
+
+    async def last_error(self, session_id: SessionId | str) -> BaseException | None:
+        """The last error the session's loop recorded (boundary or terminal-snapshot failure)."""
+        return self._get(session_id).last_error
+
+    async def settle(self, session_id: SessionId | str, timeout: float = 5.0) -> None:
+        """Wait until the session's loop has nothing runnable: detached, waiting for a wake, or
+        inside an executor that reports it is parked (``ScriptedExecutor``). Raises
+        ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        spins = 0
+        while True:
+            session = self._sessions.get(str(session_id))
+            if session is None or session.loop_task is None:
+                await asyncio.sleep(0)
+                return
+            state = session.loop_state
+            if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
+                return
+            parked = getattr(session.executor, "parked", None)
+            if state is LoopState.APPLYING and callable(parked) and parked():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"session {session_id!r} did not settle within {timeout} s (loop {state.value})")
+            spins += 1
+            await asyncio.sleep(0 if spins < 50 else 0.0005)

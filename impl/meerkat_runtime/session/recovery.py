@@ -1,0 +1,164 @@
+"""Crash recovery of one persistent session from its stored lifecycle record and input rows.
+
+Rules (docs/semantics.md, "Crash recovery"):
+
+* lifecycle record: none → Idle; Destroyed → registration refused (``RuntimeDestroyed``);
+  a record naming a phase that is never persisted (Initializing, Attached, Running) or an
+  unreadable record → ``RecoveryCorruption``;
+* Accepted and Staged rows come back Queued; Applied / AppliedPendingConsumption rows become
+  Consumed when their boundary receipt ``(last_run_id, last_boundary_sequence)`` is stored,
+  else Queued (replayed); a run that never committed is not counted as an attempt (a crash
+  does not consume the retry budget); terminal rows stay terminal and keep their
+  idempotency keys;
+* ephemeral inputs are dropped;
+* rows that contradict each other fail with ``RecoveryCorruption`` naming the row: an
+  unreadable or inconsistent row, two rows claiming one idempotency key or one admission
+  position, active rows under a Stopped record, an active row with more than 3 attempts, a
+  max-attempts abandon with fewer than 3 attempts.
+
+:func:`recover_session` is pure apart from the receipt look-ups it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from meerkat_runtime.session.core import SessionCore
+from meerkat_runtime.session.ledger import InputRecord
+from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
+from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed
+from meerkat_runtime.vocab.inputs import (
+    MAX_STAGE_ATTEMPTS,
+    Abandoned,
+    AbandonKind,
+    Consumed,
+    Durability,
+    InputLifecycleState,
+)
+from meerkat_runtime.vocab.runtime import RuntimeState
+
+S = InputLifecycleState
+
+_PERSISTABLE = frozenset({RuntimeState.IDLE, RuntimeState.RETIRED, RuntimeState.STOPPED, RuntimeState.DESTROYED})
+
+
+@dataclass(slots=True)
+class RecoveryResult:
+    """The rebuilt session core and the rows recovery changed (to be written back)."""
+
+    core: SessionCore
+    epoch_id: str | None
+    had_record: bool
+    changed: list[InputRecord] = field(default_factory=list)
+    dropped_ephemeral: int = 0
+    requeued: int = 0
+    consumed: int = 0
+
+
+def corruption(runtime_id: str, what: str) -> RecoveryCorruption:
+    return RecoveryCorruption(f"store corruption in runtime {runtime_id!r}: {what}")
+
+
+def recover_session(
+    runtime_id: str,
+    lifecycle: bytes | None,
+    rows: list[InputRow],
+    receipt_exists: Callable[[str, int], bool],
+    now: float,
+) -> RecoveryResult:
+    """Rebuild a session from stored data; raises ``RuntimeDestroyed`` or ``RecoveryCorruption``."""
+    phase = RuntimeState.IDLE
+    epoch_id: str | None = None
+    if lifecycle is not None:
+        try:
+            record = decode_lifecycle(lifecycle)
+        except RowFormatError as exc:
+            raise corruption(runtime_id, f"lifecycle record: {exc}") from None
+        if record.runtime_state is RuntimeState.DESTROYED:
+            raise RuntimeDestroyed(runtime_id)
+        if record.runtime_state not in _PERSISTABLE:
+            raise corruption(runtime_id, f"lifecycle record names phase {record.runtime_state.value}, never persisted")
+        phase, epoch_id = record.runtime_state, record.epoch_id
+
+    core = SessionCore(runtime_id, phase)
+    result = RecoveryResult(core, epoch_id, lifecycle is not None)
+    ledger = core.ledger
+    seen_seq: dict[int, str] = {}
+    queued: list[InputRecord] = []
+    for row in rows:
+        try:
+            rec = decode_record(row.payload)
+        except RowFormatError as exc:
+            raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}") from None
+        if rec.input_id != row.input_id:
+            raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}")
+        if rec.input.header.durability is Durability.EPHEMERAL:
+            result.dropped_ephemeral += 1
+            continue
+        problem = _row_problem(rec)
+        if problem is not None:
+            raise corruption(runtime_id, f"input row {rec.input_id!r}: {problem}")
+        if not rec.phase.is_terminal:
+            _normalise(rec, receipt_exists, now, result)
+        if not rec.phase.is_terminal:
+            if phase is RuntimeState.STOPPED:
+                raise corruption(runtime_id, f"input row {rec.input_id!r} is {rec.phase.value} under a Stopped runtime")
+            other = seen_seq.get(rec.admission_seq)
+            if other is not None:
+                what = f"input row {rec.input_id!r} shares admission position {rec.admission_seq} with {other!r}"
+                raise corruption(runtime_id, what)
+            seen_seq[rec.admission_seq] = rec.input_id
+            queued.append(rec)
+        key = rec.input.header.idempotency_key
+        if key is not None:
+            owner = ledger.keys.get(key)
+            if owner is not None:
+                raise corruption(runtime_id, f"input row {rec.input_id!r} reuses idempotency key {key!r} of {owner!r}")
+            ledger.keys[key] = rec.input_id
+        ledger.records[rec.input_id] = rec
+        ledger.next_admission_seq = max(ledger.next_admission_seq, rec.admission_seq + 1)
+    queued.sort(key=lambda r: r.admission_seq)
+    for rec in queued:
+        ledger.lane(rec.lane).append(rec.input_id)
+    return result
+
+
+def _row_problem(rec: InputRecord) -> str | None:
+    terminal = rec.terminal
+    if isinstance(terminal, Abandoned) and terminal.reason.kind is AbandonKind.MAX_ATTEMPTS_EXHAUSTED:
+        recorded = terminal.reason.attempts
+        if rec.attempts < MAX_STAGE_ATTEMPTS or recorded != rec.attempts:
+            return f"abandoned for exhausted attempts after {rec.attempts} attempts (outcome says {recorded})"
+    if not rec.phase.is_terminal and rec.attempts > MAX_STAGE_ATTEMPTS:
+        return f"active row with {rec.attempts} attempts (more than {MAX_STAGE_ATTEMPTS})"
+    return None
+
+
+def _normalise(
+    rec: InputRecord, receipt_exists: Callable[[str, int], bool], now: float, result: RecoveryResult
+) -> None:
+    if rec.phase in (S.ACCEPTED, S.STAGED):
+        if rec.phase is S.STAGED:
+            rec.attempts = max(rec.attempts - 1, 0)  # the interrupted run is not counted
+        rec.move(S.QUEUED, f"recovered from {rec.phase.value}", now)
+        rec.last_run_id = None
+        rec.last_boundary_sequence = None
+        rec.recovery_count += 1
+        result.changed.append(rec)
+        result.requeued += 1
+    elif rec.phase in (S.APPLIED, S.APPLIED_PENDING_CONSUMPTION):
+        run_id, seq = rec.last_run_id, rec.last_boundary_sequence
+        if run_id is not None and seq is not None and receipt_exists(run_id, seq):
+            rec.terminal = Consumed()
+            rec.move(S.CONSUMED, "recovered: boundary receipt already committed", now)
+            result.consumed += 1
+        else:
+            rec.attempts = max(rec.attempts - 1, 0)  # the run never committed; it is not counted
+            rec.move(S.QUEUED, "recovered: missing boundary receipt; replayed", now)
+            rec.last_run_id = None
+            rec.last_boundary_sequence = None
+            result.requeued += 1
+        rec.recovery_count += 1
+        result.changed.append(rec)

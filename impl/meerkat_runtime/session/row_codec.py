@@ -1,0 +1,370 @@
+"""Wire format of persisted input rows (version 1) and of the machine lifecycle record.
+
+An input row is one JSON object::
+
+    {"row_version": 1, "input_id": ..., "phase": "queued", "lane": "queue"|"steer",
+     "admission_seq": int, "attempts": int, "recovery_count": int,
+     "terminal": null | {"outcome_type": "consumed"|"superseded"|"coalesced"|"abandoned", ...},
+     "last_run_id": str|null, "last_boundary_sequence": int|null,
+     "created_at": float, "updated_at": float,
+     "history": [{"from": str|null, "to": str, "reason": str, "at": float}, ...],
+     "input": {"kind": "prompt", "header": {...}, ...kind fields...}}
+
+Images inside ``input`` are always blob references (``{"media_type", "blob_id"}``); inline
+image data is never written. The lifecycle record is
+``{"record_version": 1, "runtime_state": "idle"|..., "epoch_id": str|null}``.
+
+Decoders accept exactly these versions and raise :class:`RowFormatError` naming the field
+that is wrong; unknown versions are refused, never migrated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from meerkat_runtime.session.inputs import (
+    BlobImage,
+    ContinuationInput,
+    ExternalEventInput,
+    HandlingMode,
+    Image,
+    InlineImage,
+    Input,
+    InputHeader,
+    InputOrigin,
+    PeerMessageInput,
+    PeerResponseInput,
+    PeerResponseStatus,
+    PromptInput,
+)
+from meerkat_runtime.session.ledger import HistoryEntry, InputRecord, Lane
+from meerkat_runtime.vocab.ids import InputId, RunId
+from meerkat_runtime.vocab.inputs import (
+    Abandoned,
+    AbandonKind,
+    AbandonReason,
+    Coalesced,
+    Consumed,
+    Durability,
+    InputLifecycleState,
+    InputTerminalOutcome,
+    Superseded,
+)
+from meerkat_runtime.vocab.runtime import RuntimeState
+
+ROW_VERSION = 1
+LIFECYCLE_RECORD_VERSION = 1
+
+
+class RowFormatError(ValueError):
+    """A persisted row or record is malformed or has an unsupported version."""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    if key not in doc:
+        if optional:
+            return None
+        raise RowFormatError(f"missing field {key!r}")
+    value = doc[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise RowFormatError(f"field {key!r} must be a number, got a boolean")
+    if not isinstance(value, kind):
+        raise RowFormatError(f"field {key!r} has type {type(value).__name__}")
+    return value
+
+
+def _enum(cls: Any, value: Any, what: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        raise RowFormatError(f"unknown {what} {value!r}") from None
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def _image_to_json(image: Image) -> dict[str, Any]:
+    if isinstance(image, InlineImage):
+        raise RowFormatError("inline image data must be moved to a blob store before it is persisted")
+    return {"media_type": image.media_type, "blob_id": image.blob_id}
+
+
+def _image_from_json(doc: Any) -> Image:
+    if not isinstance(doc, dict):
+        raise RowFormatError("image must be an object")
+    return BlobImage(_get(doc, "media_type", str), _get(doc, "blob_id", str))
+
+
+def input_to_json(item: Input) -> dict[str, Any]:
+    h = item.header
+    doc: dict[str, Any] = {
+        "kind": item.kind,
+        "header": {
+            "id": h.id,
+            "timestamp": h.timestamp,
+            "origin": h.origin.value,
+            "durability": h.durability.value,
+            "idempotency_key": h.idempotency_key,
+            "supersession_key": h.supersession_key,
+            "correlation_id": h.correlation_id,
+        },
+    }
+    if isinstance(item, PromptInput):
+        doc.update(text=item.text, handling_mode=item.handling_mode.value)
+        doc["images"] = [_image_to_json(i) for i in item.images]
+    elif isinstance(item, ExternalEventInput):
+        doc.update(
+            event_type=item.event_type,
+            payload=item.payload,
+            handling_mode=item.handling_mode.value,
+            coalesce=item.coalesce,
+        )
+        doc["images"] = [_image_to_json(i) for i in item.images]
+    elif isinstance(item, PeerMessageInput):
+        doc.update(peer_id=item.peer_id, text=item.text, handling_mode=item.handling_mode.value)
+    elif isinstance(item, PeerResponseInput):
+        doc.update(
+            peer_id=item.peer_id,
+            request_id=item.request_id,
+            status=item.status.value,
+            text=item.text,
+            mode=item.mode.value if item.mode is not None else None,
+            coalesce=item.coalesce,
+        )
+    else:
+        doc.update(reason=item.reason)
+    return doc
+
+
+def _header_from_json(doc: Any) -> InputHeader:
+    if not isinstance(doc, dict):
+        raise RowFormatError("input header must be an object")
+    return InputHeader(
+        id=InputId(_get(doc, "id", str)),
+        timestamp=float(_get(doc, "timestamp", (int, float))),
+        origin=_enum(InputOrigin, _get(doc, "origin", str), "input origin"),
+        durability=_enum(Durability, _get(doc, "durability", str), "durability"),
+        idempotency_key=_get(doc, "idempotency_key", str, optional=True),
+        supersession_key=_get(doc, "supersession_key", str, optional=True),
+        correlation_id=_get(doc, "correlation_id", str, optional=True),
+    )
+
+
+def input_from_json(doc: Any) -> Input:
+    if not isinstance(doc, dict):
+        raise RowFormatError("input must be an object")
+    kind = _get(doc, "kind", str)
+    header = _header_from_json(doc.get("header"))
+    if kind == PromptInput.kind:
+        images = tuple(_image_from_json(i) for i in _get(doc, "images", list))
+        mode = _enum(HandlingMode, _get(doc, "handling_mode", str), "handling mode")
+        return PromptInput(header, _get(doc, "text", str), images, mode)
+    if kind == ExternalEventInput.kind:
+        images = tuple(_image_from_json(i) for i in _get(doc, "images", list))
+        return ExternalEventInput(
+            header,
+            _get(doc, "event_type", str),
+            _get(doc, "payload", str),
+            images,
+            _enum(HandlingMode, _get(doc, "handling_mode", str), "handling mode"),
+            _get(doc, "coalesce", bool),
+        )
+    if kind == PeerMessageInput.kind:
+        mode = _enum(HandlingMode, _get(doc, "handling_mode", str), "handling mode")
+        return PeerMessageInput(header, _get(doc, "peer_id", str), _get(doc, "text", str), mode)
+    if kind == PeerResponseInput.kind:
+        raw_mode = _get(doc, "mode", str, optional=True)
+        return PeerResponseInput(
+            header,
+            _get(doc, "peer_id", str),
+            _get(doc, "request_id", str),
+            _enum(PeerResponseStatus, _get(doc, "status", str), "peer response status"),
+            _get(doc, "text", str),
+            _enum(HandlingMode, raw_mode, "handling mode") if raw_mode is not None else None,
+            _get(doc, "coalesce", bool),
+        )
+    if kind == ContinuationInput.kind:
+        return ContinuationInput(header, _get(doc, "reason", str))
+    raise RowFormatError(f"unknown input kind {kind!r}")
+
+
+# --- terminal outcomes -----------------------------------------------------------------------
+
+
+def terminal_to_json(outcome: InputTerminalOutcome) -> dict[str, Any]:
+    if isinstance(outcome, Consumed):
+        return {"outcome_type": "consumed"}
+    if isinstance(outcome, Superseded):
+        return {"outcome_type": "superseded", "superseded_by": outcome.superseded_by}
+    if isinstance(outcome, Coalesced):
+        return {"outcome_type": "coalesced", "aggregate_id": outcome.aggregate_id}
+    return {
+        "outcome_type": "abandoned",
+        "reason": outcome.reason.kind.value,
+        "attempts": outcome.reason.attempts,
+    }
+
+
+def terminal_from_json(doc: Any) -> InputTerminalOutcome:
+    if not isinstance(doc, dict):
+        raise RowFormatError("terminal outcome must be an object")
+    tag = _get(doc, "outcome_type", str)
+    if tag == "consumed":
+        return Consumed()
+    if tag == "superseded":
+        return Superseded(InputId(_get(doc, "superseded_by", str)))
+    if tag == "coalesced":
+        return Coalesced(InputId(_get(doc, "aggregate_id", str)))
+    if tag == "abandoned":
+        kind = _enum(AbandonKind, _get(doc, "reason", str), "abandon reason")
+        attempts = _get(doc, "attempts", int, optional=True)
+        if (kind is AbandonKind.MAX_ATTEMPTS_EXHAUSTED) != (attempts is not None):
+            raise RowFormatError("abandon 'attempts' is set exactly for max_attempts_exhausted")
+        return Abandoned(AbandonReason(kind, attempts))
+    raise RowFormatError(f"unknown outcome_type {tag!r}")
+
+
+_TERMINAL_PHASE = {
+    Consumed: InputLifecycleState.CONSUMED,
+    Superseded: InputLifecycleState.SUPERSEDED,
+    Coalesced: InputLifecycleState.COALESCED,
+    Abandoned: InputLifecycleState.ABANDONED,
+}
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def encode_record(record: InputRecord) -> bytes:
+    """Serialise one input record (images must already be blob references)."""
+    return _dumps(
+        {
+            "row_version": ROW_VERSION,
+            "input_id": record.input_id,
+            "phase": record.phase.value,
+            "lane": record.lane.value,
+            "admission_seq": record.admission_seq,
+            "attempts": record.attempts,
+            "recovery_count": record.recovery_count,
+            "terminal": terminal_to_json(record.terminal) if record.terminal is not None else None,
+            "last_run_id": record.last_run_id,
+            "last_boundary_sequence": record.last_boundary_sequence,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "history": [
+                {
+                    "from": e.from_state.value if e.from_state is not None else None,
+                    "to": e.to_state.value,
+                    "reason": e.reason,
+                    "at": e.timestamp,
+                }
+                for e in record.history
+            ],
+            "input": input_to_json(record.stored_input if record.stored_input is not None else record.input),
+        }
+    )
+
+
+def _history_from_json(doc: Any) -> HistoryEntry:
+    if not isinstance(doc, dict):
+        raise RowFormatError("history entry must be an object")
+    frm = _get(doc, "from", str, optional=True)
+    return HistoryEntry(
+        _enum(InputLifecycleState, frm, "phase") if frm is not None else None,
+        _enum(InputLifecycleState, _get(doc, "to", str), "phase"),
+        _get(doc, "reason", str),
+        float(_get(doc, "at", (int, float))),
+    )
+
+
+def decode_record(data: bytes) -> InputRecord:
+    """Parse one row; raises :class:`RowFormatError` naming what is wrong.
+
+    Checks the row is self-consistent: a terminal phase has the matching outcome and a
+    non-terminal phase has none.
+    """
+    try:
+        doc: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RowFormatError(f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RowFormatError("row must be a JSON object")
+    version = doc.get("row_version")
+    if version != ROW_VERSION:
+        raise RowFormatError(f"unsupported row_version {version!r} (this runtime reads {ROW_VERSION})")
+    phase = _enum(InputLifecycleState, _get(doc, "phase", str), "phase")
+    raw_terminal = doc.get("terminal")
+    terminal = terminal_from_json(raw_terminal) if raw_terminal is not None else None
+    if phase.is_terminal:
+        if terminal is None:
+            raise RowFormatError(f"terminal phase {phase.value} without its outcome")
+        if _TERMINAL_PHASE[type(terminal)] is not phase:
+            raise RowFormatError(f"phase {phase.value} does not match outcome {type(terminal).__name__}")
+    elif terminal is not None:
+        raise RowFormatError(f"non-terminal phase {phase.value} carries a terminal outcome")
+    item = input_from_json(doc.get("input"))
+    input_id = _get(doc, "input_id", str)
+    if item.header.id != input_id:
+        raise RowFormatError(f"input_id {input_id!r} differs from the payload's id {item.header.id!r}")
+    attempts = _get(doc, "attempts", int)
+    if attempts < 0:
+        raise RowFormatError("attempts must not be negative")
+    last_run = _get(doc, "last_run_id", str, optional=True)
+    return InputRecord(
+        input=item,
+        phase=phase,
+        lane=_enum(Lane, _get(doc, "lane", str), "lane"),
+        admission_seq=_get(doc, "admission_seq", int),
+        created_at=float(_get(doc, "created_at", (int, float))),
+        updated_at=float(_get(doc, "updated_at", (int, float))),
+        attempts=attempts,
+        terminal=terminal,
+        last_run_id=RunId(last_run) if last_run is not None else None,
+        last_boundary_sequence=_get(doc, "last_boundary_sequence", int, optional=True),
+        history=[_history_from_json(e) for e in _get(doc, "history", list)],
+        recovery_count=_get(doc, "recovery_count", int),
+    )
+
+
+# --- lifecycle record --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleRecord:
+    runtime_state: RuntimeState
+    epoch_id: str | None
+
+
+def encode_lifecycle(record: LifecycleRecord) -> bytes:
+    return _dumps(
+        {
+            "record_version": LIFECYCLE_RECORD_VERSION,
+            "runtime_state": record.runtime_state.durable_form.value,
+            "epoch_id": record.epoch_id,
+        }
+    )
+
+
+def decode_lifecycle(data: bytes) -> LifecycleRecord:
+    try:
+        doc: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RowFormatError(f"lifecycle record is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RowFormatError("lifecycle record must be a JSON object (a bare runtime state is a legacy format)")
+    version = doc.get("record_version")
+    if version != LIFECYCLE_RECORD_VERSION:
+        raise RowFormatError(f"unsupported lifecycle record_version {version!r}")
+    state = _enum(RuntimeState, _get(doc, "runtime_state", str), "runtime state")
+    return LifecycleRecord(state, _get(doc, "epoch_id", str, optional=True))

@@ -1,0 +1,44 @@
+"""Row integrity: a checksum that binds a stored payload to the table and key it lives under.
+
+Every row a built-in store writes carries ``row_checksum(table, runtime_id, key, payload)``.
+On read the checksum is recomputed; a mismatch means the row was damaged (or moved to another
+key) outside the store, and the read fails closed with ``Corrupt`` naming the runtime id and
+the row key. The checksum detects accidental and hand-made damage; it is not a signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from meerkat_runtime.vocab.errors import Corrupt
+
+CHECKSUM_BYTES = 16
+"""Size of the BLAKE2b digest; stored as 32 hex characters."""
+
+
+def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
+    """Hex BLAKE2b digest over the table name, runtime id, row key and payload."""
+    h = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
+    for part in (table, runtime_id, key):
+        encoded = part.encode("utf-8", "surrogatepass")
+        h.update(len(encoded).to_bytes(8, "big"))
+        h.update(encoded)
+    h.update(payload)
+    return h.hexdigest()
+
+
+def row_label(table: str, key: str) -> str:
+    """How errors name a row: ``table[key]``."""
+    return f"{table}[{key}]"
+
+
+def verified_payload(table: str, runtime_id: str, key: str, payload: object, checksum: object) -> bytes:
+    """Return ``payload`` if it is bytes and matches ``checksum``; else raise ``Corrupt``."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise Corrupt(
+            runtime_id, f"row {row_label(table, key)} has a payload of type {type(payload).__name__}, not bytes"
+        )
+    data = bytes(payload)
+    if not isinstance(checksum, str) or checksum != row_checksum(table, runtime_id, key, data):
+        raise Corrupt(runtime_id, f"row {row_label(table, key)} failed its integrity check (checksum mismatch)")
+    return data

@@ -1,0 +1,193 @@
+"""``InMemoryRuntimeStore``: the ``RuntimeStore`` contract held in process memory.
+
+Same semantics as the SQLite store: rows carry checksums and a damaged row fails closed with
+``Corrupt``; a duplicate boundary receipt is a ``WriteFailed`` and rolls back the whole
+``atomic_apply``; every multi-row write is validated first and then applied under one lock, so
+it is all-or-nothing. Data lives in a ``MemoryStorage``; several handles can share one storage,
+which is how a restart is modelled (close one handle, open another on the same storage).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
+from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
+
+Sealed = tuple[bytes, str]
+"""A stored payload and its checksum."""
+
+def seal(table: str, runtime_id: str, key: str, payload: bytes) -> Sealed:
+    return payload, row_checksum(table, runtime_id, key, payload)
+
+
+@dataclass
+class MemoryStorage:
+    """The rows behind one or more ``InMemoryRuntimeStore`` handles, keyed by runtime id.
+
+    Attributes are the raw tables (payload, checksum); tooling may inspect them, and the store
+    conformance suite damages them to check that reads fail closed.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    inputs: dict[str, dict[str, Sealed]] = field(default_factory=dict)
+    receipts: dict[str, dict[tuple[str, int], Sealed]] = field(default_factory=dict)
+    snapshots: dict[str, Sealed] = field(default_factory=dict)
+    lifecycles: dict[str, Sealed] = field(default_factory=dict)
+    ops_snapshots: dict[str, Sealed] = field(default_factory=dict)
+    ops_records: dict[str, list[tuple[int, Sealed]]] = field(default_factory=dict)
+    next_record_seq: int = 1
+
+
+class InMemoryRuntimeStore:
+    """A ``RuntimeStore`` in memory. ``storage`` shares data with other handles (a restart)."""
+
+    def __init__(self, storage: MemoryStorage | None = None) -> None:
+        self.storage = storage if storage is not None else MemoryStorage()
+        self._closed = False
+
+    # --- helpers --------------------------------------------------------------------------
+    def _open_for(self, runtime_id: object, error: type[WriteFailed] | type[ReadFailed]) -> str:
+        rt = v.check_runtime_id(runtime_id, error)
+        if self._closed:
+            raise error(rt, "store is closed")
+        return rt
+
+    def _sealed_rows(self, rt: str, rows: Sequence[InputRow]) -> dict[str, Sealed]:
+        checked = v.check_rows(rt, rows, WriteFailed)
+        return {row.input_id: seal(INPUTS, rt, row.input_id, row.payload) for row in checked}
+
+    # --- inputs ---------------------------------------------------------------------------
+    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        sealed = self._sealed_rows(rt, [row])
+        with self.storage.lock:
+            self.storage.inputs.setdefault(rt, {}).update(sealed)
+
+    def load_input_states(self, runtime_id: str) -> list[InputRow]:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            table = dict(self.storage.inputs.get(rt, {}))
+        return [
+            InputRow(input_id, verified_payload(INPUTS, rt, input_id, *table[input_id])) for input_id in sorted(table)
+        ]
+
+    # --- run boundaries -------------------------------------------------------------------
+    def atomic_apply(
+        self,
+        runtime_id: str,
+        *,
+        session_snapshot: bytes | None,
+        receipt: BoundaryReceipt,
+        rows: Sequence[InputRow],
+    ) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        checked = v.check_receipt(rt, receipt, WriteFailed)
+        snapshot = None
+        if session_snapshot is not None:
+            snapshot = seal(SNAPSHOTS, rt, "", v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed))
+        key = (checked.run_id, checked.sequence)
+        sealed_receipt = seal(RECEIPTS, rt, v.receipt_key(*key), checked.to_json())
+        sealed_rows = self._sealed_rows(rt, rows)
+        with self.storage.lock:
+            receipts = self.storage.receipts.setdefault(rt, {})
+            if key in receipts:
+                raise WriteFailed(
+                    rt,
+                    f"duplicate boundary receipt (run_id={key[0]!r}, sequence={key[1]}); nothing was applied",
+                )
+            receipts[key] = sealed_receipt
+            if snapshot is not None:
+                self.storage.snapshots[rt] = snapshot
+            self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
+
+    def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
+        rt = self._open_for(runtime_id, ReadFailed)
+        key = v.check_run_key(rt, run_id, sequence, ReadFailed)
+        with self.storage.lock:
+            stored = self.storage.receipts.get(rt, {}).get(key)
+        if stored is None:
+            return None
+        label = v.receipt_key(*key)
+        data = verified_payload(RECEIPTS, rt, label, *stored)
+        try:
+            receipt = BoundaryReceipt.from_json(data)
+        except ValueError as exc:
+            raise Corrupt(rt, f"row {RECEIPTS}[{label}] is not a valid receipt: {exc}") from exc
+        if (receipt.run_id, receipt.sequence) != key:
+            raise Corrupt(rt, f"row {RECEIPTS}[{label}] holds the receipt of another key")
+        return receipt
+
+    def load_session_snapshot(self, runtime_id: str) -> bytes | None:
+        return self._load_single(runtime_id, SNAPSHOTS, self.storage.snapshots)
+
+    # --- machine lifecycle ----------------------------------------------------------------
+    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        sealed = seal(LIFECYCLES, rt, "", v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed))
+        sealed_rows = self._sealed_rows(rt, rows)
+        with self.storage.lock:
+            self.storage.lifecycles[rt] = sealed
+            self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
+
+    def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
+        return self._load_single(runtime_id, LIFECYCLES, self.storage.lifecycles)
+
+    # --- operation registry ---------------------------------------------------------------
+    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        v.check_bytes(rt, "ops record", record, WriteFailed)
+        with self.storage.lock:
+            seq = self.storage.next_record_seq
+            self.storage.next_record_seq += 1
+            self.storage.ops_records.setdefault(rt, []).append((seq, seal(OPS_RECORDS, rt, str(seq), record)))
+
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        sealed = seal(OPS_SNAPSHOTS, rt, "", v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed))
+        with self.storage.lock:
+            self.storage.ops_snapshots[rt] = sealed
+            self.storage.ops_records.pop(rt, None)
+
+    def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            snapshot = self.storage.ops_snapshots.get(rt)
+            records = list(self.storage.ops_records.get(rt, ()))
+        if snapshot is None and not records:
+            return None
+        data = None if snapshot is None else verified_payload(OPS_SNAPSHOTS, rt, "", *snapshot)
+        appended = tuple(verified_payload(OPS_RECORDS, rt, str(seq), *sealed) for seq, sealed in records)
+        return OpsLifecycleRecords(data, appended)
+
+    def delete_ops_lifecycle(self, runtime_id: str) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        with self.storage.lock:
+            self.storage.ops_snapshots.pop(rt, None)
+            self.storage.ops_records.pop(rt, None)
+
+    # --- housekeeping ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close this handle (idempotent). The storage and other handles on it are unaffected."""
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> InMemoryRuntimeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_single(self, runtime_id: str, table: str, rows: dict[str, Sealed]) -> bytes | None:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            stored = rows.get(rt)
+        return None if stored is None else verified_payload(table, rt, "", *stored)

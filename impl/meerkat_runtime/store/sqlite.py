@@ -1,0 +1,364 @@
+"""``SqliteRuntimeStore``: the embedded default ``RuntimeStore`` (standard-library ``sqlite3``).
+
+* WAL journal, ``synchronous=FULL`` by default: a method that returned has fsynced its commit.
+  ``synchronous="NORMAL"`` is faster and still survives a process crash (kill -9), but the last
+  commits before a power loss or OS crash may be lost.
+* Every write is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front); a
+  busy timeout (default 5 s) makes concurrent writers from other threads or processes wait.
+* Every row carries a checksum bound to its table and key; a damaged row fails closed with
+  ``Corrupt`` naming the runtime id and the row.
+* The schema version is checked on open: older files are migrated forward, newer ones are
+  refused with ``VersionMismatch`` (see ``sqlite_schema``).
+* Thread safety: one connection per thread by default; ``":memory:"`` uses one shared
+  connection behind a lock. Several processes may open the same file.
+* ``close`` waits for calls in flight and closes every connection; later calls raise
+  ``WriteFailed`` / ``ReadFailed``. Closing twice is harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.sqlite_connections import CallGate, ConnectionPool
+from meerkat_runtime.store.sqlite_schema import STORE_SCOPE, migrate, stored_version
+from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
+from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, StoreError, WriteFailed
+
+T = TypeVar("T")
+Synchronous = Literal["FULL", "NORMAL"]
+ConnectionMode = Literal["per_thread", "shared"]
+
+MEMORY = ":memory:"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+_UPSERT_INPUT = (
+    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, checksum = excluded.checksum"
+)
+
+
+def _upsert_single(table: str, column: str) -> str:
+    return (
+        f"INSERT INTO {table} (runtime_id, {column}, checksum) VALUES (?, ?, ?) "
+        f"ON CONFLICT (runtime_id) DO UPDATE SET {column} = excluded.{column}, checksum = excluded.checksum"
+    )
+
+
+_UPSERT_SNAPSHOT = _upsert_single(SNAPSHOTS, "snapshot")
+_UPSERT_LIFECYCLE = _upsert_single(LIFECYCLES, "lifecycle")
+_UPSERT_OPS_SNAPSHOT = _upsert_single(OPS_SNAPSHOTS, "snapshot")
+
+
+def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+        return Corrupt(rt, f"{what}: the database file is damaged: {text}")
+    return error(rt, f"{what} failed: {type(exc).__name__}: {text}")
+
+
+def _reset(conn: sqlite3.Connection) -> None:
+    """Roll back a transaction an earlier failure may have left open on this connection."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+class SqliteRuntimeStore:
+    """A ``RuntimeStore`` on one SQLite file (or ``":memory:"``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = MEMORY,
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        connections: ConnectionMode = "per_thread",
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+        if connections not in ("per_thread", "shared"):
+            raise ValueError(f"connections must be 'per_thread' or 'shared', got {connections!r}")
+        if not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
+            raise ValueError(f"busy_timeout_ms must be a non-negative integer, got {busy_timeout_ms!r}")
+        self.path = str(path)
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        in_memory = self.path == MEMORY
+        if not in_memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._gate = CallGate()
+        self._pool = ConnectionPool(self._open_connection, per_thread=not in_memory and connections == "per_thread")
+        try:
+            self._write(STORE_SCOPE, "schema migration", migrate)
+        except BaseException:
+            self._pool.close_all()
+            raise
+
+    @property
+    def connection_mode(self) -> ConnectionMode:
+        return "per_thread" if self._pool.per_thread else "shared"
+
+    @property
+    def closed(self) -> bool:
+        return self._gate.closed
+
+    def connection_count(self) -> int:
+        """How many SQLite connections this store holds open now (one per live thread that used it)."""
+        return self._pool.open_count()
+
+    def settings(self) -> dict[str, object]:
+        """The calling thread's connection settings: ``journal_mode``, ``synchronous`` (0 OFF,
+        1 NORMAL, 2 FULL), ``busy_timeout`` (ms) and ``schema_version``."""
+
+        def body(conn: sqlite3.Connection) -> dict[str, object]:
+            return {
+                "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
+                "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
+                "schema_version": stored_version(conn),
+            }
+
+        return self._read(STORE_SCOPE, "settings", body)
+
+    def _open_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # --- transactions ---------------------------------------------------------------------
+    def _write(self, runtime_id: str, what: str, body: Callable[[sqlite3.Connection], object]) -> None:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure."""
+        if not self._gate.enter():
+            raise WriteFailed(runtime_id, f"{what}: store is closed")
+        try:
+            with self._pool.connection() as conn:
+                _reset(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    body(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise _translate(exc, runtime_id, what, WriteFailed) from exc
+        finally:
+            self._gate.leave()
+
+    def _read(self, runtime_id: str, what: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one read transaction (a consistent snapshot of the file)."""
+        if not self._gate.enter():
+            raise ReadFailed(runtime_id, f"{what}: store is closed")
+        try:
+            with self._pool.connection() as conn:
+                _reset(conn)
+                conn.execute("BEGIN")
+                try:
+                    return body(conn)
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _translate(exc, runtime_id, what, ReadFailed) from exc
+        finally:
+            self._gate.leave()
+
+    # --- inputs ---------------------------------------------------------------------------
+    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        params = self._input_params(rt, [row])
+        self._write(rt, "persist_input_state", lambda conn: conn.executemany(_UPSERT_INPUT, params))
+
+    def load_input_states(self, runtime_id: str) -> list[InputRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+
+        def body(conn: sqlite3.Connection) -> list[InputRow]:
+            rows = conn.execute(
+                f"SELECT input_id, payload, checksum FROM {INPUTS} WHERE runtime_id = ? ORDER BY input_id", (rt,)
+            ).fetchall()
+            return [InputRow(str(i), verified_payload(INPUTS, rt, str(i), p, c)) for i, p, c in rows]
+
+        return self._read(rt, "load_input_states", body)
+
+    @staticmethod
+    def _input_params(rt: str, rows: Sequence[InputRow]) -> list[tuple[str, str, bytes, str]]:
+        return [
+            (rt, row.input_id, row.payload, row_checksum(INPUTS, rt, row.input_id, row.payload))
+            for row in v.check_rows(rt, rows, WriteFailed)
+        ]
+
+    # --- run boundaries -------------------------------------------------------------------
+    def atomic_apply(
+        self,
+        runtime_id: str,
+        *,
+        session_snapshot: bytes | None,
+        receipt: BoundaryReceipt,
+        rows: Sequence[InputRow],
+    ) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        checked = v.check_receipt(rt, receipt, WriteFailed)
+        if session_snapshot is not None:
+            v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
+        key = v.receipt_key(checked.run_id, checked.sequence)
+        body_json = checked.to_json()
+        receipt_params = (
+            rt,
+            checked.run_id,
+            v.to_signed64(checked.sequence),
+            body_json,
+            row_checksum(RECEIPTS, rt, key, body_json),
+        )
+        params = self._input_params(rt, rows)
+
+        def body(conn: sqlite3.Connection) -> None:
+            if session_snapshot is not None:
+                snapshot_sum = row_checksum(SNAPSHOTS, rt, "", session_snapshot)
+                conn.execute(_UPSERT_SNAPSHOT, (rt, session_snapshot, snapshot_sum))
+            try:
+                conn.execute(
+                    f"INSERT INTO {RECEIPTS} (runtime_id, run_id, sequence, receipt, checksum) VALUES (?, ?, ?, ?, ?)",
+                    receipt_params,
+                )
+            except sqlite3.IntegrityError:
+                raise WriteFailed(
+                    rt,
+                    f"duplicate boundary receipt (run_id={checked.run_id!r}, sequence={checked.sequence}); "
+                    "nothing was applied",
+                ) from None
+            conn.executemany(_UPSERT_INPUT, params)
+
+        self._write(rt, "atomic_apply", body)
+
+    def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        run, seq = v.check_run_key(rt, run_id, sequence, ReadFailed)
+        key = v.receipt_key(run, seq)
+        found = self._read(
+            rt,
+            "load_boundary_receipt",
+            lambda conn: conn.execute(
+                f"SELECT receipt, checksum FROM {RECEIPTS} WHERE runtime_id = ? AND run_id = ? AND sequence = ?",
+                (rt, run, v.to_signed64(seq)),
+            ).fetchone(),
+        )
+        if found is None:
+            return None
+        data = verified_payload(RECEIPTS, rt, key, found[0], found[1])
+        try:
+            receipt = BoundaryReceipt.from_json(data)
+        except ValueError as exc:
+            raise Corrupt(rt, f"row {RECEIPTS}[{key}] is not a valid receipt: {exc}") from exc
+        if (receipt.run_id, receipt.sequence) != (run, seq):
+            raise Corrupt(rt, f"row {RECEIPTS}[{key}] holds the receipt of another key")
+        return receipt
+
+    def load_session_snapshot(self, runtime_id: str) -> bytes | None:
+        return self._load_single(runtime_id, SNAPSHOTS, "snapshot", "load_session_snapshot")
+
+    # --- machine lifecycle ----------------------------------------------------------------
+    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed)
+        params = self._input_params(rt, rows)
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_LIFECYCLE, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
+            conn.executemany(_UPSERT_INPUT, params)
+
+        self._write(rt, "commit_machine_lifecycle", body)
+
+    def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
+        return self._load_single(runtime_id, LIFECYCLES, "lifecycle", "load_machine_lifecycle")
+
+    # --- operation registry ---------------------------------------------------------------
+    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        v.check_bytes(rt, "ops record", record, WriteFailed)
+
+        def body(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                f"INSERT INTO {OPS_RECORDS} (runtime_id, record, checksum) VALUES (?, ?, '') RETURNING seq",
+                (rt, record),
+            )
+            (seq,) = cur.fetchone()
+            cur.close()
+            conn.execute(
+                f"UPDATE {OPS_RECORDS} SET checksum = ? WHERE seq = ?",
+                (row_checksum(OPS_RECORDS, rt, str(seq), record), seq),
+            )
+
+        self._write(rt, "append_ops_record", body)
+
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed)
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_OPS_SNAPSHOT, (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot)))
+            conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))
+
+        self._write(rt, "persist_ops_lifecycle", body)
+
+    def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+
+        def body(conn: sqlite3.Connection) -> OpsLifecycleRecords | None:
+            snap = conn.execute(
+                f"SELECT snapshot, checksum FROM {OPS_SNAPSHOTS} WHERE runtime_id = ?", (rt,)
+            ).fetchone()
+            records = conn.execute(
+                f"SELECT seq, record, checksum FROM {OPS_RECORDS} WHERE runtime_id = ? ORDER BY seq", (rt,)
+            ).fetchall()
+            if snap is None and not records:
+                return None
+            data = None if snap is None else verified_payload(OPS_SNAPSHOTS, rt, "", snap[0], snap[1])
+            appended = tuple(verified_payload(OPS_RECORDS, rt, str(s), r, c) for s, r, c in records)
+            return OpsLifecycleRecords(data, appended)
+
+        return self._read(rt, "load_ops_lifecycle", body)
+
+    def delete_ops_lifecycle(self, runtime_id: str) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(f"DELETE FROM {OPS_SNAPSHOTS} WHERE runtime_id = ?", (rt,))
+            conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))
+
+        self._write(rt, "delete_ops_lifecycle", body)
+
+    # --- housekeeping ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for calls in flight, then close every connection. Idempotent."""
+        if self._gate.close():
+            self._pool.close_all()
+
+    def __enter__(self) -> SqliteRuntimeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_single(self, runtime_id: str, table: str, column: str, what: str) -> bytes | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._read(
+            rt,
+            what,
+            lambda conn: conn.execute(f"SELECT {column}, checksum FROM {table} WHERE runtime_id = ?", (rt,)).fetchone(),
+        )
+        return None if found is None else verified_payload(table, rt, "", found[0], found[1])

@@ -1,0 +1,108 @@
+"""Schema of the SQLite store, its version table and forward migrations.
+
+The version lives in ``meerkat_schema_version`` (one row). Opening a file runs every migration
+step above the stored version, in order, inside the caller's write transaction, so a file is
+never left half-migrated. A stored version newer than ``SCHEMA_VERSION`` means the file was
+written by a newer release: it is refused with ``VersionMismatch`` and left untouched.
+
+Versions:
+
+1. Tables mirroring the upstream layout (input rows, boundary receipts, session snapshots,
+   lifecycle records, ops snapshots), each row with a ``checksum`` column.
+2. ``runtime_ops_records``: the append-only log of ops terminal-transition records, compacted
+   by ``persist_ops_lifecycle``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from meerkat_runtime.vocab.errors import VersionMismatch
+
+SCHEMA_VERSION = 2
+"""The version this release writes and reads."""
+
+STORE_SCOPE = "*"
+"""Runtime id used in errors that concern the whole file rather than one runtime."""
+
+_V1 = (
+    """CREATE TABLE meerkat_schema_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )""",
+    "INSERT INTO meerkat_schema_version (id, version) VALUES (1, 0)",
+    """CREATE TABLE runtime_input_states (
+        runtime_id TEXT NOT NULL, input_id TEXT NOT NULL, payload BLOB NOT NULL, checksum TEXT NOT NULL,
+        PRIMARY KEY (runtime_id, input_id)
+    )""",
+    """CREATE TABLE runtime_boundary_receipts (
+        runtime_id TEXT NOT NULL, run_id TEXT NOT NULL, sequence INTEGER NOT NULL,
+        receipt BLOB NOT NULL, checksum TEXT NOT NULL,
+        PRIMARY KEY (runtime_id, run_id, sequence)
+    )""",
+    """CREATE TABLE runtime_session_snapshots (
+        runtime_id TEXT PRIMARY KEY, snapshot BLOB NOT NULL, checksum TEXT NOT NULL
+    )""",
+    """CREATE TABLE runtime_states (
+        runtime_id TEXT PRIMARY KEY, lifecycle BLOB NOT NULL, checksum TEXT NOT NULL
+    )""",
+    """CREATE TABLE runtime_ops_lifecycle (
+        runtime_id TEXT PRIMARY KEY, snapshot BLOB NOT NULL, checksum TEXT NOT NULL
+    )""",
+)
+
+_V2 = (
+    """CREATE TABLE runtime_ops_records (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, runtime_id TEXT NOT NULL,
+        record BLOB NOT NULL, checksum TEXT NOT NULL
+    )""",
+    "CREATE INDEX runtime_ops_records_by_runtime ON runtime_ops_records (runtime_id, seq)",
+)
+
+
+def _run(statements: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
+    def step(conn: sqlite3.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)
+
+    return step
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
+    (1, _run(_V1)),
+    (2, _run(_V2)),
+)
+"""``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
+
+
+def stored_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the file; 0 for an empty file."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meerkat_schema_version'"
+    ).fetchone()
+    if exists is None:
+        return 0
+    row = conn.execute("SELECT version FROM meerkat_schema_version WHERE id = 1").fetchone()
+    if row is None or not isinstance(row[0], int):
+        raise VersionMismatch(STORE_SCOPE, "schema version table holds no valid version")
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Upgrade the schema to ``target`` inside the caller's transaction; return the old version.
+
+    Raises ``VersionMismatch`` (changing nothing) if the file is newer than this release knows.
+    """
+    current = stored_version(conn)
+    if current > SCHEMA_VERSION:
+        raise VersionMismatch(
+            STORE_SCOPE,
+            f"schema version {current} is newer than this release supports ({SCHEMA_VERSION}); "
+            "refusing to open the file",
+        )
+    for version, step in MIGRATIONS:
+        if current < version <= target:
+            step(conn)
+            conn.execute("UPDATE meerkat_schema_version SET version = ? WHERE id = 1", (version,))
+    return current

@@ -1,0 +1,94 @@
+"""Argument checks shared by the built-in stores, run before any write starts.
+
+A rejected argument raises ``WriteFailed`` (or ``ReadFailed`` for a read) naming the argument,
+and nothing is written. Receipt sequences are unsigned 64-bit integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeGuard
+
+from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
+from meerkat_runtime.vocab.errors import StoreError
+
+MAX_SEQUENCE = (1 << 64) - 1
+"""Largest boundary sequence number a store accepts (unsigned 64-bit)."""
+
+
+def runtime_label(runtime_id: object) -> str:
+    """The runtime id as errors show it, even when it is not a string."""
+    return runtime_id if isinstance(runtime_id, str) else repr(runtime_id)
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    """A non-empty string that encodes as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_runtime_id(runtime_id: object, error: type[StoreError]) -> str:
+    if not _is_text(runtime_id):
+        raise error(runtime_label(runtime_id), "runtime id must be a non-empty UTF-8 string")
+    return runtime_id
+
+
+def check_bytes(runtime_id: str, what: str, value: object, error: type[StoreError]) -> bytes:
+    if not isinstance(value, bytes):
+        raise error(runtime_id, f"{what} must be bytes, got {type(value).__name__}")
+    return value
+
+
+def check_rows(runtime_id: str, rows: Sequence[InputRow], error: type[StoreError]) -> list[InputRow]:
+    """Every row is an ``InputRow`` with a non-empty string id and bytes payload."""
+    checked: list[InputRow] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, InputRow):
+            raise error(runtime_id, f"rows[{index}] must be an InputRow, got {type(row).__name__}")
+        if not _is_text(row.input_id):
+            raise error(runtime_id, f"rows[{index}].input_id must be a non-empty UTF-8 string")
+        check_bytes(runtime_id, f"rows[{index}] ({row.input_id!r}).payload", row.payload, error)
+        checked.append(row)
+    return checked
+
+
+def check_run_key(runtime_id: str, run_id: object, sequence: object, error: type[StoreError]) -> tuple[str, int]:
+    if not _is_text(run_id):
+        raise error(runtime_id, "receipt run_id must be a non-empty UTF-8 string")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence <= MAX_SEQUENCE:
+        raise error(runtime_id, f"receipt sequence must be an integer in 0..2**64-1, got {sequence!r}")
+    return run_id, sequence
+
+
+def check_receipt(runtime_id: str, receipt: object, error: type[StoreError]) -> BoundaryReceipt:
+    if not isinstance(receipt, BoundaryReceipt):
+        raise error(runtime_id, f"receipt must be a BoundaryReceipt, got {type(receipt).__name__}")
+    check_run_key(runtime_id, receipt.run_id, receipt.sequence, error)
+    if not isinstance(receipt.boundary, BoundaryKind):
+        raise error(runtime_id, "receipt boundary must be a BoundaryKind")
+    if not all(isinstance(i, str) for i in receipt.contributing_input_ids):
+        raise error(runtime_id, "receipt contributing_input_ids must be strings")
+    if receipt.conversation_digest is not None and not isinstance(receipt.conversation_digest, str):
+        raise error(runtime_id, "receipt conversation_digest must be a string or None")
+    if not isinstance(receipt.message_count, int) or isinstance(receipt.message_count, bool):
+        raise error(runtime_id, "receipt message_count must be an integer")
+    return receipt
+
+
+def receipt_key(run_id: str, sequence: int) -> str:
+    """Row key of a receipt, as checksums and errors use it."""
+    return f"{run_id}#{sequence}"
+
+
+def to_signed64(sequence: int) -> int:
+    """Store an unsigned 64-bit sequence in a signed 64-bit column (same bit pattern)."""
+    return sequence - (1 << 64) if sequence >= 1 << 63 else sequence
+
+
+def from_signed64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
