@@ -6,13 +6,19 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from meerkat_runtime.session.inputs import PromptInput, prompt
+from meerkat_runtime.session.inputs import Input, PromptInput, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.testing import ScriptedExecutor
+from meerkat_runtime.session.views import InputStateView
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.inputs import InputLifecycleState
 
 T = TypeVar("T")
+
+S = InputLifecycleState
+"""The input phases, under the short name the session tests use."""
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -37,3 +43,26 @@ def stored_rows(store: InMemoryRuntimeStore | Any, session_id: str) -> list[Inpu
 def persistent(store: Any = None, **kwargs: Any) -> tuple[MeerkatMachine, Any]:
     store = store if store is not None else InMemoryRuntimeStore()
     return MeerkatMachine.persistent(store, **kwargs), store
+
+
+async def view_of(m: MeerkatMachine, item: Input, session_id: str = "s") -> InputStateView:
+    """The state view of ``item``, which the session must know."""
+    view = await m.input_state(session_id, item.header.id)
+    assert view is not None
+    return view
+
+
+async def settled_view(m: MeerkatMachine, item: Input, session_id: str = "s") -> InputStateView:
+    """Accept ``item``, wait until the session's loop has settled, and return the item's view."""
+    await m.accept_input(session_id, item)
+    await m.settle(session_id)
+    return await view_of(m, item, session_id)
+
+
+async def queue_behind_run(
+    m: MeerkatMachine, ex: ScriptedExecutor, running: Input, queued: Input, session_id: str = "s"
+) -> None:
+    """Accept ``running`` and wait until ``ex`` parks on its run, then accept ``queued`` behind it."""
+    await m.accept_input(session_id, running)
+    await ex.wait_parked()
+    await m.accept_input(session_id, queued)

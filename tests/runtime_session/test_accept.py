@@ -16,12 +16,10 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted, Deduplicated, Rejected
 from meerkat_runtime.session.row_codec import decode_record
 from meerkat_runtime.vocab.errors import NotReady, RuntimeDestroyed, SessionNotFound, ValidationFailed
-from meerkat_runtime.vocab.inputs import Coalesced, Durability, InputLifecycleState, Superseded
+from meerkat_runtime.vocab.inputs import Coalesced, Durability, Superseded
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, persistent, run, stored_rows
-
-S = InputLifecycleState
+from tests.runtime_session.helpers import S, make_prompt, persistent, run, stored_rows, view_of
 
 
 def test_ephemeral_accept_and_query() -> None:
@@ -34,8 +32,8 @@ def test_ephemeral_accept_and_query() -> None:
         assert outcome.is_accepted
         assert await m.runtime_state("s") is RuntimeState.IDLE
         assert await m.list_active_inputs("s") == [item.header.id]
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED and view.lane == "queue"
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED and view.lane == "queue"
         assert [(h.from_state, h.to_state) for h in view.history] == [(None, S.ACCEPTED), (S.ACCEPTED, S.QUEUED)]
 
     run(body())
@@ -147,8 +145,8 @@ def test_supersession_replaces_a_queued_input_of_the_same_kind_and_key() -> None
         _, handle = await m.accept_input_with_completion("s", other_kind)
         assert handle is not None
         await m.accept_input("s", new)
-        old_view = await m.input_state("s", old.header.id)
-        assert old_view is not None and old_view.current_state is S.SUPERSEDED
+        old_view = await view_of(m, old)
+        assert old_view.current_state is S.SUPERSEDED
         assert old_view.terminal_outcome == Superseded(new.header.id)
         view = await m.session_view("s")
         assert view.queue == (other_kind.header.id, new.header.id)
@@ -167,8 +165,8 @@ def test_coalescing_records_the_aggregate_and_resolves_the_waiter() -> None:
         new = external_event("tick", "2", supersession_key="clock", coalesce=True)
         _, handle = await m.accept_input_with_completion("s", old)
         await m.accept_input("s", new)
-        view = await m.input_state("s", old.header.id)
-        assert view is not None and view.terminal_outcome == Coalesced(new.header.id)
+        view = await view_of(m, old)
+        assert view.terminal_outcome == Coalesced(new.header.id)
         assert handle is not None and await handle.wait() == AbandonedOutcome("coalesced")
 
     run(body())

@@ -43,14 +43,12 @@ from meerkat_runtime.vocab.inputs import (
     AbandonReason,
     Coalesced,
     Consumed,
-    InputLifecycleState,
     Superseded,
 )
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, run, stored_rows
+from tests.runtime_session.helpers import S, make_prompt, run, stored_rows
 
-S = InputLifecycleState
 IMAGE = InlineImage("image/png", "aGVsbG8=")
 
 

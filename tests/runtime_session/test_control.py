@@ -10,12 +10,10 @@ from meerkat_runtime.session.testing import Block, ScriptedExecutor
 from meerkat_runtime.vocab.errors import InvalidRuntimeTransition, NotReady, RuntimeDestroyed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Abandoned as AbandonedTerminal
-from meerkat_runtime.vocab.inputs import AbandonKind, InputLifecycleState
+from meerkat_runtime.vocab.inputs import AbandonKind
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, persistent, run, stored_rows
-
-S = InputLifecycleState
+from tests.runtime_session.helpers import S, make_prompt, persistent, queue_behind_run, run, settled_view, stored_rows
 
 
 def _reasons(store: object, session_id: str) -> dict[str, AbandonKind]:
@@ -172,9 +170,7 @@ def test_recycle_revives_a_retired_runtime_and_attached_recycle_wakes_the_work()
         m = MeerkatMachine.ephemeral()
         ex = ScriptedExecutor(Block())
         await m.register_session_with_executor("s", ex)
-        await m.accept_input("s", make_prompt("a"))
-        await ex.wait_parked()
-        await m.accept_input("s", make_prompt("b"))
+        await queue_behind_run(m, ex, make_prompt("a"), make_prompt("b"))
         await m.retire_runtime("s")
         ex.release()
         await m.settle("s")
@@ -182,10 +178,8 @@ def test_recycle_revives_a_retired_runtime_and_attached_recycle_wakes_the_work()
         await m.recycle_runtime("s")
         assert await m.runtime_state("s") is RuntimeState.ATTACHED
         item = make_prompt("after recycle")
-        await m.accept_input("s", item)
-        await m.settle("s")
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.CONSUMED
+        view = await settled_view(m, item)
+        assert view.current_state is S.CONSUMED
 
     run(body())
 

@@ -17,11 +17,9 @@ from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.session.views import InputStateView
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import canonical_runtime_id
-from meerkat_runtime.vocab.inputs import InputLifecycleState
 
-from tests.runtime_session.helpers import make_prompt, run
+from tests.runtime_session.helpers import S, make_prompt, run
 
-S = InputLifecycleState
 TOTAL = 200
 KILL_AFTER = 40
 

@@ -16,12 +16,9 @@ from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.vocab.errors import DurableWriteFailed, ReadFailed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
-from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, persistent, run, stored_rows
-
-S = InputLifecycleState
+from tests.runtime_session.helpers import S, make_prompt, persistent, run, stored_rows, view_of
 
 
 def _faulty() -> tuple[MeerkatMachine, FaultInjectingStore]:
@@ -185,8 +182,8 @@ def test_accept_input_and_run_commits_and_returns_the_value() -> None:
         await m.register_session("s")
         item = make_prompt()
         assert await m.accept_input_and_run("s", item, _ok) == "value"
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.CONSUMED
+        view = await view_of(m, item)
+        assert view.current_state is S.CONSUMED
         assert await m.runtime_state("s") is RuntimeState.IDLE
         assert store.calls("atomic_apply") == 1
 
@@ -203,8 +200,8 @@ def test_accept_input_and_run_boundary_failure_unwinds_to_idle_and_queued() -> N
             await m.accept_input_and_run("s", item, _ok)
         assert "runtime boundary commit" in str(err.value)
         assert await m.runtime_state("s") is RuntimeState.IDLE
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED
 
     run(body())
 
@@ -216,8 +213,8 @@ def test_accept_input_and_run_failure_requeues_and_reraises() -> None:
         item = make_prompt()
         with pytest.raises(ExecutorError):
             await m.accept_input_and_run("s", item, _boom)
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED and view.attempts == 1
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED and view.attempts == 1
         with pytest.raises(Exception) as busy:
             await m.accept_input_and_run("s", make_prompt(), _ok)
         assert getattr(busy.value, "kind", None) == "not_ready"

@@ -16,12 +16,11 @@ from meerkat_runtime.session.views import SessionView
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.vocab.errors import MeerkatError
-from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
+from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, run, stored_rows
+from tests.runtime_session.helpers import S, make_prompt, run, stored_rows
 
-S = InputLifecycleState
 WRITES = ("persist_input_state", "commit_machine_lifecycle", "atomic_apply")
 
 

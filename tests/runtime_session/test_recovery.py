@@ -14,18 +14,17 @@ from meerkat_runtime.session.row_codec import (
     encode_lifecycle,
     encode_record,
 )
-from meerkat_runtime.session.testing import Fail, ScriptedExecutor
+from meerkat_runtime.session.testing import Block, Fail, ScriptedExecutor
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed, SnapshotFormatError
 from meerkat_runtime.vocab.ids import OperationId, RunId, canonical_runtime_id
-from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
+from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec, OperationStatus
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, run, stored_rows
+from tests.runtime_session.helpers import S, make_prompt, queue_behind_run, run, stored_rows
 
-S = InputLifecycleState
 RT = canonical_runtime_id("s")
 
 
@@ -255,11 +254,11 @@ def test_requeue_order_after_a_failure_survives_a_restart() -> None:
     async def body() -> None:
         storage = MemoryStorage()
         first, _ = _restart(storage)
-        ex = ScriptedExecutor(Fail())
+        ex = ScriptedExecutor(Fail(), Block())
         await first.register_session_with_executor("s", ex)
         a, b = make_prompt("a"), make_prompt("b")
         await first.accept_input("s", a)
-        await first.settle("s")
+        await ex.wait_parked()  # the retry is in flight; unregistering leaves the row as stored
         await first.unregister_session("s")
         await first.register_session("s")
         await first.accept_input("s", b)
@@ -351,9 +350,7 @@ def test_superseding_accept_during_a_run_stores_the_pre_run_phase() -> None:
         first, store = _restart(storage)
         ex = ScriptedExecutor(Block())
         await first.register_session_with_executor("s", ex)
-        await first.accept_input("s", make_prompt("running"))
-        await ex.wait_parked()
-        await first.accept_input("s", external_event("tick", "1", supersession_key="k"))
+        await queue_behind_run(first, ex, make_prompt("running"), external_event("tick", "1", supersession_key="k"))
         await first.accept_input("s", external_event("tick", "2", supersession_key="k"))
         lifecycle = store.load_machine_lifecycle(RT)
         assert lifecycle is not None and decode_lifecycle(lifecycle).runtime_state is RuntimeState.IDLE

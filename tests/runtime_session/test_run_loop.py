@@ -26,12 +26,19 @@ from meerkat_runtime.session.testing import Block, Cancel, Fail, ScriptedExecuto
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Abandoned as AbandonedTerminal
-from meerkat_runtime.vocab.inputs import AbandonKind, AbandonReason, InputLifecycleState
+from meerkat_runtime.vocab.inputs import AbandonKind, AbandonReason
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
-from tests.runtime_session.helpers import make_prompt, persistent, run, stored_rows
-
-S = InputLifecycleState
+from tests.runtime_session.helpers import (
+    S,
+    make_prompt,
+    persistent,
+    queue_behind_run,
+    run,
+    settled_view,
+    stored_rows,
+    view_of,
+)
 
 
 def test_attached_executor_consumes_accepted_input() -> None:
@@ -46,8 +53,8 @@ def test_attached_executor_consumes_accepted_input() -> None:
         await m.settle("s")
         assert [ids for _, ids in ex.applied] == [(item.header.id,)]
         assert await m.list_active_inputs("s") == []
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.CONSUMED
+        view = await view_of(m, item)
+        assert view.current_state is S.CONSUMED
         assert view.last_boundary_sequence == 0 and view.last_run_id == ex.applied[0][0]
         assert await m.runtime_state("s") is RuntimeState.ATTACHED
 
@@ -79,19 +86,66 @@ def test_successful_run_makes_exactly_one_durable_write_with_the_receipt() -> No
     run(body())
 
 
-def test_failed_executor_requeues_input_without_spinning() -> None:
+def test_failed_executor_requeues_input_and_the_loop_retries_it_without_a_wake() -> None:
     async def body() -> None:
         m = MeerkatMachine.ephemeral()
-        ex = ScriptedExecutor(default=Fail("LLM error"))
+        ex = ScriptedExecutor(Fail("LLM error"), Block(), default=Fail("LLM error"))
         await m.register_session_with_executor("s", ex)
         item = make_prompt()
         _, handle = await m.accept_input_with_completion("s", item)
+        await ex.wait_parked()  # the retry started on its own, no wake needed
         await m.settle("s")
-        assert len(ex.applied) == 1
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED and view.attempts == 1
-        assert await m.runtime_state("s") is RuntimeState.ATTACHED
+        assert [ids for _, ids in ex.applied] == [(item.header.id,), (item.header.id,)]
+        view = await view_of(m, item)
+        assert view.current_state is S.STAGED and view.attempts == 2
         assert handle is not None and not handle.done()
+        ex.release(Fail("LLM error again"))
+        await m.settle("s")
+        view = await view_of(m, item)
+        assert view.current_state is S.ABANDONED and view.attempts == 3
+        assert len(ex.applied) == 3
+        assert await m.runtime_state("s") is RuntimeState.ATTACHED
+
+    run(body())
+
+
+def test_a_failing_executor_tries_a_lone_input_three_times_then_abandons_it() -> None:
+    async def body() -> None:
+        m, store = persistent()
+        ex = ScriptedExecutor(default=Fail("always"))
+        await m.register_session_with_executor("s", ex)
+        item = make_prompt()
+        _, handle = await m.accept_input_with_completion("s", item)
+        assert handle is not None
+        assert await handle.wait() == Abandoned("max_attempts_exhausted")
+        await m.settle("s")
+        assert [ids for _, ids in ex.applied] == [(item.header.id,)] * 3  # bounded: no hot loop
+        view = await view_of(m, item)
+        assert view.current_state is S.ABANDONED and view.attempts == 3
+        assert await m.runtime_state("s") is RuntimeState.ATTACHED
+        assert await m.registration_phase("s") is RegistrationPhase.ACTIVE
+        stored = decode_record(stored_rows(store, "s")[0].payload)
+        assert stored.phase is S.ABANDONED and stored.attempts == 3
+
+    run(body())
+
+
+def test_a_failed_input_goes_behind_the_backlog_and_is_retried_in_the_same_drain() -> None:
+    async def body() -> None:
+        m = MeerkatMachine.ephemeral()
+        ex = ScriptedExecutor(Block(), Fail(), default=Succeed())
+        await m.register_session_with_executor("s", ex)
+        a, b, c = make_prompt("a"), make_prompt("b"), make_prompt("c")
+        await queue_behind_run(m, ex, a, b)
+        await m.accept_input("s", c)
+        ex.release(Fail())  # a fails (back of the lane), then b fails, c succeeds, a, b retried
+        await m.settle("s")
+        order = [ids[0] for _, ids in ex.applied]
+        assert order == [a.header.id, b.header.id, c.header.id, a.header.id, b.header.id]
+        assert await m.list_active_inputs("s") == []
+        for item, attempts in ((a, 2), (b, 2), (c, 1)):
+            view = await view_of(m, item)
+            assert view.current_state is S.CONSUMED and view.attempts == attempts
 
     run(body())
 
@@ -102,20 +156,14 @@ def test_failed_executor_keeps_draining_the_backlog() -> None:
         ex = ScriptedExecutor(Block(), default=Succeed())
         await m.register_session_with_executor("s", ex)
         first, second = make_prompt("first"), make_prompt("second")
-        await m.accept_input("s", first)
-        await ex.wait_parked()
-        await m.accept_input("s", second)
+        await queue_behind_run(m, ex, first, second)
         ex.release(Fail("first run fails"))
         await m.settle("s")
-        second_view = await m.input_state("s", second.header.id)
-        first_view = await m.input_state("s", first.header.id)
-        assert second_view is not None and second_view.current_state is S.CONSUMED
-        assert first_view is not None and first_view.current_state is S.QUEUED
-        assert [ids[0] for _, ids in ex.applied] == [first.header.id, second.header.id]
-        await m.wake("s")
-        await m.settle("s")
-        first_view = await m.input_state("s", first.header.id)
-        assert first_view is not None and first_view.current_state is S.CONSUMED and first_view.attempts == 2
+        second_view = await view_of(m, second)
+        first_view = await view_of(m, first)
+        assert second_view.current_state is S.CONSUMED
+        assert first_view.current_state is S.CONSUMED and first_view.attempts == 2
+        assert [ids[0] for _, ids in ex.applied] == [first.header.id, second.header.id, first.header.id]
 
     run(body())
 
@@ -127,13 +175,10 @@ def test_third_failure_abandons_the_input_and_resolves_its_waiter() -> None:
         await m.register_session_with_executor("s", ex)
         item = make_prompt()
         _, handle = await m.accept_input_with_completion("s", item)
-        for _ in range(3):
-            await m.settle("s")
-            await m.wake("s")
         await m.settle("s")
         assert len(ex.applied) == 3
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.ABANDONED
+        view = await view_of(m, item)
+        assert view.current_state is S.ABANDONED
         assert view.terminal_outcome == AbandonedTerminal(AbandonReason(AbandonKind.MAX_ATTEMPTS_EXHAUSTED, 3))
         assert handle is not None and await handle.wait() == Abandoned("max_attempts_exhausted")
         assert decode_record(stored_rows(store, "s")[0].payload).phase is S.ABANDONED
@@ -203,12 +248,12 @@ def test_dedup_against_in_flight_input_resolves_with_the_same_result() -> None:
 def test_waiter_is_not_resolved_while_its_input_will_be_retried() -> None:
     async def body() -> None:
         m = MeerkatMachine.ephemeral()
-        ex = ScriptedExecutor(Fail(), default=Succeed(RunResult("second try")))
+        ex = ScriptedExecutor(Fail(), Block())
         await m.register_session_with_executor("s", ex)
         _, handle = await m.accept_input_with_completion("s", make_prompt())
-        await m.settle("s")
+        await ex.wait_parked()  # the retry is in flight; the failed attempt resolved nothing
         assert handle is not None and not handle.done()
-        await m.wake("s")
+        ex.release(Succeed(RunResult("second try")))
         assert await handle.wait() == Completed(RunResult("second try"))
 
     run(body())
@@ -224,8 +269,8 @@ def test_ensure_session_with_executor_upgrades_a_registered_session() -> None:
         ex = ScriptedExecutor()
         assert await m.ensure_session_with_executor("s", ex)
         await m.settle("s")
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.CONSUMED
+        view = await view_of(m, item)
+        assert view.current_state is S.CONSUMED
 
     run(body())
 
@@ -261,10 +306,8 @@ def test_ensure_survives_a_racy_registration() -> None:
         await m.register_session("s")
         assert await ensure
         item = make_prompt("race upgrade")
-        await m.accept_input("s", item)
-        await m.settle("s")
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.CONSUMED
+        view = await settled_view(m, item)
+        assert view.current_state is S.CONSUMED
 
     run(body())
 
@@ -298,8 +341,8 @@ def test_executor_cancellation_abandons_with_cancelled() -> None:
         item = make_prompt()
         _, handle = await m.accept_input_with_completion("s", item)
         assert handle is not None and await handle.wait() == Cancelled()
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.ABANDONED
+        view = await view_of(m, item)
+        assert view.current_state is S.ABANDONED
 
     run(body())
 
@@ -317,10 +360,8 @@ def test_a_receipt_naming_other_inputs_fails_the_run() -> None:
         m = MeerkatMachine.ephemeral()
         await m.register_session_with_executor("s", _WrongReceiptExecutor())
         item = make_prompt()
-        await m.accept_input("s", item)
-        await m.settle("s")
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED and view.attempts == 1
+        view = await settled_view(m, item)
+        assert view.current_state is S.ABANDONED and view.attempts == 3
 
     run(body())
 
@@ -331,9 +372,7 @@ def test_retire_with_a_loop_drains_the_queue_once_without_stopping() -> None:
         ex = ScriptedExecutor(Block())
         await m.register_session_with_executor("s", ex)
         a, b = make_prompt("a"), make_prompt("b")
-        await m.accept_input("s", a)
-        await ex.wait_parked()
-        await m.accept_input("s", b)
+        await queue_behind_run(m, ex, a, b)
         report = await m.retire_runtime("s")
         assert (report.inputs_abandoned, report.inputs_pending_drain) == (0, 1)
         assert await m.runtime_state("s") is RuntimeState.RETIRED
@@ -362,8 +401,8 @@ def test_boundary_commit_failure_requeues_goes_idle_and_stops_the_executor() -> 
         assert any(isinstance(c, StopRuntimeExecutor) for c in ex.commands)
         assert await m.runtime_state("s") is RuntimeState.IDLE
         assert await m.registration_phase("s") is RegistrationPhase.QUEUING
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED and view.attempts == 0
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED and view.attempts == 0
         assert (await m.session_view("s")).queue == (item.header.id,)
         assert handle is not None and not handle.done()
         assert decode_record(stored_rows(store, "s")[0].payload).phase is S.QUEUED
@@ -419,10 +458,9 @@ def test_executor_raising_a_plain_exception_counts_as_failure() -> None:
         m = MeerkatMachine.ephemeral()
         await m.register_session_with_executor("s", Boom())
         item = make_prompt()
-        await m.accept_input("s", item)
-        await m.settle("s")
-        view = await m.input_state("s", item.header.id)
-        assert view is not None and view.current_state is S.QUEUED and view.attempts == 1
+        view = await settled_view(m, item)
+        assert view.current_state is S.ABANDONED and view.attempts == 3
+        assert view.terminal_outcome == AbandonedTerminal(AbandonReason(AbandonKind.MAX_ATTEMPTS_EXHAUSTED, 3))
 
     run(body())
 
@@ -449,9 +487,7 @@ def test_boundary_commit_failure_while_draining_a_retired_runtime_stays_retired(
         m, _ = persistent(store)
         ex = ScriptedExecutor(default=Block())
         await m.register_session_with_executor("s", ex)
-        await m.accept_input("s", make_prompt("a"))
-        await ex.wait_parked()
-        await m.accept_input("s", make_prompt("b"))
+        await queue_behind_run(m, ex, make_prompt("a"), make_prompt("b"))
         await m.retire_runtime("s")
         ex.release()
         await m.settle("s")  # "b" now runs from Retired (pre-run phase Retired)

@@ -1,8 +1,10 @@
 """Lifecycle control of one session: retire, reset, recycle, stop, destroy, interrupt.
 
 Each operation, under the session gate: checkpoint → in-memory transition → one durable
-lifecycle commit (new phase + every changed row) → publish (resolve waiters). If the commit
-fails, memory is restored exactly and ``DurableWriteFailed`` is raised; nothing was
+lifecycle commit (new phase + every row that differs from the store, including rows changed by
+earlier steps that wrote nothing, such as a failed boundary commit) → publish (resolve
+waiters). An operation that changes nothing (retiring a Retired runtime) writes nothing. If
+the commit fails, memory is restored exactly and ``DurableWriteFailed`` is raised; nothing was
 published, so Stopped or Destroyed is never visible before it is durable. Executors are told
 to stop only after the gate is released.
 """
@@ -37,20 +39,44 @@ Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task
 async def _commit_control(
     session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]]
 ) -> tuple[R, Effects]:
-    """Run ``transition`` and make it durable; restore and raise on a failed write."""
+    """Run ``transition`` and make it durable; restore and raise on a failed write. A no-op
+    transition writes nothing (so a failing store cannot fail it)."""
     core = session.core
     ids = core.ledger.active_ids()
     cp = core.checkpoint(ids)
     report, effects = transition(time.time())
-    written = list(effects.changed)
-    if core.current_run is not None:  # the staged row goes to disk too (recovery requeues it)
-        written.extend(i for i in core.current_run.input_ids if i not in written)
+    if effects.noop:
+        return report, effects
     try:
-        await session.persistence.commit_lifecycle(core.durable_phase(), [core.ledger.records[i] for i in written])
+        # the staged row of a run in flight is dirty too: it goes to disk (recovery requeues it)
+        await session.persistence.commit_lifecycle(core.durable_phase(), core.ledger)
     except Exception as exc:
         core.restore(cp)
         raise DurableWriteFailed(name, exc) from exc
     return report, effects
+
+
+async def _control(
+    session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]]
+) -> R:
+    """Under the session gate (the caller holds it): check the session is registered, run
+    ``transition`` durably (:func:`_commit_control`) and publish its effects."""
+    session.check_registered()
+    report, effects = await _commit_control(session, name, transition)
+    session.publish(effects)
+    return report
+
+
+async def _halt(
+    session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]], reason: str
+) -> R:
+    """Stop or destroy: the control transition under the gate, detaching the loop; then, with
+    the gate released, stop the detached loop and executor (``reason``)."""
+    async with session.gate:
+        report = await _control(session, name, transition)
+        parts = session.detach()
+    await stop_detached(parts, reason)
+    return report
 
 
 async def stop_detached(parts: Detached, reason: str) -> None:
@@ -69,9 +95,7 @@ async def stop_detached(parts: Detached, reason: str) -> None:
 
 async def retire(session: RuntimeSession) -> RetireReport:
     async with session.gate:
-        session.check_registered()
-        report, effects = await _commit_control(session, "retire_runtime", session.core.retire)
-        session.publish(effects)
+        report = await _control(session, "retire_runtime", session.core.retire)
         if report.inputs_pending_drain:
             session.wake()
     return report
@@ -79,39 +103,22 @@ async def retire(session: RuntimeSession) -> RetireReport:
 
 async def reset(session: RuntimeSession) -> ResetReport:
     async with session.gate:
-        session.check_registered()
-        report, effects = await _commit_control(session, "reset_runtime", session.core.reset)
-        session.publish(effects)
-    return report
+        return await _control(session, "reset_runtime", session.core.reset)
 
 
 async def recycle(session: RuntimeSession) -> RecycleReport:
     async with session.gate:
-        session.check_registered()
-        report, effects = await _commit_control(session, "recycle_runtime", lambda _now: session.core.recycle())
-        session.publish(effects)
+        report = await _control(session, "recycle_runtime", lambda _now: session.core.recycle())
         session.wake()
     return report
 
 
 async def stop(session: RuntimeSession) -> StopReport:
-    async with session.gate:
-        session.check_registered()
-        report, effects = await _commit_control(session, "stop_runtime", session.core.stop)
-        session.publish(effects)
-        parts = session.detach()
-    await stop_detached(parts, "runtime stopped")
-    return report
+    return await _halt(session, "stop_runtime", session.core.stop, "runtime stopped")
 
 
 async def destroy(session: RuntimeSession) -> DestroyReport:
-    async with session.gate:
-        session.check_registered()
-        report, effects = await _commit_control(session, "destroy_runtime", session.core.destroy)
-        session.publish(effects)
-        parts = session.detach()
-    await stop_detached(parts, "runtime destroyed")
-    return report
+    return await _halt(session, "destroy_runtime", session.core.destroy, "runtime destroyed")
 
 
 async def interrupt(session: RuntimeSession) -> InterruptReport:

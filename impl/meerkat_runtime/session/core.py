@@ -62,12 +62,15 @@ class CurrentRun:
 
 @dataclass(slots=True)
 class Effects:
-    """What a transition changed: rows to write, waiters to resolve, and whether every
-    remaining waiter is terminated (``terminate_all`` is the reason)."""
+    """What a transition changed: the rows it changed (also marked dirty in the ledger, which
+    is what a durable write uses), waiters to resolve, whether every remaining waiter is
+    terminated (``terminate_all`` is the reason), and ``noop`` when nothing changed at all
+    (nothing is written)."""
 
     changed: list[InputId] = field(default_factory=list)
     resolutions: list[tuple[InputId, CompletionOutcome]] = field(default_factory=list)
     terminate_all: str | None = None
+    noop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,7 @@ class SessionCore:
         record.last_run_id = run_id
         record.last_boundary_sequence = None
         record.move(S.STAGED, f"staged for run {run_id}", now)
+        self.ledger.mark(input_id)
         run = CurrentRun(run_id, (input_id,), (before,))
         self.current_run = run
         self.pre_run_phase = self.phase
@@ -268,6 +272,7 @@ class SessionCore:
             record.move(S.APPLIED_PENDING_CONSUMPTION, f"boundary {sequence} committed", now)
             record.terminal = Consumed()
             record.move(S.CONSUMED, "consumed", now)
+            self.ledger.mark(input_id)
             effects.changed.append(input_id)
             effects.resolutions.append((input_id, outcome))
         self._finish_run()
@@ -281,6 +286,7 @@ class SessionCore:
             record = self.ledger.records[input_id]
             if record.phase is not S.STAGED:
                 continue
+            self.ledger.mark(input_id)
             effects.changed.append(input_id)
             if record.attempts >= MAX_STAGE_ATTEMPTS:
                 reason = AbandonReason(AbandonKind.MAX_ATTEMPTS_EXHAUSTED, record.attempts)
@@ -305,6 +311,7 @@ class SessionCore:
                 continue
             record.terminal = Abandoned(AbandonReason(AbandonKind.CANCELLED))
             record.move(S.ABANDONED, f"run {run_id} cancelled", now)
+            self.ledger.mark(input_id)
             effects.changed.append(input_id)
             effects.resolutions.append((input_id, CancelledOutcome()))
         self._finish_run()
@@ -312,8 +319,9 @@ class SessionCore:
 
     def rollback_boundary(self, run_id: RunId) -> Effects:
         """The boundary could not be committed and nothing was written: the contributors return
-        to exactly what the store holds — Queued at the head of their lane, the attempt not
-        counted — and the runtime goes to Idle (Retired stays Retired)."""
+        to their form before the run — Queued at the head of their lane, the attempt not
+        counted — and the runtime goes to Idle (Retired stays Retired). They stay marked dirty:
+        if a control commit during the run wrote them as Staged, the next commit rewrites them."""
         run = self._require_run(run_id)
         effects = Effects()
         for before in reversed(run.staged_from):
@@ -323,6 +331,7 @@ class SessionCore:
                 continue
             self.ledger.records[input_id] = before.copy()
             self.ledger.lane(before.lane).appendleft(input_id)
+            self.ledger.mark(input_id)
             effects.changed.append(input_id)
         post = self.pre_run_phase if self.phase is RuntimeState.RUNNING else self.phase
         self.current_run = None
@@ -346,13 +355,14 @@ class SessionCore:
                 self.ledger.remove_from_lane(record)
             record.terminal = Abandoned(AbandonReason(kind))
             record.move(S.ABANDONED, f"abandoned: {kind.value}", now)
+            self.ledger.mark(input_id)
             abandoned.append(input_id)
         return abandoned
 
     def retire(self, now: float) -> tuple[RetireReport, Effects]:
         self._refuse_destroyed()
-        if self.phase is RuntimeState.RETIRED:
-            return RetireReport(0, len(self.ledger.queue) + len(self.ledger.steer)), Effects()
+        if self.phase is RuntimeState.RETIRED:  # a no-op: nothing changes, nothing is written
+            return RetireReport(0, len(self.ledger.queue) + len(self.ledger.steer)), Effects(noop=True)
         if self.phase not in (RuntimeState.IDLE, RuntimeState.ATTACHED, RuntimeState.RUNNING):
             raise InvalidRuntimeTransition(self.phase.value, "retire")
         self.phase = RuntimeState.RETIRED

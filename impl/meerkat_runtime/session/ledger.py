@@ -75,7 +75,13 @@ class LedgerCheckpoint:
 
 
 class InputLedger:
-    """Records by id, the queue and steer lanes (ids of Queued inputs) and key → id."""
+    """Records by id, the queue and steer lanes (ids of Queued inputs) and key → id.
+
+    ``dirty`` holds the ids of records that may differ from what the store holds: every
+    transition that changes a record marks it, and only a successful durable write clears it
+    (see :class:`~meerkat_runtime.session.persistence.SessionPersistence`). It may hold more
+    ids than strictly necessary (the write compares encodings), never fewer.
+    """
 
     def __init__(self) -> None:
         self.records: dict[InputId, InputRecord] = {}
@@ -83,6 +89,11 @@ class InputLedger:
         self.steer: deque[InputId] = deque()
         self.keys: dict[str, InputId] = {}
         self.next_admission_seq = 1
+        self.dirty: set[InputId] = set()
+
+    def mark(self, input_id: InputId) -> None:
+        """Record that ``input_id`` changed in memory since it was last written."""
+        self.dirty.add(input_id)
 
     def lane(self, lane: Lane) -> deque[InputId]:
         return self.steer if lane is Lane.STEER else self.queue
@@ -114,12 +125,17 @@ class InputLedger:
         )
 
     def restore(self, cp: LedgerCheckpoint) -> None:
-        """Undo everything since ``cp`` for the records it captured."""
+        """Undo everything since ``cp`` for the records it captured.
+
+        Restored records stay marked dirty: the next write compares them with what the store
+        holds, so a restore never needs to know what was written in between."""
         for input_id, record in cp.records.items():
             if record is None:
                 self.records.pop(input_id, None)
+                self.dirty.discard(input_id)
             else:
                 self.records[input_id] = record.copy()
+                self.dirty.add(input_id)
         self.queue = deque(cp.queue)
         self.steer = deque(cp.steer)
         if cp.keys is not None:

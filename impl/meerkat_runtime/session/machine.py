@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.session import control
+from meerkat_runtime.session import control, reports
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, RuntimeTerminated
 from meerkat_runtime.session.core import AcceptPlan, SessionCore
@@ -35,14 +35,6 @@ from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_
 from meerkat_runtime.session.outcomes import AcceptOutcome, Deduplicated, Rejected
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.recovery import recover_session
-from meerkat_runtime.session.reports import (
-    DestroyReport,
-    InterruptReport,
-    RecycleReport,
-    ResetReport,
-    RetireReport,
-    StopReport,
-)
 from meerkat_runtime.session.run_commit import check_receipt, commit_end, commit_success
 from meerkat_runtime.session.run_loop import run_loop
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings
@@ -173,8 +165,9 @@ class MeerkatMachine:
             binding = recover_binding(stored_ops, fallback_epoch=result.epoch_id)
             core = result.core
             persistence.epoch_id = binding.epoch_id
+            persistence.loaded(result.stored)
             try:
-                await persistence.commit_lifecycle(core.durable_phase(), result.changed)
+                await persistence.commit_lifecycle(core.durable_phase(), core.ledger)
             except Exception as exc:
                 raise DurableWriteFailed("recovery write-back", exc) from exc
             sink = attach_store(binding, store, runtime_id)
@@ -416,10 +409,14 @@ class MeerkatMachine:
             await commit_success(session, run, output)
         return value
 
-    async def interrupt_current_run(self, session_id: SessionId | str) -> InterruptReport:
-        """Cancel the run in flight (no-op without one)."""
+    async def _control(self, session_id: SessionId | str, op: Callable[[RuntimeSession], Coroutine[Any, Any, T]]) -> T:
+        """Run the control operation ``op`` on the session (shielded from cancellation when durable)."""
         session = self._get(session_id)
-        return await _shielded(session.persistence.durable, control.interrupt(session))
+        return await _shielded(session.persistence.durable, op(session))
+
+    async def interrupt_current_run(self, session_id: SessionId | str) -> reports.InterruptReport:
+        """Cancel the run in flight (no-op without one)."""
+        return await self._control(session_id, control.interrupt)
 
     async def cancel_after_boundary(self, session_id: SessionId | str, reason: str = "") -> bool:
         """Forward ``CancelAfterBoundary`` to the attached executor (it stops the run at its next
@@ -432,30 +429,25 @@ class MeerkatMachine:
         return True
 
     async def wake(self, session_id: SessionId | str) -> None:
-        """Ask the session's loop to look at its lanes again, retrying inputs that failed."""
-        self._get(session_id).wake(retry=True)
+        """Ask the session's loop to look at its lanes again."""
+        self._get(session_id).wake()
 
     # --- control --------------------------------------------------------------------------
 
-    async def retire_runtime(self, session_id: SessionId | str) -> RetireReport:
-        session = self._get(session_id)
-        return await _shielded(session.persistence.durable, control.retire(session))
+    async def retire_runtime(self, session_id: SessionId | str) -> reports.RetireReport:
+        return await self._control(session_id, control.retire)
 
-    async def reset_runtime(self, session_id: SessionId | str) -> ResetReport:
-        session = self._get(session_id)
-        return await _shielded(session.persistence.durable, control.reset(session))
+    async def reset_runtime(self, session_id: SessionId | str) -> reports.ResetReport:
+        return await self._control(session_id, control.reset)
 
-    async def recycle_runtime(self, session_id: SessionId | str) -> RecycleReport:
-        session = self._get(session_id)
-        return await _shielded(session.persistence.durable, control.recycle(session))
+    async def recycle_runtime(self, session_id: SessionId | str) -> reports.RecycleReport:
+        return await self._control(session_id, control.recycle)
 
-    async def stop_runtime(self, session_id: SessionId | str) -> StopReport:
-        session = self._get(session_id)
-        return await _shielded(session.persistence.durable, control.stop(session))
+    async def stop_runtime(self, session_id: SessionId | str) -> reports.StopReport:
+        return await self._control(session_id, control.stop)
 
-    async def destroy_runtime(self, session_id: SessionId | str) -> DestroyReport:
-        session = self._get(session_id)
-        return await _shielded(session.persistence.durable, control.destroy(session))
+    async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
+        return await self._control(session_id, control.destroy)
 
     # --- observation ----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from meerkat_runtime.session.ledger import InputRecord
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed
+from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import (
     MAX_STAGE_ATTEMPTS,
     Abandoned,
@@ -46,12 +47,15 @@ _PERSISTABLE = frozenset({RuntimeState.IDLE, RuntimeState.RETIRED, RuntimeState.
 
 @dataclass(slots=True)
 class RecoveryResult:
-    """The rebuilt session core and the rows recovery changed (to be written back)."""
+    """The rebuilt session core and the rows recovery changed (to be written back; they are
+    marked dirty in the core's ledger); ``stored`` holds the stored encodings of the rows that
+    were non-terminal on disk."""
 
     core: SessionCore
     epoch_id: str | None
     had_record: bool
     changed: list[InputRecord] = field(default_factory=list)
+    stored: dict[InputId, bytes] = field(default_factory=dict)
     dropped_ephemeral: int = 0
     requeued: int = 0
     consumed: int = 0
@@ -101,6 +105,7 @@ def recover_session(
         if problem is not None:
             raise corruption(runtime_id, f"input row {rec.input_id!r}: {problem}")
         if not rec.phase.is_terminal:
+            result.stored[rec.input_id] = row.payload
             _normalise(rec, receipt_exists, now, result)
         if not rec.phase.is_terminal:
             if phase is RuntimeState.STOPPED:
@@ -119,6 +124,8 @@ def recover_session(
             ledger.keys[key] = rec.input_id
         ledger.records[rec.input_id] = rec
         ledger.next_admission_seq = max(ledger.next_admission_seq, rec.admission_seq + 1)
+    for rec in result.changed:
+        ledger.mark(rec.input_id)
     queued.sort(key=lambda r: r.admission_seq)
     for rec in queued:
         ledger.lane(rec.lane).append(rec.input_id)

@@ -1,4 +1,9 @@
-"""Reports returned by the lifecycle control operations."""
+"""Reports returned by the lifecycle control operations.
+
+Reset, stop and destroy report only how many inputs they abandoned: they share
+:class:`AbandonedReport` (a frozen dataclass) and stay distinct types, so reports of different
+operations never compare equal.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class RetireReport:
+class AbandonedReport:
+    """What an operation that abandons inputs reports: how many it abandoned."""
+
     inputs_abandoned: int
-    inputs_pending_drain: int
 
 
 @dataclass(frozen=True, slots=True)
-class ResetReport:
-    inputs_abandoned: int
+class RetireReport(AbandonedReport):
+    """``inputs_abandoned`` without a loop; with one, ``inputs_pending_drain`` left to drain."""
+
+    inputs_pending_drain: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +29,22 @@ class RecycleReport:
     inputs_transferred: int
 
 
-@dataclass(frozen=True, slots=True)
-class StopReport:
-    inputs_abandoned: int
+class ResetReport(AbandonedReport):
+    """What ``reset_runtime`` reports."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class DestroyReport:
-    inputs_abandoned: int
+class StopReport(AbandonedReport):
+    """What ``stop_runtime`` reports."""
+
+    __slots__ = ()
+
+
+class DestroyReport(AbandonedReport):
+    """What ``destroy_runtime`` reports."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

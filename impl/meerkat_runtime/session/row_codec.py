@@ -84,6 +84,18 @@ def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], *, option
     return value
 
 
+def _json_object(data: bytes, not_json: str, not_object: str) -> dict[str, Any]:
+    """Parse ``data`` as one JSON object; else raise :class:`RowFormatError` with the message
+    ``not_json`` (followed by the parser's complaint) or ``not_object``."""
+    try:
+        doc: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RowFormatError(f"{not_json}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RowFormatError(not_object)
+    return doc
+
+
 def _enum(cls: Any, value: Any, what: str) -> Any:
     try:
         return cls(value)
@@ -294,12 +306,7 @@ def decode_record(data: bytes) -> InputRecord:
     Checks the row is self-consistent: a terminal phase has the matching outcome and a
     non-terminal phase has none.
     """
-    try:
-        doc: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RowFormatError(f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise RowFormatError("row must be a JSON object")
+    doc = _json_object(data, "not valid JSON", "row must be a JSON object")
     version = doc.get("row_version")
     if version != ROW_VERSION:
         raise RowFormatError(f"unsupported row_version {version!r} (this runtime reads {ROW_VERSION})")
@@ -357,12 +364,11 @@ def encode_lifecycle(record: LifecycleRecord) -> bytes:
 
 
 def decode_lifecycle(data: bytes) -> LifecycleRecord:
-    try:
-        doc: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RowFormatError(f"lifecycle record is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise RowFormatError("lifecycle record must be a JSON object (a bare runtime state is a legacy format)")
+    doc = _json_object(
+        data,
+        "lifecycle record is not valid JSON",
+        "lifecycle record must be a JSON object (a bare runtime state is a legacy format)",
+    )
     version = doc.get("record_version")
     if version != LIFECYCLE_RECORD_VERSION:
         raise RowFormatError(f"unsupported lifecycle record_version {version!r}")

@@ -35,7 +35,7 @@ def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
 
 
 async def commit_success(session: RuntimeSession, run: CurrentRun, output: CoreApplyOutput) -> Effects:
-    """Consume the contributors and write receipt + rows in one ``atomic_apply``.
+    """Consume the contributors and write receipt + every changed row in one ``atomic_apply``.
 
     On a write failure: memory is restored to what the store holds (contributors Queued at the
     head of their lane, the attempt not counted), the loop is detached (the caller stops the
@@ -55,8 +55,7 @@ async def commit_success(session: RuntimeSession, run: CurrentRun, output: CoreA
         message_count=draft.message_count,
     )
     try:
-        records = [core.ledger.records[i] for i in effects.changed]
-        await session.persistence.commit_boundary(receipt, output.session_snapshot, records)
+        await session.persistence.commit_boundary(receipt, output.session_snapshot, core.ledger)
     except Exception as exc:
         core.restore(cp)
         core.detach_loop()
@@ -67,14 +66,14 @@ async def commit_success(session: RuntimeSession, run: CurrentRun, output: CoreA
 
 
 async def commit_end(session: RuntimeSession, run: CurrentRun, *, cancelled: bool) -> Effects:
-    """Record a failed (requeue / abandon at 3 attempts) or cancelled run durably."""
+    """Record a failed (requeue / abandon at 3 attempts) or cancelled run durably: the
+    lifecycle record and every row that differs from the store, in one commit."""
     core = session.core
     cp = core.checkpoint(list(run.input_ids))
     now = time.time()
     effects = core.cancel_run(run.run_id, now) if cancelled else core.fail_run(run.run_id, now)
     try:
-        records = [core.ledger.records[i] for i in effects.changed]
-        await session.persistence.commit_lifecycle(core.durable_phase(), records)
+        await session.persistence.commit_lifecycle(core.durable_phase(), core.ledger)
     except Exception as exc:
         core.restore(cp)
         what = "run cancellation commit" if cancelled else "run failure commit (terminal snapshot)"

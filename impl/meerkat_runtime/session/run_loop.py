@@ -5,10 +5,10 @@ lane's head) and stage it as a new run; release the gate and await ``executor.ap
 under the gate again, commit the outcome:
 
 * success → boundary commit (``atomic_apply``), waiters resolve;
-* failure → the input is requeued at the back (abandoned after 3 attempts) with one lifecycle
-  commit, and the loop keeps draining the rest of the backlog; an input that already failed
-  in this drain is not retried until an explicit ``wake`` (or a later accept once the drain
-  ended), so a failing executor never spins;
+* failure → the input is requeued at the back of its lane (abandoned after its 3rd failed
+  attempt) with one lifecycle commit, and the loop keeps draining — the requeued input
+  included, so a lone failing input is tried 3 times in a row and then abandoned; the attempt
+  budget bounds the retries, so a failing executor never spins;
 * cancellation → the input is abandoned (``cancelled``);
 * boundary-commit failure → the input is Queued again, the runtime Idle, the loop detaches
   and the executor is told to stop;
@@ -34,7 +34,7 @@ from meerkat_runtime.session.executor import (
 from meerkat_runtime.session.run_commit import BoundaryCommitFailed, check_receipt, commit_end, commit_success
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession
 from meerkat_runtime.vocab.errors import DurableWriteFailed
-from meerkat_runtime.vocab.ids import InputId, new_run_id
+from meerkat_runtime.vocab.ids import new_run_id
 
 FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
 
@@ -105,20 +105,16 @@ async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: Fa
 async def _drain(
     session: RuntimeSession, executor: CoreExecutor, me: asyncio.Task[Any] | None, on_fatal: FatalHandler
 ) -> bool:
-    """Run inputs until the lanes are empty (or only hold inputs that failed in this drain).
+    """Run inputs until no run can start (the lanes are empty, or the phase does not drain).
     Returns ``False`` when the loop must exit."""
     core = session.core
-    failed: set[InputId] = set()
     while True:
         async with session.gate:
             if session.loop_task is not me:
                 return False
             session.wake_event.clear()  # this drain serves every wake that arrived so far
-            if session.retry_requested:
-                session.retry_requested = False
-                failed.clear()
             candidate = core.next_candidate() if core.can_start_run() else None
-            if candidate is None or candidate in failed:
+            if candidate is None:
                 return True
             run = core.start_run(new_run_id(), candidate, time.time())
             primitive = RunPrimitive(run.run_id, tuple(core.ledger.records[i].input for i in run.input_ids))
@@ -137,8 +133,6 @@ async def _drain(
                     await commit_success(session, run, outcome.output)
                 else:
                     await commit_end(session, run, cancelled=outcome.cancelled)
-                    if not outcome.cancelled:
-                        failed.add(candidate)
             except BoundaryCommitFailed as exc:
                 session.last_error = exc
                 session.detach()

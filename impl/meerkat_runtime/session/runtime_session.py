@@ -71,7 +71,6 @@ class RuntimeSession:
         self.loop_task: asyncio.Task[None] | None = None
         self.loop_state = LoopState.DETACHED
         self.wake_event = asyncio.Event()
-        self.retry_requested = False
         self.apply_task: asyncio.Task[Any] | None = None
         self.applying_run: RunId | None = None
         self.epoch_id = epoch_id
@@ -96,11 +95,9 @@ class RuntimeSession:
         if effects.terminate_all is not None:
             self.completions.resolve_all(RuntimeTerminated(effects.terminate_all))
 
-    def wake(self, *, retry: bool = False) -> None:
-        """Signal the loop; ``retry`` also lets it retry inputs that failed in the current drain."""
+    def wake(self) -> None:
+        """Signal the loop to look at the lanes again."""
         if self.loop_task is not None:
-            if retry:
-                self.retry_requested = True
             self.wake_event.set()
 
     def detach(self) -> tuple[CoreExecutor | None, asyncio.Task[None] | None, asyncio.Task[Any] | None]:

@@ -1,0 +1,79 @@
+"""Durable storage that outlives a simulated process: each ``open()`` returns a fresh store
+handle over the same data, as a restarted process would get.
+
+``SqliteDisk`` keeps one SQLite file in a private temporary directory; ``MemoryDisk`` keeps
+one :class:`~meerkat_runtime.store.memory.MemoryStorage` (fast, for the exhaustive replay).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal, Protocol
+
+from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+
+DiskKind = Literal["sqlite", "memory"]
+
+
+class Disk(Protocol):
+    """Storage that survives a crash of the process using it."""
+
+    def open(self) -> RuntimeStore:
+        """A new store handle over the surviving data."""
+        ...
+
+    def release(self, store: RuntimeStore) -> None:
+        """Let go of a handle a crashed process held (no flush, no clean shutdown implied)."""
+        ...
+
+    def destroy(self) -> None:
+        """Delete the data for good."""
+        ...
+
+
+class SqliteDisk:
+    """One SQLite database file in its own temporary directory."""
+
+    def __init__(self, synchronous: Literal["FULL", "NORMAL"] = "NORMAL") -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="meerkat-conformance-"))
+        self.path = self.directory / "runtime.sqlite3"
+        self.synchronous: Literal["FULL", "NORMAL"] = synchronous
+
+    def open(self) -> RuntimeStore:
+        return SqliteRuntimeStore(self.path, synchronous=self.synchronous)
+
+    def release(self, store: RuntimeStore) -> None:
+        # Committed transactions are already in the file; closing only returns descriptors.
+        store.close()
+
+    def destroy(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class MemoryDisk:
+    """A ``MemoryStorage`` shared by every handle."""
+
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+
+    def open(self) -> RuntimeStore:
+        return InMemoryRuntimeStore(self.storage)
+
+    def release(self, store: RuntimeStore) -> None:
+        """Nothing to release: the storage is shared with the next handle."""
+
+    def destroy(self) -> None:
+        self.storage = MemoryStorage()
+
+
+def make_disk(kind: DiskKind) -> Disk:
+    """A fresh, empty disk of ``kind``."""
+    if kind == "sqlite":
+        return SqliteDisk()
+    if kind == "memory":
+        return MemoryDisk()
+    raise ValueError(f"unknown disk kind {kind!r}; use 'sqlite' or 'memory'")

@@ -1,0 +1,131 @@
+"""Drive a model machine and a runtime adapter in lockstep, comparing after every step.
+
+:class:`Lockstep` is used by the Hypothesis state machines and by the exhaustive replay
+alike. Every :meth:`Lockstep.apply`:
+
+1. steps the model through the model actions the harness action stands for (usually one;
+   a runtime call that does several model steps at once, such as registering and attaching
+   a loop, stands for a short sequence: the steps before a refused one stay applied, as they
+   do in the runtime);
+2. calls the runtime and compares the two outcomes (value, or error kind);
+3. applies to the model whatever the runtime then did on its own (its run loop starting a
+   run), each of which the model must allow, and checks that nothing the model considers
+   due was left undone;
+4. compares the two observations.
+
+The first difference raises :class:`~meerkat_conformance.trace.Disagreement` with the trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from meerkat_model.machine import Machine, Rejected, Stepped
+
+from meerkat_conformance.adapter import RuntimeAdapter, StepKind
+from meerkat_conformance.diff import diff_values
+from meerkat_conformance.outcome import Err, Ok, outcomes_agree
+from meerkat_conformance.tally import MachineTally
+from meerkat_conformance.trace import Disagreement, Trace
+
+
+class Lockstep:
+    """One model state and one runtime, kept in step.
+
+    ``tally`` (optional) receives the counts; the trace records every step.
+    """
+
+    def __init__(
+        self,
+        machine: Machine[Any, Any],
+        adapter: RuntimeAdapter,
+        tally: MachineTally | None = None,
+        *,
+        model_state: Any = None,
+    ) -> None:
+        self.machine = machine
+        self.adapter = adapter
+        self.state: Any = machine.initial_state() if model_state is None else model_state
+        self.trace = Trace(machine.name)
+        self.tally = tally if tally is not None else MachineTally(
+            machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions()))
+        )
+        self.last_transitions: tuple[str, ...] = ()
+        self.visited: list[Any] = [self.state]
+        """Model states of the last ``apply``: the state before it, then the state after each
+        model step it caused (its own, then the runtime's)."""
+
+    def _step_plan(self, plan: Sequence[Hashable]) -> tuple[Stepped[Any] | Rejected, Any, tuple[str, ...]]:
+        """Step through ``plan``; returns the result (the first rejection, or the combined
+        step), the state reached by the steps that succeeded, and the transitions fired."""
+        state = self.state
+        outputs: list[Any] = []
+        fired: list[str] = []
+        self.visited = [state]
+        for model_action in plan:
+            result = self.machine.step(state, model_action)
+            if isinstance(result, Rejected):
+                return result, state, tuple(fired)
+            state = result.state
+            self.visited.append(state)
+            outputs.extend(result.outputs)
+            fired.append(result.transition)
+        return Stepped(state, tuple(outputs), fired[-1] if fired else ""), state, tuple(fired)
+
+    def apply(self, action: Hashable) -> Stepped[Any] | Rejected:
+        """Apply ``action`` to both sides; raise ``Disagreement`` on the first difference."""
+        plan = tuple(self.adapter.model_actions(action, self.state))
+        result, reached, fired = self._step_plan(plan)
+        runtime = self.adapter.execute(action)
+        expected = self.adapter.expected(action, result)
+        agree = outcomes_agree(expected, runtime)
+        kind = self.adapter.step_kind(action)
+        label = " + ".join(self.machine.action_label(a) for a in plan)
+        self.trace.record(label, expected, runtime, agree, self.adapter.note(action))
+        self.tally.steps += 1
+        if kind is StepKind.CRASH:
+            self.tally.crashes += 1
+        elif kind is StepKind.FAULT:
+            self.tally.faults += 1
+        if not agree:
+            self.tally.disagreements += 1
+            raise Disagreement(self.trace, f"step {len(self.trace.steps)} returned different results")
+        self.state = reached
+        self.tally.covered.update(fired)
+        if isinstance(result, Rejected):
+            self.tally.rejections += 1
+        self.last_transitions = fired
+        self._follow_runtime()
+        self.check()
+        return result
+
+    def _follow_runtime(self) -> None:
+        """Apply to the model what the runtime did by itself, then look for overdue work."""
+        for model_action in self.adapter.autonomous():
+            result = self.machine.step(self.state, model_action)
+            label = self.machine.action_label(model_action)
+            model = Ok(None) if isinstance(result, Stepped) else Err(result.kind, result.detail)
+            agree = isinstance(result, Stepped)
+            self.trace.record(label, model, Ok(None), agree, "done by the runtime on its own")
+            if not isinstance(result, Stepped):
+                self.tally.disagreements += 1
+                raise Disagreement(self.trace, f"the runtime did {label} on its own; the model refuses it")
+            self.state = result.state
+            self.visited.append(self.state)
+            self.tally.covered.add(result.transition)
+            self.last_transitions = (*self.last_transitions, result.transition)
+        overdue = self.adapter.overdue(self.state)
+        if overdue is not None:
+            self.tally.disagreements += 1
+            raise Disagreement(self.trace, overdue)
+
+    def check(self) -> None:
+        """Compare the two observations now; raise ``Disagreement`` if they differ."""
+        differences = diff_values(self.adapter.model_view(self.state), self.adapter.observe())
+        if differences:
+            self.tally.disagreements += 1
+            raise Disagreement(self.trace, "observable state differs", differences)
+
+    def close(self) -> None:
+        self.adapter.close()

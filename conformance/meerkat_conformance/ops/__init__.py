@@ -1,0 +1,1 @@
+"""Conformance of the operation registry: ``OpsMachine`` against ``OpsLifecycleRegistry``."""

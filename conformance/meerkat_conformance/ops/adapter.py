@@ -1,0 +1,302 @@
+"""``OpsAdapter``: one live ``OpsLifecycleRegistry`` on a store, driven by ``OpsMachine`` actions.
+
+The registry is wired exactly as production wires it (``open_durable_ops`` over a
+``FaultInjectingStore`` over the disk's store). What a call returns is reduced to the model's
+output vocabulary (see ``meerkat_model.ops.machine``): ``("returned", value)``, then every
+side effect the call had — watchers it resolved, feed entries it pushed, a ``wait_all`` it
+satisfied — read from the watcher/handle objects and the feed, not from the registry's
+internals. Outputs are compared as a sorted tuple.
+
+Harness actions beyond the model's vocabulary:
+
+* ``("crash",)`` — the registry and its store handle are abandoned (no close, no flush), a
+  new store handle is opened on the same disk and the registry is recovered from it.
+* ``("crash_read_fault",)`` — the same, but the first recovery read fails: the runtime must
+  refuse to start with ``store_read_failed`` (never a silent fresh epoch); the retry must
+  then recover like ``("crash",)``. The model sees a plain ``("crash",)``.
+* ``("write_fails", inner)`` — the next store write fails (``WriteFailed``) while ``inner``
+  runs; the model's own ``write_fails`` semantics apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.ops.machine import OpsMachine
+from meerkat_model.vocab.statuses import OpKind
+from meerkat_runtime.ops.config import OpsLifecycleConfig
+from meerkat_runtime.ops.recovery import DurableOps, open_durable_ops
+from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.ops.wait_all import WaitAllHandle
+from meerkat_runtime.ops.watch import OperationCompletionWatch
+from meerkat_runtime.store.faults import FaultInjectingStore
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.vocab.errors import MeerkatError
+from meerkat_runtime.vocab.ids import OperationId, canonical_runtime_id
+from meerkat_runtime.vocab.operation import (
+    OperationKind,
+    OperationPeerHandle,
+    OperationProgressUpdate,
+    OperationResult,
+    OperationSpec,
+)
+
+from meerkat_conformance.adapter import StepKind
+from meerkat_conformance.disks import Disk
+from meerkat_conformance.faults import disarm, fail_next_write
+from meerkat_conformance.ops.views import model_op_id, observe_registry, outcome_pair, outcome_pairs, runtime_op_id
+from meerkat_conformance.outcome import Err, Ok, Outcome
+
+RUNTIME_ID = canonical_runtime_id("conformance-ops")
+CRASH_READ_FAULT = ("crash_read_fault",)
+_NO_RETURN = frozenset({"wait_all", "drop_wait", "crash", "crash_read_fault"})
+_DURABLE_CALLS = frozenset(
+    {"provisioning_failed", "abort_provisioning", "complete_operation", "fail_operation", "cancel_operation",
+     "mark_retired", "terminate_owner", "collect_completed"}
+)
+_KINDS = {int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
+          int(OpKind.BACKGROUND_TOOL_OP): OperationKind.BACKGROUND_TOOL_OP}
+
+
+def sorted_outputs(outputs: Any) -> tuple[Any, ...]:
+    """Outputs in a canonical order (the model lists them per effect, the harness per source)."""
+    return tuple(sorted(outputs, key=repr))
+
+
+def _value(call: Callable[..., object], *args: Any) -> Any:
+    """Call ``call`` and hand back whatever it returned (compared with the model's value)."""
+    return call(*args)
+
+
+def error_outcome(exc: BaseException) -> Err:
+    """A runtime exception as an outcome: its ``kind``, or ``exception:<Type>`` for a crash."""
+    if isinstance(exc, MeerkatError):
+        return Err(exc.kind, str(exc))
+    return Err(f"exception:{type(exc).__name__}", str(exc))
+
+
+class OpsAdapter:
+    """A registry under test, its fault-injecting store and the disk beneath."""
+
+    def __init__(
+        self,
+        machine: OpsMachine,
+        disk: Disk,
+        *,
+        registry_class: type[OpsLifecycleRegistry] = OpsLifecycleRegistry,
+    ) -> None:
+        self.machine = machine
+        self.disk = disk
+        self.registry_class = registry_class
+        bounds = machine.bounds
+        self.config = OpsLifecycleConfig(bounds.max_completed, bounds.max_concurrent or None)
+        self.watches: list[tuple[int, OperationCompletionWatch]] = []
+        self.wait: WaitAllHandle | None = None
+        self.store, self.faults = self._open_store()
+        self.durable = self._recover()
+        self.feed_seen = self.registry.completion_feed().watermark()
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> OpsLifecycleRegistry:
+        return self.durable.registry
+
+    def _open_store(self) -> tuple[RuntimeStore, FaultInjectingStore]:
+        inner = self.disk.open()
+        return inner, FaultInjectingStore(inner)
+
+    def _recover(self) -> DurableOps:
+        durable = open_durable_ops(self.faults, RUNTIME_ID, config=self.config)
+        if self.registry_class is not OpsLifecycleRegistry:
+            durable.registry.__class__ = self.registry_class
+        return durable
+
+    def _crash(self, read_fault: bool) -> tuple[Any, ...]:
+        """Abandon the process state and recover from the disk; returns extra outputs that
+        only appear when the runtime mishandled the injected read fault."""
+        old_store = self.store
+        self.watches = []
+        self.wait = None
+        self.store, self.faults = self._open_store()
+        self.disk.release(old_store)
+        extra: tuple[Any, ...] = ()
+        if read_fault:
+            self.faults.fail_next("load_ops_lifecycle")
+            try:
+                self.durable = self._recover()
+                extra = (("recovery_ignored_read_fault",),)
+            except MeerkatError as exc:
+                if exc.kind != "store_read_failed":
+                    extra = (("recovery_failed_with", exc.kind),)
+            self.faults.clear()
+        self.durable = self._recover()
+        self.feed_seen = self.registry.completion_feed().watermark()
+        return extra
+
+    # --- the adapter protocol -------------------------------------------------------------
+
+    def model_actions(self, action: Hashable, model_state: Any) -> Sequence[Hashable]:
+        return (("crash",),) if action == CRASH_READ_FAULT else (action,)
+
+    def autonomous(self) -> Sequence[Hashable]:
+        """The registry never acts on its own."""
+        return ()
+
+    def overdue(self, model_state: Any) -> str | None:
+        return None
+
+    def step_kind(self, action: Hashable) -> StepKind:
+        assert isinstance(action, tuple)
+        if action[0] in ("crash", "crash_read_fault"):
+            return StepKind.CRASH
+        if action[0] == "write_fails":
+            return StepKind.FAULT
+        return StepKind.CALL
+
+    def fault_variants(self, action: Hashable) -> list[Hashable]:
+        assert isinstance(action, tuple)
+        return [("write_fails", action)] if action[0] in _DURABLE_CALLS else []
+
+    def note(self, action: Hashable) -> str:
+        assert isinstance(action, tuple)
+        return {
+            "crash": "crash + recover",
+            "crash_read_fault": "crash + recover, first read fails",
+            "write_fails": "store write fails",
+        }.get(action[0], "")
+
+    def execute(self, action: Hashable) -> Outcome:
+        assert isinstance(action, tuple)
+        if action[0] == "write_fails":
+            rules = fail_next_write(self.faults)
+            try:
+                return self._call(action[1])
+            finally:
+                disarm(self.faults, rules)
+        return self._call(action)
+
+    def expected(self, action: Hashable, result: Stepped[Any] | Rejected) -> Outcome:
+        if isinstance(result, Rejected):
+            return Err(result.kind, result.detail)
+        return Ok(sorted_outputs(result.outputs))
+
+    def observe(self) -> Any:
+        return observe_registry(self.registry)
+
+    def model_view(self, model_state: Any) -> Any:
+        return self.machine.observe(model_state)
+
+    def close(self) -> None:
+        self.watches = []
+        self.wait = None
+        self.store.close()
+        self.disk.destroy()
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def _call(self, action: tuple[Any, ...]) -> Outcome:
+        name = action[0]
+        try:
+            returned, extra = self._dispatch(action)
+        except Exception as exc:  # every runtime refusal, and anything unexpected, is compared
+            return error_outcome(exc)
+        outputs: list[Any] = list(extra)
+        if name not in _NO_RETURN:
+            outputs.append(("returned", returned))
+        outputs.extend(self._harvest())
+        return Ok(sorted_outputs(outputs))
+
+    def _dispatch(self, action: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+        name, args = action[0], action[1:]
+        reg = self.registry
+        if name == "crash":
+            return None, self._crash(read_fault=False)
+        if name == "crash_read_fault":
+            return None, self._crash(read_fault=True)
+        if name == "register_operation":
+            op_id, kind = args
+            runtime_kind = _KINDS[kind]
+            spec = OperationSpec(
+                id=OperationId(runtime_op_id(op_id)),
+                kind=runtime_kind,
+                owner_session_id="conformance",
+                display_name=runtime_op_id(op_id),
+                expect_peer_channel=runtime_kind is OperationKind.MOB_MEMBER_CHILD,
+            )
+            return _value(reg.register_operation, spec), ()
+        if name == "register_watcher":
+            watch = reg.register_watcher(runtime_op_id(args[0]))
+            if watch.done():
+                return None, (("watcher_resolved", args[0], outcome_pair(watch.outcome())),)
+            self.watches.append((args[0], watch))
+            return None, ()
+        if name == "wait_all":
+            handle = reg.wait_all([runtime_op_id(i) for i in args[0]])
+            self.wait = handle
+            return None, ()
+        if name == "drop_wait":
+            return None, self._drop_wait()
+        if name == "terminate_owner":
+            return _value(reg.terminate_owner, args[0]), ()
+        if name == "collect_completed":
+            return outcome_pairs(reg.collect_completed()), ()
+        oid = runtime_op_id(args[0])
+        if name == "provisioning_succeeded":
+            return _value(reg.provisioning_succeeded, oid), ()
+        if name == "request_retire":
+            return _value(reg.request_retire, oid), ()
+        if name == "mark_retired":
+            return _value(reg.mark_retired, oid), ()
+        if name == "peer_ready":
+            return _value(reg.peer_ready, oid, OperationPeerHandle(f"peer-{args[0]}", "inproc://conformance")), ()
+        if name == "report_progress":
+            return _value(reg.report_progress, oid, OperationProgressUpdate("working", 50.0)), ()
+        if name == "complete_operation":
+            return _value(reg.complete_operation, oid, OperationResult(oid, args[1])), ()
+        if name == "fail_operation":
+            return _value(reg.fail_operation, oid, args[1]), ()
+        if name == "provisioning_failed":
+            return _value(reg.provisioning_failed, oid, args[1]), ()
+        if name == "cancel_operation":
+            return _value(reg.cancel_operation, oid, args[1]), ()
+        if name == "abort_provisioning":
+            return _value(reg.abort_provisioning, oid, args[1]), ()
+        raise ValueError(f"the ops harness does not know action {action!r}")
+
+    def _drop_wait(self) -> tuple[Any, ...]:
+        handle, self.wait = self.wait, None
+        if handle is not None and not handle.done():
+            return () if handle.cancel() else (("wait_cancel_refused",),)
+        if self.registry.cancel_wait_all():
+            return (("cancelled_unknown_barrier",),)
+        return ()
+
+    def _harvest(self) -> list[Any]:
+        """Side effects since the last call: resolved watchers, new feed entries, a satisfied wait."""
+        out: list[Any] = []
+        resolved: dict[tuple[int, Any], int] = {}
+        pending: list[tuple[int, OperationCompletionWatch]] = []
+        for op_id, watch in self.watches:
+            if watch.done():
+                key = (op_id, outcome_pair(watch.outcome()))
+                resolved[key] = resolved.get(key, 0) + 1
+            else:
+                pending.append((op_id, watch))
+        self.watches = pending
+        out.extend(("watchers_resolved", op_id, n, outcome) for (op_id, outcome), n in resolved.items())
+        batch = self.registry.completion_feed().list_since(self.feed_seen)
+        for entry in batch.entries:
+            out.append(("feed", entry.seq, model_op_id(entry.operation_id), outcome_pair(entry.terminal_outcome)))
+        self.feed_seen = max(self.feed_seen, batch.watermark)
+        if self.wait is not None and self.wait.done():
+            handle, self.wait = self.wait, None
+            try:
+                result = handle.result(timeout=0)
+            except MeerkatError as exc:
+                out.append(("wait_all_failed", exc.kind))
+            else:
+                out.append(("wait_all_satisfied", outcome_pairs(result.outcomes)))
+        return out

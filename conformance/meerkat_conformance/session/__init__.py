@@ -1,0 +1,1 @@
+"""Conformance of the session runtime: ``SessionMachine`` against ``MeerkatMachine``."""

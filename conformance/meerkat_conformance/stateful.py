@@ -1,0 +1,92 @@
+"""The base of the Hypothesis lockstep state machines.
+
+A subclass builds its :class:`~meerkat_conformance.lockstep.Lockstep` in ``make_lockstep``
+and defines rules that call :meth:`LockstepStateMachine.act`. The base adds one generic rule,
+``enabled_action``, which applies any action the model accepts in the current state. After every rule the
+``observations_agree`` invariant compares both sides. A class-level
+:class:`~meerkat_conformance.tally.MachineTally` (``TALLY``) accumulates the counts over all
+examples of a run, and an optional :class:`~meerkat_conformance.progress.ProgressLine`
+prints them while a long run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from meerkat_model.machine import Bounds, Rejected, Stepped
+
+from meerkat_conformance.lockstep import Lockstep
+from meerkat_conformance.progress import ProgressLine
+from meerkat_conformance.tally import MachineTally
+
+
+class LockstepStateMachine(RuleBasedStateMachine):
+    """Model and runtime in lockstep; subclasses add rules."""
+
+    EXAMPLES_FACTOR: ClassVar[int] = 1
+    """Profiles' example counts are multiplied by this (cheap machines get more examples)."""
+    BOUNDS: ClassVar[Bounds] = Bounds()
+    """Bounds of the model this machine runs (subclasses set their own)."""
+    GUIDED_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"crash", "write_fails"})
+    """Action names ``enabled_action`` leaves to the dedicated crash / fault rules."""
+    GUIDED_LAST: ClassVar[tuple[str, ...]] = ()
+    """Action names ``enabled_action`` offers after all others (Hypothesis favours the first
+    choices, so always-enabled registry-wide calls go last)."""
+    TALLY: ClassVar[MachineTally | None] = None
+    PROGRESS: ClassVar[ProgressLine | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = self.make_lockstep()
+        tally = type(self).TALLY
+        if tally is not None:
+            tally.examples += 1
+            self.lock.tally = tally
+        else:
+            self.lock.tally.examples += 1
+        progress = type(self).PROGRESS
+        if progress is not None:
+            progress.tick(self.lock.tally)
+
+    def make_lockstep(self) -> Lockstep:
+        raise NotImplementedError
+
+    @property
+    def model_state(self) -> Any:
+        return self.lock.state
+
+    def act(self, action: Hashable) -> Stepped[Any] | Rejected:
+        """Apply ``action`` to model and runtime (raises ``Disagreement`` on a difference)."""
+        return self.lock.apply(action)
+
+    @rule(data=st.data())
+    def enabled_action(self, data: st.DataObject) -> None:
+        """Any action the model accepts in the current state, the action name chosen first
+        so that names with many argument variants do not crowd out the others (keeps the
+        search moving through deep states; the other rules also try refused calls)."""
+        machine, state = self.lock.machine, self.lock.state
+        by_name: dict[str, list[Hashable]] = {}
+        exclude = type(self).GUIDED_EXCLUDE
+        for action in machine.actions(state):
+            if str(action[0]) not in exclude and isinstance(machine.step(state, action), Stepped):
+                by_name.setdefault(str(action[0]), []).append(action)
+        if by_name:
+            last = type(self).GUIDED_LAST
+            names = sorted(by_name, key=lambda n: (last.index(n) if n in last else -1, n))
+            name = data.draw(st.sampled_from(names), label="name")
+            self.act(data.draw(st.sampled_from(by_name[name]), label="action"))
+
+    @invariant()
+    def observations_agree(self) -> None:
+        self.lock.check()
+
+    def teardown(self) -> None:
+        self.lock.close()
+
+
+def fresh_tally(machine: Any) -> MachineTally:
+    """An empty tally for ``machine`` listing its declared transitions."""
+    return MachineTally(machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions())))

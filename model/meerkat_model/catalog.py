@@ -1,0 +1,68 @@
+"""The machines the verifier knows, and the named exploration profiles.
+
+``MACHINES`` maps a machine name to a factory ``Bounds -> Machine``; ``PROFILES`` maps a
+profile name (``tiny``, ``ci``, ``deep``) to the bounds of each machine under that profile.
+Factories import their machine lazily so the catalog stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from meerkat_model.machine import Bounds, Machine
+
+AnyMachine = Machine[Any, Any]
+
+
+def _ops(bounds: Bounds) -> AnyMachine:
+    from meerkat_model.ops.machine import OpsMachine
+
+    return OpsMachine(bounds)
+
+
+def _session(bounds: Bounds) -> AnyMachine:
+    from meerkat_model.session.machine import SessionMachine
+
+    return SessionMachine(bounds)
+
+
+MACHINES: dict[str, Callable[[Bounds], AnyMachine]] = {
+    "ops": _ops,
+    "session": _session,
+}
+
+# Bounds of the operation registry model (meerkat_model.ops.bounds documents every key).
+# tiny: one id, small enough to draw; ci: two ids, both kinds, a barrier, crash and recovery,
+# seconds; deep: one more completion sequence number (every history of three terminal steps).
+_OPS_COMMON = {"kinds": 2, "max_completed": 1, "max_concurrent": 1, "payloads": 1, "progress": 1, "watchers": 1,
+               "barrier": 1, "crash": 1, "probes": 0}
+
+# Bounds of the session runtime model (meerkat_model.session.bounds documents every key).
+# tiny: one input, runs that succeed or fail, crash and recovery (small enough to draw); ci: two
+# inputs with idempotency and supersession keys, every control operation, failures, crashes
+# (every declared transition fires; seconds); deep: adds the steer lane and ephemeral inputs.
+_SESSION_OFF = {"steer": 0, "idem_keys": 0, "super_keys": 0, "coalesce": 0, "ephemeral": 0, "invalid": 0,
+                "interrupt": 0, "control": 0, "unregister": 0}
+_SESSION_ALL = {"idem_keys": 1, "super_keys": 1, "coalesce": 1, "invalid": 1, "failures": 1, "interrupt": 1,
+                "control": 1, "unregister": 1, "crash": 1, "write_failures": 1}
+
+PROFILES: dict[str, dict[str, Bounds]] = {
+    "tiny": {
+        "ops": Bounds({**_OPS_COMMON, "ids": 1, "sequences": 2}),
+        "session": Bounds({**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "write_failures": 1}),
+    },
+    "ci": {
+        "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2}),
+        "session": Bounds({**_SESSION_ALL, "inputs": 2, "steer": 0, "ephemeral": 0}),
+    },
+    "deep": {
+        "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 3}),
+        "session": Bounds({**_SESSION_ALL, "inputs": 2, "steer": 1, "ephemeral": 1}),
+    },
+}
+
+
+def profile_names() -> list[str]:
+    """Names of the known profiles, in a stable order."""
+    return list(PROFILES)

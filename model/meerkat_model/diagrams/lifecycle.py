@@ -1,0 +1,238 @@
+"""Per-entity lifecycle diagrams built from a machine's declared transitions.
+
+A lifecycle is the status graph of one entity (``operation``, ``input``, ``runtime``,
+``registration``, ...): one node per status named in a :class:`TransitionDecl`; one edge per
+(sources, target) pair carrying every transition between them; a junction dot where a transition
+may fire from several statuses; a self-loop for a transition that leaves the status unchanged
+(``target is None``), or a note under the title when it is allowed in many statuses; terminal
+statuses (targets of transitions with ``terminal_target``) with a double border; and a start
+point leading to the entry statuses.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from meerkat_model.diagrams.dot import DotEdge, DotGraph, DotNode
+from meerkat_model.diagrams.errors import UnknownEntityError
+from meerkat_model.diagrams.style import FONT, GUARD_WRAP, LIFECYCLE_COLOURS
+from meerkat_model.machine import TransitionDecl
+
+START_NODE = "__start__"
+# A status-keeping transition allowed in at least this many statuses is noted, not looped.
+NOTE_MIN_SOURCES = 3
+NOTE_WRAP = 90
+JUNCTION_PREFIX = "__junction_"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEdge:
+    """Every declared transition from the status set ``sources`` to ``target``: no source is a
+    creating transition (drawn from the start point), one source a plain edge (a loop when it
+    equals ``target``: status unchanged), several sources a junction they all lead into."""
+
+    sources: tuple[str, ...]
+    target: str
+    transitions: tuple[TransitionDecl, ...]
+
+    @property
+    def label(self) -> str:
+        return edge_label(self.transitions)
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """The status graph of one entity of one machine, in a deterministic order.
+
+    ``widely_kept`` holds the status-keeping transitions allowed in many statuses; they are noted
+    once under the title instead of drawn as a loop on each of those statuses."""
+
+    machine: str
+    entity: str
+    statuses: tuple[str, ...]
+    entry: tuple[str, ...]
+    terminal: tuple[str, ...]
+    edges: tuple[LifecycleEdge, ...]
+    transitions: tuple[TransitionDecl, ...]
+    widely_kept: tuple[TransitionDecl, ...] = ()
+
+
+def transition_label(decl: TransitionDecl) -> str:
+    """The edge text of one transition: its name, then its guard in brackets (wrapped)."""
+    if not decl.guard:
+        return decl.name
+    guard = textwrap.wrap(f"[{decl.guard}]", GUARD_WRAP, break_long_words=False, break_on_hyphens=False)
+    return "\n".join([decl.name, *guard])
+
+
+def edge_label(decls: Sequence[TransitionDecl]) -> str:
+    """The text of an edge carrying ``decls``: transitions sharing a guard are listed together
+    above it, each name once."""
+    by_guard: dict[str, list[str]] = {}
+    for decl in decls:
+        names = by_guard.setdefault(decl.guard, [])
+        if decl.name not in names:
+            names.append(decl.name)
+    lines: list[str] = []
+    for guard, names in by_guard.items():
+        lines.extend(textwrap.wrap(", ".join(names), GUARD_WRAP, break_long_words=False, break_on_hyphens=False))
+        if guard:
+            lines.extend(textwrap.wrap(f"[{guard}]", GUARD_WRAP, break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def entities(transitions: Iterable[TransitionDecl]) -> list[str]:
+    """The entities that have declared transitions, in order of first declaration."""
+    seen: dict[str, None] = {}
+    for decl in transitions:
+        seen.setdefault(decl.entity, None)
+    return list(seen)
+
+
+def _entry_statuses(decls: Sequence[TransitionDecl], statuses: set[str], initial: str | None) -> set[str]:
+    """Statuses an entity starts in: never entered by a declared transition, entered by a
+    creating transition (no source), or named (ignoring case) as ``initial`` by the caller."""
+    targeted = {d.target for d in decls if d.target is not None and d.target not in d.sources}
+    created = {d.target for d in decls if not d.sources and d.target is not None}
+    entry = (statuses - targeted) | created
+    if initial is not None:
+        entry.update(s for s in statuses if s.lower() == initial.lower())
+    return entry
+
+
+def _flow_order(statuses: set[str], entry: set[str], decls: Sequence[TransitionDecl]) -> list[str]:
+    """Breadth-first order from the entry statuses, neighbours by name (independent of the
+    declaration order); statuses not reached come last, by name."""
+    successors: dict[str, set[str]] = {status: set() for status in statuses}
+    for decl in decls:
+        if decl.target is not None:
+            for source in decl.sources:
+                successors[source].add(decl.target)
+    order: list[str] = []
+    frontier = sorted(entry)
+    seen = set(frontier)
+    while frontier:
+        order.extend(frontier)
+        following: list[str] = []
+        for status in frontier:
+            for nxt in sorted(successors[status] - seen):
+                seen.add(nxt)
+                following.append(nxt)
+        frontier = following
+    order.extend(sorted(statuses - seen))
+    return order
+
+
+def build_lifecycle(
+    machine: str, transitions: Sequence[TransitionDecl], entity: str, *, initial: str | None = None
+) -> Lifecycle:
+    """The lifecycle of ``entity`` from ``transitions`` (raises :class:`UnknownEntityError`).
+    ``initial`` names the status the entity has in the machine's initial state, when known."""
+    decls = [decl for decl in transitions if decl.entity == entity]
+    if not decls:
+        raise UnknownEntityError(entity, entities(transitions))
+    statuses: set[str] = set()
+    for decl in decls:
+        statuses.update(decl.sources)
+        if decl.target is not None:
+            statuses.add(decl.target)
+    entry = _entry_statuses(decls, statuses, initial)
+    order = _flow_order(statuses, entry, decls)
+    rank = {status: index for index, status in enumerate(order)}
+    terminal = {d.target for d in decls if d.terminal_target and d.target is not None}
+
+    widely_kept = [d for d in decls if d.target is None and len(d.sources) >= NOTE_MIN_SOURCES]
+    grouped: dict[tuple[tuple[str, ...], str], list[TransitionDecl]] = {}
+    for decl in decls:
+        sources = tuple(sorted(decl.sources, key=rank.__getitem__))
+        if decl in widely_kept:
+            continue
+        if decl.target is None:
+            for source in sources:
+                grouped.setdefault(((source,), source), []).append(decl)
+        else:
+            grouped.setdefault((sources, decl.target), []).append(decl)
+    edges = [
+        LifecycleEdge(sources, target, tuple(sorted(members, key=lambda d: d.name)))
+        for (sources, target), members in grouped.items()
+    ]
+    edges.sort(key=lambda e: ([rank[s] for s in e.sources], rank[e.target], e.label))
+    return Lifecycle(
+        machine=machine,
+        entity=entity,
+        statuses=tuple(order),
+        entry=tuple(s for s in order if s in entry),
+        terminal=tuple(s for s in order if s in terminal),
+        edges=tuple(edges),
+        transitions=tuple(sorted(decls, key=lambda d: d.name)),
+        widely_kept=tuple(sorted(widely_kept, key=lambda d: d.name)),
+    )
+
+
+def lifecycle_graph(lifecycle: Lifecycle, *, title: str) -> DotGraph:
+    """The DOT graph of ``lifecycle``: entry statuses with a thick border, terminal ones with a
+    double border, transitions from several statuses merged at a junction dot."""
+    colours = LIFECYCLE_COLOURS
+    nodes = [DotNode(START_NODE, {"shape": "point", "width": "0.18", "label": ""})] if lifecycle.entry else []
+    for status in lifecycle.statuses:
+        attrs = {"label": status, "fillcolor": colours["active"]}
+        if status in lifecycle.terminal:
+            attrs.update({"fillcolor": colours["terminal"], "peripheries": "2"})
+        if status in lifecycle.entry:
+            attrs.update({"penwidth": "2"})
+        nodes.append(DotNode(status, attrs))
+    created = {e.target for e in lifecycle.edges if not e.sources}
+    edges = [DotEdge(START_NODE, status, {"style": "bold"}) for status in lifecycle.entry if status not in created]
+    junctions: dict[tuple[str, ...], str] = {}
+    for edge in lifecycle.edges:
+        attrs = {"label": edge.label}
+        if not edge.sources:
+            edges.append(DotEdge(START_NODE, edge.target, {**attrs, "style": "bold"}))
+            continue
+        if len(edge.sources) == 1:
+            source = edge.sources[0]
+            if source == edge.target:
+                attrs.update({"color": colours["self_loop"], "fontcolor": colours["self_loop"]})
+        else:
+            if edge.sources not in junctions:
+                junction = junctions[edge.sources] = f"{JUNCTION_PREFIX}{len(junctions)}"
+                nodes.append(DotNode(junction, {"shape": "point", "width": "0.1", "label": "",
+                                                "tooltip": "from any of: " + ", ".join(edge.sources)}))
+                edges.extend(DotEdge(s, junction, {"arrowhead": "none"}) for s in edge.sources)
+            source = junctions[edge.sources]
+        if edge.target in lifecycle.terminal:
+            attrs["color"] = colours["to_terminal"]
+        edges.append(DotEdge(source, edge.target, attrs))
+    label = title
+    for decl in lifecycle.widely_kept:
+        missing = [s for s in lifecycle.statuses if s not in decl.sources]
+        if not missing:
+            where = "every status"
+        elif len(missing) <= 2 and 2 * len(missing) < len(decl.sources):
+            where = "every status but " + " and ".join(missing)
+        else:
+            where = ", ".join(s for s in lifecycle.statuses if s in decl.sources)
+        guard = f" [{decl.guard}]" if decl.guard else ""
+        note = f"keeps the status in {where}: {decl.name}{guard}"
+        label += "\n" + "\n".join(textwrap.wrap(note, NOTE_WRAP, subsequent_indent="  ", break_on_hyphens=False))
+    return DotGraph(
+        name=f"{lifecycle.machine}_{lifecycle.entity}",
+        comment=f"{lifecycle.entity} lifecycle of the {lifecycle.machine!r} model",
+        graph_attrs={
+            "label": label,
+            "labelloc": "t",
+            "fontname": FONT,
+            "fontsize": "16",
+            "rankdir": "TB",
+            "nodesep": "0.5",
+            "ranksep": "0.55",
+            "bgcolor": "white",
+        },
+        node_defaults={"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "12"},
+        edge_defaults={"fontname": FONT, "fontsize": "10"},
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        rank_groups=(("source", (START_NODE,) if lifecycle.entry else ()), ("sink", lifecycle.terminal)),
+    )

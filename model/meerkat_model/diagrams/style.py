@@ -1,0 +1,35 @@
+"""Colours, fonts and sizes shared by every diagram (one place to restyle them)."""
+
+from __future__ import annotations
+
+FONT = "Helvetica"
+GUARD_WRAP = 34
+
+LIFECYCLE_COLOURS = {
+    "active": "#e3eefb",
+    "terminal": "#e6e6e6",
+    "self_loop": "#5a6b7d",
+    "to_terminal": "#444444",
+}
+
+# Fill colours given to phases of a reachable-state graph, in order of first use (the phases are
+# sorted, so the same phase set always gets the same colours).
+PHASE_PALETTE = (
+    "#cfe3f7",
+    "#d7efcf",
+    "#fbe3c4",
+    "#e5d7f2",
+    "#f9d6e4",
+    "#d3f0ee",
+    "#f4f1c2",
+    "#e1e1e1",
+    "#c9d7f0",
+    "#efd9c9",
+    "#dbe8c4",
+    "#f0c9d0",
+)
+VIOLATION_FILL = "#ff4d4d"
+VIOLATION_BORDER = "#b00000"
+INITIAL_BORDER = "#1f3b73"
+TRACE_FILL = "#f7f7f7"
+TRACE_VIOLATION_FILL = "#ffd0d0"

@@ -1,0 +1,145 @@
+"""Named invariants of the operation-registry model, checked on every reachable state."""
+
+from __future__ import annotations
+
+from meerkat_model.machine import Invariant
+from meerkat_model.ops.bounds import OpsBounds
+from meerkat_model.ops.effects import durable_image, recover
+from meerkat_model.ops.state import NO_OUTCOME, OpRecord, RegistryState, is_terminal, status_of
+from meerkat_model.vocab.statuses import OpKind, OpStatus
+
+Check = Invariant[RegistryState]
+KNOWN_KINDS = frozenset(int(k) for k in OpKind)
+_FIRST_TERMINAL = int(OpStatus.COMPLETED)
+_RUNNING = int(OpStatus.RUNNING)
+_MOB = int(OpKind.MOB_MEMBER_CHILD)
+
+
+def _records(state: RegistryState) -> list[tuple[int, OpRecord]]:
+    return [(i, rec) for i, rec in enumerate(state.ops) if isinstance(rec, OpRecord)]
+
+
+def terminal_outcome_matches(state: RegistryState) -> str | None:
+    for i, rec in enumerate(state.ops):
+        if not rec:
+            continue
+        status, outcome = rec[0], rec[5]
+        if (status >= _FIRST_TERMINAL) != (outcome != NO_OUTCOME) or (outcome != NO_OUTCOME and outcome != status):
+            return f"operation {i}: status {OpStatus(status).name} with outcome {outcome}"
+    return None
+
+
+def peer_ready_consistent(state: RegistryState) -> str | None:
+    for i, rec in enumerate(state.ops):
+        if rec and rec[2] and (rec[1] != _MOB or rec[0] < _RUNNING):
+            return f"operation {i}: peer_ready with kind {OpKind(rec[1]).name} in {OpStatus(rec[0]).name}"
+    return None
+
+
+def kind_known(state: RegistryState) -> str | None:
+    for i, rec in enumerate(state.ops):
+        if rec and rec[1] not in KNOWN_KINDS:
+            return f"operation {i}: unknown kind {rec[1]}"
+    return None
+
+
+def active_count_matches(state: RegistryState) -> str | None:
+    active = [i for i, rec in _records(state) if not is_terminal(rec.status)]
+    if state.active_count != len(active):
+        return f"active_count {state.active_count} but {len(active)} non-terminal operations"
+    if sorted(state.active_order) != active:
+        return f"registration order {state.active_order} does not list the active operations {active}"
+    return None
+
+
+def terminal_ops_in_completed_order(state: RegistryState) -> str | None:
+    terminal = sorted(i for i, rec in _records(state) if is_terminal(rec.status))
+    if sorted(state.completed) != terminal:
+        return f"completed_order {state.completed} does not hold exactly the terminal operations {terminal}"
+    return None
+
+
+def barrier_members_tracked(state: RegistryState) -> str | None:
+    members = state.barrier
+    if len(set(members)) != len(members):
+        return f"barrier members {members} are not distinct"
+    for i in members:
+        if not state.ops[i]:
+            return f"barrier member {i} is not tracked"
+    if members and all(is_terminal(status_of(state.ops[i])) for i in members):
+        return f"barrier {members} is still active although every member is terminal"
+    return None
+
+
+def feed_sequences_ordered(state: RegistryState) -> str | None:
+    last = 0
+    for entry in state.feed:
+        if entry[0] <= last:
+            return f"feed sequence numbers {[e[0] for e in state.feed]} are not strictly increasing"
+        last = entry[0]
+    if state.watermark != last:
+        return f"watermark {state.watermark} is not the last feed sequence number {last}"
+    highest = last
+    for i, rec in _records(state):
+        if is_terminal(rec.status) != (rec.seq > 0):
+            return f"operation {i}: status {OpStatus(rec.status).name} with completion sequence {rec.seq}"
+        highest = max(highest, rec.seq)
+    if state.next_seq <= highest:
+        return f"next sequence number {state.next_seq} does not exceed issued {highest}"
+    return None
+
+
+def make_invariants(bounds: OpsBounds) -> tuple[Check, ...]:
+    """The invariants under ``bounds`` (the retention and capacity limits come from them)."""
+
+    def max_concurrent_respected(state: RegistryState) -> str | None:
+        if bounds.max_concurrent and state.active_count > bounds.max_concurrent:
+            return f"{state.active_count} active operations exceed max_concurrent {bounds.max_concurrent}"
+        return None
+
+    def completed_order_bounded(state: RegistryState) -> str | None:
+        order = state.completed
+        if len(set(order)) != len(order):
+            return f"completed_order {order} has duplicates"
+        for i in order:
+            rec = state.ops[i]
+            if not rec or not is_terminal(rec[0]):
+                return f"completed_order lists {i}, which is not a tracked terminal operation"
+        pinned = len(set(order) & set(state.barrier))
+        if len(order) > bounds.max_completed + pinned:
+            return f"completed_order holds {len(order)} > max_completed {bounds.max_completed} + {pinned} pinned"
+        return None
+
+    def acknowledged_terminal_ops_recoverable(state: RegistryState) -> str | None:
+        image = durable_image(state)
+        if image == state.disk or (not state.disk and not state.completed and not state.feed):
+            return None  # memory's durable part is exactly what was written
+        from_disk = recover(state.disk, bounds.ids, bounds.max_completed)
+        from_memory = recover(image, bounds.ids, bounds.max_completed)
+        if from_disk[:-1] != from_memory[:-1]:
+            return "a crash now would not recover the acknowledged terminal operations, feed and counters in memory"
+        return None
+
+    return (
+        Invariant("terminal_outcome_matches", "terminal status ⇔ terminal outcome present, same kind",
+                  terminal_outcome_matches),
+        Invariant("peer_ready_consistent", "peer_ready ⇒ MobMemberChild in Running/Retiring/terminal",
+                  peer_ready_consistent),
+        Invariant("kind_known", "every registered operation has a known kind", kind_known),
+        Invariant("active_count_matches", "active_count = number of non-terminal operations", active_count_matches),
+        Invariant("max_concurrent_respected", "max_concurrent set ⇒ active_count ≤ max_concurrent",
+                  max_concurrent_respected),
+        Invariant("completed_order_bounded",
+                  "completed_order distinct, tracked, terminal, ≤ max_completed + pinned barrier members",
+                  completed_order_bounded),
+        Invariant("terminal_ops_in_completed_order", "terminal operations are exactly those in completed_order",
+                  terminal_ops_in_completed_order),
+        Invariant("barrier_members_tracked", "active barrier ⇒ members distinct, tracked, not all terminal",
+                  barrier_members_tracked),
+        Invariant("feed_sequences_ordered",
+                  "feed seqs strictly increasing, watermark = last seq, next seq > every issued seq",
+                  feed_sequences_ordered),
+        Invariant("acknowledged_terminal_ops_recoverable",
+                  "after every acknowledged step a crash recovers exactly the terminal part of memory",
+                  acknowledged_terminal_ops_recoverable),
+    )

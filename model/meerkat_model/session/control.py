@@ -1,0 +1,151 @@
+"""Control operations: retire, reset, recycle, stop, destroy (docs/semantics.md, "Control").
+
+Each one writes the new lifecycle record and every row in one commit before it takes effect; a
+failed write leaves everything as it was (``durable_write_failed``). "Idle" after an operation
+means Attached when a loop is attached. Errors: ``session_not_found`` (not registered),
+``destroyed`` (phase Destroyed), ``invalid_runtime_transition`` (Stopped, or a run in flight for
+reset/recycle).
+"""
+
+from __future__ import annotations
+
+from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.durable import full_commit
+from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState
+from meerkat_model.session.waiters import resolution_outputs, resolve
+from meerkat_model.vocab import rejections
+from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
+
+StepResult = Stepped[SessionState] | Rejected
+
+
+def _refusal(state: SessionState, action: str, *, no_run: bool = False, stopped_ok: bool = False) -> Rejected | None:
+    memory = state.memory
+    if memory is None:
+        return NOT_REGISTERED
+    if memory.phase is RuntimePhase.DESTROYED:
+        return Rejected(rejections.DESTROYED, f"cannot {action}: the runtime is destroyed")
+    if memory.phase is RuntimePhase.STOPPED and not stopped_ok:
+        return Rejected(rejections.INVALID_RUNTIME_TRANSITION, f"cannot {action} while stopped")
+    if no_run and memory.run != NO_ID:
+        return Rejected(rejections.INVALID_RUNTIME_TRANSITION, f"cannot {action} while a run is in flight")
+    return None
+
+
+def _with_loop(memory: Memory) -> bool:
+    return memory.registration is RegistrationPhase.ACTIVE
+
+
+def _idle(memory: Memory) -> RuntimePhase:
+    return RuntimePhase.ATTACHED if _with_loop(memory) else RuntimePhase.IDLE
+
+
+def _abandon_all(state: SessionState, memory: Memory, reason: AbandonKind) -> tuple[SessionState, tuple[object, ...]]:
+    """Every non-terminal input Abandoned{reason}, lanes emptied, run cleared, waiters terminated."""
+    rows = list(memory.rows)
+    abandoned: list[int] = []
+    for i, row in enumerate(rows):
+        if row is not None and not row.phase.is_terminal:
+            rows[i] = Row(InputPhase.ABANDONED, row.attempts, int(reason))
+            abandoned.append(i)
+    outcome = TERMINATED_BY[reason]
+    waiters, resolved = resolve(state.waiters, tuple(abandoned), outcome)
+    cleared = memory._replace(run=NO_ID, pre_run=-1, queue=(), steer=(), rows=tuple(rows))
+    outputs = (*(("abandoned", i, reason.name.lower()) for i in abandoned), *resolution_outputs(resolved, outcome))
+    return state._replace(memory=cleared, waiters=waiters), outputs
+
+
+def _commit(state: SessionState, memory: Memory) -> SessionState:
+    return state._replace(memory=memory, durable=full_commit(state.attrs, state.durable, memory))
+
+
+def _write_failed(action: str) -> Rejected:
+    return Rejected(rejections.DURABLE_WRITE_FAILED, f"{action}: the store write failed; nothing changed")
+
+
+def _admitted(
+    state: SessionState, action: str, *, write_ok: bool = True, no_run: bool = False, stopped_ok: bool = False
+) -> Memory | Rejected:
+    """The memory ``action`` works on, or why it is refused: ``_refusal``, then a failed write."""
+    refusal = _refusal(state, action, no_run=no_run, stopped_ok=stopped_ok)
+    if refusal is not None:
+        return refusal
+    if not write_ok:
+        return _write_failed(action)
+    assert state.memory is not None
+    return state.memory
+
+
+def _abandon_into(
+    state: SessionState, memory: Memory, reason: AbandonKind, phase: RuntimePhase
+) -> tuple[SessionState, Memory, tuple[object, ...]]:
+    """``_abandon_all`` for ``reason``: the state it leaves, that state's memory moved to ``phase``
+    (not yet committed) and the outputs."""
+    abandoned, outputs = _abandon_all(state, memory, reason)
+    assert abandoned.memory is not None
+    return abandoned, abandoned.memory._replace(phase=phase), outputs
+
+
+def _halt(
+    state: SessionState, memory: Memory, reason: AbandonKind, phase: RuntimePhase, action: str
+) -> tuple[SessionState, tuple[object, ...], str]:
+    """Stop or destroy: abandon everything for ``reason`` and commit ``phase``; an attached loop
+    is detached (registration Queuing) and told to stop. Returns the committed state, the
+    outputs and the transition name (``action``, or ``<action>_with_loop``)."""
+    abandoned, halted, outputs = _abandon_into(state, memory, reason, phase)
+    name = action
+    if _with_loop(memory):
+        halted = halted._replace(registration=RegistrationPhase.QUEUING)
+        name = f"{action}_with_loop"
+        outputs = (*outputs, ("executor_stopped",))
+    return _commit(abandoned, halted), outputs, name
+
+
+def retire(state: SessionState, *, write_ok: bool = True) -> StepResult:
+    memory = _admitted(state, "retire")
+    if isinstance(memory, Rejected):
+        return memory
+    if memory.phase is RuntimePhase.RETIRED:
+        return Stepped(state, (("already_retired",),), "retire_noop")
+    if not write_ok:
+        return _write_failed("retire")
+    if _with_loop(memory):
+        retired = memory._replace(phase=RuntimePhase.RETIRED)
+        pending = len(memory.queue) + len(memory.steer)
+        return Stepped(_commit(state, retired), (("retired", 0, pending),), "retire")
+    abandoned, retired, outputs = _abandon_into(state, memory, AbandonKind.RETIRED, RuntimePhase.RETIRED)
+    return Stepped(_commit(abandoned, retired), (("retired",), *outputs), "retire_without_loop")
+
+
+def reset(state: SessionState, *, write_ok: bool = True) -> StepResult:
+    memory = _admitted(state, "reset", write_ok=write_ok, no_run=True)
+    if isinstance(memory, Rejected):
+        return memory
+    abandoned, idle, outputs = _abandon_into(state, memory, AbandonKind.RESET, _idle(memory))
+    name = "reset_with_loop" if _with_loop(memory) else "reset"
+    return Stepped(_commit(abandoned, idle), (("reset",), *outputs), name)
+
+
+def recycle(state: SessionState, *, write_ok: bool = True) -> StepResult:
+    memory = _admitted(state, "recycle", write_ok=write_ok, no_run=True)
+    if isinstance(memory, Rejected):
+        return memory
+    idle = memory._replace(phase=_idle(memory))
+    name = "recycle_with_loop" if _with_loop(memory) else "recycle"
+    return Stepped(_commit(state, idle), (("recycled", len(memory.queue) + len(memory.steer)),), name)
+
+
+def stop(state: SessionState, *, write_ok: bool = True) -> StepResult:
+    memory = _admitted(state, "stop", write_ok=write_ok)
+    if isinstance(memory, Rejected):
+        return memory
+    committed, outputs, name = _halt(state, memory, AbandonKind.STOPPED, RuntimePhase.STOPPED, "stop")
+    return Stepped(committed, (("stopped",), *outputs), name)
+
+
+def destroy(state: SessionState, *, write_ok: bool = True) -> StepResult:
+    memory = _admitted(state, "destroy", write_ok=write_ok, stopped_ok=True)
+    if isinstance(memory, Rejected):
+        return memory
+    committed, outputs, name = _halt(state, memory, AbandonKind.DESTROYED, RuntimePhase.DESTROYED, "destroy")
+    return Stepped(committed._replace(destroyed=True), (("destroyed",), *outputs), name)

@@ -1,0 +1,113 @@
+"""Declared transitions of the input lifecycle (entity ``input``), runtime control (entity
+``runtime``) and registration (entity ``registration``).
+
+A step names one transition (``Stepped.transition``). A transition that moves several entities
+has one declaration per entity it moves, all under the same name: ``start_run`` moves an input
+Queued -> Staged *and* the runtime Attached/Retired -> Running; ``accept_superseding`` moves the
+new input Absent -> Queued *and* the older input Queued -> Superseded. For every entity instance a
+step moves, its status before is in ``sources`` of one declaration of that name and entity, and
+its status after is that declaration's ``target`` (``None``: unchanged). Entities a step does not
+move are not declared for it. An input id not accepted yet is ``Absent``; a session not in memory
+is ``Unregistered``; names ending in ``_retired`` are the same run outcome for a run that ends
+with the runtime Retired (it was retired in flight, or drained after retire).
+"""
+
+from __future__ import annotations
+
+from meerkat_model.machine import TransitionDecl
+
+ABSENT = "Absent"
+QUEUED, STAGED = "Queued", "Staged"
+CONSUMED, SUPERSEDED, COALESCED, ABANDONED = "Consumed", "Superseded", "Coalesced", "Abandoned"
+
+IDLE, ATTACHED, RUNNING, RETIRED = "Idle", "Attached", "Running", "Retired"
+STOPPED, DESTROYED = "Stopped", "Destroyed"
+
+UNREGISTERED, QUEUING, ATTACHING, ACTIVE = "Unregistered", "Queuing", "Attaching", "Active"
+REGISTERED = (QUEUING, ATTACHING, ACTIVE)
+
+_INPUT_TERMINALS = (CONSUMED, SUPERSEDED, COALESCED, ABANDONED)
+
+
+def _input(name: str, sources: tuple[str, ...], target: str | None, guard: str = "") -> TransitionDecl:
+    return TransitionDecl(name, "input", sources, target, guard, target in _INPUT_TERMINALS)
+
+
+def _runtime(name: str, sources: tuple[str, ...], target: str | None, guard: str = "") -> TransitionDecl:
+    return TransitionDecl(name, "runtime", sources, target, guard, target == DESTROYED)
+
+
+def _registration(name: str, sources: tuple[str, ...], target: str | None, guard: str = "") -> TransitionDecl:
+    return TransitionDecl(name, "registration", sources, target, guard)
+
+
+def _run_end(base: str, input_target: str, guard: str) -> tuple[TransitionDecl, ...]:
+    return (
+        _input(base, (STAGED,), input_target, guard),
+        _runtime(base, (RUNNING,), ATTACHED, "pre-run phase Attached"),
+        _input(f"{base}_retired", (STAGED,), input_target, guard),
+        _runtime(f"{base}_retired", (RUNNING, RETIRED), RETIRED, "pre-run phase Retired, or retired in flight"),
+    )
+
+
+INPUT_AND_RUN: tuple[TransitionDecl, ...] = (
+    _input("accept", (ABSENT,), QUEUED, "Idle/Attached/Running; key unused; durable write first"),
+    _input("accept_superseding", (ABSENT,), QUEUED, "a Queued input has the same supersession key"),
+    _input("accept_superseding", (QUEUED,), SUPERSEDED, "the older input with the same supersession key"),
+    _input("accept_coalescing", (ABSENT,), QUEUED, "asks to coalesce; a Queued input has the same key"),
+    _input("accept_coalescing", (QUEUED,), COALESCED, "the older input with the same supersession key"),
+    _input("deduplicate", (ABSENT,), None, "idempotency key already used by an input in memory; nothing stored"),
+    _input("reject_invalid", (ABSENT,), None, "invalid input: outcome Rejected, nothing stored"),
+    _input("start_run", (QUEUED,), STAGED, "loop attached; steer lane head first; attempts + 1"),
+    _runtime("start_run", (ATTACHED, RETIRED), RUNNING, "loop attached; no run; something queued"),
+    *_run_end("executor_succeeded", CONSUMED, "boundary commit (receipt + rows) written"),
+    *_run_end("executor_failed", QUEUED, "fewer than 3 attempts: back of its lane"),
+    *_run_end("executor_failed_exhausted", ABANDONED, "3rd failed attempt: max_attempts_exhausted"),
+    *_run_end("interrupt", ABANDONED, "cancelled; lifecycle commit written"),
+    _input("boundary_commit_failed", (STAGED,), QUEUED, "nothing written: head of its lane, attempt not counted"),
+    _runtime("boundary_commit_failed", (RUNNING,), IDLE, "pre-run phase Attached; loop detached"),
+    _registration("boundary_commit_failed", (ACTIVE,), QUEUING, "executor told to stop"),
+    _input("boundary_commit_failed_retired", (STAGED,), QUEUED, "nothing written: head of its lane"),
+    _runtime("boundary_commit_failed_retired", (RUNNING, RETIRED), RETIRED, "stays Retired; loop detached"),
+    _registration("boundary_commit_failed_retired", (ACTIVE,), QUEUING, "executor told to stop"),
+    _registration("terminal_snapshot_failed", (ACTIVE,), UNREGISTERED, "lifecycle commit after a failure failed"),
+    _runtime("interrupt_noop", (IDLE, ATTACHED, RETIRED, STOPPED, DESTROYED), None, "no run in flight"),
+)
+
+CONTROL: tuple[TransitionDecl, ...] = (
+    _runtime("retire", (ATTACHED, RUNNING), RETIRED, "loop attached: queued work keeps draining"),
+    _runtime("retire_without_loop", (IDLE,), RETIRED, "no loop: non-terminal inputs abandoned"),
+    _input("retire_without_loop", (QUEUED,), ABANDONED, "reason retired; waiter runtime_terminated"),
+    _runtime("retire_noop", (RETIRED,), None, "already Retired"),
+    _runtime("reset", (IDLE, RETIRED), IDLE, "no run in flight; no loop"),
+    _input("reset", (QUEUED,), ABANDONED, "reason reset"),
+    _runtime("reset_with_loop", (ATTACHED, RETIRED), ATTACHED, "no run in flight; loop attached"),
+    _input("reset_with_loop", (QUEUED,), ABANDONED, "reason reset"),
+    _runtime("recycle", (IDLE, RETIRED), IDLE, "no run in flight; no loop; queued work kept"),
+    _runtime("recycle_with_loop", (ATTACHED, RETIRED), ATTACHED, "no run in flight; queued work kept"),
+    _runtime("stop", (IDLE, RETIRED), STOPPED, "no loop"),
+    _input("stop", (QUEUED,), ABANDONED, "reason stopped"),
+    _runtime("stop_with_loop", (ATTACHED, RUNNING, RETIRED), STOPPED, "loop detached, executor stopped"),
+    _input("stop_with_loop", (QUEUED, STAGED), ABANDONED, "reason stopped"),
+    _registration("stop_with_loop", (ACTIVE,), QUEUING, "loop detached"),
+    _runtime("destroy", (IDLE, RETIRED, STOPPED), DESTROYED, "no loop"),
+    _input("destroy", (QUEUED,), ABANDONED, "reason destroyed"),
+    _runtime("destroy_with_loop", (ATTACHED, RUNNING, RETIRED, STOPPED), DESTROYED, "loop detached"),
+    _input("destroy_with_loop", (QUEUED, STAGED), ABANDONED, "reason destroyed"),
+    _registration("destroy_with_loop", (ACTIVE,), QUEUING, "loop detached"),
+)
+
+REGISTRATION: tuple[TransitionDecl, ...] = (
+    _registration("register", (UNREGISTERED,), QUEUING, "recovered from the store; Destroyed is rejected"),
+    _registration("register_noop", REGISTERED, None, "already registered"),
+    _registration("begin_attach", (QUEUING,), ATTACHING, "not Stopped/Destroyed; claims the attachment"),
+    _registration("begin_attach_noop", (ATTACHING, ACTIVE), None, "another caller attaches or attached"),
+    _registration("finish_attach", (ATTACHING,), ACTIVE, "loop published"),
+    _runtime("finish_attach", (IDLE,), ATTACHED, "loop published"),
+    _registration("finish_attach_keep_phase", (ATTACHING,), ACTIVE, "phase is not Idle"),
+    _registration("attach_failed", (ATTACHING,), QUEUING, "claim released"),
+    _registration("unregister", REGISTERED, UNREGISTERED, "waiters runtime_terminated; store kept"),
+    _registration("crash", REGISTERED, UNREGISTERED, "memory and handles lost; store kept"),
+)
+
+SESSION_TRANSITIONS: tuple[TransitionDecl, ...] = INPUT_AND_RUN + CONTROL + REGISTRATION

@@ -1,0 +1,155 @@
+"""``meerkat-verify``: exit codes, human and JSON reports, bounds validation, traces."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meerkat_model import catalog
+from meerkat_model.cli import verify
+from meerkat_model.machine import Bounds
+
+from tests.verifier.toys import SMALL_OPS, LeakyCancel
+
+
+@pytest.fixture
+def buggy(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setitem(catalog.MACHINES, "leaky", LeakyCancel)
+    for profile in catalog.PROFILES:
+        monkeypatch.setitem(catalog.PROFILES[profile], "leaky", SMALL_OPS)
+    return "leaky"
+
+
+def test_ok_run_exits_zero_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove"]) == 0
+    out = capsys.readouterr().out
+    assert "== ops" in out and "states " in out and "states/s" in out
+    assert "held      active_count_matches" in out
+    assert "transition coverage 18/18" in out and "stuck states 0" in out
+    assert out.rstrip().endswith("verify: OK")
+
+
+def test_violation_exits_one_and_prints_the_trace(buggy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify.main(["--machine", buggy, "--no-prove"]) == 1
+    out = capsys.readouterr().out
+    assert "VIOLATED  active_count_matches" in out
+    assert "1. register_operation(0, 1)" in out
+    assert "2. cancel_operation(0, None)" in out
+    assert "active_count: 0 -> 1" in out
+    assert "verify: FAILED" in out
+
+
+def test_json_report(buggy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify.main(["--machine", "ops", "--machine", buggy, "--profile", "tiny", "--no-prove", "--json",
+                        "--compare-symmetry"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["profile"] == "tiny" and doc["proofs"] is None
+    ops, leaky = doc["machines"]
+    assert ops["machine"] == "ops" and ops["ok"] and ops["states"] > 0 and ops["coverage"]["dead"] == []
+    assert set(ops["invariants"].values()) == {"held"}
+    assert ops["symmetry_comparison"]["invariants_agree"] is True
+    assert leaky["invariants"]["active_count_matches"] == "violated"
+    trace = leaky["violations"][0]["trace"]
+    assert [step["transition"] for step in trace] == ["register_operation", "cancel_operation"]
+    assert trace[0]["changed"]["active_count"] == [0, 1]
+    assert "cancelled" in trace[-1]["changed"]["op[0]"][1]
+
+
+def test_trace_dot_is_written(buggy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "trace.dot"
+    assert verify.main(["--machine", buggy, "--no-prove", "--trace-dot", str(path)]) == 1
+    dot = path.read_text()
+    assert dot.startswith("digraph") and "cancel_operation" in dot and "s1 -> s2" in dot
+    assert "trace written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "ids=x"], "not an integer"),
+        (["--set", "ids"], "expected KEY=VALUE"),
+        (["--set", "nope=1"], "no selected machine has a bound 'nope'"),
+        (["--set", "ops.nope=1"], "ops has no bound 'nope'"),
+        (["--set", "ids=0"], "outside"),
+        (["--machine", "nope"], "unknown machine"),
+        (["--max-states", "0"], "at least 1"),
+    ],
+)
+def test_usage_errors_exit_two(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify.main(["--machine", "ops", "--no-prove", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_profile_is_rejected_by_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        verify.main(["--profile", "huge"])
+    assert exc.value.code == 2
+
+
+def test_set_overrides_a_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--profile", "tiny", "--machine", "ops", "--no-prove", "--json", "--set", "ops.progress=0"]
+    assert verify.main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["machines"][0]["bounds"]["progress"] == 0
+    assert doc["machines"][0]["coverage"]["dead"] == ["report_progress"]
+
+
+def test_progress_lines_on_request(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    explore_module = importlib.import_module("meerkat_model.verifier.explore")
+
+    monkeypatch.setattr(explore_module, "PROGRESS_EVERY", 64)
+    assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "ops: " in err and "states/s" in err and "frontier" in err
+
+
+def test_max_states_makes_the_run_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove", "--max-states", "10"]) == 1
+    assert "INCOMPLETE" in capsys.readouterr().out
+
+
+class _FakeResult:
+    def __init__(self, status: str) -> None:
+        self.name, self.machine, self.status, self.seconds = f"fake:{status}", "ops", status, 0.01
+        self.counterexample: Any = {"x": 1} if status == "failed" else None
+
+
+class _FakeReport:
+    def __init__(self, statuses: list[str]) -> None:
+        self.results = [_FakeResult(s) for s in statuses]
+        self.ok = all(s == "proved" for s in statuses)
+
+
+@pytest.mark.parametrize(("statuses", "code"), [(["proved", "unknown"], 0), (["proved", "failed"], 1)])
+def test_proofs_run_by_default_and_a_failed_proof_fails(
+    statuses: list[str], code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import meerkat_model.proofs as proofs
+
+    seen: list[int] = []
+
+    def fake_run_proofs(ids: int = 8) -> _FakeReport:
+        seen.append(ids)
+        return _FakeReport(statuses)
+
+    monkeypatch.setattr(proofs, "run_proofs", fake_run_proofs)
+    assert verify.main(["--profile", "tiny", "--machine", "ops"]) == code
+    out = capsys.readouterr().out
+    assert seen == [8] and "== proofs (8 ids)" in out
+    assert ("FAILED  ops fake:failed" in out) == (code == 1)
+
+
+def test_help_mentions_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        verify.main(["--help"])
+    out = capsys.readouterr().out
+    for option in ("--profile", "--machine", "--set", "--no-symmetry", "--no-prove", "--json", "--trace-dot",
+                   "--progress", "--compare-symmetry", "exit status"):
+        assert option in out
+
+
+def test_profile_bounds_are_plain_bounds() -> None:
+    assert all(isinstance(b, Bounds) for p in catalog.PROFILES.values() for b in p.values())
