@@ -21,8 +21,15 @@ def test_every_ops_transition_has_a_witness_path() -> None:
 
 
 def test_every_session_transition_has_a_witness_path() -> None:
+    from meerkat_model.catalog import MACHINES
+    from meerkat_model.machine import Bounds
+
     results = check_enabled(build_session_machine(2))
+    names = list(dict.fromkeys(d.name for d in MACHINES["session"](Bounds()).transitions()))
+    assert [r.name for r in results] == [f"enabled:{name}" for name in names]
     assert [r.name for r in results if r.status != "proved"] == []
+    by_name = {r.name: r.detail for r in results}
+    assert "retire" in by_name["enabled:executor_failed_exhausted_retired"]
 
 
 def test_a_planted_dead_transition_is_reported_dead() -> None:

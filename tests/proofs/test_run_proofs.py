@@ -24,6 +24,9 @@ def test_run_proofs_proves_every_invariant_and_finds_no_failure(report: ProofRep
         if r.name.startswith(("inductive:", "step:", "enabled:")):
             assert r.status == "proved", r.name
     assert next(r for r in report.results if r.name == "drift:ops").status == "proved"
+    assert next(r for r in report.results if r.name == "drift:session").status == "proved"
+    assert next(r for r in report.results if r.name == "table:session").status == "proved"
+    assert report.ok
 
 
 def test_report_json_and_render_agree_with_results(report: ProofReport) -> None:

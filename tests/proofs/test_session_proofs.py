@@ -1,38 +1,109 @@
-"""The session encoding (runtime control + inputs): invariants inductive, breaks caught."""
+"""The session encoding (inputs, runtime control, registration): invariants inductive, breaks
+caught, table equal to the session model's declared table."""
 
 from __future__ import annotations
 
 import z3
+from meerkat_model.catalog import MACHINES
+from meerkat_model.machine import Bounds, TransitionDecl
 from meerkat_model.proofs import session_encoding as se
+from meerkat_model.proofs.drift import check_against_model, check_declared_matches_formulas
 from meerkat_model.proofs.induction import prove_invariants
 from meerkat_model.proofs.symbolic import Params, StepFormula, SymState, SymTransition
+from meerkat_model.proofs.tables import declared_rows, differences, model_rows
 
 from tests.proofs.variants import replace
+
+ALL_SESSION_INVARIANTS = {
+    "inductive:runtime.typed",
+    "inductive:runtime.running_has_run",
+    "inductive:runtime.run_phase",
+    "inductive:runtime.loop_phase",
+    "inductive:input.typed",
+    "inductive:input.untracked_is_clean",
+    "inductive:input.queued_in_lane",
+    "inductive:input.lane_positions",
+    "inductive:input.in_current_run",
+    "inductive:input.one_per_run",
+    "inductive:input.at_rest",
+    "inductive:input.attempts",
+    "inductive:input.idempotency_keys_unique",
+    "inductive:input.one_live_per_key",
+    "inductive:input.quiet_when_closed",
+    "step:runtime.destroyed_absorbing",
+    "step:input.terminal_absorbing",
+}
 
 
 def test_every_session_invariant_and_step_property_is_proved_over_8_ids() -> None:
     results = prove_invariants(se.build_session_machine(8))
-    names = {r.name for r in results}
-    assert {
-        "inductive:runtime.running_has_run",
-        "inductive:runtime.run_phase",
-        "inductive:input.queued_in_lane",
-        "inductive:input.in_current_run",
-        "inductive:input.one_live_per_key",
-        "step:runtime.destroyed_absorbing",
-    } <= names
+    assert {r.name for r in results} == ALL_SESSION_INVARIANTS
     assert [r.name for r in results if r.status != "proved"] == []
 
 
+def test_session_encoding_table_equals_the_models_declared_transitions() -> None:
+    model = MACHINES["session"](Bounds()).transitions()
+    machine = se.build_session_machine(2)
+    assert differences(model_rows(model), declared_rows(machine)) == []
+    assert len(declared_rows(machine)) == len(model)
+    assert {t.name for t in machine.steps} == {d.name for d in model}
+    assert check_against_model(machine).status == "proved"
+    assert check_declared_matches_formulas(machine).status == "proved"
+
+
+def test_a_drifted_session_model_table_fails() -> None:
+    model = list(MACHINES["session"](Bounds()).transitions())
+    drifted = [
+        TransitionDecl(d.name, d.entity, d.sources, "Idle") if (d.name, d.entity) == ("retire", "runtime") else d
+        for d in model
+    ]
+    drifted.append(TransitionDecl("pause", "runtime", ("Attached",), "Paused"))
+    result = check_against_model(se.build_session_machine(2), lambda: drifted)
+    assert result.status == "failed"
+    assert result.counterexample is not None
+    diffs = result.counterexample["differences"]
+    assert any(d.startswith("retire [runtime]: model") for d in diffs)
+    assert any(d.startswith("pause [runtime]: declared by the model only") for d in diffs)
+    assert len(diffs) == 2
+
+
+def test_rows_sharing_a_name_and_entity_are_matched_by_their_sources() -> None:
+    model = [
+        TransitionDecl(d.name, d.entity, d.sources, "Coalesced" if d.target == "Superseded" else d.target)
+        for d in MACHINES["session"](Bounds()).transitions()
+    ]
+    result = check_against_model(se.build_session_machine(2), lambda: model)
+    assert result.status == "failed"
+    assert result.counterexample is not None
+    assert result.counterexample["differences"] == [
+        "accept_superseding [input from Queued]: model input: {Queued} → Coalesced "
+        "but encoding input: {Queued} → Superseded"
+    ]
+
+
 def _destroy_keeping_inputs() -> SymTransition:
-    """``destroy_runtime`` that forgets to abandon the inputs."""
+    """``destroy`` that forgets to abandon the inputs."""
 
     def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
-        scalars = se._detached(se.DESTROYED)(pre)
-        eqs = [post[name] == value for name, value in scalars.items()]
-        return StepFormula(pre["phase"] != se.DESTROYED, z3.And(*eqs), frozenset(scalars))
+        guard = z3.And(pre["reg"] != se.UNREG, pre["phase"] != se.DESTROYED, pre["reg"] != se.ACTIVE)
+        return StepFormula(guard, post["phase"] == se.DESTROYED, frozenset({"phase"}))
 
-    return SymTransition("destroy_runtime", "runtime", ("Idle",), "Destroyed", build)
+    return SymTransition("destroy", "runtime", ("Idle", "Retired", "Stopped"), "Destroyed", build)
+
+
+def _boundary_commit_failed_counting_attempt() -> SymTransition:
+    """``boundary_commit_failed`` that puts the input back without un-counting its attempt."""
+    real = se._run_end(se._head_of_lane, False, commit_failed=True)
+
+    def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
+        scratch = [z3.Int(f"scratch.attempts[{j}]") for j in range(pre.n)]
+        arrays = {name: (scratch if name == "attempts" else post.ids(name)) for name in post.array_names}
+        shadow = SymState(pre.n, {name: post[name] for name in post.scalar_names}, arrays)
+        step = real(pre, shadow, p)
+        keep = [post.ids("attempts")[j] == pre.ids("attempts")[j] for j in range(pre.n)]
+        return StepFormula(step.guard, z3.And(step.effect, *keep), step.writes)
+
+    return SymTransition("boundary_commit_failed", "input", ("Staged",), "Queued", build)
 
 
 def _resurrect() -> SymTransition:
@@ -50,9 +121,24 @@ def test_destroy_without_abandoning_breaks_quiet_when_closed() -> None:
     broken = results["inductive:input.quiet_when_closed"]
     assert broken.status == "failed"
     cex = broken.counterexample
-    assert cex is not None and cex["transition"] == "destroy_runtime"
+    assert cex is not None and cex["transition"] == "destroy"
+    assert cex["invariant"] == "input.quiet_when_closed"
     assert cex["post"]["phase"] == "Destroyed"
-    assert any(phase in ("Queued", "Staged") for phase in cex["post"]["iphase"].values())
+    assert any(phase == "Queued" for phase in cex["post"]["iphase"].values())
+
+
+def test_a_boundary_commit_failure_counting_the_attempt_breaks_the_attempt_cap() -> None:
+    machine = se.build_session_machine(3, replace(se.session_transitions(), _boundary_commit_failed_counting_attempt()))
+    results = {r.name: r for r in prove_invariants(machine)}
+    broken = results["inductive:input.attempts"]
+    assert broken.status == "failed"
+    cex = broken.counterexample
+    assert cex is not None
+    assert cex["transition"] == "boundary_commit_failed" and cex["invariant"] == "input.attempts"
+    j = cex["broken_id"]
+    assert cex["pre"]["iphase"][j] == "Staged" and cex["post"]["iphase"][j] == "Queued"
+    assert cex["post"]["attempts"][j] == 3
+    assert [r.name for r in results.values() if r.status == "failed"] == ["inductive:input.attempts"]
 
 
 def test_leaving_destroyed_breaks_the_absorbing_step_property() -> None:

@@ -185,3 +185,20 @@ def test_keyboard_interrupt_stops_the_workers(no_orphans: list[int]) -> None:
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="workers"):
         explore(Counter(limit=3), workers=0)
+
+
+def test_cli_workers_option(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from meerkat_model.cli import verify
+
+    reports = []
+    for workers in ("1", "2", "auto"):
+        assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove", "--json", "--workers", workers]) == 0
+        (report,) = json.loads(capsys.readouterr().out)["machines"]
+        reports.append({k: report[k] for k in ("states", "edges", "depth", "invariants", "coverage", "stuck_count")})
+    assert reports[0] == reports[1] == reports[2]
+    for bad in ("0", "two"):
+        assert verify.main(["--machine", "ops", "--no-prove", "--workers", bad]) == 2
+        assert "--workers" in capsys.readouterr().err
+    assert child_pids() == []

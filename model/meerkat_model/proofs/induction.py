@@ -97,7 +97,7 @@ def prove_invariants(machine: SymbolicMachine, timeout_ms: int = DEFAULT_TIMEOUT
         tallies[inv.name].record(res, time.perf_counter() - t0, "<initial>", cex)
         init.pop()
 
-    for t in machine.transitions:
+    for t in machine.steps:
         rough = _StepSolver(machine, t.name, pre, post, exact=False, timeout_ms=timeout_ms)
         exact = _StepSolver(machine, t.name, pre, post, exact=True, timeout_ms=timeout_ms)
         for inv in machine.invariants:

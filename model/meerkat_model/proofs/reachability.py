@@ -18,7 +18,7 @@ from meerkat_model.proofs.counterexample import describe_state
 from meerkat_model.proofs.report import ProofResult
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymState
 
-DEFAULT_DEPTH = 9
+DEFAULT_DEPTH = 10
 
 
 class _Unrolling:
@@ -38,7 +38,7 @@ class _Unrolling:
         sel = z3.Int(f"step{i}")
         self.selectors.append(sel)
         options = []
-        for idx, t in enumerate(m.transitions):
+        for idx, t in enumerate(m.steps):
             f, _ = m.instantiate(t, pre, post, f"step{i}.")
             options.append(z3.And(sel == idx, f.guard, f.effect))
         return z3.Or(*options)
@@ -53,7 +53,7 @@ class _Unrolling:
         return z3.And(f.guard, f.effect, changes(m, pre, post, f.writes))
 
     def path(self, model: Any, depth: int) -> list[str]:
-        names = [t.name for t in self.machine.transitions]
+        names = [t.name for t in self.machine.steps]
         return [names[model.eval(self.selectors[i], model_completion=True).as_long()] for i in range(depth)]
 
 
@@ -80,7 +80,7 @@ def check_enabled(
     solver = z3.Solver()
     solver.set("timeout", timeout_ms)
     solver.add(machine.domain(unroll.states[0]), machine.initial(unroll.states[0]))
-    pending = [t.name for t in machine.transitions]
+    pending = [t.name for t in machine.steps]
     found: dict[str, ProofResult] = {}
     seconds = dict.fromkeys(pending, 0.0)
     for depth in range(max_depth + 1):
@@ -102,7 +102,7 @@ def check_enabled(
         solver.add(unroll.step_formula(depth))
     for name in pending:
         found[name] = _dead_or_unknown(machine, name, max_depth, seconds[name], timeout_ms)
-    return [found[t.name] for t in machine.transitions]
+    return [found[t.name] for t in machine.steps]
 
 
 def _dead_or_unknown(machine: SymbolicMachine, name: str, depth: int, spent: float, timeout_ms: int) -> ProofResult:

@@ -1,21 +1,28 @@
-"""z3 encoding of one session: the runtime control lifecycle plus the input lifecycle of ``n``
-inputs (docs/semantics.md, "Session runtime").
+"""z3 encoding of one session: the input lifecycle of ``n`` inputs, the runtime control
+lifecycle and the registration of the session in memory, transition for transition as the
+executable model declares them (``meerkat_model.session``, docs/model-session.md).
 
 Runtime scalars: ``phase`` (:class:`RuntimePhase`), ``reg`` (:class:`RegistrationPhase`),
-``run`` (current run id, 0: none), ``pre_run`` (phase to return to, -1: none), ``next_run``
-(fresh run ids), ``next_pos`` / ``front`` (fresh lane positions at the back / at the head).
+``run`` (current run id, 0: none), ``pre_run`` (phase the run started from, -1: none),
+``next_run`` (fresh run ids), ``next_pos`` / ``front`` (fresh lane positions at the back / at
+the head).
 
 Per input: ``iphase`` (-1: never accepted, else :class:`InputPhase`), ``lane`` (0: none,
-1: queue, 2: steer), ``mode`` (the lane its handling mode sends it to), ``pos`` (its place in
-the lane: the head has the smallest), ``attempts``, ``key`` (idempotency key, 0: none),
-``scope`` (supersession scope: kind and key, 0: none) and ``in_run`` (run association).
+1: queue, 2: steer), ``mode`` (the lane it was accepted for), ``pos`` (its place in the lane:
+the head has the smallest), ``attempts``, ``key`` (idempotency key, 0: none), ``scope``
+(supersession key, 0: none) and ``in_run`` (run association).
 
 Encoding choices: lanes are per-input values, so "in exactly one lane, once" holds by
-construction and the proofs check that the lane agrees with the phase. The supersession
-candidate and the lane position of a recovered input are chosen freely among the allowed ones
-(the runtime's deterministic choice is one of them, so the proofs cover it). An executor
-success (Staged → Applied → AppliedPendingConsumption → Consumed under one durable write) is
-one step.
+construction and the proofs check that the lane agrees with the phase. While the session is not
+registered (``reg`` Unregistered) the runtime and input fields hold what registering would
+recover from the store: a crash, an unregistration or a failed terminal snapshot applies the
+recovery rules at once (the stored phase — Attached is stored as Idle, a run is not stored —, the
+run's input Queued again at the head of its lane with the attempt not counted), and ``register``
+then only claims the registration. The supersession candidate is chosen freely among the Queued
+inputs with the key (the model's choice, queue lane first, is one of them). An executor success
+(Staged → Applied → AppliedPendingConsumption → Consumed under one durable write) is one step.
+Not encoded: ephemeral inputs (dropped on recovery), completion handles and the store's rows
+(the model's verifier checks those exhaustively for small bounds).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ IN_RUN_PHASES = (STAGED, APPLIED, APC)
 NON_TERMINAL = (ACCEPTED, QUEUED, STAGED, APPLIED, APC)
 TERMINAL = (CONSUMED, SUPERSEDED, COALESCED, ABANDONED)
 NO_LANE, QUEUE_LANE, STEER_LANE = 0, 1, 2
+ACCEPTING = (IDLE, ATTACHED, RUNNING)
 
 PHASE_NAMES = {int(p): p.name.title() for p in RuntimePhase}
 REG_NAMES = {int(p): p.name.title() for p in RegistrationPhase}
@@ -83,6 +91,8 @@ FIELDS = (
 )
 
 Values = dict[str, list[Expr]]
+Scalars = dict[str, Expr]
+Builder = Callable[[SymState, SymState, Params], StepFormula]
 
 
 def non_terminal(x: Expr) -> Expr:
@@ -93,24 +103,33 @@ def tracked(x: Expr) -> Expr:
     return x != NONE
 
 
-def _loop_idle(s: SymState) -> Expr:
-    """The phase "Idle" stands for: Attached when a loop is attached, Idle otherwise."""
-    return z3.If(s["reg"] == ACTIVE, z3.IntVal(ATTACHED), z3.IntVal(IDLE))
+def registered(s: SymState) -> Expr:
+    return s["reg"] != UNREG
 
 
-def _eqs(pre: SymState, post: SymState, values: Values, scalars: dict[str, Expr]) -> tuple[Expr, frozenset[str]]:
+def with_loop(s: SymState) -> Expr:
+    return s["reg"] == ACTIVE
+
+
+def _eqs(pre: SymState, post: SymState, values: Values, scalars: Scalars) -> tuple[Expr, frozenset[str]]:
     eqs = [post.ids(name)[j] == vals[j] for name, vals in values.items() for j in range(pre.n)]
     eqs += [post[name] == value for name, value in scalars.items()]
     return z3.And(*eqs), frozenset(values) | frozenset(scalars)
 
 
-def _abandon_all(pre: SymState) -> Values:
-    """Every non-terminal input becomes Abandoned and leaves its lane."""
-    ph = pre.ids("iphase")
-    return {
-        "iphase": [z3.If(non_terminal(ph[j]), ABANDONED, ph[j]) for j in range(pre.n)],
-        "lane": [z3.IntVal(NO_LANE)] * pre.n,
-    }
+def _step(
+    guard: Callable[[SymState], Expr],
+    scalars: Callable[[SymState], Scalars] | None = None,
+    inputs: Callable[[SymState], Values] | None = None,
+) -> Builder:
+    """A step without parameters: ``guard``, new runtime scalars, new per-input fields."""
+
+    def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
+        values = inputs(pre) if inputs is not None else {}
+        effect, writes = _eqs(pre, post, values, scalars(pre) if scalars is not None else {})
+        return StepFormula(guard(pre), effect, writes)
+
+    return build
 
 
 def _run_input(pre: SymState) -> list[Expr]:
@@ -120,54 +139,80 @@ def _run_input(pre: SymState) -> list[Expr]:
     ]
 
 
-def _end_run(pre: SymState) -> dict[str, Expr]:
-    return {"phase": pre["pre_run"], "run": z3.IntVal(0), "pre_run": z3.IntVal(NONE)}
+# -- admission ---------------------------------------------------------------------------------
 
 
-# -- input transitions -------------------------------------------------------------------------
-
-
-def accept_input(pre: SymState, post: SymState, p: Params) -> StepFormula:
-    """A new input becomes Queued at the back of its lane; an older Queued input of the same
-    supersession scope (``other``, when ``supersedes``) becomes Superseded or Coalesced."""
-    n = pre.n
-    k, other = p.int("id", 0, n), p.int("other", 0, n)
-    key, scope, mode = p.int("key", 0), p.int("scope", 0), p.int("lane", QUEUE_LANE, STEER_LANE + 1)
-    supersedes, coalesce = p.bool("supersedes"), p.bool("coalesce")
-    ph, keys = pre.ids("iphase"), pre.ids("key")
-    candidate = z3.And(
-        other != k, z3.Or(*(z3.And(other == j, ph[j] == QUEUED, pre.ids("scope")[j] == scope) for j in range(n)))
+def _admits(pre: SymState, k: Expr) -> Expr:
+    """Registered, the phase takes input, and ``k`` names an input id never accepted."""
+    ph = pre.ids("iphase")
+    return z3.And(
+        registered(pre), in_set(pre["phase"], ACCEPTING), z3.Or(*(z3.And(k == j, ph[j] == NONE) for j in range(pre.n)))
     )
-    guard = z3.And(
-        in_set(pre["phase"], (IDLE, ATTACHED, RUNNING)),
-        z3.Or(*(z3.And(k == j, ph[j] == NONE) for j in range(n))),
-        z3.Implies(key != 0, all_ids(n, lambda j: keys[j] != key)),
-        z3.Implies(supersedes, z3.And(scope != 0, candidate)),
-        # without supersession there is no candidate to supersede
-        z3.Implies(
-            z3.Not(supersedes),
-            z3.Or(scope == 0, z3.Not(some_id(n, lambda j: z3.And(ph[j] == QUEUED, pre.ids("scope")[j] == scope)))),
-        ),
-    )
-    old_phase = z3.If(coalesce, COALESCED, SUPERSEDED)
-    displaced = [z3.And(supersedes, other == j) for j in range(n)]
-    values: Values = {
-        "iphase": [z3.If(k == j, QUEUED, z3.If(displaced[j], old_phase, ph[j])) for j in range(n)],
-        "lane": [z3.If(k == j, mode, z3.If(displaced[j], NO_LANE, pre.ids("lane")[j])) for j in range(n)],
-        "mode": [z3.If(k == j, mode, pre.ids("mode")[j]) for j in range(n)],
-        "pos": [z3.If(k == j, pre["next_pos"], pre.ids("pos")[j]) for j in range(n)],
-        "attempts": [z3.If(k == j, 0, pre.ids("attempts")[j]) for j in range(n)],
-        "key": [z3.If(k == j, key, keys[j]) for j in range(n)],
-        "scope": [z3.If(k == j, scope, pre.ids("scope")[j]) for j in range(n)],
-        "in_run": [z3.If(k == j, 0, pre.ids("in_run")[j]) for j in range(n)],
-    }
-    effect, writes = _eqs(pre, post, values, {"next_pos": pre["next_pos"] + 1})
-    return StepFormula(guard, effect, writes)
+
+
+def _key_used(pre: SymState, key: Expr) -> Expr:
+    keys = pre.ids("key")
+    return z3.And(key != 0, some_id(pre.n, lambda j: z3.And(tracked(pre.ids("iphase")[j]), keys[j] == key)))
+
+
+def accept(replaced: int | None) -> Builder:
+    """A new input (``id``) becomes Queued at the back of its lane. With ``replaced`` (Superseded
+    or Coalesced) an older Queued input with the same supersession key (``other``) takes that
+    phase and leaves its lane; without, no Queued input has the key."""
+
+    def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
+        n = pre.n
+        k = p.int("id", 0, n)
+        key, scope, mode = p.int("key", 0), p.int("scope", 0), p.int("lane", QUEUE_LANE, STEER_LANE + 1)
+        ph, scopes = pre.ids("iphase"), pre.ids("scope")
+
+        def candidate(j: int) -> Expr:
+            return z3.And(scope != 0, ph[j] == QUEUED, scopes[j] == scope)
+
+        if replaced is None:
+            other = z3.IntVal(NONE)
+            choice = z3.Not(some_id(n, candidate))
+        else:
+            other = p.int("other", 0, n)
+            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, candidate(j)) for j in range(n))))
+        guard = z3.And(_admits(pre, k), z3.Not(_key_used(pre, key)), choice)
+        displaced = [other == j for j in range(n)]
+        old_phase = z3.IntVal(QUEUED if replaced is None else replaced)
+        values: Values = {
+            "iphase": [z3.If(k == j, QUEUED, z3.If(displaced[j], old_phase, ph[j])) for j in range(n)],
+            "lane": [z3.If(k == j, mode, z3.If(displaced[j], NO_LANE, pre.ids("lane")[j])) for j in range(n)],
+            "mode": [z3.If(k == j, mode, pre.ids("mode")[j]) for j in range(n)],
+            "pos": [z3.If(k == j, pre["next_pos"], pre.ids("pos")[j]) for j in range(n)],
+            "attempts": [z3.If(k == j, 0, pre.ids("attempts")[j]) for j in range(n)],
+            "key": [z3.If(k == j, key, pre.ids("key")[j]) for j in range(n)],
+            "scope": [z3.If(k == j, scope, scopes[j]) for j in range(n)],
+            "in_run": [z3.If(k == j, 0, pre.ids("in_run")[j]) for j in range(n)],
+        }
+        effect, writes = _eqs(pre, post, values, {"next_pos": pre["next_pos"] + 1})
+        return StepFormula(guard, effect, writes)
+
+    return build
+
+
+def deduplicate(pre: SymState, post: SymState, p: Params) -> StepFormula:
+    """The idempotency key is used by an input in memory: nothing changes."""
+    k, key = p.int("id", 0, pre.n), p.int("key", 1)
+    return StepFormula(z3.And(_admits(pre, k), _key_used(pre, key)), z3.BoolVal(True), frozenset())
+
+
+def reject_invalid(pre: SymState, post: SymState, p: Params) -> StepFormula:
+    """An invalid input: outcome Rejected, nothing changes."""
+    k = p.int("id", 0, pre.n)
+    return StepFormula(_admits(pre, k), z3.BoolVal(True), frozenset())
+
+
+# -- the run loop ------------------------------------------------------------------------------
 
 
 def start_run(pre: SymState, post: SymState, p: Params) -> StepFormula:
-    """With a loop attached and no run in flight, the head input (steer lane first) is staged
-    for a fresh run; the phase becomes Running, remembering the pre-run phase."""
+    """With a loop attached, the phase draining (Attached/Retired) and no run in flight, the head
+    input (steer lane first) is staged for a fresh run; the phase becomes Running, remembering the
+    pre-run phase."""
     n = pre.n
     k = p.int("id", 0, n)
     lane, pos = pre.ids("lane"), pre.ids("pos")
@@ -183,7 +228,7 @@ def start_run(pre: SymState, post: SymState, p: Params) -> StepFormula:
             for j in range(n)
         )
     )
-    guard = z3.And(in_set(pre["phase"], (ATTACHED, RETIRED)), pre["reg"] == ACTIVE, pre["run"] == 0, head)
+    guard = z3.And(in_set(pre["phase"], (ATTACHED, RETIRED)), with_loop(pre), pre["run"] == 0, head)
     values: Values = {
         "iphase": [z3.If(k == j, STAGED, pre.ids("iphase")[j]) for j in range(n)],
         "lane": [z3.If(k == j, NO_LANE, lane[j]) for j in range(n)],
@@ -200,45 +245,73 @@ def start_run(pre: SymState, post: SymState, p: Params) -> StepFormula:
     return StepFormula(guard, effect, writes)
 
 
+def ends_retired(s: SymState) -> Expr:
+    """The run in flight ends with the runtime Retired (it started Retired, or was retired in
+    flight); otherwise it returns to Attached."""
+    return z3.Or(s["phase"] == RETIRED, s["pre_run"] == RETIRED)
+
+
+InputChange = Callable[[SymState, int], dict[str, Expr]]
+
+
 def _run_end(
-    on_input: Callable[[SymState, int], dict[str, Expr]],
-    extra: Callable[[SymState], dict[str, Expr]],
+    on_input: InputChange,
+    retired: bool,
+    *,
     when: Callable[[SymState, int], Expr] | None = None,
-) -> Callable[[SymState, SymState, Params], StepFormula]:
-    """A run ends: ``on_input`` gives the new fields of the run's input (``iphase``, ``lane``,
-    ``pos``, ``attempts``); ``extra`` the runtime scalars; ``when`` an extra guard on the input."""
+    commit_failed: bool = False,
+) -> Builder:
+    """A run ends: ``on_input`` gives the new fields of the run's input; ``retired`` selects the
+    runs ending with the runtime Retired; ``when`` an extra guard on the input. A failed boundary
+    commit (``commit_failed``) also detaches the loop and ends Idle (Retired stays Retired)."""
 
     def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
         n = pre.n
         mine = _run_input(pre)
         cond = (lambda j: mine[j]) if when is None else (lambda j: z3.And(mine[j], when(pre, j)))
-        guard = z3.And(pre["run"] != 0, in_set(pre["phase"], (RUNNING, RETIRED)), some_id(n, cond))
+        ending = ends_retired(pre) if retired else z3.And(pre["phase"] == RUNNING, pre["pre_run"] == ATTACHED)
+        guard = z3.And(pre["run"] != 0, ending, some_id(n, cond))
         values: Values = {}
+        moved = False
         for j in range(n):
             changes = on_input(pre, j)
+            moved = moved or "pos" in changes
             for name in ("iphase", "lane", "pos", "attempts"):
                 current = pre.ids(name)[j]
                 values.setdefault(name, []).append(z3.If(mine[j], changes.get(name, current), current))
-        scalars = extra(pre)
-        scalars.setdefault("next_pos", pre["next_pos"] + 1)
-        scalars.setdefault("front", pre["front"])
+        after = RETIRED if retired else (IDLE if commit_failed else ATTACHED)
+        scalars: Scalars = {"phase": z3.IntVal(after), "run": z3.IntVal(0), "pre_run": z3.IntVal(NONE)}
+        if commit_failed:
+            scalars |= {"reg": z3.IntVal(QUEUING), "front": pre["front"] - 1}
+        elif moved:
+            scalars["next_pos"] = pre["next_pos"] + 1
         effect, writes = _eqs(pre, post, values, scalars)
         return StepFormula(guard, effect, writes)
 
     return build
 
 
-def _succeeded(pre: SymState, j: int) -> dict[str, Expr]:
+def _consumed(pre: SymState, j: int) -> dict[str, Expr]:
     return {"iphase": z3.IntVal(CONSUMED)}
 
 
-def _failed(pre: SymState, j: int) -> dict[str, Expr]:
+def _back_of_lane(pre: SymState, j: int) -> dict[str, Expr]:
     """Back of its lane, attempts kept."""
     return {"iphase": z3.IntVal(QUEUED), "lane": pre.ids("mode")[j], "pos": pre["next_pos"]}
 
 
-def _exhausted(pre: SymState, j: int) -> dict[str, Expr]:
+def _abandoned(pre: SymState, j: int) -> dict[str, Expr]:
     return {"iphase": z3.IntVal(ABANDONED)}
+
+
+def _head_of_lane(pre: SymState, j: int) -> dict[str, Expr]:
+    """Nothing was written: Queued at the head of its lane, the attempt not counted."""
+    return {
+        "iphase": z3.IntVal(QUEUED),
+        "lane": pre.ids("mode")[j],
+        "pos": pre["front"],
+        "attempts": pre.ids("attempts")[j] - 1,
+    }
 
 
 def _below_limit(pre: SymState, j: int) -> Expr:
@@ -249,245 +322,245 @@ def _at_limit(pre: SymState, j: int) -> Expr:
     return pre.ids("attempts")[j] >= MAX_STAGE_ATTEMPTS
 
 
-def _requeued(pre: SymState, j: int) -> dict[str, Expr]:
-    """Nothing was written: head of its lane, the attempt not counted."""
-    return {
-        "iphase": z3.IntVal(QUEUED),
-        "lane": pre.ids("mode")[j],
-        "pos": pre["front"],
-        "attempts": pre.ids("attempts")[j] - 1,
-    }
+def _resting(s: SymState) -> Expr:
+    """The phase the store holds: a run is not stored, Attached is stored as Idle."""
+    ph = z3.If(s["phase"] == RUNNING, s["pre_run"], s["phase"])
+    return z3.If(ph == ATTACHED, z3.IntVal(IDLE), ph)
 
 
-def _cancelled(pre: SymState, j: int) -> dict[str, Expr]:
-    return {"iphase": z3.IntVal(ABANDONED)}
+def _forget(guard: Callable[[SymState], Expr]) -> Builder:
+    """Memory is lost (crash, unregister, failed terminal snapshot): the session is
+    Unregistered and holds what registering recovers from the store — the stored phase, no run,
+    the run's input Queued at the head of its lane with the attempt not counted."""
 
-
-def _commit_failed(pre: SymState) -> dict[str, Expr]:
-    return {
-        "phase": z3.IntVal(IDLE),
-        "reg": z3.IntVal(QUEUING),
-        "run": z3.IntVal(0),
-        "pre_run": z3.IntVal(NONE),
-        "next_pos": pre["next_pos"],
-        "front": pre["front"] - 1,
-    }
-
-
-def _no_pos(extra: Callable[[SymState], dict[str, Expr]]) -> Callable[[SymState], dict[str, Expr]]:
-    """``extra`` for a run end that puts nothing back into a lane."""
-
-    def scalars(pre: SymState) -> dict[str, Expr]:
-        return {**extra(pre), "next_pos": pre["next_pos"]}
-
-    return scalars
-
-
-# -- runtime control ---------------------------------------------------------------------------
-
-
-def _control(
-    guard: Callable[[SymState], Expr],
-    scalars: Callable[[SymState], dict[str, Expr]],
-    inputs: Callable[[SymState], Values] | None,
-) -> Callable[[SymState, SymState, Params], StepFormula]:
     def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
-        values = inputs(pre) if inputs is not None else {}
-        effect, writes = _eqs(pre, post, values, scalars(pre))
+        n = pre.n
+        mine = _run_input(pre)
+        values: Values = {
+            "iphase": [z3.If(mine[j], QUEUED, pre.ids("iphase")[j]) for j in range(n)],
+            "lane": [z3.If(mine[j], pre.ids("mode")[j], pre.ids("lane")[j]) for j in range(n)],
+            "pos": [z3.If(mine[j], pre["front"], pre.ids("pos")[j]) for j in range(n)],
+            "attempts": [z3.If(mine[j], pre.ids("attempts")[j] - 1, pre.ids("attempts")[j]) for j in range(n)],
+        }
+        scalars = {
+            "phase": _resting(pre),
+            "reg": z3.IntVal(UNREG),
+            "run": z3.IntVal(0),
+            "pre_run": z3.IntVal(NONE),
+            "front": z3.If(pre["run"] != 0, pre["front"] - 1, pre["front"]),
+        }
+        effect, writes = _eqs(pre, post, values, scalars)
         return StepFormula(guard(pre), effect, writes)
 
     return build
 
 
-def _retire_scalars(s: SymState) -> dict[str, Expr]:
-    in_flight = s["run"] != 0
-    return {"phase": z3.IntVal(RETIRED), "pre_run": z3.If(in_flight, z3.IntVal(RETIRED), s["pre_run"])}
+# -- control -----------------------------------------------------------------------------------
 
 
-def _retire_inputs(s: SymState) -> Values:
-    """Without a loop every non-terminal input is abandoned; with one, they keep draining."""
-    ph, lane = s.ids("iphase"), s.ids("lane")
-    loop = s["reg"] == ACTIVE
+def _abandon_all(s: SymState) -> Values:
+    """Every non-terminal input becomes Abandoned and leaves its lane."""
+    ph = s.ids("iphase")
     return {
-        "iphase": [z3.If(z3.And(z3.Not(loop), non_terminal(ph[j])), ABANDONED, ph[j]) for j in range(s.n)],
-        "lane": [z3.If(loop, lane[j], NO_LANE) for j in range(s.n)],
+        "iphase": [z3.If(non_terminal(ph[j]), ABANDONED, ph[j]) for j in range(s.n)],
+        "lane": [z3.IntVal(NO_LANE)] * s.n,
     }
 
 
-def _detached(phase: int) -> Callable[[SymState], dict[str, Expr]]:
-    def scalars(s: SymState) -> dict[str, Expr]:
-        reg = z3.If(s["reg"] == UNREG, z3.IntVal(UNREG), z3.IntVal(QUEUING))
-        return {"phase": z3.IntVal(phase), "reg": reg, "run": z3.IntVal(0), "pre_run": z3.IntVal(NONE)}
+def _open(s: SymState, *, stopped_ok: bool = False) -> Expr:
+    """Registered, not Destroyed, and (unless ``stopped_ok``) not Stopped."""
+    closed = (DESTROYED,) if stopped_ok else (STOPPED, DESTROYED)
+    return z3.And(registered(s), z3.Not(in_set(s["phase"], closed)))
+
+
+def _loop_is(loop: bool) -> Callable[[SymState], Expr]:
+    return (lambda s: with_loop(s)) if loop else (lambda s: z3.Not(with_loop(s)))
+
+
+def _halt(phase: int, loop: bool) -> Callable[[SymState], Scalars]:
+    """Stop/destroy: the phase, no run; an attached loop is detached (Queuing)."""
+
+    def scalars(s: SymState) -> Scalars:
+        out: Scalars = {"phase": z3.IntVal(phase), "run": z3.IntVal(0), "pre_run": z3.IntVal(NONE)}
+        if loop:
+            out["reg"] = z3.IntVal(QUEUING)
+        return out
 
     return scalars
 
 
-def _resting(s: SymState) -> Expr:
-    """The phase the store holds: a run is not persisted, Attached is written as Idle."""
-    ph = s["phase"]
-    resting = z3.If(ph == RUNNING, s["pre_run"], ph)
-    return z3.If(z3.Or(resting == ATTACHED, resting == INIT), z3.IntVal(IDLE), resting)
-
-
-def crash_recover(resting: tuple[int, ...]) -> Callable[[SymState, SymState, Params], StepFormula]:
-    """Restart from the store when the stored phase is in ``resting``: that phase, no loop, no
-    run; the staged input comes back Queued with the attempt not counted (the stage was never
-    written; lane position chosen freely); terminal inputs and keys kept. (A Stopped session
-    restarts exactly as it was: that case is a no-op and omitted.)"""
-
-    def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
-        step = _crash_recover(pre, post, p)
-        return StepFormula(z3.And(step.guard, in_set(_resting(pre), resting)), step.effect, step.writes)
-
-    return build
-
-
-def _crash_recover(pre: SymState, post: SymState, p: Params) -> StepFormula:
-    n = pre.n
-    ph = pre["phase"]
-    phase = _resting(pre)
-    mine = _run_input(pre)
-    fresh = [p.int(f"pos[{j}]") for j in range(n)]
-    for j in range(n):
-        p.domain.append(z3.And(fresh[j] > pre["front"], fresh[j] < pre["next_pos"]))
-    for i, j in pairs(n):
-        p.domain.append(z3.Implies(z3.And(mine[i], pre.ids("lane")[j] != NO_LANE), fresh[i] != pre.ids("pos")[j]))
-        p.domain.append(z3.Implies(z3.And(mine[j], pre.ids("lane")[i] != NO_LANE), fresh[j] != pre.ids("pos")[i]))
-    values: Values = {
-        "iphase": [z3.If(mine[j], QUEUED, pre.ids("iphase")[j]) for j in range(n)],
-        "lane": [z3.If(mine[j], pre.ids("mode")[j], pre.ids("lane")[j]) for j in range(n)],
-        "pos": [z3.If(mine[j], fresh[j], pre.ids("pos")[j]) for j in range(n)],
-        "attempts": [z3.If(mine[j], pre.ids("attempts")[j] - 1, pre.ids("attempts")[j]) for j in range(n)],
-    }
-    scalars = {"phase": phase, "reg": z3.IntVal(QUEUING), "run": z3.IntVal(0), "pre_run": z3.IntVal(NONE)}
-    effect, writes = _eqs(pre, post, values, scalars)
-    guard = z3.And(ph != DESTROYED, pre["reg"] != UNREG)
-    return StepFormula(guard, effect, writes)
-
-
-ALL_PHASES = tuple(int(p) for p in RuntimePhase)
+def _phase(phase: int) -> Callable[[SymState], Scalars]:
+    return lambda s: {"phase": z3.IntVal(phase)}
 
 
 def _pn(*codes: int) -> tuple[str, ...]:
     return tuple(PHASE_NAMES[c] for c in codes)
 
 
+def _rn(*codes: int) -> tuple[str, ...]:
+    return tuple(REG_NAMES[c] for c in codes)
+
+
 def _in(*codes: int) -> tuple[str, ...]:
     return tuple(INPUT_NAMES[c] for c in codes)
 
 
-def not_running(s: SymState) -> Expr:
-    return s["run"] == 0
+REGISTERED = (QUEUING, ATTACHING, ACTIVE)
+
+
+def _run_end_rows(
+    base: str, target: int, on_input: InputChange, when: Callable[[SymState, int], Expr] | None = None
+) -> tuple[SymTransition, ...]:
+    """``base`` (the runtime back to Attached) and ``base_retired`` (ending Retired)."""
+    plain, retired = _run_end(on_input, False, when=when), _run_end(on_input, True, when=when)
+    name = INPUT_NAMES[target]
+    return (
+        SymTransition(base, "input", _in(STAGED), name, plain),
+        SymTransition(base, "runtime", _pn(RUNNING), "Attached", plain),
+        SymTransition(f"{base}_retired", "input", _in(STAGED), name, retired),
+        SymTransition(f"{base}_retired", "runtime", _pn(RUNNING, RETIRED), "Retired", retired),
+    )
+
+
+def _input_and_run() -> tuple[SymTransition, ...]:
+    inp, rt, rg = "input", "runtime", "registration"
+    superseding, coalescing = accept(SUPERSEDED), accept(COALESCED)
+    commit_failed = _run_end(_head_of_lane, False, commit_failed=True)
+    commit_failed_retired = _run_end(_head_of_lane, True, commit_failed=True)
+    return (
+        SymTransition("accept", inp, _in(NONE), "Queued", accept(None)),
+        SymTransition("accept_superseding", inp, _in(NONE), "Queued", superseding),
+        SymTransition("accept_superseding", inp, _in(QUEUED), "Superseded", superseding, subject="other"),
+        SymTransition("accept_coalescing", inp, _in(NONE), "Queued", coalescing),
+        SymTransition("accept_coalescing", inp, _in(QUEUED), "Coalesced", coalescing, subject="other"),
+        SymTransition("deduplicate", inp, _in(NONE), None, deduplicate),
+        SymTransition("reject_invalid", inp, _in(NONE), None, reject_invalid),
+        SymTransition("start_run", inp, _in(QUEUED), "Staged", start_run),
+        SymTransition("start_run", rt, _pn(ATTACHED, RETIRED), "Running", start_run),
+        *_run_end_rows("executor_succeeded", CONSUMED, _consumed),
+        *_run_end_rows("executor_failed", QUEUED, _back_of_lane, _below_limit),
+        *_run_end_rows("executor_failed_exhausted", ABANDONED, _abandoned, _at_limit),
+        *_run_end_rows("interrupt", ABANDONED, _abandoned),
+        SymTransition("boundary_commit_failed", inp, _in(STAGED), "Queued", commit_failed),
+        SymTransition("boundary_commit_failed", rt, _pn(RUNNING), "Idle", commit_failed),
+        SymTransition("boundary_commit_failed", rg, _rn(ACTIVE), "Queuing", commit_failed),
+        SymTransition("boundary_commit_failed_retired", inp, _in(STAGED), "Queued", commit_failed_retired),
+        SymTransition("boundary_commit_failed_retired", rt, _pn(RUNNING, RETIRED), "Retired", commit_failed_retired),
+        SymTransition("boundary_commit_failed_retired", rg, _rn(ACTIVE), "Queuing", commit_failed_retired),
+        SymTransition("terminal_snapshot_failed", rg, _rn(ACTIVE), "Unregistered", _forget(lambda s: s["run"] != 0)),
+        SymTransition(
+            "interrupt_noop",
+            rt,
+            _pn(IDLE, ATTACHED, RETIRED, STOPPED, DESTROYED),
+            None,
+            _step(lambda s: z3.And(registered(s), s["run"] == 0)),
+        ),
+    )
+
+
+def _control() -> tuple[SymTransition, ...]:
+    inp, rt, rg = "input", "runtime", "registration"
+
+    def retiring(loop: bool) -> Callable[[SymState], Expr]:
+        return lambda s: z3.And(_open(s), s["phase"] != RETIRED, _loop_is(loop)(s))
+
+    def quiet(loop: bool) -> Callable[[SymState], Expr]:
+        return lambda s: z3.And(_open(s), s["run"] == 0, _loop_is(loop)(s))
+
+    def halting(loop: bool, *, stopped_ok: bool) -> Callable[[SymState], Expr]:
+        return lambda s: z3.And(_open(s, stopped_ok=stopped_ok), _loop_is(loop)(s))
+
+    retire_without_loop = _step(retiring(False), _phase(RETIRED), _abandon_all)
+    reset = _step(quiet(False), _phase(IDLE), _abandon_all)
+    reset_with_loop = _step(quiet(True), _phase(ATTACHED), _abandon_all)
+    stop = _step(halting(False, stopped_ok=False), _halt(STOPPED, False), _abandon_all)
+    stop_with_loop = _step(halting(True, stopped_ok=False), _halt(STOPPED, True), _abandon_all)
+    destroy = _step(halting(False, stopped_ok=True), _halt(DESTROYED, False), _abandon_all)
+    destroy_with_loop = _step(halting(True, stopped_ok=True), _halt(DESTROYED, True), _abandon_all)
+    return (
+        SymTransition("retire", rt, _pn(ATTACHED, RUNNING), "Retired", _step(retiring(True), _phase(RETIRED))),
+        SymTransition("retire_without_loop", rt, _pn(IDLE), "Retired", retire_without_loop),
+        SymTransition("retire_without_loop", inp, _in(QUEUED), "Abandoned", retire_without_loop),
+        SymTransition("retire_noop", rt, _pn(RETIRED), None, _step(lambda s: z3.And(_open(s), s["phase"] == RETIRED))),
+        SymTransition("reset", rt, _pn(IDLE, RETIRED), "Idle", reset),
+        SymTransition("reset", inp, _in(QUEUED), "Abandoned", reset),
+        SymTransition("reset_with_loop", rt, _pn(ATTACHED, RETIRED), "Attached", reset_with_loop),
+        SymTransition("reset_with_loop", inp, _in(QUEUED), "Abandoned", reset_with_loop),
+        SymTransition("recycle", rt, _pn(IDLE, RETIRED), "Idle", _step(quiet(False), _phase(IDLE))),
+        SymTransition(
+            "recycle_with_loop", rt, _pn(ATTACHED, RETIRED), "Attached", _step(quiet(True), _phase(ATTACHED))
+        ),
+        SymTransition("stop", rt, _pn(IDLE, RETIRED), "Stopped", stop),
+        SymTransition("stop", inp, _in(QUEUED), "Abandoned", stop),
+        SymTransition("stop_with_loop", rt, _pn(ATTACHED, RUNNING, RETIRED), "Stopped", stop_with_loop),
+        SymTransition("stop_with_loop", inp, _in(QUEUED, STAGED), "Abandoned", stop_with_loop),
+        SymTransition("stop_with_loop", rg, _rn(ACTIVE), "Queuing", stop_with_loop),
+        SymTransition("destroy", rt, _pn(IDLE, RETIRED, STOPPED), "Destroyed", destroy),
+        SymTransition("destroy", inp, _in(QUEUED), "Abandoned", destroy),
+        SymTransition(
+            "destroy_with_loop", rt, _pn(ATTACHED, RUNNING, RETIRED, STOPPED), "Destroyed", destroy_with_loop
+        ),
+        SymTransition("destroy_with_loop", inp, _in(QUEUED, STAGED), "Abandoned", destroy_with_loop),
+        SymTransition("destroy_with_loop", rg, _rn(ACTIVE), "Queuing", destroy_with_loop),
+    )
+
+
+def _registration() -> tuple[SymTransition, ...]:
+    rt, rg = "runtime", "registration"
+    finish = _step(
+        lambda s: z3.And(s["reg"] == ATTACHING, s["phase"] == IDLE),
+        lambda s: {"reg": z3.IntVal(ACTIVE), "phase": z3.IntVal(ATTACHED)},
+    )
+    return (
+        SymTransition(
+            "register",
+            rg,
+            _rn(UNREG),
+            "Queuing",
+            _step(lambda s: z3.And(s["reg"] == UNREG, s["phase"] != DESTROYED), lambda s: {"reg": z3.IntVal(QUEUING)}),
+        ),
+        SymTransition("register_noop", rg, _rn(*REGISTERED), None, _step(registered)),
+        SymTransition(
+            "begin_attach",
+            rg,
+            _rn(QUEUING),
+            "Attaching",
+            _step(
+                lambda s: z3.And(s["reg"] == QUEUING, z3.Not(in_set(s["phase"], (STOPPED, DESTROYED)))),
+                lambda s: {"reg": z3.IntVal(ATTACHING)},
+            ),
+        ),
+        SymTransition(
+            "begin_attach_noop",
+            rg,
+            _rn(ATTACHING, ACTIVE),
+            None,
+            _step(lambda s: in_set(s["reg"], (ATTACHING, ACTIVE))),
+        ),
+        SymTransition("finish_attach", rg, _rn(ATTACHING), "Active", finish),
+        SymTransition("finish_attach", rt, _pn(IDLE), "Attached", finish),
+        SymTransition(
+            "finish_attach_keep_phase",
+            rg,
+            _rn(ATTACHING),
+            "Active",
+            _step(lambda s: z3.And(s["reg"] == ATTACHING, s["phase"] != IDLE), lambda s: {"reg": z3.IntVal(ACTIVE)}),
+        ),
+        SymTransition(
+            "attach_failed",
+            rg,
+            _rn(ATTACHING),
+            "Queuing",
+            _step(lambda s: s["reg"] == ATTACHING, lambda s: {"reg": z3.IntVal(QUEUING)}),
+        ),
+        SymTransition("unregister", rg, _rn(*REGISTERED), "Unregistered", _forget(registered)),
+        SymTransition("crash", rg, _rn(*REGISTERED), "Unregistered", _forget(registered)),
+    )
 
 
 def session_transitions() -> tuple[SymTransition, ...]:
-    rt, inp = "runtime", "input"
-    return (
-        SymTransition(
-            "register_session",
-            rt,
-            _pn(INIT),
-            "Idle",
-            _control(
-                lambda s: z3.And(s["phase"] == INIT, s["reg"] == UNREG),
-                lambda s: {"phase": z3.IntVal(IDLE), "reg": z3.IntVal(QUEUING)},
-                None,
-            ),
-        ),
-        SymTransition(
-            "attach_loop",
-            rt,
-            _pn(IDLE),
-            "Attached",
-            _control(
-                lambda s: z3.And(s["phase"] == IDLE, s["reg"] == QUEUING),
-                lambda s: {"phase": z3.IntVal(ATTACHED), "reg": z3.IntVal(ACTIVE)},
-                None,
-            ),
-        ),
-        SymTransition("accept_input", inp, _in(NONE), "Queued", accept_input),
-        SymTransition("start_run", inp, _in(QUEUED), "Staged", start_run),
-        SymTransition("executor_succeeded", inp, _in(STAGED), "Consumed", _run_end(_succeeded, _no_pos(_end_run))),
-        SymTransition("executor_failed", inp, _in(STAGED), "Queued", _run_end(_failed, _end_run, _below_limit)),
-        SymTransition(
-            "executor_failed_exhausted",
-            inp,
-            _in(STAGED),
-            "Abandoned",
-            _run_end(_exhausted, _no_pos(_end_run), _at_limit),
-        ),
-        SymTransition("boundary_commit_failed", inp, _in(STAGED), "Queued", _run_end(_requeued, _commit_failed)),
-        SymTransition("interrupt", inp, _in(STAGED), "Abandoned", _run_end(_cancelled, _no_pos(_end_run))),
-        SymTransition(
-            "retire_runtime",
-            rt,
-            _pn(IDLE, ATTACHED, RUNNING, RETIRED),
-            "Retired",
-            _control(lambda s: in_set(s["phase"], (IDLE, ATTACHED, RUNNING, RETIRED)), _retire_scalars, _retire_inputs),
-        ),
-        SymTransition(
-            "reset",
-            rt,
-            _pn(INIT, IDLE, RETIRED),
-            "Idle",
-            _control(
-                lambda s: z3.And(not_running(s), s["reg"] != ACTIVE, in_set(s["phase"], (INIT, IDLE, RETIRED))),
-                lambda s: {"phase": z3.IntVal(IDLE)},
-                _abandon_all,
-            ),
-        ),
-        SymTransition(
-            "reset_with_loop",
-            rt,
-            _pn(ATTACHED, RETIRED),
-            "Attached",
-            _control(
-                lambda s: z3.And(not_running(s), s["reg"] == ACTIVE, in_set(s["phase"], (ATTACHED, RETIRED))),
-                lambda s: {"phase": z3.IntVal(ATTACHED)},
-                _abandon_all,
-            ),
-        ),
-        SymTransition(
-            "recycle",
-            rt,
-            _pn(IDLE, RETIRED),
-            "Idle",
-            _control(
-                lambda s: z3.And(not_running(s), s["reg"] != ACTIVE, in_set(s["phase"], (IDLE, RETIRED))),
-                lambda s: {"phase": z3.IntVal(IDLE)},
-                None,
-            ),
-        ),
-        SymTransition(
-            "recycle_with_loop",
-            rt,
-            _pn(ATTACHED, RETIRED),
-            "Attached",
-            _control(
-                lambda s: z3.And(not_running(s), s["reg"] == ACTIVE, in_set(s["phase"], (ATTACHED, RETIRED))),
-                lambda s: {"phase": z3.IntVal(ATTACHED)},
-                None,
-            ),
-        ),
-        SymTransition(
-            "stop_runtime",
-            rt,
-            _pn(INIT, IDLE, ATTACHED, RUNNING, RETIRED),
-            "Stopped",
-            _control(
-                lambda s: in_set(s["phase"], (INIT, IDLE, ATTACHED, RUNNING, RETIRED)), _detached(STOPPED), _abandon_all
-            ),
-        ),
-        SymTransition(
-            "destroy_runtime",
-            rt,
-            _pn(INIT, IDLE, ATTACHED, RUNNING, RETIRED, STOPPED),
-            "Destroyed",
-            _control(lambda s: s["phase"] != DESTROYED, _detached(DESTROYED), _abandon_all),
-        ),
-        SymTransition("crash_recover", rt, _pn(INIT, IDLE, ATTACHED, RUNNING), "Idle", crash_recover((IDLE,))),
-        SymTransition("crash_recover_retired", rt, _pn(RUNNING, RETIRED), "Retired", crash_recover((RETIRED,))),
-    )
+    """Every row of the model's declared table (``SESSION_TRANSITIONS``), in its order."""
+    return _input_and_run() + _control() + _registration()
 
 
 # -- invariants --------------------------------------------------------------------------------
@@ -578,7 +651,7 @@ def _quiet_when_closed(s: SymState, j: int) -> Expr:
 
 def _runtime_typed(s: SymState) -> Expr:
     return z3.And(
-        in_set(s["phase"], ALL_PHASES),
+        in_set(s["phase"], (IDLE, ATTACHED, RUNNING, RETIRED, STOPPED, DESTROYED)),
         in_set(s["reg"], tuple(REG_NAMES)),
         s["run"] >= 0,
         s["next_run"] >= 1,
@@ -605,7 +678,11 @@ def _loop_phase(s: SymState) -> Expr:
 
 def session_invariants() -> tuple[SymInvariant, ...]:
     return (
-        SymInvariant("runtime.typed", "phases and counters take declared values", _runtime_typed),
+        SymInvariant(
+            "runtime.typed",
+            "phases and counters take declared values (never Initializing: registering recovers the stored phase)",
+            _runtime_typed,
+        ),
         SymInvariant(
             "runtime.running_has_run", "Running ⇒ a current run; a current run ⇒ a loop attached", _running_has_run
         ),
@@ -614,10 +691,10 @@ def session_invariants() -> tuple[SymInvariant, ...]:
             "current run ⇒ Running or Retired with a pre-run phase; no run ⇒ no pre-run phase",
             _run_phase,
         ),
-        SymInvariant("runtime.loop_phase", "Attached ⇔ loop attached (while idle)", _loop_phase),
+        SymInvariant("runtime.loop_phase", "Attached ⇒ a loop attached; Idle ⇒ none", _loop_phase),
         _per_id("input.typed", "phases, lanes, attempts and run associations take declared values", _typed),
         _per_id("input.untracked_is_clean", "an input never accepted has no lane, key or run", _untracked_clean),
-        _per_id("input.queued_in_lane", "Queued ⇔ in a lane (the one of its handling mode)", _queued_in_lane),
+        _per_id("input.queued_in_lane", "Queued ⇔ in a lane (the one it was accepted for)", _queued_in_lane),
         SymInvariant(
             "input.lane_positions",
             "lane positions are distinct and between the head and back counters",
@@ -664,6 +741,7 @@ def session_step_properties() -> tuple[StepProperty, ...]:
 
 
 def _initial(s: SymState) -> Expr:
+    """Nothing registered, nothing stored: registering recovers Idle (no lifecycle record)."""
     blank = all_ids(
         s.n,
         lambda j: z3.And(
@@ -679,7 +757,7 @@ def _initial(s: SymState) -> Expr:
     )
     return z3.And(
         blank,
-        s["phase"] == INIT,
+        s["phase"] == IDLE,
         s["reg"] == UNREG,
         s["run"] == 0,
         s["pre_run"] == NONE,
@@ -713,5 +791,6 @@ def build_session_machine(n: int, transitions: tuple[SymTransition, ...] | None 
         entities={
             "input": EntityView(True, lambda s, j: s.ids("iphase")[j], INPUT_NAMES),
             "runtime": EntityView(False, lambda s, _j: s["phase"], PHASE_NAMES),
+            "registration": EntityView(False, lambda s, _j: s["reg"], REG_NAMES),
         },
     )

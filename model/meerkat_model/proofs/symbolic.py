@@ -113,6 +113,10 @@ class SymTransition:
     sources: tuple[str, ...]
     target: str | None
     build: Callable[[SymState, SymState, Params], StepFormula]
+    subject: str | None = None
+    """For a per-id entity: the parameter naming the id this row is about (default: ``id`` when
+    the step has one, else an id whose status the step changes). Several rows may share a name
+    (one per entity, or per role of an id) and must then share ``build``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,17 @@ class SymbolicMachine:
             else:
                 scalars[f.name] = _const(prefix + f.name, f.sort)
         return SymState(self.n, scalars, arrays)
+
+    @property
+    def steps(self) -> tuple[SymTransition, ...]:
+        """One row per transition name (the first declared): the steps to prove and fire."""
+        seen: set[str] = set()
+        out: list[SymTransition] = []
+        for t in self.transitions:
+            if t.name not in seen:
+                seen.add(t.name)
+                out.append(t)
+        return tuple(out)
 
     def transition(self, name: str) -> SymTransition:
         for t in self.transitions:

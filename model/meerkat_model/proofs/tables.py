@@ -3,8 +3,11 @@
 them, so the encoding cannot drift from the model.
 
 A row is ``(entity, sources, target)`` keyed by ``"<transition> [<entity>]"`` (a transition
-moving several entities has one row per entity); a target equal to the only source means
-"unchanged" and is normalised to ``None``.
+moving several entities has one row per entity); when one transition has several rows for the
+same entity (``accept_superseding`` moves the new input Absent -> Queued and the older one
+Queued -> Superseded), each is keyed by its sources too: ``"<transition> [<entity> from
+<sources>]"``, so rows are matched by (name, entity, sources) and compared on their target. A
+target equal to the only source means "unchanged" and is normalised to ``None``.
 """
 
 from __future__ import annotations
@@ -35,18 +38,31 @@ def normalise(entity: str, sources: Iterable[str], target: str | None) -> Row:
     return Row(entity, src, target)
 
 
-def row_key(name: str, entity: str) -> str:
-    return f"{name} [{entity}]"
+def row_key(name: str, entity: str, sources: Iterable[str] | None = None) -> str:
+    if sources is None:
+        return f"{name} [{entity}]"
+    return f"{name} [{entity} from {', '.join(sorted(set(sources)))}]"
+
+
+def row_keys(rows: Sequence[tuple[str, str, Sequence[str]]]) -> list[str]:
+    """The key of each ``(name, entity, sources)`` row: ``name [entity]``, with the sources
+    added when the same name and entity have several rows."""
+    seen: dict[tuple[str, str], int] = {}
+    for name, entity, _ in rows:
+        seen[(name, entity)] = seen.get((name, entity), 0) + 1
+    return [row_key(name, entity, sources if seen[(name, entity)] > 1 else None) for name, entity, sources in rows]
 
 
 def declared_rows(machine: SymbolicMachine) -> dict[str, Row]:
     """The table the encoding declares for its transitions."""
-    return {row_key(t.name, t.entity): normalise(t.entity, t.sources, t.target) for t in machine.transitions}
+    keys = row_keys([(t.name, t.entity, t.sources) for t in machine.transitions])
+    return {k: normalise(t.entity, t.sources, t.target) for k, t in zip(keys, machine.transitions, strict=True)}
 
 
 def model_rows(decls: Sequence[TransitionDecl]) -> dict[str, Row]:
     """The table an executable model declares (its ``transitions()``)."""
-    return {row_key(d.name, d.entity): normalise(d.entity, d.sources, d.target) for d in decls}
+    keys = row_keys([(d.name, d.entity, d.sources) for d in decls])
+    return {k: normalise(d.entity, d.sources, d.target) for k, d in zip(keys, decls, strict=True)}
 
 
 def derived_rows(machine: SymbolicMachine) -> dict[str, Row]:
@@ -54,19 +70,23 @@ def derived_rows(machine: SymbolicMachine) -> dict[str, Row]:
     transition: a status is a source when the transition can fire for a subject in it from a
     state satisfying the invariants; the target is the status the subject can change to.
 
-    The subject is the id named by the ``id`` parameter, else an id whose status changes; by
-    symmetry id 0 stands for every id.
+    The subject is the id named by the row's ``subject`` parameter, else by the ``id``
+    parameter, else an id whose status changes; by symmetry id 0 stands for every id. Rows are
+    keyed as the declared ones (by their declared sources when a name has several rows for one
+    entity).
     """
     pre, post = machine.state("tbl.pre."), machine.state("tbl.post.")
     rows: dict[str, Row] = {}
-    for t in machine.transitions:
+    keys = row_keys([(t.name, t.entity, t.sources) for t in machine.transitions])
+    for key, t in zip(keys, machine.transitions, strict=True):
         view = machine.entities[t.entity]
         step, params = machine.instantiate(t, pre, post, "tbl.")
         before, after = view.status(pre, 0), view.status(post, 0)
         subject = z3.BoolVal(True)
         if view.per_id:
-            if "id" in params.created:
-                subject = params.created["id"] == 0
+            named = t.subject or ("id" if "id" in params.created else None)
+            if named is not None:
+                subject = params.created[named] == 0
             else:
                 forgotten = z3.BoolVal(False) if view.removed is None else after == view.removed
                 subject = z3.And(before != after, z3.Not(forgotten))
@@ -81,7 +101,7 @@ def derived_rows(machine: SymbolicMachine) -> dict[str, Row]:
         target = next(iter(targets)) if len(targets) == 1 else None
         if len(targets) > 1:
             target = " | ".join(sorted(targets))
-        rows[row_key(t.name, t.entity)] = normalise(t.entity, sources, target)
+        rows[key] = normalise(t.entity, sources, target)
     return rows
 
 
