@@ -10,7 +10,8 @@ alike. Every :meth:`Lockstep.apply`:
 2. calls the runtime and compares the two outcomes (value, or error kind);
 3. applies to the model whatever the runtime then did on its own (its run loop starting a
    run), each of which the model must allow, and checks that nothing the model considers
-   due was left undone;
+   due was left undone (the report of overdue work also lists where the observations
+   differ);
 4. compares the two observations.
 
 The first difference raises :class:`~meerkat_conformance.trace.Disagreement` with the trace.
@@ -118,7 +119,10 @@ class Lockstep:
         overdue = self.adapter.overdue(self.state)
         if overdue is not None:
             self.tally.disagreements += 1
-            raise Disagreement(self.trace, overdue)
+            # The observations usually show where the work went (an input missing from its
+            # lane, a phase that does not drain); list them so the report names the fields.
+            differences = diff_values(self.adapter.model_view(self.state), self.adapter.observe())
+            raise Disagreement(self.trace, overdue, differences)
 
     def check(self) -> None:
         """Compare the two observations now; raise ``Disagreement`` if they differ."""

@@ -102,11 +102,11 @@ def _error(exc: BaseException) -> Err:
 class _Process:
     """One simulated process: an event loop, a store handle, the runtime and an executor."""
 
-    def __init__(self, disk: Disk) -> None:
+    def __init__(self, disk: Disk, runtime_class: type[MeerkatMachine] = MeerkatMachine) -> None:
         self.loop = asyncio.new_event_loop()
         self.inner: RuntimeStore = disk.open()
         self.store = FaultInjectingStore(self.inner)
-        self.runtime = MeerkatMachine.persistent(self.store, offload_store_calls=False)
+        self.runtime = runtime_class.persistent(self.store, offload_store_calls=False)
         self.executor = ScriptedExecutor(default=Block())
         self.runs_seen = 0
 
@@ -137,14 +137,21 @@ class _Process:
 
 
 class SessionAdapter:
-    """A persistent session under test, its fault-injecting store and the disk beneath."""
+    """A persistent session under test, its fault-injecting store and the disk beneath.
 
-    def __init__(self, machine: SessionMachine, disk: Disk) -> None:
+    ``runtime_class`` (a ``MeerkatMachine`` subclass) lets a test run an altered runtime, such
+    as one with a planted bug; every process the adapter starts (after a crash too) uses it.
+    """
+
+    def __init__(
+        self, machine: SessionMachine, disk: Disk, *, runtime_class: type[MeerkatMachine] = MeerkatMachine
+    ) -> None:
         self.machine = machine
         self.disk = disk
+        self.runtime_class = runtime_class
         self.handles: dict[int, CompletionHandle] = {}
         self.duplicate_handles: list[tuple[int, int, CompletionHandle]] = []
-        self.process = _Process(disk)
+        self.process = _Process(disk, runtime_class)
 
     # --- the adapter protocol -------------------------------------------------------------
 
@@ -257,7 +264,7 @@ class SessionAdapter:
         self.duplicate_handles = []
         process.die()
         self.disk.release(process.inner)
-        self.process = _Process(self.disk)
+        self.process = _Process(self.disk, self.runtime_class)
         return Ok(())
 
     def _call(self, action: tuple[Any, ...]) -> Outcome:

@@ -19,6 +19,7 @@ from hypothesis.stateful import Bundle, precondition, rule
 from meerkat_model.machine import Bounds
 from meerkat_model.session.machine import SessionMachine
 from meerkat_model.session.state import NO_ID, NO_KEY
+from meerkat_runtime.session.machine import MeerkatMachine
 
 from meerkat_conformance.disks import DiskKind, make_disk
 from meerkat_conformance.lockstep import Lockstep
@@ -48,6 +49,8 @@ class SessionLockstepMachine(LockstepStateMachine):
     BOUNDS: ClassVar[Bounds] = HYPOTHESIS_BOUNDS
     EXAMPLES_FACTOR = 4
     DISK: ClassVar[DiskKind] = "sqlite"
+    RUNTIME_CLASS: ClassVar[type[MeerkatMachine]] = MeerkatMachine
+    """The runtime under test (a subclass with a planted bug in ``tests/conformance``)."""
     GUIDED_EXCLUDE = frozenset({"crash", "write_fails", "start_run", "begin_attach", "finish_attach", "attach_failed"})
     GUIDED_LAST = ("register", "unregister", "destroy", "stop")
 
@@ -55,7 +58,8 @@ class SessionLockstepMachine(LockstepStateMachine):
 
     def make_lockstep(self) -> Lockstep:
         machine = SessionMachine(type(self).BOUNDS)
-        return Lockstep(machine, SessionAdapter(machine, make_disk(type(self).DISK)))
+        adapter = SessionAdapter(machine, make_disk(type(self).DISK), runtime_class=type(self).RUNTIME_CLASS)
+        return Lockstep(machine, adapter)
 
     # --- preconditions --------------------------------------------------------------------
 

@@ -1,0 +1,121 @@
+"""Altered copies of the session runtime, each with one realistic planted bug.
+
+Used by ``test_session_planted_bugs`` to check that the conformance harness finds and reports
+such bugs. Nothing here changes ``meerkat_runtime`` itself: every bug lives in a
+``MeerkatMachine`` subclass (passed to ``SessionAdapter(..., runtime_class=...)`` or set as
+``SessionLockstepMachine.RUNTIME_CLASS``), so only the runtimes these tests build carry it.
+"""
+
+from __future__ import annotations
+
+import time
+from unittest import mock
+
+from meerkat_runtime.session import recovery
+from meerkat_runtime.session.completion import CompletionHandle
+from meerkat_runtime.session.core import Effects, SessionCore
+from meerkat_runtime.session.inputs import Input
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.ops_binding import OpsBinding
+from meerkat_runtime.session.outcomes import AcceptOutcome, Deduplicated, Rejected
+from meerkat_runtime.session.persistence import SessionPersistence
+from meerkat_runtime.session.runtime_session import RuntimeSession
+from meerkat_runtime.vocab.ids import RunId
+from meerkat_runtime.vocab.inputs import InputLifecycleState
+
+S = InputLifecycleState
+
+
+# --- (a) an executor failure loses the input -------------------------------------------------
+
+
+class _CoreLosingFailedInputs(SessionCore):
+    def fail_run(self, run_id: RunId, now: float) -> Effects:
+        effects = super().fail_run(run_id, now)
+        for input_id in effects.changed:
+            record = self.ledger.records[input_id]
+            if record.phase is S.QUEUED:
+                self.ledger.remove_from_lane(record)  # BUG: "requeued", but in no lane: never run again
+        return effects
+
+
+class FailedRunLosesInput(MeerkatMachine):
+    """Planted bug: after an executor failure the input is marked Queued (and written so) but
+    is not put back into its lane, so the loop never runs it again."""
+
+    def _new_session(
+        self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
+    ) -> RuntimeSession:
+        core.__class__ = _CoreLosingFailedInputs
+        return super()._new_session(key, core, persistence, binding)
+
+
+# --- (b) a durable accept acknowledged before its write, never rolled back -------------------
+
+
+class AcceptBeforeWrite(MeerkatMachine):
+    """Planted bug: ``accept_input`` admits the input in memory (and registers its handle)
+    before writing its row; when the write fails the error is raised, but memory keeps the
+    input the store never received."""
+
+    async def _accept_locked(
+        self, session: RuntimeSession, item: Input, *, want_handle: bool
+    ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        core = session.core
+        plan = core.plan_accept(item, time.time())
+        if isinstance(plan, Rejected | Deduplicated):
+            return await super()._accept_locked(session, item, want_handle=want_handle)
+        accepted, effects = core.apply_accept(plan)  # BUG: memory first ...
+        session.publish(effects)
+        handle = session.completions.register(accepted.input_id) if want_handle else None
+        if session.persistence.durable:
+            await self._persist_accept(session, plan)  # ... and a failed write is not undone
+        session.wake()
+        return accepted, handle
+
+
+# --- (c) recovery counts the run the crash interrupted --------------------------------------
+
+_normalise = recovery._normalise
+
+
+def _normalise_counting_the_interrupted_run(
+    rec: recovery.InputRecord, receipt_exists: object, now: float, result: recovery.RecoveryResult
+) -> None:
+    staged = rec.phase is S.STAGED
+    _normalise(rec, receipt_exists, now, result)  # type: ignore[arg-type]
+    if staged:
+        rec.attempts += 1  # BUG: the run the crash interrupted is charged to the retry budget
+
+
+class RecoveryCountsInterruptedRun(MeerkatMachine):
+    """Planted bug: recovering a row stored as Staged (written by a control commit while its
+    run was in flight) requeues it but keeps the interrupted run's attempt, so a crash eats
+    into the input's retry budget. The altered rule applies only while this runtime recovers."""
+
+    async def _build_session(self, key: str) -> RuntimeSession:
+        with mock.patch.object(recovery, "_normalise", _normalise_counting_the_interrupted_run):
+            return await super()._build_session(key)
+
+
+# --- (d) a failed boundary commit charges the attempt ---------------------------------------
+
+
+class _CoreChargingFailedBoundaries(SessionCore):
+    def rollback_boundary(self, run_id: RunId) -> Effects:
+        run = self._require_run(run_id)
+        effects = super().rollback_boundary(run_id)
+        for input_id in run.input_ids:
+            self.ledger.records[input_id].attempts += 1  # BUG: restores the row, but keeps the attempt
+        return effects
+
+
+class BoundaryFailureChargesAttempt(MeerkatMachine):
+    """Planted bug: when the boundary commit (``atomic_apply``) fails, the input goes back to
+    its lane with the attempt of a run that, as far as the store knows, never happened."""
+
+    def _new_session(
+        self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
+    ) -> RuntimeSession:
+        core.__class__ = _CoreChargingFailedBoundaries
+        return super()._new_session(key, core, persistence, binding)
