@@ -23,6 +23,11 @@ from meerkat_conformance.progress import ProgressLine
 from meerkat_conformance.tally import MachineTally
 
 
+def with_failing_write(action: tuple[Any, ...], write_fails: bool) -> tuple[Any, ...]:
+    """``action``, wrapped as ``("write_fails", action)`` when its store write is to fail."""
+    return ("write_fails", action) if write_fails else action
+
+
 class LockstepStateMachine(RuleBasedStateMachine):
     """Model and runtime in lockstep; subclasses add rules."""
 

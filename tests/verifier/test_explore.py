@@ -11,6 +11,7 @@ from meerkat_model.ops import OpsMachine
 from meerkat_model.verifier import explore, shortest_trace, symmetry_comparison
 
 from tests.verifier.toys import SMALL_OPS, THREE_IDS, Counter, ForgetfulTerminateOwner, LeakyCancel, UnpinnedRetention
+from tests.verifier.traces import replayed_violation_trace
 
 
 def test_reaches_the_fixed_point_of_a_counter() -> None:
@@ -77,18 +78,9 @@ def test_planted_durability_bug_gives_the_shortest_trace() -> None:
     e = explore(machine)
     names = {v.invariant for v in e.violations}
     assert "acknowledged_terminal_ops_recoverable" in names
-    v = next(v for v in e.violations if v.invariant == "acknowledged_terminal_ops_recoverable")
-    trace = shortest_trace(e, e.state_list[v.state_index])
+    # the trace has the violation's depth and replays on concrete states to the violation
+    trace = replayed_violation_trace(machine, e, "acknowledged_terminal_ops_recoverable")
     assert [st.action[0] for st in trace] == ["register_operation", "terminate_owner"]
-    assert len(trace) == v.depth
-    # the trace replays on concrete states from the initial state
-    state = machine.initial_state()
-    for st in trace:
-        result = machine.step(state, st.action)
-        assert isinstance(result, Stepped)
-        state = result.state
-    check = next(i for i in machine.invariants() if i.name == v.invariant)
-    assert check.check(state) is not None
     assert "op[0]" in trace[-1].diff
 
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from meerkat_model.catalog import MACHINES, PROFILES
-from meerkat_model.machine import Machine, Rejected, Stepped
+from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.verifier import Exploration, explore, shortest_trace
 from meerkat_model.verifier.parallel import WorkerError
 
 from tests.verifier.toys import SMALL_OPS, Counter, LeakyCancel
+from tests.verifier.traces import replayed_violation_trace
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the parallel explorer forks")
 
@@ -101,28 +102,14 @@ def test_three_workers_agree(no_orphans: list[int]) -> None:
     assert_agree(explore(machine), par)
 
 
-def assert_replays_to_violation(machine: Machine[Any, Any], e: Exploration, invariant: str) -> int:
-    v = next(v for v in e.violations if v.invariant == invariant)
-    trace = shortest_trace(e, e.state_list[v.state_index])
-    assert len(trace) == v.depth
-    state = machine.initial_state()
-    for st in trace:
-        result = machine.step(state, st.action)
-        assert isinstance(result, Stepped)
-        state = result.state
-    check = next(i for i in machine.invariants() if i.name == invariant)
-    assert check.check(state) is not None
-    return len(trace)
-
-
 @pytest.mark.parametrize("symmetry", [True, False])
 def test_planted_violation_has_a_shortest_trace_of_the_same_length(symmetry: bool, no_orphans: list[int]) -> None:
     machine = LeakyCancel(SMALL_OPS)
     seq = explore(machine, symmetry=symmetry)
     par = explore(machine, symmetry=symmetry, workers=2, progress=lambda *_: no_orphans.extend(child_pids()))
     assert_agree(seq, par)
-    assert (assert_replays_to_violation(machine, par, "active_count_matches")
-            == assert_replays_to_violation(machine, seq, "active_count_matches") == 2)
+    assert (len(replayed_violation_trace(machine, par, "active_count_matches"))
+            == len(replayed_violation_trace(machine, seq, "active_count_matches")) == 2)
     counter = Counter(limit=9, bad=4)
     par = explore(counter, workers=2)
     assert [(v.invariant, v.depth) for v in par.violations] == [("below_bad", 4)]

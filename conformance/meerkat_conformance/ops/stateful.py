@@ -23,7 +23,7 @@ from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_conformance.disks import DiskKind, make_disk
 from meerkat_conformance.lockstep import Lockstep
 from meerkat_conformance.ops.adapter import CRASH_READ_FAULT, OpsAdapter
-from meerkat_conformance.stateful import LockstepStateMachine
+from meerkat_conformance.stateful import LockstepStateMachine, with_failing_write
 
 HYPOTHESIS_BOUNDS = Bounds({"ids": 3, "kinds": 2, "max_completed": 2, "max_concurrent": 2, "payloads": 1})
 """Bounds of the model the Hypothesis machine runs (data domains only; steps are unbounded)."""
@@ -54,10 +54,6 @@ _OP_CALLS = st.sampled_from(
 )
 _RARELY = st.integers(0, 3).map(lambda n: n == 3)
 """True about one time in four: how often a durable call runs with a failing store write."""
-
-
-def _maybe_failing(action: tuple[Any, ...], write_fails: bool) -> tuple[Any, ...]:
-    return ("write_fails", action) if write_fails else action
 
 
 def _terminal_action(op: int, call: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -113,13 +109,13 @@ class OpsLockstepMachine(LockstepStateMachine):
 
     @rule(op=ops, call=_TERMINAL_CALLS, write_fails=_RARELY)
     def terminal_call(self, op: int, call: tuple[Any, ...], write_fails: bool) -> None:
-        self.act(_maybe_failing(_terminal_action(op, call), write_fails))
+        self.act(with_failing_write(_terminal_action(op, call), write_fails))
 
     @precondition(_registry_has_work)
     @rule(call=_REGISTRY_CALLS, write_fails=_RARELY)
     def registry_call(self, call: tuple[Any, ...], write_fails: bool) -> None:
         """``terminate_owner(reason)`` or ``collect_completed()``."""
-        self.act(_maybe_failing(call, write_fails))
+        self.act(with_failing_write(call, write_fails))
 
     @rule(members=st.lists(ops, max_size=3).map(tuple))
     def wait_all(self, members: tuple[int, ...]) -> None:

@@ -24,7 +24,7 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_conformance.disks import DiskKind, make_disk
 from meerkat_conformance.lockstep import Lockstep
 from meerkat_conformance.session.adapter import ATTACH, SessionAdapter
-from meerkat_conformance.stateful import LockstepStateMachine
+from meerkat_conformance.stateful import LockstepStateMachine, with_failing_write
 
 HYPOTHESIS_BOUNDS = Bounds({"inputs": 3})
 """Bounds of the session model the Hypothesis machine runs."""
@@ -37,10 +37,6 @@ _EXECUTOR_OUTCOMES = st.sampled_from(
      ("terminal_snapshot_fails",)]
 )
 _CONTROLS = st.sampled_from(["retire", "reset", "recycle", "stop", "destroy"])
-
-
-def _maybe_failing(action: tuple[Any, ...], write_fails: bool) -> tuple[Any, ...]:
-    return ("write_fails", action) if write_fails else action
 
 
 class SessionLockstepMachine(LockstepStateMachine):
@@ -80,7 +76,7 @@ class SessionLockstepMachine(LockstepStateMachine):
 
     @rule(write_fails=_RARELY)
     def register(self, write_fails: bool) -> None:
-        self.act(_maybe_failing(("register",), write_fails))
+        self.act(with_failing_write(("register",), write_fails))
 
     @rule()
     def attach(self) -> None:
@@ -100,7 +96,7 @@ class SessionLockstepMachine(LockstepStateMachine):
         i = self._fresh_id()
         assert i is not None
         coalesce = coalesce if skey != NO_KEY else 0
-        self.act(_maybe_failing(("accept", i, lane, idem, skey, coalesce, ephemeral), write_fails))
+        self.act(with_failing_write(("accept", i, lane, idem, skey, coalesce, ephemeral), write_fails))
         return i
 
     @precondition(_has_fresh_id)
@@ -132,13 +128,13 @@ class SessionLockstepMachine(LockstepStateMachine):
     @precondition(_registered)
     @rule(write_fails=_RARELY)
     def interrupt(self, write_fails: bool) -> None:
-        self.act(_maybe_failing(("interrupt",), write_fails))
+        self.act(with_failing_write(("interrupt",), write_fails))
 
     # --- lifecycle control and crashes ----------------------------------------------------
 
     @rule(name=_CONTROLS, write_fails=_RARELY)
     def control(self, name: str, write_fails: bool) -> None:
-        self.act(_maybe_failing((name,), write_fails))
+        self.act(with_failing_write((name,), write_fails))
 
     @precondition(_registered)
     @rule()

@@ -41,6 +41,7 @@ from meerkat_model.proofs.symbolic import (
     count,
     in_set,
     pairs,
+    per_id_invariant,
     some_id,
 )
 from meerkat_model.vocab.statuses import OpKind, OpStatus
@@ -424,10 +425,6 @@ def ops_transitions() -> tuple[SymTransition, ...]:
 # -- invariants --------------------------------------------------------------------------------
 
 
-def _per_id(name: str, description: str, body: Callable[[SymState, int], Expr]) -> SymInvariant:
-    return SymInvariant(name, description, lambda s: all_ids(s.n, lambda j: body(s, j)), body)
-
-
 def _typed(s: SymState, j: int) -> Expr:
     st = s.ids("status")[j]
     return z3.And(
@@ -526,37 +523,41 @@ def _seq_distinct(s: SymState) -> Expr:
 
 def ops_invariants() -> tuple[SymInvariant, ...]:
     return (
-        _per_id("op.typed", "statuses, outcomes and counters take declared values", _typed),
-        _per_id(
+        per_id_invariant("op.typed", "statuses, outcomes and counters take declared values", _typed),
+        per_id_invariant(
             "op.untracked_is_clean",
             "an untracked id has no outcome, peer, watcher, sequence, completed_order entry or barrier membership",
             _absent_clean,
         ),
-        _per_id(
+        per_id_invariant(
             "op.terminal_outcome", "terminal status ⇔ terminal outcome present, of the same kind", _outcome_matches
         ),
-        _per_id("op.peer_ready", "peer_ready ⇒ kind MobMemberChild and status Running/Retiring/terminal", _peer_ready),
-        _per_id("op.kind_known", "registered ⇒ kind known", _kind_known),
-        _per_id("op.watchers_resolved", "a terminal op has no pending watcher", _watchers_resolved),
+        per_id_invariant(
+            "op.peer_ready", "peer_ready ⇒ kind MobMemberChild and status Running/Retiring/terminal", _peer_ready
+        ),
+        per_id_invariant("op.kind_known", "registered ⇒ kind known", _kind_known),
+        per_id_invariant("op.watchers_resolved", "a terminal op has no pending watcher", _watchers_resolved),
         SymInvariant(
             "registry.active_count", "active_count = number of non-terminal ops", _active_count, counted=(_active_at,)
         ),
         SymInvariant("registry.max_concurrent", "max_concurrent set ⇒ active_count ≤ max_concurrent", _max_concurrent),
-        _per_id("registry.completed_order", "completed_order holds exactly the tracked terminal ids", _completed_order),
+        per_id_invariant(
+            "registry.completed_order", "completed_order holds exactly the tracked terminal ids", _completed_order
+        ),
         SymInvariant(
             "registry.retention_bound",
             "|completed_order| ≤ max_completed + pinned barrier members",
             _retention_bound,
             counted=(_done_at, _pinned_at),
         ),
-        _per_id(
+        per_id_invariant(
             "registry.barrier_members",
             "barrier members are tracked and only exist while a barrier is active",
             _members_tracked,
         ),
         SymInvariant("registry.barrier_pending", "an active barrier has a non-terminal member", _barrier_pending),
         SymInvariant("feed.watermark", "watermark = last issued seq and next seq = watermark + 1", _watermark),
-        _per_id("feed.seq_issued", "terminal ⇔ sequence issued, and every issued seq < next seq", _seq_issued),
+        per_id_invariant("feed.seq_issued", "terminal ⇔ sequence issued, and every issued seq < next seq", _seq_issued),
         SymInvariant("feed.seq_distinct", "issued sequence numbers are distinct", _seq_distinct),
     )
 

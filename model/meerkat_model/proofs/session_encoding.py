@@ -46,6 +46,7 @@ from meerkat_model.proofs.symbolic import (
     count,
     in_set,
     pairs,
+    per_id_invariant,
     some_id,
 )
 from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, InputPhase, RegistrationPhase, RuntimePhase
@@ -566,10 +567,6 @@ def session_transitions() -> tuple[SymTransition, ...]:
 # -- invariants --------------------------------------------------------------------------------
 
 
-def _per_id(name: str, description: str, body: Callable[[SymState, int], Expr]) -> SymInvariant:
-    return SymInvariant(name, description, lambda s: all_ids(s.n, lambda j: body(s, j)), body)
-
-
 def _typed(s: SymState, j: int) -> Expr:
     return z3.And(
         s.ids("iphase")[j] >= NONE,
@@ -692,30 +689,32 @@ def session_invariants() -> tuple[SymInvariant, ...]:
             _run_phase,
         ),
         SymInvariant("runtime.loop_phase", "Attached ⇒ a loop attached; Idle ⇒ none", _loop_phase),
-        _per_id("input.typed", "phases, lanes, attempts and run associations take declared values", _typed),
-        _per_id("input.untracked_is_clean", "an input never accepted has no lane, key or run", _untracked_clean),
-        _per_id("input.queued_in_lane", "Queued ⇔ in a lane (the one it was accepted for)", _queued_in_lane),
+        per_id_invariant("input.typed", "phases, lanes, attempts and run associations take declared values", _typed),
+        per_id_invariant(
+            "input.untracked_is_clean", "an input never accepted has no lane, key or run", _untracked_clean
+        ),
+        per_id_invariant("input.queued_in_lane", "Queued ⇔ in a lane (the one it was accepted for)", _queued_in_lane),
         SymInvariant(
             "input.lane_positions",
             "lane positions are distinct and between the head and back counters",
             _lane_positions,
         ),
-        _per_id("input.in_current_run", "staged/applied inputs belong to the current run", _in_current_run),
+        per_id_invariant("input.in_current_run", "staged/applied inputs belong to the current run", _in_current_run),
         SymInvariant(
             "input.one_per_run",
             "a current run holds exactly one input; no run holds none",
             _run_has_one_input,
             counted=(_in_run_phase,),
         ),
-        _per_id(
+        per_id_invariant(
             "input.at_rest",
             "Accepted, Applied and AppliedPendingConsumption exist only inside one durable step",
             _at_rest,
         ),
-        _per_id("input.attempts", "Queued ⇒ attempts < 3; Staged ⇒ 1 ≤ attempts ≤ 3", _attempts),
+        per_id_invariant("input.attempts", "Queued ⇒ attempts < 3; Staged ⇒ 1 ≤ attempts ≤ 3", _attempts),
         SymInvariant("input.idempotency_keys_unique", "an idempotency key names at most one input", _keys_unique),
         SymInvariant("input.one_live_per_key", "idempotency key ⇒ at most one non-terminal input", _one_live_per_key),
-        _per_id(
+        per_id_invariant(
             "input.quiet_when_closed", "Initializing/Stopped/Destroyed ⇒ no non-terminal input", _quiet_when_closed
         ),
     )

@@ -236,6 +236,12 @@ class SymbolicMachine:
 # -- small formula helpers shared by the encodings -------------------------------------------
 
 
+def per_id_invariant(name: str, description: str, body: Callable[[SymState, int], Expr]) -> SymInvariant:
+    """The invariant "``body`` holds at every id", keeping ``body`` so a counterexample can
+    name the id that broke it."""
+    return SymInvariant(name, description, lambda s: all_ids(s.n, lambda j: body(s, j)), body)
+
+
 def count(flags: Sequence[Expr]) -> Expr:
     """Number of true terms among ``flags``."""
     if not flags:
