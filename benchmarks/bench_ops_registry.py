@@ -147,17 +147,19 @@ def main(argv: list[str] | None = None) -> None:
         for retained in sizes:
             mem = memory_rate(retained, cycles)
             journal, journal_bytes, note = durable_rate(retained, terminals, directory, compact_every=256)
-            full, full_bytes, _ = durable_rate(
-                retained, full_terminals, directory, compact_every=1, compact_ratio=0.0
-            )
+            full, full_bytes, _ = durable_rate(retained, full_terminals, directory, compact_every=1, compact_ratio=0.0)
             rows.append((retained, mem, journal, journal_bytes, full, full_bytes, note))
 
     base_mem, base_journal, base_full = rows[0][1], rows[0][2], rows[0][4]
     print("operation registry benchmark (SQLite: WAL, synchronous=FULL)")
-    print(f"in-memory: {cycles} cycles x 4 transitions; durable: {terminals} terminal transitions "
-          f"(journal), {full_terminals} (full snapshot each)")
-    header = (f"{'retained':>9} | {'memory tr/s':>12} {'ratio':>6} | {'journal term/s':>14} {'ratio':>6} "
-              f"{'B/term':>8} | {'full-snap term/s':>16} {'ratio':>6} {'B/term':>10} | journal writes")
+    print(
+        f"in-memory: {cycles} cycles x 4 transitions; durable: {terminals} terminal transitions "
+        f"(journal), {full_terminals} (full snapshot each)"
+    )
+    header = (
+        f"{'retained':>9} | {'memory tr/s':>12} {'ratio':>6} | {'journal term/s':>14} {'ratio':>6} "
+        f"{'B/term':>8} | {'full-snap term/s':>16} {'ratio':>6} {'B/term':>10} | journal writes"
+    )
     print(header)
     print("-" * len(header))
     for retained, mem, journal, journal_bytes, full, full_bytes, note in rows:
@@ -167,8 +169,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{full:>16,.1f} {full / base_full:>6.2f} {full_bytes:>10,.0f} | {note}"
         )
     last = rows[-1]
-    print(f"journal vs full snapshot at {last[0]} retained: {last[2] / last[4]:.1f}x faster, "
-          f"{last[5] / last[3]:.0f}x fewer bytes per terminal transition")
+    print(
+        f"journal vs full snapshot at {last[0]} retained: {last[2] / last[4]:.1f}x faster, "
+        f"{last[5] / last[3]:.0f}x fewer bytes per terminal transition"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,7 @@ class RuntimeAdapter(Protocol):
         (e.g. queued work an attached loop did not pick up), else ``None``."""
         ...
 
-    def step_kind(self, action: Hashable) -> StepKind:
-        ...
+    def step_kind(self, action: Hashable) -> StepKind: ...
 
     def fault_variants(self, action: Hashable) -> list[Hashable]:
         """Variants of ``action`` with a store fault injected (the replay probes each one the

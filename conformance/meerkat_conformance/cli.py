@@ -76,14 +76,23 @@ def _replay(suite: Suite, profile: str, disk: Any, every: float, tally: MachineT
     extra: dict[str, Any] = {} if suite.steer is None else {"steer": suite.steer}
     replay_tally = fresh_tally(machine)
     try:
-        result = replay_graph(machine, graph, lambda: suite.make_adapter(machine, disk), progress=show,
-                              progress_every=every, tally=replay_tally, **extra)
+        result = replay_graph(
+            machine,
+            graph,
+            lambda: suite.make_adapter(machine, disk),
+            progress=show,
+            progress_every=every,
+            tally=replay_tally,
+            **extra,
+        )
     finally:
         tally.merge(replay_tally)
     if result.unsteerable_nodes:
-        print(f"[{suite.name} replay] {result.unsteerable_nodes} state(s) the runtime never rests in "
-              f"(it acts on its own at once); {len(result.uncovered_edges)} edge(s) left uncovered",
-              file=sys.stderr)
+        print(
+            f"[{suite.name} replay] {result.unsteerable_nodes} state(s) the runtime never rests in "
+            f"(it acts on its own at once); {len(result.uncovered_edges)} edge(s) left uncovered",
+            file=sys.stderr,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile)
     replay_profile = args.replay_profile or profile.replay_profile
     if replay_profile != "none" and replay_profile not in MODEL_PROFILES:
-        print(f"meerkat-conformance: unknown model profile {replay_profile!r}; known: "
-              f"{', '.join(MODEL_PROFILES)}, none", file=sys.stderr)
+        print(
+            f"meerkat-conformance: unknown model profile {replay_profile!r}; known: {', '.join(MODEL_PROFILES)}, none",
+            file=sys.stderr,
+        )
         return 2
     names = list(SUITES) if args.machine == "all" else [args.machine]
     tallies: list[MachineTally] = []
@@ -105,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         tallies.append(tally)
         progress = ProgressLine(f"{name} search", every=args.progress_every)
         try:
-            run_lockstep(lockstep_class, profile, tally, examples=args.max_examples, steps=args.steps,
-                         progress=progress)
+            run_lockstep(
+                lockstep_class, profile, tally, examples=args.max_examples, steps=args.steps, progress=progress
+            )
             if replay_profile != "none":
                 _replay(suite, replay_profile, args.disk, args.progress_every, tally)
         except Disagreement as disagreement:
@@ -114,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             print(str(disagreement), end="\n\n")
     elapsed = time.perf_counter() - started
     verdict = f"FAILED on {', '.join(failed)}" if failed else "passed"
-    print(format_report(tallies, title=f"conformance report: {verdict}; profile {profile.name}, "
-                                       f"replay {replay_profile}, {elapsed:.1f}s"))
+    print(
+        format_report(
+            tallies,
+            title=f"conformance report: {verdict}; profile {profile.name}, replay {replay_profile}, {elapsed:.1f}s",
+        )
+    )
     return 1 if failed else 0
 
 

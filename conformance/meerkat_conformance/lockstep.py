@@ -49,8 +49,10 @@ class Lockstep:
         self.adapter = adapter
         self.state: Any = machine.initial_state() if model_state is None else model_state
         self.trace = Trace(machine.name)
-        self.tally = tally if tally is not None else MachineTally(
-            machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions()))
+        self.tally = (
+            tally
+            if tally is not None
+            else MachineTally(machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions())))
         )
         self.last_transitions: tuple[str, ...] = ()
         self.visited: list[Any] = [self.state]

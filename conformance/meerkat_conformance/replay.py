@@ -137,8 +137,10 @@ class _Walker:
         self.unsteerable: set[Hashable] = set()
         self.edges_total = graph.number_of_edges()
         self.edges_covered = 0
-        self.tally = tally if tally is not None else MachineTally(
-            machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions()))
+        self.tally = (
+            tally
+            if tally is not None
+            else MachineTally(machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions())))
         )
         self.tally.edges_total = self.edges_total
         self.probed: set[Hashable] = set()

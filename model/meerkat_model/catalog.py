@@ -35,17 +35,45 @@ MACHINES: dict[str, Callable[[Bounds], AnyMachine]] = {
 # Bounds of the operation registry model (meerkat_model.ops.bounds documents every key).
 # tiny: one id, small enough to draw; ci: two ids, both kinds, a barrier, crash and recovery,
 # seconds; deep: one more completion sequence number (every history of three terminal steps).
-_OPS_COMMON = {"kinds": 2, "max_completed": 1, "max_concurrent": 1, "payloads": 1, "progress": 1, "watchers": 1,
-               "barrier": 1, "crash": 1, "probes": 0}
+_OPS_COMMON = {
+    "kinds": 2,
+    "max_completed": 1,
+    "max_concurrent": 1,
+    "payloads": 1,
+    "progress": 1,
+    "watchers": 1,
+    "barrier": 1,
+    "crash": 1,
+    "probes": 0,
+}
 
 # Bounds of the session runtime model (meerkat_model.session.bounds documents every key).
 # tiny: one input, runs that succeed or fail, crash and recovery (small enough to draw); ci: two
 # inputs with idempotency and supersession keys, every control operation, failures, crashes
 # (every declared transition fires; seconds); deep: adds the steer lane and ephemeral inputs.
-_SESSION_OFF = {"steer": 0, "idem_keys": 0, "super_keys": 0, "coalesce": 0, "ephemeral": 0, "invalid": 0,
-                "interrupt": 0, "control": 0, "unregister": 0}
-_SESSION_ALL = {"idem_keys": 1, "super_keys": 1, "coalesce": 1, "invalid": 1, "failures": 1, "interrupt": 1,
-                "control": 1, "unregister": 1, "crash": 1, "write_failures": 1}
+_SESSION_OFF = {
+    "steer": 0,
+    "idem_keys": 0,
+    "super_keys": 0,
+    "coalesce": 0,
+    "ephemeral": 0,
+    "invalid": 0,
+    "interrupt": 0,
+    "control": 0,
+    "unregister": 0,
+}
+_SESSION_ALL = {
+    "idem_keys": 1,
+    "super_keys": 1,
+    "coalesce": 1,
+    "invalid": 1,
+    "failures": 1,
+    "interrupt": 1,
+    "control": 1,
+    "unregister": 1,
+    "crash": 1,
+    "write_failures": 1,
+}
 
 PROFILES: dict[str, dict[str, Bounds]] = {
     "tiny": {

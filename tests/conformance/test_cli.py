@@ -7,8 +7,22 @@ from meerkat_conformance.cli import main
 
 
 def test_a_short_run_prints_progress_and_the_report(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--profile", "fast", "--machine", "ops", "--max-examples", "5", "--steps", "8",
-                 "--replay-profile", "tiny", "--progress-every", "0"])
+    code = main(
+        [
+            "--profile",
+            "fast",
+            "--machine",
+            "ops",
+            "--max-examples",
+            "5",
+            "--steps",
+            "8",
+            "--replay-profile",
+            "tiny",
+            "--progress-every",
+            "0",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out
     assert "[ops search]" in err and "examples" in err

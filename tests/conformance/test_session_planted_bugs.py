@@ -82,7 +82,9 @@ def tiny_with_control() -> Graph:
 def _replay(graph: Graph, runtime_class: type[MeerkatMachine]) -> None:
     machine, g = graph
     replay_graph(
-        machine, g, lambda: SessionAdapter(machine, make_disk("memory"), runtime_class=runtime_class),
+        machine,
+        g,
+        lambda: SessionAdapter(machine, make_disk("memory"), runtime_class=runtime_class),
         steer=harness_action,
     )
 

@@ -176,7 +176,10 @@ def toy_graph(machine: ToyMachine) -> Any:
                     nxt.append(target)
                 if not graph.has_edge(state, target):
                     graph.add_edge(
-                        state, target, action=machine.action_label(action), transition=result.transition,
+                        state,
+                        target,
+                        action=machine.action_label(action),
+                        transition=result.transition,
                         action_obj=action,
                     )
         frontier = nxt

@@ -44,8 +44,18 @@ class DoorMachine:
         return ("Closed", 0, False)
 
     def actions(self, state: DoorState) -> Iterable[DoorAction]:
-        return [("open",), ("close",), ("slam",), ("lock",), ("unlock",), ("knock",), ("break",), ("remove",),
-                ("insert_key",), ("pull_key",)]
+        return [
+            ("open",),
+            ("close",),
+            ("slam",),
+            ("lock",),
+            ("unlock",),
+            ("knock",),
+            ("break",),
+            ("remove",),
+            ("insert_key",),
+            ("pull_key",),
+        ]
 
     def step(self, state: DoorState, action: DoorAction) -> Stepped[DoorState] | Rejected:
         status, opens, key = state
@@ -117,8 +127,9 @@ def explore_fake(machine: Any, *, symmetry: bool = True) -> ExploredGraph:
                     graph.add_node(nxt, depth=depth, initial=False)
                     following.append(nxt)
                 if not graph.has_edge(state, nxt):  # like the verifier: the first action found is kept
-                    graph.add_edge(state, nxt, action=machine.action_label(action), transition=result.transition,
-                                   action_obj=action)
+                    graph.add_edge(
+                        state, nxt, action=machine.action_label(action), transition=result.transition, action_obj=action
+                    )
         frontier = following
     for state in graph.nodes:
         for invariant in machine.invariants():

@@ -32,8 +32,13 @@ def test_render_then_check(door_catalog: dict[str, int], tmp_path: Path, capsys:
     out = tmp_path / "d"
     assert render.main(["--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "door-lifecycle.dot", "door-lifecycle.svg", "door-reachable-tiny.dot", "door-reachable-tiny.svg",
-        "index.html", "key-lifecycle.dot", "key-lifecycle.svg",
+        "door-lifecycle.dot",
+        "door-lifecycle.svg",
+        "door-reachable-tiny.dot",
+        "door-reachable-tiny.svg",
+        "index.html",
+        "key-lifecycle.dot",
+        "key-lifecycle.svg",
     ]
     assert "wrote 7 files for 3 diagrams" in capsys.readouterr().err
     assert render.main(["--out", str(out), "--check"]) == 0
@@ -66,8 +71,9 @@ def test_explicit_missing_renderer_is_an_error_and_writes_nothing(
     assert not out.exists()
 
 
-def test_node_limit_refuses_unless_forced(door_catalog: dict[str, int], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_node_limit_refuses_unless_forced(
+    door_catalog: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "d"
     assert render.main(["--out", str(out), "--node-limit", "5", "--dot-only"]) == 2
     err = capsys.readouterr().err
@@ -90,8 +96,9 @@ def test_counterexample_trace(door_catalog: dict[str, int], tmp_path: Path, caps
     assert render.main(["--out", str(out), "--check"]) == 0  # traces are not part of the committed set
 
 
-def test_deepest_trace_and_unknown_machine(door_catalog: dict[str, int], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_deepest_trace_and_unknown_machine(
+    door_catalog: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "d"
     assert render.main(["--out", str(out), "--trace", "door", "--trace-to", "deepest", "--dot-only"]) == 0
     assert "Path to a deepest state" in (out / "trace-door-tiny.dot").read_text()

@@ -14,8 +14,10 @@ from tests.diagrams.fakes import DOOR_TRANSITIONS, DoorMachine, explore_fake
 
 def _diagrams(machine: DoorMachine | None = None) -> list[Diagram]:
     machine = machine or DoorMachine()
-    return [*lifecycle_diagrams([("door", machine)]),
-            reachable_diagram_of("door", machine, explore_fake(machine), profile="t")]
+    return [
+        *lifecycle_diagrams([("door", machine)]),
+        reachable_diagram_of("door", machine, explore_fake(machine), profile="t"),
+    ]
 
 
 class _ChangedDoor(DoorMachine):

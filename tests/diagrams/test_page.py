@@ -14,8 +14,10 @@ from tests.diagrams.fakes import DoorMachine, explore_fake
 
 def _door_diagrams() -> list[Diagram]:
     machine = DoorMachine()
-    return [*lifecycle_diagrams([("door", machine)]),
-            reachable_diagram_of("door", machine, explore_fake(machine), profile="t")]
+    return [
+        *lifecycle_diagrams([("door", machine)]),
+        reachable_diagram_of("door", machine, explore_fake(machine), profile="t"),
+    ]
 
 
 def _svgs(diagrams: list[Diagram]) -> dict[str, str | None]:
@@ -59,8 +61,7 @@ def test_missing_svg_is_said_and_the_dot_source_is_shown() -> None:
 
 
 def test_table_cells_are_escaped() -> None:
-    diagram = Diagram("x", "lifecycle", "X", "c", "digraph {}\n",
-                      (Table("t", ("a",), (("<b>bold</b>",),)),))
+    diagram = Diagram("x", "lifecycle", "X", "c", "digraph {}\n", (Table("t", ("a",), (("<b>bold</b>",),)),))
     page = build_page([diagram], {"x": None}, intro="")
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
 

@@ -56,8 +56,9 @@ def test_nodes_are_coloured_by_phase() -> None:
 
 def test_explicit_phase_field_and_no_phase() -> None:
     machine, explored = _door()
-    by_key = reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe,
-                               phase_field="key")
+    by_key = reachable_diagram(
+        explored.graph, machine="door", profile="t", describe=machine.describe, phase_field="key"
+    )
     assert {p.phase for p in by_key.legend} == {"in", "out"}
     plain = reachable_diagram(explored.graph, machine="door", profile="t", describe=lambda s: {"x": 1})
     assert plain.phase_field is None and [p.phase for p in plain.legend] == [NO_PHASE]
@@ -72,8 +73,9 @@ def test_guess_phase_field_prefers_phase_then_status() -> None:
 def test_violating_states_and_edges_into_them_are_red() -> None:
     machine, explored = _door(buggy=1)
     assert explored.violations
-    result = reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe,
-                               violations=explored.violations)
+    result = reachable_diagram(
+        explored.graph, machine="door", profile="t", describe=machine.describe, violations=explored.violations
+    )
     red = {n.node_id for n in result.graph.nodes if n.attrs.get("fillcolor") == VIOLATION_FILL}
     assert red == {state_id for state_id, _ in result.violations}
     assert len(red) == len(explored.violations)
@@ -84,8 +86,9 @@ def test_violating_states_and_edges_into_them_are_red() -> None:
 
 def test_without_violations_nothing_is_red() -> None:
     machine, explored = _door()
-    result = reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe,
-                               violations=explored.violations)
+    result = reachable_diagram(
+        explored.graph, machine="door", profile="t", describe=machine.describe, violations=explored.violations
+    )
     assert result.violations == ()
     assert all(n.attrs["fillcolor"] != VIOLATION_FILL for n in result.graph.nodes)
 
@@ -94,10 +97,10 @@ def test_graph_above_the_node_limit_is_refused_unless_forced() -> None:
     machine, explored = _door()
     count = explored.graph.number_of_nodes()
     with pytest.raises(GraphTooLargeError, match=f"{count} states, above the layout limit of {count - 1}"):
-        reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe,
-                          node_limit=count - 1)
-    forced = reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe,
-                               node_limit=count - 1, force=True)
+        reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe, node_limit=count - 1)
+    forced = reachable_diagram(
+        explored.graph, machine="door", profile="t", describe=machine.describe, node_limit=count - 1, force=True
+    )
     assert forced.states == count
 
 
@@ -120,9 +123,14 @@ def test_tooltips_carry_every_field() -> None:
 
 def test_custom_phase_function() -> None:
     machine, explored = _door()
-    result = reachable_diagram(explored.graph, machine="door", profile="t", describe=machine.describe,
-                               phase_field="open or not", phase_of=lambda d: "open" if d["door_status"] == "Open"
-                               else "other")
+    result = reachable_diagram(
+        explored.graph,
+        machine="door",
+        profile="t",
+        describe=machine.describe,
+        phase_field="open or not",
+        phase_of=lambda d: "open" if d["door_status"] == "Open" else "other",
+    )
     assert {p.phase: p.states for p in result.legend} == {
         "open": sum(1 for s in explored.graph.nodes if s[0] == "Open"),
         "other": sum(1 for s in explored.graph.nodes if s[0] != "Open"),

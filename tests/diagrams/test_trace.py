@@ -46,7 +46,7 @@ def test_trace_graph_lists_initial_fields_then_changes() -> None:
     dot = to_dot(trace_graph(frames, machine="door", title="T", describe=machine.describe))
     assert "step 0: initial state\\ldoor_status: Closed\\lkey: out\\lopens: 0\\l" in dot
     assert "key: out -> in" in dot and "door_status: Closed -> Open" in dot and "opens: 0 -> 1" in dot
-    assert dot.count(" -> \"step") == len(frames) - 1
+    assert dot.count(' -> "step') == len(frames) - 1
     assert "VIOLATES" not in dot
 
 

@@ -16,8 +16,15 @@ from tests.model_ops.helpers import BG, MOB, machine, ok, run, running
 def test_recovery_keeps_terminal_ops_and_drops_the_rest() -> None:
     m = machine(max_completed=2)
     s = running(m, 0, MOB)
-    s = run(m, ("peer_ready", 0), ("complete_operation", 0, "r1"), ("register_operation", 1, BG),
-            ("wait_all", (1,)), ("register_watcher", 1), state=s)
+    s = run(
+        m,
+        ("peer_ready", 0),
+        ("complete_operation", 0, "r1"),
+        ("register_operation", 1, BG),
+        ("wait_all", (1,)),
+        ("register_watcher", 1),
+        state=s,
+    )
     before = m.observe(s)
     recovered = ok(m, s, ("crash",))
     assert recovered.transition == "crash_recover"
@@ -51,8 +58,14 @@ def test_recovery_applies_retention_after_a_dropped_barrier() -> None:
     s = running(m, 0)
     s = running(m, 1, state=s)
     s = running(m, 2, state=s)
-    s = run(m, ("wait_all", (0, 1, 2)), ("complete_operation", 0, "r1"), ("complete_operation", 1, "r1"),
-            ("drop_wait",), state=s)
+    s = run(
+        m,
+        ("wait_all", (0, 1, 2)),
+        ("complete_operation", 0, "r1"),
+        ("complete_operation", 1, "r1"),
+        ("drop_wait",),
+        state=s,
+    )
     in_memory = m.observe(s)
     recovered = m.observe(run(m, ("crash",), state=s))
     assert recovered["completed_order"] == in_memory["completed_order"] == [1]

@@ -52,9 +52,11 @@ def test_renaming_commutes_with_steps() -> None:
     s = running(m, 2, MOB, state=s)
     perm = (2, 0, 1)
     r = _renamed(m, s, perm)
-    for action, renamed_action in [(("terminate_owner", "shutdown"), ("terminate_owner", "shutdown")),
-                                   (("complete_operation", 1, "r1"), ("complete_operation", perm[1], "r1")),
-                                   (("wait_all", (2, 1)), ("wait_all", (perm[2], perm[1])))]:
+    for action, renamed_action in [
+        (("terminate_owner", "shutdown"), ("terminate_owner", "shutdown")),
+        (("complete_operation", 1, "r1"), ("complete_operation", perm[1], "r1")),
+        (("wait_all", (2, 1)), ("wait_all", (perm[2], perm[1]))),
+    ]:
         a, b = m.step(s, action), m.step(r, renamed_action)  # type: ignore[arg-type]
         assert isinstance(a, Stepped) and isinstance(b, Stepped)
         assert _renamed(m, a.state, perm) == b.state
@@ -62,8 +64,12 @@ def test_renaming_commutes_with_steps() -> None:
 
 @pytest.mark.parametrize(
     ("values", "fragment"),
-    [({"nope": 1}, "unknown ops bound"), ({"ids": 0}, "outside"), ({"kinds": 3}, "outside"),
-     ({"barrier": "1"}, "integer")],
+    [
+        ({"nope": 1}, "unknown ops bound"),
+        ({"ids": 0}, "outside"),
+        ({"kinds": 3}, "outside"),
+        ({"barrier": "1"}, "integer"),
+    ],
 )
 def test_bad_bounds_are_named(values: dict[str, object], fragment: str) -> None:
     with pytest.raises(BoundsError, match=fragment):
@@ -74,11 +80,25 @@ def test_observe_lists_tracked_ops_and_registry_fields() -> None:
     m = machine()
     s = running(m, 1, MOB)
     view = m.observe(s)
-    assert set(view) == {"ops", "completed_order", "active_count", "wait_active", "wait_operation_ids", "feed",
-                         "watermark", "next_seq"}
-    assert view["ops"][1] == {"status": "running", "kind": "mob_member_child", "peer_ready": False,
-                              "progress_count": 0, "watcher_count": 0, "terminal_outcome": None,
-                              "completion_seq": None}
+    assert set(view) == {
+        "ops",
+        "completed_order",
+        "active_count",
+        "wait_active",
+        "wait_operation_ids",
+        "feed",
+        "watermark",
+        "next_seq",
+    }
+    assert view["ops"][1] == {
+        "status": "running",
+        "kind": "mob_member_child",
+        "peer_ready": False,
+        "progress_count": 0,
+        "watcher_count": 0,
+        "terminal_outcome": None,
+        "completion_seq": None,
+    }
 
 
 def test_probe_actions_add_rejections_and_write_failures_but_no_states() -> None:

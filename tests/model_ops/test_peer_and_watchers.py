@@ -41,8 +41,14 @@ def test_late_watchers_resolve_immediately() -> None:
 
 def test_every_pending_watcher_resolves_once_on_completion() -> None:
     m = machine(watchers=3)
-    s = run(m, ("register_operation", 0, BG), ("provisioning_succeeded", 0),
-            ("register_watcher", 0), ("register_watcher", 0), ("register_watcher", 0))
+    s = run(
+        m,
+        ("register_operation", 0, BG),
+        ("provisioning_succeeded", 0),
+        ("register_watcher", 0),
+        ("register_watcher", 0),
+        ("register_watcher", 0),
+    )
     assert m.observe(s)["ops"][0]["watcher_count"] == 3
     result = ok(m, s, ("complete_operation", 0, "r1"))
     assert outputs_named(result, "watchers_resolved") == [("watchers_resolved", 0, 3, ("completed", "r1"))]

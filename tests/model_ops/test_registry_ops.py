@@ -98,9 +98,14 @@ def test_every_terminal_kind_pushes_a_feed_entry() -> None:
     for op in range(6):
         s = running(m, op, state=s)
     s = run(m, ("request_retire", 5), state=s)
-    steps: list[tuple[object, ...]] = [("complete_operation", 0, "r1"), ("fail_operation", 1, "e1"),
-                                       ("provisioning_failed", 2, "e1"), ("cancel_operation", 3, None),
-                                       ("mark_retired", 4), ("terminate_owner", "shutdown")]
+    steps: list[tuple[object, ...]] = [
+        ("complete_operation", 0, "r1"),
+        ("fail_operation", 1, "e1"),
+        ("provisioning_failed", 2, "e1"),
+        ("cancel_operation", 3, None),
+        ("mark_retired", 4),
+        ("terminate_owner", "shutdown"),
+    ]
     kinds: list[str] = []
     for action in steps:
         result = m.step(s, action)

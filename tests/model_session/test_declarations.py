@@ -82,9 +82,10 @@ def test_every_declaration_is_matched_by_a_step(ci_moves: list[tuple[str, str, A
             hit = any(
                 n == decl.name and e == decl.entity and o in decl.sources and t == decl.target and o != t
                 for n, e, o, t in ci_moves
-            ) or (decl.target in decl.sources and any(
-                n == decl.name and e == decl.entity and o == t == decl.target for n, e, o, t in ci_moves
-            ))
+            ) or (
+                decl.target in decl.sources
+                and any(n == decl.name and e == decl.entity and o == t == decl.target for n, e, o, t in ci_moves)
+            )
         assert hit, f"declaration {decl.name} ({decl.entity}: {decl.sources} -> {decl.target}) never happens"
 
 

@@ -49,8 +49,20 @@ def test_catalog_has_the_session_machine_in_every_profile() -> None:
 
 
 def test_symmetry_reduction_agrees_with_the_full_exploration() -> None:
-    bounds = Bounds({"inputs": 2, "steer": 1, "idem_keys": 0, "super_keys": 1, "ephemeral": 0, "failures": 0,
-                     "control": 0, "unregister": 0, "write_failures": 0, "invalid": 0})
+    bounds = Bounds(
+        {
+            "inputs": 2,
+            "steer": 1,
+            "idem_keys": 0,
+            "super_keys": 1,
+            "ephemeral": 0,
+            "failures": 0,
+            "control": 0,
+            "unregister": 0,
+            "write_failures": 0,
+            "invalid": 0,
+        }
+    )
     m = SessionMachine(bounds)
     reduced = explore(m, symmetry=True)
     full = explore(m, symmetry=False)

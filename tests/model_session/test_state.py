@@ -14,8 +14,13 @@ from .helpers import STEER, accept, attached, machine, registered, run
 
 @pytest.mark.parametrize(
     ("values", "names"),
-    [({"inputs": 0}, "inputs"), ({"inputs": 9}, "inputs"), ({"crash": 2}, "crash"), ({"steer": -1}, "steer"),
-     ({"idem_keys": 4}, "idem_keys")],
+    [
+        ({"inputs": 0}, "inputs"),
+        ({"inputs": 9}, "inputs"),
+        ({"crash": 2}, "crash"),
+        ({"steer": -1}, "steer"),
+        ({"idem_keys": 4}, "idem_keys"),
+    ],
 )
 def test_bad_bounds_are_refused_naming_the_key(values: dict[str, int], names: str) -> None:
     with pytest.raises(SessionBoundsError, match=names):
@@ -24,8 +29,15 @@ def test_bad_bounds_are_refused_naming_the_key(values: dict[str, int], names: st
 
 def test_finished_input_forgets_lane_key_and_attempts() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0, lane=STEER, skey=0, idem=1), ("start_run",), ("executor_failed",),
-                ("start_run",), ("executor_succeeded", 1))
+    state = run(
+        m,
+        attached(m),
+        accept(0, lane=STEER, skey=0, idem=1),
+        ("start_run",),
+        ("executor_failed",),
+        ("start_run",),
+        ("executor_succeeded", 1),
+    )
     attr = state.attrs[0]
     assert attr is not None
     assert attr.lane is Lane.QUEUE and attr.skey == -1

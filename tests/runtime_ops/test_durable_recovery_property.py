@@ -24,8 +24,25 @@ IDS = ["a", "b", "c", "d"]
 
 actions = st.lists(
     st.one_of(
-        st.tuples(st.sampled_from(["register", "register_child", "start", "complete", "fail", "cancel", "abort",
-                                   "retire", "mark_retired", "progress", "peer", "watch"]), st.sampled_from(IDS)),
+        st.tuples(
+            st.sampled_from(
+                [
+                    "register",
+                    "register_child",
+                    "start",
+                    "complete",
+                    "fail",
+                    "cancel",
+                    "abort",
+                    "retire",
+                    "mark_retired",
+                    "progress",
+                    "peer",
+                    "watch",
+                ]
+            ),
+            st.sampled_from(IDS),
+        ),
         st.tuples(st.sampled_from(["terminate", "collect", "cancel_wait", "fail_next_write"]), st.none()),
         st.tuples(st.just("wait"), st.lists(st.sampled_from(IDS), max_size=3, unique=True)),
     ),
@@ -35,8 +52,14 @@ actions = st.lists(
 
 def observable(reg: OpsLifecycleRegistry) -> tuple[object, ...]:
     view = reg.view()
-    return (view.operation_ids, view.completed_order, view.next_completion_seq, view.watermark,
-            reg.list_operations(), reg.completion_feed().list_since(0))
+    return (
+        view.operation_ids,
+        view.completed_order,
+        view.next_completion_seq,
+        view.watermark,
+        reg.list_operations(),
+        reg.completion_feed().list_since(0),
+    )
 
 
 def apply(reg: OpsLifecycleRegistry, name: str, arg: Any, handles: list[Any]) -> None:

@@ -164,8 +164,9 @@ class Walk:
         rng = self.rng
         key = rng.choice([None, None, "k1", "k2"])
         if rng.random() < 0.3:
-            item: Any = external_event("tick", supersession_key=rng.choice(["a", "b"]), coalesce=rng.random() < 0.5,
-                                       idempotency_key=key)
+            item: Any = external_event(
+                "tick", supersession_key=rng.choice(["a", "b"]), coalesce=rng.random() < 0.5, idempotency_key=key
+            )
         else:
             mode = HandlingMode.STEER if rng.random() < 0.25 else HandlingMode.QUEUE
             item = make_prompt(handling_mode=mode, idempotency_key=key)

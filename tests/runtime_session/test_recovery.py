@@ -33,12 +33,27 @@ def _restart(storage: MemoryStorage) -> tuple[MeerkatMachine, InMemoryRuntimeSto
     return MeerkatMachine.persistent(store), store
 
 
-def _row(phase: S, *, attempts: int = 0, run_id: str | None = None, seq: int | None = None, admission: int = 1,
-         durability: Durability = Durability.DURABLE, key: str | None = None) -> InputRecord:
+def _row(
+    phase: S,
+    *,
+    attempts: int = 0,
+    run_id: str | None = None,
+    seq: int | None = None,
+    admission: int = 1,
+    durability: Durability = Durability.DURABLE,
+    key: str | None = None,
+) -> InputRecord:
     item = make_prompt(f"{phase.value}", durability=durability, idempotency_key=key)
     return InputRecord(
-        input=item, phase=phase, lane=Lane.QUEUE, admission_seq=admission, created_at=1.0, updated_at=1.0,
-        attempts=attempts, last_run_id=RunId(run_id) if run_id else None, last_boundary_sequence=seq,
+        input=item,
+        phase=phase,
+        lane=Lane.QUEUE,
+        admission_seq=admission,
+        created_at=1.0,
+        updated_at=1.0,
+        attempts=attempts,
+        last_run_id=RunId(run_id) if run_id else None,
+        last_boundary_sequence=seq,
     )
 
 
@@ -156,8 +171,11 @@ def test_active_rows_under_a_stopped_record_are_corruption_naming_the_row() -> N
     async def body() -> None:
         store = InMemoryRuntimeStore()
         bad = _row(S.QUEUED)
-        store.commit_machine_lifecycle(RT, encode_lifecycle(LifecycleRecord(RuntimeState.STOPPED, None)),
-                                       [InputRow(bad.input_id, encode_record(bad))])
+        store.commit_machine_lifecycle(
+            RT,
+            encode_lifecycle(LifecycleRecord(RuntimeState.STOPPED, None)),
+            [InputRow(bad.input_id, encode_record(bad))],
+        )
         before = stored_rows(store, "s")
         m = MeerkatMachine.persistent(store)
         with pytest.raises(RecoveryCorruption) as err:

@@ -157,9 +157,7 @@ def test_a_null_payload_fails_closed(tmp_path: Path) -> None:
 def test_receipt_with_valid_checksum_but_malformed_body_fails_closed(tmp_path: Path) -> None:
     raw = _stored(tmp_path / "s.db")
     body = b'{"run_id": "run-1", "sequence": "one"}'
-    raw.execute(
-        f"UPDATE {RECEIPTS} SET receipt = ?, checksum = ?", (body, row_checksum(RECEIPTS, RT, "run-1#1", body))
-    )
+    raw.execute(f"UPDATE {RECEIPTS} SET receipt = ?, checksum = ?", (body, row_checksum(RECEIPTS, RT, "run-1#1", body)))
     raw.close()
     with SqliteRuntimeStore(tmp_path / "s.db") as store, pytest.raises(Corrupt, match="not a valid receipt"):
         store.load_boundary_receipt(RT, "run-1", 1)
@@ -168,9 +166,7 @@ def test_receipt_with_valid_checksum_but_malformed_body_fails_closed(tmp_path: P
 def test_receipt_body_for_another_key_fails_closed(tmp_path: Path) -> None:
     raw = _stored(tmp_path / "s.db")
     body = _receipt("run-9", 9).to_json()
-    raw.execute(
-        f"UPDATE {RECEIPTS} SET receipt = ?, checksum = ?", (body, row_checksum(RECEIPTS, RT, "run-1#1", body))
-    )
+    raw.execute(f"UPDATE {RECEIPTS} SET receipt = ?, checksum = ?", (body, row_checksum(RECEIPTS, RT, "run-1#1", body)))
     raw.close()
     with SqliteRuntimeStore(tmp_path / "s.db") as store, pytest.raises(Corrupt, match="another key"):
         store.load_boundary_receipt(RT, "run-1", 1)

@@ -43,8 +43,12 @@ def test_violation_exits_one_and_prints_the_trace(buggy: str, capsys: pytest.Cap
 
 
 def test_json_report(buggy: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert verify.main(["--machine", "ops", "--machine", buggy, "--profile", "tiny", "--no-prove", "--json",
-                        "--compare-symmetry"]) == 1
+    assert (
+        verify.main(
+            ["--machine", "ops", "--machine", buggy, "--profile", "tiny", "--no-prove", "--json", "--compare-symmetry"]
+        )
+        == 1
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and doc["profile"] == "tiny" and doc["proofs"] is None
     ops, leaky = doc["machines"]
@@ -146,8 +150,18 @@ def test_help_mentions_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         verify.main(["--help"])
     out = capsys.readouterr().out
-    for option in ("--profile", "--machine", "--set", "--no-symmetry", "--no-prove", "--json", "--trace-dot",
-                   "--progress", "--compare-symmetry", "exit status"):
+    for option in (
+        "--profile",
+        "--machine",
+        "--set",
+        "--no-symmetry",
+        "--no-prove",
+        "--json",
+        "--trace-dot",
+        "--progress",
+        "--compare-symmetry",
+        "exit status",
+    ):
         assert option in out
 
 

@@ -91,8 +91,7 @@ CASES = [
 def test_parallel_agrees_with_sequential(name: str, profile: str, symmetry: bool, no_orphans: list[int]) -> None:
     machine = MACHINES[name](PROFILES[profile][name])
     seq = explore(machine, symmetry=symmetry)
-    par = explore(machine, symmetry=symmetry, workers=2,
-                  progress=lambda *_: no_orphans.extend(child_pids()))
+    par = explore(machine, symmetry=symmetry, workers=2, progress=lambda *_: no_orphans.extend(child_pids()))
     assert_agree(seq, par)
 
 
@@ -108,8 +107,11 @@ def test_planted_violation_has_a_shortest_trace_of_the_same_length(symmetry: boo
     seq = explore(machine, symmetry=symmetry)
     par = explore(machine, symmetry=symmetry, workers=2, progress=lambda *_: no_orphans.extend(child_pids()))
     assert_agree(seq, par)
-    assert (len(replayed_violation_trace(machine, par, "active_count_matches"))
-            == len(replayed_violation_trace(machine, seq, "active_count_matches")) == 2)
+    assert (
+        len(replayed_violation_trace(machine, par, "active_count_matches"))
+        == len(replayed_violation_trace(machine, seq, "active_count_matches"))
+        == 2
+    )
     counter = Counter(limit=9, bad=4)
     par = explore(counter, workers=2)
     assert [(v.invariant, v.depth) for v in par.violations] == [("below_bad", 4)]

@@ -40,8 +40,13 @@ class Counter:
 
     def invariants(self) -> Sequence[Invariant[int]]:
         bad = self.bad
-        return [Invariant("below_bad", "the counter never reaches bad",
-                          lambda s: f"counter reached {s}" if bad is not None and s == bad else None)]
+        return [
+            Invariant(
+                "below_bad",
+                "the counter never reaches bad",
+                lambda s: f"counter reached {s}" if bad is not None and s == bad else None,
+            )
+        ]
 
     def canonical(self, state: int) -> int:
         return state
@@ -50,8 +55,12 @@ class Counter:
         return ["must go back to zero"] if state == self.obliged_at else []
 
     def transitions(self) -> Sequence[TransitionDecl]:
-        return [TransitionDecl("inc", "counter", ("n",), "n+1"), TransitionDecl("dec", "counter", ("n",), "n-1"),
-                TransitionDecl("reset", "counter", ("n",), "0"), TransitionDecl("never", "counter", ("n",), None)]
+        return [
+            TransitionDecl("inc", "counter", ("n",), "n+1"),
+            TransitionDecl("dec", "counter", ("n",), "n-1"),
+            TransitionDecl("reset", "counter", ("n",), "0"),
+            TransitionDecl("never", "counter", ("n",), None),
+        ]
 
     def describe(self, state: int) -> Mapping[str, Any]:
         return {"value": state}
@@ -80,13 +89,25 @@ class LeakyCancel(OpsMachine):
     def step(self, state: RegistryState, action: Action) -> Stepped[RegistryState] | Rejected:
         result = super().step(state, action)
         if action[0] == "cancel_operation" and isinstance(result, Stepped):
-            return Stepped(result.state._replace(active_count=result.state.active_count + 1), result.outputs,
-                           result.transition)
+            return Stepped(
+                result.state._replace(active_count=result.state.active_count + 1), result.outputs, result.transition
+            )
         return result
 
 
-SMALL_OPS = Bounds({"ids": 2, "kinds": 1, "sequences": 2, "max_concurrent": 0, "barrier": 1, "crash": 1,
-                    "progress": 0, "watchers": 0, "probes": 0})
+SMALL_OPS = Bounds(
+    {
+        "ids": 2,
+        "kinds": 1,
+        "sequences": 2,
+        "max_concurrent": 0,
+        "barrier": 1,
+        "crash": 1,
+        "progress": 0,
+        "watchers": 0,
+        "probes": 0,
+    }
+)
 """Two ids, small enough for a fraction of a second per exploration."""
 
 

@@ -53,11 +53,21 @@ RUNTIME_ID = canonical_runtime_id("conformance-ops")
 CRASH_READ_FAULT = ("crash_read_fault",)
 _NO_RETURN = frozenset({"wait_all", "drop_wait", "crash", "crash_read_fault"})
 _DURABLE_CALLS = frozenset(
-    {"provisioning_failed", "abort_provisioning", "complete_operation", "fail_operation", "cancel_operation",
-     "mark_retired", "terminate_owner", "collect_completed"}
+    {
+        "provisioning_failed",
+        "abort_provisioning",
+        "complete_operation",
+        "fail_operation",
+        "cancel_operation",
+        "mark_retired",
+        "terminate_owner",
+        "collect_completed",
+    }
 )
-_KINDS = {int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
-          int(OpKind.BACKGROUND_TOOL_OP): OperationKind.BACKGROUND_TOOL_OP}
+_KINDS = {
+    int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
+    int(OpKind.BACKGROUND_TOOL_OP): OperationKind.BACKGROUND_TOOL_OP,
+}
 
 
 def sorted_outputs(outputs: Any) -> tuple[Any, ...]:

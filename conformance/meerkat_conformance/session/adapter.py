@@ -64,8 +64,9 @@ _CONTROL = {
     "stop": "stop_runtime",
     "destroy": "destroy_runtime",
 }
-_EXECUTOR_STEPS = frozenset({"executor_succeeded", "executor_failed", "boundary_commit_fails",
-                             "terminal_snapshot_fails"})
+_EXECUTOR_STEPS = frozenset(
+    {"executor_succeeded", "executor_failed", "boundary_commit_fails", "terminal_snapshot_fails"}
+)
 
 
 _AUTONOMOUS = frozenset({"start_run", "finish_attach", "attach_failed"})

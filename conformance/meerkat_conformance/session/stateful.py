@@ -33,8 +33,13 @@ _KEYS = st.sampled_from([NO_KEY, 0])
 _FLAG = st.sampled_from([0, 1])
 _RARELY = st.integers(0, 3).map(lambda n: n == 3)
 _EXECUTOR_OUTCOMES = st.sampled_from(
-    [("executor_succeeded", 1), ("executor_succeeded", 0), ("executor_failed",), ("boundary_commit_fails",),
-     ("terminal_snapshot_fails",)]
+    [
+        ("executor_succeeded", 1),
+        ("executor_succeeded", 0),
+        ("executor_failed",),
+        ("boundary_commit_fails",),
+        ("terminal_snapshot_fails",),
+    ]
 )
 _CONTROLS = st.sampled_from(["retire", "reset", "recycle", "stop", "destroy"])
 

@@ -61,7 +61,5 @@ def expect_error(
             raise StoreConformanceFailure(step, f"{error.__name__} message {text!r} does not name {missing}") from exc
         return exc
     except Exception as exc:
-        raise StoreConformanceFailure(
-            step, f"expected {error.__name__}, got {type(exc).__name__}: {exc}"
-        ) from exc
+        raise StoreConformanceFailure(step, f"expected {error.__name__}, got {type(exc).__name__}: {exc}") from exc
     raise StoreConformanceFailure(step, f"expected {error.__name__}, but the call succeeded")

@@ -58,13 +58,13 @@ class OpsPersistenceSink(Protocol):
 class StoreOpsPersistence:
     """A sink over a ``RuntimeStore`` for one runtime id.
 
-    Compaction happens on the first write through this sink (so the store's snapshot matches
-    the live registry, e.g. right after recovery) and then once at least ``compact_every``
-    records were appended *and* their total size reached ``compact_ratio`` times the size of
-    the last snapshot; appends are therefore amortised O(1) however many operations the
-    registry retains. After a failed write the next one compacts, so a write the store kept
-although it reported an error never leaves the journal inconsistent. ``close`` closes the
-sink, not the store.
+        Compaction happens on the first write through this sink (so the store's snapshot matches
+        the live registry, e.g. right after recovery) and then once at least ``compact_every``
+        records were appended *and* their total size reached ``compact_ratio`` times the size of
+        the last snapshot; appends are therefore amortised O(1) however many operations the
+        registry retains. After a failed write the next one compacts, so a write the store kept
+    although it reported an error never leaves the journal inconsistent. ``close`` closes the
+    sink, not the store.
     """
 
     def __init__(

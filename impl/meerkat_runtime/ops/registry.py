@@ -405,7 +405,12 @@ class OpsLifecycleRegistry:
     def _terminalize(self, rec: OpRecord, outcome: TerminalOutcome, txn: Transaction) -> None:
         oid = rec.spec.id
         saved: _SavedRecord = (
-            rec.status, rec.outcome, rec.completed_at_ms, rec.elapsed_ms, rec.completion_seq, rec.watchers
+            rec.status,
+            rec.outcome,
+            rec.completed_at_ms,
+            rec.elapsed_ms,
+            rec.completion_seq,
+            rec.watchers,
         )
         txn.undo(partial(_restore_record, rec, saved))
         seq = self._next_seq
@@ -486,9 +491,7 @@ class OpsLifecycleRegistry:
                 cursors=durability.cursors.snapshot(),
             )
             entries = tuple(txn.entries)
-            write = OpsDurableWrite(
-                action, record, lambda: self._capture(durability.epoch_id, record.cursors, entries)
-            )
+            write = OpsDurableWrite(action, record, lambda: self._capture(durability.epoch_id, record.cursors, entries))
             try:
                 durability.sink.persist(write)
             except Exception as exc:

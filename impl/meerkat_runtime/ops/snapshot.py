@@ -146,9 +146,7 @@ class PersistedOpsSnapshot:
             raise SnapshotFormatError(f"field 'active_count' is {self.active_count} but {active} operations are active")
         terminal_ids = {op.id for op in self.operations if op.status.is_terminal}
         if len(set(self.completed_order)) != len(self.completed_order) or set(self.completed_order) != terminal_ids:
-            raise SnapshotFormatError(
-                "field 'completed_order' must list every tracked terminal operation exactly once"
-            )
+            raise SnapshotFormatError("field 'completed_order' must list every tracked terminal operation exactly once")
         order_seqs = [by_id[i].completion_seq or 0 for i in self.completed_order]
         if order_seqs != sorted(order_seqs):
             raise SnapshotFormatError("field 'completed_order' must be in completion (sequence) order")
@@ -204,8 +202,10 @@ class PersistedOpsSnapshot:
         wait_request_id = None if wait is None else wire.req_str(wait, "wait_request_id", "wait.")
         wait_ids: tuple[str, ...] = ()
         if wait is not None:
-            wait_ids = tuple(wire.as_str(v, f"wait.operation_ids[{i}]") for i, v in enumerate(
-                wire.req_list(wait, "operation_ids", "wait.")))
+            wait_ids = tuple(
+                wire.as_str(v, f"wait.operation_ids[{i}]")
+                for i, v in enumerate(wire.req_list(wait, "operation_ids", "wait."))
+            )
         snapshot = PersistedOpsSnapshot(
             epoch_id=wire.req_str(doc, "epoch_id"),
             config=OpsLifecycleConfig(max_completed, max_concurrent),
@@ -276,7 +276,8 @@ def _handle_from_json(doc: dict[str, Any] | None, path: str) -> OperationPeerHan
     if doc is None:
         return None
     return OperationPeerHandle(
-        wire.req_str(doc, "peer_name", path), wire.req_str(doc, "address", path, allow_empty=True),
+        wire.req_str(doc, "peer_name", path),
+        wire.req_str(doc, "address", path, allow_empty=True),
         wire.opt_str(doc, "peer_id", path),
     )
 

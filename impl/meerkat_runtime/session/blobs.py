@@ -148,8 +148,10 @@ class FileBlobStore:
             raise BlobNotFound(blob_id) from None
         except (OSError, ValueError) as exc:
             raise BlobStoreError(f"could not read blob {blob_id}: {exc}") from exc
-        if not isinstance(doc, dict) or not isinstance(doc.get("media_type"), str) or not isinstance(
-            doc.get("data"), str
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("media_type"), str)
+            or not isinstance(doc.get("data"), str)
         ):
             raise BlobStoreError(f"blob {blob_id} is malformed")
         return BlobPayload(doc["media_type"], doc["data"])

@@ -56,9 +56,7 @@ async def _commit_control(
     return report, effects
 
 
-async def _control(
-    session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]]
-) -> R:
+async def _control(session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]]) -> R:
     """Under the session gate (the caller holds it): check the session is registered, run
     ``transition`` durably (:func:`_commit_control`) and publish its effects."""
     session.check_registered()
@@ -67,9 +65,7 @@ async def _control(
     return report
 
 
-async def _halt(
-    session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]], reason: str
-) -> R:
+async def _halt(session: RuntimeSession, name: str, transition: Callable[[float], tuple[R, Effects]], reason: str) -> R:
     """Stop or destroy: the control transition under the gate, detaching the loop; then, with
     the gate released, stop the detached loop and executor (``reason``)."""
     async with session.gate:

@@ -412,4 +412,3 @@ class SessionCore:
 
 def _entry(frm: InputLifecycleState | None, to: InputLifecycleState, reason: str, now: float) -> HistoryEntry:
     return HistoryEntry(frm, to, reason, now)
-

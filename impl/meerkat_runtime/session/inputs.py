@@ -158,8 +158,7 @@ class ContinuationInput:
 Input = PromptInput | ExternalEventInput | PeerMessageInput | PeerResponseInput | ContinuationInput
 
 INPUT_KINDS: dict[str, type[Input]] = {
-    cls.kind: cls
-    for cls in (PromptInput, ExternalEventInput, PeerMessageInput, PeerResponseInput, ContinuationInput)
+    cls.kind: cls for cls in (PromptInput, ExternalEventInput, PeerMessageInput, PeerResponseInput, ContinuationInput)
 }
 
 

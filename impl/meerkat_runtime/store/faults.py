@@ -50,6 +50,7 @@ ANY_METHOD = "*"
 INJECTED = "injected fault"
 """Every injected error's detail starts with this text."""
 
+
 @dataclass
 class FaultRule:
     """Which calls of ``method`` fail. Exactly one of ``remaining``/``on_call``/``always`` is used."""
@@ -68,6 +69,7 @@ class FaultRule:
         if self.on_call is not None:
             return call_number == self.on_call
         return self.remaining > 0
+
 
 class FaultInjectingStore:
     """A ``RuntimeStore`` that delegates to ``inner`` except where a fault rule fires."""

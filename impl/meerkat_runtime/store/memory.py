@@ -22,6 +22,7 @@ from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
 Sealed = tuple[bytes, str]
 """A stored payload and its checksum."""
 
+
 def seal(table: str, runtime_id: str, key: str, payload: bytes) -> Sealed:
     return payload, row_checksum(table, runtime_id, key, payload)
 

@@ -59,8 +59,10 @@ class BoundaryReceipt:
         if not isinstance(doc, dict):
             raise ValueError("boundary receipt must be a JSON object")
         run_id, seq, boundary = doc.get("run_id"), doc.get("sequence"), doc.get("boundary")
-        ids, digest, count = doc.get("contributing_input_ids"), doc.get("conversation_digest"), doc.get(
-            "message_count", 0
+        ids, digest, count = (
+            doc.get("contributing_input_ids"),
+            doc.get("conversation_digest"),
+            doc.get("message_count", 0),
         )
         if not isinstance(run_id, str):
             raise ValueError("boundary receipt 'run_id' must be a string")

@@ -85,9 +85,7 @@ class ConnectionPool:
         conn = self._opener()
         thread = threading.current_thread()
         with self._lock:
-            stale = [
-                ident for ident, (ref, _) in self._by_thread.items() if (t := ref()) is None or not t.is_alive()
-            ]
+            stale = [ident for ident, (ref, _) in self._by_thread.items() if (t := ref()) is None or not t.is_alive()]
             replaced = self._by_thread.get(thread.ident or 0)
             dead = [self._by_thread.pop(ident)[1] for ident in stale]
             if replaced is not None and replaced[1] not in dead:

@@ -40,9 +40,7 @@ class OperationStatus(enum.Enum):
         return self in ACTIVE_STATUSES
 
 
-ACTIVE_STATUSES = frozenset(
-    {OperationStatus.PROVISIONING, OperationStatus.RUNNING, OperationStatus.RETIRING}
-)
+ACTIVE_STATUSES = frozenset({OperationStatus.PROVISIONING, OperationStatus.RUNNING, OperationStatus.RETIRING})
 TERMINAL_STATUSES = frozenset(
     {
         OperationStatus.COMPLETED,

@@ -36,23 +36,40 @@ from meerkat_model.diagrams.suite import TRACE_TARGETS
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meerkat-render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("diagrams"), help="output directory (default: diagrams)")
-    parser.add_argument("--profile", default=DEFAULT_PROFILE,
-                        help=f"exploration profile of the reachable graphs (default: {DEFAULT_PROFILE})")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 when the committed files differ from the model")
+    parser.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"exploration profile of the reachable graphs (default: {DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when the committed files differ from the model"
+    )
     parser.add_argument("--dot-only", action="store_true", help="do not render SVG (keeps SVGs still up to date)")
-    parser.add_argument("--renderer", metavar="PATH",
-                        help="DOT-to-SVG executable (default: graphviz-pure, then Graphviz dot; env MEERKAT_DOT)")
-    parser.add_argument("--node-limit", type=int, default=DEFAULT_NODE_LIMIT,
-                        help=f"refuse to lay out a reachable graph above this many states (default: "
-                             f"{DEFAULT_NODE_LIMIT})")
+    parser.add_argument(
+        "--renderer",
+        metavar="PATH",
+        help="DOT-to-SVG executable (default: graphviz-pure, then Graphviz dot; env MEERKAT_DOT)",
+    )
+    parser.add_argument(
+        "--node-limit",
+        type=int,
+        default=DEFAULT_NODE_LIMIT,
+        help=f"refuse to lay out a reachable graph above this many states (default: {DEFAULT_NODE_LIMIT})",
+    )
     parser.add_argument("--force", action="store_true", help="lay out reachable graphs above --node-limit")
-    parser.add_argument("--no-narrow", action="store_true",
-                        help="draw the reachable graphs under the profile's bounds as they are (by default some "
-                             "bounds are narrowed so the picture stays readable; the caption says which)")
+    parser.add_argument(
+        "--no-narrow",
+        action="store_true",
+        help="draw the reachable graphs under the profile's bounds as they are (by default some "
+        "bounds are narrowed so the picture stays readable; the caption says which)",
+    )
     parser.add_argument("--trace", metavar="MACHINE", help="also draw a trace of this catalog machine")
-    parser.add_argument("--trace-to", choices=TRACE_TARGETS, default="violation",
-                        help="trace target: the first invariant violation (default) or a deepest state")
+    parser.add_argument(
+        "--trace-to",
+        choices=TRACE_TARGETS,
+        default="violation",
+        help="trace target: the first invariant violation (default) or a deepest state",
+    )
     return parser
 
 
@@ -68,13 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         known = {entry.key: entry for entry in entries}
         if args.trace and args.trace not in known:
             raise DiagramError(f"unknown machine {args.trace!r} (known: {', '.join(known)})")
-        diagrams = standard_diagrams(args.profile, entries=entries, node_limit=args.node_limit, force=args.force,
-                                     narrow=not args.no_narrow)
+        diagrams = standard_diagrams(
+            args.profile, entries=entries, node_limit=args.node_limit, force=args.force, narrow=not args.no_narrow
+        )
         if args.trace:
             # A trace is a short chain whatever the graph size: it uses the profile's bounds as they are.
             machine = known[args.trace].build()
-            diagrams.append(trace_diagram_of(args.trace, machine, explore_with_verifier(machine),
-                                             profile=args.profile, to=args.trace_to))
+            diagrams.append(
+                trace_diagram_of(
+                    args.trace, machine, explore_with_verifier(machine), profile=args.profile, to=args.trace_to
+                )
+            )
     except DiagramError as exc:
         _say(f"error: {exc}")
         return 2
@@ -112,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in report.removed:
         _say(f"removed stale {path}")
     if report.without_svg:
-        _say(f"no SVG for: {', '.join(report.without_svg)} (their DOT is written; render it once a renderer is "
-             "installed)")
+        _say(
+            f"no SVG for: {', '.join(report.without_svg)} (their DOT is written; render it once a renderer is "
+            "installed)"
+        )
     _say(
         f"wrote {len(report.written)} files for {len(diagrams)} diagrams to {args.out} "
         f"(renderer: {renderer.path if renderer else 'none'}; model {built - started:.2f} s, "

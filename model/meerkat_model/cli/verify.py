@@ -53,40 +53,57 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
+        "--profile",
+        choices=sorted(PROFILES),
+        default=DEFAULT_PROFILE,
         help=f"named bounds for every machine (default: {DEFAULT_PROFILE})",
     )
     parser.add_argument(
-        "--machine", action="append", metavar="NAME", dest="machines",
+        "--machine",
+        action="append",
+        metavar="NAME",
+        dest="machines",
         help=f"verify only this machine (repeatable; known: {', '.join(MACHINES)}; default: all)",
     )
     parser.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", dest="overrides", default=[],
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="overrides",
+        default=[],
         help="override one bound of the profile (repeatable). KEY applies to every selected machine whose "
-             "profile has it; MACHINE.KEY to one machine. VALUE is an integer",
+        "profile has it; MACHINE.KEY to one machine. VALUE is an integer",
     )
     parser.add_argument("--no-symmetry", action="store_true", help="explore without symmetry reduction")
     parser.add_argument(
-        "--compare-symmetry", action="store_true",
+        "--compare-symmetry",
+        action="store_true",
         help="explore with and without symmetry reduction; report the reduction ratio and whether both agree",
     )
     parser.add_argument("--no-prove", action="store_true", help="skip the z3 proofs")
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON report on stdout")
     parser.add_argument(
-        "--trace-dot", metavar="PATH", type=Path,
+        "--trace-dot",
+        metavar="PATH",
+        type=Path,
         help="write the shortest trace to the first violation as a Graphviz DOT file",
     )
     parser.add_argument(
-        "--progress", action="store_true",
+        "--progress",
+        action="store_true",
         help="print progress lines on stderr even when it is not a terminal",
     )
     parser.add_argument(
-        "--workers", default="auto", metavar="N",
+        "--workers",
+        default="auto",
+        metavar="N",
         help="processes exploring each machine: an integer, or auto (default: 1 on a 1-core machine, else 2). "
-             "With N > 1 the search is level-synchronous and hash-partitioned over N forked processes",
+        "With N > 1 the search is level-synchronous and hash-partitioned over N forked processes",
     )
     parser.add_argument(
-        "--max-states", type=int, metavar="N",
+        "--max-states",
+        type=int,
+        metavar="N",
         help="stop an exploration after N states (reported as incomplete, exit status 1)",
     )
     return parser
@@ -190,8 +207,13 @@ def run_proofs_if_available(out: Callable[[str], None]) -> dict[str, Any] | None
     proofs = importlib.import_module("meerkat_model.proofs")
     report = proofs.run_proofs(ids=PROOF_IDS)
     results = [
-        {"name": r.name, "machine": r.machine, "status": r.status, "seconds": round(float(r.seconds), 4),
-         "counterexample": plain(r.counterexample)}
+        {
+            "name": r.name,
+            "machine": r.machine,
+            "status": r.status,
+            "seconds": round(float(r.seconds), 4),
+            "counterexample": plain(r.counterexample),
+        }
         for r in report.results
     ]
     failed = [r for r in results if r["status"] == "failed"]
@@ -235,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for name, (machine, bounds) in built.items():
         progress = Progress(name, err) if show_progress else None
-        exploration = explore(machine, symmetry=not args.no_symmetry, progress=progress, max_states=args.max_states,
-                              workers=workers)
+        exploration = explore(
+            machine, symmetry=not args.no_symmetry, progress=progress, max_states=args.max_states, workers=workers
+        )
         if progress is not None:
             progress.done()
         report = summary(exploration, bounds=bounds)
@@ -249,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         ok = ok and report["ok"]
         if exploration.violations and first_trace is None:
             v = exploration.violations[0]
-            first_trace = (exploration, shortest_trace(exploration, exploration.state_list[v.state_index]),
-                           f"{name}: {v.invariant}")
+            first_trace = (
+                exploration,
+                shortest_trace(exploration, exploration.state_list[v.state_index]),
+                f"{name}: {v.invariant}",
+            )
 
     proofs = None if args.no_prove else run_proofs_if_available(out)
     if proofs is not None and proofs["failed"]:
@@ -263,8 +289,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"meerkat-verify: trace written to {args.trace_dot}", file=err)
 
     if args.json:
-        doc = {"profile": args.profile, "symmetry": not args.no_symmetry, "machines": reports, "proofs": proofs,
-               "ok": ok}
+        doc = {
+            "profile": args.profile,
+            "symmetry": not args.no_symmetry,
+            "machines": reports,
+            "proofs": proofs,
+            "ok": ok,
+        }
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:

@@ -18,8 +18,9 @@ class Table:
     def __post_init__(self) -> None:
         for row in self.rows:
             if len(row) != len(self.headers):
-                raise ValueError(f"table {self.caption!r}: row {row!r} has {len(row)} cells, expected "
-                                 f"{len(self.headers)}")
+                raise ValueError(
+                    f"table {self.caption!r}: row {row!r} has {len(row)} cells, expected {len(self.headers)}"
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,8 +198,17 @@ def lifecycle_graph(lifecycle: Lifecycle, *, title: str) -> DotGraph:
         else:
             if edge.sources not in junctions:
                 junction = junctions[edge.sources] = f"{JUNCTION_PREFIX}{len(junctions)}"
-                nodes.append(DotNode(junction, {"shape": "point", "width": "0.1", "label": "",
-                                                "tooltip": "from any of: " + ", ".join(edge.sources)}))
+                nodes.append(
+                    DotNode(
+                        junction,
+                        {
+                            "shape": "point",
+                            "width": "0.1",
+                            "label": "",
+                            "tooltip": "from any of: " + ", ".join(edge.sources),
+                        },
+                    )
+                )
                 edges.extend(DotEdge(s, junction, {"arrowhead": "none"}) for s in edge.sources)
             source = junctions[edge.sources]
         if edge.target in lifecycle.terminal:

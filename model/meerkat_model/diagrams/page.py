@@ -54,6 +54,7 @@ _CHECK_SCRIPT = """
 })();
 """
 
+
 def _table_html(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
     rows = []
@@ -93,9 +94,7 @@ def _section_html(diagram: Diagram, svg: str | None) -> str:
 def build_page(diagrams: Sequence[Diagram], svgs: Mapping[str, str | None], *, intro: str) -> str:
     """The HTML page for ``diagrams`` in order; ``svgs`` maps a slug to its SVG text (``None``:
     not rendered, the page then says so)."""
-    nav = "".join(
-        f'<li><a href="#diagram-{html.escape(d.slug)}">{html.escape(d.title)}</a></li>' for d in diagrams
-    )
+    nav = "".join(f'<li><a href="#diagram-{html.escape(d.slug)}">{html.escape(d.title)}</a></li>' for d in diagrams)
     sections = "\n".join(_section_html(d, svgs.get(d.slug)) for d in diagrams)
     return (
         "<!DOCTYPE html>\n"

@@ -117,9 +117,15 @@ def reachable_diagram(
         if graph.nodes[state].get("initial", False):
             attrs.update({"shape": "doublecircle", "color": INITIAL_BORDER, "penwidth": "3"})
         if state in violations:
-            attrs.update({"fillcolor": VIOLATION_FILL, "color": VIOLATION_BORDER, "penwidth": "3",
-                          "fontcolor": "white", "tooltip": attrs["tooltip"] + "\nVIOLATES: "
-                          + "; ".join(violations[state])})
+            attrs.update(
+                {
+                    "fillcolor": VIOLATION_FILL,
+                    "color": VIOLATION_BORDER,
+                    "penwidth": "3",
+                    "fontcolor": "white",
+                    "tooltip": attrs["tooltip"] + "\nVIOLATES: " + "; ".join(violations[state]),
+                }
+            )
         nodes.append(DotNode(ids[state], attrs))
 
     edges: list[DotEdge] = []
@@ -139,8 +145,13 @@ def reachable_diagram(
     # The legend: one box per phase in its colour, chained invisibly into a column beside the graph.
     legend_ids = [f"{LEGEND_PREFIX}{i}" for i in range(len(palette))]
     for legend_id, phase in zip(legend_ids, sorted(palette), strict=True):
-        attrs = {"label": phase, "shape": "box", "fixedsize": "false", "fillcolor": palette[phase],
-                 "tooltip": f"{phase_field or 'phase'} = {phase}"}
+        attrs = {
+            "label": phase,
+            "shape": "box",
+            "fixedsize": "false",
+            "fillcolor": palette[phase],
+            "tooltip": f"{phase_field or 'phase'} = {phase}",
+        }
         nodes.append(DotNode(legend_id, attrs))
     legend_edges = [DotEdge(a, b, {"style": "invis"}) for a, b in itertools.pairwise(legend_ids)]
 

@@ -162,16 +162,24 @@ def reachable_diagram_of(
     )
     tables = [legend, coverage]
     if result.violations:
-        tables.append(Table("Invariant violations", ("state", "violated invariants"),
-                            tuple((state, "; ".join(msgs)) for state, msgs in result.violations)))
+        tables.append(
+            Table(
+                "Invariant violations",
+                ("state", "violated invariants"),
+                tuple((state, "; ".join(msgs)) for state, msgs in result.violations),
+            )
+        )
     under = f"profile {profile!r}"
     if narrowed:
         under += " narrowed for drawing (" + ", ".join(f"{k}={v}" for k, v in sorted(narrowed.items())) + ")"
     caption = (
         f"Every reachable state of the {key!r} model under {under} (states equal up to renaming "
         f"of ids drawn once): {result.states} states, {result.edges} transitions, depth {result.depth}. "
-        + (f"{len(result.violations)} state(s) violate an invariant (red). " if result.violations
-           else "No state violates an invariant. ")
+        + (
+            f"{len(result.violations)} state(s) violate an invariant (red). "
+            if result.violations
+            else "No state violates an invariant. "
+        )
         + "Hover a state for its fields, an edge for its action."
     )
     title = f"Reachable states: {key} model, profile {profile}"
@@ -208,9 +216,8 @@ def trace_diagram_of(key: str, machine: AnyMachine, explored: ExploredGraph, *, 
         changes = changed_lines(descriptions[index - 1], descriptions[index], width=10_000)
         rows.append((str(index), frames[index].action or "", frames[index].transition or "", "; ".join(changes)))
     table = Table("Steps", ("step", "action", "transition", "changed fields"), tuple(rows))
-    caption = (
-        f"A shortest path of {len(frames) - 1} step(s) from the initial state"
-        + (f" to a state violating: {'; '.join(violation)}." if violation else " to a state of greatest depth.")
+    caption = f"A shortest path of {len(frames) - 1} step(s) from the initial state" + (
+        f" to a state violating: {'; '.join(violation)}." if violation else " to a state of greatest depth."
     )
     return Diagram(f"trace-{key}-{profile}", "trace", title, caption, dot, (table,))
 
@@ -298,7 +305,8 @@ def standard_diagrams(
         explored = explore(machine)
         graphs[entry.key] = explored.graph
         reachable.append(
-            reachable_diagram_of(entry.key, machine, explored, profile=profile, node_limit=node_limit,
-                                 force=force, narrowed=changes)
+            reachable_diagram_of(
+                entry.key, machine, explored, profile=profile, node_limit=node_limit, force=force, narrowed=changes
+            )
         )
     return lifecycle_diagrams([(entry.key, entry.build()) for entry in entries], graphs=graphs) + reachable

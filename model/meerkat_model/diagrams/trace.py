@@ -60,8 +60,14 @@ def trace_graph(
     return DotGraph(
         name=f"{machine}_trace",
         comment=f"trace of the {machine!r} model",
-        graph_attrs={"label": title, "labelloc": "t", "fontname": FONT, "fontsize": "14", "rankdir": "TB",
-                     "bgcolor": "white"},
+        graph_attrs={
+            "label": title,
+            "labelloc": "t",
+            "fontname": FONT,
+            "fontsize": "14",
+            "rankdir": "TB",
+            "bgcolor": "white",
+        },
         node_defaults={"shape": "box", "style": "filled", "fontname": "Courier", "fontsize": "10"},
         edge_defaults={"fontname": FONT, "fontsize": "10"},
         nodes=tuple(nodes),

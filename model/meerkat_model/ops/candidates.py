@@ -58,9 +58,11 @@ class CandidateActions:
         self.every_transition = [
             [*sorted(set(self.provisioning[i] + self.live[i])), self.retire[i], self.peer[i]] for i in ids
         ]
-        self.durable = {
-            a for i in ids for a in self.provisioning[i] + self.live[i] if a[0] != "provisioning_succeeded"
-        } | set(self.terminate) | {("collect_completed",)}
+        self.durable = (
+            {a for i in ids for a in self.provisioning[i] + self.live[i] if a[0] != "provisioning_succeeded"}
+            | set(self.terminate)
+            | {("collect_completed",)}
+        )
 
     def enabled_actions(self, state: RegistryState) -> list[Action]:
         b = self.bounds

@@ -84,7 +84,7 @@ def terminalize(
     outputs.append(("feed", seq, op_id, view))
     ops = state.ops
     state = RegistryState(
-        (*ops[:op_id], done, *ops[op_id + 1:]),
+        (*ops[:op_id], done, *ops[op_id + 1 :]),
         tuple([i for i in state.active_order if i != op_id]),
         state.active_count - 1,
         (*state.completed, op_id),

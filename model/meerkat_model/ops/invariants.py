@@ -121,25 +121,42 @@ def make_invariants(bounds: OpsBounds) -> tuple[Check, ...]:
         return None
 
     return (
-        Invariant("terminal_outcome_matches", "terminal status ⇔ terminal outcome present, same kind",
-                  terminal_outcome_matches),
-        Invariant("peer_ready_consistent", "peer_ready ⇒ MobMemberChild in Running/Retiring/terminal",
-                  peer_ready_consistent),
+        Invariant(
+            "terminal_outcome_matches",
+            "terminal status ⇔ terminal outcome present, same kind",
+            terminal_outcome_matches,
+        ),
+        Invariant(
+            "peer_ready_consistent", "peer_ready ⇒ MobMemberChild in Running/Retiring/terminal", peer_ready_consistent
+        ),
         Invariant("kind_known", "every registered operation has a known kind", kind_known),
         Invariant("active_count_matches", "active_count = number of non-terminal operations", active_count_matches),
-        Invariant("max_concurrent_respected", "max_concurrent set ⇒ active_count ≤ max_concurrent",
-                  max_concurrent_respected),
-        Invariant("completed_order_bounded",
-                  "completed_order distinct, tracked, terminal, ≤ max_completed + pinned barrier members",
-                  completed_order_bounded),
-        Invariant("terminal_ops_in_completed_order", "terminal operations are exactly those in completed_order",
-                  terminal_ops_in_completed_order),
-        Invariant("barrier_members_tracked", "active barrier ⇒ members distinct, tracked, not all terminal",
-                  barrier_members_tracked),
-        Invariant("feed_sequences_ordered",
-                  "feed seqs strictly increasing, watermark = last seq, next seq > every issued seq",
-                  feed_sequences_ordered),
-        Invariant("acknowledged_terminal_ops_recoverable",
-                  "after every acknowledged step a crash recovers exactly the terminal part of memory",
-                  acknowledged_terminal_ops_recoverable),
+        Invariant(
+            "max_concurrent_respected", "max_concurrent set ⇒ active_count ≤ max_concurrent", max_concurrent_respected
+        ),
+        Invariant(
+            "completed_order_bounded",
+            "completed_order distinct, tracked, terminal, ≤ max_completed + pinned barrier members",
+            completed_order_bounded,
+        ),
+        Invariant(
+            "terminal_ops_in_completed_order",
+            "terminal operations are exactly those in completed_order",
+            terminal_ops_in_completed_order,
+        ),
+        Invariant(
+            "barrier_members_tracked",
+            "active barrier ⇒ members distinct, tracked, not all terminal",
+            barrier_members_tracked,
+        ),
+        Invariant(
+            "feed_sequences_ordered",
+            "feed seqs strictly increasing, watermark = last seq, next seq > every issued seq",
+            feed_sequences_ordered,
+        ),
+        Invariant(
+            "acknowledged_terminal_ops_recoverable",
+            "after every acknowledged step a crash recovers exactly the terminal part of memory",
+            acknowledged_terminal_ops_recoverable,
+        ),
     )

@@ -64,8 +64,14 @@ Result = Stepped[RegistryState] | Rejected
 _ACTIVE = (int(OpStatus.PROVISIONING), int(OpStatus.RUNNING), int(OpStatus.RETIRING))
 _LIVE = (int(OpStatus.RUNNING), int(OpStatus.RETIRING))
 _TERMINAL_NAMES = frozenset(
-    {"provisioning_failed", "abort_provisioning", "complete_operation", "fail_operation", "cancel_operation",
-     "mark_retired"}
+    {
+        "provisioning_failed",
+        "abort_provisioning",
+        "complete_operation",
+        "fail_operation",
+        "cancel_operation",
+        "mark_retired",
+    }
 )
 
 

@@ -77,7 +77,7 @@ def is_terminal(status: int) -> bool:
 
 def with_slot(ops: tuple[Slot, ...], index: int, value: Slot) -> tuple[Slot, ...]:
     """``ops`` with slot ``index`` replaced."""
-    return (*ops[:index], value, *ops[index + 1:])
+    return (*ops[:index], value, *ops[index + 1 :])
 
 
 def status_of(slot: Slot) -> int:

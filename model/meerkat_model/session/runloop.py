@@ -127,8 +127,9 @@ def _ended(memory: Memory, phase: RuntimePhase, i: int, row: Row, *, back_of_lan
         steer = (*steer, i)
     elif back_of_lane is Lane.QUEUE:
         queue = (*queue, i)
-    return memory._replace(phase=phase, run=NO_ID, pre_run=-1, queue=queue, steer=steer,
-                           rows=with_row(memory.rows, i, row))
+    return memory._replace(
+        phase=phase, run=NO_ID, pre_run=-1, queue=queue, steer=steer, rows=with_row(memory.rows, i, row)
+    )
 
 
 def _name(base: str, phase: RuntimePhase) -> str:
@@ -164,8 +165,13 @@ def boundary_commit_fails(state: SessionState) -> StepResult:
         queue = (i, *queue)
     phase = RuntimePhase.RETIRED if post is RuntimePhase.RETIRED else RuntimePhase.IDLE
     detached = memory._replace(
-        registration=RegistrationPhase.QUEUING, phase=phase, run=NO_ID, pre_run=-1,
-        queue=queue, steer=steer, rows=with_row(memory.rows, i, restored),
+        registration=RegistrationPhase.QUEUING,
+        phase=phase,
+        run=NO_ID,
+        pre_run=-1,
+        queue=queue,
+        steer=steer,
+        rows=with_row(memory.rows, i, restored),
     )
     return Stepped(
         state._replace(memory=detached),
@@ -183,8 +189,10 @@ def executor_failed(state: SessionState) -> StepResult:
         failed = Row(InputPhase.ABANDONED, row.attempts, int(AbandonKind.MAX_ATTEMPTS_EXHAUSTED))
         ended = _ended(memory, post, i, failed, back_of_lane=None)
         waiters, resolved = resolve(state.waiters, (i,), Waiter.ABANDONED_MAX_ATTEMPTS)
-        outputs: tuple[object, ...] = (("abandoned", i, "max_attempts_exhausted"),
-                                       *resolution_outputs(resolved, Waiter.ABANDONED_MAX_ATTEMPTS))
+        outputs: tuple[object, ...] = (
+            ("abandoned", i, "max_attempts_exhausted"),
+            *resolution_outputs(resolved, Waiter.ABANDONED_MAX_ATTEMPTS),
+        )
         name = _name("executor_failed_exhausted", post)
     else:
         ended = _ended(memory, post, i, Row(InputPhase.QUEUED, row.attempts), back_of_lane=_lane(state, i))
@@ -202,8 +210,11 @@ def terminal_snapshot_fails(state: SessionState) -> StepResult:
     waiters, resolved = resolve_all_pending(state.waiters, Waiter.TERMINATED_UNREGISTERED)
     return Stepped(
         state._replace(memory=None, waiters=waiters),
-        (("error", rejections.DURABLE_WRITE_FAILED, "terminal snapshot"), ("unregistered",),
-         *resolution_outputs(resolved, Waiter.TERMINATED_UNREGISTERED)),
+        (
+            ("error", rejections.DURABLE_WRITE_FAILED, "terminal snapshot"),
+            ("unregistered",),
+            *resolution_outputs(resolved, Waiter.TERMINATED_UNREGISTERED),
+        ),
         "terminal_snapshot_failed",
     )
 
@@ -217,8 +228,9 @@ def interrupt(state: SessionState, *, write_ok: bool = True) -> StepResult:
     if not write_ok:
         return Rejected(rejections.DURABLE_WRITE_FAILED, "interrupting the current run: the store write failed")
     _, i, row, post = _running(memory)
-    ended = _ended(memory, post, i, Row(InputPhase.ABANDONED, row.attempts, int(AbandonKind.CANCELLED)),
-                   back_of_lane=None)
+    ended = _ended(
+        memory, post, i, Row(InputPhase.ABANDONED, row.attempts, int(AbandonKind.CANCELLED)), back_of_lane=None
+    )
     waiters, resolved = resolve(state.waiters, (i,), Waiter.CANCELLED)
     durable = full_commit(state.attrs, state.durable, ended)
     return Stepped(

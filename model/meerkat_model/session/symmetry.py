@@ -37,7 +37,12 @@ def _signature(s: SessionState, i: int) -> tuple[object, ...]:
     assert attr is not None
     d = s.durable
     sig: tuple[object, ...] = (
-        tuple(attr), _row_sig(d.rows[i]), _position(d.queue, i), _position(d.steer, i), d.receipts[i], int(s.waiters[i])
+        tuple(attr),
+        _row_sig(d.rows[i]),
+        _position(d.queue, i),
+        _position(d.steer, i),
+        d.receipts[i],
+        int(s.waiters[i]),
     )
     m = s.memory
     if m is not None:

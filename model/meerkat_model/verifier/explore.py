@@ -39,8 +39,7 @@ def explore(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers > 1 and fork_available():
-        return explore_parallel(machine, workers=workers, symmetry=symmetry, progress=progress,
-                                max_states=max_states)
+        return explore_parallel(machine, workers=workers, symmetry=symmetry, progress=progress, max_states=max_states)
     started = time.perf_counter()
     invariants = list(machine.invariants())
     canon = machine.canonical if symmetry else None

@@ -77,8 +77,7 @@ def fork_available() -> bool:
 class _Partition:
     """The part of the search one worker owns (see the module doc)."""
 
-    def __init__(self, machine: Machine[Any, Any], symmetry: bool, me: int, n: int,
-                 max_states: int | None) -> None:
+    def __init__(self, machine: Machine[Any, Any], symmetry: bool, me: int, n: int, max_states: int | None) -> None:
         self.machine = machine
         self.canon = machine.canonical if symmetry else None
         self.me, self.n = me, n
@@ -218,8 +217,11 @@ class _Partition:
 
     def final_header(self) -> dict[str, Any]:
         return {
-            "states": len(self.states), "violations": self.violations, "stuck": self.stuck,
-            "level_starts": self.level_starts, "stopped": self.stopped,
+            "states": len(self.states),
+            "violations": self.violations,
+            "stuck": self.stuck,
+            "level_starts": self.level_starts,
+            "stopped": self.stopped,
         }
 
 
@@ -323,8 +325,9 @@ def explore_parallel(
     return exploration
 
 
-def _run(machine: Machine[Any, Any], n: int, symmetry: bool, progress: ProgressFn | None,
-         max_states: int | None) -> Exploration:
+def _run(
+    machine: Machine[Any, Any], n: int, symmetry: bool, progress: ProgressFn | None, max_states: int | None
+) -> Exploration:
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     children: list[_Child] = []
@@ -335,8 +338,12 @@ def _run(machine: Machine[Any, Any], n: int, symmetry: bool, progress: ProgressF
         for w in range(1, n):
             part = _Partition(machine, symmetry, w, n, max_states)
             parent_end, child_end = ctx.Pipe()
-            process = ctx.Process(target=_child_main, args=(part, child_end, [*parent_ends, parent_end]),
-                                  name=f"meerkat-explore-{w}", daemon=True)
+            process = ctx.Process(
+                target=_child_main,
+                args=(part, child_end, [*parent_ends, parent_end]),
+                name=f"meerkat-explore-{w}",
+                daemon=True,
+            )
             process.start()
             child_end.close()
             parent_ends.append(parent_end)
@@ -355,8 +362,11 @@ def _run(machine: Machine[Any, Any], n: int, symmetry: bool, progress: ProgressF
                     inbound[dest].append((child.index, child.recv_bytes()))
             states, frontier, found = (sum(r[k] for r in reports) for k in range(3))
             stopped = any(r[3] for r in reports)
-            stop = (not any(inbound) and found == 0) or stopped or (
-                max_states is not None and states + found >= max_states)
+            stop = (
+                (not any(inbound) and found == 0)
+                or stopped
+                or (max_states is not None and states + found >= max_states)
+            )
             for child in children:
                 batches = inbound[child.index]
                 child.conn.send((stop, [sender for sender, _ in batches]))
@@ -401,8 +411,14 @@ def _hub_result(hub: _Partition) -> dict[str, Any]:
     return header
 
 
-def _assemble(machine: Machine[Any, Any], symmetry: bool, n: int, parts: list[dict[str, Any]],
-              started: float, max_states: int | None) -> Exploration:
+def _assemble(
+    machine: Machine[Any, Any],
+    symmetry: bool,
+    n: int,
+    parts: list[dict[str, Any]],
+    started: float,
+    max_states: int | None,
+) -> Exploration:
     """Number the states of every worker level by level and rebuild the global records."""
     levels = 1 + max((p["depths"][-1] for p in parts if p["states"]), default=0)
     # final index of each worker's local states, and where each worker's levels start
@@ -424,7 +440,7 @@ def _assemble(machine: Machine[Any, Any], symmetry: bool, n: int, parts: list[di
     size = max(p["states"] for p in parts)
     by_gid = [-1] * (n * size + 1)
     for w, fin in enumerate(finals):
-        by_gid[w:w + n * len(fin):n] = fin
+        by_gid[w : w + n * len(fin) : n] = fin
     parents_out = [0] * len(state_list)
     for w, p in enumerate(parts):
         for local, parent in zip(finals[w], map(by_gid.__getitem__, p["parents"]), strict=True):
@@ -437,7 +453,7 @@ def _assemble(machine: Machine[Any, Any], symmetry: bool, n: int, parts: list[di
         for owner, q in enumerate(parts):
             if owner != w:
                 slots = q["inbox"][w]
-                remote[owner:owner + n * len(slots):n] = [finals[owner][i] for i in slots]
+                remote[owner : owner + n * len(slots) : n] = [finals[owner][i] for i in slots]
         remote.reverse()
         tables.append(finals[w] + remote)
     # every worker expands level by level, so taking each level's runs worker by worker
@@ -453,7 +469,7 @@ def _assemble(machine: Machine[Any, Any], symmetry: bool, n: int, parts: list[di
             if last <= first:
                 continue
             lo, hi = (ends[first - 1] if first else 0), ends[last - 1]
-            runs = map(operator.sub, ends[first:last], [lo, *ends[first:last - 1]])
+            runs = map(operator.sub, ends[first:last], [lo, *ends[first : last - 1]])
             sources = chain.from_iterable(map(repeat, map(finals[w].__getitem__, expanded[first:last]), runs))
             targets = map(tables[w].__getitem__, p["edst"][lo:hi])
             edges.extend(zip(sources, targets, p["eact"][lo:hi], p["etr"][lo:hi], strict=True))
@@ -465,8 +481,10 @@ def _assemble(machine: Machine[Any, Any], symmetry: bool, n: int, parts: list[di
             if name not in firsts or candidate < firsts[name]:
                 firsts[name] = candidate
     order = {name: k for k, name in enumerate(invariant_names)}
-    violations = [Violation(name, message, index, depth)
-                  for name, (depth, index, message) in sorted(firsts.items(), key=lambda kv: (kv[1][1], order[kv[0]]))]
+    violations = [
+        Violation(name, message, index, depth)
+        for name, (depth, index, message) in sorted(firsts.items(), key=lambda kv: (kv[1][1], order[kv[0]]))
+    ]
     stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
     fired = set().union(*(p["etr"] for p in parts))
     declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))

@@ -45,8 +45,11 @@ def summary(exploration: Exploration, *, bounds: dict[str, int] | None = None) -
             {"invariant": v.invariant, "message": v.message, "depth": v.depth, "trace": trace_data(steps)}
         )
     stuck = [
-        {"depth": e.depths[i], "obligations": list(machine.obligations(e.state_list[i])),
-         "state": plain(dict(machine.describe(e.state_list[i])))}
+        {
+            "depth": e.depths[i],
+            "obligations": list(machine.obligations(e.state_list[i])),
+            "state": plain(dict(machine.describe(e.state_list[i]))),
+        }
         for i in e.stuck[:MAX_STUCK_LISTED]
     ]
     return {

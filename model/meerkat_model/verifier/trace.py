@@ -52,8 +52,14 @@ def shortest_trace(exploration: Exploration, state: Any) -> list[TraceStep]:
                 before = machine.describe(current)
                 current = result.state
                 out.append(
-                    TraceStep(action, machine.action_label(action), result.transition, result.outputs, current,
-                              state_diff(before, machine.describe(current)))
+                    TraceStep(
+                        action,
+                        machine.action_label(action),
+                        result.transition,
+                        result.outputs,
+                        current,
+                        state_diff(before, machine.describe(current)),
+                    )
                 )
                 break
         else:  # pragma: no cover - would mean canonical() is not a true symmetry
