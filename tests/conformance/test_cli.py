@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from meerkat_conformance.cli import main
+from meerkat_conformance.cli.main import main
 
 
 def test_a_short_run_prints_progress_and_the_report(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from meerkat_conformance.diff import diff_values
-from meerkat_conformance.lockstep import Lockstep
-from meerkat_conformance.outcome import Err, Ok, outcomes_agree
-from meerkat_conformance.replay import replay_graph
-from meerkat_conformance.report import format_report
-from meerkat_conformance.trace import Disagreement
+from meerkat_conformance.cli.report import format_report
+from meerkat_conformance.lockstep.diff import diff_values
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.lockstep.outcome import Err, Ok, outcomes_agree
+from meerkat_conformance.lockstep.trace import Disagreement
+from meerkat_conformance.replay.walk import replay_graph
 
 from tests.conformance.toy import ToyAdapter, ToyMachine, toy_graph
 

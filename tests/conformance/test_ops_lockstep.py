@@ -4,11 +4,11 @@ crashes (recovery from SQLite) and store faults; a planted bug is found and show
 from __future__ import annotations
 
 import pytest
+from meerkat_conformance.lockstep.profiles import get_profile
+from meerkat_conformance.lockstep.runner import run_lockstep
+from meerkat_conformance.lockstep.stateful import fresh_tally
+from meerkat_conformance.lockstep.trace import Disagreement
 from meerkat_conformance.ops.stateful import OpsLockstepMachine
-from meerkat_conformance.profiles import get_profile
-from meerkat_conformance.runner import run_lockstep
-from meerkat_conformance.stateful import fresh_tally
-from meerkat_conformance.trace import Disagreement
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 

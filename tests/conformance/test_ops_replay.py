@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from meerkat_conformance.disks import make_disk
+from meerkat_conformance.lockstep.disks import make_disk
+from meerkat_conformance.lockstep.trace import Disagreement
 from meerkat_conformance.ops.adapter import OpsAdapter
-from meerkat_conformance.replay import replay_graph
-from meerkat_conformance.trace import Disagreement
+from meerkat_conformance.replay.walk import replay_graph
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.verifier import explore

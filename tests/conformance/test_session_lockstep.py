@@ -3,13 +3,13 @@ outcomes, crashes with recovery from SQLite, store faults), and two focused scen
 
 from __future__ import annotations
 
-from meerkat_conformance.disks import make_disk
-from meerkat_conformance.lockstep import Lockstep
-from meerkat_conformance.profiles import get_profile
-from meerkat_conformance.runner import run_lockstep
+from meerkat_conformance.lockstep.disks import make_disk
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.lockstep.profiles import get_profile
+from meerkat_conformance.lockstep.runner import run_lockstep
+from meerkat_conformance.lockstep.stateful import fresh_tally
 from meerkat_conformance.session.adapter import ATTACH, SessionAdapter
 from meerkat_conformance.session.stateful import SessionLockstepMachine
-from meerkat_conformance.stateful import fresh_tally
 from meerkat_model.session.machine import SessionMachine
 
 

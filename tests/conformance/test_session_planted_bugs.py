@@ -23,14 +23,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from meerkat_conformance.disks import make_disk
-from meerkat_conformance.profiles import get_profile
-from meerkat_conformance.replay import replay_graph
-from meerkat_conformance.runner import run_lockstep
+from meerkat_conformance.lockstep.disks import make_disk
+from meerkat_conformance.lockstep.profiles import get_profile
+from meerkat_conformance.lockstep.runner import run_lockstep
+from meerkat_conformance.lockstep.stateful import fresh_tally
+from meerkat_conformance.lockstep.trace import Disagreement
+from meerkat_conformance.replay.walk import replay_graph
 from meerkat_conformance.session.adapter import SessionAdapter, harness_action
 from meerkat_conformance.session.stateful import SessionLockstepMachine
-from meerkat_conformance.stateful import fresh_tally
-from meerkat_conformance.trace import Disagreement
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Bounds
 from meerkat_model.session.machine import SessionMachine

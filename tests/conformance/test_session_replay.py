@@ -3,8 +3,8 @@ persistent session, with the runtime's own run starts followed as they happen.""
 
 from __future__ import annotations
 
-from meerkat_conformance.disks import make_disk
-from meerkat_conformance.replay import replay_graph
+from meerkat_conformance.lockstep.disks import make_disk
+from meerkat_conformance.replay.walk import replay_graph
 from meerkat_conformance.session.adapter import SessionAdapter, harness_action
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.session.machine import SessionMachine

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from meerkat_conformance.adapter import StepKind
-from meerkat_conformance.outcome import Err, Ok, Outcome
+from meerkat_conformance.lockstep.adapter import StepKind
+from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
 from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
 
 State = tuple[str, ...]

@@ -6,7 +6,7 @@ import contextlib
 import threading
 
 import pytest
-from meerkat_conformance.store_suite import MemoryBackend, StoreBackend, run_store_conformance
+from meerkat_conformance.stores.suite import MemoryBackend, StoreBackend, run_store_conformance
 from meerkat_runtime.store.faults import ALL_METHODS, INJECTED, FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.protocol import RuntimeStore

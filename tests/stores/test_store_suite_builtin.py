@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meerkat_conformance.store_suite import (
+from meerkat_conformance.stores.suite import (
     BUILT_IN_FACTORIES,
     CHECKS,
     SqliteBackend,
@@ -63,7 +63,7 @@ def test_sqlite_variants_pass_the_suite(tmp_path: Path, options: dict[str, str])
 
 
 def test_command_line_runs_the_named_backends(capsys: pytest.CaptureFixture[str]) -> None:
-    from meerkat_conformance.store_suite import main
+    from meerkat_conformance.stores.suite import main
 
     assert main(["memory"]) == 0
     out = capsys.readouterr().out

@@ -4,7 +4,7 @@ deliberate bug makes exactly the checks aimed at it fail."""
 from __future__ import annotations
 
 import pytest
-from meerkat_conformance.store_suite import StoreBackend, run_store_conformance
+from meerkat_conformance.stores.suite import StoreBackend, run_store_conformance
 
 from tests.stores.naive_store import BUGS, NaiveBackend
 

@@ -43,11 +43,11 @@ from meerkat_runtime.vocab.operation import (
     OperationSpec,
 )
 
-from meerkat_conformance.adapter import StepKind
-from meerkat_conformance.disks import Disk
-from meerkat_conformance.faults import disarm, fail_next_write
+from meerkat_conformance.lockstep.adapter import StepKind
+from meerkat_conformance.lockstep.disks import Disk
+from meerkat_conformance.lockstep.faults import disarm, fail_next_write
+from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
 from meerkat_conformance.ops.views import model_op_id, observe_registry, outcome_pair, outcome_pairs, runtime_op_id
-from meerkat_conformance.outcome import Err, Ok, Outcome
 
 RUNTIME_ID = canonical_runtime_id("conformance-ops")
 CRASH_READ_FAULT = ("crash_read_fault",)

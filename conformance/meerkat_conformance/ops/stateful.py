@@ -20,10 +20,10 @@ from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.vocab.statuses import OpKind, OpStatus
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 
-from meerkat_conformance.disks import DiskKind, make_disk
-from meerkat_conformance.lockstep import Lockstep
+from meerkat_conformance.lockstep.disks import DiskKind, make_disk
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.lockstep.stateful import LockstepStateMachine, with_failing_write
 from meerkat_conformance.ops.adapter import CRASH_READ_FAULT, OpsAdapter
-from meerkat_conformance.stateful import LockstepStateMachine, with_failing_write
 
 HYPOTHESIS_BOUNDS = Bounds({"ids": 3, "kinds": 2, "max_completed": 2, "max_concurrent": 2, "payloads": 1})
 """Bounds of the model the Hypothesis machine runs (data domains only; steps are unbounded)."""

@@ -39,10 +39,10 @@ from meerkat_runtime.vocab.errors import MeerkatError
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Durability
 
-from meerkat_conformance.adapter import StepKind
-from meerkat_conformance.disks import Disk
-from meerkat_conformance.faults import disarm, fail_next_write
-from meerkat_conformance.outcome import Err, Ok, Outcome
+from meerkat_conformance.lockstep.adapter import StepKind
+from meerkat_conformance.lockstep.disks import Disk
+from meerkat_conformance.lockstep.faults import disarm, fail_next_write
+from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
 from meerkat_conformance.session.views import (
     handle_text,
     model_input_id,

@@ -21,10 +21,10 @@ from meerkat_model.session.machine import SessionMachine
 from meerkat_model.session.state import NO_ID, NO_KEY
 from meerkat_runtime.session.machine import MeerkatMachine
 
-from meerkat_conformance.disks import DiskKind, make_disk
-from meerkat_conformance.lockstep import Lockstep
+from meerkat_conformance.lockstep.disks import DiskKind, make_disk
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.lockstep.stateful import LockstepStateMachine, with_failing_write
 from meerkat_conformance.session.adapter import ATTACH, SessionAdapter
-from meerkat_conformance.stateful import LockstepStateMachine, with_failing_write
 
 HYPOTHESIS_BOUNDS = Bounds({"inputs": 3})
 """Bounds of the session model the Hypothesis machine runs."""

@@ -1,4 +1,4 @@
 """Store conformance: named checks any ``RuntimeStore`` can run against itself, the built-in
 backends, and the crash-durability harness. The public entry point is
-``meerkat_conformance.store_suite``.
+``meerkat_conformance.stores.suite``.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meerkat_conformance.tally import MachineTally
+from meerkat_conformance.lockstep.tally import MachineTally
 
 
 def _ratio(part: int, whole: int) -> str:

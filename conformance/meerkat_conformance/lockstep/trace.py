@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from meerkat_conformance.diff import Difference
-from meerkat_conformance.outcome import Outcome
+from meerkat_conformance.lockstep.diff import Difference
+from meerkat_conformance.lockstep.outcome import Outcome
 
 _ACTION_WIDTH = 44
 _RESULT_WIDTH = 34

@@ -29,9 +29,9 @@ from typing import Any
 
 from meerkat_model.machine import Machine, Stepped
 
-from meerkat_conformance.adapter import RuntimeAdapter
-from meerkat_conformance.lockstep import Lockstep
-from meerkat_conformance.tally import MachineTally
+from meerkat_conformance.lockstep.adapter import RuntimeAdapter
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.lockstep.tally import MachineTally
 
 Edge = tuple[Hashable, Hashable]
 ProgressFn = Callable[["ReplayProgress"], None]

@@ -17,15 +17,15 @@ from typing import Any
 
 from meerkat_model.catalog import PROFILES as MODEL_PROFILES
 
-from meerkat_conformance.profiles import PROFILES, get_profile
-from meerkat_conformance.progress import ProgressLine
-from meerkat_conformance.replay import ReplayProgress, replay_graph
-from meerkat_conformance.report import format_report
-from meerkat_conformance.runner import run_lockstep
-from meerkat_conformance.stateful import fresh_tally
-from meerkat_conformance.suites import SUITES, Suite
-from meerkat_conformance.tally import MachineTally
-from meerkat_conformance.trace import Disagreement
+from meerkat_conformance.cli.progress import ProgressLine
+from meerkat_conformance.cli.report import format_report
+from meerkat_conformance.cli.suites import SUITES, Suite
+from meerkat_conformance.lockstep.profiles import PROFILES, get_profile
+from meerkat_conformance.lockstep.runner import run_lockstep
+from meerkat_conformance.lockstep.stateful import fresh_tally
+from meerkat_conformance.lockstep.tally import MachineTally
+from meerkat_conformance.lockstep.trace import Disagreement
+from meerkat_conformance.replay.walk import ReplayProgress, replay_graph
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 
 ``run_lockstep`` runs the Hypothesis search (shrinking any disagreement to a minimal trace,
 which is re-raised as the ``Disagreement`` of the shrunk run) and returns the accumulated
-:class:`~meerkat_conformance.tally.MachineTally`.
+:class:`~meerkat_conformance.lockstep.tally.MachineTally`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 from hypothesis.stateful import run_state_machine_as_test
 
-from meerkat_conformance.profiles import Profile
-from meerkat_conformance.progress import ProgressLine
-from meerkat_conformance.stateful import LockstepStateMachine
-from meerkat_conformance.tally import MachineTally
+from meerkat_conformance.cli.progress import ProgressLine
+from meerkat_conformance.lockstep.profiles import Profile
+from meerkat_conformance.lockstep.stateful import LockstepStateMachine
+from meerkat_conformance.lockstep.tally import MachineTally
 
 
 def run_lockstep(

@@ -13,9 +13,9 @@ from typing import Any
 from meerkat_model.catalog import MACHINES
 from meerkat_model.machine import Bounds, Machine
 
-from meerkat_conformance.adapter import RuntimeAdapter
-from meerkat_conformance.disks import DiskKind, make_disk
-from meerkat_conformance.stateful import LockstepStateMachine
+from meerkat_conformance.lockstep.adapter import RuntimeAdapter
+from meerkat_conformance.lockstep.disks import DiskKind, make_disk
+from meerkat_conformance.lockstep.stateful import LockstepStateMachine
 
 AdapterFactory = Callable[[Machine[Any, Any], DiskKind], RuntimeAdapter]
 

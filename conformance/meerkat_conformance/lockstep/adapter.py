@@ -1,7 +1,7 @@
 """The protocol between the lockstep driver and one runtime under test.
 
 An adapter owns one live runtime (and its store). It maps model actions to runtime calls,
-reduces what the runtime returns to an :class:`~meerkat_conformance.outcome.Outcome`, and
+reduces what the runtime returns to an :class:`~meerkat_conformance.lockstep.outcome.Outcome`, and
 projects both sides' observable state to the same plain-data shape.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from meerkat_model.machine import Rejected, Stepped
 
-from meerkat_conformance.outcome import Outcome
+from meerkat_conformance.lockstep.outcome import Outcome
 
 
 class StepKind(Enum):

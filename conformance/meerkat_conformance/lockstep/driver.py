@@ -14,7 +14,7 @@ alike. Every :meth:`Lockstep.apply`:
    differ);
 4. compares the two observations.
 
-The first difference raises :class:`~meerkat_conformance.trace.Disagreement` with the trace.
+The first difference raises :class:`~meerkat_conformance.lockstep.trace.Disagreement` with the trace.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 
 from meerkat_model.machine import Machine, Rejected, Stepped
 
-from meerkat_conformance.adapter import RuntimeAdapter, StepKind
-from meerkat_conformance.diff import diff_values
-from meerkat_conformance.outcome import Err, Ok, outcomes_agree
-from meerkat_conformance.tally import MachineTally
-from meerkat_conformance.trace import Disagreement, Trace
+from meerkat_conformance.lockstep.adapter import RuntimeAdapter, StepKind
+from meerkat_conformance.lockstep.diff import diff_values
+from meerkat_conformance.lockstep.outcome import Err, Ok, outcomes_agree
+from meerkat_conformance.lockstep.tally import MachineTally
+from meerkat_conformance.lockstep.trace import Disagreement, Trace
 
 
 class Lockstep:

@@ -1,11 +1,11 @@
 """The base of the Hypothesis lockstep state machines.
 
-A subclass builds its :class:`~meerkat_conformance.lockstep.Lockstep` in ``make_lockstep``
+A subclass builds its :class:`~meerkat_conformance.lockstep.driver.Lockstep` in ``make_lockstep``
 and defines rules that call :meth:`LockstepStateMachine.act`. The base adds one generic rule,
 ``enabled_action``, which applies any action the model accepts in the current state. After every rule the
 ``observations_agree`` invariant compares both sides. A class-level
-:class:`~meerkat_conformance.tally.MachineTally` (``TALLY``) accumulates the counts over all
-examples of a run, and an optional :class:`~meerkat_conformance.progress.ProgressLine`
+:class:`~meerkat_conformance.lockstep.tally.MachineTally` (``TALLY``) accumulates the counts over all
+examples of a run, and an optional :class:`~meerkat_conformance.cli.progress.ProgressLine`
 prints them while a long run goes on.
 """
 
@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from meerkat_model.machine import Bounds, Rejected, Stepped
 
-from meerkat_conformance.lockstep import Lockstep
-from meerkat_conformance.progress import ProgressLine
-from meerkat_conformance.tally import MachineTally
+from meerkat_conformance.cli.progress import ProgressLine
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.lockstep.tally import MachineTally
 
 
 def with_failing_write(action: tuple[Any, ...], write_fails: bool) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ With pytest::
         case.run()
 
 ``BUILT_IN_FACTORIES`` holds the factories of the in-memory and SQLite stores;
-``python -m meerkat_conformance.store_suite [memory] [sqlite]`` runs the suite on them.
+``python -m meerkat_conformance.stores.suite [memory] [sqlite]`` runs the suite on them.
 """
 
 from __future__ import annotations

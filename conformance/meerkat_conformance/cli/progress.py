@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from meerkat_conformance.tally import MachineTally
+from meerkat_conformance.lockstep.tally import MachineTally
 
 
 class ProgressLine:

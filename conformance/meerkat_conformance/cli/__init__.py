@@ -1,0 +1,1 @@
+"""The ``meerkat-conformance`` command: suites, profiles, progress and the report."""

@@ -1,0 +1,1 @@
+"""Exhaustive replay of the model's reachable graph against the runtime."""
