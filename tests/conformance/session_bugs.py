@@ -11,15 +11,18 @@ from __future__ import annotations
 import time
 from unittest import mock
 
-from meerkat_runtime.session import recovery
+from meerkat_runtime.session.commit import install
 from meerkat_runtime.session.completion import CompletionHandle
-from meerkat_runtime.session.core import Effects, SessionCore
+from meerkat_runtime.session.core import recovery
+from meerkat_runtime.session.core.plan import LaneEdit, Plan
+from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ops_binding import OpsBinding
-from meerkat_runtime.session.outcomes import AcceptOutcome, Deduplicated, Rejected
+from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.runtime_session import RuntimeSession
+from meerkat_runtime.vocab.errors import DurableWriteFailed
 from meerkat_runtime.vocab.ids import RunId
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 
@@ -30,13 +33,11 @@ S = InputLifecycleState
 
 
 class _CoreLosingFailedInputs(SessionCore):
-    def fail_run(self, run_id: RunId, now: float) -> Effects:
-        effects = super().fail_run(run_id, now)
-        for input_id in effects.changed:
-            record = self.ledger.records[input_id]
-            if record.phase is S.QUEUED:
-                self.ledger.remove_from_lane(record)  # BUG: "requeued", but in no lane: never run again
-        return effects
+    def executor_failed(self, run_id: RunId, now: float) -> Plan:
+        plan = super().executor_failed(run_id, now)
+        # BUG: "requeued", but put back in no lane: never run again
+        plan.lane_edits = [edit for edit in plan.lane_edits if edit[0] is not LaneEdit.APPEND]
+        return plan
 
 
 class FailedRunLosesInput(MeerkatMachine):
@@ -62,16 +63,19 @@ class AcceptBeforeWrite(MeerkatMachine):
         self, session: RuntimeSession, item: Input, *, want_handle: bool
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
         core = session.core
-        plan = core.plan_accept(item, time.time())
+        plan = core.accept(item, time.time())
         if isinstance(plan, Rejected | Deduplicated):
             return await super()._accept_locked(session, item, want_handle=want_handle)
-        accepted, effects = core.apply_accept(plan)  # BUG: memory first ...
-        session.publish(effects)
-        handle = session.completions.register(accepted.input_id) if want_handle else None
-        if session.persistence.durable:
-            await self._persist_accept(session, plan)  # ... and a failed write is not undone
+        write, plan.write = plan.write, None
+        install(session, plan)  # BUG: memory first ...
+        handle = session.completions.register(item.header.id) if want_handle else None
+        plan.write = write
+        try:
+            await session.persistence.persist(plan, core.ledger)  # ... and a failed write is not undone
+        except Exception as exc:
+            raise DurableWriteFailed("accept_input", exc) from exc
         session.wake()
-        return accepted, handle
+        return Accepted(item.header.id, S.QUEUED), handle
 
 
 # --- (c) recovery counts the run the crash interrupted --------------------------------------
@@ -102,12 +106,11 @@ class RecoveryCountsInterruptedRun(MeerkatMachine):
 
 
 class _CoreChargingFailedBoundaries(SessionCore):
-    def rollback_boundary(self, run_id: RunId) -> Effects:
-        run = self._require_run(run_id)
-        effects = super().rollback_boundary(run_id)
-        for input_id in run.input_ids:
-            self.ledger.records[input_id].attempts += 1  # BUG: restores the row, but keeps the attempt
-        return effects
+    def boundary_commit_failed(self, run_id: RunId) -> Plan:
+        plan = super().boundary_commit_failed(run_id)
+        for record in plan.records.values():
+            record.attempts += 1  # BUG: restores the row, but keeps the attempt
+        return plan
 
 
 class BoundaryFailureChargesAttempt(MeerkatMachine):

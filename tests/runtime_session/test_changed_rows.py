@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import decode_lifecycle, decode_record
-from meerkat_runtime.session.run_commit import BoundaryCommitFailed
+from meerkat_runtime.session.run_end import BoundaryCommitFailed
 from meerkat_runtime.session.testing import Block, Fail, ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage

@@ -14,6 +14,7 @@ from meerkat_runtime.session.blobs import (
     blob_id_for,
     externalize_images,
 )
+from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.inputs import (
     BlobImage,
     HandlingMode,
@@ -24,7 +25,6 @@ from meerkat_runtime.session.inputs import (
     peer_message,
     peer_response,
 )
-from meerkat_runtime.session.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import (
     LifecycleRecord,

@@ -10,7 +10,7 @@ from meerkat_runtime.session.completion import Completed, CompletedWithoutResult
 from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError, RunPrimitive, RunResult, success_output
 from meerkat_runtime.session.inputs import external_event
 from meerkat_runtime.session.machine import MeerkatMachine
-from meerkat_runtime.session.run_commit import BoundaryCommitFailed
+from meerkat_runtime.session.run_end import BoundaryCommitFailed
 from meerkat_runtime.session.testing import Block, ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage

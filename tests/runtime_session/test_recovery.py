@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from meerkat_runtime.session.completion import CompletedWithoutResult
+from meerkat_runtime.session.core.ledger import InputRecord, Lane
 from meerkat_runtime.session.inputs import HandlingMode
-from meerkat_runtime.session.ledger import InputRecord, Lane
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Deduplicated
 from meerkat_runtime.session.row_codec import (

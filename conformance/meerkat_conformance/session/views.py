@@ -19,7 +19,7 @@ from meerkat_runtime.session.completion import (
     CompletionOutcome,
     RuntimeTerminated,
 )
-from meerkat_runtime.session.ledger import InputRecord
+from meerkat_runtime.session.core.ledger import InputRecord
 from meerkat_runtime.session.row_codec import decode_lifecycle, decode_record
 from meerkat_runtime.session.views import InputStateView, SessionView
 from meerkat_runtime.store.protocol import RuntimeStore

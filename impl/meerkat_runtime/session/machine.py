@@ -6,9 +6,14 @@ method is a coroutine and must be called on one event loop. Sessions are keyed b
 their durable state lives under the canonical runtime id ``rt:session:<session id>``.
 
 Registration recovers a persistent session from the store (see
-:mod:`meerkat_runtime.session.recovery`); a failure leaves no entry behind. A registered
+:mod:`meerkat_runtime.session.core.recovery`); a failure leaves no entry behind. A registered
 session queues inputs; ``ensure_session_with_executor`` attaches one run loop (concurrent
 callers attach exactly one). Unknown sessions raise ``SessionNotFound``.
+
+This module is the shell of the session's rules: each method takes the session gate, asks the
+core (:mod:`meerkat_runtime.session.core`) for the rule's plan and makes it take effect through
+:mod:`meerkat_runtime.session.commit`; :mod:`meerkat_runtime.session.transitions` maps every
+rule to its core method and to the method here (or the loop task) that drives it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.session import control, reports
+from meerkat_runtime.session import control_commands, reports
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
+from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, RuntimeTerminated
-from meerkat_runtime.session.core import AcceptPlan, SessionCore
+from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session.core.recovery import recover_session
+from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
@@ -31,24 +39,22 @@ from meerkat_runtime.session.executor import (
     RunPrimitive,
 )
 from meerkat_runtime.session.inputs import Input
+from meerkat_runtime.session.loop_task import run_loop
 from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
-from meerkat_runtime.session.outcomes import AcceptOutcome, Deduplicated, Rejected
+from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
 from meerkat_runtime.session.persistence import SessionPersistence
-from meerkat_runtime.session.recovery import recover_session
-from meerkat_runtime.session.run_commit import check_receipt, commit_end, commit_success
-from meerkat_runtime.session.run_loop import run_loop
-from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings
+from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
+from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.errors import (
-    DurableWriteFailed,
     InvalidRuntimeTransition,
     NotReady,
-    RuntimeDestroyed,
     SessionNotFound,
     ValidationFailed,
 )
 from meerkat_runtime.vocab.ids import InputId, SessionId, canonical_runtime_id, new_run_id
+from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 T = TypeVar("T")
@@ -166,13 +172,9 @@ class MeerkatMachine:
             core = result.core
             persistence.epoch_id = binding.epoch_id
             persistence.loaded(result.stored)
-            try:
-                await persistence.commit_lifecycle(core.durable_phase(), core.ledger)
-            except Exception as exc:
-                raise DurableWriteFailed("recovery write-back", exc) from exc
-            sink = attach_store(binding, store, runtime_id)
             session = self._new_session(key, core, persistence, binding)
-            session.ops_sink = sink
+            await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
+            session.ops_sink = attach_store(binding, store, runtime_id)
             return session
         return self._new_session(key, core, persistence, binding)
 
@@ -203,21 +205,24 @@ class MeerkatMachine:
             if _dead(session.loop_task):
                 session.detach()  # repair a loop that died
             if session.registration is not RegistrationPhase.QUEUING:
-                return False  # another caller attached (or is attaching) the loop
-            if session.core.phase is RuntimeState.DESTROYED:
-                raise RuntimeDestroyed(session.runtime_id)
-            if session.core.phase is RuntimeState.STOPPED:
-                raise NotReady(session.core.phase.value)
-            # The claim (Attaching) and the attachment happen under the gate with no await in
-            # between, so exactly one caller attaches and no half-attached state is visible.
-            session.registration = RegistrationPhase.ATTACHING
+                return False  # begin_attach_noop: another caller attached (or is attaching) the loop
+            # The claim (begin_attach) and the attachment (finish_attach) happen under the gate
+            # with no await in between, so exactly one caller attaches and no half-attached
+            # state is visible.
+            core = session.core
+            install(session, core.begin_attach())
+            body = self._loop_main(session, executor)
+            try:
+                session.loop_task = asyncio.create_task(body)
+            except BaseException:
+                body.close()
+                install(session, core.attach_failed())
+                raise
             session.executor = executor
             session.executor_stopped = False
-            session.core.attach_loop()
             session.wake_event = asyncio.Event()
-            session.loop_task = asyncio.create_task(self._loop_main(session, executor))
-            session.registration = RegistrationPhase.ACTIVE
-            if session.core.ledger.queue or session.core.ledger.steer:
+            install(session, core.finish_attach())
+            if core.queued_count():
                 session.wake_event.set()
         return True
 
@@ -233,7 +238,7 @@ class MeerkatMachine:
                     parts = session.detach()
                 else:
                     return
-            await control.stop_detached(parts, f"runtime loop failed: {exc}")
+            await stop_detached(parts, f"runtime loop failed: {exc}")
 
     async def _on_fatal(self, session: RuntimeSession, error: BaseException) -> None:
         if self._sessions.get(str(session.session_id)) is session:
@@ -251,7 +256,7 @@ class MeerkatMachine:
             session.completions.resolve_all(RuntimeTerminated("runtime session unregistered"))
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
-        await control.stop_detached(parts, "runtime session unregistered")
+        await stop_detached(parts, "runtime session unregistered")
 
     async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
         """Register if needed and return the session's id, epoch and its one ops registry."""
@@ -324,33 +329,29 @@ class MeerkatMachine:
         self, session: RuntimeSession, item: Input, *, want_handle: bool
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
         core = session.core
-        plan = core.plan_accept(item, time.time())
-        if isinstance(plan, Rejected):
-            return plan, None
-        if isinstance(plan, Deduplicated):
-            existing = core.ledger.records.get(plan.existing_id)
+        decided = core.accept(item, time.time())
+        if isinstance(decided, Rejected):
+            return decided, None
+        if isinstance(decided, Deduplicated):
+            existing = core.ledger.records.get(decided.existing_id)
             if want_handle and existing is not None and not existing.phase.is_terminal:
-                return plan, session.completions.register(plan.existing_id)
-            return plan, None
-        if session.persistence.durable:
-            await self._persist_accept(session, plan)
-        accepted, effects = core.apply_accept(plan)
-        session.publish(effects)
-        handle = session.completions.register(accepted.input_id) if want_handle else None
+                return decided, session.completions.register(decided.existing_id)
+            return decided, None
+        await self._store_images(session, decided, item)
+        await commit(session, decided, "accept_input")
+        handle = session.completions.register(item.header.id) if want_handle else None
         session.wake()
-        return accepted, handle
+        return Accepted(item.header.id, InputLifecycleState.QUEUED), handle
 
-    async def _persist_accept(self, session: RuntimeSession, plan: AcceptPlan) -> None:
-        item = plan.record.input
+    async def _store_images(self, session: RuntimeSession, plan: Plan, item: Input) -> None:
+        """Before an accept is written: move inline images to the blob store; only the
+        persisted copy of the new row changes."""
+        if not session.persistence.durable:
+            return
         blobs = session.blobs
         stored = await session.persistence.read(lambda: externalize_images(item, blobs))
         if stored is not item:
-            plan.record.stored_input = stored
-        records = [plan.record] if plan.displaced is None else [plan.record, plan.displaced]
-        try:
-            await session.persistence.persist_accept(records, session.core.durable_phase())
-        except Exception as exc:
-            raise DurableWriteFailed("accept_input", exc) from exc
+            plan.records[item.header.id].stored_input = stored
 
     async def accept_input_and_run(self, session_id: SessionId | str, item: Input, op: RunOp[T]) -> T:
         """Accept ``item`` and run it right away through ``op(run_id, primitive)`` instead of a
@@ -380,33 +381,26 @@ class MeerkatMachine:
                 raise ValidationFailed(outcome.reason)
             if isinstance(outcome, Deduplicated):
                 raise ValidationFailed(f"input deduplicated against {outcome.existing_id}; nothing to run")
-            run = core.start_run(new_run_id(), outcome.input_id, time.time())
+            plan = core.start_run(new_run_id(), outcome.input_id, time.time())
+            install(session, plan)
+            run = plan.current_run
+            assert run is not None
             primitive = RunPrimitive(run.run_id, (item,))
         try:
             value, output = await op(run.run_id, primitive)
             check_receipt(run, output)
         except (Exception, asyncio.CancelledError) as exc:
-            async with session.gate:
-                if core.current_run == run:
-                    try:
-                        cancelled = isinstance(exc, ExecutorCancelled | asyncio.CancelledError)
-                        await commit_end(session, run, cancelled=cancelled)
-                    except DurableWriteFailed as werr:
-                        session.last_error = werr
-                        fatal: DurableWriteFailed | None = werr
-                    else:
-                        fatal = None
-                else:
-                    fatal = None
-            if fatal is not None:
-                await self.unregister_session(session.session_id)
-                raise fatal from exc
+            cancelled = isinstance(exc, ExecutorCancelled | asyncio.CancelledError)
+            ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), self._on_fatal)
+            if ended is RunEnd.FATAL and error is not None:
+                raise error from exc
             raise
-        async with session.gate:
-            if core.current_run != run:
-                what = f"commit run {run.run_id}: it was cancelled or stopped meanwhile"
-                raise InvalidRuntimeTransition(core.phase.value, what)
-            await commit_success(session, run, output)
+        ended, error = await end_run(session, run, RunOutcome(output=output), self._on_fatal)
+        if error is not None:
+            raise error
+        if ended is RunEnd.STALE:
+            what = f"commit run {run.run_id}: it was cancelled or stopped meanwhile"
+            raise InvalidRuntimeTransition(core.phase.value, what)
         return value
 
     async def _control(self, session_id: SessionId | str, op: Callable[[RuntimeSession], Coroutine[Any, Any, T]]) -> T:
@@ -416,7 +410,7 @@ class MeerkatMachine:
 
     async def interrupt_current_run(self, session_id: SessionId | str) -> reports.InterruptReport:
         """Cancel the run in flight (no-op without one)."""
-        return await self._control(session_id, control.interrupt)
+        return await self._control(session_id, control_commands.interrupt_current_run)
 
     async def cancel_after_boundary(self, session_id: SessionId | str, reason: str = "") -> bool:
         """Forward ``CancelAfterBoundary`` to the attached executor (it stops the run at its next
@@ -435,19 +429,19 @@ class MeerkatMachine:
     # --- control --------------------------------------------------------------------------
 
     async def retire_runtime(self, session_id: SessionId | str) -> reports.RetireReport:
-        return await self._control(session_id, control.retire)
+        return await self._control(session_id, control_commands.retire_runtime)
 
     async def reset_runtime(self, session_id: SessionId | str) -> reports.ResetReport:
-        return await self._control(session_id, control.reset)
+        return await self._control(session_id, control_commands.reset_runtime)
 
     async def recycle_runtime(self, session_id: SessionId | str) -> reports.RecycleReport:
-        return await self._control(session_id, control.recycle)
+        return await self._control(session_id, control_commands.recycle_runtime)
 
     async def stop_runtime(self, session_id: SessionId | str) -> reports.StopReport:
-        return await self._control(session_id, control.stop)
+        return await self._control(session_id, control_commands.stop_runtime)
 
     async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
-        return await self._control(session_id, control.destroy)
+        return await self._control(session_id, control_commands.destroy_runtime)
 
     # --- observation ----------------------------------------------------------------------
 

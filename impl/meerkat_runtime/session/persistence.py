@@ -3,26 +3,31 @@
 An ephemeral session has ``store=None`` and every write is a no-op. Store methods are
 synchronous; with ``offload=True`` each call runs in a worker thread (``asyncio.to_thread``)
 so a slow fsync does not stall other sessions on the event loop, with ``offload=False`` it
-runs inline (lower latency for a single session). Callers catch failures, restore their
-checkpoint and raise ``DurableWriteFailed``.
+runs inline (lower latency for a single session).
 
-Which rows a commit writes: every row of the ledger's ``dirty`` set whose encoding differs from
-the last encoding written for it (``written``), so a commit writes exactly the rows that differ
-from the store, in O(changed rows). ``written`` and ``dirty`` change only after a successful
-write; a failed write changes neither (memory never runs ahead of disk). Terminal rows never
-change again, so their encodings are not kept once written.
+:meth:`SessionPersistence.persist` performs the write a plan asks for and changes nothing in
+memory; :meth:`SessionPersistence.settle` records what the store now holds once the plan was
+applied. Both are called only by :mod:`meerkat_runtime.session.commit`.
+
+Which rows a commit writes: every row the plan changes and every row of the ledger's ``dirty``
+set, whose encoding differs from the last encoding written for it (``written``), so a commit
+writes exactly the rows that differ from the store, in O(changed rows). ``written`` and
+``dirty`` change only after a successful write (memory never runs ahead of disk). Terminal
+rows never change again, so their encodings are not kept once written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-from meerkat_runtime.session.ledger import InputLedger, InputRecord
+from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
+from meerkat_runtime.session.core.plan import BoundaryWrite, Plan, RowsWrite
 from meerkat_runtime.session.row_codec import LifecycleRecord, encode_lifecycle, encode_record
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import InputRow, OpsLifecycleRecords
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.runtime import RuntimeState
 
@@ -31,6 +36,19 @@ T = TypeVar("T")
 
 def encode_row(record: InputRecord) -> InputRow:
     return InputRow(record.input_id, encode_record(record))
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one successful write stored: the rows (with the records they encode) and the dirty
+    ids it covered (now equal to the store)."""
+
+    rows: list[InputRow] = field(default_factory=list)
+    records: list[InputRecord] = field(default_factory=list)
+    covered: set[InputId] = field(default_factory=set)
+
+
+NOTHING_WRITTEN = Written()
 
 
 class SessionPersistence:
@@ -64,9 +82,12 @@ class SessionPersistence:
         """Remember the stored encodings of rows read back by recovery (non-terminal rows)."""
         self.written.update(rows)
 
-    def _pending(self, ledger: InputLedger) -> tuple[list[InputRow], list[InputRecord]]:
-        """The dirty rows whose encoding differs from the last one written, in admission order."""
-        records = [r for i in ledger.dirty if (r := ledger.records.get(i)) is not None]
+    def _rows_differing(self, plan: Plan, ledger: InputLedger) -> Written:
+        """The plan's rows and the ledger's dirty rows whose encoding differs from the last one
+        written, in admission order (as the plan leaves them)."""
+        covered = set(ledger.dirty)
+        covered.update(plan.records)
+        records = [r for i in covered if (r := plan.records.get(i) or ledger.records.get(i)) is not None]
         if len(records) > 1:
             records.sort(key=lambda r: r.admission_seq)
         rows: list[InputRow] = []
@@ -76,68 +97,64 @@ class SessionPersistence:
             if self.written.get(record.input_id) != row.payload:
                 rows.append(row)
                 changed.append(record)
-        return rows, changed
+        return Written(rows, changed, covered)
 
-    def _done(self, rows: Iterable[InputRow], records: Iterable[InputRecord]) -> None:
-        """After a successful write: remember what the store now holds for ``rows``."""
-        for row, record in zip(rows, records, strict=True):
+    # --- writes ---------------------------------------------------------------------------
+
+    async def persist(self, plan: Plan, ledger: InputLedger) -> Written:
+        """Perform ``plan.write`` in one store call (one transaction) and return what was
+        written; raises whatever the encoding or the store raised. Changes nothing in memory:
+        ``ledger`` is only read. A plan that writes nothing, and any plan of an ephemeral
+        session, performs no I/O.
+
+        * :class:`RowsWrite` (accept): the plan's rows only — one row is an upsert
+          (``persist_input_state``), two rows (supersession) one ``commit_machine_lifecycle``;
+        * :class:`LifecycleWrite`: ``commit_machine_lifecycle`` with the plan's durable phase
+          and every row that differs from the store;
+        * :class:`BoundaryWrite`: ``atomic_apply`` with the receipt, the session snapshot and
+          every row that differs from the store.
+        """
+        write = plan.write
+        store = self.store
+        if write is None:
+            return NOTHING_WRITTEN
+        if store is None:
+            if isinstance(write, RowsWrite):
+                return NOTHING_WRITTEN
+            covered = set(ledger.dirty)
+            covered.update(plan.records)
+            return Written([], [], covered)
+        rt = self.runtime_id
+        if isinstance(write, RowsWrite):
+            records = list(plan.records.values())
+            rows = [encode_row(r) for r in records]
+            if len(rows) == 1:
+                row = rows[0]
+                await self._call(lambda: store.persist_input_state(rt, row))
+            else:
+                lifecycle = self._lifecycle(plan.durable_phase())
+                await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows))
+            return Written(rows, records, set())
+        written = self._rows_differing(plan, ledger)
+        rows = written.rows
+        if isinstance(write, BoundaryWrite):
+            receipt, snapshot = write.receipt, write.session_snapshot
+            await self._call(lambda: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows))
+        else:
+            lifecycle = self._lifecycle(plan.durable_phase())
+            await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows))
+        return written
+
+    def settle(self, written: Written, ledger: InputLedger) -> None:
+        """After a successful write, once its plan was applied: remember what the store now
+        holds for the written rows, and clear the dirty marks the write covered."""
+        for row, record in zip(written.rows, written.records, strict=True):
             if record.phase.is_terminal:
                 self.written.pop(record.input_id, None)
             else:
                 self.written[record.input_id] = row.payload
-
-    # --- writes ---------------------------------------------------------------------------
-
-    async def persist_accept(self, records: list[InputRecord], phase: RuntimeState) -> None:
-        """Write the new row (and a displaced row) before the accept is acknowledged.
-
-        One row is an upsert; two rows (supersession) are one lifecycle commit so both land
-        together. Other dirty rows are left for the next commit.
-        """
-        store = self.store
-        if store is None:
-            return
-        rows = [encode_row(r) for r in records]
-        rt = self.runtime_id
-        if len(rows) == 1:
-            row = rows[0]
-            await self._call(lambda: store.persist_input_state(rt, row))
-        else:
-            lifecycle = self._lifecycle(phase)
-            await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows))
-        self._done(rows, records)
-
-    async def _commit_dirty(
-        self, ledger: InputLedger, write: Callable[[RuntimeStore, str, list[InputRow]], None]
-    ) -> None:
-        """Call ``write(store, runtime_id, rows)`` (one transaction) with every row of the ledger
-        that differs from the store; after it succeeds, those rows are clean. Ephemeral: nothing
-        is written and every row is clean."""
-        store = self.store
-        if store is None:
-            ledger.dirty.clear()
-            return
-        considered = set(ledger.dirty)
-        rows, records = self._pending(ledger)
-        rt = self.runtime_id
-        await self._call(lambda: write(store, rt, rows))
-        self._done(rows, records)
-        ledger.dirty -= considered
-
-    async def commit_lifecycle(self, phase: RuntimeState, ledger: InputLedger) -> None:
-        """One transaction: the lifecycle record and every row that differs from the store."""
-        await self._commit_dirty(
-            ledger,
-            lambda store, rt, rows: store.commit_machine_lifecycle(rt, self._lifecycle(phase), rows),
-        )
-
-    async def commit_boundary(self, receipt: BoundaryReceipt, snapshot: bytes | None, ledger: InputLedger) -> None:
-        """One transaction: session snapshot, boundary receipt and every row that differs from
-        the store (the contributors among them)."""
-        await self._commit_dirty(
-            ledger,
-            lambda store, rt, rows: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows),
-        )
+        if written.covered:
+            ledger.dirty -= written.covered
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.inputs import (
     BlobImage,
     ContinuationInput,
@@ -39,7 +40,6 @@ from meerkat_runtime.session.inputs import (
     PeerResponseStatus,
     PromptInput,
 )
-from meerkat_runtime.session.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.vocab.ids import InputId, RunId
 from meerkat_runtime.vocab.inputs import (
     Abandoned,

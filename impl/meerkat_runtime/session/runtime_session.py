@@ -1,8 +1,9 @@
 """One registered session: its core state, persistence, waiters, loop attachment and bindings.
 
-The ``gate`` (an ``asyncio.Lock``) serialises every stage → write → publish span of the
-session; executors are never called while it is held. Readers take the gate too, so a
-transition whose durable write is still in flight is never visible.
+The ``gate`` (an ``asyncio.Lock``) serialises every plan → write → apply → publish span of the
+session (:mod:`meerkat_runtime.session.commit`); executors are never called while it is held.
+Readers take the gate too, so a transition whose durable write is still in flight is never
+visible.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session.blobs import BlobStore
 from meerkat_runtime.session.completion import CompletionRegistry, RuntimeTerminated
-from meerkat_runtime.session.core import Effects, SessionCore
-from meerkat_runtime.session.executor import CoreExecutor
+from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session.core.session_core import SessionCore
+from meerkat_runtime.session.executor import CoreExecutor, StopRuntimeExecutor
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.vocab.errors import SessionNotFound
 from meerkat_runtime.vocab.ids import RunId, SessionId
 from meerkat_runtime.vocab.runtime import RegistrationPhase
+
+Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task[Any] | None"]
 
 
 class LoopState(enum.Enum):
@@ -65,7 +69,6 @@ class RuntimeSession:
         self.blobs = blobs
         self.gate = asyncio.Lock()
         self.completions = CompletionRegistry()
-        self.registration = RegistrationPhase.QUEUING
         self.executor: CoreExecutor | None = None
         self.executor_stopped = False
         self.loop_task: asyncio.Task[None] | None = None
@@ -80,6 +83,11 @@ class RuntimeSession:
         self.unregistered = False
         self.ops_sink: StoreOpsPersistence | None = None
 
+    @property
+    def registration(self) -> RegistrationPhase:
+        """Queuing (no loop), Attaching or Active (loop attached); held by the core."""
+        return self.core.registration
+
     def check_registered(self) -> None:
         """Raise ``SessionNotFound`` once the session was unregistered (call under the gate)."""
         if self.unregistered:
@@ -88,26 +96,41 @@ class RuntimeSession:
     def bindings(self) -> SessionBindings:
         return SessionBindings(self.session_id, self.runtime_id, self.epoch_id, self.ops_registry, self.cursors)
 
-    def publish(self, effects: Effects) -> None:
-        """Resolve the waiters a committed transition decided."""
-        for input_id, outcome in effects.resolutions:
+    def publish(self, plan: Plan) -> None:
+        """Resolve the waiters an applied plan decided."""
+        for input_id, outcome in plan.resolutions:
             self.completions.resolve(input_id, outcome)
-        if effects.terminate_all is not None:
-            self.completions.resolve_all(RuntimeTerminated(effects.terminate_all))
+        if plan.terminate_all is not None:
+            self.completions.resolve_all(RuntimeTerminated(plan.terminate_all))
 
     def wake(self) -> None:
         """Signal the loop to look at the lanes again."""
         if self.loop_task is not None:
             self.wake_event.set()
 
-    def detach(self) -> tuple[CoreExecutor | None, asyncio.Task[None] | None, asyncio.Task[Any] | None]:
-        """Forget the loop (registration back to Queuing). Returns what the caller must stop:
-        the executor (if not yet told to stop), the loop task and an in-flight apply task."""
+    def detach(self) -> Detached:
+        """Forget the loop (registration back to Queuing, if a rule did not already). Returns
+        what the caller must stop (:func:`stop_detached`): the executor (if not yet told to
+        stop), the loop task and an in-flight apply task."""
         executor = None if self.executor_stopped else self.executor
         self.executor_stopped = True
         loop_task, apply_task = self.loop_task, self.apply_task
         self.loop_task = None
         self.executor = None
-        self.registration = RegistrationPhase.QUEUING
         self.core.detach_loop()
         return executor, loop_task, apply_task
+
+
+async def stop_detached(parts: Detached, reason: str) -> None:
+    """Cancel a detached loop / in-flight apply and tell the executor to stop (once). Call with
+    the gate released; never cancels the calling task."""
+    executor, loop_task, apply_task = parts
+    current = asyncio.current_task()
+    for task in (apply_task, loop_task):
+        if task is not None and task is not current and not task.done():
+            task.cancel()
+    if executor is not None:
+        try:
+            await executor.control(StopRuntimeExecutor(reason))
+        except Exception:  # a misbehaving executor must not fail the caller
+            return

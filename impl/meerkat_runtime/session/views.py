@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meerkat_runtime.session.ledger import HistoryEntry, InputRecord
+from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord
 from meerkat_runtime.session.runtime_session import RuntimeSession
 from meerkat_runtime.vocab.ids import InputId, RunId
 from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState, InputTerminalOutcome

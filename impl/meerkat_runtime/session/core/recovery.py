@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from meerkat_runtime.session.core import SessionCore
-from meerkat_runtime.session.ledger import InputRecord
+from meerkat_runtime.session.core.ledger import InputRecord
+from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed

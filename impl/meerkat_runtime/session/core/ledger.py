@@ -1,13 +1,13 @@
 """The input ledger of one session: a record per input, the two lanes and the idempotency index.
 
-The ledger holds state and enforces nothing beyond bookkeeping; the phase rules live in
-:mod:`meerkat_runtime.session.core`. :meth:`InputLedger.checkpoint` captures what a fallible
-step may change so the step can be undone exactly.
+The ledger holds state and enforces nothing beyond bookkeeping; the phase rules live in the
+rule modules of :mod:`meerkat_runtime.session.core`, which never change the ledger themselves:
+they return a :class:`~meerkat_runtime.session.core.plan.Plan` that
+:meth:`~meerkat_runtime.session.core.state.CoreState.apply` installs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -65,22 +65,14 @@ class InputRecord:
         self.updated_at = now
 
 
-@dataclass(slots=True)
-class LedgerCheckpoint:
-    records: dict[InputId, InputRecord | None]
-    queue: deque[InputId]
-    steer: deque[InputId]
-    keys: dict[str, InputId] | None
-    next_admission_seq: int
-
-
 class InputLedger:
     """Records by id, the queue and steer lanes (ids of Queued inputs) and key → id.
 
-    ``dirty`` holds the ids of records that may differ from what the store holds: every
-    transition that changes a record marks it, and only a successful durable write clears it
-    (see :class:`~meerkat_runtime.session.persistence.SessionPersistence`). It may hold more
-    ids than strictly necessary (the write compares encodings), never fewer.
+    ``dirty`` holds the ids of records that may differ from what the store holds: a transition
+    that changes a record without writing it (staging, a failed boundary commit) marks it, and
+    only a successful durable write clears it (see
+    :class:`~meerkat_runtime.session.persistence.SessionPersistence`). It may hold more ids
+    than strictly necessary (the write compares encodings), never fewer.
     """
 
     def __init__(self) -> None:
@@ -98,46 +90,8 @@ class InputLedger:
     def lane(self, lane: Lane) -> deque[InputId]:
         return self.steer if lane is Lane.STEER else self.queue
 
-    def take_admission_seq(self) -> int:
-        seq = self.next_admission_seq
-        self.next_admission_seq += 1
-        return seq
-
     def active_ids(self) -> list[InputId]:
         """Ids of non-terminal inputs, in admission order."""
         active = [r for r in self.records.values() if not r.phase.is_terminal]
         active.sort(key=lambda r: r.admission_seq)
         return [r.input_id for r in active]
-
-    def remove_from_lane(self, record: InputRecord) -> None:
-        lane = self.lane(record.lane)
-        with contextlib.suppress(ValueError):
-            lane.remove(record.input_id)
-
-    def checkpoint(self, ids: list[InputId], *, keys: bool = False) -> LedgerCheckpoint:
-        """Capture the given records (absent ones as ``None``), both lanes and the counters."""
-        return LedgerCheckpoint(
-            records={i: (r.copy() if (r := self.records.get(i)) is not None else None) for i in ids},
-            queue=deque(self.queue),
-            steer=deque(self.steer),
-            keys=dict(self.keys) if keys else None,
-            next_admission_seq=self.next_admission_seq,
-        )
-
-    def restore(self, cp: LedgerCheckpoint) -> None:
-        """Undo everything since ``cp`` for the records it captured.
-
-        Restored records stay marked dirty: the next write compares them with what the store
-        holds, so a restore never needs to know what was written in between."""
-        for input_id, record in cp.records.items():
-            if record is None:
-                self.records.pop(input_id, None)
-                self.dirty.discard(input_id)
-            else:
-                self.records[input_id] = record.copy()
-                self.dirty.add(input_id)
-        self.queue = deque(cp.queue)
-        self.steer = deque(cp.steer)
-        if cp.keys is not None:
-            self.keys = dict(cp.keys)
-        self.next_admission_seq = cp.next_admission_seq

@@ -1,0 +1,61 @@
+"""The one durable-commit seam of a session: plan → persist → apply → publish.
+
+Every session transition takes effect through :func:`commit` (or, for a plan that writes
+nothing, through :func:`install`, its synchronous second half). The caller holds the session
+gate and hands over a plan a core rule computed without changing anything:
+
+1. **plan** (done by the caller): ``SessionCore.<rule>(...)`` validates and computes the new
+   rows, lanes, phase and waiters, and what to write (``Plan.write``);
+2. **persist**: :meth:`SessionPersistence.persist` performs that write in one store transaction
+   and touches nothing in memory;
+3. **apply**: :meth:`CoreState.apply` installs the plan and
+   :meth:`SessionPersistence.settle` records what the store now holds;
+4. **publish**: waiters resolve (:meth:`RuntimeSession.publish`).
+
+Guarantees: nothing changes in memory unless the write returned; a failed write leaves memory
+exactly as before (core, dirty marks, stored encodings, waiters) and raises a typed error
+(``DurableWriteFailed`` or a subclass) naming the operation and the store failure. Steps 3 and 4
+have no ``await`` between them, so no reader (readers take the gate) ever sees one without the
+other.
+
+Where the next guarantees plug in (all here, nowhere else):
+
+* ownership fencing — check the session's lease token before step 2 and pass it into the
+  store's transaction, which refuses a stale token; a refusal raises before step 3;
+* unknown-outcome reconciliation — in the ``except`` of step 2: mark the session as needing
+  reconciliation (the write may have landed) so the next ``commit`` re-reads the store first;
+* group commit — step 2 hands the write to a batcher and awaits the shared transaction;
+  failure fails each plan of the batch through this same ``except``;
+* post-commit events — after step 4, emit one event named ``plan.rule`` (the model's name of
+  the transition).
+"""
+
+from __future__ import annotations
+
+from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session.persistence import NOTHING_WRITTEN, Written
+from meerkat_runtime.session.runtime_session import RuntimeSession
+from meerkat_runtime.vocab.errors import DurableWriteFailed
+
+
+async def commit(
+    session: RuntimeSession, plan: Plan, what: str, *, error: type[DurableWriteFailed] = DurableWriteFailed
+) -> None:
+    """Persist ``plan`` (one transaction), then apply and publish it. Called with the session
+    gate held. On a failed write nothing in memory changed and ``error(what, cause)`` is raised."""
+    try:
+        written = await session.persistence.persist(plan, session.core.ledger)
+    except Exception as exc:
+        raise error(what, exc) from exc
+    install(session, plan, written)
+
+
+def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRITTEN) -> None:
+    """Apply ``plan`` and publish its waiters: the second half of :func:`commit`, called on its
+    own only for a plan that writes nothing (``plan.write is None``)."""
+    if plan.write is not None and written is NOTHING_WRITTEN and session.persistence.durable:
+        raise ValueError(f"plan {plan.rule!r} must be written before it is applied; use commit()")
+    core = session.core
+    core.apply(plan)
+    session.persistence.settle(written, core.ledger)
+    session.publish(plan)

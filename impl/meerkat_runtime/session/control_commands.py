@@ -1,0 +1,104 @@
+"""The async control commands of one session: retire, reset, recycle, stop, destroy, interrupt
+(the shell of the core's control rules, :mod:`meerkat_runtime.session.core.control`, and of
+its ``interrupt`` rule).
+
+Each command, under the session gate: the core rule computes its plan, then
+:func:`~meerkat_runtime.session.commit.commit` writes the new lifecycle record and every row
+that differs from the store (including rows changed by earlier steps that wrote nothing, such
+as the staged row of a run in flight or a row restored by a failed boundary commit) in one
+commit, and only then applies and publishes it. A rule that changes nothing (retiring a Retired
+runtime, interrupting without a run) writes nothing. If the write fails, memory is as before and
+``DurableWriteFailed`` is raised; nothing was published, so Stopped or Destroyed is never
+visible before it is durable. Executors are told to stop only after the gate is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from meerkat_runtime.session.commit import commit
+from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session.executor import CancelCurrentRun
+from meerkat_runtime.session.reports import (
+    DestroyReport,
+    InterruptReport,
+    RecycleReport,
+    ResetReport,
+    RetireReport,
+    StopReport,
+)
+from meerkat_runtime.session.runtime_session import RuntimeSession, stop_detached
+
+R = TypeVar("R")
+
+
+async def _control(session: RuntimeSession, what: str, rule: Callable[[float], tuple[R, Plan]]) -> R:
+    """Under the session gate (the caller holds it): check the session is registered, compute
+    the rule's plan and commit it."""
+    session.check_registered()
+    report, plan = rule(time.time())
+    await commit(session, plan, what)
+    return report
+
+
+async def _halt(session: RuntimeSession, what: str, rule: Callable[[float], tuple[R, Plan]], reason: str) -> R:
+    """Stop or destroy: the control rule under the gate, detaching the loop; then, with the gate
+    released, stop the detached loop and executor (``reason``)."""
+    async with session.gate:
+        report = await _control(session, what, rule)
+        parts = session.detach()
+    await stop_detached(parts, reason)
+    return report
+
+
+async def retire_runtime(session: RuntimeSession) -> RetireReport:
+    async with session.gate:
+        report = await _control(session, "retire_runtime", session.core.retire)
+        if report.inputs_pending_drain:
+            session.wake()
+    return report
+
+
+async def reset_runtime(session: RuntimeSession) -> ResetReport:
+    async with session.gate:
+        return await _control(session, "reset_runtime", session.core.reset)
+
+
+async def recycle_runtime(session: RuntimeSession) -> RecycleReport:
+    async with session.gate:
+        report = await _control(session, "recycle_runtime", session.core.recycle)
+        session.wake()
+    return report
+
+
+async def stop_runtime(session: RuntimeSession) -> StopReport:
+    return await _halt(session, "stop_runtime", session.core.stop, "runtime stopped")
+
+
+async def destroy_runtime(session: RuntimeSession) -> DestroyReport:
+    return await _halt(session, "destroy_runtime", session.core.destroy, "runtime destroyed")
+
+
+async def interrupt_current_run(session: RuntimeSession) -> InterruptReport:
+    """Cancel the run in flight (``interrupt``): its inputs become Abandoned(cancelled), waiters
+    get ``cancelled``, the phase returns to the pre-run phase; then the executor is told and
+    the in-flight apply cancelled. No run → ``interrupt_noop``."""
+    async with session.gate:
+        session.check_registered()
+        run = session.core.current_run
+        plan = session.core.interrupt(time.time())
+        await commit(session, plan, "run cancellation commit")
+        if run is None:
+            return InterruptReport(())
+        apply_task = session.apply_task if session.applying_run == run.run_id else None
+        executor = session.executor
+    if executor is not None and not session.executor_stopped:
+        with contextlib.suppress(Exception):  # the run is already cancelled; the executor is advisory
+            await executor.control(CancelCurrentRun("interrupted"))
+    if apply_task is not None and apply_task is not asyncio.current_task() and not apply_task.done():
+        apply_task.cancel()
+    return InterruptReport(tuple(run.input_ids))

@@ -1,0 +1,93 @@
+"""The in-memory state of one session (runtime phase, current run, registration phase, input
+ledger), the reads the rules share, and :meth:`CoreState.apply`, the only way a plan changes it.
+
+The rule methods live in the modules named as the model's modules (``admission``,
+``run_loop``, ``control``, ``registration``) and are gathered in
+:class:`~meerkat_runtime.session.core.session_core.SessionCore`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from meerkat_runtime.session.core.current_run import CurrentRun
+from meerkat_runtime.session.core.ledger import InputLedger
+from meerkat_runtime.session.core.plan import LaneEdit, Plan, Write, stored_phase
+from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
+
+
+class CoreState:
+    """Phase, current run, registration phase and ledger of one session."""
+
+    def __init__(self, runtime_id: str, phase: RuntimeState = RuntimeState.IDLE) -> None:
+        self.runtime_id = runtime_id
+        self.phase = phase
+        self.pre_run_phase: RuntimeState | None = None
+        self.current_run: CurrentRun | None = None
+        self.registration = RegistrationPhase.QUEUING
+        self.ledger = InputLedger()
+
+    # --- shared reads -----------------------------------------------------------------------
+
+    @property
+    def loop_attached(self) -> bool:
+        """Whether a run loop is attached (registration Active)."""
+        return self.registration is RegistrationPhase.ACTIVE
+
+    def idle_phase(self) -> RuntimeState:
+        """Attached when a loop is attached, Idle otherwise."""
+        return RuntimeState.ATTACHED if self.loop_attached else RuntimeState.IDLE
+
+    def durable_phase(self) -> RuntimeState:
+        """The phase a lifecycle record stores now (see :func:`stored_phase`)."""
+        return stored_phase(self.phase, self.pre_run_phase)
+
+    def queued_count(self) -> int:
+        return len(self.ledger.queue) + len(self.ledger.steer)
+
+    def draft(self, rule: str, write: Write | None = None) -> Plan:
+        """An empty plan for ``rule``: nothing changes yet; the rule method fills it in."""
+        return Plan(
+            rule=rule,
+            phase=self.phase,
+            pre_run_phase=self.pre_run_phase,
+            current_run=self.current_run,
+            registration=self.registration,
+            next_admission_seq=self.ledger.next_admission_seq,
+            write=write,
+        )
+
+    # --- the one mutation -----------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> None:
+        """Install ``plan``. Rows of a plan that writes nothing are marked dirty (they may now
+        differ from the store); a written plan's rows are settled by the persistence layer."""
+        ledger = self.ledger
+        for edit, lane_name, input_id in plan.lane_edits:
+            lane = ledger.lane(lane_name)
+            if edit is LaneEdit.APPEND:
+                lane.append(input_id)
+            elif edit is LaneEdit.PREPEND:
+                lane.appendleft(input_id)
+            else:
+                with contextlib.suppress(ValueError):
+                    lane.remove(input_id)
+        ledger.records.update(plan.records)
+        if plan.keys:
+            ledger.keys.update(plan.keys)
+        ledger.next_admission_seq = plan.next_admission_seq
+        if plan.write is None:
+            ledger.dirty.update(plan.records)
+        self.phase = plan.phase
+        self.pre_run_phase = plan.pre_run_phase
+        self.current_run = plan.current_run
+        self.registration = plan.registration
+
+    def detach_loop(self) -> None:
+        """Forget the loop outside any rule (a dead or failed loop, unregistration): registration
+        Queuing, Attached back to Idle. Writes nothing: Attached is stored as Idle anyway."""
+        self.registration = RegistrationPhase.QUEUING
+        if self.phase is RuntimeState.ATTACHED:
+            self.phase = RuntimeState.IDLE
+        if self.pre_run_phase is RuntimeState.ATTACHED:
+            self.pre_run_phase = RuntimeState.IDLE

@@ -1,0 +1,104 @@
+"""The loop task of a session: an asyncio task that drains the session's lanes into its executor
+(the shell of the core's run rules, :mod:`meerkat_runtime.session.core.run_loop`).
+
+On each wake it repeats: under the gate, take one input (steer lane first, else the queue
+lane's head) and stage it as a new run (``start_run``); release the gate and await
+``executor.apply``; then end the run through :func:`~meerkat_runtime.session.run_end.end_run`
+(the path ``accept_input_and_run`` shares): success, failure (requeued at the back of its lane,
+abandoned after its 3rd failed attempt; the loop keeps draining, so a lone failing input is
+tried 3 times in a row and then abandoned and a failing executor never spins), cancellation,
+a failed boundary commit (the loop detaches and the executor is told to stop) or a failed
+terminal snapshot (the session is unregistered through ``on_fatal``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from meerkat_runtime.session.commit import install
+from meerkat_runtime.session.core.current_run import CurrentRun
+from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorCancelled, RunPrimitive
+from meerkat_runtime.session.run_end import FatalHandler, RunEnd, RunOutcome, check_receipt, end_run
+from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession
+from meerkat_runtime.vocab.ids import new_run_id
+
+
+async def apply_run(
+    session: RuntimeSession, executor: CoreExecutor, run: CurrentRun, primitive: RunPrimitive
+) -> RunOutcome:
+    """Run ``executor.apply`` as its own task (so an interrupt can cancel it) and classify the
+    result. Cancelling the caller cancels the apply too."""
+    task: asyncio.Task[Any] = asyncio.ensure_future(executor.apply(run.run_id, primitive))
+    session.apply_task = task
+    session.applying_run = run.run_id
+    try:
+        await asyncio.wait({task})
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        if session.apply_task is task:
+            session.apply_task = None
+            session.applying_run = None
+    if task.cancelled():
+        return RunOutcome(cancelled=True)
+    exc = task.exception()
+    if isinstance(exc, ExecutorCancelled):
+        return RunOutcome(cancelled=True)
+    if exc is not None:
+        return RunOutcome(error=exc)
+    output = task.result()
+    if not isinstance(output, CoreApplyOutput):
+        return RunOutcome(error=TypeError(f"executor returned {type(output).__name__}, not CoreApplyOutput"))
+    try:
+        check_receipt(run, output)
+    except Exception as bad:
+        return RunOutcome(error=bad)
+    return RunOutcome(output=output)
+
+
+async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: FatalHandler) -> None:
+    """Body of the loop task; returns when the session detaches it."""
+    me = asyncio.current_task()
+    try:
+        while True:
+            session.loop_state = LoopState.WAITING
+            await session.wake_event.wait()
+            session.wake_event.clear()
+            if session.loop_task is not me:
+                return
+            session.loop_state = LoopState.WORKING
+            if not await _drain(session, executor, me, on_fatal):
+                return
+    finally:
+        if session.loop_task is me or session.loop_task is None:
+            session.loop_state = LoopState.DETACHED
+
+
+async def _drain(
+    session: RuntimeSession, executor: CoreExecutor, me: asyncio.Task[Any] | None, on_fatal: FatalHandler
+) -> bool:
+    """Run inputs until no run can start (the lanes are empty, or the phase does not drain).
+    Returns ``False`` when the loop must exit."""
+    core = session.core
+    while True:
+        async with session.gate:
+            if session.loop_task is not me:
+                return False
+            session.wake_event.clear()  # this drain serves every wake that arrived so far
+            candidate = core.next_candidate() if core.can_start_run() else None
+            if candidate is None:
+                return True
+            plan = core.start_run(new_run_id(), candidate, time.time())
+            install(session, plan)
+            run = plan.current_run
+            assert run is not None
+            primitive = RunPrimitive(run.run_id, tuple(core.ledger.records[i].input for i in run.input_ids))
+        session.loop_state = LoopState.APPLYING
+        outcome = await apply_run(session, executor, run, primitive)
+        session.loop_state = LoopState.WORKING
+        ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me)
+        if ended in (RunEnd.LOOP_GONE, RunEnd.DETACHED, RunEnd.FATAL):
+            return False

@@ -1,0 +1,126 @@
+"""Ending a run: commit how it ended, and handle a commit that fails — one path for the run
+loop and ``accept_input_and_run``.
+
+* success → ``executor_succeeded``: one boundary commit (``atomic_apply``), waiters resolve;
+* failure → ``executor_failed`` (``_exhausted`` at the 3rd attempt): one lifecycle commit;
+* cancellation → ``interrupt``: one lifecycle commit;
+* the boundary commit fails → ``boundary_commit_failed``: memory goes back to what the store
+  holds (inputs Queued, attempt not counted, phase Idle or Retired), the loop is detached and
+  the executor told to stop; :class:`BoundaryCommitFailed`;
+* the lifecycle commit after a failure or cancellation fails → ``terminal_snapshot_failed``:
+  the session is unregistered (``on_fatal``) and the error kept in ``session.last_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from meerkat_runtime.session.commit import commit, install
+from meerkat_runtime.session.core.current_run import CurrentRun
+from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError
+from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
+from meerkat_runtime.vocab.errors import DurableWriteFailed
+
+FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
+"""Called (gate released) when a run's terminal snapshot failed; unregisters the session."""
+
+
+class BoundaryCommitFailed(DurableWriteFailed):
+    """The run succeeded but its boundary could not be made durable; its inputs are back as
+    the store holds them (Queued, attempt not counted), the runtime is Idle and the loop is
+    detached."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How the executor finished a run: ``output`` on success, else ``error`` or ``cancelled``."""
+
+    output: CoreApplyOutput | None = None
+    error: BaseException | None = None
+    cancelled: bool = False
+
+
+class RunEnd(enum.Enum):
+    """What :func:`end_run` did."""
+
+    COMMITTED = "committed"
+    STALE = "stale"
+    """The run was no longer current (interrupted, stopped or destroyed meanwhile): nothing done."""
+    LOOP_GONE = "loop_gone"
+    """The calling loop was detached meanwhile: nothing done."""
+    DETACHED = "detached"
+    """The boundary commit failed: the loop is detached (``session.last_error``)."""
+    FATAL = "fatal"
+    """The terminal snapshot failed: the session was unregistered (``session.last_error``)."""
+
+
+def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
+    """The receipt draft must name exactly the run's contributors, in order."""
+    if tuple(output.receipt.contributing_input_ids) != run.input_ids:
+        raise ExecutorError(
+            f"receipt of run {run.run_id} names inputs {list(output.receipt.contributing_input_ids)}, "
+            f"expected {list(run.input_ids)}"
+        )
+
+
+async def commit_run_end(session: RuntimeSession, run: CurrentRun, outcome: RunOutcome) -> None:
+    """Commit how ``run`` ended (gate held; ``run`` must be the current run). On a failed
+    boundary commit the ``boundary_commit_failed`` plan is installed before
+    ``BoundaryCommitFailed`` is raised; on a failed lifecycle commit nothing changed and
+    ``DurableWriteFailed`` is raised."""
+    core = session.core
+    now = time.time()
+    if outcome.output is not None:
+        plan = core.executor_succeeded(run.run_id, outcome.output, now)
+        try:
+            await commit(session, plan, "runtime boundary commit", error=BoundaryCommitFailed)
+        except BoundaryCommitFailed:
+            install(session, core.boundary_commit_failed(run.run_id))
+            raise
+        return
+    if outcome.cancelled:
+        await commit(session, core.interrupt(now, run.run_id), "run cancellation commit")
+    else:
+        await commit(session, core.executor_failed(run.run_id, now), "run failure commit (terminal snapshot)")
+
+
+async def end_run(
+    session: RuntimeSession,
+    run: CurrentRun,
+    outcome: RunOutcome,
+    on_fatal: FatalHandler,
+    *,
+    loop_task: asyncio.Task[Any] | None = None,
+) -> tuple[RunEnd, DurableWriteFailed | None]:
+    """Take the gate and, if ``run`` is still current (and ``loop_task``, when given, is still
+    the session's loop), commit its end (:func:`commit_run_end`). Then, with the gate released:
+    after a failed boundary commit the detached loop and executor are stopped; after a failed
+    terminal snapshot ``on_fatal`` unregisters the session. A failed commit's error is returned
+    (and kept in ``session.last_error``), not raised."""
+    parts: Detached | None = None
+    error: DurableWriteFailed | None = None
+    async with session.gate:
+        if loop_task is not None and session.loop_task is not loop_task:
+            return RunEnd.LOOP_GONE, None
+        current = session.core.current_run
+        if current is None or current.run_id != run.run_id:
+            return RunEnd.STALE, None
+        try:
+            await commit_run_end(session, run, outcome)
+        except BoundaryCommitFailed as exc:
+            session.last_error = error = exc
+            parts = session.detach()
+        except DurableWriteFailed as exc:
+            session.last_error = error = exc
+    if parts is not None and error is not None:
+        await stop_detached(parts, f"runtime boundary commit failed: {error.cause}")
+        return RunEnd.DETACHED, error
+    if error is not None:
+        await on_fatal(session, error)
+        return RunEnd.FATAL, error
+    return RunEnd.COMMITTED, None
