@@ -13,7 +13,9 @@ from meerkat_conformance.replay.walk import replay_graph
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.verifier import explore
+from meerkat_runtime.ops.plan import OpsPlan
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.vocab.errors import PersistenceFailed
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,13 @@ def test_every_edge_of_the_tiny_graph_is_exercised_against_the_runtime(tiny: tup
 class _NoRollback(OpsLifecycleRegistry):
     """Planted bug: a failed durable write leaves the transition applied in memory."""
 
-    def _rollback(self, txn: Any) -> None:
-        return None
+    def _commit(self, plan: OpsPlan) -> None:
+        try:
+            super()._commit(plan)
+        except PersistenceFailed:
+            with self._lock:
+                self._core.apply(plan, written=False)  # BUG: applied although the write failed
+            raise
 
 
 def test_replay_catches_a_missing_rollback(tiny: tuple[OpsMachine, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -260,3 +262,59 @@ def test_journal_carries_cursor_positions() -> None:
     cursors.advance_agent_applied(1)
     completed(reg, "b")
     assert [r.cursors.agent_applied for r in sink.records] == [0, 1]
+
+
+def test_reads_are_not_blocked_while_a_terminal_transition_is_being_written() -> None:
+    """The sink runs outside the state lock: another thread can read the registry while a
+    write is in flight, and sees the state before the transition (nothing is applied yet)."""
+    reg = OpsLifecycleRegistry()
+    oid = running(reg, bg_spec("slow"))
+    seen: list[object] = []
+
+    class SlowSink:
+        def persist(self, write: OpsDurableWrite) -> None:
+            reader = threading.Thread(target=lambda: seen.append(reg.snapshot(oid).status))  # type: ignore[union-attr]
+            reader.start()
+            reader.join(5)
+            seen.append(reader.is_alive())
+
+        def close(self) -> None:
+            return None
+
+    reg.attach_persistence(SlowSink(), "e", EpochCursorState())
+    reg.complete_operation(oid, result(oid))
+    assert seen == [OperationStatus.RUNNING, False]
+    assert reg.snapshot(oid).status is OperationStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_change_waits_for_the_write_in_flight_and_is_never_interleaved_with_it() -> None:
+    """Changes are serialised with durable writes: a terminal transition started while another
+    one is being written gets the next sequence number only after that write returned."""
+    reg = OpsLifecycleRegistry()
+    first, second = running(reg, bg_spec("first")), running(reg, bg_spec("second"))
+    order: list[str] = []
+    release = threading.Event()
+
+    class GateSink:
+        def persist(self, write: OpsDurableWrite) -> None:
+            order.append(f"write {write.record.terminated[0].id}")
+            if write.record.terminated[0].id == first:
+                release.wait(5)
+
+        def close(self) -> None:
+            return None
+
+    reg.attach_persistence(GateSink(), "e", EpochCursorState())
+    t1 = threading.Thread(target=reg.complete_operation, args=(first, result(first)))
+    t1.start()
+    while not order:
+        time.sleep(0.001)
+    t2 = threading.Thread(target=reg.complete_operation, args=(second, result(second)))
+    t2.start()
+    t2.join(0.05)
+    assert t2.is_alive() and order == [f"write {first}"]  # waits for the commit lock
+    release.set()
+    t1.join(5)
+    t2.join(5)
+    assert order == [f"write {first}", f"write {second}"]
+    assert [e.operation_id for e in reg.completion_feed().list_since(0).entries] == [first, second]
