@@ -2,9 +2,10 @@
 
 When a sink is attached to a registry, every durable call (each terminal transition,
 ``terminate_owner`` with at least one termination, ``collect_completed`` that removed
-something) hands the sink one ``OpsDurableWrite`` while holding the registry lock, and only
-returns once ``persist`` returned. If ``persist`` raises, the registry rolls the call back
-and raises ``PersistenceFailed`` carrying the sink's message.
+something) hands the sink one ``OpsDurableWrite`` before anything of the call happens in
+memory — under the registry's commit lock, with its state lock released — and only returns
+once ``persist`` returned. If ``persist`` raises, the registry leaves the call unapplied and
+raises ``PersistenceFailed`` carrying the sink's message.
 
 ``StoreOpsPersistence`` writes an O(1) journal record per call through
 ``RuntimeStore.append_ops_record`` and compacts (``persist_ops_lifecycle`` with the full
