@@ -47,7 +47,7 @@ def test_core_methods_are_named_as_the_rule_they_decide() -> None:
         if binding.core is None:
             continue
         method = binding.core.rsplit(".", 1)[1]
-        assert binding.rule.startswith(method) or method in {"accept", "wait_all", "recovered"}, binding
+        assert binding.rule.startswith(method) or method == "accept", binding
 
 
 def test_resolve_names_what_is_missing() -> None:

@@ -11,7 +11,7 @@ durable writes. Rules either raise (changing nothing) or:
   ``fail_operation``, ``cancel_operation``, ``mark_retired``, ``terminate_owner``,
   ``collect_completed``) change nothing and return an
   :class:`~meerkat_runtime.ops.plan.OpsPlan`; :meth:`OpsCore.apply` installs it once written;
-* ``crash_recover`` is :meth:`OpsCore.recovered`: the state rebuilt from a persisted snapshot.
+* ``crash_recover`` (a class method): the state rebuilt from a persisted snapshot.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ class OpsCore:
         return self._snapshot(epoch_id, cursors, entries, operations, order, active, plan.next_seq, barrier)
 
     @classmethod
-    def recovered(cls, snapshot: PersistedOpsSnapshot, config: OpsLifecycleConfig) -> OpsCore:
+    def crash_recover(cls, snapshot: PersistedOpsSnapshot, config: OpsLifecycleConfig) -> OpsCore:
         """``crash_recover``: terminal operations come back with outcomes, specs and sequence
         numbers; non-terminal ones are dropped; no barrier; retention applies again (its
         evictions are written with the next durable call)."""

@@ -266,7 +266,7 @@ class OpsLifecycleRegistry:
         ``SnapshotFormatError`` if the snapshot contradicts itself."""
         snapshot.validate()
         registry = cls(config if config is not None else snapshot.config)
-        registry._core = OpsCore.recovered(snapshot, registry._config)
+        registry._core = OpsCore.crash_recover(snapshot, registry._config)
         registry._feed.publish(snapshot.completion_entries)
         return registry
 

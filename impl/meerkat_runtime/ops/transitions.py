@@ -42,6 +42,6 @@ OPS_RULES: tuple[RuleBinding, ...] = (
         "also when a pending handle is cancelled or dropped",
     ),
     RuleBinding(
-        "crash_recover", f"{_CORE}.recovered", f"{_REGISTRY}.from_recovered", "via ops.recovery.open_durable_ops"
+        "crash_recover", f"{_CORE}.crash_recover", f"{_REGISTRY}.from_recovered", "via ops.recovery.open_durable_ops"
     ),
 )

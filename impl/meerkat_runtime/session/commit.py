@@ -16,7 +16,10 @@ Guarantees: nothing changes in memory unless the write returned; a failed write 
 exactly as before (core, dirty marks, stored encodings, waiters) and raises a typed error
 (``DurableWriteFailed`` or a subclass) naming the operation and the store failure. Steps 3 and 4
 have no ``await`` between them, so no reader (readers take the gate) ever sees one without the
-other.
+other. A plan that needs no I/O (it writes nothing, or the session is ephemeral) is installed
+without awaiting. Every write of session state goes through here; the only other session write
+is an accepted input's inline images, put into the content-addressed blob store just before its
+accept is committed (a blob holds payload bytes, never lifecycle state).
 
 Where the next guarantees plug in (all here, nowhere else):
 
@@ -43,8 +46,12 @@ async def commit(
 ) -> None:
     """Persist ``plan`` (one transaction), then apply and publish it. Called with the session
     gate held. On a failed write nothing in memory changed and ``error(what, cause)`` is raised."""
+    persistence = session.persistence
+    if not persistence.needs_io(plan):  # memory-only plan, or an ephemeral session: no await
+        install(session, plan, persistence.unwritten(plan, session.core.ledger))
+        return
     try:
-        written = await session.persistence.persist(plan, session.core.ledger)
+        written = await persistence.persist(plan, session.core.ledger)
     except Exception as exc:
         raise error(what, exc) from exc
     install(session, plan, written)

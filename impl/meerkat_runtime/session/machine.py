@@ -337,7 +337,8 @@ class MeerkatMachine:
             if want_handle and existing is not None and not existing.phase.is_terminal:
                 return decided, session.completions.register(decided.existing_id)
             return decided, None
-        await self._store_images(session, decided, item)
+        if session.persistence.durable:
+            await self._store_images(session, decided, item)
         await commit(session, decided, "accept_input")
         handle = session.completions.register(item.header.id) if want_handle else None
         session.wake()
@@ -346,8 +347,6 @@ class MeerkatMachine:
     async def _store_images(self, session: RuntimeSession, plan: Plan, item: Input) -> None:
         """Before an accept is written: move inline images to the blob store; only the
         persisted copy of the new row changes."""
-        if not session.persistence.durable:
-            return
         blobs = session.blobs
         stored = await session.persistence.read(lambda: externalize_images(item, blobs))
         if stored is not item:

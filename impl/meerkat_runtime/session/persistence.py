@@ -116,14 +116,8 @@ class SessionPersistence:
         """
         write = plan.write
         store = self.store
-        if write is None:
-            return NOTHING_WRITTEN
-        if store is None:
-            if isinstance(write, RowsWrite):
-                return NOTHING_WRITTEN
-            covered = set(ledger.dirty)
-            covered.update(plan.records)
-            return Written([], [], covered)
+        if write is None or store is None:
+            return self.unwritten(plan, ledger)
         rt = self.runtime_id
         if isinstance(write, RowsWrite):
             records = list(plan.records.values())
@@ -144,6 +138,19 @@ class SessionPersistence:
             lifecycle = self._lifecycle(plan.durable_phase())
             await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows))
         return written
+
+    def needs_io(self, plan: Plan) -> bool:
+        """Whether :meth:`persist` would call the store for ``plan``."""
+        return plan.write is not None and self.store is not None
+
+    def unwritten(self, plan: Plan, ledger: InputLedger) -> Written:
+        """What a plan that needs no I/O counts as written: nothing for a memory-only plan or
+        an accept; for a commit of an ephemeral session, every row (nothing is left to write)."""
+        if plan.write is None or isinstance(plan.write, RowsWrite):
+            return NOTHING_WRITTEN
+        covered = set(ledger.dirty)
+        covered.update(plan.records)
+        return Written([], [], covered)
 
     def settle(self, written: Written, ledger: InputLedger) -> None:
         """After a successful write, once its plan was applied: remember what the store now
