@@ -90,11 +90,6 @@ class Plan:
     """When set, every waiter still pending afterwards is resolved ``runtime_terminated`` with
     this reason."""
 
-    @property
-    def changed(self) -> list[InputId]:
-        """Ids of the rows the plan changes, in the order it changed them."""
-        return list(self.records)
-
     def durable_phase(self) -> RuntimeState:
         """The phase the lifecycle record stores after this plan (:func:`stored_phase`)."""
         return stored_phase(self.phase, self.pre_run_phase)

@@ -12,7 +12,7 @@ import contextlib
 
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.ledger import InputLedger
-from meerkat_runtime.session.core.plan import LaneEdit, Plan, Write, stored_phase
+from meerkat_runtime.session.core.plan import LaneEdit, Plan, Write
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 
@@ -37,10 +37,6 @@ class CoreState:
     def idle_phase(self) -> RuntimeState:
         """Attached when a loop is attached, Idle otherwise."""
         return RuntimeState.ATTACHED if self.loop_attached else RuntimeState.IDLE
-
-    def durable_phase(self) -> RuntimeState:
-        """The phase a lifecycle record stores now (see :func:`stored_phase`)."""
-        return stored_phase(self.phase, self.pre_run_phase)
 
     def queued_count(self) -> int:
         return len(self.ledger.queue) + len(self.ledger.steer)
