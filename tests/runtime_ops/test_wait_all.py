@@ -223,3 +223,32 @@ def test_terminate_owner_satisfies_a_pending_barrier() -> None:
     reg.terminate_owner("stop")
     assert handle.result(0).outcomes == tuple((i, Terminated("stop")) for i in ids)
     assert not reg.view().wait_active
+
+
+@pytest.mark.parametrize(("member", "evicted_last"), [(0, "a"), (2, "a")])
+def test_terminate_owner_retains_as_if_one_terminal_at_a_time(member: int, evicted_last: str) -> None:
+    """One call terminating several operations evicts exactly what one terminal transition at a
+    time would: the oldest unpinned ids, the barrier's members pinned until it is satisfied
+    (by the first or the last of them), then retention without pins."""
+    reg = OpsLifecycleRegistry.with_config(max_completed=2)
+    old = []
+    for name in ("o1", "o2"):
+        oid = running(reg, bg_spec(name, op_id=name))
+        reg.complete_operation(oid, result(oid))
+        old.append(oid)
+    active = [running(reg, bg_spec(name, op_id=name)) for name in ("a", "b", "c")]
+    handle = reg.wait_all([active[member]])
+    assert reg.terminate_owner("bye") == 3
+    assert handle.done()
+    assert reg.view().completed_order == ("b", "c")
+    assert [reg.snapshot(oid) for oid in (*old, evicted_last)] == [None, None, None]
+
+
+def test_terminate_owner_of_many_operations_keeps_the_newest() -> None:
+    reg = OpsLifecycleRegistry.with_config(max_completed=3)
+    ids = [running(reg, bg_spec(f"op{i}", op_id=f"op{i}")) for i in range(3000)]
+    handle = reg.wait_all(ids[1500:1502])
+    assert reg.terminate_owner("shutdown") == 3000
+    assert handle.done() and not reg.view().wait_active
+    assert reg.view().completed_order == tuple(ids[-3:])
+    assert [e.seq for e in reg.completion_feed().list_since(0).entries][-1] == 3000

@@ -216,15 +216,16 @@ class OpsCore:
         """Remove every retained terminal operation except members of an active barrier, in
         completion order."""
         pinned = self.barrier.pinned if self.barrier is not None else _NOTHING_PINNED
-        taken = [oid for oid in self.completed if oid not in pinned]
-        plan = OpsPlan("collect_completed", None, self.next_seq)
-        for oid in taken:
+        collected: list[tuple[str, TerminalOutcome]] = []
+        for oid in self.completed:
+            if oid in pinned:
+                continue
             outcome = self.ops[oid].outcome
             if outcome is None:  # pragma: no cover - guarded by the invariants
                 raise Internal(f"retained operation {oid!r} has no terminal outcome")
-            plan.collected.append((oid, outcome))
-        plan.kept = tuple(oid for oid in self.completed if oid in pinned)
-        return plan
+            collected.append((oid, outcome))
+        kept = tuple(oid for oid in self.completed if oid in pinned)
+        return OpsPlan("collect_completed", None, self.next_seq, collected=tuple(collected), kept=kept)
 
     # --- installing a plan ------------------------------------------------------------------
 
@@ -346,38 +347,52 @@ class OpsCore:
     ) -> OpsPlan:
         """Terminal effects of each target, in order: outcome and stamps, the next sequence
         number, a feed entry, the FIFO append and retention, the barrier check (a satisfied
-        barrier ends and retention applies again without its pins)."""
-        plan = OpsPlan(rule, operation_id, self.next_seq, reason=reason)
+        barrier ends and retention applies again without its pins). Retention runs once per
+        pinned set (see :mod:`meerkat_runtime.ops.retention`), so a plan is linear in its
+        targets."""
+        seq = self.next_seq
+        terminals: list[PlannedTerminal] = []
+        entries: list[CompletionEntry] = []
         fifo = RetentionPlan(self.completed, self.config.max_completed)
         appended = fifo.appended
         barrier = self.barrier
         remaining = set(barrier.remaining) if barrier is not None else None
         outcomes: dict[str, TerminalOutcome] = {}
+        done: list[str] = []
+        result: tuple[OneShot[WaitAllResult], WaitAllResult] | None = None
         for rec, outcome in targets:
             spec = rec.spec
             oid = spec.id
-            seq = plan.next_seq
-            plan.next_seq = seq + 1
             completed_at = rec.stamp_ms()
-            terminal = PlannedTerminal(rec, outcome, seq, completed_at, rec.elapsed_now_ms(), tuple(rec.watchers))
-            plan.terminal.append(terminal)
-            plan.entries.append(CompletionEntry(seq, oid, spec.kind, spec.display_name, outcome, completed_at))
+            terminals.append(
+                PlannedTerminal(rec, outcome, seq, completed_at, rec.elapsed_now_ms(), tuple(rec.watchers))
+            )
+            entries.append(CompletionEntry(seq, oid, spec.kind, spec.display_name, outcome, completed_at))
+            seq += 1
             appended.append(oid)
             if barrier is None or remaining is None:
-                fifo.retain(_NOTHING_PINNED)
                 continue
             outcomes[oid] = outcome
             if oid in remaining:
                 remaining.discard(oid)
-                plan.barrier_done += (oid,)
-            fifo.retain(barrier.pinned)
+                done.append(oid)
             if not remaining:
-                plan.barrier_result = (barrier.shot, self._wait_result(barrier.request_id, barrier.members, outcomes))
+                fifo.retain(barrier.pinned)  # everything so far, under the barrier's pins
+                result = (barrier.shot, self._wait_result(barrier.request_id, barrier.members, outcomes))
                 barrier = remaining = None
-                fifo.retain(_NOTHING_PINNED)
-        plan.appended = fifo.appended
-        plan.evicted = fifo.evicted
-        return plan
+        fifo.retain(barrier.pinned if barrier is not None else _NOTHING_PINNED)
+        return OpsPlan(
+            rule,
+            operation_id,
+            seq,
+            terminal=tuple(terminals),
+            entries=tuple(entries),
+            appended=tuple(appended),
+            evicted=tuple(fifo.evicted),
+            barrier_done=tuple(done),
+            barrier_result=result,
+            reason=reason,
+        )
 
     def _retain_now(self) -> list[str]:
         """Apply retention to the live FIFO (after a barrier ended outside a plan); returns the

@@ -10,7 +10,8 @@ once it is durable (:meth:`OpsLifecycleRegistry._commit`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from meerkat_runtime.ops.feed import CompletionEntry
 from meerkat_runtime.ops.record import OpRecord
@@ -20,8 +21,7 @@ from meerkat_runtime.ops.watch import OneShot
 from meerkat_runtime.vocab.operation import TerminalOutcome
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedTerminal:
+class PlannedTerminal(NamedTuple):
     """One operation the plan makes terminal."""
 
     record: OpRecord
@@ -59,11 +59,15 @@ class OpsPlan:
     operation_id: str | None
     """The operation a per-operation call names (``None`` for a registry-wide call)."""
     next_seq: int
-    terminal: list[PlannedTerminal] = field(default_factory=list)
-    entries: list[CompletionEntry] = field(default_factory=list)
-    appended: list[str] = field(default_factory=list)
-    evicted: list[str] = field(default_factory=list)
-    collected: list[tuple[str, TerminalOutcome]] = field(default_factory=list)
+    terminal: tuple[PlannedTerminal, ...] = ()
+    entries: tuple[CompletionEntry, ...] = ()
+    """The feed entries, one per terminal operation."""
+    appended: tuple[str, ...] = ()
+    """Ids appended to the retention FIFO (the terminal operations, in order)."""
+    evicted: tuple[str, ...] = ()
+    """Ids retention evicts (oldest first)."""
+    collected: tuple[tuple[str, TerminalOutcome], ...] = ()
+    """``collect_completed``'s ids and outcomes, in completion order."""
     kept: tuple[str, ...] | None = None
     """The retention FIFO after a ``collect_completed`` (the pinned ids), else ``None``."""
     barrier_done: tuple[str, ...] = ()

@@ -5,12 +5,17 @@ of an active ``wait_all`` barrier) are evicted while more than ``max_completed``
 :class:`RetentionPlan` computes what that does to the FIFO — ids appended, ids evicted — as an
 overlay over the live FIFO, so a plan costs O(ids appended + ids evicted + pinned ids skipped),
 not O(FIFO); :func:`apply_retention` performs it.
+
+Applying the rule once after several appends evicts exactly what applying it after each append
+does, as long as the pinned set does not change in between (both evict the oldest unpinned ids,
+and later appends are newer): a plan calls :meth:`RetentionPlan.retain` once per pinned set.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterable
 
 
 class RetentionPlan:
@@ -26,25 +31,23 @@ class RetentionPlan:
         self.appended: list[str] = []
         self.evicted: list[str] = []
 
-    def __len__(self) -> int:
-        return len(self._completed) + len(self.appended) - len(self.evicted)
-
     def retain(self, pinned: frozenset[str]) -> None:
         """Evict the oldest ids not in ``pinned`` while more than ``max_completed`` remain."""
         excess = len(self._completed) + len(self.appended) - len(self.evicted) - self._max
         if excess <= 0:
             return
+        gone = self._gone
         for operation_id in itertools.chain(self._completed, self.appended):
-            if excess <= 0:
-                return
-            if operation_id in self._gone or operation_id in pinned:
+            if operation_id in pinned or operation_id in gone:
                 continue
-            self._gone.add(operation_id)
+            gone.add(operation_id)
             self.evicted.append(operation_id)
             excess -= 1
+            if excess <= 0:
+                return
 
 
-def apply_retention(completed: deque[str], appended: list[str], evicted: list[str]) -> None:
+def apply_retention(completed: deque[str], appended: Iterable[str], evicted: Iterable[str]) -> None:
     """Append ``appended`` to the FIFO, then remove ``evicted`` (usually its head)."""
     completed.extend(appended)
     for operation_id in evicted:
