@@ -133,16 +133,16 @@ def test_proofs_run_by_default_and_a_failed_proof_fails(
 ) -> None:
     import meerkat_model.proofs as proofs
 
-    seen: list[int] = []
+    seen: list[tuple[int, tuple[str, ...] | None]] = []
 
-    def fake_run_proofs(ids: int = 8) -> _FakeReport:
-        seen.append(ids)
+    def fake_run_proofs(ids: int = 8, *, machines: tuple[str, ...] | None = None) -> _FakeReport:
+        seen.append((ids, machines))
         return _FakeReport(statuses)
 
     monkeypatch.setattr(proofs, "run_proofs", fake_run_proofs)
     assert verify.main(["--profile", "tiny", "--machine", "ops"]) == code
     out = capsys.readouterr().out
-    assert seen == [8] and "== proofs (8 ids)" in out
+    assert seen == [(8, ("ops",))] and "== proofs (8 ids)" in out
     assert ("FAILED  ops fake:failed" in out) == (code == 1)
 
 
