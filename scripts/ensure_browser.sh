@@ -7,6 +7,9 @@
 #   scripts/ensure_browser.sh --optional  the same, but never fails: where the browser cannot be
 #                                         installed (no apt-get, not root, MEERKAT_INSTALL_BROWSER=0)
 #                                         it says that the page tests will be skipped, and exits 0
+#   scripts/ensure_browser.sh --for-tests what `./run test` uses: required under CI (CI set, and not
+#                                         empty, 0 or false: CI always runs the page tests), else
+#                                         --optional
 #
 # Idempotent and non-interactive; it says what it installs before installing it (system-wide).
 # MEERKAT_CHROMIUM names a browser executable to use instead of `chromium` on PATH.
@@ -15,8 +18,13 @@ set -euo pipefail
 optional=0
 case "${1:-}" in
     --optional) optional=1 ;;
+    --for-tests)
+        case "${CI:-}" in
+            ""|0|false) optional=1 ;;
+        esac
+        ;;
     "") ;;
-    *) echo "ensure_browser: unknown option '$1' (usage: ensure_browser.sh [--optional])" >&2; exit 2 ;;
+    *) echo "ensure_browser: unknown option '$1' (usage: ensure_browser.sh [--optional|--for-tests])" >&2; exit 2 ;;
 esac
 
 for candidate in "${MEERKAT_CHROMIUM:-}" chromium chromium-browser; do

@@ -24,6 +24,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
 class MissingExtraError(UsageError):
     """A module of an optional extra is not installed; the message names the ``pip install``."""
 
+    see_help = False
+
 
 def missing_modules(modules: tuple[str, ...]) -> list[str]:
     """The names in ``modules`` that cannot be imported here."""

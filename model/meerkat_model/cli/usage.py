@@ -26,6 +26,9 @@ EXIT_INTERRUPTED = 130
 class UsageError(Exception):
     """A command-line mistake; reported on one line with exit status 2."""
 
+    see_help = True
+    """Whether the line ends with ``(see PROG --help)``."""
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (no usage block) and exit status 2."""
@@ -36,7 +39,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def usage_error(prog: str, message: object, stream: TextIO | None = None) -> int:
     """Print ``message`` as a one-line usage error of ``prog``; return exit status 2."""
-    print(f"{prog}: error: {message} (see {prog} --help)", file=stream if stream is not None else sys.stderr)
+    hint = f" (see {prog} --help)" if getattr(message, "see_help", True) else ""
+    print(f"{prog}: error: {message}{hint}", file=stream if stream is not None else sys.stderr)
     return EXIT_USAGE
 
 
