@@ -116,3 +116,13 @@ def test_store_suite_prints_the_checks_that_finished_and_exits_130(
     assert out.count("  passed ") == 2
     assert f"interrupted during memory: 2 of {len(suite.CHECKS)} checks finished" in out
     assert "interrupted" in err
+
+
+def test_a_benchmark_keeps_its_figures_and_exits_130(tmp_path: Path) -> None:
+    done = interrupt_when(
+        [*command("benchmarks/bench_stores.py"), "--dir", str(tmp_path)], marker="== ", settle=0.5, timeout=300
+    )
+    assert done.returncode == 130, done.stderr[-3000:]
+    _no_traceback(done.stderr)
+    assert "\n== " in done.stdout  # the figures measured before Ctrl-C
+    assert done.stderr.splitlines()[-1] == "bench_stores.py: interrupted (what is printed above was measured before)"

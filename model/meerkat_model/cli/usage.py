@@ -44,6 +44,17 @@ def usage_error(prog: str, message: object, stream: TextIO | None = None) -> int
     return EXIT_USAGE
 
 
+def interruptible(main: Callable[[], int | None], prog: str) -> int:
+    """Run ``main`` (which prints as it goes); on Ctrl-C say so in one line instead of a
+    traceback and return 130. What ``main`` printed before is the partial report."""
+    try:
+        return main() or EXIT_OK
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print(f"{prog}: interrupted (what is printed above was measured before)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse ``type``: an integer no smaller than ``minimum``."""
 

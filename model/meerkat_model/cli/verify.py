@@ -229,9 +229,12 @@ def run_proofs_if_available(out: Callable[[str], None], machines: list[str]) -> 
         return None
     proofs = importlib.import_module("meerkat_model.proofs")
     encoded = tuple(m for m in machines if m in importlib.import_module("meerkat_model.proofs.runner").ENCODINGS)
+    without = [m for m in machines if m not in encoded]
     if not encoded:
         out(f"== proofs: no z3 encoding for {', '.join(machines)}; skipped")
         return None
+    if without:
+        out(f"== proofs: no z3 encoding for {', '.join(without)}; proving {', '.join(encoded)}")
     report = proofs.run_proofs(ids=PROOF_IDS, machines=encoded)
     results = [
         {
