@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+from meerkat_model.cli.usage import OneLineParser, interruptible
 from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
@@ -132,7 +133,12 @@ def durable_rate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        prog="bench_ops_registry.py",
+        epilog="exit status: 0 done; 2 usage error; 130 interrupted (Ctrl-C)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     parser.add_argument("--sizes", default="10,1000,10000", help="retained operation counts (comma-separated)")
     args = parser.parse_args(argv)
@@ -176,4 +182,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(interruptible(main, "bench_ops_registry.py"))

@@ -16,7 +16,6 @@ is not meaningful there, so only the rate is printed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sqlite3
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from meerkat_model.cli.usage import OneLineParser, interruptible
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.testing import ScriptedExecutor
@@ -146,7 +146,11 @@ def _rest(fig: Figures) -> tuple[int, float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = OneLineParser(
+        prog="bench_sessions.py",
+        epilog="exit status: 0 done; 2 usage error; 130 interrupted (Ctrl-C)",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
     parser.add_argument("--inputs", type=int, default=20_000, help="inputs per in-memory configuration")
     parser.add_argument("--sqlite-inputs", type=int, default=2_000, help="inputs per SQLite configuration")
     parser.add_argument("--dir", type=Path, default=None, help="directory for the SQLite files (default: a temp dir)")
@@ -197,4 +201,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(interruptible(main, "bench_sessions.py"))

@@ -11,7 +11,6 @@ temporary directory). Figures are printed; nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sqlite3
 import statistics
@@ -21,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from meerkat_model.cli.usage import OneLineParser, interruptible
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
@@ -194,7 +194,11 @@ def bench_recovery(directory: Path, sizes: list[int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(
+        prog="bench_stores.py",
+        epilog="exit status: 0 done; 2 usage error; 130 interrupted (Ctrl-C)",
+        description=__doc__.split("\n\n")[0],
+    )
     parser.add_argument("--ops", type=int, default=300, help="operations per measurement")
     parser.add_argument("--recovery", default="1000,10000,100000", help="stored-input counts to load")
     parser.add_argument("--quick", action="store_true", help="few operations, small recovery sizes")
@@ -212,4 +216,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(interruptible(main, "bench_stores.py"))

@@ -12,11 +12,11 @@ load average is printed at the start and the end.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 from meerkat_model.catalog import MACHINES, PROFILES
+from meerkat_model.cli.usage import OneLineParser, interruptible
 from meerkat_model.cli.verify import default_workers
 from meerkat_model.verifier import explore
 
@@ -49,7 +49,11 @@ def measure(machine_name: str, profile: str, symmetry: bool, workers: int) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="bench_verifier.py",
+        epilog="exit status: 0 done; 2 usage error; 130 interrupted (Ctrl-C)",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--profile", action="append", choices=sorted(PROFILES))
     parser.add_argument("--machine", default="ops", choices=sorted(MACHINES))
     parser.add_argument(
@@ -113,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(interruptible(main, "bench_verifier.py"))

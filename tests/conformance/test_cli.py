@@ -20,7 +20,7 @@ def test_a_short_run_prints_progress_and_the_report(capsys: pytest.CaptureFixtur
             "--replay-profile",
             "tiny",
             "--progress-every",
-            "0",
+            "0.1",
         ]
     )
     out, err = capsys.readouterr()

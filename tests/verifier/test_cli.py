@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,16 +135,16 @@ def test_proofs_run_by_default_and_a_failed_proof_fails(
 ) -> None:
     import meerkat_model.proofs as proofs
 
-    seen: list[int] = []
+    seen: list[tuple[int, tuple[str, ...] | None]] = []
 
-    def fake_run_proofs(ids: int = 8) -> _FakeReport:
-        seen.append(ids)
+    def fake_run_proofs(ids: int = 8, *, machines: tuple[str, ...] | None = None) -> _FakeReport:
+        seen.append((ids, machines))
         return _FakeReport(statuses)
 
     monkeypatch.setattr(proofs, "run_proofs", fake_run_proofs)
     assert verify.main(["--profile", "tiny", "--machine", "ops"]) == code
     out = capsys.readouterr().out
-    assert seen == [8] and "== proofs (8 ids)" in out
+    assert seen == [(8, ("ops",))] and "== proofs (8 ids)" in out
     assert ("FAILED  ops fake:failed" in out) == (code == 1)
 
 
@@ -167,3 +169,41 @@ def test_help_mentions_every_option(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_profile_bounds_are_plain_bounds() -> None:
     assert all(isinstance(b, Bounds) for p in catalog.PROFILES.values() for b in p.values())
+
+
+def test_the_json_report_survives_a_trace_that_cannot_be_written(
+    buggy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The path is checked before the search; should it still fail afterwards (its folder removed
+    # meanwhile), the report is printed all the same and the error is one line.
+    monkeypatch.setattr(verify, "check_output_file", lambda path, option: None)
+    target = tmp_path / "gone" / "trace.dot"
+    assert verify.main(["--machine", buggy, "--no-prove", "--json", "--trace-dot", str(target)]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["machines"][0]["invariants"]["active_count_matches"] == "violated"
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"meerkat-verify: error: could not write --trace-dot {target}: ")
+    assert "No such file or directory" in err
+
+
+def test_machine_limits_the_proofs_too() -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "meerkat-verify"), "--profile", "tiny", "--machine", "ops", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert [m["machine"] for m in doc["machines"]] == ["ops"]
+    assert doc["proofs"]["machines"] == ["ops"]
+    assert doc["proofs"]["results"] and {r["machine"] for r in doc["proofs"]["results"]} == {"ops"}
+
+
+def test_proofs_are_skipped_when_no_selected_machine_has_an_encoding(
+    buggy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert verify.main(["--profile", "tiny", "--machine", buggy]) == 1
+    assert "== proofs: no z3 encoding for leaky; skipped" in capsys.readouterr().out

@@ -3,53 +3,188 @@
     meerkat-conformance [--profile fast|deep] [--machine ops|session|all]
                         [--max-examples N] [--steps N] [--replay-profile tiny|ci|deep|none]
                         [--disk sqlite|memory] [--progress-every SECONDS]
+                        [--seed N] [--example-db DIR]
 
-Exit status: 0 when model and runtime agreed everywhere, 1 on a disagreement (its minimal
-side-by-side trace is printed), 2 on a usage error.
+A run is reproducible: the ``fast`` profile is derandomized, and any other run is seeded (the
+seed is drawn and printed when ``--seed`` is not given). When model and runtime disagree, the
+minimal side-by-side trace is printed with a one-line command that runs the same search again.
+
+Exit status: 0 when model and runtime agreed everywhere, 1 on a disagreement, 2 on a usage
+error (checked before any search) or a missing ``conformance`` extra, 130 when interrupted
+with Ctrl-C (the partial report is printed first).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import shlex
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from meerkat_model.catalog import PROFILES as MODEL_PROFILES
+from meerkat_model.cli.extras import require_extra
+from meerkat_model.cli.paths import check_output_dir
+from meerkat_model.cli.usage import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    OneLineParser,
+    UsageError,
+    int_at_least,
+    seconds_at_least,
+    usage_error,
+)
 
 from meerkat_conformance.cli.progress import ProgressLine
 from meerkat_conformance.cli.report import format_report
 from meerkat_conformance.cli.suites import SUITES, Suite
-from meerkat_conformance.lockstep.profiles import PROFILES, get_profile
-from meerkat_conformance.lockstep.runner import run_lockstep
-from meerkat_conformance.lockstep.stateful import fresh_tally
+from meerkat_conformance.lockstep.profiles import PROFILES, Profile
 from meerkat_conformance.lockstep.tally import MachineTally
-from meerkat_conformance.lockstep.trace import Disagreement
-from meerkat_conformance.replay.walk import ReplayProgress, replay_graph
+
+PROG = "meerkat-conformance"
+MIN_PROGRESS_EVERY = 0.1
+SEED_LIMIT = 2**32
+
+
+def _profile_help() -> str:
+    return "\n".join(
+        f"  {p.name:<5} {p.duration:<17} {p.examples} examples (x4 for session) of {p.steps} steps, "
+        f"{'derandomized' if p.derandomize else 'random (seeded)'}, replay {p.replay_profile}"
+        for p in PROFILES.values()
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="meerkat-conformance",
-        description="Check that the production runtime behaves exactly like the reference model.",
+    p = OneLineParser(
+        prog=PROG,
+        description="Check that the production runtime behaves exactly like the reference model: a Hypothesis "
+        "lockstep search with crashes and store faults, then the replay of every edge of a model graph.",
+        epilog=(
+            "profiles (how long the whole command runs on 2 cores, both machines):\n"
+            f"{_profile_help()}\n"
+            "Most of that is the replay of the ci graph; --replay-profile tiny brings fast under 30 seconds.\n"
+            "Progress lines go to stderr; the report to stdout. A failure prints the minimal trace and a\n"
+            "one-line command that reproduces it (seed, profile, machine, budgets).\n\n"
+            "exit status: 0 model and runtime agreed; 1 a disagreement; 2 usage error (checked before the\n"
+            "search) or the 'conformance' extra missing; 130 interrupted with Ctrl-C (partial report printed)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--profile", choices=sorted(PROFILES), default="deep", help="search profile (default: deep)")
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="deep",
+        help="search profile (default: deep, " + PROFILES["deep"].duration + ")",
+    )
     p.add_argument("--machine", choices=[*SUITES, "all"], default="all", help="which machine (default: all)")
-    p.add_argument("--max-examples", type=int, default=None, help="Hypothesis examples (overrides the profile)")
-    p.add_argument("--steps", type=int, default=None, help="steps per example (overrides the profile)")
+    p.add_argument(
+        "--max-examples",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        help="Hypothesis examples per machine, at least 1 (default: the profile's)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        help="steps per example, at least 1 (default: the profile's)",
+    )
     p.add_argument(
         "--replay-profile",
         default=None,
-        help="model profile whose reachable graph is replayed edge by edge ('none' to skip; default: the "
-        "search profile's replay profile)",
+        metavar="NAME",
+        help=f"model profile whose reachable graph is replayed edge by edge ({', '.join(MODEL_PROFILES)}, or "
+        "'none' to skip; default: the search profile's, ci)",
     )
-    p.add_argument("--disk", choices=["sqlite", "memory"], default="memory", help="store under the replay")
-    p.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
+    p.add_argument(
+        "--disk", choices=["sqlite", "memory"], default="memory", help="store under the replay (default: memory)"
+    )
+    p.add_argument(
+        "--progress-every",
+        type=seconds_at_least(MIN_PROGRESS_EVERY),
+        default=2.0,
+        metavar="SECONDS",
+        help=f"seconds between progress lines on stderr, at least {MIN_PROGRESS_EVERY:g} (default: 2)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int_at_least(0),
+        default=None,
+        metavar="N",
+        help="seed of the Hypothesis search: the same seed, profile and budgets run the same examples (default: "
+        "derandomized for fast, a random seed printed at the start for deep)",
+    )
+    p.add_argument(
+        "--example-db",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Hypothesis example database directory (created if missing): failing examples are saved there "
+        "and tried first on the next run (default: none)",
+    )
     return p
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """The effective settings of one command (what a reproduction needs)."""
+
+    profile: Profile
+    replay_profile: str
+    disk: str
+    seed: int | None
+    steps: int
+    examples: int | None
+    example_db: Path | None
+    progress_every: float
+
+    def reproduce(self, machine: str, examples: int) -> str:
+        """A one-line command that runs ``machine``'s search and replay exactly as this run did."""
+        words = [PROG, "--profile", self.profile.name, "--machine", machine]
+        if self.seed is not None:
+            words += ["--seed", str(self.seed)]
+        words += ["--max-examples", str(examples), "--steps", str(self.steps)]
+        words += ["--replay-profile", self.replay_profile, "--disk", self.disk]
+        if self.example_db is not None:
+            words += ["--example-db", str(self.example_db)]
+        return shlex.join(words)
+
+
+def _settings(args: argparse.Namespace) -> _Run:
+    """Every check of the command line, before any search; raises ``UsageError``."""
+    profile = PROFILES[args.profile]
+    replay_profile = args.replay_profile or profile.replay_profile
+    if replay_profile != "none" and replay_profile not in MODEL_PROFILES:
+        raise UsageError(f"unknown model profile {replay_profile!r}; known: {', '.join(MODEL_PROFILES)}, none")
+    if args.example_db is not None:
+        check_output_dir(args.example_db, "--example-db")
+    seed = args.seed
+    if seed is None and (not profile.derandomize or args.example_db is not None):
+        seed = random.SystemRandom().randrange(SEED_LIMIT)
+    require_extra("conformance")
+    return _Run(
+        profile=profile,
+        replay_profile=replay_profile,
+        disk=args.disk,
+        seed=seed,
+        steps=args.steps if args.steps is not None else profile.steps,
+        examples=args.max_examples,
+        example_db=args.example_db,
+        progress_every=args.progress_every,
+    )
 
 
 def _replay(suite: Suite, profile: str, disk: Any, every: float, tally: MachineTally) -> None:
     from meerkat_model.verifier import explore
+
+    from meerkat_conformance.lockstep.stateful import fresh_tally
+    from meerkat_conformance.replay.walk import ReplayProgress, replay_graph
 
     bounds = MODEL_PROFILES[profile].get(suite.name)
     if bounds is None:
@@ -95,44 +230,86 @@ def _replay(suite: Suite, profile: str, disk: Any, every: float, tally: MachineT
         )
 
 
+def _announce(run: _Run, names: list[str]) -> None:
+    seed = "derandomized (no seed)" if run.seed is None else f"seed {run.seed}"
+    db = "" if run.example_db is None else f", example database {run.example_db}"
+    print(
+        f"{PROG}: profile {run.profile.name} ({run.profile.duration} for both machines), machine(s) "
+        f"{', '.join(names)}, {seed}, replay {run.replay_profile} on {run.disk}{db}; Ctrl-C stops with the "
+        "partial report",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    profile = get_profile(args.profile)
-    replay_profile = args.replay_profile or profile.replay_profile
-    if replay_profile != "none" and replay_profile not in MODEL_PROFILES:
-        print(
-            f"meerkat-conformance: unknown model profile {replay_profile!r}; known: {', '.join(MODEL_PROFILES)}, none",
-            file=sys.stderr,
-        )
-        return 2
+    try:
+        run = _settings(args)
+    except UsageError as exc:
+        return usage_error(PROG, exc)
+
+    from meerkat_conformance.lockstep.runner import run_lockstep, search_examples
+    from meerkat_conformance.lockstep.stateful import fresh_tally
+    from meerkat_conformance.lockstep.trace import Disagreement
+
     names = list(SUITES) if args.machine == "all" else [args.machine]
+    _announce(run, names)
     tallies: list[MachineTally] = []
     failed: list[str] = []
+    reproduce: list[str] = []
+    interrupted: str | None = None
     started = time.perf_counter()
     for name in names:
         suite = SUITES[name]
         lockstep_class = suite.load_lockstep()
+        examples = run.examples if run.examples is not None else search_examples(lockstep_class, run.profile)
         tally = fresh_tally(suite.model(lockstep_class.BOUNDS))
         tallies.append(tally)
-        progress = ProgressLine(f"{name} search", every=args.progress_every)
+        progress = ProgressLine(f"{name} search", every=run.progress_every, target=examples)
+        phase = "search"
         try:
             run_lockstep(
-                lockstep_class, profile, tally, examples=args.max_examples, steps=args.steps, progress=progress
+                lockstep_class,
+                run.profile,
+                tally,
+                examples=examples,
+                steps=run.steps,
+                progress=progress,
+                seed=run.seed,
+                database=run.example_db,
             )
-            if replay_profile != "none":
-                _replay(suite, replay_profile, args.disk, args.progress_every, tally)
+            if run.replay_profile != "none":
+                phase = "replay"
+                _replay(suite, run.replay_profile, run.disk, run.progress_every, tally)
         except Disagreement as disagreement:
             failed.append(name)
+            reproduce.append(run.reproduce(name, examples))
             print(str(disagreement), end="\n\n")
+            print(f"reproduce with: {reproduce[-1]}", end="\n\n", flush=True)
+        except KeyboardInterrupt:
+            interrupted = f"{name} {phase}"
+            break
     elapsed = time.perf_counter() - started
-    verdict = f"FAILED on {', '.join(failed)}" if failed else "passed"
+    if interrupted is not None:
+        verdict = f"INTERRUPTED during the {interrupted} (partial)"
+    else:
+        verdict = f"FAILED on {', '.join(failed)}" if failed else "passed"
+    seed = "derandomized" if run.seed is None else f"seed {run.seed}"
     print(
         format_report(
             tallies,
-            title=f"conformance report: {verdict}; profile {profile.name}, replay {replay_profile}, {elapsed:.1f}s",
+            title=f"conformance report: {verdict}; profile {run.profile.name}, {seed}, replay {run.replay_profile}, "
+            f"{elapsed:.1f}s",
         )
     )
-    return 1 if failed else 0
+    for line in reproduce:
+        print(f"reproduce with: {line}")
+    sys.stdout.flush()
+    if interrupted is not None:
+        print(f"{PROG}: interrupted during the {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

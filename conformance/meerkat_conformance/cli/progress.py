@@ -12,8 +12,12 @@ from meerkat_conformance.lockstep.tally import MachineTally
 class ProgressLine:
     """Prints ``tally`` at most every ``every`` seconds to ``stream`` (stderr by default)."""
 
-    def __init__(self, label: str, every: float = 2.0, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, label: str, every: float = 2.0, stream: TextIO | None = None, *, target: int | None = None
+    ) -> None:
         self.label = label
+        self.target = target
+        """The run's example budget (``max_examples``; Hypothesis may run a few more while shrinking)."""
         self.every = every
         self.stream = stream if stream is not None else sys.stderr
         self.started = time.perf_counter()
@@ -21,8 +25,9 @@ class ProgressLine:
 
     def line(self, tally: MachineTally) -> str:
         elapsed = time.perf_counter() - self.started
+        examples = f"{tally.examples}" if self.target is None else f"{tally.examples} (budget {self.target})"
         return (
-            f"[{self.label}] {elapsed:7.1f}s  examples {tally.examples}  steps {tally.steps}  "
+            f"[{self.label}] {elapsed:7.1f}s  examples {examples}  steps {tally.steps}  "
             f"transitions {tally.covered_declared}/{len(tally.transitions)}  "
             f"crashes {tally.crashes}  faults {tally.faults}"
         )

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meerkat_model.catalog import MACHINES
 from meerkat_model.machine import Bounds, Machine
 
 from meerkat_conformance.lockstep.adapter import RuntimeAdapter
 from meerkat_conformance.lockstep.disks import DiskKind, make_disk
-from meerkat_conformance.lockstep.stateful import LockstepStateMachine
+
+if TYPE_CHECKING:  # Hypothesis (the conformance extra) is imported only when a suite runs.
+    from meerkat_conformance.lockstep.stateful import LockstepStateMachine
 
 AdapterFactory = Callable[[Machine[Any, Any], DiskKind], RuntimeAdapter]
 

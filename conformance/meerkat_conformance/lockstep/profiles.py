@@ -2,36 +2,58 @@
 
 ``fast`` runs in the default test suite (derandomized, bounded time); ``deep`` is for the
 ``meerkat-conformance`` command and raises both the number of examples and the steps per
-example. ``max_examples`` / ``steps`` may be overridden per run.
+example. ``max_examples`` / ``steps`` may be overridden per run, and a run may be seeded
+(reproducible) or keep its examples in a Hypothesis example database.
+
+Hypothesis is imported only when settings are built, so the command line can describe the
+profiles (``--help``) without the ``conformance`` extra.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hypothesis import HealthCheck, settings
+if TYPE_CHECKING:
+    from hypothesis import settings
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     """``examples``: Hypothesis ``max_examples``; ``steps``: ``stateful_step_count``;
     ``derandomize``: a fixed search (reproducible run time); ``replay_profile``: the model
-    profile whose reachable graph the exhaustive replay walks."""
+    profile whose reachable graph the exhaustive replay walks; ``duration``: how long the
+    ``meerkat-conformance`` command runs with this profile (both machines and the replay of the
+    ``ci`` graph, measured on a 2-core machine)."""
 
     name: str
     examples: int
     steps: int
     derandomize: bool
     replay_profile: str
+    duration: str = ""
 
-    def settings(self, *, examples: int | None = None, steps: int | None = None) -> settings:
-        """Hypothesis settings for this profile, with optional overrides."""
+    def settings(
+        self,
+        *,
+        examples: int | None = None,
+        steps: int | None = None,
+        seeded: bool = False,
+        database: Path | None = None,
+    ) -> settings:
+        """Hypothesis settings for this profile, with optional overrides. A ``seeded`` run or
+        one with an example ``database`` (a directory) is never derandomized (Hypothesis keeps
+        no database for derandomized runs, and a seed replaces the fixed search)."""
+        from hypothesis import HealthCheck, settings
+        from hypothesis.database import DirectoryBasedExampleDatabase
+
         return settings(
             max_examples=examples if examples is not None else self.examples,
             stateful_step_count=steps if steps is not None else self.steps,
-            derandomize=self.derandomize,
+            derandomize=self.derandomize and not seeded and database is None,
             deadline=None,
-            database=None,
+            database=None if database is None else DirectoryBasedExampleDatabase(str(database)),
             print_blob=False,
             report_multiple_bugs=False,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
@@ -39,8 +61,10 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "fast": Profile("fast", examples=40, steps=25, derandomize=True, replay_profile="ci"),
-    "deep": Profile("deep", examples=1000, steps=60, derandomize=False, replay_profile="ci"),
+    "fast": Profile("fast", examples=40, steps=25, derandomize=True, replay_profile="ci", duration="about 12 minutes"),
+    "deep": Profile(
+        "deep", examples=1000, steps=60, derandomize=False, replay_profile="ci", duration="about 17 minutes"
+    ),
 }
 
 

@@ -2,13 +2,17 @@
 
 ``run_lockstep`` runs the Hypothesis search (shrinking any disagreement to a minimal trace,
 which is re-raised as the ``Disagreement`` of the shrunk run) and returns the accumulated
-:class:`~meerkat_conformance.lockstep.tally.MachineTally`.
+:class:`~meerkat_conformance.lockstep.tally.MachineTally`. A ``seed`` makes the search
+reproducible (Hypothesis' ``@seed`` on the machine class); an example ``database`` directory
+keeps the failing examples Hypothesis found and replays them first on the next run.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
 from meerkat_conformance.cli.progress import ProgressLine
@@ -25,15 +29,25 @@ def run_lockstep(
     examples: int | None = None,
     steps: int | None = None,
     progress: ProgressLine | None = None,
+    seed: int | None = None,
+    database: Path | None = None,
 ) -> MachineTally:
     """Run ``machine_class`` under ``profile`` (optionally overriding examples / steps;
     by default the profile's examples times the class's ``EXAMPLES_FACTOR``), counting into
     ``tally``. Raises ``Disagreement`` (minimal trace) on a difference."""
     if examples is None:
-        examples = profile.examples * machine_class.EXAMPLES_FACTOR
+        examples = search_examples(machine_class, profile)
     attrs: dict[str, Any] = {"TALLY": tally, "PROGRESS": progress}
     run_class = type(f"{machine_class.__name__}Run", (machine_class,), attrs)
-    run_state_machine_as_test(run_class, settings=profile.settings(examples=examples, steps=steps))
+    if seed is not None:
+        run_class = hypothesis_seed(seed)(run_class)
+    chosen = profile.settings(examples=examples, steps=steps, seeded=seed is not None, database=database)
+    run_state_machine_as_test(run_class, settings=chosen)
     if progress is not None:
         progress.tick(tally, force=True)
     return tally
+
+
+def search_examples(machine_class: type[LockstepStateMachine], profile: Profile) -> int:
+    """The number of examples ``profile`` gives ``machine_class`` (times its ``EXAMPLES_FACTOR``)."""
+    return profile.examples * machine_class.EXAMPLES_FACTOR

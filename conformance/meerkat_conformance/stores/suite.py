@@ -16,12 +16,16 @@ With pytest::
         case.run()
 
 ``BUILT_IN_FACTORIES`` holds the factories of the in-memory and SQLite stores;
-``python -m meerkat_conformance.stores.suite [memory] [sqlite]`` runs the suite on them.
+``python -m meerkat_conformance.stores.suite [memory] [sqlite] [--check NAME]`` runs the suite
+on them (it needs no extra: the standard library and the runtime only).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+from meerkat_model.cli.usage import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OneLineParser, usage_error
 
 from meerkat_conformance.stores.backend import (
     BUILT_IN_FACTORIES,
@@ -75,19 +79,61 @@ __all__ = [
 ]
 
 
+PROG = "python -m meerkat_conformance.stores.suite"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=PROG,
+        description="Run the store conformance suite on the built-in stores and print one report per store.",
+        epilog="checks: " + ", ".join(CHECKS_BY_NAME) + ". "
+        "A third-party store runs the same checks with run_store_conformance(factory). "
+        "exit status: 0 every check passed (or is not applicable); 1 a check failed; 2 usage error; "
+        "130 interrupted with Ctrl-C (the report of the checks that finished is printed)",
+    )
+    parser.add_argument(
+        "backends",
+        nargs="*",
+        metavar="BACKEND",
+        help=f"built-in store to check: {', '.join(BUILT_IN_FACTORIES)} (default: all)",
+    )
+    parser.add_argument(
+        "--check",
+        action="append",
+        choices=list(CHECKS_BY_NAME),
+        metavar="NAME",
+        dest="checks",
+        help="run only this check (repeatable; default: every check)",
+    )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the suite on the named built-in backends (default: all); exit 1 if any check failed."""
-    names = (sys.argv[1:] if argv is None else argv) or list(BUILT_IN_FACTORIES)
-    unknown = [n for n in names if n not in BUILT_IN_FACTORIES]
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    unknown = [n for n in args.backends if n not in BUILT_IN_FACTORIES]
     if unknown:
-        print(f"unknown backend(s) {unknown}; choose from {sorted(BUILT_IN_FACTORIES)}", file=sys.stderr)
-        return 2
+        return usage_error(
+            PROG, f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BUILT_IN_FACTORIES)}"
+        )
+    names = list(dict.fromkeys(args.backends)) or list(BUILT_IN_FACTORIES)
+    selected = CHECKS if not args.checks else tuple(CHECKS_BY_NAME[n] for n in dict.fromkeys(args.checks))
     ok = True
     for name in names:
-        report = run_store_conformance(BUILT_IN_FACTORIES[name], name=name)
-        print(report.render())
+        results: list[CheckResult] = []
+        try:
+            for check in selected:
+                results.append(run_check(check, BUILT_IN_FACTORIES[name]))
+        except KeyboardInterrupt:
+            print(StoreConformanceReport(name, tuple(results)).render())
+            print(f"interrupted during {name}: {len(results)} of {len(selected)} checks finished", flush=True)
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        report = StoreConformanceReport(name, tuple(results))
+        print(report.render(), flush=True)
         ok = ok and report.ok
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

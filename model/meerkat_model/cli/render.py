@@ -5,7 +5,9 @@ Writes one DOT and one SVG per diagram and ``index.html`` (every diagram with it
 are still written and the command says how to get one. ``--trace MACHINE`` adds a
 counterexample trace (or, with ``--trace-to deepest``, the path to a deepest state).
 
-Exit status: 0 done (or no drift), 1 drift found, 2 error (nothing written).
+Exit status: 0 done (or no drift), 1 drift found, 2 error (nothing written): a usage error
+(checked before the model is explored, e.g. ``--out`` under a regular file), a missing
+``verify`` extra or a rendering failure; 130 interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from meerkat_model.cli.extras import require_extra
+from meerkat_model.cli.paths import check_output_dir
+from meerkat_model.cli.usage import EXIT_INTERRUPTED, OneLineParser, UsageError, usage_error
 from meerkat_model.diagrams import (
     DEFAULT_NODE_LIMIT,
     DEFAULT_PROFILE,
@@ -34,7 +39,12 @@ from meerkat_model.diagrams.suite import TRACE_TARGETS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meerkat-render", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(
+        prog="meerkat-render",
+        description=__doc__.split("\n\n")[0],
+        epilog="exit status: 0 written (or no drift); 1 drift found (--check); 2 usage error, missing 'verify' "
+        "extra or rendering failure (nothing written); 130 interrupted (Ctrl-C)",
+    )
     parser.add_argument("--out", type=Path, default=Path("diagrams"), help="output directory (default: diagrams)")
     parser.add_argument(
         "--profile",
@@ -79,6 +89,20 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        if not args.check:
+            check_output_dir(args.out, "--out")
+        require_extra("verify", ("networkx",))
+    except UsageError as exc:
+        return usage_error("meerkat-render", exc)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         entries = catalog_entries(args.profile)
@@ -129,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc} (nothing written)")
         return 2
     rendered = time.perf_counter()
-    report = write_outputs(args.out, diagrams, svgs)
+    try:
+        report = write_outputs(args.out, diagrams, svgs)
+    except OSError as exc:
+        _say(f"error: could not write to {args.out}: {exc}")
+        return 2
     for path in report.removed:
         _say(f"removed stale {path}")
     if report.without_svg:

@@ -3,7 +3,9 @@ invariant, then run the z3 proofs.
 
 Exit status: 0 when every invariant held on every reachable state and no proof failed; 1 when
 an invariant was violated (the shortest trace is printed), an exploration hit ``--max-states``
-or a proof failed; 2 for a usage error (unknown profile, machine or bound, bad bound value).
+or a proof failed; 2 for a usage error (unknown profile, machine or bound, bad bound value, an
+unwritable ``--trace-dot`` path: all found before the search) or a missing ``verify`` extra;
+130 when interrupted with Ctrl-C (the report of what finished is printed first).
 """
 
 from __future__ import annotations
@@ -20,22 +22,31 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meerkat_model.catalog import MACHINES, PROFILES
+from meerkat_model.cli.extras import require_extra
+from meerkat_model.cli.paths import check_output_file
+from meerkat_model.cli.usage import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    OneLineParser,
+    UsageError,
+    usage_error,
+)
 from meerkat_model.machine import Bounds
 from meerkat_model.verifier import explore, shortest_trace, summary, symmetry_comparison
 from meerkat_model.verifier.report import human, plain, trace_dot
 
+PROG = "meerkat-verify"
 DEFAULT_PROFILE = "ci"
 PROGRESS_INTERVAL = 0.5
 PROOF_IDS = 8
 
-
-class UsageError(Exception):
-    """A command-line mistake; reported with exit status 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="meerkat-verify",
+    parser = OneLineParser(
+        prog=PROG,
         description=(
             "Explore every reachable state of the lifecycle model machines breadth-first to a fixed point, "
             "check every invariant on every state (printing the shortest trace to any violation), report "
@@ -48,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  meerkat-verify --machine ops --set ids=3 --set ops.sequences=2\n"
             "  meerkat-verify --json > report.json\n"
             "  meerkat-verify --workers 1             sequential search (default: auto, 2 processes on 2+ cores)\n"
-            "\nexit status: 0 all invariants hold and no proof failed; 1 otherwise; 2 usage error"
+            "\nexit status: 0 all invariants hold and no proof failed; 1 a violation, an incomplete exploration\n"
+            "or a failed proof; 2 usage error (checked before the search) or the 'verify' extra missing;\n"
+            "130 interrupted with Ctrl-C (the report of what finished is printed first)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -74,24 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one bound of the profile (repeatable). KEY applies to every selected machine whose "
         "profile has it; MACHINE.KEY to one machine. VALUE is an integer",
     )
-    parser.add_argument("--no-symmetry", action="store_true", help="explore without symmetry reduction")
+    parser.add_argument(
+        "--no-symmetry", action="store_true", help="explore without symmetry reduction (default: reduce)"
+    )
     parser.add_argument(
         "--compare-symmetry",
         action="store_true",
         help="explore with and without symmetry reduction; report the reduction ratio and whether both agree",
     )
-    parser.add_argument("--no-prove", action="store_true", help="skip the z3 proofs")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON report on stdout")
+    parser.add_argument(
+        "--no-prove",
+        action="store_true",
+        help="skip the z3 proofs (default: prove the selected machines' invariants after the search)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print a machine-readable JSON report on stdout (default: text)"
+    )
     parser.add_argument(
         "--trace-dot",
         metavar="PATH",
         type=Path,
-        help="write the shortest trace to the first violation as a Graphviz DOT file",
+        help="write the shortest trace to the first violation as a Graphviz DOT file (its folder must exist; "
+        "checked before the search)",
     )
     parser.add_argument(
         "--progress",
         action="store_true",
-        help="print progress lines on stderr even when it is not a terminal",
+        help="print progress lines on stderr even when it is not a terminal (default: only on a terminal)",
     )
     parser.add_argument(
         "--workers",
@@ -104,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-states",
         type=int,
         metavar="N",
-        help="stop an exploration after N states (reported as incomplete, exit status 1)",
+        help="stop an exploration after N states (reported as incomplete, exit status 1; default: no limit)",
     )
     return parser
 
@@ -199,13 +221,21 @@ class Progress:
             self.stream.flush()
 
 
-def run_proofs_if_available(out: Callable[[str], None]) -> dict[str, Any] | None:
-    """Run ``meerkat_model.proofs.run_proofs`` when that module exists (``None`` otherwise)."""
+def run_proofs_if_available(out: Callable[[str], None], machines: list[str]) -> dict[str, Any] | None:
+    """Run ``meerkat_model.proofs.run_proofs`` on the selected ``machines`` that have a z3
+    encoding (``None`` when the module is absent or none of them has one)."""
     if importlib.util.find_spec("meerkat_model.proofs") is None:
         out("== proofs: meerkat_model.proofs is not available; skipped")
         return None
     proofs = importlib.import_module("meerkat_model.proofs")
-    report = proofs.run_proofs(ids=PROOF_IDS)
+    encoded = tuple(m for m in machines if m in importlib.import_module("meerkat_model.proofs.runner").ENCODINGS)
+    without = [m for m in machines if m not in encoded]
+    if not encoded:
+        out(f"== proofs: no z3 encoding for {', '.join(machines)}; skipped")
+        return None
+    if without:
+        out(f"== proofs: no z3 encoding for {', '.join(without)}; proving {', '.join(encoded)}")
+    report = proofs.run_proofs(ids=PROOF_IDS, machines=encoded)
     results = [
         {
             "name": r.name,
@@ -224,69 +254,85 @@ def run_proofs_if_available(out: Callable[[str], None]) -> dict[str, Any] | None
         out(f"   FAILED  {r['machine']} {r['name']}: {r['counterexample']}")
     for r in unknown:
         out(f"   unknown {r['machine']} {r['name']}")
-    return {"ids": PROOF_IDS, "results": results, "failed": len(failed), "unknown": len(unknown)}
+    return {
+        "ids": PROOF_IDS,
+        "machines": list(encoded),
+        "results": results,
+        "failed": len(failed),
+        "unknown": len(unknown),
+    }
+
+
+def _build(args: argparse.Namespace) -> tuple[list[str], int, dict[str, tuple[Any, dict[str, int]]]]:
+    """Every check of the command line, before any search; raises ``UsageError``."""
+    machines = select_machines(args.machines)
+    overrides = parse_overrides(args.overrides, machines, args.profile)
+    if args.max_states is not None and args.max_states < 1:
+        raise UsageError("--max-states must be at least 1")
+    workers = parse_workers(args.workers)
+    if args.trace_dot is not None:
+        check_output_file(args.trace_dot, "--trace-dot")
+    built = {}
+    for name in machines:
+        bounds = {**PROFILES[args.profile].get(name, Bounds()).values, **overrides[name]}
+        try:
+            built[name] = (MACHINES[name](Bounds(bounds)), bounds)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{name}: {exc}") from None
+    require_extra("verify")
+    return machines, workers, built
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     err = sys.stderr
     try:
-        machines = select_machines(args.machines)
-        overrides = parse_overrides(args.overrides, machines, args.profile)
-        if args.max_states is not None and args.max_states < 1:
-            raise UsageError("--max-states must be at least 1")
-        workers = parse_workers(args.workers)
-        built = {}
-        for name in machines:
-            bounds = {**PROFILES[args.profile].get(name, Bounds()).values, **overrides[name]}
-            try:
-                built[name] = (MACHINES[name](Bounds(bounds)), bounds)
-            except (ValueError, TypeError) as exc:
-                raise UsageError(f"{name}: {exc}") from None
+        machines, workers, built = _build(args)
     except UsageError as exc:
-        parser.print_usage(err)
-        print(f"meerkat-verify: error: {exc}", file=err)
-        return 2
+        return usage_error(PROG, exc, err)
 
     lines: list[str] = []
     out: Callable[[str], None] = lines.append if args.json else print
     show_progress = args.progress or err.isatty()
     reports: list[dict[str, Any]] = []
     first_trace: tuple[Any, list[Any], str] | None = None
+    proofs: dict[str, Any] | None = None
+    interrupted: str | None = None
     ok = True
-    for name, (machine, bounds) in built.items():
-        progress = Progress(name, err) if show_progress else None
-        exploration = explore(
-            machine, symmetry=not args.no_symmetry, progress=progress, max_states=args.max_states, workers=workers
-        )
-        if progress is not None:
-            progress.done()
-        report = summary(exploration, bounds=bounds)
-        if args.compare_symmetry:
-            other = explore(machine, symmetry=args.no_symmetry, max_states=args.max_states, workers=workers)
-            reduced, full = (other, exploration) if args.no_symmetry else (exploration, other)
-            report["symmetry_comparison"] = symmetry_comparison(reduced, full)
-        reports.append(report)
-        out(human(report))
-        ok = ok and report["ok"]
-        if exploration.violations and first_trace is None:
-            v = exploration.violations[0]
-            first_trace = (
-                exploration,
-                shortest_trace(exploration, exploration.state_list[v.state_index]),
-                f"{name}: {v.invariant}",
+    try:
+        for name, (machine, bounds) in built.items():
+            interrupted = f"exploring {name}"
+            progress = Progress(name, err) if show_progress else None
+            exploration = explore(
+                machine, symmetry=not args.no_symmetry, progress=progress, max_states=args.max_states, workers=workers
             )
-
-    proofs = None if args.no_prove else run_proofs_if_available(out)
+            if progress is not None:
+                progress.done()
+            report = summary(exploration, bounds=bounds)
+            if args.compare_symmetry:
+                other = explore(machine, symmetry=args.no_symmetry, max_states=args.max_states, workers=workers)
+                reduced, full = (other, exploration) if args.no_symmetry else (exploration, other)
+                report["symmetry_comparison"] = symmetry_comparison(reduced, full)
+            reports.append(report)
+            out(human(report))
+            ok = ok and report["ok"]
+            if exploration.violations and first_trace is None:
+                v = exploration.violations[0]
+                first_trace = (
+                    exploration,
+                    shortest_trace(exploration, exploration.state_list[v.state_index]),
+                    f"{name}: {v.invariant}",
+                )
+        if not args.no_prove:
+            interrupted = "running the proofs"
+            proofs = run_proofs_if_available(out, machines)
+        interrupted = None
+    except KeyboardInterrupt:
+        if show_progress:
+            err.write("\n")
+        ok = False
     if proofs is not None and proofs["failed"]:
         ok = False
-    if args.trace_dot is not None:
-        if first_trace is None:
-            print("meerkat-verify: no violation, no trace written to --trace-dot", file=err)
-        else:
-            args.trace_dot.write_text(trace_dot(*first_trace))
-            print(f"meerkat-verify: trace written to {args.trace_dot}", file=err)
 
     if args.json:
         doc = {
@@ -296,11 +342,30 @@ def main(argv: list[str] | None = None) -> int:
             "proofs": proofs,
             "ok": ok,
         }
+        if interrupted is not None:
+            doc["interrupted"] = interrupted
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif interrupted is not None:
+        print(f"verify: INTERRUPTED while {interrupted} (the report above covers what finished)")
     else:
         print("verify: OK" if ok else "verify: FAILED")
-    return 0 if ok else 1
+    sys.stdout.flush()
+
+    if args.trace_dot is not None:
+        if first_trace is None:
+            print("meerkat-verify: no violation, no trace written to --trace-dot", file=err)
+        else:
+            try:
+                args.trace_dot.write_text(trace_dot(*first_trace))
+            except OSError as exc:
+                print(f"meerkat-verify: error: could not write --trace-dot {args.trace_dot}: {exc}", file=err)
+            else:
+                print(f"meerkat-verify: trace written to {args.trace_dot}", file=err)
+    if interrupted is not None:
+        print(f"meerkat-verify: interrupted while {interrupted}", file=err)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""Every command's ``--help`` states its defaults and its exit statuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.commands import command, run
+
+
+@pytest.mark.parametrize(
+    ("prog", "needles"),
+    [
+        ("meerkat-verify", ["(default: ci)", "default: all", "exit status", "130", "Ctrl-C", "'verify' extra"]),
+        ("meerkat-render", ["(default: diagrams)", "(default: tiny)", "exit status", "130", "'verify'"]),
+        (
+            "meerkat-conformance",
+            ["(default: deep", "about 17 minutes", "about 12 minutes", "exit status", "130", "--seed", "--example-db"],
+        ),
+        ("-m meerkat_conformance.stores.suite", ["(default: all)", "exit status", "130"]),
+        ("scripts/store_soak.py", ["(default: 1000)", "(default: FULL)", "exit status", "130"]),
+    ],
+)
+def test_help_states_defaults_and_exit_statuses(prog: str, needles: list[str]) -> None:
+    done = run([*command(prog), "--help"], timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    text = " ".join(done.stdout.split())  # argparse wraps lines
+    for needle in needles:
+        assert needle in text, needle
+    assert "exit status: 0" in text and "2 usage error" in text

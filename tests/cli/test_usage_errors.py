@@ -1,0 +1,78 @@
+"""Every command refuses a bad command line with one line on stderr and exit status 2, before
+any long work (each case below would otherwise search, render or soak for a long time)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.commands import assert_one_line_usage_error, command, run
+
+# A file that exists in every checkout: a path "under" it cannot be a folder.
+A_FILE = "README.md"
+
+
+@pytest.mark.parametrize(
+    ("prog", "args", "needles"),
+    [
+        ("meerkat-conformance", ["--max-examples", "0"], ["--max-examples", "at least 1"]),
+        ("meerkat-conformance", ["--steps", "0"], ["--steps", "at least 1"]),
+        ("meerkat-conformance", ["--progress-every", "0"], ["--progress-every", "at least 0.1"]),
+        ("meerkat-conformance", ["--progress-every", "nan"], ["--progress-every"]),
+        ("meerkat-conformance", ["--seed", "-1"], ["--seed", "at least 0"]),
+        ("meerkat-conformance", ["--replay-profile", "enormous"], ["unknown model profile 'enormous'"]),
+        ("meerkat-conformance", ["--example-db", A_FILE], ["--example-db", "not a directory"]),
+        ("meerkat-conformance", ["--machine", "nope"], ["--machine", "invalid choice"]),
+        ("meerkat-render", ["--out", f"{A_FILE}/diagrams"], ["--out", "is a file, not a directory"]),
+        ("meerkat-render", ["--out", A_FILE], ["--out", "is a file, not a directory"]),
+        ("meerkat-render", ["--bogus"], ["unrecognized arguments: --bogus"]),
+        ("meerkat-verify", ["--trace-dot", "no-such-folder/trace.dot"], ["--trace-dot", "does not exist"]),
+        ("meerkat-verify", ["--trace-dot", f"{A_FILE}/trace.dot"], ["--trace-dot", "is a file, not a directory"]),
+        ("meerkat-verify", ["--trace-dot", "docs"], ["--trace-dot", "is a directory"]),
+        ("meerkat-verify", ["--profile", "huge"], ["--profile", "invalid choice"]),
+        ("meerkat-verify", ["--set", "ids=x"], ["not an integer"]),
+        ("meerkat-verify", ["--workers", "0"], ["--workers", "at least 1"]),
+        ("-m meerkat_conformance.stores.suite", ["nope"], ["unknown backend(s) nope"]),
+        ("-m meerkat_conformance.stores.suite", ["--check", "nope"], ["--check", "invalid choice"]),
+        ("scripts/store_soak.py", ["--kills", "0"], ["--kills", "at least 1"]),
+        ("scripts/store_soak.py", ["--rotate", "0"], ["--rotate", "at least 1"]),
+        ("scripts/store_soak.py", ["--dir", "no-such-folder"], ["--dir", "not an existing directory"]),
+        ("benchmarks/bench_ops_registry.py", ["--bogus"], ["unrecognized arguments: --bogus"]),
+        ("benchmarks/bench_sessions.py", ["--inputs", "x"], ["--inputs"]),
+        ("benchmarks/bench_stores.py", ["--bogus"], ["unrecognized arguments: --bogus"]),
+        ("benchmarks/bench_verifier.py", ["--bogus"], ["unrecognized arguments: --bogus"]),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_two(prog: str, args: list[str], needles: list[str]) -> None:
+    # The default profiles run for minutes: a usage error must stop them in well under that.
+    started = time.monotonic()
+    done = run([*command(prog), *args], timeout=60)
+    assert_one_line_usage_error(done, *needles)
+    assert time.monotonic() - started < 30
+    assert done.stdout == ""
+
+
+def test_verify_refuses_an_unwritable_trace_path_before_the_search(tmp_path: Path) -> None:
+    # The deep profile searches for minutes; the path is refused first, and nothing is created.
+    target = tmp_path / "missing" / "trace.dot"
+    done = run([*command("meerkat-verify"), "--profile", "deep", "--json", "--trace-dot", str(target)], timeout=30)
+    assert_one_line_usage_error(done, "--trace-dot", "does not exist")
+    assert not target.parent.exists()
+
+
+def test_render_refuses_out_under_a_regular_file_and_writes_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = run([*command("meerkat-render"), "--out", str(blocker / "sub" / "diagrams")], timeout=60)
+    assert_one_line_usage_error(done, "--out", "is a file, not a directory")
+    assert blocker.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_the_store_suite_has_a_real_help() -> None:
+    done = run([*command("-m meerkat_conformance.stores.suite"), "--help"], timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m meerkat_conformance.stores.suite")
+    for needle in ("BACKEND", "memory, sqlite", "--check", "concurrent_processes", "exit status", "default"):
+        assert needle in done.stdout
