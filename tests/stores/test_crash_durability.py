@@ -35,10 +35,13 @@ def _first_commit_of(kind: str, generation: int = 1) -> int:
 
 
 def _one_cycle_then(path: Path, kind: str, damage: str, params: tuple[object, ...], rows: int = 1) -> Ledger:
-    """Run one kill cycle that gets past the first commit of ``kind``, then damage the file."""
+    """Run one kill cycle whose writer makes exactly the commits up to the first commit of ``kind``
+    (so no later compaction can move it), then damage the file."""
     k = _first_commit_of(kind)
-    stats = run_crash_cycles(path, kills=1, seed=1, min_acks_before_kill=k, max_delay_ms=0)
-    assert stats.ledger.stored[1] >= k
+    stats = run_crash_cycles(
+        path, kills=1, seed=1, min_acks_before_kill=k, max_acks_before_kill=k, max_delay_ms=0, writer_stops_after=k
+    )
+    assert stats.ledger.stored[1] == k
     raw = sqlite3.connect(path, isolation_level=None)
     assert raw.execute(damage, params).rowcount == rows
     raw.close()

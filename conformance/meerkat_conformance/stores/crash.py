@@ -80,11 +80,14 @@ class _Writer:
     Either way the writer is a separate process that dies by SIGKILL.
     """
 
-    def __init__(self, path: Path, generation: int, synchronous: Synchronous, launch: Launch) -> None:
+    def __init__(
+        self, path: Path, generation: int, synchronous: Synchronous, launch: Launch, stop_after: int | None = None
+    ) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         if launch == "exec":
+            extra = [] if stop_after is None else [str(stop_after)]
             self.proc = subprocess.Popen(
-                [sys.executable, "-S", str(crash_writer.__file__), str(path), str(generation), synchronous],
+                [sys.executable, "-S", str(crash_writer.__file__), str(path), str(generation), synchronous, *extra],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 env=child_env(),
@@ -98,7 +101,9 @@ class _Writer:
         if pid == 0:  # child: never returns
             try:
                 os.close(read_end)
-                crash_writer.run(str(path), generation, synchronous, lambda line: _write_all(write_end, line))
+                crash_writer.run(
+                    str(path), generation, synchronous, lambda line: _write_all(write_end, line), stop_after
+                )
             finally:
                 os._exit(70)
         os.close(write_end)
@@ -257,8 +262,12 @@ def run_crash_cycles(
     full_check_every: int = 1,
     launch: Launch = "fork",
     progress: Callable[[int, CrashStats], None] | None = None,
+    writer_stops_after: int | None = None,
 ) -> CrashStats:
     """Run ``kills`` kill cycles against the SQLite file at ``path`` (created if absent).
+
+    ``writer_stops_after``: each writer makes exactly that many commits and then waits to be
+    killed (a deterministic file for tests that damage a known commit afterwards).
 
     Every ``full_check_every``-th cycle (and the last) also re-reads every earlier receipt."""
     rng = random.Random(seed)
@@ -267,7 +276,7 @@ def run_crash_cycles(
     start = time.perf_counter()
     for cycle in range(1, kills + 1):
         began = time.perf_counter()
-        writer = _Writer(path, cycle, synchronous, launch)
+        writer = _Writer(path, cycle, synchronous, launch, writer_stops_after)
         returncode: int | None = None
         try:
             reader = _AckReader(writer.fd)

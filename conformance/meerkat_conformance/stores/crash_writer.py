@@ -1,7 +1,8 @@
 """Writer process of the crash-durability harness; it is killed at random points.
 
-``python -S crash_writer.py PATH GENERATION SYNCHRONOUS`` (with ``meerkat_runtime`` importable) opens the
-SQLite store at PATH and commits forever: commit ``k`` of generation ``g`` is of the kind
+``python -S crash_writer.py PATH GENERATION SYNCHRONOUS [STOP_AFTER]`` (with ``meerkat_runtime``
+importable) opens the SQLite store at PATH and commits forever (or, with ``STOP_AFTER``, that many
+commits, then waits to be killed): commit ``k`` of generation ``g`` is of the kind
 ``commit_kind(g, k)``. After each commit *returns* it prints ``<k>`` on stdout (the ack). It
 prints ``ready`` once the store is open. Every commit is recognisable by its payloads, so a
 reader can tell which commits are stored and whether any is stored only in part.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Literal, NoReturn
 
@@ -81,13 +83,19 @@ def commit(store: SqliteRuntimeStore, generation: int, k: int, ops_so_far: list[
         ops_so_far.append(cid)
 
 
-def run(path: str, generation: int, synchronous: str, emit: Callable[[str], None]) -> NoReturn:
-    """Open the store, say ``ready``, then commit and ack forever (until killed)."""
+def run(
+    path: str, generation: int, synchronous: str, emit: Callable[[str], None], stop_after: int | None = None
+) -> NoReturn:
+    """Open the store, say ``ready``, then commit and ack until killed (after ``stop_after`` commits,
+    if given, it only waits to be killed, so the file holds exactly those commits)."""
     store = SqliteRuntimeStore(path, synchronous="NORMAL" if synchronous == "NORMAL" else "FULL")
     ops_so_far = ops_ids(store.load_ops_lifecycle(CRASH_RT))
     emit("ready\n")
     k = 0
     while True:
+        if stop_after is not None and k >= stop_after:
+            time.sleep(3600)
+            continue
         k += 1
         commit(store, generation, k, ops_so_far)
         emit(f"{k}\n")
@@ -99,7 +107,7 @@ def _emit_stdout(line: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    run(argv[0], int(argv[1]), argv[2], _emit_stdout)
+    run(argv[0], int(argv[1]), argv[2], _emit_stdout, int(argv[3]) if len(argv) > 3 else None)
 
 
 if __name__ == "__main__":
