@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-FONT = "Helvetica"
+# Text must fit its box in every browser. The layout measures text with the metrics of the font
+# named in the DOT; the SVG then asks for a stack of fonts none of which is wider. Verdana is the
+# widest common sans-serif whose metrics the layout knows; its stand-ins (DejaVu Sans on Linux, the
+# generic sans-serif elsewhere) are narrower, so a label can only come out narrower than its box.
+FONT = "Verdana"
+MONO_FONT = "Courier New"
+FONT_STACKS = {
+    FONT: "Verdana, 'DejaVu Sans', 'Bitstream Vera Sans', sans-serif",
+    MONO_FONT: "'Courier New', Courier, 'Liberation Mono', 'DejaVu Sans Mono', monospace",
+}
 GUARD_WRAP = 34
 
 LIFECYCLE_COLOURS = {
     "active": "#e3eefb",
     "terminal": "#e6e6e6",
     "self_loop": "#5a6b7d",
+    "runtime": "#1f5c99",
     "to_terminal": "#444444",
 }
 

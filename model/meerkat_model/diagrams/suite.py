@@ -16,8 +16,10 @@ from meerkat_model.diagrams.diagram import Diagram, Table
 from meerkat_model.diagrams.dot import to_dot
 from meerkat_model.diagrams.errors import DiagramError, NoCounterexampleError
 from meerkat_model.diagrams.explored import ExploredGraph, Explorer, deepest_state
+from meerkat_model.diagrams.label_nodes import labels_as_nodes
 from meerkat_model.diagrams.lifecycle import build_lifecycle, entities, lifecycle_graph
 from meerkat_model.diagrams.reachable import DEFAULT_NODE_LIMIT, reachable_diagram, state_order
+from meerkat_model.diagrams.runtime_statuses import EntityCorrespondence, correspondence
 from meerkat_model.diagrams.trace import TraceFrame, trace_graph
 from meerkat_model.diagrams.values import changed_lines, describe_lines, format_value
 from meerkat_model.machine import Bounds
@@ -101,7 +103,8 @@ def lifecycle_diagrams(
         initial = initial_status(machine, entity, graphs.get(key))
         lifecycle = build_lifecycle(key, machine.transitions(), entity, initial=initial)
         title = f"{entity_title(entity)} ({key} model)"
-        dot = to_dot(lifecycle_graph(lifecycle, title=title))
+        runtime = correspondence(key, entity)
+        dot = to_dot(labels_as_nodes(lifecycle_graph(lifecycle, title=title, runtime=runtime)))
         rows = tuple(
             (
                 decl.name,
@@ -113,15 +116,49 @@ def lifecycle_diagrams(
             for decl in lifecycle.transitions
         )
         table = Table(f"Declared transitions of {entity!r}", ("transition", "from", "to", "guard", "terminal"), rows)
+        tables = (table,) if runtime is None else (table, runtime_table(entity, lifecycle.statuses, runtime))
         caption = (
             f"Statuses of one {entity} and the {len(rows)} transitions the {key!r} model declares for it. "
             "Thick border: entry status; double border: terminal status; a dot: a transition allowed from several "
-            "statuses; grey loops: transitions that keep the status (those allowed in many statuses are listed "
-            "under the title)."
+            "statuses; grey text in a box: transitions that keep the status (those allowed in many statuses are "
+            "listed under the title)."
         )
+        if runtime is not None:
+            caption += runtime_caption(runtime)
         slug = f"{key}-{entity}-lifecycle" if entity in shared else f"{entity}-lifecycle"
-        diagrams.append(Diagram(slug, "lifecycle", title, caption, dot, (table,)))
+        diagrams.append(Diagram(slug, "lifecycle", title, caption, dot, tables))
     return diagrams
+
+
+def runtime_table(entity: str, statuses: Sequence[str], runtime: EntityCorrespondence) -> Table:
+    """The declared runtime statuses of each model status of ``entity`` (then those not modelled)."""
+    rows = []
+    for status in statuses:
+        mapped = runtime.of(status)
+        if mapped is None:
+            rows.append((status, "(not declared)", ""))
+        else:
+            rows.append((status, ", ".join(mapped.runtime) or "(no record)", mapped.why))
+    rows.extend(("(not modelled)", name, why) for name, why in runtime.not_modelled)
+    return Table(
+        f"Runtime statuses ({runtime.runtime_enum}) each model status of {entity!r} stands for",
+        ("model status", "runtime statuses", "why"),
+        tuple(rows),
+    )
+
+
+def runtime_caption(runtime: EntityCorrespondence) -> str:
+    """What the caption says about the runtime statuses (blue text in a box)."""
+    merged = [s for s in runtime.statuses if not s.is_plain]
+    count = len(set(runtime.runtime_statuses))
+    text = f" The runtime has {count} statuses ({runtime.runtime_enum.rsplit('.', 1)[-1]})"
+    if not merged and not runtime.not_modelled:
+        return text + ", one per model status of the same name."
+    if merged:
+        text += "; blue text in a box: the runtime statuses a model status stands for"
+    if runtime.not_modelled:
+        text += "; not modelled: " + ", ".join(name for name, _ in runtime.not_modelled)
+    return text + " (table below)."
 
 
 def reachable_diagram_of(

@@ -1,15 +1,37 @@
-"""SVG text handling: the provenance marker of an SVG file and inlining SVG into HTML."""
+"""SVG text handling: portable font stacks, the provenance marker of an SVG file and inlining SVG
+into HTML."""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+from collections.abc import Mapping
+
+from meerkat_model.diagrams.style import FONT_STACKS
 
 MARKER_PREFIX = "<!-- meerkat-render dot-sha256: "
 _MARKER = re.compile(r"<!-- meerkat-render dot-sha256: ([0-9a-f]{64}) -->")
 _PROLOGUE = re.compile(r"\A(?:\s*(?:<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->))*\s*", re.DOTALL)
 _ID_ATTR = re.compile(r'\bid="([^"]*)"')
 _ID_REF = re.compile(r"(url\(#|xlink:href=\"#|href=\"#)([^)\"]*)")
+_FONT_FAMILY = re.compile(r'font-family="([^"]*)"')
+
+
+def portable_fonts(svg: str, stacks: Mapping[str, str] = FONT_STACKS) -> str:
+    """``svg`` with each ``font-family`` that names a layout font (the first family of the
+    attribute) replaced by its stack of no-wider fallbacks (:data:`style.FONT_STACKS`)."""
+
+    def replace(match: re.Match[str]) -> str:
+        first = match.group(1).split(",", 1)[0].strip().strip("'\"")
+        stack = stacks.get(first)
+        return (
+            match.group(0)
+            if stack is None
+            else f'font-family="{html.escape(stack, quote=False).replace(chr(34), "&quot;")}"'
+        )
+
+    return _FONT_FAMILY.sub(replace, svg)
 
 
 def dot_digest(dot: str) -> str:
