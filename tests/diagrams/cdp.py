@@ -77,6 +77,8 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self._events: list[dict[str, Any]] = []
+        self.page_errors: list[str] = []
+        """Uncaught exceptions of page scripts since the browser started."""
         try:
             target = self._call("Target.createTarget", {"url": "about:blank"})["targetId"]
             self._session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -132,7 +134,14 @@ class Browser:
                 result: dict[str, Any] = reply.get("result", {})
                 return result
             if "method" in reply:
-                self._events.append(reply)
+                self._record(reply)
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if event.get("method") == "Runtime.exceptionThrown":
+            details = event["params"]["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text", "?")
+            self.page_errors.append(f"{text} (line {details.get('lineNumber')})")
+        self._events.append(event)
 
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Send one command to the page and return its result."""
@@ -161,7 +170,7 @@ class Browser:
                 if event.get("method") == method:
                     del self._events[: index + 1]
                     return event
-            self._events.append(self._read_message(deadline))
+            self._record(self._read_message(deadline))
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (promises are awaited)."""
@@ -180,7 +189,8 @@ class Browser:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise BrowserError(f"timed out waiting for: {condition}")
+                errors = "; ".join(self.page_errors) or "none"
+                raise BrowserError(f"timed out waiting for: {condition} (page script errors: {errors})")
             time.sleep(0.05)
 
     def click(self, selector: str) -> None:

@@ -34,13 +34,16 @@ def test_render_then_check(door_catalog: dict[str, int], tmp_path: Path, capsys:
     assert sorted(p.name for p in out.iterdir()) == [
         "door-lifecycle.dot",
         "door-lifecycle.svg",
+        "door-overview-ci.dot",
+        "door-overview-ci.svg",
         "door-reachable-tiny.dot",
         "door-reachable-tiny.svg",
+        "explorer.html",
         "index.html",
         "key-lifecycle.dot",
         "key-lifecycle.svg",
     ]
-    assert "wrote 7 files for 3 diagrams" in capsys.readouterr().err
+    assert "wrote 10 files for 4 diagrams" in capsys.readouterr().err
     assert render.main(["--out", str(out), "--check"]) == 0
     door_catalog["max_opens"] = 3
     assert render.main(["--out", str(out), "--check"]) == 1
@@ -58,7 +61,7 @@ def test_no_renderer_still_writes_dot_and_says_how_to_get_one(
     assert render.main(["--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "no SVG renderer found" in err and "pip install graphviz-pure" in err and "Writing DOT only" in err
-    assert sorted(p.suffix for p in out.iterdir()) == [".dot", ".dot", ".dot", ".html"]
+    assert sorted(p.suffix for p in out.iterdir()) == [".dot", ".dot", ".dot", ".dot", ".html", ".html"]
     assert "No SVG was rendered" in (out / "index.html").read_text()
 
 

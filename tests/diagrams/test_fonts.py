@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from meerkat_model.diagrams import find_renderer
-from meerkat_model.diagrams.style import FONT, FONT_STACKS, MONO_FONT
+from meerkat_model.diagrams.style import FONT, FONT_STACKS, MONO_FONT, TEXT_SLACK
 from meerkat_model.diagrams.svg import portable_fonts
 
 
-def test_layout_fonts_become_their_stacks() -> None:
-    svg = '<text font-family="Verdana" x="1">a</text><text font-family="Courier New">b</text>'
+def test_layout_fonts_become_their_stacks_at_a_slightly_smaller_size() -> None:
+    svg = '<text font-family="Verdana" x="1" font-size="10.70">a</text><text font-family="Courier New">b</text>'
     out = portable_fonts(svg)
-    assert f'font-family="{FONT_STACKS[FONT]}"' in out
-    assert f'font-family="{FONT_STACKS[MONO_FONT]}"' in out
+    assert f'<text font-family="{FONT_STACKS[FONT]}" x="1" font-size="10.00">a</text>' in out
+    assert f'<text font-family="{FONT_STACKS[MONO_FONT]}">b</text>' in out
     assert 'font-family="Verdana"' not in out
+    assert TEXT_SLACK > 1.055  # DejaVu Sans' "c" is 5.5% wider than Verdana's
 
 
-def test_other_fonts_are_left_alone() -> None:
-    svg = '<text font-family="Times,serif">a</text>'
+def test_other_fonts_and_other_elements_are_left_alone() -> None:
+    svg = '<text font-family="Times,serif" font-size="10.00">a</text><g font-family="Verdana" font-size="10.00"/>'
     assert portable_fonts(svg) == svg
 
 

@@ -23,6 +23,7 @@ from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Bounds
 from meerkat_model.verifier import explore, shortest_trace, summary, symmetry_comparison
 from meerkat_model.verifier.report import human, plain, trace_dot
+from meerkat_model.verifier.trace_json import trace_document, write_trace_json
 
 DEFAULT_PROFILE = "ci"
 PROGRESS_INTERVAL = 0.5
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         type=Path,
         help="write the shortest trace to the first violation as a Graphviz DOT file",
+    )
+    parser.add_argument(
+        "--trace-json",
+        metavar="PATH",
+        type=Path,
+        help="write the shortest trace to the first violation as JSON (format meerkat.trace: every field of "
+        "every step; open it in the state explorer page)",
     )
     parser.add_argument(
         "--progress",
@@ -254,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     show_progress = args.progress or err.isatty()
     reports: list[dict[str, Any]] = []
     first_trace: tuple[Any, list[Any], str] | None = None
+    first_document: dict[str, Any] | None = None
     ok = True
     for name, (machine, bounds) in built.items():
         progress = Progress(name, err) if show_progress else None
@@ -277,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                 shortest_trace(exploration, exploration.state_list[v.state_index]),
                 f"{name}: {v.invariant}",
             )
+            first_document = trace_document(
+                exploration, v, first_trace[1], profile=args.profile, bounds=bounds, key=name
+            )
 
     proofs = None if args.no_prove else run_proofs_if_available(out)
     if proofs is not None and proofs["failed"]:
@@ -287,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             args.trace_dot.write_text(trace_dot(*first_trace))
             print(f"meerkat-verify: trace written to {args.trace_dot}", file=err)
+    if args.trace_json is not None:
+        if first_document is None:
+            print("meerkat-verify: no violation, no trace written to --trace-json", file=err)
+        else:
+            write_trace_json(args.trace_json, first_document)
+            print(f"meerkat-verify: trace written to {args.trace_json}", file=err)
 
     if args.json:
         doc = {

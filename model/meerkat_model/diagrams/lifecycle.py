@@ -15,7 +15,7 @@ stands for other or several runtime statuses names them.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meerkat_model.diagrams.dot import DotEdge, DotGraph, DotNode, HtmlLabel, html_text
@@ -175,7 +175,16 @@ def build_lifecycle(
     )
 
 
-KEPT_HEADING = "keeps the status:"
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """How a diagram names its boxes (``noun``) and a transition that stays in its box (``kept``)."""
+
+    noun: str = "status"
+    kept: str = "keeps the status"
+
+
+STATUS_WORDS = Wording()
+KEPT_HEADING = f"{STATUS_WORDS.kept}:"
 RUNTIME_PREFIX = "runtime: "
 SMALL_FONT = "9"
 
@@ -187,7 +196,11 @@ def _small_lines(lines: Sequence[str], colour: str) -> str:
 
 
 def status_box(
-    status: str, kept: Sequence[TransitionDecl] = (), runtime: StatusCorrespondence | None = None
+    status: str,
+    kept: Sequence[TransitionDecl] = (),
+    runtime: StatusCorrespondence | None = None,
+    *,
+    kept_heading: str = KEPT_HEADING,
 ) -> tuple[str, str]:
     """The label and the plain-text tooltip of a status box: the status, then (small, grey) the
     transitions that keep it, then (small, blue) the runtime statuses it stands for unless it is
@@ -205,25 +218,46 @@ def status_box(
     if runtime_lines:
         rows.append(f"<TR>{_small_lines(runtime_lines, LIFECYCLE_COLOURS['runtime'])}</TR>")
     if kept_lines:
-        rows.append(f"<TR>{_small_lines([KEPT_HEADING, *kept_lines], LIFECYCLE_COLOURS['self_loop'])}</TR>")
+        rows.append(f"<TR>{_small_lines([kept_heading, *kept_lines], LIFECYCLE_COLOURS['self_loop'])}</TR>")
     table = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{"".join(rows)}</TABLE>'
-    tooltip = "\n".join([status, *runtime_lines, *([KEPT_HEADING, *kept_lines] if kept_lines else [])])
+    tooltip = "\n".join([status, *runtime_lines, *([kept_heading, *kept_lines] if kept_lines else [])])
     return HtmlLabel(table), tooltip
 
 
-def lifecycle_graph(lifecycle: Lifecycle, *, title: str, runtime: EntityCorrespondence | None = None) -> DotGraph:
+def widespread(sources: Sequence[str], statuses: Sequence[str]) -> bool:
+    """True when ``sources`` are every status, or all but one or two of many: a note can name
+    them shortly ("every status but X")."""
+    missing = [s for s in statuses if s not in sources]
+    return not missing or (len(missing) <= 2 and 2 * len(missing) < len(sources))
+
+
+def lifecycle_graph(
+    lifecycle: Lifecycle,
+    *,
+    title: str,
+    runtime: EntityCorrespondence | None = None,
+    words: Wording = STATUS_WORDS,
+    fills: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> DotGraph:
     """The DOT graph of ``lifecycle``: entry statuses with a thick border, terminal ones with a
     double border, transitions from several statuses merged at a junction dot, status-keeping
-    transitions inside the box; ``runtime`` (optional) names the runtime statuses of each box."""
+    transitions inside the box; ``runtime`` (optional) names the runtime statuses of each box,
+    ``words`` how boxes and staying are called, ``fills`` (optional) a fill colour per status,
+    ``notes`` more lines under the title."""
     colours = LIFECYCLE_COLOURS
     nodes = [DotNode(START_NODE, {"shape": "point", "width": "0.18", "label": ""})] if lifecycle.entry else []
     kept: dict[str, list[TransitionDecl]] = {}
     for edge in lifecycle.edges:
         if len(edge.sources) == 1 and edge.sources[0] == edge.target:
             kept.setdefault(edge.target, []).extend(edge.transitions)
+    for decls in kept.values():
+        decls.sort(key=lambda d: d.name)
     for status in lifecycle.statuses:
-        label, tooltip = status_box(status, kept.get(status, ()), runtime.of(status) if runtime else None)
-        attrs = {"label": label, "fillcolor": colours["active"]}
+        label, tooltip = status_box(
+            status, kept.get(status, ()), runtime.of(status) if runtime else None, kept_heading=f"{words.kept}:"
+        )
+        attrs = {"label": label, "fillcolor": (fills or {}).get(status, colours["active"])}
         if tooltip != status:
             attrs["tooltip"] = tooltip
         if status in lifecycle.terminal:
@@ -263,16 +297,19 @@ def lifecycle_graph(lifecycle: Lifecycle, *, title: str, runtime: EntityCorrespo
             attrs["color"] = colours["to_terminal"]
         edges.append(DotEdge(source, edge.target, attrs))
     label = title
+    kept_notes: dict[str, list[str]] = {}  # where -> transitions, one line per where
     for decl in lifecycle.widely_kept:
         missing = [s for s in lifecycle.statuses if s not in decl.sources]
         if not missing:
-            where = "every status"
+            where = f"every {words.noun}"
         elif len(missing) <= 2 and 2 * len(missing) < len(decl.sources):
-            where = "every status but " + " and ".join(missing)
+            where = f"every {words.noun} but " + " and ".join(missing)
         else:
             where = ", ".join(s for s in lifecycle.statuses if s in decl.sources)
         guard = f" [{decl.guard}]" if decl.guard else ""
-        note = f"keeps the status in {where}: {decl.name}{guard}"
+        kept_notes.setdefault(where, []).append(f"{decl.name}{guard}")
+    lines = [f"{words.kept} in {where}: {', '.join(names)}" for where, names in kept_notes.items()]
+    for note in [*lines, *notes]:
         label += "\n" + "\n".join(textwrap.wrap(note, NOTE_WRAP, subsequent_indent="  ", break_on_hyphens=False))
     return DotGraph(
         name=f"{lifecycle.machine}_{lifecycle.entity}",
