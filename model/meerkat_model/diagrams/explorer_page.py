@@ -35,9 +35,10 @@ def _package_text(name: str) -> str:
 
 
 def _embedded_json(document: Mapping[str, Any]) -> str:
-    """``document`` as JSON safe inside a ``<script>`` element (no ``</`` can close it)."""
+    """``document`` as JSON safe inside a ``<script>`` element: every ``<`` (only ever inside a
+    string) is written ``\\u003c``, so no ``</script>`` or ``<!--`` can end it early."""
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    return text.replace("<", "\\u003c")
 
 
 def _quick(label: str, query: str) -> str:
