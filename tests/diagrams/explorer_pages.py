@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from meerkat_model.diagrams.explorer_data import unpack
@@ -62,3 +63,32 @@ class Decoded:
         while self.parents[path[-1]] >= 0:
             path.append(self.parents[path[-1]])
         return path[::-1]
+
+
+def counterexample_page(folder: Path) -> tuple[Path, Path, int]:
+    """Write an explorer page of the ops model with a planted bug (a cancel that keeps its slot)
+    and the ``meerkat.trace`` of its first violation into ``folder``; return both paths and the
+    number of the shallowest state in the page that violates the same invariant."""
+    from meerkat_model.diagrams.explorer_data import explorer_graph
+    from meerkat_model.diagrams.explorer_page import build_explorer_page
+    from meerkat_model.diagrams.groupings import GROUPINGS
+    from meerkat_model.verifier import explore, shortest_trace
+    from meerkat_model.verifier.trace_json import trace_document
+
+    from tests.verifier.toys import SMALL_OPS, LeakyCancel
+
+    exploration = explore(LeakyCancel(SMALL_OPS))
+    grouping = GROUPINGS["ops"]
+    graph = explorer_graph(
+        "ops", exploration, profile="small", bounds=SMALL_OPS.values, phase=(grouping.meaning, grouping.of)
+    )
+    page = folder / "explorer-counterexample.html"
+    page.write_text(build_explorer_page([graph], intro="The ops model with a planted bug."), encoding="utf-8")
+    violation = exploration.violations[0]
+    steps = shortest_trace(exploration, exploration.state_list[violation.state_index])
+    document = trace_document(exploration, violation, steps, profile="small", bounds=SMALL_OPS.values, key="ops")
+    trace = folder / "trace.json"
+    trace.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    decoded = Decoded(graph)
+    violating = [v["state"] for v in graph["violations"] if v["invariant"] == violation.invariant]
+    return page, trace, min(violating, key=lambda s: (decoded.depths[s], s))

@@ -3,20 +3,13 @@ transition, switch machine, and step through a counterexample from ``meerkat-ver
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from meerkat_model.diagrams.explorer_data import explorer_graph
-from meerkat_model.diagrams.explorer_page import build_explorer_page
-from meerkat_model.diagrams.groupings import GROUPINGS
-from meerkat_model.verifier import explore, shortest_trace
-from meerkat_model.verifier.trace_json import trace_document
 
 from tests.diagrams.cdp import Browser
-from tests.diagrams.explorer_pages import Decoded, embedded
-from tests.verifier.toys import SMALL_OPS, LeakyCancel
+from tests.diagrams.explorer_pages import Decoded, counterexample_page, embedded
 
 PAGE = Path(__file__).resolve().parents[2] / "diagrams" / "explorer.html"
 READY = "document.body.dataset.explorerReady"
@@ -128,26 +121,7 @@ def test_switch_machine(browser: Browser) -> None:
 
 @pytest.fixture(scope="module")
 def counterexample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
-    """An explorer page of a model with a planted bug, the trace to its first violation, and the
-    number of the violating state in the page."""
-    machine = LeakyCancel(SMALL_OPS)
-    exploration = explore(machine)
-    grouping = GROUPINGS["ops"]
-    graph = explorer_graph(
-        "ops", exploration, profile="small", bounds=SMALL_OPS.values, phase=(grouping.meaning, grouping.of)
-    )
-    folder = tmp_path_factory.mktemp("explorer")
-    page = folder / "explorer.html"
-    page.write_text(build_explorer_page([graph], intro=""))
-    violation = exploration.violations[0]
-    steps = shortest_trace(exploration, exploration.state_list[violation.state_index])
-    trace = folder / "trace.json"
-    trace.write_text(
-        json.dumps(trace_document(exploration, violation, steps, profile="small", bounds=SMALL_OPS.values, key="ops"))
-    )
-    last = Decoded(graph)
-    violating = [v["state"] for v in graph["violations"] if v["invariant"] == violation.invariant]
-    return page, trace, min(violating, key=lambda s: last.depths[s])
+    return counterexample_page(tmp_path_factory.mktemp("explorer"))
 
 
 def test_step_through_a_counterexample(browser: Browser, counterexample: tuple[Path, Path, int]) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from meerkat_model.catalog import MACHINES, PROFILES
+from meerkat_model.diagrams.groupings import Grouping
 from meerkat_model.diagrams.lifecycle import build_lifecycle
-from meerkat_model.diagrams.overview import Grouping, compact, overview_lifecycle
-from meerkat_model.diagrams.suite import OVERVIEW_PROFILE, overview_diagram_of
+from meerkat_model.diagrams.overview import compact, overview_diagram_of, overview_lifecycle
+from meerkat_model.diagrams.suite import OVERVIEW_PROFILE
 from meerkat_model.machine import Bounds, TransitionDecl
 from meerkat_model.verifier import explore
 
@@ -108,3 +109,10 @@ def test_the_page_says_under_each_overview_that_every_transition_appears(key: st
     section = page.split(f'data-diagram="{key}-overview-{OVERVIEW_PROFILE}"', 1)[1].split("</section>", 1)[0]
     declared = len({decl.name for decl in MACHINES[key](PROFILES[OVERVIEW_PROFILE][key]).transitions()})
     assert f"All {declared} declared transitions appear." in section
+
+
+def test_the_readme_shows_an_overview_and_links_the_explorer() -> None:
+    readme = (DIAGRAMS.parent / "README.md").read_text()
+    picture = f"diagrams/session-overview-{OVERVIEW_PROFILE}.svg"
+    assert f"]({picture})" in readme and (DIAGRAMS.parent / picture).is_file()
+    assert "](diagrams/explorer.html)" in readme and (DIAGRAMS / "explorer.html").is_file()

@@ -347,7 +347,7 @@
     view.append(h("h3", {}, `Shortest path from the initial state (${path.length - 1} step${path.length === 2 ? "" : "s"})`));
     view.append(h("ol", { class: "path", start: "0" }, path.map((p) => h("li", { class: p.state === s ? "here" : "" },
       p.label === null ? "" : h("span", { class: "action" }, p.label, " "), p.transition === null ? "" : transitionTag(g, p.transition), p.label === null ? "" : " → ",
-      stateLink(g, p.state)))));
+      stateLink(g, p.state), p.label === null ? h("span", { class: "doc" }, " initial state") : ""))));
     view.append(h("h3", {}, "Fields", parent >= 0 ? h("span", { class: "sub" }, ` (highlighted: changed from the parent #${parent})`) : ""));
     view.append(fieldTable(g, stateRows(g, s, parent), parent >= 0 ? `in the parent #${parent}` : "before"));
     const filter = $("transition-filter").value;

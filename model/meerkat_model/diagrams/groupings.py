@@ -8,12 +8,21 @@ without a declared grouping are grouped by their first field named like ``*phase
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from meerkat_model.diagrams.overview import Grouping
 from meerkat_model.diagrams.reachable import NO_PHASE, guess_phase_field
 from meerkat_model.diagrams.values import format_value
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """How states are grouped: ``of(description)`` names a state's group; ``meaning`` says what
+    the names are (shown under the picture)."""
+
+    meaning: str
+    of: Callable[[Mapping[str, Any]], str]
 
 
 def _ops_group(description: Mapping[str, Any]) -> str:

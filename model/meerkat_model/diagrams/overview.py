@@ -11,6 +11,7 @@ graph is therefore written at least once in the picture. Two rules keep the pict
 transition that stays in a few groups is listed in each of their boxes (a note under the title
 only says "every group" or "every group but X"), and transitions that lead from every other
 group to one group are noted under the title instead of drawn as an arrow from each.
+:func:`overview_diagram_of` makes the diagram of one exploration.
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from meerkat_model.diagrams.lifecycle import Lifecycle, LifecycleEdge, Wording, build_lifecycle, widespread
+from meerkat_model.diagrams.diagram import Diagram, Table
+from meerkat_model.diagrams.dot import to_dot
+from meerkat_model.diagrams.groupings import Grouping, grouping_for
+from meerkat_model.diagrams.label_nodes import labels_as_nodes
+from meerkat_model.diagrams.lifecycle import (
+    Lifecycle,
+    LifecycleEdge,
+    Wording,
+    build_lifecycle,
+    lifecycle_graph,
+    widespread,
+)
 from meerkat_model.machine import TransitionDecl
 
 Describe = Callable[[Any], Mapping[str, Any]]
 GROUP_ENTITY = "group"
 GROUP_WORDS = Wording(noun="group", kept="stays in the group")
-
-
-@dataclass(frozen=True, slots=True)
-class Grouping:
-    """How states are grouped: ``of(description)`` names a state's group; ``meaning`` says what
-    the names are (shown under the picture)."""
-
-    meaning: str
-    of: Callable[[Mapping[str, Any]], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +105,56 @@ def overview_lifecycle(
     ]
     lifecycle, notes = compact(build_lifecycle(key, decls, GROUP_ENTITY, initial=group_of[initial]))
     return Overview(lifecycle, len(states), per_group, frozenset(name for name, _ in moves), notes)
+
+
+def overview_diagram_of(key: str, exploration: Any, *, profile: str, narrowed: Mapping[str, int]) -> Diagram:
+    """The overview of one machine's exploration (``meerkat_model.verifier.explore``): its states
+    grouped (:mod:`~meerkat_model.diagrams.groupings`) and drawn as a lifecycle of groups."""
+    machine = exploration.machine
+    states = exploration.state_list
+    initial = machine.canonical(machine.initial_state()) if exploration.symmetry else machine.initial_state()
+    grouping = grouping_for(key, machine.describe(initial))
+    overview = overview_lifecycle(
+        key,
+        states,
+        initial=initial,
+        edges=((states[source], states[target], transition) for source, target, _, transition in exploration.edge_list),
+        describe=machine.describe,
+        grouping=grouping,
+    )
+    declared = list(dict.fromkeys(decl.name for decl in machine.transitions()))
+    missing = [name for name in declared if name not in overview.shown]
+    under = f"profile {profile!r}" + (
+        " narrowed (" + ", ".join(f"{k}={v}" for k, v in sorted(narrowed.items())) + ")" if narrowed else ""
+    )
+    title = (
+        f"Reachable states of the {key!r} model, {under}: {overview.states:,} states in "
+        f"{len(overview.lifecycle.statuses)} groups\ngroup = {grouping.meaning}"
+    )
+    graph = lifecycle_graph(overview.lifecycle, title=title, words=GROUP_WORDS, notes=overview.notes)
+    coverage = (
+        f"All {len(declared)} declared transitions appear."
+        if not missing
+        else f"{len(declared) - len(missing)} of {len(declared)} declared transitions fire; not reachable under "
+        f"these bounds: {', '.join(missing)}."
+    )
+    caption = (
+        f"Every reachable state of the {key!r} model under {under} ({overview.states:,} states, states equal up to "
+        f"renaming of ids counted once), grouped by {grouping.meaning}. An arrow from one group to another carries "
+        "every transition that leads from a state of the first to a state of the second (through a dot when it "
+        "does so from several groups); grey text in a box lists the transitions between states of the same group "
+        f"(those that stay in many groups are listed under the title). {coverage}"
+    )
+    groups = Table(
+        "States per group",
+        ("group", "states"),
+        tuple((group, f"{overview.per_group[group]:,}") for group in overview.lifecycle.statuses),
+    )
+    return Diagram(
+        f"{key}-overview-{profile}",
+        "overview",
+        f"Overview: {key} model, profile {profile}",
+        caption,
+        to_dot(labels_as_nodes(graph)),
+        (groups,),
+    )

@@ -23,7 +23,7 @@ from meerkat_model.diagrams.explorer_page import build_explorer_page
 from meerkat_model.diagrams.groupings import grouping_for
 from meerkat_model.diagrams.label_nodes import labels_as_nodes
 from meerkat_model.diagrams.lifecycle import build_lifecycle, entities, lifecycle_graph
-from meerkat_model.diagrams.overview import GROUP_WORDS, overview_lifecycle
+from meerkat_model.diagrams.overview import overview_diagram_of
 from meerkat_model.diagrams.reachable import DEFAULT_NODE_LIMIT, reachable_diagram, state_order
 from meerkat_model.diagrams.runtime_statuses import EntityCorrespondence, correspondence
 from meerkat_model.diagrams.trace import TraceFrame, trace_graph
@@ -338,59 +338,6 @@ def narrowed_for_drawing(
     changes = {k: v for k, v in sorted(overrides.items()) if k in values and values[k] != v}
     values.update(changes)
     return Bounds(values), changes
-
-
-def overview_diagram_of(key: str, exploration: Any, *, profile: str, narrowed: Mapping[str, int]) -> Diagram:
-    """The overview of one machine's exploration (``meerkat_model.verifier.explore``): its states
-    grouped (:mod:`~meerkat_model.diagrams.groupings`) and drawn as a lifecycle of groups."""
-    machine = exploration.machine
-    states = exploration.state_list
-    initial = machine.canonical(machine.initial_state()) if exploration.symmetry else machine.initial_state()
-    grouping = grouping_for(key, machine.describe(initial))
-    overview = overview_lifecycle(
-        key,
-        states,
-        initial=initial,
-        edges=((states[source], states[target], transition) for source, target, _, transition in exploration.edge_list),
-        describe=machine.describe,
-        grouping=grouping,
-    )
-    declared = list(dict.fromkeys(decl.name for decl in machine.transitions()))
-    missing = [name for name in declared if name not in overview.shown]
-    under = f"profile {profile!r}" + (
-        " narrowed (" + ", ".join(f"{k}={v}" for k, v in sorted(narrowed.items())) + ")" if narrowed else ""
-    )
-    title = (
-        f"Reachable states of the {key!r} model, {under}: {overview.states:,} states in "
-        f"{len(overview.lifecycle.statuses)} groups\ngroup = {grouping.meaning}"
-    )
-    graph = lifecycle_graph(overview.lifecycle, title=title, words=GROUP_WORDS, notes=overview.notes)
-    coverage = (
-        f"All {len(declared)} declared transitions appear."
-        if not missing
-        else f"{len(declared) - len(missing)} of {len(declared)} declared transitions fire; not reachable under "
-        f"these bounds: {', '.join(missing)}."
-    )
-    caption = (
-        f"Every reachable state of the {key!r} model under {under} ({overview.states:,} states, states equal up to "
-        f"renaming of ids counted once), grouped by {grouping.meaning}. An arrow from one group to another carries "
-        "every transition that leads from a state of the first to a state of the second (through a dot when it "
-        "does so from several groups); grey text in a box lists the transitions between states of the same group "
-        f"(those that stay in many groups are listed under the title). {coverage}"
-    )
-    groups = Table(
-        "States per group",
-        ("group", "states"),
-        tuple((group, f"{overview.per_group[group]:,}") for group in overview.lifecycle.statuses),
-    )
-    return Diagram(
-        f"{key}-overview-{profile}",
-        "overview",
-        f"Overview: {key} model, profile {profile}",
-        caption,
-        to_dot(labels_as_nodes(graph)),
-        (groups,),
-    )
 
 
 def overview_diagrams(
