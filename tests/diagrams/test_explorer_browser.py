@@ -3,10 +3,12 @@ transition, switch machine, and step through a counterexample from ``meerkat-ver
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+from meerkat_model.diagrams.explorer_data import unpack
 
 from tests.diagrams.cdp import Browser
 from tests.diagrams.explorer_pages import Decoded, counterexample_page, embedded
@@ -159,3 +161,29 @@ def test_a_file_that_is_not_a_trace_is_refused_with_a_reason(browser: Browser, t
     browser.set_files("#trace-file", [wrong])
     message = browser.wait_for("document.body.dataset.explorerTraceError")
     assert "report.json: not a meerkat.trace version 1 document" in message
+
+
+def test_a_trace_of_another_machine_switches_to_it(browser: Browser, tmp_path: Path) -> None:
+    raw = embedded(PAGE.read_text())["machines"][1]
+    assert raw["key"] == "session"
+    rows, names = unpack(raw["rows"]), [f["name"] for f in raw["fields"]]
+    start = {name: raw["values"][rows[i] - 1] for i, name in enumerate(names) if rows[i]}
+    trace = tmp_path / "session-trace.json"
+    step = {"index": 0, "action": None, "transition": None, "state": start, "canonical": start}
+    document = {"format": "meerkat.trace", "version": 1, "machine": "session", "profile": "ci", "bounds": {}}
+    document |= {
+        "violation": {"invariant": "made_up", "message": "m"},
+        "steps": [{**step, "changed": {}, "outputs": []}],
+    }
+    trace.write_text(json.dumps(document))
+    _open(browser)
+    browser.set_files("#trace-file", [trace])
+    browser.wait_for("document.body.dataset.explorerTraceSteps === '1'")
+    assert browser.evaluate("document.body.dataset.explorerMachine") == "session"
+    assert browser.evaluate("document.querySelector('a.in-graph').textContent") == "state #0"
+    browser.click("#tab-state")
+    fields = browser.evaluate(
+        "Array.from(document.querySelectorAll('#state-view tr[data-field]')).map((tr) => tr.dataset.field)"
+    )
+    assert fields == names
+    assert browser.page_errors == []

@@ -468,6 +468,7 @@
     renderModel();
     renderResults();
     if (pick) select(0);
+    else { ui.state = 0; renderState(); }
   }
   function filterBy(transition) {
     $("transition-filter").value = transition;
