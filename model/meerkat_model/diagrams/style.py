@@ -5,9 +5,9 @@ from __future__ import annotations
 # Text must fit its box in every browser. The layout measures text with the metrics of the font
 # named in the DOT; the SVG then asks for a stack of fallbacks. Verdana is the widest common
 # sans-serif whose metrics the layout knows; its stand-ins (DejaVu Sans on Linux, the generic
-# sans-serif elsewhere) are narrower on average, but a few letters are wider (DejaVu's "c" by 5.5%,
-# "e" by 3%). So the SVG sets every text TEXT_SLACK smaller than the layout measured it: a fallback
-# up to 7% wider still fits its box.
+# sans-serif elsewhere) are narrower on average, but not every letter is (DejaVu's "c" is 4% wider,
+# "e" 2%) and small text is placed on whole pixels. So the SVG sets every text TEXT_SLACK smaller
+# than the layout measured it: a fallback up to 7% wider still fits its box.
 FONT = "Verdana"
 MONO_FONT = "Courier New"
 FONT_STACKS = {
