@@ -34,13 +34,16 @@ def test_render_then_check(door_catalog: dict[str, int], tmp_path: Path, capsys:
     assert sorted(p.name for p in out.iterdir()) == [
         "door-lifecycle.dot",
         "door-lifecycle.svg",
+        "door-overview-ci.dot",
+        "door-overview-ci.svg",
         "door-reachable-tiny.dot",
         "door-reachable-tiny.svg",
+        "explorer.html",
         "index.html",
         "key-lifecycle.dot",
         "key-lifecycle.svg",
     ]
-    assert "wrote 7 files for 3 diagrams" in capsys.readouterr().err
+    assert "wrote 10 files for 4 diagrams" in capsys.readouterr().err
     assert render.main(["--out", str(out), "--check"]) == 0
     door_catalog["max_opens"] = 3
     assert render.main(["--out", str(out), "--check"]) == 1
@@ -58,7 +61,7 @@ def test_no_renderer_still_writes_dot_and_says_how_to_get_one(
     assert render.main(["--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "no SVG renderer found" in err and "pip install graphviz-pure" in err and "Writing DOT only" in err
-    assert sorted(p.suffix for p in out.iterdir()) == [".dot", ".dot", ".dot", ".html"]
+    assert sorted(p.suffix for p in out.iterdir()) == [".dot", ".dot", ".dot", ".dot", ".html", ".html"]
     assert "No SVG was rendered" in (out / "index.html").read_text()
 
 
@@ -109,3 +112,31 @@ def test_deepest_trace_and_unknown_machine(
 def test_unknown_profile_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert render.main(["--out", str(tmp_path), "--profile", "enormous", "--check"]) == 2
     assert "unknown profile 'enormous'" in capsys.readouterr().err
+
+
+def test_the_explorer_page_is_written_and_checked(
+    door_catalog: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d"
+    assert render.main(["--out", str(out), "--dot-only"]) == 0
+    page = (out / "explorer.html").read_text()
+    assert '"key":"door"' in page and 'href="explorer.html"' in (out / "index.html").read_text()
+    (out / "explorer.html").write_text(page.replace('"key":"door"', '"key":"doors"'))
+    assert render.main(["--out", str(out), "--check"]) == 1
+    assert "explorer.html differs from the model" in capsys.readouterr().err
+    (out / "explorer.html").unlink()
+    assert render.main(["--out", str(out), "--check"]) == 1
+    assert "explorer.html is missing" in capsys.readouterr().err
+
+
+def test_explore_writes_one_page_of_a_profile(
+    door_catalog: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d"
+    assert render.main(["--out", str(out), "--explore", "ci"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["explore-ci.html"]
+    assert "wrote" in capsys.readouterr().err
+    assert render.main(["--out", str(tmp_path / "e"), "--explore", "ci", "--state-limit", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "above the explorer's limit of 3" in err and "--state-limit" in err
+    assert not (tmp_path / "e").exists()

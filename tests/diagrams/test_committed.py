@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from meerkat_model.diagrams import Diagram, check_drift, standard_diagrams
+from meerkat_model.diagrams.explorations import ExplorationCache
+from meerkat_model.diagrams.suite import standard_explorer
 
 from tests.diagrams.browser import body_attributes, dump_dom
 
@@ -17,12 +19,27 @@ README_PICTURE = DIAGRAMS / "operation-lifecycle.svg"
 
 
 @pytest.fixture(scope="module")
-def current() -> list[Diagram]:
-    return standard_diagrams()
+def cache() -> ExplorationCache:
+    return ExplorationCache()
+
+
+@pytest.fixture(scope="module")
+def current(cache: ExplorationCache) -> list[Diagram]:
+    return standard_diagrams(cache=cache)
+
+
+@pytest.fixture(scope="module")
+def explorer(cache: ExplorationCache) -> str:
+    return standard_explorer(cache=cache)
 
 
 def test_committed_diagrams_match_the_model(current: list[Diagram]) -> None:
     problems = check_drift(DIAGRAMS, current)
+    assert problems == [], "diagrams/ is out of date; run ./run render\n" + "\n".join(problems)
+
+
+def test_committed_explorer_page_matches_the_model(current: list[Diagram], explorer: str) -> None:
+    problems = check_drift(DIAGRAMS, current, explorer=explorer)
     assert problems == [], "diagrams/ is out of date; run ./run render\n" + "\n".join(problems)
 
 

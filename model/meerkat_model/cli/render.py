@@ -1,9 +1,10 @@
 """``meerkat-render``: regenerate the state diagrams under ``diagrams/`` from the model.
 
-Writes one DOT and one SVG per diagram and ``index.html`` (every diagram with its tables).
-``--check`` only compares (exit 1 on drift). Without an SVG renderer the DOT files and the page
-are still written and the command says how to get one. ``--trace MACHINE`` adds a
-counterexample trace (or, with ``--trace-to deepest``, the path to a deepest state).
+Writes one DOT and one SVG per diagram, ``index.html`` (every diagram with its tables) and
+``explorer.html`` (the state explorer). ``--check`` only compares (exit 1 on drift). Without an
+SVG renderer the DOT files and the pages are still written and the command says how to get one.
+``--trace MACHINE`` adds a counterexample trace (or, with ``--trace-to deepest``, the path to a
+deepest state); ``--explore PROFILE`` writes only an explorer page of that profile.
 
 Exit status: 0 done (or no drift), 1 drift found, 2 error (nothing written): a usage error
 (checked before the model is explored, e.g. ``--out`` under a regular file), a missing
@@ -34,8 +35,10 @@ from meerkat_model.diagrams import (
     trace_diagram_of,
     write_outputs,
 )
+from meerkat_model.diagrams.explorations import ExplorationCache
+from meerkat_model.diagrams.explorer_data import DEFAULT_STATE_LIMIT
 from meerkat_model.diagrams.renderer import Renderer
-from meerkat_model.diagrams.suite import TRACE_TARGETS
+from meerkat_model.diagrams.suite import EXPLORER_PROFILE, OVERVIEW_PROFILE, TRACE_TARGETS, standard_explorer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +83,36 @@ def _parser() -> argparse.ArgumentParser:
         default="violation",
         help="trace target: the first invariant violation (default) or a deepest state",
     )
+    parser.add_argument(
+        "--explore",
+        metavar="PROFILE",
+        help="write only explore-PROFILE.html: the state explorer of every machine under PROFILE's bounds as they "
+        "are (not part of the committed set)",
+    )
+    parser.add_argument(
+        "--state-limit",
+        type=int,
+        default=DEFAULT_STATE_LIMIT,
+        metavar="N",
+        help=f"refuse an explorer page for a machine above N reachable states (default: {DEFAULT_STATE_LIMIT:,})",
+    )
     return parser
+
+
+def _explore_only(args: argparse.Namespace, started: float) -> int:
+    """``--explore PROFILE``: one explorer page, bounds as they are."""
+    try:
+        page = standard_explorer(
+            args.explore, entries=catalog_entries(args.explore), narrow=False, state_limit=args.state_limit
+        )
+    except DiagramError as exc:
+        _say(f"error: {exc}")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"explore-{args.explore}.html"
+    path.write_text(page, encoding="utf-8")
+    _say(f"wrote {path} ({len(page.encode()) / 1e6:.1f} MB, {time.perf_counter() - started:.2f} s)")
+    return 0
 
 
 def _say(message: str) -> None:
@@ -104,13 +136,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.explore:
+        return _explore_only(args, started)
+    cache = ExplorationCache()
     try:
         entries = catalog_entries(args.profile)
         known = {entry.key: entry for entry in entries}
         if args.trace and args.trace not in known:
             raise DiagramError(f"unknown machine {args.trace!r} (known: {', '.join(known)})")
         diagrams = standard_diagrams(
-            args.profile, entries=entries, node_limit=args.node_limit, force=args.force, narrow=not args.no_narrow
+            args.profile,
+            entries=entries,
+            node_limit=args.node_limit,
+            force=args.force,
+            narrow=not args.no_narrow,
+            overview_entries=catalog_entries(OVERVIEW_PROFILE),
+            cache=cache,
+        )
+        explorer = standard_explorer(
+            EXPLORER_PROFILE,
+            entries=catalog_entries(EXPLORER_PROFILE),
+            narrow=not args.no_narrow,
+            state_limit=args.state_limit,
+            cache=cache,
         )
         if args.trace:
             # A trace is a short chain whatever the graph size: it uses the profile's bounds as they are.
@@ -129,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
             _say(f"warning: {diagram.title}: {alert}")
 
     if args.check:
-        problems = check_drift(args.out, [d for d in diagrams if d.kind != "trace"])
+        problems = check_drift(args.out, [d for d in diagrams if d.kind != "trace"], explorer=explorer)
         for problem in problems:
             _say(f"drift: {problem}")
         if problems:
@@ -154,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     rendered = time.perf_counter()
     try:
-        report = write_outputs(args.out, diagrams, svgs)
+        report = write_outputs(args.out, diagrams, svgs, explorer=explorer)
     except OSError as exc:
         _say(f"error: could not write to {args.out}: {exc}")
         return 2

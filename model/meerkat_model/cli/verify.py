@@ -35,6 +35,7 @@ from meerkat_model.cli.usage import (
 from meerkat_model.machine import Bounds
 from meerkat_model.verifier import explore, shortest_trace, summary, symmetry_comparison
 from meerkat_model.verifier.report import human, plain, trace_dot
+from meerkat_model.verifier.trace_json import trace_document, write_trace_json
 
 PROG = "meerkat-verify"
 DEFAULT_PROFILE = "ci"
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="write the shortest trace to the first violation as a Graphviz DOT file (its folder must exist; "
         "checked before the search)",
+    )
+    parser.add_argument(
+        "--trace-json",
+        metavar="PATH",
+        type=Path,
+        help="write the shortest trace to the first violation as JSON (format meerkat.trace: every field of "
+        "every step; open it in the state explorer page; its folder must exist; checked before the search)",
     )
     parser.add_argument(
         "--progress",
@@ -272,6 +280,8 @@ def _build(args: argparse.Namespace) -> tuple[list[str], int, dict[str, tuple[An
     workers = parse_workers(args.workers)
     if args.trace_dot is not None:
         check_output_file(args.trace_dot, "--trace-dot")
+    if args.trace_json is not None:
+        check_output_file(args.trace_json, "--trace-json")
     built = {}
     for name in machines:
         bounds = {**PROFILES[args.profile].get(name, Bounds()).values, **overrides[name]}
@@ -298,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     first_trace: tuple[Any, list[Any], str] | None = None
     proofs: dict[str, Any] | None = None
     interrupted: str | None = None
+    first_document: dict[str, Any] | None = None
     ok = True
     try:
         for name, (machine, bounds) in built.items():
@@ -322,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                     exploration,
                     shortest_trace(exploration, exploration.state_list[v.state_index]),
                     f"{name}: {v.invariant}",
+                )
+                first_document = trace_document(
+                    exploration, v, first_trace[1], profile=args.profile, bounds=bounds, key=name
                 )
         if not args.no_prove:
             interrupted = "running the proofs"
@@ -362,6 +376,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"meerkat-verify: error: could not write --trace-dot {args.trace_dot}: {exc}", file=err)
             else:
                 print(f"meerkat-verify: trace written to {args.trace_dot}", file=err)
+    if args.trace_json is not None:
+        if first_document is None:
+            print("meerkat-verify: no violation, no trace written to --trace-json", file=err)
+        else:
+            try:
+                write_trace_json(args.trace_json, first_document)
+            except OSError as exc:
+                print(f"meerkat-verify: error: could not write --trace-json {args.trace_json}: {exc}", file=err)
+            else:
+                print(f"meerkat-verify: trace written to {args.trace_json}", file=err)
     if interrupted is not None:
         print(f"meerkat-verify: interrupted while {interrupted}", file=err)
         return EXIT_INTERRUPTED

@@ -2,6 +2,8 @@
 
 * :func:`standard_diagrams` — the committed set: one lifecycle per declared entity of every
   catalog machine, plus each machine's reachable-state graph under a small profile.
+* :func:`overview_diagram_of` — every reachable state of a machine, grouped, every transition shown.
+* :func:`standard_explorer` — the state explorer page (every reachable state, searchable).
 * :func:`trace_diagram_of` — a counterexample (or deepest-state) trace.
 * :func:`render_svgs`, :func:`write_outputs`, :func:`check_drift` — SVG rendering, writing
   ``diagrams/`` (DOT, SVG, ``index.html``) and the drift check.
@@ -23,8 +25,10 @@ from meerkat_model.diagrams.errors import (
     UnknownEntityError,
 )
 from meerkat_model.diagrams.explored import ExploredGraph, shortest_frames
+from meerkat_model.diagrams.explorer_data import ExplorerTooLargeError
 from meerkat_model.diagrams.lifecycle import Lifecycle, build_lifecycle, entities, lifecycle_graph
 from meerkat_model.diagrams.output import check_drift, render_svgs, write_outputs
+from meerkat_model.diagrams.overview import overview_diagram_of
 from meerkat_model.diagrams.page import build_page
 from meerkat_model.diagrams.reachable import DEFAULT_NODE_LIMIT, ReachableDiagram, reachable_diagram
 from meerkat_model.diagrams.renderer import Renderer, find_renderer
@@ -36,6 +40,7 @@ from meerkat_model.diagrams.suite import (
     lifecycle_diagrams,
     reachable_diagram_of,
     standard_diagrams,
+    standard_explorer,
     trace_diagram_of,
 )
 from meerkat_model.diagrams.trace import TraceFrame, trace_graph
@@ -49,6 +54,7 @@ __all__ = [
     "DotGraph",
     "DotNode",
     "ExploredGraph",
+    "ExplorerTooLargeError",
     "GraphTooLargeError",
     "Lifecycle",
     "MachineEntry",
@@ -69,11 +75,13 @@ __all__ = [
     "find_renderer",
     "lifecycle_diagrams",
     "lifecycle_graph",
+    "overview_diagram_of",
     "reachable_diagram",
     "reachable_diagram_of",
     "render_svgs",
     "shortest_frames",
     "standard_diagrams",
+    "standard_explorer",
     "to_dot",
     "trace_diagram_of",
     "trace_graph",

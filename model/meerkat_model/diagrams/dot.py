@@ -2,7 +2,8 @@
 
 Output is deterministic: attributes are written in sorted key order and nodes, edges and rank
 groups in the order the caller gives them (callers sort them). Text is escaped so any label
-(quotes, backslashes, newlines, angle brackets) survives unchanged.
+(quotes, backslashes, newlines, angle brackets) survives unchanged. An :class:`HtmlLabel` is
+written as a Graphviz HTML-like label (``<...>``); build its text with :func:`html_text`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ class LeftText(str):
     __slots__ = ()
 
 
+class HtmlLabel(str):
+    """A Graphviz HTML-like label (markup such as ``<TABLE>``, ``<FONT>``, ``<BR/>``), written
+    between angle brackets. Text inside it must be escaped with :func:`html_text`."""
+
+    __slots__ = ()
+
+
+def html_text(text: str) -> str:
+    """``text`` escaped for an HTML-like label."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
 def _attr_list(attrs: Mapping[str, str]) -> str:
     if not attrs:
         return ""
@@ -35,6 +48,8 @@ def _attr_list(attrs: Mapping[str, str]) -> str:
 
 
 def _attr_value(value: str) -> str:
+    if isinstance(value, HtmlLabel):
+        return f"<{value}>"
     if isinstance(value, LeftText):
         return quote(value if value.endswith("\n") else value + "\n", newline="\\l")
     return quote(value)

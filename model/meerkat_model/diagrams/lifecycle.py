@@ -3,20 +3,24 @@
 A lifecycle is the status graph of one entity (``operation``, ``input``, ``runtime``,
 ``registration``, ...): one node per status named in a :class:`TransitionDecl`; one edge per
 (sources, target) pair carrying every transition between them; a junction dot where a transition
-may fire from several statuses; a self-loop for a transition that leaves the status unchanged
-(``target is None``), or a note under the title when it is allowed in many statuses; terminal
-statuses (targets of transitions with ``terminal_target``) with a double border; and a start
-point leading to the entry statuses.
+may fire from several statuses; a transition that leaves the status unchanged (``target is
+None``) is listed inside the box of each status it is allowed in (a loop with a label beside the
+box would collide with the edges leaving it), or noted under the title when it is allowed in many
+statuses; terminal statuses (targets of transitions with ``terminal_target``) with a double
+border; and a start point leading to the entry statuses. When the runtime's statuses for the
+entity are declared (:mod:`~meerkat_model.diagrams.runtime_statuses`), a box whose model status
+stands for other or several runtime statuses names them.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from meerkat_model.diagrams.dot import DotEdge, DotGraph, DotNode
+from meerkat_model.diagrams.dot import DotEdge, DotGraph, DotNode, HtmlLabel, html_text
 from meerkat_model.diagrams.errors import UnknownEntityError
+from meerkat_model.diagrams.runtime_statuses import EntityCorrespondence, StatusCorrespondence
 from meerkat_model.diagrams.style import FONT, GUARD_WRAP, LIFECYCLE_COLOURS
 from meerkat_model.machine import TransitionDecl
 
@@ -171,13 +175,91 @@ def build_lifecycle(
     )
 
 
-def lifecycle_graph(lifecycle: Lifecycle, *, title: str) -> DotGraph:
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """How a diagram names its boxes (``noun``) and a transition that stays in its box (``kept``)."""
+
+    noun: str = "status"
+    kept: str = "keeps the status"
+
+
+STATUS_WORDS = Wording()
+KEPT_HEADING = f"{STATUS_WORDS.kept}:"
+RUNTIME_PREFIX = "runtime: "
+SMALL_FONT = "9"
+
+
+def _small_lines(lines: Sequence[str], colour: str) -> str:
+    """Left-aligned small text lines of an HTML-like label."""
+    body = "".join(f'{html_text(line)}<BR ALIGN="LEFT"/>' for line in lines)
+    return f'<TD ALIGN="LEFT" BALIGN="LEFT"><FONT POINT-SIZE="{SMALL_FONT}" COLOR="{colour}">{body}</FONT></TD>'
+
+
+def status_box(
+    status: str,
+    kept: Sequence[TransitionDecl] = (),
+    runtime: StatusCorrespondence | None = None,
+    *,
+    kept_heading: str = KEPT_HEADING,
+) -> tuple[str, str]:
+    """The label and the plain-text tooltip of a status box: the status, then (small, grey) the
+    transitions that keep it, then (small, blue) the runtime statuses it stands for unless it is
+    exactly one runtime status of the same name."""
+    kept_lines = edge_label(kept).split("\n") if kept else []
+    runtime_lines: list[str] = []
+    if runtime is not None and not runtime.is_plain:
+        named = ", ".join(runtime.runtime) if runtime.runtime else "(no record)"
+        runtime_lines = textwrap.wrap(
+            RUNTIME_PREFIX + named, GUARD_WRAP, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False
+        )
+    if not kept_lines and not runtime_lines:
+        return status, status
+    rows = [f"<TR><TD>{html_text(status)}</TD></TR>"]
+    if runtime_lines:
+        rows.append(f"<TR>{_small_lines(runtime_lines, LIFECYCLE_COLOURS['runtime'])}</TR>")
+    if kept_lines:
+        rows.append(f"<TR>{_small_lines([kept_heading, *kept_lines], LIFECYCLE_COLOURS['self_loop'])}</TR>")
+    table = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{"".join(rows)}</TABLE>'
+    tooltip = "\n".join([status, *runtime_lines, *([kept_heading, *kept_lines] if kept_lines else [])])
+    return HtmlLabel(table), tooltip
+
+
+def widespread(sources: Sequence[str], statuses: Sequence[str]) -> bool:
+    """True when ``sources`` are every status, or all but one or two of many: a note can name
+    them shortly ("every status but X")."""
+    missing = [s for s in statuses if s not in sources]
+    return not missing or (len(missing) <= 2 and 2 * len(missing) < len(sources))
+
+
+def lifecycle_graph(
+    lifecycle: Lifecycle,
+    *,
+    title: str,
+    runtime: EntityCorrespondence | None = None,
+    words: Wording = STATUS_WORDS,
+    fills: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> DotGraph:
     """The DOT graph of ``lifecycle``: entry statuses with a thick border, terminal ones with a
-    double border, transitions from several statuses merged at a junction dot."""
+    double border, transitions from several statuses merged at a junction dot, status-keeping
+    transitions inside the box; ``runtime`` (optional) names the runtime statuses of each box,
+    ``words`` how boxes and staying are called, ``fills`` (optional) a fill colour per status,
+    ``notes`` more lines under the title."""
     colours = LIFECYCLE_COLOURS
     nodes = [DotNode(START_NODE, {"shape": "point", "width": "0.18", "label": ""})] if lifecycle.entry else []
+    kept: dict[str, list[TransitionDecl]] = {}
+    for edge in lifecycle.edges:
+        if len(edge.sources) == 1 and edge.sources[0] == edge.target:
+            kept.setdefault(edge.target, []).extend(edge.transitions)
+    for decls in kept.values():
+        decls.sort(key=lambda d: d.name)
     for status in lifecycle.statuses:
-        attrs = {"label": status, "fillcolor": colours["active"]}
+        label, tooltip = status_box(
+            status, kept.get(status, ()), runtime.of(status) if runtime else None, kept_heading=f"{words.kept}:"
+        )
+        attrs = {"label": label, "fillcolor": (fills or {}).get(status, colours["active"])}
+        if tooltip != status:
+            attrs["tooltip"] = tooltip
         if status in lifecycle.terminal:
             attrs.update({"fillcolor": colours["terminal"], "peripheries": "2"})
         if status in lifecycle.entry:
@@ -194,7 +276,7 @@ def lifecycle_graph(lifecycle: Lifecycle, *, title: str) -> DotGraph:
         if len(edge.sources) == 1:
             source = edge.sources[0]
             if source == edge.target:
-                attrs.update({"color": colours["self_loop"], "fontcolor": colours["self_loop"]})
+                continue  # listed inside the box
         else:
             if edge.sources not in junctions:
                 junction = junctions[edge.sources] = f"{JUNCTION_PREFIX}{len(junctions)}"
@@ -215,16 +297,19 @@ def lifecycle_graph(lifecycle: Lifecycle, *, title: str) -> DotGraph:
             attrs["color"] = colours["to_terminal"]
         edges.append(DotEdge(source, edge.target, attrs))
     label = title
+    kept_notes: dict[str, list[str]] = {}  # where -> transitions, one line per where
     for decl in lifecycle.widely_kept:
         missing = [s for s in lifecycle.statuses if s not in decl.sources]
         if not missing:
-            where = "every status"
+            where = f"every {words.noun}"
         elif len(missing) <= 2 and 2 * len(missing) < len(decl.sources):
-            where = "every status but " + " and ".join(missing)
+            where = f"every {words.noun} but " + " and ".join(missing)
         else:
             where = ", ".join(s for s in lifecycle.statuses if s in decl.sources)
         guard = f" [{decl.guard}]" if decl.guard else ""
-        note = f"keeps the status in {where}: {decl.name}{guard}"
+        kept_notes.setdefault(where, []).append(f"{decl.name}{guard}")
+    lines = [f"{words.kept} in {where}: {', '.join(names)}" for where, names in kept_notes.items()]
+    for note in [*lines, *notes]:
         label += "\n" + "\n".join(textwrap.wrap(note, NOTE_WRAP, subsequent_indent="  ", break_on_hyphens=False))
     return DotGraph(
         name=f"{lifecycle.machine}_{lifecycle.entity}",

@@ -1,10 +1,11 @@
 """Rendering the diagram set to SVG, writing it to a directory, and checking a directory for drift.
 
 Files: ``<slug>.dot`` (the source of truth for the drift check), ``<slug>.svg`` (carries the
-digest of its DOT so a stale picture is detected), ``index.html`` (the page). Everything is
-computed before the first file is written; each file is replaced atomically. Files a previous
-run generated for diagrams that no longer exist are removed, except on-demand traces
-(``trace-*``), which are left alone and ignored by the drift check.
+digest of its DOT so a stale picture is detected), ``index.html`` (the page) and
+``explorer.html`` (the state explorer, compared byte for byte). Everything is computed before
+the first file is written; each file is replaced atomically. Files a previous run generated for
+diagrams that no longer exist are removed, except on-demand traces (``trace-*``) and explorer
+pages (``explore-*``), which are left alone and ignored by the drift check.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from meerkat_model.diagrams.diagram import Diagram
 from meerkat_model.diagrams.dot import GENERATED_MARKER
+from meerkat_model.diagrams.explorer_page import EXPLORER_PAGE
 from meerkat_model.diagrams.page import build_page
 from meerkat_model.diagrams.renderer import Renderer
 from meerkat_model.diagrams.svg import dot_digest, mark_svg, svg_digest
@@ -89,9 +91,12 @@ def _generated_files(out_dir: Path) -> dict[Path, str]:
     return found
 
 
-def write_outputs(out_dir: Path, diagrams: Sequence[Diagram], svgs: dict[str, str | None]) -> WriteReport:
-    """Write every DOT, every available SVG and the page; remove stale generated files."""
-    page = build_page(diagrams, svgs, intro=PAGE_INTRO)
+def write_outputs(
+    out_dir: Path, diagrams: Sequence[Diagram], svgs: dict[str, str | None], *, explorer: str | None = None
+) -> WriteReport:
+    """Write every DOT, every available SVG, the page and (when given) the explorer page;
+    remove stale generated files."""
+    page = build_page(diagrams, svgs, intro=PAGE_INTRO, explorer=EXPLORER_PAGE if explorer is not None else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     slugs = {d.slug for d in diagrams}
     stale = [
@@ -111,14 +116,18 @@ def write_outputs(out_dir: Path, diagrams: Sequence[Diagram], svgs: dict[str, st
             written.append(out_dir / f"{diagram.slug}.svg")
     _write_atomically(out_dir / PAGE_NAME, page)
     written.append(out_dir / PAGE_NAME)
+    if explorer is not None:
+        _write_atomically(out_dir / EXPLORER_PAGE, explorer)
+        written.append(out_dir / EXPLORER_PAGE)
     for path in stale:
         path.unlink(missing_ok=True)
     return WriteReport(tuple(written), tuple(sorted(set(stale))), tuple(s for s, svg in svgs.items() if svg is None))
 
 
-def check_drift(out_dir: Path, diagrams: Sequence[Diagram]) -> list[str]:
-    """Every way ``out_dir`` differs from what ``diagrams`` would produce (empty: up to date).
-    DOT is compared byte for byte; SVGs and the page by the DOT digest they carry."""
+def check_drift(out_dir: Path, diagrams: Sequence[Diagram], *, explorer: str | None = None) -> list[str]:
+    """Every way ``out_dir`` differs from what ``diagrams`` (and the ``explorer`` page, when
+    given) would produce (empty: up to date). DOT and the explorer page are compared byte for
+    byte; SVGs and the page by the DOT digest they carry."""
     problems: list[str] = []
     slugs = {d.slug for d in diagrams}
     for diagram in diagrams:
@@ -144,4 +153,10 @@ def check_drift(out_dir: Path, diagrams: Sequence[Diagram]) -> list[str]:
         expected = {d.slug: dot_digest(d.dot) for d in diagrams}
         if shown != expected:
             problems.append(f"{page_path} does not show the current diagrams")
+    if explorer is not None:
+        explorer_path = out_dir / EXPLORER_PAGE
+        if not explorer_path.is_file():
+            problems.append(f"{explorer_path} is missing")
+        elif explorer_path.read_text(encoding="utf-8") != explorer:
+            problems.append(f"{explorer_path} differs from the model")
     return problems

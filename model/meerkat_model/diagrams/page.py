@@ -23,6 +23,8 @@ nav ul { columns: 2; }
 section.diagram { border-top: 2px solid #d0d7de; margin-top: 2.5rem; padding-top: 1rem; }
 figure.picture { margin: 1rem 0; overflow: auto; border: 1px solid #e1e4e8; padding: 0.5rem; background: white; }
 figure.picture svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }
+section[data-kind="reachable"] figure.picture svg { max-width: none; }
+p.explore { font-size: 1.05rem; }
 figure.picture.missing { background: #fff5e6; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 caption { text-align: left; font-weight: bold; padding-bottom: 0.3rem; }
@@ -91,10 +93,20 @@ def _section_html(diagram: Diagram, svg: str | None) -> str:
     )
 
 
-def build_page(diagrams: Sequence[Diagram], svgs: Mapping[str, str | None], *, intro: str) -> str:
+def build_page(
+    diagrams: Sequence[Diagram], svgs: Mapping[str, str | None], *, intro: str, explorer: str | None = None
+) -> str:
     """The HTML page for ``diagrams`` in order; ``svgs`` maps a slug to its SVG text (``None``:
-    not rendered, the page then says so)."""
+    not rendered, the page then says so); ``explorer`` (optional) is the file name of the state
+    explorer page next to it, linked from the top."""
     nav = "".join(f'<li><a href="#diagram-{html.escape(d.slug)}">{html.escape(d.title)}</a></li>' for d in diagrams)
+    if explorer is not None:
+        intro_html = (
+            f'<p>{html.escape(intro)}</p>\n<p class="explore"><a href="{html.escape(explorer)}">Open the state '
+            "explorer</a>: search every reachable state, follow transitions, step through a counterexample.</p>"
+        )
+    else:
+        intro_html = f"<p>{html.escape(intro)}</p>"
     sections = "\n".join(_section_html(d, svgs.get(d.slug)) for d in diagrams)
     return (
         "<!DOCTYPE html>\n"
@@ -102,6 +114,6 @@ def build_page(diagrams: Sequence[Diagram], svgs: Mapping[str, str | None], *, i
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{PAGE_TITLE}</title>\n<style>{_STYLE}</style>\n</head>\n"
         f'<body data-diagrams-expected="{len(diagrams)}">\n'
-        f"<h1>{PAGE_TITLE}</h1>\n<p>{html.escape(intro)}</p>\n<nav><ul>{nav}</ul></nav>\n"
+        f"<h1>{PAGE_TITLE}</h1>\n{intro_html}\n<nav><ul>{nav}</ul></nav>\n"
         f"{sections}\n<script>{_CHECK_SCRIPT}</script>\n</body>\n</html>\n"
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meerkat_model.diagrams.errors import RendererNotFoundError, RenderFailedError
+from meerkat_model.diagrams.svg import portable_fonts
 
 ENV_VAR = "MEERKAT_DOT"
 DEFAULT_TIMEOUT = 120.0
@@ -34,8 +35,9 @@ class Renderer:
         return Path(self.path).name
 
     def render_svg(self, dot: str, *, diagram: str, timeout: float = DEFAULT_TIMEOUT, strict: bool = True) -> str:
-        """The SVG of ``dot``. Raises :class:`RenderFailedError` on a non-zero exit, a timeout,
-        output that is not SVG, or (``strict``) any warning printed by the layout."""
+        """The SVG of ``dot``, its layout fonts replaced by portable stacks (:func:`portable_fonts`).
+        Raises :class:`RenderFailedError` on a non-zero exit, a timeout, output that is not SVG, or
+        (``strict``) any warning printed by the layout."""
         try:
             done = subprocess.run(
                 [self.path, "-Tsvg"], input=dot.encode(), capture_output=True, timeout=timeout, check=False
@@ -52,7 +54,7 @@ class Renderer:
         svg = done.stdout.decode()
         if "<svg" not in svg:
             raise RenderFailedError(diagram, self.path, "the output is not SVG")
-        return svg
+        return portable_fonts(svg)
 
 
 def _candidates(explicit: str | None, env: Mapping[str, str]) -> list[tuple[str, str | None]]:

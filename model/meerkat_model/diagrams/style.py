@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-FONT = "Helvetica"
+# Text must fit its box in every browser. The layout measures text with the metrics of the font
+# named in the DOT; the SVG then asks for a stack of fallbacks. Verdana is the widest common
+# sans-serif whose metrics the layout knows; its stand-ins (DejaVu Sans on Linux, the generic
+# sans-serif elsewhere) are narrower on average, but not every letter is (DejaVu's "c" is 4% wider,
+# "e" 2%) and small text is placed on whole pixels. So the SVG sets every text TEXT_SLACK smaller
+# than the layout measured it: a fallback up to 7% wider still fits its box.
+FONT = "Verdana"
+MONO_FONT = "Courier New"
+FONT_STACKS = {
+    FONT: "Verdana, 'DejaVu Sans', 'Bitstream Vera Sans', sans-serif",
+    MONO_FONT: "'Courier New', Courier, 'Liberation Mono', 'DejaVu Sans Mono', monospace",
+}
+TEXT_SLACK = 1.07
 GUARD_WRAP = 34
 
 LIFECYCLE_COLOURS = {
     "active": "#e3eefb",
     "terminal": "#e6e6e6",
     "self_loop": "#5a6b7d",
+    "runtime": "#1f5c99",
     "to_terminal": "#444444",
 }
 

@@ -1,15 +1,42 @@
-"""SVG text handling: the provenance marker of an SVG file and inlining SVG into HTML."""
+"""SVG text handling: portable font stacks, the provenance marker of an SVG file and inlining SVG
+into HTML."""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+from collections.abc import Mapping
+
+from meerkat_model.diagrams.style import FONT_STACKS, TEXT_SLACK
 
 MARKER_PREFIX = "<!-- meerkat-render dot-sha256: "
 _MARKER = re.compile(r"<!-- meerkat-render dot-sha256: ([0-9a-f]{64}) -->")
 _PROLOGUE = re.compile(r"\A(?:\s*(?:<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->))*\s*", re.DOTALL)
 _ID_ATTR = re.compile(r'\bid="([^"]*)"')
 _ID_REF = re.compile(r"(url\(#|xlink:href=\"#|href=\"#)([^)\"]*)")
+_TEXT_TAG = re.compile(r"<text\b[^>]*>")
+_FONT_FAMILY = re.compile(r'font-family="([^"]*)"')
+_FONT_SIZE = re.compile(r'font-size="([0-9.]+)"')
+
+
+def portable_fonts(svg: str, stacks: Mapping[str, str] = FONT_STACKS, slack: float = TEXT_SLACK) -> str:
+    """``svg`` with each text set in a layout font (the first family of its ``font-family``)
+    asking for that font's stack of fallbacks (:data:`style.FONT_STACKS`) at its size divided
+    by ``slack``: a fallback up to that much wider than the font the layout measured still fits
+    (:data:`style.TEXT_SLACK`). Other texts are left alone."""
+
+    def text(tag: re.Match[str]) -> str:
+        family = _FONT_FAMILY.search(tag.group(0))
+        first = family.group(1).split(",", 1)[0].strip().strip("'\"") if family else ""
+        stack = stacks.get(first)
+        if stack is None:
+            return tag.group(0)
+        escaped = html.escape(stack, quote=False).replace('"', "&quot;")
+        out = _FONT_FAMILY.sub(lambda _: f'font-family="{escaped}"', tag.group(0))
+        return _FONT_SIZE.sub(lambda m: f'font-size="{float(m.group(1)) / slack:.2f}"', out)
+
+    return _TEXT_TAG.sub(text, svg)
 
 
 def dot_digest(dot: str) -> str:

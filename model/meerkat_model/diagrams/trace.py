@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meerkat_model.diagrams.dot import DotEdge, DotGraph, DotNode, LeftText
-from meerkat_model.diagrams.style import FONT, TRACE_FILL, TRACE_VIOLATION_FILL, VIOLATION_BORDER
+from meerkat_model.diagrams.style import FONT, MONO_FONT, TRACE_FILL, TRACE_VIOLATION_FILL, VIOLATION_BORDER
 from meerkat_model.diagrams.values import changed_lines, describe_lines
 
 
@@ -68,7 +68,7 @@ def trace_graph(
             "rankdir": "TB",
             "bgcolor": "white",
         },
-        node_defaults={"shape": "box", "style": "filled", "fontname": "Courier", "fontsize": "10"},
+        node_defaults={"shape": "box", "style": "filled", "fontname": MONO_FONT, "fontsize": "10"},
         edge_defaults={"fontname": FONT, "fontsize": "10"},
         nodes=tuple(nodes),
         edges=tuple(edges),
