@@ -12,7 +12,8 @@ Usage::
    CPU is kept awake by a lowest-priority busy loop during the measurements; ``--idle`` measures
    without it. The in-memory store shows the CPU cost of the fence alone.
 2. Takeover after an owner dies: real worker processes (the takeover harness), the owner
-   SIGKILLed, the time until the waiting worker owns the session — against the lease length.
+   SIGKILLed after a random 0 to 2 lease lengths of work, the time until the waiting worker owns
+   the session — against the lease length.
 """
 
 from __future__ import annotations
@@ -156,7 +157,14 @@ def bench_takeover(root: Path, takeovers: int, leases: list[float]) -> None:
     for n, lease in enumerate(leases):
         directory = root / f"takeover-{n}"
         directory.mkdir()
-        report = run_takeovers(directory, takeovers=takeovers, seed=n, lease_s=lease, renew_every_s=lease / 3)
+        report = run_takeovers(
+            directory,
+            takeovers=takeovers,
+            seed=n,
+            lease_s=lease,
+            renew_every_s=lease / 3,
+            max_kill_delay_s=2 * lease,  # the owner lives through several renewals before the kill
+        )
         if not report.ok:
             raise SystemExit(f"takeover run failed: {report.violations}")
         t = sorted(report.takeover_s)

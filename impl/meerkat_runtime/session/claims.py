@@ -69,10 +69,10 @@ class SessionClaim:
         return self.fence is not None and self.lost is None and not self.released
 
     def check(self) -> None:
-        """Raise the ``OwnershipLost`` that ended this claim, if any."""
+        """Raise ``OwnershipLost`` (caused by the refusal that ended this claim) if it is lost."""
         lost = self.lost
         if lost is not None:
-            raise lost
+            raise OwnershipLost(lost.runtime_id, lost.detail) from lost
 
     def on_lost(self, listener: LostListener) -> None:
         """Call ``listener(error)`` on the event loop once the claim is lost."""

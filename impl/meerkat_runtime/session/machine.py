@@ -173,8 +173,8 @@ class MeerkatMachine:
         return self._claims.owner_id
 
     def session_claim_handle(self) -> SessionClaimRegistry:
-        """This machine's claims: one live ``SessionClaim`` per registered runtime id, with its
-        lease and fence (``claim_for``-style lookups via ``get(runtime_id)``)."""
+        """This machine's ``SessionClaimRegistry``: one live ``SessionClaim`` per registered
+        runtime id (``get(runtime_id)``), with its lease, fence and loss state."""
         return self._claims
 
     async def renew_leases_now(self) -> list[LogicalRuntimeId]:
