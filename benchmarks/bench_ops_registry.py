@@ -25,6 +25,7 @@ from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import OperationId
@@ -88,13 +89,13 @@ class _CountingStore:
         self.inner = inner
         self.bytes = 0
 
-    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
         self.bytes += len(record)
-        self.inner.append_ops_record(runtime_id, record)
+        self.inner.append_ops_record(runtime_id, record, fence=fence)
 
-    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         self.bytes += len(snapshot)
-        self.inner.persist_ops_lifecycle(runtime_id, snapshot)
+        self.inner.persist_ops_lifecycle(runtime_id, snapshot, fence=fence)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -1,7 +1,8 @@
 """Every durable write of the runtime goes through one function per package: the session's
 ``commit`` seam (``session/commit.py``, which alone calls ``SessionPersistence.persist``, which
 alone calls the store's write methods) and the registry's ``OpsLifecycleRegistry._commit``
-(which alone calls a sink's ``persist``)."""
+(which alone calls a sink's ``persist``). Leases are claimed, renewed and released only by the
+session claim registry (``session/claims.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import meerkat_runtime
 
 ROOT = Path(meerkat_runtime.__file__).parent
 STORE_WRITES = {"persist_input_state", "commit_machine_lifecycle", "atomic_apply"}
+LEASE_CALLS = {"claim_lease", "renew_lease", "release_lease"}
 
 
 def _receiver(node: ast.expr) -> str:
@@ -58,3 +60,9 @@ def test_only_apply_installs_a_session_plan() -> None:
 
 def test_only_the_registry_commit_applies_an_ops_plan() -> None:
     assert _callers("ops", "apply", receiver="_core") == {"ops/registry.py:_commit"}
+
+
+def test_only_the_claim_registry_claims_renews_and_releases_leases() -> None:
+    for method in LEASE_CALLS:
+        assert {c.split(":")[0] for c in _callers("session", method)} == {"session/claims.py"}, method
+        assert _callers("ops", method) == set(), method

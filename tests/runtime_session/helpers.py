@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from meerkat_runtime.session.inputs import Input, PromptInput, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.session.views import InputStateView
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
@@ -40,8 +41,15 @@ def stored_rows(store: InMemoryRuntimeStore | Any, session_id: str) -> list[Inpu
     return rows
 
 
+SAME_WORKER = OwnershipConfig(owner_id="worker-1")
+"""Ownership of the machines these tests restart on one store: each new machine is the same worker
+restarted (a stable owner id), so it takes its sessions back at once instead of waiting for the
+previous incarnation's lease to expire."""
+
+
 def persistent(store: Any = None, **kwargs: Any) -> tuple[MeerkatMachine, Any]:
     store = store if store is not None else InMemoryRuntimeStore()
+    kwargs.setdefault("ownership", SAME_WORKER)
     return MeerkatMachine.persistent(store, **kwargs), store
 
 

@@ -11,13 +11,14 @@ from meerkat_runtime.session.row_codec import decode_lifecycle, decode_record
 from meerkat_runtime.session.run_end import BoundaryCommitFailed
 from meerkat_runtime.session.testing import Block, Fail, ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import FaultInjectingStore
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import DurableWriteFailed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, queue_behind_run, run, stored_rows
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, queue_behind_run, run, stored_rows
 
 RT = canonical_runtime_id("s")
 
@@ -29,8 +30,10 @@ class RecordingStore(InMemoryRuntimeStore):
         super().__init__(storage)
         self.commits: list[tuple[str, list[str]]] = []
 
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
-        super().commit_machine_lifecycle(runtime_id, lifecycle, rows)
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
+        super().commit_machine_lifecycle(runtime_id, lifecycle, rows, fence=fence)
         self.commits.append(("lifecycle", [r.input_id for r in rows]))
 
     def atomic_apply(
@@ -40,15 +43,16 @@ class RecordingStore(InMemoryRuntimeStore):
         session_snapshot: bytes | None,
         receipt: BoundaryReceipt,
         rows: Sequence[InputRow],
+        fence: Fence | None = None,
     ) -> None:
-        super().atomic_apply(runtime_id, session_snapshot=session_snapshot, receipt=receipt, rows=rows)
+        super().atomic_apply(runtime_id, session_snapshot=session_snapshot, receipt=receipt, rows=rows, fence=fence)
         self.commits.append(("boundary", [r.input_id for r in rows]))
 
 
 def _machine(storage: MemoryStorage | None = None) -> tuple[MeerkatMachine, FaultInjectingStore, RecordingStore]:
     recording = RecordingStore(storage)
     store = FaultInjectingStore(recording)
-    return MeerkatMachine.persistent(store, offload_store_calls=False), store, recording
+    return MeerkatMachine.persistent(store, offload_store_calls=False, ownership=SAME_WORKER), store, recording
 
 
 def _stored(store: object, input_id: str) -> tuple[S, int]:

@@ -47,7 +47,7 @@ from meerkat_runtime.vocab.inputs import (
 )
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, run, stored_rows
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, run, stored_rows
 
 IMAGE = InlineImage("image/png", "aGVsbG8=")
 
@@ -163,7 +163,7 @@ def test_externalize_replaces_only_inline_images() -> None:
 def test_durable_accept_externalizes_images_before_the_ack() -> None:
     async def body() -> None:
         store, blobs = InMemoryRuntimeStore(), InMemoryBlobStore()
-        m = MeerkatMachine.persistent(store, blobs)
+        m = MeerkatMachine.persistent(store, blobs, ownership=SAME_WORKER)
         await m.register_session("s")
         item = make_prompt("look", images=(IMAGE,))
         await m.accept_input("s", item)
@@ -181,7 +181,7 @@ def test_durable_accept_externalizes_images_before_the_ack() -> None:
 def test_persistent_runtime_without_blob_store_refuses_image_inputs() -> None:
     async def body() -> None:
         store = InMemoryRuntimeStore()
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         await m.register_session("s")
         with pytest.raises(ValidationFailed) as err:
             await m.accept_input("s", make_prompt(images=(IMAGE,)))

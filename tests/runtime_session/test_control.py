@@ -13,7 +13,16 @@ from meerkat_runtime.vocab.inputs import Abandoned as AbandonedTerminal
 from meerkat_runtime.vocab.inputs import AbandonKind
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, persistent, queue_behind_run, run, settled_view, stored_rows
+from tests.runtime_session.helpers import (
+    SAME_WORKER,
+    S,
+    make_prompt,
+    persistent,
+    queue_behind_run,
+    run,
+    settled_view,
+    stored_rows,
+)
 
 
 def _reasons(store: object, session_id: str) -> dict[str, AbandonKind]:
@@ -243,7 +252,9 @@ class _SlowLifecycleStore:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: object) -> None:
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: object, *, fence: object = None
+    ) -> None:
         import time
 
         from meerkat_runtime.vocab.errors import WriteFailed
@@ -251,7 +262,7 @@ class _SlowLifecycleStore:
         time.sleep(self.delay)
         if self.fail:
             raise WriteFailed(runtime_id, "slow failure")
-        self.inner.commit_machine_lifecycle(runtime_id, lifecycle, rows)  # type: ignore[arg-type]
+        self.inner.commit_machine_lifecycle(runtime_id, lifecycle, rows, fence=fence)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fail", [False, True])
@@ -262,7 +273,7 @@ def test_destroyed_is_never_visible_while_its_commit_is_in_flight(fail: bool) ->
         from meerkat_runtime.vocab.errors import DurableWriteFailed
 
         store = _SlowLifecycleStore()
-        m = MeerkatMachine.persistent(store)  # type: ignore[arg-type]
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)  # type: ignore[arg-type]
         await m.register_session("s")
         store.delay, store.fail = 0.05, fail
         destroy = asyncio.create_task(m.destroy_runtime("s"))

@@ -18,7 +18,7 @@ from meerkat_runtime.session.views import InputStateView
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
-from tests.runtime_session.helpers import S, make_prompt, run
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, run
 
 TOTAL = 200
 KILL_AFTER = 40
@@ -29,6 +29,7 @@ CHILD = textwrap.dedent(
     from meerkat_runtime.session.executor import success_output
     from meerkat_runtime.session.inputs import prompt
     from meerkat_runtime.session.machine import MeerkatMachine
+    from meerkat_runtime.session.ownership import OwnershipConfig
     from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 
     class SlowExecutor:
@@ -40,7 +41,7 @@ CHILD = textwrap.dedent(
             return None
 
     async def main(path, total):
-        machine = MeerkatMachine.persistent(SqliteRuntimeStore(path))
+        machine = MeerkatMachine.persistent(SqliteRuntimeStore(path), ownership=OwnershipConfig(owner_id="worker-1"))
         await machine.register_session_with_executor("s", SlowExecutor())
         for i in range(total):
             item = prompt(f"p{i}", idempotency_key=f"k{i}")
@@ -96,7 +97,7 @@ def test_sigkill_mid_run_loses_no_acknowledged_input_and_duplicates_none(tmp_pat
     assert {i for i, _ in acked} <= set(ids)
 
     async def body() -> None:
-        machine = MeerkatMachine.persistent(store)
+        machine = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         await machine.register_session("s")
         views: dict[str, InputStateView] = {v.input_id: v for v in await machine.input_states("s")}
         for input_id, _ in acked:

@@ -18,7 +18,7 @@ from meerkat_runtime.vocab.errors import DurableWriteFailed, ReadFailed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, persistent, run, stored_rows, view_of
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, persistent, run, stored_rows, view_of
 
 
 def _faulty() -> tuple[MeerkatMachine, FaultInjectingStore]:
@@ -236,11 +236,11 @@ def test_accept_input_and_run_terminal_snapshot_failure_unregisters() -> None:
 
 
 class _SlowWriteStore(InMemoryRuntimeStore):
-    def persist_input_state(self, runtime_id: str, row: Any) -> None:
+    def persist_input_state(self, runtime_id: str, row: Any, *, fence: Any = None) -> None:
         import time
 
         time.sleep(0.05)
-        super().persist_input_state(runtime_id, row)
+        super().persist_input_state(runtime_id, row, fence=fence)
 
 
 def test_cancelling_a_durable_accept_never_leaves_disk_ahead_of_memory() -> None:
@@ -248,7 +248,7 @@ def test_cancelling_a_durable_accept_never_leaves_disk_ahead_of_memory() -> None
         import asyncio
 
         store = _SlowWriteStore()
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         await m.register_session("s")
         item = make_prompt(idempotency_key="k")
         task = asyncio.create_task(m.accept_input("s", item))

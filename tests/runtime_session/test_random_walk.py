@@ -19,7 +19,7 @@ from meerkat_runtime.vocab.errors import MeerkatError
 from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, run, stored_rows
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, run, stored_rows
 
 WRITES = ("persist_input_state", "commit_machine_lifecycle", "atomic_apply")
 
@@ -97,7 +97,7 @@ class Walk:
         if not self.persistent:
             return MeerkatMachine.ephemeral()
         self.store = FaultInjectingStore(InMemoryRuntimeStore(self.storage))
-        return MeerkatMachine.persistent(self.store, offload_store_calls=self.rng.random() < 0.5)
+        return MeerkatMachine.persistent(self.store, offload_store_calls=self.rng.random() < 0.5, ownership=SAME_WORKER)
 
     async def step(self) -> None:
         rng, m = self.rng, self.machine

@@ -23,14 +23,14 @@ from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec, OperationStatus
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, queue_behind_run, run, stored_rows
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, queue_behind_run, run, stored_rows
 
 RT = canonical_runtime_id("s")
 
 
 def _restart(storage: MemoryStorage) -> tuple[MeerkatMachine, InMemoryRuntimeStore]:
     store = InMemoryRuntimeStore(storage)
-    return MeerkatMachine.persistent(store), store
+    return MeerkatMachine.persistent(store, ownership=SAME_WORKER), store
 
 
 def _row(
@@ -131,7 +131,7 @@ def test_applied_rows_with_a_stored_receipt_become_consumed_without_replay() -> 
         _put(store, committed, missing, staged, accepted)
         receipt = BoundaryReceipt("run-1", 0, BoundaryKind.RUN_START, (committed.input_id,))
         store.atomic_apply(RT, session_snapshot=None, receipt=receipt, rows=[])
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         await m.register_session("s")
         views = {v.input_id: v for v in await m.input_states("s")}
         assert views[committed.input_id].current_state is S.CONSUMED
@@ -177,7 +177,7 @@ def test_active_rows_under_a_stopped_record_are_corruption_naming_the_row() -> N
             [InputRow(bad.input_id, encode_record(bad))],
         )
         before = stored_rows(store, "s")
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         with pytest.raises(RecoveryCorruption) as err:
             await m.register_session("s")
         assert bad.input_id in str(err.value) and err.value.kind == "recovery_corruption"
@@ -199,7 +199,7 @@ def test_unreadable_rows_fail_recovery_naming_the_row(payload: bytes, fragment: 
     async def body() -> None:
         store = InMemoryRuntimeStore()
         store.persist_input_state(RT, InputRow("row-x", payload))
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         with pytest.raises(RecoveryCorruption) as err:
             await m.register_session("s")
         assert "row-x" in str(err.value) and fragment in str(err.value)
@@ -216,7 +216,7 @@ def test_contradicting_rows_fail_recovery() -> None:
         ):
             store = InMemoryRuntimeStore()
             _put(store, *rows)
-            m = MeerkatMachine.persistent(store)
+            m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
             with pytest.raises(RecoveryCorruption) as err:
                 await m.register_session("s")
             assert rows[-1].input_id in str(err.value)
@@ -229,7 +229,7 @@ def test_legacy_alias_rows_are_never_read() -> None:
         store = InMemoryRuntimeStore()
         store.persist_input_state("s", InputRow("legacy", b"garbage that would fail recovery"))
         store.commit_machine_lifecycle("s", b"garbage", [])
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         await m.register_session("s")
         assert await m.list_active_inputs("s") == []
         assert await m.runtime_state("s") is RuntimeState.IDLE
@@ -338,7 +338,7 @@ def test_unreadable_canonical_ops_state_fails_registration() -> None:
     async def body() -> None:
         store = InMemoryRuntimeStore()
         store.persist_ops_lifecycle(RT, b'{"garbage": true}')
-        m = MeerkatMachine.persistent(store)
+        m = MeerkatMachine.persistent(store, ownership=SAME_WORKER)
         with pytest.raises(SnapshotFormatError):
             await m.prepare_bindings("s")
         assert not await m.contains_session("s")
@@ -348,7 +348,7 @@ def test_unreadable_canonical_ops_state_fails_registration() -> None:
 
 def test_recycled_waiters_complete_after_restartless_attach() -> None:
     async def body() -> None:
-        m = MeerkatMachine.persistent(InMemoryRuntimeStore())
+        m = MeerkatMachine.persistent(InMemoryRuntimeStore(), ownership=SAME_WORKER)
         await m.register_session("s")
         _, handle = await m.accept_input_with_completion("s", make_prompt(handling_mode=HandlingMode.STEER))
         await m.recycle_runtime("s")

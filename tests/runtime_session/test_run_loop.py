@@ -30,6 +30,7 @@ from meerkat_runtime.vocab.inputs import AbandonKind, AbandonReason
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 from tests.runtime_session.helpers import (
+    SAME_WORKER,
     S,
     make_prompt,
     persistent,
@@ -299,7 +300,7 @@ class _SlowRecoverStore(InMemoryRuntimeStore):
 
 def test_ensure_survives_a_racy_registration() -> None:
     async def body() -> None:
-        m = MeerkatMachine.persistent(_SlowRecoverStore())
+        m = MeerkatMachine.persistent(_SlowRecoverStore(), ownership=SAME_WORKER)
         ex = ScriptedExecutor()
         ensure = asyncio.create_task(m.ensure_session_with_executor("s", ex))
         await asyncio.sleep(0.01)
@@ -505,7 +506,7 @@ def test_ensure_repairs_a_dead_loop() -> None:
     async def body() -> None:
         m = MeerkatMachine.ephemeral()
         await m.register_session_with_executor("s", ScriptedExecutor())
-        loop_task = m._sessions["s"].loop_task  # simulate a loop that died underneath
+        loop_task = m._sessions[canonical_runtime_id("s")].loop_task  # simulate a loop that died underneath
         assert loop_task is not None
         loop_task.cancel()
         await asyncio.wait({loop_task})

@@ -9,11 +9,13 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from meerkat_conformance.stores.backend import RowRef
+from meerkat_conformance.stores.backend import RowRef, SqliteBackend
 from meerkat_conformance.stores.failure import NotApplicable
+from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.errors import Corrupt, LeaseHeld, OwnershipLost, ReadFailed, WriteFailed
 
 BUGS = frozenset(
     {
@@ -27,15 +29,31 @@ BUGS = frozenset(
         "no_compaction",
         "unlocked_receipts",
         "lenient_sequence",
+        "steals_live_lease",
+        "no_takeover_after_expiry",
+        "token_on_renew",
+        "token_restarts_after_release",
+        "fence_compares_owner_only",
+        "fence_ignored",
+        "fence_checked_after_write",
+        "unfenced_writes_allowed",
+        "unlocked_claims",
+        "release_ignores_fence",
+        "delete_unfenced",
     }
 )
 
 
+RELEASED = 0.0
+"""The expiry a release writes: long past."""
+
+
 class NaiveData:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.cells: dict[tuple[str, str, str], tuple[bytes, int]] = {}
         self.records: list[tuple[str, bytes, int]] = []
+        self.leases: dict[str, Lease] = {}
 
 
 class NaiveStore:
@@ -71,17 +89,40 @@ class NaiveStore:
             if not isinstance(r, InputRow) or not r.input_id or not isinstance(r.payload, bytes):
                 raise WriteFailed(rt, "bad row")
 
+    def _fence(self, rt: str, fence: Fence | None, what: str) -> None:
+        """The ownership check of a write (call with the data lock held)."""
+        if "fence_ignored" in self.bugs or (what == "delete_ops_lifecycle" and "delete_unfenced" in self.bugs):
+            return
+        lease = self.data.leases.get(rt)
+        if fence is None:
+            if lease is not None and "unfenced_writes_allowed" not in self.bugs:
+                raise OwnershipLost(rt, f"{what} without a fence: leased by {lease.owner!r}")
+            return
+        if lease is None or lease.owner != fence.owner:
+            raise OwnershipLost(rt, f"{what}: fence of {fence.owner!r} is stale")
+        if lease.token != fence.token and "fence_compares_owner_only" not in self.bugs:
+            raise OwnershipLost(rt, f"{what}: fence token {fence.token} is stale")
+
+    def _guarded(self, rt: str, fence: Fence | None, what: str, write: Any) -> None:
+        """Run ``write()`` under the data lock after (or, with a bug, before) the fence check."""
+        with self.data.lock:
+            if "fence_checked_after_write" in self.bugs:
+                write()
+                self._fence(rt, fence, what)
+                return
+            self._fence(rt, fence, what)
+            write()
+
     def _rows(self, rt: str, rows: Sequence[InputRow]) -> None:
         for r in rows:
             if not isinstance(r, InputRow) or not r.input_id:
                 raise WriteFailed(rt, "bad row")
             self._put("input", rt, r.input_id, r.payload)
 
-    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
         self._check_rows(rt, [row])
-        with self.data.lock:
-            self._rows(rt, [row])
+        self._guarded(rt, fence, "persist_input_state", lambda: self._rows(rt, [row]))
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = self._ok(runtime_id, ReadFailed)
@@ -96,7 +137,13 @@ class NaiveStore:
             return [InputRow(k[2], self._get(*k) or b"") for k in keys]
 
     def atomic_apply(
-        self, runtime_id: str, *, session_snapshot: bytes | None, receipt: BoundaryReceipt, rows: Sequence[InputRow]
+        self,
+        runtime_id: str,
+        *,
+        session_snapshot: bytes | None,
+        receipt: BoundaryReceipt,
+        rows: Sequence[InputRow],
+        fence: Fence | None = None,
     ) -> None:
         rt = self._ok(runtime_id, WriteFailed)
         if not isinstance(receipt, BoundaryReceipt) or not receipt.run_id:
@@ -108,12 +155,17 @@ class NaiveStore:
         self._check_rows(rt, rows)
         key = f"{receipt.run_id}#{receipt.sequence}"
         if "unlocked_receipts" in self.bugs:
+            self._fence(rt, fence, "atomic_apply")
             exists = ("receipt", rt, key) in self.data.cells
             time.sleep(0.005)
             self._apply(rt, key, exists, session_snapshot, receipt, rows)
             return
-        with self.data.lock:
-            self._apply(rt, key, ("receipt", rt, key) in self.data.cells, session_snapshot, receipt, rows)
+        self._guarded(
+            rt,
+            fence,
+            "atomic_apply",
+            lambda: self._apply(rt, key, ("receipt", rt, key) in self.data.cells, session_snapshot, receipt, rows),
+        )
 
     def _apply(
         self, rt: str, key: str, exists: bool, snap: bytes | None, receipt: BoundaryReceipt, rows: Sequence[InputRow]
@@ -141,31 +193,42 @@ class NaiveStore:
         with self.data.lock:
             return self._get("snapshot", rt, "")
 
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
         rt = self._ok(runtime_id, WriteFailed)
         self._check_rows(rt, rows)
-        with self.data.lock:
+
+        def write() -> None:
             self._put("lifecycle", rt, "", lifecycle)
             self._rows(rt, rows)
+
+        self._guarded(rt, fence, "commit_machine_lifecycle", write)
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
         rt = self._ok(runtime_id, ReadFailed)
         with self.data.lock:
             return self._get("lifecycle", rt, "")
 
-    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
         if not isinstance(record, bytes):
             raise WriteFailed(rt, "bad record")
-        with self.data.lock:
-            self.data.records.append((rt, record, zlib.crc32(record)))
+        self._guarded(
+            rt, fence, "append_ops_record", lambda: self.data.records.append((rt, record, zlib.crc32(record)))
+        )
 
-    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
-        with self.data.lock:
+        if not isinstance(snapshot, bytes):
+            raise WriteFailed(rt, "bad ops snapshot")
+
+        def write() -> None:
             self._put("ops", rt, "", snapshot)
             if "no_compaction" not in self.bugs:
                 self.data.records = [r for r in self.data.records if r[0] != rt]
+
+        self._guarded(rt, fence, "persist_ops_lifecycle", write)
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = self._ok(runtime_id, ReadFailed)
@@ -179,11 +242,66 @@ class NaiveStore:
             records = records[::-1]
         return None if snap is None and not records else OpsLifecycleRecords(snap, records)
 
-    def delete_ops_lifecycle(self, runtime_id: str) -> None:
+    def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
-        with self.data.lock:
+
+        def write() -> None:
             self.data.cells.pop(("ops", rt, ""), None)
             self.data.records = [r for r in self.data.records if r[0] != rt]
+
+        self._guarded(rt, fence, "delete_ops_lifecycle", write)
+
+    # --- ownership (clock: time.time) ------------------------------------------------------
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        rt = self._ok(runtime_id, WriteFailed)
+        if not isinstance(owner, str) or not owner or not duration_s > 0:
+            raise WriteFailed(rt, "bad claim")
+        if "unlocked_claims" in self.bugs:
+            current = self.data.leases.get(rt)
+            time.sleep(0.005)
+            return self._claim(rt, current, owner, duration_s)
+        with self.data.lock:
+            return self._claim(rt, self.data.leases.get(rt), owner, duration_s)
+
+    def _claim(self, rt: str, current: Lease | None, owner: str, duration_s: float) -> Lease:
+        now = time.time()
+        if current is not None and current.owner != owner and "steals_live_lease" not in self.bugs:
+            expired = current.expires_at <= now
+            if "no_takeover_after_expiry" in self.bugs:
+                expired = current.expires_at == RELEASED  # only a released lease is free
+            if not expired:
+                raise LeaseHeld(rt, current.owner, current.expires_at)
+        token = 1 if current is None else current.token + 1
+        lease = Lease(rt, owner, token, now + duration_s)
+        self.data.leases[rt] = lease
+        return lease
+
+    def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
+        rt = self._ok(runtime_id, WriteFailed)
+        with self.data.lock:
+            current = self.data.leases.get(rt)
+            if current is None or current.fence != fence:
+                raise OwnershipLost(rt, "renewal with a stale fence")
+            token = current.token + 1 if "token_on_renew" in self.bugs else current.token
+            lease = Lease(rt, current.owner, token, time.time() + duration_s)
+            self.data.leases[rt] = lease
+            return lease
+
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        rt = self._ok(runtime_id, WriteFailed)
+        with self.data.lock:
+            current = self.data.leases.get(rt)
+            if current is None or (current.fence != fence and "release_ignores_fence" not in self.bugs):
+                return
+            if "token_restarts_after_release" in self.bugs:
+                del self.data.leases[rt]
+                return
+            self.data.leases[rt] = Lease(rt, current.owner, current.token, RELEASED)
+
+    def load_lease(self, runtime_id: str) -> Lease | None:
+        rt = self._ok(runtime_id, ReadFailed)
+        with self.data.lock:
+            return self.data.leases.get(rt)
 
     def close(self) -> None:
         self.closed = True
@@ -225,3 +343,44 @@ class NaiveBackend:
 
     def dispose(self) -> None:
         pass
+
+
+class RacySqliteStore(SqliteRuntimeStore):
+    """The SQLite store with one planted bug: a claim reads the lease in one transaction and
+    writes it in another, so processes (and threads) racing for a free lease can all win."""
+
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        current = self.load_lease(runtime_id)
+        time.sleep(0.02)
+        if current is not None and current.owner != owner and current.expires_at > time.time():
+            raise LeaseHeld(runtime_id, current.owner, current.expires_at)
+        token = 1 if current is None else current.token + 1
+        lease = Lease(runtime_id, owner, token, time.time() + duration_s)
+
+        def body(conn: Any) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO runtime_leases VALUES (?, ?, ?, ?, ?)",
+                (runtime_id, owner, token, lease.expires_at, _lease_checksum(lease)),
+            )
+
+        self._write(runtime_id, "claim_lease", body)
+        return lease
+
+
+def _lease_checksum(lease: Lease) -> str:
+    from meerkat_runtime.store.integrity import row_checksum
+
+    return row_checksum("runtime_leases", lease.runtime_id, "", lease.payload())
+
+
+class RacySqliteBackend(SqliteBackend):
+    """Handles of ``RacySqliteStore``, also in child processes (which must be able to import
+    ``tests``: the test puts the project root on ``PYTHONPATH``)."""
+
+    name = "racy-sqlite"
+
+    def open(self) -> RuntimeStore:
+        return RacySqliteStore(self.path, **self.store_options)
+
+    def process_opener(self) -> tuple[str, list[Any]]:
+        return "tests.stores.naive_store:RacySqliteStore", [str(self.path)]

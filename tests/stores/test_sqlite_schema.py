@@ -38,8 +38,8 @@ def _v1_file(path: Path) -> None:
 def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     SqliteRuntimeStore(tmp_path / "s.db").close()
     conn = _raw(tmp_path / "s.db")
-    assert stored_version(conn) == SCHEMA_VERSION == 2
-    assert {"meerkat_schema_version", "runtime_ops_records", INPUTS} <= _tables(conn)
+    assert stored_version(conn) == SCHEMA_VERSION == 3
+    assert {"meerkat_schema_version", "runtime_ops_records", "runtime_leases", INPUTS} <= _tables(conn)
     conn.close()
 
 
@@ -50,10 +50,31 @@ def test_an_older_file_is_migrated_forward_and_keeps_its_rows(tmp_path: Path) ->
     assert stored_version(conn) == 1 and "runtime_ops_records" not in _tables(conn)
     conn.close()
     with SqliteRuntimeStore(path) as store:
-        assert store.settings()["schema_version"] == 2
+        assert store.settings()["schema_version"] == 3
         assert store.load_input_states(RT) == [InputRow("kept", b"old row")]
         store.append_ops_record(RT, b"new record")
         assert store.load_ops_lifecycle(RT) == OpsLifecycleRecords(None, (b"new record",))
+
+
+def test_a_version_2_file_gains_the_lease_table_and_keeps_working_unfenced_until_claimed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    conn = _raw(path)
+    conn.execute("BEGIN")
+    assert migrate(conn, target=2) == 0
+    conn.execute("COMMIT")
+    conn.close()
+    with SqliteRuntimeStore(path) as store:
+        store.persist_input_state(RT, InputRow("a", b"1"))
+    conn = _raw(path)
+    assert stored_version(conn) == 3 and "runtime_leases" in _tables(conn)
+    conn.close()
+    with SqliteRuntimeStore(path) as store:
+        assert store.load_lease(RT) is None
+        store.persist_input_state(RT, InputRow("b", b"2"))  # never claimed: unfenced writes still work
+        lease = store.claim_lease(RT, "worker", 5.0)
+        assert (lease.owner, lease.token) == ("worker", 1)
+        store.persist_input_state(RT, InputRow("c", b"3"), fence=lease.fence)
+        assert [r.input_id for r in store.load_input_states(RT)] == ["a", "b", "c"]
 
 
 def test_reopening_a_current_file_runs_no_migration(tmp_path: Path) -> None:

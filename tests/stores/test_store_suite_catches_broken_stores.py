@@ -3,10 +3,14 @@ deliberate bug makes exactly the checks aimed at it fail."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from meerkat_conformance.stores.suite import StoreBackend, run_store_conformance
 
-from tests.stores.naive_store import BUGS, NaiveBackend
+from tests.stores.naive_store import BUGS, NaiveBackend, RacySqliteBackend
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED_FAILURES = {
     "overwrite_duplicate_receipt": {"duplicate_receipt_rejected", "concurrent_threads"},
@@ -19,6 +23,17 @@ EXPECTED_FAILURES = {
     "no_compaction": {"ops_round_trip", "ordering"},
     "unlocked_receipts": {"concurrent_threads"},
     "lenient_sequence": {"malformed_arguments_refused"},
+    "steals_live_lease": {"lease_claim_and_renew", "lease_claim_race_threads", "lease_token_grows"},
+    "no_takeover_after_expiry": {"lease_expiry_and_release"},
+    "token_on_renew": {"lease_claim_and_renew", "lease_expiry_and_release", "lease_token_grows"},
+    "token_restarts_after_release": {"lease_expiry_and_release", "lease_token_grows", "unfenced_write_refused"},
+    "fence_compares_owner_only": {"stale_fence_refused"},
+    "fence_ignored": {"stale_fence_refused", "unfenced_write_refused"},
+    "fence_checked_after_write": {"stale_fence_refused", "unfenced_write_refused"},
+    "unfenced_writes_allowed": {"unfenced_write_refused"},
+    "unlocked_claims": {"lease_claim_race_threads"},
+    "release_ignores_fence": {"lease_expiry_and_release"},
+    "delete_unfenced": {"stale_fence_refused", "unfenced_write_refused"},
 }
 
 
@@ -32,6 +47,7 @@ def test_a_correct_simple_store_passes() -> None:
     assert {r.name for r in report.results if r.status == "not_applicable"} == {
         "failure_mid_commit_changes_nothing",
         "concurrent_processes",
+        "lease_claim_race_processes",
     }
 
 
@@ -46,3 +62,15 @@ def test_bug_is_caught_by_the_checks_aimed_at_it(bug: str) -> None:
     assert not report.ok
     assert failed == EXPECTED_FAILURES[bug], report.render()
     assert "FAILED" in report.render()
+
+
+def test_claims_racing_across_processes_catch_a_claim_that_is_not_one_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one check the in-memory naive store cannot run (it needs several processes), shown
+    to fail on an SQLite store whose claim reads and writes in separate transactions."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the claimer processes import tests.stores
+    report = run_store_conformance(RacySqliteBackend, only=["lease_claim_race_processes", "lease_claim_and_renew"])
+    statuses = {r.name: r.status for r in report.results}
+    assert statuses == {"lease_claim_race_processes": "failed", "lease_claim_and_renew": "passed"}, report.render()
+    assert "won the same lease" in report.failures[0].detail

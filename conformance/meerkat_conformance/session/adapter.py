@@ -32,6 +32,7 @@ from meerkat_runtime.session.inputs import HandlingMode, external_event, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted, Deduplicated
 from meerkat_runtime.session.outcomes import Rejected as AcceptRejected
+from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.testing import Block, Fail, ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.protocol import RuntimeStore
@@ -55,6 +56,9 @@ T = TypeVar("T")
 
 SESSION_ID = "conformance-session"
 RUNTIME_ID = canonical_runtime_id(SESSION_ID)
+WORKER = OwnershipConfig(owner_id="conformance-worker", renew_every_s=None)
+"""Every simulated process is the same worker restarted (it takes the lease back at once), and
+renews nothing on its own."""
 ATTACH = ("attach",)
 _ACCEPT_OUTPUTS = frozenset({"accepted", "deduplicated", "rejected"})
 _CONTROL = {
@@ -107,7 +111,7 @@ class _Process:
         self.loop = asyncio.new_event_loop()
         self.inner: RuntimeStore = disk.open()
         self.store = FaultInjectingStore(self.inner)
-        self.runtime = runtime_class.persistent(self.store, offload_store_calls=False)
+        self.runtime = runtime_class.persistent(self.store, offload_store_calls=False, ownership=WORKER)
         self.executor = ScriptedExecutor(default=Block())
         self.runs_seen = 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed
 
@@ -28,6 +29,10 @@ def _calls(store: RuntimeStore) -> dict[str, tuple[type[StoreError], Callable[[]
         "load_session_snapshot": (ReadFailed, lambda: store.load_session_snapshot(RT)),
         "load_machine_lifecycle": (ReadFailed, lambda: store.load_machine_lifecycle(RT)),
         "load_ops_lifecycle": (ReadFailed, lambda: store.load_ops_lifecycle(RT)),
+        "claim_lease": (WriteFailed, lambda: store.claim_lease(RT, "late", 60.0)),
+        "renew_lease": (WriteFailed, lambda: store.renew_lease(Fence("late", 1), RT, 60.0)),
+        "release_lease": (WriteFailed, lambda: store.release_lease(Fence("late", 1), RT)),
+        "load_lease": (ReadFailed, lambda: store.load_lease(RT)),
     }
 
 
@@ -50,6 +55,7 @@ def check_close_and_reopen(factory: StoreFactory) -> None:
             ops = reopened.load_ops_lifecycle(RT)
             expect(ops is not None and ops.snapshot == b"ops" and not ops.appended, "reopen", "ops state changed")
             expect(reopened.load_boundary_receipt(RT, "late", 1) is None, "reopen", "a late receipt was stored")
+            expect(reopened.load_lease(RT) is None, "reopen", "a claim after close reached the store")
 
 
 def check_two_handles(factory: StoreFactory) -> None:

@@ -14,6 +14,7 @@ from meerkat_conformance.stores import (
     checks_handles,
     checks_integrity,
     checks_keys,
+    checks_ownership,
     checks_roundtrip,
 )
 from meerkat_conformance.stores.backend import CAP_DAMAGE, CAP_PROCESSES, CAP_WRITE_FAILURE, StoreFactory
@@ -59,6 +60,13 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("malformed_arguments_refused", checks_integrity.check_malformed_arguments_refused),
     _check("concurrent_threads", checks_concurrency.check_concurrent_threads),
     _check("concurrent_processes", checks_concurrency.check_concurrent_processes, CAP_PROCESSES),
+    _check("lease_claim_and_renew", checks_ownership.check_lease_claim_and_renew),
+    _check("lease_expiry_and_release", checks_ownership.check_lease_expiry_and_release),
+    _check("lease_token_grows", checks_ownership.check_lease_token_grows),
+    _check("stale_fence_refused", checks_ownership.check_stale_fence_refused),
+    _check("unfenced_write_refused", checks_ownership.check_unfenced_write_refused),
+    _check("lease_claim_race_threads", checks_ownership.check_lease_claim_race_threads),
+    _check("lease_claim_race_processes", checks_ownership.check_lease_claim_race_processes, CAP_PROCESSES),
 )
 """Every check, in the order the runner runs them. Names are stable."""
 

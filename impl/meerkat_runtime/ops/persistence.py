@@ -11,6 +11,11 @@ raises ``PersistenceFailed`` carrying the sink's message.
 ``RuntimeStore.append_ops_record`` and compacts (``persist_ops_lifecycle`` with the full
 snapshot, which also drops the covered records) on its first write and then periodically, so
 the cost of a transition does not grow with the registry's size.
+
+Ownership: a sink given an ``owner`` (a :class:`FenceHolder`, e.g. the session's claim) checks
+it before each write (a lost owner writes nothing), hands its fence to the store (which refuses a
+stale one in the same transaction) and reports a refusal to it (``lose``); the refusal
+(``OwnershipLost``) reaches the registry's caller unwrapped.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Protocol, runtime_checkable
 
 from meerkat_runtime.ops.journal import JournalRecord
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.vocab.errors import OwnershipLost
 
 
 class PersistenceChannelClosed(RuntimeError):
@@ -56,6 +63,21 @@ class OpsPersistenceSink(Protocol):
     def close(self) -> None: ...
 
 
+class FenceHolder(Protocol):
+    """Whoever holds the lease the sink writes under."""
+
+    @property
+    def fence(self) -> Fence | None: ...
+
+    def check(self) -> None:
+        """Raise ``OwnershipLost`` if the lease is known to be lost."""
+        ...
+
+    def lose(self, error: OwnershipLost) -> None:
+        """Record that the store refused the fence."""
+        ...
+
+
 class StoreOpsPersistence:
     """A sink over a ``RuntimeStore`` for one runtime id.
 
@@ -75,6 +97,7 @@ class StoreOpsPersistence:
         *,
         compact_every: int = 256,
         compact_ratio: float = 1.0,
+        owner: FenceHolder | None = None,
     ) -> None:
         if compact_every < 1:
             raise ValueError(f"compact_every must be at least 1, got {compact_every}")
@@ -84,6 +107,7 @@ class StoreOpsPersistence:
             raise ValueError("runtime_id must not be empty")
         self._store = store
         self._runtime_id = runtime_id
+        self._owner = owner
         self._compact_every = compact_every
         self._compact_ratio = compact_ratio
         self._lock = threading.Lock()
@@ -113,12 +137,20 @@ class StoreOpsPersistence:
 
     def persist(self, write: OpsDurableWrite) -> None:
         with self._lock:
+            owner = self._owner
+            if owner is not None:
+                owner.check()  # a lost lease is reported as such, even once the sink is closed
             if self._closed:
                 raise PersistenceChannelClosed(
                     f"ops persistence channel closed: the sink for runtime {self._runtime_id!r} was closed"
                 )
             try:
                 self._write(write)
+            except OwnershipLost as lost:
+                if owner is not None:
+                    owner.lose(lost)
+                self._based = False
+                raise
             except BaseException:
                 # The store may or may not hold the write (an ambiguous commit): the next
                 # write replaces the snapshot instead of appending to an uncertain journal.
@@ -126,9 +158,10 @@ class StoreOpsPersistence:
                 raise
 
     def _write(self, write: OpsDurableWrite) -> None:
+        fence = None if self._owner is None else self._owner.fence
         if self._due():
             data = write.full_snapshot().to_json()
-            self._store.persist_ops_lifecycle(self._runtime_id, data)
+            self._store.persist_ops_lifecycle(self._runtime_id, data, fence=fence)
             self._based = True
             self._records_since = 0
             self._bytes_since = 0
@@ -136,7 +169,7 @@ class StoreOpsPersistence:
             self.compactions += 1
             return
         data = write.record.to_json()
-        self._store.append_ops_record(self._runtime_id, data)
+        self._store.append_ops_record(self._runtime_id, data, fence=fence)
         self._records_since += 1
         self._bytes_since += len(data)
         self.appended += 1

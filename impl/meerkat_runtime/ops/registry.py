@@ -17,7 +17,9 @@ Contract (binding: docs/semantics.md, "Operation registry"):
   the oldest terminal operations beyond ``max_completed`` (members of an active barrier are
   pinned), check the barrier, and — with a persistence sink attached — are written before
   anything of it happens in memory (:meth:`OpsLifecycleRegistry._commit`). If the write fails,
-  nothing happened (watchers, feed, barrier, counters) and ``PersistenceFailed`` is raised.
+  nothing happened (watchers, feed, barrier, counters) and ``PersistenceFailed`` is raised —
+  or ``OwnershipLost`` when the store refused the write because another worker owns the
+  session now.
 * Deterministic: ``terminate_owner`` works in registration order, ``collect_completed`` in
   completion order, ``list_operations`` sorts by display name then registration order.
 """
@@ -40,7 +42,7 @@ from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.ops.views import OperationLifecycleSnapshot, RegistryView
 from meerkat_runtime.ops.wait_all import WaitAllHandle
 from meerkat_runtime.ops.watch import OperationCompletionWatch
-from meerkat_runtime.vocab.errors import PersistenceFailed
+from meerkat_runtime.vocab.errors import OwnershipLost, PersistenceFailed
 from meerkat_runtime.vocab.operation import (
     OperationKind,
     OperationPeerHandle,
@@ -289,13 +291,15 @@ class OpsLifecycleRegistry:
         Guarantees: the sink is called outside the state lock, once, with the plan's journal
         record (and, on demand, the full snapshot as the plan leaves the registry); nothing
         changes in memory unless it returned. If it raises, the registry is exactly as before
-        and ``PersistenceFailed`` names the call and the store failure. A plan that changes
+        and ``PersistenceFailed`` names the call and the store failure (a write refused for
+        ownership raises the store's ``OwnershipLost`` unwrapped). A plan that changes
         nothing durable is not written. Apply (state lock) and publish (feed entries in
         sequence order, watchers, a satisfied barrier) follow with the commit lock still held.
 
-        Where the next guarantees plug in: an ownership fencing token travels in the
-        ``OpsDurableWrite`` and the store refuses a stale one in the same transaction (raising
-        here, before apply); an ambiguous failure (the write may have landed) is where the
+        Ownership fencing: the sink carries the session's lease fence to the store, which
+        refuses a stale one in the same transaction (raising here, before apply).
+
+        Where the next guarantees plug in: an ambiguous failure (the write may have landed) is where the
         sink marks itself for reconciliation (``StoreOpsPersistence`` already compacts next);
         group commit batches ``sink.persist`` calls; a post-commit event named ``plan.rule``
         is emitted after publish.
@@ -311,6 +315,8 @@ class OpsLifecycleRegistry:
             )
             try:
                 durability.sink.persist(write)
+            except OwnershipLost:
+                raise
             except Exception as exc:
                 raise PersistenceFailed(f"{plan.subject} was rolled back: the durable write failed: {exc}") from exc
             written = True

@@ -21,10 +21,15 @@ without awaiting. Every write of session state goes through here; the only other
 is an accepted input's inline images, put into the content-addressed blob store just before its
 accept is committed (a blob holds payload bytes, never lifecycle state).
 
+Ownership fencing (here, nowhere else): before step 2 the session's claim is checked — a
+session whose lease was lost writes nothing and raises ``OwnershipLost``; step 2 hands the
+lease's fence to the store (``SessionPersistence.fence``), which refuses a stale one inside the
+write's own transaction. A refusal (``OwnershipLost``) loses the claim at once (every later
+write of the session is refused before it reaches the store; the machine then detaches the
+session) and is raised unwrapped, before step 3: nothing changed in memory.
+
 Where the next guarantees plug in (all here, nowhere else):
 
-* ownership fencing — check the session's lease token before step 2 and pass it into the
-  store's transaction, which refuses a stale token; a refusal raises before step 3;
 * unknown-outcome reconciliation — in the ``except`` of step 2: mark the session as needing
   reconciliation (the write may have landed) so the next ``commit`` re-reads the store first;
 * group commit — step 2 hands the write to a batcher and awaits the shared transaction;
@@ -38,20 +43,26 @@ from __future__ import annotations
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.persistence import NOTHING_WRITTEN, Written
 from meerkat_runtime.session.runtime_session import RuntimeSession
-from meerkat_runtime.vocab.errors import DurableWriteFailed
+from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost
 
 
 async def commit(
     session: RuntimeSession, plan: Plan, what: str, *, error: type[DurableWriteFailed] = DurableWriteFailed
 ) -> None:
     """Persist ``plan`` (one transaction), then apply and publish it. Called with the session
-    gate held. On a failed write nothing in memory changed and ``error(what, cause)`` is raised."""
+    gate held. On a failed write nothing in memory changed and ``error(what, cause)`` is raised;
+    a write refused for ownership raises ``OwnershipLost`` and loses the session's claim."""
     persistence = session.persistence
     if not persistence.needs_io(plan):  # memory-only plan, or an ephemeral session: no await
         install(session, plan, persistence.unwritten(plan, session.core.ledger))
         return
+    claim = session.claim
+    claim.check()
     try:
         written = await persistence.persist(plan, session.core.ledger)
+    except OwnershipLost as lost:
+        claim.lose(lost)
+        raise
     except Exception as exc:
         raise error(what, exc) from exc
     install(session, plan, written)

@@ -2,7 +2,9 @@
 
 Outcomes: :class:`Completed` (with the run result), :class:`CompletedWithoutResult`,
 :class:`Cancelled`, :class:`Abandoned` (max attempts, superseded, coalesced) and
-:class:`RuntimeTerminated` (reset, destroy, stop, unregister, retire without a loop).
+:class:`RuntimeTerminated` (reset, destroy, stop, unregister, retire without a loop) and
+:class:`LostOwnership` (another worker took the session's lease over; the input's fate is now
+that worker's — it is still stored, Queued or Consumed).
 The registry only carries outcomes; which outcome an input gets is decided by the session.
 """
 
@@ -43,7 +45,13 @@ class RuntimeTerminated:
     kind = "runtime_terminated"
 
 
-CompletionOutcome = Completed | CompletedWithoutResult | Cancelled | Abandoned | RuntimeTerminated
+@dataclass(frozen=True, slots=True)
+class LostOwnership:
+    reason: str
+    kind = "ownership_lost"
+
+
+CompletionOutcome = Completed | CompletedWithoutResult | Cancelled | Abandoned | RuntimeTerminated | LostOwnership
 
 
 class CompletionHandle:

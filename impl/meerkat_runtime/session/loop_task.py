@@ -7,8 +7,13 @@ lane's head) and stage it as a new run (``start_run``); release the gate and awa
 (the path ``accept_input_and_run`` shares): success, failure (requeued at the back of its lane,
 abandoned after its 3rd failed attempt; the loop keeps draining, so a lone failing input is
 tried 3 times in a row and then abandoned and a failing executor never spins), cancellation,
-a failed boundary commit (the loop detaches and the executor is told to stop) or a failed
-terminal snapshot (the session is unregistered through ``on_fatal``).
+a failed boundary commit (the loop detaches and the executor is told to stop), a failed
+terminal snapshot (the session is unregistered through ``on_fatal``) or a commit refused for
+ownership (the loop stops).
+
+Ownership: before each run the session's claim renews its lease if a renewal is overdue (a
+stalled process must not start a run on a lease another worker may hold by now), and the loop
+stops as soon as the claim is lost, before it stages another input.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: Fa
             session.loop_state = LoopState.WAITING
             await session.wake_event.wait()
             session.wake_event.clear()
-            if session.loop_task is not me:
+            if session.loop_task is not me or session.lost is not None:
                 return
             session.loop_state = LoopState.WORKING
             if not await _drain(session, executor, me, on_fatal):
@@ -84,8 +89,9 @@ async def _drain(
     Returns ``False`` when the loop must exit."""
     core = session.core
     while True:
+        await session.claim.ensure_fresh()
         async with session.gate:
-            if session.loop_task is not me:
+            if session.loop_task is not me or session.lost is not None:
                 return False
             session.wake_event.clear()  # this drain serves every wake that arrived so far
             candidate = core.next_candidate() if core.can_start_run() else None
@@ -100,5 +106,5 @@ async def _drain(
         outcome = await apply_run(session, executor, run, primitive)
         session.loop_state = LoopState.WORKING
         ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me)
-        if ended in (RunEnd.LOOP_GONE, RunEnd.DETACHED, RunEnd.FATAL):
+        if ended in (RunEnd.LOOP_GONE, RunEnd.DETACHED, RunEnd.FATAL, RunEnd.OWNERSHIP_LOST):
             return False

@@ -2,13 +2,19 @@
 
 Create it with :meth:`MeerkatMachine.ephemeral` (memory only) or
 :meth:`MeerkatMachine.persistent` (a ``RuntimeStore``, optionally a ``BlobStore``). Every
-method is a coroutine and must be called on one event loop. Sessions are keyed by session id;
-their durable state lives under the canonical runtime id ``rt:session:<session id>``.
+method is a coroutine and must be called on one event loop. A session has one canonical id:
+its durable state lives under the runtime id ``rt:session:<session id>``, sessions are keyed by
+that runtime id, and a session id that itself starts with ``rt:session:`` is refused with
+``ValidationFailed`` (so no second spelling can reach the same stored runtime).
 
-Registration recovers a persistent session from the store (see
-:mod:`meerkat_runtime.session.core.recovery`); a failure leaves no entry behind. A registered
-session queues inputs; ``ensure_session_with_executor`` attaches one run loop (concurrent
-callers attach exactly one). Unknown sessions raise ``SessionNotFound``.
+Registration claims the session (:mod:`meerkat_runtime.session.claims`: with ownership on, the
+session's lease in the store — ``LeaseHeld`` if another worker holds it), then recovers a
+persistent session from the store (see :mod:`meerkat_runtime.session.core.recovery`); a failure
+releases the claim and leaves no entry behind. A registered session queues inputs;
+``ensure_session_with_executor`` attaches one run loop (concurrent callers attach exactly one).
+Unknown sessions raise ``SessionNotFound``. A session whose lease another worker took over is
+detached (loop stopped, waiters resolved with ``LostOwnership``) and every later call on it
+raises ``OwnershipLost`` until it is registered again or unregistered.
 
 This module is the shell of the session's rules: each method takes the session gate, asks the
 core (:mod:`meerkat_runtime.session.core`) for the rule's plan and makes it take effect through
@@ -26,8 +32,9 @@ from typing import Any, TypeVar
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session import control_commands, reports
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
+from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
-from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, RuntimeTerminated
+from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
@@ -42,6 +49,7 @@ from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.loop_task import run_loop
 from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
 from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
+from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
@@ -50,16 +58,41 @@ from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.errors import (
     InvalidRuntimeTransition,
     NotReady,
+    OwnershipLost,
     SessionNotFound,
     ValidationFailed,
 )
-from meerkat_runtime.vocab.ids import InputId, SessionId, canonical_runtime_id, new_run_id
+from meerkat_runtime.vocab.ids import (
+    CANONICAL_RUNTIME_PREFIX,
+    InputId,
+    LogicalRuntimeId,
+    SessionId,
+    canonical_runtime_id,
+    new_run_id,
+)
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 T = TypeVar("T")
 
 RunOp = Callable[[str, RunPrimitive], Awaitable[tuple[T, CoreApplyOutput]]]
+
+DEFAULT_OWNERSHIP = OwnershipConfig()
+"""Ownership of a persistent machine unless told otherwise: on, 15 s leases renewed every 5 s."""
+
+
+def session_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
+    """The canonical runtime id of ``session_id``; ``ValidationFailed`` for an empty id or one
+    that already carries the runtime-id prefix (one canonical id per session)."""
+    text = str(session_id)
+    if not text:
+        raise ValidationFailed("session id must not be empty")
+    if text.startswith(CANONICAL_RUNTIME_PREFIX):
+        raise ValidationFailed(
+            f"session id {text!r} starts with the runtime-id prefix {CANONICAL_RUNTIME_PREFIX!r}; "
+            f"pass the session id itself ({text[len(CANONICAL_RUNTIME_PREFIX) :]!r})"
+        )
+    return canonical_runtime_id(text)
 
 
 def _dead(task: asyncio.Task[None] | None) -> bool:
@@ -85,13 +118,19 @@ class MeerkatMachine:
     """Sessions, their inputs, run loops, completions and lifecycle control."""
 
     def __init__(
-        self, store: RuntimeStore | None, blob_store: BlobStore | None = None, *, offload_store_calls: bool = True
+        self,
+        store: RuntimeStore | None,
+        blob_store: BlobStore | None = None,
+        *,
+        offload_store_calls: bool = True,
+        ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
     ) -> None:
         self._store = store
         self._blobs = blob_store
         self._offload = offload_store_calls
-        self._sessions: dict[str, RuntimeSession] = {}
-        self._claims: dict[str, asyncio.Lock] = {}
+        self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
+        self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
+        self._detaching: set[asyncio.Task[None]] = set()
 
     @classmethod
     def ephemeral(cls) -> MeerkatMachine:
@@ -100,29 +139,91 @@ class MeerkatMachine:
 
     @classmethod
     def persistent(
-        cls, store: RuntimeStore, blob_store: BlobStore | None = None, *, offload_store_calls: bool = True
+        cls,
+        store: RuntimeStore,
+        blob_store: BlobStore | None = None,
+        *,
+        offload_store_calls: bool = True,
+        ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
         ``offload_store_calls`` runs each synchronous store call in a worker thread (default)
-        instead of on the event loop.
+        instead of on the event loop. ``ownership`` (on by default) makes several machines on
+        one store safe: each session is leased to one machine at a time and every write is
+        fenced (:class:`~meerkat_runtime.session.ownership.OwnershipConfig`); ``None`` turns it
+        off, for a store only this machine ever writes.
         """
-        return cls(store, blob_store, offload_store_calls=offload_store_calls)
+        return cls(store, blob_store, offload_store_calls=offload_store_calls, ownership=ownership)
 
     @property
     def is_persistent(self) -> bool:
         return self._store is not None
 
+    # --- ownership ------------------------------------------------------------------------
+
+    @property
+    def ownership(self) -> OwnershipConfig | None:
+        """The ownership settings, or ``None`` when ownership is off (or the machine is ephemeral)."""
+        return self._claims.config
+
+    @property
+    def owner_id(self) -> str | None:
+        """The owner id this machine claims leases under (``None`` without ownership)."""
+        return self._claims.owner_id
+
+    def session_claim_handle(self) -> SessionClaimRegistry:
+        """This machine's ``SessionClaimRegistry``: one live ``SessionClaim`` per registered
+        runtime id (``get(runtime_id)``), with its lease, fence and loss state."""
+        return self._claims
+
+    async def renew_leases_now(self) -> list[LogicalRuntimeId]:
+        """Renew every lease now (what the background renewal does each period) and detach the
+        sessions whose lease another worker has taken; returns their runtime ids."""
+        lost = await self._claims.renew_all()
+        await self._settle_detaches()
+        return [claim.runtime_id for claim in lost]
+
+    async def _settle_detaches(self) -> None:
+        """Let loss notifications run and wait for the detaches they started."""
+        await asyncio.sleep(0)
+        while self._detaching:
+            await asyncio.wait(set(self._detaching))
+
+    def _lost(self, session: RuntimeSession, error: OwnershipLost) -> None:
+        """A claim was lost (called on the loop): detach its session in the background."""
+        if session.unregistered:
+            return
+        task = asyncio.get_running_loop().create_task(self._detach_lost(session, error))
+        self._detaching.add(task)
+        task.add_done_callback(self._detaching.discard)
+
+    async def _detach_lost(self, session: RuntimeSession, error: OwnershipLost) -> None:
+        """Stop the session's loop and executor and resolve its waiters with ``LostOwnership``;
+        the session stays registered (lost) so later calls raise ``OwnershipLost``."""
+        async with session.gate:
+            if session.unregistered or session.lost_detached:
+                return
+            session.lost_detached = True
+            session.last_error = error
+            parts = session.detach()
+            session.completions.resolve_all(LostOwnership(f"ownership lost: {error.detail}"))
+        await stop_detached(parts, f"ownership lost: {error.detail}")
+
     # --- registration ---------------------------------------------------------------------
 
-    def _get(self, session_id: SessionId | str) -> RuntimeSession:
-        session = self._sessions.get(str(session_id))
+    def _get(self, session_id: SessionId | str, *, lost_ok: bool = False) -> RuntimeSession:
+        session = self._sessions.get(session_runtime_id(session_id))
         if session is None:
             raise SessionNotFound(str(session_id))
+        if not lost_ok:
+            session.claim.check()
         return session
 
     async def contains_session(self, session_id: SessionId | str) -> bool:
-        return str(session_id) in self._sessions
+        """Whether the session is registered here (and not lost to another worker)."""
+        session = self._sessions.get(session_runtime_id(session_id))
+        return session is not None and session.lost is None
 
     async def register_session(self, session_id: SessionId | str) -> None:
         """Register (recovering durable state) if not registered yet; idempotent.
@@ -131,31 +232,61 @@ class MeerkatMachine:
         for contradictory stored rows, store errors for unreadable data and
         ``DurableWriteFailed`` if the recovered state cannot be written back. On error no
         entry is left.
+
+        With ownership on, the session's lease is claimed first, before anything is read:
+        ``LeaseHeld`` (naming the holder and its expiry) when another worker holds it — after
+        waiting for it, if ``OwnershipConfig.wait_for_lease`` says so. A session lost to another
+        worker is claimed again. ``ValidationFailed`` for an empty or prefixed session id.
         """
-        await self._ensure_registered(str(session_id))
+        await self._ensure_registered(session_id)
 
-    async def _ensure_registered(self, key: str) -> RuntimeSession:
-        session = self._sessions.get(key)
-        if session is not None:
+    async def _ensure_registered(self, session_id: SessionId | str) -> RuntimeSession:
+        runtime_id = session_runtime_id(session_id)
+        session = self._sessions.get(runtime_id)
+        if session is not None and session.lost is None:
             return session
-        return await _shielded(self._store is not None, self._claim_and_build(key))
+        return await _shielded(self._store is not None, self._claim_and_build(runtime_id))
 
-    async def _claim_and_build(self, key: str) -> RuntimeSession:
-        claim = self._claims.setdefault(key, asyncio.Lock())
-        async with claim:
-            session = self._sessions.get(key)
-            if session is None:
-                built = await self._build_session(key)
-                session = self._sessions.setdefault(key, built)  # a concurrent builder may have won
-        if not claim.locked() and self._claims.get(key) is claim:
-            del self._claims[key]
-        return session
+    async def _claim_and_build(self, runtime_id: LogicalRuntimeId) -> RuntimeSession:
+        lock = self._claims.lock(runtime_id)
+        try:
+            async with lock:
+                session = self._sessions.get(runtime_id)
+                if session is not None and session.lost is None:
+                    return session  # a concurrent registration built it
+                if session is not None:
+                    await self._forget(session)
+                claim = await self._claims.acquire(runtime_id)
+                try:
+                    built = await self._build_session(runtime_id[len(CANONICAL_RUNTIME_PREFIX) :])
+                except BaseException:
+                    await self._claims.release(claim)
+                    raise
+                self._sessions[runtime_id] = built
+                claim.on_lost(lambda error: self._lost(built, error))
+                return built
+        finally:
+            self._claims.unlock_idle(runtime_id, lock)
+
+    async def _forget(self, session: RuntimeSession) -> None:
+        """Drop a lost session (its detach finished first) so it can be claimed again."""
+        lost = session.lost
+        if lost is not None:
+            await self._detach_lost(session, lost)
+        session.unregistered = True
+        if self._sessions.get(session.runtime_id) is session:
+            del self._sessions[session.runtime_id]
+        if session.ops_sink is not None:
+            session.ops_sink.close()
+        self._claims.forget(session.claim)
 
     async def _build_session(self, key: str) -> RuntimeSession:
-        if not key:
-            raise ValidationFailed("session id must not be empty")
+        """Recover (or create) session ``key`` under the claim :meth:`_claim_and_build` took."""
         runtime_id = canonical_runtime_id(key)
-        persistence = SessionPersistence(self._store, runtime_id, offload=self._offload)
+        claim = self._claims.get(runtime_id)
+        if claim is None:
+            raise RuntimeError(f"no claim on {runtime_id!r}: sessions are built by _claim_and_build")
+        persistence = SessionPersistence(self._store, runtime_id, offload=self._offload, claim=claim)
         store = self._store
         if store is None:
             core = SessionCore(runtime_id)
@@ -174,7 +305,7 @@ class MeerkatMachine:
             persistence.loaded(result.stored)
             session = self._new_session(key, core, persistence, binding)
             await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
-            session.ops_sink = attach_store(binding, store, runtime_id)
+            session.ops_sink = attach_store(binding, store, runtime_id, claim)
             return session
         return self._new_session(key, core, persistence, binding)
 
@@ -197,7 +328,7 @@ class MeerkatMachine:
         used. A dead loop is replaced. Raises ``RuntimeDestroyed`` for a destroyed runtime and
         ``NotReady`` for a stopped one.
         """
-        session = await self._ensure_registered(str(session_id))
+        session = await self._ensure_registered(session_id)
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
             return False
         async with session.gate:
@@ -241,13 +372,17 @@ class MeerkatMachine:
             await stop_detached(parts, f"runtime loop failed: {exc}")
 
     async def _on_fatal(self, session: RuntimeSession, error: BaseException) -> None:
-        if self._sessions.get(str(session.session_id)) is session:
-            await self.unregister_session(session.session_id)
+        if self._sessions.get(session.runtime_id) is session:
+            await self._unregister(session.runtime_id)
 
     async def unregister_session(self, session_id: SessionId | str) -> None:
-        """Stop the loop, resolve waiters with ``runtime_terminated`` and forget the session in
-        memory. Durable state is kept. Unknown sessions are ignored."""
-        session = self._sessions.pop(str(session_id), None)
+        """Stop the loop, resolve waiters with ``runtime_terminated``, forget the session in
+        memory and release its lease. Durable state is kept. Unknown sessions are ignored (a
+        session lost to another worker is forgotten, its lease left to its new owner)."""
+        await self._unregister(session_runtime_id(session_id))
+
+    async def _unregister(self, runtime_id: LogicalRuntimeId) -> None:
+        session = self._sessions.pop(runtime_id, None)
         if session is None:
             return
         session.unregistered = True
@@ -257,10 +392,11 @@ class MeerkatMachine:
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
         await stop_detached(parts, "runtime session unregistered")
+        await self._claims.release(session.claim)
 
     async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
         """Register if needed and return the session's id, epoch and its one ops registry."""
-        session = await self._ensure_registered(str(session_id))
+        session = await self._ensure_registered(session_id)
         return session.bindings()
 
     async def ops_lifecycle_registry(self, session_id: SessionId | str) -> OpsLifecycleRegistry:
@@ -268,23 +404,30 @@ class MeerkatMachine:
         return self._get(session_id).ops_registry
 
     async def close(self) -> None:
-        """Unregister every session."""
-        for key in list(self._sessions):
-            await self.unregister_session(key)
+        """Unregister every session (releasing its lease) and stop the lease renewal."""
+        await self._settle_detaches()
+        for runtime_id in list(self._sessions):
+            await self._unregister(runtime_id)
+        await self._claims.stop()
 
     async def halt(self) -> None:
         """What a process crash does, for tests and harnesses: cancel every loop and in-flight
         run and forget every session without writing anything, resolving any waiter or
-        telling executors to stop. Durable state is exactly what was written so far."""
+        telling executors to stop. Durable state is exactly what was written so far; leases
+        are not released (they expire, or this owner id claims them again at once)."""
         sessions = list(self._sessions.values())
         self._sessions.clear()
-        tasks: list[asyncio.Task[Any]] = []
+        await self._claims.stop()
+        tasks: list[asyncio.Task[Any]] = list(self._detaching)
+        for task in tasks:
+            task.cancel()
         for session in sessions:
+            self._claims.forget(session.claim)
             session.unregistered = True
-            for task in (session.apply_task, session.loop_task):
-                if task is not None and not task.done():
-                    task.cancel()
-                    tasks.append(task)
+            for running in (session.apply_task, session.loop_task):
+                if running is not None and not running.done():
+                    running.cancel()
+                    tasks.append(running)
             session.loop_task = None
             if session.ops_sink is not None:
                 session.ops_sink.close()
@@ -364,6 +507,7 @@ class MeerkatMachine:
         """
         session = self._get(session_id)
         core = session.core
+        await session.claim.ensure_fresh()
         async with session.gate:
             session.check_registered()
             if (
@@ -450,9 +594,10 @@ class MeerkatMachine:
             return session.core.phase
 
     async def executor_ready(self, session_id: SessionId | str) -> bool:
-        """True when the session has a live run loop; False when it only queues or is unknown."""
-        session = self._sessions.get(str(session_id))
-        if session is None or session.loop_task is None:
+        """True when the session has a live run loop; False when it only queues, is unknown or
+        was lost to another worker."""
+        session = self._sessions.get(session_runtime_id(session_id))
+        if session is None or session.loop_task is None or session.lost is not None:
             return False
         return session.registration is RegistrationPhase.ACTIVE and not session.loop_task.done()
 
@@ -485,12 +630,14 @@ class MeerkatMachine:
             return session_view(session)
 
     async def completion_outcomes(self, session_id: SessionId | str) -> dict[InputId, CompletionOutcome]:
-        """Outcomes delivered so far to waiters, by input id."""
-        return dict(self._get(session_id).completions.resolved)
+        """Outcomes delivered so far to waiters, by input id (also of a session lost to another
+        worker)."""
+        return dict(self._get(session_id, lost_ok=True).completions.resolved)
 
     async def last_error(self, session_id: SessionId | str) -> BaseException | None:
-        """The last error the session's loop recorded (boundary or terminal-snapshot failure)."""
-        return self._get(session_id).last_error
+        """The last error the session's loop recorded (boundary or terminal-snapshot failure,
+        ``OwnershipLost``); also for a session lost to another worker."""
+        return self._get(session_id, lost_ok=True).last_error
 
     async def settle(self, session_id: SessionId | str, timeout: float = 5.0) -> None:
         """Wait until the session's loop has nothing runnable: detached, waiting for a wake, or
@@ -498,8 +645,9 @@ class MeerkatMachine:
         ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         spins = 0
+        runtime_id = session_runtime_id(session_id)
         while True:
-            session = self._sessions.get(str(session_id))
+            session = self._sessions.get(runtime_id)
             if session is None or session.loop_task is None:
                 await asyncio.sleep(0)
                 return

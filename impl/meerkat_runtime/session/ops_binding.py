@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.journal import JournalRecord, replay
-from meerkat_runtime.ops.persistence import StoreOpsPersistence
+from meerkat_runtime.ops.persistence import FenceHolder, StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.store.protocol import RuntimeStore
@@ -53,10 +53,12 @@ def recover_binding(stored: OpsLifecycleRecords | None, *, fallback_epoch: str |
     return OpsBinding(registry, snapshot.epoch_id, EpochCursorState.from_snapshot(snapshot.cursors), True)
 
 
-def attach_store(binding: OpsBinding, store: RuntimeStore, runtime_id: str) -> StoreOpsPersistence:
-    """Make the registry's terminal transitions durable in ``store`` under ``runtime_id``;
-    returns the sink (closing it makes later terminal transitions fail with
-    ``persistence_failed``)."""
-    sink = StoreOpsPersistence(store, runtime_id)
+def attach_store(
+    binding: OpsBinding, store: RuntimeStore, runtime_id: str, owner: FenceHolder | None = None
+) -> StoreOpsPersistence:
+    """Make the registry's terminal transitions durable in ``store`` under ``runtime_id``,
+    fenced by ``owner``'s lease; returns the sink (closing it makes later terminal transitions
+    fail with ``persistence_failed``)."""
+    sink = StoreOpsPersistence(store, runtime_id, owner=owner)
     binding.registry.attach_persistence(sink, binding.epoch_id, binding.cursors)
     return sink

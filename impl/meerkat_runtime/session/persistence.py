@@ -14,6 +14,10 @@ set, whose encoding differs from the last encoding written for it (``written``),
 writes exactly the rows that differ from the store, in O(changed rows). ``written`` and
 ``dirty`` change only after a successful write (memory never runs ahead of disk). Terminal
 rows never change again, so their encodings are not kept once written.
+
+Every write carries the fence of ``claim`` (the session's lease; ``None`` without ownership);
+the store checks it in the write's own transaction and refuses a stale one with
+``OwnershipLost``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import BoundaryWrite, Plan, RowsWrite
 from meerkat_runtime.session.row_codec import LifecycleRecord, encode_lifecycle, encode_record
@@ -54,10 +59,12 @@ NOTHING_WRITTEN = Written()
 class SessionPersistence:
     """Durable writes and reads of one session, keyed by its canonical runtime id."""
 
-    def __init__(self, store: RuntimeStore | None, runtime_id: str, *, offload: bool) -> None:
+    def __init__(self, store: RuntimeStore | None, runtime_id: str, *, offload: bool, claim: SessionClaim) -> None:
         self.store = store
         self.runtime_id = runtime_id
         self.offload = offload
+        self.claim = claim
+        """This machine's claim on the runtime id; its fence goes with every store write."""
         self.epoch_id: str | None = None
         self.written: dict[InputId, bytes] = {}
         """The last encoding written (or loaded) for each non-terminal row."""
@@ -118,25 +125,27 @@ class SessionPersistence:
         store = self.store
         if write is None or store is None:
             return self.unwritten(plan, ledger)
-        rt = self.runtime_id
+        rt, fence = self.runtime_id, self.claim.fence
         if isinstance(write, RowsWrite):
             records = list(plan.records.values())
             rows = [encode_row(r) for r in records]
             if len(rows) == 1:
                 row = rows[0]
-                await self._call(lambda: store.persist_input_state(rt, row))
+                await self._call(lambda: store.persist_input_state(rt, row, fence=fence))
             else:
                 lifecycle = self._lifecycle(plan.durable_phase())
-                await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows))
+                await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
             return Written(rows, records, set())
         written = self._rows_differing(plan, ledger)
         rows = written.rows
         if isinstance(write, BoundaryWrite):
             receipt, snapshot = write.receipt, write.session_snapshot
-            await self._call(lambda: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows))
+            await self._call(
+                lambda: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows, fence=fence)
+            )
         else:
             lifecycle = self._lifecycle(plan.durable_phase())
-            await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows))
+            await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
         return written
 
     def needs_io(self, plan: Plan) -> bool:

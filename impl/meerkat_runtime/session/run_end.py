@@ -8,7 +8,10 @@ loop and ``accept_input_and_run``.
   holds (inputs Queued, attempt not counted, phase Idle or Retired), the loop is detached and
   the executor told to stop; :class:`BoundaryCommitFailed`;
 * the lifecycle commit after a failure or cancellation fails → ``terminal_snapshot_failed``:
-  the session is unregistered (``on_fatal``) and the error kept in ``session.last_error``.
+  the session is unregistered (``on_fatal``) and the error kept in ``session.last_error``;
+* the commit is refused for ownership (``OwnershipLost``: another worker claimed the session's
+  lease): nothing changed, the claim is lost and the machine detaches the session; the loop
+  stops without another write.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError
 from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
-from meerkat_runtime.vocab.errors import DurableWriteFailed
+from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost
 
 FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
 """Called (gate released) when a run's terminal snapshot failed; unregisters the session."""
@@ -57,6 +60,11 @@ class RunEnd(enum.Enum):
     """The boundary commit failed: the loop is detached (``session.last_error``)."""
     FATAL = "fatal"
     """The terminal snapshot failed: the session was unregistered (``session.last_error``)."""
+    OWNERSHIP_LOST = "ownership_lost"
+    """The store refused the commit's fence: the session is being detached (``session.last_error``)."""
+
+
+RunError = DurableWriteFailed | OwnershipLost
 
 
 def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
@@ -96,7 +104,7 @@ async def end_run(
     on_fatal: FatalHandler,
     *,
     loop_task: asyncio.Task[Any] | None = None,
-) -> tuple[RunEnd, DurableWriteFailed | None]:
+) -> tuple[RunEnd, RunError | None]:
     """Take the gate and, if ``run`` is still current (and ``loop_task``, when given, is still
     the session's loop), commit its end (:func:`commit_run_end`). Then, with the gate released:
     after a failed boundary commit the detached loop and executor are stopped; after a failed
@@ -117,6 +125,9 @@ async def end_run(
             parts = session.detach()
         except DurableWriteFailed as exc:
             session.last_error = error = exc
+        except OwnershipLost as lost:
+            session.last_error = lost
+            return RunEnd.OWNERSHIP_LOST, lost
     if parts is not None and error is not None:
         await stop_detached(parts, f"runtime boundary commit failed: {error.cause}")
         return RunEnd.DETACHED, error

@@ -17,13 +17,14 @@ from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session.blobs import BlobStore
+from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.completion import CompletionRegistry, RuntimeTerminated
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.executor import CoreExecutor, StopRuntimeExecutor
 from meerkat_runtime.session.persistence import SessionPersistence
-from meerkat_runtime.vocab.errors import SessionNotFound
-from meerkat_runtime.vocab.ids import RunId, SessionId
+from meerkat_runtime.vocab.errors import OwnershipLost, SessionNotFound
+from meerkat_runtime.vocab.ids import LogicalRuntimeId, RunId, SessionId
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
 Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task[Any] | None"]
@@ -63,7 +64,7 @@ class RuntimeSession:
         cursors: EpochCursorState,
     ) -> None:
         self.session_id = session_id
-        self.runtime_id = core.runtime_id
+        self.runtime_id = LogicalRuntimeId(core.runtime_id)
         self.core = core
         self.persistence = persistence
         self.blobs = blobs
@@ -82,6 +83,18 @@ class RuntimeSession:
         self.last_error: BaseException | None = None
         self.unregistered = False
         self.ops_sink: StoreOpsPersistence | None = None
+        self.lost_detached = False
+        """Set once the session was detached because its claim was lost."""
+
+    @property
+    def claim(self) -> SessionClaim:
+        """This machine's claim on the session's runtime id (its lease fence, when owned)."""
+        return self.persistence.claim
+
+    @property
+    def lost(self) -> OwnershipLost | None:
+        """The error with which this machine lost the session's lease, if it did."""
+        return self.claim.lost
 
     @property
     def registration(self) -> RegistrationPhase:
@@ -89,9 +102,11 @@ class RuntimeSession:
         return self.core.registration
 
     def check_registered(self) -> None:
-        """Raise ``SessionNotFound`` once the session was unregistered (call under the gate)."""
+        """Raise ``SessionNotFound`` once the session was unregistered and ``OwnershipLost``
+        once its lease was lost (call under the gate)."""
         if self.unregistered:
             raise SessionNotFound(self.session_id)
+        self.claim.check()
 
     def bindings(self) -> SessionBindings:
         return SessionBindings(self.session_id, self.runtime_id, self.epoch_id, self.ops_registry, self.cursors)

@@ -5,9 +5,12 @@ calls, the call with a given absolute number (1-based, as counted by ``calls``),
 A failing write raises ``WriteFailed`` and a failing read ``ReadFailed``, with a detail that
 starts with ``"injected fault"``; the inner store is not called, so nothing is written. With
 ``after_write=True`` a write rule lets the inner write happen and then raises (an ambiguous
-commit: durable, but the caller saw an error). ``closed_mode`` makes every call fail as if the
-store were closed. Rules can be added, removed and toggled while the store is in use; every
-call is counted per method, failed or not. Thread-safe.
+commit: durable, but the caller saw ``WriteOutcomeUnknown``). ``closed_mode`` makes every call
+fail as if the store were closed. The ownership calls (``LEASE_METHODS``) are faulted like any
+other: ``claim_lease``, ``renew_lease`` and ``release_lease`` fail as writes, ``load_lease`` as a
+read; ``"*"`` covers them, ``WRITE_METHODS`` (the data writes) does not. Rules can be added,
+removed and toggled while the store is in use; every call is counted per method, failed or not.
+Thread-safe.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
 from meerkat_runtime.store.validation import runtime_label
-from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed
+from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
 
 T = TypeVar("T")
 
@@ -44,7 +48,9 @@ READ_METHODS = frozenset(
         "load_ops_lifecycle",
     }
 )
-ALL_METHODS = WRITE_METHODS | READ_METHODS
+LEASE_WRITE_METHODS = frozenset({"claim_lease", "renew_lease", "release_lease"})
+LEASE_METHODS = LEASE_WRITE_METHODS | {"load_lease"}
+ALL_METHODS = WRITE_METHODS | READ_METHODS | LEASE_METHODS
 ANY_METHOD = "*"
 
 INJECTED = "injected fault"
@@ -132,8 +138,10 @@ class FaultInjectingStore:
             return sum(self._injected.values()) if method is None else self._injected[method]
 
     # --- the protocol ---------------------------------------------------------------------
-    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
-        self._call("persist_input_state", runtime_id, lambda: self.inner.persist_input_state(runtime_id, row))
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
+        self._call(
+            "persist_input_state", runtime_id, lambda: self.inner.persist_input_state(runtime_id, row, fence=fence)
+        )
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         return self._call("load_input_states", runtime_id, lambda: self.inner.load_input_states(runtime_id))
@@ -145,11 +153,14 @@ class FaultInjectingStore:
         session_snapshot: bytes | None,
         receipt: BoundaryReceipt,
         rows: Sequence[InputRow],
+        fence: Fence | None = None,
     ) -> None:
         self._call(
             "atomic_apply",
             runtime_id,
-            lambda: self.inner.atomic_apply(runtime_id, session_snapshot=session_snapshot, receipt=receipt, rows=rows),
+            lambda: self.inner.atomic_apply(
+                runtime_id, session_snapshot=session_snapshot, receipt=receipt, rows=rows, fence=fence
+            ),
         )
 
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
@@ -160,27 +171,47 @@ class FaultInjectingStore:
     def load_session_snapshot(self, runtime_id: str) -> bytes | None:
         return self._call("load_session_snapshot", runtime_id, lambda: self.inner.load_session_snapshot(runtime_id))
 
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
         self._call(
             "commit_machine_lifecycle",
             runtime_id,
-            lambda: self.inner.commit_machine_lifecycle(runtime_id, lifecycle, rows),
+            lambda: self.inner.commit_machine_lifecycle(runtime_id, lifecycle, rows, fence=fence),
         )
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
         return self._call("load_machine_lifecycle", runtime_id, lambda: self.inner.load_machine_lifecycle(runtime_id))
 
-    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
-        self._call("append_ops_record", runtime_id, lambda: self.inner.append_ops_record(runtime_id, record))
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
+        self._call(
+            "append_ops_record", runtime_id, lambda: self.inner.append_ops_record(runtime_id, record, fence=fence)
+        )
 
-    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
-        self._call("persist_ops_lifecycle", runtime_id, lambda: self.inner.persist_ops_lifecycle(runtime_id, snapshot))
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
+        self._call(
+            "persist_ops_lifecycle",
+            runtime_id,
+            lambda: self.inner.persist_ops_lifecycle(runtime_id, snapshot, fence=fence),
+        )
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         return self._call("load_ops_lifecycle", runtime_id, lambda: self.inner.load_ops_lifecycle(runtime_id))
 
-    def delete_ops_lifecycle(self, runtime_id: str) -> None:
-        self._call("delete_ops_lifecycle", runtime_id, lambda: self.inner.delete_ops_lifecycle(runtime_id))
+    def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
+        self._call("delete_ops_lifecycle", runtime_id, lambda: self.inner.delete_ops_lifecycle(runtime_id, fence=fence))
+
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        return self._call("claim_lease", runtime_id, lambda: self.inner.claim_lease(runtime_id, owner, duration_s))
+
+    def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
+        return self._call("renew_lease", runtime_id, lambda: self.inner.renew_lease(fence, runtime_id, duration_s))
+
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        self._call("release_lease", runtime_id, lambda: self.inner.release_lease(fence, runtime_id))
+
+    def load_lease(self, runtime_id: str) -> Lease | None:
+        return self._call("load_lease", runtime_id, lambda: self.inner.load_lease(runtime_id))
 
     def close(self) -> None:
         """Close the inner store."""
@@ -188,7 +219,8 @@ class FaultInjectingStore:
 
     # --- machinery ------------------------------------------------------------------------
     def _call(self, method: str, runtime_id: object, forward: Callable[[], T]) -> T:
-        error: type[StoreError] = WriteFailed if method in WRITE_METHODS else ReadFailed
+        writes = method in WRITE_METHODS or method in LEASE_WRITE_METHODS
+        error: type[StoreError] = WriteFailed if writes else ReadFailed
         rt = runtime_label(runtime_id)
         with self._lock:
             self._calls[method] += 1
@@ -199,9 +231,9 @@ class FaultInjectingStore:
             rule = self._fire(method, number) if self.enabled else None
         if rule is None:
             return forward()
-        if rule.after_write and method in WRITE_METHODS:
+        if rule.after_write and writes:
             forward()
-            raise error(rt, f"{INJECTED} after the write reached the store ({method} call #{number})")
+            raise WriteOutcomeUnknown(rt, f"{INJECTED} after the write reached the store ({method} call #{number})")
         raise error(rt, f"{INJECTED} ({method} call #{number})")
 
     def _fire(self, method: str, number: int) -> FaultRule | None:

@@ -5,16 +5,25 @@ Same semantics as the SQLite store: rows carry checksums and a damaged row fails
 ``atomic_apply``; every multi-row write is validated first and then applied under one lock, so
 it is all-or-nothing. Data lives in a ``MemoryStorage``; several handles can share one storage,
 which is how a restart is modelled (close one handle, open another on the same storage).
+
+Ownership follows the same rules as every store (:mod:`meerkat_runtime.store.lease`): leases
+live in the storage (shared by its handles), expiries are in the handle's ``clock`` (default
+``time.time``; give every handle the same :class:`~meerkat_runtime.store.clock.ManualClock` to
+expire leases deterministically), and each write checks its fence under the storage lock, in
+the same critical section as the write.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
 from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
@@ -43,13 +52,15 @@ class MemoryStorage:
     ops_snapshots: dict[str, Sealed] = field(default_factory=dict)
     ops_records: dict[str, list[tuple[int, Sealed]]] = field(default_factory=dict)
     next_record_seq: int = 1
+    leases: dict[str, Lease] = field(default_factory=dict)
 
 
 class InMemoryRuntimeStore:
     """A ``RuntimeStore`` in memory. ``storage`` shares data with other handles (a restart)."""
 
-    def __init__(self, storage: MemoryStorage | None = None) -> None:
+    def __init__(self, storage: MemoryStorage | None = None, *, clock: Clock = time.time) -> None:
         self.storage = storage if storage is not None else MemoryStorage()
+        self.clock = clock
         self._closed = False
 
     # --- helpers --------------------------------------------------------------------------
@@ -59,15 +70,23 @@ class InMemoryRuntimeStore:
             raise error(rt, "store is closed")
         return rt
 
+    def _fence_ok(self, rt: str, fence: Fence | None, what: str) -> None:
+        """Refuse the write unless ``fence`` matches the lease (call with the storage lock held)."""
+        refusal = fence_refusal(rt, self.storage.leases.get(rt), fence, what)
+        if refusal is not None:
+            raise refusal
+
     def _sealed_rows(self, rt: str, rows: Sequence[InputRow]) -> dict[str, Sealed]:
         checked = v.check_rows(rt, rows, WriteFailed)
         return {row.input_id: seal(INPUTS, rt, row.input_id, row.payload) for row in checked}
 
     # --- inputs ---------------------------------------------------------------------------
-    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
         sealed = self._sealed_rows(rt, [row])
+        checked = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
+            self._fence_ok(rt, checked, "persist_input_state")
             self.storage.inputs.setdefault(rt, {}).update(sealed)
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
@@ -86,6 +105,7 @@ class InMemoryRuntimeStore:
         session_snapshot: bytes | None,
         receipt: BoundaryReceipt,
         rows: Sequence[InputRow],
+        fence: Fence | None = None,
     ) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
         checked = v.check_receipt(rt, receipt, WriteFailed)
@@ -95,7 +115,9 @@ class InMemoryRuntimeStore:
         key = (checked.run_id, checked.sequence)
         sealed_receipt = seal(RECEIPTS, rt, v.receipt_key(*key), checked.to_json())
         sealed_rows = self._sealed_rows(rt, rows)
+        checked_fence = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
+            self._fence_ok(rt, checked_fence, "atomic_apply")
             receipts = self.storage.receipts.setdefault(rt, {})
             if key in receipts:
                 raise WriteFailed(
@@ -128,11 +150,15 @@ class InMemoryRuntimeStore:
         return self._load_single(runtime_id, SNAPSHOTS, self.storage.snapshots)
 
     # --- machine lifecycle ----------------------------------------------------------------
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
         sealed = seal(LIFECYCLES, rt, "", v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed))
         sealed_rows = self._sealed_rows(rt, rows)
+        checked = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
+            self._fence_ok(rt, checked, "commit_machine_lifecycle")
             self.storage.lifecycles[rt] = sealed
             self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
 
@@ -140,18 +166,22 @@ class InMemoryRuntimeStore:
         return self._load_single(runtime_id, LIFECYCLES, self.storage.lifecycles)
 
     # --- operation registry ---------------------------------------------------------------
-    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops record", record, WriteFailed)
+        checked = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
+            self._fence_ok(rt, checked, "append_ops_record")
             seq = self.storage.next_record_seq
             self.storage.next_record_seq += 1
             self.storage.ops_records.setdefault(rt, []).append((seq, seal(OPS_RECORDS, rt, str(seq), record)))
 
-    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
         sealed = seal(OPS_SNAPSHOTS, rt, "", v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed))
+        checked = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
+            self._fence_ok(rt, checked, "persist_ops_lifecycle")
             self.storage.ops_snapshots[rt] = sealed
             self.storage.ops_records.pop(rt, None)
 
@@ -166,11 +196,45 @@ class InMemoryRuntimeStore:
         appended = tuple(verified_payload(OPS_RECORDS, rt, str(seq), *sealed) for seq, sealed in records)
         return OpsLifecycleRecords(data, appended)
 
-    def delete_ops_lifecycle(self, runtime_id: str) -> None:
+    def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
+        checked = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
+            self._fence_ok(rt, checked, "delete_ops_lifecycle")
             self.storage.ops_snapshots.pop(rt, None)
             self.storage.ops_records.pop(rt, None)
+
+    # --- ownership ------------------------------------------------------------------------
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        rt = self._open_for(runtime_id, WriteFailed)
+        who = v.check_owner(rt, owner, WriteFailed)
+        duration = v.check_duration(rt, duration_s, WriteFailed)
+        with self.storage.lock:
+            lease = claim_outcome(rt, self.storage.leases.get(rt), who, duration, self.clock())
+            self.storage.leases[rt] = lease
+        return lease
+
+    def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
+        rt = self._open_for(runtime_id, WriteFailed)
+        checked = v.check_required_fence(rt, fence, WriteFailed)
+        duration = v.check_duration(rt, duration_s, WriteFailed)
+        with self.storage.lock:
+            lease = renewal_outcome(rt, self.storage.leases.get(rt), checked, duration, self.clock())
+            self.storage.leases[rt] = lease
+        return lease
+
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        rt = self._open_for(runtime_id, WriteFailed)
+        checked = v.check_required_fence(rt, fence, WriteFailed)
+        with self.storage.lock:
+            lease = released(self.storage.leases.get(rt), checked, self.clock())
+            if lease is not None:
+                self.storage.leases[rt] = lease
+
+    def load_lease(self, runtime_id: str) -> Lease | None:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            return self.storage.leases.get(rt)
 
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:

@@ -5,17 +5,43 @@ Contract for every implementation:
 * Every method is keyed by the canonical runtime id (``rt:session:<id>``); runtimes are
   isolated from each other.
 * A method that returns normally has made its write durable (as durable as the store's
-  documented setting). A method that raises has changed nothing: multi-row writes are one
-  transaction.
+  documented setting). A method that raises has changed nothing — except
+  ``WriteOutcomeUnknown`` (``outcome_unknown`` is ``True``), raised when the failure happened
+  while the transaction was being committed: the write may or may not be durable. Multi-row
+  writes are one transaction.
 * Errors are ``meerkat_runtime.vocab.errors`` store errors naming the runtime id and what
   failed: ``WriteFailed``, ``ReadFailed``, ``Corrupt`` (a damaged row fails closed),
-  ``VersionMismatch`` (a schema or record version the store does not know).
+  ``VersionMismatch`` (a schema or record version the store does not know), ``WriteRefused``
+  and its kinds ``OwnershipLost`` and ``LeaseHeld`` (refused after checking the lease; nothing
+  written), ``WriteOutcomeUnknown``.
 * A boundary receipt is unique per ``(runtime_id, run_id, sequence)``; a duplicate is a
   ``WriteFailed`` and rolls back the whole ``atomic_apply``. Sequences are unsigned 64-bit
   integers (``0 .. 2**64 - 1``).
 * ``persist_ops_lifecycle`` drops every record appended before it for that runtime (the
   snapshot covers them); records appended after it are returned after the snapshot.
 * Methods are synchronous and safe to call from several threads.
+
+Ownership (leases and fences; :mod:`meerkat_runtime.store.lease` holds the rules as code):
+
+* A runtime has at most one lease row ``(owner, token, expires_at)``; ``expires_at`` is in the
+  store's clock (the built-in stores take a ``clock``, default ``time.time``; a server-side
+  store uses the server's clock). A lease is expired when ``now >= expires_at``.
+* ``claim_lease`` succeeds when there is no row, the row has expired, or the row already
+  belongs to ``owner``: it writes ``(owner, token + 1, now + duration_s)`` (token 1 for a new
+  row) and returns it. Otherwise it raises ``LeaseHeld`` naming the holder and its expiry. The
+  read and the write are one transaction: of claims racing for one runtime, from threads or
+  processes, exactly one wins while the lease is live.
+* ``renew_lease`` extends the lease to ``now + duration_s`` iff the row still has the fence's
+  owner and token (even if it has expired meanwhile: nobody took it); the token never changes
+  on renew. Else ``OwnershipLost``.
+* ``release_lease`` sets ``expires_at`` to now (owner and token kept, so tokens keep growing)
+  iff the row matches the fence; a stale fence is a no-op.
+* Every write method takes a keyword-only ``fence``. Inside the write's own transaction: with
+  a fence, the row must exist with that owner and token; without one (``fence=None``), the
+  runtime must have no lease row at all. Otherwise the whole write is refused with
+  ``OwnershipLost`` and nothing of it is written. Expiry alone refuses nothing; a stale
+  writer is refused once another owner has claimed (the token moved).
+* Reads take no fence.
 """
 
 from __future__ import annotations
@@ -23,13 +49,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
 
 
 @runtime_checkable
 class RuntimeStore(Protocol):
     # --- inputs ---------------------------------------------------------------------------
-    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         """Upsert one input row (durable-before-ack on accept)."""
         ...
 
@@ -45,6 +72,7 @@ class RuntimeStore(Protocol):
         session_snapshot: bytes | None,
         receipt: BoundaryReceipt,
         rows: Sequence[InputRow],
+        fence: Fence | None = None,
     ) -> None:
         """In one transaction: replace the session snapshot (if given), insert the receipt
         (duplicate -> ``WriteFailed``), upsert every row."""
@@ -55,18 +83,20 @@ class RuntimeStore(Protocol):
     def load_session_snapshot(self, runtime_id: str) -> bytes | None: ...
 
     # --- machine lifecycle ----------------------------------------------------------------
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
         """In one transaction: replace the lifecycle record and upsert every row."""
         ...
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None: ...
 
     # --- operation registry ---------------------------------------------------------------
-    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
         """Append one terminal-transition record: O(1) in the registry's size."""
         ...
 
-    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         """Replace the full snapshot and drop the appended records it covers (compaction),
         in one transaction."""
         ...
@@ -75,7 +105,26 @@ class RuntimeStore(Protocol):
         """The snapshot and the records appended since, or ``None`` if nothing is stored."""
         ...
 
-    def delete_ops_lifecycle(self, runtime_id: str) -> None: ...
+    def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None: ...
+
+    # --- ownership ------------------------------------------------------------------------
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        """Take the lease if it is free, expired or already ``owner``'s: token + 1, expiry
+        ``now + duration_s``; else ``LeaseHeld(runtime_id, owner=<holder>, expires_at=<when>)``."""
+        ...
+
+    def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
+        """Extend the lease to ``now + duration_s`` iff it still matches ``fence`` (same token);
+        else ``OwnershipLost``."""
+        ...
+
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        """Expire the lease now iff it still matches ``fence``; a stale fence is a no-op."""
+        ...
+
+    def load_lease(self, runtime_id: str) -> Lease | None:
+        """The runtime's lease row, or ``None`` if it was never claimed."""
+        ...
 
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:

@@ -5,6 +5,11 @@
   commits before a power loss or OS crash may be lost.
 * Every write is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front); a
   busy timeout (default 5 s) makes concurrent writers from other threads or processes wait.
+  A failure of the ``COMMIT`` statement itself (an I/O error while the commit was being made
+  durable) raises ``WriteOutcomeUnknown``; every other failure means nothing was written.
+* Ownership: leases live in ``runtime_leases``; every write checks its fence against the
+  lease row inside its own transaction (rules in :mod:`meerkat_runtime.store.lease`). Lease
+  expiries are in ``clock`` time (default ``time.time``, shared by every process on a host).
 * Every row carries a checksum bound to its table and key; a damaged row fails closed with
   ``Corrupt`` naming the runtime id and the row.
 * The schema version is checked on open: older files are migrated forward, newer ones are
@@ -19,17 +24,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
 from meerkat_runtime.store.sqlite_connections import CallGate, ConnectionPool
 from meerkat_runtime.store.sqlite_schema import STORE_SCOPE, migrate, stored_version
-from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, StoreError, WriteFailed
+from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
+from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL"]
@@ -54,6 +62,32 @@ def _upsert_single(table: str, column: str) -> str:
 _UPSERT_SNAPSHOT = _upsert_single(SNAPSHOTS, "snapshot")
 _UPSERT_LIFECYCLE = _upsert_single(LIFECYCLES, "lifecycle")
 _UPSERT_OPS_SNAPSHOT = _upsert_single(OPS_SNAPSHOTS, "snapshot")
+_UPSERT_LEASE = (
+    f"INSERT INTO {LEASES} (runtime_id, owner, token, expires_at, checksum) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (runtime_id) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
+    "expires_at = excluded.expires_at, checksum = excluded.checksum"
+)
+_SELECT_LEASE = f"SELECT owner, token, expires_at, checksum FROM {LEASES} WHERE runtime_id = ?"
+
+Body = Callable[[sqlite3.Connection], object]
+
+
+def _lease_params(lease: Lease) -> tuple[str, str, int, float, str]:
+    checksum = row_checksum(LEASES, lease.runtime_id, "", lease.payload())
+    return lease.runtime_id, lease.owner, lease.token, lease.expires_at, checksum
+
+
+def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
+    """The lease row of ``rt`` (checksum verified), read inside the caller's transaction."""
+    found = conn.execute(_SELECT_LEASE, (rt,)).fetchone()
+    if found is None:
+        return None
+    owner, token, expires_at, checksum = found
+    if not isinstance(owner, str) or not isinstance(token, int) or not isinstance(expires_at, int | float):
+        raise Corrupt(rt, f"row {LEASES}[] has malformed columns")
+    lease = Lease(rt, owner, token, float(expires_at))
+    verified_payload(LEASES, rt, "", lease.payload(), checksum)
+    return lease
 
 
 def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) -> StoreError:
@@ -79,6 +113,7 @@ class SqliteRuntimeStore:
         synchronous: Synchronous = "FULL",
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         connections: ConnectionMode = "per_thread",
+        clock: Clock = time.time,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
@@ -89,6 +124,7 @@ class SqliteRuntimeStore:
         self.path = str(path)
         self.synchronous: Synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
+        self.clock = clock
         in_memory = self.path == MEMORY
         if not in_memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -140,8 +176,9 @@ class SqliteRuntimeStore:
         return conn
 
     # --- transactions ---------------------------------------------------------------------
-    def _write(self, runtime_id: str, what: str, body: Callable[[sqlite3.Connection], object]) -> None:
-        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure."""
+    def _write(self, runtime_id: str, what: str, body: Body) -> None:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure. A
+        failure of ``COMMIT`` that ended the transaction is ``WriteOutcomeUnknown``."""
         if not self._gate.enter():
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         try:
@@ -150,15 +187,35 @@ class SqliteRuntimeStore:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     body(conn)
-                    conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:  # still open (e.g. busy): roll back, nothing written
+                        conn.execute("ROLLBACK")
+                        raise
+                    raise WriteOutcomeUnknown(
+                        runtime_id, f"{what}: COMMIT failed, the write may or may not be durable: {exc}"
+                    ) from exc
         except sqlite3.Error as exc:
             raise _translate(exc, runtime_id, what, WriteFailed) from exc
         finally:
             self._gate.leave()
+
+    def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
+        """:meth:`_write` with the ownership check first, inside the same transaction."""
+        checked = v.check_fence(runtime_id, fence, WriteFailed)
+
+        def fenced(conn: sqlite3.Connection) -> None:
+            refusal = fence_refusal(runtime_id, _stored_lease(conn, runtime_id), checked, what)
+            if refusal is not None:
+                raise refusal
+            body(conn)
+
+        self._write(runtime_id, what, fenced)
 
     def _read(self, runtime_id: str, what: str, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one read transaction (a consistent snapshot of the file)."""
@@ -179,10 +236,10 @@ class SqliteRuntimeStore:
             self._gate.leave()
 
     # --- inputs ---------------------------------------------------------------------------
-    def persist_input_state(self, runtime_id: str, row: InputRow) -> None:
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         params = self._input_params(rt, [row])
-        self._write(rt, "persist_input_state", lambda conn: conn.executemany(_UPSERT_INPUT, params))
+        self._fenced_write(rt, "persist_input_state", fence, lambda conn: conn.executemany(_UPSERT_INPUT, params))
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -210,6 +267,7 @@ class SqliteRuntimeStore:
         session_snapshot: bytes | None,
         receipt: BoundaryReceipt,
         rows: Sequence[InputRow],
+        fence: Fence | None = None,
     ) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         checked = v.check_receipt(rt, receipt, WriteFailed)
@@ -243,7 +301,7 @@ class SqliteRuntimeStore:
                 ) from None
             conn.executemany(_UPSERT_INPUT, params)
 
-        self._write(rt, "atomic_apply", body)
+        self._fenced_write(rt, "atomic_apply", fence, body)
 
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -272,7 +330,9 @@ class SqliteRuntimeStore:
         return self._load_single(runtime_id, SNAPSHOTS, "snapshot", "load_session_snapshot")
 
     # --- machine lifecycle ----------------------------------------------------------------
-    def commit_machine_lifecycle(self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow]) -> None:
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed)
         params = self._input_params(rt, rows)
@@ -281,13 +341,13 @@ class SqliteRuntimeStore:
             conn.execute(_UPSERT_LIFECYCLE, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
             conn.executemany(_UPSERT_INPUT, params)
 
-        self._write(rt, "commit_machine_lifecycle", body)
+        self._fenced_write(rt, "commit_machine_lifecycle", fence, body)
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
         return self._load_single(runtime_id, LIFECYCLES, "lifecycle", "load_machine_lifecycle")
 
     # --- operation registry ---------------------------------------------------------------
-    def append_ops_record(self, runtime_id: str, record: bytes) -> None:
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops record", record, WriteFailed)
 
@@ -303,9 +363,9 @@ class SqliteRuntimeStore:
                 (row_checksum(OPS_RECORDS, rt, str(seq), record), seq),
             )
 
-        self._write(rt, "append_ops_record", body)
+        self._fenced_write(rt, "append_ops_record", fence, body)
 
-    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes) -> None:
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed)
 
@@ -313,7 +373,7 @@ class SqliteRuntimeStore:
             conn.execute(_UPSERT_OPS_SNAPSHOT, (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot)))
             conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))
 
-        self._write(rt, "persist_ops_lifecycle", body)
+        self._fenced_write(rt, "persist_ops_lifecycle", fence, body)
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -333,14 +393,58 @@ class SqliteRuntimeStore:
 
         return self._read(rt, "load_ops_lifecycle", body)
 
-    def delete_ops_lifecycle(self, runtime_id: str) -> None:
+    def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
 
         def body(conn: sqlite3.Connection) -> None:
             conn.execute(f"DELETE FROM {OPS_SNAPSHOTS} WHERE runtime_id = ?", (rt,))
             conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))
 
-        self._write(rt, "delete_ops_lifecycle", body)
+        self._fenced_write(rt, "delete_ops_lifecycle", fence, body)
+
+    # --- ownership ------------------------------------------------------------------------
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        who = v.check_owner(rt, owner, WriteFailed)
+        duration = v.check_duration(rt, duration_s, WriteFailed)
+        claimed: list[Lease] = []
+
+        def body(conn: sqlite3.Connection) -> None:
+            lease = claim_outcome(rt, _stored_lease(conn, rt), who, duration, self.clock())
+            conn.execute(_UPSERT_LEASE, _lease_params(lease))
+            claimed.append(lease)
+
+        self._write(rt, "claim_lease", body)
+        return claimed[0]
+
+    def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        checked = v.check_required_fence(rt, fence, WriteFailed)
+        duration = v.check_duration(rt, duration_s, WriteFailed)
+        renewed: list[Lease] = []
+
+        def body(conn: sqlite3.Connection) -> None:
+            lease = renewal_outcome(rt, _stored_lease(conn, rt), checked, duration, self.clock())
+            conn.execute(_UPSERT_LEASE, _lease_params(lease))
+            renewed.append(lease)
+
+        self._write(rt, "renew_lease", body)
+        return renewed[0]
+
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        checked = v.check_required_fence(rt, fence, WriteFailed)
+
+        def body(conn: sqlite3.Connection) -> None:
+            lease = released(_stored_lease(conn, rt), checked, self.clock())
+            if lease is not None:
+                conn.execute(_UPSERT_LEASE, _lease_params(lease))
+
+        self._write(rt, "release_lease", body)
+
+    def load_lease(self, runtime_id: str) -> Lease | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        return self._read(rt, "load_lease", lambda conn: _stored_lease(conn, rt))
 
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:

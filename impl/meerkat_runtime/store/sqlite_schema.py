@@ -11,6 +11,8 @@ Versions:
    lifecycle records, ops snapshots), each row with a ``checksum`` column.
 2. ``runtime_ops_records``: the append-only log of ops terminal-transition records, compacted
    by ``persist_ops_lifecycle``.
+3. ``runtime_leases``: one ownership lease per runtime (owner, fencing token, expiry in the
+   store's clock), checked inside every write's transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -60,6 +62,13 @@ _V2 = (
     "CREATE INDEX runtime_ops_records_by_runtime ON runtime_ops_records (runtime_id, seq)",
 )
 
+_V3 = (
+    """CREATE TABLE runtime_leases (
+        runtime_id TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL,
+        expires_at REAL NOT NULL, checksum TEXT NOT NULL
+    )""",
+)
+
 
 def _run(statements: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
     def step(conn: sqlite3.Connection) -> None:
@@ -72,6 +81,7 @@ def _run(statements: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, _run(_V1)),
     (2, _run(_V2)),
+    (3, _run(_V3)),
 )
 """``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
 

@@ -6,9 +6,11 @@ and nothing is written. Receipt sequences are unsigned 64-bit integers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TypeGuard
 
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import StoreError
 
@@ -92,3 +94,40 @@ def to_signed64(sequence: int) -> int:
 
 def from_signed64(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
+
+
+def check_owner(runtime_id: str, owner: object, error: type[StoreError]) -> str:
+    if not _is_text(owner):
+        raise error(runtime_id, "lease owner must be a non-empty UTF-8 string")
+    return owner
+
+
+def check_duration(runtime_id: str, duration_s: object, error: type[StoreError]) -> float:
+    """A lease duration: a finite number of seconds greater than zero."""
+    if (
+        not isinstance(duration_s, int | float)
+        or isinstance(duration_s, bool)
+        or not math.isfinite(duration_s)
+        or duration_s <= 0
+    ):
+        raise error(runtime_id, f"lease duration must be a finite number of seconds > 0, got {duration_s!r}")
+    return float(duration_s)
+
+
+def check_fence(runtime_id: str, fence: object, error: type[StoreError]) -> Fence | None:
+    """``None`` or a ``Fence`` with a non-empty owner and a positive integer token."""
+    if fence is None:
+        return None
+    if not isinstance(fence, Fence):
+        raise error(runtime_id, f"fence must be a Fence or None, got {type(fence).__name__}")
+    check_owner(runtime_id, fence.owner, error)
+    if not isinstance(fence.token, int) or isinstance(fence.token, bool) or fence.token < 1:
+        raise error(runtime_id, f"fence token must be a positive integer, got {fence.token!r}")
+    return fence
+
+
+def check_required_fence(runtime_id: str, fence: object, error: type[StoreError]) -> Fence:
+    checked = check_fence(runtime_id, fence, error)
+    if checked is None:
+        raise error(runtime_id, "a fence is required")
+    return checked

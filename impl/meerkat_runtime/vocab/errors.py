@@ -128,7 +128,12 @@ class SnapshotFormatError(OpsLifecycleError):
 
 
 class StoreError(MeerkatError):
+    """A store call failed. ``outcome_unknown`` is ``True`` only when a write may or may not
+    have landed (:class:`WriteOutcomeUnknown`); every other store error means the call changed
+    nothing."""
+
     kind: ClassVar[str] = "store_error"
+    outcome_unknown: ClassVar[bool] = False
 
     def __init__(self, runtime_id: str, detail: str) -> None:
         super().__init__(f"{self.__class__.__name__} for runtime {runtime_id!r}: {detail}")
@@ -137,7 +142,44 @@ class StoreError(MeerkatError):
 
 
 class WriteFailed(StoreError):
+    """A write did not happen: it failed before its transaction could commit."""
+
     kind: ClassVar[str] = "store_write_failed"
+
+
+class WriteRefused(WriteFailed):
+    """The store refused the write after checking it against what it holds; nothing was
+    written."""
+
+    kind: ClassVar[str] = "store_write_refused"
+
+
+class WriteOutcomeUnknown(WriteFailed):
+    """The write failed while it was being committed (an I/O error during ``COMMIT``, a lost
+    acknowledgement): it may or may not be durable. The caller must read the store again
+    before it relies on either."""
+
+    kind: ClassVar[str] = "store_write_outcome_unknown"
+    outcome_unknown: ClassVar[bool] = True
+
+
+class OwnershipLost(WriteRefused):
+    """The writer no longer owns the runtime: its fence does not match the stored lease (another
+    worker claimed it since), or it wrote without a fence although the runtime has a lease.
+    Nothing was written; the worker must stop writing and detach the session."""
+
+    kind: ClassVar[str] = "ownership_lost"
+
+
+class LeaseHeld(WriteRefused):
+    """A claim was refused because another owner holds an unexpired lease on the runtime."""
+
+    kind: ClassVar[str] = "lease_held"
+
+    def __init__(self, runtime_id: str, owner: str, expires_at: float) -> None:
+        super().__init__(runtime_id, f"the lease is held by owner {owner!r} until {expires_at:.3f} (store clock)")
+        self.owner = owner
+        self.expires_at = expires_at
 
 
 class ReadFailed(StoreError):

@@ -1,0 +1,87 @@
+"""``OwnershipConfig``: how a persistent ``MeerkatMachine`` owns its sessions in a shared store.
+
+With ownership on (the default for persistent machines) a machine registers a session only
+after it has claimed the session's lease in the store (``claim_lease``), carries the lease's
+fence on every durable write of the session (the store refuses a stale one in the write's own
+transaction), renews its leases in the background, and releases a lease when the session is
+unregistered or the machine closed. ``MeerkatMachine.persistent(store, ownership=None)`` turns
+it off (one worker per store only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.vocab.ids import uuid7
+
+
+def default_owner_id() -> str:
+    """``"<hostname>:<pid>:<uuid7>"``: unique for every machine instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid7()}"
+
+
+def _positive(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnershipConfig:
+    """Ownership settings of one machine.
+
+    * ``owner_id``: the name this machine claims leases under; ``None`` mints
+      :func:`default_owner_id` per machine. A stable name (e.g. the worker's host name) lets a
+      restarted worker take its sessions back at once: a claim by the lease's own owner always
+      succeeds (with a new token), so the previous incarnation's writes are refused.
+    * ``lease_s``: how long a claim or renewal holds the lease (store clock).
+    * ``renew_every_s``: period of the background renewal (must be shorter than ``lease_s``).
+      ``None`` turns automatic renewal off — no background task and no renewal before a run —
+      for harnesses that renew explicitly with ``MeerkatMachine.renew_leases_now()``.
+    * ``wait_for_lease``: when another owner holds the lease, ``False`` raises ``LeaseHeld`` at
+      once; ``True`` waits until the lease can be claimed; a number waits at most that many
+      seconds (then ``LeaseHeld``).
+    * ``wait_poll_s``: how often a waiting registration retries its claim (default
+      ``min(lease_s / 20, 0.25)``).
+    * ``clock``: the machine's clock for its renewal schedule and waiting (default
+      ``time.monotonic``). Lease expiry itself is decided by the store, in the store's clock.
+    """
+
+    owner_id: str | None = None
+    lease_s: float = 15.0
+    renew_every_s: float | None = 5.0
+    wait_for_lease: bool | float = False
+    wait_poll_s: float | None = None
+    clock: Clock = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.owner_id is not None and (not isinstance(self.owner_id, str) or not self.owner_id):
+            raise ValueError(f"owner_id must be a non-empty string or None, got {self.owner_id!r}")
+        lease = _positive("lease_s", self.lease_s)
+        if self.renew_every_s is not None and _positive("renew_every_s", self.renew_every_s) >= lease:
+            raise ValueError(f"renew_every_s ({self.renew_every_s}) must be shorter than lease_s ({self.lease_s})")
+        wait = self.wait_for_lease
+        if not isinstance(wait, bool) and (
+            not isinstance(wait, int | float) or math.isnan(wait) or wait < 0  # inf waits forever
+        ):
+            raise ValueError(f"wait_for_lease must be a bool or a number of seconds >= 0, got {wait!r}")
+        if self.wait_poll_s is not None:
+            _positive("wait_poll_s", self.wait_poll_s)
+        if not callable(self.clock):
+            raise ValueError("clock must be a callable returning seconds")
+
+    @property
+    def wait_limit_s(self) -> float:
+        """How long a registration waits for a held lease (0: not at all; ``inf``: forever)."""
+        if isinstance(self.wait_for_lease, bool):
+            return math.inf if self.wait_for_lease else 0.0
+        return float(self.wait_for_lease)
+
+    @property
+    def poll_s(self) -> float:
+        return self.wait_poll_s if self.wait_poll_s is not None else min(self.lease_s / 20, 0.25)
