@@ -50,7 +50,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
-from meerkat_model.session import admission, control, registration, runloop
+from meerkat_model.session import admission, control, registration, run_loop
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
 from meerkat_model.session.invariants import INVARIANTS
@@ -177,7 +177,7 @@ class SessionMachine:
                 return admission.accept_invalid(state, int(i))
             if name == "executor_succeeded":
                 (with_result,) = args
-                return runloop.executor_succeeded(state, bool(with_result))
+                return run_loop.executor_succeeded(state, bool(with_result))
         except (TypeError, ValueError) as exc:
             return Rejected(rejections.VALIDATION_FAILED, f"malformed {name} action {action!r}: {exc}")
         if args:
@@ -230,7 +230,7 @@ class SessionMachine:
 
 
 _WITH_WRITE = {
-    "interrupt": runloop.interrupt,
+    "interrupt": run_loop.interrupt,
     "retire": control.retire,
     "reset": control.reset,
     "recycle": control.recycle,
@@ -245,8 +245,8 @@ _PLAIN = {
     "attach_failed": registration.attach_failed,
     "unregister": registration.unregister,
     "crash": registration.crash,
-    "start_run": runloop.start_run,
-    "executor_failed": runloop.executor_failed,
-    "boundary_commit_fails": runloop.boundary_commit_fails,
-    "terminal_snapshot_fails": runloop.terminal_snapshot_fails,
+    "start_run": run_loop.start_run,
+    "executor_failed": run_loop.executor_failed,
+    "boundary_commit_fails": run_loop.boundary_commit_fails,
+    "terminal_snapshot_fails": run_loop.terminal_snapshot_fails,
 }
