@@ -28,7 +28,7 @@ import operator
 import pickle
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain, repeat
 from typing import Any
 
@@ -44,6 +44,9 @@ ARRAYS = ("depths", "parents")
 """The integer records of a partition, in the order ``final_arrays`` hands them over."""
 LISTS = ("state_list", "edst", "eact", "etr", "expanded", "ends", "inbox")
 """The bulky records of a partition, in the order :meth:`Partition.final_lists` gives them."""
+
+Merged = tuple[Sequence[Sequence[int]], list[Any], list[int], list[int], list[Edge]]
+"""Final index of each partition's local states, and the global states, depths, parents and edges."""
 
 
 @contextlib.contextmanager
@@ -267,6 +270,59 @@ def assemble(
 ) -> Exploration:
     """Number the states of every partition level by level and rebuild the global records
     (see the module doc). ``index`` (state -> final index) is kept when the caller has it."""
+    if n == 1:
+        finals, state_list, depths_out, parents_out, edges = _single(parts[0])
+    else:
+        finals, state_list, depths_out, parents_out, edges = _merge(parts, n)
+    invariant_names = tuple(inv.name for inv in machine.invariants())
+    firsts: dict[str, tuple[int, int, str]] = {}
+    for w, p in enumerate(parts):
+        for name, (message, local, depth) in p["violations"].items():
+            candidate = (depth, finals[w][local], message)
+            if name not in firsts or candidate < firsts[name]:
+                firsts[name] = candidate
+    order = {name: k for k, name in enumerate(invariant_names)}
+    violations = [
+        Violation(name, message, at, depth)
+        for name, (depth, at, message) in sorted(firsts.items(), key=lambda kv: (kv[1][1], order[kv[0]]))
+    ]
+    stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
+    fired = set().union(*(p["etr"] for p in parts))
+    declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))
+    coverage = Coverage(
+        declared=declared,
+        fired=tuple(sorted(fired)),
+        dead=tuple(x for x in declared if x not in fired),
+        undeclared=tuple(sorted(fired - set(declared))),
+    )
+    return Exploration(
+        machine=machine,
+        symmetry=symmetry,
+        state_list=state_list,
+        depths=depths_out,
+        parents=parents_out,
+        edge_list=edges,
+        violations=violations,
+        stuck=stuck,
+        coverage=coverage,
+        elapsed=elapsed(),
+        complete=complete,
+        invariant_names=invariant_names,
+        _index=index,
+    )
+
+
+def _single(p: dict[str, Any]) -> Merged:
+    """The records of the only partition: its local indexes are already final."""
+    ends = p["ends"]
+    runs = map(operator.sub, ends, [0, *ends[:-1]])
+    sources = chain.from_iterable(map(repeat, p["expanded"], runs))
+    edges: list[Edge] = list(zip(sources, p["edst"], p["eact"], p["etr"], strict=True))
+    return [range(p["states"])], p["state_list"], list(p["depths"]), list(p["parents"]), edges
+
+
+def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
+    """The records of ``n`` partitions, numbered level by level (see the module doc)."""
     levels = 1 + max((p["depths"][-1] for p in parts if p["states"]), default=0)
     # final index of each partition's local states, and where each partition's levels start
     finals: list[list[int]] = [[] for _ in parts]
@@ -320,39 +376,4 @@ def assemble(
             sources = chain.from_iterable(map(repeat, map(finals[w].__getitem__, expanded[first:last]), runs))
             targets = map(tables[w].__getitem__, p["edst"][lo:hi])
             edges.extend(zip(sources, targets, p["eact"][lo:hi], p["etr"][lo:hi], strict=True))
-    invariant_names = tuple(inv.name for inv in machine.invariants())
-    firsts: dict[str, tuple[int, int, str]] = {}
-    for w, p in enumerate(parts):
-        for name, (message, local, depth) in p["violations"].items():
-            candidate = (depth, finals[w][local], message)
-            if name not in firsts or candidate < firsts[name]:
-                firsts[name] = candidate
-    order = {name: k for k, name in enumerate(invariant_names)}
-    violations = [
-        Violation(name, message, index, depth)
-        for name, (depth, index, message) in sorted(firsts.items(), key=lambda kv: (kv[1][1], order[kv[0]]))
-    ]
-    stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
-    fired = set().union(*(p["etr"] for p in parts))
-    declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))
-    coverage = Coverage(
-        declared=declared,
-        fired=tuple(sorted(fired)),
-        dead=tuple(x for x in declared if x not in fired),
-        undeclared=tuple(sorted(fired - set(declared))),
-    )
-    return Exploration(
-        machine=machine,
-        symmetry=symmetry,
-        state_list=state_list,
-        depths=depths_out,
-        parents=parents_out,
-        edge_list=edges,
-        violations=violations,
-        stuck=stuck,
-        coverage=coverage,
-        elapsed=elapsed(),
-        complete=complete,
-        invariant_names=invariant_names,
-        _index=index,
-    )
+    return finals, state_list, depths_out, parents_out, edges
