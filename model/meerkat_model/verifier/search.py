@@ -52,12 +52,19 @@ Merged = tuple[Sequence[Sequence[int]], list[Any], list[int], list[int], list[Ed
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector for a search (states are acyclic tuples; collecting
-    the millions a search builds is wasted work), restoring it afterwards."""
+    the millions a search builds is wasted work), restoring it afterwards.
+
+    Everything allocated meanwhile would sit in the youngest generation and be scanned by the
+    first collection after the pause, and again on its way to the oldest; it lives as long as
+    the exploration, so it is moved to the oldest generation unscanned (``freeze`` then
+    ``unfreeze``), where a full collection still finds any cycle."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
+        gc.unfreeze()
         if was_enabled:
             gc.enable()
 
