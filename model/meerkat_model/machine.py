@@ -75,7 +75,15 @@ class Bounds:
 
 
 class Machine(Protocol[S, A]):
-    """A finite-state machine under bounds, with pure steps over hashable states."""
+    """A finite-state machine under bounds, with pure steps over hashable states.
+
+    The required core is ``name``, ``initial_state``, ``actions``, ``step`` and
+    ``invariants``. The other members are optional capabilities with defaults: a machine
+    that subclasses ``Machine`` explicitly inherits them (no symmetry, no obligations, no
+    declared transitions, a ``repr`` view of states and actions) and overrides the ones it
+    has. Actions are hashable values; the lifecycle models use the records of
+    :mod:`meerkat_model.action_record`.
+    """
 
     name: str
 
@@ -89,20 +97,28 @@ class Machine(Protocol[S, A]):
 
     def invariants(self) -> Sequence[Invariant[S]]: ...
 
+    # --- optional capabilities (defaults) -------------------------------------------------
+
     def canonical(self, state: S) -> S:
-        """Representative of ``state`` under renaming of interchangeable ids (identity
-        when the machine has no symmetry)."""
-        ...
+        """Representative of ``state`` under renaming of interchangeable ids (symmetry
+        reduction). Default: ``state`` itself (no symmetry)."""
+        return state
 
     def obligations(self, state: S) -> Sequence[str]:
         """Pending obligations in ``state`` (a waiting barrier, queued work that should be
-        processed). A state with obligations and no enabled action is stuck."""
-        ...
+        processed). A state with obligations and no enabled action is stuck. Default: none."""
+        return ()
 
-    def transitions(self) -> Sequence[TransitionDecl]: ...
+    def transitions(self) -> Sequence[TransitionDecl]:
+        """The declared transitions (coverage, dead-transition checks, diagrams). Default:
+        none declared, so every fired transition is reported as undeclared."""
+        return ()
 
     def describe(self, state: S) -> Mapping[str, Any]:
-        """A readable field -> value view of ``state`` for traces and diffs."""
-        ...
+        """A readable field -> value view of ``state`` for traces and diffs. Default: one
+        field, ``state``."""
+        return {"state": state}
 
-    def action_label(self, action: A) -> str: ...
+    def action_label(self, action: A) -> str:
+        """How traces, graphs and diagrams show ``action``. Default: ``str(action)``."""
+        return str(action)

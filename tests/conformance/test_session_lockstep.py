@@ -10,6 +10,17 @@ from meerkat_conformance.lockstep.runner import run_lockstep
 from meerkat_conformance.lockstep.stateful import fresh_tally
 from meerkat_conformance.session.adapter import ATTACH, SessionAdapter
 from meerkat_conformance.session.stateful import SessionLockstepMachine
+from meerkat_model.session.actions import (
+    Accept,
+    BoundaryCommitFails,
+    Crash,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    Recycle,
+    Register,
+    Retire,
+    WriteFails,
+)
 from meerkat_model.session.machine import SessionMachine
 
 
@@ -31,13 +42,13 @@ def test_a_run_lifecycle_with_crash_and_recovery_agrees_step_by_step() -> None:
     lock = _lockstep()
     try:
         lock.apply(ATTACH)
-        lock.apply(("accept", 0, 0, -1, -1, 0, 0))
-        lock.apply(("accept", 1, 1, -1, -1, 0, 0))
+        lock.apply(Accept(0, 0, -1, -1, 0, 0))
+        lock.apply(Accept(1, 1, -1, -1, 0, 0))
         assert "start_run" not in lock.last_transitions  # a run is already in flight
-        lock.apply(("executor_succeeded", 1))
+        lock.apply(ExecutorSucceeded(1))
         assert "start_run" in lock.last_transitions  # the loop took the steer input by itself
-        lock.apply(("crash",))
-        lock.apply(("register",))
+        lock.apply(Crash())
+        lock.apply(Register())
         view = lock.adapter.observe()
         assert view["inputs"][0]["outcome"] == "consumed"
         assert view["inputs"][1]["phase"] == "queued"  # staged when the process died: replayed
@@ -52,8 +63,8 @@ def test_a_failed_run_is_retried_by_the_attached_loop() -> None:
     lock = _lockstep()
     try:
         lock.apply(ATTACH)
-        lock.apply(("accept", 0, 0, -1, -1, 0, 0))
-        lock.apply(("executor_failed",))
+        lock.apply(Accept(0, 0, -1, -1, 0, 0))
+        lock.apply(ExecutorFailed())
         assert "start_run" in lock.last_transitions
     finally:
         lock.close()
@@ -63,9 +74,9 @@ def test_retiring_a_retired_runtime_is_a_no_op_even_when_the_store_fails() -> No
     """docs/semantics.md: Retired -> Retired is a no-op, so it writes nothing and cannot fail."""
     lock = _lockstep()
     try:
-        lock.apply(("register",))
-        lock.apply(("retire",))
-        lock.apply(("write_fails", ("retire",)))
+        lock.apply(Register())
+        lock.apply(Retire())
+        lock.apply(WriteFails(Retire()))
     finally:
         lock.close()
 
@@ -76,9 +87,9 @@ def test_a_control_commit_after_a_failed_boundary_writes_the_rows_as_they_are_in
     lock = _lockstep()
     try:
         lock.apply(ATTACH)
-        lock.apply(("accept", 0, 0, -1, -1, 0, 0))
-        lock.apply(("retire",))
-        lock.apply(("boundary_commit_fails",))
-        lock.apply(("recycle",))
+        lock.apply(Accept(0, 0, -1, -1, 0, 0))
+        lock.apply(Retire())
+        lock.apply(BoundaryCommitFails())
+        lock.apply(Recycle())
     finally:
         lock.close()

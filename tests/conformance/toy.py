@@ -12,13 +12,15 @@ from typing import Any
 
 from meerkat_conformance.lockstep.adapter import StepKind
 from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
-from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
 
 State = tuple[str, ...]
 Action = tuple[Any, ...]
 
 
-class ToyMachine:
+class ToyMachine(Machine[State, Action]):
+    """Interchangeable jobs (``canonical`` sorts them); no obligations (the default)."""
+
     name = "toy"
 
     def __init__(self, bounds: Bounds | None = None) -> None:
@@ -51,9 +53,6 @@ class ToyMachine:
 
     def canonical(self, state: State) -> State:
         return tuple(sorted(state))
-
-    def obligations(self, state: State) -> Sequence[str]:
-        return []
 
     def transitions(self) -> Sequence[TransitionDecl]:
         return [

@@ -8,7 +8,7 @@ from typing import Any
 
 import networkx as nx
 from meerkat_model.diagrams import ExploredGraph
-from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
 
 DoorState = tuple[str, int, bool]  # (status, times opened, key inserted)
 DoorAction = tuple[str, ...]
@@ -28,10 +28,10 @@ DOOR_TRANSITIONS: tuple[TransitionDecl, ...] = (
 )
 
 
-class DoorMachine:
+class DoorMachine(Machine[DoorState, DoorAction]):
     """Statuses Closed/Open/Locked, terminal Broken/Removed; a key (entity ``key``) that is In or
     Out. ``max_opens`` bounds the counter; with ``buggy`` the invariant ``opens <= 1`` is
-    checked although two opens are reachable."""
+    checked although two opens are reachable. No symmetry, no obligations (the defaults)."""
 
     name = "door"
 
@@ -88,12 +88,6 @@ class DoorMachine:
             return None if state[1] <= limit else f"opened {state[1]} times, limit {limit}"
 
         return [Invariant("opens_bounded", "the door is opened at most the limit", bounded)]
-
-    def canonical(self, state: DoorState) -> DoorState:
-        return state
-
-    def obligations(self, state: DoorState) -> Sequence[str]:
-        return ()
 
     def transitions(self) -> Sequence[TransitionDecl]:
         return DOOR_TRANSITIONS

@@ -6,6 +6,7 @@ from typing import Any
 
 from meerkat_model.machine import Bounds, Rejected, Stepped
 from meerkat_model.ops import OpsMachine
+from meerkat_model.ops.actions import OpsAction, ProvisioningSucceeded, RegisterOperation
 from meerkat_model.ops.state import RegistryState
 from meerkat_model.vocab.statuses import OpKind
 
@@ -17,13 +18,13 @@ def machine(**bounds: int) -> OpsMachine:
     return OpsMachine(Bounds(bounds))
 
 
-def ok(m: OpsMachine, state: RegistryState, action: tuple[Any, ...]) -> Stepped[RegistryState]:
+def ok(m: OpsMachine, state: RegistryState, action: OpsAction) -> Stepped[RegistryState]:
     result = m.step(state, action)
     assert isinstance(result, Stepped), f"{action} was rejected: {result}"
     return result
 
 
-def run(m: OpsMachine, *actions: tuple[Any, ...], state: RegistryState | None = None) -> RegistryState:
+def run(m: OpsMachine, *actions: OpsAction, state: RegistryState | None = None) -> RegistryState:
     """Apply ``actions`` in order (each must succeed) and return the final state."""
     s = m.initial_state() if state is None else state
     for action in actions:
@@ -31,7 +32,7 @@ def run(m: OpsMachine, *actions: tuple[Any, ...], state: RegistryState | None = 
     return s
 
 
-def rejected(m: OpsMachine, state: RegistryState, action: tuple[Any, ...]) -> Rejected:
+def rejected(m: OpsMachine, state: RegistryState, action: OpsAction) -> Rejected:
     result = m.step(state, action)
     assert isinstance(result, Rejected), f"{action} unexpectedly succeeded"
     return result
@@ -39,7 +40,7 @@ def rejected(m: OpsMachine, state: RegistryState, action: tuple[Any, ...]) -> Re
 
 def running(m: OpsMachine, op: int, kind: int = BG, state: RegistryState | None = None) -> RegistryState:
     """Register ``op`` and move it to Running."""
-    return run(m, ("register_operation", op, kind), ("provisioning_succeeded", op), state=state)
+    return run(m, RegisterOperation(op, kind), ProvisioningSucceeded(op), state=state)
 
 
 def outputs_named(result: Stepped[RegistryState], name: str) -> list[tuple[Any, ...]]:

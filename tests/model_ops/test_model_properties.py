@@ -9,6 +9,14 @@ import pytest
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Bounds, Rejected, Stepped
 from meerkat_model.ops import OpsMachine
+from meerkat_model.ops.actions import (
+    CompleteOperation,
+    DropWait,
+    RegisterOperation,
+    TerminateOwner,
+    WaitAll,
+    WriteFails,
+)
 from meerkat_model.ops.bounds import BoundsError
 from meerkat_model.ops.symmetry import rename
 from meerkat_model.verifier import explore
@@ -39,7 +47,7 @@ def test_canonical_form_is_shared_by_every_renaming_and_idempotent() -> None:
     m = machine(ids=3, max_completed=2)
     s = running(m, 2, MOB)
     s = running(m, 0, state=s)
-    s = run(m, ("complete_operation", 2, "r1"), ("register_operation", 1, BG), ("wait_all", (1, 0)), state=s)
+    s = run(m, CompleteOperation(2, "r1"), RegisterOperation(1, BG), WaitAll((1, 0)), state=s)
     canon = m.canonical(s)
     assert m.canonical(canon) == canon
     for perm in itertools.permutations(range(3)):
@@ -53,9 +61,9 @@ def test_renaming_commutes_with_steps() -> None:
     perm = (2, 0, 1)
     r = _renamed(m, s, perm)
     for action, renamed_action in [
-        (("terminate_owner", "shutdown"), ("terminate_owner", "shutdown")),
-        (("complete_operation", 1, "r1"), ("complete_operation", perm[1], "r1")),
-        (("wait_all", (2, 1)), ("wait_all", (perm[2], perm[1]))),
+        (TerminateOwner("shutdown"), TerminateOwner("shutdown")),
+        (CompleteOperation(1, "r1"), CompleteOperation(perm[1], "r1")),
+        (WaitAll((2, 1)), WaitAll((perm[2], perm[1]))),
     ]:
         a, b = m.step(s, action), m.step(r, renamed_action)  # type: ignore[arg-type]
         assert isinstance(a, Stepped) and isinstance(b, Stepped)
@@ -110,7 +118,7 @@ def test_probe_actions_add_rejections_and_write_failures_but_no_states() -> None
     s = plain.state_list[-1]
     results = [probing_machine.step(s, a) for a in probing_machine.actions(s)]
     assert any(isinstance(r, Rejected) for r in results)
-    assert any(a[0] == "write_fails" for a in probing_machine.actions(s)) or not s.active_count
+    assert any(type(a) is WriteFails for a in probing_machine.actions(s)) or not s.active_count
 
 
 def test_unknown_action_is_a_usage_error() -> None:
@@ -118,7 +126,7 @@ def test_unknown_action_is_a_usage_error() -> None:
     with pytest.raises(ValueError, match="unknown ops action"):
         m.step(m.initial_state(), ("explode",))
     with pytest.raises(ValueError, match="outside the modelled domain"):
-        m.step(running(m, 0), ("complete_operation", 0, "not-a-result"))
+        m.step(running(m, 0), CompleteOperation(0, "not-a-result"))
 
 
 def test_enabled_actions_are_exactly_the_accepted_probes() -> None:
@@ -131,4 +139,4 @@ def test_enabled_actions_are_exactly_the_accepted_probes() -> None:
         assert set(enabled) <= set(probes)
         accepted = {a for a in probes if isinstance(m.step(state, a), Stepped)}
         # the only accepted calls left out: no-op drops and write-failure variants that write nothing
-        assert {a for a in accepted - set(enabled) if a[0] not in ("drop_wait", "write_fails")} == set()
+        assert {a for a in accepted - set(enabled) if type(a) not in (DropWait, WriteFails)} == set()

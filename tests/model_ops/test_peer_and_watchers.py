@@ -3,6 +3,14 @@ late_watchers_resolve_immediately, multi_listener_completion)."""
 
 from __future__ import annotations
 
+from meerkat_model.ops.actions import (
+    CompleteOperation,
+    PeerReady,
+    ProvisioningSucceeded,
+    RegisterOperation,
+    RegisterWatcher,
+    ReportProgress,
+)
 from meerkat_model.vocab import rejections as rj
 
 from tests.model_ops.helpers import BG, MOB, machine, ok, outputs_named, rejected, run, running
@@ -11,30 +19,30 @@ from tests.model_ops.helpers import BG, MOB, machine, ok, outputs_named, rejecte
 def test_peer_ready_requires_peer_expectation() -> None:
     m = machine()
     s = running(m, 0, BG)
-    assert rejected(m, s, ("peer_ready", 0)).kind == rj.PEER_NOT_EXPECTED
+    assert rejected(m, s, PeerReady(0)).kind == rj.PEER_NOT_EXPECTED
 
 
 def test_peer_ready_check_order() -> None:
     m = machine()
-    assert rejected(m, m.initial_state(), ("peer_ready", 0)).kind == rj.NOT_FOUND
+    assert rejected(m, m.initial_state(), PeerReady(0)).kind == rj.NOT_FOUND
     # a background op in Provisioning: kind is checked before status
-    s = run(m, ("register_operation", 0, BG))
-    assert rejected(m, s, ("peer_ready", 0)).kind == rj.PEER_NOT_EXPECTED
+    s = run(m, RegisterOperation(0, BG))
+    assert rejected(m, s, PeerReady(0)).kind == rj.PEER_NOT_EXPECTED
     # a mob child in Provisioning: status is checked last
-    s = run(m, ("register_operation", 1, MOB), state=s)
-    assert rejected(m, s, ("peer_ready", 1)).kind == rj.INVALID_TRANSITION
+    s = run(m, RegisterOperation(1, MOB), state=s)
+    assert rejected(m, s, PeerReady(1)).kind == rj.INVALID_TRANSITION
     # once ready, a second report is already_peer_ready, even after the op ended
-    s = run(m, ("provisioning_succeeded", 1), ("peer_ready", 1), state=s)
+    s = run(m, ProvisioningSucceeded(1), PeerReady(1), state=s)
     assert m.observe(s)["ops"][1]["peer_ready"] is True
-    assert rejected(m, s, ("peer_ready", 1)).kind == rj.ALREADY_PEER_READY
-    s = run(m, ("complete_operation", 1, "r1"), state=s)
-    assert rejected(m, s, ("peer_ready", 1)).kind == rj.ALREADY_PEER_READY
+    assert rejected(m, s, PeerReady(1)).kind == rj.ALREADY_PEER_READY
+    s = run(m, CompleteOperation(1, "r1"), state=s)
+    assert rejected(m, s, PeerReady(1)).kind == rj.ALREADY_PEER_READY
 
 
 def test_late_watchers_resolve_immediately() -> None:
     m = machine()
-    s = run(m, ("register_operation", 0, BG), ("provisioning_succeeded", 0), ("complete_operation", 0, "r1"))
-    result = ok(m, s, ("register_watcher", 0))
+    s = run(m, RegisterOperation(0, BG), ProvisioningSucceeded(0), CompleteOperation(0, "r1"))
+    result = ok(m, s, RegisterWatcher(0))
     assert result.state == s
     assert outputs_named(result, "watcher_resolved") == [("watcher_resolved", 0, ("completed", "r1"))]
 
@@ -43,26 +51,26 @@ def test_every_pending_watcher_resolves_once_on_completion() -> None:
     m = machine(watchers=3)
     s = run(
         m,
-        ("register_operation", 0, BG),
-        ("provisioning_succeeded", 0),
-        ("register_watcher", 0),
-        ("register_watcher", 0),
-        ("register_watcher", 0),
+        RegisterOperation(0, BG),
+        ProvisioningSucceeded(0),
+        RegisterWatcher(0),
+        RegisterWatcher(0),
+        RegisterWatcher(0),
     )
     assert m.observe(s)["ops"][0]["watcher_count"] == 3
-    result = ok(m, s, ("complete_operation", 0, "r1"))
+    result = ok(m, s, CompleteOperation(0, "r1"))
     assert outputs_named(result, "watchers_resolved") == [("watchers_resolved", 0, 3, ("completed", "r1"))]
     assert m.observe(result.state)["ops"][0]["watcher_count"] == 0
 
 
 def test_progress_counts_only_while_live() -> None:
     m = machine()
-    s = run(m, ("register_operation", 0, BG))
-    assert rejected(m, s, ("report_progress", 0)).kind == rj.INVALID_TRANSITION
-    s = run(m, ("provisioning_succeeded", 0), ("report_progress", 0), ("report_progress", 0), state=s)
+    s = run(m, RegisterOperation(0, BG))
+    assert rejected(m, s, ReportProgress(0)).kind == rj.INVALID_TRANSITION
+    s = run(m, ProvisioningSucceeded(0), ReportProgress(0), ReportProgress(0), state=s)
     assert m.observe(s)["ops"][0]["progress_count"] == 2
 
 
 def test_watcher_on_unknown_id_is_not_found() -> None:
     m = machine()
-    assert rejected(m, m.initial_state(), ("register_watcher", 0)).kind == rj.NOT_FOUND
+    assert rejected(m, m.initial_state(), RegisterWatcher(0)).kind == rj.NOT_FOUND

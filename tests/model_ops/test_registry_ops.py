@@ -5,6 +5,18 @@ collect_completed_drains_terminal_operations, bounded_completed_retention_evicts
 from __future__ import annotations
 
 from meerkat_model.machine import Stepped
+from meerkat_model.ops.actions import (
+    CancelOperation,
+    CollectCompleted,
+    CompleteOperation,
+    Crash,
+    FailOperation,
+    MarkRetired,
+    ProvisioningFailed,
+    RegisterOperation,
+    RequestRetire,
+    TerminateOwner,
+)
 
 from tests.model_ops.helpers import BG, MOB, machine, ok, outputs_named, run, running
 
@@ -13,8 +25,8 @@ def test_terminate_owner_only_targets_non_terminal_operations() -> None:
     m = machine(max_completed=4)
     s = running(m, 0)
     s = running(m, 1, state=s)
-    s = run(m, ("complete_operation", 1, "r1"), state=s)
-    result = ok(m, s, ("terminate_owner", "shutdown"))
+    s = run(m, CompleteOperation(1, "r1"), state=s)
+    result = ok(m, s, TerminateOwner("shutdown"))
     assert result.outputs[0] == ("returned", 1)
     view = m.observe(result.state)
     assert view["ops"][0]["status"] == "terminated"
@@ -25,8 +37,8 @@ def test_terminate_owner_only_targets_non_terminal_operations() -> None:
 
 def test_terminate_owner_follows_registration_order_not_id_order() -> None:
     m = machine(ids=3, max_completed=4)
-    s = run(m, ("register_operation", 2, BG), ("register_operation", 0, MOB), ("register_operation", 1, BG))
-    result = ok(m, s, ("terminate_owner", "shutdown"))
+    s = run(m, RegisterOperation(2, BG), RegisterOperation(0, MOB), RegisterOperation(1, BG))
+    result = ok(m, s, TerminateOwner("shutdown"))
     feed = outputs_named(result, "feed")
     assert [(seq, op) for _, seq, op, _ in feed] == [(1, 2), (2, 0), (3, 1)]
     assert m.observe(result.state)["completed_order"] == [2, 0, 1]
@@ -35,7 +47,7 @@ def test_terminate_owner_follows_registration_order_not_id_order() -> None:
 def test_terminate_owner_with_nothing_active_returns_zero_and_writes_nothing() -> None:
     m = machine()
     s = m.initial_state()
-    result = ok(m, s, ("terminate_owner", "shutdown"))
+    result = ok(m, s, TerminateOwner("shutdown"))
     assert result.outputs == (("returned", 0),)
     assert result.state == s
 
@@ -43,12 +55,12 @@ def test_terminate_owner_with_nothing_active_returns_zero_and_writes_nothing() -
 def test_collect_completed_drains_terminal_operations() -> None:
     m = machine()
     s = running(m, 0)
-    s = run(m, ("complete_operation", 0, "r1"), ("register_operation", 1, BG), state=s)
-    result = ok(m, s, ("collect_completed",))
+    s = run(m, CompleteOperation(0, "r1"), RegisterOperation(1, BG), state=s)
+    result = ok(m, s, CollectCompleted())
     assert result.outputs == (("returned", ((0, ("completed", "r1")),)),)
     view = m.observe(result.state)
     assert 0 not in view["ops"] and 1 in view["ops"]
-    again = ok(m, result.state, ("collect_completed",))
+    again = ok(m, result.state, CollectCompleted())
     assert again.outputs == (("returned", ()),)
 
 
@@ -56,8 +68,8 @@ def test_collect_completed_returns_completion_order() -> None:
     m = machine(max_completed=2)
     s = running(m, 1)
     s = running(m, 0, state=s)
-    s = run(m, ("complete_operation", 1, "r1"), ("fail_operation", 0, "e1"), state=s)
-    result = ok(m, s, ("collect_completed",))
+    s = run(m, CompleteOperation(1, "r1"), FailOperation(0, "e1"), state=s)
+    result = ok(m, s, CollectCompleted())
     assert result.outputs[0][1] == ((1, ("completed", "r1")), (0, ("failed", "e1")))
 
 
@@ -66,7 +78,7 @@ def test_bounded_completed_retention_evicts_oldest() -> None:
     s = m.initial_state()
     for op in range(5):
         s = running(m, op, state=s)
-        s = run(m, ("complete_operation", op, "r1"), state=s)
+        s = run(m, CompleteOperation(op, "r1"), state=s)
     view = m.observe(s)
     assert sorted(view["ops"]) == [2, 3, 4]
     assert view["completed_order"] == [2, 3, 4]
@@ -77,15 +89,15 @@ def test_bounded_completed_retention_evicts_oldest() -> None:
 def test_sequence_numbers_start_at_one_and_are_never_reused() -> None:
     m = machine(max_completed=1, sequences=5)
     s = running(m, 0)
-    first = ok(m, s, ("cancel_operation", 0, None))
+    first = ok(m, s, CancelOperation(0, None))
     assert outputs_named(first, "feed") == [("feed", 1, 0, ("cancelled", None))]
-    s = run(m, ("collect_completed",), state=first.state)
+    s = run(m, CollectCompleted(), state=first.state)
     s = running(m, 0, state=s)
-    second = ok(m, s, ("complete_operation", 0, "r1"))
+    second = ok(m, s, CompleteOperation(0, "r1"))
     assert outputs_named(second, "feed")[0][1] == 2
-    s = run(m, ("crash",), state=second.state)
+    s = run(m, Crash(), state=second.state)
     s = running(m, 1, state=s)
-    third = ok(m, s, ("mark_retired", 1))
+    third = ok(m, s, MarkRetired(1))
     assert outputs_named(third, "feed")[0][1] == 3
     view = m.observe(third.state)
     assert [e[0] for e in view["feed"]] == [1, 2, 3]
@@ -97,14 +109,14 @@ def test_every_terminal_kind_pushes_a_feed_entry() -> None:
     s = m.initial_state()
     for op in range(6):
         s = running(m, op, state=s)
-    s = run(m, ("request_retire", 5), state=s)
+    s = run(m, RequestRetire(5), state=s)
     steps: list[tuple[object, ...]] = [
-        ("complete_operation", 0, "r1"),
-        ("fail_operation", 1, "e1"),
-        ("provisioning_failed", 2, "e1"),
-        ("cancel_operation", 3, None),
-        ("mark_retired", 4),
-        ("terminate_owner", "shutdown"),
+        CompleteOperation(0, "r1"),
+        FailOperation(1, "e1"),
+        ProvisioningFailed(2, "e1"),
+        CancelOperation(3, None),
+        MarkRetired(4),
+        TerminateOwner("shutdown"),
     ]
     kinds: list[str] = []
     for action in steps:

@@ -6,42 +6,72 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from meerkat_model.action_record import action_name
+from meerkat_model.ops.actions import (
+    AbortProvisioning,
+    CancelOperation,
+    CompleteOperation,
+    FailOperation,
+    MarkRetired,
+    OpsAction,
+    PeerReady,
+    ProvisioningFailed,
+    ProvisioningSucceeded,
+    RegisterOperation,
+    ReportProgress,
+    RequestRetire,
+    TerminateOwner,
+)
 from meerkat_model.ops.state import RegistryState
 from meerkat_model.vocab import rejections as rj
 
 from tests.model_ops.helpers import MOB, machine, ok, rejected, run
 
-# method -> (statuses it is allowed from, status after, action arguments after the id)
-TABLE: dict[str, tuple[set[str], str | None, tuple[Any, ...]]] = {
-    "provisioning_succeeded": ({"provisioning"}, "running", ()),
-    "provisioning_failed": ({"provisioning", "running", "retiring"}, "failed", ("e1",)),
-    "abort_provisioning": ({"provisioning"}, "aborted", (None,)),
-    "report_progress": ({"running", "retiring"}, None, ()),
-    "complete_operation": ({"running", "retiring"}, "completed", ("r1",)),
-    "fail_operation": ({"provisioning", "running", "retiring"}, "failed", ("e1",)),
-    "cancel_operation": ({"provisioning", "running", "retiring"}, "cancelled", (None,)),
-    "request_retire": ({"running"}, "retiring", ()),
-    "mark_retired": ({"running", "retiring"}, "retired", ()),
-    "peer_ready": ({"running", "retiring"}, None, ()),
+OperationCall = (
+    ProvisioningSucceeded
+    | ProvisioningFailed
+    | AbortProvisioning
+    | ReportProgress
+    | CompleteOperation
+    | FailOperation
+    | CancelOperation
+    | RequestRetire
+    | MarkRetired
+    | PeerReady
+)
+
+# method -> (statuses it is allowed from, status after, the call on operation 0)
+TABLE: dict[str, tuple[set[str], str | None, OperationCall]] = {
+    "provisioning_succeeded": ({"provisioning"}, "running", ProvisioningSucceeded(0)),
+    "provisioning_failed": ({"provisioning", "running", "retiring"}, "failed", ProvisioningFailed(0, "e1")),
+    "abort_provisioning": ({"provisioning"}, "aborted", AbortProvisioning(0, None)),
+    "report_progress": ({"running", "retiring"}, None, ReportProgress(0)),
+    "complete_operation": ({"running", "retiring"}, "completed", CompleteOperation(0, "r1")),
+    "fail_operation": ({"provisioning", "running", "retiring"}, "failed", FailOperation(0, "e1")),
+    "cancel_operation": ({"provisioning", "running", "retiring"}, "cancelled", CancelOperation(0, None)),
+    "request_retire": ({"running"}, "retiring", RequestRetire(0)),
+    "mark_retired": ({"running", "retiring"}, "retired", MarkRetired(0)),
+    "peer_ready": ({"running", "retiring"}, None, PeerReady(0)),
 }
 
+
 # how to bring operation 0 (a mob member child) into each status
-REACH: dict[str, list[tuple[Any, ...]]] = {
+REACH: dict[str, list[OpsAction]] = {
     "provisioning": [],
-    "running": [("provisioning_succeeded", 0)],
-    "retiring": [("provisioning_succeeded", 0), ("request_retire", 0)],
-    "completed": [("provisioning_succeeded", 0), ("complete_operation", 0, "r1")],
-    "failed": [("fail_operation", 0, "e1")],
-    "aborted": [("abort_provisioning", 0, None)],
-    "cancelled": [("cancel_operation", 0, None)],
-    "retired": [("provisioning_succeeded", 0), ("mark_retired", 0)],
-    "terminated": [("terminate_owner", "shutdown")],
+    "running": [ProvisioningSucceeded(0)],
+    "retiring": [ProvisioningSucceeded(0), RequestRetire(0)],
+    "completed": [ProvisioningSucceeded(0), CompleteOperation(0, "r1")],
+    "failed": [FailOperation(0, "e1")],
+    "aborted": [AbortProvisioning(0, None)],
+    "cancelled": [CancelOperation(0, None)],
+    "retired": [ProvisioningSucceeded(0), MarkRetired(0)],
+    "terminated": [TerminateOwner("shutdown")],
 }
 
 
 def in_status(status: str) -> tuple[Any, RegistryState]:
     m = machine(max_completed=2)
-    s = run(m, ("register_operation", 0, MOB), *REACH[status])
+    s = run(m, RegisterOperation(0, MOB), *REACH[status])
     assert m.observe(s)["ops"][0]["status"] == status
     return m, s
 
@@ -50,8 +80,8 @@ def in_status(status: str) -> tuple[Any, RegistryState]:
 @pytest.mark.parametrize("method", sorted(TABLE))
 def test_method_from_status(method: str, status: str) -> None:
     m, s = in_status(status)
-    allowed, target, args = TABLE[method]
-    action = (method, 0, *args)
+    allowed, target, action = TABLE[method]
+    assert action_name(action) == method
     if status in allowed:
         result = ok(m, s, action)
         after = m.observe(result.state)["ops"][0]["status"]
@@ -66,8 +96,8 @@ def test_method_from_status(method: str, status: str) -> None:
 @pytest.mark.parametrize("method", sorted(TABLE))
 def test_untracked_id_is_not_found(method: str) -> None:
     m = machine()
-    _, _, args = TABLE[method]
-    assert rejected(m, m.initial_state(), (method, 1, *args)).kind == rj.NOT_FOUND
+    _, _, action = TABLE[method]
+    assert rejected(m, m.initial_state(), action._replace(op=1)).kind == rj.NOT_FOUND
 
 
 def test_declared_transitions_match_the_table() -> None:
@@ -83,5 +113,5 @@ def test_declared_transitions_match_the_table() -> None:
 def test_terminal_statuses_are_absorbing() -> None:
     for status in ("completed", "failed", "aborted", "cancelled", "retired", "terminated"):
         m, s = in_status(status)
-        for method, (_, _, args) in TABLE.items():
-            assert rejected(m, s, (method, 0, *args)).kind == rj.INVALID_TRANSITION
+        for action in (call for _, _, call in TABLE.values()):
+            assert rejected(m, s, action).kind == rj.INVALID_TRANSITION

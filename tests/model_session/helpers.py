@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from meerkat_model.machine import Bounds, Rejected, Stepped
 from meerkat_model.session import SessionMachine
+from meerkat_model.session.actions import Accept, BeginAttach, FinishAttach, Register, SessionAction
 from meerkat_model.session.state import SessionState
 from meerkat_model.vocab.statuses import InputPhase
 
@@ -19,13 +18,11 @@ def machine(**bounds: int) -> SessionMachine:
     return SessionMachine(Bounds(values))
 
 
-def accept(
-    i: int, lane: int = QUEUE, idem: int = NO, skey: int = NO, coalesce: int = 0, eph: int = 0
-) -> tuple[Any, ...]:
-    return ("accept", i, lane, idem, skey, coalesce, eph)
+def accept(i: int, lane: int = QUEUE, idem: int = NO, skey: int = NO, coalesce: int = 0, eph: int = 0) -> Accept:
+    return Accept(i, lane, idem, skey, coalesce, eph)
 
 
-def run(m: SessionMachine, state: SessionState, *actions: tuple[Any, ...]) -> SessionState:
+def run(m: SessionMachine, state: SessionState, *actions: SessionAction) -> SessionState:
     """Apply ``actions`` in order; each must be taken (not rejected)."""
     for action in actions:
         result = m.step(state, action)
@@ -34,13 +31,13 @@ def run(m: SessionMachine, state: SessionState, *actions: tuple[Any, ...]) -> Se
     return state
 
 
-def stepped(m: SessionMachine, state: SessionState, action: tuple[Any, ...]) -> Stepped[SessionState]:
+def stepped(m: SessionMachine, state: SessionState, action: SessionAction) -> Stepped[SessionState]:
     result = m.step(state, action)
     assert isinstance(result, Stepped), f"{action} was rejected: {result}"
     return result
 
 
-def rejected(m: SessionMachine, state: SessionState, action: tuple[Any, ...]) -> Rejected:
+def rejected(m: SessionMachine, state: SessionState, action: SessionAction) -> Rejected:
     result = m.step(state, action)
     assert isinstance(result, Rejected), f"{action} was not rejected: {result}"
     return result
@@ -48,11 +45,11 @@ def rejected(m: SessionMachine, state: SessionState, action: tuple[Any, ...]) ->
 
 def attached(m: SessionMachine) -> SessionState:
     """A registered session with its runtime loop attached."""
-    return run(m, m.initial_state(), ("register",), ("begin_attach",), ("finish_attach",))
+    return run(m, m.initial_state(), Register(), BeginAttach(), FinishAttach())
 
 
 def registered(m: SessionMachine) -> SessionState:
-    return run(m, m.initial_state(), ("register",))
+    return run(m, m.initial_state(), Register())
 
 
 def phase(state: SessionState, i: int) -> InputPhase:

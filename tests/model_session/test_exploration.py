@@ -10,6 +10,7 @@ from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Bounds, Stepped
 from meerkat_model.session import SessionMachine
 from meerkat_model.session import admission as admission_module
+from meerkat_model.session.actions import ExecutorFailed, StartRun
 from meerkat_model.session.state import SessionState
 from meerkat_model.session.symmetry import canonical, rename
 from meerkat_model.verifier.explore import explore
@@ -73,7 +74,7 @@ def test_symmetry_reduction_agrees_with_the_full_exploration() -> None:
 
 def test_canonical_form_ignores_renaming() -> None:
     m = machine(inputs=3)
-    state = run(m, attached(m), accept(0, skey=0), accept(1, lane=1, idem=0), accept(2, skey=0), ("start_run",))
+    state = run(m, attached(m), accept(0, skey=0), accept(1, lane=1, idem=0), accept(2, skey=0), StartRun())
     for p in ([1, 0, 2], [2, 1, 0], [1, 2, 0]):
         renamed = rename(state, p)
         assert renamed != state
@@ -101,7 +102,7 @@ def test_a_planted_durability_bug_is_caught(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_observation_is_plain_data() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0, idem=0), accept(1, lane=1), ("start_run",), ("executor_failed",))
+    state = run(m, attached(m), accept(0, idem=0), accept(1, lane=1), StartRun(), ExecutorFailed())
     view = m.observe(state)
     json.dumps(view)
     assert view["registration"] == "active"

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pytest
 from meerkat_model.machine import Rejected
+from meerkat_model.session.actions import (
+    Crash,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    Register,
+    Retire,
+    StartRun,
+    Stop,
+    Unregister,
+    WriteFails,
+)
 from meerkat_model.session.recovery import recover
 from meerkat_model.session.state import NO_RECORD, Attrs, Durable, Lane, Memory, Row, Waiter
 from meerkat_model.vocab import rejections
@@ -86,10 +97,10 @@ def test_destroyed_record_rejects_registration() -> None:
 
 def test_crash_mid_run_replays_the_input_without_counting_the_attempt() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), accept(1), ("start_run",), ("crash",))
+    state = run(m, attached(m), accept(0), accept(1), StartRun(), Crash())
     assert state.memory is None
     assert all(w is Waiter.NONE for w in state.waiters)
-    state = run(m, state, ("register",))
+    state = run(m, state, Register())
     assert state.memory is not None
     assert state.memory.queue == (0, 1)
     row = state.memory.rows[0]
@@ -98,9 +109,9 @@ def test_crash_mid_run_replays_the_input_without_counting_the_attempt() -> None:
 
 def test_retired_in_flight_run_stored_staged_comes_back_first_in_its_lane() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0, lane=STEER), accept(1, lane=STEER), ("start_run",), ("retire",))
+    state = run(m, attached(m), accept(0, lane=STEER), accept(1, lane=STEER), StartRun(), Retire())
     assert state.durable.steer == (0, 1)
-    state = run(m, state, ("crash",), ("register",))
+    state = run(m, state, Crash(), Register())
     assert state.memory is not None
     assert state.memory.phase is RuntimePhase.RETIRED
     assert state.memory.steer == (0, 1)
@@ -108,7 +119,7 @@ def test_retired_in_flight_run_stored_staged_comes_back_first_in_its_lane() -> N
 
 def test_failed_input_recovers_behind_the_backlog_with_its_attempts() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), accept(1), ("start_run",), ("executor_failed",), ("crash",), ("register",))
+    state = run(m, attached(m), accept(0), accept(1), StartRun(), ExecutorFailed(), Crash(), Register())
     assert state.memory is not None and state.memory.queue == (1, 0)
     row = state.memory.rows[0]
     assert row is not None and row.attempts == 1
@@ -116,17 +127,17 @@ def test_failed_input_recovers_behind_the_backlog_with_its_attempts() -> None:
 
 def test_consumed_input_is_not_replayed() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), ("start_run",), ("executor_succeeded", 1), ("crash",), ("register",))
+    state = run(m, attached(m), accept(0), StartRun(), ExecutorSucceeded(1), Crash(), Register())
     assert phase(state, 0) is InputPhase.CONSUMED
     assert state.memory is not None and state.memory.queue == ()
 
 
 def test_unregister_then_register_recovers_from_the_store() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), accept(1), ("start_run",))
-    result = stepped(m, state, ("unregister",))
+    state = run(m, attached(m), accept(0), accept(1), StartRun())
+    result = stepped(m, state, Unregister())
     assert result.state.waiters == (Waiter.TERMINATED_UNREGISTERED,) * 2 + (Waiter.NONE,)
-    again = run(m, result.state, ("register",))
+    again = run(m, result.state, Register())
     assert again.memory is not None
     assert again.memory.queue == (0, 1)
     assert again.memory.registration is RegistrationPhase.QUEUING
@@ -134,13 +145,13 @@ def test_unregister_then_register_recovers_from_the_store() -> None:
 
 def test_failed_recovery_write_leaves_the_session_unregistered() -> None:
     m = machine()
-    state = run(m, registered(m), accept(0), ("crash",))
-    failure = m.step(state, ("write_fails", ("register",)))
+    state = run(m, registered(m), accept(0), Crash())
+    failure = m.step(state, WriteFails(Register()))
     assert isinstance(failure, Rejected) and failure.kind == rejections.DURABLE_WRITE_FAILED
 
 
 def test_stopped_runtime_survives_restart() -> None:
     m = machine()
-    state = run(m, registered(m), accept(0), ("stop",), ("crash",), ("register",))
+    state = run(m, registered(m), accept(0), Stop(), Crash(), Register())
     assert state.memory is not None and state.memory.phase is RuntimePhase.STOPPED
     assert phase(state, 0) is InputPhase.ABANDONED

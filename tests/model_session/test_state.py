@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from meerkat_model.machine import Bounds
 from meerkat_model.session import SessionMachine
+from meerkat_model.session.actions import ExecutorFailed, ExecutorSucceeded, StartRun
 from meerkat_model.session.bounds import SessionBoundsError
 from meerkat_model.session.state import Lane
 from meerkat_model.vocab.statuses import AbandonKind
@@ -33,10 +34,10 @@ def test_finished_input_forgets_lane_key_and_attempts() -> None:
         m,
         attached(m),
         accept(0, lane=STEER, skey=0, idem=1),
-        ("start_run",),
-        ("executor_failed",),
-        ("start_run",),
-        ("executor_succeeded", 1),
+        StartRun(),
+        ExecutorFailed(),
+        StartRun(),
+        ExecutorSucceeded(1),
     )
     attr = state.attrs[0]
     assert attr is not None
@@ -56,7 +57,7 @@ def test_live_input_keeps_its_attributes() -> None:
 
 def test_exhausted_input_keeps_its_attempt_count() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), *([("start_run",), ("executor_failed",)] * 3))
+    state = run(m, attached(m), accept(0), *([StartRun(), ExecutorFailed()] * 3))
     row = state.memory.rows[0] if state.memory else None
     assert row is not None and row.reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED and row.attempts == 3
     assert m.observe(state)["inputs"][0]["attempts"] == 3

@@ -8,6 +8,7 @@ import importlib
 import networkx as nx
 from meerkat_model.machine import Bounds, Stepped
 from meerkat_model.ops import OpsMachine
+from meerkat_model.ops.actions import CancelOperation, RegisterOperation, TerminateOwner, WaitAll
 from meerkat_model.verifier import explore, shortest_trace, symmetry_comparison
 
 from tests.verifier.toys import SMALL_OPS, THREE_IDS, Counter, ForgetfulTerminateOwner, LeakyCancel, UnpinnedRetention
@@ -80,7 +81,7 @@ def test_planted_durability_bug_gives_the_shortest_trace() -> None:
     assert "acknowledged_terminal_ops_recoverable" in names
     # the trace has the violation's depth and replays on concrete states to the violation
     trace = replayed_violation_trace(machine, e, "acknowledged_terminal_ops_recoverable")
-    assert [st.action[0] for st in trace] == ["register_operation", "terminate_owner"]
+    assert [type(st.action) for st in trace] == [RegisterOperation, TerminateOwner]
     assert "op[0]" in trace[-1].diff
 
 
@@ -89,7 +90,7 @@ def test_planted_capacity_bug_is_found_with_and_without_symmetry() -> None:
         e = explore(LeakyCancel(SMALL_OPS), symmetry=symmetry)
         v = next(v for v in e.violations if v.invariant == "active_count_matches")
         trace = shortest_trace(e, e.state_list[v.state_index])
-        assert [st.action[0] for st in trace] == ["register_operation", "cancel_operation"]
+        assert [type(st.action) for st in trace] == [RegisterOperation, CancelOperation]
 
 
 def test_reduced_and_full_explorations_agree() -> None:
@@ -123,7 +124,7 @@ def test_unpinned_retention_loses_a_barrier_member() -> None:
     e = explore(machine)
     v = next(v for v in e.violations if v.invariant == "barrier_members_tracked")
     trace = shortest_trace(e, e.state_list[v.state_index])
-    names = [st.action[0] for st in trace]
-    assert names.count("register_operation") == 3 and "wait_all" in names
+    kinds = [type(st.action) for st in trace]
+    assert kinds.count(RegisterOperation) == 3 and WaitAll in kinds
     assert len(trace) == v.depth == 6
     assert explore(OpsMachine(THREE_IDS)).ok

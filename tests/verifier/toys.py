@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
 from meerkat_model.ops import OpsMachine
+from meerkat_model.ops.actions import CancelOperation, OpsAction, TerminateOwner
 from meerkat_model.ops.state import RegistryState
 
 Action = tuple[Any, ...]
 
 
-class Counter:
+class Counter(Machine[int, Action]):
     """States 0..limit; ``inc`` / ``dec`` / ``reset``. Invariant ``below_bad`` fails at ``bad``
-    (reachable in exactly ``bad`` steps). A ``never`` transition is declared but never fires."""
+    (reachable in exactly ``bad`` steps). A ``never`` transition is declared but never fires.
+    No symmetry (the default ``canonical``)."""
 
     name = "counter"
 
@@ -48,9 +50,6 @@ class Counter:
             )
         ]
 
-    def canonical(self, state: int) -> int:
-        return state
-
     def obligations(self, state: int) -> Sequence[str]:
         return ["must go back to zero"] if state == self.obliged_at else []
 
@@ -74,9 +73,9 @@ class ForgetfulTerminateOwner(OpsMachine):
 
     name = "ops-forgetful"
 
-    def step(self, state: RegistryState, action: Action) -> Stepped[RegistryState] | Rejected:
+    def step(self, state: RegistryState, action: OpsAction) -> Stepped[RegistryState] | Rejected:
         result = super().step(state, action)
-        if action[0] == "terminate_owner" and isinstance(result, Stepped):
+        if type(action) is TerminateOwner and isinstance(result, Stepped):
             return Stepped(result.state._replace(disk=state.disk), result.outputs, result.transition)
         return result
 
@@ -86,9 +85,9 @@ class LeakyCancel(OpsMachine):
 
     name = "ops-leaky"
 
-    def step(self, state: RegistryState, action: Action) -> Stepped[RegistryState] | Rejected:
+    def step(self, state: RegistryState, action: OpsAction) -> Stepped[RegistryState] | Rejected:
         result = super().step(state, action)
-        if action[0] == "cancel_operation" and isinstance(result, Stepped):
+        if type(action) is CancelOperation and isinstance(result, Stepped):
             return Stepped(
                 result.state._replace(active_count=result.state.active_count + 1), result.outputs, result.transition
             )
@@ -117,7 +116,7 @@ class UnpinnedRetention(OpsMachine):
 
     name = "ops-unpinned"
 
-    def step(self, state: RegistryState, action: Action) -> Stepped[RegistryState] | Rejected:
+    def step(self, state: RegistryState, action: OpsAction) -> Stepped[RegistryState] | Rejected:
         result = super().step(state, action)
         if not isinstance(result, Stepped):
             return result

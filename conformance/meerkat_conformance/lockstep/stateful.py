@@ -11,21 +11,25 @@ prints them while a long run goes on.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any, ClassVar
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from meerkat_model.action_record import record_name
 from meerkat_model.machine import Bounds, Rejected, Stepped
 
 from meerkat_conformance.cli.progress import ProgressLine
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.tally import MachineTally
 
+A = TypeVar("A", bound=Hashable)
 
-def with_failing_write(action: tuple[Any, ...], write_fails: bool) -> tuple[Any, ...]:
-    """``action``, wrapped as ``("write_fails", action)`` when its store write is to fail."""
-    return ("write_fails", action) if write_fails else action
+
+def with_failing_write(action: A, write_fails: bool, failing: Callable[[A], Hashable]) -> Hashable:
+    """``action``, or ``failing(action)`` (the model's "store write fails" record) when its
+    store write is to fail."""
+    return failing(action) if write_fails else action
 
 
 class LockstepStateMachine(RuleBasedStateMachine):
@@ -35,11 +39,12 @@ class LockstepStateMachine(RuleBasedStateMachine):
     """Profiles' example counts are multiplied by this (cheap machines get more examples)."""
     BOUNDS: ClassVar[Bounds] = Bounds()
     """Bounds of the model this machine runs (subclasses set their own)."""
-    GUIDED_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"crash", "write_fails"})
-    """Action names ``enabled_action`` leaves to the dedicated crash / fault rules."""
-    GUIDED_LAST: ClassVar[tuple[str, ...]] = ()
-    """Action names ``enabled_action`` offers after all others (Hypothesis favours the first
-    choices, so always-enabled registry-wide calls go last)."""
+    GUIDED_EXCLUDE: ClassVar[frozenset[type]] = frozenset()
+    """Action record classes ``enabled_action`` leaves to the dedicated rules (crashes,
+    faults, steps the runtime takes on its own)."""
+    GUIDED_LAST: ClassVar[tuple[type, ...]] = ()
+    """Action record classes ``enabled_action`` offers after all others (Hypothesis favours
+    the first choices, so always-enabled registry-wide calls go last)."""
     TALLY: ClassVar[MachineTally | None] = None
     PROGRESS: ClassVar[ProgressLine | None] = None
 
@@ -69,20 +74,21 @@ class LockstepStateMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def enabled_action(self, data: st.DataObject) -> None:
-        """Any action the model accepts in the current state, the action name chosen first
-        so that names with many argument variants do not crowd out the others (keeps the
+        """Any action the model accepts in the current state, the kind of action chosen first
+        so that kinds with many argument variants do not crowd out the others (keeps the
         search moving through deep states; the other rules also try refused calls)."""
         machine, state = self.lock.machine, self.lock.state
-        by_name: dict[str, list[Hashable]] = {}
+        by_kind: dict[type, list[Hashable]] = {}
         exclude = type(self).GUIDED_EXCLUDE
         for action in machine.actions(state):
-            if str(action[0]) not in exclude and isinstance(machine.step(state, action), Stepped):
-                by_name.setdefault(str(action[0]), []).append(action)
-        if by_name:
+            if type(action) not in exclude and isinstance(machine.step(state, action), Stepped):
+                by_kind.setdefault(type(action), []).append(action)
+        if by_kind:
             last = type(self).GUIDED_LAST
-            names = sorted(by_name, key=lambda n: (last.index(n) if n in last else -1, n))
-            name = data.draw(st.sampled_from(names), label="name")
-            self.act(data.draw(st.sampled_from(by_name[name]), label="action"))
+            names = {record_name(kind): kind for kind in by_kind}
+            order = sorted(names, key=lambda n: (last.index(names[n]) if names[n] in last else -1, n))
+            name = data.draw(st.sampled_from(order), label="name")
+            self.act(data.draw(st.sampled_from(by_kind[names[name]]), label="action"))
 
     @invariant()
     def observations_agree(self) -> None:

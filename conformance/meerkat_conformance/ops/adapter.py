@@ -7,23 +7,46 @@ side effect the call had — watchers it resolved, feed entries it pushed, a ``w
 satisfied — read from the watcher/handle objects and the feed, not from the registry's
 internals. Outputs are compared as a sorted tuple.
 
-Harness actions beyond the model's vocabulary:
+How the model's events are driven, and the one harness action beyond the model's vocabulary:
 
-* ``("crash",)`` — the registry and its store handle are abandoned (no close, no flush), a
-  new store handle is opened on the same disk and the registry is recovered from it.
-* ``("crash_read_fault",)`` — the same, but the first recovery read fails: the runtime must
+* ``Crash()`` — the registry and its store handle are abandoned (no close, no flush), a new
+  store handle is opened on the same disk and the registry is recovered from it.
+* :class:`CrashReadFault` — the same, but the first recovery read fails: the runtime must
   refuse to start with ``store_read_failed`` (never a silent fresh epoch); the retry must
-  then recover like ``("crash",)``. The model sees a plain ``("crash",)``.
-* ``("write_fails", inner)`` — the next store write fails (``WriteFailed``) while ``inner``
-  runs; the model's own ``write_fails`` semantics apply.
+  then recover like ``Crash()``. The model sees a plain ``Crash()``.
+* ``WriteFails(inner)`` — the next store write fails (``WriteFailed``) while ``inner`` runs;
+  the model's own ``WriteFails`` semantics apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+from meerkat_model.action_record import action_record
 from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.ops.actions import (
+    DURABLE_CALLS,
+    AbortProvisioning,
+    CancelOperation,
+    CollectCompleted,
+    CompleteOperation,
+    Crash,
+    DropWait,
+    FailOperation,
+    MarkRetired,
+    OpsAction,
+    PeerReady,
+    ProvisioningFailed,
+    ProvisioningSucceeded,
+    RegisterOperation,
+    RegisterWatcher,
+    ReportProgress,
+    RequestRetire,
+    TerminateOwner,
+    WaitAll,
+    WriteFails,
+)
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.vocab.statuses import OpKind
 from meerkat_runtime.ops.config import OpsLifecycleConfig
@@ -49,21 +72,18 @@ from meerkat_conformance.lockstep.faults import disarm, fail_next_write
 from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
 from meerkat_conformance.ops.views import model_op_id, observe_registry, outcome_pair, outcome_pairs, runtime_op_id
 
+
+@action_record("crash_read_fault")
+class CrashReadFault(NamedTuple):
+    """A crash whose first recovery read fails (the model sees ``Crash()``)."""
+
+
+OpsHarnessAction = OpsAction | CrashReadFault
+"""What the ops adapter executes: a model action, or a crash with a failing first read."""
+
 RUNTIME_ID = canonical_runtime_id("conformance-ops")
-CRASH_READ_FAULT = ("crash_read_fault",)
-_NO_RETURN = frozenset({"wait_all", "drop_wait", "crash", "crash_read_fault"})
-_DURABLE_CALLS = frozenset(
-    {
-        "provisioning_failed",
-        "abort_provisioning",
-        "complete_operation",
-        "fail_operation",
-        "cancel_operation",
-        "mark_retired",
-        "terminate_owner",
-        "collect_completed",
-    }
-)
+CRASH_READ_FAULT = CrashReadFault()
+_NO_RETURN = (WaitAll, DropWait, Crash, CrashReadFault)
 _KINDS = {
     int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
     int(OpKind.BACKGROUND_TOOL_OP): OperationKind.BACKGROUND_TOOL_OP,
@@ -149,7 +169,7 @@ class OpsAdapter:
     # --- the adapter protocol -------------------------------------------------------------
 
     def model_actions(self, action: Hashable, model_state: Any) -> Sequence[Hashable]:
-        return (("crash",),) if action == CRASH_READ_FAULT else (action,)
+        return (Crash(),) if type(action) is CrashReadFault else (action,)
 
     def autonomous(self) -> Sequence[Hashable]:
         """The registry never acts on its own."""
@@ -159,31 +179,29 @@ class OpsAdapter:
         return None
 
     def step_kind(self, action: Hashable) -> StepKind:
-        assert isinstance(action, tuple)
-        if action[0] in ("crash", "crash_read_fault"):
+        if type(action) in (Crash, CrashReadFault):
             return StepKind.CRASH
-        if action[0] == "write_fails":
+        if type(action) is WriteFails:
             return StepKind.FAULT
         return StepKind.CALL
 
     def fault_variants(self, action: Hashable) -> list[Hashable]:
-        assert isinstance(action, tuple)
-        return [("write_fails", action)] if action[0] in _DURABLE_CALLS else []
+        return [WriteFails(action)] if isinstance(action, DURABLE_CALLS) else []
 
     def note(self, action: Hashable) -> str:
-        assert isinstance(action, tuple)
-        return {
-            "crash": "crash + recover",
-            "crash_read_fault": "crash + recover, first read fails",
-            "write_fails": "store write fails",
-        }.get(action[0], "")
+        if type(action) is Crash:
+            return "crash + recover"
+        if type(action) is CrashReadFault:
+            return "crash + recover, first read fails"
+        if type(action) is WriteFails:
+            return "store write fails"
+        return ""
 
     def execute(self, action: Hashable) -> Outcome:
-        assert isinstance(action, tuple)
-        if action[0] == "write_fails":
+        if type(action) is WriteFails:
             rules = fail_next_write(self.faults)
             try:
-                return self._call(action[1])
+                return self._call(action.inner)
             finally:
                 disarm(self.faults, rules)
         return self._call(action)
@@ -207,73 +225,73 @@ class OpsAdapter:
 
     # --- calls ----------------------------------------------------------------------------
 
-    def _call(self, action: tuple[Any, ...]) -> Outcome:
-        name = action[0]
+    def _call(self, action: Hashable) -> Outcome:
         try:
             returned, extra = self._dispatch(action)
         except Exception as exc:  # every runtime refusal, and anything unexpected, is compared
             return error_outcome(exc)
         outputs: list[Any] = list(extra)
-        if name not in _NO_RETURN:
+        if not isinstance(action, _NO_RETURN):
             outputs.append(("returned", returned))
         outputs.extend(self._harvest())
         return Ok(sorted_outputs(outputs))
 
-    def _dispatch(self, action: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
-        name, args = action[0], action[1:]
+    def _dispatch(self, action: Hashable) -> tuple[Any, tuple[Any, ...]]:
+        """The registry call ``action`` stands for: what it returned, and the outputs only the
+        harness sees at once (a watcher resolved on registration, a crash's findings)."""
         reg = self.registry
-        if name == "crash":
-            return None, self._crash(read_fault=False)
-        if name == "crash_read_fault":
-            return None, self._crash(read_fault=True)
-        if name == "register_operation":
-            op_id, kind = args
-            runtime_kind = _KINDS[kind]
-            spec = OperationSpec(
-                id=OperationId(runtime_op_id(op_id)),
-                kind=runtime_kind,
-                owner_session_id="conformance",
-                display_name=runtime_op_id(op_id),
-                expect_peer_channel=runtime_kind is OperationKind.MOB_MEMBER_CHILD,
-            )
-            return _value(reg.register_operation, spec), ()
-        if name == "register_watcher":
-            watch = reg.register_watcher(runtime_op_id(args[0]))
-            if watch.done():
-                return None, (("watcher_resolved", args[0], outcome_pair(watch.outcome())),)
-            self.watches.append((args[0], watch))
-            return None, ()
-        if name == "wait_all":
-            handle = reg.wait_all([runtime_op_id(i) for i in args[0]])
-            self.wait = handle
-            return None, ()
-        if name == "drop_wait":
-            return None, self._drop_wait()
-        if name == "terminate_owner":
-            return _value(reg.terminate_owner, args[0]), ()
-        if name == "collect_completed":
-            return outcome_pairs(reg.collect_completed()), ()
-        oid = runtime_op_id(args[0])
-        if name == "provisioning_succeeded":
-            return _value(reg.provisioning_succeeded, oid), ()
-        if name == "request_retire":
-            return _value(reg.request_retire, oid), ()
-        if name == "mark_retired":
-            return _value(reg.mark_retired, oid), ()
-        if name == "peer_ready":
-            return _value(reg.peer_ready, oid, OperationPeerHandle(f"peer-{args[0]}", "inproc://conformance")), ()
-        if name == "report_progress":
-            return _value(reg.report_progress, oid, OperationProgressUpdate("working", 50.0)), ()
-        if name == "complete_operation":
-            return _value(reg.complete_operation, oid, OperationResult(oid, args[1])), ()
-        if name == "fail_operation":
-            return _value(reg.fail_operation, oid, args[1]), ()
-        if name == "provisioning_failed":
-            return _value(reg.provisioning_failed, oid, args[1]), ()
-        if name == "cancel_operation":
-            return _value(reg.cancel_operation, oid, args[1]), ()
-        if name == "abort_provisioning":
-            return _value(reg.abort_provisioning, oid, args[1]), ()
+        match action:
+            case Crash():
+                return None, self._crash(read_fault=False)
+            case CrashReadFault():
+                return None, self._crash(read_fault=True)
+            case RegisterOperation(op, kind):
+                runtime_kind = _KINDS[kind]
+                spec = OperationSpec(
+                    id=OperationId(runtime_op_id(op)),
+                    kind=runtime_kind,
+                    owner_session_id="conformance",
+                    display_name=runtime_op_id(op),
+                    expect_peer_channel=runtime_kind is OperationKind.MOB_MEMBER_CHILD,
+                )
+                return _value(reg.register_operation, spec), ()
+            case RegisterWatcher(op):
+                watch = reg.register_watcher(runtime_op_id(op))
+                if watch.done():
+                    return None, (("watcher_resolved", op, outcome_pair(watch.outcome())),)
+                self.watches.append((op, watch))
+                return None, ()
+            case WaitAll(members):
+                self.wait = reg.wait_all([runtime_op_id(i) for i in members])
+                return None, ()
+            case DropWait():
+                return None, self._drop_wait()
+            case TerminateOwner(reason):
+                return _value(reg.terminate_owner, reason), ()
+            case CollectCompleted():
+                return outcome_pairs(reg.collect_completed()), ()
+            case ProvisioningSucceeded(op):
+                return _value(reg.provisioning_succeeded, runtime_op_id(op)), ()
+            case RequestRetire(op):
+                return _value(reg.request_retire, runtime_op_id(op)), ()
+            case MarkRetired(op):
+                return _value(reg.mark_retired, runtime_op_id(op)), ()
+            case PeerReady(op):
+                handle = OperationPeerHandle(f"peer-{op}", "inproc://conformance")
+                return _value(reg.peer_ready, runtime_op_id(op), handle), ()
+            case ReportProgress(op):
+                return _value(reg.report_progress, runtime_op_id(op), OperationProgressUpdate("working", 50.0)), ()
+            case CompleteOperation(op, result):
+                oid = runtime_op_id(op)
+                return _value(reg.complete_operation, oid, OperationResult(oid, result)), ()
+            case FailOperation(op, error):
+                return _value(reg.fail_operation, runtime_op_id(op), error), ()
+            case ProvisioningFailed(op, error):
+                return _value(reg.provisioning_failed, runtime_op_id(op), error), ()
+            case CancelOperation(op, reason):
+                return _value(reg.cancel_operation, runtime_op_id(op), reason), ()
+            case AbortProvisioning(op, reason):
+                return _value(reg.abort_provisioning, runtime_op_id(op), reason), ()
         raise ValueError(f"the ops harness does not know action {action!r}")
 
     def _drop_wait(self) -> tuple[Any, ...]:

@@ -11,11 +11,32 @@ tests) the registry class.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, precondition, rule
 from meerkat_model.machine import Bounds
+from meerkat_model.ops.actions import (
+    AbortProvisioning,
+    CancelOperation,
+    CollectCompleted,
+    CompleteOperation,
+    Crash,
+    DropWait,
+    FailOperation,
+    MarkRetired,
+    OpsAction,
+    PeerReady,
+    ProvisioningFailed,
+    ProvisioningSucceeded,
+    RegisterOperation,
+    RegisterWatcher,
+    ReportProgress,
+    RequestRetire,
+    TerminateOwner,
+    WaitAll,
+    WriteFails,
+)
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.vocab.statuses import OpKind, OpStatus
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
@@ -33,31 +54,46 @@ _IDS = st.integers(0, _REFERENCE.bounds.ids - 1)
 _KINDS = st.sampled_from([int(OpKind.BACKGROUND_TOOL_OP), int(OpKind.MOB_MEMBER_CHILD)][: _REFERENCE.bounds.kinds])
 
 
-def _payloads(outcome: OpStatus) -> st.SearchStrategy[Any]:
+def _payloads(outcome: OpStatus) -> st.SearchStrategy[str]:
+    return st.sampled_from([p for p in _REFERENCE.domains.by_outcome[int(outcome)] if p is not None])
+
+
+def _reasons(outcome: OpStatus) -> st.SearchStrategy[str | None]:
     return st.sampled_from(_REFERENCE.domains.by_outcome[int(outcome)])
 
 
-_TERMINAL_CALLS: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
-    _payloads(OpStatus.COMPLETED).map(lambda p: ("complete_operation", p)),
-    _payloads(OpStatus.FAILED).map(lambda p: ("fail_operation", p)),
-    _payloads(OpStatus.FAILED).map(lambda p: ("provisioning_failed", p)),
-    _payloads(OpStatus.CANCELLED).map(lambda p: ("cancel_operation", p)),
-    _payloads(OpStatus.ABORTED).map(lambda p: ("abort_provisioning", p)),
-    st.just(("mark_retired",)),
+OperationCall = (
+    CompleteOperation
+    | FailOperation
+    | ProvisioningFailed
+    | CancelOperation
+    | AbortProvisioning
+    | MarkRetired
+    | ProvisioningSucceeded
+    | RequestRetire
+    | PeerReady
+    | ReportProgress
+    | RegisterWatcher
 )
-_REGISTRY_CALLS: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
-    _payloads(OpStatus.TERMINATED).map(lambda r: ("terminate_owner", r)),
-    st.just(("collect_completed",)),
+"""A call on one operation, drawn with id 0; the rule puts in the id (``call._replace(op=op)``)."""
+
+_TERMINAL_CALLS: st.SearchStrategy[OperationCall] = st.one_of(
+    _payloads(OpStatus.COMPLETED).map(lambda p: CompleteOperation(0, p)),
+    _payloads(OpStatus.FAILED).map(lambda p: FailOperation(0, p)),
+    _payloads(OpStatus.FAILED).map(lambda p: ProvisioningFailed(0, p)),
+    _reasons(OpStatus.CANCELLED).map(lambda p: CancelOperation(0, p)),
+    _reasons(OpStatus.ABORTED).map(lambda p: AbortProvisioning(0, p)),
+    st.just(MarkRetired(0)),
 )
-_OP_CALLS = st.sampled_from(
-    ["provisioning_succeeded", "request_retire", "peer_ready", "report_progress", "register_watcher"]
+_REGISTRY_CALLS: st.SearchStrategy[OpsAction] = st.one_of(
+    _payloads(OpStatus.TERMINATED).map(TerminateOwner),
+    st.just(CollectCompleted()),
+)
+_OP_CALLS: st.SearchStrategy[OperationCall] = st.sampled_from(
+    [ProvisioningSucceeded(0), RequestRetire(0), PeerReady(0), ReportProgress(0), RegisterWatcher(0)]
 )
 _RARELY = st.integers(0, 3).map(lambda n: n == 3)
 """True about one time in four: how often a durable call runs with a failing store write."""
-
-
-def _terminal_action(op: int, call: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (call[0], op, *call[1:])
 
 
 class OpsLockstepMachine(LockstepStateMachine):
@@ -67,7 +103,8 @@ class OpsLockstepMachine(LockstepStateMachine):
     DISK: ClassVar[DiskKind] = "sqlite"
     REGISTRY_CLASS: ClassVar[type[OpsLifecycleRegistry]] = OpsLifecycleRegistry
 
-    GUIDED_LAST = ("register_watcher", "wait_all", "drop_wait", "terminate_owner", "collect_completed")
+    GUIDED_EXCLUDE = frozenset({Crash, WriteFails})
+    GUIDED_LAST = (RegisterWatcher, WaitAll, DropWait, TerminateOwner, CollectCompleted)
 
     ops = Bundle("ops")
 
@@ -92,39 +129,39 @@ class OpsLockstepMachine(LockstepStateMachine):
 
     @rule(target=ops, op=_IDS, kind=_KINDS)
     def register_operation(self, op: int, kind: int) -> int:
-        self.act(("register_operation", op, kind))
+        self.act(RegisterOperation(op, kind))
         return op
 
-    @rule(op=ops, name=_OP_CALLS)
-    def operation_call(self, op: int, name: str) -> None:
+    @rule(op=ops, call=_OP_CALLS)
+    def operation_call(self, op: int, call: OperationCall) -> None:
         """A non-terminal per-operation call."""
-        self.act((name, op))
+        self.act(call._replace(op=op))
 
-    @rule(op=_IDS, name=_OP_CALLS)
-    def call_on_any_id(self, op: int, name: str) -> None:
+    @rule(op=_IDS, call=_OP_CALLS)
+    def call_on_any_id(self, op: int, call: OperationCall) -> None:
         """A call on an id that may never have been registered (``not_found``)."""
-        self.act((name, op))
+        self.act(call._replace(op=op))
 
     # --- terminal and registry-wide calls, optionally with a failing store write -----------
 
     @rule(op=ops, call=_TERMINAL_CALLS, write_fails=_RARELY)
-    def terminal_call(self, op: int, call: tuple[Any, ...], write_fails: bool) -> None:
-        self.act(with_failing_write(_terminal_action(op, call), write_fails))
+    def terminal_call(self, op: int, call: OperationCall, write_fails: bool) -> None:
+        self.act(with_failing_write(call._replace(op=op), write_fails, WriteFails))
 
     @precondition(_registry_has_work)
     @rule(call=_REGISTRY_CALLS, write_fails=_RARELY)
-    def registry_call(self, call: tuple[Any, ...], write_fails: bool) -> None:
+    def registry_call(self, call: OpsAction, write_fails: bool) -> None:
         """``terminate_owner(reason)`` or ``collect_completed()``."""
-        self.act(with_failing_write(call, write_fails))
+        self.act(with_failing_write(call, write_fails, WriteFails))
 
     @rule(members=st.lists(ops, max_size=3).map(tuple))
     def wait_all(self, members: tuple[int, ...]) -> None:
-        self.act(("wait_all", members))
+        self.act(WaitAll(members))
 
     @precondition(_has_barrier)
     @rule()
     def drop_wait(self) -> None:
-        self.act(("drop_wait",))
+        self.act(DropWait())
 
     # --- crashes --------------------------------------------------------------------------
 
@@ -133,4 +170,4 @@ class OpsLockstepMachine(LockstepStateMachine):
     def crash(self, read_fails: bool) -> None:
         """The process dies; the registry is recovered from the SQLite file (whose first
         read fails when ``read_fails``)."""
-        self.act(CRASH_READ_FAULT if read_fails else ("crash",))
+        self.act(CRASH_READ_FAULT if read_fails else Crash())

@@ -5,26 +5,48 @@ The runtime runs on its own asyncio event loop ("the process"); store calls are 
 ``ScriptedExecutor`` whose every run parks until the harness releases it, so executor outcomes
 (success with or without a result, failure, a failing boundary commit or terminal snapshot)
 are chosen step by step. After every call the loop is allowed to settle; each run it started on
-its own is reported as the model action ``("start_run",)``.
+its own is reported as the model action ``StartRun()``.
 
-Harness actions beyond the model's vocabulary:
+The one harness action beyond the model's vocabulary, and how the model's crash is driven:
 
-* ``("attach",)`` — ``ensure_session_with_executor``: the model's ``begin_attach`` then
-  ``finish_attach`` (one runtime call does both), preceded by ``register`` when the session
-  is not registered (the call registers it first).
-* ``("crash",)`` — the process dies: its event loop is abandoned with every task in it (the
-  store handle is switched off first, so nothing the dying process does reaches the disk),
-  and a new process opens the same SQLite file. The model's ``("crash",)``; a later
-  ``("register",)`` recovers.
+* :class:`Attach` — ``ensure_session_with_executor``: the model's ``BeginAttach`` then
+  ``FinishAttach`` (one runtime call does both), preceded by ``Register`` when the session is
+  not registered (the call registers it first).
+* ``Crash()`` — the process dies: its event loop is abandoned with every task in it (the store
+  handle is switched off first, so nothing the dying process does reaches the disk), and a new
+  process opens the same SQLite file. A later ``Register()`` recovers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+from meerkat_model.action_record import action_record
 from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.actions import (
+    Accept,
+    AcceptInvalid,
+    AttachFailed,
+    BeginAttach,
+    BoundaryCommitFails,
+    Crash,
+    Destroy,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    FinishAttach,
+    Interrupt,
+    Recycle,
+    Register,
+    Reset,
+    Retire,
+    StartRun,
+    Stop,
+    TerminalSnapshotFails,
+    Unregister,
+    WriteFails,
+)
 from meerkat_model.session.machine import SessionMachine
 from meerkat_runtime.session.completion import CompletionHandle
 from meerkat_runtime.session.executor import RunResult
@@ -54,37 +76,38 @@ from meerkat_conformance.session.views import (
 
 T = TypeVar("T")
 
+
+@action_record("attach")
+class Attach(NamedTuple):
+    """``ensure_session_with_executor``: registers when needed, then attaches the runtime loop."""
+
+
 SESSION_ID = "conformance-session"
 RUNTIME_ID = canonical_runtime_id(SESSION_ID)
 WORKER = OwnershipConfig(owner_id="conformance-worker", renew_every_s=None)
 """Every simulated process is the same worker restarted (it takes the lease back at once), and
 renews nothing on its own."""
-ATTACH = ("attach",)
+ATTACH = Attach()
 _ACCEPT_OUTPUTS = frozenset({"accepted", "deduplicated", "rejected"})
 _CONTROL = {
-    "retire": "retire_runtime",
-    "reset": "reset_runtime",
-    "recycle": "recycle_runtime",
-    "stop": "stop_runtime",
-    "destroy": "destroy_runtime",
+    Retire: "retire_runtime",
+    Reset: "reset_runtime",
+    Recycle: "recycle_runtime",
+    Stop: "stop_runtime",
+    Destroy: "destroy_runtime",
 }
-_EXECUTOR_STEPS = frozenset(
-    {"executor_succeeded", "executor_failed", "boundary_commit_fails", "terminal_snapshot_fails"}
-)
-
-
-_AUTONOMOUS = frozenset({"start_run", "finish_attach", "attach_failed"})
+_AUTONOMOUS = (StartRun, FinishAttach, AttachFailed)
+_FAULTS = (WriteFails, BoundaryCommitFails, TerminalSnapshotFails)
 
 
 def harness_action(model_action: Hashable) -> Hashable | None:
-    """The harness action that makes the runtime perform ``model_action``: ``begin_attach``
-    is driven by ``("attach",)`` (which also finishes the attachment); ``start_run`` happens
-    only when the runtime's loop decides, and ``finish_attach`` / ``attach_failed`` are not
+    """The harness action that makes the runtime perform ``model_action``: ``BeginAttach``
+    is driven by ``Attach()`` (which also finishes the attachment); ``StartRun`` happens
+    only when the runtime's loop decides, and ``FinishAttach`` / ``AttachFailed`` are not
     separately drivable (``None``); everything else is itself."""
-    assert isinstance(model_action, tuple)
-    if model_action[0] == "begin_attach":
+    if type(model_action) is BeginAttach:
         return ATTACH
-    if model_action[0] in _AUTONOMOUS:
+    if isinstance(model_action, _AUTONOMOUS):
         return None
     return model_action
 
@@ -161,48 +184,50 @@ class SessionAdapter:
     # --- the adapter protocol -------------------------------------------------------------
 
     def model_actions(self, action: Hashable, model_state: Any) -> Sequence[Hashable]:
-        if action != ATTACH:
+        if type(action) is not Attach:
             return (action,)
         plan: list[Hashable] = []
         if model_state.memory is None:  # ensure_session_with_executor registers first
-            plan.append(("register",))
-            registered = self.machine.step(model_state, ("register",))
+            plan.append(Register())
+            registered = self.machine.step(model_state, Register())
             if not isinstance(registered, Stepped):
                 return plan
             model_state = registered.state
-        plan.append(("begin_attach",))
-        begin = self.machine.step(model_state, ("begin_attach",))
+        plan.append(BeginAttach())
+        begin = self.machine.step(model_state, BeginAttach())
         if isinstance(begin, Stepped) and begin.transition == "begin_attach":
-            plan.append(("finish_attach",))
+            plan.append(FinishAttach())
         return plan
 
     def autonomous(self) -> Sequence[Hashable]:
         process = self.process
         started = len(process.executor.applied) - process.runs_seen
         process.runs_seen = len(process.executor.applied)
-        return (("start_run",),) * started
+        return (StartRun(),) * started
 
     def overdue(self, model_state: Any) -> str | None:
-        if isinstance(self.machine.step(model_state, ("start_run",)), Stepped):
+        if isinstance(self.machine.step(model_state, StartRun()), Stepped):
             return "the model would start a run now, but the runtime's loop left the queued input waiting"
         return None
 
     def step_kind(self, action: Hashable) -> StepKind:
-        assert isinstance(action, tuple)
-        if action[0] == "crash":
+        if type(action) is Crash:
             return StepKind.CRASH
-        if action[0] in ("write_fails", "boundary_commit_fails", "terminal_snapshot_fails"):
+        if isinstance(action, _FAULTS):
             return StepKind.FAULT
         return StepKind.CALL
 
     def note(self, action: Hashable) -> str:
-        assert isinstance(action, tuple)
-        return {
-            "crash": "process dies",
-            "write_fails": "store write fails",
-            "boundary_commit_fails": "atomic_apply fails",
-            "terminal_snapshot_fails": "lifecycle commit fails",
-        }.get(action[0], "")
+        match action:
+            case Crash():
+                return "process dies"
+            case WriteFails():
+                return "store write fails"
+            case BoundaryCommitFails():
+                return "atomic_apply fails"
+            case TerminalSnapshotFails():
+                return "lifecycle commit fails"
+        return ""
 
     def fault_variants(self, action: Hashable) -> list[Hashable]:
         return []
@@ -213,14 +238,12 @@ class SessionAdapter:
         return Ok(_accept_value(result.outputs))
 
     def execute(self, action: Hashable) -> Outcome:
-        assert isinstance(action, tuple)
-        name = action[0]
-        if name == "crash":
+        if type(action) is Crash:
             return self._crash()
-        if name == "write_fails":
+        if type(action) is WriteFails:
             rules = fail_next_write(self.process.store)
             try:
-                return self._call(action[1])
+                return self._call(action.inner)
             finally:
                 disarm(self.process.store, rules)
         return self._call(action)
@@ -272,7 +295,7 @@ class SessionAdapter:
         self.process = _Process(self.disk, self.runtime_class)
         return Ok(())
 
-    def _call(self, action: tuple[Any, ...]) -> Outcome:
+    def _call(self, action: Hashable) -> Outcome:
         try:
             value = self._dispatch(action)
             self.process.settle()
@@ -281,35 +304,37 @@ class SessionAdapter:
             return _error(exc)
         return Ok(value)
 
-    def _dispatch(self, action: tuple[Any, ...]) -> tuple[Any, ...]:
-        name, args = action[0], action[1:]
+    def _dispatch(self, action: Hashable) -> tuple[Any, ...]:
+        """Make the runtime call ``action`` stands for; returns what a caller of
+        ``accept_input`` sees (nothing for the other calls)."""
         process = self.process
         runtime = process.runtime
-        if name == "register":
-            process.run(runtime.register_session(SESSION_ID))
-            return ()
-        if name == "attach":
-            process.run(runtime.ensure_session_with_executor(SESSION_ID, process.executor))
-            return ()
-        if name == "accept":
-            return self._accept(*args)
-        if name == "accept_invalid":
-            item = prompt("invalid", durability=Durability.DERIVED, input_id=runtime_input_id(args[0]))
-            outcome = process.run(runtime.accept_input(SESSION_ID, item))
-            if isinstance(outcome, AcceptRejected):
-                return (("rejected", args[0]),)
-            return (("not_rejected", type(outcome).__name__),)
-        if name in _CONTROL:
-            process.run(getattr(runtime, _CONTROL[name])(SESSION_ID))
-            return ()
-        if name == "interrupt":
-            process.run(runtime.interrupt_current_run(SESSION_ID))
-            return ()
-        if name == "unregister":
-            process.run(runtime.unregister_session(SESSION_ID))
-            return ()
-        if name in _EXECUTOR_STEPS:
-            return self._executor_step(name, args)
+        match action:
+            case Register():
+                process.run(runtime.register_session(SESSION_ID))
+                return ()
+            case Attach():
+                process.run(runtime.ensure_session_with_executor(SESSION_ID, process.executor))
+                return ()
+            case Accept(i, lane, idem, skey, coalesce, eph):
+                return self._accept(i, lane, idem, skey, coalesce, eph)
+            case AcceptInvalid(i):
+                item = prompt("invalid", durability=Durability.DERIVED, input_id=runtime_input_id(i))
+                outcome = process.run(runtime.accept_input(SESSION_ID, item))
+                if isinstance(outcome, AcceptRejected):
+                    return (("rejected", i),)
+                return (("not_rejected", type(outcome).__name__),)
+            case Retire() | Reset() | Recycle() | Stop() | Destroy():
+                process.run(getattr(runtime, _CONTROL[type(action)])(SESSION_ID))
+                return ()
+            case Interrupt():
+                process.run(runtime.interrupt_current_run(SESSION_ID))
+                return ()
+            case Unregister():
+                process.run(runtime.unregister_session(SESSION_ID))
+                return ()
+            case ExecutorSucceeded() | ExecutorFailed() | BoundaryCommitFails() | TerminalSnapshotFails():
+                return self._executor_step(action)
         raise ValueError(f"the session harness does not know action {action!r}")
 
     def _accept(self, i: int, lane: int, idem: int, skey: int, coalesce: int, eph: int) -> tuple[Any, ...]:
@@ -338,7 +363,9 @@ class SessionAdapter:
             return (("deduplicated", i, model_input_id(outcome.existing_id), handle is not None),)
         return (("rejected", i),)
 
-    def _executor_step(self, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _executor_step(
+        self, action: ExecutorSucceeded | ExecutorFailed | BoundaryCommitFails | TerminalSnapshotFails
+    ) -> tuple[Any, ...]:
         process = self.process
         if not process.run(process.runtime.contains_session(SESSION_ID)):
             raise _HarnessRefusal("session_not_found", "the session is not registered")
@@ -346,20 +373,21 @@ class SessionAdapter:
         if not executor.parked():
             raise _HarnessRefusal("not_ready", "no run is in flight (nothing is parked in the executor)")
         store = process.store
-        if name == "executor_succeeded":
-            executor.release(Succeed(RunResult("done") if args[0] else None))
-        elif name == "executor_failed":
-            executor.release(Fail())
-        elif name == "boundary_commit_fails":
-            rule = store.fail_next("atomic_apply")
-            executor.release(Succeed())
-            process.settle()
-            store.remove(rule)
-        else:
-            rule = store.fail_next("commit_machine_lifecycle")
-            executor.release(Fail())
-            process.settle()
-            store.remove(rule)
+        match action:
+            case ExecutorSucceeded(with_result):
+                executor.release(Succeed(RunResult("done") if with_result else None))
+            case ExecutorFailed():
+                executor.release(Fail())
+            case BoundaryCommitFails():
+                rule = store.fail_next("atomic_apply")
+                executor.release(Succeed())
+                process.settle()
+                store.remove(rule)
+            case TerminalSnapshotFails():
+                rule = store.fail_next("commit_machine_lifecycle")
+                executor.release(Fail())
+                process.settle()
+                store.remove(rule)
         return ()
 
 

@@ -12,11 +12,32 @@ from the SQLite file. The runtime's own run starts are applied to the model as t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, precondition, rule
 from meerkat_model.machine import Bounds
+from meerkat_model.session.actions import (
+    CONTROL,
+    Accept,
+    AcceptInvalid,
+    AttachFailed,
+    BeginAttach,
+    BoundaryCommitFails,
+    Crash,
+    Destroy,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    FinishAttach,
+    Interrupt,
+    Register,
+    SessionAction,
+    StartRun,
+    Stop,
+    TerminalSnapshotFails,
+    Unregister,
+    WriteFails,
+)
 from meerkat_model.session.machine import SessionMachine
 from meerkat_model.session.state import NO_ID, NO_KEY
 from meerkat_runtime.session.machine import MeerkatMachine
@@ -32,16 +53,10 @@ HYPOTHESIS_BOUNDS = Bounds({"inputs": 3})
 _KEYS = st.sampled_from([NO_KEY, 0])
 _FLAG = st.sampled_from([0, 1])
 _RARELY = st.integers(0, 3).map(lambda n: n == 3)
-_EXECUTOR_OUTCOMES = st.sampled_from(
-    [
-        ("executor_succeeded", 1),
-        ("executor_succeeded", 0),
-        ("executor_failed",),
-        ("boundary_commit_fails",),
-        ("terminal_snapshot_fails",),
-    ]
+_EXECUTOR_OUTCOMES: st.SearchStrategy[SessionAction] = st.sampled_from(
+    [ExecutorSucceeded(1), ExecutorSucceeded(0), ExecutorFailed(), BoundaryCommitFails(), TerminalSnapshotFails()]
 )
-_CONTROLS = st.sampled_from(["retire", "reset", "recycle", "stop", "destroy"])
+_CONTROLS: st.SearchStrategy[SessionAction] = st.sampled_from(CONTROL)
 
 
 class SessionLockstepMachine(LockstepStateMachine):
@@ -52,8 +67,8 @@ class SessionLockstepMachine(LockstepStateMachine):
     DISK: ClassVar[DiskKind] = "sqlite"
     RUNTIME_CLASS: ClassVar[type[MeerkatMachine]] = MeerkatMachine
     """The runtime under test (a subclass with a planted bug in ``tests/conformance``)."""
-    GUIDED_EXCLUDE = frozenset({"crash", "write_fails", "start_run", "begin_attach", "finish_attach", "attach_failed"})
-    GUIDED_LAST = ("register", "unregister", "destroy", "stop")
+    GUIDED_EXCLUDE = frozenset({Crash, WriteFails, StartRun, BeginAttach, FinishAttach, AttachFailed})
+    GUIDED_LAST = (Register, Unregister, Destroy, Stop)
 
     inputs = Bundle("inputs")
 
@@ -81,7 +96,7 @@ class SessionLockstepMachine(LockstepStateMachine):
 
     @rule(write_fails=_RARELY)
     def register(self, write_fails: bool) -> None:
-        self.act(with_failing_write(("register",), write_fails))
+        self.act(with_failing_write(Register(), write_fails, WriteFails))
 
     @rule()
     def attach(self) -> None:
@@ -91,7 +106,7 @@ class SessionLockstepMachine(LockstepStateMachine):
     @precondition(_registered)
     @rule()
     def unregister(self) -> None:
-        self.act(("unregister",))
+        self.act(Unregister())
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -101,7 +116,7 @@ class SessionLockstepMachine(LockstepStateMachine):
         i = self._fresh_id()
         assert i is not None
         coalesce = coalesce if skey != NO_KEY else 0
-        self.act(with_failing_write(("accept", i, lane, idem, skey, coalesce, ephemeral), write_fails))
+        self.act(with_failing_write(Accept(i, lane, idem, skey, coalesce, ephemeral), write_fails, WriteFails))
         return i
 
     @precondition(_has_fresh_id)
@@ -112,20 +127,20 @@ class SessionLockstepMachine(LockstepStateMachine):
         i = self._fresh_id()
         assert i is not None
         idem = attrs.idem if attrs is not None else NO_KEY
-        self.act(("accept", i, 0, idem, NO_KEY, 0, 0))
+        self.act(Accept(i, 0, idem, NO_KEY, 0, 0))
 
     @precondition(_has_fresh_id)
     @rule()
     def accept_invalid(self) -> None:
         i = self._fresh_id()
         assert i is not None
-        self.act(("accept_invalid", i))
+        self.act(AcceptInvalid(i))
 
     # --- the executor ---------------------------------------------------------------------
 
     @precondition(_run_in_flight)
     @rule(outcome=_EXECUTOR_OUTCOMES)
-    def executor_finishes(self, outcome: tuple[Any, ...]) -> None:
+    def executor_finishes(self, outcome: SessionAction) -> None:
         """The parked run ends: success (with or without a result), failure, or a success /
         failure whose durable commit fails. Until this rule fires the run is a slow one."""
         self.act(outcome)
@@ -133,16 +148,16 @@ class SessionLockstepMachine(LockstepStateMachine):
     @precondition(_registered)
     @rule(write_fails=_RARELY)
     def interrupt(self, write_fails: bool) -> None:
-        self.act(with_failing_write(("interrupt",), write_fails))
+        self.act(with_failing_write(Interrupt(), write_fails, WriteFails))
 
     # --- lifecycle control and crashes ----------------------------------------------------
 
-    @rule(name=_CONTROLS, write_fails=_RARELY)
-    def control(self, name: str, write_fails: bool) -> None:
-        self.act(with_failing_write((name,), write_fails))
+    @rule(operation=_CONTROLS, write_fails=_RARELY)
+    def control(self, operation: SessionAction, write_fails: bool) -> None:
+        self.act(with_failing_write(operation, write_fails, WriteFails))
 
     @precondition(_registered)
     @rule()
     def crash(self) -> None:
         """The process dies; nothing is shut down. A later ``register`` recovers."""
-        self.act(("crash",))
+        self.act(Crash())

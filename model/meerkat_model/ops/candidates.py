@@ -13,60 +13,101 @@ exhaustive verification does not need them, but a conformance run compares them 
 from __future__ import annotations
 
 from itertools import permutations
-from typing import Any
 
+from meerkat_model.action_record import action_name
+from meerkat_model.ops import payloads
+from meerkat_model.ops.actions import (
+    DURABLE_CALLS,
+    AbortProvisioning,
+    CancelOperation,
+    CollectCompleted,
+    CompleteOperation,
+    Crash,
+    DropWait,
+    FailOperation,
+    MarkRetired,
+    OpsAction,
+    PeerReady,
+    ProvisioningFailed,
+    ProvisioningSucceeded,
+    RegisterOperation,
+    RegisterWatcher,
+    ReportProgress,
+    RequestRetire,
+    TerminateOwner,
+    WaitAll,
+    WriteFails,
+)
 from meerkat_model.ops.bounds import OpsBounds
 from meerkat_model.ops.payloads import PayloadDomains
 from meerkat_model.ops.state import OpRecord, RegistryState
 from meerkat_model.vocab.statuses import OpKind, OpStatus
-
-Action = tuple[Any, ...]
 
 P, R, T = int(OpStatus.PROVISIONING), int(OpStatus.RUNNING), int(OpStatus.RETIRING)
 MOB = int(OpKind.MOB_MEMBER_CHILD)
 
 
 class CandidateActions:
-    """Precomputed action tuples for fixed bounds (actions are shared, not rebuilt per state)."""
+    """Precomputed action records for fixed bounds (shared by every state, never rebuilt)."""
 
     def __init__(self, bounds: OpsBounds, domains: PayloadDomains) -> None:
         self.bounds = bounds
         ids = range(bounds.ids)
         self.kinds = [int(OpKind.BACKGROUND_TOOL_OP), MOB][: bounds.kinds]
-        by = domains.by_outcome
-        results, errs = by[int(OpStatus.COMPLETED)], by[int(OpStatus.FAILED)]
-        reasons = by[int(OpStatus.CANCELLED)]
-        self.register = [[("register_operation", i, k) for k in self.kinds] for i in ids]
-        ending = [
-            [("provisioning_failed", i, e) for e in errs]
-            + [("fail_operation", i, e) for e in errs]
-            + [("cancel_operation", i, r) for r in reasons]
+        n = domains.n
+        results, errs, reasons = payloads.results(n), payloads.errors(n), payloads.reasons(n)
+        self.register = [[RegisterOperation(i, k) for k in self.kinds] for i in ids]
+        ending: list[list[OpsAction]] = [
+            [
+                *[ProvisioningFailed(i, e) for e in errs],
+                *[FailOperation(i, e) for e in errs],
+                *[CancelOperation(i, r) for r in reasons],
+            ]
             for i in ids
         ]
-        self.provisioning = [
-            [("provisioning_succeeded", i), *[("abort_provisioning", i, r) for r in reasons], *ending[i]] for i in ids
+        self.provisioning: list[list[OpsAction]] = [
+            [ProvisioningSucceeded(i), *[AbortProvisioning(i, r) for r in reasons], *ending[i]] for i in ids
         ]
-        self.live = [[*[("complete_operation", i, r) for r in results], ("mark_retired", i), *ending[i]] for i in ids]
-        self.retire = [("request_retire", i) for i in ids]
-        self.peer = [("peer_ready", i) for i in ids]
-        self.progress = [("report_progress", i) for i in ids]
-        self.watch = [("register_watcher", i) for i in ids]
-        self.terminate = [("terminate_owner", r) for r in by[int(OpStatus.TERMINATED)]]
-        self.waits: list[Action] = [("wait_all", ())]
+        self.live: list[list[OpsAction]] = [
+            [*[CompleteOperation(i, r) for r in results], MarkRetired(i), *ending[i]] for i in ids
+        ]
+        self.retire = [RequestRetire(i) for i in ids]
+        self.peer = [PeerReady(i) for i in ids]
+        self.progress = [ReportProgress(i) for i in ids]
+        self.watch = [RegisterWatcher(i) for i in ids]
+        self.terminate = [TerminateOwner(r) for r in payloads.terminate_reasons(n)]
+        self.collect = CollectCompleted()
+        self.drop_wait = DropWait()
+        self.crash = Crash()
+        self.waits: list[WaitAll] = [WaitAll(())]
         for size in range(1, bounds.ids + 1):
-            self.waits.extend(("wait_all", p) for p in permutations(ids, size))
-        self.every_transition = [
-            [*sorted(set(self.provisioning[i] + self.live[i])), self.retire[i], self.peer[i]] for i in ids
+            self.waits.extend(WaitAll(p) for p in permutations(ids, size))
+        self.duplicate_wait = WaitAll((0, 0))
+        self.every_transition: list[list[OpsAction]] = [
+            [*sorted(dict.fromkeys(self.provisioning[i] + self.live[i]), key=_by_name), self.retire[i], self.peer[i]]
+            for i in ids
         ]
-        self.durable = (
-            {a for i in ids for a in self.provisioning[i] + self.live[i] if a[0] != "provisioning_succeeded"}
-            | set(self.terminate)
-            | {("collect_completed",)}
-        )
+        shared: list[OpsAction] = [
+            *(a for per_id in self.register for a in per_id),
+            *(a for per_id in self.provisioning for a in per_id),
+            *(a for per_id in self.live for a in per_id),
+            *self.retire,
+            *self.peer,
+            *self.progress,
+            *self.watch,
+            *self.terminate,
+            self.collect,
+            self.drop_wait,
+            self.crash,
+            *self.waits,
+            self.duplicate_wait,
+        ]
+        self.write_fails = {a: WriteFails(a) for a in shared if type(a) in DURABLE_CALLS}
+        self._every = [*dict.fromkeys(shared), *self.write_fails.values()]
 
-    def enabled_actions(self, state: RegistryState) -> list[Action]:
+    def enabled_actions(self, state: RegistryState) -> list[OpsAction]:
         b = self.bounds
-        out: list[Action] = []
+        out: list[OpsAction] = []
         can_register = state.next_seq - 1 + state.active_count < b.sequences
         for i, rec in enumerate(state.ops):
             if not isinstance(rec, OpRecord):
@@ -90,24 +131,24 @@ class CandidateActions:
             if rec.watchers < b.watchers:
                 out.append(self.watch[i])
         out.extend(self.terminate)
-        out.append(("collect_completed",))
+        out.append(self.collect)
         if b.barrier:
             if state.barrier:
-                out.append(("drop_wait",))
+                out.append(self.drop_wait)
             else:
                 ops = state.ops
-                out.extend(a for a in self.waits if all(ops[j] for j in a[1]))
+                out.extend(a for a in self.waits if all(ops[j] for j in a.members))
         if b.crash:
-            out.append(("crash",))
+            out.append(self.crash)
         return out
 
-    def probe_actions(self, state: RegistryState) -> list[Action]:
+    def probe_actions(self, state: RegistryState) -> list[OpsAction]:
         """Every per-operation call on every id (rejected ones included), registrations of
         tracked ids, every wait request (a duplicate one included), ``drop_wait`` and ``crash``,
         then the write-failure variant of every call that may write. Data bounds still hold:
         a call that would grow a counter past its bound is not offered."""
         b = self.bounds
-        out: list[Action] = []
+        out: list[OpsAction] = []
         can_register = state.next_seq - 1 + state.active_count < b.sequences
         live = (R, T)
         for i, rec in enumerate(state.ops):
@@ -124,12 +165,22 @@ class CandidateActions:
             if rec.watchers < b.watchers or rec.status not in (P, R, T):
                 out.append(self.watch[i])
         out.extend(self.terminate)
-        out.append(("collect_completed",))
+        out.append(self.collect)
         if b.barrier:
             out.extend(self.waits)
-            out.append(("wait_all", (0, 0)))
-            out.append(("drop_wait",))
+            out.append(self.duplicate_wait)
+            out.append(self.drop_wait)
         if b.crash:
-            out.append(("crash",))
-        out.extend(("write_fails", a) for a in list(out) if a in self.durable)
+            out.append(self.crash)
+        write_fails = self.write_fails
+        out.extend([write_fails[a] for a in out if type(a) in DURABLE_CALLS])
         return out
+
+    def every_action(self) -> list[OpsAction]:
+        """Every action record these candidates hand out (each one once)."""
+        return self._every
+
+
+def _by_name(action: OpsAction) -> tuple[str, str]:
+    """Sort key of the per-operation calls: call name, then arguments."""
+    return action_name(action), repr(tuple(action))

@@ -1,32 +1,12 @@
 """``OpsMachine``: the reference model of the operation registry (seed 001 semantics, with
 the decisions of docs/semantics.md).
 
-Action vocabulary (hashable tuples; ids are model ints ``0 .. ids-1``; kinds are
-:class:`~meerkat_model.vocab.statuses.OpKind` values; payloads come from
-:mod:`meerkat_model.ops.payloads`):
-
-=============================================  ==========================================
-action                                         registry call
-=============================================  ==========================================
-``("register_operation", id, kind)``           ``register_operation(spec)``
-``("provisioning_succeeded", id)``             ``provisioning_succeeded(id)``
-``("provisioning_failed", id, error)``         ``provisioning_failed(id, error)``
-``("abort_provisioning", id, reason)``         ``abort_provisioning(id, reason)`` (reason may be None)
-``("peer_ready", id)``                         ``peer_ready(id, handle)``
-``("register_watcher", id)``                   ``register_watcher(id)``
-``("report_progress", id)``                    ``report_progress(id, ...)``
-``("complete_operation", id, result)``         ``complete_operation(id, result)``
-``("fail_operation", id, error)``              ``fail_operation(id, error)``
-``("cancel_operation", id, reason)``           ``cancel_operation(id, reason)``
-``("request_retire", id)``                     ``request_retire(id)``
-``("mark_retired", id)``                       ``mark_retired(id)``
-``("terminate_owner", reason)``                ``terminate_owner(reason)``
-``("collect_completed",)``                     ``collect_completed()``
-``("wait_all", (id, ...))``                    ``wait_all(ids)`` (begin, or resolve at once)
-``("drop_wait",)``                             the pending ``wait_all`` is dropped/cancelled
-``("crash",)``                                 process dies; ``from_recovered`` of the last write
-``("write_fails", inner)``                     ``inner`` with the durable write failing
-=============================================  ==========================================
+Actions are the records of :mod:`meerkat_model.ops.actions`, one per registry call
+(``CompleteOperation(op, result)`` stands for ``complete_operation(id, result)``), plus
+``DropWait`` (the pending ``wait_all`` is dropped), ``Crash`` (the process dies;
+``from_recovered`` of the last write) and ``WriteFails(inner)`` (``inner`` with the durable
+write failing). Ids are model ints ``0 .. ids-1``; payloads come from
+:mod:`meerkat_model.ops.payloads`.
 
 Outputs (``Stepped.outputs``), what an observer sees, in order: ``("returned", value)`` (the
 call's return value: ``None``, the terminated count, or collected ``((id, outcome), ...)``),
@@ -36,17 +16,40 @@ call's return value: ``None``, the terminated count, or collected ``((id, outcom
 ((id, outcome), ...))`` (the wait result, request order). An outcome is ``(kind, payload)``,
 e.g. ``("completed", "r1")`` or ``("cancelled", None)``.
 
-A ``write_fails`` variant behaves exactly like ``inner`` when ``inner`` is rejected or makes no
-durable write; otherwise it is ``Rejected("persistence_failed")`` and the state is unchanged.
+A ``WriteFails`` action behaves exactly like its ``inner`` action when ``inner`` is rejected or
+makes no durable write; otherwise it is ``Rejected("persistence_failed")`` and the state is
+unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
+from meerkat_model.action_record import action_name
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
 from meerkat_model.ops import steps
+from meerkat_model.ops.actions import (
+    AbortProvisioning,
+    CancelOperation,
+    CollectCompleted,
+    CompleteOperation,
+    Crash,
+    DropWait,
+    FailOperation,
+    MarkRetired,
+    OpsAction,
+    PeerReady,
+    ProvisioningFailed,
+    ProvisioningSucceeded,
+    RegisterOperation,
+    RegisterWatcher,
+    ReportProgress,
+    RequestRetire,
+    TerminateOwner,
+    WaitAll,
+    WriteFails,
+)
 from meerkat_model.ops.bounds import OpsBounds
 from meerkat_model.ops.candidates import CandidateActions
 from meerkat_model.ops.invariants import make_invariants
@@ -56,26 +59,11 @@ from meerkat_model.ops.state import OpRecord, RegistryState, empty_registry, is_
 from meerkat_model.ops.symmetry import Canonicalizer
 from meerkat_model.ops.transitions import ALL_TRANSITIONS
 from meerkat_model.vocab import rejections as rj
-from meerkat_model.vocab.statuses import OpStatus
 
-Action = tuple[Any, ...]
 Result = Stepped[RegistryState] | Rejected
 
-_ACTIVE = (int(OpStatus.PROVISIONING), int(OpStatus.RUNNING), int(OpStatus.RETIRING))
-_LIVE = (int(OpStatus.RUNNING), int(OpStatus.RETIRING))
-_TERMINAL_NAMES = frozenset(
-    {
-        "provisioning_failed",
-        "abort_provisioning",
-        "complete_operation",
-        "fail_operation",
-        "cancel_operation",
-        "mark_retired",
-    }
-)
 
-
-class OpsMachine:
+class OpsMachine(Machine[RegistryState, OpsAction]):
     """The operation registry as a finite machine under :class:`OpsBounds` (see module doc)."""
 
     name = "ops"
@@ -86,40 +74,69 @@ class OpsMachine:
         self.ctx = steps.Context(self.bounds, self.domains)
         self._canon = Canonicalizer(self.bounds.ids)
         self._invariants = make_invariants(self.bounds)
-        self._dispatch: dict[str, Callable[..., Result]] = {
-            "register_operation": steps.register_operation,
-            "provisioning_succeeded": steps.provisioning_succeeded,
-            "provisioning_failed": steps.provisioning_failed,
-            "abort_provisioning": steps.abort_provisioning,
-            "peer_ready": steps.peer_ready,
-            "register_watcher": steps.register_watcher,
-            "report_progress": steps.report_progress,
-            "complete_operation": steps.complete_operation,
-            "fail_operation": steps.fail_operation,
-            "cancel_operation": steps.cancel_operation,
-            "request_retire": steps.request_retire,
-            "mark_retired": steps.mark_retired,
-            "terminate_owner": steps.terminate_owner,
-            "collect_completed": steps.collect_completed,
-            "wait_all": steps.wait_all,
-            "drop_wait": steps.drop_wait,
-            "crash": steps.crash,
-        }
         self._candidates = CandidateActions(self.bounds, self.domains)
-        self._bound: dict[Action, Callable[[RegistryState], Result]] = {}
+        # The candidate actions are built once and shared by every state, so their step
+        # functions are bound once too, keyed by the record's identity (the candidates keep
+        # every keyed record alive); any other action is bound when it is stepped.
+        self._bound = {id(a): self.bind(a) for a in self._candidates.every_action()}
 
     # --- the Machine protocol -------------------------------------------------------------
 
     def initial_state(self) -> RegistryState:
         return empty_registry(self.bounds.ids)
 
-    def step(self, state: RegistryState, action: Action) -> Result:
-        bound = self._bound.get(action)
+    def step(self, state: RegistryState, action: OpsAction) -> Result:
+        """The registry call ``action`` on ``state``. A record from another machine (or not a
+        record at all) is a usage error (``ValueError``), as is an id outside the bounds or a
+        payload outside its domain."""
+        bound = self._bound.get(id(action))
         if bound is None:
-            bound = self._bind(action)
+            return self.bind(action)(state)
         return bound(state)
 
-    def actions(self, state: RegistryState) -> Iterable[Action]:
+    def bind(self, action: OpsAction) -> Callable[[RegistryState], Result]:
+        """The step function of ``action``: its registry call with the arguments bound."""
+        ctx = self.ctx
+        match action:
+            case RegisterOperation(op, kind):
+                return lambda state: steps.register_operation(ctx, state, op, kind)
+            case ProvisioningSucceeded(op):
+                return lambda state: steps.provisioning_succeeded(ctx, state, op)
+            case ProvisioningFailed(op, error):
+                return lambda state: steps.provisioning_failed(ctx, state, op, error)
+            case AbortProvisioning(op, reason):
+                return lambda state: steps.abort_provisioning(ctx, state, op, reason)
+            case PeerReady(op):
+                return lambda state: steps.peer_ready(ctx, state, op)
+            case RegisterWatcher(op):
+                return lambda state: steps.register_watcher(ctx, state, op)
+            case ReportProgress(op):
+                return lambda state: steps.report_progress(ctx, state, op)
+            case CompleteOperation(op, result):
+                return lambda state: steps.complete_operation(ctx, state, op, result)
+            case FailOperation(op, error):
+                return lambda state: steps.fail_operation(ctx, state, op, error)
+            case CancelOperation(op, reason):
+                return lambda state: steps.cancel_operation(ctx, state, op, reason)
+            case RequestRetire(op):
+                return lambda state: steps.request_retire(ctx, state, op)
+            case MarkRetired(op):
+                return lambda state: steps.mark_retired(ctx, state, op)
+            case TerminateOwner(reason):
+                return lambda state: steps.terminate_owner(ctx, state, reason)
+            case CollectCompleted():
+                return lambda state: steps.collect_completed(ctx, state)
+            case WaitAll(members):
+                return lambda state: steps.wait_all(ctx, state, members)
+            case DropWait():
+                return lambda state: steps.drop_wait(ctx, state)
+            case Crash():
+                return lambda state: steps.crash(ctx, state)
+            case WriteFails(inner):
+                return lambda state: self._step_with_failed_write(state, inner)
+        raise ValueError(f"unknown ops action {action!r}")
+
+    def actions(self, state: RegistryState) -> list[OpsAction]:
         """Calls worth trying in ``state`` under the bounds: every accepted call (including
         observable no-ops), plus rejected calls and write-failure variants when the ``probes``
         bound is set (see :mod:`meerkat_model.ops.candidates`)."""
@@ -127,7 +144,7 @@ class OpsMachine:
             return self._candidates.probe_actions(state)
         return self._candidates.enabled_actions(state)
 
-    def probe_actions(self, state: RegistryState) -> list[Action]:
+    def probe_actions(self, state: RegistryState) -> list[OpsAction]:
         """Every call worth comparing in ``state``, whatever the ``probes`` bound: the enabled
         ones, the ones the model rejects, and the write-failure variants of durable calls."""
         return self._candidates.probe_actions(state)
@@ -155,11 +172,12 @@ class OpsMachine:
     def describe(self, state: RegistryState) -> Mapping[str, Any]:
         return describe_state(state, self.domains)
 
-    def action_label(self, action: Action) -> str:
-        if action[0] == "write_fails":
-            return f"{self.action_label(action[1])} [write fails]"
-        args = ", ".join(repr(a) for a in action[1:])
-        return f"{action[0]}({args})"
+    def action_label(self, action: OpsAction) -> str:
+        """``complete_operation(0, 'r1')``; a failing write: ``<inner label> [write fails]``."""
+        if type(action) is WriteFails:
+            return f"{self.action_label(action.inner)} [write fails]"
+        args = ", ".join(repr(a) for a in action)
+        return f"{action_name(action)}({args})"
 
     # --- conformance ----------------------------------------------------------------------
 
@@ -169,38 +187,8 @@ class OpsMachine:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _bind(self, action: Action) -> Callable[[RegistryState], Result]:
-        """The step function of ``action`` with its arguments bound (cached per action)."""
-        name, args, ctx = action[0], action[1:], self.ctx
-        if name == "write_fails":
-            inner = action[1]
-
-            def failing(state: RegistryState) -> Result:
-                return self._step_with_failed_write(state, inner)
-
-            bound = failing
-        else:
-            fn = self._dispatch.get(name)
-            if fn is None:
-                raise ValueError(f"unknown ops action {action!r}")
-            if len(args) == 1:
-                (arg,) = args
-
-                def bound(state: RegistryState) -> Result:
-                    return fn(ctx, state, arg)
-            else:
-
-                def bound(state: RegistryState) -> Result:
-                    return fn(ctx, state, *args)
-
-        try:
-            self._bound[action] = bound
-        except TypeError:
-            raise ValueError(f"ops action {action!r} is not hashable") from None
-        return bound
-
-    def _step_with_failed_write(self, state: RegistryState, inner: Action) -> Result:
+    def _step_with_failed_write(self, state: RegistryState, inner: OpsAction) -> Result:
         result = self.step(state, inner)
         if steps.writes_durably(state, result):
-            return Rejected(rj.PERSISTENCE_FAILED, f"{inner[0]}: the store refused the durable write")
+            return Rejected(rj.PERSISTENCE_FAILED, f"{action_name(inner)}: the store refused the durable write")
         return result

@@ -23,12 +23,9 @@ def model_table(machine: str) -> Sequence[TransitionDecl]:
     return MACHINES[machine](Bounds()).transitions()
 
 
-def check_against_model(
-    encoding: SymbolicMachine, table: ModelTable | None = None, *, aligned: bool = True
-) -> ProofResult:
-    """``drift:<machine>``: the model's declared table equals the encoding's, row by row.
-    ``unknown`` when the model cannot be loaded, or when the encoding is not ``aligned`` with the
-    model's table yet (the differences are still listed)."""
+def check_against_model(encoding: SymbolicMachine, table: ModelTable | None = None) -> ProofResult:
+    """``drift:<machine>``: the model's declared table equals the encoding's, row by row; any
+    difference fails (the differences are listed). ``unknown`` when the model cannot be loaded."""
     t0 = time.perf_counter()
     try:
         decls = table() if table is not None else model_table(encoding.name)
@@ -42,13 +39,9 @@ def check_against_model(
             f"model table unavailable: {exc!r}",
         )
     diffs = differences(model_rows(decls), declared_rows(encoding))
-    status: ProofStatus = "proved"
-    if diffs:
-        status = "failed" if aligned else "unknown"
+    status: ProofStatus = "failed" if diffs else "proved"
     cex = {"kind": "transition tables differ", "differences": diffs} if diffs else None
     detail = f"{len(decls)} transition rows agree" if not diffs else f"{len(diffs)} difference(s)"
-    if diffs and not aligned:
-        detail += " (this encoding follows docs/semantics.md and is not aligned with the model's table)"
     return ProofResult(f"drift:{encoding.name}", encoding.name, status, time.perf_counter() - t0, cex, detail)
 
 

@@ -4,39 +4,15 @@ The state (``meerkat_model.session.state``) keeps memory and the store side by s
 and recovery are ordinary steps. Input ids are small ints ``0..inputs-1``; the harness maps them
 to runtime ids. Semantics: docs/semantics.md, "Session runtime".
 
-Action vocabulary (hashable tuples, first element the name) and the runtime call each stands for:
-
-====================================================  ==============================================
-action                                                runtime
-====================================================  ==============================================
-``("register",)``                                     ``register_session`` (recovers from the store)
-``("begin_attach",)``                                 ``ensure_session_with_executor`` claims the loop
-``("finish_attach",)``                                the loop is published (registration Active)
-``("attach_failed",)``                                spawning the loop failed; the claim is released
-``("accept", i, lane, idem, skey, coalesce, eph)``    ``accept_input`` of a new input ``i`` (with a
-                                                      completion handle): ``lane`` 0 queue / 1 steer;
-                                                      ``idem`` idempotency key or -1; ``skey``
-                                                      supersession key or -1; ``coalesce`` 1: coalesce
-                                                      instead of supersede; ``eph`` 1: ephemeral
-``("accept_invalid", i)``                             ``accept_input`` of an invalid input (a prompt
-                                                      with durability derived): outcome Rejected
-``("start_run",)``                                    the loop stages the next input, calls the executor
-``("executor_succeeded", with_result)``               the executor returns (``with_result`` 1: a result)
-``("executor_failed",)``                              the executor fails
-``("boundary_commit_fails",)``                        the executor succeeds; ``atomic_apply`` fails
-``("terminal_snapshot_fails",)``                      the executor fails; the lifecycle commit fails
-``("interrupt",)``                                    ``interrupt_current_run``
-``("retire",)`` ``("reset",)`` ``("recycle",)``         ``retire_runtime`` / ``reset_runtime`` /
-``("stop",)`` ``("destroy",)``                        ``recycle_runtime`` / ``stop_runtime`` /
-                                                      ``destroy_runtime``
-``("unregister",)``                                   ``unregister_session``
-``("crash",)``                                        the process dies (nothing shut down); follow
-                                                      with ``("register",)`` to recover
-``("write_fails", inner)``                            ``inner`` (accept, interrupt, a control
-                                                      operation, register) with the store's next
-                                                      write failing: ``durable_write_failed``,
-                                                      nothing changes
-====================================================  ==============================================
+Actions are the records of :mod:`meerkat_model.session.actions`, each standing for one runtime
+call or event: ``Register`` (``register_session``, recovering from the store), ``BeginAttach`` /
+``FinishAttach`` / ``AttachFailed`` (attaching the runtime loop), ``Accept(i, lane, idem, skey,
+coalesce, ephemeral)`` and ``AcceptInvalid(i)`` (``accept_input``), ``StartRun`` (the loop
+stages the next input), ``ExecutorSucceeded(with_result)`` / ``ExecutorFailed`` /
+``BoundaryCommitFails`` / ``TerminalSnapshotFails`` (how a run ends), ``Interrupt``, the control
+operations ``Retire`` / ``Reset`` / ``Recycle`` / ``Stop`` / ``Destroy``, ``Unregister``,
+``Crash`` (the process dies; a later ``Register`` recovers) and ``WriteFails(inner)`` (``inner``
+with the store's next write failing: ``durable_write_failed``, nothing changes).
 
 Outputs are tuples such as ``("accepted", i)``, ``("deduplicated", i, existing, has_handle)``,
 ``("rejected", i, reason)``, ``("staged", i, attempt)``, ``("consumed", i)``,
@@ -46,11 +22,36 @@ Outputs are tuples such as ``("accepted", i)``, ``("deduplicated", i, existing, 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from meerkat_model.machine import Bounds, Invariant, Rejected, Stepped, TransitionDecl
-from meerkat_model.session import admission, control, registration, runloop
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
+from meerkat_model.session import admission, control, registration, run_loop
+from meerkat_model.session.actions import (
+    CONTROL,
+    WRITES_WHEN_OK,
+    Accept,
+    AcceptInvalid,
+    AttachFailed,
+    BeginAttach,
+    BoundaryCommitFails,
+    Crash,
+    Destroy,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    FinishAttach,
+    Interrupt,
+    Recycle,
+    Register,
+    Reset,
+    Retire,
+    SessionAction,
+    StartRun,
+    Stop,
+    TerminalSnapshotFails,
+    Unregister,
+    WriteFails,
+)
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
 from meerkat_model.session.invariants import INVARIANTS
@@ -70,123 +71,180 @@ from meerkat_model.session.transitions import SESSION_TRANSITIONS
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
 
-Action = tuple[Any, ...]
 StepResult = Stepped[SessionState] | Rejected
 
-_CONTROL = (("retire",), ("reset",), ("recycle",), ("stop",), ("destroy",))
-_WRITES_WHEN_OK = frozenset({"accept", "interrupt", "retire", "reset", "recycle", "stop", "destroy", "register"})
+_AcceptChoice = tuple[int, Accept, tuple[SessionAction, ...]]
+"""Accepts of one fresh input with one idempotency key: the key, the single accept offered
+when the key deduplicates, and every accept (with its write-failure variant) offered otherwise."""
 
 
-class SessionMachine:
+def _refuse(detail: str) -> Callable[[SessionState], StepResult]:
+    refused = Rejected(rejections.VALIDATION_FAILED, detail)
+    return lambda state: refused
+
+
+class SessionMachine(Machine[SessionState, SessionAction]):
     """The session runtime under ``bounds`` (see ``meerkat_model.session.bounds``)."""
 
     name = "session"
 
     def __init__(self, bounds: Bounds | None = None) -> None:
         self.bounds = SessionBounds.from_bounds(bounds or Bounds())
+        b = self.bounds
+        # Every action is built once here and shared by every state.
+        register: tuple[SessionAction, ...] = (Register(),)
+        self._unregistered = (*register, WriteFails(Register())) if b.write_failures else register
+        self._accepts = [self._accept_choices(i) for i in range(b.inputs)]
+        self._invalid = [AcceptInvalid(i) for i in range(b.inputs)] if b.invalid else []
+        attach = (Register(), BeginAttach(), FinishAttach(), AttachFailed())
+        idle: list[SessionAction] = [StartRun()]
+        running: list[SessionAction] = [ExecutorSucceeded(1), ExecutorSucceeded(0)]
+        if b.failures:
+            running += [ExecutorFailed(), BoundaryCommitFails(), TerminalSnapshotFails()]
+        rest: list[SessionAction] = []
+        if b.interrupt:
+            idle.append(Interrupt())
+            running.append(Interrupt())
+            if b.write_failures:
+                running.append(WriteFails(Interrupt()))
+        if b.control:
+            for action in CONTROL:
+                rest.append(action)
+                if b.write_failures:
+                    rest.append(WriteFails(action))
+        if b.unregister:
+            rest.append(Unregister())
+        if b.crash:
+            rest.append(Crash())
+        self._idle_tail = (*attach, *idle, *rest)
+        self._running_tail = (*attach, *running, *rest)
+        shared: list[SessionAction] = [*self._unregistered, *self._invalid, *self._idle_tail, *self._running_tail]
+        for choices in self._accepts:
+            for _, deduplicated, accepts in choices:
+                shared += [deduplicated, *accepts]
+        # Every action is shared by every state, so its step function is bound once too,
+        # keyed by the record's identity (this machine keeps each keyed record alive); any
+        # other action is bound when it is stepped.
+        self._bound = {id(a): self.bind(a) for a in shared}
+
+    def _accept_choices(self, i: int) -> list[_AcceptChoice]:
+        b = self.bounds
+        lanes = (Lane.QUEUE, Lane.STEER) if b.steer else (Lane.QUEUE,)
+        skeys = (NO_KEY, *range(b.super_keys))
+        coalesces = (0, 1) if b.coalesce else (0,)
+        ephemerals = (0, 1) if b.ephemeral else (0,)
+        out: list[_AcceptChoice] = []
+        for idem in (NO_KEY, *range(b.idem_keys)):
+            fresh: list[SessionAction] = []
+            for lane in lanes:
+                for skey in skeys:
+                    for coalesce in coalesces if skey != NO_KEY else (0,):
+                        for eph in ephemerals:
+                            action = Accept(i, int(lane), idem, skey, coalesce, eph)
+                            fresh.append(action)
+                            if b.write_failures and idem == NO_KEY and skey == NO_KEY and not eph:
+                                fresh.append(WriteFails(action))
+            out.append((idem, Accept(i, int(Lane.QUEUE), idem, NO_KEY, 0, 0), tuple(fresh)))
+        return out
 
     # --- the protocol -------------------------------------------------------------------
 
     def initial_state(self) -> SessionState:
         return initial_state(self.bounds.inputs)
 
-    def actions(self, state: SessionState) -> Iterator[Action]:
-        b = self.bounds
+    def actions(self, state: SessionState) -> Sequence[SessionAction]:
+        """Every call worth trying in ``state`` (some are refused): accepts of the first input
+        id not used yet (one per idempotency key that deduplicates), then registration and
+        attachment, the run's start or its ends, interrupt, control, unregister, crash."""
         memory = state.memory
         if memory is None:
-            yield ("register",)
-            if b.write_failures:
-                yield ("write_fails", ("register",))
-            return
-        fresh = next((i for i, a in enumerate(state.attrs) if a is None), None)
-        if fresh is not None:
-            yield from self._accepts(state, fresh)
-            if b.invalid:
-                yield ("accept_invalid", fresh)
-        yield ("register",)
-        yield ("begin_attach",)
-        yield ("finish_attach",)
-        yield ("attach_failed",)
-        if memory.run == NO_ID:
-            yield ("start_run",)
-        else:
-            yield ("executor_succeeded", 1)
-            yield ("executor_succeeded", 0)
-            if b.failures:
-                yield ("executor_failed",)
-                yield ("boundary_commit_fails",)
-                yield ("terminal_snapshot_fails",)
-        if b.interrupt:
-            yield ("interrupt",)
-            if b.write_failures and memory.run != NO_ID:
-                yield ("write_fails", ("interrupt",))
-        if b.control:
-            for action in _CONTROL:
-                yield action
-                if b.write_failures:
-                    yield ("write_fails", action)
-        if b.unregister:
-            yield ("unregister",)
-        if b.crash:
-            yield ("crash",)
+            return self._unregistered
+        out: list[SessionAction] = []
+        attrs = state.attrs
+        if None in attrs:
+            fresh = attrs.index(None)
+            for idem, deduplicated, accepts in self._accepts[fresh]:
+                if deduplicating_input(state, idem) is not None:
+                    out.append(deduplicated)
+                else:
+                    out.extend(accepts)
+            if self._invalid:
+                out.append(self._invalid[fresh])
+        out.extend(self._idle_tail if memory.run == NO_ID else self._running_tail)
+        return out
 
-    def _accepts(self, state: SessionState, i: int) -> Iterator[Action]:
-        b = self.bounds
-        lanes = (Lane.QUEUE, Lane.STEER) if b.steer else (Lane.QUEUE,)
-        idems = (NO_KEY, *range(b.idem_keys))
-        skeys = (NO_KEY, *range(b.super_keys))
-        coalesces = (0, 1) if b.coalesce else (0,)
-        ephemerals = (0, 1) if b.ephemeral else (0,)
-        for idem in idems:
-            if deduplicating_input(state, idem) is not None:
-                yield ("accept", i, int(Lane.QUEUE), idem, NO_KEY, 0, 0)
-                continue
-            for lane in lanes:
-                for skey in skeys:
-                    for coalesce in coalesces if skey != NO_KEY else (0,):
-                        for eph in ephemerals:
-                            action = ("accept", i, int(lane), idem, skey, coalesce, eph)
-                            yield action
-                            if b.write_failures and idem == NO_KEY and skey == NO_KEY and not eph:
-                                yield ("write_fails", action)
-
-    def step(self, state: SessionState, action: Action) -> StepResult:
-        if not isinstance(action, tuple) or not action:
-            return Rejected(rejections.VALIDATION_FAILED, f"not an action: {action!r}")
-        if action[0] == "write_fails":
-            if len(action) != 2 or not isinstance(action[1], tuple) or not action[1]:
-                return Rejected(rejections.VALIDATION_FAILED, f"malformed write_fails action: {action!r}")
-            inner = action[1]
-            if inner[0] not in _WRITES_WHEN_OK:
-                return Rejected(rejections.VALIDATION_FAILED, f"{inner[0]!r} has no store write to fail")
-            return self._dispatch(state, inner, write_ok=False)
-        result = self._dispatch(state, action, write_ok=True)
+    def step(self, state: SessionState, action: SessionAction) -> StepResult:
+        """The runtime call ``action`` on ``state``; anything that is not a session action, or a
+        malformed one, is refused with ``validation_failed``."""
+        call = self._bound.get(id(action))
+        if call is None:
+            call = self.bind(action)
+        result = call(state)
         if isinstance(result, Stepped) and result.state is not state:
             return Stepped(forget_spent_attributes(result.state), result.outputs, result.transition)
         return result
 
-    def _dispatch(self, state: SessionState, action: Action, *, write_ok: bool) -> StepResult:
-        name, args = action[0], action[1:]
-        try:
-            if name == "accept":
-                i, lane, idem, skey, coalesce, eph = args
-                attrs = Attrs(Lane(lane), int(idem), int(skey), bool(eph))
-                return admission.accept(state, int(i), attrs, bool(coalesce), write_ok=write_ok)
-            if name == "accept_invalid":
-                (i,) = args
-                return admission.accept_invalid(state, int(i))
-            if name == "executor_succeeded":
-                (with_result,) = args
-                return runloop.executor_succeeded(state, bool(with_result))
-        except (TypeError, ValueError) as exc:
-            return Rejected(rejections.VALIDATION_FAILED, f"malformed {name} action {action!r}: {exc}")
-        if args:
-            return Rejected(rejections.VALIDATION_FAILED, f"{name} takes no arguments: {action!r}")
-        if name in _WITH_WRITE:
-            return _WITH_WRITE[name](state, write_ok=write_ok)
-        if name in _PLAIN:
-            return _PLAIN[name](state)
-        return Rejected(rejections.VALIDATION_FAILED, f"unknown action {name!r}")
+    def bind(self, action: SessionAction, *, write_ok: bool = True) -> Callable[[SessionState], StepResult]:
+        """The step function of ``action`` (with the store's next write failing unless
+        ``write_ok``), before the spent attributes are forgotten."""
+        match action:
+            case Accept(i, lane, idem, skey, coalesce, eph):
+                try:
+                    attrs = Attrs(Lane(lane), int(idem), int(skey), bool(eph))
+                    index, coalescing = int(i), bool(coalesce)
+                except (TypeError, ValueError) as exc:
+                    return _refuse(f"malformed accept action {action!r}: {exc}")
+
+                def accept(state: SessionState) -> StepResult:
+                    return admission.accept(state, index, attrs, coalescing, write_ok=write_ok)
+
+                return accept
+            case AcceptInvalid(i):
+                try:
+                    invalid = int(i)
+                except (TypeError, ValueError) as exc:
+                    return _refuse(f"malformed accept_invalid action {action!r}: {exc}")
+                return lambda state: admission.accept_invalid(state, invalid)
+            case Register():
+                return lambda state: registration.register(state, write_ok=write_ok)
+            case BeginAttach():
+                return registration.begin_attach
+            case FinishAttach():
+                return registration.finish_attach
+            case AttachFailed():
+                return registration.attach_failed
+            case StartRun():
+                return run_loop.start_run
+            case ExecutorSucceeded(with_result):
+                result = bool(with_result)
+                return lambda state: run_loop.executor_succeeded(state, result)
+            case ExecutorFailed():
+                return run_loop.executor_failed
+            case BoundaryCommitFails():
+                return run_loop.boundary_commit_fails
+            case TerminalSnapshotFails():
+                return run_loop.terminal_snapshot_fails
+            case Interrupt():
+                return lambda state: run_loop.interrupt(state, write_ok=write_ok)
+            case Retire():
+                return lambda state: control.retire(state, write_ok=write_ok)
+            case Reset():
+                return lambda state: control.reset(state, write_ok=write_ok)
+            case Recycle():
+                return lambda state: control.recycle(state, write_ok=write_ok)
+            case Stop():
+                return lambda state: control.stop(state, write_ok=write_ok)
+            case Destroy():
+                return lambda state: control.destroy(state, write_ok=write_ok)
+            case Unregister():
+                return registration.unregister
+            case Crash():
+                return registration.crash
+            case WriteFails(inner):
+                if type(inner) not in WRITES_WHEN_OK:
+                    return _refuse(f"{inner!r} has no store write to fail")
+                return self.bind(inner, write_ok=False)
+        return _refuse(f"not a session action: {action!r}")
 
     def invariants(self) -> Sequence[Invariant[SessionState]]:
         return INVARIANTS
@@ -219,7 +277,7 @@ class SessionMachine:
     def describe(self, state: SessionState) -> Mapping[str, Any]:
         return describe(state)
 
-    def action_label(self, action: Hashable) -> str:
+    def action_label(self, action: SessionAction) -> str:
         return action_label(action)
 
     # --- for the conformance harness ------------------------------------------------------
@@ -227,26 +285,3 @@ class SessionMachine:
     def observe(self, state: SessionState) -> dict[str, Any]:
         """Plain data comparable with what the runtime exposes (see ``meerkat_model.session.observe``)."""
         return observe(state)
-
-
-_WITH_WRITE = {
-    "interrupt": runloop.interrupt,
-    "retire": control.retire,
-    "reset": control.reset,
-    "recycle": control.recycle,
-    "stop": control.stop,
-    "destroy": control.destroy,
-    "register": registration.register,
-}
-
-_PLAIN = {
-    "begin_attach": registration.begin_attach,
-    "finish_attach": registration.finish_attach,
-    "attach_failed": registration.attach_failed,
-    "unregister": registration.unregister,
-    "crash": registration.crash,
-    "start_run": runloop.start_run,
-    "executor_failed": runloop.executor_failed,
-    "boundary_commit_fails": runloop.boundary_commit_fails,
-    "terminal_snapshot_fails": runloop.terminal_snapshot_fails,
-}

@@ -20,9 +20,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
+from meerkat_model.action_record import action_name
+from meerkat_model.session.actions import Accept, SessionAction, WriteFails
 from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Row, SessionState, Waiter
 from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
@@ -123,14 +124,12 @@ def _attrs_label(lane: int, idem: int, skey: int, ephemeral: bool) -> str:
     return ",".join(parts)
 
 
-def action_label(action: Hashable) -> str:
-    """``name(args)``; accept spells out its attributes."""
-    assert isinstance(action, tuple) and action and isinstance(action[0], str)
-    name = action[0]
-    if name == "accept":
-        _, i, lane, idem, skey, coalesce, ephemeral = action
+def action_label(action: SessionAction) -> str:
+    """``name(args)``; accept spells out its attributes; a failing write: ``write_fails[<inner>]``."""
+    if type(action) is Accept:
+        i, lane, idem, skey, coalesce, ephemeral = action
         extra = ",coalesce" if coalesce else ""
         return f"accept({i}:{_attrs_label(lane, idem, skey, bool(ephemeral))}{extra})"
-    if name == "write_fails":
-        return f"write_fails[{action_label(action[1])}]"
-    return f"{name}({', '.join(str(a) for a in action[1:])})"
+    if type(action) is WriteFails:
+        return f"write_fails[{action_label(action.inner)}]"
+    return f"{action_name(action)}({', '.join(str(a) for a in action)})"

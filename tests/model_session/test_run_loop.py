@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from meerkat_model.session.actions import (
+    BoundaryCommitFails,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    Interrupt,
+    Register,
+    Retire,
+    StartRun,
+    TerminalSnapshotFails,
+)
 from meerkat_model.session.state import Waiter
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
@@ -12,14 +22,14 @@ from .helpers import STEER, accept, attached, machine, phase, registered, reject
 def test_no_run_without_an_attached_loop() -> None:
     m = machine()
     state = run(m, registered(m), accept(0))
-    assert rejected(m, state, ("start_run",)).kind == rejections.NOT_READY
+    assert rejected(m, state, StartRun()).kind == rejections.NOT_READY
     assert m.obligations(state) == ["handle of input 0 is pending"]
 
 
 def test_steer_lane_is_drained_first() -> None:
     m = machine()
     state = run(m, attached(m), accept(0), accept(1, lane=STEER))
-    result = stepped(m, state, ("start_run",))
+    result = stepped(m, state, StartRun())
     assert result.outputs == (("staged", 1, 1),)
     assert result.state.memory is not None
     assert result.state.memory.run == 1
@@ -30,14 +40,14 @@ def test_steer_lane_is_drained_first() -> None:
 def test_staging_is_not_written() -> None:
     m = machine()
     before = run(m, attached(m), accept(0))
-    after = run(m, before, ("start_run",))
+    after = run(m, before, StartRun())
     assert after.durable == before.durable
 
 
 def test_success_consumes_with_one_boundary_commit() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), ("start_run",))
-    result = stepped(m, state, ("executor_succeeded", 1))
+    state = run(m, attached(m), accept(0), StartRun())
+    result = stepped(m, state, ExecutorSucceeded(1))
     after = result.state
     assert phase(after, 0) is InputPhase.CONSUMED
     assert stored_phase(after, 0) is InputPhase.CONSUMED
@@ -49,14 +59,14 @@ def test_success_consumes_with_one_boundary_commit() -> None:
 
 def test_success_without_result() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), ("start_run",), ("executor_succeeded", 0))
+    state = run(m, attached(m), accept(0), StartRun(), ExecutorSucceeded(0))
     assert state.waiters[0] is Waiter.COMPLETED_WITHOUT_RESULT
 
 
 def test_failure_requeues_at_the_back_and_keeps_draining() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), accept(1), ("start_run",))
-    result = stepped(m, state, ("executor_failed",))
+    state = run(m, attached(m), accept(0), accept(1), StartRun())
+    result = stepped(m, state, ExecutorFailed())
     after = result.state
     assert after.memory is not None
     assert after.memory.queue == (1, 0)
@@ -64,18 +74,18 @@ def test_failure_requeues_at_the_back_and_keeps_draining() -> None:
     assert after.waiters[0] is Waiter.PENDING
     assert after.durable.queue == (1, 0)
     assert after.durable.rows[0] is not None and after.durable.rows[0].attempts == 1
-    assert stepped(m, after, ("start_run",)).outputs == (("staged", 1, 1),)
+    assert stepped(m, after, StartRun()).outputs == (("staged", 1, 1),)
 
 
 def test_abandoned_after_three_failed_attempts() -> None:
     m = machine()
     state = run(m, attached(m), accept(0))
     for attempt in (1, 2):
-        state = run(m, state, ("start_run",), ("executor_failed",))
+        state = run(m, state, StartRun(), ExecutorFailed())
         assert phase(state, 0) is InputPhase.QUEUED
         assert state.memory is not None and state.memory.rows[0] is not None
         assert state.memory.rows[0].attempts == attempt
-    result = stepped(m, run(m, state, ("start_run",)), ("executor_failed",))
+    result = stepped(m, run(m, state, StartRun()), ExecutorFailed())
     row = result.state.memory.rows[0] if result.state.memory else None
     assert row is not None and row.phase is InputPhase.ABANDONED
     assert row.reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED and row.attempts == 3
@@ -86,8 +96,8 @@ def test_abandoned_after_three_failed_attempts() -> None:
 
 def test_boundary_commit_failure_unwinds_to_what_is_stored() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), accept(1), ("start_run",))
-    result = stepped(m, state, ("boundary_commit_fails",))
+    state = run(m, attached(m), accept(0), accept(1), StartRun())
+    result = stepped(m, state, BoundaryCommitFails())
     after = result.state
     assert after.memory is not None
     assert phase(after, 0) is InputPhase.QUEUED
@@ -102,19 +112,19 @@ def test_boundary_commit_failure_unwinds_to_what_is_stored() -> None:
 
 def test_terminal_snapshot_failure_unregisters_and_stores_nothing() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), ("start_run",))
-    result = stepped(m, state, ("terminal_snapshot_fails",))
+    state = run(m, attached(m), accept(0), StartRun())
+    result = stepped(m, state, TerminalSnapshotFails())
     assert result.state.memory is None
     assert result.state.durable == state.durable
     assert result.state.waiters[0] is Waiter.TERMINATED_UNREGISTERED
-    recovered = run(m, result.state, ("register",))
+    recovered = run(m, result.state, Register())
     assert phase(recovered, 0) is InputPhase.QUEUED
 
 
 def test_interrupt_cancels_the_run() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), ("start_run",))
-    result = stepped(m, state, ("interrupt",))
+    state = run(m, attached(m), accept(0), StartRun())
+    result = stepped(m, state, Interrupt())
     row = result.state.memory.rows[0] if result.state.memory else None
     assert row is not None and row.phase is InputPhase.ABANDONED and row.reason == AbandonKind.CANCELLED
     assert result.state.waiters[0] is Waiter.CANCELLED
@@ -125,17 +135,17 @@ def test_interrupt_cancels_the_run() -> None:
 def test_interrupt_without_a_run_is_a_no_op() -> None:
     m = machine()
     state = attached(m)
-    result = stepped(m, state, ("interrupt",))
+    result = stepped(m, state, Interrupt())
     assert result.state == state and result.transition == "interrupt_noop"
 
 
 def test_retired_runtime_drains_and_stays_retired() -> None:
     m = machine()
-    state = run(m, attached(m), accept(0), accept(1), ("start_run",), ("retire",))
+    state = run(m, attached(m), accept(0), accept(1), StartRun(), Retire())
     assert state.memory is not None and state.memory.phase is RuntimePhase.RETIRED
     assert stored_phase(state, 0) is InputPhase.STAGED
-    result = stepped(m, state, ("executor_succeeded", 1))
+    result = stepped(m, state, ExecutorSucceeded(1))
     assert result.transition == "executor_succeeded_retired"
-    drained = run(m, result.state, ("start_run",), ("executor_succeeded", 1))
+    drained = run(m, result.state, StartRun(), ExecutorSucceeded(1))
     assert drained.memory is not None and drained.memory.phase is RuntimePhase.RETIRED
     assert phase(drained, 1) is InputPhase.CONSUMED

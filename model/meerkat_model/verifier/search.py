@@ -1,0 +1,386 @@
+"""The breadth-first search core shared by the sequential and the parallel explorer.
+
+A :class:`Partition` is the part of the state space one worker owns: the (canonical) states
+with ``hash(state) % n == me``. The sequential search is the single partition of ``n == 1``;
+the parallel search (:mod:`meerkat_model.verifier.parallel`) runs ``n`` of them in forked
+processes and exchanges the states each discovers for the others between levels. Either way
+the successors of a state are computed in one place, :meth:`Partition.expand` (the only caller
+of ``step``, ``canonical`` and ``obligations``), and every new state is checked in one place,
+:meth:`Partition.add` (the only caller of the invariants).
+
+* **Known states.** One dict ``known`` maps a canonical state either to its local index (owned
+  here) or to a negative *remote reference* ``-1 - (slot * n + owner)`` (owned elsewhere, queued
+  for its owner once; later hits are plain dict hits).
+* **Records.** States, depths, parents (as global ids ``local * n + owner``) and the edges,
+  column-wise: target reference, action, transition, with the source of each run of edges in
+  ``expanded`` and the run's end in ``ends``.
+* **Assembly.** :func:`assemble` numbers the states of every partition level by level (partition
+  by partition inside a level), so indexes are in breadth-first order with the initial state at
+  0, and rebuilds ``parents`` and the ``(source, target, action, transition)`` edge records with
+  these indexes, in order of source index (each source's edges in ``machine.actions`` order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import operator
+import pickle
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain, repeat
+from typing import Any
+
+from meerkat_model.machine import Machine, Stepped
+from meerkat_model.verifier.exploration import Coverage, Edge, Exploration, Violation
+
+PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+Tick = Callable[[int, int], None]
+"""Called as ``tick(states, frontier)`` every ``tick_every`` new states (sequential progress)."""
+
+ARRAYS = ("depths", "parents")
+"""The integer records of a partition, in the order ``final_arrays`` hands them over."""
+LISTS = ("state_list", "edst", "eact", "etr", "expanded", "ends", "inbox")
+"""The bulky records of a partition, in the order :meth:`Partition.final_lists` gives them."""
+
+Merged = tuple[Sequence[Sequence[int]], list[Any], list[int], list[int], list[Edge]]
+"""Final index of each partition's local states, and the global states, depths, parents and edges."""
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a search (states are acyclic tuples; collecting
+    the millions a search builds is wasted work), restoring it afterwards.
+
+    Everything allocated meanwhile would sit in the youngest generation and be scanned by the
+    first collection after the pause, and again on its way to the oldest; it lives as long as
+    the exploration, so it is moved to the oldest generation unscanned (``freeze`` then
+    ``unfreeze``), where a full collection still finds any cycle."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+class Partition:
+    """The part of the search one worker owns (see the module doc); ``n == 1`` is the whole
+    sequential search."""
+
+    def __init__(
+        self,
+        machine: Machine[Any, Any],
+        symmetry: bool,
+        me: int,
+        n: int,
+        max_states: int | None,
+        *,
+        tick: Tick | None = None,
+        tick_every: int = 0,
+    ) -> None:
+        self.machine = machine
+        self.canon = machine.canonical if symmetry else None
+        self.me, self.n = me, n
+        self.max_states = max_states
+        self.tick, self.tick_every = tick, tick_every
+        self.checks = [(inv.name, inv.check) for inv in machine.invariants()]
+        self.known: dict[Any, int] = {}
+        self.states: list[Any] = []
+        self.depths = array("q")
+        self.parents = array("q")  # global ids (local * n + owner) of the parents; -1: initial
+        self.frontier: list[int] = []
+        self.next_frontier: list[int] = []
+        self.out_states: list[list[Any]] = [[] for _ in range(n)]
+        self.out_parents: list[array[int]] = [array("q") for _ in range(n)]
+        self.sent = [0] * n  # slots used so far per destination
+        self.inbox: list[array[int]] = [array("q") for _ in range(n)]  # per sender: slot -> local index
+        self.edst: list[int] = []
+        self.eact: list[Any] = []
+        self.etr: list[str] = []
+        self.expanded: list[int] = []
+        self.ends: list[int] = []
+        self.level_starts: list[int] = []  # len(expanded) at the start of each level
+        self.violations: dict[str, tuple[str, int, int]] = {}  # name -> (message, local index, depth)
+        self.stuck: list[int] = []
+        self.stopped = False
+        self.level = 0
+        self.before = (0, 0)
+        init = machine.initial_state()
+        if self.canon is not None:
+            init = self.canon(init)
+        if n == 1 or hash(init) % n == me:
+            self.add(init, -1)
+            self.frontier, self.next_frontier = self.next_frontier, []
+
+    def add(self, state: Any, parent: int) -> int:
+        """Store a new owned ``state`` at depth ``level + 1`` (0 for the initial state, whose
+        ``parent`` is -1) and check every invariant on it; a state that violates one is recorded
+        (the first per invariant) and not expanded. Returns its local index."""
+        i = len(self.states)
+        self.known[state] = i
+        self.states.append(state)
+        depth = self.level + 1 if parent >= 0 else 0
+        self.depths.append(depth)
+        self.parents.append(parent)
+        ok = True
+        for name, holds in self.checks:
+            message = holds(state)
+            if message is not None:
+                ok = False
+                if name not in self.violations:
+                    self.violations[name] = (message, i, depth)
+        if ok:
+            self.next_frontier.append(i)
+        if self.tick is not None and i and i % self.tick_every == 0:
+            self.tick(i + 1, len(self.next_frontier))
+        return i
+
+    def expand(self) -> None:
+        """Expand the frontier of the current level: every action of every frontier state is
+        stepped; each successor is canonicalised, looked up, and added (owned here) or queued
+        for its owner when new; every step taken is recorded as an edge."""
+        machine, canon, me, n = self.machine, self.canon, self.me, self.n
+        step, actions, obligations = machine.step, machine.actions, machine.obligations
+        known, states, add = self.known, self.states, self.add
+        out_states, out_parents, sent = self.out_states, self.out_parents, self.sent
+        edst_list = self.edst
+        edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
+        expanded, ends = self.expanded.append, self.ends.append
+        limit = self.max_states
+        self.level_starts.append(len(self.expanded))
+        self.before = (len(states), len(self.frontier))
+        for src in self.frontier:
+            state = states[src]
+            moved = False
+            for action in actions(state):
+                result = step(state, action)
+                if not isinstance(result, Stepped):
+                    continue
+                succ = result.state
+                if not moved and succ != state:
+                    moved = True
+                dst = known.get(succ)
+                # a stored state is canonical, so a hit needs no canonicalisation
+                if dst is None and canon is not None:
+                    representative = canon(succ)
+                    if representative is not succ:
+                        succ = representative
+                        dst = known.get(succ)
+                if dst is None:
+                    owner = hash(succ) % n if n > 1 else me
+                    if owner == me:
+                        dst = add(succ, src * n + me)
+                    else:
+                        slot = sent[owner]
+                        sent[owner] = slot + 1
+                        dst = -1 - (slot * n + owner)
+                        known[succ] = dst
+                        out_states[owner].append(succ)
+                        out_parents[owner].append(src * n + me)
+                edst(dst)
+                eact(action)
+                etr(result.transition)
+            expanded(src)
+            ends(len(edst_list))
+            if not moved and obligations(state):
+                self.stuck.append(src)
+            if limit is not None and len(states) + sum(sent) >= limit:
+                self.stopped = True
+                break
+
+    def outgoing(self) -> list[tuple[int, bytes]]:
+        """This level's batches for the other partitions, pickled; the queues are emptied."""
+        out = []
+        for dest in range(self.n):
+            if self.out_states[dest]:
+                out.append((dest, pickle.dumps((self.out_states[dest], self.out_parents[dest]), PICKLE_PROTOCOL)))
+                self.out_states[dest] = []
+                self.out_parents[dest] = array("q")
+        return out
+
+    def receive(self, sender: int, payload: bytes) -> None:
+        """Add the states another partition discovered for this one (those not known yet)."""
+        batch_states, batch_parents = pickle.loads(payload)
+        known, add, slots = self.known, self.add, self.inbox[sender].append
+        for state, parent in zip(batch_states, batch_parents, strict=True):
+            i = known.get(state)
+            if i is None:
+                i = add(state, parent)
+            slots(i)
+
+    def finish_level(self) -> None:
+        self.frontier, self.next_frontier = self.next_frontier, []
+        self.level += 1
+
+    def final_lists(self) -> tuple[Any, ...]:
+        """The bulky results, in ``LISTS`` order."""
+        return (self.states, self.edst, self.eact, self.etr, self.expanded, self.ends, self.inbox)
+
+    def report(self) -> tuple[int, int, int, bool]:
+        """States known when this level started, the frontier it expanded, the states
+        discovered locally since, and whether ``max_states`` stopped the expansion."""
+        states, frontier = self.before
+        return states, frontier, len(self.next_frontier), self.stopped
+
+    def final_header(self) -> dict[str, Any]:
+        return {
+            "states": len(self.states),
+            "violations": self.violations,
+            "stuck": self.stuck,
+            "level_starts": self.level_starts,
+            "stopped": self.stopped,
+        }
+
+    def result(self) -> dict[str, Any]:
+        """Everything :func:`assemble` needs from this partition, in this process."""
+        header = self.final_header()
+        header.update(zip(LISTS, self.final_lists(), strict=True))
+        for name in ARRAYS:
+            header[name] = getattr(self, name)
+        return header
+
+
+def search_sequential(
+    machine: Machine[Any, Any],
+    *,
+    symmetry: bool,
+    max_states: int | None,
+    elapsed: Callable[[], float],
+    tick: Tick | None = None,
+    tick_every: int = 0,
+) -> Exploration:
+    """The whole search in this process: one partition, expanded level by level."""
+    part = Partition(machine, symmetry, 0, 1, max_states, tick=tick, tick_every=tick_every)
+    while part.frontier:
+        part.expand()
+        part.finish_level()
+        if part.stopped:
+            break
+    return assemble(machine, symmetry, 1, [part.result()], elapsed, complete=not part.stopped, index=part.known)
+
+
+def assemble(
+    machine: Machine[Any, Any],
+    symmetry: bool,
+    n: int,
+    parts: list[dict[str, Any]],
+    elapsed: Callable[[], float],
+    *,
+    complete: bool,
+    index: dict[Any, int] | None = None,
+) -> Exploration:
+    """Number the states of every partition level by level and rebuild the global records
+    (see the module doc). ``index`` (state -> final index) is kept when the caller has it."""
+    if n == 1:
+        finals, state_list, depths_out, parents_out, edges = _single(parts[0])
+    else:
+        finals, state_list, depths_out, parents_out, edges = _merge(parts, n)
+    invariant_names = tuple(inv.name for inv in machine.invariants())
+    firsts: dict[str, tuple[int, int, str]] = {}
+    for w, p in enumerate(parts):
+        for name, (message, local, depth) in p["violations"].items():
+            candidate = (depth, finals[w][local], message)
+            if name not in firsts or candidate < firsts[name]:
+                firsts[name] = candidate
+    order = {name: k for k, name in enumerate(invariant_names)}
+    violations = [
+        Violation(name, message, at, depth)
+        for name, (depth, at, message) in sorted(firsts.items(), key=lambda kv: (kv[1][1], order[kv[0]]))
+    ]
+    stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
+    fired = set().union(*(p["etr"] for p in parts))
+    declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))
+    coverage = Coverage(
+        declared=declared,
+        fired=tuple(sorted(fired)),
+        dead=tuple(x for x in declared if x not in fired),
+        undeclared=tuple(sorted(fired - set(declared))),
+    )
+    return Exploration(
+        machine=machine,
+        symmetry=symmetry,
+        state_list=state_list,
+        depths=depths_out,
+        parents=parents_out,
+        edge_list=edges,
+        violations=violations,
+        stuck=stuck,
+        coverage=coverage,
+        elapsed=elapsed(),
+        complete=complete,
+        invariant_names=invariant_names,
+        _index=index,
+    )
+
+
+def _single(p: dict[str, Any]) -> Merged:
+    """The records of the only partition: its local indexes are already final."""
+    ends = p["ends"]
+    runs = map(operator.sub, ends, [0, *ends[:-1]])
+    sources = chain.from_iterable(map(repeat, p["expanded"], runs))
+    edges: list[Edge] = list(zip(sources, p["edst"], p["eact"], p["etr"], strict=True))
+    return [range(p["states"])], p["state_list"], list(p["depths"]), list(p["parents"]), edges
+
+
+def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
+    """The records of ``n`` partitions, numbered level by level (see the module doc)."""
+    levels = 1 + max((p["depths"][-1] for p in parts if p["states"]), default=0)
+    # final index of each partition's local states, and where each partition's levels start
+    finals: list[list[int]] = [[] for _ in parts]
+    bounds: list[list[int]] = []
+    for p in parts:
+        depths = p["depths"]
+        bounds.append([bisect_left(depths, d) for d in range(levels + 1)])
+    state_list: list[Any] = []
+    depths_out: list[int] = []
+    for d in range(levels):
+        for w, p in enumerate(parts):
+            lo, hi = bounds[w][d], bounds[w][d + 1]
+            if hi > lo:
+                finals[w].extend(range(len(state_list), len(state_list) + hi - lo))
+                state_list.extend(p["state_list"][lo:hi])
+                depths_out.extend([d] * (hi - lo))
+    # global id (local * n + owner) -> final index; the extra last entry maps -1 to -1
+    size = max(p["states"] for p in parts)
+    by_gid = [-1] * (n * size + 1)
+    for w, fin in enumerate(finals):
+        by_gid[w : w + n * len(fin) : n] = fin
+    parents_out = [0] * len(state_list)
+    for w, p in enumerate(parts):
+        for local, parent in zip(finals[w], map(by_gid.__getitem__, p["parents"]), strict=True):
+            parents_out[local] = parent
+    # edges: a local target is its local index, a remote one is -1 - (slot * n + owner);
+    # one lookup table per partition answers both (negative indexes count from the end)
+    tables: list[list[int]] = []
+    for w in range(n):
+        remote = [-1] * (n * max(1, max(len(q["inbox"][w]) for q in parts)))
+        for owner, q in enumerate(parts):
+            if owner != w:
+                slots = q["inbox"][w]
+                remote[owner : owner + n * len(slots) : n] = [finals[owner][i] for i in slots]
+        remote.reverse()
+        tables.append(finals[w] + remote)
+    # every partition expands level by level, so taking each level's runs partition by
+    # partition yields the edges in order of (final) source index
+    edges: list[Edge] = []
+    for level in range(max(len(p["level_starts"]) for p in parts)):
+        for w, p in enumerate(parts):
+            starts, expanded, ends = p["level_starts"], p["expanded"], p["ends"]
+            if level >= len(starts):
+                continue
+            first = starts[level]
+            last = starts[level + 1] if level + 1 < len(starts) else len(expanded)
+            if last <= first:
+                continue
+            lo, hi = (ends[first - 1] if first else 0), ends[last - 1]
+            runs = map(operator.sub, ends[first:last], [lo, *ends[first : last - 1]])
+            sources = chain.from_iterable(map(repeat, map(finals[w].__getitem__, expanded[first:last]), runs))
+            targets = map(tables[w].__getitem__, p["edst"][lo:hi])
+            edges.extend(zip(sources, targets, p["eact"][lo:hi], p["etr"][lo:hi], strict=True))
+    return finals, state_list, depths_out, parents_out, edges
