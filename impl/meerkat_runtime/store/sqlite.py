@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
-from meerkat_runtime.store.sqlite_connections import CallGate, ConnectionPool
+from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_schema import STORE_SCOPE, migrate, stored_version
 from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
 from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
