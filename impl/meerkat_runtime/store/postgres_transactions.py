@@ -10,10 +10,12 @@ whether the ``COMMIT`` had been sent when something failed). The classification:
   store's own ``WriteRefused``). A connection found broken before ``COMMIT`` is retried on a
   fresh connection (``ATTEMPTS`` in all; stale pooled connections are checked first), since
   nothing of the transaction can have happened;
-* ``COMMIT`` answered with an error by a server that is still connected (a deferred check
-  failed): the server rolled the transaction back: ``WriteFailed``;
-* the connection broke while ``COMMIT`` was in flight (the server may have committed and the
-  acknowledgement been lost): ``WriteOutcomeUnknown``.
+* ``COMMIT`` answered with an ``ERROR`` by a session that still answers afterwards (a deferred
+  check failed): the server rolled the transaction back: ``WriteFailed``;
+* anything else while ``COMMIT`` was in flight — the connection broke, or the server ended the
+  session with a ``FATAL`` error (``pg_terminate_backend`` can do that just after the commit
+  record was flushed): the server may have committed and the acknowledgement been lost:
+  ``WriteOutcomeUnknown``.
 
 Reads run as single statements in autocommit mode (each sees one consistent snapshot) and
 are retried on a broken connection like writes.
@@ -53,6 +55,21 @@ def _describe(exc: BaseException) -> str:
     state = getattr(exc, "sqlstate", None)
     text = str(exc).strip().replace("\n", " ")
     return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {text}"
+
+
+def commit_refused(conn: Connection, exc: psycopg.Error) -> bool:
+    """Whether a failed ``COMMIT`` is known to have been rolled back: the server answered with an
+    ``ERROR`` (an error before the commit record, which aborts the transaction) and the session
+    still answers afterwards. A ``FATAL`` (the backend was terminated, possibly after the commit
+    record was flushed), a broken connection or a session that no longer answers: unknown."""
+    severity = getattr(getattr(exc, "diag", None), "severity_nonlocalized", None)
+    if severity != "ERROR" or conn.broken or conn.closed:
+        return False
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 class Transactions:
@@ -125,13 +142,12 @@ class Transactions:
         try:
             conn.execute("COMMIT")
         except psycopg.Error as exc:
-            if conn.broken or conn.closed:
+            if not commit_refused(conn, exc):
                 raise WriteOutcomeUnknown(
                     runtime_id,
                     f"{what}: the connection broke while COMMIT was in flight; the write may or may not be "
                     f"durable: {_describe(exc)}",
                 ) from exc
-            self._rollback(conn)
             raise WriteFailed(
                 runtime_id, f"{what}: COMMIT was refused and rolled back, nothing was written: {_describe(exc)}"
             ) from exc
