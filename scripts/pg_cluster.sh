@@ -179,7 +179,7 @@ EOF
         stop "$dir"
         unavailable "could not create the test database"
     fi
-    say "PostgreSQL $("$bindir/postgres" --version | awk '{print $NF}') running as $account in $dir (port $port)"
+    say "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') running as $account in $dir (port $port)"
     printf "export MEERKAT_PG_DSN='host=%s port=%s user=meerkat dbname=meerkat'\n" "$dir" "$port"
     printf "export MEERKAT_PG_CLUSTER='%s'\n" "$dir"
 }
