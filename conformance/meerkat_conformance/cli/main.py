@@ -256,7 +256,7 @@ def _announce(run: _Run, names: list[str]) -> None:
     db = "" if run.example_db is None else f", example database {run.example_db}"
     print(
         f"{PROG}: profile {run.profile.name} ({run.profile.duration} for both machines), machine(s) "
-        f"{', '.join(names)}, {seed}, search on {run.search_disk}, replay {run.replay_profile} on {run.disk}{db}; "
+        f"{', '.join(names)}, {seed}, replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}; "
         "Ctrl-C stops with the "
         "partial report",
         file=sys.stderr,

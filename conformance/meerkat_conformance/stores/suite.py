@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "backends",
         nargs="*",
         metavar="BACKEND",
-        help=f"built-in store to check: memory, sqlite, postgres (needs {PG_DSN_ENV}; default: all available)",
+        help=f"built-in store to check: memory, sqlite, postgres (needs {PG_DSN_ENV}) (default: all)",
     )
     parser.add_argument(
         "--check",
