@@ -58,8 +58,9 @@ from meerkat_runtime.store.postgres_schema import (
 )
 from meerkat_runtime.store.postgres_transactions import Connection, Transactions
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
 from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
+from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed
 
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_TIMEOUT_S = 10.0
@@ -220,31 +221,17 @@ class PostgresRuntimeStore:
         fence: Fence | None = None,
     ) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
-        checked = v.check_receipt(rt, receipt, WriteFailed)
+        stored = receipt_row(rt, receipt)
         if session_snapshot is not None:
             v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
         valid_rows = v.check_rows(rt, rows, WriteFailed)
-        key = v.receipt_key(checked.run_id, checked.sequence)
-        body_json = checked.to_json()
-        receipt_params = (
-            rt,
-            checked.run_id,
-            v.to_signed64(checked.sequence),
-            body_json,
-            row_checksum(RECEIPTS, rt, key, body_json),
-        )
 
         def body(conn: Connection) -> None:
             if session_snapshot is not None:
                 snapshot_sum = row_checksum(SNAPSHOTS, rt, "", session_snapshot)
                 conn.execute(self._sql.upsert_snapshot, (rt, session_snapshot, snapshot_sum))
-            inserted = conn.execute(self._sql.insert_receipt, receipt_params).fetchone()
-            if inserted is None:
-                raise WriteFailed(
-                    rt,
-                    f"duplicate boundary receipt (run_id={checked.run_id!r}, sequence={checked.sequence}); "
-                    "nothing was applied",
-                )
+            if conn.execute(self._sql.insert_receipt, stored.params).fetchone() is None:
+                raise duplicate_receipt(rt, stored.receipt)
             self._upsert_rows(conn, rt, valid_rows)
 
         self._fenced_write(rt, "atomic_apply", fence, body)
@@ -252,22 +239,12 @@ class PostgresRuntimeStore:
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         run, seq = v.check_run_key(rt, run_id, sequence, ReadFailed)
-        key = v.receipt_key(run, seq)
         found = self._tx.read(
             rt,
             "load_boundary_receipt",
             lambda conn: conn.execute(self._sql.select_receipt, (rt, run, v.to_signed64(seq))).fetchone(),
         )
-        if found is None:
-            return None
-        data = verified_payload(RECEIPTS, rt, key, found[0], found[1])
-        try:
-            receipt = BoundaryReceipt.from_json(data)
-        except ValueError as exc:
-            raise Corrupt(rt, f"row {RECEIPTS}[{key}] is not a valid receipt: {exc}") from exc
-        if (receipt.run_id, receipt.sequence) != (run, seq):
-            raise Corrupt(rt, f"row {RECEIPTS}[{key}] holds the receipt of another key")
-        return receipt
+        return None if found is None else stored_receipt(rt, run, seq, found[0], found[1])
 
     def load_session_snapshot(self, runtime_id: str) -> bytes | None:
         return self._load_single(runtime_id, SNAPSHOTS, "snapshot", "load_session_snapshot")
@@ -358,7 +335,7 @@ class PostgresRuntimeStore:
             locked = conn.execute(self._sql.lease_and_now_for_update, (rt,)).fetchone()
             assert locked is not None
             lease = claim_outcome(rt, _lease(rt, locked[1:]), who, duration, self._now(locked[0]))
-            conn.execute(self._sql.upsert_lease, _lease_params(lease))
+            conn.execute(self._sql.upsert_lease, lease_params(lease))
             return lease
 
         return self._tx.write(rt, "claim_lease", body)
@@ -372,7 +349,7 @@ class PostgresRuntimeStore:
             locked = conn.execute(self._sql.lease_and_now_for_update, (rt,)).fetchone()
             assert locked is not None
             lease = renewal_outcome(rt, _lease(rt, locked[1:]), checked, duration, self._now(locked[0]))
-            conn.execute(self._sql.upsert_lease, _lease_params(lease))
+            conn.execute(self._sql.upsert_lease, lease_params(lease))
             return lease
 
         return self._tx.write(rt, "renew_lease", body)
@@ -386,7 +363,7 @@ class PostgresRuntimeStore:
             assert locked is not None
             lease = released(_lease(rt, locked[1:]), checked, self._now(locked[0]))
             if lease is not None:
-                conn.execute(self._sql.upsert_lease, _lease_params(lease))
+                conn.execute(self._sql.upsert_lease, lease_params(lease))
 
         self._tx.write(rt, "release_lease", body)
 
@@ -417,19 +394,7 @@ class PostgresRuntimeStore:
 def _lease(rt: str, row: Sequence[Any] | None) -> Lease | None:
     """The lease in a row ``(owner, token, expires_at, checksum)`` (checksum verified); ``None``
     for no row (or a row of NULLs from an outer join)."""
-    if row is None or row[0] is None:
-        return None
-    owner, token, expires_at, checksum = row
-    if not isinstance(owner, str) or not isinstance(token, int) or not isinstance(expires_at, float):
-        raise Corrupt(rt, f"row {LEASES}[] has malformed columns")
-    lease = Lease(rt, owner, token, expires_at)
-    verified_payload(LEASES, rt, "", lease.payload(), checksum)
-    return lease
-
-
-def _lease_params(lease: Lease) -> tuple[str, str, int, float, str]:
-    checksum = row_checksum(LEASES, lease.runtime_id, "", lease.payload())
-    return lease.runtime_id, lease.owner, lease.token, lease.expires_at, checksum
+    return None if row is None or row[0] is None else stored_lease(rt, *row)
 
 
 class _Statements:
