@@ -4,9 +4,10 @@ COMMIT refused by the server (rolled back), the connection lost while COMMIT was
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from meerkat_runtime.store.postgres import PostgresRuntimeStore
-from meerkat_runtime.store.postgres_transactions import ATTEMPTS
+from meerkat_runtime.store.postgres_transactions import ATTEMPTS, commit_refused
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import WriteFailed, WriteOutcomeUnknown
 
@@ -119,3 +120,17 @@ def test_a_server_that_cannot_be_reached_is_a_write_failure_naming_it(pg_dsn: st
 
 def _receipt() -> BoundaryReceipt:
     return BoundaryReceipt("run", 1, BoundaryKind.RUN_START, ("a",))
+
+
+def test_a_commit_ended_by_a_fatal_error_counts_as_unknown_even_on_a_live_connection(pg_dsn: str) -> None:
+    # pg_terminate_backend can end a session with FATAL 57P01 just after its commit record was
+    # flushed, before libpq has noticed the closed socket: that must never read as "refused".
+    with admin(pg_dsn) as conn:
+        fatal = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+        assert not commit_refused(conn, fatal)
+        conn.execute("BEGIN")
+        with pytest.raises(psycopg.errors.DivisionByZero) as info:
+            conn.execute("SELECT 1 / 0")
+        conn.execute("ROLLBACK")
+        assert info.value.diag.severity_nonlocalized == "ERROR"
+        assert commit_refused(conn, info.value)  # an ERROR on a session that still answers: rolled back

@@ -177,14 +177,13 @@ class PostgresRuntimeStore:
         key = lock_key(self.schema, runtime_id)
 
         def fenced(conn: Connection) -> None:
-            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (key,))
             row = conn.execute(self._sql.select_lease, (runtime_id,)).fetchone()
             refusal = fence_refusal(runtime_id, _lease(runtime_id, row), checked, what)
             if refusal is not None:
                 raise refusal
             body(conn)
 
-        self._tx.write(runtime_id, what, fenced)
+        self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock_shared({key})")
 
     def _upsert_rows(self, conn: Connection, rt: str, rows: Sequence[InputRow]) -> None:
         """Upsert input rows in one statement: the last row of an id wins, ids in sorted order
@@ -331,14 +330,13 @@ class PostgresRuntimeStore:
         key = lock_key(self.schema, rt)
 
         def body(conn: Connection) -> Lease:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
             locked = conn.execute(self._sql.lease_and_now_for_update, (rt,)).fetchone()
             assert locked is not None
             lease = claim_outcome(rt, _lease(rt, locked[1:]), who, duration, self._now(locked[0]))
             conn.execute(self._sql.upsert_lease, lease_params(lease))
             return lease
 
-        return self._tx.write(rt, "claim_lease", body)
+        return self._tx.write(rt, "claim_lease", body, first=f"SELECT pg_advisory_xact_lock({key})")
 
     def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
         rt = v.check_runtime_id(runtime_id, WriteFailed)

@@ -102,16 +102,17 @@ class Transactions:
             cm.__exit__(None, None, None)
 
     # --- writes ---------------------------------------------------------------------------
-    def write(self, runtime_id: str, what: str, body: Body[T]) -> T:
+    def write(self, runtime_id: str, what: str, body: Body[T], *, first: str = "") -> T:
         """Run ``body`` in one READ COMMITTED transaction and commit it; see the module
-        docstring for what a failure raises."""
+        docstring for what a failure raises. ``first`` is a statement without parameters sent
+        together with ``BEGIN`` (one round trip), such as taking an advisory lock."""
         if not self.gate.enter():
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         try:
             for attempt in range(1, ATTEMPTS + 1):
                 try:
                     with self.connection() as conn:
-                        return self._write_once(conn, runtime_id, what, body)
+                        return self._write_once(conn, runtime_id, what, body, first)
                 except _Broken as broken:
                     if attempt == ATTEMPTS:
                         raise WriteFailed(
@@ -126,9 +127,9 @@ class Transactions:
         finally:
             self.gate.leave()
 
-    def _write_once(self, conn: Connection, runtime_id: str, what: str, body: Body[T]) -> T:
+    def _write_once(self, conn: Connection, runtime_id: str, what: str, body: Body[T], first: str) -> T:
         try:
-            conn.execute(BEGIN)
+            conn.execute(f"{BEGIN}; {first}" if first else BEGIN)
             result = body(conn)
         except psycopg.Error as exc:
             if conn.broken:
