@@ -2,7 +2,8 @@
 
     meerkat-conformance [--profile fast|deep] [--machine ops|session|all]
                         [--max-examples N] [--steps N] [--replay-profile tiny|ci|deep|none]
-                        [--disk sqlite|memory] [--progress-every SECONDS]
+                        [--disk sqlite|memory|postgres] [--search-disk sqlite|memory|postgres]
+                        [--progress-every SECONDS]
                         [--seed N] [--example-db DIR]
 
 A run is reproducible: the ``fast`` profile is derandomized, and any other run is seeded (the
@@ -17,6 +18,7 @@ with Ctrl-C (the partial report is printed first).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shlex
 import sys
@@ -42,8 +44,10 @@ from meerkat_model.cli.usage import (
 from meerkat_conformance.cli.progress import ProgressLine
 from meerkat_conformance.cli.report import format_report
 from meerkat_conformance.cli.suites import SUITES, Suite
+from meerkat_conformance.lockstep.disks import DISK_KINDS, DiskKind
 from meerkat_conformance.lockstep.profiles import PROFILES, Profile
 from meerkat_conformance.lockstep.tally import MachineTally
+from meerkat_conformance.stores.backend import PG_DSN_ENV
 
 PROG = "meerkat-conformance"
 MIN_PROGRESS_EVERY = 0.1
@@ -103,7 +107,16 @@ def _parser() -> argparse.ArgumentParser:
         "'none' to skip; default: the search profile's, ci)",
     )
     p.add_argument(
-        "--disk", choices=["sqlite", "memory"], default="memory", help="store under the replay (default: memory)"
+        "--disk",
+        choices=DISK_KINDS,
+        default="memory",
+        help=f"store under the replay (default: memory; postgres: a fresh schema on the server {PG_DSN_ENV} names)",
+    )
+    p.add_argument(
+        "--search-disk",
+        choices=DISK_KINDS,
+        default="sqlite",
+        help="store under the Hypothesis search (default: sqlite)",
     )
     p.add_argument(
         "--progress-every",
@@ -137,7 +150,8 @@ class _Run:
 
     profile: Profile
     replay_profile: str
-    disk: str
+    disk: DiskKind
+    search_disk: DiskKind
     seed: int | None
     steps: int
     examples: int | None
@@ -151,6 +165,8 @@ class _Run:
             words += ["--seed", str(self.seed)]
         words += ["--max-examples", str(examples), "--steps", str(self.steps)]
         words += ["--replay-profile", self.replay_profile, "--disk", self.disk]
+        if self.search_disk != "sqlite":
+            words += ["--search-disk", self.search_disk]
         if self.example_db is not None:
             words += ["--example-db", str(self.example_db)]
         return shlex.join(words)
@@ -168,10 +184,15 @@ def _settings(args: argparse.Namespace) -> _Run:
     if seed is None and (not profile.derandomize or args.example_db is not None):
         seed = random.SystemRandom().randrange(SEED_LIMIT)
     require_extra("conformance")
+    if "postgres" in (args.disk, args.search_disk):
+        if not os.environ.get(PG_DSN_ENV):
+            raise UsageError(f"the postgres disk needs a server: set {PG_DSN_ENV} to a libpq connection string")
+        require_extra("postgres")
     return _Run(
         profile=profile,
         replay_profile=replay_profile,
         disk=args.disk,
+        search_disk=args.search_disk,
         seed=seed,
         steps=args.steps if args.steps is not None else profile.steps,
         examples=args.max_examples,
@@ -180,7 +201,7 @@ def _settings(args: argparse.Namespace) -> _Run:
     )
 
 
-def _replay(suite: Suite, profile: str, disk: Any, every: float, tally: MachineTally) -> None:
+def _replay(suite: Suite, profile: str, disk: DiskKind, every: float, tally: MachineTally) -> None:
     from meerkat_model.verifier import explore
 
     from meerkat_conformance.lockstep.stateful import fresh_tally
@@ -235,7 +256,8 @@ def _announce(run: _Run, names: list[str]) -> None:
     db = "" if run.example_db is None else f", example database {run.example_db}"
     print(
         f"{PROG}: profile {run.profile.name} ({run.profile.duration} for both machines), machine(s) "
-        f"{', '.join(names)}, {seed}, replay {run.replay_profile} on {run.disk}{db}; Ctrl-C stops with the "
+        f"{', '.join(names)}, {seed}, replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}; "
+        "Ctrl-C stops with the "
         "partial report",
         file=sys.stderr,
         flush=True,
@@ -278,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=progress,
                 seed=run.seed,
                 database=run.example_db,
+                disk=run.search_disk,
             )
             if run.replay_profile != "none":
                 phase = "replay"

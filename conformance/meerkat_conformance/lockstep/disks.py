@@ -2,11 +2,14 @@
 handle over the same data, as a restarted process would get.
 
 ``SqliteDisk`` keeps one SQLite file in a private temporary directory; ``MemoryDisk`` keeps
-one :class:`~meerkat_runtime.store.memory.MemoryStorage` (fast, for the exhaustive replay).
+one :class:`~meerkat_runtime.store.memory.MemoryStorage` (fast, for the exhaustive replay);
+``PostgresDisk`` keeps one fresh schema on the PostgreSQL server named by ``MEERKAT_PG_DSN``
+(needs the ``postgres`` extra).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,7 +19,10 @@ from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 
-DiskKind = Literal["sqlite", "memory"]
+from meerkat_conformance.stores.backend import PG_DSN_ENV
+
+DiskKind = Literal["sqlite", "memory", "postgres"]
+DISK_KINDS: tuple[DiskKind, ...] = ("sqlite", "memory", "postgres")
 
 
 class Disk(Protocol):
@@ -70,10 +76,39 @@ class MemoryDisk:
         self.storage = MemoryStorage()
 
 
+class PostgresDisk:
+    """One fresh schema of a PostgreSQL database; a crashed process's handle is closed (its
+    connections end, rolling back whatever it had not committed)."""
+
+    def __init__(self, dsn: str | None = None) -> None:
+        from meerkat_conformance.stores.postgres_backend import fresh_schema_name
+
+        found = dsn or os.environ.get(PG_DSN_ENV)
+        if not found:
+            raise ValueError(f"the postgres disk needs a server: set {PG_DSN_ENV} to a libpq connection string")
+        self.dsn: str = found
+        self.schema = fresh_schema_name("lockstep")
+
+    def open(self) -> RuntimeStore:
+        from meerkat_runtime.store.postgres import PostgresRuntimeStore
+
+        return PostgresRuntimeStore(self.dsn, schema=self.schema, max_connections=2)
+
+    def release(self, store: RuntimeStore) -> None:
+        store.close()
+
+    def destroy(self) -> None:
+        from meerkat_conformance.stores.postgres_backend import drop_schema
+
+        drop_schema(self.dsn, self.schema)
+
+
 def make_disk(kind: DiskKind) -> Disk:
     """A fresh, empty disk of ``kind``."""
     if kind == "sqlite":
         return SqliteDisk()
     if kind == "memory":
         return MemoryDisk()
-    raise ValueError(f"unknown disk kind {kind!r}; use 'sqlite' or 'memory'")
+    if kind == "postgres":
+        return PostgresDisk()
+    raise ValueError(f"unknown disk kind {kind!r}; use 'sqlite', 'memory' or 'postgres'")

@@ -16,6 +16,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
 from meerkat_conformance.cli.progress import ProgressLine
+from meerkat_conformance.lockstep.disks import DiskKind
 from meerkat_conformance.lockstep.profiles import Profile
 from meerkat_conformance.lockstep.stateful import LockstepStateMachine
 from meerkat_conformance.lockstep.tally import MachineTally
@@ -31,13 +32,17 @@ def run_lockstep(
     progress: ProgressLine | None = None,
     seed: int | None = None,
     database: Path | None = None,
+    disk: DiskKind | None = None,
 ) -> MachineTally:
     """Run ``machine_class`` under ``profile`` (optionally overriding examples / steps;
     by default the profile's examples times the class's ``EXAMPLES_FACTOR``), counting into
-    ``tally``. Raises ``Disagreement`` (minimal trace) on a difference."""
+    ``tally``; ``disk`` replaces the class's store under the search. Raises ``Disagreement``
+    (minimal trace) on a difference."""
     if examples is None:
         examples = search_examples(machine_class, profile)
     attrs: dict[str, Any] = {"TALLY": tally, "PROGRESS": progress}
+    if disk is not None:
+        attrs["DISK"] = disk
     run_class = type(f"{machine_class.__name__}Run", (machine_class,), attrs)
     if seed is not None:
         run_class = hypothesis_seed(seed)(run_class)

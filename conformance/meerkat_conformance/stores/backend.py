@@ -15,6 +15,7 @@ handle and opening another models a restart). Optional capabilities:
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -87,7 +88,7 @@ class StoreBackend(Protocol):
 StoreFactory = Callable[[], StoreBackend]
 
 
-def _spoil(payload: bytes) -> bytes:
+def spoil(payload: bytes) -> bytes:
     """A different payload of the same length (one bit flipped), or one byte for an empty one."""
     return bytes([payload[0] ^ 0x01]) + payload[1:] if payload else b"\x01"
 
@@ -125,7 +126,7 @@ class MemoryBackend:
 
     @staticmethod
     def _spoiled(sealed: Sealed) -> Sealed:
-        return _spoil(sealed[0]), sealed[1]
+        return spoil(sealed[0]), sealed[1]
 
     def process_opener(self) -> tuple[str, list[Any]]:
         raise NotApplicable("an in-memory store cannot be shared between processes")
@@ -178,7 +179,7 @@ class SqliteBackend:
             else:
                 where = ("runtime_id = ?", (rt,))
             (payload,) = conn.execute(f"SELECT {column} FROM {table} WHERE {where[0]}", where[1]).fetchone()
-            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where[0]}", (_spoil(bytes(payload)), *where[1]))
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where[0]}", (spoil(bytes(payload)), *where[1]))
         finally:
             conn.close()
 
@@ -217,4 +218,21 @@ def sqlite_factory() -> StoreBackend:
     return SqliteBackend()
 
 
+PG_DSN_ENV = "MEERKAT_PG_DSN"
+"""Names the PostgreSQL server of the built-in ``postgres`` backend (a libpq connection string)."""
+
+
+def postgres_factory() -> StoreBackend:
+    """A fresh schema on the server named by ``MEERKAT_PG_DSN`` (needs the ``postgres`` extra)."""
+    from meerkat_conformance.stores.postgres_backend import PostgresBackend
+
+    dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn:
+        raise NotApplicable(f"no PostgreSQL server configured ({PG_DSN_ENV} is not set)")
+    return PostgresBackend(dsn)
+
+
 BUILT_IN_FACTORIES: dict[str, StoreFactory] = {"memory": memory_factory, "sqlite": sqlite_factory}
+"""The in-memory and SQLite backends, and ``postgres`` when ``MEERKAT_PG_DSN`` names a server."""
+if os.environ.get(PG_DSN_ENV):
+    BUILT_IN_FACTORIES["postgres"] = postgres_factory

@@ -15,9 +15,10 @@ With pytest::
     def test_store_conformance(case: StoreCheckCase) -> None:
         case.run()
 
-``BUILT_IN_FACTORIES`` holds the factories of the in-memory and SQLite stores;
-``python -m meerkat_conformance.stores.suite [memory] [sqlite] [--check NAME]`` runs the suite
-on them (it needs no extra: the standard library and the runtime only).
+``BUILT_IN_FACTORIES`` holds the factories of the in-memory and SQLite stores, and of the
+PostgreSQL store when ``MEERKAT_PG_DSN`` names a server;
+``python -m meerkat_conformance.stores.suite [memory] [sqlite] [postgres] [--check NAME]`` runs
+the suite on them (memory and SQLite need no extra; postgres needs the ``postgres`` extra).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from meerkat_conformance.stores.backend import (
     CAP_DAMAGE,
     CAP_PROCESSES,
     CAP_WRITE_FAILURE,
+    PG_DSN_ENV,
     ROW_KINDS,
     MemoryBackend,
     RowKind,
@@ -60,6 +62,7 @@ __all__ = [
     "CAP_WRITE_FAILURE",
     "CHECKS",
     "CHECKS_BY_NAME",
+    "PG_DSN_ENV",
     "ROW_KINDS",
     "CheckResult",
     "MemoryBackend",
@@ -95,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "backends",
         nargs="*",
         metavar="BACKEND",
-        help=f"built-in store to check: {', '.join(BUILT_IN_FACTORIES)} (default: all)",
+        help=f"built-in store to check: memory, sqlite, postgres (needs {PG_DSN_ENV}) (default: all)",
     )
     parser.add_argument(
         "--check",
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the suite on the named built-in backends (default: all); exit 1 if any check failed."""
     parser = _parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if "postgres" in args.backends and "postgres" not in BUILT_IN_FACTORIES:
+        return usage_error(PROG, f"the postgres backend needs a server: set {PG_DSN_ENV} to a libpq connection string")
     unknown = [n for n in args.backends if n not in BUILT_IN_FACTORIES]
     if unknown:
         return usage_error(

@@ -46,7 +46,9 @@ class WorkerFailed(AssertionError):
 class Worker:
     """One worker process and a thread reading its stdout into a queue."""
 
-    def __init__(self, number: int, spec: dict[str, Any]) -> None:
+    def __init__(
+        self, number: int, spec: dict[str, Any], lines: queue.Queue[dict[str, Any] | None] | None = None
+    ) -> None:
         self.number = number
         self.owner = spec["owner"]
         self.run_log = Path(spec["run_log"])
@@ -58,7 +60,10 @@ class Worker:
             env=child_env(),
             text=True,
         )
-        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue() if lines is None else lines
+        """Messages, each tagged ``"worker": number``, then ``None`` when the output ended (a
+        queue shared by several workers gets one ``{"worker": n, "event": "exited"}`` instead)."""
+        self._shared = lines is not None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.token = 0
@@ -67,10 +72,12 @@ class Worker:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             try:
-                self.lines.put(json.loads(line))
+                message = json.loads(line)
             except json.JSONDecodeError:
-                self.lines.put({"event": "garbage", "line": line})
-        self.lines.put(None)
+                message = {"event": "garbage", "line": line}
+            message["worker"] = self.number
+            self.lines.put(message)
+        self.lines.put({"worker": self.number, "event": "exited"} if self._shared else None)
 
     def send(self, command: dict[str, Any]) -> None:
         assert self.process.stdin is not None
@@ -90,11 +97,16 @@ class Worker:
             raise WorkerFailed(f"worker {self.owner}: expected {event!r}, got {message!r}; {self.stderr_tail()}")
         return message
 
-    def kill(self) -> list[dict[str, Any]]:
-        """SIGKILL the process and return every message it printed that was not read yet."""
+    def sigkill(self) -> None:
+        """SIGKILL the process and wait until everything it printed has been queued."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self._reader.join(timeout=10)
+
+    def kill(self) -> list[dict[str, Any]]:
+        """SIGKILL the process and return every message it printed that was not read yet (own
+        queue only)."""
+        self.sigkill()
         left: list[dict[str, Any]] = []
         while (message := self.lines.get()) is not None:
             left.append(message)

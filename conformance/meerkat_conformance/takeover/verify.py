@@ -36,6 +36,7 @@ class Ack:
     key: str
     outcome: str
     existing: str | None = None
+    session: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Run:
     token: int
     run_id: str
     inputs: tuple[str, ...]
+    session: str = ""
 
 
 def read_runs(paths: Iterable[Path]) -> list[Run]:
@@ -56,7 +58,7 @@ def read_runs(paths: Iterable[Path]) -> list[Run]:
                 doc = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            runs.append(Run(int(doc["token"]), str(doc["run"]), tuple(doc["inputs"])))
+            runs.append(Run(int(doc["token"]), str(doc["run"]), tuple(doc["inputs"]), str(doc.get("session", ""))))
     return runs
 
 
@@ -110,6 +112,18 @@ def violations(records: dict[str, InputRecord], acks: list[Ack], runs: list[Run]
         expected = owner_of_key.get(ack.key) or stored_ids.get(ack.key)
         if ack.existing != expected:
             found.append(f"{ack.input_id} was deduplicated against {ack.existing}, but key {ack.key!r} is {expected}")
+    return found
+
+
+def session_violations(
+    records_by_session: dict[str, dict[str, InputRecord]], acks: list[Ack], runs: list[Run]
+) -> list[str]:
+    """:func:`violations` of each session (tokens are per session), prefixed with its name."""
+    found: list[str] = []
+    for session, records in sorted(records_by_session.items()):
+        mine = [a for a in acks if a.session == session]
+        logged = [r for r in runs if r.session == session]
+        found.extend(f"session {session}: {v}" for v in violations(records, mine, logged))
     return found
 
 

@@ -1,25 +1,39 @@
-"""One worker process of the takeover harness.
+"""One worker process of the takeover harnesses.
 
-Run as ``python worker.py '<json spec>'`` (spec keys: ``path``, ``owner``, ``session``,
-``lease_s``, ``renew_every_s``, ``synchronous``, ``run_log``, ``seed``). The worker opens the
-SQLite file with a ``MeerkatMachine`` (ownership on, waiting for the lease), registers the
-session with an executor and prints ``{"event": "owner", "token": n}`` once it owns it. Then it
-reads commands from stdin, one JSON object per line, and answers each on stdout:
+Run as ``python worker.py '<json spec>'``. Spec keys: ``store`` (``{"kind": "sqlite", "path",
+"synchronous"}`` or ``{"kind": "postgres", "dsn", "schema"}``; the older top-level ``path`` and
+``synchronous`` mean SQLite), ``owner``, ``sessions`` (or one ``session``), ``first`` (the
+sessions to claim at once; the others are claimed after ``standby_after_s``), ``lease_s``,
+``renew_every_s``, ``run_log`` and ``seed``.
 
-* ``{"op": "accept", "id": ..., "key": ...}`` → ``{"ack": id, "outcome": "accepted" |
-  "deduplicated", "existing": id | null}``, printed only after ``accept_input`` returned;
-* ``{"op": "drain"}`` → ``{"event": "drained", "left": n}`` once no input is left to run;
-* ``{"op": "close"}`` → closes the machine (releasing the lease) and exits 0.
+The worker opens the store with a ``MeerkatMachine`` (ownership on, waiting for leases) and
+registers every session with an executor, each in its own task that waits for the lease; it
+prints ``{"event": "owner", "session": s, "token": n}`` once it owns one. When it loses one (a
+refused write or renewal: another worker took it over) it prints ``{"event": "lost", "session":
+s}`` and waits for that lease again (a registration that fails with a store error prints
+``{"event": "retrying", ...}`` and is tried again). It reads commands from stdin, one JSON object per line:
 
-The executor appends one JSON line per run to ``run_log`` — ``{"token", "run", "inputs"}`` —
-flushed and fsynced before it returns, so a run that may have been committed is always in the
-log. An ``OwnershipLost`` (or any other error) is printed as ``{"event": "error", ...}`` and
-exits 3.
+* ``{"op": "accept", "session": s, "id": ..., "key": ...}`` → ``{"ack": id, "session": s,
+  "outcome": "accepted" | "deduplicated", "existing": id | null}``, printed only after
+  ``accept_input`` returned; if it raised: ``{"nack": id, "session": s, "kind": ...}`` (the input
+  may or may not be stored; the driver retries with the same idempotency key). When the store
+  said the write's outcome is unknown (``"unknown": true``), the worker unregisters the session
+  and registers it again, so the retry is checked against what the store holds (the runtime
+  does not reconcile after an unknown outcome by itself yet); ``"reconcile_unknown": false`` in
+  the spec turns that off;
+* ``{"op": "drain"}`` → ``{"event": "drained", "left": n}`` once no input of a session it owns
+  is left to run;
+* ``{"op": "close"}`` → closes the machine (releasing its leases) and exits 0.
+
+The executor appends one JSON line per run to ``run_log`` — ``{"session", "token", "run",
+"inputs"}`` — flushed and fsynced before it returns, so a run that may have been committed is
+always in the log. Any other error is printed as ``{"event": "error", ...}`` and exits 3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -31,7 +45,8 @@ from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Deduplicated
 from meerkat_runtime.session.ownership import OwnershipConfig
-from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.vocab.errors import MeerkatError, OwnershipLost
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 
@@ -40,17 +55,31 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def open_store(spec: dict[str, Any]) -> RuntimeStore:
+    """The store a spec names (see the module docstring)."""
+    store = spec.get("store") or {"kind": "sqlite", "path": spec["path"], "synchronous": spec["synchronous"]}
+    if store["kind"] == "postgres":
+        from meerkat_runtime.store.postgres import PostgresRuntimeStore
+
+        return PostgresRuntimeStore(store["dsn"], schema=store["schema"], max_connections=4)
+    from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+
+    return SqliteRuntimeStore(store["path"], synchronous=store["synchronous"])
+
+
 class LoggingExecutor:
     """Runs every input successfully after a short random pause, logging the run first."""
 
-    def __init__(self, log: TextIO, seed: int) -> None:
+    def __init__(self, log: TextIO, session: str, seed: int) -> None:
         self.log = log
+        self.session = session
         self.rng = random.Random(seed)
         self.token = 0
 
     async def apply(self, run_id: str, primitive: RunPrimitive) -> CoreApplyOutput:
         await asyncio.sleep(self.rng.uniform(0, 0.002))
-        record = {"token": self.token, "run": run_id, "inputs": list(primitive.contributing_input_ids)}
+        record = {"session": self.session, "token": self.token, "run": run_id}
+        record["inputs"] = list(primitive.contributing_input_ids)
         self.log.write(json.dumps(record) + "\n")
         self.log.flush()
         os.fsync(self.log.fileno())
@@ -60,54 +89,155 @@ class LoggingExecutor:
         return None
 
 
-async def serve(spec: dict[str, Any]) -> int:
-    store = SqliteRuntimeStore(spec["path"], synchronous=spec["synchronous"])
-    ownership = OwnershipConfig(
-        owner_id=spec["owner"],
-        lease_s=spec["lease_s"],
-        renew_every_s=spec["renew_every_s"],
-        wait_for_lease=True,
-        wait_poll_s=spec["lease_s"] / 25,
-    )
-    machine = MeerkatMachine.persistent(store, ownership=ownership)
-    session = spec["session"]
-    with open(spec["run_log"], "a", encoding="utf-8") as log:
-        executor = LoggingExecutor(log, spec["seed"])
-        await machine.register_session_with_executor(session, executor)
-        claim = machine.session_claim_handle().get(canonical_runtime_id(session))
+class Worker:
+    """The sessions of one worker process and the commands it serves."""
+
+    def __init__(self, spec: dict[str, Any], log: TextIO) -> None:
+        self.spec = spec
+        self.store = open_store(spec)
+        ownership = OwnershipConfig(
+            owner_id=spec["owner"],
+            lease_s=spec["lease_s"],
+            renew_every_s=spec["renew_every_s"],
+            wait_for_lease=True,
+            wait_poll_s=spec["lease_s"] / 25,
+        )
+        self.machine = MeerkatMachine.persistent(self.store, ownership=ownership)
+        self.sessions: list[str] = spec.get("sessions") or [spec["session"]]
+        self.owned: set[str] = set()
+        self.refresh: dict[str, asyncio.Event] = {s: asyncio.Event() for s in self.sessions}
+        self.log = log
+        self.rng = random.Random(spec["seed"])
+
+    async def hold(self, session: str, delay: float) -> None:
+        """Wait for the session's lease, own it until it is lost, and wait again. A failed
+        registration (a store error while claiming or recovering) is retried; anything else
+        ends the process."""
+        try:
+            await asyncio.sleep(delay)
+            while True:
+                try:
+                    await self.own(session)
+                except MeerkatError as exc:
+                    kind = getattr(exc, "kind", type(exc).__name__)
+                    emit({"event": "retrying", "session": session, "kind": kind, "detail": str(exc)})
+                    with contextlib.suppress(MeerkatError):
+                        await self.machine.unregister_session(session)
+                    await asyncio.sleep(self.spec["lease_s"] / 10)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            emit({"event": "error", "kind": type(exc).__name__, "detail": f"holding {session}: {exc}"})
+            os._exit(3)
+
+    async def own(self, session: str) -> None:
+        runtime_id = canonical_runtime_id(session)
+        executor = LoggingExecutor(self.log, session, self.rng.randrange(1 << 30))
+        await self.machine.register_session_with_executor(session, executor)
+        claim = self.machine.session_claim_handle().get(runtime_id)
         assert claim is not None and claim.fence is not None
+        lost, refresh = asyncio.Event(), self.refresh[session]
+        claim.on_lost(lambda _error: lost.set())
         executor.token = claim.fence.token
-        emit({"event": "owner", "token": claim.fence.token})
-        loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                return 0
-            command = json.loads(line)
-            if command["op"] == "accept":
-                item = prompt(command["id"], idempotency_key=command["key"], input_id=command["id"])
-                outcome = await machine.accept_input(session, item)
-                existing = outcome.existing_id if isinstance(outcome, Deduplicated) else None
-                kind = "deduplicated" if isinstance(outcome, Deduplicated) else "accepted"
-                emit({"ack": command["id"], "outcome": kind, "existing": existing})
-            elif command["op"] == "drain":
-                while left := len(await machine.list_active_inputs(session)):
-                    await machine.settle(session)
-                    await asyncio.sleep(0.001)
-                    if not await machine.executor_ready(session):
+        refresh.clear()
+        self.owned.add(session)
+        emit({"event": "owner", "session": session, "token": claim.fence.token})
+        waits = [asyncio.create_task(lost.wait()), asyncio.create_task(refresh.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self.owned.discard(session)
+        emit({"event": "lost", "session": session})
+        with contextlib.suppress(MeerkatError):
+            await self.machine.unregister_session(session)
+
+    async def accept(self, command: dict[str, Any]) -> None:
+        session = command.get("session") or self.sessions[0]
+        item = prompt(command["id"], idempotency_key=command["key"], input_id=command["id"])
+        try:
+            outcome = await self.machine.accept_input(session, item)
+        except MeerkatError as exc:
+            if not self.spec.get("sessions") and isinstance(exc, OwnershipLost):
+                raise  # the single-session harness never expects to lose its session while alive
+            kind = getattr(exc, "kind", type(exc).__name__)
+            unknown = _outcome_unknown(exc)
+            if unknown and self.spec.get("reconcile_unknown", True):
+                self.refresh[session].set()  # read the session back from the store before the next accept
+            emit({"nack": command["id"], "session": session, "kind": kind, "unknown": unknown, "detail": str(exc)})
+            return
+        existing = outcome.existing_id if isinstance(outcome, Deduplicated) else None
+        kind = "deduplicated" if isinstance(outcome, Deduplicated) else "accepted"
+        emit({"ack": command["id"], "session": session, "outcome": kind, "existing": existing})
+
+    async def drain(self) -> int:
+        """Run every queued input of the sessions this worker owns; a run loop that stopped (a
+        boundary commit failed while its connection was terminated) is attached again."""
+        left = 0
+        for session in sorted(self.owned):
+            for _ in range(200):
+                left = len(await self.machine.list_active_inputs(session))
+                if not left:
+                    break
+                if not await self.machine.executor_ready(session):
+                    claim = self.machine.session_claim_handle().get(canonical_runtime_id(session))
+                    if claim is None or claim.fence is None or not claim.owned:
                         break
-                emit({"event": "drained", "left": left})
-            elif command["op"] == "close":
-                await machine.close()
-                store.close()
-                emit({"event": "closed"})
-                return 0
+                    executor = LoggingExecutor(self.log, session, self.rng.randrange(1 << 30))
+                    executor.token = claim.fence.token
+                    await self.machine.ensure_session_with_executor(session, executor)
+                await self.machine.settle(session)
+                await asyncio.sleep(0.001)
+            if left:
+                return left
+        return left
+
+    async def serve(self) -> int:
+        first = set(self.spec.get("first") or self.sessions)
+        standby_after = float(self.spec.get("standby_after_s", 0.0))
+        holders = [
+            asyncio.create_task(self.hold(s, 0.0 if s in first else standby_after), name=f"hold {s}")
+            for s in self.sessions
+        ]
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                if not line:
+                    return 0
+                command = json.loads(line)
+                if command["op"] == "accept":
+                    await self.accept(command)
+                elif command["op"] == "drain":
+                    emit({"event": "drained", "left": await self.drain()})
+                elif command["op"] == "close":
+                    for holder in holders:
+                        holder.cancel()
+                    await self.machine.close()
+                    self.store.close()
+                    emit({"event": "closed"})
+                    return 0
+        finally:
+            for holder in holders:
+                holder.cancel()
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Whether a store write under ``exc`` may have landed (``WriteOutcomeUnknown`` in its causes)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "outcome_unknown", False):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     try:
-        return asyncio.run(serve(spec))
+        with open(spec["run_log"], "a", encoding="utf-8") as log:
+            return asyncio.run(Worker(spec, log).serve())
     except Exception as exc:
         emit({"event": "error", "kind": getattr(exc, "kind", type(exc).__name__), "detail": str(exc)})
         return 3

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
-from meerkat_runtime.store.sqlite_connections import CallGate, ConnectionPool
+from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
+from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_schema import STORE_SCOPE, migrate, stored_version
 from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
 from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
@@ -72,22 +74,10 @@ _SELECT_LEASE = f"SELECT owner, token, expires_at, checksum FROM {LEASES} WHERE 
 Body = Callable[[sqlite3.Connection], object]
 
 
-def _lease_params(lease: Lease) -> tuple[str, str, int, float, str]:
-    checksum = row_checksum(LEASES, lease.runtime_id, "", lease.payload())
-    return lease.runtime_id, lease.owner, lease.token, lease.expires_at, checksum
-
-
 def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
     """The lease row of ``rt`` (checksum verified), read inside the caller's transaction."""
     found = conn.execute(_SELECT_LEASE, (rt,)).fetchone()
-    if found is None:
-        return None
-    owner, token, expires_at, checksum = found
-    if not isinstance(owner, str) or not isinstance(token, int) or not isinstance(expires_at, int | float):
-        raise Corrupt(rt, f"row {LEASES}[] has malformed columns")
-    lease = Lease(rt, owner, token, float(expires_at))
-    verified_payload(LEASES, rt, "", lease.payload(), checksum)
-    return lease
+    return None if found is None else stored_lease(rt, *found)
 
 
 def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) -> StoreError:
@@ -270,18 +260,9 @@ class SqliteRuntimeStore:
         fence: Fence | None = None,
     ) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
-        checked = v.check_receipt(rt, receipt, WriteFailed)
+        stored = receipt_row(rt, receipt)
         if session_snapshot is not None:
             v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
-        key = v.receipt_key(checked.run_id, checked.sequence)
-        body_json = checked.to_json()
-        receipt_params = (
-            rt,
-            checked.run_id,
-            v.to_signed64(checked.sequence),
-            body_json,
-            row_checksum(RECEIPTS, rt, key, body_json),
-        )
         params = self._input_params(rt, rows)
 
         def body(conn: sqlite3.Connection) -> None:
@@ -291,14 +272,10 @@ class SqliteRuntimeStore:
             try:
                 conn.execute(
                     f"INSERT INTO {RECEIPTS} (runtime_id, run_id, sequence, receipt, checksum) VALUES (?, ?, ?, ?, ?)",
-                    receipt_params,
+                    stored.params,
                 )
             except sqlite3.IntegrityError:
-                raise WriteFailed(
-                    rt,
-                    f"duplicate boundary receipt (run_id={checked.run_id!r}, sequence={checked.sequence}); "
-                    "nothing was applied",
-                ) from None
+                raise duplicate_receipt(rt, stored.receipt) from None
             conn.executemany(_UPSERT_INPUT, params)
 
         self._fenced_write(rt, "atomic_apply", fence, body)
@@ -306,7 +283,6 @@ class SqliteRuntimeStore:
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         run, seq = v.check_run_key(rt, run_id, sequence, ReadFailed)
-        key = v.receipt_key(run, seq)
         found = self._read(
             rt,
             "load_boundary_receipt",
@@ -315,16 +291,7 @@ class SqliteRuntimeStore:
                 (rt, run, v.to_signed64(seq)),
             ).fetchone(),
         )
-        if found is None:
-            return None
-        data = verified_payload(RECEIPTS, rt, key, found[0], found[1])
-        try:
-            receipt = BoundaryReceipt.from_json(data)
-        except ValueError as exc:
-            raise Corrupt(rt, f"row {RECEIPTS}[{key}] is not a valid receipt: {exc}") from exc
-        if (receipt.run_id, receipt.sequence) != (run, seq):
-            raise Corrupt(rt, f"row {RECEIPTS}[{key}] holds the receipt of another key")
-        return receipt
+        return None if found is None else stored_receipt(rt, run, seq, found[0], found[1])
 
     def load_session_snapshot(self, runtime_id: str) -> bytes | None:
         return self._load_single(runtime_id, SNAPSHOTS, "snapshot", "load_session_snapshot")
@@ -411,7 +378,7 @@ class SqliteRuntimeStore:
 
         def body(conn: sqlite3.Connection) -> None:
             lease = claim_outcome(rt, _stored_lease(conn, rt), who, duration, self.clock())
-            conn.execute(_UPSERT_LEASE, _lease_params(lease))
+            conn.execute(_UPSERT_LEASE, lease_params(lease))
             claimed.append(lease)
 
         self._write(rt, "claim_lease", body)
@@ -425,7 +392,7 @@ class SqliteRuntimeStore:
 
         def body(conn: sqlite3.Connection) -> None:
             lease = renewal_outcome(rt, _stored_lease(conn, rt), checked, duration, self.clock())
-            conn.execute(_UPSERT_LEASE, _lease_params(lease))
+            conn.execute(_UPSERT_LEASE, lease_params(lease))
             renewed.append(lease)
 
         self._write(rt, "renew_lease", body)
@@ -438,7 +405,7 @@ class SqliteRuntimeStore:
         def body(conn: sqlite3.Connection) -> None:
             lease = released(_stored_lease(conn, rt), checked, self.clock())
             if lease is not None:
-                conn.execute(_UPSERT_LEASE, _lease_params(lease))
+                conn.execute(_UPSERT_LEASE, lease_params(lease))
 
         self._write(rt, "release_lease", body)
 

@@ -1,5 +1,5 @@
-"""Connections of the SQLite store: one per thread (or one shared behind a lock), and a gate
-that lets ``close`` wait for calls in flight and refuse new ones.
+"""Connections of the SQLite store: one per thread (or one shared behind a lock). (The gate
+that lets ``close`` wait for calls in flight is :mod:`meerkat_runtime.store.call_gate`.)
 
 Per-thread connections let reads run in parallel under WAL while SQLite serialises writers
 (``BEGIN IMMEDIATE`` plus the busy timeout). The shared mode is used for ``:memory:``
@@ -13,43 +13,6 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-
-
-class CallGate:
-    """Counts calls in flight; after ``close`` no call may enter."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active = 0
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def enter(self) -> bool:
-        """Register a call; ``False`` if the gate is closed."""
-        with self._cond:
-            if self._closed:
-                return False
-            self._active += 1
-            return True
-
-    def leave(self) -> None:
-        with self._cond:
-            self._active -= 1
-            if self._active == 0:
-                self._cond.notify_all()
-
-    def close(self) -> bool:
-        """Refuse new calls and wait for calls in flight. ``False`` if it was already closed."""
-        with self._cond:
-            if self._closed:
-                return False
-            self._closed = True
-            while self._active:
-                self._cond.wait()
-            return True
 
 
 class ConnectionPool:

@@ -17,6 +17,7 @@ DISTRIBUTION = "meerkat-lifecycle"
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "verify": ("z3", "networkx"),
     "conformance": ("hypothesis", "networkx"),
+    "postgres": ("psycopg", "psycopg_pool"),
 }
 """The importable modules each extra brings (what the commands import from it)."""
 

@@ -1,0 +1,451 @@
+"""``PostgresRuntimeStore``: a ``RuntimeStore`` on PostgreSQL, for workers on several hosts.
+
+Needs the ``postgres`` extra (psycopg 3 and psycopg-pool); nothing else in the runtime imports
+this module, so the runtime itself keeps no dependency.
+
+* **Transactions**: every write is one ``READ COMMITTED`` transaction on a pooled connection
+  (:mod:`~meerkat_runtime.store.postgres_transactions` classifies its failures: ``WriteFailed``
+  before ``COMMIT`` was sent or when the server refused it, ``WriteOutcomeUnknown`` when the
+  connection broke while ``COMMIT`` was in flight). Reads are single statements.
+* **Ownership**: the fence check runs inside every write's transaction, under a shared
+  transaction-level advisory lock on the runtime id; a claim takes the same lock exclusively
+  (and ``SELECT … FOR UPDATE`` on the lease row), renewals and releases lock the row. So a
+  claim that commits after a write's check is ordered after that write, also when the runtime
+  has no lease row yet (an unfenced write). Lease expiry is decided by the **server's clock**
+  (``clock_timestamp()``), read inside the transaction; ``clock=`` replaces it (tests).
+  A claim that finds a live lease of another owner is answered from one read, with no
+  transaction (waiting workers poll cheaply).
+* **Durability**: the server's ``synchronous_commit`` (``on`` by default): a method that
+  returned has had its commit record flushed to the server's WAL on disk (and to synchronous
+  standbys, if any are configured). The store reports the setting in :meth:`settings`.
+* Every row carries the same checksum as in SQLite (bound to table, runtime id and key); a
+  damaged row fails closed with ``Corrupt``. Ids must not contain NUL characters (PostgreSQL
+  text cannot hold them; such a write is refused with ``WriteFailed``).
+* The schema version is checked on open: older schemas are migrated forward, newer ones are
+  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`).
+* Thread safety: any number of threads share the pool (``max_connections`` connections);
+  several processes and hosts may use one database.
+* ``close`` waits for calls in flight and closes the pool it opened (a pool passed in is left
+  open: its owner closes it); later calls raise ``WriteFailed`` / ``ReadFailed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+try:
+    import psycopg
+    import psycopg_pool
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "PostgresRuntimeStore needs the 'postgres' extra (psycopg, psycopg-pool); install it with: "
+        "pip install 'meerkat-lifecycle[postgres]'"
+    ) from exc
+
+from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.call_gate import CallGate
+from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.postgres_schema import (
+    DEFAULT_SCHEMA,
+    STORE_SCOPE,
+    check_schema_name,
+    migrate,
+    stored_version,
+)
+from meerkat_runtime.store.postgres_transactions import Connection, Transactions
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
+from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
+from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed
+
+DEFAULT_MAX_CONNECTIONS = 8
+DEFAULT_TIMEOUT_S = 10.0
+
+Body = Callable[[Connection], object]
+
+
+def lock_key(schema: str, runtime_id: str) -> int:
+    """The 64-bit advisory lock key of a runtime in a schema."""
+    digest = hashlib.blake2b(f"{schema}\0{runtime_id}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresRuntimeStore:
+    """A ``RuntimeStore`` on a PostgreSQL database (a connection string or a psycopg pool)."""
+
+    def __init__(
+        self,
+        conninfo: str | None = None,
+        *,
+        pool: psycopg_pool.ConnectionPool | None = None,
+        schema: str = DEFAULT_SCHEMA,
+        min_connections: int = 1,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        clock: Clock | None = None,
+    ) -> None:
+        if (conninfo is None) == (pool is None):
+            raise ValueError("give exactly one of conninfo (a connection string) or pool (a psycopg ConnectionPool)")
+        if not isinstance(min_connections, int) or not 0 <= min_connections <= max_connections:
+            raise ValueError(f"need 0 <= min_connections <= max_connections, got {min_connections}, {max_connections}")
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
+        if not isinstance(timeout_s, int | float) or not timeout_s > 0:
+            raise ValueError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+        self.schema = check_schema_name(schema)
+        self.clock = clock
+        self.timeout_s = float(timeout_s)
+        self._owns_pool = pool is None
+        if pool is None:
+            assert conninfo is not None
+            pool = psycopg_pool.ConnectionPool(
+                conninfo,
+                min_size=min_connections,
+                max_size=max_connections,
+                kwargs={"autocommit": True},
+                open=False,
+                timeout=self.timeout_s,
+                name=f"meerkat-{self.schema}",
+            )
+            self._open_pool(pool, conninfo)
+        self._pool = pool
+        self._gate = CallGate()
+        self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s)
+        self._sql = _Statements(self.schema)
+        try:
+            self._tx.write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema))
+        except BaseException:
+            self._close_pool()
+            raise
+
+    def _open_pool(self, pool: psycopg_pool.ConnectionPool, conninfo: str) -> None:
+        try:
+            pool.open(wait=True, timeout=self.timeout_s)
+        except psycopg_pool.PoolTimeout:
+            pool.close()
+            try:  # the pool only logs why it cannot connect: connect once to say it
+                psycopg.connect(conninfo, connect_timeout=max(1, int(self.timeout_s))).close()
+                why = f"the pool could not open its connections within {self.timeout_s:g} s"
+            except psycopg.Error as exc:
+                why = str(exc).strip().replace("\n", " ")
+            raise WriteFailed(STORE_SCOPE, f"cannot connect to PostgreSQL: {why}") from None
+
+    def _close_pool(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._gate.closed
+
+    @property
+    def pool(self) -> psycopg_pool.ConnectionPool:
+        """The psycopg pool the store runs on."""
+        return self._pool
+
+    def settings(self) -> dict[str, object]:
+        """What the server promises: ``synchronous_commit``, ``fsync``, the store's
+        ``isolation`` level, ``server_version``, ``schema`` and ``schema_version``."""
+
+        def body(conn: Connection) -> dict[str, object]:
+            row = conn.execute(
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync'), "
+                "current_setting('server_version')"
+            ).fetchone()
+            assert row is not None
+            return {
+                "synchronous_commit": row[0],
+                "fsync": row[1],
+                "isolation": "read committed",
+                "server_version": row[2],
+                "schema": self.schema,
+                "schema_version": stored_version(conn, self.schema),
+            }
+
+        return self._tx.read(STORE_SCOPE, "settings", body)
+
+    # --- the write path -------------------------------------------------------------------
+    def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
+        """The one write path of the data methods: in one transaction, take the runtime's
+        advisory lock (shared: claims take it exclusively), check ``fence`` against the lease
+        row, then run ``body``."""
+        checked = v.check_fence(runtime_id, fence, WriteFailed)
+        key = lock_key(self.schema, runtime_id)
+
+        def fenced(conn: Connection) -> None:
+            row = conn.execute(self._sql.select_lease, (runtime_id,)).fetchone()
+            refusal = fence_refusal(runtime_id, _lease(runtime_id, row), checked, what)
+            if refusal is not None:
+                raise refusal
+            body(conn)
+
+        self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock_shared({key})")
+
+    def _upsert_rows(self, conn: Connection, rt: str, rows: Sequence[InputRow]) -> None:
+        """Upsert input rows in one statement: the last row of an id wins, ids in sorted order
+        (concurrent writers lock rows in the same order)."""
+        if not rows:
+            return
+        last = {row.input_id: row.payload for row in rows}
+        ids = sorted(last)
+        payloads = [last[i] for i in ids]
+        sums = [row_checksum(INPUTS, rt, i, last[i]) for i in ids]
+        conn.execute(self._sql.upsert_inputs, (rt, ids, payloads, sums))
+
+    # --- inputs ---------------------------------------------------------------------------
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        rows = v.check_rows(rt, [row], WriteFailed)
+        self._fenced_write(rt, "persist_input_state", fence, lambda conn: self._upsert_rows(conn, rt, rows))
+
+    def load_input_states(self, runtime_id: str) -> list[InputRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._tx.read(
+            rt, "load_input_states", lambda conn: conn.execute(self._sql.select_inputs, (rt,)).fetchall()
+        )
+        return [InputRow(str(i), verified_payload(INPUTS, rt, str(i), p, c)) for i, p, c in found]
+
+    # --- run boundaries -------------------------------------------------------------------
+    def atomic_apply(
+        self,
+        runtime_id: str,
+        *,
+        session_snapshot: bytes | None,
+        receipt: BoundaryReceipt,
+        rows: Sequence[InputRow],
+        fence: Fence | None = None,
+    ) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        stored = receipt_row(rt, receipt)
+        if session_snapshot is not None:
+            v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
+        valid_rows = v.check_rows(rt, rows, WriteFailed)
+
+        def body(conn: Connection) -> None:
+            if session_snapshot is not None:
+                snapshot_sum = row_checksum(SNAPSHOTS, rt, "", session_snapshot)
+                conn.execute(self._sql.upsert_snapshot, (rt, session_snapshot, snapshot_sum))
+            if conn.execute(self._sql.insert_receipt, stored.params).fetchone() is None:
+                raise duplicate_receipt(rt, stored.receipt)
+            self._upsert_rows(conn, rt, valid_rows)
+
+        self._fenced_write(rt, "atomic_apply", fence, body)
+
+    def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        run, seq = v.check_run_key(rt, run_id, sequence, ReadFailed)
+        found = self._tx.read(
+            rt,
+            "load_boundary_receipt",
+            lambda conn: conn.execute(self._sql.select_receipt, (rt, run, v.to_signed64(seq))).fetchone(),
+        )
+        return None if found is None else stored_receipt(rt, run, seq, found[0], found[1])
+
+    def load_session_snapshot(self, runtime_id: str) -> bytes | None:
+        return self._load_single(runtime_id, SNAPSHOTS, "snapshot", "load_session_snapshot")
+
+    # --- machine lifecycle ----------------------------------------------------------------
+    def commit_machine_lifecycle(
+        self, runtime_id: str, lifecycle: bytes, rows: Sequence[InputRow], *, fence: Fence | None = None
+    ) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed)
+        valid_rows = v.check_rows(rt, rows, WriteFailed)
+
+        def body(conn: Connection) -> None:
+            conn.execute(self._sql.upsert_lifecycle, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
+            self._upsert_rows(conn, rt, valid_rows)
+
+        self._fenced_write(rt, "commit_machine_lifecycle", fence, body)
+
+    def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
+        return self._load_single(runtime_id, LIFECYCLES, "lifecycle", "load_machine_lifecycle")
+
+    # --- operation registry ---------------------------------------------------------------
+    def append_ops_record(self, runtime_id: str, record: bytes, *, fence: Fence | None = None) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        v.check_bytes(rt, "ops record", record, WriteFailed)
+
+        def body(conn: Connection) -> None:
+            seq_row = conn.execute(self._sql.next_record_seq).fetchone()
+            assert seq_row is not None
+            seq = int(str(seq_row[0]))
+            conn.execute(self._sql.insert_record, (seq, rt, record, row_checksum(OPS_RECORDS, rt, str(seq), record)))
+
+        self._fenced_write(rt, "append_ops_record", fence, body)
+
+    def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed)
+
+        def body(conn: Connection) -> None:
+            conn.execute(self._sql.upsert_ops_snapshot, (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot)))
+            conn.execute(self._sql.delete_records, (rt,))
+
+        self._fenced_write(rt, "persist_ops_lifecycle", fence, body)
+
+    def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._tx.read(
+            rt, "load_ops_lifecycle", lambda conn: conn.execute(self._sql.select_ops, (rt, rt)).fetchall()
+        )
+        snapshot: bytes | None = None
+        appended: list[bytes] = []
+        for kind, seq, payload, checksum in found:
+            if kind == 0:
+                snapshot = verified_payload(OPS_SNAPSHOTS, rt, "", payload, checksum)
+            else:
+                appended.append(verified_payload(OPS_RECORDS, rt, str(seq), payload, checksum))
+        if not found:
+            return None
+        return OpsLifecycleRecords(snapshot, tuple(appended))
+
+    def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+
+        def body(conn: Connection) -> None:
+            conn.execute(self._sql.delete_ops_snapshot, (rt,))
+            conn.execute(self._sql.delete_records, (rt,))
+
+        self._fenced_write(rt, "delete_ops_lifecycle", fence, body)
+
+    # --- ownership ------------------------------------------------------------------------
+    def _now(self, server_now: object) -> float:
+        return float(self.clock()) if self.clock is not None else float(str(server_now))
+
+    def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        who = v.check_owner(rt, owner, WriteFailed)
+        duration = v.check_duration(rt, duration_s, WriteFailed)
+        # A live lease of another owner is answered from one read: no transaction, no WAL.
+        row = self._tx.read(
+            rt, "claim_lease", lambda conn: conn.execute(self._sql.lease_and_now, (rt,)).fetchone(), WriteFailed
+        )
+        assert row is not None
+        claim_outcome(rt, _lease(rt, row[1:]), who, duration, self._now(row[0]))
+        key = lock_key(self.schema, rt)
+
+        def body(conn: Connection) -> Lease:
+            locked = conn.execute(self._sql.lease_and_now_for_update, (rt,)).fetchone()
+            assert locked is not None
+            lease = claim_outcome(rt, _lease(rt, locked[1:]), who, duration, self._now(locked[0]))
+            conn.execute(self._sql.upsert_lease, lease_params(lease))
+            return lease
+
+        return self._tx.write(rt, "claim_lease", body, first=f"SELECT pg_advisory_xact_lock({key})")
+
+    def renew_lease(self, fence: Fence, runtime_id: str, duration_s: float) -> Lease:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        checked = v.check_required_fence(rt, fence, WriteFailed)
+        duration = v.check_duration(rt, duration_s, WriteFailed)
+
+        def body(conn: Connection) -> Lease:
+            locked = conn.execute(self._sql.lease_and_now_for_update, (rt,)).fetchone()
+            assert locked is not None
+            lease = renewal_outcome(rt, _lease(rt, locked[1:]), checked, duration, self._now(locked[0]))
+            conn.execute(self._sql.upsert_lease, lease_params(lease))
+            return lease
+
+        return self._tx.write(rt, "renew_lease", body)
+
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        checked = v.check_required_fence(rt, fence, WriteFailed)
+
+        def body(conn: Connection) -> None:
+            locked = conn.execute(self._sql.lease_and_now_for_update, (rt,)).fetchone()
+            assert locked is not None
+            lease = released(_lease(rt, locked[1:]), checked, self._now(locked[0]))
+            if lease is not None:
+                conn.execute(self._sql.upsert_lease, lease_params(lease))
+
+        self._tx.write(rt, "release_lease", body)
+
+    def load_lease(self, runtime_id: str) -> Lease | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        row = self._tx.read(rt, "load_lease", lambda conn: conn.execute(self._sql.select_lease, (rt,)).fetchone())
+        return _lease(rt, row)
+
+    # --- housekeeping ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for calls in flight, then close the pool if the store opened it. Idempotent."""
+        if self._gate.close():
+            self._close_pool()
+
+    def __enter__(self) -> PostgresRuntimeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_single(self, runtime_id: str, table: str, column: str, what: str) -> bytes | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        query = f"SELECT {column}, checksum FROM {self.schema}.{table} WHERE runtime_id = %s"
+        found = self._tx.read(rt, what, lambda conn: conn.execute(query, (rt,)).fetchone())
+        return None if found is None else verified_payload(table, rt, "", found[0], found[1])
+
+
+def _lease(rt: str, row: Sequence[Any] | None) -> Lease | None:
+    """The lease in a row ``(owner, token, expires_at, checksum)`` (checksum verified); ``None``
+    for no row (or a row of NULLs from an outer join)."""
+    return None if row is None or row[0] is None else stored_lease(rt, *row)
+
+
+class _Statements:
+    """The store's SQL, with the schema name filled in."""
+
+    def __init__(self, s: str) -> None:
+        def upsert_single(table: str, column: str) -> str:
+            return (
+                f"INSERT INTO {s}.{table} (runtime_id, {column}, checksum) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (runtime_id) DO UPDATE SET {column} = excluded.{column}, checksum = excluded.checksum"
+            )
+
+        self.upsert_inputs = (
+            f"INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum) "
+            "SELECT %s, i, p, c FROM unnest(%s::text[], %s::bytea[], %s::text[]) AS r(i, p, c) "
+            "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, checksum = excluded.checksum"
+        )
+        self.select_inputs = (
+            f"SELECT input_id, payload, checksum FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
+        )
+        self.upsert_snapshot = upsert_single(SNAPSHOTS, "snapshot")
+        self.upsert_lifecycle = upsert_single(LIFECYCLES, "lifecycle")
+        self.upsert_ops_snapshot = upsert_single(OPS_SNAPSHOTS, "snapshot")
+        self.insert_receipt = (
+            f"INSERT INTO {s}.{RECEIPTS} (runtime_id, run_id, sequence, receipt, checksum) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1"
+        )
+        self.select_receipt = (
+            f"SELECT receipt, checksum FROM {s}.{RECEIPTS} WHERE runtime_id = %s AND run_id = %s AND sequence = %s"
+        )
+        self.next_record_seq = f"SELECT nextval('{s}.runtime_ops_records_seq')"
+        self.insert_record = (
+            f"INSERT INTO {s}.{OPS_RECORDS} (seq, runtime_id, record, checksum) VALUES (%s, %s, %s, %s)"
+        )
+        self.delete_records = f"DELETE FROM {s}.{OPS_RECORDS} WHERE runtime_id = %s"
+        self.delete_ops_snapshot = f"DELETE FROM {s}.{OPS_SNAPSHOTS} WHERE runtime_id = %s"
+        self.select_ops = (
+            f"SELECT 0, 0::bigint, snapshot, checksum FROM {s}.{OPS_SNAPSHOTS} WHERE runtime_id = %s "
+            f"UNION ALL SELECT 1, seq, record, checksum FROM {s}.{OPS_RECORDS} WHERE runtime_id = %s ORDER BY 1, 2"
+        )
+        lease_columns = "owner, token, expires_at, checksum"
+        self.select_lease = f"SELECT {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = %s"
+        now = "extract(epoch FROM clock_timestamp())::float8"
+        self.lease_and_now = (
+            f"SELECT {now}, l.owner, l.token, l.expires_at, l.checksum FROM (SELECT 1) AS one "
+            f"LEFT JOIN (SELECT {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = %s) AS l ON true"
+        )
+        self.lease_and_now_for_update = (
+            f"SELECT {now}, l.owner, l.token, l.expires_at, l.checksum FROM (SELECT 1) AS one "
+            f"LEFT JOIN (SELECT {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = %s FOR UPDATE) AS l ON true"
+        )
+        self.upsert_lease = (
+            f"INSERT INTO {s}.{LEASES} (runtime_id, owner, token, expires_at, checksum) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (runtime_id) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
+            "expires_at = excluded.expires_at, checksum = excluded.checksum"
+        )

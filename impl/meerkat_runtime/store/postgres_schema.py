@@ -1,0 +1,140 @@
+"""Schema of the PostgreSQL store, its version table and forward migrations.
+
+All tables live in one PostgreSQL schema (namespace, default ``meerkat``), created when
+missing. The version lives in ``<schema>.meerkat_schema_version`` (one row). Opening a store
+runs every migration step above the stored version, in order, inside one transaction that
+holds an advisory lock (so several processes opening an empty database at once migrate it
+once; DDL is transactional, so a database is never left half-migrated). A stored version
+newer than ``SCHEMA_VERSION`` means a newer release wrote the database: it is refused with
+``VersionMismatch`` and left untouched.
+
+Versions:
+
+1. Every table of the SQLite store's version 3 (same names and keys; ``bytea`` payloads,
+   a ``checksum`` per row, ids in the ``"C"`` collation so rows load in code-point order):
+   input rows, boundary receipts, session snapshots, lifecycle records, ops snapshots, the
+   ops record log (``runtime_ops_records``, its sequence) and the ownership leases
+   (``runtime_leases``: expiry in seconds since the epoch on the server's clock).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import psycopg
+
+from meerkat_runtime.vocab.errors import VersionMismatch
+
+SCHEMA_VERSION = 1
+"""The version this release writes and reads."""
+
+STORE_SCOPE = "*"
+"""Runtime id used in errors that concern the whole database rather than one runtime."""
+
+DEFAULT_SCHEMA = "meerkat"
+
+MIGRATION_LOCK = 0x6D65_726B_6174_0001
+"""Advisory lock key held while a schema is created or migrated."""
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_schema_name(schema: object) -> str:
+    """A schema name the store can use unquoted: lower-case letters, digits, ``_``, at most 63."""
+    if not isinstance(schema, str) or not _NAME.fullmatch(schema) or schema.startswith("pg_"):
+        raise ValueError(
+            f"schema must be 1-63 lower-case letters, digits or '_' (not starting with a digit or 'pg_'), "
+            f"got {schema!r}"
+        )
+    return schema
+
+
+def _v1(s: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE {s}.meerkat_schema_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        )""",
+        f"INSERT INTO {s}.meerkat_schema_version (id, version) VALUES (1, 0)",
+        f"""CREATE TABLE {s}.runtime_input_states (
+            runtime_id TEXT COLLATE "C" NOT NULL, input_id TEXT COLLATE "C" NOT NULL,
+            payload BYTEA NOT NULL, checksum TEXT NOT NULL,
+            PRIMARY KEY (runtime_id, input_id)
+        )""",
+        f"""CREATE TABLE {s}.runtime_boundary_receipts (
+            runtime_id TEXT COLLATE "C" NOT NULL, run_id TEXT COLLATE "C" NOT NULL, sequence BIGINT NOT NULL,
+            receipt BYTEA NOT NULL, checksum TEXT NOT NULL,
+            PRIMARY KEY (runtime_id, run_id, sequence)
+        )""",
+        f"""CREATE TABLE {s}.runtime_session_snapshots (
+            runtime_id TEXT COLLATE "C" PRIMARY KEY, snapshot BYTEA NOT NULL, checksum TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE {s}.runtime_states (
+            runtime_id TEXT COLLATE "C" PRIMARY KEY, lifecycle BYTEA NOT NULL, checksum TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE {s}.runtime_ops_lifecycle (
+            runtime_id TEXT COLLATE "C" PRIMARY KEY, snapshot BYTEA NOT NULL, checksum TEXT NOT NULL
+        )""",
+        f"CREATE SEQUENCE {s}.runtime_ops_records_seq AS BIGINT",
+        f"""CREATE TABLE {s}.runtime_ops_records (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('{s}.runtime_ops_records_seq'),
+            runtime_id TEXT COLLATE "C" NOT NULL, record BYTEA NOT NULL, checksum TEXT NOT NULL
+        )""",
+        f"ALTER SEQUENCE {s}.runtime_ops_records_seq OWNED BY {s}.runtime_ops_records.seq",
+        f"CREATE INDEX runtime_ops_records_by_runtime ON {s}.runtime_ops_records (runtime_id, seq)",
+        f"""CREATE TABLE {s}.runtime_leases (
+            runtime_id TEXT COLLATE "C" PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL, checksum TEXT NOT NULL
+        )""",
+    )
+
+
+Step = Callable[[str], tuple[str, ...]]
+
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1),)
+"""``(version reached, statements of the step for a schema name)`` in ascending order; step
+``n`` upgrades version ``n - 1``."""
+
+
+def stored_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> int:
+    """The schema version recorded in ``schema``; 0 when the schema or its version table is missing."""
+    (exists,) = _one(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.meerkat_schema_version",))
+    if not exists:
+        return 0
+    row = conn.execute(f"SELECT version FROM {schema}.meerkat_schema_version WHERE id = 1").fetchone()
+    if row is None or not isinstance(row[0], int):
+        raise VersionMismatch(STORE_SCOPE, f"schema {schema!r}: the version table holds no valid version")
+    return int(row[0])
+
+
+def migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, target: int = SCHEMA_VERSION) -> int:
+    """Create or upgrade ``schema`` to ``target`` inside the caller's transaction (taking the
+    migration advisory lock first); return the version found.
+
+    Raises ``VersionMismatch`` (changing nothing) if the database is newer than this release.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+    current = stored_version(conn, schema)
+    if current > SCHEMA_VERSION:
+        raise VersionMismatch(
+            STORE_SCOPE,
+            f"schema {schema!r} has version {current}, newer than this release supports ({SCHEMA_VERSION}); "
+            "refusing to open it",
+        )
+    if current < target:
+        (has_schema,) = _one(conn, "SELECT count(*) > 0 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if not has_schema:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    for version, step in MIGRATIONS:
+        if current < version <= target:
+            for statement in step(schema):
+                conn.execute(statement)  # built from a checked name
+            conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = %s WHERE id = 1", (version,))
+    return current
+
+
+def _one(conn: psycopg.Connection[tuple[object, ...]], query: str, params: tuple[object, ...]) -> tuple[object, ...]:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row

@@ -1,0 +1,189 @@
+"""Transactions of the PostgreSQL store and what their failures mean.
+
+Every write runs as ``BEGIN ISOLATION LEVEL READ COMMITTED`` … ``COMMIT`` on a pooled
+connection in autocommit mode (the store sends ``BEGIN`` and ``COMMIT`` itself, so it knows
+whether the ``COMMIT`` had been sent when something failed). The classification:
+
+* a failure before ``COMMIT`` was sent — a statement error, a constraint violation, a refusal
+  raised by the store, a connection that broke: the transaction cannot have committed; it is
+  rolled back (or died with its connection) and the caller gets ``WriteFailed`` (or the
+  store's own ``WriteRefused``). A connection found broken before ``COMMIT`` is retried on a
+  fresh connection (``ATTEMPTS`` in all; stale pooled connections are checked first), since
+  nothing of the transaction can have happened;
+* ``COMMIT`` answered with an ``ERROR`` by a session that still answers afterwards (a deferred
+  check failed): the server rolled the transaction back: ``WriteFailed``;
+* anything else while ``COMMIT`` was in flight — the connection broke, or the server ended the
+  session with a ``FATAL`` error (``pg_terminate_backend`` can do that just after the commit
+  record was flushed): the server may have committed and the acknowledgement been lost:
+  ``WriteOutcomeUnknown``.
+
+Reads run as single statements in autocommit mode (each sees one consistent snapshot) and
+are retried on a broken connection like writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import psycopg
+import psycopg_pool
+
+from meerkat_runtime.store.call_gate import CallGate
+from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
+
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[object, ...]]
+Body = Callable[[Connection], T]
+
+ATTEMPTS = 3
+"""Tries of one call when its connection turns out broken before ``COMMIT`` was sent."""
+
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+
+class _Broken(Exception):
+    """The connection broke before ``COMMIT`` was sent: nothing happened, try again."""
+
+    def __init__(self, cause: psycopg.Error) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _describe(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None)
+    text = str(exc).strip().replace("\n", " ")
+    return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {text}"
+
+
+def commit_refused(conn: Connection, exc: psycopg.Error) -> bool:
+    """Whether a failed ``COMMIT`` is known to have been rolled back: the server answered with an
+    ``ERROR`` (an error before the commit record, which aborts the transaction) and the session
+    still answers afterwards. A ``FATAL`` (the backend was terminated, possibly after the commit
+    record was flushed), a broken connection or a session that no longer answers: unknown."""
+    severity = getattr(getattr(exc, "diag", None), "severity_nonlocalized", None)
+    if severity != "ERROR" or conn.broken or conn.closed:
+        return False
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+class Transactions:
+    """Runs the store's transactions on a pool, behind the store's call gate."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool, gate: CallGate, *, checkout_timeout_s: float) -> None:
+        self.pool = pool
+        self.gate = gate
+        self.checkout_timeout_s = checkout_timeout_s
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode (restored if the pool's was not)."""
+        try:
+            cm = self.pool.connection(timeout=self.checkout_timeout_s)
+            conn = cm.__enter__()
+        except psycopg_pool.PoolTimeout as exc:
+            raise psycopg.OperationalError(
+                f"no database connection within {self.checkout_timeout_s:g} s ({exc})"
+            ) from exc
+        restore = not conn.autocommit
+        try:
+            if restore:
+                conn.autocommit = True
+            yield conn
+        finally:
+            if restore and not conn.broken and not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    conn.autocommit = False
+            cm.__exit__(None, None, None)
+
+    # --- writes ---------------------------------------------------------------------------
+    def write(self, runtime_id: str, what: str, body: Body[T], *, first: str = "") -> T:
+        """Run ``body`` in one READ COMMITTED transaction and commit it; see the module
+        docstring for what a failure raises. ``first`` is a statement without parameters sent
+        together with ``BEGIN`` (one round trip), such as taking an advisory lock."""
+        if not self.gate.enter():
+            raise WriteFailed(runtime_id, f"{what}: store is closed")
+        try:
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    with self.connection() as conn:
+                        return self._write_once(conn, runtime_id, what, body, first)
+                except _Broken as broken:
+                    if attempt == ATTEMPTS:
+                        raise WriteFailed(
+                            runtime_id,
+                            f"{what} failed: the database connection broke before COMMIT, {ATTEMPTS} times; "
+                            f"nothing was written: {_describe(broken.cause)}",
+                        ) from broken.cause
+                    self._drop_stale_connections()
+                except psycopg.Error as exc:
+                    raise WriteFailed(runtime_id, f"{what} failed: {_describe(exc)}") from exc
+            raise AssertionError("unreachable")
+        finally:
+            self.gate.leave()
+
+    def _write_once(self, conn: Connection, runtime_id: str, what: str, body: Body[T], first: str) -> T:
+        try:
+            conn.execute(f"{BEGIN}; {first}" if first else BEGIN)
+            result = body(conn)
+        except psycopg.Error as exc:
+            if conn.broken:
+                raise _Broken(exc) from exc
+            self._rollback(conn)
+            raise WriteFailed(runtime_id, f"{what} failed: {_describe(exc)}; nothing was written") from exc
+        except BaseException:
+            if not conn.broken:
+                self._rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if not commit_refused(conn, exc):
+                raise WriteOutcomeUnknown(
+                    runtime_id,
+                    f"{what}: the connection broke while COMMIT was in flight; the write may or may not be "
+                    f"durable: {_describe(exc)}",
+                ) from exc
+            raise WriteFailed(
+                runtime_id, f"{what}: COMMIT was refused and rolled back, nothing was written: {_describe(exc)}"
+            ) from exc
+        return result
+
+    @staticmethod
+    def _rollback(conn: Connection) -> None:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+
+    def _drop_stale_connections(self) -> None:
+        """Let the pool test its idle connections, so a retry does not get another dead one."""
+        with contextlib.suppress(Exception):
+            self.pool.check()
+
+    # --- reads ----------------------------------------------------------------------------
+    def read(self, runtime_id: str, what: str, body: Body[T], error: type[StoreError] = ReadFailed) -> T:
+        """Run ``body`` (single statements, autocommit); retried on a broken connection. A
+        failure raises ``error`` (``ReadFailed``; a write method reading first passes ``WriteFailed``)."""
+        if not self.gate.enter():
+            raise error(runtime_id, f"{what}: store is closed")
+        try:
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    with self.connection() as conn:
+                        try:
+                            return body(conn)
+                        except psycopg.Error as exc:
+                            if conn.broken and attempt < ATTEMPTS:
+                                raise _Broken(exc) from exc
+                            raise
+                except _Broken:
+                    self._drop_stale_connections()
+                except psycopg.Error as exc:
+                    raise error(runtime_id, f"{what} failed: {_describe(exc)}") from exc
+            raise AssertionError("unreachable")
+        finally:
+            self.gate.leave()

@@ -1,0 +1,69 @@
+"""How the SQL stores (SQLite, PostgreSQL) turn receipts and leases into rows and back.
+
+Both stores keep the same columns and checksums, so a receipt or a lease row is encoded and
+verified by the same code whichever database holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meerkat_runtime.store import validation as v
+from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.lease import Lease
+from meerkat_runtime.store.records import BoundaryReceipt
+from meerkat_runtime.store.tables import LEASES, RECEIPTS
+from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRow:
+    """A checked receipt as stored: ``params`` are ``(runtime_id, run_id, sequence as signed
+    64-bit, receipt JSON, checksum)``."""
+
+    receipt: BoundaryReceipt
+    params: tuple[str, str, int, bytes, str]
+
+
+def receipt_row(runtime_id: str, receipt: object) -> ReceiptRow:
+    """Check ``receipt`` (``WriteFailed`` naming what is wrong) and encode its row."""
+    checked = v.check_receipt(runtime_id, receipt, WriteFailed)
+    body = checked.to_json()
+    key = v.receipt_key(checked.run_id, checked.sequence)
+    checksum = row_checksum(RECEIPTS, runtime_id, key, body)
+    return ReceiptRow(checked, (runtime_id, checked.run_id, v.to_signed64(checked.sequence), body, checksum))
+
+
+def duplicate_receipt(runtime_id: str, receipt: BoundaryReceipt) -> WriteFailed:
+    return WriteFailed(
+        runtime_id,
+        f"duplicate boundary receipt (run_id={receipt.run_id!r}, sequence={receipt.sequence}); nothing was applied",
+    )
+
+
+def stored_receipt(runtime_id: str, run_id: str, sequence: int, payload: object, checksum: object) -> BoundaryReceipt:
+    """The receipt stored under ``(run_id, sequence)``, verified; else ``Corrupt`` naming the row."""
+    key = v.receipt_key(run_id, sequence)
+    data = verified_payload(RECEIPTS, runtime_id, key, payload, checksum)
+    try:
+        receipt = BoundaryReceipt.from_json(data)
+    except ValueError as exc:
+        raise Corrupt(runtime_id, f"row {RECEIPTS}[{key}] is not a valid receipt: {exc}") from exc
+    if (receipt.run_id, receipt.sequence) != (run_id, sequence):
+        raise Corrupt(runtime_id, f"row {RECEIPTS}[{key}] holds the receipt of another key")
+    return receipt
+
+
+def lease_params(lease: Lease) -> tuple[str, str, int, float, str]:
+    """``(runtime_id, owner, token, expires_at, checksum)`` of a lease row."""
+    checksum = row_checksum(LEASES, lease.runtime_id, "", lease.payload())
+    return lease.runtime_id, lease.owner, lease.token, lease.expires_at, checksum
+
+
+def stored_lease(runtime_id: str, owner: object, token: object, expires_at: object, checksum: object) -> Lease:
+    """The lease in a row's columns, its checksum verified; else ``Corrupt``."""
+    if not isinstance(owner, str) or not isinstance(token, int) or not isinstance(expires_at, int | float):
+        raise Corrupt(runtime_id, f"row {LEASES}[] has malformed columns")
+    lease = Lease(runtime_id, owner, token, float(expires_at))
+    verified_payload(LEASES, runtime_id, "", lease.payload(), checksum)
+    return lease
