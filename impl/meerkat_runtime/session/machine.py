@@ -513,6 +513,7 @@ class MeerkatMachine:
         not be written (nothing changed; ``outcome_unknown`` when the store left it open and
         could not be read back: the session reconciles before its next step)."""
         session = self._get(session_id)
+        item = check_input(item, self._limits)
         return await _shielded(session.persistence.durable, self._accept(session, item))
 
     async def _accept(self, session: RuntimeSession, item: Input) -> AcceptOutcome:
@@ -529,6 +530,7 @@ class MeerkatMachine:
         input (already resolved with the outcome stored with it, also after a restart; ``None``
         only when none was stored). A rejected input raises ``ValidationFailed``."""
         session = self._get(session_id)
+        item = check_input(item, self._limits)
         outcome, handle = await _shielded(session.persistence.durable, self._accept_with_handle(session, item))
         if isinstance(outcome, Rejected):
             raise ValidationFailed(outcome.reason)
@@ -544,7 +546,6 @@ class MeerkatMachine:
     async def _accept_locked(
         self, session: RuntimeSession, item: Input, *, want_handle: bool
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
-        item = check_input(item, self._limits)
         await reconcile(session, "accept_input")
         core = session.core
         decided = core.accept(item, time.time())
@@ -589,6 +590,7 @@ class MeerkatMachine:
         with the input Queued and the runtime Idle.
         """
         session = self._get(session_id)
+        item = check_input(item, self._limits)
         core = session.core
         await session.claim.ensure_fresh()
         async with session.gate:
