@@ -90,12 +90,17 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_MISSING: Any = object()
+
+
 def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    if key not in doc:
+    value = doc.get(key, _MISSING)
+    if type(value) is kind:  # the common case: exactly the type asked for (never bool for int)
+        return value
+    if value is _MISSING:
         if optional:
             return None
         raise RowFormatError(f"missing field {key!r}")
-    value = doc[key]
     if value is None and optional:
         return None
     if isinstance(value, bool) and kind in (int, float, (int, float)):
@@ -118,10 +123,10 @@ def _json_object(data: bytes, not_json: str, not_object: str) -> dict[str, Any]:
 
 
 def _enum(cls: Any, value: Any, what: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        raise RowFormatError(f"unknown {what} {value!r}") from None
+    member = cls._value2member_map_.get(value) if isinstance(value, str) else None
+    if member is None:
+        raise RowFormatError(f"unknown {what} {value!r}")
+    return member
 
 
 # --- inputs ----------------------------------------------------------------------------------
