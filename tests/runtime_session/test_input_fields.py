@@ -89,7 +89,17 @@ def test_a_malformed_field_is_a_validation_failure_naming_it(case: str) -> None:
     assert f"field {field!r}" in str(err.value)
 
 
-@pytest.mark.parametrize("case", ["text=None", "integer idempotency key", "dict payload", "string timestamp"])
+ISSUE_CASES = [
+    "text=None",
+    "integer idempotency key",
+    "dict payload",
+    "string timestamp",
+    "list idempotency key",
+    "bytes supersession key",
+]
+
+
+@pytest.mark.parametrize("case", ISSUE_CASES)
 def test_the_issue_inputs_are_refused_unstored_and_the_next_start_recovers_the_rest(disk: Disk, case: str) -> None:
     async def body() -> None:
         m, _ = disk.machine()
@@ -224,3 +234,10 @@ def test_a_scripted_executor_is_unaffected() -> None:
         assert handle is not None and (await handle.wait()).kind == "completed_without_result"
 
     run(body())
+
+
+def test_inline_image_data_goes_to_the_blob_store_and_is_not_counted() -> None:
+    item = prompt("look", images=(InlineImage("image/png", "A" * 500),))
+    assert check_input(item, InputLimits(100)) is item
+    with pytest.raises(InvalidField, match="more than the limit"):
+        check_input(prompt("x" * 101), InputLimits(100))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from meerkat_runtime.session.runtime_session import stop_detached
 from meerkat_runtime.session.testing import Block, ScriptedExecutor
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import LogicalRuntimeId, canonical_runtime_id
 
 from tests.runtime_session.helpers import make_prompt, persistent, run
@@ -26,20 +29,34 @@ from tests.runtime_session.helpers import make_prompt, persistent, run
 RT = canonical_runtime_id("s")
 
 
-class SlowAccepts(InMemoryRuntimeStore):
-    """An in-memory store whose row writes take ``delay`` seconds once ``armed`` (in the worker
-    thread that runs store calls), holding the session gate meanwhile."""
+class SlowAccepts:
+    """A store whose row writes take ``delay`` seconds while it is set (in the worker thread that
+    runs store calls), holding the session gate meanwhile; everything else goes to ``inner``."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
         self.delay = 0.0
         self.writing = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def persist_input_state(self, runtime_id: str, row: InputRow, **kwargs: Any) -> None:
         if self.delay:
             self.writing.set()
             time.sleep(self.delay)
-        super().persist_input_state(runtime_id, row, **kwargs)
+        self.inner.persist_input_state(runtime_id, row, **kwargs)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def slow_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SlowAccepts]:
+    inner: Any = (
+        InMemoryRuntimeStore()
+        if request.param == "memory"
+        else SqliteRuntimeStore(tmp_path / "runtime.sqlite", synchronous="NORMAL")
+    )
+    yield SlowAccepts(inner)
+    inner.close()
 
 
 async def _cancel_during_a_slow_accept(m: MeerkatMachine, store: SlowAccepts, shutdown: Any) -> asyncio.Task[Any]:
@@ -54,15 +71,17 @@ async def _cancel_during_a_slow_accept(m: MeerkatMachine, store: SlowAccepts, sh
     return accept
 
 
-def _released(store: InMemoryRuntimeStore) -> bool:
+def _released(store: Any) -> bool:
     lease = store.load_lease(RT)
     return lease is not None and lease.expires_at <= time.time()
 
 
 @pytest.mark.parametrize("shutdown", ["unregister", "close"])
-def test_cancelled_shutdown_still_stops_the_loop_and_a_new_registration_runs_each_input_once(shutdown: str) -> None:
+def test_cancelled_shutdown_still_stops_the_loop_and_a_new_registration_runs_each_input_once(
+    shutdown: str, slow_store: SlowAccepts
+) -> None:
     async def body() -> None:
-        store = SlowAccepts()
+        store = slow_store
         m, _ = persistent(store)
         first = ScriptedExecutor(Block())
         await m.register_session_with_executor("s", first)
@@ -124,12 +143,12 @@ async def _unregister_unshielded(self: MeerkatMachine, runtime_id: LogicalRuntim
 
 
 def test_protection_off_a_cancelled_unregister_leaves_a_loop_running_and_an_input_runs_twice(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, slow_store: SlowAccepts
 ) -> None:
     monkeypatch.setattr(MeerkatMachine, "_unregister", _unregister_unshielded)
 
     async def body() -> None:
-        store = SlowAccepts()
+        store = slow_store
         m, _ = persistent(store)
         first = ScriptedExecutor(Block())
         await m.register_session_with_executor("s", first)

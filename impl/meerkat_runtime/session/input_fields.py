@@ -10,8 +10,9 @@ encodes and decodes each new row once before acknowledging it.
 This is distinct from :mod:`meerkat_runtime.session.validation`: a well-formed input the rules
 refuse (an empty id, a derived prompt, coalescing without a key) is the ``Rejected`` outcome.
 
-Size: the input's text (every string it carries, UTF-8 bytes; inline image data, which goes to
-the blob store, included) may not exceed ``InputLimits.max_input_bytes`` (default 1 MiB).
+Size: the input's text — every string its row stores, in UTF-8 bytes (inline image data goes to
+the blob store, not the row, and is not counted) — may not exceed
+``InputLimits.max_input_bytes`` (default 1 MiB).
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def _images(images: Any) -> int:
     size = 0
     for i, image in enumerate(images):
         where = f"images[{i}]"
-        if isinstance(image, InlineImage):
-            size += _text(f"{where}.media_type", image.media_type) + _text(f"{where}.data", image.data)
+        if isinstance(image, InlineImage):  # its data goes to the blob store, not the row
+            size += _text(f"{where}.media_type", image.media_type)
+            _text(f"{where}.data", image.data)
         elif isinstance(image, BlobImage):
             size += _text(f"{where}.media_type", image.media_type) + _text(f"{where}.blob_id", image.blob_id)
         else:

@@ -161,7 +161,7 @@ class MeerkatMachine:
         one store safe: each session is leased to one machine at a time and every write is
         fenced (:class:`~meerkat_runtime.session.ownership.OwnershipConfig`); ``None`` turns it
         off, for a store only this machine ever writes. ``max_input_bytes`` (default 1 MiB,
-        at most 1 GiB) limits the text an input carries (``InvalidField`` beyond it).
+        at most 1 GiB) limits the text an input's row stores (``InvalidField`` beyond it).
         """
         return cls(
             store,
@@ -173,7 +173,7 @@ class MeerkatMachine:
 
     @property
     def max_input_bytes(self) -> int:
-        """The largest text (UTF-8 bytes, every string of the input) an accepted input may carry."""
+        """The largest text (UTF-8 bytes of every string its row stores) an accepted input may carry."""
         return self._limits.max_input_bytes
 
     @property
