@@ -13,7 +13,7 @@ from meerkat_runtime.ops.recovery import load_persisted_ops, open_durable_ops
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
-from meerkat_runtime.vocab.errors import PersistenceFailed, WriteFailed
+from meerkat_runtime.vocab.errors import InvalidTransition, PersistenceFailed, WriteFailed
 from meerkat_runtime.vocab.operation import Completed, OperationStatus
 
 from tests.runtime_ops.helpers import RecordingSink, bg_spec, completed, result, running
@@ -223,21 +223,27 @@ def test_store_sink_appends_between_compactions() -> None:
     assert stored is not None and len(stored.appended) == 3
 
 
-def test_after_an_ambiguous_write_the_next_write_compacts() -> None:
+def test_an_ambiguous_write_that_landed_completes_the_call_and_the_next_write_compacts() -> None:
     store = FaultInjectingStore(InMemoryRuntimeStore())
     ops = open_durable_ops(store, RT)
     a = completed(ops.registry, "a")
     b = running(ops.registry, bg_spec("b"))
+    watch = ops.registry.register_watcher(b)
     store.fail_next("append_ops_record", after_write=True)
-    with pytest.raises(PersistenceFailed):
-        ops.registry.complete_operation(b, result(b, "first try"))
-    ops.registry.complete_operation(b, result(b, "second try"))
-    assert store.calls("persist_ops_lifecycle") == 2
+    ops.registry.complete_operation(b, result(b, "first try"))  # read back: the store holds it
+    assert ops.registry.snapshot(b).terminal_outcome == Completed(result(b, "first try"))  # type: ignore[union-attr]
+    assert ops.registry.snapshot(b).completion_seq == 2  # type: ignore[union-attr]
+    assert watch.done() and not ops.registry.in_doubt
+    with pytest.raises(InvalidTransition):  # Completed is absorbing: no second outcome
+        ops.registry.complete_operation(b, result(b, "second try"))
+    c = completed(ops.registry, "c")
+    assert store.calls("persist_ops_lifecycle") == 2  # the write after the ambiguous one compacted
     persisted = load_persisted_ops(store, RT)
     assert persisted is not None
     back = OpsLifecycleRegistry.from_recovered(persisted)
-    assert back.snapshot(b).terminal_outcome == Completed(result(b, "second try"))  # type: ignore[union-attr]
-    assert back.view().completed_order == (a, b)
+    assert back.snapshot(b).terminal_outcome == Completed(result(b, "first try"))  # type: ignore[union-attr]
+    assert back.view().completed_order == (a, b, c)
+    assert [op.completion_seq for op in persisted.operations] == [1, 2, 3]
 
 
 def test_detach_persistence_stops_durable_writes() -> None:

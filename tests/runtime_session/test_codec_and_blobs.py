@@ -98,7 +98,8 @@ def _doc(rec: InputRecord) -> dict[str, object]:
 @pytest.mark.parametrize(
     "mutate, fragment",
     [
-        (lambda d: d.update(row_version=2), "unsupported row_version 2"),
+        (lambda d: d.update(row_version=3), "unsupported row_version 3"),
+        (lambda d: d.update(row_version=True), "unsupported row_version True"),
         (lambda d: d.pop("row_version"), "unsupported row_version None"),
         (lambda d: d.update(phase="consumed"), "without its outcome"),
         (lambda d: d.update(terminal={"outcome_type": "consumed"}), "carries a terminal outcome"),

@@ -101,7 +101,14 @@ def test_idempotency_keys_survive_a_restart() -> None:
             dup = make_prompt("again", idempotency_key=original.header.idempotency_key)
             outcome, handle = await second.accept_input_with_completion("s", dup)
             assert outcome == Deduplicated(dup.header.id, original.header.id)
-            assert (handle is None) == (original is finished)
+            assert handle is not None
+            # a finished input's stored outcome answers the duplicate, after the restart too
+            assert handle.done() == (original is finished)
+            if original is finished:
+                assert isinstance(outcome, Deduplicated) and outcome.outcome == CompletedWithoutResult()
+                assert handle.outcome() == CompletedWithoutResult()
+            else:
+                assert isinstance(outcome, Deduplicated) and outcome.outcome is None
 
     run(body())
 

@@ -217,14 +217,16 @@ def test_completion_outcomes_with_and_without_result() -> None:
     run(body())
 
 
-def test_dedup_against_terminal_input_gives_no_handle() -> None:
+def test_dedup_against_terminal_input_gives_a_handle_resolved_with_its_outcome() -> None:
     async def body() -> None:
         m = MeerkatMachine.ephemeral()
         await m.register_session_with_executor("s", ScriptedExecutor(default=Succeed(RunResult("done"))))
         _, h1 = await m.accept_input_with_completion("s", make_prompt("first", idempotency_key="gate-a2"))
         assert h1 is not None and isinstance(await h1.wait(), Completed)
         outcome, h2 = await m.accept_input_with_completion("s", make_prompt("dup", idempotency_key="gate-a2"))
-        assert isinstance(outcome, Deduplicated) and h2 is None
+        assert isinstance(outcome, Deduplicated) and outcome.outcome == Completed(RunResult("done"))
+        assert h2 is not None and h2.done() and h2.outcome() == Completed(RunResult("done"))
+        assert await h2.wait() == Completed(RunResult("done"))
 
     run(body())
 

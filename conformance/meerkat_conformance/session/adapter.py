@@ -360,7 +360,10 @@ class SessionAdapter:
         if isinstance(outcome, Accepted):
             return (("accepted", i),)
         if isinstance(outcome, Deduplicated):
-            return (("deduplicated", i, model_input_id(outcome.existing_id), handle is not None),)
+            # a duplicate of a finished input gets a handle already resolved with its stored
+            # outcome; the model's flag says whether the duplicate waits for a run in flight
+            waiting = handle is not None and not handle.done()
+            return (("deduplicated", i, model_input_id(outcome.existing_id), waiting),)
         return (("rejected", i),)
 
     def _executor_step(

@@ -25,6 +25,7 @@ from meerkat_runtime.ops.snapshot import (
     operation_from_json,
     operation_to_json,
 )
+from meerkat_runtime.store.records import OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import SnapshotFormatError
 
 JOURNAL_FORMAT = "meerkat.ops.journal"
@@ -152,3 +153,23 @@ def _remove_terminal(ops: dict[str, PersistedOperation], order: dict[str, None],
         raise SnapshotFormatError(f"{where}: removes {removed!r}, which is not a tracked terminal operation")
     del ops[removed]
     del order[removed]
+
+
+def persisted_from_records(stored: OpsLifecycleRecords | None, runtime_id: str) -> PersistedOpsSnapshot | None:
+    """The registry state a store holds for ``runtime_id``: its last snapshot with the journal
+    records appended since replayed; ``None`` if nothing was ever written. Raises
+    ``SnapshotFormatError`` naming a malformed or inconsistent snapshot or record."""
+    if stored is None:
+        return None
+    if stored.snapshot is None:
+        if stored.appended:
+            raise SnapshotFormatError(
+                f"ops state of runtime {runtime_id!r}: {len(stored.appended)} journal record(s) without a base snapshot"
+            )
+        return None
+    base = PersistedOpsSnapshot.from_json(stored.snapshot)
+    records = [
+        JournalRecord.from_json(data, f"ops journal record #{n} of runtime {runtime_id!r}")
+        for n, data in enumerate(stored.appended)
+    ]
+    return replay(base, records)

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from meerkat_runtime.ops.journal import JournalRecord
+from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
@@ -63,6 +63,19 @@ class OpsPersistenceSink(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ReadableOpsSink(Protocol):
+    """A sink that can read back what the store holds. A sink whose ``persist`` may fail
+    without knowing whether the write landed must implement it: the registry reads the store
+    back after such a failure (docs/semantics.md, "Unknown write outcomes"). Any other sink's
+    exceptions are taken to mean nothing was written, unless they carry ``outcome_unknown =
+    True`` (then the registry stays in doubt, refusing changes, until persistence is detached)."""
+
+    def load_persisted(self) -> PersistedOpsSnapshot | None:
+        """The registry state the store holds (``None`` if nothing was written yet)."""
+        ...
+
+
 class FenceHolder(Protocol):
     """Whoever holds the lease the sink writes under."""
 
@@ -86,8 +99,9 @@ class StoreOpsPersistence:
         records were appended *and* their total size reached ``compact_ratio`` times the size of
         the last snapshot; appends are therefore amortised O(1) however many operations the
         registry retains. After a failed write the next one compacts, so a write the store kept
-    although it reported an error never leaves the journal inconsistent. ``close`` closes the
-    sink, not the store.
+    although it reported an error never leaves the journal inconsistent. ``load_persisted``
+    reads back what the store holds (the registry does after a write whose outcome is unknown).
+    ``close`` closes the sink, not the store.
     """
 
     def __init__(
@@ -173,6 +187,10 @@ class StoreOpsPersistence:
         self._records_since += 1
         self._bytes_since += len(data)
         self.appended += 1
+
+    def load_persisted(self) -> PersistedOpsSnapshot | None:
+        """What the store holds for this runtime (snapshot + replayed journal)."""
+        return persisted_from_records(self._store.load_ops_lifecycle(self._runtime_id), self._runtime_id)
 
     def close(self) -> None:
         with self._lock:

@@ -12,33 +12,18 @@ from dataclasses import dataclass
 
 from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.cursors import EpochCursorState
-from meerkat_runtime.ops.journal import JournalRecord, replay
+from meerkat_runtime.ops.journal import persisted_from_records
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import SnapshotFormatError
 from meerkat_runtime.vocab.ids import new_epoch_id
 
 
 def load_persisted_ops(store: RuntimeStore, runtime_id: str) -> PersistedOpsSnapshot | None:
     """The registry state the store holds for ``runtime_id`` (snapshot + replayed journal),
     or ``None`` if nothing was ever written."""
-    stored = store.load_ops_lifecycle(runtime_id)
-    if stored is None:
-        return None
-    if stored.snapshot is None:
-        if stored.appended:
-            raise SnapshotFormatError(
-                f"ops state of runtime {runtime_id!r}: {len(stored.appended)} journal record(s) without a base snapshot"
-            )
-        return None
-    base = PersistedOpsSnapshot.from_json(stored.snapshot)
-    records = [
-        JournalRecord.from_json(data, f"ops journal record #{n} of runtime {runtime_id!r}")
-        for n, data in enumerate(stored.appended)
-    ]
-    return replay(base, records)
+    return persisted_from_records(store.load_ops_lifecycle(runtime_id), runtime_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,14 @@ Contract (binding: docs/semantics.md, "Operation registry"):
   nothing happened (watchers, feed, barrier, counters) and ``PersistenceFailed`` is raised —
   or ``OwnershipLost`` when the store refused the write because another worker owns the
   session now.
+* Unknown write outcomes: when the sink fails without saying the write did not happen, the
+  registry reads the store back at once (commit lock held): if it holds the write the call
+  completes as a successful one, if it holds the state from before the call fails as above; if
+  it cannot be read the registry is *in doubt*: every later change first reads the store again
+  (applying or dropping the pending call), and fails with ``PersistenceFailed``
+  (``outcome_unknown``) while it cannot. Reads never wait for it.
+* Arguments are checked at the door (:mod:`meerkat_runtime.ops.fields`): a field of the wrong
+  type or range raises ``InvalidField`` (kind ``validation_failed``) naming it.
 * Deterministic: ``terminate_owner`` works in registration order, ``collect_completed`` in
   completion order, ``list_operations`` sorts by display name then registration order.
 """
@@ -28,23 +36,29 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ParamSpec
 
+from meerkat_runtime.ops import fields
 from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.core import OpsCore
 from meerkat_runtime.ops.cursors import EpochCursorSnapshot, EpochCursorState
 from meerkat_runtime.ops.feed import CompletionFeed
-from meerkat_runtime.ops.persistence import OpsDurableWrite, OpsPersistenceSink
+from meerkat_runtime.ops.persistence import (
+    OpsDurableWrite,
+    OpsPersistenceSink,
+    PersistenceChannelClosed,
+    ReadableOpsSink,
+)
 from meerkat_runtime.ops.plan import OpsPlan
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.ops.views import OperationLifecycleSnapshot, RegistryView
 from meerkat_runtime.ops.wait_all import WaitAllHandle
 from meerkat_runtime.ops.watch import OperationCompletionWatch
-from meerkat_runtime.vocab.errors import OwnershipLost, PersistenceFailed
+from meerkat_runtime.vocab.errors import OwnershipLost, PersistenceFailed, write_outcome_unknown
 from meerkat_runtime.vocab.operation import (
-    OperationKind,
     OperationPeerHandle,
     OperationProgressUpdate,
     OperationResult,
@@ -62,6 +76,31 @@ class _Durability:
     cursors: EpochCursorState
 
 
+@dataclass(frozen=True, slots=True)
+class _Doubt:
+    """A durable call whose write's outcome is unknown and could not be read back yet."""
+
+    plan: OpsPlan
+    write: OpsDurableWrite
+    error: BaseException
+
+
+Fingerprint = tuple[int, frozenset[tuple[str, str, int | None]]]
+
+
+def _fingerprint(snapshot: PersistedOpsSnapshot | None, ignore: frozenset[str]) -> Fingerprint:
+    """What a durable call changes in the stored registry: the next sequence number and the
+    terminal operations (id, status, sequence), leaving out ``ignore``d ids."""
+    if snapshot is None:
+        return 1, frozenset()
+    terminal = frozenset(
+        (op.id, op.status.value, op.completion_seq)
+        for op in snapshot.operations
+        if op.status.is_terminal and op.id not in ignore
+    )
+    return snapshot.next_completion_seq, terminal
+
+
 class OpsLifecycleRegistry:
     """Thread-safe registry of async operations, with completion feed, watchers, a
     ``wait_all`` barrier and optional durable terminal transitions."""
@@ -74,6 +113,7 @@ class OpsLifecycleRegistry:
         self._feed = CompletionFeed(self._config.feed_capacity)
         self._durability: _Durability | None = None
         self._dropped_waits: deque[str] = deque()
+        self._doubt: _Doubt | None = None
 
     @classmethod
     def with_config(cls, max_completed: int = 256, max_concurrent: int | None = None) -> OpsLifecycleRegistry:
@@ -94,76 +134,90 @@ class OpsLifecycleRegistry:
             self._durability = _Durability(sink, epoch_id, cursors)
 
     def detach_persistence(self) -> OpsPersistenceSink | None:
-        """Stop writing durably; returns the sink that was attached (not closed)."""
+        """Stop writing durably; returns the sink that was attached (not closed). An unresolved
+        doubt (a write whose outcome is unknown) is forgotten with it."""
         with self._commit_lock, self._lock:
+            self._doubt = None
             self._drain_dropped()
             durability, self._durability = self._durability, None
         return None if durability is None else durability.sink
+
+    @property
+    def in_doubt(self) -> bool:
+        """Whether a write's outcome is still unknown (every change reads the store back first)."""
+        return self._doubt is not None
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the commit lock, settle a doubt (:meth:`_reconcile`), then hold the state lock
+        with dropped waits drained: how every non-durable change starts."""
+        with self._commit_lock:
+            self._reconcile()
+            with self._lock:
+                self._drain_dropped()
+                yield
 
     # --- registration and non-terminal transitions --------------------------------------
 
     def register_operation(self, spec: OperationSpec) -> None:
         """Track a new operation in Provisioning. ``AlreadyRegistered`` is checked before
         ``MaxConcurrentExceeded``."""
-        if not isinstance(spec, OperationSpec) or not isinstance(spec.id, str) or not spec.id:
-            raise ValueError(f"register_operation needs an OperationSpec with a non-empty id, got {spec!r}")
-        if not isinstance(spec.kind, OperationKind):
-            raise ValueError(f"operation {spec.id!r} has an unknown kind {spec.kind!r}")
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        fields.check_spec(spec)
+        with self._changing():
             self._core.register_operation(spec)
 
     def provisioning_succeeded(self, operation_id: str) -> None:
         """Provisioning -> Running; stamps ``started_at_ms``."""
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        with self._changing():
             self._core.provisioning_succeeded(operation_id)
 
     def peer_ready(self, operation_id: str, handle: OperationPeerHandle) -> None:
         """Record the peer handle of a running/retiring mob-member child (once)."""
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        fields.check_handle(handle)
+        with self._changing():
             self._core.peer_ready(operation_id, handle)
 
     def register_watcher(self, operation_id: str) -> OperationCompletionWatch:
         """A watch that resolves once with the operation's terminal outcome (at once if it
         is already terminal)."""
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        with self._changing():
             return OperationCompletionWatch(operation_id, self._core.register_watcher(operation_id))
 
     def report_progress(self, operation_id: str, update: OperationProgressUpdate | None = None) -> None:
         """Count one progress report of a running/retiring operation (the payload is advisory)."""
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        with self._changing():
             self._core.report_progress(operation_id)
 
     def request_retire(self, operation_id: str) -> None:
         """Running -> Retiring."""
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        with self._changing():
             self._core.request_retire(operation_id)
 
     # --- terminal transitions -----------------------------------------------------------
 
     def provisioning_failed(self, operation_id: str, error: str) -> None:
         """Provisioning/Running/Retiring -> Failed{error}."""
+        fields.check_text("error", error)
         self._durable(self._core.provisioning_failed, operation_id, error)
 
     def abort_provisioning(self, operation_id: str, reason: str | None = None) -> None:
         """Provisioning -> Aborted{reason}."""
+        fields.check_text("reason", reason, optional=True)
         self._durable(self._core.abort_provisioning, operation_id, reason)
 
     def complete_operation(self, operation_id: str, result: OperationResult) -> None:
         """Running/Retiring -> Completed(result)."""
+        fields.check_result(result)
         self._durable(self._core.complete_operation, operation_id, result)
 
     def fail_operation(self, operation_id: str, error: str) -> None:
         """Provisioning/Running/Retiring -> Failed{error}."""
+        fields.check_text("error", error)
         self._durable(self._core.fail_operation, operation_id, error)
 
     def cancel_operation(self, operation_id: str, reason: str | None = None) -> None:
         """Provisioning/Running/Retiring -> Cancelled{reason}."""
+        fields.check_text("reason", reason, optional=True)
         self._durable(self._core.cancel_operation, operation_id, reason)
 
     def mark_retired(self, operation_id: str) -> None:
@@ -173,6 +227,7 @@ class OpsLifecycleRegistry:
     def terminate_owner(self, reason: str) -> int:
         """Every active operation -> Terminated{reason}, in registration order, with one
         durable write. Returns how many were terminated."""
+        fields.check_text("reason", reason)
         return len(self._durable(self._core.terminate_owner, reason).terminal)
 
     def collect_completed(self) -> list[tuple[str, TerminalOutcome]]:
@@ -188,8 +243,7 @@ class OpsLifecycleRegistry:
         terminal (or the list is empty) the handle is resolved and no barrier is created.
         ``run_id`` is accepted for interface parity and not interpreted."""
         ids = tuple(operation_ids)
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        with self._changing():
             request_id, shot, pending = self._core.wait_all(ids)
         if not pending:
             return WaitAllHandle(request_id, ids, shot)
@@ -197,8 +251,7 @@ class OpsLifecycleRegistry:
 
     def cancel_wait_all(self) -> bool:
         """Cancel the active barrier, if any; its handle raises ``WaitAllCancelled``."""
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
+        with self._changing():
             barrier = self._core.barrier
             if barrier is None:
                 return False
@@ -278,13 +331,14 @@ class OpsLifecycleRegistry:
         """Run a durable rule of the core: under the commit lock, plan it (state lock held:
         validate and compute, nothing changes), then :meth:`_commit` it."""
         with self._commit_lock:
+            self._reconcile()
             with self._lock:
                 self._drain_dropped()
                 plan = rule(*args, **kwargs)
             self._commit(plan)
         return plan
 
-    def _commit(self, plan: OpsPlan) -> None:
+    def _commit(self, plan: OpsPlan, *, landed: bool = False) -> None:
         """The one function through which every durable write of the registry goes: persist,
         then apply, then publish. Called with the commit lock held and the state lock released.
 
@@ -299,14 +353,19 @@ class OpsLifecycleRegistry:
         Ownership fencing: the sink carries the session's lease fence to the store, which
         refuses a stale one in the same transaction (raising here, before apply).
 
-        Where the next guarantees plug in: an ambiguous failure (the write may have landed) is where the
-        sink marks itself for reconciliation (``StoreOpsPersistence`` already compacts next);
-        group commit batches ``sink.persist`` calls; a post-commit event named ``plan.rule``
-        is emitted after publish.
+        Unknown outcomes: a failure that does not say the write did not happen
+        (:meth:`_outcome_unknown`) is read back from a readable sink at once (:meth:`_landed`):
+        the store holds the write → the call completes as a successful one; it holds the state
+        from before → ``PersistenceFailed`` as above; it cannot be read → the registry is in
+        doubt (:meth:`_reconcile`) and ``PersistenceFailed(outcome_unknown=True)`` is raised.
+        ``landed=True`` applies a pending plan the store was found to hold (no write).
+
+        Where the next guarantees plug in: group commit batches ``sink.persist`` calls; a
+        post-commit event named ``plan.rule`` is emitted after publish.
         """
         durability = self._durability
-        written = False
-        if durability is not None and plan.changed:
+        written = landed
+        if durability is not None and plan.changed and not landed:
             record = self._core.journal_record(plan, durability.epoch_id, durability.cursors.snapshot())
             write = OpsDurableWrite(
                 plan.rule,
@@ -318,7 +377,21 @@ class OpsLifecycleRegistry:
             except OwnershipLost:
                 raise
             except Exception as exc:
-                raise PersistenceFailed(f"{plan.subject} was rolled back: the durable write failed: {exc}") from exc
+                if not self._outcome_unknown(durability.sink, exc):
+                    raise PersistenceFailed(f"{plan.subject} was rolled back: the durable write failed: {exc}") from exc
+                found = self._landed(durability, plan, write)
+                if found is None:
+                    self._doubt = _Doubt(plan, write, exc)
+                    raise PersistenceFailed(
+                        f"{plan.subject} may or may not have been applied: the store left the write's outcome "
+                        f"unknown and could not be read back; the registry reads it again before any change: {exc}",
+                        outcome_unknown=True,
+                    ) from exc
+                if not found:
+                    raise PersistenceFailed(
+                        f"{plan.subject} was rolled back: the store reported an ambiguous failure and holds no "
+                        f"trace of the write: {exc}"
+                    ) from exc
             written = True
         with self._lock:
             self._core.apply(plan, written=written)
@@ -330,12 +403,66 @@ class OpsLifecycleRegistry:
             barrier_shot, result = plan.barrier_result
             barrier_shot.set(result)
 
+    # --- unknown write outcomes -----------------------------------------------------------
+
+    @staticmethod
+    def _outcome_unknown(sink: OpsPersistenceSink, error: BaseException) -> bool:
+        """Whether a failed ``persist`` may have written: for a sink that can be read back,
+        unless the store said it did not happen (or the sink was closed); for any other sink
+        only when the error says so (``outcome_unknown``)."""
+        if isinstance(error, PersistenceChannelClosed):
+            return False
+        if isinstance(sink, ReadableOpsSink):
+            return write_outcome_unknown(error)
+        return getattr(error, "outcome_unknown", False) is True
+
+    def _landed(self, durability: _Durability, plan: OpsPlan, write: OpsDurableWrite) -> bool | None:
+        """Read the store back after a write whose outcome is unknown (commit lock held, the
+        registry unchanged since ``plan``): ``True`` if it holds the write, ``False`` if it holds
+        the state from before, ``None`` if it cannot be read (or holds neither)."""
+        sink = durability.sink
+        if not isinstance(sink, ReadableOpsSink):
+            return None
+        try:
+            stored = sink.load_persisted()
+        except Exception:
+            return None
+        ignore = frozenset(self._core.pending_evictions)  # evicted in memory, written with the next call
+        found = _fingerprint(stored, ignore)
+        if found == _fingerprint(write.full_snapshot(), ignore):
+            return True
+        before = self._core.capture(durability.epoch_id, write.record.cursors, self._feed.entries())
+        return False if found == _fingerprint(before, ignore) else None
+
+    def _reconcile(self) -> None:
+        """Settle a doubt before a change (commit lock held, state lock not): read the store
+        back; apply the pending call if it holds it, drop it if not; raise
+        ``PersistenceFailed(outcome_unknown=True)`` while it cannot be read."""
+        doubt = self._doubt
+        if doubt is None:
+            return
+        durability = self._durability
+        found = None if durability is None else self._landed(durability, doubt.plan, doubt.write)
+        if found is None:
+            raise PersistenceFailed(
+                f"the registry cannot change: the outcome of {doubt.plan.subject} is still unknown and the store "
+                f"could not be read back (after: {doubt.error})",
+                outcome_unknown=True,
+            )
+        self._doubt = None
+        if found:
+            self._commit(doubt.plan, landed=True)
+
     # --- dropped and cancelled waits ----------------------------------------------------
 
     def _cancel_wait(self, request_id: str) -> bool:
-        with self._commit_lock, self._lock:
-            self._drain_dropped()
-            return self._core.wait_all_cancel(request_id, durable=self._durability is not None)
+        with self._commit_lock:
+            if self._doubt is not None:  # cancelled once the doubt is settled (never raises here)
+                self._dropped_waits.append(request_id)
+                return True
+            with self._lock:
+                self._drain_dropped()
+                return self._core.wait_all_cancel(request_id, durable=self._durability is not None)
 
     def _wait_dropped(self, request_id: str) -> None:
         """Called when a pending handle is garbage-collected: never blocks on a lock (the
@@ -358,8 +485,8 @@ class OpsLifecycleRegistry:
             self._commit_lock.release()
 
     def _drain_dropped(self) -> None:
-        """Cancel the barriers of dropped handles (both locks held)."""
-        while self._dropped_waits:
+        """Cancel the barriers of dropped handles (both locks held; not while in doubt)."""
+        while self._dropped_waits and self._doubt is None:
             try:
                 request_id = self._dropped_waits.popleft()
             except IndexError:  # pragma: no cover - raced with another drainer

@@ -28,10 +28,20 @@ write's own transaction. A refusal (``OwnershipLost``) loses the claim at once (
 write of the session is refused before it reaches the store; the machine then detaches the
 session) and is raised unwrapped, before step 3: nothing changed in memory.
 
+Unknown write outcomes (here, nowhere else): a store error that does not say the write did
+not happen (``write_outcome_unknown``: anything but a ``StoreError`` with ``outcome_unknown``
+false) leaves the outcome open. Memory is still as before the write; with the gate still held
+the session reads the store back (:meth:`SessionPersistence.read_back`): if the store holds
+the write, the commit completes exactly as a successful one (steps 3 and 4; the caller gets its
+result); if the store holds what it held before, the write did not land and ``error`` is raised
+(``read_back=True``); if the store cannot be read (or holds neither), the session is marked *in
+doubt* (``RuntimeSession.in_doubt``) and ``error`` is raised with ``outcome_unknown=True``.
+An in-doubt session takes no further step until it has reconciled
+(:func:`meerkat_runtime.session.reconcile.reconcile`, which every step calls first); a plan
+reaching ``commit`` while the session is in doubt is refused.
+
 Where the next guarantees plug in (all here, nowhere else):
 
-* unknown-outcome reconciliation — in the ``except`` of step 2: mark the session as needing
-  reconciliation (the write may have landed) so the next ``commit`` re-reads the store first;
 * group commit — step 2 hands the write to a batcher and awaits the shared transaction;
   failure fails each plan of the batch through this same ``except``;
 * post-commit events — after step 4, emit one event named ``plan.rule`` (the model's name of
@@ -43,28 +53,52 @@ from __future__ import annotations
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.persistence import NOTHING_WRITTEN, Written
 from meerkat_runtime.session.runtime_session import RuntimeSession
-from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost
+from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost, ValidationFailed, write_outcome_unknown
+
+
+class SessionInDoubt(RuntimeError):
+    """A plan reached the commit seam while the session was in doubt (it must reconcile with
+    the store first); raised as the cause of ``DurableWriteFailed``."""
 
 
 async def commit(
     session: RuntimeSession, plan: Plan, what: str, *, error: type[DurableWriteFailed] = DurableWriteFailed
 ) -> None:
     """Persist ``plan`` (one transaction), then apply and publish it. Called with the session
-    gate held. On a failed write nothing in memory changed and ``error(what, cause)`` is raised;
-    a write refused for ownership raises ``OwnershipLost`` and loses the session's claim."""
+    gate held. On a failed write nothing in memory changed and ``error(what, cause)`` is raised
+    (after an unknown outcome only once the store was read back: see the module docstring); a
+    write refused for ownership raises ``OwnershipLost`` and loses the session's claim; an
+    accepted row that would not read back raises ``InvalidField`` before anything is written."""
     persistence = session.persistence
     if not persistence.needs_io(plan):  # memory-only plan, or an ephemeral session: no await
         install(session, plan, persistence.unwritten(plan, session.core.ledger))
         return
     claim = session.claim
     claim.check()
+    doubt = session.in_doubt
+    if doubt is not None:
+        raise error(what, SessionInDoubt(f"reconcile with the store first (after: {doubt})"), outcome_unknown=True)
     try:
-        written = await persistence.persist(plan, session.core.ledger)
+        prepared = persistence.prepare(plan, session.core.ledger)
+    except ValidationFailed:
+        raise
+    except Exception as exc:
+        raise error(what, exc) from exc
+    try:
+        written = await persistence.persist(plan, session.core.ledger, prepared)
     except OwnershipLost as lost:
         claim.lose(lost)
         raise
     except Exception as exc:
-        raise error(what, exc) from exc
+        if not write_outcome_unknown(exc):
+            raise error(what, exc) from exc
+        landed = await persistence.read_back(prepared)
+        if landed is None:
+            session.in_doubt = exc
+            raise error(what, exc, outcome_unknown=True) from exc
+        if not landed:
+            raise error(what, exc, read_back=True) from exc
+        written = prepared  # the store holds it: the commit took effect
     install(session, plan, written)
 
 

@@ -11,7 +11,7 @@ The registry only carries outcomes; which outcome an input gets is decided by th
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from meerkat_runtime.session.executor import RunResult
 from meerkat_runtime.vocab.ids import InputId
@@ -33,9 +33,34 @@ class Cancelled:
     kind = "cancelled"
 
 
+MAX_FAILURE_MESSAGE = 4096
+"""Characters of an executor error's message kept with a failed input (the rest is cut)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailure:
+    """Why a run failed, as stored with its input: the error's type name and message."""
+
+    error_type: str
+    message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> RunFailure:
+        message = str(error)
+        if len(message) > MAX_FAILURE_MESSAGE:
+            message = message[:MAX_FAILURE_MESSAGE] + "…"
+        message = message.encode("utf-8", "replace").decode("utf-8")
+        return cls(type(error).__name__, message)
+
+
 @dataclass(frozen=True, slots=True)
 class Abandoned:
+    """The input will not run (again): ``reason`` is ``max_attempts_exhausted``, ``superseded``
+    or ``coalesced``; ``error`` is the last run failure of an input abandoned after its attempts
+    (kept with the row; not part of equality, which compares the reason)."""
+
     reason: str
+    error: RunFailure | None = field(default=None, compare=False)
     kind = "abandoned"
 
 
@@ -106,6 +131,12 @@ class CompletionRegistry:
                 future.set_result(outcome)
                 count += 1
         return count
+
+    def resolved_handle(self, input_id: InputId, outcome: CompletionOutcome) -> CompletionHandle:
+        """A handle already resolved with ``outcome`` (the stored outcome of a finished input)."""
+        future: asyncio.Future[CompletionOutcome] = asyncio.get_running_loop().create_future()
+        future.set_result(outcome)
+        return CompletionHandle(input_id, future)
 
     def resolve_all(self, outcome: CompletionOutcome) -> int:
         """Resolve every waiter of every input (reset, stop, destroy, unregister)."""

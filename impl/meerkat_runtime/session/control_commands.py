@@ -2,7 +2,8 @@
 (the shell of the core's control rules, :mod:`meerkat_runtime.session.core.control`, and of
 its ``interrupt`` rule).
 
-Each command, under the session gate: the core rule computes its plan, then
+Each command, under the session gate: an in-doubt session first reconciles with the store
+(:mod:`meerkat_runtime.session.reconcile`); the core rule computes its plan, then
 :func:`~meerkat_runtime.session.commit.commit` writes the new lifecycle record and every row
 that differs from the store (including rows changed by earlier steps that wrote nothing, such
 as the staged row of a run in flight or a row restored by a failed boundary commit) in one
@@ -23,6 +24,7 @@ from typing import TypeVar
 from meerkat_runtime.session.commit import commit
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.executor import CancelCurrentRun
+from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.reports import (
     DestroyReport,
     InterruptReport,
@@ -37,9 +39,10 @@ R = TypeVar("R")
 
 
 async def _control(session: RuntimeSession, what: str, rule: Callable[[float], tuple[R, Plan]]) -> R:
-    """Under the session gate (the caller holds it): check the session is registered, compute
-    the rule's plan and commit it."""
+    """Under the session gate (the caller holds it): check the session is registered, reconcile
+    it with the store if it is in doubt, compute the rule's plan and commit it."""
     session.check_registered()
+    await reconcile(session, what)
     report, plan = rule(time.time())
     await commit(session, plan, what)
     return report
@@ -89,6 +92,7 @@ async def interrupt_current_run(session: RuntimeSession) -> InterruptReport:
     the in-flight apply cancelled. No run → ``interrupt_noop``."""
     async with session.gate:
         session.check_registered()
+        await reconcile(session, "run cancellation commit")
         run = session.core.current_run
         plan = session.core.interrupt(time.time())
         await commit(session, plan, "run cancellation commit")

@@ -11,6 +11,9 @@ a failed boundary commit (the loop detaches and the executor is told to stop), a
 terminal snapshot (the session is unregistered through ``on_fatal``) or a commit refused for
 ownership (the loop stops).
 
+An in-doubt session (a write's outcome unknown) reconciles with the store before the loop stages
+anything; while the store cannot be read the loop waits for the next wake.
+
 Ownership: before each run the session's claim renews its lease if a renewal is overdue (a
 stalled process must not start a run on a lease another worker may hold by now), and the loop
 stops as soon as the claim is lost, before it stages another input.
@@ -25,8 +28,10 @@ from typing import Any
 from meerkat_runtime.session.commit import install
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorCancelled, RunPrimitive
+from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.run_end import FatalHandler, RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession
+from meerkat_runtime.vocab.errors import DurableWriteFailed
 from meerkat_runtime.vocab.ids import new_run_id
 
 
@@ -92,6 +97,13 @@ async def _drain(
         await session.claim.ensure_fresh()
         async with session.gate:
             if session.loop_task is not me or session.lost is not None:
+                return False
+            try:
+                await reconcile(session, "start_run")
+            except DurableWriteFailed as exc:  # the store cannot be read: wait for the next wake
+                session.last_error = exc
+                return True
+            if session.loop_task is not me:
                 return False
             session.wake_event.clear()  # this drain serves every wake that arrived so far
             candidate = core.next_candidate() if core.can_start_run() else None

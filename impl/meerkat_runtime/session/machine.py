@@ -45,12 +45,14 @@ from meerkat_runtime.session.executor import (
     ExecutorCancelled,
     RunPrimitive,
 )
+from meerkat_runtime.session.input_fields import DEFAULT_MAX_INPUT_BYTES, InputLimits, check_input
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.loop_task import run_loop
 from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
 from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
+from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
@@ -124,18 +126,23 @@ class MeerkatMachine:
         *,
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     ) -> None:
+        self._limits = InputLimits(max_input_bytes)
         self._store = store
         self._blobs = blob_store
         self._offload = offload_store_calls
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
         self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
         self._detaching: set[asyncio.Task[None]] = set()
+        self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
+        """Unregistrations in flight (each runs in its own task), with their sessions."""
+        self._closing: asyncio.Task[None] | None = None
 
     @classmethod
-    def ephemeral(cls) -> MeerkatMachine:
+    def ephemeral(cls, *, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> MeerkatMachine:
         """Sessions live in memory only."""
-        return cls(None)
+        return cls(None, max_input_bytes=max_input_bytes)
 
     @classmethod
     def persistent(
@@ -145,6 +152,7 @@ class MeerkatMachine:
         *,
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
@@ -152,9 +160,21 @@ class MeerkatMachine:
         instead of on the event loop. ``ownership`` (on by default) makes several machines on
         one store safe: each session is leased to one machine at a time and every write is
         fenced (:class:`~meerkat_runtime.session.ownership.OwnershipConfig`); ``None`` turns it
-        off, for a store only this machine ever writes.
+        off, for a store only this machine ever writes. ``max_input_bytes`` (default 1 MiB,
+        at most 1 GiB) limits the text an input's row stores (``InvalidField`` beyond it).
         """
-        return cls(store, blob_store, offload_store_calls=offload_store_calls, ownership=ownership)
+        return cls(
+            store,
+            blob_store,
+            offload_store_calls=offload_store_calls,
+            ownership=ownership,
+            max_input_bytes=max_input_bytes,
+        )
+
+    @property
+    def max_input_bytes(self) -> int:
+        """The largest text (UTF-8 bytes of every string its row stores) an accepted input may carry."""
+        return self._limits.max_input_bytes
 
     @property
     def is_persistent(self) -> bool:
@@ -251,6 +271,9 @@ class MeerkatMachine:
         lock = self._claims.lock(runtime_id)
         try:
             async with lock:
+                leaving = self._unregistering.get(runtime_id)
+                if leaving is not None:  # its loop must be gone before a new one can start
+                    await asyncio.wait({leaving[0]})
                 session = self._sessions.get(runtime_id)
                 if session is not None and session.lost is None:
                     return session  # a concurrent registration built it
@@ -302,7 +325,7 @@ class MeerkatMachine:
             binding = recover_binding(stored_ops, fallback_epoch=result.epoch_id)
             core = result.core
             persistence.epoch_id = binding.epoch_id
-            persistence.loaded(result.stored)
+            persistence.loaded(result.stored, lifecycle)
             session = self._new_session(key, core, persistence, binding)
             await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
             session.ops_sink = attach_store(binding, store, runtime_id, claim)
@@ -333,6 +356,7 @@ class MeerkatMachine:
             return False
         async with session.gate:
             session.check_registered()
+            await reconcile(session, "attach the run loop")
             if _dead(session.loop_task):
                 session.detach()  # repair a loop that died
             if session.registration is not RegistrationPhase.QUEUING:
@@ -378,20 +402,48 @@ class MeerkatMachine:
     async def unregister_session(self, session_id: SessionId | str) -> None:
         """Stop the loop, resolve waiters with ``runtime_terminated``, forget the session in
         memory and release its lease. Durable state is kept. Unknown sessions are ignored (a
-        session lost to another worker is forgotten, its lease left to its new owner)."""
+        session lost to another worker is forgotten, its lease left to its new owner).
+
+        Cancelling the caller (e.g. ``asyncio.wait_for`` at shutdown) does not interrupt it: the
+        unregistration runs to its end in its own task (the loop stopped, the lease released);
+        registering the session again waits for it, so a second loop never runs beside the first.
+        """
         await self._unregister(session_runtime_id(session_id))
 
     async def _unregister(self, runtime_id: LogicalRuntimeId) -> None:
-        session = self._sessions.pop(runtime_id, None)
-        if session is None:
-            return
-        session.unregistered = True
+        """Start (or join) the unregistration of ``runtime_id`` and wait for it; cancelling the
+        caller leaves it running to its end."""
+        leaving = self._unregistering.get(runtime_id)
+        if leaving is None:
+            session = self._sessions.pop(runtime_id, None)
+            if session is None:
+                return
+            session.unregistered = True
+            task = asyncio.get_running_loop().create_task(self._unregister_now(session))
+            leaving = self._unregistering[runtime_id] = (task, session)
+            task.add_done_callback(lambda done: self._unregistered(runtime_id, done))
+        await asyncio.shield(leaving[0])
+
+    def _unregistered(self, runtime_id: LogicalRuntimeId, task: asyncio.Task[None]) -> None:
+        leaving = self._unregistering.get(runtime_id)
+        if leaving is not None and leaving[0] is task:
+            del self._unregistering[runtime_id]
+        _retrieve(task)
+
+    async def _unregister_now(self, session: RuntimeSession) -> None:
+        """Detach the loop and resolve the waiters (under the gate), stop the loop and the
+        executor and wait until the loop task has ended, finish the session's background work,
+        then release the lease."""
         async with session.gate:
             parts = session.detach()
             session.completions.resolve_all(RuntimeTerminated("runtime session unregistered"))
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
         await stop_detached(parts, "runtime session unregistered")
+        _, loop_task, _ = parts
+        pending = {t for t in (loop_task, *session.background) if t is not None and t is not asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending)
         await self._claims.release(session.claim)
 
     async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
@@ -404,10 +456,21 @@ class MeerkatMachine:
         return self._get(session_id).ops_registry
 
     async def close(self) -> None:
-        """Unregister every session (releasing its lease) and stop the lease renewal."""
+        """Unregister every session (releasing its lease) and stop the lease renewal. Cancelling
+        the caller does not interrupt it: the shutdown runs to its end in its own task."""
+        task = self._closing
+        if task is None or task.done():
+            task = self._closing = asyncio.get_running_loop().create_task(self._close_now())
+            task.add_done_callback(_retrieve)
+        await asyncio.shield(task)
+
+    async def _close_now(self) -> None:
         await self._settle_detaches()
-        for runtime_id in list(self._sessions):
-            await self._unregister(runtime_id)
+        while self._sessions or self._unregistering:
+            for runtime_id in list(self._sessions):
+                await self._unregister(runtime_id)
+            if self._unregistering:
+                await asyncio.wait({task for task, _ in self._unregistering.values()})
         await self._claims.stop()
 
     async def halt(self) -> None:
@@ -415,13 +478,18 @@ class MeerkatMachine:
         run and forget every session without writing anything, resolving any waiter or
         telling executors to stop. Durable state is exactly what was written so far; leases
         are not released (they expire, or this owner id claims them again at once)."""
-        sessions = list(self._sessions.values())
+        sessions = [*self._sessions.values(), *(session for _, session in self._unregistering.values())]
         self._sessions.clear()
         await self._claims.stop()
-        tasks: list[asyncio.Task[Any]] = list(self._detaching)
+        tasks: list[asyncio.Task[Any]] = [*self._detaching, *(task for task, _ in self._unregistering.values())]
+        if self._closing is not None and self._closing is not asyncio.current_task():
+            tasks.append(self._closing)
         for task in tasks:
             task.cancel()
         for session in sessions:
+            for background in session.background:
+                background.cancel()
+                tasks.append(background)
             self._claims.forget(session.claim)
             session.unregistered = True
             for running in (session.apply_task, session.loop_task):
@@ -437,10 +505,15 @@ class MeerkatMachine:
     # --- inputs ---------------------------------------------------------------------------
 
     async def accept_input(self, session_id: SessionId | str, item: Input) -> AcceptOutcome:
-        """Admit ``item``: ``Accepted`` (durable before it returns), ``Deduplicated`` or
-        ``Rejected``. Raises ``RuntimeDestroyed`` / ``NotReady`` when the phase refuses input,
-        ``DurableWriteFailed`` when the row could not be written (nothing changed)."""
+        """Admit ``item``: ``Accepted`` (durable before it returns), ``Deduplicated`` (carrying
+        the stored outcome when the existing input finished) or ``Rejected``. Raises
+        ``InvalidField`` (kind ``validation_failed``, naming the field) for a field of the wrong
+        type or range, or an input larger than ``max_input_bytes``; ``RuntimeDestroyed`` /
+        ``NotReady`` when the phase refuses input; ``DurableWriteFailed`` when the row could
+        not be written (nothing changed; ``outcome_unknown`` when the store left it open and
+        could not be read back: the session reconciles before its next step)."""
         session = self._get(session_id)
+        item = check_input(item, self._limits)
         return await _shielded(session.persistence.durable, self._accept(session, item))
 
     async def _accept(self, session: RuntimeSession, item: Input) -> AcceptOutcome:
@@ -452,10 +525,12 @@ class MeerkatMachine:
     async def accept_input_with_completion(
         self, session_id: SessionId | str, item: Input
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
-        """Like ``accept_input`` plus a completion handle: for an accepted input, and for a
-        duplicate of an input still in flight (same outcome). ``None`` for a duplicate of a
-        finished input. A rejected input raises ``ValidationFailed``."""
+        """Like ``accept_input`` plus a completion handle: for an accepted input, for a
+        duplicate of an input still in flight (same outcome), and for a duplicate of a finished
+        input (already resolved with the outcome stored with it, also after a restart; ``None``
+        only when none was stored). A rejected input raises ``ValidationFailed``."""
         session = self._get(session_id)
+        item = check_input(item, self._limits)
         outcome, handle = await _shielded(session.persistence.durable, self._accept_with_handle(session, item))
         if isinstance(outcome, Rejected):
             raise ValidationFailed(outcome.reason)
@@ -471,21 +546,30 @@ class MeerkatMachine:
     async def _accept_locked(
         self, session: RuntimeSession, item: Input, *, want_handle: bool
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        await reconcile(session, "accept_input")
         core = session.core
         decided = core.accept(item, time.time())
         if isinstance(decided, Rejected):
             return decided, None
         if isinstance(decided, Deduplicated):
-            existing = core.ledger.records.get(decided.existing_id)
-            if want_handle and existing is not None and not existing.phase.is_terminal:
-                return decided, session.completions.register(decided.existing_id)
-            return decided, None
+            return decided, self._duplicate_handle(session, decided) if want_handle else None
         if session.persistence.durable:
             await self._store_images(session, decided, item)
         await commit(session, decided, "accept_input")
         handle = session.completions.register(item.header.id) if want_handle else None
         session.wake()
         return Accepted(item.header.id, InputLifecycleState.QUEUED), handle
+
+    def _duplicate_handle(self, session: RuntimeSession, duplicate: Deduplicated) -> CompletionHandle | None:
+        """The handle of a duplicate: the existing input's (pending while it is in flight),
+        already resolved with its stored outcome once it finished, ``None`` when no outcome was
+        stored with it."""
+        existing = session.core.ledger.records.get(duplicate.existing_id)
+        if existing is not None and not existing.phase.is_terminal:
+            return session.completions.register(duplicate.existing_id)
+        if duplicate.outcome is not None:
+            return session.completions.resolved_handle(duplicate.existing_id, duplicate.outcome)
+        return None
 
     async def _store_images(self, session: RuntimeSession, plan: Plan, item: Input) -> None:
         """Before an accept is written: move inline images to the blob store; only the
@@ -506,10 +590,12 @@ class MeerkatMachine:
         with the input Queued and the runtime Idle.
         """
         session = self._get(session_id)
+        item = check_input(item, self._limits)
         core = session.core
         await session.claim.ensure_fresh()
         async with session.gate:
             session.check_registered()
+            await reconcile(session, "accept_input_and_run")
             if (
                 core.loop_attached
                 or core.current_run is not None

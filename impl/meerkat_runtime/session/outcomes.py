@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from meerkat_runtime.session.completion import CompletionOutcome
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 
@@ -22,10 +23,14 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Deduplicated:
-    """The idempotency key was already used by ``existing_id``; nothing was stored."""
+    """The idempotency key was already used by ``existing_id``; nothing was stored. When that
+    input has finished, ``outcome`` is what its waiters got (stored with its row, so it survives
+    restarts); ``None`` while it is in flight (or for a row stored without its outcome). Equality
+    compares the ids only."""
 
     input_id: InputId
     existing_id: InputId
+    outcome: CompletionOutcome | None = field(default=None, compare=False)
 
     @property
     def is_accepted(self) -> bool:

@@ -5,15 +5,20 @@ synchronous; with ``offload=True`` each call runs in a worker thread (``asyncio.
 so a slow fsync does not stall other sessions on the event loop, with ``offload=False`` it
 runs inline (lower latency for a single session).
 
-:meth:`SessionPersistence.persist` performs the write a plan asks for and changes nothing in
-memory; :meth:`SessionPersistence.settle` records what the store now holds once the plan was
-applied. Both are called only by :mod:`meerkat_runtime.session.commit`.
+:meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
+encoded and decoded back once: a row that would not come back is refused with
+``InvalidField`` before anything is written); :meth:`SessionPersistence.persist` performs the
+write and changes nothing in memory; :meth:`SessionPersistence.settle` records what the store
+now holds once the plan was applied; :meth:`SessionPersistence.read_back` tells, after a write
+whose outcome the store left unknown, whether the store holds it. All are called only by
+:mod:`meerkat_runtime.session.commit`.
 
 Which rows a commit writes: every row the plan changes and every row of the ledger's ``dirty``
 set, whose encoding differs from the last encoding written for it (``written``), so a commit
-writes exactly the rows that differ from the store, in O(changed rows). ``written`` and
-``dirty`` change only after a successful write (memory never runs ahead of disk). Terminal
-rows never change again, so their encodings are not kept once written.
+writes exactly the rows that differ from the store, in O(changed rows). ``written`` (and
+``lifecycle``, the lifecycle record the store holds) change only after a successful write
+(memory never runs ahead of disk). Terminal rows never change again, so their encodings are
+not kept once written.
 
 Every write carries the fence of ``claim`` (the session's lease; ``None`` without ownership);
 the store checks it in the write's own transaction and refuses a stale one with
@@ -30,9 +35,16 @@ from typing import TypeVar
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import BoundaryWrite, Plan, RowsWrite
-from meerkat_runtime.session.row_codec import LifecycleRecord, encode_lifecycle, encode_record
+from meerkat_runtime.session.row_codec import (
+    LifecycleRecord,
+    RowFormatError,
+    encode_lifecycle,
+    encode_record,
+    encode_record_checked,
+)
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.vocab.errors import InvalidField
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.runtime import RuntimeState
 
@@ -43,14 +55,26 @@ def encode_row(record: InputRecord) -> InputRow:
     return InputRow(record.input_id, encode_record(record))
 
 
+def encode_new_row(record: InputRecord) -> InputRow:
+    """Encode a row about to be admitted, checking it reads back (``InvalidField`` if not)."""
+    try:
+        return InputRow(record.input_id, encode_record_checked(record))
+    except RowFormatError as exc:
+        raise InvalidField("input", "input", f"cannot be stored and read back: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What one successful write stored: the rows (with the records they encode) and the dirty
-    ids it covered (now equal to the store)."""
+    """What one write stores: the rows (with the records they encode), the dirty ids it covers
+    (equal to the store once it succeeded), the lifecycle record and the boundary receipt it
+    carries, and the session snapshot of a boundary."""
 
     rows: list[InputRow] = field(default_factory=list)
     records: list[InputRecord] = field(default_factory=list)
     covered: set[InputId] = field(default_factory=set)
+    lifecycle: bytes | None = None
+    receipt: BoundaryReceipt | None = None
+    snapshot: bytes | None = None
 
 
 NOTHING_WRITTEN = Written()
@@ -68,6 +92,8 @@ class SessionPersistence:
         self.epoch_id: str | None = None
         self.written: dict[InputId, bytes] = {}
         """The last encoding written (or loaded) for each non-terminal row."""
+        self.lifecycle: bytes | None = None
+        """The lifecycle record the store holds (as last written or loaded)."""
 
     @property
     def durable(self) -> bool:
@@ -85,9 +111,11 @@ class SessionPersistence:
 
     # --- what the store holds -------------------------------------------------------------
 
-    def loaded(self, rows: Mapping[InputId, bytes]) -> None:
-        """Remember the stored encodings of rows read back by recovery (non-terminal rows)."""
-        self.written.update(rows)
+    def loaded(self, rows: Mapping[InputId, bytes], lifecycle: bytes | None) -> None:
+        """Remember what recovery read: the stored encodings of the non-terminal rows and the
+        lifecycle record (replacing what was remembered before)."""
+        self.written = dict(rows)
+        self.lifecycle = lifecycle
 
     def _rows_differing(self, plan: Plan, ledger: InputLedger) -> Written:
         """The plan's rows and the ledger's dirty rows whose encoding differs from the last one
@@ -108,45 +136,81 @@ class SessionPersistence:
 
     # --- writes ---------------------------------------------------------------------------
 
-    async def persist(self, plan: Plan, ledger: InputLedger) -> Written:
-        """Perform ``plan.write`` in one store call (one transaction) and return what was
-        written; raises whatever the encoding or the store raised. Changes nothing in memory:
-        ``ledger`` is only read. A plan that writes nothing, and any plan of an ephemeral
-        session, performs no I/O.
+    def prepare(self, plan: Plan, ledger: InputLedger) -> Written:
+        """Encode what ``plan.write`` stores (reads ``ledger``, changes nothing):
 
-        * :class:`RowsWrite` (accept): the plan's rows only — one row is an upsert
-          (``persist_input_state``), two rows (supersession) one ``commit_machine_lifecycle``;
-        * :class:`LifecycleWrite`: ``commit_machine_lifecycle`` with the plan's durable phase
-          and every row that differs from the store;
-        * :class:`BoundaryWrite`: ``atomic_apply`` with the receipt, the session snapshot and
-          every row that differs from the store.
+        * :class:`RowsWrite` (accept): the plan's rows only, each checked to read back
+          (:func:`encode_new_row`); two rows (supersession) also carry the lifecycle record;
+        * :class:`LifecycleWrite`: the plan's durable phase and every row that differs from
+          the store;
+        * :class:`BoundaryWrite`: the receipt, the session snapshot and every row that differs
+          from the store.
         """
         write = plan.write
-        store = self.store
-        if write is None or store is None:
+        if write is None or self.store is None:
             return self.unwritten(plan, ledger)
-        rt, fence = self.runtime_id, self.claim.fence
         if isinstance(write, RowsWrite):
             records = list(plan.records.values())
-            rows = [encode_row(r) for r in records]
-            if len(rows) == 1:
-                row = rows[0]
-                await self._call(lambda: store.persist_input_state(rt, row, fence=fence))
-            else:
-                lifecycle = self._lifecycle(plan.durable_phase())
-                await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
-            return Written(rows, records, set())
+            rows = [encode_new_row(r) for r in records]
+            lifecycle = None if len(rows) == 1 else self._lifecycle(plan.durable_phase())
+            return Written(rows, records, set(), lifecycle)
         written = self._rows_differing(plan, ledger)
-        rows = written.rows
         if isinstance(write, BoundaryWrite):
-            receipt, snapshot = write.receipt, write.session_snapshot
+            return Written(written.rows, written.records, written.covered, None, write.receipt, write.session_snapshot)
+        lifecycle = self._lifecycle(plan.durable_phase())
+        return Written(written.rows, written.records, written.covered, lifecycle)
+
+    async def persist(self, plan: Plan, ledger: InputLedger, prepared: Written | None = None) -> Written:
+        """Perform ``plan.write`` in one store call (one transaction) and return what was
+        written; raises whatever the encoding or the store raised. Changes nothing in memory.
+        ``prepared`` is :meth:`prepare`'s result for the plan (computed here when omitted). A
+        plan that writes nothing, and any plan of an ephemeral session, performs no I/O: one
+        row is ``persist_input_state``, rows with a lifecycle record one
+        ``commit_machine_lifecycle``, a receipt one ``atomic_apply``."""
+        written = prepared if prepared is not None else self.prepare(plan, ledger)
+        store = self.store
+        if plan.write is None or store is None:
+            return written
+        rt, fence, rows = self.runtime_id, self.claim.fence, written.rows
+        receipt, lifecycle, snapshot = written.receipt, written.lifecycle, written.snapshot
+        if receipt is not None:
             await self._call(
                 lambda: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows, fence=fence)
             )
-        else:
-            lifecycle = self._lifecycle(plan.durable_phase())
+        elif lifecycle is not None:
             await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
+        else:
+            row = rows[0]
+            await self._call(lambda: store.persist_input_state(rt, row, fence=fence))
         return written
+
+    async def read_back(self, written: Written) -> bool | None:
+        """After a write whose outcome the store left unknown: ``True`` if the store holds
+        everything ``written`` carried, ``False`` if it holds exactly what it held before (the
+        write did not land), ``None`` if the store cannot be read or holds neither."""
+        try:
+            return await self._call(lambda: self._landed(written))
+        except Exception:
+            return None
+
+    def _landed(self, written: Written) -> bool | None:
+        store, rt = self.store, self.runtime_id
+        if store is None:
+            return None
+        stored = {row.input_id: row.payload for row in store.load_input_states(rt)}
+        after = all(stored.get(row.input_id) == row.payload for row in written.rows)
+        before = all(stored.get(row.input_id) == self.written.get(InputId(row.input_id)) for row in written.rows)
+        if written.lifecycle is not None:
+            lifecycle = store.load_machine_lifecycle(rt)
+            after = after and lifecycle == written.lifecycle
+            before = before and lifecycle == self.lifecycle
+        receipt = written.receipt
+        if receipt is not None:
+            present = store.load_boundary_receipt(rt, receipt.run_id, receipt.sequence) is not None
+            after, before = after and present, before and not present
+        if after:
+            return True
+        return False if before else None
 
     def needs_io(self, plan: Plan) -> bool:
         """Whether :meth:`persist` would call the store for ``plan``."""
@@ -169,6 +233,8 @@ class SessionPersistence:
                 self.written.pop(record.input_id, None)
             else:
                 self.written[record.input_id] = row.payload
+        if written.lifecycle is not None:
+            self.lifecycle = written.lifecycle
         if written.covered:
             ledger.dirty -= written.covered
 

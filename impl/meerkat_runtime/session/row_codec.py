@@ -1,21 +1,28 @@
-"""Wire format of persisted input rows (version 1) and of the machine lifecycle record.
+"""Wire format of persisted input rows (version 2) and of the machine lifecycle record.
 
 An input row is one JSON object::
 
-    {"row_version": 1, "input_id": ..., "phase": "queued", "lane": "queue"|"steer",
+    {"row_version": 2, "input_id": ..., "phase": "queued", "lane": "queue"|"steer",
      "admission_seq": int, "attempts": int, "recovery_count": int,
      "terminal": null | {"outcome_type": "consumed"|"superseded"|"coalesced"|"abandoned", ...},
+     "outcome": null | {"kind": "completed"|"completed_without_result"|"cancelled"|
+                        "abandoned"|"runtime_terminated", ...},
+     "last_error": null | {"type": str, "message": str},
      "last_run_id": str|null, "last_boundary_sequence": int|null,
      "created_at": float, "updated_at": float,
      "history": [{"from": str|null, "to": str, "reason": str, "at": float}, ...],
      "input": {"kind": "prompt", "header": {...}, ...kind fields...}}
 
-Images inside ``input`` are always blob references (``{"media_type", "blob_id"}``); inline
-image data is never written. The lifecycle record is
-``{"record_version": 1, "runtime_state": "idle"|..., "epoch_id": str|null}``.
+``outcome`` is what the input's waiters got, stored with its terminal commit (only on terminal
+rows); ``last_error`` the failure of its last failed run. Images inside ``input`` are always
+blob references (``{"media_type", "blob_id"}``); inline image data is never written. The
+lifecycle record is ``{"record_version": 1, "runtime_state": "idle"|..., "epoch_id": str|null}``.
 
-Decoders accept exactly these versions and raise :class:`RowFormatError` naming the field
-that is wrong; unknown versions are refused, never migrated.
+Decoders read every version up to the current one (a version-1 row is a version-2 row without
+``outcome`` and ``last_error``) and ignore fields they do not know; a newer version is refused,
+never guessed. Every problem raises :class:`RowFormatError` naming the field.
+:func:`encode_record_checked` encodes a row and decodes it back once, refusing a row that would
+not come back as it went in (used before an accept is acknowledged).
 """
 
 from __future__ import annotations
@@ -24,7 +31,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from meerkat_runtime.session.completion import (
+    Abandoned as AbandonedOutcome,
+)
+from meerkat_runtime.session.completion import (
+    Cancelled,
+    Completed,
+    CompletedWithoutResult,
+    CompletionOutcome,
+    RunFailure,
+    RuntimeTerminated,
+)
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
+from meerkat_runtime.session.executor import RunResult
 from meerkat_runtime.session.inputs import (
     BlobImage,
     ContinuationInput,
@@ -54,7 +73,9 @@ from meerkat_runtime.vocab.inputs import (
 )
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-ROW_VERSION = 1
+ROW_VERSION = 2
+"""The version this runtime writes; it reads every version from 1 up to this one."""
+READABLE_ROW_VERSIONS = frozenset({1, 2})
 LIFECYCLE_RECORD_VERSION = 1
 
 
@@ -69,12 +90,17 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_MISSING: Any = object()
+
+
 def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    if key not in doc:
+    value = doc.get(key, _MISSING)
+    if type(value) is kind:  # the common case: exactly the type asked for (never bool for int)
+        return value
+    if value is _MISSING:
         if optional:
             return None
         raise RowFormatError(f"missing field {key!r}")
-    value = doc[key]
     if value is None and optional:
         return None
     if isinstance(value, bool) and kind in (int, float, (int, float)):
@@ -97,10 +123,10 @@ def _json_object(data: bytes, not_json: str, not_object: str) -> dict[str, Any]:
 
 
 def _enum(cls: Any, value: Any, what: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        raise RowFormatError(f"unknown {what} {value!r}") from None
+    member = cls._value2member_map_.get(value) if isinstance(value, str) else None
+    if member is None:
+        raise RowFormatError(f"unknown {what} {value!r}")
+    return member
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -255,6 +281,67 @@ _TERMINAL_PHASE = {
 }
 
 
+# --- completion outcomes (row version 2) ----------------------------------------------------
+
+
+def _failure_to_json(failure: RunFailure | None) -> dict[str, Any] | None:
+    return None if failure is None else {"type": failure.error_type, "message": failure.message}
+
+
+def _failure_from_json(doc: Any, what: str) -> RunFailure | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise RowFormatError(f"{what} must be an object or null")
+    return RunFailure(_get(doc, "type", str), _get(doc, "message", str))
+
+
+def completion_to_json(outcome: CompletionOutcome) -> dict[str, Any]:
+    """The stored form of what an input's waiters got."""
+    if isinstance(outcome, Completed):
+        r = outcome.result
+        result = {"text": r.text, "turns": r.turns, "tool_calls": r.tool_calls, "tokens_used": r.tokens_used}
+        return {"kind": "completed", "result": result}
+    if isinstance(outcome, CompletedWithoutResult | Cancelled):
+        return {"kind": outcome.kind}
+    if isinstance(outcome, AbandonedOutcome):
+        return {"kind": "abandoned", "reason": outcome.reason, "error": _failure_to_json(outcome.error)}
+    if isinstance(outcome, RuntimeTerminated):
+        return {"kind": "runtime_terminated", "reason": outcome.reason}
+    raise RowFormatError(f"outcome {outcome!r} is never stored with an input")
+
+
+def _count(doc: dict[str, Any], key: str) -> int:
+    value: int = _get(doc, key, int)
+    if value < 0:
+        raise RowFormatError(f"field {key!r} must not be negative")
+    return value
+
+
+def completion_from_json(doc: Any) -> CompletionOutcome:
+    if not isinstance(doc, dict):
+        raise RowFormatError("outcome must be an object")
+    kind = _get(doc, "kind", str)
+    if kind == "completed":
+        r = doc.get("result")
+        if not isinstance(r, dict):
+            raise RowFormatError("completed outcome needs a 'result' object")
+        return Completed(
+            RunResult(_get(r, "text", str), _count(r, "turns"), _count(r, "tool_calls"), _count(r, "tokens_used"))
+        )
+    if kind == "completed_without_result":
+        return CompletedWithoutResult()
+    if kind == "cancelled":
+        return Cancelled()
+    if kind == "abandoned":
+        return AbandonedOutcome(
+            _get(doc, "reason", str), _failure_from_json(doc.get("error"), "abandoned outcome error")
+        )
+    if kind == "runtime_terminated":
+        return RuntimeTerminated(_get(doc, "reason", str))
+    raise RowFormatError(f"unknown outcome kind {kind!r}")
+
+
 # --- rows ------------------------------------------------------------------------------------
 
 
@@ -270,6 +357,8 @@ def encode_record(record: InputRecord) -> bytes:
             "attempts": record.attempts,
             "recovery_count": record.recovery_count,
             "terminal": terminal_to_json(record.terminal) if record.terminal is not None else None,
+            "outcome": completion_to_json(record.outcome) if record.outcome is not None else None,
+            "last_error": _failure_to_json(record.last_error),
             "last_run_id": record.last_run_id,
             "last_boundary_sequence": record.last_boundary_sequence,
             "created_at": record.created_at,
@@ -308,8 +397,8 @@ def decode_record(data: bytes) -> InputRecord:
     """
     doc = _json_object(data, "not valid JSON", "row must be a JSON object")
     version = doc.get("row_version")
-    if version != ROW_VERSION:
-        raise RowFormatError(f"unsupported row_version {version!r} (this runtime reads {ROW_VERSION})")
+    if isinstance(version, bool) or version not in READABLE_ROW_VERSIONS:
+        raise RowFormatError(f"unsupported row_version {version!r} (this runtime reads 1 to {ROW_VERSION})")
     phase = _enum(InputLifecycleState, _get(doc, "phase", str), "phase")
     raw_terminal = doc.get("terminal")
     terminal = terminal_from_json(raw_terminal) if raw_terminal is not None else None
@@ -320,6 +409,15 @@ def decode_record(data: bytes) -> InputRecord:
             raise RowFormatError(f"phase {phase.value} does not match outcome {type(terminal).__name__}")
     elif terminal is not None:
         raise RowFormatError(f"non-terminal phase {phase.value} carries a terminal outcome")
+    outcome: CompletionOutcome | None = None
+    last_error: RunFailure | None = None
+    if version >= 2:
+        raw_outcome = doc.get("outcome")
+        if raw_outcome is not None:
+            if not phase.is_terminal:
+                raise RowFormatError(f"non-terminal phase {phase.value} carries a completion outcome")
+            outcome = completion_from_json(raw_outcome)
+        last_error = _failure_from_json(doc.get("last_error"), "field 'last_error'")
     item = input_from_json(doc.get("input"))
     input_id = _get(doc, "input_id", str)
     if item.header.id != input_id:
@@ -341,7 +439,32 @@ def decode_record(data: bytes) -> InputRecord:
         last_boundary_sequence=_get(doc, "last_boundary_sequence", int, optional=True),
         history=[_history_from_json(e) for e in _get(doc, "history", list)],
         recovery_count=_get(doc, "recovery_count", int),
+        outcome=outcome,
+        last_error=last_error,
     )
+
+
+def encode_record_checked(record: InputRecord) -> bytes:
+    """Encode ``record`` and decode it back once; raise :class:`RowFormatError` unless the
+    decoded row holds the same input (as persisted) and the same lifecycle fields. Nothing that
+    fails here can be acknowledged: recovery would refuse it."""
+    try:
+        data = encode_record(record)
+    except (TypeError, ValueError) as exc:  # e.g. text that is not valid UTF-8
+        raise RowFormatError(f"cannot be encoded: {exc}") from None
+    back = decode_record(data)
+    persisted = record.stored_input if record.stored_input is not None else record.input
+    if back.input != persisted:
+        raise RowFormatError("does not read back as it was written (the input differs after a round trip)")
+    if (back.phase, back.lane, back.admission_seq, back.terminal, back.outcome) != (
+        record.phase,
+        record.lane,
+        record.admission_seq,
+        record.terminal,
+        record.outcome,
+    ):
+        raise RowFormatError("does not read back as it was written (its lifecycle fields differ)")
+    return data
 
 
 # --- lifecycle record --------------------------------------------------------------------------

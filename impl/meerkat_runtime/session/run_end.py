@@ -9,6 +9,8 @@ loop and ``accept_input_and_run``.
   the executor told to stop; :class:`BoundaryCommitFailed`;
 * the lifecycle commit after a failure or cancellation fails → ``terminal_snapshot_failed``:
   the session is unregistered (``on_fatal``) and the error kept in ``session.last_error``;
+* the session is in doubt (an earlier write's outcome unknown): it reconciles with the store
+  first; the run is then no longer current and its end is not committed (``RunEnd.STALE``);
 * the commit is refused for ownership (``OwnershipLost``: another worker claimed the session's
   lease): nothing changed, the claim is lost and the machine detaches the session; the loop
   stops without another write.
@@ -24,8 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from meerkat_runtime.session.commit import commit, install
+from meerkat_runtime.session.completion import RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError
+from meerkat_runtime.session.output_fields import check_output
+from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
 from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost
 
@@ -68,7 +73,9 @@ RunError = DurableWriteFailed | OwnershipLost
 
 
 def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
-    """The receipt draft must name exactly the run's contributors, in order."""
+    """The output must be well formed (:func:`check_output`: it is stored with the boundary) and
+    its receipt draft must name exactly the run's contributors, in order."""
+    check_output(output)
     if tuple(output.receipt.contributing_input_ids) != run.input_ids:
         raise ExecutorError(
             f"receipt of run {run.run_id} names inputs {list(output.receipt.contributing_input_ids)}, "
@@ -76,25 +83,37 @@ def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
         )
 
 
-async def commit_run_end(session: RuntimeSession, run: CurrentRun, outcome: RunOutcome) -> None:
-    """Commit how ``run`` ended (gate held; ``run`` must be the current run). On a failed
-    boundary commit the ``boundary_commit_failed`` plan is installed before
-    ``BoundaryCommitFailed`` is raised; on a failed lifecycle commit nothing changed and
-    ``DurableWriteFailed`` is raised."""
+async def commit_run_end(session: RuntimeSession, run: CurrentRun, outcome: RunOutcome) -> bool:
+    """Commit how ``run`` ended (gate held; ``run`` must be the current run); an executor
+    failure is stored with the rows (``last_error``). On a failed boundary commit the
+    ``boundary_commit_failed`` plan is installed before ``BoundaryCommitFailed`` is raised; on a
+    failed lifecycle commit nothing changed and ``DurableWriteFailed`` is raised. Returns
+    ``False`` when the session first had to reconcile with the store (a write's outcome was
+    unknown): the run is then no longer current and nothing is committed."""
     core = session.core
     now = time.time()
     if outcome.output is not None:
-        plan = core.executor_succeeded(run.run_id, outcome.output, now)
+        what = "runtime boundary commit"
         try:
-            await commit(session, plan, "runtime boundary commit", error=BoundaryCommitFailed)
+            if await reconcile(session, what, error=BoundaryCommitFailed):
+                return False
+            plan = core.executor_succeeded(run.run_id, outcome.output, now)
+            await commit(session, plan, what, error=BoundaryCommitFailed)
         except BoundaryCommitFailed:
             install(session, core.boundary_commit_failed(run.run_id))
             raise
-        return
+        return True
+    what = "run cancellation commit" if outcome.cancelled else "run failure commit (terminal snapshot)"
+    if await reconcile(session, what):
+        return False
     if outcome.cancelled:
-        await commit(session, core.interrupt(now, run.run_id), "run cancellation commit")
+        plan = core.interrupt(now, run.run_id)
     else:
-        await commit(session, core.executor_failed(run.run_id, now), "run failure commit (terminal snapshot)")
+        plan = core.executor_failed(run.run_id, now)
+        if outcome.error is not None:
+            plan.note_failure(RunFailure.of(outcome.error))
+    await commit(session, plan, what)
+    return True
 
 
 async def end_run(
@@ -119,7 +138,8 @@ async def end_run(
         if current is None or current.run_id != run.run_id:
             return RunEnd.STALE, None
         try:
-            await commit_run_end(session, run, outcome)
+            if not await commit_run_end(session, run, outcome):
+                return RunEnd.STALE, None
         except BoundaryCommitFailed as exc:
             session.last_error = error = exc
             parts = session.detach()

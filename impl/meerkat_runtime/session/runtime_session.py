@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,13 @@ class RuntimeSession:
         self.ops_sink: StoreOpsPersistence | None = None
         self.lost_detached = False
         """Set once the session was detached because its claim was lost."""
+        self.in_doubt: BaseException | None = None
+        """The store error of a write whose outcome is still unknown (the store could not be
+        read back): the session reconciles before its next step
+        (:mod:`meerkat_runtime.session.reconcile`)."""
+        self.background: set[asyncio.Task[Any]] = set()
+        """Work the session started to finish on its own (stopping an executor after a
+        reconciliation); unregistering waits for it, a halt cancels it."""
 
     @property
     def claim(self) -> SessionClaim:
@@ -117,6 +125,12 @@ class RuntimeSession:
             self.completions.resolve(input_id, outcome)
         if plan.terminate_all is not None:
             self.completions.resolve_all(RuntimeTerminated(plan.terminate_all))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, tracked in :attr:`background`."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def wake(self) -> None:
         """Signal the loop to look at the lanes again."""

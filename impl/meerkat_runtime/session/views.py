@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meerkat_runtime.session.completion import CompletionOutcome, RunFailure
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord
 from meerkat_runtime.session.runtime_session import RuntimeSession
 from meerkat_runtime.vocab.ids import InputId, RunId
@@ -28,6 +29,10 @@ class InputStateView:
     idempotency_key: str | None
     admission_seq: int
     history: tuple[HistoryEntry, ...]
+    outcome: CompletionOutcome | None = None
+    """What the input's waiters got, once it finished (stored with its row)."""
+    last_error: RunFailure | None = None
+    """The failure of its last failed run, if any (stored with its row)."""
 
     @property
     def phase(self) -> InputLifecycleState:
@@ -61,6 +66,8 @@ def input_view(record: InputRecord) -> InputStateView:
         idempotency_key=header.idempotency_key,
         admission_seq=record.admission_seq,
         history=tuple(record.history),
+        outcome=record.outcome,
+        last_error=record.last_error,
     )
 
 

@@ -109,9 +109,17 @@ class WaitAllCancelled(Internal):
 
 
 class PersistenceFailed(Internal):
-    """A terminal transition could not be made durable; it was rolled back in memory."""
+    """A terminal transition could not be made durable; it was rolled back in memory.
+
+    ``outcome_unknown`` is ``True`` when the store left the write's outcome unknown and the
+    registry could not read it back: the registry is then *in doubt* and refuses every change
+    until it has read the store again (docs/semantics.md, "Unknown write outcomes")."""
 
     kind: ClassVar[str] = "persistence_failed"
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
 
 
 class SnapshotFormatError(OpsLifecycleError):
@@ -182,6 +190,12 @@ class LeaseHeld(WriteRefused):
         self.expires_at = expires_at
 
 
+def write_outcome_unknown(error: BaseException) -> bool:
+    """Whether a failed write may have landed: always, unless the store said it did not happen
+    (a :class:`StoreError` whose ``outcome_unknown`` is ``False``, e.g. ``WriteRefused``)."""
+    return not (isinstance(error, StoreError) and not error.outcome_unknown)
+
+
 class ReadFailed(StoreError):
     kind: ClassVar[str] = "store_read_failed"
 
@@ -237,6 +251,18 @@ class ValidationFailed(RuntimeDriverError):
     kind: ClassVar[str] = "validation_failed"
 
 
+class InvalidField(ValidationFailed, ValueError):
+    """One field of what a caller handed the runtime (an input, its header, an operation spec,
+    a result) has the wrong type or is out of range. ``field`` names it (``header.timestamp``,
+    ``images[0].data``, ``display_name``); nothing was stored."""
+
+    def __init__(self, subject: str, field: str, problem: str) -> None:
+        super().__init__(f"{subject} field {field!r} {problem}")
+        self.subject = subject
+        self.field = field
+        self.problem = problem
+
+
 class RecoveryCorruption(RuntimeDriverError):
     kind: ClassVar[str] = "recovery_corruption"
 
@@ -251,11 +277,29 @@ class InvalidRuntimeTransition(RuntimeDriverError):
 
 
 class DurableWriteFailed(RuntimeDriverError):
-    """A durable write failed; in-memory state was restored to the checkpoint before the call."""
+    """A durable write failed; in-memory state was restored to the checkpoint before the call.
+
+    ``outcome_unknown`` is ``True`` when the store could not say whether the write landed and
+    the session could not read it back yet: the session is then *in doubt* and reconciles with
+    the store before its next step (docs/semantics.md, "Unknown write outcomes"). When the
+    store's report was ambiguous but reading it back showed the write did not land,
+    ``outcome_unknown`` is ``False`` and ``read_back`` is ``True``."""
 
     kind: ClassVar[str] = "durable_write_failed"
 
-    def __init__(self, operation: str, cause: BaseException) -> None:
-        super().__init__(f"{operation} was not applied: the store write failed: {cause}")
+    def __init__(
+        self, operation: str, cause: BaseException, *, outcome_unknown: bool = False, read_back: bool = False
+    ) -> None:
+        if outcome_unknown:
+            detail = "its outcome is unknown and the store could not be read back; the session reconciles first"
+            message = f"{operation} may or may not have been applied ({detail}): {cause}"
+        elif read_back:
+            detail = "the store reported an ambiguous failure and holds no trace of it"
+            message = f"{operation} was not applied: {detail}: {cause}"
+        else:
+            message = f"{operation} was not applied: the store write failed: {cause}"
+        super().__init__(message)
         self.operation = operation
         self.cause = cause
+        self.outcome_unknown = outcome_unknown
+        self.read_back = read_back

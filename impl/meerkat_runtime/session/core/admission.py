@@ -15,6 +15,7 @@ from meerkat_runtime.session.completion import Abandoned as AbandonedOutcome
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.core.plan import Plan, RowsWrite
 from meerkat_runtime.session.core.state import CoreState
+from meerkat_runtime.session.core.terminal import completion_of
 from meerkat_runtime.session.inputs import HandlingMode, Input, wants_coalesce
 from meerkat_runtime.session.outcomes import Deduplicated, Rejected
 from meerkat_runtime.session.validation import rejection_reason
@@ -48,7 +49,7 @@ class AdmissionRules(CoreState):
         if header.idempotency_key is not None:
             existing = ledger.keys.get(header.idempotency_key)
             if existing is not None:
-                return Deduplicated(header.id, existing)
+                return Deduplicated(header.id, existing, completion_of(ledger.records[existing]))
         if header.id in ledger.records:
             return Rejected(f"input id {header.id!r} is already known to this session")
         plan = self.draft("accept", RowsWrite())
@@ -79,7 +80,8 @@ class AdmissionRules(CoreState):
                 plan.rule = "accept_superseding"
                 displaced.terminal = Superseded(header.id)
                 displaced.move(S.SUPERSEDED, f"superseded by {header.id}", now)
-            plan.resolve(displaced.input_id, AbandonedOutcome(displaced.phase.value))
+            displaced.outcome = AbandonedOutcome(displaced.phase.value)
+            plan.resolve(displaced.input_id, displaced.outcome)
         return plan
 
     def _supersession_candidate(self, item: Input) -> InputRecord | None:

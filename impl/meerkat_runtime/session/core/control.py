@@ -16,6 +16,7 @@ from typing import TypeVar
 from meerkat_runtime.session.completion import RuntimeTerminated
 from meerkat_runtime.session.core.plan import LifecycleWrite, Plan
 from meerkat_runtime.session.core.state import CoreState
+from meerkat_runtime.session.core.terminal import TERMINATION_REASONS, abandoned_outcome
 from meerkat_runtime.session.reports import DestroyReport, RecycleReport, ResetReport, RetireReport, StopReport
 from meerkat_runtime.vocab.errors import InvalidRuntimeTransition, RuntimeDestroyed
 from meerkat_runtime.vocab.ids import InputId
@@ -46,7 +47,7 @@ class ControlRules(CoreState):
         skip = self.current_run.input_ids if self.current_run else ()
         abandoned = self._abandon(plan, AbandonKind.RETIRED, now, skip=skip)
         for input_id in abandoned:
-            plan.resolve(input_id, RuntimeTerminated("retired without runtime loop"))
+            plan.resolve(input_id, RuntimeTerminated(TERMINATION_REASONS[AbandonKind.RETIRED]))
         return RetireReport(len(abandoned), 0), plan
 
     def reset(self, now: float) -> tuple[ResetReport, Plan]:
@@ -120,6 +121,7 @@ class ControlRules(CoreState):
                 plan.remove_from_lane(current)
             record = plan.put(current.copy())
             record.terminal = Abandoned(AbandonReason(kind))
+            record.outcome = abandoned_outcome(kind)
             record.move(S.ABANDONED, f"abandoned: {kind.value}", now)
             abandoned.append(input_id)
         return abandoned

@@ -12,6 +12,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+from meerkat_runtime.session.completion import CompletionOutcome, RunFailure
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.vocab.ids import InputId, RunId
 from meerkat_runtime.vocab.inputs import InputLifecycleState, InputTerminalOutcome
@@ -50,6 +51,11 @@ class InputRecord:
     recovery_count: int = 0
     stored_input: Input | None = None
     """The persisted form of ``input`` (inline images replaced by blob references), if it differs."""
+    outcome: CompletionOutcome | None = None
+    """What the input's waiters get, stored with its terminal commit (``None`` while it is active,
+    and for a terminal row stored without one by an older release)."""
+    last_error: RunFailure | None = None
+    """The failure of the input's last failed run, if any (stored with the commit that recorded it)."""
 
     @property
     def input_id(self) -> InputId:

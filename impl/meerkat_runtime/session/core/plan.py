@@ -21,9 +21,9 @@ plans only through :mod:`meerkat_runtime.session.commit` (persist, then apply, t
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from meerkat_runtime.session.completion import CompletionOutcome
+from meerkat_runtime.session.completion import Abandoned, CompletionOutcome, RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.ledger import InputRecord, Lane
 from meerkat_runtime.store.records import BoundaryReceipt
@@ -117,3 +117,15 @@ class Plan:
 
     def resolve(self, input_id: InputId, outcome: CompletionOutcome) -> None:
         self.resolutions.append((input_id, outcome))
+
+    def note_failure(self, failure: RunFailure) -> None:
+        """Record the executor failure that ended a run (``executor_failed``): on every row of
+        the plan (``last_error``) and on the outcome of a row abandoned for exhausted attempts."""
+        for record in self.records.values():
+            record.last_error = failure
+            if isinstance(record.outcome, Abandoned):
+                record.outcome = replace(record.outcome, error=failure)
+        self.resolutions = [
+            (input_id, replace(outcome, error=failure) if isinstance(outcome, Abandoned) else outcome)
+            for input_id, outcome in self.resolutions
+        ]

@@ -16,6 +16,11 @@ Rules (docs/semantics.md, "Crash recovery"):
   position, active rows under a Stopped record, an active row with more than 3 attempts, a
   max-attempts abandon with fewer than 3 attempts.
 
+With ``in_place=True`` (a live session reconciling with the store after a write whose
+outcome was unknown, :mod:`meerkat_runtime.session.reconcile`) a Destroyed record is read like
+any other (active rows under it are corruption) and ephemeral rows are kept: the session is
+still running, so its ephemeral inputs are still wanted.
+
 :func:`recover_session` is pure apart from the receipt look-ups it is given.
 """
 
@@ -71,8 +76,11 @@ def recover_session(
     rows: list[InputRow],
     receipt_exists: Callable[[str, int], bool],
     now: float,
+    *,
+    in_place: bool = False,
 ) -> RecoveryResult:
-    """Rebuild a session from stored data; raises ``RuntimeDestroyed`` or ``RecoveryCorruption``."""
+    """Rebuild a session from stored data; raises ``RuntimeDestroyed`` (unless ``in_place``)
+    or ``RecoveryCorruption``."""
     phase = RuntimeState.IDLE
     epoch_id: str | None = None
     if lifecycle is not None:
@@ -80,7 +88,7 @@ def recover_session(
             record = decode_lifecycle(lifecycle)
         except RowFormatError as exc:
             raise corruption(runtime_id, f"lifecycle record: {exc}") from None
-        if record.runtime_state is RuntimeState.DESTROYED:
+        if record.runtime_state is RuntimeState.DESTROYED and not in_place:
             raise RuntimeDestroyed(runtime_id)
         if record.runtime_state not in _PERSISTABLE:
             raise corruption(runtime_id, f"lifecycle record names phase {record.runtime_state.value}, never persisted")
@@ -98,7 +106,7 @@ def recover_session(
             raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}") from None
         if rec.input_id != row.input_id:
             raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}")
-        if rec.input.header.durability is Durability.EPHEMERAL:
+        if rec.input.header.durability is Durability.EPHEMERAL and not in_place:
             result.dropped_ephemeral += 1
             continue
         problem = _row_problem(rec)
@@ -108,8 +116,9 @@ def recover_session(
             result.stored[rec.input_id] = row.payload
             _normalise(rec, receipt_exists, now, result)
         if not rec.phase.is_terminal:
-            if phase is RuntimeState.STOPPED:
-                raise corruption(runtime_id, f"input row {rec.input_id!r} is {rec.phase.value} under a Stopped runtime")
+            if phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
+                what = f"input row {rec.input_id!r} is {rec.phase.value} under a {phase.value.capitalize()} runtime"
+                raise corruption(runtime_id, what)
             other = seen_seq.get(rec.admission_seq)
             if other is not None:
                 what = f"input row {rec.input_id!r} shares admission position {rec.admission_seq} with {other!r}"

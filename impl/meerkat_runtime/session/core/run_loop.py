@@ -96,6 +96,7 @@ class RunLoopRules(CoreState):
             record.last_boundary_sequence = BOUNDARY_SEQUENCE
             record.move(S.APPLIED_PENDING_CONSUMPTION, f"boundary {BOUNDARY_SEQUENCE} committed", now)
             record.terminal = Consumed()
+            record.outcome = outcome
             record.move(S.CONSUMED, "consumed", now)
             plan.resolve(input_id, outcome)
         self._end_run(plan)
@@ -115,7 +116,8 @@ class RunLoopRules(CoreState):
                 plan.rule = "executor_failed_exhausted"
                 record.terminal = Abandoned(AbandonReason(AbandonKind.MAX_ATTEMPTS_EXHAUSTED, record.attempts))
                 record.move(S.ABANDONED, f"max attempts exhausted ({record.attempts})", now)
-                plan.resolve(input_id, AbandonedOutcome("max_attempts_exhausted"))
+                record.outcome = AbandonedOutcome("max_attempts_exhausted")
+                plan.resolve(input_id, record.outcome)
             else:
                 record.admission_seq = plan.take_admission_seq()
                 record.last_run_id = None
@@ -139,7 +141,8 @@ class RunLoopRules(CoreState):
             record = plan.put(current.copy())
             record.terminal = Abandoned(AbandonReason(AbandonKind.CANCELLED))
             record.move(S.ABANDONED, f"run {run.run_id} cancelled", now)
-            plan.resolve(input_id, CancelledOutcome())
+            record.outcome = CancelledOutcome()
+            plan.resolve(input_id, record.outcome)
         self._end_run(plan)
         return plan
 

@@ -79,6 +79,21 @@ class CoreState:
         self.current_run = plan.current_run
         self.registration = plan.registration
 
+    def reconcile(self, recovered: CoreState) -> None:
+        """``reconcile``: replace this session's state with ``recovered`` (the store's, read back
+        by recovery in place after a write whose outcome was unknown). The phase, rows, lanes,
+        idempotency keys and admission counter become the store's; a run in flight is dropped
+        (its inputs are what the store holds); an attached loop stays attached (phase Idle shown
+        as Attached) unless the store says Stopped or Destroyed."""
+        keep_loop = self.loop_attached and recovered.phase not in (RuntimeState.STOPPED, RuntimeState.DESTROYED)
+        self.ledger = recovered.ledger
+        self.current_run = None
+        self.pre_run_phase = None
+        self.phase = recovered.phase
+        self.registration = RegistrationPhase.ACTIVE if keep_loop else RegistrationPhase.QUEUING
+        if keep_loop and self.phase is RuntimeState.IDLE:
+            self.phase = RuntimeState.ATTACHED
+
     def detach_loop(self) -> None:
         """Forget the loop outside any rule (a dead or failed loop, unregistration): registration
         Queuing, Attached back to Idle. Writes nothing: Attached is stored as Idle anyway."""

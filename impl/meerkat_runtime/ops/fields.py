@@ -1,0 +1,56 @@
+"""Every field an operation-registry call is handed, checked by type and range at the door.
+
+An operation's spec, its result, error and reason texts and its peer handle end up in the
+persisted registry snapshot; a value the snapshot codec could not store and read back would
+make recovery refuse the whole registry. Each check raises
+:class:`~meerkat_runtime.vocab.errors.InvalidField` (kind ``validation_failed``, also a
+``ValueError``) naming the field, before the registry changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meerkat_runtime.vocab import fields
+from meerkat_runtime.vocab.errors import InvalidField
+from meerkat_runtime.vocab.operation import OperationKind, OperationPeerHandle, OperationResult, OperationSpec
+
+
+def check_spec(spec: Any) -> None:
+    """A registrable ``OperationSpec``: non-empty id, a known kind, text fields, a boolean."""
+    fields.instance("operation spec", "spec", spec, OperationSpec, "an OperationSpec")
+    subject = "operation spec"
+    if not isinstance(spec.id, str) or not spec.id:
+        raise InvalidField(subject, "id", f"must be a non-empty id string, got {spec.id!r}")
+    fields.text(subject, "id", spec.id)
+    fields.member(subject, "kind", spec.kind, OperationKind)
+    fields.text(subject, "owner_session_id", spec.owner_session_id)
+    fields.text(subject, "display_name", spec.display_name)
+    fields.text(subject, "source_label", spec.source_label)
+    fields.text(subject, "child_session_id", spec.child_session_id, optional=True)
+    fields.flag(subject, "expect_peer_channel", spec.expect_peer_channel)
+
+
+def check_result(result: Any) -> None:
+    """A storable ``OperationResult``."""
+    subject = "operation result"
+    fields.instance(subject, "result", result, OperationResult, "an OperationResult")
+    fields.text(subject, "id", result.id)
+    fields.text(subject, "content", result.content)
+    fields.flag(subject, "is_error", result.is_error)
+    fields.integer(subject, "duration_ms", result.duration_ms)
+    fields.integer(subject, "tokens_used", result.tokens_used)
+
+
+def check_text(field: str, value: Any, *, optional: bool = False) -> None:
+    """An error or reason text (``None`` allowed when ``optional``)."""
+    fields.text("operation", field, value, optional=optional)
+
+
+def check_handle(handle: Any) -> None:
+    """A storable ``OperationPeerHandle``."""
+    subject = "peer handle"
+    fields.instance(subject, "handle", handle, OperationPeerHandle, "an OperationPeerHandle")
+    fields.text(subject, "peer_name", handle.peer_name)
+    fields.text(subject, "address", handle.address)
+    fields.text(subject, "peer_id", handle.peer_id, optional=True)
