@@ -29,8 +29,11 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from meerkat_runtime.events.bus import EventBus
+from meerkat_runtime.events.event import UNREGISTERED, Change, spell
+from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.session import control_commands, reports
+from meerkat_runtime.session import control_commands, events, reports
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
@@ -38,6 +41,11 @@ from meerkat_runtime.session.completion import CompletionHandle, CompletionOutco
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
+from meerkat_runtime.session.dispatch import (
+    CompositionDispatch,
+    CompositionSignalDispatcher,
+    DispatchFailurePolicy,
+)
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
@@ -53,6 +61,7 @@ from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicat
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.reconcile import reconcile
+from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
@@ -127,22 +136,31 @@ class MeerkatMachine:
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._limits = InputLimits(max_input_bytes)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self._retry = retry or DEFAULT_RETRY
+        self._dispatch: CompositionDispatch | None = None
         self._store = store
         self._blobs = blob_store
         self._offload = offload_store_calls
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
         self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
+        self.events = EventBus(self._claims.owner_id)
+        """This machine's lifecycle events (:mod:`meerkat_runtime.events`): subscribe to it."""
         self._detaching: set[asyncio.Task[None]] = set()
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
         """Unregistrations in flight (each runs in its own task), with their sessions."""
         self._closing: asyncio.Task[None] | None = None
 
     @classmethod
-    def ephemeral(cls, *, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> MeerkatMachine:
+    def ephemeral(
+        cls, *, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES, retry: RetryPolicy | None = None
+    ) -> MeerkatMachine:
         """Sessions live in memory only."""
-        return cls(None, max_input_bytes=max_input_bytes)
+        return cls(None, max_input_bytes=max_input_bytes, retry=retry)
 
     @classmethod
     def persistent(
@@ -153,6 +171,7 @@ class MeerkatMachine:
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        retry: RetryPolicy | None = None,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
@@ -162,6 +181,8 @@ class MeerkatMachine:
         fenced (:class:`~meerkat_runtime.session.ownership.OwnershipConfig`); ``None`` turns it
         off, for a store only this machine ever writes. ``max_input_bytes`` (default 1 MiB,
         at most 1 GiB) limits the text an input's row stores (``InvalidField`` beyond it).
+        ``retry`` sets attempts, backoff and which executor errors are retried
+        (:class:`~meerkat_runtime.session.retry.RetryPolicy`; default: 3 attempts, no wait).
         """
         return cls(
             store,
@@ -169,7 +190,26 @@ class MeerkatMachine:
             offload_store_calls=offload_store_calls,
             ownership=ownership,
             max_input_bytes=max_input_bytes,
+            retry=retry,
         )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How runs that fail are retried (:class:`~meerkat_runtime.session.retry.RetryPolicy`)."""
+        return self._retry
+
+    def set_composition_signal_dispatcher(
+        self,
+        dispatcher: CompositionSignalDispatcher | None,
+        policy: DispatchFailurePolicy = DispatchFailurePolicy.RESTORE,
+    ) -> None:
+        """Install (or with ``None`` remove) the async dispatcher every routed committed
+        transition is lifted to, with its failure policy (:mod:`meerkat_runtime.session.dispatch`)."""
+        if not isinstance(policy, DispatchFailurePolicy):
+            raise ValidationFailed(f"policy must be a DispatchFailurePolicy, got {policy!r}")
+        self._dispatch = None if dispatcher is None else CompositionDispatch(dispatcher, policy)
+        for session in self._sessions.values():
+            session.dispatch = self._dispatch
 
     @property
     def max_input_bytes(self) -> int:
@@ -264,6 +304,7 @@ class MeerkatMachine:
         runtime_id = session_runtime_id(session_id)
         session = self._sessions.get(runtime_id)
         if session is not None and session.lost is None:
+            events.emit_step(session, "register_noop")
             return session
         return await _shielded(self._store is not None, self._claim_and_build(runtime_id))
 
@@ -318,8 +359,11 @@ class MeerkatMachine:
             now = time.time()
             lifecycle = await persistence.read(persistence.load_lifecycle)
             rows = await persistence.read(persistence.load_rows)
+            max_attempts = self._retry.max_attempts
             result = await persistence.read(
-                lambda: recover_session(runtime_id, lifecycle, rows, persistence.receipt_exists, now)
+                lambda: recover_session(
+                    runtime_id, lifecycle, rows, persistence.receipt_exists, now, max_attempts=max_attempts
+                )
             )
             stored_ops = await persistence.read(persistence.load_ops)
             binding = recover_binding(stored_ops, fallback_epoch=result.epoch_id)
@@ -329,15 +373,35 @@ class MeerkatMachine:
             session = self._new_session(key, core, persistence, binding)
             await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
             session.ops_sink = attach_store(binding, store, runtime_id, claim)
+            self._attach_ops_events(session, recovered=stored_ops is not None)
             return session
-        return self._new_session(key, core, persistence, binding)
+        session = self._new_session(key, core, persistence, binding)
+        await commit(session, core.register(), "register")
+        self._attach_ops_events(session, recovered=False)
+        return session
 
     def _new_session(
         self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
     ) -> RuntimeSession:
-        return RuntimeSession(
+        core.max_attempts = self._retry.max_attempts
+        session = RuntimeSession(
             SessionId(key), core, persistence, self._blobs, binding.epoch_id, binding.registry, binding.cursors
         )
+        session.events = self.events
+        session.retry = self._retry
+        session.dispatch = self._dispatch
+        return session
+
+    def _attach_ops_events(self, session: RuntimeSession, *, recovered: bool) -> None:
+        claim = session.claim
+
+        def token() -> int | None:
+            return None if claim.fence is None else claim.fence.token
+
+        registry = session.ops_registry
+        registry.attach_events(OpsEventSink(self.events, str(session.session_id), session.runtime_id, token))
+        if recovered:
+            registry.publish_recovered()
 
     async def register_session_with_executor(self, session_id: SessionId | str, executor: CoreExecutor) -> bool:
         """Register and attach a run loop driving ``executor``; see ``ensure_session_with_executor``."""
@@ -353,6 +417,7 @@ class MeerkatMachine:
         """
         session = await self._ensure_registered(session_id)
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
+            events.emit_step(session, "begin_attach_noop")
             return False
         async with session.gate:
             session.check_registered()
@@ -360,7 +425,8 @@ class MeerkatMachine:
             if _dead(session.loop_task):
                 session.detach()  # repair a loop that died
             if session.registration is not RegistrationPhase.QUEUING:
-                return False  # begin_attach_noop: another caller attached (or is attaching) the loop
+                events.emit_step(session, "begin_attach_noop")
+                return False  # another caller attached (or is attaching) the loop
             # The claim (begin_attach) and the attachment (finish_attach) happen under the gate
             # with no await in between, so exactly one caller attaches and no half-attached
             # state is visible.
@@ -435,8 +501,13 @@ class MeerkatMachine:
         executor and wait until the loop task has ended, finish the session's background work,
         then release the lease."""
         async with session.gate:
+            registration = session.registration
             parts = session.detach()
             session.completions.resolve_all(RuntimeTerminated("runtime session unregistered"))
+            if not session.events_closed and session.lost is None:
+                session.events_closed = True
+                change = Change("registration", session.runtime_id, spell(registration.value), UNREGISTERED)
+                events.emit_step(session, "unregister", after=UNREGISTERED, changes=(change,))
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
         await stop_detached(parts, "runtime session unregistered")
@@ -550,8 +621,13 @@ class MeerkatMachine:
         core = session.core
         decided = core.accept(item, time.time())
         if isinstance(decided, Rejected):
+            events.emit_step(session, "reject_invalid", details={"input": item.header.id, "reason": decided.reason})
             return decided, None
         if isinstance(decided, Deduplicated):
+            if session.events is not None and session.events.active:
+                details = events.accept_details(item)
+                details["existing"] = decided.existing_id
+                events.emit_step(session, "deduplicate", details=details)
             return decided, self._duplicate_handle(session, decided) if want_handle else None
         if session.persistence.durable:
             await self._store_images(session, decided, item)
