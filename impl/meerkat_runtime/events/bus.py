@@ -48,9 +48,12 @@ class Subscription:
 class EventBus:
     """The event bus of one ``MeerkatMachine`` (``machine.events``)."""
 
-    def __init__(self, source: str | None = None) -> None:
-        self.source = source or f"machine-{uuid.uuid4().hex[:12]}"
-        """The ``source`` of every event: the machine's owner id, or a random id."""
+    def __init__(self, owner: str | None = None, store: str = "") -> None:
+        self.source = f"{owner or 'machine'}-{uuid.uuid4().hex[:8]}"
+        """The ``source`` of every event: the machine's owner id (or ``machine``) and a random
+        suffix minted with the bus, so a restarted worker with a stable owner id is a new source."""
+        self.store = store
+        """The ``store`` of every event (the machine's durable authority)."""
         self._lock = threading.RLock()
         self._subscriptions: tuple[Subscription, ...] = ()
         self._seqs: dict[str, int] = {}

@@ -10,7 +10,8 @@ Every field:
 * ``rule`` — the transition's name as the reference model spells it (``executor_failed``,
   ``stop_with_loop``, ``complete_operation``, ...; the catalogue in docs/events.md);
 * ``session_id``, ``runtime_id`` — the session and its canonical runtime id;
-* ``source`` — the emitting machine: its ownership owner id, or a random id minted with it;
+* ``source`` — the emitting machine: its ownership owner id (or ``machine``) and a random suffix
+  minted with the machine, so every machine instance (every process) is its own source;
 * ``fence`` — the lease token of the session's current registration (``None`` without
   ownership): it grows with every claim, so it orders the registrations of several workers;
 * ``before``, ``after`` — for a session event the runtime phase (``Idle``, ``Attached``,
@@ -20,6 +21,9 @@ Every field:
 * ``changes`` — every entity the transition moved: ``Change(entity, id, before, after)`` with
   ``entity`` one of ``input``, ``runtime``, ``registration``, ``operation``, ``registry``;
 * ``run_id`` — the run a run transition belongs to;
+* ``store`` — the durable authority the session's state lives in (a SQLite file's path, a
+  store's own key, or an id unique to one process and store object): a runtime id names one
+  history only within one store;
 * ``details`` — rule-specific plain data (an accept's lane and keys, a failure's error type
   and message, an outcome, completion sequence numbers, the retry policy's attempt limit).
 
@@ -80,6 +84,7 @@ class LifecycleEvent:
     changes: tuple[Change, ...] = ()
     run_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    store: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The event as plain JSON-ready data (the event log's line)."""
@@ -98,6 +103,7 @@ class LifecycleEvent:
             "changes": [[c.entity, c.id, c.before, c.after] for c in self.changes],
             "run": self.run_id,
             "details": dict(self.details),
+            "store": self.store,
         }
 
     def to_json(self) -> str:
@@ -145,6 +151,7 @@ class LifecycleEvent:
             changes=tuple(changes),
             run_id=run_id,
             details=details,
+            store=str(doc.get("store", "")),
         )
 
 

@@ -62,6 +62,7 @@ class OpsEventSink:
                 after=after,
                 changes=changes,
                 details=data,
+                store=bus.store,
             )
 
         bus.emit(self.runtime_id, make)

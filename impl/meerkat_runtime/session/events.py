@@ -171,6 +171,7 @@ def _emit(
             changes=changes,
             run_id=run_id,
             details=details,
+            store=bus.store,
         )
 
     bus.emit(session.runtime_id, make)
@@ -221,6 +222,8 @@ def _details(session: RuntimeSession, plan: Plan, rule: str) -> dict[str, Any]:
                     details["with_result"] = outcome.kind == "completed"
         details["max_attempts"] = core.max_attempts
     elif rule == "register":
-        details["active"] = {i: spell(r.phase.value) for i, r in core.ledger.records.items() if not r.phase.is_terminal}
+        active = [r for r in core.ledger.records.values() if not r.phase.is_terminal]
+        details["active"] = {r.input_id: spell(r.phase.value) for r in active}
+        details["attrs"] = {r.input_id: accept_details(r) for r in active}
         details["max_attempts"] = core.max_attempts
     return details

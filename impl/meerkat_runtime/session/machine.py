@@ -25,15 +25,18 @@ rule to its core method and to the method here (or the loop task) that drives it
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from meerkat_runtime.events.bus import EventBus
 from meerkat_runtime.events.event import UNREGISTERED, Change, spell
+from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session import control_commands, events, reports
+from meerkat_runtime.session.authority import store_label, stores_share_authority
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
@@ -87,6 +90,11 @@ from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 T = TypeVar("T")
 
 RunOp = Callable[[str, RunPrimitive], Awaitable[tuple[T, CoreApplyOutput]]]
+
+EVENT_LOG_ENV = "MEERKAT_EVENT_LOG"
+"""When set to a directory, every machine created in the process writes its events there
+(:class:`~meerkat_runtime.events.jsonl.EventLog`): how a deployment or a test run records a
+trace for ``meerkat-conformance check-trace`` without changing code."""
 
 DEFAULT_OWNERSHIP = OwnershipConfig()
 """Ownership of a persistent machine unless told otherwise: on, 15 s leases renewed every 5 s."""
@@ -149,6 +157,10 @@ class MeerkatMachine:
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
         self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
         self.events = EventBus(self._claims.owner_id)
+        self.events.store = store_label(store, self.events.source)
+        log_dir = os.environ.get(EVENT_LOG_ENV)
+        if log_dir:
+            self.events.subscribe(EventLog(log_dir))
         """This machine's lifecycle events (:mod:`meerkat_runtime.events`): subscribe to it."""
         self._detaching: set[asyncio.Task[None]] = set()
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
@@ -192,6 +204,21 @@ class MeerkatMachine:
             max_input_bytes=max_input_bytes,
             retry=retry,
         )
+
+    def shares_runtime_persistence_with(self, other: MeerkatMachine) -> bool:
+        """Whether ``other`` commits to the same durable authority as this machine (both
+        ephemeral counts as sharing: neither has a store to disagree with)."""
+        return stores_share_authority(self._store, other._store)
+
+    def shares_runtime_store_authority(self, store: RuntimeStore) -> bool:
+        """Whether ``store`` is (a handle on) this machine's own store; ``False`` for an
+        ephemeral machine."""
+        return self._store is not None and stores_share_authority(self._store, store)
+
+    @property
+    def has_runtime_persistence(self) -> bool:
+        """Whether sessions of this machine are durable."""
+        return self._store is not None
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -501,13 +528,13 @@ class MeerkatMachine:
         executor and wait until the loop task has ended, finish the session's background work,
         then release the lease."""
         async with session.gate:
-            registration = session.registration
+            registration, phase = session.registration, spell(session.core.phase.value)
             parts = session.detach()
             session.completions.resolve_all(RuntimeTerminated("runtime session unregistered"))
             if not session.events_closed and session.lost is None:
                 session.events_closed = True
                 change = Change("registration", session.runtime_id, spell(registration.value), UNREGISTERED)
-                events.emit_step(session, "unregister", after=UNREGISTERED, changes=(change,))
+                events.emit_step(session, "unregister", before=phase, after=UNREGISTERED, changes=(change,))
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
         await stop_detached(parts, "runtime session unregistered")
