@@ -104,7 +104,7 @@ def _fingerprint(snapshot: PersistedOpsSnapshot | None, ignore: frozenset[str]) 
     return snapshot.next_completion_seq, terminal
 
 
-def _publish(sink: OpsEventSink, plan: OpsPlan, landed: bool, *, waiting: bool) -> None:
+def _publish(sink: OpsEventSink, plan: OpsPlan, landed: bool, befores: dict[str, str], *, waiting: bool) -> None:
     """The event of a committed durable plan: a per-operation terminal transition, or
     ``terminate_owner`` / ``collect_completed`` for the registry."""
     details: dict[str, object] = {}
@@ -120,14 +120,14 @@ def _publish(sink: OpsEventSink, plan: OpsPlan, landed: bool, *, waiting: bool) 
         sink.operation(
             plan.rule,
             plan.operation_id,
-            terminal.record.status.value,
+            befores[plan.operation_id],
             outcome.status.value,
             seq=terminal.seq,
             **details,
         )
         return
     changes = tuple(
-        Change("operation", t.record.spec.id, spell(t.record.status.value), spell(t.outcome.status.value))
+        Change("operation", t.record.spec.id, spell(befores[t.record.spec.id]), spell(t.outcome.status.value))
         for t in plan.terminal
     )
     details["seqs"] = {t.record.spec.id: t.seq for t in plan.terminal}
@@ -475,6 +475,7 @@ class OpsLifecycleRegistry:
                         f"trace of the write: {exc}"
                     ) from exc
             written = True
+        befores = {t.record.spec.id: t.record.status.value for t in plan.terminal}
         with self._lock:
             self._core.apply(plan, written=written)
         self._feed.publish(plan.entries)
@@ -486,7 +487,7 @@ class OpsLifecycleRegistry:
             barrier_shot.set(result)
         sink = self._events
         if sink is not None and sink.active:
-            _publish(sink, plan, landed, waiting=self._core.barrier is not None)
+            _publish(sink, plan, landed, befores, waiting=self._core.barrier is not None)
 
     # --- unknown write outcomes -----------------------------------------------------------
 
