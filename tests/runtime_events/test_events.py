@@ -4,7 +4,6 @@ dispatcher's two failure policies; failures on the input's history; the retry po
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path

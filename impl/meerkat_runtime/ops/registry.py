@@ -475,7 +475,7 @@ class OpsLifecycleRegistry:
                         f"trace of the write: {exc}"
                     ) from exc
             written = True
-        befores = {t.record.spec.id: t.record.status.value for t in plan.terminal}
+        befores: dict[str, str] = {str(t.record.spec.id): t.record.status.value for t in plan.terminal}
         with self._lock:
             self._core.apply(plan, written=written)
         self._feed.publish(plan.entries)
