@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if current != wanted:
         print(
-            "docs/events.md: the event catalogue is out of date; run python -m meerkat_conformance.event_catalogue --write"
+            "docs/events.md: the event catalogue is out of date; "
+            "run: python -m meerkat_conformance.event_catalogue --write"
         )
         return 1
     return 0
