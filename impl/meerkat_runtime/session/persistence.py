@@ -31,6 +31,7 @@ from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import BoundaryWrite, Plan, RowsWrite
 from meerkat_runtime.session.row_codec import LifecycleRecord, encode_lifecycle, encode_record
+from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import InputRow, OpsLifecycleRecords
 from meerkat_runtime.vocab.ids import InputId
@@ -173,6 +174,9 @@ class SessionPersistence:
             ledger.dirty -= written.covered
 
     # --- reads ----------------------------------------------------------------------------
+
+    def load_high_water(self) -> HighWater | None:
+        return self.store.load_high_water(self.runtime_id) if self.store is not None else None
 
     def load_lifecycle(self) -> bytes | None:
         return self.store.load_machine_lifecycle(self.runtime_id) if self.store is not None else None
