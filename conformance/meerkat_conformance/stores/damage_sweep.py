@@ -151,7 +151,7 @@ def damage(db: Path, case: Case) -> None:
     path.write_bytes(bytes(data))
 
 
-class _MarkBlindStore(SqliteRuntimeStore):
+class MarkBlindStore(SqliteRuntimeStore):
     """The protections off: a high-water mark that always agrees with what recovery loads."""
 
     def load_high_water(self, runtime_id: str) -> HighWater | None:
@@ -170,7 +170,7 @@ class _MarkBlindStore(SqliteRuntimeStore):
 def open_store(db: Path, *, protections: bool = True) -> SqliteRuntimeStore:
     if protections:
         return SqliteRuntimeStore(db)
-    return _MarkBlindStore(db, wal_check=False, integrity_check="off")
+    return MarkBlindStore(db, wal_check=False, integrity_check="off")
 
 
 async def _state(db: Path, sessions: Iterable[str], protections: bool) -> State:
@@ -269,8 +269,8 @@ def cases(
         frame = FRAME_HEADER_BYTES + page
         frames = (wal_size - WAL_HEADER_BYTES) // frame
         chosen: Iterable[int] = range(frames + 1)
-        if cut_frames is not None and cut_frames < frames + 1:
-            chosen = sorted(rng.sample(range(frames + 1), cut_frames))
+        if cut_frames is not None and cut_frames < frames + 1:  # the log's own end is always among them
+            chosen = sorted({frames, *rng.sample(range(frames), cut_frames)})
         for n in chosen:
             boundary = WAL_HEADER_BYTES + n * frame
             found.append(Case("truncate", boundary))
@@ -293,17 +293,27 @@ def _key_offsets(data: bytes) -> Iterator[int]:
         start = data.find(KEY, start + 1)
 
 
-def sweep(pristine: FileSet, all_cases: Iterable[Case], scratch: Path, *, protections: bool = True) -> SweepStats:
-    """Run every case against a fresh copy; count the outcomes."""
-    stats = SweepStats()
+def sweep(
+    pristine: FileSet,
+    all_cases: Iterable[Case],
+    scratch: Path,
+    *,
+    protections: bool = True,
+    stats: SweepStats | None = None,
+) -> SweepStats:
+    """Run every case against a fresh copy; count the outcomes (into ``stats`` if given, so a
+    caller interrupted midway still has the cases that finished)."""
+    stats = SweepStats() if stats is None else stats
     started = time.perf_counter()
-    expected = reference(pristine, scratch)
-    for case in all_cases:
-        outcome, detail = run_case(pristine, expected, case, scratch, protections=protections)
-        stats.add(case, outcome, detail)
-        if outcome == "refused":
-            stats.refusals[_refusal_kind(detail)] += 1
-    stats.seconds = time.perf_counter() - started
+    try:
+        expected = reference(pristine, scratch)
+        for case in all_cases:
+            outcome, detail = run_case(pristine, expected, case, scratch, protections=protections)
+            stats.add(case, outcome, detail)
+            if outcome == "refused":
+                stats.refusals[_refusal_kind(detail)] += 1
+    finally:
+        stats.seconds += time.perf_counter() - started
     return stats
 
 

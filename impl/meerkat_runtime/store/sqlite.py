@@ -135,7 +135,10 @@ def _require_current_version(conn: sqlite3.Connection) -> None:
 def _scanned(rt: str, input_id: str, payload: object, checksum: object) -> ScannedRow:
     """A stored input row and whether it passes its integrity check (never raises for damage);
     ``checksum`` may be read as bytes."""
-    data = bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b""
+    if isinstance(payload, str):  # damaged into TEXT: keep what is there
+        data = payload.encode("utf-8", "surrogateescape")
+    else:
+        data = bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b""
     if isinstance(checksum, bytes):
         checksum = checksum.decode("utf-8", "replace")
     try:

@@ -267,7 +267,16 @@ def analyse_wal(wal: bytes | None, shm: bytes | None = None, *, db_page_size: in
             f"{len(lost)} committed transaction(s) {where} would be dropped by SQLite "
             f"(commit frame(s) {_span(lost)} of {len(frames)}); SQLite would recover only {recovered} frame(s)"
         )
-    torn = not lost and (first_bad is not None or trailing > 0)
+    stale = (
+        not lost
+        and header_valid
+        and first_bad is not None
+        and first_bad <= len(frames)
+        and frames[first_bad - 1].salts != header_salts
+    )
+    if stale:
+        notes.append(f"frames {first_bad}..{len(frames)} are left over from an earlier log generation (ignored)")
+    torn = not lost and not stale and (first_bad is not None or trailing > 0)
 
     recorded: int | None = None
     if index is not None:
