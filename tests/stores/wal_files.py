@@ -14,7 +14,8 @@ from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_wal import FRAME_HEADER_BYTES, WAL_HEADER_BYTES
 
-RT = "rt:session:wal"
+RT = "rt:store-test:wal"
+"""Not a session id: the rows are plain bytes, not session input rows."""
 SUFFIXES = ("", "-wal", "-shm")
 
 

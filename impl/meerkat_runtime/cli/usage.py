@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,9 +56,14 @@ def existing_file(raw: str) -> str:
 
 
 def interruptible(work: Callable[[], int], prog: str) -> int:
+    """Run ``work``; Ctrl-C is one line and exit status 130; a reader that went away (``| head``)
+    ends the output quietly."""
     try:
         return work()
     except KeyboardInterrupt:
         sys.stdout.flush()
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_FAILED
