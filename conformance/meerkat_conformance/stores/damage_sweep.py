@@ -168,9 +168,10 @@ class MarkBlindStore(SqliteRuntimeStore):
 
 
 def open_store(db: Path, *, protections: bool = True) -> SqliteRuntimeStore:
+    """A store on a damaged copy (``NORMAL``: the copy's own durability does not matter here)."""
     if protections:
-        return SqliteRuntimeStore(db)
-    return MarkBlindStore(db, wal_check=False, integrity_check="off")
+        return SqliteRuntimeStore(db, synchronous="NORMAL")
+    return MarkBlindStore(db, synchronous="NORMAL", wal_check=False, integrity_check="off")
 
 
 async def _state(db: Path, sessions: Iterable[str], protections: bool) -> State:
