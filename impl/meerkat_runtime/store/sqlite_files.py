@@ -133,3 +133,13 @@ class OpenFiles:
 
 OPEN_FILES = OpenFiles()
 """The stores of this process, per database file."""
+
+
+def _after_fork_in_child() -> None:
+    """A forked child keeps the counts (its inherited connections still point at the files) but
+    gets a fresh lock: another thread of the parent may have held it at the fork."""
+    OPEN_FILES._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
