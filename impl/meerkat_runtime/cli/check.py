@@ -136,8 +136,11 @@ def _text(report: FileReport, checked: int, problems: list[str]) -> str:
             + (f", the last writer recorded {wal.recorded_frames} frames" if wal.recorded_frames is not None else "")
         )
     lines.append(f"  schema version: {report.schema_version} (this release: {SCHEMA_VERSION})")
-    lines.append(f"  integrity check: {'ok' if not report.integrity else f'{len(report.integrity)} finding(s)'}")
-    lines.append(f"  row checksums: {report.damaged_rows} damaged")
+    if not report.schema_version:
+        lines.append("  integrity check, row checksums: not run (no store schema could be read)")
+    else:
+        lines.append(f"  integrity check: {'ok' if not report.integrity else f'{len(report.integrity)} finding(s)'}")
+        lines.append(f"  row checksums: {report.damaged_rows} damaged")
     lines.extend(f"    {row}" for row in report.damaged_examples)
     marked = sum(1 for r in report.runtimes if r.mark is not None)
     lines.append(f"  runtimes: {len(report.runtimes)} ({marked} with a high-water mark)")
