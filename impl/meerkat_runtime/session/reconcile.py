@@ -53,10 +53,19 @@ async def reconcile(
     persistence = session.persistence
     runtime_id = session.runtime_id
     try:
+        high_water = await persistence.read(persistence.load_high_water)
         lifecycle = await persistence.read(persistence.load_lifecycle)
         rows = await persistence.read(persistence.load_rows)
         result = await persistence.read(
-            lambda: recover_session(runtime_id, lifecycle, rows, persistence.receipt_exists, time.time(), in_place=True)
+            lambda: recover_session(
+                runtime_id,
+                lifecycle,
+                rows,
+                persistence.receipt_exists,
+                time.time(),
+                in_place=True,
+                high_water=high_water,
+            )
         )
     except Exception as exc:
         cause = ReconciliationFailed(f"cannot read the store back ({exc}) after: {doubt}")
