@@ -1,7 +1,8 @@
 """Benchmark of the runtime stores: commits/s and latency per operation kind, SQLite with
 ``synchronous=FULL`` vs ``NORMAL`` next to a raw fsync'd single-row SQLite commit measured in
-the same run, thread scaling of the two connection modes, and recovery (load) time for 1k,
-10k and 100k stored inputs.
+the same run, thread scaling of the two connection modes, recovery (load) time for 1k,
+10k and 100k stored inputs, and the time to open the files a crash left with the write-ahead
+log check and the page check on and off.
 
     python benchmarks/bench_stores.py [--quick] [--ops 300] [--recovery 1000,10000,100000]
 
@@ -12,6 +13,7 @@ temporary directory). Figures are printed; nothing is asserted.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -19,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from meerkat_model.cli.usage import OneLineParser, interruptible
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
@@ -193,6 +196,51 @@ def bench_recovery(directory: Path, sizes: list[int]) -> None:
         print(f"{size:>8} {(t2 - t1) * 1000:>22.1f} {(t2 - t1) * 1e6 / size:>8.2f} {(t1 - t0) * 1000:>14.1f}")
 
 
+def _crashed_file_set(directory: Path, commits: int) -> Path:
+    """The files a crash leaves (database, ``-wal``, ``-shm``): copied while a store is open."""
+    source = directory / "crash-source" / "c.db"
+    store = SqliteRuntimeStore(source)
+    try:
+        for n in range(commits):
+            store.persist_input_state(RT, InputRow(f"in-{n:05d}", b"p" * 200))
+        target = directory / "crash"
+        target.mkdir(exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            shutil.copyfile(f"{source}{suffix}", target / f"c.db{suffix}")
+    finally:
+        store.close()
+    return target / "c.db"
+
+
+def bench_open_after_crash(directory: Path, commits: list[int], repeats: int) -> None:
+    print("\n== opening the files a crash left: the log check and the page check (p50 of the opens, ms) ==")
+    header = ("commits", "log frames", "both on", "log check off", "page check off", "both off")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 11, 8, 14, 15, 9), strict=True)))
+    settings: list[dict[str, Any]] = [
+        {},
+        {"wal_check": False},
+        {"integrity_check": "off"},
+        {"wal_check": False, "integrity_check": "off"},
+    ]
+    for count in commits:
+        crashed = _crashed_file_set(directory / f"open-{count}", count)
+        frames = (crashed.with_name("c.db-wal").stat().st_size - 32) // (24 + 4096)
+        row: list[float] = []
+        for options in settings:
+            samples: list[float] = []
+            for n in range(repeats):
+                copy = directory / f"open-{count}" / f"copy-{len(row)}-{n}"
+                copy.mkdir()
+                for suffix in ("", "-wal", "-shm"):
+                    shutil.copyfile(f"{crashed}{suffix}", copy / f"c.db{suffix}")
+                started = time.perf_counter()
+                opened = SqliteRuntimeStore(copy / "c.db", **options)
+                samples.append((time.perf_counter() - started) * 1000)
+                opened.close()  # closing checkpoints the log: not part of the open
+            row.append(statistics.median(samples))
+        print(f"{count:>8} {frames:>11} {row[0]:>8.2f} {row[1]:>14.2f} {row[2]:>15.2f} {row[3]:>9.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(
         prog="bench_stores.py",
@@ -212,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_operations(directory, ops)
         bench_threads(directory, max(10, ops // 2))
         bench_recovery(directory, sizes)
+        bench_open_after_crash(directory, [10, 100] if args.quick else [10, 100, 300], 5 if args.quick else 15)
     return 0
 
 

@@ -11,11 +11,12 @@ from typing import Any
 
 from meerkat_conformance.stores.backend import RowRef, SqliteBackend
 from meerkat_conformance.stores.failure import NotApplicable
+from meerkat_runtime.store.high_water import HighWater, MarkStep, advance
 from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import Corrupt, LeaseHeld, OwnershipLost, ReadFailed, WriteFailed
+from meerkat_runtime.vocab.errors import Corrupt, LeaseHeld, OwnershipLost, ReadFailed, WriteFailed, WriteRefused
 
 BUGS = frozenset(
     {
@@ -40,6 +41,12 @@ BUGS = frozenset(
         "unlocked_claims",
         "release_ignores_fence",
         "delete_unfenced",
+        "mark_misses_appends",
+        "mark_counts_updates",
+        "mark_moves_on_refusal",
+        "quarantine_keeps_row",
+        "quarantine_drops_bytes",
+        "scan_raises_on_damage",
     }
 )
 
@@ -54,6 +61,8 @@ class NaiveData:
         self.cells: dict[tuple[str, str, str], tuple[bytes, int]] = {}
         self.records: list[tuple[str, bytes, int]] = []
         self.leases: dict[str, Lease] = {}
+        self.marks: dict[str, HighWater] = {}
+        self.quarantine: dict[str, list[QuarantinedRow]] = {}
 
 
 class NaiveStore:
@@ -113,6 +122,16 @@ class NaiveStore:
             self._fence(rt, fence, what)
             write()
 
+    def _mark(self, rt: str, step: MarkStep) -> None:
+        """Advance the runtime's high-water mark (with the data lock held)."""
+        self.data.marks[rt] = advance(self.data.marks.get(rt), rt, step)
+
+    def _added(self, rt: str, rows: Sequence[InputRow]) -> int:
+        """Input rows of ``rows`` not stored yet (with the data lock held)."""
+        if "mark_counts_updates" in self.bugs:
+            return len(rows)
+        return len({r.input_id for r in rows if ("input", rt, r.input_id) not in self.data.cells})
+
     def _rows(self, rt: str, rows: Sequence[InputRow]) -> None:
         for r in rows:
             if not isinstance(r, InputRow) or not r.input_id:
@@ -122,7 +141,13 @@ class NaiveStore:
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
         self._check_rows(rt, [row])
-        self._guarded(rt, fence, "persist_input_state", lambda: self._rows(rt, [row]))
+
+        def write() -> None:
+            added = self._added(rt, [row])
+            self._rows(rt, [row])
+            self._mark(rt, MarkStep(inputs_added=added))
+
+        self._guarded(rt, fence, "persist_input_state", write)
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = self._ok(runtime_id, ReadFailed)
@@ -170,12 +195,17 @@ class NaiveStore:
     def _apply(
         self, rt: str, key: str, exists: bool, snap: bytes | None, receipt: BoundaryReceipt, rows: Sequence[InputRow]
     ) -> None:
+        step = MarkStep(inputs_added=self._added(rt, rows), receipts_added=1, session_snapshot=snap is not None or None)
+        if "mark_moves_on_refusal" in self.bugs:
+            self._mark(rt, step)
         if exists and "overwrite_duplicate_receipt" not in self.bugs:
             raise WriteFailed(rt, f"duplicate receipt {key}")
         if snap is not None:
             self._put("snapshot", rt, "", snap)
         self._put("receipt", rt, key, receipt.to_json())
         self._rows(rt, rows)
+        if "mark_moves_on_refusal" not in self.bugs:
+            self._mark(rt, step)
 
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = self._ok(runtime_id, ReadFailed)
@@ -200,8 +230,10 @@ class NaiveStore:
         self._check_rows(rt, rows)
 
         def write() -> None:
+            added = self._added(rt, rows)
             self._put("lifecycle", rt, "", lifecycle)
             self._rows(rt, rows)
+            self._mark(rt, MarkStep(inputs_added=added, lifecycle=True))
 
         self._guarded(rt, fence, "commit_machine_lifecycle", write)
 
@@ -214,9 +246,13 @@ class NaiveStore:
         rt = self._ok(runtime_id, WriteFailed)
         if not isinstance(record, bytes):
             raise WriteFailed(rt, "bad record")
-        self._guarded(
-            rt, fence, "append_ops_record", lambda: self.data.records.append((rt, record, zlib.crc32(record)))
-        )
+
+        def write() -> None:
+            self.data.records.append((rt, record, zlib.crc32(record)))
+            if "mark_misses_appends" not in self.bugs:
+                self._mark(rt, MarkStep(ops_records_added=1))
+
+        self._guarded(rt, fence, "append_ops_record", write)
 
     def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
@@ -227,6 +263,7 @@ class NaiveStore:
             self._put("ops", rt, "", snapshot)
             if "no_compaction" not in self.bugs:
                 self.data.records = [r for r in self.data.records if r[0] != rt]
+            self._mark(rt, MarkStep(ops_snapshot=True, ops_records_cleared=True))
 
         self._guarded(rt, fence, "persist_ops_lifecycle", write)
 
@@ -248,8 +285,55 @@ class NaiveStore:
         def write() -> None:
             self.data.cells.pop(("ops", rt, ""), None)
             self.data.records = [r for r in self.data.records if r[0] != rt]
+            self._mark(rt, MarkStep(ops_snapshot=False, ops_records_cleared=True))
 
         self._guarded(rt, fence, "delete_ops_lifecycle", write)
+
+    # --- damage detection and quarantine ---------------------------------------------------
+    def load_high_water(self, runtime_id: str) -> HighWater | None:
+        rt = self._ok(runtime_id, ReadFailed)
+        with self.data.lock:
+            return self.data.marks.get(rt)
+
+    def _intact(self, key: tuple[str, str, str]) -> bool:
+        payload, crc = self.data.cells[key]
+        return "no_integrity" in self.bugs or zlib.crc32(payload) == crc
+
+    def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
+        rt = self._ok(runtime_id, ReadFailed)
+        with self.data.lock:
+            keys = sorted(k for k in self.data.cells if k[0] == "input" and k[1] == rt)
+            if "scan_raises_on_damage" in self.bugs:
+                return [ScannedRow(k[2], self._get(*k) or b"", True) for k in keys]
+            return [ScannedRow(k[2], self.data.cells[k][0], self._intact(k)) for k in keys]
+
+    def quarantine_row(
+        self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
+    ) -> QuarantinedRow:
+        rt = self._ok(runtime_id, WriteFailed)
+        if not isinstance(input_id, str) or not input_id or not isinstance(reason, str) or not reason:
+            raise WriteFailed(rt, "bad quarantine arguments")
+        moved: list[QuarantinedRow] = []
+
+        def write() -> None:
+            key = ("input", rt, input_id)
+            if key not in self.data.cells:
+                raise WriteRefused(rt, f"no input row {input_id!r}")
+            payload = b"" if "quarantine_drops_bytes" in self.bugs else self.data.cells[key][0]
+            row = QuarantinedRow(input_id, payload, self._intact(key), reason, time.time())
+            if "quarantine_keeps_row" not in self.bugs:
+                del self.data.cells[key]
+            self.data.quarantine.setdefault(rt, []).append(row)
+            self._mark(rt, MarkStep(inputs_removed=1, quarantined_added=1))
+            moved.append(row)
+
+        self._guarded(rt, fence, "quarantine_row", write)
+        return moved[0]
+
+    def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
+        rt = self._ok(runtime_id, ReadFailed)
+        with self.data.lock:
+            return list(self.data.quarantine.get(rt, ()))
 
     # --- ownership (clock: time.time) ------------------------------------------------------
     def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:

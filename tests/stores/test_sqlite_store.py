@@ -31,7 +31,14 @@ def _raw(path: Path) -> sqlite3.Connection:
 def test_file_store_uses_wal_and_the_chosen_synchronous_level(tmp_path: Path, synchronous: str, level: int) -> None:
     with SqliteRuntimeStore(tmp_path / "s.db", synchronous=synchronous, busy_timeout_ms=1234) as store:  # type: ignore[arg-type]
         settings = store.settings()
-    assert settings == {"journal_mode": "wal", "synchronous": level, "busy_timeout": 1234, "schema_version": 3}
+    assert settings == {
+        "journal_mode": "wal",
+        "synchronous": level,
+        "busy_timeout": 1234,
+        "schema_version": 4,
+        "integrity_check": "quick",
+        "wal_check": True,
+    }
 
 
 def test_default_is_full_synchronous_and_five_second_busy_timeout(tmp_path: Path) -> None:

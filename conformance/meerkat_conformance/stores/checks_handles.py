@@ -33,6 +33,10 @@ def _calls(store: RuntimeStore) -> dict[str, tuple[type[StoreError], Callable[[]
         "renew_lease": (WriteFailed, lambda: store.renew_lease(Fence("late", 1), RT, 60.0)),
         "release_lease": (WriteFailed, lambda: store.release_lease(Fence("late", 1), RT)),
         "load_lease": (ReadFailed, lambda: store.load_lease(RT)),
+        "load_high_water": (ReadFailed, lambda: store.load_high_water(RT)),
+        "scan_input_states": (ReadFailed, lambda: store.scan_input_states(RT)),
+        "quarantine_row": (WriteFailed, lambda: store.quarantine_row(RT, "late", "late")),
+        "load_quarantined": (ReadFailed, lambda: store.load_quarantined(RT)),
     }
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 from meerkat_conformance.stores import (
     checks_atomicity,
     checks_concurrency,
+    checks_damage,
     checks_handles,
     checks_integrity,
     checks_keys,
@@ -67,6 +68,8 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("unfenced_write_refused", checks_ownership.check_unfenced_write_refused),
     _check("lease_claim_race_threads", checks_ownership.check_lease_claim_race_threads),
     _check("lease_claim_race_processes", checks_ownership.check_lease_claim_race_processes, CAP_PROCESSES),
+    _check("high_water_mark", checks_damage.check_high_water_mark),
+    _check("quarantine", checks_damage.check_quarantine),
 )
 """Every check, in the order the runner runs them. Names are stable."""
 

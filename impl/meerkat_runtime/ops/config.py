@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meerkat_runtime.vocab.settings import MAX_COUNT, bounded_int
+
 DEFAULT_MAX_COMPLETED = 256
 """How many terminal operations a registry retains before evicting the oldest."""
 
@@ -14,17 +16,16 @@ MIN_FEED_CAPACITY = 1024
 @dataclass(frozen=True, slots=True)
 class OpsLifecycleConfig:
     """``max_completed``: terminal operations kept (FIFO, oldest evicted first);
-    ``max_concurrent``: non-terminal operations allowed at once (``None`` = unlimited)."""
+    ``max_concurrent``: non-terminal operations allowed at once (``None`` = unlimited). Both are
+    integers in ``0..MAX_COUNT`` (2**40); anything else is ``InvalidSetting``."""
 
     max_completed: int = DEFAULT_MAX_COMPLETED
     max_concurrent: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_completed, bool) or not isinstance(self.max_completed, int) or self.max_completed < 0:
-            raise ValueError(f"max_completed must be a non-negative integer, got {self.max_completed!r}")
-        mc = self.max_concurrent
-        if mc is not None and (isinstance(mc, bool) or not isinstance(mc, int) or mc < 0):
-            raise ValueError(f"max_concurrent must be a non-negative integer or None, got {mc!r}")
+        bounded_int("max_completed", self.max_completed, 0, MAX_COUNT)
+        if self.max_concurrent is not None:
+            bounded_int("max_concurrent", self.max_concurrent, 0, MAX_COUNT)
 
     @property
     def feed_capacity(self) -> int:

@@ -28,7 +28,11 @@ from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import OwnershipLost
+from meerkat_runtime.vocab.errors import InvalidSetting, OwnershipLost
+from meerkat_runtime.vocab.settings import MAX_COUNT, bounded_int, bounded_number
+
+MAX_COMPACT_RATIO = 1e6
+"""Largest ``compact_ratio`` (journal bytes per snapshot byte before a compaction)."""
 
 
 class PersistenceChannelClosed(RuntimeError):
@@ -113,12 +117,10 @@ class StoreOpsPersistence:
         compact_ratio: float = 1.0,
         owner: FenceHolder | None = None,
     ) -> None:
-        if compact_every < 1:
-            raise ValueError(f"compact_every must be at least 1, got {compact_every}")
-        if compact_ratio < 0:
-            raise ValueError(f"compact_ratio must be non-negative, got {compact_ratio}")
-        if not runtime_id:
-            raise ValueError("runtime_id must not be empty")
+        bounded_int("compact_every", compact_every, 1, MAX_COUNT)
+        bounded_number("compact_ratio", compact_ratio, 0.0, MAX_COMPACT_RATIO)
+        if not isinstance(runtime_id, str) or not runtime_id:
+            raise InvalidSetting(f"runtime_id must be a non-empty string, got {runtime_id!r}")
         self._store = store
         self._runtime_id = runtime_id
         self._owner = owner

@@ -2,8 +2,10 @@
 records appended since, replayed, then ``OpsLifecycleRegistry.from_recovered``.
 
 Fails closed: a store read error propagates unchanged (the caller must not silently start a
-fresh epoch), and a malformed or inconsistent snapshot or record raises
-``SnapshotFormatError`` naming it. Only the runtime id passed in is read.
+fresh epoch), a malformed or inconsistent snapshot or record raises ``SnapshotFormatError``
+naming it, and a snapshot or journal that disagrees with the runtime's high-water mark (rows
+lost behind the store's back) raises ``Corrupt`` naming the counts. Only the runtime id passed
+in is read.
 """
 
 from __future__ import annotations
@@ -16,14 +18,24 @@ from meerkat_runtime.ops.journal import persisted_from_records
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.store.high_water import compare_ops
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.ids import new_epoch_id
 
 
 def load_persisted_ops(store: RuntimeStore, runtime_id: str) -> PersistedOpsSnapshot | None:
     """The registry state the store holds for ``runtime_id`` (snapshot + replayed journal),
-    or ``None`` if nothing was ever written."""
-    return persisted_from_records(store.load_ops_lifecycle(runtime_id), runtime_id)
+    or ``None`` if nothing was ever written. The mark is read first and compared with what
+    was loaded (``Corrupt`` on a disagreement)."""
+    mark = store.load_high_water(runtime_id)
+    stored = store.load_ops_lifecycle(runtime_id)
+    compare_ops(
+        runtime_id,
+        mark,
+        snapshot=stored is not None and stored.snapshot is not None,
+        records=0 if stored is None else len(stored.appended),
+    )
+    return persisted_from_records(stored, runtime_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """Path-aware readers for JSON documents: every malformed field raises ``SnapshotFormatError``
-naming the field's path (e.g. ``operations[2].status``)."""
+naming the field's path (e.g. ``operations[2].status``). Documents are decoded within the
+size and nesting limits of :mod:`meerkat_runtime.vocab.json_limits`, and a document is written
+only if it stays within them (so every stored snapshot and record can be read back)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 from typing import Any, TypeVar
 
 from meerkat_runtime.vocab.errors import SnapshotFormatError
+from meerkat_runtime.vocab.json_limits import MAX_JSON_DEPTH, JsonLimitExceeded, check_encoded_depth, load_json
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -15,7 +18,9 @@ E = TypeVar("E", bound=enum.Enum)
 def parse_document(data: bytes | str, what: str) -> dict[str, Any]:
     """Decode ``data`` as one JSON object."""
     try:
-        doc = json.loads(data)
+        doc = load_json(data)
+    except JsonLimitExceeded as exc:
+        raise SnapshotFormatError(f"{what} exceeds the JSON limits: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -24,8 +29,16 @@ def parse_document(data: bytes | str, what: str) -> dict[str, Any]:
 
 
 def dump_document(doc: dict[str, Any]) -> bytes:
-    """Compact, key-sorted UTF-8 JSON."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact, key-sorted UTF-8 JSON; ``SnapshotFormatError`` if the document would exceed the
+    nesting limit (a reader would refuse it)."""
+    try:
+        data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        check_encoded_depth(doc, data)
+    except (JsonLimitExceeded, RecursionError):
+        raise SnapshotFormatError(
+            f"document cannot be stored: it is nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+    return data
 
 
 def _fail(path: str, expected: str, value: Any) -> SnapshotFormatError:

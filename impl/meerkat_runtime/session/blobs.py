@@ -108,8 +108,20 @@ class InMemoryBlobStore:
             self._blobs.pop(blob_id, None)
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (POSIX: fsync the directory; elsewhere a no-op)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FileBlobStore:
-    """One file per blob under ``root`` (``<hex>.json``), written atomically and fsync'd."""
+    """One file per blob under ``root`` (``<hex>.json``), written atomically: the file is
+    fsync'd, renamed into place, then the folder is fsync'd so the rename is durable too."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -135,6 +147,7 @@ class FileBlobStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+            _fsync_folder(self.root)  # the rename itself must survive a power loss
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise BlobStoreError(f"could not write blob {blob_id}: {exc}") from exc

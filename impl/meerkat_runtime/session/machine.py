@@ -384,16 +384,25 @@ class MeerkatMachine:
             binding = fresh_binding()
         else:
             now = time.time()
+            mark = await persistence.read(persistence.load_high_water)  # before the rows it vouches for
             lifecycle = await persistence.read(persistence.load_lifecycle)
             rows = await persistence.read(persistence.load_rows)
             max_attempts = self._retry.max_attempts
             result = await persistence.read(
                 lambda: recover_session(
-                    runtime_id, lifecycle, rows, persistence.receipt_exists, now, max_attempts=max_attempts
+                    runtime_id,
+                    lifecycle,
+                    rows,
+                    persistence.receipt_exists,
+                    now,
+                    high_water=mark,
+                    max_attempts=max_attempts,
                 )
             )
             stored_ops = await persistence.read(persistence.load_ops)
-            binding = recover_binding(stored_ops, fallback_epoch=result.epoch_id)
+            binding = recover_binding(
+                stored_ops, fallback_epoch=result.epoch_id, runtime_id=runtime_id, high_water=mark
+            )
             core = result.core
             persistence.epoch_id = binding.epoch_id
             persistence.loaded(result.stored, lifecycle)

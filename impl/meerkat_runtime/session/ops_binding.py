@@ -16,6 +16,7 @@ from meerkat_runtime.ops.journal import JournalRecord, replay
 from meerkat_runtime.ops.persistence import FenceHolder, StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.store.high_water import HighWater, compare_ops
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import SnapshotFormatError
@@ -35,10 +36,23 @@ def fresh_binding(epoch_id: str | None = None) -> OpsBinding:
     return OpsBinding(OpsLifecycleRegistry(), epoch_id or new_epoch_id(), EpochCursorState(), False)
 
 
-def recover_binding(stored: OpsLifecycleRecords | None, *, fallback_epoch: str | None = None) -> OpsBinding:
+def recover_binding(
+    stored: OpsLifecycleRecords | None,
+    *,
+    fallback_epoch: str | None = None,
+    runtime_id: str,
+    high_water: HighWater | None,
+) -> OpsBinding:
     """Rebuild from stored ops state. With no ops state stored, the registry is fresh and the
     epoch is ``fallback_epoch`` (the one in the session's lifecycle record) or a new one.
-    Raises ``SnapshotFormatError`` for malformed stored state."""
+    Raises ``Corrupt`` when the stored state disagrees with the runtime's high-water mark
+    ``high_water`` (read before it), ``SnapshotFormatError`` for malformed stored state."""
+    compare_ops(
+        runtime_id,
+        high_water,
+        snapshot=stored is not None and stored.snapshot is not None,
+        records=0 if stored is None else len(stored.appended),
+    )
     if stored is None:
         return fresh_binding(fallback_epoch)
     if stored.snapshot is None:

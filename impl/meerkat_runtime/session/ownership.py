@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.vocab.ids import uuid7
+from meerkat_runtime.vocab.settings import MAX_SECONDS, bounded_seconds
 
 
 def default_owner_id() -> str:
@@ -26,9 +27,8 @@ def default_owner_id() -> str:
 
 
 def _positive(name: str, value: object) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
+    """A duration setting: seconds in ``(0, MAX_SECONDS]`` (one year), else ``InvalidSetting``."""
+    return bounded_seconds(name, value, MAX_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from meerkat_runtime.session.row_codec import (
     encode_record,
     encode_record_checked,
 )
+from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import InvalidField
@@ -239,6 +240,9 @@ class SessionPersistence:
             ledger.dirty -= written.covered
 
     # --- reads ----------------------------------------------------------------------------
+
+    def load_high_water(self) -> HighWater | None:
+        return self.store.load_high_water(self.runtime_id) if self.store is not None else None
 
     def load_lifecycle(self) -> bytes | None:
         return self.store.load_machine_lifecycle(self.runtime_id) if self.store is not None else None

@@ -54,11 +54,22 @@ async def reconcile(
         return False
     persistence = session.persistence
     runtime_id = session.runtime_id
+    max_attempts = session.core.max_attempts
     try:
+        high_water = await persistence.read(persistence.load_high_water)
         lifecycle = await persistence.read(persistence.load_lifecycle)
         rows = await persistence.read(persistence.load_rows)
         result = await persistence.read(
-            lambda: recover_session(runtime_id, lifecycle, rows, persistence.receipt_exists, time.time(), in_place=True)
+            lambda: recover_session(
+                runtime_id,
+                lifecycle,
+                rows,
+                persistence.receipt_exists,
+                time.time(),
+                in_place=True,
+                high_water=high_water,
+                max_attempts=max_attempts,
+            )
         )
     except Exception as exc:
         cause = ReconciliationFailed(f"cannot read the store back ({exc}) after: {doubt}")

@@ -71,6 +71,7 @@ from meerkat_runtime.vocab.inputs import (
     InputTerminalOutcome,
     Superseded,
 )
+from meerkat_runtime.vocab.json_limits import load_json
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 ROW_VERSION = 2
@@ -114,7 +115,7 @@ def _json_object(data: bytes, not_json: str, not_object: str) -> dict[str, Any]:
     """Parse ``data`` as one JSON object; else raise :class:`RowFormatError` with the message
     ``not_json`` (followed by the parser's complaint) or ``not_object``."""
     try:
-        doc: Any = json.loads(data)
+        doc: Any = load_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RowFormatError(f"{not_json}: {exc}") from None
     if not isinstance(doc, dict):

@@ -6,4 +6,9 @@
   versioned schema, ``sqlite_connections`` its connection handling).
 * ``faults`` — ``FaultInjectingStore``, a wrapper that fails chosen calls.
 * ``integrity`` / ``validation`` / ``tables`` — row checksums, argument checks, row-family names.
+* ``high_water`` — the per-runtime high-water mark every write advances and recovery compares.
+* ``sqlite_integrity`` / ``sqlite_wal`` / ``sqlite_files`` — the page check and the write-ahead
+  log check an SQLite store runs on open, and when it may read the files.
+* ``sqlite_marks`` / ``sqlite_paths`` / ``sqlite_readonly`` / ``sqlite_check`` — the mark in
+  SQLite, path checks, opening without writing, and the read-only examination of a file.
 """

@@ -8,7 +8,9 @@ starts with ``"injected fault"``; the inner store is not called, so nothing is w
 commit: durable, but the caller saw ``WriteOutcomeUnknown``). ``closed_mode`` makes every call
 fail as if the store were closed. The ownership calls (``LEASE_METHODS``) are faulted like any
 other: ``claim_lease``, ``renew_lease`` and ``release_lease`` fail as writes, ``load_lease`` as a
-read; ``"*"`` covers them, ``WRITE_METHODS`` (the data writes) does not. Rules can be added,
+read; ``"*"`` covers them, ``WRITE_METHODS`` (the data writes) does not. So are the damage
+and quarantine calls: ``quarantine_row`` fails as a write (``REPAIR_METHODS``), the mark and scan
+reads as reads. Rules can be added,
 removed and toggled while the store is in use; every call is counted per method, failed or not.
 Thread-safe.
 """
@@ -21,9 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 from meerkat_runtime.store.validation import runtime_label
 from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
 
@@ -46,11 +49,16 @@ READ_METHODS = frozenset(
         "load_session_snapshot",
         "load_machine_lifecycle",
         "load_ops_lifecycle",
+        "load_high_water",
+        "scan_input_states",
+        "load_quarantined",
     }
 )
+REPAIR_METHODS = frozenset({"quarantine_row"})
+"""Writes that repair stored data; faulted as writes, not armed by the harness's "next write fails"."""
 LEASE_WRITE_METHODS = frozenset({"claim_lease", "renew_lease", "release_lease"})
 LEASE_METHODS = LEASE_WRITE_METHODS | {"load_lease"}
-ALL_METHODS = WRITE_METHODS | READ_METHODS | LEASE_METHODS
+ALL_METHODS = WRITE_METHODS | READ_METHODS | REPAIR_METHODS | LEASE_METHODS
 ANY_METHOD = "*"
 
 INJECTED = "injected fault"
@@ -201,6 +209,24 @@ class FaultInjectingStore:
     def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
         self._call("delete_ops_lifecycle", runtime_id, lambda: self.inner.delete_ops_lifecycle(runtime_id, fence=fence))
 
+    def load_high_water(self, runtime_id: str) -> HighWater | None:
+        return self._call("load_high_water", runtime_id, lambda: self.inner.load_high_water(runtime_id))
+
+    def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
+        return self._call("scan_input_states", runtime_id, lambda: self.inner.scan_input_states(runtime_id))
+
+    def quarantine_row(
+        self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
+    ) -> QuarantinedRow:
+        return self._call(
+            "quarantine_row",
+            runtime_id,
+            lambda: self.inner.quarantine_row(runtime_id, input_id, reason, fence=fence),
+        )
+
+    def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
+        return self._call("load_quarantined", runtime_id, lambda: self.inner.load_quarantined(runtime_id))
+
     def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
         return self._call("claim_lease", runtime_id, lambda: self.inner.claim_lease(runtime_id, owner, duration_s))
 
@@ -219,7 +245,7 @@ class FaultInjectingStore:
 
     # --- machinery ------------------------------------------------------------------------
     def _call(self, method: str, runtime_id: object, forward: Callable[[], T]) -> T:
-        writes = method in WRITE_METHODS or method in LEASE_WRITE_METHODS
+        writes = method in WRITE_METHODS or method in REPAIR_METHODS or method in LEASE_WRITE_METHODS
         error: type[StoreError] = WriteFailed if writes else ReadFailed
         rt = runtime_label(runtime_id)
         with self._lock:

@@ -11,6 +11,9 @@ live in the storage (shared by its handles), expiries are in the handle's ``cloc
 ``time.time``; give every handle the same :class:`~meerkat_runtime.store.clock.ManualClock` to
 expire leases deterministically), and each write checks its fence under the storage lock, in
 the same critical section as the write.
+
+Every data write advances the runtime's high-water mark under the same lock
+(:mod:`meerkat_runtime.store.high_water`); marks and quarantined rows live in the storage.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from dataclasses import dataclass, field
 
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.store.high_water import HighWater, MarkStep, advance
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
+from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed, WriteRefused
 
 Sealed = tuple[bytes, str]
 """A stored payload and its checksum."""
@@ -34,6 +38,15 @@ Sealed = tuple[bytes, str]
 
 def seal(table: str, runtime_id: str, key: str, payload: bytes) -> Sealed:
     return payload, row_checksum(table, runtime_id, key, payload)
+
+
+def intact(table: str, runtime_id: str, key: str, payload: object, checksum: object) -> bool:
+    """Whether a stored payload passes its integrity check."""
+    try:
+        verified_payload(table, runtime_id, key, payload, checksum)
+    except Corrupt:
+        return False
+    return True
 
 
 @dataclass
@@ -53,6 +66,9 @@ class MemoryStorage:
     ops_records: dict[str, list[tuple[int, Sealed]]] = field(default_factory=dict)
     next_record_seq: int = 1
     leases: dict[str, Lease] = field(default_factory=dict)
+    marks: dict[str, HighWater] = field(default_factory=dict)
+    """High-water marks (plain values, like leases)."""
+    quarantine: dict[str, list[QuarantinedRow]] = field(default_factory=dict)
 
 
 class InMemoryRuntimeStore:
@@ -76,6 +92,15 @@ class InMemoryRuntimeStore:
         if refusal is not None:
             raise refusal
 
+    def _advance(self, rt: str, step: MarkStep) -> None:
+        """Advance the runtime's high-water mark (call with the storage lock held, after the write)."""
+        self.storage.marks[rt] = advance(self.storage.marks.get(rt), rt, step)
+
+    def _new_inputs(self, rt: str, ids: Sequence[str]) -> int:
+        """How many of ``ids`` are not stored yet (call with the storage lock held)."""
+        stored = self.storage.inputs.get(rt, {})
+        return sum(1 for i in ids if i not in stored)
+
     def _sealed_rows(self, rt: str, rows: Sequence[InputRow]) -> dict[str, Sealed]:
         checked = v.check_rows(rt, rows, WriteFailed)
         return {row.input_id: seal(INPUTS, rt, row.input_id, row.payload) for row in checked}
@@ -87,7 +112,9 @@ class InMemoryRuntimeStore:
         checked = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:
             self._fence_ok(rt, checked, "persist_input_state")
+            added = self._new_inputs(rt, list(sealed))
             self.storage.inputs.setdefault(rt, {}).update(sealed)
+            self._advance(rt, MarkStep(inputs_added=added))
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = self._open_for(runtime_id, ReadFailed)
@@ -127,7 +154,11 @@ class InMemoryRuntimeStore:
             receipts[key] = sealed_receipt
             if snapshot is not None:
                 self.storage.snapshots[rt] = snapshot
+            added = self._new_inputs(rt, list(sealed_rows))
             self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
+            self._advance(
+                rt, MarkStep(inputs_added=added, receipts_added=1, session_snapshot=True if snapshot else None)
+            )
 
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = self._open_for(runtime_id, ReadFailed)
@@ -160,7 +191,9 @@ class InMemoryRuntimeStore:
         with self.storage.lock:
             self._fence_ok(rt, checked, "commit_machine_lifecycle")
             self.storage.lifecycles[rt] = sealed
+            added = self._new_inputs(rt, list(sealed_rows))
             self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
+            self._advance(rt, MarkStep(inputs_added=added, lifecycle=True))
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
         return self._load_single(runtime_id, LIFECYCLES, self.storage.lifecycles)
@@ -175,6 +208,7 @@ class InMemoryRuntimeStore:
             seq = self.storage.next_record_seq
             self.storage.next_record_seq += 1
             self.storage.ops_records.setdefault(rt, []).append((seq, seal(OPS_RECORDS, rt, str(seq), record)))
+            self._advance(rt, MarkStep(ops_records_added=1))
 
     def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
@@ -184,6 +218,7 @@ class InMemoryRuntimeStore:
             self._fence_ok(rt, checked, "persist_ops_lifecycle")
             self.storage.ops_snapshots[rt] = sealed
             self.storage.ops_records.pop(rt, None)
+            self._advance(rt, MarkStep(ops_snapshot=True, ops_records_cleared=True))
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = self._open_for(runtime_id, ReadFailed)
@@ -203,6 +238,42 @@ class InMemoryRuntimeStore:
             self._fence_ok(rt, checked, "delete_ops_lifecycle")
             self.storage.ops_snapshots.pop(rt, None)
             self.storage.ops_records.pop(rt, None)
+            self._advance(rt, MarkStep(ops_snapshot=False, ops_records_cleared=True))
+
+    # --- damage detection and quarantine -------------------------------------------------
+    def load_high_water(self, runtime_id: str) -> HighWater | None:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            return self.storage.marks.get(rt)
+
+    def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            table = dict(self.storage.inputs.get(rt, {}))
+        return [ScannedRow(i, table[i][0], intact(INPUTS, rt, i, *table[i])) for i in sorted(table)]
+
+    def quarantine_row(
+        self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
+    ) -> QuarantinedRow:
+        rt = self._open_for(runtime_id, WriteFailed)
+        key = v.check_input_id(rt, input_id, WriteFailed)
+        why = v.check_reason(rt, reason, WriteFailed)
+        checked = v.check_fence(rt, fence, WriteFailed)
+        with self.storage.lock:
+            self._fence_ok(rt, checked, "quarantine_row")
+            stored = self.storage.inputs.get(rt, {}).get(key)
+            if stored is None:
+                raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+            moved = QuarantinedRow(key, stored[0], intact(INPUTS, rt, key, *stored), why, self.clock())
+            del self.storage.inputs[rt][key]
+            self.storage.quarantine.setdefault(rt, []).append(moved)
+            self._advance(rt, MarkStep(inputs_removed=1, quarantined_added=1))
+        return moved
+
+    def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            return list(self.storage.quarantine.get(rt, ()))
 
     # --- ownership ------------------------------------------------------------------------
     def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:

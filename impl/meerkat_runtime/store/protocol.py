@@ -42,6 +42,25 @@ Ownership (leases and fences; :mod:`meerkat_runtime.store.lease` holds the rules
   ``OwnershipLost`` and nothing of it is written. Expiry alone refuses nothing; a stale
   writer is refused once another owner has claimed (the token moved).
 * Reads take no fence.
+
+Damage detection and quarantine (:mod:`meerkat_runtime.store.high_water`):
+
+* Every data write (the six write methods and ``quarantine_row``) advances the runtime's
+  high-water mark **in its own transaction** with
+  :func:`~meerkat_runtime.store.high_water.advance`: ``writes`` + 1 and the row counts it
+  changed (an upsert of an input id not stored yet adds one input; a receipt adds one; a
+  session snapshot, lifecycle record or ops snapshot sets its flag; an ops record adds one,
+  ``persist_ops_lifecycle`` resets ``ops_records`` to 0, ``delete_ops_lifecycle`` clears both).
+  A refused or failed write changes nothing, the mark included. ``load_high_water`` reads it
+  (``None`` until the first data write).
+* ``scan_input_states`` returns every input row with its stored payload and whether it passed
+  the integrity check, without raising ``Corrupt`` for a damaged row.
+* ``quarantine_row`` moves one input row, whatever its state (intact, undecodable or failing
+  its checksum), into the runtime's quarantine in one transaction: the row leaves
+  ``load_input_states``, its stored bytes are kept unchanged with the reason and the time, and
+  the mark moves one count from ``inputs`` to ``quarantined``. No such row: ``WriteRefused``,
+  nothing written. Fenced like every write. ``load_quarantined`` lists the quarantine, oldest
+  first.
 """
 
 from __future__ import annotations
@@ -49,8 +68,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.lease import Fence, Lease
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 
 
 @runtime_checkable
@@ -124,6 +144,27 @@ class RuntimeStore(Protocol):
 
     def load_lease(self, runtime_id: str) -> Lease | None:
         """The runtime's lease row, or ``None`` if it was never claimed."""
+        ...
+
+    # --- damage detection and quarantine -------------------------------------------------
+    def load_high_water(self, runtime_id: str) -> HighWater | None:
+        """The runtime's high-water mark, or ``None`` if no data write ever committed for it."""
+        ...
+
+    def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
+        """Every input row as stored, ordered by input id, each with ``intact`` (its integrity
+        check passed); a damaged row is returned, not raised."""
+        ...
+
+    def quarantine_row(
+        self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
+    ) -> QuarantinedRow:
+        """In one transaction: move input row ``input_id`` (intact or not) into the quarantine
+        with ``reason``, keeping its stored bytes; ``WriteRefused`` if there is no such row."""
+        ...
+
+    def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
+        """The runtime's quarantined rows, oldest first."""
         ...
 
     # --- housekeeping ---------------------------------------------------------------------

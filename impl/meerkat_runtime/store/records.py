@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from meerkat_runtime.vocab.json_limits import load_json
+
 
 @dataclass(frozen=True, slots=True)
 class InputRow:
@@ -55,7 +57,7 @@ class BoundaryReceipt:
     @staticmethod
     def from_json(data: bytes) -> BoundaryReceipt:
         """Parse a stored receipt; raises ``ValueError`` naming the malformed field."""
-        doc: Any = json.loads(data)
+        doc: Any = load_json(data)
         if not isinstance(doc, dict):
             raise ValueError("boundary receipt must be a JSON object")
         run_id, seq, boundary = doc.get("run_id"), doc.get("sequence"), doc.get("boundary")
@@ -79,6 +81,33 @@ class BoundaryReceipt:
         except ValueError:
             raise ValueError(f"boundary receipt 'boundary' has unknown value {boundary!r}") from None
         return BoundaryReceipt(run_id, seq, kind, tuple(ids), digest, count)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedRow:
+    """One input row as stored, read without failing on damage: ``intact`` says whether its
+    payload passed the store's integrity check (``scan_input_states``)."""
+
+    input_id: str
+    payload: bytes
+    intact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    """An input row moved out of the runtime's rows by ``quarantine_row``: its stored bytes
+    (kept exactly as found), whether they were intact, why it was moved and when (store clock)."""
+
+    input_id: str
+    payload: bytes
+    intact: bool
+    reason: str
+    quarantined_at: float
+
+    def sealed_form(self) -> bytes:
+        """What a store's checksum of the quarantine row covers: every field, the bytes last."""
+        head = f"{self.input_id}\n{int(self.intact)}\n{self.reason}\n{self.quarantined_at!r}\n"
+        return head.encode("utf-8", "surrogatepass") + self.payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,12 @@
   ``Corrupt`` naming the runtime id and the row.
 * The schema version is checked on open: older files are migrated forward, newer ones are
   refused with ``VersionMismatch`` (see ``sqlite_schema``).
+* Damage is detected, never silent: before opening a file the write-ahead log is read
+  (``sqlite_wal``; a log SQLite would silently cut short of acknowledged commits is
+  ``Corrupt``), then SQLite's page check runs (``integrity_check``: ``"quick"`` by default,
+  ``"full"`` or ``"off"``), and every data write advances the runtime's high-water mark in its
+  own transaction (``sqlite_marks``) for recovery to compare with what it loads.
+* Settings and paths are checked at construction: a bad one is ``InvalidSetting`` naming it.
 * Thread safety: one connection per thread by default; ``":memory:"`` uses one shared
   connection behind a lock. Several processes may open the same file.
 * ``close`` waits for calls in flight and closes every connection; later calls raise
@@ -26,26 +32,50 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal, TypeVar
 
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.store.high_water import HighWater, MarkStep
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
 from meerkat_runtime.store.sqlite_connections import ConnectionPool
-from meerkat_runtime.store.sqlite_schema import STORE_SCOPE, migrate, stored_version
-from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
+from meerkat_runtime.store.sqlite_files import OPEN_FILES, read_file_set
+from meerkat_runtime.store.sqlite_integrity import INTEGRITY_CHECKS, IntegrityCheck, check_integrity
+from meerkat_runtime.store.sqlite_marks import advance_mark, new_inputs, stored_mark
+from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path
+from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
+from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STORE_SCOPE, migrate, stored_version
+from meerkat_runtime.store.sqlite_wal import WalReport, analyse_wal
+from meerkat_runtime.store.tables import (
+    INPUTS,
+    LEASES,
+    LIFECYCLES,
+    OPS_RECORDS,
+    OPS_SNAPSHOTS,
+    QUARANTINE,
+    RECEIPTS,
+    SNAPSHOTS,
+)
+from meerkat_runtime.vocab.errors import (
+    Corrupt,
+    InvalidSetting,
+    ReadFailed,
+    StoreError,
+    VersionMismatch,
+    WriteFailed,
+    WriteOutcomeUnknown,
+    WriteRefused,
+)
+from meerkat_runtime.vocab.settings import MAX_INT32, bounded_int
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL"]
 ConnectionMode = Literal["per_thread", "shared"]
 
-MEMORY = ":memory:"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 _UPSERT_INPUT = (
@@ -80,9 +110,50 @@ def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
     return None if found is None else stored_lease(rt, *found)
 
 
+def _require_current_version(conn: sqlite3.Connection) -> None:
+    """A read-only store migrates nothing: the file must be at this release's version."""
+    found = stored_version(conn)
+    if found != SCHEMA_VERSION:
+        newer = "newer than this release supports" if found > SCHEMA_VERSION else "older than this release's"
+        raise VersionMismatch(
+            STORE_SCOPE,
+            f"schema version {found} is {newer} ({SCHEMA_VERSION}); a read-only store does not migrate "
+            "(open it read-write once to upgrade an older file)",
+        )
+
+
+def _scanned(rt: str, input_id: str, payload: object, checksum: object) -> ScannedRow:
+    """A stored input row and whether it passes its integrity check (never raises for damage);
+    ``checksum`` may be read as bytes."""
+    if isinstance(payload, str):  # damaged into TEXT: keep what is there
+        data = payload.encode("utf-8", "surrogateescape")
+    else:
+        data = bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b""
+    if isinstance(checksum, bytes):
+        checksum = checksum.decode("utf-8", "replace")
+    try:
+        verified_payload(INPUTS, rt, input_id, payload, checksum)
+    except Corrupt:
+        return ScannedRow(input_id, data, False)
+    return ScannedRow(input_id, data, True)
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite (or the driver reading a value) says the file itself is damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text or "Could not decode to UTF-8" in text
+
+
 def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) -> StoreError:
     text = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+    if _damaged(exc):
         return Corrupt(rt, f"{what}: the database file is damaged: {text}")
     return error(rt, f"{what} failed: {type(exc).__name__}: {text}")
 
@@ -104,27 +175,78 @@ class SqliteRuntimeStore:
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         connections: ConnectionMode = "per_thread",
         clock: Clock = time.time,
+        integrity_check: IntegrityCheck = "quick",
+        wal_check: bool = True,
+        read_only: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
-            raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+            raise InvalidSetting(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         if connections not in ("per_thread", "shared"):
-            raise ValueError(f"connections must be 'per_thread' or 'shared', got {connections!r}")
-        if not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
-            raise ValueError(f"busy_timeout_ms must be a non-negative integer, got {busy_timeout_ms!r}")
-        self.path = str(path)
+            raise InvalidSetting(f"connections must be 'per_thread' or 'shared', got {connections!r}")
+        if integrity_check not in INTEGRITY_CHECKS:
+            raise InvalidSetting(f"integrity_check must be one of {INTEGRITY_CHECKS}, got {integrity_check!r}")
+        if not isinstance(wal_check, bool):
+            raise InvalidSetting(f"wal_check must be True or False, got {wal_check!r}")
+        if not isinstance(read_only, bool):
+            raise InvalidSetting(f"read_only must be True or False, got {read_only!r}")
+        if not callable(clock):
+            raise InvalidSetting("clock must be a callable returning seconds")
+        self.busy_timeout_ms = bounded_int("busy_timeout_ms", busy_timeout_ms, 0, MAX_INT32)
+        self.path = checked_path(path, create_folder=not read_only)
+        if read_only and (self.path == MEMORY or not os.path.isfile(self.path)):
+            raise InvalidSetting(f"a read-only store needs an existing database file, got {self.path!r}")
+        self.read_only = read_only
+        self._target = read_only_target(self.path) if read_only else None
         self.synchronous: Synchronous = synchronous
-        self.busy_timeout_ms = busy_timeout_ms
         self.clock = clock
+        self.integrity_check: IntegrityCheck = integrity_check
+        self.wal_check = wal_check
+        self.wal_report: WalReport | None = None
+        """What the log check found when this store opened the file (``None``: not checked —
+        in memory, turned off, another store or process had the file open, or not POSIX)."""
         in_memory = self.path == MEMORY
-        if not in_memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._gate = CallGate()
         self._pool = ConnectionPool(self._open_connection, per_thread=not in_memory and connections == "per_thread")
+        self._file_key: str | None = None
         try:
-            self._write(STORE_SCOPE, "schema migration", migrate)
+            if not in_memory and not read_only:
+                self._file_key = OPEN_FILES.enter(self.path, self._check_log)
+            self._read(STORE_SCOPE, "integrity check", lambda conn: check_integrity(conn, integrity_check, STORE_SCOPE))
+            if read_only:
+                self._read(STORE_SCOPE, "schema version", _require_current_version)
+            else:
+                self._write(STORE_SCOPE, "schema migration", migrate)
         except BaseException:
-            self._pool.close_all()
+            self._release_files()
             raise
+
+    def _release_files(self) -> None:
+        """Close every connection, then let go of the file (and of a read-only copy)."""
+        self._pool.close_all()
+        if self._file_key is not None:
+            OPEN_FILES.leave(self._file_key)
+            self._file_key = None
+        if self._target is not None:
+            discard(self._target)
+
+    def _check_log(self) -> None:
+        """Before any connection of this process opens the file: refuse a write-ahead log that
+        SQLite would cut short of committed transactions (see ``sqlite_wal``)."""
+        if not self.wal_check:
+            return
+        files = read_file_set(self.path)
+        if files.in_use or not files.supported:
+            return
+        report = analyse_wal(files.wal, files.shm, db_page_size=files.db_page_size)
+        self.wal_report = report
+        if report.problems:
+            raise Corrupt(
+                STORE_SCOPE,
+                f"the write-ahead log of {self.path!r} is damaged and SQLite would silently drop committed "
+                f"transactions: {'; '.join(report.problems)}. Nothing was opened; check the file with "
+                "`meerkat-runtime check PATH`, restore it from a backup, or open it with wal_check=False to accept "
+                "what SQLite recovers",
+            )
 
     @property
     def connection_mode(self) -> ConnectionMode:
@@ -140,7 +262,8 @@ class SqliteRuntimeStore:
 
     def settings(self) -> dict[str, object]:
         """The calling thread's connection settings: ``journal_mode``, ``synchronous`` (0 OFF,
-        1 NORMAL, 2 FULL), ``busy_timeout`` (ms) and ``schema_version``."""
+        1 NORMAL, 2 FULL), ``busy_timeout`` (ms), ``schema_version``, and the store's
+        ``integrity_check`` and ``wal_check``."""
 
         def body(conn: sqlite3.Connection) -> dict[str, object]:
             return {
@@ -148,18 +271,26 @@ class SqliteRuntimeStore:
                 "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
                 "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
                 "schema_version": stored_version(conn),
+                "integrity_check": self.integrity_check,
+                "wal_check": self.wal_check,
             }
 
         return self._read(STORE_SCOPE, "settings", body)
 
     def _open_connection(self) -> sqlite3.Connection:
+        target = self._target
         conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            self.path if target is None else target.uri,
+            timeout=self.busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=target is not None,
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if target is None:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except BaseException:
             conn.close()
             raise
@@ -172,6 +303,8 @@ class SqliteRuntimeStore:
         if not self._gate.enter():
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         try:
+            if self.read_only:
+                raise WriteFailed(runtime_id, f"{what}: the store was opened read-only")
             with self._pool.connection() as conn:
                 _reset(conn)
                 conn.execute("BEGIN IMMEDIATE")
@@ -229,7 +362,13 @@ class SqliteRuntimeStore:
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         params = self._input_params(rt, [row])
-        self._fenced_write(rt, "persist_input_state", fence, lambda conn: conn.executemany(_UPSERT_INPUT, params))
+
+        def body(conn: sqlite3.Connection) -> None:
+            added = new_inputs(conn, rt, (p[1] for p in params))
+            conn.executemany(_UPSERT_INPUT, params)
+            advance_mark(conn, rt, MarkStep(inputs_added=added))
+
+        self._fenced_write(rt, "persist_input_state", fence, body)
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -276,7 +415,10 @@ class SqliteRuntimeStore:
                 )
             except sqlite3.IntegrityError:
                 raise duplicate_receipt(rt, stored.receipt) from None
+            added = new_inputs(conn, rt, (p[1] for p in params))
             conn.executemany(_UPSERT_INPUT, params)
+            snapshot_written = True if session_snapshot is not None else None
+            advance_mark(conn, rt, MarkStep(inputs_added=added, receipts_added=1, session_snapshot=snapshot_written))
 
         self._fenced_write(rt, "atomic_apply", fence, body)
 
@@ -306,7 +448,9 @@ class SqliteRuntimeStore:
 
         def body(conn: sqlite3.Connection) -> None:
             conn.execute(_UPSERT_LIFECYCLE, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
+            added = new_inputs(conn, rt, (p[1] for p in params))
             conn.executemany(_UPSERT_INPUT, params)
+            advance_mark(conn, rt, MarkStep(inputs_added=added, lifecycle=True))
 
         self._fenced_write(rt, "commit_machine_lifecycle", fence, body)
 
@@ -329,6 +473,7 @@ class SqliteRuntimeStore:
                 f"UPDATE {OPS_RECORDS} SET checksum = ? WHERE seq = ?",
                 (row_checksum(OPS_RECORDS, rt, str(seq), record), seq),
             )
+            advance_mark(conn, rt, MarkStep(ops_records_added=1))
 
         self._fenced_write(rt, "append_ops_record", fence, body)
 
@@ -339,6 +484,7 @@ class SqliteRuntimeStore:
         def body(conn: sqlite3.Connection) -> None:
             conn.execute(_UPSERT_OPS_SNAPSHOT, (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot)))
             conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))
+            advance_mark(conn, rt, MarkStep(ops_snapshot=True, ops_records_cleared=True))
 
         self._fenced_write(rt, "persist_ops_lifecycle", fence, body)
 
@@ -366,8 +512,82 @@ class SqliteRuntimeStore:
         def body(conn: sqlite3.Connection) -> None:
             conn.execute(f"DELETE FROM {OPS_SNAPSHOTS} WHERE runtime_id = ?", (rt,))
             conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))
+            advance_mark(conn, rt, MarkStep(ops_snapshot=False, ops_records_cleared=True))
 
         self._fenced_write(rt, "delete_ops_lifecycle", fence, body)
+
+    # --- damage detection and quarantine -------------------------------------------------
+    def load_high_water(self, runtime_id: str) -> HighWater | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        return self._read(rt, "load_high_water", lambda conn: stored_mark(conn, rt))
+
+    def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+
+        def body(conn: sqlite3.Connection) -> list[ScannedRow]:
+            # The checksum is read as bytes: a damaged one must mark its row, not fail the scan.
+            rows = conn.execute(
+                f"SELECT input_id, payload, CAST(checksum AS BLOB) FROM {INPUTS} WHERE runtime_id = ? "
+                "ORDER BY input_id",
+                (rt,),
+            ).fetchall()
+            return [_scanned(rt, str(i), p, c) for i, p, c in rows]
+
+        return self._read(rt, "scan_input_states", body)
+
+    def quarantine_row(
+        self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
+    ) -> QuarantinedRow:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        key = v.check_input_id(rt, input_id, WriteFailed)
+        why = v.check_reason(rt, reason, WriteFailed)
+        moved: list[QuarantinedRow] = []
+
+        def body(conn: sqlite3.Connection) -> None:
+            found = conn.execute(
+                f"SELECT payload, CAST(checksum AS BLOB) FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?", (rt, key)
+            ).fetchone()
+            if found is None:
+                raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+            scanned = _scanned(rt, key, found[0], found[1])
+            row = QuarantinedRow(key, scanned.payload, scanned.intact, why, self.clock())
+            conn.execute(f"DELETE FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?", (rt, key))
+            cur = conn.execute(
+                f"INSERT INTO {QUARANTINE} (runtime_id, input_id, payload, intact, reason, quarantined_at, checksum) "
+                "VALUES (?, ?, ?, ?, ?, ?, '') RETURNING seq",
+                (rt, key, row.payload, int(row.intact), why, row.quarantined_at),
+            )
+            (seq,) = cur.fetchone()
+            cur.close()
+            conn.execute(
+                f"UPDATE {QUARANTINE} SET checksum = ? WHERE seq = ?",
+                (row_checksum(QUARANTINE, rt, str(seq), row.sealed_form()), seq),
+            )
+            advance_mark(conn, rt, MarkStep(inputs_removed=1, quarantined_added=1))
+            moved.append(row)
+
+        self._fenced_write(rt, "quarantine_row", fence, body)
+        return moved[0]
+
+    def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+
+        def body(conn: sqlite3.Connection) -> list[QuarantinedRow]:
+            rows = conn.execute(
+                f"SELECT seq, input_id, payload, intact, reason, quarantined_at, checksum FROM {QUARANTINE} "
+                "WHERE runtime_id = ? ORDER BY seq",
+                (rt,),
+            ).fetchall()
+            found: list[QuarantinedRow] = []
+            for seq, input_id, payload, was_intact, reason, at, checksum in rows:
+                if not isinstance(payload, bytes) or not isinstance(at, int | float):
+                    raise Corrupt(rt, f"row {QUARANTINE}[{seq}] has malformed columns")
+                row = QuarantinedRow(str(input_id), payload, bool(was_intact), str(reason), float(at))
+                verified_payload(QUARANTINE, rt, str(seq), row.sealed_form(), checksum)
+                found.append(row)
+            return found
+
+        return self._read(rt, "load_quarantined", body)
 
     # --- ownership ------------------------------------------------------------------------
     def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:
@@ -417,7 +637,7 @@ class SqliteRuntimeStore:
     def close(self) -> None:
         """Wait for calls in flight, then close every connection. Idempotent."""
         if self._gate.close():
-            self._pool.close_all()
+            self._release_files()
 
     def __enter__(self) -> SqliteRuntimeStore:
         return self

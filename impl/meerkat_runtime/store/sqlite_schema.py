@@ -13,6 +13,10 @@ Versions:
    by ``persist_ops_lifecycle``.
 3. ``runtime_leases``: one ownership lease per runtime (owner, fencing token, expiry in the
    store's clock), checked inside every write's transaction.
+4. ``runtime_high_water``: one high-water mark per runtime, advanced by every data write in its
+   own transaction; ``runtime_quarantine``: input rows moved out by ``quarantine_row``, their
+   stored bytes kept. Upgrading a version-3 file computes the mark of every runtime it holds
+   from its rows (``writes`` starts at 0).
 """
 
 from __future__ import annotations
@@ -20,9 +24,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from meerkat_runtime.store.high_water import HighWater
+from meerkat_runtime.store.integrity import row_checksum
+from meerkat_runtime.store.tables import (
+    HIGH_WATER,
+    INPUTS,
+    LIFECYCLES,
+    OPS_RECORDS,
+    OPS_SNAPSHOTS,
+    RECEIPTS,
+    SNAPSHOTS,
+)
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -70,6 +85,46 @@ _V3 = (
 )
 
 
+_V4 = (
+    """CREATE TABLE runtime_high_water (
+        runtime_id TEXT PRIMARY KEY, writes INTEGER NOT NULL, inputs INTEGER NOT NULL,
+        receipts INTEGER NOT NULL, session_snapshots INTEGER NOT NULL, lifecycles INTEGER NOT NULL,
+        ops_snapshots INTEGER NOT NULL, ops_records INTEGER NOT NULL, quarantined INTEGER NOT NULL,
+        checksum TEXT NOT NULL
+    )""",
+    """CREATE TABLE runtime_quarantine (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, runtime_id TEXT NOT NULL, input_id TEXT NOT NULL,
+        payload BLOB NOT NULL, intact INTEGER NOT NULL, reason TEXT NOT NULL, quarantined_at REAL NOT NULL,
+        checksum TEXT NOT NULL
+    )""",
+    "CREATE INDEX runtime_quarantine_by_runtime ON runtime_quarantine (runtime_id, seq)",
+)
+
+_COUNTED = (
+    ("inputs", INPUTS),
+    ("receipts", RECEIPTS),
+    ("session_snapshots", SNAPSHOTS),
+    ("lifecycles", LIFECYCLES),
+    ("ops_snapshots", OPS_SNAPSHOTS),
+    ("ops_records", OPS_RECORDS),
+)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """Create the mark and quarantine tables, then the mark of every runtime already stored."""
+    _run(_V4)(conn)
+    counts: dict[str, dict[str, int]] = {}
+    for name, table in _COUNTED:
+        for runtime_id, count in conn.execute(f"SELECT runtime_id, count(*) FROM {table} GROUP BY runtime_id"):
+            counts.setdefault(str(runtime_id), {})[name] = int(count)
+    for runtime_id, found in counts.items():
+        mark = HighWater(runtime_id, **found)
+        conn.execute(
+            f"INSERT INTO {HIGH_WATER} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (runtime_id, *mark.counters(), row_checksum(HIGH_WATER, runtime_id, "", mark.payload())),
+        )
+
+
 def _run(statements: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
     def step(conn: sqlite3.Connection) -> None:
         for statement in statements:
@@ -82,6 +137,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, _run(_V1)),
     (2, _run(_V2)),
     (3, _run(_V3)),
+    (4, _v4),
 )
 """``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
 

@@ -13,6 +13,7 @@ from typing import TypeGuard
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import StoreError
+from meerkat_runtime.vocab.settings import MAX_SECONDS
 
 MAX_SEQUENCE = (1 << 64) - 1
 """Largest boundary sequence number a store accepts (unsigned 64-bit)."""
@@ -38,6 +39,25 @@ def check_runtime_id(runtime_id: object, error: type[StoreError]) -> str:
     if not _is_text(runtime_id):
         raise error(runtime_label(runtime_id), "runtime id must be a non-empty UTF-8 string")
     return runtime_id
+
+
+MAX_REASON_CHARS = 4096
+"""Longest quarantine reason a store accepts."""
+
+
+def check_input_id(runtime_id: str, input_id: object, error: type[StoreError]) -> str:
+    if not _is_text(input_id):
+        raise error(runtime_id, "input id must be a non-empty UTF-8 string")
+    return input_id
+
+
+def check_reason(runtime_id: str, reason: object, error: type[StoreError]) -> str:
+    """A quarantine reason: a non-empty UTF-8 string of at most ``MAX_REASON_CHARS`` characters."""
+    if not _is_text(reason) or len(reason) > MAX_REASON_CHARS:
+        raise error(
+            runtime_id, f"quarantine reason must be a non-empty UTF-8 string of at most {MAX_REASON_CHARS} characters"
+        )
+    return reason
 
 
 def check_bytes(runtime_id: str, what: str, value: object, error: type[StoreError]) -> bytes:
@@ -103,14 +123,18 @@ def check_owner(runtime_id: str, owner: object, error: type[StoreError]) -> str:
 
 
 def check_duration(runtime_id: str, duration_s: object, error: type[StoreError]) -> float:
-    """A lease duration: a finite number of seconds greater than zero."""
+    """A lease duration: a finite number of seconds greater than zero and at most
+    ``MAX_SECONDS`` (one year)."""
     if (
         not isinstance(duration_s, int | float)
         or isinstance(duration_s, bool)
         or not math.isfinite(duration_s)
-        or duration_s <= 0
+        or not 0 < duration_s <= MAX_SECONDS
     ):
-        raise error(runtime_id, f"lease duration must be a finite number of seconds > 0, got {duration_s!r}")
+        raise error(
+            runtime_id,
+            f"lease duration must be a finite number of seconds > 0 and <= {MAX_SECONDS:g}, got {duration_s!r}",
+        )
     return float(duration_s)
 
 

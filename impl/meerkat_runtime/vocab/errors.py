@@ -132,6 +132,16 @@ class SnapshotFormatError(OpsLifecycleError):
         self.message = message
 
 
+# --- settings ------------------------------------------------------------------------------
+
+
+class InvalidSetting(MeerkatError, ValueError):
+    """A setting (a constructor argument or configuration value) has the wrong type or is out
+    of its documented range; nothing was built. Also a ``ValueError``."""
+
+    kind: ClassVar[str] = "invalid_setting"
+
+
 # --- stores --------------------------------------------------------------------------------
 
 
@@ -264,7 +274,16 @@ class InvalidField(ValidationFailed, ValueError):
 
 
 class RecoveryCorruption(RuntimeDriverError):
+    """Stored data of a session contradicts itself; recovery refused it. ``input_id`` names the
+    input row at fault (``None`` when the fault is not one row, e.g. the lifecycle record): that
+    row can be quarantined (``meerkat_runtime.repair``) so the others recover."""
+
     kind: ClassVar[str] = "recovery_corruption"
+
+    def __init__(self, message: str, *, runtime_id: str | None = None, input_id: str | None = None) -> None:
+        super().__init__(message)
+        self.runtime_id = runtime_id
+        self.input_id = input_id
 
 
 class InvalidRuntimeTransition(RuntimeDriverError):

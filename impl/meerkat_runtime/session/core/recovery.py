@@ -11,7 +11,11 @@ Rules (docs/semantics.md, "Crash recovery"):
   does not consume the retry budget); terminal rows stay terminal and keep their
   idempotency keys;
 * ephemeral inputs are dropped;
-* rows that contradict each other fail with ``RecoveryCorruption`` naming the row: an
+* what was loaded must agree with the runtime's high-water mark (the lifecycle record present
+  or not, the number of input rows), else ``Corrupt`` names the counts that disagree
+  (:func:`meerkat_runtime.store.high_water.compare_session`);
+* rows that contradict each other fail with ``RecoveryCorruption`` naming the row (its
+  ``input_id`` set, so it can be quarantined): an
   unreadable or inconsistent row, two rows claiming one idempotency key or one admission
   position, active rows under a Stopped record, an active row with more than 3 attempts, a
   max-attempts abandon with fewer than 3 attempts.
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from meerkat_runtime.session.core.ledger import InputRecord
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
+from meerkat_runtime.store.high_water import HighWater, compare_session
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed
 from meerkat_runtime.vocab.ids import InputId
@@ -66,8 +71,10 @@ class RecoveryResult:
     consumed: int = 0
 
 
-def corruption(runtime_id: str, what: str) -> RecoveryCorruption:
-    return RecoveryCorruption(f"store corruption in runtime {runtime_id!r}: {what}")
+def corruption(runtime_id: str, what: str, input_id: str | None = None) -> RecoveryCorruption:
+    return RecoveryCorruption(
+        f"store corruption in runtime {runtime_id!r}: {what}", runtime_id=runtime_id, input_id=input_id
+    )
 
 
 def recover_session(
@@ -78,10 +85,13 @@ def recover_session(
     now: float,
     *,
     in_place: bool = False,
+    high_water: HighWater | None,
     max_attempts: int = MAX_STAGE_ATTEMPTS,
 ) -> RecoveryResult:
-    """Rebuild a session from stored data; raises ``RuntimeDestroyed`` (unless ``in_place``)
+    """Rebuild a session from stored data; raises ``Corrupt`` (the data disagrees with the
+    high-water mark ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``)
     or ``RecoveryCorruption``."""
+    compare_session(runtime_id, high_water, lifecycle=lifecycle is not None, inputs=len(rows))
     phase = RuntimeState.IDLE
     epoch_id: str | None = None
     if lifecycle is not None:
@@ -105,33 +115,34 @@ def recover_session(
         try:
             rec = decode_record(row.payload)
         except RowFormatError as exc:
-            raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}") from None
+            raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}", row.input_id) from None
         if rec.input_id != row.input_id:
-            raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}")
+            raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}", row.input_id)
         if rec.input.header.durability is Durability.EPHEMERAL and not in_place:
             result.dropped_ephemeral += 1
             continue
         problem = _row_problem(rec, max_attempts)
         if problem is not None:
-            raise corruption(runtime_id, f"input row {rec.input_id!r}: {problem}")
+            raise corruption(runtime_id, f"input row {rec.input_id!r}: {problem}", rec.input_id)
         if not rec.phase.is_terminal:
             result.stored[rec.input_id] = row.payload
             _normalise(rec, receipt_exists, now, result)
         if not rec.phase.is_terminal:
             if phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
                 what = f"input row {rec.input_id!r} is {rec.phase.value} under a {phase.value.capitalize()} runtime"
-                raise corruption(runtime_id, what)
+                raise corruption(runtime_id, what, rec.input_id)
             other = seen_seq.get(rec.admission_seq)
             if other is not None:
                 what = f"input row {rec.input_id!r} shares admission position {rec.admission_seq} with {other!r}"
-                raise corruption(runtime_id, what)
+                raise corruption(runtime_id, what, rec.input_id)
             seen_seq[rec.admission_seq] = rec.input_id
             queued.append(rec)
         key = rec.input.header.idempotency_key
         if key is not None:
             owner = ledger.keys.get(key)
             if owner is not None:
-                raise corruption(runtime_id, f"input row {rec.input_id!r} reuses idempotency key {key!r} of {owner!r}")
+                what = f"input row {rec.input_id!r} reuses idempotency key {key!r} of {owner!r}"
+                raise corruption(runtime_id, what, rec.input_id)
             ledger.keys[key] = rec.input_id
         ledger.records[rec.input_id] = rec
         ledger.next_admission_seq = max(ledger.next_admission_seq, rec.admission_seq + 1)

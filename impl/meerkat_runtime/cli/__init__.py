@@ -1,0 +1,9 @@
+"""``meerkat-runtime``: look after the stored state of the runtime from the command line.
+
+One module per subcommand (``check``, ``quarantine``), each with ``NAME``, ``HELP``,
+``configure(parser)`` and ``run(args) -> int``; :mod:`meerkat_runtime.cli.main` lists them in
+``SUBCOMMANDS`` and dispatches. Conventions (:mod:`meerkat_runtime.cli.usage`): a usage error is
+one line on stderr and exit status 2; 1 means the command ran and found damage or could not do
+its work (one line saying why); 130 is Ctrl-C. ``--json`` prints one JSON document on stdout.
+Standard library only, like the rest of the runtime.
+"""

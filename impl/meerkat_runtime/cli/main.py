@@ -1,0 +1,40 @@
+"""Entry point of ``meerkat-runtime``: the subcommand table and the dispatcher."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from meerkat_runtime.cli import check, quarantine
+from meerkat_runtime.cli.usage import OneLineParser, interruptible
+
+PROG = "meerkat-runtime"
+
+SUBCOMMANDS: tuple[ModuleType, ...] = (check, quarantine)
+"""Each module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> int``."""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = OneLineParser(
+        prog=PROG,
+        description="Look after the stored state of meerkat sessions (an SQLite store file).",
+        epilog="Run 'meerkat-runtime COMMAND --help' for a command's options, defaults and exit statuses. "
+        "exit status: 0 success; 1 damage found or the work failed; 2 usage error; 130 interrupted (Ctrl-C)",
+    )
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
+    for module in SUBCOMMANDS:
+        sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        sub.set_defaults(run=module.run)
+        module.configure(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    code: int = interruptible(lambda: int(args.run(args)), f"{PROG} {args.command}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``meerkat-runtime quarantine PATH SESSION INPUT_ID``: set one stored input row aside so the
+rest of its session recovers.
+
+The row (whatever is wrong with it) is moved into the store's quarantine in one transaction,
+its stored bytes kept (:func:`meerkat_runtime.repair.quarantine.quarantine_input`). Find the
+rows to move with ``meerkat-runtime check PATH``. The session must not be running: a worker
+holding its lease makes this fail (exit 1) without changing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from meerkat_runtime.cli.usage import EXIT_OK, existing_file, failure, usage_error
+from meerkat_runtime.repair.quarantine import REPAIR_OWNER, quarantine_input
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.errors import MeerkatError, ValidationFailed
+
+NAME = "quarantine"
+HELP = "move one stored input row of a session into the quarantine (its bytes kept) so the rest recovers"
+DEFAULT_REASON = "quarantined with meerkat-runtime quarantine"
+PROG = f"meerkat-runtime {NAME}"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", type=existing_file, help="the SQLite store file")
+    parser.add_argument("session", metavar="SESSION", help="the session id (without the rt:session: prefix)")
+    parser.add_argument("input_id", metavar="INPUT_ID", help="the id of the input row to move")
+    parser.add_argument(
+        "--reason", default=DEFAULT_REASON, help=f"why, kept with the row (default: {DEFAULT_REASON!r})"
+    )
+    parser.add_argument("--json", action="store_true", help="print the moved row as one JSON document")
+    parser.epilog = (
+        f"The move is one transaction, made under the session's lease (claimed as {REPAIR_OWNER!r} and released) "
+        "when the session has one. exit status: 0 the row was moved; 1 nothing was moved (no such row, a worker "
+        "holds the session's lease, or the file is damaged: the reason is printed); 2 usage error; "
+        "130 interrupted (Ctrl-C)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    prog = PROG
+    if not args.reason.strip():
+        return usage_error(prog, "--reason must not be empty")
+    try:
+        store = SqliteRuntimeStore(args.path)
+    except MeerkatError as exc:
+        return failure(prog, exc)
+    try:
+        moved = quarantine_input(store, args.session, args.input_id, args.reason)
+    except ValidationFailed as exc:
+        return usage_error(prog, exc)
+    except MeerkatError as exc:
+        return failure(prog, exc)
+    finally:
+        store.close()
+    if args.json:
+        doc = {
+            "session_id": args.session,
+            "input_id": moved.input_id,
+            "bytes": len(moved.payload),
+            "intact": moved.intact,
+            "reason": moved.reason,
+            "quarantined_at": moved.quarantined_at,
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        state = "passed" if moved.intact else "FAILED"
+        print(
+            f"moved input {moved.input_id!r} of session {args.session!r} into the quarantine "
+            f"({len(moved.payload)} bytes kept; its checksum {state})"
+        )
+    return EXIT_OK

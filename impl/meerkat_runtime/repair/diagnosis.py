@@ -1,0 +1,130 @@
+"""What keeps a stored session from recovering, found without registering it.
+
+:func:`diagnose_session` reads a session's stored rows (through ``scan_input_states``, so a
+row that fails its checksum is reported rather than raised), runs the runtime's own recovery
+rules (:func:`~meerkat_runtime.session.core.recovery.recover_session`) on the intact rows and,
+each time they refuse a row, records it and runs them again without it: the result names
+every row recovery would refuse, with its stored bytes, so each can be quarantined. It also
+compares the row counts with the high-water mark and checks the lifecycle record and the ops
+state, which are not input rows (problems there cannot be quarantined away).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from meerkat_runtime.ops.recovery import load_persisted_ops
+from meerkat_runtime.session.core.recovery import recover_session
+from meerkat_runtime.session.machine import session_runtime_id
+from meerkat_runtime.store.high_water import HighWater, disagreements
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.records import InputRow, QuarantinedRow
+from meerkat_runtime.vocab.errors import MeerkatError, RecoveryCorruption, RuntimeDestroyed, StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """An input row recovery refuses: why, its stored bytes, and whether they passed the
+    store's integrity check (``False``: damaged after it was written)."""
+
+    input_id: str
+    problem: str
+    payload: bytes
+    intact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDiagnosis:
+    """Everything found for one session. ``recoverable`` after quarantining ``bad_rows`` is
+    ``not other_problems``."""
+
+    session_id: str
+    runtime_id: str
+    rows: int
+    """Input rows stored (intact or not)."""
+    bad_rows: tuple[BadRow, ...] = ()
+    mark: HighWater | None = None
+    mark_problems: tuple[str, ...] = ()
+    """Counts that disagree with the high-water mark (rows lost behind the store's back)."""
+    other_problems: tuple[str, ...] = ()
+    """The lifecycle record, the ops state or a store error: not fixable by quarantine."""
+    destroyed: bool = False
+    quarantined: tuple[QuarantinedRow, ...] = field(default_factory=tuple)
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.bad_rows or self.mark_problems or self.other_problems)
+
+
+def _lifecycle(store: RuntimeStore, runtime_id: str, problems: list[str]) -> bytes | None:
+    try:
+        return store.load_machine_lifecycle(runtime_id)
+    except StoreError as exc:
+        problems.append(f"lifecycle record: {exc}")
+        return None
+
+
+def _refused_rows(
+    store: RuntimeStore, runtime_id: str, lifecycle: bytes | None, rows: list[InputRow], problems: list[str]
+) -> tuple[list[tuple[str, str]], bool]:
+    """Run recovery until it accepts the remaining rows; return the refused ``(id, why)`` and
+    whether the runtime is destroyed."""
+    refused: list[tuple[str, str]] = []
+    remaining = list(rows)
+
+    def receipt_exists(run_id: str, sequence: int) -> bool:
+        return store.load_boundary_receipt(runtime_id, run_id, sequence) is not None
+
+    while True:
+        agreeing = HighWater(runtime_id, inputs=len(remaining), lifecycles=int(lifecycle is not None))
+        try:
+            recover_session(runtime_id, lifecycle, remaining, receipt_exists, time.time(), high_water=agreeing)
+        except RuntimeDestroyed:
+            return refused, True
+        except RecoveryCorruption as exc:
+            if exc.input_id is None or exc.input_id not in {r.input_id for r in remaining}:
+                problems.append(str(exc))
+                return refused, False
+            refused.append((exc.input_id, str(exc)))
+            remaining = [r for r in remaining if r.input_id != exc.input_id]
+            continue
+        except MeerkatError as exc:
+            problems.append(f"recovery: {exc}")
+        return refused, False
+
+
+def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
+    """Find what keeps ``session_id`` from recovering; reads only. ``ValidationFailed`` for a
+    malformed session id; a store that cannot be read at all raises its error."""
+    runtime_id = session_runtime_id(session_id)
+    mark = store.load_high_water(runtime_id)
+    scanned = store.scan_input_states(runtime_id)
+    problems: list[str] = []
+    lifecycle = _lifecycle(store, runtime_id, problems)
+    bad = [
+        BadRow(r.input_id, "failed its integrity check (checksum mismatch)", r.payload, False)
+        for r in scanned
+        if not r.intact
+    ]
+    intact = [InputRow(r.input_id, r.payload) for r in scanned if r.intact]
+    refused, destroyed = _refused_rows(store, runtime_id, lifecycle, intact, problems)
+    payloads = {r.input_id: r.payload for r in intact}
+    bad.extend(BadRow(input_id, why, payloads[input_id], True) for input_id, why in refused)
+    try:
+        load_persisted_ops(store, runtime_id)
+    except MeerkatError as exc:
+        problems.append(f"ops state: {exc}")
+    observed = {"inputs": len(scanned), "lifecycles": int(lifecycle is not None)}
+    mark_problems = disagreements(mark, observed) if mark is not None or any(observed.values()) else []
+    return SessionDiagnosis(
+        session_id=session_id,
+        runtime_id=runtime_id,
+        rows=len(scanned),
+        bad_rows=tuple(sorted(bad, key=lambda b: b.input_id)),
+        mark=mark,
+        mark_problems=tuple(mark_problems),
+        other_problems=tuple(problems),
+        destroyed=destroyed,
+        quarantined=tuple(store.load_quarantined(runtime_id)),
+    )

@@ -1,0 +1,144 @@
+"""The high-water mark: per-runtime counters a store advances in the same transaction as every
+data write, so that recovery can tell "nothing more was written" from "rows were lost".
+
+A store never interprets payloads, so the mark holds what a store can count itself:
+
+* ``writes`` — committed data-write transactions of the runtime (every write method, including
+  ``quarantine_row``; not the lease calls). It only grows;
+* ``inputs``, ``receipts`` — input rows and boundary receipts stored now;
+* ``session_snapshots``, ``lifecycles``, ``ops_snapshots`` — 1 when that single record is
+  stored, else 0;
+* ``ops_records`` — ops journal records stored now (appended since the last compaction);
+* ``quarantined`` — input rows moved to quarantine.
+
+Recovery reads the mark (``RuntimeStore.load_high_water``) and compares it with what it
+loaded (:func:`compare_session`, :func:`compare_ops`). A disagreement means the storage lost or
+gained rows behind the store's back — a damaged page or index, a damaged log — and is a
+``Corrupt`` naming each count that disagrees. A runtime nothing was ever written for has no
+mark (``None``); rows without a mark are ``Corrupt`` too.
+
+:func:`advance` is the one rule every store applies: it takes the mark before the write and
+the :class:`MarkStep` the write makes, and returns the mark to store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meerkat_runtime.vocab.errors import Corrupt
+
+HIGH_WATER_FIELDS = (
+    "writes",
+    "inputs",
+    "receipts",
+    "session_snapshots",
+    "lifecycles",
+    "ops_snapshots",
+    "ops_records",
+    "quarantined",
+)
+"""The counters of a mark, in stored order."""
+
+
+@dataclass(frozen=True, slots=True)
+class HighWater:
+    """The mark of one runtime (see the module docstring for what each counter holds)."""
+
+    runtime_id: str
+    writes: int = 0
+    inputs: int = 0
+    receipts: int = 0
+    session_snapshots: int = 0
+    lifecycles: int = 0
+    ops_snapshots: int = 0
+    ops_records: int = 0
+    quarantined: int = 0
+
+    def counters(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in HIGH_WATER_FIELDS)
+
+    def payload(self) -> bytes:
+        """The mark's stored form, as a row checksum covers it."""
+        return ",".join(str(value) for value in self.counters()).encode()
+
+    @staticmethod
+    def from_counters(runtime_id: str, counters: tuple[object, ...]) -> HighWater:
+        """Build a mark from stored counters; ``ValueError`` if one is not a non-negative int."""
+        if len(counters) != len(HIGH_WATER_FIELDS):
+            raise ValueError(f"a high-water mark has {len(HIGH_WATER_FIELDS)} counters, got {len(counters)}")
+        checked: list[int] = []
+        for name, value in zip(HIGH_WATER_FIELDS, counters, strict=True):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"high-water counter {name} must be a non-negative integer, got {value!r}")
+            checked.append(value)
+        return HighWater(runtime_id, *checked)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkStep:
+    """What one write transaction changes. ``None`` leaves a single record's flag as it is."""
+
+    inputs_added: int = 0
+    inputs_removed: int = 0
+    receipts_added: int = 0
+    session_snapshot: bool | None = None
+    lifecycle: bool | None = None
+    ops_snapshot: bool | None = None
+    ops_records_added: int = 0
+    ops_records_cleared: bool = False
+    quarantined_added: int = 0
+
+
+def advance(current: HighWater | None, runtime_id: str, step: MarkStep) -> HighWater:
+    """The mark after a write that made ``step`` (``writes`` + 1)."""
+    mark = current if current is not None else HighWater(runtime_id)
+
+    def flag(now: int, to: bool | None) -> int:
+        return now if to is None else int(to)
+
+    ops_records = 0 if step.ops_records_cleared else mark.ops_records
+    return HighWater(
+        runtime_id,
+        writes=mark.writes + 1,
+        inputs=mark.inputs + step.inputs_added - step.inputs_removed,
+        receipts=mark.receipts + step.receipts_added,
+        session_snapshots=flag(mark.session_snapshots, step.session_snapshot),
+        lifecycles=flag(mark.lifecycles, step.lifecycle),
+        ops_snapshots=flag(mark.ops_snapshots, step.ops_snapshot),
+        ops_records=ops_records + step.ops_records_added,
+        quarantined=mark.quarantined + step.quarantined_added,
+    )
+
+
+def disagreements(mark: HighWater | None, observed: dict[str, int]) -> list[str]:
+    """One line per counter in ``observed`` that differs from the mark (a missing mark counts 0)."""
+    found: list[str] = []
+    for name, seen in observed.items():
+        expected = 0 if mark is None else getattr(mark, name)
+        if expected != seen:
+            found.append(f"{name}: the mark says {expected}, the store returned {seen}")
+    return found
+
+
+def check_marks(runtime_id: str, mark: HighWater | None, observed: dict[str, int], what: str) -> None:
+    """Raise ``Corrupt`` naming every counter of ``observed`` that disagrees with ``mark``."""
+    found = disagreements(mark, observed)
+    if not found:
+        return
+    if mark is None:
+        found.insert(0, "no high-water mark is stored although rows are")
+    raise Corrupt(
+        runtime_id,
+        f"{what} disagrees with the high-water mark ({'; '.join(found)}): rows were lost or added behind "
+        "the store's back (a damaged page, index or log); check the file with `meerkat-runtime check PATH`",
+    )
+
+
+def compare_session(runtime_id: str, mark: HighWater | None, *, lifecycle: bool, inputs: int) -> None:
+    """What session recovery loaded (the lifecycle record or not, ``inputs`` rows) against the mark."""
+    check_marks(runtime_id, mark, {"lifecycles": int(lifecycle), "inputs": inputs}, "session recovery")
+
+
+def compare_ops(runtime_id: str, mark: HighWater | None, *, snapshot: bool, records: int) -> None:
+    """What ops recovery loaded (the snapshot or not, ``records`` journal records) against the mark."""
+    check_marks(runtime_id, mark, {"ops_snapshots": int(snapshot), "ops_records": records}, "ops recovery")

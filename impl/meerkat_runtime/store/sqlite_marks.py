@@ -1,0 +1,66 @@
+"""The high-water mark in SQLite: read, advance and count, inside the caller's transaction.
+
+One row per runtime in ``runtime_high_water`` holding the counters of
+:class:`~meerkat_runtime.store.high_water.HighWater` and a checksum over them, bound to the
+runtime id like every row (a damaged mark is ``Corrupt``). A write advances it with one read
+(primary-key lookup) and one upsert, after the write's own statements.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from meerkat_runtime.store.high_water import HIGH_WATER_FIELDS, HighWater, MarkStep, advance
+from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.tables import HIGH_WATER, INPUTS
+from meerkat_runtime.vocab.errors import Corrupt
+
+_COLUMNS = ", ".join(HIGH_WATER_FIELDS)
+_SELECT = f"SELECT {_COLUMNS}, checksum FROM {HIGH_WATER} WHERE runtime_id = ?"
+_UPSERT = (
+    f"INSERT INTO {HIGH_WATER} (runtime_id, {_COLUMNS}, checksum) "
+    f"VALUES (?, {', '.join('?' * len(HIGH_WATER_FIELDS))}, ?) ON CONFLICT (runtime_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in (*HIGH_WATER_FIELDS, "checksum"))
+)
+_IDS_PER_QUERY = 500
+
+
+def stored_mark(conn: sqlite3.Connection, runtime_id: str) -> HighWater | None:
+    """The runtime's mark (checksum verified), or ``None``; ``Corrupt`` if it is damaged."""
+    found = conn.execute(_SELECT, (runtime_id,)).fetchone()
+    if found is None:
+        return None
+    *counters, checksum = found
+    try:
+        mark = HighWater.from_counters(runtime_id, tuple(counters))
+    except ValueError as exc:
+        raise Corrupt(runtime_id, f"row {HIGH_WATER}[] is malformed: {exc}") from None
+    verified_payload(HIGH_WATER, runtime_id, "", mark.payload(), checksum)
+    return mark
+
+
+def store_mark(conn: sqlite3.Connection, mark: HighWater) -> None:
+    checksum = row_checksum(HIGH_WATER, mark.runtime_id, "", mark.payload())
+    conn.execute(_UPSERT, (mark.runtime_id, *mark.counters(), checksum))
+
+
+def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> HighWater:
+    """Advance the runtime's mark by ``step`` in the caller's transaction; returns the new mark."""
+    mark = advance(stored_mark(conn, runtime_id), runtime_id, step)
+    store_mark(conn, mark)
+    return mark
+
+
+def new_inputs(conn: sqlite3.Connection, runtime_id: str, input_ids: Iterable[str]) -> int:
+    """How many of ``input_ids`` (duplicates counted once) have no row yet."""
+    unique = list(dict.fromkeys(input_ids))
+    stored = 0
+    for start in range(0, len(unique), _IDS_PER_QUERY):
+        chunk = unique[start : start + _IDS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        (count,) = conn.execute(
+            f"SELECT count(*) FROM {INPUTS} WHERE runtime_id = ? AND input_id IN ({marks})", (runtime_id, *chunk)
+        ).fetchone()
+        stored += int(count)
+    return len(unique) - stored
