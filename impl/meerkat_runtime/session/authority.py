@@ -42,7 +42,7 @@ def store_label(store: RuntimeStore | None, machine: str) -> str:
     object (``memory:<pid>:<id>``), or ``ephemeral:<machine>`` without a store."""
     if store is None:
         return f"ephemeral:{machine}"
-    store = _innermost(store)
+    store = innermost_store(store)
     return store_authority_key(store) or f"{type(store).__name__}:{os.getpid()}:{id(store):x}"
 
 
@@ -54,10 +54,11 @@ def stores_share_authority(a: RuntimeStore | None, b: RuntimeStore | None) -> bo
     key_a, key_b = store_authority_key(a), store_authority_key(b)
     if key_a is not None and key_b is not None:
         return key_a == key_b
-    return _innermost(a) is _innermost(b)
+    return innermost_store(a) is innermost_store(b)
 
 
-def _innermost(store: RuntimeStore) -> RuntimeStore:
+def innermost_store(store: RuntimeStore) -> RuntimeStore:
+    """The store under any wrappers (fault injection): the object that is the authority."""
     inner = getattr(store, "inner", None)
     while isinstance(inner, RuntimeStore) and inner is not store:
         store, inner = inner, getattr(inner, "inner", None)

@@ -26,6 +26,7 @@ the changed entities, the run, details); the dispatcher refuses a signal by rais
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -112,6 +113,13 @@ class CompositionDispatchFailed(RuntimeDriverError):
         self.outcome_unknown = outcome_unknown
 
 
+FORCED_POLICY: contextvars.ContextVar[DispatchFailurePolicy | None] = contextvars.ContextVar(
+    "meerkat_forced_dispatch_policy", default=None
+)
+"""Set while a routed input runs (in its own task and the tasks it starts): the policy its
+control transitions are dispatched under, whatever the machine's (a run's end stays PRESERVE)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CompositionDispatch:
     """A machine's installed dispatcher and its failure policy."""
@@ -124,7 +132,8 @@ class CompositionDispatch:
         if rule in RUN_END_RULES:
             return DispatchFailurePolicy.PRESERVE
         if rule in CONTROL_RULES:
-            return self.policy
+            forced = FORCED_POLICY.get()
+            return self.policy if forced is None else forced
         return None
 
 

@@ -25,6 +25,7 @@ rule to its core method and to the method here (or the loop task) that drives it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -36,7 +37,16 @@ from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session import control_commands, events, reports
-from meerkat_runtime.session.authority import store_label, stores_share_authority
+from meerkat_runtime.session.auth import (
+    AuthLeaseHandle,
+    OAuthFlowAuthority,
+    RuntimeAuthLeaseHandle,
+    RuntimeOAuthFlowHandle,
+    UnavailableOAuthFlowAuthority,
+    runtime_authorities,
+    shared_authorities,
+)
+from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
@@ -45,6 +55,7 @@ from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.dispatch import (
+    FORCED_POLICY,
     CompositionDispatch,
     CompositionSignalDispatcher,
     DispatchFailurePolicy,
@@ -65,10 +76,12 @@ from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
+from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.vocab.errors import (
     InvalidRuntimeTransition,
     NotReady,
@@ -80,6 +93,7 @@ from meerkat_runtime.vocab.ids import (
     CANONICAL_RUNTIME_PREFIX,
     InputId,
     LogicalRuntimeId,
+    RunId,
     SessionId,
     canonical_runtime_id,
     new_run_id,
@@ -90,6 +104,17 @@ from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 T = TypeVar("T")
 
 RunOp = Callable[[str, RunPrimitive], Awaitable[tuple[T, CoreApplyOutput]]]
+
+RoutedResult = (
+    AcceptOutcome
+    | reports.RetireReport
+    | reports.ResetReport
+    | reports.RecycleReport
+    | reports.StopReport
+    | reports.DestroyReport
+    | reports.InterruptReport
+)
+"""What :meth:`MeerkatMachine.apply_routed_meerkat_input` returns: the command's own result."""
 
 EVENT_LOG_ENV = "MEERKAT_EVENT_LOG"
 """When set to a directory, every machine created in the process writes its events there
@@ -151,6 +176,13 @@ class MeerkatMachine:
             raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self._retry = retry or DEFAULT_RETRY
         self._dispatch: CompositionDispatch | None = None
+        authorities = (
+            runtime_authorities()
+            if store is None
+            else shared_authorities(innermost_store(store), store_authority_key(store))
+        )
+        self._auth_lease: AuthLeaseHandle = authorities.auth_lease
+        self._oauth_flows: OAuthFlowAuthority = authorities.oauth_flows
         self._store = store
         self._blobs = blob_store
         self._offload = offload_store_calls
@@ -237,6 +269,53 @@ class MeerkatMachine:
         self._dispatch = None if dispatcher is None else CompositionDispatch(dispatcher, policy)
         for session in self._sessions.values():
             session.dispatch = self._dispatch
+
+    # --- auth authorities -----------------------------------------------------------------
+
+    def auth_lease_handle(self) -> AuthLeaseHandle:
+        """The credential lease handle every binding of this machine uses
+        (:mod:`meerkat_runtime.session.auth`): shared by every persistent machine on the same
+        store authority, this machine's own when ephemeral, unless one was installed."""
+        return self._auth_lease
+
+    def oauth_flow_authority(self) -> OAuthFlowAuthority:
+        """The login-flow authority every binding of this machine uses (refuses every flow after
+        a custom lease handle was installed without one)."""
+        return self._oauth_flows
+
+    def set_auth_lease_handle(self, handle: AuthLeaseHandle) -> None:
+        """Install the lease handle public surfaces also read. A ``RuntimeAuthLeaseHandle``
+        brings the flow authority bound to it (:meth:`set_runtime_auth_lease_handle`); any other
+        handle leaves no flow authority (flows are refused with ``OAuthFlowRejected``) — use
+        :meth:`set_auth_lease_handle_with_oauth_flow_authority` to give one explicitly."""
+        if isinstance(handle, RuntimeAuthLeaseHandle):
+            self.set_runtime_auth_lease_handle(handle)
+            return
+        if not isinstance(handle, AuthLeaseHandle):
+            raise ValidationFailed(f"auth lease handle must provide AuthLeaseHandle, got {type(handle).__name__}")
+        self._oauth_flows = UnavailableOAuthFlowAuthority()
+        self._auth_lease = handle
+
+    def set_auth_lease_handle_with_oauth_flow_authority(
+        self, handle: AuthLeaseHandle, oauth_flows: OAuthFlowAuthority
+    ) -> None:
+        """Install a custom lease handle together with an explicit login-flow authority."""
+        if not isinstance(handle, AuthLeaseHandle):
+            raise ValidationFailed(f"auth lease handle must provide AuthLeaseHandle, got {type(handle).__name__}")
+        if not isinstance(oauth_flows, OAuthFlowAuthority):
+            raise ValidationFailed(
+                f"OAuth flow authority must provide OAuthFlowAuthority, got {type(oauth_flows).__name__}"
+            )
+        self._oauth_flows = oauth_flows
+        self._auth_lease = handle
+
+    def set_runtime_auth_lease_handle(self, handle: RuntimeAuthLeaseHandle) -> None:
+        """Install a runtime lease authority and a new login-flow authority bound to it (one
+        authority for leases and flows)."""
+        if not isinstance(handle, RuntimeAuthLeaseHandle):
+            raise ValidationFailed(f"expected a RuntimeAuthLeaseHandle, got {type(handle).__name__}")
+        self._oauth_flows = RuntimeOAuthFlowHandle(handle)
+        self._auth_lease = handle
 
     @property
     def max_input_bytes(self) -> int:
@@ -554,9 +633,10 @@ class MeerkatMachine:
         await self._claims.release(session.claim)
 
     async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
-        """Register if needed and return the session's id, epoch and its one ops registry."""
+        """Register if needed and return the session's id, epoch, its one ops registry and the
+        machine's auth authorities (the same for every session)."""
         session = await self._ensure_registered(session_id)
-        return session.bindings()
+        return dataclasses.replace(session.bindings(), auth_lease=self._auth_lease, oauth_flows=self._oauth_flows)
 
     async def ops_lifecycle_registry(self, session_id: SessionId | str) -> OpsLifecycleRegistry:
         """The session's operation registry (``OpsLifecycleRegistry``)."""
@@ -784,6 +864,37 @@ class MeerkatMachine:
     async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
         return await self._control(session_id, control_commands.destroy_runtime)
 
+    async def apply_routed_meerkat_input(self, session_id: SessionId | str, routed: RoutedInput) -> RoutedResult:
+        """Apply a command another component routed into the session
+        (:mod:`meerkat_runtime.session.routed`): ``RoutedInputRefused`` for a runtime-internal,
+        unknown or malformed command (nothing looked up or changed), ``SessionNotFound`` for a
+        session not registered here (a routed input never registers one); otherwise exactly the
+        machine's own method for the command, its result returned — except that a composition
+        dispatcher refusing the committed transition's signal always restores the previous state
+        (``CompositionDispatchFailed(restored=True)``), whatever this machine's failure policy."""
+        if not isinstance(routed, RoutedInput):
+            raise RoutedInputRefused(type(routed).__name__, "not a RoutedInput")
+        routed.check()
+        self._get(session_id)
+        token = FORCED_POLICY.set(DispatchFailurePolicy.RESTORE)
+        try:
+            command = routed.command
+            if command == "accept":
+                assert routed.input is not None
+                return await self.accept_input(session_id, routed.input)
+            if command == "interrupt":
+                return await self.interrupt_current_run(session_id)
+            controls: dict[str, Callable[[SessionId | str], Awaitable[RoutedResult]]] = {
+                "retire": self.retire_runtime,
+                "reset": self.reset_runtime,
+                "recycle": self.recycle_runtime,
+                "stop": self.stop_runtime,
+                "destroy": self.destroy_runtime,
+            }
+            return await controls[command](session_id)
+        finally:
+            FORCED_POLICY.reset(token)
+
     # --- observation ----------------------------------------------------------------------
 
     async def runtime_state(self, session_id: SessionId | str) -> RuntimeState:
@@ -826,6 +937,27 @@ class MeerkatMachine:
         session = self._get(session_id)
         async with session.gate:
             return session_view(session)
+
+    async def load_boundary_receipt(
+        self, session_id: SessionId | str, run_id: RunId | str, sequence: int
+    ) -> BoundaryReceipt | None:
+        """The boundary receipt the session's run ``run_id`` committed at ``sequence``, read from
+        the store through the session (its canonical runtime id; the read runs like the
+        session's other store calls, off the event loop by default); ``None`` when none is
+        stored, and always for an ephemeral machine (nothing of it is durable). ``SessionNotFound``
+        for an unregistered session, ``OwnershipLost`` for one lost to another worker,
+        ``ValidationFailed`` for an empty run id or a sequence that is not a non-negative integer."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationFailed(f"run id must be a non-empty string, got {run_id!r}")
+        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+            raise ValidationFailed(f"boundary sequence must be an integer >= 0, got {sequence!r}")
+        session = self._get(session_id)
+        persistence = session.persistence
+        store = persistence.store
+        if store is None:
+            return None
+        runtime_id = session.runtime_id
+        return await persistence.read(lambda: store.load_boundary_receipt(runtime_id, run_id, sequence))
 
     async def completion_outcomes(self, session_id: SessionId | str) -> dict[InputId, CompletionOutcome]:
         """Outcomes delivered so far to waiters, by input id (also of a session lost to another

@@ -18,6 +18,7 @@ from meerkat_runtime.events.bus import EventBus
 from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.session.auth import AuthLeaseHandle, OAuthFlowAuthority
 from meerkat_runtime.session.blobs import BlobStore
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.completion import CompletionRegistry, RuntimeTerminated
@@ -47,13 +48,19 @@ class LoopState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class SessionBindings:
-    """What a session's agent needs: ids, the epoch and the session's one ops registry."""
+    """What a session's agent needs: ids, the epoch, the session's one ops registry and the
+    machine's auth authorities."""
 
     session_id: SessionId
     runtime_id: str
     epoch_id: str
     ops_registry: OpsLifecycleRegistry
     cursors: EpochCursorState
+    auth_lease: AuthLeaseHandle | None = None
+    """The machine's credential lease handle, the same for every binding (``None`` only when
+    bindings are built without a machine)."""
+    oauth_flows: OAuthFlowAuthority | None = None
+    """The machine's login-flow authority, the same for every binding."""
 
 
 class RuntimeSession:
