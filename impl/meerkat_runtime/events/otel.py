@@ -50,9 +50,7 @@ ERROR_RULES = frozenset(
     }
 )
 CANCEL_RULES = frozenset({"interrupt", "interrupt_retired"})
-DROP_RULES = frozenset(
-    {"stop_with_loop", "destroy_with_loop", "unregister", "reconcile", "register", "recover", "recover_with_loop"}
-)
+DROP_RULES = frozenset({"stop_with_loop", "destroy_with_loop", "unregister", "reconcile", "register"})
 """Rules after which no run of the session is in flight any more (the run, if any, was dropped)."""
 ENDING_RULES = SUCCESS_RULES | ERROR_RULES | CANCEL_RULES | DROP_RULES
 
