@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FORBIDDEN_PACKAGES = frozenset({"meerkat_model", "meerkat_conformance"})
-# Optional store backends may import their driver; nothing else may leave the stdlib.
-OPTIONAL_BACKEND_IMPORTS = {"psycopg", "psycopg_pool"}
-OPTIONAL_BACKEND_MODULE_PREFIX = "store/postgres"
+# Modules behind an optional extra may import that extra's packages (the PostgreSQL store its
+# driver, the OpenTelemetry subscriber opentelemetry); nothing else may leave the stdlib.
+OPTIONAL_EXTRA_IMPORTS: dict[str, frozenset[str]] = {
+    "store/postgres": frozenset({"psycopg", "psycopg_pool"}),
+    "events/otel": frozenset({"opentelemetry"}),
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ def check_package(root: Path, own_package: str) -> list[Violation]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for line, module in _imported_modules(tree):
             top = module.split(".")[0]
-            optional_backend = top in OPTIONAL_BACKEND_IMPORTS and rel.startswith(OPTIONAL_BACKEND_MODULE_PREFIX)
+            optional_backend = any(
+                rel.startswith(prefix) and top in allowed for prefix, allowed in OPTIONAL_EXTRA_IMPORTS.items()
+            )
             if top in FORBIDDEN_PACKAGES:
                 violations.append(Violation(path, line, module, "the runtime never imports the model or harness"))
             elif top != own_package and top not in stdlib and not optional_backend:

@@ -36,12 +36,17 @@ def test_checker_catches_a_model_import(tmp_path: Path) -> None:
     )
     (pkg / "store" / "postgres_store.py").write_text("import psycopg\n")
     (pkg / "store" / "sqlite_store.py").write_text("import psycopg\n")
+    (pkg / "events").mkdir()
+    (pkg / "events" / "otel.py").write_text("from opentelemetry import trace\n")
+    (pkg / "events" / "jsonl.py").write_text("from opentelemetry import trace\nimport psycopg\n")
     found = {(v.path.name, v.module) for v in check_package(pkg, "meerkat_runtime")}
     assert found == {
         ("bad.py", "meerkat_model.machine"),
         ("bad.py", "meerkat_conformance"),
         ("bad.py", "networkx"),
         ("sqlite_store.py", "psycopg"),
+        ("jsonl.py", "opentelemetry"),
+        ("jsonl.py", "psycopg"),
     }
 
 
@@ -51,7 +56,7 @@ def test_every_runtime_module_imports_with_model_and_harness_blocked() -> None:
     script = textwrap.dedent(
         """
         import importlib, pkgutil, sys
-        BLOCKED = {"meerkat_model", "meerkat_conformance", "networkx", "z3", "hypothesis", "graphviz"}
+        BLOCKED = {"meerkat_model", "meerkat_conformance", "networkx", "z3", "hypothesis", "graphviz", "opentelemetry"}
         class Blocker:
             def find_spec(self, name, path=None, target=None):
                 if name.split(".")[0] in BLOCKED:

@@ -42,7 +42,8 @@ def _callers(package: str, method: str, receiver: str | None = None) -> set[str]
 
 
 def test_only_the_commit_seam_persists_session_plans() -> None:
-    assert _callers("session", "persist") == {"session/commit.py:commit"}
+    # the composition dispatcher's compensating write (policy "restore") lives in the seam too
+    assert _callers("session", "persist") == {"session/commit.py:commit", "session/commit.py:_restore"}
 
 
 def test_only_session_persistence_calls_the_store_writes() -> None:
@@ -55,7 +56,10 @@ def test_only_the_registry_commit_calls_the_sink() -> None:
 
 
 def test_only_apply_installs_a_session_plan() -> None:
-    assert _callers("session", "apply", receiver="core") == {"session/commit.py:install"}
+    assert _callers("session", "apply", receiver="core") == {
+        "session/commit.py:install",
+        "session/commit.py:_install_dispatching",
+    }
 
 
 def test_only_the_registry_commit_applies_an_ops_plan() -> None:

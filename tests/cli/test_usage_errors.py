@@ -49,6 +49,7 @@ A_FILE = "README.md"
         ("scripts/store_soak.py", ["--rotate", "0"], ["--rotate", "at least 1"]),
         ("scripts/store_soak.py", ["--dir", "no-such-folder"], ["--dir", "not an existing directory"]),
         ("benchmarks/bench_accept_checks.py", ["--rounds", "0"], ["--rounds", "at least 1"]),
+        ("benchmarks/bench_events.py", ["--inputs", "0"], ["--inputs", "at least 1"]),
         ("benchmarks/bench_ops_registry.py", ["--bogus"], ["unrecognized arguments: --bogus"]),
         ("benchmarks/bench_sessions.py", ["--inputs", "x"], ["--inputs"]),
         ("benchmarks/bench_stores.py", ["--bogus"], ["unrecognized arguments: --bogus"]),

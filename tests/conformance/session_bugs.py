@@ -33,8 +33,8 @@ S = InputLifecycleState
 
 
 class _CoreLosingFailedInputs(SessionCore):
-    def executor_failed(self, run_id: RunId, now: float) -> Plan:
-        plan = super().executor_failed(run_id, now)
+    def executor_failed(self, run_id: RunId, now: float, *, retryable: bool = True) -> Plan:
+        plan = super().executor_failed(run_id, now, retryable=retryable)
         # BUG: "requeued", but put back in no lane: never run again
         plan.lane_edits = [edit for edit in plan.lane_edits if edit[0] is not LaneEdit.APPEND]
         return plan

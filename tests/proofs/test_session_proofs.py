@@ -137,8 +137,58 @@ def test_a_boundary_commit_failure_counting_the_attempt_breaks_the_attempt_cap()
     assert cex["transition"] == "boundary_commit_failed" and cex["invariant"] == "input.attempts"
     j = cex["broken_id"]
     assert cex["pre"]["iphase"][j] == "Staged" and cex["post"]["iphase"][j] == "Queued"
-    assert cex["post"]["attempts"][j] == 3
+    assert cex["post"]["attempts"][j] == cex["post"]["max_attempts"]  # queued with its budget spent
     assert [r.name for r in results.values() if r.status == "failed"] == ["inductive:input.attempts"]
+
+
+def _executor_failed_with_a_fixed_limit() -> SymTransition:
+    """``executor_failed`` that requeues below a fixed limit of 3 instead of the configured one."""
+
+    def below_three(pre: SymState, j: int) -> z3.ExprRef:
+        return pre.ids("attempts")[j] < 3
+
+    real = se._run_end(se._back_of_lane, False, when=below_three)
+    return SymTransition("executor_failed", "input", ("Staged",), "Queued", real)
+
+
+def test_the_attempt_limit_is_the_configured_constant_not_three() -> None:
+    machine = se.build_session_machine(2, replace(se.session_transitions(), _executor_failed_with_a_fixed_limit()))
+    results = {r.name: r for r in prove_invariants(machine)}
+    broken = results["inductive:input.attempts"]
+    assert broken.status == "failed"
+    cex = broken.counterexample
+    assert cex is not None and cex["transition"] == "executor_failed"
+    j = cex["broken_id"]
+    assert cex["post"]["iphase"][j] == "Queued"
+    assert cex["post"]["max_attempts"] < 3 and cex["post"]["attempts"][j] >= cex["post"]["max_attempts"]
+
+
+def _guard_at(attempts: int, limit: int, fatal: bool) -> bool:
+    """Whether ``executor_failed_exhausted`` may end a run of input 0 at its ``attempts``-th attempt."""
+    machine = se.build_session_machine(1)
+    pre, post = machine.state("pre."), machine.state("post.")
+    formula, _params = machine.instantiate(machine.transition("executor_failed_exhausted"), pre, post, "t.")
+    solver = z3.Solver()
+    solver.add(
+        machine.all_invariants(pre),
+        machine.domain(pre),
+        pre["max_attempts"] == limit,
+        pre["fatal_errors"] == fatal,
+        pre.ids("iphase")[0] == se.STAGED,
+        pre.ids("attempts")[0] == attempts,
+        pre["phase"] == se.RUNNING,
+        pre["pre_run"] == se.ATTACHED,
+        formula.guard,
+    )
+    return solver.check() == z3.sat
+
+
+def test_a_fatal_error_abandons_before_the_limit_and_only_with_fatal_errors_on() -> None:
+    assert _guard_at(1, 3, fatal=True)
+    assert not _guard_at(1, 3, fatal=False)
+    assert not _guard_at(2, 3, fatal=False)
+    assert _guard_at(3, 3, fatal=False)
+    assert _guard_at(1, 1, fatal=False)
 
 
 def test_leaving_destroyed_breaks_the_absorbing_step_property() -> None:

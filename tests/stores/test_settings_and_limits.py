@@ -22,9 +22,9 @@ from meerkat_runtime.store.records import BoundaryReceipt, InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
     Corrupt,
+    InvalidField,
     InvalidSetting,
     MeerkatError,
-    PersistenceFailed,
     SnapshotFormatError,
     WriteFailed,
 )
@@ -206,6 +206,8 @@ def test_a_stored_receipt_nested_too_deep_is_corrupt_not_a_recursion_error(tmp_p
 
 
 def test_an_operation_result_too_deep_to_read_back_is_never_stored() -> None:
+    """A result's fields are scalars checked at the door, so content nested beyond the JSON
+    depth limit is refused there (naming the field), before anything is written or applied."""
     store = InMemoryRuntimeStore()
     registry = OpsLifecycleRegistry()
     registry.attach_persistence(StoreOpsPersistence(store, RT), "epoch", _cursors())
@@ -215,7 +217,7 @@ def test_an_operation_result_too_deep_to_read_back_is_never_stored() -> None:
         deep = [deep]
     bad = result(oid)
     bad = type(bad)(oid, deep, False, 1, 0)  # content nested beyond the limit
-    with pytest.raises(PersistenceFailed, match="nested deeper"):
+    with pytest.raises(InvalidField, match="'content' must be a string"):
         registry.complete_operation(oid, bad)
     snapshot = registry.snapshot(oid)
     assert snapshot is not None and snapshot.status.value == "running"  # not applied

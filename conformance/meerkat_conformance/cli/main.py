@@ -1,5 +1,6 @@
 """``meerkat-conformance``: run the lockstep search and the exhaustive replay, print a report.
 
+    meerkat-conformance check-trace FILE...   (replay recorded event logs: cli/check_trace.py)
     meerkat-conformance [--profile fast|deep] [--machine ops|session|all]
                         [--max-examples N] [--steps N] [--replay-profile tiny|ci|deep|none]
                         [--disk sqlite|memory|postgres] [--search-disk sqlite|memory|postgres]
@@ -265,6 +266,11 @@ def _announce(run: _Run, names: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "check-trace":
+        from meerkat_conformance.cli.check_trace import main as check_trace_main
+
+        return check_trace_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         run = _settings(args)

@@ -39,12 +39,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
+from meerkat_runtime.events.event import Change, spell
 from meerkat_runtime.ops import fields
 from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.core import OpsCore
 from meerkat_runtime.ops.cursors import EpochCursorSnapshot, EpochCursorState
+from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.feed import CompletionFeed
 from meerkat_runtime.ops.persistence import (
     OpsDurableWrite,
@@ -67,6 +69,7 @@ from meerkat_runtime.vocab.operation import (
 )
 
 P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -101,6 +104,42 @@ def _fingerprint(snapshot: PersistedOpsSnapshot | None, ignore: frozenset[str]) 
     return snapshot.next_completion_seq, terminal
 
 
+def _publish(sink: OpsEventSink, plan: OpsPlan, landed: bool, befores: dict[str, str], *, waiting: bool) -> None:
+    """The event of a committed durable plan: a per-operation terminal transition, or
+    ``terminate_owner`` / ``collect_completed`` for the registry."""
+    details: dict[str, object] = {}
+    if plan.evicted:
+        details["evicted"] = list(plan.evicted)
+    if plan.barrier_result is not None:
+        details["barrier_done"] = True
+    if landed:
+        details["adopted"] = True
+    if plan.operation_id is not None and len(plan.terminal) == 1:
+        terminal = plan.terminal[0]
+        outcome = terminal.outcome
+        sink.operation(
+            plan.rule,
+            plan.operation_id,
+            befores[plan.operation_id],
+            outcome.status.value,
+            seq=terminal.seq,
+            **details,
+        )
+        return
+    changes = tuple(
+        Change("operation", t.record.spec.id, spell(befores[t.record.spec.id]), spell(t.outcome.status.value))
+        for t in plan.terminal
+    )
+    details["seqs"] = {t.record.spec.id: t.seq for t in plan.terminal}
+    if plan.collected:
+        details["collected"] = list(plan.collected_ids)
+    if plan.reason is not None:
+        details["reason"] = plan.reason
+    after = "Waiting" if waiting else "Idle"
+    before = "Waiting" if waiting or plan.barrier_result is not None else "Idle"
+    sink.emit(plan.rule, before, after, changes, details)
+
+
 class OpsLifecycleRegistry:
     """Thread-safe registry of async operations, with completion feed, watchers, a
     ``wait_all`` barrier and optional durable terminal transitions."""
@@ -114,6 +153,7 @@ class OpsLifecycleRegistry:
         self._durability: _Durability | None = None
         self._dropped_waits: deque[str] = deque()
         self._doubt: _Doubt | None = None
+        self._events: OpsEventSink | None = None
 
     @classmethod
     def with_config(cls, max_completed: int = 256, max_concurrent: int | None = None) -> OpsLifecycleRegistry:
@@ -142,6 +182,36 @@ class OpsLifecycleRegistry:
             durability, self._durability = self._durability, None
         return None if durability is None else durability.sink
 
+    def attach_events(self, sink: OpsEventSink | None) -> None:
+        """Publish an event for every later call that takes effect (:mod:`meerkat_runtime.ops.events`)."""
+        with self._commit_lock:
+            self._events = sink
+
+    def publish_recovered(self) -> None:
+        """Publish ``crash_recover`` for a registry rebuilt by :meth:`from_recovered` (its
+        terminal operations with their sequence numbers, and the next sequence number)."""
+        sink = self._events
+        if sink is None or not sink.active:
+            return
+        with self._commit_lock, self._lock:
+            core = self._core
+            terminal = {oid: [rec.status.value, rec.completion_seq] for oid, rec in core.ops.items()}
+            sink.registry("crash_recover", "Idle", "Idle", operations=terminal, next_seq=core.next_seq)
+
+    def _status(self, operation_id: str) -> str:
+        rec = self._core.ops.get(operation_id)
+        return "absent" if rec is None else rec.status.value
+
+    def _per_op(self, rule: str, operation_id: str, call: Callable[[], T], **details: object) -> T:
+        """Run a non-durable per-operation rule (inside :meth:`_changing`) and publish it."""
+        sink = self._events
+        if sink is None or not sink.active:
+            return call()
+        before = self._status(operation_id)
+        result = call()
+        sink.operation(rule, operation_id, before, self._status(operation_id), **details)
+        return result
+
     @property
     def in_doubt(self) -> bool:
         """Whether a write's outcome is still unknown (every change reads the store back first)."""
@@ -164,34 +234,42 @@ class OpsLifecycleRegistry:
         ``MaxConcurrentExceeded``."""
         fields.check_spec(spec)
         with self._changing():
-            self._core.register_operation(spec)
+            self._per_op(
+                "register_operation",
+                spec.id,
+                lambda: self._core.register_operation(spec),
+                kind=spec.kind.value,
+            )
 
     def provisioning_succeeded(self, operation_id: str) -> None:
         """Provisioning -> Running; stamps ``started_at_ms``."""
         with self._changing():
-            self._core.provisioning_succeeded(operation_id)
+            self._per_op(
+                "provisioning_succeeded", operation_id, lambda: self._core.provisioning_succeeded(operation_id)
+            )
 
     def peer_ready(self, operation_id: str, handle: OperationPeerHandle) -> None:
         """Record the peer handle of a running/retiring mob-member child (once)."""
         fields.check_handle(handle)
         with self._changing():
-            self._core.peer_ready(operation_id, handle)
+            self._per_op("peer_ready", operation_id, lambda: self._core.peer_ready(operation_id, handle))
 
     def register_watcher(self, operation_id: str) -> OperationCompletionWatch:
         """A watch that resolves once with the operation's terminal outcome (at once if it
         is already terminal)."""
         with self._changing():
-            return OperationCompletionWatch(operation_id, self._core.register_watcher(operation_id))
+            shot = self._per_op("register_watcher", operation_id, lambda: self._core.register_watcher(operation_id))
+            return OperationCompletionWatch(operation_id, shot)
 
     def report_progress(self, operation_id: str, update: OperationProgressUpdate | None = None) -> None:
         """Count one progress report of a running/retiring operation (the payload is advisory)."""
         with self._changing():
-            self._core.report_progress(operation_id)
+            self._per_op("report_progress", operation_id, lambda: self._core.report_progress(operation_id))
 
     def request_retire(self, operation_id: str) -> None:
         """Running -> Retiring."""
         with self._changing():
-            self._core.request_retire(operation_id)
+            self._per_op("request_retire", operation_id, lambda: self._core.request_retire(operation_id))
 
     # --- terminal transitions -----------------------------------------------------------
 
@@ -245,6 +323,10 @@ class OpsLifecycleRegistry:
         ids = tuple(operation_ids)
         with self._changing():
             request_id, shot, pending = self._core.wait_all(ids)
+            sink = self._events
+            if sink is not None and sink.active:
+                rule = "wait_all_begin" if pending else "wait_all_immediate"
+                sink.registry(rule, "Idle", "Waiting" if pending else "Idle", members=list(ids))
         if not pending:
             return WaitAllHandle(request_id, ids, shot)
         return WaitAllHandle(request_id, ids, shot, cancel=self._cancel_wait, drop=self._wait_dropped)
@@ -255,7 +337,7 @@ class OpsLifecycleRegistry:
             barrier = self._core.barrier
             if barrier is None:
                 return False
-            return self._core.wait_all_cancel(barrier.request_id, durable=self._durability is not None)
+            return self._cancel_barrier(barrier.request_id)
 
     # --- reads (state lock only) --------------------------------------------------------
 
@@ -393,6 +475,7 @@ class OpsLifecycleRegistry:
                         f"trace of the write: {exc}"
                     ) from exc
             written = True
+        befores: dict[str, str] = {str(t.record.spec.id): t.record.status.value for t in plan.terminal}
         with self._lock:
             self._core.apply(plan, written=written)
         self._feed.publish(plan.entries)
@@ -402,6 +485,9 @@ class OpsLifecycleRegistry:
         if plan.barrier_result is not None:
             barrier_shot, result = plan.barrier_result
             barrier_shot.set(result)
+        sink = self._events
+        if sink is not None and sink.active:
+            _publish(sink, plan, landed, befores, waiting=self._core.barrier is not None)
 
     # --- unknown write outcomes -----------------------------------------------------------
 
@@ -462,7 +548,7 @@ class OpsLifecycleRegistry:
                 return True
             with self._lock:
                 self._drain_dropped()
-                return self._core.wait_all_cancel(request_id, durable=self._durability is not None)
+                return self._cancel_barrier(request_id)
 
     def _wait_dropped(self, request_id: str) -> None:
         """Called when a pending handle is garbage-collected: never blocks on a lock (the
@@ -491,4 +577,12 @@ class OpsLifecycleRegistry:
                 request_id = self._dropped_waits.popleft()
             except IndexError:  # pragma: no cover - raced with another drainer
                 return
-            self._core.wait_all_cancel(request_id, durable=self._durability is not None)
+            self._cancel_barrier(request_id)
+
+    def _cancel_barrier(self, request_id: str) -> bool:
+        """``wait_all_cancel`` of ``request_id`` (both locks held), published when it ended one."""
+        cancelled = self._core.wait_all_cancel(request_id, durable=self._durability is not None)
+        sink = self._events
+        if cancelled and sink is not None:
+            sink.registry("wait_all_cancel", "Waiting", "Idle")
+        return cancelled

@@ -40,17 +40,35 @@ An in-doubt session takes no further step until it has reconciled
 (:func:`meerkat_runtime.session.reconcile.reconcile`, which every step calls first); a plan
 reaching ``commit`` while the session is in doubt is refused.
 
-Where the next guarantees plug in (all here, nowhere else):
+Post-commit events (here, nowhere else): after step 4 the plan's event is published on the
+machine's bus (:mod:`meerkat_runtime.session.events`), named ``plan.rule`` (the model's name of
+the transition) — only for a transition that took effect: never for a failed write, and after a
+write whose outcome was unknown only once reading the store back showed it landed (then at once,
+or when an in-doubt session reconciles and finds it, :mod:`meerkat_runtime.session.reconcile`).
+Steps 3, 4 and the event run with the gate held and no ``await`` between them, so each session's
+events are published in commit order.
 
-* group commit — step 2 hands the write to a batcher and awaits the shared transaction;
-  failure fails each plan of the batch through this same ``except``;
-* post-commit events — after step 4, emit one event named ``plan.rule`` (the model's name of
-  the transition).
+The composition dispatcher (:mod:`meerkat_runtime.session.dispatch`) plugs in between step 3
+and step 4 for the transitions it routes: with its ``restore`` policy a refused signal undoes
+the plan in memory (a checkpoint taken before step 3) and on disk (one compensating lifecycle
+commit), and nothing is published.
+
+Where the next guarantee plugs in: group commit — step 2 hands the write to a batcher and
+awaits the shared transaction; failure fails each plan of the batch through this same
+``except``.
 """
 
 from __future__ import annotations
 
-from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session import events
+from meerkat_runtime.session.core.checkpoint import CoreCheckpoint
+from meerkat_runtime.session.core.plan import LifecycleWrite, Plan
+from meerkat_runtime.session.dispatch import (
+    CompositionDispatchFailed,
+    CompositionSignal,
+    DispatchFailurePolicy,
+    log_preserved,
+)
 from meerkat_runtime.session.persistence import NOTHING_WRITTEN, Written
 from meerkat_runtime.session.runtime_session import RuntimeSession
 from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost, ValidationFailed, write_outcome_unknown
@@ -71,7 +89,11 @@ async def commit(
     accepted row that would not read back raises ``InvalidField`` before anything is written."""
     persistence = session.persistence
     if not persistence.needs_io(plan):  # memory-only plan, or an ephemeral session: no await
-        install(session, plan, persistence.unwritten(plan, session.core.ledger))
+        written = persistence.unwritten(plan, session.core.ledger)
+        if session.dispatch is None:
+            install(session, plan, written)
+        else:
+            await _install_dispatching(session, plan, written, what)
         return
     claim = session.claim
     claim.check()
@@ -95,11 +117,15 @@ async def commit(
         landed = await persistence.read_back(prepared)
         if landed is None:
             session.in_doubt = exc
+            session.doubt_plan = (plan, prepared)
             raise error(what, exc, outcome_unknown=True) from exc
         if not landed:
             raise error(what, exc, read_back=True) from exc
         written = prepared  # the store holds it: the commit took effect
-    install(session, plan, written)
+    if session.dispatch is None:
+        install(session, plan, written)
+    else:
+        await _install_dispatching(session, plan, written, what)
 
 
 def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRITTEN) -> None:
@@ -108,6 +134,85 @@ def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRIT
     if plan.write is not None and written is NOTHING_WRITTEN and session.persistence.durable:
         raise ValueError(f"plan {plan.rule!r} must be written before it is applied; use commit()")
     core = session.core
+    prior = events.before(session, plan)
     core.apply(plan)
     session.persistence.settle(written, core.ledger)
     session.publish(plan)
+    if prior is not None:
+        events.emit_plan(session, plan, prior)
+
+
+async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Written, what: str) -> None:
+    """Steps 3 and 4 with the composition dispatcher between them (module docstring)."""
+    dispatch = session.dispatch
+    policy = None if dispatch is None else dispatch.policy_for(plan.rule)
+    if dispatch is None or policy is None:
+        install(session, plan, written)
+        return
+    core = session.core
+    prior = events.before(session, plan, always=True)
+    assert prior is not None
+    checkpoint = CoreCheckpoint.take(core, plan) if policy is DispatchFailurePolicy.RESTORE else None
+    core.apply(plan)
+    session.persistence.settle(written, core.ledger)
+    view = events.describe(session, plan, prior)
+    signal = CompositionSignal(
+        view.rule,
+        str(session.session_id),
+        session.runtime_id,
+        view.before,
+        view.after,
+        view.changes,
+        view.run_id,
+        view.details,
+    )
+    try:
+        await dispatch.dispatcher(signal)
+    except Exception as exc:
+        if checkpoint is None:
+            session.publish(plan)
+            events.emit_view(session, view)
+            if plan.rule in _RUN_ENDS:
+                session.last_error = exc
+                log_preserved(signal, exc)
+                return
+            raise CompositionDispatchFailed(plan.rule, exc, restored=False) from exc
+        await _restore(session, checkpoint, plan, exc, what)
+        raise CompositionDispatchFailed(plan.rule, exc, restored=True) from exc
+    session.publish(plan)
+    events.emit_view(session, view)
+
+
+_RUN_ENDS = frozenset(
+    {
+        "executor_succeeded",
+        "executor_succeeded_retired",
+        "executor_failed_exhausted",
+        "executor_failed_exhausted_retired",
+        "interrupt",
+        "interrupt_retired",
+    }
+)
+
+
+async def _restore(
+    session: RuntimeSession, checkpoint: CoreCheckpoint, plan: Plan, cause: BaseException, what: str
+) -> None:
+    """Undo an applied plan: memory back to ``checkpoint``, then one compensating lifecycle
+    commit of the previous lifecycle record and rows (nothing is published). A failed
+    compensating write leaves the session in doubt and raises ``CompositionDispatchFailed``."""
+    core = session.core
+    restored = checkpoint.restore(core)
+    core.ledger.dirty.update(restored)
+    persistence = session.persistence
+    compensation = core.draft(plan.rule, LifecycleWrite())
+    if not persistence.needs_io(compensation) or plan.write is None:
+        return
+    try:
+        prepared = persistence.prepare(compensation, core.ledger)
+        written = await persistence.persist(compensation, core.ledger, prepared)
+    except Exception as exc:
+        session.in_doubt = exc
+        session.doubt_plan = (plan, written)
+        raise CompositionDispatchFailed(plan.rule, cause, restored=False, outcome_unknown=True) from exc
+    persistence.settle(written, core.ledger)

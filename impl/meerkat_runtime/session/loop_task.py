@@ -6,7 +6,8 @@ lane's head) and stage it as a new run (``start_run``); release the gate and awa
 ``executor.apply``; then end the run through :func:`~meerkat_runtime.session.run_end.end_run`
 (the path ``accept_input_and_run`` shares): success, failure (requeued at the back of its lane,
 abandoned after its 3rd failed attempt; the loop keeps draining, so a lone failing input is
-tried 3 times in a row and then abandoned and a failing executor never spins), cancellation,
+tried ``max_attempts`` times and then abandoned, after the retry policy's backoff between
+attempts, and a failing executor never spins), cancellation,
 a failed boundary commit (the loop detaches and the executor is told to stop), a failed
 terminal snapshot (the session is unregistered through ``on_fatal``) or a commit refused for
 ownership (the loop stops).
@@ -114,9 +115,16 @@ async def _drain(
             run = plan.current_run
             assert run is not None
             primitive = RunPrimitive(run.run_id, tuple(core.ledger.records[i].input for i in run.input_ids))
+        attempt = plan.records[run.input_ids[0]].attempts
         session.loop_state = LoopState.APPLYING
         outcome = await apply_run(session, executor, run, primitive)
         session.loop_state = LoopState.WORKING
         ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me)
         if ended in (RunEnd.LOOP_GONE, RunEnd.DETACHED, RunEnd.FATAL, RunEnd.OWNERSHIP_LOST):
             return False
+        if outcome.error is not None and ended is RunEnd.COMMITTED:
+            delay = session.retry.delay(attempt)
+            if delay > 0:  # backoff: the next run waits; the gate is free meanwhile
+                session.loop_state = LoopState.BACKOFF
+                await asyncio.sleep(delay)
+                session.loop_state = LoopState.WORKING

@@ -25,12 +25,28 @@ rule to its core method and to the method here (or the loop task) that drives it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from meerkat_runtime.events.bus import EventBus
+from meerkat_runtime.events.event import UNREGISTERED, Change, spell
+from meerkat_runtime.events.jsonl import EventLog
+from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.session import control_commands, reports
+from meerkat_runtime.session import control_commands, events, reports
+from meerkat_runtime.session.auth import (
+    AuthLeaseHandle,
+    OAuthFlowAuthority,
+    RuntimeAuthLeaseHandle,
+    RuntimeOAuthFlowHandle,
+    UnavailableOAuthFlowAuthority,
+    runtime_authorities,
+    shared_authorities,
+)
+from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
 from meerkat_runtime.session.blobs import BlobStore, externalize_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
@@ -38,6 +54,12 @@ from meerkat_runtime.session.completion import CompletionHandle, CompletionOutco
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
+from meerkat_runtime.session.dispatch import (
+    FORCED_POLICY,
+    CompositionDispatch,
+    CompositionSignalDispatcher,
+    DispatchFailurePolicy,
+)
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
@@ -53,10 +75,13 @@ from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicat
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.reconcile import reconcile
+from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
+from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.vocab.errors import (
     InvalidRuntimeTransition,
     NotReady,
@@ -68,6 +93,7 @@ from meerkat_runtime.vocab.ids import (
     CANONICAL_RUNTIME_PREFIX,
     InputId,
     LogicalRuntimeId,
+    RunId,
     SessionId,
     canonical_runtime_id,
     new_run_id,
@@ -78,6 +104,22 @@ from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 T = TypeVar("T")
 
 RunOp = Callable[[str, RunPrimitive], Awaitable[tuple[T, CoreApplyOutput]]]
+
+RoutedResult = (
+    AcceptOutcome
+    | reports.RetireReport
+    | reports.ResetReport
+    | reports.RecycleReport
+    | reports.StopReport
+    | reports.DestroyReport
+    | reports.InterruptReport
+)
+"""What :meth:`MeerkatMachine.apply_routed_meerkat_input` returns: the command's own result."""
+
+EVENT_LOG_ENV = "MEERKAT_EVENT_LOG"
+"""When set to a directory, every machine created in the process writes its events there
+(:class:`~meerkat_runtime.events.jsonl.EventLog`): how a deployment or a test run records a
+trace for ``meerkat-conformance check-trace`` without changing code."""
 
 DEFAULT_OWNERSHIP = OwnershipConfig()
 """Ownership of a persistent machine unless told otherwise: on, 15 s leases renewed every 5 s."""
@@ -127,22 +169,42 @@ class MeerkatMachine:
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._limits = InputLimits(max_input_bytes)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self._retry = retry or DEFAULT_RETRY
+        self._dispatch: CompositionDispatch | None = None
+        authorities = (
+            runtime_authorities()
+            if store is None
+            else shared_authorities(innermost_store(store), store_authority_key(store))
+        )
+        self._auth_lease: AuthLeaseHandle = authorities.auth_lease
+        self._oauth_flows: OAuthFlowAuthority = authorities.oauth_flows
         self._store = store
         self._blobs = blob_store
         self._offload = offload_store_calls
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
         self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
+        self.events = EventBus(self._claims.owner_id)
+        self.events.store = store_label(store, self.events.source)
+        log_dir = os.environ.get(EVENT_LOG_ENV)
+        if log_dir:
+            self.events.subscribe(EventLog(log_dir))
+        """This machine's lifecycle events (:mod:`meerkat_runtime.events`): subscribe to it."""
         self._detaching: set[asyncio.Task[None]] = set()
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
         """Unregistrations in flight (each runs in its own task), with their sessions."""
         self._closing: asyncio.Task[None] | None = None
 
     @classmethod
-    def ephemeral(cls, *, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> MeerkatMachine:
+    def ephemeral(
+        cls, *, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES, retry: RetryPolicy | None = None
+    ) -> MeerkatMachine:
         """Sessions live in memory only."""
-        return cls(None, max_input_bytes=max_input_bytes)
+        return cls(None, max_input_bytes=max_input_bytes, retry=retry)
 
     @classmethod
     def persistent(
@@ -153,6 +215,7 @@ class MeerkatMachine:
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        retry: RetryPolicy | None = None,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
@@ -162,6 +225,8 @@ class MeerkatMachine:
         fenced (:class:`~meerkat_runtime.session.ownership.OwnershipConfig`); ``None`` turns it
         off, for a store only this machine ever writes. ``max_input_bytes`` (default 1 MiB,
         at most 1 GiB) limits the text an input's row stores (``InvalidField`` beyond it).
+        ``retry`` sets attempts, backoff and which executor errors are retried
+        (:class:`~meerkat_runtime.session.retry.RetryPolicy`; default: 3 attempts, no wait).
         """
         return cls(
             store,
@@ -169,7 +234,88 @@ class MeerkatMachine:
             offload_store_calls=offload_store_calls,
             ownership=ownership,
             max_input_bytes=max_input_bytes,
+            retry=retry,
         )
+
+    def shares_runtime_persistence_with(self, other: MeerkatMachine) -> bool:
+        """Whether ``other`` commits to the same durable authority as this machine (both
+        ephemeral counts as sharing: neither has a store to disagree with)."""
+        return stores_share_authority(self._store, other._store)
+
+    def shares_runtime_store_authority(self, store: RuntimeStore) -> bool:
+        """Whether ``store`` is (a handle on) this machine's own store; ``False`` for an
+        ephemeral machine."""
+        return self._store is not None and stores_share_authority(self._store, store)
+
+    @property
+    def has_runtime_persistence(self) -> bool:
+        """Whether sessions of this machine are durable."""
+        return self._store is not None
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How runs that fail are retried (:class:`~meerkat_runtime.session.retry.RetryPolicy`)."""
+        return self._retry
+
+    def set_composition_signal_dispatcher(
+        self,
+        dispatcher: CompositionSignalDispatcher | None,
+        policy: DispatchFailurePolicy = DispatchFailurePolicy.RESTORE,
+    ) -> None:
+        """Install (or with ``None`` remove) the async dispatcher every routed committed
+        transition is lifted to, with its failure policy (:mod:`meerkat_runtime.session.dispatch`)."""
+        if not isinstance(policy, DispatchFailurePolicy):
+            raise ValidationFailed(f"policy must be a DispatchFailurePolicy, got {policy!r}")
+        self._dispatch = None if dispatcher is None else CompositionDispatch(dispatcher, policy)
+        for session in self._sessions.values():
+            session.dispatch = self._dispatch
+
+    # --- auth authorities -----------------------------------------------------------------
+
+    def auth_lease_handle(self) -> AuthLeaseHandle:
+        """The credential lease handle every binding of this machine uses
+        (:mod:`meerkat_runtime.session.auth`): shared by every persistent machine on the same
+        store authority, this machine's own when ephemeral, unless one was installed."""
+        return self._auth_lease
+
+    def oauth_flow_authority(self) -> OAuthFlowAuthority:
+        """The login-flow authority every binding of this machine uses (refuses every flow after
+        a custom lease handle was installed without one)."""
+        return self._oauth_flows
+
+    def set_auth_lease_handle(self, handle: AuthLeaseHandle) -> None:
+        """Install the lease handle public surfaces also read. A ``RuntimeAuthLeaseHandle``
+        brings the flow authority bound to it (:meth:`set_runtime_auth_lease_handle`); any other
+        handle leaves no flow authority (flows are refused with ``OAuthFlowRejected``) — use
+        :meth:`set_auth_lease_handle_with_oauth_flow_authority` to give one explicitly."""
+        if isinstance(handle, RuntimeAuthLeaseHandle):
+            self.set_runtime_auth_lease_handle(handle)
+            return
+        if not isinstance(handle, AuthLeaseHandle):
+            raise ValidationFailed(f"auth lease handle must provide AuthLeaseHandle, got {type(handle).__name__}")
+        self._oauth_flows = UnavailableOAuthFlowAuthority()
+        self._auth_lease = handle
+
+    def set_auth_lease_handle_with_oauth_flow_authority(
+        self, handle: AuthLeaseHandle, oauth_flows: OAuthFlowAuthority
+    ) -> None:
+        """Install a custom lease handle together with an explicit login-flow authority."""
+        if not isinstance(handle, AuthLeaseHandle):
+            raise ValidationFailed(f"auth lease handle must provide AuthLeaseHandle, got {type(handle).__name__}")
+        if not isinstance(oauth_flows, OAuthFlowAuthority):
+            raise ValidationFailed(
+                f"OAuth flow authority must provide OAuthFlowAuthority, got {type(oauth_flows).__name__}"
+            )
+        self._oauth_flows = oauth_flows
+        self._auth_lease = handle
+
+    def set_runtime_auth_lease_handle(self, handle: RuntimeAuthLeaseHandle) -> None:
+        """Install a runtime lease authority and a new login-flow authority bound to it (one
+        authority for leases and flows)."""
+        if not isinstance(handle, RuntimeAuthLeaseHandle):
+            raise ValidationFailed(f"expected a RuntimeAuthLeaseHandle, got {type(handle).__name__}")
+        self._oauth_flows = RuntimeOAuthFlowHandle(handle)
+        self._auth_lease = handle
 
     @property
     def max_input_bytes(self) -> int:
@@ -264,6 +410,7 @@ class MeerkatMachine:
         runtime_id = session_runtime_id(session_id)
         session = self._sessions.get(runtime_id)
         if session is not None and session.lost is None:
+            events.emit_step(session, "register_noop")
             return session
         return await _shielded(self._store is not None, self._claim_and_build(runtime_id))
 
@@ -319,8 +466,17 @@ class MeerkatMachine:
             mark = await persistence.read(persistence.load_high_water)  # before the rows it vouches for
             lifecycle = await persistence.read(persistence.load_lifecycle)
             rows = await persistence.read(persistence.load_rows)
+            max_attempts = self._retry.max_attempts
             result = await persistence.read(
-                lambda: recover_session(runtime_id, lifecycle, rows, persistence.receipt_exists, now, high_water=mark)
+                lambda: recover_session(
+                    runtime_id,
+                    lifecycle,
+                    rows,
+                    persistence.receipt_exists,
+                    now,
+                    high_water=mark,
+                    max_attempts=max_attempts,
+                )
             )
             stored_ops = await persistence.read(persistence.load_ops)
             binding = recover_binding(
@@ -332,15 +488,35 @@ class MeerkatMachine:
             session = self._new_session(key, core, persistence, binding)
             await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
             session.ops_sink = attach_store(binding, store, runtime_id, claim)
+            self._attach_ops_events(session, recovered=stored_ops is not None)
             return session
-        return self._new_session(key, core, persistence, binding)
+        session = self._new_session(key, core, persistence, binding)
+        await commit(session, core.register(), "register")
+        self._attach_ops_events(session, recovered=False)
+        return session
 
     def _new_session(
         self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
     ) -> RuntimeSession:
-        return RuntimeSession(
+        core.max_attempts = self._retry.max_attempts
+        session = RuntimeSession(
             SessionId(key), core, persistence, self._blobs, binding.epoch_id, binding.registry, binding.cursors
         )
+        session.events = self.events
+        session.retry = self._retry
+        session.dispatch = self._dispatch
+        return session
+
+    def _attach_ops_events(self, session: RuntimeSession, *, recovered: bool) -> None:
+        claim = session.claim
+
+        def token() -> int | None:
+            return None if claim.fence is None else claim.fence.token
+
+        registry = session.ops_registry
+        registry.attach_events(OpsEventSink(self.events, str(session.session_id), session.runtime_id, token))
+        if recovered:
+            registry.publish_recovered()
 
     async def register_session_with_executor(self, session_id: SessionId | str, executor: CoreExecutor) -> bool:
         """Register and attach a run loop driving ``executor``; see ``ensure_session_with_executor``."""
@@ -356,6 +532,7 @@ class MeerkatMachine:
         """
         session = await self._ensure_registered(session_id)
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
+            events.emit_step(session, "begin_attach_noop")
             return False
         async with session.gate:
             session.check_registered()
@@ -363,7 +540,8 @@ class MeerkatMachine:
             if _dead(session.loop_task):
                 session.detach()  # repair a loop that died
             if session.registration is not RegistrationPhase.QUEUING:
-                return False  # begin_attach_noop: another caller attached (or is attaching) the loop
+                events.emit_step(session, "begin_attach_noop")
+                return False  # another caller attached (or is attaching) the loop
             # The claim (begin_attach) and the attachment (finish_attach) happen under the gate
             # with no await in between, so exactly one caller attaches and no half-attached
             # state is visible.
@@ -438,8 +616,13 @@ class MeerkatMachine:
         executor and wait until the loop task has ended, finish the session's background work,
         then release the lease."""
         async with session.gate:
+            registration, phase = session.registration, spell(session.core.phase.value)
             parts = session.detach()
             session.completions.resolve_all(RuntimeTerminated("runtime session unregistered"))
+            if not session.events_closed and session.lost is None:
+                session.events_closed = True
+                change = Change("registration", session.runtime_id, spell(registration.value), UNREGISTERED)
+                events.emit_step(session, "unregister", before=phase, after=UNREGISTERED, changes=(change,))
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
         await stop_detached(parts, "runtime session unregistered")
@@ -450,9 +633,10 @@ class MeerkatMachine:
         await self._claims.release(session.claim)
 
     async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
-        """Register if needed and return the session's id, epoch and its one ops registry."""
+        """Register if needed and return the session's id, epoch, its one ops registry and the
+        machine's auth authorities (the same for every session)."""
         session = await self._ensure_registered(session_id)
-        return session.bindings()
+        return dataclasses.replace(session.bindings(), auth_lease=self._auth_lease, oauth_flows=self._oauth_flows)
 
     async def ops_lifecycle_registry(self, session_id: SessionId | str) -> OpsLifecycleRegistry:
         """The session's operation registry (``OpsLifecycleRegistry``)."""
@@ -553,8 +737,13 @@ class MeerkatMachine:
         core = session.core
         decided = core.accept(item, time.time())
         if isinstance(decided, Rejected):
+            events.emit_step(session, "reject_invalid", details={"input": item.header.id, "reason": decided.reason})
             return decided, None
         if isinstance(decided, Deduplicated):
+            if session.events is not None and session.events.active:
+                details = events.accept_details(item)
+                details["existing"] = decided.existing_id
+                events.emit_step(session, "deduplicate", details=details)
             return decided, self._duplicate_handle(session, decided) if want_handle else None
         if session.persistence.durable:
             await self._store_images(session, decided, item)
@@ -675,6 +864,37 @@ class MeerkatMachine:
     async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
         return await self._control(session_id, control_commands.destroy_runtime)
 
+    async def apply_routed_meerkat_input(self, session_id: SessionId | str, routed: RoutedInput) -> RoutedResult:
+        """Apply a command another component routed into the session
+        (:mod:`meerkat_runtime.session.routed`): ``RoutedInputRefused`` for a runtime-internal,
+        unknown or malformed command (nothing looked up or changed), ``SessionNotFound`` for a
+        session not registered here (a routed input never registers one); otherwise exactly the
+        machine's own method for the command, its result returned — except that a composition
+        dispatcher refusing the committed transition's signal always restores the previous state
+        (``CompositionDispatchFailed(restored=True)``), whatever this machine's failure policy."""
+        if not isinstance(routed, RoutedInput):
+            raise RoutedInputRefused(type(routed).__name__, "not a RoutedInput")
+        routed.check()
+        self._get(session_id)
+        token = FORCED_POLICY.set(DispatchFailurePolicy.RESTORE)
+        try:
+            command = routed.command
+            if command == "accept":
+                assert routed.input is not None
+                return await self.accept_input(session_id, routed.input)
+            if command == "interrupt":
+                return await self.interrupt_current_run(session_id)
+            controls: dict[str, Callable[[SessionId | str], Awaitable[RoutedResult]]] = {
+                "retire": self.retire_runtime,
+                "reset": self.reset_runtime,
+                "recycle": self.recycle_runtime,
+                "stop": self.stop_runtime,
+                "destroy": self.destroy_runtime,
+            }
+            return await controls[command](session_id)
+        finally:
+            FORCED_POLICY.reset(token)
+
     # --- observation ----------------------------------------------------------------------
 
     async def runtime_state(self, session_id: SessionId | str) -> RuntimeState:
@@ -717,6 +937,27 @@ class MeerkatMachine:
         session = self._get(session_id)
         async with session.gate:
             return session_view(session)
+
+    async def load_boundary_receipt(
+        self, session_id: SessionId | str, run_id: RunId | str, sequence: int
+    ) -> BoundaryReceipt | None:
+        """The boundary receipt the session's run ``run_id`` committed at ``sequence``, read from
+        the store through the session (its canonical runtime id; the read runs like the
+        session's other store calls, off the event loop by default); ``None`` when none is
+        stored, and always for an ephemeral machine (nothing of it is durable). ``SessionNotFound``
+        for an unregistered session, ``OwnershipLost`` for one lost to another worker,
+        ``ValidationFailed`` for an empty run id or a sequence that is not a non-negative integer."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationFailed(f"run id must be a non-empty string, got {run_id!r}")
+        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+            raise ValidationFailed(f"boundary sequence must be an integer >= 0, got {sequence!r}")
+        session = self._get(session_id)
+        persistence = session.persistence
+        store = persistence.store
+        if store is None:
+            return None
+        runtime_id = session.runtime_id
+        return await persistence.read(lambda: store.load_boundary_receipt(runtime_id, run_id, sequence))
 
     async def completion_outcomes(self, session_id: SessionId | str) -> dict[InputId, CompletionOutcome]:
         """Outcomes delivered so far to waiters, by input id (also of a session lost to another

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import time
 
+from meerkat_runtime.events.event import Change, spell
+from meerkat_runtime.session import events
 from meerkat_runtime.session.completion import CompletedWithoutResult, RuntimeTerminated
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.terminal import completion_of
@@ -52,6 +54,7 @@ async def reconcile(
         return False
     persistence = session.persistence
     runtime_id = session.runtime_id
+    max_attempts = session.core.max_attempts
     try:
         high_water = await persistence.read(persistence.load_high_water)
         lifecycle = await persistence.read(persistence.load_lifecycle)
@@ -65,17 +68,22 @@ async def reconcile(
                 time.time(),
                 in_place=True,
                 high_water=high_water,
+                max_attempts=max_attempts,
             )
         )
     except Exception as exc:
         cause = ReconciliationFailed(f"cannot read the store back ({exc}) after: {doubt}")
         raise error(what, cause, outcome_unknown=True) from exc
     core = session.core
+    await _publish_landed(session)
+    before_phase, before_registration = core.phase.value, core.registration.value
     run = core.current_run
     apply_task = session.apply_task if run is not None and session.applying_run == run.run_id else None
     core.reconcile(result.core)
     persistence.loaded(result.stored, lifecycle)
     session.in_doubt = None
+    session.doubt_plan = None
+    _publish_reconciled(session, before_phase, before_registration)
     ledger = core.ledger
     for input_id in session.completions.pending_ids():
         record = ledger.records.get(input_id)
@@ -96,6 +104,41 @@ async def reconcile(
             session.spawn(_cancel_run(executor))
     session.wake()
     return True
+
+
+async def _publish_landed(session: RuntimeSession) -> None:
+    """Publish the event of the plan whose write left the session in doubt, if the store holds
+    it (reconciling adopts it: it committed). Called before memory becomes the store's."""
+    pending = session.doubt_plan
+    bus = session.events
+    if pending is None or bus is None or not bus.active:
+        return
+    plan, written = pending
+    if await session.persistence.read_back(written):
+        events.emit_plan(session, plan, events.before(session, plan), adopted=True)
+
+
+def _publish_reconciled(session: RuntimeSession, phase: str, registration: str) -> None:
+    """The ``reconcile`` event: what memory adopted from the store (its phase, registration and
+    active inputs; ``attached``: the loop stayed attached)."""
+    bus = session.events
+    if bus is None or not bus.active:
+        return
+    core = session.core
+    changes = []
+    if phase != core.phase.value:
+        changes.append(Change("runtime", session.runtime_id, spell(phase), spell(core.phase.value)))
+    if registration != core.registration.value:
+        changes.append(Change("registration", session.runtime_id, spell(registration), spell(core.registration.value)))
+    active = {i: spell(r.phase.value) for i, r in core.ledger.records.items() if not r.phase.is_terminal}
+    events.emit_step(
+        session,
+        "reconcile",
+        before=spell(phase),
+        after=spell(core.phase.value),
+        changes=tuple(changes),
+        details={"active": active, "attached": core.loop_attached, "max_attempts": core.max_attempts},
+    )
 
 
 async def _cancel_run(executor: CoreExecutor) -> None:

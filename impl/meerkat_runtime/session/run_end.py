@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from meerkat_runtime.events.event import UNREGISTERED, Change, spell
+from meerkat_runtime.session import events
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
@@ -109,11 +111,29 @@ async def commit_run_end(session: RuntimeSession, run: CurrentRun, outcome: RunO
     if outcome.cancelled:
         plan = core.interrupt(now, run.run_id)
     else:
-        plan = core.executor_failed(run.run_id, now)
+        retryable = session.retry.is_retryable(outcome.error)
+        plan = core.executor_failed(run.run_id, now, retryable=retryable)
         if outcome.error is not None:
-            plan.note_failure(RunFailure.of(outcome.error))
+            plan.note_failure(RunFailure.of(outcome.error), retryable=retryable)
     await commit(session, plan, what)
     return True
+
+
+def _terminal_snapshot_failed(session: RuntimeSession, run: CurrentRun, error: DurableWriteFailed) -> None:
+    """Publish ``terminal_snapshot_failed`` (gate held): the session is about to be unregistered,
+    so this is its last event."""
+    if session.events_closed:
+        return
+    session.events_closed = True
+    change = Change("registration", session.runtime_id, spell(session.registration.value), UNREGISTERED)
+    events.emit_step(
+        session,
+        "terminal_snapshot_failed",
+        after=UNREGISTERED,
+        changes=(change,),
+        run_id=run.run_id,
+        details={"error": {"type": type(error.cause).__name__, "message": str(error.cause)}},
+    )
 
 
 async def end_run(
@@ -145,6 +165,7 @@ async def end_run(
             parts = session.detach()
         except DurableWriteFailed as exc:
             session.last_error = error = exc
+            _terminal_snapshot_failed(session, run, exc)
         except OwnershipLost as lost:
             session.last_error = lost
             return RunEnd.OWNERSHIP_LOST, lost

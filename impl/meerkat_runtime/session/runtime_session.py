@@ -14,16 +14,20 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from meerkat_runtime.events.bus import EventBus
 from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.session.auth import AuthLeaseHandle, OAuthFlowAuthority
 from meerkat_runtime.session.blobs import BlobStore
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.completion import CompletionRegistry, RuntimeTerminated
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.session_core import SessionCore
+from meerkat_runtime.session.dispatch import CompositionDispatch
 from meerkat_runtime.session.executor import CoreExecutor, StopRuntimeExecutor
-from meerkat_runtime.session.persistence import SessionPersistence
+from meerkat_runtime.session.persistence import SessionPersistence, Written
+from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.vocab.errors import OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import LogicalRuntimeId, RunId, SessionId
 from meerkat_runtime.vocab.runtime import RegistrationPhase
@@ -38,17 +42,25 @@ class LoopState(enum.Enum):
     WAITING = "waiting"
     WORKING = "working"
     APPLYING = "applying"
+    BACKOFF = "backoff"
+    """Waiting out the retry policy's backoff after a failed run."""
 
 
 @dataclass(frozen=True, slots=True)
 class SessionBindings:
-    """What a session's agent needs: ids, the epoch and the session's one ops registry."""
+    """What a session's agent needs: ids, the epoch, the session's one ops registry and the
+    machine's auth authorities."""
 
     session_id: SessionId
     runtime_id: str
     epoch_id: str
     ops_registry: OpsLifecycleRegistry
     cursors: EpochCursorState
+    auth_lease: AuthLeaseHandle | None = None
+    """The machine's credential lease handle, the same for every binding (``None`` only when
+    bindings are built without a machine)."""
+    oauth_flows: OAuthFlowAuthority | None = None
+    """The machine's login-flow authority, the same for every binding."""
 
 
 class RuntimeSession:
@@ -90,6 +102,17 @@ class RuntimeSession:
         """The store error of a write whose outcome is still unknown (the store could not be
         read back): the session reconciles before its next step
         (:mod:`meerkat_runtime.session.reconcile`)."""
+        self.doubt_plan: tuple[Plan, Written] | None = None
+        """The plan whose write left the session in doubt, with what it wrote: published (as
+        adopted) if reconciling finds it in the store."""
+        self.events: EventBus | None = None
+        """The machine's event bus (:mod:`meerkat_runtime.session.events`)."""
+        self.events_closed = False
+        """Set once the session's last event (``unregister`` or ``terminal_snapshot_failed``)
+        was published."""
+        self.dispatch: CompositionDispatch | None = None
+        """The machine's composition dispatcher, if one is installed."""
+        self.retry: RetryPolicy = DEFAULT_RETRY
         self.background: set[asyncio.Task[Any]] = set()
         """Work the session started to finish on its own (stopping an executor after a
         reconciliation); unregistering waits for it, a halt cancels it."""

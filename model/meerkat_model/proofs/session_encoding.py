@@ -7,6 +7,12 @@ Runtime scalars: ``phase`` (:class:`RuntimePhase`), ``reg`` (:class:`Registratio
 ``next_run`` (fresh run ids), ``next_pos`` / ``front`` (fresh lane positions at the back / at
 the head).
 
+Constants (configuration, the same in every state of a run): ``max_attempts`` (the retry
+policy's attempt limit, the model's ``max_attempts`` bound: any value >= 1, so each proof holds
+for every limit) and ``fatal_errors`` (whether a run may fail with an error that is not retried:
+the model's ``fatal_errors`` bound; such a failure abandons the input at once, its attempts
+raised to the limit).
+
 Per input: ``iphase`` (-1: never accepted, else :class:`InputPhase`), ``lane`` (0: none,
 1: queue, 2: steer), ``mode`` (the lane it was accepted for), ``pos`` (its place in the lane:
 the head has the smallest), ``attempts``, ``key`` (idempotency key, 0: none), ``scope``
@@ -49,7 +55,7 @@ from meerkat_model.proofs.symbolic import (
     per_id_invariant,
     some_id,
 )
-from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, InputPhase, RegistrationPhase, RuntimePhase
+from meerkat_model.vocab.statuses import InputPhase, RegistrationPhase, RuntimePhase
 
 NONE = -1
 INIT, IDLE, ATTACHED = int(RuntimePhase.INITIALIZING), int(RuntimePhase.IDLE), int(RuntimePhase.ATTACHED)
@@ -81,6 +87,8 @@ FIELDS = (
     FieldSpec("next_run", "int"),
     FieldSpec("next_pos", "int"),
     FieldSpec("front", "int"),
+    FieldSpec("max_attempts", "int", constant=True),
+    FieldSpec("fatal_errors", "bool", constant=True),
     FieldSpec("iphase", "int", per_id=True),
     FieldSpec("lane", "int", per_id=True),
     FieldSpec("mode", "int", per_id=True),
@@ -305,6 +313,12 @@ def _abandoned(pre: SymState, j: int) -> dict[str, Expr]:
     return {"iphase": z3.IntVal(ABANDONED)}
 
 
+def _exhausted(pre: SymState, j: int) -> dict[str, Expr]:
+    """Abandoned after its last attempt; a fatal error raises its attempts to the limit."""
+    att, limit = pre.ids("attempts")[j], pre["max_attempts"]
+    return {"iphase": z3.IntVal(ABANDONED), "attempts": z3.If(att < limit, limit, att)}
+
+
 def _head_of_lane(pre: SymState, j: int) -> dict[str, Expr]:
     """Nothing was written: Queued at the head of its lane, the attempt not counted."""
     return {
@@ -316,11 +330,12 @@ def _head_of_lane(pre: SymState, j: int) -> dict[str, Expr]:
 
 
 def _below_limit(pre: SymState, j: int) -> Expr:
-    return pre.ids("attempts")[j] < MAX_STAGE_ATTEMPTS
+    return pre.ids("attempts")[j] < pre["max_attempts"]
 
 
 def _at_limit(pre: SymState, j: int) -> Expr:
-    return pre.ids("attempts")[j] >= MAX_STAGE_ATTEMPTS
+    """The attempt that failed was the last one, or the error is not retried (``fatal_errors``)."""
+    return z3.Or(pre.ids("attempts")[j] >= pre["max_attempts"], pre["fatal_errors"])
 
 
 def _resting(s: SymState) -> Expr:
@@ -440,7 +455,7 @@ def _input_and_run() -> tuple[SymTransition, ...]:
         SymTransition("start_run", rt, _pn(ATTACHED, RETIRED), "Running", start_run),
         *_run_end_rows("executor_succeeded", CONSUMED, _consumed),
         *_run_end_rows("executor_failed", QUEUED, _back_of_lane, _below_limit),
-        *_run_end_rows("executor_failed_exhausted", ABANDONED, _abandoned, _at_limit),
+        *_run_end_rows("executor_failed_exhausted", ABANDONED, _exhausted, _at_limit),
         *_run_end_rows("interrupt", ABANDONED, _abandoned),
         SymTransition("boundary_commit_failed", inp, _in(STAGED), "Queued", commit_failed),
         SymTransition("boundary_commit_failed", rt, _pn(RUNNING), "Idle", commit_failed),
@@ -618,8 +633,8 @@ def _attempts(s: SymState, j: int) -> Expr:
     ph, att = s.ids("iphase")[j], s.ids("attempts")[j]
     return z3.And(
         att >= 0,
-        z3.Implies(ph == QUEUED, att < MAX_STAGE_ATTEMPTS),
-        z3.Implies(ph == STAGED, z3.And(att >= 1, att <= MAX_STAGE_ATTEMPTS)),
+        z3.Implies(ph == QUEUED, att < s["max_attempts"]),
+        z3.Implies(ph == STAGED, z3.And(att >= 1, att <= s["max_attempts"])),
     )
 
 
@@ -711,7 +726,9 @@ def session_invariants() -> tuple[SymInvariant, ...]:
             "Accepted, Applied and AppliedPendingConsumption exist only inside one durable step",
             _at_rest,
         ),
-        per_id_invariant("input.attempts", "Queued ⇒ attempts < 3; Staged ⇒ 1 ≤ attempts ≤ 3", _attempts),
+        per_id_invariant(
+            "input.attempts", "Queued ⇒ attempts < max_attempts; Staged ⇒ 1 ≤ attempts ≤ max_attempts", _attempts
+        ),
         SymInvariant("input.idempotency_keys_unique", "an idempotency key names at most one input", _keys_unique),
         SymInvariant("input.one_live_per_key", "idempotency key ⇒ at most one non-terminal input", _one_live_per_key),
         per_id_invariant(
@@ -766,6 +783,10 @@ def _initial(s: SymState) -> Expr:
     )
 
 
+def _domain(s: SymState) -> Expr:
+    return s["max_attempts"] >= 1
+
+
 def build_session_machine(n: int, transitions: tuple[SymTransition, ...] | None = None) -> SymbolicMachine:
     """One session with ``n`` inputs. ``transitions`` replaces the declared rows."""
     if n < 1:
@@ -775,7 +796,7 @@ def build_session_machine(n: int, transitions: tuple[SymTransition, ...] | None 
         n=n,
         fields=FIELDS,
         initial=_initial,
-        domain=lambda s: z3.BoolVal(True),
+        domain=_domain,
         transitions=session_transitions() if transitions is None else transitions,
         invariants=session_invariants(),
         step_properties=session_step_properties(),

@@ -72,6 +72,12 @@ class ExecutorFailed(NamedTuple):
     """The executor fails."""
 
 
+@action_record("executor_failed_fatal")
+class ExecutorFailedFatal(NamedTuple):
+    """The executor fails with an error the retry policy does not retry (the ``fatal_errors``
+    bound): the input is abandoned at once, as after its last attempt."""
+
+
 @action_record("boundary_commit_fails")
 class BoundaryCommitFails(NamedTuple):
     """The executor succeeds; the boundary commit (``atomic_apply``) fails."""
@@ -140,6 +146,7 @@ SessionAction = (
     | StartRun
     | ExecutorSucceeded
     | ExecutorFailed
+    | ExecutorFailedFatal
     | BoundaryCommitFails
     | TerminalSnapshotFails
     | Interrupt

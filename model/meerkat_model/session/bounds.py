@@ -18,6 +18,10 @@ control            1        1: retire, reset, recycle, stop, destroy
 unregister         1        1: unregister the session
 crash              1        1: crash the process (memory discarded, store kept)
 write_failures     1        1: each durable step may also be tried with a failing store write
+max_attempts       3        the attempt whose failure abandons an input (the runtime's
+                            ``RetryPolicy.max_attempts``), 1..6
+fatal_errors       0        1: a run may also fail with an error that is not retryable (it
+                            abandons its input at once: attempts set to ``max_attempts``)
 =================  =======  ===============================================================
 """
 
@@ -41,9 +45,11 @@ DEFAULTS: dict[str, int] = {
     "unregister": 1,
     "crash": 1,
     "write_failures": 1,
+    "max_attempts": 3,
+    "fatal_errors": 0,
 }
 
-_FLAGS = frozenset(DEFAULTS) - {"inputs", "idem_keys", "super_keys"}
+_FLAGS = frozenset(DEFAULTS) - {"inputs", "idem_keys", "super_keys", "max_attempts"}
 
 
 class SessionBoundsError(ValueError):
@@ -65,6 +71,8 @@ class SessionBounds:
     unregister: bool
     crash: bool
     write_failures: bool
+    max_attempts: int = 3
+    fatal_errors: bool = False
 
     @staticmethod
     def from_bounds(bounds: Bounds) -> SessionBounds:
@@ -79,6 +87,10 @@ class SessionBounds:
             values[key] = value
         if not 1 <= values["inputs"] <= 4:
             raise SessionBoundsError(f"session bound 'inputs' must be between 1 and 4, got {values['inputs']}")
+        if not 1 <= values["max_attempts"] <= 6:
+            raise SessionBoundsError(
+                f"session bound 'max_attempts' must be between 1 and 6, got {values['max_attempts']}"
+            )
         if values["idem_keys"] > 3 or values["super_keys"] > 3:
             raise SessionBoundsError("session bounds 'idem_keys' and 'super_keys' must be at most 3")
         return SessionBounds(
@@ -95,4 +107,6 @@ class SessionBounds:
             unregister=bool(values["unregister"]),
             crash=bool(values["crash"]),
             write_failures=bool(values["write_failures"]),
+            max_attempts=values["max_attempts"],
+            fatal_errors=bool(values["fatal_errors"]),
         )

@@ -131,13 +131,13 @@ def destroyed_is_absorbing(s: SessionState) -> str | None:
     return None
 
 
-def _attempts_problem(where: str, i: int, row: Row) -> str | None:
+def _attempts_problem(where: str, i: int, row: Row, limit: int = MAX_STAGE_ATTEMPTS) -> str | None:
     exhausted = row.phase is InputPhase.ABANDONED and row.reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED
-    if exhausted and row.attempts != MAX_STAGE_ATTEMPTS:
+    if exhausted and row.attempts != limit:
         return f"{where} input {i} abandoned for exhausted attempts with {row.attempts} attempts"
-    if row.attempts > MAX_STAGE_ATTEMPTS:
-        return f"{where} input {i} has {row.attempts} attempts (more than {MAX_STAGE_ATTEMPTS})"
-    if row.phase is InputPhase.QUEUED and row.attempts >= MAX_STAGE_ATTEMPTS:
+    if row.attempts > limit:
+        return f"{where} input {i} has {row.attempts} attempts (more than {limit})"
+    if row.phase is InputPhase.QUEUED and row.attempts >= limit:
         return f"{where} input {i} is queued with {row.attempts} attempts (its budget is spent)"
     return None
 
@@ -173,7 +173,7 @@ def accepted_inputs_are_stored(s: SessionState) -> str | None:
     return None
 
 
-def recovery_matches_memory(s: SessionState) -> str | None:
+def recovery_matches_memory(s: SessionState, limit: int = MAX_STAGE_ATTEMPTS) -> str | None:
     """Recovering the store now gives back memory as it would be after a crash: memory never
     runs ahead of the store (terminal outcomes, attempts, lanes and their order, the phase)."""
     m = s.memory
@@ -181,7 +181,7 @@ def recovery_matches_memory(s: SessionState) -> str | None:
         return None
     if m.phase is RuntimePhase.DESTROYED:
         return None if s.durable.record == RuntimePhase.DESTROYED else "destroyed in memory but not in the store"
-    got = recover(s.attrs, s.durable)
+    got = recover(s.attrs, s.durable, limit)
     if isinstance(got, Rejected):
         return f"the store does not recover ({got.kind}: {got.detail})"
     want = expected_recovery(s.attrs, m)
@@ -228,3 +228,24 @@ INVARIANTS: tuple[Invariant[SessionState], ...] = tuple(
         no_active_input_when_stopped,
     )
 )
+
+
+def invariants_for(max_attempts: int) -> tuple[Invariant[SessionState], ...]:
+    """:data:`INVARIANTS` under the attempt limit ``max_attempts`` (the ``max_attempts`` bound)."""
+    if max_attempts == MAX_STAGE_ATTEMPTS:
+        return INVARIANTS
+
+    def attempts(s: SessionState) -> str | None:
+        for where, rows in (("stored", s.durable.rows), ("memory", s.memory.rows if s.memory else ())):
+            for i, row in enumerate(rows):
+                if row is not None and (problem := _attempts_problem(where, i, row, max_attempts)) is not None:
+                    return problem
+        return None
+
+    def recovery(s: SessionState) -> str | None:
+        return recovery_matches_memory(s, max_attempts)
+
+    limited = {"attempts_bounded": attempts, "recovery_matches_memory": recovery}
+    return tuple(
+        Invariant(inv.name, inv.description, limited[inv.name]) if inv.name in limited else inv for inv in INVARIANTS
+    )

@@ -38,6 +38,7 @@ from meerkat_model.session.actions import (
     Crash,
     Destroy,
     ExecutorFailed,
+    ExecutorFailedFatal,
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
@@ -54,7 +55,7 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
-from meerkat_model.session.invariants import INVARIANTS
+from meerkat_model.session.invariants import invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
 from meerkat_model.session.state import (
     NO_ID,
@@ -101,6 +102,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         running: list[SessionAction] = [ExecutorSucceeded(1), ExecutorSucceeded(0)]
         if b.failures:
             running += [ExecutorFailed(), BoundaryCommitFails(), TerminalSnapshotFails()]
+            if b.fatal_errors:
+                running.append(ExecutorFailedFatal())
         rest: list[SessionAction] = []
         if b.interrupt:
             idle.append(Interrupt())
@@ -206,7 +209,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                     return _refuse(f"malformed accept_invalid action {action!r}: {exc}")
                 return lambda state: admission.accept_invalid(state, invalid)
             case Register():
-                return lambda state: registration.register(state, write_ok=write_ok)
+                limit = self.bounds.max_attempts
+                return lambda state: registration.register(state, write_ok=write_ok, max_attempts=limit)
             case BeginAttach():
                 return registration.begin_attach
             case FinishAttach():
@@ -219,7 +223,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                 result = bool(with_result)
                 return lambda state: run_loop.executor_succeeded(state, result)
             case ExecutorFailed():
-                return run_loop.executor_failed
+                limit = self.bounds.max_attempts
+                return lambda state: run_loop.executor_failed(state, limit)
+            case ExecutorFailedFatal():
+                limit = self.bounds.max_attempts
+                return lambda state: run_loop.executor_failed(state, limit, retryable=False)
             case BoundaryCommitFails():
                 return run_loop.boundary_commit_fails
             case TerminalSnapshotFails():
@@ -247,7 +255,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         return _refuse(f"not a session action: {action!r}")
 
     def invariants(self) -> Sequence[Invariant[SessionState]]:
-        return INVARIANTS
+        return invariants_for(self.bounds.max_attempts)
 
     def canonical(self, state: SessionState) -> SessionState:
         return canonical(state)

@@ -57,11 +57,11 @@ def normalise_row(row: Row, receipt: bool) -> Row:
     return row
 
 
-def _row_corruption(i: int, row: Row, record: RuntimePhase) -> str | None:
+def _row_corruption(i: int, row: Row, record: RuntimePhase, max_attempts: int) -> str | None:
     if row.phase is InputPhase.ABANDONED:
         if row.reason < 0:
             return f"input {i}: abandoned row without an abandon reason"
-        if row.reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED and row.attempts < MAX_STAGE_ATTEMPTS:
+        if row.reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED and row.attempts < max_attempts:
             return f"input {i}: abandoned for exhausted attempts after only {row.attempts} attempts"
         return None
     if row.phase in (InputPhase.SUPERSEDED, InputPhase.COALESCED):
@@ -72,12 +72,14 @@ def _row_corruption(i: int, row: Row, record: RuntimePhase) -> str | None:
         return None
     if record in (RuntimePhase.STOPPED, RuntimePhase.DESTROYED):
         return f"input {i}: active row ({row.phase.name.lower()}) under a {record.name.lower()} lifecycle record"
-    if row.attempts > MAX_STAGE_ATTEMPTS:
-        return f"input {i}: active row with {row.attempts} attempts (more than {MAX_STAGE_ATTEMPTS})"
+    if row.attempts > max_attempts:
+        return f"input {i}: active row with {row.attempts} attempts (more than {max_attempts})"
     return None
 
 
-def recover(attrs: tuple[Attrs | None, ...], durable: Durable) -> Memory | Rejected:
+def recover(
+    attrs: tuple[Attrs | None, ...], durable: Durable, max_attempts: int = MAX_STAGE_ATTEMPTS
+) -> Memory | Rejected:
     """Memory rebuilt from ``durable`` (registration Queuing, no run), or why recovery fails."""
     if durable.record == RuntimePhase.DESTROYED:
         return Rejected(rejections.DESTROYED, "the stored runtime is destroyed; it cannot be registered again")
@@ -91,7 +93,7 @@ def recover(attrs: tuple[Attrs | None, ...], durable: Durable) -> Memory | Rejec
         if stored is None or attr is None or attr.ephemeral:
             rows.append(None)
             continue
-        problem = _row_corruption(i, stored, record)
+        problem = _row_corruption(i, stored, record, max_attempts)
         if problem is not None:
             return Rejected(rejections.RECOVERY_CORRUPTION, problem)
         rows.append(normalise_row(stored, durable.receipts[i]))

@@ -21,15 +21,15 @@ from meerkat_model.session.recovery import recover
 from meerkat_model.session.state import NOT_REGISTERED, Memory, SessionState, Waiter
 from meerkat_model.session.waiters import resolution_outputs, resolve_all_pending
 from meerkat_model.vocab import rejections
-from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
+from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, RegistrationPhase, RuntimePhase
 
 StepResult = Stepped[SessionState] | Rejected
 
 
-def register(state: SessionState, *, write_ok: bool = True) -> StepResult:
+def register(state: SessionState, *, write_ok: bool = True, max_attempts: int = MAX_STAGE_ATTEMPTS) -> StepResult:
     if state.memory is not None:
         return Stepped(state, (("already_registered",),), "register_noop")
-    recovered = recover(state.attrs, state.durable)
+    recovered = recover(state.attrs, state.durable, max_attempts)
     if isinstance(recovered, Rejected):
         return recovered
     if not write_ok:

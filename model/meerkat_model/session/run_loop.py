@@ -180,12 +180,18 @@ def boundary_commit_fails(state: SessionState) -> StepResult:
     )
 
 
-def executor_failed(state: SessionState) -> StepResult:
+def executor_failed(
+    state: SessionState, max_attempts: int = MAX_STAGE_ATTEMPTS, *, retryable: bool = True
+) -> StepResult:
+    """The run fails: back of its lane, or abandoned at its ``max_attempts``-th attempt; an
+    error that is not ``retryable`` abandons it at once (its attempts set to the limit)."""
     found = _in_flight(state)
     if isinstance(found, Rejected):
         return found
     memory, i, row, post = found
-    if row.attempts >= MAX_STAGE_ATTEMPTS:
+    if not retryable:
+        row = row._replace(attempts=max(row.attempts, max_attempts))
+    if row.attempts >= max_attempts:
         failed = Row(InputPhase.ABANDONED, row.attempts, int(AbandonKind.MAX_ATTEMPTS_EXHAUSTED))
         ended = _ended(memory, post, i, failed, back_of_lane=None)
         waiters, resolved = resolve(state.waiters, (i,), Waiter.ABANDONED_MAX_ATTEMPTS)

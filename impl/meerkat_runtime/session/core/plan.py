@@ -118,11 +118,17 @@ class Plan:
     def resolve(self, input_id: InputId, outcome: CompletionOutcome) -> None:
         self.resolutions.append((input_id, outcome))
 
-    def note_failure(self, failure: RunFailure) -> None:
+    def note_failure(self, failure: RunFailure, *, retryable: bool = True) -> None:
         """Record the executor failure that ended a run (``executor_failed``): on every row of
-        the plan (``last_error``) and on the outcome of a row abandoned for exhausted attempts."""
+        the plan (``last_error``), in the reason of the phase change it caused (the input's
+        history: ``... : <type>: <message>``) and on the outcome of a row abandoned for
+        exhausted attempts."""
+        note = f"{failure.error_type}: {failure.message}" + ("" if retryable else " (not retryable)")
         for record in self.records.values():
             record.last_error = failure
+            if record.history:
+                last = record.history[-1]
+                record.history[-1] = replace(last, reason=f"{last.reason}: {note}")
             if isinstance(record.outcome, Abandoned):
                 record.outcome = replace(record.outcome, error=failure)
         self.resolutions = [

@@ -86,6 +86,7 @@ def recover_session(
     *,
     in_place: bool = False,
     high_water: HighWater | None,
+    max_attempts: int = MAX_STAGE_ATTEMPTS,
 ) -> RecoveryResult:
     """Rebuild a session from stored data; raises ``Corrupt`` (the data disagrees with the
     high-water mark ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``)
@@ -105,6 +106,7 @@ def recover_session(
         phase, epoch_id = record.runtime_state, record.epoch_id
 
     core = SessionCore(runtime_id, phase)
+    core.max_attempts = max_attempts
     result = RecoveryResult(core, epoch_id, lifecycle is not None)
     ledger = core.ledger
     seen_seq: dict[int, str] = {}
@@ -119,7 +121,7 @@ def recover_session(
         if rec.input.header.durability is Durability.EPHEMERAL and not in_place:
             result.dropped_ephemeral += 1
             continue
-        problem = _row_problem(rec)
+        problem = _row_problem(rec, max_attempts)
         if problem is not None:
             raise corruption(runtime_id, f"input row {rec.input_id!r}: {problem}", rec.input_id)
         if not rec.phase.is_terminal:
@@ -152,14 +154,14 @@ def recover_session(
     return result
 
 
-def _row_problem(rec: InputRecord) -> str | None:
+def _row_problem(rec: InputRecord, max_attempts: int) -> str | None:
     terminal = rec.terminal
     if isinstance(terminal, Abandoned) and terminal.reason.kind is AbandonKind.MAX_ATTEMPTS_EXHAUSTED:
         recorded = terminal.reason.attempts
-        if rec.attempts < MAX_STAGE_ATTEMPTS or recorded != rec.attempts:
+        if rec.attempts < max_attempts or recorded != rec.attempts:
             return f"abandoned for exhausted attempts after {rec.attempts} attempts (outcome says {recorded})"
-    if not rec.phase.is_terminal and rec.attempts > MAX_STAGE_ATTEMPTS:
-        return f"active row with {rec.attempts} attempts (more than {MAX_STAGE_ATTEMPTS})"
+    if not rec.phase.is_terminal and rec.attempts > max_attempts:
+        return f"active row with {rec.attempts} attempts (more than {max_attempts})"
     return None
 
 

@@ -1,5 +1,5 @@
 """Run rules: ``start_run`` and every way a run ends — ``executor_succeeded``,
-``executor_failed`` (``_exhausted`` at the 3rd failed attempt), ``interrupt``,
+``executor_failed`` (``_exhausted`` at the policy's last attempt, 3 by default), ``interrupt``,
 ``boundary_commit_failed`` (docs/semantics.md, "Run loop"; the model's ``session/run_loop.py``).
 
 A run stages one input (Queued → Staged, attempt + 1) and sets the phase Running, remembering
@@ -22,7 +22,6 @@ from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.vocab.errors import InvalidRuntimeTransition
 from meerkat_runtime.vocab.ids import InputId, RunId
 from meerkat_runtime.vocab.inputs import (
-    MAX_STAGE_ATTEMPTS,
     Abandoned,
     AbandonKind,
     AbandonReason,
@@ -102,9 +101,11 @@ class RunLoopRules(CoreState):
         self._end_run(plan)
         return plan
 
-    def executor_failed(self, run_id: RunId, now: float) -> Plan:
+    def executor_failed(self, run_id: RunId, now: float, *, retryable: bool = True) -> Plan:
         """Contributors go back to the end of their lane (``executor_failed``), or are abandoned
-        after their 3rd failed attempt (``executor_failed_exhausted``); one lifecycle commit."""
+        after their ``max_attempts``-th failed attempt (``executor_failed_exhausted``); one
+        lifecycle commit. A failure that is not ``retryable`` exhausts the attempts at once: the
+        input is abandoned as if it had failed its last attempt (attempts set to the limit)."""
         run = self._require_run(run_id)
         plan = self.draft("executor_failed", LifecycleWrite())
         for input_id in run.input_ids:
@@ -112,7 +113,9 @@ class RunLoopRules(CoreState):
             if current.phase is not S.STAGED:
                 continue
             record = plan.put(current.copy())
-            if record.attempts >= MAX_STAGE_ATTEMPTS:
+            if not retryable:
+                record.attempts = max(record.attempts, self.max_attempts)
+            if record.attempts >= self.max_attempts:
                 plan.rule = "executor_failed_exhausted"
                 record.terminal = Abandoned(AbandonReason(AbandonKind.MAX_ATTEMPTS_EXHAUSTED, record.attempts))
                 record.move(S.ABANDONED, f"max attempts exhausted ({record.attempts})", now)

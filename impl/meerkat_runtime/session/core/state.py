@@ -13,6 +13,7 @@ import contextlib
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.ledger import InputLedger
 from meerkat_runtime.session.core.plan import LaneEdit, Plan, Write
+from meerkat_runtime.vocab.inputs import MAX_STAGE_ATTEMPTS
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 
@@ -26,6 +27,9 @@ class CoreState:
         self.current_run: CurrentRun | None = None
         self.registration = RegistrationPhase.QUEUING
         self.ledger = InputLedger()
+        self.max_attempts = MAX_STAGE_ATTEMPTS
+        """The retry policy's attempt limit: a run failing an input's ``max_attempts``-th attempt
+        abandons it (``executor_failed_exhausted``); the model's ``max_attempts`` bound."""
 
     # --- shared reads -----------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class CoreState:
         idempotency keys and admission counter become the store's; a run in flight is dropped
         (its inputs are what the store holds); an attached loop stays attached (phase Idle shown
         as Attached) unless the store says Stopped or Destroyed."""
+        recovered.max_attempts = self.max_attempts
         keep_loop = self.loop_attached and recovered.phase not in (RuntimeState.STOPPED, RuntimeState.DESTROYED)
         self.ledger = recovered.ledger
         self.current_run = None

@@ -1,0 +1,54 @@
+"""Wording a trace verdict for people (text) and programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meerkat_conformance.trace.check import TraceVerdict
+
+
+def verdict_text(verdict: TraceVerdict) -> str:
+    head = f"{verdict.events} events of {verdict.runtimes} runtime(s) in {verdict.files} file(s)"
+    rejection = verdict.rejection
+    if rejection is None:
+        return f"check-trace: OK: the model explains all {head}"
+    event = rejection.at.event
+    lines = [
+        f"check-trace: REJECTED at {rejection.at.where}: {head}",
+        f"  event:   #{event.seq} {event.rule} of runtime {event.runtime_id} (source {event.source}, "
+        f"fence {event.fence}): {event.before} -> {event.after}",
+        f"  changes: {', '.join(f'{c.entity} {c.id} {c.before}->{c.after}' for c in event.changes) or '(none)'}",
+    ]
+    if event.details:
+        lines.append(f"  details: {json.dumps(dict(event.details), sort_keys=True, default=str)}")
+    lines.append(f"  why:     {rejection.reason}")
+    if rejection.state:
+        lines.append("  model state before the event:")
+        lines.extend(f"    {key} = {value}" for key, value in rejection.state.items())
+    lines.append(f"  enabled transitions: {', '.join(rejection.enabled) or '(none)'}")
+    return "\n".join(lines)
+
+
+def verdict_json(verdict: TraceVerdict) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ok": verdict.ok,
+        "events": verdict.events,
+        "runtimes": verdict.runtimes,
+        "files": verdict.files,
+        "rules": verdict.rules,
+    }
+    rejection = verdict.rejection
+    if rejection is not None:
+        out["rejection"] = {
+            "file": rejection.at.file,
+            "line": rejection.at.line,
+            "event": rejection.at.event.to_dict(),
+            "reason": rejection.reason,
+            "state": {
+                k: v if isinstance(v, str | int | float | bool | type(None)) else str(v)
+                for k, v in rejection.state.items()
+            },
+            "enabled": list(rejection.enabled),
+        }
+    return out

@@ -1,0 +1,107 @@
+"""``EventLog``: a JSON Lines event log, one file per runtime id, with rotation.
+
+``EventLog(directory)`` subscribed to a bus appends each event as one line (its
+:meth:`~meerkat_runtime.events.event.LifecycleEvent.to_dict` form) to
+``<directory>/<runtime file name>.<source>.jsonl``, where the runtime file name is the runtime id
+with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` and ``source`` is the emitting
+machine (so several workers writing to one directory never share a file). When a file would
+grow beyond ``max_bytes`` it is closed and renamed ``... .jsonl.1`` (older ones shift to ``.2``,
+``.3``, ...); at most ``max_files`` rotated files are kept per runtime (``None``: all of them,
+which ``meerkat-conformance check-trace`` needs to check a whole history).
+
+Each line is written with one ``write`` call and flushed before the event's delivery returns;
+``fsync`` every line with ``fsync=True`` (off by default: the event log is an observation, not
+the source of truth). Thread-safe. :meth:`close` closes every file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import IO
+
+from meerkat_runtime.events.event import LifecycleEvent
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_stem(runtime_id: str, source: str) -> str:
+    """The file name (without ``.jsonl``) of ``runtime_id``'s events from ``source``."""
+    return f"{_UNSAFE.sub('_', runtime_id)}.{_UNSAFE.sub('_', source)}"
+
+
+class EventLog:
+    """A bus subscriber writing JSON Lines files (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_files: int | None = None,
+        fsync: bool = False,
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        if max_files is not None and max_files < 0:
+            raise ValueError(f"max_files must be >= 0 or None, got {max_files}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[IO[bytes], int]] = {}
+
+    def path(self, runtime_id: str, source: str) -> Path:
+        """The current file of ``runtime_id``'s events from ``source``."""
+        return self.directory / f"{file_stem(runtime_id, source)}.jsonl"
+
+    def __call__(self, event: LifecycleEvent) -> None:
+        line = (event.to_json() + "\n").encode("utf-8")
+        key = file_stem(event.runtime_id, event.source)
+        with self._lock:
+            handle, size = self._open(key)
+            if size and size + len(line) > self.max_bytes:
+                handle.close()
+                self._rotate(key)
+                handle, size = self._open(key, fresh=True)
+            handle.write(line)
+            handle.flush()
+            if self.fsync:
+                os.fsync(handle.fileno())
+            self._files[key] = (handle, size + len(line))
+
+    def _open(self, key: str, *, fresh: bool = False) -> tuple[IO[bytes], int]:
+        opened = None if fresh else self._files.get(key)
+        if opened is not None:
+            return opened
+        path = self.directory / f"{key}.jsonl"
+        handle = open(path, "ab")  # noqa: SIM115 - kept open across calls, closed by close()
+        opened = (handle, handle.seek(0, os.SEEK_END))
+        self._files[key] = opened
+        return opened
+
+    def _rotate(self, key: str) -> None:
+        base = self.directory / f"{key}.jsonl"
+        rotated = sorted(
+            (int(p.name.rsplit(".", 1)[1]) for p in self.directory.glob(f"{key}.jsonl.*") if p.suffix[1:].isdigit()),
+            reverse=True,
+        )
+        for n in rotated:
+            if self.max_files is not None and n >= self.max_files:
+                (self.directory / f"{key}.jsonl.{n}").unlink()
+            else:
+                os.replace(self.directory / f"{key}.jsonl.{n}", self.directory / f"{key}.jsonl.{n + 1}")
+        if self.max_files == 0:
+            base.unlink()
+        else:
+            os.replace(base, self.directory / f"{key}.jsonl.1")
+
+    def close(self) -> None:
+        with self._lock:
+            for handle, _ in self._files.values():
+                handle.close()
+            self._files.clear()

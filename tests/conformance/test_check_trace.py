@@ -1,0 +1,204 @@
+"""``check-trace`` proven both ways: traces recorded from real runs (a restarted session, killed
+and taken-over worker processes, the lockstep conformance run) are explained by the model, and
+hand-altered traces (a lost requeue, a reused sequence number, a run after destroy, an event
+published before its commit) are each rejected at the event that gives them away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meerkat_conformance.cli.main import main
+from meerkat_conformance.lockstep.profiles import get_profile
+from meerkat_conformance.lockstep.runner import run_lockstep
+from meerkat_conformance.lockstep.stateful import fresh_tally
+from meerkat_conformance.session.stateful import SessionLockstepMachine
+from meerkat_conformance.takeover.driver import run_takeovers
+from meerkat_conformance.trace.check import check_trace
+from meerkat_model.session.machine import SessionMachine
+from meerkat_runtime.events.jsonl import EventLog
+from meerkat_runtime.session.machine import EVENT_LOG_ENV, MeerkatMachine
+from meerkat_runtime.session.ownership import OwnershipConfig
+from meerkat_runtime.session.retry import RetryPolicy
+from meerkat_runtime.session.testing import Fail, ScriptedExecutor
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+
+from tests.runtime_session.helpers import make_prompt
+
+
+def _record(directory: Path, *, retry: RetryPolicy | None = None) -> None:
+    """One session on a SQLite file: a failing run requeued twice, a duplicate, a crash (the
+    process's memory dropped), a second worker registering it, control, destroy."""
+
+    async def body() -> None:
+        path = directory.parent / f"{directory.name}.sqlite"
+        store = SqliteRuntimeStore(path)
+        log = EventLog(directory)
+        first = MeerkatMachine.persistent(store, ownership=OwnershipConfig(owner_id="w1"), retry=retry)
+        first.events.subscribe(log)
+        await first.register_session_with_executor("s", ScriptedExecutor(Fail("boom"), Fail("boom again")))
+        await first.accept_input("s", make_prompt("a", idempotency_key="k", input_id="in-a"))
+        await first.settle("s")
+        await first.accept_input("s", make_prompt("a again", idempotency_key="k", input_id="in-a2"))
+        await first.accept_input("s", make_prompt("b", input_id="in-b"))
+        await first.settle("s")
+        await first.halt()
+        second = MeerkatMachine.persistent(store, ownership=OwnershipConfig(owner_id="w1"), retry=retry)
+        second.events.subscribe(log)
+        await second.register_session_with_executor("s", ScriptedExecutor())
+        await second.accept_input("s", make_prompt("c", input_id="in-c"))
+        await second.settle("s")
+        await second.retire_runtime("s")
+        await second.destroy_runtime("s")
+        await second.close()
+        log.close()
+        store.close()
+
+    asyncio.run(body())
+
+
+def _lines(directory: Path) -> tuple[Path, list[dict[str, Any]]]:
+    files = sorted(directory.glob("*.jsonl"))
+    first = min(files, key=lambda p: json.loads(p.read_text().splitlines()[0])["time"])
+    return first, [json.loads(line) for line in first.read_text().splitlines()]
+
+
+def _write(path: Path, docs: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+
+
+def _index(docs: list[dict[str, Any]], rule: str, nth: int = 0) -> int:
+    found = [n for n, doc in enumerate(docs) if doc["rule"] == rule]
+    return found[nth]
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Path:
+    directory = tmp_path / "trace"
+    _record(directory)
+    return directory
+
+
+def test_a_recorded_trace_with_a_crash_and_a_restart_is_explained(recorded: Path) -> None:
+    verdict = check_trace([recorded])
+    assert verdict.ok, verdict.rejection
+    assert verdict.files == 2 and verdict.runtimes == 1
+    assert {"register", "accept", "deduplicate", "start_run", "executor_failed", "executor_succeeded"} <= set(
+        verdict.rules
+    )
+    assert verdict.rules["register"] == 2 and verdict.rules["destroy_with_loop"] == 1
+
+
+def test_a_trace_under_another_attempt_limit_is_replayed_under_that_limit(tmp_path: Path) -> None:
+    directory = tmp_path / "trace"
+    _record(directory, retry=RetryPolicy(max_attempts=2))
+    verdict = check_trace([directory])
+    assert verdict.ok, verdict.rejection
+    assert verdict.rules["executor_failed_exhausted"] == 1  # the second failure exhausts 2 attempts
+
+
+def test_a_lost_requeue_is_rejected_at_the_next_run(recorded: Path) -> None:
+    path, docs = _lines(recorded)
+    lost = _index(docs, "executor_failed")
+    next_start = _index(docs, "start_run", 1)
+    del docs[lost]
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None
+    assert verdict.rejection.at.line == next_start  # the line after the deleted one moved up by one
+    assert verdict.rejection.at.event.rule == "start_run"
+    assert "a run is already in flight" in verdict.rejection.reason
+    assert "executor_failed" in verdict.rejection.enabled
+
+
+def test_a_reused_sequence_number_is_rejected_at_the_second_use(recorded: Path) -> None:
+    path, docs = _lines(recorded)
+    n = _index(docs, "start_run")
+    docs[n]["seq"] = docs[n - 1]["seq"]
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None
+    assert verdict.rejection.at.line == n + 1
+    assert f"reused sequence number {docs[n]['seq']}" in verdict.rejection.reason
+
+
+def test_a_run_after_destroy_is_rejected_at_that_run(recorded: Path) -> None:
+    files = sorted(recorded.glob("*.jsonl"))
+    last = max(files, key=lambda p: json.loads(p.read_text().splitlines()[0])["time"])
+    docs = [json.loads(line) for line in last.read_text().splitlines()]
+    destroy = _index(docs, "destroy_with_loop")
+    forged = dict(docs[_index(docs, "start_run")])
+    forged["seq"] = docs[destroy]["seq"] + 1
+    docs.insert(destroy + 1, forged)
+    for later in docs[destroy + 2 :]:
+        later["seq"] += 1
+    _write(last, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None
+    assert verdict.rejection.at.line == destroy + 2
+    assert verdict.rejection.at.event.rule == "start_run"
+    assert verdict.rejection.state["runtime"] == "destroyed"
+
+
+def test_an_event_published_before_its_commit_is_rejected(recorded: Path) -> None:
+    """The run of ``in-b`` published before the accept that queued it was committed: the two
+    lines (and their numbers) swapped, so the sequence still grows — the model refuses the run."""
+    path, docs = _lines(recorded)
+    accept_b = next(n for n, doc in enumerate(docs) if doc["rule"] == "accept" and doc["details"]["input"] == "in-b")
+    start_b = next(n for n, doc in enumerate(docs) if doc["rule"] == "start_run" and doc["details"]["input"] == "in-b")
+    early = docs.pop(start_b)
+    early["seq"], docs[accept_b]["seq"] = docs[accept_b]["seq"], early["seq"]
+    docs.insert(accept_b, early)
+    for n in range(accept_b + 1, start_b + 1):
+        docs[n]["seq"] = docs[n - 1]["seq"] + 1
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None
+    assert verdict.rejection.at.line == accept_b + 1
+    assert verdict.rejection.at.event.rule == "start_run"
+    assert "start_run" not in verdict.rejection.enabled
+
+
+def test_the_command_accepts_rejects_and_refuses_bad_input(recorded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-trace", str(recorded)]) == 0
+    assert "OK: the model explains all" in capsys.readouterr().out
+    path, docs = _lines(recorded)
+    docs[3]["seq"] = docs[2]["seq"]
+    _write(path, docs)
+    assert main(["check-trace", "--json", str(recorded)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["rejection"]["line"] == 4
+    assert main(["check-trace", str(recorded / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    path.write_text("not json\n")
+    assert main(["check-trace", str(path)]) == 2
+    assert "not an event" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_traces_of_killed_and_taken_over_worker_processes_are_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "events"
+    monkeypatch.setenv(EVENT_LOG_ENV, str(events))
+    report = run_takeovers(tmp_path, takeovers=8, seed=7, lease_s=0.25, renew_every_s=0.08)
+    assert report.ok, report.render()
+    verdict = check_trace([events])
+    assert verdict.ok, verdict.rejection
+    assert verdict.files > 8  # one file per worker process
+    assert verdict.rules["register"] > 8 and verdict.rules.get("executor_succeeded", 0) > 0
+
+
+@pytest.mark.slow
+def test_traces_of_the_lockstep_conformance_run_are_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = tmp_path / "events"
+    monkeypatch.setenv(EVENT_LOG_ENV, str(events))
+    tally = fresh_tally(SessionMachine(SessionLockstepMachine.BOUNDS))
+    run_lockstep(SessionLockstepMachine, get_profile("fast"), tally)
+    assert tally.disagreements == 0 and tally.crashes > 0
+    verdict = check_trace([events])
+    assert verdict.ok, verdict.rejection
+    assert verdict.runtimes > 10
