@@ -106,7 +106,7 @@ from meerkat_runtime.vocab.errors import (
     WriteOutcomeUnknown,
     WriteRefused,
 )
-from meerkat_runtime.vocab.ids import InputId, RunId, SessionId
+from meerkat_runtime.vocab.ids import InputId, OperationId, RunId, SessionId
 from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec, OperationStatus
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -163,6 +163,7 @@ __all__ = [
     "MeerkatMachine",
     "MemoryStorage",
     "NotReady",
+    "OperationId",
     "OperationKind",
     "OperationResult",
     "OperationSpec",

@@ -59,6 +59,7 @@ PUBLIC = frozenset(
         "MeerkatMachine",
         "MemoryStorage",
         "NotReady",
+        "OperationId",
         "OperationKind",
         "OperationResult",
         "OperationSpec",
