@@ -7,7 +7,9 @@ no idempotency key accepted twice, every takeover within the lease bound).
 
 Needs a server: ``MEERKAT_PG_DSN`` (``./run soak-postgres`` starts a throwaway one). A fresh
 schema and fresh workers every ``--rotate`` cycles keep each verification cheap. Exit status 0
-when every part verified, 1 on the first violation, 2 on a usage error.
+when every part verified, 1 on the first violation, 2 on a usage error (also without
+``MEERKAT_PG_DSN``), 130 when interrupted with Ctrl-C (the cycles verified so far are printed
+above).
 """
 
 from __future__ import annotations
@@ -21,27 +23,59 @@ import time
 from pathlib import Path
 
 from meerkat_conformance.takeover.cluster import ClusterReport, run_cluster
+from meerkat_model.cli.usage import OneLineParser, int_at_least, interruptible, milliseconds_above_zero
+
+
+def _share(raw: str) -> float:
+    """An argparse ``type``: a share between 0 and 1."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{raw!r}: must be between 0 and 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="postgres_soak.py",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Needs MEERKAT_PG_DSN (./run soak-postgres starts a throwaway server). exit status: 0 every part "
+        "verified; 1 a violation (lost acknowledged input, an idempotency key accepted twice, a takeover beyond the "
+        "lease bound); 2 usage error; 130 interrupted (Ctrl-C; the cycles verified so far are printed above)",
+    )
+    parser.add_argument("--cycles", type=int_at_least(1), default=300, help="kill/disconnect cycles (default: 300)")
+    parser.add_argument("--workers", type=int_at_least(2), default=3, help="worker processes (default: 3)")
+    parser.add_argument("--sessions", type=int_at_least(1), default=6, help="sessions they share (default: 6)")
+    parser.add_argument(
+        "--lease-ms", type=milliseconds_above_zero, default=500.0, help="lease duration in ms (default: 500)"
+    )
+    parser.add_argument(
+        "--kill-share", type=_share, default=0.5, help="share of cycles that kill a worker, 0 to 1 (default: 0.5)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the current time, printed)")
+    parser.add_argument("--rotate", type=int_at_least(1), default=50, help="cycles per schema (default: 50)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="existing folder for the workers' files (default: system temp)"
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=300)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--sessions", type=int, default=6)
-    parser.add_argument("--lease-ms", type=float, default=500.0)
-    parser.add_argument("--kill-share", type=float, default=0.5, help="share of cycles that kill a worker")
-    parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--rotate", type=int, default=50, help="cycles per schema")
-    parser.add_argument("--dir", type=Path, default=None)
+    parser = _parser()
     args = parser.parse_args(argv)
-    if args.cycles < 1 or args.rotate < 1 or args.workers < 2 or args.sessions < 1 or args.lease_ms <= 0:
-        parser.error("need --cycles >= 1, --rotate >= 1, --workers >= 2, --sessions >= 1 and --lease-ms > 0")
-    if not 0 <= args.kill_share <= 1:
-        parser.error("--kill-share must be between 0 and 1")
+    if args.dir is not None and not args.dir.is_dir():
+        parser.error(f"--dir {args.dir}: not an existing directory")
     dsn = os.environ.get("MEERKAT_PG_DSN")
     if not dsn:
         parser.error("set MEERKAT_PG_DSN to a PostgreSQL connection string (./run soak-postgres starts a server)")
+    if args.seed is None:
+        args.seed = int(time.time())
+    return interruptible(lambda: _soak(args, dsn), "postgres_soak.py")
 
+
+def _soak(args: argparse.Namespace, dsn: str) -> int:
     print(
         f"postgres soak: {args.cycles} cycles, {args.workers} workers, {args.sessions} sessions, lease "
         f"{args.lease_ms:.0f} ms, kill share {args.kill_share}, seed={args.seed}",

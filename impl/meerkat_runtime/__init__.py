@@ -2,6 +2,232 @@
 
 Standard library only. Durable input queues, the run loop, the async-operation registry
 and crash recovery. This package never imports ``meerkat_model`` or ``meerkat_conformance``.
+
+The public API is what this module exports (``__all__``): an application imports from
+``meerkat_runtime`` only::
+
+    from meerkat_runtime import MeerkatMachine, SqliteRuntimeStore, prompt
+
+``PostgresRuntimeStore`` is exported too, but imported only when first used (it needs the
+``postgres`` extra; ``import meerkat_runtime`` still imports nothing but the standard
+library), so it is not in ``__all__``. Every other module path (``meerkat_runtime.session.*``,
+``meerkat_runtime.store.*``, ...) is internal: names there may move between releases.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from meerkat_runtime.ops.config import OpsLifecycleConfig
+from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.session.blobs import BlobStore, FileBlobStore, InMemoryBlobStore
+from meerkat_runtime.session.completion import (
+    Abandoned,
+    Cancelled,
+    Completed,
+    CompletedWithoutResult,
+    CompletionHandle,
+    CompletionOutcome,
+    LostOwnership,
+    RunFailure,
+    RuntimeTerminated,
+)
+from meerkat_runtime.session.executor import (
+    CancelAfterBoundary,
+    CancelCurrentRun,
+    CoreApplyOutput,
+    CoreExecutor,
+    ExecutorCancelled,
+    ExecutorError,
+    ReceiptDraft,
+    RunControlCommand,
+    RunPrimitive,
+    RunResult,
+    StopRuntimeExecutor,
+    success_output,
+)
+from meerkat_runtime.session.inputs import (
+    BlobImage,
+    ContinuationInput,
+    ExternalEventInput,
+    HandlingMode,
+    Image,
+    InlineImage,
+    Input,
+    InputHeader,
+    InputOrigin,
+    PeerMessageInput,
+    PeerResponseInput,
+    PeerResponseStatus,
+    PromptInput,
+    continuation,
+    external_event,
+    make_header,
+    peer_message,
+    peer_response,
+    prompt,
+)
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
+from meerkat_runtime.session.ownership import OwnershipConfig
+from meerkat_runtime.session.reports import (
+    DestroyReport,
+    InterruptReport,
+    RecycleReport,
+    ResetReport,
+    RetireReport,
+    StopReport,
+)
+from meerkat_runtime.session.testing import ScriptedExecutor
+from meerkat_runtime.session.views import InputStateView, SessionView
+from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.errors import (
+    Corrupt,
+    DurableWriteFailed,
+    InputNotFound,
+    InvalidField,
+    InvalidRuntimeTransition,
+    InvalidSetting,
+    LeaseHeld,
+    MeerkatError,
+    NotReady,
+    OpsLifecycleError,
+    OwnershipLost,
+    ReadFailed,
+    RecoveryCorruption,
+    RuntimeDestroyed,
+    SessionNotFound,
+    StoreError,
+    ValidationFailed,
+    VersionMismatch,
+    WriteFailed,
+    WriteOutcomeUnknown,
+    WriteRefused,
+)
+from meerkat_runtime.vocab.ids import InputId, OperationId, RunId, SessionId
+from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
+from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec, OperationStatus
+from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
+
+if TYPE_CHECKING:
+    from meerkat_runtime.store.postgres import PostgresRuntimeStore as PostgresRuntimeStore
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Abandoned",
+    "AcceptOutcome",
+    "Accepted",
+    "BlobImage",
+    "BlobStore",
+    "CancelAfterBoundary",
+    "CancelCurrentRun",
+    "Cancelled",
+    "Completed",
+    "CompletedWithoutResult",
+    "CompletionHandle",
+    "CompletionOutcome",
+    "ContinuationInput",
+    "CoreApplyOutput",
+    "CoreExecutor",
+    "Corrupt",
+    "Deduplicated",
+    "DestroyReport",
+    "Durability",
+    "DurableWriteFailed",
+    "ExecutorCancelled",
+    "ExecutorError",
+    "ExternalEventInput",
+    "FileBlobStore",
+    "HandlingMode",
+    "Image",
+    "InMemoryBlobStore",
+    "InMemoryRuntimeStore",
+    "InlineImage",
+    "Input",
+    "InputHeader",
+    "InputId",
+    "InputLifecycleState",
+    "InputNotFound",
+    "InputOrigin",
+    "InputStateView",
+    "InterruptReport",
+    "InvalidField",
+    "InvalidRuntimeTransition",
+    "InvalidSetting",
+    "LeaseHeld",
+    "LostOwnership",
+    "MeerkatError",
+    "MeerkatMachine",
+    "MemoryStorage",
+    "NotReady",
+    "OperationId",
+    "OperationKind",
+    "OperationResult",
+    "OperationSpec",
+    "OperationStatus",
+    "OpsLifecycleConfig",
+    "OpsLifecycleError",
+    "OpsLifecycleRegistry",
+    "OwnershipConfig",
+    "OwnershipLost",
+    "PeerMessageInput",
+    "PeerResponseInput",
+    "PeerResponseStatus",
+    "PromptInput",
+    "ReadFailed",
+    "ReceiptDraft",
+    "RecoveryCorruption",
+    "RecycleReport",
+    "RegistrationPhase",
+    "Rejected",
+    "ResetReport",
+    "RetireReport",
+    "RunControlCommand",
+    "RunFailure",
+    "RunId",
+    "RunPrimitive",
+    "RunResult",
+    "RuntimeDestroyed",
+    "RuntimeState",
+    "RuntimeStore",
+    "RuntimeTerminated",
+    "ScriptedExecutor",
+    "SessionId",
+    "SessionNotFound",
+    "SessionView",
+    "SqliteRuntimeStore",
+    "StopReport",
+    "StopRuntimeExecutor",
+    "StoreError",
+    "ValidationFailed",
+    "VersionMismatch",
+    "WriteFailed",
+    "WriteOutcomeUnknown",
+    "WriteRefused",
+    "__version__",
+    "continuation",
+    "external_event",
+    "make_header",
+    "peer_message",
+    "peer_response",
+    "prompt",
+    "success_output",
+]
+
+LAZY_EXPORTS = ("PostgresRuntimeStore",)
+"""Exported names imported on first use (they need an extra); not in ``__all__``."""
+
+
+def __getattr__(name: str) -> object:
+    if name == "PostgresRuntimeStore":
+        from meerkat_runtime.store.postgres import PostgresRuntimeStore
+
+        return PostgresRuntimeStore
+    raise AttributeError(f"module 'meerkat_runtime' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *LAZY_EXPORTS})

@@ -19,7 +19,18 @@ from tests.cli.commands import command, run
         ("-m meerkat_conformance.stores.suite", ["(default: all)", "exit status", "130"]),
         ("scripts/store_soak.py", ["(default: 1000)", "(default: FULL)", "exit status", "130"]),
         ("scripts/damage_sweep.py", ["(default: 400)", "(default: 4)", "exit status", "130"]),
-        ("meerkat-runtime", ["check", "quarantine", "exit status", "130"]),
+        (
+            "scripts/ownership_soak.py",
+            ["(default: 500)", "(default: 250)", "(default: 80)", "(default: NORMAL)", "(default: 100)", "130"],
+        ),
+        (
+            "scripts/postgres_soak.py",
+            ["(default: 300)", "(default: 3)", "(default: 6)", "(default: 500)", "(default: 0.5)", "MEERKAT_PG_DSN"],
+        ),
+        (
+            "meerkat-runtime",
+            ["sessions", "inputs", "ops", "show", "check", "migrate", "quarantine", "exit status", "130"],
+        ),
     ],
 )
 def test_help_states_defaults_and_exit_statuses(prog: str, needles: list[str]) -> None:

@@ -3,6 +3,7 @@ any long work (each case below would otherwise search, render or soak for a long
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -48,6 +49,23 @@ A_FILE = "README.md"
         ("meerkat-runtime", ["quarantine", A_FILE, "s", "i", "--reason", " "], ["--reason must not be empty"]),
         ("scripts/store_soak.py", ["--rotate", "0"], ["--rotate", "at least 1"]),
         ("scripts/store_soak.py", ["--dir", "no-such-folder"], ["--dir", "not an existing directory"]),
+        ("scripts/ownership_soak.py", ["--takeovers", "0"], ["--takeovers", "at least 1"]),
+        ("scripts/ownership_soak.py", ["--rotate", "x"], ["--rotate", "not an integer"]),
+        ("scripts/ownership_soak.py", ["--lease-ms", "0"], ["--lease-ms", "above 0"]),
+        ("scripts/ownership_soak.py", ["--renew-ms", "300"], ["--renew-ms (300) must be shorter", "(250)"]),
+        ("scripts/ownership_soak.py", ["--synchronous", "OFF"], ["--synchronous", "invalid choice"]),
+        ("scripts/ownership_soak.py", ["--dir", "no-such-folder"], ["--dir", "not an existing directory"]),
+        ("scripts/postgres_soak.py", ["--cycles", "0"], ["--cycles", "at least 1"]),
+        ("scripts/postgres_soak.py", ["--workers", "1"], ["--workers", "at least 2"]),
+        ("scripts/postgres_soak.py", ["--kill-share", "1.5"], ["--kill-share", "between 0 and 1"]),
+        ("scripts/postgres_soak.py", ["--lease-ms", "nan"], ["--lease-ms", "above 0"]),
+        ("scripts/postgres_soak.py", ["--dir", "no-such-folder"], ["--dir", "not an existing directory"]),
+        ("meerkat-runtime", ["sessions"], ["required: STORE"]),
+        ("meerkat-runtime", ["inputs", A_FILE], ["required: SESSION"]),
+        ("meerkat-runtime", ["inputs", A_FILE, "s", "--status", "lost"], ["--status", "invalid choice"]),
+        ("meerkat-runtime", ["ops", "no-such.db", "s"], ["'no-such.db' does not exist"]),
+        ("meerkat-runtime", ["show", "docs", "x"], ["'docs' is not a file"]),
+        ("meerkat-runtime", ["migrate", "--bogus", A_FILE], ["unrecognized arguments: --bogus"]),
         ("benchmarks/bench_accept_checks.py", ["--rounds", "0"], ["--rounds", "at least 1"]),
         ("benchmarks/bench_events.py", ["--inputs", "0"], ["--inputs", "at least 1"]),
         ("benchmarks/bench_ops_registry.py", ["--bogus"], ["unrecognized arguments: --bogus"]),
@@ -87,3 +105,9 @@ def test_the_store_suite_has_a_real_help() -> None:
     assert done.stdout.startswith("usage: python -m meerkat_conformance.stores.suite")
     for needle in ("BACKEND", "memory, sqlite", "--check", "concurrent_processes", "exit status", "default"):
         assert needle in done.stdout
+
+
+def test_the_postgres_soak_without_a_server_is_a_usage_error() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MEERKAT_PG_DSN"}
+    done = run([*command("scripts/postgres_soak.py"), "--cycles", "1"], timeout=60, env=env)
+    assert_one_line_usage_error(done, "set MEERKAT_PG_DSN")

@@ -47,6 +47,7 @@ BUGS = frozenset(
         "quarantine_keeps_row",
         "quarantine_drops_bytes",
         "scan_raises_on_damage",
+        "listing_misses_leases",
     }
 )
 
@@ -334,6 +335,17 @@ class NaiveStore:
         rt = self._ok(runtime_id, ReadFailed)
         with self.data.lock:
             return list(self.data.quarantine.get(rt, ()))
+
+    # --- listing ---------------------------------------------------------------------------
+    def list_runtimes(self) -> list[str]:
+        if self.closed and "close_ignored" not in self.bugs:
+            raise ReadFailed("*", "closed")
+        with self.data.lock:
+            found = {rt for _, rt, _ in self.data.cells} | {r[0] for r in self.data.records} | set(self.data.marks)
+            found |= {rt for rt, rows in self.data.quarantine.items() if rows}
+            if "listing_misses_leases" not in self.bugs:
+                found |= set(self.data.leases)
+        return sorted(found)
 
     # --- ownership (clock: time.time) ------------------------------------------------------
     def claim_lease(self, runtime_id: str, owner: str, duration_s: float) -> Lease:

@@ -1,14 +1,17 @@
-"""Keying checks: ordering of rows and records, and isolation between runtime ids."""
+"""Keying checks: ordering of rows and records, isolation between runtime ids, and listing them."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
+from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import OpsLifecycleRecords
+from meerkat_runtime.vocab.errors import ReadFailed
 
 from meerkat_conformance.stores.backend import StoreFactory
 from meerkat_conformance.stores.failure import expect
-from meerkat_conformance.stores.fixtures import RT, as_dict, fresh, opened, receipt, row
+from meerkat_conformance.stores.fixtures import RT, as_dict, expect_error, fresh, opened, receipt, row
 
 SIMILAR_IDS = ("rt:session:a", "rt:session:ab", "rt:session:A", "rt:session:%", "rt:session:_", "rt:session:a'b")
 
@@ -73,3 +76,32 @@ def check_runtime_isolation(factory: StoreFactory) -> None:
                     expect(store.load_ops_lifecycle(rt) == want, step, "ops state leaked or was deleted with another")
             expect(store.load_input_states("rt:session:") == [], "prefix", "a prefix of runtime ids matched rows")
             expect(store.load_input_states("rt:session:%") != [], "wildcard", "wildcard id lost its own rows")
+
+
+def check_runtime_listing(factory: StoreFactory) -> None:
+    """``list_runtimes`` names every runtime holding anything (whichever write put it there,
+    a lease included), each once, in code-point order; an empty store lists none; a new
+    handle lists the same; after ``close`` it raises ``ReadFailed``."""
+    writes: dict[str, Callable[[RuntimeStore, str], object]] = {
+        "rt:session:b-input": lambda store, rt: store.persist_input_state(rt, row("x", "1")),
+        "rt:session:B-receipt": lambda store, rt: store.atomic_apply(
+            rt, session_snapshot=None, receipt=receipt("run", 1), rows=[]
+        ),
+        "rt:session:a-lifecycle": lambda store, rt: store.commit_machine_lifecycle(rt, b"life", []),
+        "rt:session:a": lambda store, rt: store.append_ops_record(rt, b"rec"),
+        "rt:session:\u00e9-ops": lambda store, rt: store.persist_ops_lifecycle(rt, b"ops"),
+        "rt:session:%-lease": lambda store, rt: store.claim_lease(rt, "owner", 60.0),
+    }
+    with fresh(factory) as backend:
+        with opened(backend) as store:
+            expect(store.list_runtimes() == [], "empty store", f"an empty store listed {store.list_runtimes()}")
+            for rt, write in writes.items():
+                write(store, rt)
+            store.persist_input_state("rt:session:b-input", row("y", "2"))
+            listed = store.list_runtimes()
+            expect(listed == sorted(writes), "listing", f"listed {listed}, expected {sorted(writes)}")
+        with opened(backend) as store:
+            listed = store.list_runtimes()
+            expect(listed == sorted(writes), "new handle", f"a new handle listed {listed}")
+            store.close()
+            expect_error("list_runtimes after close", ReadFailed, store.list_runtimes)

@@ -48,6 +48,7 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("ops_round_trip", checks_roundtrip.check_ops_round_trip),
     _check("ordering", checks_keys.check_ordering),
     _check("runtime_isolation", checks_keys.check_runtime_isolation),
+    _check("runtime_listing", checks_keys.check_runtime_listing),
     _check("duplicate_receipt_rejected", checks_atomicity.check_duplicate_receipt_rejected),
     _check("rejected_commit_changes_nothing", checks_atomicity.check_rejected_commit_changes_nothing),
     _check(

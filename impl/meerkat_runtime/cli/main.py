@@ -6,21 +6,24 @@ import argparse
 import sys
 from types import ModuleType
 
-from meerkat_runtime.cli import check, quarantine
+from meerkat_runtime.cli import check, inputs, migrate, ops, quarantine, sessions, show
 from meerkat_runtime.cli.usage import OneLineParser, interruptible
 
 PROG = "meerkat-runtime"
 
-SUBCOMMANDS: tuple[ModuleType, ...] = (check, quarantine)
+SUBCOMMANDS: tuple[ModuleType, ...] = (sessions, inputs, ops, show, check, migrate, quarantine)
 """Each module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> int``."""
 
 
 def parser() -> argparse.ArgumentParser:
     top = OneLineParser(
         prog=PROG,
-        description="Look after the stored state of meerkat sessions (an SQLite store file).",
+        description="Look at and look after the stored state of meerkat sessions: an SQLite store file "
+        "(every command) or a PostgreSQL store (sessions, inputs, ops, show).",
         epilog="Run 'meerkat-runtime COMMAND --help' for a command's options, defaults and exit statuses. "
-        "exit status: 0 success; 1 damage found or the work failed; 2 usage error; 130 interrupted (Ctrl-C)",
+        "The reading commands (sessions, inputs, ops, show, check) never write. "
+        "exit status: 0 success; 1 damage found, nothing found, or the work failed; 2 usage error; "
+        "130 interrupted (Ctrl-C)",
     )
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
     for module in SUBCOMMANDS:

@@ -1,8 +1,10 @@
 """``MeerkatMachine``: the per-process registry of sessions and their public asyncio API.
 
 Create it with :meth:`MeerkatMachine.ephemeral` (memory only) or
-:meth:`MeerkatMachine.persistent` (a ``RuntimeStore``, optionally a ``BlobStore``). Every
-method is a coroutine and must be called on one event loop. A session has one canonical id:
+:meth:`MeerkatMachine.persistent` (a ``RuntimeStore`` or the path of an SQLite file, optionally
+a ``BlobStore``), preferably as ``async with MeerkatMachine.persistent(...) as machine:``, which
+closes the machine, and a store it opened, however the block ends. Every method is a coroutine
+and must be called on one event loop. A session has one canonical id:
 its durable state lives under the runtime id ``rt:session:<session id>``, sessions are keyed by
 that runtime id, and a session id that itself starts with ``rt:session:`` is refused with
 ``ValidationFailed`` (so no second spelling can reach the same stored runtime).
@@ -29,6 +31,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
 from typing import Any, TypeVar
 
 from meerkat_runtime.events.bus import EventBus
@@ -82,6 +85,7 @@ from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, S
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
     InvalidRuntimeTransition,
     NotReady,
@@ -170,6 +174,7 @@ class MeerkatMachine:
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         retry: RetryPolicy | None = None,
+        close_store: bool = False,
     ) -> None:
         self._limits = InputLimits(max_input_bytes)
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -184,6 +189,7 @@ class MeerkatMachine:
         self._auth_lease: AuthLeaseHandle = authorities.auth_lease
         self._oauth_flows: OAuthFlowAuthority = authorities.oauth_flows
         self._store = store
+        self._close_store = close_store and store is not None
         self._blobs = blob_store
         self._offload = offload_store_calls
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
@@ -209,15 +215,22 @@ class MeerkatMachine:
     @classmethod
     def persistent(
         cls,
-        store: RuntimeStore,
+        store: RuntimeStore | str | os.PathLike[str],
         blob_store: BlobStore | None = None,
         *,
         offload_store_calls: bool = True,
         ownership: OwnershipConfig | None = DEFAULT_OWNERSHIP,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         retry: RetryPolicy | None = None,
+        close_store: bool | None = None,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
+
+        ``store`` is a ``RuntimeStore`` or the path of an SQLite file, which is opened here
+        with :class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore`'s defaults (a bad path
+        is ``InvalidSetting``). ``close_store`` says whether :meth:`close` closes the store
+        too; by default it does for a store opened here from a path and does not for a store
+        passed in (its owner closes it).
 
         ``offload_store_calls`` runs each synchronous store call in a worker thread (default)
         instead of on the event loop. ``ownership`` (on by default) makes several machines on
@@ -228,14 +241,38 @@ class MeerkatMachine:
         ``retry`` sets attempts, backoff and which executor errors are retried
         (:class:`~meerkat_runtime.session.retry.RetryPolicy`; default: 3 attempts, no wait).
         """
-        return cls(
-            store,
-            blob_store,
-            offload_store_calls=offload_store_calls,
-            ownership=ownership,
-            max_input_bytes=max_input_bytes,
-            retry=retry,
-        )
+        if isinstance(store, str | os.PathLike):
+            opened: RuntimeStore = SqliteRuntimeStore(store)
+            owned = True if close_store is None else close_store
+        else:
+            opened, owned = store, bool(close_store)
+        try:
+            return cls(
+                opened,
+                blob_store,
+                offload_store_calls=offload_store_calls,
+                ownership=ownership,
+                max_input_bytes=max_input_bytes,
+                retry=retry,
+                close_store=owned,
+            )
+        except BaseException:
+            if opened is not store:
+                opened.close()
+            raise
+
+    async def __aenter__(self) -> MeerkatMachine:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def store(self) -> RuntimeStore | None:
+        """The store sessions are written to (``None`` for an ephemeral machine)."""
+        return self._store
 
     def shares_runtime_persistence_with(self, other: MeerkatMachine) -> bool:
         """Whether ``other`` commits to the same durable authority as this machine (both
@@ -643,8 +680,10 @@ class MeerkatMachine:
         return self._get(session_id).ops_registry
 
     async def close(self) -> None:
-        """Unregister every session (releasing its lease) and stop the lease renewal. Cancelling
-        the caller does not interrupt it: the shutdown runs to its end in its own task."""
+        """Unregister every session (releasing its lease), stop the lease renewal and, when the
+        machine owns its store (``close_store``), close the store. Cancelling the caller does
+        not interrupt it: the shutdown runs to its end in its own task. Closing twice is
+        harmless."""
         task = self._closing
         if task is None or task.done():
             task = self._closing = asyncio.get_running_loop().create_task(self._close_now())
@@ -659,6 +698,12 @@ class MeerkatMachine:
             if self._unregistering:
                 await asyncio.wait({task for task, _ in self._unregistering.values()})
         await self._claims.stop()
+        store = self._store
+        if self._close_store and store is not None:
+            if self._offload:
+                await asyncio.to_thread(store.close)  # waits for store calls still in flight
+            else:
+                store.close()
 
     async def halt(self) -> None:
         """What a process crash does, for tests and harnesses: cancel every loop and in-flight

@@ -52,6 +52,7 @@ READ_METHODS = frozenset(
         "load_high_water",
         "scan_input_states",
         "load_quarantined",
+        "list_runtimes",
     }
 )
 REPAIR_METHODS = frozenset({"quarantine_row"})
@@ -238,6 +239,9 @@ class FaultInjectingStore:
 
     def load_lease(self, runtime_id: str) -> Lease | None:
         return self._call("load_lease", runtime_id, lambda: self.inner.load_lease(runtime_id))
+
+    def list_runtimes(self) -> list[str]:
+        return self._call("list_runtimes", "*", self.inner.list_runtimes)
 
     def close(self) -> None:
         """Close the inner store."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from meerkat_runtime.store import validation as v
@@ -31,6 +31,9 @@ from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refus
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
 from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed, WriteRefused
+
+STORE_SCOPE = "*"
+"""The runtime id store-wide errors name (as in every built-in store)."""
 
 Sealed = tuple[bytes, str]
 """A stored payload and its checksum."""
@@ -306,6 +309,19 @@ class InMemoryRuntimeStore:
         rt = self._open_for(runtime_id, ReadFailed)
         with self.storage.lock:
             return self.storage.leases.get(rt)
+
+    # --- listing --------------------------------------------------------------------------
+    def list_runtimes(self) -> list[str]:
+        if self._closed:
+            raise ReadFailed(STORE_SCOPE, "list_runtimes: store is closed")
+        s = self.storage
+        with s.lock:
+            tables: tuple[Mapping[str, object], ...] = (
+                s.inputs, s.receipts, s.snapshots, s.lifecycles, s.ops_snapshots, s.ops_records, s.leases, s.marks,
+                s.quarantine,
+            )  # fmt: skip
+            found = {rt for table in tables for rt, held in table.items() if held}
+        return sorted(found)
 
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:

@@ -370,6 +370,13 @@ class PostgresRuntimeStore:
         row = self._tx.read(rt, "load_lease", lambda conn: conn.execute(self._sql.select_lease, (rt,)).fetchone())
         return _lease(rt, row)
 
+    # --- listing --------------------------------------------------------------------------
+    def list_runtimes(self) -> list[str]:
+        tables = (INPUTS, RECEIPTS, SNAPSHOTS, LIFECYCLES, OPS_SNAPSHOTS, OPS_RECORDS, LEASES)
+        query = " UNION ".join(f"SELECT runtime_id FROM {self.schema}.{table}" for table in tables)
+        found = self._tx.read(STORE_SCOPE, "list_runtimes", lambda conn: conn.execute(query).fetchall())
+        return sorted({str(row[0]) for row in found})  # code-point order, whatever the collation
+
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:
         """Wait for calls in flight, then close the pool if the store opened it. Idempotent."""

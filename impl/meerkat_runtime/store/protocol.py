@@ -43,6 +43,13 @@ Ownership (leases and fences; :mod:`meerkat_runtime.store.lease` holds the rules
   writer is refused once another owner has claimed (the token moved).
 * Reads take no fence.
 
+Listing (for operators' tools, :mod:`meerkat_runtime.cli`):
+
+* ``list_runtimes`` returns every runtime id the store holds anything for (an input row, a
+  receipt, a session snapshot, a lifecycle record, ops state, a lease, a high-water mark or a
+  quarantined row), each once, in code-point order; an empty store returns ``[]``. It reads
+  only. Store-wide errors name the runtime id ``"*"``.
+
 Damage detection and quarantine (:mod:`meerkat_runtime.store.high_water`):
 
 * Every data write (the six write methods and ``quarantine_row``) advances the runtime's
@@ -165,6 +172,11 @@ class RuntimeStore(Protocol):
 
     def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
         """The runtime's quarantined rows, oldest first."""
+        ...
+
+    # --- listing --------------------------------------------------------------------------
+    def list_runtimes(self) -> list[str]:
+        """Every runtime id with anything stored, each once, sorted (code-point order)."""
         ...
 
     # --- housekeeping ---------------------------------------------------------------------

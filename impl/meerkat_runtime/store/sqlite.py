@@ -51,6 +51,7 @@ from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STORE_SCOPE, migrate, stored_version
 from meerkat_runtime.store.sqlite_wal import WalReport, analyse_wal
 from meerkat_runtime.store.tables import (
+    HIGH_WATER,
     INPUTS,
     LEASES,
     LIFECYCLES,
@@ -632,6 +633,13 @@ class SqliteRuntimeStore:
     def load_lease(self, runtime_id: str) -> Lease | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         return self._read(rt, "load_lease", lambda conn: _stored_lease(conn, rt))
+
+    # --- listing --------------------------------------------------------------------------
+    def list_runtimes(self) -> list[str]:
+        tables = (INPUTS, RECEIPTS, SNAPSHOTS, LIFECYCLES, OPS_SNAPSHOTS, OPS_RECORDS, LEASES, HIGH_WATER, QUARANTINE)
+        query = " UNION ".join(f"SELECT runtime_id FROM {table}" for table in tables)
+        found = self._read(STORE_SCOPE, "list_runtimes", lambda conn: conn.execute(query).fetchall())
+        return sorted({str(runtime_id) for (runtime_id,) in found})
 
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:

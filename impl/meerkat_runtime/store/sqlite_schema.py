@@ -141,6 +141,14 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
 )
 """``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
 
+STEP_NOTES: dict[int, str] = {
+    1: "tables for input rows, boundary receipts, session snapshots, lifecycle records and ops snapshots",
+    2: "the append-only log of ops terminal-transition records",
+    3: "ownership leases (owner, fencing token, expiry)",
+    4: "high-water marks (computed for every runtime already stored) and the quarantine",
+}
+"""What each migration step adds, in words (``meerkat-runtime migrate`` prints them)."""
+
 
 def stored_version(conn: sqlite3.Connection) -> int:
     """The schema version recorded in the file; 0 for an empty file."""

@@ -85,3 +85,14 @@ def seconds_at_least(minimum: float) -> Callable[[str], float]:
 
     parse.__name__ = f"seconds >= {minimum:g}"
     return parse
+
+
+def milliseconds_above_zero(raw: str) -> float:
+    """An argparse ``type``: a finite number of milliseconds greater than 0."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of milliseconds") from None
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{raw!r}: must be a number of milliseconds above 0")
+    return value

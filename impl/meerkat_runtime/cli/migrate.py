@@ -1,0 +1,79 @@
+"""``meerkat-runtime migrate PATH``: bring an SQLite store file written by an older release to this
+release's schema, saying what each step adds; nothing is changed when it is current already.
+
+The version is read first without writing. An upgrade is what opening the file read-write does
+(:class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore`): the write-ahead log and page checks,
+then every missing step in one transaction, so the file is never left half-migrated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+
+from meerkat_runtime.cli.store_arg import is_url, store_location
+from meerkat_runtime.cli.usage import EXIT_OK, failure, usage_error
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite_check import read_only_connection
+from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STEP_NOTES, stored_version
+from meerkat_runtime.vocab.errors import MeerkatError
+
+NAME = "migrate"
+HELP = "upgrade an SQLite store file written by an older release to this release's schema"
+PROG = f"meerkat-runtime {NAME}"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", metavar="PATH", type=store_location, help="the SQLite store file")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    parser.epilog = (
+        f"This release writes schema version {SCHEMA_VERSION}. Stop every worker of the older release first. "
+        "A PostgreSQL store needs no command: it upgrades its schema when a worker opens it. "
+        "exit status: 0 upgraded, or already current (nothing changed), or --dry-run; 1 nothing changed: the file "
+        "is not a meerkat store, was written by a newer release, is damaged, or is locked by a writer; 2 usage "
+        "error (e.g. PATH does not exist, a postgresql:// URL); 130 interrupted (Ctrl-C)"
+    )
+
+
+def _version(path: str) -> int:
+    with read_only_connection(path) as (conn, _how):
+        return stored_version(conn)
+
+
+def run(args: argparse.Namespace) -> int:
+    if is_url(args.store):
+        return usage_error(PROG, "migrate works on SQLite store files; a PostgreSQL store upgrades when opened")
+    path = args.store
+    try:
+        found = _version(path)
+    except (sqlite3.Error, MeerkatError) as exc:
+        return failure(PROG, f"cannot read the schema version of {path!r}: {exc}")
+    if found == 0:
+        return failure(PROG, f"{path!r} is not a meerkat store (it has no schema version); nothing was changed")
+    if found > SCHEMA_VERSION:
+        return failure(
+            PROG,
+            f"{path!r} has schema version {found}, written by a newer release (this one knows {SCHEMA_VERSION}); "
+            "nothing was changed",
+        )
+    if found == SCHEMA_VERSION:
+        print(f"{path}: already at schema version {SCHEMA_VERSION}; nothing to do (nothing was changed)")
+        return EXIT_OK
+    steps = [f"  {version}: {STEP_NOTES[version]}" for version in range(found + 1, SCHEMA_VERSION + 1)]
+    if args.dry_run:
+        print(f"{path}: would upgrade schema version {found} to {SCHEMA_VERSION} (dry run: nothing was changed):")
+        print("\n".join(steps))
+        return EXIT_OK
+    try:
+        store = SqliteRuntimeStore(path)
+    except MeerkatError as exc:
+        return failure(PROG, f"nothing was changed: {exc}")
+    try:
+        now = store.settings()["schema_version"]
+    except MeerkatError as exc:
+        return failure(PROG, exc)
+    finally:
+        store.close()
+    print(f"{path}: upgraded schema version {found} to {now}, in one transaction:")
+    print("\n".join(steps))
+    return EXIT_OK

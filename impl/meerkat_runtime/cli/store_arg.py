@@ -1,0 +1,96 @@
+"""The ``STORE`` argument of the reading commands: an SQLite file, or a PostgreSQL URL.
+
+* A path opens :class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore` with ``read_only=True``:
+  nothing is written, not even a ``-wal`` or ``-shm`` file, and no lease can be claimed (the
+  store refuses every write). A file at an older schema version is not upgraded: that is
+  ``meerkat-runtime migrate``'s job.
+* ``postgresql://...`` (or ``postgres://...``) opens
+  :class:`~meerkat_runtime.store.postgres.PostgresRuntimeStore` (the ``postgres`` extra) on a
+  connection whose transactions are read-only (``default_transaction_read_only=on``): the
+  server refuses any write.
+
+Any other ``RuntimeStore`` can be read with :mod:`meerkat_runtime.inspection` from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from urllib.parse import quote
+
+from meerkat_runtime.cli.usage import UsageError, existing_file, failure, usage_error
+from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.errors import MeerkatError, ValidationFailed, VersionMismatch
+
+URL_PREFIXES = ("postgresql://", "postgres://")
+DEFAULT_PG_SCHEMA = "meerkat"
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+STORE_HELP = (
+    "the store: an SQLite store file, or a postgresql:// URL (needs the 'postgres' extra; "
+    "opened with read-only transactions)"
+)
+
+
+def store_location(raw: str) -> str:
+    """An argparse ``type``: a PostgreSQL URL as given, else the path of an existing file."""
+    if raw.startswith(URL_PREFIXES):
+        return raw
+    return existing_file(raw)
+
+
+def is_url(location: str) -> bool:
+    return location.startswith(URL_PREFIXES)
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", metavar="STORE", type=store_location, help=STORE_HELP)
+    parser.add_argument(
+        "--schema",
+        default=DEFAULT_PG_SCHEMA,
+        help=f"the PostgreSQL schema of the store, for a postgresql:// STORE (default: {DEFAULT_PG_SCHEMA})",
+    )
+
+
+def read_only_url(url: str) -> str:
+    """``url`` with its transactions made read-only (an ``options`` parameter added)."""
+    if "options=" in url:
+        raise UsageError("a postgresql:// STORE must not set 'options' (the command sets read-only transactions)")
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(READ_ONLY_OPTION)}"
+
+
+def open_read_only(location: str, schema: str) -> RuntimeStore:
+    """Open ``location`` so that nothing can be written through it. ``UsageError`` when the
+    ``postgres`` extra is missing; the store's own error when it cannot be opened."""
+    if not is_url(location):
+        return SqliteRuntimeStore(location, read_only=True, integrity_check="off")
+    try:
+        from meerkat_runtime.store.postgres import PostgresRuntimeStore
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return PostgresRuntimeStore(read_only_url(location), schema=schema, min_connections=0, max_connections=1)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[RuntimeStore], int]) -> int:
+    """Open ``args.store`` read-only, run ``work`` on it and close it. A usage mistake is exit
+    status 2; a store that cannot be opened or read (damaged, an older schema, a server that
+    refuses) is one line and exit status 1."""
+    try:
+        store = open_read_only(args.store, args.schema)
+    except UsageError as exc:
+        return usage_error(prog, exc)
+    except MeerkatError as exc:
+        hint = " (upgrade it with: meerkat-runtime migrate STORE)" if isinstance(exc, VersionMismatch) else ""
+        return failure(prog, f"{exc}{hint}")
+    try:
+        return work(store)
+    except ValidationFailed as exc:
+        return usage_error(prog, exc)
+    except MeerkatError as exc:
+        return failure(prog, exc)
+    finally:
+        store.close()

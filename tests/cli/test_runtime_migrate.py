@@ -1,0 +1,99 @@
+"""``meerkat-runtime migrate`` on real files: an older file (schema version 3, holding what a real
+runtime wrote) is refused by the reading commands, left untouched by ``--dry-run``, upgraded in
+one step saying what it did, and then read and checked; a current file is a no-op (not a byte,
+not an mtime changed); a newer file, a non-store file, a missing file and a URL are refused."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
+
+from tests.cli.commands import assert_one_line_usage_error, command, run
+from tests.cli.runtime_files import Written, as_version_3, copy_file, write_sessions
+
+PROG = "meerkat-runtime"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    return write_sessions(tmp_path_factory.mktemp("store") / "store.db")
+
+
+def rt(*args: str) -> list[str]:
+    return [*command(PROG), *args]
+
+
+def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def _version(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT version FROM meerkat_schema_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_an_older_file_is_upgraded_and_then_read(written: Written, tmp_path: Path) -> None:
+    old = as_version_3(written, tmp_path / "old")
+    before = _state(old.parent)
+    refused = run(rt("sessions", str(old)))
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
+    assert "schema version 3" in refused.stderr and "meerkat-runtime migrate" in refused.stderr
+    dry = run(rt("migrate", "--dry-run", str(old)))
+    assert dry.returncode == 0 and "would upgrade schema version 3 to 4" in dry.stdout
+    assert _state(old.parent) == before  # neither the reading command nor the dry run wrote
+
+    done = run(rt("migrate", str(old)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"{old}: upgraded schema version 3 to {SCHEMA_VERSION}, in one transaction:"
+    assert "4: high-water marks" in done.stdout
+    assert _version(old) == SCHEMA_VERSION
+    listed = run(rt("sessions", "--json", str(old)))
+    assert listed.returncode == 0, listed.stderr
+    by_id = {s["session_id"]: s for s in json.loads(listed.stdout)["sessions"]}
+    assert by_id["alpha"]["by_status"] == {"abandoned": 1, "consumed": 1, "queued": 1}
+    checked = run(rt("check", str(old)))
+    assert checked.returncode == 0, checked.stdout  # the marks computed by the upgrade agree with the rows
+
+
+def test_a_current_file_is_left_exactly_as_it_is(written: Written, tmp_path: Path) -> None:
+    copy = copy_file(written, tmp_path / "current")
+    before = _state(copy.path.parent)
+    done = run(rt("migrate", str(copy.path)))
+    assert done.returncode == 0
+    want = f"{copy.path}: already at schema version {SCHEMA_VERSION}; nothing to do (nothing was changed)"
+    assert done.stdout.strip() == want
+    assert _state(copy.path.parent) == before
+
+
+def test_a_newer_file_and_a_foreign_file_are_refused_unchanged(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer, isolation_level=None)
+    conn.execute("CREATE TABLE meerkat_schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO meerkat_schema_version VALUES (1, ?)", (SCHEMA_VERSION + 1,))
+    conn.close()
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign, isolation_level=None)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all " * 200)
+    before = _state(tmp_path)
+    for path, needle in ((newer, "newer release"), (foreign, "not a meerkat store"), (junk, "cannot read")):
+        done = run(rt("migrate", str(path)))
+        assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert needle in done.stderr and "Traceback" not in done.stderr
+    assert _state(tmp_path) == before
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    assert_one_line_usage_error(run(rt("migrate", str(tmp_path / "missing.db"))), "does not exist")
+    assert_one_line_usage_error(run(rt("migrate", str(tmp_path))), "is not a file")
+    assert_one_line_usage_error(run(rt("migrate", "postgresql://localhost/db")), "SQLite store files")
+    assert_one_line_usage_error(run(rt("migrate")), "PATH")

@@ -1,0 +1,62 @@
+"""``meerkat-runtime`` reading a PostgreSQL store through a ``postgresql://`` URL: the same
+listings as on SQLite, through read-only transactions (the server refuses any write)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+from meerkat_runtime import MeerkatMachine, ScriptedExecutor, prompt
+from meerkat_runtime.cli.store_arg import open_read_only
+from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.vocab.errors import WriteFailed
+
+from tests.cli.commands import command, run
+from tests.postgres.helpers import open_store
+from tests.runtime_session.helpers import run as run_async
+
+
+def as_url(dsn: str) -> str:
+    """A ``key=value`` libpq connection string as a ``postgresql://`` URL."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return dsn
+    pairs = dict(item.split("=", 1) for item in dsn.split())
+    database = quote(pairs.pop("dbname", ""), safe="")
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in pairs.items())
+    return f"postgresql:///{database}?{query}"
+
+
+def test_sessions_and_inputs_of_a_postgres_store(pg_dsn: str, pg_schema: str) -> None:
+    async def write() -> str:
+        async with MeerkatMachine.persistent(open_store(pg_dsn, pg_schema), close_store=True) as machine:
+            await machine.register_session_with_executor("alpha", ScriptedExecutor())
+            _, handle = await machine.accept_input_with_completion("alpha", prompt("hello"))
+            assert handle is not None
+            await handle.wait()
+            return handle.input_id
+
+    input_id = run_async(write())
+    url = as_url(pg_dsn)
+    listed = run([*command("meerkat-runtime"), "sessions", "--json", "--schema", pg_schema, url])
+    assert listed.returncode == 0, listed.stderr
+    (alpha,) = json.loads(listed.stdout)["sessions"]
+    assert (alpha["session_id"], alpha["state"], alpha["by_status"]) == ("alpha", "idle", {"consumed": 1})
+    inputs = run([*command("meerkat-runtime"), "inputs", "--json", "--schema", pg_schema, url, "alpha"])
+    assert inputs.returncode == 0, inputs.stderr
+    assert [r["input_id"] for r in json.loads(inputs.stdout)["inputs"]] == [input_id]
+    missing = run([*command("meerkat-runtime"), "inputs", "--schema", pg_schema, url, "nobody"])
+    assert missing.returncode == 1 and "no session 'nobody'" in missing.stderr
+
+
+def test_the_read_only_store_cannot_write(pg_dsn: str, pg_schema: str) -> None:
+    open_store(pg_dsn, pg_schema).close()  # the schema exists, at the current version
+    store = open_read_only(as_url(pg_dsn), pg_schema)
+    try:
+        assert store.list_runtimes() == []
+        with pytest.raises(WriteFailed, match="read-only"):
+            store.persist_input_state("rt:session:x", InputRow("i", b"1"))
+    finally:
+        store.close()
+    with open_store(pg_dsn, pg_schema) as writable:
+        assert writable.list_runtimes() == []
