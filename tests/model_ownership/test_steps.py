@@ -13,7 +13,7 @@ from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.ownership.state import Lease, OwnershipState
 from meerkat_model.session.actions import Accept, BeginAttach, ExecutorSucceeded, FinishAttach, StartRun, Stop
 from meerkat_model.session.state import Waiter
-from meerkat_model.vocab.statuses import InputPhase, RuntimePhase
+from meerkat_model.vocab.statuses import InputPhase, RegistrationPhase, RuntimePhase
 
 M = OwnershipMachine(Bounds({"claims": 4}))
 ACCEPT = Accept(0, 0, -1, -1, 0, 0)
@@ -84,7 +84,8 @@ def test_an_ambiguous_boundary_commit_that_landed_is_reconciled_as_consumed() ->
     doubt = M.step(running, Ambiguous(0, ExecutorSucceeded(1), 1))
     assert isinstance(doubt, Stepped) and doubt.state.workers[0].in_doubt
     assert doubt.state.durable.rows[0].phase is InputPhase.CONSUMED  # type: ignore[union-attr]
-    assert doubt.state.workers[0].memory == running.workers[0].memory
+    left = doubt.state.workers[0].memory  # as after a failed boundary commit: queued again, loop detached
+    assert left is not None and left.queue == (0,) and left.registration is RegistrationPhase.QUEUING
     refused = M.step(doubt.state, On(0, Stop()))
     assert isinstance(refused, Rejected) and refused.kind == "durable_write_failed"
     assert next(a for a in M.actions(doubt.state) if getattr(a, "w", None) == 0) == Reconcile(0)
@@ -92,7 +93,7 @@ def test_an_ambiguous_boundary_commit_that_landed_is_reconciled_as_consumed() ->
     assert isinstance(settled, Stepped)
     worker = settled.state.workers[0]
     assert not worker.in_doubt and worker.waiters[0] is Waiter.COMPLETED
-    assert worker.memory is not None and worker.memory.phase is RuntimePhase.ATTACHED
+    assert worker.memory is not None and worker.memory.phase is RuntimePhase.IDLE and worker.memory.queue == ()
     assert worker.memory.rows[0].phase is InputPhase.CONSUMED  # type: ignore[union-attr]
 
 

@@ -40,7 +40,6 @@ from meerkat_model.session.actions import (
     Accept,
     AttachFailed,
     Crash,
-    ExecutorFailed,
     ExecutorSucceeded,
     Recycle,
     Register,
@@ -186,10 +185,10 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
 
 def _ambiguous_candidate(inner: SessionAction) -> bool:
     """Session actions whose write may be left with an unknown outcome: a plain accept, a
-    control operation, a run's boundary commit (with a result) and the commit after a failed run."""
+    control operation and a run's boundary commit (with a result)."""
     if isinstance(inner, Accept):
         return inner.idem < 0 and inner.skey < 0 and not inner.ephemeral
-    return inner in CONTROL or inner == ExecutorSucceeded(1) or isinstance(inner, ExecutorFailed)
+    return inner in CONTROL or inner == ExecutorSucceeded(1)
 
 
 def _session_values(b: OwnershipBounds) -> dict[str, int]:

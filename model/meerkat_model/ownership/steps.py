@@ -11,7 +11,10 @@ module adds only what ownership changes:
   fails with ``ownership_lost`` and the worker detaches the session (memory gone, pending
   handles resolved ``ownership_lost``).
 - **renew** / **expire** / **release** / **crash**: the lease's life.
-- **ambiguous write** and **reconcile**: docs/semantics.md, "Unknown write outcomes".
+- **ambiguous write** and **reconcile**: docs/semantics.md, "Unknown write outcomes". Memory
+  keeps its state, except after a run's boundary commit: memory is then what the session model's
+  failed boundary commit leaves (the input queued again, the loop detached, the executor told to
+  stop), as the runtime does for any boundary commit that did not return.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from meerkat_model.ownership.state import (
     with_worker,
 )
 from meerkat_model.session import registration
-from meerkat_model.session.actions import WRITES_WHEN_OK, ExecutorFailed, ExecutorSucceeded, SessionAction
+from meerkat_model.session.actions import (
+    WRITES_WHEN_OK,
+    BoundaryCommitFails,
+    ExecutorFailed,
+    ExecutorSucceeded,
+    SessionAction,
+)
 from meerkat_model.session.durable import record_of
 from meerkat_model.session.recovery import recover
 from meerkat_model.session.state import TERMINATED_BY, Memory, SessionState, Waiter
@@ -192,12 +201,16 @@ def ambiguous(
     if landed and fenced_out:  # the store refused it before the outcome could be lost
         return _lost(state, w, "the store refused the write: the lease was claimed by another worker", "write_refused")
     unknown = (("error", rejections.DURABLE_WRITE_FAILED, "outcome unknown; the store cannot be read"),)
+    boundary = isinstance(inner, ExecutorSucceeded)
+    left = worker._replace(in_doubt=True)
+    if boundary:  # memory as after a failed boundary commit: the input queued again, the loop detached
+        failed = bind(BoundaryCommitFails())(before)
+        assert isinstance(failed, Stepped)
+        left = left._replace(memory=failed.state.memory, waiters=failed.state.waiters)
     if landed:
-        boundary = isinstance(inner, ExecutorSucceeded)
-        return Stepped(
-            _took(state, w, result.state, in_doubt=True, boundary=boundary), unknown, "ambiguous_write_landed"
-        )
-    return Stepped(with_worker(state, w, worker._replace(in_doubt=True)), unknown, "ambiguous_write_lost")
+        took = _took(state, w, result.state, in_doubt=True, boundary=boundary)
+        return Stepped(with_worker(took, w, left), unknown, "ambiguous_write_landed")
+    return Stepped(with_worker(state, w, left), unknown, "ambiguous_write_lost")
 
 
 def _stored_outcome(phase: InputPhase, reason: int) -> Waiter:
