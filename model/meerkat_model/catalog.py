@@ -27,10 +27,22 @@ def _session(bounds: Bounds) -> AnyMachine:
     return SessionMachine(bounds)
 
 
+def _ownership(bounds: Bounds) -> AnyMachine:
+    from meerkat_model.ownership.machine import OwnershipMachine
+
+    return OwnershipMachine(bounds)
+
+
 MACHINES: dict[str, Callable[[Bounds], AnyMachine]] = {
     "ops": _ops,
     "session": _session,
+    "ownership": _ownership,
 }
+
+DRAWN: tuple[str, ...] = ("ops", "session")
+"""The machines the diagram set draws (``meerkat_model.diagrams``). The ownership model is
+verified but not drawn: its entities are the session's (drawn from the session model) plus the
+lease, and its reachable graph is far beyond what a picture can show (docs/diagrams.md)."""
 
 # Bounds of the operation registry model (meerkat_model.ops.bounds documents every key).
 # tiny: one id, small enough to draw; ci: two ids, both kinds, a barrier, crash and recovery,
@@ -75,18 +87,39 @@ _SESSION_ALL = {
     "write_failures": 1,
 }
 
+# Bounds of the ownership model (meerkat_model.ownership.bounds documents every key): two workers
+# on one store, one input, every control operation the lease protects, crashes, expiry,
+# takeover and writes whose outcome is unknown. tiny and ci: two claims (a claim and a takeover,
+# seconds); deep: three claims and two inputs. fencing=0 must fail (docs/semantics.md).
+_OWNERSHIP = {
+    **_SESSION_OFF,
+    "inputs": 1,
+    "failures": 0,
+    "control": 1,
+    "unregister": 1,
+    "crash": 1,
+    "write_failures": 0,
+    "workers": 2,
+    "claims": 2,
+    "fencing": 1,
+    "ambiguous": 1,
+}
+
 PROFILES: dict[str, dict[str, Bounds]] = {
     "tiny": {
         "ops": Bounds({**_OPS_COMMON, "ids": 1, "sequences": 2}),
         "session": Bounds({**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "write_failures": 1}),
+        "ownership": Bounds(_OWNERSHIP),
     },
     "ci": {
         "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2}),
         "session": Bounds({**_SESSION_ALL, "inputs": 2, "steer": 0, "ephemeral": 0}),
+        "ownership": Bounds(_OWNERSHIP),
     },
     "deep": {
         "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 3}),
         "session": Bounds({**_SESSION_ALL, "inputs": 2, "steer": 1, "ephemeral": 1}),
+        "ownership": Bounds({**_OWNERSHIP, "inputs": 2, "claims": 3}),
     },
 }
 

@@ -60,6 +60,7 @@ class Waiter(enum.IntEnum):
     TERMINATED_STOPPED = 10
     TERMINATED_DESTROYED = 11
     TERMINATED_UNREGISTERED = 12
+    OWNERSHIP_LOST = 13
 
 
 TERMINATED_BY: dict[AbandonKind, Waiter] = {
