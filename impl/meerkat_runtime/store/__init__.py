@@ -13,5 +13,6 @@
   SQLite, path checks, opening without writing, and the read-only examination of a file.
 * ``postgres`` — ``PostgresRuntimeStore`` (the ``postgres`` extra; nothing else imports it):
   ``postgres_schema`` its versioned schema, ``postgres_transactions`` its transactions and
-  their failures, ``postgres_marks`` the mark as one statement per write.
+  their failures, ``postgres_marks`` the mark as one statement per write, ``postgres_in_flight``
+  the writes whose outcome is unknown and that may still be committing.
 """

@@ -12,10 +12,14 @@ this module, so the runtime itself keeps no dependency.
   run one after another, as in SQLite, which keeps the high-water mark exact when a compaction
   races an append); a claim takes the same lock (and ``SELECT … FOR UPDATE`` on the lease row),
   renewals and releases lock the row. So a claim that commits after a write's check is ordered
-  after that write, also when the runtime has no lease row yet (an unfenced write). Lease expiry is decided by the **server's clock**
-  (``clock_timestamp()``), read inside the transaction; ``clock=`` replaces it (tests).
-  A claim that finds a live lease of another owner is answered from one read, with no
-  transaction (waiting workers poll cheaply).
+  after that write, also when the runtime has no lease row yet (an unfenced write). Lease
+  expiry is decided by the **server's clock** (``clock_timestamp()``), read inside the
+  transaction; ``clock=`` replaces it (tests). A claim that finds a live lease of another
+  owner is answered from one read, with no transaction (waiting workers poll cheaply).
+* **Unknown outcomes**: before a data write raises ``WriteOutcomeUnknown`` the store waits
+  until its transaction has ended on the server (it may outlive a broken connection), so a
+  read that follows sees its final outcome; while that cannot be confirmed, reads of the
+  runtime fail (:mod:`~meerkat_runtime.store.postgres_in_flight`).
 * **Durability**: the server's ``synchronous_commit`` (``on`` by default): a method that
   returned has had its commit record flushed to the server's WAL on disk (and to synchronous
   standbys, if any are configured). The store reports the setting in :meth:`settings`.
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import psycopg
@@ -54,6 +58,7 @@ from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.postgres_in_flight import InFlightCommits
 from meerkat_runtime.store.postgres_marks import advance_statement, select_statement, step_params, stored_mark
 from meerkat_runtime.store.postgres_schema import (
     DEFAULT_SCHEMA,
@@ -62,6 +67,7 @@ from meerkat_runtime.store.postgres_schema import (
     migrate,
     stored_version,
 )
+from meerkat_runtime.store.postgres_transactions import Body as ReadBody
 from meerkat_runtime.store.postgres_transactions import Connection, Transactions
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
 from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
@@ -75,7 +81,16 @@ from meerkat_runtime.store.tables import (
     RECEIPTS,
     SNAPSHOTS,
 )
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed, WriteRefused
+from meerkat_runtime.vocab.errors import (
+    Corrupt,
+    ReadFailed,
+    StoreError,
+    WriteFailed,
+    WriteOutcomeUnknown,
+    WriteRefused,
+)
+
+T = TypeVar("T")
 
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_TIMEOUT_S = 10.0
@@ -131,6 +146,7 @@ class PostgresRuntimeStore:
         self._pool = pool
         self._gate = CallGate()
         self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s)
+        self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt), self.timeout_s)
         self._sql = _Statements(self.schema)
         try:
             self._tx.write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema))
@@ -201,7 +217,17 @@ class PostgresRuntimeStore:
             step = body(conn)
             conn.execute(self._sql.advance_mark, step_params(runtime_id, step))
 
-        self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock({key})")
+        try:
+            self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock({key})")
+        except WriteOutcomeUnknown:
+            self._in_flight.after_unknown_outcome(runtime_id)
+            raise
+
+    def _read(self, runtime_id: str, what: str, body: ReadBody[T], error: type[StoreError] = ReadFailed) -> T:
+        """A read of one runtime's data: refused while a write of it whose outcome is unknown
+        may still be committing (:mod:`~meerkat_runtime.store.postgres_in_flight`)."""
+        self._in_flight.before_read(runtime_id, what, error)
+        return self._tx.read(runtime_id, what, body, error)
 
     def _upsert_rows(self, conn: Connection, rt: str, rows: Sequence[InputRow]) -> int:
         """Upsert input rows in one statement: the last row of an id wins, ids in sorted order
@@ -226,7 +252,7 @@ class PostgresRuntimeStore:
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_input_states", lambda conn: conn.execute(self._sql.select_inputs, (rt,)).fetchall()
         )
         return [InputRow(str(i), verified_payload(INPUTS, rt, str(i), p, c)) for i, p, c in found]
@@ -262,7 +288,7 @@ class PostgresRuntimeStore:
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         run, seq = v.check_run_key(rt, run_id, sequence, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt,
             "load_boundary_receipt",
             lambda conn: conn.execute(self._sql.select_receipt, (rt, run, v.to_signed64(seq))).fetchone(),
@@ -316,7 +342,7 @@ class PostgresRuntimeStore:
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_ops_lifecycle", lambda conn: conn.execute(self._sql.select_ops, (rt, rt)).fetchall()
         )
         snapshot: bytes | None = None
@@ -343,12 +369,12 @@ class PostgresRuntimeStore:
     # --- damage detection and quarantine -------------------------------------------------
     def load_high_water(self, runtime_id: str) -> HighWater | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        row = self._tx.read(rt, "load_high_water", lambda conn: conn.execute(self._sql.select_mark, (rt,)).fetchone())
+        row = self._read(rt, "load_high_water", lambda conn: conn.execute(self._sql.select_mark, (rt,)).fetchone())
         return stored_mark(rt, row)
 
     def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "scan_input_states", lambda conn: conn.execute(self._sql.select_inputs, (rt,)).fetchall()
         )
         return [_scanned(rt, str(i), p, c) for i, p, c in found]
@@ -381,7 +407,7 @@ class PostgresRuntimeStore:
 
     def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_quarantined", lambda conn: conn.execute(self._sql.select_quarantined, (rt,)).fetchall()
         )
         rows: list[QuarantinedRow] = []
@@ -465,7 +491,7 @@ class PostgresRuntimeStore:
     def _load_single(self, runtime_id: str, table: str, column: str, what: str) -> bytes | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         query = f"SELECT {column}, checksum FROM {self.schema}.{table} WHERE runtime_id = %s"
-        found = self._tx.read(rt, what, lambda conn: conn.execute(query, (rt,)).fetchone())
+        found = self._read(rt, what, lambda conn: conn.execute(query, (rt,)).fetchone())
         return None if found is None else verified_payload(table, rt, "", found[0], found[1])
 
 
