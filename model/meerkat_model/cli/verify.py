@@ -33,8 +33,9 @@ from meerkat_model.cli.usage import (
     usage_error,
 )
 from meerkat_model.machine import Bounds
-from meerkat_model.verifier import explore, shortest_trace, summary, symmetry_comparison
+from meerkat_model.verifier import explore, summary, symmetry_comparison
 from meerkat_model.verifier.report import human, plain, trace_dot
+from meerkat_model.verifier.trace import violation_trace
 from meerkat_model.verifier.trace_json import trace_document, write_trace_json
 
 PROG = "meerkat-verify"
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 v = exploration.violations[0]
                 first_trace = (
                     exploration,
-                    shortest_trace(exploration, exploration.state_list[v.state_index]),
+                    violation_trace(exploration, v),
                     f"{name}: {v.invariant}",
                 )
                 first_document = trace_document(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from meerkat_model.machine import Invariant, Rejected
+from meerkat_model.machine import Invariant, Rejected, StepCheck, Stepped
 from meerkat_model.session.durable import expected_recovery
+from meerkat_model.session.observe import decoded
 from meerkat_model.session.recovery import recover
 from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Lane, Row, SessionState, Waiter
 from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
@@ -194,7 +196,7 @@ def record_is_durable_phase(s: SessionState) -> str | None:
     """The stored lifecycle record never holds a live-only phase (Attached, Running, Initializing)."""
     record = s.durable.record
     if record in (RuntimePhase.ATTACHED, RuntimePhase.RUNNING, RuntimePhase.INITIALIZING):
-        return f"stored lifecycle record is {RuntimePhase(record).name.lower()}"
+        return f"stored lifecycle record is {decoded(RuntimePhase, record)}"
     if record == NO_RECORD and s.memory is not None:
         return "a registered session without a stored lifecycle record"
     return None
@@ -227,4 +229,33 @@ INVARIANTS: tuple[Invariant[SessionState], ...] = tuple(
         record_is_durable_phase,
         no_active_input_when_stopped,
     )
+)
+
+
+def requeue_position(before: SessionState, action: object, stepped: Stepped[SessionState]) -> str | None:
+    """A failed run puts its input back at the back of its lane; a failed boundary commit (nothing
+    written) at the head, where the store still has it."""
+    m, after = before.memory, stepped.state.memory
+    if m is None or after is None or m.run == NO_ID:
+        return None
+    i = m.run
+    attr = before.attrs[i]
+    lane = after.steer if attr is not None and attr.lane is Lane.STEER else after.queue
+    if stepped.transition.startswith("boundary_commit_failed"):
+        if not lane or lane[0] != i:
+            return f"input {i} should be back at the head of its lane after a failed boundary commit, lane is {lane}"
+    elif not lane or lane[-1] != i:
+        return f"input {i} should be back at the back of its lane after a failed run, lane is {lane}"
+    return None
+
+
+STEP_CHECKS: tuple[StepCheck[SessionState, Any], ...] = (
+    StepCheck(
+        "requeue_position",
+        "a failed run requeues its input at the back of its lane; a failed boundary commit at the head",
+        frozenset(
+            {"executor_failed", "executor_failed_retired", "boundary_commit_failed", "boundary_commit_failed_retired"}
+        ),
+        requeue_position,
+    ),
 )

@@ -111,3 +111,19 @@ REGISTRATION: tuple[TransitionDecl, ...] = (
 )
 
 SESSION_TRANSITIONS: tuple[TransitionDecl, ...] = INPUT_AND_RUN + CONTROL + REGISTRATION
+
+
+_NAMES: dict[tuple[type, object], str] = {}
+
+
+def status_name(value: object) -> str:
+    """The declared name of a phase value (``RuntimePhase.IDLE`` -> ``Idle``,
+    ``InputPhase.APPLIED_PENDING_CONSUMPTION`` -> ``AppliedPendingConsumption``); a value that is
+    not a phase is shown raw in angle brackets."""
+    key = (type(value), value)
+    name = _NAMES.get(key)
+    if name is None:
+        raw = getattr(value, "name", None)
+        name = "".join(p.capitalize() for p in raw.split("_")) if isinstance(raw, str) else f"<{value!r}>"
+        _NAMES[key] = name
+    return name
