@@ -18,8 +18,8 @@ registered (``reg`` Unregistered) the runtime and input fields hold what registe
 recover from the store: a crash, an unregistration or a failed terminal snapshot applies the
 recovery rules at once (the stored phase — Attached is stored as Idle, a run is not stored —, the
 run's input Queued again at the head of its lane with the attempt not counted), and ``register``
-then only claims the registration. The supersession candidate is chosen freely among the Queued
-inputs with the key (the model's choice, queue lane first, is one of them). An executor success
+then only claims the registration. The supersession candidate is the model's: the first Queued input
+with the key, queue lane first, then lane order. An executor success
 (Staged → Applied → AppliedPendingConsumption → Consumed under one durable write) is one step.
 Not encoded: ephemeral inputs (dropped on recovery), completion handles and the store's rows
 (the model's verifier checks those exhaustively for small bounds).
@@ -175,7 +175,24 @@ def accept(replaced: int | None) -> Builder:
             choice = z3.Not(some_id(n, candidate))
         else:
             other = p.int("other", 0, n)
-            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, candidate(j)) for j in range(n))))
+            lane, pos = pre.ids("lane"), pre.ids("pos")
+
+            def first(j: int) -> Expr:
+                """``j`` is a candidate and none comes before it: queue lane first, then lane order."""
+                ahead = [
+                    z3.And(
+                        candidate(i),
+                        z3.Or(
+                            z3.And(lane[i] == QUEUE_LANE, lane[j] == STEER_LANE),
+                            z3.And(lane[i] == lane[j], pos[i] < pos[j]),
+                        ),
+                    )
+                    for i in range(n)
+                    if i != j
+                ]
+                return z3.And(candidate(j), z3.Not(z3.Or(*ahead)) if ahead else z3.BoolVal(True))
+
+            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, first(j)) for j in range(n))))
         guard = z3.And(_admits(pre, k), z3.Not(_key_used(pre, key)), choice)
         displaced = [other == j for j in range(n)]
         old_phase = z3.IntVal(QUEUED if replaced is None else replaced)
