@@ -452,7 +452,7 @@ PLANTED: tuple[PlantedBug, ...] = (
         "failed_input_requeued_at_the_head",
         "session",
         _session(FailedInputRequeuedAtTheHead),
-        "ci",
+        "wide",
         frozenset({"requeue_position"}),
     ),
     PlantedBug(

@@ -69,7 +69,7 @@ class Lockstep:
         fired: list[str] = []
         self.visited = [state]
         for model_action in plan:
-            result = self._model_step(state, model_action)
+            result = self.model_step(state, model_action)
             if isinstance(result, Rejected):
                 return result, state, tuple(fired)
             state = result.state
@@ -78,7 +78,7 @@ class Lockstep:
             fired.append(result.transition)
         return Stepped(state, tuple(outputs), fired[-1] if fired else ""), state, tuple(fired)
 
-    def _model_step(self, state: Any, action: Hashable) -> Stepped[Any] | Rejected:
+    def model_step(self, state: Any, action: Hashable) -> Stepped[Any] | Rejected:
         """The model's step, with an exception it raises turned into a ``Disagreement``."""
         try:
             return self.machine.step(state, action)
@@ -124,7 +124,7 @@ class Lockstep:
     def _follow_runtime(self) -> None:
         """Apply to the model what the runtime did by itself, then look for overdue work."""
         for model_action in self.adapter.autonomous():
-            result = self._model_step(self.state, model_action)
+            result = self.model_step(self.state, model_action)
             label = self.machine.action_label(model_action)
             model = Ok(None) if isinstance(result, Stepped) else Err(result.kind, result.detail)
             agree = isinstance(result, Stepped)

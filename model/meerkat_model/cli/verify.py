@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         "With N > 1 the search is level-synchronous and hash-partitioned over N forked processes",
     )
     parser.add_argument(
+        "--check-describe",
+        action="store_true",
+        help="also render every reachable state with describe (a state it cannot render is a violation)",
+    )
+    parser.add_argument(
         "--max-states",
         type=int,
         metavar="N",
@@ -316,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
             interrupted = f"exploring {name}"
             progress = Progress(name, err) if show_progress else None
             exploration = explore(
-                machine, symmetry=not args.no_symmetry, progress=progress, max_states=args.max_states, workers=workers
+                machine,
+                symmetry=not args.no_symmetry,
+                progress=progress,
+                max_states=args.max_states,
+                workers=workers,
+                check_describe=args.check_describe,
             )
             if progress is not None:
                 progress.done()

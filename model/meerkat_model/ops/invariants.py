@@ -209,6 +209,8 @@ def terminate_order(before: RegistryState, action: object, stepped: Stepped[Regi
 
 def watchers_released(before: RegistryState, action: object, stepped: Stepped[RegistryState]) -> str | None:
     """A terminal step resolves every pending watcher of each operation it ends, and says so."""
+    if not any(rec and rec[4] for rec in before.ops) and not any(o[0] == "watchers_resolved" for o in stepped.outputs):
+        return None  # no watcher was pending and none was reported (the common case, checked cheaply)
     resolved = {o[1]: o[2] for o in stepped.outputs if o[0] == "watchers_resolved"}
     for _seq, op in _feed_outputs(stepped):
         rec = before.ops[op]

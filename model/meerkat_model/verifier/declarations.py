@@ -18,7 +18,7 @@ combination is checked once and remembered (:class:`DeclarationCheck` keeps the 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from meerkat_model.machine import Machine, Statuses, TransitionDecl
@@ -64,8 +64,10 @@ class DeclarationCheck:
         self.active = bool(self.declared)
         self._signatures: dict[Statuses, int] = {}
         self._by_sig: list[Statuses] = []
-        self._ok: set[tuple[int, int, str, Hashable]] = set()
-        self._subjects: dict[int, tuple[Any, tuple[tuple[str, int], ...]]] = {}
+        self._ok: dict[str, set[int]] = {}
+        self._subjects: dict[int, tuple[Any, int]] = {}  # id(action) -> (action, subjects id)
+        self._subject_ids: dict[tuple[tuple[str, int], ...], int] = {}
+        self._by_subject_id: list[tuple[tuple[str, int], ...]] = []
 
     def signature(self, state: Any) -> int:
         """A small int standing for the statuses of ``state`` (interned)."""
@@ -76,23 +78,31 @@ class DeclarationCheck:
             self._by_sig.append(statuses)
         return sig
 
-    def subjects(self, action: Any) -> tuple[tuple[str, int], ...]:
+    def subjects(self, action: Any) -> int:
+        """A small int standing for the subjects of ``action`` (the cache keeps ``action``
+        alive, so its id stays its own)."""
         cached = self._subjects.get(id(action))
         if cached is not None and cached[0] is action:
             return cached[1]
         subjects = tuple(self.machine.subjects(action))
-        self._subjects[id(action)] = (action, subjects)
-        return subjects
+        sid = self._subject_ids.get(subjects)
+        if sid is None:
+            sid = self._subject_ids[subjects] = len(self._by_subject_id)
+            self._by_subject_id.append(subjects)
+        self._subjects[id(action)] = (action, sid)
+        return sid
 
     def check(self, before: int, action: Any, transition: str, after: int) -> str | None:
-        """``None`` when the step matches the declarations, else what it did wrong."""
-        subjects = self.subjects(action)
-        key = (before, after, transition, subjects)
-        if key in self._ok:
+        """``None`` when the step matches the declarations, else what it did wrong. A combination
+        found right is remembered as one int per transition (signatures and subjects interned)."""
+        sid = self.subjects(action)
+        key = (before << 42) | (after << 21) | sid
+        ok = self._ok.get(transition)
+        if ok is not None and key in ok:
             return None
-        problem = self._problem(self._by_sig[before], subjects, transition, self._by_sig[after])
+        problem = self._problem(self._by_sig[before], self._by_subject_id[sid], transition, self._by_sig[after])
         if problem is None:
-            self._ok.add(key)
+            self._ok.setdefault(transition, set()).add(key)
             return None
         return f"{self.machine.action_label(action)} fired {transition}: {problem}"
 
