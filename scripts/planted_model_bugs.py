@@ -19,20 +19,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from meerkat_conformance.lockstep.disks import make_disk  # noqa: E402
-from meerkat_conformance.lockstep.trace import Disagreement  # noqa: E402
-from meerkat_conformance.ops.adapter import OpsAdapter  # noqa: E402
-from meerkat_conformance.replay.walk import ReplayProgress, replay_graph  # noqa: E402
-from meerkat_conformance.session.adapter import SessionAdapter, harness_action  # noqa: E402
-from meerkat_model.catalog import PROFILES  # noqa: E402
-from meerkat_model.proofs.abstractions import ABSTRACTIONS  # noqa: E402
-from meerkat_model.proofs.differential import compare  # noqa: E402
-from meerkat_model.proofs.runner import ENCODINGS  # noqa: E402
-from meerkat_model.verifier import explore  # noqa: E402
-from meerkat_model.verifier.trace import violation_trace  # noqa: E402
+from meerkat_conformance.lockstep.disks import make_disk
+from meerkat_conformance.lockstep.trace import Disagreement
+from meerkat_conformance.ops.adapter import OpsAdapter
+from meerkat_conformance.replay.walk import ReplayProgress, replay_graph
+from meerkat_conformance.session.adapter import SessionAdapter, harness_action
+from meerkat_model.catalog import PROFILES
+from meerkat_model.proofs.abstractions import ABSTRACTIONS
+from meerkat_model.proofs.differential import compare
+from meerkat_model.proofs.runner import ENCODINGS
+from meerkat_model.verifier import explore
+from meerkat_model.verifier.trace import violation_trace
 
-from tests.proofs.model_bugs import PLANTED  # noqa: E402
-from tests.proofs.test_planted_model_bugs import ACCEPT_BOUNDS  # noqa: E402
+from tests.proofs.model_bugs import PLANTED
+from tests.proofs.test_planted_model_bugs import ACCEPT_BOUNDS
 
 
 class _OutOfTime(Exception):
