@@ -9,7 +9,7 @@ from meerkat_model.machine import Invariant, Rejected, StepCheck, Stepped
 from meerkat_model.session.durable import expected_recovery
 from meerkat_model.session.observe import decoded
 from meerkat_model.session.recovery import recover
-from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Lane, Row, SessionState, Waiter
+from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Attrs, Durable, Lane, Memory, Row, SessionState, Waiter
 from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
 _RUN_PHASES = (InputPhase.STAGED, InputPhase.APPLIED, InputPhase.APPLIED_PENDING_CONSUMPTION)
@@ -175,6 +175,22 @@ def accepted_inputs_are_stored(s: SessionState) -> str | None:
     return None
 
 
+_RECOVERED: dict[tuple[object, object], Memory | Rejected] = {}
+_RECOVERED_LIMIT = 1 << 17
+
+
+def _recovered(attrs: tuple[Attrs | None, ...], durable: Durable) -> Memory | Rejected:
+    """``recover(attrs, durable)``, remembered: it is a pure function of the store, which many
+    states share (they differ in memory or handles), and the dearest part of the invariants."""
+    key = (attrs, durable)
+    got = _RECOVERED.get(key)
+    if got is None:
+        if len(_RECOVERED) >= _RECOVERED_LIMIT:
+            _RECOVERED.clear()
+        got = _RECOVERED[key] = recover(attrs, durable)
+    return got
+
+
 def recovery_matches_memory(s: SessionState) -> str | None:
     """Recovering the store now gives back memory as it would be after a crash: memory never
     runs ahead of the store (terminal outcomes, attempts, lanes and their order, the phase)."""
@@ -183,7 +199,7 @@ def recovery_matches_memory(s: SessionState) -> str | None:
         return None
     if m.phase is RuntimePhase.DESTROYED:
         return None if s.durable.record == RuntimePhase.DESTROYED else "destroyed in memory but not in the store"
-    got = recover(s.attrs, s.durable)
+    got = _recovered(s.attrs, s.durable)
     if isinstance(got, Rejected):
         return f"the store does not recover ({got.kind}: {got.detail})"
     want = expected_recovery(s.attrs, m)

@@ -64,8 +64,10 @@ class DeclarationCheck:
         self.active = bool(self.declared)
         self._signatures: dict[Statuses, int] = {}
         self._by_sig: list[Statuses] = []
-        self._ok: dict[str, set[int]] = {}
-        self._subjects: dict[int, tuple[Any, int]] = {}  # id(action) -> (action, subjects id)
+        self.ok: dict[str, set[int]] = {}
+        """Per transition, the combinations found right: ``before << 42 | after << 21 | subjects``."""
+        self.subject_ids: dict[int, tuple[Any, int]] = {}
+        """``id(action) -> (action, subjects id)`` (the action kept alive, so the id stays its own)."""
         self._subject_ids: dict[tuple[tuple[str, int], ...], int] = {}
         self._by_subject_id: list[tuple[tuple[str, int], ...]] = []
 
@@ -81,7 +83,7 @@ class DeclarationCheck:
     def subjects(self, action: Any) -> int:
         """A small int standing for the subjects of ``action`` (the cache keeps ``action``
         alive, so its id stays its own)."""
-        cached = self._subjects.get(id(action))
+        cached = self.subject_ids.get(id(action))
         if cached is not None and cached[0] is action:
             return cached[1]
         subjects = tuple(self.machine.subjects(action))
@@ -89,7 +91,7 @@ class DeclarationCheck:
         if sid is None:
             sid = self._subject_ids[subjects] = len(self._by_subject_id)
             self._by_subject_id.append(subjects)
-        self._subjects[id(action)] = (action, sid)
+        self.subject_ids[id(action)] = (action, sid)
         return sid
 
     def check(self, before: int, action: Any, transition: str, after: int) -> str | None:
@@ -97,12 +99,12 @@ class DeclarationCheck:
         found right is remembered as one int per transition (signatures and subjects interned)."""
         sid = self.subjects(action)
         key = (before << 42) | (after << 21) | sid
-        ok = self._ok.get(transition)
+        ok = self.ok.get(transition)
         if ok is not None and key in ok:
             return None
         problem = self._problem(self._by_sig[before], self._by_subject_id[sid], transition, self._by_sig[after])
         if problem is None:
-            self._ok.setdefault(transition, set()).add(key)
+            self.ok.setdefault(transition, set()).add(key)
             return None
         return f"{self.machine.action_label(action)} fired {transition}: {problem}"
 

@@ -220,6 +220,8 @@ class Partition:
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
         expanded, ends = self.expanded.append, self.ends.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
+        ok_sets = declarations.ok if declarations is not None else {}
+        subject_ids = declarations.subject_ids if declarations is not None else {}
         depths = self.depths
         limit = self.max_states
         self.level_starts.append(len(self.expanded))
@@ -262,9 +264,14 @@ class Partition:
                             out_parents[owner].append(src * n + me)
                     if declarations is not None:
                         after = sigs[dst] if dst >= 0 and concrete is succ else declarations.signature(concrete)
-                        problem = None if after < 0 else declarations.check(sigs[src], action, transition, after)
-                        if problem is not None:
-                            self._step_violation(DECLARED, problem, src, depths[src], action)
+                        # fast path: this (statuses, transition, subjects) combination was found right
+                        cached = subject_ids.get(id(action))
+                        sid = cached[1] if cached is not None and cached[0] is action else -1
+                        ok = ok_sets.get(transition)
+                        if after >= 0 and (sid < 0 or ok is None or (sigs[src] << 42 | after << 21 | sid) not in ok):
+                            problem = declarations.check(sigs[src], action, transition, after)
+                            if problem is not None:
+                                self._step_violation(DECLARED, problem, src, depths[src], action)
                     if transition in step_checks:
                         for name, rule in step_checks[transition]:
                             problem = rule(state, action, result)
