@@ -75,6 +75,9 @@ class StepCheck(Generic[S, A]):
     description: str
     transitions: frozenset[str]
     check: Callable[[S, A, Stepped[S]], str | None]
+    when: Callable[[S], bool] | None = None
+    """A cheap precondition on the state before: the rule runs on a step only when it holds
+    there (a quick test that spares the rule on most steps). ``None``: always."""
 
 
 Statuses = tuple[tuple[str, "str | tuple[str | None, ...] | None"], ...]

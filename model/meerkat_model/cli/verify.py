@@ -257,13 +257,18 @@ def run_proofs_if_available(out: Callable[[str], None], machines: list[str]) -> 
             "status": r.status,
             "seconds": round(float(r.seconds), 4),
             "counterexample": plain(r.counterexample),
+            "assumes": list(r.assumes),
         }
         for r in report.results
     ]
     failed = [r for r in results if r["status"] == "failed"]
     unknown = [r for r in results if r["status"] == "unknown"]
     proved = len(results) - len(failed) - len(unknown)
-    out(f"== proofs ({PROOF_IDS} ids): {proved} proved, {len(failed)} failed, {len(unknown)} unknown")
+    conditional = [r for r in results if r["assumes"]]
+    note = f" ({len(conditional)} only assuming an unproved invariant)" if conditional else ""
+    out(f"== proofs ({PROOF_IDS} ids): {proved} proved{note}, {len(failed)} failed, {len(unknown)} unknown")
+    for r in conditional:
+        out(f"   proved assuming {', '.join(r['assumes'])}: {r['machine']} {r['name']}")
     for r in failed:
         out(f"   FAILED  {r['machine']} {r['name']}: {r['counterexample']}")
     for r in unknown:

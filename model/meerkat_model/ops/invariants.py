@@ -209,8 +209,6 @@ def terminate_order(before: RegistryState, action: object, stepped: Stepped[Regi
 
 def watchers_released(before: RegistryState, action: object, stepped: Stepped[RegistryState]) -> str | None:
     """A terminal step resolves every pending watcher of each operation it ends, and says so."""
-    if not any(rec and rec[4] for rec in before.ops) and not any(o[0] == "watchers_resolved" for o in stepped.outputs):
-        return None  # no watcher was pending and none was reported (the common case, checked cheaply)
     resolved = {o[1]: o[2] for o in stepped.outputs if o[0] == "watchers_resolved"}
     for _seq, op in _feed_outputs(stepped):
         rec = before.ops[op]
@@ -218,6 +216,11 @@ def watchers_released(before: RegistryState, action: object, stepped: Stepped[Re
         if resolved.get(op, 0) != pending:
             return f"operation {op} ended with {pending} pending watcher(s) but {resolved.get(op, 0)} were resolved"
     return None
+
+
+def has_watchers(state: RegistryState) -> bool:
+    """Some operation has a pending watcher (otherwise a terminal step has none to release)."""
+    return any(rec and rec[4] for rec in state.ops)
 
 
 def make_step_checks(bounds: OpsBounds) -> tuple[StepCheck[RegistryState, Any], ...]:
@@ -246,6 +249,7 @@ def make_step_checks(bounds: OpsBounds) -> tuple[StepCheck[RegistryState, Any], 
             "a terminal step resolves every pending watcher of the operations it ends",
             TERMINAL_TRANSITIONS,
             watchers_released,
+            has_watchers,
         ),
         StepCheck(
             "retention_after_recovery",

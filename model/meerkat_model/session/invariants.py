@@ -9,7 +9,18 @@ from meerkat_model.machine import Invariant, Rejected, StepCheck, Stepped
 from meerkat_model.session.durable import expected_recovery
 from meerkat_model.session.observe import decoded
 from meerkat_model.session.recovery import recover
-from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Attrs, Durable, Lane, Memory, Row, SessionState, Waiter
+from meerkat_model.session.state import (
+    NO_ID,
+    NO_KEY,
+    NO_RECORD,
+    Attrs,
+    Durable,
+    Lane,
+    Memory,
+    Row,
+    SessionState,
+    Waiter,
+)
 from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
 _RUN_PHASES = (InputPhase.STAGED, InputPhase.APPLIED, InputPhase.APPLIED_PENDING_CONSUMPTION)

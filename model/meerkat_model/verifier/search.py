@@ -130,10 +130,10 @@ class Partition:
         self.checks = [(inv.name, inv.check) for inv in machine.invariants()]
         if check_describe:
             self.checks.append((DESCRIBE, _describes(machine)))
-        self.step_checks: dict[str, list[tuple[str, Any]]] = {}
+        self.step_checks: dict[str, list[tuple[str, Any, Any]]] = {}
         for sc in machine.step_checks():
             for transition in sc.transitions:
-                self.step_checks.setdefault(transition, []).append((sc.name, sc.check))
+                self.step_checks.setdefault(transition, []).append((sc.name, sc.check, sc.when))
         declarations = DeclarationCheck(machine)
         self.declarations = declarations if declarations.active and machine.statuses(machine.initial_state()) else None
         self.sigs: list[int] = []  # status signature of each owned state (with the declaration check)
@@ -273,7 +273,9 @@ class Partition:
                             if problem is not None:
                                 self._step_violation(DECLARED, problem, src, depths[src], action)
                     if transition in step_checks:
-                        for name, rule in step_checks[transition]:
+                        for name, rule, when in step_checks[transition]:
+                            if when is not None and not when(state):
+                                continue
                             problem = rule(state, action, result)
                             if problem is not None:
                                 self._step_violation(name, problem, src, depths[src], action)
