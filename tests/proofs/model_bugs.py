@@ -447,7 +447,13 @@ PLANTED: tuple[PlantedBug, ...] = (
         "ci",
         frozenset({"max_concurrent_respected"}),
     ),
-    PlantedBug("accept_while_retired", "session", _session(AcceptWhileRetired), "", frozenset()),
+    PlantedBug(
+        "accept_while_retired",
+        "session",
+        _session(AcceptWhileRetired),
+        "probe",
+        frozenset({"transitions_match_declarations"}),
+    ),
     PlantedBug(
         "failed_input_requeued_at_the_head",
         "session",

@@ -442,17 +442,20 @@ def _run_end_rows(
 
 def _input_and_run() -> tuple[SymTransition, ...]:
     inp, rt, rg = "input", "runtime", "registration"
-    superseding, coalescing = accept(SUPERSEDED), accept(COALESCED)
+    plain, superseding, coalescing = accept(None), accept(SUPERSEDED), accept(COALESCED)
     commit_failed = _run_end(_head_of_lane, False, commit_failed=True)
     commit_failed_retired = _run_end(_head_of_lane, True, commit_failed=True)
     return (
-        SymTransition("accept", inp, _in(NONE), "Queued", accept(None)),
+        SymTransition("accept", inp, _in(NONE), "Queued", plain),
+        SymTransition("accept", rt, _pn(*ACCEPTING), None, plain),
         SymTransition("accept_superseding", inp, _in(NONE), "Queued", superseding),
         SymTransition("accept_superseding", inp, _in(QUEUED), "Superseded", superseding, subject="other"),
         SymTransition("accept_coalescing", inp, _in(NONE), "Queued", coalescing),
         SymTransition("accept_coalescing", inp, _in(QUEUED), "Coalesced", coalescing, subject="other"),
         SymTransition("deduplicate", inp, _in(NONE), None, deduplicate),
+        SymTransition("deduplicate", rt, _pn(*ACCEPTING), None, deduplicate),
         SymTransition("reject_invalid", inp, _in(NONE), None, reject_invalid),
+        SymTransition("reject_invalid", rt, _pn(*ACCEPTING), None, reject_invalid),
         SymTransition("start_run", inp, _in(QUEUED), "Staged", start_run),
         SymTransition("start_run", rt, _pn(ATTACHED, RETIRED), "Running", start_run),
         *_run_end_rows("executor_succeeded", CONSUMED, _consumed),
