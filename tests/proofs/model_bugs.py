@@ -119,7 +119,7 @@ class WatchersNotReleased(OpsMachine):
     def step(self, state: RegistryState, action: OpsAction) -> Stepped[RegistryState] | Rejected:
         result = super().step(state, action)
         if isinstance(result, Stepped) and result.transition in _SINGLE_TERMINALS:
-            op = getattr(action, "op", None)
+            op: int = action.op  # type: ignore[union-attr]  # every single-op terminal call names it
             before, after = state.ops[op], result.state.ops[op]
             if isinstance(before, OpRecord) and isinstance(after, OpRecord) and before.watchers:
                 kept = result.state._replace(
@@ -253,10 +253,12 @@ class FailedInputRequeuedAtTheHead(SessionMachine):
 
             def failed(s: SessionState) -> Stepped[SessionState] | Rejected:
                 result = run_loop.executor_failed(s)
-                m = result.state.memory if isinstance(result, Stepped) else None
-                if m is None or not result.transition.startswith("executor_failed") or "exhausted" in result.transition:
+                if not isinstance(result, Stepped) or result.state.memory is None:
                     return result
-                assert isinstance(result, Stepped) and s.memory is not None
+                m = result.state.memory
+                if not result.transition.startswith("executor_failed") or "exhausted" in result.transition:
+                    return result
+                assert s.memory is not None
                 i = s.memory.run
                 front = m._replace(queue=(i, *m.queue[:-1])) if m.queue and m.queue[-1] == i else m
                 durable = result.state.durable

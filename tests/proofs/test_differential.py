@@ -75,3 +75,28 @@ def test_an_action_the_abstraction_does_not_know_fails_loudly() -> None:
     with pytest.raises(ValueError, match="does not know the action"):
         session.action(RegisterOperation(0, 1), MACHINES["session"](Bounds()).initial_state())
     assert ops.action(CompleteOperation(0, "r1"), state).candidates[0].transition == "complete_operation"
+
+
+def test_a_malformed_successor_or_an_unknown_action_is_a_drift_not_an_abort() -> None:
+    from meerkat_model.ops.actions import Crash
+
+    from tests.proofs.model_bugs import PeerReadyUnknownKind
+
+    model = PeerReadyUnknownKind(PROFILES["tiny"]["ops"])
+    abstraction = ABSTRACTIONS["ops"]()
+    encoding = ENCODINGS["ops"](1)
+    report = compare(model, encoding, abstraction, explore(model).state_list, limit=1)
+    (drift,) = report.drifts
+    assert drift.action == "peer_ready(0)" and "'kind': [2]" in drift.model
+
+    session = MACHINES["session"](PROFILES["tiny"]["session"])
+    stray = compare(
+        session,
+        ENCODINGS["session"](1),
+        ABSTRACTIONS["session"](),
+        [session.initial_state()],
+        actions=lambda state: [Crash()],
+        limit=1,
+    )
+    (unknown,) = stray.drifts
+    assert "does not know the action" in unknown.model

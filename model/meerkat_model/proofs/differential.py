@@ -292,9 +292,14 @@ def compare(
         except NotEncoded:
             report.skipped += 1
             continue
+        except Exception as exc:  # a malformed state: reported, never an abort
+            report.drifts.append(Drift(repr(state), "-", f"the abstraction raised {type(exc).__name__}: {exc}", "-"))
+            continue
         frozen_pre = _freeze(pre)
         oracle.start(pre)
         for action in propose(state):
+            if len(report.drifts) >= limit:
+                break
             report.pairs += 1
             try:
                 result = model.step(state, action)
@@ -306,6 +311,9 @@ def compare(
             except NotEncoded:
                 report.skipped += 1
                 continue
+            except ValueError as exc:  # an action the abstraction does not know fails the check
+                report.drifts.append(Drift(repr(state), label(action), str(exc), "-"))
+                continue
             after = None
             if isinstance(result, Stepped):
                 try:
@@ -313,6 +321,11 @@ def compare(
                 except NotEncoded as exc:  # an encoded step must stay inside the encoding
                     report.drifts.append(
                         Drift(repr(state), label(action), f"{result.transition} to a state outside it: {exc}", "-")
+                    )
+                    continue
+                except Exception as exc:  # a malformed successor: reported, never an abort
+                    report.drifts.append(
+                        Drift(repr(state), label(action), f"{result.transition}; the abstraction raised {exc!r}", "-")
                     )
                     continue
             expected: Hashable = (
@@ -327,8 +340,6 @@ def compare(
             drift = _check(oracle, abstraction, encoded, result, after)
             if drift is not None:
                 report.drifts.append(Drift(repr(state), label(action), drift[0], drift[1]))
-                if len(report.drifts) >= limit:
-                    break
         if len(report.drifts) >= limit:
             break
     oracle.start({})
