@@ -127,3 +127,22 @@ PROFILES: dict[str, dict[str, Bounds]] = {
 def profile_names() -> list[str]:
     """Names of the known profiles, in a stable order."""
     return list(PROFILES)
+
+
+# Two more profiles reach what ci never does. probe: every call the model refuses (and every
+# write-failure variant) is offered too, so a step that fires where its declaration says it
+# cannot is found; no concurrency limit, so several operations are active at once. wide: three
+# operation ids and three sequence numbers without a concurrency limit (registration order,
+# retention with pinned barrier members, recovery), three session inputs.
+PROFILES["probe"] = {
+    "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2, "max_concurrent": 0, "probes": 1}),
+    "session": Bounds(
+        {**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "control": 1, "interrupt": 1, "write_failures": 1}
+    ),
+}
+PROFILES["wide"] = {
+    "ops": Bounds(
+        {**_OPS_COMMON, "ids": 3, "sequences": 3, "max_concurrent": 0, "kinds": 1, "progress": 0, "watchers": 0}
+    ),
+    "session": Bounds({**_SESSION_OFF, "inputs": 3, "failures": 1, "crash": 1, "write_failures": 0}),
+}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from meerkat_model.proofs.induction import prove_invariants
 from meerkat_model.proofs.ops_encoding import build_ops_machine, ops_invariants, ops_transitions
+from meerkat_model.proofs.totality import check_totality
 
 from tests.proofs.variants import (
     complete_without_outcome,
+    complete_without_post_state,
     recover_without_retention,
     register_ignoring_limit,
     replace,
@@ -108,3 +110,37 @@ def test_recovery_must_reapply_retention() -> None:
     assert cex is not None and cex["transition"] == "crash_recover"
     assert cex["pre"]["barrier"] is True and cex["post"]["barrier"] is False
     assert sum(cex["post"]["done"].values()) > cex["pre"]["max_completed"]
+
+
+def test_a_transition_without_a_post_state_is_not_total() -> None:
+    machine = build_ops_machine(2, replace(ops_transitions(), complete_without_post_state()))
+    result = check_totality(machine)
+    assert result.status == "failed" and result.name == "total:ops"
+    cex = result.counterexample
+    assert cex is not None and cex["transition"] == "complete_operation"
+    assert cex["state"]["barrier"] is True
+    assert check_totality(build_ops_machine(2)).status == "proved"
+
+
+def test_a_proof_that_relies_on_an_unproved_invariant_says_so() -> None:
+    machine = build_ops_machine(3, replace(ops_transitions(), complete_without_outcome()))
+    results = {r.name: r for r in prove_invariants(machine)}
+    assert results["inductive:op.terminal_outcome"].status == "failed"
+    conditional = [r for r in results.values() if r.assumes]
+    assert conditional, "no proof relied on the broken invariant"
+    for r in conditional:
+        assert r.status == "proved" and "op.terminal_outcome" in r.assumes
+        assert r.label.startswith("proved assuming ") and r.detail == r.label
+    # a sound machine proves everything without assumptions
+    assert not any(r.assumes for r in prove_invariants(build_ops_machine(3)))
+
+
+def test_assumptions_follow_proofs_transitively() -> None:
+    from meerkat_model.proofs.induction import _assumptions, _Tally
+
+    tallies = {name: _Tally() for name in ("a", "b", "c", "d")}
+    tallies["a"].uses = {"b"}
+    tallies["b"].uses = {"c"}
+    tallies["c"].status = "unknown"
+    tallies["d"].uses = {"a", "d"}
+    assert _assumptions(tallies) == {"a": ("c",), "b": ("c",), "c": (), "d": ("c",)}

@@ -121,6 +121,7 @@ class _FakeResult:
     def __init__(self, status: str) -> None:
         self.name, self.machine, self.status, self.seconds = f"fake:{status}", "ops", status, 0.01
         self.counterexample: Any = {"x": 1} if status == "failed" else None
+        self.assumes: tuple[str, ...] = ()
 
 
 class _FakeReport:

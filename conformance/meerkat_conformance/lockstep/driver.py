@@ -15,6 +15,8 @@ alike. Every :meth:`Lockstep.apply`:
 4. compares the two observations.
 
 The first difference raises :class:`~meerkat_conformance.lockstep.trace.Disagreement` with the trace.
+An exception raised by the model (a step, its observation) is reported the same way, as a
+disagreement naming what raised, with the trace so far: the run never ends in a bare traceback.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Lockstep:
         fired: list[str] = []
         self.visited = [state]
         for model_action in plan:
-            result = self.machine.step(state, model_action)
+            result = self.model_step(state, model_action)
             if isinstance(result, Rejected):
                 return result, state, tuple(fired)
             state = result.state
@@ -75,6 +77,22 @@ class Lockstep:
             outputs.extend(result.outputs)
             fired.append(result.transition)
         return Stepped(state, tuple(outputs), fired[-1] if fired else ""), state, tuple(fired)
+
+    def model_step(self, state: Any, action: Hashable) -> Stepped[Any] | Rejected:
+        """The model's step, with an exception it raises turned into a ``Disagreement``."""
+        try:
+            return self.machine.step(state, action)
+        except Exception as exc:
+            self.tally.disagreements += 1
+            label = _label(self.machine, action)
+            raise Disagreement(self.trace, f"the model raised {type(exc).__name__}: {exc} stepping {label}") from exc
+
+    def _model_view(self) -> Any:
+        try:
+            return self.adapter.model_view(self.state)
+        except Exception as exc:
+            self.tally.disagreements += 1
+            raise Disagreement(self.trace, f"the model's observation raised {type(exc).__name__}: {exc}") from exc
 
     def apply(self, action: Hashable) -> Stepped[Any] | Rejected:
         """Apply ``action`` to both sides; raise ``Disagreement`` on the first difference."""
@@ -106,7 +124,7 @@ class Lockstep:
     def _follow_runtime(self) -> None:
         """Apply to the model what the runtime did by itself, then look for overdue work."""
         for model_action in self.adapter.autonomous():
-            result = self.machine.step(self.state, model_action)
+            result = self.model_step(self.state, model_action)
             label = self.machine.action_label(model_action)
             model = Ok(None) if isinstance(result, Stepped) else Err(result.kind, result.detail)
             agree = isinstance(result, Stepped)
@@ -123,15 +141,22 @@ class Lockstep:
             self.tally.disagreements += 1
             # The observations usually show where the work went (an input missing from its
             # lane, a phase that does not drain); list them so the report names the fields.
-            differences = diff_values(self.adapter.model_view(self.state), self.adapter.observe())
+            differences = diff_values(self._model_view(), self.adapter.observe())
             raise Disagreement(self.trace, overdue, differences)
 
     def check(self) -> None:
         """Compare the two observations now; raise ``Disagreement`` if they differ."""
-        differences = diff_values(self.adapter.model_view(self.state), self.adapter.observe())
+        differences = diff_values(self._model_view(), self.adapter.observe())
         if differences:
             self.tally.disagreements += 1
             raise Disagreement(self.trace, "observable state differs", differences)
 
     def close(self) -> None:
         self.adapter.close()
+
+
+def _label(machine: Machine[Any, Any], action: Hashable) -> str:
+    try:
+        return machine.action_label(action)
+    except Exception:
+        return repr(action)

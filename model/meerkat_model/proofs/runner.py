@@ -12,6 +12,7 @@ from meerkat_model.proofs.reachability import DEFAULT_DEPTH, check_enabled
 from meerkat_model.proofs.report import ProofReport, ProofResult
 from meerkat_model.proofs.session_encoding import build_session_machine
 from meerkat_model.proofs.symbolic import SymbolicMachine
+from meerkat_model.proofs.totality import check_totality
 
 Builder = Callable[[int], SymbolicMachine]
 
@@ -35,8 +36,9 @@ def run_proofs(
     tables: bool = True,
 ) -> ProofReport:
     """Prove every invariant inductive over ``ids`` symbolic ids per machine, check every
-    transition is enabled in a reachable state (bounded by ``depth`` steps) and cross-check
-    the transition tables with the executable model.
+    transition is enabled in a reachable state (bounded by ``depth`` steps), cross-check
+    the transition tables with the executable model and check every transition is total (a
+    post-state wherever its guard holds; with ``tables``).
 
     Raises ``ValueError`` for ``ids < 1`` or an unknown machine name.
     """
@@ -57,4 +59,5 @@ def run_proofs(
             small = build(min(ids, TABLE_IDS))
             results.append(check_declared_matches_formulas(small))
             results.append(check_against_model(small))
+            results.append(check_totality(small))
     return ProofReport(ids, results, time.perf_counter() - t0)

@@ -24,8 +24,8 @@ registered (``reg`` Unregistered) the runtime and input fields hold what registe
 recover from the store: a crash, an unregistration or a failed terminal snapshot applies the
 recovery rules at once (the stored phase — Attached is stored as Idle, a run is not stored —, the
 run's input Queued again at the head of its lane with the attempt not counted), and ``register``
-then only claims the registration. The supersession candidate is chosen freely among the Queued
-inputs with the key (the model's choice, queue lane first, is one of them). An executor success
+then only claims the registration. The supersession candidate is the model's: the first Queued input
+with the key, queue lane first, then lane order. An executor success
 (Staged → Applied → AppliedPendingConsumption → Consumed under one durable write) is one step.
 Not encoded: ephemeral inputs (dropped on recovery), completion handles and the store's rows
 (the model's verifier checks those exhaustively for small bounds).
@@ -183,7 +183,24 @@ def accept(replaced: int | None) -> Builder:
             choice = z3.Not(some_id(n, candidate))
         else:
             other = p.int("other", 0, n)
-            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, candidate(j)) for j in range(n))))
+            lane, pos = pre.ids("lane"), pre.ids("pos")
+
+            def first(j: int) -> Expr:
+                """``j`` is a candidate and none comes before it: queue lane first, then lane order."""
+                ahead = [
+                    z3.And(
+                        candidate(i),
+                        z3.Or(
+                            z3.And(lane[i] == QUEUE_LANE, lane[j] == STEER_LANE),
+                            z3.And(lane[i] == lane[j], pos[i] < pos[j]),
+                        ),
+                    )
+                    for i in range(n)
+                    if i != j
+                ]
+                return z3.And(candidate(j), z3.Not(z3.Or(*ahead)) if ahead else z3.BoolVal(True))
+
+            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, first(j)) for j in range(n))))
         guard = z3.And(_admits(pre, k), z3.Not(_key_used(pre, key)), choice)
         displaced = [other == j for j in range(n)]
         old_phase = z3.IntVal(QUEUED if replaced is None else replaced)
@@ -440,17 +457,20 @@ def _run_end_rows(
 
 def _input_and_run() -> tuple[SymTransition, ...]:
     inp, rt, rg = "input", "runtime", "registration"
-    superseding, coalescing = accept(SUPERSEDED), accept(COALESCED)
+    plain, superseding, coalescing = accept(None), accept(SUPERSEDED), accept(COALESCED)
     commit_failed = _run_end(_head_of_lane, False, commit_failed=True)
     commit_failed_retired = _run_end(_head_of_lane, True, commit_failed=True)
     return (
-        SymTransition("accept", inp, _in(NONE), "Queued", accept(None)),
+        SymTransition("accept", inp, _in(NONE), "Queued", plain),
+        SymTransition("accept", rt, _pn(*ACCEPTING), None, plain),
         SymTransition("accept_superseding", inp, _in(NONE), "Queued", superseding),
         SymTransition("accept_superseding", inp, _in(QUEUED), "Superseded", superseding, subject="other"),
         SymTransition("accept_coalescing", inp, _in(NONE), "Queued", coalescing),
         SymTransition("accept_coalescing", inp, _in(QUEUED), "Coalesced", coalescing, subject="other"),
         SymTransition("deduplicate", inp, _in(NONE), None, deduplicate),
+        SymTransition("deduplicate", rt, _pn(*ACCEPTING), None, deduplicate),
         SymTransition("reject_invalid", inp, _in(NONE), None, reject_invalid),
+        SymTransition("reject_invalid", rt, _pn(*ACCEPTING), None, reject_invalid),
         SymTransition("start_run", inp, _in(QUEUED), "Staged", start_run),
         SymTransition("start_run", rt, _pn(ATTACHED, RETIRED), "Running", start_run),
         *_run_end_rows("executor_succeeded", CONSUMED, _consumed),

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Statuses, StepCheck, Stepped, TransitionDecl
 from meerkat_model.session import admission, control, registration, run_loop
 from meerkat_model.session.actions import (
     CONTROL,
@@ -55,7 +55,7 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
-from meerkat_model.session.invariants import invariants_for
+from meerkat_model.session.invariants import STEP_CHECKS, invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
 from meerkat_model.session.state import (
     NO_ID,
@@ -68,7 +68,7 @@ from meerkat_model.session.state import (
     initial_state,
 )
 from meerkat_model.session.symmetry import canonical
-from meerkat_model.session.transitions import SESSION_TRANSITIONS
+from meerkat_model.session.transitions import SESSION_TRANSITIONS, status_name
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
 
@@ -284,6 +284,33 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def describe(self, state: SessionState) -> Mapping[str, Any]:
         return describe(state)
+
+    def statuses(self, state: SessionState) -> Statuses:
+        """Registration (``Unregistered`` when not in memory), runtime phase and each input's
+        phase (``Absent`` before it is accepted); ``None`` for what is not in memory."""
+        m = state.memory
+        if m is None:
+            inputs = tuple(["Absent" if a is None else None for a in state.attrs])
+            return (("registration", "Unregistered"), ("runtime", None), ("input", inputs))
+        rows = m.rows
+        inputs = tuple(
+            [
+                "Absent" if a is None else (None if (r := rows[i]) is None else status_name(r.phase))
+                for i, a in enumerate(state.attrs)
+            ]
+        )
+        return (("registration", status_name(m.registration)), ("runtime", status_name(m.phase)), ("input", inputs))
+
+    def subjects(self, action: SessionAction) -> Sequence[tuple[str, int]]:
+        """The input an accept names."""
+        if type(action) is WriteFails:
+            return self.subjects(action.inner)
+        if isinstance(action, Accept | AcceptInvalid):
+            return (("input", action.i),)
+        return ()
+
+    def step_checks(self) -> Sequence[StepCheck[SessionState, SessionAction]]:
+        return STEP_CHECKS
 
     def action_label(self, action: SessionAction) -> str:
         return action_label(action)

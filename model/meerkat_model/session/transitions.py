@@ -56,8 +56,11 @@ INPUT_AND_RUN: tuple[TransitionDecl, ...] = (
     _input("accept_superseding", (QUEUED,), SUPERSEDED, "the older input with the same supersession key"),
     _input("accept_coalescing", (ABSENT,), QUEUED, "asks to coalesce; a Queued input has the same key"),
     _input("accept_coalescing", (QUEUED,), COALESCED, "the older input with the same supersession key"),
+    _runtime("accept", (IDLE, ATTACHED, RUNNING), None, "takes input"),
     _input("deduplicate", (ABSENT,), None, "idempotency key already used by an input in memory; nothing stored"),
+    _runtime("deduplicate", (IDLE, ATTACHED, RUNNING), None, "takes input"),
     _input("reject_invalid", (ABSENT,), None, "invalid input: outcome Rejected, nothing stored"),
+    _runtime("reject_invalid", (IDLE, ATTACHED, RUNNING), None, "takes input"),
     _input("start_run", (QUEUED,), STAGED, "loop attached; steer lane head first; attempts + 1"),
     _runtime("start_run", (ATTACHED, RETIRED), RUNNING, "loop attached; no run; something queued"),
     *_run_end("executor_succeeded", CONSUMED, "boundary commit (receipt + rows) written"),
@@ -111,3 +114,19 @@ REGISTRATION: tuple[TransitionDecl, ...] = (
 )
 
 SESSION_TRANSITIONS: tuple[TransitionDecl, ...] = INPUT_AND_RUN + CONTROL + REGISTRATION
+
+
+_NAMES: dict[tuple[type, object], str] = {}
+
+
+def status_name(value: object) -> str:
+    """The declared name of a phase value (``RuntimePhase.IDLE`` -> ``Idle``,
+    ``InputPhase.APPLIED_PENDING_CONSUMPTION`` -> ``AppliedPendingConsumption``); a value that is
+    not a phase is shown raw in angle brackets."""
+    key = (type(value), value)
+    name = _NAMES.get(key)
+    if name is None:
+        raw = getattr(value, "name", None)
+        name = "".join(p.capitalize() for p in raw.split("_")) if isinstance(raw, str) else f"<{value!r}>"
+        _NAMES[key] = name
+    return name
