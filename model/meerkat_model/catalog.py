@@ -61,6 +61,7 @@ _SESSION_OFF = {
     "interrupt": 0,
     "control": 0,
     "unregister": 0,
+    "direct": 0,
 }
 _SESSION_ALL = {
     "idem_keys": 1,

@@ -18,6 +18,7 @@ control            1        1: retire, reset, recycle, stop, destroy
 unregister         1        1: unregister the session
 crash              1        1: crash the process (memory discarded, store kept)
 write_failures     1        1: each durable step may also be tried with a failing store write
+direct             1        1: ``accept_input_and_run`` runs a new input at once, without a loop
 =================  =======  ===============================================================
 """
 
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, int] = {
     "unregister": 1,
     "crash": 1,
     "write_failures": 1,
+    "direct": 1,
 }
 
 _FLAGS = frozenset(DEFAULTS) - {"inputs", "idem_keys", "super_keys"}
@@ -65,6 +67,7 @@ class SessionBounds:
     unregister: bool
     crash: bool
     write_failures: bool
+    direct: bool
 
     @staticmethod
     def from_bounds(bounds: Bounds) -> SessionBounds:
@@ -95,4 +98,5 @@ class SessionBounds:
             unregister=bool(values["unregister"]),
             crash=bool(values["crash"]),
             write_failures=bool(values["write_failures"]),
+            direct=bool(values["direct"]),
         )
