@@ -45,10 +45,13 @@ class Profile:
         """Hypothesis settings for this profile, with optional overrides. A ``seeded`` run or
         one with an example ``database`` (a directory) is never derandomized (Hypothesis keeps
         no database for derandomized runs, and a seed replaces the fixed search)."""
-        from hypothesis import HealthCheck, settings
+        from hypothesis import HealthCheck, Phase, settings
         from hypothesis.database import DirectoryBasedExampleDatabase
 
         return settings(
+            # No "explain" phase: it replays the failing example under a line tracer, which
+            # costs more than the shrinking and adds nothing the side-by-side trace lacks.
+            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
             max_examples=examples if examples is not None else self.examples,
             stateful_step_count=steps if steps is not None else self.steps,
             derandomize=self.derandomize and not seeded and database is None,
