@@ -59,10 +59,10 @@ class Lockstep:
         )
         self.last_transitions: tuple[str, ...] = ()
         self.visited: list[Any] = [self.state]
-        self.unchecked = True
-        """Whether anything may have changed since the last comparison of the observations."""
         """Model states of the last ``apply``: the state before it, then the state after each
         model step it caused (its own, then the runtime's)."""
+        self.unchecked = True
+        """Whether anything may have changed since the last comparison of the observations."""
 
     def _step_plan(self, plan: Sequence[Hashable]) -> tuple[Stepped[Any] | Rejected, Any, tuple[str, ...]]:
         """Step through ``plan``; returns the result (the first rejection, or the combined

@@ -1,9 +1,10 @@
 """Named search profiles of the Hypothesis lockstep machines.
 
-``fast`` runs in the default test suite (derandomized, bounded time); ``deep`` is for the
-``meerkat-conformance`` command and raises both the number of examples and the steps per
-example. ``max_examples`` / ``steps`` may be overridden per run, and a run may be seeded
-(reproducible) or keep its examples in a Hypothesis example database.
+``fast`` runs in the default test suite (derandomized, bounded time) and is what users run
+before a release (about a minute, replaying the model's ``small`` graph); ``deep`` raises both
+the number of examples and the steps per example and replays the ``ci`` graph.
+``max_examples`` / ``steps`` may be overridden per run, and a run may be seeded (reproducible)
+or keep its examples in a Hypothesis example database.
 
 Hypothesis is imported only when settings are built, so the command line can describe the
 profiles (``--help``) without the ``conformance`` extra.
@@ -33,6 +34,9 @@ class Profile:
     derandomize: bool
     replay_profile: str
     duration: str = ""
+    shrink_seconds: float = 30.0
+    """How long shrinking a failing example may take before the smallest found so far is
+    reported (see :func:`~meerkat_conformance.lockstep.runner.bounded_shrinking`)."""
 
     def settings(
         self,
@@ -64,9 +68,15 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "fast": Profile("fast", examples=40, steps=25, derandomize=True, replay_profile="ci", duration="about 12 minutes"),
+    "fast": Profile("fast", examples=40, steps=25, derandomize=True, replay_profile="small", duration="about a minute"),
     "deep": Profile(
-        "deep", examples=1000, steps=60, derandomize=False, replay_profile="ci", duration="about 17 minutes"
+        "deep",
+        examples=1000,
+        steps=60,
+        derandomize=False,
+        replay_profile="ci",
+        duration="about 17 minutes",
+        shrink_seconds=120.0,
     ),
 }
 

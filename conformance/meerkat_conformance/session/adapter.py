@@ -80,6 +80,10 @@ from meerkat_conformance.lockstep.faults import disarm, fail_next_write
 from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
 from meerkat_conformance.session.harness_actions import (
     ATTACH,
+    ATTACH_FAILS,
+    DUPLICATE_RECEIPT,
+    INTERRUPT_IGNORED,
+    TAKEOVER,
     Attach,
     AttachFails,
     DuplicateReceipt,
@@ -133,6 +137,45 @@ def harness_action(model_action: Hashable) -> Hashable | None:
     if isinstance(model_action, _AUTONOMOUS):
         return None
     return model_action
+
+
+def harness_plan(machine: SessionMachine, action: Hashable, model_state: Any) -> Sequence[Hashable]:
+    """The model actions harness action ``action`` stands for in ``model_state`` (see
+    :mod:`~meerkat_conformance.session.harness_actions`); a model action stands for itself."""
+    match action:
+        case Attach() | AttachFails():
+            return _attach_plan(machine, model_state, FinishAttach() if type(action) is Attach else AttachFailed())
+        case InterruptIgnored():
+            return (Interrupt(),)
+        case DuplicateReceipt():
+            return (BoundaryCommitFails(),)
+        case Takeover():
+            return (Crash(), Register())
+    return (action,)
+
+
+def _attach_plan(machine: SessionMachine, model_state: Any, finish: Hashable) -> list[Hashable]:
+    plan: list[Hashable] = []
+    if model_state.memory is None:  # ensure_session_with_executor registers first
+        plan.append(Register())
+        registered = machine.step(model_state, Register())
+        if not isinstance(registered, Stepped):
+            return plan
+        model_state = registered.state
+    plan.append(BeginAttach())
+    begin = machine.step(model_state, BeginAttach())
+    if isinstance(begin, Stepped) and begin.transition == "begin_attach":
+        plan.append(finish)
+    return plan
+
+
+def runtime_moves(machine: Any, model_state: Any) -> Sequence[Hashable]:
+    """What the runtime does on its own from ``model_state``: its loop starts a run."""
+    return (StartRun(),)
+
+
+HARNESS_EXTRAS: tuple[Hashable, ...] = (ATTACH_FAILS, INTERRUPT_IGNORED, DUPLICATE_RECEIPT, TAKEOVER)
+"""The harness actions that are not the steering of a model action (for directed scenarios)."""
 
 
 def shown_outputs(outputs: Sequence[Any]) -> tuple[Any, ...]:
@@ -281,30 +324,7 @@ class SessionAdapter:
     # --- the adapter protocol -------------------------------------------------------------
 
     def model_actions(self, action: Hashable, model_state: Any) -> Sequence[Hashable]:
-        match action:
-            case Attach() | AttachFails():
-                return self._attach_plan(model_state, FinishAttach() if type(action) is Attach else AttachFailed())
-            case InterruptIgnored():
-                return (Interrupt(),)
-            case DuplicateReceipt():
-                return (BoundaryCommitFails(),)
-            case Takeover():
-                return (Crash(), Register())
-        return (action,)
-
-    def _attach_plan(self, model_state: Any, finish: Hashable) -> list[Hashable]:
-        plan: list[Hashable] = []
-        if model_state.memory is None:  # ensure_session_with_executor registers first
-            plan.append(Register())
-            registered = self.machine.step(model_state, Register())
-            if not isinstance(registered, Stepped):
-                return plan
-            model_state = registered.state
-        plan.append(BeginAttach())
-        begin = self.machine.step(model_state, BeginAttach())
-        if isinstance(begin, Stepped) and begin.transition == "begin_attach":
-            plan.append(finish)
-        return plan
+        return harness_plan(self.machine, action, model_state)
 
     def autonomous(self) -> Sequence[Hashable]:
         process = self.process
