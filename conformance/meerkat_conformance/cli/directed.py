@@ -34,6 +34,8 @@ def run_directed(
         suite.steering(),
         extras=parts.extras,
         moves=parts.moves,
+        context=parts.context,
+        context_states=parts.context_states,
     )
     found = time.perf_counter() - started
     machine = suite.model(bounds)
@@ -42,7 +44,8 @@ def run_directed(
     tally.scenarios += result.scenarios
     longest = max((len(s.path) for s in paths), default=0)
     print(
-        f"[{suite.name} scenarios] {len(paths)} transitions reachable, one path each (longest {longest} steps, "
+        f"[{suite.name} scenarios] {len(tally.reachable)} transitions reachable, {len(paths)} paths (longest "
+        f"{longest} steps, "
         f"{result.steps} steps in all): {found:.1f}s to find, {result.elapsed:.1f}s to run",
         file=sys.stderr,
         flush=True,

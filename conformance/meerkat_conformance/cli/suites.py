@@ -49,11 +49,15 @@ class Suite:
 class ScenarioParts:
     """``plan(machine, harness_action, state)``: the model actions a harness action stands
     for; ``extras``: harness actions that steer no model action; ``moves``: what the runtime
-    does on its own."""
+    does on its own; ``context``: see below."""
 
     plan: Callable[[Machine[Any, Any], Hashable, Any], Sequence[Hashable]] = lambda m, a, s: (a,)
     extras: tuple[Hashable, ...] = ()
     moves: Callable[[Machine[Any, Any], Any], Sequence[Hashable]] | None = None
+    context: Callable[[Any], Hashable] | None = None
+    """A coarse picture of a model state: each transition then gets a path from every picture
+    it fires from within ``context_states`` states of the search (see ``directed_paths``)."""
+    context_states: int = 0
 
 
 def _identity(action: Hashable) -> Hashable | None:
@@ -105,13 +109,13 @@ def _ops_scenarios() -> ScenarioParts:
 def _session_scenarios() -> ScenarioParts:
     from meerkat_model.session.machine import SessionMachine
 
-    from meerkat_conformance.session.adapter import HARNESS_EXTRAS, harness_plan, runtime_moves
+    from meerkat_conformance.session.adapter import HARNESS_EXTRAS, harness_plan, runtime_moves, scenario_context
 
     def plan(machine: Machine[Any, Any], action: Hashable, state: Any) -> Sequence[Hashable]:
         assert isinstance(machine, SessionMachine)
         return harness_plan(machine, action, state)
 
-    return ScenarioParts(plan, HARNESS_EXTRAS, runtime_moves)
+    return ScenarioParts(plan, HARNESS_EXTRAS, runtime_moves, scenario_context, context_states=2000)
 
 
 SUITES: dict[str, Suite] = {

@@ -32,14 +32,19 @@ PlanFn = Callable[[Hashable, Any], Sequence[Hashable]]
 """``adapter.model_actions``: the model actions a harness action stands for in a state."""
 MovesFn = Callable[[Machine[Any, Any], Any], Sequence[Hashable]]
 """The model actions the runtime takes on its own from a state (applied until none applies)."""
+ContextFn = Callable[[Any], Hashable]
+"""A coarse picture of a model state (how many inputs are queued, whether a run is in flight,
+...): with one, a transition gets a path from every such picture it fires from."""
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """``path``: harness actions that, from the initial state, end by firing ``transition``."""
+    """``path``: harness actions that, from the initial state, end by firing ``transition``
+    (from a state whose context is ``context``, when the search had a context function)."""
 
     transition: str
     path: tuple[Hashable, ...]
+    context: Hashable = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +81,29 @@ def directed_paths(
     *,
     extras: Sequence[Hashable] = (),
     moves: MovesFn | None = None,
+    context: ContextFn | None = None,
+    context_states: int = 0,
     max_states: int = 200_000,
 ) -> list[Scenario]:
     """The shortest harness path to every declared transition of ``machine`` (see the module
-    docstring), in declaration order; transitions not reached are left out."""
-    wanted = list(dict.fromkeys(t.name for t in machine.transitions()))
-    found: dict[str, tuple[Hashable, ...]] = {}
+    docstring), in declaration order; transitions not reached are left out. With ``context``,
+    the shortest path to every (transition, context of the state it fires from) pair instead:
+    the search explores at least ``context_states`` states (and goes on, up to ``max_states``,
+    only while a transition has no path), and the paths come ordered by transition, then by
+    length."""
+    order = {name: n for n, name in enumerate(dict.fromkeys(t.name for t in machine.transitions()))}
+    found: dict[tuple[str, Hashable], tuple[Hashable, ...]] = {}
     start, fired = _settle(machine, machine.initial_state(), moves)
     for name in fired:
-        found.setdefault(name, ())
+        found.setdefault((name, None), ())
     seen = {machine.canonical(start)}
     queue: deque[tuple[Any, tuple[Hashable, ...]]] = deque([(start, ())])
-    while queue and len(found) < len(wanted) and len(seen) < max_states:
+    reached_names: set[str] = {name for name, _ in found}
+    while queue and len(seen) < max_states:
+        if len(reached_names) >= len(order) and (context is None or len(seen) >= context_states):
+            break
         state, path = queue.popleft()
+        where = None if context is None else context(state)
         candidates = [h for h in (steer(a) for a in machine.actions(state)) if h is not None]
         for harness in dict.fromkeys([*candidates, *extras]):
             reached, names = _apply(machine, state, plan(harness, state))
@@ -97,12 +112,14 @@ def directed_paths(
             reached, own = _settle(machine, reached, moves)
             longer = (*path, harness)
             for name in (*names, *own):
-                found.setdefault(name, longer)
+                found.setdefault((name, where), longer)
+                reached_names.add(name)
             key = machine.canonical(reached)
             if key not in seen:
                 seen.add(key)
                 queue.append((reached, longer))
-    return [Scenario(name, found[name]) for name in wanted if name in found]
+    ranked = sorted(found.items(), key=lambda item: (order.get(item[0][0], len(order)), len(item[1])))
+    return [Scenario(name, path, where) for (name, where), path in ranked if name in order]
 
 
 def _apply(machine: Machine[Any, Any], state: Any, actions: Sequence[Hashable]) -> tuple[Any, list[str]]:

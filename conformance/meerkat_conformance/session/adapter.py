@@ -58,6 +58,7 @@ from meerkat_model.session.actions import (
     WriteFails,
 )
 from meerkat_model.session.machine import SessionMachine
+from meerkat_model.session.state import NO_ID
 from meerkat_runtime.session.completion import CompletionHandle
 from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError, RunPrimitive, RunResult
 from meerkat_runtime.session.executor import ExecutorCancelled as RunCancelled
@@ -172,6 +173,19 @@ def _attach_plan(machine: SessionMachine, model_state: Any, finish: Hashable) ->
 def runtime_moves(machine: Any, model_state: Any) -> Sequence[Hashable]:
     """What the runtime does on its own from ``model_state``: its loop starts a run."""
     return (StartRun(),)
+
+
+def scenario_context(model_state: Any) -> Hashable:
+    """What directed scenarios tell apart when they look for a path to each transition: the
+    registration and runtime phase, whether a run is in flight, how many inputs each lane
+    holds, and in the store how many inputs are queued and how many were tried before (so a
+    failure with another input waiting, and a recovery of requeued inputs, get a path each)."""
+    memory = model_state.memory
+    durable = model_state.durable
+    stored = (len(durable.queue), sum(1 for row in durable.rows if row is not None and row.attempts > 0))
+    if memory is None:
+        return (None, *stored)
+    return (memory.registration, memory.phase, memory.run != NO_ID, len(memory.queue), len(memory.steer), *stored)
 
 
 HARNESS_EXTRAS: tuple[Hashable, ...] = (ATTACH_FAILS, INTERRUPT_IGNORED, DUPLICATE_RECEIPT, TAKEOVER)
