@@ -182,6 +182,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "plan.registration = RegistrationPhase.QUEUING\n        plan.terminate_all",
         "plan.terminate_all",
         "stop and destroy leave the loop attached",
+        equivalent="stop and destroy detach the loop in the shell right after their commit (RuntimeSession.detach "
+        "sets the registration to Queuing), so the plan's own assignment changes nothing",
     ),
     Mutant(
         "halt-keeps-inputs",
@@ -220,10 +222,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "rows-marked-written-early",
         "durable-before-ack",
         "session/persistence.py",
-        "rows = [encode_row(r) for r in records]\n",
-        "rows = [encode_row(r) for r in records]\n"
-        "            self.written.update({r.input_id: w.payload for r, w in zip(records, rows, strict=True)})\n",
-        "an accept's rows are marked written before the write succeeded",
+        "rows = written.rows\n",
+        "rows = written.rows\n"
+        "        self.written.update({r.input_id: w.payload for r, w in zip(written.records, rows, strict=True)})\n",
+        "a commit marks its rows written before the write succeeded (a failed commit's rows are skipped later)",
     ),
     Mutant(
         "dirty-rows-skipped",
