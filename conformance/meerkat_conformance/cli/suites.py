@@ -101,9 +101,9 @@ def _session_steer(action: Hashable) -> Hashable | None:
 
 
 def _ops_scenarios() -> ScenarioParts:
-    from meerkat_conformance.ops.adapter import HARNESS_EXTRAS, harness_plan
+    from meerkat_conformance.ops.adapter import HARNESS_EXTRAS, harness_plan, scenario_context
 
-    return ScenarioParts(lambda m, a, s: harness_plan(a, s), HARNESS_EXTRAS)
+    return ScenarioParts(lambda m, a, s: harness_plan(a, s), HARNESS_EXTRAS, None, scenario_context, 3000)
 
 
 def _session_scenarios() -> ScenarioParts:

@@ -127,6 +127,15 @@ def harness_plan(action: Hashable, model_state: Any = None) -> Sequence[Hashable
     return (action,)
 
 
+def scenario_context(model_state: Any) -> Hashable:
+    """What directed scenarios tell apart when they look for a path to each transition: how
+    many operations are active and completed, whether a barrier is pending and how many
+    completed operations it pins (so a collect or a retention pass under a barrier gets a path)."""
+    barrier = set(model_state.barrier)
+    pinned = sum(1 for op in model_state.completed if op in barrier)
+    return (model_state.active_count, len(model_state.completed), bool(barrier), pinned)
+
+
 HARNESS_EXTRAS: tuple[Hashable, ...] = (CRASH_READ_FAULT, CANCEL_WAIT_TASK, DROP_WAIT_HANDLE)
 """The harness actions that are not model actions (for directed scenarios)."""
 
