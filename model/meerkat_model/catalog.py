@@ -1,7 +1,8 @@
 """The machines the verifier knows, and the named exploration profiles.
 
 ``MACHINES`` maps a machine name to a factory ``Bounds -> Machine``; ``PROFILES`` maps a
-profile name (``tiny``, ``ci``, ``deep``) to the bounds of each machine under that profile.
+profile name (``tiny``, ``small``, ``ci``, ``deep``) to the bounds of each machine under that
+profile.
 Factories import their machine lazily so the catalog stays cheap to import.
 """
 
@@ -59,6 +60,12 @@ _OPS_COMMON = {
     "probes": 0,
 }
 
+# small: what `meerkat-conformance --profile fast` replays (about 25 s on 2 cores): two ids and a
+# barrier for ops; for sessions two inputs with idempotency and supersession keys, every control
+# operation, interrupts, store-write failures and runs without a loop, but no executor failures and
+# no crashes (their attempt counts and recoveries multiply the states: the directed scenarios and
+# the search cover them).
+
 # Bounds of the session runtime model (meerkat_model.session.bounds documents every key).
 # tiny: one input, runs that succeed or fail, crash and recovery (small enough to draw); ci: two
 # inputs with idempotency and supersession keys, every control operation, failures, crashes
@@ -73,6 +80,7 @@ _SESSION_OFF = {
     "interrupt": 0,
     "control": 0,
     "unregister": 0,
+    "direct": 0,
 }
 _SESSION_ALL = {
     "idem_keys": 1,
@@ -110,6 +118,21 @@ PROFILES: dict[str, dict[str, Bounds]] = {
         "ops": Bounds({**_OPS_COMMON, "ids": 1, "sequences": 2}),
         "session": Bounds({**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "write_failures": 1}),
         "ownership": Bounds(_OWNERSHIP),
+    },
+    "small": {
+        "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2, "watchers": 0, "progress": 0}),
+        "session": Bounds(
+            {
+                **_SESSION_ALL,
+                "inputs": 2,
+                "steer": 0,
+                "ephemeral": 0,
+                "failures": 0,
+                "unregister": 0,
+                "crash": 0,
+                "direct": 1,
+            }
+        ),
     },
     "ci": {
         "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2}),

@@ -1,13 +1,15 @@
 """The machines the harness checks, and how to build each side for them.
 
 A :class:`Suite` names the model machine (a key of ``meerkat_model.catalog.MACHINES``), the
-Hypothesis lockstep machine class and a factory for replay adapters.
+Hypothesis lockstep machine class, a factory for replay adapters, and what the directed
+scenarios (:mod:`~meerkat_conformance.lockstep.scenarios`) need: how a harness action maps to
+model actions, the harness's extra actions and what the runtime does on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from meerkat_model.catalog import MACHINES
@@ -31,9 +33,35 @@ class Suite:
     make_adapter: AdapterFactory
     steer: Callable[[Hashable], Hashable | None] | None = None
     """Maps a model action to the harness action that drives it (``None``: identity)."""
+    load_scenario_parts: Callable[[], ScenarioParts] = field(default=lambda: ScenarioParts())
+    scenario_bounds: dict[str, int] = field(default_factory=dict)
+    """Bounds the directed-scenario search narrows the lockstep class's bounds to (a smaller
+    model finds the same paths sooner; the paths then run on the lockstep class's model)."""
 
     def model(self, bounds: Bounds) -> Machine[Any, Any]:
         return MACHINES[self.name](bounds)
+
+    def steering(self) -> Callable[[Hashable], Hashable | None]:
+        return self.steer if self.steer is not None else _identity
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioParts:
+    """``plan(machine, harness_action, state)``: the model actions a harness action stands
+    for; ``extras``: harness actions that steer no model action; ``moves``: what the runtime
+    does on its own; ``context``: see below."""
+
+    plan: Callable[[Machine[Any, Any], Hashable, Any], Sequence[Hashable]] = lambda m, a, s: (a,)
+    extras: tuple[Hashable, ...] = ()
+    moves: Callable[[Machine[Any, Any], Any], Sequence[Hashable]] | None = None
+    context: Callable[[Any], Hashable] | None = None
+    """A coarse picture of a model state: each transition then gets a path from every picture
+    it fires from within ``context_states`` states of the search (see ``directed_paths``)."""
+    context_states: int = 0
+
+
+def _identity(action: Hashable) -> Hashable | None:
+    return action
 
 
 def _ops_lockstep() -> type[LockstepStateMachine]:
@@ -72,7 +100,32 @@ def _session_steer(action: Hashable) -> Hashable | None:
     return harness_action(action)
 
 
+def _ops_scenarios() -> ScenarioParts:
+    from meerkat_conformance.ops.adapter import HARNESS_EXTRAS, harness_plan, scenario_context
+
+    return ScenarioParts(lambda m, a, s: harness_plan(a, s), HARNESS_EXTRAS, None, scenario_context, 3000)
+
+
+def _session_scenarios() -> ScenarioParts:
+    from meerkat_model.session.machine import SessionMachine
+
+    from meerkat_conformance.session.adapter import HARNESS_EXTRAS, harness_plan, runtime_moves, scenario_context
+
+    def plan(machine: Machine[Any, Any], action: Hashable, state: Any) -> Sequence[Hashable]:
+        assert isinstance(machine, SessionMachine)
+        return harness_plan(machine, action, state)
+
+    return ScenarioParts(plan, HARNESS_EXTRAS, runtime_moves, scenario_context, context_states=2000)
+
+
 SUITES: dict[str, Suite] = {
-    "ops": Suite("ops", _ops_lockstep, _ops_adapter),
-    "session": Suite("session", _session_lockstep, _session_adapter, steer=_session_steer),
+    "ops": Suite("ops", _ops_lockstep, _ops_adapter, load_scenario_parts=_ops_scenarios),
+    "session": Suite(
+        "session",
+        _session_lockstep,
+        _session_adapter,
+        steer=_session_steer,
+        load_scenario_parts=_session_scenarios,
+        scenario_bounds={"inputs": 2, "steer": 0, "ephemeral": 0},
+    ),
 }

@@ -54,6 +54,7 @@ from meerkat_runtime.session.blobs import BlobStore, externalize_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
+from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
@@ -69,6 +70,7 @@ from meerkat_runtime.session.executor import (
     CoreExecutor,
     ExecutorCancelled,
     RunPrimitive,
+    start_executor,
 )
 from meerkat_runtime.session.input_fields import DEFAULT_MAX_INPUT_BYTES, InputLimits, check_input
 from meerkat_runtime.session.inputs import Input
@@ -87,6 +89,7 @@ from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
+    ExecutorStartFailed,
     InvalidRuntimeTransition,
     NotReady,
     OwnershipLost,
@@ -566,6 +569,11 @@ class MeerkatMachine:
         attached (or being attached by a concurrent call), in which case ``executor`` is not
         used. A dead loop is replaced. Raises ``RuntimeDestroyed`` for a destroyed runtime and
         ``NotReady`` for a stopped one.
+
+        An executor with a ``start()`` coroutine (the optional attach hook) is started first,
+        under the session gate, before its loop exists; if ``start()`` raises, nothing is
+        attached (``attach_failed``: the session queues input as before) and
+        ``ExecutorStartFailed`` is raised with the error as its ``cause``.
         """
         session = await self._ensure_registered(session_id)
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
@@ -579,11 +587,17 @@ class MeerkatMachine:
             if session.registration is not RegistrationPhase.QUEUING:
                 events.emit_step(session, "begin_attach_noop")
                 return False  # another caller attached (or is attaching) the loop
-            # The claim (begin_attach) and the attachment (finish_attach) happen under the gate
-            # with no await in between, so exactly one caller attaches and no half-attached
-            # state is visible.
+            # The claim (begin_attach) and the attachment (finish_attach) happen under the gate,
+            # so exactly one caller attaches; the only await in between is the executor's start.
             core = session.core
             install(session, core.begin_attach())
+            try:
+                await start_executor(executor)
+            except BaseException as exc:
+                install(session, core.attach_failed())
+                if isinstance(exc, Exception):
+                    raise ExecutorStartFailed(str(session.session_id), exc) from exc
+                raise
             body = self._loop_main(session, executor)
             try:
                 session.loop_task = asyncio.create_task(body)
@@ -821,10 +835,16 @@ class MeerkatMachine:
         run loop. Requires an Idle session without a loop or queued work (else ``NotReady``).
 
         ``op`` returns ``(value, CoreApplyOutput)``; the boundary is committed and ``value``
-        returned. If ``op`` raises, the run fails (input requeued) and the error propagates;
-        if that failure cannot be recorded the session is unregistered and
-        ``DurableWriteFailed`` raised. A failed boundary commit raises ``BoundaryCommitFailed``
-        with the input Queued and the runtime Idle.
+        returned. If ``op`` raises, the run fails (input requeued; ``ExecutorCancelled``: the
+        input is Abandoned as cancelled) and the error propagates; if that cannot be recorded
+        the session is unregistered and ``DurableWriteFailed`` raised. A failed boundary commit
+        raises ``BoundaryCommitFailed`` with the input Queued and the runtime Idle.
+
+        ``op`` runs as the session's in-flight apply: interrupting the run, stopping,
+        destroying or unregistering the session cancels it, and the call then raises
+        ``InvalidRuntimeTransition`` (the run already ended as those operations say). Retiring
+        the runtime meanwhile lets the run finish (it ends Retired). Cancelling the caller
+        cancels the run (committed as an interrupt).
         """
         session = self._get(session_id)
         item = check_input(item, self._limits)
@@ -852,11 +872,42 @@ class MeerkatMachine:
             run = plan.current_run
             assert run is not None
             primitive = RunPrimitive(run.run_id, (item,))
+            task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(op(run.run_id, primitive))
+            session.apply_task = task
+            session.applying_run = run.run_id
         try:
-            value, output = await op(run.run_id, primitive)
+            return await self._finish_direct_run(session, run, task)
+        finally:
+            session.wake()  # a loop attached meanwhile drains what was queued during the run
+
+    async def _finish_direct_run(
+        self, session: RuntimeSession, run: CurrentRun, task: asyncio.Task[tuple[T, CoreApplyOutput]]
+    ) -> T:
+        """Wait for the op of a run ``accept_input_and_run`` started, commit how it ended and
+        return its value (or raise, see ``accept_input_and_run``)."""
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:  # the caller is cancelled: so is its run
+            task.cancel()
+            await end_run(session, run, RunOutcome(cancelled=True), self._on_fatal)
+            raise
+        finally:
+            if session.apply_task is task:
+                session.apply_task = None
+                session.applying_run = None
+        if task.cancelled():
+            ended, error = await end_run(session, run, RunOutcome(cancelled=True), self._on_fatal)
+            if error is not None:
+                raise error
+            if ended is RunEnd.STALE:
+                what = f"finish run {run.run_id}: it was interrupted, or the runtime stopped, destroyed or unregistered"
+                raise InvalidRuntimeTransition(session.core.phase.value, what)
+            raise ExecutorCancelled(f"run {run.run_id} was cancelled")
+        try:
+            value, output = task.result()
             check_receipt(run, output)
-        except (Exception, asyncio.CancelledError) as exc:
-            cancelled = isinstance(exc, ExecutorCancelled | asyncio.CancelledError)
+        except Exception as exc:
+            cancelled = isinstance(exc, ExecutorCancelled)
             ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), self._on_fatal)
             if ended is RunEnd.FATAL and error is not None:
                 raise error from exc
@@ -866,7 +917,7 @@ class MeerkatMachine:
             raise error
         if ended is RunEnd.STALE:
             what = f"commit run {run.run_id}: it was cancelled or stopped meanwhile"
-            raise InvalidRuntimeTransition(core.phase.value, what)
+            raise InvalidRuntimeTransition(session.core.phase.value, what)
         return value
 
     async def _control(self, session_id: SessionId | str, op: Callable[[RuntimeSession], Coroutine[Any, Any, T]]) -> T:
@@ -1014,25 +1065,34 @@ class MeerkatMachine:
         ``OwnershipLost``); also for a session lost to another worker."""
         return self._get(session_id, lost_ok=True).last_error
 
+    def settled_now(self, session_id: SessionId | str) -> bool:
+        """Whether the session's loop has nothing runnable right now: no loop (or no session),
+        waiting for a wake with none pending and the gate free, or inside an executor that
+        reports it is parked (``ScriptedExecutor.parked()``). Never blocks; for harnesses that
+        drive the event loop themselves (``settle`` waits for it)."""
+        session = self._sessions.get(session_runtime_id(session_id))
+        if session is None or session.loop_task is None:
+            return True
+        state = session.loop_state
+        if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
+            return True
+        parked = getattr(session.executor, "parked", None)
+        return state is LoopState.APPLYING and callable(parked) and bool(parked())
+
     async def settle(self, session_id: SessionId | str, timeout: float = 5.0) -> None:
-        """Wait until the session's loop has nothing runnable: detached, waiting for a wake, or
-        inside an executor that reports it is parked (``ScriptedExecutor``). Raises
+        """Wait until the session's loop has nothing runnable (:meth:`settled_now`). Raises
         ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         spins = 0
-        runtime_id = session_runtime_id(session_id)
         while True:
-            session = self._sessions.get(runtime_id)
+            session = self._sessions.get(session_runtime_id(session_id))
             if session is None or session.loop_task is None:
                 await asyncio.sleep(0)
                 return
-            state = session.loop_state
-            if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
-                return
-            parked = getattr(session.executor, "parked", None)
-            if state is LoopState.APPLYING and callable(parked) and parked():
+            if self.settled_now(session_id):
                 return
             if time.monotonic() > deadline:
+                state = session.loop_state
                 raise TimeoutError(f"session {session_id!r} did not settle within {timeout} s (loop {state.value})")
             spins += 1
             await asyncio.sleep(0 if spins < 50 else 0.0005)

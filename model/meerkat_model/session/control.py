@@ -2,14 +2,17 @@
 
 Each one writes the new lifecycle record and every row in one commit before it takes effect; a
 failed write leaves everything as it was (``durable_write_failed``). "Idle" after an operation
-means Attached when a loop is attached. Errors: ``session_not_found`` (not registered),
-``destroyed`` (phase Destroyed), ``invalid_runtime_transition`` (Stopped, or a run in flight for
-reset/recycle).
+means Attached when a loop is attached. Retiring without a loop abandons the queued inputs but
+not the input of a run in flight (``accept_input_and_run``): that run goes on and ends Retired;
+stop and destroy cancel it (its caller is told ``invalid_runtime_transition``). Errors:
+``session_not_found`` (not registered), ``destroyed`` (phase Destroyed),
+``invalid_runtime_transition`` (Stopped, or a run in flight for reset/recycle).
 """
 
 from __future__ import annotations
 
 from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.direct import caller_result
 from meerkat_model.session.durable import full_commit
 from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState
 from meerkat_model.session.waiters import resolution_outputs, resolve
@@ -40,18 +43,25 @@ def _idle(memory: Memory) -> RuntimePhase:
     return RuntimePhase.ATTACHED if _with_loop(memory) else RuntimePhase.IDLE
 
 
-def _abandon_all(state: SessionState, memory: Memory, reason: AbandonKind) -> tuple[SessionState, tuple[object, ...]]:
-    """Every non-terminal input Abandoned{reason}, lanes emptied, run cleared, waiters terminated."""
+def _abandon_all(
+    state: SessionState, memory: Memory, reason: AbandonKind, *, keep_run: bool = False
+) -> tuple[SessionState, tuple[object, ...]]:
+    """Every non-terminal input Abandoned{reason} (but the run's input when ``keep_run``), lanes
+    emptied, waiters terminated; the run is cleared (its direct caller told so) unless kept."""
     rows = list(memory.rows)
     abandoned: list[int] = []
     for i, row in enumerate(rows):
-        if row is not None and not row.phase.is_terminal:
+        if row is not None and not row.phase.is_terminal and not (keep_run and i == memory.run):
             rows[i] = Row(InputPhase.ABANDONED, row.attempts, int(reason))
             abandoned.append(i)
     outcome = TERMINATED_BY[reason]
     waiters, resolved = resolve(state.waiters, tuple(abandoned), outcome)
-    cleared = memory._replace(run=NO_ID, pre_run=-1, queue=(), steer=(), rows=tuple(rows))
     outputs = (*(("abandoned", i, reason.name.lower()) for i in abandoned), *resolution_outputs(resolved, outcome))
+    if keep_run:
+        cleared = memory._replace(queue=(), steer=(), rows=tuple(rows))
+    else:
+        cleared = memory._replace(run=NO_ID, pre_run=-1, queue=(), steer=(), rows=tuple(rows))
+        outputs = (*outputs, *caller_result(memory, rejections.INVALID_RUNTIME_TRANSITION))
     return state._replace(memory=cleared, waiters=waiters), outputs
 
 
@@ -77,11 +87,11 @@ def _admitted(
 
 
 def _abandon_into(
-    state: SessionState, memory: Memory, reason: AbandonKind, phase: RuntimePhase
+    state: SessionState, memory: Memory, reason: AbandonKind, phase: RuntimePhase, *, keep_run: bool = False
 ) -> tuple[SessionState, Memory, tuple[object, ...]]:
     """``_abandon_all`` for ``reason``: the state it leaves, that state's memory moved to ``phase``
     (not yet committed) and the outputs."""
-    abandoned, outputs = _abandon_all(state, memory, reason)
+    abandoned, outputs = _abandon_all(state, memory, reason, keep_run=keep_run)
     assert abandoned.memory is not None
     return abandoned, abandoned.memory._replace(phase=phase), outputs
 
@@ -113,7 +123,9 @@ def retire(state: SessionState, *, write_ok: bool = True) -> StepResult:
         retired = memory._replace(phase=RuntimePhase.RETIRED)
         pending = len(memory.queue) + len(memory.steer)
         return Stepped(_commit(state, retired), (("retired", 0, pending),), "retire")
-    abandoned, retired, outputs = _abandon_into(state, memory, AbandonKind.RETIRED, RuntimePhase.RETIRED)
+    # Without a loop the queued work can never drain; a run in flight (``accept_input_and_run``)
+    # is not queued work: it goes on, and ends Retired.
+    abandoned, retired, outputs = _abandon_into(state, memory, AbandonKind.RETIRED, RuntimePhase.RETIRED, keep_run=True)
     return Stepped(_commit(abandoned, retired), (("retired",), *outputs), "retire_without_loop")
 
 

@@ -108,25 +108,30 @@ def running_iff_current_run(s: SessionState) -> str | None:
 
 
 def current_run_has_pre_run_phase(s: SessionState) -> str | None:
-    """A current run has a pre-run phase (Attached or Retired) and a loop; no run, no pre-run phase."""
+    """A current run has a pre-run phase: Attached or Retired for a run of the loop, which needs
+    the loop attached, or Idle for a run ``accept_input_and_run`` started; no run, no pre-run phase."""
     m = s.memory
     if m is None:
         return None
     if m.run == NO_ID:
         return None if m.pre_run == -1 else "a pre-run phase without a current run"
-    if m.pre_run not in (RuntimePhase.ATTACHED, RuntimePhase.RETIRED):
+    if m.pre_run not in (RuntimePhase.IDLE, RuntimePhase.ATTACHED, RuntimePhase.RETIRED):
         return f"current run with pre-run phase {m.pre_run}"
-    if m.registration is not RegistrationPhase.ACTIVE:
-        return "a run in flight without an attached runtime loop"
+    if m.pre_run != RuntimePhase.IDLE and m.registration is not RegistrationPhase.ACTIVE:
+        return "a run of the loop in flight without an attached runtime loop"
     return None
 
 
 def attached_iff_loop(s: SessionState) -> str | None:
-    """Attached/Running need an attached loop; Idle has none."""
+    """Attached needs an attached loop, and so does Running, unless the run in flight is one
+    ``accept_input_and_run`` started; Idle has none."""
     m = s.memory
     if m is None:
         return None
-    if m.phase in (RuntimePhase.ATTACHED, RuntimePhase.RUNNING) and m.registration is not RegistrationPhase.ACTIVE:
+    direct = m.run != NO_ID and m.pre_run == RuntimePhase.IDLE
+    if m.phase is RuntimePhase.RUNNING and not direct and m.registration is not RegistrationPhase.ACTIVE:
+        return "phase running without an attached loop"
+    if m.phase is RuntimePhase.ATTACHED and m.registration is not RegistrationPhase.ACTIVE:
         return f"phase {m.phase.name.lower()} without an attached loop"
     if m.phase is RuntimePhase.IDLE and m.registration is RegistrationPhase.ACTIVE:
         return "phase Idle with an attached loop (it should be Attached)"
