@@ -184,7 +184,7 @@ class NaiveStore:
         if "unlocked_receipts" in self.bugs:
             self._fence(rt, fence, "atomic_apply")
             exists = ("receipt", rt, key) in self.data.cells
-            time.sleep(0.005)
+            time.sleep(0.05)  # the racers released together all read "absent" (wide enough under load)
             self._apply(rt, key, exists, session_snapshot, receipt, rows)
             return
         self._guarded(
