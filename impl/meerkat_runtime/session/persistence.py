@@ -4,9 +4,11 @@ An ephemeral session has ``store=None`` and every write is a no-op. Store method
 synchronous; with ``offload=True`` each call runs in a worker thread (``asyncio.to_thread``)
 so a slow fsync does not stall other sessions on the event loop, with ``offload=False`` it
 runs inline (lower latency for a single session). With ``offload=True`` and a store with
-group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write is not run
-in a worker thread but handed to the store's writer thread, and its commit awaited: one thread
-hop per write, and concurrent sessions share transactions.
+group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write made while
+the store's writer is busy is not run in a worker thread but handed to the writer, and its
+commit awaited (it joins the next batch, and no worker thread waits for it); while the writer is
+idle the write runs as a call and commits at once on the worker thread. Either way one thread
+hop per write.
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
 encoded and decoded back once: a row that would not come back is refused with
@@ -109,7 +111,7 @@ class SessionPersistence:
         """The last encoding written (or loaded) for each non-terminal row."""
         self.lifecycle: bytes | None = None
         """The lifecycle record the store holds (as last written or loaded)."""
-        self._submit = store.submit_write if offload and _submits_writes(store) else None
+        self._submitting = store if offload and _submits_writes(store) else None
 
     @property
     def durable(self) -> bool:
@@ -121,12 +123,14 @@ class SessionPersistence:
         return fn()
 
     async def _write(self, fn: Callable[[], None]) -> None:
-        """One store write: submitted to the store's writer (group commit) or run as a call."""
-        submit = self._submit
-        if submit is None:
+        """One store write: submitted to the store's writer when it is busy (the write joins the
+        next batch), else run as a call (in a worker thread when offloaded), which commits at
+        once on that thread while the writer is idle."""
+        submitting = self._submitting
+        if submitting is None or submitting.writer_idle():
             await self._call(fn)
             return
-        await asyncio.wrap_future(submit(fn))
+        await asyncio.wrap_future(submitting.submit_write(fn))
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:

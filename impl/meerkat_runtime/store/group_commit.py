@@ -111,6 +111,10 @@ class GroupCommitter:
         self.writes += size
         self.largest_batch = max(self.largest_batch, size)
 
+    def idle(self) -> bool:
+        """Nothing queued and no batch running (a write now would run alone)."""
+        return not self._busy and not self._queue
+
     def on_writer_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 

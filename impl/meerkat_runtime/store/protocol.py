@@ -197,3 +197,7 @@ class SubmitsWrites(Protocol):
     group_commit: bool
 
     def submit_write(self, call: Callable[[], None]) -> Future[None]: ...
+
+    def writer_idle(self) -> bool:
+        """No write queued or being committed: a write started now would commit alone."""
+        ...

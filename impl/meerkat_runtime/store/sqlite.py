@@ -506,6 +506,12 @@ class SqliteRuntimeStore:
         pending.succeed()
         return []
 
+    def writer_idle(self) -> bool:
+        """Whether no write is queued or being committed (always ``True`` without group commit):
+        a write started now would commit alone."""
+        committer = self._committer
+        return committer is None or committer.idle()
+
     def _commit_batch(self, batch: list[PendingWrite]) -> None:
         """The writer thread: commit ``batch`` (see the module docstring for the rules)."""
         with self._pool.connection() as conn:
