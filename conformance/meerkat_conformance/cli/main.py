@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         "--search-disk",
         choices=DISK_KINDS,
         default="sqlite",
-        help="store under the Hypothesis search (default: sqlite)",
+        help="store under the Hypothesis search (default: sqlite, with group commit on; sqlite-unbatched: off)",
     )
     p.add_argument(
         "--progress-every",

@@ -53,9 +53,10 @@ and step 4 for the transitions it routes: with its ``restore`` policy a refused 
 the plan in memory (a checkpoint taken before step 3) and on disk (one compensating lifecycle
 commit), and nothing is published.
 
-Where the next guarantee plugs in: group commit — step 2 hands the write to a batcher and
-awaits the shared transaction; failure fails each plan of the batch through this same
-``except``.
+Group commit: with a store that batches writes (the SQLite store by default) step 2 hands the
+write to the store's writer and awaits the shared transaction; a failure of the batch reaches
+each plan of it through this same ``except`` (``WriteOutcomeUnknown`` when the batch's commit
+may have landed), so the rules above hold per plan unchanged.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from meerkat_runtime.session.auth import (
     shared_authorities,
 )
 from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
-from meerkat_runtime.session.blobs import BlobStore, externalize_images
+from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
@@ -804,7 +804,7 @@ class MeerkatMachine:
                 details["existing"] = decided.existing_id
                 events.emit_step(session, "deduplicate", details=details)
             return decided, self._duplicate_handle(session, decided) if want_handle else None
-        if session.persistence.durable:
+        if session.persistence.durable and has_inline_images(item):
             await self._store_images(session, decided, item)
         await commit(session, decided, "accept_input")
         handle = session.completions.register(item.header.id) if want_handle else None
@@ -823,8 +823,9 @@ class MeerkatMachine:
         return None
 
     async def _store_images(self, session: RuntimeSession, plan: Plan, item: Input) -> None:
-        """Before an accept is written: move inline images to the blob store; only the
-        persisted copy of the new row changes."""
+        """Before an accept is written: move inline images to the blob store (in a worker
+        thread when store calls are offloaded); only the persisted copy of the new row changes.
+        Called only for an input that has inline images: an input without any takes no hop."""
         blobs = session.blobs
         stored = await session.persistence.read(lambda: externalize_images(item, blobs))
         if stored is not item:

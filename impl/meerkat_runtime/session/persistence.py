@@ -3,7 +3,12 @@
 An ephemeral session has ``store=None`` and every write is a no-op. Store methods are
 synchronous; with ``offload=True`` each call runs in a worker thread (``asyncio.to_thread``)
 so a slow fsync does not stall other sessions on the event loop, with ``offload=False`` it
-runs inline (lower latency for a single session).
+runs inline (lower latency for a single session). With ``offload=True`` and a store with
+group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write made while
+the store's writer is busy is not run in a worker thread but handed to the writer, and its
+commit awaited (it joins the next batch, and no worker thread waits for it); while the writer is
+idle the write runs as a call and commits at once on the worker thread. Either way one thread
+hop per write.
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
 encoded and decoded back once: a row that would not come back is refused with
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
@@ -43,7 +48,7 @@ from meerkat_runtime.session.row_codec import (
     encode_record_checked,
 )
 from meerkat_runtime.store.high_water import HighWater
-from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.protocol import RuntimeStore, SubmitsWrites
 from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import InvalidField
 from meerkat_runtime.vocab.ids import InputId
@@ -62,6 +67,17 @@ def encode_new_row(record: InputRecord) -> InputRow:
         return InputRow(record.input_id, encode_record_checked(record))
     except RowFormatError as exc:
         raise InvalidField("input", "input", f"cannot be stored and read back: {exc}") from None
+
+
+def _submits_writes(store: object) -> TypeGuard[SubmitsWrites]:
+    """Whether ``store`` itself (its class, not a wrapper forwarding attributes) submits writes
+    to a group-commit writer: the submitted call runs on the caller's thread, so a wrapper that
+    adds work (a delay, a fault) around the store's methods keeps the ordinary call path."""
+    return (
+        isinstance(store, SubmitsWrites)
+        and callable(getattr(type(store), "submit_write", None))
+        and getattr(store, "group_commit", False) is True
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,7 @@ class SessionPersistence:
         """The last encoding written (or loaded) for each non-terminal row."""
         self.lifecycle: bytes | None = None
         """The lifecycle record the store holds (as last written or loaded)."""
+        self._submitting = store if offload and _submits_writes(store) else None
 
     @property
     def durable(self) -> bool:
@@ -104,6 +121,16 @@ class SessionPersistence:
         if self.offload:
             return await asyncio.to_thread(fn)
         return fn()
+
+    async def _write(self, fn: Callable[[], None]) -> None:
+        """One store write: submitted to the store's writer when it is busy (the write joins the
+        next batch), else run as a call (in a worker thread when offloaded), which commits at
+        once on that thread while the writer is idle."""
+        submitting = self._submitting
+        if submitting is None or submitting.writer_idle():
+            await self._call(fn)
+            return
+        await asyncio.wrap_future(submitting.submit_write(fn))
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:
@@ -175,14 +202,14 @@ class SessionPersistence:
         rt, fence, rows = self.runtime_id, self.claim.fence, written.rows
         receipt, lifecycle, snapshot = written.receipt, written.lifecycle, written.snapshot
         if receipt is not None:
-            await self._call(
+            await self._write(
                 lambda: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows, fence=fence)
             )
         elif lifecycle is not None:
-            await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
+            await self._write(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
         else:
             row = rows[0]
-            await self._call(lambda: store.persist_input_state(rt, row, fence=fence))
+            await self._write(lambda: store.persist_input_state(rt, row, fence=fence))
         return written
 
     async def read_back(self, written: Written) -> bool | None:
