@@ -16,13 +16,18 @@ from meerkat_model.machine import Machine, Rejected
 from meerkat_model.ops import actions as oa
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.ops.state import OpRecord, RegistryState
+from meerkat_model.ownership import actions as oo
+from meerkat_model.ownership.machine import OwnershipMachine
+from meerkat_model.ownership.state import OwnershipState
+from meerkat_model.proofs import ownership_encoding as ow
 from meerkat_model.proofs.differential import Abstraction, Candidate, Encoded, NotEncoded, Values
 from meerkat_model.proofs.ops_encoding import NO_KIND
 from meerkat_model.proofs.session_encoding import NO_LANE, NONE, QUEUE_LANE, STEER_LANE, UNREG
 from meerkat_model.session import actions as sa
+from meerkat_model.session.durable import record_of
 from meerkat_model.session.machine import SessionMachine
 from meerkat_model.session.recovery import recover
-from meerkat_model.session.state import NO_ID, NO_KEY, Lane, Memory, SessionState
+from meerkat_model.session.state import NO_ID, NO_KEY, Lane, Memory, Row, SessionState
 from meerkat_model.vocab.statuses import InputPhase, RuntimePhase
 
 
@@ -34,6 +39,8 @@ class OpsAbstraction:
     """The registry: every field is encoded exactly (the feed's payloads and the durable image
     are not: the encoding recovers from the terminal part of memory, which the model's
     ``acknowledged_terminal_ops_recoverable`` invariant shows equal to the last write)."""
+
+    simulation = False
 
     PER_OP: dict[type, tuple[str, ...]] = {
         oa.ProvisioningSucceeded: ("provisioning_succeeded",),
@@ -146,12 +153,15 @@ class SessionAbstraction:
     their lane and as "is the current run", and what the model forgets about an input terminal
     for good (lane, supersession key, attempts) is not compared."""
 
+    simulation = False
+
     def ids(self, machine: Machine[Any, Any]) -> int:
         assert isinstance(machine, SessionMachine)
         return machine.bounds.inputs
 
     def constants(self, machine: Machine[Any, Any]) -> Values:
-        return {}
+        assert isinstance(machine, SessionMachine)
+        return {"max_attempts": machine.bounds.max_attempts, "fatal_errors": machine.bounds.fatal_errors}
 
     def _memory(self, state: SessionState) -> tuple[Memory, int]:
         if state.memory is not None:
@@ -244,8 +254,91 @@ class SessionAbstraction:
         return out
 
 
+_RECORD = {
+    int(RuntimePhase.RETIRED): ow.RETIRED,
+    int(RuntimePhase.STOPPED): ow.STOPPED,
+    int(RuntimePhase.DESTROYED): ow.DESTROYED,
+}
+_STATUS = {
+    InputPhase.ACCEPTED: ow.QUEUED,
+    InputPhase.QUEUED: ow.QUEUED,
+    InputPhase.STAGED: ow.STAGED,
+    InputPhase.APPLIED: ow.STAGED,
+    InputPhase.APPLIED_PENDING_CONSUMPTION: ow.STAGED,
+    InputPhase.CONSUMED: ow.CONSUMED,
+    InputPhase.SUPERSEDED: ow.DROPPED,
+    InputPhase.COALESCED: ow.DROPPED,
+    InputPhase.ABANDONED: ow.DROPPED,
+}
+_OWNERSHIP: dict[type, tuple[str, ...]] = {
+    oo.ClaimRegister: ("claim", "claim_refused"),
+    oo.Renew: ("renew", "renew_lost"),
+    oo.Release: ("release",),
+    oo.CrashWorker: ("crash",),
+    oo.On: ("local", "write", "write_refused"),
+    oo.Ambiguous: ("ambiguous_landed", "ambiguous_lost", "write_refused"),
+    oo.Reconcile: ("reconcile",),
+}
+
+
+def _status(row: Row | None) -> int:
+    return ow.ABSENT if row is None else _STATUS[row.phase]
+
+
+class OwnershipAbstraction:
+    """Two workers on one store, coarsened: each input's status class in the store and in each
+    worker's memory, the lifecycle record's class, the lease, tokens and history. The encoding
+    abstracts the model, so the check is a simulation (``simulation``)."""
+
+    simulation = True
+
+    def ids(self, machine: Machine[Any, Any]) -> int:
+        assert isinstance(machine, OwnershipMachine)
+        return machine.bounds.session.inputs
+
+    def constants(self, machine: Machine[Any, Any]) -> Values:
+        assert isinstance(machine, OwnershipMachine)
+        if machine.bounds.workers != len(ow.WORKERS):
+            raise NotEncoded(f"the encoding has {len(ow.WORKERS)} workers, the model {machine.bounds.workers}")
+        return {"fencing": machine.bounds.fencing}
+
+    def state(self, state: OwnershipState) -> Values:
+        if any(a is not None and a.ephemeral for a in state.attrs):
+            raise NotEncoded("ephemeral inputs are not encoded")
+        out: Values = {
+            "owner": state.lease.owner,
+            "token": state.lease.token,
+            "expired": state.lease.expired,
+            "rec": _RECORD.get(state.durable.record, ow.LIVE),
+            "undone": state.undone,
+            "destroyed": state.destroyed,
+            "st": [_status(r) for r in state.durable.rows],
+            "commits": list(state.commits),
+        }
+        for v, worker in enumerate(state.workers):
+            memory = worker.memory
+            out[f"tok{v}"] = worker.token
+            out[f"reg{v}"] = memory is not None
+            out[f"doubt{v}"] = worker.in_doubt
+            out[f"mrec{v}"] = ow.LIVE if memory is None else _RECORD.get(record_of(memory), ow.LIVE)
+            out[f"mem{v}"] = [ow.ABSENT] * len(state.commits) if memory is None else [_status(r) for r in memory.rows]
+        return out
+
+    def action(self, action: Any, state: OwnershipState) -> Encoded:
+        kind = type(action)
+        if kind is oo.Expire:
+            return Encoded((Candidate("expire"),))
+        if kind in _OWNERSHIP:
+            return Encoded(tuple(Candidate(t, (("w", action.w),)) for t in _OWNERSHIP[kind]))
+        raise ValueError(f"the ownership abstraction does not know the action {action!r}")
+
+    def normalise(self, values: Values) -> Values:
+        return values
+
+
 ABSTRACTIONS: dict[str, Callable[[], Abstraction]] = {
     "ops": OpsAbstraction,
     "session": SessionAbstraction,
+    "ownership": OwnershipAbstraction,
 }
 """The abstraction of each encoded machine (keys: the names of ``runner.ENCODINGS``)."""

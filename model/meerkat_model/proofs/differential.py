@@ -61,7 +61,12 @@ class NotEncoded(Exception):
 
 
 class Abstraction(Protocol):
-    """The encoded view of one executable model."""
+    """The encoded view of one executable model. ``simulation``: the encoding abstracts the
+    model (one transition stands for many steps, with choices), so a step is checked as a
+    simulation — the encoding admits the abstraction of the model's successor under one of the
+    candidates, or the step changes nothing encoded — and a refusal is not compared."""
+
+    simulation: bool
 
     def ids(self, machine: Machine[Any, Any]) -> int:
         """The number of ids the model's bounds give (the encoding is built for as many)."""
@@ -138,6 +143,7 @@ class _Query:
         self._eqs: dict[tuple[int, Value], Expr] = {}
         self._neqs: dict[tuple[int, Value], Expr] = {}
         self._param_eqs: dict[tuple[str, Value], Expr] = {}
+        self._post_eqs: dict[tuple[int, Value], Expr] = {}
 
     def bind(self, values: Values) -> None:
         """Assert the pre-state (in a new scope)."""
@@ -181,6 +187,22 @@ class _Query:
             if s.check() == z3.sat:
                 return "ambiguous", {"first": first, "second": _unflatten(self._read(s.model()), self.post_names)}
             return "stepped", first
+        finally:
+            s.pop()
+
+    def admits(self, params: Mapping[str, Value], post: Values) -> bool:
+        """Whether the bound pre-state, ``params`` and the post-state ``post`` satisfy the step."""
+        s, ref, raw = self.solver, self.ctx.ref(), self.solver.solver
+        s.push()
+        try:
+            for pname, value in params.items():
+                z3.Z3_solver_assert(ref, raw, (self.params[pname] == _const(value)).as_ast())
+            for k, v in enumerate(_flatten(post, self.post_names)):
+                e = self._post_eqs.get((k, v))
+                if e is None:
+                    e = self._post_eqs[(k, v)] = self.post_terms[k] == _const(v)
+                z3.Z3_solver_assert(ref, raw, e.as_ast())
+            return bool(s.check() == z3.sat)
         finally:
             s.pop()
 
@@ -245,8 +267,7 @@ class _Oracle:
         self._bound = []
         self._pre = pre
 
-    def ask(self, name: str, params: Mapping[str, Value]) -> tuple[str, Values | None]:
-        """``("refused", None)``, ``("stepped", post)`` or ``("ambiguous", posts)``."""
+    def _query(self, name: str) -> _Query:
         q = self._queries.get(name)
         if q is None:
             q = self._queries[name] = _Query(self.encoding, name)
@@ -254,7 +275,15 @@ class _Oracle:
             q.bind(self._pre)
             self._bound.append(q)
         self.queries += 1
-        return q.ask(params)
+        return q
+
+    def ask(self, name: str, params: Mapping[str, Value]) -> tuple[str, Values | None]:
+        """``("refused", None)``, ``("stepped", post)`` or ``("ambiguous", posts)``."""
+        return self._query(name).ask(params)
+
+    def admits(self, name: str, params: Mapping[str, Value], post: Values) -> bool:
+        """Whether transition ``name`` can step from the bound pre-state to ``post``."""
+        return self._query(name).admits(params, post)
 
 
 def _const(v: Value) -> Expr:
@@ -337,7 +366,10 @@ def compare(
             if key in seen:
                 continue
             seen.add(key)
-            drift = _check(oracle, abstraction, encoded, result, after)
+            if abstraction.simulation:
+                drift = _simulates(oracle, encoded, result, pre, after)
+            else:
+                drift = _check(oracle, abstraction, encoded, result, after)
             if drift is not None:
                 report.drifts.append(Drift(repr(state), label(action), drift[0], drift[1]))
         if len(report.drifts) >= limit:
@@ -378,6 +410,23 @@ def _check(
     if transition != result.transition or got != after:
         return model_side, f"{transition} to {got} (differs in {_changes(after, got)})"
     return None
+
+
+def _simulates(
+    oracle: _Oracle, encoded: Encoded, result: Stepped[Any] | Rejected, pre: Values, after: Values | None
+) -> tuple[str, str] | None:
+    """``None`` when the encoding admits the model's step (or the step changes nothing encoded,
+    or the model refused), else (model side, encoding side)."""
+    if isinstance(result, Rejected) or after is None or after == pre:
+        return None
+    for cand in encoded.candidates:
+        if oracle.admits(cand.transition, dict(cand.params), after):
+            return None
+    names = [c.transition for c in encoded.candidates]
+    return (
+        f"{result.transition} to {after}",
+        f"no candidate admits it (candidates {names}; changes {_changes(pre, after)})",
+    )
 
 
 def actions_of(*pairs: tuple[type, Sequence[str]]) -> dict[type, tuple[str, ...]]:

@@ -63,6 +63,19 @@ PYTHON_TO_Z3: dict[str, Mapping_] = {
         "steps_raise_nothing": "z3 formulas cannot raise; the totality obligations show every enabled step has a "
         "post-state",
     },
+    "ownership": {
+        "no_input_consumed_twice": ("input.consumed_once",),
+        "consumed_stays_consumed": ("input.consumed_stays_consumed",),
+        "halt_never_undone": ("runtime.halt_never_undone",),
+        "acknowledged_inputs_recoverable": "about the whole session (recovery reads every row and the lane "
+        "order); the encoding keeps one status per input and no lanes",
+        "owner_agrees_with_store": "the encoding states its per-input part, owner.agrees_with_store (the "
+        "holder's memory and the store agree on each input's status and on the record); the rest is every "
+        "session invariant, which needs the session encoding over a store",
+        "worker_memory_well_formed": "the session invariants of one memory: the session encoding proves them "
+        "for one memory; the ownership encoding keeps one status per input",
+        "steps_raise_nothing": "z3 formulas cannot raise; total:ownership shows every enabled step has a post-state",
+    },
 }
 
 Z3_ONLY: dict[str, dict[str, str]] = {
@@ -78,5 +91,12 @@ Z3_ONLY: dict[str, dict[str, str]] = {
         "input.at_rest": "the model never stores Accepted/Applied phases between steps (by construction)",
         "input.terminal_absorbing": "the model's declarations (transitions_match_declarations) allow no move out "
         "of a terminal phase",
+    },
+    "ownership": {
+        "ownership.typed": "value ranges: the model's fields are typed by construction",
+        "lease.tokens": "strengthening: a worker is registered iff it holds a token, never above the lease's",
+        "worker.unregistered_is_clean": "an unregistered worker is Worker(None, ...) in the model",
+        "owner.agrees_with_store": "strengthening, the per-input part of owner_agrees_with_store: the fence "
+        "argument (a landed write comes from the holder, whose memory agrees with the store)",
     },
 }
