@@ -40,6 +40,38 @@ MACHINES: dict[str, Callable[[Bounds], AnyMachine]] = {
     "ownership": _ownership,
 }
 
+def _ops_keys() -> frozenset[str]:
+    from meerkat_model.ops.bounds import DEFAULTS
+
+    return frozenset(DEFAULTS)
+
+
+def _session_keys() -> frozenset[str]:
+    from meerkat_model.session.bounds import DEFAULTS
+
+    return frozenset(DEFAULTS)
+
+
+def _ownership_keys() -> frozenset[str]:
+    from meerkat_model.ownership.bounds import DEFAULTS
+
+    return _session_keys() | frozenset(DEFAULTS)  # its workers run the session's steps
+
+
+_BOUND_KEYS: dict[str, Callable[[], frozenset[str]]] = {
+    "ops": _ops_keys,
+    "session": _session_keys,
+    "ownership": _ownership_keys,
+}
+
+
+def bound_keys(machine: str) -> frozenset[str]:
+    """Every bound ``machine`` documents (the keys of its bounds module's ``DEFAULTS``), named
+    in a profile or not; empty for a machine registered without a bounds module."""
+    keys = _BOUND_KEYS.get(machine)
+    return frozenset() if keys is None else keys()
+
+
 DRAWN: tuple[str, ...] = ("ops", "session")
 """The machines the diagram set draws (``meerkat_model.diagrams``). The ownership model is
 verified but not drawn: its entities are the session's (drawn from the session model) plus the
