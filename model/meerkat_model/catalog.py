@@ -40,6 +40,39 @@ MACHINES: dict[str, Callable[[Bounds], AnyMachine]] = {
     "ownership": _ownership,
 }
 
+
+def _ops_keys() -> frozenset[str]:
+    from meerkat_model.ops.bounds import DEFAULTS
+
+    return frozenset(DEFAULTS)
+
+
+def _session_keys() -> frozenset[str]:
+    from meerkat_model.session.bounds import DEFAULTS
+
+    return frozenset(DEFAULTS)
+
+
+def _ownership_keys() -> frozenset[str]:
+    from meerkat_model.ownership.bounds import DEFAULTS
+
+    return _session_keys() | frozenset(DEFAULTS)  # its workers run the session's steps
+
+
+_BOUND_KEYS: dict[str, Callable[[], frozenset[str]]] = {
+    "ops": _ops_keys,
+    "session": _session_keys,
+    "ownership": _ownership_keys,
+}
+
+
+def bound_keys(machine: str) -> frozenset[str]:
+    """Every bound ``machine`` documents (the keys of its bounds module's ``DEFAULTS``), named
+    in a profile or not; empty for a machine registered without a bounds module."""
+    keys = _BOUND_KEYS.get(machine)
+    return frozenset() if keys is None else keys()
+
+
 DRAWN: tuple[str, ...] = ("ops", "session")
 """The machines the diagram set draws (``meerkat_model.diagrams``). The ownership model is
 verified but not drawn: its entities are the session's (drawn from the session model) plus the
@@ -68,8 +101,9 @@ _OPS_COMMON = {
 
 # Bounds of the session runtime model (meerkat_model.session.bounds documents every key).
 # tiny: one input, runs that succeed or fail, crash and recovery (small enough to draw); ci: two
-# inputs with idempotency and supersession keys, every control operation, failures, crashes
-# (every declared transition fires; seconds); deep: adds the steer lane and ephemeral inputs.
+# inputs with idempotency and supersession keys, every control operation, failures (retryable
+# and not), crashes (every declared transition fires; seconds); deep: adds the steer lane and
+# ephemeral inputs. Wherever executor failures are on, errors that are not retryable are too.
 _SESSION_OFF = {
     "steer": 0,
     "idem_keys": 0,
@@ -88,6 +122,7 @@ _SESSION_ALL = {
     "coalesce": 1,
     "invalid": 1,
     "failures": 1,
+    "fatal_errors": 1,
     "interrupt": 1,
     "control": 1,
     "unregister": 1,
@@ -116,7 +151,9 @@ _OWNERSHIP = {
 PROFILES: dict[str, dict[str, Bounds]] = {
     "tiny": {
         "ops": Bounds({**_OPS_COMMON, "ids": 1, "sequences": 2}),
-        "session": Bounds({**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "write_failures": 1}),
+        "session": Bounds(
+            {**_SESSION_OFF, "inputs": 1, "failures": 1, "fatal_errors": 1, "crash": 1, "write_failures": 1}
+        ),
         "ownership": Bounds(_OWNERSHIP),
     },
     "small": {
@@ -128,6 +165,7 @@ PROFILES: dict[str, dict[str, Bounds]] = {
                 "steer": 0,
                 "ephemeral": 0,
                 "failures": 0,
+                "fatal_errors": 0,
                 "unregister": 0,
                 "crash": 0,
                 "direct": 1,
@@ -160,12 +198,21 @@ def profile_names() -> list[str]:
 PROFILES["probe"] = {
     "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2, "max_concurrent": 0, "probes": 1}),
     "session": Bounds(
-        {**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "control": 1, "interrupt": 1, "write_failures": 1}
+        {
+            **_SESSION_OFF,
+            "inputs": 1,
+            "failures": 1,
+            "fatal_errors": 1,
+            "crash": 1,
+            "control": 1,
+            "interrupt": 1,
+            "write_failures": 1,
+        }
     ),
 }
 PROFILES["wide"] = {
     "ops": Bounds(
         {**_OPS_COMMON, "ids": 3, "sequences": 3, "max_concurrent": 0, "kinds": 1, "progress": 0, "watchers": 0}
     ),
-    "session": Bounds({**_SESSION_OFF, "inputs": 3, "failures": 1, "crash": 1, "write_failures": 0}),
+    "session": Bounds({**_SESSION_OFF, "inputs": 3, "failures": 1, "fatal_errors": 1, "crash": 1, "write_failures": 0}),
 }

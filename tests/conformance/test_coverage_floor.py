@@ -21,6 +21,7 @@ from meerkat_conformance.lockstep.trace import Disagreement
 from meerkat_conformance.session.adapter import SessionAdapter
 from meerkat_conformance.session.stateful import SessionLockstepMachine
 from meerkat_model.machine import Bounds
+from meerkat_model.session.actions import ExecutorFailedFatal
 from meerkat_model.session.machine import SessionMachine
 
 from tests.conformance.session_bugs import BoundaryFailureChargesAttempt, FailedRunLosesInput
@@ -42,10 +43,10 @@ def test_directed_scenarios_fire_every_declared_transition_against_the_runtime(n
         assert set(DEEP_ONES) <= set(tally.covered)
 
 
-def _session_paths() -> tuple[SessionMachine, list[object]]:
+def _session_paths(**bounds: int) -> tuple[SessionMachine, list[object]]:
     suite = SUITES["session"]
     parts = suite.load_scenario_parts()
-    machine = suite.model(Bounds({**SessionLockstepMachine.BOUNDS.values, **suite.scenario_bounds}))
+    machine = suite.model(Bounds({**SessionLockstepMachine.BOUNDS.values, **suite.scenario_bounds, **bounds}))
     assert isinstance(machine, SessionMachine)
     paths = directed_paths(
         machine,
@@ -79,11 +80,18 @@ def test_with_a_context_each_transition_gets_a_path_from_each_picture_it_fires_f
 
 
 def test_the_exhausted_retry_path_is_found_as_a_shortest_path() -> None:
-    _, paths = _session_paths()
+    _, paths = _session_paths(fatal_errors=0)  # every error retried: the budget must run out
     by_name = {s.transition: s for s in paths}  # type: ignore[attr-defined]
     exhausted = by_name["executor_failed_exhausted_retired"]
     assert 5 <= len(exhausted.path) <= 10
     assert len(exhausted.path) >= len(by_name["executor_failed_exhausted"].path)
+    assert "executor_failed_exhausted_without_loop" not in by_name  # a direct run fails only once
+    _, paths = _session_paths()  # an error that is not retried abandons at once
+    by_name = {s.transition: s for s in paths}  # type: ignore[attr-defined]
+    fatal = by_name["executor_failed_exhausted_retired"]
+    assert len(fatal.path) < len(exhausted.path)
+    assert fatal.path[-1] == ExecutorFailedFatal()
+    assert by_name["executor_failed_exhausted_without_loop"].path[-1] == ExecutorFailedFatal()
 
 
 @pytest.mark.parametrize("runtime_class", [FailedRunLosesInput, BoundaryFailureChargesAttempt])

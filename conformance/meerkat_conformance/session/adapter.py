@@ -1,15 +1,16 @@
 """``SessionAdapter``: one persistent ``MeerkatMachine`` session driven by ``SessionMachine`` actions.
 
-The runtime runs on its own asyncio event loop ("the process"); store calls are made inline
-(no worker threads), so everything the runtime does happens in event-loop turns the adapter
-drives itself. The run loop drives a ``ScriptedExecutor`` whose every run parks until the
-harness releases it, so executor outcomes (success with or without a result, failure,
-cancellation by the executor, a failing boundary commit or terminal snapshot) are chosen step by
-step; a run ``accept_input_and_run`` started parks in a second scripted executor, and its
-caller's result is reported (``("direct_result", i, outcome)``) by the step during which the
-call returned. After every call the process runs until the session is at rest (its loop waiting
-or parked in the executor, the direct caller parked or done, for a few consecutive turns); each
-run the loop started on its own is reported as the model action ``StartRun()``.
+The runtime runs on its own asyncio event loop ("the process"); store calls are made inline (no
+worker threads), so everything the runtime does happens in event-loop turns the adapter drives
+itself. The run loop drives a ``ScriptedExecutor`` whose every run parks until the harness
+releases it, so executor outcomes (success with or without a result, failure with a retryable
+error or with one the runtime's ``RetryPolicy`` does not retry, cancellation by the executor, a
+failing boundary commit or terminal snapshot) are chosen step by step; a run
+``accept_input_and_run`` started parks in a second scripted executor, and its caller's result is
+reported (``("direct_result", i, outcome)``) by the step during which the call returned. After
+every call the process runs until the session is at rest (its loop waiting or parked in the
+executor, the direct caller parked or done, for a few consecutive turns); each run the loop
+started on its own is reported as the model action ``StartRun()``.
 
 A call that does not finish, or a session that does not come to rest, within ``MAX_TURNS``
 event-loop turns raises :class:`~meerkat_conformance.lockstep.adapter.RuntimeStuck` (the
@@ -44,6 +45,7 @@ from meerkat_model.session.actions import (
     Destroy,
     ExecutorCancelled,
     ExecutorFailed,
+    ExecutorFailedFatal,
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
@@ -67,6 +69,7 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted, Deduplicated
 from meerkat_runtime.session.outcomes import Rejected as AcceptRejected
 from meerkat_runtime.session.ownership import OwnershipConfig
+from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.testing import Block, Cancel, Fail, ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.protocol import RuntimeStore
@@ -125,7 +128,29 @@ _CONTROL = {
 }
 _AUTONOMOUS = (StartRun, FinishAttach, AttachFailed)
 _FAULTS = (WriteFails, BoundaryCommitFails, TerminalSnapshotFails, DuplicateReceipt, AttachFails, InterruptIgnored)
-_RUN_ENDS = (ExecutorSucceeded, ExecutorFailed, ExecutorCancelled, BoundaryCommitFails, TerminalSnapshotFails)
+_RUN_ENDS = (
+    ExecutorSucceeded,
+    ExecutorFailed,
+    ExecutorFailedFatal,
+    ExecutorCancelled,
+    BoundaryCommitFails,
+    TerminalSnapshotFails,
+)
+
+
+class FatalExecutorError(ExecutorError):
+    """The error of a run that fails with an error the harness's retry policy does not retry
+    (the model's ``ExecutorFailedFatal``)."""
+
+
+def _retryable(error: BaseException) -> bool:
+    return not isinstance(error, FatalExecutorError)
+
+
+def retry_policy(machine: SessionMachine) -> RetryPolicy:
+    """The runtime's retry policy under the model's bounds: its ``max_attempts``, and every
+    error retried but :class:`FatalExecutorError`."""
+    return RetryPolicy(max_attempts=machine.bounds.max_attempts, retryable=_retryable)
 
 
 def harness_action(model_action: Hashable) -> Hashable | None:
@@ -229,11 +254,11 @@ async def _turn() -> None:
 class _Process:
     """One simulated process: an event loop, a store handle, the runtime and its executors."""
 
-    def __init__(self, disk: Disk, runtime_class: type[MeerkatMachine] = MeerkatMachine) -> None:
+    def __init__(self, disk: Disk, runtime_class: type[MeerkatMachine], retry: RetryPolicy) -> None:
         self.loop = asyncio.new_event_loop()
         self.inner: RuntimeStore = disk.open()
         self.store = FaultInjectingStore(self.inner)
-        self.runtime = runtime_class.persistent(self.store, offload_store_calls=False, ownership=WORKER)
+        self.runtime = runtime_class.persistent(self.store, offload_store_calls=False, ownership=WORKER, retry=retry)
         self.executor = ScriptedExecutor(default=Block())
         """The executor of the session's run loop."""
         self.direct_executor = ScriptedExecutor(default=Block())
@@ -333,7 +358,8 @@ class SessionAdapter:
         self.duplicate_handles: list[tuple[int, int, CompletionHandle]] = []
         self.kinds: dict[int, str] = {}
         """The kind of runtime input each model input was submitted as (survives crashes)."""
-        self.process = _Process(disk, runtime_class)
+        self.retry = retry_policy(machine)
+        self.process = _Process(disk, runtime_class, self.retry)
 
     # --- the adapter protocol -------------------------------------------------------------
 
@@ -473,7 +499,7 @@ class SessionAdapter:
         self._forget_callers()
         process.die()
         self.disk.release(process.inner)
-        self.process = _Process(self.disk, self.runtime_class)
+        self.process = _Process(self.disk, self.runtime_class, self.retry)
         return Ok(())
 
     def _takeover(self) -> Outcome:
@@ -481,7 +507,7 @@ class SessionAdapter:
         if not old.run(old.runtime.contains_session(SESSION_ID)):
             return Err("session_not_found", "no registered session to take over (harness)")
         self._forget_callers()
-        new = _Process(self.disk, self.runtime_class)
+        new = _Process(self.disk, self.runtime_class, self.retry)
         self.process = new
         try:
             new.run(new.runtime.register_session(SESSION_ID), "register_session")
@@ -638,6 +664,8 @@ class SessionAdapter:
                 executor.release(Succeed(RunResult("done") if with_result else None))
             case ExecutorFailed():
                 executor.release(Fail())
+            case ExecutorFailedFatal():
+                executor.release(Fail(error=FatalExecutorError("the executor failed for good (harness)")))
             case ExecutorCancelled():
                 executor.release(Cancel())
             case BoundaryCommitFails():

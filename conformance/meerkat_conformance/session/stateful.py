@@ -5,9 +5,10 @@ Accepted input ids travel through the ``inputs`` bundle (``resubmit`` reuses an 
 input's idempotency key to exercise deduplication). Inputs are accepted with a completion
 handle, or run at once by their caller (``accept_input_and_run``). Executor outcomes are chosen
 by Hypothesis whenever a run is parked in a scripted executor: success with or without a
-result, failure, cancellation by the executor, success whose boundary commit fails (the store
-fails, or already holds the run's receipt), failure whose lifecycle commit fails; a run left
-parked while other steps happen is a slow run. Interrupts may meet an executor that ignores
+result, failure (with a retryable error or one the retry policy does not retry), cancellation
+by the executor, success whose boundary commit fails (the store fails, or already holds the
+run's receipt), failure whose lifecycle commit fails; a run left parked while other steps happen
+is a slow run. Interrupts may meet an executor that ignores
 ``CancelCurrentRun``; attaching may meet an executor whose ``start()`` raises. Durable calls may
 run with the store's next write failing; crash steps kill the process (or let a new process
 take the session over while the old one still tries to write) and a later ``register``
@@ -35,6 +36,7 @@ from meerkat_model.session.actions import (
     Destroy,
     ExecutorCancelled,
     ExecutorFailed,
+    ExecutorFailedFatal,
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
@@ -63,7 +65,7 @@ from meerkat_conformance.session.harness_actions import (
     TAKEOVER,
 )
 
-HYPOTHESIS_BOUNDS = Bounds({"inputs": 3})
+HYPOTHESIS_BOUNDS = Bounds({"inputs": 3, "fatal_errors": 1})
 """Bounds of the session model the Hypothesis machine runs."""
 
 _KEYS = st.sampled_from([NO_KEY, 0])
@@ -71,7 +73,14 @@ _FLAG = st.sampled_from([0, 1])
 _RARELY = st.integers(0, 3).map(lambda n: n == 3)
 _EXECUTOR_OUTCOMES: st.SearchStrategy[Hashable] = st.sampled_from([ExecutorSucceeded(1), ExecutorSucceeded(0)])
 _EXECUTOR_FAILURES: st.SearchStrategy[Hashable] = st.sampled_from(
-    [ExecutorFailed(), ExecutorCancelled(), BoundaryCommitFails(), TerminalSnapshotFails(), DUPLICATE_RECEIPT]
+    [
+        ExecutorFailed(),
+        ExecutorCancelled(),
+        BoundaryCommitFails(),
+        TerminalSnapshotFails(),
+        DUPLICATE_RECEIPT,
+        ExecutorFailedFatal(),
+    ]
 )
 
 _CONTROLS: st.SearchStrategy[SessionAction] = st.sampled_from(CONTROL)
@@ -85,7 +94,12 @@ class SessionLockstepMachine(LockstepStateMachine):
     DISK: ClassVar[DiskKind] = "sqlite"
     RUNTIME_CLASS: ClassVar[type[MeerkatMachine]] = MeerkatMachine
     """The runtime under test (a subclass with a planted bug in ``tests/conformance``)."""
-    GUIDED_EXCLUDE = frozenset({Crash, WriteFails, StartRun, BeginAttach, FinishAttach, AttachFailed})
+    GUIDED_EXCLUDE = frozenset(
+        {Crash, WriteFails, StartRun, BeginAttach, FinishAttach, AttachFailed, ExecutorFailedFatal}
+    )
+    """Kinds the guided rule leaves to their own rules: crashes, write failures and a failure
+    that is not retried are drawn by ``crash``, the ``with_failing_write`` rules and
+    ``executor_fails``; starts and attachment steps are the runtime's own."""
     GUIDED_LAST = (Register, Unregister, Destroy, Stop)
 
     inputs = Bundle("inputs")

@@ -139,7 +139,7 @@ def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRIT
     core.apply(plan)
     session.persistence.settle(written, core.ledger)
     session.publish(plan)
-    if prior is not None:
+    if prior is not None and not plan.folded:
         events.emit_plan(session, plan, prior)
 
 
@@ -172,7 +172,8 @@ async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Wri
     except Exception as exc:
         if checkpoint is None:
             session.publish(plan)
-            events.emit_view(session, view)
+            if not plan.folded:
+                events.emit_view(session, view)
             if plan.rule in _RUN_ENDS:
                 session.last_error = exc
                 log_preserved(signal, exc)
@@ -181,17 +182,21 @@ async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Wri
         await _restore(session, checkpoint, plan, exc, what)
         raise CompositionDispatchFailed(plan.rule, exc, restored=True) from exc
     session.publish(plan)
-    events.emit_view(session, view)
+    if not plan.folded:
+        events.emit_view(session, view)
 
 
 _RUN_ENDS = frozenset(
     {
         "executor_succeeded",
         "executor_succeeded_retired",
+        "executor_succeeded_without_loop",
         "executor_failed_exhausted",
         "executor_failed_exhausted_retired",
+        "executor_failed_exhausted_without_loop",
         "interrupt",
         "interrupt_retired",
+        "interrupt_without_loop",
     }
 )
 

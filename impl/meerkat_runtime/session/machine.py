@@ -790,8 +790,10 @@ class MeerkatMachine:
             return await self._accept_locked(session, item, want_handle=True)
 
     async def _accept_locked(
-        self, session: RuntimeSession, item: Input, *, want_handle: bool
+        self, session: RuntimeSession, item: Input, *, want_handle: bool, folded: bool = False
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        """Decide and commit the accept of ``item`` (gate held). ``folded``: the accept's event
+        is folded into the run start that follows (``accept_input_and_run``)."""
         await reconcile(session, "accept_input")
         core = session.core
         decided = core.accept(item, time.time())
@@ -806,6 +808,7 @@ class MeerkatMachine:
             return decided, self._duplicate_handle(session, decided) if want_handle else None
         if session.persistence.durable and has_inline_images(item):
             await self._store_images(session, decided, item)
+        decided.folded = folded
         await commit(session, decided, "accept_input")
         handle = session.completions.register(item.header.id) if want_handle else None
         session.wake()
@@ -863,12 +866,12 @@ class MeerkatMachine:
             ):
                 core.check_accepting()
                 raise NotReady(core.phase.value)
-            outcome, _ = await self._accept_locked(session, item, want_handle=False)
+            outcome, _ = await self._accept_locked(session, item, want_handle=False, folded=True)
             if isinstance(outcome, Rejected):
                 raise ValidationFailed(outcome.reason)
             if isinstance(outcome, Deduplicated):
                 raise ValidationFailed(f"input deduplicated against {outcome.existing_id}; nothing to run")
-            plan = core.start_run(new_run_id(), outcome.input_id, time.time())
+            plan = core.start_run(new_run_id(), outcome.input_id, time.time(), rule="accept_and_run")
             install(session, plan)
             run = plan.current_run
             assert run is not None

@@ -3,7 +3,8 @@
 Script steps, consumed one per run (the ``default`` applies when the script is empty):
 
 * :class:`Succeed` — success, with or without a :class:`RunResult`;
-* :class:`Fail` — raise ``ExecutorError``;
+* :class:`Fail` — raise ``ExecutorError`` (or the exception it carries, for instance one the
+  session's ``RetryPolicy.retryable`` does not retry);
 * :class:`Cancel` — raise ``ExecutorCancelled``;
 * :class:`Block` — park inside ``apply`` until :meth:`ScriptedExecutor.release` gives the
   outcome (``parked()`` is then true, which ``MeerkatMachine.settle`` understands).
@@ -43,7 +44,10 @@ class Succeed:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
+    """Raise ``error`` when given, else ``ExecutorError(message)``."""
+
     message: str = "scripted executor failure"
+    error: Exception | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ class ScriptedExecutor:
             finally:
                 self._parked = None
         if isinstance(step, Fail):
-            raise ExecutorError(step.message)
+            raise step.error if step.error is not None else ExecutorError(step.message)
         if isinstance(step, Cancel):
             raise ExecutorCancelled("scripted cancellation")
         draft = ReceiptDraft(primitive.contributing_input_ids)

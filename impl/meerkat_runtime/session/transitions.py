@@ -31,7 +31,7 @@ SESSION_RULES: tuple[RuleBinding, ...] = (
         ("accept_and_run",),
         f"{_CORE}.accept",
         f"{_MACHINE}.accept_input_and_run",
-        "the accept is committed, then the input staged for a run the caller drives (start_run)",
+        "the accept is committed (its event folded in), then the input staged for a run the caller drives",
     ),
     *_bind(("start_run",), f"{_CORE}.start_run", "session.loop_task.run_loop"),
     *_bind(

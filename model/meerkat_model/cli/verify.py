@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from meerkat_model.catalog import MACHINES, PROFILES
+from meerkat_model.catalog import MACHINES, PROFILES, bound_keys
 from meerkat_model.cli.extras import require_extra
 from meerkat_model.cli.paths import check_output_file
 from meerkat_model.cli.usage import (
@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         dest="overrides",
         default=[],
-        help="override one bound of the profile (repeatable). KEY applies to every selected machine whose "
-        "profile has it; MACHINE.KEY to one machine. VALUE is an integer",
+        help="override one bound of the profile (repeatable): any bound a machine documents, named in "
+        "the profile or not. KEY applies to every selected machine that has it; MACHINE.KEY to one "
+        "machine. VALUE is an integer",
     )
     parser.add_argument(
         "--no-symmetry", action="store_true", help="explore without symmetry reduction (default: reduce)"
@@ -177,8 +178,10 @@ def select_machines(names: list[str] | None) -> list[str]:
 
 
 def parse_overrides(items: list[str], machines: list[str], profile: str) -> dict[str, dict[str, int]]:
-    """``KEY=VALUE`` / ``MACHINE.KEY=VALUE`` items -> bounds per machine; names what is wrong."""
-    known = {m: set(PROFILES[profile].get(m, Bounds()).values) for m in machines}
+    """``KEY=VALUE`` / ``MACHINE.KEY=VALUE`` items -> bounds per machine; names what is wrong.
+    A key is known to a machine when its bounds module documents it (``bound_keys``) or the
+    profile names it."""
+    known = {m: set(PROFILES[profile].get(m, Bounds()).values) | bound_keys(m) for m in machines}
     out: dict[str, dict[str, int]] = {m: {} for m in machines}
     for item in items:
         key, sep, raw = item.partition("=")

@@ -3,7 +3,8 @@
 Every key of the session model (``meerkat_model.session.bounds``) is read as the session model
 reads it (the worker's session steps use them), with these defaults changed: ``inputs`` 1, and
 ``steer``, ``idem_keys``, ``super_keys``, ``coalesce``, ``ephemeral``, ``invalid``, ``failures``,
-``interrupt`` and ``write_failures`` off, so that two workers stay small. The keys of its own:
+``interrupt``, ``write_failures`` and ``direct`` (runs ``accept_input_and_run`` drives) off, so
+that two workers stay small. The keys of its own:
 
 =================  =======  ===============================================================
 key                default  meaning
@@ -34,6 +35,7 @@ SESSION_DEFAULTS: dict[str, int] = {
     "failures": 0,
     "interrupt": 0,
     "write_failures": 0,
+    "direct": 0,
 }
 DEFAULTS: dict[str, int] = {"workers": 2, "claims": 3, "fencing": 1, "ambiguous": 1}
 

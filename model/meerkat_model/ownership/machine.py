@@ -207,4 +207,7 @@ def _session_values(b: OwnershipBounds) -> dict[str, int]:
         "unregister": int(s.unregister),
         "crash": int(s.crash),
         "write_failures": int(s.write_failures),
+        "max_attempts": s.max_attempts,
+        "fatal_errors": int(s.fatal_errors),
+        "direct": int(s.direct),
     }

@@ -47,6 +47,13 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "invalid": ("reject_invalid",),
     "failures": ("executor_failed", "boundary_commit_failed", "terminal_snapshot_failed"),
     "interrupt": ("interrupt",),
+    "direct": (
+        "accept_and_run",
+        "executor_succeeded_without_loop",
+        "executor_failed_without_loop",
+        "executor_failed_exhausted_without_loop",
+        "interrupt_without_loop",
+    ),
 }
 """Session transitions (by name prefix) that need a session bound switched on."""
 

@@ -124,16 +124,24 @@ _SESSION: dict[type, tuple[str, ...]] = {
     sa.FinishAttach: ("finish_attach", "finish_attach_keep_phase"),
     sa.AttachFailed: ("attach_failed",),
     sa.StartRun: ("start_run",),
-    sa.ExecutorSucceeded: ("executor_succeeded", "executor_succeeded_retired"),
+    sa.ExecutorSucceeded: ("executor_succeeded", "executor_succeeded_retired", "executor_succeeded_without_loop"),
     sa.ExecutorFailed: (
         "executor_failed",
         "executor_failed_retired",
+        "executor_failed_without_loop",
         "executor_failed_exhausted",
         "executor_failed_exhausted_retired",
+        "executor_failed_exhausted_without_loop",
     ),
+    sa.ExecutorFailedFatal: (
+        "executor_failed_exhausted",
+        "executor_failed_exhausted_retired",
+        "executor_failed_exhausted_without_loop",
+    ),
+    sa.ExecutorCancelled: ("interrupt", "interrupt_retired", "interrupt_without_loop"),
     sa.BoundaryCommitFails: ("boundary_commit_failed", "boundary_commit_failed_retired"),
     sa.TerminalSnapshotFails: ("terminal_snapshot_failed",),
-    sa.Interrupt: ("interrupt", "interrupt_retired", "interrupt_noop"),
+    sa.Interrupt: ("interrupt", "interrupt_retired", "interrupt_without_loop", "interrupt_noop"),
     sa.Retire: ("retire", "retire_without_loop", "retire_noop"),
     sa.Reset: ("reset", "reset_with_loop"),
     sa.Recycle: ("recycle", "recycle_with_loop"),
@@ -142,6 +150,10 @@ _SESSION: dict[type, tuple[str, ...]] = {
     sa.Unregister: ("unregister",),
     sa.Crash: ("crash",),
 }
+
+_RETRYABLE: dict[type, bool] = {sa.ExecutorFailed: True, sa.ExecutorFailedFatal: False}
+"""Whether a failing run's error is retried: the encoding leaves it open (``fatal_errors``: a
+failure *may* abandon at once); each failure action of the model decides it."""
 
 _PER_INPUT = ("lane", "mode", "pos", "attempts", "scope")
 
@@ -230,6 +242,12 @@ class SessionAbstraction:
             )
         if kind is sa.AcceptInvalid:
             return Encoded((Candidate("reject_invalid", (("id", action.i),)),))
+        if kind is sa.AcceptAndRun:
+            key = action.idem + 1 if action.idem != NO_KEY else 0
+            return Encoded((Candidate("accept_and_run", (("id", action.i), ("key", key))),))
+        if kind in _RETRYABLE:
+            fatal = (("fatal_errors", not _RETRYABLE[kind]),)
+            return Encoded(tuple(Candidate(t) for t in _SESSION[kind]), constants=fatal)
         if kind in _SESSION:
             return Encoded(tuple(Candidate(t) for t in _SESSION[kind]))
         raise ValueError(f"the session abstraction does not know the action {action!r}")

@@ -50,10 +50,14 @@ class Candidate:
 class Encoded:
     """How an action is encoded: the transitions it may stand for. ``failed_write``: the action
     is the model's write-failure variant, which the encoding does not model; the model's
-    refusal must then leave the encoded state unchanged, and a step is compared as usual."""
+    refusal must then leave the encoded state unchanged, and a step is compared as usual.
+    ``constants``: configuration constants the action itself decides, overriding the machine's
+    (where the encoding leaves a choice open that the model makes per action, such as whether
+    a failing run's error is retryable), in the pre-state and the expected post-state."""
 
     candidates: tuple[Candidate, ...]
     failed_write: bool = False
+    constants: tuple[tuple[str, Value], ...] = ()
 
 
 class NotEncoded(Exception):
@@ -343,10 +347,11 @@ def compare(
             except ValueError as exc:  # an action the abstraction does not know fails the check
                 report.drifts.append(Drift(repr(state), label(action), str(exc), "-"))
                 continue
+            chosen = dict(encoded.constants)
             after = None
             if isinstance(result, Stepped):
                 try:
-                    after = abstraction.normalise({**abstraction.state(result.state), **constants})
+                    after = abstraction.normalise({**abstraction.state(result.state), **constants, **chosen})
                 except NotEncoded as exc:  # an encoded step must stay inside the encoding
                     report.drifts.append(
                         Drift(repr(state), label(action), f"{result.transition} to a state outside it: {exc}", "-")
@@ -366,10 +371,14 @@ def compare(
             if key in seen:
                 continue
             seen.add(key)
+            if chosen:
+                oracle.start({**pre, **chosen})
             if abstraction.simulation:
                 drift = _simulates(oracle, encoded, result, pre, after)
             else:
                 drift = _check(oracle, abstraction, encoded, result, after)
+            if chosen:
+                oracle.start(pre)
             if drift is not None:
                 report.drifts.append(Drift(repr(state), label(action), drift[0], drift[1]))
         if len(report.drifts) >= limit:

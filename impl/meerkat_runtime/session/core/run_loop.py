@@ -51,15 +51,16 @@ class RunLoopRules(CoreState):
             return self.ledger.queue[0]
         return None
 
-    def start_run(self, run_id: RunId, input_id: InputId, now: float) -> Plan:
+    def start_run(self, run_id: RunId, input_id: InputId, now: float, *, rule: str = "start_run") -> Plan:
         """Stage ``input_id`` (must be Queued) as the single contributor of a new run. Writes
-        nothing: the staged row is only marked dirty."""
+        nothing: the staged row is only marked dirty. ``rule``: ``accept_and_run`` for the run
+        ``accept_input_and_run`` starts right after its accept."""
         if not self.can_start_run():
             raise InvalidRuntimeTransition(self.phase.value, "start_run")
         current = self.ledger.records[input_id]
         if current.phase is not S.QUEUED:
             raise InvalidRuntimeTransition(self.phase.value, f"stage input {input_id} ({current.phase.value})")
-        plan = self.draft("start_run")
+        plan = self.draft(rule)
         plan.remove_from_lane(current)
         record = plan.put(current.copy())
         record.attempts += 1
