@@ -35,6 +35,7 @@ from meerkat_model.session.actions import (
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -60,6 +61,7 @@ for _names, _action in (
     (("recycle", "recycle_with_loop"), Recycle()),
     (("stop", "stop_with_loop"), Stop()),
     (("destroy", "destroy_with_loop"), Destroy()),
+    (("recover", "recover_noop"), Recover()),
     (("interrupt", "interrupt_retired", "interrupt_noop"), Interrupt()),
     (("boundary_commit_failed", "boundary_commit_failed_retired"), BoundaryCommitFails()),
     (("terminal_snapshot_failed",), TerminalSnapshotFails()),
@@ -108,6 +110,7 @@ _PROBES: tuple[SessionAction, ...] = (
     Recycle(),
     Stop(),
     Destroy(),
+    Recover(),
     Unregister(),
 )
 
