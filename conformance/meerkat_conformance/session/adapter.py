@@ -49,6 +49,7 @@ from meerkat_model.session.actions import (
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -125,6 +126,7 @@ _CONTROL = {
     Recycle: "recycle_runtime",
     Stop: "stop_runtime",
     Destroy: "destroy_runtime",
+    Recover: "recover_session",
 }
 _AUTONOMOUS = (StartRun, FinishAttach, AttachFailed)
 _FAULTS = (WriteFails, BoundaryCommitFails, TerminalSnapshotFails, DuplicateReceipt, AttachFails, InterruptIgnored)
@@ -594,7 +596,7 @@ class SessionAdapter:
                 if isinstance(outcome, AcceptRejected):
                     return (("rejected", i),)
                 return (("not_rejected", type(outcome).__name__),)
-            case Retire() | Reset() | Recycle() | Stop() | Destroy():
+            case Retire() | Reset() | Recycle() | Stop() | Destroy() | Recover():
                 name = _CONTROL[type(action)]
                 process.run(getattr(runtime, name)(SESSION_ID), name)
                 return ()

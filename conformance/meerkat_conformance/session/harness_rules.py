@@ -63,6 +63,12 @@ SESSION_HARNESS_RULES: tuple[HarnessRule, ...] = (
         "destroy",
         "destroy_with_loop",
     ),
+    *_same(
+        "recover",
+        "recover",
+        "recover_noop",
+        note="a store row a run's failed boundary commit left staged is normalised and written back",
+    ),
     *_same("register", "register", "register_noop"),
     *_same(
         "attach",

@@ -40,6 +40,7 @@ from meerkat_model.session.actions import (
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Register,
     SessionAction,
     StartRun,
@@ -272,6 +273,13 @@ class SessionLockstepMachine(LockstepStateMachine):
     @rule(operation=_CONTROLS, write_fails=_RARELY)
     def control(self, operation: SessionAction, write_fails: bool) -> None:
         self.act(with_failing_write(operation, write_fails, WriteFails))
+
+    @precondition(_registered)
+    @rule(write_fails=_RARELY)
+    def recover(self, write_fails: bool) -> None:
+        """``recover_session``: the store re-read in place and its normalised rows written back
+        (``recover``), or nothing to do (``recover_noop``)."""
+        self.act(with_failing_write(Recover(), write_fails, WriteFails))
 
     @precondition(_registered)
     @rule(takeover=st.booleans())

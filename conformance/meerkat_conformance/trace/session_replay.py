@@ -36,6 +36,7 @@ from meerkat_model.session.actions import (
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -61,6 +62,7 @@ for _names, _action in (
     (("recycle", "recycle_with_loop"), Recycle()),
     (("stop", "stop_with_loop"), Stop()),
     (("destroy", "destroy_with_loop"), Destroy()),
+    (("recover", "recover_noop"), Recover()),
     (("interrupt", "interrupt_retired", "interrupt_without_loop", "interrupt_noop"), Interrupt()),
     (("boundary_commit_failed", "boundary_commit_failed_retired"), BoundaryCommitFails()),
     (("terminal_snapshot_failed",), TerminalSnapshotFails()),
@@ -113,6 +115,7 @@ _PROBES: tuple[SessionAction, ...] = (
     Recycle(),
     Stop(),
     Destroy(),
+    Recover(),
     Unregister(),
 )
 

@@ -117,6 +117,7 @@ RoutedResult = (
     | reports.RetireReport
     | reports.ResetReport
     | reports.RecycleReport
+    | reports.RecoveryReport
     | reports.StopReport
     | reports.DestroyReport
     | reports.InterruptReport
@@ -964,6 +965,14 @@ class MeerkatMachine:
     async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
         return await self._control(session_id, control_commands.destroy_runtime)
 
+    async def recover_session(self, session_id: SessionId | str) -> reports.RecoveryReport:
+        """Re-read the session's rows from the store and adopt them in place (``recover``,
+        ``recover_noop``): the phase is kept; rows recovery normalises are written back with
+        the lifecycle record in one commit; waiters of inputs no longer pending resolve; the
+        loop is woken. Not while a run is in flight (``InvalidRuntimeTransition``) or Destroyed
+        (``RuntimeDestroyed``)."""
+        return await self._control(session_id, control_commands.recover_session)
+
     async def apply_routed_meerkat_input(self, session_id: SessionId | str, routed: RoutedInput) -> RoutedResult:
         """Apply a command another component routed into the session
         (:mod:`meerkat_runtime.session.routed`): ``RoutedInputRefused`` for a runtime-internal,
@@ -990,6 +999,7 @@ class MeerkatMachine:
                 "recycle": self.recycle_runtime,
                 "stop": self.stop_runtime,
                 "destroy": self.destroy_runtime,
+                "recover": self.recover_session,
             }
             return await controls[command](session_id)
         finally:

@@ -147,7 +147,9 @@ class SessionPersistence:
 
     def _rows_differing(self, plan: Plan, ledger: InputLedger) -> Written:
         """The plan's rows and the ledger's dirty rows whose encoding differs from the last one
-        written, in admission order (as the plan leaves them)."""
+        written, in admission order (as the plan leaves them); a plan replacing the ledger
+        (``recover``) is compared through its own."""
+        ledger = plan.ledger if plan.ledger is not None else ledger
         covered = set(ledger.dirty)
         covered.update(plan.records)
         records = [r for i in covered if (r := plan.records.get(i) or ledger.records.get(i)) is not None]
@@ -240,6 +242,13 @@ class SessionPersistence:
             return True
         return False if before else None
 
+    def lifecycle_holds(self, phase: RuntimeState, pre_run_phase: RuntimeState | None) -> bool:
+        """Whether the stored lifecycle record (as last written or loaded) is the one a commit
+        would write for ``phase`` (Running: its ``pre_run_phase``)."""
+        if phase is RuntimeState.RUNNING:
+            phase = pre_run_phase or RuntimeState.IDLE
+        return self.lifecycle is not None and self.lifecycle == self._lifecycle(phase)
+
     def needs_io(self, plan: Plan) -> bool:
         """Whether :meth:`persist` would call the store for ``plan``."""
         return plan.write is not None and self.store is not None
@@ -249,6 +258,7 @@ class SessionPersistence:
         an accept; for a commit of an ephemeral session, every row (nothing is left to write)."""
         if plan.write is None or isinstance(plan.write, RowsWrite):
             return NOTHING_WRITTEN
+        ledger = plan.ledger if plan.ledger is not None else ledger
         covered = set(ledger.dirty)
         covered.update(plan.records)
         return Written([], [], covered)

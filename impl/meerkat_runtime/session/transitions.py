@@ -68,6 +68,7 @@ SESSION_RULES: tuple[RuleBinding, ...] = (
     *_bind(("recycle", "recycle_with_loop"), f"{_CORE}.recycle", f"{_MACHINE}.recycle_runtime"),
     *_bind(("stop", "stop_with_loop"), f"{_CORE}.stop", f"{_MACHINE}.stop_runtime"),
     *_bind(("destroy", "destroy_with_loop"), f"{_CORE}.destroy", f"{_MACHINE}.destroy_runtime"),
+    *_bind(("recover", "recover_noop"), f"{_CORE}.recover", f"{_MACHINE}.recover_session"),
     *_bind(("register",), f"{_CORE}.register", f"{_MACHINE}.register_session"),
     *_bind(("register_noop",), None, f"{_MACHINE}.register_session", "already registered: returns at once"),
     *_bind(("begin_attach",), f"{_CORE}.begin_attach", f"{_MACHINE}.ensure_session_with_executor"),

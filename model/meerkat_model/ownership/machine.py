@@ -41,6 +41,7 @@ from meerkat_model.session.actions import (
     AttachFailed,
     Crash,
     ExecutorSucceeded,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -54,10 +55,10 @@ StepResult = Stepped[OwnershipState] | Rejected
 
 _REPLACED = (Register, Unregister, Crash)
 """Session actions this machine replaces with its own (claim, release, crash of a worker)."""
-_NOT_OFFERED = (*_REPLACED, AttachFailed, Reset, Recycle)
+_NOT_OFFERED = (*_REPLACED, AttachFailed, Reset, Recycle, Recover)
 """Session actions a worker is not offered: the replaced ones, and ones whose effect on the
-store is another worker-local full commit already covered (reset, recycle; a failed attach
-writes nothing). ``step`` still takes them."""
+store is another worker-local full commit already covered (reset, recycle, recover; a failed
+attach writes nothing). ``step`` still takes them."""
 
 
 def _refuse(detail: str) -> Callable[[OwnershipState], StepResult]:

@@ -43,10 +43,10 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.durable import record_of
 from meerkat_model.session.recovery import recover
-from meerkat_model.session.state import TERMINATED_BY, Memory, SessionState, Waiter
-from meerkat_model.session.waiters import resolution_outputs
+from meerkat_model.session.state import Memory, SessionState, Waiter
+from meerkat_model.session.waiters import resolution_outputs, stored_outcome
 from meerkat_model.vocab import rejections
-from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
+from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
 
 StepResult = Stepped[OwnershipState] | Rejected
 Bind = Callable[..., Callable[[SessionState], Stepped[SessionState] | Rejected]]
@@ -213,21 +213,6 @@ def ambiguous(
     return Stepped(with_worker(state, w, left), unknown, "ambiguous_write_lost")
 
 
-def _stored_outcome(phase: InputPhase, reason: int) -> Waiter:
-    """What a pending handle of an input the store shows finished resolves with."""
-    if phase is InputPhase.CONSUMED:
-        return Waiter.COMPLETED
-    if phase is InputPhase.SUPERSEDED:
-        return Waiter.ABANDONED_SUPERSEDED
-    if phase is InputPhase.COALESCED:
-        return Waiter.ABANDONED_COALESCED
-    if reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED:
-        return Waiter.ABANDONED_MAX_ATTEMPTS
-    if reason == AbandonKind.CANCELLED:
-        return Waiter.CANCELLED
-    return TERMINATED_BY[AbandonKind(reason)]
-
-
 def reconcile(state: OwnershipState, w: int) -> StepResult:
     worker = state.workers[w]
     memory = worker.memory
@@ -256,7 +241,7 @@ def reconcile(state: OwnershipState, w: int) -> StepResult:
         if row is None:
             waiters[i] = Waiter.TERMINATED_UNREGISTERED
         elif row.phase.is_terminal:
-            waiters[i] = _stored_outcome(row.phase, row.reason)
+            waiters[i] = stored_outcome(row.phase, row.reason)
         elif halted:
             waiters[i] = Waiter.TERMINATED_DESTROYED if destroyed else Waiter.TERMINATED_STOPPED
         else:

@@ -39,7 +39,16 @@ OWNERSHIP_ONLY: tuple[TransitionDecl, ...] = (
     _worker("reconcile", (IN_DOUBT,), REGISTERED, "memory := recovery of the store, in place"),
 )
 
-_NOT_OFFERED = ("register", "register_noop", "unregister", "attach_failed", "reset", "recycle")
+_NOT_OFFERED = (
+    "register",
+    "register_noop",
+    "unregister",
+    "attach_failed",
+    "reset",
+    "recycle",
+    "recover",
+    "recover_noop",
+)
 """Session transitions a worker never takes here (replaced by the ownership steps, or not offered)."""
 _NEEDS: dict[str, tuple[str, ...]] = {
     "super_keys": ("accept_superseding", "accept_coalescing"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from meerkat_model.machine import Machine, Rejected
+from meerkat_model.machine import Machine, Rejected, Stepped
 from meerkat_model.ops import actions as oa
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.ops.state import OpRecord, RegistryState
@@ -24,6 +24,7 @@ from meerkat_model.proofs.differential import Abstraction, Candidate, Encoded, N
 from meerkat_model.proofs.ops_encoding import NO_KIND
 from meerkat_model.proofs.session_encoding import NO_LANE, NONE, QUEUE_LANE, STEER_LANE, UNREG
 from meerkat_model.session import actions as sa
+from meerkat_model.session import control
 from meerkat_model.session.durable import record_of
 from meerkat_model.session.machine import SessionMachine
 from meerkat_model.session.recovery import recover
@@ -248,6 +249,13 @@ class SessionAbstraction:
         if kind in _RETRYABLE:
             fatal = (("fatal_errors", not _RETRYABLE[kind]),)
             return Encoded(tuple(Candidate(t) for t in _SESSION[kind]), constants=fatal)
+        if kind is sa.Recover:
+            # Both forms leave the encoded state as it is; which one fires depends on the
+            # store's rows (not encoded), so the model's choice names the candidate.
+            result = control.recover(state)
+            if isinstance(result, Stepped):
+                return Encoded((Candidate(result.transition),))
+            return Encoded((Candidate("recover"), Candidate("recover_noop")))
         if kind in _SESSION:
             return Encoded(tuple(Candidate(t) for t in _SESSION[kind]))
         raise ValueError(f"the session abstraction does not know the action {action!r}")

@@ -596,6 +596,10 @@ def _control() -> tuple[SymTransition, ...]:
     stop_with_loop = _step(halting(True, stopped_ok=False), _halt(STOPPED, True), _abandon_all)
     destroy = _step(halting(False, stopped_ok=True), _halt(DESTROYED, False), _abandon_all)
     destroy_with_loop = _step(halting(True, stopped_ok=True), _halt(DESTROYED, True), _abandon_all)
+    # recover: memory := recovery of the store in place. What the encoding holds is what memory
+    # and store agree on, so both forms leave it unchanged; whether the store needs its rows
+    # written back (``recover``) or not (``recover_noop``) is in the store's rows, not encoded.
+    recovering = _step(lambda s: z3.And(_open(s, stopped_ok=True), s["run"] == 0))
     return (
         SymTransition("retire", rt, _pn(ATTACHED, RUNNING), "Retired", _step(retiring(True), _phase(RETIRED))),
         SymTransition("retire_without_loop", rt, _pn(IDLE, RUNNING), "Retired", retire_without_loop),
@@ -621,6 +625,8 @@ def _control() -> tuple[SymTransition, ...]:
         ),
         SymTransition("destroy_with_loop", inp, _in(QUEUED, STAGED), "Abandoned", destroy_with_loop),
         SymTransition("destroy_with_loop", rg, _rn(ACTIVE), "Queuing", destroy_with_loop),
+        SymTransition("recover", rt, _pn(IDLE, ATTACHED, RETIRED, STOPPED), None, recovering),
+        SymTransition("recover_noop", rt, _pn(IDLE, ATTACHED, RETIRED, STOPPED), None, recovering),
     )
 
 

@@ -136,6 +136,12 @@ class Destroy(NamedTuple):
     """``destroy_runtime``."""
 
 
+@action_record("recover")
+class Recover(NamedTuple):
+    """``recover_session``: the store is re-read in place (its rows recovered, written back when
+    recovery normalises them); the phase is kept."""
+
+
 @action_record("unregister")
 class Unregister(NamedTuple):
     """``unregister_session``."""
@@ -175,6 +181,7 @@ SessionAction = (
     | Recycle
     | Stop
     | Destroy
+    | Recover
     | Unregister
     | Crash
     | WriteFails
@@ -185,6 +192,6 @@ CONTROL: tuple[Retire | Reset | Recycle | Stop | Destroy, ...] = (Retire(), Rese
 """The control operations, in the order the model offers them."""
 
 WRITES_WHEN_OK: frozenset[type[SessionAction]] = frozenset(
-    {Accept, AcceptAndRun, Interrupt, Retire, Reset, Recycle, Stop, Destroy, Register}
+    {Accept, AcceptAndRun, Interrupt, Retire, Reset, Recycle, Stop, Destroy, Recover, Register}
 )
 """Actions with a store write that can fail (the ones ``WriteFails`` may wrap)."""

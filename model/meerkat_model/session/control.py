@@ -1,4 +1,5 @@
-"""Control operations: retire, reset, recycle, stop, destroy (docs/semantics.md, "Control").
+"""Control operations: retire, reset, recycle, stop, destroy, recover (docs/semantics.md,
+"Control").
 
 Each one writes the new lifecycle record and every row in one commit before it takes effect; a
 failed write leaves everything as it was (``durable_write_failed``). "Idle" after an operation
@@ -7,6 +8,16 @@ not the input of a run in flight (``accept_input_and_run``): that run goes on an
 stop and destroy cancel it (its caller is told ``invalid_runtime_transition``). Errors:
 ``session_not_found`` (not registered), ``destroyed`` (phase Destroyed),
 ``invalid_runtime_transition`` (Stopped, or a run in flight for reset/recycle).
+
+``recover`` re-reads the store in place: memory := recover(store) by the crash-recovery rules
+(an ephemeral input memory holds is kept), the phase and registration kept (an attached loop
+stays attached: Idle shown as Attached). Allowed from Idle, Attached, Retired and Stopped with
+no run in flight (else ``invalid_runtime_transition``; Destroyed: ``destroyed``). When the store
+needs a write-back (rows recovery normalises) or memory differs from what the store recovers
+to, the normalised rows and lifecycle record are written in one commit (``recover``) and the
+pending handles of inputs the store shows finished (or no longer holds) resolve; otherwise
+nothing changes and nothing is written (``recover_noop``). Rows that contradict each other
+refuse it with ``recovery_corruption``, nothing changed.
 """
 
 from __future__ import annotations
@@ -14,10 +25,11 @@ from __future__ import annotations
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session.direct import caller_result
 from meerkat_model.session.durable import full_commit
-from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState
-from meerkat_model.session.waiters import resolution_outputs, resolve
+from meerkat_model.session.recovery import recover as recover_store
+from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState, Waiter
+from meerkat_model.session.waiters import resolution_outputs, resolve, stored_outcome
 from meerkat_model.vocab import rejections
-from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
+from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
 StepResult = Stepped[SessionState] | Rejected
 
@@ -161,3 +173,47 @@ def destroy(state: SessionState, *, write_ok: bool = True) -> StepResult:
         return memory
     committed, outputs, name = _halt(state, memory, AbandonKind.DESTROYED, RuntimePhase.DESTROYED, "destroy")
     return Stepped(committed._replace(destroyed=True), (("destroyed",), *outputs), name)
+
+
+def recovered_in_place(state: SessionState, max_attempts: int = MAX_STAGE_ATTEMPTS) -> Memory | Rejected:
+    """What ``recover`` makes memory: the store recovered in place (the ephemeral inputs memory
+    holds kept), with memory's registration; Idle is Attached when a loop is attached."""
+    memory = state.memory
+    assert memory is not None
+    recovered = recover_store(state.attrs, state.durable, max_attempts, live=memory.rows)
+    if isinstance(recovered, Rejected):
+        return recovered
+    phase = recovered.phase
+    if _with_loop(memory) and phase is RuntimePhase.IDLE:
+        phase = RuntimePhase.ATTACHED
+    return recovered._replace(registration=memory.registration, phase=phase)
+
+
+def recover(state: SessionState, *, write_ok: bool = True, max_attempts: int = MAX_STAGE_ATTEMPTS) -> StepResult:
+    memory = _admitted(state, "recover", no_run=True, stopped_ok=True)
+    if isinstance(memory, Rejected):
+        return memory
+    recovered = recovered_in_place(state, max_attempts)
+    if isinstance(recovered, Rejected):
+        return recovered
+    durable = full_commit(state.attrs, state.durable, recovered)
+    if recovered == memory and durable == state.durable:
+        return Stepped(state, (("recovered", 0),), "recover_noop")
+    if not write_ok:
+        return _write_failed("recover")
+    waiters = list(state.waiters)
+    resolved: list[tuple[str, int, str]] = []
+    for i, waiter in enumerate(waiters):
+        if waiter is not Waiter.PENDING:
+            continue
+        row = recovered.rows[i]
+        if row is None:
+            waiters[i] = Waiter.TERMINATED_UNREGISTERED
+        elif row.phase.is_terminal:
+            waiters[i] = stored_outcome(row.phase, row.reason)
+        else:
+            continue
+        resolved.append(("resolved", i, waiters[i].name.lower()))
+    changed = sum(1 for i, row in enumerate(durable.rows) if row != state.durable.rows[i])
+    after = state._replace(memory=recovered, durable=durable, waiters=tuple(waiters))
+    return Stepped(after, (("recovered", changed), *resolved), "recover")

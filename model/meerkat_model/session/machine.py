@@ -12,7 +12,8 @@ coalesce, ephemeral)`` and ``AcceptInvalid(i)`` (``accept_input``), ``AcceptAndR
 stages the next input), ``ExecutorSucceeded(with_result)`` / ``ExecutorFailed`` /
 ``ExecutorCancelled`` / ``BoundaryCommitFails`` / ``TerminalSnapshotFails`` (how a run ends),
 ``Interrupt``, the control
-operations ``Retire`` / ``Reset`` / ``Recycle`` / ``Stop`` / ``Destroy``, ``Unregister``,
+operations ``Retire`` / ``Reset`` / ``Recycle`` / ``Stop`` / ``Destroy`` / ``Recover`` (the store
+re-read in place), ``Unregister``,
 ``Crash`` (the process dies; a later ``Register`` recovers) and ``WriteFails(inner)`` (``inner``
 with the store's next write failing: ``durable_write_failed``, nothing changes).
 
@@ -47,6 +48,7 @@ from meerkat_model.session.actions import (
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -117,7 +119,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
             if b.write_failures:
                 running.append(WriteFails(Interrupt()))
         if b.control:
-            for action in CONTROL:
+            for action in (*CONTROL, Recover()):
                 rest.append(action)
                 if b.write_failures:
                     rest.append(WriteFails(action))
@@ -276,6 +278,9 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                 return lambda state: control.stop(state, write_ok=write_ok)
             case Destroy():
                 return lambda state: control.destroy(state, write_ok=write_ok)
+            case Recover():
+                limit = self.bounds.max_attempts
+                return lambda state: control.recover(state, write_ok=write_ok, max_attempts=limit)
             case Unregister():
                 return registration.unregister
             case Crash():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from meerkat_model.session.state import Waiter
+from meerkat_model.session.state import TERMINATED_BY, Waiter
+from meerkat_model.vocab.statuses import AbandonKind, InputPhase
 
 
 def resolve(
@@ -27,3 +28,19 @@ def resolve_all_pending(waiters: tuple[Waiter, ...], outcome: Waiter) -> tuple[t
 def resolution_outputs(ids: tuple[int, ...], outcome: Waiter) -> tuple[tuple[str, int, str], ...]:
     """What the callers observe: one ``("resolved", id, outcome)`` per handle resolved now."""
     return tuple(("resolved", i, outcome.name.lower()) for i in ids)
+
+
+def stored_outcome(phase: InputPhase, reason: int) -> Waiter:
+    """What a pending handle of an input the store shows finished (``phase``, abandon
+    ``reason``) resolves with."""
+    if phase is InputPhase.CONSUMED:
+        return Waiter.COMPLETED
+    if phase is InputPhase.SUPERSEDED:
+        return Waiter.ABANDONED_SUPERSEDED
+    if phase is InputPhase.COALESCED:
+        return Waiter.ABANDONED_COALESCED
+    if reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED:
+        return Waiter.ABANDONED_MAX_ATTEMPTS
+    if reason == AbandonKind.CANCELLED:
+        return Waiter.CANCELLED
+    return TERMINATED_BY[AbandonKind(reason)]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from meerkat_runtime.session.completion import Abandoned, CompletionOutcome, RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
-from meerkat_runtime.session.core.ledger import InputRecord, Lane
+from meerkat_runtime.session.core.ledger import InputLedger, InputRecord, Lane
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -95,6 +95,10 @@ class Plan:
     retryable: bool = True
     """For a failed run (:meth:`note_failure`): whether its error was one the retry policy
     retries."""
+    ledger: InputLedger | None = None
+    """When set (``recover``), the ledger that replaces the session's before ``records`` and
+    ``lane_edits`` apply: the store's rows recovered in place; its dirty rows are what the
+    write-back covers."""
 
     def durable_phase(self) -> RuntimeState:
         """The phase the lifecycle record stores after this plan (:func:`stored_phase`)."""

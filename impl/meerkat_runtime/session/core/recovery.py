@@ -23,14 +23,16 @@ Rules (docs/semantics.md, "Crash recovery"):
 With ``in_place=True`` (a live session reconciling with the store after a write whose
 outcome was unknown, :mod:`meerkat_runtime.session.reconcile`) a Destroyed record is read like
 any other (active rows under it are corruption) and ephemeral rows are kept: the session is
-still running, so its ephemeral inputs are still wanted.
+still running, so its ephemeral inputs are still wanted. ``live`` (``recover``) names the inputs
+memory holds: a stored ephemeral row not among them (left by an earlier process, whose
+registration dropped it) stays dropped.
 
 :func:`recover_session` is pure apart from the receipt look-ups it is given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from meerkat_runtime.session.core.ledger import InputRecord
@@ -87,6 +89,7 @@ def recover_session(
     in_place: bool = False,
     high_water: HighWater | None,
     max_attempts: int = MAX_STAGE_ATTEMPTS,
+    live: Collection[str] | None = None,
 ) -> RecoveryResult:
     """Rebuild a session from stored data; raises ``Corrupt`` (the data disagrees with the
     high-water mark ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``)
@@ -118,7 +121,9 @@ def recover_session(
             raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}", row.input_id) from None
         if rec.input_id != row.input_id:
             raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}", row.input_id)
-        if rec.input.header.durability is Durability.EPHEMERAL and not in_place:
+        if rec.input.header.durability is Durability.EPHEMERAL and (
+            not in_place or (live is not None and rec.input_id not in live)
+        ):
             result.dropped_ephemeral += 1
             continue
         problem = _row_problem(rec, max_attempts)
