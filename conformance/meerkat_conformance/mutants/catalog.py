@@ -39,8 +39,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "retry-budget-off-by-one",
         "retry budget",
         _RUN_LOOP,
-        "if record.attempts >= MAX_STAGE_ATTEMPTS:",
-        "if record.attempts > MAX_STAGE_ATTEMPTS:",
+        "if record.attempts >= self.max_attempts:",
+        "if record.attempts > self.max_attempts:",
         "an input is abandoned after its 4th failed attempt, not its 3rd",
     ),
     Mutant(
@@ -89,8 +89,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "interrupt-tells-abandoned",
         "run loop",
         _RUN_LOOP,
-        "plan.resolve(input_id, CancelledOutcome())",
-        'plan.resolve(input_id, AbandonedOutcome("cancelled"))',
+        "record.outcome = CancelledOutcome()",
+        'record.outcome = AbandonedOutcome("cancelled")',
         "an interrupted run's waiters are told 'abandoned', not 'cancelled'",
     ),
     # --- supersession, coalescing, deduplication ----------------------------------------------
@@ -222,8 +222,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "rows-marked-written-early",
         "durable-before-ack",
         "session/persistence.py",
-        "rows = written.rows\n",
-        "rows = written.rows\n"
+        "rt, fence, rows = self.runtime_id, self.claim.fence, written.rows\n",
+        "rt, fence, rows = self.runtime_id, self.claim.fence, written.rows\n"
         "        self.written.update({r.input_id: w.payload for r, w in zip(written.records, rows, strict=True)})\n",
         "a commit marks its rows written before the write succeeded (a failed commit's rows are skipped later)",
     ),
@@ -418,17 +418,19 @@ MUTANTS: tuple[Mutant, ...] = (
         "sqlite-keeps-journal",
         "sqlite store",
         "store/sqlite.py",
-        'conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))\n\n'
-        '        self._fenced_write(rt, "persist_ops_lifecycle"',
-        'pass\n\n        self._fenced_write(rt, "persist_ops_lifecycle"',
+        'conn.execute(f"DELETE FROM {OPS_RECORDS} WHERE runtime_id = ?", (rt,))\n'
+        "            advance_mark(conn, rt, MarkStep(ops_snapshot=True",
+        "pass\n            advance_mark(conn, rt, MarkStep(ops_snapshot=True",
         "the SQLite store keeps the ops journal after compaction",
     ),
     Mutant(
         "sqlite-lifecycle-first-row-only",
         "sqlite store",
         "store/sqlite.py",
-        'conn.executemany(_UPSERT_INPUT, params)\n\n        self._fenced_write(rt, "commit_machine_lifecycle"',
-        'conn.executemany(_UPSERT_INPUT, params[:1])\n\n        self._fenced_write(rt, "commit_machine_lifecycle"',
+        "conn.executemany(_UPSERT_INPUT, params)\n"
+        "            advance_mark(conn, rt, MarkStep(inputs_added=added, lifecycle=True))",
+        "conn.executemany(_UPSERT_INPUT, params[:1])\n"
+        "            advance_mark(conn, rt, MarkStep(inputs_added=added, lifecycle=True))",
         "a lifecycle commit in the SQLite store writes only its first input row",
     ),
 )
