@@ -131,12 +131,15 @@ def _session_scenarios() -> ScenarioParts:
     from meerkat_model.session.machine import SessionMachine
 
     from meerkat_conformance.session.adapter import HARNESS_EXTRAS, harness_plan, runtime_moves, scenario_context
+    from meerkat_conformance.session.written import WRITTEN
 
     def plan(machine: Machine[Any, Any], action: Hashable, state: Any) -> Sequence[Hashable]:
         assert isinstance(machine, SessionMachine)
         return harness_plan(machine, action, state)
 
-    return ScenarioParts(plan, HARNESS_EXTRAS, runtime_moves, scenario_context, context_states=2000)
+    return ScenarioParts(
+        plan, HARNESS_EXTRAS, runtime_moves, scenario_context, context_states=2000, written=lambda machine: WRITTEN
+    )
 
 
 SUITES: dict[str, Suite] = {
