@@ -121,8 +121,8 @@ def test_below_floor_names_the_reachable_transitions_that_never_fired() -> None:
 def test_a_run_below_its_floor_fails_and_says_which_it_missed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def floor_with_an_unfireable_transition(suite, lockstep_class, tally, disk):  # type: ignore[no-untyped-def]
-        result = run_directed(suite, lockstep_class, tally, disk)
+    def floor_with_an_unfireable_transition(suite, lockstep_class, tally, disk, written_disks=()):  # type: ignore[no-untyped-def]
+        result = run_directed(suite, lockstep_class, tally, disk, written_disks)
         tally.reachable = (*tally.reachable, "never_fires")
         return result
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from meerkat_model.machine import Bounds
+from meerkat_model.machine import Bounds, Machine
 
 from meerkat_conformance.cli.suites import Suite
 from meerkat_conformance.lockstep.disks import DiskKind
-from meerkat_conformance.lockstep.scenarios import ScenarioResult, directed_paths, run_scenarios
+from meerkat_conformance.lockstep.scenarios import Scenario, ScenarioResult, directed_paths, run_scenarios
 from meerkat_conformance.lockstep.tally import MachineTally
 
 if TYPE_CHECKING:
@@ -20,10 +22,15 @@ if TYPE_CHECKING:
 
 
 def run_directed(
-    suite: Suite, lockstep_class: type[LockstepStateMachine], tally: MachineTally, disk: DiskKind
+    suite: Suite,
+    lockstep_class: type[LockstepStateMachine],
+    tally: MachineTally,
+    disk: DiskKind,
+    written_disks: Sequence[DiskKind] = (),
 ) -> ScenarioResult:
     """Find and replay the directed scenarios of ``suite`` (on ``disk``), counting into
-    ``tally`` and setting its ``reachable`` floor. Raises ``Disagreement`` on a difference."""
+    ``tally`` and setting its ``reachable`` floor, then replay the suite's written scenarios
+    on ``disk`` and on each of ``written_disks``. Raises ``Disagreement`` on a difference."""
     started = time.perf_counter()
     parts = suite.load_scenario_parts()
     bounds = lockstep_class.BOUNDS
@@ -50,4 +57,29 @@ def run_directed(
         file=sys.stderr,
         flush=True,
     )
+    if parts.written is not None:
+        widened = Bounds({**bounds.values, **parts.written_bounds})
+        _run_written(suite, parts.written, widened, tally, disk, written_disks)
     return result
+
+
+def _run_written(
+    suite: Suite,
+    written: Callable[[Machine[Any, Any]], Sequence[Scenario]],
+    bounds: Bounds,
+    tally: MachineTally,
+    disk: DiskKind,
+    more_disks: Sequence[DiskKind],
+) -> None:
+    """Replay the written scenarios on a model with ``bounds``, once per distinct disk."""
+    machine = suite.model(bounds)
+    scenarios = written(machine)
+    for kind in dict.fromkeys((disk, *more_disks)):
+        result = run_scenarios(machine, scenarios, partial(suite.make_adapter, machine, kind), tally)
+        tally.scenarios += result.scenarios
+        print(
+            f"[{suite.name} scenarios] {result.scenarios} written scenarios on {kind} ({result.steps} steps): "
+            f"{result.elapsed:.1f}s to run",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         progress = ProgressLine(f"{name} search", every=run.progress_every, target=examples)
         phase = "scenarios"
         try:
-            run_directed(suite, lockstep_class, tally, run.disk)
+            run_directed(suite, lockstep_class, tally, run.disk, (run.search_disk,))
             phase = "search"
             run_lockstep(
                 lockstep_class,

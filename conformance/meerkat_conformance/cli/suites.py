@@ -19,6 +19,7 @@ from meerkat_conformance.lockstep.adapter import RuntimeAdapter
 from meerkat_conformance.lockstep.disks import DiskKind, make_disk
 
 if TYPE_CHECKING:  # Hypothesis (the conformance extra) is imported only when a suite runs.
+    from meerkat_conformance.lockstep.scenarios import Scenario
     from meerkat_conformance.lockstep.stateful import LockstepStateMachine
 
 AdapterFactory = Callable[[Machine[Any, Any], DiskKind], RuntimeAdapter]
@@ -58,6 +59,11 @@ class ScenarioParts:
     """A coarse picture of a model state: each transition then gets a path from every picture
     it fires from within ``context_states`` states of the search (see ``directed_paths``)."""
     context_states: int = 0
+    written: Callable[[Machine[Any, Any]], Sequence[Scenario]] | None = None
+    """Fixed scenarios for states the shortest-path search never picks (a history the model
+    does not tell apart, a path longer than the search goes): given the model they run on."""
+    written_bounds: dict[str, int] = field(default_factory=dict)
+    """Bounds the written scenarios widen the lockstep class's bounds to."""
 
 
 def _identity(action: Hashable) -> Hashable | None:
@@ -101,21 +107,39 @@ def _session_steer(action: Hashable) -> Hashable | None:
 
 
 def _ops_scenarios() -> ScenarioParts:
-    from meerkat_conformance.ops.adapter import HARNESS_EXTRAS, harness_plan, scenario_context
+    from meerkat_model.ops.machine import OpsMachine
 
-    return ScenarioParts(lambda m, a, s: harness_plan(a, s), HARNESS_EXTRAS, None, scenario_context, 3000)
+    from meerkat_conformance.ops.adapter import HARNESS_EXTRAS, harness_plan, scenario_context
+    from meerkat_conformance.ops.written import WRITTEN_BOUNDS, written_scenarios
+
+    def written(machine: Machine[Any, Any]) -> Sequence[Scenario]:
+        assert isinstance(machine, OpsMachine)
+        return written_scenarios(machine.bounds)
+
+    return ScenarioParts(
+        lambda m, a, s: harness_plan(a, s),
+        HARNESS_EXTRAS,
+        None,
+        scenario_context,
+        3000,
+        written=written,
+        written_bounds=WRITTEN_BOUNDS,
+    )
 
 
 def _session_scenarios() -> ScenarioParts:
     from meerkat_model.session.machine import SessionMachine
 
     from meerkat_conformance.session.adapter import HARNESS_EXTRAS, harness_plan, runtime_moves, scenario_context
+    from meerkat_conformance.session.written import WRITTEN
 
     def plan(machine: Machine[Any, Any], action: Hashable, state: Any) -> Sequence[Hashable]:
         assert isinstance(machine, SessionMachine)
         return harness_plan(machine, action, state)
 
-    return ScenarioParts(plan, HARNESS_EXTRAS, runtime_moves, scenario_context, context_states=2000)
+    return ScenarioParts(
+        plan, HARNESS_EXTRAS, runtime_moves, scenario_context, context_states=2000, written=lambda machine: WRITTEN
+    )
 
 
 SUITES: dict[str, Suite] = {
