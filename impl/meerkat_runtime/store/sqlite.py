@@ -15,8 +15,9 @@
   what queued up during the previous commit). :meth:`SqliteRuntimeStore.submit_write` starts a
   write without blocking its caller (the runtime awaits the returned future).
 * Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
-  thread's connection. Either way a busy timeout (default 5 s) makes writers of other store
-  handles or processes wait for the lock. A failure of the ``COMMIT`` statement itself (an I/O
+  thread's connection, and the threads of one handle take turns on a lock of the handle. Either
+  way a busy timeout (default 5 s) makes writers of other store handles or processes wait for
+  the lock. A failure of the ``COMMIT`` statement itself (an I/O
   error while the commit was being made durable) raises ``WriteOutcomeUnknown``; every other
   failure means nothing was written.
 * Ownership: leases live in ``runtime_leases``; every write checks its fence against the
@@ -273,6 +274,10 @@ class SqliteRuntimeStore:
         self._commits = 0
         self._commits_lock = threading.Lock()
         self._gate = CallGate()
+        self._write_turn = threading.Lock()
+        """Held for each write transaction without group commit: the handle's threads write one at
+        a time (SQLite runs one writer at a time anyway; its busy handler polls, so busy threads
+        could starve one of them past the busy timeout)."""
         self._pool = ConnectionPool(self._open_connection, per_thread=not in_memory and connections == "per_thread")
         self._file_key: str | None = None
         try:
@@ -427,7 +432,7 @@ class SqliteRuntimeStore:
         try:
             if self.read_only:
                 raise WriteFailed(runtime_id, f"{what}: the store was opened read-only")
-            with self._pool.connection() as conn:
+            with self._write_turn, self._pool.connection() as conn:
                 _reset(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
