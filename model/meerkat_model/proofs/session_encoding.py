@@ -599,7 +599,9 @@ def _control() -> tuple[SymTransition, ...]:
     # recover: memory := recovery of the store in place. What the encoding holds is what memory
     # and store agree on, so both forms leave it unchanged; whether the store needs its rows
     # written back (``recover``) or not (``recover_noop``) is in the store's rows, not encoded.
+    # In the model only a retire during a run leaves rows to normalise, so ``recover`` is Retired.
     recovering = _step(lambda s: z3.And(_open(s, stopped_ok=True), s["run"] == 0))
+    recovering_retired = _step(lambda s: z3.And(_open(s, stopped_ok=True), s["run"] == 0, s["phase"] == RETIRED))
     return (
         SymTransition("retire", rt, _pn(ATTACHED, RUNNING), "Retired", _step(retiring(True), _phase(RETIRED))),
         SymTransition("retire_without_loop", rt, _pn(IDLE, RUNNING), "Retired", retire_without_loop),
@@ -625,7 +627,7 @@ def _control() -> tuple[SymTransition, ...]:
         ),
         SymTransition("destroy_with_loop", inp, _in(QUEUED, STAGED), "Abandoned", destroy_with_loop),
         SymTransition("destroy_with_loop", rg, _rn(ACTIVE), "Queuing", destroy_with_loop),
-        SymTransition("recover", rt, _pn(IDLE, ATTACHED, RETIRED, STOPPED), None, recovering),
+        SymTransition("recover", rt, _pn(RETIRED), None, recovering_retired),
         SymTransition("recover_noop", rt, _pn(IDLE, ATTACHED, RETIRED, STOPPED), None, recovering),
     )
 

@@ -110,7 +110,7 @@ CONTROL: tuple[TransitionDecl, ...] = (
     _runtime("destroy_with_loop", (ATTACHED, RUNNING, RETIRED, STOPPED), DESTROYED, "loop detached"),
     _input("destroy_with_loop", (QUEUED, STAGED), ABANDONED, "reason destroyed"),
     _registration("destroy_with_loop", (ACTIVE,), QUEUING, "loop detached"),
-    _runtime("recover", (IDLE, ATTACHED, RETIRED, STOPPED), None, "no run; store rows normalised and written back"),
+    _runtime("recover", (RETIRED,), None, "stored rows normalised and written back (a retire left a Staged row)"),
     _runtime("recover_noop", (IDLE, ATTACHED, RETIRED, STOPPED), None, "no run; memory is what the store recovers to"),
 )
 
