@@ -44,7 +44,7 @@ from meerkat_model.session.actions import (
 from meerkat_model.session.durable import record_of
 from meerkat_model.session.recovery import recover
 from meerkat_model.session.state import Memory, SessionState, Waiter
-from meerkat_model.session.waiters import resolution_outputs, stored_outcome
+from meerkat_model.session.waiters import resolution_outputs, resolve_from_store
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
 
@@ -232,20 +232,7 @@ def reconcile(state: OwnershipState, w: int) -> StepResult:
     new_memory = Memory(
         registered, phase, recovered.run, recovered.pre_run, recovered.queue, recovered.steer, recovered.rows
     )
-    waiters = list(worker.waiters)
-    outputs: list[tuple[str, int, str]] = []
-    for i, waiter in enumerate(waiters):
-        if waiter is not Waiter.PENDING:
-            continue
-        row = recovered.rows[i]
-        if row is None:
-            waiters[i] = Waiter.TERMINATED_UNREGISTERED
-        elif row.phase.is_terminal:
-            waiters[i] = stored_outcome(row.phase, row.reason)
-        elif halted:
-            waiters[i] = Waiter.TERMINATED_DESTROYED if destroyed else Waiter.TERMINATED_STOPPED
-        else:
-            continue
-        outputs.append(("resolved", i, waiters[i].name.lower()))
-    after = with_worker(state, w, Worker(new_memory, tuple(waiters), worker.token, False))
+    halted_as = (Waiter.TERMINATED_DESTROYED if destroyed else Waiter.TERMINATED_STOPPED) if halted else None
+    waiters, outputs = resolve_from_store(worker.waiters, recovered.rows, halted_as)
+    after = with_worker(state, w, Worker(new_memory, waiters, worker.token, False))
     return Stepped(after, (("reconciled", phase.name.lower()), *outputs), "reconcile")

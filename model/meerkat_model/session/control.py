@@ -26,8 +26,8 @@ from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session.direct import caller_result
 from meerkat_model.session.durable import full_commit
 from meerkat_model.session.recovery import recover as recover_store
-from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState, Waiter
-from meerkat_model.session.waiters import resolution_outputs, resolve, stored_outcome
+from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState
+from meerkat_model.session.waiters import resolution_outputs, resolve, resolve_from_store
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
@@ -201,19 +201,7 @@ def recover(state: SessionState, *, write_ok: bool = True, max_attempts: int = M
         return Stepped(state, (("recovered", 0),), "recover_noop")
     if not write_ok:
         return _write_failed("recover")
-    waiters = list(state.waiters)
-    resolved: list[tuple[str, int, str]] = []
-    for i, waiter in enumerate(waiters):
-        if waiter is not Waiter.PENDING:
-            continue
-        row = recovered.rows[i]
-        if row is None:
-            waiters[i] = Waiter.TERMINATED_UNREGISTERED
-        elif row.phase.is_terminal:
-            waiters[i] = stored_outcome(row.phase, row.reason)
-        else:
-            continue
-        resolved.append(("resolved", i, waiters[i].name.lower()))
+    waiters, resolved = resolve_from_store(state.waiters, recovered.rows)
     changed = sum(1 for i, row in enumerate(durable.rows) if row != state.durable.rows[i])
-    after = state._replace(memory=recovered, durable=durable, waiters=tuple(waiters))
+    after = state._replace(memory=recovered, durable=durable, waiters=waiters)
     return Stepped(after, (("recovered", changed), *resolved), "recover")
