@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import z3
 from meerkat_model.proofs.induction import prove_invariants
 from meerkat_model.proofs.ops_encoding import build_ops_machine, ops_invariants, ops_transitions
 from meerkat_model.proofs.totality import check_totality
@@ -109,6 +112,25 @@ def test_recovery_must_reapply_retention() -> None:
     cex = broken.counterexample
     assert cex is not None and cex["transition"] == "crash_recover"
     assert cex["pre"]["barrier"] is True and cex["post"]["barrier"] is False
+    assert sum(cex["post"]["done"].values()) > cex["pre"]["max_completed"]
+
+
+def test_a_counterexample_shows_every_id_the_broken_count_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever solver finds it (here the exact one: the over-approximating first try is made
+    to give up, as it may under load), the report shows every id the invariant counts, also
+    those the step left alone."""
+    from meerkat_model.proofs import induction
+
+    check = induction._StepSolver.check
+
+    def exact_only(self: Any, goal: Any) -> Any:
+        return (z3.unknown, None, {}) if not self._args[4] else check(self, goal)
+
+    monkeypatch.setattr(induction._StepSolver, "check", exact_only)
+    machine = build_ops_machine(3, replace(ops_transitions(), recover_without_retention()))
+    broken = {r.name: r for r in prove_invariants(machine)}["inductive:registry.retention_bound"]
+    cex = broken.counterexample
+    assert broken.status == "failed" and cex is not None
     assert sum(cex["post"]["done"].values()) > cex["pre"]["max_completed"]
 
 

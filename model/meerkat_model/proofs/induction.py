@@ -12,7 +12,7 @@ from typing import Any
 
 import z3
 
-from meerkat_model.proofs.counterexample import describe_state, interesting_ids, params_values
+from meerkat_model.proofs.counterexample import describe_state, interesting_ids, params_values, value_of
 from meerkat_model.proofs.report import ProofResult, ProofStatus
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymInvariant
 
@@ -131,7 +131,8 @@ def prove_invariants(machine: SymbolicMachine, timeout_ms: int = DEFAULT_TIMEOUT
                 last = exact
             cex = None
             if res == z3.sat:
-                cex = _cti(machine, model, t.name, params, pre, post, inv.name, _broken_id(model, inv, post))
+                broken = _broken_id(model, inv, post)
+                cex = _cti(machine, model, t.name, params, pre, post, inv.name, broken, inv.counted)
             tallies[inv.name].record(res, time.perf_counter() - t0, t.name, cex)
             if res == z3.unsat:
                 tallies[inv.name].uses |= last.used
@@ -258,11 +259,17 @@ def _cti(
     post: Any,
     invariant: str,
     broken: int | None,
+    counted: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
-    ids = interesting_ids(machine, model, pre, post, params)
-    if broken is not None and broken not in ids:
-        ids.append(broken)
-        ids.sort()
+    """The counterexample to induction in ``model``: the ids the step changed or names, the
+    broken id, and every id a counted predicate of the invariant holds at before or after the
+    step (so the counts the invariant compares can be read off the report)."""
+    shown = set(interesting_ids(machine, model, pre, post, params))
+    if broken is not None:
+        shown.add(broken)
+    for phi in counted:
+        shown.update(j for j in range(pre.n) for s in (pre, post) if value_of(model, phi(s, j)) is True)
+    ids = sorted(shown)
     return {
         "kind": "counterexample to induction",
         "invariant": invariant,
