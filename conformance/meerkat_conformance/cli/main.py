@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(PROG, exc)
 
     from meerkat_conformance.cli.directed import run_directed
+    from meerkat_conformance.cli.interrupts import latched_interrupts
     from meerkat_conformance.lockstep.runner import run_lockstep, search_examples
     from meerkat_conformance.lockstep.stateful import fresh_tally
     from meerkat_conformance.lockstep.trace import Disagreement
@@ -295,39 +296,40 @@ def main(argv: list[str] | None = None) -> int:
     reproduce: list[str] = []
     interrupted: str | None = None
     started = time.perf_counter()
-    for name in names:
-        suite = SUITES[name]
-        lockstep_class = suite.load_lockstep()
-        examples = run.examples if run.examples is not None else search_examples(lockstep_class, run.profile)
-        tally = fresh_tally(suite.model(lockstep_class.BOUNDS))
-        tallies.append(tally)
-        progress = ProgressLine(f"{name} search", every=run.progress_every, target=examples)
-        phase = "scenarios"
-        try:
-            run_directed(suite, lockstep_class, tally, run.disk, (run.search_disk,))
-            phase = "search"
-            run_lockstep(
-                lockstep_class,
-                run.profile,
-                tally,
-                examples=examples,
-                steps=run.steps,
-                progress=progress,
-                seed=run.seed,
-                database=run.example_db,
-                disk=run.search_disk,
-            )
-            if run.replay_profile != "none":
-                phase = "replay"
-                _replay(suite, run.replay_profile, run.disk, run.progress_every, tally)
-        except Disagreement as disagreement:
-            failed.append(name)
-            reproduce.append(run.reproduce(name, examples))
-            print(str(disagreement), end="\n\n")
-            print(f"reproduce with: {reproduce[-1]}", end="\n\n", flush=True)
-        except KeyboardInterrupt:
-            interrupted = f"{name} {phase}"
-            break
+    with latched_interrupts():
+        for name in names:
+            suite = SUITES[name]
+            lockstep_class = suite.load_lockstep()
+            examples = run.examples if run.examples is not None else search_examples(lockstep_class, run.profile)
+            tally = fresh_tally(suite.model(lockstep_class.BOUNDS))
+            tallies.append(tally)
+            progress = ProgressLine(f"{name} search", every=run.progress_every, target=examples)
+            phase = "scenarios"
+            try:
+                run_directed(suite, lockstep_class, tally, run.disk, (run.search_disk,))
+                phase = "search"
+                run_lockstep(
+                    lockstep_class,
+                    run.profile,
+                    tally,
+                    examples=examples,
+                    steps=run.steps,
+                    progress=progress,
+                    seed=run.seed,
+                    database=run.example_db,
+                    disk=run.search_disk,
+                )
+                if run.replay_profile != "none":
+                    phase = "replay"
+                    _replay(suite, run.replay_profile, run.disk, run.progress_every, tally)
+            except Disagreement as disagreement:
+                failed.append(name)
+                reproduce.append(run.reproduce(name, examples))
+                print(str(disagreement), end="\n\n")
+                print(f"reproduce with: {reproduce[-1]}", end="\n\n", flush=True)
+            except KeyboardInterrupt:
+                interrupted = f"{name} {phase}"
+                break
     elapsed = time.perf_counter() - started
     floors = [t for t in tallies if t.machine not in failed and t.below_floor] if interrupted is None else []
     if interrupted is not None:

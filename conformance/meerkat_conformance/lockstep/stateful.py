@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from meerkat_model.action_record import record_name
 from meerkat_model.machine import Bounds, Rejected, Stepped
 
+from meerkat_conformance.cli.interrupts import raise_if_interrupted
 from meerkat_conformance.cli.progress import ProgressLine
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.tally import MachineTally
@@ -50,6 +51,7 @@ class LockstepStateMachine(RuleBasedStateMachine):
     PROGRESS: ClassVar[ProgressLine | None] = None
 
     def __init__(self) -> None:
+        raise_if_interrupted()
         super().__init__()
         self.lock = self.make_lockstep()
         tally = type(self).TALLY
@@ -93,6 +95,7 @@ class LockstepStateMachine(RuleBasedStateMachine):
 
     @invariant()
     def observations_agree(self) -> None:
+        raise_if_interrupted()
         self.lock.check_if_changed()
 
     def teardown(self) -> None:

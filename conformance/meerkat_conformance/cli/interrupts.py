@@ -1,0 +1,61 @@
+"""Ctrl-C is never lost during a long run.
+
+Inside :func:`latched_interrupts`, SIGINT raises ``KeyboardInterrupt`` where the program is, as
+Python's own handler does, and is also latched. An interrupt that lands where Python can only
+report it — a finalizer or a callback the garbage collector runs, which prints "Exception ignored
+in ..." and carries on — is raised again by the next :func:`raise_if_interrupted` (the lockstep
+search calls it before every example and after every step), and that report is not printed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+_pending = False
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived inside :func:`latched_interrupts`."""
+    if _pending:
+        raise KeyboardInterrupt
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _pending
+    _pending = True
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def latched_interrupts() -> Iterator[None]:
+    """Latch Ctrl-C for the block (only in the main thread, and only when SIGINT has Python's
+    default handler: a caller that installed its own keeps it)."""
+    global _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    report = sys.unraisablehook
+
+    def quiet(unraisable: Any) -> None:
+        if _pending and unraisable.exc_type is KeyboardInterrupt:
+            return  # swallowed here, raised again at the next check point
+        report(unraisable)
+
+    _pending = False
+    signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = quiet
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = report
+        _pending = False
