@@ -5,10 +5,6 @@ recovered (requeued, attempts cleared, recovery counted) and runs it to the end.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -18,6 +14,7 @@ from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.runtime_session.helpers import S, persistent, run
+from tests.runtime_session.killed_child import first_line_then_kill
 
 CHILD = textwrap.dedent(
     """
@@ -58,15 +55,7 @@ CHILD = textwrap.dedent(
 
 def test_recover_writes_back_before_it_returns_and_a_killed_process_keeps_it(tmp_path: Path) -> None:
     path = tmp_path / "runtime.sqlite"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+    line = first_line_then_kill(CHILD, path)
     done = json.loads(line)
     assert done["report"] == {"inputs_recovered": 1, "inputs_requeued": 1, "inputs_consumed": 0, "rows_written": 1}
 

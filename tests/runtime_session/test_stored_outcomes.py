@@ -6,10 +6,6 @@ it. Rows of the previous format (version 1, no outcome) still load."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +33,7 @@ from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.runtime_session.disks import Disk
 from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, run
+from tests.runtime_session.killed_child import first_line_then_kill
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -216,13 +213,7 @@ CHILD = textwrap.dedent(
 
 def test_a_killed_process_leaves_the_result_for_the_retry(tmp_path: Path) -> None:
     path = tmp_path / "runtime.sqlite"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "CONSUMED"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
+    assert first_line_then_kill(CHILD, path).strip() == "CONSUMED"
 
     async def body() -> None:
         store = SqliteRuntimeStore(path)
