@@ -75,9 +75,16 @@ def _submits_writes(store: object) -> TypeGuard[SubmitsWrites]:
     adds work (a delay, a fault) around the store's methods keeps the ordinary call path."""
     return (
         isinstance(store, SubmitsWrites)
-        and callable(getattr(type(store), "submit_write", None))
+        and callable(getattr(type(store), "submit_write_on", None))
         and getattr(store, "group_commit", False) is True
     )
+
+
+def _loop_quiet() -> bool:
+    """Whether the running event loop has no other callback ready to run (a standard-library
+    loop's ready queue is empty); ``False`` for a loop that does not show its queue."""
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return ready is not None and not ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +134,16 @@ class SessionPersistence:
         next batch), else run as a call (in a worker thread when offloaded), which commits at
         once on that thread while the writer is idle."""
         submitting = self._submitting
-        if submitting is None or submitting.writer_idle():
+        if submitting is None:
             await self._call(fn)
             return
-        await asyncio.wrap_future(submitting.submit_write(fn))
+        if submitting.writer_idle():
+            if _loop_quiet():
+                fn()  # nothing else is ready to run on the loop: commit here, no thread hop
+                return
+            await self._call(fn)
+            return
+        await submitting.submit_write_on(asyncio.get_running_loop(), fn)
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:
