@@ -317,6 +317,10 @@ class SqliteRuntimeStore:
         self.group_commit = group_commit and not read_only
         """Whether writes go through the store's writer thread (see the module docstring)."""
         self._committer: GroupCommitter | None = None
+        self._write_isolation: Literal["savepoint", "continue", "abort"] = "savepoint"
+        """How a batch keeps a failed write from the others: its own savepoint. The other
+        values exist only for tests that show what goes wrong without savepoints: ``continue``
+        leaves a failed write's statements in the batch, ``abort`` rolls the batch back."""
         self._deferring = threading.local()
         self._commits = 0
         self._commits_lock = threading.Lock()
@@ -629,9 +633,11 @@ class SqliteRuntimeStore:
         if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
             return self._single(conn, batch[0])
         done: list[PendingWrite] = []
+        isolation = self._write_isolation
         for index, pending in enumerate(batch):
             try:
-                conn.execute("SAVEPOINT write")
+                if isolation == "savepoint":
+                    conn.execute("SAVEPOINT write")
             except sqlite3.Error as exc:
                 _abandon(conn, done + batch[index:], exc)
                 return []
@@ -643,10 +649,15 @@ class SqliteRuntimeStore:
                     if isinstance(exc, sqlite3.Error)
                     else exc
                 )
+                if isolation == "abort":  # (tests only) as if SQLite rolled it all back
+                    _rollback_quietly(conn)
                 if not conn.in_transaction:  # SQLite rolled the whole transaction back
                     pending.fail(error)
                     _rolled_back(done, exc)
                     return batch[index + 1 :]
+                if isolation == "continue":  # (tests only) its statements stay in the batch
+                    pending.fail(error)
+                    continue
                 try:
                     conn.execute("ROLLBACK TO write")
                     conn.execute("RELEASE write")
@@ -657,7 +668,8 @@ class SqliteRuntimeStore:
                 pending.fail(error)
                 continue
             try:
-                conn.execute("RELEASE write")
+                if isolation == "savepoint":
+                    conn.execute("RELEASE write")
             except sqlite3.Error as exc:
                 _abandon(conn, [*done, pending, *batch[index + 1 :]], exc)
                 return []
