@@ -6,9 +6,11 @@ so a slow fsync does not stall other sessions on the event loop, with ``offload=
 runs inline (lower latency for a single session). With ``offload=True`` and a store with
 group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write made while
 the store's writer is busy is not run in a worker thread but handed to the writer, and its
-commit awaited (it joins the next batch, and no worker thread waits for it); while the writer is
-idle the write runs as a call and commits at once on the worker thread. Either way one thread
-hop per write.
+commit awaited (it joins the next batch, no worker thread waits for it, and the writer wakes
+the loop once per batch); while the writer is idle the write commits at once on the calling
+thread: on the event loop's own thread when nothing else is ready to run on the loop (no
+thread hop: nobody is waiting for the loop during the commit), else in a worker thread (one
+hop, so the fsync does not hold up the callbacks that are ready).
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
 encoded and decoded back once: a row that would not come back is refused with
@@ -131,8 +133,9 @@ class SessionPersistence:
 
     async def _write(self, fn: Callable[[], None]) -> None:
         """One store write: submitted to the store's writer when it is busy (the write joins the
-        next batch), else run as a call (in a worker thread when offloaded), which commits at
-        once on that thread while the writer is idle."""
+        next batch), else run as a call, which commits at once on the calling thread while the
+        writer is idle: the loop's thread when the loop has nothing else ready, else (offloaded)
+        a worker thread."""
         submitting = self._submitting
         if submitting is None:
             await self._call(fn)

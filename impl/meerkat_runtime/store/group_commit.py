@@ -1,8 +1,10 @@
 """Group commit: one writer thread per store that commits pending writes together.
 
-A caller hands a write to :meth:`GroupCommitter.submit` and gets a
-:class:`concurrent.futures.Future` that completes only once the transaction holding the write
-has committed (or the write failed). The writer thread takes every write pending when it is
+A caller hands a write to :meth:`GroupCommitter.submit` with a waiter that completes only once
+the transaction holding the write has committed (or the write failed): a
+:class:`concurrent.futures.Future`, or an :class:`asyncio.Future` of the caller's event loop,
+completed on that loop with one call onto it for all the writes of a batch (one wake-up of the
+loop per batch, not per write). The writer thread takes every write pending when it is
 free (at most ``max_batch``, waiting up to ``max_wait_s`` after the first one for more to
 arrive) and hands the batch to the store's ``run_batch``, which decides the transaction rules
 (:meth:`meerkat_runtime.store.sqlite.SqliteRuntimeStore` commits a batch as one transaction

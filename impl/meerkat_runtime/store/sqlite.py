@@ -13,7 +13,10 @@
   ``group_commit_max_batch`` writes share a transaction; the writer waits at most
   ``group_commit_max_wait_ms`` after a batch's first write for more (default 0: a batch is
   what queued up during the previous commit). :meth:`SqliteRuntimeStore.submit_write` starts a
-  write without blocking its caller (the runtime awaits the returned future).
+  write without blocking its caller; :meth:`SqliteRuntimeStore.submit_write_on` does the same
+  for a caller on an event loop (the runtime awaits the returned future; the writer wakes the
+  loop once per batch). A blocking write call that finds the writer idle commits on its own
+  thread at once. ``group_commit_batch_sizes()`` counts the batches of each size.
 * Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
   thread's connection, and the threads of one handle take turns on a lock of the handle. Either
   way a busy timeout (default 5 s) makes writers of other store handles or processes wait for
