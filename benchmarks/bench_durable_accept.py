@@ -23,8 +23,13 @@ is not measured waiting for an idle CPU to wake up (``--no-busy`` turns them off
   (``SqliteRuntimeStore.commit_count``; in WAL mode with FULL each commit is one fsync of the
   log, checkpoints aside), one session alone and 8 at once.
 
-Figures are medians over ``--rounds`` interleaved rounds (each on fresh files); ratios are to the
-raw commit of the same round.
+Figures are medians over ``--rounds`` interleaved rounds (each on fresh files). Ratios are to raw
+commits measured in the same conditions: a one-session row times one raw commit (on a file of its
+own) after each accept, every other row is compared with 200 raw commits measured right before
+it; throughput ratios divide N sessions' accepts/s by one session's of the same round. Each row
+also shows the CPU time of the process per accept (all threads), which bounds the throughput of
+one process (printed as the ceiling of the throughput ratio), and the writer's batch sizes are
+printed as a histogram (the share of writes committed in batches of each size range).
 """
 
 from __future__ import annotations
