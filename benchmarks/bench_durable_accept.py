@@ -23,8 +23,13 @@ is not measured waiting for an idle CPU to wake up (``--no-busy`` turns them off
   (``SqliteRuntimeStore.commit_count``; in WAL mode with FULL each commit is one fsync of the
   log, checkpoints aside), one session alone and 8 at once.
 
-Figures are medians over ``--rounds`` interleaved rounds (each on fresh files); ratios are to the
-raw commit of the same round.
+Figures are medians over ``--rounds`` interleaved rounds (each on fresh files). Ratios are to raw
+commits measured in the same conditions: a one-session row times one raw commit (on a file of its
+own) after each accept, every other row is compared with 200 raw commits measured right before
+it; throughput ratios divide N sessions' accepts/s by one session's of the same round. Each row
+also shows the CPU time of the process per accept (all threads), which bounds the throughput of
+one process (printed as the ceiling of the throughput ratio), and the writer's batch sizes are
+printed as a histogram (the share of writes committed in batches of each size range).
 """
 
 from __future__ import annotations
@@ -40,16 +45,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from meerkat_model.cli.usage import OneLineParser, int_at_least, interruptible
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.testing import ScriptedExecutor
-from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite import MAX_GROUP_COMMIT_BATCH, SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import DurableWriteFailed
 
 TEXT = "x" * 200
+RAW_SAMPLE = 200
+"""Raw commits measured right before each row (its ``p50/raw`` is to their median)."""
 ROW = b"r" * 900
 
 
@@ -73,18 +81,25 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def raw_commit(folder: Path, n: int) -> list[float]:
-    conn = sqlite3.connect(folder / "raw.db", isolation_level=None)
+def _raw_connection(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, payload BLOB)")
-    times = []
-    for i in range(n):
-        start = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t VALUES (?, ?)", (f"in-{i:08d}", ROW))
-        conn.execute("COMMIT")
-        times.append(time.perf_counter() - start)
+    return conn
+
+
+def _timed_raw_commit(conn: sqlite3.Connection, i: int) -> float:
+    start = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t VALUES (?, ?)", (f"in-{i:08d}", ROW))
+    conn.execute("COMMIT")
+    return time.perf_counter() - start
+
+
+def raw_commit(folder: Path, n: int, name: str = "raw") -> list[float]:
+    conn = _raw_connection(folder / f"{name}.db")
+    times = [_timed_raw_commit(conn, i) for i in range(n)]
     conn.close()
     return times
 
@@ -104,26 +119,40 @@ def persist_queue_put(folder: Path, n: int) -> list[float] | None:
     return times
 
 
-def _machine(folder: Path, name: str, *, offload: bool, group_commit: bool) -> MeerkatMachine:
-    store = SqliteRuntimeStore(folder / f"{name}.db", group_commit=group_commit)
-    return MeerkatMachine.persistent(store, offload_store_calls=offload, close_store=True)
+@dataclass
+class Accepting:
+    """One row's run: accepts/s, every accept's latency, the accepts that failed (SQLite's lock
+    not obtained within the busy timeout), CPU seconds of the process (all threads) per accept,
+    and how many batches of each size the store's writer committed."""
+
+    rate: float
+    latencies: list[float]
+    failed: int
+    cpu_per_accept: float
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    raws: list[float] = field(default_factory=list)
+    """With one session: a raw commit timed after each accept (on a file of its own)."""
 
 
 async def sessions_accepting(
     folder: Path, name: str, sessions: int, per_session: int, *, offload: bool = True, group_commit: bool = True
-) -> tuple[float, list[float], int]:
-    """Accepts/s, every accept's latency and the number of accepts that failed (SQLite's lock
-    not obtained within the busy timeout) with ``sessions`` sessions accepting at once."""
-    machine = _machine(folder, name, offload=offload, group_commit=group_commit)
+) -> Accepting:
+    """``sessions`` sessions accepting at once, each awaiting its accept before the next."""
+    store = SqliteRuntimeStore(folder / f"{name}.db", group_commit=group_commit)
+    machine = MeerkatMachine.persistent(store, offload_store_calls=offload, close_store=True)
     ids = [f"s{i}" for i in range(sessions)]
     for sid in ids:
         await machine.register_session(sid)
     latencies: list[float] = []
     failed = 0
 
+    raws: list[float] = []
+    raw_cpu = 0.0
+    beside = _raw_connection(folder / f"{name}-raw.db") if sessions == 1 else None
+
     async def one(sid: str) -> None:
-        nonlocal failed
-        for _ in range(per_session):
+        nonlocal failed, raw_cpu
+        for i in range(per_session):
             item = prompt(TEXT)
             start = time.perf_counter()
             try:
@@ -131,12 +160,22 @@ async def sessions_accepting(
             except DurableWriteFailed:
                 failed += 1
             latencies.append(time.perf_counter() - start)
+            if beside is not None:  # one raw commit after each accept: the same conditions
+                cpu = time.process_time()
+                raws.append(_timed_raw_commit(beside, i))
+                raw_cpu += time.process_time() - cpu
 
-    start = time.perf_counter()
+    before = store.group_commit_batch_sizes()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(sid) for sid in ids))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start - sum(raws), time.process_time() - cpu - raw_cpu
+    if beside is not None:
+        beside.close()
+    after = store.group_commit_batch_sizes()
     await machine.close()
-    return sessions * per_session / elapsed, latencies, failed
+    sizes = {size: count - before.get(size, 0) for size, count in after.items() if count > before.get(size, 0)}
+    total = sessions * per_session
+    return Accepting(total / elapsed, latencies, failed, cpu / total, sizes, raws)
 
 
 async def commits_per_completion(folder: Path, name: str, sessions: int, per_session: int) -> float:
@@ -160,19 +199,37 @@ async def commits_per_completion(folder: Path, name: str, sessions: int, per_ses
     return commits / (sessions * per_session)
 
 
-Row = tuple[str, float, float, float, int]
-"""name, p50 µs, p99 µs, throughput /s (accepts that succeeded), failed accepts."""
+Row = tuple[str, float, float, float, int, float, float]
+"""name, p50 µs, p99 µs, throughput /s (accepts that succeeded), failed accepts, CPU µs per accept,
+and the p50 of the raw commits measured right before the row."""
 
 
-def one_round(folder: Path, inputs: int, per_session: int) -> tuple[float, dict[str, Row], dict[str, float]]:
+def one_round(
+    folder: Path, inputs: int, per_session: int
+) -> tuple[float, dict[str, Row], dict[str, float], dict[str, dict[int, int]]]:
     raw = statistics.median(raw_commit(folder, inputs)) * 1e6
     rows: dict[str, Row] = {}
+    adjacent = [raw]
 
-    def add(name: str, times: list[float], rate: float | None = None, failed: int = 0) -> None:
+    def raw_now() -> None:
+        """A raw commit sample right before a row, for a ratio taken in the same conditions."""
+        adjacent[0] = statistics.median(raw_commit(folder, RAW_SAMPLE, f"raw-{len(rows)}")) * 1e6
+
+    batches: dict[str, dict[int, int]] = {}
+
+    def add(name: str, times: list[float], rate: float | None = None, failed: int = 0, cpu: float = 0.0) -> None:
         ok = (len(times) - failed) / len(times)
         throughput = (rate or len(times) / sum(times)) * ok
-        rows[name] = (name, _p(times, 0.5) * 1e6, _p(times, 0.99) * 1e6, throughput, failed)
+        rows[name] = (name, _p(times, 0.5) * 1e6, _p(times, 0.99) * 1e6, throughput, failed, cpu * 1e6, adjacent[0])
 
+    def measured(name: str, run: Accepting) -> None:
+        if run.raws:
+            adjacent[0] = statistics.median(run.raws) * 1e6
+        add(name, run.latencies, run.rate, run.failed, run.cpu_per_accept)
+        if run.batch_sizes:
+            batches[name] = run.batch_sizes
+
+    raw_now()
     pq = persist_queue_put(folder, inputs)
     if pq is not None:
         add("persist-queue put", pq)
@@ -180,22 +237,46 @@ def one_round(folder: Path, inputs: int, per_session: int) -> tuple[float, dict[
         for group in (True, False):
             mode = "offloaded" if offload else "inline"
             label = f"accept, 1 session, {mode}, group commit {'on' if group else 'off'}"
-            rate, times, failed = asyncio.run(
-                sessions_accepting(folder, f"one-{offload}-{group}", 1, inputs, offload=offload, group_commit=group)
+            measured(
+                label,
+                asyncio.run(
+                    sessions_accepting(folder, f"one-{offload}-{group}", 1, inputs, offload=offload, group_commit=group)
+                ),
             )
-            add(label, times, rate, failed)
     for sessions in (8, 64):
         for group in (True, False):
             label = f"accept, {sessions} sessions, group commit {'on' if group else 'off'}"
-            rate, times, failed = asyncio.run(
-                sessions_accepting(folder, f"many-{sessions}-{group}", sessions, per_session, group_commit=group)
+            raw_now()
+            measured(
+                label,
+                asyncio.run(
+                    sessions_accepting(folder, f"many-{sessions}-{group}", sessions, per_session, group_commit=group)
+                ),
             )
-            add(label, times, rate, failed)
     commits = {
         "1 session": asyncio.run(commits_per_completion(folder, "done-1", 1, per_session * 2)),
         "8 sessions at once": asyncio.run(commits_per_completion(folder, "done-8", 8, per_session)),
     }
-    return raw, rows, commits
+    return raw, rows, commits, batches
+
+
+_BUCKETS = ((1, 1), (2, 3), (4, 7), (8, 15), (16, 31), (32, 63), (64, 127), (128, MAX_GROUP_COMMIT_BATCH))
+
+
+def print_batches(name: str, sizes: dict[int, int]) -> None:
+    """The share of writes committed in batches of each size range, over all rounds."""
+    writes = sum(size * count for size, count in sizes.items())
+    batches = sum(sizes.values())
+    if not writes:
+        return
+    parts = []
+    for low, high in _BUCKETS:
+        share = sum(size * count for size, count in sizes.items() if low <= size <= high) / writes
+        if share:
+            label = str(low) if low == high else f"{low}-{high}" if high < MAX_GROUP_COMMIT_BATCH else f"{low}+"
+            parts.append(f"{label}: {share:.0%}")
+    shares = ", ".join(parts)
+    print(f"  {name}: {batches} batches, {writes / batches:.1f} writes per batch; writes in batches of {shares}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,11 +294,16 @@ def main(argv: list[str] | None = None) -> None:
     raws: list[float] = []
     rounds: list[dict[str, Row]] = []
     commits: list[dict[str, float]] = []
+    batches: dict[str, dict[int, int]] = {}
     with busy_cpus(not args.no_busy), tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-accept-") as root:
         for n in range(args.rounds):
             folder = Path(root) / f"round-{n}"
             folder.mkdir()
-            raw, rows, done = one_round(folder, args.inputs, args.per_session)
+            raw, rows, done, sizes = one_round(folder, args.inputs, args.per_session)
+            for name, counts in sizes.items():
+                total = batches.setdefault(name, {})
+                for size, count in counts.items():
+                    total[size] = total.get(size, 0) + count
             raws.append(raw)
             rounds.append(rows)
             commits.append(done)
@@ -225,23 +311,46 @@ def main(argv: list[str] | None = None) -> None:
     raw = med(raws)
     busy = "off" if args.no_busy else f"on ({os.cpu_count()} loops at nice 19)"
     print(f"SQLite WAL synchronous FULL; busy loops {busy}; medians of {args.rounds} rounds")
-    print(f"raw commit p50: {raw:.1f} us")
-    print(f"{'operation':<52} {'p50 us':>9} {'p50/raw':>8} {'p99 us':>9} {'p99/p50':>8} {'per s':>8} {'failed':>7}")
+    print(f"raw commit p50: {raw:.1f} us at the start of the rounds (median)")
+    print("p50/raw: a row's p50 over the p50 of raw commits measured right before it, median over the rounds")
+    print(
+        f"{'operation':<52} {'p50 us':>9} {'p50/raw':>8} {'p99 us':>9} {'p99/p50':>8} {'per s':>8} {'failed':>7}"
+        f" {'cpu us':>7} {'raw us':>7}"
+    )
     names = list(rounds[0])
-    summary: dict[str, tuple[float, float, float]] = {}
+    summary: dict[str, tuple[float, float, float, float]] = {}
     for name in names:
         p50 = med([r[name][1] for r in rounds])
         p99 = med([r[name][2] for r in rounds])
         rate = med([r[name][3] for r in rounds])
         failed = sum(r[name][4] for r in rounds)
-        summary[name] = (p50, p99, rate)
-        print(f"{name:<52} {p50:>9.1f} {p50 / raw:>8.2f} {p99:>9.1f} {p99 / p50:>8.2f} {rate:>8.0f} {failed:>7}")
-    print("throughput ratios (accepts/s of N sessions / accepts/s of 1 session, offloaded, same group commit):")
+        cpu = med([r[name][5] for r in rounds])
+        ratio = med([r[name][1] / r[name][6] for r in rounds])
+        beside = med([r[name][6] for r in rounds])
+        summary[name] = (p50, p99, rate, cpu)
+        shown = f"{cpu:>7.0f}" if cpu else f"{'-':>7}"
+        print(
+            f"{name:<52} {p50:>9.1f} {ratio:>8.2f} {p99:>9.1f} {p99 / p50:>8.2f} {rate:>8.0f} {failed:>7} {shown}"
+            f" {beside:>7.0f}"
+        )
+    print("(cpu us: CPU time of the whole process, all threads, per accept)")
+    print("throughput ratios: accepts/s of N sessions / accepts/s of 1 session (offloaded, same group commit, same")
+    print("round), median over the rounds; CPU ceiling: 1 / (cpu us per accept of N sessions) over 1 session's rate:")
     for group in ("on", "off"):
-        one = summary[f"accept, 1 session, offloaded, group commit {group}"][2]
+        one = f"accept, 1 session, offloaded, group commit {group}"
         for sessions, target in ((8, 4), (64, 10)):
-            rate = summary[f"accept, {sessions} sessions, group commit {group}"][2]
-            print(f"  group commit {group:<3} {sessions:>2} sessions: {rate / one:5.2f}x (target >= {target}x)")
+            many = f"accept, {sessions} sessions, group commit {group}"
+            ratio = med([r[many][3] / r[one][3] for r in rounds])
+            ceiling = med([1e6 / r[many][5] / r[one][3] if r[many][5] else float("nan") for r in rounds])
+            print(
+                f"  group commit {group:<3} {sessions:>2} sessions: {ratio:5.2f}x (target >= {target}x); "
+                f"CPU ceiling {ceiling:5.2f}x"
+            )
+    print("batches of the store's writer (group commit on; writes that committed alone on their caller's thread are")
+    print("batches of 1), over all rounds:")
+    for name in names:
+        if name in batches and "group commit on" in name:
+            print_batches(name, batches[name])
     for what in commits[0]:
         value = med([c[what] for c in commits])
         print(f"store commits per input accepted and run to completion, {what}: {value:.2f} (target <= 2)")

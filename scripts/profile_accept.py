@@ -116,6 +116,69 @@ def _python_steps(inputs: int) -> dict[str, float]:
     return {name: statistics.median(values) * 1e6 for name, values in steps.items()}
 
 
+def _write_statements(path: Path, inputs: int, synchronous: str) -> list[float]:
+    """The SQL statements of one ``persist_input_state`` with a fence, bare ``sqlite3`` on a
+    store's file: ``BEGIN IMMEDIATE``, the lease read, the row insert, the mark read and
+    upsert, ``COMMIT`` (no Python around them)."""
+    SqliteRuntimeStore(str(path), synchronous=synchronous).close()  # type: ignore[arg-type]
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    payload, checksum = b"r" * 770, "c" * 32
+    times = []
+    for i in range(inputs):
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("SELECT owner, token, expires_at, checksum FROM runtime_leases WHERE runtime_id = ?", ("rt",))
+        conn.execute(
+            "INSERT INTO runtime_input_states (runtime_id, input_id, payload, checksum) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (runtime_id, input_id) DO NOTHING",
+            ("rt", f"in-{i:08d}", payload, checksum),
+        )
+        conn.execute("SELECT * FROM runtime_high_water WHERE runtime_id = ?", ("rt",)).fetchone()
+        conn.execute(
+            "INSERT INTO runtime_high_water VALUES (?, ?, ?, 0, 0, 0, 0, 0, 0, ?) ON CONFLICT (runtime_id) "
+            "DO UPDATE SET writes = excluded.writes, inputs = excluded.inputs, checksum = excluded.checksum",
+            ("rt", i, i, checksum),
+        )
+        conn.execute("COMMIT")
+        times.append(time.perf_counter() - start)
+    conn.close()
+    return times
+
+
+async def _hops(inputs: int) -> list[float]:
+    """One ``asyncio.to_thread`` round trip of a call that does nothing (a thread hop there and
+    back)."""
+    times = []
+    for _ in range(inputs):
+        start = time.perf_counter()
+        await asyncio.to_thread(lambda: None)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class _NoWrite(SqliteRuntimeStore):
+    """A store whose input writes do nothing: an accept without its write."""
+
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: object = None) -> None:
+        return None
+
+
+async def _accepts_without_write(path: Path, inputs: int) -> list[float]:
+    store = _NoWrite(str(path))
+    machine = MeerkatMachine.persistent(store, ownership=None, close_store=True)
+    await machine.register_session("prof")
+    times = []
+    for _ in range(inputs):
+        item = prompt(TEXT)
+        start = time.perf_counter()
+        await machine.accept_input("prof", item)
+        times.append(time.perf_counter() - start)
+    await machine.close()
+    return times
+
+
 _TOP = 25
 
 
@@ -160,8 +223,14 @@ def main() -> None:
             )
             p50 = statistics.median(times) * 1e6
             print(f"{'accept_input, store calls ' + mode:<44} {p50:>8.1f}   ({p50 / raw:.2f}x raw)")
+        bare = statistics.median(_write_statements(folder / "statements.db", args.inputs, args.synchronous)) * 1e6
+        print(f"{'  of which its SQL statements (bare sqlite3)':<44} {bare:>8.1f}")
         for name, value in _python_steps(args.inputs).items():
             print(f"{'  of which ' + name:<44} {value:>8.1f}")
+        nowrite = statistics.median(asyncio.run(_accepts_without_write(folder / "nowrite.db", args.inputs))) * 1e6
+        print(f"{'accept_input whose store write does nothing':<44} {nowrite:>8.1f}")
+        hop = statistics.median(asyncio.run(_hops(args.inputs))) * 1e6
+        print(f"{'a thread hop (asyncio.to_thread of a no-op)':<44} {hop:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ transaction per write."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from concurrent.futures import Future
@@ -195,3 +196,58 @@ def test_closing_waits_for_submitted_writes(tmp_path: Path) -> None:
         assert len(again.load_input_states(A)) == 3
     with pytest.raises(WriteFailed, match="closed"):
         store.persist_input_state(A, InputRow("late", b"x"))
+
+
+def test_writes_submitted_from_a_loop_complete_on_it_with_one_call_per_batch(tmp_path: Path) -> None:
+    """``submit_write_on``: each write's asyncio future holds its own outcome (a stale fence
+    fails only its write), and the writer completes the whole batch with one call onto the loop."""
+
+    async def scenario() -> tuple[list[BaseException | None], int, int]:
+        loop = asyncio.get_running_loop()
+        calls_from_writer = 0
+        plain = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any, context: Any = None) -> Any:
+            nonlocal calls_from_writer
+            if threading.current_thread() is not threading.main_thread():
+                calls_from_writer += 1
+            return plain(callback, *args, context=context)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        with _batched(tmp_path / "s.sqlite3", 8) as store:
+            stale = store.claim_lease(B, "old", 60).fence
+            store.claim_lease(B, "old", 60)
+            futures = [
+                store.submit_write_on(
+                    loop,
+                    lambda i=i: store.persist_input_state(
+                        B if i == 3 else A, InputRow(f"in-{i}", b"x"), fence=stale if i == 3 else None
+                    ),
+                )
+                for i in range(8)
+            ]
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            return (
+                [o if isinstance(o, BaseException) else None for o in outcomes],
+                calls_from_writer,
+                len(store.load_input_states(A)),
+            )
+
+    errors, calls, stored = asyncio.run(scenario())
+    assert [e is None for e in errors] == [True, True, True, False, True, True, True, True]
+    assert isinstance(errors[3], OwnershipLost)
+    assert stored == 7
+    assert calls == 1
+
+
+def test_a_bad_argument_fails_the_loop_bound_future_before_anything_is_queued(tmp_path: Path) -> None:
+    async def scenario() -> BaseException | None:
+        with SqliteRuntimeStore(tmp_path / "s.sqlite3") as store:
+            future = store.submit_write_on(
+                asyncio.get_running_loop(),
+                lambda: store.persist_input_state("", InputRow("a", b"x")),
+            )
+            assert future.done() and store.group_commit_stats()[1] == 0
+            return future.exception()
+
+    assert isinstance(asyncio.run(scenario()), WriteFailed)

@@ -427,9 +427,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "sqlite-lifecycle-first-row-only",
         "sqlite store",
         "store/sqlite.py",
-        "conn.executemany(_UPSERT_INPUT, params)\n"
+        "added = _upsert_inputs(conn, rt, params)\n"
         "            advance_mark(conn, rt, MarkStep(inputs_added=added, lifecycle=True))",
-        "conn.executemany(_UPSERT_INPUT, params[:1])\n"
+        "added = _upsert_inputs(conn, rt, params[:1])\n"
         "            advance_mark(conn, rt, MarkStep(inputs_added=added, lifecycle=True))",
         "a lifecycle commit in the SQLite store writes only its first input row",
     ),

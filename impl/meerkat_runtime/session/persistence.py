@@ -6,9 +6,11 @@ so a slow fsync does not stall other sessions on the event loop, with ``offload=
 runs inline (lower latency for a single session). With ``offload=True`` and a store with
 group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write made while
 the store's writer is busy is not run in a worker thread but handed to the writer, and its
-commit awaited (it joins the next batch, and no worker thread waits for it); while the writer is
-idle the write runs as a call and commits at once on the worker thread. Either way one thread
-hop per write.
+commit awaited (it joins the next batch, no worker thread waits for it, and the writer wakes
+the loop once per batch); while the writer is idle the write commits at once on the calling
+thread: on the event loop's own thread when nothing else is ready to run on the loop (no
+thread hop: nobody is waiting for the loop during the commit), else in a worker thread (one
+hop, so the fsync does not hold up the callbacks that are ready).
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
 encoded and decoded back once: a row that would not come back is refused with
@@ -75,9 +77,16 @@ def _submits_writes(store: object) -> TypeGuard[SubmitsWrites]:
     adds work (a delay, a fault) around the store's methods keeps the ordinary call path."""
     return (
         isinstance(store, SubmitsWrites)
-        and callable(getattr(type(store), "submit_write", None))
+        and callable(getattr(type(store), "submit_write_on", None))
         and getattr(store, "group_commit", False) is True
     )
+
+
+def _loop_quiet() -> bool:
+    """Whether the running event loop has no other callback ready to run (a standard-library
+    loop's ready queue is empty); ``False`` for a loop that does not show its queue."""
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return ready is not None and not ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +133,20 @@ class SessionPersistence:
 
     async def _write(self, fn: Callable[[], None]) -> None:
         """One store write: submitted to the store's writer when it is busy (the write joins the
-        next batch), else run as a call (in a worker thread when offloaded), which commits at
-        once on that thread while the writer is idle."""
+        next batch), else run as a call, which commits at once on the calling thread while the
+        writer is idle: the loop's thread when the loop has nothing else ready, else (offloaded)
+        a worker thread."""
         submitting = self._submitting
-        if submitting is None or submitting.writer_idle():
+        if submitting is None:
             await self._call(fn)
             return
-        await asyncio.wrap_future(submitting.submit_write(fn))
+        if submitting.writer_idle():
+            if _loop_quiet():
+                fn()  # nothing else is ready to run on the loop: commit here, no thread hop
+                return
+            await self._call(fn)
+            return
+        await submitting.submit_write_on(asyncio.get_running_loop(), fn)
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:

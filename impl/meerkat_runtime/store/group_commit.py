@@ -1,8 +1,10 @@
 """Group commit: one writer thread per store that commits pending writes together.
 
-A caller hands a write to :meth:`GroupCommitter.submit` and gets a
-:class:`concurrent.futures.Future` that completes only once the transaction holding the write
-has committed (or the write failed). The writer thread takes every write pending when it is
+A caller hands a write to :meth:`GroupCommitter.submit` with a waiter that completes only once
+the transaction holding the write has committed (or the write failed): a
+:class:`concurrent.futures.Future`, or an :class:`asyncio.Future` of the caller's event loop,
+completed on that loop with one call onto it for all the writes of a batch (one wake-up of the
+loop per batch, not per write). The writer thread takes every write pending when it is
 free (at most ``max_batch``, waiting up to ``max_wait_s`` after the first one for more to
 arrive) and hands the batch to the store's ``run_batch``, which decides the transaction rules
 (:meth:`meerkat_runtime.store.sqlite.SqliteRuntimeStore` commits a batch as one transaction
@@ -20,36 +22,79 @@ already submitted are done. The committer counts the batches it ran and the writ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from meerkat_runtime.vocab.errors import WriteFailed, WriteOutcomeUnknown
 
 
 @dataclass(slots=True)
 class PendingWrite:
-    """One submitted write: what it is (for error messages), the function that performs it on
-    the batch's connection, and the future its caller waits on."""
+    """One write: what it is (for error messages), the function that performs it on the
+    batch's connection, and who waits for it. ``waiter`` is a
+    :class:`concurrent.futures.Future` completed at once, or with ``loop`` an
+    :class:`asyncio.Future` of that loop, completed on it after the batch (one call onto the
+    loop per batch, see :func:`wake_loops`); ``None`` for a caller that committed its own write
+    (it reads ``error``). ``release`` runs once, on the thread that completes the write."""
 
     runtime_id: str
     what: str
     body: Callable[..., object]
-    future: Future[None] = field(default_factory=Future)
-
-    def __post_init__(self) -> None:
-        self.future.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
+    waiter: Future[None] | asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    release: Callable[[], None] | None = None
+    error: BaseException | None = None
+    done: bool = False
 
     def fail(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
+        if not self.done:
+            self.error = error
+            self._finish()
 
     def succeed(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+        if not self.done:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        if self.release is not None:
+            self.release()
+        waiter = self.waiter
+        if self.loop is None and isinstance(waiter, Future):
+            if self.error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(self.error)
+
+
+def _resolve(writes: list[PendingWrite]) -> None:
+    """On the loop: complete the asyncio futures of ``writes`` (skipping a cancelled one)."""
+    for pending in writes:
+        waiter = pending.waiter
+        if waiter is None or waiter.done():
+            continue
+        if pending.error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(pending.error)
+
+
+def wake_loops(batch: list[PendingWrite]) -> None:
+    """Complete the loop-bound waiters of a finished batch: one call onto each loop for all of
+    its writes (a closed loop has nobody left to wake)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[PendingWrite]] = {}
+    for pending in batch:
+        if pending.loop is not None and pending.done:
+            by_loop.setdefault(pending.loop, []).append(pending)
+    for loop, writes in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, writes)
 
 
 class CommitterStopped(RuntimeError):
@@ -77,19 +122,19 @@ class GroupCommitter:
         self.writes = 0
         """Writes those batches held."""
         self.largest_batch = 0
+        self.batch_sizes: dict[int, int] = {}
+        """How many batches held each number of writes."""
 
-    def submit(self, runtime_id: str, what: str, body: Callable[..., object]) -> Future[None]:
-        """Queue one write; the future completes once it committed or failed."""
-        pending = PendingWrite(runtime_id, what, body)
+    def submit(self, pending: PendingWrite) -> None:
+        """Queue one write; its waiter completes once it committed or failed."""
         with self._cond:
             if self._stopping:
-                raise CommitterStopped(f"{what}: the store's writer has stopped")
+                raise CommitterStopped(f"{pending.what}: the store's writer has stopped")
             self._queue.append(pending)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify()
-        return pending.future
 
     def try_lead(self) -> bool:
         """Whether the caller may commit its own write now (writer idle, nothing queued); if
@@ -110,6 +155,7 @@ class GroupCommitter:
         self.batches += 1
         self.writes += size
         self.largest_batch = max(self.largest_batch, size)
+        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
 
     def idle(self) -> bool:
         """Nothing queued and no batch running (a write now would run alone)."""
@@ -147,6 +193,7 @@ class GroupCommitter:
                             pending.runtime_id, f"{pending.what}: the batch's writer failed unexpectedly: {exc!r}"
                         )
                     )
+            wake_loops(batch)
             with self._cond:
                 self._busy = False
                 self._count(len(batch))
@@ -164,3 +211,4 @@ class GroupCommitter:
             self._queue.clear()
         for pending in left:
             pending.fail(WriteFailed(pending.runtime_id, f"{pending.what}: store is closed"))
+        wake_loops(left)

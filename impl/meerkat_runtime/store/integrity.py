@@ -16,13 +16,30 @@ CHECKSUM_BYTES = 16
 """Size of the BLAKE2b digest; stored as 32 hex characters."""
 
 
+_PREFIX_LIMIT = 4096
+_prefixes: dict[tuple[str, str], hashlib.blake2b] = {}
+"""The digest state after the table name and runtime id, per pair (copied, never updated)."""
+
+
+def _length_prefixed(h: hashlib.blake2b, part: str) -> None:
+    encoded = part.encode("utf-8", "surrogatepass")
+    h.update(len(encoded).to_bytes(8, "big"))
+    h.update(encoded)
+
+
 def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
-    """Hex BLAKE2b digest over the table name, runtime id, row key and payload."""
-    h = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
-    for part in (table, runtime_id, key):
-        encoded = part.encode("utf-8", "surrogatepass")
-        h.update(len(encoded).to_bytes(8, "big"))
-        h.update(encoded)
+    """Hex BLAKE2b digest over the table name, runtime id, row key and payload (each name
+    length-prefixed)."""
+    prefix = _prefixes.get((table, runtime_id))
+    if prefix is None:
+        prefix = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
+        _length_prefixed(prefix, table)
+        _length_prefixed(prefix, runtime_id)
+        if len(_prefixes) >= _PREFIX_LIMIT:
+            _prefixes.clear()
+        _prefixes[(table, runtime_id)] = prefix
+    h = prefix.copy()
+    _length_prefixed(h, key)
     h.update(payload)
     return h.hexdigest()
 

@@ -72,6 +72,7 @@ Damage detection and quarantine (:mod:`meerkat_runtime.store.high_water`):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
@@ -197,6 +198,11 @@ class SubmitsWrites(Protocol):
     group_commit: bool
 
     def submit_write(self, call: Callable[[], None]) -> Future[None]: ...
+
+    def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
+        """``submit_write`` for a caller on ``loop``: the future is an ``asyncio.Future`` of
+        ``loop``, completed on it (one call onto the loop per batch)."""
+        ...
 
     def writer_idle(self) -> bool:
         """No write queued or being committed: a write started now would commit alone."""

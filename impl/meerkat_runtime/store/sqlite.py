@@ -13,7 +13,10 @@
   ``group_commit_max_batch`` writes share a transaction; the writer waits at most
   ``group_commit_max_wait_ms`` after a batch's first write for more (default 0: a batch is
   what queued up during the previous commit). :meth:`SqliteRuntimeStore.submit_write` starts a
-  write without blocking its caller (the runtime awaits the returned future).
+  write without blocking its caller; :meth:`SqliteRuntimeStore.submit_write_on` does the same
+  for a caller on an event loop (the runtime awaits the returned future; the writer wakes the
+  loop once per batch). A blocking write call that finds the writer idle commits on its own
+  thread at once. ``group_commit_batch_sizes()`` counts the batches of each size.
 * Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
   thread's connection, and the threads of one handle take turns on a lock of the handle. Either
   way a busy timeout (default 5 s) makes writers of other store handles or processes wait for
@@ -41,6 +44,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -48,6 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from meerkat_runtime.store import validation as v
@@ -124,11 +129,47 @@ _SELECT_LEASE = f"SELECT owner, token, expires_at, checksum FROM {LEASES} WHERE 
 
 Body = Callable[[sqlite3.Connection], object]
 
+_INSERT_INPUT = (
+    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (runtime_id, input_id) DO NOTHING"
+)
+_UPDATE_INPUT = f"UPDATE {INPUTS} SET payload = ?, checksum = ? WHERE runtime_id = ? AND input_id = ?"
+
+
+def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[tuple[str, str, bytes, str]]) -> int:
+    """Store the rows of ``params`` (inserted or replaced); returns how many were new. One row:
+    an insert that skips an existing key, then an update only if it did (one statement for a
+    new row); more rows: one count of the new keys and one upsert per row."""
+    if len(params) == 1:
+        _, input_id, payload, checksum = params[0]
+        if conn.execute(_INSERT_INPUT, params[0]).rowcount == 1:
+            return 1
+        conn.execute(_UPDATE_INPUT, (payload, checksum, rt, input_id))
+        return 0
+    added = new_inputs(conn, rt, (p[1] for p in params))
+    conn.executemany(_UPSERT_INPUT, params)
+    return added
+
+
+_checked_leases: dict[str, tuple[tuple[object, ...], Lease]] = {}
+"""Per runtime id, the last lease row this process verified and the lease it holds: the same
+row again (same values and types) needs no checksum recomputation. A memo, never a cache of
+what a file holds: the row is read in every write."""
+
 
 def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
     """The lease row of ``rt`` (checksum verified), read inside the caller's transaction."""
     found = conn.execute(_SELECT_LEASE, (rt,)).fetchone()
-    return None if found is None else stored_lease(rt, *found)
+    if found is None:
+        return None
+    known = _checked_leases.get(rt)
+    if known is not None and known[0] == found and tuple(map(type, known[0])) == tuple(map(type, found)):
+        return known[1]
+    lease = stored_lease(rt, *found)
+    if len(_checked_leases) >= 4096:
+        _checked_leases.clear()
+    _checked_leases[rt] = (found, lease)
+    return lease
 
 
 def _require_current_version(conn: sqlite3.Connection) -> None:
@@ -215,6 +256,15 @@ def _rolled_back(writes: list[PendingWrite], cause: BaseException) -> None:
         )
 
 
+@dataclass(slots=True)
+class _Deferred:
+    """Set while :meth:`SqliteRuntimeStore.submit_write` runs its call: writes are queued (their
+    waiters bound to ``loop`` when given) instead of awaited."""
+
+    loop: asyncio.AbstractEventLoop | None
+    waiters: list[Future[None] | asyncio.Future[None]] = field(default_factory=list)
+
+
 class SqliteRuntimeStore:
     """A ``RuntimeStore`` on one SQLite file (or ``":memory:"``)."""
 
@@ -270,6 +320,10 @@ class SqliteRuntimeStore:
         self.group_commit = group_commit and not read_only
         """Whether writes go through the store's writer thread (see the module docstring)."""
         self._committer: GroupCommitter | None = None
+        self._write_isolation: Literal["savepoint", "continue", "abort"] = "savepoint"
+        """How a batch keeps a failed write from the others: its own savepoint. The other
+        values exist only for tests that show what goes wrong without savepoints: ``continue``
+        leaves a failed write's statements in the batch, ``abort`` rolls the batch back."""
         self._deferring = threading.local()
         self._commits = 0
         self._commits_lock = threading.Lock()
@@ -351,6 +405,11 @@ class SqliteRuntimeStore:
             return (0, 0, 0)
         return (committer.batches, committer.writes, committer.largest_batch)
 
+    def group_commit_batch_sizes(self) -> dict[int, int]:
+        """How many batches held each number of writes so far (empty without group commit)."""
+        committer = self._committer
+        return {} if committer is None else dict(sorted(committer.batch_sizes.items()))
+
     def _counted_commit(self) -> None:
         with self._commits_lock:
             self._commits += 1
@@ -405,29 +464,38 @@ class SqliteRuntimeStore:
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         committer = self._committer
         if committer is not None and not committer.on_writer_thread():
-            deferred: list[Future[None]] | None = getattr(self._deferring, "futures", None)
+            deferred: _Deferred | None = getattr(self._deferring, "slot", None)
             if deferred is None and committer.try_lead():  # the writer is idle: commit here
-                pending = PendingWrite(runtime_id, what, body)
+                pending = PendingWrite(runtime_id, what, body, release=self._gate.leave)
                 try:
                     self._commit_batch([pending])
                 finally:
                     committer.end_lead()
-                    self._gate.leave()
-                pending.future.result()
+                    if not pending.done:  # never happens: a batch completes every write
+                        pending.fail(WriteOutcomeUnknown(runtime_id, f"{what}: the write was not completed"))
+                if pending.error is not None:
+                    raise pending.error
                 return
+            pending = PendingWrite(runtime_id, what, body, release=self._gate.leave)
+            if deferred is not None and deferred.loop is not None:
+                pending.loop = deferred.loop
+                pending.waiter = deferred.loop.create_future()
+            else:
+                pending.waiter = Future()
+                pending.waiter.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
             try:
-                future = committer.submit(runtime_id, what, body)
+                committer.submit(pending)
             except CommitterStopped:
                 self._gate.leave()
                 raise WriteFailed(runtime_id, f"{what}: store is closed") from None
             except BaseException:
                 self._gate.leave()
                 raise
-            future.add_done_callback(lambda _: self._gate.leave())
             if deferred is not None:
-                deferred.append(future)
+                deferred.waiters.append(pending.waiter)
                 return
-            future.result()
+            assert isinstance(pending.waiter, Future)
+            pending.waiter.result()
             return
         try:
             if self.read_only:
@@ -473,18 +541,48 @@ class SqliteRuntimeStore:
             else:
                 future.set_result(None)
             return future
-        queued: list[Future[None]] = []
-        self._deferring.futures = queued
         try:
-            call()
+            waiter = self._deferred(call, None)
         except Exception as exc:
             future.set_exception(exc)
             return future
+        assert isinstance(waiter, Future)
+        return waiter
+
+    def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
+        """:meth:`submit_write` for a caller on ``loop`` (called on that loop's thread): the
+        returned :class:`asyncio.Future` is completed on ``loop``, and the writer completes all
+        the futures of one batch bound to one loop with a single call onto it."""
+        future: asyncio.Future[None] = loop.create_future()
+        if self._committer is None:
+            try:
+                call()
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+            return future
+        try:
+            waiter = self._deferred(call, loop)
+        except Exception as exc:
+            future.set_exception(exc)
+            return future
+        assert isinstance(waiter, asyncio.Future)
+        return waiter
+
+    def _deferred(
+        self, call: Callable[[], None], loop: asyncio.AbstractEventLoop | None
+    ) -> Future[None] | asyncio.Future[None]:
+        """Run ``call`` with its write queued instead of awaited; the write's waiter."""
+        slot = _Deferred(loop)
+        self._deferring.slot = slot
+        try:
+            call()
         finally:
-            self._deferring.futures = None
-        if len(queued) != 1:
-            raise ValueError(f"submit_write needs exactly one write call, the call made {len(queued)}")
-        return queued[0]
+            self._deferring.slot = None
+        if len(slot.waiters) != 1:
+            raise ValueError(f"submit_write needs exactly one write call, the call made {len(slot.waiters)}")
+        return slot.waiters[0]
 
     def _single(self, conn: sqlite3.Connection, pending: PendingWrite) -> list[PendingWrite]:
         """A batch of one write, in the transaction ``_one_transaction`` began."""
@@ -538,9 +636,11 @@ class SqliteRuntimeStore:
         if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
             return self._single(conn, batch[0])
         done: list[PendingWrite] = []
+        isolation = self._write_isolation
         for index, pending in enumerate(batch):
             try:
-                conn.execute("SAVEPOINT write")
+                if isolation == "savepoint":
+                    conn.execute("SAVEPOINT write")
             except sqlite3.Error as exc:
                 _abandon(conn, done + batch[index:], exc)
                 return []
@@ -552,10 +652,15 @@ class SqliteRuntimeStore:
                     if isinstance(exc, sqlite3.Error)
                     else exc
                 )
+                if isolation == "abort":  # (tests only) as if SQLite rolled it all back
+                    _rollback_quietly(conn)
                 if not conn.in_transaction:  # SQLite rolled the whole transaction back
                     pending.fail(error)
                     _rolled_back(done, exc)
                     return batch[index + 1 :]
+                if isolation == "continue":  # (tests only) its statements stay in the batch
+                    pending.fail(error)
+                    continue
                 try:
                     conn.execute("ROLLBACK TO write")
                     conn.execute("RELEASE write")
@@ -566,7 +671,8 @@ class SqliteRuntimeStore:
                 pending.fail(error)
                 continue
             try:
-                conn.execute("RELEASE write")
+                if isolation == "savepoint":
+                    conn.execute("RELEASE write")
             except sqlite3.Error as exc:
                 _abandon(conn, [*done, pending, *batch[index + 1 :]], exc)
                 return []
@@ -629,8 +735,7 @@ class SqliteRuntimeStore:
         params = self._input_params(rt, [row])
 
         def body(conn: sqlite3.Connection) -> None:
-            added = new_inputs(conn, rt, (p[1] for p in params))
-            conn.executemany(_UPSERT_INPUT, params)
+            added = _upsert_inputs(conn, rt, params)
             advance_mark(conn, rt, MarkStep(inputs_added=added))
 
         self._fenced_write(rt, "persist_input_state", fence, body)
@@ -680,8 +785,7 @@ class SqliteRuntimeStore:
                 )
             except sqlite3.IntegrityError:
                 raise duplicate_receipt(rt, stored.receipt) from None
-            added = new_inputs(conn, rt, (p[1] for p in params))
-            conn.executemany(_UPSERT_INPUT, params)
+            added = _upsert_inputs(conn, rt, params)
             snapshot_written = True if session_snapshot is not None else None
             advance_mark(conn, rt, MarkStep(inputs_added=added, receipts_added=1, session_snapshot=snapshot_written))
 
@@ -713,8 +817,7 @@ class SqliteRuntimeStore:
 
         def body(conn: sqlite3.Connection) -> None:
             conn.execute(_UPSERT_LIFECYCLE, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
-            added = new_inputs(conn, rt, (p[1] for p in params))
-            conn.executemany(_UPSERT_INPUT, params)
+            added = _upsert_inputs(conn, rt, params)
             advance_mark(conn, rt, MarkStep(inputs_added=added, lifecycle=True))
 
         self._fenced_write(rt, "commit_machine_lifecycle", fence, body)

@@ -1,0 +1,75 @@
+"""Where a session's durable write runs with store calls offloaded and group commit on: with
+the store's writer idle and nothing else ready on the event loop, on the loop's own thread (no
+thread hop); with other callbacks ready, off the loop (in a worker thread), so the fsync does
+not hold them up; acknowledged only after its commit either way."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from meerkat_runtime.session.inputs import prompt
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.store.lease import Fence
+from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+
+
+class _ThreadRecording(SqliteRuntimeStore):
+    """Records the thread each input row was written on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.threads: list[str] = []
+
+    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
+        self.threads.append(threading.current_thread().name)
+        super().persist_input_state(runtime_id, row, fence=fence)
+
+
+def test_a_lone_write_on_a_quiet_loop_commits_on_the_loop_thread(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], int, int]:
+        store = _ThreadRecording(tmp_path / "s.sqlite3")
+        machine = MeerkatMachine.persistent(store, close_store=True)
+        await machine.register_session("s")
+        for i in range(5):
+            await machine.accept_input("s", prompt(f"hello {i}"))
+        before = store.commit_count
+        await machine.close()
+        reopened = SqliteRuntimeStore(tmp_path / "s.sqlite3")
+        try:
+            rows = len(reopened.load_input_states("rt:session:s"))
+        finally:
+            reopened.close()
+        return store.threads, before, rows
+
+    threads, commits, rows = asyncio.run(scenario())
+    assert threads == [threading.main_thread().name] * 5
+    assert rows == 5 and commits >= 5
+
+
+def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        store = _ThreadRecording(tmp_path / "s.sqlite3")
+        machine = MeerkatMachine.persistent(store, close_store=True)
+        await machine.register_session("s")
+        loop = asyncio.get_running_loop()
+        spinning = True
+
+        def spin() -> None:  # always one callback ready while the accepts run
+            if spinning:
+                loop.call_soon(spin)
+
+        spin()
+        try:
+            for i in range(5):
+                await machine.accept_input("s", prompt(f"hello {i}"))
+        finally:
+            spinning = False
+        await machine.close()
+        return store.threads
+
+    threads = asyncio.run(scenario())
+    assert len(threads) == 5
+    assert threading.main_thread().name not in threads
