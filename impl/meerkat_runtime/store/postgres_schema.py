@@ -15,6 +15,9 @@ Versions:
    input rows, boundary receipts, session snapshots, lifecycle records, ops snapshots, the
    ops record log (``runtime_ops_records``, its sequence) and the ownership leases
    (``runtime_leases``: expiry in seconds since the epoch on the server's clock).
+2. The finished-input columns of input rows (``finished_at``, ``idempotency_key``,
+   ``admission_seq``) and partial indexes over the active and the finished rows (as the SQLite
+   store's version 5).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import psycopg
 
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -90,9 +93,21 @@ def _v1(s: str) -> tuple[str, ...]:
     )
 
 
+def _v2(s: str) -> tuple[str, ...]:
+    return (
+        f"""ALTER TABLE {s}.runtime_input_states ADD COLUMN finished_at DOUBLE PRECISION,
+            ADD COLUMN idempotency_key TEXT, ADD COLUMN admission_seq BIGINT""",
+        f"""CREATE INDEX runtime_inputs_active ON {s}.runtime_input_states (runtime_id, input_id)
+            WHERE finished_at IS NULL""",
+        f"""CREATE INDEX runtime_inputs_finished ON {s}.runtime_input_states
+            (runtime_id, finished_at, input_id) INCLUDE (idempotency_key, admission_seq)
+            WHERE finished_at IS NOT NULL""",
+    )
+
+
 Step = Callable[[str], tuple[str, ...]]
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1),)
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2))
 """``(version reached, statements of the step for a schema name)`` in ascending order; step
 ``n`` upgrades version ``n - 1``."""
 

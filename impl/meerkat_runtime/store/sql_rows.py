@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Lease
-from meerkat_runtime.store.records import BoundaryReceipt
-from meerkat_runtime.store.tables import LEASES, RECEIPTS
+from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
+from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
 from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
 
 
@@ -67,3 +67,34 @@ def stored_lease(runtime_id: str, owner: object, token: object, expires_at: obje
     lease = Lease(runtime_id, owner, token, float(expires_at))
     verified_payload(LEASES, runtime_id, "", lease.payload(), checksum)
     return lease
+
+
+def _index_columns(
+    runtime_id: str, input_id: str, finished_at: object, key: object, seq: object
+) -> tuple[float | None, str | None, int | None]:
+    """The finished-input columns of an input row, type-checked; else ``Corrupt`` naming the row."""
+    if (
+        (finished_at is not None and (isinstance(finished_at, bool) or not isinstance(finished_at, int | float)))
+        or (key is not None and not isinstance(key, str))
+        or (seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)))
+    ):
+        raise Corrupt(runtime_id, f"row {INPUTS}[{input_id}] has malformed finished-input columns")
+    return (None if finished_at is None else float(finished_at)), key, seq
+
+
+def stored_row(
+    runtime_id: str, input_id: object, payload: object, checksum: object, finished_at: object, key: object, seq: object
+) -> InputRow:
+    """An input row read with its finished-input columns, its payload checksum verified."""
+    row_id = str(input_id)
+    data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
+    return InputRow(row_id, data, *_index_columns(runtime_id, row_id, finished_at, key, seq))
+
+
+def finished_input(runtime_id: str, input_id: object, finished_at: object, key: object, seq: object) -> FinishedInput:
+    """One entry of ``load_finished_inputs`` (its columns type-checked)."""
+    row_id = str(input_id)
+    at, checked_key, checked_seq = _index_columns(runtime_id, row_id, finished_at, key, seq)
+    if at is None:
+        raise Corrupt(runtime_id, f"row {INPUTS}[{row_id}] is listed as finished without finished_at")
+    return FinishedInput(row_id, at, checked_key, checked_seq)
