@@ -146,7 +146,8 @@ def test_damaged_checksum_column_fails_closed(tmp_path: Path) -> None:
 def test_a_row_copied_under_another_key_fails_closed(tmp_path: Path) -> None:
     raw = _stored(tmp_path / "s.db")
     raw.execute(
-        f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) SELECT runtime_id, 'forged', payload, checksum FROM {INPUTS}"
+        f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) "
+        f"SELECT runtime_id, 'forged', payload, checksum FROM {INPUTS}"
     )
     raw.close()
     with SqliteRuntimeStore(tmp_path / "s.db") as store, pytest.raises(Corrupt, match="forged"):

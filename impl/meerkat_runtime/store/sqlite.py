@@ -406,8 +406,7 @@ class SqliteRuntimeStore:
 
         def body(conn: sqlite3.Connection) -> list[InputRow]:
             rows = conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM {INPUTS} "
-                "WHERE runtime_id = ? AND finished_at IS NULL ORDER BY input_id",
+                f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? AND finished_at IS NULL ORDER BY input_id",
                 (rt,),
             ).fetchall()
             return [stored_row(rt, *found) for found in rows]

@@ -88,9 +88,7 @@ def _check_row_index(runtime_id: str, where: str, row: InputRow, error: type[Sto
     """``finished_at`` a finite number >= 0 or ``None``; ``idempotency_key`` a non-empty UTF-8
     string or ``None``; ``admission_seq`` an integer in 0..2**63-1 or ``None``."""
     at = row.finished_at
-    if at is not None and (
-        not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at) or at < 0
-    ):
+    if at is not None and (not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at) or at < 0):
         raise error(runtime_id, f"{where}.finished_at must be a finite number >= 0 or None, got {at!r}")
     key = row.idempotency_key
     if key is not None and not _is_text(key):

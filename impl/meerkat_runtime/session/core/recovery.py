@@ -10,9 +10,17 @@ Rules (docs/semantics.md, "Crash recovery"):
   else Queued (replayed); a run that never committed is not counted as an attempt (a crash
   does not consume the retry budget); terminal rows stay terminal and keep their
   idempotency keys;
-* ephemeral inputs are dropped;
+* finished inputs are not read: the store lists them (``load_finished_inputs``: id, key,
+  admission position, when they finished) and only that is kept — their keys keep
+  deduplicating, their ids stay taken, the admission counter continues past them; their rows
+  are read when something asks for one (a duplicate key's stored outcome, ``input_state``).
+  A row the store lists as active that decodes as finished (written by an older release,
+  without its finished-input columns) is taken as finished and written back with them;
+* ephemeral inputs are dropped (an ephemeral input's finished row is listed without its key,
+  and observations do not show it after a restart);
 * what was loaded must agree with the runtime's high-water mark (the lifecycle record present
-  or not, the number of input rows), else ``Corrupt`` names the counts that disagree
+  or not, the number of input rows: active rows plus listed finished inputs), else
+  ``Corrupt`` names the counts that disagree
   (:func:`meerkat_runtime.store.high_water.compare_session`);
 * rows that contradict each other fail with ``RecoveryCorruption`` naming the row (its
   ``input_id`` set, so it can be quarantined): an
@@ -30,14 +38,14 @@ still running, so its ephemeral inputs are still wanted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from meerkat_runtime.session.core.ledger import InputRecord
+from meerkat_runtime.session.core.ledger import FinishedRef, InputLedger, InputRecord
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
 from meerkat_runtime.store.high_water import HighWater, compare_session
-from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.store.records import FinishedInput, InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import (
@@ -66,6 +74,8 @@ class RecoveryResult:
     had_record: bool
     changed: list[InputRecord] = field(default_factory=list)
     stored: dict[InputId, bytes] = field(default_factory=dict)
+    relisted: list[InputRecord] = field(default_factory=list)
+    """Finished rows stored without their finished-input columns, to be written back with them."""
     dropped_ephemeral: int = 0
     requeued: int = 0
     consumed: int = 0
@@ -87,11 +97,14 @@ def recover_session(
     in_place: bool = False,
     high_water: HighWater | None,
     max_attempts: int = MAX_STAGE_ATTEMPTS,
+    finished: Sequence[FinishedInput] = (),
 ) -> RecoveryResult:
-    """Rebuild a session from stored data; raises ``Corrupt`` (the data disagrees with the
-    high-water mark ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``)
-    or ``RecoveryCorruption``."""
-    compare_session(runtime_id, high_water, lifecycle=lifecycle is not None, inputs=len(rows))
+    """Rebuild a session from stored data: ``rows`` are the rows the store holds as active
+    (every row, for a store read whole) and ``finished`` the finished inputs it lists without
+    their rows. Raises ``Corrupt`` (the data disagrees with the high-water mark
+    ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``) or
+    ``RecoveryCorruption``."""
+    compare_session(runtime_id, high_water, lifecycle=lifecycle is not None, inputs=len(rows) + len(finished))
     phase = RuntimeState.IDLE
     epoch_id: str | None = None
     if lifecycle is not None:
@@ -111,6 +124,8 @@ def recover_session(
     ledger = core.ledger
     seen_seq: dict[int, str] = {}
     queued: list[InputRecord] = []
+    for entry in finished:
+        _list_finished(runtime_id, ledger, entry)
     for row in rows:
         try:
             rec = decode_record(row.payload)
@@ -118,6 +133,8 @@ def recover_session(
             raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}", row.input_id) from None
         if rec.input_id != row.input_id:
             raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}", row.input_id)
+        if rec.phase.is_terminal and row.finished_at is None:
+            result.relisted.append(rec)
         if rec.input.header.durability is Durability.EPHEMERAL and not in_place:
             result.dropped_ephemeral += 1
             continue
@@ -145,13 +162,32 @@ def recover_session(
                 raise corruption(runtime_id, what, rec.input_id)
             ledger.keys[key] = rec.input_id
         ledger.records[rec.input_id] = rec
+        if rec.phase.is_terminal:
+            ledger.note_finished(rec)
         ledger.next_admission_seq = max(ledger.next_admission_seq, rec.admission_seq + 1)
     for rec in result.changed:
+        ledger.mark(rec.input_id)
+    for rec in result.relisted:
         ledger.mark(rec.input_id)
     queued.sort(key=lambda r: r.admission_seq)
     for rec in queued:
         ledger.lane(rec.lane).append(rec.input_id)
     return result
+
+
+def _list_finished(runtime_id: str, ledger: InputLedger, entry: FinishedInput) -> None:
+    """Keep what the store lists of a finished input: its id, key and admission position."""
+    input_id = InputId(entry.input_id)
+    key = entry.idempotency_key
+    if key is not None:
+        owner = ledger.keys.get(key)
+        if owner is not None:
+            what = f"input row {input_id!r} reuses idempotency key {key!r} of {owner!r}"
+            raise corruption(runtime_id, what, input_id)
+        ledger.keys[key] = input_id
+    ledger.finished[input_id] = FinishedRef(entry.finished_at, key, entry.admission_seq, recovered=True)
+    if entry.admission_seq is not None:
+        ledger.next_admission_seq = max(ledger.next_admission_seq, entry.admission_seq + 1)
 
 
 def _row_problem(rec: InputRecord, max_attempts: int) -> str | None:
