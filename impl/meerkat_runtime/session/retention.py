@@ -6,7 +6,8 @@ compacted (:class:`~meerkat_runtime.session.retention_policy.RetentionPolicy`).
   store when asked for. Only rows the store already holds are evicted (never a dirty one).
 * :func:`finished_record` — the record of a kept finished input, resident or read back.
 * :func:`compact` — deletes the finished inputs beyond the horizon from the store
-  (``compact_inputs``, fenced, one transaction), then forgets them in memory (record, id, key,
+  (``compact_inputs``, fenced, one transaction per batch of ``COMPACTION_BATCH``), then forgets
+  each batch in memory (record, id, key,
   delivered outcome). A failed compaction changes nothing in memory and is tried again later;
   its rows are only ever finished ones, so a compaction whose outcome is unknown at worst leaves
   memory listing rows the store no longer holds — a duplicate of such a key is then answered
@@ -17,6 +18,7 @@ All are called with the session gate held.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
@@ -28,6 +30,10 @@ from meerkat_runtime.session.runtime_session import RuntimeSession
 from meerkat_runtime.vocab.errors import OwnershipLost
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability
+
+COMPACTION_BATCH = 2000
+"""Most rows one ``compact_inputs`` transaction deletes: a large backlog of compaction (a first
+start under a smaller horizon) is split so that no transaction holds the write lock for long."""
 
 
 def evict(ledger: InputLedger, keep: int = RESIDENT_FINISHED) -> None:
@@ -159,12 +165,16 @@ async def compact(session: RuntimeSession, policy: RetentionPolicy, *, slack: bo
     if not chosen:
         return 0
     runtime_id, fence = session.runtime_id, session.claim.fence
-    try:
-        await persistence.read(lambda: store.compact_inputs(runtime_id, chosen, fence=fence))
-    except OwnershipLost as lost:
-        session.claim.lose(lost)
-        return 0
-    except Exception:
-        return 0
-    forget(session, chosen)
-    return len(chosen)
+    done = 0
+    for start in range(0, len(chosen), COMPACTION_BATCH):
+        batch = chosen[start : start + COMPACTION_BATCH]
+        try:
+            await persistence.read(functools.partial(store.compact_inputs, runtime_id, batch, fence=fence))
+        except OwnershipLost as lost:
+            session.claim.lose(lost)
+            break
+        except Exception:
+            break
+        forget(session, batch)
+        done += len(batch)
+    return done

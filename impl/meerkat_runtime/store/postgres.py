@@ -60,7 +60,7 @@ from meerkat_runtime.store.postgres_transactions import Connection, Transactions
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, OpsLifecycleRecords
 from meerkat_runtime.store.sql_rows import (
     duplicate_receipt,
-    finished_input,
+    finished_inputs,
     lease_params,
     receipt_row,
     stored_lease,
@@ -232,7 +232,7 @@ class PostgresRuntimeStore:
         found = self._tx.read(
             rt, "load_finished_inputs", lambda conn: conn.execute(self._sql.select_finished, (rt,)).fetchall()
         )
-        return [finished_input(rt, *columns) for columns in found]
+        return finished_inputs(rt, found)
 
     def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from meerkat_runtime.vocab.json_limits import load_json
 
@@ -30,10 +30,10 @@ class InputRow:
     admission_seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedInput:
+class FinishedInput(NamedTuple):
     """What a store lists of a finished input without reading its payload
-    (``RuntimeStore.load_finished_inputs``)."""
+    (``RuntimeStore.load_finished_inputs``). A named tuple: a restart builds one per finished
+    input, so it must be cheap."""
 
     input_id: str
     finished_at: float

@@ -98,3 +98,22 @@ def finished_input(runtime_id: str, input_id: object, finished_at: object, key: 
     if at is None:
         raise Corrupt(runtime_id, f"row {INPUTS}[{row_id}] is listed as finished without finished_at")
     return FinishedInput(row_id, at, checked_key, checked_seq)
+
+
+def finished_inputs(runtime_id: str, rows: list[tuple[object, ...]]) -> list[FinishedInput]:
+    """The entries of ``load_finished_inputs`` from ``(input_id, finished_at, key, seq)``
+    rows: the common well-typed row is taken as it is, any other is checked column by column."""
+    found: list[FinishedInput] = []
+    make = FinishedInput._make
+    for row in rows:
+        input_id, at, key, seq = row
+        if (
+            type(input_id) is str
+            and type(at) is float
+            and (key is None or type(key) is str)
+            and (seq is None or type(seq) is int)
+        ):
+            found.append(make(row))
+        else:
+            found.append(finished_input(runtime_id, input_id, at, key, seq))
+    return found

@@ -50,7 +50,7 @@ from meerkat_runtime.store.records import (
 )
 from meerkat_runtime.store.sql_rows import (
     duplicate_receipt,
-    finished_input,
+    finished_inputs,
     lease_params,
     receipt_row,
     stored_lease,
@@ -423,7 +423,7 @@ class SqliteRuntimeStore:
                 "ORDER BY finished_at, input_id",
                 (rt,),
             ).fetchall()
-            return [finished_input(rt, *found) for found in rows]
+            return finished_inputs(rt, rows)
 
         return self._read(rt, "load_finished_inputs", body)
 

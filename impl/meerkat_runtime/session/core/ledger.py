@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from meerkat_runtime.session.completion import CompletionOutcome, RunFailure
 from meerkat_runtime.session.inputs import Input
@@ -71,12 +72,12 @@ class InputRecord:
         self.updated_at = now
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedRef:
+class FinishedRef(NamedTuple):
     """What the ledger keeps of a finished input whether or not its record is resident: when
     it finished, its idempotency key (``None`` for an ephemeral input once stored: its key does
     not outlive a restart), its admission position, and whether it was listed by recovery
-    rather than finished in this process (``recovered``)."""
+    rather than finished in this process (``recovered``). A named tuple: a restart builds one
+    per finished input."""
 
     finished_at: float
     idempotency_key: str | None

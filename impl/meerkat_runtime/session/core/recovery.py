@@ -124,8 +124,7 @@ def recover_session(
     ledger = core.ledger
     seen_seq: dict[int, str] = {}
     queued: list[InputRecord] = []
-    for entry in finished:
-        _list_finished(runtime_id, ledger, entry)
+    _list_finished(runtime_id, ledger, finished)
     for row in rows:
         try:
             rec = decode_record(row.payload)
@@ -175,19 +174,21 @@ def recover_session(
     return result
 
 
-def _list_finished(runtime_id: str, ledger: InputLedger, entry: FinishedInput) -> None:
-    """Keep what the store lists of a finished input: its id, key and admission position."""
-    input_id = InputId(entry.input_id)
-    key = entry.idempotency_key
-    if key is not None:
-        owner = ledger.keys.get(key)
-        if owner is not None:
-            what = f"input row {input_id!r} reuses idempotency key {key!r} of {owner!r}"
-            raise corruption(runtime_id, what, input_id)
-        ledger.keys[key] = input_id
-    ledger.finished[input_id] = FinishedRef(entry.finished_at, key, entry.admission_seq, recovered=True)
-    if entry.admission_seq is not None:
-        ledger.next_admission_seq = max(ledger.next_admission_seq, entry.admission_seq + 1)
+def _list_finished(runtime_id: str, ledger: InputLedger, finished: Sequence[FinishedInput]) -> None:
+    """Keep what the store lists of the finished inputs: ids, keys and admission positions
+    (one pass, no row read; a key listed twice is corruption naming the second row)."""
+    keys, listed, top = ledger.keys, ledger.finished, ledger.next_admission_seq
+    for input_id, finished_at, key, seq in finished:
+        if key is not None:
+            owner = keys.get(key)
+            if owner is not None:
+                what = f"input row {input_id!r} reuses idempotency key {key!r} of {owner!r}"
+                raise corruption(runtime_id, what, input_id)
+            keys[key] = InputId(input_id)
+        listed[InputId(input_id)] = FinishedRef(finished_at, key, seq, True)
+        if seq is not None and seq >= top:
+            top = seq + 1
+    ledger.next_admission_seq = top
 
 
 def _row_problem(rec: InputRecord, max_attempts: int) -> str | None:
