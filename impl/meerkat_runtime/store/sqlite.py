@@ -37,7 +37,7 @@ from typing import Literal, TypeVar
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
-from meerkat_runtime.store.high_water import HighWater, MarkStep
+from meerkat_runtime.store.high_water import HighWater, MarkStep, check_marks
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import (
@@ -102,6 +102,7 @@ _UPSERT_INPUT = (
     "admission_seq = excluded.admission_seq"
 )
 _ROW_COLUMNS = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq"
+_COUNT_BY_KEY_INDEX = f"SELECT count(*) FROM {INPUTS} INDEXED BY sqlite_autoindex_{INPUTS}_1 WHERE runtime_id = ?"
 
 
 def _upsert_single(table: str, column: str) -> str:
@@ -405,6 +406,10 @@ class SqliteRuntimeStore:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
 
         def body(conn: sqlite3.Connection) -> list[InputRow]:
+            # The rows come through the active-row index; the key index the writes rely on is
+            # counted against the mark, so a damaged entry in it is found although not read.
+            (total,) = conn.execute(_COUNT_BY_KEY_INDEX, (rt,)).fetchone()
+            check_marks(rt, stored_mark(conn, rt), {"inputs": int(total)}, "the input key index")
             rows = conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? AND finished_at IS NULL ORDER BY input_id",
                 (rt,),
