@@ -105,7 +105,8 @@ def _soak(args: argparse.Namespace, dsn: str) -> int:
         part += 1
         for name in (
             "cycles", "kills", "disconnects", "backends_terminated", "failed_accepts", "takeovers", "accepted",
-            "deduplicated", "retried", "resent", "consumed", "runs_logged", "repeated_runs",
+            "deduplicated", "retried", "resent", "consumed", "runs_logged", "repeated_runs", "unknown_landed",
+            "unknown_not_landed", "in_doubt",
         ):  # fmt: skip
             setattr(totals, name, getattr(totals, name) + getattr(report, name))
         totals.takeover_s.extend(report.takeover_s)

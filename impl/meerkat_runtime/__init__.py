@@ -18,6 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from meerkat_runtime.events.bus import EventBus, Subscription
+from meerkat_runtime.events.event import Change, LifecycleEvent
+from meerkat_runtime.events.jsonl import EventLog
+from meerkat_runtime.events.logging_sink import LoggingSubscriber
+from meerkat_runtime.events.stream import EventStreamOverflow
 from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session.blobs import BlobStore, FileBlobStore, InMemoryBlobStore
@@ -32,6 +37,7 @@ from meerkat_runtime.session.completion import (
     RunFailure,
     RuntimeTerminated,
 )
+from meerkat_runtime.session.dispatch import CompositionDispatchFailed, CompositionSignal, DispatchFailurePolicy
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CancelCurrentRun,
@@ -73,11 +79,14 @@ from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.reports import (
     DestroyReport,
     InterruptReport,
+    RecoveryReport,
     RecycleReport,
     ResetReport,
     RetireReport,
     StopReport,
 )
+from meerkat_runtime.session.retry import RetryPolicy
+from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.session.views import InputStateView, SessionView
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
@@ -86,6 +95,7 @@ from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
     Corrupt,
     DurableWriteFailed,
+    ExecutorStartFailed,
     InputNotFound,
     InvalidField,
     InvalidRuntimeTransition,
@@ -125,20 +135,28 @@ __all__ = [
     "CancelAfterBoundary",
     "CancelCurrentRun",
     "Cancelled",
+    "Change",
     "Completed",
     "CompletedWithoutResult",
     "CompletionHandle",
     "CompletionOutcome",
+    "CompositionDispatchFailed",
+    "CompositionSignal",
     "ContinuationInput",
     "CoreApplyOutput",
     "CoreExecutor",
     "Corrupt",
     "Deduplicated",
     "DestroyReport",
+    "DispatchFailurePolicy",
     "Durability",
     "DurableWriteFailed",
+    "EventBus",
+    "EventLog",
+    "EventStreamOverflow",
     "ExecutorCancelled",
     "ExecutorError",
+    "ExecutorStartFailed",
     "ExternalEventInput",
     "FileBlobStore",
     "HandlingMode",
@@ -158,6 +176,8 @@ __all__ = [
     "InvalidRuntimeTransition",
     "InvalidSetting",
     "LeaseHeld",
+    "LifecycleEvent",
+    "LoggingSubscriber",
     "LostOwnership",
     "MeerkatError",
     "MeerkatMachine",
@@ -180,11 +200,15 @@ __all__ = [
     "ReadFailed",
     "ReceiptDraft",
     "RecoveryCorruption",
+    "RecoveryReport",
     "RecycleReport",
     "RegistrationPhase",
     "Rejected",
     "ResetReport",
     "RetireReport",
+    "RetryPolicy",
+    "RoutedInput",
+    "RoutedInputRefused",
     "RunControlCommand",
     "RunFailure",
     "RunId",
@@ -202,6 +226,7 @@ __all__ = [
     "StopReport",
     "StopRuntimeExecutor",
     "StoreError",
+    "Subscription",
     "ValidationFailed",
     "VersionMismatch",
     "WriteFailed",

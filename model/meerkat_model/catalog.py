@@ -1,7 +1,8 @@
 """The machines the verifier knows, and the named exploration profiles.
 
 ``MACHINES`` maps a machine name to a factory ``Bounds -> Machine``; ``PROFILES`` maps a
-profile name (``tiny``, ``ci``, ``deep``) to the bounds of each machine under that profile.
+profile name (``tiny``, ``small``, ``ci``, ``deep``) to the bounds of each machine under that
+profile.
 Factories import their machine lazily so the catalog stays cheap to import.
 """
 
@@ -27,10 +28,55 @@ def _session(bounds: Bounds) -> AnyMachine:
     return SessionMachine(bounds)
 
 
+def _ownership(bounds: Bounds) -> AnyMachine:
+    from meerkat_model.ownership.machine import OwnershipMachine
+
+    return OwnershipMachine(bounds)
+
+
 MACHINES: dict[str, Callable[[Bounds], AnyMachine]] = {
     "ops": _ops,
     "session": _session,
+    "ownership": _ownership,
 }
+
+
+def _ops_keys() -> frozenset[str]:
+    from meerkat_model.ops.bounds import DEFAULTS
+
+    return frozenset(DEFAULTS)
+
+
+def _session_keys() -> frozenset[str]:
+    from meerkat_model.session.bounds import DEFAULTS
+
+    return frozenset(DEFAULTS)
+
+
+def _ownership_keys() -> frozenset[str]:
+    from meerkat_model.ownership.bounds import DEFAULTS
+
+    return _session_keys() | frozenset(DEFAULTS)  # its workers run the session's steps
+
+
+_BOUND_KEYS: dict[str, Callable[[], frozenset[str]]] = {
+    "ops": _ops_keys,
+    "session": _session_keys,
+    "ownership": _ownership_keys,
+}
+
+
+def bound_keys(machine: str) -> frozenset[str]:
+    """Every bound ``machine`` documents (the keys of its bounds module's ``DEFAULTS``), named
+    in a profile or not; empty for a machine registered without a bounds module."""
+    keys = _BOUND_KEYS.get(machine)
+    return frozenset() if keys is None else keys()
+
+
+DRAWN: tuple[str, ...] = ("ops", "session")
+"""The machines the diagram set draws (``meerkat_model.diagrams``). The ownership model is
+verified but not drawn: its entities are the session's (drawn from the session model) plus the
+lease, and its reachable graph is far beyond what a picture can show (docs/diagrams.md)."""
 
 # Bounds of the operation registry model (meerkat_model.ops.bounds documents every key).
 # tiny: one id, small enough to draw; ci: two ids, both kinds, a barrier, crash and recovery,
@@ -47,10 +93,17 @@ _OPS_COMMON = {
     "probes": 0,
 }
 
+# small: what `meerkat-conformance --profile fast` replays (about 25 s on 2 cores): two ids and a
+# barrier for ops; for sessions two inputs with idempotency and supersession keys, every control
+# operation, interrupts, store-write failures and runs without a loop, but no executor failures and
+# no crashes (their attempt counts and recoveries multiply the states: the directed scenarios and
+# the search cover them).
+
 # Bounds of the session runtime model (meerkat_model.session.bounds documents every key).
 # tiny: one input, runs that succeed or fail, crash and recovery (small enough to draw); ci: two
-# inputs with idempotency and supersession keys, every control operation, failures, crashes
-# (every declared transition fires; seconds); deep: adds the steer lane and ephemeral inputs.
+# inputs with idempotency and supersession keys, every control operation, failures (retryable
+# and not), crashes (every declared transition fires; seconds); deep: adds the steer lane and
+# ephemeral inputs. Wherever executor failures are on, errors that are not retryable are too.
 _SESSION_OFF = {
     "steer": 0,
     "idem_keys": 0,
@@ -61,6 +114,7 @@ _SESSION_OFF = {
     "interrupt": 0,
     "control": 0,
     "unregister": 0,
+    "direct": 0,
 }
 _SESSION_ALL = {
     "idem_keys": 1,
@@ -68,6 +122,7 @@ _SESSION_ALL = {
     "coalesce": 1,
     "invalid": 1,
     "failures": 1,
+    "fatal_errors": 1,
     "interrupt": 1,
     "control": 1,
     "unregister": 1,
@@ -75,18 +130,57 @@ _SESSION_ALL = {
     "write_failures": 1,
 }
 
+# Bounds of the ownership model (meerkat_model.ownership.bounds documents every key): two workers
+# on one store, one input, every control operation the lease protects, crashes, expiry,
+# takeover and writes whose outcome is unknown. tiny and ci: two claims (a claim and a takeover,
+# seconds); deep: three claims and two inputs. fencing=0 must fail (docs/semantics.md).
+_OWNERSHIP = {
+    **_SESSION_OFF,
+    "inputs": 1,
+    "failures": 0,
+    "control": 1,
+    "unregister": 1,
+    "crash": 1,
+    "write_failures": 0,
+    "workers": 2,
+    "claims": 2,
+    "fencing": 1,
+    "ambiguous": 1,
+}
+
 PROFILES: dict[str, dict[str, Bounds]] = {
     "tiny": {
         "ops": Bounds({**_OPS_COMMON, "ids": 1, "sequences": 2}),
-        "session": Bounds({**_SESSION_OFF, "inputs": 1, "failures": 1, "crash": 1, "write_failures": 1}),
+        "session": Bounds(
+            {**_SESSION_OFF, "inputs": 1, "failures": 1, "fatal_errors": 1, "crash": 1, "write_failures": 1}
+        ),
+        "ownership": Bounds(_OWNERSHIP),
+    },
+    "small": {
+        "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2, "watchers": 0, "progress": 0}),
+        "session": Bounds(
+            {
+                **_SESSION_ALL,
+                "inputs": 2,
+                "steer": 0,
+                "ephemeral": 0,
+                "failures": 0,
+                "fatal_errors": 0,
+                "unregister": 0,
+                "crash": 0,
+                "direct": 1,
+            }
+        ),
     },
     "ci": {
         "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2}),
         "session": Bounds({**_SESSION_ALL, "inputs": 2, "steer": 0, "ephemeral": 0}),
+        "ownership": Bounds(_OWNERSHIP),
     },
     "deep": {
         "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 3}),
         "session": Bounds({**_SESSION_ALL, "inputs": 2, "steer": 1, "ephemeral": 1}),
+        "ownership": Bounds({**_OWNERSHIP, "inputs": 2, "claims": 3}),
     },
 }
 
@@ -94,3 +188,31 @@ PROFILES: dict[str, dict[str, Bounds]] = {
 def profile_names() -> list[str]:
     """Names of the known profiles, in a stable order."""
     return list(PROFILES)
+
+
+# Two more profiles reach what ci never does. probe: every call the model refuses (and every
+# write-failure variant) is offered too, so a step that fires where its declaration says it
+# cannot is found; no concurrency limit, so several operations are active at once. wide: three
+# operation ids and three sequence numbers without a concurrency limit (registration order,
+# retention with pinned barrier members, recovery), three session inputs.
+PROFILES["probe"] = {
+    "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2, "max_concurrent": 0, "probes": 1}),
+    "session": Bounds(
+        {
+            **_SESSION_OFF,
+            "inputs": 1,
+            "failures": 1,
+            "fatal_errors": 1,
+            "crash": 1,
+            "control": 1,
+            "interrupt": 1,
+            "write_failures": 1,
+        }
+    ),
+}
+PROFILES["wide"] = {
+    "ops": Bounds(
+        {**_OPS_COMMON, "ids": 3, "sequences": 3, "max_concurrent": 0, "kinds": 1, "progress": 0, "watchers": 0}
+    ),
+    "session": Bounds({**_SESSION_OFF, "inputs": 3, "failures": 1, "fatal_errors": 1, "crash": 1, "write_failures": 0}),
+}

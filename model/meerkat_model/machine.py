@@ -65,6 +65,28 @@ class TransitionDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class StepCheck(Generic[S, A]):
+    """A named property of one step (an order or retention rule no state predicate can see),
+    checked on every step whose transition is in ``transitions``. ``check(before, action,
+    stepped)`` returns ``None`` when the step keeps the rule, otherwise a message. A violation
+    is reported with the shortest trace to ``before`` followed by the step."""
+
+    name: str
+    description: str
+    transitions: frozenset[str]
+    check: Callable[[S, A, Stepped[S]], str | None]
+    when: Callable[[S], bool] | None = None
+    """A cheap precondition on the state before: the rule runs on a step only when it holds
+    there (a quick test that spares the rule on most steps). ``None``: always."""
+
+
+Statuses = tuple[tuple[str, "str | tuple[str | None, ...] | None"], ...]
+"""The status of every entity of a state, as ``((entity, status), ...)``: a single entity's
+status is a string, a per-id entity's a tuple with one status per id; ``None`` where the
+entity is not observable in the state (a session not in memory)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Bounds:
     """Bounds of an exploration. Machines read the fields they understand."""
 
@@ -122,3 +144,26 @@ class Machine(Protocol[S, A]):
     def action_label(self, action: A) -> str:
         """How traces, graphs and diagrams show ``action``. Default: ``str(action)``."""
         return str(action)
+
+    def statuses(self, state: S) -> Statuses:
+        """The status of every entity in ``state``, named as the declarations name them (see
+        :data:`Statuses`). With it the verifier checks every fired transition against its
+        declarations. Default: none (no declaration check)."""
+        return ()
+
+    def subjects(self, action: A) -> Sequence[tuple[str, int]]:
+        """The per-id entity instances ``(entity, id)`` ``action`` acts on: their status must
+        be a source of the fired transition's declaration even when it does not change.
+        Default: none."""
+        return ()
+
+    def side_effects(self) -> Sequence[TransitionDecl]:
+        """Moves a step may make besides the ones its transition declares (a record forgotten by
+        retention, a barrier satisfied by a terminal step), as declarations named after the
+        transition that may make them, or ``"*"`` for any. Never subjects' moves. Default: none."""
+        return ()
+
+    def step_checks(self) -> Sequence[StepCheck[S, A]]:
+        """Rules about single steps the verifier checks on every step of the named transitions
+        (see :class:`StepCheck`). Default: none."""
+        return ()

@@ -67,6 +67,7 @@ A_FILE = "README.md"
         ("meerkat-runtime", ["show", "docs", "x"], ["'docs' is not a file"]),
         ("meerkat-runtime", ["migrate", "--bogus", A_FILE], ["unrecognized arguments: --bogus"]),
         ("benchmarks/bench_accept_checks.py", ["--rounds", "0"], ["--rounds", "at least 1"]),
+        ("benchmarks/bench_durable_accept.py", ["--inputs", "3"], ["--inputs", "at least 10"]),
         ("benchmarks/bench_events.py", ["--inputs", "0"], ["--inputs", "at least 1"]),
         ("benchmarks/bench_ops_registry.py", ["--bogus"], ["unrecognized arguments: --bogus"]),
         ("benchmarks/bench_sessions.py", ["--inputs", "x"], ["--inputs"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from meerkat_conformance.cli.report import format_report
 from meerkat_conformance.lockstep.diff import diff_values
@@ -109,3 +111,23 @@ def test_report_lists_coverage_and_counts() -> None:
     assert "machine toy:" in text
     assert "transitions covered   1/3 (33.3%)" in text
     assert "not covered           finish, reset" in text
+
+
+class _RaisingModel(ToyMachine):
+    """A model whose step raises on finishing job 1 (a malformed value it cannot handle)."""
+
+    def step(self, state: Any, action: Any) -> Any:
+        if tuple(action) == ("finish", 1):
+            raise ValueError("2 is not a valid OpKind")
+        return super().step(state, action)
+
+
+def test_a_model_that_raises_is_a_disagreement_with_the_trace_not_a_crash() -> None:
+    machine = _RaisingModel()
+    lock = Lockstep(machine, ToyAdapter(machine))
+    lock.apply(("start", 1))
+    with pytest.raises(Disagreement) as info:
+        lock.apply(("finish", 1))
+    assert "the model raised ValueError: 2 is not a valid OpKind" in info.value.reason
+    assert "start" in info.value.render()
+    assert lock.tally.disagreements == 1

@@ -1,17 +1,32 @@
 """How a failed write is classified: refused or failed before COMMIT (known not to have happened),
 COMMIT refused by the server (rolled back), the connection lost while COMMIT was in flight
-(outcome unknown); connections killed while idle or mid-transaction are replaced transparently."""
+(outcome unknown); connections killed while idle or mid-transaction are replaced transparently.
+After an unknown outcome the store's reads are authoritative: a COMMIT that outlives its cut
+connection is waited for, and reads fail while it cannot be."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.outcomes import Accepted, Deduplicated
+from meerkat_runtime.session.row_codec import decode_record
 from meerkat_runtime.store.postgres import PostgresRuntimeStore
 from meerkat_runtime.store.postgres_transactions import ATTEMPTS, commit_refused
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
-from meerkat_runtime.vocab.errors import WriteFailed, WriteOutcomeUnknown
+from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed, WriteOutcomeUnknown
+from meerkat_runtime.vocab.ids import canonical_runtime_id
 
-from tests.postgres.helpers import admin, named, open_store, terminate, terminator
+from tests.postgres.helpers import (
+    CuttableProxy,
+    admin,
+    cut_while_sleeping,
+    named,
+    open_store,
+    terminate,
+    terminator,
+)
+from tests.runtime_session.helpers import make_prompt, run
 
 RT = "rt:session:outcomes"
 
@@ -59,6 +74,76 @@ def test_connection_lost_while_commit_is_in_flight_is_outcome_unknown(pg_dsn: st
         _drop_trigger(pg_dsn, pg_schema)
         store.persist_input_state(RT, InputRow("b", b"2"))  # the pool replaced the dead connection
         assert [r.input_id for r in store.load_input_states(RT)] == ["b"]  # here the server had not committed
+
+
+def _behind_proxy(pg_dsn: str, pg_schema: str, **options: object) -> tuple[PostgresRuntimeStore, str, CuttableProxy]:
+    name = f"cut-{pg_schema}"
+    proxy = CuttableProxy(named(pg_dsn, name))
+    return open_store(proxy.dsn, pg_schema, max_connections=2, **options), name, proxy
+
+
+def test_a_commit_that_outlives_its_cut_connection_is_waited_for(pg_dsn: str, pg_schema: str) -> None:
+    """The network fails while COMMIT is in flight; the server finishes the commit a moment
+    later. The write is an unknown outcome, and a read right after it sees the write."""
+    store, name, proxy = _behind_proxy(pg_dsn, pg_schema)
+    with store:
+        _trigger(pg_dsn, pg_schema, when="commit", action="PERFORM pg_sleep(1)")
+        with cut_while_sleeping(pg_dsn, name, proxy) as cut, pytest.raises(WriteOutcomeUnknown):
+            store.persist_input_state(RT, InputRow("a", b"1"))
+        assert cut[0] >= 1
+        assert store.load_input_states(RT) == [InputRow("a", b"1")]  # the commit had landed meanwhile
+        mark = store.load_high_water(RT)
+        assert mark is not None and (mark.writes, mark.inputs) == (1, 1)
+    proxy.close()
+
+
+def test_reads_fail_while_a_commit_of_a_cut_connection_may_still_be_running(pg_dsn: str, pg_schema: str) -> None:
+    store, name, proxy = _behind_proxy(pg_dsn, pg_schema, timeout_s=1)
+    with store:
+        _trigger(pg_dsn, pg_schema, when="commit", action="PERFORM pg_sleep(60)")
+        with cut_while_sleeping(pg_dsn, name, proxy), pytest.raises(WriteOutcomeUnknown):
+            store.persist_input_state(RT, InputRow("a", b"1"))
+        for read in (store.load_input_states, store.load_high_water, store.load_machine_lifecycle):
+            with pytest.raises(ReadFailed, match="may still be committing") as info:
+                read(RT)
+            assert info.value.runtime_id == RT
+        assert store.load_input_states("rt:session:elsewhere") == []  # other runtimes read as usual
+        assert terminate(pg_dsn, name, waiting_on="PgSleep") == 1  # the server ends it: rolled back
+        _drop_trigger(pg_dsn, pg_schema)
+        assert store.load_input_states(RT) == [] and store.load_high_water(RT) is None
+        store.persist_input_state(RT, InputRow("b", b"2"))
+        assert [r.input_id for r in store.load_input_states(RT)] == ["b"]
+    proxy.close()
+
+
+def test_an_accept_whose_commit_outlives_its_connection_is_acknowledged_once(pg_dsn: str, pg_schema: str) -> None:
+    """The runtime reads the store back after the unknown outcome: it finds the accept stored,
+    acknowledges it, and a retry with the same idempotency key is deduplicated. (Were the read
+    made before the server finished the commit, the accept would be reported as not stored and
+    the retry would store the key a second time.)"""
+    store, name, proxy = _behind_proxy(pg_dsn, pg_schema)
+    first = make_prompt("one", idempotency_key="k")
+
+    async def body() -> None:
+        machine = MeerkatMachine.persistent(store)
+        await machine.register_session("s")
+        _trigger(pg_dsn, pg_schema, when="commit", action="PERFORM pg_sleep(1)")
+        with cut_while_sleeping(pg_dsn, name, proxy) as cut:
+            outcome = await machine.accept_input("s", first)
+        assert cut[0] >= 1 and isinstance(outcome, Accepted)
+        _drop_trigger(pg_dsn, pg_schema)
+        again = await machine.accept_input("s", make_prompt("one again", idempotency_key="k"))
+        assert isinstance(again, Deduplicated) and again.existing_id == first.header.id
+        await machine.close()
+
+    run(body())
+    with open_store(pg_dsn, pg_schema) as check:
+        keys = [
+            decode_record(r.payload).input.header.idempotency_key
+            for r in check.load_input_states(canonical_runtime_id("s"))
+        ]
+    assert keys == ["k"]
+    proxy.close()
 
 
 def test_commit_refused_by_a_connected_server_is_a_plain_write_failure(pg_dsn: str, pg_schema: str) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import z3
 from meerkat_model.proofs.induction import prove_invariants
 from meerkat_model.proofs.ops_encoding import build_ops_machine, ops_invariants, ops_transitions
+from meerkat_model.proofs.totality import check_totality
 
 from tests.proofs.variants import (
     complete_without_outcome,
+    complete_without_post_state,
     recover_without_retention,
     register_ignoring_limit,
     replace,
@@ -108,3 +113,56 @@ def test_recovery_must_reapply_retention() -> None:
     assert cex is not None and cex["transition"] == "crash_recover"
     assert cex["pre"]["barrier"] is True and cex["post"]["barrier"] is False
     assert sum(cex["post"]["done"].values()) > cex["pre"]["max_completed"]
+
+
+def test_a_counterexample_shows_every_id_the_broken_count_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever solver finds it (here the exact one: the over-approximating first try is made
+    to give up, as it may under load), the report shows every id the invariant counts, also
+    those the step left alone."""
+    from meerkat_model.proofs import induction
+
+    check = induction._StepSolver.check
+
+    def exact_only(self: Any, goal: Any) -> Any:
+        return (z3.unknown, None, {}) if not self._args[4] else check(self, goal)
+
+    monkeypatch.setattr(induction._StepSolver, "check", exact_only)
+    machine = build_ops_machine(3, replace(ops_transitions(), recover_without_retention()))
+    broken = {r.name: r for r in prove_invariants(machine)}["inductive:registry.retention_bound"]
+    cex = broken.counterexample
+    assert broken.status == "failed" and cex is not None
+    assert sum(cex["post"]["done"].values()) > cex["pre"]["max_completed"]
+
+
+def test_a_transition_without_a_post_state_is_not_total() -> None:
+    machine = build_ops_machine(2, replace(ops_transitions(), complete_without_post_state()))
+    result = check_totality(machine)
+    assert result.status == "failed" and result.name == "total:ops"
+    cex = result.counterexample
+    assert cex is not None and cex["transition"] == "complete_operation"
+    assert cex["state"]["barrier"] is True
+    assert check_totality(build_ops_machine(2)).status == "proved"
+
+
+def test_a_proof_that_relies_on_an_unproved_invariant_says_so() -> None:
+    machine = build_ops_machine(3, replace(ops_transitions(), complete_without_outcome()))
+    results = {r.name: r for r in prove_invariants(machine)}
+    assert results["inductive:op.terminal_outcome"].status == "failed"
+    conditional = [r for r in results.values() if r.assumes]
+    assert conditional, "no proof relied on the broken invariant"
+    for r in conditional:
+        assert r.status == "proved" and "op.terminal_outcome" in r.assumes
+        assert r.label.startswith("proved assuming ") and r.detail == r.label
+    # a sound machine proves everything without assumptions
+    assert not any(r.assumes for r in prove_invariants(build_ops_machine(3)))
+
+
+def test_assumptions_follow_proofs_transitively() -> None:
+    from meerkat_model.proofs.induction import _assumptions, _Tally
+
+    tallies = {name: _Tally() for name in ("a", "b", "c", "d")}
+    tallies["a"].uses = {"b"}
+    tallies["b"].uses = {"c"}
+    tallies["c"].status = "unknown"
+    tallies["d"].uses = {"a", "d"}
+    assert _assumptions(tallies) == {"a": ("c",), "b": ("c",), "c": (), "d": ("c",)}

@@ -16,16 +16,21 @@ def report() -> ProofReport:
 
 def test_run_proofs_proves_every_invariant_and_finds_no_failure(report: ProofReport) -> None:
     assert report.ids == 8
-    assert {r.machine for r in report.results} == {"ops", "session"}
+    assert {r.machine for r in report.results} == {"ops", "session", "ownership"}
     assert [r.name for r in report.results if r.status == "failed"] == []
     categories = {r.name.split(":")[0] for r in report.results}
-    assert categories == {"inductive", "step", "enabled", "table", "drift"}
+    assert categories == {"inductive", "step", "enabled", "table", "drift", "total"}
     for r in report.results:
         if r.name.startswith(("inductive:", "step:", "enabled:")):
             assert r.status == "proved", r.name
     assert next(r for r in report.results if r.name == "drift:ops").status == "proved"
     assert next(r for r in report.results if r.name == "drift:session").status == "proved"
     assert next(r for r in report.results if r.name == "table:session").status == "proved"
+    assert next(r for r in report.results if r.name == "total:ops").status == "proved"
+    assert next(r for r in report.results if r.name == "total:session").status == "proved"
+    assert next(r for r in report.results if r.name == "total:ownership").status == "proved"
+    assert not any(r.name in ("table:ownership", "drift:ownership") for r in report.results)
+    assert not any(r.assumes for r in report.results)
     assert report.ok
 
 

@@ -81,3 +81,17 @@ def recover_without_retention() -> SymTransition:
         return StepFormula(z3.BoolVal(True), z3.And(*eqs), writes)
 
     return SymTransition("crash_recover", "registry", ("Idle", "Waiting"), "Idle", build)
+
+
+def complete_without_post_state() -> SymTransition:
+    """``complete_operation`` whose effect cannot be met while a barrier is active: its guard
+    holds there, but the transition could never fire (every proof about it would hold vacuously)."""
+    real = ops.terminal_step(ops.RUNNING_OR_RETIRING, ops.COMPLETED)
+
+    def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
+        step = real(pre, post, p)
+        stuck = p.aux_int("stuck")
+        p.domain.append(z3.Implies(pre["barrier"], z3.And(stuck == 1, stuck == 2)))
+        return step
+
+    return SymTransition("complete_operation", "operation", ("Running", "Retiring"), "Completed", build)

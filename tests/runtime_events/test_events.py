@@ -13,13 +13,14 @@ from meerkat_runtime.events.event import LifecycleEvent
 from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.events.logging_sink import LoggingSubscriber
 from meerkat_runtime.session.dispatch import CompositionDispatchFailed, CompositionSignal, DispatchFailurePolicy
+from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError, RunPrimitive
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.testing import Fail, ScriptedExecutor
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.vocab.errors import DurableWriteFailed, ValidationFailed
-from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 from meerkat_runtime.vocab.runtime import RuntimeState
 
@@ -225,6 +226,65 @@ def test_the_retry_policy_limits_attempts_and_stops_at_errors_it_does_not_retry(
     with pytest.raises(ValidationFailed):
         RetryPolicy(max_attempts=0)
     assert not RetryPolicy(retryable=(KeyError,)).is_retryable(ValueError("x"))
+
+
+def test_a_scripted_failure_raising_an_error_the_policy_does_not_retry_abandons_at_once() -> None:
+    class Fatal(Exception):
+        pass
+
+    async def body() -> tuple[int, int, str]:
+        m, _ = persistent(retry=RetryPolicy(retryable=lambda error: not isinstance(error, Fatal)))
+        ex = ScriptedExecutor(Fail(error=Fatal("no retry")), Fail("retried"))
+        await m.register_session_with_executor("s", ex)
+        await m.accept_input("s", make_prompt("a", input_id="in-a"))
+        await m.settle("s")
+        view = await m.input_state("s", "in-a")
+        assert view is not None
+        await m.close()
+        return len(ex.applied), view.attempts, view.current_state.value
+
+    assert run(body()) == (1, 3, "abandoned")  # attempts set to the limit, the second step never used
+
+
+def test_a_direct_run_is_one_accept_and_run_event_and_a_fatal_failure_says_it_is_not_retryable() -> None:
+    class Fatal(Exception):
+        pass
+
+    async def body() -> list[LifecycleEvent]:
+        m, _ = persistent(retry=RetryPolicy(retryable=lambda error: not isinstance(error, Fatal)))
+        got: list[LifecycleEvent] = []
+        m.events.subscribe(got.append)
+        await m.register_session("s")
+        ex = ScriptedExecutor(Fail(error=Fatal("for good")), Fail("again"))
+
+        async def op(run_id: RunId, primitive: RunPrimitive) -> tuple[None, CoreApplyOutput]:
+            return None, await ex.apply(run_id, primitive)
+
+        for input_id in ("in-a", "in-b"):
+            with pytest.raises((Fatal, ExecutorError)):
+                await m.accept_input_and_run("s", make_prompt("a", input_id=input_id, idempotency_key=input_id), op)
+        await m.close()
+        return got
+
+    got = run(body())
+    assert [e.rule for e in got] == [
+        "register",
+        "accept_and_run",
+        "executor_failed_exhausted_without_loop",
+        "accept_and_run",
+        "executor_failed_without_loop",
+        "unregister",
+    ]
+    started = got[1]
+    assert (started.before, started.after) == ("Idle", "Running")
+    assert [(c.entity, c.id, c.before, c.after) for c in started.changes if c.entity == "input"] == [
+        ("input", "in-a", "Absent", "Staged")
+    ]
+    assert started.details["idempotency_key"] == "in-a" and started.details["attempt"] == 1
+    fatal, retried = got[2], got[4]
+    assert fatal.details["retryable"] is False and fatal.details["attempts"] == 3
+    assert retried.details["retryable"] is True and retried.details["attempts"] == 1
+    assert (retried.before, retried.after) == ("Running", "Idle")
 
 
 def test_the_executor_error_is_on_the_input_history() -> None:

@@ -191,3 +191,24 @@ def test_persistent_runtime_without_blob_store_refuses_image_inputs() -> None:
         assert await m.list_active_inputs("s") == []
 
     run(body())
+
+
+def test_compact_rows_leave_null_fields_out_and_rows_with_explicit_nulls_still_decode() -> None:
+    """The compact form writes no null optional field; the form that spelled every null out
+    (written by earlier releases, same row version) decodes to the same record."""
+    record = _record(
+        history=[HistoryEntry(None, S.ACCEPTED, "accepted", 1.5), HistoryEntry(S.ACCEPTED, S.QUEUED, "queued", 1.5)]
+    )
+    compact = json.loads(encode_record(record))
+    for name in ("terminal", "outcome", "last_error", "last_run_id", "last_boundary_sequence"):
+        assert name not in compact
+    assert "from" not in compact["history"][0]
+    assert not {"idempotency_key", "supersession_key", "correlation_id"} & set(compact["input"]["header"])
+    spelled_out = dict(compact)
+    spelled_out.update(terminal=None, outcome=None, last_error=None, last_run_id=None, last_boundary_sequence=None)
+    spelled_out["history"] = [{"from": None, **compact["history"][0]}, compact["history"][1]]
+    spelled_out["input"] = dict(compact["input"])
+    spelled_out["input"]["header"] = dict(
+        compact["input"]["header"], idempotency_key=None, supersession_key=None, correlation_id=None
+    )
+    assert decode_record(json.dumps(spelled_out).encode()) == decode_record(encode_record(record)) == record

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from meerkat_runtime.session import packed_record as packed_module
+from meerkat_runtime.session import retention as retention_module
 from meerkat_runtime.session.completion import Completed
 from meerkat_runtime.session.core import recovery as recovery_module
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
@@ -140,19 +142,25 @@ def test_a_restart_decodes_only_the_backlog(tmp_path: Path, monkeypatch: pytest.
         return real(data)
 
     monkeypatch.setattr(recovery_module, "decode_record", counting)
+    monkeypatch.setattr(packed_module, "decode_record", counting)
+    monkeypatch.setattr(retention_module, "decode_record", counting)
+    monkeypatch.setattr(retention_module, "RESIDENT_FINISHED", 5)
 
     async def check() -> None:
         m = MeerkatMachine.persistent(path)
         await m.register_session("s")
         await m.accept_input("s", make_prompt("pending"))
-        assert decoded == []  # 20 finished rows, none decoded at registration
+        assert len(decoded) == 5  # of 20 finished rows only the 5 most recent (kept resident)
         await m.close()
+        decoded.clear()
         m2 = MeerkatMachine.persistent(path)
         await m2.register_session("s")
-        assert len(decoded) == 1  # the one pending row
+        assert len(decoded) == 5  # and the one pending row is Queued: read without decoding it
         outcome = await m2.accept_input("s", make_prompt("dup", idempotency_key="k3"))
         assert isinstance(outcome, Deduplicated) and outcome.outcome == Completed(RunResult("done", 1, 0, 0))
+        assert len(decoded) == 6  # the duplicate's finished row, read for its stored outcome
         views = await m2.input_states("s")
+        assert len(decoded) == 6 + 15 + 1  # the 15 finished rows not resident and the pending one
         assert len(views) == 21 and sum(v.current_state is S.CONSUMED for v in views) == 20
         await m2.close()
 

@@ -536,3 +536,24 @@ def test_cancel_after_boundary_is_forwarded_to_the_executor() -> None:
         assert ex.commands == [CancelAfterBoundary("enough")]
 
     run(body())
+
+
+def test_a_second_input_starts_after_an_interrupt_even_when_the_executor_ignores_the_command() -> None:
+    """The rule: ``interrupt`` ends the run in flight whatever the executor does with
+    ``CancelCurrentRun``; the loop cancels the run's apply and goes on to the next input."""
+
+    async def body() -> None:
+        m, _ = persistent()
+        ex = ScriptedExecutor(default=Block(), ignore_cancel=True)
+        await m.register_session_with_executor("s", ex)
+        first, second = make_prompt("first"), make_prompt("second")
+        await queue_behind_run(m, ex, first, second)
+        await m.interrupt_current_run("s")
+        assert any(type(c).__name__ == "CancelCurrentRun" for c in ex.commands)
+        await m.settle("s")
+        assert [ids for _, ids in ex.applied] == [(first.header.id,), (second.header.id,)]
+        assert ex.parked()
+        assert (await view_of(m, second)).current_state is S.STAGED
+        assert (await view_of(m, first)).current_state is S.ABANDONED
+
+    run(body())

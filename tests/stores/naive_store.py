@@ -51,6 +51,7 @@ BUGS = frozenset(
         "mark_misses_appends",
         "mark_counts_updates",
         "mark_moves_on_refusal",
+        "mark_races_compaction",
         "quarantine_keeps_row",
         "quarantine_drops_bytes",
         "scan_raises_on_damage",
@@ -240,7 +241,7 @@ class NaiveStore:
         if "unlocked_receipts" in self.bugs:
             self._fence(rt, fence, "atomic_apply")
             exists = ("receipt", rt, key) in self.data.cells
-            time.sleep(0.005)
+            time.sleep(0.05)  # the racers released together all read "absent" (wide enough under load)
             self._apply(rt, key, exists, session_snapshot, receipt, rows)
             return
         self._guarded(
@@ -323,7 +324,22 @@ class NaiveStore:
                 self.data.records = [r for r in self.data.records if r[0] != rt]
             self._mark(rt, MarkStep(ops_snapshot=True, ops_records_cleared=True))
 
+        if "mark_races_compaction" in self.bugs:
+            self._compact_then_mark(rt, snapshot, fence)
+            return
         self._guarded(rt, fence, "persist_ops_lifecycle", write)
+
+    def _compact_then_mark(self, rt: str, snapshot: bytes, fence: Fence | None) -> None:
+        """A compaction that drops the records it saw, then sets the mark in a later critical
+        section: records appended in between survive while the mark says none are left."""
+        with self.data.lock:
+            self._fence(rt, fence, "persist_ops_lifecycle")
+            self._put("ops", rt, "", snapshot)
+            covered = {id(r) for r in self.data.records if r[0] == rt}
+            self.data.records = [r for r in self.data.records if id(r) not in covered]
+        time.sleep(0.001)
+        with self.data.lock:
+            self._mark(rt, MarkStep(ops_snapshot=True, ops_records_cleared=True))
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = self._ok(runtime_id, ReadFailed)

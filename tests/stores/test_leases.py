@@ -131,12 +131,17 @@ class _CommitFails(sqlite3.Connection):
     armed = False
 
 
+@pytest.mark.parametrize("group_commit", [False, True])
 @pytest.mark.parametrize("landed", [True, False])
-def test_a_failing_commit_is_outcome_unknown_only_when_it_may_have_landed(tmp_path: Path, landed: bool) -> None:
-    store = SqliteRuntimeStore(tmp_path / "s.sqlite3")
-    conn = sqlite3.connect(tmp_path / "s.sqlite3", factory=_CommitFails, isolation_level=None)
+def test_a_failing_commit_is_outcome_unknown_only_when_it_may_have_landed(
+    tmp_path: Path, landed: bool, group_commit: bool
+) -> None:
+    store = SqliteRuntimeStore(tmp_path / "s.sqlite3", group_commit=group_commit)
+    conn = sqlite3.connect(tmp_path / "s.sqlite3", factory=_CommitFails, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
-    store._pool._local.conn = conn  # this thread's connection
+    store._pool._local.conn = conn  # this thread's connection (an idle writer lets the caller commit)
+    if group_commit:
+        store._pool._opener = lambda: conn  # and the writer thread's, opened with its first batch
     _CommitFails.after = landed
     assert isinstance(conn, _CommitFails)
     conn.armed = True

@@ -15,6 +15,7 @@ from meerkat_runtime.ops.journal import JournalRecord
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.ops.wire import dump_document
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
@@ -217,10 +218,14 @@ def test_an_operation_result_too_deep_to_read_back_is_never_stored() -> None:
         deep = [deep]
     bad = result(oid)
     bad = type(bad)(oid, deep, False, 1, 0)  # content nested beyond the limit
-    with pytest.raises(InvalidField, match="'content' must be a string"):
+    stored, mark = store.load_ops_lifecycle(RT), store.load_high_water(RT)
+    with pytest.raises(InvalidField, match="'content' must be a string"):  # refused at the door
         registry.complete_operation(oid, bad)
     snapshot = registry.snapshot(oid)
     assert snapshot is not None and snapshot.status.value == "running"  # not applied
+    assert (store.load_ops_lifecycle(RT), store.load_high_water(RT)) == (stored, mark)  # nothing written
+    with pytest.raises(SnapshotFormatError, match="nested deeper"):  # and the writer never encodes one
+        dump_document({"content": deep})
 
 
 def _cursors() -> Any:

@@ -103,6 +103,22 @@ def test_set_overrides_a_bound(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["machines"][0]["coverage"]["dead"] == ["report_progress"]
 
 
+def test_set_accepts_every_documented_bound_the_profile_does_not_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "max_attempts" not in catalog.PROFILES["tiny"]["session"].values
+    args = ["--profile", "tiny", "--machine", "session", "--no-prove", "--json", "--set", "max_attempts=1"]
+    assert verify.main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["machines"][0]["bounds"]["max_attempts"] == 1
+    assert "executor_failed" in doc["machines"][0]["coverage"]["dead"]  # the first failure is the last
+    overrides = verify.parse_overrides(["fatal_errors=1", "session.direct=1"], ["ops", "session"], "small")
+    assert overrides == {"ops": {}, "session": {"fatal_errors": 1, "direct": 1}}
+    assert verify.parse_overrides(["claims=2"], ["ownership"], "small") == {"ownership": {"claims": 2}}
+    with pytest.raises(verify.UsageError, match="session has no bound 'nope'"):
+        verify.parse_overrides(["session.nope=1"], ["session"], "tiny")
+    with pytest.raises(verify.UsageError, match="no selected machine has a bound 'ids'"):
+        verify.parse_overrides(["ids=2"], ["session"], "tiny")
+
+
 def test_progress_lines_on_request(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     explore_module = importlib.import_module("meerkat_model.verifier.explore")
 
@@ -121,6 +137,7 @@ class _FakeResult:
     def __init__(self, status: str) -> None:
         self.name, self.machine, self.status, self.seconds = f"fake:{status}", "ops", status, 0.01
         self.counterexample: Any = {"x": 1} if status == "failed" else None
+        self.assumes: tuple[str, ...] = ()
 
 
 class _FakeReport:

@@ -15,6 +15,7 @@ from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.verifier import Exploration, explore, shortest_trace
 from meerkat_model.verifier.parallel import WorkerError
+from meerkat_model.verifier.trace import violation_trace
 
 from tests.verifier.toys import SMALL_OPS, Counter, LeakyCancel
 from tests.verifier.traces import replayed_violation_trace
@@ -147,9 +148,48 @@ class Exploding(Counter):
 
 
 @pytest.mark.parametrize("boom", [6, 7])
-def test_an_error_in_any_worker_is_raised_and_no_worker_remains(boom: int, no_orphans: list[int]) -> None:
-    with pytest.raises((ValueError, WorkerError), match=f"boom at {boom}"):
-        explore(Exploding(boom), workers=2, progress=lambda *_: no_orphans.extend(child_pids()))
+def test_a_step_that_raises_in_any_worker_is_a_violation_with_its_trace(boom: int, no_orphans: list[int]) -> None:
+    e = explore(Exploding(boom), workers=2, progress=lambda *_: no_orphans.extend(child_pids()))
+    seq = explore(Exploding(boom))
+    (v,) = e.violations
+    assert v.invariant == "steps_raise_nothing" and v.step and f"boom at {boom}" in v.message
+    assert v.depth == boom + 1 and e.state_list[v.state_index] == boom
+    assert [(w.invariant, w.depth, w.message) for w in seq.violations] == [(v.invariant, v.depth, v.message)]
+    trace = violation_trace(e, v)
+    assert [st.label for st in trace] == ["inc"] * boom + ["inc"]
+    assert trace[-1].outputs == (("raised", f"ValueError: boom at {boom}"),)
+
+
+class Unpicklable(Counter):
+    """States from 5 on cannot cross a pipe: an error outside the search core, raised as ``WorkerError``."""
+
+    def initial_state(self) -> Any:
+        return _Opaque(0)
+
+    def step(self, state: Any, action: Sequence[Any]) -> Stepped[Any] | Rejected:
+        result = super().step(state.value, tuple(action))
+        return Stepped(_Opaque(result.state), (), result.transition) if isinstance(result, Stepped) else result
+
+
+class _Opaque:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Opaque) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return self.value
+
+    def __reduce__(self) -> Any:
+        if self.value >= 5:
+            raise TypeError("boom: this state cannot be pickled")
+        return (_Opaque, (self.value,))
+
+
+def test_an_error_in_any_worker_is_raised_and_no_worker_remains(no_orphans: list[int]) -> None:
+    with pytest.raises((TypeError, WorkerError), match="boom"):
+        explore(Unpicklable(limit=20), workers=2, progress=lambda *_: no_orphans.extend(child_pids()))
 
 
 def test_a_killed_worker_is_reported(no_orphans: list[int]) -> None:

@@ -1,4 +1,5 @@
-"""``meerkat-conformance``: run the lockstep search and the exhaustive replay, print a report.
+"""``meerkat-conformance``: run the directed scenarios, the lockstep search and the exhaustive
+replay, print a report, and hold the run to its coverage floor.
 
     meerkat-conformance check-trace FILE...   (replay recorded event logs: cli/check_trace.py)
     meerkat-conformance [--profile fast|deep] [--machine ops|session|all]
@@ -7,13 +8,17 @@
                         [--progress-every SECONDS]
                         [--seed N] [--example-db DIR]
 
-A run is reproducible: the ``fast`` profile is derandomized, and any other run is seeded (the
-seed is drawn and printed when ``--seed`` is not given). When model and runtime disagree, the
-minimal side-by-side trace is printed with a one-line command that runs the same search again.
+For each machine: the directed scenarios (the shortest path to every transition the model can
+reach, replayed against the runtime), then the Hypothesis search, then the replay of a model
+graph. A run is reproducible: the ``fast`` profile is derandomized, and any other run is seeded
+(the seed is drawn and printed when ``--seed`` is not given). When model and runtime disagree,
+the minimal side-by-side trace is printed with a one-line command that runs the same search
+again. The coverage floor: a run fails when it fires fewer than all the transitions the
+scenarios found reachable, and the report names the ones it missed.
 
-Exit status: 0 when model and runtime agreed everywhere, 1 on a disagreement, 2 on a usage
-error (checked before any search) or a missing ``conformance`` extra, 130 when interrupted
-with Ctrl-C (the partial report is printed first).
+Exit status: 0 when model and runtime agreed everywhere and every reachable transition fired, 1
+on a disagreement or a missed floor, 2 on a usage error (checked before any search) or a missing
+``conformance`` extra, 130 when interrupted with Ctrl-C (the partial report is printed first).
 """
 
 from __future__ import annotations
@@ -71,11 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=(
             "profiles (how long the whole command runs on 2 cores, both machines):\n"
             f"{_profile_help()}\n"
-            "Most of that is the replay of the ci graph; --replay-profile tiny brings fast under 30 seconds.\n"
+            "Each machine runs its directed scenarios, then the search, then the replay of a model graph.\n"
             "Progress lines go to stderr; the report to stdout. A failure prints the minimal trace and a\n"
             "one-line command that reproduces it (seed, profile, machine, budgets).\n\n"
-            "exit status: 0 model and runtime agreed; 1 a disagreement; 2 usage error (checked before the\n"
-            "search) or the 'conformance' extra missing; 130 interrupted with Ctrl-C (partial report printed)"
+            "exit status: 0 model and runtime agreed and every reachable transition fired; 1 a disagreement\n"
+            "or a missed coverage floor; 2 usage error (checked before the search) or the 'conformance' extra\n"
+            "missing; 130 interrupted with Ctrl-C (partial report printed)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -105,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help=f"model profile whose reachable graph is replayed edge by edge ({', '.join(MODEL_PROFILES)}, or "
-        "'none' to skip; default: the search profile's, ci)",
+        "'none' to skip; default: the search profile's: small for fast, ci for deep)",
     )
     p.add_argument(
         "--disk",
@@ -117,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         "--search-disk",
         choices=DISK_KINDS,
         default="sqlite",
-        help="store under the Hypothesis search (default: sqlite)",
+        help="store under the Hypothesis search (default: sqlite, with group commit on; sqlite-unbatched: off)",
     )
     p.add_argument(
         "--progress-every",
@@ -277,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return usage_error(PROG, exc)
 
+    from meerkat_conformance.cli.directed import run_directed
     from meerkat_conformance.lockstep.runner import run_lockstep, search_examples
     from meerkat_conformance.lockstep.stateful import fresh_tally
     from meerkat_conformance.lockstep.trace import Disagreement
@@ -295,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         tally = fresh_tally(suite.model(lockstep_class.BOUNDS))
         tallies.append(tally)
         progress = ProgressLine(f"{name} search", every=run.progress_every, target=examples)
-        phase = "search"
+        phase = "scenarios"
         try:
+            run_directed(suite, lockstep_class, tally, run.disk, (run.search_disk,))
+            phase = "search"
             run_lockstep(
                 lockstep_class,
                 run.profile,
@@ -320,10 +329,15 @@ def main(argv: list[str] | None = None) -> int:
             interrupted = f"{name} {phase}"
             break
     elapsed = time.perf_counter() - started
+    floors = [t for t in tallies if t.machine not in failed and t.below_floor] if interrupted is None else []
     if interrupted is not None:
         verdict = f"INTERRUPTED during the {interrupted} (partial)"
+    elif failed or floors:
+        parts = [f"FAILED on {', '.join(failed)}"] if failed else []
+        parts += [f"coverage floor missed on {t.machine} ({', '.join(t.below_floor)})" for t in floors]
+        verdict = "; ".join(parts)
     else:
-        verdict = f"FAILED on {', '.join(failed)}" if failed else "passed"
+        verdict = "passed"
     seed = "derandomized" if run.seed is None else f"seed {run.seed}"
     print(
         format_report(
@@ -338,7 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted is not None:
         print(f"{PROG}: interrupted during the {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed else EXIT_OK
+    for t in floors:
+        print(
+            f"{PROG}: coverage floor missed on {t.machine}: {len(t.below_floor)} of {len(t.reachable)} reachable "
+            f"transitions never fired: {', '.join(t.below_floor)}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if failed or floors else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The conformance report: per machine, transitions covered / total, replay edge coverage,
-examples run, steps, crashes and faults injected."""
+"""The conformance report: per machine, transitions covered / total, the coverage floor,
+replay edge coverage, scenarios and examples run, steps, crashes and faults injected."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def format_tally(tally: MachineTally) -> list[str]:
         f"machine {tally.machine}:",
         f"  transitions covered   {_ratio(tally.covered_declared, len(tally.transitions))}",
     ]
+    if tally.reachable:
+        fired = len(tally.reachable) - len(tally.below_floor)
+        verdict = "met" if not tally.below_floor else "MISSED: " + ", ".join(tally.below_floor)
+        lines.append(f"  coverage floor        {fired}/{len(tally.reachable)} reachable transitions fired ({verdict})")
+    if tally.scenarios:
+        lines.append(f"  directed scenarios    {tally.scenarios}")
     if tally.edges_total:
         lines.append(f"  replay edges covered  {_ratio(tally.edges_covered, tally.edges_total)}")
         lines.append(f"  replay walks          {tally.walks}")

@@ -16,6 +16,13 @@ from meerkat_model.machine import Rejected, Stepped
 from meerkat_conformance.lockstep.outcome import Outcome
 
 
+class RuntimeStuck(Exception):
+    """The runtime did not come to rest within the adapter's bound on event-loop turns (a loop
+    that spins, a lock never released, a task that never finishes). The lockstep driver reports
+    it as a disagreement with the trace; the bound counts turns, not seconds, so it does not
+    depend on how loaded the machine is."""
+
+
 class StepKind(Enum):
     """How the report counts a step."""
 
@@ -28,7 +35,8 @@ class RuntimeAdapter(Protocol):
     """One runtime instance driven in lockstep with a model machine."""
 
     def execute(self, action: Hashable) -> Outcome:
-        """Apply the model action to the runtime; never raises for runtime errors."""
+        """Apply the model action to the runtime; never raises for runtime errors (raises
+        :class:`RuntimeStuck` when the runtime does not come to rest)."""
         ...
 
     def expected(self, action: Hashable, result: Stepped[Any] | Rejected) -> Outcome:

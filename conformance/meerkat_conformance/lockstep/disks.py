@@ -1,7 +1,9 @@
 """Durable storage that outlives a simulated process: each ``open()`` returns a fresh store
 handle over the same data, as a restarted process would get.
 
-``SqliteDisk`` keeps one SQLite file in a private temporary directory; ``MemoryDisk`` keeps
+``SqliteDisk`` keeps one SQLite file in a private temporary directory (kind ``sqlite``: the
+store's group commit on, as by default; ``sqlite-unbatched``: off, one transaction per write
+on the calling thread); ``MemoryDisk`` keeps
 one :class:`~meerkat_runtime.store.memory.MemoryStorage` (fast, for the exhaustive replay);
 ``PostgresDisk`` keeps one fresh schema on the PostgreSQL server named by ``MEERKAT_PG_DSN``
 (needs the ``postgres`` extra).
@@ -21,8 +23,8 @@ from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 
 from meerkat_conformance.stores.backend import PG_DSN_ENV
 
-DiskKind = Literal["sqlite", "memory", "postgres"]
-DISK_KINDS: tuple[DiskKind, ...] = ("sqlite", "memory", "postgres")
+DiskKind = Literal["sqlite", "sqlite-unbatched", "memory", "postgres"]
+DISK_KINDS: tuple[DiskKind, ...] = ("sqlite", "sqlite-unbatched", "memory", "postgres")
 
 
 class Disk(Protocol):
@@ -44,13 +46,14 @@ class Disk(Protocol):
 class SqliteDisk:
     """One SQLite database file in its own temporary directory."""
 
-    def __init__(self, synchronous: Literal["FULL", "NORMAL"] = "NORMAL") -> None:
+    def __init__(self, synchronous: Literal["FULL", "NORMAL"] = "NORMAL", *, group_commit: bool = True) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="meerkat-conformance-"))
         self.path = self.directory / "runtime.sqlite3"
         self.synchronous: Literal["FULL", "NORMAL"] = synchronous
+        self.group_commit = group_commit
 
     def open(self) -> RuntimeStore:
-        return SqliteRuntimeStore(self.path, synchronous=self.synchronous)
+        return SqliteRuntimeStore(self.path, synchronous=self.synchronous, group_commit=self.group_commit)
 
     def release(self, store: RuntimeStore) -> None:
         # Committed transactions are already in the file; closing only returns descriptors.
@@ -107,8 +110,10 @@ def make_disk(kind: DiskKind) -> Disk:
     """A fresh, empty disk of ``kind``."""
     if kind == "sqlite":
         return SqliteDisk()
+    if kind == "sqlite-unbatched":
+        return SqliteDisk(group_commit=False)
     if kind == "memory":
         return MemoryDisk()
     if kind == "postgres":
         return PostgresDisk()
-    raise ValueError(f"unknown disk kind {kind!r}; use 'sqlite', 'memory' or 'postgres'")
+    raise ValueError(f"unknown disk kind {kind!r}; use 'sqlite', 'sqlite-unbatched', 'memory' or 'postgres'")

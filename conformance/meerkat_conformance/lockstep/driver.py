@@ -14,17 +14,22 @@ alike. Every :meth:`Lockstep.apply`:
    differ);
 4. compares the two observations.
 
-The first difference raises :class:`~meerkat_conformance.lockstep.trace.Disagreement` with the trace.
+The first difference raises :class:`~meerkat_conformance.lockstep.trace.Disagreement` with the trace;
+so does a runtime that does not come to rest (the adapter raises
+:class:`~meerkat_conformance.lockstep.adapter.RuntimeStuck`): the step is recorded with the
+runtime's result ``stuck``. An exception raised by the model (a step, its observation) is
+reported the same way, as a disagreement naming what raised, with the trace so far: the run
+never ends in a bare traceback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from meerkat_model.machine import Machine, Rejected, Stepped
 
-from meerkat_conformance.lockstep.adapter import RuntimeAdapter, StepKind
+from meerkat_conformance.lockstep.adapter import RuntimeAdapter, RuntimeStuck, StepKind
 from meerkat_conformance.lockstep.diff import diff_values
 from meerkat_conformance.lockstep.outcome import Err, Ok, outcomes_agree
 from meerkat_conformance.lockstep.tally import MachineTally
@@ -58,6 +63,8 @@ class Lockstep:
         self.visited: list[Any] = [self.state]
         """Model states of the last ``apply``: the state before it, then the state after each
         model step it caused (its own, then the runtime's)."""
+        self.unchecked = True
+        """Whether anything may have changed since the last comparison of the observations."""
 
     def _step_plan(self, plan: Sequence[Hashable]) -> tuple[Stepped[Any] | Rejected, Any, tuple[str, ...]]:
         """Step through ``plan``; returns the result (the first rejection, or the combined
@@ -67,7 +74,7 @@ class Lockstep:
         fired: list[str] = []
         self.visited = [state]
         for model_action in plan:
-            result = self.machine.step(state, model_action)
+            result = self.model_step(state, model_action)
             if isinstance(result, Rejected):
                 return result, state, tuple(fired)
             state = result.state
@@ -76,15 +83,36 @@ class Lockstep:
             fired.append(result.transition)
         return Stepped(state, tuple(outputs), fired[-1] if fired else ""), state, tuple(fired)
 
+    def model_step(self, state: Any, action: Hashable) -> Stepped[Any] | Rejected:
+        """The model's step, with an exception it raises turned into a ``Disagreement``."""
+        try:
+            return self.machine.step(state, action)
+        except Exception as exc:
+            self.tally.disagreements += 1
+            label = _label(self.machine, action)
+            raise Disagreement(self.trace, f"the model raised {type(exc).__name__}: {exc} stepping {label}") from exc
+
+    def _model_view(self) -> Any:
+        try:
+            return self.adapter.model_view(self.state)
+        except Exception as exc:
+            self.tally.disagreements += 1
+            raise Disagreement(self.trace, f"the model's observation raised {type(exc).__name__}: {exc}") from exc
+
     def apply(self, action: Hashable) -> Stepped[Any] | Rejected:
         """Apply ``action`` to both sides; raise ``Disagreement`` on the first difference."""
+        self.unchecked = True
         plan = tuple(self.adapter.model_actions(action, self.state))
         result, reached, fired = self._step_plan(plan)
-        runtime = self.adapter.execute(action)
         expected = self.adapter.expected(action, result)
+        label = " + ".join(self.machine.action_label(a) for a in plan)
+        try:
+            runtime = self.adapter.execute(action)
+        except RuntimeStuck as stuck:
+            self.trace.record(label, expected, Err("stuck", str(stuck)), False, self.adapter.note(action))
+            self._stuck(stuck)
         agree = outcomes_agree(expected, runtime)
         kind = self.adapter.step_kind(action)
-        label = " + ".join(self.machine.action_label(a) for a in plan)
         self.trace.record(label, expected, runtime, agree, self.adapter.note(action))
         self.tally.steps += 1
         if kind is StepKind.CRASH:
@@ -99,14 +127,22 @@ class Lockstep:
         if isinstance(result, Rejected):
             self.tally.rejections += 1
         self.last_transitions = fired
-        self._follow_runtime()
-        self.check()
+        try:
+            self._follow_runtime()
+            self.check()
+        except RuntimeStuck as stuck:
+            self._stuck(stuck)
         return result
+
+    def _stuck(self, stuck: RuntimeStuck) -> NoReturn:
+        """Report a runtime that did not come to rest as a disagreement (with the trace)."""
+        self.tally.disagreements += 1
+        raise Disagreement(self.trace, f"the runtime did not come to rest: {stuck}") from None
 
     def _follow_runtime(self) -> None:
         """Apply to the model what the runtime did by itself, then look for overdue work."""
         for model_action in self.adapter.autonomous():
-            result = self.machine.step(self.state, model_action)
+            result = self.model_step(self.state, model_action)
             label = self.machine.action_label(model_action)
             model = Ok(None) if isinstance(result, Stepped) else Err(result.kind, result.detail)
             agree = isinstance(result, Stepped)
@@ -123,15 +159,33 @@ class Lockstep:
             self.tally.disagreements += 1
             # The observations usually show where the work went (an input missing from its
             # lane, a phase that does not drain); list them so the report names the fields.
-            differences = diff_values(self.adapter.model_view(self.state), self.adapter.observe())
+            differences = diff_values(self._model_view(), self.adapter.observe())
             raise Disagreement(self.trace, overdue, differences)
+
+    def check_if_changed(self) -> None:
+        """:meth:`check`, unless nothing was applied since the last check (then both sides are
+        as they were when they last agreed)."""
+        if self.unchecked:
+            self.check()
 
     def check(self) -> None:
         """Compare the two observations now; raise ``Disagreement`` if they differ."""
-        differences = diff_values(self.adapter.model_view(self.state), self.adapter.observe())
+        try:
+            observed = self.adapter.observe()
+        except RuntimeStuck as stuck:
+            self._stuck(stuck)
+        differences = diff_values(self._model_view(), observed)
+        self.unchecked = bool(differences)
         if differences:
             self.tally.disagreements += 1
             raise Disagreement(self.trace, "observable state differs", differences)
 
     def close(self) -> None:
         self.adapter.close()
+
+
+def _label(machine: Machine[Any, Any], action: Hashable) -> str:
+    try:
+        return machine.action_label(action)
+    except Exception:
+        return repr(action)

@@ -5,14 +5,19 @@ which is re-raised as the ``Disagreement`` of the shrunk run) and returns the ac
 :class:`~meerkat_conformance.lockstep.tally.MachineTally`. A ``seed`` makes the search
 reproducible (Hypothesis' ``@seed`` on the machine class); an example ``database`` directory
 keeps the failing examples Hypothesis found and replays them first on the next run.
+Shrinking is bounded in time (the profile's ``shrink_seconds``): past it the smallest failing
+example found so far is the one reported.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hypothesis import seed as hypothesis_seed
+from hypothesis.internal.conjecture import engine as _engine
 from hypothesis.stateful import run_state_machine_as_test
 
 from meerkat_conformance.cli.progress import ProgressLine
@@ -47,7 +52,8 @@ def run_lockstep(
     if seed is not None:
         run_class = hypothesis_seed(seed)(run_class)
     chosen = profile.settings(examples=examples, steps=steps, seeded=seed is not None, database=database)
-    run_state_machine_as_test(run_class, settings=chosen)
+    with bounded_shrinking(profile.shrink_seconds):
+        run_state_machine_as_test(run_class, settings=chosen)
     if progress is not None:
         progress.tick(tally, force=True)
     return tally
@@ -56,3 +62,16 @@ def run_lockstep(
 def search_examples(machine_class: type[LockstepStateMachine], profile: Profile) -> int:
     """The number of examples ``profile`` gives ``machine_class`` (times its ``EXAMPLES_FACTOR``)."""
     return profile.examples * machine_class.EXAMPLES_FACTOR
+
+
+@contextmanager
+def bounded_shrinking(seconds: float) -> Iterator[None]:
+    """Within the block, Hypothesis stops shrinking a failure ``seconds`` after it started (and
+    reports the smallest example found by then). Hypothesis holds this limit as a module
+    constant of its engine (300 s by default), read when shrinking starts; it is restored on exit."""
+    before = _engine.MAX_SHRINKING_SECONDS
+    _engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _engine.MAX_SHRINKING_SECONDS = before

@@ -1,4 +1,5 @@
-"""Counters a conformance run accumulates: transitions covered, examples, steps, crashes, faults."""
+"""Counters a conformance run accumulates: transitions covered, examples, steps, crashes, faults,
+and the coverage floor (the transitions the run can reach, every one of which it must fire)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,18 @@ class MachineTally:
     edges_total: int = 0
     edges_covered: int = 0
     disagreements: int = 0
+    scenarios: int = 0
+    reachable: tuple[str, ...] = ()
+    """The transitions this run can reach (found by the directed-scenario search): the floor."""
 
     @property
     def uncovered(self) -> list[str]:
         return [name for name in self.transitions if name not in self.covered]
+
+    @property
+    def below_floor(self) -> list[str]:
+        """Reachable transitions the run did not fire (the floor is missed when non-empty)."""
+        return [name for name in self.reachable if name not in self.covered]
 
     @property
     def covered_declared(self) -> int:
@@ -46,3 +55,5 @@ class MachineTally:
         self.edges_total = max(self.edges_total, other.edges_total)
         self.edges_covered = max(self.edges_covered, other.edges_covered)
         self.disagreements += other.disagreements
+        self.scenarios += other.scenarios
+        self.reachable = tuple(dict.fromkeys((*self.reachable, *other.reachable)))

@@ -16,10 +16,20 @@ How the model's events are driven, and the one harness action beyond the model's
   then recover like ``Crash()``. The model sees a plain ``Crash()``.
 * ``WriteFails(inner)`` — the next store write fails (``WriteFailed``) while ``inner`` runs;
   the model's own ``WriteFails`` semantics apply.
+* the actions of :mod:`~meerkat_conformance.ops.harness_actions`: a ``wait_all`` barrier
+  released by cancelling the task that awaits its handle, or by dropping the handle (both the
+  model's ``DropWait``), and consumer cursor moves (no model step).
+
+Beyond the model's view the adapter checks what the model does not hold: every peer-ready
+operation reports the peer handle it was given (after recovery too), and the epoch's cursors
+move forward only, and come back from a crash as of a durable write: never ahead of what they
+were, never behind what they were at the last write the model says reached the store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
@@ -70,7 +80,22 @@ from meerkat_conformance.lockstep.adapter import StepKind
 from meerkat_conformance.lockstep.disks import Disk
 from meerkat_conformance.lockstep.faults import disarm, fail_next_write
 from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
-from meerkat_conformance.ops.views import model_op_id, observe_registry, outcome_pair, outcome_pairs, runtime_op_id
+from meerkat_conformance.ops.harness_actions import (
+    CANCEL_WAIT_TASK,
+    CURSORS,
+    DROP_WAIT_HANDLE,
+    AdvanceCursor,
+    CancelWaitTask,
+    DropWaitHandle,
+)
+from meerkat_conformance.ops.views import (
+    handle_view,
+    model_op_id,
+    observe_registry,
+    outcome_pair,
+    outcome_pairs,
+    runtime_op_id,
+)
 
 
 @action_record("crash_read_fault")
@@ -78,16 +103,41 @@ class CrashReadFault(NamedTuple):
     """A crash whose first recovery read fails (the model sees ``Crash()``)."""
 
 
-OpsHarnessAction = OpsAction | CrashReadFault
-"""What the ops adapter executes: a model action, or a crash with a failing first read."""
+OpsHarnessAction = OpsAction | CrashReadFault | CancelWaitTask | DropWaitHandle | AdvanceCursor
+"""What the ops adapter executes: a model action, or one of the harness's own."""
 
 RUNTIME_ID = canonical_runtime_id("conformance-ops")
 CRASH_READ_FAULT = CrashReadFault()
-_NO_RETURN = (WaitAll, DropWait, Crash, CrashReadFault)
+_NO_RETURN = (WaitAll, DropWait, Crash, CrashReadFault, CancelWaitTask, DropWaitHandle)
+_DROPS = (CancelWaitTask, DropWaitHandle)
 _KINDS = {
     int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
     int(OpKind.BACKGROUND_TOOL_OP): OperationKind.BACKGROUND_TOOL_OP,
 }
+
+
+def harness_plan(action: Hashable, model_state: Any = None) -> Sequence[Hashable]:
+    """The model actions harness action ``action`` stands for (itself, for a model action)."""
+    if type(action) is CrashReadFault:
+        return (Crash(),)
+    if isinstance(action, _DROPS):
+        return (DropWait(),)
+    if type(action) is AdvanceCursor:
+        return ()
+    return (action,)
+
+
+def scenario_context(model_state: Any) -> Hashable:
+    """What directed scenarios tell apart when they look for a path to each transition: how
+    many operations are active and completed, whether a barrier is pending and how many
+    completed operations it pins (so a collect or a retention pass under a barrier gets a path)."""
+    barrier = set(model_state.barrier)
+    pinned = sum(1 for op in model_state.completed if op in barrier)
+    return (model_state.active_count, len(model_state.completed), bool(barrier), pinned)
+
+
+HARNESS_EXTRAS: tuple[Hashable, ...] = (CRASH_READ_FAULT, CANCEL_WAIT_TASK, DROP_WAIT_HANDLE)
+"""The harness actions that are not model actions (for directed scenarios)."""
 
 
 def sorted_outputs(outputs: Any) -> tuple[Any, ...]:
@@ -124,6 +174,16 @@ class OpsAdapter:
         self.config = OpsLifecycleConfig(bounds.max_completed, bounds.max_concurrent or None)
         self.watches: list[tuple[int, OperationCompletionWatch]] = []
         self.wait: WaitAllHandle | None = None
+        self.peer_handles: dict[int, OperationPeerHandle] = {}
+        """The peer handle each operation was given when it reported peer-ready."""
+        self.peer_counter = 0
+        self.cursors = [0, 0, 0]
+        """What the epoch's cursors must read now (forward-only)."""
+        self.cursors_written = [0, 0, 0]
+        """The cursors as they were at the last durable write the model made."""
+        self.cursor_problems: list[str] = []
+        self.model_disk: Any = ()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.store, self.faults = self._open_store()
         self.durable = self._recover()
         self.feed_seen = self.registry.completion_feed().watermark()
@@ -164,12 +224,25 @@ class OpsAdapter:
             self.faults.clear()
         self.durable = self._recover()
         self.feed_seen = self.registry.completion_feed().watermark()
+        self._check_recovered_cursors()
         return extra
+
+    def _check_recovered_cursors(self) -> None:
+        """Recovered cursors lie between their values at the last durable write and their
+        values before the crash; they then become what the cursors must read."""
+        recovered = self.durable.cursors.snapshot()
+        for index, name in enumerate(CURSORS):
+            got = getattr(recovered, name)
+            low, high = self.cursors_written[index], self.cursors[index]
+            if not low <= got <= high:
+                self.cursor_problems.append(f"{name} recovered as {got}, expected between {low} and {high}")
+            self.cursors[index] = got
+            self.cursors_written[index] = min(self.cursors_written[index], got)
 
     # --- the adapter protocol -------------------------------------------------------------
 
     def model_actions(self, action: Hashable, model_state: Any) -> Sequence[Hashable]:
-        return (Crash(),) if type(action) is CrashReadFault else (action,)
+        return harness_plan(action)
 
     def autonomous(self) -> Sequence[Hashable]:
         """The registry never acts on its own."""
@@ -195,6 +268,10 @@ class OpsAdapter:
             return "crash + recover, first read fails"
         if type(action) is WriteFails:
             return "store write fails"
+        if type(action) is CancelWaitTask:
+            return "the task awaiting the handle is cancelled"
+        if type(action) is DropWaitHandle:
+            return "the handle is dropped"
         return ""
 
     def execute(self, action: Hashable) -> Outcome:
@@ -209,17 +286,37 @@ class OpsAdapter:
     def expected(self, action: Hashable, result: Stepped[Any] | Rejected) -> Outcome:
         if isinstance(result, Rejected):
             return Err(result.kind, result.detail)
+        if type(action) is AdvanceCursor:
+            return Ok((("returned", max(self.cursors[action.cursor], action.seq)),))
         return Ok(sorted_outputs(result.outputs))
 
     def observe(self) -> Any:
-        return observe_registry(self.registry)
+        view = observe_registry(self.registry)
+        snapshot = self.durable.cursors.snapshot()
+        view["cursors"] = [getattr(snapshot, name) for name in CURSORS]
+        if self.cursor_problems:
+            view["cursor_problems"] = list(self.cursor_problems)
+        return view
 
     def model_view(self, model_state: Any) -> Any:
-        return self.machine.observe(model_state)
+        """The model's view, plus what only the harness tracks: the peer handles and the
+        cursors. Seeing the model's durable image change (a write reached the store) records
+        the cursors as that write stored them."""
+        if model_state.disk != self.model_disk:
+            self.model_disk = model_state.disk
+            self.cursors_written = list(self.cursors)
+        view = self.machine.observe(model_state)
+        for op, op_view in view["ops"].items():
+            handle = self.peer_handles.get(op) if op_view["peer_ready"] else None
+            op_view["peer_handle"] = handle_view(handle)
+        view["cursors"] = list(self.cursors)
+        return view
 
     def close(self) -> None:
         self.watches = []
         self.wait = None
+        if self.loop is not None:
+            self.loop.close()
         self.store.close()
         self.disk.destroy()
 
@@ -230,6 +327,8 @@ class OpsAdapter:
             returned, extra = self._dispatch(action)
         except Exception as exc:  # every runtime refusal, and anything unexpected, is compared
             return error_outcome(exc)
+        if type(action) is RegisterOperation:
+            self.peer_handles.pop(action.op, None)  # a new operation under that id
         outputs: list[Any] = list(extra)
         if not isinstance(action, _NO_RETURN):
             outputs.append(("returned", returned))
@@ -277,8 +376,21 @@ class OpsAdapter:
             case MarkRetired(op):
                 return _value(reg.mark_retired, runtime_op_id(op)), ()
             case PeerReady(op):
-                handle = OperationPeerHandle(f"peer-{op}", "inproc://conformance")
-                return _value(reg.peer_ready, runtime_op_id(op), handle), ()
+                self.peer_counter += 1
+                name = f"peer-{op}-{self.peer_counter}"
+                handle = OperationPeerHandle(name, f"inproc://conformance/{name}", f"id-{self.peer_counter}")
+                returned = _value(reg.peer_ready, runtime_op_id(op), handle)
+                self.peer_handles[op] = handle
+                return returned, ()
+            case AdvanceCursor(cursor, seq):
+                advance = getattr(self.durable.cursors, f"advance_{CURSORS[cursor]}")
+                value = advance(seq)
+                self.cursors[cursor] = max(self.cursors[cursor], seq)
+                return value, ()
+            case CancelWaitTask():
+                return None, self._cancel_wait_task()
+            case DropWaitHandle():
+                return None, self._drop_wait_handle()
             case ReportProgress(op):
                 return _value(reg.report_progress, runtime_op_id(op), OperationProgressUpdate("working", 50.0)), ()
             case CompleteOperation(op, result):
@@ -293,6 +405,42 @@ class OpsAdapter:
             case AbortProvisioning(op, reason):
                 return _value(reg.abort_provisioning, runtime_op_id(op), reason), ()
         raise ValueError(f"the ops harness does not know action {action!r}")
+
+    def _cancel_wait_task(self) -> tuple[Any, ...]:
+        """Await the pending handle in a task, then cancel the task."""
+        handle, self.wait = self.wait, None
+        if handle is None or handle.done():
+            return self._drop_wait_of(handle)
+        loop = self.loop = self.loop or asyncio.new_event_loop()
+
+        async def cancelled() -> bool:
+            task = asyncio.ensure_future(handle.wait())
+            await asyncio.sleep(0)  # the task now awaits the handle
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                return True
+            except MeerkatError:
+                return True
+            return False
+
+        return () if loop.run_until_complete(cancelled()) and handle.done() else (("wait_task_cancel_refused",),)
+
+    def _drop_wait_handle(self) -> tuple[Any, ...]:
+        """Drop the last reference to the pending handle and let the collector take it."""
+        handle, self.wait = self.wait, None
+        if handle is None or handle.done():
+            return self._drop_wait_of(handle)
+        del handle
+        gc.collect()
+        self.registry.view()  # any call drains the barriers of dropped handles
+        return ()
+
+    def _drop_wait_of(self, handle: WaitAllHandle | None) -> tuple[Any, ...]:
+        """No pending handle to drop: as ``DropWait`` without one."""
+        self.wait = handle
+        return self._drop_wait()
 
     def _drop_wait(self) -> tuple[Any, ...]:
         handle, self.wait = self.wait, None

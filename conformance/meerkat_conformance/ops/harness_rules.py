@@ -35,6 +35,6 @@ OPS_HARNESS_RULES: tuple[HarnessRule, ...] = (
         "registry_call", "terminate_owner", "collect_completed", note="optionally with the store's next write failing"
     ),
     *_same("wait_all", "wait_all_immediate", "wait_all_begin"),
-    *_same("drop_wait", "wait_all_cancel"),
+    *_same("drop_wait", "wait_all_cancel", note="the handle cancelled, the task awaiting it cancelled, or dropped"),
     *_same("crash", "crash_recover", note="recovered from the store, optionally with a failing first read"),
 )

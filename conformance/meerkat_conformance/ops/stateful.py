@@ -3,7 +3,9 @@
 Operation ids travel through the ``ops`` bundle (filled by ``register``); terminal payloads
 are drawn from the model's payload domains. Crash steps abandon the registry and recover it
 from the SQLite file (optionally with a failing first read); fault steps make the next store
-write fail. After every step the base class compares results and observations.
+write fail. A barrier may go away three ways (its handle cancelled, the task awaiting it
+cancelled, the handle dropped); the epoch's cursors move between steps. After every step the
+base class compares results and observations.
 
 Subclass and override the class attributes to change bounds, disk or (for planted-bug
 tests) the registry class.
@@ -45,6 +47,7 @@ from meerkat_conformance.lockstep.disks import DiskKind, make_disk
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.stateful import LockstepStateMachine, with_failing_write
 from meerkat_conformance.ops.adapter import CRASH_READ_FAULT, OpsAdapter
+from meerkat_conformance.ops.harness_actions import CANCEL_WAIT_TASK, CURSORS, DROP_WAIT_HANDLE, AdvanceCursor
 
 HYPOTHESIS_BOUNDS = Bounds({"ids": 3, "kinds": 2, "max_completed": 2, "max_concurrent": 2, "payloads": 1})
 """Bounds of the model the Hypothesis machine runs (data domains only; steps are unbounded)."""
@@ -159,9 +162,16 @@ class OpsLockstepMachine(LockstepStateMachine):
         self.act(WaitAll(members))
 
     @precondition(_has_barrier)
-    @rule()
-    def drop_wait(self) -> None:
-        self.act(DropWait())
+    @rule(how=st.sampled_from(["cancel", "cancel_task", "drop_handle"]))
+    def drop_wait(self, how: str) -> None:
+        """The barrier goes away: its handle is cancelled, the task awaiting it is cancelled,
+        or the handle is dropped."""
+        self.act({"cancel": DropWait(), "cancel_task": CANCEL_WAIT_TASK, "drop_handle": DROP_WAIT_HANDLE}[how])
+
+    @rule(cursor=st.integers(0, len(CURSORS) - 1), seq=st.integers(0, 6))
+    def advance_cursor(self, cursor: int, seq: int) -> None:
+        """A consumer cursor of the epoch moves (never backward)."""
+        self.act(AdvanceCursor(cursor, seq))
 
     # --- crashes --------------------------------------------------------------------------
 

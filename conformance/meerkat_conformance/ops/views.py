@@ -14,6 +14,7 @@ from meerkat_runtime.vocab.operation import (
     Cancelled,
     Completed,
     Failed,
+    OperationPeerHandle,
     Retired,
     TerminalOutcome,
     Terminated,
@@ -60,6 +61,11 @@ def outcome_pairs(pairs: Any) -> tuple[tuple[int | str, tuple[str, str | None] |
     return tuple((model_op_id(oid), outcome_pair(outcome)) for oid, outcome in pairs)
 
 
+def handle_view(handle: OperationPeerHandle | None) -> tuple[str, str, str | None] | None:
+    """A peer handle as plain data: ``(peer_name, address, peer_id)``."""
+    return None if handle is None else (handle.peer_name, handle.address, handle.peer_id)
+
+
 def observe_registry(registry: OpsLifecycleRegistry) -> dict[str, Any]:
     """What an observer of ``registry`` sees, shaped like ``OpsMachine.observe``."""
     view = registry.view()
@@ -73,6 +79,7 @@ def observe_registry(registry: OpsLifecycleRegistry) -> dict[str, Any]:
             "watcher_count": snap.watcher_count,
             "terminal_outcome": outcome_pair(snap.terminal_outcome),
             "completion_seq": snap.completion_seq,
+            "peer_handle": handle_view(snap.peer_handle),
         }
     feed = registry.completion_feed()
     return {

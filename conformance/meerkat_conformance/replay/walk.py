@@ -206,7 +206,7 @@ class _Walker:
         lockstep = self.lockstep
         assert lockstep is not None
         state = lockstep.state
-        step = self.machine.step
+        step = lockstep.model_step  # a model step that raises is a disagreement, not a crash
         for action in self.machine.actions(state):
             if self.steer(action) is None:
                 continue

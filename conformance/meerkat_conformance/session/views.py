@@ -6,6 +6,7 @@ for inputs abandoned after exhausting their attempts (as the model does).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from meerkat_runtime.session.completion import (
@@ -121,13 +122,24 @@ def _stored_view(record: InputRecord) -> dict[str, Any]:
     }
 
 
-def stored_view(store: RuntimeStore, runtime_id: str) -> dict[str, Any]:
-    """What the store holds for the session, decoded with the runtime's own codecs."""
+@functools.lru_cache(maxsize=4096)
+def _decoded(payload: bytes) -> tuple[int | str, dict[str, Any], str]:
+    """A stored row decoded once (rows rarely change between two observations): its model id,
+    its view and its input kind."""
+    record = decode_record(payload)
+    return model_input_id(record.input_id), _stored_view(record), record.input.kind
+
+
+def stored_view(store: RuntimeStore, runtime_id: str, *, kinds: dict[int | str, str] | None = None) -> dict[str, Any]:
+    """What the store holds for the session, decoded with the runtime's own codecs; ``kinds``
+    (when given) receives the kind of input each stored row holds."""
     lifecycle = store.load_machine_lifecycle(runtime_id)
     inputs: dict[int | str, dict[str, Any]] = {}
     for row in store.load_input_states(runtime_id):
-        record = decode_record(row.payload)
-        inputs[model_input_id(record.input_id)] = _stored_view(record)
+        model_id, view, kind = _decoded(row.payload)
+        inputs[model_id] = dict(view)
+        if kinds is not None:
+            kinds[model_id] = kind
     return {
         "record": None if lifecycle is None else decode_lifecycle(lifecycle).runtime_state.value,
         "inputs": inputs,

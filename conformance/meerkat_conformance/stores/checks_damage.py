@@ -4,6 +4,7 @@ reports damaged rows instead of raising, and the quarantine that moves one row a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from meerkat_runtime.store.high_water import HighWater, MarkStep, advance
@@ -101,6 +102,78 @@ def check_high_water_mark(factory: StoreFactory) -> None:
             expect(store.load_high_water(RT_OTHER) is None, "isolation", "another runtime got a mark")
         with opened(backend) as store:
             expect(store.load_high_water(RT) == expected, "reopen", "the mark changed across a reopen")
+
+
+ROUNDS = 4
+WRITES_PER_THREAD = 15
+APPENDERS = 3
+UPSERTERS = 2
+
+
+def _write_at_once(store: RuntimeStore, rt: str) -> int:
+    """A compactor, appenders (appending until the compactor is done, so appends race every
+    compaction, the last one included) and upserters of the same input ids write ``rt`` at
+    once; returns how many writes were made."""
+    compacted = threading.Event()
+    made = [0] * (APPENDERS + 1 + UPSERTERS)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(made))
+
+    def compactor(slot: int) -> None:
+        try:
+            for i in range(WRITES_PER_THREAD):
+                store.persist_ops_lifecycle(rt, f"snapshot-{i}".encode())
+                made[slot] += 1
+        finally:
+            compacted.set()
+
+    def appender(slot: int) -> None:
+        while not compacted.is_set() or made[slot] < WRITES_PER_THREAD:
+            store.append_ops_record(rt, f"{slot}-{made[slot]}".encode())
+            made[slot] += 1
+
+    def upserter(slot: int) -> None:
+        for i in range(WRITES_PER_THREAD):
+            store.persist_input_state(rt, row(f"in-{i}", str(slot)))
+            made[slot] += 1
+
+    def run(work: Callable[[int], None], slot: int) -> None:
+        try:
+            barrier.wait()
+            work(slot)
+        except BaseException as exc:
+            errors.append(exc)
+            compacted.set()
+
+    works = [compactor, *[appender] * APPENDERS, *[upserter] * UPSERTERS]
+    threads = [threading.Thread(target=run, args=(work, slot)) for slot, work in enumerate(works)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expect(not errors, rt, f"{len(errors)} writer thread(s) failed, first: {errors[:1]!r}")
+    return sum(made)
+
+
+def check_high_water_mark_concurrent(factory: StoreFactory) -> None:
+    """Threads writing one runtime at once keep its mark exact: appends racing compactions
+    (the mark's ``ops_records`` is the number of records left), upserts of the same new input
+    ids from several threads (each id counted once), ``writes`` counting every write."""
+    with fresh(factory) as backend, opened(backend) as store:
+        for round_ in range(ROUNDS):
+            rt = f"rt:session:concurrent-mark-{round_}"
+            writes = _write_at_once(store, rt)
+            mark = store.load_high_water(rt)
+            ops = store.load_ops_lifecycle(rt)
+            records = len(ops.appended) if ops is not None else -1
+            inputs = len(store.load_input_states(rt))
+            got = None if mark is None else (mark.writes, mark.ops_records, mark.ops_snapshots, mark.inputs)
+            expect(
+                got == (writes, records, 1, inputs),
+                f"round {round_}",
+                f"the mark (writes, ops_records, ops_snapshots, inputs) is {got}; the store holds "
+                f"{(writes, records, 1, inputs)}",
+            )
 
 
 def check_quarantine(factory: StoreFactory) -> None:

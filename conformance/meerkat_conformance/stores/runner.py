@@ -71,6 +71,7 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("lease_claim_race_threads", checks_ownership.check_lease_claim_race_threads),
     _check("lease_claim_race_processes", checks_ownership.check_lease_claim_race_processes, CAP_PROCESSES),
     _check("high_water_mark", checks_damage.check_high_water_mark),
+    _check("high_water_mark_concurrent", checks_damage.check_high_water_mark_concurrent),
     _check("quarantine", checks_damage.check_quarantine),
     _check("finished_inputs_and_compaction", checks_finished.check_finished_inputs_and_compaction),
 )

@@ -57,6 +57,14 @@ class ClusterReport(TakeoverReport):
     backends_terminated: int = 0
     failed_accepts: int = 0
     """Accepts answered with an error (a store failure while connections were terminated)."""
+    unknown_landed: int = 0
+    """Accepts whose store write ended with an unknown outcome, read back by the runtime as
+    stored and acknowledged."""
+    unknown_not_landed: int = 0
+    """Accepts whose store write ended with an unknown outcome, read back as not stored (failed)."""
+    in_doubt: int = 0
+    """Accepts that failed with the outcome still unknown (the store could not be read back, or
+    the session had not reconciled yet)."""
     sessions: int = 0
     workers: int = 0
     lease_bound_s: float = 0.0
@@ -74,6 +82,9 @@ class ClusterReport(TakeoverReport):
             f"{self.disconnects} disconnects ({self.backends_terminated} backends terminated), "
             f"{self.failed_accepts} accepts failed and retried, {spread} session owners in all; "
             f"lease bound {self.lease_bound_s * 1000:.0f} ms\n"
+            f"unknown write outcomes of accepts, reconciled by the runtime: {self.unknown_landed} read back as "
+            f"stored (acknowledged), {self.unknown_not_landed} as not stored (failed); {self.in_doubt} accepts "
+            "failed in doubt\n"
         )
         return head + super().render()
 
@@ -143,10 +154,15 @@ class _Cluster:
             if "ack" in message:
                 key.state = "acked"
                 self.acks.append(Ack(input_id, key.idem, message["outcome"], message["existing"], session))
+                report.unknown_landed += bool(message.get("store_unknown"))
             else:
                 key.state = "failed"
                 report.failed_accepts += 1
                 report.failure_kinds[str(message.get("kind"))] += 1
+                if message.get("in_doubt"):
+                    report.in_doubt += 1
+                elif message.get("store_unknown"):
+                    report.unknown_not_landed += 1
             return
         event = message.get("event")
         if event == "owner":

@@ -16,11 +16,12 @@ s}`` and waits for that lease again (a registration that fails with a store erro
 * ``{"op": "accept", "session": s, "id": ..., "key": ...}`` → ``{"ack": id, "session": s,
   "outcome": "accepted" | "deduplicated", "existing": id | null}``, printed only after
   ``accept_input`` returned; if it raised: ``{"nack": id, "session": s, "kind": ...}`` (the input
-  may or may not be stored; the driver retries with the same idempotency key). When the store
-  said the write's outcome is unknown (``"unknown": true``), the worker unregisters the session
-  and registers it again, so the retry is checked against what the store holds (the runtime
-  does not reconcile after an unknown outcome by itself yet); ``"reconcile_unknown": false`` in
-  the spec turns that off;
+  may or may not be stored; the driver retries with the same idempotency key, and the runtime
+  reconciles the session with the store after an unknown outcome by itself). Both carry
+  ``"store_unknown"``: whether the accept's store write ended with an unknown outcome (the
+  runtime then read the store back: acknowledged if the write had landed); a ``nack`` also
+  carries ``"in_doubt"``: the store could not be read back either (the session reconciles
+  before its next step);
 * ``{"op": "drain"}`` → ``{"event": "drained", "left": n}`` once no input of a session it owns
   is left to run;
 * ``{"op": "close"}`` → closes the machine (releasing its leases) and exits 0.
@@ -34,10 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import random
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from meerkat_runtime.session.executor import CoreApplyOutput, RunPrimitive, success_output
@@ -46,13 +49,49 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Deduplicated
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import MeerkatError, OwnershipLost
+from meerkat_runtime.vocab.errors import MeerkatError, OwnershipLost, WriteOutcomeUnknown
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 
 def emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
+
+
+class UnknownOutcomes:
+    """Tells whether a data write of the store made for one accept raised
+    ``WriteOutcomeUnknown``. The store's write methods are wrapped; a write counts for the
+    accept whose :meth:`watch` context it runs in (the runtime makes an accept's write in the
+    caller's task, or in a thread that copies its context), so writes of runs or of other
+    accepts of the same session are never attributed to it."""
+
+    _probe: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("unknown_outcomes", default=None)
+
+    def __init__(self, store: RuntimeStore) -> None:
+        for name in ("persist_input_state", "commit_machine_lifecycle", "atomic_apply"):
+            setattr(store, name, self._wrapped(name, getattr(store, name)))
+
+    def _wrapped(self, name: str, inner: Callable[..., None]) -> Callable[..., None]:
+        def write(*args: Any, **kwargs: Any) -> None:
+            try:
+                inner(*args, **kwargs)
+            except WriteOutcomeUnknown:
+                probe = self._probe.get()
+                if probe is not None:
+                    probe.append(name)
+                raise
+
+        return write
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[list[str]]:
+        """Within the block, the names of the writes that raised ``WriteOutcomeUnknown``."""
+        probe: list[str] = []
+        token = self._probe.set(probe)
+        try:
+            yield probe
+        finally:
+            self._probe.reset(token)
 
 
 def open_store(spec: dict[str, Any]) -> RuntimeStore:
@@ -95,6 +134,7 @@ class Worker:
     def __init__(self, spec: dict[str, Any], log: TextIO) -> None:
         self.spec = spec
         self.store = open_store(spec)
+        self.unknown = UnknownOutcomes(self.store)
         ownership = OwnershipConfig(
             owner_id=spec["owner"],
             lease_s=spec["lease_s"],
@@ -105,7 +145,6 @@ class Worker:
         self.machine = MeerkatMachine.persistent(self.store, ownership=ownership)
         self.sessions: list[str] = spec.get("sessions") or [spec["session"]]
         self.owned: set[str] = set()
-        self.refresh: dict[str, asyncio.Event] = {s: asyncio.Event() for s in self.sessions}
         self.log = log
         self.rng = random.Random(spec["seed"])
 
@@ -136,18 +175,12 @@ class Worker:
         await self.machine.register_session_with_executor(session, executor)
         claim = self.machine.session_claim_handle().get(runtime_id)
         assert claim is not None and claim.fence is not None
-        lost, refresh = asyncio.Event(), self.refresh[session]
+        lost = asyncio.Event()
         claim.on_lost(lambda _error: lost.set())
         executor.token = claim.fence.token
-        refresh.clear()
         self.owned.add(session)
         emit({"event": "owner", "session": session, "token": claim.fence.token})
-        waits = [asyncio.create_task(lost.wait()), asyncio.create_task(refresh.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await lost.wait()
         self.owned.discard(session)
         emit({"event": "lost", "session": session})
         with contextlib.suppress(MeerkatError):
@@ -156,20 +189,26 @@ class Worker:
     async def accept(self, command: dict[str, Any]) -> None:
         session = command.get("session") or self.sessions[0]
         item = prompt(command["id"], idempotency_key=command["key"], input_id=command["id"])
-        try:
-            outcome = await self.machine.accept_input(session, item)
-        except MeerkatError as exc:
-            if not self.spec.get("sessions") and isinstance(exc, OwnershipLost):
-                raise  # the single-session harness never expects to lose its session while alive
-            kind = getattr(exc, "kind", type(exc).__name__)
-            unknown = _outcome_unknown(exc)
-            if unknown and self.spec.get("reconcile_unknown", True):
-                self.refresh[session].set()  # read the session back from the store before the next accept
-            emit({"nack": command["id"], "session": session, "kind": kind, "unknown": unknown, "detail": str(exc)})
-            return
-        existing = outcome.existing_id if isinstance(outcome, Deduplicated) else None
-        kind = "deduplicated" if isinstance(outcome, Deduplicated) else "accepted"
-        emit({"ack": command["id"], "session": session, "outcome": kind, "existing": existing})
+        reply: dict[str, Any] = {"session": session}
+        with self.unknown.watch() as unknown:
+            try:
+                outcome = await self.machine.accept_input(session, item)
+            except MeerkatError as exc:
+                if not self.spec.get("sessions") and isinstance(exc, OwnershipLost):
+                    raise  # the single-session harness never expects to lose its session while alive
+                reply |= {
+                    "nack": command["id"],
+                    "kind": getattr(exc, "kind", type(exc).__name__),
+                    "in_doubt": bool(getattr(exc, "outcome_unknown", False)),
+                    "detail": str(exc),
+                }
+            else:
+                reply |= {
+                    "ack": command["id"],
+                    "outcome": "deduplicated" if isinstance(outcome, Deduplicated) else "accepted",
+                    "existing": outcome.existing_id if isinstance(outcome, Deduplicated) else None,
+                }
+        emit(reply | {"store_unknown": bool(unknown)})
 
     async def drain(self) -> int:
         """Run every queued input of the sessions this worker owns; a run loop that stopped (a
@@ -221,16 +260,6 @@ class Worker:
         finally:
             for holder in holders:
                 holder.cancel()
-
-
-def _outcome_unknown(exc: BaseException) -> bool:
-    """Whether a store write under ``exc`` may have landed (``WriteOutcomeUnknown`` in its causes)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if getattr(seen, "outcome_unknown", False):
-            return True
-        seen = seen.__cause__
-    return False
 
 
 def main(argv: list[str]) -> int:

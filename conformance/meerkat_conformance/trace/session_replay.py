@@ -24,6 +24,7 @@ from typing import Any
 from meerkat_model.machine import Bounds, Rejected, Stepped
 from meerkat_model.session.actions import (
     Accept,
+    AcceptAndRun,
     AcceptInvalid,
     AttachFailed,
     BeginAttach,
@@ -35,6 +36,7 @@ from meerkat_model.session.actions import (
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -60,7 +62,8 @@ for _names, _action in (
     (("recycle", "recycle_with_loop"), Recycle()),
     (("stop", "stop_with_loop"), Stop()),
     (("destroy", "destroy_with_loop"), Destroy()),
-    (("interrupt", "interrupt_retired", "interrupt_noop"), Interrupt()),
+    (("recover", "recover_noop"), Recover()),
+    (("interrupt", "interrupt_retired", "interrupt_without_loop", "interrupt_noop"), Interrupt()),
     (("boundary_commit_failed", "boundary_commit_failed_retired"), BoundaryCommitFails()),
     (("terminal_snapshot_failed",), TerminalSnapshotFails()),
     (("begin_attach", "begin_attach_noop"), BeginAttach()),
@@ -81,12 +84,16 @@ SESSION_RULES = frozenset(
         "accept_coalescing",
         "deduplicate",
         "reject_invalid",
+        "accept_and_run",
         "executor_succeeded",
         "executor_succeeded_retired",
+        "executor_succeeded_without_loop",
         "executor_failed",
         "executor_failed_retired",
+        "executor_failed_without_loop",
         "executor_failed_exhausted",
         "executor_failed_exhausted_retired",
+        "executor_failed_exhausted_without_loop",
         "reconcile",
     }
 )
@@ -108,6 +115,7 @@ _PROBES: tuple[SessionAction, ...] = (
     Recycle(),
     Stop(),
     Destroy(),
+    Recover(),
     Unregister(),
 )
 
@@ -250,6 +258,8 @@ class SessionReplay:
             action = self._accept(event)
         elif rule == "reject_invalid":
             action = AcceptInvalid(self._fresh())
+        elif rule == "accept_and_run":
+            action = self._accept_and_run(event)
         elif rule.startswith("executor_succeeded"):
             action = ExecutorSucceeded(1 if event.details.get("with_result", True) else 0)
         elif rule.startswith("executor_failed"):
@@ -262,7 +272,7 @@ class SessionReplay:
         stepped = self._step(action, rule)
         if _phase(before) != event.before:
             raise Unexplained(f"the event starts from runtime {event.before}; the model is {_phase(before)}")
-        if rule in ("accept", "accept_superseding", "accept_coalescing"):
+        if rule in ("accept", "accept_superseding", "accept_coalescing", "accept_and_run"):
             self._remember_accept(event)
         self._check_changes(event, before, stepped.state)
         self._check_details(event, stepped)
@@ -303,6 +313,15 @@ class SessionReplay:
         if event.rule == "deduplicate":
             return Accept(i, int(Lane.QUEUE), idem, NO_KEY, 0, 0)
         return Accept(i, int(lane), idem, skey, coalesce, ephemeral)
+
+    def _accept_and_run(self, event: LifecycleEvent) -> SessionAction:
+        """``accept_input_and_run``: a new input, staged at once for a run its caller drives."""
+        input_id = event.details.get("input")
+        if not isinstance(input_id, str):
+            raise Unexplained("the event does not name its input (details.input)")
+        if input_id in self.ids:
+            raise Unexplained(f"input {input_id!r} was already accepted")
+        return AcceptAndRun(self._fresh(), self._key(self.idem, event.details.get("idempotency_key")))
 
     @staticmethod
     def _key(keys: dict[str, int], value: object) -> int:

@@ -58,9 +58,10 @@ drops the decoded records of its oldest finished inputs (they stay listed and ar
 store on demand) and an ephemeral one compacts in memory; after a durable plan that finished
 inputs, the finished inputs beyond the horizon are compacted (one fenced store call, then memory).
 
-Where the next guarantee plugs in: group commit — step 2 hands the write to a batcher and
-awaits the shared transaction; failure fails each plan of the batch through this same
-``except``.
+Group commit: with a store that batches writes (the SQLite store by default) step 2 hands the
+write to the store's writer and awaits the shared transaction; a failure of the batch reaches
+each plan of it through this same ``except`` (``WriteOutcomeUnknown`` when the batch's commit
+may have landed), so the rules above hold per plan unchanged.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRIT
     session.persistence.settle(written, core.ledger)
     retention.after_install(session, plan)
     session.publish(plan)
-    if prior is not None:
+    if prior is not None and not plan.folded:
         events.emit_plan(session, plan, prior)
 
 
@@ -180,7 +181,8 @@ async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Wri
     except Exception as exc:
         if checkpoint is None:
             session.publish(plan)
-            events.emit_view(session, view)
+            if not plan.folded:
+                events.emit_view(session, view)
             if plan.rule in _RUN_ENDS:
                 session.last_error = exc
                 log_preserved(signal, exc)
@@ -189,17 +191,21 @@ async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Wri
         await _restore(session, checkpoint, plan, exc, what)
         raise CompositionDispatchFailed(plan.rule, exc, restored=True) from exc
     session.publish(plan)
-    events.emit_view(session, view)
+    if not plan.folded:
+        events.emit_view(session, view)
 
 
 _RUN_ENDS = frozenset(
     {
         "executor_succeeded",
         "executor_succeeded_retired",
+        "executor_succeeded_without_loop",
         "executor_failed_exhausted",
         "executor_failed_exhausted_retired",
+        "executor_failed_exhausted_without_loop",
         "interrupt",
         "interrupt_retired",
+        "interrupt_without_loop",
     }
 )
 

@@ -1,6 +1,6 @@
-"""The async control commands of one session: retire, reset, recycle, stop, destroy, interrupt
-(the shell of the core's control rules, :mod:`meerkat_runtime.session.core.control`, and of
-its ``interrupt`` rule).
+"""The async control commands of one session: retire, reset, recycle, stop, destroy, recover,
+interrupt (the shell of the core's control rules, :mod:`meerkat_runtime.session.core.control`,
+and of its ``interrupt`` rule).
 
 Each command, under the session gate: an in-doubt session first reconciles with the store
 (:mod:`meerkat_runtime.session.reconcile`); the core rule computes its plan, then
@@ -11,6 +11,10 @@ commit, and only then applies and publishes it. A rule that changes nothing (ret
 runtime, interrupting without a run) writes nothing. If the write fails, memory is as before and
 ``DurableWriteFailed`` is raised; nothing was published, so Stopped or Destroyed is never
 visible before it is durable. Executors are told to stop only after the gate is released.
+
+``recover`` first reads the session's lifecycle record and rows back from the store and
+recovers them in place (:func:`~meerkat_runtime.session.core.recovery.recover_session` with
+``in_place=True``); the core rule then compares them with memory and plans the write-back.
 """
 
 from __future__ import annotations
@@ -21,19 +25,25 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from meerkat_runtime.session import retention
 from meerkat_runtime.session.commit import commit
 from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session.core.recovery import RecoveryResult
+from meerkat_runtime.session.core.recovery import recover_session as recover_stored
 from meerkat_runtime.session.executor import CancelCurrentRun
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.reports import (
     DestroyReport,
     InterruptReport,
+    RecoveryReport,
     RecycleReport,
     ResetReport,
     RetireReport,
     StopReport,
 )
 from meerkat_runtime.session.runtime_session import RuntimeSession, stop_detached
+from meerkat_runtime.vocab.errors import DurableWriteFailed, RecoveryCorruption
+from meerkat_runtime.vocab.runtime import RegistrationPhase
 
 R = TypeVar("R")
 
@@ -84,6 +94,67 @@ async def stop_runtime(session: RuntimeSession) -> StopReport:
 
 async def destroy_runtime(session: RuntimeSession) -> DestroyReport:
     return await _halt(session, "destroy_runtime", session.core.destroy, "runtime destroyed")
+
+
+async def recover_session(session: RuntimeSession) -> RecoveryReport:
+    """``recover`` / ``recover_noop``: re-read the session's rows from the store and adopt them
+    in place (the core's ``recover``), writing the normalised rows and lifecycle record back in
+    one commit when needed; waiters of inputs no longer pending resolve and the loop is woken
+    (stopped, when the store says Stopped or Destroyed). Raises ``RuntimeDestroyed``,
+    ``InvalidRuntimeTransition`` (a run in flight), ``RecoveryCorruption`` or ``Corrupt`` (rows
+    the store cannot recover: nothing changed) and ``DurableWriteFailed`` (the store could not
+    be read, or the write-back failed: nothing changed)."""
+    what = "recover_session"
+    async with session.gate:
+        session.check_registered()
+        await reconcile(session, what)
+        core = session.core
+        core.check_recover()
+        persistence = session.persistence
+        stored: RecoveryResult | None = None
+        record_current = True
+        if persistence.durable:
+            try:
+                high_water = await persistence.read(persistence.load_high_water)
+                lifecycle = await persistence.read(persistence.load_lifecycle)
+                rows = await persistence.read(persistence.load_rows)
+                finished = await persistence.read(persistence.load_finished)
+            except Exception as exc:
+                raise DurableWriteFailed(what, exc) from exc
+            runtime_id, max_attempts = session.runtime_id, core.max_attempts
+            stored = recover_stored(
+                runtime_id,
+                lifecycle,
+                rows,
+                persistence.receipt_exists,
+                time.time(),
+                in_place=True,
+                high_water=high_water,
+                max_attempts=max_attempts,
+                live=core.ledger.records.keys(),
+                finished=finished,
+            )
+            recovered = stored.core.ledger
+            retention.keep_known_finished(core.ledger, recovered)
+            ended = [i for i in core.ledger.active_ids() if i not in recovered.records and i in recovered.finished]
+            try:
+                await retention.read_back(session, recovered, ended)
+                await retention.read_recent(session, recovered)
+            except RecoveryCorruption:
+                raise
+            except Exception as exc:
+                raise DurableWriteFailed(what, exc) from exc
+            persistence.loaded(stored.stored, lifecycle)
+            record_current = persistence.lifecycle_holds(core.phase, core.pre_run_phase)
+        report, plan = core.recover(stored, record_current, time.time())
+        detaching = core.loop_attached and plan.registration is RegistrationPhase.QUEUING
+        await commit(session, plan, what)
+        if not detaching:
+            session.wake()
+            return report
+        parts = session.detach()
+    await stop_detached(parts, f"runtime {session.core.phase.value}")
+    return report
 
 
 async def interrupt_current_run(session: RuntimeSession) -> InterruptReport:

@@ -68,6 +68,7 @@ CONTROL_RULES = frozenset(
         "stop_with_loop",
         "destroy",
         "destroy_with_loop",
+        "recover",
     }
 )
 ROUTED_RULES = RUN_END_RULES | CONTROL_RULES

@@ -28,12 +28,16 @@ _RUN_ENDS = frozenset(
     {
         "executor_succeeded",
         "executor_succeeded_retired",
+        "executor_succeeded_without_loop",
         "executor_failed",
         "executor_failed_retired",
+        "executor_failed_without_loop",
         "executor_failed_exhausted",
         "executor_failed_exhausted_retired",
+        "executor_failed_exhausted_without_loop",
         "interrupt",
         "interrupt_retired",
+        "interrupt_without_loop",
         "boundary_commit_failed",
         "boundary_commit_failed_retired",
     }
@@ -95,7 +99,7 @@ def describe(session: RuntimeSession, plan: Plan, prior: Before) -> View:
     if phase_before != phase_after:
         changes.append(Change("runtime", session.runtime_id, phase_before, phase_after))
     for input_id, record in plan.records.items():
-        old = prior.inputs.get(input_id)
+        old = None if rule == "accept_and_run" else prior.inputs.get(input_id)  # its accept is folded in
         old_spelled = ABSENT if old is None else spell(old)
         new_spelled = spell(record.phase.value)
         if old_spelled != new_spelled:
@@ -202,8 +206,10 @@ def _details(session: RuntimeSession, plan: Plan, rule: str) -> dict[str, Any]:
                 details.update(accept_details(record))
                 if getattr(record.input, "coalesce", False):
                     details["coalesce"] = True
-    elif rule == "start_run":
+    elif rule in ("start_run", "accept_and_run"):
         run = plan.current_run
+        if run is not None and rule == "accept_and_run":
+            details.update(accept_details(plan.records[run.input_ids[0]]))
         if run is not None:
             details["input"] = run.input_ids[0] if len(run.input_ids) == 1 else list(run.input_ids)
             details["attempt"] = plan.records[run.input_ids[0]].attempts
@@ -215,6 +221,7 @@ def _details(session: RuntimeSession, plan: Plan, rule: str) -> dict[str, Any]:
             failure = records[0].last_error
             if failure is not None and rule.startswith("executor_failed"):
                 details["error"] = {"type": failure.error_type, "message": failure.message}
+                details["retryable"] = plan.retryable
             outcome = records[0].outcome
             if outcome is not None:
                 details["outcome"] = outcome.kind

@@ -8,6 +8,11 @@ run (inputs are retried); raising :class:`ExecutorCancelled` cancels it.
 
 ``control(command)`` delivers out-of-band commands: cancel the current run, cancel after the
 next boundary, or stop for good (the runtime will not call ``apply`` again).
+
+An executor may also define ``async def start(self) -> None`` (optional, see
+:func:`start_executor`): it is awaited once when the executor's run loop is attached, before the
+loop exists; if it raises, nothing is attached (``ExecutorStartFailed``, the model's
+``attach_failed``). Open connections or warm caches there.
 """
 
 from __future__ import annotations
@@ -98,6 +103,24 @@ class CoreExecutor(Protocol):
     async def control(self, command: RunControlCommand) -> None:
         """Receive a control command; must not raise for commands it does not act on."""
         ...
+
+
+class StartableExecutor(CoreExecutor, Protocol):
+    """A ``CoreExecutor`` with the optional attach hook: ``start()`` is awaited once when its run
+    loop is attached; raising fails the attachment (``ExecutorStartFailed``)."""
+
+    async def start(self) -> None: ...
+
+
+async def start_executor(executor: CoreExecutor) -> None:
+    """Await ``executor.start()`` when the executor defines it (the optional attach hook); an
+    executor without one starts at once. Whatever ``start()`` raises propagates."""
+    start = getattr(executor, "start", None)
+    if start is None:
+        return
+    if not callable(start):
+        raise TypeError(f"{type(executor).__name__}.start is not callable")
+    await start()
 
 
 def success_output(primitive: RunPrimitive, result: RunResult | None = None) -> CoreApplyOutput:

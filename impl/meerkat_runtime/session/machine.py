@@ -50,10 +50,11 @@ from meerkat_runtime.session.auth import (
     shared_authorities,
 )
 from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
-from meerkat_runtime.session.blobs import BlobStore, externalize_images
+from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
+from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
@@ -70,6 +71,7 @@ from meerkat_runtime.session.executor import (
     CoreExecutor,
     ExecutorCancelled,
     RunPrimitive,
+    start_executor,
 )
 from meerkat_runtime.session.input_fields import DEFAULT_MAX_INPUT_BYTES, InputLimits, check_input
 from meerkat_runtime.session.inputs import Input
@@ -89,6 +91,7 @@ from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
+    ExecutorStartFailed,
     InvalidRuntimeTransition,
     NotReady,
     OwnershipLost,
@@ -116,6 +119,7 @@ RoutedResult = (
     | reports.RetireReport
     | reports.ResetReport
     | reports.RecycleReport
+    | reports.RecoveryReport
     | reports.StopReport
     | reports.DestroyReport
     | reports.InterruptReport
@@ -542,6 +546,7 @@ class MeerkatMachine:
             session = self._new_session(key, core, persistence, binding)
             await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
             await retention.compact(session, self._retention, slack=False)
+            await retention.read_recent(session, core.ledger)
             session.ops_sink = attach_store(binding, store, runtime_id, claim)
             self._attach_ops_events(session, recovered=stored_ops is not None)
             return session
@@ -585,6 +590,11 @@ class MeerkatMachine:
         attached (or being attached by a concurrent call), in which case ``executor`` is not
         used. A dead loop is replaced. Raises ``RuntimeDestroyed`` for a destroyed runtime and
         ``NotReady`` for a stopped one.
+
+        An executor with a ``start()`` coroutine (the optional attach hook) is started first,
+        under the session gate, before its loop exists; if ``start()`` raises, nothing is
+        attached (``attach_failed``: the session queues input as before) and
+        ``ExecutorStartFailed`` is raised with the error as its ``cause``.
         """
         session = await self._ensure_registered(session_id)
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
@@ -598,11 +608,17 @@ class MeerkatMachine:
             if session.registration is not RegistrationPhase.QUEUING:
                 events.emit_step(session, "begin_attach_noop")
                 return False  # another caller attached (or is attaching) the loop
-            # The claim (begin_attach) and the attachment (finish_attach) happen under the gate
-            # with no await in between, so exactly one caller attaches and no half-attached
-            # state is visible.
+            # The claim (begin_attach) and the attachment (finish_attach) happen under the gate,
+            # so exactly one caller attaches; the only await in between is the executor's start.
             core = session.core
             install(session, core.begin_attach())
+            try:
+                await start_executor(executor)
+            except BaseException as exc:
+                install(session, core.attach_failed())
+                if isinstance(exc, Exception):
+                    raise ExecutorStartFailed(str(session.session_id), exc) from exc
+                raise
             body = self._loop_main(session, executor)
             try:
                 session.loop_task = asyncio.create_task(body)
@@ -795,8 +811,10 @@ class MeerkatMachine:
             return await self._accept_locked(session, item, want_handle=True)
 
     async def _accept_locked(
-        self, session: RuntimeSession, item: Input, *, want_handle: bool
+        self, session: RuntimeSession, item: Input, *, want_handle: bool, folded: bool = False
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
+        """Decide and commit the accept of ``item`` (gate held). ``folded``: the accept's event
+        is folded into the run start that follows (``accept_input_and_run``)."""
         await reconcile(session, "accept_input")
         core = session.core
         decided = core.accept(item, time.time())
@@ -813,8 +831,9 @@ class MeerkatMachine:
                 details["existing"] = decided.existing_id
                 events.emit_step(session, "deduplicate", details=details)
             return decided, self._duplicate_handle(session, decided) if want_handle else None
-        if session.persistence.durable:
+        if session.persistence.durable and has_inline_images(item):
             await self._store_images(session, decided, item)
+        decided.folded = folded
         await commit(session, decided, "accept_input")
         handle = session.completions.register(item.header.id) if want_handle else None
         session.wake()
@@ -832,8 +851,9 @@ class MeerkatMachine:
         return None
 
     async def _store_images(self, session: RuntimeSession, plan: Plan, item: Input) -> None:
-        """Before an accept is written: move inline images to the blob store; only the
-        persisted copy of the new row changes."""
+        """Before an accept is written: move inline images to the blob store (in a worker
+        thread when store calls are offloaded); only the persisted copy of the new row changes.
+        Called only for an input that has inline images: an input without any takes no hop."""
         blobs = session.blobs
         stored = await session.persistence.read(lambda: externalize_images(item, blobs))
         if stored is not item:
@@ -844,10 +864,16 @@ class MeerkatMachine:
         run loop. Requires an Idle session without a loop or queued work (else ``NotReady``).
 
         ``op`` returns ``(value, CoreApplyOutput)``; the boundary is committed and ``value``
-        returned. If ``op`` raises, the run fails (input requeued) and the error propagates;
-        if that failure cannot be recorded the session is unregistered and
-        ``DurableWriteFailed`` raised. A failed boundary commit raises ``BoundaryCommitFailed``
-        with the input Queued and the runtime Idle.
+        returned. If ``op`` raises, the run fails (input requeued; ``ExecutorCancelled``: the
+        input is Abandoned as cancelled) and the error propagates; if that cannot be recorded
+        the session is unregistered and ``DurableWriteFailed`` raised. A failed boundary commit
+        raises ``BoundaryCommitFailed`` with the input Queued and the runtime Idle.
+
+        ``op`` runs as the session's in-flight apply: interrupting the run, stopping,
+        destroying or unregistering the session cancels it, and the call then raises
+        ``InvalidRuntimeTransition`` (the run already ended as those operations say). Retiring
+        the runtime meanwhile lets the run finish (it ends Retired). Cancelling the caller
+        cancels the run (committed as an interrupt).
         """
         session = self._get(session_id)
         item = check_input(item, self._limits)
@@ -865,21 +891,52 @@ class MeerkatMachine:
             ):
                 core.check_accepting()
                 raise NotReady(core.phase.value)
-            outcome, _ = await self._accept_locked(session, item, want_handle=False)
+            outcome, _ = await self._accept_locked(session, item, want_handle=False, folded=True)
             if isinstance(outcome, Rejected):
                 raise ValidationFailed(outcome.reason)
             if isinstance(outcome, Deduplicated):
                 raise ValidationFailed(f"input deduplicated against {outcome.existing_id}; nothing to run")
-            plan = core.start_run(new_run_id(), outcome.input_id, time.time())
+            plan = core.start_run(new_run_id(), outcome.input_id, time.time(), rule="accept_and_run")
             install(session, plan)
             run = plan.current_run
             assert run is not None
             primitive = RunPrimitive(run.run_id, (item,))
+            task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(op(run.run_id, primitive))
+            session.apply_task = task
+            session.applying_run = run.run_id
         try:
-            value, output = await op(run.run_id, primitive)
+            return await self._finish_direct_run(session, run, task)
+        finally:
+            session.wake()  # a loop attached meanwhile drains what was queued during the run
+
+    async def _finish_direct_run(
+        self, session: RuntimeSession, run: CurrentRun, task: asyncio.Task[tuple[T, CoreApplyOutput]]
+    ) -> T:
+        """Wait for the op of a run ``accept_input_and_run`` started, commit how it ended and
+        return its value (or raise, see ``accept_input_and_run``)."""
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:  # the caller is cancelled: so is its run
+            task.cancel()
+            await end_run(session, run, RunOutcome(cancelled=True), self._on_fatal)
+            raise
+        finally:
+            if session.apply_task is task:
+                session.apply_task = None
+                session.applying_run = None
+        if task.cancelled():
+            ended, error = await end_run(session, run, RunOutcome(cancelled=True), self._on_fatal)
+            if error is not None:
+                raise error
+            if ended is RunEnd.STALE:
+                what = f"finish run {run.run_id}: it was interrupted, or the runtime stopped, destroyed or unregistered"
+                raise InvalidRuntimeTransition(session.core.phase.value, what)
+            raise ExecutorCancelled(f"run {run.run_id} was cancelled")
+        try:
+            value, output = task.result()
             check_receipt(run, output)
-        except (Exception, asyncio.CancelledError) as exc:
-            cancelled = isinstance(exc, ExecutorCancelled | asyncio.CancelledError)
+        except Exception as exc:
+            cancelled = isinstance(exc, ExecutorCancelled)
             ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), self._on_fatal)
             if ended is RunEnd.FATAL and error is not None:
                 raise error from exc
@@ -889,7 +946,7 @@ class MeerkatMachine:
             raise error
         if ended is RunEnd.STALE:
             what = f"commit run {run.run_id}: it was cancelled or stopped meanwhile"
-            raise InvalidRuntimeTransition(core.phase.value, what)
+            raise InvalidRuntimeTransition(session.core.phase.value, what)
         return value
 
     async def _control(self, session_id: SessionId | str, op: Callable[[RuntimeSession], Coroutine[Any, Any, T]]) -> T:
@@ -932,6 +989,14 @@ class MeerkatMachine:
     async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
         return await self._control(session_id, control_commands.destroy_runtime)
 
+    async def recover_session(self, session_id: SessionId | str) -> reports.RecoveryReport:
+        """Re-read the session's rows from the store and adopt them in place (``recover``,
+        ``recover_noop``): the phase is kept; rows recovery normalises are written back with
+        the lifecycle record in one commit; waiters of inputs no longer pending resolve; the
+        loop is woken. Not while a run is in flight (``InvalidRuntimeTransition``) or Destroyed
+        (``RuntimeDestroyed``)."""
+        return await self._control(session_id, control_commands.recover_session)
+
     async def apply_routed_meerkat_input(self, session_id: SessionId | str, routed: RoutedInput) -> RoutedResult:
         """Apply a command another component routed into the session
         (:mod:`meerkat_runtime.session.routed`): ``RoutedInputRefused`` for a runtime-internal,
@@ -958,6 +1023,7 @@ class MeerkatMachine:
                 "recycle": self.recycle_runtime,
                 "stop": self.stop_runtime,
                 "destroy": self.destroy_runtime,
+                "recover": self.recover_session,
             }
             return await controls[command](session_id)
         finally:
@@ -1040,25 +1106,34 @@ class MeerkatMachine:
         ``OwnershipLost``); also for a session lost to another worker."""
         return self._get(session_id, lost_ok=True).last_error
 
+    def settled_now(self, session_id: SessionId | str) -> bool:
+        """Whether the session's loop has nothing runnable right now: no loop (or no session),
+        waiting for a wake with none pending and the gate free, or inside an executor that
+        reports it is parked (``ScriptedExecutor.parked()``). Never blocks; for harnesses that
+        drive the event loop themselves (``settle`` waits for it)."""
+        session = self._sessions.get(session_runtime_id(session_id))
+        if session is None or session.loop_task is None:
+            return True
+        state = session.loop_state
+        if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
+            return True
+        parked = getattr(session.executor, "parked", None)
+        return state is LoopState.APPLYING and callable(parked) and bool(parked())
+
     async def settle(self, session_id: SessionId | str, timeout: float = 5.0) -> None:
-        """Wait until the session's loop has nothing runnable: detached, waiting for a wake, or
-        inside an executor that reports it is parked (``ScriptedExecutor``). Raises
+        """Wait until the session's loop has nothing runnable (:meth:`settled_now`). Raises
         ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         spins = 0
-        runtime_id = session_runtime_id(session_id)
         while True:
-            session = self._sessions.get(runtime_id)
+            session = self._sessions.get(session_runtime_id(session_id))
             if session is None or session.loop_task is None:
                 await asyncio.sleep(0)
                 return
-            state = session.loop_state
-            if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
-                return
-            parked = getattr(session.executor, "parked", None)
-            if state is LoopState.APPLYING and callable(parked) and parked():
+            if self.settled_now(session_id):
                 return
             if time.monotonic() > deadline:
+                state = session.loop_state
                 raise TimeoutError(f"session {session_id!r} did not settle within {timeout} s (loop {state.value})")
             spins += 1
             await asyncio.sleep(0 if spins < 50 else 0.0005)

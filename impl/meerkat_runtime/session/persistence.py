@@ -3,7 +3,12 @@
 An ephemeral session has ``store=None`` and every write is a no-op. Store methods are
 synchronous; with ``offload=True`` each call runs in a worker thread (``asyncio.to_thread``)
 so a slow fsync does not stall other sessions on the event loop, with ``offload=False`` it
-runs inline (lower latency for a single session).
+runs inline (lower latency for a single session). With ``offload=True`` and a store with
+group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write made while
+the store's writer is busy is not run in a worker thread but handed to the writer, and its
+commit awaited (it joins the next batch, and no worker thread waits for it); while the writer is
+idle the write runs as a call and commits at once on the worker thread. Either way one thread
+hop per write.
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
 encoded and decoded back once: a row that would not come back is refused with
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
@@ -43,7 +48,7 @@ from meerkat_runtime.session.row_codec import (
     encode_record_checked,
 )
 from meerkat_runtime.store.high_water import HighWater
-from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.protocol import RuntimeStore, SubmitsWrites
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import InvalidField
 from meerkat_runtime.vocab.ids import InputId
@@ -73,6 +78,17 @@ def encode_new_row(record: InputRecord) -> InputRow:
         return row_of(record, encode_record_checked(record))
     except RowFormatError as exc:
         raise InvalidField("input", "input", f"cannot be stored and read back: {exc}") from None
+
+
+def _submits_writes(store: object) -> TypeGuard[SubmitsWrites]:
+    """Whether ``store`` itself (its class, not a wrapper forwarding attributes) submits writes
+    to a group-commit writer: the submitted call runs on the caller's thread, so a wrapper that
+    adds work (a delay, a fault) around the store's methods keeps the ordinary call path."""
+    return (
+        isinstance(store, SubmitsWrites)
+        and callable(getattr(type(store), "submit_write", None))
+        and getattr(store, "group_commit", False) is True
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +122,7 @@ class SessionPersistence:
         """The last encoding written (or loaded) for each non-terminal row."""
         self.lifecycle: bytes | None = None
         """The lifecycle record the store holds (as last written or loaded)."""
+        self._submitting = store if offload and _submits_writes(store) else None
 
     @property
     def durable(self) -> bool:
@@ -115,6 +132,16 @@ class SessionPersistence:
         if self.offload:
             return await asyncio.to_thread(fn)
         return fn()
+
+    async def _write(self, fn: Callable[[], None]) -> None:
+        """One store write: submitted to the store's writer when it is busy (the write joins the
+        next batch), else run as a call (in a worker thread when offloaded), which commits at
+        once on that thread while the writer is idle."""
+        submitting = self._submitting
+        if submitting is None or submitting.writer_idle():
+            await self._call(fn)
+            return
+        await asyncio.wrap_future(submitting.submit_write(fn))
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:
@@ -131,7 +158,9 @@ class SessionPersistence:
 
     def _rows_differing(self, plan: Plan, ledger: InputLedger) -> Written:
         """The plan's rows and the ledger's dirty rows whose encoding differs from the last one
-        written, in admission order (as the plan leaves them)."""
+        written, in admission order (as the plan leaves them); a plan replacing the ledger
+        (``recover``) is compared through its own."""
+        ledger = plan.ledger if plan.ledger is not None else ledger
         covered = set(ledger.dirty)
         covered.update(plan.records)
         records = [r for i in covered if (r := plan.records.get(i) or ledger.records.get(i)) is not None]
@@ -186,14 +215,14 @@ class SessionPersistence:
         rt, fence, rows = self.runtime_id, self.claim.fence, written.rows
         receipt, lifecycle, snapshot = written.receipt, written.lifecycle, written.snapshot
         if receipt is not None:
-            await self._call(
+            await self._write(
                 lambda: store.atomic_apply(rt, session_snapshot=snapshot, receipt=receipt, rows=rows, fence=fence)
             )
         elif lifecycle is not None:
-            await self._call(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
+            await self._write(lambda: store.commit_machine_lifecycle(rt, lifecycle, rows, fence=fence))
         else:
             row = rows[0]
-            await self._call(lambda: store.persist_input_state(rt, row, fence=fence))
+            await self._write(lambda: store.persist_input_state(rt, row, fence=fence))
         return written
 
     async def read_back(self, written: Written) -> bool | None:
@@ -227,6 +256,13 @@ class SessionPersistence:
             return True
         return False if before else None
 
+    def lifecycle_holds(self, phase: RuntimeState, pre_run_phase: RuntimeState | None) -> bool:
+        """Whether the stored lifecycle record (as last written or loaded) is the one a commit
+        would write for ``phase`` (Running: its ``pre_run_phase``)."""
+        if phase is RuntimeState.RUNNING:
+            phase = pre_run_phase or RuntimeState.IDLE
+        return self.lifecycle is not None and self.lifecycle == self._lifecycle(phase)
+
     def needs_io(self, plan: Plan) -> bool:
         """Whether :meth:`persist` would call the store for ``plan``."""
         return plan.write is not None and self.store is not None
@@ -236,6 +272,7 @@ class SessionPersistence:
         an accept; for a commit of an ephemeral session, every row (nothing is left to write)."""
         if plan.write is None or isinstance(plan.write, RowsWrite):
             return NOTHING_WRITTEN
+        ledger = plan.ledger if plan.ledger is not None else ledger
         covered = set(ledger.dirty)
         covered.update(plan.records)
         return Written([], [], covered)

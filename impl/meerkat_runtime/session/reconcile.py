@@ -73,6 +73,8 @@ async def reconcile(
                 finished=finished,
             )
         )
+        retention.keep_known_finished(session.core.ledger, result.core.ledger)
+        await retention.read_recent(session, result.core.ledger)
     except Exception as exc:
         cause = ReconciliationFailed(f"cannot read the store back ({exc}) after: {doubt}")
         raise error(what, cause, outcome_unknown=True) from exc

@@ -52,3 +52,17 @@ class InterruptReport:
     """``cancelled_input_ids`` is empty when no run was in flight (a no-op)."""
 
     cancelled_input_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What ``recover_session`` reports: the active inputs the store recovered to
+    (``inputs_recovered``), how many recovery put back in a lane (``inputs_requeued``: staged
+    or applied rows without a receipt) or found consumed (``inputs_consumed``: a stored
+    boundary receipt), and how many rows it wrote back (``rows_written``: 0 when nothing
+    changed)."""
+
+    inputs_recovered: int
+    inputs_requeued: int
+    inputs_consumed: int
+    rows_written: int

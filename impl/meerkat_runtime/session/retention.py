@@ -81,6 +81,52 @@ async def finished_record(session: RuntimeSession, input_id: InputId) -> InputRe
     return None if row is None else _decoded(session, input_id, row.payload)
 
 
+async def read_back(session: RuntimeSession, ledger: InputLedger, input_ids: list[InputId]) -> None:
+    """Make the records of ``input_ids`` (finished inputs ``ledger`` lists without a record)
+    resident in ``ledger``, read from the store in one call (a row no longer stored is left out)."""
+    if not input_ids or not session.persistence.durable:
+        return
+    persistence = session.persistence
+    rows = await persistence.read(lambda: [persistence.load_row(i) for i in input_ids])
+    for input_id, row in zip(input_ids, rows, strict=True):
+        if row is not None:
+            ledger.records[input_id] = _decoded(session, input_id, row.payload)
+            ledger.resident.append(input_id)
+
+
+async def read_recent(session: RuntimeSession, ledger: InputLedger) -> None:
+    """After a recovery: make the ``RESIDENT_FINISHED`` most recent finished inputs ``ledger``
+    lists resident (as a session that ran them keeps them), so views of a small session read no
+    row and a large history costs a bounded read."""
+    keep = RESIDENT_FINISHED
+    missing: list[InputId] = []
+    for input_id in reversed(ledger.finished):
+        if len(missing) >= keep:
+            break
+        if input_id not in ledger.records:
+            missing.append(input_id)
+    missing.reverse()
+    await read_back(session, ledger, missing)
+
+
+def keep_known_finished(memory: InputLedger, recovered: InputLedger) -> None:
+    """In-place recovery (``recover``, reconciliation): a finished input the store lists that
+    memory keeps too stays as memory knows it (the session is still running): its listing (an
+    ephemeral input's key included) and, when resident, its record."""
+    for input_id in recovered.finished:
+        mine = memory.finished.get(input_id)
+        if mine is None:
+            continue
+        recovered.finished[input_id] = mine
+        key = mine.idempotency_key
+        if key is not None and key not in recovered.keys:
+            recovered.keys[key] = input_id
+        record = memory.records.get(input_id)
+        if record is not None and record.phase.is_terminal and input_id not in recovered.records:
+            recovered.records[input_id] = record.copy()
+            recovered.resident.append(input_id)
+
+
 async def all_records(session: RuntimeSession) -> list[InputRecord]:
     """Every input the session keeps (resident or read back from the store), visible ones
     only, in admission order."""

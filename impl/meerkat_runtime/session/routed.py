@@ -6,7 +6,7 @@ Contract:
 
 * Only the commands an outside component may give are routed (:data:`ROUTABLE`): ``accept``
   (with its :class:`~meerkat_runtime.session.inputs.Input`), ``retire``, ``reset``,
-  ``recycle``, ``stop``, ``destroy`` and ``interrupt``. Each runs exactly as the
+  ``recycle``, ``stop``, ``destroy``, ``recover`` and ``interrupt``. Each runs exactly as the
   machine's own method does (same gate, same commit seam, same events) and returns what that
   method returns.
 * The runtime's internal transitions — the run loop's (``start_run``, ``executor_succeeded``,
@@ -32,7 +32,7 @@ from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.transitions import SESSION_RULES
 from meerkat_runtime.vocab.errors import RuntimeDriverError
 
-ROUTABLE = frozenset({"accept", "retire", "reset", "recycle", "stop", "destroy", "interrupt"})
+ROUTABLE = frozenset({"accept", "retire", "reset", "recycle", "stop", "destroy", "recover", "interrupt"})
 """The commands a routed input may carry."""
 
 INTERNAL = frozenset({binding.rule for binding in SESSION_RULES} | {"reconcile", "crash", "write_fails"}) - ROUTABLE

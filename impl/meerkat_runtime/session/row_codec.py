@@ -14,9 +14,12 @@ An input row is one JSON object::
      "input": {"kind": "prompt", "header": {...}, ...kind fields...}}
 
 ``outcome`` is what the input's waiters got, stored with its terminal commit (only on terminal
-rows); ``last_error`` the failure of its last failed run. Images inside ``input`` are always
-blob references (``{"media_type", "blob_id"}``); inline image data is never written. The
-lifecycle record is ``{"record_version": 1, "runtime_state": "idle"|..., "epoch_id": str|null}``.
+rows); ``last_error`` the failure of its last failed run. Optional fields whose value is null
+(``terminal``, ``outcome``, ``last_error``, ``last_run_id``, ``last_boundary_sequence``, a
+history entry's ``from``, the header's three keys) are written only when set: a missing one
+reads as null, so the compact form is the same version and older releases read it too. Images
+inside ``input`` are always blob references (``{"media_type", "blob_id"}``); inline image data
+is never written. The lifecycle record is ``{"record_version": 1, "runtime_state": "idle"|..., "epoch_id": str|null}``.
 
 Decoders read every version up to the current one (a version-1 row is a version-2 row without
 ``outcome`` and ``last_error``) and ignore fields they do not know; a newer version is refused,
@@ -147,18 +150,19 @@ def _image_from_json(doc: Any) -> Image:
 
 def input_to_json(item: Input) -> dict[str, Any]:
     h = item.header
-    doc: dict[str, Any] = {
-        "kind": item.kind,
-        "header": {
-            "id": h.id,
-            "timestamp": h.timestamp,
-            "origin": h.origin.value,
-            "durability": h.durability.value,
-            "idempotency_key": h.idempotency_key,
-            "supersession_key": h.supersession_key,
-            "correlation_id": h.correlation_id,
-        },
+    header: dict[str, Any] = {
+        "id": h.id,
+        "timestamp": h.timestamp,
+        "origin": h.origin.value,
+        "durability": h.durability.value,
     }
+    if h.idempotency_key is not None:
+        header["idempotency_key"] = h.idempotency_key
+    if h.supersession_key is not None:
+        header["supersession_key"] = h.supersession_key
+    if h.correlation_id is not None:
+        header["correlation_id"] = h.correlation_id
+    doc: dict[str, Any] = {"kind": item.kind, "header": header}
     if isinstance(item, PromptInput):
         doc.update(text=item.text, handling_mode=item.handling_mode.value)
         doc["images"] = [_image_to_json(i) for i in item.images]
@@ -347,35 +351,37 @@ def completion_from_json(doc: Any) -> CompletionOutcome:
 
 
 def encode_record(record: InputRecord) -> bytes:
-    """Serialise one input record (images must already be blob references)."""
-    return _dumps(
-        {
-            "row_version": ROW_VERSION,
-            "input_id": record.input_id,
-            "phase": record.phase.value,
-            "lane": record.lane.value,
-            "admission_seq": record.admission_seq,
-            "attempts": record.attempts,
-            "recovery_count": record.recovery_count,
-            "terminal": terminal_to_json(record.terminal) if record.terminal is not None else None,
-            "outcome": completion_to_json(record.outcome) if record.outcome is not None else None,
-            "last_error": _failure_to_json(record.last_error),
-            "last_run_id": record.last_run_id,
-            "last_boundary_sequence": record.last_boundary_sequence,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "history": [
-                {
-                    "from": e.from_state.value if e.from_state is not None else None,
-                    "to": e.to_state.value,
-                    "reason": e.reason,
-                    "at": e.timestamp,
-                }
-                for e in record.history
-            ],
-            "input": input_to_json(record.stored_input if record.stored_input is not None else record.input),
-        }
-    )
+    """Serialise one input record (images must already be blob references); optional fields
+    that are null are left out (compact form, read by every decoder of this version)."""
+    doc: dict[str, Any] = {
+        "row_version": ROW_VERSION,
+        "input_id": record.input_id,
+        "phase": record.phase.value,
+        "lane": record.lane.value,
+        "admission_seq": record.admission_seq,
+        "attempts": record.attempts,
+        "recovery_count": record.recovery_count,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "history": [
+            {"to": e.to_state.value, "reason": e.reason, "at": e.timestamp}
+            if e.from_state is None
+            else {"from": e.from_state.value, "to": e.to_state.value, "reason": e.reason, "at": e.timestamp}
+            for e in record.history
+        ],
+        "input": input_to_json(record.stored_input if record.stored_input is not None else record.input),
+    }
+    if record.terminal is not None:
+        doc["terminal"] = terminal_to_json(record.terminal)
+    if record.outcome is not None:
+        doc["outcome"] = completion_to_json(record.outcome)
+    if record.last_error is not None:
+        doc["last_error"] = _failure_to_json(record.last_error)
+    if record.last_run_id is not None:
+        doc["last_run_id"] = record.last_run_id
+    if record.last_boundary_sequence is not None:
+        doc["last_boundary_sequence"] = record.last_boundary_sequence
+    return _dumps(doc)
 
 
 def _history_from_json(doc: Any) -> HistoryEntry:

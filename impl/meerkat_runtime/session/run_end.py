@@ -60,7 +60,8 @@ class RunEnd(enum.Enum):
 
     COMMITTED = "committed"
     STALE = "stale"
-    """The run was no longer current (interrupted, stopped or destroyed meanwhile): nothing done."""
+    """The run was no longer current (interrupted, stopped or destroyed meanwhile), or the session
+    was unregistered (or the process halted): nothing done."""
     LOOP_GONE = "loop_gone"
     """The calling loop was detached meanwhile: nothing done."""
     DETACHED = "detached"
@@ -154,6 +155,8 @@ async def end_run(
     async with session.gate:
         if loop_task is not None and session.loop_task is not loop_task:
             return RunEnd.LOOP_GONE, None
+        if session.unregistered:  # unregistered or halted meanwhile: nothing more is written
+            return RunEnd.STALE, None
         current = session.core.current_run
         if current is None or current.run_id != run.run_id:
             return RunEnd.STALE, None

@@ -3,13 +3,17 @@
 Script steps, consumed one per run (the ``default`` applies when the script is empty):
 
 * :class:`Succeed` — success, with or without a :class:`RunResult`;
-* :class:`Fail` — raise ``ExecutorError``;
+* :class:`Fail` — raise ``ExecutorError`` (or the exception it carries, for instance one the
+  session's ``RetryPolicy.retryable`` does not retry);
 * :class:`Cancel` — raise ``ExecutorCancelled``;
 * :class:`Block` — park inside ``apply`` until :meth:`ScriptedExecutor.release` gives the
   outcome (``parked()`` is then true, which ``MeerkatMachine.settle`` understands).
 
 Everything the runtime did to the executor is recorded: ``applied`` (run id and input ids per
-call) and ``commands`` (control commands received).
+call), ``commands`` (control commands received) and ``starts`` (calls of the attach hook
+``start()``). Two misbehaviours can be switched on: ``start_error`` (an exception ``start()``
+raises, failing the attachment) and ``ignore_cancel`` (a parked run keeps waiting when told
+``CancelCurrentRun``: only cancelling its task ends it).
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ class Succeed:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
+    """Raise ``error`` when given, else ``ExecutorError(message)``."""
+
     message: str = "scripted executor failure"
+    error: Exception | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +67,18 @@ Final = Succeed | Fail | Cancel
 class ScriptedExecutor:
     """A ``CoreExecutor`` driven by a script of outcomes."""
 
-    def __init__(self, *script: Step, default: Step = Succeed()) -> None:
+    def __init__(
+        self,
+        *script: Step,
+        default: Step = Succeed(),
+        start_error: Exception | None = None,
+        ignore_cancel: bool = False,
+    ) -> None:
         self._script: deque[Step] = deque(script)
         self.default = default
+        self.start_error = start_error
+        self.ignore_cancel = ignore_cancel
+        self.starts = 0
         self.applied: list[tuple[RunId, tuple[InputId, ...]]] = []
         self.commands: list[RunControlCommand] = []
         self._parked: asyncio.Future[Final] | None = None
@@ -93,6 +109,12 @@ class ScriptedExecutor:
             while not self.parked():
                 await asyncio.sleep(0.0005)
 
+    async def start(self) -> None:
+        """The attach hook: counts the call, then raises ``start_error`` if one is set."""
+        self.starts += 1
+        if self.start_error is not None:
+            raise self.start_error
+
     async def apply(self, run_id: RunId, primitive: RunPrimitive) -> CoreApplyOutput:
         self.applied.append((run_id, primitive.contributing_input_ids))
         step = self._script.popleft() if self._script else self.default
@@ -104,7 +126,7 @@ class ScriptedExecutor:
             finally:
                 self._parked = None
         if isinstance(step, Fail):
-            raise ExecutorError(step.message)
+            raise step.error if step.error is not None else ExecutorError(step.message)
         if isinstance(step, Cancel):
             raise ExecutorCancelled("scripted cancellation")
         draft = ReceiptDraft(primitive.contributing_input_ids)
@@ -112,6 +134,8 @@ class ScriptedExecutor:
 
     async def control(self, command: RunControlCommand) -> None:
         self.commands.append(command)
+        if isinstance(command, CancelCurrentRun) and self.ignore_cancel:
+            return
         if isinstance(command, CancelCurrentRun | StopRuntimeExecutor) and self.parked():
             assert self._parked is not None
             self._parked.set_result(Cancel())

@@ -4,7 +4,8 @@ drives it (see :class:`~meerkat_runtime.vocab.transitions.RuleBinding`).
 
 Rule names are the model's ``TransitionDecl`` names; a test checks this table covers exactly
 the model's declared session transitions and that every path resolves. Names ending in
-``_retired`` are the same run outcome for a run that ends with the runtime Retired.
+``_retired`` are the same run outcome for a run that ends with the runtime Retired, names ending
+in ``_without_loop`` for a run ``accept_input_and_run`` started that ends Idle.
 """
 
 from __future__ import annotations
@@ -26,20 +27,34 @@ SESSION_RULES: tuple[RuleBinding, ...] = (
         f"{_CORE}.accept",
         f"{_MACHINE}.accept_input",
     ),
+    *_bind(
+        ("accept_and_run",),
+        f"{_CORE}.accept",
+        f"{_MACHINE}.accept_input_and_run",
+        "the accept is committed (its event folded in), then the input staged for a run the caller drives",
+    ),
     *_bind(("start_run",), f"{_CORE}.start_run", "session.loop_task.run_loop"),
-    *_bind(("executor_succeeded", "executor_succeeded_retired"), f"{_CORE}.executor_succeeded", _END_RUN),
+    *_bind(
+        ("executor_succeeded", "executor_succeeded_retired", "executor_succeeded_without_loop"),
+        f"{_CORE}.executor_succeeded",
+        _END_RUN,
+    ),
     *_bind(
         (
             "executor_failed",
             "executor_failed_retired",
+            "executor_failed_without_loop",
             "executor_failed_exhausted",
             "executor_failed_exhausted_retired",
+            "executor_failed_exhausted_without_loop",
         ),
         f"{_CORE}.executor_failed",
         _END_RUN,
     ),
     *_bind(
-        ("interrupt", "interrupt_retired", "interrupt_noop"), f"{_CORE}.interrupt", f"{_MACHINE}.interrupt_current_run"
+        ("interrupt", "interrupt_retired", "interrupt_without_loop", "interrupt_noop"),
+        f"{_CORE}.interrupt",
+        f"{_MACHINE}.interrupt_current_run",
     ),
     *_bind(("boundary_commit_failed", "boundary_commit_failed_retired"), f"{_CORE}.boundary_commit_failed", _END_RUN),
     *_bind(
@@ -53,6 +68,7 @@ SESSION_RULES: tuple[RuleBinding, ...] = (
     *_bind(("recycle", "recycle_with_loop"), f"{_CORE}.recycle", f"{_MACHINE}.recycle_runtime"),
     *_bind(("stop", "stop_with_loop"), f"{_CORE}.stop", f"{_MACHINE}.stop_runtime"),
     *_bind(("destroy", "destroy_with_loop"), f"{_CORE}.destroy", f"{_MACHINE}.destroy_runtime"),
+    *_bind(("recover", "recover_noop"), f"{_CORE}.recover", f"{_MACHINE}.recover_session"),
     *_bind(("register",), f"{_CORE}.register", f"{_MACHINE}.register_session"),
     *_bind(("register_noop",), None, f"{_MACHINE}.register_session", "already registered: returns at once"),
     *_bind(("begin_attach",), f"{_CORE}.begin_attach", f"{_MACHINE}.ensure_session_with_executor"),

@@ -11,4 +11,8 @@
   log check an SQLite store runs on open, and when it may read the files.
 * ``sqlite_marks`` / ``sqlite_paths`` / ``sqlite_readonly`` / ``sqlite_check`` — the mark in
   SQLite, path checks, opening without writing, and the read-only examination of a file.
+* ``postgres`` — ``PostgresRuntimeStore`` (the ``postgres`` extra; nothing else imports it):
+  ``postgres_schema`` its versioned schema, ``postgres_transactions`` its transactions and
+  their failures, ``postgres_marks`` the mark as one statement per write, ``postgres_in_flight``
+  the writes whose outcome is unknown and that may still be committing.
 """

@@ -3,7 +3,7 @@ data write, so that recovery can tell "nothing more was written" from "rows were
 
 A store never interprets payloads, so the mark holds what a store can count itself:
 
-* ``writes`` — committed data-write transactions of the runtime (every write method, including
+* ``writes`` — committed data writes of the runtime (every write method, including
   ``quarantine_row``; not the lease calls). It only grows;
 * ``inputs``, ``receipts`` — input rows and boundary receipts stored now;
 * ``session_snapshots``, ``lifecycles``, ``ops_snapshots`` — 1 when that single record is

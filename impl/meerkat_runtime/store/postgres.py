@@ -7,19 +7,27 @@ this module, so the runtime itself keeps no dependency.
   (:mod:`~meerkat_runtime.store.postgres_transactions` classifies its failures: ``WriteFailed``
   before ``COMMIT`` was sent or when the server refused it, ``WriteOutcomeUnknown`` when the
   connection broke while ``COMMIT`` was in flight). Reads are single statements.
-* **Ownership**: the fence check runs inside every write's transaction, under a shared
-  transaction-level advisory lock on the runtime id; a claim takes the same lock exclusively
-  (and ``SELECT … FOR UPDATE`` on the lease row), renewals and releases lock the row. So a
-  claim that commits after a write's check is ordered after that write, also when the runtime
-  has no lease row yet (an unfenced write). Lease expiry is decided by the **server's clock**
-  (``clock_timestamp()``), read inside the transaction; ``clock=`` replaces it (tests).
-  A claim that finds a live lease of another owner is answered from one read, with no
-  transaction (waiting workers poll cheaply).
+* **Ownership**: the fence check runs inside every write's transaction, under a
+  transaction-level advisory lock on the runtime id (exclusive: the data writes of one runtime
+  run one after another, as in SQLite, which keeps the high-water mark exact when a compaction
+  races an append); a claim takes the same lock (and ``SELECT … FOR UPDATE`` on the lease row),
+  renewals and releases lock the row. So a claim that commits after a write's check is ordered
+  after that write, also when the runtime has no lease row yet (an unfenced write). Lease
+  expiry is decided by the **server's clock** (``clock_timestamp()``), read inside the
+  transaction; ``clock=`` replaces it (tests). A claim that finds a live lease of another
+  owner is answered from one read, with no transaction (waiting workers poll cheaply).
+* **Unknown outcomes**: before a data write raises ``WriteOutcomeUnknown`` the store waits
+  until its transaction has ended on the server (it may outlive a broken connection), so a
+  read that follows sees its final outcome; while that cannot be confirmed, reads of the
+  runtime fail (:mod:`~meerkat_runtime.store.postgres_in_flight`).
 * **Durability**: the server's ``synchronous_commit`` (``on`` by default): a method that
   returned has had its commit record flushed to the server's WAL on disk (and to synchronous
   standbys, if any are configured). The store reports the setting in :meth:`settings`.
 * Every row carries the same checksum as in SQLite (bound to table, runtime id and key); a
-  damaged row fails closed with ``Corrupt``. Ids must not contain NUL characters (PostgreSQL
+  damaged row fails closed with ``Corrupt``. Every data write advances the runtime's
+  high-water mark with one more statement in its transaction
+  (:mod:`~meerkat_runtime.store.postgres_marks`); ``quarantine_row`` moves an input row into
+  ``runtime_quarantine``. Ids must not contain NUL characters (PostgreSQL
   text cannot hold them; such a write is refused with ``WriteFailed``).
 * The schema version is checked on open: older schemas are migrated forward, newer ones are
   refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`).
@@ -33,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import psycopg
@@ -47,8 +55,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.store.high_water import HighWater, MarkStep
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.postgres_in_flight import InFlightCommits
+from meerkat_runtime.store.postgres_marks import advance_statement, select_statement, step_params, stored_mark
 from meerkat_runtime.store.postgres_schema import (
     DEFAULT_SCHEMA,
     STORE_SCOPE,
@@ -56,8 +67,16 @@ from meerkat_runtime.store.postgres_schema import (
     migrate,
     stored_version,
 )
+from meerkat_runtime.store.postgres_transactions import Body as ReadBody
 from meerkat_runtime.store.postgres_transactions import Connection, Transactions
-from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
 from meerkat_runtime.store.sql_rows import (
     duplicate_receipt,
     finished_inputs,
@@ -66,14 +85,35 @@ from meerkat_runtime.store.sql_rows import (
     stored_lease,
     stored_receipt,
     stored_row,
+    stored_rows,
 )
-from meerkat_runtime.store.tables import INPUTS, LEASES, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed, WriteRefused
+from meerkat_runtime.store.tables import (
+    HIGH_WATER,
+    INPUTS,
+    LEASES,
+    LIFECYCLES,
+    OPS_RECORDS,
+    OPS_SNAPSHOTS,
+    QUARANTINE,
+    RECEIPTS,
+    SNAPSHOTS,
+)
+from meerkat_runtime.vocab.errors import (
+    Corrupt,
+    ReadFailed,
+    StoreError,
+    WriteFailed,
+    WriteOutcomeUnknown,
+    WriteRefused,
+)
+
+T = TypeVar("T")
 
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_TIMEOUT_S = 10.0
 
-Body = Callable[[Connection], object]
+Body = Callable[[Connection], MarkStep]
+"""A data write's own statements; returns the step they make to the runtime's high-water mark."""
 
 
 def lock_key(schema: str, runtime_id: str) -> int:
@@ -123,6 +163,7 @@ class PostgresRuntimeStore:
         self._pool = pool
         self._gate = CallGate()
         self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s)
+        self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt), self.timeout_s)
         self._sql = _Statements(self.schema)
         try:
             self._tx.write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema))
@@ -179,8 +220,9 @@ class PostgresRuntimeStore:
     # --- the write path -------------------------------------------------------------------
     def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
         """The one write path of the data methods: in one transaction, take the runtime's
-        advisory lock (shared: claims take it exclusively), check ``fence`` against the lease
-        row, then run ``body``."""
+        advisory lock (exclusively, as claims do: writes of one runtime are serialised), check
+        ``fence`` against the lease row, run ``body``, then advance the high-water mark by the step it returns (the last
+        statement, so a write that fails or is refused never reaches it)."""
         checked = v.check_fence(runtime_id, fence, WriteFailed)
         key = lock_key(self.schema, runtime_id)
 
@@ -189,15 +231,26 @@ class PostgresRuntimeStore:
             refusal = fence_refusal(runtime_id, _lease(runtime_id, row), checked, what)
             if refusal is not None:
                 raise refusal
-            body(conn)
+            step = body(conn)
+            conn.execute(self._sql.advance_mark, step_params(runtime_id, step))
 
-        self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock_shared({key})")
+        try:
+            self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock({key})")
+        except WriteOutcomeUnknown:
+            self._in_flight.after_unknown_outcome(runtime_id)
+            raise
 
-    def _upsert_rows(self, conn: Connection, rt: str, rows: Sequence[InputRow]) -> None:
+    def _read(self, runtime_id: str, what: str, body: ReadBody[T], error: type[StoreError] = ReadFailed) -> T:
+        """A read of one runtime's data: refused while a write of it whose outcome is unknown
+        may still be committing (:mod:`~meerkat_runtime.store.postgres_in_flight`)."""
+        self._in_flight.before_read(runtime_id, what, error)
+        return self._tx.read(runtime_id, what, body, error)
+
+    def _upsert_rows(self, conn: Connection, rt: str, rows: Sequence[InputRow]) -> int:
         """Upsert input rows in one statement: the last row of an id wins, ids in sorted order
-        (concurrent writers lock rows in the same order)."""
+        (concurrent writers lock rows in the same order). Returns how many ids had no row."""
         if not rows:
-            return
+            return 0
         last = {row.input_id: row for row in rows}
         ids = sorted(last)
         payloads = [last[i].payload for i in ids]
@@ -205,31 +258,35 @@ class PostgresRuntimeStore:
         finished = [last[i].finished_at for i in ids]
         keys = [last[i].idempotency_key for i in ids]
         seqs = [last[i].admission_seq for i in ids]
-        conn.execute(self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs))
+        found = conn.execute(self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs)).fetchone()
+        assert found is not None
+        return int(str(found[0]))
 
     # --- inputs ---------------------------------------------------------------------------
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         rows = v.check_rows(rt, [row], WriteFailed)
-        self._fenced_write(rt, "persist_input_state", fence, lambda conn: self._upsert_rows(conn, rt, rows))
+        self._fenced_write(
+            rt, "persist_input_state", fence, lambda conn: MarkStep(inputs_added=self._upsert_rows(conn, rt, rows))
+        )
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_input_states", lambda conn: conn.execute(self._sql.select_inputs, (rt,)).fetchall()
         )
         return [stored_row(rt, *columns) for columns in found]
 
     def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_active_input_states", lambda conn: conn.execute(self._sql.select_active, (rt,)).fetchall()
         )
-        return [stored_row(rt, *columns) for columns in found]
+        return stored_rows(rt, found)
 
     def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_finished_inputs", lambda conn: conn.execute(self._sql.select_finished, (rt,)).fetchall()
         )
         return finished_inputs(rt, found)
@@ -237,7 +294,7 @@ class PostgresRuntimeStore:
     def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         key = v.check_input_id(rt, input_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_input_state", lambda conn: conn.execute(self._sql.select_input, (rt, key)).fetchone()
         )
         return None if found is None else stored_row(rt, *found)
@@ -247,13 +304,14 @@ class PostgresRuntimeStore:
         ids = sorted(v.check_input_ids(rt, input_ids, WriteFailed))
         removed: list[int] = []
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> MarkStep:
             active = conn.execute(self._sql.active_among, (rt, ids)).fetchone()
             if active is not None:
                 raise WriteRefused(
                     rt, f"compact_inputs: input row {active[0]!r} is active, not finished; nothing was deleted"
                 )
             removed.append(len(conn.execute(self._sql.delete_finished, (rt, ids)).fetchall()))
+            return MarkStep(inputs_removed=removed[0])
 
         self._fenced_write(rt, "compact_inputs", fence, body)
         return removed[0]
@@ -274,20 +332,22 @@ class PostgresRuntimeStore:
             v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
         valid_rows = v.check_rows(rt, rows, WriteFailed)
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> MarkStep:
             if session_snapshot is not None:
                 snapshot_sum = row_checksum(SNAPSHOTS, rt, "", session_snapshot)
                 conn.execute(self._sql.upsert_snapshot, (rt, session_snapshot, snapshot_sum))
             if conn.execute(self._sql.insert_receipt, stored.params).fetchone() is None:
                 raise duplicate_receipt(rt, stored.receipt)
-            self._upsert_rows(conn, rt, valid_rows)
+            added = self._upsert_rows(conn, rt, valid_rows)
+            snapshot_written = True if session_snapshot is not None else None
+            return MarkStep(inputs_added=added, receipts_added=1, session_snapshot=snapshot_written)
 
         self._fenced_write(rt, "atomic_apply", fence, body)
 
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         run, seq = v.check_run_key(rt, run_id, sequence, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt,
             "load_boundary_receipt",
             lambda conn: conn.execute(self._sql.select_receipt, (rt, run, v.to_signed64(seq))).fetchone(),
@@ -305,9 +365,9 @@ class PostgresRuntimeStore:
         v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed)
         valid_rows = v.check_rows(rt, rows, WriteFailed)
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> MarkStep:
             conn.execute(self._sql.upsert_lifecycle, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
-            self._upsert_rows(conn, rt, valid_rows)
+            return MarkStep(inputs_added=self._upsert_rows(conn, rt, valid_rows), lifecycle=True)
 
         self._fenced_write(rt, "commit_machine_lifecycle", fence, body)
 
@@ -319,11 +379,12 @@ class PostgresRuntimeStore:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops record", record, WriteFailed)
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> MarkStep:
             seq_row = conn.execute(self._sql.next_record_seq).fetchone()
             assert seq_row is not None
             seq = int(str(seq_row[0]))
             conn.execute(self._sql.insert_record, (seq, rt, record, row_checksum(OPS_RECORDS, rt, str(seq), record)))
+            return MarkStep(ops_records_added=1)
 
         self._fenced_write(rt, "append_ops_record", fence, body)
 
@@ -331,15 +392,16 @@ class PostgresRuntimeStore:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed)
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> MarkStep:
             conn.execute(self._sql.upsert_ops_snapshot, (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot)))
             conn.execute(self._sql.delete_records, (rt,))
+            return MarkStep(ops_snapshot=True, ops_records_cleared=True)
 
         self._fenced_write(rt, "persist_ops_lifecycle", fence, body)
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._tx.read(
+        found = self._read(
             rt, "load_ops_lifecycle", lambda conn: conn.execute(self._sql.select_ops, (rt, rt)).fetchall()
         )
         snapshot: bytes | None = None
@@ -356,11 +418,63 @@ class PostgresRuntimeStore:
     def delete_ops_lifecycle(self, runtime_id: str, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> MarkStep:
             conn.execute(self._sql.delete_ops_snapshot, (rt,))
             conn.execute(self._sql.delete_records, (rt,))
+            return MarkStep(ops_snapshot=False, ops_records_cleared=True)
 
         self._fenced_write(rt, "delete_ops_lifecycle", fence, body)
+
+    # --- damage detection and quarantine -------------------------------------------------
+    def load_high_water(self, runtime_id: str) -> HighWater | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        row = self._read(rt, "load_high_water", lambda conn: conn.execute(self._sql.select_mark, (rt,)).fetchone())
+        return stored_mark(rt, row)
+
+    def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._read(rt, "scan_input_states", lambda conn: conn.execute(self._sql.select_scan, (rt,)).fetchall())
+        return [_scanned(rt, str(i), p, c) for i, p, c in found]
+
+    def quarantine_row(
+        self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
+    ) -> QuarantinedRow:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        key = v.check_input_id(rt, input_id, WriteFailed)
+        why = v.check_reason(rt, reason, WriteFailed)
+        moved: list[QuarantinedRow] = []
+
+        def body(conn: Connection) -> MarkStep:
+            found = conn.execute(self._sql.select_input_for_quarantine, (rt, key)).fetchone()
+            if found is None:
+                raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+            payload, checksum, seq, server_now = found
+            scanned = _scanned(rt, key, payload, checksum)
+            row = QuarantinedRow(key, scanned.payload, scanned.intact, why, self._now(server_now))
+            sealed = row_checksum(QUARANTINE, rt, str(seq), row.sealed_form())
+            conn.execute(
+                self._sql.move_to_quarantine,
+                (rt, key, seq, rt, key, row.payload, row.intact, why, row.quarantined_at, sealed),
+            )
+            moved.append(row)
+            return MarkStep(inputs_removed=1, quarantined_added=1)
+
+        self._fenced_write(rt, "quarantine_row", fence, body)
+        return moved[0]
+
+    def load_quarantined(self, runtime_id: str) -> list[QuarantinedRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._read(
+            rt, "load_quarantined", lambda conn: conn.execute(self._sql.select_quarantined, (rt,)).fetchall()
+        )
+        rows: list[QuarantinedRow] = []
+        for seq, input_id, payload, was_intact, reason, at, checksum in found:
+            if not isinstance(payload, bytes) or not isinstance(at, float) or not isinstance(was_intact, bool):
+                raise Corrupt(rt, f"row {QUARANTINE}[{seq}] has malformed columns")
+            row = QuarantinedRow(str(input_id), payload, was_intact, str(reason), at)
+            verified_payload(QUARANTINE, rt, str(seq), row.sealed_form(), checksum)
+            rows.append(row)
+        return rows
 
     # --- ownership ------------------------------------------------------------------------
     def _now(self, server_now: object) -> float:
@@ -421,7 +535,7 @@ class PostgresRuntimeStore:
 
     # --- listing --------------------------------------------------------------------------
     def list_runtimes(self) -> list[str]:
-        tables = (INPUTS, RECEIPTS, SNAPSHOTS, LIFECYCLES, OPS_SNAPSHOTS, OPS_RECORDS, LEASES)
+        tables = (INPUTS, RECEIPTS, SNAPSHOTS, LIFECYCLES, OPS_SNAPSHOTS, OPS_RECORDS, LEASES, HIGH_WATER, QUARANTINE)
         query = " UNION ".join(f"SELECT runtime_id FROM {self.schema}.{table}" for table in tables)
         found = self._tx.read(STORE_SCOPE, "list_runtimes", lambda conn: conn.execute(query).fetchall())
         return sorted({str(row[0]) for row in found})  # code-point order, whatever the collation
@@ -441,8 +555,18 @@ class PostgresRuntimeStore:
     def _load_single(self, runtime_id: str, table: str, column: str, what: str) -> bytes | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         query = f"SELECT {column}, checksum FROM {self.schema}.{table} WHERE runtime_id = %s"
-        found = self._tx.read(rt, what, lambda conn: conn.execute(query, (rt,)).fetchone())
+        found = self._read(rt, what, lambda conn: conn.execute(query, (rt,)).fetchone())
         return None if found is None else verified_payload(table, rt, "", found[0], found[1])
+
+
+def _scanned(rt: str, input_id: str, payload: object, checksum: object) -> ScannedRow:
+    """A stored input row and whether it passes its integrity check (never raises for damage)."""
+    data = bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b""
+    try:
+        verified_payload(INPUTS, rt, input_id, payload, checksum)
+    except Corrupt:
+        return ScannedRow(input_id, data, False)
+    return ScannedRow(input_id, data, True)
 
 
 def _lease(rt: str, row: Sequence[Any] | None) -> Lease | None:
@@ -461,15 +585,20 @@ class _Statements:
                 f"ON CONFLICT (runtime_id) DO UPDATE SET {column} = excluded.{column}, checksum = excluded.checksum"
             )
 
+        # (xmax = 0): the row was inserted, not updated; the count is the mark's inputs_added
         self.upsert_inputs = (
-            f"INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, idempotency_key, "
-            "admission_seq) SELECT %s, i, p, c, f, k, q FROM unnest(%s::text[], %s::bytea[], %s::text[], "
-            "%s::float8[], %s::text[], %s::bigint[]) AS r(i, p, c, f, k, q) "
+            f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
+            "idempotency_key, admission_seq) SELECT %s, i, p, c, f, k, q FROM unnest(%s::text[], %s::bytea[], "
+            "%s::text[], %s::float8[], %s::text[], %s::bigint[]) AS r(i, p, c, f, k, q) "
             "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
             "checksum = excluded.checksum, finished_at = excluded.finished_at, "
-            "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq"
+            "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq "
+            "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
         )
         row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq"
+        self.select_scan = (
+            f"SELECT input_id, payload, checksum FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
+        )
         self.select_inputs = f"SELECT {row_columns} FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
         self.select_active = (
             f"SELECT {row_columns} FROM {s}.{INPUTS} WHERE runtime_id = %s AND finished_at IS NULL ORDER BY input_id"
@@ -507,9 +636,24 @@ class _Statements:
             f"SELECT 0, 0::bigint, snapshot, checksum FROM {s}.{OPS_SNAPSHOTS} WHERE runtime_id = %s "
             f"UNION ALL SELECT 1, seq, record, checksum FROM {s}.{OPS_RECORDS} WHERE runtime_id = %s ORDER BY 1, 2"
         )
+        self.select_mark = select_statement(s)
+        self.advance_mark = advance_statement(s)
+        now = "extract(epoch FROM clock_timestamp())::float8"
+        self.select_input_for_quarantine = (
+            f"SELECT payload, checksum, nextval('{s}.{QUARANTINE}_seq'), {now} FROM {s}.{INPUTS} "
+            "WHERE runtime_id = %s AND input_id = %s FOR UPDATE"
+        )
+        self.move_to_quarantine = (
+            f"WITH gone AS (DELETE FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = %s) "
+            f"INSERT INTO {s}.{QUARANTINE} (seq, runtime_id, input_id, payload, intact, reason, quarantined_at, "
+            "checksum) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self.select_quarantined = (
+            f"SELECT seq, input_id, payload, intact, reason, quarantined_at, checksum FROM {s}.{QUARANTINE} "
+            "WHERE runtime_id = %s ORDER BY seq"
+        )
         lease_columns = "owner, token, expires_at, checksum"
         self.select_lease = f"SELECT {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = %s"
-        now = "extract(epoch FROM clock_timestamp())::float8"
         self.lease_and_now = (
             f"SELECT {now}, l.owner, l.token, l.expires_at, l.checksum FROM (SELECT 1) AS one "
             f"LEFT JOIN (SELECT {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = %s) AS l ON true"

@@ -15,9 +15,17 @@ Versions:
    input rows, boundary receipts, session snapshots, lifecycle records, ops snapshots, the
    ops record log (``runtime_ops_records``, its sequence) and the ownership leases
    (``runtime_leases``: expiry in seconds since the epoch on the server's clock).
-2. The finished-input columns of input rows (``finished_at``, ``idempotency_key``,
+2. ``runtime_high_water``: one high-water mark per runtime, advanced by every data write in its
+   own transaction (the server adds the counts; no row checksum, see
+   :mod:`~meerkat_runtime.store.postgres_marks`); ``runtime_quarantine``: input rows moved out
+   by ``quarantine_row``, their stored bytes kept, each row checksummed. Upgrading a version-1
+   schema computes the mark of every runtime it holds from its rows (``writes`` starts at 0),
+   as the SQLite store's version 4 does.
+3. The finished-input columns of input rows (``finished_at``, ``idempotency_key``,
    ``admission_seq``) and partial indexes over the active and the finished rows (as the SQLite
-   store's version 5).
+   store's version 5). Rows of a version-2 schema keep ``NULL`` there and are read as active;
+   session recovery finds the finished ones among them and writes them back with the columns
+   (an update: the high-water mark's input count does not move).
 """
 
 from __future__ import annotations
@@ -27,9 +35,19 @@ from collections.abc import Callable
 
 import psycopg
 
+from meerkat_runtime.store.tables import (
+    HIGH_WATER,
+    INPUTS,
+    LIFECYCLES,
+    OPS_RECORDS,
+    OPS_SNAPSHOTS,
+    QUARANTINE,
+    RECEIPTS,
+    SNAPSHOTS,
+)
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -93,7 +111,46 @@ def _v1(s: str) -> tuple[str, ...]:
     )
 
 
+_COUNTED = (
+    ("inputs", INPUTS),
+    ("receipts", RECEIPTS),
+    ("session_snapshots", SNAPSHOTS),
+    ("lifecycles", LIFECYCLES),
+    ("ops_snapshots", OPS_SNAPSHOTS),
+    ("ops_records", OPS_RECORDS),
+)
+"""The counters a version-1 schema's rows give, and the table each one counts."""
+
+
 def _v2(s: str) -> tuple[str, ...]:
+    def counted(name: str, table: str) -> str:
+        columns = ", ".join(f"{'count(*)' if other == name else '0'} AS {other}" for other, _ in _COUNTED)
+        return f"SELECT runtime_id, {columns} FROM {s}.{table} GROUP BY runtime_id"
+
+    counts = " UNION ALL ".join(counted(name, table) for name, table in _COUNTED)
+    sums = ", ".join(f"sum({name})" for name, _ in _COUNTED)
+    return (
+        f"""CREATE TABLE {s}.{HIGH_WATER} (
+            runtime_id TEXT COLLATE "C" PRIMARY KEY, writes BIGINT NOT NULL, inputs BIGINT NOT NULL,
+            receipts BIGINT NOT NULL, session_snapshots INTEGER NOT NULL, lifecycles INTEGER NOT NULL,
+            ops_snapshots INTEGER NOT NULL, ops_records BIGINT NOT NULL, quarantined BIGINT NOT NULL
+        )""",
+        f"CREATE SEQUENCE {s}.{QUARANTINE}_seq AS BIGINT",
+        f"""CREATE TABLE {s}.{QUARANTINE} (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('{s}.{QUARANTINE}_seq'),
+            runtime_id TEXT COLLATE "C" NOT NULL, input_id TEXT COLLATE "C" NOT NULL,
+            payload BYTEA NOT NULL, intact BOOLEAN NOT NULL, reason TEXT NOT NULL,
+            quarantined_at DOUBLE PRECISION NOT NULL, checksum TEXT NOT NULL
+        )""",
+        f"ALTER SEQUENCE {s}.{QUARANTINE}_seq OWNED BY {s}.{QUARANTINE}.seq",
+        f"CREATE INDEX runtime_quarantine_by_runtime ON {s}.{QUARANTINE} (runtime_id, seq)",
+        # the mark of every runtime already stored, from its rows (``writes`` starts at 0)
+        f"INSERT INTO {s}.{HIGH_WATER} (runtime_id, writes, {', '.join(n for n, _ in _COUNTED)}, quarantined) "
+        f"SELECT runtime_id, 0, {sums}, 0 FROM ({counts}) AS counted GROUP BY runtime_id",
+    )
+
+
+def _v3(s: str) -> tuple[str, ...]:
     return (
         f"""ALTER TABLE {s}.runtime_input_states ADD COLUMN finished_at DOUBLE PRECISION,
             ADD COLUMN idempotency_key TEXT, ADD COLUMN admission_seq BIGINT""",
@@ -107,7 +164,7 @@ def _v2(s: str) -> tuple[str, ...]:
 
 Step = Callable[[str], tuple[str, ...]]
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3))
 """``(version reached, statements of the step for a schema name)`` in ascending order; step
 ``n`` upgrades version ``n - 1``."""
 

@@ -90,7 +90,8 @@ Damage detection and quarantine (:mod:`meerkat_runtime.store.high_water`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
 from meerkat_runtime.store.high_water import HighWater
@@ -226,4 +227,21 @@ class RuntimeStore(Protocol):
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:
         """Release resources. Calls after ``close`` raise ``WriteFailed``/``ReadFailed``."""
+        ...
+
+
+@runtime_checkable
+class SubmitsWrites(Protocol):
+    """An optional capability of a store with group commit (the SQLite store): a write can be
+    started without blocking the caller. ``group_commit`` says whether it is on;
+    ``submit_write(call)`` runs ``call`` — exactly one call of a write method returning
+    ``None`` — and returns a future holding what the call returns or raises once its batch
+    committed. The runtime awaits that future instead of blocking a thread on the call."""
+
+    group_commit: bool
+
+    def submit_write(self, call: Callable[[], None]) -> Future[None]: ...
+
+    def writer_idle(self) -> bool:
+        """No write queued or being committed: a write started now would commit alone."""
         ...

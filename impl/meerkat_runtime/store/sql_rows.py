@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.integrity import checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
@@ -89,6 +89,38 @@ def stored_row(
     row_id = str(input_id)
     data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
     return InputRow(row_id, data, *_index_columns(runtime_id, row_id, finished_at, key, seq))
+
+
+def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
+    """The input rows of ``(input_id, payload, checksum, finished_at, key, seq)`` rows, each
+    payload's checksum verified (``Corrupt`` naming the first damaged row): the common
+    well-typed active row is checked in one short pass (a restart reads the whole backlog),
+    any other through :func:`stored_row`."""
+    prefix = checksum_prefix(INPUTS, runtime_id)
+    found: list[InputRow] = []
+    append = found.append
+    for row in rows:
+        input_id, payload, checksum, finished_at, key, seq = row
+        if (
+            type(input_id) is str
+            and type(payload) is bytes
+            and finished_at is None
+            and (key is None or type(key) is str)
+            and (seq is None or type(seq) is int)
+        ):
+            h = prefix.copy()
+            encoded = input_id.encode("utf-8", "surrogatepass")
+            h.update(len(encoded).to_bytes(8, "big"))
+            h.update(encoded)
+            h.update(payload)
+            if h.hexdigest() != checksum:
+                raise Corrupt(
+                    runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
+                )
+            append(InputRow(input_id, payload, None, key, seq))
+        else:
+            append(stored_row(runtime_id, *row))
+    return found
 
 
 def finished_input(runtime_id: str, input_id: object, finished_at: object, key: object, seq: object) -> FinishedInput:

@@ -3,10 +3,23 @@
 * WAL journal, ``synchronous=FULL`` by default: a method that returned has fsynced its commit.
   ``synchronous="NORMAL"`` is faster and still survives a process crash (kill -9), but the last
   commits before a power loss or OS crash may be lost.
-* Every write is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front); a
-  busy timeout (default 5 s) makes concurrent writers from other threads or processes wait.
-  A failure of the ``COMMIT`` statement itself (an I/O error while the commit was being made
-  durable) raises ``WriteOutcomeUnknown``; every other failure means nothing was written.
+* Group commit (default on, ``group_commit=False`` turns it off): one writer thread per store
+  commits every write pending when it is free — of any runtime — in one ``BEGIN IMMEDIATE``
+  transaction (one fsync), each write inside its own savepoint, and returns from each write
+  only after that commit. A write refused or failing inside its savepoint (a stale fence, a
+  duplicate receipt, ...) is rolled back alone and raises alone; the others commit. A failure
+  of the batch's ``COMMIT`` fails every write it held: ``WriteOutcomeUnknown`` when the
+  transaction ended with the failure, else (rolled back) ``WriteFailed``. At most
+  ``group_commit_max_batch`` writes share a transaction; the writer waits at most
+  ``group_commit_max_wait_ms`` after a batch's first write for more (default 0: a batch is
+  what queued up during the previous commit). :meth:`SqliteRuntimeStore.submit_write` starts a
+  write without blocking its caller (the runtime awaits the returned future).
+* Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
+  thread's connection, and the threads of one handle take turns on a lock of the handle. Either
+  way a busy timeout (default 5 s) makes writers of other store handles or processes wait for
+  the lock. A failure of the ``COMMIT`` statement itself (an I/O
+  error while the commit was being made durable) raises ``WriteOutcomeUnknown``; every other
+  failure means nothing was written.
 * Ownership: leases live in ``runtime_leases``; every write checks its fence against the
   lease row inside its own transaction (rules in :mod:`meerkat_runtime.store.lease`). Lease
   expiries are in ``clock`` time (default ``time.time``, shared by every process on a host).
@@ -28,15 +41,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Literal, TypeVar
 
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.store.group_commit import CommitterStopped, GroupCommitter, PendingWrite
 from meerkat_runtime.store.high_water import HighWater, MarkStep, check_marks
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
@@ -56,6 +73,7 @@ from meerkat_runtime.store.sql_rows import (
     stored_lease,
     stored_receipt,
     stored_row,
+    stored_rows,
 )
 from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_files import OPEN_FILES, read_file_set
@@ -86,13 +104,16 @@ from meerkat_runtime.vocab.errors import (
     WriteOutcomeUnknown,
     WriteRefused,
 )
-from meerkat_runtime.vocab.settings import MAX_INT32, bounded_int
+from meerkat_runtime.vocab.settings import MAX_INT32, bounded_int, bounded_number
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL"]
 ConnectionMode = Literal["per_thread", "shared"]
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+DEFAULT_GROUP_COMMIT_MAX_BATCH = 256
+MAX_GROUP_COMMIT_BATCH = 65536
+MAX_GROUP_COMMIT_WAIT_MS = 1000.0
 _IDS_PER_STATEMENT = 500
 
 _UPSERT_INPUT = (
@@ -185,6 +206,36 @@ def _reset(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+def _write_error(exc: Exception, pending: PendingWrite) -> Exception:
+    """What the caller of a failed write gets: SQLite errors translated, the rest as raised."""
+    return _translate(exc, pending.runtime_id, pending.what, WriteFailed) if isinstance(exc, sqlite3.Error) else exc
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the connection is reset before its next transaction
+            conn.execute("ROLLBACK")
+
+
+def _abandon(conn: sqlite3.Connection, writes: list[PendingWrite], exc: sqlite3.Error) -> None:
+    """Roll the batch's transaction back and fail ``writes``: nothing of them was written."""
+    _rollback_quietly(conn)
+    for pending in writes:
+        pending.fail(_translate(exc, pending.runtime_id, pending.what, WriteFailed))
+
+
+def _rolled_back(writes: list[PendingWrite], cause: BaseException) -> None:
+    """SQLite rolled the batch's transaction back after a later write's failure: the writes
+    that had succeeded in it were not written."""
+    for pending in writes:
+        pending.fail(
+            WriteFailed(
+                pending.runtime_id,
+                f"{pending.what}: rolled back with its batch after another write failed: {cause}",
+            )
+        )
+
+
 class SqliteRuntimeStore:
     """A ``RuntimeStore`` on one SQLite file (or ``":memory:"``)."""
 
@@ -199,6 +250,9 @@ class SqliteRuntimeStore:
         integrity_check: IntegrityCheck = "quick",
         wal_check: bool = True,
         read_only: bool = False,
+        group_commit: bool = True,
+        group_commit_max_batch: int = DEFAULT_GROUP_COMMIT_MAX_BATCH,
+        group_commit_max_wait_ms: float = 0.0,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise InvalidSetting(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
@@ -212,6 +266,14 @@ class SqliteRuntimeStore:
             raise InvalidSetting(f"read_only must be True or False, got {read_only!r}")
         if not callable(clock):
             raise InvalidSetting("clock must be a callable returning seconds")
+        if not isinstance(group_commit, bool):
+            raise InvalidSetting(f"group_commit must be True or False, got {group_commit!r}")
+        self.group_commit_max_batch = bounded_int(
+            "group_commit_max_batch", group_commit_max_batch, 1, MAX_GROUP_COMMIT_BATCH
+        )
+        self.group_commit_max_wait_ms = bounded_number(
+            "group_commit_max_wait_ms", group_commit_max_wait_ms, 0.0, MAX_GROUP_COMMIT_WAIT_MS
+        )
         self.busy_timeout_ms = bounded_int("busy_timeout_ms", busy_timeout_ms, 0, MAX_INT32)
         self.path = checked_path(path, create_folder=not read_only)
         if read_only and (self.path == MEMORY or not os.path.isfile(self.path)):
@@ -226,7 +288,17 @@ class SqliteRuntimeStore:
         """What the log check found when this store opened the file (``None``: not checked —
         in memory, turned off, another store or process had the file open, or not POSIX)."""
         in_memory = self.path == MEMORY
+        self.group_commit = group_commit and not read_only
+        """Whether writes go through the store's writer thread (see the module docstring)."""
+        self._committer: GroupCommitter | None = None
+        self._deferring = threading.local()
+        self._commits = 0
+        self._commits_lock = threading.Lock()
         self._gate = CallGate()
+        self._write_turn = threading.Lock()
+        """Held for each write transaction without group commit: the handle's threads write one at
+        a time (SQLite runs one writer at a time anyway; its busy handler polls, so busy threads
+        could starve one of them past the busy timeout)."""
         self._pool = ConnectionPool(self._open_connection, per_thread=not in_memory and connections == "per_thread")
         self._file_key: str | None = None
         try:
@@ -240,9 +312,19 @@ class SqliteRuntimeStore:
         except BaseException:
             self._release_files()
             raise
+        if self.group_commit:
+            self._committer = GroupCommitter(
+                self._commit_batch,
+                max_batch=self.group_commit_max_batch,
+                max_wait_s=self.group_commit_max_wait_ms / 1000,
+                name=f"meerkat-sqlite-writer:{os.path.basename(self.path)}",
+            )
 
     def _release_files(self) -> None:
-        """Close every connection, then let go of the file (and of a read-only copy)."""
+        """Stop the writer, close every connection, then let go of the file (and of a
+        read-only copy)."""
+        if self._committer is not None:
+            self._committer.stop()
         self._pool.close_all()
         if self._file_key is not None:
             OPEN_FILES.leave(self._file_key)
@@ -276,6 +358,23 @@ class SqliteRuntimeStore:
     @property
     def closed(self) -> bool:
         return self._gate.closed
+
+    @property
+    def commit_count(self) -> int:
+        """Write transactions this handle committed (with ``synchronous=FULL`` in WAL mode, one
+        fsync of the log each, checkpoints aside): a batch of writes counts once."""
+        return self._commits
+
+    def group_commit_stats(self) -> tuple[int, int, int]:
+        """``(batches, writes, largest batch)`` the writer ran so far (zeros without group commit)."""
+        committer = self._committer
+        if committer is None:
+            return (0, 0, 0)
+        return (committer.batches, committer.writes, committer.largest_batch)
+
+    def _counted_commit(self) -> None:
+        with self._commits_lock:
+            self._commits += 1
 
     def connection_count(self) -> int:
         """How many SQLite connections this store holds open now (one per live thread that used it)."""
@@ -319,14 +418,42 @@ class SqliteRuntimeStore:
 
     # --- transactions ---------------------------------------------------------------------
     def _write(self, runtime_id: str, what: str, body: Body) -> None:
-        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure. A
-        failure of ``COMMIT`` that ended the transaction is ``WriteOutcomeUnknown``."""
+        """Run ``body`` in a ``BEGIN IMMEDIATE`` transaction (its own, or with group commit a
+        savepoint of the writer's batch); roll back on any failure. A failure of ``COMMIT``
+        that ended the transaction is ``WriteOutcomeUnknown``. Inside :meth:`submit_write` the
+        write is queued and this returns at once (the future tells the outcome)."""
         if not self._gate.enter():
             raise WriteFailed(runtime_id, f"{what}: store is closed")
+        committer = self._committer
+        if committer is not None and not committer.on_writer_thread():
+            deferred: list[Future[None]] | None = getattr(self._deferring, "futures", None)
+            if deferred is None and committer.try_lead():  # the writer is idle: commit here
+                pending = PendingWrite(runtime_id, what, body)
+                try:
+                    self._commit_batch([pending])
+                finally:
+                    committer.end_lead()
+                    self._gate.leave()
+                pending.future.result()
+                return
+            try:
+                future = committer.submit(runtime_id, what, body)
+            except CommitterStopped:
+                self._gate.leave()
+                raise WriteFailed(runtime_id, f"{what}: store is closed") from None
+            except BaseException:
+                self._gate.leave()
+                raise
+            future.add_done_callback(lambda _: self._gate.leave())
+            if deferred is not None:
+                deferred.append(future)
+                return
+            future.result()
+            return
         try:
             if self.read_only:
                 raise WriteFailed(runtime_id, f"{what}: the store was opened read-only")
-            with self._pool.connection() as conn:
+            with self._write_turn, self._pool.connection() as conn:
                 _reset(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -344,10 +471,148 @@ class SqliteRuntimeStore:
                     raise WriteOutcomeUnknown(
                         runtime_id, f"{what}: COMMIT failed, the write may or may not be durable: {exc}"
                     ) from exc
+                self._counted_commit()
         except sqlite3.Error as exc:
             raise _translate(exc, runtime_id, what, WriteFailed) from exc
         finally:
             self._gate.leave()
+
+    def submit_write(self, call: Callable[[], None]) -> Future[None]:
+        """Start ``call`` — exactly one call of a write method of this store that returns
+        ``None`` (``persist_input_state``, ``atomic_apply``, ``commit_machine_lifecycle``,
+        ``append_ops_record``, ``persist_ops_lifecycle``, ``delete_ops_lifecycle``) — without
+        waiting for its commit, and return a future holding what the call returns or raises
+        once its batch committed. Arguments are checked here (a bad one is a future already
+        failed with the error the call raises). Without group commit the call runs here and
+        the future is done when this returns."""
+        future: Future[None] = Future()
+        if self._committer is None:
+            try:
+                call()
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+            return future
+        queued: list[Future[None]] = []
+        self._deferring.futures = queued
+        try:
+            call()
+        except Exception as exc:
+            future.set_exception(exc)
+            return future
+        finally:
+            self._deferring.futures = None
+        if len(queued) != 1:
+            raise ValueError(f"submit_write needs exactly one write call, the call made {len(queued)}")
+        return queued[0]
+
+    def _single(self, conn: sqlite3.Connection, pending: PendingWrite) -> list[PendingWrite]:
+        """A batch of one write, in the transaction ``_one_transaction`` began."""
+        try:
+            pending.body(conn)
+        except Exception as exc:
+            error = _write_error(exc, pending)
+            _rollback_quietly(conn)
+            pending.fail(error)
+            return []
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                _abandon(conn, [pending], exc)
+                return []
+            pending.fail(
+                WriteOutcomeUnknown(
+                    pending.runtime_id, f"{pending.what}: COMMIT failed, the write may or may not be durable: {exc}"
+                )
+            )
+            return []
+        self._counted_commit()
+        pending.succeed()
+        return []
+
+    def writer_idle(self) -> bool:
+        """Whether no write is queued or being committed (always ``True`` without group commit):
+        a write started now would commit alone."""
+        committer = self._committer
+        return committer is None or committer.idle()
+
+    def _commit_batch(self, batch: list[PendingWrite]) -> None:
+        """The writer thread: commit ``batch`` (see the module docstring for the rules)."""
+        with self._pool.connection() as conn:
+            left = batch
+            while left:
+                left = self._one_transaction(conn, left)
+
+    def _one_transaction(self, conn: sqlite3.Connection, batch: list[PendingWrite]) -> list[PendingWrite]:
+        """One transaction over ``batch``: one savepoint per write, one ``COMMIT``. Returns the
+        writes not yet tried when SQLite itself rolled the transaction back (they go into the
+        next transaction); every other write is completed here."""
+        try:
+            _reset(conn)
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for pending in batch:
+                pending.fail(_translate(exc, pending.runtime_id, pending.what, WriteFailed))
+            return []
+        if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
+            return self._single(conn, batch[0])
+        done: list[PendingWrite] = []
+        for index, pending in enumerate(batch):
+            try:
+                conn.execute("SAVEPOINT write")
+            except sqlite3.Error as exc:
+                _abandon(conn, done + batch[index:], exc)
+                return []
+            try:
+                pending.body(conn)
+            except Exception as exc:
+                error = (
+                    _translate(exc, pending.runtime_id, pending.what, WriteFailed)
+                    if isinstance(exc, sqlite3.Error)
+                    else exc
+                )
+                if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                    pending.fail(error)
+                    _rolled_back(done, exc)
+                    return batch[index + 1 :]
+                try:
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                except sqlite3.Error as undo:
+                    pending.fail(error)
+                    _abandon(conn, done + batch[index + 1 :], undo)
+                    return []
+                pending.fail(error)
+                continue
+            try:
+                conn.execute("RELEASE write")
+            except sqlite3.Error as exc:
+                _abandon(conn, [*done, pending, *batch[index + 1 :]], exc)
+                return []
+            done.append(pending)
+        if not done:
+            _rollback_quietly(conn)
+            return []
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:  # still open: roll back, nothing of the batch was written
+                _abandon(conn, done, exc)
+                return []
+            for pending in done:
+                pending.fail(
+                    WriteOutcomeUnknown(
+                        pending.runtime_id,
+                        f"{pending.what}: COMMIT of its batch failed, the write may or may not be durable: {exc}",
+                    )
+                )
+            return []
+        self._counted_commit()
+        for pending in done:
+            pending.succeed()
+        return []
 
     def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
         """:meth:`_write` with the ownership check first, inside the same transaction."""
@@ -414,7 +679,7 @@ class SqliteRuntimeStore:
                 f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? AND finished_at IS NULL ORDER BY input_id",
                 (rt,),
             ).fetchall()
-            return [stored_row(rt, *found) for found in rows]
+            return stored_rows(rt, rows)
 
         return self._read(rt, "load_active_input_states", body)
 

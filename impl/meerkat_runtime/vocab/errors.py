@@ -295,6 +295,18 @@ class InvalidRuntimeTransition(RuntimeDriverError):
         self.action = action
 
 
+class ExecutorStartFailed(RuntimeDriverError):
+    """The executor's ``start()`` raised while its run loop was being attached: nothing was
+    attached (the session queues input, as before the call)."""
+
+    kind: ClassVar[str] = "executor_start_failed"
+
+    def __init__(self, session_id: str, cause: BaseException) -> None:
+        super().__init__(f"the executor of session {session_id!r} failed to start: {cause}")
+        self.session_id = session_id
+        self.cause = cause
+
+
 class DurableWriteFailed(RuntimeDriverError):
     """A durable write failed; in-memory state was restored to the checkpoint before the call.
 

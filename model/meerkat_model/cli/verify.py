@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from meerkat_model.catalog import MACHINES, PROFILES
+from meerkat_model.catalog import MACHINES, PROFILES, bound_keys
 from meerkat_model.cli.extras import require_extra
 from meerkat_model.cli.paths import check_output_file
 from meerkat_model.cli.usage import (
@@ -33,8 +33,9 @@ from meerkat_model.cli.usage import (
     usage_error,
 )
 from meerkat_model.machine import Bounds
-from meerkat_model.verifier import explore, shortest_trace, summary, symmetry_comparison
+from meerkat_model.verifier import explore, summary, symmetry_comparison
 from meerkat_model.verifier.report import human, plain, trace_dot
+from meerkat_model.verifier.trace import violation_trace
 from meerkat_model.verifier.trace_json import trace_document, write_trace_json
 
 PROG = "meerkat-verify"
@@ -85,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         dest="overrides",
         default=[],
-        help="override one bound of the profile (repeatable). KEY applies to every selected machine whose "
-        "profile has it; MACHINE.KEY to one machine. VALUE is an integer",
+        help="override one bound of the profile (repeatable): any bound a machine documents, named in "
+        "the profile or not. KEY applies to every selected machine that has it; MACHINE.KEY to one "
+        "machine. VALUE is an integer",
     )
     parser.add_argument(
         "--no-symmetry", action="store_true", help="explore without symmetry reduction (default: reduce)"
@@ -131,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         "With N > 1 the search is level-synchronous and hash-partitioned over N forked processes",
     )
     parser.add_argument(
+        "--check-describe",
+        action="store_true",
+        help="also render every reachable state with describe (a state it cannot render is a violation)",
+    )
+    parser.add_argument(
         "--max-states",
         type=int,
         metavar="N",
@@ -171,8 +178,10 @@ def select_machines(names: list[str] | None) -> list[str]:
 
 
 def parse_overrides(items: list[str], machines: list[str], profile: str) -> dict[str, dict[str, int]]:
-    """``KEY=VALUE`` / ``MACHINE.KEY=VALUE`` items -> bounds per machine; names what is wrong."""
-    known = {m: set(PROFILES[profile].get(m, Bounds()).values) for m in machines}
+    """``KEY=VALUE`` / ``MACHINE.KEY=VALUE`` items -> bounds per machine; names what is wrong.
+    A key is known to a machine when its bounds module documents it (``bound_keys``) or the
+    profile names it."""
+    known = {m: set(PROFILES[profile].get(m, Bounds()).values) | bound_keys(m) for m in machines}
     out: dict[str, dict[str, int]] = {m: {} for m in machines}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -251,13 +260,18 @@ def run_proofs_if_available(out: Callable[[str], None], machines: list[str]) -> 
             "status": r.status,
             "seconds": round(float(r.seconds), 4),
             "counterexample": plain(r.counterexample),
+            "assumes": list(r.assumes),
         }
         for r in report.results
     ]
     failed = [r for r in results if r["status"] == "failed"]
     unknown = [r for r in results if r["status"] == "unknown"]
     proved = len(results) - len(failed) - len(unknown)
-    out(f"== proofs ({PROOF_IDS} ids): {proved} proved, {len(failed)} failed, {len(unknown)} unknown")
+    conditional = [r for r in results if r["assumes"]]
+    note = f" ({len(conditional)} only assuming an unproved invariant)" if conditional else ""
+    out(f"== proofs ({PROOF_IDS} ids): {proved} proved{note}, {len(failed)} failed, {len(unknown)} unknown")
+    for r in conditional:
+        out(f"   proved assuming {', '.join(r['assumes'])}: {r['machine']} {r['name']}")
     for r in failed:
         out(f"   FAILED  {r['machine']} {r['name']}: {r['counterexample']}")
     for r in unknown:
@@ -315,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
             interrupted = f"exploring {name}"
             progress = Progress(name, err) if show_progress else None
             exploration = explore(
-                machine, symmetry=not args.no_symmetry, progress=progress, max_states=args.max_states, workers=workers
+                machine,
+                symmetry=not args.no_symmetry,
+                progress=progress,
+                max_states=args.max_states,
+                workers=workers,
+                check_describe=args.check_describe,
             )
             if progress is not None:
                 progress.done()
@@ -331,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 v = exploration.violations[0]
                 first_trace = (
                     exploration,
-                    shortest_trace(exploration, exploration.state_list[v.state_index]),
+                    violation_trace(exploration, v),
                     f"{name}: {v.invariant}",
                 )
                 first_document = trace_document(

@@ -316,15 +316,16 @@ class MachineEntry:
 
 
 def catalog_entries(profile: str = DEFAULT_PROFILE) -> list[MachineEntry]:
-    """Every machine of ``meerkat_model.catalog`` with its bounds under ``profile``."""
-    from meerkat_model.catalog import MACHINES, PROFILES
+    """Every machine of ``meerkat_model.catalog`` the diagram set draws (``DRAWN``) with its
+    bounds under ``profile``."""
+    from meerkat_model.catalog import DRAWN, MACHINES, PROFILES
 
     if profile not in PROFILES:
         raise DiagramError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
-    missing = [key for key in MACHINES if key not in PROFILES[profile]]
+    missing = [key for key in DRAWN if key not in PROFILES[profile]]
     if missing:
         raise DiagramError(f"profile {profile!r} has no bounds for machine(s) {', '.join(missing)}")
-    return [MachineEntry(key, factory, PROFILES[profile][key]) for key, factory in MACHINES.items()]
+    return [MachineEntry(key, MACHINES[key], PROFILES[profile][key]) for key in DRAWN]
 
 
 def narrowed_for_drawing(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from meerkat_model.machine import Invariant
+from typing import Any
+
+from meerkat_model.machine import Invariant, StepCheck, Stepped
 from meerkat_model.ops.bounds import OpsBounds
 from meerkat_model.ops.effects import durable_image, recover
 from meerkat_model.ops.state import NO_OUTCOME, OpRecord, RegistryState, is_terminal, status_of
@@ -15,6 +17,14 @@ _RUNNING = int(OpStatus.RUNNING)
 _MOB = int(OpKind.MOB_MEMBER_CHILD)
 
 
+def _name(kind: type[OpStatus] | type[OpKind], value: int) -> str:
+    """The enum name of ``value``, or the raw value when it names none (a malformed state)."""
+    try:
+        return kind(value).name
+    except ValueError:
+        return f"<{value!r}>"
+
+
 def _records(state: RegistryState) -> list[tuple[int, OpRecord]]:
     return [(i, rec) for i, rec in enumerate(state.ops) if isinstance(rec, OpRecord)]
 
@@ -25,14 +35,14 @@ def terminal_outcome_matches(state: RegistryState) -> str | None:
             continue
         status, outcome = rec[0], rec[5]
         if (status >= _FIRST_TERMINAL) != (outcome != NO_OUTCOME) or (outcome != NO_OUTCOME and outcome != status):
-            return f"operation {i}: status {OpStatus(status).name} with outcome {outcome}"
+            return f"operation {i}: status {_name(OpStatus, status)} with outcome {outcome}"
     return None
 
 
 def peer_ready_consistent(state: RegistryState) -> str | None:
     for i, rec in enumerate(state.ops):
         if rec and rec[2] and (rec[1] != _MOB or rec[0] < _RUNNING):
-            return f"operation {i}: peer_ready with kind {OpKind(rec[1]).name} in {OpStatus(rec[0]).name}"
+            return f"operation {i}: peer_ready with kind {_name(OpKind, rec[1])} in {_name(OpStatus, rec[0])}"
     return None
 
 
@@ -82,7 +92,7 @@ def feed_sequences_ordered(state: RegistryState) -> str | None:
     highest = last
     for i, rec in _records(state):
         if is_terminal(rec.status) != (rec.seq > 0):
-            return f"operation {i}: status {OpStatus(rec.status).name} with completion sequence {rec.seq}"
+            return f"operation {i}: status {_name(OpStatus, rec.status)} with completion sequence {rec.seq}"
         highest = max(highest, rec.seq)
     if state.next_seq <= highest:
         return f"next sequence number {state.next_seq} does not exceed issued {highest}"
@@ -154,9 +164,97 @@ def make_invariants(bounds: OpsBounds) -> tuple[Check, ...]:
             "feed seqs strictly increasing, watermark = last seq, next seq > every issued seq",
             feed_sequences_ordered,
         ),
+        Invariant("watchers_resolved", "a terminal operation has no pending watcher", watchers_resolved),
         Invariant(
             "acknowledged_terminal_ops_recoverable",
             "after every acknowledged step a crash recovers exactly the terminal part of memory",
             acknowledged_terminal_ops_recoverable,
+        ),
+    )
+
+
+TERMINAL_TRANSITIONS = frozenset(
+    {
+        "provisioning_failed",
+        "abort_provisioning",
+        "complete_operation",
+        "fail_operation",
+        "cancel_operation",
+        "mark_retired",
+        "terminate_owner",
+    }
+)
+
+
+def watchers_resolved(state: RegistryState) -> str | None:
+    for i, rec in enumerate(state.ops):
+        if rec and rec[0] >= _FIRST_TERMINAL and rec[4]:
+            return f"operation {i} is terminal with {rec[4]} pending watcher(s)"
+    return None
+
+
+def _feed_outputs(stepped: Stepped[RegistryState]) -> list[tuple[int, int]]:
+    return [(o[1], o[2]) for o in stepped.outputs if o[0] == "feed"]
+
+
+def terminate_order(before: RegistryState, action: object, stepped: Stepped[RegistryState]) -> str | None:
+    """terminate_owner ends the active operations in registration order, one sequence number each."""
+    fed = _feed_outputs(stepped)
+    order = before.active_order
+    want = [(before.next_seq + k, op) for k, op in enumerate(order)]
+    if fed != want:
+        return f"registration order {list(order)} but the feed got (seq, id) {fed}"
+    return None
+
+
+def watchers_released(before: RegistryState, action: object, stepped: Stepped[RegistryState]) -> str | None:
+    """A terminal step resolves every pending watcher of each operation it ends, and says so."""
+    resolved = {o[1]: o[2] for o in stepped.outputs if o[0] == "watchers_resolved"}
+    for _seq, op in _feed_outputs(stepped):
+        rec = before.ops[op]
+        pending = rec[4] if rec else 0
+        if resolved.get(op, 0) != pending:
+            return f"operation {op} ended with {pending} pending watcher(s) but {resolved.get(op, 0)} were resolved"
+    return None
+
+
+def has_watchers(state: RegistryState) -> bool:
+    """Some operation has a pending watcher (otherwise a terminal step has none to release)."""
+    return any(rec and rec[4] for rec in state.ops)
+
+
+def make_step_checks(bounds: OpsBounds) -> tuple[StepCheck[RegistryState, Any], ...]:
+    """The order and retention rules of single steps (checked on every step of the named
+    transitions)."""
+
+    def retention_after_recovery(before: RegistryState, action: object, stepped: Stepped[RegistryState]) -> str | None:
+        """Recovery keeps the newest max_completed terminal operations of the last write."""
+        disk = before.disk
+        want = disk.completed[-bounds.max_completed :] if disk else ()
+        got = stepped.state.completed
+        if got != want:
+            stored = disk.completed if disk else ()
+            return f"recovered completed_order {got}, but the newest {bounds.max_completed} of {stored} is {want}"
+        return None
+
+    return (
+        StepCheck(
+            "terminate_order",
+            "terminate_owner ends the active operations in registration order",
+            frozenset({"terminate_owner"}),
+            terminate_order,
+        ),
+        StepCheck(
+            "watchers_released",
+            "a terminal step resolves every pending watcher of the operations it ends",
+            TERMINAL_TRANSITIONS,
+            watchers_released,
+            has_watchers,
+        ),
+        StepCheck(
+            "retention_after_recovery",
+            "recovery keeps the newest max_completed terminal operations of the last durable write",
+            frozenset({"crash_recover"}),
+            retention_after_recovery,
         ),
     )

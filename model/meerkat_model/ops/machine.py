@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from meerkat_model.action_record import action_name
-from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Statuses, StepCheck, Stepped, TransitionDecl
 from meerkat_model.ops import steps
 from meerkat_model.ops.actions import (
     AbortProvisioning,
@@ -52,12 +52,12 @@ from meerkat_model.ops.actions import (
 )
 from meerkat_model.ops.bounds import OpsBounds
 from meerkat_model.ops.candidates import CandidateActions
-from meerkat_model.ops.invariants import make_invariants
+from meerkat_model.ops.invariants import make_invariants, make_step_checks
 from meerkat_model.ops.observe import describe_state, observe_state
 from meerkat_model.ops.payloads import PayloadDomains
 from meerkat_model.ops.state import OpRecord, RegistryState, empty_registry, is_terminal, status_of
 from meerkat_model.ops.symmetry import Canonicalizer
-from meerkat_model.ops.transitions import ALL_TRANSITIONS
+from meerkat_model.ops.transitions import ALL_TRANSITIONS, IDLE, SIDE_EFFECTS, STATUS_NAMES, WAITING
 from meerkat_model.vocab import rejections as rj
 
 Result = Stepped[RegistryState] | Rejected
@@ -74,6 +74,7 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
         self.ctx = steps.Context(self.bounds, self.domains)
         self._canon = Canonicalizer(self.bounds.ids)
         self._invariants = make_invariants(self.bounds)
+        self._step_checks = make_step_checks(self.bounds)
         self._candidates = CandidateActions(self.bounds, self.domains)
         # The candidate actions are built once and shared by every state, so their step
         # functions are bound once too, keyed by the record's identity (the candidates keep
@@ -171,6 +172,26 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
 
     def describe(self, state: RegistryState) -> Mapping[str, Any]:
         return describe_state(state, self.domains)
+
+    def statuses(self, state: RegistryState) -> Statuses:
+        """Each operation's status (``Absent`` when not tracked) and the registry's (``Waiting``
+        while a barrier is active)."""
+        names = STATUS_NAMES
+        ops = tuple([names.get(rec[0], f"<{rec[0]}>") if rec else "Absent" for rec in state.ops])
+        return (("operation", ops), ("registry", WAITING if state.barrier else IDLE))
+
+    def subjects(self, action: OpsAction) -> Sequence[tuple[str, int]]:
+        """The operation a per-operation call names."""
+        if type(action) is WriteFails:
+            return self.subjects(action.inner)
+        op = getattr(action, "op", None)
+        return (("operation", op),) if isinstance(op, int) else ()
+
+    def side_effects(self) -> Sequence[TransitionDecl]:
+        return SIDE_EFFECTS
+
+    def step_checks(self) -> Sequence[StepCheck[RegistryState, OpsAction]]:
+        return self._step_checks
 
     def action_label(self, action: OpsAction) -> str:
         """``complete_operation(0, 'r1')``; a failing write: ``<inner label> [write fails]``."""

@@ -5,19 +5,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from meerkat_model.ops.payloads import PayloadDomains, outcome_view
+from meerkat_model.ops.payloads import PayloadDomains
 from meerkat_model.ops.state import NO_OUTCOME, OpRecord, RegistryState
 from meerkat_model.vocab.statuses import OpKind, OpStatus
 
 
+def decoded(kind: type[OpStatus] | type[OpKind], value: Any) -> str:
+    """The lower-case name of ``value`` in ``kind``, or the raw value in angle brackets when
+    it names none (a malformed state is shown as it is, never refused)."""
+    try:
+        return kind(value).name.lower()
+    except (ValueError, TypeError):
+        return f"<{value!r}>"
+
+
+def _outcome(domains: PayloadDomains, outcome: int, payload: int) -> Any:
+    view = domains.views.get((outcome, payload))
+    return view if view is not None else (decoded(OpStatus, outcome), f"<payload {payload!r}>")
+
+
 def op_view(rec: OpRecord, domains: PayloadDomains) -> dict[str, Any]:
     return {
-        "status": OpStatus(rec.status).name.lower(),
-        "kind": OpKind(rec.kind).name.lower(),
+        "status": decoded(OpStatus, rec.status),
+        "kind": decoded(OpKind, rec.kind),
         "peer_ready": rec.peer_ready,
         "progress_count": rec.progress,
         "watcher_count": rec.watchers,
-        "terminal_outcome": outcome_view(domains, rec.outcome, rec.payload) if rec.outcome != NO_OUTCOME else None,
+        "terminal_outcome": _outcome(domains, rec.outcome, rec.payload) if rec.outcome != NO_OUTCOME else None,
         "completion_seq": rec.seq or None,
     }
 
@@ -32,7 +46,7 @@ def observe_state(state: RegistryState, domains: PayloadDomains) -> dict[str, An
         "active_count": state.active_count,
         "wait_active": bool(state.barrier),
         "wait_operation_ids": list(state.barrier),
-        "feed": [(s, i, outcome_view(domains, o, p)) for (s, i, _k, o, p) in state.feed],
+        "feed": [(s, i, _outcome(domains, o, p)) for (s, i, _k, o, p) in state.feed],
         "watermark": state.watermark,
         "next_seq": state.next_seq,
     }

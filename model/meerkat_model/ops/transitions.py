@@ -37,8 +37,18 @@ REGISTRY_TRANSITIONS: tuple[TransitionDecl, ...] = (
     TransitionDecl("collect_completed", "registry", (IDLE, WAITING), None, "barrier members kept"),
     TransitionDecl("wait_all_immediate", "registry", (IDLE,), IDLE, "every member terminal"),
     TransitionDecl("wait_all_begin", "registry", (IDLE,), WAITING, "some member not terminal"),
-    TransitionDecl("wait_all_cancel", "registry", (WAITING,), IDLE, "pending wait dropped"),
+    TransitionDecl("wait_all_cancel", "registry", (IDLE, WAITING), IDLE, "pending wait dropped (none: no-op)"),
     TransitionDecl("crash_recover", "registry", (IDLE, WAITING), IDLE, "rebuilt from the last durable write"),
 )
 
 ALL_TRANSITIONS: tuple[TransitionDecl, ...] = OPERATION_TRANSITIONS + REGISTRY_TRANSITIONS
+
+SIDE_EFFECTS: tuple[TransitionDecl, ...] = (
+    TransitionDecl("*", "operation", TERMINALS, ABSENT, "record forgotten (retention, collection, recovery)"),
+    TransitionDecl("crash_recover", "operation", ACTIVE, ABSENT, "non-terminal operations die with the process"),
+    TransitionDecl("*", "registry", (WAITING,), IDLE, "a terminal step satisfies the barrier"),
+)
+"""Moves a step may make besides its declared ones (checked by the verifier, not transitions)."""
+
+STATUS_NAMES: dict[int, str] = {0: ABSENT, 1: PROV, 2: RUN, 3: RETI} | dict(enumerate(TERMINALS, start=4))
+"""Declared status name of each status code (0: not tracked)."""

@@ -1,7 +1,7 @@
 """z3 proofs over the lifecycle machines.
 
-Each machine (operation registry; one session's runtime control and inputs) is encoded over a
-fixed number of symbolic ids, and every invariant is proved inductive:
+Each machine (operation registry; one session's runtime control and inputs; two workers sharing
+one store, abstracted) is encoded over a fixed number of symbolic ids, and every invariant is proved inductive:
 ``Init ⇒ Inv`` and ``Inv ∧ guard ∧ step ⇒ Inv'`` for every transition. Failed checks come with
 a counterexample-to-induction. Every declared transition is shown enabled in a reachable state
 (bounded model checking), and the encodings' transition tables are cross-checked against the

@@ -12,11 +12,25 @@ from typing import Any
 
 import z3
 
-from meerkat_model.proofs.counterexample import describe_state, interesting_ids, params_values
+from meerkat_model.proofs.counterexample import describe_state, interesting_ids, params_values, value_of
 from meerkat_model.proofs.report import ProofResult, ProofStatus
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymInvariant
 
 DEFAULT_TIMEOUT_MS = 120_000
+ASSUME = "assume."
+"""Prefix of the literals tracking each invariant assumed in the pre-state (for unsat cores)."""
+
+
+def _core(s: z3.Solver, *, lemmas: bool = False) -> frozenset[str]:
+    """The assumed invariants (and, with ``lemmas``, the frame lemmas) in the unsat core."""
+    out = set()
+    for lit in s.unsat_core():
+        name = str(lit)
+        if name.startswith(ASSUME):
+            out.add(name[len(ASSUME) :])
+        elif lemmas and name.startswith("lemma."):
+            out.add(name)
+    return frozenset(out)
 
 
 def _solver(timeout_ms: int) -> z3.Solver:
@@ -43,6 +57,7 @@ class _Tally:
         self.counterexample: dict[str, Any] | None = None
         self.breaking: list[str] = []
         self.unknown: list[str] = []
+        self.uses: set[str] = set()
 
     def record(self, result: Any, seconds: float, where: str, cex: dict[str, Any] | None) -> None:
         self.seconds += seconds
@@ -56,7 +71,7 @@ class _Tally:
             if self.status == "proved":
                 self.status = "unknown"
 
-    def result(self, name: str, machine: str) -> ProofResult:
+    def result(self, name: str, machine: str, assumes: tuple[str, ...] = ()) -> ProofResult:
         cex = self.counterexample
         if cex is not None and len(self.breaking) > 1:
             cex = {**cex, "also_broken_by": self.breaking[1:]}
@@ -65,7 +80,11 @@ class _Tally:
             detail = "broken by " + ", ".join(self.breaking)
         elif self.status == "unknown":
             detail = "solver gave up on " + ", ".join(self.unknown)
-        return ProofResult(name, machine, self.status, self.seconds, cex, detail)
+        if self.status == "proved" and assumes:
+            detail = "proved assuming " + ", ".join(assumes)
+        return ProofResult(
+            name, machine, self.status, self.seconds, cex, detail, assumes if self.status == "proved" else ()
+        )
 
 
 def prove_invariants(machine: SymbolicMachine, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> list[ProofResult]:
@@ -105,27 +124,58 @@ def prove_invariants(machine: SymbolicMachine, timeout_ms: int = DEFAULT_TIMEOUT
             t0 = time.perf_counter()
             rough.frame(inv.counted)
             res, model, params = rough.check(goal)
+            last = rough
             if res != z3.unsat:
                 exact.frame(inv.counted)
                 res, model, params = exact.check(goal)
+                last = exact
             cex = None
             if res == z3.sat:
-                cex = _cti(machine, model, t.name, params, pre, post, inv.name, _broken_id(model, inv, post))
+                broken = _broken_id(model, inv, post)
+                cex = _cti(machine, model, t.name, params, pre, post, inv.name, broken, inv.counted)
             tallies[inv.name].record(res, time.perf_counter() - t0, t.name, cex)
+            if res == z3.unsat:
+                tallies[inv.name].uses |= last.used
         for prop in machine.step_properties:
             t0 = time.perf_counter()
             res, model, params = rough.check(z3.Not(prop.holds(pre, post)))
+            last = rough
             if res != z3.unsat:
                 res, model, params = exact.check(z3.Not(prop.holds(pre, post)))
+                last = exact
             cex = None
             if res == z3.sat:
                 cex = _cti(machine, model, t.name, params, pre, post, prop.name, None)
                 cex["kind"] = "step breaks property"
             step_tallies[prop.name].record(res, time.perf_counter() - t0, t.name, cex)
+            if res == z3.unsat:
+                step_tallies[prop.name].uses |= last.used
 
-    results = [tallies[inv.name].result(f"inductive:{inv.name}", machine.name) for inv in machine.invariants]
-    results += [step_tallies[p.name].result(f"step:{p.name}", machine.name) for p in machine.step_properties]
+    assumed = _assumptions({**tallies, **step_tallies})
+    results = [
+        tallies[inv.name].result(f"inductive:{inv.name}", machine.name, assumed[inv.name]) for inv in machine.invariants
+    ]
+    results += [
+        step_tallies[p.name].result(f"step:{p.name}", machine.name, assumed[p.name]) for p in machine.step_properties
+    ]
     return results
+
+
+def _assumptions(tallies: dict[str, _Tally]) -> dict[str, tuple[str, ...]]:
+    """For each obligation, the invariants that did not come back proved and that its proof
+    relied on, directly or through proved invariants it relied on (a proof by induction assumes
+    every invariant in the pre-state; the unsat cores say which ones it used)."""
+    unproved = {name for name, t in tallies.items() if t.status != "proved"}
+    closure = {name: {u for u in t.uses if u != name} for name, t in tallies.items()}
+    changed = True
+    while changed:
+        changed = False
+        for deps in closure.values():
+            extra = set().union(*(closure.get(d, set()) for d in deps)) - deps
+            if extra:
+                deps |= extra
+                changed = True
+    return {name: tuple(sorted(closure[name] & unproved)) for name in tallies}
 
 
 class _StepSolver:
@@ -143,12 +193,17 @@ class _StepSolver:
         self._solver: z3.Solver | None = None
         self._params: dict[str, Expr] = {}
         self._framed: set[int] = set()
+        self._lemmas: dict[str, frozenset[str]] = {}  # tracked frame lemma -> invariants its proof used
+        self.used: frozenset[str] = frozenset()
+        """The invariants the last unsat ``check`` relied on (frame lemmas resolved)."""
 
     def _build(self) -> z3.Solver:
         machine, name, pre, post, exact, timeout_ms = self._args
         step, params = machine.instantiate(machine.transition(name), pre, post, "", exact=exact)
         s = _solver(timeout_ms)
-        s.add(machine.domain(pre), machine.all_invariants(pre), step.guard, step.effect)
+        s.add(machine.domain(pre), step.guard, step.effect)
+        for inv in machine.invariants:
+            s.assert_and_track(inv.holds(pre), z3.Bool(f"{ASSUME}{inv.name}"))
         if "id" in params.created:
             s.add(params.created["id"] == 0)
         self._params = params.created
@@ -170,9 +225,12 @@ class _StepSolver:
             s.push()
             s.add(z3.Not(z3.And(*same)))
             kept = s.check() == z3.unsat
+            deps = _core(s) if kept else frozenset()
             s.pop()
             if kept:
-                s.add(*same)
+                name = f"lemma.{len(self._lemmas)}"
+                self._lemmas[name] = deps
+                s.assert_and_track(z3.And(*same), z3.Bool(name))
 
     def check(self, goal: Expr) -> tuple[Any, Any, dict[str, Expr]]:
         if self._solver is None:
@@ -182,6 +240,11 @@ class _StepSolver:
         s.add(goal)
         try:
             res = s.check()
+            if res == z3.unsat:
+                used: set[str] = set()
+                for name in _core(s, lemmas=True):
+                    used |= self._lemmas.get(name, {name})
+                self.used = frozenset(used)
             return res, (s.model() if res == z3.sat else None), self._params
         finally:
             s.pop()
@@ -196,11 +259,17 @@ def _cti(
     post: Any,
     invariant: str,
     broken: int | None,
+    counted: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
-    ids = interesting_ids(machine, model, pre, post, params)
-    if broken is not None and broken not in ids:
-        ids.append(broken)
-        ids.sort()
+    """The counterexample to induction in ``model``: the ids the step changed or names, the
+    broken id, and every id a counted predicate of the invariant holds at before or after the
+    step (so the counts the invariant compares can be read off the report)."""
+    shown = set(interesting_ids(machine, model, pre, post, params))
+    if broken is not None:
+        shown.add(broken)
+    for phi in counted:
+        shown.update(j for j in range(pre.n) for s in (pre, post) if value_of(model, phi(s, j)) is True)
+    ids = sorted(shown)
     return {
         "kind": "counterexample to induction",
         "invariant": invariant,

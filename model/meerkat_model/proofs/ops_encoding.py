@@ -6,7 +6,9 @@ State over ``n`` op ids (per id, quantifier-free):
 * ``kind`` (:class:`OpKind`, -1 when untracked), ``outcome`` (terminal status of the outcome,
   0: none), ``peer`` (peer_ready), ``watchers`` (pending watchers), ``progress``;
 * ``done`` — the id is in ``completed_order``; ``seq`` — its completion sequence number
-  (0 until terminal); ``member`` — the id is a member of the active ``wait_all`` barrier.
+  (0 until terminal); ``member`` — the id is a member of the active ``wait_all`` barrier;
+* ``rank`` — an active op's place in registration order (0: registered first among the active
+  ones; the active ranks are always ``0 .. active-1``), 0 when not active.
 
 Registry scalars: ``active`` (the active counter the registry maintains), ``barrier``
 (a barrier is active), ``watermark`` and ``next_seq`` of the completion feed. Configuration
@@ -14,11 +16,13 @@ constants: ``max_completed``, ``has_limit`` / ``max_concurrent``.
 
 Encoding choices: ``completed_order`` and the barrier are per-id flags, so "distinct" holds
 by construction; their order is the order of completion sequence numbers (the FIFO evicts the
-smallest). ``terminate_owner`` terminates every active op in one step with fresh, distinct
-sequence numbers above the watermark in any order — registration order is one of them, so the
-proofs cover it. Sequential appends with FIFO retention keep the same final set as one
-retention pass after all appends (retention always keeps the newest unpinned ids, and the
-barrier, whose members all end, is released within the call).
+smallest). ``terminate_owner`` terminates every active op in registration order (``rank``):
+op ``j`` gets sequence number ``watermark + 1 + rank[j]``. Its retention is exact too, as the
+model applies it one op at a time: up to the last barrier member terminated the barrier pins
+its members, then it is released and retention runs again, and the ops terminated after it are
+retained without pins. Appending several ids one at a time with retention after each keeps the
+same set as one retention pass over all of them while the pinned set is fixed (retention keeps
+the newest unpinned ids and never brings one back), hence the two passes.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ KIND_NAMES: dict[int, str] = {NO_KIND: "None"} | {int(k): k.name.title().replace
 
 IDLE, WAITING = "Idle", "Waiting"  # the registry's own status: is a wait_all barrier active?
 
-RECORD_FIELDS = ("status", "kind", "outcome", "peer", "watchers", "progress", "seq")
+RECORD_FIELDS = ("status", "kind", "outcome", "peer", "watchers", "progress", "seq", "rank")
 
 FIELDS = (
     FieldSpec("max_completed", "int", constant=True),
@@ -80,6 +84,7 @@ FIELDS = (
     FieldSpec("done", "bool", per_id=True),
     FieldSpec("seq", "int", per_id=True),
     FieldSpec("member", "bool", per_id=True),
+    FieldSpec("rank", "int", per_id=True),
 )
 
 
@@ -129,6 +134,7 @@ def _record_updates(pre: SymState, post: SymState, new: dict[str, list[Expr]], r
         "watchers": z3.IntVal(0),
         "progress": z3.IntVal(0),
         "seq": z3.IntVal(0),
+        "rank": z3.IntVal(0),
     }
     eqs: list[Expr] = []
     for name in RECORD_FIELDS:
@@ -136,6 +142,13 @@ def _record_updates(pre: SymState, post: SymState, new: dict[str, list[Expr]], r
         for j in range(pre.n):
             eqs.append(post.ids(name)[j] == z3.If(removed[j], blank[name], values[j]))
     return eqs
+
+
+def _max(values: list[Expr]) -> Expr:
+    term = values[0]
+    for v in values[1:]:
+        term = z3.If(v > term, v, term)
+    return term
 
 
 def finish_terminal(
@@ -149,16 +162,24 @@ def finish_terminal(
     issued: Expr,
     active_after: Expr,
 ) -> tuple[list[Expr], frozenset[str]]:
-    """Terminal effects after ``newly`` ids got terminal ``status`` / ``seq``: append to
-    ``completed_order``, FIFO retention (barrier members pinned), barrier check (released when
-    every member is terminal, then retention again), feed counters advanced by ``issued``."""
+    """Terminal effects after ``newly`` ids got terminal ``status`` / ``seq`` (appended to
+    ``completed_order`` in ``seq`` order, one at a time): FIFO retention with the barrier
+    members pinned up to the last member's append, where the barrier is released (every member
+    terminal) and retention runs again; ids appended after it are retained without pins. Feed
+    counters advance by ``issued``."""
     n = pre.n
-    appended = [z3.Or(pre.ids("done")[j], newly[j]) for j in range(n)]
     pins = [z3.And(pre["barrier"], pre.ids("member")[j]) for j in range(n)]
-    first = retention(appended, pins, seq, pre["max_completed"], p, "retain")
     ends = z3.And(pre["barrier"], all_ids(n, lambda j: z3.Implies(pre.ids("member")[j], is_terminal(status[j]))))
-    second = retention(first, [z3.BoolVal(False)] * n, seq, pre["max_completed"], p, "release")
+    last_member = [z3.And(newly[j], pre.ids("member")[j]) for j in range(n)]
+    has_last = z3.Or(*last_member)
+    sigma = _max([z3.If(last_member[j], seq[j], 0) for j in range(n)])
+    later = [z3.And(ends, has_last, newly[j], seq[j] > sigma) for j in range(n)]
+    phase1 = [z3.Or(pre.ids("done")[j], z3.And(newly[j], z3.Not(later[j]))) for j in range(n)]
+    first = retention(phase1, pins, seq, pre["max_completed"], p, "retain")
+    again = [z3.Or(first[j], later[j]) for j in range(n)]
+    second = retention(again, [z3.BoolVal(False)] * n, seq, pre["max_completed"], p, "release")
     done = [z3.If(ends, second[j], first[j]) for j in range(n)]
+    appended = [z3.Or(pre.ids("done")[j], newly[j]) for j in range(n)]
     removed = [z3.And(appended[j], z3.Not(done[j])) for j in range(n)]
     new = {"status": status, "outcome": [z3.If(newly[j], status[j], pre.ids("outcome")[j]) for j in range(n)]}
     new["watchers"] = [z3.If(newly[j], 0, pre.ids("watchers")[j]) for j in range(n)]
@@ -242,7 +263,16 @@ def register_operation(pre: SymState, post: SymState, p: Params) -> StepFormula:
         _at(pre.ids("status"), k) == ABSENT,
         z3.Or(z3.Not(pre["has_limit"]), pre["active"] < pre["max_concurrent"]),
     )
-    fresh = {"status": PROV, "kind": kind, "outcome": 0, "peer": False, "watchers": 0, "progress": 0, "seq": 0}
+    fresh = {
+        "status": PROV,
+        "kind": kind,
+        "outcome": 0,
+        "peer": False,
+        "watchers": 0,
+        "progress": 0,
+        "seq": 0,
+        "rank": pre["active"],
+    }
     eqs = [
         post.ids(name)[j] == z3.If(k == j, value, pre.ids(name)[j]) for name, value in fresh.items() for j in range(n)
     ]
@@ -261,26 +291,26 @@ def terminal_step(sources: tuple[int, ...], target: int) -> Builder:
         newly = [k == j for j in range(n)]
         status = _status_update(pre, k, z3.IntVal(target))
         seq = [z3.If(newly[j], pre["next_seq"], pre.ids("seq")[j]) for j in range(n)]
-        eqs, writes = finish_terminal(pre, post, p, newly, status, seq, {}, z3.IntVal(1), pre["active"] - 1)
+        rank, mine = pre.ids("rank"), _at(pre.ids("rank"), k)
+        ranks = [z3.If(newly[j], 0, z3.If(rank[j] > mine, rank[j] - 1, rank[j])) for j in range(n)]
+        eqs, writes = finish_terminal(
+            pre, post, p, newly, status, seq, {"rank": ranks}, z3.IntVal(1), pre["active"] - 1
+        )
         return StepFormula(guard, z3.And(*eqs), writes)
 
     return build
 
 
 def terminate_owner(pre: SymState, post: SymState, p: Params) -> StepFormula:
+    """Every active op ends Terminated, in registration order: op ``j`` gets sequence number
+    ``watermark + 1 + rank[j]``."""
     n = pre.n
     newly = [is_active(pre.ids("status")[j]) for j in range(n)]
     issued = count(newly)
-    fresh = [p.int(f"seq[{j}]") for j in range(n)]
-    for j in range(n):
-        p.domain.append(
-            z3.Implies(newly[j], z3.And(fresh[j] > pre["watermark"], fresh[j] <= pre["watermark"] + issued))
-        )
-    for i, j in pairs(n):
-        p.domain.append(z3.Implies(z3.And(newly[i], newly[j]), fresh[i] != fresh[j]))
     status = [z3.If(newly[j], TERMINATED, pre.ids("status")[j]) for j in range(n)]
-    seq = [z3.If(newly[j], fresh[j], pre.ids("seq")[j]) for j in range(n)]
-    eqs, writes = finish_terminal(pre, post, p, newly, status, seq, {}, issued, z3.IntVal(0))
+    seq = [z3.If(newly[j], pre["watermark"] + 1 + pre.ids("rank")[j], pre.ids("seq")[j]) for j in range(n)]
+    ranks = [z3.IntVal(0)] * n
+    eqs, writes = finish_terminal(pre, post, p, newly, status, seq, {"rank": ranks}, issued, z3.IntVal(0))
     return StepFormula(z3.BoolVal(True), z3.And(*eqs), writes)
 
 
@@ -312,8 +342,9 @@ def wait_all_immediate(pre: SymState, post: SymState, p: Params) -> StepFormula:
 
 
 def cancel_wait(pre: SymState, post: SymState, p: Params) -> StepFormula:
-    step = release_barrier(pre, post, p, None)
-    return StepFormula(pre["barrier"], step.effect, step.writes)
+    """The pending wait is dropped: the barrier ends and retention runs again. Without a barrier
+    nothing is pinned, so retention keeps everything (a no-op, as in the model)."""
+    return release_barrier(pre, post, p, None)
 
 
 def collect_completed(pre: SymState, post: SymState, p: Params) -> StepFormula:
@@ -416,7 +447,7 @@ def ops_transitions() -> tuple[SymTransition, ...]:
         SymTransition("collect_completed", "registry", (IDLE, WAITING), None, collect_completed),
         SymTransition("wait_all_immediate", "registry", (IDLE,), IDLE, wait_all_immediate),
         SymTransition("wait_all_begin", "registry", (IDLE,), WAITING, wait_all),
-        SymTransition("wait_all_cancel", "registry", (WAITING,), IDLE, cancel_wait),
+        SymTransition("wait_all_cancel", "registry", (IDLE, WAITING), IDLE, cancel_wait),
         SymTransition("crash_recover", "registry", (IDLE, WAITING), IDLE, recover),
     ]
     return tuple(rows)
@@ -483,6 +514,18 @@ def _seq_issued(s: SymState, j: int) -> Expr:
     return z3.If(is_terminal(st), z3.And(sq >= 1, sq <= s["watermark"], sq < s["next_seq"]), sq == 0)
 
 
+def _rank_range(s: SymState, j: int) -> Expr:
+    r = s.ids("rank")[j]
+    return z3.If(is_active(s.ids("status")[j]), z3.And(r >= 0, r < s["active"]), r == 0)
+
+
+def _ranks_distinct(s: SymState) -> Expr:
+    st, r = s.ids("status"), s.ids("rank")
+    return z3.And(
+        *(z3.Implies(z3.And(is_active(st[i]), is_active(st[j])), r[i] != r[j]) for i, j in pairs(s.n)), z3.BoolVal(True)
+    )
+
+
 def _active_at(s: SymState, j: int) -> Expr:
     return is_active(s.ids("status")[j])
 
@@ -542,6 +585,12 @@ def ops_invariants() -> tuple[SymInvariant, ...]:
         ),
         SymInvariant("registry.max_concurrent", "max_concurrent set ⇒ active_count ≤ max_concurrent", _max_concurrent),
         per_id_invariant(
+            "registry.registration_rank",
+            "an active op's registration rank is below the active count; an inactive op has rank 0",
+            _rank_range,
+        ),
+        SymInvariant("registry.registration_order", "the active ops' registration ranks are distinct", _ranks_distinct),
+        per_id_invariant(
             "registry.completed_order", "completed_order holds exactly the tracked terminal ids", _completed_order
         ),
         SymInvariant(
@@ -575,6 +624,7 @@ def _initial(s: SymState) -> Expr:
             z3.Not(s.ids("done")[j]),
             s.ids("seq")[j] == 0,
             z3.Not(s.ids("member")[j]),
+            s.ids("rank")[j] == 0,
         ),
     )
     return z3.And(blank, s["active"] == 0, z3.Not(s["barrier"]), s["watermark"] == 0, s["next_seq"] == 1)

@@ -128,3 +128,29 @@ def _dead_or_unknown(machine: SymbolicMachine, name: str, depth: int, spent: flo
         cex: dict[str, Any] = {"kind": "not reached within bound", "transition": name, "state": state}
         return ProofResult(f"enabled:{name}", machine.name, "unknown", spent, cex, detail)
     return ProofResult(f"enabled:{name}", machine.name, "unknown", spent, None, detail)
+
+
+def shortest_violation(
+    machine: SymbolicMachine, invariant: str, max_depth: int = DEFAULT_DEPTH, timeout_ms: int = 60_000
+) -> list[tuple[str, dict[str, Any]]] | None:
+    """The shortest path (at most ``max_depth`` steps) from the initial state to a state breaking
+    ``invariant``: ``[("<initial>", state), (transition, state), ...]``; ``None`` when there is
+    none within the bound (raises ``KeyError`` for an unknown invariant)."""
+    inv = next((i for i in machine.invariants if i.name == invariant), None)
+    if inv is None:
+        raise KeyError(f"{machine.name} has no invariant {invariant!r}")
+    unroll = _Unrolling(machine)
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    solver.add(machine.domain(unroll.states[0]), machine.initial(unroll.states[0]))
+    for depth in range(max_depth + 1):
+        solver.push()
+        solver.add(z3.Not(inv.holds(unroll.states[depth])))
+        if solver.check() == z3.sat:
+            model = solver.model()
+            names = ["<initial>", *unroll.path(model, depth)]
+            return [(name, describe_state(machine, model, unroll.states[k], None)) for k, name in enumerate(names)]
+        solver.pop()
+        if depth < max_depth:
+            solver.add(unroll.step_formula(depth))
+    return None

@@ -25,6 +25,14 @@ class ProofResult:
     seconds: float
     counterexample: dict[str, Any] | None = None
     detail: str = ""
+    assumes: tuple[str, ...] = ()
+    """For a proof by induction: invariants it relied on that did not come back proved; the
+    result is then "proved assuming" them (a conditional proof), not a proof."""
+
+    @property
+    def label(self) -> str:
+        """``proved``, ``proved assuming X, Y``, ``failed`` or ``unknown``."""
+        return f"proved assuming {', '.join(self.assumes)}" if self.assumes else self.status
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,6 +42,7 @@ class ProofResult:
             "seconds": round(self.seconds, 6),
             "counterexample": self.counterexample,
             "detail": self.detail,
+            "assumes": list(self.assumes),
         }
 
 
@@ -58,7 +67,8 @@ class ProofReport:
         width = max((len(r.name) for r in self.results), default=10)
         for r in self.results:
             extra = f"  {r.detail}" if r.detail else ""
-            lines.append(f"  {r.status:<7} {r.machine:<8} {r.name:<{width}} {r.seconds * 1000:8.1f} ms{extra}")
+            status = "proved*" if r.assumes else r.status
+            lines.append(f"  {status:<7} {r.machine:<8} {r.name:<{width}} {r.seconds * 1000:8.1f} ms{extra}")
         for r in self.results:
             if r.counterexample is not None:
                 lines.append("")
@@ -66,8 +76,11 @@ class ProofReport:
                 lines.extend("  " + line for line in render_counterexample(r.counterexample))
         proved = len(self.by_status("proved"))
         lines.append("")
+        conditional = sum(1 for r in self.results if r.assumes)
         lines.append(
-            f"{proved}/{len(self.results)} proved, {len(self.by_status('failed'))} failed, "
+            f"{proved}/{len(self.results)} proved"
+            + (f" ({conditional} only assuming an unproved invariant, marked proved*)" if conditional else "")
+            + f", {len(self.by_status('failed'))} failed, "
             f"{len(self.by_status('unknown'))} unknown in {self.seconds:.2f} s"
         )
         return "\n".join(lines)

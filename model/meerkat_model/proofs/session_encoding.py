@@ -18,14 +18,17 @@ Per input: ``iphase`` (-1: never accepted, else :class:`InputPhase`), ``lane`` (
 the head has the smallest), ``attempts``, ``key`` (idempotency key, 0: none), ``scope``
 (supersession key, 0: none) and ``in_run`` (run association).
 
+A run ``accept_input_and_run`` started (a *direct* run) has pre-run phase Idle; it needs no
+loop, and when it ends with no loop attached the runtime returns to Idle (``*_without_loop``).
+
 Encoding choices: lanes are per-input values, so "in exactly one lane, once" holds by
 construction and the proofs check that the lane agrees with the phase. While the session is not
 registered (``reg`` Unregistered) the runtime and input fields hold what registering would
 recover from the store: a crash, an unregistration or a failed terminal snapshot applies the
 recovery rules at once (the stored phase — Attached is stored as Idle, a run is not stored —, the
 run's input Queued again at the head of its lane with the attempt not counted), and ``register``
-then only claims the registration. The supersession candidate is chosen freely among the Queued
-inputs with the key (the model's choice, queue lane first, is one of them). An executor success
+then only claims the registration. The supersession candidate is the model's: the first Queued input
+with the key, queue lane first, then lane order. An executor success
 (Staged → Applied → AppliedPendingConsumption → Consumed under one durable write) is one step.
 Not encoded: ephemeral inputs (dropped on recovery), completion handles and the store's rows
 (the model's verifier checks those exhaustively for small bounds).
@@ -183,7 +186,24 @@ def accept(replaced: int | None) -> Builder:
             choice = z3.Not(some_id(n, candidate))
         else:
             other = p.int("other", 0, n)
-            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, candidate(j)) for j in range(n))))
+            lane, pos = pre.ids("lane"), pre.ids("pos")
+
+            def first(j: int) -> Expr:
+                """``j`` is a candidate and none comes before it: queue lane first, then lane order."""
+                ahead = [
+                    z3.And(
+                        candidate(i),
+                        z3.Or(
+                            z3.And(lane[i] == QUEUE_LANE, lane[j] == STEER_LANE),
+                            z3.And(lane[i] == lane[j], pos[i] < pos[j]),
+                        ),
+                    )
+                    for i in range(n)
+                    if i != j
+                ]
+                return z3.And(candidate(j), z3.Not(z3.Or(*ahead)) if ahead else z3.BoolVal(True))
+
+            choice = z3.And(other != k, z3.Or(*(z3.And(other == j, first(j)) for j in range(n))))
         guard = z3.And(_admits(pre, k), z3.Not(_key_used(pre, key)), choice)
         displaced = [other == j for j in range(n)]
         old_phase = z3.IntVal(QUEUED if replaced is None else replaced)
@@ -213,6 +233,41 @@ def reject_invalid(pre: SymState, post: SymState, p: Params) -> StepFormula:
     """An invalid input: outcome Rejected, nothing changes."""
     k = p.int("id", 0, pre.n)
     return StepFormula(_admits(pre, k), z3.BoolVal(True), frozenset())
+
+
+def accept_and_run(pre: SymState, post: SymState, p: Params) -> StepFormula:
+    """``accept_input_and_run``: with no loop, no run, nothing queued and the runtime Idle, a new
+    input (``id``, queue lane, no supersession key) is accepted and staged at once for a fresh
+    run its caller drives; the phase becomes Running with pre-run phase Idle."""
+    n = pre.n
+    k, key = p.int("id", 0, n), p.int("key", 0)
+    lane = pre.ids("lane")
+    guard = z3.And(
+        _admits(pre, k),
+        pre["reg"] == QUEUING,
+        pre["phase"] == IDLE,
+        pre["run"] == 0,
+        all_ids(n, lambda j: lane[j] == NO_LANE),
+        z3.Not(_key_used(pre, key)),
+    )
+    values: Values = {
+        "iphase": [z3.If(k == j, STAGED, pre.ids("iphase")[j]) for j in range(n)],
+        "mode": [z3.If(k == j, QUEUE_LANE, pre.ids("mode")[j]) for j in range(n)],
+        "pos": [z3.If(k == j, pre["next_pos"], pre.ids("pos")[j]) for j in range(n)],
+        "attempts": [z3.If(k == j, 1, pre.ids("attempts")[j]) for j in range(n)],
+        "key": [z3.If(k == j, key, pre.ids("key")[j]) for j in range(n)],
+        "scope": [z3.If(k == j, 0, pre.ids("scope")[j]) for j in range(n)],
+        "in_run": [z3.If(k == j, pre["next_run"], pre.ids("in_run")[j]) for j in range(n)],
+    }
+    scalars = {
+        "phase": z3.IntVal(RUNNING),
+        "pre_run": z3.IntVal(IDLE),
+        "run": pre["next_run"],
+        "next_run": pre["next_run"] + 1,
+        "next_pos": pre["next_pos"] + 1,
+    }
+    effect, writes = _eqs(pre, post, values, scalars)
+    return StepFormula(guard, effect, writes)
 
 
 # -- the run loop ------------------------------------------------------------------------------
@@ -256,8 +311,19 @@ def start_run(pre: SymState, post: SymState, p: Params) -> StepFormula:
 
 def ends_retired(s: SymState) -> Expr:
     """The run in flight ends with the runtime Retired (it started Retired, or was retired in
-    flight); otherwise it returns to Attached."""
+    flight); otherwise it returns to Attached, or to Idle (:func:`ends_idle`)."""
     return z3.Or(s["phase"] == RETIRED, s["pre_run"] == RETIRED)
+
+
+def ends_idle(s: SymState) -> Expr:
+    """The run in flight is a direct one (pre-run phase Idle), not retired, and no loop is
+    attached: it ends with the runtime Idle."""
+    return z3.And(s["phase"] == RUNNING, s["pre_run"] == IDLE, z3.Not(with_loop(s)))
+
+
+def ends_attached(s: SymState) -> Expr:
+    """The run in flight ends with the runtime Attached: not retired, a loop attached."""
+    return z3.And(s["phase"] == RUNNING, in_set(s["pre_run"], (IDLE, ATTACHED)), with_loop(s))
 
 
 InputChange = Callable[[SymState, int], dict[str, Expr]]
@@ -269,16 +335,24 @@ def _run_end(
     *,
     when: Callable[[SymState, int], Expr] | None = None,
     commit_failed: bool = False,
+    idle: bool = False,
 ) -> Builder:
     """A run ends: ``on_input`` gives the new fields of the run's input; ``retired`` selects the
-    runs ending with the runtime Retired; ``when`` an extra guard on the input. A failed boundary
-    commit (``commit_failed``) also detaches the loop and ends Idle (Retired stays Retired)."""
+    runs ending with the runtime Retired, ``idle`` the direct runs ending with no loop (Idle),
+    neither the runs ending Attached; ``when`` an extra guard on the input. A failed boundary
+    commit (``commit_failed``) also detaches any loop and ends Idle (Retired stays Retired)."""
+    after = RETIRED if retired else (IDLE if idle or commit_failed else ATTACHED)
 
     def build(pre: SymState, post: SymState, p: Params) -> StepFormula:
         n = pre.n
         mine = _run_input(pre)
         cond = (lambda j: mine[j]) if when is None else (lambda j: z3.And(mine[j], when(pre, j)))
-        ending = ends_retired(pre) if retired else z3.And(pre["phase"] == RUNNING, pre["pre_run"] == ATTACHED)
+        if after == RETIRED:
+            ending = ends_retired(pre)
+        elif commit_failed:
+            ending = z3.And(pre["phase"] == RUNNING, in_set(pre["pre_run"], (IDLE, ATTACHED)))
+        else:
+            ending = ends_idle(pre) if after == IDLE else ends_attached(pre)
         guard = z3.And(pre["run"] != 0, ending, some_id(n, cond))
         values: Values = {}
         moved = False
@@ -288,7 +362,6 @@ def _run_end(
             for name in ("iphase", "lane", "pos", "attempts"):
                 current = pre.ids(name)[j]
                 values.setdefault(name, []).append(z3.If(mine[j], changes.get(name, current), current))
-        after = RETIRED if retired else (IDLE if commit_failed else ATTACHED)
         scalars: Scalars = {"phase": z3.IntVal(after), "run": z3.IntVal(0), "pre_run": z3.IntVal(NONE)}
         if commit_failed:
             scalars |= {"reg": z3.IntVal(QUEUING), "front": pre["front"] - 1}
@@ -383,6 +456,15 @@ def _abandon_all(s: SymState) -> Values:
     }
 
 
+def _abandon_queued(s: SymState) -> Values:
+    """Every Queued input becomes Abandoned and leaves its lane; a run in flight goes on."""
+    ph = s.ids("iphase")
+    return {
+        "iphase": [z3.If(ph[j] == QUEUED, ABANDONED, ph[j]) for j in range(s.n)],
+        "lane": [z3.IntVal(NO_LANE)] * s.n,
+    }
+
+
 def _open(s: SymState, *, stopped_ok: bool = False) -> Expr:
     """Registered, not Destroyed, and (unless ``stopped_ok``) not Stopped."""
     closed = (DESTROYED,) if stopped_ok else (STOPPED, DESTROYED)
@@ -425,32 +507,51 @@ REGISTERED = (QUEUING, ATTACHING, ACTIVE)
 
 
 def _run_end_rows(
-    base: str, target: int, on_input: InputChange, when: Callable[[SymState, int], Expr] | None = None
+    base: str,
+    target: int,
+    on_input: InputChange,
+    when: Callable[[SymState, int], Expr] | None = None,
+    *,
+    direct: bool = True,
 ) -> tuple[SymTransition, ...]:
-    """``base`` (the runtime back to Attached) and ``base_retired`` (ending Retired)."""
+    """``base`` (the runtime back to Attached), ``base_retired`` (ending Retired) and, with
+    ``direct``, ``base_without_loop`` (a direct run ending with no loop: Idle)."""
     plain, retired = _run_end(on_input, False, when=when), _run_end(on_input, True, when=when)
     name = INPUT_NAMES[target]
-    return (
+    rows = (
         SymTransition(base, "input", _in(STAGED), name, plain),
         SymTransition(base, "runtime", _pn(RUNNING), "Attached", plain),
         SymTransition(f"{base}_retired", "input", _in(STAGED), name, retired),
         SymTransition(f"{base}_retired", "runtime", _pn(RUNNING, RETIRED), "Retired", retired),
     )
+    if not direct:
+        return rows
+    idle = _run_end(on_input, False, when=when, idle=True)
+    return (
+        *rows,
+        SymTransition(f"{base}_without_loop", "input", _in(STAGED), name, idle),
+        SymTransition(f"{base}_without_loop", "runtime", _pn(RUNNING), "Idle", idle),
+    )
 
 
 def _input_and_run() -> tuple[SymTransition, ...]:
     inp, rt, rg = "input", "runtime", "registration"
-    superseding, coalescing = accept(SUPERSEDED), accept(COALESCED)
+    plain, superseding, coalescing = accept(None), accept(SUPERSEDED), accept(COALESCED)
     commit_failed = _run_end(_head_of_lane, False, commit_failed=True)
     commit_failed_retired = _run_end(_head_of_lane, True, commit_failed=True)
     return (
-        SymTransition("accept", inp, _in(NONE), "Queued", accept(None)),
+        SymTransition("accept", inp, _in(NONE), "Queued", plain),
+        SymTransition("accept", rt, _pn(*ACCEPTING), None, plain),
         SymTransition("accept_superseding", inp, _in(NONE), "Queued", superseding),
         SymTransition("accept_superseding", inp, _in(QUEUED), "Superseded", superseding, subject="other"),
         SymTransition("accept_coalescing", inp, _in(NONE), "Queued", coalescing),
         SymTransition("accept_coalescing", inp, _in(QUEUED), "Coalesced", coalescing, subject="other"),
         SymTransition("deduplicate", inp, _in(NONE), None, deduplicate),
+        SymTransition("deduplicate", rt, _pn(*ACCEPTING), None, deduplicate),
         SymTransition("reject_invalid", inp, _in(NONE), None, reject_invalid),
+        SymTransition("reject_invalid", rt, _pn(*ACCEPTING), None, reject_invalid),
+        SymTransition("accept_and_run", inp, _in(NONE), "Staged", accept_and_run),
+        SymTransition("accept_and_run", rt, _pn(IDLE), "Running", accept_and_run),
         SymTransition("start_run", inp, _in(QUEUED), "Staged", start_run),
         SymTransition("start_run", rt, _pn(ATTACHED, RETIRED), "Running", start_run),
         *_run_end_rows("executor_succeeded", CONSUMED, _consumed),
@@ -459,11 +560,13 @@ def _input_and_run() -> tuple[SymTransition, ...]:
         *_run_end_rows("interrupt", ABANDONED, _abandoned),
         SymTransition("boundary_commit_failed", inp, _in(STAGED), "Queued", commit_failed),
         SymTransition("boundary_commit_failed", rt, _pn(RUNNING), "Idle", commit_failed),
-        SymTransition("boundary_commit_failed", rg, _rn(ACTIVE), "Queuing", commit_failed),
+        SymTransition("boundary_commit_failed", rg, _rn(*REGISTERED), "Queuing", commit_failed),
         SymTransition("boundary_commit_failed_retired", inp, _in(STAGED), "Queued", commit_failed_retired),
         SymTransition("boundary_commit_failed_retired", rt, _pn(RUNNING, RETIRED), "Retired", commit_failed_retired),
-        SymTransition("boundary_commit_failed_retired", rg, _rn(ACTIVE), "Queuing", commit_failed_retired),
-        SymTransition("terminal_snapshot_failed", rg, _rn(ACTIVE), "Unregistered", _forget(lambda s: s["run"] != 0)),
+        SymTransition("boundary_commit_failed_retired", rg, _rn(*REGISTERED), "Queuing", commit_failed_retired),
+        SymTransition(
+            "terminal_snapshot_failed", rg, _rn(*REGISTERED), "Unregistered", _forget(lambda s: s["run"] != 0)
+        ),
         SymTransition(
             "interrupt_noop",
             rt,
@@ -486,16 +589,22 @@ def _control() -> tuple[SymTransition, ...]:
     def halting(loop: bool, *, stopped_ok: bool) -> Callable[[SymState], Expr]:
         return lambda s: z3.And(_open(s, stopped_ok=stopped_ok), _loop_is(loop)(s))
 
-    retire_without_loop = _step(retiring(False), _phase(RETIRED), _abandon_all)
+    retire_without_loop = _step(retiring(False), _phase(RETIRED), _abandon_queued)
     reset = _step(quiet(False), _phase(IDLE), _abandon_all)
     reset_with_loop = _step(quiet(True), _phase(ATTACHED), _abandon_all)
     stop = _step(halting(False, stopped_ok=False), _halt(STOPPED, False), _abandon_all)
     stop_with_loop = _step(halting(True, stopped_ok=False), _halt(STOPPED, True), _abandon_all)
     destroy = _step(halting(False, stopped_ok=True), _halt(DESTROYED, False), _abandon_all)
     destroy_with_loop = _step(halting(True, stopped_ok=True), _halt(DESTROYED, True), _abandon_all)
+    # recover: memory := recovery of the store in place. What the encoding holds is what memory
+    # and store agree on, so both forms leave it unchanged; whether the store needs its rows
+    # written back (``recover``) or not (``recover_noop``) is in the store's rows, not encoded.
+    # In the model only a retire during a run leaves rows to normalise, so ``recover`` is Retired.
+    recovering = _step(lambda s: z3.And(_open(s, stopped_ok=True), s["run"] == 0))
+    recovering_retired = _step(lambda s: z3.And(_open(s, stopped_ok=True), s["run"] == 0, s["phase"] == RETIRED))
     return (
         SymTransition("retire", rt, _pn(ATTACHED, RUNNING), "Retired", _step(retiring(True), _phase(RETIRED))),
-        SymTransition("retire_without_loop", rt, _pn(IDLE), "Retired", retire_without_loop),
+        SymTransition("retire_without_loop", rt, _pn(IDLE, RUNNING), "Retired", retire_without_loop),
         SymTransition("retire_without_loop", inp, _in(QUEUED), "Abandoned", retire_without_loop),
         SymTransition("retire_noop", rt, _pn(RETIRED), None, _step(lambda s: z3.And(_open(s), s["phase"] == RETIRED))),
         SymTransition("reset", rt, _pn(IDLE, RETIRED), "Idle", reset),
@@ -506,18 +615,20 @@ def _control() -> tuple[SymTransition, ...]:
         SymTransition(
             "recycle_with_loop", rt, _pn(ATTACHED, RETIRED), "Attached", _step(quiet(True), _phase(ATTACHED))
         ),
-        SymTransition("stop", rt, _pn(IDLE, RETIRED), "Stopped", stop),
-        SymTransition("stop", inp, _in(QUEUED), "Abandoned", stop),
+        SymTransition("stop", rt, _pn(IDLE, RUNNING, RETIRED), "Stopped", stop),
+        SymTransition("stop", inp, _in(QUEUED, STAGED), "Abandoned", stop),
         SymTransition("stop_with_loop", rt, _pn(ATTACHED, RUNNING, RETIRED), "Stopped", stop_with_loop),
         SymTransition("stop_with_loop", inp, _in(QUEUED, STAGED), "Abandoned", stop_with_loop),
         SymTransition("stop_with_loop", rg, _rn(ACTIVE), "Queuing", stop_with_loop),
-        SymTransition("destroy", rt, _pn(IDLE, RETIRED, STOPPED), "Destroyed", destroy),
-        SymTransition("destroy", inp, _in(QUEUED), "Abandoned", destroy),
+        SymTransition("destroy", rt, _pn(IDLE, RUNNING, RETIRED, STOPPED), "Destroyed", destroy),
+        SymTransition("destroy", inp, _in(QUEUED, STAGED), "Abandoned", destroy),
         SymTransition(
             "destroy_with_loop", rt, _pn(ATTACHED, RUNNING, RETIRED, STOPPED), "Destroyed", destroy_with_loop
         ),
         SymTransition("destroy_with_loop", inp, _in(QUEUED, STAGED), "Abandoned", destroy_with_loop),
         SymTransition("destroy_with_loop", rg, _rn(ACTIVE), "Queuing", destroy_with_loop),
+        SymTransition("recover", rt, _pn(RETIRED), None, recovering_retired),
+        SymTransition("recover_noop", rt, _pn(IDLE, ATTACHED, RETIRED, STOPPED), None, recovering),
     )
 
 
@@ -674,11 +785,16 @@ def _runtime_typed(s: SymState) -> Expr:
 
 
 def _running_has_run(s: SymState) -> Expr:
-    return z3.And(z3.Implies(s["phase"] == RUNNING, s["run"] != 0), z3.Implies(s["run"] != 0, s["reg"] == ACTIVE))
+    loop_run = z3.And(s["run"] != 0, s["pre_run"] != IDLE)
+    return z3.And(
+        z3.Implies(s["phase"] == RUNNING, s["run"] != 0),
+        z3.Implies(s["run"] != 0, registered(s)),
+        z3.Implies(loop_run, s["reg"] == ACTIVE),
+    )
 
 
 def _run_phase(s: SymState) -> Expr:
-    with_run = z3.And(in_set(s["phase"], (RUNNING, RETIRED)), in_set(s["pre_run"], (ATTACHED, RETIRED)))
+    with_run = z3.And(in_set(s["phase"], (RUNNING, RETIRED)), in_set(s["pre_run"], (IDLE, ATTACHED, RETIRED)))
     return z3.If(s["run"] != 0, with_run, s["pre_run"] == NONE)
 
 
@@ -696,7 +812,9 @@ def session_invariants() -> tuple[SymInvariant, ...]:
             _runtime_typed,
         ),
         SymInvariant(
-            "runtime.running_has_run", "Running ⇒ a current run; a current run ⇒ a loop attached", _running_has_run
+            "runtime.running_has_run",
+            "Running ⇒ a current run; a run ⇒ registered; a run of the loop (pre-run phase not Idle) ⇒ a loop attached",
+            _running_has_run,
         ),
         SymInvariant(
             "runtime.run_phase",

@@ -69,6 +69,8 @@ class Params:
         self.exact = exact
         self.created: dict[str, Expr] = {}
         self.domain: list[Expr] = []
+        self.aux: list[Expr] = []
+        """The auxiliary terms (defined by constraints in ``domain``, chosen by the solver)."""
 
     def int(self, name: str, lo: int | None = None, hi: int | None = None) -> Expr:
         """A fresh integer parameter with ``lo <= x < hi`` when bounds are given."""
@@ -87,11 +89,15 @@ class Params:
 
     def aux_int(self, name: str) -> Expr:
         """A fresh auxiliary integer (defined by constraints in ``domain``)."""
-        return z3.Int(self._prefix + name)
+        x = z3.Int(self._prefix + name)
+        self.aux.append(x)
+        return x
 
     def aux_bool(self, name: str) -> Expr:
         """A fresh auxiliary (defined by constraints in ``domain``, not a caller's choice)."""
-        return z3.Bool(self._prefix + name)
+        x = z3.Bool(self._prefix + name)
+        self.aux.append(x)
+        return x
 
 
 @dataclass(frozen=True, slots=True)

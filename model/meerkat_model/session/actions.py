@@ -29,7 +29,8 @@ class FinishAttach(NamedTuple):
 
 @action_record("attach_failed")
 class AttachFailed(NamedTuple):
-    """Spawning the runtime loop failed; the claim is released."""
+    """Attaching failed (the executor's ``start()`` raised): the claim is released and the
+    caller of ``ensure_session_with_executor`` gets ``executor_start_failed``."""
 
 
 @action_record("accept")
@@ -45,6 +46,17 @@ class Accept(NamedTuple):
     skey: int
     coalesce: int
     ephemeral: int
+
+
+@action_record("accept_and_run")
+class AcceptAndRun(NamedTuple):
+    """``accept_input_and_run`` of a new input ``i`` (queue lane, durable, idempotency key
+    ``idem`` or -1): accepted and run at once by the caller, without a runtime loop. Only an
+    Idle session with no loop, no run and nothing queued takes it (else ``not_ready``); a key
+    already used is refused (``validation_failed``: nothing to run)."""
+
+    i: int
+    idem: int
 
 
 @action_record("accept_invalid")
@@ -76,6 +88,12 @@ class ExecutorFailed(NamedTuple):
 class ExecutorFailedFatal(NamedTuple):
     """The executor fails with an error the retry policy does not retry (the ``fatal_errors``
     bound): the input is abandoned at once, as after its last attempt."""
+
+
+@action_record("executor_cancelled")
+class ExecutorCancelled(NamedTuple):
+    """The executor cancels the run itself (raises ``ExecutorCancelled``): the run ends as if
+    interrupted; one lifecycle commit."""
 
 
 @action_record("boundary_commit_fails")
@@ -118,6 +136,12 @@ class Destroy(NamedTuple):
     """``destroy_runtime``."""
 
 
+@action_record("recover")
+class Recover(NamedTuple):
+    """``recover_session``: the store is re-read in place (its rows recovered, written back when
+    recovery normalises them); the phase is kept."""
+
+
 @action_record("unregister")
 class Unregister(NamedTuple):
     """``unregister_session``."""
@@ -130,7 +154,7 @@ class Crash(NamedTuple):
 
 @action_record("write_fails")
 class WriteFails(NamedTuple):
-    """``inner`` (an accept, interrupt, control operation or register) with the store's next
+    """``inner`` (an accept, accept-and-run, interrupt, control operation or register) with the store's next
     write failing: ``durable_write_failed`` and nothing changes."""
 
     inner: SessionAction
@@ -142,11 +166,13 @@ SessionAction = (
     | FinishAttach
     | AttachFailed
     | Accept
+    | AcceptAndRun
     | AcceptInvalid
     | StartRun
     | ExecutorSucceeded
     | ExecutorFailed
     | ExecutorFailedFatal
+    | ExecutorCancelled
     | BoundaryCommitFails
     | TerminalSnapshotFails
     | Interrupt
@@ -155,6 +181,7 @@ SessionAction = (
     | Recycle
     | Stop
     | Destroy
+    | Recover
     | Unregister
     | Crash
     | WriteFails
@@ -165,6 +192,6 @@ CONTROL: tuple[Retire | Reset | Recycle | Stop | Destroy, ...] = (Retire(), Rese
 """The control operations, in the order the model offers them."""
 
 WRITES_WHEN_OK: frozenset[type[SessionAction]] = frozenset(
-    {Accept, Interrupt, Retire, Reset, Recycle, Stop, Destroy, Register}
+    {Accept, AcceptAndRun, Interrupt, Retire, Reset, Recycle, Stop, Destroy, Recover, Register}
 )
 """Actions with a store write that can fail (the ones ``WriteFails`` may wrap)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session.state import (
+    NO_ID,
     NO_KEY,
     NOT_REGISTERED,
     Attrs,
@@ -26,7 +27,7 @@ from meerkat_model.session.state import (
 )
 from meerkat_model.session.waiters import resolution_outputs, resolve
 from meerkat_model.vocab import rejections
-from meerkat_model.vocab.statuses import InputPhase, RuntimePhase
+from meerkat_model.vocab.statuses import InputPhase, RegistrationPhase, RuntimePhase
 
 StepResult = Stepped[SessionState] | Rejected
 
@@ -141,4 +142,50 @@ def accept(state: SessionState, i: int, attrs: Attrs, coalesce: bool, *, write_o
         ),
         outputs,
         transition,
+    )
+
+
+def accept_and_run(state: SessionState, i: int, idem: int, *, write_ok: bool = True) -> StepResult:
+    """``accept_input_and_run`` of a new input ``i`` with idempotency key ``idem`` (see the module
+    docstring): Queued and written, then Staged for a run started from Idle."""
+    refusal = admission_refusal(state) or _fresh(state, i)
+    if refusal is not None:
+        return refusal
+    memory = state.memory
+    assert memory is not None
+    if (
+        memory.registration is not RegistrationPhase.QUEUING
+        or memory.run != NO_ID
+        or memory.phase is not RuntimePhase.IDLE
+        or memory.queue
+        or memory.steer
+    ):
+        return Rejected(
+            rejections.NOT_READY, "accept_input_and_run needs an Idle session without a loop or queued work"
+        )
+    if deduplicating_input(state, idem) is not None:
+        return Rejected(
+            rejections.VALIDATION_FAILED, f"input {i} is deduplicated against an earlier input; nothing to run"
+        )
+    if not write_ok:
+        return Rejected(rejections.DURABLE_WRITE_FAILED, f"accepting input {i}: the store write failed")
+    durable = state.durable
+    staged = memory._replace(
+        phase=RuntimePhase.RUNNING,
+        run=i,
+        pre_run=int(RuntimePhase.IDLE),
+        rows=with_row(memory.rows, i, Row(InputPhase.STAGED, 1)),
+    )
+    return Stepped(
+        SessionState(
+            attrs=(*state.attrs[:i], Attrs(Lane.QUEUE, int(idem), NO_KEY, False), *state.attrs[i + 1 :]),
+            durable=durable._replace(
+                rows=with_row(durable.rows, i, Row(InputPhase.QUEUED, 0)), queue=(*durable.queue, i)
+            ),
+            memory=staged,
+            waiters=state.waiters,
+            destroyed=state.destroyed,
+        ),
+        (("accepted", i), ("staged", i, 1)),
+        "accept_and_run",
     )

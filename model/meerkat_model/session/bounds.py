@@ -22,6 +22,7 @@ max_attempts       3        the attempt whose failure abandons an input (the run
                             ``RetryPolicy.max_attempts``), 1..6
 fatal_errors       0        1: a run may also fail with an error that is not retryable (it
                             abandons its input at once: attempts set to ``max_attempts``)
+direct             1        1: ``accept_input_and_run`` runs a new input at once, without a loop
 =================  =======  ===============================================================
 """
 
@@ -47,6 +48,7 @@ DEFAULTS: dict[str, int] = {
     "write_failures": 1,
     "max_attempts": 3,
     "fatal_errors": 0,
+    "direct": 1,
 }
 
 _FLAGS = frozenset(DEFAULTS) - {"inputs", "idem_keys", "super_keys", "max_attempts"}
@@ -71,6 +73,7 @@ class SessionBounds:
     unregister: bool
     crash: bool
     write_failures: bool
+    direct: bool
     max_attempts: int = 3
     fatal_errors: bool = False
 
@@ -109,4 +112,5 @@ class SessionBounds:
             write_failures=bool(values["write_failures"]),
             max_attempts=values["max_attempts"],
             fatal_errors=bool(values["fatal_errors"]),
+            direct=bool(values["direct"]),
         )

@@ -1,20 +1,35 @@
-"""Control operations: retire, reset, recycle, stop, destroy (docs/semantics.md, "Control").
+"""Control operations: retire, reset, recycle, stop, destroy, recover (docs/semantics.md,
+"Control").
 
 Each one writes the new lifecycle record and every row in one commit before it takes effect; a
 failed write leaves everything as it was (``durable_write_failed``). "Idle" after an operation
-means Attached when a loop is attached. Errors: ``session_not_found`` (not registered),
-``destroyed`` (phase Destroyed), ``invalid_runtime_transition`` (Stopped, or a run in flight for
-reset/recycle).
+means Attached when a loop is attached. Retiring without a loop abandons the queued inputs but
+not the input of a run in flight (``accept_input_and_run``): that run goes on and ends Retired;
+stop and destroy cancel it (its caller is told ``invalid_runtime_transition``). Errors:
+``session_not_found`` (not registered), ``destroyed`` (phase Destroyed),
+``invalid_runtime_transition`` (Stopped, or a run in flight for reset/recycle).
+
+``recover`` re-reads the store in place: memory := recover(store) by the crash-recovery rules
+(an ephemeral input memory holds is kept), the phase and registration kept (an attached loop
+stays attached: Idle shown as Attached). Allowed from Idle, Attached, Retired and Stopped with
+no run in flight (else ``invalid_runtime_transition``; Destroyed: ``destroyed``). When the store
+needs a write-back (rows recovery normalises) or memory differs from what the store recovers
+to, the normalised rows and lifecycle record are written in one commit (``recover``) and the
+pending handles of inputs the store shows finished (or no longer holds) resolve; otherwise
+nothing changes and nothing is written (``recover_noop``). Rows that contradict each other
+refuse it with ``recovery_corruption``, nothing changed.
 """
 
 from __future__ import annotations
 
 from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.direct import caller_result
 from meerkat_model.session.durable import full_commit
+from meerkat_model.session.recovery import recover as recover_store
 from meerkat_model.session.state import NO_ID, NOT_REGISTERED, TERMINATED_BY, Memory, Row, SessionState
-from meerkat_model.session.waiters import resolution_outputs, resolve
+from meerkat_model.session.waiters import resolution_outputs, resolve, resolve_from_store
 from meerkat_model.vocab import rejections
-from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
+from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
 StepResult = Stepped[SessionState] | Rejected
 
@@ -40,18 +55,25 @@ def _idle(memory: Memory) -> RuntimePhase:
     return RuntimePhase.ATTACHED if _with_loop(memory) else RuntimePhase.IDLE
 
 
-def _abandon_all(state: SessionState, memory: Memory, reason: AbandonKind) -> tuple[SessionState, tuple[object, ...]]:
-    """Every non-terminal input Abandoned{reason}, lanes emptied, run cleared, waiters terminated."""
+def _abandon_all(
+    state: SessionState, memory: Memory, reason: AbandonKind, *, keep_run: bool = False
+) -> tuple[SessionState, tuple[object, ...]]:
+    """Every non-terminal input Abandoned{reason} (but the run's input when ``keep_run``), lanes
+    emptied, waiters terminated; the run is cleared (its direct caller told so) unless kept."""
     rows = list(memory.rows)
     abandoned: list[int] = []
     for i, row in enumerate(rows):
-        if row is not None and not row.phase.is_terminal:
+        if row is not None and not row.phase.is_terminal and not (keep_run and i == memory.run):
             rows[i] = Row(InputPhase.ABANDONED, row.attempts, int(reason))
             abandoned.append(i)
     outcome = TERMINATED_BY[reason]
     waiters, resolved = resolve(state.waiters, tuple(abandoned), outcome)
-    cleared = memory._replace(run=NO_ID, pre_run=-1, queue=(), steer=(), rows=tuple(rows))
     outputs = (*(("abandoned", i, reason.name.lower()) for i in abandoned), *resolution_outputs(resolved, outcome))
+    if keep_run:
+        cleared = memory._replace(queue=(), steer=(), rows=tuple(rows))
+    else:
+        cleared = memory._replace(run=NO_ID, pre_run=-1, queue=(), steer=(), rows=tuple(rows))
+        outputs = (*outputs, *caller_result(memory, rejections.INVALID_RUNTIME_TRANSITION))
     return state._replace(memory=cleared, waiters=waiters), outputs
 
 
@@ -77,11 +99,11 @@ def _admitted(
 
 
 def _abandon_into(
-    state: SessionState, memory: Memory, reason: AbandonKind, phase: RuntimePhase
+    state: SessionState, memory: Memory, reason: AbandonKind, phase: RuntimePhase, *, keep_run: bool = False
 ) -> tuple[SessionState, Memory, tuple[object, ...]]:
     """``_abandon_all`` for ``reason``: the state it leaves, that state's memory moved to ``phase``
     (not yet committed) and the outputs."""
-    abandoned, outputs = _abandon_all(state, memory, reason)
+    abandoned, outputs = _abandon_all(state, memory, reason, keep_run=keep_run)
     assert abandoned.memory is not None
     return abandoned, abandoned.memory._replace(phase=phase), outputs
 
@@ -113,7 +135,9 @@ def retire(state: SessionState, *, write_ok: bool = True) -> StepResult:
         retired = memory._replace(phase=RuntimePhase.RETIRED)
         pending = len(memory.queue) + len(memory.steer)
         return Stepped(_commit(state, retired), (("retired", 0, pending),), "retire")
-    abandoned, retired, outputs = _abandon_into(state, memory, AbandonKind.RETIRED, RuntimePhase.RETIRED)
+    # Without a loop the queued work can never drain; a run in flight (``accept_input_and_run``)
+    # is not queued work: it goes on, and ends Retired.
+    abandoned, retired, outputs = _abandon_into(state, memory, AbandonKind.RETIRED, RuntimePhase.RETIRED, keep_run=True)
     return Stepped(_commit(abandoned, retired), (("retired",), *outputs), "retire_without_loop")
 
 
@@ -149,3 +173,35 @@ def destroy(state: SessionState, *, write_ok: bool = True) -> StepResult:
         return memory
     committed, outputs, name = _halt(state, memory, AbandonKind.DESTROYED, RuntimePhase.DESTROYED, "destroy")
     return Stepped(committed._replace(destroyed=True), (("destroyed",), *outputs), name)
+
+
+def recovered_in_place(state: SessionState, max_attempts: int = MAX_STAGE_ATTEMPTS) -> Memory | Rejected:
+    """What ``recover`` makes memory: the store recovered in place (the ephemeral inputs memory
+    holds kept), with memory's registration; Idle is Attached when a loop is attached."""
+    memory = state.memory
+    assert memory is not None
+    recovered = recover_store(state.attrs, state.durable, max_attempts, live=memory.rows)
+    if isinstance(recovered, Rejected):
+        return recovered
+    phase = recovered.phase
+    if _with_loop(memory) and phase is RuntimePhase.IDLE:
+        phase = RuntimePhase.ATTACHED
+    return recovered._replace(registration=memory.registration, phase=phase)
+
+
+def recover(state: SessionState, *, write_ok: bool = True, max_attempts: int = MAX_STAGE_ATTEMPTS) -> StepResult:
+    memory = _admitted(state, "recover", no_run=True, stopped_ok=True)
+    if isinstance(memory, Rejected):
+        return memory
+    recovered = recovered_in_place(state, max_attempts)
+    if isinstance(recovered, Rejected):
+        return recovered
+    durable = full_commit(state.attrs, state.durable, recovered)
+    if recovered == memory and durable == state.durable:
+        return Stepped(state, (("recovered", 0),), "recover_noop")
+    if not write_ok:
+        return _write_failed("recover")
+    waiters, resolved = resolve_from_store(state.waiters, recovered.rows)
+    changed = sum(1 for i, row in enumerate(durable.rows) if row != state.durable.rows[i])
+    after = state._replace(memory=recovered, durable=durable, waiters=waiters)
+    return Stepped(after, (("recovered", changed), *resolved), "recover")

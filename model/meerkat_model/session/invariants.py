@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from meerkat_model.machine import Invariant, Rejected
+from meerkat_model.machine import Invariant, Rejected, StepCheck, Stepped
 from meerkat_model.session.durable import expected_recovery
+from meerkat_model.session.observe import decoded
 from meerkat_model.session.recovery import recover
-from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Lane, Row, SessionState, Waiter
+from meerkat_model.session.state import (
+    NO_ID,
+    NO_KEY,
+    NO_RECORD,
+    Attrs,
+    Durable,
+    Lane,
+    Memory,
+    Row,
+    SessionState,
+    Waiter,
+)
 from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
 
 _RUN_PHASES = (InputPhase.STAGED, InputPhase.APPLIED, InputPhase.APPLIED_PENDING_CONSUMPTION)
@@ -95,25 +108,30 @@ def running_iff_current_run(s: SessionState) -> str | None:
 
 
 def current_run_has_pre_run_phase(s: SessionState) -> str | None:
-    """A current run has a pre-run phase (Attached or Retired) and a loop; no run, no pre-run phase."""
+    """A current run has a pre-run phase: Attached or Retired for a run of the loop, which needs
+    the loop attached, or Idle for a run ``accept_input_and_run`` started; no run, no pre-run phase."""
     m = s.memory
     if m is None:
         return None
     if m.run == NO_ID:
         return None if m.pre_run == -1 else "a pre-run phase without a current run"
-    if m.pre_run not in (RuntimePhase.ATTACHED, RuntimePhase.RETIRED):
+    if m.pre_run not in (RuntimePhase.IDLE, RuntimePhase.ATTACHED, RuntimePhase.RETIRED):
         return f"current run with pre-run phase {m.pre_run}"
-    if m.registration is not RegistrationPhase.ACTIVE:
-        return "a run in flight without an attached runtime loop"
+    if m.pre_run != RuntimePhase.IDLE and m.registration is not RegistrationPhase.ACTIVE:
+        return "a run of the loop in flight without an attached runtime loop"
     return None
 
 
 def attached_iff_loop(s: SessionState) -> str | None:
-    """Attached/Running need an attached loop; Idle has none."""
+    """Attached needs an attached loop, and so does Running, unless the run in flight is one
+    ``accept_input_and_run`` started; Idle has none."""
     m = s.memory
     if m is None:
         return None
-    if m.phase in (RuntimePhase.ATTACHED, RuntimePhase.RUNNING) and m.registration is not RegistrationPhase.ACTIVE:
+    direct = m.run != NO_ID and m.pre_run == RuntimePhase.IDLE
+    if m.phase is RuntimePhase.RUNNING and not direct and m.registration is not RegistrationPhase.ACTIVE:
+        return "phase running without an attached loop"
+    if m.phase is RuntimePhase.ATTACHED and m.registration is not RegistrationPhase.ACTIVE:
         return f"phase {m.phase.name.lower()} without an attached loop"
     if m.phase is RuntimePhase.IDLE and m.registration is RegistrationPhase.ACTIVE:
         return "phase Idle with an attached loop (it should be Attached)"
@@ -173,6 +191,22 @@ def accepted_inputs_are_stored(s: SessionState) -> str | None:
     return None
 
 
+_RECOVERED: dict[tuple[object, object, int], Memory | Rejected] = {}
+_RECOVERED_LIMIT = 1 << 17
+
+
+def _recovered(attrs: tuple[Attrs | None, ...], durable: Durable, limit: int) -> Memory | Rejected:
+    """``recover(attrs, durable)``, remembered: it is a pure function of the store, which many
+    states share (they differ in memory or handles), and the dearest part of the invariants."""
+    key = (attrs, durable, limit)
+    got = _RECOVERED.get(key)
+    if got is None:
+        if len(_RECOVERED) >= _RECOVERED_LIMIT:
+            _RECOVERED.clear()
+        got = _RECOVERED[key] = recover(attrs, durable, limit)
+    return got
+
+
 def recovery_matches_memory(s: SessionState, limit: int = MAX_STAGE_ATTEMPTS) -> str | None:
     """Recovering the store now gives back memory as it would be after a crash: memory never
     runs ahead of the store (terminal outcomes, attempts, lanes and their order, the phase)."""
@@ -181,7 +215,7 @@ def recovery_matches_memory(s: SessionState, limit: int = MAX_STAGE_ATTEMPTS) ->
         return None
     if m.phase is RuntimePhase.DESTROYED:
         return None if s.durable.record == RuntimePhase.DESTROYED else "destroyed in memory but not in the store"
-    got = recover(s.attrs, s.durable, limit)
+    got = _recovered(s.attrs, s.durable, limit)
     if isinstance(got, Rejected):
         return f"the store does not recover ({got.kind}: {got.detail})"
     want = expected_recovery(s.attrs, m)
@@ -194,7 +228,7 @@ def record_is_durable_phase(s: SessionState) -> str | None:
     """The stored lifecycle record never holds a live-only phase (Attached, Running, Initializing)."""
     record = s.durable.record
     if record in (RuntimePhase.ATTACHED, RuntimePhase.RUNNING, RuntimePhase.INITIALIZING):
-        return f"stored lifecycle record is {RuntimePhase(record).name.lower()}"
+        return f"stored lifecycle record is {decoded(RuntimePhase, record)}"
     if record == NO_RECORD and s.memory is not None:
         return "a registered session without a stored lifecycle record"
     return None
@@ -249,3 +283,32 @@ def invariants_for(max_attempts: int) -> tuple[Invariant[SessionState], ...]:
     return tuple(
         Invariant(inv.name, inv.description, limited[inv.name]) if inv.name in limited else inv for inv in INVARIANTS
     )
+
+
+def requeue_position(before: SessionState, action: object, stepped: Stepped[SessionState]) -> str | None:
+    """A failed run puts its input back at the back of its lane; a failed boundary commit (nothing
+    written) at the head, where the store still has it."""
+    m, after = before.memory, stepped.state.memory
+    if m is None or after is None or m.run == NO_ID:
+        return None
+    i = m.run
+    attr = before.attrs[i]
+    lane = after.steer if attr is not None and attr.lane is Lane.STEER else after.queue
+    if stepped.transition.startswith("boundary_commit_failed"):
+        if not lane or lane[0] != i:
+            return f"input {i} should be back at the head of its lane after a failed boundary commit, lane is {lane}"
+    elif not lane or lane[-1] != i:
+        return f"input {i} should be back at the back of its lane after a failed run, lane is {lane}"
+    return None
+
+
+STEP_CHECKS: tuple[StepCheck[SessionState, Any], ...] = (
+    StepCheck(
+        "requeue_position",
+        "a failed run requeues its input at the back of its lane; a failed boundary commit at the head",
+        frozenset(
+            {"executor_failed", "executor_failed_retired", "boundary_commit_failed", "boundary_commit_failed_retired"}
+        ),
+        requeue_position,
+    ),
+)

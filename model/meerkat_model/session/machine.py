@@ -7,17 +7,21 @@ to runtime ids. Semantics: docs/semantics.md, "Session runtime".
 Actions are the records of :mod:`meerkat_model.session.actions`, each standing for one runtime
 call or event: ``Register`` (``register_session``, recovering from the store), ``BeginAttach`` /
 ``FinishAttach`` / ``AttachFailed`` (attaching the runtime loop), ``Accept(i, lane, idem, skey,
-coalesce, ephemeral)`` and ``AcceptInvalid(i)`` (``accept_input``), ``StartRun`` (the loop
+coalesce, ephemeral)`` and ``AcceptInvalid(i)`` (``accept_input``), ``AcceptAndRun(i, idem)``
+(``accept_input_and_run``: a run its caller drives, without a loop), ``StartRun`` (the loop
 stages the next input), ``ExecutorSucceeded(with_result)`` / ``ExecutorFailed`` /
-``BoundaryCommitFails`` / ``TerminalSnapshotFails`` (how a run ends), ``Interrupt``, the control
-operations ``Retire`` / ``Reset`` / ``Recycle`` / ``Stop`` / ``Destroy``, ``Unregister``,
+``ExecutorCancelled`` / ``BoundaryCommitFails`` / ``TerminalSnapshotFails`` (how a run ends),
+``Interrupt``, the control
+operations ``Retire`` / ``Reset`` / ``Recycle`` / ``Stop`` / ``Destroy`` / ``Recover`` (the store
+re-read in place), ``Unregister``,
 ``Crash`` (the process dies; a later ``Register`` recovers) and ``WriteFails(inner)`` (``inner``
 with the store's next write failing: ``durable_write_failed``, nothing changes).
 
 Outputs are tuples such as ``("accepted", i)``, ``("deduplicated", i, existing, has_handle)``,
 ``("rejected", i, reason)``, ``("staged", i, attempt)``, ``("consumed", i)``,
 ``("requeued", i, attempts)``, ``("abandoned", i, reason)``, ``("superseded", old, new)``,
-``("resolved", i, waiter_outcome)``, ``("error", kind, what)``.
+``("resolved", i, waiter_outcome)``, ``("error", kind, what)``, ``("direct_result", i, outcome)``
+(what the caller of ``accept_input_and_run`` is told when its run ends).
 """
 
 from __future__ import annotations
@@ -25,23 +29,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
+from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Statuses, StepCheck, Stepped, TransitionDecl
 from meerkat_model.session import admission, control, registration, run_loop
 from meerkat_model.session.actions import (
     CONTROL,
     WRITES_WHEN_OK,
     Accept,
+    AcceptAndRun,
     AcceptInvalid,
     AttachFailed,
     BeginAttach,
     BoundaryCommitFails,
     Crash,
     Destroy,
+    ExecutorCancelled,
     ExecutorFailed,
     ExecutorFailedFatal,
     ExecutorSucceeded,
     FinishAttach,
     Interrupt,
+    Recover,
     Recycle,
     Register,
     Reset,
@@ -55,7 +62,7 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
-from meerkat_model.session.invariants import invariants_for
+from meerkat_model.session.invariants import STEP_CHECKS, invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
 from meerkat_model.session.state import (
     NO_ID,
@@ -68,7 +75,7 @@ from meerkat_model.session.state import (
     initial_state,
 )
 from meerkat_model.session.symmetry import canonical
-from meerkat_model.session.transitions import SESSION_TRANSITIONS
+from meerkat_model.session.transitions import SESSION_TRANSITIONS, status_name
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
 
@@ -97,6 +104,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         self._unregistered = (*register, WriteFails(Register())) if b.write_failures else register
         self._accepts = [self._accept_choices(i) for i in range(b.inputs)]
         self._invalid = [AcceptInvalid(i) for i in range(b.inputs)] if b.invalid else []
+        self._direct = [self._direct_choices(i) for i in range(b.inputs)] if b.direct else []
         attach = (Register(), BeginAttach(), FinishAttach(), AttachFailed())
         idle: list[SessionAction] = [StartRun()]
         running: list[SessionAction] = [ExecutorSucceeded(1), ExecutorSucceeded(0)]
@@ -107,11 +115,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         rest: list[SessionAction] = []
         if b.interrupt:
             idle.append(Interrupt())
-            running.append(Interrupt())
+            running += [Interrupt(), ExecutorCancelled()]
             if b.write_failures:
                 running.append(WriteFails(Interrupt()))
         if b.control:
-            for action in CONTROL:
+            for action in (*CONTROL, Recover()):
                 rest.append(action)
                 if b.write_failures:
                     rest.append(WriteFails(action))
@@ -125,6 +133,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         for choices in self._accepts:
             for _, deduplicated, accepts in choices:
                 shared += [deduplicated, *accepts]
+        for direct in self._direct:
+            shared += direct
         # Every action is shared by every state, so its step function is bound once too,
         # keyed by the record's identity (this machine keeps each keyed record alive); any
         # other action is bound when it is stepped.
@@ -150,6 +160,15 @@ class SessionMachine(Machine[SessionState, SessionAction]):
             out.append((idem, Accept(i, int(Lane.QUEUE), idem, NO_KEY, 0, 0), tuple(fresh)))
         return out
 
+    def _direct_choices(self, i: int) -> tuple[SessionAction, ...]:
+        """``accept_input_and_run`` of input ``i``: with each idempotency key (or none), and
+        without a key with the store write failing."""
+        b = self.bounds
+        out: list[SessionAction] = [AcceptAndRun(i, idem) for idem in (NO_KEY, *range(b.idem_keys))]
+        if b.write_failures:
+            out.append(WriteFails(AcceptAndRun(i, NO_KEY)))
+        return tuple(out)
+
     # --- the protocol -------------------------------------------------------------------
 
     def initial_state(self) -> SessionState:
@@ -157,7 +176,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def actions(self, state: SessionState) -> Sequence[SessionAction]:
         """Every call worth trying in ``state`` (some are refused): accepts of the first input
-        id not used yet (one per idempotency key that deduplicates), then registration and
+        id not used yet (one per idempotency key that deduplicates; accept-and-run with each
+        key), then registration and
         attachment, the run's start or its ends, interrupt, control, unregister, crash."""
         memory = state.memory
         if memory is None:
@@ -173,6 +193,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                     out.extend(accepts)
             if self._invalid:
                 out.append(self._invalid[fresh])
+            if self._direct:
+                out.extend(self._direct[fresh])
         out.extend(self._idle_tail if memory.run == NO_ID else self._running_tail)
         return out
 
@@ -202,6 +224,16 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                     return admission.accept(state, index, attrs, coalescing, write_ok=write_ok)
 
                 return accept
+            case AcceptAndRun(i, idem):
+                try:
+                    index, key = int(i), int(idem)
+                except (TypeError, ValueError) as exc:
+                    return _refuse(f"malformed accept_and_run action {action!r}: {exc}")
+
+                def accept_and_run(state: SessionState) -> StepResult:
+                    return admission.accept_and_run(state, index, key, write_ok=write_ok)
+
+                return accept_and_run
             case AcceptInvalid(i):
                 try:
                     invalid = int(i)
@@ -228,6 +260,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
             case ExecutorFailedFatal():
                 limit = self.bounds.max_attempts
                 return lambda state: run_loop.executor_failed(state, limit, retryable=False)
+            case ExecutorCancelled():
+                return run_loop.executor_cancelled
             case BoundaryCommitFails():
                 return run_loop.boundary_commit_fails
             case TerminalSnapshotFails():
@@ -244,6 +278,9 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                 return lambda state: control.stop(state, write_ok=write_ok)
             case Destroy():
                 return lambda state: control.destroy(state, write_ok=write_ok)
+            case Recover():
+                limit = self.bounds.max_attempts
+                return lambda state: control.recover(state, write_ok=write_ok, max_attempts=limit)
             case Unregister():
                 return registration.unregister
             case Crash():
@@ -284,6 +321,33 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def describe(self, state: SessionState) -> Mapping[str, Any]:
         return describe(state)
+
+    def statuses(self, state: SessionState) -> Statuses:
+        """Registration (``Unregistered`` when not in memory), runtime phase and each input's
+        phase (``Absent`` before it is accepted); ``None`` for what is not in memory."""
+        m = state.memory
+        if m is None:
+            inputs = tuple(["Absent" if a is None else None for a in state.attrs])
+            return (("registration", "Unregistered"), ("runtime", None), ("input", inputs))
+        rows = m.rows
+        inputs = tuple(
+            [
+                "Absent" if a is None else (None if (r := rows[i]) is None else status_name(r.phase))
+                for i, a in enumerate(state.attrs)
+            ]
+        )
+        return (("registration", status_name(m.registration)), ("runtime", status_name(m.phase)), ("input", inputs))
+
+    def subjects(self, action: SessionAction) -> Sequence[tuple[str, int]]:
+        """The input an accept names."""
+        if type(action) is WriteFails:
+            return self.subjects(action.inner)
+        if isinstance(action, Accept | AcceptInvalid):
+            return (("input", action.i),)
+        return ()
+
+    def step_checks(self) -> Sequence[StepCheck[SessionState, SessionAction]]:
+        return STEP_CHECKS
 
     def action_label(self, action: SessionAction) -> str:
         return action_label(action)

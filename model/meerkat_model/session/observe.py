@@ -20,21 +20,31 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from meerkat_model.action_record import action_name
 from meerkat_model.session.actions import Accept, SessionAction, WriteFails
-from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Row, SessionState, Waiter
+from meerkat_model.session.state import NO_ID, NO_KEY, NO_RECORD, Lane, Row, SessionState, Waiter
 from meerkat_model.vocab.statuses import AbandonKind, InputPhase, RegistrationPhase, RuntimePhase
+
+
+def decoded(kind: type[enum.IntEnum], value: Any) -> str:
+    """The lower-case name of ``value`` in ``kind``, or the raw value in angle brackets when it
+    names none (a malformed state is shown as it is, never refused)."""
+    try:
+        return kind(value).name.lower()
+    except (ValueError, TypeError):
+        return f"<{value!r}>"
 
 
 def outcome_of(row: Row) -> str | None:
     if row.phase is InputPhase.CONSUMED:
         return "consumed"
     if row.phase in (InputPhase.SUPERSEDED, InputPhase.COALESCED):
-        return f"{row.phase.name.lower()}:{row.ref}"
+        return f"{decoded(InputPhase, row.phase)}:{row.ref}"
     if row.phase is InputPhase.ABANDONED:
-        return f"abandoned:{AbandonKind(row.reason).name.lower()}"
+        return f"abandoned:{decoded(AbandonKind, row.reason)}"
     return None
 
 
@@ -47,7 +57,7 @@ def attempts_of(row: Row) -> int | None:
 
 
 def _row_view(row: Row) -> dict[str, Any]:
-    return {"phase": row.phase.name.lower(), "attempts": attempts_of(row), "outcome": outcome_of(row)}
+    return {"phase": decoded(InputPhase, row.phase), "attempts": attempts_of(row), "outcome": outcome_of(row)}
 
 
 def observe(state: SessionState) -> dict[str, Any]:
@@ -59,19 +69,19 @@ def observe(state: SessionState) -> dict[str, Any]:
             if row is None or attr is None:
                 continue
             view = _row_view(row)
-            view["lane"] = attr.lane.name.lower() if row.phase is InputPhase.QUEUED else None
+            view["lane"] = decoded(Lane, attr.lane) if row.phase is InputPhase.QUEUED else None
             inputs[i] = view
     record = state.durable.record
     return {
-        "registration": (m.registration if m is not None else RegistrationPhase.UNREGISTERED).name.lower(),
-        "runtime_state": m.phase.name.lower() if m is not None else None,
+        "registration": decoded(RegistrationPhase, m.registration if m is not None else RegistrationPhase.UNREGISTERED),
+        "runtime_state": decoded(RuntimePhase, m.phase) if m is not None else None,
         "inputs": inputs,
         "queue": list(m.queue) if m is not None else [],
         "steer": list(m.steer) if m is not None else [],
         "current_run": m.run if m is not None and m.run != NO_ID else None,
-        "waiters": {i: w.name.lower() for i, w in enumerate(state.waiters) if w is not Waiter.NONE},
+        "waiters": {i: decoded(Waiter, w) for i, w in enumerate(state.waiters) if w is not Waiter.NONE},
         "stored": {
-            "record": RuntimePhase(record).name.lower() if record != NO_RECORD else None,
+            "record": decoded(RuntimePhase, record) if record != NO_RECORD else None,
             "inputs": {i: _row_view(r) for i, r in enumerate(state.durable.rows) if r is not None},
         },
     }
@@ -91,7 +101,7 @@ def describe(state: SessionState) -> dict[str, Any]:
     }
     m = state.memory
     if m is not None and m.run != NO_ID:
-        out["pre_run"] = RuntimePhase(m.pre_run).name.lower()
+        out["pre_run"] = decoded(RuntimePhase, m.pre_run)
     for i, attr in enumerate(state.attrs):
         if attr is None:
             continue

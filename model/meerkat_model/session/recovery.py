@@ -18,6 +18,11 @@ Rules (docs/semantics.md, "Crash recovery"):
 - recovered lanes keep the stored admission order.
 
 Recovery writes the normalised rows and the lifecycle record back in one commit.
+
+A live session recovering in place (``recover``, docs/semantics.md "Control") passes its
+memory's rows as ``live``: an ephemeral input it still holds is kept (the session is still
+running, so it is still wanted); a stored ephemeral row it does not hold (left by an earlier
+process) stays dropped.
 """
 
 from __future__ import annotations
@@ -78,9 +83,13 @@ def _row_corruption(i: int, row: Row, record: RuntimePhase, max_attempts: int) -
 
 
 def recover(
-    attrs: tuple[Attrs | None, ...], durable: Durable, max_attempts: int = MAX_STAGE_ATTEMPTS
+    attrs: tuple[Attrs | None, ...],
+    durable: Durable,
+    max_attempts: int = MAX_STAGE_ATTEMPTS,
+    live: tuple[Row | None, ...] | None = None,
 ) -> Memory | Rejected:
-    """Memory rebuilt from ``durable`` (registration Queuing, no run), or why recovery fails."""
+    """Memory rebuilt from ``durable`` (registration Queuing, no run), or why recovery fails;
+    ``live``: the rows of a live session recovering in place (module docstring)."""
     if durable.record == RuntimePhase.DESTROYED:
         return Rejected(rejections.DESTROYED, "the stored runtime is destroyed; it cannot be registered again")
     record = RuntimePhase.IDLE if durable.record == NO_RECORD else RuntimePhase(durable.record)
@@ -90,7 +99,7 @@ def recover(
     rows: list[Row | None] = []
     for i, stored in enumerate(durable.rows):
         attr = attrs[i]
-        if stored is None or attr is None or attr.ephemeral:
+        if stored is None or attr is None or (attr.ephemeral and (live is None or live[i] is None)):
             rows.append(None)
             continue
         problem = _row_corruption(i, stored, record, max_attempts)

@@ -6,16 +6,19 @@
 - ``begin_attach`` / ``finish_attach`` / ``attach_failed``: attaching a runtime loop. The first
   caller claims the attachment (Queuing -> Attaching); concurrent callers return at once without
   attaching a second loop (no-op while Attaching or Active); finishing publishes the loop (Active;
-  Idle becomes Attached); a failed attach releases the claim. Attaching to a Stopped runtime is
+  Idle becomes Attached); a failed attach (the executor's ``start()`` raised) releases the claim
+  and the caller gets ``executor_start_failed``. Attaching to a Stopped runtime is
   ``not_ready``, to a Destroyed one ``destroyed``.
-- ``unregister``: stops the loop, resolves pending waiters with ``runtime_terminated``, forgets
-  the session in memory; the store is kept.
+- ``unregister``: stops the loop, resolves pending waiters with ``runtime_terminated``, cancels
+  a run ``accept_input_and_run`` started (its caller is told ``invalid_runtime_transition``),
+  forgets the session in memory; the store is kept.
 - ``crash``: the process dies: memory and every completion handle are gone, the store is kept.
 """
 
 from __future__ import annotations
 
 from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.direct import caller_result
 from meerkat_model.session.durable import full_commit
 from meerkat_model.session.recovery import recover
 from meerkat_model.session.state import NOT_REGISTERED, Memory, SessionState, Waiter
@@ -88,7 +91,8 @@ def attach_failed(state: SessionState) -> StepResult:
     if isinstance(memory, Rejected):
         return memory
     released = memory._replace(registration=RegistrationPhase.QUEUING)
-    return _moved(state, released, "attach_failed", "attach_failed")
+    error = ("error", rejections.EXECUTOR_START_FAILED, "the executor failed to start; nothing attached")
+    return Stepped(state._replace(memory=released), (("attach_failed",), error), "attach_failed")
 
 
 def unregister(state: SessionState) -> StepResult:
@@ -97,7 +101,11 @@ def unregister(state: SessionState) -> StepResult:
     waiters, resolved = resolve_all_pending(state.waiters, Waiter.TERMINATED_UNREGISTERED)
     return Stepped(
         state._replace(memory=None, waiters=waiters),
-        (("unregistered",), *resolution_outputs(resolved, Waiter.TERMINATED_UNREGISTERED)),
+        (
+            ("unregistered",),
+            *resolution_outputs(resolved, Waiter.TERMINATED_UNREGISTERED),
+            *caller_result(state.memory, rejections.INVALID_RUNTIME_TRANSITION),
+        ),
         "unregister",
     )
 

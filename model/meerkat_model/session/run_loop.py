@@ -14,8 +14,12 @@ and the phase drains the queue (Attached, or Retired). The run ends in one of:
 - ``interrupt``: the input is Abandoned(cancelled), its waiter gets ``cancelled``; one lifecycle
   commit. Without a run it is a no-op.
 
-After a run the phase returns to its pre-run phase; a run that was in flight when the runtime was
-retired leaves it Retired.
+After a run the phase returns to its pre-run phase — Attached when a loop is attached then, else
+Idle — and a run that was in flight when the runtime was retired leaves it Retired. A run's end
+is named after the phase it leaves: ``<rule>`` (Attached), ``<rule>_retired`` (Retired) or
+``<rule>_without_loop`` (Idle: a run ``accept_input_and_run`` started, no loop attached since).
+The executor may also cancel the run itself (``executor_cancelled``): it ends as an interrupt.
+The caller of a run ``accept_input_and_run`` started learns how it ended (``direct``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.direct import caller_result
 from meerkat_model.session.durable import boundary_commit, full_commit
 from meerkat_model.session.state import NO_ID, NOT_REGISTERED, Lane, Memory, Row, SessionState, Waiter, with_row
 from meerkat_model.session.waiters import resolution_outputs, resolve, resolve_all_pending
@@ -91,10 +96,13 @@ class _Run(NamedTuple):
 
 
 def _post_run(memory: Memory) -> RuntimePhase:
-    """The phase after the run ends: its pre-run phase, or Retired when retired in flight."""
-    if memory.phase is RuntimePhase.RUNNING:
-        return RuntimePhase(memory.pre_run)
-    return memory.phase
+    """The phase after the run ends: its pre-run phase (Idle or Attached as a loop is attached
+    now), or Retired when it started Retired or was retired in flight."""
+    if memory.phase is not RuntimePhase.RUNNING:
+        return memory.phase
+    if memory.pre_run == RuntimePhase.RETIRED:
+        return RuntimePhase.RETIRED
+    return RuntimePhase.ATTACHED if memory.registration is RegistrationPhase.ACTIVE else RuntimePhase.IDLE
 
 
 def _running(memory: Memory) -> _Run:
@@ -133,7 +141,12 @@ def _ended(memory: Memory, phase: RuntimePhase, i: int, row: Row, *, back_of_lan
 
 
 def _name(base: str, phase: RuntimePhase) -> str:
-    return f"{base}_retired" if phase is RuntimePhase.RETIRED else base
+    """The rule name of a run end that leaves the runtime in ``phase``."""
+    if phase is RuntimePhase.RETIRED:
+        return f"{base}_retired"
+    if phase is RuntimePhase.IDLE:
+        return f"{base}_without_loop"
+    return base
 
 
 def executor_succeeded(state: SessionState, with_result: bool) -> StepResult:
@@ -147,7 +160,7 @@ def executor_succeeded(state: SessionState, with_result: bool) -> StepResult:
     durable = boundary_commit(state.attrs, state.durable, ended, i)
     return Stepped(
         state._replace(memory=ended, durable=durable, waiters=waiters),
-        (("consumed", i), *resolution_outputs(resolved, outcome)),
+        (("consumed", i), *resolution_outputs(resolved, outcome), *caller_result(memory, "returned")),
         _name("executor_succeeded", post),
     )
 
@@ -175,8 +188,12 @@ def boundary_commit_fails(state: SessionState) -> StepResult:
     )
     return Stepped(
         state._replace(memory=detached),
-        (("error", rejections.DURABLE_WRITE_FAILED, "boundary commit"), ("executor_stopped",)),
-        _name("boundary_commit_failed", post),
+        (
+            ("error", rejections.DURABLE_WRITE_FAILED, "boundary commit"),
+            ("executor_stopped",),
+            *caller_result(memory, rejections.DURABLE_WRITE_FAILED),
+        ),
+        "boundary_commit_failed_retired" if post is RuntimePhase.RETIRED else "boundary_commit_failed",
     )
 
 
@@ -206,6 +223,7 @@ def executor_failed(
         outputs = (("requeued", i, row.attempts),)
         name = _name("executor_failed", post)
     durable = full_commit(state.attrs, state.durable, ended)
+    outputs = (*outputs, *caller_result(memory, "executor_failed"))
     return Stepped(state._replace(memory=ended, durable=durable, waiters=waiters), outputs, name)
 
 
@@ -220,12 +238,15 @@ def terminal_snapshot_fails(state: SessionState) -> StepResult:
             ("error", rejections.DURABLE_WRITE_FAILED, "terminal snapshot"),
             ("unregistered",),
             *resolution_outputs(resolved, Waiter.TERMINATED_UNREGISTERED),
+            *caller_result(state.memory, rejections.DURABLE_WRITE_FAILED),
         ),
         "terminal_snapshot_failed",
     )
 
 
 def interrupt(state: SessionState, *, write_ok: bool = True) -> StepResult:
+    """``interrupt_current_run``: the run in flight is cancelled (the caller of a direct run is
+    told ``invalid_runtime_transition``); without a run, a no-op."""
     memory = state.memory
     if memory is None:
         return NOT_REGISTERED
@@ -233,7 +254,20 @@ def interrupt(state: SessionState, *, write_ok: bool = True) -> StepResult:
         return Stepped(state, (("no_run",),), "interrupt_noop")
     if not write_ok:
         return Rejected(rejections.DURABLE_WRITE_FAILED, "interrupting the current run: the store write failed")
-    _, i, row, post = _running(memory)
+    return _cancelled(state, _running(memory), rejections.INVALID_RUNTIME_TRANSITION)
+
+
+def executor_cancelled(state: SessionState) -> StepResult:
+    """The executor cancels the run in flight itself: the run ends as an interrupt (the caller of
+    a direct run gets the executor's cancellation)."""
+    found = _in_flight(state)
+    if isinstance(found, Rejected):
+        return found
+    return _cancelled(state, found, "executor_cancelled")
+
+
+def _cancelled(state: SessionState, run: _Run, caller: str) -> Stepped[SessionState]:
+    memory, i, row, post = run
     ended = _ended(
         memory, post, i, Row(InputPhase.ABANDONED, row.attempts, int(AbandonKind.CANCELLED)), back_of_lane=None
     )
@@ -241,6 +275,10 @@ def interrupt(state: SessionState, *, write_ok: bool = True) -> StepResult:
     durable = full_commit(state.attrs, state.durable, ended)
     return Stepped(
         state._replace(memory=ended, durable=durable, waiters=waiters),
-        (("abandoned", i, "cancelled"), *resolution_outputs(resolved, Waiter.CANCELLED)),
+        (
+            ("abandoned", i, "cancelled"),
+            *resolution_outputs(resolved, Waiter.CANCELLED),
+            *caller_result(memory, caller),
+        ),
         _name("interrupt", post),
     )

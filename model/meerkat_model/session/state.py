@@ -60,6 +60,7 @@ class Waiter(enum.IntEnum):
     TERMINATED_STOPPED = 10
     TERMINATED_DESTROYED = 11
     TERMINATED_UNREGISTERED = 12
+    OWNERSHIP_LOST = 13
 
 
 TERMINATED_BY: dict[AbandonKind, Waiter] = {
@@ -168,38 +169,66 @@ def is_terminal(row: Row) -> bool:
     return row.phase.is_terminal
 
 
+TERMINAL_PHASES = frozenset(p for p in InputPhase if p.is_terminal)
+"""The terminal input phases (a set lookup: cheaper than the enum property in hot loops)."""
+_EXHAUSTED = int(AbandonKind.MAX_ATTEMPTS_EXHAUSTED)
+
+
+def _spent(state: SessionState) -> bool:
+    """Whether some input terminal for good still has a lane, a supersession key or an attempt
+    count to forget (checked without allocating: most steps have nothing to forget)."""
+    memory = state.memory
+    d_rows = state.durable.rows
+    m_rows = memory.rows if memory is not None else None
+    terminal = TERMINAL_PHASES
+    for i, attr in enumerate(state.attrs):
+        if attr is None:
+            continue
+        stored = d_rows[i]
+        if stored is None or stored[0] not in terminal:
+            continue
+        live = m_rows[i] if m_rows is not None else None
+        if live is not None and live[0] not in terminal:
+            continue
+        if attr[0] is not Lane.QUEUE or attr[2] != NO_KEY:
+            return True
+        if stored[2] == _EXHAUSTED:
+            continue
+        if stored[1] or (live is not None and live[1]):
+            return True
+    return False
+
+
 def forget_spent_attributes(state: SessionState) -> SessionState:
     """``state`` with what can no longer matter about inputs that are terminal for good (terminal
     in the store, and in memory when memory holds them) reset: their lane and supersession key
     (they only matter while an input can be queued) and their attempt count (kept only for an
     input abandoned for exhausted attempts, where it is part of the outcome)."""
+    if not _spent(state):
+        return state
     memory = state.memory
     attrs = list(state.attrs)
     d_rows = list(state.durable.rows)
     m_rows = list(memory.rows) if memory is not None else []
-    changed = False
     for i, attr in enumerate(state.attrs):
         stored = d_rows[i]
-        if attr is None or stored is None or not stored.phase.is_terminal:
+        if attr is None or stored is None or stored.phase not in TERMINAL_PHASES:
             continue
         live = m_rows[i] if memory is not None else None
-        if live is not None and not live.phase.is_terminal:
+        if live is not None and live.phase not in TERMINAL_PHASES:
             continue
         if attr.lane is not Lane.QUEUE or attr.skey != NO_KEY:
             attrs[i] = Attrs(Lane.QUEUE, attr.idem, NO_KEY, attr.ephemeral)
-            changed = True
         if stored.reason == AbandonKind.MAX_ATTEMPTS_EXHAUSTED:
             continue
         if stored.attempts:
             d_rows[i] = stored._replace(attempts=0)
-            changed = True
         if live is not None and live.attempts:
             m_rows[i] = live._replace(attempts=0)
-            changed = True
-    if not changed:
-        return state
-    return state._replace(
-        attrs=tuple(attrs),
-        durable=state.durable._replace(rows=tuple(d_rows)),
-        memory=memory._replace(rows=tuple(m_rows)) if memory is not None else None,
+    return SessionState(
+        tuple(attrs),
+        state.durable._replace(rows=tuple(d_rows)),
+        memory._replace(rows=tuple(m_rows)) if memory is not None else None,
+        state.waiters,
+        state.destroyed,
     )

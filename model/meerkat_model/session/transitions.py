@@ -9,7 +9,9 @@ step moves, its status before is in ``sources`` of one declaration of that name 
 its status after is that declaration's ``target`` (``None``: unchanged). Entities a step does not
 move are not declared for it. An input id not accepted yet is ``Absent``; a session not in memory
 is ``Unregistered``; names ending in ``_retired`` are the same run outcome for a run that ends
-with the runtime Retired (it was retired in flight, or drained after retire).
+with the runtime Retired (it was retired in flight, or drained after retire), names ending in
+``_without_loop`` for a run ``accept_input_and_run`` started that ends with no loop attached
+(the runtime back to Idle).
 """
 
 from __future__ import annotations
@@ -41,12 +43,20 @@ def _registration(name: str, sources: tuple[str, ...], target: str | None, guard
     return TransitionDecl(name, "registration", sources, target, guard)
 
 
-def _run_end(base: str, input_target: str, guard: str) -> tuple[TransitionDecl, ...]:
-    return (
+def _run_end(base: str, input_target: str, guard: str, *, direct: bool = True) -> tuple[TransitionDecl, ...]:
+    """``base`` (back to Attached), ``base_retired`` and, with ``direct``, ``base_without_loop``."""
+    out = (
         _input(base, (STAGED,), input_target, guard),
-        _runtime(base, (RUNNING,), ATTACHED, "pre-run phase Attached"),
+        _runtime(base, (RUNNING,), ATTACHED, "pre-run phase Attached, or Idle with a loop attached since"),
         _input(f"{base}_retired", (STAGED,), input_target, guard),
         _runtime(f"{base}_retired", (RUNNING, RETIRED), RETIRED, "pre-run phase Retired, or retired in flight"),
+    )
+    if not direct:
+        return out
+    return (
+        *out,
+        _input(f"{base}_without_loop", (STAGED,), input_target, guard),
+        _runtime(f"{base}_without_loop", (RUNNING,), IDLE, "accept_input_and_run's run; no loop attached"),
     )
 
 
@@ -56,27 +66,32 @@ INPUT_AND_RUN: tuple[TransitionDecl, ...] = (
     _input("accept_superseding", (QUEUED,), SUPERSEDED, "the older input with the same supersession key"),
     _input("accept_coalescing", (ABSENT,), QUEUED, "asks to coalesce; a Queued input has the same key"),
     _input("accept_coalescing", (QUEUED,), COALESCED, "the older input with the same supersession key"),
+    _runtime("accept", (IDLE, ATTACHED, RUNNING), None, "takes input"),
     _input("deduplicate", (ABSENT,), None, "idempotency key already used by an input in memory; nothing stored"),
+    _runtime("deduplicate", (IDLE, ATTACHED, RUNNING), None, "takes input"),
     _input("reject_invalid", (ABSENT,), None, "invalid input: outcome Rejected, nothing stored"),
+    _runtime("reject_invalid", (IDLE, ATTACHED, RUNNING), None, "takes input"),
+    _input("accept_and_run", (ABSENT,), STAGED, "accept_input_and_run: written Queued, then staged; attempts 1"),
+    _runtime("accept_and_run", (IDLE,), RUNNING, "no loop, no run, nothing queued; pre-run phase Idle"),
     _input("start_run", (QUEUED,), STAGED, "loop attached; steer lane head first; attempts + 1"),
     _runtime("start_run", (ATTACHED, RETIRED), RUNNING, "loop attached; no run; something queued"),
     *_run_end("executor_succeeded", CONSUMED, "boundary commit (receipt + rows) written"),
     *_run_end("executor_failed", QUEUED, "fewer than 3 attempts: back of its lane"),
-    *_run_end("executor_failed_exhausted", ABANDONED, "3rd failed attempt: max_attempts_exhausted"),
+    *_run_end("executor_failed_exhausted", ABANDONED, "last attempt or a fatal error: max_attempts_exhausted"),
     *_run_end("interrupt", ABANDONED, "cancelled; lifecycle commit written"),
     _input("boundary_commit_failed", (STAGED,), QUEUED, "nothing written: head of its lane, attempt not counted"),
     _runtime("boundary_commit_failed", (RUNNING,), IDLE, "pre-run phase Attached; loop detached"),
-    _registration("boundary_commit_failed", (ACTIVE,), QUEUING, "executor told to stop"),
+    _registration("boundary_commit_failed", REGISTERED, QUEUING, "a loop is detached, its executor told to stop"),
     _input("boundary_commit_failed_retired", (STAGED,), QUEUED, "nothing written: head of its lane"),
     _runtime("boundary_commit_failed_retired", (RUNNING, RETIRED), RETIRED, "stays Retired; loop detached"),
-    _registration("boundary_commit_failed_retired", (ACTIVE,), QUEUING, "executor told to stop"),
-    _registration("terminal_snapshot_failed", (ACTIVE,), UNREGISTERED, "lifecycle commit after a failure failed"),
+    _registration("boundary_commit_failed_retired", REGISTERED, QUEUING, "a loop is detached, its executor stopped"),
+    _registration("terminal_snapshot_failed", REGISTERED, UNREGISTERED, "lifecycle commit after a failure failed"),
     _runtime("interrupt_noop", (IDLE, ATTACHED, RETIRED, STOPPED, DESTROYED), None, "no run in flight"),
 )
 
 CONTROL: tuple[TransitionDecl, ...] = (
     _runtime("retire", (ATTACHED, RUNNING), RETIRED, "loop attached: queued work keeps draining"),
-    _runtime("retire_without_loop", (IDLE,), RETIRED, "no loop: non-terminal inputs abandoned"),
+    _runtime("retire_without_loop", (IDLE, RUNNING), RETIRED, "no loop: queued inputs abandoned; a run goes on"),
     _input("retire_without_loop", (QUEUED,), ABANDONED, "reason retired; waiter runtime_terminated"),
     _runtime("retire_noop", (RETIRED,), None, "already Retired"),
     _runtime("reset", (IDLE, RETIRED), IDLE, "no run in flight; no loop"),
@@ -85,16 +100,18 @@ CONTROL: tuple[TransitionDecl, ...] = (
     _input("reset_with_loop", (QUEUED,), ABANDONED, "reason reset"),
     _runtime("recycle", (IDLE, RETIRED), IDLE, "no run in flight; no loop; queued work kept"),
     _runtime("recycle_with_loop", (ATTACHED, RETIRED), ATTACHED, "no run in flight; queued work kept"),
-    _runtime("stop", (IDLE, RETIRED), STOPPED, "no loop"),
-    _input("stop", (QUEUED,), ABANDONED, "reason stopped"),
+    _runtime("stop", (IDLE, RUNNING, RETIRED), STOPPED, "no loop; a run accept_input_and_run started is cancelled"),
+    _input("stop", (QUEUED, STAGED), ABANDONED, "reason stopped"),
     _runtime("stop_with_loop", (ATTACHED, RUNNING, RETIRED), STOPPED, "loop detached, executor stopped"),
     _input("stop_with_loop", (QUEUED, STAGED), ABANDONED, "reason stopped"),
     _registration("stop_with_loop", (ACTIVE,), QUEUING, "loop detached"),
-    _runtime("destroy", (IDLE, RETIRED, STOPPED), DESTROYED, "no loop"),
-    _input("destroy", (QUEUED,), ABANDONED, "reason destroyed"),
+    _runtime("destroy", (IDLE, RUNNING, RETIRED, STOPPED), DESTROYED, "no loop; a run without one is cancelled"),
+    _input("destroy", (QUEUED, STAGED), ABANDONED, "reason destroyed"),
     _runtime("destroy_with_loop", (ATTACHED, RUNNING, RETIRED, STOPPED), DESTROYED, "loop detached"),
     _input("destroy_with_loop", (QUEUED, STAGED), ABANDONED, "reason destroyed"),
     _registration("destroy_with_loop", (ACTIVE,), QUEUING, "loop detached"),
+    _runtime("recover", (RETIRED,), None, "stored rows normalised and written back (a retire left a Staged row)"),
+    _runtime("recover_noop", (IDLE, ATTACHED, RETIRED, STOPPED), None, "no run; memory is what the store recovers to"),
 )
 
 REGISTRATION: tuple[TransitionDecl, ...] = (
@@ -111,3 +128,19 @@ REGISTRATION: tuple[TransitionDecl, ...] = (
 )
 
 SESSION_TRANSITIONS: tuple[TransitionDecl, ...] = INPUT_AND_RUN + CONTROL + REGISTRATION
+
+
+_NAMES: dict[tuple[type, object], str] = {}
+
+
+def status_name(value: object) -> str:
+    """The declared name of a phase value (``RuntimePhase.IDLE`` -> ``Idle``,
+    ``InputPhase.APPLIED_PENDING_CONSUMPTION`` -> ``AppliedPendingConsumption``); a value that is
+    not a phase is shown raw in angle brackets."""
+    key = (type(value), value)
+    name = _NAMES.get(key)
+    if name is None:
+        raw = getattr(value, "name", None)
+        name = "".join(p.capitalize() for p in raw.split("_")) if isinstance(raw, str) else f"<{value!r}>"
+        _NAMES[key] = name
+    return name

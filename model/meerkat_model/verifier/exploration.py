@@ -21,12 +21,17 @@ Edge = tuple[int, int, Any, str]
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """The first (shallowest) state found violating one invariant."""
+    """The first (shallowest) violation of one check. A state invariant is violated by the
+    state at ``state_index``; a step check (``step``: a declaration, a step rule, a step that
+    raised) by the step ``action`` from that state, so its trace is the shortest trace to the
+    state followed by that step, and ``depth`` counts that step."""
 
     invariant: str
     message: str
     state_index: int
     depth: int
+    action: Any = None
+    step: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,17 +32,30 @@ def explore(
     progress: ProgressFn | None = None,
     max_states: int | None = None,
     workers: int = 1,
+    check_describe: bool = False,
 ) -> Exploration:
     """Enumerate the reachable states of ``machine`` (canonical forms when ``symmetry``).
 
     Stops at the fixed point, or after ``max_states`` states (then ``complete`` is false).
     ``workers > 1`` runs the level-synchronous, hash-partitioned search of
     :mod:`meerkat_model.verifier.parallel` in that many processes (forked; where ``fork`` is
-    not available the sequential search runs); ``workers == 1`` searches in this process."""
+    not available the sequential search runs); ``workers == 1`` searches in this process.
+
+    Besides the machine's invariants and step checks, every step is checked against its
+    transition's declarations (when the machine reports ``statuses``), an exception raised by a
+    step or a check is a violation of that step or state (never an abort), and with
+    ``check_describe`` every state must be rendered by ``describe`` without raising."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers > 1 and fork_available():
-        return explore_parallel(machine, workers=workers, symmetry=symmetry, progress=progress, max_states=max_states)
+        return explore_parallel(
+            machine,
+            workers=workers,
+            symmetry=symmetry,
+            progress=progress,
+            max_states=max_states,
+            check_describe=check_describe,
+        )
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -57,5 +70,11 @@ def explore(
 
     with paused_gc():
         return search_sequential(
-            machine, symmetry=symmetry, max_states=max_states, elapsed=elapsed, tick=tick, tick_every=PROGRESS_EVERY
+            machine,
+            symmetry=symmetry,
+            max_states=max_states,
+            elapsed=elapsed,
+            tick=tick,
+            tick_every=PROGRESS_EVERY,
+            check_describe=check_describe,
         )

@@ -154,27 +154,33 @@ def explore_parallel(
     symmetry: bool,
     progress: ProgressFn | None,
     max_states: int | None,
+    check_describe: bool = False,
 ) -> Exploration:
     """``explore`` with ``workers`` processes (see the module doc)."""
     with paused_gc():
-        exploration = _run(machine, workers, symmetry, progress, max_states)
+        exploration = _run(machine, workers, symmetry, progress, max_states, check_describe)
     if progress is not None:
         progress(exploration.states, 0, exploration.elapsed)
     return exploration
 
 
 def _run(
-    machine: Machine[Any, Any], n: int, symmetry: bool, progress: ProgressFn | None, max_states: int | None
+    machine: Machine[Any, Any],
+    n: int,
+    symmetry: bool,
+    progress: ProgressFn | None,
+    max_states: int | None,
+    check_describe: bool,
 ) -> Exploration:
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     children: list[_Child] = []
     graceful = False
     try:
-        hub = Partition(machine, symmetry, 0, n, max_states)
+        hub = Partition(machine, symmetry, 0, n, max_states, check_describe=check_describe)
         parent_ends: list[Connection] = []
         for w in range(1, n):
-            part = Partition(machine, symmetry, w, n, max_states)
+            part = Partition(machine, symmetry, w, n, max_states, check_describe=check_describe)
             parent_end, child_end = ctx.Pipe()
             process = ctx.Process(
                 target=_child_main,
@@ -235,7 +241,15 @@ def _run(
     complete = not any(p["stopped"] for p in parts) and not (
         max_states is not None and sum(p["states"] for p in parts) >= max_states
     )
-    return assemble(machine, symmetry, n, parts, lambda: time.perf_counter() - started, complete=complete)
+    return assemble(
+        machine,
+        symmetry,
+        n,
+        parts,
+        lambda: time.perf_counter() - started,
+        complete=complete,
+        check_describe=check_describe,
+    )
 
 
 def _int_array(data: bytes) -> array[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat_model.verifier.exploration import Exploration
-from meerkat_model.verifier.trace import TraceStep, shortest_trace
+from meerkat_model.verifier.trace import TraceStep, described, violation_trace
 
 MAX_STUCK_LISTED = 5
 
@@ -40,15 +40,21 @@ def summary(exploration: Exploration, *, bounds: dict[str, int] | None = None) -
     machine = e.machine
     violations = []
     for v in e.violations:
-        steps = shortest_trace(e, e.state_list[v.state_index])
+        steps = violation_trace(e, v)
         violations.append(
-            {"invariant": v.invariant, "message": v.message, "depth": v.depth, "trace": trace_data(steps)}
+            {
+                "invariant": v.invariant,
+                "message": v.message,
+                "depth": v.depth,
+                "step": v.step,
+                "trace": trace_data(steps),
+            }
         )
     stuck = [
         {
             "depth": e.depths[i],
             "obligations": list(machine.obligations(e.state_list[i])),
-            "state": plain(dict(machine.describe(e.state_list[i]))),
+            "state": plain(dict(described(machine, e.state_list[i]))),
         }
         for i in e.stuck[:MAX_STUCK_LISTED]
     ]
@@ -142,7 +148,7 @@ def trace_dot(exploration: Exploration, steps: list[TraceStep], title: str) -> s
 
     machine = exploration.machine
     out = [f"digraph {quote(title)} {{", "  rankdir=TB;", "  node [shape=box, fontname=monospace];"]
-    init = machine.describe(machine.initial_state())
+    init = described(machine, machine.initial_state())
     out.append("  s0 [label=" + quote("initial\\l" + "".join(f"{k}={v}\\l" for k, v in init.items())) + "];")
     for n, st in enumerate(steps, 1):
         label = "".join(f"{k}: {b} -> {a}\\l" for k, (b, a) in st.diff.items()) or "(unchanged)\\l"

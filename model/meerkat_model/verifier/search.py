@@ -33,6 +33,8 @@ from itertools import chain, repeat
 from typing import Any
 
 from meerkat_model.machine import Machine, Stepped
+from meerkat_model.verifier.declarations import NAME as DECLARED
+from meerkat_model.verifier.declarations import DeclarationCheck
 from meerkat_model.verifier.exploration import Coverage, Edge, Exploration, Violation
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -44,6 +46,41 @@ ARRAYS = ("depths", "parents")
 """The integer records of a partition, in the order ``final_arrays`` hands them over."""
 LISTS = ("state_list", "edst", "eact", "etr", "expanded", "ends", "inbox")
 """The bulky records of a partition, in the order :meth:`Partition.final_lists` gives them."""
+
+STEP_RAISES = "steps_raise_nothing"
+"""Built-in check: no step, candidate list, canonical form or obligation list raises."""
+DESCRIBE = "describe_raises_nothing"
+"""Built-in check (``check_describe``): ``describe`` does not raise on any reachable state."""
+BUILT_IN_DESCRIPTIONS = {
+    STEP_RAISES: "no step, candidate list, canonical form, status view or obligation list raises",
+    DESCRIBE: "describe renders every reachable state without raising",
+}
+
+
+def _raised(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _describes(machine: Machine[Any, Any]) -> Callable[[Any], str | None]:
+    def check(state: Any) -> str | None:
+        machine.describe(state)
+        return None
+
+    return check
+
+
+def check_names(machine: Machine[Any, Any], *, check_describe: bool = False) -> tuple[str, ...]:
+    """Every check an exploration reports, in report order: the machine's invariants, its step
+    checks, then the built-in checks."""
+    names = [inv.name for inv in machine.invariants()]
+    names += [sc.name for sc in machine.step_checks()]
+    if check_describe:
+        names.append(DESCRIBE)
+    if DeclarationCheck(machine).active and machine.statuses(machine.initial_state()):
+        names.append(DECLARED)
+    names.append(STEP_RAISES)
+    return tuple(dict.fromkeys(names))
+
 
 Merged = tuple[Sequence[Sequence[int]], list[Any], list[int], list[int], list[Edge]]
 """Final index of each partition's local states, and the global states, depths, parents and edges."""
@@ -83,6 +120,7 @@ class Partition:
         *,
         tick: Tick | None = None,
         tick_every: int = 0,
+        check_describe: bool = False,
     ) -> None:
         self.machine = machine
         self.canon = machine.canonical if symmetry else None
@@ -90,6 +128,15 @@ class Partition:
         self.max_states = max_states
         self.tick, self.tick_every = tick, tick_every
         self.checks = [(inv.name, inv.check) for inv in machine.invariants()]
+        if check_describe:
+            self.checks.append((DESCRIBE, _describes(machine)))
+        self.step_checks: dict[str, list[tuple[str, Any, Any]]] = {}
+        for sc in machine.step_checks():
+            for transition in sc.transitions:
+                self.step_checks.setdefault(transition, []).append((sc.name, sc.check, sc.when))
+        declarations = DeclarationCheck(machine)
+        self.declarations = declarations if declarations.active and machine.statuses(machine.initial_state()) else None
+        self.sigs: list[int] = []  # status signature of each owned state (with the declaration check)
         self.known: dict[Any, int] = {}
         self.states: list[Any] = []
         self.depths = array("q")
@@ -106,7 +153,9 @@ class Partition:
         self.expanded: list[int] = []
         self.ends: list[int] = []
         self.level_starts: list[int] = []  # len(expanded) at the start of each level
-        self.violations: dict[str, tuple[str, int, int]] = {}  # name -> (message, local index, depth)
+        # name -> (message, local index, depth, step?, action): the first violation per check;
+        # a step violation is the step ``action`` from the state at the local index
+        self.violations: dict[str, tuple[str, int, int, bool, Any]] = {}
         self.stuck: list[int] = []
         self.stopped = False
         self.level = 0
@@ -120,8 +169,9 @@ class Partition:
 
     def add(self, state: Any, parent: int) -> int:
         """Store a new owned ``state`` at depth ``level + 1`` (0 for the initial state, whose
-        ``parent`` is -1) and check every invariant on it; a state that violates one is recorded
-        (the first per invariant) and not expanded. Returns its local index."""
+        ``parent`` is -1) and check every invariant on it; a state that violates one (or on
+        which a check raises) is recorded (the first per invariant) and not expanded. Returns
+        its local index."""
         i = len(self.states)
         self.known[state] = i
         self.states.append(state)
@@ -130,21 +180,38 @@ class Partition:
         self.parents.append(parent)
         ok = True
         for name, holds in self.checks:
-            message = holds(state)
+            try:
+                message = holds(state)
+            except Exception as exc:  # a check that raises is violated by this state
+                message = f"the check raised {_raised(exc)}"
             if message is not None:
                 ok = False
                 if name not in self.violations:
-                    self.violations[name] = (message, i, depth)
+                    self.violations[name] = (message, i, depth, False, None)
+        if self.declarations is not None:
+            try:
+                self.sigs.append(self.declarations.signature(state))
+            except Exception as exc:
+                self.sigs.append(-1)
+                ok = False
+                self._step_violation(STEP_RAISES, f"statuses raised {_raised(exc)}", i, depth, None, False)
         if ok:
             self.next_frontier.append(i)
         if self.tick is not None and i and i % self.tick_every == 0:
             self.tick(i + 1, len(self.next_frontier))
         return i
 
+    def _step_violation(self, name: str, message: str, src: int, depth: int, action: Any, step: bool = True) -> None:
+        """Record a violation of a step (``action`` from local state ``src`` at ``depth``)."""
+        if name not in self.violations:
+            self.violations[name] = (message, src, depth + 1 if step else max(depth, 0), step, action)
+
     def expand(self) -> None:
         """Expand the frontier of the current level: every action of every frontier state is
         stepped; each successor is canonicalised, looked up, and added (owned here) or queued
-        for its owner when new; every step taken is recorded as an edge."""
+        for its owner when new; every step taken is recorded as an edge. Every step is checked
+        against its transition's declarations and step checks; a step (or a call on a state)
+        that raises is a violation of that step (that state), never an abort."""
         machine, canon, me, n = self.machine, self.canon, self.me, self.n
         step, actions, obligations = machine.step, machine.actions, machine.obligations
         known, states, add = self.known, self.states, self.add
@@ -152,44 +219,79 @@ class Partition:
         edst_list = self.edst
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
         expanded, ends = self.expanded.append, self.ends.append
+        declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
+        ok_sets = declarations.ok if declarations is not None else {}
+        subject_ids = declarations.subject_ids if declarations is not None else {}
+        depths = self.depths
         limit = self.max_states
         self.level_starts.append(len(self.expanded))
         self.before = (len(states), len(self.frontier))
         for src in self.frontier:
             state = states[src]
             moved = False
-            for action in actions(state):
-                result = step(state, action)
-                if not isinstance(result, Stepped):
+            try:
+                candidates = actions(state)
+            except Exception as exc:
+                self._step_violation(STEP_RAISES, f"actions raised {_raised(exc)}", src, depths[src], None, False)
+                candidates = ()
+            for action in candidates:
+                try:
+                    result = step(state, action)
+                    if not isinstance(result, Stepped):
+                        continue
+                    succ = result.state
+                    transition = result.transition
+                    if not moved and succ != state:
+                        moved = True
+                    dst = known.get(succ)
+                    concrete = succ
+                    # a stored state is canonical, so a hit needs no canonicalisation
+                    if dst is None and canon is not None:
+                        representative = canon(succ)
+                        if representative is not succ:
+                            succ = representative
+                            dst = known.get(succ)
+                    if dst is None:
+                        owner = hash(succ) % n if n > 1 else me
+                        if owner == me:
+                            dst = add(succ, src * n + me)
+                        else:
+                            slot = sent[owner]
+                            sent[owner] = slot + 1
+                            dst = -1 - (slot * n + owner)
+                            known[succ] = dst
+                            out_states[owner].append(succ)
+                            out_parents[owner].append(src * n + me)
+                    if declarations is not None:
+                        after = sigs[dst] if dst >= 0 and concrete is succ else declarations.signature(concrete)
+                        # fast path: this (statuses, transition, subjects) combination was found right
+                        cached = subject_ids.get(id(action))
+                        sid = cached[1] if cached is not None and cached[0] is action else -1
+                        ok = ok_sets.get(transition)
+                        if after >= 0 and (sid < 0 or ok is None or (sigs[src] << 42 | after << 21 | sid) not in ok):
+                            problem = declarations.check(sigs[src], action, transition, after)
+                            if problem is not None:
+                                self._step_violation(DECLARED, problem, src, depths[src], action)
+                    if transition in step_checks:
+                        for name, rule, when in step_checks[transition]:
+                            if when is not None and not when(state):
+                                continue
+                            problem = rule(state, action, result)
+                            if problem is not None:
+                                self._step_violation(name, problem, src, depths[src], action)
+                except Exception as exc:  # a step that raises is a violation of that step
+                    self._step_violation(STEP_RAISES, f"raised {_raised(exc)}", src, depths[src], action)
                     continue
-                succ = result.state
-                if not moved and succ != state:
-                    moved = True
-                dst = known.get(succ)
-                # a stored state is canonical, so a hit needs no canonicalisation
-                if dst is None and canon is not None:
-                    representative = canon(succ)
-                    if representative is not succ:
-                        succ = representative
-                        dst = known.get(succ)
-                if dst is None:
-                    owner = hash(succ) % n if n > 1 else me
-                    if owner == me:
-                        dst = add(succ, src * n + me)
-                    else:
-                        slot = sent[owner]
-                        sent[owner] = slot + 1
-                        dst = -1 - (slot * n + owner)
-                        known[succ] = dst
-                        out_states[owner].append(succ)
-                        out_parents[owner].append(src * n + me)
                 edst(dst)
                 eact(action)
-                etr(result.transition)
+                etr(transition)
             expanded(src)
             ends(len(edst_list))
-            if not moved and obligations(state):
-                self.stuck.append(src)
+            try:
+                if not moved and obligations(state):
+                    self.stuck.append(src)
+            except Exception as exc:
+                self._step_violation(STEP_RAISES, f"obligations raised {_raised(exc)}", src, depths[src], None, False)
             if limit is not None and len(states) + sum(sent) >= limit:
                 self.stopped = True
                 break
@@ -254,15 +356,27 @@ def search_sequential(
     elapsed: Callable[[], float],
     tick: Tick | None = None,
     tick_every: int = 0,
+    check_describe: bool = False,
 ) -> Exploration:
     """The whole search in this process: one partition, expanded level by level."""
-    part = Partition(machine, symmetry, 0, 1, max_states, tick=tick, tick_every=tick_every)
+    part = Partition(
+        machine, symmetry, 0, 1, max_states, tick=tick, tick_every=tick_every, check_describe=check_describe
+    )
     while part.frontier:
         part.expand()
         part.finish_level()
         if part.stopped:
             break
-    return assemble(machine, symmetry, 1, [part.result()], elapsed, complete=not part.stopped, index=part.known)
+    return assemble(
+        machine,
+        symmetry,
+        1,
+        [part.result()],
+        elapsed,
+        complete=not part.stopped,
+        index=part.known,
+        check_describe=check_describe,
+    )
 
 
 def assemble(
@@ -274,6 +388,7 @@ def assemble(
     *,
     complete: bool,
     index: dict[Any, int] | None = None,
+    check_describe: bool = False,
 ) -> Exploration:
     """Number the states of every partition level by level and rebuild the global records
     (see the module doc). ``index`` (state -> final index) is kept when the caller has it."""
@@ -281,17 +396,19 @@ def assemble(
         finals, state_list, depths_out, parents_out, edges = _single(parts[0])
     else:
         finals, state_list, depths_out, parents_out, edges = _merge(parts, n)
-    invariant_names = tuple(inv.name for inv in machine.invariants())
-    firsts: dict[str, tuple[int, int, str]] = {}
+    invariant_names = check_names(machine, check_describe=check_describe)
+    firsts: dict[str, tuple[int, int, str, bool, Any]] = {}
     for w, p in enumerate(parts):
-        for name, (message, local, depth) in p["violations"].items():
-            candidate = (depth, finals[w][local], message)
-            if name not in firsts or candidate < firsts[name]:
+        for name, (message, local, depth, is_step, action) in p["violations"].items():
+            candidate = (depth, finals[w][local], message, is_step, action)
+            if name not in firsts or candidate[:2] < firsts[name][:2]:
                 firsts[name] = candidate
     order = {name: k for k, name in enumerate(invariant_names)}
     violations = [
-        Violation(name, message, at, depth)
-        for name, (depth, at, message) in sorted(firsts.items(), key=lambda kv: (kv[1][1], order[kv[0]]))
+        Violation(name, message, at, depth, action if is_step else None, is_step)
+        for name, (depth, at, message, is_step, action) in sorted(
+            firsts.items(), key=lambda kv: (kv[1][1], order.get(kv[0], len(order)))
+        )
     ]
     stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
     fired = set().union(*(p["etr"] for p in parts))

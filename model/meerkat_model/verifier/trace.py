@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meerkat_model.machine import Stepped
-from meerkat_model.verifier.exploration import Exploration
+from meerkat_model.machine import Machine, Rejected, Stepped
+from meerkat_model.verifier.exploration import Exploration, Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,15 @@ class TraceStep:
     outputs: tuple[Any, ...]
     state: Any
     diff: Mapping[str, tuple[Any, Any]]
+
+
+def described(machine: Machine[Any, Any], state: Any) -> Mapping[str, Any]:
+    """``machine.describe(state)``, or, when describe raises, the raw state and what it raised
+    (a report is never lost to a state describe cannot render)."""
+    try:
+        return machine.describe(state)
+    except Exception as exc:
+        return {"state": repr(state), "describe raised": f"{type(exc).__name__}: {exc}"}
 
 
 def state_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -49,16 +58,16 @@ def shortest_trace(exploration: Exploration, state: Any) -> list[TraceStep]:
         for action in machine.actions(current):
             result = machine.step(current, action)
             if isinstance(result, Stepped) and canon(result.state) == wanted:
-                before = machine.describe(current)
+                before = described(machine, current)
                 current = result.state
                 out.append(
                     TraceStep(
                         action,
-                        machine.action_label(action),
+                        _label(machine, action),
                         result.transition,
                         result.outputs,
                         current,
-                        state_diff(before, machine.describe(current)),
+                        state_diff(before, described(machine, current)),
                     )
                 )
                 break
@@ -67,11 +76,44 @@ def shortest_trace(exploration: Exploration, state: Any) -> list[TraceStep]:
     return out
 
 
+def _label(machine: Machine[Any, Any], action: Any) -> str:
+    try:
+        return machine.action_label(action)
+    except Exception:
+        return repr(action)
+
+
+def violation_trace(exploration: Exploration, violation: Violation) -> list[TraceStep]:
+    """The shortest trace of ``violation``: to its state, followed, for a step violation, by
+    the offending step (replayed; a step that raises shows what it raised as its output)."""
+    machine = exploration.machine
+    steps = shortest_trace(exploration, exploration.state_list[violation.state_index])
+    if not violation.step:
+        return steps
+    state = steps[-1].state if steps else machine.initial_state()
+    if not steps and exploration.symmetry:
+        state = machine.initial_state()
+    action = violation.action
+    label = _label(machine, action) if action is not None else "(no action)"
+    try:
+        result = machine.step(state, action)
+    except Exception as exc:
+        steps.append(TraceStep(action, label, "(raised)", (("raised", f"{type(exc).__name__}: {exc}"),), state, {}))
+        return steps
+    if isinstance(result, Rejected):
+        steps.append(TraceStep(action, label, "(rejected)", (("rejected", result.kind, result.detail),), state, {}))
+        return steps
+    before = described(machine, state)
+    diff = state_diff(before, described(machine, result.state))
+    steps.append(TraceStep(action, label, result.transition, result.outputs, result.state, diff))
+    return steps
+
+
 def format_trace(exploration: Exploration, steps: list[TraceStep]) -> str:
     """Human-readable trace: the initial state, then each action with its changed fields."""
     machine = exploration.machine
     lines = ["  initial state:"]
-    for key, value in machine.describe(machine.initial_state()).items():
+    for key, value in described(machine, machine.initial_state()).items():
         lines.append(f"      {key} = {value!r}")
     for n, st in enumerate(steps, 1):
         lines.append(f"  {n}. {st.label}  [{st.transition}]")

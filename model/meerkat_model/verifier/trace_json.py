@@ -25,17 +25,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from meerkat_model.verifier.declarations import DESCRIPTION as DECLARED_DESCRIPTION
+from meerkat_model.verifier.declarations import NAME as DECLARED
 from meerkat_model.verifier.exploration import Exploration, Violation
 from meerkat_model.verifier.report import plain
-from meerkat_model.verifier.trace import TraceStep
+from meerkat_model.verifier.search import BUILT_IN_DESCRIPTIONS
+from meerkat_model.verifier.trace import TraceStep, described
 
 TRACE_FORMAT = "meerkat.trace"
 TRACE_VERSION = 1
 
 
 def _fields(exploration: Exploration, state: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = plain(dict(exploration.machine.describe(state)))
+    fields: dict[str, Any] = plain(dict(described(exploration.machine, state)))
     return fields
+
+
+def _canonical(exploration: Exploration, state: Any) -> Any:
+    if not exploration.symmetry:
+        return state
+    try:
+        return exploration.machine.canonical(state)
+    except Exception:
+        return state
 
 
 def trace_document(
@@ -51,7 +63,9 @@ def trace_document(
     ``violation``; ``key`` is the machine's catalog name (default: ``machine.name``)."""
     machine = exploration.machine
     descriptions = {inv.name: inv.description for inv in machine.invariants()}
-    canon = machine.canonical if exploration.symmetry else None
+    descriptions.update({sc.name: sc.description for sc in machine.step_checks()})
+    descriptions.update(BUILT_IN_DESCRIPTIONS)
+    descriptions[DECLARED] = DECLARED_DESCRIPTION
     start = machine.initial_state()
 
     def entry(index: int, state: Any, step: TraceStep | None) -> dict[str, Any]:
@@ -60,7 +74,7 @@ def trace_document(
             "action": None if step is None else step.label,
             "transition": None if step is None else step.transition,
             "state": _fields(exploration, state),
-            "canonical": _fields(exploration, canon(state) if canon is not None else state),
+            "canonical": _fields(exploration, _canonical(exploration, state)),
             "changed": {} if step is None else {k: [plain(b), plain(a)] for k, (b, a) in step.diff.items()},
             "outputs": [] if step is None else plain(step.outputs),
         }

@@ -24,3 +24,8 @@ VALIDATION_FAILED = "validation_failed"
 RECOVERY_CORRUPTION = "recovery_corruption"
 INVALID_RUNTIME_TRANSITION = "invalid_runtime_transition"
 DURABLE_WRITE_FAILED = "durable_write_failed"
+EXECUTOR_START_FAILED = "executor_start_failed"
+
+# ownership (several workers on one store)
+LEASE_HELD = "lease_held"
+OWNERSHIP_LOST = "ownership_lost"

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from meerkat_runtime.session.core.current_run import CurrentRun
-from meerkat_runtime.session.core.ledger import InputRecord
+from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.state import CoreState
 from meerkat_runtime.vocab.ids import InputId
@@ -33,6 +33,8 @@ class CoreCheckpoint:
     steer: tuple[InputId, ...]
     dirty: frozenset[InputId]
     added_keys: tuple[str, ...]
+    ledger: InputLedger | None = None
+    """The ledger a plan that replaces it (``recover``) replaced."""
 
     @staticmethod
     def take(core: CoreState, plan: Plan) -> CoreCheckpoint:
@@ -48,10 +50,13 @@ class CoreCheckpoint:
             steer=tuple(ledger.steer),
             dirty=frozenset(ledger.dirty),
             added_keys=tuple(key for key in plan.keys if key not in ledger.keys),
+            ledger=ledger if plan.ledger is not None else None,
         )
 
     def restore(self, core: CoreState) -> set[InputId]:
         """Put ``core`` back as it was; returns the ids whose rows changed back (to rewrite)."""
+        if self.ledger is not None:
+            core.ledger = self.ledger
         ledger = core.ledger
         for input_id, record in self.records.items():
             if record is None:

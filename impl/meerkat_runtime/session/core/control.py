@@ -1,6 +1,6 @@
 """Control rules: ``retire`` (``_without_loop``, ``_noop``), ``reset`` (``_with_loop``),
-``recycle`` (``_with_loop``), ``stop`` (``_with_loop``), ``destroy`` (``_with_loop``)
-(docs/semantics.md, "Control"; the model's ``session/control.py``).
+``recycle`` (``_with_loop``), ``stop`` (``_with_loop``), ``destroy`` (``_with_loop``),
+``recover`` (``_noop``) (docs/semantics.md, "Control"; the model's ``session/control.py``).
 
 Each returns its report and a plan that writes the new lifecycle record and every row that
 differs from the store in one commit (:class:`LifecycleWrite`); ``retire_noop`` writes nothing.
@@ -11,20 +11,34 @@ in flight for reset/recycle). "Idle" after an operation is Attached when a loop 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from meerkat_runtime.session.completion import RuntimeTerminated
+from meerkat_runtime.session.completion import CompletedWithoutResult, RuntimeTerminated
+from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import LifecycleWrite, Plan
 from meerkat_runtime.session.core.state import CoreState
-from meerkat_runtime.session.core.terminal import TERMINATION_REASONS, abandoned_outcome
-from meerkat_runtime.session.reports import DestroyReport, RecycleReport, ResetReport, RetireReport, StopReport
+from meerkat_runtime.session.core.terminal import TERMINATION_REASONS, abandoned_outcome, completion_of
+from meerkat_runtime.session.reports import (
+    DestroyReport,
+    RecoveryReport,
+    RecycleReport,
+    ResetReport,
+    RetireReport,
+    StopReport,
+)
 from meerkat_runtime.vocab.errors import InvalidRuntimeTransition, RuntimeDestroyed
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Abandoned, AbandonKind, AbandonReason, InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
+if TYPE_CHECKING:
+    from meerkat_runtime.session.core.recovery import RecoveryResult
+
 S = InputLifecycleState
 R = TypeVar("R", StopReport, DestroyReport)
+
+NOT_STORED = "the input is not in the store (found when the session recovered from it)"
+_HALTED = (RuntimeState.STOPPED, RuntimeState.DESTROYED)
 
 
 class ControlRules(CoreState):
@@ -85,7 +99,77 @@ class ControlRules(CoreState):
         self._refuse_destroyed()
         return self._halt("destroy", AbandonKind.DESTROYED, RuntimeState.DESTROYED, now, DestroyReport)
 
+    def check_recover(self) -> None:
+        """Why ``recover`` is refused, if it is: ``RuntimeDestroyed`` (Destroyed),
+        ``InvalidRuntimeTransition`` (a run in flight). Idle, Attached, Retired, Stopped pass."""
+        self._refuse_destroyed()
+        if self.current_run is not None or self.phase is RuntimeState.RUNNING:
+            raise InvalidRuntimeTransition(self.phase.value, "recover")
+
+    def recover(self, stored: RecoveryResult | None, record_current: bool, now: float) -> tuple[RecoveryReport, Plan]:
+        """``recover``: memory := the store's rows recovered in place (``stored``: recovery
+        run with ``in_place=True``, keeping the ephemeral inputs memory holds; ``None`` for an
+        ephemeral session, whose memory is the only copy). The phase is the stored one (Idle
+        shown as Attached with a loop); a loop stays attached unless the store says Stopped or
+        Destroyed (then every waiter is terminated and the registration is Queuing). The plan
+        writes the lifecycle record and the rows recovery normalised in one commit, and
+        resolves the waiters of inputs the store shows finished or no longer holds.
+        ``recover_noop`` (nothing written, nothing changed) when nothing needs writing back (no
+        row normalised; ``record_current``: the stored lifecycle record is the one memory
+        would write) and memory already is what the store recovers to."""
+        self.check_recover()
+        if stored is None:
+            return RecoveryReport(len(self.ledger.active_ids()), 0, 0, 0), self.draft("recover_noop")
+        ledger = stored.core.ledger
+        phase = stored.core.phase
+        halted = phase in _HALTED
+        keep_loop = self.loop_attached and not halted
+        if keep_loop and phase is RuntimeState.IDLE:
+            phase = RuntimeState.ATTACHED
+        registration = RegistrationPhase.QUEUING if self.loop_attached and not keep_loop else self.registration
+        ledger.next_admission_seq = max(ledger.next_admission_seq, self.ledger.next_admission_seq)
+        same = (
+            not ledger.dirty
+            and record_current
+            and phase is self.phase
+            and registration is self.registration
+            and self._same_ledger(ledger)
+        )
+        recovered = len(ledger.active_ids())
+        if same:
+            return RecoveryReport(recovered, 0, 0, 0), self.draft("recover_noop")
+        plan = self.draft("recover", LifecycleWrite())
+        plan.ledger = ledger
+        plan.phase = phase
+        plan.registration = registration
+        for input_id in ledger.dirty:
+            plan.records[input_id] = ledger.records[input_id]
+        for input_id in self.ledger.active_ids():
+            record = ledger.records.get(input_id)
+            if record is None:
+                plan.resolve(input_id, RuntimeTerminated(NOT_STORED))
+            elif record.phase.is_terminal:
+                plan.resolve(input_id, completion_of(record) or CompletedWithoutResult())
+        if halted:
+            plan.terminate_all = f"runtime {phase.value}"
+        return RecoveryReport(recovered, stored.requeued, stored.consumed, len(ledger.dirty)), plan
+
     # --- helpers --------------------------------------------------------------------------
+
+    def _same_ledger(self, ledger: InputLedger) -> bool:
+        """Whether ``ledger`` holds what memory holds, as the lifecycle sees it: the same active inputs
+        in the same phases, attempts, lanes, admission order and keys, the same finished inputs
+        listed, and the same terminal outcomes where both hold a finished input's record."""
+        mine = self.ledger
+        if mine.keys != ledger.keys or mine.finished.keys() != ledger.finished.keys():
+            return False
+        if list(mine.queue) != list(ledger.queue) or list(mine.steer) != list(ledger.steer):
+            return False
+        # finished inputs compare by listing: whether a record is resident is not lifecycle state
+        theirs = ledger.records
+        if {i for i, r in mine.records.items() if not r.phase.is_terminal} != set(ledger.active_ids()):
+            return False
+        return all(_lifecycle_view(r) == _lifecycle_view(theirs[i]) for i, r in mine.records.items() if i in theirs)
 
     def _refuse_destroyed(self) -> None:
         if self.phase is RuntimeState.DESTROYED:
@@ -125,3 +209,7 @@ class ControlRules(CoreState):
             record.move(S.ABANDONED, f"abandoned: {kind.value}", now)
             abandoned.append(input_id)
         return abandoned
+
+
+def _lifecycle_view(record: InputRecord) -> tuple[object, ...]:
+    return (record.phase, record.attempts, record.lane, record.admission_seq, record.terminal)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from meerkat_runtime.session.completion import Abandoned, CompletionOutcome, RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
-from meerkat_runtime.session.core.ledger import InputRecord, Lane
+from meerkat_runtime.session.core.ledger import InputLedger, InputRecord, Lane
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -89,6 +89,16 @@ class Plan:
     terminate_all: str | None = None
     """When set, every waiter still pending afterwards is resolved ``runtime_terminated`` with
     this reason."""
+    folded: bool = False
+    """Its event is folded into the next plan's: the accept of ``accept_input_and_run``, whose
+    run start is the model's one ``accept_and_run`` transition (and event)."""
+    retryable: bool = True
+    """For a failed run (:meth:`note_failure`): whether its error was one the retry policy
+    retries."""
+    ledger: InputLedger | None = None
+    """When set (``recover``), the ledger that replaces the session's before ``records`` and
+    ``lane_edits`` apply: the store's rows recovered in place; its dirty rows are what the
+    write-back covers."""
 
     def durable_phase(self) -> RuntimeState:
         """The phase the lifecycle record stores after this plan (:func:`stored_phase`)."""
@@ -123,6 +133,7 @@ class Plan:
         the plan (``last_error``), in the reason of the phase change it caused (the input's
         history: ``... : <type>: <message>``) and on the outcome of a row abandoned for
         exhausted attempts."""
+        self.retryable = retryable
         note = f"{failure.error_type}: {failure.message}" + ("" if retryable else " (not retryable)")
         for record in self.records.values():
             record.last_error = failure

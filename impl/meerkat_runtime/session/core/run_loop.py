@@ -3,10 +3,11 @@
 ``boundary_commit_failed`` (docs/semantics.md, "Run loop"; the model's ``session/run_loop.py``).
 
 A run stages one input (Queued → Staged, attempt + 1) and sets the phase Running, remembering
-the pre-run phase. When it ends the phase returns to the pre-run phase (Attached or Idle), or
-stays Retired when the runtime was retired in flight; the rule's name then ends in
-``_retired``, as in the model. ``terminal_snapshot_failed`` changes nothing here: the shell
-unregisters the session.
+the pre-run phase. When it ends the phase returns to the pre-run phase (Attached or Idle, as a
+loop is attached then), or stays Retired when the runtime was retired in flight; the rule's name
+then ends in ``_retired``, or in ``_without_loop`` when it ends Idle (a run
+``accept_input_and_run`` started, no loop attached since), as in the model.
+``terminal_snapshot_failed`` changes nothing here: the shell unregisters the session.
 """
 
 from __future__ import annotations
@@ -50,15 +51,16 @@ class RunLoopRules(CoreState):
             return self.ledger.queue[0]
         return None
 
-    def start_run(self, run_id: RunId, input_id: InputId, now: float) -> Plan:
+    def start_run(self, run_id: RunId, input_id: InputId, now: float, *, rule: str = "start_run") -> Plan:
         """Stage ``input_id`` (must be Queued) as the single contributor of a new run. Writes
-        nothing: the staged row is only marked dirty."""
+        nothing: the staged row is only marked dirty. ``rule``: ``accept_and_run`` for the run
+        ``accept_input_and_run`` starts right after its accept."""
         if not self.can_start_run():
             raise InvalidRuntimeTransition(self.phase.value, "start_run")
         current = self.ledger.records[input_id]
         if current.phase is not S.QUEUED:
             raise InvalidRuntimeTransition(self.phase.value, f"stage input {input_id} ({current.phase.value})")
-        plan = self.draft("start_run")
+        plan = self.draft(rule)
         plan.remove_from_lane(current)
         record = plan.put(current.copy())
         record.attempts += 1
@@ -196,7 +198,7 @@ class RunLoopRules(CoreState):
     def _end_run(self, plan: Plan) -> None:
         """The run is over: no current run, the phase back to its pre-run phase (Idle or
         Attached as the loop is), Retired kept; ``_retired`` appended to the rule's name when
-        the runtime ends Retired."""
+        the runtime ends Retired, ``_without_loop`` when it ends Idle."""
         post = self._post_run_phase()
         plan.current_run = None
         plan.pre_run_phase = None
@@ -204,3 +206,5 @@ class RunLoopRules(CoreState):
             plan.phase = self.idle_phase() if post in (RuntimeState.IDLE, RuntimeState.ATTACHED) else post
         if plan.phase is RuntimeState.RETIRED:
             plan.rule = f"{plan.rule}_retired"
+        elif plan.phase is RuntimeState.IDLE:
+            plan.rule = f"{plan.rule}_without_loop"

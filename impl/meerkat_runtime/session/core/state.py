@@ -62,6 +62,8 @@ class CoreState:
     def apply(self, plan: Plan) -> None:
         """Install ``plan``. Rows of a plan that writes nothing are marked dirty (they may now
         differ from the store); a written plan's rows are settled by the persistence layer."""
+        if plan.ledger is not None:
+            self.ledger = plan.ledger
         ledger = self.ledger
         for edit, lane_name, input_id in plan.lane_edits:
             lane = ledger.lane(lane_name)

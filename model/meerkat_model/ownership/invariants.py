@@ -1,0 +1,111 @@
+"""Named invariants of the ownership model, checked on every reachable state.
+
+The first five are what fencing guarantees (docs/semantics.md, "Ownership"); the last two carry
+the session model's invariants over: the worker that holds the lease, unless in doubt, satisfies
+every session invariant with the shared store (memory never ahead of the store, recovery gives
+back memory), and every registered worker's memory is well formed on its own.
+"""
+
+from __future__ import annotations
+
+from meerkat_model.machine import Invariant, Rejected
+from meerkat_model.ownership.state import OwnershipState, holds_fence, view
+from meerkat_model.session import invariants as session
+from meerkat_model.session.recovery import recover
+from meerkat_model.vocab.statuses import InputPhase, RuntimePhase
+
+_MEMORY_INVARIANTS = (
+    session.input_in_exactly_one_state,
+    session.queued_exactly_in_lanes,
+    session.staged_belong_to_current_run,
+    session.idempotency_key_unique,
+    session.running_iff_current_run,
+    session.current_run_has_pre_run_phase,
+    session.attached_iff_loop,
+    session.attempts_bounded,
+    session.pending_waiter_has_live_input,
+)
+
+
+def no_input_consumed_twice(s: OwnershipState) -> str | None:
+    """No input is consumed by two runs: the store takes at most one boundary commit per input."""
+    for i, count in enumerate(s.commits):
+        if count > 1:
+            return f"input {i} was recorded Consumed by two runs"
+    return None
+
+
+def consumed_stays_consumed(s: OwnershipState) -> str | None:
+    """An input the store recorded Consumed stays Consumed (no worker writes it back to the
+    queue or abandons it)."""
+    for i, count in enumerate(s.commits):
+        row = s.durable.rows[i]
+        if count and (row is None or row.phase is not InputPhase.CONSUMED):
+            where = "gone" if row is None else row.phase.name.lower()
+            return f"input {i} was recorded Consumed but the store now holds it {where}"
+    return None
+
+
+def halt_never_undone(s: OwnershipState) -> str | None:
+    """A durable stop, retire or destroy is never undone by another worker: the store never took
+    a write moving the lifecycle record away from it from a worker that had not seen it."""
+    if s.undone:
+        return "a stored Stopped/Retired/Destroyed record was overwritten by a worker that had not seen it"
+    if s.destroyed and s.durable.record != RuntimePhase.DESTROYED:
+        return "the runtime was destroyed but the stored lifecycle record is no longer Destroyed"
+    return None
+
+
+def acknowledged_inputs_recoverable(s: OwnershipState) -> str | None:
+    """After any interleaving of claims, crashes and expiries every acknowledged input has its
+    row in the store and the store recovers (a Destroyed store is refused by design)."""
+    for i, attr in enumerate(s.attrs):
+        if attr is not None and s.durable.rows[i] is None:
+            return f"input {i} was accepted but the store has no row for it"
+    if s.durable.record == RuntimePhase.DESTROYED:
+        return None
+    got = recover(s.attrs, s.durable)
+    if isinstance(got, Rejected):
+        return f"the store does not recover ({got.kind}: {got.detail})"
+    return None
+
+
+def owner_agrees_with_store(s: OwnershipState) -> str | None:
+    """The worker holding the lease, registered and not in doubt, satisfies every session
+    invariant against the shared store (its memory is what recovering the store gives back)."""
+    for w, worker in enumerate(s.workers):
+        if worker.memory is None or worker.in_doubt or not holds_fence(s, w):
+            continue
+        state = view(s, w)
+        for invariant in session.INVARIANTS:
+            problem = invariant.check(state)
+            if problem is not None:
+                return f"worker {w} ({invariant.name}): {problem}"
+    return None
+
+
+def worker_memory_well_formed(s: OwnershipState) -> str | None:
+    """Every registered worker's memory is well formed (inputs in one place, lanes, the run,
+    attempts, handles), whether or not it still holds the lease."""
+    for w, worker in enumerate(s.workers):
+        if worker.memory is None:
+            continue
+        state = view(s, w)
+        for check in _MEMORY_INVARIANTS:
+            problem = check(state)
+            if problem is not None:
+                return f"worker {w} ({check.__name__}): {problem}"
+    return None
+
+
+INVARIANTS: tuple[Invariant[OwnershipState], ...] = tuple(
+    Invariant(fn.__name__, (fn.__doc__ or "").strip().replace("\n    ", " "), fn)
+    for fn in (
+        no_input_consumed_twice,
+        consumed_stays_consumed,
+        halt_never_undone,
+        acknowledged_inputs_recoverable,
+        owner_agrees_with_store,
+        worker_memory_well_formed,
+    )
+)

@@ -1,0 +1,476 @@
+"""The differential check: the z3 encodings say what the executable model does.
+
+The proofs are about the encodings; the verifier explores and the harness runs the executable
+model. This check ties them together: for every state of an exploration and every candidate
+action, the encoding's transition relation, with the pre-state fixed to the abstraction of the
+model's state and the parameters fixed by the action, must
+
+* admit exactly one post-state, equal to the abstraction of the model's successor, under
+  exactly the transition the model fired, when the model steps; and
+* admit nothing (every transition the action may stand for is refused) when the model refuses.
+
+Each encoding has an :class:`Abstraction` (``ABSTRACTIONS``, one per entry of
+``meerkat_model.proofs.runner.ENCODINGS``): the encoded fields of a model state, the transitions
+(and parameter values) an action may stand for, and the projection of counters the encoding
+keeps in another form (lane positions as ranks). An action the abstraction does not know fails
+the check, so an action added to a model without its encoding cannot pass unnoticed.
+
+Queries are answered by one incremental solver per transition (guard and effect asserted once;
+each query pushes the pre-state and parameter values), and identical abstract queries are asked
+once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import z3
+
+from meerkat_model.machine import Machine, Rejected, Stepped
+from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymState
+
+Value = int | bool
+Values = dict[str, Any]
+"""Field name -> value (scalar fields) or list of values (per-id fields)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A transition an action may stand for, with the values of the parameters the action fixes
+    (the others are left free: the encoding must not depend on them)."""
+
+    transition: str
+    params: tuple[tuple[str, Value], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """How an action is encoded: the transitions it may stand for. ``failed_write``: the action
+    is the model's write-failure variant, which the encoding does not model; the model's
+    refusal must then leave the encoded state unchanged, and a step is compared as usual.
+    ``constants``: configuration constants the action itself decides, overriding the machine's
+    (where the encoding leaves a choice open that the model makes per action, such as whether
+    a failing run's error is retryable), in the pre-state and the expected post-state."""
+
+    candidates: tuple[Candidate, ...]
+    failed_write: bool = False
+    constants: tuple[tuple[str, Value], ...] = ()
+
+
+class NotEncoded(Exception):
+    """A state or action outside what the encoding describes (counted, not compared)."""
+
+
+class Abstraction(Protocol):
+    """The encoded view of one executable model. ``simulation``: the encoding abstracts the
+    model (one transition stands for many steps, with choices), so a step is checked as a
+    simulation — the encoding admits the abstraction of the model's successor under one of the
+    candidates, or the step changes nothing encoded — and a refusal is not compared."""
+
+    simulation: bool
+
+    def ids(self, machine: Machine[Any, Any]) -> int:
+        """The number of ids the model's bounds give (the encoding is built for as many)."""
+        ...
+
+    def constants(self, machine: Machine[Any, Any]) -> Values:
+        """The configuration constants of the encoding under the model's bounds."""
+        ...
+
+    def state(self, state: Any) -> Values:
+        """The encoded fields of ``state`` (``NotEncoded`` when the encoding does not describe it)."""
+        ...
+
+    def action(self, action: Any, state: Any) -> Encoded:
+        """The transitions ``action`` may stand for in ``state`` (``NotEncoded`` for an action
+        outside the encoding's scope; ``ValueError`` for an action the abstraction does not know)."""
+        ...
+
+    def normalise(self, values: Values) -> Values:
+        """``values`` with the counters the encoding keeps in another form projected out."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One disagreement between the model and its encoding."""
+
+    state: str
+    action: str
+    model: str
+    encoding: str
+
+    def render(self) -> str:
+        return f"state {self.state}\n  action {self.action}\n  model:    {self.model}\n  encoding: {self.encoding}"
+
+
+@dataclass
+class DifferentialReport:
+    """What one differential run compared and found."""
+
+    machine: str
+    states: int = 0
+    pairs: int = 0
+    queries: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    drifts: list[Drift] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drifts
+
+
+def _freeze(values: Mapping[str, Any]) -> Hashable:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(values.items()))
+
+
+class _Query:
+    """One transition's incremental solver, with its pre, post and parameter terms flattened and
+    the equalities to concrete values cached (building z3 terms costs more than solving here)."""
+
+    def __init__(self, encoding: SymbolicMachine, name: str) -> None:
+        pre, post = encoding.state(f"d.{name}.pre."), encoding.state(f"d.{name}.post.")
+        step, params = encoding.instantiate(encoding.transition(name), pre, post, "d.")
+        self.solver = z3.Solver()
+        self.solver.add(step.guard, step.effect)
+        self.ctx = self.solver.ctx
+        self.pre_names = _layout(pre)
+        self.post_names = _layout(post)
+        self.pre_terms = _flat(pre)
+        self.post_terms = _flat(post)
+        self.params = params.created
+        self.bools = [z3.is_bool(t) for t in self.post_terms]
+        self._eqs: dict[tuple[int, Value], Expr] = {}
+        self._neqs: dict[tuple[int, Value], Expr] = {}
+        self._param_eqs: dict[tuple[str, Value], Expr] = {}
+        self._post_eqs: dict[tuple[int, Value], Expr] = {}
+
+    def bind(self, values: Values) -> None:
+        """Assert the pre-state (in a new scope)."""
+        self.solver.push()
+        flat = _flatten(values, self.pre_names)
+        ref, raw = self.ctx.ref(), self.solver.solver
+        for k, v in enumerate(flat):
+            e = self._eqs.get((k, v))
+            if e is None:
+                e = self._eqs[(k, v)] = self.pre_terms[k] == _const(v)
+            z3.Z3_solver_assert(ref, raw, e.as_ast())
+
+    def unbind(self) -> None:
+        self.solver.pop()
+
+    def ask(self, params: Mapping[str, Value]) -> tuple[str, Values | None]:
+        s, ref, raw = self.solver, self.ctx.ref(), self.solver.solver
+        s.push()
+        try:
+            for pname, value in params.items():
+                e = self._param_eqs.get((pname, value))
+                if e is None:
+                    if pname not in self.params:
+                        raise ValueError(f"the transition has no parameter {pname!r}")
+                    e = self._param_eqs[(pname, value)] = self.params[pname] == _const(value)
+                z3.Z3_solver_assert(ref, raw, e.as_ast())
+            res = s.check()
+            if res == z3.unsat:
+                return "refused", None
+            if res != z3.sat:
+                return "unknown", None
+            got = self._read(s.model())
+            others = []
+            for k, v in enumerate(got):
+                e = self._neqs.get((k, v))
+                if e is None:
+                    e = self._neqs[(k, v)] = self.post_terms[k] != _const(v)
+                others.append(e)
+            z3.Z3_solver_assert(ref, raw, z3.Or(others).as_ast())
+            first = _unflatten(got, self.post_names)
+            if s.check() == z3.sat:
+                return "ambiguous", {"first": first, "second": _unflatten(self._read(s.model()), self.post_names)}
+            return "stepped", first
+        finally:
+            s.pop()
+
+    def admits(self, params: Mapping[str, Value], post: Values) -> bool:
+        """Whether the bound pre-state, ``params`` and the post-state ``post`` satisfy the step."""
+        s, ref, raw = self.solver, self.ctx.ref(), self.solver.solver
+        s.push()
+        try:
+            for pname, value in params.items():
+                z3.Z3_solver_assert(ref, raw, (self.params[pname] == _const(value)).as_ast())
+            for k, v in enumerate(_flatten(post, self.post_names)):
+                e = self._post_eqs.get((k, v))
+                if e is None:
+                    e = self._post_eqs[(k, v)] = self.post_terms[k] == _const(v)
+                z3.Z3_solver_assert(ref, raw, e.as_ast())
+            return bool(s.check() == z3.sat)
+        finally:
+            s.pop()
+
+    def _read(self, model: Any) -> list[Value]:
+        ref, raw = self.ctx.ref(), model.model
+        out: list[Value] = []
+        cell = (z3.Ast * 1)()
+        for term, is_bool in zip(self.post_terms, self.bools, strict=True):
+            z3.Z3_model_eval(ref, raw, term.as_ast(), True, cell)
+            if is_bool:
+                out.append(z3.Z3_get_bool_value(ref, cell[0]) == z3.Z3_L_TRUE)
+            else:
+                out.append(int(z3.Z3_get_numeral_string(ref, cell[0])))
+        return out
+
+
+Layout = list[tuple[str, int | None]]
+
+
+def _layout(s: SymState) -> Layout:
+    out: Layout = [(name, None) for name in s.scalar_names]
+    out += [(name, j) for name in s.array_names for j in range(s.n)]
+    return out
+
+
+def _flat(s: SymState) -> list[Expr]:
+    return [s[name] for name in s.scalar_names] + [t for name in s.array_names for t in s.ids(name)]
+
+
+def _flatten(values: Values, layout: Layout) -> list[Value]:
+    try:
+        return [values[name] if j is None else values[name][j] for name, j in layout]
+    except KeyError as exc:
+        raise ValueError(f"the abstraction gives no value for {exc}") from None
+
+
+def _unflatten(flat: list[Value], layout: Layout) -> Values:
+    out: Values = {}
+    for (name, j), v in zip(layout, flat, strict=True):
+        if j is None:
+            out[name] = v
+        else:
+            out.setdefault(name, []).append(v)
+    return out
+
+
+class _Oracle:
+    """Answers "what does transition t do from this pre-state with these parameters"; the
+    pre-state of the current model state is bound once per transition solver."""
+
+    def __init__(self, encoding: SymbolicMachine) -> None:
+        self.encoding = encoding
+        self._queries: dict[str, _Query] = {}
+        self._bound: list[_Query] = []
+        self._pre: Values = {}
+        self.queries = 0
+
+    def start(self, pre: Values) -> None:
+        """Bind ``pre`` for the queries that follow (until the next ``start``)."""
+        for q in self._bound:
+            q.unbind()
+        self._bound = []
+        self._pre = pre
+
+    def _query(self, name: str) -> _Query:
+        q = self._queries.get(name)
+        if q is None:
+            q = self._queries[name] = _Query(self.encoding, name)
+        if q not in self._bound:
+            q.bind(self._pre)
+            self._bound.append(q)
+        self.queries += 1
+        return q
+
+    def ask(self, name: str, params: Mapping[str, Value]) -> tuple[str, Values | None]:
+        """``("refused", None)``, ``("stepped", post)`` or ``("ambiguous", posts)``."""
+        return self._query(name).ask(params)
+
+    def admits(self, name: str, params: Mapping[str, Value], post: Values) -> bool:
+        """Whether transition ``name`` can step from the bound pre-state to ``post``."""
+        return self._query(name).admits(params, post)
+
+
+def _const(v: Value) -> Expr:
+    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
+
+
+def _changes(a: Values, b: Values) -> str:
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys) or "(none)"
+
+
+def compare(
+    model: Machine[Any, Any],
+    encoding: SymbolicMachine,
+    abstraction: Abstraction,
+    states: Iterable[Any],
+    actions: Any = None,
+    *,
+    limit: int = 20,
+) -> DifferentialReport:
+    """Compare ``model`` with ``encoding`` on every state of ``states`` and every candidate action
+    (``actions(state)``, default the model's ``probe_actions`` when it has them, else its
+    ``actions``); stops collecting after ``limit`` drifts."""
+    t0 = time.perf_counter()
+    report = DifferentialReport(model.name)
+    oracle = _Oracle(encoding)
+    constants = abstraction.constants(model)
+    propose = actions or getattr(model, "probe_actions", model.actions)
+    seen: set[Hashable] = set()
+    label = model.action_label
+    for state in states:
+        report.states += 1
+        try:
+            pre = {**abstraction.state(state), **constants}
+        except NotEncoded:
+            report.skipped += 1
+            continue
+        except Exception as exc:  # a malformed state: reported, never an abort
+            report.drifts.append(Drift(repr(state), "-", f"the abstraction raised {type(exc).__name__}: {exc}", "-"))
+            continue
+        frozen_pre = _freeze(pre)
+        oracle.start(pre)
+        for action in propose(state):
+            if len(report.drifts) >= limit:
+                break
+            report.pairs += 1
+            try:
+                result = model.step(state, action)
+            except Exception as exc:
+                report.drifts.append(Drift(repr(state), label(action), f"raised {type(exc).__name__}: {exc}", "-"))
+                continue
+            try:
+                encoded = abstraction.action(action, state)
+            except NotEncoded:
+                report.skipped += 1
+                continue
+            except ValueError as exc:  # an action the abstraction does not know fails the check
+                report.drifts.append(Drift(repr(state), label(action), str(exc), "-"))
+                continue
+            chosen = dict(encoded.constants)
+            after = None
+            if isinstance(result, Stepped):
+                try:
+                    after = abstraction.normalise({**abstraction.state(result.state), **constants, **chosen})
+                except NotEncoded as exc:  # an encoded step must stay inside the encoding
+                    report.drifts.append(
+                        Drift(repr(state), label(action), f"{result.transition} to a state outside it: {exc}", "-")
+                    )
+                    continue
+                except Exception as exc:  # a malformed successor: reported, never an abort
+                    report.drifts.append(
+                        Drift(repr(state), label(action), f"{result.transition}; the abstraction raised {exc!r}", "-")
+                    )
+                    continue
+            expected: Hashable = (
+                (result.transition, _freeze(after))
+                if isinstance(result, Stepped) and after is not None
+                else ("refused",)
+            )
+            key = (frozen_pre, encoded, expected)
+            if key in seen:
+                continue
+            seen.add(key)
+            if chosen:
+                oracle.start({**pre, **chosen})
+            if abstraction.simulation:
+                drift = _simulates(oracle, encoded, result, pre, after)
+            else:
+                drift = _check(oracle, abstraction, encoded, result, after)
+            if chosen:
+                oracle.start(pre)
+            if drift is not None:
+                report.drifts.append(Drift(repr(state), label(action), drift[0], drift[1]))
+        if len(report.drifts) >= limit:
+            break
+    oracle.start({})
+    report.queries = oracle.queries
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _check(
+    oracle: _Oracle,
+    abstraction: Abstraction,
+    encoded: Encoded,
+    result: Stepped[Any] | Rejected,
+    after: Values | None,
+) -> tuple[str, str] | None:
+    """``None`` when the encoding agrees with ``result``, else (model side, encoding side)."""
+    answers = []
+    for cand in encoded.candidates:
+        verdict, post = oracle.ask(cand.transition, dict(cand.params))
+        if verdict != "refused":
+            answers.append((cand.transition, verdict, post))
+    if isinstance(result, Rejected):
+        model_side = f"refused ({result.kind}: {result.detail})"
+        if encoded.failed_write or not answers:
+            return None
+        return model_side, "; ".join(f"{t} {v}: {post}" for t, v, post in answers)
+    assert after is not None
+    model_side = f"{result.transition} to {after}"
+    if len(answers) != 1:
+        fired = ", ".join(f"{t} ({v})" for t, v, _ in answers) or "refused by every candidate"
+        return model_side, f"{fired} (candidates {[c.transition for c in encoded.candidates]})"
+    transition, verdict, post = answers[0]
+    if verdict != "stepped" or post is None:
+        return model_side, f"{transition} {verdict}: {post}"
+    got = abstraction.normalise(post)
+    if transition != result.transition or got != after:
+        return model_side, f"{transition} to {got} (differs in {_changes(after, got)})"
+    return None
+
+
+def _simulates(
+    oracle: _Oracle, encoded: Encoded, result: Stepped[Any] | Rejected, pre: Values, after: Values | None
+) -> tuple[str, str] | None:
+    """``None`` when the encoding admits the model's step (or the step changes nothing encoded,
+    or the model refused), else (model side, encoding side)."""
+    if isinstance(result, Rejected) or after is None or after == pre:
+        return None
+    for cand in encoded.candidates:
+        if oracle.admits(cand.transition, dict(cand.params), after):
+            return None
+    names = [c.transition for c in encoded.candidates]
+    return (
+        f"{result.transition} to {after}",
+        f"no candidate admits it (candidates {names}; changes {_changes(pre, after)})",
+    )
+
+
+def actions_of(*pairs: tuple[type, Sequence[str]]) -> dict[type, tuple[str, ...]]:
+    """A table from action record class to the transitions it may stand for."""
+    return {cls: tuple(names) for cls, names in pairs}
+
+
+def run_differential(
+    profile: str = "ci", machines: Sequence[str] | None = None, *, stride: int = 1, limit: int = 20
+) -> list[DifferentialReport]:
+    """The differential check of every encoded machine (or ``machines``) on the reachable states
+    of the catalog ``profile`` (every ``stride``-th state in discovery order; 1: all of them)."""
+    from meerkat_model.catalog import MACHINES, PROFILES
+    from meerkat_model.proofs.abstractions import ABSTRACTIONS
+    from meerkat_model.proofs.runner import ENCODINGS
+    from meerkat_model.verifier.explore import explore
+
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    reports = []
+    for name in machines or tuple(ENCODINGS):
+        model = MACHINES[name](PROFILES[profile][name])
+        abstraction = ABSTRACTIONS[name]()
+        encoding = ENCODINGS[name](abstraction.ids(model))
+        states = explore(model).state_list[::stride]
+        reports.append(compare(model, encoding, abstraction, states, limit=limit))
+    return reports
+
+
+def render(reports: Sequence[DifferentialReport]) -> str:
+    lines = []
+    for r in reports:
+        lines.append(
+            f"differential {r.machine}: {r.states:,} states, {r.pairs:,} (state, action) pairs, {r.queries:,} "
+            f"solver queries, {r.skipped:,} outside the encoding, {len(r.drifts)} drift(s) in {r.seconds:.1f} s"
+        )
+        lines.extend("  " + d.render().replace("\n", "\n  ") for d in r.drifts)
+    return "\n".join(lines)

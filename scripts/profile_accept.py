@@ -1,0 +1,168 @@
+"""Where the time of one durable accept goes: a cProfile of accepts on a SQLite store, and a
+perf_counter breakdown of the accept path against a raw commit measured in the same run.
+
+Usage::
+
+    .venv/bin/python scripts/profile_accept.py [--inputs N] [--mode inline|offload|both]
+        [--synchronous FULL|NORMAL] [--top N] [--dir DIR]
+
+One session (ownership off, no executor: every accepted input stays queued), 200-byte
+prompts, a fresh SQLite file per mode. ``inline`` runs store calls on the event loop
+(``offload_store_calls=False``), ``offload`` is the default. The breakdown times, per accept,
+the whole ``accept_input`` call, and separately on the same kind of file one raw
+``persist_input_state`` of a 900-byte row (the floor) and the Python steps of the path
+(``check_input``, ``SessionCore.accept``, row encoding with its read-back check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from meerkat_runtime.session.inputs import prompt
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.persistence import encode_new_row
+from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.ids import canonical_runtime_id
+
+TEXT = "x" * 200
+
+
+async def _accepts(path: Path, inputs: int, *, offload: bool, synchronous: str, profile: bool) -> list[float]:
+    store = SqliteRuntimeStore(str(path), synchronous=synchronous)  # type: ignore[arg-type]
+    machine = MeerkatMachine.persistent(store, offload_store_calls=offload, ownership=None)
+    await machine.register_session("prof")
+    items = [prompt(TEXT) for _ in range(inputs)]
+    times: list[float] = []
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    for item in items:
+        start = time.perf_counter()
+        await machine.accept_input("prof", item)
+        times.append(time.perf_counter() - start)
+    if profiler is not None:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(_TOP)
+        print(out.getvalue())
+    await machine.close()
+    store.close()
+    return times
+
+
+def _raw(path: Path, inputs: int, synchronous: str) -> list[float]:
+    store = SqliteRuntimeStore(str(path), synchronous=synchronous)  # type: ignore[arg-type]
+    rt = canonical_runtime_id("raw")
+    payload = b"r" * 900
+    times = []
+    for i in range(inputs):
+        start = time.perf_counter()
+        store.persist_input_state(rt, InputRow(f"in-{i:08d}", payload))
+        times.append(time.perf_counter() - start)
+    store.close()
+    return times
+
+
+def _raw_sqlite(path: Path, inputs: int, synchronous: str) -> list[float]:
+    """A bare ``INSERT`` + ``COMMIT`` of a 900-byte row (WAL, the same synchronous level)."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, payload BLOB)")
+    payload = b"r" * 900
+    times = []
+    for i in range(inputs):
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?, ?)", (f"in-{i:08d}", payload))
+        conn.execute("COMMIT")
+        times.append(time.perf_counter() - start)
+    conn.close()
+    return times
+
+
+def _python_steps(inputs: int) -> dict[str, float]:
+    """Median µs of the Python steps of an accept, on an ephemeral core (no I/O)."""
+    from meerkat_runtime.session.input_fields import InputLimits, check_input
+
+    machine = MeerkatMachine.ephemeral()
+    asyncio.run(machine.register_session("steps"))
+    session = machine._get("steps")
+    limits = InputLimits(machine.max_input_bytes)
+    steps: dict[str, list[float]] = {"check_input": [], "core.accept (plan)": [], "encode + read-back check": []}
+    for _ in range(inputs):
+        item = prompt(TEXT)
+        t0 = time.perf_counter()
+        check_input(item, limits)
+        t1 = time.perf_counter()
+        plan = session.core.accept(item, time.time())
+        t2 = time.perf_counter()
+        for record in plan.records.values():  # type: ignore[union-attr]
+            encode_new_row(record)
+        t3 = time.perf_counter()
+        steps["check_input"].append(t1 - t0)
+        steps["core.accept (plan)"].append(t2 - t1)
+        steps["encode + read-back check"].append(t3 - t2)
+    return {name: statistics.median(values) * 1e6 for name, values in steps.items()}
+
+
+_TOP = 25
+
+
+def main() -> None:
+    global _TOP
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--inputs", type=int, default=2000)
+    parser.add_argument("--mode", choices=("inline", "offload", "both"), default="both")
+    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dir", default=None)
+    args = parser.parse_args()
+    _TOP = args.top
+    modes = ("inline", "offload") if args.mode == "both" else (args.mode,)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="profile-accept-") as root:
+        folder = Path(root)
+        for mode in modes:
+            print(f"== cProfile: {args.inputs} accepts, store calls {mode}, synchronous {args.synchronous}")
+            asyncio.run(
+                _accepts(
+                    folder / f"p-{mode}.db",
+                    args.inputs,
+                    offload=mode == "offload",
+                    synchronous=args.synchronous,
+                    profile=True,
+                )
+            )
+        print(f"== perf_counter breakdown (median µs per accept, synchronous {args.synchronous})")
+        raw = statistics.median(_raw_sqlite(folder / "bare.db", args.inputs, args.synchronous)) * 1e6
+        store_raw = statistics.median(_raw(folder / "raw.db", args.inputs, args.synchronous)) * 1e6
+        print(f"{'raw commit (sqlite3 INSERT + COMMIT)':<44} {raw:>8.1f}")
+        print(f"{'store persist_input_state (900-byte row)':<44} {store_raw:>8.1f}   ({store_raw / raw:.2f}x raw)")
+        for mode in modes:
+            times = asyncio.run(
+                _accepts(
+                    folder / f"t-{mode}.db",
+                    args.inputs,
+                    offload=mode == "offload",
+                    synchronous=args.synchronous,
+                    profile=False,
+                )
+            )
+            p50 = statistics.median(times) * 1e6
+            print(f"{'accept_input, store calls ' + mode:<44} {p50:>8.1f}   ({p50 / raw:.2f}x raw)")
+        for name, value in _python_steps(args.inputs).items():
+            print(f"{'  of which ' + name:<44} {value:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
