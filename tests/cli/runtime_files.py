@@ -91,7 +91,8 @@ def as_version_3(written: Written, folder: Path) -> Path:
         migrate(conn, target=3)
         conn.execute("ATTACH DATABASE ? AS src", (f"file:{written.path}?mode=ro",))
         for table in (INPUTS, RECEIPTS, SNAPSHOTS, LIFECYCLES, OPS_SNAPSHOTS, OPS_RECORDS, LEASES):
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+            columns = ", ".join(c[1] for c in conn.execute(f"PRAGMA main.table_info({table})"))
+            conn.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM src.{table}")
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE src")
         conn.execute("PRAGMA journal_mode = DELETE")

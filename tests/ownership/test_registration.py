@@ -22,7 +22,13 @@ def test_the_lease_is_claimed_before_anything_is_read() -> None:
         w = two_workers()
         order: list[str] = []
         inner = w.store_a.inner
-        for name in ("claim_lease", "load_machine_lifecycle", "load_input_states", "load_ops_lifecycle"):
+        for name in (
+            "claim_lease",
+            "load_machine_lifecycle",
+            "load_active_input_states",
+            "load_finished_inputs",
+            "load_ops_lifecycle",
+        ):
             original = getattr(inner, name)
 
             def spy(*args: object, _name: str = name, _original: object = original) -> object:
@@ -32,7 +38,8 @@ def test_the_lease_is_claimed_before_anything_is_read() -> None:
             setattr(inner, name, spy)
         await w.a.register_session("s")
         assert order[0] == "claim_lease" and order.count("claim_lease") == 1
-        assert {"load_machine_lifecycle", "load_input_states", "load_ops_lifecycle"} <= set(order[1:])
+        reads = {"load_machine_lifecycle", "load_active_input_states", "load_finished_inputs", "load_ops_lifecycle"}
+        assert reads <= set(order[1:])
 
     run(body())
 
@@ -49,7 +56,8 @@ def test_a_session_owned_elsewhere_is_refused_naming_the_owner_and_expiry_and_no
         assert (err.kind, err.owner, err.expires_at, err.runtime_id) == ("lease_held", "A", lease.expires_at, RT)
         assert "'A'" in str(err) and f"{lease.expires_at:.3f}" in str(err)
         assert not await w.b.contains_session("s")
-        assert w.store_b.calls("load_input_states") == 0 and w.store_b.calls("load_machine_lifecycle") == 0
+        assert w.store_b.calls("load_active_input_states") == 0 and w.store_b.calls("load_machine_lifecycle") == 0
+        assert w.store_b.calls("load_finished_inputs") == 0
         assert w.b.session_claim_handle().get(RT) is None
 
     run(body())
@@ -139,7 +147,7 @@ def test_a_crash_keeps_the_lease_until_it_expires_and_the_same_owner_takes_it_ba
 def test_a_failed_registration_releases_the_lease() -> None:
     async def body() -> None:
         w = two_workers()
-        w.store_a.fail_next("load_input_states")
+        w.store_a.fail_next("load_active_input_states")
         with pytest.raises(Exception, match="injected fault"):
             await w.a.register_session("s")
         lease = w.reader().load_lease(RT)

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.retention_policy import RetentionPolicy
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.postgres_schema import SCHEMA_VERSION, check_schema_name
@@ -35,7 +36,7 @@ def _version(dsn: str, schema: str) -> object:
 
 def test_a_new_schema_gets_the_current_version_and_every_table(pg_dsn: str, pg_schema: str) -> None:
     with open_store(pg_dsn, pg_schema) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 2
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 3
     assert _version(pg_dsn, pg_schema) == SCHEMA_VERSION
     assert _tables(pg_dsn, pg_schema) == {
         "meerkat_schema_version",
@@ -59,8 +60,20 @@ def test_reopening_keeps_rows_and_runs_no_migration(pg_dsn: str, pg_schema: str)
         assert store.settings()["schema_version"] == SCHEMA_VERSION
 
 
+def _back_to_version_2(dsn: str, schema: str) -> None:
+    """Make ``schema`` what a version-2 release left: input rows without the finished-input
+    columns (their partial indexes go with them)."""
+    with admin(dsn) as conn:
+        conn.execute(
+            f"ALTER TABLE {schema}.runtime_input_states DROP COLUMN finished_at, DROP COLUMN idempotency_key, "
+            "DROP COLUMN admission_seq"
+        )
+        conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = 2")
+
+
 def _back_to_version_1(dsn: str, schema: str) -> None:
     """Make ``schema`` what a version-1 release left: no mark or quarantine tables."""
+    _back_to_version_2(dsn, schema)
     with admin(dsn) as conn:
         conn.execute(f"DROP TABLE {schema}.runtime_high_water")
         conn.execute(f"DROP TABLE {schema}.runtime_quarantine")
@@ -93,29 +106,62 @@ def test_a_version_1_schema_gets_marks_computed_from_its_rows(pg_dsn: str, pg_sc
         assert store.load_quarantined(RT) == []
 
 
+async def _accept(dsn: str, schema: str, count: int) -> None:
+    machine = MeerkatMachine.persistent(open_store(dsn, schema))
+    await machine.register_session_with_executor("old", ScriptedExecutor())
+    for n in range(count):
+        await machine.accept_input("old", make_prompt(f"p{n}", idempotency_key=f"k{n}"))
+    await machine.settle("old")
+    await machine.close()
+
+
+async def _recovered(dsn: str, schema: str) -> int:
+    machine = MeerkatMachine.persistent(open_store(dsn, schema))
+    await machine.register_session("old")  # recovery compares the migrated mark with the rows
+    count = len(await machine.list_active_inputs("old"))
+    await machine.close()
+    return count
+
+
 def test_a_session_written_by_version_1_recovers_after_the_upgrade(pg_dsn: str, pg_schema: str) -> None:
-    async def accept(count: int) -> None:
-        machine = MeerkatMachine.persistent(open_store(pg_dsn, pg_schema))
-        await machine.register_session_with_executor("old", ScriptedExecutor())
-        for n in range(count):
-            await machine.accept_input("old", make_prompt(f"p{n}", idempotency_key=f"k{n}"))
-        await machine.settle("old")
-        await machine.close()
-
-    async def recovered() -> int:
-        machine = MeerkatMachine.persistent(open_store(pg_dsn, pg_schema))
-        await machine.register_session("old")  # recovery compares the migrated mark with the rows
-        count = len(await machine.list_active_inputs("old"))
-        await machine.close()
-        return count
-
-    run(accept(3))
+    run(_accept(pg_dsn, pg_schema, 3))
     _back_to_version_1(pg_dsn, pg_schema)
-    assert run(recovered()) == 0  # every input ran before the upgrade; recovery accepted the mark
+    assert run(_recovered(pg_dsn, pg_schema)) == 0  # every input ran before the upgrade; recovery accepted the mark
     rt = canonical_runtime_id("old")
     with open_store(pg_dsn, pg_schema) as store:
         mark = store.load_high_water(rt)
         assert mark is not None and mark.inputs == len(store.load_input_states(rt)) == 3
+
+
+def test_a_version_2_schema_gains_the_finished_input_columns_and_recovery_fills_them(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    run(_accept(pg_dsn, pg_schema, 3))
+    _back_to_version_2(pg_dsn, pg_schema)
+    assert _version(pg_dsn, pg_schema) == 2
+    rt = canonical_runtime_id("old")
+    with open_store(pg_dsn, pg_schema) as store:
+        assert store.settings()["schema_version"] == SCHEMA_VERSION
+        assert store.load_finished_inputs(rt) == [] and len(store.load_active_input_states(rt)) == 3
+    assert run(_recovered(pg_dsn, pg_schema)) == 0  # the finished rows are written back with their columns
+    with open_store(pg_dsn, pg_schema) as store:
+        listed = store.load_finished_inputs(rt)
+        assert sorted(f.idempotency_key or "" for f in listed) == ["k0", "k1", "k2"]
+        assert store.load_active_input_states(rt) == []
+        before = store.load_high_water(rt)
+        assert before is not None and before.inputs == 3
+
+    async def compacted() -> None:  # registration compacts beyond the horizon (fenced)
+        machine = MeerkatMachine.persistent(open_store(pg_dsn, pg_schema), retention=RetentionPolicy(keep_finished=1))
+        await machine.register_session("old")
+        await machine.close()
+
+    run(compacted())
+    with open_store(pg_dsn, pg_schema) as store:
+        after = store.load_high_water(rt)
+        assert after is not None and after.inputs == 1 == len(store.load_input_states(rt))
+        assert after.writes > before.writes
+    assert run(_recovered(pg_dsn, pg_schema)) == 0  # the mark agrees with the compacted rows
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(pg_dsn: str, pg_schema: str) -> None:

@@ -147,7 +147,9 @@ def test_recovery_write_back_failure_leaves_no_entry() -> None:
     run(body())
 
 
-@pytest.mark.parametrize("method", ["load_machine_lifecycle", "load_input_states", "load_ops_lifecycle"])
+@pytest.mark.parametrize(
+    "method", ["load_machine_lifecycle", "load_active_input_states", "load_finished_inputs", "load_ops_lifecycle"]
+)
 def test_load_failure_fails_registration_and_leaves_no_entry(method: str) -> None:
     async def body() -> None:
         m, store = _faulty()

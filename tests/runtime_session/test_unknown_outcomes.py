@@ -80,7 +80,7 @@ def test_accept_whose_outcome_cannot_be_read_back_reconciles_before_the_next_acc
         await m.register_session("s")
         first = make_prompt("first", idempotency_key="k")
         store.fail_next("persist_input_state", after_write=True)
-        store.fail_next("load_input_states")  # the read-back fails too
+        store.fail_next("load_input_state")  # the read-back fails too
         with pytest.raises(DurableWriteFailed) as err:
             await m.accept_input("s", first)
         assert err.value.outcome_unknown and "may or may not" in str(err.value)
@@ -106,7 +106,7 @@ def test_an_in_doubt_session_refuses_every_step_until_the_store_can_be_read(disk
         m, store = disk.machine()
         await m.register_session("s")
         store.fail_next("persist_input_state", after_write=True)
-        unreadable = store.fail_always("load_input_states")
+        unreadable = [store.fail_always("load_input_state"), store.fail_always("load_active_input_states")]
         with pytest.raises(DurableWriteFailed):
             await m.accept_input("s", make_prompt("first"))
         for step in (m.accept_input("s", make_prompt("second")), m.retire_runtime("s"), m.stop_runtime("s")):
@@ -115,7 +115,8 @@ def test_an_in_doubt_session_refuses_every_step_until_the_store_can_be_read(disk
             assert err.value.outcome_unknown and "cannot read the store back" in str(err.value)
         assert await m.runtime_state("s") is RuntimeState.IDLE  # observation still works
         writes = store.calls("persist_input_state") + store.calls("commit_machine_lifecycle")
-        store.remove(unreadable)
+        for rule in unreadable:
+            store.remove(rule)
         await m.accept_input("s", make_prompt("third"))
         assert len(await m.list_active_inputs("s")) == 2  # the first (it landed) and the third
         assert store.calls("persist_input_state") + store.calls("commit_machine_lifecycle") == writes + 1
@@ -212,7 +213,7 @@ def test_stop_or_destroy_whose_outcome_cannot_be_read_back_takes_effect_at_the_n
         _, waiting = await m.accept_input_with_completion("s", make_prompt("waiting"))
         await ex.wait_parked()
         store.fail_next("commit_machine_lifecycle", after_write=True)
-        store.fail_next("load_input_states")
+        store.fail_next("load_input_state")
         with pytest.raises(DurableWriteFailed) as err:
             await (m.stop_runtime("s") if op == "stop" else m.destroy_runtime("s"))
         assert err.value.outcome_unknown
@@ -279,7 +280,7 @@ def test_boundary_commit_whose_outcome_cannot_be_read_back_is_not_run_again(disk
         ex = ScriptedExecutor(default=Succeed(RunResult("answer")))
         await m.register_session_with_executor("s", ex)
         store.fail_next("atomic_apply", after_write=True)
-        store.fail_next("load_input_states")
+        store.fail_next("load_input_state")
         item = make_prompt("q")
         _, handle = await m.accept_input_with_completion("s", item)
         await m.settle("s")
@@ -345,7 +346,7 @@ def test_reconciliation_after_a_lost_read_back_matches_the_store_exactly(disk: D
         for i in range(3):
             await m.accept_input("s", make_prompt(f"p{i}", idempotency_key=f"k{i}"))
         store.fail_next("commit_machine_lifecycle", after_write=True)
-        store.fail_next("load_input_states")
+        store.fail_next("load_input_state")
         with pytest.raises(DurableWriteFailed):
             await m.reset_runtime("s")
         await m.accept_input("s", make_prompt("after"))

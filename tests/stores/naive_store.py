@@ -14,7 +14,14 @@ from meerkat_conformance.stores.failure import NotApplicable
 from meerkat_runtime.store.high_water import HighWater, MarkStep, advance
 from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import Corrupt, LeaseHeld, OwnershipLost, ReadFailed, WriteFailed, WriteRefused
 
@@ -49,6 +56,9 @@ BUGS = frozenset(
         "quarantine_drops_bytes",
         "scan_raises_on_damage",
         "listing_misses_leases",
+        "active_lists_finished",
+        "compaction_skips_mark",
+        "compacts_active_rows",
     }
 )
 
@@ -65,6 +75,7 @@ class NaiveData:
         self.leases: dict[str, Lease] = {}
         self.marks: dict[str, HighWater] = {}
         self.quarantine: dict[str, list[QuarantinedRow]] = {}
+        self.index: dict[tuple[str, str], tuple[float | None, str | None, int | None]] = {}
 
 
 class NaiveStore:
@@ -139,6 +150,7 @@ class NaiveStore:
             if not isinstance(r, InputRow) or not r.input_id:
                 raise WriteFailed(rt, "bad row")
             self._put("input", rt, r.input_id, r.payload)
+            self.data.index[(rt, r.input_id)] = (r.finished_at, r.idempotency_key, r.admission_seq)
 
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
@@ -161,7 +173,52 @@ class NaiveStore:
             ]
             if "insertion_order" not in self.bugs:
                 keys.sort()
-            return [InputRow(k[2], self._get(*k) or b"") for k in keys]
+            return [InputRow(k[2], self._get(*k) or b"", *self._index(rt, k[2])) for k in keys]
+
+    def _index(self, rt: str, input_id: str) -> tuple[float | None, str | None, int | None]:
+        return self.data.index.get((rt, input_id), (None, None, None))
+
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        rows = self.load_input_states(runtime_id)
+        if "active_lists_finished" in self.bugs:
+            return rows
+        return [r for r in rows if r.finished_at is None]
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        rt = self._ok(runtime_id, ReadFailed)
+        with self.data.lock:
+            found = [
+                FinishedInput(k[2], at, key, seq)
+                for k in self.data.cells
+                if k[0] == "input" and k[1] == rt
+                for at, key, seq in [self._index(rt, k[2])]
+                if at is not None
+            ]
+        return sorted(found, key=lambda f: (f.finished_at, f.input_id))
+
+    def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
+        rt = self._ok(runtime_id, ReadFailed)
+        with self.data.lock:
+            payload = self._get("input", rt, input_id)
+            return None if payload is None else InputRow(input_id, payload, *self._index(rt, input_id))
+
+    def compact_inputs(self, runtime_id: str, input_ids: Sequence[str], *, fence: Fence | None = None) -> int:
+        rt = self._ok(runtime_id, WriteFailed)
+        removed: list[int] = []
+
+        def write() -> None:
+            present = [i for i in dict.fromkeys(input_ids) if ("input", rt, i) in self.data.cells]
+            if "compacts_active_rows" not in self.bugs and any(self._index(rt, i)[0] is None for i in present):
+                raise WriteRefused(rt, "an active row was named")
+            for i in present:
+                del self.data.cells[("input", rt, i)]
+                self.data.index.pop((rt, i), None)
+            if "compaction_skips_mark" not in self.bugs:
+                self._mark(rt, MarkStep(inputs_removed=len(present)))
+            removed.append(len(present))
+
+        self._guarded(rt, fence, "compact_inputs", write)
+        return removed[0]
 
     def atomic_apply(
         self,

@@ -156,7 +156,7 @@ def test_bad_configuration_is_refused() -> None:
         store.fail_next("atomic_apply", count=0)
     with pytest.raises(ValueError, match="nth"):
         store.fail_call("atomic_apply", 0)
-    assert len(ALL_METHODS) == 20  # 6 data writes, 9 reads, 1 repair write, 4 ownership calls
+    assert len(ALL_METHODS) == 24  # 6 data writes, 12 reads, 2 repair and compaction writes, 4 ownership calls
 
 
 def test_a_count_rule_fires_exactly_count_times_across_threads() -> None:

@@ -248,6 +248,10 @@ def test_a_version_3_file_gets_marks_computed_from_its_rows(tmp_path: Path) -> N
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute("DROP TABLE runtime_high_water")
     raw.execute("DROP TABLE runtime_quarantine")
+    for index in ("runtime_inputs_active", "runtime_inputs_finished"):  # the version-5 additions
+        raw.execute(f"DROP INDEX {index}")
+    for column in ("finished_at", "idempotency_key", "admission_seq"):
+        raw.execute(f"ALTER TABLE {INPUTS} DROP COLUMN {column}")
     raw.execute("UPDATE meerkat_schema_version SET version = 3")
     raw.close()
     with SqliteRuntimeStore(path) as store:

@@ -35,7 +35,7 @@ def test_file_store_uses_wal_and_the_chosen_synchronous_level(tmp_path: Path, sy
         "journal_mode": "wal",
         "synchronous": level,
         "busy_timeout": 1234,
-        "schema_version": 4,
+        "schema_version": 5,
         "integrity_check": "quick",
         "wal_check": True,
     }
@@ -145,7 +145,10 @@ def test_damaged_checksum_column_fails_closed(tmp_path: Path) -> None:
 
 def test_a_row_copied_under_another_key_fails_closed(tmp_path: Path) -> None:
     raw = _stored(tmp_path / "s.db")
-    raw.execute(f"INSERT INTO {INPUTS} SELECT runtime_id, 'forged', payload, checksum FROM {INPUTS}")
+    raw.execute(
+        f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) "
+        f"SELECT runtime_id, 'forged', payload, checksum FROM {INPUTS}"
+    )
     raw.close()
     with SqliteRuntimeStore(tmp_path / "s.db") as store, pytest.raises(Corrupt, match="forged"):
         store.load_input_states(RT)
@@ -154,8 +157,11 @@ def test_a_row_copied_under_another_key_fails_closed(tmp_path: Path) -> None:
 def test_a_null_payload_fails_closed(tmp_path: Path) -> None:
     raw = _stored(tmp_path / "s.db")
     raw.execute(f"DROP TABLE {INPUTS}")
-    raw.execute(f"CREATE TABLE {INPUTS} (runtime_id TEXT, input_id TEXT, payload BLOB, checksum TEXT)")
-    raw.execute(f"INSERT INTO {INPUTS} VALUES (?, 'nul', NULL, 'x')", (RT,))
+    raw.execute(
+        f"CREATE TABLE {INPUTS} (runtime_id TEXT, input_id TEXT, payload BLOB, checksum TEXT, "
+        "finished_at REAL, idempotency_key TEXT, admission_seq INTEGER)"
+    )
+    raw.execute(f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) VALUES (?, 'nul', NULL, 'x')", (RT,))
     raw.close()
     with SqliteRuntimeStore(tmp_path / "s.db") as store, pytest.raises(Corrupt, match="not bytes"):
         store.load_input_states(RT)

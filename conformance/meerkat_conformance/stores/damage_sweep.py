@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.store.high_water import HighWater
+from meerkat_runtime.store.records import FinishedInput, InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_wal import FRAME_HEADER_BYTES, WAL_HEADER_BYTES
 from meerkat_runtime.vocab.errors import Corrupt, VersionMismatch
@@ -152,7 +153,19 @@ def damage(db: Path, case: Case) -> None:
 
 
 class MarkBlindStore(SqliteRuntimeStore):
-    """The protections off: a high-water mark that always agrees with what recovery loads."""
+    """The protections off: a high-water mark that always agrees with what recovery loads, and
+    rows read through the key index without counting it against the mark."""
+
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        return [row for row in self.load_input_states(runtime_id) if row.finished_at is None]
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        listed = [
+            FinishedInput(r.input_id, r.finished_at, r.idempotency_key, r.admission_seq)
+            for r in self.load_input_states(runtime_id)
+            if r.finished_at is not None
+        ]
+        return sorted(listed, key=lambda f: (f.finished_at, f.input_id))
 
     def load_high_water(self, runtime_id: str) -> HighWater | None:
         rows = self.load_input_states(runtime_id)

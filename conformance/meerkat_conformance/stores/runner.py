@@ -12,6 +12,7 @@ from meerkat_conformance.stores import (
     checks_atomicity,
     checks_concurrency,
     checks_damage,
+    checks_finished,
     checks_handles,
     checks_integrity,
     checks_keys,
@@ -72,6 +73,7 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("high_water_mark", checks_damage.check_high_water_mark),
     _check("high_water_mark_concurrent", checks_damage.check_high_water_mark_concurrent),
     _check("quarantine", checks_damage.check_quarantine),
+    _check("finished_inputs_and_compaction", checks_finished.check_finished_inputs_and_compaction),
 )
 """Every check, in the order the runner runs them. Names are stable."""
 

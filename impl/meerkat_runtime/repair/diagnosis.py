@@ -79,7 +79,9 @@ def _refused_rows(
     while True:
         agreeing = HighWater(runtime_id, inputs=len(remaining), lifecycles=int(lifecycle is not None))
         try:
-            recover_session(runtime_id, lifecycle, remaining, receipt_exists, time.time(), high_water=agreeing)
+            recover_session(
+                runtime_id, lifecycle, remaining, receipt_exists, time.time(), high_water=agreeing, lazy=False
+            )
         except RuntimeDestroyed:
             return refused, True
         except RecoveryCorruption as exc:

@@ -53,6 +53,11 @@ and step 4 for the transitions it routes: with its ``restore`` policy a refused 
 the plan in memory (a checkpoint taken before step 3) and on disk (one compensating lifecycle
 commit), and nothing is published.
 
+Retention (:mod:`meerkat_runtime.session.retention`): right after step 3 a persistent session
+drops the decoded records of its oldest finished inputs (they stay listed and are read from the
+store on demand) and an ephemeral one compacts in memory; after a durable plan that finished
+inputs, the finished inputs beyond the horizon are compacted (one fenced store call, then memory).
+
 Group commit: with a store that batches writes (the SQLite store by default) step 2 hands the
 write to the store's writer and awaits the shared transaction; a failure of the batch reaches
 each plan of it through this same ``except`` (``WriteOutcomeUnknown`` when the batch's commit
@@ -61,7 +66,7 @@ may have landed), so the rules above hold per plan unchanged.
 
 from __future__ import annotations
 
-from meerkat_runtime.session import events
+from meerkat_runtime.session import events, retention
 from meerkat_runtime.session.core.checkpoint import CoreCheckpoint
 from meerkat_runtime.session.core.plan import LifecycleWrite, Plan
 from meerkat_runtime.session.dispatch import (
@@ -127,6 +132,8 @@ async def commit(
         install(session, plan, written)
     else:
         await _install_dispatching(session, plan, written, what)
+    if retention.finishes_inputs(plan):
+        await retention.compact(session, session.retention)
 
 
 def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRITTEN) -> None:
@@ -138,6 +145,7 @@ def install(session: RuntimeSession, plan: Plan, written: Written = NOTHING_WRIT
     prior = events.before(session, plan)
     core.apply(plan)
     session.persistence.settle(written, core.ledger)
+    retention.after_install(session, plan)
     session.publish(plan)
     if prior is not None and not plan.folded:
         events.emit_plan(session, plan, prior)
@@ -156,6 +164,7 @@ async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Wri
     checkpoint = CoreCheckpoint.take(core, plan) if policy is DispatchFailurePolicy.RESTORE else None
     core.apply(plan)
     session.persistence.settle(written, core.ledger)
+    retention.after_install(session, plan)
     view = events.describe(session, plan, prior)
     signal = CompositionSignal(
         view.rule,

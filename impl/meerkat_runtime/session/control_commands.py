@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from meerkat_runtime.session import retention
 from meerkat_runtime.session.commit import commit
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import RecoveryResult
@@ -41,7 +42,7 @@ from meerkat_runtime.session.reports import (
     StopReport,
 )
 from meerkat_runtime.session.runtime_session import RuntimeSession, stop_detached
-from meerkat_runtime.vocab.errors import DurableWriteFailed
+from meerkat_runtime.vocab.errors import DurableWriteFailed, RecoveryCorruption
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
 R = TypeVar("R")
@@ -117,6 +118,7 @@ async def recover_session(session: RuntimeSession) -> RecoveryReport:
                 high_water = await persistence.read(persistence.load_high_water)
                 lifecycle = await persistence.read(persistence.load_lifecycle)
                 rows = await persistence.read(persistence.load_rows)
+                finished = await persistence.read(persistence.load_finished)
             except Exception as exc:
                 raise DurableWriteFailed(what, exc) from exc
             runtime_id, max_attempts = session.runtime_id, core.max_attempts
@@ -130,7 +132,18 @@ async def recover_session(session: RuntimeSession) -> RecoveryReport:
                 high_water=high_water,
                 max_attempts=max_attempts,
                 live=core.ledger.records.keys(),
+                finished=finished,
             )
+            recovered = stored.core.ledger
+            retention.keep_known_finished(core.ledger, recovered)
+            ended = [i for i in core.ledger.active_ids() if i not in recovered.records and i in recovered.finished]
+            try:
+                await retention.read_back(session, recovered, ended)
+                await retention.read_recent(session, recovered)
+            except RecoveryCorruption:
+                raise
+            except Exception as exc:
+                raise DurableWriteFailed(what, exc) from exc
             persistence.loaded(stored.stored, lifecycle)
             record_current = persistence.lifecycle_holds(core.phase, core.pre_run_phase)
         report, plan = core.recover(stored, record_current, time.time())

@@ -12,6 +12,12 @@ a failed boundary commit (the loop detaches and the executor is told to stop), a
 terminal snapshot (the session is unregistered through ``on_fatal``) or a commit refused for
 ownership (the loop stops).
 
+A Queued input recovered without decoding its row
+(:mod:`~meerkat_runtime.session.packed_record`) is decoded when the loop takes it; a row that
+does not decode stops the loop before anything is staged, with ``last_error`` the
+``RecoveryCorruption`` naming the input (as a registration would have refused it): the row is
+then quarantined with the repair tooling and the session registered again.
+
 An in-doubt session (a write's outcome unknown) reconciles with the store before the loop stages
 anything; while the store cannot be read the loop waits for the next wake.
 
@@ -29,10 +35,11 @@ from typing import Any
 from meerkat_runtime.session.commit import install
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorCancelled, RunPrimitive
+from meerkat_runtime.session.packed_record import unpack
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.run_end import FatalHandler, RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession
-from meerkat_runtime.vocab.errors import DurableWriteFailed
+from meerkat_runtime.vocab.errors import DurableWriteFailed, RecoveryCorruption
 from meerkat_runtime.vocab.ids import new_run_id
 
 
@@ -110,6 +117,11 @@ async def _drain(
             candidate = core.next_candidate() if core.can_start_run() else None
             if candidate is None:
                 return True
+            try:
+                unpack(core.ledger.records[candidate])
+            except RecoveryCorruption as exc:  # a row read lazily does not decode: stop, naming it
+                session.last_error = exc
+                return False
             plan = core.start_run(new_run_id(), candidate, time.time())
             install(session, plan)
             run = plan.current_run

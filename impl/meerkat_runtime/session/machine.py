@@ -39,7 +39,7 @@ from meerkat_runtime.events.event import UNREGISTERED, Change, spell
 from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.session import control_commands, events, reports
+from meerkat_runtime.session import control_commands, events, reports, retention
 from meerkat_runtime.session.auth import (
     AuthLeaseHandle,
     OAuthFlowAuthority,
@@ -58,6 +58,7 @@ from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
+from meerkat_runtime.session.core.terminal import completion_of
 from meerkat_runtime.session.dispatch import (
     FORCED_POLICY,
     CompositionDispatch,
@@ -80,6 +81,7 @@ from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicat
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.reconcile import reconcile
+from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
@@ -179,11 +181,15 @@ class MeerkatMachine:
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         retry: RetryPolicy | None = None,
         close_store: bool = False,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self._limits = InputLimits(max_input_bytes)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self._retry = retry or DEFAULT_RETRY
+        if retention is not None and not isinstance(retention, RetentionPolicy):
+            raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
+        self._retention = retention or DEFAULT_RETENTION
         self._dispatch: CompositionDispatch | None = None
         authorities = (
             runtime_authorities()
@@ -211,10 +217,14 @@ class MeerkatMachine:
 
     @classmethod
     def ephemeral(
-        cls, *, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES, retry: RetryPolicy | None = None
+        cls,
+        *,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        retry: RetryPolicy | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> MeerkatMachine:
         """Sessions live in memory only."""
-        return cls(None, max_input_bytes=max_input_bytes, retry=retry)
+        return cls(None, max_input_bytes=max_input_bytes, retry=retry, retention=retention)
 
     @classmethod
     def persistent(
@@ -227,6 +237,7 @@ class MeerkatMachine:
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         retry: RetryPolicy | None = None,
         close_store: bool | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
@@ -244,6 +255,9 @@ class MeerkatMachine:
         at most 1 GiB) limits the text an input's row stores (``InvalidField`` beyond it).
         ``retry`` sets attempts, backoff and which executor errors are retried
         (:class:`~meerkat_runtime.session.retry.RetryPolicy`; default: 3 attempts, no wait).
+        ``retention`` says how many finished inputs each session keeps and for how long — its
+        idempotency window (:class:`~meerkat_runtime.session.retention_policy.RetentionPolicy`;
+        default: the most recent 10,000).
         """
         if isinstance(store, str | os.PathLike):
             opened: RuntimeStore = SqliteRuntimeStore(store)
@@ -259,6 +273,7 @@ class MeerkatMachine:
                 max_input_bytes=max_input_bytes,
                 retry=retry,
                 close_store=owned,
+                retention=retention,
             )
         except BaseException:
             if opened is not store:
@@ -507,6 +522,7 @@ class MeerkatMachine:
             mark = await persistence.read(persistence.load_high_water)  # before the rows it vouches for
             lifecycle = await persistence.read(persistence.load_lifecycle)
             rows = await persistence.read(persistence.load_rows)
+            finished = await persistence.read(persistence.load_finished)
             max_attempts = self._retry.max_attempts
             result = await persistence.read(
                 lambda: recover_session(
@@ -517,6 +533,7 @@ class MeerkatMachine:
                     now,
                     high_water=mark,
                     max_attempts=max_attempts,
+                    finished=finished,
                 )
             )
             stored_ops = await persistence.read(persistence.load_ops)
@@ -528,6 +545,8 @@ class MeerkatMachine:
             persistence.loaded(result.stored, lifecycle)
             session = self._new_session(key, core, persistence, binding)
             await commit(session, core.register(), "recovery write-back")  # not visible to anyone yet
+            await retention.compact(session, self._retention, slack=False)
+            await retention.read_recent(session, core.ledger)
             session.ops_sink = attach_store(binding, store, runtime_id, claim)
             self._attach_ops_events(session, recovered=stored_ops is not None)
             return session
@@ -545,6 +564,7 @@ class MeerkatMachine:
         )
         session.events = self.events
         session.retry = self._retry
+        session.retention = self._retention
         session.dispatch = self._dispatch
         return session
 
@@ -802,6 +822,10 @@ class MeerkatMachine:
             events.emit_step(session, "reject_invalid", details={"input": item.header.id, "reason": decided.reason})
             return decided, None
         if isinstance(decided, Deduplicated):
+            if decided.outcome is None and decided.existing_id not in core.ledger.records:
+                finished = await retention.finished_record(session, decided.existing_id)
+                if finished is not None:
+                    decided = Deduplicated(decided.input_id, decided.existing_id, completion_of(finished))
             if session.events is not None and session.events.active:
                 details = events.accept_details(item)
                 details["existing"] = decided.existing_id
@@ -1026,15 +1050,17 @@ class MeerkatMachine:
     async def input_state(self, session_id: SessionId | str, input_id: InputId | str) -> InputStateView | None:
         session = self._get(session_id)
         async with session.gate:
-            record = session.core.ledger.records.get(InputId(str(input_id)))
-            return input_view(record) if record is not None else None
+            record = await retention.finished_record(session, InputId(str(input_id)))
+            if record is None or not retention.visible(session.core.ledger, record):
+                return None
+            return input_view(record)
 
     async def input_states(self, session_id: SessionId | str) -> list[InputStateView]:
-        """Every input the session knows, in admission order."""
+        """Every input the session keeps (finished ones within the retention horizon, read from
+        the store when not resident), in admission order."""
         session = self._get(session_id)
         async with session.gate:
-            records = sorted(session.core.ledger.records.values(), key=lambda r: r.admission_seq)
-            return [input_view(r) for r in records]
+            return [input_view(r) for r in await retention.all_records(session)]
 
     async def list_active_inputs(self, session_id: SessionId | str) -> list[InputId]:
         """Ids of non-terminal inputs, in admission order."""
@@ -1043,10 +1069,11 @@ class MeerkatMachine:
             return session.core.ledger.active_ids()
 
     async def session_view(self, session_id: SessionId | str) -> SessionView:
-        """Phase, registration, current run, lanes and every input, as plain data."""
+        """Phase, registration, current run, lanes and every input the session keeps, as plain
+        data."""
         session = self._get(session_id)
         async with session.gate:
-            return session_view(session)
+            return session_view(session, await retention.all_records(session))
 
     async def load_boundary_receipt(
         self, session_id: SessionId | str, run_id: RunId | str, sequence: int

@@ -51,22 +51,33 @@ from meerkat_runtime.session.row_codec import (
 )
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.protocol import RuntimeStore, SubmitsWrites
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords
+from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import InvalidField
 from meerkat_runtime.vocab.ids import InputId
+from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 T = TypeVar("T")
 
 
+def row_of(record: InputRecord, payload: bytes) -> InputRow:
+    """The stored row of ``record``: its payload and what the store keeps beside it (when it
+    finished, its idempotency key — not for an ephemeral input, whose key does not outlive a
+    restart — and its admission position)."""
+    header = record.input.header
+    finished_at = record.updated_at if record.phase.is_terminal else None
+    key = None if header.durability is Durability.EPHEMERAL else header.idempotency_key
+    return InputRow(record.input_id, payload, finished_at, key, record.admission_seq)
+
+
 def encode_row(record: InputRecord) -> InputRow:
-    return InputRow(record.input_id, encode_record(record))
+    return row_of(record, encode_record(record))
 
 
 def encode_new_row(record: InputRecord) -> InputRow:
     """Encode a row about to be admitted, checking it reads back (``InvalidField`` if not)."""
     try:
-        return InputRow(record.input_id, encode_record_checked(record))
+        return row_of(record, encode_record_checked(record))
     except RowFormatError as exc:
         raise InvalidField("input", "input", f"cannot be stored and read back: {exc}") from None
 
@@ -243,7 +254,10 @@ class SessionPersistence:
         store, rt = self.store, self.runtime_id
         if store is None:
             return None
-        stored = {row.input_id: row.payload for row in store.load_input_states(rt)}
+        stored: dict[str, bytes | None] = {}
+        for row in written.rows:
+            found = store.load_input_state(rt, row.input_id)
+            stored[row.input_id] = None if found is None else found.payload
         after = all(stored.get(row.input_id) == row.payload for row in written.rows)
         before = all(stored.get(row.input_id) == self.written.get(InputId(row.input_id)) for row in written.rows)
         if written.lifecycle is not None:
@@ -301,6 +315,16 @@ class SessionPersistence:
         return self.store.load_machine_lifecycle(self.runtime_id) if self.store is not None else None
 
     def load_rows(self) -> list[InputRow]:
+        """The rows recovery decodes: the active ones (finished ones are only listed)."""
+        return self.store.load_active_input_states(self.runtime_id) if self.store is not None else []
+
+    def load_finished(self) -> list[FinishedInput]:
+        return self.store.load_finished_inputs(self.runtime_id) if self.store is not None else []
+
+    def load_row(self, input_id: InputId) -> InputRow | None:
+        return self.store.load_input_state(self.runtime_id, input_id) if self.store is not None else None
+
+    def load_all_rows(self) -> list[InputRow]:
         return self.store.load_input_states(self.runtime_id) if self.store is not None else []
 
     def receipt_exists(self, run_id: str, sequence: int) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 
 from meerkat_runtime.events.event import Change, spell
-from meerkat_runtime.session import events
+from meerkat_runtime.session import events, retention
 from meerkat_runtime.session.completion import CompletedWithoutResult, RuntimeTerminated
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.terminal import completion_of
@@ -59,6 +59,7 @@ async def reconcile(
         high_water = await persistence.read(persistence.load_high_water)
         lifecycle = await persistence.read(persistence.load_lifecycle)
         rows = await persistence.read(persistence.load_rows)
+        finished = await persistence.read(persistence.load_finished)
         result = await persistence.read(
             lambda: recover_session(
                 runtime_id,
@@ -69,8 +70,11 @@ async def reconcile(
                 in_place=True,
                 high_water=high_water,
                 max_attempts=max_attempts,
+                finished=finished,
             )
         )
+        retention.keep_known_finished(session.core.ledger, result.core.ledger)
+        await retention.read_recent(session, result.core.ledger)
     except Exception as exc:
         cause = ReconciliationFailed(f"cannot read the store back ({exc}) after: {doubt}")
         raise error(what, cause, outcome_unknown=True) from exc
@@ -87,6 +91,11 @@ async def reconcile(
     ledger = core.ledger
     for input_id in session.completions.pending_ids():
         record = ledger.records.get(input_id)
+        if record is None and input_id in ledger.finished:
+            try:
+                record = await retention.finished_record(session, input_id)
+            except Exception:
+                record = None
         if record is None:
             session.completions.resolve(input_id, RuntimeTerminated(NOT_STORED))
         elif record.phase.is_terminal:

@@ -27,6 +27,7 @@ from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.dispatch import CompositionDispatch
 from meerkat_runtime.session.executor import CoreExecutor, StopRuntimeExecutor
 from meerkat_runtime.session.persistence import SessionPersistence, Written
+from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.vocab.errors import OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import LogicalRuntimeId, RunId, SessionId
@@ -113,6 +114,7 @@ class RuntimeSession:
         self.dispatch: CompositionDispatch | None = None
         """The machine's composition dispatcher, if one is installed."""
         self.retry: RetryPolicy = DEFAULT_RETRY
+        self.retention: RetentionPolicy = DEFAULT_RETENTION
         self.background: set[asyncio.Task[Any]] = set()
         """Work the session started to finish on its own (stopping an executor after a
         reconciliation); unregistering waits for it, a halt cancels it."""

@@ -71,10 +71,12 @@ def input_view(record: InputRecord) -> InputStateView:
     )
 
 
-def session_view(session: RuntimeSession) -> SessionView:
+def session_view(session: RuntimeSession, records: list[InputRecord] | None = None) -> SessionView:
+    """The session as plain data; ``records`` are the inputs to show (default: those in memory)."""
     core = session.core
     run = core.current_run
-    records = sorted(core.ledger.records.values(), key=lambda r: r.admission_seq)
+    if records is None:
+        records = sorted(core.ledger.records.values(), key=lambda r: r.admission_seq)
     return SessionView(
         runtime_state=core.phase,
         registration_phase=session.registration,

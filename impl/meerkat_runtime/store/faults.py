@@ -9,8 +9,8 @@ commit: durable, but the caller saw ``WriteOutcomeUnknown``). ``closed_mode`` ma
 fail as if the store were closed. The ownership calls (``LEASE_METHODS``) are faulted like any
 other: ``claim_lease``, ``renew_lease`` and ``release_lease`` fail as writes, ``load_lease`` as a
 read; ``"*"`` covers them, ``WRITE_METHODS`` (the data writes) does not. So are the damage
-and quarantine calls: ``quarantine_row`` fails as a write (``REPAIR_METHODS``), the mark and scan
-reads as reads. Rules can be added,
+and quarantine calls: ``quarantine_row`` and ``compact_inputs`` fail as writes
+(``REPAIR_METHODS``), the mark, scan and finished-input reads as reads. Rules can be added,
 removed and toggled while the store is in use; every call is counted per method, failed or not.
 Thread-safe.
 """
@@ -26,7 +26,14 @@ from typing import TypeVar
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
 from meerkat_runtime.store.validation import runtime_label
 from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
 
@@ -45,6 +52,9 @@ WRITE_METHODS = frozenset(
 READ_METHODS = frozenset(
     {
         "load_input_states",
+        "load_active_input_states",
+        "load_finished_inputs",
+        "load_input_state",
         "load_boundary_receipt",
         "load_session_snapshot",
         "load_machine_lifecycle",
@@ -55,8 +65,9 @@ READ_METHODS = frozenset(
         "list_runtimes",
     }
 )
-REPAIR_METHODS = frozenset({"quarantine_row"})
-"""Writes that repair stored data; faulted as writes, not armed by the harness's "next write fails"."""
+REPAIR_METHODS = frozenset({"quarantine_row", "compact_inputs"})
+"""Writes that repair or compact stored data; faulted as writes, not armed by the harness's
+"next write fails"."""
 LEASE_WRITE_METHODS = frozenset({"claim_lease", "renew_lease", "release_lease"})
 LEASE_METHODS = LEASE_WRITE_METHODS | {"load_lease"}
 ALL_METHODS = WRITE_METHODS | READ_METHODS | REPAIR_METHODS | LEASE_METHODS
@@ -154,6 +165,22 @@ class FaultInjectingStore:
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         return self._call("load_input_states", runtime_id, lambda: self.inner.load_input_states(runtime_id))
+
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        return self._call(
+            "load_active_input_states", runtime_id, lambda: self.inner.load_active_input_states(runtime_id)
+        )
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        return self._call("load_finished_inputs", runtime_id, lambda: self.inner.load_finished_inputs(runtime_id))
+
+    def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
+        return self._call("load_input_state", runtime_id, lambda: self.inner.load_input_state(runtime_id, input_id))
+
+    def compact_inputs(self, runtime_id: str, input_ids: Sequence[str], *, fence: Fence | None = None) -> int:
+        return self._call(
+            "compact_inputs", runtime_id, lambda: self.inner.compact_inputs(runtime_id, input_ids, fence=fence)
+        )
 
     def atomic_apply(
         self,

@@ -44,6 +44,17 @@ def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
     return h.hexdigest()
 
 
+def checksum_prefix(table: str, runtime_id: str) -> hashlib.blake2b:
+    """The digest state of :func:`row_checksum` after the table name and runtime id: a read of
+    many rows of one runtime continues a copy of it with each row's key and payload."""
+    h = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
+    for part in (table, runtime_id):
+        encoded = part.encode("utf-8", "surrogatepass")
+        h.update(len(encoded).to_bytes(8, "big"))
+        h.update(encoded)
+    return h
+
+
 def row_label(table: str, key: str) -> str:
     """How errors name a row: ``table[key]``."""
     return f"{table}[{key}]"

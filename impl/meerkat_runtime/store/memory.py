@@ -28,7 +28,14 @@ from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep, advance
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
 from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed, WriteRefused
 
@@ -37,6 +44,8 @@ STORE_SCOPE = "*"
 
 Sealed = tuple[bytes, str]
 """A stored payload and its checksum."""
+RowIndex = tuple[float | None, str | None, int | None]
+"""An input row's ``(finished_at, idempotency_key, admission_seq)``."""
 
 
 def seal(table: str, runtime_id: str, key: str, payload: bytes) -> Sealed:
@@ -72,6 +81,9 @@ class MemoryStorage:
     marks: dict[str, HighWater] = field(default_factory=dict)
     """High-water marks (plain values, like leases)."""
     quarantine: dict[str, list[QuarantinedRow]] = field(default_factory=dict)
+    input_index: dict[str, dict[str, RowIndex]] = field(default_factory=dict)
+    """What the runtime said about each input row beside its payload: ``(finished_at,
+    idempotency_key, admission_seq)``; rows without an entry are active."""
 
 
 class InMemoryRuntimeStore:
@@ -108,6 +120,16 @@ class InMemoryRuntimeStore:
         checked = v.check_rows(rt, rows, WriteFailed)
         return {row.input_id: seal(INPUTS, rt, row.input_id, row.payload) for row in checked}
 
+    def _put_rows(self, rt: str, sealed: dict[str, Sealed], rows: Sequence[InputRow]) -> None:
+        """Store checked rows and their index columns (call with the storage lock held)."""
+        self.storage.inputs.setdefault(rt, {}).update(sealed)
+        index = self.storage.input_index.setdefault(rt, {})
+        for row in rows:
+            index[row.input_id] = (row.finished_at, row.idempotency_key, row.admission_seq)
+
+    def _row(self, rt: str, input_id: str, sealed: Sealed, index: RowIndex | None) -> InputRow:
+        return InputRow(input_id, verified_payload(INPUTS, rt, input_id, *sealed), *(index or (None, None, None)))
+
     # --- inputs ---------------------------------------------------------------------------
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = self._open_for(runtime_id, WriteFailed)
@@ -116,16 +138,67 @@ class InMemoryRuntimeStore:
         with self.storage.lock:
             self._fence_ok(rt, checked, "persist_input_state")
             added = self._new_inputs(rt, list(sealed))
-            self.storage.inputs.setdefault(rt, {}).update(sealed)
+            self._put_rows(rt, sealed, [row])
             self._advance(rt, MarkStep(inputs_added=added))
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = self._open_for(runtime_id, ReadFailed)
         with self.storage.lock:
             table = dict(self.storage.inputs.get(rt, {}))
-        return [
-            InputRow(input_id, verified_payload(INPUTS, rt, input_id, *table[input_id])) for input_id in sorted(table)
-        ]
+            index = dict(self.storage.input_index.get(rt, {}))
+        return [self._row(rt, input_id, table[input_id], index.get(input_id)) for input_id in sorted(table)]
+
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            index = self.storage.input_index.get(rt, {})
+            table = {
+                i: sealed
+                for i, sealed in self.storage.inputs.get(rt, {}).items()
+                if (found := index.get(i)) is None or found[0] is None
+            }
+            found_index = {i: index.get(i) for i in table}
+        return [self._row(rt, input_id, table[input_id], found_index[input_id]) for input_id in sorted(table)]
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        rt = self._open_for(runtime_id, ReadFailed)
+        with self.storage.lock:
+            stored = self.storage.inputs.get(rt, {})
+            entries = [
+                FinishedInput(i, at, key, seq)
+                for i, (at, key, seq) in self.storage.input_index.get(rt, {}).items()
+                if at is not None and i in stored
+            ]
+        entries.sort(key=lambda e: (e.finished_at, e.input_id))
+        return entries
+
+    def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
+        rt = self._open_for(runtime_id, ReadFailed)
+        key = v.check_input_id(rt, input_id, ReadFailed)
+        with self.storage.lock:
+            sealed = self.storage.inputs.get(rt, {}).get(key)
+            index = self.storage.input_index.get(rt, {}).get(key)
+        return None if sealed is None else self._row(rt, key, sealed, index)
+
+    def compact_inputs(self, runtime_id: str, input_ids: Sequence[str], *, fence: Fence | None = None) -> int:
+        rt = self._open_for(runtime_id, WriteFailed)
+        ids = v.check_input_ids(rt, input_ids, WriteFailed)
+        checked = v.check_fence(rt, fence, WriteFailed)
+        with self.storage.lock:
+            self._fence_ok(rt, checked, "compact_inputs")
+            stored = self.storage.inputs.get(rt, {})
+            index = self.storage.input_index.get(rt, {})
+            present = [i for i in ids if i in stored]
+            for i in present:
+                if (found := index.get(i)) is None or found[0] is None:
+                    raise WriteRefused(
+                        rt, f"compact_inputs: input row {i!r} is active, not finished; nothing was deleted"
+                    )
+            for i in present:
+                del stored[i]
+                index.pop(i, None)
+            self._advance(rt, MarkStep(inputs_removed=len(present)))
+        return len(present)
 
     # --- run boundaries -------------------------------------------------------------------
     def atomic_apply(
@@ -158,7 +231,7 @@ class InMemoryRuntimeStore:
             if snapshot is not None:
                 self.storage.snapshots[rt] = snapshot
             added = self._new_inputs(rt, list(sealed_rows))
-            self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
+            self._put_rows(rt, sealed_rows, rows)
             self._advance(
                 rt, MarkStep(inputs_added=added, receipts_added=1, session_snapshot=True if snapshot else None)
             )
@@ -195,7 +268,7 @@ class InMemoryRuntimeStore:
             self._fence_ok(rt, checked, "commit_machine_lifecycle")
             self.storage.lifecycles[rt] = sealed
             added = self._new_inputs(rt, list(sealed_rows))
-            self.storage.inputs.setdefault(rt, {}).update(sealed_rows)
+            self._put_rows(rt, sealed_rows, rows)
             self._advance(rt, MarkStep(inputs_added=added, lifecycle=True))
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
@@ -269,6 +342,7 @@ class InMemoryRuntimeStore:
                 raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
             moved = QuarantinedRow(key, stored[0], intact(INPUTS, rt, key, *stored), why, self.clock())
             del self.storage.inputs[rt][key]
+            self.storage.input_index.get(rt, {}).pop(key, None)
             self.storage.quarantine.setdefault(rt, []).append(moved)
             self._advance(rt, MarkStep(inputs_removed=1, quarantined_added=1))
         return moved

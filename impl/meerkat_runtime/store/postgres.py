@@ -69,8 +69,24 @@ from meerkat_runtime.store.postgres_schema import (
 )
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
 from meerkat_runtime.store.postgres_transactions import Connection, Transactions
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
-from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
+from meerkat_runtime.store.sql_rows import (
+    duplicate_receipt,
+    finished_inputs,
+    lease_params,
+    receipt_row,
+    stored_lease,
+    stored_receipt,
+    stored_row,
+    stored_rows,
+)
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
     INPUTS,
@@ -235,11 +251,14 @@ class PostgresRuntimeStore:
         (concurrent writers lock rows in the same order). Returns how many ids had no row."""
         if not rows:
             return 0
-        last = {row.input_id: row.payload for row in rows}
+        last = {row.input_id: row for row in rows}
         ids = sorted(last)
-        payloads = [last[i] for i in ids]
-        sums = [row_checksum(INPUTS, rt, i, last[i]) for i in ids]
-        found = conn.execute(self._sql.upsert_inputs, (rt, ids, payloads, sums)).fetchone()
+        payloads = [last[i].payload for i in ids]
+        sums = [row_checksum(INPUTS, rt, i, last[i].payload) for i in ids]
+        finished = [last[i].finished_at for i in ids]
+        keys = [last[i].idempotency_key for i in ids]
+        seqs = [last[i].admission_seq for i in ids]
+        found = conn.execute(self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs)).fetchone()
         assert found is not None
         return int(str(found[0]))
 
@@ -256,7 +275,46 @@ class PostgresRuntimeStore:
         found = self._read(
             rt, "load_input_states", lambda conn: conn.execute(self._sql.select_inputs, (rt,)).fetchall()
         )
-        return [InputRow(str(i), verified_payload(INPUTS, rt, str(i), p, c)) for i, p, c in found]
+        return [stored_row(rt, *columns) for columns in found]
+
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._read(
+            rt, "load_active_input_states", lambda conn: conn.execute(self._sql.select_active, (rt,)).fetchall()
+        )
+        return stored_rows(rt, found)
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        found = self._read(
+            rt, "load_finished_inputs", lambda conn: conn.execute(self._sql.select_finished, (rt,)).fetchall()
+        )
+        return finished_inputs(rt, found)
+
+    def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        key = v.check_input_id(rt, input_id, ReadFailed)
+        found = self._read(
+            rt, "load_input_state", lambda conn: conn.execute(self._sql.select_input, (rt, key)).fetchone()
+        )
+        return None if found is None else stored_row(rt, *found)
+
+    def compact_inputs(self, runtime_id: str, input_ids: Sequence[str], *, fence: Fence | None = None) -> int:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        ids = sorted(v.check_input_ids(rt, input_ids, WriteFailed))
+        removed: list[int] = []
+
+        def body(conn: Connection) -> MarkStep:
+            active = conn.execute(self._sql.active_among, (rt, ids)).fetchone()
+            if active is not None:
+                raise WriteRefused(
+                    rt, f"compact_inputs: input row {active[0]!r} is active, not finished; nothing was deleted"
+                )
+            removed.append(len(conn.execute(self._sql.delete_finished, (rt, ids)).fetchall()))
+            return MarkStep(inputs_removed=removed[0])
+
+        self._fenced_write(rt, "compact_inputs", fence, body)
+        return removed[0]
 
     # --- run boundaries -------------------------------------------------------------------
     def atomic_apply(
@@ -375,9 +433,7 @@ class PostgresRuntimeStore:
 
     def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
-        found = self._read(
-            rt, "scan_input_states", lambda conn: conn.execute(self._sql.select_inputs, (rt,)).fetchall()
-        )
+        found = self._read(rt, "scan_input_states", lambda conn: conn.execute(self._sql.select_scan, (rt,)).fetchall())
         return [_scanned(rt, str(i), p, c) for i, p, c in found]
 
     def quarantine_row(
@@ -531,13 +587,34 @@ class _Statements:
 
         # (xmax = 0): the row was inserted, not updated; the count is the mark's inputs_added
         self.upsert_inputs = (
-            f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum) "
-            "SELECT %s, i, p, c FROM unnest(%s::text[], %s::bytea[], %s::text[]) AS r(i, p, c) "
-            "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, checksum = excluded.checksum "
+            f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
+            "idempotency_key, admission_seq) SELECT %s, i, p, c, f, k, q FROM unnest(%s::text[], %s::bytea[], "
+            "%s::text[], %s::float8[], %s::text[], %s::bigint[]) AS r(i, p, c, f, k, q) "
+            "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
+            "checksum = excluded.checksum, finished_at = excluded.finished_at, "
+            "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq "
             "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
         )
-        self.select_inputs = (
+        row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq"
+        self.select_scan = (
             f"SELECT input_id, payload, checksum FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
+        )
+        self.select_inputs = f"SELECT {row_columns} FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
+        self.select_active = (
+            f"SELECT {row_columns} FROM {s}.{INPUTS} WHERE runtime_id = %s AND finished_at IS NULL ORDER BY input_id"
+        )
+        self.select_finished = (
+            f"SELECT input_id, finished_at, idempotency_key, admission_seq FROM {s}.{INPUTS} "
+            "WHERE runtime_id = %s AND finished_at IS NOT NULL ORDER BY finished_at, input_id"
+        )
+        self.select_input = f"SELECT {row_columns} FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = %s"
+        self.active_among = (
+            f"SELECT input_id FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = ANY(%s::text[]) "
+            "AND finished_at IS NULL ORDER BY input_id LIMIT 1"
+        )
+        self.delete_finished = (
+            f"DELETE FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = ANY(%s::text[]) "
+            "AND finished_at IS NOT NULL RETURNING input_id"
         )
         self.upsert_snapshot = upsert_single(SNAPSHOTS, "snapshot")
         self.upsert_lifecycle = upsert_single(LIFECYCLES, "lifecycle")

@@ -21,6 +21,11 @@ Versions:
    by ``quarantine_row``, their stored bytes kept, each row checksummed. Upgrading a version-1
    schema computes the mark of every runtime it holds from its rows (``writes`` starts at 0),
    as the SQLite store's version 4 does.
+3. The finished-input columns of input rows (``finished_at``, ``idempotency_key``,
+   ``admission_seq``) and partial indexes over the active and the finished rows (as the SQLite
+   store's version 5). Rows of a version-2 schema keep ``NULL`` there and are read as active;
+   session recovery finds the finished ones among them and writes them back with the columns
+   (an update: the high-water mark's input count does not move).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -145,9 +150,21 @@ def _v2(s: str) -> tuple[str, ...]:
     )
 
 
+def _v3(s: str) -> tuple[str, ...]:
+    return (
+        f"""ALTER TABLE {s}.runtime_input_states ADD COLUMN finished_at DOUBLE PRECISION,
+            ADD COLUMN idempotency_key TEXT, ADD COLUMN admission_seq BIGINT""",
+        f"""CREATE INDEX runtime_inputs_active ON {s}.runtime_input_states (runtime_id, input_id)
+            WHERE finished_at IS NULL""",
+        f"""CREATE INDEX runtime_inputs_finished ON {s}.runtime_input_states
+            (runtime_id, finished_at, input_id) INCLUDE (idempotency_key, admission_seq)
+            WHERE finished_at IS NOT NULL""",
+    )
+
+
 Step = Callable[[str], tuple[str, ...]]
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3))
 """``(version reached, statements of the step for a schema name)`` in ascending order; step
 ``n`` upgrades version ``n - 1``."""
 

@@ -43,6 +43,24 @@ Ownership (leases and fences; :mod:`meerkat_runtime.store.lease` holds the rules
   writer is refused once another owner has claimed (the token moved).
 * Reads take no fence.
 
+Finished inputs and compaction (restarts follow the backlog, not history):
+
+* An input row carries, beside its opaque payload, what the runtime says about it
+  (``InputRow.finished_at``, ``idempotency_key``, ``admission_seq``); the store keeps them as
+  given with every upsert and returns them with the row. A row with ``finished_at`` set is
+  *finished* (its input is terminal), else *active*.
+* ``load_active_input_states`` returns only the active rows (checksums verified), ordered by
+  input id; ``load_finished_inputs`` lists the finished rows without reading their payloads
+  (id, ``finished_at``, key, admission position), oldest ``finished_at`` first (ties by input
+  id). Both are a read of that subset only: a restart reads the backlog, not history. Together
+  they are every row ``load_input_states`` returns.
+* ``load_input_state`` reads one row by id (checksum verified), ``None`` if there is none.
+* ``compact_inputs`` deletes the named finished rows in one transaction and returns how many
+  it deleted; a name with no row is skipped (so a retry after an unknown outcome is harmless);
+  naming an active row refuses the whole call (``WriteRefused``, nothing deleted). It advances
+  the high-water mark like any data write (``writes`` + 1, ``inputs`` minus the rows deleted),
+  so a compacted session never disagrees with its mark. Fenced like every write.
+
 Listing (for operators' tools, :mod:`meerkat_runtime.cli`):
 
 * ``list_runtimes`` returns every runtime id the store holds anything for (an input row, a
@@ -52,7 +70,7 @@ Listing (for operators' tools, :mod:`meerkat_runtime.cli`):
 
 Damage detection and quarantine (:mod:`meerkat_runtime.store.high_water`):
 
-* Every data write (the six write methods and ``quarantine_row``) advances the runtime's
+* Every data write (the six write methods, ``compact_inputs`` and ``quarantine_row``) advances the runtime's
   high-water mark **in its own transaction** with
   :func:`~meerkat_runtime.store.high_water.advance`: ``writes`` + 1 and the row counts it
   changed (an upsert of an input id not stored yet adds one input; a receipt adds one; a
@@ -79,7 +97,14 @@ from typing import Protocol, runtime_checkable
 
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.lease import Fence, Lease
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
 
 
 @runtime_checkable
@@ -91,6 +116,25 @@ class RuntimeStore(Protocol):
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         """Every input row of the runtime, ordered by input id."""
+        ...
+
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        """The runtime's rows without ``finished_at``, ordered by input id."""
+        ...
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        """The runtime's finished rows without their payloads, oldest ``finished_at`` first
+        (ties by input id)."""
+        ...
+
+    def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
+        """One row by input id, or ``None``."""
+        ...
+
+    def compact_inputs(self, runtime_id: str, input_ids: Sequence[str], *, fence: Fence | None = None) -> int:
+        """In one transaction: delete each named finished row (names without a row are
+        skipped); ``WriteRefused`` (nothing deleted) if one names an active row. Returns the
+        number of rows deleted."""
         ...
 
     # --- run boundaries -------------------------------------------------------------------

@@ -10,17 +10,35 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from meerkat_runtime.vocab.json_limits import load_json
 
 
 @dataclass(frozen=True, slots=True)
 class InputRow:
-    """One persisted input: its id and the runtime's serialised state for it."""
+    """One persisted input: its id and the runtime's serialised state for it, plus what the
+    runtime tells the store about it so that a restart need not read finished rows: when it
+    finished (``finished_at``, runtime clock; ``None`` while it is active), its idempotency key
+    and its admission position. A store keeps these beside the payload and never derives them
+    from it."""
 
     input_id: str
     payload: bytes
+    finished_at: float | None = None
+    idempotency_key: str | None = None
+    admission_seq: int | None = None
+
+
+class FinishedInput(NamedTuple):
+    """What a store lists of a finished input without reading its payload
+    (``RuntimeStore.load_finished_inputs``). A named tuple: a restart builds one per finished
+    input, so it must be cheap."""
+
+    input_id: str
+    finished_at: float
+    idempotency_key: str | None
+    admission_seq: int | None
 
 
 class BoundaryKind(enum.Enum):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import row_checksum, verified_payload
+from meerkat_runtime.store.integrity import checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
-from meerkat_runtime.store.records import BoundaryReceipt
-from meerkat_runtime.store.tables import LEASES, RECEIPTS
+from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
+from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
 from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
 
 
@@ -67,3 +67,85 @@ def stored_lease(runtime_id: str, owner: object, token: object, expires_at: obje
     lease = Lease(runtime_id, owner, token, float(expires_at))
     verified_payload(LEASES, runtime_id, "", lease.payload(), checksum)
     return lease
+
+
+def _index_columns(
+    runtime_id: str, input_id: str, finished_at: object, key: object, seq: object
+) -> tuple[float | None, str | None, int | None]:
+    """The finished-input columns of an input row, type-checked; else ``Corrupt`` naming the row."""
+    if (
+        (finished_at is not None and (isinstance(finished_at, bool) or not isinstance(finished_at, int | float)))
+        or (key is not None and not isinstance(key, str))
+        or (seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)))
+    ):
+        raise Corrupt(runtime_id, f"row {INPUTS}[{input_id}] has malformed finished-input columns")
+    return (None if finished_at is None else float(finished_at)), key, seq
+
+
+def stored_row(
+    runtime_id: str, input_id: object, payload: object, checksum: object, finished_at: object, key: object, seq: object
+) -> InputRow:
+    """An input row read with its finished-input columns, its payload checksum verified."""
+    row_id = str(input_id)
+    data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
+    return InputRow(row_id, data, *_index_columns(runtime_id, row_id, finished_at, key, seq))
+
+
+def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
+    """The input rows of ``(input_id, payload, checksum, finished_at, key, seq)`` rows, each
+    payload's checksum verified (``Corrupt`` naming the first damaged row): the common
+    well-typed active row is checked in one short pass (a restart reads the whole backlog),
+    any other through :func:`stored_row`."""
+    prefix = checksum_prefix(INPUTS, runtime_id)
+    found: list[InputRow] = []
+    append = found.append
+    for row in rows:
+        input_id, payload, checksum, finished_at, key, seq = row
+        if (
+            type(input_id) is str
+            and type(payload) is bytes
+            and finished_at is None
+            and (key is None or type(key) is str)
+            and (seq is None or type(seq) is int)
+        ):
+            h = prefix.copy()
+            encoded = input_id.encode("utf-8", "surrogatepass")
+            h.update(len(encoded).to_bytes(8, "big"))
+            h.update(encoded)
+            h.update(payload)
+            if h.hexdigest() != checksum:
+                raise Corrupt(
+                    runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
+                )
+            append(InputRow(input_id, payload, None, key, seq))
+        else:
+            append(stored_row(runtime_id, *row))
+    return found
+
+
+def finished_input(runtime_id: str, input_id: object, finished_at: object, key: object, seq: object) -> FinishedInput:
+    """One entry of ``load_finished_inputs`` (its columns type-checked)."""
+    row_id = str(input_id)
+    at, checked_key, checked_seq = _index_columns(runtime_id, row_id, finished_at, key, seq)
+    if at is None:
+        raise Corrupt(runtime_id, f"row {INPUTS}[{row_id}] is listed as finished without finished_at")
+    return FinishedInput(row_id, at, checked_key, checked_seq)
+
+
+def finished_inputs(runtime_id: str, rows: list[tuple[object, ...]]) -> list[FinishedInput]:
+    """The entries of ``load_finished_inputs`` from ``(input_id, finished_at, key, seq)``
+    rows: the common well-typed row is taken as it is, any other is checked column by column."""
+    found: list[FinishedInput] = []
+    make = FinishedInput._make
+    for row in rows:
+        input_id, at, key, seq = row
+        if (
+            type(input_id) is str
+            and type(at) is float
+            and (key is None or type(key) is str)
+            and (seq is None or type(seq) is int)
+        ):
+            found.append(make(row))
+        else:
+            found.append(finished_input(runtime_id, input_id, at, key, seq))
+    return found

@@ -59,11 +59,27 @@ from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.group_commit import CommitterStopped, GroupCommitter, PendingWrite
-from meerkat_runtime.store.high_water import HighWater, MarkStep
+from meerkat_runtime.store.high_water import HighWater, MarkStep, check_marks
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
-from meerkat_runtime.store.records import BoundaryReceipt, InputRow, OpsLifecycleRecords, QuarantinedRow, ScannedRow
-from meerkat_runtime.store.sql_rows import duplicate_receipt, lease_params, receipt_row, stored_lease, stored_receipt
+from meerkat_runtime.store.records import (
+    BoundaryReceipt,
+    FinishedInput,
+    InputRow,
+    OpsLifecycleRecords,
+    QuarantinedRow,
+    ScannedRow,
+)
+from meerkat_runtime.store.sql_rows import (
+    duplicate_receipt,
+    finished_inputs,
+    lease_params,
+    receipt_row,
+    stored_lease,
+    stored_receipt,
+    stored_row,
+    stored_rows,
+)
 from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_files import OPEN_FILES, read_file_set
 from meerkat_runtime.store.sqlite_integrity import INTEGRITY_CHECKS, IntegrityCheck, check_integrity
@@ -103,11 +119,16 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_GROUP_COMMIT_MAX_BATCH = 256
 MAX_GROUP_COMMIT_BATCH = 65536
 MAX_GROUP_COMMIT_WAIT_MS = 1000.0
+_IDS_PER_STATEMENT = 500
 
 _UPSERT_INPUT = (
-    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, checksum = excluded.checksum"
+    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum, finished_at, idempotency_key, admission_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
+    "checksum = excluded.checksum, finished_at = excluded.finished_at, idempotency_key = excluded.idempotency_key, "
+    "admission_seq = excluded.admission_seq"
 )
+_ROW_COLUMNS = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq"
+_COUNT_BY_KEY_INDEX = f"SELECT count(*) FROM {INPUTS} INDEXED BY sqlite_autoindex_{INPUTS}_1 WHERE runtime_id = ?"
 
 
 def _upsert_single(table: str, column: str) -> str:
@@ -745,16 +766,98 @@ class SqliteRuntimeStore:
 
         def body(conn: sqlite3.Connection) -> list[InputRow]:
             rows = conn.execute(
-                f"SELECT input_id, payload, checksum FROM {INPUTS} WHERE runtime_id = ? ORDER BY input_id", (rt,)
+                f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? ORDER BY input_id", (rt,)
             ).fetchall()
-            return [InputRow(str(i), verified_payload(INPUTS, rt, str(i), p, c)) for i, p, c in rows]
+            return [stored_row(rt, *found) for found in rows]
 
         return self._read(rt, "load_input_states", body)
 
+    def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+
+        def body(conn: sqlite3.Connection) -> list[InputRow]:
+            # The rows come through the active-row index; the key index the writes rely on is
+            # counted against the mark, so a damaged entry in it is found although not read.
+            (total,) = conn.execute(_COUNT_BY_KEY_INDEX, (rt,)).fetchone()
+            check_marks(rt, stored_mark(conn, rt), {"inputs": int(total)}, "the input key index")
+            rows = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? AND finished_at IS NULL ORDER BY input_id",
+                (rt,),
+            ).fetchall()
+            return stored_rows(rt, rows)
+
+        return self._read(rt, "load_active_input_states", body)
+
+    def load_finished_inputs(self, runtime_id: str) -> list[FinishedInput]:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+
+        def body(conn: sqlite3.Connection) -> list[FinishedInput]:
+            rows = conn.execute(
+                f"SELECT input_id, finished_at, idempotency_key, admission_seq FROM {INPUTS} "
+                "WHERE runtime_id = ? AND finished_at IS NOT NULL "
+                "ORDER BY finished_at, input_id",
+                (rt,),
+            ).fetchall()
+            return finished_inputs(rt, rows)
+
+        return self._read(rt, "load_finished_inputs", body)
+
+    def load_input_state(self, runtime_id: str, input_id: str) -> InputRow | None:
+        rt = v.check_runtime_id(runtime_id, ReadFailed)
+        key = v.check_input_id(rt, input_id, ReadFailed)
+        found = self._read(
+            rt,
+            "load_input_state",
+            lambda conn: conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?", (rt, key)
+            ).fetchone(),
+        )
+        return None if found is None else stored_row(rt, *found)
+
+    def compact_inputs(self, runtime_id: str, input_ids: Sequence[str], *, fence: Fence | None = None) -> int:
+        rt = v.check_runtime_id(runtime_id, WriteFailed)
+        ids = v.check_input_ids(rt, input_ids, WriteFailed)
+        removed: list[int] = []
+
+        def body(conn: sqlite3.Connection) -> None:
+            count = 0
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start : start + _IDS_PER_STATEMENT]
+                marks = ",".join("?" * len(chunk))
+                active = conn.execute(
+                    f"SELECT input_id FROM {INPUTS} WHERE runtime_id = ? AND input_id IN ({marks}) "
+                    "AND finished_at IS NULL LIMIT 1",
+                    (rt, *chunk),
+                ).fetchone()
+                if active is not None:
+                    raise WriteRefused(
+                        rt, f"compact_inputs: input row {active[0]!r} is active, not finished; nothing was deleted"
+                    )
+                cur = conn.execute(
+                    f"DELETE FROM {INPUTS} WHERE runtime_id = ? AND input_id IN ({marks}) AND finished_at IS NOT NULL",
+                    (rt, *chunk),
+                )
+                count += cur.rowcount
+            advance_mark(conn, rt, MarkStep(inputs_removed=count))
+            removed.append(count)
+
+        self._fenced_write(rt, "compact_inputs", fence, body)
+        return removed[0]
+
     @staticmethod
-    def _input_params(rt: str, rows: Sequence[InputRow]) -> list[tuple[str, str, bytes, str]]:
+    def _input_params(
+        rt: str, rows: Sequence[InputRow]
+    ) -> list[tuple[str, str, bytes, str, float | None, str | None, int | None]]:
         return [
-            (rt, row.input_id, row.payload, row_checksum(INPUTS, rt, row.input_id, row.payload))
+            (
+                rt,
+                row.input_id,
+                row.payload,
+                row_checksum(INPUTS, rt, row.input_id, row.payload),
+                row.finished_at,
+                row.idempotency_key,
+                row.admission_seq,
+            )
             for row in v.check_rows(rt, rows, WriteFailed)
         ]
 

@@ -17,6 +17,11 @@ Versions:
    own transaction; ``runtime_quarantine``: input rows moved out by ``quarantine_row``, their
    stored bytes kept. Upgrading a version-3 file computes the mark of every runtime it holds
    from its rows (``writes`` starts at 0).
+5. What the runtime says about each input row beside its payload (``finished_at``,
+   ``idempotency_key``, ``admission_seq``) and two partial indexes, one over the active rows and
+   one over the finished rows (covering what ``load_finished_inputs`` lists), so that a restart
+   reads the backlog and not the history. Rows of an older file have no ``finished_at`` and
+   read as active until the runtime rewrites them (its first recovery does).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -100,6 +105,15 @@ _V4 = (
     "CREATE INDEX runtime_quarantine_by_runtime ON runtime_quarantine (runtime_id, seq)",
 )
 
+_V5 = (
+    "ALTER TABLE runtime_input_states ADD COLUMN finished_at REAL",
+    "ALTER TABLE runtime_input_states ADD COLUMN idempotency_key TEXT",
+    "ALTER TABLE runtime_input_states ADD COLUMN admission_seq INTEGER",
+    "CREATE INDEX runtime_inputs_active ON runtime_input_states (runtime_id, input_id) WHERE finished_at IS NULL",
+    """CREATE INDEX runtime_inputs_finished ON runtime_input_states
+        (runtime_id, finished_at, input_id, idempotency_key, admission_seq) WHERE finished_at IS NOT NULL""",
+)
+
 _COUNTED = (
     ("inputs", INPUTS),
     ("receipts", RECEIPTS),
@@ -138,6 +152,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (2, _run(_V2)),
     (3, _run(_V3)),
     (4, _v4),
+    (5, _run(_V5)),
 )
 """``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
 
@@ -146,6 +161,7 @@ STEP_NOTES: dict[int, str] = {
     2: "the append-only log of ops terminal-transition records",
     3: "ownership leases (owner, fencing token, expiry)",
     4: "high-water marks (computed for every runtime already stored) and the quarantine",
+    5: "finished-input index (finished_at, idempotency key, admission position) beside each input row",
 }
 """What each migration step adds, in words (``meerkat-runtime migrate`` prints them)."""
 

@@ -75,8 +75,34 @@ def check_rows(runtime_id: str, rows: Sequence[InputRow], error: type[StoreError
         if not _is_text(row.input_id):
             raise error(runtime_id, f"rows[{index}].input_id must be a non-empty UTF-8 string")
         check_bytes(runtime_id, f"rows[{index}] ({row.input_id!r}).payload", row.payload, error)
+        _check_row_index(runtime_id, f"rows[{index}] ({row.input_id!r})", row, error)
         checked.append(row)
     return checked
+
+
+MAX_ADMISSION_SEQ = (1 << 63) - 1
+"""Largest admission position a store accepts (signed 64-bit)."""
+
+
+def _check_row_index(runtime_id: str, where: str, row: InputRow, error: type[StoreError]) -> None:
+    """``finished_at`` a finite number >= 0 or ``None``; ``idempotency_key`` a non-empty UTF-8
+    string or ``None``; ``admission_seq`` an integer in 0..2**63-1 or ``None``."""
+    at = row.finished_at
+    if at is not None and (not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at) or at < 0):
+        raise error(runtime_id, f"{where}.finished_at must be a finite number >= 0 or None, got {at!r}")
+    key = row.idempotency_key
+    if key is not None and not _is_text(key):
+        raise error(runtime_id, f"{where}.idempotency_key must be a non-empty UTF-8 string or None")
+    seq = row.admission_seq
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_ADMISSION_SEQ):
+        raise error(runtime_id, f"{where}.admission_seq must be an integer in 0..2**63-1 or None, got {seq!r}")
+
+
+def check_input_ids(runtime_id: str, input_ids: object, error: type[StoreError]) -> list[str]:
+    """A sequence (not a string) of input ids, each a non-empty UTF-8 string; duplicates dropped."""
+    if isinstance(input_ids, str | bytes) or not isinstance(input_ids, Sequence):
+        raise error(runtime_id, f"input_ids must be a sequence of input ids, got {type(input_ids).__name__}")
+    return list(dict.fromkeys(check_input_id(runtime_id, i, error) for i in input_ids))
 
 
 def check_run_key(runtime_id: str, run_id: object, sequence: object, error: type[StoreError]) -> tuple[str, int]:

@@ -40,7 +40,7 @@ def load_json(data: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: 
     if len(raw) > max_bytes:
         raise JsonLimitExceeded(f"document of {len(raw)} bytes exceeds the limit of {max_bytes} bytes")
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw.decode("utf-8") if isinstance(data, bytes) else data)  # stored JSON is UTF-8
     except RecursionError:
         raise JsonLimitExceeded(f"document is nested deeper than the limit of {max_depth} levels") from None
     check_encoded_depth(doc, raw, max_depth)

@@ -49,8 +49,10 @@ class AdmissionRules(CoreState):
         if header.idempotency_key is not None:
             existing = ledger.keys.get(header.idempotency_key)
             if existing is not None:
-                return Deduplicated(header.id, existing, completion_of(ledger.records[existing]))
-        if header.id in ledger.records:
+                # A finished input that is not resident: its stored outcome is read by the caller.
+                found = ledger.records.get(existing)
+                return Deduplicated(header.id, existing, completion_of(found) if found is not None else None)
+        if ledger.knows(header.id):
             return Rejected(f"input id {header.id!r} is already known to this session")
         plan = self.draft("accept", RowsWrite())
         lane = Lane.STEER if item.handling_mode is HandlingMode.STEER else Lane.QUEUE

@@ -9,6 +9,7 @@ were (absent ones too), both lanes, the dirty set and the idempotency keys the p
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -62,6 +63,9 @@ class CoreCheckpoint:
                 ledger.records.pop(input_id, None)
             else:
                 ledger.records[input_id] = record
+            if (record is None or not record.phase.is_terminal) and ledger.finished.pop(input_id, None) is not None:
+                with contextlib.suppress(ValueError):
+                    ledger.resident.remove(input_id)
         for key in self.added_keys:
             ledger.keys.pop(key, None)
         ledger.queue = deque(self.queue)

@@ -157,14 +157,19 @@ class ControlRules(CoreState):
     # --- helpers --------------------------------------------------------------------------
 
     def _same_ledger(self, ledger: InputLedger) -> bool:
-        """Whether ``ledger`` holds what memory holds, as the lifecycle sees it: the same inputs in
-        the same phases, attempts, lanes, admission order, terminal outcomes and keys."""
+        """Whether ``ledger`` holds what memory holds, as the lifecycle sees it: the same active inputs
+        in the same phases, attempts, lanes, admission order and keys, the same finished inputs
+        listed, and the same terminal outcomes where both hold a finished input's record."""
         mine = self.ledger
-        if mine.records.keys() != ledger.records.keys() or mine.keys != ledger.keys:
+        if mine.keys != ledger.keys or mine.finished.keys() != ledger.finished.keys():
             return False
         if list(mine.queue) != list(ledger.queue) or list(mine.steer) != list(ledger.steer):
             return False
-        return all(_lifecycle_view(r) == _lifecycle_view(ledger.records[i]) for i, r in mine.records.items())
+        # finished inputs compare by listing: whether a record is resident is not lifecycle state
+        theirs = ledger.records
+        if {i for i, r in mine.records.items() if not r.phase.is_terminal} != set(ledger.active_ids()):
+            return False
+        return all(_lifecycle_view(r) == _lifecycle_view(theirs[i]) for i, r in mine.records.items() if i in theirs)
 
     def _refuse_destroyed(self) -> None:
         if self.phase is RuntimeState.DESTROYED:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from meerkat_runtime.session.completion import CompletionOutcome, RunFailure
 from meerkat_runtime.session.inputs import Input
@@ -71,8 +72,28 @@ class InputRecord:
         self.updated_at = now
 
 
+class FinishedRef(NamedTuple):
+    """What the ledger keeps of a finished input whether or not its record is resident: when
+    it finished, its idempotency key (``None`` for an ephemeral input once stored: its key does
+    not outlive a restart), its admission position, and whether it was listed by recovery
+    rather than finished in this process (``recovered``). A named tuple: a restart builds one
+    per finished input."""
+
+    finished_at: float
+    idempotency_key: str | None
+    admission_seq: int | None
+    recovered: bool = False
+
+
 class InputLedger:
     """Records by id, the queue and steer lanes (ids of Queued inputs) and key → id.
+
+    ``records`` holds every active input and the *resident* finished ones; ``finished`` lists
+    every finished input the session keeps (resident or not), in the order they finished, and
+    ``resident`` the ids of the finished inputs whose records are in ``records``, oldest first
+    (a persistent session keeps only the most recent ones resident: the rest are read from the
+    store on demand). Retention (:mod:`meerkat_runtime.session.retention`) forgets finished
+    inputs beyond its horizon, their keys included.
 
     ``dirty`` holds the ids of records that may differ from what the store holds: a transition
     that changes a record without writing it (staging, a failed boundary commit) marks it, and
@@ -88,6 +109,33 @@ class InputLedger:
         self.keys: dict[str, InputId] = {}
         self.next_admission_seq = 1
         self.dirty: set[InputId] = set()
+        self.finished: dict[InputId, FinishedRef] = {}
+        self.resident: deque[InputId] = deque()
+
+    def knows(self, input_id: InputId) -> bool:
+        """Whether ``input_id`` names an input of this session (active or a finished one kept)."""
+        return input_id in self.records or input_id in self.finished
+
+    def note_finished(self, record: InputRecord) -> None:
+        """Record that ``record`` (terminal, in ``records``) finished in this process."""
+        if record.input_id in self.finished:
+            return
+        key = record.input.header.idempotency_key
+        self.finished[record.input_id] = FinishedRef(record.updated_at, key, record.admission_seq)
+        self.resident.append(record.input_id)
+
+    def forget(self, input_id: InputId) -> None:
+        """Drop a finished input entirely (retention): its record, its key, its listing."""
+        ref = self.finished.pop(input_id, None)
+        record = self.records.get(input_id)
+        if record is not None and record.phase.is_terminal:
+            del self.records[input_id]
+        key = ref.idempotency_key if ref is not None else None
+        if record is not None and key is None:
+            key = record.input.header.idempotency_key
+        if key is not None and self.keys.get(key) == input_id:
+            del self.keys[key]
+        self.dirty.discard(input_id)
 
     def mark(self, input_id: InputId) -> None:
         """Record that ``input_id`` changed in memory since it was last written."""

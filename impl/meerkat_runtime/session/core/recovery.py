@@ -10,9 +10,21 @@ Rules (docs/semantics.md, "Crash recovery"):
   else Queued (replayed); a run that never committed is not counted as an attempt (a crash
   does not consume the retry budget); terminal rows stay terminal and keep their
   idempotency keys;
-* ephemeral inputs are dropped;
+* finished inputs are not read: the store lists them (``load_finished_inputs``: id, key,
+  admission position, when they finished) and only that is kept — their keys keep
+  deduplicating, their ids stay taken, the admission counter continues past them; their rows
+  are read when something asks for one (a duplicate key's stored outcome, ``input_state``).
+  A row the store lists as active that decodes as finished (written by an older release,
+  without its finished-input columns) is taken as finished and written back with them;
+* Queued rows of this release's compact form are not decoded either: the fields recovery
+  checks are read from the row's start and the rest is decoded when first used
+  (:mod:`~meerkat_runtime.session.packed_record`; ``lazy=False`` decodes every row now, as
+  the repair tooling's diagnosis does);
+* ephemeral inputs are dropped (an ephemeral input's finished row is listed without its key,
+  and observations do not show it after a restart);
 * what was loaded must agree with the runtime's high-water mark (the lifecycle record present
-  or not, the number of input rows), else ``Corrupt`` names the counts that disagree
+  or not, the number of input rows: active rows plus listed finished inputs), else
+  ``Corrupt`` names the counts that disagree
   (:func:`meerkat_runtime.store.high_water.compare_session`);
 * rows that contradict each other fail with ``RecoveryCorruption`` naming the row (its
   ``input_id`` set, so it can be quarantined): an
@@ -32,14 +44,15 @@ registration dropped it) stays dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from meerkat_runtime.session.core.ledger import InputRecord
+from meerkat_runtime.session.core.ledger import FinishedRef, InputLedger, InputRecord
 from meerkat_runtime.session.core.session_core import SessionCore
+from meerkat_runtime.session.packed_record import PackedRecord, QueuedFields, peek_queued
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
 from meerkat_runtime.store.high_water import HighWater, compare_session
-from meerkat_runtime.store.records import InputRow
+from meerkat_runtime.store.records import FinishedInput, InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption, RuntimeDestroyed
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import (
@@ -68,6 +81,8 @@ class RecoveryResult:
     had_record: bool
     changed: list[InputRecord] = field(default_factory=list)
     stored: dict[InputId, bytes] = field(default_factory=dict)
+    relisted: list[InputRecord] = field(default_factory=list)
+    """Finished rows stored without their finished-input columns, to be written back with them."""
     dropped_ephemeral: int = 0
     requeued: int = 0
     consumed: int = 0
@@ -89,12 +104,18 @@ def recover_session(
     in_place: bool = False,
     high_water: HighWater | None,
     max_attempts: int = MAX_STAGE_ATTEMPTS,
+    finished: Sequence[FinishedInput] = (),
     live: Collection[str] | None = None,
+    lazy: bool = True,
 ) -> RecoveryResult:
-    """Rebuild a session from stored data; raises ``Corrupt`` (the data disagrees with the
-    high-water mark ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``)
-    or ``RecoveryCorruption``."""
-    compare_session(runtime_id, high_water, lifecycle=lifecycle is not None, inputs=len(rows))
+    """Rebuild a session from stored data: ``rows`` are the rows the store holds as active
+    (every row, for a store read whole) and ``finished`` the finished inputs it lists without
+    their rows. Raises ``Corrupt`` (the data disagrees with the high-water mark
+    ``high_water``, read before it), ``RuntimeDestroyed`` (unless ``in_place``) or
+    ``RecoveryCorruption``. With ``lazy`` (the default) Queued rows are read without being
+    decoded (:mod:`~meerkat_runtime.session.packed_record`); without it every row is decoded
+    and checked now."""
+    compare_session(runtime_id, high_water, lifecycle=lifecycle is not None, inputs=len(rows) + len(finished))
     phase = RuntimeState.IDLE
     epoch_id: str | None = None
     if lifecycle is not None:
@@ -114,13 +135,39 @@ def recover_session(
     ledger = core.ledger
     seen_seq: dict[int, str] = {}
     queued: list[InputRecord] = []
+    _list_finished(runtime_id, ledger, finished)
+    halted = phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED)
+    records, stored = ledger.records, result.stored
     for row in rows:
+        fast = _packed(runtime_id, row) if lazy and row.finished_at is None else None
+        if fast is not None:  # a Queued row read without decoding it: the same checks
+            fields, packed = fast
+            input_id = packed.packed_id
+            if PackedRecord.durability(fields) is Durability.EPHEMERAL and (
+                not in_place or (live is not None and input_id not in live)
+            ):
+                result.dropped_ephemeral += 1
+                continue
+            seq = packed.admission_seq
+            if halted or packed.attempts > max_attempts or seq in seen_seq:
+                _check_active(runtime_id, phase, packed, seen_seq, max_attempts)
+            seen_seq[seq] = input_id
+            stored[input_id] = row.payload
+            queued.append(packed)
+            if fields[10] is not None:
+                _claim_key(runtime_id, ledger, input_id, PackedRecord.idempotency_key(fields))
+            records[input_id] = packed
+            if seq >= ledger.next_admission_seq:
+                ledger.next_admission_seq = seq + 1
+            continue
         try:
             rec = decode_record(row.payload)
         except RowFormatError as exc:
             raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}", row.input_id) from None
         if rec.input_id != row.input_id:
             raise corruption(runtime_id, f"input row {row.input_id!r} holds input {rec.input_id!r}", row.input_id)
+        if rec.phase.is_terminal and row.finished_at is None:
+            result.relisted.append(rec)
         if rec.input.header.durability is Durability.EPHEMERAL and (
             not in_place or (live is not None and rec.input_id not in live)
         ):
@@ -133,30 +180,80 @@ def recover_session(
             result.stored[rec.input_id] = row.payload
             _normalise(rec, receipt_exists, now, result)
         if not rec.phase.is_terminal:
-            if phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
-                what = f"input row {rec.input_id!r} is {rec.phase.value} under a {phase.value.capitalize()} runtime"
-                raise corruption(runtime_id, what, rec.input_id)
-            other = seen_seq.get(rec.admission_seq)
-            if other is not None:
-                what = f"input row {rec.input_id!r} shares admission position {rec.admission_seq} with {other!r}"
-                raise corruption(runtime_id, what, rec.input_id)
-            seen_seq[rec.admission_seq] = rec.input_id
+            _check_active(runtime_id, phase, rec, seen_seq, max_attempts)
             queued.append(rec)
-        key = rec.input.header.idempotency_key
-        if key is not None:
-            owner = ledger.keys.get(key)
-            if owner is not None:
-                what = f"input row {rec.input_id!r} reuses idempotency key {key!r} of {owner!r}"
-                raise corruption(runtime_id, what, rec.input_id)
-            ledger.keys[key] = rec.input_id
+        _claim_key(runtime_id, ledger, rec.input_id, rec.input.header.idempotency_key)
         ledger.records[rec.input_id] = rec
+        if rec.phase.is_terminal:
+            ledger.note_finished(rec)
         ledger.next_admission_seq = max(ledger.next_admission_seq, rec.admission_seq + 1)
     for rec in result.changed:
+        ledger.mark(rec.input_id)
+    for rec in result.relisted:
         ledger.mark(rec.input_id)
     queued.sort(key=lambda r: r.admission_seq)
     for rec in queued:
         ledger.lane(rec.lane).append(rec.input_id)
     return result
+
+
+def _packed(runtime_id: str, row: InputRow) -> tuple[QueuedFields, PackedRecord] | None:
+    """A Queued row read without decoding it (:mod:`~meerkat_runtime.session.packed_record`),
+    or ``None``: decode it in full."""
+    fields = peek_queued(row.payload)
+    if fields is None:
+        return None
+    try:
+        packed = PackedRecord.from_row(runtime_id, row.payload, fields)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (fields, packed) if packed.packed_id == row.input_id else None
+
+
+def _check_active(
+    runtime_id: str, phase: RuntimeState, rec: InputRecord, seen_seq: dict[int, str], max_attempts: int
+) -> None:
+    """The checks of an active row: not more attempts than allowed, not under a halted runtime,
+    its own admission position."""
+    if rec.attempts > max_attempts:
+        what = f"input row {rec.input_id!r}: active row with {rec.attempts} attempts (more than {max_attempts})"
+        raise corruption(runtime_id, what, rec.input_id)
+    if phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
+        what = f"input row {rec.input_id!r} is {rec.phase.value} under a {phase.value.capitalize()} runtime"
+        raise corruption(runtime_id, what, rec.input_id)
+    other = seen_seq.get(rec.admission_seq)
+    if other is not None:
+        what = f"input row {rec.input_id!r} shares admission position {rec.admission_seq} with {other!r}"
+        raise corruption(runtime_id, what, rec.input_id)
+    seen_seq[rec.admission_seq] = rec.input_id
+
+
+def _claim_key(runtime_id: str, ledger: InputLedger, input_id: InputId, key: str | None) -> None:
+    """Give ``key`` to ``input_id``; a key two rows claim is corruption naming the second."""
+    if key is None:
+        return
+    owner = ledger.keys.get(key)
+    if owner is not None:
+        what = f"input row {input_id!r} reuses idempotency key {key!r} of {owner!r}"
+        raise corruption(runtime_id, what, input_id)
+    ledger.keys[key] = input_id
+
+
+def _list_finished(runtime_id: str, ledger: InputLedger, finished: Sequence[FinishedInput]) -> None:
+    """Keep what the store lists of the finished inputs: ids, keys and admission positions
+    (one pass, no row read; a key listed twice is corruption naming the second row)."""
+    keys, listed, top = ledger.keys, ledger.finished, ledger.next_admission_seq
+    for input_id, finished_at, key, seq in finished:
+        if key is not None:
+            owner = keys.get(key)
+            if owner is not None:
+                what = f"input row {input_id!r} reuses idempotency key {key!r} of {owner!r}"
+                raise corruption(runtime_id, what, input_id)
+            keys[key] = InputId(input_id)
+        listed[InputId(input_id)] = FinishedRef(finished_at, key, seq, True)
+        if seq is not None and seq >= top:
+            top = seq + 1
+    ledger.next_admission_seq = top
 
 
 def _row_problem(rec: InputRecord, max_attempts: int) -> str | None:

@@ -75,6 +75,9 @@ class CoreState:
                 with contextlib.suppress(ValueError):
                     lane.remove(input_id)
         ledger.records.update(plan.records)
+        for record in plan.records.values():
+            if record.phase.is_terminal:
+                ledger.note_finished(record)
         if plan.keys:
             ledger.keys.update(plan.keys)
         ledger.next_admission_seq = plan.next_admission_seq

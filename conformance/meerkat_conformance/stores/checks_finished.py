@@ -1,0 +1,74 @@
+"""Finished inputs and compaction: the reads a restart makes (the backlog, not history) and
+``compact_inputs``, with the high-water mark kept consistent."""
+
+from __future__ import annotations
+
+from meerkat_runtime.store.high_water import MarkStep, advance
+from meerkat_runtime.store.records import FinishedInput, InputRow
+from meerkat_runtime.vocab.errors import OwnershipLost, WriteRefused
+
+from meerkat_conformance.stores.backend import StoreFactory
+from meerkat_conformance.stores.failure import expect
+from meerkat_conformance.stores.fixtures import RT, RT_OTHER, expect_error, fresh, opened
+
+ACTIVE_A = InputRow("a", b"row a", None, "key-a", 1)
+FINISHED_B = InputRow("b", b"row b", 20.5, "key-b", 2)
+FINISHED_C = InputRow("c", b"row c", 10.0, None, 3)
+ACTIVE_D = InputRow("d", b"row d", None, None, 4)
+
+
+def _listed(row: InputRow) -> FinishedInput:
+    assert row.finished_at is not None
+    return FinishedInput(row.input_id, row.finished_at, row.idempotency_key, row.admission_seq)
+
+
+def check_finished_inputs_and_compaction(factory: StoreFactory) -> None:
+    """Rows keep ``finished_at``, idempotency key and admission position as given;
+    ``load_active_input_states`` returns exactly the active rows, ``load_finished_inputs`` the
+    finished ones without payloads (oldest ``finished_at`` first), ``load_input_state`` one row;
+    ``compact_inputs`` deletes named finished rows (skipping missing names), refuses a call
+    naming an active row or carrying a stale fence (nothing deleted), advances the mark by the
+    rows it deleted, and everything survives a reopen."""
+    with fresh(factory) as backend:
+        with opened(backend) as store:
+            store.persist_input_state(RT, ACTIVE_A)
+            store.commit_machine_lifecycle(RT, b"lifecycle", [FINISHED_B, FINISHED_C, ACTIVE_D])
+            store.persist_input_state(RT_OTHER, InputRow("b", b"other", 1.0, "key-b", 1))
+            expect(store.load_input_states(RT) == [ACTIVE_A, FINISHED_B, FINISHED_C, ACTIVE_D], "all", "rows differ")
+            expect(store.load_active_input_states(RT) == [ACTIVE_A, ACTIVE_D], "active", "not exactly the active rows")
+            finished = store.load_finished_inputs(RT)
+            want = [_listed(FINISHED_C), _listed(FINISHED_B)]
+            expect(finished == want, "finished", f"finished inputs are {finished}, expected {want}")
+            expect(store.load_input_state(RT, "b") == FINISHED_B, "one row", "load_input_state did not round-trip")
+            expect(store.load_input_state(RT, "zz") is None, "one row", "a missing row is not None")
+            done_a = InputRow("a", b"row a, finished", 30.0, "key-a", 1)
+            store.persist_input_state(RT, done_a)
+            expect(store.load_active_input_states(RT) == [ACTIVE_D], "finish", "a finished row is still listed active")
+            expect(store.load_finished_inputs(RT)[-1] == _listed(done_a), "finish", "the finished row is not listed")
+
+            mark = store.load_high_water(RT)
+            expect_error("active row named", WriteRefused, lambda: store.compact_inputs(RT, ["c", "d"]))
+            expect(store.load_high_water(RT) == mark, "active row named", "a refused compaction moved the mark")
+            expect(len(store.load_input_states(RT)) == 4, "active row named", "a refused compaction deleted rows")
+            removed = store.compact_inputs(RT, ["b", "missing", "b"])
+            expect(removed == 1, "compact", f"compact_inputs reported {removed} rows deleted, expected 1")
+            mark = advance(mark, RT, MarkStep(inputs_removed=1))
+            expect(store.load_high_water(RT) == mark, "compact", "the mark did not follow the compaction")
+            expect(store.load_input_state(RT, "b") is None, "compact", "a compacted row can still be read")
+            expect(store.load_input_state(RT_OTHER, "b") is not None, "compact", "another runtime's row was deleted")
+            expect(
+                [f.input_id for f in store.load_finished_inputs(RT)] == ["c", "a"], "compact", "finished list is wrong"
+            )
+            expect(len(store.load_input_states(RT)) == mark.inputs, "compact", "rows and the mark disagree")
+
+            lease = store.claim_lease(RT, "worker-1", 30.0)
+            expect_error("unfenced compaction", OwnershipLost, lambda: store.compact_inputs(RT, ["c"]))
+            expect(store.load_input_state(RT, "c") is not None, "unfenced compaction", "a refused call deleted a row")
+            expect(store.compact_inputs(RT, ["c"], fence=lease.fence) == 1, "fenced compaction", "row not deleted")
+            mark = advance(mark, RT, MarkStep(inputs_removed=1))
+        with opened(backend) as store:
+            expect(store.load_high_water(RT) == mark, "reopen", "the mark changed across a reopen")
+            expect(store.load_active_input_states(RT) == [ACTIVE_D], "reopen", "active rows changed across a reopen")
+            expect(
+                store.load_finished_inputs(RT) == [_listed(done_a)], "reopen", "finished rows changed across a reopen"
+            )

@@ -1,0 +1,212 @@
+"""Queued inputs recovered without decoding their rows: a restart reads only what recovery needs.
+
+A restart with a large backlog would otherwise decode every pending row in full (JSON, the input,
+its history) before the first new accept. :func:`peek_queued` reads the fields recovery needs
+(id, lane, admission position, attempts, recovery count, timestamps, the header's durability and
+idempotency key) from the start of a row this release wrote for a Queued input with no run
+attached, without parsing the rest; :class:`PackedRecord` is an
+:class:`~meerkat_runtime.session.core.ledger.InputRecord` holding those fields and the row's
+bytes. Its ``input`` and ``history`` are decoded from the bytes the first time anything reads
+them (the run loop taking the input, a view, a transition), with the full decoder.
+
+A row the fast path does not recognise (another row version, a phase other than Queued, a
+failure or run recorded, an escaped character in an id or key, a number it does not read) is
+decoded in full by recovery as before, with every check. The bytes of a packed row passed the
+store's checksum; should the full decode still fail later, reading the record raises
+``RecoveryCorruption`` naming the input (as registration would have), and the run loop reports
+it without staging the input (:mod:`meerkat_runtime.session.loop_task`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
+from meerkat_runtime.session.inputs import Input
+from meerkat_runtime.session.row_codec import RowFormatError, decode_record
+from meerkat_runtime.vocab.errors import RecoveryCorruption
+from meerkat_runtime.vocab.ids import InputId
+from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
+
+_NUMBER = rb"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+_QUEUED = re.compile(
+    rb'\{"row_version":2,"input_id":"([^"\\]+)","phase":"queued","lane":"(queue|steer)",'
+    rb'"admission_seq":([0-9]+),"attempts":([0-9]+),"recovery_count":([0-9]+),'
+    rb'"created_at":' + _NUMBER + rb',"updated_at":' + _NUMBER + rb',"history":\['
+    # the history's entries: ``],"input":{`` cannot occur inside a JSON string (its quotes
+    # would be escaped), so the first one ends the history
+    rb'.*?\],"input":\{"kind":"[a-z_]+","header":\{"id":"([^"\\]+)","timestamp":' + _NUMBER + rb","
+    rb'"origin":"[a-z_]+","durability":"([a-z_]+)"(?:,"idempotency_key":"([^"\\]*)")?[,}]',
+    re.DOTALL,
+)
+_DURABILITY = {d.value.encode(): d for d in Durability}
+_LANES = {b"queue": Lane.QUEUE, b"steer": Lane.STEER}
+
+_INPUT_SLOT: Any = InputRecord.__dict__["input"]
+_HISTORY_SLOT: Any = InputRecord.__dict__["history"]
+
+QueuedFields = tuple[Any, ...]
+"""The groups :func:`peek_queued` matched (raw bytes, converted by :meth:`PackedRecord.from_row`)."""
+
+
+def peek_queued(payload: bytes) -> QueuedFields | None:
+    """The recovery fields of a Queued row this release wrote (compact form, no run or failure
+    recorded), read without decoding it; ``None`` when the row is not such a row (decode it).
+
+    The run fields (``last_run_id``, ``last_boundary_sequence``) are written after the input,
+    and their values are a string or a number: a row ending in ``}}`` (the input's object, then
+    the row's) has neither."""
+    found = _QUEUED.match(payload)
+    if found is None or not payload.endswith(b"}}"):
+        return None
+    fields = found.groups()
+    if fields[0] != fields[7] or fields[9] not in _DURABILITY:
+        return None
+    return fields
+
+
+class PackedRecord(InputRecord):
+    """A recovered Queued input whose row is decoded on first use (module docstring)."""
+
+    __slots__ = ("packed", "packed_id", "runtime_id")
+
+    packed: bytes | None
+    packed_id: InputId
+    runtime_id: str
+
+    @classmethod
+    def from_row(cls, runtime_id: str, payload: bytes, fields: QueuedFields) -> PackedRecord:
+        """The record of a row :func:`peek_queued` read (``ValueError``/``UnicodeDecodeError``
+        if a field does not convert: decode that row in full)."""
+        rec = cls.__new__(cls)
+        rec.packed = payload
+        rec.packed_id = InputId(fields[0].decode())
+        rec.runtime_id = runtime_id
+        rec.phase = InputLifecycleState.QUEUED
+        rec.lane = _LANES[fields[1]]
+        rec.admission_seq = int(fields[2])
+        rec.attempts = int(fields[3])
+        rec.recovery_count = int(fields[4])
+        rec.created_at = float(fields[5])
+        rec.updated_at = float(fields[6])
+        rec.terminal = None
+        rec.last_run_id = None
+        rec.last_boundary_sequence = None
+        rec.stored_input = None
+        rec.outcome = None
+        rec.last_error = None
+        return rec
+
+    @staticmethod
+    def durability(fields: QueuedFields) -> Durability:
+        return _DURABILITY[fields[9]]
+
+    @staticmethod
+    def idempotency_key(fields: QueuedFields) -> str | None:
+        key: bytes | None = fields[10]
+        return None if key is None else key.decode()
+
+    def unpack(self) -> None:
+        """Decode the row now (a no-op once decoded); ``RecoveryCorruption`` names the input if
+        the row does not decode as the input it was recovered as."""
+        payload = self.packed
+        if payload is None:
+            return
+        try:
+            full = decode_record(payload)
+        except RowFormatError as exc:
+            raise self._corruption(str(exc)) from None
+        if full.input_id != self.packed_id or full.phase is not InputLifecycleState.QUEUED:
+            raise self._corruption(f"holds {full.input_id!r} {full.phase.value}, recovered as a queued input")
+        _INPUT_SLOT.__set__(self, full.input)
+        _HISTORY_SLOT.__set__(self, full.history)
+        self.packed = None
+
+    def _corruption(self, what: str) -> RecoveryCorruption:
+        return RecoveryCorruption(
+            f"store corruption in runtime {self.runtime_id!r}: input row {self.packed_id!r}: {what}",
+            runtime_id=self.runtime_id,
+            input_id=self.packed_id,
+        )
+
+    @property
+    def input(self) -> Input:
+        self.unpack()
+        value: Input = _INPUT_SLOT.__get__(self)
+        return value
+
+    @input.setter
+    def input(self, value: Input) -> None:
+        self.unpack()
+        _INPUT_SLOT.__set__(self, value)
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        self.unpack()
+        value: list[HistoryEntry] = _HISTORY_SLOT.__get__(self)
+        return value
+
+    @history.setter
+    def history(self, value: list[HistoryEntry]) -> None:
+        self.unpack()
+        _HISTORY_SLOT.__set__(self, value)
+
+    @property
+    def input_id(self) -> InputId:
+        return self.packed_id
+
+    def copy(self) -> InputRecord:
+        """A plain decoded copy."""
+        self.unpack()
+        return InputRecord(
+            self.input,
+            self.phase,
+            self.lane,
+            self.admission_seq,
+            self.created_at,
+            self.updated_at,
+            self.attempts,
+            self.terminal,
+            self.last_run_id,
+            self.last_boundary_sequence,
+            list(self.history),
+            self.recovery_count,
+            self.stored_input,
+            self.outcome,
+            self.last_error,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InputRecord):
+            return NotImplemented
+        return _fields(self) == _fields(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def unpack(record: InputRecord) -> None:
+    """Decode ``record`` now if it is a :class:`PackedRecord` (``RecoveryCorruption`` if its row
+    does not decode)."""
+    if isinstance(record, PackedRecord):
+        record.unpack()
+
+
+def _fields(record: InputRecord) -> tuple[object, ...]:
+    return (
+        record.input,
+        record.phase,
+        record.lane,
+        record.admission_seq,
+        record.created_at,
+        record.updated_at,
+        record.attempts,
+        record.terminal,
+        record.last_run_id,
+        record.last_boundary_sequence,
+        record.history,
+        record.recovery_count,
+        record.stored_input,
+        record.outcome,
+        record.last_error,
+    )
