@@ -151,21 +151,28 @@ _SELECT_LEASE = f"SELECT owner, token, expires_at, checksum FROM {LEASES} WHERE 
 Body = Callable[[sqlite3.Connection], object]
 
 _INSERT_INPUT = (
-    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (runtime_id, input_id) DO NOTHING"
+    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum, finished_at, idempotency_key, admission_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (runtime_id, input_id) DO NOTHING"
 )
-_UPDATE_INPUT = f"UPDATE {INPUTS} SET payload = ?, checksum = ? WHERE runtime_id = ? AND input_id = ?"
+_UPDATE_INPUT = (
+    f"UPDATE {INPUTS} SET payload = ?, checksum = ?, finished_at = ?, idempotency_key = ?, admission_seq = ? "
+    "WHERE runtime_id = ? AND input_id = ?"
+)
+
+InputParams = tuple[str, str, bytes, str, float | None, str | None, int | None]
+"""One input row's statement parameters: runtime id, input id, payload, checksum, finished-at,
+idempotency key, admission position."""
 
 
-def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[tuple[str, str, bytes, str]]) -> int:
+def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[InputParams]) -> int:
     """Store the rows of ``params`` (inserted or replaced); returns how many were new. One row:
     an insert that skips an existing key, then an update only if it did (one statement for a
     new row); more rows: one count of the new keys and one upsert per row."""
     if len(params) == 1:
-        _, input_id, payload, checksum = params[0]
+        _, input_id, payload, checksum, finished_at, key, position = params[0]
         if conn.execute(_INSERT_INPUT, params[0]).rowcount == 1:
             return 1
-        conn.execute(_UPDATE_INPUT, (payload, checksum, rt, input_id))
+        conn.execute(_UPDATE_INPUT, (payload, checksum, finished_at, key, position, rt, input_id))
         return 0
     added = new_inputs(conn, rt, (p[1] for p in params))
     conn.executemany(_UPSERT_INPUT, params)
@@ -845,9 +852,7 @@ class SqliteRuntimeStore:
         return removed[0]
 
     @staticmethod
-    def _input_params(
-        rt: str, rows: Sequence[InputRow]
-    ) -> list[tuple[str, str, bytes, str, float | None, str | None, int | None]]:
+    def _input_params(rt: str, rows: Sequence[InputRow]) -> list[InputParams]:
         return [
             (
                 rt,
