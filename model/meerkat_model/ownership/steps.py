@@ -5,8 +5,8 @@ module adds only what ownership changes:
 - **claim** (``claim_register``): allowed when there is no lease, it has expired, or it is the
   claimant's own; the token grows by one; then the session model's registration (recovery and
   its write-back) and the operation registry recovered from the store
-  (``meerkat_model.ownership.op_steps`` has the registry's own steps). A registration whose recovery fails releases the fresh claim (the token
-  stays spent).
+  (``meerkat_model.ownership.op_steps`` has the registry's own steps). A registration whose
+  recovery fails releases the fresh claim (the token stays spent).
 - **fence**: a session step whose durable write the store takes only while the writer's token
   is the lease's (``fencing`` on); otherwise the write is refused (nothing written), the step
   fails with ``ownership_lost`` and the worker detaches the session (memory gone, pending
