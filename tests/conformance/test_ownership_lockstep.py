@@ -1,6 +1,7 @@
 """Two runtime workers on one SQLite file in lockstep with the ownership model: claims,
-takeovers after expiry, crashes, renewals, writes whose outcome is unknown and reconciliation;
-and the harness reporting a difference (the runtime's fence against a model without one)."""
+takeovers after expiry, crashes, renewals, writes whose outcome is unknown, reconciliation and
+the operation registry's steps; and the harness reporting a difference (the runtime's fence
+against a model without one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from meerkat_conformance.lockstep.trace import Disagreement
 from meerkat_conformance.ownership.adapter import OwnershipAdapter
 from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
 from meerkat_model.machine import Bounds
-from meerkat_model.ownership.actions import ClaimRegister, Expire, On
+from meerkat_model.ownership.actions import ClaimRegister, Expire, FinishOp, On, RegisterOp
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.session.actions import Retire, Stop
 
@@ -30,6 +31,9 @@ EXPECTED_COVERED = {
     "accept",
     "start_run",
     "executor_succeeded",
+    "register_operation",
+    "complete_operation",
+    "fail_operation",
 }
 
 
@@ -60,3 +64,42 @@ def test_a_model_without_fencing_disagrees_with_the_runtime_and_the_report_shows
     report = str(caught.value)
     assert "step 5 returned different results" in report
     assert "w0.stop()" in report and "ownership_lost" in report
+
+
+def test_a_stale_worker_s_terminal_operation_write_is_refused_in_both() -> None:
+    machine = OwnershipMachine(WALK_BOUNDS)
+    lock = Lockstep(machine, OwnershipAdapter(machine))
+    try:
+        for action in (
+            ClaimRegister(0),
+            RegisterOp(0, 0),
+            RegisterOp(0, 1),
+            FinishOp(0, 1, 1),
+            Expire(),
+            ClaimRegister(1),
+            RegisterOp(1, 0),
+            FinishOp(1, 0, 0),
+            FinishOp(0, 0, 1),
+        ):
+            lock.apply(action)
+        ops = machine.observe(lock.state)["ops"]
+    finally:
+        lock.close()
+    assert ops["stored"] == {0: "completed#2", 1: "failed#1"}  # the takeover went on from number 2
+    assert ops["next_seq"] == 3
+    assert ops["workers"][0] is None  # the stale worker detached, nothing written
+
+
+def test_a_model_without_fencing_disagrees_on_a_stale_terminal_operation_write() -> None:
+    machine = OwnershipMachine(Bounds({**WALK_BOUNDS.values, "fencing": 0}))
+    lock = Lockstep(machine, OwnershipAdapter(machine))
+    try:
+        for action in (ClaimRegister(0), RegisterOp(0, 0), Expire(), ClaimRegister(1), RegisterOp(1, 0)):
+            lock.apply(action)
+        lock.apply(FinishOp(1, 0, 1))
+        with pytest.raises(Disagreement) as caught:
+            lock.apply(FinishOp(0, 0, 0))
+    finally:
+        lock.close()
+    report = str(caught.value)
+    assert "w0.complete_operation(op0)" in report and "ownership_lost" in report

@@ -1,6 +1,7 @@
-"""The ownership encoding: the per-input ownership invariants are inductive with fencing on,
-z3 finds the double run (and the other violations) with fencing off, and the encoding
-simulates the executable ownership model."""
+"""The ownership encoding: the per-input and per-operation ownership invariants are inductive
+with fencing on, z3 finds the double run, the reused completion sequence number (and the other
+violations) with fencing off, and the encoding simulates the executable ownership model (with
+and without the operation registry)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from meerkat_model.verifier import explore
 
 FENCED = ("input.consumed_once", "input.consumed_stays_consumed", "runtime.halt_never_undone")
 """The model's no_input_consumed_twice, consumed_stays_consumed and halt_never_undone."""
+FENCED_OPS = ("op.seqs_never_reused", "op.terminal_never_undone", "op.owner_registry_agrees")
+"""The model's completion_seqs_never_reused, op_terminal_never_undone and owner_registry_agrees_with_store."""
 
 
 def test_every_ownership_invariant_is_inductive_with_fencing_for_eight_ids() -> None:
@@ -30,6 +33,8 @@ def test_every_ownership_invariant_is_inductive_with_fencing_for_eight_ids() -> 
             "worker.unregistered_is_clean",
             "owner.agrees_with_store",
             *FENCED,
+            *FENCED_OPS,
+            "op.store_numbers",
         )
     }
     assert not any(r.assumes for r in results)
@@ -87,3 +92,33 @@ def test_a_model_step_the_encoding_cannot_take_is_named() -> None:
     (drift,) = report.drifts
     assert "start_run" in drift.action
     assert "no candidate admits it" in drift.encoding and "mem" in drift.encoding
+
+
+def test_without_fencing_the_registry_invariants_are_not_inductive() -> None:
+    results = {r.name: r for r in prove_invariants(build_ownership_machine(2, fencing=False), timeout_ms=30_000)}
+    for name in FENCED_OPS:
+        r = results[f"inductive:{name}"]
+        assert r.status == "failed", name
+        assert r.counterexample is not None and r.counterexample["transition"] == "finish_op"
+
+
+@pytest.mark.parametrize("invariant", ["op.seqs_never_reused", "op.terminal_never_undone"])
+def test_without_fencing_z3_finds_a_stale_terminal_write(invariant: str) -> None:
+    path = shortest_violation(build_ownership_machine(1, fencing=False), invariant, max_depth=8)
+    assert path is not None, invariant
+    names = [name for name, _ in path]
+    assert names.count("claim") >= 2 and names[-1] == "finish_op" and names.count("finish_op") == 2
+    assert len(names) - 1 == 7  # claim, register_op, expire, claim, register_op, finish_op, finish_op
+    with_fence = shortest_violation(build_ownership_machine(1), invariant, max_depth=8)
+    assert with_fence is None
+
+
+@pytest.mark.parametrize("fencing", [1, 0])
+def test_the_encoding_simulates_the_model_s_registry(fencing: int) -> None:
+    values = {**PROFILES["tiny"]["ownership_ops"].values, "fencing": fencing, "ambiguous": fencing}
+    model = MACHINES["ownership_ops"](Bounds(values))
+    abstraction = ABSTRACTIONS["ownership"]()
+    encoding = build_ownership_machine(abstraction.ids(model), fencing=bool(fencing))
+    report = compare(model, encoding, abstraction, explore(model).state_list[::25])
+    assert report.ok, "\n".join(d.render() for d in report.drifts)
+    assert report.states >= 200 and report.queries > 0

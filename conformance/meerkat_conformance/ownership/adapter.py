@@ -19,7 +19,11 @@ them. How the model's actions are driven:
   (``DroppingStore``), and every read of worker ``w``'s store failing, so the read-back cannot
   settle it: the session is in doubt. Reads keep failing until ``Reconcile(w)``;
 * ``Reconcile(w)`` — reads work again and ``interrupt_current_run`` (no run is in flight after
-  reconciling, so it changes nothing else) makes the session reconcile first.
+  reconciling, so it changes nothing else) makes the session reconcile first;
+* ``RegisterOp(w, op)`` / ``FinishOp(w, op, outcome)`` — operation ``op<op>`` registered (and
+  Running), completed or failed in worker ``w``'s ops registry
+  (:mod:`meerkat_conformance.ownership.registry`); the observation then also compares the
+  registry the store holds and each worker's.
 """
 
 from __future__ import annotations
@@ -32,7 +36,18 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from meerkat_model.machine import Rejected, Stepped
-from meerkat_model.ownership.actions import Ambiguous, ClaimRegister, CrashWorker, Expire, On, Reconcile, Release, Renew
+from meerkat_model.ownership.actions import (
+    Ambiguous,
+    ClaimRegister,
+    CrashWorker,
+    Expire,
+    FinishOp,
+    On,
+    Reconcile,
+    RegisterOp,
+    Release,
+    Renew,
+)
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.session.actions import (
     Accept,
@@ -64,6 +79,7 @@ from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from meerkat_conformance.lockstep.adapter import StepKind
 from meerkat_conformance.lockstep.outcome import Err, Ok, Outcome
+from meerkat_conformance.ownership import registry
 from meerkat_conformance.ownership.stores import DroppingStore
 from meerkat_conformance.session.views import completion_text, runtime_input_id, session_observation, stored_view
 
@@ -241,6 +257,10 @@ class OwnershipAdapter:
                 return self._call(w, lambda worker: worker.runtime.unregister_session(SESSION_ID))
             case On(w, inner):
                 return self._session_call(w, inner)
+            case RegisterOp(w, op):
+                return self._call(w, lambda worker: self._registry_call(worker, registry.register, SESSION_ID, op))
+            case FinishOp(w, op, outcome):
+                return self._call(w, lambda worker: self._registry_call(worker, registry.finish, op, outcome))
         return Err("harness", f"the ownership harness does not know action {action!r}")
 
     def observe(self) -> Any:
@@ -251,11 +271,15 @@ class OwnershipAdapter:
             lease_seen = {"owner": owner, "token": lease.token, "expired": lease.expired(self.clock())}
         stored = stored_view(self.observer, RUNTIME_ID)
         workers = []
+        registries = []
         for worker in self.workers:
             seen = session_observation(worker.run(self._view(worker)), {}, stored)
             seen["waiters"] = {i: _handle_text(h) for i, h in worker.handles.items()}
             workers.append(seen)
-        return {"lease": lease_seen, "workers": workers}
+            registries.append(worker.run(self._registry_view(worker)))
+        stored_ops, next_seq = registry.stored_registry(self.observer, RUNTIME_ID)
+        ops = {"stored": stored_ops, "next_seq": next_seq, "workers": registries}
+        return {"lease": lease_seen, "workers": workers, "ops": ops}
 
     def model_view(self, model_state: Any) -> Any:
         seen = self.machine.observe(model_state)
@@ -277,6 +301,18 @@ class OwnershipAdapter:
         if not await runtime.contains_session(SESSION_ID):
             return None
         return await runtime.session_view(SESSION_ID)
+
+    @staticmethod
+    async def _registry_view(worker: _Worker) -> Any:
+        runtime = worker.runtime
+        if not await runtime.contains_session(SESSION_ID):
+            return None
+        return registry.worker_registry(await runtime.ops_lifecycle_registry(SESSION_ID))
+
+    @staticmethod
+    async def _registry_call(worker: _Worker, call: Any, *args: Any) -> tuple[()]:
+        call(await worker.runtime.ops_lifecycle_registry(SESSION_ID), *args)
+        return ()
 
     def _crash(self, w: int) -> Outcome:
         worker = self.workers[w]

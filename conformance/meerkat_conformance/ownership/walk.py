@@ -24,8 +24,9 @@ from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.tally import MachineTally
 from meerkat_conformance.ownership.adapter import AUTONOMOUS, OwnershipAdapter
 
-WALK_BOUNDS = Bounds({"inputs": 2, "claims": 6})
-"""The model the walks run: two inputs, up to six claims (a claim and five takeovers or reclaims)."""
+WALK_BOUNDS = Bounds({"inputs": 2, "claims": 6, "ops": 2})
+"""The model the walks run: two inputs, up to six claims (a claim and five takeovers or reclaims),
+two operation ids in each worker's registry."""
 
 
 def kind(action: Hashable) -> str:

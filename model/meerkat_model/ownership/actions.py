@@ -75,5 +75,27 @@ class Reconcile(NamedTuple):
     w: int
 
 
-OwnershipAction = ClaimRegister | Renew | Expire | Release | CrashWorker | On | Ambiguous | Reconcile
+@action_record("register_operation")
+class RegisterOp(NamedTuple):
+    """``register_operation`` of operation ``op`` (then provisioning succeeds) on worker ``w``'s
+    registry: memory only."""
+
+    w: int
+    op: int
+
+
+@action_record("finish_operation")
+class FinishOp(NamedTuple):
+    """A terminal transition of running operation ``op`` on worker ``w``'s registry:
+    ``complete_operation`` (``outcome`` 0) or ``fail_operation`` (1), written with the worker's
+    token and its next completion sequence number."""
+
+    w: int
+    op: int
+    outcome: int
+
+
+OwnershipAction = (
+    ClaimRegister | Renew | Expire | Release | CrashWorker | On | Ambiguous | Reconcile | RegisterOp | FinishOp
+)
 """Any action of the ownership model."""

@@ -14,6 +14,10 @@ claims             3        claims in all (the fencing token never exceeds it)
 fencing            1        1: the store refuses a write whose token is not the lease's; 0: it
                             ignores tokens (the verifier must then find a violation)
 ambiguous          1        1: a durable step may leave its outcome unknown (store unreadable)
+ops                0        operation ids of the session's registry (0: no registry steps)
+accepts            1        1: workers accept inputs; 0: they accept none (the input lane stays
+                            empty: the registry checked against claims, crashes, expiry, control
+                            writes and unknown outcomes without the input lane's states)
 =================  =======  ===============================================================
 """
 
@@ -37,7 +41,7 @@ SESSION_DEFAULTS: dict[str, int] = {
     "write_failures": 0,
     "direct": 0,
 }
-DEFAULTS: dict[str, int] = {"workers": 2, "claims": 3, "fencing": 1, "ambiguous": 1}
+DEFAULTS: dict[str, int] = {"workers": 2, "claims": 3, "fencing": 1, "ambiguous": 1, "ops": 0, "accepts": 1}
 
 
 class OwnershipBoundsError(ValueError):
@@ -51,6 +55,8 @@ class OwnershipBounds:
     claims: int
     fencing: bool
     ambiguous: bool
+    ops: int
+    accepts: bool
 
     @staticmethod
     def from_bounds(bounds: Bounds) -> OwnershipBounds:
@@ -61,7 +67,9 @@ class OwnershipBounds:
             raise OwnershipBoundsError(f"ownership bound 'workers' must be between 1 and 3, got {values['workers']}")
         if not 1 <= values["claims"] <= 6:
             raise OwnershipBoundsError(f"ownership bound 'claims' must be between 1 and 6, got {values['claims']}")
-        for key in ("fencing", "ambiguous"):
+        if not 0 <= values["ops"] <= 3:
+            raise OwnershipBoundsError(f"ownership bound 'ops' must be between 0 and 3, got {values['ops']}")
+        for key in ("fencing", "ambiguous", "accepts"):
             if values[key] not in (0, 1):
                 raise OwnershipBoundsError(f"ownership bound {key!r} is a 0/1 switch, got {values[key]}")
         return OwnershipBounds(
@@ -70,4 +78,6 @@ class OwnershipBounds:
             claims=values["claims"],
             fencing=bool(values["fencing"]),
             ambiguous=bool(values["ambiguous"]),
+            ops=values["ops"],
+            accepts=bool(values["accepts"]),
         )

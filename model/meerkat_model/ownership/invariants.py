@@ -1,14 +1,17 @@
 """Named invariants of the ownership model, checked on every reachable state.
 
-The first five are what fencing guarantees (docs/semantics.md, "Ownership"); the last two carry
+The first five are what fencing guarantees (docs/semantics.md, "Ownership"); the next two carry
 the session model's invariants over: the worker that holds the lease, unless in doubt, satisfies
 every session invariant with the shared store (memory never ahead of the store, recovery gives
-back memory), and every registered worker's memory is well formed on its own.
+back memory), and every registered worker's memory is well formed on its own. The last three are
+the operation registry's: no completion sequence number taken twice, no stored terminal operation
+rewritten, and the lease holder's registry exactly what the store holds of it.
 """
 
 from __future__ import annotations
 
 from meerkat_model.machine import Invariant, Rejected
+from meerkat_model.ownership import op_slots
 from meerkat_model.ownership.state import OwnershipState, holds_fence, view
 from meerkat_model.session import invariants as session
 from meerkat_model.session.recovery import recover
@@ -98,6 +101,44 @@ def worker_memory_well_formed(s: OwnershipState) -> str | None:
     return None
 
 
+def completion_seqs_never_reused(s: OwnershipState) -> str | None:
+    """No two durable operation completions of the runtime share a completion sequence number:
+    the store never takes a terminal write whose number it took before, and the stored terminal
+    operations have distinct numbers below the stored next one."""
+    if s.seq_reused:
+        return "the store took two operation completions with the same sequence number"
+    seqs = [op_slots.seq_of(slot) for slot in s.ops if op_slots.is_terminal(slot)]
+    if len(set(seqs)) != len(seqs):
+        return f"stored terminal operations share a sequence number ({sorted(seqs)})"
+    if seqs and max(seqs) >= s.next_seq:
+        return f"a stored sequence number ({max(seqs)}) is not below the stored next one ({s.next_seq})"
+    return None
+
+
+def op_terminal_never_undone(s: OwnershipState) -> str | None:
+    """A durably terminal operation is never rewritten to another outcome or sequence number by
+    another worker's write."""
+    if s.op_undone:
+        return "a stored terminal operation was rewritten by a worker that had not seen it terminal"
+    return None
+
+
+def owner_registry_agrees_with_store(s: OwnershipState) -> str | None:
+    """The registry of the worker holding the lease (registered, not in doubt) is what the store
+    holds of it: the same terminal operations with the same numbers (its other operations are
+    not stored) and the same next sequence number."""
+    for w, worker in enumerate(s.workers):
+        if worker.memory is None or worker.in_doubt or not holds_fence(s, w):
+            continue
+        for op, (mine, stored) in enumerate(zip(worker.ops, s.ops, strict=True)):
+            expected = mine if op_slots.is_terminal(mine) else op_slots.ABSENT
+            if expected != stored:
+                return f"worker {w}: operation {op} is {op_slots.spell(mine)}, the store holds {op_slots.spell(stored)}"
+        if worker.next_seq != s.next_seq:
+            return f"worker {w}: next sequence number {worker.next_seq}, the store's is {s.next_seq}"
+    return None
+
+
 INVARIANTS: tuple[Invariant[OwnershipState], ...] = tuple(
     Invariant(fn.__name__, (fn.__doc__ or "").strip().replace("\n    ", " "), fn)
     for fn in (
@@ -107,5 +148,8 @@ INVARIANTS: tuple[Invariant[OwnershipState], ...] = tuple(
         acknowledged_inputs_recoverable,
         owner_agrees_with_store,
         worker_memory_well_formed,
+        completion_seqs_never_reused,
+        op_terminal_never_undone,
+        owner_registry_agrees_with_store,
     )
 )

@@ -17,21 +17,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped, TransitionDecl
-from meerkat_model.ownership import steps
+from meerkat_model.ownership import op_steps, steps
 from meerkat_model.ownership.actions import (
     Ambiguous,
     ClaimRegister,
     CrashWorker,
     Expire,
+    FinishOp,
     On,
     OwnershipAction,
     Reconcile,
+    RegisterOp,
     Release,
     Renew,
 )
 from meerkat_model.ownership.bounds import OwnershipBounds
 from meerkat_model.ownership.invariants import INVARIANTS
 from meerkat_model.ownership.observe import action_label, describe, observe
+from meerkat_model.ownership.op_slots import ABSENT, OUTCOMES, RUNNING
 from meerkat_model.ownership.state import NO_OWNER, OwnershipState, holds_fence, initial_state, view
 from meerkat_model.ownership.symmetry import canonical
 from meerkat_model.ownership.transitions import ownership_transitions
@@ -78,18 +81,21 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
         self._workers = range(b.workers)
         self._expire = Expire()
         values = _session_values(b)
-        self._transitions = ownership_transitions(frozenset(k for k, v in values.items() if v))
+        enabled = {k for k, v in values.items() if v} | ({"ops"} if b.ops else set())
+        enabled |= {"accepts"} if b.accepts else set()
+        self._transitions = ownership_transitions(frozenset(enabled))
         self._bound: dict[OwnershipAction, Callable[[OwnershipState], StepResult]] = {}
 
     # --- the protocol -------------------------------------------------------------------
 
     def initial_state(self) -> OwnershipState:
-        return initial_state(self.bounds.session.inputs, self.bounds.workers)
+        return initial_state(self.bounds.session.inputs, self.bounds.workers, self.bounds.ops)
 
     def actions(self, state: OwnershipState) -> Sequence[OwnershipAction]:
         """Per worker: claim and register when it holds no session; otherwise its session
-        actions (each with an ambiguous-write variant when it writes), renew, release, crash,
-        or reconcile alone when it is in doubt. Then the passing of time."""
+        actions (each with an ambiguous-write variant when it writes), its registry's steps
+        (register an untracked operation, finish a running one), renew, release, crash, or
+        reconcile alone when it is in doubt. Then the passing of time."""
         out: list[OwnershipAction] = []
         b = self.bounds
         for w in self._workers:
@@ -101,11 +107,16 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
                 out += [Reconcile(w), Renew(w), Release(w), CrashWorker(w)]
                 continue
             for inner in self.session.actions(view(state, w)):
-                if isinstance(inner, _NOT_OFFERED):
+                if isinstance(inner, _NOT_OFFERED) or (not b.accepts and isinstance(inner, Accept)):
                     continue
                 out.append(On(w, inner))
                 if b.ambiguous and _ambiguous_candidate(inner):
                     out += [Ambiguous(w, inner, 1), Ambiguous(w, inner, 0)]
+            for op, slot in enumerate(worker.ops):
+                if slot == RUNNING:
+                    out += [FinishOp(w, op, outcome) for outcome in OUTCOMES]
+                elif slot == ABSENT:
+                    out.append(RegisterOp(w, op))
             out += [Renew(w), Release(w), CrashWorker(w)]
         if state.lease.owner != NO_OWNER and not state.lease.expired:
             out.append(self._expire)
@@ -130,6 +141,14 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
         if not isinstance(w, int) or not 0 <= w < b.workers:
             return _refuse(f"{action!r}: no such worker")
         match action:
+            case RegisterOp(_, op) | FinishOp(_, op) if not (isinstance(op, int) and 0 <= op < b.ops):
+                return _refuse(f"{action!r}: no such operation id")
+            case RegisterOp(_, op):
+                return lambda state: op_steps.register_op(state, w, op)
+            case FinishOp(_, op, outcome):
+                if outcome not in OUTCOMES:
+                    return _refuse(f"{action!r}: no such outcome")
+                return lambda state: op_steps.finish_op(state, w, op, outcome, fencing)
             case ClaimRegister():
                 return lambda state: steps.claim_register(state, w, b)
             case Renew():

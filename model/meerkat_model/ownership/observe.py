@@ -3,7 +3,11 @@
 ``observe(state)`` is the plain data the conformance harness compares with the runtime workers:
 ``lease`` (``None`` before the first claim, else ``{"owner": worker, "token", "expired"}``) and
 ``workers``, one session-model observation (``meerkat_model.session.observe``) per worker, each
-with ``in_doubt``; every worker sees the same ``stored`` part (the one store).
+with ``in_doubt``; every worker sees the same ``stored`` part (the one store); and ``ops``:
+the registry the store holds (``stored``: operation id -> outcome and sequence number of its
+terminal operations, ``next_seq``) and each worker's registry (``None`` when not registered,
+else ``operations``: id -> ``running`` / ``completed#n`` / ``failed#n`` of the tracked ones,
+and its ``next_seq``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat_model.action_record import action_name
-from meerkat_model.ownership.actions import Ambiguous, On, OwnershipAction
+from meerkat_model.ownership import op_slots
+from meerkat_model.ownership.actions import Ambiguous, FinishOp, On, OwnershipAction, RegisterOp
 from meerkat_model.ownership.state import NO_OWNER, OwnershipState, view
 from meerkat_model.session import observe as session_observe
 
@@ -29,7 +34,20 @@ def observe(state: OwnershipState) -> dict[str, Any]:
         seen = session_observe.observe(view(state, w))
         seen["in_doubt"] = worker.in_doubt
         workers.append(seen)
-    return {"lease": lease_view(state), "workers": workers}
+    return {"lease": lease_view(state), "workers": workers, "ops": ops_view(state)}
+
+
+def ops_view(state: OwnershipState) -> dict[str, Any]:
+    """The registry's durable part and each worker's registry (module docstring)."""
+    stored = {op: op_slots.spell(slot) for op, slot in enumerate(state.ops) if slot != op_slots.ABSENT}
+    workers: list[dict[str, Any] | None] = []
+    for worker in state.workers:
+        if worker.memory is None:
+            workers.append(None)
+            continue
+        tracked = {op: op_slots.spell(slot) for op, slot in enumerate(worker.ops) if slot != op_slots.ABSENT}
+        workers.append({"operations": tracked, "next_seq": worker.next_seq})
+    return {"stored": stored, "next_seq": state.next_seq, "workers": workers}
 
 
 def describe(state: OwnershipState) -> dict[str, Any]:
@@ -45,12 +63,25 @@ def describe(state: OwnershipState) -> dict[str, Any]:
             continue
         out[f"w{w}"] = "in doubt" if worker.in_doubt else "registered"
         out[f"w{w}.token"] = worker.token
+        for op, slot in enumerate(worker.ops):
+            out[f"w{w}.op{op}"] = op_slots.spell(slot)
+        if worker.ops:
+            out[f"w{w}.next_seq"] = worker.next_seq
         for key, value in session_observe.describe(view(state, w)).items():
             if not _shared(key):
                 out[f"w{w}.{key}"] = value
     out["boundary_commits"] = state.commits
     if state.undone:
         out["undone"] = True
+    for op, slot in enumerate(state.ops):
+        out[f"stored.op{op}"] = op_slots.spell(slot)
+    if state.ops:
+        out["stored.next_seq"] = state.next_seq
+        out["completion_seqs_taken"] = state.high_seq
+    if state.seq_reused:
+        out["seq_reused"] = True
+    if state.op_undone:
+        out["op_undone"] = True
     return out
 
 
@@ -60,8 +91,14 @@ def _shared(key: str) -> bool:
 
 
 def action_label(action: OwnershipAction) -> str:
-    """``w0.accept(0, ...)``, ``w1.ambiguous[landed](stop)``, ``expire``, ``w0.renew``."""
+    """``w0.accept(0, ...)``, ``w1.ambiguous[landed](stop)``, ``expire``, ``w0.renew``,
+    ``w0.register_operation(op0)``, ``w1.fail_operation(op0)``."""
     match action:
+        case RegisterOp(worker, op):
+            return f"w{worker}.register_operation(op{op})"
+        case FinishOp(worker, op, outcome):
+            rule = "complete_operation" if outcome == op_slots.COMPLETED else "fail_operation"
+            return f"w{worker}.{rule}(op{op})"
         case On(worker, inner):
             return f"w{worker}.{session_observe.action_label(inner)}"
         case Ambiguous(worker, inner, landed):

@@ -12,6 +12,13 @@
   store took, capped at 2: history kept so "no input consumed by two runs" is a state property.
 - ``undone``: set when the store took a write that moved the lifecycle record away from Stopped,
   Retired or Destroyed, written by a worker whose memory had not seen that record.
+- ``ops``, ``next_seq``: the durable part of the session's operation registry: per operation id
+  its stored slot (``meerkat_model.ownership.op_slots``: nothing, or terminal with its outcome
+  and completion sequence number) and the next completion sequence number. A worker's memory of
+  the registry is ``Worker.ops`` / ``Worker.next_seq`` (registered operations are memory only).
+- ``high_seq``, ``seq_reused``, ``op_undone``: history of the registry's terminal writes the
+  store took: the largest completion sequence number, whether one was taken twice, whether a
+  stored terminal operation was rewritten.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ class Worker(NamedTuple):
     waiters: tuple[Waiter, ...]
     token: int
     in_doubt: bool
+    ops: tuple[int, ...] = ()
+    """Per operation id its slot in this worker's registry (empty when not registered)."""
+    next_seq: int = 0
+    """The next completion sequence number this worker hands out (0 when not registered)."""
 
 
 class OwnershipState(NamedTuple):
@@ -46,10 +57,15 @@ class OwnershipState(NamedTuple):
     workers: tuple[Worker, ...]
     commits: tuple[int, ...]
     undone: bool
+    ops: tuple[int, ...] = ()
+    next_seq: int = 1
+    high_seq: int = 0
+    seq_reused: bool = False
+    op_undone: bool = False
 
 
-def initial_state(inputs: int, workers: int) -> OwnershipState:
-    """Nothing claimed, nothing stored, no worker registered."""
+def initial_state(inputs: int, workers: int, ops: int = 0) -> OwnershipState:
+    """Nothing claimed, nothing stored, no worker registered; ``ops`` operation ids."""
     session = session_initial_state(inputs)
     idle = Worker(None, session.waiters, 0, False)
     return OwnershipState(
@@ -60,6 +76,7 @@ def initial_state(inputs: int, workers: int) -> OwnershipState:
         workers=(idle,) * workers,
         commits=(0,) * inputs,
         undone=False,
+        ops=(0,) * ops,
     )
 
 

@@ -4,8 +4,9 @@ module adds only what ownership changes:
 
 - **claim** (``claim_register``): allowed when there is no lease, it has expired, or it is the
   claimant's own; the token grows by one; then the session model's registration (recovery and
-  its write-back). A registration whose recovery fails releases the fresh claim (the token
-  stays spent).
+  its write-back) and the operation registry recovered from the store
+  (``meerkat_model.ownership.op_steps`` has the registry's own steps). A registration whose
+  recovery fails releases the fresh claim (the token stays spent).
 - **fence**: a session step whose durable write the store takes only while the writer's token
   is the lease's (``fencing`` on); otherwise the write is refused (nothing written), the step
   fails with ``ownership_lost`` and the worker detaches the session (memory gone, pending
@@ -59,11 +60,11 @@ IN_DOUBT = Rejected(
 )
 
 
-def _not_registered(w: int) -> Rejected:
+def not_registered(w: int) -> Rejected:
     return Rejected(rejections.SESSION_NOT_FOUND, f"the session is not registered on worker {w}")
 
 
-def _lost(state: OwnershipState, w: int, why: str, name: str) -> Stepped[OwnershipState]:
+def lost(state: OwnershipState, w: int, why: str, name: str) -> Stepped[OwnershipState]:
     """Worker ``w`` detaches the session: memory gone, handles resolved ``ownership_lost``."""
     waiters, ids = detached(state.workers[w].waiters, Waiter.OWNERSHIP_LOST)
     after = with_worker(state, w, Worker(None, waiters, 0, False))
@@ -87,7 +88,7 @@ def _took(
     record = state.durable.record
     if record in _KEPT_RECORDS and post.durable.record != record:
         undone = undone or memory is None or record_of(memory) != record
-    worker = before if in_doubt else Worker(post.memory, post.waiters, before.token, False)
+    worker = before if in_doubt else before._replace(memory=post.memory, waiters=post.waiters)
     return with_worker(
         state._replace(
             attrs=post.attrs, durable=post.durable, destroyed=post.destroyed, commits=commits, undone=undone
@@ -125,15 +126,17 @@ def claim_register(state: OwnershipState, w: int, b: OwnershipBounds) -> StepRes
         return Stepped(released, (("error", result.kind, result.detail),), "claim_register_refused")
     took_over = lease.owner not in (NO_OWNER, w)
     name = "takeover" if took_over else "claim_register"
-    return Stepped(_took(claimed, w, result.state, in_doubt=False), result.outputs, name)
+    after = _took(claimed, w, result.state, in_doubt=False)
+    seeded = after.workers[w]._replace(ops=after.ops, next_seq=after.next_seq)  # the registry recovered
+    return Stepped(with_worker(after, w, seeded), result.outputs, name)
 
 
 def renew(state: OwnershipState, w: int) -> StepResult:
     if state.workers[w].memory is None:
-        return _not_registered(w)
+        return not_registered(w)
     if holds_fence(state, w):
         return Stepped(state._replace(lease=state.lease._replace(expired=False)), (("renewed",),), "renew")
-    return _lost(state, w, "the lease was claimed by another worker", "renew_lost")
+    return lost(state, w, "the lease was claimed by another worker", "renew_lost")
 
 
 def expire(state: OwnershipState) -> StepResult:
@@ -146,7 +149,7 @@ def expire(state: OwnershipState) -> StepResult:
 def release(state: OwnershipState, w: int) -> StepResult:
     worker = state.workers[w]
     if worker.memory is None:
-        return _not_registered(w)
+        return not_registered(w)
     result = registration.unregister(view(state, w))
     assert isinstance(result, Stepped)
     held = holds_fence(state, w)
@@ -158,7 +161,7 @@ def release(state: OwnershipState, w: int) -> StepResult:
 def crash(state: OwnershipState, w: int) -> StepResult:
     worker = state.workers[w]
     if worker.memory is None:
-        return _not_registered(w)
+        return not_registered(w)
     return Stepped(
         with_worker(state, w, Worker(None, (Waiter.NONE,) * len(worker.waiters), 0, False)), (("crashed",),), "crash"
     )
@@ -180,7 +183,7 @@ def session_step(state: OwnershipState, w: int, inner: SessionAction, bind: Bind
             result.transition,
         )
     if fencing and not holds_fence(state, w):
-        return _lost(state, w, "the store refused the write: the lease was claimed by another worker", "write_refused")
+        return lost(state, w, "the store refused the write: the lease was claimed by another worker", "write_refused")
     boundary = isinstance(inner, ExecutorSucceeded)
     return Stepped(_took(state, w, post, in_doubt=False, boundary=boundary), result.outputs, result.transition)
 
@@ -199,7 +202,7 @@ def ambiguous(
         return Rejected(rejections.VALIDATION_FAILED, f"{inner!r} writes nothing here")
     fenced_out = fencing and not holds_fence(state, w)
     if landed and fenced_out:  # the store refused it before the outcome could be lost
-        return _lost(state, w, "the store refused the write: the lease was claimed by another worker", "write_refused")
+        return lost(state, w, "the store refused the write: the lease was claimed by another worker", "write_refused")
     unknown = (("error", rejections.DURABLE_WRITE_FAILED, "outcome unknown; the store cannot be read"),)
     boundary = isinstance(inner, ExecutorSucceeded)
     left = worker._replace(in_doubt=True)
@@ -234,5 +237,5 @@ def reconcile(state: OwnershipState, w: int) -> StepResult:
     )
     halted_as = (Waiter.TERMINATED_DESTROYED if destroyed else Waiter.TERMINATED_STOPPED) if halted else None
     waiters, outputs = resolve_from_store(worker.waiters, recovered.rows, halted_as)
-    after = with_worker(state, w, Worker(new_memory, waiters, worker.token, False))
+    after = with_worker(state, w, worker._replace(memory=new_memory, waiters=waiters, in_doubt=False))
     return Stepped(after, (("reconciled", phase.name.lower()), *outputs), "reconcile")

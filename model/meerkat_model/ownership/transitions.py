@@ -1,7 +1,8 @@
 """Declared transitions of the ownership model: the lease (entity ``lease``: Free before the
 first claim, Held, Expired) and a worker's hold on the session (entity ``worker``:
-Unregistered, Registered, InDoubt). A worker's session steps fire the session model's own
-transitions (``meerkat_model.session.transitions``), declared there."""
+Unregistered, Registered, InDoubt) and an operation of a worker's registry (entity
+``operation``: Absent, Running, Completed, Failed; durable once terminal). A worker's session
+steps fire the session model's own transitions (``meerkat_model.session.transitions``), declared there."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from meerkat_model.session.transitions import SESSION_TRANSITIONS
 
 FREE, HELD, EXPIRED = "Free", "Held", "Expired"
 UNREGISTERED, REGISTERED, IN_DOUBT = "Unregistered", "Registered", "InDoubt"
+ABSENT, RUNNING, COMPLETED, FAILED = "Absent", "Running", "Completed", "Failed"
 
 
 def _lease(name: str, sources: tuple[str, ...], target: str | None, guard: str = "") -> TransitionDecl:
     return TransitionDecl(name, "lease", sources, target, guard)
+
+
+def _op(name: str, sources: tuple[str, ...], target: str | None, guard: str = "") -> TransitionDecl:
+    return TransitionDecl(name, "operation", sources, target, guard)
 
 
 def _worker(name: str, sources: tuple[str, ...], target: str | None, guard: str = "") -> TransitionDecl:
@@ -37,6 +43,9 @@ OWNERSHIP_ONLY: tuple[TransitionDecl, ...] = (
     _worker("ambiguous_write_landed", (REGISTERED,), IN_DOUBT, "outcome unknown, store unreadable; the store took it"),
     _worker("ambiguous_write_lost", (REGISTERED,), IN_DOUBT, "outcome unknown, store unreadable; the store did not"),
     _worker("reconcile", (IN_DOUBT,), REGISTERED, "memory := recovery of the store, in place"),
+    _op("register_operation", (ABSENT,), RUNNING, "memory only; the registry is seeded from the store at the claim"),
+    _op("complete_operation", (RUNNING,), COMPLETED, "written with the worker's token and next sequence number"),
+    _op("fail_operation", (RUNNING,), FAILED, "written with the worker's token and next sequence number"),
 )
 
 _NOT_OFFERED = (
@@ -51,6 +60,7 @@ _NOT_OFFERED = (
 )
 """Session transitions a worker never takes here (replaced by the ownership steps, or not offered)."""
 _NEEDS: dict[str, tuple[str, ...]] = {
+    "accepts": ("accept", "start_run", "executor_"),
     "super_keys": ("accept_superseding", "accept_coalescing"),
     "idem_keys": ("deduplicate",),
     "invalid": ("reject_invalid",),
@@ -68,8 +78,10 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def ownership_transitions(enabled: frozenset[str]) -> tuple[TransitionDecl, ...]:
-    """The declared transitions under bounds whose switched-on session keys are ``enabled``:
-    the ownership steps, and the session transitions a worker can take."""
+    """The declared transitions under bounds whose switched-on session keys are ``enabled``
+    (with ``ops`` when the registry has operation ids, ``accepts`` when workers accept inputs):
+    the ownership steps, and the session
+    transitions a worker can take."""
     excluded = [*_NOT_OFFERED]
     for key, names in _NEEDS.items():
         if key not in enabled:
@@ -77,4 +89,5 @@ def ownership_transitions(enabled: frozenset[str]) -> tuple[TransitionDecl, ...]
     session = tuple(
         t for t in SESSION_TRANSITIONS if t.name not in _NOT_OFFERED and not t.name.startswith(tuple(excluded))
     )
-    return (*OWNERSHIP_ONLY, *session)
+    own = OWNERSHIP_ONLY if "ops" in enabled else tuple(t for t in OWNERSHIP_ONLY if t.entity != "operation")
+    return (*own, *session)

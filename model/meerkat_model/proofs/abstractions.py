@@ -17,6 +17,7 @@ from meerkat_model.ops import actions as oa
 from meerkat_model.ops.machine import OpsMachine
 from meerkat_model.ops.state import OpRecord, RegistryState
 from meerkat_model.ownership import actions as oo
+from meerkat_model.ownership import op_slots
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.ownership.state import OwnershipState
 from meerkat_model.proofs import ownership_encoding as ow
@@ -311,6 +312,21 @@ def _status(row: Row | None) -> int:
     return ow.ABSENT if row is None else _STATUS[row.phase]
 
 
+def _op_status(slot: int) -> int:
+    if not op_slots.is_terminal(slot):
+        return ow.OP_RUNNING if slot == op_slots.RUNNING else ow.OP_ABSENT
+    return ow.OP_COMPLETED if op_slots.outcome_of(slot) == op_slots.COMPLETED else ow.OP_FAILED
+
+
+def _op_seq(slot: int) -> int:
+    return op_slots.seq_of(slot) if op_slots.is_terminal(slot) else 0
+
+
+def _padded(n: int, fill: int) -> Callable[[list[Any]], list[Any]]:
+    """A list of one value per input or operation id, padded with ``fill`` to the ``n`` ids."""
+    return lambda values: values + [fill] * (n - len(values))
+
+
 class OwnershipAbstraction:
     """Two workers on one store, coarsened: each input's status class in the store and in each
     worker's memory, the lifecycle record's class, the lease, tokens and history. The encoding
@@ -319,8 +335,9 @@ class OwnershipAbstraction:
     simulation = True
 
     def ids(self, machine: Machine[Any, Any]) -> int:
+        """Input ids and operation ids share the encoding's ids (the fewer padded)."""
         assert isinstance(machine, OwnershipMachine)
-        return machine.bounds.session.inputs
+        return max(machine.bounds.session.inputs, machine.bounds.ops)
 
     def constants(self, machine: Machine[Any, Any]) -> Values:
         assert isinstance(machine, OwnershipMachine)
@@ -331,6 +348,9 @@ class OwnershipAbstraction:
     def state(self, state: OwnershipState) -> Values:
         if any(a is not None and a.ephemeral for a in state.attrs):
             raise NotEncoded("ephemeral inputs are not encoded")
+        n = max(len(state.commits), len(state.ops))
+        inputs = _padded(n, 0)
+        ops = _padded(n, op_slots.ABSENT)
         out: Values = {
             "owner": state.lease.owner,
             "token": state.lease.token,
@@ -338,8 +358,14 @@ class OwnershipAbstraction:
             "rec": _RECORD.get(state.durable.record, ow.LIVE),
             "undone": state.undone,
             "destroyed": state.destroyed,
-            "st": [_status(r) for r in state.durable.rows],
-            "commits": list(state.commits),
+            "st": inputs([_status(r) for r in state.durable.rows]),
+            "commits": inputs(list(state.commits)),
+            "nxt": state.next_seq,
+            "high": state.high_seq,
+            "reused": state.seq_reused,
+            "oundone": state.op_undone,
+            "ost": ops([_op_status(slot) for slot in state.ops]),
+            "osq": _padded(n, 0)([_op_seq(slot) for slot in state.ops]),
         }
         for v, worker in enumerate(state.workers):
             memory = worker.memory
@@ -347,7 +373,12 @@ class OwnershipAbstraction:
             out[f"reg{v}"] = memory is not None
             out[f"doubt{v}"] = worker.in_doubt
             out[f"mrec{v}"] = ow.LIVE if memory is None else _RECORD.get(record_of(memory), ow.LIVE)
-            out[f"mem{v}"] = [ow.ABSENT] * len(state.commits) if memory is None else [_status(r) for r in memory.rows]
+            out[f"mem{v}"] = inputs(
+                [ow.ABSENT] * len(state.commits) if memory is None else [_status(r) for r in memory.rows]
+            )
+            out[f"nq{v}"] = worker.next_seq
+            out[f"om{v}"] = ops([_op_status(slot) for slot in worker.ops])
+            out[f"oq{v}"] = _padded(n, 0)([_op_seq(slot) for slot in worker.ops])
         return out
 
     def action(self, action: Any, state: OwnershipState) -> Encoded:
@@ -356,6 +387,12 @@ class OwnershipAbstraction:
             return Encoded((Candidate("expire"),))
         if kind in _OWNERSHIP:
             return Encoded(tuple(Candidate(t, (("w", action.w),)) for t in _OWNERSHIP[kind]))
+        if kind is oo.RegisterOp:
+            return Encoded((Candidate("register_op", (("w", action.w), ("id", action.op))),))
+        if kind is oo.FinishOp:
+            outcome = ow.OP_COMPLETED if action.outcome == op_slots.COMPLETED else ow.OP_FAILED
+            finish = Candidate("finish_op", (("w", action.w), ("id", action.op), ("outcome", outcome)))
+            return Encoded((finish, Candidate("write_refused", (("w", action.w),))))
         raise ValueError(f"the ownership abstraction does not know the action {action!r}")
 
     def normalise(self, values: Values) -> Values:

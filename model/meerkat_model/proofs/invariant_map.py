@@ -75,6 +75,9 @@ PYTHON_TO_Z3: dict[str, Mapping_] = {
         "worker_memory_well_formed": "the session invariants of one memory: the session encoding proves them "
         "for one memory; the ownership encoding keeps one status per input",
         "steps_raise_nothing": "z3 formulas cannot raise; total:ownership shows every enabled step has a post-state",
+        "completion_seqs_never_reused": ("op.seqs_never_reused", "op.store_numbers"),
+        "op_terminal_never_undone": ("op.terminal_never_undone",),
+        "owner_registry_agrees_with_store": ("op.owner_registry_agrees",),
     },
 }
 

@@ -11,6 +11,16 @@ took, capped at 2), ``undone`` (the store took a write moving the record away fr
 worker that had not seen it) and ``destroyed``. The constant ``fencing``: whether the store
 refuses a write whose token is not the lease's.
 
+The operation registry (ids ``0 .. n-1`` again, one operation per id): per id the store's slot
+``ost`` (Absent, or Completed / Failed: :data:`OP_NAMES`) with its completion sequence number
+``osq`` (0 when Absent) and the store's next number ``nxt``; per worker per id its registry's
+slot ``om`` (Running too) and number ``oq``, and its next number ``nq``. History: ``high`` (the
+largest number the store took), ``reused`` (the store took a number twice), ``oundone`` (a stored
+terminal operation rewritten to another outcome or number). ``register_op`` is memory only;
+``finish_op`` writes the operation terminal with the worker's next number, fenced like every
+write (a stale token is ``write_refused``). A claim recovers the registry from the store;
+detaching forgets it.
+
 Statuses (:data:`STATUS_NAMES`) are the session model's input phases coarsened: Absent, Queued,
 Staged, Consumed, Dropped (Abandoned, Superseded or Coalesced). Records (:data:`RECORD_NAMES`):
 Live (no record, Idle), Retired, Stopped, Destroyed.
@@ -58,8 +68,11 @@ LIVE, RETIRED, STOPPED, DESTROYED = 0, 1, 2, 3
 RECORD_NAMES = {LIVE: "Live", RETIRED: "Retired", STOPPED: "Stopped", DESTROYED: "Destroyed"}
 NO_OWNER = -1
 WORKERS = (0, 1)
+OP_ABSENT, OP_RUNNING, OP_COMPLETED, OP_FAILED = 0, 1, 2, 3
+OP_NAMES = {OP_ABSENT: "Absent", OP_RUNNING: "Running", OP_COMPLETED: "Completed", OP_FAILED: "Failed"}
+OP_TERMINAL = (OP_COMPLETED, OP_FAILED)
 
-_WORKER_SCALARS = (("tok", "int"), ("reg", "bool"), ("doubt", "bool"), ("mrec", "int"))
+_WORKER_SCALARS = (("tok", "int"), ("reg", "bool"), ("doubt", "bool"), ("mrec", "int"), ("nq", "int"))
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("owner", "int"),
     FieldSpec("token", "int"),
@@ -71,9 +84,18 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("st", "int", per_id=True),
     *(FieldSpec(f"mem{w}", "int", per_id=True) for w in WORKERS),
     FieldSpec("commits", "int", per_id=True),
+    FieldSpec("nxt", "int"),
+    FieldSpec("high", "int"),
+    FieldSpec("reused", "bool"),
+    FieldSpec("oundone", "bool"),
+    FieldSpec("ost", "int", per_id=True),
+    FieldSpec("osq", "int", per_id=True),
+    *(FieldSpec(f"{name}{w}", "int", per_id=True) for w in WORKERS for name in ("om", "oq")),
     FieldSpec("fencing", "bool", constant=True),
 )
-_WORKER_FIELDS = frozenset(f"{name}{w}" for w in WORKERS for name in ("tok", "reg", "doubt", "mrec", "mem"))
+_WORKER_FIELDS = frozenset(
+    f"{name}{w}" for w in WORKERS for name in ("tok", "reg", "doubt", "mrec", "mem", "nq", "om", "oq")
+)
 
 
 # -- reading and writing one worker's fields --------------------------------------------------
@@ -87,6 +109,11 @@ def wf(s: SymState, name: str, w: Expr) -> Expr:
 def wmem(s: SymState, w: Expr, j: int) -> Expr:
     """Input ``j``'s status in worker ``w``'s memory."""
     return z3.If(w == 0, s.ids("mem0")[j], s.ids("mem1")[j])
+
+
+def wf_id(s: SymState, name: str, w: Expr, j: int) -> Expr:
+    """Worker ``w``'s per-id field ``name`` at id ``j``."""
+    return z3.If(w == 0, s.ids(f"{name}0")[j], s.ids(f"{name}1")[j])
 
 
 def holds(s: SymState, w: Expr) -> Expr:
@@ -105,18 +132,22 @@ def _set_worker(
     doubt: Expr | None = None,
     mrec: Expr | None = None,
     mem: Callable[[int], Expr] | None = None,
+    nq: Expr | None = None,
+    om: Callable[[int], Expr] | None = None,
+    oq: Callable[[int], Expr] | None = None,
 ) -> list[Expr]:
     """Worker ``w``'s fields become the given values (``None``: unchanged); the other worker's
     stay. Every worker field is listed in the step's writes (``_WORKER_FIELDS``)."""
     out: list[Expr] = []
     for v in WORKERS:
         mine = w == v
-        for name, value in (("tok", tok), ("reg", reg), ("doubt", doubt), ("mrec", mrec)):
+        for name, value in (("tok", tok), ("reg", reg), ("doubt", doubt), ("mrec", mrec), ("nq", nq)):
             key = f"{name}{v}"
             out.append(post[key] == (pre[key] if value is None else z3.If(mine, value, pre[key])))
-        for j in range(pre.n):
-            a, b = pre.ids(f"mem{v}")[j], post.ids(f"mem{v}")[j]
-            out.append(b == (a if mem is None else z3.If(mine, mem(j), a)))
+        for name, per_id in (("mem", mem), ("om", om), ("oq", oq)):
+            for j in range(pre.n):
+                a, b = pre.ids(f"{name}{v}")[j], post.ids(f"{name}{v}")[j]
+                out.append(b == (a if per_id is None else z3.If(mine, per_id(j), a)))
     return out
 
 
@@ -131,6 +162,9 @@ def _detach(pre: SymState, post: SymState, w: Expr) -> list[Expr]:
         doubt=z3.BoolVal(False),
         mrec=z3.IntVal(LIVE),
         mem=lambda _j: z3.IntVal(ABSENT),
+        nq=z3.IntVal(0),
+        om=lambda _j: z3.IntVal(OP_ABSENT),
+        oq=lambda _j: z3.IntVal(0),
     )
 
 
@@ -222,6 +256,9 @@ def _claim(pre: SymState, post: SymState, p: Params) -> StepFormula:
         doubt=z3.BoolVal(False),
         mrec=pre["rec"],
         mem=lambda j: recovered(pre.ids("st")[j]),
+        nq=pre["nxt"],
+        om=lambda j: pre.ids("ost")[j],
+        oq=lambda j: pre.ids("osq")[j],
     )
     return StepFormula(guard, z3.And(*effect), _LEASE | {"st", "rec"} | _WORKER_FIELDS)
 
@@ -321,8 +358,10 @@ def _doubt(pre: SymState, post: SymState, w: Expr) -> list[Expr]:
     out: list[Expr] = []
     for v in WORKERS:
         mine = w == v
-        for name in ("tok", "reg", "mrec"):
+        for name in ("tok", "reg", "mrec", "nq"):
             out.append(post[f"{name}{v}"] == pre[f"{name}{v}"])
+        for name in ("om", "oq"):
+            out += [b == a for a, b in zip(pre.ids(f"{name}{v}"), post.ids(f"{name}{v}"), strict=True)]
         out.append(post[f"doubt{v}"] == z3.Or(mine, pre[f"doubt{v}"]))
         for j in range(pre.n):
             a, b = pre.ids(f"mem{v}")[j], post.ids(f"mem{v}")[j]
@@ -341,6 +380,59 @@ def _reconcile(pre: SymState, post: SymState, p: Params) -> StepFormula:
     return StepFormula(guard, z3.And(*effect), _WORKER_FIELDS)
 
 
+def _at(values: list[Expr], k: Expr) -> Expr:
+    """``values[k]`` for a symbolic id ``k`` in range (an ``If`` chain)."""
+    term = values[-1]
+    for j in range(len(values) - 2, -1, -1):
+        term = z3.If(k == j, values[j], term)
+    return term
+
+
+def _register_op(pre: SymState, post: SymState, p: Params) -> StepFormula:
+    """Worker ``w`` registers operation ``id`` (Absent in its registry): memory only."""
+    w = _worker_param(p)
+    k = p.int("id", 0, pre.n)
+    om = [wf_id(pre, "om", w, j) for j in range(pre.n)]
+    guard = z3.And(_registered(pre, w), _at(om, k) == OP_ABSENT)
+    effect = _set_worker(pre, post, w, om=lambda j: z3.If(k == j, z3.IntVal(OP_RUNNING), om[j]))
+    return StepFormula(guard, z3.And(*effect), _WORKER_FIELDS)
+
+
+def _finish_op(pre: SymState, post: SymState, p: Params) -> StepFormula:
+    """Worker ``w`` finishes its running operation ``id`` with ``outcome`` and its next number,
+    fenced (the writer's token is the lease's) when ``fencing``: the store takes the operation
+    terminal with that number and the number after it as its next."""
+    w = _worker_param(p)
+    k = p.int("id", 0, pre.n)
+    outcome = p.int("outcome", OP_COMPLETED, OP_FAILED + 1)
+    seq = wf(pre, "nq", w)
+    om = [wf_id(pre, "om", w, j) for j in range(pre.n)]
+    guard = z3.And(_registered(pre, w), _at(om, k) == OP_RUNNING, z3.Or(z3.Not(pre["fencing"]), holds(pre, w)))
+    ost, osq = pre.ids("ost"), pre.ids("osq")
+    old, old_seq = _at(ost, k), _at(osq, k)
+    rewritten = z3.And(in_set(old, OP_TERMINAL), z3.Or(old != outcome, old_seq != seq))
+    effect = [
+        post["nxt"] == seq + 1,
+        post["high"] == z3.If(seq > pre["high"], seq, pre["high"]),
+        post["reused"] == z3.Or(pre["reused"], seq <= pre["high"]),
+        post["oundone"] == z3.Or(pre["oundone"], rewritten),
+    ]
+    for j in range(pre.n):
+        effect.append(post.ids("ost")[j] == z3.If(k == j, outcome, ost[j]))
+        effect.append(post.ids("osq")[j] == z3.If(k == j, seq, osq[j]))
+    oq = [wf_id(pre, "oq", w, j) for j in range(pre.n)]
+    effect += _set_worker(
+        pre,
+        post,
+        w,
+        nq=seq + 1,
+        om=lambda j: z3.If(k == j, outcome, om[j]),
+        oq=lambda j: z3.If(k == j, seq, oq[j]),
+    )
+    writes = _WORKER_FIELDS | {"nxt", "high", "reused", "oundone", "ost", "osq"}
+    return StepFormula(guard, z3.And(*effect), writes)
+
+
 def ownership_transitions() -> tuple[SymTransition, ...]:
     """Every transition, on the entity ``lease`` (status Free/Held/Expired)."""
     rows: list[tuple[str, Callable[[SymState, SymState, Params], StepFormula]]] = [
@@ -357,6 +449,8 @@ def ownership_transitions() -> tuple[SymTransition, ...]:
         ("ambiguous_landed", _ambiguous_landed),
         ("ambiguous_lost", _ambiguous_lost),
         ("reconcile", _reconcile),
+        ("register_op", _register_op),
+        ("finish_op", _finish_op),
     ]
     return tuple(SymTransition(name, "lease", (), None, build) for name, build in rows)
 
@@ -371,6 +465,12 @@ def _typed(s: SymState) -> Expr:
         parts += [in_set(x, STATUS_NAMES) for x in s.ids(f"mem{v}")]
     parts += [in_set(x, STATUS_NAMES) for x in s.ids("st")]
     parts += [z3.And(c >= 0, c <= 2) for c in s.ids("commits")]
+    parts += [s["nxt"] >= 1, s["high"] >= 0]
+    parts += [in_set(x, (OP_ABSENT, *OP_TERMINAL)) for x in s.ids("ost")]
+    parts += [q >= 0 for q in s.ids("osq")]
+    for v in WORKERS:
+        parts += [in_set(x, OP_NAMES) for x in s.ids(f"om{v}")]
+        parts += [s[f"nq{v}"] >= 0, *(q >= 0 for q in s.ids(f"oq{v}"))]
     return z3.And(*parts)
 
 
@@ -387,7 +487,14 @@ def _clean(s: SymState) -> Expr:
     """An unregistered worker holds nothing: no memory, not in doubt, record Live."""
     parts = []
     for v in WORKERS:
-        empty = z3.And(z3.Not(s[f"doubt{v}"]), s[f"mrec{v}"] == LIVE, *(x == ABSENT for x in s.ids(f"mem{v}")))
+        empty = z3.And(
+            z3.Not(s[f"doubt{v}"]),
+            s[f"mrec{v}"] == LIVE,
+            s[f"nq{v}"] == 0,
+            *(x == ABSENT for x in s.ids(f"mem{v}")),
+            *(x == OP_ABSENT for x in s.ids(f"om{v}")),
+            *(q == 0 for q in s.ids(f"oq{v}")),
+        )
         parts.append(z3.Implies(z3.Not(s[f"reg{v}"]), empty))
     return z3.And(*parts)
 
@@ -404,6 +511,34 @@ def _owner_agrees(s: SymState, j: int | None = None) -> Expr:
         if j is None:
             same.append(s[f"mrec{v}"] == s["rec"])
         parts.append(z3.Implies(z3.And(_registered(s, z3.IntVal(v)), holds(s, z3.IntVal(v))), z3.And(*same)))
+    return z3.And(*parts)
+
+
+def _registry_agrees(s: SymState, j: int | None = None) -> Expr:
+    """The lease holder's registry (registered, in doubt or not) is the store's: per id the same
+    terminal slot and number (Absent or Running in memory: Absent in the store); the same next
+    number."""
+    parts = []
+    for v in WORKERS:
+        ids = range(s.n) if j is None else (j,)
+        same = []
+        for i in ids:
+            om, ost = s.ids(f"om{v}")[i], s.ids("ost")[i]
+            terminal = in_set(om, OP_TERMINAL)
+            same.append(z3.If(terminal, z3.And(ost == om, s.ids("osq")[i] == s.ids(f"oq{v}")[i]), ost == OP_ABSENT))
+        if j is None:
+            same.append(s[f"nq{v}"] == s["nxt"])
+        parts.append(z3.Implies(z3.And(s[f"reg{v}"], holds(s, z3.IntVal(v))), z3.And(*same)))
+    return z3.And(*parts)
+
+
+def _store_numbers(s: SymState, j: int | None = None) -> Expr:
+    """The store's numbers: ``high`` is the next number less one; a stored terminal operation's
+    number is between 1 and ``high``; an Absent one has none."""
+    parts = [s["high"] == s["nxt"] - 1] if j is None else []
+    for i in range(s.n) if j is None else (j,):
+        ost, osq = s.ids("ost")[i], s.ids("osq")[i]
+        parts.append(z3.If(ost == OP_ABSENT, osq == 0, z3.And(osq >= 1, osq <= s["high"])))
     return z3.And(*parts)
 
 
@@ -435,6 +570,30 @@ def ownership_invariants() -> tuple[SymInvariant, ...]:
             "destroyed stays Destroyed",
             lambda s: z3.And(z3.Not(s["undone"]), z3.Implies(s["destroyed"], s["rec"] == DESTROYED)),
         ),
+        SymInvariant(
+            "op.owner_registry_agrees",
+            "owner_registry_agrees_with_store (also for a holder in doubt): the holder's registry holds "
+            "the store's terminal operations with their numbers, and the store's next number",
+            lambda s: _registry_agrees(s),
+            lambda s, j: _registry_agrees(s, j),
+        ),
+        SymInvariant(
+            "op.store_numbers",
+            "strengthening: the store's next number is one above the largest it took; stored numbers "
+            "lie between 1 and it",
+            lambda s: _store_numbers(s),
+            lambda s, j: _store_numbers(s, j),
+        ),
+        SymInvariant(
+            "op.seqs_never_reused",
+            "completion_seqs_never_reused: the store never took a completion sequence number twice",
+            lambda s: z3.Not(s["reused"]),
+        ),
+        SymInvariant(
+            "op.terminal_never_undone",
+            "op_terminal_never_undone: no stored terminal operation was rewritten to another outcome or number",
+            lambda s: z3.Not(s["oundone"]),
+        ),
     )
 
 
@@ -446,6 +605,10 @@ def _initial(s: SymState) -> Expr:
         parts += [x == ABSENT for x in s.ids(f"mem{v}")]
     parts += [x == ABSENT for x in s.ids("st")]
     parts += [c == 0 for c in s.ids("commits")]
+    parts += [s["nxt"] == 1, s["high"] == 0, z3.Not(s["reused"]), z3.Not(s["oundone"])]
+    parts += [x == OP_ABSENT for x in s.ids("ost")] + [q == 0 for q in s.ids("osq")]
+    for v in WORKERS:
+        parts += [s[f"nq{v}"] == 0, *(x == OP_ABSENT for x in s.ids(f"om{v}")), *(q == 0 for q in s.ids(f"oq{v}"))]
     return z3.And(*parts)
 
 
@@ -471,5 +634,8 @@ def build_ownership_machine(
             "st": STATUS_NAMES,
             "mem0": STATUS_NAMES,
             "mem1": STATUS_NAMES,
+            "ost": OP_NAMES,
+            "om0": OP_NAMES,
+            "om1": OP_NAMES,
         },
     )
