@@ -11,6 +11,10 @@ of ``step``, ``canonical`` and ``obligations``), and every new state is checked 
 * **Known states.** One dict ``known`` maps a canonical state either to its local index (owned
   here) or to a negative *remote reference* ``-1 - (slot * n + owner)`` (owned elsewhere, queued
   for its owner once; later hits are plain dict hits).
+* **Shortcuts.** A step returning its own state is a self-loop without a lookup; one returning
+  the same object as the previous step from that state reuses its target; a successor that was
+  renamed is kept in ``aliases`` under its concrete form (target reference and status
+  signature), so meeting it again needs no canonicalisation. None of them changes a result.
 * **Records.** States, depths, parents (as global ids ``local * n + owner``) and the edges,
   column-wise: target reference, action, transition, with the source of each run of edges in
   ``expanded`` and the run's end in ``ends``.
