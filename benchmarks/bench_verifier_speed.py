@@ -1,7 +1,7 @@
 """Side-by-side timing of the deep verifier profiles: this tree against a baseline revision (a
 script, not a test).
 
-For each machine (default: ops and session) the ``deep`` profile is explored with symmetry
+For each machine (default: ops and session) the ``deep`` profile (or ``--profile``) is explored with symmetry
 reduction, sequentially (1 worker) and in parallel (``--workers``, default 2), once with the
 model package of this tree and once with the model package of ``--baseline`` (a git revision,
 default ``87e94b2``: the revision before the search and step fast paths). The baseline is
@@ -11,7 +11,8 @@ and each figure is the best of ``--repeat`` runs (the machine may be shared). Pr
 states, edges, wall and CPU seconds (the parallel CPU includes the workers); then the speed-up
 per row. The state and edge counts of both versions must agree, else the script exits 1.
 
-    python benchmarks/bench_verifier_speed.py [--machine ops] [--baseline REV] [--workers N] [--repeat K]
+    python benchmarks/bench_verifier_speed.py [--machine ops] [--profile deep] [--baseline REV] [--workers N]
+        [--repeat K]
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import json, os, sys, time
 import meerkat_model
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.verifier import explore
-name, workers = sys.argv[1], int(sys.argv[2])
-machine = MACHINES[name](PROFILES["deep"][name])
+name, workers, profile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+machine = MACHINES[name](PROFILES[profile][name])
 def cpu():
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
@@ -47,10 +48,14 @@ print(json.dumps({"states": e.states, "edges": e.edges, "violations": violations
 """
 
 
-def run(model_path: Path, machine: str, workers: int) -> dict[str, object]:
+def run(model_path: Path, machine: str, workers: int, profile: str) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(model_path)}
     out = subprocess.run(
-        [sys.executable, "-c", _RUN, machine, str(workers)], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _RUN, machine, str(workers), profile],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     if not str(result["source"]).startswith(str(model_path)):
@@ -66,12 +71,14 @@ def main() -> int:
     )
     parser.add_argument("--machine", action="append", choices=["ops", "session", "ownership"])
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help=f"git revision (default {DEFAULT_BASELINE})")
+    parser.add_argument("--profile", default="deep", choices=["ci", "deep"], help="catalog profile (default deep)")
     parser.add_argument("--workers", type=int, default=2, help="processes of the parallel runs (default 2)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure, the best kept (default 1)")
     args = parser.parse_args()
     machines = args.machine or ["ops", "session"]
     counts = [1] if args.workers <= 1 else [1, args.workers]
     print(f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; baseline {args.baseline}")
+    print(f"profile {args.profile}")
     print(f"{'machine':8} {'workers':>7} {'version':9} {'states':>9} {'edges':>10} {'wall s':>8} {'cpu s':>8}")
     agree = True
     with tempfile.TemporaryDirectory(prefix="bench-verifier-") as tmp:
@@ -85,7 +92,7 @@ def main() -> int:
                 best: dict[str, dict[str, object]] = {}
                 for _ in range(args.repeat):
                     for version, path in trees.items():
-                        r = run(path, machine, workers)
+                        r = run(path, machine, workers, args.profile)
                         if version not in best or float(r["wall"]) < float(best[version]["wall"]):  # type: ignore[arg-type]
                             best[version] = r
                 for version, r in best.items():
