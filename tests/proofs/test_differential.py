@@ -1,9 +1,10 @@
 """The differential check: every encoding does what its executable model does, state by state
 and action by action; drift either way is caught and named.
 
-The exhaustive run over every ci state takes minutes (``python -m meerkat_model.proofs
---differential ci``, measured in docs/proofs.md); here it runs exhaustively on tiny and on an
-evenly spread sample of the ci states."""
+It runs exhaustively on every ci state of every encoded machine (the same check as ``python -m
+meerkat_model.proofs --differential ci``, split into disjoint parts that pytest-xdist runs in
+parallel; timings in docs/proofs.md), on every tiny state, and on an evenly spread sample of the
+ci states; planted drifts on either side fail that very ci run."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Bounds
 from meerkat_model.ops.actions import CompleteOperation, RegisterOperation
 from meerkat_model.proofs.abstractions import ABSTRACTIONS
-from meerkat_model.proofs.differential import compare, run_differential
+from meerkat_model.proofs.differential import compare, reachable_states, run_differential
 from meerkat_model.proofs.ops_encoding import build_ops_machine, ops_transitions
 from meerkat_model.proofs.runner import ENCODINGS
+from meerkat_model.proofs.symbolic import SymbolicMachine
 from meerkat_model.session.actions import Register
 from meerkat_model.verifier import explore
 
@@ -46,6 +48,47 @@ def test_the_encoding_agrees_with_the_model_on_a_sample_of_ci(machine: str) -> N
     (report,) = run_differential("ci", (machine,), stride=CI_STRIDE[machine])
     assert report.ok, "\n".join(d.render() for d in report.drifts)
     assert report.states >= 80
+
+
+CI_PARTS = {"ops": 4, "session": 3, "ownership": 2}
+"""The exhaustive ci run in parts of a few tens of seconds each (every part explores the model
+once per test process, then compares its share of the states)."""
+
+
+def test_every_encoded_machine_is_checked_on_ci() -> None:
+    assert set(CI_PARTS) == set(ENCODINGS)
+
+
+@pytest.mark.parametrize(("machine", "k"), [(m, k) for m in sorted(CI_PARTS) for k in range(CI_PARTS[m])])
+def test_the_encoding_agrees_with_the_model_on_every_ci_state(machine: str, k: int) -> None:
+    n = CI_PARTS[machine]
+    (report,) = run_differential("ci", (machine,), part=(k, n))
+    assert report.ok, "\n".join(d.render() for d in report.drifts)
+    reachable = reachable_states(MACHINES[machine](PROFILES["ci"][machine]))
+    assert report.states == len(range(k, len(reachable), n))
+    assert report.queries > 0 and report.skipped == 0
+
+
+def test_a_planted_drift_fails_the_ci_run() -> None:
+    """Both directions, through the entry point the exhaustive ci tests call."""
+    part = (0, CI_PARTS["ops"])
+    (model_side,) = run_differential("ci", ("ops",), part=part, limit=1, models={"ops": CompleteFromProvisioning})
+    (drift,) = model_side.drifts
+    assert drift.action.startswith("complete_operation(") and "refused by every candidate" in drift.encoding
+
+    def drifted(ids: int) -> SymbolicMachine:
+        return build_ops_machine(ids, replace(ops_transitions(), register_ignoring_limit()))
+
+    (encoding_side,) = run_differential("ci", ("ops",), part=part, limit=1, encodings={"ops": drifted})
+    (drift,) = encoding_side.drifts
+    assert drift.action.startswith("register_operation(")
+    assert drift.model.startswith("refused (max_concurrent_exceeded")
+    assert drift.encoding.startswith("register_operation stepped")
+
+
+def test_parts_must_be_in_range() -> None:
+    with pytest.raises(ValueError, match="part must be"):
+        run_differential("tiny", ("ops",), part=(2, 2))
 
 
 def test_a_model_step_not_mirrored_in_the_encoding_is_named() -> None:

@@ -17,6 +17,9 @@ from meerkat_model.ops.state import DurableImage, OpRecord, RegistryState, Slot
 from meerkat_model.vocab.statuses import OpStatus
 
 _FIRST_TERMINAL = int(OpStatus.COMPLETED)
+_new = tuple.__new__
+"""Builds a record from a tuple of its fields without the record's Python-level constructor
+(hot paths)."""
 
 
 def retain(state: RegistryState, max_completed: int) -> RegistryState:
@@ -70,48 +73,50 @@ def terminalize(
 ) -> tuple[RegistryState, tuple[Any, ...]]:
     """Apply every terminal effect to the (non-terminal) operation ``op_id``; returns the new
     state and the observer outputs (watcher resolutions, feed entry, barrier result)."""
-    rec = state.ops[op_id]
+    ops, active_order, active_count, completed, barrier, feed, _, seq, disk = state
+    rec = ops[op_id]
     assert isinstance(rec, OpRecord) and rec[0] < _FIRST_TERMINAL
     view = domains.views[(status, payload)]
-    outputs: list[Any] = []
-    if rec.watchers:
-        outputs.append(("watchers_resolved", op_id, rec.watchers, view))
-    seq = state.next_seq
-    done = OpRecord(status, rec.kind, rec.peer_ready, rec.progress, 0, status, payload, seq)
-    feed = (*state.feed, (seq, op_id, rec.kind, status, payload))
+    kind, watchers = rec[1], rec[4]
+    fed = ("feed", seq, op_id, view)
+    outputs: tuple[Any, ...] = (("watchers_resolved", op_id, watchers, view), fed) if watchers else (fed,)
+    done = _new(OpRecord, (status, kind, rec[2], rec[3], 0, status, payload, seq))
+    feed = (*feed, (seq, op_id, kind, status, payload))
     if len(feed) > bounds.feed_capacity:
         feed = feed[len(feed) - bounds.feed_capacity :]
-    outputs.append(("feed", seq, op_id, view))
-    ops = state.ops
-    state = RegistryState(
-        (*ops[:op_id], done, *ops[op_id + 1 :]),
-        tuple([i for i in state.active_order if i != op_id]),
-        state.active_count - 1,
-        (*state.completed, op_id),
-        state.barrier,
-        feed,
-        seq,
-        seq + 1,
-        state.disk,
+    completed = (*completed, op_id)
+    state = _new(
+        RegistryState,
+        (
+            (*ops[:op_id], done, *ops[op_id + 1 :]),
+            tuple([i for i in active_order if i != op_id]),
+            active_count - 1,
+            completed,
+            barrier,
+            feed,
+            seq,
+            seq + 1,
+            disk,
+        ),
     )
-    if len(state.completed) > bounds.max_completed:
+    if len(completed) > bounds.max_completed:
         state = retain(state, bounds.max_completed)
-    if state.barrier:
+    if barrier:
         state, satisfied = check_barrier(state, bounds, domains)
-        outputs.extend(satisfied)
-    return state, tuple(outputs)
+        outputs += satisfied
+    return state, outputs
 
 
 def durable_image(state: RegistryState) -> DurableImage:
     """What a durable write of ``state`` stores (non-terminal operations are not recoverable,
     so they are not part of the image)."""
-    ops: tuple[Slot, ...] = tuple([rec if rec and rec[0] >= _FIRST_TERMINAL else () for rec in state.ops])
-    return DurableImage(ops, state.completed, state.feed, state.watermark, state.next_seq)
+    ops: tuple[Slot, ...] = tuple([rec if rec and rec[0] >= _FIRST_TERMINAL else () for rec in state[0]])
+    return _new(DurableImage, (ops, state[3], state[5], state[6], state[7]))
 
 
 def write(state: RegistryState) -> RegistryState:
     """The durable write that precedes the acknowledgement of a durable call."""
-    return RegistryState(*state[:-1], durable_image(state))
+    return _new(RegistryState, (*state[:-1], durable_image(state)))
 
 
 def recover(disk: DurableImage | tuple[()], ids: int, max_completed: int) -> RegistryState:

@@ -8,7 +8,7 @@ Error checks run in the order of docs/semantics.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from meerkat_model.machine import Rejected, Stepped
@@ -26,10 +26,24 @@ ACTIVE = (P, R, T)
 LIVE = (R, T)
 
 
+class TerminalMemo:
+    """The terminal effects computed from the last state a terminal step ran on, by
+    ``(id, status, payload)``: several calls end an operation the same way (``fail_operation``
+    and ``provisioning_failed`` with one error), and states are immutable, so the second call
+    from the same state reuses the first one's successor (the same object)."""
+
+    __slots__ = ("results", "state")
+
+    def __init__(self) -> None:
+        self.state: RegistryState | None = None
+        self.results: dict[tuple[int, int, int], tuple[RegistryState, tuple[Any, ...]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     bounds: OpsBounds
     domains: PayloadDomains
+    memo: TerminalMemo = field(default_factory=TerminalMemo, compare=False, repr=False)
 
 
 def status_name(status: int) -> str:
@@ -145,8 +159,16 @@ def _terminal(name: str, sources: tuple[int, ...], status: int) -> TerminalStep:
         payload = ctx.domains.indexes.get((status, value))
         if payload is None:
             payload = ctx.domains.index(status, value)  # raises, naming the foreign value
-        new, outputs = terminalize(state, op_id, status, payload, ctx.bounds, ctx.domains)
-        return Stepped(write(new), (_RETURNED_NONE[0], *outputs), name)
+        memo = ctx.memo
+        if memo.state is not state:
+            memo.state = state
+            memo.results = {}
+        key = (op_id, status, payload)
+        done = memo.results.get(key)
+        if done is None:
+            new, outputs = terminalize(state, op_id, status, payload, ctx.bounds, ctx.domains)
+            done = memo.results[key] = (write(new), (_RETURNED_NONE[0], *outputs))
+        return Stepped(done[0], done[1], name)
 
     return step
 

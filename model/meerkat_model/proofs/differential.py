@@ -23,13 +23,13 @@ once.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import z3
 
-from meerkat_model.machine import Machine, Rejected, Stepped
+from meerkat_model.machine import Bounds, Machine, Rejected, Stepped
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymState
 
 Value = int | bool
@@ -138,10 +138,26 @@ class _Query:
         self.solver = z3.Solver()
         self.solver.add(step.guard, step.effect)
         self.ctx = self.solver.ctx
+        self.formula = z3.And(step.guard, step.effect)
+        self.bound: Expr = self.formula
+        self.evaluated = 0
         self.pre_names = _layout(pre)
         self.post_names = _layout(post)
         self.pre_terms = _flat(pre)
         self.post_terms = _flat(post)
+        self.post_index = {t.get_id(): k for k, t in enumerate(self.post_terms)}
+        pre_index = {t.get_id(): k for k, t in enumerate(self.pre_terms)}
+        # post terms that are pre terms too (the configuration constants): their pre value
+        self.shared = [(k, pre_index[t.get_id()]) for k, t in enumerate(self.post_terms) if t.get_id() in pre_index]
+        self.pre_values: list[Value] = []
+        self._values: dict[tuple[bool, int], Expr] = {}
+        self._pre_from = (z3.Ast * len(self.pre_terms))(*[t.as_ast() for t in self.pre_terms])
+        self._pre_to = (z3.Ast * len(self.pre_terms))()
+        self.solver_bound = False
+        self.scratch = z3.Solver(ctx=self.ctx)
+        shared = {k for k, _ in self.shared}
+        self.free = [k for k in range(len(self.post_terms)) if k not in shared]
+        """The post terms a step determines (not the configuration constants)."""
         self.params = params.created
         self.bools = [z3.is_bool(t) for t in self.post_terms]
         self._eqs: dict[tuple[int, Value], Expr] = {}
@@ -150,30 +166,122 @@ class _Query:
         self._post_eqs: dict[tuple[int, Value], Expr] = {}
 
     def bind(self, values: Values) -> None:
-        """Assert the pre-state (in a new scope)."""
-        self.solver.push()
+        """Fix the pre-state: substitute it into the step's formula (the solver gets it only
+        when a query needs the solver)."""
         flat = _flatten(values, self.pre_names)
-        ref, raw = self.ctx.ref(), self.solver.solver
+        self.pre_values = flat
+        to = self._pre_to
         for k, v in enumerate(flat):
+            to[k] = self._value(v)
+        ref = self.ctx.ref()
+        self.bound = z3.BoolRef(z3.Z3_substitute(ref, self.formula.as_ast(), len(flat), self._pre_from, to), self.ctx)
+        self.solver_bound = False
+
+    def _bind_solver(self) -> None:
+        """Assert the pre-state in the solver (in a new scope)."""
+        if self.solver_bound:
+            return
+        self.solver.push()
+        self.solver_bound = True
+        ref, raw = self.ctx.ref(), self.solver.solver
+        for k, v in enumerate(self.pre_values):
             e = self._eqs.get((k, v))
             if e is None:
                 e = self._eqs[(k, v)] = self.pre_terms[k] == _const(v)
             z3.Z3_solver_assert(ref, raw, e.as_ast())
 
     def unbind(self) -> None:
-        self.solver.pop()
+        if self.solver_bound:
+            self.solver.pop()
+            self.solver_bound = False
+
+    def _value(self, v: Value) -> Any:
+        """The (cached, kept alive) z3 constant of ``v``, as a raw AST."""
+        key = (type(v) is bool, int(v))
+        c = self._values.get(key)
+        if c is None:
+            c = self._values[key] = _const(v)
+        return c.as_ast()
 
     def ask(self, params: Mapping[str, Value]) -> tuple[str, Values | None]:
-        s, ref, raw = self.solver, self.ctx.ref(), self.solver.solver
+        """What the step does from the bound pre-state with ``params``: ``("refused", None)``,
+        ``("stepped", post)``, ``("ambiguous", posts)`` or ``("unknown", None)``."""
+        answer, f = self._evaluate(params)
+        if answer is not None:
+            return answer
+        return self._solve(f)
+
+    def _evaluate(self, params: Mapping[str, Value]) -> tuple[tuple[str, Values | None] | None, Expr]:
+        """The answer read off the step's formula with the pre-state and ``params`` substituted
+        and simplified, when that decides it: ``False`` (refused, as the solver would find), or
+        a conjunction of one equation per post-state term fixing it to a value (exactly one
+        post-state). Otherwise (a free parameter, an auxiliary term) no answer, and the
+        simplified formula for the solver."""
+        ctx = self.ctx
+        ref = ctx.ref()
+        f = self.bound
+        if params:
+            n = len(params)
+            src, dst = (z3.Ast * n)(), (z3.Ast * n)()
+            for j, (pname, given) in enumerate(params.items()):
+                term = self.params.get(pname)
+                if term is None:
+                    raise ValueError(f"the transition has no parameter {pname!r}")
+                src[j] = term.as_ast()
+                dst[j] = self._value(given)
+            f = z3.BoolRef(z3.Z3_substitute(ref, f.as_ast(), n, src, dst), ctx)
+        f = z3.BoolRef(z3.Z3_simplify(ref, f.as_ast()), ctx)
+        a = f.as_ast()
+        if _kind(ref, a) == z3.Z3_OP_FALSE:
+            return ("refused", None), f
+        index = self.post_index
+        got: list[Value | None] = [None] * len(self.post_terms)
+        for shared, j in self.shared:
+            got[shared] = self.pre_values[j]
+        if _kind(ref, a) == z3.Z3_OP_AND:
+            app = z3.Z3_to_app(ref, a)
+            conjuncts = [z3.Z3_get_app_arg(ref, app, i) for i in range(z3.Z3_get_app_num_args(ref, app))]
+        else:
+            conjuncts = [a]
+        ast_id = z3.Z3_get_ast_id
+        k: int | None
+        for c in conjuncts:
+            kind = _kind(ref, c)
+            value: Value
+            if kind == z3.Z3_OP_EQ:
+                app = z3.Z3_to_app(ref, c)
+                lhs, rhs = z3.Z3_get_app_arg(ref, app, 0), z3.Z3_get_app_arg(ref, app, 1)
+                k = index.get(ast_id(ref, lhs))
+                if k is None:
+                    lhs, rhs = rhs, lhs
+                    k = index.get(ast_id(ref, lhs))
+                rkind = _kind(ref, rhs)
+                if rkind == z3.Z3_OP_ANUM:
+                    value = int(z3.Z3_get_numeral_string(ref, rhs))
+                elif rkind in (z3.Z3_OP_TRUE, z3.Z3_OP_FALSE):
+                    value = rkind == z3.Z3_OP_TRUE
+                else:
+                    return None, f
+            elif kind == z3.Z3_OP_NOT:
+                k = index.get(ast_id(ref, z3.Z3_get_app_arg(ref, z3.Z3_to_app(ref, c), 0)))
+                value = False
+            else:
+                k = index.get(ast_id(ref, c))
+                value = True
+            if k is None or got[k] is not None:
+                return None, f
+            got[k] = value
+        if any(v is None for v in got):
+            return None, f
+        return ("stepped", _unflatten(got, self.post_names)), f  # type: ignore[arg-type]
+
+    def _solve(self, f: Expr) -> tuple[str, Values | None]:
+        """Ask the scratch solver about ``f`` (the step's formula, pre-state and parameters
+        substituted): refused (unsat), or its solution, and whether there is a second one."""
+        s, ref, raw = self.scratch, self.ctx.ref(), self.scratch.solver
         s.push()
         try:
-            for pname, value in params.items():
-                e = self._param_eqs.get((pname, value))
-                if e is None:
-                    if pname not in self.params:
-                        raise ValueError(f"the transition has no parameter {pname!r}")
-                    e = self._param_eqs[(pname, value)] = self.params[pname] == _const(value)
-                z3.Z3_solver_assert(ref, raw, e.as_ast())
+            z3.Z3_solver_assert(ref, raw, f.as_ast())
             res = s.check()
             if res == z3.unsat:
                 return "refused", None
@@ -181,12 +289,15 @@ class _Query:
                 return "unknown", None
             got = self._read(s.model())
             others = []
-            for k, v in enumerate(got):
+            for k in self.free:
+                v = got[k]
                 e = self._neqs.get((k, v))
                 if e is None:
                     e = self._neqs[(k, v)] = self.post_terms[k] != _const(v)
                 others.append(e)
-            z3.Z3_solver_assert(ref, raw, z3.Or(others).as_ast())
+            disjuncts = (z3.Ast * len(others))(*[e.as_ast() for e in others])
+            another = z3.BoolRef(z3.Z3_mk_or(ref, len(others), disjuncts), self.ctx)
+            z3.Z3_solver_assert(ref, raw, another.as_ast())
             first = _unflatten(got, self.post_names)
             if s.check() == z3.sat:
                 return "ambiguous", {"first": first, "second": _unflatten(self._read(s.model()), self.post_names)}
@@ -196,6 +307,7 @@ class _Query:
 
     def admits(self, params: Mapping[str, Value], post: Values) -> bool:
         """Whether the bound pre-state, ``params`` and the post-state ``post`` satisfy the step."""
+        self._bind_solver()
         s, ref, raw = self.solver, self.ctx.ref(), self.solver.solver
         s.push()
         try:
@@ -211,6 +323,7 @@ class _Query:
             s.pop()
 
     def _read(self, model: Any) -> list[Value]:
+        """The post-state in ``model`` (the configuration constants: their pre-state values)."""
         ref, raw = self.ctx.ref(), model.model
         out: list[Value] = []
         cell = (z3.Ast * 1)()
@@ -220,6 +333,8 @@ class _Query:
                 out.append(z3.Z3_get_bool_value(ref, cell[0]) == z3.Z3_L_TRUE)
             else:
                 out.append(int(z3.Z3_get_numeral_string(ref, cell[0])))
+        for k, j in self.shared:
+            out[k] = self.pre_values[j]
         return out
 
 
@@ -288,6 +403,15 @@ class _Oracle:
     def admits(self, name: str, params: Mapping[str, Value], post: Values) -> bool:
         """Whether transition ``name`` can step from the bound pre-state to ``post``."""
         return self._query(name).admits(params, post)
+
+
+def _kind(ref: Any, a: Any) -> int:
+    """The declaration kind of the raw AST ``a`` (``Z3_OP_UNINTERPRETED`` for a non-application)."""
+    if z3.Z3_get_ast_kind(ref, a) == z3.Z3_NUMERAL_AST:
+        return int(z3.Z3_OP_ANUM)
+    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
+        return int(z3.Z3_OP_UNINTERPRETED)
+    return int(z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, z3.Z3_to_app(ref, a))))
 
 
 def _const(v: Value) -> Expr:
@@ -444,25 +568,55 @@ def actions_of(*pairs: tuple[type, Sequence[str]]) -> dict[type, tuple[str, ...]
 
 
 def run_differential(
-    profile: str = "ci", machines: Sequence[str] | None = None, *, stride: int = 1, limit: int = 20
+    profile: str = "ci",
+    machines: Sequence[str] | None = None,
+    *,
+    stride: int = 1,
+    limit: int = 20,
+    part: tuple[int, int] = (0, 1),
+    models: Mapping[str, Callable[[Bounds], Machine[Any, Any]]] | None = None,
+    encodings: Mapping[str, Callable[[int], SymbolicMachine]] | None = None,
 ) -> list[DifferentialReport]:
     """The differential check of every encoded machine (or ``machines``) on the reachable states
-    of the catalog ``profile`` (every ``stride``-th state in discovery order; 1: all of them)."""
+    of the catalog ``profile``: every ``stride``-th state in discovery order (1: all of them),
+    and of those the ``k``-th of every ``n`` for ``part = (k, n)`` (the parts of one run are
+    disjoint and cover it, so they can run in parallel). ``models`` and ``encodings`` replace
+    the catalog's machine or encoding by name (a variant with a planted drift)."""
     from meerkat_model.catalog import MACHINES, PROFILES
     from meerkat_model.proofs.abstractions import ABSTRACTIONS
     from meerkat_model.proofs.runner import ENCODINGS
-    from meerkat_model.verifier.explore import explore
 
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
+    k, n = part
+    if not 0 <= k < n:
+        raise ValueError(f"part must be (k, n) with 0 <= k < n, got {part}")
     reports = []
     for name in machines or tuple(ENCODINGS):
-        model = MACHINES[name](PROFILES[profile][name])
+        model = {**MACHINES, **(models or {})}[name](PROFILES[profile][name])
         abstraction = ABSTRACTIONS[name]()
-        encoding = ENCODINGS[name](abstraction.ids(model))
-        states = explore(model).state_list[::stride]
+        encoding = {**ENCODINGS, **(encodings or {})}[name](abstraction.ids(model))
+        states = reachable_states(model)[::stride][k::n]
         reports.append(compare(model, encoding, abstraction, states, limit=limit))
     return reports
+
+
+_REACHABLE: dict[tuple[type, str], list[Any]] = {}
+
+
+def reachable_states(model: Machine[Any, Any]) -> list[Any]:
+    """Every state of ``model`` reachable under its bounds, in discovery order. Explored once
+    per process for each catalog machine and bounds (the parts of one run share it)."""
+    from meerkat_model.catalog import MACHINES
+    from meerkat_model.verifier.explore import explore
+
+    if type(model) not in set(MACHINES.values()):
+        return explore(model).state_list
+    key = (type(model), repr(getattr(model, "bounds", None)))
+    found = _REACHABLE.get(key)
+    if found is None:
+        found = _REACHABLE[key] = explore(model).state_list
+    return found
 
 
 def render(reports: Sequence[DifferentialReport]) -> str:

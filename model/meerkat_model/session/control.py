@@ -34,17 +34,39 @@ from meerkat_model.vocab.statuses import MAX_STAGE_ATTEMPTS, AbandonKind, InputP
 StepResult = Stepped[SessionState] | Rejected
 
 
+_REFUSALS: dict[tuple[str, str], Rejected] = {}
+"""Every refusal built so far, by (why, action): refusals are immutable and repeat."""
+
+
+def _refused(why: str, action: str) -> Rejected:
+    refusal = _REFUSALS.get((why, action))
+    if refusal is None:
+        if why == "destroyed":
+            refusal = Rejected(rejections.DESTROYED, f"cannot {action}: the runtime is destroyed")
+        elif why == "stopped":
+            refusal = Rejected(rejections.INVALID_RUNTIME_TRANSITION, f"cannot {action} while stopped")
+        elif why == "run":
+            refusal = Rejected(rejections.INVALID_RUNTIME_TRANSITION, f"cannot {action} while a run is in flight")
+        else:
+            refusal = Rejected(rejections.DURABLE_WRITE_FAILED, f"{action}: the store write failed; nothing changed")
+        _REFUSALS[(why, action)] = refusal
+    return refusal
+
+
 def _refusal(state: SessionState, action: str, *, no_run: bool = False, stopped_ok: bool = False) -> Rejected | None:
     memory = state.memory
     if memory is None:
         return NOT_REGISTERED
     if memory.phase is RuntimePhase.DESTROYED:
-        return Rejected(rejections.DESTROYED, f"cannot {action}: the runtime is destroyed")
+        return _refused("destroyed", action)
     if memory.phase is RuntimePhase.STOPPED and not stopped_ok:
-        return Rejected(rejections.INVALID_RUNTIME_TRANSITION, f"cannot {action} while stopped")
+        return _refused("stopped", action)
     if no_run and memory.run != NO_ID:
-        return Rejected(rejections.INVALID_RUNTIME_TRANSITION, f"cannot {action} while a run is in flight")
+        return _refused("run", action)
     return None
+
+
+_LOWER_NAMES = {kind: kind.name.lower() for kind in AbandonKind}
 
 
 def _with_loop(memory: Memory) -> bool:
@@ -68,21 +90,22 @@ def _abandon_all(
             abandoned.append(i)
     outcome = TERMINATED_BY[reason]
     waiters, resolved = resolve(state.waiters, tuple(abandoned), outcome)
-    outputs = (*(("abandoned", i, reason.name.lower()) for i in abandoned), *resolution_outputs(resolved, outcome))
+    reason_name = _LOWER_NAMES.get(reason) or reason.name.lower()
+    outputs = (*(("abandoned", i, reason_name) for i in abandoned), *resolution_outputs(resolved, outcome))
     if keep_run:
-        cleared = memory._replace(queue=(), steer=(), rows=tuple(rows))
+        cleared = Memory(memory[0], memory[1], memory[2], memory[3], (), (), tuple(rows))
     else:
-        cleared = memory._replace(run=NO_ID, pre_run=-1, queue=(), steer=(), rows=tuple(rows))
+        cleared = Memory(memory[0], memory[1], NO_ID, -1, (), (), tuple(rows))
         outputs = (*outputs, *caller_result(memory, rejections.INVALID_RUNTIME_TRANSITION))
-    return state._replace(memory=cleared, waiters=waiters), outputs
+    return SessionState(state[0], state[1], cleared, waiters, state[4]), outputs
 
 
 def _commit(state: SessionState, memory: Memory) -> SessionState:
-    return state._replace(memory=memory, durable=full_commit(state.attrs, state.durable, memory))
+    return SessionState(state[0], full_commit(state[0], state[1], memory), memory, state[3], state[4])
 
 
 def _write_failed(action: str) -> Rejected:
-    return Rejected(rejections.DURABLE_WRITE_FAILED, f"{action}: the store write failed; nothing changed")
+    return _refused("write", action)
 
 
 def _admitted(

@@ -206,7 +206,9 @@ class SessionMachine(Machine[SessionState, SessionAction]):
             call = self.bind(action)
         result = call(state)
         if isinstance(result, Stepped) and result.state is not state:
-            return Stepped(forget_spent_attributes(result.state), result.outputs, result.transition)
+            kept = forget_spent_attributes(result.state)
+            if kept is not result.state:
+                return Stepped(kept, result.outputs, result.transition)
         return result
 
     def bind(self, action: SessionAction, *, write_ok: bool = True) -> Callable[[SessionState], StepResult]:

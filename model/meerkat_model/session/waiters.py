@@ -29,7 +29,13 @@ def resolve_all_pending(waiters: tuple[Waiter, ...], outcome: Waiter) -> tuple[t
 
 def resolution_outputs(ids: tuple[int, ...], outcome: Waiter) -> tuple[tuple[str, int, str], ...]:
     """What the callers observe: one ``("resolved", id, outcome)`` per handle resolved now."""
-    return tuple(("resolved", i, outcome.name.lower()) for i in ids)
+    if not ids:
+        return ()
+    name = _LOWER_NAMES.get(outcome) or outcome.name.lower()
+    return tuple([("resolved", i, name) for i in ids])
+
+
+_LOWER_NAMES = {w: w.name.lower() for w in Waiter}
 
 
 def stored_outcome(phase: InputPhase, reason: int) -> Waiter:

@@ -11,6 +11,10 @@ of ``step``, ``canonical`` and ``obligations``), and every new state is checked 
 * **Known states.** One dict ``known`` maps a canonical state either to its local index (owned
   here) or to a negative *remote reference* ``-1 - (slot * n + owner)`` (owned elsewhere, queued
   for its owner once; later hits are plain dict hits).
+* **Shortcuts.** A step returning its own state is a self-loop without a lookup; one returning
+  the same object as the previous step from that state reuses its target; a successor that was
+  renamed is kept in ``aliases`` under its concrete form (target reference and status
+  signature), so meeting it again needs no canonicalisation. None of them changes a result.
 * **Records.** States, depths, parents (as global ids ``local * n + owner``) and the edges,
   column-wise: target reference, action, transition, with the source of each run of edges in
   ``expanded`` and the run's end in ``ends``.
@@ -138,6 +142,9 @@ class Partition:
         self.declarations = declarations if declarations.active and machine.statuses(machine.initial_state()) else None
         self.sigs: list[int] = []  # status signature of each owned state (with the declaration check)
         self.known: dict[Any, int] = {}
+        # a successor that is not canonical -> (what ``known`` holds for its representative,
+        # its status signature or -1): found again, it needs no canonicalisation
+        self.aliases: dict[Any, tuple[int, int]] = {}
         self.states: list[Any] = []
         self.depths = array("q")
         self.parents = array("q")  # global ids (local * n + owner) of the parents; -1: initial
@@ -214,7 +221,7 @@ class Partition:
         that raises is a violation of that step (that state), never an abort."""
         machine, canon, me, n = self.machine, self.canon, self.me, self.n
         step, actions, obligations = machine.step, machine.actions, machine.obligations
-        known, states, add = self.known, self.states, self.add
+        known, states, add, aliases = self.known, self.states, self.add, self.aliases
         out_states, out_parents, sent = self.out_states, self.out_parents, self.sent
         edst_list = self.edst
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
@@ -229,6 +236,11 @@ class Partition:
         for src in self.frontier:
             state = states[src]
             moved = False
+            sig_src = sigs[src] if declarations is not None else -1
+            # the last distinct successor of this state: a step that returns the very same
+            # object (a model may share one result between actions) needs no lookup again
+            last: Any = None
+            last_dst = last_after = -1
             try:
                 candidates = actions(state)
             except Exception as exc:
@@ -241,35 +253,53 @@ class Partition:
                         continue
                     succ = result.state
                     transition = result.transition
-                    if not moved and succ != state:
-                        moved = True
-                    dst = known.get(succ)
-                    concrete = succ
-                    # a stored state is canonical, so a hit needs no canonicalisation
-                    if dst is None and canon is not None:
-                        representative = canon(succ)
-                        if representative is not succ:
-                            succ = representative
-                            dst = known.get(succ)
-                    if dst is None:
-                        owner = hash(succ) % n if n > 1 else me
-                        if owner == me:
-                            dst = add(succ, src * n + me)
-                        else:
-                            slot = sent[owner]
-                            sent[owner] = slot + 1
-                            dst = -1 - (slot * n + owner)
-                            known[succ] = dst
-                            out_states[owner].append(succ)
-                            out_parents[owner].append(src * n + me)
+                    dst: int | None
+                    if succ is state:  # a self-loop on a stored (so canonical) state
+                        dst, after = src, sig_src
+                    elif succ is last:
+                        dst, after = last_dst, last_after
+                    else:
+                        if not moved and succ != state:
+                            moved = True
+                        dst = known.get(succ)
+                        concrete = succ
+                        after = -1
+                        alias = None
+                        # a stored state is canonical, so a hit needs no canonicalisation; a
+                        # successor renamed before is looked up under its concrete form
+                        if dst is None and canon is not None:
+                            alias = aliases.get(succ)
+                            if alias is None:
+                                representative = canon(succ)
+                                if representative is not succ:
+                                    succ = representative
+                                    dst = known.get(succ)
+                            else:
+                                dst, after = alias
+                        if dst is None:
+                            owner = hash(succ) % n if n > 1 else me
+                            if owner == me:
+                                dst = add(succ, src * n + me)
+                            else:
+                                slot = sent[owner]
+                                sent[owner] = slot + 1
+                                dst = -1 - (slot * n + owner)
+                                known[succ] = dst
+                                out_states[owner].append(succ)
+                                out_parents[owner].append(src * n + me)
+                        if alias is None:
+                            if declarations is not None:
+                                after = sigs[dst] if dst >= 0 and concrete is succ else declarations.signature(concrete)
+                            if concrete is not succ:
+                                aliases[concrete] = (dst, after)
+                        last, last_dst, last_after = concrete, dst, after
                     if declarations is not None:
-                        after = sigs[dst] if dst >= 0 and concrete is succ else declarations.signature(concrete)
                         # fast path: this (statuses, transition, subjects) combination was found right
                         cached = subject_ids.get(id(action))
                         sid = cached[1] if cached is not None and cached[0] is action else -1
                         ok = ok_sets.get(transition)
-                        if after >= 0 and (sid < 0 or ok is None or (sigs[src] << 42 | after << 21 | sid) not in ok):
-                            problem = declarations.check(sigs[src], action, transition, after)
+                        if after >= 0 and (sid < 0 or ok is None or (sig_src << 42 | after << 21 | sid) not in ok):
+                            problem = declarations.check(sig_src, action, transition, after)
                             if problem is not None:
                                 self._step_violation(DECLARED, problem, src, depths[src], action)
                     if transition in step_checks:
