@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
@@ -147,6 +147,9 @@ _UPSERT_LEASE = (
     "expires_at = excluded.expires_at, checksum = excluded.checksum"
 )
 _SELECT_LEASE = f"SELECT owner, token, expires_at, checksum FROM {LEASES} WHERE runtime_id = ?"
+
+F = TypeVar("F", Future[None], asyncio.Future[None])
+"""The future a submitted write completes: a thread's or an event loop's."""
 
 Body = Callable[[sqlite3.Connection], object]
 
@@ -560,43 +563,33 @@ class SqliteRuntimeStore:
         once its batch committed. Arguments are checked here (a bad one is a future already
         failed with the error the call raises). Without group commit the call runs here and
         the future is done when this returns."""
-        future: Future[None] = Future()
-        if self._committer is None:
-            try:
-                call()
-            except Exception as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(None)
-            return future
-        try:
-            waiter = self._deferred(call, None)
-        except Exception as exc:
-            future.set_exception(exc)
-            return future
-        assert isinstance(waiter, Future)
-        return waiter
+        return self._submit(call, None, Future)
 
     def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
         """:meth:`submit_write` for a caller on ``loop`` (called on that loop's thread): the
         returned :class:`asyncio.Future` is completed on ``loop``, and the writer completes all
         the futures of one batch bound to one loop with a single call onto it."""
-        future: asyncio.Future[None] = loop.create_future()
-        if self._committer is None:
+        return self._submit(call, loop, loop.create_future)
+
+    def _submit(self, call: Callable[[], None], loop: asyncio.AbstractEventLoop | None, make: Callable[[], F]) -> F:
+        """The body of both submit methods: queued with the writer (its waiter), or without
+        group commit run here (a future made by ``make``, done). A bad argument is a future
+        already failed with the error the call raises."""
+        if self._committer is not None:
             try:
-                call()
+                return cast(F, self._deferred(call, loop))
             except Exception as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(None)
-            return future
+                failed = make()
+                failed.set_exception(exc)
+                return failed
+        done = make()
         try:
-            waiter = self._deferred(call, loop)
+            call()
         except Exception as exc:
-            future.set_exception(exc)
-            return future
-        assert isinstance(waiter, asyncio.Future)
-        return waiter
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+        return done
 
     def _deferred(
         self, call: Callable[[], None], loop: asyncio.AbstractEventLoop | None
