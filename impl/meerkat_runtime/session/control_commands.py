@@ -115,10 +115,7 @@ async def recover_session(session: RuntimeSession) -> RecoveryReport:
         record_current = True
         if persistence.durable:
             try:
-                high_water = await persistence.read(persistence.load_high_water)
-                lifecycle = await persistence.read(persistence.load_lifecycle)
-                rows = await persistence.read(persistence.load_rows)
-                finished = await persistence.read(persistence.load_finished)
+                high_water, lifecycle, rows, finished = await persistence.read(persistence.load_stored)
             except Exception as exc:
                 raise DurableWriteFailed(what, exc) from exc
             runtime_id, max_attempts = session.runtime_id, core.max_attempts

@@ -519,10 +519,7 @@ class MeerkatMachine:
             binding = fresh_binding()
         else:
             now = time.time()
-            mark = await persistence.read(persistence.load_high_water)  # before the rows it vouches for
-            lifecycle = await persistence.read(persistence.load_lifecycle)
-            rows = await persistence.read(persistence.load_rows)
-            finished = await persistence.read(persistence.load_finished)
+            mark, lifecycle, rows, finished = await persistence.read(persistence.load_stored)
             max_attempts = self._retry.max_attempts
             result = await persistence.read(
                 lambda: recover_session(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeGuard, TypeVar
+from typing import NamedTuple, TypeGuard, TypeVar
 
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
@@ -98,6 +98,17 @@ def _loop_quiet() -> bool:
     loop's ready queue is empty); ``False`` for a loop that does not show its queue."""
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
     return ready is not None and not ready
+
+
+class StoredSession(NamedTuple):
+    """What recovery reads of one session, in the order it is read: the high-water mark first
+    (before the rows it vouches for), the lifecycle record, the active rows, the finished
+    inputs (listed, not decoded)."""
+
+    high_water: HighWater | None
+    lifecycle: bytes | None
+    rows: list[InputRow]
+    finished: list[FinishedInput]
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +331,11 @@ class SessionPersistence:
 
     def load_finished(self) -> list[FinishedInput]:
         return self.store.load_finished_inputs(self.runtime_id) if self.store is not None else []
+
+    def load_stored(self) -> StoredSession:
+        """Everything recovery reads of the session, in one read (the mark first)."""
+        high_water = self.load_high_water()
+        return StoredSession(high_water, self.load_lifecycle(), self.load_rows(), self.load_finished())
 
     def load_row(self, input_id: InputId) -> InputRow | None:
         return self.store.load_input_state(self.runtime_id, input_id) if self.store is not None else None

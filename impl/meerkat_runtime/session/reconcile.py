@@ -56,10 +56,7 @@ async def reconcile(
     runtime_id = session.runtime_id
     max_attempts = session.core.max_attempts
     try:
-        high_water = await persistence.read(persistence.load_high_water)
-        lifecycle = await persistence.read(persistence.load_lifecycle)
-        rows = await persistence.read(persistence.load_rows)
-        finished = await persistence.read(persistence.load_finished)
+        high_water, lifecycle, rows, finished = await persistence.read(persistence.load_stored)
         result = await persistence.read(
             lambda: recover_session(
                 runtime_id,
