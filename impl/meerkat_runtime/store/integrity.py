@@ -27,9 +27,8 @@ def _length_prefixed(h: hashlib.blake2b, part: str) -> None:
     h.update(encoded)
 
 
-def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
-    """Hex BLAKE2b digest over the table name, runtime id, row key and payload (each name
-    length-prefixed)."""
+def _prefix(table: str, runtime_id: str) -> hashlib.blake2b:
+    """The memoised digest state after ``table`` and ``runtime_id`` (never updated: copy it)."""
     prefix = _prefixes.get((table, runtime_id))
     if prefix is None:
         prefix = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
@@ -38,21 +37,28 @@ def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
         if len(_prefixes) >= _PREFIX_LIMIT:
             _prefixes.clear()
         _prefixes[(table, runtime_id)] = prefix
+    return prefix
+
+
+def checksum_prefix(table: str, runtime_id: str) -> hashlib.blake2b:
+    """The digest state of :func:`row_checksum` after the table name and runtime id: a read of
+    many rows of one runtime finishes it for each row with :func:`checksum_from`."""
+    return _prefix(table, runtime_id).copy()
+
+
+def checksum_from(prefix: hashlib.blake2b, key: str, payload: bytes) -> str:
+    """:func:`row_checksum` continued from ``prefix`` (left unchanged) with the row key and
+    payload."""
     h = prefix.copy()
     _length_prefixed(h, key)
     h.update(payload)
     return h.hexdigest()
 
 
-def checksum_prefix(table: str, runtime_id: str) -> hashlib.blake2b:
-    """The digest state of :func:`row_checksum` after the table name and runtime id: a read of
-    many rows of one runtime continues a copy of it with each row's key and payload."""
-    h = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
-    for part in (table, runtime_id):
-        encoded = part.encode("utf-8", "surrogatepass")
-        h.update(len(encoded).to_bytes(8, "big"))
-        h.update(encoded)
-    return h
+def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
+    """Hex BLAKE2b digest over the table name, runtime id, row key and payload (each name
+    length-prefixed)."""
+    return checksum_from(_prefix(table, runtime_id), key, payload)
 
 
 def row_label(table: str, key: str) -> str:

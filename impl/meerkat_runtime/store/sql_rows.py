@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import checksum_prefix, row_checksum, row_label, verified_payload
+from meerkat_runtime.store.integrity import checksum_from, checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
@@ -108,12 +108,7 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
             and (key is None or type(key) is str)
             and (seq is None or type(seq) is int)
         ):
-            h = prefix.copy()
-            encoded = input_id.encode("utf-8", "surrogatepass")
-            h.update(len(encoded).to_bytes(8, "big"))
-            h.update(encoded)
-            h.update(payload)
-            if h.hexdigest() != checksum:
+            if checksum_from(prefix, input_id, payload) != checksum:
                 raise Corrupt(
                     runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
                 )

@@ -40,9 +40,12 @@ def stored_mark(conn: sqlite3.Connection, runtime_id: str) -> HighWater | None:
     return mark
 
 
-def store_mark(conn: sqlite3.Connection, mark: HighWater) -> None:
+def store_mark(conn: sqlite3.Connection, mark: HighWater) -> str:
+    """Write ``mark`` with its checksum in the caller's transaction; returns the checksum."""
+    counters = mark.counters()
     checksum = row_checksum(HIGH_WATER, mark.runtime_id, "", mark.payload())
-    conn.execute(_UPSERT, (mark.runtime_id, *mark.counters(), checksum))
+    conn.execute(_UPSERT, (mark.runtime_id, *counters, checksum))
+    return checksum
 
 
 _CHECKED_LIMIT = 4096
@@ -62,12 +65,10 @@ def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> H
     else:
         current = stored_mark(conn, runtime_id)
     mark = advance(current, runtime_id, step)
-    counters = mark.counters()
-    checksum = row_checksum(HIGH_WATER, runtime_id, "", ",".join(map(str, counters)).encode())
-    conn.execute(_UPSERT, (runtime_id, *counters, checksum))
+    checksum = store_mark(conn, mark)
     if len(_checked) >= _CHECKED_LIMIT:
         _checked.clear()
-    _checked[runtime_id] = (*counters, checksum)
+    _checked[runtime_id] = (*mark.counters(), checksum)
     return mark
 
 
