@@ -3,6 +3,9 @@ not lost by the long-running commands: it is latched and raised again at the nex
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 import signal
 import sys
 from typing import Any
@@ -47,3 +50,37 @@ def test_without_the_latch_the_same_interrupt_is_reported_and_lost(monkeypatch: 
 def test_an_interrupt_outside_a_finalizer_raises_at_once_as_usual() -> None:
     with latched_interrupts(), pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
+
+
+def _loop_task_takes_the_interrupt() -> None:
+    """Ctrl-C arrives inside a task of an event loop: the interrupt propagates out of the
+    loop, the task keeps it as its exception, and the loop and task are abandoned."""
+
+    async def work() -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(work())
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(loop.create_future())  # the caller waits for something else
+    assert task.done()
+    loop.close()
+
+
+def _never_retrieved(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if "never retrieved" in r.getMessage()]
+
+
+def test_an_interrupt_left_in_an_event_loop_task_is_not_reported_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="asyncio"), latched_interrupts():
+        _loop_task_takes_the_interrupt()
+    assert _never_retrieved(caplog.records) == []
+
+
+def test_without_the_latch_the_abandoned_task_is_reported_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        _loop_task_takes_the_interrupt()
+        gc.collect()
+    assert len(_never_retrieved(caplog.records)) == 1

@@ -4,11 +4,17 @@ Inside :func:`latched_interrupts`, SIGINT raises ``KeyboardInterrupt`` where the
 Python's own handler does, and is also latched. An interrupt that lands where Python can only
 report it — a finalizer or a callback the garbage collector runs, which prints "Exception ignored
 in ..." and carries on — is raised again by the next :func:`raise_if_interrupted` (the lockstep
-search calls it before every example and after every step), and that report is not printed.
+search calls it before every example and after every step), and that report is not printed. An
+interrupt that lands inside an event loop's task leaves that task holding it; asyncio reports
+such a task when it is collected ("Task exception was never retrieved", with a traceback):
+those reports of the interrupt are dropped too, and once interrupted the block collects the
+abandoned tasks before it ends, so that their reports come (and are dropped) inside it.
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import signal
 import sys
 import threading
@@ -18,6 +24,18 @@ from types import FrameType
 from typing import Any
 
 _pending = False
+
+
+class _DropInterruptReports(logging.Filter):
+    """Drops asyncio's reports of a task or callback that ended with ``KeyboardInterrupt``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        return not (info is not None and info[0] is not None and issubclass(info[0], KeyboardInterrupt))
+
+
+_ASYNCIO_LOG = logging.getLogger("asyncio")
+_DROP = _DropInterruptReports()
 
 
 def raise_if_interrupted() -> None:
@@ -53,9 +71,13 @@ def latched_interrupts() -> Iterator[None]:
     _pending = False
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = quiet
+    _ASYNCIO_LOG.addFilter(_DROP)
     try:
         yield
     finally:
+        if _pending:
+            gc.collect()  # abandoned tasks holding the interrupt are reported (and dropped) now
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = report
+        _ASYNCIO_LOG.removeFilter(_DROP)
         _pending = False
