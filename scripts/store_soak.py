@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from meerkat_conformance.cli.interrupts import latched_interrupts, raise_if_interrupted
 from meerkat_conformance.stores.crash import CrashStats, DurabilityViolation, run_crash_cycles
 from meerkat_model.cli.usage import EXIT_INTERRUPTED, OneLineParser, int_at_least
 
@@ -86,38 +87,40 @@ def main(argv: list[str] | None = None) -> int:
     def seen(cycle: int, stats: CrashStats) -> None:
         nonlocal current
         current = stats
+        raise_if_interrupted()  # a Ctrl-C swallowed where Python could only report it
 
     with tempfile.TemporaryDirectory(prefix="store-soak-", dir=args.dir) as tmp:
         done, part = 0, 0
-        try:
-            while done < args.kills:
-                batch = min(args.rotate, args.kills - done)
-                path = Path(tmp) / f"soak-{part}.sqlite3"
-                current = CrashStats()
-                try:
-                    stats = run_crash_cycles(
-                        path,
-                        kills=batch,
-                        seed=seed + part,
-                        synchronous=args.synchronous,
-                        launch=args.launch,
-                        max_acks_before_kill=args.max_acks,
-                        full_check_every=50,
-                        progress=seen,
-                    )
-                except DurabilityViolation as exc:
-                    print(f"DURABILITY VIOLATION after {done} verified kills (file part {part}): {exc}")
-                    return 1
-                current = CrashStats()
-                done += stats.kills
-                part += 1
-                _add(totals, stats)
-                print(f"  {done:>6} kills verified, {totals.acked} acknowledged commits so far", flush=True)
-        except KeyboardInterrupt:
-            _add(totals, current)
-            print(f"INTERRUPTED: {_summary(totals, time.perf_counter() - started)}")
-            print("store_soak.py: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+        with latched_interrupts():
+            try:
+                while done < args.kills:
+                    batch = min(args.rotate, args.kills - done)
+                    path = Path(tmp) / f"soak-{part}.sqlite3"
+                    current = CrashStats()
+                    try:
+                        stats = run_crash_cycles(
+                            path,
+                            kills=batch,
+                            seed=seed + part,
+                            synchronous=args.synchronous,
+                            launch=args.launch,
+                            max_acks_before_kill=args.max_acks,
+                            full_check_every=50,
+                            progress=seen,
+                        )
+                    except DurabilityViolation as exc:
+                        print(f"DURABILITY VIOLATION after {done} verified kills (file part {part}): {exc}")
+                        return 1
+                    current = CrashStats()
+                    done += stats.kills
+                    part += 1
+                    _add(totals, stats)
+                    print(f"  {done:>6} kills verified, {totals.acked} acknowledged commits so far", flush=True)
+            except KeyboardInterrupt:
+                _add(totals, current)
+                print(f"INTERRUPTED: {_summary(totals, time.perf_counter() - started)}")
+                print("store_soak.py: interrupted", file=sys.stderr)
+                return EXIT_INTERRUPTED
     print(f"OK: {_summary(totals, time.perf_counter() - started)}")
     return 0
 
