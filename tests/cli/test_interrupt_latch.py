@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import pytest
-from meerkat_conformance.cli.interrupts import latched_interrupts, raise_if_interrupted
+from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
 
 
 class _TakesTheInterrupt:

@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(PROG, exc)
 
     from meerkat_conformance.cli.directed import run_directed
-    from meerkat_conformance.cli.interrupts import latched_interrupts
+    from meerkat_model.cli.interrupts import latched_interrupts
     from meerkat_conformance.lockstep.runner import run_lockstep, search_examples
     from meerkat_conformance.lockstep.stateful import fresh_tally
     from meerkat_conformance.lockstep.trace import Disagreement

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from meerkat_model.action_record import record_name
 from meerkat_model.machine import Bounds, Rejected, Stepped
 
-from meerkat_conformance.cli.interrupts import raise_if_interrupted
+from meerkat_model.cli.interrupts import raise_if_interrupted
 from meerkat_conformance.cli.progress import ProgressLine
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.tally import MachineTally

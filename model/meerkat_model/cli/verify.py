@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from meerkat_model.catalog import MACHINES, PROFILES, bound_keys
 from meerkat_model.cli.extras import require_extra
+from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
 from meerkat_model.cli.paths import check_output_file
 from meerkat_model.cli.usage import (
     EXIT_FAILED,
@@ -238,9 +239,23 @@ class Progress:
             self.stream.flush()
 
 
-def run_proofs_if_available(out: Callable[[str], None], machines: list[str]) -> dict[str, Any] | None:
+def _checked(progress: Progress | None) -> Callable[[int, int, float], None]:
+    """The search's progress callback: a check point for a latched Ctrl-C, then ``progress``."""
+
+    def tick(states: int, frontier: int, elapsed: float) -> None:
+        raise_if_interrupted()
+        if progress is not None:
+            progress(states, frontier, elapsed)
+
+    return tick
+
+
+def run_proofs_if_available(
+    out: Callable[[str], None], machines: list[str], progress: TextIO | None = None
+) -> dict[str, Any] | None:
     """Run ``meerkat_model.proofs.run_proofs`` on the selected ``machines`` that have a z3
-    encoding (``None`` when the module is absent or none of them has one)."""
+    encoding (``None`` when the module is absent or none of them has one), writing a line to
+    ``progress`` as each machine's proofs start."""
     if importlib.util.find_spec("meerkat_model.proofs") is None:
         out("== proofs: meerkat_model.proofs is not available; skipped")
         return None
@@ -252,7 +267,14 @@ def run_proofs_if_available(out: Callable[[str], None], machines: list[str]) -> 
         return None
     if without:
         out(f"== proofs: no z3 encoding for {', '.join(without)}; proving {', '.join(encoded)}")
-    report = proofs.run_proofs(ids=PROOF_IDS, machines=encoded)
+
+    def started(line: str) -> None:
+        raise_if_interrupted()
+        if progress is not None:
+            progress.write(line + "\n")
+            progress.flush()
+
+    report = proofs.run_proofs(ids=PROOF_IDS, machines=encoded, progress=started)
     results = [
         {
             "name": r.name,
@@ -324,46 +346,51 @@ def main(argv: list[str] | None = None) -> int:
     interrupted: str | None = None
     first_document: dict[str, Any] | None = None
     ok = True
-    try:
-        for name, (machine, bounds) in built.items():
-            interrupted = f"exploring {name}"
-            progress = Progress(name, err) if show_progress else None
-            exploration = explore(
-                machine,
-                symmetry=not args.no_symmetry,
-                progress=progress,
-                max_states=args.max_states,
-                workers=workers,
-                check_describe=args.check_describe,
-            )
-            if progress is not None:
-                progress.done()
-            report = summary(exploration, bounds=bounds)
-            if args.compare_symmetry:
-                other = explore(machine, symmetry=args.no_symmetry, max_states=args.max_states, workers=workers)
-                reduced, full = (other, exploration) if args.no_symmetry else (exploration, other)
-                report["symmetry_comparison"] = symmetry_comparison(reduced, full)
-            reports.append(report)
-            out(human(report))
-            ok = ok and report["ok"]
-            if exploration.violations and first_trace is None:
-                v = exploration.violations[0]
-                first_trace = (
-                    exploration,
-                    violation_trace(exploration, v),
-                    f"{name}: {v.invariant}",
+    with latched_interrupts():
+        try:
+            for name, (machine, bounds) in built.items():
+                interrupted = f"exploring {name}"
+                raise_if_interrupted()
+                progress = Progress(name, err) if show_progress else None
+                exploration = explore(
+                    machine,
+                    symmetry=not args.no_symmetry,
+                    progress=_checked(progress),
+                    max_states=args.max_states,
+                    workers=workers,
+                    check_describe=args.check_describe,
                 )
-                first_document = trace_document(
-                    exploration, v, first_trace[1], profile=args.profile, bounds=bounds, key=name
-                )
-        if not args.no_prove:
-            interrupted = "running the proofs"
-            proofs = run_proofs_if_available(out, machines)
-        interrupted = None
-    except KeyboardInterrupt:
-        if show_progress:
-            err.write("\n")
-        ok = False
+                if progress is not None:
+                    progress.done()
+                report = summary(exploration, bounds=bounds)
+                if args.compare_symmetry:
+                    other = explore(machine, symmetry=args.no_symmetry, max_states=args.max_states, workers=workers)
+                    reduced, full = (other, exploration) if args.no_symmetry else (exploration, other)
+                    report["symmetry_comparison"] = symmetry_comparison(reduced, full)
+                raise_if_interrupted()
+                reports.append(report)
+                out(human(report))
+                ok = ok and report["ok"]
+                if exploration.violations and first_trace is None:
+                    v = exploration.violations[0]
+                    first_trace = (
+                        exploration,
+                        violation_trace(exploration, v),
+                        f"{name}: {v.invariant}",
+                    )
+                    first_document = trace_document(
+                        exploration, v, first_trace[1], profile=args.profile, bounds=bounds, key=name
+                    )
+            if not args.no_prove:
+                interrupted = "running the proofs"
+                found = run_proofs_if_available(out, machines, err if show_progress else None)
+                raise_if_interrupted()
+                proofs = found
+            interrupted = None
+        except KeyboardInterrupt:
+            if show_progress:
+                err.write("\n")
+            ok = False
     if proofs is not None and proofs["failed"]:
         ok = False
 

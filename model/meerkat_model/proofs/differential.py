@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import z3
 
 from meerkat_model.machine import Bounds, Machine, Rejected, Stepped
+from meerkat_model.proofs.interruptible import interruptible_queries
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymState
 
 Value = int | bool
@@ -597,7 +598,8 @@ def run_differential(
         abstraction = ABSTRACTIONS[name]()
         encoding = {**ENCODINGS, **(encodings or {})}[name](abstraction.ids(model))
         states = reachable_states(model)[::stride][k::n]
-        reports.append(compare(model, encoding, abstraction, states, limit=limit))
+        with interruptible_queries():
+            reports.append(compare(model, encoding, abstraction, states, limit=limit))
     return reports
 
 

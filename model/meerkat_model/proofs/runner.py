@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from meerkat_model.proofs.drift import check_against_model, check_declared_matches_formulas
 from meerkat_model.proofs.induction import prove_invariants
+from meerkat_model.proofs.interruptible import interruptible_queries
 from meerkat_model.proofs.ops_encoding import build_ops_machine
 from meerkat_model.proofs.ownership_encoding import build_ownership_machine
 from meerkat_model.proofs.reachability import DEFAULT_DEPTH, check_enabled
@@ -41,11 +42,14 @@ def run_proofs(
     depth: int = DEFAULT_DEPTH,
     reachability: bool = True,
     tables: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> ProofReport:
     """Prove every invariant inductive over ``ids`` symbolic ids per machine, check every
     transition is enabled in a reachable state (bounded by ``depth`` steps), cross-check
     the transition tables with the executable model (not for the ``ABSTRACT`` encodings) and
     check every transition is total (a post-state wherever its guard holds; with ``tables``).
+    ``progress`` is called with a line as each machine starts. Ctrl-C interrupts a running
+    solver query (:mod:`meerkat_model.proofs.interruptible`).
 
     Raises ``ValueError`` for ``ids < 1`` or an unknown machine name.
     """
@@ -57,15 +61,18 @@ def run_proofs(
         raise ValueError(f"unknown machine(s) {', '.join(unknown)}; known: {', '.join(ENCODINGS)}")
     t0 = time.perf_counter()
     results: list[ProofResult] = []
-    for name in names:
-        build = ENCODINGS[name]
-        results += prove_invariants(build(ids))
-        if reachability:
-            results += check_enabled(build(min(ids, WITNESS_IDS)), depth)
-        if tables:
-            small = build(min(ids, TABLE_IDS))
-            if name not in ABSTRACT:
-                results.append(check_declared_matches_formulas(small))
-                results.append(check_against_model(small))
-            results.append(check_totality(small))
+    with interruptible_queries():
+        for name in names:
+            if progress is not None:
+                progress(f"proofs: {name} ({ids} ids)")
+            build = ENCODINGS[name]
+            results += prove_invariants(build(ids))
+            if reachability:
+                results += check_enabled(build(min(ids, WITNESS_IDS)), depth)
+            if tables:
+                small = build(min(ids, TABLE_IDS))
+                if name not in ABSTRACT:
+                    results.append(check_declared_matches_formulas(small))
+                    results.append(check_against_model(small))
+                results.append(check_totality(small))
     return ProofReport(ids, results, time.perf_counter() - t0)

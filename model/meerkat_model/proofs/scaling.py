@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meerkat_model.proofs.induction import prove_invariants
+from meerkat_model.proofs.interruptible import interruptible_queries
 from meerkat_model.proofs.runner import ENCODINGS
 
 
@@ -45,7 +46,8 @@ def scaling(
     for name in machines or tuple(ENCODINGS):
         for n in id_counts:
             t0 = time.perf_counter()
-            results = prove_invariants(ENCODINGS[name](n), timeout_ms)
+            with interruptible_queries():
+                results = prove_invariants(ENCODINGS[name](n), timeout_ms)
             elapsed = time.perf_counter() - t0
             proved = sum(1 for r in results if r.status == "proved")
             missing = tuple(f"{r.name} ({r.status})" for r in results if r.status != "proved")

@@ -1,0 +1,80 @@
+"""Ctrl-C stops a running solver query at once and reaches Python as ``KeyboardInterrupt``.
+
+Left alone, z3 installs its own SIGINT handler for the length of every query: the first Ctrl-C
+cancels that one query, which comes back ``unknown`` ("interrupted from keyboard"), and Python
+never hears of it, so a proof run carries on and can even end with exit status 0. Inside
+:func:`interruptible_queries`, z3's handler is off (its ``ctrl_c`` parameter) and the process
+keeps its own SIGINT handling. In the main thread a watcher thread, woken through
+:func:`signal.set_wakeup_fd` when SIGINT arrives, interrupts the solver's context: the query
+returns and Python raises ``KeyboardInterrupt`` at its next instruction. Elsewhere (another
+thread, SIGINT ignored) the query runs to its end or its timeout, and the signal is handled as
+the process's handler says.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import z3
+
+WATCH = True
+"""Switch for the watcher (tests turn it off to show what z3 does without it)."""
+
+_depth = 0
+
+
+def _watch(reader: socket.socket, seen: threading.Event) -> None:
+    """Interrupt the solver for every SIGINT byte written to the wakeup socket; end when the
+    writing side is closed."""
+    while True:
+        try:
+            data = reader.recv(64)
+        except OSError:
+            return
+        if not data:
+            return
+        if signal.SIGINT in data:
+            seen.set()
+            z3.main_ctx().interrupt()
+
+
+@contextmanager
+def interruptible_queries() -> Iterator[None]:
+    """Make Ctrl-C interrupt solver queries for the block (re-entrant)."""
+    global _depth
+    if _depth or not WATCH:
+        yield
+        return
+    z3.set_param("ctrl_c", False)
+    _depth += 1
+    watcher: threading.Thread | None = None
+    reader, writer = socket.socketpair()
+    previous: int | None = None
+    seen = threading.Event()
+    try:
+        writer.setblocking(False)
+        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            watcher = threading.Thread(target=_watch, args=(reader, seen), name="solver-interrupt", daemon=True)
+            watcher.start()
+        yield
+    except z3.Z3Exception:
+        if seen.is_set():  # an interrupted call other than a check ("push canceled")
+            raise KeyboardInterrupt from None
+        raise
+    else:
+        if seen.is_set():  # the interrupt was swallowed on the way (in a finalizer): still stop
+            raise KeyboardInterrupt
+    finally:
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        writer.close()
+        if watcher is not None:
+            watcher.join()
+        reader.close()
+        _depth -= 1
+        z3.set_param("ctrl_c", True)

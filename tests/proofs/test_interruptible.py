@@ -1,0 +1,68 @@
+"""Ctrl-C during a solver query: it stops the query and reaches Python as KeyboardInterrupt
+(z3 left alone swallows it and reports the query ``unknown``)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.cli.commands import command, interrupt_when
+
+pytestmark = pytest.mark.slow
+
+# A query z3 cannot finish in minutes (12 pigeons, 11 holes), run inside interruptible_queries.
+_CHILD = """
+import sys
+import z3
+from meerkat_model.proofs import interruptible
+
+interruptible.WATCH = sys.argv[1] == "on"
+holes = 11
+p = [[z3.Bool(f"p{i}_{j}") for j in range(holes)] for i in range(holes + 1)]
+s = z3.Solver()
+for row in p:
+    s.add(z3.Or(row))
+for j in range(holes):
+    for i in range(holes + 1):
+        for k in range(i + 1, holes + 1):
+            s.add(z3.Not(z3.And(p[i][j], p[k][j])))
+with interruptible.interruptible_queries():
+    try:
+        print("checking", flush=True)
+        result = s.check()
+        print("returned", result, s.reason_unknown(), flush=True)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+        sys.exit(130)
+"""
+
+
+def _query(watch: str) -> tuple[int, str]:
+    done = interrupt_when([sys.executable, "-c", _CHILD, watch], marker="checking", settle=0.5, timeout=180)
+    return done.returncode, done.stdout
+
+
+def test_ctrl_c_interrupts_a_running_query() -> None:
+    returncode, stdout = _query("on")
+    assert returncode == 130 and stdout.splitlines()[-1] == "KeyboardInterrupt", stdout
+
+
+def test_without_the_watcher_z3_swallows_ctrl_c() -> None:
+    # The failure mode the watcher removes: the query comes back unknown and the program goes on.
+    returncode, stdout = _query("off")
+    assert returncode == 0, stdout
+    assert stdout.splitlines()[-1] == "returned unknown interrupted from keyboard", stdout
+
+
+def test_verify_interrupted_in_the_proofs_exits_130() -> None:
+    done = interrupt_when(
+        [*command("meerkat-verify"), "--profile", "tiny", "--machine", "ops", "--progress"],
+        marker="proofs: ops",
+        settle=0.5,
+    )
+    assert done.returncode == 130, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    assert done.stdout.rstrip().endswith(
+        "verify: INTERRUPTED while running the proofs (the report above covers what finished)"
+    )
