@@ -84,3 +84,22 @@ def test_without_the_latch_the_abandoned_task_is_reported_with_its_traceback(cap
         _loop_task_takes_the_interrupt()
         gc.collect()
     assert len(_never_retrieved(caplog.records)) == 1
+
+
+def test_a_benchmark_whose_finalizer_swallowed_ctrl_c_ends_as_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meerkat_model.cli.usage import EXIT_INTERRUPTED, interruptible
+
+    reported: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    def main() -> int:
+        _finalizer_takes_the_interrupt()
+        print("row measured before")
+        return 0
+
+    assert interruptible(main, "bench_x.py") == EXIT_INTERRUPTED
+    out, err = capsys.readouterr()
+    assert out == "row measured before\n" and err.startswith("bench_x.py: interrupted")
+    assert reported == []

@@ -46,9 +46,16 @@ def usage_error(prog: str, message: object, stream: TextIO | None = None) -> int
 
 def interruptible(main: Callable[[], int | None], prog: str) -> int:
     """Run ``main`` (which prints as it goes); on Ctrl-C say so in one line instead of a
-    traceback and return 130. What ``main`` printed before is the partial report."""
+    traceback and return 130. What ``main`` printed before is the partial report. A Ctrl-C that
+    a finalizer swallowed (see :mod:`meerkat_model.cli.interrupts`) still ends the run as
+    interrupted, at the latest when ``main`` returns."""
+    from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
+
     try:
-        return main() or EXIT_OK
+        with latched_interrupts():
+            status = main() or EXIT_OK
+            raise_if_interrupted()
+            return status
     except KeyboardInterrupt:
         sys.stdout.flush()
         print(f"{prog}: interrupted (what is printed above was measured before)", file=sys.stderr)
