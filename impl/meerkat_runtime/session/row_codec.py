@@ -24,8 +24,9 @@ is never written. The lifecycle record is ``{"record_version": 1, "runtime_state
 Decoders read every version up to the current one (a version-1 row is a version-2 row without
 ``outcome`` and ``last_error``) and ignore fields they do not know; a newer version is refused,
 never guessed. Every problem raises :class:`RowFormatError` naming the field.
-:func:`encode_record_checked` encodes a row and decodes it back once, refusing a row that would
-not come back as it went in (used before an accept is acknowledged).
+:func:`encode_record_checked` encodes a row and checks it reads back (its input decoded by the
+decoder recovery uses, its text within the limits recovery reads within), refusing a row that
+would not come back as it went in (used before an accept is acknowledged).
 """
 
 from __future__ import annotations
