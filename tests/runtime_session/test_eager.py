@@ -4,8 +4,10 @@ finishes although its caller is cancelled, resumed exactly where it stopped."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
+from meerkat_runtime.session import eager
 from meerkat_runtime.session.eager import run_shielded_eagerly
 
 from tests.runtime_session.helpers import run
@@ -25,6 +27,35 @@ def test_a_coroutine_that_never_waits_runs_without_a_task_and_the_caller_still_y
         assert await run_shielded_eagerly(work()) == 7
         assert tasks_inside == [1]  # only the caller's task: none was made for the work
         assert seen == ["work", "callback"]  # the work ran first, the loop had its turn before the return
+
+    run(body())
+
+
+@pytest.mark.parametrize("bound, yields", [(0.0, 5), (3600.0, 1)])
+def test_calls_that_never_wait_yield_to_the_loop_once_the_bound_passed(
+    monkeypatch: pytest.MonkeyPatch, bound: float, yields: int
+) -> None:
+    """Back-to-back calls: with no time allowed without a turn every call yields; with an hour
+    allowed only the first (the loop had no turn through them before)."""
+    monkeypatch.setattr(eager, "MAX_RUN_WITHOUT_TURN_S", bound)
+    monkeypatch.setattr(eager, "_turns", threading.local())  # no yield remembered from another loop
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        turns: list[int] = []
+
+        def tick() -> None:  # counts the loop's turns while the calls run
+            turns.append(1)
+            if len(turns) < 100:
+                loop.call_soon(tick)
+
+        async def work() -> None:
+            return None
+
+        loop.call_soon(tick)
+        for _ in range(5):
+            await run_shielded_eagerly(work())
+        assert len(turns) == yields
 
     run(body())
 
