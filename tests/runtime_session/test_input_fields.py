@@ -162,22 +162,22 @@ def test_a_bad_size_limit_is_refused_naming_it(limit: Any) -> None:
 
 
 def test_a_row_that_does_not_read_back_is_never_acknowledged(disk: Disk, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Field checks make this unreachable in practice; a codec that loses data is simulated."""
-    decode = row_codec.decode_record
+    """Field checks make this unreachable in practice; a codec that loses data is simulated
+    (the decoder of the input, which recovery's row decoder calls)."""
+    decode = row_codec.input_from_json
 
-    def lossy(data: bytes) -> Any:
-        record = decode(data)
-        record.input = dataclasses.replace(record.input, text=record.input.text.upper())  # type: ignore[union-attr]
-        return record
+    def lossy(doc: Any) -> Any:
+        item = decode(doc)
+        return dataclasses.replace(item, text=item.text.upper())
 
     async def body() -> None:
         m, store = disk.machine()
         await m.register_session("s")
-        monkeypatch.setattr(row_codec, "decode_record", lossy)
+        monkeypatch.setattr(row_codec, "input_from_json", lossy)
         with pytest.raises(InvalidField, match="cannot be stored and read back"):
             await m.accept_input("s", make_prompt("quiet"))
         assert store.calls("persist_input_state") == 0 and await m.list_active_inputs("s") == []
-        monkeypatch.setattr(row_codec, "decode_record", decode)
+        monkeypatch.setattr(row_codec, "input_from_json", decode)
         assert (await m.accept_input("s", make_prompt("quiet"))).is_accepted
         await m.close()
 

@@ -14,7 +14,14 @@ from meerkat_conformance.stores.damage_sweep import MarkBlindStore
 from meerkat_runtime.ops.recovery import load_persisted_ops, open_durable_ops
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
-from meerkat_runtime.store.high_water import HighWater, MarkStep, advance, compare_ops, compare_session
+from meerkat_runtime.store.high_water import (
+    HIGH_WATER_FIELDS,
+    HighWater,
+    MarkStep,
+    advance,
+    compare_ops,
+    compare_session,
+)
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.protocol import RuntimeStore
@@ -262,3 +269,9 @@ def test_a_version_3_file_gets_marks_computed_from_its_rows(tmp_path: Path) -> N
     raw = sqlite3.connect(path, isolation_level=None)
     assert raw.execute(f"SELECT count(*) FROM {INPUTS}").fetchone() == (4,)
     raw.close()
+
+
+def test_counters_are_in_stored_order() -> None:
+    mark = HighWater("rt", *range(1, len(HIGH_WATER_FIELDS) + 1))
+    assert mark.counters() == tuple(getattr(mark, name) for name in HIGH_WATER_FIELDS) == tuple(range(1, 9))
+    assert mark.payload() == b"1,2,3,4,5,6,7,8"

@@ -5,7 +5,7 @@ out of range raises :class:`~meerkat_runtime.vocab.errors.InvalidField` (kind
 ``validation_failed``) naming it — ``header.idempotency_key``, ``payload``, ``images[1].data``
 — and nothing is planned, stored or acknowledged. What passes is exactly what the row codec
 stores and reads back (:mod:`meerkat_runtime.session.row_codec`); a persistent session still
-encodes and decodes each new row once before acknowledging it.
+checks each new row reads back before acknowledging it (``row_codec.encode_record_checked``).
 
 This is distinct from :mod:`meerkat_runtime.session.validation`: a well-formed input the rules
 refuse (an empty id, a derived prompt, coalescing without a key) is the ``Rejected`` outcome.

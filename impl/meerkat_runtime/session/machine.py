@@ -65,6 +65,7 @@ from meerkat_runtime.session.dispatch import (
     CompositionSignalDispatcher,
     DispatchFailurePolicy,
 )
+from meerkat_runtime.session.eager import run_shielded_eagerly
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
@@ -778,7 +779,9 @@ class MeerkatMachine:
         could not be read back: the session reconciles before its next step)."""
         session = self._get(session_id)
         item = check_input(item, self._limits)
-        return await _shielded(session.persistence.durable, self._accept(session, item))
+        if not session.persistence.durable:
+            return await self._accept(session, item)
+        return await run_shielded_eagerly(self._accept(session, item))
 
     async def _accept(self, session: RuntimeSession, item: Input) -> AcceptOutcome:
         async with session.gate:
@@ -795,7 +798,11 @@ class MeerkatMachine:
         only when none was stored). A rejected input raises ``ValidationFailed``."""
         session = self._get(session_id)
         item = check_input(item, self._limits)
-        outcome, handle = await _shielded(session.persistence.durable, self._accept_with_handle(session, item))
+        accepting = self._accept_with_handle(session, item)
+        if session.persistence.durable:
+            outcome, handle = await run_shielded_eagerly(accepting)
+        else:
+            outcome, handle = await accepting
         if isinstance(outcome, Rejected):
             raise ValidationFailed(outcome.reason)
         return outcome, handle

@@ -13,12 +13,12 @@ thread hop: nobody is waiting for the loop during the commit), else in a worker 
 hop, so the fsync does not hold up the callbacks that are ready).
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
-encoded and decoded back once: a row that would not come back is refused with
-``InvalidField`` before anything is written); :meth:`SessionPersistence.persist` performs the
-write and changes nothing in memory; :meth:`SessionPersistence.settle` records what the store
-now holds once the plan was applied; :meth:`SessionPersistence.read_back` tells, after a write
-whose outcome the store left unknown, whether the store holds it. All are called only by
-:mod:`meerkat_runtime.session.commit`.
+encoded and checked to read back, :func:`~meerkat_runtime.session.row_codec.encode_record_checked`:
+a row that would not come back is refused with ``InvalidField`` before anything is written);
+:meth:`SessionPersistence.persist` performs the write and changes nothing in memory;
+:meth:`SessionPersistence.settle` records what the store now holds once the plan was applied;
+:meth:`SessionPersistence.read_back` tells, after a write whose outcome the store left unknown,
+whether the store holds it. All are called only by :mod:`meerkat_runtime.session.commit`.
 
 Which rows a commit writes: every row the plan changes and every row of the ledger's ``dirty``
 set, whose encoding differs from the last encoding written for it (``written``), so a commit

@@ -24,8 +24,9 @@ is never written. The lifecycle record is ``{"record_version": 1, "runtime_state
 Decoders read every version up to the current one (a version-1 row is a version-2 row without
 ``outcome`` and ``last_error``) and ignore fields they do not know; a newer version is refused,
 never guessed. Every problem raises :class:`RowFormatError` naming the field.
-:func:`encode_record_checked` encodes a row and decodes it back once, refusing a row that would
-not come back as it went in (used before an accept is acknowledged).
+:func:`encode_record_checked` encodes a row and checks it reads back (its input decoded by the
+decoder recovery uses, its text within the limits recovery reads within), refusing a row that
+would not come back as it went in (used before an accept is acknowledged).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ from meerkat_runtime.vocab.inputs import (
     InputTerminalOutcome,
     Superseded,
 )
-from meerkat_runtime.vocab.json_limits import load_json
+from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded, check_encoded_depth, load_json
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 ROW_VERSION = 2
@@ -90,8 +91,13 @@ class RowFormatError(ValueError):
 # --- helpers ---------------------------------------------------------------------------------
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""The one encoder of every row and record (``json.dumps`` with these options would build a
+new one per call)."""
+
+
 def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 _MISSING: Any = object()
@@ -353,6 +359,11 @@ def completion_from_json(doc: Any) -> CompletionOutcome:
 def encode_record(record: InputRecord) -> bytes:
     """Serialise one input record (images must already be blob references); optional fields
     that are null are left out (compact form, read by every decoder of this version)."""
+    return _dumps(record_to_json(record))
+
+
+def record_to_json(record: InputRecord) -> dict[str, Any]:
+    """The JSON document :func:`encode_record` writes for ``record``."""
     doc: dict[str, Any] = {
         "row_version": ROW_VERSION,
         "input_id": record.input_id,
@@ -381,7 +392,7 @@ def encode_record(record: InputRecord) -> bytes:
         doc["last_run_id"] = record.last_run_id
     if record.last_boundary_sequence is not None:
         doc["last_boundary_sequence"] = record.last_boundary_sequence
-    return _dumps(doc)
+    return doc
 
 
 def _history_from_json(doc: Any) -> HistoryEntry:
@@ -451,26 +462,34 @@ def decode_record(data: bytes) -> InputRecord:
     )
 
 
+_STRICT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+""":data:`_ENCODER` refusing a non-finite number (the same text for every finite document)."""
+
+
 def encode_record_checked(record: InputRecord) -> bytes:
-    """Encode ``record`` and decode it back once; raise :class:`RowFormatError` unless the
-    decoded row holds the same input (as persisted) and the same lifecycle fields. Nothing that
-    fails here can be acknowledged: recovery would refuse it."""
+    """Encode ``record``; raise :class:`RowFormatError` unless recovery would decode the row
+    to the same input (as persisted) and the same lifecycle fields. Nothing that fails here
+    can be acknowledged: recovery would refuse it or read something else.
+
+    The row's document holds only strings, integers, finite floats, booleans, nulls, lists
+    and objects with string keys, and the JSON text of such a document parses back to an equal
+    one; what could still keep a row from reading back is checked here: text that cannot be
+    encoded as UTF-8 (a lone surrogate), a non-finite number (refused by the encoder), a row
+    over the size or nesting limits recovery reads within (:mod:`~meerkat_runtime.vocab.json_limits`),
+    and the caller's input itself, which is decoded from the document by the decoder recovery
+    uses (:func:`input_from_json`) and compared with the persisted input. The lifecycle fields
+    are the runtime's own values; how the decoder reads them is fixed by its tests."""
     try:
-        data = encode_record(record)
+        doc = record_to_json(record)
+        data = _STRICT_ENCODER.encode(doc).encode()
+        if len(data) > MAX_JSON_BYTES:
+            raise JsonLimitExceeded(f"a row of {len(data)} bytes exceeds the limit of {MAX_JSON_BYTES} bytes")
+        check_encoded_depth(doc, data)
     except (TypeError, ValueError) as exc:  # e.g. text that is not valid UTF-8
         raise RowFormatError(f"cannot be encoded: {exc}") from None
-    back = decode_record(data)
     persisted = record.stored_input if record.stored_input is not None else record.input
-    if back.input != persisted:
+    if input_from_json(doc["input"]) != persisted:
         raise RowFormatError("does not read back as it was written (the input differs after a round trip)")
-    if (back.phase, back.lane, back.admission_seq, back.terminal, back.outcome) != (
-        record.phase,
-        record.lane,
-        record.admission_seq,
-        record.terminal,
-        record.outcome,
-    ):
-        raise RowFormatError("does not read back as it was written (its lifecycle fields differ)")
     return data
 
 

@@ -9,7 +9,9 @@ class CallGate:
     """Counts calls in flight; after ``close`` no call may enter."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        """Taken directly by ``enter`` and ``leave`` (each store call passes both)."""
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._closed = False
 
@@ -19,16 +21,16 @@ class CallGate:
 
     def enter(self) -> bool:
         """Register a call; ``False`` if the gate is closed."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return False
             self._active += 1
             return True
 
     def leave(self) -> None:
-        with self._cond:
+        with self._lock:
             self._active -= 1
-            if self._active == 0:
+            if self._active == 0 and self._closed:  # only ``close`` waits on the condition
                 self._cond.notify_all()
 
     def close(self) -> bool:

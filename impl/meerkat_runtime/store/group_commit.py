@@ -111,7 +111,9 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._name = name
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        """The condition's lock, taken directly on a lone write's path (``try_lead``, ``end_lead``)."""
+        self._cond = threading.Condition(self._lock)
         self._queue: deque[PendingWrite] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -139,17 +141,18 @@ class GroupCommitter:
     def try_lead(self) -> bool:
         """Whether the caller may commit its own write now (writer idle, nothing queued); if
         so the caller must call :meth:`end_lead` after its batch of one."""
-        with self._cond:
+        with self._lock:
             if self._busy or self._queue or self._stopping:
                 return False
             self._busy = True
             return True
 
     def end_lead(self) -> None:
-        with self._cond:
+        with self._lock:
             self._busy = False
             self._count(1)
-            self._cond.notify_all()
+            if self._queue:  # the writer waits only for queued writes (and not to be busy)
+                self._cond.notify_all()
 
     def _count(self, size: int) -> None:
         self.batches += 1

@@ -638,6 +638,12 @@ class SqliteRuntimeStore:
 
     def _commit_batch(self, batch: list[PendingWrite]) -> None:
         """The writer thread: commit ``batch`` (see the module docstring for the rules)."""
+        conn = self._pool.own_connection()
+        if conn is not None:
+            left = batch
+            while left:
+                left = self._one_transaction(conn, left)
+            return
         with self._pool.connection() as conn:
             left = batch
             while left:

@@ -44,6 +44,15 @@ class ConnectionPool:
             conn = self._new_thread_connection()
         yield conn
 
+    def own_connection(self) -> sqlite3.Connection | None:
+        """With ``per_thread``: the calling thread's connection (opened on first use), which
+        no other thread uses, so it needs no ``with`` block; ``None`` for a shared connection
+        (use :meth:`connection`)."""
+        if not self._per_thread:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        return conn if conn is not None else self._new_thread_connection()
+
     def _new_thread_connection(self) -> sqlite3.Connection:
         conn = self._opener()
         thread = threading.current_thread()

@@ -48,6 +48,7 @@ def store_mark(conn: sqlite3.Connection, mark: HighWater) -> str:
     return checksum
 
 
+_ALL_INT = (int,) * len(HIGH_WATER_FIELDS)
 _CHECKED_LIMIT = 4096
 _checked: dict[str, tuple[object, ...]] = {}
 """Per runtime id, the last mark row (counters and checksum) this process wrote or verified: a
@@ -60,7 +61,7 @@ def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> H
     found = conn.execute(_SELECT, (runtime_id,)).fetchone()
     if found is None:
         current = None
-    elif _checked.get(runtime_id) == found and all(type(c) is int for c in found[:-1]):
+    elif _checked.get(runtime_id) == found and tuple(map(type, found[:-1])) == _ALL_INT:
         current = HighWater(runtime_id, *found[:-1])
     else:
         current = stored_mark(conn, runtime_id)

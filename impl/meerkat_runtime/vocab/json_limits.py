@@ -22,8 +22,6 @@ MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 128
 """Deepest nesting of arrays and objects a stored document may have."""
 
-_OPENERS = (b"[", b"{")
-
 
 class JsonLimitExceeded(ValueError):
     """A JSON document is larger or nested deeper than the limits allow."""
@@ -50,7 +48,7 @@ def load_json(data: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: 
 def check_encoded_depth(value: Any, encoded: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
     """:func:`check_depth` of ``value`` given its JSON text ``encoded``: a text with at most
     ``max_depth`` opening brackets cannot nest deeper, so only larger documents are walked."""
-    if sum(encoded.count(b) for b in _OPENERS) > max_depth:
+    if encoded.count(b"[") + encoded.count(b"{") > max_depth:
         check_depth(value, max_depth)
 
 
