@@ -83,6 +83,8 @@ class CandidateActions:
         for size in range(1, bounds.ids + 1):
             self.waits.extend(WaitAll(p) for p in permutations(ids, size))
         self.duplicate_wait = WaitAll((0, 0))
+        self._waits_over: dict[tuple[bool, ...], list[WaitAll]] = {}
+        """The wait requests over tracked ids only, per set of tracked ids."""
         self.every_transition: list[list[OpsAction]] = [
             [*sorted(dict.fromkeys(self.provisioning[i] + self.live[i]), key=_by_name), self.retire[i], self.peer[i]]
             for i in ids
@@ -136,8 +138,11 @@ class CandidateActions:
             if state.barrier:
                 out.append(self.drop_wait)
             else:
-                ops = state.ops
-                out.extend(a for a in self.waits if all(ops[j] for j in a.members))
+                tracked = tuple([bool(rec) for rec in state[0]])
+                waits = self._waits_over.get(tracked)
+                if waits is None:
+                    waits = self._waits_over[tracked] = [a for a in self.waits if all(tracked[j] for j in a.members)]
+                out.extend(waits)
         if b.crash:
             out.append(self.crash)
         return out

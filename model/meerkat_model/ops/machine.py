@@ -68,10 +68,13 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
 
     name = "ops"
 
-    def __init__(self, bounds: Bounds | None = None) -> None:
+    def __init__(self, bounds: Bounds | None = None, *, fast_paths: bool = True) -> None:
+        """``fast_paths=False`` runs the terminal, collecting and crash steps through the plain
+        effects only (the reference the fast paths are compared with; see
+        :mod:`meerkat_model.ops.remembered`)."""
         self.bounds = OpsBounds.from_bounds(bounds or Bounds())
         self.domains = PayloadDomains(self.bounds.payloads)
-        self.ctx = steps.Context(self.bounds, self.domains)
+        self.ctx = steps.Context(self.bounds, self.domains, fast_paths)
         self._canon = Canonicalizer(self.bounds.ids)
         self._invariants = make_invariants(self.bounds)
         self._step_checks = make_step_checks(self.bounds)
@@ -79,7 +82,9 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
         # The candidate actions are built once and shared by every state, so their step
         # functions are bound once too, keyed by the record's identity (the candidates keep
         # every keyed record alive); any other action is bound when it is stepped.
-        self._bound = {id(a): self.bind(a) for a in self._candidates.every_action()}
+        self._bound = {id(a): self._prepared(a) for a in self._candidates.every_action()}
+        # the two status views (without and with a barrier) of each distinct tuple of slots
+        self._status_views: dict[tuple[Any, ...], tuple[Statuses, Statuses]] = {}
 
     # --- the Machine protocol -------------------------------------------------------------
 
@@ -93,48 +98,63 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
         bound = self._bound.get(id(action))
         if bound is None:
             return self.bind(action)(state)
-        return bound(state)
+        call, args = bound
+        return call(self.ctx, state, *args)
 
     def bind(self, action: OpsAction) -> Callable[[RegistryState], Result]:
         """The step function of ``action``: its registry call with the arguments bound."""
+        call, args = self._call(action)
         ctx = self.ctx
+        return lambda state: call(ctx, state, *args)
+
+    def _prepared(self, action: OpsAction) -> tuple[Callable[..., Result], tuple[Any, ...]]:
+        """What :meth:`step` calls for ``action``: :meth:`_call`, or the step function of a
+        subclass that overrides :meth:`bind`."""
+        if type(self).bind is OpsMachine.bind:
+            return self._call(action)
+        bound = self.bind(action)
+        return (lambda ctx, state: bound(state)), ()
+
+    def _call(self, action: OpsAction) -> tuple[Callable[..., Result], tuple[Any, ...]]:
+        """The registry call of ``action`` and its arguments after the context and the state
+        (:meth:`step` calls it without a closure in between)."""
         match action:
             case RegisterOperation(op, kind):
-                return lambda state: steps.register_operation(ctx, state, op, kind)
+                return steps.register_operation, (op, kind)
             case ProvisioningSucceeded(op):
-                return lambda state: steps.provisioning_succeeded(ctx, state, op)
+                return steps.provisioning_succeeded, (op,)
             case ProvisioningFailed(op, error):
-                return lambda state: steps.provisioning_failed(ctx, state, op, error)
+                return steps.provisioning_failed, (op, error)
             case AbortProvisioning(op, reason):
-                return lambda state: steps.abort_provisioning(ctx, state, op, reason)
+                return steps.abort_provisioning, (op, reason)
             case PeerReady(op):
-                return lambda state: steps.peer_ready(ctx, state, op)
+                return steps.peer_ready, (op,)
             case RegisterWatcher(op):
-                return lambda state: steps.register_watcher(ctx, state, op)
+                return steps.register_watcher, (op,)
             case ReportProgress(op):
-                return lambda state: steps.report_progress(ctx, state, op)
+                return steps.report_progress, (op,)
             case CompleteOperation(op, result):
-                return lambda state: steps.complete_operation(ctx, state, op, result)
+                return steps.complete_operation, (op, result)
             case FailOperation(op, error):
-                return lambda state: steps.fail_operation(ctx, state, op, error)
+                return steps.fail_operation, (op, error)
             case CancelOperation(op, reason):
-                return lambda state: steps.cancel_operation(ctx, state, op, reason)
+                return steps.cancel_operation, (op, reason)
             case RequestRetire(op):
-                return lambda state: steps.request_retire(ctx, state, op)
+                return steps.request_retire, (op,)
             case MarkRetired(op):
-                return lambda state: steps.mark_retired(ctx, state, op)
+                return steps.mark_retired, (op,)
             case TerminateOwner(reason):
-                return lambda state: steps.terminate_owner(ctx, state, reason)
+                return steps.terminate_owner, (reason,)
             case CollectCompleted():
-                return lambda state: steps.collect_completed(ctx, state)
+                return steps.collect_completed, ()
             case WaitAll(members):
-                return lambda state: steps.wait_all(ctx, state, members)
+                return steps.wait_all, (members,)
             case DropWait():
-                return lambda state: steps.drop_wait(ctx, state)
+                return steps.drop_wait, ()
             case Crash():
-                return lambda state: steps.crash(ctx, state)
+                return steps.crash, ()
             case WriteFails(inner):
-                return lambda state: self._step_with_failed_write(state, inner)
+                return (lambda ctx, state: self._step_with_failed_write(state, inner)), ()
         raise ValueError(f"unknown ops action {action!r}")
 
     def actions(self, state: RegistryState) -> list[OpsAction]:
@@ -176,9 +196,16 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
     def statuses(self, state: RegistryState) -> Statuses:
         """Each operation's status (``Absent`` when not tracked) and the registry's (``Waiting``
         while a barrier is active)."""
-        names = STATUS_NAMES
-        ops = tuple([names.get(rec[0], f"<{rec[0]}>") if rec else "Absent" for rec in state.ops])
-        return (("operation", ops), ("registry", WAITING if state.barrier else IDLE))
+        ops = state[0]
+        views = self._status_views.get(ops)
+        if views is None:
+            names = STATUS_NAMES
+            statuses = tuple([names.get(rec[0], f"<{rec[0]}>") if rec else "Absent" for rec in ops])
+            views = self._status_views[ops] = (
+                (("operation", statuses), ("registry", IDLE)),
+                (("operation", statuses), ("registry", WAITING)),
+            )
+        return views[1] if state[4] else views[0]
 
     def subjects(self, action: OpsAction) -> Sequence[tuple[str, int]]:
         """The operation a per-operation call names."""

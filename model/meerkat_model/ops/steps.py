@@ -15,35 +15,51 @@ from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.ops.bounds import OpsBounds
 from meerkat_model.ops.effects import recover, retain, terminalize, wait_outcomes, write
 from meerkat_model.ops.payloads import Payload, PayloadDomains, outcome_view
-from meerkat_model.ops.state import OpRecord, RegistryState, is_terminal, new_record, status_of, with_slot
+from meerkat_model.ops.remembered import TerminalEffects
+from meerkat_model.ops.state import DurableImage, OpRecord, RegistryState, is_terminal, new_record, with_slot
 from meerkat_model.vocab import rejections as rj
 from meerkat_model.vocab.statuses import OpKind, OpStatus
 
 Result = Stepped[RegistryState] | Rejected
 
 P, R, T = int(OpStatus.PROVISIONING), int(OpStatus.RUNNING), int(OpStatus.RETIRING)
+FIRST_TERMINAL = int(OpStatus.COMPLETED)
+_new = tuple.__new__
+"""Builds a record from a tuple of its fields without its Python-level constructor (hot paths)."""
 ACTIVE = (P, R, T)
 LIVE = (R, T)
 
 
 class TerminalMemo:
-    """The terminal effects computed from the last state a terminal step ran on, by
-    ``(id, status, payload)``: several calls end an operation the same way (``fail_operation``
-    and ``provisioning_failed`` with one error), and states are immutable, so the second call
-    from the same state reuses the first one's successor (the same object)."""
+    """Step results remembered by the fast paths. ``results``: the terminal effects computed
+    from the last state a terminal step ran on, by ``(id, status, payload)``: several calls end
+    an operation the same way (``fail_operation`` and ``provisioning_failed`` with one error),
+    and states are immutable, so the second call from the same state reuses the first one's
+    successor (the same object). ``recovered``: the crash step from each durable write."""
 
-    __slots__ = ("results", "state")
+    __slots__ = ("recovered", "results", "state")
 
     def __init__(self) -> None:
         self.state: RegistryState | None = None
         self.results: dict[tuple[int, int, int], tuple[RegistryState, tuple[Any, ...]]] = {}
+        self.recovered: dict[DurableImage | tuple[()], Stepped[RegistryState]] = {}
+        """The crash step from each distinct durable write (see :func:`crash`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
+    """What every step reads besides the state. With ``fast`` (the default) terminal steps go
+    through the fast paths (:class:`TerminalMemo`, :class:`TerminalEffects`); without it they
+    run the plain :func:`terminalize` and :func:`write` (tests compare the two)."""
+
     bounds: OpsBounds
     domains: PayloadDomains
+    fast: bool = True
     memo: TerminalMemo = field(default_factory=TerminalMemo, compare=False, repr=False)
+    effects: TerminalEffects = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "effects", TerminalEffects(self.bounds, self.domains))
 
 
 def status_name(status: int) -> str:
@@ -63,6 +79,8 @@ def _invalid(op_id: int, rec: OpRecord, action: str) -> Rejected:
 
 
 _RETURNED_NONE: tuple[Any, ...] = (("returned", None),)
+_RETURNED_NOTHING: tuple[Any, ...] = (("returned", ()),)
+_RETURNED_ZERO: tuple[Any, ...] = (("returned", 0),)
 
 
 def _ack(state: RegistryState, value: Any, name: str, extra: tuple[Any, ...] = ()) -> Stepped[RegistryState]:
@@ -92,27 +110,28 @@ def _simple(
     """A non-terminal per-operation transition: status check, then ``change`` the record."""
 
     def step(ctx: Context, state: RegistryState, op_id: int) -> Result:
-        rec = _lookup(state, op_id)
-        if isinstance(rec, Rejected):
-            return rec
-        if rec.status not in sources:
+        ops = state[0]
+        rec = ops[op_id] if 0 <= op_id < len(ops) else ()
+        if not rec:
+            return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+        if rec[0] not in sources:
             return _invalid(op_id, rec, name)
-        new = RegistryState(with_slot(state.ops, op_id, change(rec)), *state[1:])
+        new = _new(RegistryState, ((*ops[:op_id], change(rec), *ops[op_id + 1 :]), *state[1:]))
         return Stepped(new, _RETURNED_NONE, name)
 
     return step
 
 
 def _to_running(r: OpRecord) -> OpRecord:
-    return OpRecord(R, r.kind, r.peer_ready, r.progress, r.watchers, r.outcome, r.payload, r.seq)
+    return _new(OpRecord, (R, *r[1:]))
 
 
 def _to_retiring(r: OpRecord) -> OpRecord:
-    return OpRecord(T, r.kind, r.peer_ready, r.progress, r.watchers, r.outcome, r.payload, r.seq)
+    return _new(OpRecord, (T, *r[1:]))
 
 
 def _one_more_progress(r: OpRecord) -> OpRecord:
-    return OpRecord(r.status, r.kind, r.peer_ready, r.progress + 1, r.watchers, r.outcome, r.payload, r.seq)
+    return _new(OpRecord, (*r[:3], r[3] + 1, *r[4:]))
 
 
 provisioning_succeeded = _simple("provisioning_succeeded", (P,), _to_running)
@@ -130,7 +149,8 @@ def peer_ready(ctx: Context, state: RegistryState, op_id: int) -> Result:
         return Rejected(rj.ALREADY_PEER_READY, f"operation {op_id} already reported peer_ready")
     if rec.status not in LIVE:
         return _invalid(op_id, rec, "peer_ready")
-    return _ack(state._replace(ops=with_slot(state.ops, op_id, rec._replace(peer_ready=True))), None, "peer_ready")
+    ready = OpRecord(rec[0], rec[1], True, *rec[3:])
+    return _ack(RegistryState(with_slot(state[0], op_id, ready), *state[1:]), None, "peer_ready")
 
 
 def register_watcher(ctx: Context, state: RegistryState, op_id: int) -> Result:
@@ -140,8 +160,9 @@ def register_watcher(ctx: Context, state: RegistryState, op_id: int) -> Result:
     if is_terminal(rec.status):
         view = outcome_view(ctx.domains, rec.outcome, rec.payload)
         return _ack(state, None, "register_watcher", (("watcher_resolved", op_id, view),))
-    new = state._replace(ops=with_slot(state.ops, op_id, rec._replace(watchers=rec.watchers + 1)))
-    return _ack(new, None, "register_watcher")
+    watched = _new(OpRecord, (*rec[:4], rec[4] + 1, *rec[5:]))
+    new = _new(RegistryState, (with_slot(state[0], op_id, watched), *state[1:]))
+    return Stepped(new, _RETURNED_NONE, "register_watcher")
 
 
 TerminalStep = Callable[[Context, RegistryState, int, Payload], Result]
@@ -151,14 +172,18 @@ def _terminal(name: str, sources: tuple[int, ...], status: int) -> TerminalStep:
     """A terminal per-operation transition: status check, terminal effects, durable write."""
 
     def step(ctx: Context, state: RegistryState, op_id: int, value: Payload) -> Result:
-        rec = _lookup(state, op_id)
-        if isinstance(rec, Rejected):
-            return rec
-        if rec.status not in sources:
+        ops = state[0]
+        rec = ops[op_id] if 0 <= op_id < len(ops) else ()
+        if not rec:
+            return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+        if rec[0] not in sources:
             return _invalid(op_id, rec, name)
         payload = ctx.domains.indexes.get((status, value))
         if payload is None:
             payload = ctx.domains.index(status, value)  # raises, naming the foreign value
+        if not ctx.fast:
+            new, outputs = terminalize(state, op_id, status, payload, ctx.bounds, ctx.domains)
+            return Stepped(write(new), (_RETURNED_NONE[0], *outputs), name)
         memo = ctx.memo
         if memo.state is not state:
             memo.state = state
@@ -166,8 +191,8 @@ def _terminal(name: str, sources: tuple[int, ...], status: int) -> TerminalStep:
         key = (op_id, status, payload)
         done = memo.results.get(key)
         if done is None:
-            new, outputs = terminalize(state, op_id, status, payload, ctx.bounds, ctx.domains)
-            done = memo.results[key] = (write(new), (_RETURNED_NONE[0], *outputs))
+            new, outputs = ctx.effects.end(state, op_id, status, payload)
+            done = memo.results[key] = (new, (_RETURNED_NONE[0], *outputs))
         return Stepped(done[0], done[1], name)
 
     return step
@@ -189,6 +214,11 @@ def terminate_owner(ctx: Context, state: RegistryState, reason: str) -> Result:
     """Every active operation → Terminated{reason}, in registration order; one durable write
     when at least one was terminated. Returns the count."""
     payload = ctx.domains.index(int(OpStatus.TERMINATED), reason)
+    if ctx.fast:
+        if not state[1]:
+            return Stepped(state, _RETURNED_ZERO, "terminate_owner")
+        new, ended = ctx.effects.end_all(state, int(OpStatus.TERMINATED), payload)
+        return Stepped(new, (("returned", len(state.active_order)), *ended), "terminate_owner")
     outputs: list[Any] = []
     order = state.active_order
     for op_id in order:
@@ -202,6 +232,11 @@ def terminate_owner(ctx: Context, state: RegistryState, reason: str) -> Result:
 def collect_completed(ctx: Context, state: RegistryState) -> Result:
     """Remove terminal operations (barrier members stay until the barrier ends); returns
     ``((id, outcome), ...)`` in completion order; durable when something was removed."""
+    if ctx.fast:
+        collected = ctx.effects.collect(state)
+        if collected is None:
+            return Stepped(state, _RETURNED_NOTHING, "collect_completed")
+        return Stepped(collected[0], (("returned", collected[1]),), "collect_completed")
     taken = tuple(i for i in state.completed if i not in state.barrier)
     if not taken:
         return _ack(state, (), "collect_completed")
@@ -210,37 +245,50 @@ def collect_completed(ctx: Context, state: RegistryState) -> Result:
     for op_id in taken:
         ops = with_slot(ops, op_id, ())
     kept = tuple(i for i in state.completed if i in state.barrier)
-    return _ack(write(state._replace(ops=ops, completed=kept)), returned, "collect_completed")
+    return _ack(write(_new(RegistryState, (ops, *state[1:3], kept, *state[4:]))), returned, "collect_completed")
 
 
 def wait_all(ctx: Context, state: RegistryState, members: tuple[int, ...]) -> Result:
-    seen: set[int] = set()
-    for op_id in members:
-        if op_id in seen:
-            return Rejected(rj.DUPLICATE_WAIT_OPERATION, f"wait_all lists operation {op_id} more than once")
-        seen.add(op_id)
-    if state.barrier:
+    if len(set(members)) != len(members):
+        seen: set[int] = set()
+        for op_id in members:
+            if op_id in seen:
+                return Rejected(rj.DUPLICATE_WAIT_OPERATION, f"wait_all lists operation {op_id} more than once")
+            seen.add(op_id)
+    if state[4]:
         return Rejected(rj.WAIT_ALREADY_ACTIVE, "a wait_all barrier is already active")
+    ops = state[0]
+    waiting = False
     for op_id in members:
-        rec = _lookup(state, op_id)
-        if isinstance(rec, Rejected):
-            return rec
-    if all(is_terminal(status_of(state.ops[i])) for i in members):
+        rec = ops[op_id] if 0 <= op_id < len(ops) else ()
+        if not rec:
+            return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+        if rec[0] < FIRST_TERMINAL:
+            waiting = True
+    if not waiting:
         result = ("wait_all_satisfied", wait_outcomes(state, members, ctx.domains))
         return Stepped(state, (result,), "wait_all_immediate")
-    return Stepped(state._replace(barrier=tuple(members)), (), "wait_all_begin")
+    return Stepped(_new(RegistryState, (*state[:4], tuple(members), *state[5:])), (), "wait_all_begin")
 
 
 def drop_wait(ctx: Context, state: RegistryState) -> Result:
     """The pending ``wait_all`` is dropped or cancelled: the barrier ends, retention re-applies."""
     if not state.barrier:
         return Stepped(state, (), "wait_all_cancel")
-    return Stepped(retain(state._replace(barrier=()), ctx.bounds.max_completed), (), "wait_all_cancel")
+    return Stepped(retain(RegistryState(*state[:4], (), *state[5:]), ctx.bounds.max_completed), (), "wait_all_cancel")
 
 
 def crash(ctx: Context, state: RegistryState) -> Result:
-    """The process dies and the registry is rebuilt from its last durable write."""
-    return Stepped(recover(state.disk, ctx.bounds.ids, ctx.bounds.max_completed), (), "crash_recover")
+    """The process dies and the registry is rebuilt from its last durable write (with ``fast``,
+    each distinct write is recovered once: the result depends on nothing else)."""
+    disk = state[8]
+    if not ctx.fast:
+        return Stepped(recover(disk, ctx.bounds.ids, ctx.bounds.max_completed), (), "crash_recover")
+    done = ctx.memo.recovered.get(disk)
+    if done is None:
+        rebuilt = recover(disk, ctx.bounds.ids, ctx.bounds.max_completed)
+        done = ctx.memo.recovered[disk] = Stepped(rebuilt, (), "crash_recover")
+    return done
 
 
 def writes_durably(state: RegistryState, result: Result) -> bool:

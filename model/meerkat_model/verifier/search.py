@@ -14,7 +14,10 @@ of ``step``, ``canonical`` and ``obligations``), and every new state is checked 
 * **Shortcuts.** A step returning its own state is a self-loop without a lookup; one returning
   the same object as the previous step from that state reuses its target; a successor that was
   renamed is kept in ``aliases`` under its concrete form (target reference and status
-  signature), so meeting it again needs no canonicalisation. None of them changes a result.
+  signature), so meeting it again needs no canonicalisation. A step check's precondition
+  (``StepCheck.when``) is asked once per state and check, not once per step (an answer is
+  remembered only when it did not raise). The status signature of a state owned by another
+  worker is computed once per worker (``remote_sigs``). None of them changes a result.
 * **Records.** States, depths, parents (as global ids ``local * n + owner``) and the edges,
   column-wise: target reference, action, transition, with the source of each run of edges in
   ``expanded`` and the run's end in ``ends``.
@@ -141,6 +144,7 @@ class Partition:
         declarations = DeclarationCheck(machine)
         self.declarations = declarations if declarations.active and machine.statuses(machine.initial_state()) else None
         self.sigs: list[int] = []  # status signature of each owned state (with the declaration check)
+        self.remote_sigs: dict[int, int] = {}  # remote reference -> status signature of that state
         self.known: dict[Any, int] = {}
         # a successor that is not canonical -> (what ``known`` holds for its representative,
         # its status signature or -1): found again, it needs no canonicalisation
@@ -227,6 +231,7 @@ class Partition:
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
         expanded, ends = self.expanded.append, self.ends.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
+        remote_sigs = self.remote_sigs
         ok_sets = declarations.ok if declarations is not None else {}
         subject_ids = declarations.subject_ids if declarations is not None else {}
         depths = self.depths
@@ -241,6 +246,7 @@ class Partition:
             # object (a model may share one result between actions) needs no lookup again
             last: Any = None
             last_dst = last_after = -1
+            guards: dict[Any, bool] = {}  # each step check's ``when`` on this state, asked once
             try:
                 candidates = actions(state)
             except Exception as exc:
@@ -289,7 +295,14 @@ class Partition:
                                 out_parents[owner].append(src * n + me)
                         if alias is None:
                             if declarations is not None:
-                                after = sigs[dst] if dst >= 0 and concrete is succ else declarations.signature(concrete)
+                                if concrete is not succ:
+                                    after = declarations.signature(concrete)
+                                elif dst >= 0:
+                                    after = sigs[dst]
+                                else:  # owned by another worker: its signature is computed once here
+                                    after = remote_sigs.get(dst, -1)
+                                    if after < 0:
+                                        after = remote_sigs[dst] = declarations.signature(concrete)
                             if concrete is not succ:
                                 aliases[concrete] = (dst, after)
                         last, last_dst, last_after = concrete, dst, after
@@ -304,8 +317,12 @@ class Partition:
                                 self._step_violation(DECLARED, problem, src, depths[src], action)
                     if transition in step_checks:
                         for name, rule, when in step_checks[transition]:
-                            if when is not None and not when(state):
-                                continue
+                            if when is not None:
+                                guard = guards.get(when)
+                                if guard is None:
+                                    guard = guards[when] = bool(when(state))
+                                if not guard:
+                                    continue
                             problem = rule(state, action, result)
                             if problem is not None:
                                 self._step_violation(name, problem, src, depths[src], action)

@@ -1,0 +1,160 @@
+"""Effects remembered by the part of the state they read: the fast path of the terminal steps
+and of ``collect_completed`` beside the plain :func:`meerkat_model.ops.effects.terminalize`,
+:func:`~meerkat_model.ops.effects.write` and :func:`meerkat_model.ops.steps.collect_completed`.
+
+Ending an operation reads the memory part of the registry (slots, registration order, active
+count, completion order, barrier) and the next sequence number, appends one feed entry and is
+followed by a durable write, whose image depends only on the new state. Reachable states share
+few distinct memory parts (the deep profile: 7,321 among 149,701 states), so the new memory
+part, the slots of the durable image, the feed entry and the outputs are computed once per
+``(memory part, id, status, payload, sequence number)`` and only the feed and the two records
+are built per step. :meth:`TerminalEffects.end` equals ``terminalize`` then ``write``;
+:meth:`TerminalEffects.end_all` equals ``terminalize`` of each id in turn then ``write``
+(tests compare them on every state of a profile, and a planted difference is caught).
+Collecting reads the slots, the completion order and the barrier; :meth:`TerminalEffects.collect`
+remembers the new slots, completion order, durable slots and collected outcomes per distinct
+three of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meerkat_model.ops.bounds import OpsBounds
+from meerkat_model.ops.effects import check_barrier, retain
+from meerkat_model.ops.payloads import PayloadDomains
+from meerkat_model.ops.state import DurableImage, FeedEntry, OpRecord, RegistryState, Slot
+from meerkat_model.vocab.statuses import OpStatus
+
+_FIRST_TERMINAL = int(OpStatus.COMPLETED)
+_new = tuple.__new__
+
+Memory = tuple[tuple[Slot, ...], tuple[int, ...], int, tuple[int, ...], tuple[int, ...]]
+"""The memory part of a state: ``ops, active_order, active_count, completed, barrier``."""
+Ended = tuple[Memory, tuple[Slot, ...], FeedEntry, tuple[Any, ...]]
+"""The new memory part, the slots of its durable image, the feed entry and the outputs."""
+
+
+Collected = tuple[tuple[Slot, ...], tuple[int, ...], tuple[Slot, ...], tuple[Any, ...]]
+"""The new slots, the completion order kept, the slots of the durable image and the outcomes."""
+
+
+class TerminalEffects:
+    """Terminal effects for fixed bounds, each distinct one computed once (see module doc)."""
+
+    __slots__ = ("bounds", "collected", "domains", "ended")
+
+    def __init__(self, bounds: OpsBounds, domains: PayloadDomains) -> None:
+        self.bounds, self.domains = bounds, domains
+        self.ended: dict[tuple[Any, ...], Ended] = {}
+        self.collected: dict[tuple[Any, ...], Collected | None] = {}
+
+    def key(self, memory: Memory, op_id: int, status: int, payload: int, seq: int) -> tuple[Any, ...]:
+        """What the memory effect of ending ``op_id`` reads."""
+        return (*memory, op_id, status, payload, seq)
+
+    def _memory(self, memory: Memory, op_id: int, status: int, payload: int, seq: int) -> Ended:
+        key = self.key(memory, op_id, status, payload, seq)
+        got = self.ended.get(key)
+        if got is None:
+            got = self.ended[key] = self._compute(memory, op_id, status, payload, seq)
+        return got
+
+    def _compute(self, memory: Memory, op_id: int, status: int, payload: int, seq: int) -> Ended:
+        """The plain terminal effects on the memory part (the order of docs/semantics.md)."""
+        ops, active_order, active_count, completed, barrier = memory
+        bounds = self.bounds
+        rec = ops[op_id]
+        assert isinstance(rec, OpRecord) and rec[0] < _FIRST_TERMINAL
+        view = self.domains.views[(status, payload)]
+        kind, watchers = rec[1], rec[4]
+        fed = ("feed", seq, op_id, view)
+        outputs: tuple[Any, ...] = (("watchers_resolved", op_id, watchers, view), fed) if watchers else (fed,)
+        done = _new(OpRecord, (status, kind, rec[2], rec[3], 0, status, payload, seq))
+        completed = (*completed, op_id)
+        state = RegistryState(
+            (*ops[:op_id], done, *ops[op_id + 1 :]),
+            tuple([i for i in active_order if i != op_id]),
+            active_count - 1,
+            completed,
+            barrier,
+            (),
+            seq,
+            seq + 1,
+            (),
+        )
+        if len(completed) > bounds.max_completed:
+            state = retain(state, bounds.max_completed)
+        if barrier:
+            state, satisfied = check_barrier(state, bounds, self.domains)
+            outputs += satisfied
+        image_ops = tuple([r if r and r[0] >= _FIRST_TERMINAL else () for r in state[0]])
+        return (
+            (state[0], state[1], state[2], state[3], state[4]),
+            image_ops,
+            (seq, op_id, kind, status, payload),
+            outputs,
+        )
+
+    def _feed(self, feed: tuple[FeedEntry, ...], entry: FeedEntry) -> tuple[FeedEntry, ...]:
+        feed = (*feed, entry)
+        capacity = self.bounds.feed_capacity
+        return feed[len(feed) - capacity :] if len(feed) > capacity else feed
+
+    def end(self, state: RegistryState, op_id: int, status: int, payload: int) -> tuple[RegistryState, tuple[Any, ...]]:
+        """``write(terminalize(state, op_id, status, payload))`` with its outputs."""
+        seq = state[7]
+        memory, image_ops, entry, outputs = self._memory(state[:5], op_id, status, payload, seq)
+        feed = self._feed(state[5], entry)
+        image = _new(DurableImage, (image_ops, memory[3], feed, seq, seq + 1))
+        return _new(RegistryState, (*memory, feed, seq, seq + 1, image)), outputs
+
+    def end_all(self, state: RegistryState, status: int, payload: int) -> tuple[RegistryState, tuple[Any, ...]]:
+        """Every active operation ended in registration order, then one durable write when at
+        least one was ended (``terminate_owner``)."""
+        order = state[1]
+        if not order:
+            return state, ()
+        memory: Memory = state[:5]
+        feed, seq = state[5], state[7]
+        outputs: tuple[Any, ...] = ()
+        image_ops: tuple[Slot, ...] = ()
+        for op_id in order:
+            memory, image_ops, entry, out = self._memory(memory, op_id, status, payload, seq)
+            feed = self._feed(feed, entry)
+            outputs += out
+            seq += 1
+        image = _new(DurableImage, (image_ops, memory[3], feed, seq - 1, seq))
+        return _new(RegistryState, (*memory, feed, seq - 1, seq, image)), outputs
+
+    def collect(self, state: RegistryState) -> tuple[RegistryState, tuple[Any, ...]] | None:
+        """What ``collect_completed`` does to ``state`` and returns, or ``None`` when nothing
+        can be collected (the call changes nothing)."""
+        key = (state[0], state[3], state[4])
+        got = self.collected.get(key)
+        if got is None and key not in self.collected:
+            got = self.collected[key] = self._collect(*key)
+        if got is None:
+            return None
+        ops, kept, image_ops, returned = got
+        image = _new(DurableImage, (image_ops, kept, state[5], state[6], state[7]))
+        return _new(
+            RegistryState, (ops, state[1], state[2], kept, state[4], state[5], state[6], state[7], image)
+        ), returned
+
+    def _collect(self, ops: tuple[Slot, ...], completed: tuple[int, ...], barrier: tuple[int, ...]) -> Collected | None:
+        taken = tuple(i for i in completed if i not in barrier)
+        if not taken:
+            return None
+        views = self.domains.views
+        returned = []
+        for op_id in taken:
+            rec = ops[op_id]
+            assert isinstance(rec, OpRecord)
+            returned.append((op_id, views[(rec.outcome, rec.payload)]))
+        slots = list(ops)
+        for op_id in taken:
+            slots[op_id] = ()
+        kept = tuple(i for i in completed if i in barrier)
+        image_ops = tuple([r if r and r[0] >= _FIRST_TERMINAL else () for r in slots])
+        return tuple(slots), kept, image_ops, tuple(returned)
