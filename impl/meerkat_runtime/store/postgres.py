@@ -30,7 +30,9 @@ this module, so the runtime itself keeps no dependency.
   ``runtime_quarantine``. Ids must not contain NUL characters (PostgreSQL
   text cannot hold them; such a write is refused with ``WriteFailed``).
 * The schema version is checked on open: older schemas are migrated forward, newer ones are
-  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`).
+  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`). A
+  migration whose ``COMMIT`` outcome is unknown is run again (it is idempotent), so a
+  connection cut while a worker opens the store does not stop it.
 * Thread safety: any number of threads share the pool (``max_connections`` connections);
   several processes and hosts may use one database.
 * ``close`` waits for calls in flight and closes the pool it opened (a pool passed in is left
@@ -110,6 +112,8 @@ from meerkat_runtime.vocab.errors import (
 T = TypeVar("T")
 
 DEFAULT_MAX_CONNECTIONS = 8
+MIGRATION_ATTEMPTS = 3
+"""Runs of the schema migration on open when a ``COMMIT``'s outcome is unknown."""
 DEFAULT_TIMEOUT_S = 10.0
 
 Body = Callable[[Connection], MarkStep]
@@ -166,10 +170,23 @@ class PostgresRuntimeStore:
         self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt), self.timeout_s)
         self._sql = _Statements(self.schema)
         try:
-            self._tx.write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema))
+            self._migrate()
         except BaseException:
             self._close_pool()
             raise
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema. A migration whose ``COMMIT`` outcome is unknown (the
+        connection broke while it was in flight) is run again, up to ``MIGRATION_ATTEMPTS``
+        times: it reads the stored version first and applies only what is missing, so the next
+        run finds the work done or does it."""
+        for attempt in range(1, MIGRATION_ATTEMPTS + 1):
+            try:
+                self._tx.write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema))
+                return
+            except WriteOutcomeUnknown:
+                if attempt == MIGRATION_ATTEMPTS:
+                    raise
 
     def _open_pool(self, pool: psycopg_pool.ConnectionPool, conninfo: str) -> None:
         try:
