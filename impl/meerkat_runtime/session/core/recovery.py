@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 from meerkat_runtime.session.core.ledger import FinishedRef, InputLedger, InputRecord, Lane
 from meerkat_runtime.session.core.session_core import SessionCore
@@ -69,7 +68,6 @@ from meerkat_runtime.vocab.runtime import RuntimeState
 
 S = InputLifecycleState
 
-_ADMISSION = attrgetter("admission_seq")
 _PERSISTABLE = frozenset({RuntimeState.IDLE, RuntimeState.RETIRED, RuntimeState.STOPPED, RuntimeState.DESTROYED})
 
 
@@ -203,7 +201,7 @@ def recover_session(
         ledger.mark(rec.input_id)
     for rec in result.relisted:
         ledger.mark(rec.input_id)
-    queued.sort(key=_ADMISSION)
+    queued.sort(key=lambda r: r.admission_seq)
     lanes = {lane: ledger.lane(lane) for lane in Lane}
     for rec in queued:
         lanes[rec.lane].append(rec.input_id)
