@@ -36,7 +36,7 @@ def _version(dsn: str, schema: str) -> object:
 
 def test_a_new_schema_gets_the_current_version_and_every_table(pg_dsn: str, pg_schema: str) -> None:
     with open_store(pg_dsn, pg_schema) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 3
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 4
     assert _version(pg_dsn, pg_schema) == SCHEMA_VERSION
     assert _tables(pg_dsn, pg_schema) == {
         "meerkat_schema_version",
@@ -60,9 +60,17 @@ def test_reopening_keeps_rows_and_runs_no_migration(pg_dsn: str, pg_schema: str)
         assert store.settings()["schema_version"] == SCHEMA_VERSION
 
 
+def _back_to_version_3(dsn: str, schema: str) -> None:
+    """Make ``schema`` what a version-3 release left: input rows without the ``queued`` column."""
+    with admin(dsn) as conn:
+        conn.execute(f"ALTER TABLE {schema}.runtime_input_states DROP COLUMN queued")
+        conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = 3")
+
+
 def _back_to_version_2(dsn: str, schema: str) -> None:
     """Make ``schema`` what a version-2 release left: input rows without the finished-input
     columns (their partial indexes go with them)."""
+    _back_to_version_3(dsn, schema)
     with admin(dsn) as conn:
         conn.execute(
             f"ALTER TABLE {schema}.runtime_input_states DROP COLUMN finished_at, DROP COLUMN idempotency_key, "

@@ -75,7 +75,7 @@ class NaiveData:
         self.leases: dict[str, Lease] = {}
         self.marks: dict[str, HighWater] = {}
         self.quarantine: dict[str, list[QuarantinedRow]] = {}
-        self.index: dict[tuple[str, str], tuple[float | None, str | None, int | None]] = {}
+        self.index: dict[tuple[str, str], tuple[float | None, str | None, int | None, bytes | None]] = {}
 
 
 class NaiveStore:
@@ -105,6 +105,9 @@ class NaiveStore:
         return cell[0]
 
     def _check_rows(self, rt: str, rows: Sequence[InputRow]) -> None:
+        for r in rows:
+            if isinstance(r, InputRow) and r.queued is not None and r.finished_at is not None:
+                raise WriteFailed(rt, "a finished row carries queued fields")
         if "partial_commit" in self.bugs:
             return
         for r in rows:
@@ -150,7 +153,7 @@ class NaiveStore:
             if not isinstance(r, InputRow) or not r.input_id:
                 raise WriteFailed(rt, "bad row")
             self._put("input", rt, r.input_id, r.payload)
-            self.data.index[(rt, r.input_id)] = (r.finished_at, r.idempotency_key, r.admission_seq)
+            self.data.index[(rt, r.input_id)] = (r.finished_at, r.idempotency_key, r.admission_seq, r.queued)
 
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = self._ok(runtime_id, WriteFailed)
@@ -175,8 +178,8 @@ class NaiveStore:
                 keys.sort()
             return [InputRow(k[2], self._get(*k) or b"", *self._index(rt, k[2])) for k in keys]
 
-    def _index(self, rt: str, input_id: str) -> tuple[float | None, str | None, int | None]:
-        return self.data.index.get((rt, input_id), (None, None, None))
+    def _index(self, rt: str, input_id: str) -> tuple[float | None, str | None, int | None, bytes | None]:
+        return self.data.index.get((rt, input_id), (None, None, None, None))
 
     def load_active_input_states(self, runtime_id: str) -> list[InputRow]:
         rows = self.load_input_states(runtime_id)
@@ -191,7 +194,7 @@ class NaiveStore:
                 FinishedInput(k[2], at, key, seq)
                 for k in self.data.cells
                 if k[0] == "input" and k[1] == rt
-                for at, key, seq in [self._index(rt, k[2])]
+                for at, key, seq, _ in [self._index(rt, k[2])]
                 if at is not None
             ]
         return sorted(found, key=lambda f: (f.finished_at, f.input_id))

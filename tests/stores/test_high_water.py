@@ -257,7 +257,7 @@ def test_a_version_3_file_gets_marks_computed_from_its_rows(tmp_path: Path) -> N
     raw.execute("DROP TABLE runtime_quarantine")
     for index in ("runtime_inputs_active", "runtime_inputs_finished"):  # the version-5 additions
         raw.execute(f"DROP INDEX {index}")
-    for column in ("finished_at", "idempotency_key", "admission_seq"):
+    for column in ("finished_at", "idempotency_key", "admission_seq", "queued"):  # the version-5 and -6 columns
         raw.execute(f"ALTER TABLE {INPUTS} DROP COLUMN {column}")
     raw.execute("UPDATE meerkat_schema_version SET version = 3")
     raw.close()

@@ -39,7 +39,7 @@ def _v1_file(path: Path) -> None:
 def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     SqliteRuntimeStore(tmp_path / "s.db").close()
     conn = _raw(tmp_path / "s.db")
-    assert stored_version(conn) == SCHEMA_VERSION == 5
+    assert stored_version(conn) == SCHEMA_VERSION == 6
     assert {
         "meerkat_schema_version",
         "runtime_ops_records",
@@ -58,7 +58,7 @@ def test_an_older_file_is_migrated_forward_and_keeps_its_rows(tmp_path: Path) ->
     assert stored_version(conn) == 1 and "runtime_ops_records" not in _tables(conn)
     conn.close()
     with SqliteRuntimeStore(path) as store:
-        assert store.settings()["schema_version"] == 5
+        assert store.settings()["schema_version"] == SCHEMA_VERSION
         assert store.load_input_states(RT) == [InputRow("kept", b"old row")]
         assert store.load_high_water(RT) == HighWater(RT, writes=0, inputs=1)  # computed from the rows
         store.append_ops_record(RT, b"new record")
@@ -75,7 +75,7 @@ def test_a_version_2_file_gains_the_lease_table_and_keeps_working_unfenced_until
     with SqliteRuntimeStore(path) as store:
         store.persist_input_state(RT, InputRow("a", b"1"))
     conn = _raw(path)
-    assert stored_version(conn) == 5 and "runtime_leases" in _tables(conn)
+    assert stored_version(conn) == SCHEMA_VERSION and "runtime_leases" in _tables(conn)
     conn.close()
     with SqliteRuntimeStore(path) as store:
         assert store.load_lease(RT) is None

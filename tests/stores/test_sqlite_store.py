@@ -35,7 +35,7 @@ def test_file_store_uses_wal_and_the_chosen_synchronous_level(tmp_path: Path, sy
         "journal_mode": "wal",
         "synchronous": level,
         "busy_timeout": 1234,
-        "schema_version": 5,
+        "schema_version": 6,
         "integrity_check": "quick",
         "wal_check": True,
     }
@@ -159,7 +159,7 @@ def test_a_null_payload_fails_closed(tmp_path: Path) -> None:
     raw.execute(f"DROP TABLE {INPUTS}")
     raw.execute(
         f"CREATE TABLE {INPUTS} (runtime_id TEXT, input_id TEXT, payload BLOB, checksum TEXT, "
-        "finished_at REAL, idempotency_key TEXT, admission_seq INTEGER)"
+        "finished_at REAL, idempotency_key TEXT, admission_seq INTEGER, queued BLOB)"
     )
     raw.execute(f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum) VALUES (?, 'nul', NULL, 'x')", (RT,))
     raw.close()

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from meerkat_runtime.store.high_water import MarkStep, advance
 from meerkat_runtime.store.records import FinishedInput, InputRow
-from meerkat_runtime.vocab.errors import OwnershipLost, WriteRefused
+from meerkat_runtime.vocab.errors import OwnershipLost, WriteFailed, WriteRefused
 
 from meerkat_conformance.stores.backend import StoreFactory
 from meerkat_conformance.stores.failure import expect
 from meerkat_conformance.stores.fixtures import RT, RT_OTHER, expect_error, fresh, opened
 
-ACTIVE_A = InputRow("a", b"row a", None, "key-a", 1)
+ACTIVE_A = InputRow("a", b"row a", None, "key-a", 1, b"fields of a")
 FINISHED_B = InputRow("b", b"row b", 20.5, "key-b", 2)
 FINISHED_C = InputRow("c", b"row c", 10.0, None, 3)
-ACTIVE_D = InputRow("d", b"row d", None, None, 4)
+ACTIVE_D = InputRow("d", b"row d", None, None, 4, b"\x00fields of d\xff")
 
 
 def _listed(row: InputRow) -> FinishedInput:
@@ -23,7 +23,8 @@ def _listed(row: InputRow) -> FinishedInput:
 
 
 def check_finished_inputs_and_compaction(factory: StoreFactory) -> None:
-    """Rows keep ``finished_at``, idempotency key and admission position as given;
+    """Rows keep ``finished_at``, idempotency key, admission position and ``queued`` as given
+    (a finished row carrying ``queued`` is refused, nothing written; finishing a row clears it);
     ``load_active_input_states`` returns exactly the active rows, ``load_finished_inputs`` the
     finished ones without payloads (oldest ``finished_at`` first), ``load_input_state`` one row;
     ``compact_inputs`` deletes named finished rows (skipping missing names), refuses a call
@@ -44,6 +45,10 @@ def check_finished_inputs_and_compaction(factory: StoreFactory) -> None:
             done_a = InputRow("a", b"row a, finished", 30.0, "key-a", 1)
             store.persist_input_state(RT, done_a)
             expect(store.load_active_input_states(RT) == [ACTIVE_D], "finish", "a finished row is still listed active")
+            expect(store.load_input_state(RT, "a") == done_a, "finish", "the finished row kept its queued fields")
+            bad = InputRow("x", b"row x", 5.0, None, 9, b"fields")
+            expect_error("queued on a finished row", WriteFailed, lambda: store.persist_input_state(RT, bad))
+            expect(store.load_input_state(RT, "x") is None, "queued on a finished row", "a refused row was written")
             expect(store.load_finished_inputs(RT)[-1] == _listed(done_a), "finish", "the finished row is not listed")
 
             mark = store.load_high_water(RT)

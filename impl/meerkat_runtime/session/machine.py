@@ -52,11 +52,12 @@ from meerkat_runtime.session.auth import (
 from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
 from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images
 from meerkat_runtime.session.claims import SessionClaimRegistry
+from meerkat_runtime.session.collection_pause import collection_paused
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.plan import Plan
-from meerkat_runtime.session.core.recovery import recover_session
+from meerkat_runtime.session.core.recovery import RecoveryResult, recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.core.terminal import completion_of
 from meerkat_runtime.session.dispatch import (
@@ -88,6 +89,7 @@ from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
+from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
@@ -520,20 +522,24 @@ class MeerkatMachine:
             binding = fresh_binding()
         else:
             now = time.time()
-            mark, lifecycle, rows, finished = await persistence.read(persistence.load_stored)
             max_attempts = self._retry.max_attempts
-            result = await persistence.read(
-                lambda: recover_session(
-                    runtime_id,
-                    lifecycle,
-                    rows,
-                    persistence.receipt_exists,
-                    now,
-                    high_water=mark,
-                    max_attempts=max_attempts,
-                    finished=finished,
-                )
-            )
+
+            def recover() -> tuple[HighWater | None, bytes | None, RecoveryResult]:
+                with collection_paused():  # long-lived, acyclic objects only (collection_pause)
+                    mark, lifecycle, rows, finished = persistence.load_stored()
+                    found = recover_session(
+                        runtime_id,
+                        lifecycle,
+                        rows,
+                        persistence.receipt_exists,
+                        now,
+                        high_water=mark,
+                        max_attempts=max_attempts,
+                        finished=finished,
+                    )
+                    return mark, lifecycle, found
+
+            mark, lifecycle, result = await persistence.read(recover)
             stored_ops = await persistence.read(persistence.load_ops)
             binding = recover_binding(
                 stored_ops, fallback_epoch=result.epoch_id, runtime_id=runtime_id, high_water=mark

@@ -1,30 +1,38 @@
 """Queued inputs recovered without decoding their rows: a restart reads only what recovery needs.
 
 A restart with a large backlog would otherwise decode every pending row in full (JSON, the input,
-its history) before the first new accept. :func:`peek_queued` reads the fields recovery needs
-(id, lane, admission position, attempts, recovery count, timestamps, the header's durability and
-idempotency key) from the start of a row this release wrote for a Queued input with no run
-attached, without parsing the rest; :class:`PackedRecord` is an
-:class:`~meerkat_runtime.session.core.ledger.InputRecord` holding those fields and the row's
-bytes. Its ``input`` and ``history`` are decoded from the bytes the first time anything reads
-them (the run loop taking the input, a view, a transition), with the full decoder.
+its history) before the first new accept. The fields recovery needs of a Queued input (lane,
+admission position, attempts, recovery count, timestamps; id and idempotency key are columns of
+their own) are stored beside its row as 46 bytes, :func:`queued_fields` (the store's ``queued``
+column, written with every write of such a row), ending in a CRC-32 of those fields with the
+row's id and key; :meth:`PackedRecord.from_queued` reads them back without touching the
+payload. A row stored without them (written by an older release) is read by
+:func:`peek_queued` from the start of its payload (compact form, no run attached) with a
+pattern; :class:`PackedRecord` is an :class:`~meerkat_runtime.session.core.ledger.InputRecord`
+holding those fields and the row's bytes. Its ``input`` and ``history`` are decoded from the
+bytes the first time anything reads them (the run loop taking the input, a view, a transition),
+with the full decoder, and checked against every field recovery took from the columns.
 
-A row the fast path does not recognise (another row version, a phase other than Queued, a
-failure or run recorded, an escaped character in an id or key, a number it does not read) is
-decoded in full by recovery as before, with every check. The bytes of a packed row passed the
-store's checksum; should the full decode still fail later, reading the record raises
-``RecoveryCorruption`` naming the input (as registration would have), and the run loop reports
-it without staging the input (:mod:`meerkat_runtime.session.loop_task`).
+Only a durable (or derived) input with no run, failure, outcome or persisted form of its own
+gets the fields; an ephemeral input, any other phase, fields whose check value does not match
+(damaged beside the row), or a row the pattern does not recognise is decoded in full by
+recovery as before, with every check. The bytes of a packed row passed the store's checksum;
+should the full decode still fail later, or disagree with what recovery took from the columns,
+reading the record raises ``RecoveryCorruption`` naming the input (as registration would have),
+and the run loop reports it without staging the input (:mod:`meerkat_runtime.session.loop_task`).
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any
+from zlib import crc32
 
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record
+from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import RecoveryCorruption
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
@@ -40,6 +48,7 @@ _QUEUED = re.compile(
     rb'"origin":"[a-z_]+","durability":"([a-z_]+)"(?:,"idempotency_key":"([^"\\]*)")?[,}]',
     re.DOTALL,
 )
+_OBJECT_FIELDS = (b'"terminal":', b'"outcome":', b'"last_error":')
 _DURABILITY = {d.value.encode(): d for d in Durability}
 _LANES = {b"queue": Lane.QUEUE, b"steer": Lane.STEER}
 
@@ -50,15 +59,61 @@ QueuedFields = tuple[Any, ...]
 """The groups :func:`peek_queued` matched (raw bytes, converted by :meth:`PackedRecord.from_row`)."""
 
 
+_FIELDS = struct.Struct("<BBqqqdd")
+"""The stored fields of a Queued input: format (1), lane (0 queue, 1 steer), admission
+position, attempts, recovery count, created and updated (runtime clock); then a CRC-32."""
+_FORMAT = 1
+_LANE_CODES = {Lane.QUEUE: 0, Lane.STEER: 1}
+_CODE_LANES = (Lane.QUEUE, Lane.STEER)
+QUEUED_FIELDS_SIZE = _FIELDS.size + 4
+
+
+def _check_value(input_id: str, key: str | None, body: bytes) -> int:
+    """CRC-32 of the fields with the row's id and idempotency key (keys are never empty)."""
+    return crc32(body, crc32((input_id + "\x1f" + (key or "")).encode("utf-8", "surrogatepass")))
+
+
+def queued_fields(record: InputRecord, key: str | None) -> bytes | None:
+    """The bytes stored beside the row of ``record`` (idempotency key ``key`` as stored) from
+    which a restart recovers it without decoding the row, or ``None`` when the record is not a
+    Queued durable input with nothing but its input and history (module docstring)."""
+    if (
+        record.phase is not InputLifecycleState.QUEUED
+        or record.last_run_id is not None
+        or record.last_boundary_sequence is not None
+        or record.terminal is not None
+        or record.stored_input is not None
+        or record.outcome is not None
+        or record.last_error is not None
+        or record.input.header.durability is Durability.EPHEMERAL
+    ):
+        return None
+    try:
+        body = _FIELDS.pack(
+            _FORMAT,
+            _LANE_CODES[record.lane],
+            record.admission_seq,
+            record.attempts,
+            record.recovery_count,
+            record.created_at,
+            record.updated_at,
+        )
+    except (struct.error, OverflowError):  # a number out of range: the row is decoded instead
+        return None
+    return body + _check_value(record.input_id, key, body).to_bytes(4, "little")
+
+
 def peek_queued(payload: bytes) -> QueuedFields | None:
     """The recovery fields of a Queued row this release wrote (compact form, no run or failure
     recorded), read without decoding it; ``None`` when the row is not such a row (decode it).
 
     The run fields (``last_run_id``, ``last_boundary_sequence``) are written after the input,
     and their values are a string or a number: a row ending in ``}}`` (the input's object, then
-    the row's) has neither."""
+    the row's) has neither. The fields whose values are objects (``terminal``, ``outcome``,
+    ``last_error``) would also end it so: a row naming one of them as a key anywhere (a quote
+    inside a JSON string is escaped, so only a key reads ``"name":``) is decoded in full."""
     found = _QUEUED.match(payload)
-    if found is None or not payload.endswith(b"}}"):
+    if found is None or not payload.endswith(b"}}") or any(name in payload for name in _OBJECT_FIELDS):
         return None
     fields = found.groups()
     if fields[0] != fields[7] or fields[9] not in _DURABILITY:
@@ -69,11 +124,47 @@ def peek_queued(payload: bytes) -> QueuedFields | None:
 class PackedRecord(InputRecord):
     """A recovered Queued input whose row is decoded on first use (module docstring)."""
 
-    __slots__ = ("packed", "packed_id", "runtime_id")
+    __slots__ = ("packed", "packed_id", "packed_key", "runtime_id")
 
     packed: bytes | None
     packed_id: InputId
+    packed_key: str | None
     runtime_id: str
+
+    @classmethod
+    def from_queued(cls, runtime_id: str, row: InputRow) -> PackedRecord | None:
+        """The record of an active row stored with its :func:`queued_fields`, read from them and
+        the row's columns without its payload; ``None`` when the row has none, or they do not
+        match their check value or their format (decode the row in full)."""
+        data = row.queued
+        if data is None or len(data) != QUEUED_FIELDS_SIZE:
+            return None
+        body = data[:-4]
+        input_id, key = row.input_id, row.idempotency_key
+        if int.from_bytes(data[-4:], "little") != _check_value(input_id, key, body):
+            return None
+        version, lane, seq, attempts, recovery_count, created_at, updated_at = _FIELDS.unpack(body)
+        if version != _FORMAT or lane > 1 or seq < 0 or attempts < 0 or recovery_count < 0:
+            return None
+        rec = cls.__new__(cls)
+        rec.packed = row.payload
+        rec.packed_id = InputId(input_id)
+        rec.packed_key = key
+        rec.runtime_id = runtime_id
+        rec.phase = InputLifecycleState.QUEUED
+        rec.lane = _CODE_LANES[lane]
+        rec.admission_seq = seq
+        rec.attempts = attempts
+        rec.recovery_count = recovery_count
+        rec.created_at = created_at
+        rec.updated_at = updated_at
+        rec.terminal = None
+        rec.last_run_id = None
+        rec.last_boundary_sequence = None
+        rec.stored_input = None
+        rec.outcome = None
+        rec.last_error = None
+        return rec
 
     @classmethod
     def from_row(cls, runtime_id: str, payload: bytes, fields: QueuedFields) -> PackedRecord:
@@ -82,6 +173,7 @@ class PackedRecord(InputRecord):
         rec = cls.__new__(cls)
         rec.packed = payload
         rec.packed_id = InputId(fields[0].decode())
+        rec.packed_key = None if fields[10] is None else fields[10].decode()
         rec.runtime_id = runtime_id
         rec.phase = InputLifecycleState.QUEUED
         rec.lane = _LANES[fields[1]]
@@ -119,6 +211,19 @@ class PackedRecord(InputRecord):
             raise self._corruption(str(exc)) from None
         if full.input_id != self.packed_id or full.phase is not InputLifecycleState.QUEUED:
             raise self._corruption(f"holds {full.input_id!r} {full.phase.value}, recovered as a queued input")
+        header = full.input.header
+        if (
+            (full.lane, full.admission_seq, full.attempts, full.recovery_count, full.created_at, full.updated_at)
+            != (self.lane, self.admission_seq, self.attempts, self.recovery_count, self.created_at, self.updated_at)
+            or header.idempotency_key != self.packed_key
+            or full.last_run_id is not None
+            or full.last_boundary_sequence is not None
+            or full.terminal is not None
+            or full.stored_input is not None
+            or full.outcome is not None
+            or full.last_error is not None
+        ):
+            raise self._corruption("does not hold the fields it was recovered with")
         _INPUT_SLOT.__set__(self, full.input)
         _HISTORY_SLOT.__set__(self, full.history)
         self.packed = None

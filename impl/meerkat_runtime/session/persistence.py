@@ -42,6 +42,7 @@ from typing import NamedTuple, TypeGuard, TypeVar
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import BoundaryWrite, Plan, RowsWrite
+from meerkat_runtime.session.packed_record import queued_fields
 from meerkat_runtime.session.row_codec import (
     LifecycleRecord,
     RowFormatError,
@@ -63,11 +64,13 @@ T = TypeVar("T")
 def row_of(record: InputRecord, payload: bytes) -> InputRow:
     """The stored row of ``record``: its payload and what the store keeps beside it (when it
     finished, its idempotency key — not for an ephemeral input, whose key does not outlive a
-    restart — and its admission position)."""
+    restart —, its admission position and, while it waits to run, the fields a restart
+    recovers it from: :func:`~meerkat_runtime.session.packed_record.queued_fields`)."""
     header = record.input.header
-    finished_at = record.updated_at if record.phase.is_terminal else None
     key = None if header.durability is Durability.EPHEMERAL else header.idempotency_key
-    return InputRow(record.input_id, payload, finished_at, key, record.admission_seq)
+    if record.phase.is_terminal:
+        return InputRow(record.input_id, payload, record.updated_at, key, record.admission_seq)
+    return InputRow(record.input_id, payload, None, key, record.admission_seq, queued_fields(record, key))
 
 
 def encode_row(record: InputRecord) -> InputRow:

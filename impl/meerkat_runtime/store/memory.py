@@ -44,8 +44,8 @@ STORE_SCOPE = "*"
 
 Sealed = tuple[bytes, str]
 """A stored payload and its checksum."""
-RowIndex = tuple[float | None, str | None, int | None]
-"""An input row's ``(finished_at, idempotency_key, admission_seq)``."""
+RowIndex = tuple[float | None, str | None, int | None, bytes | None]
+"""An input row's ``(finished_at, idempotency_key, admission_seq, queued)``."""
 
 
 def seal(table: str, runtime_id: str, key: str, payload: bytes) -> Sealed:
@@ -125,10 +125,10 @@ class InMemoryRuntimeStore:
         self.storage.inputs.setdefault(rt, {}).update(sealed)
         index = self.storage.input_index.setdefault(rt, {})
         for row in rows:
-            index[row.input_id] = (row.finished_at, row.idempotency_key, row.admission_seq)
+            index[row.input_id] = (row.finished_at, row.idempotency_key, row.admission_seq, row.queued)
 
     def _row(self, rt: str, input_id: str, sealed: Sealed, index: RowIndex | None) -> InputRow:
-        return InputRow(input_id, verified_payload(INPUTS, rt, input_id, *sealed), *(index or (None, None, None)))
+        return InputRow(input_id, verified_payload(INPUTS, rt, input_id, *sealed), *(index or (None, None, None, None)))
 
     # --- inputs ---------------------------------------------------------------------------
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
@@ -166,7 +166,7 @@ class InMemoryRuntimeStore:
             stored = self.storage.inputs.get(rt, {})
             entries = [
                 FinishedInput(i, at, key, seq)
-                for i, (at, key, seq) in self.storage.input_index.get(rt, {}).items()
+                for i, (at, key, seq, _) in self.storage.input_index.get(rt, {}).items()
                 if at is not None and i in stored
             ]
         entries.sort(key=lambda e: (e.finished_at, e.input_id))

@@ -275,7 +275,10 @@ class PostgresRuntimeStore:
         finished = [last[i].finished_at for i in ids]
         keys = [last[i].idempotency_key for i in ids]
         seqs = [last[i].admission_seq for i in ids]
-        found = conn.execute(self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs)).fetchone()
+        queued = [last[i].queued for i in ids]
+        found = conn.execute(
+            self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs, queued)
+        ).fetchone()
         assert found is not None
         return int(str(found[0]))
 
@@ -605,14 +608,15 @@ class _Statements:
         # (xmax = 0): the row was inserted, not updated; the count is the mark's inputs_added
         self.upsert_inputs = (
             f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
-            "idempotency_key, admission_seq) SELECT %s, i, p, c, f, k, q FROM unnest(%s::text[], %s::bytea[], "
-            "%s::text[], %s::float8[], %s::text[], %s::bigint[]) AS r(i, p, c, f, k, q) "
+            "idempotency_key, admission_seq, queued) SELECT %s, i, p, c, f, k, q, w FROM unnest(%s::text[], "
+            "%s::bytea[], %s::text[], %s::float8[], %s::text[], %s::bigint[], %s::bytea[]) AS r(i, p, c, f, k, q, w) "
             "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
             "checksum = excluded.checksum, finished_at = excluded.finished_at, "
-            "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq "
+            "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq, "
+            "queued = excluded.queued "
             "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
         )
-        row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq"
+        row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
         self.select_scan = (
             f"SELECT input_id, payload, checksum FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
         )

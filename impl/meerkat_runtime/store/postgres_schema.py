@@ -26,6 +26,9 @@ Versions:
    store's version 5). Rows of a version-2 schema keep ``NULL`` there and are read as active;
    session recovery finds the finished ones among them and writes them back with the columns
    (an update: the high-water mark's input count does not move).
+4. ``queued``: the recovery fields of a waiting input beside its row (as the SQLite store's
+   version 6). Rows of a version-3 schema keep ``NULL`` there and are recovered from their
+   payloads.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -162,9 +165,13 @@ def _v3(s: str) -> tuple[str, ...]:
     )
 
 
+def _v4(s: str) -> tuple[str, ...]:
+    return (f"ALTER TABLE {s}.runtime_input_states ADD COLUMN queued BYTEA",)
+
+
 Step = Callable[[str], tuple[str, ...]]
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4))
 """``(version reached, statements of the step for a schema name)`` in ascending order; step
 ``n`` upgrades version ``n - 1``."""
 

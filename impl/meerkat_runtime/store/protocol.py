@@ -46,9 +46,11 @@ Ownership (leases and fences; :mod:`meerkat_runtime.store.lease` holds the rules
 Finished inputs and compaction (restarts follow the backlog, not history):
 
 * An input row carries, beside its opaque payload, what the runtime says about it
-  (``InputRow.finished_at``, ``idempotency_key``, ``admission_seq``); the store keeps them as
-  given with every upsert and returns them with the row. A row with ``finished_at`` set is
-  *finished* (its input is terminal), else *active*.
+  (``InputRow.finished_at``, ``idempotency_key``, ``admission_seq``, and ``queued``: opaque
+  bytes a restart recovers a waiting input from); the store keeps them as given with every
+  upsert and returns them with the row, and refuses ``queued`` on a finished row
+  (``WriteFailed``). A row with ``finished_at`` set is *finished* (its input is terminal), else
+  *active*.
 * ``load_active_input_states`` returns only the active rows (checksums verified), ordered by
   input id; ``load_finished_inputs`` lists the finished rows without reading their payloads
   (id, ``finished_at``, key, admission position), oldest ``finished_at`` first (ties by input

@@ -19,15 +19,17 @@ from meerkat_runtime.vocab.json_limits import load_json
 class InputRow:
     """One persisted input: its id and the runtime's serialised state for it, plus what the
     runtime tells the store about it so that a restart need not read finished rows: when it
-    finished (``finished_at``, runtime clock; ``None`` while it is active), its idempotency key
-    and its admission position. A store keeps these beside the payload and never derives them
-    from it."""
+    finished (``finished_at``, runtime clock; ``None`` while it is active), its idempotency key,
+    its admission position and, for an input waiting to run, ``queued``: the fields a restart
+    recovers it from without reading the payload (bytes the runtime writes and reads; ``None``
+    for any other row). A store keeps these beside the payload and never derives them from it."""
 
     input_id: str
     payload: bytes
     finished_at: float | None = None
     idempotency_key: str | None = None
     admission_seq: int | None = None
+    queued: bytes | None = None
 
 
 class FinishedInput(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import checksum_from, checksum_prefix, row_checksum, row_label, verified_payload
+from meerkat_runtime.store.integrity import checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
@@ -83,36 +83,54 @@ def _index_columns(
 
 
 def stored_row(
-    runtime_id: str, input_id: object, payload: object, checksum: object, finished_at: object, key: object, seq: object
+    runtime_id: str,
+    input_id: object,
+    payload: object,
+    checksum: object,
+    finished_at: object,
+    key: object,
+    seq: object,
+    queued: object = None,
 ) -> InputRow:
-    """An input row read with its finished-input columns, its payload checksum verified."""
+    """An input row read with the columns beside its payload, its payload checksum verified
+    (a ``queued`` column that is not bytes reads as ``None``: the runtime then decodes the
+    payload)."""
     row_id = str(input_id)
     data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
-    return InputRow(row_id, data, *_index_columns(runtime_id, row_id, finished_at, key, seq))
+    at, checked_key, checked_seq = _index_columns(runtime_id, row_id, finished_at, key, seq)
+    fields = bytes(queued) if isinstance(queued, bytes | memoryview) and at is None else None
+    return InputRow(row_id, data, at, checked_key, checked_seq, fields)
 
 
 def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
-    """The input rows of ``(input_id, payload, checksum, finished_at, key, seq)`` rows, each
-    payload's checksum verified (``Corrupt`` naming the first damaged row): the common
+    """The input rows of ``(input_id, payload, checksum, finished_at, key, seq, queued)`` rows,
+    each payload's checksum verified (``Corrupt`` naming the first damaged row): the common
     well-typed active row is checked in one short pass (a restart reads the whole backlog),
     any other through :func:`stored_row`."""
     prefix = checksum_prefix(INPUTS, runtime_id)
     found: list[InputRow] = []
     append = found.append
+    copy = prefix.copy
     for row in rows:
-        input_id, payload, checksum, finished_at, key, seq = row
+        input_id, payload, checksum, finished_at, key, seq, queued = row
         if (
             type(input_id) is str
             and type(payload) is bytes
             and finished_at is None
             and (key is None or type(key) is str)
             and (seq is None or type(seq) is int)
+            and (queued is None or type(queued) is bytes)
         ):
-            if checksum_from(prefix, input_id, payload) != checksum:
+            # checksum_from, inlined: the same digest (length-prefixed id, then the payload)
+            h = copy()
+            name = input_id.encode("utf-8", "surrogatepass")
+            h.update(len(name).to_bytes(8, "big") + name)
+            h.update(payload)
+            if h.hexdigest() != checksum:
                 raise Corrupt(
                     runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
                 )
-            append(InputRow(input_id, payload, None, key, seq))
+            append(InputRow(input_id, payload, None, key, seq, queued))
         else:
             append(stored_row(runtime_id, *row))
     return found

@@ -121,13 +121,14 @@ MAX_GROUP_COMMIT_BATCH = 65536
 MAX_GROUP_COMMIT_WAIT_MS = 1000.0
 _IDS_PER_STATEMENT = 500
 
+_INPUT_COLUMNS = "runtime_id, input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
 _UPSERT_INPUT = (
-    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum, finished_at, idempotency_key, admission_seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
+    f"INSERT INTO {INPUTS} ({_INPUT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
     "checksum = excluded.checksum, finished_at = excluded.finished_at, idempotency_key = excluded.idempotency_key, "
-    "admission_seq = excluded.admission_seq"
+    "admission_seq = excluded.admission_seq, queued = excluded.queued"
 )
-_ROW_COLUMNS = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq"
+_ROW_COLUMNS = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
 _COUNT_BY_KEY_INDEX = f"SELECT count(*) FROM {INPUTS} INDEXED BY sqlite_autoindex_{INPUTS}_1 WHERE runtime_id = ?"
 
 
@@ -154,17 +155,17 @@ F = TypeVar("F", Future[None], asyncio.Future[None])
 Body = Callable[[sqlite3.Connection], object]
 
 _INSERT_INPUT = (
-    f"INSERT INTO {INPUTS} (runtime_id, input_id, payload, checksum, finished_at, idempotency_key, admission_seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (runtime_id, input_id) DO NOTHING"
+    f"INSERT INTO {INPUTS} ({_INPUT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (runtime_id, input_id) DO NOTHING"
 )
 _UPDATE_INPUT = (
-    f"UPDATE {INPUTS} SET payload = ?, checksum = ?, finished_at = ?, idempotency_key = ?, admission_seq = ? "
-    "WHERE runtime_id = ? AND input_id = ?"
+    f"UPDATE {INPUTS} SET payload = ?, checksum = ?, finished_at = ?, idempotency_key = ?, admission_seq = ?, "
+    "queued = ? WHERE runtime_id = ? AND input_id = ?"
 )
 
-InputParams = tuple[str, str, bytes, str, float | None, str | None, int | None]
+InputParams = tuple[str, str, bytes, str, float | None, str | None, int | None, bytes | None]
 """One input row's statement parameters: runtime id, input id, payload, checksum, finished-at,
-idempotency key, admission position."""
+idempotency key, admission position, recovery fields of a queued input."""
 
 
 def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[InputParams]) -> int:
@@ -172,10 +173,10 @@ def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[InputParams])
     an insert that skips an existing key, then an update only if it did (one statement for a
     new row); more rows: one count of the new keys and one upsert per row."""
     if len(params) == 1:
-        _, input_id, payload, checksum, finished_at, key, position = params[0]
+        _, input_id, payload, checksum, finished_at, key, position, queued = params[0]
         if conn.execute(_INSERT_INPUT, params[0]).rowcount == 1:
             return 1
-        conn.execute(_UPDATE_INPUT, (payload, checksum, finished_at, key, position, rt, input_id))
+        conn.execute(_UPDATE_INPUT, (payload, checksum, finished_at, key, position, queued, rt, input_id))
         return 0
     added = new_inputs(conn, rt, (p[1] for p in params))
     conn.executemany(_UPSERT_INPUT, params)
@@ -861,6 +862,7 @@ class SqliteRuntimeStore:
                 row.finished_at,
                 row.idempotency_key,
                 row.admission_seq,
+                row.queued,
             )
             for row in v.check_rows(rt, rows, WriteFailed)
         ]

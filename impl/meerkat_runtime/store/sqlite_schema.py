@@ -22,6 +22,9 @@ Versions:
    one over the finished rows (covering what ``load_finished_inputs`` lists), so that a restart
    reads the backlog and not the history. Rows of an older file have no ``finished_at`` and
    read as active until the runtime rewrites them (its first recovery does).
+6. ``queued``: what the runtime recovers a waiting input from without reading its payload (bytes
+   it writes and reads; the store only keeps it). Rows of an older file have none there and
+   are recovered from their payloads as before, until the runtime next writes them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -114,6 +117,8 @@ _V5 = (
         (runtime_id, finished_at, input_id, idempotency_key, admission_seq) WHERE finished_at IS NOT NULL""",
 )
 
+_V6 = ("ALTER TABLE runtime_input_states ADD COLUMN queued BLOB",)
+
 _COUNTED = (
     ("inputs", INPUTS),
     ("receipts", RECEIPTS),
@@ -153,6 +158,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (3, _run(_V3)),
     (4, _v4),
     (5, _run(_V5)),
+    (6, _run(_V6)),
 )
 """``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
 
@@ -162,6 +168,7 @@ STEP_NOTES: dict[int, str] = {
     3: "ownership leases (owner, fencing token, expiry)",
     4: "high-water marks (computed for every runtime already stored) and the quarantine",
     5: "finished-input index (finished_at, idempotency key, admission position) beside each input row",
+    6: "the recovery fields of a queued input beside its row (a restart need not read its payload)",
 }
 """What each migration step adds, in words (``meerkat-runtime migrate`` prints them)."""
 

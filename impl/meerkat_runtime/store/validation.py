@@ -86,7 +86,8 @@ MAX_ADMISSION_SEQ = (1 << 63) - 1
 
 def _check_row_index(runtime_id: str, where: str, row: InputRow, error: type[StoreError]) -> None:
     """``finished_at`` a finite number >= 0 or ``None``; ``idempotency_key`` a non-empty UTF-8
-    string or ``None``; ``admission_seq`` an integer in 0..2**63-1 or ``None``."""
+    string or ``None``; ``admission_seq`` an integer in 0..2**63-1 or ``None``; ``queued`` bytes or
+    ``None``, and ``None`` on a finished row."""
     at = row.finished_at
     if at is not None and (not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at) or at < 0):
         raise error(runtime_id, f"{where}.finished_at must be a finite number >= 0 or None, got {at!r}")
@@ -96,6 +97,9 @@ def _check_row_index(runtime_id: str, where: str, row: InputRow, error: type[Sto
     seq = row.admission_seq
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_ADMISSION_SEQ):
         raise error(runtime_id, f"{where}.admission_seq must be an integer in 0..2**63-1 or None, got {seq!r}")
+    queued = row.queued
+    if queued is not None and (type(queued) is not bytes or at is not None):
+        raise error(runtime_id, f"{where}.queued must be bytes on an active row, or None")
 
 
 def check_input_ids(runtime_id: str, input_ids: object, error: type[StoreError]) -> list[str]:

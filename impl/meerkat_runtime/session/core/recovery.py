@@ -16,8 +16,9 @@ Rules (docs/semantics.md, "Crash recovery"):
   are read when something asks for one (a duplicate key's stored outcome, ``input_state``).
   A row the store lists as active that decodes as finished (written by an older release,
   without its finished-input columns) is taken as finished and written back with them;
-* Queued rows of this release's compact form are not decoded either: the fields recovery
-  checks are read from the row's start and the rest is decoded when first used
+* Queued rows are not decoded either: the fields recovery checks are read from the text
+  stored beside the row (``InputRow.queued``; for a row an older release wrote, from the
+  row's start) and the rest is decoded when first used
   (:mod:`~meerkat_runtime.session.packed_record`; ``lazy=False`` decodes every row now, as
   the repair tooling's diagnosis does);
 * ephemeral inputs are dropped (an ephemeral input's finished row is listed without its key,
@@ -47,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from meerkat_runtime.session.core.ledger import FinishedRef, InputLedger, InputRecord
+from meerkat_runtime.session.core.ledger import FinishedRef, InputLedger, InputRecord, Lane
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.packed_record import PackedRecord, QueuedFields, peek_queued
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
@@ -137,25 +138,34 @@ def recover_session(
     queued: list[InputRecord] = []
     _list_finished(runtime_id, ledger, finished)
     halted = phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED)
-    records, stored = ledger.records, result.stored
+    records, stored, keys = ledger.records, result.stored, ledger.keys
+    from_queued = PackedRecord.from_queued
     for row in rows:
-        fast = _packed(runtime_id, row) if lazy and row.finished_at is None else None
-        if fast is not None:  # a Queued row read without decoding it: the same checks
-            fields, packed = fast
+        packed: PackedRecord | None = None
+        if lazy and row.finished_at is None:
+            # a Queued row read without decoding it: from the fields stored beside it, else
+            # (a row an older release wrote) from the start of its payload
+            packed = None if row.queued is None else from_queued(runtime_id, row)
+            if packed is None and (fast := _packed(runtime_id, row)) is not None:
+                fields, packed = fast
+                if PackedRecord.durability(fields) is Durability.EPHEMERAL and (
+                    not in_place or (live is not None and packed.packed_id not in live)
+                ):
+                    result.dropped_ephemeral += 1
+                    continue
+        if packed is not None:  # the same checks as a decoded row's
             input_id = packed.packed_id
-            if PackedRecord.durability(fields) is Durability.EPHEMERAL and (
-                not in_place or (live is not None and input_id not in live)
-            ):
-                result.dropped_ephemeral += 1
-                continue
             seq = packed.admission_seq
             if halted or packed.attempts > max_attempts or seq in seen_seq:
                 _check_active(runtime_id, phase, packed, seen_seq, max_attempts)
             seen_seq[seq] = input_id
             stored[input_id] = row.payload
             queued.append(packed)
-            if fields[10] is not None:
-                _claim_key(runtime_id, ledger, input_id, PackedRecord.idempotency_key(fields))
+            key = packed.packed_key
+            if key is not None:
+                if key in keys:
+                    _claim_key(runtime_id, ledger, input_id, key)  # raises: the key is taken
+                keys[key] = input_id
             records[input_id] = packed
             if seq >= ledger.next_admission_seq:
                 ledger.next_admission_seq = seq + 1
@@ -192,8 +202,9 @@ def recover_session(
     for rec in result.relisted:
         ledger.mark(rec.input_id)
     queued.sort(key=lambda r: r.admission_seq)
+    lanes = {lane: ledger.lane(lane) for lane in Lane}
     for rec in queued:
-        ledger.lane(rec.lane).append(rec.input_id)
+        lanes[rec.lane].append(rec.input_id)
     return result
 
 

@@ -1,0 +1,157 @@
+"""The SQLite store's version 6 (the recovery fields of queued inputs beside their rows) on real
+files written at version 5: the upgrade keeps every row byte for byte, is done once, and a
+process killed in the middle of it leaves a version-5 file that the next open upgrades."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from meerkat_runtime.session.inputs import prompt
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.outcomes import Deduplicated
+from meerkat_runtime.session.testing import ScriptedExecutor
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, stored_version
+from meerkat_runtime.store.tables import INPUTS
+from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.inputs import InputLifecycleState
+
+from tests.runtime_session.killed_child import first_line_then_kill
+
+RT = canonical_runtime_id("old")
+PENDING = 6
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _columns(path: Path) -> list[str]:
+    conn = _raw(path)
+    try:
+        return [r[1] for r in conn.execute(f"PRAGMA table_info({INPUTS})")]
+    finally:
+        conn.close()
+
+
+def _rows(path: Path) -> list[tuple[object, ...]]:
+    conn = _raw(path)
+    try:
+        return conn.execute(
+            f"SELECT input_id, payload, checksum, finished_at, idempotency_key, admission_seq FROM {INPUTS} "
+            "ORDER BY input_id"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+async def _write_session(path: Path) -> None:
+    """Two inputs run to completion, then PENDING accepted and left queued."""
+    machine = MeerkatMachine.persistent(path)
+    executor = ScriptedExecutor()
+    await machine.register_session_with_executor("old", executor)
+    for i in range(2):
+        _, handle = await machine.accept_input_with_completion("old", prompt(f"done {i}", idempotency_key=f"d{i}"))
+        assert handle is not None
+        await handle.wait()
+    await machine.unregister_session("old")
+    await machine.register_session("old")
+    for i in range(PENDING):
+        assert (await machine.accept_input("old", prompt(f"pending {i}", idempotency_key=f"p{i}"))).is_accepted
+    await machine.close()
+
+
+def version_5_file(path: Path) -> None:
+    """A real session file as version 5 left it: written through the runtime, then the version-6
+    column taken away (the rows, their checksums and the other columns are what version 5 wrote)."""
+    asyncio.run(_write_session(path))
+    conn = _raw(path)
+    conn.execute(f"ALTER TABLE {INPUTS} DROP COLUMN queued")
+    conn.execute("UPDATE meerkat_schema_version SET version = 5")
+    conn.close()
+    assert "queued" not in _columns(path)
+
+
+async def _recover_and_run(path: Path) -> tuple[list[str], list[str]]:
+    """Register the session: the dedup of an old key, the queue, then run it; returns the queue
+    at registration and the inputs the executor ran."""
+    machine = MeerkatMachine.persistent(path)
+    await machine.register_session("old")
+    assert isinstance(await machine.accept_input("old", prompt("again", idempotency_key="p3")), Deduplicated)
+    assert isinstance(await machine.accept_input("old", prompt("again", idempotency_key="d1")), Deduplicated)
+    queue = list((await machine.session_view("old")).queue)
+    executor = ScriptedExecutor()
+    await machine.register_session_with_executor("old", executor)
+    await machine.settle("old")
+    states = {v.input_id: v.current_state for v in await machine.input_states("old")}
+    assert all(state is InputLifecycleState.CONSUMED for state in states.values()), states
+    await machine.close()
+    return queue, [ids[0] for _, ids in executor.applied]
+
+
+def test_a_version_5_file_is_upgraded_once_keeping_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    version_5_file(path)
+    before = _rows(path)
+    with SqliteRuntimeStore(path) as store:
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 6
+        active = store.load_active_input_states(RT)
+        assert len(active) == PENDING and all(row.queued is None for row in active)  # not written yet
+    assert _rows(path) == before  # nothing else touched
+    with SqliteRuntimeStore(path):  # idempotent: a second open finds version 6 and migrates nothing
+        pass
+    assert _rows(path) == before and _columns(path).count("queued") == 1
+    queue, ran = asyncio.run(_recover_and_run(path))
+    assert len(queue) == PENDING and ran == queue  # recovered from the payloads, run in admission order
+
+
+def test_rows_written_after_the_upgrade_carry_the_fields_and_both_kinds_recover(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    version_5_file(path)
+
+    async def add() -> None:
+        machine = MeerkatMachine.persistent(path)
+        await machine.register_session("old")
+        for i in range(3):
+            assert (await machine.accept_input("old", prompt(f"new {i}", idempotency_key=f"n{i}"))).is_accepted
+        await machine.close()
+
+    asyncio.run(add())
+    with SqliteRuntimeStore(path) as store:
+        active = store.load_active_input_states(RT)
+    assert sum(row.queued is not None for row in active) == 3 and len(active) == PENDING + 3
+    queue, ran = asyncio.run(_recover_and_run(path))
+    assert len(queue) == PENDING + 3 and ran == queue
+
+
+_MIGRATE_AND_HANG = """
+import sys, time
+from meerkat_runtime.store import sqlite_schema
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+
+def hang(conn):
+    conn.execute("ALTER TABLE runtime_input_states ADD COLUMN queued BLOB")
+    print("migrating", flush=True)
+    time.sleep(60)
+
+sqlite_schema.MIGRATIONS = (*sqlite_schema.MIGRATIONS[:-1], (6, hang))
+SqliteRuntimeStore(sys.argv[1])
+"""
+
+
+def test_a_process_killed_during_the_upgrade_leaves_a_version_5_file_the_next_open_upgrades(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    version_5_file(path)
+    before = _rows(path)
+    assert first_line_then_kill(_MIGRATE_AND_HANG, path) == "migrating\n"
+    conn = _raw(path)
+    assert stored_version(conn) == 5  # the step's transaction never committed
+    conn.close()
+    assert "queued" not in _columns(path) and _rows(path) == before
+    queue, ran = asyncio.run(_recover_and_run(path))
+    assert len(queue) == PENDING and ran == queue
+    conn = _raw(path)
+    assert stored_version(conn) == SCHEMA_VERSION
+    conn.close()
