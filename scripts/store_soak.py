@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
 from meerkat_conformance.stores.crash import CrashStats, DurabilityViolation, run_crash_cycles
+from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
 from meerkat_model.cli.usage import EXIT_INTERRUPTED, OneLineParser, int_at_least
 
 

@@ -283,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return usage_error(PROG, exc)
 
-    from meerkat_conformance.cli.directed import run_directed
     from meerkat_model.cli.interrupts import latched_interrupts
+
+    from meerkat_conformance.cli.directed import run_directed
     from meerkat_conformance.lockstep.runner import run_lockstep, search_examples
     from meerkat_conformance.lockstep.stateful import fresh_tally
     from meerkat_conformance.lockstep.trace import Disagreement

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from meerkat_model.action_record import record_name
+from meerkat_model.cli.interrupts import raise_if_interrupted
 from meerkat_model.machine import Bounds, Rejected, Stepped
 
-from meerkat_model.cli.interrupts import raise_if_interrupted
 from meerkat_conformance.cli.progress import ProgressLine
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.tally import MachineTally
