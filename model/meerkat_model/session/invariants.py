@@ -264,6 +264,11 @@ INVARIANTS: tuple[Invariant[SessionState], ...] = tuple(
 )
 
 
+HANDLE_READERS = frozenset({"input_in_exactly_one_state", "pending_waiter_has_live_input"})
+"""The invariants that read the completion handles (the others depend on the state's core only:
+see ``meerkat_model.session.check_memo``)."""
+
+
 def invariants_for(max_attempts: int) -> tuple[Invariant[SessionState], ...]:
     """:data:`INVARIANTS` under the attempt limit ``max_attempts`` (the ``max_attempts`` bound)."""
     if max_attempts == MAX_STAGE_ATTEMPTS:

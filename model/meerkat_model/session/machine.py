@@ -62,7 +62,8 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
-from meerkat_model.session.invariants import STEP_CHECKS, invariants_for
+from meerkat_model.session.check_memo import remembered
+from meerkat_model.session.invariants import HANDLE_READERS, STEP_CHECKS, invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
 from meerkat_model.session.state import (
     NO_ID,
@@ -74,6 +75,7 @@ from meerkat_model.session.state import (
     forget_spent_attributes,
     initial_state,
 )
+from meerkat_model.session.step_memo import StepMemo
 from meerkat_model.session.symmetry import canonical
 from meerkat_model.session.transitions import SESSION_TRANSITIONS, status_name
 from meerkat_model.vocab import rejections
@@ -92,11 +94,14 @@ def _refuse(detail: str) -> Callable[[SessionState], StepResult]:
 
 
 class SessionMachine(Machine[SessionState, SessionAction]):
-    """The session runtime under ``bounds`` (see ``meerkat_model.session.bounds``)."""
+    """The session runtime under ``bounds`` (see ``meerkat_model.session.bounds``). With
+    ``memo`` (the default) step results and most invariant results are remembered per core
+    (``meerkat_model.session.step_memo``, ``meerkat_model.session.check_memo``);
+    :meth:`clear_step` is the step without that memory."""
 
     name = "session"
 
-    def __init__(self, bounds: Bounds | None = None) -> None:
+    def __init__(self, bounds: Bounds | None = None, *, memo: bool = True) -> None:
         self.bounds = SessionBounds.from_bounds(bounds or Bounds())
         b = self.bounds
         # Every action is built once here and shared by every state.
@@ -139,6 +144,9 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # keyed by the record's identity (this machine keeps each keyed record alive); any
         # other action is bound when it is stepped.
         self._bound = {id(a): self.bind(a) for a in shared}
+        self._memo = StepMemo(self.clear_step, shared) if memo else None
+        checks = invariants_for(b.max_attempts)
+        self._invariants = remembered(checks, HANDLE_READERS) if memo else checks
 
     def _accept_choices(self, i: int) -> list[_AcceptChoice]:
         b = self.bounds
@@ -200,7 +208,13 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def step(self, state: SessionState, action: SessionAction) -> StepResult:
         """The runtime call ``action`` on ``state``; anything that is not a session action, or a
-        malformed one, is refused with ``validation_failed``."""
+        malformed one, is refused with ``validation_failed``. The same as :meth:`clear_step`,
+        replayed from the step memory when a state with the same core met ``action`` before."""
+        memo = self._memo
+        return memo.step(state, action) if memo is not None else self.clear_step(state, action)
+
+    def clear_step(self, state: SessionState, action: SessionAction) -> StepResult:
+        """:meth:`step` computed from the step functions, without the step memory."""
         call = self._bound.get(id(action))
         if call is None:
             call = self.bind(action)
@@ -294,7 +308,9 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         return _refuse(f"not a session action: {action!r}")
 
     def invariants(self) -> Sequence[Invariant[SessionState]]:
-        return invariants_for(self.bounds.max_attempts)
+        """The invariants under this machine's attempt limit (with ``memo``, the ones that do not
+        read the handles remembered per core: ``meerkat_model.session.check_memo``)."""
+        return self._invariants
 
     def canonical(self, state: SessionState) -> SessionState:
         return canonical(state)

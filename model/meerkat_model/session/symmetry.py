@@ -32,7 +32,8 @@ def _row_sig(row: Row | None) -> tuple[int, ...]:
     return (int(row.phase), row.attempts, row.reason, 0 if row.ref == NO_ID else 1)
 
 
-def _signature(s: SessionState, i: int) -> tuple[object, ...]:
+def signature(s: SessionState, i: int) -> tuple[object, ...]:
+    """What renaming cannot change about accepted input ``i`` of ``s``."""
     attr = s.attrs[i]
     assert attr is not None
     d = s.durable
@@ -90,11 +91,29 @@ def rename(s: SessionState, p: Sequence[int]) -> SessionState:
     )
 
 
+_SWAP = (1, 0)
+
+
 def canonical(s: SessionState) -> SessionState:
+    """The representative of ``s`` (module docstring); ``s`` itself when it is one."""
     n = sum(1 for a in s.attrs if a is not None)
     if n < 2:
         return s
-    sigs = [(_signature(s, i), i) for i in range(n)]
+    if n == 2:  # the common case, without the general search below (same representative)
+        first, second = signature(s, 0), signature(s, 1)
+        if first < second:
+            return s
+        swapped = rename(s, _SWAP)
+        if second < first or repr(swapped) < repr(s):
+            return swapped
+        return s
+    return searched(s, n)
+
+
+def searched(s: SessionState, n: int) -> SessionState:
+    """The representative of ``s`` (with ``n`` accepted ids) by the general search: signatures
+    sorted, every order of equal signatures tried."""
+    sigs = [(signature(s, i), i) for i in range(n)]
     sigs.sort()
     groups: list[list[int]] = []
     for k, (sig, i) in enumerate(sigs):

@@ -1,0 +1,68 @@
+"""Invariant results remembered per core (a fast path beside the clear checks, like the step
+memory of ``meerkat_model.session.step_memo``).
+
+Most session invariants never read the completion handles, so their result is fixed by the
+state's core (attributes, store, memory, destroyed flag), which many states share.
+:func:`remembered` wraps such invariants so that each is computed once per core; the others
+are left as they are. A check that raises is not remembered (the state it raised on reports
+it), and a state whose core cannot be hashed is checked directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from meerkat_model.machine import Invariant
+from meerkat_model.session.state import SessionState
+
+Check = Callable[[SessionState], str | None]
+
+_UNKNOWN: Any = object()
+
+
+class CoreResults:
+    """The results of ``checks`` per core (at most ``limit`` cores, then afresh)."""
+
+    def __init__(self, checks: Sequence[Check], limit: int = 1 << 20) -> None:
+        self.checks = tuple(checks)
+        self._limit = limit
+        self._cores: dict[tuple[object, ...], list[Any]] = {}
+        self._state: Any = None  # the state last checked, and the results of its core
+        self._results: list[Any] = []
+
+    def result(self, state: SessionState, k: int) -> str | None:
+        """``checks[k](state)``, remembered for the core of ``state``."""
+        if state is not self._state:
+            try:
+                key = (state[0], state[1], state[2], state[4])
+                results = self._cores.get(key)
+            except (TypeError, IndexError):  # a malformed state
+                return self.checks[k](state)
+            if results is None:
+                if len(self._cores) >= self._limit:
+                    self._cores.clear()
+                results = self._cores[key] = [_UNKNOWN] * len(self.checks)
+            self._state, self._results = state, results
+        got = self._results[k]
+        if got is _UNKNOWN:
+            got = self._results[k] = self.checks[k](state)
+        result: str | None = got
+        return result
+
+
+def remembered(
+    invariants: Sequence[Invariant[SessionState]], handle_readers: Collection[str]
+) -> tuple[Invariant[SessionState], ...]:
+    """``invariants`` with the ones not named in ``handle_readers`` remembered per core."""
+    kept = [inv for inv in invariants if inv.name not in handle_readers]
+    memo = CoreResults([inv.check for inv in kept])
+    slots = {inv.name: k for k, inv in enumerate(kept)}
+
+    def wrapped(k: int) -> Check:
+        return lambda state: memo.result(state, k)
+
+    return tuple(
+        Invariant(inv.name, inv.description, wrapped(slots[inv.name])) if inv.name in slots else inv
+        for inv in invariants
+    )

@@ -1,0 +1,227 @@
+"""Step results remembered by the part of a state that a step reads (a fast path beside the clear
+steps; :func:`disagreements` compares the two).
+
+A session state is ``(attrs, durable, memory, waiters, destroyed)``. Many states differ only in
+their completion handles (which inputs' callers still wait, and how the others were told): the
+ci profile has 38,712 states but 5,599 distinct attributes, store, memory and destroyed flag,
+the deep profile 526,291 states and 139,419. The steps treat the handles one by one and decide
+nothing else by them: a step resolves pending handles (``waiters.resolve*``: a handle that is
+not pending is left alone), creates the handle of a fresh input, or drops every handle (a
+crash); a resolved handle never becomes another outcome; the only outputs that depend on the
+handles are the ``("resolved", i, outcome)`` of the handles the step resolves. So what a step
+does to a state is fixed by its *core* (attributes, store, memory, destroyed flag), apart from
+the handles and those outputs, and both follow from two runs of the clear step on the core:
+
+- with every handle pending (``A``): what each pending handle becomes, and the outputs with
+  every resolution; a refusal (no step refuses by the handles) needs no second run;
+- with every handle resolved (``B``): which handles that are not pending the step sets anyway
+  (a crash drops them, an accept creates its fresh input's handle), and to what.
+
+:class:`StepMemo` remembers, per core and action, the record of those runs: a refusal, the state
+itself (both runs returned their own state), or a move (both reached the same attributes,
+store, memory, destroyed flag and transition). On a state with that core the result is rebuilt:
+each pending handle as in ``A``, each other handle as in ``B`` where ``B`` changed it, else
+kept; the outputs of ``A`` without the resolutions of handles that are not pending. The runs
+also check each other: when ``B``'s outputs are not ``A``'s without their resolutions, or the
+runs disagree otherwise, nothing is remembered and that core and action always take the clear
+step. Only actions the machine built itself (kept alive by it, so keyed by identity) are
+remembered; anything else, and any state that is not a well-formed session state, takes the
+clear step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from meerkat_model.machine import Rejected, Stepped
+from meerkat_model.session.state import SessionState, Waiter
+
+StepResult = Stepped[SessionState] | Rejected
+ClearStep = Callable[[SessionState, Any], StepResult]
+
+_PENDING = Waiter.PENDING
+_RESOLVED = Waiter.COMPLETED  # any resolved outcome: no step tells them apart
+_RESOLUTION = "resolved"
+_CLEAR, _REFUSED, _SAME, _MOVED = 0, 1, 2, 3
+_ALWAYS_CLEAR = (_CLEAR,)
+_new = tuple.__new__
+
+
+def core(state: SessionState) -> tuple[object, ...]:
+    """What a step reads of ``state`` besides its handles (see the module docstring)."""
+    return (state[0], state[1], state[2], state[4])
+
+
+def _with_handles(state: SessionState, handle: Waiter) -> SessionState:
+    return _new(SessionState, (state[0], state[1], state[2], (handle,) * len(state[3]), state[4]))
+
+
+def _resolutions(outputs: tuple[Any, ...]) -> tuple[int, ...]:
+    """The input of each ``("resolved", i, outcome)`` among ``outputs``."""
+    return tuple(o[1] for o in outputs if type(o) is tuple and len(o) == 3 and o[0] == _RESOLUTION)
+
+
+def _unresolved(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(o for o in outputs if not (type(o) is tuple and len(o) == 3 and o[0] == _RESOLUTION))
+
+
+def _record(
+    state: SessionState, clear: ClearStep, action: Any, intern: Callable[[Any], Any] = lambda part: part
+) -> tuple[Any, ...]:
+    """The record of ``action`` on the core of ``state`` (see the module docstring); the parts
+    of a successor go through ``intern``."""
+    pending, resolved = _with_handles(state, _PENDING), _with_handles(state, _RESOLVED)
+    try:
+        a = clear(pending, action)
+        if not isinstance(a, Stepped):
+            return (_REFUSED, a)
+        b = clear(resolved, action)
+    except Exception:  # the clear step on the state itself reports it
+        return _ALWAYS_CLEAR
+    if not isinstance(b, Stepped):
+        return _ALWAYS_CLEAR
+    if a.transition != b.transition or _unresolved(a.outputs) != b.outputs:
+        return _ALWAYS_CLEAR
+    if a.state is pending and b.state is resolved:
+        return (_SAME, a.outputs, a.transition, _resolutions(a.outputs))
+    after, other = a.state, b.state
+    if (
+        a.state is pending
+        or b.state is resolved
+        or type(after) is not SessionState
+        or type(other) is not SessionState
+        or (after[0], after[1], after[2], after[4]) != (other[0], other[1], other[2], other[4])
+        or len(after[3]) != len(state[3])
+        or len(other[3]) != len(state[3])
+    ):
+        return _ALWAYS_CLEAR
+    if_pending = tuple((i, w) for i, w in enumerate(after[3]) if w is not _PENDING)
+    otherwise = tuple((i, w) for i, w in enumerate(other[3]) if w is not _RESOLVED)
+    parts = (intern(after[0]), intern(after[1]), intern(after[2]), after[4])
+    return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, otherwise)
+
+
+def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any, ...]:
+    outputs: tuple[Any, ...] = record[1]
+    for i in record[3]:
+        if waiters[i] is not _PENDING:
+            return tuple(
+                o
+                for o in outputs
+                if not (type(o) is tuple and len(o) == 3 and o[0] == _RESOLUTION and waiters[o[1]] is not _PENDING)
+            )
+    return outputs
+
+
+def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionState]:
+    """The remembered self-loop or move ``record`` on ``state`` (a state with the recorded core)."""
+    waiters = state[3]
+    outputs = _outputs(record, waiters) if record[3] else record[1]
+    if record[0] == _SAME:
+        return Stepped(state, outputs, record[2])
+    after, if_pending, otherwise = record[4], record[5], record[6]
+    handles = None
+    for i, w in if_pending:
+        if waiters[i] is _PENDING:
+            if handles is None:
+                handles = list(waiters)
+            handles[i] = w
+    for i, w in otherwise:
+        if waiters[i] is not _PENDING:
+            if handles is None:
+                handles = list(waiters)
+            handles[i] = w
+    new_waiters = waiters if handles is None else tuple(handles)
+    return Stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
+
+
+class StepMemo:
+    """The clear step ``clear`` with its results remembered per core and action (for the
+    ``actions`` the machine built; see the module docstring). At most ``limit`` cores are kept
+    (then the memory starts afresh)."""
+
+    def __init__(self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20) -> None:
+        self._clear = clear
+        self._actions = tuple(dict.fromkeys(actions, None))  # keeps every keyed record alive
+        self._slots = {id(a): k for k, a in enumerate(self._actions)}
+        self._limit = limit
+        self._cores: dict[tuple[object, ...], list[tuple[Any, ...] | None]] = {}
+        self._state: Any = None  # the state last stepped, and the records of its core
+        self._records: list[tuple[Any, ...] | None] = []
+        # one object per distinct successor part: states rebuilt from records share them, so
+        # comparing two equal states (a hit in the search's table) finds them identical at once
+        self._parts: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        """The cores remembered now."""
+        return len(self._cores)
+
+    def _records_of(self, state: SessionState) -> list[tuple[Any, ...] | None]:
+        key = (state[0], state[1], state[2], state[4])
+        records = self._cores.get(key)
+        if records is None:
+            if len(self._cores) >= self._limit:
+                self._cores.clear()
+                self._parts.clear()
+            records = self._cores[key] = [None] * len(self._actions)
+        return records
+
+    def _intern(self, part: Any) -> Any:
+        try:
+            return self._parts.setdefault(part, part)
+        except TypeError:  # unhashable: kept as it is
+            return part
+
+    def step(self, state: SessionState, action: Any) -> StepResult:
+        """The clear step of ``action`` on ``state``, rebuilt from memory when a state with the
+        same core met ``action`` before."""
+        if state is not self._state:
+            if type(state) is not SessionState or type(state[3]) is not tuple:
+                return self._clear(state, action)
+            try:
+                records = self._records_of(state)
+            except TypeError:  # a malformed state with unhashable parts
+                return self._clear(state, action)
+            self._state, self._records = state, records
+        slot = self._slots.get(id(action))
+        if slot is None:
+            return self._clear(state, action)
+        record = self._records[slot]
+        if record is None:
+            record = _record(state, self._clear, action, self._intern)
+            if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
+                record = self._intern(record)
+            self._records[slot] = record
+        tag = record[0]
+        if tag == _REFUSED:
+            refusal: Rejected = record[1]
+            return refusal
+        if tag == _CLEAR:
+            return self._clear(state, action)
+        return _replayed(state, record)
+
+
+def _same(state: SessionState, a: StepResult, b: StepResult) -> bool:
+    """Whether two results of a step on ``state`` agree, down to returning ``state`` itself."""
+    if isinstance(a, Stepped) and isinstance(b, Stepped):
+        if (a.state is state) != (b.state is state):
+            return False
+        return (a.state, a.outputs, a.transition) == (b.state, b.outputs, b.transition)
+    return a == b
+
+
+def disagreements(
+    memo: Callable[[SessionState, Any], StepResult],
+    clear: ClearStep,
+    states: Sequence[SessionState],
+    actions: Callable[[SessionState], Iterable[Any]],
+) -> Iterator[tuple[SessionState, Any, StepResult, StepResult]]:
+    """Every ``(state, action, memoised result, clear result)`` over ``states`` (each with its
+    ``actions``) where the two steps differ (state, outputs, transition, refusal, or whether the
+    state itself is returned)."""
+    for state in states:
+        for action in actions(state):
+            got, want = memo(state, action), clear(state, action)
+            if not _same(state, got, want):
+                yield state, action, got, want
