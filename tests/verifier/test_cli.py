@@ -154,7 +154,7 @@ def test_proofs_run_by_default_and_a_failed_proof_fails(
 
     seen: list[tuple[int, tuple[str, ...] | None]] = []
 
-    def fake_run_proofs(ids: int = 8, *, machines: tuple[str, ...] | None = None) -> _FakeReport:
+    def fake_run_proofs(ids: int = 8, *, machines: tuple[str, ...] | None = None, **_: object) -> _FakeReport:
         seen.append((ids, machines))
         return _FakeReport(statuses)
 
