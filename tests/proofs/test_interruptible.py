@@ -62,7 +62,7 @@ def test_verify_interrupted_in_the_proofs_exits_130() -> None:
         settle=0.5,
     )
     assert done.returncode == 130, (done.stdout[-2000:], done.stderr[-2000:])
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
     assert done.stdout.rstrip().endswith(
         "verify: INTERRUPTED while running the proofs (the report above covers what finished)"
     )

@@ -4,7 +4,8 @@ Inside :func:`latched_interrupts`, SIGINT raises ``KeyboardInterrupt`` where the
 Python's own handler does, and is also latched. An interrupt that lands where Python can only
 report it — a finalizer or a callback the garbage collector runs, which prints "Exception ignored
 in ..." and carries on — is raised again by the next :func:`raise_if_interrupted` (the lockstep
-search calls it before every example and after every step), and that report is not printed. An
+search calls it before every example and after every step), and that report is not printed (nor
+any later report of a finalizer's error in the block: it follows from the interrupt). An
 interrupt that lands inside an event loop's task leaves that task holding it; asyncio reports
 such a task when it is collected ("Task exception was never retrieved", with a traceback):
 those reports of the interrupt are dropped too, and once interrupted the block collects the
@@ -64,8 +65,11 @@ def latched_interrupts() -> Iterator[None]:
     report = sys.unraisablehook
 
     def quiet(unraisable: Any) -> None:
-        if _pending and unraisable.exc_type is KeyboardInterrupt:
-            return  # swallowed here, raised again at the next check point
+        if _pending:
+            # The interrupt swallowed here is raised again at the next check point; other errors
+            # of finalizers after it follow from it (a foreign call cancelled, or an interrupt
+            # that ctypes reported as an ArgumentError) and are not reported either.
+            return
         report(unraisable)
 
     _pending = False

@@ -9,6 +9,13 @@ keeps its own SIGINT handling. In the main thread a watcher thread, woken throug
 returns and Python raises ``KeyboardInterrupt`` at its next instruction. Elsewhere (another
 thread, SIGINT ignored) the query runs to its end or its timeout, and the signal is handled as
 the process's handler says.
+
+A Ctrl-C can also surface inside the block as another error: a z3 call other than a check that
+the interrupt cancels ("push canceled"), or an interrupt that ctypes wrapped while converting an
+argument (``ArgumentError``); once SIGINT has arrived, any error leaving the block leaves it as
+``KeyboardInterrupt``, and so does a block that ends normally after an interrupt a finalizer
+swallowed. The process's SIGINT handler is assumed to stop the run (Python's default raises
+``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ WATCH = True
 """Switch for the watcher (tests turn it off to show what z3 does without it)."""
 
 _depth = 0
+_SETTLE_S = 0.05
+"""How long an error leaving the block waits for the watcher to say whether SIGINT arrived."""
 
 
 def _watch(reader: socket.socket, seen: threading.Event) -> None:
@@ -62,8 +71,11 @@ def interruptible_queries() -> Iterator[None]:
             watcher = threading.Thread(target=_watch, args=(reader, seen), name="solver-interrupt", daemon=True)
             watcher.start()
         yield
-    except z3.Z3Exception:
-        if seen.is_set():  # an interrupted call other than a check ("push canceled")
+    except Exception:
+        # A Ctrl-C can surface as another error: z3 cancels a call other than a check ("push
+        # canceled"), ctypes wraps an interrupt raised while it converts an argument
+        # (ArgumentError). The watcher may not have run yet: give it a moment.
+        if seen.is_set() or (watcher is not None and seen.wait(_SETTLE_S)):
             raise KeyboardInterrupt from None
         raise
     else:
