@@ -110,8 +110,12 @@ def terminalize(
 def durable_image(state: RegistryState) -> DurableImage:
     """What a durable write of ``state`` stores (non-terminal operations are not recoverable,
     so they are not part of the image)."""
-    ops: tuple[Slot, ...] = tuple([rec if rec and rec[0] >= _FIRST_TERMINAL else () for rec in state[0]])
-    return _new(DurableImage, (ops, state[3], state[5], state[6], state[7]))
+    return _new(DurableImage, (durable_slots(state[0]), state[3], state[5], state[6], state[7]))
+
+
+def durable_slots(ops: tuple[Slot, ...]) -> tuple[Slot, ...]:
+    """The slots a durable image keeps: terminal records, every other slot empty."""
+    return tuple([rec if rec and rec[0] >= _FIRST_TERMINAL else () for rec in ops])
 
 
 def write(state: RegistryState) -> RegistryState:

@@ -21,12 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat_model.ops.bounds import OpsBounds
-from meerkat_model.ops.effects import check_barrier, retain
+from meerkat_model.ops.effects import durable_slots, terminalize
 from meerkat_model.ops.payloads import PayloadDomains
 from meerkat_model.ops.state import DurableImage, FeedEntry, OpRecord, RegistryState, Slot
-from meerkat_model.vocab.statuses import OpStatus
 
-_FIRST_TERMINAL = int(OpStatus.COMPLETED)
 _new = tuple.__new__
 
 Memory = tuple[tuple[Slot, ...], tuple[int, ...], int, tuple[int, ...], tuple[int, ...]]
@@ -61,38 +59,17 @@ class TerminalEffects:
         return got
 
     def _compute(self, memory: Memory, op_id: int, status: int, payload: int, seq: int) -> Ended:
-        """The plain terminal effects on the memory part (the order of docs/semantics.md)."""
-        ops, active_order, active_count, completed, barrier = memory
-        bounds = self.bounds
-        rec = ops[op_id]
-        assert isinstance(rec, OpRecord) and rec[0] < _FIRST_TERMINAL
-        view = self.domains.views[(status, payload)]
-        kind, watchers = rec[1], rec[4]
-        fed = ("feed", seq, op_id, view)
-        outputs: tuple[Any, ...] = (("watchers_resolved", op_id, watchers, view), fed) if watchers else (fed,)
-        done = _new(OpRecord, (status, kind, rec[2], rec[3], 0, status, payload, seq))
-        completed = (*completed, op_id)
-        state = RegistryState(
-            (*ops[:op_id], done, *ops[op_id + 1 :]),
-            tuple([i for i in active_order if i != op_id]),
-            active_count - 1,
-            completed,
-            barrier,
-            (),
-            seq,
-            seq + 1,
-            (),
+        """The plain :func:`terminalize` applied to the memory part (with an empty feed and no
+        image, which it does not read), split into what is remembered."""
+        state, outputs = terminalize(
+            _new(RegistryState, (*memory, (), 0, seq, ())), op_id, status, payload, self.bounds, self.domains
         )
-        if len(completed) > bounds.max_completed:
-            state = retain(state, bounds.max_completed)
-        if barrier:
-            state, satisfied = check_barrier(state, bounds, self.domains)
-            outputs += satisfied
-        image_ops = tuple([r if r and r[0] >= _FIRST_TERMINAL else () for r in state[0]])
+        rec = memory[0][op_id]
+        assert isinstance(rec, OpRecord)
         return (
             (state[0], state[1], state[2], state[3], state[4]),
-            image_ops,
-            (seq, op_id, kind, status, payload),
+            durable_slots(state[0]),
+            (seq, op_id, rec[1], status, payload),
             outputs,
         )
 
@@ -156,5 +133,5 @@ class TerminalEffects:
         for op_id in taken:
             slots[op_id] = ()
         kept = tuple(i for i in completed if i in barrier)
-        image_ops = tuple([r if r and r[0] >= _FIRST_TERMINAL else () for r in slots])
-        return tuple(slots), kept, image_ops, tuple(returned)
+        new_slots = tuple(slots)
+        return new_slots, kept, durable_slots(new_slots), tuple(returned)
