@@ -1,31 +1,38 @@
-"""Where a session's durable write runs with store calls offloaded and group commit on: with
+"""Where a session's durable write commits with store calls offloaded and group commit on: with
 the store's writer idle and nothing else ready on the event loop, on the loop's own thread (no
-thread hop); with other callbacks ready, off the loop (in a worker thread), so the fsync does
-not hold them up; acknowledged only after its commit either way."""
+thread hop); with other callbacks ready, off the loop (on the store's writer thread), so the
+fsync does not hold them up; acknowledged only after its commit either way."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
-from meerkat_runtime.store.lease import Fence
-from meerkat_runtime.store.records import InputRow
-from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
 
 
 class _ThreadRecording(SqliteRuntimeStore):
-    """Records the thread each input row was written on."""
+    """Records the thread each input row's statements ran on: the thread of the transaction that
+    commits the row (the caller's, or the store's writer)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.threads: list[str] = []
 
-    def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
-        self.threads.append(threading.current_thread().name)
-        super().persist_input_state(runtime_id, row, fence=fence)
+    def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
+        if what != "persist_input_state":
+            super()._fenced_write(runtime_id, what, fence, body)
+            return
+
+        def recorded(conn: sqlite3.Connection) -> object:
+            self.threads.append(threading.current_thread().name)
+            return body(conn)
+
+        super()._fenced_write(runtime_id, what, fence, recorded)
 
 
 def test_a_lone_write_on_a_quiet_loop_commits_on_the_loop_thread(tmp_path: Path) -> None:
@@ -73,3 +80,4 @@ def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Pat
     threads = asyncio.run(scenario())
     assert len(threads) == 5
     assert threading.main_thread().name not in threads
+    assert all(name.startswith("meerkat-sqlite-writer") for name in threads)

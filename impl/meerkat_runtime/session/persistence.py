@@ -4,13 +4,12 @@ An ephemeral session has ``store=None`` and every write is a no-op. Store method
 synchronous; with ``offload=True`` each call runs in a worker thread (``asyncio.to_thread``)
 so a slow fsync does not stall other sessions on the event loop, with ``offload=False`` it
 runs inline (lower latency for a single session). With ``offload=True`` and a store with
-group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) a write made while
-the store's writer is busy is not run in a worker thread but handed to the writer, and its
-commit awaited (it joins the next batch, no worker thread waits for it, and the writer wakes
-the loop once per batch); while the writer is idle the write commits at once on the calling
-thread: on the event loop's own thread when nothing else is ready to run on the loop (no
-thread hop: nobody is waiting for the loop during the commit), else in a worker thread (one
-hop, so the fsync does not hold up the callbacks that are ready).
+group commit on (:class:`~meerkat_runtime.store.protocol.SubmitsWrites`) no write runs in a
+worker thread: while the store's writer is idle and nothing else is ready to run on the event
+loop, the write commits at once on the loop's own thread (no thread hop: nobody is waiting for
+the loop during the commit); otherwise it is handed to the writer and its commit awaited (it
+joins the next batch, the fsync does not hold up the callbacks that are ready, and the writer
+wakes the loop once per batch).
 
 :meth:`SessionPersistence.prepare` encodes what a plan writes (an accept's new rows are
 encoded and checked to read back, :func:`~meerkat_runtime.session.row_codec.encode_record_checked`:
@@ -157,19 +156,16 @@ class SessionPersistence:
         return fn()
 
     async def _write(self, fn: Callable[[], None]) -> None:
-        """One store write: submitted to the store's writer when it is busy (the write joins the
-        next batch), else run as a call, which commits at once on the calling thread while the
-        writer is idle: the loop's thread when the loop has nothing else ready, else (offloaded)
-        a worker thread."""
+        """One store write: committed at once on the loop's thread while the store's writer is
+        idle and the loop has nothing else ready, else submitted to the writer (the write joins
+        its next batch); without a group-commit writer, an ordinary call (offloaded: in a worker
+        thread)."""
         submitting = self._submitting
         if submitting is None:
             await self._call(fn)
             return
-        if submitting.writer_idle():
-            if _loop_quiet():
-                fn()  # nothing else is ready to run on the loop: commit here, no thread hop
-                return
-            await self._call(fn)
+        if submitting.writer_idle() and _loop_quiet():
+            fn()  # nothing else is ready to run on the loop: commit here, no thread hop
             return
         await submitting.submit_write_on(asyncio.get_running_loop(), fn)
 
