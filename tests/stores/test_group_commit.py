@@ -251,3 +251,43 @@ def test_a_bad_argument_fails_the_loop_bound_future_before_anything_is_queued(tm
             return future.exception()
 
     assert isinstance(asyncio.run(scenario()), WriteFailed)
+
+
+def test_writes_submitted_on_a_loop_in_one_turn_form_one_batch(tmp_path: Path) -> None:
+    """Without any wait for more writes (``group_commit_max_wait_ms`` 0), the writes submitted
+    on a loop during one turn reach the writer together at its end: one transaction."""
+
+    async def scenario() -> tuple[int, int, list[BaseException | None]]:
+        loop = asyncio.get_running_loop()
+        with SqliteRuntimeStore(tmp_path / "s.sqlite3") as store:
+            before = store.commit_count
+            futures = [
+                store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
+                for i in range(12)
+            ]
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            return store.commit_count - before, len(store.load_input_states(A)), list(outcomes)
+
+    commits, stored, outcomes = asyncio.run(scenario())
+    assert outcomes == [None] * 12
+    assert (commits, stored) == (1, 12)
+
+
+def test_closing_on_the_loop_thread_commits_writes_waiting_for_the_turn(tmp_path: Path) -> None:
+    """A close made on the loop's own thread, in the turn that submitted writes, does not wait for
+    that turn to end (it cannot): the writes are committed before the store closes."""
+    path = tmp_path / "s.sqlite3"
+
+    async def scenario() -> list[BaseException | None]:
+        loop = asyncio.get_running_loop()
+        store = SqliteRuntimeStore(path)
+        futures = [
+            store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
+            for i in range(3)
+        ]
+        store.close()
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == [None] * 3
+    with SqliteRuntimeStore(path) as again:
+        assert len(again.load_input_states(A)) == 3

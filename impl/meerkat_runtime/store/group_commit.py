@@ -11,6 +11,15 @@ arrive) and hands the batch to the store's ``run_batch``, which decides the tran
 with one savepoint per write). Writes are taken in submission order; a batch never holds more
 than ``max_batch`` writes; every future is completed, also when ``run_batch`` itself fails.
 
+A write submitted from an event loop (:meth:`GroupCommitter.submit_from_loop`) is handed to
+the writer at the end of the loop's current turn, together with every other write submitted on
+that loop meanwhile (one hand-off, one wake-up of the writer): sessions resumed in the same
+turn (by the completion of the previous batch) submit their next writes into one batch instead
+of the writer taking the first one alone while the others are still being prepared.
+:meth:`GroupCommitter.hand_over_staged` hands every write still waiting for its loop's turn to
+the writer at once (``close`` calls it first, so that a close on the loop's own thread does not
+wait for a turn that cannot come).
+
 One batch runs at a time. A caller that would block anyway (a synchronous store call) and
 finds the writer idle — nothing queued, no batch running — may run its own write as a batch of
 one on its own thread (:meth:`GroupCommitter.try_lead` / :meth:`GroupCommitter.end_lead`),
@@ -115,6 +124,8 @@ class GroupCommitter:
         """The condition's lock, taken directly on a lone write's path (``try_lead``, ``end_lead``)."""
         self._cond = threading.Condition(self._lock)
         self._queue: deque[PendingWrite] = deque()
+        self._staged: dict[asyncio.AbstractEventLoop, list[PendingWrite]] = {}
+        """Per event loop, the writes submitted during its current turn (handed over at its end)."""
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._busy = False
@@ -133,10 +144,50 @@ class GroupCommitter:
             if self._stopping:
                 raise CommitterStopped(f"{pending.what}: the store's writer has stopped")
             self._queue.append(pending)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
-                self._thread.start()
+            self._start()
             self._cond.notify()
+
+    def submit_from_loop(self, pending: PendingWrite) -> None:
+        """On the thread of ``pending.loop``: queue one write at the end of the loop's current
+        turn, with the other writes submitted on that loop meanwhile (module docstring)."""
+        loop = pending.loop
+        assert loop is not None
+        with self._lock:
+            if self._stopping:
+                raise CommitterStopped(f"{pending.what}: the store's writer has stopped")
+            staged = self._staged.get(loop)
+            if staged is not None:
+                staged.append(pending)
+                return
+            self._staged[loop] = [pending]
+        loop.call_soon(self._hand_over, loop)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At the end of ``loop``'s turn: its staged writes join the queue, in submission order."""
+        with self._cond:
+            staged = self._staged.pop(loop, None)
+            if not staged:
+                return
+            self._queue.extend(staged)
+            self._start()
+            self._cond.notify()
+
+    def hand_over_staged(self) -> None:
+        """Queue at once every write still waiting for its loop's turn (any thread)."""
+        with self._cond:
+            if not self._staged:
+                return
+            for staged in self._staged.values():
+                self._queue.extend(staged)
+            self._staged.clear()
+            self._start()
+            self._cond.notify()
+
+    def _start(self) -> None:
+        """Start the writer thread if it is not running (condition's lock held)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
+            self._thread.start()
 
     def try_lead(self) -> bool:
         """Whether the caller may commit its own write now (writer idle, nothing queued); if
@@ -162,7 +213,7 @@ class GroupCommitter:
 
     def idle(self) -> bool:
         """Nothing queued and no batch running (a write now would run alone)."""
-        return not self._busy and not self._queue
+        return not self._busy and not self._queue and not self._staged
 
     def on_writer_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
@@ -203,6 +254,7 @@ class GroupCommitter:
 
     def stop(self) -> None:
         """Finish the writes already submitted, then end the thread. Idempotent."""
+        self.hand_over_staged()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()

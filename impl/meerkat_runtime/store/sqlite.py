@@ -14,7 +14,8 @@
   ``group_commit_max_wait_ms`` after a batch's first write for more (default 0: a batch is
   what queued up during the previous commit). :meth:`SqliteRuntimeStore.submit_write` starts a
   write without blocking its caller; :meth:`SqliteRuntimeStore.submit_write_on` does the same
-  for a caller on an event loop (the runtime awaits the returned future; the writer wakes the
+  for a caller on an event loop (the runtime awaits the returned future; the writes submitted
+  during one turn of the loop reach the writer together at its end, and the writer wakes the
   loop once per batch). A blocking write call that finds the writer idle commits on its own
   thread at once. ``group_commit_batch_sizes()`` counts the batches of each size.
 * Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
@@ -516,7 +517,10 @@ class SqliteRuntimeStore:
                 pending.waiter = Future()
                 pending.waiter.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
             try:
-                committer.submit(pending)
+                if pending.loop is not None:
+                    committer.submit_from_loop(pending)
+                else:
+                    committer.submit(pending)
             except CommitterStopped:
                 self._gate.leave()
                 raise WriteFailed(runtime_id, f"{what}: store is closed") from None
@@ -1120,6 +1124,8 @@ class SqliteRuntimeStore:
     # --- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:
         """Wait for calls in flight, then close every connection. Idempotent."""
+        if self._committer is not None:  # writes waiting for their loop's turn are in flight
+            self._committer.hand_over_staged()
         if self._gate.close():
             self._release_files()
 
