@@ -1,5 +1,6 @@
 """``run_shielded_eagerly``: a coroutine that never waits runs without a task; one that waits
-finishes although its caller is cancelled, resumed exactly where it stopped."""
+runs in its caller's task while nobody cancels it, and finishes although its caller is
+cancelled (in a task of its own, resumed exactly where it stopped, what it awaited untouched)."""
 
 from __future__ import annotations
 
@@ -135,5 +136,48 @@ def test_cancelling_the_caller_of_work_that_never_waits_lets_the_work_finish() -
         with pytest.raises(asyncio.CancelledError):
             await asyncio.ensure_future(caller())
         assert steps == ["done"]
+
+    run(body())
+
+
+def test_a_coroutine_that_waits_runs_in_the_callers_task_while_nobody_cancels_it() -> None:
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        tasks_inside: list[int] = []
+
+        async def work() -> str:
+            await asyncio.sleep(0)
+            tasks_inside.append(len(asyncio.all_tasks()))
+            gate: asyncio.Future[str] = loop.create_future()
+            loop.call_soon(gate.set_result, "x")
+            value = await gate
+            tasks_inside.append(len(asyncio.all_tasks()))
+            return value
+
+        assert await run_shielded_eagerly(work()) == "x"
+        assert tasks_inside == [1, 1]  # only the caller's task, after each wait
+
+    run(body())
+
+
+def test_cancelling_the_caller_during_a_turn_of_the_loop_does_not_interrupt_the_work() -> None:
+    async def body() -> None:
+        steps: list[str] = []
+        finished = asyncio.Event()
+
+        async def work() -> None:
+            steps.append("started")
+            await asyncio.sleep(0)
+            steps.append("after the turn")
+            finished.set()
+
+        caller = asyncio.ensure_future(run_shielded_eagerly(work()))
+        await asyncio.sleep(0)  # the caller ran the work up to its bare yield
+        assert steps == ["started"]
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.wait_for(finished.wait(), 1)
+        assert steps == ["started", "after the turn"]
 
     run(body())

@@ -9,20 +9,25 @@ caller making such calls back to back does not keep the loop from its other call
 and I/O, a call yields to the loop once before returning when no call on that loop (and
 thread) yielded for :data:`MAX_RUN_WITHOUT_TURN_S` (a cancellation arriving then raises
 ``CancelledError`` from a call whose work is done, as the shield did). If it suspended, the
-rest of it runs in a task (resumed exactly where it stopped, awaiting what it awaited) and the
-caller awaits that task shielded, as before: a cancelled caller gets ``CancelledError`` while
-the task finishes on its own. An exception ``coro`` raises before suspending propagates at once.
+caller's task keeps driving it, through a future of its own for each future ``coro`` awaits
+(completed when that one is), so that cancelling the caller cancels only that proxy, never what
+``coro`` awaits; a cancellation (or any error thrown into the caller) while ``coro`` is
+suspended hands the rest of ``coro`` to a task of its own (resumed exactly where it stopped,
+awaiting what it awaited) and raises in the caller at once: a cancelled caller gets
+``CancelledError`` while the work finishes on its own, as with the shield, at the cost of a task
+only when that happens. An exception ``coro`` raises propagates.
 
-While ``coro`` runs on the caller's stack, ``asyncio.current_task()`` is the caller's task:
-use this only for coroutines that do not compare tasks (the accept path).
+While ``coro`` runs on the caller's stack, ``asyncio.current_task()`` is the caller's task and
+context variables are the caller's: use this only for coroutines that do not compare tasks or
+set context variables (the accept path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Generator
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -88,6 +93,50 @@ async def run_shielded_eagerly(coro: Coroutine[Any, Any, T]) -> T:
             _turns.last = (id(loop), now)
             await asyncio.sleep(0)
         return result
-    task = asyncio.ensure_future(_rest(_Resumed(coro, first)))
-    task.add_done_callback(_retrieve)
-    return await asyncio.shield(task)
+    return cast(T, await _Driven(coro, first))
+
+
+def _completes(proxy: asyncio.Future[None]) -> Callable[[asyncio.Future[Any]], None]:
+    def complete(_: asyncio.Future[Any]) -> None:
+        if not proxy.done():
+            proxy.set_result(None)
+
+    return complete
+
+
+class _Driven:
+    """Awaiting this drives ``coro`` (suspended on ``first``) from the awaiting task: each future
+    ``coro`` awaits is waited for through a proxy future (cancelling the task cancels only the
+    proxy); an exception thrown into the task hands ``coro`` to a task of its own (awaiting what
+    it awaited) and is raised at once."""
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._first
+        self._first = None
+        while True:
+            if getattr(pending, "_asyncio_future_blocking", None) is not None:
+                proxy: asyncio.Future[None] = pending.get_loop().create_future()
+                pending.add_done_callback(_completes(proxy))
+                proxy._asyncio_future_blocking = True
+                waited: Any = proxy
+            else:  # a bare yield (a turn of the loop) or anything else: the task decides
+                waited = pending
+            try:
+                yield waited
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException:  # the caller's cancellation: the work goes on in a task
+                task = asyncio.ensure_future(_rest(_Resumed(coro, pending)))
+                task.add_done_callback(_retrieve)
+                raise
+            try:
+                pending = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
