@@ -18,6 +18,8 @@ is not measured waiting for an idle CPU to wake up (``--no-busy`` turns them off
   ``accept_input`` of a 200-byte prompt on a persistent ``MeerkatMachine`` (ownership on,
   as by default), store calls inline or offloaded (the default), group commit on (the default)
   or off; 8 and 64 sessions accepting at once (each awaits its accept, then sends the next);
+  every session accepts one input before the clock starts (steady state: the store's writer
+  thread and its connection are open);
 * commits per input: inputs accepted and run to completion by a ``ScriptedExecutor`` (accept,
   run start, boundary), counted as the store's committed write transactions
   (``SqliteRuntimeStore.commit_count``; in WAL mode with FULL each commit is one fsync of the
@@ -143,6 +145,9 @@ async def sessions_accepting(
     ids = [f"s{i}" for i in range(sessions)]
     for sid in ids:
         await machine.register_session(sid)
+    # Steady state: every session accepts once before the clock starts (the store's writer
+    # thread and its connection are then open, as in a service that has been running).
+    await asyncio.gather(*(machine.accept_input(sid, prompt(TEXT)) for sid in ids))
     latencies: list[float] = []
     failed = 0
 

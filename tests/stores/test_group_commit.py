@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
+from meerkat_runtime.store.group_commit import EARLY_HAND_OVER
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
@@ -255,7 +257,9 @@ def test_a_bad_argument_fails_the_loop_bound_future_before_anything_is_queued(tm
 
 def test_writes_submitted_on_a_loop_in_one_turn_form_one_batch(tmp_path: Path) -> None:
     """Without any wait for more writes (``group_commit_max_wait_ms`` 0), the writes submitted
-    on a loop during one turn reach the writer together at its end: one transaction."""
+    on a loop during one turn (fewer than ``EARLY_HAND_OVER``) reach the writer together at its
+    end: one transaction."""
+    count = EARLY_HAND_OVER - 1
 
     async def scenario() -> tuple[int, int, list[BaseException | None]]:
         loop = asyncio.get_running_loop()
@@ -263,14 +267,37 @@ def test_writes_submitted_on_a_loop_in_one_turn_form_one_batch(tmp_path: Path) -
             before = store.commit_count
             futures = [
                 store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
-                for i in range(12)
+                for i in range(count)
             ]
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
             return store.commit_count - before, len(store.load_input_states(A)), list(outcomes)
 
     commits, stored, outcomes = asyncio.run(scenario())
-    assert outcomes == [None] * 12
-    assert (commits, stored) == (1, 12)
+    assert outcomes == [None] * count
+    assert (commits, stored) == (1, count)
+
+
+def test_an_idle_writer_gets_early_hand_over_writes_before_the_turn_ends(tmp_path: Path) -> None:
+    """Once ``EARLY_HAND_OVER`` writes are staged while the writer is idle, it commits them
+    while the turn that submitted them is still running (here: blocked until they commit)."""
+
+    async def scenario() -> tuple[bool, list[BaseException | None]]:
+        loop = asyncio.get_running_loop()
+        with SqliteRuntimeStore(tmp_path / "s.sqlite3") as store:
+            before = store.commit_count
+            futures = [
+                store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
+                for i in range(EARLY_HAND_OVER)
+            ]
+            deadline = time.monotonic() + 30
+            while store.commit_count == before and time.monotonic() < deadline:
+                time.sleep(0.001)  # the loop's turn does not end meanwhile
+            committed_within_the_turn = store.commit_count > before
+            return committed_within_the_turn, list(await asyncio.gather(*futures, return_exceptions=True))
+
+    committed, outcomes = asyncio.run(scenario())
+    assert committed
+    assert outcomes == [None] * EARLY_HAND_OVER
 
 
 def test_closing_on_the_loop_thread_commits_writes_waiting_for_the_turn(tmp_path: Path) -> None:

@@ -15,7 +15,10 @@ A write submitted from an event loop (:meth:`GroupCommitter.submit_from_loop`) i
 the writer at the end of the loop's current turn, together with every other write submitted on
 that loop meanwhile (one hand-off, one wake-up of the writer): sessions resumed in the same
 turn (by the completion of the previous batch) submit their next writes into one batch instead
-of the writer taking the first one alone while the others are still being prepared.
+of the writer taking the first one alone while the others are still being prepared. So that
+the writer does not sit idle through a long turn, once :data:`EARLY_HAND_OVER` writes are
+staged while it is idle they are handed over at once (it commits them while the loop prepares
+the rest, which form the next batch).
 :meth:`GroupCommitter.hand_over_staged` hands every write still waiting for its loop's turn to
 the writer at once (``close`` calls it first, so that a close on the loop's own thread does not
 wait for a turn that cannot come).
@@ -106,6 +109,10 @@ def wake_loops(batch: list[PendingWrite]) -> None:
             loop.call_soon_threadsafe(_resolve, writes)
 
 
+EARLY_HAND_OVER = 8
+"""Staged writes of one loop that reach the writer before the turn ends when it is idle."""
+
+
 class CommitterStopped(RuntimeError):
     """A write was submitted after :meth:`GroupCommitter.stop`."""
 
@@ -158,6 +165,11 @@ class GroupCommitter:
             staged = self._staged.get(loop)
             if staged is not None:
                 staged.append(pending)
+                if len(staged) >= EARLY_HAND_OVER and not self._busy and not self._queue:
+                    self._queue.extend(staged)  # the writer starts while the turn goes on
+                    staged.clear()
+                    self._start()
+                    self._cond.notify()
                 return
             self._staged[loop] = [pending]
         loop.call_soon(self._hand_over, loop)
