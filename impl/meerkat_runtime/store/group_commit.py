@@ -187,13 +187,17 @@ class GroupCommitter:
     def hand_over_staged(self) -> None:
         """Queue at once every write still waiting for its loop's turn (any thread)."""
         with self._cond:
-            if not self._staged:
-                return
-            for staged in self._staged.values():
-                self._queue.extend(staged)
-            self._staged.clear()
-            self._start()
-            self._cond.notify()
+            self._queue_staged()
+
+    def _queue_staged(self) -> None:
+        """Every staged write joins the queue (condition's lock held)."""
+        if not self._staged:
+            return
+        for staged in self._staged.values():
+            self._queue.extend(staged)
+        self._staged.clear()
+        self._start()
+        self._cond.notify()
 
     def _start(self) -> None:
         """Start the writer thread if it is not running (condition's lock held)."""
@@ -265,9 +269,10 @@ class GroupCommitter:
                 self._count(len(batch))
 
     def stop(self) -> None:
-        """Finish the writes already submitted, then end the thread. Idempotent."""
-        self.hand_over_staged()
+        """Finish the writes already submitted (staged ones too), then end the thread.
+        Idempotent."""
         with self._cond:
+            self._queue_staged()  # with the stop under one lock: nothing is staged after it
             self._stopping = True
             self._cond.notify_all()
             thread = self._thread
