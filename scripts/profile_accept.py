@@ -4,7 +4,7 @@ perf_counter breakdown of the accept path against a raw commit measured in the s
 Usage::
 
     .venv/bin/python scripts/profile_accept.py [--inputs N] [--mode inline|offload|both]
-        [--synchronous FULL|NORMAL] [--top N] [--dir DIR]
+        [--synchronous FULL|NORMAL] [--top N] [--dir DIR] [--sessions N,N,...]
 
 One session (ownership off, no executor: every accepted input stays queued), 200-byte
 prompts, a fresh SQLite file per mode. ``inline`` runs store calls on the event loop
@@ -12,6 +12,11 @@ prompts, a fresh SQLite file per mode. ``inline`` runs store calls on the event 
 the whole ``accept_input`` call, and separately on the same kind of file one raw
 ``persist_input_state`` of a 900-byte row (the floor) and the Python steps of the path
 (``check_input``, ``SessionCore.accept``, row encoding with its read-back check).
+
+``--sessions 1,8,64`` instead splits the CPU time of accepts made by that many sessions at once
+(``--inputs`` in all, ownership on, store calls offloaded, group commit on: the defaults) by
+thread — the event loop's, the store's writer, any other — into user and system time per
+accept, with the writer's batch sizes: where the CPU of an accept goes under concurrency.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import asyncio
 import cProfile
 import io
 import pstats
+import resource
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -186,6 +193,60 @@ async def _accepts_without_write(path: Path, inputs: int) -> list[float]:
 _TOP = 25
 
 
+def _thread_cpu() -> tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime, usage.ru_stime
+
+
+def _writer_cpu() -> float:
+    """CPU seconds of the store's writer thread so far (0 before it started)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("meerkat-sqlite-writer") and thread.ident is not None:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return 0.0
+
+
+async def _concurrent(path: Path, sessions: int, inputs: int, synchronous: str) -> None:
+    """Accepts of ``sessions`` sessions at once, their CPU split by thread (module docstring)."""
+    store = SqliteRuntimeStore(str(path), synchronous=synchronous)  # type: ignore[arg-type]
+    machine = MeerkatMachine.persistent(store, close_store=True)
+    ids = [f"s{i}" for i in range(sessions)]
+    for sid in ids:
+        await machine.register_session(sid)
+    await asyncio.gather(*(machine.accept_input(sid, prompt(TEXT)) for sid in ids))  # steady state
+    per_session = max(1, inputs // sessions)
+    items = {sid: [prompt(TEXT) for _ in range(per_session)] for sid in ids}
+
+    async def one(sid: str) -> None:
+        for item in items[sid]:
+            await machine.accept_input(sid, item)
+
+    sizes_before = store.group_commit_batch_sizes()
+    loop_start, writer_start, process_start = _thread_cpu(), _writer_cpu(), time.process_time()
+    wall = time.perf_counter()
+    await asyncio.gather(*(one(sid) for sid in ids))
+    wall = time.perf_counter() - wall
+    loop_end, writer_end, process_end = _thread_cpu(), _writer_cpu(), time.process_time()
+    sizes = store.group_commit_batch_sizes()
+    await machine.close()
+    n = per_session * sessions
+    loop_user, loop_sys = loop_end[0] - loop_start[0], loop_end[1] - loop_start[1]
+    writer = writer_end - writer_start
+    total = process_end - process_start
+    other = max(0.0, total - loop_user - loop_sys - writer)
+    batches = sum(sizes.values()) - sum(sizes_before.values())
+    writes = sum(k * v for k, v in sizes.items()) - sum(k * v for k, v in sizes_before.items())
+
+    def us(value: float) -> str:
+        return f"{value / n * 1e6:6.1f}"
+
+    print(
+        f"{sessions:>3} sessions: {n / wall:7.0f} accepts/s; CPU us per accept: process {us(total)} = event loop"
+        f" {us(loop_user)} user + {us(loop_sys)} system, store's writer {us(writer)}, other threads {us(other)};"
+        f" {writes / max(batches, 1):.1f} writes per batch"
+    )
+
+
 def main() -> None:
     global _TOP
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -194,8 +255,16 @@ def main() -> None:
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--sessions", default=None, help="e.g. 1,8,64: CPU split by thread instead")
     args = parser.parse_args()
     _TOP = args.top
+    if args.sessions is not None:
+        counts = [int(part) for part in args.sessions.split(",")]
+        print(f"== CPU per accept by thread, {args.inputs} accepts per row, synchronous {args.synchronous}")
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="profile-accept-") as root:
+            for count in counts:
+                asyncio.run(_concurrent(Path(root) / f"c-{count}.db", count, args.inputs, args.synchronous))
+        return
     modes = ("inline", "offload") if args.mode == "both" else (args.mode,)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="profile-accept-") as root:
         folder = Path(root)
