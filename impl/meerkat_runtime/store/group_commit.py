@@ -19,6 +19,9 @@ of the writer taking the first one alone while the others are still being prepar
 the writer does not sit idle through a long turn, once :data:`EARLY_HAND_OVER` writes are
 staged while it is idle they are handed over at once (it commits them while the loop prepares
 the rest, which form the next batch).
+A write submitted any other way (:meth:`GroupCommitter.submit`, :meth:`GroupCommitter.try_lead`)
+first hands every staged write to the writer, so that writes commit in submission order also
+across threads and when a loop stops before its turn ends.
 :meth:`GroupCommitter.hand_over_staged` hands every write still waiting for its loop's turn to
 the writer at once (``close`` calls it first, so that a close on the loop's own thread does not
 wait for a turn that cannot come).
@@ -150,6 +153,7 @@ class GroupCommitter:
         with self._cond:
             if self._stopping:
                 raise CommitterStopped(f"{pending.what}: the store's writer has stopped")
+            self._queue_staged()  # writes submitted earlier on a loop go first
             self._queue.append(pending)
             self._start()
             self._cond.notify()
@@ -171,18 +175,15 @@ class GroupCommitter:
                     self._start()
                     self._cond.notify()
                 return
+            loop.call_soon(self._hand_over)  # first: a loop that refuses it stages nothing
             self._staged[loop] = [pending]
-        loop.call_soon(self._hand_over, loop)
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """At the end of ``loop``'s turn: its staged writes join the queue, in submission order."""
+    def _hand_over(self) -> None:
+        """At the end of a loop's turn: its staged writes join the queue, in submission order,
+        after those of any other loop staged before them (e.g. of a loop that stopped before its
+        turn ended)."""
         with self._cond:
-            staged = self._staged.pop(loop, None)
-            if not staged:
-                return
-            self._queue.extend(staged)
-            self._start()
-            self._cond.notify()
+            self._queue_staged()
 
     def hand_over_staged(self) -> None:
         """Queue at once every write still waiting for its loop's turn (any thread)."""
@@ -209,6 +210,7 @@ class GroupCommitter:
         """Whether the caller may commit its own write now (writer idle, nothing queued); if
         so the caller must call :meth:`end_lead` after its batch of one."""
         with self._lock:
+            self._queue_staged()  # writes submitted earlier on a loop go first
             if self._busy or self._queue or self._stopping:
                 return False
             self._busy = True
