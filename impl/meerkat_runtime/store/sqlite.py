@@ -289,6 +289,14 @@ def _rolled_back(writes: list[PendingWrite], cause: BaseException) -> None:
         )
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @dataclass(slots=True)
 class _Deferred:
     """Set while :meth:`SqliteRuntimeStore.submit_write` runs its call: writes are queued (their
@@ -517,8 +525,8 @@ class SqliteRuntimeStore:
                 pending.waiter = Future()
                 pending.waiter.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
             try:
-                if pending.loop is not None:
-                    committer.submit_from_loop(pending)
+                if pending.loop is not None and _running_loop() is pending.loop:
+                    committer.submit_from_loop(pending)  # on the loop's thread: with its turn
                 else:
                     committer.submit(pending)
             except CommitterStopped:
