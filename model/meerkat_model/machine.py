@@ -167,3 +167,13 @@ class Machine(Protocol[S, A]):
         """Rules about single steps the verifier checks on every step of the named transitions
         (see :class:`StepCheck`). Default: none."""
         return ()
+
+    def partition_key(self, state: S) -> Hashable:
+        """What decides which worker of the parallel search owns the (canonical) ``state``: the
+        owner is ``hash(partition_key(state)) % workers``, so states with equal keys are
+        expanded and checked by one worker. A machine that remembers work per part of a state
+        (step results, invariant results) returns that part, so that every state sharing it
+        lands in the one worker that remembers it. It must be a function of the state alone
+        (every worker computes it); it changes no result, only the division of the work.
+        Default: the state itself."""
+        return state

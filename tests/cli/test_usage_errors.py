@@ -3,6 +3,7 @@ any long work (each case below would otherwise search, render or soak for a long
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -112,3 +113,18 @@ def test_the_postgres_soak_without_a_server_is_a_usage_error() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MEERKAT_PG_DSN"}
     done = run([*command("scripts/postgres_soak.py"), "--cycles", "1"], timeout=60, env=env)
     assert_one_line_usage_error(done, "set MEERKAT_PG_DSN")
+
+
+def test_the_command_exits_at_once_with_its_whole_report_and_status() -> None:
+    """``meerkat-verify`` ends without tearing its explorations down: the report (text or JSON,
+    through a pipe) is complete and the exit status is the run's."""
+    base = [*command("meerkat-verify"), "--profile", "tiny", "--machine", "ops", "--no-prove"]
+    done = run([*base, "--json"])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["machines"][0]["states"] > 0
+    done = run([*base, "--workers", "2"])
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("verify: OK"), done.stderr
+    done = run([*base, "--max-states", "10"])
+    assert done.returncode == 1 and done.stdout.rstrip().endswith("verify: FAILED"), done.stderr
+    done = run([*command("-m meerkat_model.cli.verify"), "--profile", "tiny", "--machine", "ops", "--no-prove"])
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("verify: OK"), done.stderr

@@ -60,7 +60,15 @@ def remembered(
     slots = {inv.name: k for k, inv in enumerate(kept)}
 
     def wrapped(k: int) -> Check:
-        return lambda state: memo.result(state, k)
+        def check(state: SessionState) -> str | None:
+            if state is memo._state:  # the state just checked: its core's results at hand
+                got = memo._results[k]
+                if got is not _UNKNOWN:
+                    result: str | None = got
+                    return result
+            return memo.result(state, k)
+
+        return check
 
     return tuple(
         Invariant(inv.name, inv.description, wrapped(slots[inv.name])) if inv.name in slots else inv

@@ -115,11 +115,9 @@ def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any,
 
 
 def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionState]:
-    """The remembered self-loop or move ``record`` on ``state`` (a state with the recorded core)."""
+    """The remembered move ``record`` on ``state`` (a state with the recorded core)."""
     waiters = state[3]
     outputs = _outputs(record, waiters) if record[3] else record[1]
-    if record[0] == _SAME:
-        return Stepped(state, outputs, record[2])
     after, if_pending, otherwise = record[4], record[5], record[6]
     handles = None
     for i, w in if_pending:
@@ -197,9 +195,11 @@ class StepMemo:
         if tag == _REFUSED:
             refusal: Rejected = record[1]
             return refusal
-        if tag == _CLEAR:
-            return self._clear(state, action)
-        return _replayed(state, record)
+        if tag == _MOVED:
+            return _replayed(state, record)
+        if tag == _SAME:
+            return Stepped(state, _outputs(record, state[3]) if record[3] else record[1], record[2])
+        return self._clear(state, action)
 
 
 def _same(state: SessionState, a: StepResult, b: StepResult) -> bool:

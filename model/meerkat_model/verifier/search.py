@@ -113,6 +113,25 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def owner_function(machine: Machine[Any, Any], n: int) -> Callable[[Any], int]:
+    """Which of ``n`` partitions owns a (canonical) state: ``hash(machine.partition_key(state))
+    % n`` when the machine provides its own ``partition_key``, else ``hash(state) % n``. A key
+    that raises (a malformed state) falls back to the state's own hash, so ownership stays a
+    function of the state and the step is reported where the sequential search reports it."""
+    own = getattr(type(machine), "partition_key", None)
+    if own is None or own is Machine.partition_key:
+        return lambda state: hash(state) % n
+    key = machine.partition_key
+
+    def owner(state: Any) -> int:
+        try:
+            return hash(key(state)) % n
+        except Exception:
+            return hash(state) % n
+
+    return owner
+
+
 class Partition:
     """The part of the search one worker owns (see the module doc); ``n == 1`` is the whole
     sequential search."""
@@ -132,6 +151,7 @@ class Partition:
         self.machine = machine
         self.canon = machine.canonical if symmetry else None
         self.me, self.n = me, n
+        self.owner = owner_function(machine, n)
         self.max_states = max_states
         self.tick, self.tick_every = tick, tick_every
         self.checks = [(inv.name, inv.check) for inv in machine.invariants()]
@@ -174,7 +194,7 @@ class Partition:
         init = machine.initial_state()
         if self.canon is not None:
             init = self.canon(init)
-        if n == 1 or hash(init) % n == me:
+        if n == 1 or self.owner(init) == me:
             self.add(init, -1)
             self.frontier, self.next_frontier = self.next_frontier, []
 
@@ -231,7 +251,7 @@ class Partition:
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
         expanded, ends = self.expanded.append, self.ends.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
-        remote_sigs = self.remote_sigs
+        remote_sigs, owner_of = self.remote_sigs, self.owner
         ok_sets = declarations.ok if declarations is not None else {}
         subject_ids = declarations.subject_ids if declarations is not None else {}
         depths = self.depths
@@ -283,7 +303,7 @@ class Partition:
                             else:
                                 dst, after = alias
                         if dst is None:
-                            owner = hash(succ) % n if n > 1 else me
+                            owner = owner_of(succ) if n > 1 else me
                             if owner == me:
                                 dst = add(succ, src * n + me)
                             else:
