@@ -8,7 +8,7 @@ from typing import Any
 
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session import SessionMachine
-from meerkat_model.session.actions import Crash, Register, Retire, SessionAction
+from meerkat_model.session.actions import Accept, Crash, Register, Retire, SessionAction, Unregister
 from meerkat_model.session.state import SessionState, Waiter, with_waiter
 from meerkat_model.session.step_memo import StepMemo, disagreements
 from meerkat_model.verifier.explore import explore
@@ -95,15 +95,53 @@ class RetireRefusedAfterACancellation(SessionMachine):
         return super().clear_step(state, action)
 
 
+class UnregisterForgetsCompletedHandles(SessionMachine):
+    """Unregistering also drops the completed handles (a step recorded from one run, with every
+    handle pending, that changes a handle which is not pending)."""
+
+    def clear_step(self, state: SessionState, action: SessionAction) -> Stepped[SessionState] | Rejected:
+        result = super().clear_step(state, action)
+        if type(action) is Unregister and isinstance(result, Stepped):
+            kept = tuple(Waiter.NONE if w is Waiter.COMPLETED else w for w in result.state.waiters)
+            return Stepped(result.state._replace(waiters=kept), result.outputs, result.transition)
+        return result
+
+
+class RetireKeepsPhaseWithPendingHandles(SessionMachine):
+    """Retire moves only when no handle is pending (a step deciding its effect on the core by
+    the handles, recorded from one run)."""
+
+    def clear_step(self, state: SessionState, action: SessionAction) -> Stepped[SessionState] | Rejected:
+        if type(action) is Retire and Waiter.PENDING in state.waiters:
+            return Stepped(state, (("already_retired",),), "retire_noop")
+        return super().clear_step(state, action)
+
+
+PLANTED = {
+    CrashKeepsCompletedHandles: Crash,
+    RetireRefusedAfterACancellation: Retire,
+    UnregisterForgetsCompletedHandles: Unregister,
+    RetireKeepsPhaseWithPendingHandles: Retire,
+}
+
+
 def test_planted_steps_that_read_resolved_outcomes_are_caught(ci_exploration: Any) -> None:
     states = list(ci_exploration.state_list)
-    for cls in (CrashKeepsCompletedHandles, RetireRefusedAfterACancellation):
+    for cls, action_type in PLANTED.items():
         m = cls(session_bounds("ci"))
         found = next(iter(disagreements(m.step, m.clear_step, states, m.actions)), None)
         assert found is not None, cls.__name__
         _, action, got, want = found
         assert got != want
-        assert type(action) is (Crash if cls is CrashKeepsCompletedHandles else Retire)
+        assert type(action) is action_type, cls.__name__
+
+
+def test_only_accepts_and_crashes_are_recorded_from_two_runs() -> None:
+    m = SessionMachine(session_bounds("ci"))
+    memo = m._memo
+    assert memo is not None
+    two_runs = {type(a) for a, single in zip(memo._actions, memo._single, strict=True) if not single}
+    assert two_runs == {Accept, Crash}
 
 
 def test_a_step_whose_outputs_disagree_between_the_probes_is_never_remembered() -> None:

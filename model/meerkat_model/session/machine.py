@@ -144,7 +144,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # keyed by the record's identity (this machine keeps each keyed record alive); any
         # other action is bound when it is stepped.
         self._bound = {id(a): self.bind(a) for a in shared}
-        self._memo = StepMemo(self.clear_step, shared) if memo else None
+        # Every step changes handles only by resolving pending ones, but an accept (it creates
+        # its input's handle) and a crash (it drops them all): ``StepMemo`` records the others
+        # from one run.
+        resolves_only = [a for a in shared if not isinstance(a, Accept | Crash)]
+        self._memo = StepMemo(self.clear_step, shared, resolves_only=resolves_only) if memo else None
         checks = invariants_for(b.max_attempts)
         self._invariants = remembered(checks, HANDLE_READERS) if memo else checks
 

@@ -15,7 +15,12 @@ the handles and those outputs, and both follow from two runs of the clear step o
 - with every handle pending (``A``): what each pending handle becomes, and the outputs with
   every resolution; a refusal (no step refuses by the handles) needs no second run;
 - with every handle resolved (``B``): which handles that are not pending the step sets anyway
-  (a crash drops them, an accept creates its fresh input's handle), and to what.
+  (a crash drops them, an accept creates its fresh input's handle), and to what. The machine
+  names the actions whose steps change no handle but by resolving pending ones (every action
+  but the accepts and the crash): their record is taken from ``A`` alone (what ``B`` would find
+  is known: no handle that is not pending changes, and the outputs are ``A``'s without the
+  resolutions), and the comparison with the clear steps (:func:`disagreements`, on every ci
+  state in the tests) stands for the cross-check below.
 
 :class:`StepMemo` remembers, per core and action, the record of those runs: a refusal, the state
 itself (both runs returned their own state), or a move (both reached the same attributes,
@@ -67,15 +72,24 @@ def _unresolved(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _record(
-    state: SessionState, clear: ClearStep, action: Any, intern: Callable[[Any], Any] = lambda part: part
+    state: SessionState,
+    clear: ClearStep,
+    action: Any,
+    intern: Callable[[Any], Any] = lambda part: part,
+    *,
+    resolves_only: bool = False,
 ) -> tuple[Any, ...]:
     """The record of ``action`` on the core of ``state`` (see the module docstring); the parts
-    of a successor go through ``intern``."""
-    pending, resolved = _with_handles(state, _PENDING), _with_handles(state, _RESOLVED)
+    of a successor go through ``intern``. With ``resolves_only`` the step is one that changes no
+    handle but by resolving pending ones, so one run (``A``) is enough."""
+    pending = _with_handles(state, _PENDING)
     try:
         a = clear(pending, action)
         if not isinstance(a, Stepped):
             return (_REFUSED, a)
+        if resolves_only:
+            return _one_run_record(state, pending, a, intern)
+        resolved = _with_handles(state, _RESOLVED)
         b = clear(resolved, action)
     except Exception:  # the clear step on the state itself reports it
         return _ALWAYS_CLEAR
@@ -100,6 +114,21 @@ def _record(
     otherwise = tuple((i, w) for i, w in enumerate(other[3]) if w is not _RESOLVED)
     parts = (intern(after[0]), intern(after[1]), intern(after[2]), after[4])
     return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, otherwise)
+
+
+def _one_run_record(
+    state: SessionState, pending: SessionState, a: Stepped[SessionState], intern: Callable[[Any], Any]
+) -> tuple[Any, ...]:
+    """The record of a step that changes no handle but by resolving pending ones, from its run
+    ``a`` on the core with every handle pending (see :func:`_record`)."""
+    after = a.state
+    if after is pending:
+        return (_SAME, a.outputs, a.transition, _resolutions(a.outputs))
+    if type(after) is not SessionState or len(after[3]) != len(state[3]):
+        return _ALWAYS_CLEAR
+    if_pending = tuple((i, w) for i, w in enumerate(after[3]) if w is not _PENDING)
+    parts = (intern(after[0]), intern(after[1]), intern(after[2]), after[4])
+    return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, ())
 
 
 def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any, ...]:
@@ -141,10 +170,14 @@ class StepMemo:
     ``actions`` the machine built; see the module docstring). At most ``limit`` cores are kept
     (then the memory starts afresh)."""
 
-    def __init__(self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20) -> None:
+    def __init__(
+        self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20, *, resolves_only: Iterable[Any] = ()
+    ) -> None:
         self._clear = clear
         self._actions = tuple(dict.fromkeys(actions, None))  # keeps every keyed record alive
         self._slots = {id(a): k for k, a in enumerate(self._actions)}
+        single = {id(a) for a in resolves_only}
+        self._single = [id(a) in single for a in self._actions]  # per slot: one run is enough
         self._limit = limit
         self._cores: dict[tuple[object, ...], list[tuple[Any, ...] | None]] = {}
         self._state: Any = None  # the state last stepped, and the records of its core
@@ -189,7 +222,7 @@ class StepMemo:
             return self._clear(state, action)
         record = self._records[slot]
         if record is None:
-            record = _record(state, self._clear, action, self._intern)
+            record = _record(state, self._clear, action, self._intern, resolves_only=self._single[slot])
             if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
                 record = self._intern(record)
             self._records[slot] = record
