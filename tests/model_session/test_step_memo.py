@@ -25,12 +25,43 @@ def test_every_step_of_the_ci_states_agrees_with_the_clear_step(ci_exploration: 
 
 
 def test_explorations_with_and_without_the_memory_are_identical() -> None:
-    for profile in ("tiny", "small", "probe"):
+    for profile in ("tiny", "small", "probe", "ci"):
         memo = explore(SessionMachine(session_bounds(profile)), workers=1)
         clear = explore(SessionMachine(session_bounds(profile), memo=False), workers=1)
         assert memo.state_list == clear.state_list, profile
         assert memo.edge_list == clear.edge_list, profile
+        assert (memo.depths, memo.parents) == (clear.depths, clear.parents), profile
         assert memo.violations == clear.violations and memo.stuck == clear.stuck, profile
+
+
+def _stepped_actions(m: SessionMachine, state: SessionState) -> list[SessionAction]:
+    return [a for a in m.actions(state) if isinstance(m.clear_step(state, a), Stepped)]
+
+
+def test_the_search_steps_every_action_the_clear_step_takes_in_order(ci_exploration: Any) -> None:
+    """``search_actions`` drops exactly the actions the clear step refuses, keeping the order."""
+    m = SessionMachine(session_bounds("ci"))
+    for state in ci_exploration.state_list:
+        assert list(m.search_actions(state)) == _stepped_actions(m, state), state
+    clear = SessionMachine(session_bounds("ci"), memo=False)
+    state = ci_exploration.state_list[-1]
+    assert clear.search_actions(state) == clear.actions(state)
+
+
+def test_a_planted_refusal_by_a_resolved_outcome_is_caught_in_the_search_actions(ci_exploration: Any) -> None:
+    m = RetireRefusedAfterACancellation(session_bounds("ci"))
+    wrong = [s for s in ci_exploration.state_list if list(m.search_actions(s)) != _stepped_actions(m, s)]
+    assert wrong
+
+
+def test_a_machine_that_overrides_step_is_searched_with_every_action() -> None:
+    class Overridden(SessionMachine):
+        def step(self, state: SessionState, action: SessionAction) -> Stepped[SessionState] | Rejected:
+            return super().step(state, action)
+
+    m = Overridden(session_bounds("ci"))
+    state = run(m, m.initial_state(), Register())
+    assert m.search_actions(state) == m.actions(state)
 
 
 def test_parallel_explorations_with_and_without_the_memory_are_identical() -> None:

@@ -174,7 +174,7 @@ class StepMemo:
         self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20, *, resolves_only: Iterable[Any] = ()
     ) -> None:
         self._clear = clear
-        self._actions = tuple(dict.fromkeys(actions, None))  # keeps every keyed record alive
+        self._actions = tuple({id(a): a for a in actions}.values())  # keeps every keyed record alive
         self._slots = {id(a): k for k, a in enumerate(self._actions)}
         single = {id(a) for a in resolves_only}
         self._single = [id(a) in single for a in self._actions]  # per slot: one run is enough
@@ -197,8 +197,44 @@ class StepMemo:
             if len(self._cores) >= self._limit:
                 self._cores.clear()
                 self._parts.clear()
-            records = self._cores[key] = [None] * len(self._actions)
+            # one record per action, then the actions left once the refused ones are dropped
+            records = self._cores[key] = [None] * (len(self._actions) + 1)
         return records
+
+    def enabled(self, state: SessionState, candidates: Callable[[SessionState], Sequence[Any]]) -> Sequence[Any]:
+        """``candidates(state)`` less the actions whose remembered record on the core of
+        ``state`` is a refusal (recording them when needed). ``candidates`` must be a function
+        of the core, like the machine's ``actions``: the list is kept per core."""
+        if state is not self._state:
+            if type(state) is not SessionState or type(state[3]) is not tuple:
+                return candidates(state)
+            try:
+                records = self._records_of(state)
+            except TypeError:  # a malformed state with unhashable parts
+                return candidates(state)
+            self._state, self._records = state, records
+        records = self._records
+        kept = records[-1]
+        if kept is None:
+            out: list[Any] = []
+            slots = self._slots
+            for action in candidates(state):
+                slot = slots.get(id(action))
+                if slot is not None:
+                    record = records[slot]
+                    if record is None:
+                        record = records[slot] = self._recorded(state, action, slot)
+                    if record[0] == _REFUSED:
+                        continue
+                out.append(action)
+            kept = records[-1] = tuple(out)
+        return kept
+
+    def _recorded(self, state: SessionState, action: Any, slot: int) -> tuple[Any, ...]:
+        record = _record(state, self._clear, action, self._intern, resolves_only=self._single[slot])
+        if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
+            record = self._intern(record)
+        return record
 
     def _intern(self, part: Any) -> Any:
         try:
@@ -222,10 +258,7 @@ class StepMemo:
             return self._clear(state, action)
         record = self._records[slot]
         if record is None:
-            record = _record(state, self._clear, action, self._intern, resolves_only=self._single[slot])
-            if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
-                record = self._intern(record)
-            self._records[slot] = record
+            record = self._records[slot] = self._recorded(state, action, slot)
         tag = record[0]
         if tag == _REFUSED:
             refusal: Rejected = record[1]
