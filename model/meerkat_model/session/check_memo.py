@@ -11,6 +11,7 @@ it), and a state whose core cannot be hashed is checked directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any
 
 from meerkat_model.machine import Invariant
@@ -31,7 +32,7 @@ class CoreResults:
         self._state: Any = None  # the state last checked, and the results of its core
         self._results: list[Any] = []
 
-    def result(self, state: SessionState, k: int) -> str | None:
+    def result(self, k: int, state: SessionState) -> str | None:
         """``checks[k](state)``, remembered for the core of ``state``."""
         if state is not self._state:
             try:
@@ -59,10 +60,7 @@ def remembered(
     memo = CoreResults([inv.check for inv in kept])
     slots = {inv.name: k for k, inv in enumerate(kept)}
 
-    def wrapped(k: int) -> Check:
-        return lambda state: memo.result(state, k)
-
     return tuple(
-        Invariant(inv.name, inv.description, wrapped(slots[inv.name])) if inv.name in slots else inv
+        Invariant(inv.name, inv.description, partial(memo.result, slots[inv.name])) if inv.name in slots else inv
         for inv in invariants
     )

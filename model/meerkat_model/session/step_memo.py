@@ -78,11 +78,14 @@ def _record(
     intern: Callable[[Any], Any] = lambda part: part,
     *,
     resolves_only: bool = False,
+    pending: SessionState | None = None,
 ) -> tuple[Any, ...]:
     """The record of ``action`` on the core of ``state`` (see the module docstring); the parts
     of a successor go through ``intern``. With ``resolves_only`` the step is one that changes no
-    handle but by resolving pending ones, so one run (``A``) is enough."""
-    pending = _with_handles(state, _PENDING)
+    handle but by resolving pending ones, so one run (``A``) is enough. ``pending``: the core
+    with every handle pending, when the caller has it already."""
+    if pending is None:
+        pending = _with_handles(state, _PENDING)
     try:
         a = clear(pending, action)
         if not isinstance(a, Stepped):
@@ -131,6 +134,23 @@ def _one_run_record(
     return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, ())
 
 
+_STEPPED_SLOTS = (
+    Stepped.__dict__["state"].__set__,
+    Stepped.__dict__["outputs"].__set__,
+    Stepped.__dict__["transition"].__set__,
+)
+
+
+def _stepped(state: SessionState, outputs: tuple[Any, ...], transition: str) -> Stepped[SessionState]:
+    """``Stepped(state, outputs, transition)``, its slots set directly (a replay builds millions)."""
+    set_state, set_outputs, set_transition = _STEPPED_SLOTS
+    result: Stepped[SessionState] = object.__new__(Stepped)
+    set_state(result, state)
+    set_outputs(result, outputs)
+    set_transition(result, transition)
+    return result
+
+
 def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any, ...]:
     outputs: tuple[Any, ...] = record[1]
     for i in record[3]:
@@ -148,7 +168,7 @@ def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionSt
     waiters = state[3]
     outputs = _outputs(record, waiters) if record[3] else record[1]
     if record[0] == _SAME:
-        return Stepped(state, outputs, record[2])
+        return _stepped(state, outputs, record[2])
     after, if_pending, otherwise = record[4], record[5], record[6]
     handles = None
     for i, w in if_pending:
@@ -162,7 +182,7 @@ def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionSt
                 handles = list(waiters)
             handles[i] = w
     new_waiters = waiters if handles is None else tuple(handles)
-    return Stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
+    return _stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
 
 
 class StepMemo:
@@ -182,6 +202,7 @@ class StepMemo:
         self._cores: dict[tuple[object, ...], list[tuple[Any, ...] | None]] = {}
         self._state: Any = None  # the state last stepped, and the records of its core
         self._records: list[tuple[Any, ...] | None] = []
+        self._pending: SessionState | None = None  # that core with every handle pending, once built
         # one object per distinct successor part: states rebuilt from records share them, so
         # comparing two equal states (a hit in the search's table) finds them identical at once
         self._parts: dict[Any, Any] = {}
@@ -212,7 +233,7 @@ class StepMemo:
                 records = self._records_of(state)
             except TypeError:  # a malformed state with unhashable parts
                 return candidates(state)
-            self._state, self._records = state, records
+            self._state, self._records, self._pending = state, records, None
         records = self._records
         kept = records[-1]
         if kept is None:
@@ -231,7 +252,11 @@ class StepMemo:
         return kept
 
     def _recorded(self, state: SessionState, action: Any, slot: int) -> tuple[Any, ...]:
-        record = _record(state, self._clear, action, self._intern, resolves_only=self._single[slot])
+        """The record of ``action`` (in ``slot``) on the core of ``state``, the state last met."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _with_handles(state, _PENDING)
+        record = _record(state, self._clear, action, self._intern, resolves_only=self._single[slot], pending=pending)
         if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
             record = self._intern(record)
         return record
@@ -252,7 +277,7 @@ class StepMemo:
                 records = self._records_of(state)
             except TypeError:  # a malformed state with unhashable parts
                 return self._clear(state, action)
-            self._state, self._records = state, records
+            self._state, self._records, self._pending = state, records, None
         slot = self._slots.get(id(action))
         if slot is None:
             return self._clear(state, action)
