@@ -126,6 +126,12 @@ class Machine(Protocol[S, A]):
         reduction). Default: ``state`` itself (no symmetry)."""
         return state
 
+    def search_actions(self, state: S) -> Iterable[A]:
+        """The actions the verifier's search steps in ``state``: ``actions(state)`` in its order,
+        less actions the machine knows ``step`` refuses there (a refusal is no edge, so the
+        search finds the same steps). Default: ``actions(state)``."""
+        return self.actions(state)
+
     def obligations(self, state: S) -> Sequence[str]:
         """Pending obligations in ``state`` (a waiting barrier, queued work that should be
         processed). A state with obligations and no enabled action is stuck. Default: none."""

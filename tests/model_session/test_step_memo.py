@@ -8,7 +8,7 @@ from typing import Any
 
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session import SessionMachine
-from meerkat_model.session.actions import Crash, Register, Retire, SessionAction
+from meerkat_model.session.actions import Accept, Crash, Register, Retire, SessionAction, Unregister
 from meerkat_model.session.state import SessionState, Waiter, with_waiter
 from meerkat_model.session.step_memo import StepMemo, disagreements
 from meerkat_model.verifier.explore import explore
@@ -25,12 +25,43 @@ def test_every_step_of_the_ci_states_agrees_with_the_clear_step(ci_exploration: 
 
 
 def test_explorations_with_and_without_the_memory_are_identical() -> None:
-    for profile in ("tiny", "small", "probe"):
+    for profile in ("tiny", "small", "probe", "ci"):
         memo = explore(SessionMachine(session_bounds(profile)), workers=1)
         clear = explore(SessionMachine(session_bounds(profile), memo=False), workers=1)
         assert memo.state_list == clear.state_list, profile
         assert memo.edge_list == clear.edge_list, profile
+        assert (memo.depths, memo.parents) == (clear.depths, clear.parents), profile
         assert memo.violations == clear.violations and memo.stuck == clear.stuck, profile
+
+
+def _stepped_actions(m: SessionMachine, state: SessionState) -> list[SessionAction]:
+    return [a for a in m.actions(state) if isinstance(m.clear_step(state, a), Stepped)]
+
+
+def test_the_search_steps_every_action_the_clear_step_takes_in_order(ci_exploration: Any) -> None:
+    """``search_actions`` drops exactly the actions the clear step refuses, keeping the order."""
+    m = SessionMachine(session_bounds("ci"))
+    for state in ci_exploration.state_list:
+        assert list(m.search_actions(state)) == _stepped_actions(m, state), state
+    clear = SessionMachine(session_bounds("ci"), memo=False)
+    state = ci_exploration.state_list[-1]
+    assert clear.search_actions(state) == clear.actions(state)
+
+
+def test_a_planted_refusal_by_a_resolved_outcome_is_caught_in_the_search_actions(ci_exploration: Any) -> None:
+    m = RetireRefusedAfterACancellation(session_bounds("ci"))
+    wrong = [s for s in ci_exploration.state_list if list(m.search_actions(s)) != _stepped_actions(m, s)]
+    assert wrong
+
+
+def test_a_machine_that_overrides_step_is_searched_with_every_action() -> None:
+    class Overridden(SessionMachine):
+        def step(self, state: SessionState, action: SessionAction) -> Stepped[SessionState] | Rejected:
+            return super().step(state, action)
+
+    m = Overridden(session_bounds("ci"))
+    state = run(m, m.initial_state(), Register())
+    assert m.search_actions(state) == m.actions(state)
 
 
 def test_parallel_explorations_with_and_without_the_memory_are_identical() -> None:
@@ -95,15 +126,53 @@ class RetireRefusedAfterACancellation(SessionMachine):
         return super().clear_step(state, action)
 
 
+class UnregisterForgetsCompletedHandles(SessionMachine):
+    """Unregistering also drops the completed handles (a step recorded from one run, with every
+    handle pending, that changes a handle which is not pending)."""
+
+    def clear_step(self, state: SessionState, action: SessionAction) -> Stepped[SessionState] | Rejected:
+        result = super().clear_step(state, action)
+        if type(action) is Unregister and isinstance(result, Stepped):
+            kept = tuple(Waiter.NONE if w is Waiter.COMPLETED else w for w in result.state.waiters)
+            return Stepped(result.state._replace(waiters=kept), result.outputs, result.transition)
+        return result
+
+
+class RetireKeepsPhaseWithPendingHandles(SessionMachine):
+    """Retire moves only when no handle is pending (a step deciding its effect on the core by
+    the handles, recorded from one run)."""
+
+    def clear_step(self, state: SessionState, action: SessionAction) -> Stepped[SessionState] | Rejected:
+        if type(action) is Retire and Waiter.PENDING in state.waiters:
+            return Stepped(state, (("already_retired",),), "retire_noop")
+        return super().clear_step(state, action)
+
+
+PLANTED = {
+    CrashKeepsCompletedHandles: Crash,
+    RetireRefusedAfterACancellation: Retire,
+    UnregisterForgetsCompletedHandles: Unregister,
+    RetireKeepsPhaseWithPendingHandles: Retire,
+}
+
+
 def test_planted_steps_that_read_resolved_outcomes_are_caught(ci_exploration: Any) -> None:
     states = list(ci_exploration.state_list)
-    for cls in (CrashKeepsCompletedHandles, RetireRefusedAfterACancellation):
+    for cls, action_type in PLANTED.items():
         m = cls(session_bounds("ci"))
         found = next(iter(disagreements(m.step, m.clear_step, states, m.actions)), None)
         assert found is not None, cls.__name__
         _, action, got, want = found
         assert got != want
-        assert type(action) is (Crash if cls is CrashKeepsCompletedHandles else Retire)
+        assert type(action) is action_type, cls.__name__
+
+
+def test_only_accepts_and_crashes_are_recorded_from_two_runs() -> None:
+    m = SessionMachine(session_bounds("ci"))
+    memo = m._memo
+    assert memo is not None
+    two_runs = {type(a) for a, single in zip(memo._actions, memo._single, strict=True) if not single}
+    assert two_runs == {Accept, Crash}
 
 
 def test_a_step_whose_outputs_disagree_between_the_probes_is_never_remembered() -> None:

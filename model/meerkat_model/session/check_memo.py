@@ -11,6 +11,7 @@ it), and a state whose core cannot be hashed is checked directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any
 
 from meerkat_model.machine import Invariant
@@ -31,7 +32,7 @@ class CoreResults:
         self._state: Any = None  # the state last checked, and the results of its core
         self._results: list[Any] = []
 
-    def result(self, state: SessionState, k: int) -> str | None:
+    def result(self, k: int, state: SessionState) -> str | None:
         """``checks[k](state)``, remembered for the core of ``state``."""
         if state is not self._state:
             try:
@@ -59,18 +60,7 @@ def remembered(
     memo = CoreResults([inv.check for inv in kept])
     slots = {inv.name: k for k, inv in enumerate(kept)}
 
-    def wrapped(k: int) -> Check:
-        def check(state: SessionState) -> str | None:
-            if state is memo._state:  # the state just checked: its core's results at hand
-                got = memo._results[k]
-                if got is not _UNKNOWN:
-                    result: str | None = got
-                    return result
-            return memo.result(state, k)
-
-        return check
-
     return tuple(
-        Invariant(inv.name, inv.description, wrapped(slots[inv.name])) if inv.name in slots else inv
+        Invariant(inv.name, inv.description, partial(memo.result, slots[inv.name])) if inv.name in slots else inv
         for inv in invariants
     )

@@ -144,10 +144,13 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # keyed by the record's identity (this machine keeps each keyed record alive); any
         # other action is bound when it is stepped.
         self._bound = {id(a): self.bind(a) for a in shared}
-        self._memo = StepMemo(self.clear_step, shared) if memo else None
+        # Every step changes handles only by resolving pending ones, but an accept (it creates
+        # its input's handle) and a crash (it drops them all): ``StepMemo`` records the others
+        # from one run.
+        resolves_only = [a for a in shared if not isinstance(a, Accept | Crash)]
+        self._memo = StepMemo(self.clear_step, shared, resolves_only=resolves_only) if memo else None
         if self._memo is not None and type(self).step is SessionMachine.step:
-            # the search steps millions of times: straight to the memory, one call fewer
-            self.step = self._memo.step  # type: ignore[method-assign]
+            self.step = self._memo.step  # type: ignore[method-assign]  # the same step, one call less
         checks = invariants_for(b.max_attempts)
         self._invariants = remembered(checks, HANDLE_READERS) if memo else checks
 
@@ -208,6 +211,14 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                 out.extend(self._direct[fresh])
         out.extend(self._idle_tail if memory.run == NO_ID else self._running_tail)
         return out
+
+    def search_actions(self, state: SessionState) -> Sequence[SessionAction]:
+        """:meth:`actions` less the ones the step memory knows :meth:`step` refuses on the
+        state's core (with ``memo`` and :meth:`step` not overridden; else :meth:`actions`)."""
+        memo = self._memo
+        if memo is None or type(self).step is not SessionMachine.step:
+            return self.actions(state)
+        return memo.enabled(state, self.actions)
 
     def step(self, state: SessionState, action: SessionAction) -> StepResult:
         """The runtime call ``action`` on ``state``; anything that is not a session action, or a

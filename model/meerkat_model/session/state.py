@@ -133,23 +133,26 @@ class SessionState(NamedTuple):
 NO_RECORD = -1
 
 
+_UNCHANGED: object = object()
+
+
 def _install_fast_replace(cls: type) -> None:
     """Give the record class ``cls`` a ``_replace`` that behaves like the standard one (a
     ``ValueError`` naming unknown fields) without its generic machinery (the steps call it
-    millions of times in a search)."""
-    positions = {name: k for k, name in enumerate(cls._fields)}  # type: ignore[attr-defined]
-    new = tuple.__new__
-
-    def _replace(self: tuple[object, ...], **changes: object) -> tuple[object, ...]:
-        values = list(self)
-        for name, value in changes.items():
-            k = positions.get(name)
-            if k is None:
-                raise ValueError(f"Got unexpected field names: {[n for n in changes if n not in positions]!r}")
-            values[k] = value
-        return new(type(self), values)
-
-    cls._replace = _replace  # type: ignore[attr-defined]
+    millions of times in a search): one keyword parameter per field, so the interpreter binds
+    the changes and no dictionary of them is walked."""
+    fields: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+    params = ", ".join(f"{name}=_UNCHANGED" for name in fields)
+    values = ", ".join(f"self[{k}] if {name} is _UNCHANGED else {name}" for k, name in enumerate(fields))
+    source = (
+        f"def _replace(self, *, {params}, **unknown):\n"
+        "    if unknown:\n"
+        "        raise ValueError(f'Got unexpected field names: {list(unknown)!r}')\n"
+        f"    return new(type(self), ({values},))\n"
+    )
+    namespace: dict[str, object] = {"_UNCHANGED": _UNCHANGED, "new": tuple.__new__}
+    exec(source, namespace)  # generated from the record's own field names
+    cls._replace = namespace["_replace"]  # type: ignore[attr-defined]
 
 
 for _record in (Attrs, Row, Memory, Durable, SessionState):
@@ -222,13 +225,39 @@ def _spent(state: SessionState) -> bool:
     return False
 
 
+_Spent = tuple[tuple["Attrs | None", ...], tuple["Row | None", ...], "tuple[Row | None, ...] | None"]
+_FORGOTTEN: dict[_Spent, _Spent | tuple[()]] = {}  # () when there is nothing to forget
+_FORGOTTEN_LIMIT = 1 << 17
+
+
 def forget_spent_attributes(state: SessionState) -> SessionState:
     """``state`` with what can no longer matter about inputs that are terminal for good (terminal
     in the store, and in memory when memory holds them) reset: their lane and supersession key
     (they only matter while an input can be queued) and their attempt count (kept only for an
-    input abandoned for exhausted attempts, where it is part of the outcome)."""
-    if not _spent(state):
+    input abandoned for exhausted attempts, where it is part of the outcome). ``state`` itself
+    when there is nothing to forget."""
+    memory = state.memory
+    key: _Spent = (state.attrs, state.durable.rows, memory.rows if memory is not None else None)
+    kept = _FORGOTTEN.get(key)
+    if kept is None:
+        if len(_FORGOTTEN) >= _FORGOTTEN_LIMIT:
+            _FORGOTTEN.clear()
+        kept = _FORGOTTEN[key] = _forgotten(state) if _spent(state) else ()
+    if not kept:
         return state
+    attrs, d_rows, m_rows = kept
+    return SessionState(
+        attrs,
+        state.durable._replace(rows=d_rows),
+        memory._replace(rows=m_rows) if memory is not None and m_rows is not None else None,
+        state.waiters,
+        state.destroyed,
+    )
+
+
+def _forgotten(state: SessionState) -> _Spent:
+    """The attributes, stored rows and rows in memory of ``state`` once what is spent is reset
+    (see :func:`forget_spent_attributes`; a pure function of these three parts)."""
     memory = state.memory
     attrs = list(state.attrs)
     d_rows = list(state.durable.rows)
@@ -248,10 +277,4 @@ def forget_spent_attributes(state: SessionState) -> SessionState:
             d_rows[i] = stored._replace(attempts=0)
         if live is not None and live.attempts:
             m_rows[i] = live._replace(attempts=0)
-    return SessionState(
-        tuple(attrs),
-        state.durable._replace(rows=tuple(d_rows)),
-        memory._replace(rows=tuple(m_rows)) if memory is not None else None,
-        state.waiters,
-        state.destroyed,
-    )
+    return tuple(attrs), tuple(d_rows), tuple(m_rows) if memory is not None else None

@@ -15,7 +15,12 @@ the handles and those outputs, and both follow from two runs of the clear step o
 - with every handle pending (``A``): what each pending handle becomes, and the outputs with
   every resolution; a refusal (no step refuses by the handles) needs no second run;
 - with every handle resolved (``B``): which handles that are not pending the step sets anyway
-  (a crash drops them, an accept creates its fresh input's handle), and to what.
+  (a crash drops them, an accept creates its fresh input's handle), and to what. The machine
+  names the actions whose steps change no handle but by resolving pending ones (every action
+  but the accepts and the crash): their record is taken from ``A`` alone (what ``B`` would find
+  is known: no handle that is not pending changes, and the outputs are ``A``'s without the
+  resolutions), and the comparison with the clear steps (:func:`disagreements`, on every ci
+  state in the tests) stands for the cross-check below.
 
 :class:`StepMemo` remembers, per core and action, the record of those runs: a refusal, the state
 itself (both runs returned their own state), or a move (both reached the same attributes,
@@ -67,15 +72,27 @@ def _unresolved(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _record(
-    state: SessionState, clear: ClearStep, action: Any, intern: Callable[[Any], Any] = lambda part: part
+    state: SessionState,
+    clear: ClearStep,
+    action: Any,
+    intern: Callable[[Any], Any] = lambda part: part,
+    *,
+    resolves_only: bool = False,
+    pending: SessionState | None = None,
 ) -> tuple[Any, ...]:
     """The record of ``action`` on the core of ``state`` (see the module docstring); the parts
-    of a successor go through ``intern``."""
-    pending, resolved = _with_handles(state, _PENDING), _with_handles(state, _RESOLVED)
+    of a successor go through ``intern``. With ``resolves_only`` the step is one that changes no
+    handle but by resolving pending ones, so one run (``A``) is enough. ``pending``: the core
+    with every handle pending, when the caller has it already."""
+    if pending is None:
+        pending = _with_handles(state, _PENDING)
     try:
         a = clear(pending, action)
         if not isinstance(a, Stepped):
             return (_REFUSED, a)
+        if resolves_only:
+            return _one_run_record(state, pending, a, intern)
+        resolved = _with_handles(state, _RESOLVED)
         b = clear(resolved, action)
     except Exception:  # the clear step on the state itself reports it
         return _ALWAYS_CLEAR
@@ -100,6 +117,38 @@ def _record(
     otherwise = tuple((i, w) for i, w in enumerate(other[3]) if w is not _RESOLVED)
     parts = (intern(after[0]), intern(after[1]), intern(after[2]), after[4])
     return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, otherwise)
+
+
+def _one_run_record(
+    state: SessionState, pending: SessionState, a: Stepped[SessionState], intern: Callable[[Any], Any]
+) -> tuple[Any, ...]:
+    """The record of a step that changes no handle but by resolving pending ones, from its run
+    ``a`` on the core with every handle pending (see :func:`_record`)."""
+    after = a.state
+    if after is pending:
+        return (_SAME, a.outputs, a.transition, _resolutions(a.outputs))
+    if type(after) is not SessionState or len(after[3]) != len(state[3]):
+        return _ALWAYS_CLEAR
+    if_pending = tuple((i, w) for i, w in enumerate(after[3]) if w is not _PENDING)
+    parts = (intern(after[0]), intern(after[1]), intern(after[2]), after[4])
+    return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, ())
+
+
+_STEPPED_SLOTS = (
+    Stepped.__dict__["state"].__set__,
+    Stepped.__dict__["outputs"].__set__,
+    Stepped.__dict__["transition"].__set__,
+)
+
+
+def _stepped(state: SessionState, outputs: tuple[Any, ...], transition: str) -> Stepped[SessionState]:
+    """``Stepped(state, outputs, transition)``, its slots set directly (a replay builds millions)."""
+    set_state, set_outputs, set_transition = _STEPPED_SLOTS
+    result: Stepped[SessionState] = object.__new__(Stepped)
+    set_state(result, state)
+    set_outputs(result, outputs)
+    set_transition(result, transition)
+    return result
 
 
 def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any, ...]:
@@ -131,7 +180,7 @@ def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionSt
                 handles = list(waiters)
             handles[i] = w
     new_waiters = waiters if handles is None else tuple(handles)
-    return Stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
+    return _stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
 
 
 class StepMemo:
@@ -139,14 +188,19 @@ class StepMemo:
     ``actions`` the machine built; see the module docstring). At most ``limit`` cores are kept
     (then the memory starts afresh)."""
 
-    def __init__(self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20) -> None:
+    def __init__(
+        self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20, *, resolves_only: Iterable[Any] = ()
+    ) -> None:
         self._clear = clear
-        self._actions = tuple(dict.fromkeys(actions, None))  # keeps every keyed record alive
+        self._actions = tuple({id(a): a for a in actions}.values())  # keeps every keyed record alive
         self._slots = {id(a): k for k, a in enumerate(self._actions)}
+        single = {id(a) for a in resolves_only}
+        self._single = [id(a) in single for a in self._actions]  # per slot: one run is enough
         self._limit = limit
         self._cores: dict[tuple[object, ...], list[tuple[Any, ...] | None]] = {}
         self._state: Any = None  # the state last stepped, and the records of its core
         self._records: list[tuple[Any, ...] | None] = []
+        self._pending: SessionState | None = None  # that core with every handle pending, once built
         # one object per distinct successor part: states rebuilt from records share them, so
         # comparing two equal states (a hit in the search's table) finds them identical at once
         self._parts: dict[Any, Any] = {}
@@ -162,8 +216,48 @@ class StepMemo:
             if len(self._cores) >= self._limit:
                 self._cores.clear()
                 self._parts.clear()
-            records = self._cores[key] = [None] * len(self._actions)
+            # one record per action, then the actions left once the refused ones are dropped
+            records = self._cores[key] = [None] * (len(self._actions) + 1)
         return records
+
+    def enabled(self, state: SessionState, candidates: Callable[[SessionState], Sequence[Any]]) -> Sequence[Any]:
+        """``candidates(state)`` less the actions whose remembered record on the core of
+        ``state`` is a refusal (recording them when needed). ``candidates`` must be a function
+        of the core, like the machine's ``actions``: the list is kept per core."""
+        if state is not self._state:
+            if type(state) is not SessionState or type(state[3]) is not tuple:
+                return candidates(state)
+            try:
+                records = self._records_of(state)
+            except TypeError:  # a malformed state with unhashable parts
+                return candidates(state)
+            self._state, self._records, self._pending = state, records, None
+        records = self._records
+        kept = records[-1]
+        if kept is None:
+            out: list[Any] = []
+            slots = self._slots
+            for action in candidates(state):
+                slot = slots.get(id(action))
+                if slot is not None:
+                    record = records[slot]
+                    if record is None:
+                        record = records[slot] = self._recorded(state, action, slot)
+                    if record[0] == _REFUSED:
+                        continue
+                out.append(action)
+            kept = records[-1] = tuple(out)
+        return kept
+
+    def _recorded(self, state: SessionState, action: Any, slot: int) -> tuple[Any, ...]:
+        """The record of ``action`` (in ``slot``) on the core of ``state``, the state last met."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _with_handles(state, _PENDING)
+        record = _record(state, self._clear, action, self._intern, resolves_only=self._single[slot], pending=pending)
+        if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
+            record = self._intern(record)
+        return record
 
     def _intern(self, part: Any) -> Any:
         try:
@@ -181,16 +275,13 @@ class StepMemo:
                 records = self._records_of(state)
             except TypeError:  # a malformed state with unhashable parts
                 return self._clear(state, action)
-            self._state, self._records = state, records
+            self._state, self._records, self._pending = state, records, None
         slot = self._slots.get(id(action))
         if slot is None:
             return self._clear(state, action)
         record = self._records[slot]
         if record is None:
-            record = _record(state, self._clear, action, self._intern)
-            if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
-                record = self._intern(record)
-            self._records[slot] = record
+            record = self._records[slot] = self._recorded(state, action, slot)
         tag = record[0]
         if tag == _REFUSED:
             refusal: Rejected = record[1]
@@ -198,7 +289,7 @@ class StepMemo:
         if tag == _MOVED:
             return _replayed(state, record)
         if tag == _SAME:
-            return Stepped(state, _outputs(record, state[3]) if record[3] else record[1], record[2])
+            return _stepped(state, _outputs(record, state[3]) if record[3] else record[1], record[2])
         return self._clear(state, action)
 
 

@@ -244,7 +244,7 @@ class Partition:
         against its transition's declarations and step checks; a step (or a call on a state)
         that raises is a violation of that step (that state), never an abort."""
         machine, canon, me, n = self.machine, self.canon, self.me, self.n
-        step, actions, obligations = machine.step, machine.actions, machine.obligations
+        step, actions, obligations = machine.step, machine.search_actions, machine.obligations
         known, states, add, aliases = self.known, self.states, self.add, self.aliases
         out_states, out_parents, sent = self.out_states, self.out_parents, self.sent
         edst_list = self.edst
