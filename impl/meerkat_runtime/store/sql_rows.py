@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.integrity import DeferredCheck, checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
-from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
+from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, unverified_row
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
 from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
 
@@ -126,7 +126,7 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
         ):
             append(stored_row(runtime_id, *row))
         elif queued is not None and type(checksum) is str:
-            append(InputRow(input_id, payload, None, key, seq, queued, checksum, check))
+            append(unverified_row(input_id, payload, key, seq, queued, checksum, check))
         else:
             # checksum_from, inlined: the same digest (length-prefixed id, then the payload)
             h = copy()
