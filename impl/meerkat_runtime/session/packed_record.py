@@ -75,7 +75,7 @@ QUEUED_FIELDS_SIZE = _STORED.size
 
 def _check_value(input_id: str, key: str | None, body: bytes) -> int:
     """CRC-32 of the fields with the row's id and idempotency key (keys are never empty)."""
-    return crc32(body, crc32((input_id + "\x1f" + (key or "")).encode("utf-8", "surrogatepass")))
+    return crc32((input_id + "\x1f" + (key or "")).encode("utf-8", "surrogatepass") + body)
 
 
 def _unpacked(input_id: str, key: str | None, data: bytes) -> tuple[Any, ...] | None:
