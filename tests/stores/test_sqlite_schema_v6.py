@@ -1,6 +1,8 @@
 """The SQLite store's version 6 (the recovery fields of queued inputs beside their rows) on real
 files written at version 5: the upgrade keeps every row byte for byte, is done once, and a
-process killed in the middle of it leaves a version-5 file that the next open upgrades."""
+process killed in the middle of it leaves a version-5 file that the next open upgrades; the
+first registration writes the old queued rows back with their fields (payloads unchanged), so
+the next restart reads them from the column."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Deduplicated
+from meerkat_runtime.session.packed_record import PackedRecord, queued_problem
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, stored_version
@@ -21,6 +25,7 @@ from meerkat_runtime.vocab.inputs import InputLifecycleState
 from tests.runtime_session.killed_child import first_line_then_kill
 
 RT = canonical_runtime_id("old")
+MonkeyPatch = pytest.MonkeyPatch
 PENDING = 6
 
 
@@ -110,6 +115,7 @@ def test_a_version_5_file_is_upgraded_once_keeping_every_row(tmp_path: Path) -> 
 def test_rows_written_after_the_upgrade_carry_the_fields_and_both_kinds_recover(tmp_path: Path) -> None:
     path = tmp_path / "v5.db"
     version_5_file(path)
+    old = {str(r[0]) for r in _rows(path) if r[3] is None}
 
     async def add() -> None:
         machine = MeerkatMachine.persistent(path)
@@ -121,9 +127,68 @@ def test_rows_written_after_the_upgrade_carry_the_fields_and_both_kinds_recover(
     asyncio.run(add())
     with SqliteRuntimeStore(path) as store:
         active = store.load_active_input_states(RT)
-    assert sum(row.queued is not None for row in active) == 3 and len(active) == PENDING + 3
+    # the new rows were written with their fields, the old ones written back with theirs by the registration
+    assert all(row.queued is not None for row in active) and len(active) == PENDING + 3
+    assert {row.input_id for row in active} > old
     queue, ran = asyncio.run(_recover_and_run(path))
     assert len(queue) == PENDING + 3 and ran == queue
+
+
+def _fields_column(path: Path) -> dict[str, bytes | None]:
+    conn = _raw(path)
+    try:
+        return {str(i): q for i, q in conn.execute(f"SELECT input_id, queued FROM {INPUTS} WHERE finished_at IS NULL")}
+    finally:
+        conn.close()
+
+
+async def _register(path: Path) -> list[str]:
+    """Register the session (nothing else); returns its queue."""
+    machine = MeerkatMachine.persistent(path)
+    await machine.register_session("old")
+    queue = [str(i) for i in (await machine.session_view("old")).queue]
+    await machine.close()
+    return queue
+
+
+def test_the_first_registration_writes_the_old_rows_back_with_their_fields_and_payloads_unchanged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v5.db"
+    version_5_file(path)
+    before = _rows(path)
+    with SqliteRuntimeStore(path):  # the upgrade alone writes no fields (it does not read the rows)
+        pass
+    assert set(_fields_column(path).values()) == {None} and len(_fields_column(path)) == PENDING
+    queue = asyncio.run(_register(path))
+    fields = _fields_column(path)
+    assert len(fields) == PENDING and all(value is not None for value in fields.values())
+    keys = {str(r[0]): r[4] for r in before}
+    assert all(queued_problem(i, keys[i], value) is None for i, value in fields.items() if value is not None)
+    assert _rows(path) == before  # payloads, checksums and the other columns as they were
+
+    async def recovered_from_fields() -> list[str]:
+        machine = MeerkatMachine.persistent(path)
+        await machine.register_session("old")
+        records = machine._sessions[RT].core.ledger.records
+        packed = [r for r in records.values() if isinstance(r, PackedRecord) and r.packed is not None]
+        assert len(packed) == PENDING and all(r.packed_fields is None for r in packed)  # read from the column
+        queue = [str(i) for i in (await machine.session_view("old")).queue]
+        await machine.close()
+        return queue
+
+    assert asyncio.run(recovered_from_fields()) == queue
+    assert _fields_column(path) == fields and _rows(path) == before  # a second registration writes none of it
+    again, ran = asyncio.run(_recover_and_run(path))
+    assert again == queue and ran == queue
+
+
+def test_without_the_write_back_the_old_rows_stay_without_fields(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    path = tmp_path / "v5.db"
+    version_5_file(path)
+    monkeypatch.setattr(PackedRecord, "add_fields", lambda self: False)
+    asyncio.run(_register(path))
+    assert set(_fields_column(path).values()) == {None}
 
 
 _MIGRATE_AND_HANG = """

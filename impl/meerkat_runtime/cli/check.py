@@ -3,7 +3,9 @@
 Reports the write-ahead log (commits SQLite would silently drop), the schema version, SQLite's
 ``integrity_check``, every row's checksum, every runtime's high-water mark against its rows,
 and, per session, the input rows its recovery would refuse (with what is wrong, for
-``meerkat-runtime quarantine``). Nothing is written: not the database, its log or its
+``meerkat-runtime quarantine``). Recovery fields beside a queued input's row that fail their
+check are warnings: recovery decodes that row in full instead, so they do not change the exit
+status. Nothing is written: not the database, its log or its
 wal-index (:mod:`meerkat_runtime.store.sqlite_readonly`).
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from meerkat_runtime.cli.usage import EXIT_FAILED, EXIT_OK, existing_file
 from meerkat_runtime.repair.diagnosis import SessionDiagnosis, diagnose_session
+from meerkat_runtime.session.packed_record import queued_problem
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_check import FileReport, check_file
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
@@ -39,7 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.epilog = (
         "Nothing is written, and no -wal or -shm file is created. "
-        "exit status: 0 no damage found; 1 damage found (every problem is listed); 2 usage error "
+        "exit status: 0 no damage found (a WARNING is damage recovery works around); "
+        "1 damage found (every problem is listed); 2 usage error "
         "(e.g. PATH does not exist); 130 interrupted (Ctrl-C)"
     )
 
@@ -89,6 +93,7 @@ def _as_json(report: FileReport, checked: int, unhealthy: list[SessionDiagnosis]
         "ok": not problems,
         "problems": problems,
         "notes": list(report.notes),
+        "warnings": list(report.warnings),
         "in_use": report.in_use,
         "opened_as": report.opened_as,
         "schema_version": report.schema_version,
@@ -146,13 +151,15 @@ def _text(report: FileReport, checked: int, problems: list[str]) -> str:
     lines.append(f"  runtimes: {len(report.runtimes)} ({marked} with a high-water mark)")
     lines.append(f"  sessions: {checked} diagnosed")
     lines.extend(f"  note: {note}" for note in report.notes)
+    lines.extend(f"  WARNING: {warning}" for warning in report.warnings)
     lines.extend(f"  PROBLEM: {problem}" for problem in problems)
-    lines.append(f"DAMAGED: {len(problems)} problem(s)" if problems else "OK: no damage found")
+    warned = f" ({len(report.warnings)} warning(s))" if report.warnings else ""
+    lines.append(f"DAMAGED: {len(problems)} problem(s){warned}" if problems else f"OK: no damage found{warned}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = check_file(args.path, integrity=args.integrity)
+    report = check_file(args.path, integrity=args.integrity, fields_check=queued_problem)
     problems = list(report.problems)
     checked, unhealthy = _sessions(report, problems)
     if args.json:

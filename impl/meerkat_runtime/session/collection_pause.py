@@ -7,6 +7,12 @@ grows, the older generations too: with 100,000 pending rows that is a sizeable s
 restart for no garbage found. :func:`collection_paused` turns automatic collection off for the
 duration of a block and back on after it (only if it was on before the first of any nested or
 concurrent pauses), so nothing is collected less often than before once it ends.
+
+When the last pause ends, the objects made meanwhile (still counted as young) are moved to the
+oldest generation, where the survivors of a few collections would end up anyway, without
+walking them (``gc.freeze`` then ``gc.unfreeze``): otherwise the first young collection after
+the pause would walk the whole backlog once (about 70 ms for 100,000 records). Nothing is lost
+by it: an object among them that becomes cyclic garbage is found by the next full collection.
 """
 
 from __future__ import annotations
@@ -37,5 +43,8 @@ def collection_paused() -> Iterator[None]:
     finally:
         with _lock:
             _holders -= 1
-            if _holders == 0 and _was_enabled:
-                gc.enable()
+            if _holders == 0:
+                gc.freeze()  # every tracked object into the permanent generation, then
+                gc.unfreeze()  # back into the oldest one (a list splice, nothing walked)
+                if _was_enabled:
+                    gc.enable()

@@ -16,10 +16,13 @@ with the full decoder, and checked against every field recovery took from the co
 Only a durable (or derived) input with no run, failure, outcome or persisted form of its own
 gets the fields; an ephemeral input, any other phase, fields whose check value does not match
 (damaged beside the row), or a row the pattern does not recognise is decoded in full by
-recovery as before, with every check. The bytes of a packed row passed the store's checksum;
-should the full decode still fail later, or disagree with what recovery took from the columns,
-reading the record raises ``RecoveryCorruption`` naming the input (as registration would have),
-and the run loop reports it without staging the input (:mod:`meerkat_runtime.session.loop_task`).
+recovery as before, with every check (its payload's checksum verified first). The payload of a
+row recovered from its fields is verified when it is first decoded: the store returns such a
+row before checking it (``InputRow.check``). Should that check fail, the full decode fail, or
+the decoded row disagree with what recovery took from the columns, reading the record raises
+``RecoveryCorruption`` naming the input (as registration would have), and the run loop reports
+it without staging the input (:mod:`meerkat_runtime.session.loop_task`); ``meerkat-runtime
+check`` finds the damaged payload without starting the session, as it reads every row.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from zlib import crc32
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record
-from meerkat_runtime.store.records import InputRow
-from meerkat_runtime.vocab.errors import RecoveryCorruption
+from meerkat_runtime.store.records import InputRow, PayloadCheck
+from meerkat_runtime.vocab.errors import Corrupt, CorruptInputRow, RecoveryCorruption
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
 
@@ -62,21 +65,63 @@ QueuedFields = tuple[Any, ...]
 _FIELDS = struct.Struct("<BBqqqdd")
 """The stored fields of a Queued input: format (1), lane (0 queue, 1 steer), admission
 position, attempts, recovery count, created and updated (runtime clock); then a CRC-32."""
+_STORED = struct.Struct("<BBqqqddI")
+"""The fields and their check value, as read back in one unpack."""
 _FORMAT = 1
 _LANE_CODES = {Lane.QUEUE: 0, Lane.STEER: 1}
 _CODE_LANES = (Lane.QUEUE, Lane.STEER)
-QUEUED_FIELDS_SIZE = _FIELDS.size + 4
+QUEUED_FIELDS_SIZE = _STORED.size
 
 
 def _check_value(input_id: str, key: str | None, body: bytes) -> int:
     """CRC-32 of the fields with the row's id and idempotency key (keys are never empty)."""
-    return crc32(body, crc32((input_id + "\x1f" + (key or "")).encode("utf-8", "surrogatepass")))
+    return crc32((input_id + "\x1f" + (key or "")).encode("utf-8", "surrogatepass") + body)
+
+
+def _unpacked(input_id: str, key: str | None, data: bytes) -> tuple[Any, ...] | None:
+    """The fields stored as ``data`` beside the row ``input_id`` (idempotency key ``key``),
+    or ``None`` when they do not match their check value or their format."""
+    if len(data) != QUEUED_FIELDS_SIZE:
+        return None
+    fields = _STORED.unpack(data)
+    version, lane, seq, attempts, recovery_count, _, _, check = fields
+    if (
+        check != _check_value(input_id, key, data[:-4])
+        or version != _FORMAT
+        or lane > 1
+        or seq < 0
+        or attempts < 0
+        or recovery_count < 0
+    ):
+        return None
+    return fields
+
+
+def queued_problem(input_id: str, key: str | None, data: bytes) -> str | None:
+    """What is wrong with the fields stored as ``data`` beside the row ``input_id`` (idempotency
+    key ``key`` as stored), or ``None`` if recovery can read the row from them."""
+    if _unpacked(input_id, key, data) is not None:
+        return None
+    if len(data) != QUEUED_FIELDS_SIZE:
+        return f"its recovery fields are {len(data)} bytes, not {QUEUED_FIELDS_SIZE}"
+    if int.from_bytes(data[-4:], "little") != _check_value(input_id, key, data[:-4]):
+        return "its recovery fields fail their check value (CRC-32 over them, the input id and the idempotency key)"
+    return "its recovery fields have an unknown format or a value out of range"
 
 
 def queued_fields(record: InputRecord, key: str | None) -> bytes | None:
     """The bytes stored beside the row of ``record`` (idempotency key ``key`` as stored) from
     which a restart recovers it without decoding the row, or ``None`` when the record is not a
     Queued durable input with nothing but its input and history (module docstring)."""
+    fields = _fields_of(record, key)
+    if fields is None or record.input.header.durability is Durability.EPHEMERAL:
+        return None
+    return fields
+
+
+def _fields_of(record: InputRecord, key: str | None) -> bytes | None:
+    """:func:`queued_fields` without its check of the durability (read from the input, the only
+    one that decodes a :class:`PackedRecord`)."""
     if (
         record.phase is not InputLifecycleState.QUEUED
         or record.last_run_id is not None
@@ -85,7 +130,6 @@ def queued_fields(record: InputRecord, key: str | None) -> bytes | None:
         or record.stored_input is not None
         or record.outcome is not None
         or record.last_error is not None
-        or record.input.header.durability is Durability.EPHEMERAL
     ):
         return None
     try:
@@ -124,32 +168,38 @@ def peek_queued(payload: bytes) -> QueuedFields | None:
 class PackedRecord(InputRecord):
     """A recovered Queued input whose row is decoded on first use (module docstring)."""
 
-    __slots__ = ("packed", "packed_id", "packed_key", "runtime_id")
+    __slots__ = ("packed", "packed_check", "packed_fields", "packed_id", "packed_key", "packed_sum", "runtime_id")
 
     packed: bytes | None
+    """The row's payload, until it is decoded."""
     packed_id: InputId
     packed_key: str | None
+    packed_fields: bytes | None
+    """The fields to write the row back with, without decoding it (:meth:`add_fields`)."""
+    packed_sum: str | None
+    packed_check: PayloadCheck | None
+    """The store's check of ``packed`` with ``packed_sum`` (``InputRow.check``), until done."""
     runtime_id: str
 
     @classmethod
     def from_queued(cls, runtime_id: str, row: InputRow) -> PackedRecord | None:
         """The record of an active row stored with its :func:`queued_fields`, read from them and
-        the row's columns without its payload; ``None`` when the row has none, or they do not
-        match their check value or their format (decode the row in full)."""
+        the row's columns without its payload (whose integrity check the store may have left
+        for the first decode, ``InputRow.check``); ``None`` when the row has none, or they do
+        not match their check value or their format (decode the row in full)."""
         data = row.queued
-        if data is None or len(data) != QUEUED_FIELDS_SIZE:
-            return None
-        body = data[:-4]
         input_id, key = row.input_id, row.idempotency_key
-        if int.from_bytes(data[-4:], "little") != _check_value(input_id, key, body):
+        fields = None if data is None else _unpacked(input_id, key, data)
+        if fields is None:
             return None
-        version, lane, seq, attempts, recovery_count, created_at, updated_at = _FIELDS.unpack(body)
-        if version != _FORMAT or lane > 1 or seq < 0 or attempts < 0 or recovery_count < 0:
-            return None
+        _, lane, seq, attempts, recovery_count, created_at, updated_at, _ = fields
         rec = cls.__new__(cls)
         rec.packed = row.payload
         rec.packed_id = InputId(input_id)
         rec.packed_key = key
+        rec.packed_fields = None
+        rec.packed_sum = row.checksum
+        rec.packed_check = row.check
         rec.runtime_id = runtime_id
         rec.phase = InputLifecycleState.QUEUED
         rec.lane = _CODE_LANES[lane]
@@ -167,13 +217,17 @@ class PackedRecord(InputRecord):
         return rec
 
     @classmethod
-    def from_row(cls, runtime_id: str, payload: bytes, fields: QueuedFields) -> PackedRecord:
-        """The record of a row :func:`peek_queued` read (``ValueError``/``UnicodeDecodeError``
-        if a field does not convert: decode that row in full)."""
+    def from_row(cls, runtime_id: str, row: InputRow, fields: QueuedFields) -> PackedRecord:
+        """The record of a row :func:`peek_queued` read from its (verified) payload
+        (``ValueError``/``UnicodeDecodeError`` if a field does not convert: decode that row in
+        full)."""
         rec = cls.__new__(cls)
-        rec.packed = payload
+        rec.packed = row.verified_payload()
         rec.packed_id = InputId(fields[0].decode())
         rec.packed_key = None if fields[10] is None else fields[10].decode()
+        rec.packed_fields = None
+        rec.packed_sum = None
+        rec.packed_check = None
         rec.runtime_id = runtime_id
         rec.phase = InputLifecycleState.QUEUED
         rec.lane = _LANES[fields[1]]
@@ -201,12 +255,13 @@ class PackedRecord(InputRecord):
 
     def unpack(self) -> None:
         """Decode the row now (a no-op once decoded); ``RecoveryCorruption`` names the input if
-        the row does not decode as the input it was recovered as."""
+        its payload fails the integrity check the store left for now (``CorruptInputRow``, also
+        a ``Corrupt``), or does not decode as the input it was recovered as."""
         payload = self.packed
         if payload is None:
             return
         try:
-            full = decode_record(payload)
+            full = decode_record(self._verified(payload))
         except RowFormatError as exc:
             raise self._corruption(str(exc)) from None
         if full.input_id != self.packed_id or full.phase is not InputLifecycleState.QUEUED:
@@ -226,7 +281,38 @@ class PackedRecord(InputRecord):
             raise self._corruption("does not hold the fields it was recovered with")
         _INPUT_SLOT.__set__(self, full.input)
         _HISTORY_SLOT.__set__(self, full.history)
-        self.packed = None
+        self.packed = self.packed_fields = self.packed_sum = None
+
+    def _verified(self, payload: bytes) -> bytes:
+        """``payload`` once the check the store left for later passed (``CorruptInputRow``, a
+        ``Corrupt`` and a ``RecoveryCorruption`` naming the input, if it fails)."""
+        check, checksum = self.packed_check, self.packed_sum
+        if check is not None and checksum is not None:
+            try:
+                check(self.packed_id, payload, checksum)
+            except Corrupt as exc:
+                raise CorruptInputRow(self.runtime_id, self.packed_id, exc.detail) from None
+            self.packed_check = None
+        return payload
+
+    def stored_row(self) -> InputRow | None:
+        """For a record still packed that :meth:`add_fields` gave fields and that has not changed
+        since (its fields are still those): the row to store for it, its payload as stored with
+        those fields, without decoding it; else ``None`` (decode and encode it)."""
+        payload, fields = self.packed, self.packed_fields
+        if payload is None or fields is None or fields != _fields_of(self, self.packed_key):
+            return None
+        return InputRow(self.packed_id, self._verified(payload), None, self.packed_key, self.admission_seq, fields)
+
+    def add_fields(self) -> bool:
+        """For a row read from its payload's start (stored without fields beside it, by an older
+        release): let it be written back with its fields and its payload unchanged
+        (:meth:`stored_row`); ``False`` if it would carry none."""
+        fields = _fields_of(self, self.packed_key)
+        if self.packed is None or fields is None:
+            return False
+        self.packed_fields = fields
+        return True
 
     def _corruption(self, what: str) -> RecoveryCorruption:
         return RecoveryCorruption(

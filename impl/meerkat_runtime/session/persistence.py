@@ -41,7 +41,7 @@ from typing import NamedTuple, TypeGuard, TypeVar
 from meerkat_runtime.session.claims import SessionClaim
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import BoundaryWrite, Plan, RowsWrite
-from meerkat_runtime.session.packed_record import queued_fields
+from meerkat_runtime.session.packed_record import PackedRecord, queued_fields
 from meerkat_runtime.session.row_codec import (
     LifecycleRecord,
     RowFormatError,
@@ -73,6 +73,10 @@ def row_of(record: InputRecord, payload: bytes) -> InputRow:
 
 
 def encode_row(record: InputRecord) -> InputRow:
+    """The stored row of ``record`` (a record recovered without decoding its row and unchanged
+    since: that row, :meth:`~meerkat_runtime.session.packed_record.PackedRecord.stored_row`)."""
+    if isinstance(record, PackedRecord) and (row := record.stored_row()) is not None:
+        return row
     return row_of(record, encode_record(record))
 
 

@@ -76,3 +76,17 @@ def verified_payload(table: str, runtime_id: str, key: str, payload: object, che
     if not isinstance(checksum, str) or checksum != row_checksum(table, runtime_id, key, data):
         raise Corrupt(runtime_id, f"row {row_label(table, key)} failed its integrity check (checksum mismatch)")
     return data
+
+
+class DeferredCheck:
+    """The check of payloads a read returned before verifying them
+    (:class:`~meerkat_runtime.store.records.PayloadCheck`): one per read, shared by its rows."""
+
+    __slots__ = ("runtime_id", "table")
+
+    def __init__(self, table: str, runtime_id: str) -> None:
+        self.table = table
+        self.runtime_id = runtime_id
+
+    def __call__(self, input_id: str, payload: bytes, checksum: str) -> None:
+        verified_payload(self.table, self.runtime_id, input_id, payload, checksum)

@@ -52,10 +52,13 @@ Finished inputs and compaction (restarts follow the backlog, not history):
   (``WriteFailed``). A row with ``finished_at`` set is *finished* (its input is terminal), else
   *active*.
 * ``load_active_input_states`` returns only the active rows (checksums verified), ordered by
-  input id; ``load_finished_inputs`` lists the finished rows without reading their payloads
-  (id, ``finished_at``, key, admission position), oldest ``finished_at`` first (ties by input
-  id). Both are a read of that subset only: a restart reads the backlog, not history. Together
-  they are every row ``load_input_states`` returns.
+  input id; a store may return a row carrying ``queued`` before verifying its payload, with
+  ``InputRow.check`` and ``InputRow.checksum`` set (``InputRow.verified_payload()`` performs the
+  check: a restart need not decode, nor check, a row it recovers from ``queued``), and a write
+  checks such a row's payload before storing it; ``load_finished_inputs`` lists the finished
+  rows without reading their payloads (id, ``finished_at``, key, admission position), oldest
+  ``finished_at`` first (ties by input id). Both are a read of that subset only: a restart
+  reads the backlog, not history. Together they are every row ``load_input_states`` returns.
 * ``load_input_state`` reads one row by id (checksum verified), ``None`` if there is none.
 * ``compact_inputs`` deletes the named finished rows in one transaction and returns how many
   it deleted; a name with no row is skipped (so a retry after an unknown outcome is harmless);

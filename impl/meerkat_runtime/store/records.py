@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple, Protocol
 
 from meerkat_runtime.vocab.json_limits import load_json
+
+
+class PayloadCheck(Protocol):
+    """A store's integrity check of a payload it returned unverified: returns if ``payload``
+    matches ``checksum`` (the check value stored with the row ``input_id``), else raises
+    ``Corrupt`` naming the row."""
+
+    def __call__(self, input_id: str, payload: bytes, checksum: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +30,12 @@ class InputRow:
     finished (``finished_at``, runtime clock; ``None`` while it is active), its idempotency key,
     its admission position and, for an input waiting to run, ``queued``: the fields a restart
     recovers it from without reading the payload (bytes the runtime writes and reads; ``None``
-    for any other row). A store keeps these beside the payload and never derives them from it."""
+    for any other row). A store keeps these beside the payload and never derives them from it.
+
+    ``check`` and ``checksum`` are set only on a row a store returned before verifying its
+    payload (``load_active_input_states`` may do so for a row carrying ``queued``, which a
+    restart need not decode): :meth:`verified_payload` performs the check. They take no part in
+    comparisons, and a store ignores them on a write (after checking the payload with them)."""
 
     input_id: str
     payload: bytes
@@ -30,6 +43,48 @@ class InputRow:
     idempotency_key: str | None = None
     admission_seq: int | None = None
     queued: bytes | None = None
+    checksum: str | None = field(default=None, compare=False, repr=False)
+    check: PayloadCheck | None = field(default=None, compare=False, repr=False)
+
+    def verified_payload(self) -> bytes:
+        """The payload, its integrity verified now if the store deferred it (``Corrupt`` naming
+        the row when it fails)."""
+        check, checksum = self.check, self.checksum
+        if check is not None and checksum is not None:
+            check(self.input_id, self.payload, checksum)
+        return self.payload
+
+
+_new = object.__new__
+(
+    _set_input_id,
+    _set_payload,
+    _set_finished_at,
+    _set_key,
+    _set_seq,
+    _set_queued,
+    _set_checksum,
+    _set_check,
+) = (InputRow.__dict__[f.name].__set__ for f in fields(InputRow))
+
+
+def unverified_row(
+    input_id: str, payload: bytes, key: str | None, seq: int | None, queued: bytes, checksum: str, check: PayloadCheck
+) -> InputRow:
+    """``InputRow(input_id, payload, None, key, seq, queued, checksum, check)``: an active row
+    returned before its payload is verified, built by setting its fields directly (a frozen
+    dataclass's ``__init__`` sets each through ``object.__setattr__``, about twice the cost,
+    and a restart builds one per pending row)."""
+    row: InputRow = _new(InputRow)
+    _set_input_id(row, input_id)
+    _set_payload(row, payload)
+    _set_finished_at(row, None)
+    _set_key(row, key)
+    _set_seq(row, seq)
+    _set_queued(row, queued)
+    _set_checksum(row, checksum)
+    _set_check(row, check)
+    return row
 
 
 class FinishedInput(NamedTuple):

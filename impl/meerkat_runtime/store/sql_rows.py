@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import checksum_prefix, row_checksum, row_label, verified_payload
+from meerkat_runtime.store.integrity import DeferredCheck, checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
-from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow
+from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, unverified_row
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
 from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
 
@@ -103,10 +103,13 @@ def stored_row(
 
 
 def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
-    """The input rows of ``(input_id, payload, checksum, finished_at, key, seq, queued)`` rows,
-    each payload's checksum verified (``Corrupt`` naming the first damaged row): the common
-    well-typed active row is checked in one short pass (a restart reads the whole backlog),
-    any other through :func:`stored_row`."""
+    """The active input rows of ``(input_id, payload, checksum, finished_at, key, seq, queued)``
+    rows. A well-typed row carrying ``queued`` is returned with its payload's check deferred
+    (``InputRow.check``: a restart recovers it from ``queued`` and verifies the payload when the
+    row is first decoded); every other row's checksum is verified now (``Corrupt`` naming the
+    first damaged row), the common well-typed one in this short pass (a restart reads the whole
+    backlog), any other through :func:`stored_row`."""
+    check = DeferredCheck(INPUTS, runtime_id)
     prefix = checksum_prefix(INPUTS, runtime_id)
     found: list[InputRow] = []
     append = found.append
@@ -114,13 +117,17 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
     for row in rows:
         input_id, payload, checksum, finished_at, key, seq, queued = row
         if (
-            type(input_id) is str
-            and type(payload) is bytes
-            and finished_at is None
-            and (key is None or type(key) is str)
-            and (seq is None or type(seq) is int)
-            and (queued is None or type(queued) is bytes)
+            type(input_id) is not str
+            or type(payload) is not bytes
+            or finished_at is not None
+            or (key is not None and type(key) is not str)
+            or (seq is not None and type(seq) is not int)
+            or (queued is not None and type(queued) is not bytes)
         ):
+            append(stored_row(runtime_id, *row))
+        elif queued is not None and type(checksum) is str:
+            append(unverified_row(input_id, payload, key, seq, queued, checksum, check))
+        else:
             # checksum_from, inlined: the same digest (length-prefixed id, then the payload)
             h = copy()
             name = input_id.encode("utf-8", "surrogatepass")
@@ -131,8 +138,6 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
                     runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
                 )
             append(InputRow(input_id, payload, None, key, seq, queued))
-        else:
-            append(stored_row(runtime_id, *row))
     return found
 
 

@@ -28,7 +28,8 @@
   lease row inside its own transaction (rules in :mod:`meerkat_runtime.store.lease`). Lease
   expiries are in ``clock`` time (default ``time.time``, shared by every process on a host).
 * Every row carries a checksum bound to its table and key; a damaged row fails closed with
-  ``Corrupt`` naming the runtime id and the row.
+  ``Corrupt`` naming the runtime id and the row (for an active row carrying ``queued``,
+  ``load_active_input_states`` leaves that check to ``InputRow.verified_payload()``).
 * The schema version is checked on open: older files are migrated forward, newer ones are
   refused with ``VersionMismatch`` (see ``sqlite_schema``).
 * Damage is detected, never silent: before opening a file the write-ahead log is read

@@ -8,6 +8,9 @@
   read-write open, and without high-water marks to compare);
 * SQLite's own check (``PRAGMA integrity_check`` by default, ``quick_check`` on request);
 * every stored row against its checksum (and every receipt against its key);
+* given the runtime's check of the recovery fields stored beside a queued input's row
+  (``queued``; the store does not interpret them), every such value: one that fails is a
+  warning (``FileReport.warnings``), not a problem, as recovery then decodes the row in full;
 * every runtime's high-water mark against its rows counted twice: by a scan of each table and
   by the runtime-id index lookups recovery uses (an index that lost entries shows here).
 """
@@ -42,6 +45,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.store.validation import from_signed64, receipt_key
 from meerkat_runtime.vocab.errors import StoreError
+from meerkat_runtime.vocab.ids import CANONICAL_RUNTIME_PREFIX
 
 MAX_LISTED = 50
 """How many damaged rows a report lists (the count is always complete)."""
@@ -83,6 +87,8 @@ class FileReport:
     runtimes: tuple[RuntimeCheck, ...] = ()
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Damage recovery works around (``ok`` stays true): recovery fields that fail their check."""
 
     @property
     def ok(self) -> bool:
@@ -106,9 +112,17 @@ def read_only_connection(path: str) -> Iterator[tuple[sqlite3.Connection, str]]:
 
 Verifier = Callable[[str, str, tuple[object, ...]], str | None]
 
+FieldsCheck = Callable[[str, str | None, bytes], str | None]
+"""The runtime's check of a ``queued`` value: ``(input_id, idempotency_key, value)`` → what is
+wrong with it, or ``None``."""
+
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _sealed(table: str, rt: str, key: str, payload: object, checksum: object) -> str | None:
@@ -177,6 +191,26 @@ def _row_checks(conn: sqlite3.Connection, tables: set[str]) -> Iterator[tuple[st
                 yield QUARANTINE, str(rt), str(seq), why
 
 
+def _field_warnings(conn: sqlite3.Connection, check: FieldsCheck) -> Iterator[tuple[str, str, str]]:
+    """Every ``queued`` value ``check`` finds wrong, as ``(runtime id, input id, what)``."""
+    rows = conn.execute(
+        f"SELECT runtime_id, input_id, idempotency_key, queued FROM {INPUTS} WHERE queued IS NOT NULL "
+        "ORDER BY runtime_id, input_id"
+    )
+    for rt, input_id, key, value in rows:
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+        why = check(str(input_id), None if key is None else str(key), data)
+        if why is not None:
+            yield str(rt), str(input_id), why
+
+
+def _owner(runtime_id: str) -> str:
+    """How a finding names a runtime: ``session 'x'`` for a session's runtime id."""
+    if runtime_id.startswith(CANONICAL_RUNTIME_PREFIX) and len(runtime_id) > len(CANONICAL_RUNTIME_PREFIX):
+        return f"session {runtime_id[len(CANONICAL_RUNTIME_PREFIX) :]!r}"
+    return f"runtime {runtime_id!r}"
+
+
 def _counts(conn: sqlite3.Connection, tables: set[str], *, indexed: bool) -> dict[str, dict[str, int]]:
     """Rows per runtime and mark counter: by table scan, or (``indexed``) through each runtime's
     index lookup, as recovery reads them."""
@@ -222,8 +256,9 @@ def _runtimes(conn: sqlite3.Connection, tables: set[str]) -> list[RuntimeCheck]:
     return checks
 
 
-def check_file(path: str, *, integrity: IntegrityCheck = "full") -> FileReport:
-    """Examine the SQLite store at ``path`` (an existing file) without writing anything."""
+def check_file(path: str, *, integrity: IntegrityCheck = "full", fields_check: FieldsCheck | None = None) -> FileReport:
+    """Examine the SQLite store at ``path`` (an existing file) without writing anything; with
+    ``fields_check``, also every ``queued`` value (warnings)."""
     problems: list[str] = []
     notes: list[str] = []
     files = read_file_set(path)
@@ -241,7 +276,7 @@ def check_file(path: str, *, integrity: IntegrityCheck = "full") -> FileReport:
             notes.append("the log ends in an unfinished commit (a crash while writing it): not damage, it is discarded")
     try:
         with read_only_connection(path) as (conn, how):
-            return _examine(conn, how, path, integrity, files.in_use, wal, problems, notes)
+            return _examine(conn, how, path, integrity, files.in_use, wal, problems, notes, fields_check)
     except sqlite3.DatabaseError as exc:
         problems.append(f"the file cannot be read as an SQLite database: {exc}")
     return FileReport(path, files.in_use, wal, problems=tuple(problems), notes=tuple(notes))
@@ -256,6 +291,7 @@ def _examine(
     wal: WalReport | None,
     problems: list[str],
     notes: list[str],
+    fields_check: FieldsCheck | None,
 ) -> FileReport:
     conn.execute("BEGIN")
     version = stored_version(conn)
@@ -276,6 +312,12 @@ def _examine(
     damaged = [f"{t}[{rt}{'/' + key if key else ''}]: {why}" for t, rt, key, why in _row_checks(conn, tables)]
     if damaged:
         problems.append(f"{len(damaged)} row(s) failed their integrity check")
+    warnings: list[str] = []
+    if fields_check is not None and "queued" in _columns(conn, INPUTS):
+        warnings = [
+            f"{_owner(rt)}: input {input_id!r}: {why} (recovery decodes the row in full)"
+            for rt, input_id, why in _field_warnings(conn, fields_check)
+        ]
     runtimes: list[RuntimeCheck] = []
     if HIGH_WATER in tables:
         runtimes = _runtimes(conn, tables)
@@ -295,4 +337,5 @@ def _examine(
         runtimes=tuple(runtimes),
         problems=tuple(problems),
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )

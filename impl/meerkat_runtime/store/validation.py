@@ -12,7 +12,7 @@ from typing import TypeGuard
 
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
-from meerkat_runtime.vocab.errors import StoreError
+from meerkat_runtime.vocab.errors import Corrupt, StoreError
 from meerkat_runtime.vocab.settings import MAX_SECONDS
 
 MAX_SEQUENCE = (1 << 64) - 1
@@ -67,7 +67,8 @@ def check_bytes(runtime_id: str, what: str, value: object, error: type[StoreErro
 
 
 def check_rows(runtime_id: str, rows: Sequence[InputRow], error: type[StoreError]) -> list[InputRow]:
-    """Every row is an ``InputRow`` with a non-empty string id and bytes payload."""
+    """Every row is an ``InputRow`` with a non-empty string id and bytes payload (and, if it
+    was read without its payload being verified, a payload that passes the check now)."""
     checked: list[InputRow] = []
     for index, row in enumerate(rows):
         if not isinstance(row, InputRow):
@@ -76,6 +77,10 @@ def check_rows(runtime_id: str, rows: Sequence[InputRow], error: type[StoreError
             raise error(runtime_id, f"rows[{index}].input_id must be a non-empty UTF-8 string")
         check_bytes(runtime_id, f"rows[{index}] ({row.input_id!r}).payload", row.payload, error)
         _check_row_index(runtime_id, f"rows[{index}] ({row.input_id!r})", row, error)
+        try:
+            row.verified_payload()  # a row read back unverified is not written before it is checked
+        except Corrupt as exc:
+            raise error(runtime_id, f"rows[{index}] ({row.input_id!r}) was read unverified: {exc.detail}") from exc
         checked.append(row)
     return checked
 

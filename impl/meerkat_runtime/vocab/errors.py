@@ -286,6 +286,20 @@ class RecoveryCorruption(RuntimeDriverError):
         self.input_id = input_id
 
 
+class CorruptInputRow(Corrupt, RecoveryCorruption):  # type: ignore[misc]  # runtime_id: always a str here
+    """An input row whose payload failed its integrity check when it was first decoded (a store
+    may return a queued input's row before checking it; a restart reads such rows without
+    decoding them). A ``Corrupt`` (``store_corrupt``), as it would have been when the row was
+    read, that also names the input as a ``RecoveryCorruption`` does (``input_id``): the run loop
+    stops before staging it, and the row can be quarantined."""
+
+    kind: ClassVar[str] = "store_corrupt"
+
+    def __init__(self, runtime_id: str, input_id: str, detail: str) -> None:
+        Corrupt.__init__(self, runtime_id, detail)
+        self.input_id = input_id
+
+
 class InvalidRuntimeTransition(RuntimeDriverError):
     kind: ClassVar[str] = "invalid_runtime_transition"
 

@@ -16,11 +16,13 @@ Rules (docs/semantics.md, "Crash recovery"):
   are read when something asks for one (a duplicate key's stored outcome, ``input_state``).
   A row the store lists as active that decodes as finished (written by an older release,
   without its finished-input columns) is taken as finished and written back with them;
-* Queued rows are not decoded either: the fields recovery checks are read from the text
+* Queued rows are not decoded either: the fields recovery checks are read from the bytes
   stored beside the row (``InputRow.queued``; for a row an older release wrote, from the
-  row's start) and the rest is decoded when first used
-  (:mod:`~meerkat_runtime.session.packed_record`; ``lazy=False`` decodes every row now, as
-  the repair tooling's diagnosis does);
+  row's start) and the rest is decoded, and the payload's checksum verified if the store left
+  that for later, when first used (:mod:`~meerkat_runtime.session.packed_record`;
+  ``lazy=False`` decodes every row now, as the repair tooling's diagnosis does). A row read
+  without usable fields beside it is written back with them by the registration's write-back
+  (not ``in_place``; its payload unchanged), so the next restart reads its fields;
 * ephemeral inputs are dropped (an ephemeral input's finished row is listed without its key,
   and observations do not show it after a restart);
 * what was loaded must agree with the runtime's high-water mark (the lifecycle record present
@@ -47,10 +49,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from meerkat_runtime.session.core.ledger import FinishedRef, InputLedger, InputRecord, Lane
 from meerkat_runtime.session.core.session_core import SessionCore
-from meerkat_runtime.session.packed_record import PackedRecord, QueuedFields, peek_queued
+from meerkat_runtime.session.packed_record import PackedRecord, QueuedFields, peek_queued, queued_fields
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle, decode_record
 from meerkat_runtime.store.high_water import HighWater, compare_session
 from meerkat_runtime.store.records import FinishedInput, InputRow
@@ -140,19 +143,24 @@ def recover_session(
     halted = phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED)
     records, stored, keys = ledger.records, result.stored, ledger.keys
     from_queued = PackedRecord.from_queued
+    unfielded: list[str] = []
+    top = ledger.next_admission_seq
     for row in rows:
         packed: PackedRecord | None = None
         if lazy and row.finished_at is None:
             # a Queued row read without decoding it: from the fields stored beside it, else
-            # (a row an older release wrote) from the start of its payload
+            # (a row an older release wrote, or fields that fail their check) from the start
+            # of its payload, or decoded below
             packed = None if row.queued is None else from_queued(runtime_id, row)
-            if packed is None and (fast := _packed(runtime_id, row)) is not None:
-                fields, packed = fast
-                if PackedRecord.durability(fields) is Durability.EPHEMERAL and (
-                    not in_place or (live is not None and packed.packed_id not in live)
-                ):
-                    result.dropped_ephemeral += 1
-                    continue
+            if packed is None:
+                unfielded.append(row.input_id)
+                if (fast := _packed(runtime_id, row)) is not None:
+                    fields, packed = fast
+                    if PackedRecord.durability(fields) is Durability.EPHEMERAL and (
+                        not in_place or (live is not None and packed.packed_id not in live)
+                    ):
+                        result.dropped_ephemeral += 1
+                        continue
         if packed is not None:  # the same checks as a decoded row's
             input_id = packed.packed_id
             seq = packed.admission_seq
@@ -167,11 +175,11 @@ def recover_session(
                     _claim_key(runtime_id, ledger, input_id, key)  # raises: the key is taken
                 keys[key] = input_id
             records[input_id] = packed
-            if seq >= ledger.next_admission_seq:
-                ledger.next_admission_seq = seq + 1
+            if seq >= top:
+                top = seq + 1
             continue
         try:
-            rec = decode_record(row.payload)
+            rec = decode_record(row.verified_payload())
         except RowFormatError as exc:
             raise corruption(runtime_id, f"input row {row.input_id!r}: {exc}", row.input_id) from None
         if rec.input_id != row.input_id:
@@ -196,29 +204,51 @@ def recover_session(
         ledger.records[rec.input_id] = rec
         if rec.phase.is_terminal:
             ledger.note_finished(rec)
-        ledger.next_admission_seq = max(ledger.next_admission_seq, rec.admission_seq + 1)
+        top = max(top, rec.admission_seq + 1)
+    ledger.next_admission_seq = top
+    if unfielded and not in_place:
+        _write_fields_back(ledger, stored, unfielded)
     for rec in result.changed:
         ledger.mark(rec.input_id)
     for rec in result.relisted:
         ledger.mark(rec.input_id)
-    queued.sort(key=lambda r: r.admission_seq)
-    lanes = {lane: ledger.lane(lane) for lane in Lane}
-    for rec in queued:
-        lanes[rec.lane].append(rec.input_id)
+    queued.sort(key=attrgetter("admission_seq"))
+    queue, steer = ledger.queue, ledger.steer
+    for rec in queued:  # (an identity test: an enum's hash is a Python call)
+        (steer if rec.lane is Lane.STEER else queue).append(rec.input_id)
     return result
 
 
 def _packed(runtime_id: str, row: InputRow) -> tuple[QueuedFields, PackedRecord] | None:
-    """A Queued row read without decoding it (:mod:`~meerkat_runtime.session.packed_record`),
-    or ``None``: decode it in full."""
-    fields = peek_queued(row.payload)
+    """A Queued row read without decoding it from the start of its payload (checksum verified
+    first; :mod:`~meerkat_runtime.session.packed_record`), or ``None``: decode it in full."""
+    fields = peek_queued(row.verified_payload())
     if fields is None:
         return None
     try:
-        packed = PackedRecord.from_row(runtime_id, row.payload, fields)
+        packed = PackedRecord.from_row(runtime_id, row, fields)
     except (ValueError, UnicodeDecodeError):
         return None
     return (fields, packed) if packed.packed_id == row.input_id else None
+
+
+def _write_fields_back(ledger: InputLedger, stored: dict[InputId, bytes], input_ids: list[str]) -> None:
+    """Rows recovered without usable fields beside them (an older release's, or fields that
+    failed their check) whose record would have them are written back by the registration's
+    write-back, in its transaction, with them: marked dirty and not remembered as written. A
+    row read from its payload's start keeps its payload as stored (it is not decoded now)."""
+    records = ledger.records
+    for input_id in input_ids:
+        rec = records.get(InputId(input_id))
+        if rec is None:
+            continue
+        if isinstance(rec, PackedRecord):
+            with_fields = rec.add_fields()
+        else:
+            with_fields = queued_fields(rec, rec.input.header.idempotency_key) is not None
+        if with_fields:
+            ledger.mark(rec.input_id)
+            stored.pop(rec.input_id, None)
 
 
 def _check_active(
