@@ -32,20 +32,31 @@ from typing import Any, TypeVar, cast
 T = TypeVar("T")
 
 
-class _Resumed:
-    """Awaiting this resumes ``coro``, which suspended on ``first``: ``first`` is yielded to
-    the task first (so it waits for what ``coro`` waited for), then every value sent or
-    exception thrown in goes to ``coro``."""
+class _Suspended:
+    """A coroutine ``coro`` suspended on ``first`` (what it awaited), to be awaited once."""
 
     __slots__ = ("_coro", "_first")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], first: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
         self._coro = coro
         self._first = first
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self._coro, self._first
+    def _take(self) -> tuple[Coroutine[Any, Any, Any], Any]:
+        """The coroutine and what it awaited (dropped here, so it is not kept alive twice)."""
+        coro, first = self._coro, self._first
         self._first = None
+        return coro, first
+
+
+class _Resumed(_Suspended):
+    """Awaiting this resumes the suspended coroutine in the awaiting task: ``first`` is yielded
+    to the task first (so it waits for what ``coro`` waited for), then every value sent or
+    exception thrown in goes to ``coro``."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._take()
         while True:
             try:
                 sent = yield pending
@@ -104,21 +115,16 @@ def _completes(proxy: asyncio.Future[None]) -> Callable[[asyncio.Future[Any]], N
     return complete
 
 
-class _Driven:
-    """Awaiting this drives ``coro`` (suspended on ``first``) from the awaiting task: each future
-    ``coro`` awaits is waited for through a proxy future (cancelling the task cancels only the
-    proxy); an exception thrown into the task hands ``coro`` to a task of its own (awaiting what
-    it awaited) and is raised at once."""
+class _Driven(_Suspended):
+    """Awaiting this drives the suspended coroutine from the awaiting task: each future ``coro``
+    awaits is waited for through a proxy future (cancelling the task cancels only the proxy); an
+    exception thrown into the task hands ``coro`` to a task of its own (awaiting what it
+    awaited) and is raised at once."""
 
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self._coro = coro
-        self._first = first
+    __slots__ = ()
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self._coro, self._first
-        self._first = None
+        coro, pending = self._take()
         while True:
             if getattr(pending, "_asyncio_future_blocking", None) is not None:
                 proxy: asyncio.Future[None] = pending.get_loop().create_future()
