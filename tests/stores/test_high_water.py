@@ -22,6 +22,7 @@ from meerkat_runtime.store.high_water import (
     compare_ops,
     compare_session,
 )
+from meerkat_runtime.store.integrity import row_checksum
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.protocol import RuntimeStore
@@ -134,6 +135,32 @@ def test_a_damaged_mark_is_corrupt_for_reads_and_writes(tmp_path: Path) -> None:
         with pytest.raises(Corrupt, match=HIGH_WATER):
             store.persist_input_state(RT, InputRow("b", b"1"))
         assert store.load_input_states(RT) == [InputRow("a", b"1")]  # the write changed nothing
+
+
+def test_a_mark_another_writer_moved_is_read_not_overwritten_from_memory(tmp_path: Path) -> None:
+    """The write path replaces the mark it last wrote with one compare-and-set statement; a row
+    that differs (another process advanced it, or it was damaged) is read and checked instead."""
+    path = tmp_path / "m.db"
+    with SqliteRuntimeStore(path) as store:
+        store.persist_input_state(RT, InputRow("a", b"1"))
+        store.persist_input_state(RT, InputRow("b", b"1"))
+        mine = store.load_high_water(RT)
+        assert mine is not None and (mine.writes, mine.inputs) == (2, 2)
+        # Another process advanced the mark (a valid row, its checksum right): counted from there.
+        moved = HighWater(RT, writes=40, inputs=2, receipts=3)
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute(
+            f"UPDATE {HIGH_WATER} SET writes = ?, receipts = ?, checksum = ? WHERE runtime_id = ?",
+            (40, 3, row_checksum(HIGH_WATER, RT, "", moved.payload()), RT),
+        )
+        store.persist_input_state(RT, InputRow("c", b"1"))
+        assert store.load_high_water(RT) == advance(moved, RT, MarkStep(inputs_added=1))
+        # The counters this process last wrote, but a damaged checksum: refused, nothing written.
+        raw.execute(f"UPDATE {HIGH_WATER} SET checksum = 'x' || checksum WHERE runtime_id = ?", (RT,))
+        raw.close()
+        with pytest.raises(Corrupt, match=HIGH_WATER):
+            store.persist_input_state(RT, InputRow("d", b"1"))
+        assert [r.input_id for r in store.load_input_states(RT)] == ["a", "b", "c"]
 
 
 def test_compare_names_every_count_that_disagrees() -> None:

@@ -114,6 +114,44 @@ def test_a_damaged_sqlite_lease_row_fails_closed(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_new_row_is_fenced_against_the_lease_row_as_it_is_now(tmp_path: Path) -> None:
+    """A new input row is inserted by one statement that checks the lease row itself, against the
+    row this process last verified: a lease row changed behind the store's back since (a new
+    holder, a damaged checksum, a lease claimed on an unleased runtime) is read and checked, and
+    the write is refused with nothing written."""
+    path = tmp_path / "s.sqlite3"
+    clock = ManualClock(100.0)
+    store = SqliteRuntimeStore(path, clock=clock)
+    other = SqliteRuntimeStore(path, clock=clock)
+    try:
+        lease = store.claim_lease(RT, "A", 5)
+        store.persist_input_state(RT, InputRow("a", b"1"), fence=lease.fence)  # the lease row verified
+        store.persist_input_state(RT, InputRow("b", b"1"), fence=lease.fence)  # one guarded statement
+        clock.advance(5)
+        taken = other.claim_lease(RT, "B", 60)  # expired: another holder, token moved on
+        with pytest.raises(OwnershipLost):
+            store.persist_input_state(RT, InputRow("c", b"1"), fence=lease.fence)
+        store.persist_input_state(RT, InputRow("d", b"1"), fence=taken.fence)
+        store.persist_input_state(RT, InputRow("e", b"1"), fence=taken.fence)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"UPDATE {LEASES} SET checksum = 'x' || checksum WHERE runtime_id = ?", (RT,))
+        conn.close()
+        with pytest.raises(Corrupt, match=LEASES):
+            store.persist_input_state(RT, InputRow("f", b"1"), fence=taken.fence)
+        assert [r.input_id for r in store.load_input_states(RT)] == ["a", "b", "d", "e"]
+        free = "rt:session:unleased"
+        store.persist_input_state(free, InputRow("a", b"1"))  # no fence, no lease: one statement
+        other.claim_lease(free, "B", 60)
+        with pytest.raises(OwnershipLost):
+            store.persist_input_state(free, InputRow("b", b"1"))
+        assert [r.input_id for r in store.load_input_states(free)] == ["a"]
+        mark = store.load_high_water(free)
+        assert mark is not None and (mark.writes, mark.inputs) == (1, 1)
+    finally:
+        other.close()
+        store.close()
+
+
 class _CommitFails(sqlite3.Connection):
     """A connection whose COMMIT reports an I/O error: ``after`` the commit took effect (the
     acknowledgement was lost) or before it (the transaction is still open)."""

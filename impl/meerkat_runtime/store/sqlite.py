@@ -25,7 +25,9 @@
   error while the commit was being made durable) raises ``WriteOutcomeUnknown``; every other
   failure means nothing was written.
 * Ownership: leases live in ``runtime_leases``; every write checks its fence against the
-  lease row inside its own transaction (rules in :mod:`meerkat_runtime.store.lease`). Lease
+  lease row inside its own transaction (rules in :mod:`meerkat_runtime.store.lease`). A new
+  input row whose fence is known to hold is inserted by one statement that checks the lease row
+  itself (:func:`_lease_guard`); anything else reads and checks the lease row first. Lease
   expiries are in ``clock`` time (default ``time.time``, shared by every process on a host).
 * Every row carries a checksum bound to its table and key; a damaged row fails closed with
   ``Corrupt`` naming the runtime id and the row (for an active row carrying ``queued``,
@@ -165,6 +167,16 @@ _UPDATE_INPUT = (
     "queued = ? WHERE runtime_id = ? AND input_id = ?"
 )
 
+_GUARDED_INSERT = (
+    f"INSERT INTO {INPUTS} ({_INPUT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {{}} "
+    "ON CONFLICT (runtime_id, input_id) DO NOTHING"
+)
+_INSERT_INPUT_UNLEASED = _GUARDED_INSERT.format(f"NOT EXISTS (SELECT 1 FROM {LEASES} WHERE runtime_id = ?)")
+_INSERT_INPUT_LEASED = _GUARDED_INSERT.format(
+    f"EXISTS (SELECT 1 FROM {LEASES} WHERE runtime_id = ? AND owner = ? AND token = ? AND expires_at = ? "
+    "AND checksum = ?)"
+)
+
 InputParams = tuple[str, str, bytes, str, float | None, str | None, int | None, bytes | None]
 """One input row's statement parameters: runtime id, input id, payload, checksum, finished-at,
 idempotency key, admission position, recovery fields of a queued input."""
@@ -183,6 +195,61 @@ def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[InputParams])
     added = new_inputs(conn, rt, (p[1] for p in params))
     conn.executemany(_UPSERT_INPUT, params)
     return added
+
+
+def _lease_guard(rt: str, fence: Fence | None) -> tuple[str, tuple[object, ...]] | None:
+    """An insert of one input row that writes only if ``fence`` passes the lease check, with the
+    parameters of that check (after the row's own): without a fence, when ``rt`` has no lease
+    row; with one, when the lease row is exactly the row this process last verified (checksum
+    included) and that lease matches the fence — so a row it writes passed the same check
+    :func:`fence_refusal` makes. ``None`` when nothing is known to guard with (no such row)."""
+    if fence is None:
+        return _INSERT_INPUT_UNLEASED, (rt,)
+    known = _checked_leases.get(rt)
+    if known is None or known[1].owner != fence.owner or known[1].token != fence.token:
+        return None
+    return _INSERT_INPUT_LEASED, (rt, *known[0])
+
+
+def _update_or_insert(conn: sqlite3.Connection, rt: str, params: InputParams) -> int:
+    """Store one input row, trying the update first (the row most likely exists); returns 1 if
+    it was new."""
+    _, input_id, payload, checksum, finished_at, key, position, queued = params
+    if conn.execute(_UPDATE_INPUT, (payload, checksum, finished_at, key, position, queued, rt, input_id)).rowcount:
+        return 0
+    conn.execute(_INSERT_INPUT, params)
+    return 1
+
+
+class _InputWrite:
+    """The body of ``persist_input_state``: store one input row and advance the mark. Called
+    after the fence check as any body; :meth:`guarded` instead writes a new row with the fence
+    check in the same statement, when the check can be expressed over the lease row."""
+
+    __slots__ = ("params", "rt")
+
+    def __init__(self, rt: str, params: InputParams) -> None:
+        self.rt = rt
+        self.params = params
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        advance_mark(conn, self.rt, MarkStep(inputs_added=_upsert_inputs(conn, self.rt, [self.params])))
+
+    def guarded(self, conn: sqlite3.Connection, fence: Fence | None) -> bool | None:
+        """Insert the row with :func:`_lease_guard`: ``True`` if it was written (the mark
+        advanced), ``False`` if not (the row exists, or the lease row is not the one known:
+        check the fence, then :meth:`unguarded`), ``None`` if nothing is known to guard with."""
+        guard = _lease_guard(self.rt, fence)
+        if guard is None:
+            return None
+        if conn.execute(guard[0], (*self.params, *guard[1])).rowcount != 1:
+            return False
+        advance_mark(conn, self.rt, MarkStep(inputs_added=1))
+        return True
+
+    def unguarded(self, conn: sqlite3.Connection) -> None:
+        """After :meth:`guarded` wrote nothing and the fence passed: the row most likely exists."""
+        advance_mark(conn, self.rt, MarkStep(inputs_added=_update_or_insert(conn, self.rt, self.params)))
 
 
 _checked_leases: dict[str, tuple[tuple[object, ...], Lease]] = {}
@@ -745,10 +812,16 @@ class SqliteRuntimeStore:
         checked = v.check_fence(runtime_id, fence, WriteFailed)
 
         def fenced(conn: sqlite3.Connection) -> None:
+            guarded = body.guarded(conn, checked) if isinstance(body, _InputWrite) else None
+            if guarded:
+                return
             refusal = fence_refusal(runtime_id, _stored_lease(conn, runtime_id), checked, what)
             if refusal is not None:
                 raise refusal
-            body(conn)
+            if guarded is None:
+                body(conn)
+            else:
+                cast(_InputWrite, body).unguarded(conn)
 
         self._write(runtime_id, what, fenced)
 
@@ -773,13 +846,7 @@ class SqliteRuntimeStore:
     # --- inputs ---------------------------------------------------------------------------
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
-        params = self._input_params(rt, [row])
-
-        def body(conn: sqlite3.Connection) -> None:
-            added = _upsert_inputs(conn, rt, params)
-            advance_mark(conn, rt, MarkStep(inputs_added=added))
-
-        self._fenced_write(rt, "persist_input_state", fence, body)
+        self._fenced_write(rt, "persist_input_state", fence, _InputWrite(rt, self._input_params(rt, [row])[0]))
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)

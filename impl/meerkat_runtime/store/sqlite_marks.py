@@ -3,13 +3,18 @@
 One row per runtime in ``runtime_high_water`` holding the counters of
 :class:`~meerkat_runtime.store.high_water.HighWater` and a checksum over them, bound to the
 runtime id like every row (a damaged mark is ``Corrupt``). A write advances it with one read
-(primary-key lookup) and one upsert, after the write's own statements.
+(primary-key lookup) and one upsert, after the write's own statements — or, when the row is the
+one this process last wrote or verified for the runtime, with a single compare-and-set
+``UPDATE`` whose ``WHERE`` names every counter and the checksum of that row: it changes the row
+only if it still holds exactly those values (so its checksum is known to match), and a row that
+differs (another process wrote, damage, a rolled-back write) falls back to the read and upsert.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import cast
 
 from meerkat_runtime.store.high_water import HIGH_WATER_FIELDS, HighWater, MarkStep, advance
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
@@ -23,6 +28,14 @@ _UPSERT = (
     f"VALUES (?, {', '.join('?' * len(HIGH_WATER_FIELDS))}, ?) ON CONFLICT (runtime_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in (*HIGH_WATER_FIELDS, "checksum"))
 )
+_ADVANCE_IF_UNCHANGED = (
+    f"UPDATE {HIGH_WATER} SET "
+    + ", ".join(f"{name} = ?" for name in (*HIGH_WATER_FIELDS, "checksum"))
+    + " WHERE runtime_id = ? AND "
+    + " AND ".join(f"{name} = ?" for name in (*HIGH_WATER_FIELDS, "checksum"))
+)
+"""Replace a mark row that holds exactly the given counters and checksum (a compare-and-set);
+the counters are INTEGER and the checksum TEXT, so a value of another type never compares equal."""
 _IDS_PER_QUERY = 500
 
 
@@ -58,6 +71,14 @@ does not recompute it. A memo of checksums only, never of what a file holds."""
 
 def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> HighWater:
     """Advance the runtime's mark by ``step`` in the caller's transaction; returns the new mark."""
+    known = _checked.get(runtime_id)
+    if known is not None:
+        mark = advance(HighWater(runtime_id, *cast(tuple[int, ...], known[:-1])), runtime_id, step)
+        counters = mark.counters()
+        checksum = row_checksum(HIGH_WATER, runtime_id, "", mark.payload())
+        if conn.execute(_ADVANCE_IF_UNCHANGED, (*counters, checksum, runtime_id, *known)).rowcount == 1:
+            _checked[runtime_id] = (*counters, checksum)
+            return mark
     found = conn.execute(_SELECT, (runtime_id,)).fetchone()
     if found is None:
         current = None
