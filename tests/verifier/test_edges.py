@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.verifier.edges import Edges
@@ -21,6 +24,12 @@ def test_count_known_before_the_records_are_built() -> None:
     assert list(edges) == [(0, 1, "a", "t"), (1, 0, "b", "u")]
     assert edges == [(0, 1, "a", "t"), (1, 0, "b", "u")] and edges != [(0, 1, "a", "t")]
     assert edges == Edges(2, build) and calls == [1, 1]
+
+
+def test_pickled_as_the_list_of_its_records() -> None:
+    edges = Edges(1, lambda: [(0, 0, "a", "t")])
+    assert pickle.loads(pickle.dumps(edges)) == [(0, 0, "a", "t")]
+    assert copy.deepcopy(edges) == [(0, 0, "a", "t")]
 
 
 def test_a_wrong_count_is_reported() -> None:

@@ -64,5 +64,9 @@ class Edges(Sequence[Edge]):
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking like a list: unhashable
 
+    def __reduce__(self) -> tuple[type[list[Edge]], tuple[list[Edge]]]:
+        """Pickled (and copied) as the plain list of its records."""
+        return (list, (self.records(),))
+
     def __repr__(self) -> str:
         return f"Edges({self._count} records{'' if self.built else ', not built yet'})"
