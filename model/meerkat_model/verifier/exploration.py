@@ -3,7 +3,8 @@
 States are numbered in discovery (breadth-first) order; ``parents[i]`` is the index of the
 state ``i`` was first reached from (``-1`` for the initial state), so the path through
 parents is a shortest path. ``edges`` holds ``(source, target, action, transition)`` index
-records; :meth:`Exploration.graph` builds the networkx graph from them on demand.
+records (built on first use after a search: ``meerkat_model.verifier.edges``);
+:meth:`Exploration.graph` builds the networkx graph from them on demand.
 
 With symmetry reduction the stored states are canonical forms; an edge's action applies to
 its (canonical) source state and its target is the canonical form of the successor.
@@ -11,12 +12,14 @@ its (canonical) source state and its target is the canonical form of the success
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from meerkat_model.machine import Machine, TransitionDecl
+from meerkat_model.verifier.edges import Edge
 
-Edge = tuple[int, int, Any, str]
+__all__ = ["Coverage", "Edge", "Exploration", "Violation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ class Exploration:
     state_list: list[Any]
     depths: list[int]
     parents: list[int]
-    edge_list: list[Edge]
+    edge_list: Sequence[Edge]  # a list, or the search's lazily built Edges
     violations: list[Violation]
     stuck: list[int]
     coverage: Coverage

@@ -42,7 +42,8 @@ from typing import Any
 from meerkat_model.machine import Machine, Stepped
 from meerkat_model.verifier.declarations import NAME as DECLARED
 from meerkat_model.verifier.declarations import DeclarationCheck
-from meerkat_model.verifier.exploration import Coverage, Edge, Exploration, Violation
+from meerkat_model.verifier.edges import Edge, Edges
+from meerkat_model.verifier.exploration import Coverage, Exploration, Violation
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -89,7 +90,7 @@ def check_names(machine: Machine[Any, Any], *, check_describe: bool = False) -> 
     return tuple(dict.fromkeys(names))
 
 
-Merged = tuple[Sequence[Sequence[int]], list[Any], list[int], list[int], list[Edge]]
+Merged = tuple[Sequence[Sequence[int]], list[Any], list[int], list[int], Edges]
 """Final index of each partition's local states, and the global states, depths, parents and edges."""
 
 
@@ -505,11 +506,14 @@ def assemble(
 
 def _single(p: dict[str, Any]) -> Merged:
     """The records of the only partition: its local indexes are already final."""
-    ends = p["ends"]
-    runs = map(operator.sub, ends, [0, *ends[:-1]])
-    sources = chain.from_iterable(map(repeat, p["expanded"], runs))
-    edges: list[Edge] = list(zip(sources, p["edst"], p["eact"], p["etr"], strict=True))
-    return [range(p["states"])], p["state_list"], list(p["depths"]), list(p["parents"]), edges
+
+    def edges() -> list[Edge]:
+        ends = p["ends"]
+        runs = map(operator.sub, ends, [0, *ends[:-1]])
+        sources = chain.from_iterable(map(repeat, p["expanded"], runs))
+        return list(zip(sources, p["edst"], p["eact"], p["etr"], strict=True))
+
+    return [range(p["states"])], p["state_list"], list(p["depths"]), list(p["parents"]), Edges(len(p["edst"]), edges)
 
 
 def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
@@ -539,6 +543,12 @@ def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
     for w, p in enumerate(parts):
         for local, parent in zip(finals[w], map(by_gid.__getitem__, p["parents"]), strict=True):
             parents_out[local] = parent
+    count = sum(len(p["edst"]) for p in parts)
+    return finals, state_list, depths_out, parents_out, Edges(count, lambda: _merged_edges(parts, n, finals))
+
+
+def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) -> list[Edge]:
+    """The edge records of ``n`` partitions whose local states got the final indexes ``finals``."""
     # edges: a local target is its local index, a remote one is -1 - (slot * n + owner);
     # one lookup table per partition answers both (negative indexes count from the end)
     tables: list[list[int]] = []
@@ -567,4 +577,4 @@ def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
             sources = chain.from_iterable(map(repeat, map(finals[w].__getitem__, expanded[first:last]), runs))
             targets = map(tables[w].__getitem__, p["edst"][lo:hi])
             edges.extend(zip(sources, targets, p["eact"][lo:hi], p["etr"][lo:hi], strict=True))
-    return finals, state_list, depths_out, parents_out, edges
+    return edges
