@@ -128,3 +128,13 @@ def test_the_command_exits_at_once_with_its_whole_report_and_status() -> None:
     assert done.returncode == 1 and done.stdout.rstrip().endswith("verify: FAILED"), done.stderr
     done = run([*command("-m meerkat_model.cli.verify"), "--profile", "tiny", "--machine", "ops", "--no-prove"])
     assert done.returncode == 0 and done.stdout.rstrip().endswith("verify: OK"), done.stderr
+
+
+def test_the_command_under_a_profiler_still_lets_it_write_its_profile(tmp_path: Path) -> None:
+    """Under ``python -m cProfile`` the early exit gives way to a normal one, so the profile is
+    written (an ``os._exit`` would end the process before the profiler saves)."""
+    out = tmp_path / "verify.prof"
+    argv = ["-m", "meerkat_model.cli.verify", "--profile", "tiny", "--machine", "ops", "--no-prove"]
+    done = run([*command("-m cProfile"), "-o", str(out), *argv])
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("verify: OK"), done.stderr
+    assert out.is_file() and out.stat().st_size > 0
