@@ -79,7 +79,9 @@ async def _rest(resumed: _Resumed) -> Any:
     return await resumed
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+def retrieve_outcome(task: asyncio.Task[Any]) -> None:
+    """A done callback that retrieves ``task``'s exception, so a failure nobody awaits is not
+    logged as never retrieved."""
     if not task.cancelled():
         task.exception()
 
@@ -140,7 +142,7 @@ class _Driven(_Suspended):
                 raise
             except BaseException:  # the caller's cancellation: the work goes on in a task
                 task = asyncio.ensure_future(_rest(_Resumed(coro, pending)))
-                task.add_done_callback(_retrieve)
+                task.add_done_callback(retrieve_outcome)
                 raise
             try:
                 pending = coro.send(None)

@@ -66,7 +66,7 @@ from meerkat_runtime.session.dispatch import (
     CompositionSignalDispatcher,
     DispatchFailurePolicy,
 )
-from meerkat_runtime.session.eager import run_shielded_eagerly
+from meerkat_runtime.session.eager import retrieve_outcome, run_shielded_eagerly
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
@@ -156,18 +156,13 @@ def _dead(task: asyncio.Task[None] | None) -> bool:
     return task is not None and task.done()
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 async def _shielded(durable: bool, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` so that cancelling the caller cannot interrupt it between a durable write
     and the in-memory publish (memory would fall behind disk). Ephemeral work needs no shield."""
     if not durable:
         return await coro
     task = asyncio.ensure_future(coro)
-    task.add_done_callback(_retrieve)
+    task.add_done_callback(retrieve_outcome)
     return await asyncio.shield(task)
 
 
@@ -685,7 +680,7 @@ class MeerkatMachine:
         leaving = self._unregistering.get(runtime_id)
         if leaving is not None and leaving[0] is task:
             del self._unregistering[runtime_id]
-        _retrieve(task)
+        retrieve_outcome(task)
 
     async def _unregister_now(self, session: RuntimeSession) -> None:
         """Detach the loop and resolve the waiters (under the gate), stop the loop and the
@@ -726,7 +721,7 @@ class MeerkatMachine:
         task = self._closing
         if task is None or task.done():
             task = self._closing = asyncio.get_running_loop().create_task(self._close_now())
-            task.add_done_callback(_retrieve)
+            task.add_done_callback(retrieve_outcome)
         await asyncio.shield(task)
 
     async def _close_now(self) -> None:

@@ -175,18 +175,14 @@ class GroupCommitter:
                     self._start()
                     self._cond.notify()
                 return
-            loop.call_soon(self._hand_over)  # first: a loop that refuses it stages nothing
+            loop.call_soon(self.hand_over_staged)  # first: a loop that refuses it stages nothing
             self._staged[loop] = [pending]
 
-    def _hand_over(self) -> None:
-        """At the end of a loop's turn: its staged writes join the queue, in submission order,
+    def hand_over_staged(self) -> None:
+        """Queue at once every write still waiting for its loop's turn (any thread). Also called
+        at the end of each staging loop's turn: its writes join the queue in submission order,
         after those of any other loop staged before them (e.g. of a loop that stopped before its
         turn ended)."""
-        with self._cond:
-            self._queue_staged()
-
-    def hand_over_staged(self) -> None:
-        """Queue at once every write still waiting for its loop's turn (any thread)."""
         with self._cond:
             self._queue_staged()
 

@@ -721,14 +721,16 @@ class SqliteRuntimeStore:
         """The writer thread: commit ``batch`` (see the module docstring for the rules)."""
         conn = self._pool.own_connection()
         if conn is not None:
-            left = batch
-            while left:
-                left = self._one_transaction(conn, left)
+            self._transactions(conn, batch)
             return
         with self._pool.connection() as conn:
-            left = batch
-            while left:
-                left = self._one_transaction(conn, left)
+            self._transactions(conn, batch)
+
+    def _transactions(self, conn: sqlite3.Connection, batch: list[PendingWrite]) -> None:
+        """Commit ``batch`` in as many transactions as SQLite's own rollbacks make it take."""
+        left = batch
+        while left:
+            left = self._one_transaction(conn, left)
 
     def _one_transaction(self, conn: sqlite3.Connection, batch: list[PendingWrite]) -> list[PendingWrite]:
         """One transaction over ``batch``: one savepoint per write, one ``COMMIT``. Returns the

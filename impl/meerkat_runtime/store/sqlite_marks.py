@@ -53,11 +53,15 @@ def stored_mark(conn: sqlite3.Connection, runtime_id: str) -> HighWater | None:
     return mark
 
 
+def mark_checksum(mark: HighWater) -> str:
+    """The checksum stored beside ``mark``'s counters (bound to its runtime id)."""
+    return row_checksum(HIGH_WATER, mark.runtime_id, "", mark.payload())
+
+
 def store_mark(conn: sqlite3.Connection, mark: HighWater) -> str:
     """Write ``mark`` with its checksum in the caller's transaction; returns the checksum."""
-    counters = mark.counters()
-    checksum = row_checksum(HIGH_WATER, mark.runtime_id, "", mark.payload())
-    conn.execute(_UPSERT, (mark.runtime_id, *counters, checksum))
+    checksum = mark_checksum(mark)
+    conn.execute(_UPSERT, (mark.runtime_id, *mark.counters(), checksum))
     return checksum
 
 
@@ -74,8 +78,7 @@ def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> H
     known = _checked.get(runtime_id)
     if known is not None:
         mark = advance(HighWater(runtime_id, *cast(tuple[int, ...], known[:-1])), runtime_id, step)
-        counters = mark.counters()
-        checksum = row_checksum(HIGH_WATER, runtime_id, "", mark.payload())
+        counters, checksum = mark.counters(), mark_checksum(mark)
         if conn.execute(_ADVANCE_IF_UNCHANGED, (*counters, checksum, runtime_id, *known)).rowcount == 1:
             _checked[runtime_id] = (*counters, checksum)
             return mark
