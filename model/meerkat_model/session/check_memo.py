@@ -16,6 +16,7 @@ from typing import Any
 
 from meerkat_model.machine import Invariant
 from meerkat_model.session.state import SessionState
+from meerkat_model.session.step_memo import core
 
 Check = Callable[[SessionState], str | None]
 
@@ -36,7 +37,7 @@ class CoreResults:
         """``checks[k](state)``, remembered for the core of ``state``."""
         if state is not self._state:
             try:
-                key = (state[0], state[1], state[2], state[4])
+                key = core(state)
                 results = self._cores.get(key)
             except (TypeError, IndexError):  # a malformed state
                 return self.checks[k](state)

@@ -149,8 +149,10 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # from one run.
         resolves_only = [a for a in shared if not isinstance(a, Accept | Crash)]
         self._memo = StepMemo(self.clear_step, shared, resolves_only=resolves_only) if memo else None
-        if self._memo is not None and type(self).step is SessionMachine.step:
-            self.step = self._memo.step  # type: ignore[method-assign]  # the same step, one call less
+        # the memory answers for ``step`` only when a subclass does not override it
+        self._step_memo = self._memo if type(self).step is SessionMachine.step else None
+        if self._step_memo is not None:
+            self.step = self._step_memo.step  # type: ignore[method-assign]  # the same step, one call less
         checks = invariants_for(b.max_attempts)
         self._invariants = remembered(checks, HANDLE_READERS) if memo else checks
 
@@ -215,8 +217,8 @@ class SessionMachine(Machine[SessionState, SessionAction]):
     def search_actions(self, state: SessionState) -> Sequence[SessionAction]:
         """:meth:`actions` less the ones the step memory knows :meth:`step` refuses on the
         state's core (with ``memo`` and :meth:`step` not overridden; else :meth:`actions`)."""
-        memo = self._memo
-        if memo is None or type(self).step is not SessionMachine.step:
+        memo = self._step_memo
+        if memo is None:
             return self.actions(state)
         return memo.enabled(state, self.actions)
 

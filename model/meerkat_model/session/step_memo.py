@@ -210,7 +210,7 @@ class StepMemo:
         return len(self._cores)
 
     def _records_of(self, state: SessionState) -> list[tuple[Any, ...] | None]:
-        key = (state[0], state[1], state[2], state[4])
+        key = core(state)
         records = self._cores.get(key)
         if records is None:
             if len(self._cores) >= self._limit:

@@ -6,8 +6,9 @@ method, so the machine object is inherited and only states and actions cross a p
 worker is one :class:`~meerkat_model.verifier.search.Partition`, the same search core the
 sequential explorer runs as a single partition.
 
-* **Ownership.** A (canonical) state belongs to worker ``hash(state) % N``. All workers are
-  forked from one interpreter, so ``hash`` agrees between them (string hashing included).
+* **Ownership.** A (canonical) state belongs to worker ``hash(machine.partition_key(state))
+  % N`` (by default the key is the state itself; see ``search.owner_function``). All workers
+  are forked from one interpreter, so ``hash`` agrees between them (string hashing included).
 * **Levels.** Every worker expands its own frontier of depth ``L`` (``Partition.expand``). A
   new successor owned by another worker is queued for its owner once, with the global id of
   its parent; later hits of the same state by the same sender are plain dict hits, so each

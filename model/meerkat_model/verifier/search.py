@@ -1,12 +1,14 @@
 """The breadth-first search core shared by the sequential and the parallel explorer.
 
 A :class:`Partition` is the part of the state space one worker owns: the (canonical) states
-with ``hash(state) % n == me``. The sequential search is the single partition of ``n == 1``;
-the parallel search (:mod:`meerkat_model.verifier.parallel`) runs ``n`` of them in forked
-processes and exchanges the states each discovers for the others between levels. Either way
-the successors of a state are computed in one place, :meth:`Partition.expand` (the only caller
-of ``step``, ``canonical`` and ``obligations``), and every new state is checked in one place,
-:meth:`Partition.add` (the only caller of the invariants).
+whose ``owner_function`` value is ``me`` (``hash(machine.partition_key(state)) % n``; the key
+is the state itself unless the machine says otherwise). The sequential search is the single
+partition of ``n == 1``; the parallel search (:mod:`meerkat_model.verifier.parallel`) runs
+``n`` of them in forked processes and exchanges the states each discovers for the others
+between levels. Either way the successors of a state are computed in one place,
+:meth:`Partition.expand` (the only caller of ``search_actions``, ``step``, ``canonical`` and
+``obligations``), and every new state is checked in one place, :meth:`Partition.add` (the only
+caller of the invariants).
 
 * **Known states.** One dict ``known`` maps a canonical state either to its local index (owned
   here) or to a negative *remote reference* ``-1 - (slot * n + owner)`` (owned elsewhere, queued
