@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import command, run
+from tests.stores.damage import damage_payload
 from tests.stores.wal_files import copy_set, flip, write_log_set
 
 PROG = "meerkat-runtime"
@@ -82,12 +81,7 @@ def test_check_names_bad_rows_and_quarantine_lets_the_session_recover(tmp_path: 
     path = tmp_path / "store.db"
     ids = asyncio.run(_session(path, "s", 6))
     asyncio.run(_session(path, "other", 2))
-    raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute(
-        f"UPDATE {INPUTS} SET payload = CAST(payload || x'00' AS BLOB) WHERE runtime_id = ? AND input_id = ?",
-        (canonical_runtime_id("s"), ids[4]),
-    )
-    raw.close()
+    damage_payload(path, canonical_runtime_id("s"), ids[4])
     done = run([*command(PROG), "check", str(path)])
     assert done.returncode == 1
     assert f"session 's': input '{ids[4]}': failed its integrity check" in done.stdout

@@ -5,16 +5,15 @@ their answers to bad input (missing file, unknown session, malformed or unknown 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from meerkat_runtime import SqliteRuntimeStore
-from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import assert_one_line_usage_error, command, run
 from tests.cli.runtime_files import ERROR, Written, copy_file, write_sessions
+from tests.stores.damage import damage_payload
 
 PROG = "meerkat-runtime"
 
@@ -143,12 +142,7 @@ def test_reading_commands_never_write_nor_claim_a_lease(written: Written, tmp_pa
 
 def test_damaged_and_quarantined_rows_are_listed_not_raised(written: Written, tmp_path: Path) -> None:
     copy = copy_file(written, tmp_path / "damaged")
-    raw = sqlite3.connect(copy.path, isolation_level=None)
-    raw.execute(
-        f"UPDATE {INPUTS} SET payload = CAST(payload || x'00' AS BLOB) WHERE runtime_id = ? AND input_id = ?",
-        (canonical_runtime_id("alpha"), copy.queued),
-    )
-    raw.close()
+    damage_payload(copy.path, canonical_runtime_id("alpha"), copy.queued)
     doc = ok_json("sessions", str(copy.path))
     assert isinstance(doc, dict) and doc["sessions"][0]["by_status"]["damaged"] == 1
     shown = ok_json("show", str(copy.path), copy.queued)

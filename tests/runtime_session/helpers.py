@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from meerkat_runtime.session import row_codec
 from meerkat_runtime.session.inputs import Input, PromptInput, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ownership import OwnershipConfig
@@ -74,3 +76,13 @@ async def queue_behind_run(
     await m.accept_input(session_id, running)
     await ex.wait_parked()
     await m.accept_input(session_id, queued)
+
+
+_DECODE_INPUT = row_codec.input_from_json
+
+
+def lossy_input_from_json(doc: Any) -> Any:
+    """The row codec's input decoder, losing data: a prompt's text comes back upper-cased (a
+    codec fault to patch in for ``row_codec.input_from_json``)."""
+    item = _DECODE_INPUT(doc)
+    return dataclasses.replace(item, text=item.text.upper())

@@ -31,7 +31,7 @@ from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.vocab.errors import InvalidField, ValidationFailed
 
 from tests.runtime_session.disks import Disk
-from tests.runtime_session.helpers import make_prompt, run
+from tests.runtime_session.helpers import lossy_input_from_json, make_prompt, run
 
 
 def _header(item: Input, **changes: Any) -> Input:
@@ -166,14 +166,10 @@ def test_a_row_that_does_not_read_back_is_never_acknowledged(disk: Disk, monkeyp
     (the decoder of the input, which recovery's row decoder calls)."""
     decode = row_codec.input_from_json
 
-    def lossy(doc: Any) -> Any:
-        item = decode(doc)
-        return dataclasses.replace(item, text=item.text.upper())
-
     async def body() -> None:
         m, store = disk.machine()
         await m.register_session("s")
-        monkeypatch.setattr(row_codec, "input_from_json", lossy)
+        monkeypatch.setattr(row_codec, "input_from_json", lossy_input_from_json)
         with pytest.raises(InvalidField, match="cannot be stored and read back"):
             await m.accept_input("s", make_prompt("quiet"))
         assert store.calls("persist_input_state") == 0 and await m.list_active_inputs("s") == []

@@ -20,7 +20,7 @@ from meerkat_runtime.session.row_codec import RowFormatError, decode_record, enc
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
 
 from tests.runtime_session.disks import Disk
-from tests.runtime_session.helpers import S, make_prompt, run
+from tests.runtime_session.helpers import S, lossy_input_from_json, make_prompt, run
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -104,14 +104,9 @@ def test_without_the_check_a_lossy_row_is_acknowledged_and_recovery_reads_anothe
     """The protection switched off: the same lossy input codec as in
     ``test_a_row_that_does_not_read_back_is_never_acknowledged`` gets an accept acknowledged
     whose input comes back different after a restart."""
-    decode = row_codec.input_from_json
-
-    def lossy(doc: Any) -> Any:
-        item = decode(doc)
-        return dataclasses.replace(item, text=item.text.upper())
 
     async def body() -> None:
-        monkeypatch.setattr(row_codec, "input_from_json", lossy)
+        monkeypatch.setattr(row_codec, "input_from_json", lossy_input_from_json)
         monkeypatch.setattr(persistence, "encode_record_checked", row_codec.encode_record)
         first, _ = disk.machine()
         await first.register_session("s")

@@ -6,7 +6,6 @@ such a row back (a damaged payload is never stored under a fresh checksum)."""
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,10 @@ from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
 
+from tests.stores.damage import damage_payload
+
 RT = "rt:session:s"
 FIELDS = b"\x01" * 46
-
-
-def _damage(path: Path, input_id: str) -> None:
-    raw = sqlite3.connect(path, isolation_level=None)
-    try:
-        raw.execute(
-            f"UPDATE {INPUTS} SET payload = CAST(payload || x'00' AS BLOB) WHERE runtime_id = ? AND input_id = ?",
-            (RT, input_id),
-        )
-    finally:
-        raw.close()
 
 
 def test_an_unverified_row_is_the_row_its_fields_make() -> None:
@@ -51,7 +41,7 @@ def test_a_row_with_fields_is_returned_unverified_and_checked_when_asked(tmp_pat
         a, b = store.load_active_input_states(RT)
         assert a.check is not None and a.checksum is not None and a.verified_payload() == b"one"
         assert b.check is None and b.checksum is None  # verified as it was read
-    _damage(path, "a")
+    damage_payload(path, RT, "a")
     with SqliteRuntimeStore(path) as store:
         a, b = store.load_active_input_states(RT)  # the damaged payload is not read as checked
         assert a.payload == b"one\x00"
@@ -73,6 +63,6 @@ def test_a_damaged_row_without_fields_still_fails_the_read(tmp_path: Path) -> No
         store.commit_machine_lifecycle(
             RT, b"life", [InputRow("a", b"one", None, None, 1, FIELDS), InputRow("b", b"two")]
         )
-    _damage(path, "b")
+    damage_payload(path, RT, "b")
     with SqliteRuntimeStore(path) as store, pytest.raises(Corrupt, match=r"\[b\]"):
         store.load_active_input_states(RT)

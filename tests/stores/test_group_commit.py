@@ -255,6 +255,14 @@ def test_a_bad_argument_fails_the_loop_bound_future_before_anything_is_queued(tm
     assert isinstance(asyncio.run(scenario()), WriteFailed)
 
 
+def _submit_rows(store: SqliteRuntimeStore, loop: asyncio.AbstractEventLoop, count: int) -> list[asyncio.Future[None]]:
+    """Submit ``count`` writes of rows ``in-0``, ``in-1``, ... for ``loop`` (on its thread)."""
+    return [
+        store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
+        for i in range(count)
+    ]
+
+
 def test_writes_submitted_on_a_loop_in_one_turn_form_one_batch(tmp_path: Path) -> None:
     """Without any wait for more writes (``group_commit_max_wait_ms`` 0), the writes submitted
     on a loop during one turn (fewer than ``EARLY_HAND_OVER``) reach the writer together at its
@@ -265,10 +273,7 @@ def test_writes_submitted_on_a_loop_in_one_turn_form_one_batch(tmp_path: Path) -
         loop = asyncio.get_running_loop()
         with SqliteRuntimeStore(tmp_path / "s.sqlite3") as store:
             before = store.commit_count
-            futures = [
-                store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
-                for i in range(count)
-            ]
+            futures = _submit_rows(store, loop, count)
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
             return store.commit_count - before, len(store.load_input_states(A)), list(outcomes)
 
@@ -285,10 +290,7 @@ def test_an_idle_writer_gets_early_hand_over_writes_before_the_turn_ends(tmp_pat
         loop = asyncio.get_running_loop()
         with SqliteRuntimeStore(tmp_path / "s.sqlite3") as store:
             before = store.commit_count
-            futures = [
-                store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
-                for i in range(EARLY_HAND_OVER)
-            ]
+            futures = _submit_rows(store, loop, EARLY_HAND_OVER)
             deadline = time.monotonic() + 30
             while store.commit_count == before and time.monotonic() < deadline:
                 time.sleep(0.001)  # the loop's turn does not end meanwhile
@@ -308,10 +310,7 @@ def test_closing_on_the_loop_thread_commits_writes_waiting_for_the_turn(tmp_path
     async def scenario() -> list[BaseException | None]:
         loop = asyncio.get_running_loop()
         store = SqliteRuntimeStore(path)
-        futures = [
-            store.submit_write_on(loop, lambda i=i: store.persist_input_state(A, InputRow(f"in-{i}", b"x")))
-            for i in range(3)
-        ]
+        futures = _submit_rows(store, loop, 3)
         store.close()
         return list(await asyncio.gather(*futures, return_exceptions=True))
 

@@ -35,6 +35,8 @@ from meerkat_runtime.vocab.errors import (
 )
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
+from tests.stores.damage import damage_payload
+
 RT = "rt:session:quarantine"
 
 
@@ -83,20 +85,11 @@ def test_quarantine_refuses_a_missing_row_bad_arguments_and_a_stale_fence(store:
     assert store.load_input_states(RT) == []
 
 
-def _damage_sqlite_row(path: Path, rt: str, input_id: str) -> None:
-    raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute(
-        f"UPDATE {INPUTS} SET payload = CAST(payload || x'00' AS BLOB) WHERE runtime_id = ? AND input_id = ?",
-        (rt, input_id),
-    )
-    raw.close()
-
-
 def test_scan_reports_a_damaged_row_instead_of_raising(tmp_path: Path) -> None:
     path = tmp_path / "scan.db"
     with SqliteRuntimeStore(path) as store:
         store.commit_machine_lifecycle(RT, b"life", [InputRow("a", b"one"), InputRow("b", b"two")])
-    _damage_sqlite_row(path, RT, "a")
+    damage_payload(path, RT, "a")
     with SqliteRuntimeStore(path) as store:
         with pytest.raises(Corrupt, match="a"):
             store.load_input_states(RT)
@@ -142,7 +135,7 @@ def test_a_real_damaged_file_recovers_every_other_input_after_quarantine(tmp_pat
     path = tmp_path / "session.db"
     ids = asyncio.run(_session_with_inputs(SqliteRuntimeStore(path), "s", 8))
     rt = canonical_runtime_id("s")
-    _damage_sqlite_row(path, rt, ids[2])  # checksum no longer matches
+    damage_payload(path, rt, ids[2])  # checksum no longer matches
     undecodable = b'{"row_version": 1, "record": "not an object"}'
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute(

@@ -1,0 +1,21 @@
+"""Damaging a stored row by hand, as a bad disk or a stray write would."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from meerkat_runtime.store.tables import INPUTS
+
+
+def damage_payload(path: Path, runtime_id: str, input_id: str) -> None:
+    """Append one byte to the stored payload of ``input_id`` in the SQLite file at ``path``,
+    leaving its checksum as it was (so the row no longer matches it)."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute(
+            f"UPDATE {INPUTS} SET payload = CAST(payload || x'00' AS BLOB) WHERE runtime_id = ? AND input_id = ?",
+            (runtime_id, input_id),
+        )
+    finally:
+        raw.close()
