@@ -17,11 +17,11 @@ from meerkat_runtime.inspection.inputs import (
     FoundInput,
     find_input,
     quarantined_summary,
-    session_id_of,
     stored_document,
     summary,
 )
 from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.vocab.ids import session_id_of
 
 NAME = "show"
 HELP = "show one stored input in full: its row, history, outcome and last error; reads only"

@@ -15,7 +15,6 @@ from meerkat_runtime.session.core.ledger import InputRecord
 from meerkat_runtime.session.row_codec import RowFormatError, completion_to_json, decode_record, terminal_to_json
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import QuarantinedRow
-from meerkat_runtime.vocab.ids import CANONICAL_RUNTIME_PREFIX
 
 DAMAGED = "damaged"
 """The status shown for a row that failed the store's integrity check."""
@@ -39,13 +38,6 @@ class StoredInput:
         if not self.intact:
             return DAMAGED
         return self.record.phase.value if self.record is not None else UNREADABLE
-
-
-def session_id_of(runtime_id: str) -> str:
-    """The session id of a canonical runtime id (``rt:session:<id>``); other ids as they are."""
-    if runtime_id.startswith(CANONICAL_RUNTIME_PREFIX) and len(runtime_id) > len(CANONICAL_RUNTIME_PREFIX):
-        return runtime_id[len(CANONICAL_RUNTIME_PREFIX) :]
-    return runtime_id
 
 
 def session_inputs(store: RuntimeStore, runtime_id: str) -> list[StoredInput]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from meerkat_runtime.inspection.inputs import session_id_of, session_inputs
+from meerkat_runtime.inspection.inputs import session_inputs
 from meerkat_runtime.session.row_codec import RowFormatError, decode_lifecycle
 from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.errors import StoreError
+from meerkat_runtime.vocab.ids import session_id_of
 
 
 @dataclass(frozen=True, slots=True)

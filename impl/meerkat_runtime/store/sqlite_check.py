@@ -45,7 +45,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.store.validation import from_signed64, receipt_key
 from meerkat_runtime.vocab.errors import StoreError
-from meerkat_runtime.vocab.ids import CANONICAL_RUNTIME_PREFIX
+from meerkat_runtime.vocab.ids import session_id_of
 
 MAX_LISTED = 50
 """How many damaged rows a report lists (the count is always complete)."""
@@ -206,9 +206,8 @@ def _field_warnings(conn: sqlite3.Connection, check: FieldsCheck) -> Iterator[tu
 
 def _owner(runtime_id: str) -> str:
     """How a finding names a runtime: ``session 'x'`` for a session's runtime id."""
-    if runtime_id.startswith(CANONICAL_RUNTIME_PREFIX) and len(runtime_id) > len(CANONICAL_RUNTIME_PREFIX):
-        return f"session {runtime_id[len(CANONICAL_RUNTIME_PREFIX) :]!r}"
-    return f"runtime {runtime_id!r}"
+    session_id = session_id_of(runtime_id)
+    return f"session {session_id!r}" if session_id != runtime_id else f"runtime {runtime_id!r}"
 
 
 def _counts(conn: sqlite3.Connection, tables: set[str], *, indexed: bool) -> dict[str, dict[str, int]]:

@@ -73,6 +73,13 @@ def new_session_id() -> SessionId:
     return SessionId(str(uuid7()))
 
 
+def session_id_of(runtime_id: str) -> str:
+    """The session id of a canonical runtime id (``rt:session:<id>``); other ids as they are."""
+    if runtime_id.startswith(CANONICAL_RUNTIME_PREFIX) and len(runtime_id) > len(CANONICAL_RUNTIME_PREFIX):
+        return runtime_id[len(CANONICAL_RUNTIME_PREFIX) :]
+    return runtime_id
+
+
 def canonical_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
     """The one runtime id under which a session's state is stored: ``rt:session:<session id>``.
 

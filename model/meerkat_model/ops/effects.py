@@ -13,7 +13,7 @@ from typing import Any
 
 from meerkat_model.ops.bounds import OpsBounds
 from meerkat_model.ops.payloads import PayloadDomains
-from meerkat_model.ops.state import DurableImage, OpRecord, RegistryState, Slot
+from meerkat_model.ops.state import DurableImage, FeedEntry, OpRecord, RegistryState, Slot
 from meerkat_model.vocab.statuses import OpStatus
 
 _FIRST_TERMINAL = int(OpStatus.COMPLETED)
@@ -68,6 +68,12 @@ def check_barrier(
     return state, (result,)
 
 
+def append_feed(feed: tuple[FeedEntry, ...], entry: FeedEntry, capacity: int) -> tuple[FeedEntry, ...]:
+    """``feed`` with ``entry`` appended, keeping only the newest ``capacity`` entries."""
+    feed = (*feed, entry)
+    return feed[len(feed) - capacity :] if len(feed) > capacity else feed
+
+
 def terminalize(
     state: RegistryState, op_id: int, status: int, payload: int, bounds: OpsBounds, domains: PayloadDomains
 ) -> tuple[RegistryState, tuple[Any, ...]]:
@@ -81,9 +87,7 @@ def terminalize(
     fed = ("feed", seq, op_id, view)
     outputs: tuple[Any, ...] = (("watchers_resolved", op_id, watchers, view), fed) if watchers else (fed,)
     done = _new(OpRecord, (status, kind, rec[2], rec[3], 0, status, payload, seq))
-    feed = (*feed, (seq, op_id, kind, status, payload))
-    if len(feed) > bounds.feed_capacity:
-        feed = feed[len(feed) - bounds.feed_capacity :]
+    feed = append_feed(feed, (seq, op_id, kind, status, payload), bounds.feed_capacity)
     completed = (*completed, op_id)
     state = _new(
         RegistryState,

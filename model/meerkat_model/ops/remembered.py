@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat_model.ops.bounds import OpsBounds
-from meerkat_model.ops.effects import durable_slots, terminalize
+from meerkat_model.ops.effects import append_feed, durable_slots, terminalize
 from meerkat_model.ops.payloads import PayloadDomains
 from meerkat_model.ops.state import DurableImage, FeedEntry, OpRecord, RegistryState, Slot
 
@@ -73,16 +73,11 @@ class TerminalEffects:
             outputs,
         )
 
-    def _feed(self, feed: tuple[FeedEntry, ...], entry: FeedEntry) -> tuple[FeedEntry, ...]:
-        feed = (*feed, entry)
-        capacity = self.bounds.feed_capacity
-        return feed[len(feed) - capacity :] if len(feed) > capacity else feed
-
     def end(self, state: RegistryState, op_id: int, status: int, payload: int) -> tuple[RegistryState, tuple[Any, ...]]:
         """``write(terminalize(state, op_id, status, payload))`` with its outputs."""
         seq = state[7]
         memory, image_ops, entry, outputs = self._memory(state[:5], op_id, status, payload, seq)
-        feed = self._feed(state[5], entry)
+        feed = append_feed(state[5], entry, self.bounds.feed_capacity)
         image = _new(DurableImage, (image_ops, memory[3], feed, seq, seq + 1))
         return _new(RegistryState, (*memory, feed, seq, seq + 1, image)), outputs
 
@@ -98,7 +93,7 @@ class TerminalEffects:
         image_ops: tuple[Slot, ...] = ()
         for op_id in order:
             memory, image_ops, entry, out = self._memory(memory, op_id, status, payload, seq)
-            feed = self._feed(feed, entry)
+            feed = append_feed(feed, entry, self.bounds.feed_capacity)
             outputs += out
             seq += 1
         image = _new(DurableImage, (image_ops, memory[3], feed, seq - 1, seq))

@@ -66,11 +66,15 @@ def status_name(status: int) -> str:
     return OpStatus(status).name.lower()
 
 
+def _not_tracked(op_id: int) -> Rejected:
+    return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+
+
 def _lookup(state: RegistryState, op_id: int) -> OpRecord | Rejected:
     ops = state.ops
     rec = ops[op_id] if 0 <= op_id < len(ops) else ()
     if not rec:
-        return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+        return _not_tracked(op_id)
     return rec
 
 
@@ -113,7 +117,7 @@ def _simple(
         ops = state[0]
         rec = ops[op_id] if 0 <= op_id < len(ops) else ()
         if not rec:
-            return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+            return _not_tracked(op_id)
         if rec[0] not in sources:
             return _invalid(op_id, rec, name)
         new = _new(RegistryState, ((*ops[:op_id], change(rec), *ops[op_id + 1 :]), *state[1:]))
@@ -175,7 +179,7 @@ def _terminal(name: str, sources: tuple[int, ...], status: int) -> TerminalStep:
         ops = state[0]
         rec = ops[op_id] if 0 <= op_id < len(ops) else ()
         if not rec:
-            return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+            return _not_tracked(op_id)
         if rec[0] not in sources:
             return _invalid(op_id, rec, name)
         payload = ctx.domains.indexes.get((status, value))
@@ -262,7 +266,7 @@ def wait_all(ctx: Context, state: RegistryState, members: tuple[int, ...]) -> Re
     for op_id in members:
         rec = ops[op_id] if 0 <= op_id < len(ops) else ()
         if not rec:
-            return Rejected(rj.NOT_FOUND, f"operation {op_id} is not tracked")
+            return _not_tracked(op_id)
         if rec[0] < FIRST_TERMINAL:
             waiting = True
     if not waiting:
