@@ -23,16 +23,16 @@ class _ThreadRecording(SqliteRuntimeStore):
         super().__init__(path)
         self.threads: list[str] = []
 
-    def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
+    def _write(self, runtime_id: str, what: str, body: Body) -> None:
         if what != "persist_input_state":
-            super()._fenced_write(runtime_id, what, fence, body)
+            super()._write(runtime_id, what, body)
             return
 
         def recorded(conn: sqlite3.Connection) -> object:
             self.threads.append(threading.current_thread().name)
             return body(conn)
 
-        super()._fenced_write(runtime_id, what, fence, recorded)
+        super()._write(runtime_id, what, recorded)
 
 
 def test_a_lone_write_on_a_quiet_loop_commits_on_the_loop_thread(tmp_path: Path) -> None:

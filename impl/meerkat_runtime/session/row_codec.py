@@ -32,6 +32,8 @@ would not come back as it went in (used before an accept is acknowledged).
 from __future__ import annotations
 
 import json
+import json.encoder
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +98,32 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 new one per call)."""
 
 
+def _not_json(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _chunk_encoder(allow_nan: bool) -> Callable[[Any, int], Sequence[str]] | None:
+    """The standard library's C encoder with :data:`_ENCODER`'s options (``allow_nan`` as
+    given), called directly: the same text as ``JSONEncoder.encode`` without its per-call set-up
+    and without its check for circular references (every document here is built afresh from
+    fields checked to be strings, numbers and flags, so none can contain itself; a nesting too
+    deep to encode raises ``RecursionError``). ``None`` where the C encoder is not available."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    chunks: Callable[[Any, int], Sequence[str]] = make(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, allow_nan
+    )
+    return chunks
+
+
+_CHUNKS = _chunk_encoder(allow_nan=True)
+
+
 def _dumps(doc: dict[str, Any]) -> bytes:
-    return _ENCODER.encode(doc).encode()
+    if _CHUNKS is None:
+        return _ENCODER.encode(doc).encode()
+    return "".join(_CHUNKS(doc, 0)).encode()
 
 
 _MISSING: Any = object()
@@ -159,8 +185,8 @@ def input_to_json(item: Input) -> dict[str, Any]:
     header: dict[str, Any] = {
         "id": h.id,
         "timestamp": h.timestamp,
-        "origin": h.origin.value,
-        "durability": h.durability.value,
+        "origin": h.origin._value_,
+        "durability": h.durability._value_,
     }
     if h.idempotency_key is not None:
         header["idempotency_key"] = h.idempotency_key
@@ -170,25 +196,25 @@ def input_to_json(item: Input) -> dict[str, Any]:
         header["correlation_id"] = h.correlation_id
     doc: dict[str, Any] = {"kind": item.kind, "header": header}
     if isinstance(item, PromptInput):
-        doc.update(text=item.text, handling_mode=item.handling_mode.value)
+        doc.update(text=item.text, handling_mode=item.handling_mode._value_)
         doc["images"] = [_image_to_json(i) for i in item.images]
     elif isinstance(item, ExternalEventInput):
         doc.update(
             event_type=item.event_type,
             payload=item.payload,
-            handling_mode=item.handling_mode.value,
+            handling_mode=item.handling_mode._value_,
             coalesce=item.coalesce,
         )
         doc["images"] = [_image_to_json(i) for i in item.images]
     elif isinstance(item, PeerMessageInput):
-        doc.update(peer_id=item.peer_id, text=item.text, handling_mode=item.handling_mode.value)
+        doc.update(peer_id=item.peer_id, text=item.text, handling_mode=item.handling_mode._value_)
     elif isinstance(item, PeerResponseInput):
         doc.update(
             peer_id=item.peer_id,
             request_id=item.request_id,
-            status=item.status.value,
+            status=item.status._value_,
             text=item.text,
-            mode=item.mode.value if item.mode is not None else None,
+            mode=item.mode._value_ if item.mode is not None else None,
             coalesce=item.coalesce,
         )
     else:
@@ -199,14 +225,24 @@ def input_to_json(item: Input) -> dict[str, Any]:
 def _header_from_json(doc: Any) -> InputHeader:
     if not isinstance(doc, dict):
         raise RowFormatError("input header must be an object")
+    # Each field's common case (exactly the type asked for) is taken here; anything else goes
+    # through _get, which accepts or refuses it as it does every field.
+    get = doc.get
+    hid = v if type(v := get("id")) is str else _get(doc, "id", str)
+    at = v if type(v := get("timestamp")) is float else float(_get(doc, "timestamp", (int, float)))
+    origin = v if type(v := get("origin")) is str else _get(doc, "origin", str)
+    durability = v if type(v := get("durability")) is str else _get(doc, "durability", str)
+    key = v if (v := get("idempotency_key")) is None or type(v) is str else _get(doc, "idempotency_key", str)
+    supersession = v if (v := get("supersession_key")) is None or type(v) is str else _get(doc, "supersession_key", str)
+    correlation = v if (v := get("correlation_id")) is None or type(v) is str else _get(doc, "correlation_id", str)
     return InputHeader(
-        id=InputId(_get(doc, "id", str)),
-        timestamp=float(_get(doc, "timestamp", (int, float))),
-        origin=_enum(InputOrigin, _get(doc, "origin", str), "input origin"),
-        durability=_enum(Durability, _get(doc, "durability", str), "durability"),
-        idempotency_key=_get(doc, "idempotency_key", str, optional=True),
-        supersession_key=_get(doc, "supersession_key", str, optional=True),
-        correlation_id=_get(doc, "correlation_id", str, optional=True),
+        id=InputId(hid),
+        timestamp=at,
+        origin=_enum(InputOrigin, origin, "input origin"),
+        durability=_enum(Durability, durability, "durability"),
+        idempotency_key=key,
+        supersession_key=supersession,
+        correlation_id=correlation,
     )
 
 
@@ -367,17 +403,17 @@ def record_to_json(record: InputRecord) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "row_version": ROW_VERSION,
         "input_id": record.input_id,
-        "phase": record.phase.value,
-        "lane": record.lane.value,
+        "phase": record.phase._value_,
+        "lane": record.lane._value_,
         "admission_seq": record.admission_seq,
         "attempts": record.attempts,
         "recovery_count": record.recovery_count,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "history": [
-            {"to": e.to_state.value, "reason": e.reason, "at": e.timestamp}
+            {"to": e.to_state._value_, "reason": e.reason, "at": e.timestamp}
             if e.from_state is None
-            else {"from": e.from_state.value, "to": e.to_state.value, "reason": e.reason, "at": e.timestamp}
+            else {"from": e.from_state._value_, "to": e.to_state._value_, "reason": e.reason, "at": e.timestamp}
             for e in record.history
         ],
         "input": input_to_json(record.stored_input if record.stored_input is not None else record.input),
@@ -464,6 +500,14 @@ def decode_record(data: bytes) -> InputRecord:
 
 _STRICT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 """:data:`_ENCODER` refusing a non-finite number (the same text for every finite document)."""
+_STRICT_CHUNKS = _chunk_encoder(allow_nan=False)
+
+
+def _dumps_strict(doc: dict[str, Any]) -> bytes:
+    """:func:`_dumps` refusing a non-finite number (``ValueError``)."""
+    if _STRICT_CHUNKS is None:
+        return _STRICT_ENCODER.encode(doc).encode()
+    return "".join(_STRICT_CHUNKS(doc, 0)).encode()
 
 
 def encode_record_checked(record: InputRecord) -> bytes:
@@ -481,11 +525,11 @@ def encode_record_checked(record: InputRecord) -> bytes:
     are the runtime's own values; how the decoder reads them is fixed by its tests."""
     try:
         doc = record_to_json(record)
-        data = _STRICT_ENCODER.encode(doc).encode()
+        data = _dumps_strict(doc)
         if len(data) > MAX_JSON_BYTES:
             raise JsonLimitExceeded(f"a row of {len(data)} bytes exceeds the limit of {MAX_JSON_BYTES} bytes")
         check_encoded_depth(doc, data)
-    except (TypeError, ValueError) as exc:  # e.g. text that is not valid UTF-8
+    except (TypeError, ValueError, RecursionError) as exc:  # e.g. text that is not valid UTF-8
         raise RowFormatError(f"cannot be encoded: {exc}") from None
     persisted = record.stored_input if record.stored_input is not None else record.input
     if input_from_json(doc["input"]) != persisted:

@@ -69,7 +69,7 @@ class HighWater:
 
     def payload(self) -> bytes:
         """The mark's stored form, as a row checksum covers it."""
-        return ",".join(map(str, self.counters())).encode()
+        return counters_payload(self.counters())
 
     @staticmethod
     def from_counters(runtime_id: str, counters: tuple[object, ...]) -> HighWater:
@@ -101,23 +101,31 @@ class MarkStep:
 
 def advance(current: HighWater | None, runtime_id: str, step: MarkStep) -> HighWater:
     """The mark after a write that made ``step`` (``writes`` + 1)."""
-    mark = current if current is not None else HighWater(runtime_id)
+    counters = current.counters() if current is not None else _NO_COUNTS
+    return HighWater(runtime_id, *advance_counters(counters, step))
 
-    def flag(now: int, to: bool | None) -> int:
-        return now if to is None else int(to)
 
-    ops_records = 0 if step.ops_records_cleared else mark.ops_records
-    return HighWater(
-        runtime_id,
-        writes=mark.writes + 1,
-        inputs=mark.inputs + step.inputs_added - step.inputs_removed,
-        receipts=mark.receipts + step.receipts_added,
-        session_snapshots=flag(mark.session_snapshots, step.session_snapshot),
-        lifecycles=flag(mark.lifecycles, step.lifecycle),
-        ops_snapshots=flag(mark.ops_snapshots, step.ops_snapshot),
-        ops_records=ops_records + step.ops_records_added,
-        quarantined=mark.quarantined + step.quarantined_added,
+_NO_COUNTS = (0,) * len(HIGH_WATER_FIELDS)
+
+
+def advance_counters(counters: tuple[int, ...], step: MarkStep) -> tuple[int, ...]:
+    """:func:`advance` on the counters alone (in :data:`HIGH_WATER_FIELDS` order)."""
+    writes, inputs, receipts, snapshots, lifecycles, ops_snapshots, ops_records, quarantined = counters
+    return (
+        writes + 1,
+        inputs + step.inputs_added - step.inputs_removed,
+        receipts + step.receipts_added,
+        snapshots if step.session_snapshot is None else int(step.session_snapshot),
+        lifecycles if step.lifecycle is None else int(step.lifecycle),
+        ops_snapshots if step.ops_snapshot is None else int(step.ops_snapshot),
+        (0 if step.ops_records_cleared else ops_records) + step.ops_records_added,
+        quarantined + step.quarantined_added,
     )
+
+
+def counters_payload(counters: tuple[int, ...]) -> bytes:
+    """The stored form of a mark's counters, as its row checksum covers it."""
+    return ",".join(map(str, counters)).encode()
 
 
 def disagreements(mark: HighWater | None, observed: dict[str, int]) -> list[str]:

@@ -182,16 +182,29 @@ InputParams = tuple[str, str, bytes, str, float | None, str | None, int | None, 
 idempotency key, admission position, recovery fields of a queued input."""
 
 
+def _store_input(conn: sqlite3.Connection, rt: str, params: InputParams, *, exists_likely: bool) -> int:
+    """Store one input row (inserted or replaced); returns 1 if it was new. The statement more
+    likely to hit runs first: an insert that skips an existing key (then the update, only if it
+    did), or with ``exists_likely`` the update (then the insert, only if no row was there)."""
+    _, input_id, payload, checksum, finished_at, key, position, queued = params
+    update = (payload, checksum, finished_at, key, position, queued, rt, input_id)
+    if exists_likely:
+        if conn.execute(_UPDATE_INPUT, update).rowcount:
+            return 0
+        conn.execute(_INSERT_INPUT, params)
+        return 1
+    if conn.execute(_INSERT_INPUT, params).rowcount == 1:
+        return 1
+    conn.execute(_UPDATE_INPUT, update)
+    return 0
+
+
 def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[InputParams]) -> int:
     """Store the rows of ``params`` (inserted or replaced); returns how many were new. One row:
-    an insert that skips an existing key, then an update only if it did (one statement for a
-    new row); more rows: one count of the new keys and one upsert per row."""
+    :func:`_store_input` (one statement for a new row); more rows: one count of the new keys and
+    one upsert per row."""
     if len(params) == 1:
-        _, input_id, payload, checksum, finished_at, key, position, queued = params[0]
-        if conn.execute(_INSERT_INPUT, params[0]).rowcount == 1:
-            return 1
-        conn.execute(_UPDATE_INPUT, (payload, checksum, finished_at, key, position, queued, rt, input_id))
-        return 0
+        return _store_input(conn, rt, params[0], exists_likely=False)
     added = new_inputs(conn, rt, (p[1] for p in params))
     conn.executemany(_UPSERT_INPUT, params)
     return added
@@ -211,45 +224,58 @@ def _lease_guard(rt: str, fence: Fence | None) -> tuple[str, tuple[object, ...]]
     return _INSERT_INPUT_LEASED, (rt, *known[0])
 
 
-def _update_or_insert(conn: sqlite3.Connection, rt: str, params: InputParams) -> int:
-    """Store one input row, trying the update first (the row most likely exists); returns 1 if
-    it was new."""
-    _, input_id, payload, checksum, finished_at, key, position, queued = params
-    if conn.execute(_UPDATE_INPUT, (payload, checksum, finished_at, key, position, queued, rt, input_id)).rowcount:
-        return 0
-    conn.execute(_INSERT_INPUT, params)
-    return 1
+def _check_fence_in(conn: sqlite3.Connection, rt: str, fence: Fence | None, what: str) -> None:
+    """Raise ``OwnershipLost`` unless ``fence`` passes the check against the lease row, read in
+    the caller's transaction (rules in :mod:`meerkat_runtime.store.lease`)."""
+    refusal = fence_refusal(rt, _stored_lease(conn, rt), fence, what)
+    if refusal is not None:
+        raise refusal
+
+
+_ONE_INPUT_ADDED = MarkStep(inputs_added=1)
+_NO_INPUT_ADDED = MarkStep()
+
+
+class _FenceChecked:
+    """A write body run after the fence check, in the same transaction (the fenced form of every
+    write that has no form of its own, see :class:`_InputWrite`)."""
+
+    __slots__ = ("body", "fence", "rt", "what")
+
+    def __init__(self, rt: str, what: str, fence: Fence | None, body: Body) -> None:
+        self.rt = rt
+        self.what = what
+        self.fence = fence
+        self.body = body
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        _check_fence_in(conn, self.rt, self.fence, self.what)
+        self.body(conn)
 
 
 class _InputWrite:
-    """The body of ``persist_input_state``: store one input row and advance the mark. Called
-    after the fence check as any body; :meth:`guarded` instead writes a new row with the fence
-    check in the same statement, when the check can be expressed over the lease row."""
+    """The fenced write of ``persist_input_state``: store one input row and advance the mark.
+    A new row is inserted by one statement that checks the lease row itself when the check can
+    be expressed over it (:func:`_lease_guard`); when that wrote nothing (the row exists, or the
+    lease row is not the one known) or nothing is known to guard with, the fence is checked
+    first and the row then stored by :func:`_store_input`."""
 
-    __slots__ = ("params", "rt")
+    __slots__ = ("fence", "params", "rt")
 
-    def __init__(self, rt: str, params: InputParams) -> None:
+    def __init__(self, rt: str, params: InputParams, fence: Fence | None) -> None:
         self.rt = rt
         self.params = params
+        self.fence = fence
 
     def __call__(self, conn: sqlite3.Connection) -> None:
-        advance_mark(conn, self.rt, MarkStep(inputs_added=_upsert_inputs(conn, self.rt, [self.params])))
-
-    def guarded(self, conn: sqlite3.Connection, fence: Fence | None) -> bool | None:
-        """Insert the row with :func:`_lease_guard`: ``True`` if it was written (the mark
-        advanced), ``False`` if not (the row exists, or the lease row is not the one known:
-        check the fence, then :meth:`unguarded`), ``None`` if nothing is known to guard with."""
-        guard = _lease_guard(self.rt, fence)
-        if guard is None:
-            return None
-        if conn.execute(guard[0], (*self.params, *guard[1])).rowcount != 1:
-            return False
-        advance_mark(conn, self.rt, MarkStep(inputs_added=1))
-        return True
-
-    def unguarded(self, conn: sqlite3.Connection) -> None:
-        """After :meth:`guarded` wrote nothing and the fence passed: the row most likely exists."""
-        advance_mark(conn, self.rt, MarkStep(inputs_added=_update_or_insert(conn, self.rt, self.params)))
+        rt = self.rt
+        guard = _lease_guard(rt, self.fence)
+        if guard is not None and conn.execute(guard[0], (*self.params, *guard[1])).rowcount == 1:
+            advance_mark(conn, rt, _ONE_INPUT_ADDED)
+            return
+        _check_fence_in(conn, rt, self.fence, "persist_input_state")
+        added = _store_input(conn, rt, self.params, exists_likely=guard is not None)
+        advance_mark(conn, rt, _ONE_INPUT_ADDED if added else _NO_INPUT_ADDED)
 
 
 _checked_leases: dict[str, tuple[tuple[object, ...], Lease]] = {}
@@ -812,20 +838,7 @@ class SqliteRuntimeStore:
     def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
         """:meth:`_write` with the ownership check first, inside the same transaction."""
         checked = v.check_fence(runtime_id, fence, WriteFailed)
-
-        def fenced(conn: sqlite3.Connection) -> None:
-            guarded = body.guarded(conn, checked) if isinstance(body, _InputWrite) else None
-            if guarded:
-                return
-            refusal = fence_refusal(runtime_id, _stored_lease(conn, runtime_id), checked, what)
-            if refusal is not None:
-                raise refusal
-            if guarded is None:
-                body(conn)
-            else:
-                cast(_InputWrite, body).unguarded(conn)
-
-        self._write(runtime_id, what, fenced)
+        self._write(runtime_id, what, _FenceChecked(runtime_id, what, checked, body))
 
     def _read(self, runtime_id: str, what: str, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one read transaction (a consistent snapshot of the file)."""
@@ -848,7 +861,8 @@ class SqliteRuntimeStore:
     # --- inputs ---------------------------------------------------------------------------
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
-        self._fenced_write(rt, "persist_input_state", fence, _InputWrite(rt, self._input_params(rt, [row])[0]))
+        params = self._input_param(rt, v.check_row(rt, 0, row, WriteFailed))
+        self._write(rt, "persist_input_state", _InputWrite(rt, params, v.check_fence(rt, fence, WriteFailed)))
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -935,19 +949,14 @@ class SqliteRuntimeStore:
 
     @staticmethod
     def _input_params(rt: str, rows: Sequence[InputRow]) -> list[InputParams]:
-        return [
-            (
-                rt,
-                row.input_id,
-                row.payload,
-                row_checksum(INPUTS, rt, row.input_id, row.payload),
-                row.finished_at,
-                row.idempotency_key,
-                row.admission_seq,
-                row.queued,
-            )
-            for row in v.check_rows(rt, rows, WriteFailed)
-        ]
+        return [SqliteRuntimeStore._input_param(rt, row) for row in v.check_rows(rt, rows, WriteFailed)]
+
+    @staticmethod
+    def _input_param(rt: str, row: InputRow) -> InputParams:
+        """The statement parameters of one checked row (its checksum computed here)."""
+        input_id, payload = row.input_id, row.payload
+        checksum = row_checksum(INPUTS, rt, input_id, payload)
+        return (rt, input_id, payload, checksum, row.finished_at, row.idempotency_key, row.admission_seq, row.queued)
 
     # --- run boundaries -------------------------------------------------------------------
     def atomic_apply(

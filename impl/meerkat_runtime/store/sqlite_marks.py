@@ -16,7 +16,14 @@ import sqlite3
 from collections.abc import Iterable
 from typing import cast
 
-from meerkat_runtime.store.high_water import HIGH_WATER_FIELDS, HighWater, MarkStep, advance
+from meerkat_runtime.store.high_water import (
+    HIGH_WATER_FIELDS,
+    HighWater,
+    MarkStep,
+    advance,
+    advance_counters,
+    counters_payload,
+)
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.tables import HIGH_WATER, INPUTS
 from meerkat_runtime.vocab.errors import Corrupt
@@ -55,7 +62,11 @@ def stored_mark(conn: sqlite3.Connection, runtime_id: str) -> HighWater | None:
 
 def mark_checksum(mark: HighWater) -> str:
     """The checksum stored beside ``mark``'s counters (bound to its runtime id)."""
-    return row_checksum(HIGH_WATER, mark.runtime_id, "", mark.payload())
+    return _counters_checksum(mark.runtime_id, mark.counters())
+
+
+def _counters_checksum(runtime_id: str, counters: tuple[int, ...]) -> str:
+    return row_checksum(HIGH_WATER, runtime_id, "", counters_payload(counters))
 
 
 def store_mark(conn: sqlite3.Connection, mark: HighWater) -> str:
@@ -73,15 +84,15 @@ stored row equal to it (same values, all integers) has a matching checksum, so t
 does not recompute it. A memo of checksums only, never of what a file holds."""
 
 
-def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> HighWater:
-    """Advance the runtime's mark by ``step`` in the caller's transaction; returns the new mark."""
+def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> None:
+    """Advance the runtime's mark by ``step`` in the caller's transaction."""
     known = _checked.get(runtime_id)
     if known is not None:
-        mark = advance(HighWater(runtime_id, *cast(tuple[int, ...], known[:-1])), runtime_id, step)
-        counters, checksum = mark.counters(), mark_checksum(mark)
+        counters = advance_counters(cast(tuple[int, ...], known[:-1]), step)
+        checksum = _counters_checksum(runtime_id, counters)
         if conn.execute(_ADVANCE_IF_UNCHANGED, (*counters, checksum, runtime_id, *known)).rowcount == 1:
             _checked[runtime_id] = (*counters, checksum)
-            return mark
+            return
     found = conn.execute(_SELECT, (runtime_id,)).fetchone()
     if found is None:
         current = None
@@ -94,7 +105,6 @@ def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> H
     if len(_checked) >= _CHECKED_LIMIT:
         _checked.clear()
     _checked[runtime_id] = (*mark.counters(), checksum)
-    return mark
 
 
 def new_inputs(conn: sqlite3.Connection, runtime_id: str, input_ids: Iterable[str]) -> int:

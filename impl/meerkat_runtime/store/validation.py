@@ -67,22 +67,25 @@ def check_bytes(runtime_id: str, what: str, value: object, error: type[StoreErro
 
 
 def check_rows(runtime_id: str, rows: Sequence[InputRow], error: type[StoreError]) -> list[InputRow]:
-    """Every row is an ``InputRow`` with a non-empty string id and bytes payload (and, if it
-    was read without its payload being verified, a payload that passes the check now)."""
-    checked: list[InputRow] = []
-    for index, row in enumerate(rows):
-        if not isinstance(row, InputRow):
-            raise error(runtime_id, f"rows[{index}] must be an InputRow, got {type(row).__name__}")
-        if not _is_text(row.input_id):
-            raise error(runtime_id, f"rows[{index}].input_id must be a non-empty UTF-8 string")
-        check_bytes(runtime_id, f"rows[{index}] ({row.input_id!r}).payload", row.payload, error)
-        _check_row_index(runtime_id, f"rows[{index}] ({row.input_id!r})", row, error)
-        try:
-            row.verified_payload()  # a row read back unverified is not written before it is checked
-        except Corrupt as exc:
-            raise error(runtime_id, f"rows[{index}] ({row.input_id!r}) was read unverified: {exc.detail}") from exc
-        checked.append(row)
-    return checked
+    """Every row passes :func:`check_row`."""
+    return [check_row(runtime_id, index, row, error) for index, row in enumerate(rows)]
+
+
+def check_row(runtime_id: str, index: int, row: object, error: type[StoreError]) -> InputRow:
+    """``row`` (``rows[index]`` in errors) is an ``InputRow`` with a non-empty string id and
+    bytes payload (and, if it was read without its payload being verified, a payload that
+    passes the check now)."""
+    if not isinstance(row, InputRow):
+        raise error(runtime_id, f"rows[{index}] must be an InputRow, got {type(row).__name__}")
+    if not _is_text(row.input_id):
+        raise error(runtime_id, f"rows[{index}].input_id must be a non-empty UTF-8 string")
+    check_bytes(runtime_id, f"rows[{index}] ({row.input_id!r}).payload", row.payload, error)
+    _check_row_index(runtime_id, f"rows[{index}] ({row.input_id!r})", row, error)
+    try:
+        row.verified_payload()  # a row read back unverified is not written before it is checked
+    except Corrupt as exc:
+        raise error(runtime_id, f"rows[{index}] ({row.input_id!r}) was read unverified: {exc.detail}") from exc
+    return row
 
 
 MAX_ADMISSION_SEQ = (1 << 63) - 1
