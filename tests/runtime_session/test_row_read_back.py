@@ -4,6 +4,7 @@ read differently (``encode_record_checked``), and what it protects against when 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -12,11 +13,15 @@ from typing import Any
 
 import pytest
 from meerkat_runtime.session import persistence, row_codec
+from meerkat_runtime.session.completion import Completed, RunFailure
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.core.plan import Plan
-from meerkat_runtime.session.inputs import HandlingMode, PromptInput
+from meerkat_runtime.session.executor import RunResult
+from meerkat_runtime.session.inputs import HandlingMode, PromptInput, external_event
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record, encode_record, encode_record_checked
+from meerkat_runtime.vocab.ids import RunId
+from meerkat_runtime.vocab.inputs import Consumed
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
 
 from tests.runtime_session.disks import Disk
@@ -120,3 +125,82 @@ def test_without_the_check_a_lossy_row_is_acknowledged_and_recovery_reads_anothe
         await second.close()
 
     run(body())
+
+
+def _finished(record: InputRecord) -> InputRecord:
+    """``record`` consumed after a failed run and a completed one: every optional field set."""
+    return dataclasses.replace(
+        record,
+        phase=S.CONSUMED,
+        terminal=Consumed(),
+        outcome=Completed(RunResult("done \u00e9", 2, 1, 30)),
+        last_error=RunFailure("TimeoutError", 'slow "quoted"\n'),
+        last_run_id=RunId("run-1"),
+        last_boundary_sequence=3,
+        attempts=2,
+        history=[*record.history, HistoryEntry(S.QUEUED, S.CONSUMED, "consumed", 2.25)],
+    )
+
+
+_TEXTS = ["plain", "caf\u00e9 \u2028 \U0001f600", 'quote " back\\slash \n\t\x00\x1f', ""]
+
+
+@pytest.mark.parametrize("text", _TEXTS, ids=["ascii", "unicode", "escapes", "empty"])
+def test_rows_are_the_text_the_standard_encoder_writes(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The row encoders call the standard library's C encoder directly: the text is byte for byte
+    what ``json.JSONEncoder`` with the row options writes, for a new row (checked) and a finished
+    one carrying every optional field, and the same where the C encoder is missing."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    item = make_prompt(text, idempotency_key="k\u00e9", supersession_key="s", correlation_id="c")
+    records = [*_planned(item), _finished(_record(item)), _record(external_event("tick", text))]
+    for record in records:
+        expected = standard.encode(row_codec.record_to_json(record)).encode()
+        assert encode_record(record) == expected
+        assert encode_record_checked(record) == expected
+        monkeypatch.setattr(row_codec, "_CHUNKS", None)
+        monkeypatch.setattr(row_codec, "_STRICT_CHUNKS", None)
+        assert encode_record(record) == encode_record_checked(record) == expected
+        monkeypatch.undo()
+        assert decode_record(expected) == record
+
+
+def test_an_input_field_that_contains_itself_is_refused_not_raised() -> None:
+    """Input fields are checked to be text before an accept encodes them, so no row document can
+    contain itself; one that did anyway (an unchecked field) is refused as a row that cannot be
+    encoded, not left to raise from the encoder."""
+    looped: list[Any] = []
+    looped.append(looped)
+    record = _record(dataclasses.replace(make_prompt("x"), text=looped))  # type: ignore[arg-type]
+    with pytest.raises(RowFormatError, match="cannot be encoded"):
+        encode_record_checked(record)
+
+
+_HEADER = {"id": "i", "timestamp": 1.5, "origin": "operator", "durability": "durable"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", 1),
+        ("id", None),
+        ("timestamp", True),
+        ("timestamp", "1.5"),
+        ("origin", 1),
+        ("durability", None),
+        ("durability", "forever"),
+        ("idempotency_key", 1),
+        ("supersession_key", ["s"]),
+        ("correlation_id", False),
+    ],
+)
+def test_a_header_field_of_another_type_is_refused(field: str, value: object) -> None:
+    with pytest.raises(RowFormatError, match=field):
+        row_codec._header_from_json({**_HEADER, field: value})
+
+
+def test_a_header_reads_what_the_encoder_leaves_out_or_writes_as_an_integer() -> None:
+    header = row_codec._header_from_json({**_HEADER, "timestamp": 2, "idempotency_key": None})
+    assert type(header.timestamp) is float and header.timestamp == 2.0
+    assert (header.idempotency_key, header.supersession_key, header.correlation_id) == (None, None, None)
+    keyed = row_codec._header_from_json({**_HEADER, "idempotency_key": "k", "correlation_id": "c"})
+    assert (keyed.idempotency_key, keyed.supersession_key, keyed.correlation_id) == ("k", None, "c")

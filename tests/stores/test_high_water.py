@@ -302,3 +302,31 @@ def test_counters_are_in_stored_order() -> None:
     mark = HighWater("rt", *range(1, len(HIGH_WATER_FIELDS) + 1))
     assert mark.counters() == tuple(getattr(mark, name) for name in HIGH_WATER_FIELDS) == tuple(range(1, 9))
     assert mark.payload() == b"1,2,3,4,5,6,7,8"
+
+
+def test_a_fenced_row_rewritten_counts_once_whichever_statement_runs_first(tmp_path: Path) -> None:
+    """``persist_input_state`` stores a row by the guarded insert (lease row known), or after the
+    fence check by an update first (the guarded insert found the row) or an insert first (no
+    lease row known yet): each path counts a new row once and a rewritten one not at all."""
+    from meerkat_runtime.store import sqlite as sqlite_store
+
+    store = SqliteRuntimeStore(tmp_path / "s.db")
+    try:
+        fence = store.claim_lease(RT, "owner", 30.0).fence
+        writes = [  # (row, whether the lease row is known: else the fence check, then insert first)
+            (InputRow("a", b"1"), False),  # new: insert first
+            (InputRow("a", b"2"), True),  # stored: guarded insert, then update first
+            (InputRow("a", b"3"), False),  # stored: insert first, then update
+            (InputRow("b", b"1"), True),  # new: guarded insert
+            (InputRow("c", b"1"), False),  # new: insert first
+        ]
+        for row, known in writes:
+            if not known:
+                sqlite_store._checked_leases.clear()
+            store.persist_input_state(RT, row, fence=fence)
+        mark = store.load_high_water(RT)
+        assert mark is not None and (mark.writes, mark.inputs) == (5, 3)
+        stored = {row.input_id: row.payload for row in store.load_active_input_states(RT)}
+        assert stored == {"a": b"3", "b": b"1", "c": b"1"}
+    finally:
+        store.close()

@@ -24,7 +24,7 @@ class InputLifecycleState(enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in TERMINAL_INPUT_STATES
+        return self._value_ in _TERMINAL_VALUES  # by value: an enum member hashes in Python
 
 
 TERMINAL_INPUT_STATES = frozenset(
@@ -35,6 +35,7 @@ TERMINAL_INPUT_STATES = frozenset(
         InputLifecycleState.ABANDONED,
     }
 )
+_TERMINAL_VALUES = frozenset(state.value for state in TERMINAL_INPUT_STATES)
 
 
 class Durability(enum.Enum):
