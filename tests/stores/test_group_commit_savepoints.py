@@ -9,10 +9,12 @@ breaks a rule the savepoints keep."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Literal
 
 import pytest
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import OwnershipLost, WriteFailed
@@ -84,3 +86,53 @@ def test_each_write_of_a_batch_keeps_its_own_transaction_rules(tmp_path: Path) -
 def test_protection_off_a_refused_write_harms_its_batch(tmp_path: Path, isolation: Isolation, expected: str) -> None:
     broken = _broken_rules(tmp_path / "s.sqlite3", isolation)
     assert any(rule.startswith(expected) for rule in broken), broken
+
+
+class _Traced(SqliteRuntimeStore):
+    """Records every statement its connections run."""
+
+    statements: list[str] = []
+
+    def _open_connection(self) -> sqlite3.Connection:
+        conn = super()._open_connection()
+        conn.set_trace_callback(self.statements.append)
+        return conn
+
+
+def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_path: Path) -> None:
+    """Input row writes may run twice, so their batch first runs without a savepoint per write:
+    with every write valid none is opened; a refused write rolls that run back and the batch runs
+    again write by write in savepoints, so the refusal fails alone and the others commit in one
+    transaction, each counted once by its runtime's mark."""
+    store = _Traced(tmp_path / "s.sqlite3", group_commit_max_batch=3, group_commit_max_wait_ms=1000)
+    store.statements = []
+    try:
+        fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
+        stale = fences[B]
+        fences[B] = store.claim_lease(B, "me", 60).fence  # the token moved: ``stale`` no longer matches
+
+        def batch(writes: list[tuple[str, str, Fence]]) -> tuple[list[BaseException | None], list[str], int]:
+            commits, start = store.commit_count, len(store.statements)
+            futures = [
+                store.submit_write(lambda w=w: store.persist_input_state(w[0], InputRow(w[1], b"1"), fence=w[2]))
+                for w in writes
+            ]
+            errors = [f.exception(timeout=30) for f in futures]
+            assert store.group_commit_stats()[2] == 3, "the three writes were not one batch"
+            return errors, store.statements[start:], store.commit_count - commits
+
+        errors, statements, commits = batch([(A, "a0", fences[A]), (B, "b0", fences[B]), (C, "c0", fences[C])])
+        assert errors == [None, None, None] and commits == 1
+        assert not [s for s in statements if "SAVEPOINT" in s]
+        marks = {rt: store.load_high_water(rt) for rt in (A, B, C)}
+        errors, statements, commits = batch([(A, "a1", fences[A]), (B, "b1", stale), (C, "c1", fences[C])])
+        assert errors[0] is None and isinstance(errors[1], OwnershipLost) and errors[2] is None
+        assert commits == 1 and "SAVEPOINT write" in statements
+        for rt, added in ((A, 1), (B, 0), (C, 1)):
+            before, after = marks[rt], store.load_high_water(rt)
+            assert before is not None and after is not None
+            assert (after.writes, after.inputs) == (before.writes + added, before.inputs + added)
+        stored = {rt: sorted(r.input_id for r in store.load_active_input_states(rt)) for rt in (A, B, C)}
+        assert stored == {A: ["a0", "a1"], B: ["b0"], C: ["c0", "c1"]}
+    finally:
+        store.close()

@@ -7,7 +7,9 @@
   commits every write pending when it is free — of any runtime — in one ``BEGIN IMMEDIATE``
   transaction (one fsync), each write inside its own savepoint, and returns from each write
   only after that commit. A write refused or failing inside its savepoint (a stale fence, a
-  duplicate receipt, ...) is rolled back alone and raises alone; the others commit. A failure
+  duplicate receipt, ...) is rolled back alone and raises alone; the others commit. (A batch of
+  input row writes, which may run twice, first runs without savepoints; only if one of its
+  writes fails is that run rolled back and the batch run again in savepoints.) A failure
   of the batch's ``COMMIT`` fails every write it held: ``WriteOutcomeUnknown`` when the
   transaction ended with the failure, else (rolled back) ``WriteFailed``. At most
   ``group_commit_max_batch`` writes share a transaction; the writer waits at most
@@ -261,6 +263,8 @@ class _InputWrite:
     first and the row then stored by :func:`_store_input`."""
 
     __slots__ = ("fence", "params", "rt")
+    repeatable = True
+    """Its run changes only the database and the memos (:func:`_repeatable`)."""
 
     def __init__(self, rt: str, params: InputParams, fence: Fence | None) -> None:
         self.rt = rt
@@ -369,6 +373,38 @@ def _abandon(conn: sqlite3.Connection, writes: list[PendingWrite], exc: sqlite3.
     _rollback_quietly(conn)
     for pending in writes:
         pending.fail(_translate(exc, pending.runtime_id, pending.what, WriteFailed))
+
+
+def _begin(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
+    """Begin the batch's transaction; if that fails, fail every write of ``batch`` (``False``)."""
+    try:
+        _reset(conn)
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        for pending in batch:
+            pending.fail(_translate(exc, pending.runtime_id, pending.what, WriteFailed))
+        return False
+    return True
+
+
+def _repeatable(pending: PendingWrite) -> bool:
+    """Whether the write's body may run twice, its first run rolled back: it changes nothing but
+    the database and the memos of what this process verified (which a rolled-back run may
+    leave ahead of the file: they are checked against the file before they are relied on)."""
+    return getattr(pending.body, "repeatable", False) is True
+
+
+def _all_succeed(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
+    """Run every write of ``batch`` in the open transaction, without savepoints: ``True`` if all
+    succeeded; at the first failure roll the transaction back (``False``: nothing was written,
+    no write was completed)."""
+    for pending in batch:
+        try:
+            pending.body(conn)
+        except Exception:
+            _rollback_quietly(conn)
+            return False
+    return True
 
 
 def _rolled_back(writes: list[PendingWrite], cause: BaseException) -> None:
@@ -761,16 +797,20 @@ class SqliteRuntimeStore:
     def _one_transaction(self, conn: sqlite3.Connection, batch: list[PendingWrite]) -> list[PendingWrite]:
         """One transaction over ``batch``: one savepoint per write, one ``COMMIT``. Returns the
         writes not yet tried when SQLite itself rolled the transaction back (they go into the
-        next transaction); every other write is completed here."""
-        try:
-            _reset(conn)
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for pending in batch:
-                pending.fail(_translate(exc, pending.runtime_id, pending.what, WriteFailed))
+        next transaction); every other write is completed here. A batch of writes that may run
+        twice (:func:`_repeatable`) first runs without savepoints: when every write succeeds it
+        commits as it is; when one fails, the transaction is rolled back (nothing of it was
+        written) and the batch runs again, each write in its savepoint, as any batch."""
+        if not _begin(conn, batch):
             return []
         if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
             return self._single(conn, batch[0])
+        if self._write_isolation == "savepoint" and all(map(_repeatable, batch)):
+            if _all_succeed(conn, batch):
+                self._commit(conn, batch)
+                return []
+            if not _begin(conn, batch):
+                return []
         done: list[PendingWrite] = []
         isolation = self._write_isolation
         for index, pending in enumerate(batch):
@@ -816,12 +856,18 @@ class SqliteRuntimeStore:
         if not done:
             _rollback_quietly(conn)
             return []
+        self._commit(conn, done)
+        return []
+
+    def _commit(self, conn: sqlite3.Connection, done: list[PendingWrite]) -> None:
+        """``COMMIT`` the batch's transaction holding ``done`` and complete them: succeeded, or
+        all failed (``WriteOutcomeUnknown`` if the failed ``COMMIT`` ended the transaction)."""
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:  # still open: roll back, nothing of the batch was written
                 _abandon(conn, done, exc)
-                return []
+                return
             for pending in done:
                 pending.fail(
                     WriteOutcomeUnknown(
@@ -829,11 +875,10 @@ class SqliteRuntimeStore:
                         f"{pending.what}: COMMIT of its batch failed, the write may or may not be durable: {exc}",
                     )
                 )
-            return []
+            return
         self._counted_commit()
         for pending in done:
             pending.succeed()
-        return []
 
     def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
         """:meth:`_write` with the ownership check first, inside the same transaction."""
