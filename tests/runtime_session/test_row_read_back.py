@@ -157,11 +157,57 @@ def test_rows_are_the_text_the_standard_encoder_writes(text: str, monkeypatch: p
         expected = standard.encode(row_codec.record_to_json(record)).encode()
         assert encode_record(record) == expected
         assert encode_record_checked(record) == expected
-        monkeypatch.setattr(row_codec, "_CHUNKS", None)
-        monkeypatch.setattr(row_codec, "_STRICT_CHUNKS", None)
+        monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+        monkeypatch.setattr(row_codec, "_dumps", row_codec._row_dumps(allow_nan=True))
+        monkeypatch.setattr(row_codec, "_dumps_strict", row_codec._row_dumps(allow_nan=False))
         assert encode_record(record) == encode_record_checked(record) == expected
         monkeypatch.undo()
         assert decode_record(expected) == record
+
+
+def _swapped_separators(make: Any) -> Any:
+    """``make`` (the C encoder's constructor) with the key and item separators swapped."""
+
+    def wrong(*args: Any) -> Any:
+        a = list(args)
+        a[4], a[5] = a[5], a[4]
+        return make(*a)
+
+    return wrong
+
+
+def _nan_allowed(make: Any) -> Any:
+    """``make`` ignoring the ``allow_nan`` it is given (always allowing non-finite numbers)."""
+    return lambda *args: make(*args[:8], True)
+
+
+def _other_signature(make: Any) -> Any:
+    """``make`` as if its signature had gained an argument."""
+    return lambda *args: make(*args, None)
+
+
+@pytest.mark.parametrize("allow_nan", [True, False])
+@pytest.mark.parametrize("wrap", [_swapped_separators, _nan_allowed, _other_signature])
+def test_a_c_encoder_that_differs_from_the_standard_one_is_not_used(
+    wrap: Any, allow_nan: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C encoder is private to ``json`` and called positionally: its output is compared with
+    the standard encoder's at import, and a constructor that builds an encoder writing other
+    text (separators swapped), one not refusing NaN where it must, or one that no longer takes
+    these arguments, leaves the rows to the standard encoder, which writes the same text."""
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    assert make is not None and row_codec._chunk_encoder(standard) is not None
+    monkeypatch.setattr(json.encoder, "c_make_encoder", wrap(make))
+    chunks = row_codec._chunk_encoder(standard)
+    if wrap is _nan_allowed and allow_nan:  # the one case where the wrong encoder is right
+        assert chunks is not None
+        return
+    assert chunks is None
+    dumps = row_codec._row_dumps(allow_nan)
+    monkeypatch.undo()  # the standard encoder itself uses the C encoder when it is there
+    doc = row_codec.record_to_json(_finished(_record(make_prompt("caf\u00e9"))))
+    assert dumps(doc) == standard.encode(doc).encode()
 
 
 def test_an_input_field_that_contains_itself_is_refused_not_raised() -> None:

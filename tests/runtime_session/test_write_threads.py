@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
@@ -17,11 +18,14 @@ from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
 
 class _ThreadRecording(SqliteRuntimeStore):
     """Records the thread each input row's statements ran on: the thread of the transaction that
-    commits the row (the caller's, or the store's writer)."""
+    commits the row (the caller's, or the store's writer). With ``repeatable`` the recording body
+    keeps the row write's mark that it may run twice (a batch of such writes first runs without
+    a savepoint per write), else it runs as any write."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, repeatable: bool) -> None:
         super().__init__(path)
         self.threads: list[str] = []
+        self.repeatable = repeatable
 
     def _write(self, runtime_id: str, what: str, body: Body) -> None:
         if what != "persist_input_state":
@@ -32,12 +36,19 @@ class _ThreadRecording(SqliteRuntimeStore):
             self.threads.append(threading.current_thread().name)
             return body(conn)
 
+        if self.repeatable:
+            recorded.repeatable = getattr(body, "repeatable", False)  # type: ignore[attr-defined]
         super()._write(runtime_id, what, recorded)
 
 
-def test_a_lone_write_on_a_quiet_loop_commits_on_the_loop_thread(tmp_path: Path) -> None:
+@pytest.fixture(params=[True, False], ids=["repeatable", "savepoints"])
+def repeatable(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def test_a_lone_write_on_a_quiet_loop_commits_on_the_loop_thread(tmp_path: Path, repeatable: bool) -> None:
     async def scenario() -> tuple[list[str], int, int]:
-        store = _ThreadRecording(tmp_path / "s.sqlite3")
+        store = _ThreadRecording(tmp_path / "s.sqlite3", repeatable)
         machine = MeerkatMachine.persistent(store, close_store=True)
         await machine.register_session("s")
         for i in range(5):
@@ -56,9 +67,9 @@ def test_a_lone_write_on_a_quiet_loop_commits_on_the_loop_thread(tmp_path: Path)
     assert rows == 5 and commits >= 5
 
 
-def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Path) -> None:
+def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Path, repeatable: bool) -> None:
     async def scenario() -> list[str]:
-        store = _ThreadRecording(tmp_path / "s.sqlite3")
+        store = _ThreadRecording(tmp_path / "s.sqlite3", repeatable)
         machine = MeerkatMachine.persistent(store, close_store=True)
         await machine.register_session("s")
         loop = asyncio.get_running_loop()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
-from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import OwnershipLost, WriteFailed
 
 A, B, C = "rt:session:a", "rt:session:b", "rt:session:c"
@@ -91,12 +91,32 @@ def test_protection_off_a_refused_write_harms_its_batch(tmp_path: Path, isolatio
 class _Traced(SqliteRuntimeStore):
     """Records every statement its connections run."""
 
-    statements: list[str] = []
+    def __init__(self, path: Path, **settings: Any) -> None:
+        self.statements: list[str] = []
+        super().__init__(path, **settings)
 
     def _open_connection(self) -> sqlite3.Connection:
         conn = super()._open_connection()
         conn.set_trace_callback(self.statements.append)
         return conn
+
+
+Write = tuple[str, str, Fence]
+
+
+def _input_batch(store: _Traced, writes: list[Write]) -> tuple[list[BaseException | None], list[str], int]:
+    """Submit one ``persist_input_state`` per ``(runtime, input id, fence)`` of ``writes``, all
+    as one batch; their errors, the statements the batch ran and the commits it took."""
+    commits, start = store.commit_count, len(store.statements)
+    size = len(writes)
+    batches = store.group_commit_batch_sizes().get(size, 0)
+    futures = [
+        store.submit_write(lambda w=w: store.persist_input_state(w[0], InputRow(w[1], b"1"), fence=w[2]))
+        for w in writes
+    ]
+    errors = [f.exception(timeout=30) for f in futures]
+    assert store.group_commit_batch_sizes().get(size, 0) == batches + 1, f"the {size} writes were not one batch"
+    return errors, store.statements[start:], store.commit_count - commits
 
 
 def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_path: Path) -> None:
@@ -105,29 +125,23 @@ def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_
     again write by write in savepoints, so the refusal fails alone and the others commit in one
     transaction, each counted once by its runtime's mark."""
     store = _Traced(tmp_path / "s.sqlite3", group_commit_max_batch=3, group_commit_max_wait_ms=1000)
-    store.statements = []
     try:
         fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
         stale = fences[B]
         fences[B] = store.claim_lease(B, "me", 60).fence  # the token moved: ``stale`` no longer matches
 
-        def batch(writes: list[tuple[str, str, Fence]]) -> tuple[list[BaseException | None], list[str], int]:
-            commits, start = store.commit_count, len(store.statements)
-            futures = [
-                store.submit_write(lambda w=w: store.persist_input_state(w[0], InputRow(w[1], b"1"), fence=w[2]))
-                for w in writes
-            ]
-            errors = [f.exception(timeout=30) for f in futures]
-            assert store.group_commit_stats()[2] == 3, "the three writes were not one batch"
-            return errors, store.statements[start:], store.commit_count - commits
-
-        errors, statements, commits = batch([(A, "a0", fences[A]), (B, "b0", fences[B]), (C, "c0", fences[C])])
+        errors, statements, commits = _input_batch(
+            store, [(A, "a0", fences[A]), (B, "b0", fences[B]), (C, "c0", fences[C])]
+        )
         assert errors == [None, None, None] and commits == 1
-        assert not [s for s in statements if "SAVEPOINT" in s]
+        assert not [s for s in statements if "SAVEPOINT write" in s]
         marks = {rt: store.load_high_water(rt) for rt in (A, B, C)}
-        errors, statements, commits = batch([(A, "a1", fences[A]), (B, "b1", stale), (C, "c1", fences[C])])
+        errors, statements, commits = _input_batch(
+            store, [(A, "a1", fences[A]), (B, "b1", stale), (C, "c1", fences[C])]
+        )
         assert errors[0] is None and isinstance(errors[1], OwnershipLost) and errors[2] is None
         assert commits == 1 and "SAVEPOINT write" in statements
+        assert statements.count("BEGIN IMMEDIATE") == 1, "the batch did not run again in its own transaction"
         for rt, added in ((A, 1), (B, 0), (C, 1)):
             before, after = marks[rt], store.load_high_water(rt)
             assert before is not None and after is not None
@@ -135,4 +149,98 @@ def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_
         stored = {rt: sorted(r.input_id for r in store.load_active_input_states(rt)) for rt in (A, B, C)}
         assert stored == {A: ["a0", "a1"], B: ["b0"], C: ["c0", "c1"]}
     finally:
+        store.close()
+
+
+def test_after_a_refused_write_the_next_batch_takes_savepoints_from_the_start(tmp_path: Path) -> None:
+    """A writer refused again and again does not make every batch it shares run twice: after a
+    batch in which a write failed, the next batch runs write by write in savepoints at once (no
+    first run to roll back), and once a batch has no failure the next one runs without them."""
+    store = _Traced(tmp_path / "s.sqlite3", group_commit_max_batch=3, group_commit_max_wait_ms=1000)
+    try:
+        fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
+        stale = fences[B]
+        fences[B] = store.claim_lease(B, "me", 60).fence  # the token moved: ``stale`` no longer matches
+        runs: list[tuple[int, int]] = []  # per batch: (first runs rolled back, savepoints per write)
+        for i, b_fence in enumerate((stale, stale, fences[B], fences[B])):
+            errors, statements, _ = _input_batch(
+                store, [(A, f"a{i}", fences[A]), (B, f"b{i}", b_fence), (C, f"c{i}", fences[C])]
+            )
+            assert errors[0] is None and errors[2] is None
+            assert isinstance(errors[1], OwnershipLost) if b_fence is stale else errors[1] is None
+            runs.append((statements.count("ROLLBACK TO batch"), statements.count("SAVEPOINT write")))
+        assert runs == [(1, 3), (0, 3), (0, 3), (0, 0)]
+    finally:
+        store.close()
+
+
+class _LockTaken(_Traced):
+    """Once a write of a batch failed, another connection tries to take the file's write lock
+    (without waiting) before each later statement of the batch, up to its ``COMMIT``, and keeps
+    it when it gets it (``taken``) until the test releases it."""
+
+    def __init__(self, path: Path, **settings: Any) -> None:
+        super().__init__(path, **settings)
+        self.other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        self.armed = False
+        self.taken = False
+
+    def _open_connection(self) -> sqlite3.Connection:
+        conn = super()._open_connection()
+
+        def statement(sql: str) -> None:
+            self.statements.append(sql)
+            if not self.armed:
+                return
+            if sql == "COMMIT":
+                self.armed = False
+                return
+            try:
+                self.other.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # the batch holds the lock
+                return
+            self.armed, self.taken = False, True
+
+        conn.set_trace_callback(statement)
+        return conn
+
+    def _write(self, runtime_id: str, what: str, body: Body) -> None:
+        store = self
+
+        class Arming:
+            """``body``, arming the lock taker when it fails."""
+
+            repeatable = getattr(body, "repeatable", False)
+
+            def __call__(self, conn: sqlite3.Connection) -> object:
+                try:
+                    return body(conn)
+                except Exception:
+                    store.armed = True
+                    raise
+
+        super()._write(runtime_id, what, Arming())
+
+
+def test_a_batch_run_again_after_a_refusal_keeps_its_write_lock(tmp_path: Path) -> None:
+    """When a write of a batch's first run fails, the batch runs again without giving up the
+    write lock: another process cannot take it in between and make the batch's valid writes (and
+    the refused one, as ``database is locked``) fail."""
+    store = _LockTaken(
+        tmp_path / "s.sqlite3", busy_timeout_ms=300, group_commit_max_batch=3, group_commit_max_wait_ms=1000
+    )
+    try:
+        fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
+        stale = fences[B]
+        fences[B] = store.claim_lease(B, "me", 60).fence  # the token moved: ``stale`` no longer matches
+        errors, _, commits = _input_batch(store, [(A, "a", fences[A]), (B, "b", stale), (C, "c", fences[C])])
+        if store.taken:
+            store.other.execute("ROLLBACK")
+        assert not store.taken, f"another connection took the write lock within the batch: {errors}"
+        assert errors[0] is None and isinstance(errors[1], OwnershipLost) and errors[2] is None, errors
+        assert commits == 1
+        stored = {rt: [r.input_id for r in store.load_input_states(rt)] for rt in (A, B, C)}
+        assert stored == {A: ["a"], B: [], C: ["c"]}
+    finally:
+        store.other.close()
         store.close()

@@ -93,37 +93,75 @@ class RowFormatError(ValueError):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""The one encoder of every row and record (``json.dumps`` with these options would build a
-new one per call)."""
-
-
 def _not_json(value: object) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _chunk_encoder(allow_nan: bool) -> Callable[[Any, int], Sequence[str]] | None:
-    """The standard library's C encoder with :data:`_ENCODER`'s options (``allow_nan`` as
-    given), called directly: the same text as ``JSONEncoder.encode`` without its per-call set-up
-    and without its check for circular references (every document here is built afresh from
-    fields checked to be strings, numbers and flags, so none can contain itself; a nesting too
-    deep to encode raises ``RecursionError``). ``None`` where the C encoder is not available."""
+_PROBE: dict[str, Any] = {
+    "text": 'caf\u00e9 \u2603 \u2028 \U0001f600 "q" \\ \n\t\x00\x1f',
+    "nested": [1, -2, 3.5, 1e300, -0.0, True, False, None, {"k": [], "l": {}, "m": [[{"n": "o"}]]}],
+    "": {"a": [10**20]},
+}
+"""A document whose text the C encoder must write exactly as the standard encoder does."""
+
+
+def _chunk_encoder(standard: json.JSONEncoder) -> Callable[[Any, int], Sequence[str]] | None:
+    """The standard library's C encoder with ``standard``'s options (compact separators, no
+    ASCII escaping, its ``allow_nan``), called directly: the same text as ``standard.encode``
+    without its per-call set-up and without its check for circular references. ``None`` where
+    the C encoder is missing, cannot be built with these arguments, or does not write the
+    standard text for :data:`_PROBE` (nor, refusing non-finite numbers, refuse NaN): the
+    encoder is private to the ``json`` module and its signature is checked, never assumed (the
+    reference text is the standard encoder's pure-Python form, which does not use it)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
-    chunks: Callable[[Any, int], Sequence[str]] = make(
-        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, allow_nan
-    )
-    return chunks
+    nan = {"nan": float("nan")}
+    try:
+        chunks: Callable[[Any, int], Sequence[str]] = make(
+            None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, standard.allow_nan
+        )
+        if "".join(chunks(_PROBE, 0)) != "".join(standard.iterencode(_PROBE)):
+            return None
+        if standard.allow_nan:
+            return chunks if "".join(chunks(nan, 0)) == "".join(standard.iterencode(nan)) else None
+        try:
+            chunks(nan, 0)
+        except ValueError:
+            return chunks
+    except Exception:
+        return None
+    return None
 
 
-_CHUNKS = _chunk_encoder(allow_nan=True)
+def _row_dumps(allow_nan: bool) -> Callable[[dict[str, Any]], bytes]:
+    """The encoder of rows and records: compact UTF-8 JSON text, exactly what
+    ``json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)``
+    writes, through :func:`_chunk_encoder` where it is usable, else through that encoder.
+    The C encoder skips the check for circular references: every document encoded here is
+    built afresh from fields checked to be strings, numbers and flags, so none can contain
+    itself (one that did anyway raises ``RecursionError``; through the standard encoder,
+    ``ValueError``)."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    chunks = _chunk_encoder(standard)
+    if chunks is None:
+        encode = standard.encode
+
+        def dumps_standard(doc: dict[str, Any]) -> bytes:
+            return encode(doc).encode()
+
+        return dumps_standard
+
+    def dumps(doc: dict[str, Any]) -> bytes:
+        return "".join(chunks(doc, 0)).encode()
+
+    return dumps
 
 
-def _dumps(doc: dict[str, Any]) -> bytes:
-    if _CHUNKS is None:
-        return _ENCODER.encode(doc).encode()
-    return "".join(_CHUNKS(doc, 0)).encode()
+_dumps = _row_dumps(allow_nan=True)
+_dumps_strict = _row_dumps(allow_nan=False)
+""":func:`_dumps` refusing a non-finite number (``ValueError``; the same text for every finite
+document)."""
 
 
 _MISSING: Any = object()
@@ -394,7 +432,10 @@ def completion_from_json(doc: Any) -> CompletionOutcome:
 
 def encode_record(record: InputRecord) -> bytes:
     """Serialise one input record (images must already be blob references); optional fields
-    that are null are left out (compact form, read by every decoder of this version)."""
+    that are null are left out (compact form, read by every decoder of this version). Relies on
+    the record's fields having their declared types (the runtime's own records, whose input was
+    checked at acceptance): nothing here checks for a field that contains itself, which would
+    raise ``RecursionError`` (:func:`encode_record_checked` refuses that as ``RowFormatError``)."""
     return _dumps(record_to_json(record))
 
 
@@ -498,18 +539,6 @@ def decode_record(data: bytes) -> InputRecord:
     )
 
 
-_STRICT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-""":data:`_ENCODER` refusing a non-finite number (the same text for every finite document)."""
-_STRICT_CHUNKS = _chunk_encoder(allow_nan=False)
-
-
-def _dumps_strict(doc: dict[str, Any]) -> bytes:
-    """:func:`_dumps` refusing a non-finite number (``ValueError``)."""
-    if _STRICT_CHUNKS is None:
-        return _STRICT_ENCODER.encode(doc).encode()
-    return "".join(_STRICT_CHUNKS(doc, 0)).encode()
-
-
 def encode_record_checked(record: InputRecord) -> bytes:
     """Encode ``record``; raise :class:`RowFormatError` unless recovery would decode the row
     to the same input (as persisted) and the same lifecycle fields. Nothing that fails here
@@ -547,6 +576,8 @@ class LifecycleRecord:
 
 
 def encode_lifecycle(record: LifecycleRecord) -> bytes:
+    """Serialise the lifecycle record (its fields are an enum value and an optional string, as
+    typed: nothing here checks for a field that contains itself)."""
     return _dumps(
         {
             "record_version": LIFECYCLE_RECORD_VERSION,

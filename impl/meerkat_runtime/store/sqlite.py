@@ -8,8 +8,9 @@
   transaction (one fsync), each write inside its own savepoint, and returns from each write
   only after that commit. A write refused or failing inside its savepoint (a stale fence, a
   duplicate receipt, ...) is rolled back alone and raises alone; the others commit. (A batch of
-  input row writes, which may run twice, first runs without savepoints; only if one of its
-  writes fails is that run rolled back and the batch run again in savepoints.) A failure
+  input row writes, which may run twice, first runs in one savepoint for the whole batch; only
+  if one of its writes fails is that run rolled back to it and the batch run again, in the same
+  transaction, in a savepoint per write, as is the batch after one whose write failed.) A failure
   of the batch's ``COMMIT`` fails every write it held: ``WriteOutcomeUnknown`` when the
   transaction ended with the failure, else (rolled back) ``WriteFailed``. At most
   ``group_commit_max_batch`` writes share a transaction; the writer waits at most
@@ -193,8 +194,7 @@ def _store_input(conn: sqlite3.Connection, rt: str, params: InputParams, *, exis
     if exists_likely:
         if conn.execute(_UPDATE_INPUT, update).rowcount:
             return 0
-        conn.execute(_INSERT_INPUT, params)
-        return 1
+        return conn.execute(_INSERT_INPUT, params).rowcount
     if conn.execute(_INSERT_INPUT, params).rowcount == 1:
         return 1
     conn.execute(_UPDATE_INPUT, update)
@@ -395,16 +395,29 @@ def _repeatable(pending: PendingWrite) -> bool:
 
 
 def _all_succeed(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
-    """Run every write of ``batch`` in the open transaction, without savepoints: ``True`` if all
-    succeeded; at the first failure roll the transaction back (``False``: nothing was written,
-    no write was completed)."""
+    """Run every write of ``batch`` in the open transaction, without a savepoint per write:
+    ``True`` if all succeeded; ``False`` at the first failure, no write completed and the
+    transaction (if SQLite did not end it) left for the caller to undo."""
     for pending in batch:
         try:
             pending.body(conn)
         except Exception:
-            _rollback_quietly(conn)
             return False
     return True
+
+
+def _undo_first_run(conn: sqlite3.Connection) -> bool:
+    """Undo a failed first run of a batch back to its ``batch`` savepoint, keeping the
+    transaction and its write lock: ``False`` if SQLite already ended the transaction or the
+    undo itself failed (the transaction is then rolled back: nothing of the batch was written)."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            return True
+    except sqlite3.Error:
+        _rollback_quietly(conn)
+    return False
 
 
 def _rolled_back(writes: list[PendingWrite], cause: BaseException) -> None:
@@ -495,6 +508,9 @@ class SqliteRuntimeStore:
         """How a batch keeps a failed write from the others: its own savepoint. The other
         values exist only for tests that show what goes wrong without savepoints: ``continue``
         leaves a failed write's statements in the batch, ``abort`` rolls the batch back."""
+        self._refused_last = False
+        """Whether a write of the writer's last batch of several failed (the next batch then
+        takes a savepoint per write from the start)."""
         self._deferring = threading.local()
         self._commits = 0
         self._commits_lock = threading.Lock()
@@ -757,20 +773,7 @@ class SqliteRuntimeStore:
             _rollback_quietly(conn)
             pending.fail(error)
             return []
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                _abandon(conn, [pending], exc)
-                return []
-            pending.fail(
-                WriteOutcomeUnknown(
-                    pending.runtime_id, f"{pending.what}: COMMIT failed, the write may or may not be durable: {exc}"
-                )
-            )
-            return []
-        self._counted_commit()
-        pending.succeed()
+        self._commit(conn, [pending])
         return []
 
     def writer_idle(self) -> bool:
@@ -798,18 +801,28 @@ class SqliteRuntimeStore:
         """One transaction over ``batch``: one savepoint per write, one ``COMMIT``. Returns the
         writes not yet tried when SQLite itself rolled the transaction back (they go into the
         next transaction); every other write is completed here. A batch of writes that may run
-        twice (:func:`_repeatable`) first runs without savepoints: when every write succeeds it
-        commits as it is; when one fails, the transaction is rolled back (nothing of it was
-        written) and the batch runs again, each write in its savepoint, as any batch."""
+        twice (:func:`_repeatable`) first runs in one ``batch`` savepoint, without one per
+        write: when every write succeeds it
+        commits as it is; when one fails, that run is rolled back to the ``batch`` savepoint
+        opened before it (nothing of it was written, the write lock is kept) and the batch runs
+        again in the same transaction, each write in its savepoint, as any batch. After a batch
+        in which a write failed, the next one takes savepoints from the start (a writer refused
+        again and again does not make every batch run twice)."""
         if not _begin(conn, batch):
             return []
         if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
             return self._single(conn, batch[0])
-        if self._write_isolation == "savepoint" and all(map(_repeatable, batch)):
+        if self._write_isolation == "savepoint" and not self._refused_last and all(map(_repeatable, batch)):
+            try:
+                conn.execute("SAVEPOINT batch")
+            except sqlite3.Error as exc:
+                _abandon(conn, batch, exc)
+                return []
             if _all_succeed(conn, batch):
                 self._commit(conn, batch)
                 return []
-            if not _begin(conn, batch):
+            self._refused_last = True
+            if not _undo_first_run(conn) and not _begin(conn, batch):
                 return []
         done: list[PendingWrite] = []
         isolation = self._write_isolation
@@ -823,11 +836,7 @@ class SqliteRuntimeStore:
             try:
                 pending.body(conn)
             except Exception as exc:
-                error = (
-                    _translate(exc, pending.runtime_id, pending.what, WriteFailed)
-                    if isinstance(exc, sqlite3.Error)
-                    else exc
-                )
+                error = _write_error(exc, pending)
                 if isolation == "abort":  # (tests only) as if SQLite rolled it all back
                     _rollback_quietly(conn)
                 if not conn.in_transaction:  # SQLite rolled the whole transaction back
@@ -853,6 +862,7 @@ class SqliteRuntimeStore:
                 _abandon(conn, [*done, pending, *batch[index + 1 :]], exc)
                 return []
             done.append(pending)
+        self._refused_last = len(done) < len(batch)
         if not done:
             _rollback_quietly(conn)
             return []
