@@ -44,7 +44,7 @@ import pickle
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 from meerkat_model.machine import Machine, Stepped
@@ -194,6 +194,7 @@ class Partition:
         self.frontier: list[int] = []
         self.next_frontier: list[int] = []
         self.out_states: list[list[Any]] = [[] for _ in range(n)]
+        self.sent_states: list[list[Any]] = [[] for _ in range(n)]  # per destination: slot -> state
         self.out_parents: list[array[int]] = [array("q") for _ in range(n)]
         self.sent = [0] * n  # slots used so far per destination
         self.inbox: list[array[int]] = [array("q") for _ in range(n)]  # per sender: slot -> local index
@@ -437,6 +438,7 @@ class Partition:
         for dest in range(self.n):
             if self.out_states[dest]:
                 out.append((dest, pickle.dumps((self.out_states[dest], self.out_parents[dest]), PICKLE_PROTOCOL)))
+                self.sent_states[dest] += self.out_states[dest]
                 self.out_states[dest] = []
                 self.out_parents[dest] = array("q")
         return out
@@ -456,9 +458,17 @@ class Partition:
         self.frontier, self.next_frontier = self.next_frontier, []
         self.level += 1
 
-    def final_lists(self) -> tuple[Any, ...]:
-        """The bulky results, in ``LISTS`` order."""
-        return (self.states, self.edst, self.eact, self.etr, self.expanded, self.ends, self.inbox)
+    def final_lists(self, omit: int | None = None) -> tuple[Any, ...]:
+        """The bulky results, in ``LISTS`` order; with ``omit``, the states first received from
+        partition ``omit`` are left out of the state list (that partition has them in its
+        ``sent_states``: :func:`restore_states` puts them back)."""
+        states = self.states
+        if omit is not None:
+            own = bytearray(b"\x01") * len(states)
+            for i in self.inbox[omit]:
+                own[i] = 0
+            states = list(compress(states, own))
+        return (states, self.edst, self.eact, self.etr, self.expanded, self.ends, self.inbox)
 
     def report(self) -> tuple[int, int, int, bool]:
         """States known when this level started, the frontier it expanded, the states
@@ -482,6 +492,24 @@ class Partition:
         for name in ARRAYS:
             header[name] = getattr(self, name)
         return header
+
+
+def restore_states(own: list[Any], count: int, received: Sequence[int], sent: Sequence[Any]) -> list[Any]:
+    """The ``count`` states of a partition whose :meth:`Partition.final_lists` left out the ones
+    it received from this partition: ``received`` (its inbox from here) maps each slot to its
+    local index, ``sent`` each slot to the state sent in it, and ``own`` holds the others in
+    order of local index."""
+    states: list[Any] = [None] * count
+    mask = bytearray(b"\x01") * count
+    for i, state in zip(received, sent, strict=True):
+        states[i] = state
+        mask[i] = 0
+    rest = iter(own)
+    for i in compress(range(count), mask):
+        states[i] = next(rest)
+    if next(rest, mask) is not mask:
+        raise ValueError("more own states than left-out slots")
+    return states
 
 
 def search_sequential(
