@@ -504,11 +504,11 @@ def restore_states(own: list[Any], count: int, received: Sequence[int], sent: Se
     for i, state in zip(received, sent, strict=True):
         states[i] = state
         mask[i] = 0
-    rest = iter(own)
-    for i in compress(range(count), mask):
-        states[i] = next(rest)
-    if next(rest, mask) is not mask:
-        raise ValueError("more own states than left-out slots")
+    slots = list(compress(range(count), mask))
+    if len(slots) != len(own):
+        raise ValueError(f"{len(own)} own states for {len(slots)} indexes not received")
+    for i, state in zip(slots, own, strict=True):
+        states[i] = state
     return states
 
 
