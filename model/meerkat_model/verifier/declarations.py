@@ -66,6 +66,9 @@ class DeclarationCheck:
         self._by_sig: list[Statuses] = []
         self.ok: dict[str, set[int]] = {}
         """Per transition, the combinations found right: ``before << 42 | after << 21 | subjects``."""
+        self.passed: dict[tuple[int, int, str, int], Any] = {}
+        """``(before, after, transition, id(action)) -> action`` for steps found right (the action
+        kept alive, so the id stays its own): the search's one-lookup fast path."""
         self.subject_ids: dict[int, tuple[Any, int]] = {}
         """``id(action) -> (action, subjects id)`` (the action kept alive, so the id stays its own)."""
         self._subject_ids: dict[tuple[tuple[str, int], ...], int] = {}
@@ -96,15 +99,18 @@ class DeclarationCheck:
 
     def check(self, before: int, action: Any, transition: str, after: int) -> str | None:
         """``None`` when the step matches the declarations, else what it did wrong. A combination
-        found right is remembered as one int per transition (signatures and subjects interned)."""
+        found right is remembered as one int per transition (signatures and subjects interned),
+        and the step itself in ``passed``."""
         sid = self.subjects(action)
         key = (before << 42) | (after << 21) | sid
         ok = self.ok.get(transition)
         if ok is not None and key in ok:
+            self.passed[before, after, transition, id(action)] = action
             return None
         problem = self._problem(self._by_sig[before], self._by_subject_id[sid], transition, self._by_sig[after])
         if problem is None:
             self.ok.setdefault(transition, set()).add(key)
+            self.passed[before, after, transition, id(action)] = action
             return None
         return f"{self.machine.action_label(action)} fired {transition}: {problem}"
 

@@ -103,10 +103,10 @@ class Exploration:
         if self._index is None:
             self._index = {s: i for i, s in enumerate(self.state_list)}
         key = self.machine.canonical(state) if self.symmetry else state
-        try:
-            return self._index[key]
-        except KeyError:
-            raise KeyError(f"state was not reached by this exploration: {state!r}") from None
+        index = self._index.get(key, -1)
+        if not 0 <= index < len(self.state_list):  # a search's table also holds renamed forms
+            raise KeyError(f"state was not reached by this exploration: {state!r}")
+        return index
 
     def graph(self) -> Any:
         """A ``networkx.DiGraph``: nodes are the stored states (attrs ``depth``, ``initial``),

@@ -20,7 +20,11 @@ sequential explorer runs as a single partition.
   sent slot became. Then the next level starts; the search stops when no worker has a
   frontier and nothing was sent.
 * **Assembly.** Each child sends its records (states, edges column-wise, per-sender slot
-  tables; depths and parent ids as flat integer arrays) and the hub rebuilds the global
+  tables; depths and parent ids as flat integer arrays): of its states only the ones the hub
+  did not send it, since the hub kept every state it sent (``Partition.sent_states``) and the
+  child's slot table from the hub says which local index each became (most of a child's
+  states are found by the other workers first: the hand-off shrinks by as much, and the hub
+  holds one copy of each state). The hub rebuilds the global
   exploration with :func:`~meerkat_model.verifier.search.assemble`: states numbered level by
   level (worker by worker inside a level), so indexes stay in breadth-first order with the
   initial state at 0, and edges in order of source index (each source's edges in
@@ -51,7 +55,15 @@ from typing import Any
 
 from meerkat_model.machine import Machine
 from meerkat_model.verifier.exploration import Exploration
-from meerkat_model.verifier.search import ARRAYS, LISTS, PICKLE_PROTOCOL, Partition, assemble, paused_gc
+from meerkat_model.verifier.search import (
+    ARRAYS,
+    LISTS,
+    PICKLE_PROTOCOL,
+    Partition,
+    assemble,
+    paused_gc,
+    restore_states,
+)
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -89,7 +101,7 @@ def _child_main(part: Partition, conn: Connection, inherited: list[Connection]) 
             if stop:
                 break
         conn.send(("final", part.final_header()))
-        conn.send_bytes(pickle.dumps(part.final_lists(), PICKLE_PROTOCOL))
+        conn.send_bytes(pickle.dumps(part.final_lists(omit=0), PICKLE_PROTOCOL))
         for name in ARRAYS:
             conn.send_bytes(getattr(part, name))
     except (EOFError, BrokenPipeError):  # the hub is gone: nothing to report to
@@ -231,6 +243,9 @@ def _run(
             if tag != "final":
                 raise WorkerError(f"worker {child.index}: unexpected message {tag!r}")
             header.update(zip(LISTS, pickle.loads(child.recv_bytes()), strict=True))
+            header["state_list"] = restore_states(
+                header["state_list"], header["states"], header["inbox"][0], hub.sent_states[child.index]
+            )
             for name in ARRAYS:
                 header[name] = _int_array(child.recv_bytes())
             parts.append(header)

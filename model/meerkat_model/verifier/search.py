@@ -12,11 +12,17 @@ caller of the invariants).
 
 * **Known states.** One dict ``known`` maps a canonical state either to its local index (owned
   here) or to a negative *remote reference* ``-1 - (slot * n + owner)`` (owned elsewhere, queued
-  for its owner once; later hits are plain dict hits).
+  for its owner once; later hits are plain dict hits), and a successor that was renamed, under
+  its concrete form, to an *alias* ``ALIAS + k`` (its target reference and status signature are
+  ``alias_dst[k]`` and ``alias_after[k]``), so meeting it again needs no canonicalisation. A
+  successor is looked up with one ``setdefault`` that enters it under the next local index: a
+  new canonical state owned here is hashed once (its entry is already right), only a renamed
+  one or one owned elsewhere has its entry rewritten (an entry is never left provisional: if
+  anything raises before it is settled, it is removed).
 * **Shortcuts.** A step returning its own state is a self-loop without a lookup; one returning
-  the same object as the previous step from that state reuses its target; a successor that was
-  renamed is kept in ``aliases`` under its concrete form (target reference and status
-  signature), so meeting it again needs no canonicalisation. A step check's precondition
+  the same object as the previous step from that state reuses its target. A step found to
+  match its declarations is remembered by its statuses, transition and action
+  (``DeclarationCheck.passed``), so the check is one lookup after that. A step check's precondition
   (``StepCheck.when``) is asked once per state and check, not once per step (an answer is
   remembered only when it did not raise). The status signature of a state owned by another
   worker is computed once per worker (``remote_sigs``). None of them changes a result.
@@ -38,7 +44,7 @@ import pickle
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 from meerkat_model.machine import Machine, Stepped
@@ -56,6 +62,10 @@ ARRAYS = ("depths", "parents")
 """The integer records of a partition, in the order ``final_arrays`` hands them over."""
 LISTS = ("state_list", "edst", "eact", "etr", "expanded", "ends", "inbox")
 """The bulky records of a partition, in the order :meth:`Partition.final_lists` gives them."""
+
+ALIAS = 1 << 62
+"""``known`` values from here on are aliases (renamed successors; see the module doc): every
+local index and remote reference is below it."""
 
 STEP_RAISES = "steps_raise_nothing"
 """Built-in check: no step, candidate list, canonical form or obligation list raises."""
@@ -77,6 +87,10 @@ def _describes(machine: Machine[Any, Any]) -> Callable[[Any], str | None]:
         return None
 
     return check
+
+
+def _no_declarations(before: int, action: Any, transition: str, after: int) -> str | None:
+    return None
 
 
 def check_names(machine: Machine[Any, Any], *, check_describe: bool = False) -> tuple[str, ...]:
@@ -160,6 +174,7 @@ class Partition:
         self.checks = [(inv.name, inv.check) for inv in machine.invariants()]
         if check_describe:
             self.checks.append((DESCRIBE, _describes(machine)))
+        self.check_fns = tuple(check for _, check in self.checks)
         self.step_checks: dict[str, list[tuple[str, Any, Any]]] = {}
         for sc in machine.step_checks():
             for transition in sc.transitions:
@@ -169,15 +184,17 @@ class Partition:
         self.sigs: list[int] = []  # status signature of each owned state (with the declaration check)
         self.remote_sigs: dict[int, int] = {}  # remote reference -> status signature of that state
         self.known: dict[Any, int] = {}
-        # a successor that is not canonical -> (what ``known`` holds for its representative,
-        # its status signature or -1): found again, it needs no canonicalisation
-        self.aliases: dict[Any, tuple[int, int]] = {}
+        # alias k (``known`` value ALIAS + k, a renamed successor): what ``known`` holds for its
+        # representative, and its own status signature (-1 without the declaration check)
+        self.alias_dst: list[int] = []
+        self.alias_after: list[int] = []
         self.states: list[Any] = []
         self.depths = array("q")
         self.parents = array("q")  # global ids (local * n + owner) of the parents; -1: initial
         self.frontier: list[int] = []
         self.next_frontier: list[int] = []
         self.out_states: list[list[Any]] = [[] for _ in range(n)]
+        self.sent_states: list[list[Any]] = [[] for _ in range(n)]  # per destination: slot -> state
         self.out_parents: list[array[int]] = [array("q") for _ in range(n)]
         self.sent = [0] * n  # slots used so far per destination
         self.inbox: list[array[int]] = [array("q") for _ in range(n)]  # per sender: slot -> local index
@@ -202,26 +219,32 @@ class Partition:
             self.frontier, self.next_frontier = self.next_frontier, []
 
     def add(self, state: Any, parent: int) -> int:
-        """Store a new owned ``state`` at depth ``level + 1`` (0 for the initial state, whose
-        ``parent`` is -1) and check every invariant on it; a state that violates one (or on
-        which a check raises) is recorded (the first per invariant) and not expanded. Returns
-        its local index."""
+        """Store a new owned ``state`` (entered in ``known``) at depth ``level + 1`` (0 for the
+        initial state, whose ``parent`` is -1) and check every invariant on it; see
+        :meth:`_store`. Returns its local index."""
+        self.known[state] = len(self.states)
+        return self._store(state, parent)
+
+    def _store(self, state: Any, parent: int) -> int:
+        """Store a new owned ``state`` whose ``known`` entry already holds its local index (the
+        next one) and check every invariant on it; a state that violates one (or on which a
+        check raises) is recorded (the first per invariant) and not expanded. Returns its local
+        index."""
         i = len(self.states)
-        self.known[state] = i
         self.states.append(state)
         depth = self.level + 1 if parent >= 0 else 0
         self.depths.append(depth)
         self.parents.append(parent)
         ok = True
-        for name, holds in self.checks:
-            try:
-                message = holds(state)
-            except Exception as exc:  # a check that raises is violated by this state
-                message = f"the check raised {_raised(exc)}"
-            if message is not None:
-                ok = False
-                if name not in self.violations:
-                    self.violations[name] = (message, i, depth, False, None)
+        try:  # fast path: every check holds (each asked once more, one by one, if not)
+            for holds in self.check_fns:
+                if holds(state) is not None:
+                    ok = False
+                    break
+        except Exception:
+            ok = False
+        if not ok:
+            ok = self._record_checks(state, i, depth)
         if self.declarations is not None:
             try:
                 self.sigs.append(self.declarations.signature(state))
@@ -235,6 +258,21 @@ class Partition:
             self.tick(i + 1, len(self.next_frontier))
         return i
 
+    def _record_checks(self, state: Any, i: int, depth: int) -> bool:
+        """Record the first violation of every check that ``state`` (local index ``i``) violates
+        or raises on; whether every check held."""
+        ok = True
+        for name, holds in self.checks:
+            try:
+                message = holds(state)
+            except Exception as exc:  # a check that raises is violated by this state
+                message = f"the check raised {_raised(exc)}"
+            if message is not None:
+                ok = False
+                if name not in self.violations:
+                    self.violations[name] = (message, i, depth, False, None)
+        return ok
+
     def _step_violation(self, name: str, message: str, src: int, depth: int, action: Any, step: bool = True) -> None:
         """Record a violation of a step (``action`` from local state ``src`` at ``depth``)."""
         if name not in self.violations:
@@ -246,17 +284,18 @@ class Partition:
         for its owner when new; every step taken is recorded as an edge. Every step is checked
         against its transition's declarations and step checks; a step (or a call on a state)
         that raises is a violation of that step (that state), never an abort."""
-        machine, canon, me, n = self.machine, self.canon, self.me, self.n
-        step, actions, obligations = machine.step, machine.search_actions, machine.obligations
-        known, states, add, aliases = self.known, self.states, self.add, self.aliases
-        out_states, out_parents, sent = self.out_states, self.out_parents, self.sent
+        step, actions, obligations = self.machine.step, self.machine.search_actions, self.machine.obligations
+        states = self.states
+        enter = self.known.setdefault
+        discover = self._discover
+        alias_dst, alias_after = self.alias_dst, self.alias_after
         edst_list = self.edst
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
         expanded, ends = self.expanded.append, self.ends.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
-        remote_sigs, owner_of = self.remote_sigs, self.owner
-        ok_sets = declarations.ok if declarations is not None else {}
-        subject_ids = declarations.subject_ids if declarations is not None else {}
+        remote_sigs = self.remote_sigs
+        passed = declarations.passed.get if declarations is not None else None
+        check_declared = declarations.check if declarations is not None else _no_declarations
         depths = self.depths
         limit = self.max_states
         self.level_starts.append(len(self.expanded))
@@ -282,7 +321,6 @@ class Partition:
                         continue
                     succ = result.state
                     transition = result.transition
-                    dst: int | None
                     if succ is state:  # a self-loop on a stored (so canonical) state
                         dst, after = src, sig_src
                     elif succ is last:
@@ -290,54 +328,30 @@ class Partition:
                     else:
                         if not moved and succ != state:
                             moved = True
-                        dst = known.get(succ)
-                        concrete = succ
-                        after = -1
-                        alias = None
-                        # a stored state is canonical, so a hit needs no canonicalisation; a
-                        # successor renamed before is looked up under its concrete form
-                        if dst is None and canon is not None:
-                            alias = aliases.get(succ)
-                            if alias is None:
-                                representative = canon(succ)
-                                if representative is not succ:
-                                    succ = representative
-                                    dst = known.get(succ)
-                            else:
-                                dst, after = alias
-                        if dst is None:
-                            owner = owner_of(succ) if n > 1 else me
-                            if owner == me:
-                                dst = add(succ, src * n + me)
-                            else:
-                                slot = sent[owner]
-                                sent[owner] = slot + 1
-                                dst = -1 - (slot * n + owner)
-                                known[succ] = dst
-                                out_states[owner].append(succ)
-                                out_parents[owner].append(src * n + me)
-                        if alias is None:
-                            if declarations is not None:
-                                if concrete is not succ:
-                                    after = declarations.signature(concrete)
-                                elif dst >= 0:
-                                    after = sigs[dst]
-                                else:  # owned by another worker: its signature is computed once here
-                                    after = remote_sigs.get(dst, -1)
-                                    if after < 0:
-                                        after = remote_sigs[dst] = declarations.signature(concrete)
-                            if concrete is not succ:
-                                aliases[concrete] = (dst, after)
-                        last, last_dst, last_after = concrete, dst, after
-                    if declarations is not None:
-                        # fast path: this (statuses, transition, subjects) combination was found right
-                        cached = subject_ids.get(id(action))
-                        sid = cached[1] if cached is not None and cached[0] is action else -1
-                        ok = ok_sets.get(transition)
-                        if after >= 0 and (sid < 0 or ok is None or (sig_src << 42 | after << 21 | sid) not in ok):
-                            problem = declarations.check(sig_src, action, transition, after)
-                            if problem is not None:
-                                self._step_violation(DECLARED, problem, src, depths[src], action)
+                        fresh = len(states)
+                        dst = enter(succ, fresh)
+                        if dst == fresh:  # not met before: entered under the next local index
+                            dst, after = discover(succ, src, fresh)
+                        elif dst >= ALIAS:  # a renamed successor met before
+                            after = alias_after[dst - ALIAS]
+                            dst = alias_dst[dst - ALIAS]
+                        elif declarations is None:
+                            after = -1
+                        elif dst >= 0:
+                            after = sigs[dst]
+                        else:  # owned by another worker: its signature is computed once here
+                            after = remote_sigs.get(dst, -1)
+                            if after < 0:
+                                after = remote_sigs[dst] = declarations.signature(succ)
+                        last, last_dst, last_after = succ, dst, after
+                    if (
+                        after >= 0
+                        and passed is not None
+                        and passed((sig_src, after, transition, id(action))) is not action
+                    ):
+                        problem = check_declared(sig_src, action, transition, after)
+                        if problem is not None:
+                            self._step_violation(DECLARED, problem, src, depths[src], action)
                     if transition in step_checks:
                         for name, rule, when in step_checks[transition]:
                             if when is not None:
@@ -362,9 +376,61 @@ class Partition:
                     self.stuck.append(src)
             except Exception as exc:
                 self._step_violation(STEP_RAISES, f"obligations raised {_raised(exc)}", src, depths[src], None, False)
-            if limit is not None and len(states) + sum(sent) >= limit:
+            if limit is not None and len(states) + sum(self.sent) >= limit:
                 self.stopped = True
                 break
+
+    def _discover(self, succ: Any, src: int, fresh: int) -> tuple[int, int]:
+        """Settle a successor of local state ``src`` met for the first time, which ``known``
+        holds provisionally under ``fresh`` (the next local index): its canonical form is added
+        (owned here) or queued for its owner when new, and a renamed successor becomes an alias.
+        Returns what ``known`` holds for the canonical form, and the successor's status
+        signature (-1 without the declaration check). If anything raises, the provisional entry
+        is removed first."""
+        known, canon, declarations = self.known, self.canon, self.declarations
+        settled = False
+        try:
+            concrete = succ
+            dst: int | None = fresh  # the canonical form is ``succ`` itself, entered already
+            if canon is not None:
+                representative = canon(succ)
+                if representative is not succ:
+                    found = known.get(representative)
+                    if found != fresh:  # a different state from ``succ``: ``succ`` is renamed
+                        succ, dst = representative, found
+            if dst is None or dst == fresh:
+                owner = self.owner(succ) if self.n > 1 else self.me
+                parent = src * self.n + self.me
+                if owner == self.me:
+                    if succ is not concrete:
+                        known[succ] = fresh
+                    settled = succ is concrete
+                    dst = self._store(succ, parent)
+                else:
+                    slot = self.sent[owner]
+                    self.sent[owner] = slot + 1
+                    dst = known[succ] = -1 - (slot * self.n + owner)
+                    settled = succ is concrete
+                    self.out_states[owner].append(succ)
+                    self.out_parents[owner].append(parent)
+            after = -1
+            if declarations is not None:
+                if concrete is not succ:
+                    after = declarations.signature(concrete)
+                elif dst >= 0:
+                    after = self.sigs[dst]
+                else:
+                    after = self.remote_sigs[dst] = declarations.signature(concrete)
+            if concrete is not succ:
+                known[concrete] = ALIAS + len(self.alias_dst)
+                self.alias_dst.append(dst)
+                self.alias_after.append(after)
+                settled = True
+            return dst, after
+        except BaseException:
+            if not settled and known.get(concrete) == fresh:
+                del known[concrete]
+            raise
 
     def outgoing(self) -> list[tuple[int, bytes]]:
         """This level's batches for the other partitions, pickled; the queues are emptied."""
@@ -372,6 +438,7 @@ class Partition:
         for dest in range(self.n):
             if self.out_states[dest]:
                 out.append((dest, pickle.dumps((self.out_states[dest], self.out_parents[dest]), PICKLE_PROTOCOL)))
+                self.sent_states[dest] += self.out_states[dest]
                 self.out_states[dest] = []
                 self.out_parents[dest] = array("q")
         return out
@@ -379,20 +446,29 @@ class Partition:
     def receive(self, sender: int, payload: bytes) -> None:
         """Add the states another partition discovered for this one (those not known yet)."""
         batch_states, batch_parents = pickle.loads(payload)
-        known, add, slots = self.known, self.add, self.inbox[sender].append
+        enter, store, slots, states = self.known.setdefault, self._store, self.inbox[sender].append, self.states
         for state, parent in zip(batch_states, batch_parents, strict=True):
-            i = known.get(state)
-            if i is None:
-                i = add(state, parent)
+            fresh = len(states)
+            i = enter(state, fresh)
+            if i == fresh:
+                store(state, parent)
             slots(i)
 
     def finish_level(self) -> None:
         self.frontier, self.next_frontier = self.next_frontier, []
         self.level += 1
 
-    def final_lists(self) -> tuple[Any, ...]:
-        """The bulky results, in ``LISTS`` order."""
-        return (self.states, self.edst, self.eact, self.etr, self.expanded, self.ends, self.inbox)
+    def final_lists(self, omit: int | None = None) -> tuple[Any, ...]:
+        """The bulky results, in ``LISTS`` order; with ``omit``, the states first received from
+        partition ``omit`` are left out of the state list (that partition has them in its
+        ``sent_states``: :func:`restore_states` puts them back)."""
+        states = self.states
+        if omit is not None:
+            own = bytearray(b"\x01") * len(states)
+            for i in self.inbox[omit]:
+                own[i] = 0
+            states = list(compress(states, own))
+        return (states, self.edst, self.eact, self.etr, self.expanded, self.ends, self.inbox)
 
     def report(self) -> tuple[int, int, int, bool]:
         """States known when this level started, the frontier it expanded, the states
@@ -416,6 +492,24 @@ class Partition:
         for name in ARRAYS:
             header[name] = getattr(self, name)
         return header
+
+
+def restore_states(own: list[Any], count: int, received: Sequence[int], sent: Sequence[Any]) -> list[Any]:
+    """The ``count`` states of a partition whose :meth:`Partition.final_lists` left out the ones
+    it received from this partition: ``received`` (its inbox from here) maps each slot to its
+    local index, ``sent`` each slot to the state sent in it, and ``own`` holds the others in
+    order of local index."""
+    states: list[Any] = [None] * count
+    mask = bytearray(b"\x01") * count
+    for i, state in zip(received, sent, strict=True):
+        states[i] = state
+        mask[i] = 0
+    slots = list(compress(range(count), mask))
+    if len(slots) != len(own):
+        raise ValueError(f"{len(own)} own states for {len(slots)} indexes not received")
+    for i, state in zip(slots, own, strict=True):
+        states[i] = state
+    return states
 
 
 def search_sequential(
