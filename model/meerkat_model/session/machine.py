@@ -65,6 +65,7 @@ from meerkat_model.session.bounds import SessionBounds
 from meerkat_model.session.check_memo import remembered
 from meerkat_model.session.invariants import HANDLE_READERS, STEP_CHECKS, invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
+from meerkat_model.session.refusal_keys import refuses_by_status, status_key, write_failing_pairs
 from meerkat_model.session.state import (
     NO_ID,
     NO_KEY,
@@ -106,7 +107,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         b = self.bounds
         # Every action is built once here and shared by every state.
         register: tuple[SessionAction, ...] = (Register(),)
-        self._unregistered = (*register, WriteFails(Register())) if b.write_failures else register
+        self._unregistered = (*register, WriteFails(register[0])) if b.write_failures else register
         self._accepts = [self._accept_choices(i) for i in range(b.inputs)]
         self._invalid = [AcceptInvalid(i) for i in range(b.inputs)] if b.invalid else []
         self._direct = [self._direct_choices(i) for i in range(b.inputs)] if b.direct else []
@@ -148,7 +149,20 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # its input's handle) and a crash (it drops them all): ``StepMemo`` records the others
         # from one run.
         resolves_only = [a for a in shared if not isinstance(a, Accept | Crash)]
-        self._memo = StepMemo(self.clear_step, shared, resolves_only=resolves_only) if memo else None
+        # the steps whose refusals are a function of the session's status share them between cores
+        keyed = [a for a in shared if refuses_by_status(a)]
+        self._memo = (
+            StepMemo(
+                self.clear_step,
+                shared,
+                resolves_only=resolves_only,
+                refusal_key=status_key,
+                keyed=keyed,
+                write_failing=write_failing_pairs(shared),
+            )
+            if memo
+            else None
+        )
         # the memory answers for ``step`` only when a subclass does not override it
         self._step_memo = self._memo if type(self).step is SessionMachine.step else None
         if self._step_memo is not None:

@@ -1,0 +1,121 @@
+"""Which steps refuse by the session's status alone (a claim the step memory relies on to share
+refusals between cores; ``tests/model_session/test_refusal_keys.py`` checks it on every ci state).
+
+:func:`status_key` is the session's status: whether it is registered, and then its registration
+phase, runtime phase, whether a run is in flight and whether both lanes are empty. For the
+actions :func:`refuses_by_status` names, the step's refusals and self-loops are a function of
+that key (whether it refuses, or returns the state itself, and then with which ``Rejected``, or
+with which outputs and transition): every refusal these steps can return comes from a guard that
+reads nothing else, and so does every self-loop (retire when Retired already, interrupt without a
+run, attaching while attaching or attached, each with fixed outputs); every other step they take
+builds a new state:
+
+- the control operations (retire, reset, recycle, stop, destroy) refuse by ``control._refusal``
+  (not registered, Destroyed, Stopped, a run in flight) and then, with the store's write failing,
+  by the write whenever they would write: reset, recycle, stop and destroy always write once
+  admitted; retire writes unless the phase is Retired already;
+- interrupt refuses when not registered and, with the write failing, when a run is in flight;
+- attaching (begin, finish, failed) refuses by registration and runtime phase;
+- starting a run refuses by registration, run in flight, runtime phase and empty lanes;
+- a run's ends refuse when not registered or when no run is in flight;
+- unregister and crash refuse only when not registered.
+
+Register, recover and the accepts are not named: their refusals read the store or the inputs
+(a corrupt row, an idempotency key, a lane).
+
+:func:`write_failing_pairs` pairs each ``WriteFails(inner)`` whose step is ``inner``'s with the
+store's write failing, for the ``inner`` named in :data:`WRITE_FAILING_AS_INNER` (retire, recover,
+register, interrupt): each checks everything that can refuse it, and whether it would write
+nothing, before it writes, and a failed write gives one fixed ``durable_write_failed`` refusal
+per action. So ``WriteFails(inner)`` refuses as ``inner`` refuses, returns ``inner``'s result
+where ``inner`` returns the state itself, and gives that one refusal wherever ``inner`` moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from meerkat_model.session.actions import (
+    AttachFailed,
+    BeginAttach,
+    BoundaryCommitFails,
+    Crash,
+    Destroy,
+    ExecutorCancelled,
+    ExecutorFailed,
+    ExecutorFailedFatal,
+    ExecutorSucceeded,
+    FinishAttach,
+    Interrupt,
+    Recover,
+    Recycle,
+    Register,
+    Reset,
+    Retire,
+    SessionAction,
+    StartRun,
+    Stop,
+    TerminalSnapshotFails,
+    Unregister,
+    WriteFails,
+)
+from meerkat_model.session.state import NO_ID, SessionState
+
+BY_STATUS: frozenset[type[SessionAction]] = frozenset(
+    {
+        Retire,
+        Reset,
+        Recycle,
+        Stop,
+        Destroy,
+        Interrupt,
+        BeginAttach,
+        FinishAttach,
+        AttachFailed,
+        StartRun,
+        ExecutorSucceeded,
+        ExecutorFailed,
+        ExecutorFailedFatal,
+        ExecutorCancelled,
+        BoundaryCommitFails,
+        TerminalSnapshotFails,
+        Unregister,
+        Crash,
+    }
+)
+"""The actions whose refusals and self-loops are a function of :func:`status_key`."""
+
+WRITE_FAILS_BY_STATUS: frozenset[type[SessionAction]] = frozenset({Retire, Reset, Recycle, Stop, Destroy, Interrupt})
+"""The actions that, wrapped in ``WriteFails``, still refuse by :func:`status_key` alone."""
+
+
+def status_key(state: SessionState) -> Hashable:
+    """``None`` when the session is not registered, else its registration phase, runtime phase,
+    whether no run is in flight and whether both lanes are empty."""
+    memory = state.memory
+    if memory is None:
+        return None
+    return (memory.registration, memory.phase, memory.run == NO_ID, not memory.queue and not memory.steer)
+
+
+def refuses_by_status(action: SessionAction) -> bool:
+    """Whether the refusals and self-loops of ``action``'s step are a function of :func:`status_key`."""
+    if type(action) is WriteFails:
+        return type(action.inner) in WRITE_FAILS_BY_STATUS
+    return type(action) in BY_STATUS
+
+
+WRITE_FAILING_AS_INNER: frozenset[type[SessionAction]] = frozenset({Retire, Recover, Register, Interrupt})
+"""The actions ``WriteFails`` wraps as described in the module docstring."""
+
+
+def write_failing_pairs(actions: Iterable[SessionAction]) -> list[tuple[SessionAction, SessionAction]]:
+    """``(WriteFails(inner), inner)`` for every ``WriteFails`` among ``actions`` whose ``inner``
+    (of a type in :data:`WRITE_FAILING_AS_INNER`) is itself one of ``actions`` (the same object)."""
+    actions = list(actions)
+    present = {id(a) for a in actions}
+    return [
+        (a, a.inner)
+        for a in actions
+        if type(a) is WriteFails and type(a.inner) in WRITE_FAILING_AS_INNER and id(a.inner) in present
+    ]
