@@ -120,10 +120,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                 running.append(ExecutorFailedFatal())
         rest: list[SessionAction] = []
         if b.interrupt:
-            idle.append(Interrupt())
-            running += [Interrupt(), ExecutorCancelled()]
+            interrupt = Interrupt()
+            idle.append(interrupt)
+            running += [interrupt, ExecutorCancelled()]
             if b.write_failures:
-                running.append(WriteFails(Interrupt()))
+                running.append(WriteFails(interrupt))
         if b.control:
             for action in (*CONTROL, Recover()):
                 rest.append(action)
