@@ -44,12 +44,13 @@ def status_claim_breaches(
     m: SessionMachine, states: list[SessionState], key: Callable[[SessionState], Hashable] = status_key
 ) -> list[tuple[SessionAction, Hashable, set[Outcome]]]:
     """Every (action, key) under which the clear step's refusals and self-loops differ between
-    states, for the actions ``refuses_by_status`` names."""
+    states, for the actions ``refuses_by_status`` names (a key of ``None`` claims nothing)."""
     seen: dict[tuple[SessionAction, Hashable], set[Outcome]] = defaultdict(set)
     for state in states:
         for action in m.actions(state):
-            if refuses_by_status(action):
-                seen[(action, key(state))].add(_outcome(state, m.clear_step(state, action)))
+            k = key(state)
+            if k is not None and refuses_by_status(action):
+                seen[(action, k)].add(_outcome(state, m.clear_step(state, action)))
     breaches = []
     for (action, k), outcomes in seen.items():
         shared = {o for o in outcomes if o[0] != "moves"}

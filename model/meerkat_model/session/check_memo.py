@@ -11,7 +11,6 @@ it), and a state whose core cannot be hashed is checked directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from functools import partial
 from typing import Any
 
 from meerkat_model.machine import Invariant
@@ -30,12 +29,12 @@ class CoreResults:
         self.checks = tuple(checks)
         self._limit = limit
         self._cores: dict[tuple[object, ...], list[Any]] = {}
-        self._state: Any = None  # the state last checked, and the results of its core
-        self._results: list[Any] = []
+        self._last: list[Any] = [None, []]  # the state last checked, and the results of its core
 
     def result(self, k: int, state: SessionState) -> str | None:
         """``checks[k](state)``, remembered for the core of ``state``."""
-        if state is not self._state:
+        last = self._last
+        if state is not last[0]:
             try:
                 key = core(state)
                 results = self._cores.get(key)
@@ -45,12 +44,27 @@ class CoreResults:
                 if len(self._cores) >= self._limit:
                     self._cores.clear()
                 results = self._cores[key] = [_UNKNOWN] * len(self.checks)
-            self._state, self._results = state, results
-        got = self._results[k]
+            last[0], last[1] = state, results
+        got = last[1][k]
         if got is _UNKNOWN:
-            got = self._results[k] = self.checks[k](state)
+            got = last[1][k] = self.checks[k](state)
         result: str | None = got
         return result
+
+    def check(self, k: int) -> Check:
+        """:meth:`result` for ``checks[k]`` as a check of its own (answering at once for the
+        state last checked, whose result is known)."""
+        last, result = self._last, self.result
+
+        def remembered_check(state: SessionState) -> str | None:
+            if state is last[0]:
+                got = last[1][k]
+                if got is not _UNKNOWN:
+                    known: str | None = got
+                    return known
+            return result(k, state)
+
+        return remembered_check
 
 
 def remembered(
@@ -62,6 +76,6 @@ def remembered(
     slots = {inv.name: k for k, inv in enumerate(kept)}
 
     return tuple(
-        Invariant(inv.name, inv.description, partial(memo.result, slots[inv.name])) if inv.name in slots else inv
+        Invariant(inv.name, inv.description, memo.check(slots[inv.name])) if inv.name in slots else inv
         for inv in invariants
     )

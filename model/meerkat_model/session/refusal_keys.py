@@ -1,15 +1,17 @@
 """Which steps refuse by the session's status alone (a claim the step memory relies on to share
 refusals between cores; ``tests/model_session/test_refusal_keys.py`` checks it on every ci state).
 
-:func:`status_key` is the session's status: whether it is registered, and then its registration
-phase, runtime phase, whether a run is in flight and whether both lanes are empty. For the
-actions :func:`refuses_by_status` names, the step's refusals and self-loops are a function of
-that key (whether it refuses, or returns the state itself, and then with which ``Rejected``, or
-with which outputs and transition): every refusal these steps can return comes from a guard that
-reads nothing else, and so does every self-loop (retire when Retired already, interrupt without a
-run, attaching while attaching or attached, each with fixed outputs); every other step they take
-builds a new state:
+:func:`status_key` is the status of a registered session: its registration phase, runtime
+phase, whether a run is in flight and whether both lanes are empty (no key when the session is
+not registered: nothing is shared then). For the actions :func:`refuses_by_status` names, the
+step's refusals and self-loops on a registered session are a function of that key (whether it
+refuses, or returns the state itself, and then with which ``Rejected``, or with which outputs
+and transition): every refusal these steps can return there comes from a guard that reads
+nothing else, and so does every self-loop (register and retire when registered / Retired
+already, interrupt without a run, attaching while attaching or attached, each with fixed
+outputs); every other step they take builds a new state:
 
+- register on a registered session is a no-op;
 - the control operations (retire, reset, recycle, stop, destroy) refuse by ``control._refusal``
   (not registered, Destroyed, Stopped, a run in flight) and then, with the store's write failing,
   by the write whenever they would write: reset, recycle, stop and destroy always write once
@@ -20,8 +22,8 @@ builds a new state:
 - a run's ends refuse when not registered or when no run is in flight;
 - unregister and crash refuse only when not registered.
 
-Register, recover and the accepts are not named: their refusals read the store or the inputs
-(a corrupt row, an idempotency key, a lane).
+Recover and the accepts are not named: their refusals read the store or the inputs (a corrupt
+row, an idempotency key, a lane).
 
 :func:`write_failing_pairs` pairs each ``WriteFails(inner)`` whose step is ``inner``'s with the
 store's write failing, for the ``inner`` named in :data:`WRITE_FAILING_AS_INNER` (retire, recover,
@@ -63,6 +65,7 @@ from meerkat_model.session.state import NO_ID, SessionState
 
 BY_STATUS: frozenset[type[SessionAction]] = frozenset(
     {
+        Register,
         Retire,
         Reset,
         Recycle,
@@ -83,15 +86,16 @@ BY_STATUS: frozenset[type[SessionAction]] = frozenset(
         Crash,
     }
 )
-"""The actions whose refusals and self-loops are a function of :func:`status_key`."""
+"""The actions whose refusals and self-loops on a registered session are a function of
+:func:`status_key`."""
 
 WRITE_FAILS_BY_STATUS: frozenset[type[SessionAction]] = frozenset({Retire, Reset, Recycle, Stop, Destroy, Interrupt})
 """The actions that, wrapped in ``WriteFails``, still refuse by :func:`status_key` alone."""
 
 
 def status_key(state: SessionState) -> Hashable:
-    """``None`` when the session is not registered, else its registration phase, runtime phase,
-    whether no run is in flight and whether both lanes are empty."""
+    """``None`` (no key) when the session is not registered, else its registration phase, runtime
+    phase, whether no run is in flight and whether both lanes are empty."""
     memory = state.memory
     if memory is None:
         return None

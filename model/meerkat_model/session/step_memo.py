@@ -135,24 +135,17 @@ def _one_run_record(
     return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, ())
 
 
-_STEPPED_SLOTS = (
+_SET_STATE, _SET_OUTPUTS, _SET_TRANSITION = (
     Stepped.__dict__["state"].__set__,
     Stepped.__dict__["outputs"].__set__,
     Stepped.__dict__["transition"].__set__,
 )
-
-
-def _stepped(state: SessionState, outputs: tuple[Any, ...], transition: str) -> Stepped[SessionState]:
-    """``Stepped(state, outputs, transition)``, its slots set directly (a replay builds millions)."""
-    set_state, set_outputs, set_transition = _STEPPED_SLOTS
-    result: Stepped[SessionState] = object.__new__(Stepped)
-    set_state(result, state)
-    set_outputs(result, outputs)
-    set_transition(result, transition)
-    return result
+"""The slots of a ``Stepped``, set directly (a replay builds millions of them)."""
+_object_new = object.__new__
 
 
 def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any, ...]:
+    """The recorded outputs less the resolutions of handles that are not pending in ``waiters``."""
     outputs: tuple[Any, ...] = record[1]
     for i in record[3]:
         if waiters[i] is not _PENDING:
@@ -164,26 +157,6 @@ def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any,
     return outputs
 
 
-def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionState]:
-    """The remembered move ``record`` on ``state`` (a state with the recorded core)."""
-    waiters = state[3]
-    outputs = _outputs(record, waiters) if record[3] else record[1]
-    after, if_pending, otherwise = record[4], record[5], record[6]
-    handles = None
-    for i, w in if_pending:
-        if waiters[i] is _PENDING:
-            if handles is None:
-                handles = list(waiters)
-            handles[i] = w
-    for i, w in otherwise:
-        if waiters[i] is not _PENDING:
-            if handles is None:
-                handles = list(waiters)
-            handles[i] = w
-    new_waiters = waiters if handles is None else tuple(handles)
-    return _stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
-
-
 class StepMemo:
     """The clear step ``clear`` with its results remembered per core and action (for the
     ``actions`` the machine built; see the module docstring). At most ``limit`` cores are kept
@@ -192,7 +165,8 @@ class StepMemo:
     With ``refusal_key``, the actions in ``keyed`` are ones whose refusals and self-loops are a
     function of ``refusal_key(state)`` (the caller states this): whether the step refuses, or
     returns the state itself, and then the refusal, or the outputs and transition. A refusal or
-    self-loop met under a key is then shared by every core with that key, without a step.
+    self-loop met under a key is then shared by every core with that key, without a step (a
+    key of ``None`` shares nothing).
 
     ``write_failing`` pairs ``(failing, base)``: ``failing`` is ``base`` with the store's write
     failing, and the caller states that its step refuses as ``base`` refuses, returns what
@@ -329,10 +303,13 @@ class StepMemo:
         return self._stepped_record(state, self._actions[slot], slot)
 
     def _refusals_by_key(self, state: SessionState) -> list[tuple[Any, ...] | None] | None:
-        """The refusals met under the refusal key of ``state`` (``None``: no key for it)."""
+        """The refusals and self-loops met under the refusal key of ``state`` (``None``: no key
+        for it)."""
         assert self._refusal_key is not None
         try:
             key = self._refusal_key(state)
+            if key is None:
+                return None
             row = self._by_key.get(key)
             if row is None:
                 row = self._by_key[key] = [None] * len(self._actions)
@@ -364,13 +341,43 @@ class StepMemo:
         if record is None:
             record = self._records[slot] = self._recorded(state, action, slot)
         tag = record[0]
+        if tag == _MOVED:  # the recorded move, rebuilt here inline (the search replays millions):
+            # each pending handle as the run with every handle pending left it, each other one
+            # as the run with every handle resolved changed it, else kept
+            waiters = state[3]
+            outputs = record[1]
+            for i in record[3]:
+                if waiters[i] is not _PENDING:
+                    outputs = _outputs(record, waiters)
+                    break
+            after = record[4]
+            handles = None
+            for i, w in record[5]:
+                if waiters[i] is _PENDING:
+                    if handles is None:
+                        handles = list(waiters)
+                    handles[i] = w
+            for i, w in record[6]:
+                if waiters[i] is not _PENDING:
+                    if handles is None:
+                        handles = list(waiters)
+                    handles[i] = w
+            if handles is not None:
+                waiters = tuple(handles)
+            result: Stepped[SessionState] = _object_new(Stepped)
+            _SET_STATE(result, _new(SessionState, (after[0], after[1], after[2], waiters, after[3])))
+            _SET_OUTPUTS(result, outputs)
+            _SET_TRANSITION(result, record[2])
+            return result
+        if tag == _SAME:
+            result = _object_new(Stepped)
+            _SET_STATE(result, state)
+            _SET_OUTPUTS(result, _outputs(record, state[3]) if record[3] else record[1])
+            _SET_TRANSITION(result, record[2])
+            return result
         if tag == _REFUSED:
             refusal: Rejected = record[1]
             return refusal
-        if tag == _MOVED:
-            return _replayed(state, record)
-        if tag == _SAME:
-            return _stepped(state, _outputs(record, state[3]) if record[3] else record[1], record[2])
         return self._clear(state, action)
 
 
