@@ -1,5 +1,5 @@
-"""Which steps refuse by the session's status alone (a claim the step memory relies on to share
-refusals between cores; ``tests/model_session/test_refusal_keys.py`` checks it on every ci state).
+"""What some steps read and write, as the step memory and the fast steps rely on it to share work
+between cores (``tests/model_session/test_step_claims.py`` checks each claim on every ci state).
 
 :func:`status_key` is the status of a registered session: its registration phase, runtime
 phase, whether a run is in flight and whether both lanes are empty (no key when the session is
@@ -31,6 +31,15 @@ register, interrupt): each checks everything that can refuse it, and whether it 
 nothing, before it writes, and a failed write gives one fixed ``durable_write_failed`` refusal
 per action. So ``WriteFails(inner)`` refuses as ``inner`` refuses, returns ``inner``'s result
 where ``inner`` returns the state itself, and gives that one refusal wherever ``inner`` moves.
+
+The steps in :data:`BY_STORE` (crash, unregister, a failed terminal snapshot) drop memory: what
+they do is a function of :func:`store_key` (attributes, store, destroyed flag, and of memory only
+whether a run is in flight and the input of a run ``accept_input_and_run`` started, whose caller
+they tell) and the handles. The steps in :data:`COMMITS` (the control operations but recover,
+interrupt, a run's failure or cancellation) read the store only to commit: they leave the
+attributes as they are, the store as ``durable.full_commit`` of the memory they leave, and
+everything else (memory, handles, destroyed flag, outputs, transition) as a function of the
+attributes, memory, destroyed flag and handles.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from meerkat_model.session.actions import (
     Unregister,
     WriteFails,
 )
+from meerkat_model.session.direct import direct_run
 from meerkat_model.session.state import NO_ID, SessionState
 
 BY_STATUS: frozenset[type[SessionAction]] = frozenset(
@@ -123,3 +133,30 @@ def write_failing_pairs(actions: Iterable[SessionAction]) -> list[tuple[SessionA
         for a in actions
         if type(a) is WriteFails and type(a.inner) in WRITE_FAILING_AS_INNER and id(a.inner) in present
     ]
+
+
+BY_STORE: frozenset[type[SessionAction]] = frozenset({Crash, Unregister, TerminalSnapshotFails})
+"""The steps whose effect is a function of :func:`store_key` and the handles."""
+
+COMMITS: frozenset[type[SessionAction]] = frozenset(
+    {Retire, Reset, Recycle, Stop, Destroy, Interrupt, ExecutorFailed, ExecutorFailedFatal, ExecutorCancelled}
+)
+"""The steps that read the store only to commit the memory they leave (see the module doc)."""
+
+
+def store_key(state: SessionState) -> Hashable:
+    """The attributes, store and destroyed flag; of memory, whether there is one, whether a run
+    is in flight and the input of a run ``accept_input_and_run`` started."""
+    memory = state.memory
+    run = None if memory is None else (memory.run == NO_ID, direct_run(memory))
+    return (state.attrs, state.durable, state.destroyed, run)
+
+
+def reads_only_the_store(action: SessionAction) -> bool:
+    """Whether ``action``'s step is one of :data:`BY_STORE`."""
+    return type(action) in BY_STORE
+
+
+def commits_only(action: SessionAction) -> bool:
+    """Whether ``action``'s step is one of :data:`COMMITS` (a write-failing one is not)."""
+    return type(action) in COMMITS

@@ -1,4 +1,4 @@
-"""The claims the step memory shares records by (``meerkat_model.session.refusal_keys``), checked
+"""The claims the step memory shares records by (``meerkat_model.session.step_claims``), checked
 on every ci state against the clear step: the refusals and self-loops of the steps it names are
 a function of the session's status, and a write-failing retire/recover/register/interrupt is the
 plain action's step with one fixed refusal where that one writes. Planted steps that break a
@@ -15,7 +15,7 @@ import pytest
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session import SessionMachine, machine
 from meerkat_model.session.actions import Recover, SessionAction, Stop, WriteFails
-from meerkat_model.session.refusal_keys import (
+from meerkat_model.session.step_claims import (
     WRITE_FAILING_AS_INNER,
     refuses_by_status,
     status_key,
