@@ -1,7 +1,7 @@
 """The fast steps (``meerkat_model.session.fast_steps``) beside the clear steps: equal on every ci
 state (and on its core with every handle pending, or every handle resolved, as the step memory
-runs them), the claims they rest on (``step_claims.BY_STORE``, ``step_claims.COMMITS``) hold on
-every ci state, and planted steps that read more than the claims say are caught."""
+runs them), the claims they rest on (``step_claims.BY_STORE``, ``COMMITS``, ``BOUNDARY_COMMITS``)
+hold on every ci state, and planted steps that read more than the claims say are caught."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from typing import Any
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session import SessionMachine
 from meerkat_model.session.actions import Crash, SessionAction, Stop
-from meerkat_model.session.durable import full_commit
+from meerkat_model.session.durable import boundary_commit, full_commit
 from meerkat_model.session.state import SessionState, Waiter
-from meerkat_model.session.step_claims import BY_STORE, COMMITS, commits_only, reads_only_the_store, store_key
+from meerkat_model.session.step_claims import (
+    BY_STORE,
+    COMMITS,
+    commits_a_boundary,
+    commits_only,
+    reads_only_the_store,
+    store_key,
+)
 
 from .profiles import session_bounds
 
@@ -53,12 +60,13 @@ def fast_disagreements(m: SessionMachine, states: list[SessionState]) -> list[tu
 
 
 def claim_breaches(m: SessionMachine, states: list[SessionState]) -> list[str]:
-    """Where a step in ``BY_STORE`` or ``COMMITS`` reads or writes more than its claim says."""
+    """Where a step in ``BY_STORE``, ``COMMITS`` or ``BOUNDARY_COMMITS`` reads or writes more than
+    its claim says."""
     breaches: list[str] = []
     seen: dict[Hashable, set[Any]] = defaultdict(set)
     for state in states:
         for action in m.actions(state):
-            if not (reads_only_the_store(action) or commits_only(action)):
+            if not (reads_only_the_store(action) or commits_only(action) or commits_a_boundary(action)):
                 continue
             for variant in _variants(state):
                 if reads_only_the_store(action):
@@ -71,9 +79,12 @@ def claim_breaches(m: SessionMachine, states: list[SessionState]) -> list[str]:
                 if not isinstance(raw, Stepped) or raw.state is variant:
                     continue
                 after = raw.state
-                if after.attrs != variant.attrs or after.durable != full_commit(
-                    variant.attrs, variant.durable, after.memory
-                ):
+                if commits_only(action):
+                    committed = full_commit(variant.attrs, variant.durable, after.memory)
+                else:
+                    assert variant.memory is not None
+                    committed = boundary_commit(variant.attrs, variant.durable, after.memory, variant.memory.run)
+                if after.attrs != variant.attrs or after.durable != committed:
                     breaches.append(f"{action} on {variant} writes more than a commit")
                 key = (action, variant.attrs, variant.memory, variant.destroyed, variant.waiters)
                 seen[key].add((after.memory, after.waiters, after.destroyed, raw.outputs, raw.transition))

@@ -15,13 +15,13 @@ import pytest
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.session import SessionMachine, machine
 from meerkat_model.session.actions import Recover, SessionAction, Stop, WriteFails
+from meerkat_model.session.state import SessionState
 from meerkat_model.session.step_claims import (
     WRITE_FAILING_AS_INNER,
     refuses_by_status,
     status_key,
     write_failing_pairs,
 )
-from meerkat_model.session.state import SessionState
 from meerkat_model.session.step_memo import disagreements
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import InputPhase

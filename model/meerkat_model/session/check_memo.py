@@ -17,7 +17,8 @@ from meerkat_model.machine import Invariant
 from meerkat_model.session.state import SessionState
 from meerkat_model.session.step_memo import core
 
-Check = Callable[[SessionState], str | None]
+Check = Callable[[SessionState], Any]
+"""A function of the core: an invariant's check, or a view of the state such as its statuses."""
 
 _UNKNOWN: Any = object()
 
@@ -31,7 +32,7 @@ class CoreResults:
         self._cores: dict[tuple[object, ...], list[Any]] = {}
         self._last: list[Any] = [None, []]  # the state last checked, and the results of its core
 
-    def result(self, k: int, state: SessionState) -> str | None:
+    def result(self, k: int, state: SessionState) -> Any:
         """``checks[k](state)``, remembered for the core of ``state``."""
         last = self._last
         if state is not last[0]:
@@ -48,20 +49,18 @@ class CoreResults:
         got = last[1][k]
         if got is _UNKNOWN:
             got = last[1][k] = self.checks[k](state)
-        result: str | None = got
-        return result
+        return got
 
-    def check(self, k: int) -> Check:
+    def check(self, k: int) -> Callable[[SessionState], Any]:
         """:meth:`result` for ``checks[k]`` as a check of its own (answering at once for the
         state last checked, whose result is known)."""
         last, result = self._last, self.result
 
-        def remembered_check(state: SessionState) -> str | None:
+        def remembered_check(state: SessionState) -> Any:
             if state is last[0]:
                 got = last[1][k]
                 if got is not _UNKNOWN:
-                    known: str | None = got
-                    return known
+                    return got
             return result(k, state)
 
         return remembered_check
@@ -71,11 +70,22 @@ def remembered(
     invariants: Sequence[Invariant[SessionState]], handle_readers: Collection[str]
 ) -> tuple[Invariant[SessionState], ...]:
     """``invariants`` with the ones not named in ``handle_readers`` remembered per core."""
-    kept = [inv for inv in invariants if inv.name not in handle_readers]
-    memo = CoreResults([inv.check for inv in kept])
-    slots = {inv.name: k for k, inv in enumerate(kept)}
+    return remembered_with_views(invariants, handle_readers, ())[0]
 
-    return tuple(
+
+def remembered_with_views(
+    invariants: Sequence[Invariant[SessionState]],
+    handle_readers: Collection[str],
+    views: Sequence[Callable[[SessionState], Any]],
+) -> tuple[tuple[Invariant[SessionState], ...], tuple[Callable[[SessionState], Any], ...]]:
+    """:func:`remembered`, and each of ``views`` (functions of the core, like the invariants
+    that do not read the handles) remembered per core beside them: a view asked right after the
+    invariants of the same state answers at once."""
+    kept = [inv for inv in invariants if inv.name not in handle_readers]
+    memo = CoreResults([*(inv.check for inv in kept), *views])
+    slots = {inv.name: k for k, inv in enumerate(kept)}
+    checks = tuple(
         Invariant(inv.name, inv.description, memo.check(slots[inv.name])) if inv.name in slots else inv
         for inv in invariants
     )
+    return checks, tuple(memo.check(len(kept) + k) for k in range(len(views)))

@@ -12,7 +12,9 @@ many cores share what some steps read. :class:`FastSteps` remembers those steps'
   the control operations, interrupt, a run's failure or cancellation): everything but the
   committed store is a function of the attributes, memory, destroyed flag and handles, and the
   store they leave is ``full_commit`` of the memory they leave. That part is remembered by them,
-  and the commit and the forgetting of spent attributes are done per state.
+  and the commit and the forgetting of spent attributes are done per state; a run's success
+  (:data:`~meerkat_model.session.step_claims.BOUNDARY_COMMITS`) likewise, with
+  ``boundary_commit`` of the run's input.
 
 Every other action, a refusal, a self-loop, a malformed state or a step that raises takes the
 clear step.
@@ -24,14 +26,14 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from meerkat_model.machine import Rejected, Stepped
-from meerkat_model.session.durable import full_commit
+from meerkat_model.session.durable import boundary_commit, full_commit
 from meerkat_model.session.state import SessionState, forget_spent_attributes
-from meerkat_model.session.step_claims import commits_only, reads_only_the_store, store_key
+from meerkat_model.session.step_claims import commits_a_boundary, commits_only, reads_only_the_store, store_key
 
 StepResult = Stepped[SessionState] | Rejected
 Step = Callable[[SessionState], StepResult]
 
-_BY_STORE, _COMMIT = 1, 2
+_BY_STORE, _COMMIT, _BOUNDARY = 1, 2, 3
 _new = tuple.__new__
 
 
@@ -53,6 +55,8 @@ class FastSteps:
                 self._kind[id(a)] = _BY_STORE
             elif commits_only(a) and id(a) in raw:
                 self._kind[id(a)] = _COMMIT
+            elif commits_a_boundary(a) and id(a) in raw:
+                self._kind[id(a)] = _BOUNDARY
         self._known: dict[Hashable, Any] = {}
         self.limit = 1 << 20
 
@@ -80,7 +84,11 @@ class FastSteps:
             return by_store
         memory, waiters, destroyed, outputs, transition = known
         attrs = state[0]
-        committed = _new(SessionState, (attrs, full_commit(attrs, state[1], memory), memory, waiters, destroyed))
+        if kind == _COMMIT:
+            durable = full_commit(attrs, state[1], memory)
+        else:
+            durable = boundary_commit(attrs, state[1], memory, state[2][2])
+        committed = _new(SessionState, (attrs, durable, memory, waiters, destroyed))
         return Stepped(forget_spent_attributes(committed), outputs, transition)
 
     def _remembered(self, state: SessionState, action: Any, kind: int) -> Any:

@@ -62,7 +62,7 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
-from meerkat_model.session.check_memo import remembered
+from meerkat_model.session.check_memo import remembered_with_views
 from meerkat_model.session.fast_steps import FastSteps
 from meerkat_model.session.invariants import HANDLE_READERS, STEP_CHECKS, invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
@@ -172,7 +172,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         if self._step_memo is not None:
             self.step = self._step_memo.step  # type: ignore[method-assign]  # the same step, one call less
         checks = invariants_for(b.max_attempts)
-        self._invariants = remembered(checks, HANDLE_READERS) if memo else checks
+        self._invariants = checks
+        if memo:
+            self._invariants, (statuses,) = remembered_with_views(checks, HANDLE_READERS, (self.clear_statuses,))
+            if type(self).statuses is SessionMachine.statuses:  # not overridden: the view, one call less
+                self.statuses = statuses  # type: ignore[method-assign]
 
     def _accept_choices(self, i: int) -> list[_AcceptChoice]:
         b = self.bounds
@@ -382,7 +386,12 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def statuses(self, state: SessionState) -> Statuses:
         """Registration (``Unregistered`` when not in memory), runtime phase and each input's
-        phase (``Absent`` before it is accepted); ``None`` for what is not in memory."""
+        phase (``Absent`` before it is accepted); ``None`` for what is not in memory. With
+        ``memo`` (and this method not overridden) remembered per core beside the invariants."""
+        return self.clear_statuses(state)
+
+    def clear_statuses(self, state: SessionState) -> Statuses:
+        """:meth:`statuses` computed from the state (a function of its core)."""
         m = state.memory
         if m is None:
             inputs = tuple(["Absent" if a is None else None for a in state.attrs])

@@ -39,7 +39,9 @@ they tell) and the handles. The steps in :data:`COMMITS` (the control operations
 interrupt, a run's failure or cancellation) read the store only to commit: they leave the
 attributes as they are, the store as ``durable.full_commit`` of the memory they leave, and
 everything else (memory, handles, destroyed flag, outputs, transition) as a function of the
-attributes, memory, destroyed flag and handles.
+attributes, memory, destroyed flag and handles. A run's success (:data:`BOUNDARY_COMMITS`) does
+the same with ``durable.boundary_commit`` of the memory it leaves and the input of the run it
+ends (the run in flight in the memory it starts from).
 """
 
 from __future__ import annotations
@@ -144,6 +146,10 @@ COMMITS: frozenset[type[SessionAction]] = frozenset(
 """The steps that read the store only to commit the memory they leave (see the module doc)."""
 
 
+BOUNDARY_COMMITS: frozenset[type[SessionAction]] = frozenset({ExecutorSucceeded})
+"""The steps that read the store only to commit a run's boundary (see the module doc)."""
+
+
 def store_key(state: SessionState) -> Hashable:
     """The attributes, store and destroyed flag; of memory, whether there is one, whether a run
     is in flight and the input of a run ``accept_input_and_run`` started."""
@@ -160,3 +166,8 @@ def reads_only_the_store(action: SessionAction) -> bool:
 def commits_only(action: SessionAction) -> bool:
     """Whether ``action``'s step is one of :data:`COMMITS` (a write-failing one is not)."""
     return type(action) in COMMITS
+
+
+def commits_a_boundary(action: SessionAction) -> bool:
+    """Whether ``action``'s step is one of :data:`BOUNDARY_COMMITS`."""
+    return type(action) in BOUNDARY_COMMITS
