@@ -6,7 +6,7 @@ hold on every ci state, and planted steps that read more than the claims say are
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from meerkat_model.machine import Rejected, Stepped
@@ -63,7 +63,7 @@ def claim_breaches(m: SessionMachine, states: list[SessionState]) -> list[str]:
     """Where a step in ``BY_STORE``, ``COMMITS`` or ``BOUNDARY_COMMITS`` reads or writes more than
     its claim says."""
     breaches: list[str] = []
-    seen: dict[Hashable, set[Any]] = defaultdict(set)
+    seen: dict[tuple[Any, ...], set[Any]] = defaultdict(set)
     for state in states:
         for action in m.actions(state):
             if not (reads_only_the_store(action) or commits_only(action) or commits_a_boundary(action)):
@@ -72,13 +72,17 @@ def claim_breaches(m: SessionMachine, states: list[SessionState]) -> list[str]:
                 if reads_only_the_store(action):
                     result = m.clear_step(variant, action)
                     if isinstance(result, Stepped):
-                        key = (action, store_key(variant), variant.waiters)
-                        seen[key].add((result.state, result.outputs, result.transition))
+                        seen[(action, store_key(variant), variant.waiters)].add(
+                            (result.state, result.outputs, result.transition)
+                        )
                     continue
                 raw = m.bind(action)(variant)
                 if not isinstance(raw, Stepped) or raw.state is variant:
                     continue
                 after = raw.state
+                if after.memory is None:
+                    breaches.append(f"{action} on {variant} drops memory")
+                    continue
                 if commits_only(action):
                     committed = full_commit(variant.attrs, variant.durable, after.memory)
                 else:
@@ -86,8 +90,9 @@ def claim_breaches(m: SessionMachine, states: list[SessionState]) -> list[str]:
                     committed = boundary_commit(variant.attrs, variant.durable, after.memory, variant.memory.run)
                 if after.attrs != variant.attrs or after.durable != committed:
                     breaches.append(f"{action} on {variant} writes more than a commit")
-                key = (action, variant.attrs, variant.memory, variant.destroyed, variant.waiters)
-                seen[key].add((after.memory, after.waiters, after.destroyed, raw.outputs, raw.transition))
+                seen[(action, variant.attrs, variant.memory, variant.destroyed, variant.waiters)].add(
+                    (after.memory, after.waiters, after.destroyed, raw.outputs, raw.transition)
+                )
     breaches += [f"{key[0]}: {len(found)} results by one key" for key, found in seen.items() if len(found) > 1]
     return breaches
 

@@ -112,7 +112,7 @@ def test_every_write_failing_action_the_machine_builds_is_paired_with_its_own_pl
     assert memo is not None
     pairs = write_failing_pairs(memo._actions)
     assert {type(inner) for _, inner in pairs} == set(WRITE_FAILING_AS_INNER)
-    assert all(failing.inner is inner for failing, inner in pairs)
+    assert all(type(failing) is WriteFails and failing.inner is inner for failing, inner in pairs)
 
 
 # --- planted divergences ----------------------------------------------------------------------

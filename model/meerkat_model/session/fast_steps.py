@@ -87,7 +87,9 @@ class FastSteps:
         if kind == _COMMIT:
             durable = full_commit(attrs, state[1], memory)
         else:
-            durable = boundary_commit(attrs, state[1], memory, state[2][2])
+            before = state[2]
+            assert before is not None  # the step moved from it: a run was in flight
+            durable = boundary_commit(attrs, state[1], memory, before[2])
         committed = _new(SessionState, (attrs, durable, memory, waiters, destroyed))
         return Stepped(forget_spent_attributes(committed), outputs, transition)
 

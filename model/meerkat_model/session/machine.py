@@ -176,7 +176,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         if memo:
             self._invariants, (statuses,) = remembered_with_views(checks, HANDLE_READERS, (self.clear_statuses,))
             if type(self).statuses is SessionMachine.statuses:  # not overridden: the view, one call less
-                self.statuses = statuses  # type: ignore[method-assign]
+                self.statuses = statuses  # type: ignore[method-assign,assignment]
 
     def _accept_choices(self, i: int) -> list[_AcceptChoice]:
         b = self.bounds
