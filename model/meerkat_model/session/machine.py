@@ -77,7 +77,7 @@ from meerkat_model.session.state import (
     initial_state,
 )
 from meerkat_model.session.step_claims import refuses_by_status, status_key, write_failing_pairs
-from meerkat_model.session.step_memo import StepMemo, core
+from meerkat_model.session.step_memo import StepMemo
 from meerkat_model.session.symmetry import canonical
 from meerkat_model.session.transitions import SESSION_TRANSITIONS, status_name
 from meerkat_model.vocab import rejections
@@ -354,10 +354,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         return canonical(state)
 
     def partition_key(self, state: SessionState) -> Hashable:
-        """The state's core (attributes, store, memory, destroyed flag; ``step_memo.core``): the
-        parallel search gives every state of one core to one worker, whose step and invariant
-        memory then serve them all."""
-        return core(state)
+        """The state's core less its store (attributes, memory, destroyed flag): the parallel
+        search gives every state of one core to one worker, whose step and invariant memory then
+        serve them all, and every core with the same attributes and memory to one worker, whose
+        fast committing steps (``fast_steps``, remembered by them) then serve them all."""
+        return (state[0], state[2], state[4])
 
     def obligations(self, state: SessionState) -> Sequence[str]:
         """Work the session still owes: a run to finish, queued work to drain while a loop is
