@@ -8,7 +8,7 @@ from typing import Any
 
 from meerkat_model.machine import Invariant
 from meerkat_model.session import SessionMachine
-from meerkat_model.session.check_memo import remembered
+from meerkat_model.session.check_memo import remembered, remembered_with_views
 from meerkat_model.session.invariants import HANDLE_READERS, invariants_for
 from meerkat_model.session.state import SessionState, Waiter
 
@@ -63,3 +63,23 @@ def test_a_check_that_raises_raises_again_and_is_not_remembered() -> None:
         else:
             raise AssertionError("the check should raise")
     assert len(calls) == 2
+
+
+def test_remembered_statuses_agree_with_the_clear_ones_on_every_ci_state(ci_exploration: Any) -> None:
+    m = SessionMachine(session_bounds("ci"))
+    states = list(ci_exploration.state_list)
+    for state in states:
+        for inv in m.invariants():  # as the search asks: the invariants, then the statuses
+            inv.check(state)
+        assert m.statuses(state) == m.clear_statuses(state), state
+    assert [m.statuses(s) for s in reversed(states)] == [m.clear_statuses(s) for s in reversed(states)]
+
+
+def test_a_view_that_reads_the_handles_wrongly_remembered_is_caught(ci_exploration: Any) -> None:
+    states = list(ci_exploration.state_list)
+
+    def pending(s: SessionState) -> int:
+        return sum(w is Waiter.PENDING for w in s.waiters)
+
+    _, (view,) = remembered_with_views((), frozenset(), (pending,))
+    assert [view(s) for s in states] != [pending(s) for s in states]

@@ -11,14 +11,14 @@ it), and a state whose core cannot be hashed is checked directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from functools import partial
 from typing import Any
 
 from meerkat_model.machine import Invariant
 from meerkat_model.session.state import SessionState
 from meerkat_model.session.step_memo import core
 
-Check = Callable[[SessionState], str | None]
+Check = Callable[[SessionState], Any]
+"""A function of the core: an invariant's check, or a view of the state such as its statuses."""
 
 _UNKNOWN: Any = object()
 
@@ -30,12 +30,12 @@ class CoreResults:
         self.checks = tuple(checks)
         self._limit = limit
         self._cores: dict[tuple[object, ...], list[Any]] = {}
-        self._state: Any = None  # the state last checked, and the results of its core
-        self._results: list[Any] = []
+        self._last: list[Any] = [None, []]  # the state last checked, and the results of its core
 
-    def result(self, k: int, state: SessionState) -> str | None:
+    def result(self, k: int, state: SessionState) -> Any:
         """``checks[k](state)``, remembered for the core of ``state``."""
-        if state is not self._state:
+        last = self._last
+        if state is not last[0]:
             try:
                 key = core(state)
                 results = self._cores.get(key)
@@ -45,23 +45,47 @@ class CoreResults:
                 if len(self._cores) >= self._limit:
                     self._cores.clear()
                 results = self._cores[key] = [_UNKNOWN] * len(self.checks)
-            self._state, self._results = state, results
-        got = self._results[k]
+            last[0], last[1] = state, results
+        got = last[1][k]
         if got is _UNKNOWN:
-            got = self._results[k] = self.checks[k](state)
-        result: str | None = got
-        return result
+            got = last[1][k] = self.checks[k](state)
+        return got
+
+    def check(self, k: int) -> Callable[[SessionState], Any]:
+        """:meth:`result` for ``checks[k]`` as a check of its own (answering at once for the
+        state last checked, whose result is known)."""
+        last, result = self._last, self.result
+
+        def remembered_check(state: SessionState) -> Any:
+            if state is last[0]:
+                got = last[1][k]
+                if got is not _UNKNOWN:
+                    return got
+            return result(k, state)
+
+        return remembered_check
 
 
 def remembered(
     invariants: Sequence[Invariant[SessionState]], handle_readers: Collection[str]
 ) -> tuple[Invariant[SessionState], ...]:
     """``invariants`` with the ones not named in ``handle_readers`` remembered per core."""
-    kept = [inv for inv in invariants if inv.name not in handle_readers]
-    memo = CoreResults([inv.check for inv in kept])
-    slots = {inv.name: k for k, inv in enumerate(kept)}
+    return remembered_with_views(invariants, handle_readers, ())[0]
 
-    return tuple(
-        Invariant(inv.name, inv.description, partial(memo.result, slots[inv.name])) if inv.name in slots else inv
+
+def remembered_with_views(
+    invariants: Sequence[Invariant[SessionState]],
+    handle_readers: Collection[str],
+    views: Sequence[Callable[[SessionState], Any]],
+) -> tuple[tuple[Invariant[SessionState], ...], tuple[Callable[[SessionState], Any], ...]]:
+    """:func:`remembered`, and each of ``views`` (functions of the core, like the invariants
+    that do not read the handles) remembered per core beside them: a view asked right after the
+    invariants of the same state answers at once."""
+    kept = [inv for inv in invariants if inv.name not in handle_readers]
+    memo = CoreResults([*(inv.check for inv in kept), *views])
+    slots = {inv.name: k for k, inv in enumerate(kept)}
+    checks = tuple(
+        Invariant(inv.name, inv.description, memo.check(slots[inv.name])) if inv.name in slots else inv
         for inv in invariants
     )
+    return checks, tuple(memo.check(len(kept) + k) for k in range(len(views)))

@@ -67,6 +67,7 @@ def _refusal(state: SessionState, action: str, *, no_run: bool = False, stopped_
 
 
 _LOWER_NAMES = {kind: kind.name.lower() for kind in AbandonKind}
+_new = tuple.__new__  # a record built from its fields at once (the halting steps build many)
 
 
 def _with_loop(memory: Memory) -> bool:
@@ -82,22 +83,31 @@ def _abandon_all(
 ) -> tuple[SessionState, tuple[object, ...]]:
     """Every non-terminal input Abandoned{reason} (but the run's input when ``keep_run``), lanes
     emptied, waiters terminated; the run is cleared (its direct caller told so) unless kept."""
-    rows = list(memory.rows)
+    rows = memory.rows
+    kept = memory.run if keep_run else None
+    code = int(reason)
+    changed: list[Row | None] | None = None
     abandoned: list[int] = []
     for i, row in enumerate(rows):
-        if row is not None and not row.phase.is_terminal and not (keep_run and i == memory.run):
-            rows[i] = Row(InputPhase.ABANDONED, row.attempts, int(reason))
+        if row is not None and not row.phase.is_terminal and i != kept:
+            if changed is None:
+                changed = list(rows)
+            changed[i] = _new(Row, (InputPhase.ABANDONED, row.attempts, code, NO_ID))
             abandoned.append(i)
     outcome = TERMINATED_BY[reason]
     waiters, resolved = resolve(state.waiters, tuple(abandoned), outcome)
     reason_name = _LOWER_NAMES.get(reason) or reason.name.lower()
-    outputs = (*(("abandoned", i, reason_name) for i in abandoned), *resolution_outputs(resolved, outcome))
+    outputs: tuple[object, ...] = (
+        *[("abandoned", i, reason_name) for i in abandoned],
+        *resolution_outputs(resolved, outcome),
+    )
+    new_rows = rows if changed is None else tuple(changed)
     if keep_run:
-        cleared = Memory(memory[0], memory[1], memory[2], memory[3], (), (), tuple(rows))
+        cleared = _new(Memory, (memory[0], memory[1], memory[2], memory[3], (), (), new_rows))
     else:
-        cleared = Memory(memory[0], memory[1], NO_ID, -1, (), (), tuple(rows))
+        cleared = _new(Memory, (memory[0], memory[1], NO_ID, -1, (), (), new_rows))
         outputs = (*outputs, *caller_result(memory, rejections.INVALID_RUNTIME_TRANSITION))
-    return SessionState(state[0], state[1], cleared, waiters, state[4]), outputs
+    return _new(SessionState, (state[0], state[1], cleared, waiters, state[4])), outputs
 
 
 def _commit(state: SessionState, memory: Memory) -> SessionState:

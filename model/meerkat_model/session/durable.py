@@ -29,6 +29,17 @@ def stored_lanes(attrs: tuple[Attrs | None, ...], memory: Memory) -> tuple[tuple
     return queue, steer
 
 
+def _committed_rows(stored: tuple[Row | None, ...], live: tuple[Row | None, ...]) -> tuple[Row | None, ...]:
+    """The stored rows once every row memory holds is written (the others left as stored)."""
+    if len(stored) == len(live):
+        return tuple([s if m is None else m for s, m in zip(stored, live, strict=True)])
+    rows = stored
+    for i, row in enumerate(live):
+        if row is not None:
+            rows = with_row(rows, i, row)
+    return rows
+
+
 def record_of(memory: Memory) -> int:
     """The lifecycle record a full commit writes for ``memory``."""
     phase = memory.phase
@@ -39,20 +50,14 @@ def record_of(memory: Memory) -> int:
 
 def full_commit(attrs: tuple[Attrs | None, ...], durable: Durable, memory: Memory) -> Durable:
     """The store after a lifecycle commit of ``memory`` (rows not in memory are left as stored)."""
-    rows = durable.rows
-    for i, row in enumerate(memory.rows):
-        if row is not None:
-            rows = with_row(rows, i, row)
+    rows = _committed_rows(durable.rows, memory.rows)
     queue, steer = stored_lanes(attrs, memory)
     return Durable(record_of(memory), rows, queue, steer, durable.receipts)
 
 
 def boundary_commit(attrs: tuple[Attrs | None, ...], durable: Durable, memory: Memory, run_input: int) -> Durable:
     """The store after ``atomic_apply`` of a run of ``run_input``: its receipt and every row."""
-    rows = durable.rows
-    for i, row in enumerate(memory.rows):
-        if row is not None:
-            rows = with_row(rows, i, row)
+    rows = _committed_rows(durable.rows, memory.rows)
     queue, steer = stored_lanes(attrs, memory)
     receipts = (*durable.receipts[:run_input], True, *durable.receipts[run_input + 1 :])
     return Durable(durable.record, rows, queue, steer, receipts)

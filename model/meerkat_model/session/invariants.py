@@ -38,7 +38,14 @@ def input_in_exactly_one_state(s: SessionState) -> str | None:
                 return f"input {i} was never accepted but is in memory"
     if m is None:
         return None
-    places = Counter((*m.queue, *m.steer, *((m.run,) if m.run != NO_ID else ())))
+    placed = (*m.queue, *m.steer, *((m.run,) if m.run != NO_ID else ()))
+    if len(set(placed)) == len(placed):  # each once: the rows are checked in the same order
+        rows = m.rows
+        for i in placed:
+            if rows[i] is None:
+                return f"input {i} is in a lane or the run but has no lifecycle in memory"
+        return None
+    places = Counter(placed)
     for i, count in places.items():
         if count != 1:
             return f"input {i} sits in {count} places (lanes and current run)"

@@ -62,7 +62,8 @@ from meerkat_model.session.actions import (
 )
 from meerkat_model.session.admission import deduplicating_input
 from meerkat_model.session.bounds import SessionBounds
-from meerkat_model.session.check_memo import remembered
+from meerkat_model.session.check_memo import remembered_with_views
+from meerkat_model.session.fast_steps import FastSteps
 from meerkat_model.session.invariants import HANDLE_READERS, STEP_CHECKS, invariants_for
 from meerkat_model.session.observe import action_label, describe, observe
 from meerkat_model.session.state import (
@@ -75,7 +76,8 @@ from meerkat_model.session.state import (
     forget_spent_attributes,
     initial_state,
 )
-from meerkat_model.session.step_memo import StepMemo, core
+from meerkat_model.session.step_claims import refuses_by_status, status_key, write_failing_pairs
+from meerkat_model.session.step_memo import StepMemo
 from meerkat_model.session.symmetry import canonical
 from meerkat_model.session.transitions import SESSION_TRANSITIONS, status_name
 from meerkat_model.vocab import rejections
@@ -106,7 +108,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         b = self.bounds
         # Every action is built once here and shared by every state.
         register: tuple[SessionAction, ...] = (Register(),)
-        self._unregistered = (*register, WriteFails(Register())) if b.write_failures else register
+        self._unregistered = (*register, WriteFails(register[0])) if b.write_failures else register
         self._accepts = [self._accept_choices(i) for i in range(b.inputs)]
         self._invalid = [AcceptInvalid(i) for i in range(b.inputs)] if b.invalid else []
         self._direct = [self._direct_choices(i) for i in range(b.inputs)] if b.direct else []
@@ -119,10 +121,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
                 running.append(ExecutorFailedFatal())
         rest: list[SessionAction] = []
         if b.interrupt:
-            idle.append(Interrupt())
-            running += [Interrupt(), ExecutorCancelled()]
+            interrupt = Interrupt()
+            idle.append(interrupt)
+            running += [interrupt, ExecutorCancelled()]
             if b.write_failures:
-                running.append(WriteFails(Interrupt()))
+                running.append(WriteFails(interrupt))
         if b.control:
             for action in (*CONTROL, Recover()):
                 rest.append(action)
@@ -148,13 +151,32 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # its input's handle) and a crash (it drops them all): ``StepMemo`` records the others
         # from one run.
         resolves_only = [a for a in shared if not isinstance(a, Accept | Crash)]
-        self._memo = StepMemo(self.clear_step, shared, resolves_only=resolves_only) if memo else None
+        # the steps whose refusals are a function of the session's status share them between cores
+        keyed = [a for a in shared if refuses_by_status(a)]
+        # the priciest steps' work shared by what they read (``fast_steps``), beneath the memory
+        self._fast = FastSteps(self.clear_step, self._bound, shared) if memo else None
+        self._memo = (
+            StepMemo(
+                self._fast.step if self._fast is not None else self.clear_step,
+                shared,
+                resolves_only=resolves_only,
+                refusal_key=status_key,
+                keyed=keyed,
+                write_failing=write_failing_pairs(shared),
+            )
+            if memo
+            else None
+        )
         # the memory answers for ``step`` only when a subclass does not override it
         self._step_memo = self._memo if type(self).step is SessionMachine.step else None
         if self._step_memo is not None:
             self.step = self._step_memo.step  # type: ignore[method-assign]  # the same step, one call less
         checks = invariants_for(b.max_attempts)
-        self._invariants = remembered(checks, HANDLE_READERS) if memo else checks
+        self._invariants = checks
+        if memo:
+            self._invariants, (statuses,) = remembered_with_views(checks, HANDLE_READERS, (self.clear_statuses,))
+            if type(self).statuses is SessionMachine.statuses:  # not overridden: the view, one call less
+                self.statuses = statuses  # type: ignore[method-assign,assignment]
 
     def _accept_choices(self, i: int) -> list[_AcceptChoice]:
         b = self.bounds
@@ -332,10 +354,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         return canonical(state)
 
     def partition_key(self, state: SessionState) -> Hashable:
-        """The state's core (attributes, store, memory, destroyed flag; ``step_memo.core``): the
-        parallel search gives every state of one core to one worker, whose step and invariant
-        memory then serve them all."""
-        return core(state)
+        """The state's core less its store (attributes, memory, destroyed flag): the parallel
+        search gives every state of one core to one worker, whose step and invariant memory then
+        serve them all, and every core with the same attributes and memory to one worker, whose
+        fast committing steps (``fast_steps``, remembered by them) then serve them all."""
+        return (state[0], state[2], state[4])
 
     def obligations(self, state: SessionState) -> Sequence[str]:
         """Work the session still owes: a run to finish, queued work to drain while a loop is
@@ -364,7 +387,12 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def statuses(self, state: SessionState) -> Statuses:
         """Registration (``Unregistered`` when not in memory), runtime phase and each input's
-        phase (``Absent`` before it is accepted); ``None`` for what is not in memory."""
+        phase (``Absent`` before it is accepted); ``None`` for what is not in memory. With
+        ``memo`` (and this method not overridden) remembered per core beside the invariants."""
+        return self.clear_statuses(state)
+
+    def clear_statuses(self, state: SessionState) -> Statuses:
+        """:meth:`statuses` computed from the state (a function of its core)."""
         m = state.memory
         if m is None:
             inputs = tuple(["Absent" if a is None else None for a in state.attrs])

@@ -36,7 +36,7 @@ clear step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 from meerkat_model.machine import Rejected, Stepped
@@ -50,6 +50,7 @@ _RESOLVED = Waiter.COMPLETED  # any resolved outcome: no step tells them apart
 _RESOLUTION = "resolved"
 _CLEAR, _REFUSED, _SAME, _MOVED = 0, 1, 2, 3
 _ALWAYS_CLEAR = (_CLEAR,)
+_PER_CORE = (_CLEAR, "per core")  # a key under which an action was seen to move
 _new = tuple.__new__
 
 
@@ -134,24 +135,17 @@ def _one_run_record(
     return (_MOVED, a.outputs, a.transition, _resolutions(a.outputs), parts, if_pending, ())
 
 
-_STEPPED_SLOTS = (
+_SET_STATE, _SET_OUTPUTS, _SET_TRANSITION = (
     Stepped.__dict__["state"].__set__,
     Stepped.__dict__["outputs"].__set__,
     Stepped.__dict__["transition"].__set__,
 )
-
-
-def _stepped(state: SessionState, outputs: tuple[Any, ...], transition: str) -> Stepped[SessionState]:
-    """``Stepped(state, outputs, transition)``, its slots set directly (a replay builds millions)."""
-    set_state, set_outputs, set_transition = _STEPPED_SLOTS
-    result: Stepped[SessionState] = object.__new__(Stepped)
-    set_state(result, state)
-    set_outputs(result, outputs)
-    set_transition(result, transition)
-    return result
+"""The slots of a ``Stepped``, set directly (a replay builds millions of them)."""
+_object_new = object.__new__
 
 
 def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any, ...]:
+    """The recorded outputs less the resolutions of handles that are not pending in ``waiters``."""
     outputs: tuple[Any, ...] = record[1]
     for i in record[3]:
         if waiters[i] is not _PENDING:
@@ -163,39 +157,52 @@ def _outputs(record: tuple[Any, ...], waiters: tuple[Waiter, ...]) -> tuple[Any,
     return outputs
 
 
-def _replayed(state: SessionState, record: tuple[Any, ...]) -> Stepped[SessionState]:
-    """The remembered move ``record`` on ``state`` (a state with the recorded core)."""
-    waiters = state[3]
-    outputs = _outputs(record, waiters) if record[3] else record[1]
-    after, if_pending, otherwise = record[4], record[5], record[6]
-    handles = None
-    for i, w in if_pending:
-        if waiters[i] is _PENDING:
-            if handles is None:
-                handles = list(waiters)
-            handles[i] = w
-    for i, w in otherwise:
-        if waiters[i] is not _PENDING:
-            if handles is None:
-                handles = list(waiters)
-            handles[i] = w
-    new_waiters = waiters if handles is None else tuple(handles)
-    return _stepped(_new(SessionState, (after[0], after[1], after[2], new_waiters, after[3])), outputs, record[2])
-
-
 class StepMemo:
     """The clear step ``clear`` with its results remembered per core and action (for the
     ``actions`` the machine built; see the module docstring). At most ``limit`` cores are kept
-    (then the memory starts afresh)."""
+    (then the memory starts afresh).
+
+    With ``refusal_key``, the actions in ``keyed`` are ones whose refusals and self-loops are a
+    function of ``refusal_key(state)`` (the caller states this): whether the step refuses, or
+    returns the state itself, and then the refusal, or the outputs and transition. A refusal or
+    self-loop met under a key is then shared by every core with that key, without a step (a
+    key of ``None`` shares nothing).
+
+    ``write_failing`` pairs ``(failing, base)``: ``failing`` is ``base`` with the store's write
+    failing, and the caller states that its step refuses as ``base`` refuses, returns what
+    ``base`` returns where ``base`` returns the state itself (nothing written), and gives one
+    fixed refusal wherever ``base`` moves. Its records are taken from ``base``'s then (the
+    fixed refusal met once)."""
 
     def __init__(
-        self, clear: ClearStep, actions: Iterable[Any], limit: int = 1 << 20, *, resolves_only: Iterable[Any] = ()
+        self,
+        clear: ClearStep,
+        actions: Iterable[Any],
+        limit: int = 1 << 20,
+        *,
+        resolves_only: Iterable[Any] = (),
+        refusal_key: Callable[[SessionState], Hashable] | None = None,
+        keyed: Iterable[Any] = (),
+        write_failing: Iterable[tuple[Any, Any]] = (),
     ) -> None:
         self._clear = clear
         self._actions = tuple({id(a): a for a in actions}.values())  # keeps every keyed record alive
         self._slots = {id(a): k for k, a in enumerate(self._actions)}
         single = {id(a) for a in resolves_only}
         self._single = [id(a) in single for a in self._actions]  # per slot: one run is enough
+        by_key = {id(a) for a in keyed} if refusal_key is not None else set()
+        self._keyed = [id(a) in by_key for a in self._actions]  # per slot: refused by the key alone
+        self._refusal_key = refusal_key
+        # refusal key -> per slot: the refusal or self-loop met under that key, _PER_CORE, or None
+        self._by_key: dict[Hashable, list[tuple[Any, ...] | None]] = {}
+        self._key_row: list[tuple[Any, ...] | None] | None = None  # that list for the state last met
+        # per slot: the slot of the action it is with the store's write failing (or -1), and
+        # the refusal it gives where that action writes, once met
+        self._base = [-1] * len(self._actions)
+        for failing, base in write_failing:
+            if id(failing) in self._slots and id(base) in self._slots:
+                self._base[self._slots[id(failing)]] = self._slots[id(base)]
+        self._write_failure: list[tuple[Any, ...] | None] = [None] * len(self._actions)
         self._limit = limit
         self._cores: dict[tuple[object, ...], list[tuple[Any, ...] | None]] = {}
         self._state: Any = None  # the state last stepped, and the records of its core
@@ -216,6 +223,7 @@ class StepMemo:
             if len(self._cores) >= self._limit:
                 self._cores.clear()
                 self._parts.clear()
+                self._by_key.clear()
             # one record per action, then the actions left once the refused ones are dropped
             records = self._cores[key] = [None] * (len(self._actions) + 1)
         return records
@@ -231,7 +239,7 @@ class StepMemo:
                 records = self._records_of(state)
             except TypeError:  # a malformed state with unhashable parts
                 return candidates(state)
-            self._state, self._records, self._pending = state, records, None
+            self._state, self._records, self._pending, self._key_row = state, records, None, None
         records = self._records
         kept = records[-1]
         if kept is None:
@@ -251,6 +259,21 @@ class StepMemo:
 
     def _recorded(self, state: SessionState, action: Any, slot: int) -> tuple[Any, ...]:
         """The record of ``action`` (in ``slot``) on the core of ``state``, the state last met."""
+        row = self._key_row if self._keyed[slot] else None
+        if row is None and self._keyed[slot]:
+            row = self._key_row = self._refusals_by_key(state)
+        if row is not None:
+            known = row[slot]
+            if known is not None and known is not _PER_CORE:
+                return known  # the refusal or self-loop met under this state's key
+        base = self._base[slot]
+        record = self._with_write_failing(state, slot, base) if base >= 0 else self._stepped_record(state, action, slot)
+        if row is not None and record[0] != _CLEAR:
+            row[slot] = _PER_CORE if record[0] == _MOVED else record
+        return record
+
+    def _stepped_record(self, state: SessionState, action: Any, slot: int) -> tuple[Any, ...]:
+        """The record of ``action`` (in ``slot``) on the core of ``state``, from its clear step."""
         pending = self._pending
         if pending is None:
             pending = self._pending = _with_handles(state, _PENDING)
@@ -258,6 +281,41 @@ class StepMemo:
         if record[0] != _MOVED:  # refusals and self-loops repeat across cores: one of each
             record = self._intern(record)
         return record
+
+    def _with_write_failing(self, state: SessionState, slot: int, base: int) -> tuple[Any, ...]:
+        """The record of the action in ``slot``, the one in ``base`` with the store's write
+        failing: that action's refusal or self-loop (nothing written) as it is; where it moves,
+        the refusal the failing write gives (one for every core, met once)."""
+        records = self._records
+        of_base = records[base]
+        if of_base is None:
+            of_base = records[base] = self._recorded(state, self._actions[base], base)
+        tag = of_base[0]
+        if tag in (_REFUSED, _SAME):
+            return of_base
+        if tag == _MOVED:
+            failure = self._write_failure[slot]
+            if failure is None:
+                failure = self._stepped_record(state, self._actions[slot], slot)
+                if failure[0] == _REFUSED:
+                    self._write_failure[slot] = failure
+            return failure
+        return self._stepped_record(state, self._actions[slot], slot)
+
+    def _refusals_by_key(self, state: SessionState) -> list[tuple[Any, ...] | None] | None:
+        """The refusals and self-loops met under the refusal key of ``state`` (``None``: no key
+        for it)."""
+        assert self._refusal_key is not None
+        try:
+            key = self._refusal_key(state)
+            if key is None:
+                return None
+            row = self._by_key.get(key)
+            if row is None:
+                row = self._by_key[key] = [None] * len(self._actions)
+        except Exception:  # a malformed state: every step is taken
+            return None
+        return row
 
     def _intern(self, part: Any) -> Any:
         try:
@@ -275,7 +333,7 @@ class StepMemo:
                 records = self._records_of(state)
             except TypeError:  # a malformed state with unhashable parts
                 return self._clear(state, action)
-            self._state, self._records, self._pending = state, records, None
+            self._state, self._records, self._pending, self._key_row = state, records, None, None
         slot = self._slots.get(id(action))
         if slot is None:
             return self._clear(state, action)
@@ -283,13 +341,43 @@ class StepMemo:
         if record is None:
             record = self._records[slot] = self._recorded(state, action, slot)
         tag = record[0]
+        if tag == _MOVED:  # the recorded move, rebuilt here inline (the search replays millions):
+            # each pending handle as the run with every handle pending left it, each other one
+            # as the run with every handle resolved changed it, else kept
+            waiters = state[3]
+            outputs = record[1]
+            for i in record[3]:
+                if waiters[i] is not _PENDING:
+                    outputs = _outputs(record, waiters)
+                    break
+            after = record[4]
+            handles = None
+            for i, w in record[5]:
+                if waiters[i] is _PENDING:
+                    if handles is None:
+                        handles = list(waiters)
+                    handles[i] = w
+            for i, w in record[6]:
+                if waiters[i] is not _PENDING:
+                    if handles is None:
+                        handles = list(waiters)
+                    handles[i] = w
+            if handles is not None:
+                waiters = tuple(handles)
+            result: Stepped[SessionState] = _object_new(Stepped)
+            _SET_STATE(result, _new(SessionState, (after[0], after[1], after[2], waiters, after[3])))
+            _SET_OUTPUTS(result, outputs)
+            _SET_TRANSITION(result, record[2])
+            return result
+        if tag == _SAME:
+            result = _object_new(Stepped)
+            _SET_STATE(result, state)
+            _SET_OUTPUTS(result, _outputs(record, state[3]) if record[3] else record[1])
+            _SET_TRANSITION(result, record[2])
+            return result
         if tag == _REFUSED:
             refusal: Rejected = record[1]
             return refusal
-        if tag == _MOVED:
-            return _replayed(state, record)
-        if tag == _SAME:
-            return _stepped(state, _outputs(record, state[3]) if record[3] else record[1], record[2])
         return self._clear(state, action)
 
 
