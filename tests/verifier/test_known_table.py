@@ -6,13 +6,15 @@ sequentially and in parallel."""
 from __future__ import annotations
 
 import os
+import pickle
+from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
 from meerkat_model.machine import Invariant, Machine, Rejected, Stepped, TransitionDecl
 from meerkat_model.verifier import Exploration, explore
-from meerkat_model.verifier.search import STEP_RAISES
+from meerkat_model.verifier.search import STEP_RAISES, Partition
 
 Pair = tuple[int, int]
 
@@ -227,3 +229,15 @@ def test_statuses_raising_on_a_state_owned_elsewhere_is_reported_as_sequentially
     assert found(parallel) == found(sequential)
     assert parallel.state_list == sequential.state_list == [0, 1, 2]
     assert list(parallel.edge_list) == list(sequential.edge_list)
+
+
+def test_a_received_state_met_here_as_a_renamed_successor_becomes_a_state() -> None:
+    # only a canonical that disagrees between workers sends one: the entry of the renamed 2 is
+    # not taken for the index of the state received
+    part = Partition(Renaming(), True, 0, 2, None)
+    part.expand()
+    part.finish_level()
+    assert part.states == [0, 1]
+    part.receive(1, pickle.dumps(([2], array("q", [1]))))
+    assert part.states == [0, 1, 2]
+    assert list(part.inbox[1]) == [2]
