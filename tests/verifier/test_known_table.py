@@ -6,12 +6,15 @@ sequentially and in parallel."""
 from __future__ import annotations
 
 import os
+import pickle
+from array import array
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pytest
-from meerkat_model.machine import Invariant, Machine, Rejected, Stepped
+from meerkat_model.machine import Invariant, Machine, Rejected, Stepped, TransitionDecl
 from meerkat_model.verifier import Exploration, explore
-from meerkat_model.verifier.search import STEP_RAISES
+from meerkat_model.verifier.search import STEP_RAISES, Partition
 
 Pair = tuple[int, int]
 
@@ -99,3 +102,142 @@ def test_a_successor_whose_canonical_form_raises_is_never_entered(workers: int) 
     assert raised.depth == 1
     assert e.states == 15  # (1, 4) is still reached, by "a" and "b" steps
     assert sorted((s, t, a) for s, t, a, _ in e.edge_list) == brute_edges(machine, e)
+
+
+class Renaming(Machine[int, str]):
+    """``0`` steps to ``2`` (action ``a``) and ``3`` (action ``b``), in the order ``actions``
+    gives; ``canonical`` renames ``3`` to ``2`` and ``2`` to ``1``, so it is not idempotent."""
+
+    name = "renaming"
+
+    def __init__(self, order: tuple[str, ...] = ("a", "b")) -> None:
+        self.order = order
+
+    def initial_state(self) -> int:
+        return 0
+
+    def actions(self, state: int) -> Iterable[str]:
+        return self.order if state == 0 else ()
+
+    def step(self, state: int, action: str) -> Stepped[int] | Rejected:
+        return Stepped(2 if action == "a" else 3, (), action)
+
+    def invariants(self) -> Sequence[Invariant[int]]:
+        return [Invariant("any", "every state", lambda s: None)]
+
+    def canonical(self, state: int) -> int:
+        return {3: 2, 2: 1}.get(state, state)
+
+    def partition_key(self, state: int) -> int:
+        return 1 if state == 2 else 0  # with two workers, 2 is owned by the other worker
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=fork_only)])
+def test_a_canonical_form_renamed_again_is_a_step_violation(workers: int, order: tuple[str, ...]) -> None:
+    # the step "b" leads to 3, renamed to 2, which canonical renames to 1: whether 2 was met
+    # before as a renamed successor (order a, b) or not (b, a), that step is reported and takes
+    # no edge; the table entry of the renamed 2 is never taken for a state
+    e = explore(Renaming(order), workers=workers)
+    assert e.state_list == [0, 1]
+    assert list(e.edge_list) == [(0, 1, "a", "a")]
+    [violation] = e.violations
+    assert (violation.invariant, violation.message) == (
+        STEP_RAISES,
+        "raised ValueError: canonical form 2 is renamed again by canonical",
+    )
+    assert (violation.state_index, violation.action, violation.step, violation.depth) == (0, "b", True, 1)
+    assert list(e.graph().nodes) == [0, 1]
+    assert e.index_of(2) == e.index_of(1) == 1
+
+
+def test_the_sequential_index_keeps_no_renamed_successor() -> None:
+    # the search's table holds every renamed successor met; the exploration keeps only states
+    e = explore(Pairs())
+    assert e._index is None or len(e._index) == e.states
+    assert e.index_of((4, 0)) == e.index_of((0, 4))
+
+
+class Flags(Machine[tuple[int, int], str]):
+    """``(0, 0)`` steps to ``(True, 1)``, whose canonical form is the equal ``(1, 1)``."""
+
+    name = "flags"
+
+    def initial_state(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def actions(self, state: tuple[int, int]) -> Iterable[str]:
+        return ("t",) if state == (0, 0) else ()
+
+    def step(self, state: tuple[int, int], action: str) -> Stepped[tuple[int, int]] | Rejected:
+        return Stepped((True, 1), (), "t")
+
+    def invariants(self) -> Sequence[Invariant[tuple[int, int]]]:
+        return []
+
+    def canonical(self, state: tuple[int, int]) -> tuple[int, int]:
+        return (int(state[0]), int(state[1]))
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=fork_only)])
+def test_the_state_stored_is_the_object_canonical_gives(workers: int) -> None:
+    e = explore(Flags(), workers=workers)
+    assert e.state_list == [(0, 0), (1, 1)]
+    assert [type(v) for v in e.state_list[1]] == [int, int]
+
+
+class Counter(Machine[int, str]):
+    """A counter up to 3 with a parity lifecycle; ``statuses`` raises on 2. With two workers
+    (the key is the state) 2 is owned by the worker that does not discover it."""
+
+    name = "counter"
+
+    def initial_state(self) -> int:
+        return 0
+
+    def actions(self, state: int) -> Iterable[str]:
+        return ("inc",) if state < 3 else ()
+
+    def step(self, state: int, action: str) -> Stepped[int] | Rejected:
+        return Stepped(state + 1, (), "inc")
+
+    def invariants(self) -> Sequence[Invariant[int]]:
+        return []
+
+    def partition_key(self, state: int) -> int:
+        return state
+
+    def statuses(self, state: int) -> tuple[tuple[str, str], ...]:
+        if state == 2:
+            raise ValueError("no statuses for 2")
+        return (("parity", "odd" if state % 2 else "even"),)
+
+    def transitions(self) -> Sequence[TransitionDecl]:
+        return [
+            TransitionDecl("inc", "parity", ("even",), "odd"),
+            TransitionDecl("inc", "parity", ("odd",), "even"),
+        ]
+
+
+@fork_only
+def test_statuses_raising_on_a_state_owned_elsewhere_is_reported_as_sequentially() -> None:
+    def found(e: Exploration) -> list[tuple[str, str, Any, int, Any, bool]]:
+        return [(v.invariant, v.message, e.state_list[v.state_index], v.depth, v.action, v.step) for v in e.violations]
+
+    sequential, parallel = explore(Counter()), explore(Counter(), workers=2)
+    assert found(sequential) == [(STEP_RAISES, "statuses raised ValueError: no statuses for 2", 2, 2, None, False)]
+    assert found(parallel) == found(sequential)
+    assert parallel.state_list == sequential.state_list == [0, 1, 2]
+    assert list(parallel.edge_list) == list(sequential.edge_list)
+
+
+def test_a_received_state_met_here_as_a_renamed_successor_becomes_a_state() -> None:
+    # only a canonical that disagrees between workers sends one: the entry of the renamed 2 is
+    # not taken for the index of the state received
+    part = Partition(Renaming(), True, 0, 2, None)
+    part.expand()
+    part.finish_level()
+    assert part.states == [0, 1]
+    part.receive(1, pickle.dumps(([2], array("q", [1]))))
+    assert part.states == [0, 1, 2]
+    assert list(part.inbox[1]) == [2]

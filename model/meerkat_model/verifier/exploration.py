@@ -104,7 +104,7 @@ class Exploration:
             self._index = {s: i for i, s in enumerate(self.state_list)}
         key = self.machine.canonical(state) if self.symmetry else state
         index = self._index.get(key, -1)
-        if not 0 <= index < len(self.state_list):  # a search's table also holds renamed forms
+        if not 0 <= index < len(self.state_list):  # -1: not reached
             raise KeyError(f"state was not reached by this exploration: {state!r}")
         return index
 

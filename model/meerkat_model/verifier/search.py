@@ -7,8 +7,8 @@ partition of ``n == 1``; the parallel search (:mod:`meerkat_model.verifier.paral
 ``n`` of them in forked processes and exchanges the states each discovers for the others
 between levels. Either way the successors of a state are computed in one place,
 :meth:`Partition.expand` (the only caller of ``search_actions``, ``step``, ``canonical`` and
-``obligations``), and every new state is checked in one place, :meth:`Partition.add` (the only
-caller of the invariants).
+``obligations``), and every new state is checked in one place, :meth:`Partition._store` (the
+only caller of the invariants, through ``_record_checks`` when one fails).
 
 * **Known states.** One dict ``known`` maps a canonical state either to its local index (owned
   here) or to a negative *remote reference* ``-1 - (slot * n + owner)`` (owned elsewhere, queued
@@ -18,14 +18,16 @@ caller of the invariants).
   successor is looked up with one ``setdefault`` that enters it under the next local index: a
   new canonical state owned here is hashed once (its entry is already right), only a renamed
   one or one owned elsewhere has its entry rewritten (an entry is never left provisional: if
-  anything raises before it is settled, it is removed).
+  anything raises before it is settled, it is removed). A canonical form that ``canonical``
+  renames again (a non-idempotent ``canonical``) is a violation of the step that produced it.
 * **Shortcuts.** A step returning its own state is a self-loop without a lookup; one returning
   the same object as the previous step from that state reuses its target. A step found to
   match its declarations is remembered by its statuses, transition and action
   (``DeclarationCheck.passed``), so the check is one lookup after that. A step check's precondition
   (``StepCheck.when``) is asked once per state and check, not once per step (an answer is
   remembered only when it did not raise). The status signature of a state owned by another
-  worker is computed once per worker (``remote_sigs``). None of them changes a result.
+  worker is computed once per worker (``remote_sigs``; -1 when ``statuses`` raises on it, which
+  its owner reports as the sequential search does). None of them changes a result.
 * **Records.** States, depths, parents (as global ids ``local * n + owner``) and the edges,
   column-wise: target reference, action, transition, with the source of each run of edges in
   ``expanded`` and the run's end in ``ends``.
@@ -87,10 +89,6 @@ def _describes(machine: Machine[Any, Any]) -> Callable[[Any], str | None]:
         return None
 
     return check
-
-
-def _no_declarations(before: int, action: Any, transition: str, after: int) -> str | None:
-    return None
 
 
 def check_names(machine: Machine[Any, Any], *, check_describe: bool = False) -> tuple[str, ...]:
@@ -180,6 +178,7 @@ class Partition:
             for transition in sc.transitions:
                 self.step_checks.setdefault(transition, []).append((sc.name, sc.check, sc.when))
         declarations = DeclarationCheck(machine)
+        self.declaration_check = declarations  # its caches stay empty when inactive
         self.declarations = declarations if declarations.active and machine.statuses(machine.initial_state()) else None
         self.sigs: list[int] = []  # status signature of each owned state (with the declaration check)
         self.remote_sigs: dict[int, int] = {}  # remote reference -> status signature of that state
@@ -194,7 +193,8 @@ class Partition:
         self.frontier: list[int] = []
         self.next_frontier: list[int] = []
         self.out_states: list[list[Any]] = [[] for _ in range(n)]
-        self.sent_states: list[list[Any]] = [[] for _ in range(n)]  # per destination: slot -> state
+        # per destination: slot -> state (kept by partition 0 only, which assembles the states)
+        self.sent_states: list[list[Any]] = [[] for _ in range(n)]
         self.out_parents: list[array[int]] = [array("q") for _ in range(n)]
         self.sent = [0] * n  # slots used so far per destination
         self.inbox: list[array[int]] = [array("q") for _ in range(n)]  # per sender: slot -> local index
@@ -215,21 +215,15 @@ class Partition:
         if self.canon is not None:
             init = self.canon(init)
         if n == 1 or self.owner(init) == me:
-            self.add(init, -1)
+            self.known[init] = 0
+            self._store(init, -1)
             self.frontier, self.next_frontier = self.next_frontier, []
 
-    def add(self, state: Any, parent: int) -> int:
-        """Store a new owned ``state`` (entered in ``known``) at depth ``level + 1`` (0 for the
-        initial state, whose ``parent`` is -1) and check every invariant on it; see
-        :meth:`_store`. Returns its local index."""
-        self.known[state] = len(self.states)
-        return self._store(state, parent)
-
     def _store(self, state: Any, parent: int) -> int:
-        """Store a new owned ``state`` whose ``known`` entry already holds its local index (the
-        next one) and check every invariant on it; a state that violates one (or on which a
-        check raises) is recorded (the first per invariant) and not expanded. Returns its local
-        index."""
+        """Store a new owned ``state``, whose ``known`` entry already holds its local index (the
+        next one), at depth ``level + 1`` (0 for the initial state, whose ``parent`` is -1) and
+        check every invariant on it; a state that violates one (or on which a check raises) is
+        recorded (the first per invariant) and not expanded. Returns its local index."""
         i = len(self.states)
         self.states.append(state)
         depth = self.level + 1 if parent >= 0 else 0
@@ -288,14 +282,14 @@ class Partition:
         states = self.states
         enter = self.known.setdefault
         discover = self._discover
-        alias_dst, alias_after = self.alias_dst, self.alias_after
+        alias_dst, alias_after, remote_after = self.alias_dst, self.alias_after, self._remote_after
         edst_list = self.edst
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
         expanded, ends = self.expanded.append, self.ends.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
         remote_sigs = self.remote_sigs
-        passed = declarations.passed.get if declarations is not None else None
-        check_declared = declarations.check if declarations is not None else _no_declarations
+        # with the declaration check off every ``after`` is -1, so these are never called
+        passed, check_declared = self.declaration_check.passed.get, self.declaration_check.check
         depths = self.depths
         limit = self.max_states
         self.level_starts.append(len(self.expanded))
@@ -340,15 +334,11 @@ class Partition:
                         elif dst >= 0:
                             after = sigs[dst]
                         else:  # owned by another worker: its signature is computed once here
-                            after = remote_sigs.get(dst, -1)
-                            if after < 0:
-                                after = remote_sigs[dst] = declarations.signature(succ)
+                            after = remote_sigs.get(dst, -2)
+                            if after == -2:
+                                after = remote_after(succ, dst)
                         last, last_dst, last_after = succ, dst, after
-                    if (
-                        after >= 0
-                        and passed is not None
-                        and passed((sig_src, after, transition, id(action))) is not action
-                    ):
+                    if after >= 0 and passed((sig_src, after, transition, id(action))) is not action:
                         problem = check_declared(sig_src, action, transition, after)
                         if problem is not None:
                             self._step_violation(DECLARED, problem, src, depths[src], action)
@@ -385,52 +375,64 @@ class Partition:
         holds provisionally under ``fresh`` (the next local index): its canonical form is added
         (owned here) or queued for its owner when new, and a renamed successor becomes an alias.
         Returns what ``known`` holds for the canonical form, and the successor's status
-        signature (-1 without the declaration check). If anything raises, the provisional entry
-        is removed first."""
-        known, canon, declarations = self.known, self.canon, self.declarations
-        settled = False
-        try:
-            concrete = succ
-            dst: int | None = fresh  # the canonical form is ``succ`` itself, entered already
-            if canon is not None:
-                representative = canon(succ)
+        signature (-1 without the declaration check). If ``canonical``, the canonical form's
+        hash or ``==``, or ``statuses`` on a renamed successor raises, or the canonical form is
+        renamed again by ``canonical``, the provisional entry is removed and nothing is added."""
+        known = self.known
+        representative = succ
+        if self.canon is not None:
+            try:
+                representative = self.canon(succ)
                 if representative is not succ:
                     found = known.get(representative)
-                    if found != fresh:  # a different state from ``succ``: ``succ`` is renamed
-                        succ, dst = representative, found
-            if dst is None or dst == fresh:
-                owner = self.owner(succ) if self.n > 1 else self.me
-                parent = src * self.n + self.me
-                if owner == self.me:
-                    if succ is not concrete:
-                        known[succ] = fresh
-                    settled = succ is concrete
-                    dst = self._store(succ, parent)
-                else:
-                    slot = self.sent[owner]
-                    self.sent[owner] = slot + 1
-                    dst = known[succ] = -1 - (slot * self.n + owner)
-                    settled = succ is concrete
-                    self.out_states[owner].append(succ)
-                    self.out_parents[owner].append(parent)
-            after = -1
-            if declarations is not None:
-                if concrete is not succ:
-                    after = declarations.signature(concrete)
-                elif dst >= 0:
-                    after = self.sigs[dst]
-                else:
-                    after = self.remote_sigs[dst] = declarations.signature(concrete)
-            if concrete is not succ:
-                known[concrete] = ALIAS + len(self.alias_dst)
+                    if found != fresh:  # a different state from ``succ`` (new when None): an alias
+                        again = self.canon(representative) != representative if found is None else found >= ALIAS
+                        if again:  # ``canonical`` is not idempotent
+                            raise ValueError(f"canonical form {representative!r} is renamed again by canonical")
+                        after = self.declaration_check.signature(succ) if self.declarations is not None else -1
+                        dst = self._new(representative, src, False) if found is None else found
+            except BaseException:
+                if known.get(succ) == fresh:
+                    del known[succ]
+                raise
+            if representative is not succ and found != fresh:
+                known[succ] = ALIAS + len(self.alias_dst)
                 self.alias_dst.append(dst)
                 self.alias_after.append(after)
-                settled = True
-            return dst, after
-        except BaseException:
-            if not settled and known.get(concrete) == fresh:
-                del known[concrete]
-            raise
+                return dst, after
+        # the canonical form is ``succ`` (or the equal object ``canonical`` gave, stored instead)
+        dst = self._new(representative, src, True)
+        if self.declarations is None:
+            return dst, -1
+        return dst, self.sigs[dst] if dst >= 0 else self._remote_after(representative, dst)
+
+    def _new(self, state: Any, src: int, entered: bool) -> int:
+        """Add a new canonical ``state`` met from local state ``src``: stored (owned here) or
+        queued for its owner, with its ``known`` entry (already the next local index when
+        ``entered``) set. Returns that entry."""
+        parent = src * self.n + self.me
+        owner = self.owner(state) if self.n > 1 else self.me
+        if owner == self.me:
+            if not entered:
+                self.known[state] = len(self.states)
+            return self._store(state, parent)
+        slot = self.sent[owner]
+        self.sent[owner] = slot + 1
+        ref = self.known[state] = -1 - (slot * self.n + owner)
+        self.out_states[owner].append(state)
+        self.out_parents[owner].append(parent)
+        return ref
+
+    def _remote_after(self, state: Any, ref: int) -> int:
+        """The status signature of ``state``, owned by another worker under the remote reference
+        ``ref``, computed once; -1 when ``statuses`` raises on it (its owner reports that as a
+        violation of the state, as the sequential search does)."""
+        try:
+            after = self.declaration_check.signature(state)
+        except Exception:
+            after = -1
+        self.remote_sigs[ref] = after
+        return after
 
     def outgoing(self) -> list[tuple[int, bytes]]:
         """This level's batches for the other partitions, pickled; the queues are emptied."""
@@ -438,7 +440,8 @@ class Partition:
         for dest in range(self.n):
             if self.out_states[dest]:
                 out.append((dest, pickle.dumps((self.out_states[dest], self.out_parents[dest]), PICKLE_PROTOCOL)))
-                self.sent_states[dest] += self.out_states[dest]
+                if self.me == 0:
+                    self.sent_states[dest] += self.out_states[dest]
                 self.out_states[dest] = []
                 self.out_parents[dest] = array("q")
         return out
@@ -446,10 +449,13 @@ class Partition:
     def receive(self, sender: int, payload: bytes) -> None:
         """Add the states another partition discovered for this one (those not known yet)."""
         batch_states, batch_parents = pickle.loads(payload)
-        enter, store, slots, states = self.known.setdefault, self._store, self.inbox[sender].append, self.states
+        known, store, slots, states = self.known, self._store, self.inbox[sender].append, self.states
+        enter = known.setdefault
         for state, parent in zip(batch_states, batch_parents, strict=True):
             fresh = len(states)
             i = enter(state, fresh)
+            if i >= ALIAS:  # renamed here, though canonical for its sender: now a state of its own
+                i = known[state] = fresh
             if i == fresh:
                 store(state, parent)
             slots(i)
@@ -538,7 +544,7 @@ def search_sequential(
         [part.result()],
         elapsed,
         complete=not part.stopped,
-        index=part.known,
+        index=None if part.alias_dst else part.known,  # a table with aliases holds renamed forms
         check_describe=check_describe,
     )
 
