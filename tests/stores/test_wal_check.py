@@ -171,9 +171,10 @@ def test_a_log_is_not_read_while_another_process_has_the_database_open(pristine:
             assert store.wal_report is None  # SQLite already recovered it in the other process
             assert len(store.load_input_states(RT)) == ROWS
     finally:
-        assert holder.stdin is not None
+        assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(timeout=30)
+        holder.stdout.close()
 
 
 def test_a_second_store_of_this_process_does_not_reread_the_files(pristine: LogSet, tmp_path: Path) -> None:
