@@ -360,7 +360,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         attributes, memory and destroyed flag of the fast committing steps, the store key of
         the steps that read only the store), so each is served by one worker; and only accepts
         (a new input) and the forgetting of spent attributes change them, so most successors
-        stay with the worker that found them (``step_claims.attributes_change_only_by``)."""
+        stay with the worker that found them (``step_claims.attributes_kept``)."""
         return state[0]
 
     def obligations(self, state: SessionState) -> Sequence[str]:
