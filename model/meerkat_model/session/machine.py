@@ -354,11 +354,14 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         return canonical(state)
 
     def partition_key(self, state: SessionState) -> Hashable:
-        """The state's core less its store (attributes, memory, destroyed flag): the parallel
-        search gives every state of one core to one worker, whose step and invariant memory then
-        serve them all, and every core with the same attributes and memory to one worker, whose
-        fast committing steps (``fast_steps``, remembered by them) then serve them all."""
-        return (state[0], state[2], state[4])
+        """The state's attributes: the parallel search gives every state with the same
+        attributes to one worker. Every memory that shares work between states is keyed by
+        something the attributes are part of (the core of the step and invariant memory, the
+        attributes, memory and destroyed flag of the fast committing steps, the store key of
+        the steps that read only the store), so each is served by one worker; and only accepts
+        (a new input) and the forgetting of spent attributes change them, so most successors
+        stay with the worker that found them (``step_claims.attributes_kept``)."""
+        return state[0]
 
     def obligations(self, state: SessionState) -> Sequence[str]:
         """Work the session still owes: a run to finish, queued work to drain while a loop is

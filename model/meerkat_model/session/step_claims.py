@@ -42,6 +42,14 @@ everything else (memory, handles, destroyed flag, outputs, transition) as a func
 attributes, memory, destroyed flag and handles. A run's success (:data:`BOUNDARY_COMMITS`) does
 the same with ``durable.boundary_commit`` of the memory it leaves and the input of the run it
 ends (the run in flight in the memory it starts from).
+
+Every key above, and the core of the step and invariant memory, holds the attributes, so a
+parallel search that owns states by their attributes (``SessionMachine.partition_key``) uses each
+shared result in one worker. Only the steps in :data:`ADDS_AN_INPUT` (an accept, an
+``accept_input_and_run``) give an input attributes; every other step leaves each input's
+attributes as they are but for forgetting what is spent (``state.forget_spent_attributes``: the
+lane back to the queue, no supersession key), so most successors stay with the worker that
+found them (:func:`attributes_kept`).
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 
 from meerkat_model.session.actions import (
+    Accept,
+    AcceptAndRun,
     AttachFailed,
     BeginAttach,
     BoundaryCommitFails,
@@ -73,7 +83,7 @@ from meerkat_model.session.actions import (
     WriteFails,
 )
 from meerkat_model.session.direct import direct_run
-from meerkat_model.session.state import NO_ID, SessionState
+from meerkat_model.session.state import NO_ID, NO_KEY, Attrs, Lane, SessionState
 
 BY_STATUS: frozenset[type[SessionAction]] = frozenset(
     {
@@ -171,3 +181,26 @@ def commits_only(action: SessionAction) -> bool:
 def commits_a_boundary(action: SessionAction) -> bool:
     """Whether ``action``'s step is one of :data:`BOUNDARY_COMMITS`."""
     return type(action) in BOUNDARY_COMMITS
+
+
+ADDS_AN_INPUT: frozenset[type[SessionAction]] = frozenset({Accept, AcceptAndRun})
+"""The steps that give an input its attributes (wrapped in ``WriteFails`` they write nothing)."""
+
+
+def adds_an_input(action: SessionAction) -> bool:
+    """Whether ``action``'s step is one of :data:`ADDS_AN_INPUT` (a write-failing one is not)."""
+    return type(action) in ADDS_AN_INPUT
+
+
+def attributes_kept(before: tuple[Attrs | None, ...], after: tuple[Attrs | None, ...]) -> bool:
+    """Whether ``after`` is ``before`` with at most some inputs' lane and supersession key
+    forgotten (back to the queue lane, no key): what every step not in :data:`ADDS_AN_INPUT`
+    leaves."""
+    if len(before) != len(after):
+        return False
+    for old, new in zip(before, after, strict=True):
+        if old == new:
+            continue
+        if old is None or new is None or new != Attrs(Lane.QUEUE, old.idem, NO_KEY, old.ephemeral):
+            return False
+    return True
