@@ -147,6 +147,7 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         # keyed by the record's identity (this machine keeps each keyed record alive); any
         # other action is bound when it is stepped.
         self._bound = {id(a): self.bind(a) for a in shared}
+        self._partition_keys: dict[tuple[Attrs | None, ...], Hashable] = {}
         # Every step changes handles only by resolving pending ones, but an accept (it creates
         # its input's handle) and a crash (it drops them all): ``StepMemo`` records the others
         # from one run.
@@ -360,8 +361,16 @@ class SessionMachine(Machine[SessionState, SessionAction]):
         attributes, memory and destroyed flag of the fast committing steps, the store key of
         the steps that read only the store), so each is served by one worker; and only accepts
         (a new input) and the forgetting of spent attributes change them, so most successors
-        stay with the worker that found them (``step_claims.attributes_kept``)."""
-        return state[0]
+        stay with the worker that found them (``step_claims.attributes_kept``).
+
+        The key is the attributes with each absent input's ``None`` spelled ``()``: ``hash(None)``
+        differs between runs of Python 3.11, ``hash(())`` does not, so the split of the states
+        between workers is the same in every run."""
+        attrs = state[0]
+        key = self._partition_keys.get(attrs)
+        if key is None:
+            key = self._partition_keys[attrs] = tuple(() if a is None else a for a in attrs)
+        return key
 
     def obligations(self, state: SessionState) -> Sequence[str]:
         """Work the session still owes: a run to finish, queued work to drain while a loop is
