@@ -67,6 +67,8 @@ def interrupt_when(argv: list[str], marker: str, *, settle: float = 0.3, timeout
         stdin=subprocess.DEVNULL,
         # A shell may start background jobs with SIGINT ignored; a terminal's Ctrl-C is not.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # a run still going after the SIGINT is sent SIGABRT: every thread's stack goes to stderr
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     assert proc.stdout is not None and proc.stderr is not None
     seen = {proc.stdout.fileno(): b"", proc.stderr.fileno(): b""}
@@ -97,12 +99,19 @@ def interrupt_when(argv: list[str], marker: str, *, settle: float = 0.3, timeout
         ended = time.monotonic() + 60
         while selector.get_map() and time.monotonic() < ended:
             pump(0.5)
-    try:
-        proc.wait(timeout=max(1.0, ended - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"still running a minute after SIGINT: {seen[proc.stderr.fileno()][-3000:]!r}") from None
+        try:
+            proc.wait(timeout=max(1.0, ended - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # the stacks of its threads, then it ends
+            stacks = time.monotonic() + 10
+            while selector.get_map() and time.monotonic() < stacks:
+                pump(0.5)
+            proc.kill()
+            proc.wait()
+            raise AssertionError(
+                f"still running a minute after SIGINT; its stderr, then its threads at SIGABRT:\n"
+                f"{seen[proc.stderr.fileno()][-6000:].decode(errors='replace')}"
+            ) from None
     out, err = (seen[proc.stdout.fileno()], seen[proc.stderr.fileno()])
     proc.stdout.close()
     proc.stderr.close()
