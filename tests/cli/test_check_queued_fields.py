@@ -16,6 +16,7 @@ from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import command, run
+from tests.runtime_session.helpers import registered_queue
 
 PROG = "meerkat-runtime"
 RT = canonical_runtime_id("s")
@@ -27,14 +28,6 @@ async def _accept(path: Path, count: int) -> None:
     for i in range(count):
         assert (await machine.accept_input("s", prompt(f"input {i}", input_id=f"in-{i}"))).is_accepted
     await machine.close()
-
-
-async def _queue(path: Path) -> list[str]:
-    machine = MeerkatMachine.persistent(path)
-    await machine.register_session("s")
-    queue = [str(i) for i in (await machine.session_view("s")).queue]
-    await machine.close()
-    return queue
 
 
 def _fields(path: Path, input_id: str) -> bytes:
@@ -77,7 +70,7 @@ def test_check_warns_of_recovery_fields_that_fail_their_check_naming_session_and
     assert report["ok"] is True and report["problems"] == []
     assert len(report["warnings"]) == 1 and "session 's'" in report["warnings"][0] and "'in-1'" in report["warnings"][0]
 
-    assert asyncio.run(_queue(path)) == ["in-0", "in-1", "in-2"]  # decoded in full: its true position
+    assert asyncio.run(registered_queue(path, "s")) == ["in-0", "in-1", "in-2"]  # decoded in full: its true position
     assert _fields(path, "in-1") == good  # the registration wrote the fields back
     done = run([*command(PROG), "check", str(path)])
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "OK: no damage found"

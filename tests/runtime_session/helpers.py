@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from meerkat_runtime.session import row_codec
@@ -53,6 +54,16 @@ def persistent(store: Any = None, **kwargs: Any) -> tuple[MeerkatMachine, Any]:
     store = store if store is not None else InMemoryRuntimeStore()
     kwargs.setdefault("ownership", SAME_WORKER)
     return MeerkatMachine.persistent(store, **kwargs), store
+
+
+async def registered_queue(path: Path, session_id: str) -> list[str]:
+    """Register ``session_id`` on the SQLite file at ``path`` (nothing else) and return its
+    queue as the reopened machine recovered it."""
+    machine = MeerkatMachine.persistent(path)
+    await machine.register_session(session_id)
+    queue = [str(i) for i in (await machine.session_view(session_id)).queue]
+    await machine.close()
+    return queue
 
 
 async def view_of(m: MeerkatMachine, item: Input, session_id: str = "s") -> InputStateView:

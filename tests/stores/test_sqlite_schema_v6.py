@@ -22,6 +22,7 @@ from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 
+from tests.runtime_session.helpers import registered_queue
 from tests.runtime_session.killed_child import first_line_then_kill
 
 RT = canonical_runtime_id("old")
@@ -142,15 +143,6 @@ def _fields_column(path: Path) -> dict[str, bytes | None]:
         conn.close()
 
 
-async def _register(path: Path) -> list[str]:
-    """Register the session (nothing else); returns its queue."""
-    machine = MeerkatMachine.persistent(path)
-    await machine.register_session("old")
-    queue = [str(i) for i in (await machine.session_view("old")).queue]
-    await machine.close()
-    return queue
-
-
 def test_the_first_registration_writes_the_old_rows_back_with_their_fields_and_payloads_unchanged(
     tmp_path: Path,
 ) -> None:
@@ -160,7 +152,7 @@ def test_the_first_registration_writes_the_old_rows_back_with_their_fields_and_p
     with SqliteRuntimeStore(path):  # the upgrade alone writes no fields (it does not read the rows)
         pass
     assert set(_fields_column(path).values()) == {None} and len(_fields_column(path)) == PENDING
-    queue = asyncio.run(_register(path))
+    queue = asyncio.run(registered_queue(path, "old"))
     fields = _fields_column(path)
     assert len(fields) == PENDING and all(value is not None for value in fields.values())
     keys = {str(r[0]): r[4] for r in before}
@@ -187,7 +179,7 @@ def test_without_the_write_back_the_old_rows_stay_without_fields(tmp_path: Path,
     path = tmp_path / "v5.db"
     version_5_file(path)
     monkeypatch.setattr(PackedRecord, "add_fields", lambda self: False)
-    asyncio.run(_register(path))
+    asyncio.run(registered_queue(path, "old"))
     assert set(_fields_column(path).values()) == {None}
 
 
