@@ -3,6 +3,12 @@
 * WAL journal, ``synchronous=FULL`` by default: a method that returned has fsynced its commit.
   ``synchronous="NORMAL"`` is faster and still survives a process crash (kill -9), but the last
   commits before a power loss or OS crash may be lost.
+* ``temp_store=MEMORY`` on every connection: the undo records of a savepoint or a statement
+  (SQLite's statement journal, the original of each page a batch changes) stay in memory. With
+  SQLite's default they spill to a temporary file once past 64 KiB, and a batch of writes to
+  many sessions' rows passes that: every page it touched was first copied to a file created,
+  written and deleted per transaction, for undo records that are thrown away at its ``COMMIT``.
+  What they can hold is bounded by the batch (at most ``group_commit_max_batch`` writes).
 * Group commit (default on, ``group_commit=False`` turns it off): one writer thread per store
   commits every write pending when it is free — of any runtime — in one ``BEGIN IMMEDIATE``
   transaction (one fsync), each write inside its own savepoint, and returns from each write
@@ -607,14 +613,15 @@ class SqliteRuntimeStore:
 
     def settings(self) -> dict[str, object]:
         """The calling thread's connection settings: ``journal_mode``, ``synchronous`` (0 OFF,
-        1 NORMAL, 2 FULL), ``busy_timeout`` (ms), ``schema_version``, and the store's
-        ``integrity_check`` and ``wal_check``."""
+        1 NORMAL, 2 FULL), ``busy_timeout`` (ms), ``temp_store`` (2: memory), ``schema_version``,
+        and the store's ``integrity_check`` and ``wal_check``."""
 
         def body(conn: sqlite3.Connection) -> dict[str, object]:
             return {
                 "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
                 "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
                 "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
+                "temp_store": conn.execute("PRAGMA temp_store").fetchone()[0],
                 "schema_version": stored_version(conn),
                 "integrity_check": self.integrity_check,
                 "wal_check": self.wal_check,
@@ -633,6 +640,7 @@ class SqliteRuntimeStore:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            conn.execute("PRAGMA temp_store = MEMORY")  # statement journals never spill to a file
             if target is None:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
