@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
 from meerkat_runtime.repair.diagnosis import diagnose_session
 from meerkat_runtime.session import packed_record
 from meerkat_runtime.session.completion import RunFailure
-from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
+from meerkat_runtime.session.core.ledger import HistoryEntry, InputLedger, InputRecord, Lane
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Deduplicated
@@ -204,6 +205,28 @@ def _recovered_lanes(rows: list[InputRow]) -> tuple[list[str], list[str]]:
     mark = HighWater(RT, inputs=len(rows))
     ledger = recover_session(RT, None, rows, lambda run, seq: False, time.time(), high_water=mark).core.ledger
     return list(ledger.queue), list(ledger.steer)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_recovery_fills_every_lane_in_admission_order(lazy: bool, monkeypatch: MonkeyPatch) -> None:
+    """Rows read in any order come back in their own lanes, oldest first; recovery goes through
+    every lane the ledger has (``InputLedger.lane``), so none is left empty or merged."""
+    filled: list[Lane] = []
+    lane_of = InputLedger.lane
+
+    def recording(ledger: InputLedger, lane: Lane) -> deque[InputId]:
+        filled.append(lane)
+        return lane_of(ledger, lane)
+
+    monkeypatch.setattr(InputLedger, "lane", recording)
+    rows = [encode_row(_queued(i)) for i in (6, 3, 1, 4, 5, 2)]  # odd: steer lane, even: queue lane
+    mark = HighWater(RT, inputs=len(rows))
+    ledger = recover_session(RT, None, rows, lambda run, seq: False, time.time(), high_water=mark, lazy=lazy)
+    assert (list(ledger.core.ledger.queue), list(ledger.core.ledger.steer)) == (
+        ["in-2", "in-4", "in-6"],
+        ["in-1", "in-3", "in-5"],
+    )
+    assert filled == list(Lane)
 
 
 def test_damaged_fields_beside_a_row_fail_their_check_and_the_row_is_decoded_instead() -> None:

@@ -22,7 +22,7 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record, encode_record, encode_record_checked
 from meerkat_runtime.vocab.ids import RunId
 from meerkat_runtime.vocab.inputs import Consumed
-from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
+from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded, load_json
 
 from tests.runtime_session.disks import Disk
 from tests.runtime_session.helpers import S, lossy_input_from_json, make_prompt, run
@@ -97,8 +97,11 @@ def test_text_that_is_not_utf8_is_refused() -> None:
 
 def test_a_row_over_the_size_recovery_reads_is_refused() -> None:
     record = _record(make_prompt("x" * MAX_JSON_BYTES))
-    with pytest.raises(RowFormatError, match="exceeds the limit"):
+    with pytest.raises(RowFormatError, match="exceeds the limit") as refused:
         encode_record_checked(record)
+    with pytest.raises(JsonLimitExceeded) as unread:  # the reader's refusal of the same bytes
+        load_json(encode_record(record))
+    assert str(refused.value) == f"cannot be encoded: {unread.value}"  # one check, one message
     with pytest.raises(RowFormatError):  # what the check prevents: recovery refuses the row
         decode_record(encode_record(record))
 

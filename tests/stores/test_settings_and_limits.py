@@ -29,7 +29,14 @@ from meerkat_runtime.vocab.errors import (
     SnapshotFormatError,
     WriteFailed,
 )
-from meerkat_runtime.vocab.json_limits import MAX_JSON_DEPTH, JsonLimitExceeded, check_depth, depth, load_json
+from meerkat_runtime.vocab.json_limits import (
+    MAX_JSON_DEPTH,
+    JsonLimitExceeded,
+    check_depth,
+    check_size,
+    depth,
+    load_json,
+)
 
 from tests.runtime_ops.helpers import bg_spec, result, running
 
@@ -170,6 +177,9 @@ def test_load_json_refuses_deep_and_large_documents_without_recursion_errors() -
             load_json(_nested(levels))
     with pytest.raises(JsonLimitExceeded, match="exceeds the limit"):
         load_json(b'"' + b"x" * 100 + b'"', max_bytes=50)
+    check_size(b"x" * 50, 50)  # at the limit: read
+    with pytest.raises(JsonLimitExceeded, match=r"^document of 51 bytes exceeds the limit of 50 bytes$"):
+        check_size(b"x" * 51, 50)
     assert depth({"a": [1, {"b": []}]}) == 4 and depth("scalar") == 0
     with pytest.raises(JsonLimitExceeded):
         check_depth(json.loads(_nested(200)))

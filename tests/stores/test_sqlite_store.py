@@ -13,6 +13,7 @@ from meerkat_conformance.stores.childproc import child_env
 from meerkat_runtime.store.integrity import row_checksum
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.tables import INPUTS, RECEIPTS
 from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed
 
@@ -90,6 +91,39 @@ def test_one_connection_per_thread_and_dead_threads_connections_are_reclaimed(tm
     assert store.connection_count() == 2  # dead workers' connections closed when a new one opened
     store.close()
     assert store.connection_count() == 0
+
+
+def test_a_thread_gets_the_same_connection_with_or_without_a_with_block(tmp_path: Path) -> None:
+    """``own_connection`` (the group-commit writer's way) and ``connection`` hand a thread one
+    connection, opened on its first use by either; a shared pool has no connection of its own."""
+    opened: list[sqlite3.Connection] = []
+
+    def opener() -> sqlite3.Connection:
+        opened.append(sqlite3.connect(tmp_path / "p.db", check_same_thread=False))
+        return opened[-1]
+
+    pool = ConnectionPool(opener, per_thread=True)
+    first = pool.own_connection()
+    with pool.connection() as conn:
+        assert conn is first
+    assert pool.own_connection() is first and opened == [first]
+    seen: list[sqlite3.Connection | None] = []
+
+    def other_thread() -> None:
+        with pool.connection() as conn:
+            seen.append(conn)
+        seen.append(pool.own_connection())
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen[0] is seen[1] and seen[0] is not first and len(opened) == 2
+    pool.close_all()
+    shared = ConnectionPool(opener, per_thread=False)
+    assert shared.own_connection() is None
+    with shared.connection() as conn:
+        assert conn is opened[-1] and len(opened) == 3
+    shared.close_all()
 
 
 def test_busy_file_fails_the_write_after_the_timeout_and_writes_nothing(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ from meerkat_runtime.vocab.inputs import (
     InputTerminalOutcome,
     Superseded,
 )
-from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded, check_encoded_depth, load_json
+from meerkat_runtime.vocab.json_limits import check_encoded_depth, check_size, load_json
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 ROW_VERSION = 2
@@ -555,8 +555,7 @@ def encode_record_checked(record: InputRecord) -> bytes:
     try:
         doc = record_to_json(record)
         data = _dumps_strict(doc)
-        if len(data) > MAX_JSON_BYTES:
-            raise JsonLimitExceeded(f"a row of {len(data)} bytes exceeds the limit of {MAX_JSON_BYTES} bytes")
+        check_size(data)
         check_encoded_depth(doc, data)
     except (TypeError, ValueError, RecursionError) as exc:  # e.g. text that is not valid UTF-8
         raise RowFormatError(f"cannot be encoded: {exc}") from None

@@ -39,17 +39,17 @@ class ConnectionPool:
                     self._shared = self._opener()
                 yield self._shared
             return
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._new_thread_connection()
-        yield conn
+        yield self._thread_connection()
 
     def own_connection(self) -> sqlite3.Connection | None:
         """With ``per_thread``: the calling thread's connection (opened on first use), which
         no other thread uses, so it needs no ``with`` block; ``None`` for a shared connection
         (use :meth:`connection`)."""
-        if not self._per_thread:
-            return None
+        return self._thread_connection() if self._per_thread else None
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        """The calling thread's connection, opened on its first use (the per-thread mode of
+        both :meth:`connection` and :meth:`own_connection`)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         return conn if conn is not None else self._new_thread_connection()
 

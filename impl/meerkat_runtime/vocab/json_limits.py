@@ -35,14 +35,20 @@ def load_json(data: bytes | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: 
     text that is not JSON; never ``RecursionError`` or ``MemoryError`` from nesting.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if len(raw) > max_bytes:
-        raise JsonLimitExceeded(f"document of {len(raw)} bytes exceeds the limit of {max_bytes} bytes")
+    check_size(raw, max_bytes)
     try:
         doc = json.loads(raw.decode("utf-8") if isinstance(data, bytes) else data)  # stored JSON is UTF-8
     except RecursionError:
         raise JsonLimitExceeded(f"document is nested deeper than the limit of {max_depth} levels") from None
     check_encoded_depth(doc, raw, max_depth)
     return doc
+
+
+def check_size(encoded: bytes, max_bytes: int = MAX_JSON_BYTES) -> None:
+    """Raise :class:`JsonLimitExceeded` if the JSON text ``encoded`` is over ``max_bytes``: the
+    size check of :func:`load_json`, also made by encoders before writing."""
+    if len(encoded) > max_bytes:
+        raise JsonLimitExceeded(f"document of {len(encoded)} bytes exceeds the limit of {max_bytes} bytes")
 
 
 def check_encoded_depth(value: Any, encoded: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import NamedTuple, assert_never
 
 from meerkat_runtime.session.completion import CompletionOutcome, RunFailure
 from meerkat_runtime.session.inputs import Input
@@ -142,7 +142,13 @@ class InputLedger:
         self.dirty.add(input_id)
 
     def lane(self, lane: Lane) -> deque[InputId]:
-        return self.steer if lane is Lane.STEER else self.queue
+        """The ids of ``lane``'s Queued inputs, in the order they run (every lane named: a lane
+        added to :class:`Lane` fails the type check here until it has its own)."""
+        if lane is Lane.STEER:
+            return self.steer
+        if lane is Lane.QUEUE:
+            return self.queue
+        assert_never(lane)
 
     def active_ids(self) -> list[InputId]:
         """Ids of non-terminal inputs, in admission order."""

@@ -213,9 +213,8 @@ def recover_session(
     for rec in result.relisted:
         ledger.mark(rec.input_id)
     queued.sort(key=attrgetter("admission_seq"))
-    queue, steer = ledger.queue, ledger.steer
-    for rec in queued:  # (an identity test: an enum's hash is a Python call)
-        (steer if rec.lane is Lane.STEER else queue).append(rec.input_id)
+    for lane in Lane:  # each lane in admission order (an identity test: an enum's hash is a Python call)
+        ledger.lane(lane).extend([rec.input_id for rec in queued if rec.lane is lane])
     return result
 
 
