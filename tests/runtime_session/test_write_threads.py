@@ -19,8 +19,8 @@ from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
 class _ThreadRecording(SqliteRuntimeStore):
     """Records the thread each input row's statements ran on: the thread of the transaction that
     commits the row (the caller's, or the store's writer). With ``repeatable`` the recording body
-    keeps the row write's mark that it may run twice (a batch of such writes first runs without
-    a savepoint per write), else it runs as any write."""
+    keeps the row write's mark that it may run twice (a batch of such writes runs without
+    savepoints), else it runs as any write."""
 
     def __init__(self, path: Path, repeatable: bool) -> None:
         super().__init__(path)

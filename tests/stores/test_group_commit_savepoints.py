@@ -119,11 +119,11 @@ def _input_batch(store: _Traced, writes: list[Write]) -> tuple[list[BaseExceptio
     return errors, store.statements[start:], store.commit_count - commits
 
 
-def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_path: Path) -> None:
-    """Input row writes may run twice, so their batch first runs without a savepoint per write:
-    with every write valid none is opened; a refused write rolls that run back and the batch runs
-    again write by write in savepoints, so the refusal fails alone and the others commit in one
-    transaction, each counted once by its runtime's mark."""
+def test_a_refused_input_row_write_fails_alone_in_a_batch_without_savepoints(tmp_path: Path) -> None:
+    """Input row writes may run twice, so their batch runs without a savepoint per write; a write
+    refused before it changed a row (a stale fence) fails alone in that run, and the others commit
+    with it in one transaction, each counted once by its runtime's mark: no savepoint, no
+    rollback, no second run."""
     store = _Traced(tmp_path / "s.sqlite3", group_commit_max_batch=3, group_commit_max_wait_ms=1000)
     try:
         fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
@@ -134,14 +134,15 @@ def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_
             store, [(A, "a0", fences[A]), (B, "b0", fences[B]), (C, "c0", fences[C])]
         )
         assert errors == [None, None, None] and commits == 1
-        assert not [s for s in statements if "SAVEPOINT write" in s]
+        assert not [s for s in statements if "SAVEPOINT" in s]
         marks = {rt: store.load_high_water(rt) for rt in (A, B, C)}
         errors, statements, commits = _input_batch(
             store, [(A, "a1", fences[A]), (B, "b1", stale), (C, "c1", fences[C])]
         )
         assert errors[0] is None and isinstance(errors[1], OwnershipLost) and errors[2] is None
-        assert commits == 1 and "SAVEPOINT write" in statements
-        assert statements.count("BEGIN IMMEDIATE") == 1, "the batch did not run again in its own transaction"
+        assert commits == 1
+        assert not [s for s in statements if "SAVEPOINT" in s or "ROLLBACK" in s], statements
+        assert statements.count("BEGIN IMMEDIATE") == 1
         for rt, added in ((A, 1), (B, 0), (C, 1)):
             before, after = marks[rt], store.load_high_water(rt)
             assert before is not None and after is not None
@@ -152,24 +153,35 @@ def test_a_batch_of_input_rows_runs_without_savepoints_until_one_is_refused(tmp_
         store.close()
 
 
-def test_after_a_refused_write_the_next_batch_takes_savepoints_from_the_start(tmp_path: Path) -> None:
-    """A writer refused again and again does not make every batch it shares run twice: after a
-    batch in which a write failed, the next batch runs write by write in savepoints at once (no
-    first run to roll back), and once a batch has no failure the next one runs without them."""
+def test_a_write_failing_after_it_wrote_rolls_its_batch_back_and_runs_it_in_savepoints(tmp_path: Path) -> None:
+    """A write that fails after changing rows (here: its row inserted, then its runtime's damaged
+    mark refused) cannot fail alone in a run without savepoints: that run is rolled back and the
+    batch runs again in a new transaction, each write in its savepoint, so the failing write
+    leaves nothing behind and the others commit once. The next batch takes the savepoints from
+    the start (a write failing that way again does not make every batch run twice); once a batch
+    has no failure, the next one runs without them."""
     store = _Traced(tmp_path / "s.sqlite3", group_commit_max_batch=3, group_commit_max_wait_ms=1000)
     try:
         fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
-        stale = fences[B]
-        fences[B] = store.claim_lease(B, "me", 60).fence  # the token moved: ``stale`` no longer matches
-        runs: list[tuple[int, int]] = []  # per batch: (first runs rolled back, savepoints per write)
-        for i, b_fence in enumerate((stale, stale, fences[B], fences[B])):
-            errors, statements, _ = _input_batch(
-                store, [(A, f"a{i}", fences[A]), (B, f"b{i}", b_fence), (C, f"c{i}", fences[C])]
-            )
-            assert errors[0] is None and errors[2] is None
-            assert isinstance(errors[1], OwnershipLost) if b_fence is stale else errors[1] is None
-            runs.append((statements.count("ROLLBACK TO batch"), statements.count("SAVEPOINT write")))
-        assert runs == [(1, 3), (0, 3), (0, 3), (0, 0)]
+        _input_batch(store, [(A, "a", fences[A]), (B, "b", fences[B]), (C, "c", fences[C])])
+        raw = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+        raw.execute("UPDATE runtime_high_water SET checksum = 'damaged' WHERE runtime_id = ?", (B,))
+        raw.close()
+        marks = {rt: store.load_high_water(rt) for rt in (A, C)}
+        runs: list[tuple[int, int]] = []  # per batch: (runs rolled back, savepoints per write)
+        for i, writes in enumerate(((A, B, C), (A, B, C), (A, C), (A, C))):
+            errors, statements, commits = _input_batch(store, [(rt, f"{rt[-1]}{i}", fences[rt]) for rt in writes])
+            assert commits == 1
+            for rt, error in zip(writes, errors, strict=True):
+                assert (error is not None) == (rt == B), errors
+            runs.append((statements.count("ROLLBACK"), statements.count("SAVEPOINT write")))
+        assert runs == [(1, 3), (0, 3), (0, 2), (0, 0)]
+        assert [r.input_id for r in store.load_input_states(B)] == ["b"], "a failed write left its row behind"
+        for rt in (A, C):
+            before, after = marks[rt], store.load_high_water(rt)
+            assert before is not None and after is not None
+            assert (after.writes, after.inputs) == (before.writes + 4, before.inputs + 4)
+            assert len(store.load_input_states(rt)) == 5
     finally:
         store.close()
 
@@ -222,10 +234,10 @@ class _LockTaken(_Traced):
         super()._write(runtime_id, what, Arming())
 
 
-def test_a_batch_run_again_after_a_refusal_keeps_its_write_lock(tmp_path: Path) -> None:
-    """When a write of a batch's first run fails, the batch runs again without giving up the
-    write lock: another process cannot take it in between and make the batch's valid writes (and
-    the refused one, as ``database is locked``) fail."""
+def test_a_batch_with_a_refused_write_keeps_its_write_lock(tmp_path: Path) -> None:
+    """A write refused in a batch fails alone without the batch giving up the write lock (it does
+    not run again in a new transaction): another process cannot take the lock in between and
+    make the batch's valid writes (and the refused one, as ``database is locked``) fail."""
     store = _LockTaken(
         tmp_path / "s.sqlite3", busy_timeout_ms=300, group_commit_max_batch=3, group_commit_max_wait_ms=1000
     )

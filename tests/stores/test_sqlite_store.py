@@ -36,7 +36,6 @@ def test_file_store_uses_wal_and_the_chosen_synchronous_level(tmp_path: Path, sy
         "journal_mode": "wal",
         "synchronous": level,
         "busy_timeout": 1234,
-        "temp_store": 2,
         "schema_version": 6,
         "integrity_check": "quick",
         "wal_check": True,

@@ -1,11 +1,11 @@
-"""A group-commit batch keeps its undo records in memory: no temporary file per transaction.
+"""A group-commit batch of input rows keeps no undo records: no temporary file per transaction.
 
-A batch of writes runs inside savepoints, so SQLite keeps the original of every page the batch
-changes until its ``COMMIT`` (the statement journal). With SQLite's default ``temp_store`` that
-journal moves to a temporary file once it passes 64 KiB, and a batch that writes to many
-sessions' rows passes it: each such transaction created, wrote and deleted a file of page
-copies, all thrown away at the commit. The store sets ``temp_store=MEMORY``; the same batch run
-on connections set back to SQLite's default shows the file appearing."""
+Inside a savepoint SQLite keeps the original of every page the transaction changes until the
+savepoint ends (its statement journal), and past 64 KiB it moves them to a temporary file. A
+batch run inside one savepoint that writes to many sessions' rows passes that: each such
+transaction created, wrote and deleted a file of page copies, thrown away at the ``COMMIT``.
+A batch of input rows runs without a savepoint; the same batch with the savepoint put back
+shows the file appearing."""
 
 from __future__ import annotations
 
@@ -38,34 +38,26 @@ def _temporary_files() -> list[str]:
     return found
 
 
-class _DefaultTempStore(SqliteRuntimeStore):
-    """The protection switched off: connections back on SQLite's default ``temp_store``."""
-
-    def _open_connection(self) -> sqlite3.Connection:
-        conn = super()._open_connection()
-        conn.execute("PRAGMA temp_store = DEFAULT")
-        return conn
-
-
-def _files_during_a_batch(
-    path: Path, store_class: type[SqliteRuntimeStore], monkeypatch: pytest.MonkeyPatch
-) -> list[str]:
+def _files_during_a_batch(path: Path, monkeypatch: pytest.MonkeyPatch, *, savepoint: bool = False) -> list[str]:
     """Write one batch of one row per runtime over rows already stored, and list the
-    temporary files open once the batch's writes ran, before its ``COMMIT``."""
-    store = store_class(path, group_commit_max_batch=len(RUNTIMES), group_commit_max_wait_ms=1000)
+    temporary files open once the batch's writes ran, before its ``COMMIT`` (``savepoint``: the
+    batch run inside one savepoint, as it once was)."""
+    store = SqliteRuntimeStore(path, group_commit_max_batch=len(RUNTIMES), group_commit_max_wait_ms=1000)
     try:
         for n in range(12):  # existing pages: the batch changes pages of every runtime
             for rt in RUNTIMES:
                 store.persist_input_state(rt, InputRow(f"old-{n:03d}", PAYLOAD))
         seen: list[list[str]] = []
-        run_batch = sqlite_store._all_succeed
+        run_batch = sqlite_store._first_run
 
         def watched(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
+            if savepoint:
+                conn.execute("SAVEPOINT batch")
             ok = run_batch(conn, batch)
             seen.append(_temporary_files())
             return ok
 
-        monkeypatch.setattr(sqlite_store, "_all_succeed", watched)
+        monkeypatch.setattr(sqlite_store, "_first_run", watched)
         futures = [
             store.submit_write(lambda rt=rt: store.persist_input_state(rt, InputRow("new", PAYLOAD)))  # type: ignore[misc]
             for rt in RUNTIMES
@@ -81,16 +73,11 @@ def _files_during_a_batch(
 
 
 def test_a_batch_over_many_sessions_opens_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _files_during_a_batch(tmp_path / "s.db", SqliteRuntimeStore, monkeypatch) == []
+    assert _files_during_a_batch(tmp_path / "s.db", monkeypatch) == []
 
 
-def test_on_sqlites_default_the_same_batch_spills_its_undo_records_to_a_file(
+def test_the_same_batch_in_one_savepoint_spills_its_undo_records_to_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The scenario above is one that needs the protection."""
-    assert _files_during_a_batch(tmp_path / "s.db", _DefaultTempStore, monkeypatch) != []
-
-
-def test_every_connection_keeps_temporary_data_in_memory(tmp_path: Path) -> None:
-    with SqliteRuntimeStore(tmp_path / "s.db") as store:
-        assert store.settings()["temp_store"] == 2
+    """The scenario above is one where a savepoint would cost a file."""
+    assert _files_during_a_batch(tmp_path / "s.db", monkeypatch, savepoint=True) != []

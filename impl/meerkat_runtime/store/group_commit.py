@@ -7,9 +7,10 @@ completed on that loop with one call onto it for all the writes of a batch (one 
 loop per batch, not per write). The writer thread takes every write pending when it is
 free (at most ``max_batch``, waiting up to ``max_wait_s`` after the first one for more to
 arrive) and hands the batch to the store's ``run_batch``, which decides the transaction rules
-(:meth:`meerkat_runtime.store.sqlite.SqliteRuntimeStore` commits a batch as one transaction
-with one savepoint per write). Writes are taken in submission order; a batch never holds more
-than ``max_batch`` writes; every future is completed, also when ``run_batch`` itself fails.
+(:meth:`meerkat_runtime.store.sqlite.SqliteRuntimeStore` commits a batch as one transaction,
+each write in its own savepoint, or a batch of input rows without them). Writes are taken in
+submission order; a batch never holds more than ``max_batch`` writes; every future is
+completed, also when ``run_batch`` itself fails.
 
 A write submitted from an event loop (:meth:`GroupCommitter.submit_from_loop`) is handed to
 the writer at the end of the loop's current turn, together with every other write submitted on

@@ -3,20 +3,15 @@
 * WAL journal, ``synchronous=FULL`` by default: a method that returned has fsynced its commit.
   ``synchronous="NORMAL"`` is faster and still survives a process crash (kill -9), but the last
   commits before a power loss or OS crash may be lost.
-* ``temp_store=MEMORY`` on every connection: the undo records of a savepoint or a statement
-  (SQLite's statement journal, the original of each page a batch changes) stay in memory. With
-  SQLite's default they spill to a temporary file once past 64 KiB, and a batch of writes to
-  many sessions' rows passes that: every page it touched was first copied to a file created,
-  written and deleted per transaction, for undo records that are thrown away at its ``COMMIT``.
-  What they can hold is bounded by the batch (at most ``group_commit_max_batch`` writes).
 * Group commit (default on, ``group_commit=False`` turns it off): one writer thread per store
   commits every write pending when it is free — of any runtime — in one ``BEGIN IMMEDIATE``
   transaction (one fsync), each write inside its own savepoint, and returns from each write
   only after that commit. A write refused or failing inside its savepoint (a stale fence, a
   duplicate receipt, ...) is rolled back alone and raises alone; the others commit. (A batch of
-  input row writes, which may run twice, first runs in one savepoint for the whole batch; only
-  if one of its writes fails is that run rolled back to it and the batch run again, in the same
-  transaction, in a savepoint per write, as is the batch after one whose write failed.) A failure
+  input row writes, which may run twice, first runs without any savepoint: a write refused
+  before it changed a row fails alone there; only a write that failed after changing rows makes
+  the batch roll back and run again in a new transaction, in a savepoint per write, as does the
+  batch after it.) A failure
   of the batch's ``COMMIT`` fails every write it held: ``WriteOutcomeUnknown`` when the
   transaction ended with the failure, else (rolled back) ``WriteFailed``. At most
   ``group_commit_max_batch`` writes share a transaction; the writer waits at most
@@ -400,30 +395,22 @@ def _repeatable(pending: PendingWrite) -> bool:
     return getattr(pending.body, "repeatable", False) is True
 
 
-def _all_succeed(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
-    """Run every write of ``batch`` in the open transaction, without a savepoint per write:
-    ``True`` if all succeeded; ``False`` at the first failure, no write completed and the
-    transaction (if SQLite did not end it) left for the caller to undo."""
+def _first_run(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
+    """Run every write of ``batch`` in the open transaction without savepoints. A write that
+    fails having changed no row (``total_changes`` did not move: its refusal came before any of
+    its statements wrote, as a stale fence's does) fails alone and the run goes on. ``False`` at
+    the first write that failed after changing rows, or with the transaction ended by SQLite:
+    nothing is then committed or acknowledged and the caller rolls the run back."""
     for pending in batch:
+        before = conn.total_changes
         try:
             pending.body(conn)
-        except Exception:
+        except Exception as exc:
+            if conn.in_transaction and conn.total_changes == before:
+                pending.fail(_write_error(exc, pending))
+                continue
             return False
     return True
-
-
-def _undo_first_run(conn: sqlite3.Connection) -> bool:
-    """Undo a failed first run of a batch back to its ``batch`` savepoint, keeping the
-    transaction and its write lock: ``False`` if SQLite already ended the transaction or the
-    undo itself failed (the transaction is then rolled back: nothing of the batch was written)."""
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK TO batch")
-            conn.execute("RELEASE batch")
-            return True
-    except sqlite3.Error:
-        _rollback_quietly(conn)
-    return False
 
 
 def _rolled_back(writes: list[PendingWrite], cause: BaseException) -> None:
@@ -514,9 +501,9 @@ class SqliteRuntimeStore:
         """How a batch keeps a failed write from the others: its own savepoint. The other
         values exist only for tests that show what goes wrong without savepoints: ``continue``
         leaves a failed write's statements in the batch, ``abort`` rolls the batch back."""
-        self._refused_last = False
-        """Whether a write of the writer's last batch of several failed (the next batch then
-        takes a savepoint per write from the start)."""
+        self._undone_last = False
+        """Whether the writer's last batch of several had its first run undone, or a write failing
+        in its savepoint (the next batch then takes a savepoint per write from the start)."""
         self._deferring = threading.local()
         self._commits = 0
         self._commits_lock = threading.Lock()
@@ -613,15 +600,14 @@ class SqliteRuntimeStore:
 
     def settings(self) -> dict[str, object]:
         """The calling thread's connection settings: ``journal_mode``, ``synchronous`` (0 OFF,
-        1 NORMAL, 2 FULL), ``busy_timeout`` (ms), ``temp_store`` (2: memory), ``schema_version``,
-        and the store's ``integrity_check`` and ``wal_check``."""
+        1 NORMAL, 2 FULL), ``busy_timeout`` (ms), ``schema_version``, and the store's
+        ``integrity_check`` and ``wal_check``."""
 
         def body(conn: sqlite3.Connection) -> dict[str, object]:
             return {
                 "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
                 "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
                 "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
-                "temp_store": conn.execute("PRAGMA temp_store").fetchone()[0],
                 "schema_version": stored_version(conn),
                 "integrity_check": self.integrity_check,
                 "wal_check": self.wal_check,
@@ -640,7 +626,6 @@ class SqliteRuntimeStore:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            conn.execute("PRAGMA temp_store = MEMORY")  # statement journals never spill to a file
             if target is None:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -809,28 +794,30 @@ class SqliteRuntimeStore:
         """One transaction over ``batch``: one savepoint per write, one ``COMMIT``. Returns the
         writes not yet tried when SQLite itself rolled the transaction back (they go into the
         next transaction); every other write is completed here. A batch of writes that may run
-        twice (:func:`_repeatable`) first runs in one ``batch`` savepoint, without one per
-        write: when every write succeeds it
-        commits as it is; when one fails, that run is rolled back to the ``batch`` savepoint
-        opened before it (nothing of it was written, the write lock is kept) and the batch runs
-        again in the same transaction, each write in its savepoint, as any batch. After a batch
-        in which a write failed, the next one takes savepoints from the start (a writer refused
-        again and again does not make every batch run twice)."""
+        twice (:func:`_repeatable`) first runs without savepoints (:func:`_first_run`): a write
+        refused before it changed a row fails alone and the rest commit as they are. A savepoint
+        would make SQLite copy every page the batch changes to its statement journal (a
+        temporary file past 64 KiB) for an undo it almost never needs. When a write failed
+        after changing rows, that run is rolled back (nothing of it written or acknowledged) and
+        the batch runs again in a new transaction, each write in its savepoint, as any batch;
+        so does the batch after it (a write that fails that way again does not make every batch
+        run twice)."""
         if not _begin(conn, batch):
             return []
         if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
             return self._single(conn, batch[0])
-        if self._write_isolation == "savepoint" and not self._refused_last and all(map(_repeatable, batch)):
-            try:
-                conn.execute("SAVEPOINT batch")
-            except sqlite3.Error as exc:
-                _abandon(conn, batch, exc)
+        if self._write_isolation == "savepoint" and not self._undone_last and all(map(_repeatable, batch)):
+            if _first_run(conn, batch):
+                ran = [pending for pending in batch if not pending.done]
+                if ran:
+                    self._commit(conn, ran)
+                else:
+                    _rollback_quietly(conn)
                 return []
-            if _all_succeed(conn, batch):
-                self._commit(conn, batch)
-                return []
-            self._refused_last = True
-            if not _undo_first_run(conn) and not _begin(conn, batch):
+            self._undone_last = True
+            _rollback_quietly(conn)
+            batch = [pending for pending in batch if not pending.done]
+            if not batch or not _begin(conn, batch):
                 return []
         done: list[PendingWrite] = []
         isolation = self._write_isolation
@@ -870,7 +857,7 @@ class SqliteRuntimeStore:
                 _abandon(conn, [*done, pending, *batch[index + 1 :]], exc)
                 return []
             done.append(pending)
-        self._refused_last = len(done) < len(batch)
+        self._undone_last = len(done) < len(batch)
         if not done:
             _rollback_quietly(conn)
             return []
