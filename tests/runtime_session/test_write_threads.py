@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.store import sqlite as sqlite_module
 from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
 
 
@@ -92,3 +93,48 @@ def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Pat
     assert len(threads) == 5
     assert threading.main_thread().name not in threads
     assert all(name.startswith("meerkat-sqlite-writer") for name in threads)
+
+
+def test_a_write_handed_to_the_writer_looks_the_running_loop_up_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepts of several sessions at once, with other callbacks ready: each write is handed to
+    the writer with the loop the session looked up itself (``on_loop_thread``); the store never
+    looks the running loop up again (each lookup is a system call), and the writes still reach
+    the writer with the loop's turn and commit there."""
+    lookups: list[object] = []
+    real = sqlite_module._running_loop
+
+    def counted() -> asyncio.AbstractEventLoop | None:
+        lookups.append(None)
+        return real()
+
+    monkeypatch.setattr(sqlite_module, "_running_loop", counted)
+
+    async def scenario() -> tuple[list[str], dict[int, int]]:
+        store = _ThreadRecording(tmp_path / "s.sqlite3", False)
+        machine = MeerkatMachine.persistent(store, close_store=True)
+        names = [f"s{i}" for i in range(4)]
+        for name in names:
+            await machine.register_session(name)
+        loop = asyncio.get_running_loop()
+        spinning = True
+
+        def spin() -> None:  # always one callback ready while the accepts run
+            if spinning:
+                loop.call_soon(spin)
+
+        spin()
+        try:
+            await asyncio.gather(*(machine.accept_input(n, prompt(f"hello {i}")) for i in range(3) for n in names))
+        finally:
+            spinning = False
+        sizes = store.group_commit_batch_sizes()
+        await machine.close()
+        return store.threads, sizes
+
+    threads, sizes = asyncio.run(scenario())
+    assert lookups == []
+    assert len(threads) == 12
+    assert all(name.startswith("meerkat-sqlite-writer") for name in threads)
+    assert max(sizes) > 1  # staged with the loop's turn: several writes in one batch
