@@ -29,16 +29,26 @@ _counter = 0
 _RANDOM_BLOCK = 512
 """How many ids' worth of randomness (8 bytes each) one ``os.urandom`` call fetches."""
 _random: list[int] = []
-"""Unused random 64-bit values from the last ``os.urandom`` block (taken under ``_lock``)."""
+"""Unused random 64-bit values of earlier ``os.urandom`` blocks (taken and added under ``_lock``)."""
 
 
-def _forget_random() -> None:
-    """In a forked child: drop the parent's unused random values, so the two processes never
-    mint ids from the same bytes."""
+def _after_fork_in_child() -> None:
+    """In a forked child: a fresh lock (another thread of the parent may have held ``_lock`` at
+    the fork, and it does not exist in the child to release it) and no random values (parent and
+    child never mint ids from the same bytes)."""
+    global _lock
+    _lock = threading.Lock()
     _random.clear()
 
 
-os.register_at_fork(after_in_child=_forget_random)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _random_block() -> list[int]:
+    """A fresh block of random 64-bit values; fetched without ``_lock`` held (the system call
+    may block, and a fork meanwhile must not find the lock taken)."""
+    return list(struct.unpack(f">{_RANDOM_BLOCK}Q", os.urandom(8 * _RANDOM_BLOCK)))
 
 
 def _uuid7_int() -> int:
@@ -56,14 +66,20 @@ def _uuid7_int() -> int:
             _counter = 0
         _last_ms = now
         counter = _counter
-        if not _random:
-            _random.extend(struct.unpack(f">{_RANDOM_BLOCK}Q", os.urandom(8 * _RANDOM_BLOCK)))
-        rand = _random.pop() & ((1 << 62) - 1)
+        rand = _random.pop() if _random else None
+    if rand is None:
+        # Out of random values: this caller fetches a block of its own, takes one value and
+        # hands the rest over. Two callers refilling at once each take from their own block, and
+        # a value is handed out only once: by this pop, or by a pop under the lock.
+        block = _random_block()
+        rand = block.pop()
+        with _lock:
+            _random.extend(block)
     value = (now & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= counter << 64
     value |= 0b10 << 62
-    value |= rand
+    value |= rand & ((1 << 62) - 1)
     return value
 
 
