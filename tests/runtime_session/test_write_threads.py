@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
-from meerkat_runtime.store import sqlite as sqlite_module
 from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
 
 
@@ -95,24 +95,26 @@ def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Pat
     assert all(name.startswith("meerkat-sqlite-writer") for name in threads)
 
 
-def test_a_write_handed_to_the_writer_looks_the_running_loop_up_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Accepts of several sessions at once, with other callbacks ready: each write is handed to
-    the writer with the loop the session looked up itself (``on_loop_thread``); the store never
-    looks the running loop up again (each lookup is a system call), and the writes still reach
-    the writer with the loop's turn and commit there."""
-    lookups: list[object] = []
-    real = sqlite_module._running_loop
+class _ProtocolSignatureStore(SqliteRuntimeStore):
+    """A store written against :class:`~meerkat_runtime.store.protocol.SubmitsWrites` as
+    documented: ``submit_write_on(loop, call)``, no other argument. Counts its submissions."""
 
-    def counted() -> asyncio.AbstractEventLoop | None:
-        lookups.append(None)
-        return real()
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.submitted = 0
 
-    monkeypatch.setattr(sqlite_module, "_running_loop", counted)
+    def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
+        self.submitted += 1
+        return super().submit_write_on(loop, call)
 
-    async def scenario() -> tuple[list[str], dict[int, int]]:
-        store = _ThreadRecording(tmp_path / "s.sqlite3", False)
+
+def test_a_store_with_the_documented_submit_signature_accepts_concurrent_inputs(tmp_path: Path) -> None:
+    """Concurrent accepts of several sessions, with other callbacks ready so that each write is
+    submitted: the session calls ``submit_write_on`` with the protocol's arguments only, and every
+    accept commits."""
+
+    async def scenario() -> tuple[list[object], int, int]:
+        store = _ProtocolSignatureStore(tmp_path / "s.sqlite3")
         machine = MeerkatMachine.persistent(store, close_store=True)
         names = [f"s{i}" for i in range(4)]
         for name in names:
@@ -126,15 +128,22 @@ def test_a_write_handed_to_the_writer_looks_the_running_loop_up_once(
 
         spin()
         try:
-            await asyncio.gather(*(machine.accept_input(n, prompt(f"hello {i}")) for i in range(3) for n in names))
+            results = await asyncio.gather(
+                *(machine.accept_input(n, prompt(f"hello {i}")) for i in range(2) for n in names),
+                return_exceptions=True,
+            )
         finally:
             spinning = False
-        sizes = store.group_commit_batch_sizes()
+        submitted = store.submitted
         await machine.close()
-        return store.threads, sizes
+        reopened = SqliteRuntimeStore(tmp_path / "s.sqlite3")
+        try:
+            rows = sum(len(reopened.load_input_states(f"rt:session:{n}")) for n in names)
+        finally:
+            reopened.close()
+        return list(results), submitted, rows
 
-    threads, sizes = asyncio.run(scenario())
-    assert lookups == []
-    assert len(threads) == 12
-    assert all(name.startswith("meerkat-sqlite-writer") for name in threads)
-    assert max(sizes) > 1  # staged with the loop's turn: several writes in one batch
+    results, submitted, rows = asyncio.run(scenario())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert submitted == 8
+    assert rows == 8

@@ -164,8 +164,8 @@ class SessionPersistence:
         """One store write: committed at once on the loop's thread while the store's writer is
         idle and the loop has nothing else ready, else submitted to the writer (the write joins
         its next batch); without a group-commit writer, an ordinary call (offloaded: in a worker
-        thread). The running loop is looked up once per write (in Python 3.11 each lookup is a
-        ``getpid`` system call) and handed to the store as the caller's own."""
+        thread). The running loop is looked up once here, for the quiet-loop check and the
+        submission (in Python 3.11 each lookup is a ``getpid`` system call)."""
         submitting = self._submitting
         if submitting is None:
             await self._call(fn)
@@ -174,7 +174,7 @@ class SessionPersistence:
         if submitting.writer_idle() and _loop_quiet(loop):
             fn()  # nothing else is ready to run on the loop: commit here, no thread hop
             return
-        await submitting.submit_write_on(loop, fn, on_loop_thread=True)
+        await submitting.submit_write_on(loop, fn)
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:

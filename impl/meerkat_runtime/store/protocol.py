@@ -248,13 +248,9 @@ class SubmitsWrites(Protocol):
 
     def submit_write(self, call: Callable[[], None]) -> Future[None]: ...
 
-    def submit_write_on(
-        self, loop: asyncio.AbstractEventLoop, call: Callable[[], None], *, on_loop_thread: bool = False
-    ) -> asyncio.Future[None]:
+    def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
         """``submit_write`` for a caller on ``loop``: the future is an ``asyncio.Future`` of
-        ``loop``, completed on it (one call onto the loop per batch). ``on_loop_thread=True``
-        vouches that the caller runs on ``loop``'s thread (it just had ``loop`` from
-        ``asyncio.get_running_loop()``), sparing the store that check."""
+        ``loop``, completed on it (one call onto the loop per batch)."""
         ...
 
     def writer_idle(self) -> bool:

@@ -436,11 +436,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 @dataclass(slots=True)
 class _Deferred:
     """Set while :meth:`SqliteRuntimeStore.submit_write` runs its call: writes are queued (their
-    waiters bound to ``loop`` when given) instead of awaited. ``on_loop``: the call runs on the
-    thread of ``loop`` (``None``: not known yet, looked up when the write is queued)."""
+    waiters bound to ``loop`` when given) instead of awaited."""
 
     loop: asyncio.AbstractEventLoop | None
-    on_loop: bool | None = None
     waiters: list[Future[None] | asyncio.Future[None]] = field(default_factory=list)
 
 
@@ -666,9 +664,7 @@ class SqliteRuntimeStore:
                 pending.waiter = Future()
                 pending.waiter.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
             try:
-                known = deferred.on_loop if deferred is not None else None
-                on_loop = pending.loop is not None and (known if known is not None else _running_loop() is pending.loop)
-                if on_loop:
+                if pending.loop is not None and _running_loop() is pending.loop:
                     committer.submit_from_loop(pending)  # on the loop's thread: with its turn
                 else:
                     committer.submit(pending)
@@ -721,30 +717,19 @@ class SqliteRuntimeStore:
         the future is done when this returns."""
         return self._submit(call, None, Future)
 
-    def submit_write_on(
-        self, loop: asyncio.AbstractEventLoop, call: Callable[[], None], *, on_loop_thread: bool = False
-    ) -> asyncio.Future[None]:
+    def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
         """:meth:`submit_write` for a caller on ``loop`` (called on that loop's thread): the
         returned :class:`asyncio.Future` is completed on ``loop``, and the writer completes all
-        the futures of one batch bound to one loop with a single call onto it. A caller off the
-        loop's thread is found out (its write goes to the writer at once, not with the loop's
-        turn) unless ``on_loop_thread=True`` vouches for the opposite: the caller has just had
-        ``loop`` from ``asyncio.get_running_loop()`` (spares looking the loop up again)."""
-        return self._submit(call, loop, loop.create_future, on_loop_thread or None)
+        the futures of one batch bound to one loop with a single call onto it."""
+        return self._submit(call, loop, loop.create_future)
 
-    def _submit(
-        self,
-        call: Callable[[], None],
-        loop: asyncio.AbstractEventLoop | None,
-        make: Callable[[], F],
-        on_loop: bool | None = None,
-    ) -> F:
+    def _submit(self, call: Callable[[], None], loop: asyncio.AbstractEventLoop | None, make: Callable[[], F]) -> F:
         """The body of both submit methods: queued with the writer (its waiter), or without
         group commit run here (a future made by ``make``, done). A bad argument is a future
-        already failed with the error the call raises. ``on_loop``: see :class:`_Deferred`."""
+        already failed with the error the call raises."""
         if self._committer is not None:
             try:
-                return cast(F, self._deferred(call, loop, on_loop))
+                return cast(F, self._deferred(call, loop))
             except Exception as exc:
                 failed = make()
                 failed.set_exception(exc)
@@ -759,10 +744,10 @@ class SqliteRuntimeStore:
         return done
 
     def _deferred(
-        self, call: Callable[[], None], loop: asyncio.AbstractEventLoop | None, on_loop: bool | None = None
+        self, call: Callable[[], None], loop: asyncio.AbstractEventLoop | None
     ) -> Future[None] | asyncio.Future[None]:
         """Run ``call`` with its write queued instead of awaited; the write's waiter."""
-        slot = _Deferred(loop, on_loop)
+        slot = _Deferred(loop)
         self._deferring.slot = slot
         try:
             call()
