@@ -1,11 +1,12 @@
 """The row text written field by field (``row_codec._record_dumps``, each distinct timestamp
 formatted once) is byte for byte what the standard encoder writes for ``record_to_json``, for
 any record: shared and distinct timestamps, every optional field, any text (escapes, non-BMP,
-lone surrogates), non-finite numbers and fields of other types (left to the encoder, whose
-refusals are the same)."""
+lone surrogates), non-finite numbers and fields of other types, enum members whose values are
+not strings among them (left to the encoder, whose refusals are the same)."""
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import Any
 
@@ -44,6 +45,31 @@ ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=12)
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e300, 5e-324, 1.5])
 NUMBERS = FLOATS | st.integers(-(2**70), 2**70)
 STATES = st.sampled_from(list(InputLifecycleState))
+
+
+class _NumberState(enum.Enum):
+    """Enum members whose values are numbers: the encoder writes such a value as a number."""
+
+    ONE = 1
+    HALF = 0.5
+    HUGE = 10**30
+
+
+class _TextLike(str):
+    pass
+
+
+class _TextLikeState(enum.Enum):
+    """An enum member whose value is a subclass of ``str``."""
+
+    QUEUED = _TextLike("queued")
+
+
+class _IntState(enum.IntEnum):
+    ONE = 1
+
+
+ODD_STATES: st.SearchStrategy[Any] = st.sampled_from([*_NumberState, *_TextLikeState, *_IntState])
 COUNTS = st.integers(0, 2**70) | st.booleans()
 TERMINALS: st.SearchStrategy[InputTerminalOutcome | None] = st.none() | st.sampled_from(
     [
@@ -65,8 +91,14 @@ OUTCOMES = st.none() | st.one_of(
 @st.composite
 def records(draw: st.DrawFn) -> InputRecord:
     """Mostly records of the declared field types (the ones written field by field), some with
-    integers or flags where floats or integers are declared (left to the encoder)."""
+    integers or flags where floats or integers are declared, or enum members whose values are
+    not strings where a phase or a lane is declared (left to the encoder)."""
     odd = draw(st.integers(0, 4)) == 0
+    odd_enums = draw(st.integers(0, 4)) == 0  # drawn apart: with numbers of the declared types too
+    states: st.SearchStrategy[Any] = STATES | ODD_STATES if odd_enums else STATES
+    lanes: st.SearchStrategy[Any] = st.sampled_from(list(Lane))
+    if odd_enums:
+        lanes = lanes | ODD_STATES
     numbers = NUMBERS if odd else FLOATS
     counts = COUNTS if odd else st.integers(0, 2**70)
     shared = draw(numbers)  # one object in several fields, as an accept writes it
@@ -79,13 +111,13 @@ def records(draw: st.DrawFn) -> InputRecord:
         header = InputHeader(item.header.id, draw(FLOATS), item.header.origin, item.header.durability, draw(ANY_TEXT))
         item = PromptInput(header, item.text, item.images, item.handling_mode)
     history = [
-        HistoryEntry(draw(st.none() | STATES), draw(STATES), draw(ANY_TEXT), stamp())
+        HistoryEntry(draw(st.none() | states), draw(states), draw(ANY_TEXT), stamp())
         for _ in range(draw(st.integers(0, 4)))
     ]
     return InputRecord(
         input=item,
-        phase=draw(STATES),
-        lane=draw(st.sampled_from(list(Lane))),
+        phase=draw(states),
+        lane=draw(lanes),
         admission_seq=draw(counts),
         created_at=stamp(),
         updated_at=stamp(),
@@ -169,3 +201,41 @@ def test_a_new_row_formats_its_timestamp_once(monkeypatch: pytest.MonkeyPatch) -
     data = dumps(record, row_codec.input_to_json(item))
     assert data == expected.encode()
     assert formatted == [now]
+
+
+def _row(**fields: Any) -> InputRecord:
+    now = 1.5
+    base: dict[str, Any] = {
+        "input": prompt("x"),
+        "phase": InputLifecycleState.QUEUED,
+        "lane": Lane.QUEUE,
+        "admission_seq": 1,
+        "created_at": now,
+        "updated_at": now,
+        "history": [HistoryEntry(None, InputLifecycleState.ACCEPTED, "accepted", now)],
+    }
+    base.update(fields)
+    return InputRecord(**base)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _row(phase=_NumberState.ONE),
+        _row(lane=_NumberState.HALF),
+        _row(history=[HistoryEntry(None, _NumberState.ONE, "accepted", 1.5)]),  # type: ignore[arg-type]
+        _row(history=[HistoryEntry(_NumberState.HUGE, InputLifecycleState.QUEUED, "queued", 1.5)]),  # type: ignore[arg-type]
+        _row(phase=_TextLikeState.QUEUED),
+        # two fields the encoder cannot write: the first one in the document's order fails
+        _row(admission_seq=10**5000, last_run_id=RunId(object())),  # type: ignore[arg-type]
+    ],
+    ids=["number phase", "number lane", "number to", "number from", "str-subclass phase", "two bad fields"],
+)
+def test_a_row_the_field_by_field_path_does_not_take_is_the_encoders(record: InputRecord) -> None:
+    expected = _standard(record, allow_nan=True)
+    if isinstance(expected, Exception):
+        with pytest.raises(type(expected)) as raised:
+            encode_record(record)
+        assert str(raised.value) == str(expected)
+    else:
+        assert encode_record(record) == expected

@@ -489,7 +489,8 @@ def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], by
     optional outcomes by the C encoder (:func:`_chunk_encoder`) with the row options. ``None``
     (the caller encodes the whole document instead) where the C encoder is not used, or where a
     field written here is not of the exact type it is written for (a string, an integer, a
-    finite float): the text is then the encoder's, also for what it refuses."""
+    finite float, an enum member whose value is a string): the text is then the encoder's, also
+    for what it refuses."""
     standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
     chunks = _chunk_encoder(standard)
     if chunks is None:
@@ -504,10 +505,13 @@ def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], by
             record.attempts,
             record.recovery_count,
         )
+        phase, lane = record.phase._value_, record.lane._value_
         if (
             type(created) is not float
             or type(updated) is not float
             or type(input_id) is not str
+            or type(phase) is not str
+            or type(lane) is not str
             or type(seq) is not int
             or type(attempts) is not int
             or type(recoveries) is not int
@@ -528,11 +532,16 @@ def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], by
                 at_text = float_text(at)
             else:
                 return None
-            if type(reason) is not str:
+            to, frm = e.to_state._value_, e.from_state
+            if type(reason) is not str or type(to) is not str:
                 return None
-            frm = e.from_state
-            head = '{"to":' if frm is None else '{"from":' + quote(frm._value_) + ',"to":'
-            entries.append(head + quote(e.to_state._value_) + ',"reason":' + quote(reason) + ',"at":' + at_text + "}")
+            if frm is None:
+                head = '{"to":'
+            elif type(frm_value := frm._value_) is str:
+                head = '{"from":' + quote(frm_value) + ',"to":'
+            else:
+                return None
+            entries.append(head + quote(to) + ',"reason":' + quote(reason) + ',"at":' + at_text + "}")
         # the optional fields' documents are built before anything is encoded, as record_to_json
         # builds them, so a field that cannot be stored fails the same way
         tail: list[tuple[str, Any]] = []
@@ -546,6 +555,9 @@ def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], by
             tail.append((',"last_run_id":', record.last_run_id))
         if record.last_boundary_sequence is not None:
             tail.append((',"last_boundary_sequence":', record.last_boundary_sequence))
+        # then encoded in the document's order (the integers before the input and the optional
+        # fields), so that of two fields the encoder cannot write, the first one fails
+        seq_text, attempts_text, recoveries_text = int_text(seq), int_text(attempts), int_text(recoveries)
         input_text = join(chunks(input_doc, 0))
         tail_text = join([key + join(chunks(value, 0)) for key, value in tail]) if tail else ""
         return (
@@ -554,15 +566,15 @@ def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], by
             + ',"input_id":'
             + quote(input_id)
             + ',"phase":'
-            + quote(record.phase._value_)
+            + quote(phase)
             + ',"lane":'
-            + quote(record.lane._value_)
+            + quote(lane)
             + ',"admission_seq":'
-            + int_text(seq)
+            + seq_text
             + ',"attempts":'
-            + int_text(attempts)
+            + attempts_text
             + ',"recovery_count":'
-            + int_text(recoveries)
+            + recoveries_text
             + ',"created_at":'
             + created_text
             + ',"updated_at":'
