@@ -77,21 +77,36 @@ def _child(mode: str, count: int) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(count)]
 
 
+class ToolOutputMissing(Exception):
+    """A measuring tool exited without failing but did not write what is read from it."""
+
+
 def _instructions(mode: str, count: int) -> tuple[int, int]:
     """Instructions of a run of ``count`` accepts: all threads, and the first (the loop's)."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "cg.out"
         command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
         subprocess.run([*command, *_child(mode, count)], env=_environment(), check=True, capture_output=True)
-        total = first = 0
-        for part in sorted(Path(d).glob("cg.out*")):
+        parts = sorted(Path(d).glob("cg.out*"))
+        first_part = Path(f"{out}-01")  # the per-thread file of the first thread: the event loop's
+        if first_part not in parts:
+            written = ", ".join(part.name for part in parts) or "none"
+            raise ToolOutputMissing(
+                f"callgrind wrote no per-thread output {first_part.name} (files written: {written}); "
+                "is --separate-threads=yes supported by this valgrind?"
+            )
+        total = 0
+        first: int | None = None
+        for part in parts:
             for line in part.read_text().splitlines():
                 if line.startswith(("summary:", "totals:")):
                     value = int(line.split()[1])
                     total += value
-                    if part.name.endswith("-01"):
+                    if part == first_part:
                         first = value
                     break
+        if first is None:
+            raise ToolOutputMissing(f"callgrind's output {first_part.name} has no summary or totals line")
         return total, first
 
 
@@ -101,6 +116,8 @@ def _syscalls(mode: str, count: int) -> dict[str, int]:
         out = Path(d) / "strace.out"
         command = ["strace", "-f", "-c", "-o", str(out), *_child(mode, count)]
         subprocess.run(command, env=_environment(), check=True, capture_output=True)
+        if not out.is_file():
+            raise ToolOutputMissing(f"strace wrote no output file {out.name}")
         calls: dict[str, int] = {}
         for line in out.read_text().splitlines():
             parts = line.split()
@@ -143,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                 shown = sorted(((n, c) for n, c in per.items() if abs(c) >= 0.05), key=lambda item: -item[1])
                 print(f"{mode}: system calls per accept: " + ", ".join(f"{n} {c:.2f}" for n, c in shown))
     except subprocess.CalledProcessError as exc:
-        print(f"{exc.cmd[0]} failed (exit status {exc.returncode}): {exc.stderr.decode(errors='replace')[-2000:]}")
+        stderr = exc.stderr.decode(errors="replace")[-2000:]
+        print(f"error: {exc.cmd[0]} failed (exit status {exc.returncode}): {stderr}", file=sys.stderr)
+        return 1
+    except ToolOutputMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
