@@ -28,6 +28,7 @@ from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.executor import RunResult
 from meerkat_runtime.session.inputs import InputHeader, PromptInput, prompt
 from meerkat_runtime.session.row_codec import RowFormatError, encode_record, encode_record_checked
+from meerkat_runtime.vocab import json_limits
 from meerkat_runtime.vocab.ids import InputId, RunId
 from meerkat_runtime.vocab.inputs import (
     Abandoned,
@@ -239,3 +240,20 @@ def test_a_row_the_field_by_field_path_does_not_take_is_the_encoders(record: Inp
         assert str(raised.value) == str(expected)
     else:
         assert encode_record(record) == expected
+
+
+def test_a_checked_row_counts_its_brackets_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read-back check counts the row text's brackets once, then walks the document when
+    there are more than the depth limit (forced here: the count always says so)."""
+    counted: list[bytes] = []
+
+    def may_nest_deeper(encoded: bytes, max_depth: int = json_limits.MAX_JSON_DEPTH) -> bool:
+        counted.append(encoded)
+        return True
+
+    monkeypatch.setattr(json_limits, "encoded_may_nest_deeper", may_nest_deeper)
+    monkeypatch.setattr(row_codec, "encoded_may_nest_deeper", may_nest_deeper)
+    record = _row()
+    data = encode_record_checked(record)
+    assert data == encode_record(record)
+    assert counted == [data]

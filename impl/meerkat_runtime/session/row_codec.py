@@ -77,7 +77,7 @@ from meerkat_runtime.vocab.inputs import (
     InputTerminalOutcome,
     Superseded,
 )
-from meerkat_runtime.vocab.json_limits import check_encoded_depth, check_size, encoded_may_nest_deeper, load_json
+from meerkat_runtime.vocab.json_limits import check_depth, check_size, encoded_may_nest_deeper, load_json
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 ROW_VERSION = 2
@@ -443,6 +443,9 @@ def encode_record(record: InputRecord) -> bytes:
 
 def record_to_json(record: InputRecord) -> dict[str, Any]:
     """The JSON document :func:`encode_record` writes for ``record``."""
+    # _record_dumps writes this document's text field by field, repeating its fields and their
+    # order: a field added, removed or moved here is changed there too (the property test in
+    # tests/runtime_session/test_row_text.py compares the two texts).
     doc: dict[str, Any] = {
         "row_version": ROW_VERSION,
         "input_id": record.input_id,
@@ -685,8 +688,8 @@ def encode_record_checked(record: InputRecord) -> bytes:
             doc = record_to_json(record)
             data = _dumps_strict(doc)
         check_size(data)
-        if encoded_may_nest_deeper(data):
-            check_encoded_depth(doc if doc is not None else record_to_json(record), data)
+        if encoded_may_nest_deeper(data):  # its brackets counted once: the walk follows at once
+            check_depth(doc if doc is not None else record_to_json(record))
     except (TypeError, ValueError, RecursionError) as exc:  # e.g. text that is not valid UTF-8
         raise RowFormatError(f"cannot be encoded: {exc}") from None
     if input_from_json(input_doc) != persisted:
