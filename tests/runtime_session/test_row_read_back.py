@@ -163,6 +163,9 @@ def test_rows_are_the_text_the_standard_encoder_writes(text: str, monkeypatch: p
         monkeypatch.setattr(json.encoder, "c_make_encoder", None)
         monkeypatch.setattr(row_codec, "_dumps", row_codec._row_dumps(allow_nan=True))
         monkeypatch.setattr(row_codec, "_dumps_strict", row_codec._row_dumps(allow_nan=False))
+        monkeypatch.setattr(row_codec, "_dump_record", row_codec._record_dumps(allow_nan=True))
+        monkeypatch.setattr(row_codec, "_dump_record_strict", row_codec._record_dumps(allow_nan=False))
+        assert row_codec._dump_record(record, row_codec.input_to_json(record.input)) is None
         assert encode_record(record) == encode_record_checked(record) == expected
         monkeypatch.undo()
         assert decode_record(expected) == record

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,57 @@ def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Pat
     assert len(threads) == 5
     assert threading.main_thread().name not in threads
     assert all(name.startswith("meerkat-sqlite-writer") for name in threads)
+
+
+class _ProtocolSignatureStore(SqliteRuntimeStore):
+    """A store written against :class:`~meerkat_runtime.store.protocol.SubmitsWrites` as
+    documented: ``submit_write_on(loop, call)``, no other argument. Counts its submissions."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.submitted = 0
+
+    def submit_write_on(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> asyncio.Future[None]:
+        self.submitted += 1
+        return super().submit_write_on(loop, call)
+
+
+def test_a_store_with_the_documented_submit_signature_accepts_concurrent_inputs(tmp_path: Path) -> None:
+    """Concurrent accepts of several sessions, with other callbacks ready so that each write is
+    submitted: the session calls ``submit_write_on`` with the protocol's arguments only, and every
+    accept commits."""
+
+    async def scenario() -> tuple[list[object], int, int]:
+        store = _ProtocolSignatureStore(tmp_path / "s.sqlite3")
+        machine = MeerkatMachine.persistent(store, close_store=True)
+        names = [f"s{i}" for i in range(4)]
+        for name in names:
+            await machine.register_session(name)
+        loop = asyncio.get_running_loop()
+        spinning = True
+
+        def spin() -> None:  # always one callback ready while the accepts run
+            if spinning:
+                loop.call_soon(spin)
+
+        spin()
+        try:
+            results = await asyncio.gather(
+                *(machine.accept_input(n, prompt(f"hello {i}")) for i in range(2) for n in names),
+                return_exceptions=True,
+            )
+        finally:
+            spinning = False
+        submitted = store.submitted
+        await machine.close()
+        reopened = SqliteRuntimeStore(tmp_path / "s.sqlite3")
+        try:
+            rows = sum(len(reopened.load_input_states(f"rt:session:{n}")) for n in names)
+        finally:
+            reopened.close()
+        return list(results), submitted, rows
+
+    results, submitted, rows = asyncio.run(scenario())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert submitted == 8
+    assert rows == 8

@@ -99,6 +99,10 @@ def check_input(item: Any, limits: InputLimits = DEFAULT_LIMITS) -> Input:
 
 
 def _text(field: str, value: Any, *, optional: bool = False) -> int:
+    if type(value) is str and value.isascii():  # the common case, as fields.text accepts it
+        return len(value)
+    if value is None and optional:
+        return 0
     fields.text(SUBJECT, field, value, optional=optional)
     return 0 if value is None else fields.utf8_size(value)
 

@@ -99,10 +99,11 @@ def _submits_writes(store: object) -> TypeGuard[SubmitsWrites]:
     )
 
 
-def _loop_quiet() -> bool:
-    """Whether the running event loop has no other callback ready to run (a standard-library
-    loop's ready queue is empty); ``False`` for a loop that does not show its queue."""
-    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+def _loop_quiet(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the running event loop ``loop`` has no other callback ready to run (a
+    standard-library loop's ready queue is empty); ``False`` for a loop that does not show its
+    queue."""
+    ready = getattr(loop, "_ready", None)
     return ready is not None and not ready
 
 
@@ -163,15 +164,17 @@ class SessionPersistence:
         """One store write: committed at once on the loop's thread while the store's writer is
         idle and the loop has nothing else ready, else submitted to the writer (the write joins
         its next batch); without a group-commit writer, an ordinary call (offloaded: in a worker
-        thread)."""
+        thread). The running loop is looked up once here, for the quiet-loop check and the
+        submission (in Python 3.11 each lookup is a ``getpid`` system call)."""
         submitting = self._submitting
         if submitting is None:
             await self._call(fn)
             return
-        if submitting.writer_idle() and _loop_quiet():
+        loop = asyncio.get_running_loop()
+        if submitting.writer_idle() and _loop_quiet(loop):
             fn()  # nothing else is ready to run on the loop: commit here, no thread hop
             return
-        await submitting.submit_write_on(asyncio.get_running_loop(), fn)
+        await submitting.submit_write_on(loop, fn)
 
     def _lifecycle(self, phase: RuntimeState) -> bytes:
         if phase is RuntimeState.RUNNING:

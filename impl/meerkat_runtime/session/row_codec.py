@@ -77,7 +77,7 @@ from meerkat_runtime.vocab.inputs import (
     InputTerminalOutcome,
     Superseded,
 )
-from meerkat_runtime.vocab.json_limits import check_encoded_depth, check_size, load_json
+from meerkat_runtime.vocab.json_limits import check_depth, check_size, encoded_may_nest_deeper, load_json
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 ROW_VERSION = 2
@@ -436,11 +436,16 @@ def encode_record(record: InputRecord) -> bytes:
     the record's fields having their declared types (the runtime's own records, whose input was
     checked at acceptance): nothing here checks for a field that contains itself, which would
     raise ``RecursionError`` (:func:`encode_record_checked` refuses that as ``RowFormatError``)."""
-    return _dumps(record_to_json(record))
+    persisted = record.stored_input if record.stored_input is not None else record.input
+    data = _dump_record(record, input_to_json(persisted))
+    return data if data is not None else _dumps(record_to_json(record))
 
 
 def record_to_json(record: InputRecord) -> dict[str, Any]:
     """The JSON document :func:`encode_record` writes for ``record``."""
+    # _record_dumps writes this document's text field by field, repeating its fields and their
+    # order: a field added, removed or moved here is changed there too (the property test in
+    # tests/runtime_session/test_row_text.py compares the two texts).
     doc: dict[str, Any] = {
         "row_version": ROW_VERSION,
         "input_id": record.input_id,
@@ -470,6 +475,128 @@ def record_to_json(record: InputRecord) -> dict[str, Any]:
     if record.last_boundary_sequence is not None:
         doc["last_boundary_sequence"] = record.last_boundary_sequence
     return doc
+
+
+_quote = json.encoder.encode_basestring
+"""The string encoder the C encoder is given (:func:`_chunk_encoder`): the same text for a string."""
+_float_text = float.__repr__
+"""How the C encoder writes a finite float."""
+
+
+def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], bytes | None]:
+    """The encoder of an input row from its record and its input's document: exactly the text
+    :func:`_row_dumps` writes for :func:`record_to_json` of the record, with each distinct
+    timestamp written once (a new row holds one timestamp four times: ``created_at``,
+    ``updated_at`` and the ``at`` of its two history entries, and formatting a float is the
+    costliest step of the encoding). The row's own fields are written here; its input and
+    optional outcomes by the C encoder (:func:`_chunk_encoder`) with the row options. ``None``
+    (the caller encodes the whole document instead) where the C encoder is not used, or where a
+    field written here is not of the exact type it is written for (a string, an integer, a
+    finite float, an enum member whose value is a string): the text is then the encoder's, also
+    for what it refuses."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    chunks = _chunk_encoder(standard)
+    if chunks is None:
+        return lambda record, input_doc: None
+    quote, join, float_text, int_text = _quote, "".join, _float_text, int.__repr__
+
+    def dumps(record: InputRecord, input_doc: dict[str, Any]) -> bytes | None:
+        created, updated = record.created_at, record.updated_at
+        input_id, seq, attempts, recoveries = (
+            record.input_id,
+            record.admission_seq,
+            record.attempts,
+            record.recovery_count,
+        )
+        phase, lane = record.phase._value_, record.lane._value_
+        if (
+            type(created) is not float
+            or type(updated) is not float
+            or type(input_id) is not str
+            or type(phase) is not str
+            or type(lane) is not str
+            or type(seq) is not int
+            or type(attempts) is not int
+            or type(recoveries) is not int
+            or created - created != 0.0  # not finite
+            or updated - updated != 0.0
+        ):
+            return None
+        created_text = float_text(created)
+        updated_text = created_text if updated is created else float_text(updated)
+        entries = []
+        for e in record.history:
+            at, reason = e.timestamp, e.reason
+            if at is created:
+                at_text = created_text
+            elif at is updated:
+                at_text = updated_text
+            elif type(at) is float and at - at == 0.0:
+                at_text = float_text(at)
+            else:
+                return None
+            to, frm = e.to_state._value_, e.from_state
+            if type(reason) is not str or type(to) is not str:
+                return None
+            if frm is None:
+                head = '{"to":'
+            elif type(frm_value := frm._value_) is str:
+                head = '{"from":' + quote(frm_value) + ',"to":'
+            else:
+                return None
+            entries.append(head + quote(to) + ',"reason":' + quote(reason) + ',"at":' + at_text + "}")
+        # the optional fields' documents are built before anything is encoded, as record_to_json
+        # builds them, so a field that cannot be stored fails the same way
+        tail: list[tuple[str, Any]] = []
+        if record.terminal is not None:
+            tail.append((',"terminal":', terminal_to_json(record.terminal)))
+        if record.outcome is not None:
+            tail.append((',"outcome":', completion_to_json(record.outcome)))
+        if record.last_error is not None:
+            tail.append((',"last_error":', _failure_to_json(record.last_error)))
+        if record.last_run_id is not None:
+            tail.append((',"last_run_id":', record.last_run_id))
+        if record.last_boundary_sequence is not None:
+            tail.append((',"last_boundary_sequence":', record.last_boundary_sequence))
+        # then encoded in the document's order (the integers before the input and the optional
+        # fields), so that of two fields the encoder cannot write, the first one fails
+        seq_text, attempts_text, recoveries_text = int_text(seq), int_text(attempts), int_text(recoveries)
+        input_text = join(chunks(input_doc, 0))
+        tail_text = join([key + join(chunks(value, 0)) for key, value in tail]) if tail else ""
+        return (
+            '{"row_version":'
+            + int_text(ROW_VERSION)
+            + ',"input_id":'
+            + quote(input_id)
+            + ',"phase":'
+            + quote(phase)
+            + ',"lane":'
+            + quote(lane)
+            + ',"admission_seq":'
+            + seq_text
+            + ',"attempts":'
+            + attempts_text
+            + ',"recovery_count":'
+            + recoveries_text
+            + ',"created_at":'
+            + created_text
+            + ',"updated_at":'
+            + updated_text
+            + ',"history":['
+            + ",".join(entries)
+            + '],"input":'
+            + input_text
+            + tail_text
+            + "}"
+        ).encode()
+
+    return dumps
+
+
+_dump_record = _record_dumps(allow_nan=True)
+_dump_record_strict = _record_dumps(allow_nan=False)
+""":func:`_dump_record` for :func:`_dumps_strict` (a non-finite number is left to the encoder,
+which refuses it)."""
 
 
 def _history_from_json(doc: Any) -> HistoryEntry:
@@ -552,15 +679,20 @@ def encode_record_checked(record: InputRecord) -> bytes:
     and the caller's input itself, which is decoded from the document by the decoder recovery
     uses (:func:`input_from_json`) and compared with the persisted input. The lifecycle fields
     are the runtime's own values; how the decoder reads them is fixed by its tests."""
+    persisted = record.stored_input if record.stored_input is not None else record.input
     try:
-        doc = record_to_json(record)
-        data = _dumps_strict(doc)
+        input_doc = input_to_json(persisted)
+        data = _dump_record_strict(record, input_doc)
+        doc = None
+        if data is None:
+            doc = record_to_json(record)
+            data = _dumps_strict(doc)
         check_size(data)
-        check_encoded_depth(doc, data)
+        if encoded_may_nest_deeper(data):  # its brackets counted once: the walk follows at once
+            check_depth(doc if doc is not None else record_to_json(record))
     except (TypeError, ValueError, RecursionError) as exc:  # e.g. text that is not valid UTF-8
         raise RowFormatError(f"cannot be encoded: {exc}") from None
-    persisted = record.stored_input if record.stored_input is not None else record.input
-    if input_from_json(doc["input"]) != persisted:
+    if input_from_json(input_doc) != persisted:
         raise RowFormatError("does not read back as it was written (the input differs after a round trip)")
     return data
 

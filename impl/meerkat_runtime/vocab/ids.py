@@ -7,6 +7,7 @@ are UUID version 7 (time-ordered), generated here without third-party packages.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 import uuid
@@ -25,12 +26,33 @@ _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
 
+_RANDOM_BLOCK = 512
+"""How many ids' worth of randomness (8 bytes each) one ``os.urandom`` call fetches."""
+_random: list[int] = []
+"""Unused random 64-bit values of earlier ``os.urandom`` blocks (taken and added under ``_lock``)."""
 
-def uuid7() -> uuid.UUID:
-    """Return a new UUID v7: 48-bit unix milliseconds, then a per-millisecond counter and randomness.
 
-    Ids minted by one process are strictly increasing, so sorting them sorts by creation.
-    """
+def _after_fork_in_child() -> None:
+    """In a forked child: a fresh lock (another thread of the parent may have held ``_lock`` at
+    the fork, and it does not exist in the child to release it) and no random values (parent and
+    child never mint ids from the same bytes)."""
+    global _lock
+    _lock = threading.Lock()
+    _random.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _random_block() -> list[int]:
+    """A fresh block of random 64-bit values; fetched without ``_lock`` held (the system call
+    may block, and a fork meanwhile must not find the lock taken)."""
+    return list(struct.unpack(f">{_RANDOM_BLOCK}Q", os.urandom(8 * _RANDOM_BLOCK)))
+
+
+def _uuid7_int() -> int:
+    """The 128-bit value of a new UUID v7 (see :func:`uuid7`)."""
     global _last_ms, _counter
     with _lock:
         now = time.time_ns() // 1_000_000
@@ -44,33 +66,57 @@ def uuid7() -> uuid.UUID:
             _counter = 0
         _last_ms = now
         counter = _counter
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        rand = _random.pop() if _random else None
+    if rand is None:
+        # Out of random values: this caller fetches a block of its own, takes one value and
+        # hands the rest over. Two callers refilling at once each take from their own block, and
+        # a value is handed out only once: by this pop, or by a pop under the lock.
+        block = _random_block()
+        rand = block.pop()
+        with _lock:
+            _random.extend(block)
     value = (now & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= counter << 64
     value |= 0b10 << 62
-    value |= rand
-    return uuid.UUID(int=value)
+    value |= rand & ((1 << 62) - 1)
+    return value
+
+
+def uuid7() -> uuid.UUID:
+    """Return a new UUID v7: 48-bit unix milliseconds, then a per-millisecond counter and randomness.
+
+    Ids minted by one process are strictly increasing, so sorting them sorts by creation. The
+    random bits come from ``os.urandom``, fetched in blocks for many ids at once (a forked
+    child fetches its own).
+    """
+    return uuid.UUID(int=_uuid7_int())
+
+
+def _uuid7_text() -> str:
+    """``str(uuid7())`` without building the ``UUID`` object."""
+    h = f"{_uuid7_int():032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_input_id() -> InputId:
     """Mint a fresh, time-ordered input id."""
-    return InputId(str(uuid7()))
+    return InputId(_uuid7_text())
 
 
 def new_run_id() -> RunId:
     """Mint a fresh, time-ordered run id."""
-    return RunId(str(uuid7()))
+    return RunId(_uuid7_text())
 
 
 def new_epoch_id() -> RuntimeEpochId:
     """Mint a fresh runtime epoch id."""
-    return RuntimeEpochId(str(uuid7()))
+    return RuntimeEpochId(_uuid7_text())
 
 
 def new_session_id() -> SessionId:
     """Mint a fresh session id."""
-    return SessionId(str(uuid7()))
+    return SessionId(_uuid7_text())
 
 
 def session_id_of(runtime_id: str) -> str:

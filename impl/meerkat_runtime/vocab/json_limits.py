@@ -54,8 +54,14 @@ def check_size(encoded: bytes, max_bytes: int = MAX_JSON_BYTES) -> None:
 def check_encoded_depth(value: Any, encoded: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
     """:func:`check_depth` of ``value`` given its JSON text ``encoded``: a text with at most
     ``max_depth`` opening brackets cannot nest deeper, so only larger documents are walked."""
-    if encoded.count(b"[") + encoded.count(b"{") > max_depth:
+    if encoded_may_nest_deeper(encoded, max_depth):
         check_depth(value, max_depth)
+
+
+def encoded_may_nest_deeper(encoded: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``encoded`` has more than ``max_depth`` opening brackets (else it
+    cannot nest deeper than ``max_depth``)."""
+    return encoded.count(b"[") + encoded.count(b"{") > max_depth
 
 
 def depth(value: Any) -> int:
