@@ -186,6 +186,81 @@ def test_a_write_failing_after_it_wrote_rolls_its_batch_back_and_runs_it_in_save
         store.close()
 
 
+class _FailsOnceAfterWriting(_Traced):
+    """The first run of the input row write of ``failing`` fails after its statements ran (as an
+    I/O error right after them would); every later run of it succeeds."""
+
+    def __init__(self, path: Path, failing: str, **settings: Any) -> None:
+        self.failing = failing
+        self.failed = False
+        super().__init__(path, **settings)
+
+    def _write(self, runtime_id: str, what: str, body: Body) -> None:
+        store = self
+        params = getattr(body, "params", None)
+
+        class Once:
+            repeatable = getattr(body, "repeatable", False)
+
+            def __call__(self, conn: sqlite3.Connection) -> object:
+                result = body(conn)
+                if not store.failed and params is not None and params[1] == store.failing:
+                    store.failed = True
+                    raise sqlite3.OperationalError("disk I/O error")
+                return result
+
+        super()._write(runtime_id, what, Once())
+
+
+def test_after_a_run_undone_the_next_batch_takes_savepoints_even_when_the_rerun_succeeded(tmp_path: Path) -> None:
+    """A write that failed after it wrote, then succeeded in the rerun (a passing fault): the
+    batch commits every write once, and the next batch still takes the savepoints from the
+    start; the one after that runs without them."""
+    store = _FailsOnceAfterWriting(
+        tmp_path / "s.sqlite3", "b0", group_commit_max_batch=3, group_commit_max_wait_ms=1000
+    )
+    try:
+        fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
+        runs: list[tuple[int, int]] = []
+        for i in range(3):
+            errors, statements, commits = _input_batch(store, [(rt, f"{rt[-1]}{i}", fences[rt]) for rt in (A, B, C)])
+            assert errors == [None, None, None] and commits == 1
+            runs.append((statements.count("ROLLBACK"), statements.count("SAVEPOINT write")))
+        assert store.failed
+        assert runs == [(1, 3), (0, 3), (0, 0)]
+        for rt in (A, B, C):
+            mark = store.load_high_water(rt)
+            assert mark is not None and mark.inputs == 3
+            assert len(store.load_input_states(rt)) == 3
+    finally:
+        store.close()
+
+
+def test_a_refusal_inside_savepoints_leaves_the_next_batch_without_them(tmp_path: Path) -> None:
+    """A batch that takes a savepoint per write (it holds a write that is not an input row) and
+    in which a stale fence fails alone, having changed nothing: the next batch of input rows
+    still runs without any savepoint."""
+    store = _Traced(tmp_path / "s.sqlite3", group_commit_max_batch=3, group_commit_max_wait_ms=1000)
+    try:
+        fences = {rt: store.claim_lease(rt, "me", 60).fence for rt in (A, B, C)}
+        stale = fences[B]
+        fences[B] = store.claim_lease(B, "me", 60).fence  # the token moved: ``stale`` no longer matches
+        start = len(store.statements)
+        futures = [
+            store.submit_write(lambda: store.persist_input_state(A, InputRow("a0", b"1"), fence=fences[A])),
+            store.submit_write(lambda: store.persist_input_state(B, InputRow("b0", b"1"), fence=stale)),
+            store.submit_write(lambda: store.commit_machine_lifecycle(C, b"lifecycle", [], fence=fences[C])),
+        ]
+        errors = [f.exception(timeout=30) for f in futures]
+        assert errors[0] is None and isinstance(errors[1], OwnershipLost) and errors[2] is None, errors
+        assert store.statements[start:].count("SAVEPOINT write") == 3
+        errors, statements, commits = _input_batch(store, [(rt, f"{rt[-1]}1", fences[rt]) for rt in (A, B, C)])
+        assert errors == [None, None, None] and commits == 1
+        assert not [s for s in statements if "SAVEPOINT" in s], statements
+    finally:
+        store.close()
+
+
 class _LockTaken(_Traced):
     """Once a write of a batch failed, another connection tries to take the file's write lock
     (without waiting) before each later statement of the batch, up to its ``COMMIT``, and keeps

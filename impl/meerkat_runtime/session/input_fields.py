@@ -104,7 +104,7 @@ def _text(field: str, value: Any, *, optional: bool = False) -> int:
     if value is None and optional:
         return 0
     fields.text(SUBJECT, field, value, optional=optional)
-    return 0 if value is None else fields.utf8_size(value)
+    return fields.utf8_size(value)
 
 
 def _check_header(header: Any) -> int:

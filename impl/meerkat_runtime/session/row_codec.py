@@ -430,14 +430,18 @@ def completion_from_json(doc: Any) -> CompletionOutcome:
 # --- rows ------------------------------------------------------------------------------------
 
 
+def _persisted_input(record: InputRecord) -> Input:
+    """The input a row of ``record`` stores: as stored (images as blob references) once it was."""
+    return record.stored_input if record.stored_input is not None else record.input
+
+
 def encode_record(record: InputRecord) -> bytes:
     """Serialise one input record (images must already be blob references); optional fields
     that are null are left out (compact form, read by every decoder of this version). Relies on
     the record's fields having their declared types (the runtime's own records, whose input was
     checked at acceptance): nothing here checks for a field that contains itself, which would
     raise ``RecursionError`` (:func:`encode_record_checked` refuses that as ``RowFormatError``)."""
-    persisted = record.stored_input if record.stored_input is not None else record.input
-    data = _dump_record(record, input_to_json(persisted))
+    data = _dump_record(record, input_to_json(_persisted_input(record)))
     return data if data is not None else _dumps(record_to_json(record))
 
 
@@ -462,7 +466,7 @@ def record_to_json(record: InputRecord) -> dict[str, Any]:
             else {"from": e.from_state._value_, "to": e.to_state._value_, "reason": e.reason, "at": e.timestamp}
             for e in record.history
         ],
-        "input": input_to_json(record.stored_input if record.stored_input is not None else record.input),
+        "input": input_to_json(_persisted_input(record)),
     }
     if record.terminal is not None:
         doc["terminal"] = terminal_to_json(record.terminal)
@@ -679,7 +683,7 @@ def encode_record_checked(record: InputRecord) -> bytes:
     and the caller's input itself, which is decoded from the document by the decoder recovery
     uses (:func:`input_from_json`) and compared with the persisted input. The lifecycle fields
     are the runtime's own values; how the decoder reads them is fixed by its tests."""
-    persisted = record.stored_input if record.stored_input is not None else record.input
+    persisted = _persisted_input(record)
     try:
         input_doc = input_to_json(persisted)
         data = _dump_record_strict(record, input_doc)

@@ -389,9 +389,12 @@ def _begin(conn: sqlite3.Connection, batch: list[PendingWrite]) -> bool:
 
 
 def _repeatable(pending: PendingWrite) -> bool:
-    """Whether the write's body may run twice, its first run rolled back: it changes nothing but
-    the database and the memos of what this process verified (which a rolled-back run may
-    leave ahead of the file: they are checked against the file before they are relied on)."""
+    """Whether the write's body may run twice, its first run rolled back, and runs without a
+    savepoint (:func:`_first_run`): it changes nothing but the database and the memos of what
+    this process verified (which a rolled-back run may leave ahead of the file: they are checked
+    against the file before they are relied on), and when it fails having changed no row
+    (``total_changes`` unmoved: no DDL, no pragma writes, no error of its own statements caught)
+    it wrote nothing."""
     return getattr(pending.body, "repeatable", False) is True
 
 
@@ -502,8 +505,9 @@ class SqliteRuntimeStore:
         values exist only for tests that show what goes wrong without savepoints: ``continue``
         leaves a failed write's statements in the batch, ``abort`` rolls the batch back."""
         self._undone_last = False
-        """Whether the writer's last batch of several had its first run undone, or a write failing
-        in its savepoint (the next batch then takes a savepoint per write from the start)."""
+        """Whether the writer's last batch of several had its first run undone, or a write that
+        failed in its savepoint after changing rows (the next batch then takes a savepoint per
+        write from the start; a refusal that changed nothing leaves it unset)."""
         self._deferring = threading.local()
         self._commits = 0
         self._commits_lock = threading.Lock()
@@ -636,8 +640,8 @@ class SqliteRuntimeStore:
 
     # --- transactions ---------------------------------------------------------------------
     def _write(self, runtime_id: str, what: str, body: Body) -> None:
-        """Run ``body`` in a ``BEGIN IMMEDIATE`` transaction (its own, or with group commit a
-        savepoint of the writer's batch); roll back on any failure. A failure of ``COMMIT``
+        """Run ``body`` in a ``BEGIN IMMEDIATE`` transaction (its own, or with group commit the
+        writer's batch, see :meth:`_one_transaction`); roll back on any failure. A failure of ``COMMIT``
         that ended the transaction is ``WriteOutcomeUnknown``. Inside :meth:`submit_write` the
         write is queued and this returns at once (the future tells the outcome)."""
         if not self._gate.enter():
@@ -806,6 +810,7 @@ class SqliteRuntimeStore:
             return []
         if len(batch) == 1:  # a batch of one needs no savepoint: its transaction is the write's
             return self._single(conn, batch[0])
+        rerun = False
         if self._write_isolation == "savepoint" and not self._undone_last and all(map(_repeatable, batch)):
             if _first_run(conn, batch):
                 ran = [pending for pending in batch if not pending.done]
@@ -814,13 +819,15 @@ class SqliteRuntimeStore:
                 else:
                     _rollback_quietly(conn)
                 return []
-            self._undone_last = True
+            rerun = True
             _rollback_quietly(conn)
             batch = [pending for pending in batch if not pending.done]
-            if not batch or not _begin(conn, batch):
+            if not _begin(conn, batch):
+                self._undone_last = True
                 return []
         done: list[PendingWrite] = []
         isolation = self._write_isolation
+        wrote_then_failed = False
         for index, pending in enumerate(batch):
             try:
                 if isolation == "savepoint":
@@ -828,10 +835,12 @@ class SqliteRuntimeStore:
             except sqlite3.Error as exc:
                 _abandon(conn, done + batch[index:], exc)
                 return []
+            changes = conn.total_changes
             try:
                 pending.body(conn)
             except Exception as exc:
                 error = _write_error(exc, pending)
+                wrote_then_failed = wrote_then_failed or conn.total_changes != changes
                 if isolation == "abort":  # (tests only) as if SQLite rolled it all back
                     _rollback_quietly(conn)
                 if not conn.in_transaction:  # SQLite rolled the whole transaction back
@@ -857,7 +866,7 @@ class SqliteRuntimeStore:
                 _abandon(conn, [*done, pending, *batch[index + 1 :]], exc)
                 return []
             done.append(pending)
-        self._undone_last = len(done) < len(batch)
+        self._undone_last = rerun or wrote_then_failed
         if not done:
             _rollback_quietly(conn)
             return []
