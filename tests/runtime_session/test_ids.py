@@ -30,6 +30,18 @@ def test_ids_are_unique_increasing_version_7_uuids_across_several_random_blocks(
     assert len(randoms) == len(minted)
 
 
+def _mint_one_id_and_exit() -> None:
+    """In a forked child: mint one id within the alarm, then leave at once (status 0 if it is a
+    version 7 UUID; killed by the alarm if minting hangs)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(CHILD_SECONDS)
+        code = 0 if uuid.UUID(ids.new_input_id()).version == 7 else 1
+    finally:
+        os._exit(code)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_does_not_mint_the_random_bits_of_the_parent() -> None:
     """The parent holds unused random values when it forks; the child's next id and the
@@ -73,13 +85,7 @@ def test_a_child_forked_while_another_thread_mints_ids_can_mint_an_id() -> None:
         for _ in range(FORKS):
             pid = os.fork()
             if pid == 0:  # the child: one id within the alarm, then leave at once
-                code = 1
-                try:
-                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-                    signal.alarm(CHILD_SECONDS)
-                    code = 0 if uuid.UUID(ids.new_input_id()).version == 7 else 1
-                finally:
-                    os._exit(code)
+                _mint_one_id_and_exit()
             _, status = os.waitpid(pid, 0)
             assert os.waitstatus_to_exitcode(status) == 0, f"child ended with status {status}"
     finally:
@@ -94,13 +100,7 @@ def test_a_child_forked_while_the_id_lock_is_held_can_mint_an_id() -> None:
     with ids._lock:
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                signal.signal(signal.SIGALRM, signal.SIG_DFL)
-                signal.alarm(CHILD_SECONDS)
-                code = 0 if uuid.UUID(ids.new_input_id()).version == 7 else 1
-            finally:
-                os._exit(code)
+            _mint_one_id_and_exit()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"child ended with status {status}"
 

@@ -8,13 +8,31 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.store.sqlite import Body, SqliteRuntimeStore
+
+
+@contextmanager
+def _one_callback_always_ready() -> Iterator[None]:
+    """While the block runs, the running loop always has one callback ready (it is never quiet)."""
+    loop = asyncio.get_running_loop()
+    spinning = True
+
+    def spin() -> None:
+        if spinning:
+            loop.call_soon(spin)
+
+    spin()
+    try:
+        yield
+    finally:
+        spinning = False
 
 
 class _ThreadRecording(SqliteRuntimeStore):
@@ -73,19 +91,9 @@ def test_a_write_with_other_callbacks_ready_leaves_the_loop_thread(tmp_path: Pat
         store = _ThreadRecording(tmp_path / "s.sqlite3", repeatable)
         machine = MeerkatMachine.persistent(store, close_store=True)
         await machine.register_session("s")
-        loop = asyncio.get_running_loop()
-        spinning = True
-
-        def spin() -> None:  # always one callback ready while the accepts run
-            if spinning:
-                loop.call_soon(spin)
-
-        spin()
-        try:
+        with _one_callback_always_ready():
             for i in range(5):
                 await machine.accept_input("s", prompt(f"hello {i}"))
-        finally:
-            spinning = False
         await machine.close()
         return store.threads
 
@@ -119,21 +127,11 @@ def test_a_store_with_the_documented_submit_signature_accepts_concurrent_inputs(
         names = [f"s{i}" for i in range(4)]
         for name in names:
             await machine.register_session(name)
-        loop = asyncio.get_running_loop()
-        spinning = True
-
-        def spin() -> None:  # always one callback ready while the accepts run
-            if spinning:
-                loop.call_soon(spin)
-
-        spin()
-        try:
+        with _one_callback_always_ready():
             results = await asyncio.gather(
                 *(machine.accept_input(n, prompt(f"hello {i}")) for i in range(2) for n in names),
                 return_exceptions=True,
             )
-        finally:
-            spinning = False
         submitted = store.submitted
         await machine.close()
         reopened = SqliteRuntimeStore(tmp_path / "s.sqlite3")
