@@ -134,6 +134,16 @@ def _chunk_encoder(standard: json.JSONEncoder) -> Callable[[Any, int], Sequence[
     return None
 
 
+def _row_encoders(
+    allow_nan: bool,
+) -> tuple[json.JSONEncoder, Callable[[Any, int], Sequence[str]] | None]:
+    """The options every row text is written with — compact separators, no ASCII escaping,
+    ``allow_nan`` — as the standard encoder, and that encoder's C form (:func:`_chunk_encoder`,
+    ``None`` where it is not usable, probed at each call)."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    return standard, _chunk_encoder(standard)
+
+
 def _row_dumps(allow_nan: bool) -> Callable[[dict[str, Any]], bytes]:
     """The encoder of rows and records: compact UTF-8 JSON text, exactly what
     ``json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)``
@@ -142,8 +152,7 @@ def _row_dumps(allow_nan: bool) -> Callable[[dict[str, Any]], bytes]:
     built afresh from fields checked to be strings, numbers and flags, so none can contain
     itself (one that did anyway raises ``RecursionError``; through the standard encoder,
     ``ValueError``)."""
-    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
-    chunks = _chunk_encoder(standard)
+    standard, chunks = _row_encoders(allow_nan)
     if chunks is None:
         encode = standard.encode
 
@@ -498,8 +507,7 @@ def _record_dumps(allow_nan: bool) -> Callable[[InputRecord, dict[str, Any]], by
     field written here is not of the exact type it is written for (a string, an integer, a
     finite float, an enum member whose value is a string): the text is then the encoder's, also
     for what it refuses."""
-    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
-    chunks = _chunk_encoder(standard)
+    chunks = _row_encoders(allow_nan)[1]
     if chunks is None:
         return lambda record, input_doc: None
     quote, join, float_text, int_text = _quote, "".join, _float_text, int.__repr__
