@@ -20,6 +20,10 @@ is not measured waiting for an idle CPU to wake up (``--no-busy`` turns them off
   or off; 8 and 64 sessions accepting at once (each awaits its accept, then sends the next);
   every session accepts one input before the clock starts (steady state: the store's writer
   thread and its connection are open);
+* floor: a bare writer (``bare_group_commit.py``): the least a CPython process does to acknowledge
+  a write only once SQLite committed it (encode a row, one writer thread, one ``executemany`` and
+  ``COMMIT`` per batch, no checks), for 1, 8 and 64 sessions: its throughput ratios bound what
+  batching alone can give on this machine;
 * commits per input: inputs accepted and run to completion by a ``ScriptedExecutor`` (accept,
   run start, boundary), counted as the store's committed write transactions
   (``SqliteRuntimeStore.commit_count``; in WAL mode with FULL each commit is one fsync of the
@@ -50,6 +54,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bare_group_commit import bare_accepting
 from meerkat_model.cli.usage import OneLineParser, int_at_least, interruptible
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
@@ -204,6 +209,10 @@ async def commits_per_completion(folder: Path, name: str, sessions: int, per_ses
     return commits / (sessions * per_session)
 
 
+def bare_label(sessions: int) -> str:
+    return f"floor: bare writer, no checks, {sessions} session{'s' if sessions > 1 else ''}"
+
+
 Row = tuple[str, float, float, float, int, float, float]
 """name, p50 µs, p99 µs, throughput /s (accepts that succeeded), failed accepts, CPU µs per accept,
 and the p50 of the raw commits measured right before the row."""
@@ -258,6 +267,12 @@ def one_round(
                     sessions_accepting(folder, f"many-{sessions}-{group}", sessions, per_session, group_commit=group)
                 ),
             )
+    for sessions in (1, 8, 64):
+        raw_now()
+        rate, times, cpu = asyncio.run(
+            bare_accepting(folder / f"bare-{sessions}.db", sessions, inputs if sessions == 1 else per_session, TEXT)
+        )
+        measured(bare_label(sessions), Accepting(rate, times, 0, cpu))
     commits = {
         "1 session": asyncio.run(commits_per_completion(folder, "done-1", 1, per_session * 2)),
         "8 sessions at once": asyncio.run(commits_per_completion(folder, "done-8", 8, per_session)),
@@ -351,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"  group commit {group:<3} {sessions:>2} sessions: {ratio:5.2f}x (target >= {target}x); "
                 f"CPU ceiling {ceiling:5.2f}x"
             )
+    for sessions in (8, 64):
+        ratio = med([r[bare_label(sessions)][3] / r[bare_label(1)][3] for r in rounds])
+        print(f"  floor (bare writer, no checks) {sessions:>2} sessions: {ratio:5.2f}x")
     print("batches of the store's writer (group commit on; writes that committed alone on their caller's thread are")
     print("batches of 1), over all rounds:")
     for name in names:
