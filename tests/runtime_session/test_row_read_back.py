@@ -179,6 +179,27 @@ def test_rows_are_the_text_the_standard_encoder_writes(text: str, monkeypatch: p
         assert decode_record(expected) == record
 
 
+def test_the_c_encoder_is_probed_once_per_allow_nan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-document and the field-by-field encoders share one probe of the C encoder per
+    ``allow_nan`` setting (two, not four), and a different constructor is probed afresh."""
+    probes: list[bool] = []
+    probe = row_codec._chunk_encoder
+
+    def counted(standard: json.JSONEncoder) -> Any:
+        probes.append(standard.allow_nan)
+        return probe(standard)
+
+    monkeypatch.setattr(row_codec, "_row_encoders_built", {})
+    monkeypatch.setattr(row_codec, "_chunk_encoder", counted)
+    for allow_nan in (True, False):
+        row_codec._row_dumps(allow_nan)
+        row_codec._record_dumps(allow_nan)
+    assert probes == [True, False]
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert row_codec._record_dumps(allow_nan=True)(_record(make_prompt("x")), {}) is None  # the fallback
+    assert probes == [True, False, True]
+
+
 def _swapped_separators(make: Any) -> Any:
     """``make`` (the C encoder's constructor) with the key and item separators swapped."""
 
