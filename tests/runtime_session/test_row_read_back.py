@@ -3,24 +3,32 @@ read differently (``encode_record_checked``), and what it protects against when 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from meerkat_runtime.session import persistence, row_codec
-from meerkat_runtime.session.completion import Completed, RunFailure
+from meerkat_runtime.session import persistence, row_codec, run_end
+from meerkat_runtime.session.completion import Abandoned, Completed, RunFailure
 from meerkat_runtime.session.core.ledger import HistoryEntry, InputRecord, Lane
 from meerkat_runtime.session.core.plan import Plan
-from meerkat_runtime.session.executor import RunResult
+from meerkat_runtime.session.executor import CoreApplyOutput, RunPrimitive, RunResult
 from meerkat_runtime.session.inputs import HandlingMode, PromptInput, external_event
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record, encode_record, encode_record_checked
-from meerkat_runtime.vocab.ids import RunId
+from meerkat_runtime.session.run_end import BoundaryCommitFailed
+from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
+from meerkat_runtime.store import records
+from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
+from meerkat_runtime.vocab import json_limits
+from meerkat_runtime.vocab.errors import WriteFailed
+from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Consumed
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded, load_json
 
@@ -171,6 +179,27 @@ def test_rows_are_the_text_the_standard_encoder_writes(text: str, monkeypatch: p
         assert decode_record(expected) == record
 
 
+def test_the_c_encoder_is_probed_once_per_allow_nan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-document and the field-by-field encoders share one probe of the C encoder per
+    ``allow_nan`` setting (two, not four), and a different constructor is probed afresh."""
+    probes: list[bool] = []
+    probe = row_codec._chunk_encoder
+
+    def counted(standard: json.JSONEncoder) -> Any:
+        probes.append(standard.allow_nan)
+        return probe(standard)
+
+    monkeypatch.setattr(row_codec, "_row_encoders_built", {})
+    monkeypatch.setattr(row_codec, "_chunk_encoder", counted)
+    for allow_nan in (True, False):
+        row_codec._row_dumps(allow_nan)
+        row_codec._record_dumps(allow_nan)
+    assert probes == [True, False]
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert row_codec._record_dumps(allow_nan=True)(_record(make_prompt("x")), {}) is None  # the fallback
+    assert probes == [True, False, True]
+
+
 def _swapped_separators(make: Any) -> Any:
     """``make`` (the C encoder's constructor) with the key and item separators swapped."""
 
@@ -256,3 +285,105 @@ def test_a_header_reads_what_the_encoder_leaves_out_or_writes_as_an_integer() ->
     assert (header.idempotency_key, header.supersession_key, header.correlation_id) == (None, None, None)
     keyed = row_codec._header_from_json({**_HEADER, "idempotency_key": "k", "correlation_id": "c"})
     assert (keyed.idempotency_key, keyed.supersession_key, keyed.correlation_id) == ("k", None, "c")
+
+
+def test_a_run_result_too_large_to_read_back_is_never_stored(tmp_path: Path) -> None:
+    """A run's result is stored with its input's consumed row; a result that would make the row
+    larger than recovery reads is refused before the boundary is written: the boundary commit
+    fails naming the row's size and the limit, memory goes back to what the store holds (the
+    input queued, its attempt not counted), no receipt and no consumed row is stored, and the
+    store reads back after reopening."""
+    disk = Disk("sqlite", tmp_path / "runtime.sqlite")
+
+    async def body() -> None:
+        machine, store = disk.machine()
+        executor = ScriptedExecutor(Succeed(RunResult("x" * MAX_JSON_BYTES)))
+        await machine.register_session_with_executor("s", executor)
+        item = make_prompt("a")
+        await machine.accept_input("s", item)
+        await machine.settle("s")
+        error = await machine.last_error("s")
+        assert isinstance(error, BoundaryCommitFailed)
+        assert f"the row of input {item.header.id!r} cannot be stored" in str(error)
+        assert f"over the limit of {MAX_JSON_BYTES} bytes" in str(error)
+        del error  # it holds the refused run's plan: freed before going on
+        [(run_id, _)] = executor.applied
+        rt = canonical_runtime_id("s")
+        assert store.load_boundary_receipt(rt, run_id, 0) is None  # no receipt
+        record = machine._get("s").core.ledger.records[item.header.id]
+        assert (record.phase, record.attempts) == (S.QUEUED, 0)  # memory as the store holds it
+        await machine.close()
+        [row] = disk.rows()
+        assert decode_record(row.payload).phase is S.QUEUED  # the accepted row, as it was
+        reopened, _ = disk.machine()
+        await reopened.register_session("s")
+        assert reopened._get("s").core.ledger.records[item.header.id].phase is S.QUEUED
+        await reopened.close()
+
+    try:
+        run(body())
+    finally:
+        disk.close()
+
+
+class _DigestExecutor(ScriptedExecutor):
+    """Succeeds with a receipt carrying ``digest`` as its conversation digest."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(default=Succeed())
+        self.digest = digest
+
+    async def apply(self, run_id: RunId, primitive: RunPrimitive) -> CoreApplyOutput:
+        output = await super().apply(run_id, primitive)
+        return dataclasses.replace(output, receipt=dataclasses.replace(output.receipt, conversation_digest=self.digest))
+
+
+def _receipt_limit(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    """Receipts are written and checked within ``limit`` bytes instead of ``MAX_JSON_BYTES``."""
+    monkeypatch.setattr(records, "check_size", lambda data, max_bytes: json_limits.check_size(data, limit))
+    monkeypatch.setattr(run_end, "MAX_JSON_BYTES", limit)
+
+
+def test_a_receipt_too_large_to_read_back_fails_the_run_and_is_never_stored(
+    disk: Disk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation digest that would make the boundary receipt larger than a reader accepts
+    (here with a limit of 1000 bytes) is refused before the boundary is written, like an
+    executor failure naming the receipt's size and the limit: the input is retried and then
+    abandoned with that error, no receipt is stored, and the store reads back after reopening."""
+    _receipt_limit(monkeypatch, 1000)
+
+    async def body() -> None:
+        machine, store = disk.machine()
+        executor = _DigestExecutor("d" * 1000)
+        await machine.register_session_with_executor("s", executor)
+        item = make_prompt("a")
+        _, handle = await machine.accept_input_with_completion("s", item)
+        assert handle is not None
+        async with asyncio.timeout(60):  # a guard against a hang, not a measurement
+            abandoned = await handle.wait()
+        assert isinstance(abandoned, Abandoned) and abandoned.error is not None
+        refusal = r"receipt of run \S+ cannot be stored: document of \d+ bytes exceeds the limit of 1000 bytes"
+        assert re.fullmatch(refusal, abandoned.error.message)
+        rt = canonical_runtime_id("s")
+        assert executor.applied and all(store.load_boundary_receipt(rt, r, 0) is None for r, _ in executor.applied)
+        await machine.close()
+        reopened, _ = disk.machine()
+        await reopened.register_session("s")
+        assert reopened._get("s").core.ledger.records[item.header.id].phase is S.ABANDONED
+        await reopened.close()
+
+    run(body())
+
+
+def test_a_store_refuses_a_receipt_too_large_to_read_back(disk: Disk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's own check, for a caller of ``atomic_apply`` that did not check: the write is
+    refused naming the receipt, its size and the limit, and nothing of it is stored."""
+    _receipt_limit(monkeypatch, 1000)
+    store = disk.open()
+    rt = canonical_runtime_id("s")
+    receipt = BoundaryReceipt("run-1", 0, BoundaryKind.RUN_START, ("a",), "d" * 1000)
+    with pytest.raises(WriteFailed, match=r"'run-1', sequence=0\) cannot be stored: document of \d+ bytes exceeds"):
+        store.atomic_apply(rt, session_snapshot=b"snap", receipt=receipt, rows=[InputRow("a", b"{}")])
+    assert store.load_boundary_receipt(rt, "run-1", 0) is None
+    assert store.load_input_states(rt) == [] and store.load_session_snapshot(rt) is None

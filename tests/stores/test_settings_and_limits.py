@@ -13,6 +13,7 @@ import pytest
 from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.journal import JournalRecord
 from meerkat_runtime.ops.persistence import StoreOpsPersistence
+from meerkat_runtime.ops.recovery import load_persisted_ops
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.ops.wire import dump_document
@@ -26,10 +27,12 @@ from meerkat_runtime.vocab.errors import (
     InvalidField,
     InvalidSetting,
     MeerkatError,
+    PersistenceFailed,
     SnapshotFormatError,
     WriteFailed,
 )
 from meerkat_runtime.vocab.json_limits import (
+    MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
     JsonLimitExceeded,
     check_depth,
@@ -38,7 +41,7 @@ from meerkat_runtime.vocab.json_limits import (
     load_json,
 )
 
-from tests.runtime_ops.helpers import bg_spec, result, running
+from tests.runtime_ops.helpers import bg_spec, completed, result, running
 
 RT = "rt:session:limits"
 
@@ -236,6 +239,52 @@ def test_an_operation_result_too_deep_to_read_back_is_never_stored() -> None:
     assert (store.load_ops_lifecycle(RT), store.load_high_water(RT)) == (stored, mark)  # nothing written
     with pytest.raises(SnapshotFormatError, match="nested deeper"):  # and the writer never encodes one
         dump_document({"content": deep})
+
+
+def test_the_ops_writer_refuses_a_document_over_the_size_limit() -> None:
+    """The size twin of the nesting refusal: a document larger than a reader accepts is never
+    returned to be written, and the error names its size and the limit."""
+    small = {"content": "x" * 100}
+    size = len(dump_document(small))
+    assert dump_document(small, max_bytes=size) == dump_document(small)  # at the limit: written
+    message = f"^document cannot be stored: it is {size} bytes, over the limit of {size - 1} bytes$"
+    with pytest.raises(SnapshotFormatError, match=message):
+        dump_document(small, max_bytes=size - 1)
+
+
+def test_an_operation_result_too_large_to_read_back_is_never_stored(tmp_path: Path) -> None:
+    """A result whose content is a string passes the door whatever its length; the journal
+    record carrying it would be over the size a reader accepts, so the writer refuses it before
+    the store is called: the call fails naming the size and the limit, the operation is still
+    running in memory, the store holds what it held, the registry goes on (the operation then
+    completes with a result that fits), and the store reads back after reopening."""
+    path = tmp_path / "ops.db"
+    with SqliteRuntimeStore(path) as store:
+        registry = OpsLifecycleRegistry()
+        sink = StoreOpsPersistence(store, RT)
+        registry.attach_persistence(sink, "epoch", _cursors())
+        first = completed(registry, "first")  # the first write: the full snapshot
+        oid = running(registry, bg_spec("huge"))
+        stored, mark = store.load_ops_lifecycle(RT), store.load_high_water(RT)
+        huge = result(oid, "x" * (MAX_JSON_BYTES + 1))
+        refusal = (
+            "rolled back: the durable write failed: document cannot be stored: "
+            rf"it is \d+ bytes, over the limit of {MAX_JSON_BYTES} bytes$"
+        )  # refused before the store was called: no read-back, no "ambiguous failure"
+        with pytest.raises(PersistenceFailed, match=refusal) as refused:
+            registry.complete_operation(oid, huge)
+        del huge, refused  # about 64 MiB each way: freed before going on
+        snapshot = registry.snapshot(oid)
+        assert snapshot is not None and snapshot.status.value == "running"  # not applied
+        assert (store.load_ops_lifecycle(RT), store.load_high_water(RT)) == (stored, mark)  # nothing written
+        registry.complete_operation(oid, result(oid, "fits"))  # not in doubt: the next call is written
+        assert (sink.compactions, sink.appended) == (1, 1)  # appended: the journal was left as trusted
+    with SqliteRuntimeStore(path) as store:
+        recovered = load_persisted_ops(store, RT)
+    assert recovered is not None
+    assert sorted((op.spec.id, op.status.value) for op in recovered.operations) == sorted(
+        [(first, "completed"), (oid, "completed")]
+    )
 
 
 def _cursors() -> Any:

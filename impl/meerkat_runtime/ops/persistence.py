@@ -28,7 +28,7 @@ from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import InvalidSetting, OwnershipLost
+from meerkat_runtime.vocab.errors import InvalidSetting, OwnershipLost, SnapshotFormatError
 from meerkat_runtime.vocab.settings import MAX_COUNT, bounded_int, bounded_number
 
 MAX_COMPACT_RATIO = 1e6
@@ -167,6 +167,8 @@ class StoreOpsPersistence:
                     owner.lose(lost)
                 self._based = False
                 raise
+            except SnapshotFormatError:
+                raise  # the encoder refused the document before the store was called: nothing changed
             except BaseException:
                 # The store may or may not hold the write (an ambiguous commit): the next
                 # write replaces the snapshot instead of appending to an uncertain journal.

@@ -59,7 +59,7 @@ from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.ops.views import OperationLifecycleSnapshot, RegistryView
 from meerkat_runtime.ops.wait_all import WaitAllHandle
 from meerkat_runtime.ops.watch import OperationCompletionWatch
-from meerkat_runtime.vocab.errors import OwnershipLost, PersistenceFailed, write_outcome_unknown
+from meerkat_runtime.vocab.errors import OwnershipLost, PersistenceFailed, SnapshotFormatError, write_outcome_unknown
 from meerkat_runtime.vocab.operation import (
     OperationPeerHandle,
     OperationProgressUpdate,
@@ -494,9 +494,10 @@ class OpsLifecycleRegistry:
     @staticmethod
     def _outcome_unknown(sink: OpsPersistenceSink, error: BaseException) -> bool:
         """Whether a failed ``persist`` may have written: for a sink that can be read back,
-        unless the store said it did not happen (or the sink was closed); for any other sink
-        only when the error says so (``outcome_unknown``)."""
-        if isinstance(error, PersistenceChannelClosed):
+        unless the store said it did not happen (or the sink was closed, or the write's document
+        was refused by its encoder, before the store was called: ``SnapshotFormatError``); for
+        any other sink only when the error says so (``outcome_unknown``)."""
+        if isinstance(error, PersistenceChannelClosed | SnapshotFormatError):
             return False
         if isinstance(sink, ReadableOpsSink):
             return write_outcome_unknown(error)

@@ -10,9 +10,17 @@ import json
 from typing import Any, TypeVar
 
 from meerkat_runtime.vocab.errors import SnapshotFormatError
-from meerkat_runtime.vocab.json_limits import MAX_JSON_DEPTH, JsonLimitExceeded, check_encoded_depth, load_json
+from meerkat_runtime.vocab.json_limits import (
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    JsonLimitExceeded,
+    check_encoded_depth,
+    load_json,
+)
 
 E = TypeVar("E", bound=enum.Enum)
+
+_TOO_DEEP = f"document cannot be stored: it is nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 def parse_document(data: bytes | str, what: str) -> dict[str, Any]:
@@ -28,16 +36,22 @@ def parse_document(data: bytes | str, what: str) -> dict[str, Any]:
     return doc
 
 
-def dump_document(doc: dict[str, Any]) -> bytes:
+def dump_document(doc: dict[str, Any], *, max_bytes: int = MAX_JSON_BYTES) -> bytes:
     """Compact, key-sorted UTF-8 JSON; ``SnapshotFormatError`` if the document would exceed the
-    nesting limit (a reader would refuse it)."""
+    size limit (``max_bytes``, the readers' :data:`~meerkat_runtime.vocab.json_limits.MAX_JSON_BYTES`)
+    or the nesting limit: a reader would refuse it, so it is never returned to be written."""
     try:
         data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        check_encoded_depth(doc, data)
-    except (JsonLimitExceeded, RecursionError):
+    except RecursionError:
+        raise SnapshotFormatError(_TOO_DEEP) from None
+    if len(data) > max_bytes:
         raise SnapshotFormatError(
-            f"document cannot be stored: it is nested deeper than {MAX_JSON_DEPTH} levels"
-        ) from None
+            f"document cannot be stored: it is {len(data)} bytes, over the limit of {max_bytes} bytes"
+        )
+    try:
+        check_encoded_depth(doc, data)
+    except JsonLimitExceeded:
+        raise SnapshotFormatError(_TOO_DEEP) from None
     return data
 
 

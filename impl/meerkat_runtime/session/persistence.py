@@ -55,6 +55,7 @@ from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputR
 from meerkat_runtime.vocab.errors import InvalidField
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability
+from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
 from meerkat_runtime.vocab.runtime import RuntimeState
 
 T = TypeVar("T")
@@ -192,7 +193,8 @@ class SessionPersistence:
     def _rows_differing(self, plan: Plan, ledger: InputLedger) -> Written:
         """The plan's rows and the ledger's dirty rows whose encoding differs from the last one
         written, in admission order (as the plan leaves them); a plan replacing the ledger
-        (``recover``) is compared through its own."""
+        (``recover``) is compared through its own. ``RowFormatError`` if such a row is over the
+        size a reader accepts (a run's result made it too large): it is never written."""
         ledger = plan.ledger if plan.ledger is not None else ledger
         covered = set(ledger.dirty)
         covered.update(plan.records)
@@ -204,6 +206,11 @@ class SessionPersistence:
         for record in records:
             row = encode_row(record)
             if self.written.get(record.input_id) != row.payload:
+                if len(row.payload) > MAX_JSON_BYTES:
+                    raise RowFormatError(
+                        f"the row of input {record.input_id!r} cannot be stored: "
+                        f"{len(row.payload)} bytes, over the limit of {MAX_JSON_BYTES} bytes"
+                    )
                 rows.append(row)
                 changed.append(record)
         return Written(rows, changed, covered)

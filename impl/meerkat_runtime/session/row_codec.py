@@ -134,14 +134,22 @@ def _chunk_encoder(standard: json.JSONEncoder) -> Callable[[Any, int], Sequence[
     return None
 
 
-def _row_encoders(
-    allow_nan: bool,
-) -> tuple[json.JSONEncoder, Callable[[Any, int], Sequence[str]] | None]:
+_RowEncoders = tuple[json.JSONEncoder, Callable[[Any, int], Sequence[str]] | None]
+_row_encoders_built: dict[tuple[bool, object], _RowEncoders] = {}
+
+
+def _row_encoders(allow_nan: bool) -> _RowEncoders:
     """The options every row text is written with — compact separators, no ASCII escaping,
     ``allow_nan`` — as the standard encoder, and that encoder's C form (:func:`_chunk_encoder`,
-    ``None`` where it is not usable, probed at each call)."""
-    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
-    return standard, _chunk_encoder(standard)
+    ``None`` where it is not usable). Built and probed once per ``allow_nan`` and C encoder
+    constructor (``json.encoder.c_make_encoder`` as found now: a different one, or none, is
+    probed afresh), so the whole-document and the field-by-field encoders share one probe."""
+    key = (allow_nan, getattr(json.encoder, "c_make_encoder", None))
+    built = _row_encoders_built.get(key)
+    if built is None:
+        standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+        built = _row_encoders_built[key] = (standard, _chunk_encoder(standard))
+    return built
 
 
 def _row_dumps(allow_nan: bool) -> Callable[[dict[str, Any]], bytes]:

@@ -30,11 +30,13 @@ from meerkat_runtime.session import events
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
+from meerkat_runtime.session.core.run_loop import boundary_receipt
 from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError
 from meerkat_runtime.session.output_fields import check_output
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
 from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost
+from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded
 
 FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
 """Called (gate released) when a run's terminal snapshot failed; unregisters the session."""
@@ -76,14 +78,29 @@ RunError = DurableWriteFailed | OwnershipLost
 
 
 def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
-    """The output must be well formed (:func:`check_output`: it is stored with the boundary) and
-    its receipt draft must name exactly the run's contributors, in order."""
+    """The output must be well formed (:func:`check_output`: it is stored with the boundary),
+    its receipt draft must name exactly the run's contributors, in order, and the receipt must
+    be within the size a reader accepts (else the store would refuse it)."""
     check_output(output)
-    if tuple(output.receipt.contributing_input_ids) != run.input_ids:
+    draft = output.receipt
+    if tuple(draft.contributing_input_ids) != run.input_ids:
         raise ExecutorError(
-            f"receipt of run {run.run_id} names inputs {list(output.receipt.contributing_input_ids)}, "
+            f"receipt of run {run.run_id} names inputs {list(draft.contributing_input_ids)}, "
             f"expected {list(run.input_ids)}"
         )
+    if _receipt_may_be_too_large(run, draft.conversation_digest):
+        try:
+            boundary_receipt(run, draft).to_json()
+        except JsonLimitExceeded as exc:
+            raise ExecutorError(f"receipt of run {run.run_id} cannot be stored: {exc}") from None
+
+
+def _receipt_may_be_too_large(run: CurrentRun, digest: str | None) -> bool:
+    """Whether the receipt of ``run`` could be over the size limit: its text is at most 12 bytes
+    per character of its strings (an escaped character outside the BMP) and 256 bytes of keys,
+    numbers and punctuation, so a receipt under that bound is never encoded here."""
+    chars = len(run.run_id) + len(digest or "") + sum(len(i) + 1 for i in run.input_ids)
+    return 12 * chars + 256 > MAX_JSON_BYTES
 
 
 async def commit_run_end(session: RuntimeSession, run: CurrentRun, outcome: RunOutcome) -> bool:

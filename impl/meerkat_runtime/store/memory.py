@@ -216,7 +216,7 @@ class InMemoryRuntimeStore:
         if session_snapshot is not None:
             snapshot = seal(SNAPSHOTS, rt, "", v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed))
         key = (checked.run_id, checked.sequence)
-        sealed_receipt = seal(RECEIPTS, rt, v.receipt_key(*key), checked.to_json())
+        sealed_receipt = seal(RECEIPTS, rt, v.receipt_key(*key), v.receipt_json(rt, checked, WriteFailed))
         sealed_rows = self._sealed_rows(rt, rows)
         checked_fence = v.check_fence(rt, fence, WriteFailed)
         with self.storage.lock:

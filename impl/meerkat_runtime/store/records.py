@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, Protocol
 
-from meerkat_runtime.vocab.json_limits import load_json
+from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, check_size, load_json
 
 
 class PayloadCheck(Protocol):
@@ -115,8 +115,11 @@ class BoundaryReceipt:
     conversation_digest: str | None = None
     message_count: int = 0
 
-    def to_json(self) -> bytes:
-        return json.dumps(
+    def to_json(self, *, max_bytes: int = MAX_JSON_BYTES) -> bytes:
+        """The stored form: compact key-sorted JSON; ``JsonLimitExceeded`` (a ``ValueError``) if
+        it is over ``max_bytes``, the size :meth:`from_json` reads (its nesting is fixed), so a
+        receipt that could not be read back is never returned to be written."""
+        data = json.dumps(
             {
                 "run_id": self.run_id,
                 "sequence": self.sequence,
@@ -128,6 +131,8 @@ class BoundaryReceipt:
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
+        check_size(data, max_bytes)
+        return data
 
     @staticmethod
     def from_json(data: bytes) -> BoundaryReceipt:

@@ -28,7 +28,7 @@ class ReceiptRow:
 def receipt_row(runtime_id: str, receipt: object) -> ReceiptRow:
     """Check ``receipt`` (``WriteFailed`` naming what is wrong) and encode its row."""
     checked = v.check_receipt(runtime_id, receipt, WriteFailed)
-    body = checked.to_json()
+    body = v.receipt_json(runtime_id, checked, WriteFailed)
     key = v.receipt_key(checked.run_id, checked.sequence)
     checksum = row_checksum(RECEIPTS, runtime_id, key, body)
     return ReceiptRow(checked, (runtime_id, checked.run_id, v.to_signed64(checked.sequence), body, checksum))

@@ -13,6 +13,7 @@ from typing import TypeGuard
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import Corrupt, StoreError
+from meerkat_runtime.vocab.json_limits import JsonLimitExceeded
 from meerkat_runtime.vocab.settings import MAX_SECONDS
 
 MAX_SEQUENCE = (1 << 64) - 1
@@ -138,6 +139,19 @@ def check_receipt(runtime_id: str, receipt: object, error: type[StoreError]) -> 
     if not isinstance(receipt.message_count, int) or isinstance(receipt.message_count, bool):
         raise error(runtime_id, "receipt message_count must be an integer")
     return receipt
+
+
+def receipt_json(runtime_id: str, receipt: BoundaryReceipt, error: type[StoreError]) -> bytes:
+    """The stored form of a checked receipt; ``error`` naming the receipt, its size and the
+    limit if a reader would refuse it (:meth:`BoundaryReceipt.to_json`)."""
+    try:
+        return receipt.to_json()
+    except JsonLimitExceeded as exc:
+        raise error(
+            runtime_id,
+            f"boundary receipt (run_id={receipt.run_id!r}, sequence={receipt.sequence}) cannot be stored: {exc}; "
+            "nothing was applied",
+        ) from None
 
 
 def receipt_key(run_id: str, sequence: int) -> str:

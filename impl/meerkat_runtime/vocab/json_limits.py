@@ -4,8 +4,8 @@ Every decoder of stored data (ops snapshots and journal records, boundary receip
 records, input rows) parses through :func:`load_json`, so a document that is too large or
 nested too deeply is refused with :class:`JsonLimitExceeded` (a ``ValueError`` naming the limit)
 instead of exhausting memory or raising ``RecursionError``. Encoders of documents whose
-content comes from callers check :func:`check_depth` before writing, so nothing is stored that
-could not be read back.
+content comes from callers check the size (:func:`check_size`) and the nesting
+(:func:`check_depth`) before writing, so nothing is stored that could not be read back.
 
 Limits: :data:`MAX_JSON_BYTES` (64 MiB) per document and :data:`MAX_JSON_DEPTH` (128) levels of
 nested arrays and objects (the document itself is level 1).

@@ -18,7 +18,7 @@ from meerkat_runtime.session.completion import Completed, CompletedWithoutResult
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.plan import BoundaryWrite, LifecycleWrite, Plan
 from meerkat_runtime.session.core.state import CoreState
-from meerkat_runtime.session.executor import CoreApplyOutput
+from meerkat_runtime.session.executor import CoreApplyOutput, ReceiptDraft
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.vocab.errors import InvalidRuntimeTransition
 from meerkat_runtime.vocab.ids import InputId, RunId
@@ -35,6 +35,18 @@ S = InputLifecycleState
 
 BOUNDARY_SEQUENCE = 0
 """Each run commits one boundary; the runtime mints its sequence (executors cannot)."""
+
+
+def boundary_receipt(run: CurrentRun, draft: ReceiptDraft) -> BoundaryReceipt:
+    """The receipt a successful ``run`` commits with its boundary, from the executor's draft."""
+    return BoundaryReceipt(
+        run_id=run.run_id,
+        sequence=BOUNDARY_SEQUENCE,
+        boundary=draft.boundary,
+        contributing_input_ids=tuple(run.input_ids),
+        conversation_digest=draft.conversation_digest,
+        message_count=draft.message_count,
+    )
 
 
 class RunLoopRules(CoreState):
@@ -76,15 +88,7 @@ class RunLoopRules(CoreState):
         """Applied → AppliedPendingConsumption → Consumed for every contributor, written with the
         boundary receipt in one ``atomic_apply``."""
         run = self._require_run(run_id)
-        draft = output.receipt
-        receipt = BoundaryReceipt(
-            run_id=run.run_id,
-            sequence=BOUNDARY_SEQUENCE,
-            boundary=draft.boundary,
-            contributing_input_ids=tuple(run.input_ids),
-            conversation_digest=draft.conversation_digest,
-            message_count=draft.message_count,
-        )
+        receipt = boundary_receipt(run, output.receipt)
         plan = self.draft("executor_succeeded", BoundaryWrite(receipt, output.session_snapshot))
         result = output.run_result
         outcome: CompletionOutcome = Completed(result) if result is not None else CompletedWithoutResult()
