@@ -2,16 +2,19 @@
 awaitable), an ``apply`` that raises before returning an awaitable, an executor without
 ``apply``. Each call to ``apply`` fails the run like an error the apply raised (the model's
 ``executor_failed``: retried, then abandoned after the 3rd attempt); the loop lives on and later
-inputs run."""
+inputs run. An executor without a callable ``apply`` or ``control`` is refused when it is
+attached (``ExecutorStartFailed``, the model's ``attach_failed``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from meerkat_runtime.session.completion import Abandoned, Completed, RunFailure
 from meerkat_runtime.session.executor import (
     CoreApplyOutput,
+    CoreExecutor,
     RunControlCommand,
     RunPrimitive,
     RunResult,
@@ -19,6 +22,7 @@ from meerkat_runtime.session.executor import (
 )
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
+from meerkat_runtime.vocab.errors import ExecutorStartFailed
 from meerkat_runtime.vocab.ids import RunId
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
@@ -139,5 +143,37 @@ def test_an_executor_that_lost_its_apply_fails_each_run() -> None:
         assert executor.calls == 0
         assert failure.error_type == "AttributeError" and "apply" in failure.message
         await _a_good_executor_runs_the_next_input(m)
+
+    run(body())
+
+
+@pytest.mark.parametrize("missing", ["apply", "control", "both"])
+def test_an_executor_without_a_callable_apply_or_control_is_refused_when_attached(missing: str) -> None:
+    class Partial:
+        pass
+
+    partial: Any = Partial()
+    if missing == "apply":
+        partial.control = _SyncApply().control
+    if missing == "control":
+        partial.apply = _SyncApply().apply
+        partial.control = "not callable"
+
+    async def body() -> None:
+        m, _ = persistent()
+        with pytest.raises(ExecutorStartFailed) as refused:
+            await m.register_session_with_executor("s", partial)
+        cause = refused.value.cause
+        assert isinstance(cause, TypeError)
+        assert ("apply" if missing != "control" else "control") in str(cause)
+        assert await m.registration_phase("s") is RegistrationPhase.QUEUING
+        assert not await m.executor_ready("s")
+        item = make_prompt("queued")
+        _, handle = await m.accept_input_with_completion("s", item)  # queues, as before the call
+        assert handle is not None and not handle.done()
+        good: CoreExecutor = ScriptedExecutor(default=Succeed(RunResult("ok")))
+        assert await m.ensure_session_with_executor("s", good)
+        await m.settle("s")
+        assert handle.done() and await handle.wait() == Completed(RunResult("ok"))
 
     run(body())
