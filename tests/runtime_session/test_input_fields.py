@@ -237,3 +237,28 @@ def test_inline_image_data_goes_to_the_blob_store_and_is_not_counted() -> None:
     assert check_input(item, InputLimits(100)) is item
     with pytest.raises(InvalidField, match="more than the limit"):
         check_input(prompt("x" * 101), InputLimits(100))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda value: prompt("x", input_id=value),
+        lambda value: external_event("tick", input_id=value),
+        lambda value: peer_message("peer", "hi", input_id=value),
+        lambda value: continuation("go on", input_id=value),
+    ],
+)
+def test_a_constructor_given_an_id_that_is_not_a_string_is_refused_as_a_key_would_be(
+    build: Callable[[Any], Input],
+) -> None:
+    """``prompt(input_id=123)`` keeps the 123 (it used to become the string '123'), so the door
+    refuses it naming ``header.id``, as it refuses ``idempotency_key=5``."""
+    given: object = build(123).header.id
+    assert type(given) is int
+    with pytest.raises(InvalidField, match=r"header\.id") as err:
+        check_input(build(123))
+    assert err.value.field == "header.id" and "must be a string" in str(err.value)
+    with pytest.raises(InvalidField) as key_err:
+        check_input(prompt("x", idempotency_key=5))  # type: ignore[arg-type]
+    assert key_err.value.field == "header.idempotency_key" and "must be a string" in str(key_err.value)
+    assert check_input(build("given-id")).header.id == "given-id"
