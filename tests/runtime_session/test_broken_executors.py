@@ -112,7 +112,7 @@ async def _a_good_executor_runs_the_next_input(m: MeerkatMachine) -> None:
 def test_a_plain_def_apply_fails_each_run_and_the_loop_lives_on() -> None:
     async def body() -> None:
         m, _ = persistent()
-        executor = _SyncApply()
+        executor: Any = _SyncApply()
         assert await m.register_session_with_executor("s", executor)
         failure = await _fails_every_run_and_lives_on(m, lambda: executor.calls)
         assert failure == RunFailure("TypeError", "_SyncApply.apply returned CoreApplyOutput, not an awaitable")
@@ -124,7 +124,7 @@ def test_a_plain_def_apply_fails_each_run_and_the_loop_lives_on() -> None:
 def test_an_apply_raising_before_it_returns_an_awaitable_fails_each_run() -> None:
     async def body() -> None:
         m, _ = persistent()
-        executor = _RaisesAtOnce()
+        executor: Any = _RaisesAtOnce()
         assert await m.register_session_with_executor("s", executor)
         failure = await _fails_every_run_and_lives_on(m, lambda: executor.calls)
         assert failure == RunFailure("RuntimeError", "apply raised at once")
