@@ -177,3 +177,38 @@ def test_an_executor_without_a_callable_apply_or_control_is_refused_when_attache
         assert handle.done() and await handle.wait() == Completed(RunResult("ok"))
 
     run(body())
+
+
+def _op_raising_at_once(run_id: str, primitive: RunPrimitive) -> Any:
+    raise RuntimeError("op raised at once")
+
+
+def _plain_def_op(run_id: str, primitive: RunPrimitive) -> Any:
+    return "value", success_output(primitive)
+
+
+@pytest.mark.parametrize(
+    ("op", "error"), [(_op_raising_at_once, RuntimeError), (_plain_def_op, TypeError)], ids=["raises", "plain def"]
+)
+def test_an_accept_and_run_op_that_fails_before_returning_an_awaitable_fails_its_run(
+    op: Callable[[str, RunPrimitive], Any], error: type[Exception]
+) -> None:
+    """As an ``op`` raising inside its coroutine: the caller gets the error, the input is Queued
+    again (attempt 1), the runtime Idle; a loop attached afterwards consumes it. (It used to leave
+    the runtime Running with the input Staged for ever.)"""
+
+    async def body() -> None:
+        m, _ = persistent()
+        await m.register_session("s")
+        item = make_prompt("direct")
+        with pytest.raises(error):
+            await m.accept_input_and_run("s", item, op)
+        assert await m.runtime_state("s") is RuntimeState.IDLE
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED and view.attempts == 1
+        good = ScriptedExecutor(default=Succeed(RunResult("ok")))
+        assert await m.ensure_session_with_executor("s", good)
+        await m.settle("s")
+        assert (await view_of(m, item)).current_state is S.CONSUMED
+
+    run(body())

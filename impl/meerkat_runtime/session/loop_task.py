@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
 from typing import Any
 
 from meerkat_runtime.session.commit import install
@@ -87,6 +88,18 @@ async def apply_run(
     except Exception as bad:
         return RunOutcome(error=bad)
     return RunOutcome(output=output)
+
+
+async def awaited(op: Callable[..., Any], *args: Any) -> Any:
+    """Call ``op(*args)`` and await what it returns, inside the coroutine (so inside the task
+    that runs it): a call that raises, or returns something not awaitable, is that task's error,
+    never the caller's (for ``accept_input_and_run``'s ``op``)."""
+    pending = op(*args)
+    if not inspect.isawaitable(pending):
+        raise TypeError(
+            f"{getattr(op, '__qualname__', type(op).__name__)} returned {type(pending).__name__}, not an awaitable"
+        )
+    return await pending
 
 
 def _failed(exc: BaseException) -> RunOutcome:
