@@ -237,3 +237,60 @@ def test_inline_image_data_goes_to_the_blob_store_and_is_not_counted() -> None:
     assert check_input(item, InputLimits(100)) is item
     with pytest.raises(InvalidField, match="more than the limit"):
         check_input(prompt("x" * 101), InputLimits(100))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda value: prompt("x", input_id=value),
+        lambda value: external_event("tick", input_id=value),
+        lambda value: peer_message("peer", "hi", input_id=value),
+        lambda value: continuation("go on", input_id=value),
+    ],
+)
+def test_a_constructor_given_an_id_that_is_not_a_string_is_refused_as_a_key_would_be(
+    build: Callable[[Any], Input],
+) -> None:
+    """``prompt(input_id=123)`` keeps the 123 (it used to become the string '123'), so the door
+    refuses it naming ``header.id``, as it refuses ``idempotency_key=5``."""
+    given: object = build(123).header.id
+    assert type(given) is int
+    with pytest.raises(InvalidField, match=r"header\.id") as err:
+        check_input(build(123))
+    assert err.value.field == "header.id" and "must be a string" in str(err.value)
+    with pytest.raises(InvalidField) as key_err:
+        check_input(prompt("x", idempotency_key=5))  # type: ignore[arg-type]
+    assert key_err.value.field == "header.idempotency_key" and "must be a string" in str(key_err.value)
+    assert check_input(build("given-id")).header.id == "given-id"
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda big: prompt("x", input_id=big), "header.id"),
+        (lambda big: prompt("x", idempotency_key=big), "header.idempotency_key"),
+        (lambda big: prompt("x", supersession_key=big), "header.supersession_key"),
+        (lambda big: prompt(big), "text"),
+        (lambda big: external_event("tick", payload=big), "payload"),
+        (lambda big: peer_response("peer", big, PeerResponseStatus.TERMINAL), "request_id"),
+        (lambda big: prompt("x", images=(BlobImage(big, "sha256:" + "0" * 64),)), "images[0].media_type"),
+    ],
+)
+def test_a_field_over_the_size_limit_is_named_in_the_refusal(build: Callable[[str], Input], field: str) -> None:
+    """A 2 MB id or key is refused naming it, not as the input's "text"."""
+    size = DEFAULT_MAX_INPUT_BYTES * 2 + 1
+    with pytest.raises(InvalidField) as err:
+        check_input(build("k" * size))
+    assert err.value.field == field
+    assert f"is too large: it takes {size} bytes, more than the limit of {DEFAULT_MAX_INPUT_BYTES}" in str(err.value)
+    assert "text" not in err.value.problem.split("(")[0]
+
+
+def test_an_input_over_the_limit_only_as_a_whole_names_the_input_and_its_largest_field() -> None:
+    limits = InputLimits(100)
+    item = prompt("t" * 40, input_id="i" * 30, idempotency_key="k" * 35)
+    with pytest.raises(InvalidField) as err:
+        check_input(item, limits)
+    assert err.value.field == "input"
+    assert "its strings (id, keys and text fields) take 105 bytes, more than the limit of 100" in str(err.value)
+    assert "the largest is 'text' (40 bytes)" in str(err.value)

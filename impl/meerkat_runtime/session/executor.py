@@ -12,7 +12,12 @@ next boundary, or stop for good (the runtime will not call ``apply`` again).
 An executor may also define ``async def start(self) -> None`` (optional, see
 :func:`start_executor`): it is awaited once when the executor's run loop is attached, before the
 loop exists; if it raises, nothing is attached (``ExecutorStartFailed``, the model's
-``attach_failed``). Open connections or warm caches there.
+``attach_failed``). Open connections or warm caches there. An object without a callable
+``apply`` or ``control`` is refused the same way, before ``start()``.
+
+The run loop treats a call to ``apply`` that raises before returning an awaitable, or that
+returns something not awaitable (a plain ``def apply``), as a failed run, like an error raised
+by the awaited ``apply``.
 """
 
 from __future__ import annotations
@@ -113,8 +118,12 @@ class StartableExecutor(CoreExecutor, Protocol):
 
 
 async def start_executor(executor: CoreExecutor) -> None:
-    """Await ``executor.start()`` when the executor defines it (the optional attach hook); an
+    """Check that ``executor`` has a callable ``apply`` and ``control`` (``TypeError`` if not),
+    then await ``executor.start()`` when the executor defines it (the optional attach hook); an
     executor without one starts at once. Whatever ``start()`` raises propagates."""
+    for name in ("apply", "control"):
+        if not callable(getattr(executor, name, None)):
+            raise TypeError(f"{type(executor).__name__} is not an executor: it has no callable {name}()")
     start = getattr(executor, "start", None)
     if start is None:
         return

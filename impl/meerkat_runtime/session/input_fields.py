@@ -17,6 +17,7 @@ the blob store, not the row, and is not counted) — may not exceed
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from meerkat_runtime.session.inputs import (
     PeerResponseInput,
     PeerResponseStatus,
     PromptInput,
+    input_images,
 )
 from meerkat_runtime.vocab import fields
 from meerkat_runtime.vocab.errors import InvalidField
@@ -89,13 +91,36 @@ def check_input(item: Any, limits: InputLimits = DEFAULT_LIMITS) -> Input:
     else:
         size += _text("reason", item.reason)
     if size > limits.max_input_bytes:
-        raise InvalidField(
-            SUBJECT,
-            "input",
-            f"is too large: its text takes {size} bytes, more than the limit of {limits.max_input_bytes} "
-            "(MeerkatMachine max_input_bytes)",
-        )
+        raise _too_large(item, size, limits.max_input_bytes)
     return item
+
+
+def _too_large(item: Input, size: int, limit: int) -> InvalidField:
+    """The refusal of an input whose stored strings take ``size`` bytes, more than ``limit``:
+    naming the field when one field alone is over the limit, else the input as a whole (and its
+    largest field). Only called once every field has passed its type check."""
+    strings: list[tuple[str, str]] = []
+    for prefix, holder in (("header.", item.header), ("", item)):
+        for spec in dataclasses.fields(holder):
+            value = getattr(holder, spec.name)
+            if isinstance(value, str):
+                strings.append((prefix + spec.name, value))
+    for i, image in enumerate(input_images(item)):
+        strings.append((f"images[{i}].media_type", image.media_type))
+        if isinstance(image, BlobImage):
+            strings.append((f"images[{i}].blob_id", image.blob_id))
+    name, largest = max(((name, fields.utf8_size(value)) for name, value in strings), key=lambda pair: pair[1])
+    where = "(MeerkatMachine max_input_bytes: every string an input's row stores counts)"
+    if largest > limit:
+        return InvalidField(
+            SUBJECT, name, f"is too large: it takes {largest} bytes, more than the limit of {limit} {where}"
+        )
+    return InvalidField(
+        SUBJECT,
+        "input",
+        f"is too large: its strings (id, keys and text fields) take {size} bytes, more than the limit of "
+        f"{limit} {where}; the largest is {name!r} ({largest} bytes)",
+    )
 
 
 def _text(field: str, value: Any, *, optional: bool = False) -> int:

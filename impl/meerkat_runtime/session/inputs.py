@@ -46,8 +46,11 @@ class InputHeader:
     """Fields every input carries.
 
     ``idempotency_key``: a second input with the same key in the same session is
-    deduplicated, for the life of the session's durable state. ``supersession_key``: a newer
-    input of the same kind and key replaces a still-queued older one.
+    deduplicated while the session keeps the first one: always while it is in flight, and once
+    it has finished for as long as the retention policy keeps it (by default the latest 10,000
+    finished inputs; docs/semantics.md, "Retention"), across restarts; after that the key is
+    free again. ``supersession_key``: a newer input of the same kind and key replaces a
+    still-queued older one.
     """
 
     id: InputId
@@ -191,9 +194,11 @@ def make_header(
     correlation_id: str | None = None,
     input_id: InputId | str | None = None,
 ) -> InputHeader:
-    """A header with a fresh id (unless ``input_id`` is given) and the current time."""
+    """A header with a fresh id (unless ``input_id`` is given) and the current time. A given
+    ``input_id`` is kept as it is: one that is not a string is refused at accept
+    (``InvalidField`` naming ``header.id``), as a key that is not a string is."""
     return InputHeader(
-        id=InputId(str(input_id)) if input_id is not None else new_input_id(),
+        id=InputId(input_id) if input_id is not None else new_input_id(),
         timestamp=time.time(),
         origin=origin,
         durability=durability,

@@ -29,7 +29,9 @@ stops as soon as the claim is lost, before it stages another input.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from collections.abc import Callable
 from typing import Any
 
 from meerkat_runtime.session.commit import install
@@ -47,8 +49,21 @@ async def apply_run(
     session: RuntimeSession, executor: CoreExecutor, run: CurrentRun, primitive: RunPrimitive
 ) -> RunOutcome:
     """Run ``executor.apply`` as its own task (so an interrupt can cancel it) and classify the
-    result. Cancelling the caller cancels the apply too."""
-    task: asyncio.Task[Any] = asyncio.ensure_future(executor.apply(run.run_id, primitive))
+    result. Cancelling the caller cancels the apply too.
+
+    A call to ``apply`` that raises before returning an awaitable (or an executor without
+    ``apply``), or one that returns something not awaitable (a plain ``def apply``), fails the run
+    like an error the apply raised: the run ends through the executor-failure rule (retried, then
+    abandoned), and the loop lives on."""
+    try:
+        pending = executor.apply(run.run_id, primitive)
+        if not inspect.isawaitable(pending):
+            what = type(pending).__name__
+            raise TypeError(f"{type(executor).__name__}.apply returned {what}, not an awaitable")
+        task: asyncio.Task[Any] = asyncio.ensure_future(pending)
+    except Exception as exc:
+        await asyncio.sleep(0)  # one event-loop turn, as an apply failing inside its task takes
+        return _failed(exc)
     session.apply_task = task
     session.applying_run = run.run_id
     try:
@@ -62,11 +77,9 @@ async def apply_run(
             session.applying_run = None
     if task.cancelled():
         return RunOutcome(cancelled=True)
-    exc = task.exception()
-    if isinstance(exc, ExecutorCancelled):
-        return RunOutcome(cancelled=True)
-    if exc is not None:
-        return RunOutcome(error=exc)
+    error = task.exception()
+    if error is not None:
+        return _failed(error)
     output = task.result()
     if not isinstance(output, CoreApplyOutput):
         return RunOutcome(error=TypeError(f"executor returned {type(output).__name__}, not CoreApplyOutput"))
@@ -75,6 +88,25 @@ async def apply_run(
     except Exception as bad:
         return RunOutcome(error=bad)
     return RunOutcome(output=output)
+
+
+async def awaited(op: Callable[..., Any], *args: Any) -> Any:
+    """Call ``op(*args)`` and await what it returns, inside the coroutine (so inside the task
+    that runs it): a call that raises, or returns something not awaitable, is that task's error,
+    never the caller's (for ``accept_input_and_run``'s ``op``)."""
+    pending = op(*args)
+    if not inspect.isawaitable(pending):
+        raise TypeError(
+            f"{getattr(op, '__qualname__', type(op).__name__)} returned {type(pending).__name__}, not an awaitable"
+        )
+    return await pending
+
+
+def _failed(exc: BaseException) -> RunOutcome:
+    """How a run whose executor raised ``exc`` ends: cancelled for ``ExecutorCancelled``, else failed."""
+    if isinstance(exc, ExecutorCancelled):
+        return RunOutcome(cancelled=True)
+    return RunOutcome(error=exc)
 
 
 async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: FatalHandler) -> None:

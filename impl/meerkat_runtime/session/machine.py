@@ -77,7 +77,7 @@ from meerkat_runtime.session.executor import (
 )
 from meerkat_runtime.session.input_fields import DEFAULT_MAX_INPUT_BYTES, InputLimits, check_input
 from meerkat_runtime.session.inputs import Input
-from meerkat_runtime.session.loop_task import run_loop
+from meerkat_runtime.session.loop_task import awaited, run_loop
 from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
 from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
 from meerkat_runtime.session.ownership import OwnershipConfig
@@ -906,7 +906,7 @@ class MeerkatMachine:
             run = plan.current_run
             assert run is not None
             primitive = RunPrimitive(run.run_id, (item,))
-            task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(op(run.run_id, primitive))
+            task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(awaited(op, run.run_id, primitive))
             session.apply_task = task
             session.applying_run = run.run_id
         try:

@@ -1,0 +1,214 @@
+"""Executors that break the executor protocol: a plain ``def apply`` (returns a value, not an
+awaitable), an ``apply`` that raises before returning an awaitable, an executor without
+``apply``. Each call to ``apply`` fails the run like an error the apply raised (the model's
+``executor_failed``: retried, then abandoned after the 3rd attempt); the loop lives on and later
+inputs run. An executor without a callable ``apply`` or ``control`` is refused when it is
+attached (``ExecutorStartFailed``, the model's ``attach_failed``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from meerkat_runtime.session.completion import Abandoned, Completed, RunFailure
+from meerkat_runtime.session.executor import (
+    CoreApplyOutput,
+    CoreExecutor,
+    RunControlCommand,
+    RunPrimitive,
+    RunResult,
+    success_output,
+)
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
+from meerkat_runtime.vocab.errors import ExecutorStartFailed
+from meerkat_runtime.vocab.ids import RunId
+from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
+
+from tests.runtime_session.helpers import S, make_prompt, persistent, run, view_of
+
+
+class _SyncApply:
+    """``apply`` is a plain function: it returns the output itself, not an awaitable."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def apply(self, run_id: RunId, primitive: RunPrimitive) -> CoreApplyOutput:
+        self.calls += 1
+        return success_output(primitive, RunResult("x"))
+
+    async def control(self, command: RunControlCommand) -> None:
+        return None
+
+
+class _RaisesAtOnce:
+    """``apply`` raises before it returns an awaitable (a plain function that raises)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def apply(self, run_id: RunId, primitive: RunPrimitive) -> Any:
+        self.calls += 1
+        raise RuntimeError("apply raised at once")
+
+    async def control(self, command: RunControlCommand) -> None:
+        return None
+
+
+class _LosesApply:
+    """Attached with ``apply`` and ``control``; ``apply`` is then taken away (``del``)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.apply = self._apply
+        self.control = self._control
+
+    async def _apply(self, run_id: RunId, primitive: RunPrimitive) -> CoreApplyOutput:
+        self.calls += 1
+        return success_output(primitive)
+
+    async def _control(self, command: RunControlCommand) -> None:
+        return None
+
+
+async def _fails_every_run_and_lives_on(m: MeerkatMachine, calls: Callable[[], int]) -> RunFailure:
+    """Two inputs: each is tried 3 times and abandoned (its waiter resolved); the loop is still
+    attached and idle afterwards, with nothing in flight. Returns the failure stored with the
+    second input."""
+    failure = None
+    for text in ("first", "second"):
+        item = make_prompt(text)
+        _, handle = await m.accept_input_with_completion("s", item)
+        assert handle is not None
+        await m.settle("s")
+        assert handle.done(), "the waiter must resolve: the loop must not die"
+        assert await handle.wait() == Abandoned("max_attempts_exhausted")
+        view = await view_of(m, item)
+        assert view.current_state is S.ABANDONED and view.attempts == 3
+        failure = view.last_error
+    assert calls() == 6
+    assert await m.executor_ready("s")
+    assert await m.runtime_state("s") is RuntimeState.ATTACHED
+    assert await m.registration_phase("s") is RegistrationPhase.ACTIVE
+    assert await m.list_active_inputs("s") == []
+    assert failure is not None
+    return failure
+
+
+async def _a_good_executor_runs_the_next_input(m: MeerkatMachine) -> None:
+    """The session taken back with a working executor: the next input is consumed."""
+    await m.unregister_session("s")
+    good = ScriptedExecutor(default=Succeed(RunResult("ok")))
+    assert await m.register_session_with_executor("s", good)
+    item = make_prompt("after")
+    _, handle = await m.accept_input_with_completion("s", item)
+    assert handle is not None
+    await m.settle("s")
+    assert handle.done() and await handle.wait() == Completed(RunResult("ok"))
+
+
+def test_a_plain_def_apply_fails_each_run_and_the_loop_lives_on() -> None:
+    async def body() -> None:
+        m, _ = persistent()
+        executor: Any = _SyncApply()
+        assert await m.register_session_with_executor("s", executor)
+        failure = await _fails_every_run_and_lives_on(m, lambda: executor.calls)
+        assert failure == RunFailure("TypeError", "_SyncApply.apply returned CoreApplyOutput, not an awaitable")
+        await _a_good_executor_runs_the_next_input(m)
+
+    run(body())
+
+
+def test_an_apply_raising_before_it_returns_an_awaitable_fails_each_run() -> None:
+    async def body() -> None:
+        m, _ = persistent()
+        executor: Any = _RaisesAtOnce()
+        assert await m.register_session_with_executor("s", executor)
+        failure = await _fails_every_run_and_lives_on(m, lambda: executor.calls)
+        assert failure == RunFailure("RuntimeError", "apply raised at once")
+        await _a_good_executor_runs_the_next_input(m)
+
+    run(body())
+
+
+def test_an_executor_that_lost_its_apply_fails_each_run() -> None:
+    async def body() -> None:
+        m, _ = persistent()
+        executor = _LosesApply()
+        assert await m.register_session_with_executor("s", executor)
+        del executor.apply
+        failure = await _fails_every_run_and_lives_on(m, lambda: 6)
+        assert executor.calls == 0
+        assert failure.error_type == "AttributeError" and "apply" in failure.message
+        await _a_good_executor_runs_the_next_input(m)
+
+    run(body())
+
+
+@pytest.mark.parametrize("missing", ["apply", "control", "both"])
+def test_an_executor_without_a_callable_apply_or_control_is_refused_when_attached(missing: str) -> None:
+    class Partial:
+        pass
+
+    partial: Any = Partial()
+    if missing == "apply":
+        partial.control = _SyncApply().control
+    if missing == "control":
+        partial.apply = _SyncApply().apply
+        partial.control = "not callable"
+
+    async def body() -> None:
+        m, _ = persistent()
+        with pytest.raises(ExecutorStartFailed) as refused:
+            await m.register_session_with_executor("s", partial)
+        cause = refused.value.cause
+        assert isinstance(cause, TypeError)
+        assert ("apply" if missing != "control" else "control") in str(cause)
+        assert await m.registration_phase("s") is RegistrationPhase.QUEUING
+        assert not await m.executor_ready("s")
+        item = make_prompt("queued")
+        _, handle = await m.accept_input_with_completion("s", item)  # queues, as before the call
+        assert handle is not None and not handle.done()
+        good: CoreExecutor = ScriptedExecutor(default=Succeed(RunResult("ok")))
+        assert await m.ensure_session_with_executor("s", good)
+        await m.settle("s")
+        assert handle.done() and await handle.wait() == Completed(RunResult("ok"))
+
+    run(body())
+
+
+def _op_raising_at_once(run_id: str, primitive: RunPrimitive) -> Any:
+    raise RuntimeError("op raised at once")
+
+
+def _plain_def_op(run_id: str, primitive: RunPrimitive) -> Any:
+    return "value", success_output(primitive)
+
+
+@pytest.mark.parametrize(
+    ("op", "error"), [(_op_raising_at_once, RuntimeError), (_plain_def_op, TypeError)], ids=["raises", "plain def"]
+)
+def test_an_accept_and_run_op_that_fails_before_returning_an_awaitable_fails_its_run(
+    op: Callable[[str, RunPrimitive], Any], error: type[Exception]
+) -> None:
+    """As an ``op`` raising inside its coroutine: the caller gets the error, the input is Queued
+    again (attempt 1), the runtime Idle; a loop attached afterwards consumes it. (It used to leave
+    the runtime Running with the input Staged for ever.)"""
+
+    async def body() -> None:
+        m, _ = persistent()
+        await m.register_session("s")
+        item = make_prompt("direct")
+        with pytest.raises(error):
+            await m.accept_input_and_run("s", item, op)
+        assert await m.runtime_state("s") is RuntimeState.IDLE
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED and view.attempts == 1
+        good = ScriptedExecutor(default=Succeed(RunResult("ok")))
+        assert await m.ensure_session_with_executor("s", good)
+        await m.settle("s")
+        assert (await view_of(m, item)).current_state is S.CONSUMED
+
+    run(body())
