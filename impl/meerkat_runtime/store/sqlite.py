@@ -92,7 +92,7 @@ from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_files import OPEN_FILES, read_file_set
 from meerkat_runtime.store.sqlite_integrity import INTEGRITY_CHECKS, IntegrityCheck, check_integrity
 from meerkat_runtime.store.sqlite_marks import advance_mark, new_inputs, stored_mark
-from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path
+from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path, read_only_refusal, unwritable_reason
 from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STORE_SCOPE, migrate, stored_version
 from meerkat_runtime.store.sqlite_wal import WalReport, analyse_wal
@@ -487,6 +487,8 @@ class SqliteRuntimeStore:
         self.path = checked_path(path, create_folder=not read_only)
         if read_only and (self.path == MEMORY or not os.path.isfile(self.path)):
             raise InvalidSetting(f"a read-only store needs an existing database file, got {self.path!r}")
+        if not read_only and self.path != MEMORY and (refusal := unwritable_reason(self.path)) is not None:
+            raise InvalidSetting(refusal)
         self.read_only = read_only
         self._target = read_only_target(self.path) if read_only else None
         self.synchronous: Synchronous = synchronous
@@ -526,8 +528,11 @@ class SqliteRuntimeStore:
                 self._read(STORE_SCOPE, "schema version", _require_current_version)
             else:
                 self._write(STORE_SCOPE, "schema migration", migrate)
-        except BaseException:
+        except BaseException as exc:
             self._release_files()
+            refusal = None if read_only else read_only_refusal(self.path, exc.__cause__)
+            if refusal is not None:
+                raise InvalidSetting(refusal) from exc.__cause__
             raise
         if self.group_commit:
             self._committer = GroupCommitter(
