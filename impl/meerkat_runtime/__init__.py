@@ -10,8 +10,10 @@ The public API is what this module exports (``__all__``): an application imports
 
 ``PostgresRuntimeStore`` is exported too, but imported only when first used (it needs the
 ``postgres`` extra; ``import meerkat_runtime`` still imports nothing but the standard
-library), so it is not in ``__all__``. Every other module path (``meerkat_runtime.session.*``,
-``meerkat_runtime.store.*``, ...) is internal: names there may move between releases.
+library), so it is not in ``__all__``. Two submodules are public too: ``meerkat_runtime.inspection``
+and ``meerkat_runtime.events.otel`` (the ``otel`` extra). Every other module path
+(``meerkat_runtime.session.*``, ``meerkat_runtime.store.*``, ...) is internal: names there may
+move between releases.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.events.logging_sink import LoggingSubscriber
 from meerkat_runtime.events.stream import EventStreamOverflow
 from meerkat_runtime.ops.config import OpsLifecycleConfig
+from meerkat_runtime.ops.recovery import open_durable_ops
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.repair.diagnosis import diagnose_session
+from meerkat_runtime.repair.quarantine import quarantine_input
 from meerkat_runtime.session.blobs import BlobStore, FileBlobStore, InMemoryBlobStore
 from meerkat_runtime.session.completion import (
     Abandoned,
@@ -87,8 +92,10 @@ from meerkat_runtime.session.reports import (
 )
 from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
-from meerkat_runtime.session.testing import ScriptedExecutor
+from meerkat_runtime.session.testing import Block, Cancel, Fail, ScriptedExecutor, Succeed
 from meerkat_runtime.session.views import InputStateView, SessionView
+from meerkat_runtime.store.clock import ManualClock
+from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
@@ -116,7 +123,7 @@ from meerkat_runtime.vocab.errors import (
     WriteOutcomeUnknown,
     WriteRefused,
 )
-from meerkat_runtime.vocab.ids import InputId, OperationId, RunId, SessionId
+from meerkat_runtime.vocab.ids import InputId, OperationId, RunId, SessionId, canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec, OperationStatus
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -132,6 +139,8 @@ __all__ = [
     "Accepted",
     "BlobImage",
     "BlobStore",
+    "Block",
+    "Cancel",
     "CancelAfterBoundary",
     "CancelCurrentRun",
     "Cancelled",
@@ -158,6 +167,8 @@ __all__ = [
     "ExecutorError",
     "ExecutorStartFailed",
     "ExternalEventInput",
+    "Fail",
+    "FaultInjectingStore",
     "FileBlobStore",
     "HandlingMode",
     "Image",
@@ -179,6 +190,7 @@ __all__ = [
     "LifecycleEvent",
     "LoggingSubscriber",
     "LostOwnership",
+    "ManualClock",
     "MeerkatError",
     "MeerkatMachine",
     "MemoryStorage",
@@ -227,18 +239,23 @@ __all__ = [
     "StopRuntimeExecutor",
     "StoreError",
     "Subscription",
+    "Succeed",
     "ValidationFailed",
     "VersionMismatch",
     "WriteFailed",
     "WriteOutcomeUnknown",
     "WriteRefused",
     "__version__",
+    "canonical_runtime_id",
     "continuation",
+    "diagnose_session",
     "external_event",
     "make_header",
+    "open_durable_ops",
     "peer_message",
     "peer_response",
     "prompt",
+    "quarantine_input",
     "success_output",
 ]
 

@@ -14,7 +14,16 @@ from tests.cli.commands import command, run
         ("meerkat-render", ["(default: diagrams)", "(default: tiny)", "exit status", "130", "'verify'"]),
         (
             "meerkat-conformance",
-            ["(default: deep", "about 17 minutes", "about a minute", "exit status", "130", "--seed", "--example-db"],
+            [
+                "(default: deep",
+                "check-trace [--json] FILE... checks recorded event logs",
+                "about 17 minutes",
+                "about a minute",
+                "exit status",
+                "130",
+                "--seed",
+                "--example-db",
+            ],
         ),
         ("-m meerkat_conformance.stores.suite", ["(default: all)", "exit status", "130"]),
         ("scripts/store_soak.py", ["(default: 1000)", "(default: FULL)", "exit status", "130"]),

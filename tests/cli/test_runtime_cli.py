@@ -93,10 +93,27 @@ def test_check_names_bad_rows_and_quarantine_lets_the_session_recover(tmp_path: 
     assert (doc["input_id"], doc["intact"], doc["reason"]) == (ids[4], False, "bit rot")
     again = run([*command(PROG), "quarantine", str(path), "s", ids[4]])
     assert again.returncode == 1 and len(again.stderr.splitlines()) == 1
-    assert f"no input row '{ids[4]}'" in again.stderr
+    assert again.stderr.strip() == (
+        f"{PROG} quarantine: error: input '{ids[4]}' of session 's' is already quarantined (reason: 'bit rot'); "
+        "nothing was moved"
+    )
     assert run([*command(PROG), "check", str(path)]).returncode == 0
     assert asyncio.run(_recovered(path, "s")) == 5
     assert asyncio.run(_recovered(path, "other")) == 2
+
+
+def test_quarantine_names_what_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    ids = asyncio.run(_session(path, "s", 2))
+    for session, input_id, said in (
+        ("nobody", ids[0], "the store holds no session 'nobody' (1 session(s) stored)"),
+        ("s", "no-such-input", "session 's' holds no input 'no-such-input'; nothing was moved"),
+    ):
+        done = run([*command(PROG), "quarantine", str(path), session, input_id])
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == f"{PROG} quarantine: error: {said}"
+    assert sorted(_files(tmp_path)) == ["store.db"]
+    assert asyncio.run(_count_rows(path)) == 2
 
 
 def test_quarantine_refuses_a_session_a_live_worker_holds(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
 
 from tests.cli.commands import assert_one_line_usage_error, command, run
@@ -85,11 +86,33 @@ def test_a_newer_file_and_a_foreign_file_are_refused_unchanged(tmp_path: Path) -
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all " * 200)
     before = _state(tmp_path)
-    for path, needle in ((newer, "newer release"), (foreign, "not a meerkat store"), (junk, "cannot read")):
+    for path, needle in (
+        (newer, "newer release"),
+        (foreign, "not a meerkat store: it holds other tables"),
+        (junk, "cannot read"),
+    ):
         done = run(rt("migrate", str(path)))
         assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
         assert needle in done.stderr and "Traceback" not in done.stderr
     assert _state(tmp_path) == before
+
+
+def test_an_empty_file_gets_the_same_true_answer_from_every_command(tmp_path: Path) -> None:
+    empty = tmp_path / "empty0.sqlite"
+    empty.write_bytes(b"")
+    said = (
+        f"{str(empty)!r} is empty: not a meerkat store yet (the runtime creates the schema when it opens "
+        "the file for writing)"
+    )
+    before = _state(tmp_path)
+    for args, tail in ((("sessions",), ""), (("inputs",), ""), (("migrate",), "; nothing was changed")):
+        done = run(rt(*args, str(empty), *(["s"] if args == ("inputs",) else [])))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == f"{PROG} {args[0]}: error: {said}{tail}"
+    assert _state(tmp_path) == before
+    # What the message promises: opening the file for writing creates the schema.
+    SqliteRuntimeStore(empty).close()
+    assert _version(empty) == SCHEMA_VERSION
 
 
 def test_usage_errors(tmp_path: Path) -> None:

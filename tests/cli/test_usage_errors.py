@@ -47,6 +47,7 @@ A_FILE = "README.md"
         ("meerkat-runtime", ["check", "docs"], ["'docs' is not a file"]),
         ("meerkat-runtime", ["check", A_FILE, "--integrity", "slow"], ["--integrity", "invalid choice"]),
         ("meerkat-runtime", ["quarantine", A_FILE, "s"], ["required: INPUT_ID"]),
+        ("meerkat-runtime", ["quarantine", A_FILE, "s", ""], ["INPUT_ID must not be empty"]),
         ("meerkat-runtime", ["quarantine", A_FILE, "s", "i", "--reason", " "], ["--reason must not be empty"]),
         ("scripts/store_soak.py", ["--rotate", "0"], ["--rotate", "at least 1"]),
         ("scripts/store_soak.py", ["--dir", "no-such-folder"], ["--dir", "not an existing directory"]),

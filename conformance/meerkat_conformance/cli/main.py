@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog=PROG,
         description="Check that the production runtime behaves exactly like the reference model: a Hypothesis "
-        "lockstep search with crashes and store faults, then the replay of every edge of a model graph.",
+        "lockstep search with crashes and store faults, then the replay of every edge of a model graph.\n\n"
+        f"The other command: {PROG} check-trace [--json] FILE... checks recorded event logs\n"
+        f"against the model (see {PROG} check-trace --help).",
         epilog=(
             "profiles (how long the whole command runs on 2 cores, both machines):\n"
             f"{_profile_help()}\n"

@@ -15,7 +15,13 @@ from meerkat_runtime.cli.store_arg import is_url, store_location
 from meerkat_runtime.cli.usage import EXIT_OK, failure, usage_error
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_check import read_only_connection
-from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STEP_NOTES, stored_version
+from meerkat_runtime.store.sqlite_schema import (
+    SCHEMA_VERSION,
+    STEP_NOTES,
+    NotAMeerkatStore,
+    not_a_store,
+    stored_version,
+)
 from meerkat_runtime.vocab.errors import MeerkatError
 
 NAME = "migrate"
@@ -36,8 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _version(path: str) -> int:
+    """The file's schema version; ``NotAMeerkatStore`` for a file without one."""
     with read_only_connection(path) as (conn, _how):
-        return stored_version(conn)
+        found = stored_version(conn)
+        if found == 0:
+            raise not_a_store(conn, path)
+        return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     path = args.store
     try:
         found = _version(path)
+    except NotAMeerkatStore as exc:
+        return failure(PROG, f"{exc.detail}; nothing was changed")
     except (sqlite3.Error, MeerkatError) as exc:
         return failure(PROG, f"cannot read the schema version of {path!r}: {exc}")
-    if found == 0:
-        return failure(PROG, f"{path!r} is not a meerkat store (it has no schema version); nothing was changed")
     if found > SCHEMA_VERSION:
         return failure(
             PROG,

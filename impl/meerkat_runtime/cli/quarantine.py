@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from meerkat_runtime.cli.session_arg import stored_runtime_id
 from meerkat_runtime.cli.usage import EXIT_OK, existing_file, failure, usage_error
 from meerkat_runtime.repair.quarantine import REPAIR_OWNER, quarantine_input
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import MeerkatError, ValidationFailed
+from meerkat_runtime.vocab.errors import LeaseHeld, MeerkatError, OwnershipLost, ValidationFailed, WriteRefused
 
 NAME = "quarantine"
 HELP = "move one stored input row of a session into the quarantine (its bytes kept) so the rest recovers"
@@ -33,14 +34,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the moved row as one JSON document")
     parser.epilog = (
         f"The move is one transaction, made under the session's lease (claimed as {REPAIR_OWNER!r} and released) "
-        "when the session has one. exit status: 0 the row was moved; 1 nothing was moved (no such row, a worker "
+        "when the session has one. exit status: 0 the row was moved; 1 nothing was moved (no such session or row, "
+        "the row is quarantined already, a worker "
         "holds the session's lease, or the file is damaged: the reason is printed); 2 usage error; "
         "130 interrupted (Ctrl-C)"
     )
 
 
+def _not_moved(store: SqliteRuntimeStore, runtime_id: str, session: str, input_id: str) -> str:
+    """Why the store refused to move ``input_id``: it holds no such row, or moved it already."""
+    try:
+        earlier = [row for row in store.load_quarantined(runtime_id) if row.input_id == input_id]
+    except MeerkatError:
+        earlier = []
+    if earlier:
+        return (
+            f"input {input_id!r} of session {session!r} is already quarantined (reason: {earlier[-1].reason!r}); "
+            "nothing was moved"
+        )
+    return f"session {session!r} holds no input {input_id!r}; nothing was moved"
+
+
 def run(args: argparse.Namespace) -> int:
     prog = PROG
+    if not args.input_id.strip():
+        return usage_error(prog, "INPUT_ID must not be empty")
     if not args.reason.strip():
         return usage_error(prog, "--reason must not be empty")
     try:
@@ -48,9 +66,14 @@ def run(args: argparse.Namespace) -> int:
     except MeerkatError as exc:
         return failure(prog, exc)
     try:
+        runtime_id = stored_runtime_id(store, args.session)
         moved = quarantine_input(store, args.session, args.input_id, args.reason)
     except ValidationFailed as exc:
         return usage_error(prog, exc)
+    except (LeaseHeld, OwnershipLost) as exc:
+        return failure(prog, exc)
+    except WriteRefused:
+        return failure(prog, _not_moved(store, runtime_id, args.session, args.input_id))
     except MeerkatError as exc:
         return failure(prog, exc)
     finally:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from meerkat_runtime.cli.usage import UsageError, existing_file, failure, usage_error
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
 from meerkat_runtime.vocab.errors import MeerkatError, ValidationFailed, VersionMismatch
 
 URL_PREFIXES = ("postgresql://", "postgres://")
@@ -83,6 +84,8 @@ def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[Ru
         store = open_read_only(args.store, args.schema)
     except UsageError as exc:
         return usage_error(prog, exc)
+    except NotAMeerkatStore as exc:
+        return failure(prog, exc.detail)
     except MeerkatError as exc:
         hint = " (upgrade it with: meerkat-runtime migrate STORE)" if isinstance(exc, VersionMismatch) else ""
         return failure(prog, f"{exc}{hint}")

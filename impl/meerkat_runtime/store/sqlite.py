@@ -92,9 +92,9 @@ from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_files import OPEN_FILES, read_file_set
 from meerkat_runtime.store.sqlite_integrity import INTEGRITY_CHECKS, IntegrityCheck, check_integrity
 from meerkat_runtime.store.sqlite_marks import advance_mark, new_inputs, stored_mark
-from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path
+from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path, read_only_refusal, unwritable_reason
 from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
-from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STORE_SCOPE, migrate, stored_version
+from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STORE_SCOPE, migrate, not_a_store, stored_version
 from meerkat_runtime.store.sqlite_wal import WalReport, analyse_wal
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
@@ -304,9 +304,11 @@ def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
     return lease
 
 
-def _require_current_version(conn: sqlite3.Connection) -> None:
+def _require_current_version(conn: sqlite3.Connection, path: str) -> None:
     """A read-only store migrates nothing: the file must be at this release's version."""
     found = stored_version(conn)
+    if found == 0:
+        raise not_a_store(conn, path)
     if found != SCHEMA_VERSION:
         newer = "newer than this release supports" if found > SCHEMA_VERSION else "older than this release's"
         raise VersionMismatch(
@@ -487,6 +489,8 @@ class SqliteRuntimeStore:
         self.path = checked_path(path, create_folder=not read_only)
         if read_only and (self.path == MEMORY or not os.path.isfile(self.path)):
             raise InvalidSetting(f"a read-only store needs an existing database file, got {self.path!r}")
+        if not read_only and self.path != MEMORY and (refusal := unwritable_reason(self.path)) is not None:
+            raise InvalidSetting(refusal)
         self.read_only = read_only
         self._target = read_only_target(self.path) if read_only else None
         self.synchronous: Synchronous = synchronous
@@ -523,11 +527,14 @@ class SqliteRuntimeStore:
                 self._file_key = OPEN_FILES.enter(self.path, self._check_log)
             self._read(STORE_SCOPE, "integrity check", lambda conn: check_integrity(conn, integrity_check, STORE_SCOPE))
             if read_only:
-                self._read(STORE_SCOPE, "schema version", _require_current_version)
+                self._read(STORE_SCOPE, "schema version", lambda conn: _require_current_version(conn, self.path))
             else:
                 self._write(STORE_SCOPE, "schema migration", migrate)
-        except BaseException:
+        except BaseException as exc:
             self._release_files()
+            refusal = None if read_only else read_only_refusal(self.path, exc.__cause__)
+            if refusal is not None:
+                raise InvalidSetting(refusal) from exc.__cause__
             raise
         if self.group_commit:
             self._committer = GroupCommitter(

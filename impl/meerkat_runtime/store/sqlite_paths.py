@@ -57,3 +57,47 @@ def checked_path(path: object, *, create_folder: bool = True) -> str:
     except OSError as exc:
         raise InvalidSetting(f"path {text!r} is unusable: cannot create folder {str(parent)!r}: {exc}") from None
     return text
+
+
+_SQLITE_READONLY = 8
+"""SQLite's primary result code for a write to a file it opened read-only (the low byte of
+the extended codes ``SQLITE_READONLY_DIRECTORY`` and the like)."""
+
+
+def _can_write(path: str) -> bool:
+    effective = os.access in os.supports_effective_ids
+    return os.access(path, os.W_OK, effective_ids=effective)
+
+
+def _refusal(path: str, detail: str) -> str:
+    return f"cannot open {path!r} for writing: permission denied ({detail}; open it with read_only=True to read it)"
+
+
+def unwritable_reason(path: str) -> str | None:
+    """Why this process cannot open the database file at ``path`` for writing, or ``None``.
+
+    SQLite opens a file it may not write read-only without saying so: every write would then
+    fail later, and in a writable folder it would leave ``-wal`` and ``-shm`` files behind. A
+    store opened for writing also needs its folder writable to create those two files (unless
+    both exist and are writable) and, for a new file, the file itself.
+    """
+    folder = os.path.dirname(path) or "."
+    if not os.path.exists(path):
+        if _can_write(folder):
+            return None
+        return f"cannot create {path!r}: permission denied (its folder {folder!r} is read-only)"
+    if not _can_write(path):
+        return _refusal(path, "the file is read-only")
+    companions = (path + "-wal", path + "-shm")
+    if all(os.path.exists(name) and _can_write(name) for name in companions) or _can_write(folder):
+        return None
+    return _refusal(path, f"its folder {folder!r} is read-only, so SQLite cannot create its -wal and -shm files")
+
+
+def read_only_refusal(path: str, exc: BaseException | None) -> str | None:
+    """The message for a file SQLite refused to write (``exc``, an ``SQLITE_READONLY`` error
+    met while the store opened it for writing), or ``None`` for any other failure."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int) or code & 0xFF != _SQLITE_READONLY:
+        return None
+    return _refusal(path, "the file or its folder is read-only")

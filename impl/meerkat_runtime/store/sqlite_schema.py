@@ -186,6 +186,23 @@ def stored_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+class NotAMeerkatStore(VersionMismatch):
+    """A file without a meerkat schema version (version 0): empty, or another application's
+    database. Opened for writing, an empty file gets the schema; read-only, it is refused."""
+
+
+def not_a_store(conn: sqlite3.Connection, path: str) -> NotAMeerkatStore:
+    """The refusal of ``path``, a file at schema version 0, saying whether it is empty."""
+    if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+        text = (
+            f"{path!r} is empty: not a meerkat store yet (the runtime creates the schema when it opens "
+            "the file for writing)"
+        )
+    else:
+        text = f"{path!r} is not a meerkat store: it holds other tables and no meerkat schema version"
+    return NotAMeerkatStore(STORE_SCOPE, text)
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Upgrade the schema to ``target`` inside the caller's transaction; return the old version.
 
