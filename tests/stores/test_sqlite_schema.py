@@ -10,7 +10,7 @@ from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.integrity import row_checksum
 from meerkat_runtime.store.records import InputRow, OpsLifecycleRecords
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, migrate, stored_version
+from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, NotAMeerkatStore, migrate, stored_version
 from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.errors import VersionMismatch, WriteFailed
 
@@ -108,6 +108,21 @@ def test_a_newer_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert stored_version(conn) == 99
     assert _tables(conn) == {"meerkat_schema_version"}
     conn.close()
+
+
+def test_another_applications_database_is_refused_byte_for_byte_untouched(tmp_path: Path) -> None:
+    """A file with tables but no meerkat schema version is not taken over: no journal mode
+    switched to WAL, no meerkat tables added, no -wal or -shm file left."""
+    path = tmp_path / "app.db"
+    conn = _raw(path)
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")
+    conn.execute("INSERT INTO orders (item) VALUES ('tea')")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(NotAMeerkatStore, match="is not a meerkat store: it holds other tables"):
+        SqliteRuntimeStore(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
 def test_a_version_table_without_a_version_is_refused(tmp_path: Path) -> None:

@@ -94,7 +94,14 @@ from meerkat_runtime.store.sqlite_integrity import INTEGRITY_CHECKS, IntegrityCh
 from meerkat_runtime.store.sqlite_marks import advance_mark, new_inputs, stored_mark
 from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path, read_only_refusal, unwritable_reason
 from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
-from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, STORE_SCOPE, migrate, not_a_store, stored_version
+from meerkat_runtime.store.sqlite_schema import (
+    SCHEMA_VERSION,
+    STORE_SCOPE,
+    migrate,
+    not_a_store,
+    refuse_foreign,
+    stored_version,
+)
 from meerkat_runtime.store.sqlite_wal import WalReport, analyse_wal
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
@@ -638,6 +645,7 @@ class SqliteRuntimeStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             if target is None:
+                refuse_foreign(conn, self.path)  # before the first change to the file
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except BaseException:

@@ -203,6 +203,14 @@ def not_a_store(conn: sqlite3.Connection, path: str) -> NotAMeerkatStore:
     return NotAMeerkatStore(STORE_SCOPE, text)
 
 
+def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """Raise :class:`NotAMeerkatStore` if the file holds tables but no meerkat schema version
+    (another application's database): a store opened on it for writing would change it (its
+    journal mode, then the schema). An empty file passes (the store creates the schema)."""
+    if stored_version(conn) == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+        raise not_a_store(conn, path)
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Upgrade the schema to ``target`` inside the caller's transaction; return the old version.
 
