@@ -103,12 +103,15 @@ from meerkat_runtime.vocab.errors import (
 )
 from meerkat_runtime.vocab.ids import (
     CANONICAL_RUNTIME_PREFIX,
+    MAX_SESSION_ID_BYTES,
     InputId,
     LogicalRuntimeId,
     RunId,
     SessionId,
     canonical_runtime_id,
+    id_problem,
     new_run_id,
+    shown_id,
 )
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -139,11 +142,16 @@ DEFAULT_OWNERSHIP = OwnershipConfig()
 
 
 def session_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
-    """The canonical runtime id of ``session_id``; ``ValidationFailed`` for an empty id or one
-    that already carries the runtime-id prefix (one canonical id per session)."""
-    text = str(session_id)
-    if not text:
-        raise ValidationFailed("session id must not be empty")
+    """The canonical runtime id of ``session_id``; ``ValidationFailed`` for an id that is not a
+    ``str``, is empty, holds a control character (C0 controls and DEL) or a lone surrogate, is
+    longer than ``MAX_SESSION_ID_BYTES`` (1,024) UTF-8 bytes, or already carries the runtime-id
+    prefix (one canonical id per session). The store accepts every runtime id this returns."""
+    if not isinstance(session_id, str):
+        raise ValidationFailed(f"session id must be a str, got {type(session_id).__name__} {session_id!r:.60}")
+    text = session_id
+    problem = id_problem(text, MAX_SESSION_ID_BYTES)
+    if problem is not None:
+        raise ValidationFailed(f"session id {problem}" if not text else f"session id {shown_id(text)} {problem}")
     if text.startswith(CANONICAL_RUNTIME_PREFIX):
         raise ValidationFailed(
             f"session id {text!r} starts with the runtime-id prefix {CANONICAL_RUNTIME_PREFIX!r}; "
