@@ -90,12 +90,13 @@ from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, e
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.high_water import HighWater
-from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.protocol import RuntimeStore, missing_store_methods
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
     ExecutorStartFailed,
     InvalidRuntimeTransition,
+    InvalidSetting,
     NotReady,
     OwnershipLost,
     SessionNotFound,
@@ -160,6 +161,53 @@ def session_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
     return canonical_runtime_id(text)
 
 
+def _check_settings(
+    store: object,
+    blob_store: object,
+    ownership: object,
+    *,
+    offload_store_calls: object,
+    close_store: object,
+    max_input_bytes: int,
+    retry: object,
+    retention: object,
+) -> None:
+    """``InvalidSetting`` naming the first constructor argument of the wrong kind: a store that
+    is not ``None`` and lacks a ``RuntimeStore`` method, a blob store lacking a ``BlobStore``
+    method, ownership that is neither an ``OwnershipConfig`` nor ``None``, a flag that is not a
+    bool, and the settings ``InputLimits``, ``RetryPolicy`` and ``RetentionPolicy`` check.
+    Checked before anything is built or opened."""
+    if store is not None:
+        missing = missing_store_methods(store)
+        if missing:
+            lacks = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise InvalidSetting(
+                f"store must be a RuntimeStore (or, for MeerkatMachine.persistent, the path of an SQLite file), "
+                f"got {type(store).__name__} {store!r:.60}, which lacks {lacks}"
+            )
+    if blob_store is not None:
+        missing = [
+            name for name in ("put_image", "get", "exists", "delete") if not callable(getattr(blob_store, name, None))
+        ]
+        if missing:
+            raise InvalidSetting(
+                f"blob_store must be a BlobStore or None, got {type(blob_store).__name__} {blob_store!r:.60}, "
+                f"which lacks {', '.join(missing)}"
+            )
+    if ownership is not None and not isinstance(ownership, OwnershipConfig):
+        raise InvalidSetting(
+            f"ownership must be an OwnershipConfig or None, got {type(ownership).__name__} {ownership!r:.60}"
+        )
+    for name, flag in (("offload_store_calls", offload_store_calls), ("close_store", close_store)):
+        if not isinstance(flag, bool):
+            raise InvalidSetting(f"{name} must be True or False, got {flag!r:.60}")
+    InputLimits(max_input_bytes)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+    if retention is not None and not isinstance(retention, RetentionPolicy):
+        raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
+
+
 def _dead(task: asyncio.Task[None] | None) -> bool:
     return task is not None and task.done()
 
@@ -189,12 +237,18 @@ class MeerkatMachine:
         close_store: bool = False,
         retention: RetentionPolicy | None = None,
     ) -> None:
+        _check_settings(
+            store,
+            blob_store,
+            ownership,
+            offload_store_calls=offload_store_calls,
+            close_store=close_store,
+            max_input_bytes=max_input_bytes,
+            retry=retry,
+            retention=retention,
+        )
         self._limits = InputLimits(max_input_bytes)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self._retry = retry or DEFAULT_RETRY
-        if retention is not None and not isinstance(retention, RetentionPolicy):
-            raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
         self._retention = retention or DEFAULT_RETENTION
         self._dispatch: CompositionDispatch | None = None
         authorities = (
@@ -247,9 +301,12 @@ class MeerkatMachine:
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
-        ``store`` is a ``RuntimeStore`` or the path of an SQLite file, which is opened here
-        with :class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore`'s defaults (a bad path
-        is ``InvalidSetting``). ``close_store`` says whether :meth:`close` closes the store
+        ``store`` is a ``RuntimeStore`` or the path (``str`` or ``os.PathLike[str]``) of an
+        SQLite file, which is opened here with
+        :class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore`'s defaults (a bad path is
+        ``InvalidSetting``). Anything else (``None``, a ``bytes`` path, an object lacking a
+        ``RuntimeStore`` method) is ``InvalidSetting`` naming it, as is a setting of the wrong
+        kind; nothing is opened then. ``close_store`` says whether :meth:`close` closes the store
         too; by default it does for a store opened here from a path and does not for a store
         passed in (its owner closes it).
 
@@ -265,8 +322,28 @@ class MeerkatMachine:
         idempotency window (:class:`~meerkat_runtime.session.retention_policy.RetentionPolicy`;
         default: the most recent 10,000).
         """
-        if isinstance(store, str | os.PathLike):
-            opened: RuntimeStore = SqliteRuntimeStore(store)
+        if store is None:
+            raise InvalidSetting(
+                "MeerkatMachine.persistent needs a store: a RuntimeStore or the path of an SQLite file, "
+                "got None (MeerkatMachine.ephemeral() makes a machine that stores nothing)"
+            )
+        if close_store is not None and not isinstance(close_store, bool):
+            raise InvalidSetting(f"close_store must be True, False or None, got {close_store!r:.60}")
+        if isinstance(store, str | bytes | os.PathLike):
+            path = os.fspath(store)
+            if not isinstance(path, str):
+                raise InvalidSetting(f"store path must be a str or os.PathLike[str], got a bytes path {path!r:.60}")
+            _check_settings(  # before the file is opened (and created)
+                None,
+                blob_store,
+                ownership,
+                offload_store_calls=offload_store_calls,
+                close_store=False,
+                max_input_bytes=max_input_bytes,
+                retry=retry,
+                retention=retention,
+            )
+            opened: RuntimeStore = SqliteRuntimeStore(path)
             owned = True if close_store is None else close_store
         else:
             opened, owned = store, bool(close_store)
