@@ -65,6 +65,7 @@ PUBLIC = frozenset(
         "LifecycleEvent",
         "LoggingSubscriber",
         "LostOwnership",
+        "MachineClosed",
         "MeerkatError",
         "MeerkatMachine",
         "MemoryStorage",

@@ -97,6 +97,7 @@ from meerkat_runtime.vocab.errors import (
     ExecutorStartFailed,
     InvalidRuntimeTransition,
     InvalidSetting,
+    MachineClosed,
     NotReady,
     OwnershipLost,
     SessionNotFound,
@@ -112,6 +113,7 @@ from meerkat_runtime.vocab.ids import (
     canonical_runtime_id,
     id_problem,
     new_run_id,
+    session_id_of,
     shown_id,
 )
 from meerkat_runtime.vocab.inputs import InputLifecycleState
@@ -274,6 +276,9 @@ class MeerkatMachine:
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
         """Unregistrations in flight (each runs in its own task), with their sessions."""
         self._closing: asyncio.Task[None] | None = None
+        self._closed = False
+        """Set when :meth:`close` is first called: from then on every call that registers or
+        uses a session raises ``MachineClosed``."""
 
     @classmethod
     def ephemeral(
@@ -364,7 +369,12 @@ class MeerkatMachine:
             raise
 
     async def __aenter__(self) -> MeerkatMachine:
+        self._check_open("enter 'async with' again")
         return self
+
+    def _check_open(self, action: str) -> None:
+        if self._closed:
+            raise MachineClosed(action)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -518,7 +528,10 @@ class MeerkatMachine:
     # --- registration ---------------------------------------------------------------------
 
     def _get(self, session_id: SessionId | str, *, lost_ok: bool = False) -> RuntimeSession:
-        session = self._sessions.get(session_runtime_id(session_id))
+        runtime_id = session_runtime_id(session_id)
+        if self._closed:
+            raise MachineClosed(f"use session {session_id!r}")
+        session = self._sessions.get(runtime_id)
         if session is None:
             raise SessionNotFound(str(session_id))
         if not lost_ok:
@@ -547,6 +560,7 @@ class MeerkatMachine:
 
     async def _ensure_registered(self, session_id: SessionId | str) -> RuntimeSession:
         runtime_id = session_runtime_id(session_id)
+        self._check_open(f"register session {session_id!r}")
         session = self._sessions.get(runtime_id)
         if session is not None and session.lost is None:
             events.emit_step(session, "register_noop")
@@ -560,6 +574,7 @@ class MeerkatMachine:
                 leaving = self._unregistering.get(runtime_id)
                 if leaving is not None:  # its loop must be gone before a new one can start
                     await asyncio.wait({leaving[0]})
+                self._check_open(f"register session {session_id_of(runtime_id)!r}")  # closed meanwhile
                 session = self._sessions.get(runtime_id)
                 if session is not None and session.lost is None:
                     return session  # a concurrent registration built it
@@ -802,7 +817,10 @@ class MeerkatMachine:
         """Unregister every session (releasing its lease), stop the lease renewal and, when the
         machine owns its store (``close_store``), close the store. Cancelling the caller does
         not interrupt it: the shutdown runs to its end in its own task. Closing twice is
-        harmless."""
+        harmless. From the first call on, every call that registers or uses a session raises
+        ``MachineClosed`` (``unregister_session`` is a no-op, the observations that answer for
+        an unknown session answer so)."""
+        self._closed = True
         task = self._closing
         if task is None or task.done():
             task = self._closing = asyncio.get_running_loop().create_task(self._close_now())
