@@ -16,7 +16,12 @@ from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import ReadFailed, ValidationFailed, WriteFailed
-from meerkat_runtime.vocab.ids import CANONICAL_RUNTIME_PREFIX, MAX_RUNTIME_ID_BYTES, MAX_SESSION_ID_BYTES
+from meerkat_runtime.vocab.ids import (
+    CANONICAL_RUNTIME_PREFIX,
+    MAX_RUNTIME_ID_BYTES,
+    MAX_SESSION_ID_BYTES,
+    canonical_runtime_id,
+)
 
 from tests.runtime_session.helpers import make_prompt, run
 
@@ -97,3 +102,10 @@ def test_a_store_called_directly_applies_the_same_rules_to_runtime_ids(tmp_path:
             store.load_input_states(runtime_id)
     assert store.list_runtimes() == [longest]
     store.close()
+
+
+@pytest.mark.parametrize("session_id", [None, 123, b"s"], ids=repr)
+def test_the_canonical_runtime_id_helper_refuses_a_non_str(session_id: Any) -> None:
+    with pytest.raises(ValueError, match="session id must be a str, got"):
+        canonical_runtime_id(session_id)
+    assert canonical_runtime_id("s") == canonical_runtime_id("rt:session:s") == "rt:session:s"

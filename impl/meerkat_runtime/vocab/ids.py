@@ -168,9 +168,13 @@ def canonical_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
     """The one runtime id under which a session's state is stored: ``rt:session:<session id>``.
 
     A bare session UUID (the legacy alias) is never a runtime id; passing an already
-    canonical id returns it unchanged.
+    canonical id returns it unchanged. A session id that is not a ``str`` is a ``ValueError``
+    (``None`` is not the session ``"None"``); ``MeerkatMachine`` checks the other rules of session
+    ids (:func:`id_problem`) before it gets here.
     """
-    text = str(session_id)
+    if not isinstance(session_id, str):
+        raise ValueError(f"session id must be a str, got {type(session_id).__name__}")
+    text = session_id
     if not text:
         raise ValueError("session id must not be empty")
     if text.startswith(CANONICAL_RUNTIME_PREFIX):
