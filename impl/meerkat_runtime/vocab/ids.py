@@ -143,7 +143,7 @@ def id_problem(text: str, max_bytes: int) -> str | None:
     surrogate (not UTF-8 text), or more than ``max_bytes`` UTF-8 bytes."""
     if not text:
         return "must not be empty"
-    bad = _NOT_ID_TEXT.search(text)
+    bad = None if text.isprintable() else _NOT_ID_TEXT.search(text)  # controls, surrogates: not printable
     if bad is not None:
         char, at = bad.group(), bad.start()
         if char >= "\ud800":
