@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -11,6 +12,7 @@ import pytest
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ownership import OwnershipConfig, default_owner_id
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
+from meerkat_runtime.vocab.errors import InvalidSetting
 
 from tests.runtime_session.helpers import run
 
@@ -40,8 +42,28 @@ def test_defaults() -> None:
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(settings: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidSetting, match=message) as info:
         OwnershipConfig(**settings)
+    assert isinstance(info.value, ValueError) and info.value.kind == "invalid_setting"
+
+
+@pytest.mark.parametrize(("lease_s", "renew_every_s"), [(1.0, 1 / 3), (0.3, 0.1), (15.0, 5.0), (60, 20.0)])
+def test_the_renewal_period_not_given_is_a_third_of_the_lease(lease_s: float, renew_every_s: float) -> None:
+    config = OwnershipConfig(lease_s=lease_s)
+    assert config.renew_every_s == pytest.approx(renew_every_s)
+    assert config.renew_every_s is not None and config.renew_every_s < config.lease_s
+    shorter = dataclasses.replace(config, lease_s=0.6)  # derived again, not kept
+    assert shorter.renew_every_s == pytest.approx(0.2)
+
+
+def test_an_explicit_renewal_period_is_kept_and_a_bad_one_refused() -> None:
+    assert OwnershipConfig(lease_s=30.0, renew_every_s=5.0).renew_every_s == 5.0
+    assert dataclasses.replace(OwnershipConfig(lease_s=30.0, renew_every_s=5.0), lease_s=6.0).renew_every_s == 5.0
+    assert OwnershipConfig(lease_s=1.0, renew_every_s=None).renew_every_s is None
+    with pytest.raises(InvalidSetting, match=r"renew_every_s \(5.0\) must be shorter than lease_s \(1.0\)"):
+        OwnershipConfig(lease_s=1.0, renew_every_s=5.0)
+    with pytest.raises(InvalidSetting, match="must be shorter than lease_s"):
+        dataclasses.replace(OwnershipConfig(lease_s=30.0, renew_every_s=5.0), lease_s=2.0)
 
 
 def test_default_owner_ids_name_host_and_process_and_are_unique() -> None:

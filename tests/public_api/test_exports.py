@@ -69,6 +69,7 @@ PUBLIC = frozenset(
         "LifecycleEvent",
         "LoggingSubscriber",
         "LostOwnership",
+        "MachineClosed",
         "ManualClock",
         "MeerkatError",
         "MeerkatMachine",

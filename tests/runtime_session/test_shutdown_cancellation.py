@@ -94,6 +94,8 @@ def test_cancelled_shutdown_still_stops_the_loop_and_a_new_registration_runs_eac
         assert first.stopped and _released(store)
         assert waiter is not None and waiter.done()
         second = ScriptedExecutor()
+        if shutdown == "close":  # a closed machine stays closed: the session moves to a new one
+            m, _ = persistent(store)
         await m.register_session_with_executor("s", second)
         await m.settle("s")
         # the first loop ran nothing after the shutdown began: its parked run was cancelled (never

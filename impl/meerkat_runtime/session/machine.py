@@ -90,12 +90,14 @@ from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, e
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.high_water import HighWater
-from meerkat_runtime.store.protocol import RuntimeStore
+from meerkat_runtime.store.protocol import RuntimeStore, missing_store_methods
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
     ExecutorStartFailed,
     InvalidRuntimeTransition,
+    InvalidSetting,
+    MachineClosed,
     NotReady,
     OwnershipLost,
     SessionNotFound,
@@ -103,12 +105,16 @@ from meerkat_runtime.vocab.errors import (
 )
 from meerkat_runtime.vocab.ids import (
     CANONICAL_RUNTIME_PREFIX,
+    MAX_SESSION_ID_BYTES,
     InputId,
     LogicalRuntimeId,
     RunId,
     SessionId,
     canonical_runtime_id,
+    id_problem,
     new_run_id,
+    session_id_of,
+    shown_id,
 )
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -139,17 +145,69 @@ DEFAULT_OWNERSHIP = OwnershipConfig()
 
 
 def session_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
-    """The canonical runtime id of ``session_id``; ``ValidationFailed`` for an empty id or one
-    that already carries the runtime-id prefix (one canonical id per session)."""
-    text = str(session_id)
-    if not text:
-        raise ValidationFailed("session id must not be empty")
+    """The canonical runtime id of ``session_id``; ``ValidationFailed`` for an id that is not a
+    ``str``, is empty, holds a control character (C0 controls and DEL) or a lone surrogate, is
+    longer than ``MAX_SESSION_ID_BYTES`` (1,024) UTF-8 bytes, or already carries the runtime-id
+    prefix (one canonical id per session). The store accepts every runtime id this returns."""
+    if not isinstance(session_id, str):
+        raise ValidationFailed(f"session id must be a str, got {type(session_id).__name__} {session_id!r:.60}")
+    text = session_id
+    problem = id_problem(text, MAX_SESSION_ID_BYTES)
+    if problem is not None:
+        raise ValidationFailed(f"session id {problem}" if not text else f"session id {shown_id(text)} {problem}")
     if text.startswith(CANONICAL_RUNTIME_PREFIX):
         raise ValidationFailed(
             f"session id {text!r} starts with the runtime-id prefix {CANONICAL_RUNTIME_PREFIX!r}; "
             f"pass the session id itself ({text[len(CANONICAL_RUNTIME_PREFIX) :]!r})"
         )
     return canonical_runtime_id(text)
+
+
+def _check_settings(
+    store: object,
+    blob_store: object,
+    ownership: object,
+    *,
+    offload_store_calls: object,
+    close_store: object,
+    max_input_bytes: int,
+    retry: object,
+    retention: object,
+) -> None:
+    """``InvalidSetting`` naming the first constructor argument of the wrong kind: a store that
+    is not ``None`` and lacks a ``RuntimeStore`` method, a blob store lacking a ``BlobStore``
+    method, ownership that is neither an ``OwnershipConfig`` nor ``None``, a flag that is not a
+    bool, and the settings ``InputLimits``, ``RetryPolicy`` and ``RetentionPolicy`` check.
+    Checked before anything is built or opened."""
+    if store is not None:
+        missing = missing_store_methods(store)
+        if missing:
+            lacks = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise InvalidSetting(
+                f"store must be a RuntimeStore (or, for MeerkatMachine.persistent, the path of an SQLite file), "
+                f"got {type(store).__name__} {store!r:.60}, which lacks {lacks}"
+            )
+    if blob_store is not None:
+        missing = [
+            name for name in ("put_image", "get", "exists", "delete") if not callable(getattr(blob_store, name, None))
+        ]
+        if missing:
+            raise InvalidSetting(
+                f"blob_store must be a BlobStore or None, got {type(blob_store).__name__} {blob_store!r:.60}, "
+                f"which lacks {', '.join(missing)}"
+            )
+    if ownership is not None and not isinstance(ownership, OwnershipConfig):
+        raise InvalidSetting(
+            f"ownership must be an OwnershipConfig or None, got {type(ownership).__name__} {ownership!r:.60}"
+        )
+    for name, flag in (("offload_store_calls", offload_store_calls), ("close_store", close_store)):
+        if not isinstance(flag, bool):
+            raise InvalidSetting(f"{name} must be True or False, got {flag!r:.60}")
+    InputLimits(max_input_bytes)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+    if retention is not None and not isinstance(retention, RetentionPolicy):
+        raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
 
 
 def _dead(task: asyncio.Task[None] | None) -> bool:
@@ -181,12 +239,18 @@ class MeerkatMachine:
         close_store: bool = False,
         retention: RetentionPolicy | None = None,
     ) -> None:
+        _check_settings(
+            store,
+            blob_store,
+            ownership,
+            offload_store_calls=offload_store_calls,
+            close_store=close_store,
+            max_input_bytes=max_input_bytes,
+            retry=retry,
+            retention=retention,
+        )
         self._limits = InputLimits(max_input_bytes)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self._retry = retry or DEFAULT_RETRY
-        if retention is not None and not isinstance(retention, RetentionPolicy):
-            raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
         self._retention = retention or DEFAULT_RETENTION
         self._dispatch: CompositionDispatch | None = None
         authorities = (
@@ -212,6 +276,9 @@ class MeerkatMachine:
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
         """Unregistrations in flight (each runs in its own task), with their sessions."""
         self._closing: asyncio.Task[None] | None = None
+        self._closed = False
+        """Set when :meth:`close` is first called: from then on every call that registers or
+        uses a session raises ``MachineClosed``."""
 
     @classmethod
     def ephemeral(
@@ -239,9 +306,12 @@ class MeerkatMachine:
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
-        ``store`` is a ``RuntimeStore`` or the path of an SQLite file, which is opened here
-        with :class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore`'s defaults (a bad path
-        is ``InvalidSetting``). ``close_store`` says whether :meth:`close` closes the store
+        ``store`` is a ``RuntimeStore`` or the path (``str`` or ``os.PathLike[str]``) of an
+        SQLite file, which is opened here with
+        :class:`~meerkat_runtime.store.sqlite.SqliteRuntimeStore`'s defaults (a bad path is
+        ``InvalidSetting``). Anything else (``None``, a ``bytes`` path, an object lacking a
+        ``RuntimeStore`` method) is ``InvalidSetting`` naming it, as is a setting of the wrong
+        kind; nothing is opened then. ``close_store`` says whether :meth:`close` closes the store
         too; by default it does for a store opened here from a path and does not for a store
         passed in (its owner closes it).
 
@@ -257,8 +327,28 @@ class MeerkatMachine:
         idempotency window (:class:`~meerkat_runtime.session.retention_policy.RetentionPolicy`;
         default: the most recent 10,000).
         """
-        if isinstance(store, str | os.PathLike):
-            opened: RuntimeStore = SqliteRuntimeStore(store)
+        if store is None:
+            raise InvalidSetting(
+                "MeerkatMachine.persistent needs a store: a RuntimeStore or the path of an SQLite file, "
+                "got None (MeerkatMachine.ephemeral() makes a machine that stores nothing)"
+            )
+        if close_store is not None and not isinstance(close_store, bool):
+            raise InvalidSetting(f"close_store must be True, False or None, got {close_store!r:.60}")
+        if isinstance(store, str | bytes | os.PathLike):
+            path = os.fspath(store)
+            if not isinstance(path, str):
+                raise InvalidSetting(f"store path must be a str or os.PathLike[str], got a bytes path {path!r:.60}")
+            _check_settings(  # before the file is opened (and created)
+                None,
+                blob_store,
+                ownership,
+                offload_store_calls=offload_store_calls,
+                close_store=False,
+                max_input_bytes=max_input_bytes,
+                retry=retry,
+                retention=retention,
+            )
+            opened: RuntimeStore = SqliteRuntimeStore(path)
             owned = True if close_store is None else close_store
         else:
             opened, owned = store, bool(close_store)
@@ -279,7 +369,12 @@ class MeerkatMachine:
             raise
 
     async def __aenter__(self) -> MeerkatMachine:
+        self._check_open("enter 'async with' again")
         return self
+
+    def _check_open(self, action: str) -> None:
+        if self._closed:
+            raise MachineClosed(action)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -433,7 +528,10 @@ class MeerkatMachine:
     # --- registration ---------------------------------------------------------------------
 
     def _get(self, session_id: SessionId | str, *, lost_ok: bool = False) -> RuntimeSession:
-        session = self._sessions.get(session_runtime_id(session_id))
+        runtime_id = session_runtime_id(session_id)
+        if self._closed:
+            raise MachineClosed(f"use session {session_id!r}")
+        session = self._sessions.get(runtime_id)
         if session is None:
             raise SessionNotFound(str(session_id))
         if not lost_ok:
@@ -462,6 +560,7 @@ class MeerkatMachine:
 
     async def _ensure_registered(self, session_id: SessionId | str) -> RuntimeSession:
         runtime_id = session_runtime_id(session_id)
+        self._check_open(f"register session {session_id!r}")
         session = self._sessions.get(runtime_id)
         if session is not None and session.lost is None:
             events.emit_step(session, "register_noop")
@@ -475,6 +574,7 @@ class MeerkatMachine:
                 leaving = self._unregistering.get(runtime_id)
                 if leaving is not None:  # its loop must be gone before a new one can start
                     await asyncio.wait({leaving[0]})
+                self._check_open(f"register session {session_id_of(runtime_id)!r}")  # closed meanwhile
                 session = self._sessions.get(runtime_id)
                 if session is not None and session.lost is None:
                     return session  # a concurrent registration built it
@@ -717,7 +817,10 @@ class MeerkatMachine:
         """Unregister every session (releasing its lease), stop the lease renewal and, when the
         machine owns its store (``close_store``), close the store. Cancelling the caller does
         not interrupt it: the shutdown runs to its end in its own task. Closing twice is
-        harmless."""
+        harmless. From the first call on, every call that registers or uses a session raises
+        ``MachineClosed`` (``unregister_session`` is a no-op, the observations that answer for
+        an unknown session answer so)."""
+        self._closed = True
         task = self._closing
         if task is None or task.done():
             task = self._closing = asyncio.get_running_loop().create_task(self._close_now())

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from meerkat_runtime.store.clock import Clock
+from meerkat_runtime.vocab.errors import InvalidSetting
 from meerkat_runtime.vocab.ids import uuid7
 from meerkat_runtime.vocab.settings import MAX_SECONDS, bounded_seconds
 
@@ -31,6 +32,18 @@ def _positive(name: str, value: object) -> float:
     return bounded_seconds(name, value, MAX_SECONDS)
 
 
+RENEWALS_PER_LEASE = 3
+"""Renewals per lease length when ``renew_every_s`` is not given: a lease survives two missed
+renewals."""
+
+
+class _Derived(float):
+    """A renewal period derived from ``lease_s`` (not given): ``dataclasses.replace`` with another
+    ``lease_s`` derives it again instead of keeping the old lease's third."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class OwnershipConfig:
     """Ownership settings of one machine.
@@ -40,9 +53,11 @@ class OwnershipConfig:
       restarted worker take its sessions back at once: a claim by the lease's own owner always
       succeeds (with a new token), so the previous incarnation's writes are refused.
     * ``lease_s``: how long a claim or renewal holds the lease (store clock).
-    * ``renew_every_s``: period of the background renewal (must be shorter than ``lease_s``).
-      ``None`` turns automatic renewal off — no background task and no renewal before a run —
-      for harnesses that renew explicitly with ``MeerkatMachine.renew_leases_now()``.
+    * ``renew_every_s``: period of the background renewal; not given, ``lease_s / 3`` (5 s of
+      the default 15 s lease); given, it must be shorter than ``lease_s`` (else
+      ``InvalidSetting``). ``None`` turns automatic renewal off — no background task and no
+      renewal before a run — for harnesses that renew explicitly with
+      ``MeerkatMachine.renew_leases_now()``.
     * ``wait_for_lease``: when another owner holds the lease, ``False`` raises ``LeaseHeld`` at
       once; ``True`` waits until the lease can be claimed; a number waits at most that many
       seconds (then ``LeaseHeld``).
@@ -54,26 +69,32 @@ class OwnershipConfig:
 
     owner_id: str | None = None
     lease_s: float = 15.0
-    renew_every_s: float | None = 5.0
+    renew_every_s: float | None = _Derived(15.0 / RENEWALS_PER_LEASE)
     wait_for_lease: bool | float = False
     wait_poll_s: float | None = None
     clock: Clock = time.monotonic
 
     def __post_init__(self) -> None:
         if self.owner_id is not None and (not isinstance(self.owner_id, str) or not self.owner_id):
-            raise ValueError(f"owner_id must be a non-empty string or None, got {self.owner_id!r}")
+            raise InvalidSetting(f"owner_id must be a non-empty string or None, got {self.owner_id!r}")
         lease = _positive("lease_s", self.lease_s)
-        if self.renew_every_s is not None and _positive("renew_every_s", self.renew_every_s) >= lease:
-            raise ValueError(f"renew_every_s ({self.renew_every_s}) must be shorter than lease_s ({self.lease_s})")
+        renew = self.renew_every_s
+        if isinstance(renew, _Derived):
+            object.__setattr__(self, "renew_every_s", _Derived(lease / RENEWALS_PER_LEASE))
+        elif renew is not None and _positive("renew_every_s", renew) >= lease:
+            raise InvalidSetting(
+                f"renew_every_s ({renew!r}) must be shorter than lease_s ({self.lease_s!r}); "
+                f"leave it out to renew every lease_s / {RENEWALS_PER_LEASE}"
+            )
         wait = self.wait_for_lease
         if not isinstance(wait, bool) and (
             not isinstance(wait, int | float) or math.isnan(wait) or wait < 0  # inf waits forever
         ):
-            raise ValueError(f"wait_for_lease must be a bool or a number of seconds >= 0, got {wait!r}")
+            raise InvalidSetting(f"wait_for_lease must be a bool or a number of seconds >= 0, got {wait!r}")
         if self.wait_poll_s is not None:
             _positive("wait_poll_s", self.wait_poll_s)
         if not callable(self.clock):
-            raise ValueError("clock must be a callable returning seconds")
+            raise InvalidSetting("clock must be a callable returning seconds")
 
     @property
     def wait_limit_s(self) -> float:

@@ -236,6 +236,19 @@ class RuntimeStore(Protocol):
         ...
 
 
+STORE_METHODS: tuple[str, ...] = tuple(
+    name for name, value in vars(RuntimeStore).items() if not name.startswith("_") and callable(value)
+)
+"""The methods of the ``RuntimeStore`` protocol."""
+
+
+def missing_store_methods(store: object) -> list[str]:
+    """The ``RuntimeStore`` methods ``store`` lacks (none for a store). Looked up as a call
+    looks them up, so a wrapper forwarding them through ``__getattr__`` has them all (which
+    ``isinstance(store, RuntimeStore)`` does not see on Python 3.12 and later)."""
+    return [name for name in STORE_METHODS if not callable(getattr(store, name, None))]
+
+
 @runtime_checkable
 class SubmitsWrites(Protocol):
     """An optional capability of a store with group commit (the SQLite store): a write can be

@@ -13,6 +13,7 @@ from typing import TypeGuard
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import Corrupt, StoreError
+from meerkat_runtime.vocab.ids import MAX_RUNTIME_ID_BYTES, id_problem
 from meerkat_runtime.vocab.json_limits import JsonLimitExceeded
 from meerkat_runtime.vocab.settings import MAX_SECONDS
 
@@ -21,8 +22,13 @@ MAX_SEQUENCE = (1 << 64) - 1
 
 
 def runtime_label(runtime_id: object) -> str:
-    """The runtime id as errors show it, even when it is not a string."""
-    return runtime_id if isinstance(runtime_id, str) else repr(runtime_id)
+    """The runtime id as errors show it, even when it is not a string (an over-long one cut)."""
+    if isinstance(runtime_id, str):
+        return runtime_id if len(runtime_id) <= _LABEL_CHARS else f"{runtime_id[:_LABEL_CHARS]}..."
+    return f"{runtime_id!r:.{_LABEL_CHARS}}"
+
+
+_LABEL_CHARS = 80
 
 
 def _is_text(value: object) -> TypeGuard[str]:
@@ -37,8 +43,14 @@ def _is_text(value: object) -> TypeGuard[str]:
 
 
 def check_runtime_id(runtime_id: object, error: type[StoreError]) -> str:
-    if not _is_text(runtime_id):
+    """A runtime id: a non-empty UTF-8 string of at most ``MAX_RUNTIME_ID_BYTES`` bytes without
+    control characters (the rules of session ids, :func:`~meerkat_runtime.vocab.ids.id_problem`,
+    so every runtime id a machine derives is accepted)."""
+    if not isinstance(runtime_id, str):
         raise error(runtime_label(runtime_id), "runtime id must be a non-empty UTF-8 string")
+    problem = id_problem(runtime_id, MAX_RUNTIME_ID_BYTES)
+    if problem is not None:
+        raise error(runtime_label(runtime_id), f"runtime id {problem}")
     return runtime_id
 
 

@@ -249,6 +249,17 @@ class SessionNotFound(RuntimeDriverError):
         self.session_id = session_id
 
 
+class MachineClosed(RuntimeDriverError):
+    """The ``MeerkatMachine`` was closed (``close()``, or the end of its ``async with`` block):
+    it registers and serves no session any more. Create a new machine."""
+
+    kind: ClassVar[str] = "machine_closed"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"the machine is closed: cannot {action} (create a new MeerkatMachine)")
+        self.action = action
+
+
 class InputNotFound(RuntimeDriverError):
     kind: ClassVar[str] = "input_not_found"
 

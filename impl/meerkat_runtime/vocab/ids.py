@@ -7,6 +7,7 @@ are UUID version 7 (time-ordered), generated here without third-party packages.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 import time
@@ -21,6 +22,15 @@ RuntimeEpochId = NewType("RuntimeEpochId", str)
 LogicalRuntimeId = NewType("LogicalRuntimeId", str)
 
 CANONICAL_RUNTIME_PREFIX = "rt:session:"
+
+MAX_SESSION_ID_BYTES = 1024
+"""Longest session id, in UTF-8 bytes."""
+
+MAX_RUNTIME_ID_BYTES = MAX_SESSION_ID_BYTES + len(CANONICAL_RUNTIME_PREFIX)
+"""Longest runtime id a store accepts, in UTF-8 bytes: the longest session id's runtime id."""
+
+_NOT_ID_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+"""Characters no id may hold: the C0 controls, DEL, and lone surrogates (not UTF-8 text)."""
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -126,13 +136,45 @@ def session_id_of(runtime_id: str) -> str:
     return runtime_id
 
 
+def id_problem(text: str, max_bytes: int) -> str | None:
+    """What is wrong with ``text`` as a session or runtime id, as a phrase following the id's
+    name (``None`` when nothing is): empty, a control character (C0 controls U+0000..U+001F and
+    DEL U+007F: they cannot be typed on a command line or shown in one table row), a lone
+    surrogate (not UTF-8 text), or more than ``max_bytes`` UTF-8 bytes."""
+    if not text:
+        return "must not be empty"
+    bad = None if text.isprintable() else _NOT_ID_TEXT.search(text)  # controls, surrogates: not printable
+    if bad is not None:
+        char, at = bad.group(), bad.start()
+        if char >= "\ud800":
+            return f"contains a lone surrogate (U+{ord(char):04X} at index {at}); it must be UTF-8 text"
+        return (
+            f"contains a control character (U+{ord(char):04X} at index {at}); "
+            "C0 controls U+0000..U+001F and DEL U+007F are not allowed"
+        )
+    if len(text) > max_bytes // 4:  # fewer characters cannot exceed max_bytes
+        size = len(text.encode("utf-8"))
+        if size > max_bytes:
+            return f"is {size} UTF-8 bytes long; at most {max_bytes} are allowed"
+    return None
+
+
+def shown_id(text: str, limit: int = 60) -> str:
+    """``text`` as an error message shows an id: its ``repr``, cut after ``limit`` characters."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def canonical_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
     """The one runtime id under which a session's state is stored: ``rt:session:<session id>``.
 
     A bare session UUID (the legacy alias) is never a runtime id; passing an already
-    canonical id returns it unchanged.
+    canonical id returns it unchanged. A session id that is not a ``str`` is a ``ValueError``
+    (``None`` is not the session ``"None"``); ``MeerkatMachine`` checks the other rules of session
+    ids (:func:`id_problem`) before it gets here.
     """
-    text = str(session_id)
+    if not isinstance(session_id, str):
+        raise ValueError(f"session id must be a str, got {type(session_id).__name__}")
+    text = session_id
     if not text:
         raise ValueError("session id must not be empty")
     if text.startswith(CANONICAL_RUNTIME_PREFIX):

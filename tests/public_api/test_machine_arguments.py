@@ -1,0 +1,94 @@
+"""A wrong argument to a ``MeerkatMachine`` constructor is refused at once with a one-line
+``InvalidSetting`` naming what was passed; nothing is built or opened (no file is created)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meerkat_runtime import InMemoryRuntimeStore, InvalidSetting, MeerkatMachine
+from meerkat_runtime.store.faults import FaultInjectingStore
+from meerkat_runtime.store.protocol import STORE_METHODS, missing_store_methods
+
+from tests.runtime_session.helpers import run
+
+
+class _Forwarding:
+    """A wrapper forwarding every store method through ``__getattr__``: a store."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _HalfStore:
+    def claim_lease(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        (None, "needs a store: a RuntimeStore or the path of an SQLite file, got None"),
+        (123, "store must be a RuntimeStore .* got int 123, which lacks persist_input_state"),
+        (object(), "got object <object object"),
+        (b"x.sqlite", "bytes path b'x.sqlite'"),
+        (
+            _HalfStore(),
+            r"got _HalfStore .*which lacks persist_input_state, load_input_states, load_active_input_states",
+        ),
+    ],
+    ids=["None", "int", "object", "bytes", "half"],
+)
+def test_persistent_refuses_what_is_neither_a_path_nor_a_store(
+    store: Any, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidSetting, match=message) as info:
+        MeerkatMachine.persistent(store)
+    assert "\n" not in str(info.value) and isinstance(info.value, ValueError)
+    assert list(tmp_path.iterdir()) == []  # nothing opened, no file created
+
+
+@pytest.mark.parametrize("store", [123, "s.sqlite", _HalfStore()], ids=["int", "str", "half"])
+def test_the_constructor_refuses_a_non_store(store: Any) -> None:
+    with pytest.raises(InvalidSetting, match="store must be a RuntimeStore"):
+        MeerkatMachine(store)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"ownership": 123}, "ownership must be an OwnershipConfig or None, got int 123"),
+        ({"blob_store": 123}, "blob_store must be a BlobStore or None, got int 123, which lacks put_image"),
+        ({"offload_store_calls": "x"}, "offload_store_calls must be True or False, got 'x'"),
+        ({"close_store": "yes"}, "close_store must be True, False or None, got 'yes'"),
+        ({"max_input_bytes": -1}, "max_input_bytes"),
+    ],
+    ids=["ownership", "blob_store", "offload", "close_store", "max_input_bytes"],
+)
+@pytest.mark.parametrize("as_path", [False, True], ids=["store", "path"])
+def test_other_settings_of_the_wrong_kind_are_refused_before_a_file_is_opened(
+    settings: dict[str, Any], message: str, as_path: bool, tmp_path: Path
+) -> None:
+    store: Any = tmp_path / "store.sqlite" if as_path else InMemoryRuntimeStore()
+    with pytest.raises(ValueError, match=message):
+        MeerkatMachine.persistent(store, **settings)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forwarding_wrapper_and_the_built_in_stores_are_stores() -> None:
+    inner = InMemoryRuntimeStore()
+    assert missing_store_methods(inner) == [] and missing_store_methods(FaultInjectingStore(inner)) == []
+    assert missing_store_methods(_Forwarding(inner)) == []
+    assert missing_store_methods(object()) == list(STORE_METHODS)
+    assert "claim_lease" in STORE_METHODS and "close" in STORE_METHODS
+
+    async def body() -> None:
+        async with MeerkatMachine.persistent(_Forwarding(inner)) as machine:
+            await machine.register_session("s")
+        assert inner.list_runtimes() == ["rt:session:s"]
+
+    run(body())
