@@ -90,6 +90,7 @@ from meerkat_runtime.session.reports import (
     RetireReport,
     StopReport,
 )
+from meerkat_runtime.session.retention_policy import RetentionPolicy
 from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.testing import Block, Cancel, Fail, ScriptedExecutor, Succeed
@@ -219,6 +220,7 @@ __all__ = [
     "RegistrationPhase",
     "Rejected",
     "ResetReport",
+    "RetentionPolicy",
     "RetireReport",
     "RetryPolicy",
     "RoutedInput",

@@ -96,6 +96,7 @@ PUBLIC = frozenset(
         "RecycleReport",
         "RegistrationPhase",
         "Rejected",
+        "RetentionPolicy",
         "ResetReport",
         "RetireReport",
         "RetryPolicy",
