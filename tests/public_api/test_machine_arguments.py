@@ -92,3 +92,16 @@ def test_a_forwarding_wrapper_and_the_built_in_stores_are_stores() -> None:
         assert inner.list_runtimes() == ["rt:session:s"]
 
     run(body())
+
+
+def test_max_input_bytes_is_bounded_by_what_a_stored_row_holds(tmp_path: Path) -> None:
+    """With a store an input's row is one JSON document of at most 64 MiB: a limit above
+    63 MiB could only ever refuse inputs at accept, so it is refused when the machine is built;
+    without a store up to 1 GiB stays allowed."""
+    with pytest.raises(InvalidSetting, match=r"max_input_bytes 104857600 is more than a stored input's row can hold"):
+        MeerkatMachine.persistent(tmp_path / "store.sqlite", max_input_bytes=100 << 20)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InvalidSetting, match="at most 66060288"):
+        MeerkatMachine(InMemoryRuntimeStore(), max_input_bytes=(63 << 20) + 1)
+    MeerkatMachine(InMemoryRuntimeStore(), max_input_bytes=63 << 20)
+    MeerkatMachine.ephemeral(max_input_bytes=1 << 30)

@@ -39,12 +39,18 @@ from meerkat_runtime.session.inputs import (
 from meerkat_runtime.vocab import fields
 from meerkat_runtime.vocab.errors import InvalidField
 from meerkat_runtime.vocab.inputs import Durability
+from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
 
 SUBJECT = "input"
 DEFAULT_MAX_INPUT_BYTES = 1 << 20
 """Default limit on an input's text, in UTF-8 bytes (1 MiB)."""
 MAX_INPUT_BYTES_LIMIT = 1 << 30
-"""The largest ``max_input_bytes`` a machine accepts (1 GiB)."""
+"""The largest ``max_input_bytes`` a machine accepts (1 GiB; a machine without a store)."""
+MAX_STORED_INPUT_BYTES = MAX_JSON_BYTES - (1 << 20)
+"""The largest ``max_input_bytes`` of a machine with a store (63 MiB): an input's row is one
+JSON document of at most :data:`~meerkat_runtime.vocab.json_limits.MAX_JSON_BYTES` (64 MiB),
+and the row's own fields, its history and its outcome need the rest. (An input within the limit
+whose JSON text grows past 64 MiB by escaping is still refused at accept, nothing stored.)"""
 
 _INPUT_CLASSES = (PromptInput, ExternalEventInput, PeerMessageInput, PeerResponseInput, ContinuationInput)
 

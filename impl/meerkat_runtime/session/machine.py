@@ -75,7 +75,12 @@ from meerkat_runtime.session.executor import (
     RunPrimitive,
     start_executor,
 )
-from meerkat_runtime.session.input_fields import DEFAULT_MAX_INPUT_BYTES, InputLimits, check_input
+from meerkat_runtime.session.input_fields import (
+    DEFAULT_MAX_INPUT_BYTES,
+    MAX_STORED_INPUT_BYTES,
+    InputLimits,
+    check_input,
+)
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.loop_task import awaited, run_loop
 from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
@@ -173,11 +178,14 @@ def _check_settings(
     max_input_bytes: int,
     retry: object,
     retention: object,
+    stored: bool,
 ) -> None:
     """``InvalidSetting`` naming the first constructor argument of the wrong kind: a store that
     is not ``None`` and lacks a ``RuntimeStore`` method, a blob store lacking a ``BlobStore``
     method, ownership that is neither an ``OwnershipConfig`` nor ``None``, a flag that is not a
-    bool, and the settings ``InputLimits``, ``RetryPolicy`` and ``RetentionPolicy`` check.
+    bool, ``max_input_bytes`` over what a stored row holds (``stored``: the machine has a
+    store), and the settings
+    ``InputLimits``, ``RetryPolicy`` and ``RetentionPolicy`` check.
     Checked before anything is built or opened."""
     if store is not None:
         missing = missing_store_methods(store)
@@ -204,6 +212,11 @@ def _check_settings(
         if not isinstance(flag, bool):
             raise InvalidSetting(f"{name} must be True or False, got {flag!r:.60}")
     InputLimits(max_input_bytes)
+    if stored and max_input_bytes > MAX_STORED_INPUT_BYTES:
+        raise InvalidSetting(
+            f"max_input_bytes {max_input_bytes} is more than a stored input's row can hold: at most "
+            f"{MAX_STORED_INPUT_BYTES} ({MAX_STORED_INPUT_BYTES >> 20} MiB) with a store"
+        )
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
     if retention is not None and not isinstance(retention, RetentionPolicy):
@@ -248,6 +261,7 @@ class MeerkatMachine:
             max_input_bytes=max_input_bytes,
             retry=retry,
             retention=retention,
+            stored=store is not None,
         )
         self._limits = InputLimits(max_input_bytes)
         self._retry = retry or DEFAULT_RETRY
@@ -320,7 +334,7 @@ class MeerkatMachine:
         one store safe: each session is leased to one machine at a time and every write is
         fenced (:class:`~meerkat_runtime.session.ownership.OwnershipConfig`); ``None`` turns it
         off, for a store only this machine ever writes. ``max_input_bytes`` (default 1 MiB,
-        at most 1 GiB) limits the text an input's row stores (``InvalidField`` beyond it).
+        at most 63 MiB: what a stored row holds) limits the text an input's row stores (``InvalidField`` beyond it).
         ``retry`` sets attempts, backoff and which executor errors are retried
         (:class:`~meerkat_runtime.session.retry.RetryPolicy`; default: 3 attempts, no wait).
         ``retention`` says how many finished inputs each session keeps and for how long — its
@@ -347,6 +361,7 @@ class MeerkatMachine:
                 max_input_bytes=max_input_bytes,
                 retry=retry,
                 retention=retention,
+                stored=True,
             )
             opened: RuntimeStore = SqliteRuntimeStore(path)
             owned = True if close_store is None else close_store
