@@ -70,7 +70,7 @@ def test_explicit_missing_renderer_is_an_error_and_writes_nothing(
 ) -> None:
     out = tmp_path / "d"
     assert render.main(["--out", str(out), "--renderer", str(tmp_path / "no-such-dot")]) == 2
-    assert "error: no SVG renderer found" in capsys.readouterr().err
+    assert f"error: --renderer {tmp_path / 'no-such-dot'}: no such file" in capsys.readouterr().err
     assert not out.exists()
 
 
