@@ -30,6 +30,14 @@ A_FILE = "README.md"
         ("meerkat-render", ["--out", f"{A_FILE}/diagrams"], ["--out", "is a file, not a directory"]),
         ("meerkat-render", ["--out", A_FILE], ["--out", "is a file, not a directory"]),
         ("meerkat-render", ["--bogus"], ["unrecognized arguments: --bogus"]),
+        ("meerkat-render", ["--renderer", "/nonexistent/dot"], ["--renderer /nonexistent/dot: no such file"]),
+        ("meerkat-render", ["--renderer", "/bin/false"], ["--renderer /bin/false: does not render DOT to SVG"]),
+        ("meerkat-render", ["--check", "--explore", "tiny"], ["--check", "--explore"]),
+        ("meerkat-render", ["--check", "--out", A_FILE], ["--out", "is a file, not a directory"]),
+        ("meerkat-render", ["--explore", "tiny", "--trace", "ops"], ["--trace does not apply to --explore"]),
+        ("meerkat-render", ["--trace-to", "deepest"], ["--trace-to needs --trace"]),
+        ("meerkat-render", ["--node-limit", "-1"], ["--node-limit", "at least 1"]),
+        ("meerkat-render", ["--trace", "ownership"], ["unknown machine 'ownership'", "verified but not drawn"]),
         ("meerkat-verify", ["--trace-dot", "no-such-folder/trace.dot"], ["--trace-dot", "does not exist"]),
         ("meerkat-verify", ["--trace-dot", f"{A_FILE}/trace.dot"], ["--trace-dot", "is a file, not a directory"]),
         ("meerkat-verify", ["--trace-dot", "docs"], ["--trace-dot", "is a directory"]),
@@ -100,6 +108,13 @@ def test_render_refuses_out_under_a_regular_file_and_writes_nothing(tmp_path: Pa
     done = run([*command("meerkat-render"), "--out", str(blocker / "sub" / "diagrams")], timeout=60)
     assert_one_line_usage_error(done, "--out", "is a file, not a directory")
     assert blocker.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_render_refuses_an_unusable_meerkat_dot_before_any_work(tmp_path: Path) -> None:
+    env = {**os.environ, "MEERKAT_DOT": "/nonexistent"}
+    done = run([*command("meerkat-render"), "--out", str(tmp_path / "d")], timeout=60, env=env)
+    assert_one_line_usage_error(done, "MEERKAT_DOT=/nonexistent: no such file")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_store_suite_has_a_real_help() -> None:

@@ -5,6 +5,7 @@ without the diagrams being regenerated (``./run render``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,16 @@ def test_committed_diagrams_match_the_model(current: list[Diagram]) -> None:
 def test_committed_explorer_page_matches_the_model(current: list[Diagram], explorer: str) -> None:
     problems = check_drift(DIAGRAMS, current, explorer=explorer)
     assert problems == [], "diagrams/ is out of date; run ./run render\n" + "\n".join(problems)
+
+
+def test_the_docs_give_the_committed_explorer_counts() -> None:
+    """docs/diagrams.md states each machine's states and edges in the committed explorer page."""
+    page = (DIAGRAMS / "explorer.html").read_text(encoding="utf-8")
+    counts = re.findall(r'"key":"(\w+)","profile":"\w+".*?"states":(\d+),"edges":(\d+)', page)
+    assert [key for key, _, _ in counts] == ["ops", "session"]
+    docs = " ".join((DIAGRAMS.parent / "docs" / "diagrams.md").read_text().split())
+    for key, states, edges in counts:
+        assert f"{int(states):,} states, {int(edges):,} edges" in docs, key
 
 
 def test_every_catalog_entity_has_a_lifecycle_and_every_machine_a_reachable_graph(current: list[Diagram]) -> None:

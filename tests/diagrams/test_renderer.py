@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from meerkat_model.diagrams import RendererNotFoundError, RenderFailedError, find_renderer
+from meerkat_model.diagrams import RendererNotFoundError, RendererUnusableError, RenderFailedError, find_renderer
 from meerkat_model.diagrams.renderer import ENV_VAR, Renderer
 from meerkat_model.diagrams.svg import dot_digest, inline_svg, mark_svg, svg_digest
 
@@ -40,6 +40,26 @@ def test_explicit_renderer_is_never_replaced(tmp_path: Path) -> None:
         find_renderer("/nonexistent/dot")
     with pytest.raises(RendererNotFoundError, match=f"{ENV_VAR}=nope-dot"):
         find_renderer(env={ENV_VAR: "nope-dot", "PATH": str(tmp_path)})
+
+
+def test_an_explicit_choice_is_checked_and_the_message_says_what_is_wrong(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("digraph {}")
+    echo = _script(tmp_path, "echo-dot", "import sys; sys.stdout.write(sys.stdin.read())\n")
+    cases = {
+        str(tmp_path / "missing"): "no such file",
+        str(tmp_path): "is a directory, not an executable",
+        str(plain): "is not executable",
+        "/bin/false": "does not render DOT to SVG like Graphviz dot (exit status 1",
+        str(echo): "does not render DOT to SVG like Graphviz dot (the output is not SVG",
+        "nope-dot": "no executable 'nope-dot' on PATH",
+    }
+    for value, problem in cases.items():
+        with pytest.raises(RendererUnusableError) as caught:
+            find_renderer(value, env={"PATH": str(tmp_path)})
+        assert str(caught.value).startswith(f"--renderer {value}: {problem}")
+        with pytest.raises(RendererUnusableError, match=f"^{ENV_VAR}="):
+            find_renderer(env={ENV_VAR: value, "PATH": str(tmp_path)})
 
 
 def test_environment_variable_selects_the_renderer(tmp_path: Path) -> None:

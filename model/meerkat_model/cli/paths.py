@@ -46,3 +46,15 @@ def check_output_dir(path: Path, option: str) -> None:
         raise UsageError(f"{option} {path}: {existing} is a broken link")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: {existing} is not writable")
+
+
+def check_input_dir(path: Path, option: str) -> None:
+    """``path`` is an existing directory (to be read, e.g. compared with what would be written)."""
+    if path.is_dir():
+        return
+    if path.exists():
+        raise UsageError(f"{option} {path}: is a file, not a directory")
+    existing = _nearest_existing(path)
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, not a directory")
+    raise UsageError(f"{option} {path}: no such directory")

@@ -21,6 +21,7 @@ from meerkat_model.diagrams.errors import (
     GraphTooLargeError,
     NoCounterexampleError,
     RendererNotFoundError,
+    RendererUnusableError,
     RenderFailedError,
     UnknownEntityError,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "RenderFailedError",
     "Renderer",
     "RendererNotFoundError",
+    "RendererUnusableError",
     "Table",
     "TraceFrame",
     "UnknownEntityError",

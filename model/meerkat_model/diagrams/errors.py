@@ -44,6 +44,17 @@ class RendererNotFoundError(DiagramError):
         super().__init__(f"no SVG renderer found (tried: {', '.join(tried)}); {self.HOW_TO_GET_ONE}")
 
 
+class RendererUnusableError(RendererNotFoundError):
+    """The renderer chosen explicitly (``--renderer PATH`` or ``MEERKAT_DOT``) cannot be used:
+    ``source`` names the choice (``--renderer /bin/false``), ``problem`` what is wrong with it."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.tried = [source]
+        self.source = source
+        self.problem = problem
+        DiagramError.__init__(self, f"{source}: {problem}")
+
+
 class RenderFailedError(DiagramError):
     """The renderer ran but did not produce a clean SVG (non-zero exit, warnings or timeout)."""
 

@@ -67,7 +67,9 @@ def _file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (a temporary file in its folder, then a rename);
+    an existing file keeps its mode. Raises ``OSError`` when the folder cannot be written."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -108,16 +110,16 @@ def write_outputs(
     stale = [path for path in stale if path.is_file()]
     written: list[Path] = []
     for diagram in diagrams:
-        _write_atomically(out_dir / f"{diagram.slug}.dot", diagram.dot)
+        write_atomically(out_dir / f"{diagram.slug}.dot", diagram.dot)
         written.append(out_dir / f"{diagram.slug}.dot")
         svg = svgs.get(diagram.slug)
         if svg is not None:
-            _write_atomically(out_dir / f"{diagram.slug}.svg", svg)
+            write_atomically(out_dir / f"{diagram.slug}.svg", svg)
             written.append(out_dir / f"{diagram.slug}.svg")
-    _write_atomically(out_dir / PAGE_NAME, page)
+    write_atomically(out_dir / PAGE_NAME, page)
     written.append(out_dir / PAGE_NAME)
     if explorer is not None:
-        _write_atomically(out_dir / EXPLORER_PAGE, explorer)
+        write_atomically(out_dir / EXPLORER_PAGE, explorer)
         written.append(out_dir / EXPLORER_PAGE)
     for path in stale:
         path.unlink(missing_ok=True)

@@ -5,6 +5,10 @@ package registry with the project's ``verify`` extra; same output on every platf
 Graphviz ``dot`` is accepted as a fallback. Search order: an explicit path, the ``MEERKAT_DOT``
 environment variable, ``graphviz-pure`` next to the running interpreter (the virtual
 environment's ``bin``), ``graphviz-pure`` on ``PATH``, ``dot`` on ``PATH``.
+
+An explicit choice (the path or ``MEERKAT_DOT``) is never replaced by another: when it names no
+executable, or one that does not turn a one-edge DOT graph into SVG (the probe, one short run
+doing exactly what rendering does), :class:`RendererUnusableError` says what is wrong with it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from meerkat_model.diagrams.errors import RendererNotFoundError, RenderFailedError
+from meerkat_model.diagrams.errors import RendererNotFoundError, RendererUnusableError, RenderFailedError
 from meerkat_model.diagrams.svg import portable_fonts
 
 ENV_VAR = "MEERKAT_DOT"
 DEFAULT_TIMEOUT = 120.0
+PROBE_DOT = 'digraph "probe" { "a" -> "b"; }\n'
+PROBE_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +63,48 @@ class Renderer:
         return portable_fonts(svg)
 
 
-def _candidates(explicit: str | None, env: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """(description, resolved path or None) in search order."""
-    found: list[tuple[str, str | None]] = []
+def explicit_choice(explicit: str | None, env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """The explicit renderer choice as (how it was given, its value): ``--renderer PATH``, else a
+    non-empty ``MEERKAT_DOT``; ``None`` when the renderer is to be searched for."""
+    env = os.environ if env is None else env
     if explicit:
-        found.append((f"--renderer {explicit}", shutil.which(explicit)))
-        return found
+        return f"--renderer {explicit}", explicit
     if env.get(ENV_VAR):
-        found.append((f"{ENV_VAR}={env[ENV_VAR]}", shutil.which(env[ENV_VAR])))
+        return f"{ENV_VAR}={env[ENV_VAR]}", env[ENV_VAR]
+    return None
+
+
+def _resolve_explicit(source: str, value: str, env: Mapping[str, str]) -> str:
+    """The executable an explicit choice names, or :class:`RendererUnusableError` saying why not."""
+    if os.sep not in value and (os.altsep is None or os.altsep not in value):
+        found = shutil.which(value, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise RendererUnusableError(source, f"no executable {value!r} on PATH")
         return found
+    path = Path(value)
+    if not path.exists():
+        raise RendererUnusableError(source, "no such file")
+    if path.is_dir():
+        raise RendererUnusableError(source, "is a directory, not an executable")
+    if not os.access(path, os.X_OK):
+        raise RendererUnusableError(source, "is not executable")
+    return value
+
+
+def probe(renderer: Renderer, source: str) -> None:
+    """Check that ``renderer`` turns a one-edge DOT graph into SVG, as rendering will ask it to;
+    :class:`RendererUnusableError` naming ``source`` and what went wrong otherwise."""
+    try:
+        renderer.render_svg(PROBE_DOT, diagram="probe", timeout=PROBE_TIMEOUT, strict=False)
+    except RenderFailedError as exc:
+        raise RendererUnusableError(
+            source, f"does not render DOT to SVG like Graphviz dot ({exc.detail} for a one-edge graph)"
+        ) from None
+
+
+def _candidates(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """(description, resolved path or None) in search order, without an explicit choice."""
+    found: list[tuple[str, str | None]] = []
     beside = Path(sys.executable).parent / "graphviz-pure"
     found.append((str(beside), str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None))
     search_path = env.get("PATH", "")
@@ -75,9 +114,18 @@ def _candidates(explicit: str | None, env: Mapping[str, str]) -> list[tuple[str,
 
 
 def find_renderer(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Renderer:
-    """The first available renderer (see the module docstring), or :class:`RendererNotFoundError`
-    listing everything tried and how to get one. An explicit choice is never replaced by another."""
-    candidates = _candidates(explicit, os.environ if env is None else env)
+    """The renderer to use (see the module docstring). An explicit choice is never replaced by
+    another: it is resolved and probed, and :class:`RendererUnusableError` says what is wrong
+    with it. Otherwise the first renderer found, or :class:`RendererNotFoundError` listing
+    everything tried and how to get one."""
+    env = os.environ if env is None else env
+    choice = explicit_choice(explicit, env)
+    if choice is not None:
+        source, value = choice
+        renderer = Renderer(_resolve_explicit(source, value, env))
+        probe(renderer, source)
+        return renderer
+    candidates = _candidates(env)
     for _, path in candidates:
         if path is not None:
             return Renderer(path)

@@ -37,9 +37,9 @@ TRACE_TARGETS = ("violation", "deepest")
 # The overview pictures use the profile under which every declared transition fires.
 OVERVIEW_PROFILE = "ci"
 # The committed explorer page: this profile, with these bounds narrowed to keep the page small
-# (the session under ci has ~37k states and a 2.4 MB graph; with one input ~1.2k states and
-# every transition but the three that need two inputs). ``meerkat-render --explore PROFILE``
-# writes any profile as it is.
+# (the session under ci has tens of thousands of states and a page of several MB; with one input
+# about a thousand states and every transition but the three that need two inputs; docs/diagrams.md
+# gives the figures). ``meerkat-render --explore PROFILE`` writes any profile as it is.
 EXPLORER_PROFILE = "ci"
 EXPLORER_OVERRIDES: dict[str, dict[str, int]] = {"session": {"inputs": 1}}
 
