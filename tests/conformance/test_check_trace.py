@@ -25,8 +25,9 @@ from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.testing import Fail, ScriptedExecutor
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 
-from tests.runtime_session.helpers import make_prompt
+from tests.runtime_session.helpers import make_prompt, persistent
 
 
 def _record(directory: Path, *, retry: RetryPolicy | None = None) -> None:
@@ -202,3 +203,136 @@ def test_traces_of_the_lockstep_conformance_run_are_explained(tmp_path: Path, mo
     verdict = check_trace([events])
     assert verdict.ok, verdict.rejection
     assert verdict.runtimes > 10
+
+
+def _drop_changes(doc: dict[str, Any]) -> None:
+    del doc["changes"]
+
+
+def _no_changes(doc: dict[str, Any]) -> None:
+    doc["changes"] = []
+
+
+def _runtime_change_only(doc: dict[str, Any]) -> None:
+    doc["changes"] = [c for c in doc["changes"] if c[0] == "runtime"]
+
+
+def _an_unmoved_input_listed(doc: dict[str, Any]) -> None:
+    doc["changes"].append(["input", "in-a", "Consumed", "Consumed"])
+
+
+def test_an_event_without_its_changes_field_is_a_malformed_line(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, docs = _lines(recorded)
+    n = _index(docs, "executor_succeeded")
+    _drop_changes(docs[n])
+    _write(path, docs)
+    assert main(["check-trace", str(recorded)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{n + 1}: not an event: field 'changes': missing" in err
+
+
+@pytest.mark.parametrize(
+    ("rule", "alter", "reason"),
+    [
+        ("accept", _no_changes, "the model moves input in-a Absent -> Queued: the event does not list it"),
+        ("executor_succeeded", _no_changes, "the model moves runtime rt:session:s Running -> Attached; input in-a"),
+        ("executor_succeeded", _runtime_change_only, "the model moves input in-a Staged -> Consumed: the event does"),
+        (
+            "deduplicate",
+            _an_unmoved_input_listed,
+            "the event moves input in-a Consumed -> Consumed; the model does not",
+        ),
+    ],
+)
+def test_an_event_that_does_not_list_exactly_what_the_model_moved_is_rejected(
+    recorded: Path, rule: str, alter: Any, reason: str
+) -> None:
+    """The changes must be the entities the model's step moved, all of them, each the same way."""
+    path, docs = _lines(recorded)
+    n = _index(docs, rule)
+    alter(docs[n])
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None
+    assert verdict.rejection.at.line == n + 1 and verdict.rejection.at.event.rule == rule
+    assert reason in verdict.rejection.reason
+
+
+def test_a_run_end_whose_outcome_is_not_the_models_is_rejected(recorded: Path) -> None:
+    path, docs = _lines(recorded)
+    n = _index(docs, "executor_succeeded")
+    assert docs[n]["details"]["outcome"] == "completed_without_result"
+    docs[n]["details"]["outcome"] = "failed"
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None and verdict.rejection.at.line == n + 1
+    assert "details.outcome is 'failed'; the model gives the input's waiters outcome 'completed_without_result'" in (
+        verdict.rejection.reason
+    )
+    docs[n]["details"]["outcome"] = "completed"  # with_result false: the executor returned no result
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None and verdict.rejection.at.line == n + 1
+    docs[n]["details"]["outcome"] = "completed_without_result"
+    docs[_index(docs, "executor_failed")]["details"]["outcome"] = "abandoned"  # a requeue finishes nothing
+    _write(path, docs)
+    verdict = check_trace([recorded])
+    assert verdict.rejection is not None and verdict.rejection.at.event.rule == "executor_failed"
+    assert "the model gives the input's waiters no outcome" in verdict.rejection.reason
+
+
+def _record_ops(directory: Path) -> Path:
+    """One session's operation registry: two operations registered, one completed, the other
+    terminated with its owner. Returns the log file."""
+
+    async def body() -> None:
+        machine, _ = persistent()
+        log = EventLog(directory)
+        machine.events.subscribe(log)
+        await machine.register_session("s")
+        registry = await machine.ops_lifecycle_registry("s")
+        for name in ("op-1", "op-2"):
+            registry.register_operation(OperationSpec(name, OperationKind.BACKGROUND_TOOL_OP, "s", "tool", "test"))
+            registry.provisioning_succeeded(name)
+        registry.complete_operation("op-1", OperationResult("op-1", "done", False, 1, 0))
+        registry.terminate_owner("owner gone")
+        await machine.close()
+        log.close()
+
+    asyncio.run(body())
+    (path,) = directory.glob("*.jsonl")
+    return path
+
+
+def _ops_line(docs: list[dict[str, Any]], rule: str) -> int:
+    return next(n for n, doc in enumerate(docs) if doc["machine"] == "ops" and doc["rule"] == rule)
+
+
+@pytest.mark.parametrize(
+    ("rule", "changes", "reason"),
+    [
+        ("complete_operation", [], "complete_operation moves one operation; the event's changes list 0"),
+        ("terminate_owner", [], "terminate_owner moves every operation that is not terminal (['op-2'])"),
+        ("collect_completed", [["operation", "op-1", "Completed", "Completed"]], "moves no operation"),
+    ],
+)
+def test_an_operation_event_that_does_not_list_what_the_model_moved_is_rejected(
+    tmp_path: Path, rule: str, changes: list[list[str]], reason: str
+) -> None:
+    path = _record_ops(tmp_path / "ops")
+    docs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert check_trace([path]).ok
+    if rule == "collect_completed":  # not in the recording: a registry-wide call that moves nothing
+        forged = dict(docs[_ops_line(docs, "terminate_owner")], rule=rule, before="Idle", after="Idle", details={})
+        docs.append(dict(forged, seq=docs[-1]["seq"] + 1))
+        n = len(docs) - 1
+    else:
+        n = _ops_line(docs, rule)
+    docs[n]["changes"] = changes
+    _write(path, docs)
+    verdict = check_trace([path])
+    assert verdict.rejection is not None
+    assert verdict.rejection.at.line == n + 1 and verdict.rejection.at.event.rule == rule
+    assert reason in verdict.rejection.reason
