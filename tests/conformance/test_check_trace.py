@@ -30,14 +30,16 @@ from meerkat_runtime.vocab.operation import OperationKind, OperationResult, Oper
 from tests.runtime_session.helpers import make_prompt, persistent
 
 
-def _record(directory: Path, *, retry: RetryPolicy | None = None) -> None:
+def _record(directory: Path, *, retry: RetryPolicy | None = None, log: EventLog | None = None) -> None:
     """One session on a SQLite file: a failing run requeued twice, a duplicate, a crash (the
     process's memory dropped), a second worker registering it, control, destroy."""
+
+    events = log
 
     async def body() -> None:
         path = directory.parent / f"{directory.name}.sqlite"
         store = SqliteRuntimeStore(path)
-        log = EventLog(directory)
+        log = EventLog(directory) if events is None else events
         first = MeerkatMachine.persistent(store, ownership=OwnershipConfig(owner_id="w1"), retry=retry)
         first.events.subscribe(log)
         await first.register_session_with_executor("s", ScriptedExecutor(Fail("boom"), Fail("boom again")))
@@ -336,3 +338,75 @@ def test_an_operation_event_that_does_not_list_what_the_model_moved_is_rejected(
     assert verdict.rejection is not None
     assert verdict.rejection.at.line == n + 1 and verdict.rejection.at.event.rule == rule
     assert reason in verdict.rejection.reason
+
+
+def test_nothing_to_check_is_an_error_not_a_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty directory, events one directory down (not read), an empty file: exit 2, never
+    "OK ... all 0 events"."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["check-trace", str(empty)]) == 2
+    assert f"no event log files (*.jsonl, *.jsonl.N) in {empty}" in capsys.readouterr().err
+    _record(tmp_path / "logs" / "events")
+    assert main(["check-trace", str(tmp_path / "logs")]) == 2
+    assert f"subdirectories are not read; name them: {tmp_path / 'logs' / 'events'}" in capsys.readouterr().err
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("")
+    assert main(["check-trace", str(blank)]) == 2
+    assert "nothing to check: no events in 1 file(s)" in capsys.readouterr().err
+    assert not check_trace([blank]).ok
+    assert main(["check-trace", str(tmp_path / "logs" / "events")]) == 0
+
+
+def test_a_log_rotated_by_the_event_log_is_read_oldest_first(tmp_path: Path) -> None:
+    directory = tmp_path / "trace"
+    _record(directory, log=EventLog(directory, max_bytes=2000))
+    rotated = sorted(p.name for p in directory.iterdir())
+    assert sum(1 for name in rotated if not name.endswith(".jsonl")) >= 3  # .jsonl.1, .jsonl.2, ...
+    verdict = check_trace([directory])
+    assert verdict.ok, verdict.rejection
+    assert verdict.files == len(rotated)
+    newest_first = sorted(directory.iterdir(), key=lambda p: p.name)  # the shell's order: x.jsonl, x.jsonl.1, ...
+    assert check_trace(newest_first).ok
+
+
+def test_a_log_whose_start_was_rotated_away_is_incomplete_not_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "trace"
+    _record(directory, log=EventLog(directory, max_bytes=2000, max_files=1))
+    verdict = check_trace([directory])
+    assert verdict.rejection is None and not verdict.ok
+    (gap,) = verdict.incomplete
+    assert gap.at.file.endswith(".jsonl.1") and gap.at.line == 1 and gap.at.event.seq > 1
+    assert main(["check-trace", str(directory)]) == 3
+    out = capsys.readouterr().out
+    assert "check-trace: INCOMPLETE:" in out
+    assert (
+        f"the log of runtime rt:session:s (source {gap.at.event.source}) starts at seq {gap.at.event.seq}: "
+        "earlier events were rotated away or are missing; it cannot be replayed from the start"
+    ) in out
+    assert "REJECTED" not in out
+
+
+def test_a_torn_last_line_is_a_note_and_a_malformed_line_elsewhere_is_refused(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crash while a line was written leaves it without its newline: reported, not checked."""
+    path, docs = _lines(recorded)
+    text = path.read_text()
+    torn = text[: len(text) - 40]  # the last line cut short, no newline at its end
+    path.write_text(torn)
+    assert main(["check-trace", str(recorded)]) == 0
+    out = capsys.readouterr().out
+    assert f"check-trace: note: {path}:{len(docs)}: the last line is cut short" in out
+    verdict = check_trace([recorded])
+    assert verdict.ok and len(verdict.notes) == 1
+    assert verdict.events == sum(len(p.read_text().splitlines()) for p in recorded.glob("*.jsonl")) - 1
+    path.write_text(torn + "\n")  # a whole line that is not an event: malformed
+    assert main(["check-trace", str(recorded)]) == 2
+    assert f"{path}:{len(docs)}: not an event" in capsys.readouterr().err
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join([lines[0][:30], *lines[1:]]))  # a cut line that is not the last: malformed
+    assert main(["check-trace", str(recorded)]) == 2
+    assert f"{path}:1: not an event" in capsys.readouterr().err
