@@ -7,8 +7,12 @@ or a directory of them (with their rotated predecessors). The trace is accepted 
 reference model explains every event; otherwise the first event it cannot explain is printed
 with the model's state before it and the transitions the model had enabled.
 
-Exit status: 0 accepted, 1 rejected, 2 usage error (no file, an unreadable file, a line that is
-not an event), 130 interrupted.
+Exit status: 0 accepted (every event checked and explained); 1 rejected (an event the model
+cannot explain); 2 usage error or nothing to check (no file, a directory without event logs —
+subdirectories are not read —, an unreadable file, a line that is not an event other than a torn
+last line, no event at all); 3 incomplete (a runtime's log starts after its first event: rotated
+away or missing; the other runtimes are still checked, and a rejection among them gives 1);
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 from meerkat_model.cli.usage import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OneLineParser, UsageError, usage_error
 
 PROG = "meerkat-conformance check-trace"
+EXIT_INCOMPLETE = 3
+"""A runtime's history does not start at its first event: it could not be replayed."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Replay recorded lifecycle events (JSON Lines event logs) through the reference model: "
         "accept the trace, or name the first event the model cannot explain.",
-        epilog="exit status: 0 the model explains every event; 1 an event it cannot explain (printed with the "
-        "model's state and its enabled transitions); 2 usage error or a malformed log; 130 interrupted",
+        epilog="Directories are not read recursively. A torn last line of a file (no newline at its end: a crash "
+        "while it was written) is reported as a note and not checked.\n"
+        "exit status: 0 the model explains every event; 1 an event it cannot explain (printed with the "
+        "model's state and its enabled transitions); 2 usage error, a malformed log, or nothing to check (no "
+        "event file, no event); 3 incomplete: a runtime's log does not start at its first event (rotated away "
+        "or missing), so it cannot be replayed; 130 interrupted",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="FILE", type=Path, help="event log files or directories of them")
@@ -40,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from meerkat_conformance.trace.check import check_trace
-    from meerkat_conformance.trace.reader import TraceFormatError
+    from meerkat_conformance.trace.reader import NoEventFiles, TraceFormatError
     from meerkat_conformance.trace.report import verdict_json, verdict_text
 
     try:
@@ -48,7 +58,10 @@ def main(argv: list[str]) -> int:
             if not path.exists():
                 raise UsageError(f"no such file or directory: {path}")
         verdict = check_trace(list(args.paths))
-    except (UsageError, TraceFormatError, OSError, UnicodeDecodeError) as exc:
+        if verdict.events == 0:
+            notes = "".join(f"; {note}" for note in verdict.notes)
+            raise UsageError(f"nothing to check: no events in {verdict.files} file(s){notes}")
+    except (UsageError, TraceFormatError, NoEventFiles, OSError, UnicodeDecodeError) as exc:
         return usage_error(PROG, UsageError(str(exc)) if not isinstance(exc, UsageError) else exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -57,4 +70,6 @@ def main(argv: list[str]) -> int:
         print(json.dumps(verdict_json(verdict), indent=2, sort_keys=True, default=str))
     else:
         print(verdict_text(verdict))
-    return EXIT_OK if verdict.ok else EXIT_FAILED
+    if verdict.rejection is not None:
+        return EXIT_FAILED
+    return EXIT_INCOMPLETE if verdict.incomplete else EXIT_OK

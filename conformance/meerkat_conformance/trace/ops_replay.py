@@ -66,6 +66,7 @@ class OpsReplay:
             if isinstance(next_seq, int):
                 self.next_seq = next_seq
             return
+        self._check_listed(event)
         for change in event.changes:
             if change.entity == "operation":
                 self._move(event.rule, "operation", change.before, change.after, self.statuses.get(change.id, ABSENT))
@@ -80,6 +81,30 @@ class OpsReplay:
             self.statuses.pop(gone, None)
         if details.get("barrier_done"):
             self.registry = "Idle"
+
+    def _check_listed(self, event: LifecycleEvent) -> None:
+        """The event lists the operations the model's transition moves, no more, no fewer: a
+        per-operation call exactly one (the operation it names), ``terminate_owner`` every
+        operation that was not terminal, a registry-wide call none."""
+        rule = event.rule
+        listed = [c.id for c in event.changes if c.entity == "operation"]
+        for change in event.changes:
+            if change.entity not in ("operation", "registry"):
+                raise Unexplained(f"an operation-registry event cannot move a {change.entity!r}")
+        if rule == "terminate_owner":
+            active = sorted(oid for oid, status in self.statuses.items() if status not in _TERMINAL)
+            if sorted(listed) != active:
+                raise Unexplained(
+                    f"terminate_owner moves every operation that is not terminal ({active}); the event lists {listed}"
+                )
+        elif (rule, "operation") in _DECLS:
+            if len(listed) != 1:
+                raise Unexplained(f"{rule} moves one operation; the event's changes list {len(listed)}")
+            named = event.details.get("operation")
+            if isinstance(named, str) and named != listed[0]:
+                raise Unexplained(f"the event names operation {named!r} but moves {listed[0]!r}")
+        elif listed:
+            raise Unexplained(f"the model's {rule} moves no operation; the event moves {listed}")
 
     def _move(self, rule: str, entity: str, before: str, after: str, current: str) -> None:
         if before != current:

@@ -11,10 +11,19 @@ from meerkat_conformance.trace.check import TraceVerdict
 def verdict_text(verdict: TraceVerdict) -> str:
     head = f"{verdict.events} events of {verdict.runtimes} runtime(s) in {verdict.files} file(s)"
     rejection = verdict.rejection
+    lines = [f"check-trace: note: {note}" for note in verdict.notes]
+    if rejection is None and verdict.incomplete:
+        lines.append(
+            f"check-trace: INCOMPLETE: {head}: {len(verdict.incomplete)} runtime(s) could not be replayed "
+            "from the start (the others are explained)"
+        )
+        lines.extend(f"  {gap.at.where}: {gap.reason}" for gap in verdict.incomplete)
+        return "\n".join(lines)
     if rejection is None:
-        return f"check-trace: OK: the model explains all {head}"
+        lines.append(f"check-trace: OK: the model explains all {head}")
+        return "\n".join(lines)
     event = rejection.at.event
-    lines = [
+    lines += [
         f"check-trace: REJECTED at {rejection.at.where}: {head}",
         f"  event:   #{event.seq} {event.rule} of runtime {event.runtime_id} (source {event.source}, "
         f"fence {event.fence}): {event.before} -> {event.after}",
@@ -27,6 +36,7 @@ def verdict_text(verdict: TraceVerdict) -> str:
         lines.append("  model state before the event:")
         lines.extend(f"    {key} = {value}" for key, value in rejection.state.items())
     lines.append(f"  enabled transitions: {', '.join(rejection.enabled) or '(none)'}")
+    lines.extend(f"  also incomplete: {gap.at.where}: {gap.reason}" for gap in verdict.incomplete)
     return "\n".join(lines)
 
 
@@ -37,6 +47,11 @@ def verdict_json(verdict: TraceVerdict) -> dict[str, Any]:
         "runtimes": verdict.runtimes,
         "files": verdict.files,
         "rules": verdict.rules,
+        "incomplete": [
+            {"file": gap.at.file, "line": gap.at.line, "runtime": gap.at.event.runtime_id, "reason": gap.reason}
+            for gap in verdict.incomplete
+        ],
+        "notes": list(verdict.notes),
     }
     rejection = verdict.rejection
     if rejection is not None:

@@ -261,7 +261,8 @@ class SessionReplay:
         elif rule == "accept_and_run":
             action = self._accept_and_run(event)
         elif rule.startswith("executor_succeeded"):
-            action = ExecutorSucceeded(1 if event.details.get("with_result", True) else 0)
+            with_result = event.details.get("with_result", event.details.get("outcome") != "completed_without_result")
+            action = ExecutorSucceeded(1 if with_result else 0)
         elif rule.startswith("executor_failed"):
             action = ExecutorFailedFatal() if event.details.get("retryable") is False else ExecutorFailed()
         elif rule in _CONTROL:
@@ -269,6 +270,7 @@ class SessionReplay:
         else:
             raise Unexplained(f"unknown session rule {rule!r}")
         before = self.state
+        outcome = self._outcome(action) if "outcome" in event.details else None
         stepped = self._step(action, rule)
         if _phase(before) != event.before:
             raise Unexplained(f"the event starts from runtime {event.before}; the model is {_phase(before)}")
@@ -276,6 +278,35 @@ class SessionReplay:
             self._remember_accept(event)
         self._check_changes(event, before, stepped.state)
         self._check_details(event, stepped)
+        if "outcome" in event.details and event.details["outcome"] != outcome:
+            said = "no outcome (the input is not finished)" if outcome is None else f"outcome {outcome!r}"
+            raise Unexplained(
+                f"the event's details.outcome is {event.details['outcome']!r}; "
+                f"the model gives the input's waiters {said}"
+            )
+
+    def _outcome(self, action: SessionAction) -> str | None:
+        """What the model's step ``action`` gives a waiter of the input of the run in flight, in
+        the runtime's spelling (``completed``, ``completed_without_result``, ``cancelled``,
+        ``abandoned``, ``runtime_terminated``); ``None`` when the step does not finish that input.
+        Found by taking the step from the current state with that input's waiter pending."""
+        memory = self.state.memory
+        if memory is None or memory.run == NO_ID or memory.run >= len(self.state.waiters):
+            return None
+        waiters = list(self.state.waiters)
+        waiters[memory.run] = Waiter.PENDING
+        result = self.machine.step(self.state._replace(waiters=tuple(waiters)), action)
+        if isinstance(result, Rejected):
+            return None
+        for output in result.outputs:
+            if output and output[0] == "resolved" and output[1] == memory.run:
+                name = str(output[2])
+                if name.startswith("abandoned"):
+                    return "abandoned"
+                if name.startswith("terminated"):
+                    return "runtime_terminated"
+                return name
+        return None
 
     def _step(self, action: SessionAction, rule: str) -> Stepped[SessionState]:
         result = self.machine.step(self.state, action)
@@ -371,22 +402,69 @@ class SessionReplay:
         return ABSENT if row is None else _spell_phase(row.phase)
 
     def _check_changes(self, event: LifecycleEvent, before: SessionState, after: SessionState) -> None:
+        """The event lists exactly the entities the model's step moved, each moved the same way."""
+        listed: dict[tuple[str, str], tuple[str, str]] = {}
         for change in event.changes:
-            if change.entity == "input":
-                got_before, got_after = self._status(before, change.id), self._status(after, change.id)
-            elif change.entity == "runtime":
-                got_before, got_after = _phase(before), _phase(after)
-            elif change.entity == "registration":
-                got_before, got_after = _registration(before), _registration(after)
-            else:
+            if change.entity not in ("input", "runtime", "registration"):
                 raise Unexplained(f"a session event cannot move a {change.entity!r}")
-            if (got_before, got_after) != (change.before, change.after):
+            key = (change.entity, change.id)
+            if key in listed:
+                raise Unexplained(f"the event lists {change.entity} {change.id} twice")
+            listed[key] = (change.before, change.after)
+        moved = self._moved(event, before, after)
+        for key, (got_before, got_after) in listed.items():
+            entity, name = key
+            if key not in moved:
+                now = self._current(entity, name, event, after)
                 raise Unexplained(
-                    f"the event moves {change.entity} {change.id} {change.before} -> {change.after}; "
-                    f"the model moves it {got_before} -> {got_after}"
+                    f"the event moves {entity} {name} {got_before} -> {got_after}; "
+                    f"the model does not move it (it is {now})"
                 )
+            if moved[key] != (got_before, got_after):
+                model_before, model_after = moved[key]
+                raise Unexplained(
+                    f"the event moves {entity} {name} {got_before} -> {got_after}; "
+                    f"the model moves it {model_before} -> {model_after}"
+                )
+        missing = [key for key in moved if key not in listed]
+        if missing:
+            said = "; ".join(
+                f"{entity} {name} {moved[(entity, name)][0]} -> {moved[(entity, name)][1]}" for entity, name in missing
+            )
+            raise Unexplained(f"the model moves {said}: the event does not list it (its changes are incomplete)")
         if event.rule not in ("register", "unregister", "terminal_snapshot_failed") and _phase(after) != event.after:
             raise Unexplained(f"the event leaves the runtime {event.after}; the model leaves it {_phase(after)}")
+
+    def _moved(
+        self, event: LifecycleEvent, before: SessionState, after: SessionState
+    ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The entities the model's step moved. A step that drops the session from memory
+        (``unregister``, ``terminal_snapshot_failed``) moves only its registration: the runtime
+        and its inputs leave memory, the store keeps them. A step that loads it (``register``)
+        moves the registration and the runtime; the inputs it recovered are the event's
+        ``details.active``, checked on their own."""
+        moved: dict[tuple[str, str], tuple[str, str]] = {}
+        runtime = event.runtime_id
+        if _registration(before) != _registration(after):
+            moved[("registration", runtime)] = (_registration(before), _registration(after))
+        if after.memory is None:
+            return moved
+        if _phase(before) != _phase(after):
+            moved[("runtime", runtime)] = (_phase(before), _phase(after))
+        if before.memory is None:
+            return moved
+        for name in self.names:
+            was, now = self._status(before, name), self._status(after, name)
+            if was != now:
+                moved[("input", name)] = (was, now)
+        return moved
+
+    def _current(self, entity: str, name: str, event: LifecycleEvent, state: SessionState) -> str:
+        if entity == "input":
+            return self._status(state, name)
+        if name != event.runtime_id:
+            return f"not this runtime ({event.runtime_id})"
+        return _phase(state) if entity == "runtime" else _registration(state)
 
     def _check_details(self, event: LifecycleEvent, stepped: Stepped[SessionState]) -> None:
         details = event.details

@@ -19,7 +19,9 @@ Every field:
   operation's status (``Absent`` before it is registered), for a registry-wide call the
   registry's (``Idle`` or ``Waiting``);
 * ``changes`` — every entity the transition moved: ``Change(entity, id, before, after)`` with
-  ``entity`` one of ``input``, ``runtime``, ``registration``, ``operation``, ``registry``;
+  ``entity`` one of ``input``, ``runtime``, ``registration``, ``operation``, ``registry``
+  (always written, ``[]`` when nothing moved; :meth:`LifecycleEvent.from_dict` refuses a line
+  without it);
 * ``run_id`` — the run a run transition belongs to;
 * ``store`` — the durable authority the session's state lives in (a SQLite file's path, a
   store's own key, or an id unique to one process and store object): a runtime id names one
@@ -123,9 +125,11 @@ class LifecycleEvent:
         fence = doc.get("fence")
         if fence is not None and (isinstance(fence, bool) or not isinstance(fence, int)):
             raise ValueError(f"field 'fence': expected an integer or null, got {fence!r}")
-        raw_changes = doc.get("changes", [])
+        if "changes" not in doc:
+            raise ValueError("field 'changes': missing (every event lists the entities it moved, [] for none)")
+        raw_changes = doc["changes"]
         if not isinstance(raw_changes, list):
-            raise ValueError("field 'changes': expected a list")
+            raise ValueError(f"field 'changes': expected a list, got {raw_changes!r}")
         changes: list[Change] = []
         for n, raw in enumerate(raw_changes):
             if not isinstance(raw, list) or len(raw) != 4 or not all(isinstance(part, str) for part in raw):

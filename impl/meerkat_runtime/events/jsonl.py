@@ -7,7 +7,8 @@ with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` and ``source``
 machine (so several workers writing to one directory never share a file). When a file would
 grow beyond ``max_bytes`` it is closed and renamed ``... .jsonl.1`` (older ones shift to ``.2``,
 ``.3``, ...); at most ``max_files`` rotated files are kept per runtime (``None``: all of them,
-which ``meerkat-conformance check-trace`` needs to check a whole history).
+which ``meerkat-conformance check-trace`` needs to check a whole history: it reports a runtime
+whose first events were rotated away as incomplete, exit status 3).
 
 Each line is written with one ``write`` call and flushed before the event's delivery returns;
 ``fsync`` every line with ``fsync=True`` (off by default: the event log is an observation, not
