@@ -167,7 +167,7 @@ class PostgresRuntimeStore:
         self._pool = pool
         self._gate = CallGate()
         self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s)
-        self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt), self.timeout_s)
+        self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt))
         self._sql = _Statements(self.schema)
         try:
             self._migrate()
