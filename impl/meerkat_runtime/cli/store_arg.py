@@ -7,7 +7,9 @@
 * ``postgresql://...`` (or ``postgres://...``) opens
   :class:`~meerkat_runtime.store.postgres.PostgresRuntimeStore` (the ``postgres`` extra) on a
   connection whose transactions are read-only (``default_transaction_read_only=on``): the
-  server refuses any write.
+  server refuses any write. The store is opened with ``read_only=True``: a schema at an older
+  version is not upgraded (a worker does that when it opens the store) and a schema without a
+  store is refused, each with one line and exit status 1.
 
 Any other ``RuntimeStore`` can be read with :mod:`meerkat_runtime.inspection` from Python.
 """
@@ -71,9 +73,19 @@ def open_read_only(location: str, schema: str) -> RuntimeStore:
     except ImportError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return PostgresRuntimeStore(read_only_url(location), schema=schema, min_connections=0, max_connections=1)
+        return PostgresRuntimeStore(
+            read_only_url(location), schema=schema, min_connections=0, max_connections=1, read_only=True
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _upgrade_hint(location: str, exc: MeerkatError) -> str:
+    """The migrate command's hint, where it helps: an SQLite file at an older schema version
+    (``migrate`` takes no URL, and nothing downgrades a newer store)."""
+    if isinstance(exc, VersionMismatch) and not is_url(location) and "older than" in exc.detail:
+        return " (upgrade it with: meerkat-runtime migrate STORE)"
+    return ""
 
 
 def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[RuntimeStore], int]) -> int:
@@ -87,8 +99,7 @@ def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[Ru
     except NotAMeerkatStore as exc:
         return failure(prog, exc.detail)
     except MeerkatError as exc:
-        hint = " (upgrade it with: meerkat-runtime migrate STORE)" if isinstance(exc, VersionMismatch) else ""
-        return failure(prog, f"{exc}{hint}")
+        return failure(prog, f"{exc}{_upgrade_hint(args.store, exc)}")
     try:
         return work(store)
     except ValidationFailed as exc:

@@ -30,7 +30,10 @@ this module, so the runtime itself keeps no dependency.
   ``runtime_quarantine``. Ids must not contain NUL characters (PostgreSQL
   text cannot hold them; such a write is refused with ``WriteFailed``).
 * The schema version is checked on open: older schemas are migrated forward, newer ones are
-  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`). A
+  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`).
+  ``read_only=True`` migrates nothing: the schema must be at this release's version (else
+  ``VersionMismatch``; ``NotAMeerkatStore`` for a schema without a store), and every
+  transaction is ``READ ONLY`` (the server refuses writes). A
   migration whose ``COMMIT`` outcome is unknown is run again (it is idempotent), so a
   connection cut while a worker opens the store does not stop it.
 * Thread safety: any number of threads share the pool (``max_connections`` connections);
@@ -67,6 +70,7 @@ from meerkat_runtime.store.postgres_schema import (
     STORE_SCOPE,
     check_schema_name,
     migrate,
+    require_current_version,
     stored_version,
 )
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
@@ -139,6 +143,7 @@ class PostgresRuntimeStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Clock | None = None,
+        read_only: bool = False,
     ) -> None:
         if (conninfo is None) == (pool is None):
             raise ValueError("give exactly one of conninfo (a connection string) or pool (a psycopg ConnectionPool)")
@@ -166,11 +171,14 @@ class PostgresRuntimeStore:
             self._open_pool(pool, conninfo)
         self._pool = pool
         self._gate = CallGate()
-        self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s)
+        self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s, read_only=read_only)
         self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt))
         self._sql = _Statements(self.schema)
         try:
-            self._migrate()
+            if read_only:
+                self._tx.read(STORE_SCOPE, "schema version", lambda conn: require_current_version(conn, self.schema))
+            else:
+                self._migrate()
         except BaseException:
             self._close_pool()
             raise
