@@ -11,6 +11,7 @@ from meerkat_runtime import MeerkatMachine, ScriptedExecutor, prompt
 from meerkat_runtime.cli.store_arg import open_read_only
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import WriteFailed
+from psycopg.conninfo import make_conninfo
 
 from tests.cli.commands import command, run
 from tests.postgres.helpers import admin, open_store
@@ -101,3 +102,11 @@ def test_a_schema_without_a_store_is_reported_and_not_created(pg_dsn: str, pg_sc
     with admin(pg_dsn) as conn:
         row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (pg_schema,)).fetchone()
     assert row is not None and row[0] == 0
+
+
+def test_a_database_that_does_not_exist_is_one_line_naming_it(pg_dsn: str) -> None:
+    url = as_url(make_conninfo(pg_dsn, dbname="meerkat_no_such_database"))
+    status, stderr = _sessions(url, "meerkat")
+    assert status == 1, stderr
+    (line,) = stderr.splitlines()
+    assert 'database "meerkat_no_such_database" does not exist' in line

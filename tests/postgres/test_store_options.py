@@ -13,11 +13,69 @@ import pytest
 from meerkat_runtime.store.clock import ManualClock
 from meerkat_runtime.store.postgres import PostgresRuntimeStore
 from meerkat_runtime.store.records import InputRow
-from meerkat_runtime.vocab.errors import LeaseHeld, ReadFailed, WriteFailed
+from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, ReadFailed, WriteFailed
+from psycopg.conninfo import make_conninfo
 
 from tests.postgres.helpers import admin, open_store
 
 RT = "rt:session:options"
+
+
+def _pool_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("meerkat-")]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"conninfo": 123}, "conninfo must be a str .* got a int"),
+        ({"conninfo": b"dbname=x"}, "conninfo must be a str .* got a bytes"),
+        ({"conninfo": "nonsense"}, "conninfo is not a valid connection string"),
+        ({"timeout_s": float("inf")}, r"timeout_s must be a number of seconds > 0 .* got inf"),
+        ({"timeout_s": float("nan")}, "timeout_s .* got nan"),
+        ({"timeout_s": True}, "timeout_s .* got True"),
+        ({"timeout_s": 0}, "timeout_s .* got 0"),
+        ({"max_connections": True}, "max_connections must be an integer .* got True"),
+        ({"max_connections": 2.0}, "max_connections must be an integer .* got 2.0"),
+        ({"min_connections": "1"}, "min_connections must be an integer in 0..8, got '1'"),
+        ({"min_connections": 9}, "min_connections must be an integer in 0..8, got 9"),
+        ({"min_connections": False}, "min_connections .* got False"),
+        ({"read_only": 1}, "read_only must be True or False"),
+    ],
+)
+def test_bad_settings_are_refused_at_once_with_invalid_setting(
+    pg_dsn: str, options: dict[str, Any], message: str
+) -> None:
+    before = _pool_threads()
+    arguments: dict[str, Any] = {"conninfo": pg_dsn, "timeout_s": 1, **options}
+    with pytest.raises(InvalidSetting, match=message):
+        PostgresRuntimeStore(arguments.pop("conninfo"), **arguments)
+    assert _pool_threads() == before
+
+
+def test_a_failure_while_the_pool_opens_closes_the_pool(
+    pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = psycopg_pool.ConnectionPool.open
+    pools: list[psycopg_pool.ConnectionPool] = []
+
+    def open_then_fail(pool: psycopg_pool.ConnectionPool, *args: Any, **kwargs: Any) -> None:
+        opened(pool, *args, **kwargs)
+        pools.append(pool)
+        raise OverflowError("timestamp too large")
+
+    monkeypatch.setattr(psycopg_pool.ConnectionPool, "open", open_then_fail)
+    with pytest.raises(OverflowError):
+        open_store(pg_dsn, pg_schema, timeout_s=2)
+    (pool,) = pools
+    assert pool.closed
+
+
+def test_a_server_that_refuses_is_reported_at_once_with_its_cause(pg_dsn: str) -> None:
+    missing = make_conninfo(pg_dsn, dbname="meerkat_no_such_database")
+    for min_connections in (0, 1):
+        with pytest.raises(WriteFailed, match='database "meerkat_no_such_database" does not exist'):
+            PostgresRuntimeStore(missing, min_connections=min_connections, timeout_s=2)
 
 
 def test_exactly_one_of_a_connection_string_or_a_pool(pg_dsn: str) -> None:

@@ -17,6 +17,7 @@ Any other ``RuntimeStore`` can be read with :mod:`meerkat_runtime.inspection` fr
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -63,6 +64,16 @@ def read_only_url(url: str) -> str:
     return f"{url}{separator}options={quote(READ_ONLY_OPTION)}"
 
 
+def quiet_pool_log() -> None:
+    """Keep psycopg_pool's log lines (each failed connection attempt, a warning) off the
+    command's stderr: the command reports a failure in one line of its own. Left alone if the
+    logger already has a handler."""
+    log = logging.getLogger("psycopg.pool")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+
+
 def open_read_only(location: str, schema: str) -> RuntimeStore:
     """Open ``location`` so that nothing can be written through it. ``UsageError`` when the
     ``postgres`` extra is missing; the store's own error when it cannot be opened."""
@@ -72,6 +83,7 @@ def open_read_only(location: str, schema: str) -> RuntimeStore:
         from meerkat_runtime.store.postgres import PostgresRuntimeStore
     except ImportError as exc:
         raise UsageError(str(exc)) from None
+    quiet_pool_log()
     try:
         return PostgresRuntimeStore(
             read_only_url(location), schema=schema, min_connections=0, max_connections=1, read_only=True
