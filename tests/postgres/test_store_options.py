@@ -5,12 +5,14 @@ cannot hold."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg_pool
 import pytest
 from meerkat_runtime.store.clock import ManualClock
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.postgres import PostgresRuntimeStore
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, ReadFailed, WriteFailed
@@ -171,3 +173,36 @@ def test_close_waits_and_then_refuses(pg_dsn: str, pg_schema: str) -> None:
         store.persist_input_state(RT, InputRow("a", b"1"))
     with pytest.raises(psycopg.Error), store.pool.connection(timeout=0.5):  # its own pool is closed with it
         pass
+
+
+def _documented_grants(schema: str, role: str) -> list[str]:
+    """The ``GRANT`` statements docs/postgres.md gives a worker's role, for ``schema`` and ``role``."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "postgres.md").read_text(encoding="utf-8")
+    grants = [line.strip() for line in text.splitlines() if line.strip().startswith("GRANT ")]
+    assert grants, "docs/postgres.md lists no GRANT statements"
+    return [
+        g.rstrip(";").replace("SCHEMA meerkat", f"SCHEMA {schema}").replace(" TO worker", f" TO {role}") for g in grants
+    ]
+
+
+def test_a_role_with_the_documented_grants_can_run_a_worker(pg_dsn: str, pg_schema: str) -> None:
+    open_store(pg_dsn, pg_schema).close()  # the schema's owner creates it
+    role = f"{pg_schema}_worker"
+    with admin(pg_dsn) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        for grant in _documented_grants(pg_schema, role):
+            conn.execute(grant)
+    try:
+        with open_store(make_conninfo(pg_dsn, user=role), pg_schema) as store:
+            lease = store.claim_lease(RT, "worker", 30.0)
+            fence = Fence(lease.owner, lease.token)
+            store.persist_input_state(RT, InputRow("a", b"1"), fence=fence)
+            store.append_ops_record(RT, b"record", fence=fence)  # runtime_ops_records_seq
+            store.quarantine_row(RT, "a", "test", fence=fence)  # runtime_quarantine_seq
+            assert [row.input_id for row in store.load_quarantined(RT)] == ["a"]
+            store.release_lease(fence, RT)
+            assert store.list_runtimes() == [RT]
+    finally:
+        with admin(pg_dsn) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
