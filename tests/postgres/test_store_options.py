@@ -18,7 +18,7 @@ from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, ReadFailed, WriteFailed
 from psycopg.conninfo import make_conninfo
 
-from tests.postgres.helpers import admin, open_store
+from tests.postgres.helpers import CuttableProxy, admin, open_store
 
 RT = "rt:session:options"
 
@@ -206,3 +206,18 @@ def test_a_role_with_the_documented_grants_can_run_a_worker(pg_dsn: str, pg_sche
         with admin(pg_dsn) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_no_connection_names_its_cause(pg_dsn: str, pg_schema: str) -> None:
+    proxy = CuttableProxy(pg_dsn)
+    store = open_store(proxy.dsn, pg_schema, min_connections=1, max_connections=1, timeout_s=1)
+    try:
+        busy = "the server answers, but all 1 connections of the pool were in use"
+        with store.pool.connection(), pytest.raises(ReadFailed, match=busy):  # its only connection is taken
+            store.load_lease(RT)
+        proxy.close()  # the server can no longer be reached
+        with pytest.raises(ReadFailed, match=r"the server cannot be reached: .*[Cc]onnection refused"):
+            store.load_lease(RT)
+    finally:
+        store.close()
+        proxy.close()

@@ -57,6 +57,10 @@ ATTEMPTS = 3
 
 BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
+PROBE_TIMEOUT_S = 2
+"""Longest direct connection attempt made to say why the pool gave no connection (libpq's
+``connect_timeout`` has a 2 s minimum)."""
+
 LOCK_NOT_AVAILABLE = "55P03"
 """SQLSTATE of a lock wait that ran past ``lock_timeout``."""
 
@@ -123,7 +127,7 @@ class Transactions:
             conn = cm.__enter__()
         except psycopg_pool.PoolTimeout as exc:
             raise psycopg.OperationalError(
-                f"no database connection within {self.checkout_timeout_s:g} s ({exc})"
+                f"no database connection within {self.checkout_timeout_s:g} s: {self._why_no_connection()}"
             ) from exc
         restore = not conn.autocommit
         try:
@@ -135,6 +139,23 @@ class Transactions:
                 with contextlib.suppress(psycopg.Error):
                     conn.autocommit = False
             cm.__exit__(None, None, None)
+
+    def _why_no_connection(self) -> str:
+        """Why the pool gave no connection (it only logs its connection errors): one direct
+        connection attempt (at most ``PROBE_TIMEOUT_S``) tells an unreachable or refusing server
+        from a pool whose connections are all in use or still being re-established."""
+        conninfo = self.pool.conninfo
+        kwargs = dict(self.pool.kwargs) if isinstance(self.pool.kwargs, dict) else {}
+        kwargs.pop("autocommit", None)
+        try:
+            target = conninfo() if callable(conninfo) else conninfo
+            psycopg.connect(target, **kwargs, connect_timeout=PROBE_TIMEOUT_S).close()
+        except Exception as exc:
+            return f"the server cannot be reached: {str(exc).strip().replace(chr(10), ' ')}"
+        return (
+            f"the server answers, but all {self.pool.max_size} connections of the pool were in use, or the pool "
+            "is still re-establishing them after an outage"
+        )
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, runtime_id: str, what: str, body: Body[T], *, first: str = "") -> T:
