@@ -656,7 +656,7 @@ class _Statements:
         self.upsert_inputs = (
             f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
             "idempotency_key, admission_seq, queued) SELECT %s, i, p, c, f, k, q, w FROM unnest(%s::text[], "
-            "%s::bytea[], %s::text[], %s::float8[], %s::text[], %s::bigint[], %s::bytea[]) AS r(i, p, c, f, k, q, w) "
+            "%b::bytea[], %s::text[], %s::float8[], %s::text[], %s::bigint[], %b::bytea[]) AS r(i, p, c, f, k, q, w) "
             "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
             "checksum = excluded.checksum, finished_at = excluded.finished_at, "
             "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq, "
