@@ -12,9 +12,9 @@ Every data write holds its runtime's advisory lock until its transaction has end
 or rolled back; taking that lock therefore proves the transaction over. The store takes it
 (shared, within the ``lock_timeout`` every transaction of the store sets) before it raises
 ``WriteOutcomeUnknown``. If it cannot be had — the transaction still runs, or the server
-cannot be reached — the runtime stays *unsettled*: every read of it through this store first tries again and fails with
-``ReadFailed`` (or the caller's error) while the lock is still not granted, so nothing reads
-the runtime before the write's outcome is final. A new owner on another host is ordered after
+cannot be reached — the runtime stays *unsettled*: every read of it through this store first
+tries again and fails with ``ReadFailed`` (or the caller's error) while the lock is still not
+granted, so nothing reads the runtime before the write's outcome is final. A new owner on another host is ordered after
 the transaction by its claim, which takes the same lock.
 """
 
