@@ -52,6 +52,8 @@ A_FILE = "README.md"
         ("meerkat-runtime", [], ["required: COMMAND"]),
         ("meerkat-runtime", ["bogus"], ["invalid choice: 'bogus'"]),
         ("meerkat-runtime", ["check", "no-such.db"], ["'no-such.db' does not exist"]),
+        ("meerkat-runtime", ["check", "postgresql://h/db"], ["works on SQLite store files only"]),
+        ("meerkat-runtime", ["quarantine", "postgres://h/db", "s", "i"], ["works on SQLite store files only"]),
         ("meerkat-runtime", ["check", "docs"], ["'docs' is not a file"]),
         ("meerkat-runtime", ["check", A_FILE, "--integrity", "slow"], ["--integrity", "invalid choice"]),
         ("meerkat-runtime", ["quarantine", A_FILE, "s"], ["required: INPUT_ID"]),

@@ -117,6 +117,9 @@ class CuttableProxy:
         return len(pairs)
 
     def close(self) -> None:
+        """Stop listening (new connections are refused) and cut every relayed connection."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: close alone does not
         self._listener.close()
         self.cut()
 

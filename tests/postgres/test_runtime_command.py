@@ -11,9 +11,11 @@ from meerkat_runtime import MeerkatMachine, ScriptedExecutor, prompt
 from meerkat_runtime.cli.store_arg import open_read_only
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import WriteFailed
+from psycopg.conninfo import make_conninfo
 
 from tests.cli.commands import command, run
-from tests.postgres.helpers import open_store
+from tests.postgres.helpers import admin, open_store
+from tests.postgres.test_schema_v4 import _has_queued, _version, version_3_schema
 from tests.runtime_session.helpers import run as run_async
 
 
@@ -60,3 +62,51 @@ def test_the_read_only_store_cannot_write(pg_dsn: str, pg_schema: str) -> None:
         store.close()
     with open_store(pg_dsn, pg_schema) as writable:
         assert writable.list_runtimes() == []
+
+
+def _sessions(url: str, schema: str) -> tuple[int, str]:
+    done = run([*command("meerkat-runtime"), "sessions", "--schema", schema, url])
+    return done.returncode, done.stderr
+
+
+def _set_version(dsn: str, schema: str, version: int) -> None:
+    with admin(dsn) as conn:
+        conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = %s", (version,))
+
+
+def test_an_older_schema_is_reported_and_left_as_it_is(pg_dsn: str, pg_schema: str) -> None:
+    version_3_schema(pg_dsn, pg_schema)
+    status, stderr = _sessions(as_url(pg_dsn), pg_schema)
+    assert status == 1, stderr
+    (line,) = stderr.splitlines()
+    assert "schema version 3 is older than this release (4)" in line
+    assert "a worker upgrades it when it opens the store" in line
+    assert "read-only transaction" not in line and "migrate STORE" not in line
+    assert _version(pg_dsn, pg_schema) == 3 and not _has_queued(pg_dsn, pg_schema)
+
+
+def test_a_newer_schema_is_refused_without_an_upgrade_hint(pg_dsn: str, pg_schema: str) -> None:
+    open_store(pg_dsn, pg_schema).close()
+    _set_version(pg_dsn, pg_schema, 99)
+    status, stderr = _sessions(as_url(pg_dsn), pg_schema)
+    assert status == 1, stderr
+    (line,) = stderr.splitlines()
+    assert "version 99, newer than this release supports (4)" in line and "migrate" not in line
+
+
+def test_a_schema_without_a_store_is_reported_and_not_created(pg_dsn: str, pg_schema: str) -> None:
+    status, stderr = _sessions(as_url(pg_dsn), pg_schema)
+    assert status == 1, stderr
+    (line,) = stderr.splitlines()
+    assert f"schema '{pg_schema}' holds no meerkat store" in line and "CREATE SCHEMA" not in line
+    with admin(pg_dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (pg_schema,)).fetchone()
+    assert row is not None and row[0] == 0
+
+
+def test_a_database_that_does_not_exist_is_one_line_naming_it(pg_dsn: str) -> None:
+    url = as_url(make_conninfo(pg_dsn, dbname="meerkat_no_such_database"))
+    status, stderr = _sessions(url, "meerkat")
+    assert status == 1, stderr
+    (line,) = stderr.splitlines()
+    assert 'database "meerkat_no_such_database" does not exist' in line

@@ -5,19 +5,79 @@ cannot hold."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg_pool
 import pytest
 from meerkat_runtime.store.clock import ManualClock
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.postgres import PostgresRuntimeStore
 from meerkat_runtime.store.records import InputRow
-from meerkat_runtime.vocab.errors import LeaseHeld, ReadFailed, WriteFailed
+from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, ReadFailed, WriteFailed
+from psycopg.conninfo import make_conninfo
 
-from tests.postgres.helpers import admin, open_store
+from tests.postgres.helpers import CuttableProxy, admin, open_store
 
 RT = "rt:session:options"
+
+
+def _pool_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("meerkat-")]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"conninfo": 123}, "conninfo must be a str .* got a int"),
+        ({"conninfo": b"dbname=x"}, "conninfo must be a str .* got a bytes"),
+        ({"conninfo": "nonsense"}, "conninfo is not a valid connection string"),
+        ({"timeout_s": float("inf")}, r"timeout_s must be a number of seconds > 0 .* got inf"),
+        ({"timeout_s": float("nan")}, "timeout_s .* got nan"),
+        ({"timeout_s": True}, "timeout_s .* got True"),
+        ({"timeout_s": 0}, "timeout_s .* got 0"),
+        ({"max_connections": True}, "max_connections must be an integer .* got True"),
+        ({"max_connections": 2.0}, "max_connections must be an integer .* got 2.0"),
+        ({"min_connections": "1"}, "min_connections must be an integer in 0..8, got '1'"),
+        ({"min_connections": 9}, "min_connections must be an integer in 0..8, got 9"),
+        ({"min_connections": False}, "min_connections .* got False"),
+        ({"read_only": 1}, "read_only must be True or False"),
+    ],
+)
+def test_bad_settings_are_refused_at_once_with_invalid_setting(
+    pg_dsn: str, options: dict[str, Any], message: str
+) -> None:
+    before = _pool_threads()
+    arguments: dict[str, Any] = {"conninfo": pg_dsn, "timeout_s": 1, **options}
+    with pytest.raises(InvalidSetting, match=message):
+        PostgresRuntimeStore(arguments.pop("conninfo"), **arguments)
+    assert _pool_threads() == before
+
+
+def test_a_failure_while_the_pool_opens_closes_the_pool(
+    pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = psycopg_pool.ConnectionPool.open
+    pools: list[psycopg_pool.ConnectionPool] = []
+
+    def open_then_fail(pool: psycopg_pool.ConnectionPool, *args: Any, **kwargs: Any) -> None:
+        opened(pool, *args, **kwargs)
+        pools.append(pool)
+        raise OverflowError("timestamp too large")
+
+    monkeypatch.setattr(psycopg_pool.ConnectionPool, "open", open_then_fail)
+    with pytest.raises(OverflowError):
+        open_store(pg_dsn, pg_schema, timeout_s=2)
+    (pool,) = pools
+    assert pool.closed
+
+
+def test_a_server_that_refuses_is_reported_at_once_with_its_cause(pg_dsn: str) -> None:
+    missing = make_conninfo(pg_dsn, dbname="meerkat_no_such_database")
+    for min_connections in (0, 1):
+        with pytest.raises(WriteFailed, match='database "meerkat_no_such_database" does not exist'):
+            PostgresRuntimeStore(missing, min_connections=min_connections, timeout_s=2)
 
 
 def test_exactly_one_of_a_connection_string_or_a_pool(pg_dsn: str) -> None:
@@ -113,3 +173,51 @@ def test_close_waits_and_then_refuses(pg_dsn: str, pg_schema: str) -> None:
         store.persist_input_state(RT, InputRow("a", b"1"))
     with pytest.raises(psycopg.Error), store.pool.connection(timeout=0.5):  # its own pool is closed with it
         pass
+
+
+def _documented_grants(schema: str, role: str) -> list[str]:
+    """The ``GRANT`` statements docs/postgres.md gives a worker's role, for ``schema`` and ``role``."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "postgres.md").read_text(encoding="utf-8")
+    grants = [line.strip() for line in text.splitlines() if line.strip().startswith("GRANT ")]
+    assert grants, "docs/postgres.md lists no GRANT statements"
+    return [
+        g.rstrip(";").replace("SCHEMA meerkat", f"SCHEMA {schema}").replace(" TO worker", f" TO {role}") for g in grants
+    ]
+
+
+def test_a_role_with_the_documented_grants_can_run_a_worker(pg_dsn: str, pg_schema: str) -> None:
+    open_store(pg_dsn, pg_schema).close()  # the schema's owner creates it
+    role = f"{pg_schema}_worker"
+    with admin(pg_dsn) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        for grant in _documented_grants(pg_schema, role):
+            conn.execute(grant)
+    try:
+        with open_store(make_conninfo(pg_dsn, user=role), pg_schema) as store:
+            lease = store.claim_lease(RT, "worker", 30.0)
+            fence = Fence(lease.owner, lease.token)
+            store.persist_input_state(RT, InputRow("a", b"1"), fence=fence)
+            store.append_ops_record(RT, b"record", fence=fence)  # runtime_ops_records_seq
+            store.quarantine_row(RT, "a", "test", fence=fence)  # runtime_quarantine_seq
+            assert [row.input_id for row in store.load_quarantined(RT)] == ["a"]
+            store.release_lease(fence, RT)
+            assert store.list_runtimes() == [RT]
+    finally:
+        with admin(pg_dsn) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_no_connection_names_its_cause(pg_dsn: str, pg_schema: str) -> None:
+    proxy = CuttableProxy(pg_dsn)
+    store = open_store(proxy.dsn, pg_schema, min_connections=1, max_connections=1, timeout_s=1)
+    try:
+        busy = "the server answers, but all 1 connections of the pool were in use"
+        with store.pool.connection(), pytest.raises(ReadFailed, match=busy):  # its only connection is taken
+            store.load_lease(RT)
+        proxy.close()  # the server can no longer be reached
+        with pytest.raises(ReadFailed, match=r"the server cannot be reached: .*[Cc]onnection refused"):
+            store.load_lease(RT)
+    finally:
+        store.close()
+        proxy.close()

@@ -7,7 +7,9 @@
 * ``postgresql://...`` (or ``postgres://...``) opens
   :class:`~meerkat_runtime.store.postgres.PostgresRuntimeStore` (the ``postgres`` extra) on a
   connection whose transactions are read-only (``default_transaction_read_only=on``): the
-  server refuses any write.
+  server refuses any write. The store is opened with ``read_only=True``: a schema at an older
+  version is not upgraded (a worker does that when it opens the store) and a schema without a
+  store is refused, each with one line and exit status 1.
 
 Any other ``RuntimeStore`` can be read with :mod:`meerkat_runtime.inspection` from Python.
 """
@@ -15,6 +17,7 @@ Any other ``RuntimeStore`` can be read with :mod:`meerkat_runtime.inspection` fr
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -61,6 +64,16 @@ def read_only_url(url: str) -> str:
     return f"{url}{separator}options={quote(READ_ONLY_OPTION)}"
 
 
+def quiet_pool_log() -> None:
+    """Keep psycopg_pool's log lines (each failed connection attempt, a warning) off the
+    command's stderr: the command reports a failure in one line of its own. Left alone if the
+    logger already has a handler."""
+    log = logging.getLogger("psycopg.pool")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+
+
 def open_read_only(location: str, schema: str) -> RuntimeStore:
     """Open ``location`` so that nothing can be written through it. ``UsageError`` when the
     ``postgres`` extra is missing; the store's own error when it cannot be opened."""
@@ -70,10 +83,21 @@ def open_read_only(location: str, schema: str) -> RuntimeStore:
         from meerkat_runtime.store.postgres import PostgresRuntimeStore
     except ImportError as exc:
         raise UsageError(str(exc)) from None
+    quiet_pool_log()
     try:
-        return PostgresRuntimeStore(read_only_url(location), schema=schema, min_connections=0, max_connections=1)
+        return PostgresRuntimeStore(
+            read_only_url(location), schema=schema, min_connections=0, max_connections=1, read_only=True
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _upgrade_hint(location: str, exc: MeerkatError) -> str:
+    """The migrate command's hint, where it helps: an SQLite file at an older schema version
+    (``migrate`` takes no URL, and nothing downgrades a newer store)."""
+    if isinstance(exc, VersionMismatch) and not is_url(location) and "older than" in exc.detail:
+        return " (upgrade it with: meerkat-runtime migrate STORE)"
+    return ""
 
 
 def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[RuntimeStore], int]) -> int:
@@ -87,8 +111,7 @@ def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[Ru
     except NotAMeerkatStore as exc:
         return failure(prog, exc.detail)
     except MeerkatError as exc:
-        hint = " (upgrade it with: meerkat-runtime migrate STORE)" if isinstance(exc, VersionMismatch) else ""
-        return failure(prog, f"{exc}{hint}")
+        return failure(prog, f"{exc}{_upgrade_hint(args.store, exc)}")
     try:
         return work(store)
     except ValidationFailed as exc:

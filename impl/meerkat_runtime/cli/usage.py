@@ -46,7 +46,13 @@ def failure(prog: str, message: object) -> int:
 
 
 def existing_file(raw: str) -> str:
-    """An argparse ``type``: the path of an existing regular file."""
+    """An argparse ``type``: the path of an existing regular file (a ``postgresql://`` URL is
+    refused by name: the commands that take only a path work on SQLite store files)."""
+    if raw.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(
+            "a postgresql:// URL: this command works on SQLite store files only (the reading commands "
+            "sessions, inputs, ops and show take a URL)"
+        )
     path = Path(raw)
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{raw!r} does not exist")

@@ -30,7 +30,10 @@ this module, so the runtime itself keeps no dependency.
   ``runtime_quarantine``. Ids must not contain NUL characters (PostgreSQL
   text cannot hold them; such a write is refused with ``WriteFailed``).
 * The schema version is checked on open: older schemas are migrated forward, newer ones are
-  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`). A
+  refused with ``VersionMismatch`` (see :mod:`~meerkat_runtime.store.postgres_schema`).
+  ``read_only=True`` migrates nothing: the schema must be at this release's version (else
+  ``VersionMismatch``; ``NotAMeerkatStore`` for a schema without a store), and every
+  transaction is ``READ ONLY`` (the server refuses writes). A
   migration whose ``COMMIT`` outcome is unknown is run again (it is idempotent), so a
   connection cut while a worker opens the store does not stop it.
 * Thread safety: any number of threads share the pool (``max_connections`` connections);
@@ -42,6 +45,7 @@ this module, so the runtime itself keeps no dependency.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -67,6 +71,7 @@ from meerkat_runtime.store.postgres_schema import (
     STORE_SCOPE,
     check_schema_name,
     migrate,
+    require_current_version,
     stored_version,
 )
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
@@ -102,12 +107,14 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.vocab.errors import (
     Corrupt,
+    InvalidSetting,
     ReadFailed,
     StoreError,
     WriteFailed,
     WriteOutcomeUnknown,
     WriteRefused,
 )
+from meerkat_runtime.vocab.settings import MAX_INT32, bounded_int, bounded_seconds
 
 T = TypeVar("T")
 
@@ -115,9 +122,26 @@ DEFAULT_MAX_CONNECTIONS = 8
 MIGRATION_ATTEMPTS = 3
 """Runs of the schema migration on open when a ``COMMIT``'s outcome is unknown."""
 DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = MAX_INT32 // 1000
+"""Longest ``timeout_s`` (about 24.8 days): the server's ``lock_timeout`` is a 32-bit count of ms."""
+MAX_CONNECTIONS = 10_000
 
 Body = Callable[[Connection], MarkStep]
 """A data write's own statements; returns the step they make to the runtime's high-water mark."""
+
+
+def _check_conninfo(conninfo: object) -> None:
+    """``InvalidSetting`` unless ``conninfo`` is a connection string libpq can parse (a ``str``;
+    its text is not repeated: it may hold a password)."""
+    if not isinstance(conninfo, str):
+        raise InvalidSetting(
+            "conninfo must be a str (a libpq connection string or a postgresql:// URL), "
+            f"got a {type(conninfo).__name__}"
+        )
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise InvalidSetting(f"conninfo is not a valid connection string: {exc}") from None
 
 
 def lock_key(schema: str, runtime_id: str) -> int:
@@ -139,38 +163,40 @@ class PostgresRuntimeStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Clock | None = None,
+        read_only: bool = False,
     ) -> None:
         if (conninfo is None) == (pool is None):
-            raise ValueError("give exactly one of conninfo (a connection string) or pool (a psycopg ConnectionPool)")
-        if not isinstance(min_connections, int) or not 0 <= min_connections <= max_connections:
-            raise ValueError(f"need 0 <= min_connections <= max_connections, got {min_connections}, {max_connections}")
-        if not isinstance(max_connections, int) or max_connections < 1:
-            raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
-        if not isinstance(timeout_s, int | float) or not timeout_s > 0:
-            raise ValueError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+            raise InvalidSetting(
+                "give exactly one of conninfo (a connection string) or pool (a psycopg ConnectionPool)"
+            )
+        if conninfo is not None:
+            _check_conninfo(conninfo)
+        if pool is not None and not isinstance(pool, psycopg_pool.ConnectionPool):
+            raise InvalidSetting(f"pool must be a psycopg_pool.ConnectionPool, got a {type(pool).__name__}")
+        max_connections = bounded_int("max_connections", max_connections, 1, MAX_CONNECTIONS)
+        min_connections = bounded_int("min_connections", min_connections, 0, max_connections)
+        timeout = bounded_seconds("timeout_s", timeout_s, MAX_TIMEOUT_S)
+        if clock is not None and not callable(clock):
+            raise InvalidSetting("clock must be a callable returning seconds")
+        if not isinstance(read_only, bool):
+            raise InvalidSetting(f"read_only must be True or False, got {read_only!r}")
         self.schema = check_schema_name(schema)
         self.clock = clock
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = timeout
         self._owns_pool = pool is None
         if pool is None:
             assert conninfo is not None
-            pool = psycopg_pool.ConnectionPool(
-                conninfo,
-                min_size=min_connections,
-                max_size=max_connections,
-                kwargs={"autocommit": True},
-                open=False,
-                timeout=self.timeout_s,
-                name=f"meerkat-{self.schema}",
-            )
-            self._open_pool(pool, conninfo)
+            pool = self._open_pool(conninfo, min_connections, max_connections)
         self._pool = pool
         self._gate = CallGate()
-        self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s)
-        self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt), self.timeout_s)
+        self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s, read_only=read_only)
+        self._in_flight = InFlightCommits(self._tx, lambda rt: lock_key(self.schema, rt))
         self._sql = _Statements(self.schema)
         try:
-            self._migrate()
+            if read_only:
+                self._tx.read(STORE_SCOPE, "schema version", lambda conn: require_current_version(conn, self.schema))
+            else:
+                self._migrate()
         except BaseException:
             self._close_pool()
             raise
@@ -188,17 +214,38 @@ class PostgresRuntimeStore:
                 if attempt == MIGRATION_ATTEMPTS:
                     raise
 
-    def _open_pool(self, pool: psycopg_pool.ConnectionPool, conninfo: str) -> None:
+    def _open_pool(self, conninfo: str, min_connections: int, max_connections: int) -> psycopg_pool.ConnectionPool:
+        """Connect once directly — a server that cannot be reached is reported at once, with its
+        cause (the pool only logs why it cannot connect, and with ``min_connections=0`` it
+        opens without connecting) — then open the pool. The pool is closed again on any
+        failure, so no thread of it outlives a failed open."""
+        try:
+            psycopg.connect(conninfo, connect_timeout=max(2, math.ceil(self.timeout_s))).close()
+        except psycopg.Error as exc:
+            why = str(exc).strip().replace("\n", " ")
+            raise WriteFailed(STORE_SCOPE, f"cannot connect to PostgreSQL: {why}") from None
+        pool = psycopg_pool.ConnectionPool(
+            conninfo,
+            min_size=min_connections,
+            max_size=max_connections,
+            kwargs={"autocommit": True},
+            open=False,
+            timeout=self.timeout_s,
+            name=f"meerkat-{self.schema}",
+        )
         try:
             pool.open(wait=True, timeout=self.timeout_s)
         except psycopg_pool.PoolTimeout:
             pool.close()
-            try:  # the pool only logs why it cannot connect: connect once to say it
-                psycopg.connect(conninfo, connect_timeout=max(1, int(self.timeout_s))).close()
-                why = f"the pool could not open its connections within {self.timeout_s:g} s"
-            except psycopg.Error as exc:
-                why = str(exc).strip().replace("\n", " ")
-            raise WriteFailed(STORE_SCOPE, f"cannot connect to PostgreSQL: {why}") from None
+            raise WriteFailed(
+                STORE_SCOPE,
+                f"cannot connect to PostgreSQL: the pool could not open its {min_connections} connections "
+                f"within {self.timeout_s:g} s",
+            ) from None
+        except BaseException:
+            pool.close()
+            raise
+        return pool
 
     def _close_pool(self) -> None:
         if self._owns_pool:
@@ -609,7 +656,7 @@ class _Statements:
         self.upsert_inputs = (
             f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
             "idempotency_key, admission_seq, queued) SELECT %s, i, p, c, f, k, q, w FROM unnest(%s::text[], "
-            "%s::bytea[], %s::text[], %s::float8[], %s::text[], %s::bigint[], %s::bytea[]) AS r(i, p, c, f, k, q, w) "
+            "%b::bytea[], %s::text[], %s::float8[], %s::text[], %s::bigint[], %b::bytea[]) AS r(i, p, c, f, k, q, w) "
             "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
             "checksum = excluded.checksum, finished_at = excluded.finished_at, "
             "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq, "

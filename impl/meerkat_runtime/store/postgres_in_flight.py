@@ -10,11 +10,11 @@ not happen.
 
 Every data write holds its runtime's advisory lock until its transaction has ended, committed
 or rolled back; taking that lock therefore proves the transaction over. The store takes it
-(shared, with the store's timeout) before it raises ``WriteOutcomeUnknown``. If it cannot be
-had — the transaction still runs, or the server cannot be reached — the runtime stays
-*unsettled*: every read of it through this store first tries again and fails with
-``ReadFailed`` (or the caller's error) while the lock is still not granted, so nothing reads
-the runtime before the write's outcome is final. A new owner on another host is ordered after
+(shared, within the ``lock_timeout`` every transaction of the store sets) before it raises
+``WriteOutcomeUnknown``. If it cannot be had — the transaction still runs, or the server
+cannot be reached — the runtime stays *unsettled*: every read of it through this store first
+tries again and fails with ``ReadFailed`` (or the caller's error) while the lock is still not
+granted, so nothing reads the runtime before the write's outcome is final. A new owner on another host is ordered after
 the transaction by its claim, which takes the same lock.
 """
 
@@ -30,10 +30,9 @@ from meerkat_runtime.vocab.errors import StoreError
 class InFlightCommits:
     """The runtimes of one store with a write whose transaction may still be running."""
 
-    def __init__(self, tx: Transactions, lock_key: Callable[[str], int], timeout_s: float) -> None:
+    def __init__(self, tx: Transactions, lock_key: Callable[[str], int]) -> None:
         self._tx = tx
         self._lock_key = lock_key
-        self._timeout_ms = max(1, int(timeout_s * 1000))
         self._lock = threading.Lock()
         self._unsettled: dict[str, int] = {}
         self._next = 0
@@ -59,7 +58,7 @@ class InFlightCommits:
             raise error(
                 runtime_id,
                 f"{what}: a write whose COMMIT outcome is unknown may still be committing on the server "
-                f"(its lock was not granted within {self._timeout_ms} ms); nothing is read until it has ended",
+                f"(its lock was not granted within {self._tx.timeout_ms} ms); nothing is read until it has ended",
             )
 
     def _settle(self, runtime_id: str) -> bool:
@@ -67,10 +66,7 @@ class InFlightCommits:
             ticket = self._unsettled.get(runtime_id)
         if ticket is None:
             return True
-        first = (
-            f"SET LOCAL lock_timeout = {self._timeout_ms}; "
-            f"SELECT pg_advisory_xact_lock_shared({self._lock_key(runtime_id)})"
-        )
+        first = f"SELECT pg_advisory_xact_lock_shared({self._lock_key(runtime_id)})"
         try:
             self._tx.write(runtime_id, "waiting for a write whose outcome is unknown", lambda conn: None, first=first)
         except StoreError:

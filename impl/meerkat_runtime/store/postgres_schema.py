@@ -38,6 +38,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
     INPUTS,
@@ -185,6 +186,31 @@ def stored_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) ->
     if row is None or not isinstance(row[0], int):
         raise VersionMismatch(STORE_SCOPE, f"schema {schema!r}: the version table holds no valid version")
     return int(row[0])
+
+
+def require_current_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    """A read-only store migrates nothing: ``schema`` must hold a store at this release's
+    version. ``NotAMeerkatStore`` (a ``VersionMismatch``) when it holds none, ``VersionMismatch``
+    for an older or a newer version."""
+    found = stored_version(conn, schema)
+    if found == 0:
+        raise NotAMeerkatStore(
+            STORE_SCOPE,
+            f"schema {schema!r} holds no meerkat store (no meerkat_schema_version table); a worker creates it "
+            "when it opens the store",
+        )
+    if found > SCHEMA_VERSION:
+        raise VersionMismatch(
+            STORE_SCOPE,
+            f"schema {schema!r} has version {found}, newer than this release supports ({SCHEMA_VERSION}); "
+            "refusing to open it",
+        )
+    if found < SCHEMA_VERSION:
+        raise VersionMismatch(
+            STORE_SCOPE,
+            f"schema {schema!r}: schema version {found} is older than this release ({SCHEMA_VERSION}); a worker "
+            "upgrades it when it opens the store (a read-only store does not migrate)",
+        )
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, target: int = SCHEMA_VERSION) -> int:

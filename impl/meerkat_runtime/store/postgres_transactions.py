@@ -19,6 +19,21 @@ whether the ``COMMIT`` had been sent when something failed). The classification:
 
 Reads run as single statements in autocommit mode (each sees one consistent snapshot) and
 are retried on a broken connection like writes.
+
+Time limits: every transaction starts with the store's own settings (:meth:`Transactions.begin`,
+the one place that sets them), both derived from the store's ``timeout_s``:
+
+* ``lock_timeout``: a lock the transaction waits for — a runtime's advisory lock, a lease row —
+  is given up after ``timeout_s``; the call fails with ``WriteFailed`` saying that another
+  connection holds the lock, and nothing was written. Without it a frozen owner (a stopped
+  process, a host cut off mid-transaction, whose backend stays ``idle in transaction`` until
+  TCP keepalive gives up) would block every other host's claim of its session without limit;
+* ``idle_in_transaction_session_timeout``: the server ends a session of the store that stays
+  idle inside one of these transactions for ``timeout_s`` (its process stopped, its host cut
+  off), which rolls the transaction back and frees its locks. A frozen owner therefore holds a
+  session's lock at most ``timeout_s``; when it wakes up its connection is gone, the write is
+  retried on a fresh connection, and the fence check refuses it if another worker has claimed
+  the session meanwhile (the stale worker of docs/model-ownership.md).
 """
 
 from __future__ import annotations
@@ -41,6 +56,13 @@ ATTEMPTS = 3
 """Tries of one call when its connection turns out broken before ``COMMIT`` was sent."""
 
 BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+PROBE_TIMEOUT_S = 2
+"""Longest direct connection attempt made to say why the pool gave no connection (libpq's
+``connect_timeout`` has a 2 s minimum)."""
+
+LOCK_NOT_AVAILABLE = "55P03"
+"""SQLSTATE of a lock wait that ran past ``lock_timeout``."""
 
 
 class _Broken(Exception):
@@ -75,10 +97,27 @@ def commit_refused(conn: Connection, exc: psycopg.Error) -> bool:
 class Transactions:
     """Runs the store's transactions on a pool, behind the store's call gate."""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool, gate: CallGate, *, checkout_timeout_s: float) -> None:
+    def __init__(
+        self, pool: psycopg_pool.ConnectionPool, gate: CallGate, *, checkout_timeout_s: float, read_only: bool = False
+    ) -> None:
         self.pool = pool
         self.gate = gate
         self.checkout_timeout_s = checkout_timeout_s
+        self.read_only = read_only
+        self.timeout_ms = max(1, int(checkout_timeout_s * 1000))
+
+    def begin(self, first: str = "") -> str:
+        """The statements that open every transaction of the store (one round trip): ``BEGIN``,
+        the store's lock and idle timeouts (see the module docstring), then ``first``."""
+        mode = " READ ONLY" if self.read_only else ""
+        statements = [
+            f"{BEGIN}{mode}",
+            f"SET LOCAL lock_timeout = {self.timeout_ms}",
+            f"SET LOCAL idle_in_transaction_session_timeout = {self.timeout_ms}",
+        ]
+        if first:
+            statements.append(first)
+        return "; ".join(statements)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -88,7 +127,7 @@ class Transactions:
             conn = cm.__enter__()
         except psycopg_pool.PoolTimeout as exc:
             raise psycopg.OperationalError(
-                f"no database connection within {self.checkout_timeout_s:g} s ({exc})"
+                f"no database connection within {self.checkout_timeout_s:g} s: {self._why_no_connection()}"
             ) from exc
         restore = not conn.autocommit
         try:
@@ -100,6 +139,23 @@ class Transactions:
                 with contextlib.suppress(psycopg.Error):
                     conn.autocommit = False
             cm.__exit__(None, None, None)
+
+    def _why_no_connection(self) -> str:
+        """Why the pool gave no connection (it only logs its connection errors): one direct
+        connection attempt (at most ``PROBE_TIMEOUT_S``) tells an unreachable or refusing server
+        from a pool whose connections are all in use or still being re-established."""
+        conninfo = self.pool.conninfo
+        kwargs = dict(self.pool.kwargs) if isinstance(self.pool.kwargs, dict) else {}
+        kwargs.pop("autocommit", None)
+        try:
+            target = conninfo() if callable(conninfo) else conninfo
+            psycopg.connect(target, **kwargs, connect_timeout=PROBE_TIMEOUT_S).close()
+        except Exception as exc:
+            return f"the server cannot be reached: {str(exc).strip().replace(chr(10), ' ')}"
+        return (
+            f"the server answers, but all {self.pool.max_size} connections of the pool were in use, or the pool "
+            "is still re-establishing them after an outage"
+        )
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, runtime_id: str, what: str, body: Body[T], *, first: str = "") -> T:
@@ -129,12 +185,19 @@ class Transactions:
 
     def _write_once(self, conn: Connection, runtime_id: str, what: str, body: Body[T], first: str) -> T:
         try:
-            conn.execute(f"{BEGIN}; {first}" if first else BEGIN)
+            conn.execute(self.begin(first))
             result = body(conn)
         except psycopg.Error as exc:
             if conn.broken:
                 raise _Broken(exc) from exc
             self._rollback(conn)
+            if exc.sqlstate == LOCK_NOT_AVAILABLE:
+                raise WriteFailed(
+                    runtime_id,
+                    f"{what} failed: another connection held the lock it needs for more than "
+                    f"{self.checkout_timeout_s:g} s (a write or claim of this runtime still running, or the "
+                    f"transaction of a stalled process); nothing was written: {_describe(exc)}",
+                ) from exc
             raise WriteFailed(runtime_id, f"{what} failed: {_describe(exc)}; nothing was written") from exc
         except BaseException:
             if not conn.broken:
