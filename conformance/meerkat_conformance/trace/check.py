@@ -115,7 +115,7 @@ def _replay(events: list[Located]) -> Rejection | None:
         try:
             if event.machine == "session":
                 session.apply(located)
-                if event.rule in ("register", "reconcile"):
+                if event.rule == "register":  # a reconcile keeps the registry (memory only)
                     ops.session_registered()
             elif event.machine == "ops":
                 ops.apply(event)

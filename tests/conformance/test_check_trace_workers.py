@@ -1,0 +1,74 @@
+"""``check-trace`` on the event logs of two runtime workers sharing one SQLite file with ownership
+on (the ownership lockstep's workers, :class:`~meerkat_conformance.ownership.adapter.OwnershipAdapter`):
+takeovers, writes whose outcome is unknown and reconciliation. Every history here is one the
+ownership model takes step by step (the lockstep compares every step), so check-trace must
+explain each log; and a log altered so the model cannot explain it is still rejected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import pytest
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.ownership.adapter import OwnershipAdapter
+from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
+from meerkat_conformance.trace.check import TraceVerdict, check_trace
+from meerkat_model.ownership.actions import (
+    Ambiguous,
+    ClaimRegister,
+    Expire,
+    FinishOp,
+    On,
+    Reconcile,
+    RegisterOp,
+    Release,
+)
+from meerkat_model.ownership.machine import OwnershipMachine
+from meerkat_model.session.actions import Accept, BeginAttach, Destroy, ExecutorSucceeded, Retire, Stop
+from meerkat_runtime.session.machine import EVENT_LOG_ENV
+
+
+def _accept(i: int) -> Accept:
+    return Accept(i, 0, -1, -1, 0, 0)
+
+
+def _record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, actions: Sequence[Hashable]) -> Path:
+    """The event logs of the two workers driven through ``actions`` in lockstep with the model."""
+    events = tmp_path / "events"
+    monkeypatch.setenv(EVENT_LOG_ENV, str(events))
+    machine = OwnershipMachine(WALK_BOUNDS)
+    lock = Lockstep(machine, OwnershipAdapter(machine))
+    try:
+        for action in actions:
+            lock.apply(action)
+    finally:
+        lock.close()
+    return events
+
+
+def _explained(verdict: TraceVerdict) -> None:
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.ok
+
+
+def test_a_takeover_by_another_worker_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _record(
+        tmp_path, monkeypatch, [ClaimRegister(0), On(0, _accept(0)), Expire(), ClaimRegister(1), On(1, Stop())]
+    )
+    verdict = check_trace([events])
+    _explained(verdict)
+    assert verdict.files == 2 and verdict.runtimes == 1  # one file per worker, one history
+    assert verdict.rules["register"] == 2 and verdict.rules["stop"] == 1
+
+
+def test_a_reconcile_keeps_the_operation_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [ClaimRegister(0), RegisterOp(0, 1), Ambiguous(0, Stop(), 0), Reconcile(0), FinishOp(0, 1, 0)],
+    )
+    verdict = check_trace([events])
+    _explained(verdict)
+    assert verdict.rules["reconcile"] == 1 and verdict.rules["complete_operation"] == 1
