@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.ownership.adapter import OwnershipAdapter
-from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
+from meerkat_conformance.ownership.walk import WALK_BOUNDS
 from meerkat_conformance.trace.check import TraceVerdict, check_trace
 from meerkat_model.ownership.actions import (
     Ambiguous,
@@ -23,10 +23,9 @@ from meerkat_model.ownership.actions import (
     On,
     Reconcile,
     RegisterOp,
-    Release,
 )
 from meerkat_model.ownership.machine import OwnershipMachine
-from meerkat_model.session.actions import Accept, BeginAttach, Destroy, ExecutorSucceeded, Retire, Stop
+from meerkat_model.session.actions import Accept, Destroy, Stop
 from meerkat_runtime.session.machine import EVENT_LOG_ENV
 
 
@@ -72,3 +71,24 @@ def test_a_reconcile_keeps_the_operation_registry(tmp_path: Path, monkeypatch: p
     verdict = check_trace([events])
     _explained(verdict)
     assert verdict.rules["reconcile"] == 1 and verdict.rules["complete_operation"] == 1
+
+
+def _lines(events: Path, worker: str) -> tuple[Path, list[dict[str, object]]]:
+    (path,) = sorted(events.glob(f"*.{worker}-*.jsonl"))
+    return path, [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_reconcile_that_adopts_a_destroyed_record_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _record(tmp_path, monkeypatch, [ClaimRegister(0), Ambiguous(0, Destroy(), 1), Reconcile(0)])
+    verdict = check_trace([events])
+    _explained(verdict)
+    path, docs = _lines(events, "w0")
+    (n,) = [n for n, doc in enumerate(docs) if doc["rule"] == "reconcile"]
+    assert docs[n]["after"] == "Destroyed" and docs[n - 1]["rule"] == "destroy"  # the landed write, adopted
+    docs[n]["after"] = "Stopped"  # a reconcile that brings a destroyed session back
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    rejected = check_trace([events]).rejection
+    assert rejected is not None and rejected.at.line == n + 1
+    assert "the store recovers phase Destroyed, the event adopted Stopped" in rejected.reason

@@ -9,11 +9,11 @@ number of inputs.
 Each event becomes one model action (:func:`action_for`): ``register`` → ``Register`` (after a
 ``Crash`` when the model still holds the session in memory: the previous process died, or lost
 its lease), the run and control rules → their actions, ``reconcile`` (an in-doubt session
-adopting the store) → ``Crash`` and ``Register`` (and ``BeginAttach`` + ``FinishAttach`` when
-the loop stayed attached). The event is explained when the model's step is taken (not
-rejected), names the event's rule, and agrees with every entity the event says moved (input,
-runtime phase, registration), and with the rule's details (the input a run staged, the
-recovered phase and active inputs of a registration).
+adopting the store) → the ownership model's ``reconcile`` on a one-worker view of the state (a
+Destroyed record is adopted, not refused as a registration would be). The event is explained
+when the model's step is taken (not rejected), names the event's rule, and agrees with every
+entity the event says moved (input, runtime phase, registration), and with the rule's details
+(the input a run staged, the recovered phase and active inputs of a registration).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meerkat_model.machine import Bounds, Rejected, Stepped
+from meerkat_model.ownership import steps as ownership_steps
+from meerkat_model.ownership.state import Lease, OwnershipState, Worker, view
 from meerkat_model.session.actions import (
     Accept,
     AcceptAndRun,
@@ -372,25 +374,38 @@ class SessionReplay:
     # --- reconciliation -------------------------------------------------------------------
 
     def _reconcile(self, event: LifecycleEvent) -> None:
-        """An in-doubt session adopted the store: crash + register (+ the loop re-attached)."""
-        if self.state.memory is None:
-            raise Unexplained("reconcile of a session the model does not hold in memory")
-        self._step(Crash(), "crash")
-        stepped = self._step(Register(), "register")
-        if event.details.get("attached"):
-            self._step(BeginAttach(), "begin_attach")
-            memory = self.state.memory
-            finish = (
-                "finish_attach"
-                if memory is not None and memory.phase is RuntimePhase.IDLE
-                else "finish_attach_keep_phase"
-            )
-            self._step(FinishAttach(), finish)
-        self._check_active(event, stepped.state if not event.details.get("attached") else self.state)
+        """An in-doubt session adopted the store: the ownership model's ``reconcile`` (memory
+        recovered in place from the store, nothing written; a Destroyed record adopted; an
+        attached loop kept unless the store says Stopped or Destroyed) on a one-worker view of
+        the model's state."""
         memory = self.state.memory
-        assert memory is not None
-        if _spell(memory.phase) != event.after:
-            raise Unexplained(f"the store recovers phase {_spell(memory.phase)}, the event adopted {event.after}")
+        if memory is None:
+            raise Unexplained("reconcile of a session the model does not hold in memory")
+        state = self.state
+        owned = OwnershipState(
+            attrs=state.attrs,
+            durable=state.durable,
+            destroyed=state.destroyed,
+            lease=Lease(0, 1, False),
+            workers=(Worker(memory, state.waiters, 1, True),),
+            commits=(0,) * len(state.attrs),
+            undone=False,
+        )
+        result = ownership_steps.reconcile(owned, 0)
+        if isinstance(result, Rejected):
+            raise Unexplained(f"the model refuses reconcile: {result.kind}: {result.detail}")
+        self.state = view(result.state, 0)
+        adopted = self.state.memory
+        assert adopted is not None
+        attached = adopted.registration is RegistrationPhase.ACTIVE
+        if bool(event.details.get("attached")) != attached:
+            raise Unexplained(
+                f"the event says the loop {'stayed' if event.details.get('attached') else 'did not stay'} attached; "
+                f"the model's reconcile {'keeps' if attached else 'detaches'} it"
+            )
+        self._check_active(event, self.state)
+        if _spell(adopted.phase) != event.after:
+            raise Unexplained(f"the store recovers phase {_spell(adopted.phase)}, the event adopted {event.after}")
 
     # --- agreement checks -----------------------------------------------------------------
 
