@@ -23,9 +23,10 @@ from meerkat_model.ownership.actions import (
     On,
     Reconcile,
     RegisterOp,
+    Release,
 )
 from meerkat_model.ownership.machine import OwnershipMachine
-from meerkat_model.session.actions import Accept, Destroy, Stop
+from meerkat_model.session.actions import Accept, BeginAttach, Destroy, ExecutorSucceeded, Retire, Stop
 from meerkat_runtime.session.machine import EVENT_LOG_ENV
 
 
@@ -92,3 +93,33 @@ def test_a_reconcile_that_adopts_a_destroyed_record_is_explained(
     rejected = check_trace([events]).rejection
     assert rejected is not None and rejected.at.line == n + 1
     assert "the store recovers phase Destroyed, the event adopted Stopped" in rejected.reason
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        pytest.param(
+            [ClaimRegister(1), Ambiguous(1, Retire(), 1), Release(1), ClaimRegister(0)],
+            id="a retire that landed, released in doubt, then claimed by the other worker",
+        ),
+        pytest.param(
+            [
+                ClaimRegister(0),
+                On(0, _accept(0)),
+                On(0, BeginAttach()),
+                On(0, _accept(1)),
+                Ambiguous(0, ExecutorSucceeded(1), 1),
+                Expire(),
+                ClaimRegister(1),
+            ],
+            id="a run's boundary commit that landed, in doubt, then a takeover",
+        ),
+    ],
+)
+def test_a_write_that_landed_while_its_worker_was_in_doubt_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, actions: list[Hashable]
+) -> None:
+    """The worker never learnt the write's outcome, so never published it; the next registration
+    recovers it from the store."""
+    events = _record(tmp_path, monkeypatch, actions)
+    _explained(check_trace([events]))

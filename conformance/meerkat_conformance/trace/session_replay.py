@@ -150,6 +150,9 @@ class SessionReplay:
     skeys: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     lost: list[str] = field(default_factory=list)
+    doubt_base: SessionState | None = None
+    """The state before the last ``boundary_commit_failed`` (a boundary commit whose outcome may
+    be unknown) or ``unregister`` event, until the next event: a lost landed write starts there."""
     """Transitions committed by a dying process that never published them (see ``_after_crash``)."""
     machine: SessionMachine = field(init=False)
 
@@ -172,36 +175,47 @@ class SessionReplay:
                 raise Unexplained(f"max_attempts {limit} is outside the model's bound (1..6)")
             self.max_attempts = limit
             self.machine = self._machine(limit)
-        saved = (self.state, dict(self.ids), list(self.names), dict(self.idem), dict(self.skeys))
+        saved = (self.state, dict(self.ids), list(self.names), dict(self.idem), dict(self.skeys), self.doubt_base)
         try:
             self._apply(event)
         except Unexplained:
-            self.state, self.ids, self.names, self.idem, self.skeys = saved
+            self.state, self.ids, self.names, self.idem, self.skeys, self.doubt_base = saved
             raise
         self.steps += 1
 
     def _apply(self, event: LifecycleEvent) -> None:
         rule = event.rule
-        if rule == "register" and self.state.memory is not None:
-            self._after_crash(event)
+        base, self.doubt_base = self.doubt_base, None
+        if rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired"):
+            # the holder may be in doubt from here on: keep the state its last write started from
+            self.doubt_base = base if rule == "unregister" and base is not None else self.state
+        if rule == "register" and (self.state.memory is not None or base is not None):
+            self._after_crash(event, self.state if base is None else base)
             return
         self._apply_one(event)
 
-    def _after_crash(self, event: LifecycleEvent) -> None:
+    def _after_crash(self, event: LifecycleEvent, base: SessionState) -> None:
         """A registration after the previous holder died (or lost its lease) without
-        unregistering. A process killed between a commit and its publication takes that one
-        event with it: when crash + register alone does not give what the event recovered, the
-        model may first take one durable step the dead process committed (its run's end, a
-        control command, or an accept of an input the event names) — at most one."""
+        unregistering, or after it unregistered in doubt. A process killed between a commit and
+        its publication takes that one event with it, and a write whose outcome the holder never
+        learnt (it was in doubt, and released the session, died or lost its lease before it
+        reconciled) is never published although it may have landed (the ownership model's
+        ``ambiguous_write_landed``; a boundary commit's failure is then published for memory
+        while the store took the run's end). So when crash + register alone does not give what
+        the event recovered, the model may first take one durable step from ``base`` — the
+        holder's last state, or the state before its last published boundary commit failure or
+        before its unregistering — (its run's end, a control command, or an accept of an input
+        the event names) — at most one."""
         saved = (self.state, dict(self.ids), list(self.names))
         try:
-            self._step(Crash(), "crash")
+            if self.state.memory is not None:
+                self._step(Crash(), "crash")
             self._apply_one(event)
             return
         except Unexplained as first:
             error = first
-        for action, input_id in self._lost_candidates(saved[0], event):
-            self.state, self.ids, self.names = saved[0], dict(saved[1]), list(saved[2])
+        for action, input_id in self._lost_candidates(base, event):
+            self.state, self.ids, self.names = base, dict(saved[1]), list(saved[2])
             try:
                 if input_id is not None:
                     self.state = _widen(self.state, len(self.names) + 1)
@@ -212,7 +226,8 @@ class SessionReplay:
                 if input_id is not None:
                     self.ids[input_id] = len(self.names)
                     self.names.append(input_id)
-                self._step(Crash(), "crash")
+                if self.state.memory is not None:
+                    self._step(Crash(), "crash")
                 self._apply_one(event)
                 self.lost.append(result.transition)
                 return
