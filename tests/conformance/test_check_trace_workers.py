@@ -11,6 +11,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import pytest
+from meerkat_conformance.cli.main import main
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.ownership.adapter import OwnershipAdapter
 from meerkat_conformance.ownership.walk import WALK_BOUNDS
@@ -48,6 +49,11 @@ def _record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, actions: Sequence[H
     return events
 
 
+def _lines(events: Path, worker: str) -> tuple[Path, list[dict[str, object]]]:
+    (path,) = sorted(events.glob(f"*.{worker}-*.jsonl"))
+    return path, [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def _explained(verdict: TraceVerdict) -> None:
     assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
     assert verdict.ok
@@ -61,6 +67,13 @@ def test_a_takeover_by_another_worker_is_explained(tmp_path: Path, monkeypatch: 
     _explained(verdict)
     assert verdict.files == 2 and verdict.runtimes == 1  # one file per worker, one history
     assert verdict.rules["register"] == 2 and verdict.rules["stop"] == 1
+    path, docs = _lines(events, "w1")
+    (n,) = [n for n, doc in enumerate(docs) if doc["rule"] == "stop"]
+    docs[n]["after"] = "Retired"  # the new worker's stop, altered: not interleaved, rejected
+    docs[n]["changes"] = [["runtime", docs[n]["runtime"], "Idle", "Retired"]]
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    altered = check_trace([events])
+    assert altered.rejection is not None and altered.rejection.at.line == n + 1 and not altered.interleaved
 
 
 def test_a_reconcile_keeps_the_operation_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,11 +85,6 @@ def test_a_reconcile_keeps_the_operation_registry(tmp_path: Path, monkeypatch: p
     verdict = check_trace([events])
     _explained(verdict)
     assert verdict.rules["reconcile"] == 1 and verdict.rules["complete_operation"] == 1
-
-
-def _lines(events: Path, worker: str) -> tuple[Path, list[dict[str, object]]]:
-    (path,) = sorted(events.glob(f"*.{worker}-*.jsonl"))
-    return path, [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_a_reconcile_that_adopts_a_destroyed_record_is_explained(
@@ -123,3 +131,29 @@ def test_a_write_that_landed_while_its_worker_was_in_doubt_is_explained(
     recovers it from the store."""
     events = _record(tmp_path, monkeypatch, actions)
     _explained(check_trace([events]))
+
+
+def test_a_superseded_worker_reconciling_after_a_takeover_is_interleaved_not_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Worker 1 is in doubt when worker 0 takes the session over and destroys it; worker 1 then
+    reconciles (a read, not fenced) and adopts the destroyed record under its old fence. In fence
+    order that reconcile comes before worker 0's registration, where the model cannot explain it:
+    the log is reported as interleaved (exit status 4), neither explained nor rejected."""
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [ClaimRegister(1), Ambiguous(1, Stop(), 1), Expire(), ClaimRegister(0), On(0, Destroy()), Reconcile(1)],
+    )
+    verdict = check_trace([events])
+    assert verdict.rejection is None and not verdict.ok
+    (mixed,) = verdict.interleaved
+    assert mixed.at.event.rule == "reconcile" and mixed.at.event.source.startswith("w1-")
+    assert mixed.earlier[0].startswith("w1-") and mixed.later[0].startswith("w0-")
+    assert mixed.earlier[1] is not None and mixed.later[1] is not None and mixed.earlier[1] < mixed.later[1]
+    assert "come from several workers whose histories overlap" in mixed.reason
+    assert main(["check-trace", str(events)]) == 4
+    assert "check-trace: INTERLEAVED:" in capsys.readouterr().out
+    assert main(["check-trace", "--json", str(events)]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and "rejection" not in doc and doc["interleaved"][0]["line"] == mixed.at.line
