@@ -133,6 +133,33 @@ def test_a_write_that_landed_while_its_worker_was_in_doubt_is_explained(
     _explained(check_trace([events]))
 
 
+def test_a_boundary_commit_found_in_the_store_when_reconciling_is_published_as_the_run_s_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's boundary commit landed but its outcome was unknown: memory requeued the input
+    (``boundary_commit_failed``); reconciling finds the commit in the store and publishes it as
+    adopted — the run's end from the run in flight (Running, the input Staged), the transition
+    the store took, not from the requeued memory."""
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [
+            ClaimRegister(0),
+            On(0, _accept(0)),
+            On(0, BeginAttach()),
+            Ambiguous(0, ExecutorSucceeded(1), 1),
+            Reconcile(0),
+        ],
+    )
+    _, docs = _lines(events, "w0")
+    rules = [doc["rule"] for doc in docs]
+    n = rules.index("boundary_commit_failed")
+    assert rules[n + 1 : n + 3] == ["executor_succeeded", "reconcile"] and docs[n + 1]["details"]["adopted"]
+    assert docs[n + 1]["before"] == "Running" and docs[n + 1]["after"] == "Attached"
+    assert ["input", "input-0", "Staged", "Consumed"] in docs[n + 1]["changes"]
+    _explained(check_trace([events]))
+
+
 def test_a_superseded_worker_reconciling_after_a_takeover_is_interleaved_not_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -192,7 +192,20 @@ class SessionReplay:
         if rule == "register" and (self.state.memory is not None or base is not None):
             self._after_crash(event, self.state if base is None else base)
             return
+        if rule.startswith("executor_succeeded") and event.details.get("adopted") and base is not None:
+            self._adopt_boundary(event, base)
+            return
         self._apply_one(event)
+
+    def _adopt_boundary(self, event: LifecycleEvent, base: SessionState) -> None:
+        """A run's boundary commit whose outcome was unknown, found in the store when its worker
+        reconciled: the ownership model's ``ambiguous_write_landed`` — the store took the run's
+        end from ``base`` (the state before the published ``boundary_commit_failed``), memory
+        kept what the failure left. The event is checked as the run's end from ``base``."""
+        current = self.state
+        self.state = base
+        self._apply_one(event)
+        self.state = self.state._replace(memory=current.memory, waiters=current.waiters)
 
     def _after_crash(self, event: LifecycleEvent, base: SessionState) -> None:
         """A registration after the previous holder died (or lost its lease) without
