@@ -14,7 +14,7 @@ import pytest
 from meerkat_conformance.cli.main import main
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.ownership.adapter import OwnershipAdapter
-from meerkat_conformance.ownership.walk import WALK_BOUNDS
+from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
 from meerkat_conformance.trace.check import TraceVerdict, check_trace
 from meerkat_model.ownership.actions import (
     Ambiguous,
@@ -184,3 +184,20 @@ def test_a_superseded_worker_reconciling_after_a_takeover_is_interleaved_not_rej
     assert main(["check-trace", "--json", str(events)]) == 4
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and "rejection" not in doc and doc["interleaved"][0]["line"] == mixed.at.line
+
+
+def test_the_ownership_walk_s_logs_are_explained_or_interleaved_never_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logs of the two-worker ownership walks (the lockstep found no difference with the
+    model at any step): every runtime is explained, or reported interleaved; none is rejected."""
+    events = tmp_path / "events"
+    monkeypatch.setenv(EVENT_LOG_ENV, str(events))
+    for seed in (1, 2, 3):
+        tally = walk(seed, 200)
+        assert tally.disagreements == 0
+    verdict = check_trace([events])
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.runtimes >= 27 and verdict.events > 400 and not verdict.incomplete
+    assert len(verdict.interleaved) <= verdict.runtimes // 4
+    assert verdict.rules["reconcile"] > 10 and verdict.rules["register"] > 50
