@@ -24,7 +24,7 @@ EXTRA = (
         "session",
         "reconcile",
         "runtime, registration, inputs: whatever the store holds",
-        "an in-doubt session adopted the store (checked as crash + register)",
+        "an in-doubt session adopted the store (checked as the ownership model's reconcile)",
     ),
 )
 

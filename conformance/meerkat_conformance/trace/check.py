@@ -12,6 +12,13 @@ runtime) whose first event read is not its ``seq`` 1: the writer numbers each ru
 from 1 per machine, so the earlier ones were rotated away (``EventLog(max_files=...)``) or are
 missing — cannot be replayed from the start: it is reported as an incomplete history
 (``TraceVerdict.incomplete``) and not replayed; the other runtimes still are.
+
+A runtime whose events come from several workers is replayed in fence order. When the model
+cannot explain an event there and the event lies in one of two segments of different workers that
+overlap in time (:func:`.order.interleaved_with`: a superseded worker still publishing — a
+reconcile is a read, not fenced — after the newer one registered), the runtime is reported as
+interleaved (``TraceVerdict.interleaved``): neither explained nor rejected; the other runtimes
+are still replayed.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from meerkat_conformance.trace.ops_replay import OpsReplay
-from meerkat_conformance.trace.order import by_runtime, check_sequences, commit_order
+from meerkat_conformance.trace.order import by_runtime, check_sequences, commit_order, interleaved_with
 from meerkat_conformance.trace.reader import Located, read_log
 from meerkat_conformance.trace.session_replay import SessionReplay, Unexplained
 
@@ -47,13 +54,15 @@ class TraceVerdict:
     rules: dict[str, int] = field(default_factory=dict)
     incomplete: tuple[Incomplete, ...] = ()
     """Runtimes whose history does not start at its first event (not replayed)."""
+    interleaved: tuple[Interleaved, ...] = ()
+    """Runtimes whose workers' events overlap where the replay stopped (not replayed further)."""
     notes: tuple[str, ...] = ()
     """What was read but not checked (a torn last line of a file)."""
 
     @property
     def ok(self) -> bool:
         """Every event of every runtime was checked and explained."""
-        return self.rejection is None and not self.incomplete and self.events > 0
+        return self.rejection is None and not self.incomplete and not self.interleaved and self.events > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,31 @@ class Incomplete:
         return (
             f"the log of runtime {event.runtime_id} (source {event.source}) starts at seq {event.seq}: "
             "earlier events were rotated away or are missing; it cannot be replayed from the start"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Interleaved:
+    """A runtime whose log the replay cannot put in one history: the model could not explain
+    ``at`` in fence order, and ``at`` is in one of two segments of different workers that overlap
+    in time (``earlier``, ``later``: their sources and fences). Not a rejection: a superseded
+    worker's reads (a reconcile adopting what the newer worker wrote) are not ordered by the
+    fence, and the session model alone does not describe two workers at once."""
+
+    at: Located
+    why: str
+    earlier: tuple[str, int | None]
+    later: tuple[str, int | None]
+
+    @property
+    def reason(self) -> str:
+        event = self.at.event
+        return (
+            f"the events of runtime {event.runtime_id} come from several workers whose histories overlap: "
+            f"{self.earlier[0]} (fence {self.earlier[1]}) published events after {self.later[0]} "
+            f"(fence {self.later[1]}) registered the session; in fence order the model cannot explain "
+            f"#{event.seq} {event.rule} of {event.source} ({self.why}); "
+            "the log cannot be checked as one history from here"
         )
 
 
@@ -86,15 +120,26 @@ def check_trace(paths: list[Path]) -> TraceVerdict:
     if problem is not None:
         return TraceVerdict(*head, Rejection(problem.at, problem.reason), rules, notes=notes)
     incomplete: list[Incomplete] = []
+    interleaved: list[Interleaved] = []
     for runtime_events in grouped.values():
         late = _late_start(runtime_events)
         if late is not None:
             incomplete.append(Incomplete(late))
             continue
         rejection = _replay(commit_order(runtime_events))
-        if rejection is not None:
-            return TraceVerdict(*head, rejection, rules, tuple(incomplete), notes)
-    return TraceVerdict(*head, None, rules, tuple(incomplete), notes)
+        if rejection is None:
+            continue
+        overlap = interleaved_with(runtime_events, rejection.at)
+        if overlap is not None:
+            earlier, later = overlap
+            interleaved.append(
+                Interleaved(
+                    rejection.at, rejection.reason, (earlier.source, earlier.fence), (later.source, later.fence)
+                )
+            )
+            continue
+        return TraceVerdict(*head, rejection, rules, tuple(incomplete), tuple(interleaved), notes)
+    return TraceVerdict(*head, None, rules, tuple(incomplete), tuple(interleaved), notes)
 
 
 def _late_start(events: list[Located]) -> Located | None:
@@ -115,7 +160,7 @@ def _replay(events: list[Located]) -> Rejection | None:
         try:
             if event.machine == "session":
                 session.apply(located)
-                if event.rule in ("register", "reconcile"):
+                if event.rule == "register":  # a reconcile keeps the registry (memory only)
                     ops.session_registered()
             elif event.machine == "ops":
                 ops.apply(event)

@@ -7,7 +7,8 @@ it in; ``Absent`` for an operation not registered yet, or removed by ``collect_c
 eviction) and its status after is the declaration's target. Completion sequence numbers must
 grow by one with every terminal transition, never reused (``crash_recover`` resumes from the
 stored next number). A new registration of the session (a ``register`` event) drops the
-operations that were not terminal, as recovery does.
+operations that were not terminal, as recovery does; a ``reconcile`` (an in-doubt session
+adopting the store) keeps them: the registry lives in memory and reconciling does not touch it.
 """
 
 from __future__ import annotations

@@ -70,10 +70,33 @@ def check_sequences(events: list[Located]) -> OrderProblem | None:
 def commit_order(events: list[Located]) -> list[Located]:
     """One runtime's events in commit order (see the module docstring); ``events`` must have
     passed :func:`check_sequences`."""
+    return [located for segment in segments(events) for located in segment.events]
+
+
+def interleaved_with(events: list[Located], at: Located) -> tuple[Segment, Segment] | None:
+    """A pair of segments of two sources that overlap in time around ``at``: ``(earlier,
+    later)`` where ``later`` has the larger fence, ``earlier`` published an event after
+    ``later``'s first one (by the events' wall-clock times), and ``at`` is in one of them; ``None``
+    when there is none. The fence orders every write, but not a superseded worker's reads: a
+    worker whose lease was taken over may still reconcile with the store (a read, not fenced)
+    and adopt what the newer worker wrote, and publish it, under its old fence."""
+    ordered = segments(events)
+    for i, earlier in enumerate(ordered):
+        last = max(located.event.time for located in earlier.events)
+        for later in ordered[i + 1 :]:
+            if later.source == earlier.source or later.key()[0] <= earlier.key()[0]:
+                continue
+            if later.events[0].event.time < last and (at in earlier.events or at in later.events):
+                return earlier, later
+    return None
+
+
+def segments(events: list[Located]) -> list[Segment]:
+    """One runtime's segments in commit order (see the module docstring)."""
     streams: dict[str, list[Located]] = defaultdict(list)
     for located in events:
         streams[located.event.source].append(located)
-    segments: list[Segment] = []
+    found: list[Segment] = []
     for source, stream in streams.items():
         stream.sort(key=lambda located: located.event.seq)
         current: Segment | None = None
@@ -81,7 +104,7 @@ def commit_order(events: list[Located]) -> list[Located]:
             event = located.event
             if current is None or event.rule == "register":
                 current = Segment(source, event.fence)
-                segments.append(current)
+                found.append(current)
             current.events.append(located)
-    segments.sort(key=Segment.key)
-    return [located for segment in segments for located in segment.events]
+    found.sort(key=Segment.key)
+    return found

@@ -12,6 +12,14 @@ def verdict_text(verdict: TraceVerdict) -> str:
     head = f"{verdict.events} events of {verdict.runtimes} runtime(s) in {verdict.files} file(s)"
     rejection = verdict.rejection
     lines = [f"check-trace: note: {note}" for note in verdict.notes]
+    if rejection is None and verdict.interleaved:
+        lines.append(
+            f"check-trace: INTERLEAVED: {head}: {len(verdict.interleaved)} runtime(s) hold events of several "
+            "workers that overlap and could not be checked as one history (nothing was rejected)"
+        )
+        lines.extend(f"  {mixed.at.where}: {mixed.reason}" for mixed in verdict.interleaved)
+        lines.extend(f"  also incomplete: {gap.at.where}: {gap.reason}" for gap in verdict.incomplete)
+        return "\n".join(lines)
     if rejection is None and verdict.incomplete:
         lines.append(
             f"check-trace: INCOMPLETE: {head}: {len(verdict.incomplete)} runtime(s) could not be replayed "
@@ -37,6 +45,7 @@ def verdict_text(verdict: TraceVerdict) -> str:
         lines.extend(f"    {key} = {value}" for key, value in rejection.state.items())
     lines.append(f"  enabled transitions: {', '.join(rejection.enabled) or '(none)'}")
     lines.extend(f"  also incomplete: {gap.at.where}: {gap.reason}" for gap in verdict.incomplete)
+    lines.extend(f"  also interleaved: {mixed.at.where}: {mixed.reason}" for mixed in verdict.interleaved)
     return "\n".join(lines)
 
 
@@ -50,6 +59,17 @@ def verdict_json(verdict: TraceVerdict) -> dict[str, Any]:
         "incomplete": [
             {"file": gap.at.file, "line": gap.at.line, "runtime": gap.at.event.runtime_id, "reason": gap.reason}
             for gap in verdict.incomplete
+        ],
+        "interleaved": [
+            {
+                "file": mixed.at.file,
+                "line": mixed.at.line,
+                "runtime": mixed.at.event.runtime_id,
+                "earlier": {"source": mixed.earlier[0], "fence": mixed.earlier[1]},
+                "later": {"source": mixed.later[0], "fence": mixed.later[1]},
+                "reason": mixed.reason,
+            }
+            for mixed in verdict.interleaved
         ],
         "notes": list(verdict.notes),
     }

@@ -9,11 +9,11 @@ number of inputs.
 Each event becomes one model action (:func:`action_for`): ``register`` → ``Register`` (after a
 ``Crash`` when the model still holds the session in memory: the previous process died, or lost
 its lease), the run and control rules → their actions, ``reconcile`` (an in-doubt session
-adopting the store) → ``Crash`` and ``Register`` (and ``BeginAttach`` + ``FinishAttach`` when
-the loop stayed attached). The event is explained when the model's step is taken (not
-rejected), names the event's rule, and agrees with every entity the event says moved (input,
-runtime phase, registration), and with the rule's details (the input a run staged, the
-recovered phase and active inputs of a registration).
+adopting the store) → the ownership model's ``reconcile`` on a one-worker view of the state (a
+Destroyed record is adopted, not refused as a registration would be). The event is explained
+when the model's step is taken (not rejected), names the event's rule, and agrees with every
+entity the event says moved (input, runtime phase, registration), and with the rule's details
+(the input a run staged, the recovered phase and active inputs of a registration).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meerkat_model.machine import Bounds, Rejected, Stepped
+from meerkat_model.ownership import steps as ownership_steps
+from meerkat_model.ownership.state import Lease, OwnershipState, Worker, view
 from meerkat_model.session.actions import (
     Accept,
     AcceptAndRun,
@@ -148,6 +150,9 @@ class SessionReplay:
     skeys: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     lost: list[str] = field(default_factory=list)
+    doubt_base: SessionState | None = None
+    """The state before the last ``boundary_commit_failed`` (a boundary commit whose outcome may
+    be unknown) or ``unregister`` event, until the next event: a lost landed write starts there."""
     """Transitions committed by a dying process that never published them (see ``_after_crash``)."""
     machine: SessionMachine = field(init=False)
 
@@ -170,36 +175,60 @@ class SessionReplay:
                 raise Unexplained(f"max_attempts {limit} is outside the model's bound (1..6)")
             self.max_attempts = limit
             self.machine = self._machine(limit)
-        saved = (self.state, dict(self.ids), list(self.names), dict(self.idem), dict(self.skeys))
+        saved = (self.state, dict(self.ids), list(self.names), dict(self.idem), dict(self.skeys), self.doubt_base)
         try:
             self._apply(event)
         except Unexplained:
-            self.state, self.ids, self.names, self.idem, self.skeys = saved
+            self.state, self.ids, self.names, self.idem, self.skeys, self.doubt_base = saved
             raise
         self.steps += 1
 
     def _apply(self, event: LifecycleEvent) -> None:
         rule = event.rule
-        if rule == "register" and self.state.memory is not None:
-            self._after_crash(event)
+        base, self.doubt_base = self.doubt_base, None
+        if rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired"):
+            # the holder may be in doubt from here on: keep the state its last write started from
+            self.doubt_base = base if rule == "unregister" and base is not None else self.state
+        if rule == "register" and (self.state.memory is not None or base is not None):
+            self._after_crash(event, self.state if base is None else base)
+            return
+        if rule.startswith("executor_succeeded") and event.details.get("adopted") and base is not None:
+            self._adopt_boundary(event, base)
             return
         self._apply_one(event)
 
-    def _after_crash(self, event: LifecycleEvent) -> None:
+    def _adopt_boundary(self, event: LifecycleEvent, base: SessionState) -> None:
+        """A run's boundary commit whose outcome was unknown, found in the store when its worker
+        reconciled: the ownership model's ``ambiguous_write_landed`` — the store took the run's
+        end from ``base`` (the state before the published ``boundary_commit_failed``), memory
+        kept what the failure left. The event is checked as the run's end from ``base``."""
+        current = self.state
+        self.state = base
+        self._apply_one(event)
+        self.state = self.state._replace(memory=current.memory, waiters=current.waiters)
+
+    def _after_crash(self, event: LifecycleEvent, base: SessionState) -> None:
         """A registration after the previous holder died (or lost its lease) without
-        unregistering. A process killed between a commit and its publication takes that one
-        event with it: when crash + register alone does not give what the event recovered, the
-        model may first take one durable step the dead process committed (its run's end, a
-        control command, or an accept of an input the event names) — at most one."""
+        unregistering, or after it unregistered in doubt. A process killed between a commit and
+        its publication takes that one event with it, and a write whose outcome the holder never
+        learnt (it was in doubt, and released the session, died or lost its lease before it
+        reconciled) is never published although it may have landed (the ownership model's
+        ``ambiguous_write_landed``; a boundary commit's failure is then published for memory
+        while the store took the run's end). So when crash + register alone does not give what
+        the event recovered, the model may first take one durable step from ``base`` — the
+        holder's last state, or the state before its last published boundary commit failure or
+        before its unregistering — (its run's end, a control command, or an accept of an input
+        the event names) — at most one."""
         saved = (self.state, dict(self.ids), list(self.names))
         try:
-            self._step(Crash(), "crash")
+            if self.state.memory is not None:
+                self._step(Crash(), "crash")
             self._apply_one(event)
             return
         except Unexplained as first:
             error = first
-        for action, input_id in self._lost_candidates(saved[0], event):
-            self.state, self.ids, self.names = saved[0], dict(saved[1]), list(saved[2])
+        for action, input_id in self._lost_candidates(base, event):
+            self.state, self.ids, self.names = base, dict(saved[1]), list(saved[2])
             try:
                 if input_id is not None:
                     self.state = _widen(self.state, len(self.names) + 1)
@@ -210,7 +239,8 @@ class SessionReplay:
                 if input_id is not None:
                     self.ids[input_id] = len(self.names)
                     self.names.append(input_id)
-                self._step(Crash(), "crash")
+                if self.state.memory is not None:
+                    self._step(Crash(), "crash")
                 self._apply_one(event)
                 self.lost.append(result.transition)
                 return
@@ -372,25 +402,38 @@ class SessionReplay:
     # --- reconciliation -------------------------------------------------------------------
 
     def _reconcile(self, event: LifecycleEvent) -> None:
-        """An in-doubt session adopted the store: crash + register (+ the loop re-attached)."""
-        if self.state.memory is None:
-            raise Unexplained("reconcile of a session the model does not hold in memory")
-        self._step(Crash(), "crash")
-        stepped = self._step(Register(), "register")
-        if event.details.get("attached"):
-            self._step(BeginAttach(), "begin_attach")
-            memory = self.state.memory
-            finish = (
-                "finish_attach"
-                if memory is not None and memory.phase is RuntimePhase.IDLE
-                else "finish_attach_keep_phase"
-            )
-            self._step(FinishAttach(), finish)
-        self._check_active(event, stepped.state if not event.details.get("attached") else self.state)
+        """An in-doubt session adopted the store: the ownership model's ``reconcile`` (memory
+        recovered in place from the store, nothing written; a Destroyed record adopted; an
+        attached loop kept unless the store says Stopped or Destroyed) on a one-worker view of
+        the model's state."""
         memory = self.state.memory
-        assert memory is not None
-        if _spell(memory.phase) != event.after:
-            raise Unexplained(f"the store recovers phase {_spell(memory.phase)}, the event adopted {event.after}")
+        if memory is None:
+            raise Unexplained("reconcile of a session the model does not hold in memory")
+        state = self.state
+        owned = OwnershipState(
+            attrs=state.attrs,
+            durable=state.durable,
+            destroyed=state.destroyed,
+            lease=Lease(0, 1, False),
+            workers=(Worker(memory, state.waiters, 1, True),),
+            commits=(0,) * len(state.attrs),
+            undone=False,
+        )
+        result = ownership_steps.reconcile(owned, 0)
+        if isinstance(result, Rejected):
+            raise Unexplained(f"the model refuses reconcile: {result.kind}: {result.detail}")
+        self.state = view(result.state, 0)
+        adopted = self.state.memory
+        assert adopted is not None
+        attached = adopted.registration is RegistrationPhase.ACTIVE
+        if bool(event.details.get("attached")) != attached:
+            raise Unexplained(
+                f"the event says the loop {'stayed' if event.details.get('attached') else 'did not stay'} attached; "
+                f"the model's reconcile {'keeps' if attached else 'detaches'} it"
+            )
+        self._check_active(event, self.state)
+        if _spell(adopted.phase) != event.after:
+            raise Unexplained(f"the store recovers phase {_spell(adopted.phase)}, the event adopted {event.after}")
 
     # --- agreement checks -----------------------------------------------------------------
 

@@ -124,6 +124,7 @@ async def commit(
         if landed is None:
             session.in_doubt = exc
             session.doubt_plan = (plan, prepared)
+            session.doubt_before = events.before(session, plan)  # memory is still as before the plan
             raise error(what, exc, outcome_unknown=True) from exc
         if not landed:
             raise error(what, exc, read_back=True) from exc
@@ -229,5 +230,6 @@ async def _restore(
     except Exception as exc:
         session.in_doubt = exc
         session.doubt_plan = (plan, written)
+        session.doubt_before = None  # memory was restored to before the plan
         raise CompositionDispatchFailed(plan.rule, cause, restored=False, outcome_unknown=True) from exc
     persistence.settle(written, core.ledger)

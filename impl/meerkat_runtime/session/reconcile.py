@@ -84,6 +84,7 @@ async def reconcile(
     persistence.loaded(result.stored, lifecycle)
     session.in_doubt = None
     session.doubt_plan = None
+    session.doubt_before = None
     _publish_reconciled(session, before_phase, before_registration)
     ledger = core.ledger
     for input_id in session.completions.pending_ids():
@@ -114,14 +115,17 @@ async def reconcile(
 
 async def _publish_landed(session: RuntimeSession) -> None:
     """Publish the event of the plan whose write left the session in doubt, if the store holds
-    it (reconciling adopts it: it committed). Called before memory becomes the store's."""
+    it (reconciling adopts it: it committed), described from the core as it was when the plan was
+    written (a boundary commit's event from the run in flight, although memory requeued its
+    input meanwhile). Called before memory becomes the store's."""
     pending = session.doubt_plan
     bus = session.events
     if pending is None or bus is None or not bus.active:
         return
     plan, written = pending
     if await session.persistence.read_back(written):
-        events.emit_plan(session, plan, events.before(session, plan), adopted=True)
+        prior = session.doubt_before or events.before(session, plan)
+        events.emit_plan(session, plan, prior, adopted=True)
 
 
 def _publish_reconciled(session: RuntimeSession, phase: str, registration: str) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import enum
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meerkat_runtime.events.bus import EventBus
 from meerkat_runtime.ops.cursors import EpochCursorState
@@ -32,6 +32,9 @@ from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.vocab.errors import OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import LogicalRuntimeId, RunId, SessionId
 from meerkat_runtime.vocab.runtime import RegistrationPhase
+
+if TYPE_CHECKING:
+    from meerkat_runtime.session.events import Before
 
 Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task[Any] | None"]
 
@@ -106,6 +109,10 @@ class RuntimeSession:
         self.doubt_plan: tuple[Plan, Written] | None = None
         """The plan whose write left the session in doubt, with what it wrote: published (as
         adopted) if reconciling finds it in the store."""
+        self.doubt_before: Before | None = None
+        """The core as it was when that plan was written: its adopted event describes the
+        transition from there (what the store took), not from what memory did meanwhile (a run's
+        boundary commit in doubt requeues its input in memory)."""
         self.events: EventBus | None = None
         """The machine's event bus (:mod:`meerkat_runtime.session.events`)."""
         self.events_closed = False

@@ -1,0 +1,203 @@
+"""``check-trace`` on the event logs of two runtime workers sharing one SQLite file with ownership
+on (the ownership lockstep's workers, :class:`~meerkat_conformance.ownership.adapter.OwnershipAdapter`):
+takeovers, writes whose outcome is unknown and reconciliation. Every history here is one the
+ownership model takes step by step (the lockstep compares every step), so check-trace must
+explain each log; and a log altered so the model cannot explain it is still rejected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import pytest
+from meerkat_conformance.cli.main import main
+from meerkat_conformance.lockstep.driver import Lockstep
+from meerkat_conformance.ownership.adapter import OwnershipAdapter
+from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
+from meerkat_conformance.trace.check import TraceVerdict, check_trace
+from meerkat_model.ownership.actions import (
+    Ambiguous,
+    ClaimRegister,
+    Expire,
+    FinishOp,
+    On,
+    Reconcile,
+    RegisterOp,
+    Release,
+)
+from meerkat_model.ownership.machine import OwnershipMachine
+from meerkat_model.session.actions import Accept, BeginAttach, Destroy, ExecutorSucceeded, Retire, Stop
+from meerkat_runtime.session.machine import EVENT_LOG_ENV
+
+
+def _accept(i: int) -> Accept:
+    return Accept(i, 0, -1, -1, 0, 0)
+
+
+def _record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, actions: Sequence[Hashable]) -> Path:
+    """The event logs of the two workers driven through ``actions`` in lockstep with the model."""
+    events = tmp_path / "events"
+    monkeypatch.setenv(EVENT_LOG_ENV, str(events))
+    machine = OwnershipMachine(WALK_BOUNDS)
+    lock = Lockstep(machine, OwnershipAdapter(machine))
+    try:
+        for action in actions:
+            lock.apply(action)
+    finally:
+        lock.close()
+    return events
+
+
+def _lines(events: Path, worker: str) -> tuple[Path, list[dict[str, object]]]:
+    (path,) = sorted(events.glob(f"*.{worker}-*.jsonl"))
+    return path, [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _explained(verdict: TraceVerdict) -> None:
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.ok
+
+
+def test_a_takeover_by_another_worker_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _record(
+        tmp_path, monkeypatch, [ClaimRegister(0), On(0, _accept(0)), Expire(), ClaimRegister(1), On(1, Stop())]
+    )
+    verdict = check_trace([events])
+    _explained(verdict)
+    assert verdict.files == 2 and verdict.runtimes == 1  # one file per worker, one history
+    assert verdict.rules["register"] == 2 and verdict.rules["stop"] == 1
+    path, docs = _lines(events, "w1")
+    (n,) = [n for n, doc in enumerate(docs) if doc["rule"] == "stop"]
+    docs[n]["after"] = "Retired"  # the new worker's stop, altered: not interleaved, rejected
+    docs[n]["changes"] = [["runtime", docs[n]["runtime"], "Idle", "Retired"]]
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    altered = check_trace([events])
+    assert altered.rejection is not None and altered.rejection.at.line == n + 1 and not altered.interleaved
+
+
+def test_a_reconcile_keeps_the_operation_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [ClaimRegister(0), RegisterOp(0, 1), Ambiguous(0, Stop(), 0), Reconcile(0), FinishOp(0, 1, 0)],
+    )
+    verdict = check_trace([events])
+    _explained(verdict)
+    assert verdict.rules["reconcile"] == 1 and verdict.rules["complete_operation"] == 1
+
+
+def test_a_reconcile_that_adopts_a_destroyed_record_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _record(tmp_path, monkeypatch, [ClaimRegister(0), Ambiguous(0, Destroy(), 1), Reconcile(0)])
+    verdict = check_trace([events])
+    _explained(verdict)
+    path, docs = _lines(events, "w0")
+    (n,) = [n for n, doc in enumerate(docs) if doc["rule"] == "reconcile"]
+    assert docs[n]["after"] == "Destroyed" and docs[n - 1]["rule"] == "destroy"  # the landed write, adopted
+    docs[n]["after"] = "Stopped"  # a reconcile that brings a destroyed session back
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    rejected = check_trace([events]).rejection
+    assert rejected is not None and rejected.at.line == n + 1
+    assert "the store recovers phase Destroyed, the event adopted Stopped" in rejected.reason
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        pytest.param(
+            [ClaimRegister(1), Ambiguous(1, Retire(), 1), Release(1), ClaimRegister(0)],
+            id="a retire that landed, released in doubt, then claimed by the other worker",
+        ),
+        pytest.param(
+            [
+                ClaimRegister(0),
+                On(0, _accept(0)),
+                On(0, BeginAttach()),
+                On(0, _accept(1)),
+                Ambiguous(0, ExecutorSucceeded(1), 1),
+                Expire(),
+                ClaimRegister(1),
+            ],
+            id="a run's boundary commit that landed, in doubt, then a takeover",
+        ),
+    ],
+)
+def test_a_write_that_landed_while_its_worker_was_in_doubt_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, actions: list[Hashable]
+) -> None:
+    """The worker never learnt the write's outcome, so never published it; the next registration
+    recovers it from the store."""
+    events = _record(tmp_path, monkeypatch, actions)
+    _explained(check_trace([events]))
+
+
+def test_a_boundary_commit_found_in_the_store_when_reconciling_is_published_as_the_run_s_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's boundary commit landed but its outcome was unknown: memory requeued the input
+    (``boundary_commit_failed``); reconciling finds the commit in the store and publishes it as
+    adopted — the run's end from the run in flight (Running, the input Staged), the transition
+    the store took, not from the requeued memory."""
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [
+            ClaimRegister(0),
+            On(0, _accept(0)),
+            On(0, BeginAttach()),
+            Ambiguous(0, ExecutorSucceeded(1), 1),
+            Reconcile(0),
+        ],
+    )
+    _, docs = _lines(events, "w0")
+    rules = [doc["rule"] for doc in docs]
+    n = rules.index("boundary_commit_failed")
+    assert rules[n + 1 : n + 3] == ["executor_succeeded", "reconcile"] and docs[n + 1]["details"]["adopted"]
+    assert docs[n + 1]["before"] == "Running" and docs[n + 1]["after"] == "Attached"
+    assert ["input", "input-0", "Staged", "Consumed"] in docs[n + 1]["changes"]
+    _explained(check_trace([events]))
+
+
+def test_a_superseded_worker_reconciling_after_a_takeover_is_interleaved_not_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Worker 1 is in doubt when worker 0 takes the session over and destroys it; worker 1 then
+    reconciles (a read, not fenced) and adopts the destroyed record under its old fence. In fence
+    order that reconcile comes before worker 0's registration, where the model cannot explain it:
+    the log is reported as interleaved (exit status 4), neither explained nor rejected."""
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [ClaimRegister(1), Ambiguous(1, Stop(), 1), Expire(), ClaimRegister(0), On(0, Destroy()), Reconcile(1)],
+    )
+    verdict = check_trace([events])
+    assert verdict.rejection is None and not verdict.ok
+    (mixed,) = verdict.interleaved
+    assert mixed.at.event.rule == "reconcile" and mixed.at.event.source.startswith("w1-")
+    assert mixed.earlier[0].startswith("w1-") and mixed.later[0].startswith("w0-")
+    assert mixed.earlier[1] is not None and mixed.later[1] is not None and mixed.earlier[1] < mixed.later[1]
+    assert "come from several workers whose histories overlap" in mixed.reason
+    assert main(["check-trace", str(events)]) == 4
+    assert "check-trace: INTERLEAVED:" in capsys.readouterr().out
+    assert main(["check-trace", "--json", str(events)]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and "rejection" not in doc and doc["interleaved"][0]["line"] == mixed.at.line
+
+
+def test_the_ownership_walk_s_logs_are_explained_or_interleaved_never_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logs of the two-worker ownership walks (the lockstep found no difference with the
+    model at any step): every runtime is explained, or reported interleaved; none is rejected."""
+    events = tmp_path / "events"
+    monkeypatch.setenv(EVENT_LOG_ENV, str(events))
+    for seed in (1, 2, 3):
+        tally = walk(seed, 200)
+        assert tally.disagreements == 0
+    verdict = check_trace([events])
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.runtimes >= 27 and verdict.events > 400 and not verdict.incomplete
+    assert len(verdict.interleaved) <= verdict.runtimes // 4
+    assert verdict.rules["reconcile"] > 10 and verdict.rules["register"] > 50
