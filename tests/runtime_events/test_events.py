@@ -19,7 +19,7 @@ from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.testing import Fail, ScriptedExecutor
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
-from meerkat_runtime.vocab.errors import DurableWriteFailed, ValidationFailed
+from meerkat_runtime.vocab.errors import DurableWriteFailed, NotReady, ValidationFailed
 from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 from meerkat_runtime.vocab.runtime import RuntimeState
@@ -316,3 +316,36 @@ def test_machines_sharing_a_store_share_its_authority(tmp_path: Path) -> None:
     assert ma.has_runtime_persistence and not MeerkatMachine.ephemeral().has_runtime_persistence
     for s in (a, b, c):
         s.close()
+
+
+def test_a_compensating_write_that_fails_under_restore_leaves_the_session_in_doubt_then_adopts_the_store() -> None:
+    """The policy restores memory and writes the previous state back; when that compensating
+    write fails, the caller gets CompositionDispatchFailed (not restored, outcome unknown), the
+    session is in doubt, and its next call reconciles with what the store holds: the committed
+    stop, published then as adopted."""
+
+    async def body() -> None:
+        faults = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(faults)
+        got: list[LifecycleEvent] = []
+        m.events.subscribe(got.append)
+
+        async def refuse(signal: CompositionSignal) -> None:
+            faults.fail_next("commit_machine_lifecycle")  # the compensating write
+            raise RuntimeError("the orchestrator refused")
+
+        m.set_composition_signal_dispatcher(refuse, DispatchFailurePolicy.RESTORE)
+        await m.register_session("s")
+        with pytest.raises(CompositionDispatchFailed) as caught:
+            await m.stop_runtime("s")
+        assert not caught.value.restored and caught.value.outcome_unknown
+        assert [e.rule for e in got if e.rule == "stop"] == []
+        m.set_composition_signal_dispatcher(None)
+        with pytest.raises(NotReady):  # the next step reconciles first: the store holds the stop
+            await m.accept_input("s", make_prompt("a", input_id="in-a"))
+        assert await m.runtime_state("s") is RuntimeState.STOPPED
+        stops = [e for e in got if e.rule == "stop"]
+        assert len(stops) == 1 and stops[0].details.get("adopted") is True
+        await m.close()
+
+    run(body())

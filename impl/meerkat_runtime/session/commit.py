@@ -189,7 +189,7 @@ async def _install_dispatching(session: RuntimeSession, plan: Plan, written: Wri
                 log_preserved(signal, exc)
                 return
             raise CompositionDispatchFailed(plan.rule, exc, restored=False) from exc
-        await _restore(session, checkpoint, plan, exc, what)
+        await _restore(session, checkpoint, plan, written, exc)
         raise CompositionDispatchFailed(plan.rule, exc, restored=True) from exc
     session.publish(plan)
     if not plan.folded:
@@ -212,11 +212,13 @@ _RUN_ENDS = frozenset(
 
 
 async def _restore(
-    session: RuntimeSession, checkpoint: CoreCheckpoint, plan: Plan, cause: BaseException, what: str
+    session: RuntimeSession, checkpoint: CoreCheckpoint, plan: Plan, written: Written, cause: BaseException
 ) -> None:
-    """Undo an applied plan: memory back to ``checkpoint``, then one compensating lifecycle
-    commit of the previous lifecycle record and rows (nothing is published). A failed
-    compensating write leaves the session in doubt and raises ``CompositionDispatchFailed``."""
+    """Undo an applied plan whose write (``written``) committed: memory back to ``checkpoint``,
+    then one compensating lifecycle commit of the previous lifecycle record and rows (nothing is
+    published). A failed compensating write leaves the session in doubt (the store holds the
+    plan's write or the previous state: reconciling publishes the plan, adopted, if it finds the
+    plan's write) and raises ``CompositionDispatchFailed``."""
     core = session.core
     restored = checkpoint.restore(core)
     core.ledger.dirty.update(restored)
@@ -226,10 +228,10 @@ async def _restore(
         return
     try:
         prepared = persistence.prepare(compensation, core.ledger)
-        written = await persistence.persist(compensation, core.ledger, prepared)
+        undone = await persistence.persist(compensation, core.ledger, prepared)
     except Exception as exc:
         session.in_doubt = exc
         session.doubt_plan = (plan, written)
         session.doubt_before = None  # memory was restored to before the plan
         raise CompositionDispatchFailed(plan.rule, cause, restored=False, outcome_unknown=True) from exc
-    persistence.settle(written, core.ledger)
+    persistence.settle(undone, core.ledger)
