@@ -90,7 +90,7 @@ def show(name: str) -> int:
     bounds = PROFILES[bug.profile][bug.machine] if bug.profile else ACCEPT_BOUNDS
     profile = bug.profile or "tiny, control=1 (no profile finds it)"
     print(f"# {bug.name} ({bug.machine}, profile {profile}): {bug.description}")
-    report = summary(explore(bug.variant(bounds)), bounds=bounds.values)
+    report = summary(explore(bug.variant(bounds)), bounds=dict(bounds.values))
     print(human(report))
     print("verify: OK" if report["ok"] else "verify: FAILED")
     return 0 if report["ok"] else 1
