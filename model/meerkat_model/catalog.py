@@ -1,8 +1,8 @@
 """The machines the verifier knows, and the named exploration profiles.
 
 ``MACHINES`` maps a machine name to a factory ``Bounds -> Machine``; ``PROFILES`` maps a
-profile name (``tiny``, ``small``, ``ci``, ``deep``) to the bounds of each machine under that
-profile.
+profile name (``tiny``, ``small``, ``ci``, ``deep``, ``probe``, ``wide``) to the bounds of each
+machine under that profile (a machine a profile does not name gets its default ``Bounds()``).
 Factories import their machine lazily so the catalog stays cheap to import.
 """
 

@@ -26,6 +26,14 @@ from tests.cli.commands import command, run
             ],
         ),
         ("-m meerkat_conformance.stores.suite", ["(default: all)", "exit status", "130"]),
+        (
+            "-m meerkat_model.proofs",
+            ["(default 8)", "(default 10)", "(default 10000)", "default: all", "130 interrupted", "Ctrl-C"],
+        ),
+        (
+            "scripts/planted_model_bugs.py",
+            ["--only NAME", "--show NAME", "(default: 120)", "exit status", "130"],
+        ),
         ("scripts/store_soak.py", ["(default: 1000)", "(default: FULL)", "exit status", "130"]),
         ("scripts/damage_sweep.py", ["(default: 400)", "(default: 4)", "exit status", "130"]),
         (

@@ -126,3 +126,33 @@ def test_a_benchmark_keeps_its_figures_and_exits_130(tmp_path: Path) -> None:
     _no_traceback(done.stderr)
     assert "\n== " in done.stdout  # the figures measured before Ctrl-C
     assert done.stderr.splitlines()[-1] == "bench_stores.py: interrupted (what is printed above was measured before)"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_proofs_keep_the_finished_machines_and_exit_130(as_json: bool) -> None:
+    # ops's proofs finish first; Ctrl-C lands in session's.
+    done = interrupt_when(
+        [
+            *command("-m meerkat_model.proofs"),
+            "--machine",
+            "ops",
+            "--machine",
+            "session",
+            "--no-reachability",
+            "--progress",
+            *(["--json"] if as_json else []),
+        ],
+        marker="proofs: session",
+    )
+    assert done.returncode == 130, done.stderr[-3000:]
+    _no_traceback(done.stderr)
+    assert done.stderr.splitlines()[-1] == (
+        "python -m meerkat_model.proofs: interrupted (what is printed above was measured before)"
+    )
+    if as_json:
+        report = json.loads(done.stdout)
+        assert report["interrupted"] is True and report["ok"] is False
+        assert {r["machine"] for r in report["results"]} == {"ops"}
+        assert all(r["status"] == "proved" for r in report["results"])
+    else:
+        assert " ops " in done.stdout and " session " not in done.stdout

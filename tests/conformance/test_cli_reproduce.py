@@ -96,3 +96,12 @@ def test_a_derandomized_failure_reproduces_without_a_seed(capsys: pytest.Capture
     code2, out2, _ = _run(shlex.split(line.removeprefix("reproduce with: "))[1:], capsys)
     assert code2 == 1
     assert out2[: out2.index("reproduce with:")] == out[: out.index("reproduce with:")]
+
+
+def test_the_example_database_folder_is_created_on_a_passing_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "new" / "examples"
+    code, _out, _err = _run(["--profile", "deep", "--seed", "1", *SMALL, "--example-db", str(db)], capsys)
+    assert code == 0
+    assert db.is_dir()

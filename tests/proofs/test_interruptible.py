@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -66,3 +67,32 @@ def test_verify_interrupted_in_the_proofs_exits_130() -> None:
     assert done.stdout.rstrip().endswith(
         "verify: INTERRUPTED while running the proofs (the report above covers what finished)"
     )
+
+
+def test_verify_json_interrupted_in_the_proofs_keeps_the_finished_machines() -> None:
+    # ops's proofs finish; Ctrl-C lands in session's: the JSON keeps ops's results.
+    done = interrupt_when(
+        [
+            *command("meerkat-verify"),
+            "--profile",
+            "tiny",
+            "--machine",
+            "ops",
+            "--machine",
+            "session",
+            "--workers",
+            "1",
+            "--progress",
+            "--json",
+        ],
+        marker="proofs: session",
+        settle=0.5,
+    )
+    assert done.returncode == 130, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "Traceback" not in done.stderr, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and report["interrupted"] == "running the proofs"
+    proofs = report["proofs"]
+    assert proofs is not None and proofs["interrupted"] is True and proofs["machines"] == ["ops"]
+    assert proofs["results"] and {r["machine"] for r in proofs["results"]} == {"ops"}
+    assert proofs["failed"] == 0

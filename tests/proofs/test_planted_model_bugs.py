@@ -59,3 +59,14 @@ def test_the_differential_check_finds_the_bug(bug: PlantedBug) -> None:
     encoding = ENCODINGS[bug.machine](abstraction.ids(model))
     report = compare(model, encoding, abstraction, states, limit=1)
     assert not report.ok, f"{bug.name}: no drift over {report.states} states"
+
+
+def test_show_prints_the_verifier_report_of_one_planted_bug() -> None:
+    from tests.cli.commands import command, run
+
+    done = run([*command("scripts/planted_model_bugs.py"), "--show", "cancel_keeps_its_slot"], timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "   VIOLATION active_count_matches at depth 2" in done.stdout
+    assert "shortest trace from the initial state (changed fields):" in done.stdout
+    assert "     2. cancel_operation(0, None)  [cancel_operation]" in done.stdout
+    assert done.stdout.rstrip().endswith("verify: FAILED")

@@ -67,6 +67,8 @@ def test_run_proofs_rejects_bad_arguments() -> None:
         run_proofs(0)
     with pytest.raises(ValueError, match="unknown machine"):
         run_proofs(2, machines=("nope",))
+    with pytest.raises(ValueError, match="depth must be at least 0, got -1"):
+        run_proofs(2, machines=("ops",), depth=-1)
 
 
 def test_cli_json_for_one_machine(capsys: pytest.CaptureFixture[str]) -> None:

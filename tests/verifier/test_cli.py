@@ -128,6 +128,64 @@ def test_progress_lines_on_request(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     assert "ops: " in err and "states/s" in err and "frontier" in err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_last_progress_line_shows_the_final_count(workers: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # tiny ops has 1,301 states: the throttled ticks never show the last of them.
+    args = ["--profile", "tiny", "--machine", "ops", "--no-prove", "--progress", "--json", "--workers", workers]
+    assert verify.main(args) == 0
+    captured = capsys.readouterr()
+    states = json.loads(captured.out)["machines"][0]["states"]
+    assert captured.err.splitlines()[-1].startswith(f"ops: {states:,} states, search ended after ")
+
+
+class _Terminal:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_on_a_terminal_the_rewritten_line_ends_at_the_final_count() -> None:
+    terminal = _Terminal()
+    progress = verify.Progress("ops", terminal)  # type: ignore[arg-type]
+    progress(4_097, 871, 0.2)
+    progress(6_000, 10, 0.25)  # throttled away
+    progress.done(6_085, 0.5)
+    assert terminal.text.endswith("\n") and terminal.text.count("\n") == 1
+    shown = terminal.text.rstrip("\n").split("\r")[-1].removesuffix("\x1b[K")  # what the terminal shows
+    assert shown == "ops: 6,085 states, search ended after 0.5s, 12,170 states/s"
+
+
+def test_set_names_an_unknown_machine_and_says_a_bound_error_once(capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify.main(["--set", "nope.ids=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown machine 'nope'; known: " + ", ".join(catalog.MACHINES) in err
+    assert verify.main(["--machine", "ops", "--set", "session.inputs=1"]) == 2
+    assert "machine 'session' is not selected (selected: ops)" in capsys.readouterr().err
+    assert verify.main(["--machine", "ops", "--set", "ids=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: ops bound ids=-1 is outside" in err and "ops: ops" not in err
+
+
+def test_one_path_for_both_trace_files_is_refused_before_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "trace.out"
+    args = ["--profile", "deep", "--trace-dot", str(target), "--trace-json", str(tmp_path / "." / "trace.out")]
+    assert verify.main(args) == 2
+    err = capsys.readouterr().err
+    assert "--trace-dot" in err and "--trace-json" in err and "are the same file" in err
+    assert not target.exists()
+
+
 def test_max_states_makes_the_run_fail(capsys: pytest.CaptureFixture[str]) -> None:
     assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove", "--max-states", "10"]) == 1
     assert "INCOMPLETE" in capsys.readouterr().out

@@ -3,8 +3,10 @@ replay, print a report, and hold the run to its coverage floor.
 
     meerkat-conformance check-trace FILE...   (replay recorded event logs: cli/check_trace.py)
     meerkat-conformance [--profile fast|deep] [--machine ops|session|all]
-                        [--max-examples N] [--steps N] [--replay-profile tiny|ci|deep|none]
-                        [--disk sqlite|memory|postgres] [--search-disk sqlite|memory|postgres]
+                        [--max-examples N] [--steps N]
+                        [--replay-profile tiny|small|ci|deep|probe|wide|none]
+                        [--disk memory|sqlite|sqlite-unbatched|postgres]
+                        [--search-disk sqlite|sqlite-unbatched|memory|postgres]
                         [--progress-every SECONDS]
                         [--seed N] [--example-db DIR]
 
@@ -147,8 +149,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="Hypothesis example database directory (created if missing): failing examples are saved there "
-        "and tried first on the next run (default: none)",
+        help="Hypothesis example database directory (created, with missing parents, before the search): failing "
+        "examples are saved there and tried first on the next run (default: none)",
     )
     return p
 
@@ -197,6 +199,8 @@ def _settings(args: argparse.Namespace) -> _Run:
         if not os.environ.get(PG_DSN_ENV):
             raise UsageError(f"the postgres disk needs a server: set {PG_DSN_ENV} to a libpq connection string")
         require_extra("postgres")
+    if args.example_db is not None:  # every check passed: create it (with its parents) before the search
+        args.example_db.mkdir(parents=True, exist_ok=True)
     return _Run(
         profile=profile,
         replay_profile=replay_profile,

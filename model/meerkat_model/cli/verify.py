@@ -195,8 +195,12 @@ def parse_overrides(items: list[str], machines: list[str], profile: str) -> dict
             raise UsageError(f"--set {item!r}: value {raw!r} is not an integer") from None
         target, dot, bare = key.partition(".")
         if dot:
+            if target not in MACHINES:
+                raise UsageError(f"--set {item!r}: unknown machine {target!r}; known: {', '.join(MACHINES)}")
             if target not in machines:
-                raise UsageError(f"--set {item!r}: machine {target!r} is not selected ({', '.join(machines)})")
+                raise UsageError(
+                    f"--set {item!r}: machine {target!r} is not selected (selected: {', '.join(machines)})"
+                )
             if bare not in known[target]:
                 raise UsageError(
                     f"--set {item!r}: {target} has no bound {bare!r}; known: {', '.join(sorted(known[target]))}"
@@ -213,7 +217,8 @@ def parse_overrides(items: list[str], machines: list[str], profile: str) -> dict
 
 
 class Progress:
-    """Throttled progress lines on a stream (rewritten in place on a terminal)."""
+    """Throttled progress lines on a stream (rewritten in place on a terminal); :meth:`done`
+    writes the final count, so the last line always shows where the search ended."""
 
     def __init__(self, machine: str, stream: TextIO) -> None:
         self.machine = machine
@@ -228,13 +233,19 @@ class Progress:
             return
         self.last = now
         rate = states / elapsed if elapsed > 0 else 0.0
-        line = f"{self.machine}: {states:,} states, frontier {frontier:,}, {rate:,.0f} states/s, {elapsed:.1f}s"
+        self._write(f"{self.machine}: {states:,} states, frontier {frontier:,}, {rate:,.0f} states/s, {elapsed:.1f}s")
+
+    def _write(self, line: str) -> None:
         self.stream.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
         self.stream.flush()
         self.wrote = True
 
-    def done(self) -> None:
-        if self.wrote and self.tty:
+    def done(self, states: int, elapsed: float) -> None:
+        """The final line: ``states`` explored in ``elapsed`` seconds (on a terminal it replaces
+        the last throttled line, then ends it)."""
+        rate = states / elapsed if elapsed > 0 else 0.0
+        self._write(f"{self.machine}: {states:,} states, search ended after {elapsed:.1f}s, {rate:,.0f} states/s")
+        if self.tty:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -251,11 +262,16 @@ def _checked(progress: Progress | None) -> Callable[[int, int, float], None]:
 
 
 def run_proofs_if_available(
-    out: Callable[[str], None], machines: list[str], progress: TextIO | None = None
+    out: Callable[[str], None],
+    machines: list[str],
+    progress: TextIO | None = None,
+    partial: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Run ``meerkat_model.proofs.run_proofs`` on the selected ``machines`` that have a z3
     encoding (``None`` when the module is absent or none of them has one), writing a line to
-    ``progress`` as each machine's proofs start."""
+    ``progress`` as each machine's proofs start. Interrupted (``KeyboardInterrupt``, raised
+    again), it reports the machines whose proofs finished and stores that summary, marked
+    ``"interrupted": true``, as ``partial["proofs"]``."""
     if importlib.util.find_spec("meerkat_model.proofs") is None:
         out("== proofs: meerkat_model.proofs is not available; skipped")
         return None
@@ -274,7 +290,27 @@ def run_proofs_if_available(
             progress.write(line + "\n")
             progress.flush()
 
-    report = proofs.run_proofs(ids=PROOF_IDS, machines=encoded, progress=started)
+    done: list[Any] = []
+    finished: list[str] = []
+
+    def machine_done(name: str, results: list[Any]) -> None:
+        finished.append(name)
+        done.extend(results)
+
+    try:
+        report = proofs.run_proofs(ids=PROOF_IDS, machines=encoded, progress=started, finished=machine_done)
+    except KeyboardInterrupt:
+        if partial is not None:
+            partial["proofs"] = _proofs_summary(out, done, finished, interrupted=True)
+        raise
+    return _proofs_summary(out, report.results, list(encoded))
+
+
+def _proofs_summary(
+    out: Callable[[str], None], found: list[Any], machines: list[str], *, interrupted: bool = False
+) -> dict[str, Any]:
+    """The proofs' part of the report (``found``: the results of ``machines``), also written with
+    ``out``; ``interrupted``: the proofs of the other machines did not finish."""
     results = [
         {
             "name": r.name,
@@ -284,27 +320,35 @@ def run_proofs_if_available(
             "counterexample": plain(r.counterexample),
             "assumes": list(r.assumes),
         }
-        for r in report.results
+        for r in found
     ]
     failed = [r for r in results if r["status"] == "failed"]
     unknown = [r for r in results if r["status"] == "unknown"]
     proved = len(results) - len(failed) - len(unknown)
     conditional = [r for r in results if r["assumes"]]
     note = f" ({len(conditional)} only assuming an unproved invariant)" if conditional else ""
-    out(f"== proofs ({PROOF_IDS} ids): {proved} proved{note}, {len(failed)} failed, {len(unknown)} unknown")
+    heading = (
+        f"{PROOF_IDS} ids, interrupted; finished: {', '.join(machines) or 'none'}"
+        if interrupted
+        else f"{PROOF_IDS} ids"
+    )
+    out(f"== proofs ({heading}): {proved} proved{note}, {len(failed)} failed, {len(unknown)} unknown")
     for r in conditional:
         out(f"   proved assuming {', '.join(r['assumes'])}: {r['machine']} {r['name']}")
     for r in failed:
         out(f"   FAILED  {r['machine']} {r['name']}: {r['counterexample']}")
     for r in unknown:
         out(f"   unknown {r['machine']} {r['name']}")
-    return {
+    section: dict[str, Any] = {
         "ids": PROOF_IDS,
-        "machines": list(encoded),
+        "machines": list(machines),
         "results": results,
         "failed": len(failed),
         "unknown": len(unknown),
     }
+    if interrupted:
+        section["interrupted"] = True
+    return section
 
 
 def _build(args: argparse.Namespace) -> tuple[list[str], int, dict[str, tuple[Any, dict[str, int]]]]:
@@ -318,15 +362,30 @@ def _build(args: argparse.Namespace) -> tuple[list[str], int, dict[str, tuple[An
         check_output_file(args.trace_dot, "--trace-dot")
     if args.trace_json is not None:
         check_output_file(args.trace_json, "--trace-json")
+    if args.trace_dot is not None and args.trace_json is not None and _same_file(args.trace_dot, args.trace_json):
+        raise UsageError(
+            f"--trace-dot {args.trace_dot} and --trace-json {args.trace_json} are the same file; give each its own path"
+        )
     built = {}
     for name in machines:
         bounds = {**PROFILES[args.profile].get(name, Bounds()).values, **overrides[name]}
         try:
             built[name] = (MACHINES[name](Bounds(bounds)), bounds)
         except (ValueError, TypeError) as exc:
-            raise UsageError(f"{name}: {exc}") from None
+            message = str(exc)  # a bounds error may name its machine already ("ops bound ids=-1 ...")
+            raise UsageError(message if message.startswith(f"{name} ") else f"{name}: {message}") from None
     require_extra("verify")
     return machines, workers, built
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (the same path, or links to one file)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
 
 
 def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
@@ -348,6 +407,7 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
     proofs: dict[str, Any] | None = None
     interrupted: str | None = None
     first_document: dict[str, Any] | None = None
+    partial: dict[str, Any] = {}
     ok = True
     with latched_interrupts():
         try:
@@ -364,7 +424,7 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
                     check_describe=args.check_describe,
                 )
                 if progress is not None:
-                    progress.done()
+                    progress.done(exploration.states, exploration.elapsed)
                 report = summary(exploration, bounds=bounds)
                 if args.compare_symmetry:
                     other = explore(machine, symmetry=args.no_symmetry, max_states=args.max_states, workers=workers)
@@ -386,14 +446,14 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
                     )
             if not args.no_prove:
                 interrupted = "running the proofs"
-                found = run_proofs_if_available(out, machines, err if show_progress else None)
+                proofs = run_proofs_if_available(out, machines, err if show_progress else None, partial)
                 raise_if_interrupted()
-                proofs = found
             interrupted = None
         except KeyboardInterrupt:
             if show_progress:
                 err.write("\n")
             ok = False
+            proofs = partial.get("proofs", proofs)  # the machines whose proofs finished
     if proofs is not None and proofs["failed"]:
         ok = False
 

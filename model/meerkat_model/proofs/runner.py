@@ -43,18 +43,23 @@ def run_proofs(
     reachability: bool = True,
     tables: bool = True,
     progress: Callable[[str], None] | None = None,
+    finished: Callable[[str, list[ProofResult]], None] | None = None,
 ) -> ProofReport:
     """Prove every invariant inductive over ``ids`` symbolic ids per machine, check every
     transition is enabled in a reachable state (bounded by ``depth`` steps), cross-check
     the transition tables with the executable model (not for the ``ABSTRACT`` encodings) and
     check every transition is total (a post-state wherever its guard holds; with ``tables``).
-    ``progress`` is called with a line as each machine starts. Ctrl-C interrupts a running
-    solver query (:mod:`meerkat_model.proofs.interruptible`).
+    ``progress`` is called with a line as each machine starts, ``finished`` with the machine's
+    name and its results as each machine's obligations are done: a caller interrupted with
+    Ctrl-C (which interrupts a running solver query, :mod:`meerkat_model.proofs.interruptible`)
+    keeps the results of the machines that finished.
 
-    Raises ``ValueError`` for ``ids < 1`` or an unknown machine name.
+    Raises ``ValueError`` for ``ids < 1``, ``depth < 0`` or an unknown machine name.
     """
     if ids < 1:
         raise ValueError(f"ids must be at least 1, got {ids}")
+    if depth < 0:
+        raise ValueError(f"depth must be at least 0, got {depth}")
     names = tuple(ENCODINGS) if machines is None else machines
     unknown = [m for m in names if m not in ENCODINGS]
     if unknown:
@@ -66,13 +71,16 @@ def run_proofs(
             if progress is not None:
                 progress(f"proofs: {name} ({ids} ids)")
             build = ENCODINGS[name]
-            results += prove_invariants(build(ids))
+            mine = prove_invariants(build(ids))
             if reachability:
-                results += check_enabled(build(min(ids, WITNESS_IDS)), depth)
+                mine += check_enabled(build(min(ids, WITNESS_IDS)), depth)
             if tables:
                 small = build(min(ids, TABLE_IDS))
                 if name not in ABSTRACT:
-                    results.append(check_declared_matches_formulas(small))
-                    results.append(check_against_model(small))
-                results.append(check_totality(small))
+                    mine.append(check_declared_matches_formulas(small))
+                    mine.append(check_against_model(small))
+                mine.append(check_totality(small))
+            results += mine
+            if finished is not None:
+                finished(name, list(mine))
     return ProofReport(ids, results, time.perf_counter() - t0)
