@@ -5,7 +5,10 @@ an ``InvalidSetting`` naming the path and the cause; nothing is left open or cre
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +87,14 @@ def test_a_file_the_process_may_not_write_is_refused_before_sqlite_opens_it(
     store.close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="file permissions do not bind root")
-def test_read_only_files_and_folders_are_refused_with_the_cause(tmp_path: Path) -> None:
-    folder = tmp_path / "stores"
-    folder.mkdir()
+NOBODY = 65534
+"""The unprivileged user the test runs as when the tests run as root (file permissions do not
+bind root)."""
+
+
+def _read_only_refusals(folder: Path) -> None:
+    """A read-only file, a read-only folder and a file a read-only folder cannot hold are each
+    refused with the cause, nothing created; read-only opening still works."""
     path = _store_file(folder)
     try:
         os.chmod(path, 0o444)
@@ -107,3 +114,32 @@ def test_read_only_files_and_folders_are_refused_with_the_cause(tmp_path: Path) 
     finally:
         os.chmod(folder, 0o755)
         os.chmod(path, 0o644)
+
+
+def test_read_only_files_and_folders_are_refused_with_the_cause(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        folder = tmp_path / "stores"
+        folder.mkdir()
+        _read_only_refusals(folder)
+        return
+    # As root: a forked child drops to an unprivileged user, in a folder that user owns (the
+    # pytest folders are root's, mode 0700).
+    folder = Path(tempfile.mkdtemp(prefix="meerkat-unwritable-"))
+    try:
+        os.chown(folder, NOBODY, NOBODY)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            status = 1
+            try:
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                _read_only_refusals(folder)
+                status = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        _, waited = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(waited) == 0, "the unprivileged child's checks failed (its traceback is above)"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
