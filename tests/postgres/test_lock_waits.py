@@ -11,11 +11,13 @@ worker's write, once it wakes up, is refused by the fence.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from meerkat_runtime.store.high_water import MarkStep
-from meerkat_runtime.store.postgres import lock_key
+from meerkat_runtime.store.postgres import PostgresRuntimeStore, lock_key
+from meerkat_runtime.store.postgres_schema import MIGRATION_LOCK, SCHEMA_VERSION, stored_version
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import OwnershipLost, WriteFailed
 
@@ -39,6 +41,15 @@ def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, dict[str, 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, result
+
+
+def _wait_until(condition: Callable[[], bool], limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_calls_waiting_for_a_lock_held_by_a_frozen_transaction_fail_within_the_timeout(
@@ -118,3 +129,50 @@ def test_every_transaction_of_the_store_sets_its_time_limits(pg_dsn: str, pg_sch
             ).fetchone(),
         )
     assert seen == ("2500ms", "2500ms")
+
+
+def test_a_store_opening_during_a_long_migration_waits_for_it_past_the_timeout(pg_dsn: str, pg_schema: str) -> None:
+    timeout_s = 1.0
+    holder = admin(pg_dsn)  # a long migration in another process: it holds the migration lock
+    holder.execute("BEGIN")
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+    holder_pid = holder.info.backend_pid
+    try:
+        opening, opened = _in_thread(lambda: open_store(pg_dsn, pg_schema, timeout_s=timeout_s))
+        with admin(pg_dsn) as conn:
+
+            def blocked() -> bool:
+                query = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+                row = conn.execute(query, (holder_pid,)).fetchone()
+                return row is not None and row[0] == 1
+
+            assert _wait_until(blocked, WAIT_S), opened
+        opening.join(3 * timeout_s)  # the migration goes on well past the opener's timeout_s
+        waited = opening.is_alive()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    opening.join(WAIT_S)
+    store = opened.get("value")
+    try:
+        assert waited and "error" not in opened, opened
+        assert isinstance(store, PostgresRuntimeStore)
+        assert store.load_lease(RT) is None
+        with admin(pg_dsn) as conn:
+            assert stored_version(conn, pg_schema) == SCHEMA_VERSION
+    finally:
+        if isinstance(store, PostgresRuntimeStore):
+            store.close()
+
+
+def test_a_migration_waits_for_locks_without_limit_but_keeps_the_idle_limit(pg_dsn: str, pg_schema: str) -> None:
+    with open_store(pg_dsn, pg_schema, timeout_s=2.5) as store:
+        seen = store._tx.write(
+            RT,
+            "settings",
+            lambda conn: conn.execute(
+                "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')"
+            ).fetchone(),
+            wait_for_locks=True,
+        )
+    assert seen == ("0", "2500ms")

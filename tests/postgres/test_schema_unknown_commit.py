@@ -21,13 +21,13 @@ def _lose_the_first_migration_ack(monkeypatch: pytest.MonkeyPatch, *, lands: boo
     real = Transactions._write_once
     lost: list[str] = []
 
-    def write_once(self: Transactions, conn: Any, runtime_id: str, what: str, body: Any, first: str) -> Any:
+    def write_once(self: Transactions, conn: Any, runtime_id: str, what: str, body: Any, *rest: Any) -> Any:
         if what == "schema migration" and not lost:
             lost.append(what)
             if lands:
-                real(self, conn, runtime_id, what, body, first)
+                real(self, conn, runtime_id, what, body, *rest)
             raise WriteOutcomeUnknown(runtime_id, f"{what}: the connection broke while COMMIT was in flight")
-        return real(self, conn, runtime_id, what, body, first)
+        return real(self, conn, runtime_id, what, body, *rest)
 
     monkeypatch.setattr(Transactions, "_write_once", write_once)
     return lost

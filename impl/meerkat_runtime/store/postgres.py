@@ -205,10 +205,14 @@ class PostgresRuntimeStore:
         """Create or upgrade the schema. A migration whose ``COMMIT`` outcome is unknown (the
         connection broke while it was in flight) is run again, up to ``MIGRATION_ATTEMPTS``
         times: it reads the stored version first and applies only what is missing, so the next
-        run finds the work done or does it."""
+        run finds the work done or does it. It waits for the migration lock (and the tables'
+        locks) without the store's lock timeout: a long migration of another process is waited
+        for, not failed (see :mod:`~meerkat_runtime.store.postgres_transactions`)."""
         for attempt in range(1, MIGRATION_ATTEMPTS + 1):
             try:
-                self._tx.write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema))
+                self._tx.write(
+                    STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema), wait_for_locks=True
+                )
                 return
             except WriteOutcomeUnknown:
                 if attempt == MIGRATION_ATTEMPTS:

@@ -34,6 +34,13 @@ the one place that sets them), both derived from the store's ``timeout_s``:
   session's lock at most ``timeout_s``; when it wakes up its connection is gone, the write is
   retried on a fresh connection, and the fence check refuses it if another worker has claimed
   the session meanwhile (the stale worker of docs/model-ownership.md).
+
+A schema migration (``PostgresRuntimeStore._migrate``) is the one transaction without the lock
+timeout: a store opening while another process migrates — a backfill or an index over a large
+table can take minutes — waits for the migration lock until that migration commits (failing
+would only make the worker's start fail). It keeps the idle timeout: a migration sends its
+statements back to back, so only a frozen migrator is idle, and ending its transaction frees
+the migration lock for the openers that wait for it without limit.
 """
 
 from __future__ import annotations
@@ -106,13 +113,14 @@ class Transactions:
         self.read_only = read_only
         self.timeout_ms = max(1, int(checkout_timeout_s * 1000))
 
-    def begin(self, first: str = "") -> str:
+    def begin(self, first: str = "", *, wait_for_locks: bool = False) -> str:
         """The statements that open every transaction of the store (one round trip): ``BEGIN``,
-        the store's lock and idle timeouts (see the module docstring), then ``first``."""
+        the store's lock and idle timeouts (see the module docstring; ``wait_for_locks`` turns
+        the lock timeout off, for a schema migration), then ``first``."""
         mode = " READ ONLY" if self.read_only else ""
         statements = [
             f"{BEGIN}{mode}",
-            f"SET LOCAL lock_timeout = {self.timeout_ms}",
+            f"SET LOCAL lock_timeout = {0 if wait_for_locks else self.timeout_ms}",
             f"SET LOCAL idle_in_transaction_session_timeout = {self.timeout_ms}",
         ]
         if first:
@@ -158,17 +166,18 @@ class Transactions:
         )
 
     # --- writes ---------------------------------------------------------------------------
-    def write(self, runtime_id: str, what: str, body: Body[T], *, first: str = "") -> T:
+    def write(self, runtime_id: str, what: str, body: Body[T], *, first: str = "", wait_for_locks: bool = False) -> T:
         """Run ``body`` in one READ COMMITTED transaction and commit it; see the module
         docstring for what a failure raises. ``first`` is a statement without parameters sent
-        together with ``BEGIN`` (one round trip), such as taking an advisory lock."""
+        together with ``BEGIN`` (one round trip), such as taking an advisory lock.
+        ``wait_for_locks``: no lock timeout (the idle timeout stays), for a schema migration."""
         if not self.gate.enter():
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         try:
             for attempt in range(1, ATTEMPTS + 1):
                 try:
                     with self.connection() as conn:
-                        return self._write_once(conn, runtime_id, what, body, first)
+                        return self._write_once(conn, runtime_id, what, body, first, wait_for_locks)
                 except _Broken as broken:
                     if attempt == ATTEMPTS:
                         raise WriteFailed(
@@ -183,9 +192,11 @@ class Transactions:
         finally:
             self.gate.leave()
 
-    def _write_once(self, conn: Connection, runtime_id: str, what: str, body: Body[T], first: str) -> T:
+    def _write_once(
+        self, conn: Connection, runtime_id: str, what: str, body: Body[T], first: str, wait_for_locks: bool
+    ) -> T:
         try:
-            conn.execute(self.begin(first))
+            conn.execute(self.begin(first, wait_for_locks=wait_for_locks))
             result = body(conn)
         except psycopg.Error as exc:
             if conn.broken:
@@ -195,8 +206,8 @@ class Transactions:
                 raise WriteFailed(
                     runtime_id,
                     f"{what} failed: another connection held the lock it needs for more than "
-                    f"{self.checkout_timeout_s:g} s (a write or claim of this runtime still running, or the "
-                    f"transaction of a stalled process); nothing was written: {_describe(exc)}",
+                    f"{self.checkout_timeout_s:g} s (a write or claim of this runtime still running, a schema "
+                    f"migration, or the transaction of a stalled process); nothing was written: {_describe(exc)}",
                 ) from exc
             raise WriteFailed(runtime_id, f"{what} failed: {_describe(exc)}; nothing was written") from exc
         except BaseException:
