@@ -595,12 +595,20 @@ class MeerkatMachine:
                     return session  # a concurrent registration built it
                 if session is not None:
                     await self._forget(session)
-                claim = await self._claims.acquire(runtime_id)
+                try:
+                    claim = await self._claims.acquire(runtime_id)
+                except Exception:  # a wait for another owner's lease gives up when the machine closes
+                    self._check_open(f"register session {session_id_of(runtime_id)!r}")
+                    raise
                 try:
                     built = await self._build_session(runtime_id[len(CANONICAL_RUNTIME_PREFIX) :])
                 except BaseException:
                     await self._claims.release(claim)
                     raise
+                if self._closed:  # closed while claiming or recovering: close waits for this lock
+                    built.unregistered = True
+                    await self._unregister_now(built)  # releases the lease; nothing stays registered
+                    self._check_open(f"register session {session_id_of(runtime_id)!r}")
                 self._sessions[runtime_id] = built
                 claim.on_lost(lambda error: self._lost(built, error))
                 return built
@@ -843,6 +851,7 @@ class MeerkatMachine:
         await asyncio.shield(task)
 
     async def _close_now(self) -> None:
+        await self._claims.settle_registrations()  # registrations in flight finish (or give up) first
         await self._settle_detaches()
         while self._sessions or self._unregistering:
             for runtime_id in list(self._sessions):
