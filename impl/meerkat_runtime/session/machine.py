@@ -50,7 +50,7 @@ from meerkat_runtime.session.auth import (
     shared_authorities,
 )
 from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
-from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images
+from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images, missing_blob_store_methods
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.collection_pause import collection_paused
 from meerkat_runtime.session.commit import commit, install
@@ -196,9 +196,7 @@ def _check_settings(
                 f"got {type(store).__name__} {store!r:.60}, which lacks {lacks}"
             )
     if blob_store is not None:
-        missing = [
-            name for name in ("put_image", "get", "exists", "delete") if not callable(getattr(blob_store, name, None))
-        ]
+        missing = missing_blob_store_methods(blob_store)
         if missing:
             raise InvalidSetting(
                 f"blob_store must be a BlobStore or None, got {type(blob_store).__name__} {blob_store!r:.60}, "
@@ -218,9 +216,11 @@ def _check_settings(
             f"{MAX_STORED_INPUT_BYTES} ({MAX_STORED_INPUT_BYTES >> 20} MiB) with a store"
         )
     if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        raise InvalidSetting(f"retry must be a RetryPolicy or None, got {type(retry).__name__} {retry!r:.60}")
     if retention is not None and not isinstance(retention, RetentionPolicy):
-        raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
+        raise InvalidSetting(
+            f"retention must be a RetentionPolicy or None, got {type(retention).__name__} {retention!r:.60}"
+        )
 
 
 def _dead(task: asyncio.Task[None] | None) -> bool:
