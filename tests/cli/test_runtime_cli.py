@@ -7,11 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
+from meerkat_runtime.cli import quarantine as quarantine_command
+from meerkat_runtime.cli.main import main as cli_main
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted
+from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.vocab.errors import WriteRefused
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import command, run
@@ -140,3 +146,32 @@ def test_quarantine_reports_a_damaged_file_in_one_line(tmp_path: Path) -> None:
     done = run([*command(PROG), "quarantine", str(log.db), "s", "x"])
     assert done.returncode == 1 and len(done.stderr.splitlines()) == 1
     assert "write-ahead log" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_quarantine_reports_a_refusal_of_another_kind_in_the_stores_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the store's refusal for a row it does not hold reads "holds no input" (or "already
+    quarantined"); any other ``WriteRefused`` is reported with the store's own message."""
+    path = tmp_path / "store.db"
+    ids = asyncio.run(_session(path, "s", 2))
+    detail = f"quarantine_row: input row {ids[0]!r} is pinned by a retention hold; nothing was moved"
+
+    def refuse(store: object, session_id: str, input_id: str, reason: str) -> NoReturn:
+        raise WriteRefused(canonical_runtime_id(session_id), detail)
+
+    monkeypatch.setattr(quarantine_command, "quarantine_input", refuse)
+    assert cli_main(["quarantine", str(path), "s", ids[0]]) == 1
+    said = capsys.readouterr().err.strip()
+    assert said == f"{PROG} quarantine: error: WriteRefused for runtime 'rt:session:s': {detail}"
+    assert asyncio.run(_count_rows(path)) == 2
+
+
+def test_every_store_refuses_a_missing_row_in_the_words_quarantine_reads(tmp_path: Path) -> None:
+    """The refusal ``quarantine`` turns into "holds no input" is recognised by how the stores
+    word it: the in-memory and SQLite stores both begin it with ``NO_ROW_REFUSAL``."""
+    for store in (InMemoryRuntimeStore(), SqliteRuntimeStore(tmp_path / "words.db")):
+        with pytest.raises(WriteRefused) as info:
+            store.quarantine_row(canonical_runtime_id("s"), "missing", "why")
+        assert info.value.detail.startswith(quarantine_command.NO_ROW_REFUSAL)
+        store.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from meerkat_runtime import InMemoryRuntimeStore, InvalidSetting, MeerkatMachine
+from meerkat_runtime.session.blobs import BLOB_STORE_METHODS, BlobStore, InMemoryBlobStore, missing_blob_store_methods
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.protocol import STORE_METHODS, missing_store_methods
 
@@ -66,8 +67,10 @@ def test_the_constructor_refuses_a_non_store(store: Any) -> None:
         ({"offload_store_calls": "x"}, "offload_store_calls must be True or False, got 'x'"),
         ({"close_store": "yes"}, "close_store must be True, False or None, got 'yes'"),
         ({"max_input_bytes": -1}, "max_input_bytes"),
+        ({"retry": 3}, "retry must be a RetryPolicy or None, got int 3"),
+        ({"retention": 10}, "retention must be a RetentionPolicy or None, got int 10"),
     ],
-    ids=["ownership", "blob_store", "offload", "close_store", "max_input_bytes"],
+    ids=["ownership", "blob_store", "offload", "close_store", "max_input_bytes", "retry", "retention"],
 )
 @pytest.mark.parametrize("as_path", [False, True], ids=["store", "path"])
 def test_other_settings_of_the_wrong_kind_are_refused_before_a_file_is_opened(
@@ -77,6 +80,34 @@ def test_other_settings_of_the_wrong_kind_are_refused_before_a_file_is_opened(
     with pytest.raises(ValueError, match=message):
         MeerkatMachine.persistent(store, **settings)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings", [{"retry": 3}, {"retention": 10}], ids=["retry", "retention"])
+def test_a_policy_of_the_wrong_kind_is_an_invalid_setting(settings: dict[str, Any]) -> None:
+    """``retry`` and ``retention`` that are not policies are refused like every other constructor
+    argument of the wrong kind: ``InvalidSetting`` (a ``ValueError``)."""
+    for build in (lambda: MeerkatMachine.ephemeral(**settings), lambda: MeerkatMachine(None, **settings)):
+        with pytest.raises(InvalidSetting, match="must be a R") as info:
+            build()
+        assert info.value.kind == "invalid_setting" and isinstance(info.value, ValueError)
+
+
+def _blob_store_without(name: str) -> object:
+    """An object with every ``BlobStore`` method but ``name``."""
+    methods = {method: lambda self, *args: None for method in BLOB_STORE_METHODS if method != name}
+    return type("_PartBlobStore", (), methods)()
+
+
+def test_the_blob_store_check_follows_the_blob_store_protocol() -> None:
+    """The methods a blob store must have are read from the ``BlobStore`` protocol, so the check
+    cannot drift from it: lacking any one of them is refused, naming it."""
+    assert BLOB_STORE_METHODS == ("put_image", "get", "exists", "delete")
+    assert all(callable(getattr(BlobStore, name)) for name in BLOB_STORE_METHODS)
+    assert missing_blob_store_methods(InMemoryBlobStore()) == []
+    for name in BLOB_STORE_METHODS:
+        with pytest.raises(InvalidSetting, match=f"blob_store must be a BlobStore or None, .*which lacks {name}$"):
+            MeerkatMachine(InMemoryRuntimeStore(), _blob_store_without(name))  # type: ignore[arg-type]
+    MeerkatMachine(InMemoryRuntimeStore(), _blob_store_without("not a method"))  # type: ignore[arg-type]
 
 
 def test_a_forwarding_wrapper_and_the_built_in_stores_are_stores() -> None:

@@ -7,6 +7,7 @@ attached (``ExecutorStartFailed``, the model's ``attach_failed``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from meerkat_runtime.session.executor import (
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
 from meerkat_runtime.vocab.errors import ExecutorStartFailed
-from meerkat_runtime.vocab.ids import RunId
+from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 from tests.runtime_session.helpers import S, make_prompt, persistent, run, view_of
@@ -55,6 +56,18 @@ class _RaisesAtOnce:
 
     async def control(self, command: RunControlCommand) -> None:
         return None
+
+
+class _RecordsItsTask(_RaisesAtOnce):
+    """Like ``_RaisesAtOnce``, noting the task each call to ``apply`` runs in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    def apply(self, run_id: RunId, primitive: RunPrimitive) -> Any:
+        self.tasks.append(asyncio.current_task())
+        return super().apply(run_id, primitive)
 
 
 class _LosesApply:
@@ -117,6 +130,25 @@ def test_a_plain_def_apply_fails_each_run_and_the_loop_lives_on() -> None:
         failure = await _fails_every_run_and_lives_on(m, lambda: executor.calls)
         assert failure == RunFailure("TypeError", "_SyncApply.apply returned CoreApplyOutput, not an awaitable")
         await _a_good_executor_runs_the_next_input(m)
+
+    run(body())
+
+
+def test_every_call_to_apply_runs_in_the_apply_task_not_the_loop_task() -> None:
+    """One path for every apply: a plain ``def apply`` is called inside the apply task (the one an
+    interrupt cancels), as an ``async def apply`` is, never in the loop task itself."""
+
+    async def body() -> None:
+        m, _ = persistent()
+        executor: Any = _RecordsItsTask()
+        assert await m.register_session_with_executor("s", executor)
+        loop_task = m._sessions[canonical_runtime_id("s")].loop_task
+        _, handle = await m.accept_input_with_completion("s", make_prompt())
+        assert handle is not None
+        await m.settle("s")
+        assert len(executor.tasks) == 3 and loop_task is not None
+        assert all(task is not None and task is not loop_task for task in executor.tasks)
+        assert len(set(executor.tasks)) == 3  # a task of its own for each attempt
 
     run(body())
 

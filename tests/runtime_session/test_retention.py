@@ -26,7 +26,7 @@ from meerkat_runtime.session.row_codec import LifecycleRecord, encode_lifecycle
 from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import Corrupt, ValidationFailed
+from meerkat_runtime.vocab.errors import Corrupt, InvalidSetting, ValidationFailed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Consumed
 from meerkat_runtime.vocab.runtime import RuntimeState
@@ -270,7 +270,7 @@ def test_bad_retention_settings_are_refused(keep: object, age: object) -> None:
 
 
 def test_a_retention_that_is_not_a_policy_is_refused() -> None:
-    with pytest.raises(ValidationFailed, match="retention must be a RetentionPolicy"):
+    with pytest.raises(InvalidSetting, match="retention must be a RetentionPolicy"):
         MeerkatMachine.ephemeral(retention=10)  # type: ignore[arg-type]
 
 

@@ -36,13 +36,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"The move is one transaction, made under the session's lease (claimed as {REPAIR_OWNER!r} and released) "
         "when the session has one. exit status: 0 the row was moved; 1 nothing was moved (no such session or row, "
         "the row is quarantined already, a worker "
-        "holds the session's lease, or the file is damaged: the reason is printed); 2 usage error; "
+        "holds the session's lease, the store refused the move for another reason, or the file is damaged: "
+        "the reason is printed); 2 usage error; "
         "130 interrupted (Ctrl-C)"
     )
 
 
+NO_ROW_REFUSAL = "quarantine_row: no input row "
+"""How a store's ``WriteRefused`` for a row it does not hold begins (``RuntimeStore.quarantine_row``)."""
+
+
 def _not_moved(store: SqliteRuntimeStore, runtime_id: str, session: str, input_id: str) -> str:
-    """Why the store refused to move ``input_id``: it holds no such row, or moved it already."""
+    """Why the store refused to move ``input_id`` for want of the row: it holds no such row, or
+    moved it already."""
     try:
         earlier = [row for row in store.load_quarantined(runtime_id) if row.input_id == input_id]
     except MeerkatError:
@@ -72,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(prog, exc)
     except (LeaseHeld, OwnershipLost) as exc:
         return failure(prog, exc)
-    except WriteRefused:
+    except WriteRefused as exc:
+        if not exc.detail.startswith(NO_ROW_REFUSAL):  # refused for another reason: the store says which
+            return failure(prog, exc)
         return failure(prog, _not_moved(store, runtime_id, args.session, args.input_id))
     except MeerkatError as exc:
         return failure(prog, exc)

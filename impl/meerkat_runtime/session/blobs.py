@@ -79,6 +79,18 @@ class BlobStore(Protocol):
         ...
 
 
+BLOB_STORE_METHODS: tuple[str, ...] = tuple(
+    name for name, value in vars(BlobStore).items() if not name.startswith("_") and callable(value)
+)
+"""The methods of the ``BlobStore`` protocol."""
+
+
+def missing_blob_store_methods(blob_store: object) -> list[str]:
+    """The ``BlobStore`` methods ``blob_store`` lacks (none for a blob store), looked up as a call
+    looks them up."""
+    return [name for name in BLOB_STORE_METHODS if not callable(getattr(blob_store, name, None))]
+
+
 class InMemoryBlobStore:
     """A dict-backed blob store (process lifetime only)."""
 

@@ -115,6 +115,8 @@ class SessionClaimRegistry:
         self._claims: dict[LogicalRuntimeId, SessionClaim] = {}
         self._locks: dict[LogicalRuntimeId, asyncio.Lock] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        """Set by :meth:`stop_waiting`: a registration waiting for another owner's lease gives up."""
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -132,6 +134,15 @@ class SessionClaimRegistry:
     def unlock_idle(self, runtime_id: LogicalRuntimeId, lock: asyncio.Lock) -> None:
         if not lock.locked() and self._locks.get(runtime_id) is lock:
             del self._locks[runtime_id]
+
+    async def settle_registrations(self) -> None:
+        """Wait until no registration holds a lock (each finishes, or gives up, first): the
+        machine is closing. Waiting registrations stop waiting for another owner's lease."""
+        self._closing.set()
+        while busy := [lock for lock in self._locks.values() if lock.locked()]:
+            for lock in busy:
+                async with lock:
+                    pass
 
     # --- claim and release ----------------------------------------------------------------
 
@@ -166,9 +177,11 @@ class SessionClaimRegistry:
                 return sent, await self._call(lambda: store.claim_lease(runtime_id, owner, config.lease_s))
             except LeaseHeld:
                 remaining = deadline - clock()
-                if remaining <= 0:
+                if remaining <= 0 or self._closing.is_set():
                     raise
-            await asyncio.sleep(min(config.poll_s, remaining) if math.isfinite(remaining) else config.poll_s)
+            pause = min(config.poll_s, remaining) if math.isfinite(remaining) else config.poll_s
+            with contextlib.suppress(TimeoutError):  # a closing machine wakes the wait at once
+                await asyncio.wait_for(self._closing.wait(), pause)
 
     async def release(self, claim: SessionClaim) -> None:
         """Forget ``claim`` and, if it still holds the lease, expire the lease in the store now.

@@ -55,15 +55,7 @@ async def apply_run(
     ``apply``), or one that returns something not awaitable (a plain ``def apply``), fails the run
     like an error the apply raised: the run ends through the executor-failure rule (retried, then
     abandoned), and the loop lives on."""
-    try:
-        pending = executor.apply(run.run_id, primitive)
-        if not inspect.isawaitable(pending):
-            what = type(pending).__name__
-            raise TypeError(f"{type(executor).__name__}.apply returned {what}, not an awaitable")
-        task: asyncio.Task[Any] = asyncio.ensure_future(pending)
-    except Exception as exc:
-        await asyncio.sleep(0)  # one event-loop turn, as an apply failing inside its task takes
-        return _failed(exc)
+    task: asyncio.Task[Any] = asyncio.ensure_future(_apply(executor, run, primitive))
     session.apply_task = task
     session.applying_run = run.run_id
     try:
@@ -100,6 +92,12 @@ async def awaited(op: Callable[..., Any], *args: Any) -> Any:
             f"{getattr(op, '__qualname__', type(op).__name__)} returned {type(pending).__name__}, not an awaitable"
         )
     return await pending
+
+
+async def _apply(executor: CoreExecutor, run: CurrentRun, primitive: RunPrimitive) -> Any:
+    """``executor.apply`` for ``run``, looked up, called and awaited inside the apply task (an
+    executor without ``apply`` fails the task like any other apply error)."""
+    return await awaited(executor.apply, run.run_id, primitive)
 
 
 def _failed(exc: BaseException) -> RunOutcome:

@@ -50,7 +50,7 @@ from meerkat_runtime.session.auth import (
     shared_authorities,
 )
 from meerkat_runtime.session.authority import innermost_store, store_authority_key, store_label, stores_share_authority
-from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images
+from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images, missing_blob_store_methods
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.collection_pause import collection_paused
 from meerkat_runtime.session.commit import commit, install
@@ -196,9 +196,7 @@ def _check_settings(
                 f"got {type(store).__name__} {store!r:.60}, which lacks {lacks}"
             )
     if blob_store is not None:
-        missing = [
-            name for name in ("put_image", "get", "exists", "delete") if not callable(getattr(blob_store, name, None))
-        ]
+        missing = missing_blob_store_methods(blob_store)
         if missing:
             raise InvalidSetting(
                 f"blob_store must be a BlobStore or None, got {type(blob_store).__name__} {blob_store!r:.60}, "
@@ -218,9 +216,11 @@ def _check_settings(
             f"{MAX_STORED_INPUT_BYTES} ({MAX_STORED_INPUT_BYTES >> 20} MiB) with a store"
         )
     if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ValidationFailed(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        raise InvalidSetting(f"retry must be a RetryPolicy or None, got {type(retry).__name__} {retry!r:.60}")
     if retention is not None and not isinstance(retention, RetentionPolicy):
-        raise ValidationFailed(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
+        raise InvalidSetting(
+            f"retention must be a RetentionPolicy or None, got {type(retention).__name__} {retention!r:.60}"
+        )
 
 
 def _dead(task: asyncio.Task[None] | None) -> bool:
@@ -595,12 +595,20 @@ class MeerkatMachine:
                     return session  # a concurrent registration built it
                 if session is not None:
                     await self._forget(session)
-                claim = await self._claims.acquire(runtime_id)
+                try:
+                    claim = await self._claims.acquire(runtime_id)
+                except Exception:  # a wait for another owner's lease gives up when the machine closes
+                    self._check_open(f"register session {session_id_of(runtime_id)!r}")
+                    raise
                 try:
                     built = await self._build_session(runtime_id[len(CANONICAL_RUNTIME_PREFIX) :])
                 except BaseException:
                     await self._claims.release(claim)
                     raise
+                if self._closed:  # closed while claiming or recovering: close waits for this lock
+                    built.unregistered = True
+                    await self._unregister_now(built)  # releases the lease; nothing stays registered
+                    self._check_open(f"register session {session_id_of(runtime_id)!r}")
                 self._sessions[runtime_id] = built
                 claim.on_lost(lambda error: self._lost(built, error))
                 return built
@@ -843,6 +851,7 @@ class MeerkatMachine:
         await asyncio.shield(task)
 
     async def _close_now(self) -> None:
+        await self._claims.settle_registrations()  # registrations in flight finish (or give up) first
         await self._settle_detaches()
         while self._sessions or self._unregistering:
             for runtime_id in list(self._sessions):
