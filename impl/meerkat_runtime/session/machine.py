@@ -842,7 +842,9 @@ class MeerkatMachine:
         not interrupt it: the shutdown runs to its end in its own task. Closing twice is
         harmless. From the first call on, every call that registers or uses a session raises
         ``MachineClosed`` (``unregister_session`` is a no-op, the observations that answer for
-        an unknown session answer so)."""
+        an unknown session answer so). A registration already in flight is waited for (one
+        waiting for another worker's lease stops waiting) and then ends with ``MachineClosed``,
+        its lease released: none outlives the close."""
         self._closed = True
         task = self._closing
         if task is None or task.done():
