@@ -160,6 +160,42 @@ def test_a_boundary_commit_found_in_the_store_when_reconciling_is_published_as_t
     _explained(check_trace([events]))
 
 
+def _write(path: Path, docs: list[dict[str, object]]) -> None:
+    for seq, doc in enumerate(docs, 1):
+        doc["seq"] = seq
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+
+
+def test_an_adopted_run_end_must_be_followed_by_its_reconcile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adopted run end and the reconcile after it are one unit: memory becomes the store's
+    only at the reconcile. A log whose adopted run end is followed by anything else (here the
+    reconcile dropped and the same input attached, staged and consumed again, as if memory had
+    kept it queued) is rejected at the event after the adopted one."""
+    events = _record(
+        tmp_path,
+        monkeypatch,
+        [
+            ClaimRegister(0),
+            On(0, _accept(0)),
+            On(0, BeginAttach()),
+            Ambiguous(0, ExecutorSucceeded(1), 1),
+            Reconcile(0),
+        ],
+    )
+    path, docs = _lines(events, "w0")
+    rules = [doc["rule"] for doc in docs]
+    n = rules.index("executor_succeeded")
+    assert docs[n]["details"]["adopted"] and rules[n + 1] == "reconcile"
+    again = [dict(docs[rules.index(rule)]) for rule in ("begin_attach", "finish_attach", "start_run")]
+    end = {**docs[n], "details": {**docs[n]["details"]}}  # type: ignore[dict-item]
+    del end["details"]["adopted"]  # type: ignore[attr-defined]
+    _write(path, [*docs[: n + 1], *again, end])
+    verdict = check_trace([events])
+    assert verdict.rejection is not None and not verdict.interleaved
+    assert verdict.rejection.at.event.seq == n + 2 and verdict.rejection.at.event.rule == "begin_attach"
+    assert "reconcile" in verdict.rejection.reason
+
+
 def test_a_superseded_worker_reconciling_after_a_takeover_is_interleaved_not_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

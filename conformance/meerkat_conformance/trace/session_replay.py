@@ -150,10 +150,13 @@ class SessionReplay:
     skeys: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     lost: list[str] = field(default_factory=list)
+    """Transitions committed by a dying process that never published them (see ``_after_crash``)."""
     doubt_base: SessionState | None = None
     """The state before the last ``boundary_commit_failed`` (a boundary commit whose outcome may
     be unknown) or ``unregister`` event, until the next event: a lost landed write starts there."""
-    """Transitions committed by a dying process that never published them (see ``_after_crash``)."""
+    adopting: str | None = None
+    """The source of an adopted run end just replayed (``_adopt_boundary``): its ``reconcile``
+    must be the runtime's next event."""
     machine: SessionMachine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,16 +178,32 @@ class SessionReplay:
                 raise Unexplained(f"max_attempts {limit} is outside the model's bound (1..6)")
             self.max_attempts = limit
             self.machine = self._machine(limit)
-        saved = (self.state, dict(self.ids), list(self.names), dict(self.idem), dict(self.skeys), self.doubt_base)
+        saved = (
+            self.state,
+            dict(self.ids),
+            list(self.names),
+            dict(self.idem),
+            dict(self.skeys),
+            self.doubt_base,
+            self.adopting,
+        )
         try:
             self._apply(event)
         except Unexplained:
-            self.state, self.ids, self.names, self.idem, self.skeys, self.doubt_base = saved
+            self.state, self.ids, self.names, self.idem, self.skeys, self.doubt_base, self.adopting = saved
             raise
         self.steps += 1
 
     def _apply(self, event: LifecycleEvent) -> None:
         rule = event.rule
+        adopting, self.adopting = self.adopting, None
+        if adopting is not None and (rule != "reconcile" or event.source != adopting):
+            # memory still holds what the boundary commit's failure left (the input requeued)
+            # while the store took the run's end: only the reconcile makes memory the store's
+            raise Unexplained(
+                f"an adopted run end must be followed by the reconcile of its worker ({adopting}); "
+                f"this is {rule} of {event.source}"
+            )
         base, self.doubt_base = self.doubt_base, None
         if rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired"):
             # the holder may be in doubt from here on: keep the state its last write started from
@@ -194,6 +213,7 @@ class SessionReplay:
             return
         if rule.startswith("executor_succeeded") and event.details.get("adopted") and base is not None:
             self._adopt_boundary(event, base)
+            self.adopting = event.source
             return
         self._apply_one(event)
 
@@ -201,7 +221,9 @@ class SessionReplay:
         """A run's boundary commit whose outcome was unknown, found in the store when its worker
         reconciled: the ownership model's ``ambiguous_write_landed`` — the store took the run's
         end from ``base`` (the state before the published ``boundary_commit_failed``), memory
-        kept what the failure left. The event is checked as the run's end from ``base``."""
+        kept what the failure left. The event is checked as the run's end from ``base``; the
+        worker's ``reconcile`` must come next (``apply`` refuses anything else), and recovers
+        memory from the store the adopted write left."""
         current = self.state
         self.state = base
         self._apply_one(event)
