@@ -131,6 +131,46 @@ def test_a_write_that_landed_while_its_worker_was_in_doubt_is_explained(
     recovers it from the store."""
     events = _record(tmp_path, monkeypatch, actions)
     _explained(check_trace([events]))
+    marked = [
+        (doc["rule"], source)
+        for source in ("w0", "w1")
+        for doc in (_lines(events, source)[1] if list(events.glob(f"*.{source}-*.jsonl")) else [])
+        if doc["details"].get("outcome_unknown") is True  # type: ignore[union-attr]
+    ]
+    assert marked in ([("unregister", "w1")], [("boundary_commit_failed", "w0")])
+
+
+def test_a_write_lost_in_doubt_is_allowed_only_after_the_marked_unregister(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's unregister says it was in doubt (``details.outcome_unknown``); without that
+    marker the retire it never published is not absorbed by the next registration."""
+    events = _record(tmp_path, monkeypatch, [ClaimRegister(1), Ambiguous(1, Retire(), 1), Release(1), ClaimRegister(0)])
+    path, docs = _lines(events, "w1")
+    (unregister,) = [doc for doc in docs if doc["rule"] == "unregister"]
+    del unregister["details"]["outcome_unknown"]  # type: ignore[attr-defined]
+    _write(path, docs)
+    rejected = check_trace([events]).rejection
+    assert rejected is not None and rejected.at.event.rule == "register" and rejected.at.event.source.startswith("w0-")
+
+
+def test_a_step_missing_from_a_clean_worker_s_log_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker, no failure: it stops the session and unregisters; its next registration
+    recovers Stopped. With the stop deleted from the log (the unregister then from Idle) nothing
+    explains the Stopped record: the unregister was not in doubt, so no lost write is allowed."""
+    events = _record(
+        tmp_path, monkeypatch, [ClaimRegister(0), On(0, _accept(0)), On(0, Stop()), Release(0), ClaimRegister(0)]
+    )
+    _explained(check_trace([events]))
+    path, docs = _lines(events, "w0")
+    assert [doc["rule"] for doc in docs].count("register") == 2
+    kept = [doc for doc in docs if doc["rule"] != "stop"]
+    (unregister,) = [doc for doc in kept if doc["rule"] == "unregister"]
+    assert unregister["before"] == "Stopped" and "outcome_unknown" not in unregister["details"]  # type: ignore[operator]
+    unregister["before"] = "Idle"
+    _write(path, kept)
+    rejected = check_trace([events]).rejection
+    assert rejected is not None and rejected.at.event.rule == "register" and rejected.at.event.seq == len(kept)
 
 
 def test_a_boundary_commit_found_in_the_store_when_reconciling_is_published_as_the_run_s_end(

@@ -152,8 +152,9 @@ class SessionReplay:
     lost: list[str] = field(default_factory=list)
     """Transitions committed by a dying process that never published them (see ``_after_crash``)."""
     doubt_base: SessionState | None = None
-    """The state before the last ``boundary_commit_failed`` (a boundary commit whose outcome may
-    be unknown) or ``unregister`` event, until the next event: a lost landed write starts there."""
+    """The state before the last ``boundary_commit_failed`` or ``unregister`` event marked
+    ``details.outcome_unknown`` (the holder in doubt), until the next event: a lost landed write
+    starts there."""
     adopting: str | None = None
     """The source of an adopted run end just replayed (``_adopt_boundary``): its ``reconcile``
     must be the runtime's next event."""
@@ -205,8 +206,9 @@ class SessionReplay:
                 f"this is {rule} of {event.source}"
             )
         base, self.doubt_base = self.doubt_base, None
-        if rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired"):
-            # the holder may be in doubt from here on: keep the state its last write started from
+        if _in_doubt(event):
+            # the runtime says the holder is in doubt (a write's outcome unknown): keep the state
+            # its last write started from (before a marked boundary commit failure, if any)
             self.doubt_base = base if rule == "unregister" and base is not None else self.state
         if rule == "register" and (self.state.memory is not None or base is not None):
             self._after_crash(event, self.state if base is None else base)
@@ -232,8 +234,10 @@ class SessionReplay:
     def _after_crash(self, event: LifecycleEvent, base: SessionState) -> None:
         """A registration after the previous holder died (or lost its lease) without
         unregistering, or after it unregistered in doubt. A process killed between a commit and
-        its publication takes that one event with it, and a write whose outcome the holder never
-        learnt (it was in doubt, and released the session, died or lost its lease before it
+        its publication takes that one event with it (the model still holds the session in
+        memory: no ``unregister`` was published), and a write whose outcome the holder never
+        learnt (it was in doubt — its ``unregister`` or ``boundary_commit_failed`` says so,
+        ``details.outcome_unknown`` — and released the session, died or lost its lease before it
         reconciled) is never published although it may have landed (the ownership model's
         ``ambiguous_write_landed``; a boundary commit's failure is then published for memory
         while the store took the run's end). So when crash + register alone does not give what
@@ -609,6 +613,15 @@ class SessionReplay:
         if self.state.memory is not None:
             names.append("crash")
         return names
+
+
+def _in_doubt(event: LifecycleEvent) -> bool:
+    """A ``boundary_commit_failed*`` or ``unregister`` event the runtime marked
+    ``details.outcome_unknown``: a write of the session may have landed unpublished."""
+    return (
+        event.rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired")
+        and event.details.get("outcome_unknown") is True
+    )
 
 
 def _phase(state: SessionState) -> str:
