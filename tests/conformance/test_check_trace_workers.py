@@ -16,6 +16,8 @@ from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.ownership.adapter import OwnershipAdapter
 from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
 from meerkat_conformance.trace.check import TraceVerdict, check_trace
+from meerkat_conformance.trace.order import by_runtime, late_reads
+from meerkat_conformance.trace.reader import read_log
 from meerkat_model.ownership.actions import (
     Ambiguous,
     ClaimRegister,
@@ -262,11 +264,88 @@ def test_a_superseded_worker_reconciling_after_a_takeover_is_interleaved_not_rej
     assert doc["ok"] is False and "rejection" not in doc and doc["interleaved"][0]["line"] == mixed.at.line
 
 
+def _interleaving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return _record(
+        tmp_path,
+        monkeypatch,
+        [ClaimRegister(1), Ambiguous(1, Stop(), 1), Expire(), ClaimRegister(0), On(0, Destroy()), Reconcile(1)],
+    )
+
+
+def test_a_bad_event_of_the_newer_worker_in_an_overlap_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the superseded worker's reconcile may be unexplained in an overlap: the replay goes on
+    past it (the newer worker's registration recovers the store), so a bad event of the newer
+    worker — its destroy altered to Stopped -> Retired — is rejected, not hidden as interleaved."""
+    events = _interleaving(tmp_path, monkeypatch)
+    path, docs = _lines(events, "w0")
+    (n,) = [n for n, doc in enumerate(docs) if doc["rule"] == "destroy"]
+    docs[n]["after"] = "Retired"
+    docs[n]["changes"] = [["runtime", docs[n]["runtime"], "Stopped", "Retired"]]
+    _write(path, docs)
+    verdict = check_trace([events])
+    assert verdict.rejection is not None and verdict.rejection.at.event.rule == "destroy"
+    assert verdict.rejection.at.event.source.startswith("w0-")
+
+
+def test_a_bad_registration_of_the_superseded_worker_before_the_overlap_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexplained event that is not a reconcile of the earlier worker after the newer one
+    registered — here the earlier worker's first registration, altered to recover Retired — is
+    rejected although the two workers' histories overlap later."""
+    events = _interleaving(tmp_path, monkeypatch)
+    path, docs = _lines(events, "w1")
+    assert docs[0]["rule"] == "register"
+    docs[0]["after"] = "Retired"
+    docs[0]["changes"] = [
+        ["registration", docs[0]["runtime"], "Unregistered", "Queuing"],
+        ["runtime", docs[0]["runtime"], "Unregistered", "Retired"],
+    ]
+    _write(path, docs)
+    verdict = check_trace([events])
+    assert verdict.rejection is not None and not verdict.interleaved
+    assert verdict.rejection.at.event.rule == "register" and verdict.rejection.at.event.source.startswith("w1-")
+
+
+def test_a_superseded_read_explained_by_coincidence_is_interleaved_and_the_rest_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker 0's stop is in doubt (it did not land) when worker 1 takes over and stops the
+    session (in doubt, landed); worker 0 then reconciles and publishes the stop it finds in the
+    store as its own, adopted. In fence order that adopted stop is explained, but worker 1's
+    registration (Idle) then is not: the log is interleaved at worker 0's adopted stop, and
+    worker 1's events are still checked — altered, they are rejected."""
+    actions = [
+        ClaimRegister(0),
+        Ambiguous(0, Stop(), 0),
+        Expire(),
+        ClaimRegister(1),
+        Ambiguous(1, Stop(), 1),
+        Reconcile(0),
+        Reconcile(1),
+    ]
+    events = _record(tmp_path, monkeypatch, actions)
+    verdict = check_trace([events])
+    assert verdict.rejection is None and not verdict.ok, verdict.rejection
+    (mixed,) = verdict.interleaved
+    assert mixed.at.event.source.startswith("w0-") and mixed.at.event.details.get("adopted") is True
+    path, docs = _lines(events, "w1")
+    (n,) = [n for n, doc in enumerate(docs) if doc["rule"] == "reconcile"]
+    docs[n]["details"]["attached"] = True  # type: ignore[index]
+    _write(path, docs)
+    rejected = check_trace([events]).rejection
+    assert rejected is not None and rejected.at.event.source.startswith("w1-") and rejected.at.line == n + 1
+
+
 def test_the_ownership_walk_s_logs_are_explained_or_interleaved_never_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The logs of the two-worker ownership walks (the lockstep found no difference with the
-    model at any step): every runtime is explained, or reported interleaved; none is rejected."""
+    model at any step): every runtime is explained, or reported interleaved — and then only at a
+    superseded worker's reconcile (or its adopted write) published at or after the newer
+    worker's first event; none is rejected."""
     events = tmp_path / "events"
     monkeypatch.setenv(EVENT_LOG_ENV, str(events))
     for seed in (1, 2, 3):
@@ -275,5 +354,14 @@ def test_the_ownership_walk_s_logs_are_explained_or_interleaved_never_rejected(
     verdict = check_trace([events])
     assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
     assert verdict.runtimes >= 27 and verdict.events > 400 and not verdict.incomplete
-    assert len(verdict.interleaved) <= verdict.runtimes // 4
+    runtimes = by_runtime(read_log([events]).events)
+    for mixed in verdict.interleaved:  # only a superseded worker's reconcile after the takeover
+        at = mixed.at.event
+        assert at.rule == "reconcile" or at.details.get("adopted") is True, mixed.reason
+        assert at.source == mixed.earlier[0]
+        late = [
+            (read.event.source, read.event.seq, later.events[0].event.time)
+            for read, _, later in late_reads(runtimes[(at.store, at.runtime_id)])
+        ]
+        assert any((source, seq) == (at.source, at.seq) and time <= at.time for source, seq, time in late)
     assert verdict.rules["reconcile"] > 10 and verdict.rules["register"] > 50
