@@ -200,6 +200,11 @@ def test_a_boundary_commit_found_in_the_store_when_reconciling_is_published_as_t
     assert docs[n + 1]["before"] == "Running" and docs[n + 1]["after"] == "Attached"
     assert ["input", "input-0", "Staged", "Consumed"] in docs[n + 1]["changes"]
     _explained(check_trace([events]))
+    path, docs = _lines(events, "w0")
+    assert docs[n]["details"]["outcome_unknown"] is True  # type: ignore[index]
+    del docs[n]["details"]["outcome_unknown"]  # type: ignore[attr-defined]
+    _write(path, docs)  # a log written before the marker existed: the adopted flag says enough
+    _explained(check_trace([events]))
 
 
 def _write(path: Path, docs: list[dict[str, object]]) -> None:

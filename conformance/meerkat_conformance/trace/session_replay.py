@@ -155,6 +155,10 @@ class SessionReplay:
     """The state before the last ``boundary_commit_failed`` or ``unregister`` event marked
     ``details.outcome_unknown`` (the holder in doubt), until the next event: a lost landed write
     starts there."""
+    failed_boundary: SessionState | None = None
+    """The state before the last ``boundary_commit_failed*`` event, marked or not, until the next
+    event: an adopted run end right after it (the adopted flag itself says the commit's outcome was
+    unknown and that it landed; logs written before the marker existed lack it) starts there."""
     adopting: str | None = None
     """The source of an adopted run end just replayed (``_adopt_boundary``): its ``reconcile``
     must be the runtime's next event."""
@@ -186,12 +190,22 @@ class SessionReplay:
             dict(self.idem),
             dict(self.skeys),
             self.doubt_base,
+            self.failed_boundary,
             self.adopting,
         )
         try:
             self._apply(event)
         except Unexplained:
-            self.state, self.ids, self.names, self.idem, self.skeys, self.doubt_base, self.adopting = saved
+            (
+                self.state,
+                self.ids,
+                self.names,
+                self.idem,
+                self.skeys,
+                self.doubt_base,
+                self.failed_boundary,
+                self.adopting,
+            ) = saved
             raise
         self.steps += 1
 
@@ -206,6 +220,9 @@ class SessionReplay:
                 f"this is {rule} of {event.source}"
             )
         base, self.doubt_base = self.doubt_base, None
+        boundary, self.failed_boundary = self.failed_boundary, None
+        if rule in ("boundary_commit_failed", "boundary_commit_failed_retired"):
+            self.failed_boundary = self.state
         if _in_doubt(event):
             # the runtime says the holder is in doubt (a write's outcome unknown): keep the state
             # its last write started from (before a marked boundary commit failure, if any)
@@ -213,8 +230,8 @@ class SessionReplay:
         if rule == "register" and (self.state.memory is not None or base is not None):
             self._after_crash(event, self.state if base is None else base)
             return
-        if rule.startswith("executor_succeeded") and event.details.get("adopted") and base is not None:
-            self._adopt_boundary(event, base)
+        if rule.startswith("executor_succeeded") and event.details.get("adopted") and boundary is not None:
+            self._adopt_boundary(event, boundary)
             self.adopting = event.source
             return
         self._apply_one(event)
