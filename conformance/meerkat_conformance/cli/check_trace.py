@@ -12,9 +12,9 @@ cannot explain); 2 usage error or nothing to check (no file, a directory without
 subdirectories are not read —, an unreadable file, a line that is not an event other than a torn
 last line, no event at all); 3 incomplete (a runtime's log starts after its first event: rotated
 away or missing; the other runtimes are still checked, and a rejection among them gives 1);
-4 interleaved (a runtime's log holds events of several workers that overlap in time — a
-superseded worker reconciled after another took the session over — and the model could not
-explain them in fence order; nothing rejected; 4 wins over 3); 130 interrupted.
+4 interleaved (a superseded worker reconciled after another took the session over, and the
+model could not place that reconcile in fence order; its later events are left out, every other
+event is checked and none rejected; 4 wins over 3); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         "exit status: 0 the model explains every event; 1 an event it cannot explain (printed with the "
         "model's state and its enabled transitions); 2 usage error, a malformed log, or nothing to check (no "
         "event file, no event); 3 incomplete: a runtime's log does not start at its first event (rotated away "
-        "or missing), so it cannot be replayed; 4 interleaved: a runtime's log holds events of several workers that "
-        "overlap in time and cannot be checked as one history (nothing rejected); 130 interrupted",
+        "or missing), so it cannot be replayed; 4 interleaved: a superseded worker's reconcile, published after "
+        "another worker took the session over, cannot be placed in fence order (left out with the worker's later "
+        "events; nothing rejected); 130 interrupted",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="FILE", type=Path, help="event log files or directories of them")

@@ -14,11 +14,12 @@ missing — cannot be replayed from the start: it is reported as an incomplete h
 (``TraceVerdict.incomplete``) and not replayed; the other runtimes still are.
 
 A runtime whose events come from several workers is replayed in fence order. When the model
-cannot explain an event there and the event lies in one of two segments of different workers that
-overlap in time (:func:`.order.interleaved_with`: a superseded worker still publishing — a
-reconcile is a read, not fenced — after the newer one registered), the runtime is reported as
-interleaved (``TraceVerdict.interleaved``): neither explained nor rejected; the other runtimes
-are still replayed.
+cannot explain there a superseded worker's reconcile (a read, not fenced) published after a newer
+worker registered (:func:`.order.interleaved_with`), the runtime is reported as interleaved
+(``TraceVerdict.interleaved``): neither explained nor rejected; the superseded registration's
+events from there on are left out and the replay goes on (the newer registration recovers the
+store as after a holder that lost its lease), so a later event the model cannot explain is still
+a rejection. Any other unexplained event is a rejection.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from meerkat_conformance.trace.ops_replay import OpsReplay
-from meerkat_conformance.trace.order import by_runtime, check_sequences, commit_order, interleaved_with
+from meerkat_conformance.trace.order import (
+    Segment,
+    by_runtime,
+    check_sequences,
+    commit_order,
+    interleaved_with,
+    late_reads,
+)
 from meerkat_conformance.trace.reader import Located, read_log
 from meerkat_conformance.trace.session_replay import SessionReplay, Unexplained
 
@@ -55,7 +63,8 @@ class TraceVerdict:
     incomplete: tuple[Incomplete, ...] = ()
     """Runtimes whose history does not start at its first event (not replayed)."""
     interleaved: tuple[Interleaved, ...] = ()
-    """Runtimes whose workers' events overlap where the replay stopped (not replayed further)."""
+    """Runtimes where a superseded worker's reconcile could not be placed in fence order (its
+    registration's later events left out; the rest replayed)."""
     notes: tuple[str, ...] = ()
     """What was read but not checked (a torn last line of a file)."""
 
@@ -83,8 +92,9 @@ class Incomplete:
 @dataclass(frozen=True, slots=True)
 class Interleaved:
     """A runtime whose log the replay cannot put in one history: the model could not explain
-    ``at`` in fence order, and ``at`` is in one of two segments of different workers that overlap
-    in time (``earlier``, ``later``: their sources and fences). Not a rejection: a superseded
+    ``at`` in fence order, and ``at`` is a reconcile (or its adopted write, or a no-op after it)
+    of the superseded worker's segment ``earlier`` published at or after the first event of the
+    newer worker's segment ``later`` (their sources and fences). Not a rejection: a superseded
     worker's reads (a reconcile adopting what the newer worker wrote) are not ordered by the
     fence, and the session model alone does not describe two workers at once."""
 
@@ -101,7 +111,7 @@ class Interleaved:
             f"{self.earlier[0]} (fence {self.earlier[1]}) published events after {self.later[0]} "
             f"(fence {self.later[1]}) registered the session; in fence order the model cannot explain "
             f"#{event.seq} {event.rule} of {event.source} ({self.why}); "
-            "the log cannot be checked as one history from here"
+            f"the events of {self.earlier[0]} from there on were not checked"
         )
 
 
@@ -126,20 +136,57 @@ def check_trace(paths: list[Path]) -> TraceVerdict:
         if late is not None:
             incomplete.append(Incomplete(late))
             continue
-        rejection = _replay(commit_order(runtime_events))
-        if rejection is None:
-            continue
-        overlap = interleaved_with(runtime_events, rejection.at)
-        if overlap is not None:
-            earlier, later = overlap
-            interleaved.append(
-                Interleaved(
-                    rejection.at, rejection.reason, (earlier.source, earlier.fence), (later.source, later.fence)
+        skipped: set[int] = set()
+        mixed: Interleaved | None = None
+        while True:
+            ordered = [located for located in commit_order(runtime_events) if id(located) not in skipped]
+            rejection = _replay(ordered)
+            if rejection is None:
+                break
+            overlap = interleaved_with(runtime_events, rejection.at)
+            if overlap is not None:
+                late, (earlier, later), why = rejection.at, overlap, rejection.reason
+            else:
+                found = _misplaced_read(runtime_events, rejection, skipped)
+                if found is None:
+                    return TraceVerdict(*head, rejection, rules, tuple(incomplete), tuple(interleaved), notes)
+                late, earlier, later = found
+                at = rejection.at.event
+                why = (
+                    f"kept in fence order, it leaves #{at.seq} {at.rule} of {at.source} unexplained: {rejection.reason}"
                 )
-            )
-            continue
-        return TraceVerdict(*head, rejection, rules, tuple(incomplete), tuple(interleaved), notes)
+            if mixed is None:
+                mixed = Interleaved(late, why, (earlier.source, earlier.fence), (later.source, later.fence))
+            # the superseded worker's history ends here for the replay: the later segment's
+            # registration recovers the store (as after a holder that lost its lease)
+            skipped.update(_tail(earlier, late))
+        if mixed is not None:
+            interleaved.append(mixed)
     return TraceVerdict(*head, None, rules, tuple(incomplete), tuple(interleaved), notes)
+
+
+def _tail(segment: Segment, read: Located) -> set[int]:
+    return {id(located) for located in segment.events[segment.events.index(read) :]}
+
+
+def _misplaced_read(
+    events: list[Located], rejection: Rejection, skipped: set[int]
+) -> tuple[Located, Segment, Segment] | None:
+    """A superseded worker's read (:func:`.order.late_reads`) before ``rejection`` in commit
+    order that the model explained in fence order by coincidence (it adopted a state the newer
+    worker wrote later), such that leaving its segment's events from it out lets the replay
+    explain the rejected event; ``None`` when there is none (the rejection stands)."""
+    order = commit_order(events)
+    place = {id(located): n for n, located in enumerate(order)}
+    limit = place[id(rejection.at)]
+    for read, earlier, later in late_reads(events):
+        if id(read) in skipped or place[id(read)] >= limit:
+            continue
+        trial = skipped | _tail(earlier, read)
+        again = _replay([located for located in order if id(located) not in trial])
+        if again is None or place[id(again.at)] > limit:
+            return read, earlier, later
+    return None
 
 
 def _late_start(events: list[Located]) -> Located | None:

@@ -74,21 +74,52 @@ def commit_order(events: list[Located]) -> list[Located]:
 
 
 def interleaved_with(events: list[Located], at: Located) -> tuple[Segment, Segment] | None:
-    """A pair of segments of two sources that overlap in time around ``at``: ``(earlier,
-    later)`` where ``later`` has the larger fence, ``earlier`` published an event after
-    ``later``'s first one (by the events' wall-clock times), and ``at`` is in one of them; ``None``
-    when there is none. The fence orders every write, but not a superseded worker's reads: a
-    worker whose lease was taken over may still reconcile with the store (a read, not fenced)
-    and adopt what the newer worker wrote, and publish it, under its old fence."""
+    """The pair of segments ``(earlier, later)`` of two sources that explains why the model could
+    not place ``at`` in fence order, or ``None``. Only a superseded worker's read can be out of
+    fence order: a worker whose lease was taken over may still reconcile with the store (a read,
+    not fenced) and adopt what the newer worker wrote, and publish it under its old fence. So
+    ``at`` must be such a read (:func:`superseded_read`) of ``earlier``, published (by the
+    events' wall-clock times) at or after the first event of ``later``, a segment of another
+    source with a larger fence. Any other event the model cannot explain is a rejection."""
+    return next(((earlier, later) for read, earlier, later in late_reads(events) if read is at), None)
+
+
+def late_reads(events: list[Located]) -> list[tuple[Located, Segment, Segment]]:
+    """Every superseded worker's read that fence order may misplace, in commit order: ``(read,
+    earlier, later)`` as :func:`interleaved_with` describes."""
     ordered = segments(events)
+    found: list[tuple[Located, Segment, Segment]] = []
     for i, earlier in enumerate(ordered):
-        last = max(located.event.time for located in earlier.events)
-        for later in ordered[i + 1 :]:
-            if later.source == earlier.source or later.key()[0] <= earlier.key()[0]:
+        newer = [
+            later for later in ordered[i + 1 :] if later.source != earlier.source and later.key()[0] > earlier.key()[0]
+        ]
+        for located in earlier.events:
+            if not superseded_read(earlier, located):
                 continue
-            if later.events[0].event.time < last and (at in earlier.events or at in later.events):
-                return earlier, later
-    return None
+            later = next((s for s in newer if s.events[0].event.time <= located.event.time), None)
+            if later is not None:
+                found.append((located, earlier, later))
+    return found
+
+
+def superseded_read(segment: Segment, at: Located) -> bool:
+    """Whether ``at`` is a ``reconcile`` of ``segment``, the adopted write that reconcile
+    published just before it, or a no-op (``*_noop``, nothing moved) after that reconcile."""
+    events = segment.events
+    i = events.index(at)
+    event = at.event
+    if event.rule == "reconcile":
+        return True
+    if event.details.get("adopted") is True:
+        return i + 1 < len(events) and events[i + 1].event.rule == "reconcile"
+    if not (event.rule.endswith("_noop") and not event.changes):
+        return False
+    for located in reversed(events[:i]):
+        if located.event.rule == "reconcile":
+            return True
+        if not (located.event.rule.endswith("_noop") and not located.event.changes):
+            return False
+    return False
 
 
 def segments(events: list[Located]) -> list[Segment]:

@@ -150,10 +150,18 @@ class SessionReplay:
     skeys: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     lost: list[str] = field(default_factory=list)
-    doubt_base: SessionState | None = None
-    """The state before the last ``boundary_commit_failed`` (a boundary commit whose outcome may
-    be unknown) or ``unregister`` event, until the next event: a lost landed write starts there."""
     """Transitions committed by a dying process that never published them (see ``_after_crash``)."""
+    doubt_base: SessionState | None = None
+    """The state before the last ``boundary_commit_failed`` or ``unregister`` event marked
+    ``details.outcome_unknown`` (the holder in doubt), until the next event: a lost landed write
+    starts there."""
+    failed_boundary: SessionState | None = None
+    """The state before the last ``boundary_commit_failed*`` event, marked or not, until the next
+    event: an adopted run end right after it (the adopted flag itself says the commit's outcome was
+    unknown and that it landed; logs written before the marker existed lack it) starts there."""
+    adopting: str | None = None
+    """The source of an adopted run end just replayed (``_adopt_boundary``): its ``reconcile``
+    must be the runtime's next event."""
     machine: SessionMachine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,25 +183,56 @@ class SessionReplay:
                 raise Unexplained(f"max_attempts {limit} is outside the model's bound (1..6)")
             self.max_attempts = limit
             self.machine = self._machine(limit)
-        saved = (self.state, dict(self.ids), list(self.names), dict(self.idem), dict(self.skeys), self.doubt_base)
+        saved = (
+            self.state,
+            dict(self.ids),
+            list(self.names),
+            dict(self.idem),
+            dict(self.skeys),
+            self.doubt_base,
+            self.failed_boundary,
+            self.adopting,
+        )
         try:
             self._apply(event)
         except Unexplained:
-            self.state, self.ids, self.names, self.idem, self.skeys, self.doubt_base = saved
+            (
+                self.state,
+                self.ids,
+                self.names,
+                self.idem,
+                self.skeys,
+                self.doubt_base,
+                self.failed_boundary,
+                self.adopting,
+            ) = saved
             raise
         self.steps += 1
 
     def _apply(self, event: LifecycleEvent) -> None:
         rule = event.rule
+        adopting, self.adopting = self.adopting, None
+        if adopting is not None and (rule != "reconcile" or event.source != adopting):
+            # memory still holds what the boundary commit's failure left (the input requeued)
+            # while the store took the run's end: only the reconcile makes memory the store's
+            raise Unexplained(
+                f"an adopted run end must be followed by the reconcile of its worker ({adopting}); "
+                f"this is {rule} of {event.source}"
+            )
         base, self.doubt_base = self.doubt_base, None
-        if rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired"):
-            # the holder may be in doubt from here on: keep the state its last write started from
+        boundary, self.failed_boundary = self.failed_boundary, None
+        if rule in ("boundary_commit_failed", "boundary_commit_failed_retired"):
+            self.failed_boundary = self.state
+        if _in_doubt(event):
+            # the runtime says the holder is in doubt (a write's outcome unknown): keep the state
+            # its last write started from (before a marked boundary commit failure, if any)
             self.doubt_base = base if rule == "unregister" and base is not None else self.state
         if rule == "register" and (self.state.memory is not None or base is not None):
             self._after_crash(event, self.state if base is None else base)
             return
-        if rule.startswith("executor_succeeded") and event.details.get("adopted") and base is not None:
-            self._adopt_boundary(event, base)
+        if rule.startswith("executor_succeeded") and event.details.get("adopted") and boundary is not None:
+            self._adopt_boundary(event, boundary)
+            self.adopting = event.source
             return
         self._apply_one(event)
 
@@ -201,7 +240,9 @@ class SessionReplay:
         """A run's boundary commit whose outcome was unknown, found in the store when its worker
         reconciled: the ownership model's ``ambiguous_write_landed`` — the store took the run's
         end from ``base`` (the state before the published ``boundary_commit_failed``), memory
-        kept what the failure left. The event is checked as the run's end from ``base``."""
+        kept what the failure left. The event is checked as the run's end from ``base``; the
+        worker's ``reconcile`` must come next (``apply`` refuses anything else), and recovers
+        memory from the store the adopted write left."""
         current = self.state
         self.state = base
         self._apply_one(event)
@@ -210,8 +251,10 @@ class SessionReplay:
     def _after_crash(self, event: LifecycleEvent, base: SessionState) -> None:
         """A registration after the previous holder died (or lost its lease) without
         unregistering, or after it unregistered in doubt. A process killed between a commit and
-        its publication takes that one event with it, and a write whose outcome the holder never
-        learnt (it was in doubt, and released the session, died or lost its lease before it
+        its publication takes that one event with it (the model still holds the session in
+        memory: no ``unregister`` was published), and a write whose outcome the holder never
+        learnt (it was in doubt — its ``unregister`` or ``boundary_commit_failed`` says so,
+        ``details.outcome_unknown`` — and released the session, died or lost its lease before it
         reconciled) is never published although it may have landed (the ownership model's
         ``ambiguous_write_landed``; a boundary commit's failure is then published for memory
         while the store took the run's end). So when crash + register alone does not give what
@@ -587,6 +630,15 @@ class SessionReplay:
         if self.state.memory is not None:
             names.append("crash")
         return names
+
+
+def _in_doubt(event: LifecycleEvent) -> bool:
+    """A ``boundary_commit_failed*`` or ``unregister`` event the runtime marked
+    ``details.outcome_unknown``: a write of the session may have landed unpublished."""
+    return (
+        event.rule in ("unregister", "boundary_commit_failed", "boundary_commit_failed_retired")
+        and event.details.get("outcome_unknown") is True
+    )
 
 
 def _phase(state: SessionState) -> str:

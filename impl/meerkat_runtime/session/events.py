@@ -228,6 +228,8 @@ def _details(session: RuntimeSession, plan: Plan, rule: str) -> dict[str, Any]:
                 if rule.startswith("executor_succeeded"):
                     details["with_result"] = outcome.kind == "completed"
         details["max_attempts"] = core.max_attempts
+        if rule.startswith("boundary_commit_failed") and session.in_doubt is not None:
+            details["outcome_unknown"] = True  # the commit may have landed: the store may hold the run's end
     elif rule == "register":
         active = [r for r in core.ledger.records.values() if not r.phase.is_terminal]
         details["active"] = {r.input_id: spell(r.phase.value) for r in active}

@@ -816,7 +816,11 @@ class MeerkatMachine:
             if not session.events_closed and session.lost is None:
                 session.events_closed = True
                 change = Change("registration", session.runtime_id, spell(registration.value), UNREGISTERED)
-                events.emit_step(session, "unregister", before=phase, after=UNREGISTERED, changes=(change,))
+                # in doubt: a write of the session may have landed that was never published
+                doubt = {"outcome_unknown": True} if session.in_doubt is not None else None
+                events.emit_step(
+                    session, "unregister", before=phase, after=UNREGISTERED, changes=(change,), details=doubt
+                )
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
         await stop_detached(parts, "runtime session unregistered")
