@@ -8,6 +8,7 @@ earlier releases), so every id a machine accepts, or ever accepted, the store ac
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def test_a_bad_session_id_is_refused_at_the_call_and_nothing_is_stored(session_i
     async def body() -> None:
         store = FaultInjectingStore(InMemoryRuntimeStore())
         async with MeerkatMachine.persistent(store) as machine:
-            calls = [
+            calls: list[Callable[[], Awaitable[object]]] = [
                 lambda: machine.register_session_with_executor(session_id, ScriptedExecutor()),
                 lambda: machine.register_session(session_id),
                 lambda: machine.accept_input(session_id, make_prompt()),
