@@ -28,3 +28,10 @@ def clip(text: str, width: int = 60) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def shown_id(text: str) -> str:
+    """An id as a table cell or a list shows it: as it is, or its ``repr`` when it holds a
+    character that would break the line (a session an earlier release registered under an id
+    with a control character, such as a newline)."""
+    return text if text.isprintable() else repr(text)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from meerkat_runtime.ops.recovery import load_persisted_ops
 from meerkat_runtime.session.core.recovery import recover_session
-from meerkat_runtime.session.machine import session_runtime_id
+from meerkat_runtime.session.machine import stored_session_runtime_id
 from meerkat_runtime.store.high_water import HighWater, disagreements
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import InputRow, QuarantinedRow
@@ -99,7 +99,7 @@ def _refused_rows(
 def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
     """Find what keeps ``session_id`` from recovering; reads only. ``ValidationFailed`` for a
     malformed session id; a store that cannot be read at all raises its error."""
-    runtime_id = session_runtime_id(session_id)
+    runtime_id = stored_session_runtime_id(session_id)
     mark = store.load_high_water(runtime_id)
     scanned = store.scan_input_states(runtime_id)
     problems: list[str] = []

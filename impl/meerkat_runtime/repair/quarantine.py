@@ -15,7 +15,7 @@ idempotency key no longer deduplicates. Its bytes stay available with
 
 from __future__ import annotations
 
-from meerkat_runtime.session.machine import session_runtime_id
+from meerkat_runtime.session.machine import stored_session_runtime_id
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import QuarantinedRow
 
@@ -39,7 +39,7 @@ def quarantine_input(
     Raises ``ValidationFailed`` (bad session id), ``LeaseHeld`` (a live worker owns the
     session), ``WriteRefused`` (no such input row) or the store's error; nothing is moved then.
     """
-    runtime_id = session_runtime_id(session_id)
+    runtime_id = stored_session_runtime_id(session_id)
     if store.load_lease(runtime_id) is None:
         return store.quarantine_row(runtime_id, input_id, reason)
     lease = store.claim_lease(runtime_id, owner, lease_s)

@@ -120,6 +120,7 @@ from meerkat_runtime.vocab.ids import (
     new_run_id,
     session_id_of,
     shown_id,
+    stored_id_problem,
 )
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -150,14 +151,28 @@ DEFAULT_OWNERSHIP = OwnershipConfig()
 
 
 def session_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
-    """The canonical runtime id of ``session_id``; ``ValidationFailed`` for an id that is not a
-    ``str``, is empty, holds a control character (C0 controls and DEL) or a lone surrogate, is
-    longer than ``MAX_SESSION_ID_BYTES`` (1,024) UTF-8 bytes, or already carries the runtime-id
-    prefix (one canonical id per session). The store accepts every runtime id this returns."""
+    """The canonical runtime id of a new session ``session_id``; ``ValidationFailed`` for an id
+    that is not a ``str``, is empty, holds a control character (C0 controls and DEL) or a lone
+    surrogate, is longer than ``MAX_SESSION_ID_BYTES`` (1,024) UTF-8 bytes, or already carries
+    the runtime-id prefix (one canonical id per session). The store accepts every runtime id
+    this returns. A session an earlier release stored under an id these rules refuse is named
+    by :func:`stored_session_runtime_id` (``MeerkatMachine`` accepts it once the store holds it)."""
+    return _runtime_id_of(session_id, strict=True)
+
+
+def stored_session_runtime_id(session_id: SessionId | str) -> LogicalRuntimeId:
+    """The canonical runtime id of ``session_id`` under the rule stores keep for ids they hold:
+    any non-empty UTF-8 ``str`` without the runtime-id prefix (earlier releases registered
+    sessions under such ids, with control characters or longer than ``MAX_SESSION_ID_BYTES``).
+    For reading sessions already stored; ``ValidationFailed`` otherwise."""
+    return _runtime_id_of(session_id, strict=False)
+
+
+def _runtime_id_of(session_id: SessionId | str, *, strict: bool) -> LogicalRuntimeId:
     if not isinstance(session_id, str):
         raise ValidationFailed(f"session id must be a str, got {type(session_id).__name__} {session_id!r:.60}")
     text = session_id
-    problem = id_problem(text, MAX_SESSION_ID_BYTES)
+    problem = id_problem(text, MAX_SESSION_ID_BYTES) if strict else stored_id_problem(text)
     if problem is not None:
         raise ValidationFailed(f"session id {problem}" if not text else f"session id {shown_id(text)} {problem}")
     if text.startswith(CANONICAL_RUNTIME_PREFIX):
@@ -225,6 +240,14 @@ def _check_settings(
 
 def _dead(task: asyncio.Task[None] | None) -> bool:
     return task is not None and task.done()
+
+
+def _stored_or_none(session_id: SessionId | str) -> LogicalRuntimeId | None:
+    """:func:`stored_session_runtime_id`, or ``None`` for an id even stores refuse."""
+    try:
+        return stored_session_runtime_id(session_id)
+    except ValidationFailed:
+        return None
 
 
 async def _shielded(durable: bool, coro: Coroutine[Any, Any, T]) -> T:
@@ -542,8 +565,44 @@ class MeerkatMachine:
 
     # --- registration ---------------------------------------------------------------------
 
+    def _known_runtime_id(self, session_id: SessionId | str) -> LogicalRuntimeId:
+        """:func:`session_runtime_id`, or the runtime id of a session registered here under an
+        id only an earlier release could give (:meth:`_registrable_runtime_id`)."""
+        try:
+            return session_runtime_id(session_id)
+        except ValidationFailed as exc:
+            refused = exc
+        runtime_id = _stored_or_none(session_id)
+        if runtime_id is not None and (runtime_id in self._sessions or runtime_id in self._unregistering):
+            return runtime_id
+        raise refused
+
+    async def _registrable_runtime_id(self, session_id: SessionId | str) -> LogicalRuntimeId:
+        """The runtime id to register ``session_id`` under: a new session's id must pass
+        :func:`session_runtime_id`; an id it refuses is taken as it is when the session is
+        registered here or the store already holds it (an earlier release registered it under
+        the lenient rule, :func:`stored_session_runtime_id`). The store is asked only then, with two
+        single-row reads: its lifecycle record (every registration writes one), else its
+        high-water mark (every data write advances it)."""
+        try:
+            return self._known_runtime_id(session_id)
+        except ValidationFailed as exc:
+            refused = exc
+        runtime_id = _stored_or_none(session_id)
+        store = self._store
+        if runtime_id is None or store is None:
+            raise refused
+        self._check_open(f"register session {session_id!r}")  # a closed machine's store is closed
+
+        def held() -> bool:
+            return store.load_machine_lifecycle(runtime_id) is not None or store.load_high_water(runtime_id) is not None
+
+        if await asyncio.to_thread(held) if self._offload else held():
+            return runtime_id
+        raise refused
+
     def _get(self, session_id: SessionId | str, *, lost_ok: bool = False) -> RuntimeSession:
-        runtime_id = session_runtime_id(session_id)
+        runtime_id = self._known_runtime_id(session_id)
         if self._closed:
             raise MachineClosed(f"use session {session_id!r}")
         session = self._sessions.get(runtime_id)
@@ -555,7 +614,7 @@ class MeerkatMachine:
 
     async def contains_session(self, session_id: SessionId | str) -> bool:
         """Whether the session is registered here (and not lost to another worker)."""
-        session = self._sessions.get(session_runtime_id(session_id))
+        session = self._sessions.get(stored_session_runtime_id(session_id))
         return session is not None and session.lost is None
 
     async def register_session(self, session_id: SessionId | str) -> None:
@@ -569,12 +628,14 @@ class MeerkatMachine:
         With ownership on, the session's lease is claimed first, before anything is read:
         ``LeaseHeld`` (naming the holder and its expiry) when another worker holds it — after
         waiting for it, if ``OwnershipConfig.wait_for_lease`` says so. A session lost to another
-        worker is claimed again. ``ValidationFailed`` for an empty or prefixed session id.
+        worker is claimed again. ``ValidationFailed`` for a session id :func:`session_runtime_id`
+        refuses, unless the store already holds the session (an earlier release registered it
+        under its looser rule: any non-empty UTF-8 string); such a session is recovered as stored.
         """
         await self._ensure_registered(session_id)
 
     async def _ensure_registered(self, session_id: SessionId | str) -> RuntimeSession:
-        runtime_id = session_runtime_id(session_id)
+        runtime_id = await self._registrable_runtime_id(session_id)
         self._check_open(f"register session {session_id!r}")
         session = self._sessions.get(runtime_id)
         if session is not None and session.lost is None:
@@ -783,7 +844,7 @@ class MeerkatMachine:
         unregistration runs to its end in its own task (the loop stopped, the lease released);
         registering the session again waits for it, so a second loop never runs beside the first.
         """
-        await self._unregister(session_runtime_id(session_id))
+        await self._unregister(stored_session_runtime_id(session_id))
 
     async def _unregister(self, runtime_id: LogicalRuntimeId) -> None:
         """Start (or join) the unregistration of ``runtime_id`` and wait for it; cancelling the
@@ -1177,7 +1238,7 @@ class MeerkatMachine:
     async def executor_ready(self, session_id: SessionId | str) -> bool:
         """True when the session has a live run loop; False when it only queues, is unknown or
         was lost to another worker."""
-        session = self._sessions.get(session_runtime_id(session_id))
+        session = self._sessions.get(stored_session_runtime_id(session_id))
         if session is None or session.loop_task is None or session.lost is not None:
             return False
         return session.registration is RegistrationPhase.ACTIVE and not session.loop_task.done()
@@ -1249,7 +1310,7 @@ class MeerkatMachine:
         waiting for a wake with none pending and the gate free, or inside an executor that
         reports it is parked (``ScriptedExecutor.parked()``). Never blocks; for harnesses that
         drive the event loop themselves (``settle`` waits for it)."""
-        session = self._sessions.get(session_runtime_id(session_id))
+        session = self._sessions.get(stored_session_runtime_id(session_id))
         if session is None or session.loop_task is None:
             return True
         state = session.loop_state
@@ -1264,7 +1325,7 @@ class MeerkatMachine:
         deadline = time.monotonic() + timeout
         spins = 0
         while True:
-            session = self._sessions.get(session_runtime_id(session_id))
+            session = self._sessions.get(stored_session_runtime_id(session_id))
             if session is None or session.loop_task is None:
                 await asyncio.sleep(0)
                 return

@@ -13,7 +13,7 @@ from typing import TypeGuard
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
 from meerkat_runtime.vocab.errors import Corrupt, StoreError
-from meerkat_runtime.vocab.ids import MAX_RUNTIME_ID_BYTES, id_problem
+from meerkat_runtime.vocab.ids import stored_id_problem
 from meerkat_runtime.vocab.json_limits import JsonLimitExceeded
 from meerkat_runtime.vocab.settings import MAX_SECONDS
 
@@ -43,12 +43,14 @@ def _is_text(value: object) -> TypeGuard[str]:
 
 
 def check_runtime_id(runtime_id: object, error: type[StoreError]) -> str:
-    """A runtime id: a non-empty UTF-8 string of at most ``MAX_RUNTIME_ID_BYTES`` bytes without
-    control characters (the rules of session ids, :func:`~meerkat_runtime.vocab.ids.id_problem`,
-    so every runtime id a machine derives is accepted)."""
+    """A runtime id: a non-empty UTF-8 string, for reads and writes alike
+    (:func:`~meerkat_runtime.vocab.ids.stored_id_problem`). Earlier releases registered sessions
+    under any such id, so a store can hold ids with control characters or longer than a new
+    session's id may be; they stay readable and writable. The stricter rules of new session ids
+    (:func:`~meerkat_runtime.vocab.ids.id_problem`) are ``MeerkatMachine``'s, not the store's."""
     if not isinstance(runtime_id, str):
         raise error(runtime_label(runtime_id), "runtime id must be a non-empty UTF-8 string")
-    problem = id_problem(runtime_id, MAX_RUNTIME_ID_BYTES)
+    problem = stored_id_problem(runtime_id)
     if problem is not None:
         raise error(runtime_label(runtime_id), f"runtime id {problem}")
     return runtime_id

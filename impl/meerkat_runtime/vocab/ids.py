@@ -27,10 +27,14 @@ MAX_SESSION_ID_BYTES = 1024
 """Longest session id, in UTF-8 bytes."""
 
 MAX_RUNTIME_ID_BYTES = MAX_SESSION_ID_BYTES + len(CANONICAL_RUNTIME_PREFIX)
-"""Longest runtime id a store accepts, in UTF-8 bytes: the longest session id's runtime id."""
+"""Longest runtime id of a new session, in UTF-8 bytes: the longest session id's runtime id.
+Stores take longer ones (:func:`stored_id_problem`): earlier releases registered them."""
 
 _NOT_ID_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 """Characters no id may hold: the C0 controls, DEL, and lone surrogates (not UTF-8 text)."""
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+"""Lone surrogates: not UTF-8 text, so no stored id holds one either."""
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -156,6 +160,20 @@ def id_problem(text: str, max_bytes: int) -> str | None:
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             return f"is {size} UTF-8 bytes long; at most {max_bytes} are allowed"
+    return None
+
+
+def stored_id_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as a runtime id a store takes, or as the session id of a
+    session already stored (``None`` when nothing is): empty, or not UTF-8 text (a lone
+    surrogate). The rule of earlier releases, which registered sessions under any such id: a
+    store can hold ids :func:`id_problem` refuses, and reads and writes them as they are."""
+    if not text:
+        return "must not be empty"
+    if not text.isprintable():  # a lone surrogate is not printable
+        bad = _SURROGATE.search(text)
+        if bad is not None:
+            return f"contains a lone surrogate (U+{ord(bad.group()):04X} at index {bad.start()}); it must be UTF-8 text"
     return None
 
 
