@@ -156,6 +156,16 @@ def test_a_write_lost_in_doubt_is_allowed_only_after_the_marked_unregister(
     assert rejected is not None and rejected.at.event.rule == "register" and rejected.at.event.source.startswith("w0-")
 
 
+_ADOPTED_RUN_END = [
+    ClaimRegister(0),
+    On(0, _accept(0)),
+    On(0, BeginAttach()),
+    Ambiguous(0, ExecutorSucceeded(1), 1),
+    Reconcile(0),
+]
+"""A run's boundary commit lands with its outcome unknown, then the worker reconciles."""
+
+
 def test_a_step_missing_from_a_clean_worker_s_log_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One worker, no failure: it stops the session and unregisters; its next registration
     recovers Stopped. With the stop deleted from the log (the unregister then from Idle) nothing
@@ -185,13 +195,7 @@ def test_a_boundary_commit_found_in_the_store_when_reconciling_is_published_as_t
     events = _record(
         tmp_path,
         monkeypatch,
-        [
-            ClaimRegister(0),
-            On(0, _accept(0)),
-            On(0, BeginAttach()),
-            Ambiguous(0, ExecutorSucceeded(1), 1),
-            Reconcile(0),
-        ],
+        _ADOPTED_RUN_END,
     )
     _, docs = _lines(events, "w0")
     rules = [doc["rule"] for doc in docs]
@@ -221,13 +225,7 @@ def test_an_adopted_run_end_must_be_followed_by_its_reconcile(tmp_path: Path, mo
     events = _record(
         tmp_path,
         monkeypatch,
-        [
-            ClaimRegister(0),
-            On(0, _accept(0)),
-            On(0, BeginAttach()),
-            Ambiguous(0, ExecutorSucceeded(1), 1),
-            Reconcile(0),
-        ],
+        _ADOPTED_RUN_END,
     )
     path, docs = _lines(events, "w0")
     rules = [doc["rule"] for doc in docs]

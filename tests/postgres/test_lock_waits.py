@@ -119,16 +119,21 @@ def test_a_frozen_owner_loses_its_lock_and_its_write_is_refused_by_the_fence(pg_
         taker.close()
 
 
-def test_every_transaction_of_the_store_sets_its_time_limits(pg_dsn: str, pg_schema: str) -> None:
+def _time_limits(pg_dsn: str, pg_schema: str, *, wait_for_locks: bool = False) -> object:
+    """The lock and idle time limits a write transaction of a store with ``timeout_s=2.5`` runs under."""
     with open_store(pg_dsn, pg_schema, timeout_s=2.5) as store:
-        seen = store._tx.write(
+        return store._tx.write(
             RT,
             "settings",
             lambda conn: conn.execute(
                 "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')"
             ).fetchone(),
+            wait_for_locks=wait_for_locks,
         )
-    assert seen == ("2500ms", "2500ms")
+
+
+def test_every_transaction_of_the_store_sets_its_time_limits(pg_dsn: str, pg_schema: str) -> None:
+    assert _time_limits(pg_dsn, pg_schema) == ("2500ms", "2500ms")
 
 
 def test_a_store_opening_during_a_long_migration_waits_for_it_past_the_timeout(pg_dsn: str, pg_schema: str) -> None:
@@ -166,13 +171,4 @@ def test_a_store_opening_during_a_long_migration_waits_for_it_past_the_timeout(p
 
 
 def test_a_migration_waits_for_locks_without_limit_but_keeps_the_idle_limit(pg_dsn: str, pg_schema: str) -> None:
-    with open_store(pg_dsn, pg_schema, timeout_s=2.5) as store:
-        seen = store._tx.write(
-            RT,
-            "settings",
-            lambda conn: conn.execute(
-                "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')"
-            ).fetchone(),
-            wait_for_locks=True,
-        )
-    assert seen == ("0", "2500ms")
+    assert _time_limits(pg_dsn, pg_schema, wait_for_locks=True) == ("0", "2500ms")
