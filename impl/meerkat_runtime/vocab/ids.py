@@ -151,7 +151,7 @@ def id_problem(text: str, max_bytes: int) -> str | None:
     if bad is not None:
         char, at = bad.group(), bad.start()
         if char >= "\ud800":
-            return f"contains a lone surrogate (U+{ord(char):04X} at index {at}); it must be UTF-8 text"
+            return _lone_surrogate(char, at)
         return (
             f"contains a control character (U+{ord(char):04X} at index {at}); "
             "C0 controls U+0000..U+001F and DEL U+007F are not allowed"
@@ -173,8 +173,13 @@ def stored_id_problem(text: str) -> str | None:
     if not text.isprintable():  # a lone surrogate is not printable
         bad = _SURROGATE.search(text)
         if bad is not None:
-            return f"contains a lone surrogate (U+{ord(bad.group()):04X} at index {bad.start()}); it must be UTF-8 text"
+            return _lone_surrogate(bad.group(), bad.start())
     return None
+
+
+def _lone_surrogate(char: str, at: int) -> str:
+    """The problem of an id holding the lone surrogate ``char`` at index ``at``."""
+    return f"contains a lone surrogate (U+{ord(char):04X} at index {at}); it must be UTF-8 text"
 
 
 def shown_id(text: str, limit: int = 60) -> str:
