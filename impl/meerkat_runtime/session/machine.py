@@ -199,8 +199,7 @@ def _check_settings(
     is not ``None`` and lacks a ``RuntimeStore`` method, a blob store lacking a ``BlobStore``
     method, ownership that is neither an ``OwnershipConfig`` nor ``None``, a flag that is not a
     bool, ``max_input_bytes`` over what a stored row holds (``stored``: the machine has a
-    store), and the settings
-    ``InputLimits``, ``RetryPolicy`` and ``RetentionPolicy`` check.
+    store), and the settings ``InputLimits``, ``RetryPolicy`` and ``RetentionPolicy`` check.
     Checked before anything is built or opened."""
     if store is not None:
         missing = missing_store_methods(store)
