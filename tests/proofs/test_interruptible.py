@@ -96,3 +96,42 @@ def test_verify_json_interrupted_in_the_proofs_keeps_the_finished_machines() -> 
     assert proofs is not None and proofs["interrupted"] is True and proofs["machines"] == ["ops"]
     assert proofs["results"] and {r["machine"] for r in proofs["results"]} == {"ops"}
     assert proofs["failed"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_lost_in_a_finalizer_stops_the_run_before_the_next_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python raises the KeyboardInterrupt inside a finalizer, which ignores it, while no query
+    # runs: nothing reaches the solver or the run. The checkpoint between queries stops it.
+    import os
+    import signal
+    import time
+
+    from meerkat_model.proofs import runner
+
+    class FreedWhileCtrlC:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here; its KeyboardInterrupt is ignored
+
+    real = runner.prove_invariants
+
+    def prove(machine: runner.SymbolicMachine) -> list[runner.ProofResult]:
+        if machine.name == "ops":
+            FreedWhileCtrlC()  # freed at once
+        return real(machine)
+
+    monkeypatch.setattr(runner, "prove_invariants", prove)
+    started: list[str] = []
+    finished: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_proofs(
+            1,
+            machines=("ops", "session"),
+            reachability=False,
+            tables=False,
+            progress=started.append,
+            finished=lambda name, _results: finished.append(name),
+        )
+    assert finished == [] and started == ["proofs: ops (1 ids)"]

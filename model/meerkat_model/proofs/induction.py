@@ -12,6 +12,7 @@ from typing import Any
 
 import z3
 
+from meerkat_model.proofs.interruptible import stop_if_interrupted
 from meerkat_model.proofs.counterexample import describe_state, interesting_ids, params_values, value_of
 from meerkat_model.proofs.report import ProofResult, ProofStatus
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymInvariant
@@ -60,6 +61,7 @@ class _Tally:
         self.uses: set[str] = set()
 
     def record(self, result: Any, seconds: float, where: str, cex: dict[str, Any] | None) -> None:
+        stop_if_interrupted()  # after every query: a Ctrl-C lost between two queries still stops
         self.seconds += seconds
         if result == z3.sat:
             self.breaking.append(where)

@@ -13,9 +13,11 @@ the process's handler says.
 A Ctrl-C can also surface inside the block as another error: a z3 call other than a check that
 the interrupt cancels ("push canceled"), or an interrupt that ctypes wrapped while converting an
 argument (``ArgumentError``); once SIGINT has arrived, any error leaving the block leaves it as
-``KeyboardInterrupt``, and so does a block that ends normally after an interrupt a finalizer
-swallowed. The process's SIGINT handler is assumed to stop the run (Python's default raises
-``KeyboardInterrupt``).
+``KeyboardInterrupt``. An interrupt can also be lost whole: Python raises it inside a
+finalizer (z3 objects are freed all the time), which ignores it, while the solver was between
+queries. A long run therefore calls :func:`stop_if_interrupted` between its queries, and a block
+that ends normally after a lost interrupt still raises ``KeyboardInterrupt``. The process's SIGINT
+handler is assumed to stop the run (Python's default raises ``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ WATCH = True
 """Switch for the watcher (tests turn it off to show what z3 does without it)."""
 
 _depth = 0
+_seen: threading.Event | None = None
+"""Set by the watcher of the open block when SIGINT arrives."""
 _SETTLE_S = 0.05
 """How long an error leaving the block waits for the watcher to say whether SIGINT arrived."""
 
@@ -51,10 +55,17 @@ def _watch(reader: socket.socket, seen: threading.Event) -> None:
             z3.main_ctx().interrupt()
 
 
+def stop_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if SIGINT arrived inside the open block, even if Python's
+    own ``KeyboardInterrupt`` was lost (a checkpoint between queries)."""
+    if _seen is not None and _seen.is_set():
+        raise KeyboardInterrupt
+
+
 @contextmanager
 def interruptible_queries() -> Iterator[None]:
     """Make Ctrl-C interrupt solver queries for the block (re-entrant)."""
-    global _depth
+    global _depth, _seen
     if _depth or not WATCH:
         yield
         return
@@ -70,6 +81,7 @@ def interruptible_queries() -> Iterator[None]:
             previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
             watcher = threading.Thread(target=_watch, args=(reader, seen), name="solver-interrupt", daemon=True)
             watcher.start()
+            _seen = seen
         yield
     except Exception:
         # A Ctrl-C can surface as another error: z3 cancels a call other than a check ("push
@@ -82,6 +94,7 @@ def interruptible_queries() -> Iterator[None]:
         if seen.is_set():  # the interrupt was swallowed on the way (in a finalizer): still stop
             raise KeyboardInterrupt
     finally:
+        _seen = None
         if previous is not None:
             signal.set_wakeup_fd(previous)
         writer.close()

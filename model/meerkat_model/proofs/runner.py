@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from meerkat_model.proofs.drift import check_against_model, check_declared_matches_formulas
 from meerkat_model.proofs.induction import prove_invariants
-from meerkat_model.proofs.interruptible import interruptible_queries
+from meerkat_model.proofs.interruptible import interruptible_queries, stop_if_interrupted
 from meerkat_model.proofs.ops_encoding import build_ops_machine
 from meerkat_model.proofs.ownership_encoding import build_ownership_machine
 from meerkat_model.proofs.reachability import DEFAULT_DEPTH, check_enabled
@@ -72,14 +72,17 @@ def run_proofs(
                 progress(f"proofs: {name} ({ids} ids)")
             build = ENCODINGS[name]
             mine = prove_invariants(build(ids))
+            stop_if_interrupted()
             if reachability:
                 mine += check_enabled(build(min(ids, WITNESS_IDS)), depth)
+                stop_if_interrupted()
             if tables:
                 small = build(min(ids, TABLE_IDS))
                 if name not in ABSTRACT:
                     mine.append(check_declared_matches_formulas(small))
                     mine.append(check_against_model(small))
                 mine.append(check_totality(small))
+                stop_if_interrupted()
             results += mine
             if finished is not None:
                 finished(name, list(mine))
