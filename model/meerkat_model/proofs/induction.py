@@ -12,8 +12,8 @@ from typing import Any
 
 import z3
 
-from meerkat_model.proofs.interruptible import stop_if_interrupted
 from meerkat_model.proofs.counterexample import describe_state, interesting_ids, params_values, value_of
+from meerkat_model.proofs.interruptible import stop_if_interrupted
 from meerkat_model.proofs.report import ProofResult, ProofStatus
 from meerkat_model.proofs.symbolic import Expr, SymbolicMachine, SymInvariant
 
