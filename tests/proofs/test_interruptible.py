@@ -7,6 +7,7 @@ import json
 import sys
 
 import pytest
+import z3
 
 from tests.cli.commands import command, interrupt_when
 
@@ -135,3 +136,7 @@ def test_an_interrupt_lost_in_a_finalizer_stops_the_run_before_the_next_machine(
             finished=lambda name, _results: finished.append(name),
         )
     assert finished == [] and started == ["proofs: ops (1 ids)"]
+    # and the solver works again in this process (z3 would otherwise keep the interrupt)
+    solver = z3.Solver()
+    solver.push()
+    assert solver.check() == z3.sat

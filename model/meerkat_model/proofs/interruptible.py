@@ -17,7 +17,9 @@ argument (``ArgumentError``); once SIGINT has arrived, any error leaving the blo
 finalizer (z3 objects are freed all the time), which ignores it, while the solver was between
 queries. A long run therefore calls :func:`stop_if_interrupted` between its queries, and a block
 that ends normally after a lost interrupt still raises ``KeyboardInterrupt``. The process's SIGINT
-handler is assumed to stop the run (Python's default raises ``KeyboardInterrupt``).
+handler is assumed to stop the run (Python's default raises ``KeyboardInterrupt``). Leaving a
+block that was interrupted clears the interrupt from the solver's context, so that the process
+can run queries again.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ def _watch(reader: socket.socket, seen: threading.Event) -> None:
         if signal.SIGINT in data:
             seen.set()
             z3.main_ctx().interrupt()
+
+
+def _clear_interrupt() -> None:
+    """Drop an interrupt the solver's context still holds: z3 keeps one that arrived between
+    queries until its next check, and every push until then fails ("push canceled"), so a
+    later run in the same process (a notebook, a test run) would fail. A check on an empty
+    solver clears it."""
+    z3.Solver(ctx=z3.main_ctx()).check()
 
 
 def stop_if_interrupted() -> None:
@@ -95,6 +105,8 @@ def interruptible_queries() -> Iterator[None]:
             raise KeyboardInterrupt
     finally:
         _seen = None
+        if seen.is_set():
+            _clear_interrupt()
         if previous is not None:
             signal.set_wakeup_fd(previous)
         writer.close()
