@@ -110,18 +110,21 @@ def test_an_interrupt_lost_in_a_finalizer_stops_the_run_before_the_next_machine(
     import time
 
     from meerkat_model.proofs import runner
+    from meerkat_model.proofs.report import ProofResult
+    from meerkat_model.proofs.symbolic import SymbolicMachine
 
     class FreedWhileCtrlC:
         def __del__(self) -> None:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.2)  # the handler runs here; its KeyboardInterrupt is ignored
 
-    real = runner.prove_invariants
+    real = runner.prove_invariants  # type: ignore[attr-defined]
 
-    def prove(machine: runner.SymbolicMachine) -> list[runner.ProofResult]:
+    def prove(machine: SymbolicMachine) -> list[ProofResult]:
         if machine.name == "ops":
             FreedWhileCtrlC()  # freed at once
-        return real(machine)
+        result: list[ProofResult] = real(machine)
+        return result
 
     monkeypatch.setattr(runner, "prove_invariants", prove)
     started: list[str] = []
