@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from meerkat_runtime.cli.store_arg import add_store_arguments, with_read_only_store
-from meerkat_runtime.cli.table import render_table, shown_id, when
+from meerkat_runtime.cli.table import id_cell, render_table, when
 from meerkat_runtime.cli.usage import EXIT_OK
 from meerkat_runtime.inspection.sessions import SessionSummary, summarize_sessions
 from meerkat_runtime.store.lease import Lease
@@ -73,7 +73,7 @@ def _text(found: list[SessionSummary]) -> str:
     now = time.time()
     rows = [
         (
-            shown_id(s.session_id),
+            id_cell(s.session_id),
             s.state or "-",
             s.input_count,
             " ".join(f"{status}={n}" for status, n in s.inputs.items()) or "-",

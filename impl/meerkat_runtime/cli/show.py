@@ -11,7 +11,7 @@ from typing import Any
 from meerkat_runtime.cli.session_arg import stored_runtime_id
 from meerkat_runtime.cli.sessions import READ_ONLY_NOTE
 from meerkat_runtime.cli.store_arg import add_store_arguments, with_read_only_store
-from meerkat_runtime.cli.table import render_table, shown_id, when
+from meerkat_runtime.cli.table import id_cell, render_table, when
 from meerkat_runtime.cli.usage import EXIT_OK, failure, usage_error
 from meerkat_runtime.inspection.inputs import (
     FoundInput,
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             return failure(PROG, f"no input {args.input_id!r} is stored in {where}")
         sessions = sorted({session_id_of(f.runtime_id) for f in found})
         if len(sessions) > 1:
-            named = ", ".join(map(shown_id, sessions))
+            named = ", ".join(map(id_cell, sessions))
             return failure(
                 PROG,
                 f"input {args.input_id!r} is stored in {len(sessions)} sessions ({named}); name one with --session",

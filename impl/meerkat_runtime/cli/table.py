@@ -30,7 +30,7 @@ def clip(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def shown_id(text: str) -> str:
+def id_cell(text: str) -> str:
     """An id as a table cell or a list shows it: as it is, or its ``repr`` when it holds a
     character that would break the line (a session an earlier release registered under an id
     with a control character, such as a newline)."""

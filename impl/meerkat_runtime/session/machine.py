@@ -116,10 +116,10 @@ from meerkat_runtime.vocab.ids import (
     RunId,
     SessionId,
     canonical_runtime_id,
+    id_in_message,
     id_problem,
     new_run_id,
     session_id_of,
-    shown_id,
     stored_id_problem,
 )
 from meerkat_runtime.vocab.inputs import InputLifecycleState
@@ -174,7 +174,7 @@ def _runtime_id_of(session_id: SessionId | str, *, strict: bool) -> LogicalRunti
     text = session_id
     problem = id_problem(text, MAX_SESSION_ID_BYTES) if strict else stored_id_problem(text)
     if problem is not None:
-        raise ValidationFailed(f"session id {problem}" if not text else f"session id {shown_id(text)} {problem}")
+        raise ValidationFailed(f"session id {problem}" if not text else f"session id {id_in_message(text)} {problem}")
     if text.startswith(CANONICAL_RUNTIME_PREFIX):
         raise ValidationFailed(
             f"session id {text!r} starts with the runtime-id prefix {CANONICAL_RUNTIME_PREFIX!r}; "

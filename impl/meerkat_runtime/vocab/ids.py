@@ -182,7 +182,7 @@ def _lone_surrogate(char: str, at: int) -> str:
     return f"contains a lone surrogate (U+{ord(char):04X} at index {at}); it must be UTF-8 text"
 
 
-def shown_id(text: str, limit: int = 60) -> str:
+def id_in_message(text: str, limit: int = 60) -> str:
     """``text`` as an error message shows an id: its ``repr``, cut after ``limit`` characters."""
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
