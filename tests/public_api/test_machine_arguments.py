@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meerkat_runtime import InMemoryRuntimeStore, InvalidSetting, MeerkatMachine
+from meerkat_runtime import InMemoryRuntimeStore, InvalidSetting, MeerkatMachine, RetentionPolicy, RetryPolicy
 from meerkat_runtime.session.blobs import BLOB_STORE_METHODS, BlobStore, InMemoryBlobStore, missing_blob_store_methods
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.protocol import STORE_METHODS, missing_store_methods
@@ -136,3 +136,18 @@ def test_max_input_bytes_is_bounded_by_what_a_stored_row_holds(tmp_path: Path) -
         MeerkatMachine(InMemoryRuntimeStore(), max_input_bytes=(63 << 20) + 1)
     MeerkatMachine(InMemoryRuntimeStore(), max_input_bytes=63 << 20)
     MeerkatMachine.ephemeral(max_input_bytes=1 << 30)
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda: RetryPolicy(max_attempts=0), "max_attempts must be an integer >= 1"),
+        (lambda: RetryPolicy(backoff_s=-1.0), "backoff_s must be a finite number >= 0"),
+        (lambda: RetryPolicy(jitter=2.0), "jitter must be between 0 and 1"),
+        (lambda: RetentionPolicy(keep_finished=-1), "retention keep_finished"),
+    ],
+)
+def test_a_policy_with_a_bad_value_is_an_invalid_setting(build: Any, words: str) -> None:
+    # a policy is a setting, like the machine's other arguments: the same error class
+    with pytest.raises(InvalidSetting, match=words):
+        build()

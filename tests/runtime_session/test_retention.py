@@ -265,7 +265,7 @@ def test_an_ephemeral_session_forgets_finished_inputs_beyond_the_horizon() -> No
     [(-1, None), (True, None), (2**41, None), ("5", None), (None, 0), (None, -1.0), (None, float("inf")), (None, True)],
 )
 def test_bad_retention_settings_are_refused(keep: object, age: object) -> None:
-    with pytest.raises(ValidationFailed, match="retention"):
+    with pytest.raises(InvalidSetting, match="retention"):
         RetentionPolicy(keep, age)  # type: ignore[arg-type]
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from meerkat_runtime.vocab.errors import ValidationFailed
+from meerkat_runtime.vocab.errors import InvalidSetting
 
 DEFAULT_KEEP_FINISHED = 10_000
 MAX_KEEP_FINISHED = 2**40
@@ -47,13 +47,13 @@ class RetentionPolicy:
         keep = self.keep_finished
         bad_keep = isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= MAX_KEEP_FINISHED
         if keep is not None and bad_keep:
-            raise ValidationFailed(
+            raise InvalidSetting(
                 f"retention keep_finished must be None or an integer in 0..{MAX_KEEP_FINISHED}, got {keep!r}"
             )
         age = self.max_age_s
         bad_age = isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age)
         if age is not None and (bad_age or not 0 < age <= MAX_AGE_S):
-            raise ValidationFailed(
+            raise InvalidSetting(
                 f"retention max_age_s must be None or a finite number of seconds in (0, {MAX_AGE_S:g}], got {age!r}"
             )
 

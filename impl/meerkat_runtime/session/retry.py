@@ -29,7 +29,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meerkat_runtime.vocab.errors import ValidationFailed
+from meerkat_runtime.vocab.errors import InvalidSetting
 from meerkat_runtime.vocab.inputs import MAX_STAGE_ATTEMPTS
 
 Retryable = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
@@ -48,21 +48,21 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValidationFailed(f"retry policy max_attempts must be an integer >= 1, got {self.max_attempts!r}")
+            raise InvalidSetting(f"retry policy max_attempts must be an integer >= 1, got {self.max_attempts!r}")
         for name in ("backoff_s", "max_backoff_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
-                raise ValidationFailed(f"retry policy {name} must be a finite number >= 0, got {value!r}")
+                raise InvalidSetting(f"retry policy {name} must be a finite number >= 0, got {value!r}")
         if isinstance(self.multiplier, bool) or not isinstance(self.multiplier, int | float) or self.multiplier < 1:
-            raise ValidationFailed(f"retry policy multiplier must be a number >= 1, got {self.multiplier!r}")
+            raise InvalidSetting(f"retry policy multiplier must be a number >= 1, got {self.multiplier!r}")
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
-            raise ValidationFailed(f"retry policy jitter must be between 0 and 1, got {self.jitter!r}")
+            raise InvalidSetting(f"retry policy jitter must be between 0 and 1, got {self.jitter!r}")
         retryable = self.retryable
         types_ok = isinstance(retryable, tuple) and all(
             isinstance(kind, type) and issubclass(kind, BaseException) for kind in retryable
         )
         if retryable is not None and not callable(retryable) and not types_ok:
-            raise ValidationFailed("retry policy retryable must be None, a tuple of exception types or a predicate")
+            raise InvalidSetting("retry policy retryable must be None, a tuple of exception types or a predicate")
 
     def is_retryable(self, error: BaseException | None) -> bool:
         """Whether a run that failed with ``error`` may be retried (``None``: unknown, yes)."""
