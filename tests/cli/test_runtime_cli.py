@@ -17,7 +17,7 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import WriteRefused
+from meerkat_runtime.vocab.errors import RowNotStored, WriteRefused
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import command, run
@@ -167,11 +167,11 @@ def test_quarantine_reports_a_refusal_of_another_kind_in_the_stores_words(
     assert asyncio.run(_count_rows(path)) == 2
 
 
-def test_every_store_refuses_a_missing_row_in_the_words_quarantine_reads(tmp_path: Path) -> None:
-    """The refusal ``quarantine`` turns into "holds no input" is recognised by how the stores
-    word it: the in-memory and SQLite stores both begin it with ``NO_ROW_REFUSAL``."""
+def test_every_store_refuses_a_missing_row_with_the_class_quarantine_reads(tmp_path: Path) -> None:
+    """The refusal ``quarantine`` turns into "holds no input" is recognised by its class,
+    ``RowNotStored`` (a ``WriteRefused``), which the in-memory and SQLite stores both raise."""
     for store in (InMemoryRuntimeStore(), SqliteRuntimeStore(tmp_path / "words.db")):
-        with pytest.raises(WriteRefused) as info:
+        with pytest.raises(RowNotStored) as info:
             store.quarantine_row(canonical_runtime_id("s"), "missing", "why")
-        assert info.value.detail.startswith(quarantine_command.NO_ROW_REFUSAL)
+        assert isinstance(info.value, WriteRefused) and "no input row 'missing'" in info.value.detail
         store.close()

@@ -125,6 +125,7 @@ PUBLIC = frozenset(
         "VersionMismatch",
         "WriteFailed",
         "WriteOutcomeUnknown",
+        "RowNotStored",
         "WriteRefused",
         "__version__",
         "canonical_runtime_id",

@@ -26,7 +26,7 @@ from meerkat_runtime.session.row_codec import LifecycleRecord, encode_lifecycle
 from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import Corrupt, InvalidSetting, ValidationFailed
+from meerkat_runtime.vocab.errors import Corrupt, InvalidSetting
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Consumed
 from meerkat_runtime.vocab.runtime import RuntimeState

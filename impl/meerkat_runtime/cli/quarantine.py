@@ -16,7 +16,7 @@ from meerkat_runtime.cli.session_arg import stored_runtime_id
 from meerkat_runtime.cli.usage import EXIT_OK, existing_file, failure, usage_error
 from meerkat_runtime.repair.quarantine import REPAIR_OWNER, quarantine_input
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import LeaseHeld, MeerkatError, OwnershipLost, ValidationFailed, WriteRefused
+from meerkat_runtime.vocab.errors import LeaseHeld, MeerkatError, OwnershipLost, RowNotStored, ValidationFailed
 
 NAME = "quarantine"
 HELP = "move one stored input row of a session into the quarantine (its bytes kept) so the rest recovers"
@@ -40,10 +40,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the reason is printed); 2 usage error; "
         "130 interrupted (Ctrl-C)"
     )
-
-
-NO_ROW_REFUSAL = "quarantine_row: no input row "
-"""How a store's ``WriteRefused`` for a row it does not hold begins (``RuntimeStore.quarantine_row``)."""
 
 
 def _not_moved(store: SqliteRuntimeStore, runtime_id: str, session: str, input_id: str) -> str:
@@ -78,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(prog, exc)
     except (LeaseHeld, OwnershipLost) as exc:
         return failure(prog, exc)
-    except WriteRefused as exc:
-        if not exc.detail.startswith(NO_ROW_REFUSAL):  # refused for another reason: the store says which
-            return failure(prog, exc)
+    except RowNotStored:
         return failure(prog, _not_moved(store, runtime_id, args.session, args.input_id))
     except MeerkatError as exc:
         return failure(prog, exc)

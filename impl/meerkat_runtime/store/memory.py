@@ -37,7 +37,7 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, WriteFailed, WriteRefused
+from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, RowNotStored, WriteFailed, WriteRefused
 
 STORE_SCOPE = "*"
 """The runtime id store-wide errors name (as in every built-in store)."""
@@ -339,7 +339,7 @@ class InMemoryRuntimeStore:
             self._fence_ok(rt, checked, "quarantine_row")
             stored = self.storage.inputs.get(rt, {}).get(key)
             if stored is None:
-                raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+                raise RowNotStored(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
             moved = QuarantinedRow(key, stored[0], intact(INPUTS, rt, key, *stored), why, self.clock())
             del self.storage.inputs[rt][key]
             self.storage.input_index.get(rt, {}).pop(key, None)

@@ -109,6 +109,7 @@ from meerkat_runtime.vocab.errors import (
     Corrupt,
     InvalidSetting,
     ReadFailed,
+    RowNotStored,
     StoreError,
     WriteFailed,
     WriteOutcomeUnknown,
@@ -518,7 +519,7 @@ class PostgresRuntimeStore:
         def body(conn: Connection) -> MarkStep:
             found = conn.execute(self._sql.select_input_for_quarantine, (rt, key)).fetchone()
             if found is None:
-                raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+                raise RowNotStored(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
             payload, checksum, seq, server_now = found
             scanned = _scanned(rt, key, payload, checksum)
             row = QuarantinedRow(key, scanned.payload, scanned.intact, why, self._now(server_now))

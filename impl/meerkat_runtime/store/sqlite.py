@@ -118,6 +118,7 @@ from meerkat_runtime.vocab.errors import (
     Corrupt,
     InvalidSetting,
     ReadFailed,
+    RowNotStored,
     StoreError,
     VersionMismatch,
     WriteFailed,
@@ -1190,7 +1191,7 @@ class SqliteRuntimeStore:
                 f"SELECT payload, CAST(checksum AS BLOB) FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?", (rt, key)
             ).fetchone()
             if found is None:
-                raise WriteRefused(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+                raise RowNotStored(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
             scanned = _scanned(rt, key, found[0], found[1])
             row = QuarantinedRow(key, scanned.payload, scanned.intact, why, self.clock())
             conn.execute(f"DELETE FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?", (rt, key))

@@ -172,6 +172,11 @@ class WriteRefused(WriteFailed):
     kind: ClassVar[str] = "store_write_refused"
 
 
+class RowNotStored(WriteRefused):
+    """The write names an input row the store does not hold (``quarantine_row``); nothing was
+    written. A store of another make may raise a plain :class:`WriteRefused` instead."""
+
+
 class WriteOutcomeUnknown(WriteFailed):
     """The write failed while it was being committed (an I/O error during ``COMMIT``, a lost
     acknowledgement): it may or may not be durable. The caller must read the store again
