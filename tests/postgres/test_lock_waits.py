@@ -10,12 +10,15 @@ worker's write, once it wakes up, is refused by the fence.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from meerkat_runtime import MeerkatMachine, OwnershipConfig
 from meerkat_runtime.store.high_water import MarkStep
+from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.postgres import PostgresRuntimeStore, lock_key
 from meerkat_runtime.store.postgres_schema import MIGRATION_LOCK, SCHEMA_VERSION, stored_version
 from meerkat_runtime.store.records import InputRow
@@ -172,3 +175,37 @@ def test_a_store_opening_during_a_long_migration_waits_for_it_past_the_timeout(p
 
 def test_a_migration_waits_for_locks_without_limit_but_keeps_the_idle_limit(pg_dsn: str, pg_schema: str) -> None:
     assert _time_limits(pg_dsn, pg_schema, wait_for_locks=True) == ("0", "2500ms")
+
+
+def test_a_registration_waiting_for_the_lease_waits_out_a_lock_held_past_the_timeout(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    # The session's lock is held by a transaction that outlives the store's timeout (1 s):
+    # a registration with wait_for_lease tries its claim again instead of failing, and
+    # claims the session once the lock is free.
+    holder = admin(pg_dsn)
+    holder.execute("BEGIN")
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(pg_schema, RT),))
+    store = open_store(pg_dsn, pg_schema, timeout_s=1)
+    ownership = OwnershipConfig(owner_id="host-b", wait_for_lease=WAIT_S, wait_poll_s=0.05)
+    machine = MeerkatMachine.persistent(store, ownership=ownership)
+    released = threading.Timer(2.5, lambda: holder.execute("ROLLBACK"))
+
+    async def register() -> object:
+        try:
+            await machine.register_session("frozen")
+            return store.load_lease(RT)
+        finally:
+            await machine.close()
+
+    try:
+        released.start()
+        registered, result = _in_thread(lambda: asyncio.run(register()))
+        registered.join(WAIT_S + 5)
+        assert not registered.is_alive() and "error" not in result, result
+        lease = result["value"]
+        assert isinstance(lease, Lease) and lease.owner == "host-b"
+    finally:
+        released.join()
+        holder.close()
+        store.close()

@@ -125,6 +125,7 @@ PUBLIC = frozenset(
         "VersionMismatch",
         "WriteFailed",
         "WriteOutcomeUnknown",
+        "LockWaitTimedOut",
         "RowNotStored",
         "WriteRefused",
         "__version__",

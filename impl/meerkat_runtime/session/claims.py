@@ -28,7 +28,7 @@ from typing import TypeVar
 from meerkat_runtime.session.ownership import OwnershipConfig, default_owner_id
 from meerkat_runtime.store.lease import Fence, Lease
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import LeaseHeld, OwnershipLost, StoreError
+from meerkat_runtime.vocab.errors import LeaseHeld, LockWaitTimedOut, OwnershipLost, StoreError
 from meerkat_runtime.vocab.ids import LogicalRuntimeId
 
 T = TypeVar("T")
@@ -175,7 +175,7 @@ class SessionClaimRegistry:
             sent = clock()
             try:
                 return sent, await self._call(lambda: store.claim_lease(runtime_id, owner, config.lease_s))
-            except LeaseHeld:
+            except (LeaseHeld, LockWaitTimedOut):  # held, or its holder's transaction still runs
                 remaining = deadline - clock()
                 if remaining <= 0 or self._closing.is_set():
                     raise

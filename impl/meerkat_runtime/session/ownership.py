@@ -60,7 +60,9 @@ class OwnershipConfig:
       ``MeerkatMachine.renew_leases_now()``.
     * ``wait_for_lease``: when another owner holds the lease, ``False`` raises ``LeaseHeld`` at
       once; ``True`` waits until the lease can be claimed; a number waits at most that many
-      seconds (then ``LeaseHeld``).
+      seconds (then ``LeaseHeld``). A claim that timed out waiting for the session's lock in
+      the store (``LockWaitTimedOut``: the holder's transaction is still running) is waited
+      out the same way.
     * ``wait_poll_s``: how often a waiting registration retries its claim (default
       ``min(lease_s / 20, 0.25)``).
     * ``clock``: the machine's clock for its renewal schedule and waiting (default

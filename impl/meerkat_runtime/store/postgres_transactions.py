@@ -53,7 +53,7 @@ import psycopg
 import psycopg_pool
 
 from meerkat_runtime.store.call_gate import CallGate
-from meerkat_runtime.vocab.errors import ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
+from meerkat_runtime.vocab.errors import LockWaitTimedOut, ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
 
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -203,7 +203,7 @@ class Transactions:
                 raise _Broken(exc) from exc
             self._rollback(conn)
             if exc.sqlstate == LOCK_NOT_AVAILABLE:
-                raise WriteFailed(
+                raise LockWaitTimedOut(
                     runtime_id,
                     f"{what} failed: another connection held the lock it needs for more than "
                     f"{self.checkout_timeout_s:g} s (a write or claim of this runtime still running, a schema "

@@ -177,6 +177,13 @@ class RowNotStored(WriteRefused):
     written. A store of another make may raise a plain :class:`WriteRefused` instead."""
 
 
+class LockWaitTimedOut(WriteFailed):
+    """The write waited longer than the store's time limit for a lock another connection held
+    (a write or claim of the same runtime still running, a schema migration, a stalled
+    process's transaction); nothing was written, and a later try may succeed. Raised by the
+    PostgreSQL store; a registration waiting for a lease (``wait_for_lease``) retries it."""
+
+
 class WriteOutcomeUnknown(WriteFailed):
     """The write failed while it was being committed (an I/O error during ``COMMIT``, a lost
     acknowledgement): it may or may not be durable. The caller must read the store again
