@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 from meerkat_runtime import MeerkatMachine, ScriptedExecutor, prompt
 from meerkat_runtime.cli.store_arg import open_read_only
+from meerkat_runtime.store.postgres_schema import SCHEMA_VERSION
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import WriteFailed
 from psycopg.conninfo import make_conninfo
@@ -79,7 +80,7 @@ def test_an_older_schema_is_reported_and_left_as_it_is(pg_dsn: str, pg_schema: s
     status, stderr = _sessions(as_url(pg_dsn), pg_schema)
     assert status == 1, stderr
     (line,) = stderr.splitlines()
-    assert "schema version 3 is older than this release (4)" in line
+    assert f"schema version 3 is older than this release ({SCHEMA_VERSION})" in line
     assert "a worker upgrades it when it opens the store" in line
     assert "read-only transaction" not in line and "migrate STORE" not in line
     assert _version(pg_dsn, pg_schema) == 3 and not _has_queued(pg_dsn, pg_schema)
@@ -91,7 +92,7 @@ def test_a_newer_schema_is_refused_without_an_upgrade_hint(pg_dsn: str, pg_schem
     status, stderr = _sessions(as_url(pg_dsn), pg_schema)
     assert status == 1, stderr
     (line,) = stderr.splitlines()
-    assert "version 99, newer than this release supports (4)" in line and "migrate" not in line
+    assert f"version 99, newer than this release supports ({SCHEMA_VERSION})" in line and "migrate" not in line
 
 
 def test_a_schema_without_a_store_is_reported_and_not_created(pg_dsn: str, pg_schema: str) -> None:

@@ -36,7 +36,7 @@ def _version(dsn: str, schema: str) -> object:
 
 def test_a_new_schema_gets_the_current_version_and_every_table(pg_dsn: str, pg_schema: str) -> None:
     with open_store(pg_dsn, pg_schema) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 4
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 5
     assert _version(pg_dsn, pg_schema) == SCHEMA_VERSION
     assert _tables(pg_dsn, pg_schema) == {
         "meerkat_schema_version",

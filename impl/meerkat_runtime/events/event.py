@@ -24,7 +24,8 @@ Every field:
   without it);
 * ``run_id`` — the run a run transition belongs to;
 * ``store`` — the durable authority the session's state lives in (a SQLite file's path, a
-  store's own key, or an id unique to one process and store object): a runtime id names one
+  store's own key — a PostgreSQL store's is its stored id, the same on every host — or an id
+  unique to one process and store object): a runtime id names one
   history only within one store;
 * ``details`` — rule-specific plain data (an accept's lane and keys, a failure's error type
   and message, an outcome, completion sequence numbers, the retry policy's attempt limit).

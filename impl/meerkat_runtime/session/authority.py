@@ -1,7 +1,8 @@
 """Which durable authority a runtime store is, and whether two machines share one.
 
 A store's *authority key* names the durable state it gives access to: a store may say it
-itself (``auth_authority_key()`` returning a string, e.g. a database's identity); a SQLite
+itself (``auth_authority_key()`` returning a string: a PostgreSQL store's is the id stored in
+its schema, the same for every process and host whatever its connection string); a SQLite
 store's is its resolved file path (two handles on one file are one authority); otherwise two
 stores share an authority only when they are the same object. Composition surfaces use
 :func:`stores_share_authority` (``MeerkatMachine.shares_runtime_persistence_with`` /

@@ -36,6 +36,12 @@ this module, so the runtime itself keeps no dependency.
   transaction is ``READ ONLY`` (the server refuses writes). A
   migration whose ``COMMIT`` outcome is unknown is run again (it is idempotent), so a
   connection cut while a worker opens the store does not stop it.
+* **Identity**: the schema's version row holds a random store id, written once when the schema
+  is created or upgraded to version 5; :meth:`auth_authority_key` is ``postgres:<store id>``,
+  the same for every process and host on this database and schema whatever its connection
+  string (host name or address, user, pool settings), another for another schema, database or
+  server. Events carry it (``store``), so ``check-trace`` reads the logs of several hosts as
+  one history, and two machines on stores of one schema share a store.
 * Thread safety: any number of threads share the pool (``max_connections`` connections);
   several processes and hosts may use one database.
 * ``close`` waits for calls in flight and closes the pool it opened (a pool passed in is left
@@ -69,6 +75,7 @@ from meerkat_runtime.store.postgres_marks import advance_statement, select_state
 from meerkat_runtime.store.postgres_schema import (
     DEFAULT_SCHEMA,
     STORE_SCOPE,
+    authority_key,
     check_schema_name,
     migrate,
     require_current_version,
@@ -195,29 +202,47 @@ class PostgresRuntimeStore:
         self._sql = _Statements(self.schema)
         try:
             if read_only:
-                self._tx.read(STORE_SCOPE, "schema version", lambda conn: require_current_version(conn, self.schema))
+                self._authority_key = self._tx.read(STORE_SCOPE, "schema version", self._check_version)
             else:
-                self._migrate()
+                self._authority_key = self._migrate()
         except BaseException:
             self._close_pool()
             raise
 
-    def _migrate(self) -> None:
-        """Create or upgrade the schema. A migration whose ``COMMIT`` outcome is unknown (the
-        connection broke while it was in flight) is run again, up to ``MIGRATION_ATTEMPTS``
-        times: it reads the stored version first and applies only what is missing, so the next
+    def auth_authority_key(self) -> str:
+        """The store's authority key, ``postgres:<store id>``: the id written once into the
+        schema's version row (:func:`~meerkat_runtime.store.postgres_schema.authority_key`), so
+        every process and host on this database and schema has the same key whatever its
+        connection string, and another database, schema or server has another. Lifecycle
+        events carry it (``store``), and two machines share a store exactly when their keys
+        are equal (:func:`~meerkat_runtime.session.authority.stores_share_authority`)."""
+        return self._authority_key
+
+    def _migrate(self) -> str:
+        """Create or upgrade the schema; return its authority key. A migration whose ``COMMIT``
+        outcome is unknown (the connection broke while it was in flight) is run again, up to
+        ``MIGRATION_ATTEMPTS`` times: it reads the stored version first and applies only what is missing, so the next
         run finds the work done or does it. It waits for the migration lock (and the tables'
         locks) without the store's lock timeout: a long migration of another process is waited
         for, not failed (see :mod:`~meerkat_runtime.store.postgres_transactions`)."""
         for attempt in range(1, MIGRATION_ATTEMPTS + 1):
             try:
-                self._tx.write(
-                    STORE_SCOPE, "schema migration", lambda conn: migrate(conn, self.schema), wait_for_locks=True
-                )
-                return
+                return self._tx.write(STORE_SCOPE, "schema migration", self._migrated, wait_for_locks=True)
             except WriteOutcomeUnknown:
                 if attempt == MIGRATION_ATTEMPTS:
                     raise
+        raise AssertionError("unreachable")
+
+    def _migrated(self, conn: Connection) -> str:
+        """The migration's transaction: upgrade the schema, then read the authority key it holds
+        (the migration wrote the store id if there was none)."""
+        migrate(conn, self.schema)
+        return authority_key(conn, self.schema)
+
+    def _check_version(self, conn: Connection) -> str:
+        """A read-only open: the schema must be current; its authority key."""
+        require_current_version(conn, self.schema)
+        return authority_key(conn, self.schema)
 
     def _open_pool(self, conninfo: str, min_connections: int, max_connections: int) -> psycopg_pool.ConnectionPool:
         """Connect once directly — a server that cannot be reached is reported at once, with its

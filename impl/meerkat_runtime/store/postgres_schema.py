@@ -29,11 +29,21 @@ Versions:
 4. ``queued``: the recovery fields of a waiting input beside its row (as the SQLite store's
    version 6). Rows of a version-3 schema keep ``NULL`` there and are recovered from their
    payloads.
+5. ``store_id`` in the version table's row: the store's identity, a random UUID written once by
+   the migration that creates or upgrades the schema (a row found without one — cleared by hand
+   — gets one at the next read-write open, under the same lock). Every process and host that
+   opens the schema reads the same id, however its connection string names the server, so it is
+   the store's authority key (:func:`authority_key`; events' ``store`` field, and whether two
+   machines share one store). A column of the version table rather than a table of its own: a
+   worker granted only ``SELECT`` on the tables that existed when it was set up can read it. It
+   is a version of its own because adding it is DDL the schema's owner runs (as every
+   migration), while a worker's read-write open may hold no more than the documented grants.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 
 import psycopg
@@ -51,7 +61,7 @@ from meerkat_runtime.store.tables import (
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -170,9 +180,14 @@ def _v4(s: str) -> tuple[str, ...]:
     return (f"ALTER TABLE {s}.runtime_input_states ADD COLUMN queued BYTEA",)
 
 
+def _v5(s: str) -> tuple[str, ...]:
+    # ``IF NOT EXISTS``: a schema set back to an older version by hand keeps working
+    return (f"ALTER TABLE {s}.meerkat_schema_version ADD COLUMN IF NOT EXISTS store_id TEXT",)
+
+
 Step = Callable[[str], tuple[str, ...]]
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5))
 """``(version reached, statements of the step for a schema name)`` in ascending order; step
 ``n`` upgrades version ``n - 1``."""
 
@@ -236,7 +251,35 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, target: i
             for statement in step(schema):
                 conn.execute(statement)  # built from a checked name
             conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = %s WHERE id = 1", (version,))
+    if target >= 5:
+        # the identity is written once: never replaced, also when the migration runs again
+        conn.execute(
+            f"UPDATE {schema}.meerkat_schema_version SET store_id = %s WHERE id = 1 AND store_id IS NULL",
+            (str(uuid.uuid4()),),
+        )
     return current
+
+
+def authority_key(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> str:
+    """The authority key of the store in ``schema`` (at this release's version): ``postgres:<store
+    id>``, the same for every process and host whatever connection string it uses.
+
+    Without a stored id (only a read-only open of a row whose id was cleared by hand: a
+    read-write open writes one first) the key is derived from what the server says of itself:
+    ``postgres:system=<system identifier>;database=<name>;schema=<schema>`` (the cluster's
+    identifier from ``pg_control_system()``, executable by every role unless revoked; without
+    it ``postgres:database=<name>;schema=<schema>``). That key is the same for every read-only
+    process, but differs from the one a read-write open gives once it has written the id."""
+    row = conn.execute(f"SELECT store_id FROM {schema}.meerkat_schema_version WHERE id = 1").fetchone()
+    if row is not None and isinstance(row[0], str) and row[0]:
+        return f"postgres:{row[0]}"
+    (database,) = _one(conn, "SELECT current_database()", ())
+    try:
+        system = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        system = None  # a read in autocommit: the failed statement leaves nothing to roll back
+    where = f"database={database};schema={schema}"
+    return f"postgres:system={system[0]};{where}" if system is not None else f"postgres:{where}"
 
 
 def _one(conn: psycopg.Connection[tuple[object, ...]], query: str, params: tuple[object, ...]) -> tuple[object, ...]:
