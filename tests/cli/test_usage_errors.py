@@ -173,3 +173,30 @@ def test_the_command_under_a_profiler_still_lets_it_write_its_profile(tmp_path: 
     done = run([*command("-m cProfile"), "-o", str(out), *argv])
     assert done.returncode == 0 and done.stdout.rstrip().endswith("verify: OK"), done.stderr
     assert out.is_file() and out.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["sessions"], ["STORE is an SQLite store file or a postgresql:// URL", "postgresql://U@H:P/D"]),
+        (["inputs", "--json"], ["STORE is an SQLite store file or a postgresql:// URL"]),
+        (["check"], ["works on SQLite store files only", "take a postgresql:// URL"]),
+        (["migrate"], ["works on SQLite store files only"]),
+    ],
+)
+def test_a_key_value_connection_string_is_named_and_not_repeated(args: list[str], needles: list[str]) -> None:
+    """The form of PostgresRuntimeStore's examples (``host=... dbname=...``) is not taken for a
+    missing file: the line says what STORE may be, and does not repeat the string (a password)."""
+    conninfo = "host=db.internal port=5432 dbname=meerkat user=reader password=s3cret"
+    command_args = [args[0], conninfo, *(["s"] if args[0] == "inputs" else []), *args[1:]]
+    line = assert_one_line_usage_error(
+        run([*command("meerkat-runtime"), *command_args]), "key=value connection string", *needles
+    )
+    assert "does not exist" not in line and "s3cret" not in line and "db.internal" not in line
+
+
+def test_a_missing_store_says_what_store_may_be() -> None:
+    done = run([*command("meerkat-runtime"), "sessions", "no-such.db"])
+    assert_one_line_usage_error(
+        done, "'no-such.db' does not exist", "(STORE is an SQLite store file or a postgresql:// URL)"
+    )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sqlite3
 
-from meerkat_runtime.cli.store_arg import is_url, store_location
-from meerkat_runtime.cli.usage import EXIT_OK, failure, usage_error
+from meerkat_runtime.cli.store_arg import URL_PREFIXES, is_url
+from meerkat_runtime.cli.usage import EXIT_OK, existing_file, failure, usage_error
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_check import read_only_connection
 from meerkat_runtime.store.sqlite_schema import (
@@ -29,8 +29,14 @@ HELP = "upgrade an SQLite store file written by an older release to this release
 PROG = f"meerkat-runtime {NAME}"
 
 
+def _path(raw: str) -> str:
+    """An argparse ``type``: a URL as given (refused in :func:`run` with what to do instead), else
+    an existing file (a ``key=value`` connection string is refused as one)."""
+    return raw if raw.startswith(URL_PREFIXES) else existing_file(raw)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", metavar="PATH", type=store_location, help="the SQLite store file")
+    parser.add_argument("store", metavar="PATH", type=_path, help="the SQLite store file")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     parser.epilog = (
         f"This release writes schema version {SCHEMA_VERSION}. Stop every worker of the older release first. "

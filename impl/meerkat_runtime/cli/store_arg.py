@@ -18,10 +18,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
 from urllib.parse import quote
 
-from meerkat_runtime.cli.usage import UsageError, existing_file, failure, usage_error
+from meerkat_runtime.cli.usage import (
+    CONNINFO_NOT_REPEATED,
+    UsageError,
+    existing_file,
+    failure,
+    looks_like_conninfo,
+    usage_error,
+)
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
@@ -36,11 +44,23 @@ STORE_HELP = (
 )
 
 
+STORE_TAKES = " (STORE is an SQLite store file or a postgresql:// URL)"
+
+
 def store_location(raw: str) -> str:
-    """An argparse ``type``: a PostgreSQL URL as given, else the path of an existing file."""
+    """An argparse ``type``: a PostgreSQL URL as given, else the path of an existing file. A
+    libpq ``key=value`` connection string (the form ``PostgresRuntimeStore`` also takes) is
+    refused with the URL to write instead: the command adds its read-only option to a URL, and
+    takes one spelling of a server."""
     if raw.startswith(URL_PREFIXES):
         return raw
-    return existing_file(raw)
+    if looks_like_conninfo(raw) and not os.path.exists(raw):
+        raise argparse.ArgumentTypeError(
+            f"{CONNINFO_NOT_REPEATED}: STORE is an SQLite store file or a postgresql:// URL; write "
+            "'host=H port=P dbname=D user=U' as postgresql://U@H:P/D (a socket directory as "
+            "postgresql://U@/D?host=/dir&port=P)"
+        )
+    return existing_file(raw, takes=STORE_TAKES)
 
 
 def is_url(location: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,17 +46,53 @@ def failure(prog: str, message: object) -> int:
     return EXIT_FAILED
 
 
-def existing_file(raw: str) -> str:
-    """An argparse ``type``: the path of an existing regular file (a ``postgresql://`` URL is
-    refused by name: the commands that take only a path work on SQLite store files)."""
+_CONNINFO_KEYWORDS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "service",
+        "options",
+        "application_name",
+        "connect_timeout",
+        "sslmode",
+        "target_session_attrs",
+    }
+)
+_FIRST_KEYWORD = re.compile(r"\s*([a-z_]+)\s*=")
+
+
+def looks_like_conninfo(raw: str) -> bool:
+    """Whether ``raw`` starts like a libpq ``key=value`` connection string (``host=... dbname=...``)."""
+    found = _FIRST_KEYWORD.match(raw)
+    return found is not None and found.group(1) in _CONNINFO_KEYWORDS
+
+
+CONNINFO_NOT_REPEATED = "a libpq key=value connection string (not repeated here: it may hold a password)"
+
+
+def existing_file(raw: str, *, takes: str = "") -> str:
+    """An argparse ``type``: the path of an existing regular file (a ``postgresql://`` URL or a
+    ``key=value`` connection string is refused by name: the commands that take only a path work
+    on SQLite store files). ``takes``: what the argument may be, added to the message of a path
+    that does not exist."""
     if raw.startswith(("postgresql://", "postgres://")):
         raise argparse.ArgumentTypeError(
             "a postgresql:// URL: this command works on SQLite store files only (the reading commands "
             "sessions, inputs, ops and show take a URL)"
         )
     path = Path(raw)
+    if not path.exists() and looks_like_conninfo(raw):
+        raise argparse.ArgumentTypeError(
+            f"{CONNINFO_NOT_REPEATED}: this command works on SQLite store files only (the reading commands "
+            "sessions, inputs, ops and show take a postgresql:// URL)"
+        )
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"{raw!r} does not exist")
+        raise argparse.ArgumentTypeError(f"{raw!r} does not exist{takes}")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{raw!r} is not a file")
     return raw
