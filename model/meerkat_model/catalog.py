@@ -2,7 +2,8 @@
 
 ``MACHINES`` maps a machine name to a factory ``Bounds -> Machine``; ``PROFILES`` maps a
 profile name (``tiny``, ``small``, ``ci``, ``deep``, ``probe``, ``wide``) to the bounds of each
-machine under that profile (a machine a profile does not name gets its default ``Bounds()``).
+machine under that profile. Every profile names every machine (``profile_bounds`` raises for a
+pair it does not hold): a machine's default ``Bounds()`` are no profile's.
 Factories import their machine lazily so the catalog stays cheap to import.
 """
 
@@ -163,6 +164,13 @@ _OWNERSHIP = {
 # no input accepted. fencing=0 must fail too (completion sequence numbers reused, a terminal
 # operation rewritten).
 _OWNERSHIP_OPS = {**_OWNERSHIP, "accepts": 0, "ops": 1}
+# small: both without writes whose outcome is unknown (a tenth of ci's states). probe: ci plus
+# what the session's probe adds that a worker takes (interrupts, failing store writes), and for
+# the registry every call the model refuses (probes=1; a worker's session actions include the
+# refused calls in every profile). wide: three workers and three claims (ownership), three
+# operation ids (ownership_ops), without unknown outcomes (they multiply the states; ci and deep
+# cover them).
+_OWNERSHIP_SMALL = {"ambiguous": 0}
 
 PROFILES: dict[str, dict[str, Bounds]] = {
     "tiny": {
@@ -188,6 +196,8 @@ PROFILES: dict[str, dict[str, Bounds]] = {
                 "direct": 1,
             }
         ),
+        "ownership": Bounds({**_OWNERSHIP, **_OWNERSHIP_SMALL}),
+        "ownership_ops": Bounds({**_OWNERSHIP_OPS, **_OWNERSHIP_SMALL}),
     },
     "ci": {
         "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2}),
@@ -209,11 +219,21 @@ def profile_names() -> list[str]:
     return list(PROFILES)
 
 
+def profile_bounds(profile: str, machine: str) -> Bounds:
+    """The bounds ``profile`` gives ``machine``; ``KeyError`` naming the pair when it gives none
+    (never the machine's defaults in silence)."""
+    try:
+        return PROFILES[profile][machine]
+    except KeyError:
+        raise KeyError(f"profile {profile!r} names no bounds for machine {machine!r}") from None
+
+
 # Two more profiles reach what ci never does. probe: every call the model refuses (and every
 # write-failure variant) is offered too, so a step that fires where its declaration says it
 # cannot is found; no concurrency limit, so several operations are active at once. wide: three
 # operation ids and three sequence numbers without a concurrency limit (registration order,
-# retention with pinned barrier members, recovery), three session inputs.
+# retention with pinned barrier members, recovery), three session inputs. The ownership
+# machines' bounds under both are described with _OWNERSHIP_SMALL above.
 PROFILES["probe"] = {
     "ops": Bounds({**_OPS_COMMON, "ids": 2, "sequences": 2, "max_concurrent": 0, "probes": 1}),
     "session": Bounds(
@@ -228,10 +248,14 @@ PROFILES["probe"] = {
             "write_failures": 1,
         }
     ),
+    "ownership": Bounds({**_OWNERSHIP, "interrupt": 1, "write_failures": 1}),
+    "ownership_ops": Bounds({**_OWNERSHIP_OPS, "write_failures": 1, "probes": 1}),
 }
 PROFILES["wide"] = {
     "ops": Bounds(
         {**_OPS_COMMON, "ids": 3, "sequences": 3, "max_concurrent": 0, "kinds": 1, "progress": 0, "watchers": 0}
     ),
     "session": Bounds({**_SESSION_OFF, "inputs": 3, "failures": 1, "fatal_errors": 1, "crash": 1, "write_failures": 0}),
+    "ownership": Bounds({**_OWNERSHIP, "workers": 3, "claims": 3, "ambiguous": 0}),
+    "ownership_ops": Bounds({**_OWNERSHIP_OPS, "ops": 3, "ambiguous": 0}),
 }

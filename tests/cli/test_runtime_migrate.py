@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
+from meerkat_runtime.vocab.errors import VersionMismatch
 
 from tests.cli.commands import assert_one_line_usage_error, command, run
 from tests.cli.runtime_files import Written, as_version_3, copy_file, write_sessions
@@ -120,3 +121,54 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert_one_line_usage_error(run(rt("migrate", str(tmp_path))), "is not a file")
     assert_one_line_usage_error(run(rt("migrate", "postgresql://localhost/db")), "SQLite store files")
     assert_one_line_usage_error(run(rt("migrate")), "PATH")
+
+
+def _file_at_version(path: Path, version: int) -> Path:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE meerkat_schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO meerkat_schema_version VALUES (1, ?)", (version,))
+    conn.close()
+    return path
+
+
+def test_a_reading_command_gives_an_older_file_one_instruction(written: Written, tmp_path: Path) -> None:
+    """The migrate command's, not also the read-only store's advice to open it read-write."""
+    old = as_version_3(written, tmp_path / "old")
+    refused = run(rt("sessions", str(old)))
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.strip() == (
+        f"{PROG} sessions: error: VersionMismatch for runtime '*': schema version 3 is older than this "
+        f"release's ({SCHEMA_VERSION}); a read-only store does not migrate "
+        "(upgrade it with: meerkat-runtime migrate STORE)"
+    )
+
+
+def test_a_reading_command_gives_a_newer_file_no_upgrade_advice(tmp_path: Path) -> None:
+    """Nothing upgrades (or downgrades) a file written by a newer release: no instruction to."""
+    newer = _file_at_version(tmp_path / "newer.db", SCHEMA_VERSION + 1)
+    refused = run(rt("sessions", str(newer)))
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.strip() == (
+        f"{PROG} sessions: error: VersionMismatch for runtime '*': schema version {SCHEMA_VERSION + 1} is newer "
+        f"than this release supports ({SCHEMA_VERSION}); it was written by a newer release"
+    )
+
+
+def test_the_read_only_store_says_how_to_upgrade_only_an_older_file(tmp_path: Path) -> None:
+    older = _file_at_version(tmp_path / "older.db", SCHEMA_VERSION - 1)
+    newer = _file_at_version(tmp_path / "newer.db", SCHEMA_VERSION + 1)
+    with pytest.raises(VersionMismatch) as old_info:
+        SqliteRuntimeStore(str(older), read_only=True)
+    assert old_info.value.detail.endswith("(open it read-write once to upgrade it)")
+    with pytest.raises(VersionMismatch) as new_info:
+        SqliteRuntimeStore(str(newer), read_only=True)
+    assert "upgrade" not in new_info.value.detail and "read-write" not in new_info.value.detail
+
+
+def test_a_server_a_reading_command_cannot_reach_is_not_called_a_write_failure() -> None:
+    pytest.importorskip("psycopg")
+    refused = run(rt("sessions", "postgresql://127.0.0.1:1/x"))
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    said = f"{PROG} sessions: error: ReadFailed for runtime '*': cannot connect to PostgreSQL"
+    assert refused.stderr.startswith(said)
+    assert "WriteFailed" not in refused.stderr

@@ -31,7 +31,7 @@ from meerkat_runtime.cli.usage import (
     usage_error,
 )
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.sqlite import SqliteRuntimeStore
+from meerkat_runtime.store.sqlite import READ_ONLY_UPGRADE_HINT, SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
 from meerkat_runtime.vocab.errors import MeerkatError, ValidationFailed, VersionMismatch
 
@@ -112,12 +112,14 @@ def open_read_only(location: str, schema: str) -> RuntimeStore:
         raise UsageError(str(exc)) from None
 
 
-def _upgrade_hint(location: str, exc: MeerkatError) -> str:
-    """The migrate command's hint, where it helps: an SQLite file at an older schema version
-    (``migrate`` takes no URL, and nothing downgrades a newer store)."""
+def _refusal(location: str, exc: MeerkatError) -> str:
+    """What the command says of a store it cannot open. An SQLite file at an older schema
+    version gets one instruction, the migrate command's (in place of the read-only store's
+    advice to open it read-write); ``migrate`` takes no URL, and nothing downgrades a newer
+    store, so every other refusal is the store's own message."""
     if isinstance(exc, VersionMismatch) and not is_url(location) and "older than" in exc.detail:
-        return " (upgrade it with: meerkat-runtime migrate STORE)"
-    return ""
+        return f"{str(exc).removesuffix(READ_ONLY_UPGRADE_HINT)} (upgrade it with: meerkat-runtime migrate STORE)"
+    return str(exc)
 
 
 def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[RuntimeStore], int]) -> int:
@@ -131,7 +133,7 @@ def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[Ru
     except NotAMeerkatStore as exc:
         return failure(prog, exc.detail)
     except MeerkatError as exc:
-        return failure(prog, f"{exc}{_upgrade_hint(args.store, exc)}")
+        return failure(prog, _refusal(args.store, exc))
     try:
         return work(store)
     except ValidationFailed as exc:

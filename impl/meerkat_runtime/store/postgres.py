@@ -194,7 +194,7 @@ class PostgresRuntimeStore:
         self._owns_pool = pool is None
         if pool is None:
             assert conninfo is not None
-            pool = self._open_pool(conninfo, min_connections, max_connections)
+            pool = self._open_pool(conninfo, min_connections, max_connections, read_only)
         self._pool = pool
         self._gate = CallGate()
         self._tx = Transactions(pool, self._gate, checkout_timeout_s=self.timeout_s, read_only=read_only)
@@ -244,16 +244,20 @@ class PostgresRuntimeStore:
         require_current_version(conn, self.schema)
         return authority_key(conn, self.schema)
 
-    def _open_pool(self, conninfo: str, min_connections: int, max_connections: int) -> psycopg_pool.ConnectionPool:
+    def _open_pool(
+        self, conninfo: str, min_connections: int, max_connections: int, read_only: bool
+    ) -> psycopg_pool.ConnectionPool:
         """Connect once directly — a server that cannot be reached is reported at once, with its
         cause (the pool only logs why it cannot connect, and with ``min_connections=0`` it
         opens without connecting) — then open the pool. The pool is closed again on any
-        failure, so no thread of it outlives a failed open."""
+        failure, so no thread of it outlives a failed open. Not connecting is ``WriteFailed`` for
+        a store that writes, ``ReadFailed`` for a read-only one (it was never going to write)."""
+        failed = ReadFailed if read_only else WriteFailed
         try:
             psycopg.connect(conninfo, connect_timeout=max(2, math.ceil(self.timeout_s))).close()
         except psycopg.Error as exc:
             why = str(exc).strip().replace("\n", " ")
-            raise WriteFailed(STORE_SCOPE, f"cannot connect to PostgreSQL: {why}") from None
+            raise failed(STORE_SCOPE, f"cannot connect to PostgreSQL: {why}") from None
         pool = psycopg_pool.ConnectionPool(
             conninfo,
             min_size=min_connections,
@@ -267,7 +271,7 @@ class PostgresRuntimeStore:
             pool.open(wait=True, timeout=self.timeout_s)
         except psycopg_pool.PoolTimeout:
             pool.close()
-            raise WriteFailed(
+            raise failed(
                 STORE_SCOPE,
                 f"cannot connect to PostgreSQL: the pool could not open its {min_connections} connections "
                 f"within {self.timeout_s:g} s",

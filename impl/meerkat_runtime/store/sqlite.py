@@ -312,17 +312,29 @@ def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
     return lease
 
 
+READ_ONLY_UPGRADE_HINT = " (open it read-write once to upgrade it)"
+"""How the read-only store's refusal of an older file ends: what upgrades it from Python. The
+``meerkat-runtime`` reading commands give their own instruction instead (``migrate``)."""
+
+
 def _require_current_version(conn: sqlite3.Connection, path: str) -> None:
-    """A read-only store migrates nothing: the file must be at this release's version."""
+    """A read-only store migrates nothing: the file must be at this release's version. An older
+    file's message says how to upgrade it; a newer file's says nothing of the kind (nothing
+    downgrades a file)."""
     found = stored_version(conn)
     if found == 0:
         raise not_a_store(conn, path)
-    if found != SCHEMA_VERSION:
-        newer = "newer than this release supports" if found > SCHEMA_VERSION else "older than this release's"
+    if found > SCHEMA_VERSION:
         raise VersionMismatch(
             STORE_SCOPE,
-            f"schema version {found} is {newer} ({SCHEMA_VERSION}); a read-only store does not migrate "
-            "(open it read-write once to upgrade an older file)",
+            f"schema version {found} is newer than this release supports ({SCHEMA_VERSION}); "
+            "it was written by a newer release",
+        )
+    if found < SCHEMA_VERSION:
+        raise VersionMismatch(
+            STORE_SCOPE,
+            f"schema version {found} is older than this release's ({SCHEMA_VERSION}); a read-only store "
+            f"does not migrate{READ_ONLY_UPGRADE_HINT}",
         )
 
 

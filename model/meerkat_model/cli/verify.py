@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from meerkat_model.catalog import MACHINES, PROFILES, bound_keys
+from meerkat_model.catalog import MACHINES, PROFILES, bound_keys, profile_bounds
 from meerkat_model.cli.extras import require_extra
 from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
 from meerkat_model.cli.paths import check_output_file
@@ -182,7 +182,7 @@ def parse_overrides(items: list[str], machines: list[str], profile: str) -> dict
     """``KEY=VALUE`` / ``MACHINE.KEY=VALUE`` items -> bounds per machine; names what is wrong.
     A key is known to a machine when its bounds module documents it (``bound_keys``) or the
     profile names it."""
-    known = {m: set(PROFILES[profile].get(m, Bounds()).values) | bound_keys(m) for m in machines}
+    known = {m: set(profile_bounds(profile, m).values) | bound_keys(m) for m in machines}
     out: dict[str, dict[str, int]] = {m: {} for m in machines}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -368,7 +368,7 @@ def _build(args: argparse.Namespace) -> tuple[list[str], int, dict[str, tuple[An
         )
     built = {}
     for name in machines:
-        bounds = {**PROFILES[args.profile].get(name, Bounds()).values, **overrides[name]}
+        bounds = {**profile_bounds(args.profile, name).values, **overrides[name]}
         try:
             built[name] = (MACHINES[name](Bounds(bounds)), bounds)
         except (ValueError, TypeError) as exc:

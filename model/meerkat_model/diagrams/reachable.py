@@ -158,7 +158,7 @@ def reachable_diagram(
     depth = max((int(graph.nodes[s].get("depth", 0)) for s in order), default=0)
     title = (
         f"Reachable states of the {machine!r} model, profile {profile!r}: {count} states, "
-        f"{drawn_edges} transitions, depth {depth}\n"
+        f"{drawn_edges} arrows (state pairs joined by a step), depth {depth}\n"
         f"fill colour = {phase_field or 'none'}; thick dark border = initial state; red = invariant violated"
     )
     dot = DotGraph(

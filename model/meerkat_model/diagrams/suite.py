@@ -229,7 +229,8 @@ def reachable_diagram_of(
         under += " narrowed for drawing (" + ", ".join(f"{k}={v}" for k, v in sorted(narrowed.items())) + ")"
     caption = (
         f"Every reachable state of the {key!r} model under {under} (states equal up to renaming "
-        f"of ids drawn once): {result.states} states, {result.edges} transitions, depth {result.depth}. "
+        f"of ids drawn once): {result.states} states, {result.edges} arrows (state pairs joined by a step; parallel "
+        f"steps drawn once), depth {result.depth}. "
         + (
             f"{len(result.violations)} state(s) violate an invariant (red). "
             if result.violations

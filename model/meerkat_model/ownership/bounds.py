@@ -18,6 +18,11 @@ ops                0        operation ids of the session's registry (0: no regis
 accepts            1        1: workers accept inputs; 0: they accept none (the input lane stays
                             empty: the registry checked against claims, crashes, expiry, control
                             writes and unknown outcomes without the input lane's states)
+probes             0        1: also offer the registry calls the model refuses (registering a
+                            tracked operation, finishing one that is not running, either on a
+                            worker without the session or in doubt): each must be refused, and
+                            one that changes the state where it must not is explored (an
+                            invariant finds what it broke)
 =================  =======  ===============================================================
 """
 
@@ -41,7 +46,15 @@ SESSION_DEFAULTS: dict[str, int] = {
     "write_failures": 0,
     "direct": 0,
 }
-DEFAULTS: dict[str, int] = {"workers": 2, "claims": 3, "fencing": 1, "ambiguous": 1, "ops": 0, "accepts": 1}
+DEFAULTS: dict[str, int] = {
+    "workers": 2,
+    "claims": 3,
+    "fencing": 1,
+    "ambiguous": 1,
+    "ops": 0,
+    "accepts": 1,
+    "probes": 0,
+}
 
 
 class OwnershipBoundsError(ValueError):
@@ -57,6 +70,7 @@ class OwnershipBounds:
     ambiguous: bool
     ops: int
     accepts: bool
+    probes: bool = False
 
     @staticmethod
     def from_bounds(bounds: Bounds) -> OwnershipBounds:
@@ -69,7 +83,7 @@ class OwnershipBounds:
             raise OwnershipBoundsError(f"ownership bound 'claims' must be between 1 and 6, got {values['claims']}")
         if not 0 <= values["ops"] <= 3:
             raise OwnershipBoundsError(f"ownership bound 'ops' must be between 0 and 3, got {values['ops']}")
-        for key in ("fencing", "ambiguous", "accepts"):
+        for key in ("fencing", "ambiguous", "accepts", "probes"):
             if values[key] not in (0, 1):
                 raise OwnershipBoundsError(f"ownership bound {key!r} is a 0/1 switch, got {values[key]}")
         return OwnershipBounds(
@@ -80,4 +94,5 @@ class OwnershipBounds:
             ambiguous=bool(values["ambiguous"]),
             ops=values["ops"],
             accepts=bool(values["accepts"]),
+            probes=bool(values["probes"]),
         )

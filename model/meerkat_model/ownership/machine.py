@@ -83,8 +83,14 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
         values = _session_values(b)
         enabled = {k for k, v in values.items() if v} | ({"ops"} if b.ops else set())
         enabled |= {"accepts"} if b.accepts else set()
+        enabled |= {"ambiguous"} if b.ambiguous else set()
         self._transitions = ownership_transitions(frozenset(enabled))
         self._bound: dict[OwnershipAction, Callable[[OwnershipState], StepResult]] = {}
+        self._registry_probes: list[list[OwnershipAction]] = [[] for _ in self._workers]
+        for w in self._workers:
+            for op in range(b.ops):
+                self._registry_probes[w].append(RegisterOp(w, op))
+                self._registry_probes[w] += [FinishOp(w, op, outcome) for outcome in OUTCOMES]
 
     # --- the protocol -------------------------------------------------------------------
 
@@ -95,11 +101,15 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
         """Per worker: claim and register when it holds no session; otherwise its session
         actions (each with an ambiguous-write variant when it writes), its registry's steps
         (register an untracked operation, finish a running one), renew, release, crash, or
-        reconcile alone when it is in doubt. Then the passing of time."""
+        reconcile alone when it is in doubt. Then the passing of time. With ``probes`` every
+        registry call of every worker is offered too, whatever the operation's state (the ones
+        the model refuses are tried and must be refused)."""
         out: list[OwnershipAction] = []
         b = self.bounds
         for w in self._workers:
             worker = state.workers[w]
+            if b.probes:
+                out += self._registry_probes[w]
             if worker.memory is None:
                 out.append(ClaimRegister(w))
                 continue
@@ -112,7 +122,7 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
                 out.append(On(w, inner))
                 if b.ambiguous and _ambiguous_candidate(inner):
                     out += [Ambiguous(w, inner, 1), Ambiguous(w, inner, 0)]
-            for op, slot in enumerate(worker.ops):
+            for op, slot in enumerate(worker.ops if not b.probes else ()):
                 if slot == RUNNING:
                     out += [FinishOp(w, op, outcome) for outcome in OUTCOMES]
                 elif slot == ABSENT:

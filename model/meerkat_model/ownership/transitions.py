@@ -75,11 +75,14 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     ),
 }
 """Session transitions (by name prefix) that need a session bound switched on."""
+_AMBIGUOUS = ("ambiguous_write_landed", "ambiguous_write_lost", "reconcile")
+"""The worker transitions of writes whose outcome is unknown (only with the ``ambiguous`` bound)."""
 
 
 def ownership_transitions(enabled: frozenset[str]) -> tuple[TransitionDecl, ...]:
     """The declared transitions under bounds whose switched-on session keys are ``enabled``
-    (with ``ops`` when the registry has operation ids, ``accepts`` when workers accept inputs):
+    (with ``ops`` when the registry has operation ids, ``accepts`` when workers accept inputs,
+    ``ambiguous`` when a write's outcome may be unknown):
     the ownership steps, and the session
     transitions a worker can take."""
     excluded = [*_NOT_OFFERED]
@@ -89,5 +92,9 @@ def ownership_transitions(enabled: frozenset[str]) -> tuple[TransitionDecl, ...]
     session = tuple(
         t for t in SESSION_TRANSITIONS if t.name not in _NOT_OFFERED and not t.name.startswith(tuple(excluded))
     )
-    own = OWNERSHIP_ONLY if "ops" in enabled else tuple(t for t in OWNERSHIP_ONLY if t.entity != "operation")
+    own = tuple(
+        t
+        for t in OWNERSHIP_ONLY
+        if ("ops" in enabled or t.entity != "operation") and ("ambiguous" in enabled or t.name not in _AMBIGUOUS)
+    )
     return (*own, *session)
