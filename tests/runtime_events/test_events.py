@@ -19,7 +19,7 @@ from meerkat_runtime.session.retry import RetryPolicy
 from meerkat_runtime.session.testing import Fail, ScriptedExecutor
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
-from meerkat_runtime.vocab.errors import DurableWriteFailed, NotReady, ValidationFailed
+from meerkat_runtime.vocab.errors import DurableWriteFailed, InvalidSetting, NotReady
 from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 from meerkat_runtime.vocab.runtime import RuntimeState
@@ -223,7 +223,7 @@ def test_the_retry_policy_limits_attempts_and_stops_at_errors_it_does_not_retry(
     assert run(runs(RetryPolicy(max_attempts=2, retryable=(Fatal,)))) == 1  # not retryable: abandoned at once
     assert RetryPolicy(backoff_s=1.0, multiplier=2.0, max_backoff_s=3.0).delay(3) == 3.0
     assert 0.5 <= RetryPolicy(backoff_s=1.0, jitter=0.5).delay(1) <= 1.0
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidSetting):
         RetryPolicy(max_attempts=0)
     assert not RetryPolicy(retryable=(KeyError,)).is_retryable(ValueError("x"))
 
