@@ -854,6 +854,7 @@ class MeerkatMachine:
             if session is None:
                 return
             session.unregistered = True
+            session.closed_with_machine = self._closed
             task = asyncio.get_running_loop().create_task(self._unregister_now(session))
             leaving = self._unregistering[runtime_id] = (task, session)
             task.add_done_callback(lambda done: self._unregistered(runtime_id, done))

@@ -29,7 +29,7 @@ from meerkat_runtime.session.executor import CoreExecutor, StopRuntimeExecutor
 from meerkat_runtime.session.persistence import SessionPersistence, Written
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
-from meerkat_runtime.vocab.errors import OwnershipLost, SessionNotFound
+from meerkat_runtime.vocab.errors import MachineClosed, OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import LogicalRuntimeId, RunId, SessionId
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
@@ -99,6 +99,9 @@ class RuntimeSession:
         self.cursors = cursors
         self.last_error: BaseException | None = None
         self.unregistered = False
+        self.closed_with_machine = False
+        """Set when the session was unregistered by the machine's ``close()``: a call still in
+        flight then raises ``MachineClosed``, not ``SessionNotFound``."""
         self.ops_sink: StoreOpsPersistence | None = None
         self.lost_detached = False
         """Set once the session was detached because its claim was lost."""
@@ -142,9 +145,12 @@ class RuntimeSession:
         return self.core.registration
 
     def check_registered(self) -> None:
-        """Raise ``SessionNotFound`` once the session was unregistered and ``OwnershipLost``
-        once its lease was lost (call under the gate)."""
+        """Raise ``SessionNotFound`` once the session was unregistered (``MachineClosed`` when the
+        machine's ``close()`` unregistered it) and ``OwnershipLost`` once its lease was lost (call
+        under the gate)."""
         if self.unregistered:
+            if self.closed_with_machine:
+                raise MachineClosed(f"use session {str(self.session_id)!r}")
             raise SessionNotFound(self.session_id)
         self.claim.check()
 
