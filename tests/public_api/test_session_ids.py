@@ -1,10 +1,11 @@
 """Session ids: a new session's id is a ``str``, non-empty, at most ``MAX_SESSION_ID_BYTES``
 UTF-8 bytes, without control characters (C0 and DEL) or lone surrogates, without whitespace
-at either end, in Unicode NFC form, and without the runtime-id prefix. A bad id is refused with a one-line ``ValidationFailed`` at the call. An id
-only the strict rules refuse is checked against the store on the register path (an earlier
-release may have stored a session under it, see ``test_legacy_session_ids``): reads only, and
-nothing is stored. A store called directly takes any non-empty UTF-8 runtime id (the rule of
-earlier releases), so every id a machine accepts, or ever accepted, the store accepts."""
+at either end, in Unicode NFC form, and without the runtime-id prefix. A bad id is refused with
+a one-line ``ValidationFailed`` at the call. An id only the strict rules refuse is checked
+against the store on the register path (an earlier release may have stored a session under it,
+see ``test_legacy_session_ids``): reads only, and nothing is stored. A store called directly
+takes any non-empty UTF-8 runtime id (the rule of earlier releases), so every id a machine
+accepts, or ever accepted, the store accepts."""
 
 from __future__ import annotations
 
