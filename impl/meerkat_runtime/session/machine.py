@@ -1140,7 +1140,7 @@ class MeerkatMachine:
             raise ExecutorCancelled(f"run {run.run_id} was cancelled")
         try:
             value, output = task.result()
-            check_receipt(run, output)
+            check_receipt(run, output, session)
         except Exception as exc:
             cancelled = isinstance(exc, ExecutorCancelled)
             ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), self._on_fatal)
