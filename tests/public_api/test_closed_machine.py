@@ -4,6 +4,7 @@ store is not asked; ``close()`` stays idempotent and ``unregister_session`` a no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -56,5 +57,26 @@ def test_async_with_on_a_closed_machine_says_it_is_closed(tmp_path: Path) -> Non
                 pass
         with pytest.raises(MachineClosed, match="cannot register session 's'"):
             await machine.register_session("s")
+
+    run(body())
+
+
+def test_calls_in_flight_when_close_runs_say_the_machine_is_closed() -> None:
+    """Accepts that passed the door before ``close()`` and wait for the session's gate (held by
+    the first one's durable write) while ``close()`` unregisters the session end with
+    ``MachineClosed``, never ``SessionNotFound``."""
+
+    async def body() -> None:
+        machine = MeerkatMachine.persistent(InMemoryRuntimeStore())
+        await machine.register_session("s")
+        accepts = [asyncio.create_task(machine.accept_input("s", make_prompt(f"m{i}"))) for i in range(20)]
+        await asyncio.sleep(0)  # every accept has started and waits for the gate
+        closing = asyncio.create_task(machine.close())
+        results = await asyncio.gather(*accepts, return_exceptions=True)
+        await closing
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors, "close() ran before any accept was refused: the test shows nothing"
+        assert all(isinstance(e, MachineClosed) for e in errors), sorted({type(e).__name__ for e in errors})
+        assert all("cannot use session 's'" in str(e) for e in errors)
 
     run(body())

@@ -149,3 +149,55 @@ def test_a_new_session_under_such_an_id_is_still_refused(legacy_store: Path, ses
     run(body())
     with SqliteRuntimeStore(legacy_store) as store:
         assert canonical_runtime_id(session_id) not in store.list_runtimes()
+
+
+LOOKALIKES = {"x": "in-x", " x": "in-lead", "x ": "in-trail", "\u00e9": "in-nfc", "e\u0301": "in-nfd"}
+"""Session ids that look alike: only ``"x"`` and ``"\u00e9"`` (NFC) are new ids today; an earlier
+release also registered the others (whitespace at an end, NFD) as sessions of their own."""
+
+
+@pytest.fixture
+def lookalike_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "lookalike.sqlite"
+
+    async def write() -> None:
+        async with MeerkatMachine.persistent(path) as machine:
+            for session_id, input_id in LOOKALIKES.items():
+                await machine.register_session(session_id)
+                await machine.accept_input(session_id, make_prompt(input_id=input_id))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(machine_module, "session_runtime_id", earlier_release_rule)
+        patched.setattr(validation, "check_runtime_id", earlier_release_store_rule)
+        run(write())
+    return path
+
+
+def test_sessions_shows_lookalike_ids_apart(lookalike_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(["sessions", str(lookalike_store)], capsys)
+    assert (code, err) == (0, "")
+    cells = [line.split("  ")[0] for line in out.splitlines()[1:-1]]
+    assert sorted(cells) == sorted(["x", "' x'", "'x '", "\u00e9", "'e\\u0301'"]), cells
+    for session_id, input_id in LOOKALIKES.items():  # each is reached by its own spelling
+        code, out, err = cli(["inputs", str(lookalike_store), session_id], capsys)
+        assert (code, err) == (0, "") and input_id in out
+        assert all(other not in out for other in LOOKALIKES.values() if other != input_id)
+
+
+def test_lookalike_ids_stored_earlier_still_register_but_new_ones_are_refused(lookalike_store: Path) -> None:
+    async def body() -> None:
+        async with MeerkatMachine.persistent(lookalike_store) as machine:
+            for session_id, input_id in LOOKALIKES.items():
+                assert await machine.register_session_with_executor(session_id, ScriptedExecutor())
+                await machine.settle(session_id)
+                view = await machine.input_state(session_id, input_id)
+                assert view is not None and view.current_state is InputLifecycleState.CONSUMED, view
+            for session_id, problem in (
+                (" y", "starts with whitespace"),
+                ("y ", "ends with whitespace"),
+                ("o\u0301", "not in Unicode NFC form"),
+            ):
+                with pytest.raises(ValidationFailed, match=problem):
+                    await machine.register_session(session_id)
+
+    run(body())

@@ -1,10 +1,11 @@
 """Session ids: a new session's id is a ``str``, non-empty, at most ``MAX_SESSION_ID_BYTES``
-UTF-8 bytes, without control characters (C0 and DEL) or lone surrogates, and without the
-runtime-id prefix. A bad id is refused with a one-line ``ValidationFailed`` at the call. An id
-only the strict rules refuse is checked against the store on the register path (an earlier
-release may have stored a session under it, see ``test_legacy_session_ids``): reads only, and
-nothing is stored. A store called directly takes any non-empty UTF-8 runtime id (the rule of
-earlier releases), so every id a machine accepts, or ever accepted, the store accepts."""
+UTF-8 bytes, without control characters (C0 and DEL) or lone surrogates, without whitespace
+at either end, in Unicode NFC form, and without the runtime-id prefix. A bad id is refused with
+a one-line ``ValidationFailed`` at the call. An id only the strict rules refuse is checked
+against the store on the register path (an earlier release may have stored a session under it,
+see ``test_legacy_session_ids``): reads only, and nothing is stored. A store called directly
+takes any non-empty UTF-8 runtime id (the rule of earlier releases), so every id a machine
+accepts, or ever accepted, the store accepts."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ BAD_IDS: list[tuple[Any, str]] = [
     ("a" * (MAX_SESSION_ID_BYTES + 1), f"is {MAX_SESSION_ID_BYTES + 1} UTF-8 bytes long; at most 1024"),
     ("\u00e9" * (MAX_SESSION_ID_BYTES // 2 + 1), "UTF-8 bytes long; at most 1024"),
     ("x" * (20 << 20), "at most 1024"),
+    (" x", r"starts with whitespace \(U\+0020\); strip it"),
+    ("x ", r"ends with whitespace \(U\+0020\); strip it"),
+    ("x\u00a0", r"ends with whitespace \(U\+00A0\)"),
+    ("\u3000x", r"starts with whitespace \(U\+3000\)"),
+    ("e\u0301", r"is not in Unicode NFC form \('e\\u0301' is a second spelling.*unicodedata.normalize\('NFC', id\)"),
+    ("caf\u0065\u0301 au lait", "not in Unicode NFC form"),
 ]
 
 
@@ -79,7 +86,15 @@ def test_a_bad_session_id_is_refused_at_the_call_and_nothing_is_stored(session_i
 
 @pytest.mark.parametrize(
     "session_id",
-    ["s", "a" * MAX_SESSION_ID_BYTES, "\u00e9" * (MAX_SESSION_ID_BYTES // 2), "tab-free \u2028 text", "\U0001f600"],
+    [
+        "s",
+        "a" * MAX_SESSION_ID_BYTES,
+        "\u00e9" * (MAX_SESSION_ID_BYTES // 2),
+        "tab-free \u2028 text",
+        "\U0001f600",
+        "inner spaces stay",
+        "caf\u00e9",
+    ],
     ids=lambda v: repr(v)[:24],
 )
 def test_every_id_the_machine_accepts_the_sqlite_store_accepts(tmp_path: Path, session_id: str) -> None:

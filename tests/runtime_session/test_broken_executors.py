@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from meerkat_runtime.session import persistence
 from meerkat_runtime.session.completion import Abandoned, Completed, RunFailure
 from meerkat_runtime.session.executor import (
     CoreApplyOutput,
     CoreExecutor,
+    ExecutorError,
     RunControlCommand,
     RunPrimitive,
     RunResult,
@@ -244,3 +246,86 @@ def test_an_accept_and_run_op_that_fails_before_returning_an_awaitable_fails_its
         assert (await view_of(m, item)).current_state is S.CONSUMED
 
     run(body())
+
+
+class _ReturnsTooMuch:
+    """Returns a well-formed output whose result is too large for the input's row."""
+
+    def __init__(self, text: str) -> None:
+        self.calls = 0
+        self.text = text
+
+    async def apply(self, run_id: RunId, primitive: RunPrimitive) -> CoreApplyOutput:
+        self.calls += 1
+        return success_output(primitive, RunResult(self.text))
+
+    async def control(self, command: RunControlCommand) -> None:
+        return None
+
+
+ROW_LIMIT = 64 * 1024
+"""The row size limit these tests use instead of ``MAX_JSON_BYTES`` (64 MiB), so that a result
+too large for its row is small enough to build quickly."""
+
+
+def test_a_result_too_large_for_its_row_fails_each_run_and_the_loop_lives_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad output known before anything is written: each run fails as an executor failure
+    (``executor_failed``: the attempt counted, abandoned after the 3rd with the error stored,
+    the waiter resolved), never as a failed boundary commit (which would detach the loop and
+    leave the waiter pending with the attempt not counted)."""
+    monkeypatch.setattr(persistence, "MAX_JSON_BYTES", ROW_LIMIT)
+
+    async def body() -> None:
+        m, _ = persistent()
+        executor = _ReturnsTooMuch("x" * ROW_LIMIT)
+        assert await m.register_session_with_executor("s", executor)
+        failure = await _fails_every_run_and_lives_on(m, lambda: executor.calls)
+        assert failure.error_type == "ExecutorError", failure
+        assert "cannot be stored" in failure.message and f"over the limit of {ROW_LIMIT} bytes" in failure.message
+        assert await m.last_error("s") is None  # no failed boundary commit
+        await _a_good_executor_runs_the_next_input(m)
+
+    run(body())
+
+
+def test_an_accept_and_run_op_whose_result_is_too_large_fails_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for ``accept_input_and_run``: the caller gets the ``ExecutorError``, the input is
+    Queued again with the attempt counted, the runtime Idle."""
+    monkeypatch.setattr(persistence, "MAX_JSON_BYTES", ROW_LIMIT)
+
+    async def op(run_id: str, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
+        return "value", success_output(primitive, RunResult("x" * ROW_LIMIT))
+
+    async def body() -> None:
+        m, _ = persistent()
+        await m.register_session("s")
+        item = make_prompt("direct")
+        with pytest.raises(ExecutorError, match="cannot be stored"):
+            await m.accept_input_and_run("s", item, op)
+        assert await m.runtime_state("s") is RuntimeState.IDLE
+        view = await view_of(m, item)
+        assert view.current_state is S.QUEUED and view.attempts == 1
+
+    run(body())
+
+
+def test_a_result_that_fits_is_not_encoded_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are encoded before the boundary commit only when the result could make one too
+    large: an ordinary result is checked by its length alone."""
+    checked: list[object] = []
+    too_large = persistence.SessionPersistence.too_large
+
+    def counted(self: persistence.SessionPersistence, *args: Any) -> Any:
+        checked.append(args)
+        return too_large(self, *args)
+
+    monkeypatch.setattr(persistence.SessionPersistence, "too_large", counted)
+
+    async def body() -> None:
+        m, _ = persistent()
+        assert await m.register_session_with_executor("s", ScriptedExecutor(default=Succeed(RunResult("ok"))))
+        _, handle = await m.accept_input_with_completion("s", make_prompt())
+        assert handle is not None and await handle.wait() == Completed(RunResult("ok"))
+
+    run(body())
+    assert checked == []

@@ -22,7 +22,6 @@ from meerkat_runtime.session.executor import CoreApplyOutput, RunPrimitive, RunR
 from meerkat_runtime.session.inputs import HandlingMode, PromptInput, external_event
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record, encode_record, encode_record_checked
-from meerkat_runtime.session.run_end import BoundaryCommitFailed
 from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
 from meerkat_runtime.store import records
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
@@ -289,36 +288,60 @@ def test_a_header_reads_what_the_encoder_leaves_out_or_writes_as_an_integer() ->
 
 def test_a_run_result_too_large_to_read_back_is_never_stored(tmp_path: Path) -> None:
     """A run's result is stored with its input's consumed row; a result that would make the row
-    larger than recovery reads is refused before the boundary is written: the boundary commit
-    fails naming the row's size and the limit, memory goes back to what the store holds (the
-    input queued, its attempt not counted), no receipt and no consumed row is stored, and the
-    store reads back after reopening."""
+    larger than recovery reads is bad executor output, refused before the boundary is written:
+    the run fails as an executor failure naming the row's size and the limit (the attempt
+    counted, the loop attached, no failed boundary commit), no receipt and no consumed row is
+    stored, and the retry's result (a small one) is what the input completes with, also after
+    reopening."""
     disk = Disk("sqlite", tmp_path / "runtime.sqlite")
 
     async def body() -> None:
         machine, store = disk.machine()
-        executor = ScriptedExecutor(Succeed(RunResult("x" * MAX_JSON_BYTES)))
+        executor = ScriptedExecutor(Succeed(RunResult("x" * MAX_JSON_BYTES)), default=Succeed(RunResult("ok")))
         await machine.register_session_with_executor("s", executor)
         item = make_prompt("a")
-        await machine.accept_input("s", item)
-        await machine.settle("s")
-        error = await machine.last_error("s")
-        assert isinstance(error, BoundaryCommitFailed)
-        assert f"the row of input {item.header.id!r} cannot be stored" in str(error)
-        assert f"over the limit of {MAX_JSON_BYTES} bytes" in str(error)
-        del error  # it holds the refused run's plan: freed before going on
-        [(run_id, _)] = executor.applied
+        _, handle = await machine.accept_input_with_completion("s", item)
+        assert handle is not None and await handle.wait() == Completed(RunResult("ok"))
+        assert await machine.last_error("s") is None  # no failed boundary commit
+        [(refused, _), _] = executor.applied
         rt = canonical_runtime_id("s")
-        assert store.load_boundary_receipt(rt, run_id, 0) is None  # no receipt
+        assert store.load_boundary_receipt(rt, refused, 0) is None  # no receipt for the refused run
         record = machine._get("s").core.ledger.records[item.header.id]
-        assert (record.phase, record.attempts) == (S.QUEUED, 0)  # memory as the store holds it
+        assert (record.phase, record.attempts) == (S.CONSUMED, 2)  # the refused attempt counted
         await machine.close()
-        [row] = disk.rows()
-        assert decode_record(row.payload).phase is S.QUEUED  # the accepted row, as it was
         reopened, _ = disk.machine()
         await reopened.register_session("s")
-        assert reopened._get("s").core.ledger.records[item.header.id].phase is S.QUEUED
+        view = await reopened.input_state("s", item.header.id)
+        assert view is not None and view.current_state is S.CONSUMED and view.attempts == 2
         await reopened.close()
+
+    try:
+        run(body())
+    finally:
+        disk.close()
+
+
+def test_the_failure_of_a_result_too_large_names_the_row_size_and_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure stored with the input names the row and the limit (a lowered limit here, so
+    the result stays small)."""
+    monkeypatch.setattr(persistence, "MAX_JSON_BYTES", 64 * 1024)
+    disk = Disk("sqlite", tmp_path / "runtime.sqlite")
+
+    async def body() -> None:
+        machine, _ = disk.machine()
+        executor = ScriptedExecutor(Succeed(RunResult("x" * 64 * 1024)), default=Succeed(RunResult("ok")))
+        await machine.register_session_with_executor("s", executor)
+        item = make_prompt("a")
+        _, handle = await machine.accept_input_with_completion("s", item)
+        assert handle is not None and await handle.wait() == Completed(RunResult("ok"))
+        view = await machine.input_state("s", item.header.id)
+        assert view is not None and view.last_error is not None
+        assert view.last_error.error_type == "ExecutorError"
+        assert f"the row of input {item.header.id!r} cannot be stored" in view.last_error.message
+        assert f"over the limit of {64 * 1024} bytes" in view.last_error.message
+        await machine.close()
 
     try:
         run(body())

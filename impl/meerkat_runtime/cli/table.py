@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from collections.abc import Sequence
+
+from meerkat_runtime.vocab.ids import unambiguous
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -31,7 +34,13 @@ def clip(text: str, width: int = 60) -> str:
 
 
 def id_cell(text: str) -> str:
-    """An id as a table cell or a list shows it: as it is, or its ``repr`` when it holds a
-    character that would break the line (a session an earlier release registered under an id
-    with a control character, such as a newline)."""
-    return text if text.isprintable() else repr(text)
+    """An id as a table cell or a list shows it: as it is, or quoted when it would be mistaken
+    for another (a session an earlier release registered under an id the rules of new ids
+    refuse): its ``repr`` when it holds a character that would break the line (a control
+    character, such as a newline) or has whitespace at either end (``' x'``, ``'x '``), and its
+    ``ascii`` form when it is not in Unicode NFC form (``'e\\u0301'``, beside ``é``)."""
+    if unambiguous(text):
+        return text
+    if text.isprintable() and not unicodedata.is_normalized("NFC", text):
+        return ascii(text)
+    return repr(text)

@@ -239,6 +239,11 @@ class SessionClaimRegistry:
             await self.renew(claim)
         return [claim for claim in self.claims() if claim.lost is not None]
 
+    @property
+    def renewing(self) -> bool:
+        """Whether the background renewal runs (from the first claim until the machine closes)."""
+        return self._renewer is not None and not self._renewer.done()
+
     def _start_renewer(self, config: OwnershipConfig) -> None:
         if config.renew_every_s is None or (self._renewer is not None and not self._renewer.done()):
             return

@@ -7,7 +7,10 @@ sequence) itself, so an executor cannot forge one. Raising :class:`ExecutorError
 run (inputs are retried); raising :class:`ExecutorCancelled` cancels it.
 
 ``control(command)`` delivers out-of-band commands: cancel the current run, cancel after the
-next boundary, or stop for good (the runtime will not call ``apply`` again).
+next boundary, or stop for good (the runtime will not call ``apply`` again). A shutdown waits
+for ``StopRuntimeExecutor`` at most ``EXECUTOR_STOP_LIMIT_S`` (5 s,
+:mod:`meerkat_runtime.session.runtime_session`): after that the call is cancelled and the
+executor abandoned.
 
 An executor may also define ``async def start(self) -> None`` (optional, see
 :func:`start_executor`): it is awaited once when the executor's run loop is attached, before the

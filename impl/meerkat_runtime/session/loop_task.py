@@ -76,7 +76,7 @@ async def apply_run(
     if not isinstance(output, CoreApplyOutput):
         return RunOutcome(error=TypeError(f"executor returned {type(output).__name__}, not CoreApplyOutput"))
     try:
-        check_receipt(run, output)
+        check_receipt(run, output, session)
     except Exception as bad:
         return RunOutcome(error=bad)
     return RunOutcome(output=output)

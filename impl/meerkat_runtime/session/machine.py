@@ -848,16 +848,24 @@ class MeerkatMachine:
     async def _unregister(self, runtime_id: LogicalRuntimeId) -> None:
         """Start (or join) the unregistration of ``runtime_id`` and wait for it; cancelling the
         caller leaves it running to its end."""
+        task = self._begin_unregister(runtime_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    def _begin_unregister(self, runtime_id: LogicalRuntimeId) -> asyncio.Task[None] | None:
+        """The task unregistering ``runtime_id`` (started here if none runs); ``None`` when the
+        session is not registered."""
         leaving = self._unregistering.get(runtime_id)
         if leaving is None:
             session = self._sessions.pop(runtime_id, None)
             if session is None:
-                return
+                return None
             session.unregistered = True
+            session.closed_with_machine = self._closed
             task = asyncio.get_running_loop().create_task(self._unregister_now(session))
             leaving = self._unregistering[runtime_id] = (task, session)
             task.add_done_callback(lambda done: self._unregistered(runtime_id, done))
-        await asyncio.shield(leaving[0])
+        return leaving[0]
 
     def _unregistered(self, runtime_id: LogicalRuntimeId, task: asyncio.Task[None]) -> None:
         leaving = self._unregistering.get(runtime_id)
@@ -920,8 +928,8 @@ class MeerkatMachine:
         await self._claims.settle_registrations()  # registrations in flight finish (or give up) first
         await self._settle_detaches()
         while self._sessions or self._unregistering:
-            for runtime_id in list(self._sessions):
-                await self._unregister(runtime_id)
+            for runtime_id in list(self._sessions):  # side by side: a slow one holds up no other
+                self._begin_unregister(runtime_id)
             if self._unregistering:
                 await asyncio.wait({task for task, _ in self._unregistering.values()})
         await self._claims.stop()
@@ -1132,7 +1140,7 @@ class MeerkatMachine:
             raise ExecutorCancelled(f"run {run.run_id} was cancelled")
         try:
             value, output = task.result()
-            check_receipt(run, output)
+            check_receipt(run, output, session)
         except Exception as exc:
             cancelled = isinstance(exc, ExecutorCancelled)
             ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), self._on_fatal)

@@ -5,7 +5,8 @@ session snapshot is written with it, and the run result is kept with the consume
 its waiters, and later duplicates of its idempotency key, get). :func:`check_output` refuses an
 output that could not be stored and read back with an :class:`ExecutorError` naming the field:
 the run then fails like any executor failure (its input is retried), and nothing of it is
-acknowledged.
+acknowledged. An output too large for the rows its boundary writes is refused the same way, by
+:func:`~meerkat_runtime.session.run_end.check_receipt` (it needs the session's rows).
 """
 
 from __future__ import annotations

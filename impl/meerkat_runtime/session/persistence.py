@@ -34,7 +34,7 @@ the store checks it in the write's own transaction and refuses a stale one with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeGuard, TypeVar
 
@@ -106,6 +106,18 @@ def _loop_quiet(loop: asyncio.AbstractEventLoop) -> bool:
     queue."""
     ready = getattr(loop, "_ready", None)
     return ready is not None and not ready
+
+
+class RowTooLarge(RowFormatError):
+    """An input's row is over the size a reader accepts (a run's result made it too large): it
+    is never written."""
+
+    def __init__(self, input_id: InputId, size: int) -> None:
+        super().__init__(
+            f"the row of input {input_id!r} cannot be stored: {size} bytes, over the limit of {MAX_JSON_BYTES} bytes"
+        )
+        self.input_id = input_id
+        self.size = size
 
 
 class StoredSession(NamedTuple):
@@ -207,13 +219,25 @@ class SessionPersistence:
             row = encode_row(record)
             if self.written.get(record.input_id) != row.payload:
                 if len(row.payload) > MAX_JSON_BYTES:
-                    raise RowFormatError(
-                        f"the row of input {record.input_id!r} cannot be stored: "
-                        f"{len(row.payload)} bytes, over the limit of {MAX_JSON_BYTES} bytes"
-                    )
+                    raise RowTooLarge(record.input_id, len(row.payload))
                 rows.append(row)
                 changed.append(record)
         return Written(rows, changed, covered)
+
+    def may_outgrow(self, input_ids: Iterable[InputId], growth: int) -> bool:
+        """Whether a row of ``input_ids`` grown by up to ``growth`` bytes since it was last
+        written could be over the size a reader accepts (always for a row not written here)."""
+        limit = MAX_JSON_BYTES
+        return any((row := self.written.get(i)) is None or len(row) + growth > limit for i in input_ids)
+
+    def too_large(self, plan: Plan, ledger: InputLedger, input_ids: Iterable[InputId]) -> RowTooLarge | None:
+        """The :class:`RowTooLarge` that writing ``plan`` would raise for a row of ``input_ids``
+        (``None`` when every such row fits). Encodes the rows; writes nothing."""
+        try:
+            self._rows_differing(plan, ledger)
+        except RowTooLarge as exc:
+            return exc if exc.input_id in set(input_ids) else None
+        return None
 
     # --- writes ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from meerkat_runtime.session.completion import CompletedWithoutResult, RuntimeTe
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.core.terminal import completion_of
 from meerkat_runtime.session.executor import CancelCurrentRun, CoreExecutor
-from meerkat_runtime.session.runtime_session import RuntimeSession, stop_detached
+from meerkat_runtime.session.runtime_session import RuntimeSession, bounded_control, stop_detached
 from meerkat_runtime.vocab.errors import DurableWriteFailed
 from meerkat_runtime.vocab.runtime import RuntimeState
 
@@ -152,7 +152,7 @@ def _publish_reconciled(session: RuntimeSession, phase: str, registration: str) 
 
 
 async def _cancel_run(executor: CoreExecutor) -> None:
-    try:
-        await executor.control(CancelCurrentRun("reconciled with the store: the run in flight was dropped"))
-    except Exception:  # advisory: the run's result is discarded anyway
-        return
+    """Advisory (the run's result is discarded anyway): its errors are swallowed, and an executor
+    that does not answer within ``EXECUTOR_STOP_LIMIT_S`` is not waited for (unregistering the
+    session waits for this task)."""
+    await bounded_control(executor, CancelCurrentRun("reconciled with the store: the run in flight was dropped"))

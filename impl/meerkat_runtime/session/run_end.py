@@ -35,7 +35,7 @@ from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError
 from meerkat_runtime.session.output_fields import check_output
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
-from meerkat_runtime.vocab.errors import DurableWriteFailed, OwnershipLost
+from meerkat_runtime.vocab.errors import DurableWriteFailed, InvalidRuntimeTransition, OwnershipLost
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded
 
 FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
@@ -77,11 +77,13 @@ class RunEnd(enum.Enum):
 RunError = DurableWriteFailed | OwnershipLost
 
 
-def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
+def check_receipt(run: CurrentRun, output: CoreApplyOutput, session: RuntimeSession) -> None:
     """The output must be well formed (:func:`check_output`: it is stored with the boundary),
-    its receipt draft must name exactly the run's contributors, in order, and the receipt must
-    be within the size a reader accepts (else the store would refuse it)."""
+    its receipt draft must name exactly the run's contributors, in order, and the receipt and
+    the rows it finishes must be within the size a reader accepts (else the boundary commit
+    would fail)."""
     check_output(output)
+    _check_rows_fit(session, run, output)
     draft = output.receipt
     if tuple(draft.contributing_input_ids) != run.input_ids:
         raise ExecutorError(
@@ -93,6 +95,33 @@ def check_receipt(run: CurrentRun, output: CoreApplyOutput) -> None:
             boundary_receipt(run, draft).to_json()
         except JsonLimitExceeded as exc:
             raise ExecutorError(f"receipt of run {run.run_id} cannot be stored: {exc}") from None
+
+
+_ROW_GROWTH = 64 * 1024
+"""More than a boundary adds to an input's row besides the result's text (history entries, ids,
+phase and counters)."""
+
+
+def _check_rows_fit(session: RuntimeSession, run: CurrentRun, output: CoreApplyOutput) -> None:
+    """``ExecutorError`` when the boundary of ``run`` with ``output`` would write an input row
+    over the size a reader accepts (a result too large): bad output, known before anything is
+    written, so the run fails as an executor failure (retried, then abandoned), not as a
+    failed boundary commit. The rows are encoded only when the result could make one that
+    large (its text at 12 bytes a character beside the row as last written)."""
+    persistence = session.persistence
+    result = output.run_result
+    if not persistence.durable:
+        return
+    if not persistence.may_outgrow(run.input_ids, 12 * (len(result.text) if result else 0) + _ROW_GROWTH):
+        return
+    core = session.core
+    try:
+        plan = core.executor_succeeded(run.run_id, output, time.time())
+    except InvalidRuntimeTransition:  # no longer the current run: its end is not committed
+        return
+    too_large = persistence.too_large(plan, core.ledger, run.input_ids)
+    if too_large is not None:
+        raise ExecutorError(f"the output of run {run.run_id} cannot be stored: {too_large}")
 
 
 def _receipt_may_be_too_large(run: CurrentRun, digest: str | None) -> bool:

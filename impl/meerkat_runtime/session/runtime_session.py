@@ -25,11 +25,11 @@ from meerkat_runtime.session.completion import CompletionRegistry, RuntimeTermin
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.dispatch import CompositionDispatch
-from meerkat_runtime.session.executor import CoreExecutor, StopRuntimeExecutor
+from meerkat_runtime.session.executor import CoreExecutor, RunControlCommand, StopRuntimeExecutor
 from meerkat_runtime.session.persistence import SessionPersistence, Written
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
-from meerkat_runtime.vocab.errors import OwnershipLost, SessionNotFound
+from meerkat_runtime.vocab.errors import MachineClosed, OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import LogicalRuntimeId, RunId, SessionId
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
@@ -99,6 +99,9 @@ class RuntimeSession:
         self.cursors = cursors
         self.last_error: BaseException | None = None
         self.unregistered = False
+        self.closed_with_machine = False
+        """Set when the session was unregistered by the machine's ``close()``: a call still in
+        flight then raises ``MachineClosed``, not ``SessionNotFound``."""
         self.ops_sink: StoreOpsPersistence | None = None
         self.lost_detached = False
         """Set once the session was detached because its claim was lost."""
@@ -142,9 +145,12 @@ class RuntimeSession:
         return self.core.registration
 
     def check_registered(self) -> None:
-        """Raise ``SessionNotFound`` once the session was unregistered and ``OwnershipLost``
-        once its lease was lost (call under the gate)."""
+        """Raise ``SessionNotFound`` once the session was unregistered (``MachineClosed`` when the
+        machine's ``close()`` unregistered it) and ``OwnershipLost`` once its lease was lost (call
+        under the gate)."""
         if self.unregistered:
+            if self.closed_with_machine:
+                raise MachineClosed(f"use session {str(self.session_id)!r}")
             raise SessionNotFound(self.session_id)
         self.claim.check()
 
@@ -182,16 +188,51 @@ class RuntimeSession:
         return executor, loop_task, apply_task
 
 
+EXECUTOR_STOP_LIMIT_S = 5.0
+"""How long the runtime waits for an executor's ``control(StopRuntimeExecutor(...))`` (when a
+session is unregistered, the machine closes, or a loop is detached), in seconds. An executor
+still stopping after it is abandoned: the call is cancelled (not awaited further) and the
+shutdown goes on, so one executor that never returns does not hold up the others or the
+release of the leases."""
+
+_abandoned: set[asyncio.Task[Any]] = set()
+"""Stop calls abandoned after :data:`EXECUTOR_STOP_LIMIT_S` (cancelled, kept referenced until
+they end)."""
+
+
 async def stop_detached(parts: Detached, reason: str) -> None:
-    """Cancel a detached loop / in-flight apply and tell the executor to stop (once). Call with
-    the gate released; never cancels the calling task."""
+    """Cancel a detached loop / in-flight apply and tell the executor to stop (once), waiting at
+    most :data:`EXECUTOR_STOP_LIMIT_S` for it. Call with the gate released; never cancels the
+    calling task."""
     executor, loop_task, apply_task = parts
     current = asyncio.current_task()
     for task in (apply_task, loop_task):
         if task is not None and task is not current and not task.done():
             task.cancel()
     if executor is not None:
-        try:
-            await executor.control(StopRuntimeExecutor(reason))
-        except Exception:  # a misbehaving executor must not fail the caller
-            return
+        await bounded_control(executor, StopRuntimeExecutor(reason))
+
+
+async def bounded_control(executor: CoreExecutor, command: RunControlCommand) -> None:
+    """``executor.control(command)`` in a task of its own, waited for at most
+    :data:`EXECUTOR_STOP_LIMIT_S`; after that the task is cancelled and abandoned. Errors of the
+    executor are swallowed (a misbehaving executor must not fail the caller); cancelling the
+    caller cancels the call."""
+    call = asyncio.get_running_loop().create_task(_control(executor, command))
+    try:
+        await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
+    finally:
+        if not call.done():
+            call.cancel()
+            _abandoned.add(call)
+            call.add_done_callback(_abandoned.discard)
+        call.add_done_callback(_retrieve)
+
+
+async def _control(executor: CoreExecutor, command: RunControlCommand) -> None:
+    await executor.control(command)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # the executor's error is advisory: retrieved, never raised

@@ -11,6 +11,7 @@ import re
 import struct
 import threading
 import time
+import unicodedata
 import uuid
 from typing import NewType
 
@@ -144,7 +145,10 @@ def id_problem(text: str, max_bytes: int) -> str | None:
     """What is wrong with ``text`` as a session or runtime id, as a phrase following the id's
     name (``None`` when nothing is): empty, a control character (C0 controls U+0000..U+001F and
     DEL U+007F: they cannot be typed on a command line or shown in one table row), a lone
-    surrogate (not UTF-8 text), or more than ``max_bytes`` UTF-8 bytes."""
+    surrogate (not UTF-8 text), more than ``max_bytes`` UTF-8 bytes, whitespace at either end
+    (``" x"`` and ``"x "`` would be sessions apart from ``"x"`` that a table shows alike), or
+    text not in Unicode NFC form (a second spelling of an id that looks the same: ``"e\u0301"``
+    beside ``"\u00e9"``)."""
     if not text:
         return "must not be empty"
     bad = None if text.isprintable() else _NOT_ID_TEXT.search(text)  # controls, surrogates: not printable
@@ -160,7 +164,26 @@ def id_problem(text: str, max_bytes: int) -> str | None:
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             return f"is {size} UTF-8 bytes long; at most {max_bytes} are allowed"
+    if text[0].isspace() or text[-1].isspace():
+        end, char = ("starts", text[0]) if text[0].isspace() else ("ends", text[-1])
+        return f"{end} with whitespace (U+{ord(char):04X}); strip it (id.strip())"
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        return (
+            f"is not in Unicode NFC form ({ascii(text) if len(text) <= 60 else 'spelled'} is a second spelling of an "
+            "id that looks the same); use unicodedata.normalize('NFC', id)"
+        )
     return None
+
+
+def unambiguous(text: str) -> bool:
+    """Whether ``text`` shows as itself without being mistaken for another id: printable, no
+    whitespace at either end, and in Unicode NFC form (the stores take ids that are not:
+    earlier releases registered them)."""
+    if not text.isprintable():
+        return False
+    if text and (text[0].isspace() or text[-1].isspace()):
+        return False
+    return text.isascii() or unicodedata.is_normalized("NFC", text)
 
 
 def stored_id_problem(text: str) -> str | None:
