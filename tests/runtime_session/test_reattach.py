@@ -23,6 +23,7 @@ from meerkat_runtime.vocab.errors import InvalidSetting
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
+from tests.ownership.helpers import two_workers
 from tests.runtime_session.helpers import S, make_prompt, persistent, run, view_of
 
 ANSWER = Succeed(RunResult("answer"))
@@ -172,6 +173,59 @@ def test_ending_the_session_during_a_pending_re_attach_ends_it_cleanly(ending: s
             await m.close()
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         assert left == []  # nothing of the machine outlives its close
+
+    run(body())
+
+
+@pytest.mark.parametrize("control", ["stop_runtime", "destroy_runtime"])
+def test_stopping_or_destroying_the_runtime_ends_a_pending_re_attach(control: str) -> None:
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply")  # refused, nothing written: the session is not in doubt
+        store.fail_always("load_high_water")  # the re-attach's probe keeps failing
+        session = m._sessions[canonical_runtime_id("s")]
+        await m.accept_input("s", make_prompt("q"))
+        await _until(lambda: store.injected("load_high_water") >= 2, "two failed tries")
+        task = session.reattach_task
+        assert task is not None and not task.done()
+        await getattr(m, control)("s")
+        async with asyncio.timeout(10):
+            await asyncio.wait({task})
+        store.clear()
+        assert ex.starts == 1 and not await m.executor_ready("s")
+        await m.close()
+
+    run(body())
+
+
+def test_losing_the_lease_to_another_worker_ends_a_pending_re_attach() -> None:
+    async def body() -> None:
+        w = two_workers()
+        ex = ScriptedExecutor(default=ANSWER)
+        await w.a.register_session_with_executor("s", ex)
+        w.store_a.fail_next("atomic_apply")
+        w.store_a.fail_always("load_high_water")
+        session = w.a._sessions[canonical_runtime_id("s")]
+        item = make_prompt("q")
+        await w.a.accept_input("s", item)
+        await _until(lambda: w.store_a.injected("load_high_water") >= 2, "two failed tries")
+        task = session.reattach_task
+        assert task is not None and not task.done()
+        w.expire()
+        other = ScriptedExecutor(default=ANSWER)
+        assert await w.b.ensure_session_with_executor("s", other)  # B takes the session over
+        await w.a.renew_leases_now()  # A learns it lost the lease
+        async with asyncio.timeout(10):
+            await asyncio.wait({task})
+        w.store_a.clear()
+        assert ex.starts == 1  # never attached again on A
+        await w.b.settle("s")
+        assert [ids for _, ids in other.applied] == [(item.header.id,)]  # B runs the input
+        await w.a.close()
+        await w.b.close()
 
     run(body())
 

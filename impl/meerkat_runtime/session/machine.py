@@ -884,6 +884,8 @@ class MeerkatMachine:
                 return
             if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
                 return  # another caller attached (or is attaching) a loop
+            if session.core.phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
+                return  # stopped or destroyed meanwhile: no loop to attach
             try:
                 if store is not None:  # does the store answer? (one single-row read)
                     await session.persistence.read(lambda: store.load_high_water(runtime_id))
