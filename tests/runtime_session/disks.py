@@ -36,10 +36,10 @@ class Disk:
         self.handles.append(inner)
         return FaultInjectingStore(inner)
 
-    def machine(self, store: Any = None) -> tuple[MeerkatMachine, FaultInjectingStore]:
+    def machine(self, store: Any = None, *, reattach: bool = True) -> tuple[MeerkatMachine, FaultInjectingStore]:
         """A machine (same worker as every other machine of the test) on a new handle."""
         handle = store if store is not None else self.open()
-        machine, _ = persistent(handle, offload_store_calls=False)
+        machine, _ = persistent(handle, offload_store_calls=False, reattach=reattach)
         return machine, handle
 
     def rows(self, session_id: str = "s") -> list[InputRow]:

@@ -50,9 +50,12 @@ class RecordingStore(InMemoryRuntimeStore):
 
 
 def _machine(storage: MemoryStorage | None = None) -> tuple[MeerkatMachine, FaultInjectingStore, RecordingStore]:
+    """A machine that leaves a loop a failed boundary commit detached as it is (``reattach``
+    off): these tests look at the rows while it is, and attach a loop again themselves."""
     recording = RecordingStore(storage)
     store = FaultInjectingStore(recording)
-    return MeerkatMachine.persistent(store, offload_store_calls=False, ownership=SAME_WORKER), store, recording
+    machine = MeerkatMachine.persistent(store, offload_store_calls=False, ownership=SAME_WORKER, reattach=False)
+    return machine, store, recording
 
 
 def _stored(store: object, input_id: str) -> tuple[S, int]:

@@ -395,7 +395,7 @@ def test_boundary_commit_failure_requeues_goes_idle_and_stops_the_executor() -> 
 
         store = FaultInjectingStore(InMemoryRuntimeStore())
         store.fail_always("atomic_apply")
-        m, _ = persistent(store)
+        m, _ = persistent(store, reattach=False)  # the application attaches the loop again
         ex = ScriptedExecutor()
         await m.register_session_with_executor("s", ex)
         item = make_prompt()
@@ -487,7 +487,7 @@ def test_boundary_commit_failure_while_draining_a_retired_runtime_stays_retired(
         from meerkat_runtime.store.faults import FaultInjectingStore
 
         store = FaultInjectingStore(InMemoryRuntimeStore())
-        m, _ = persistent(store)
+        m, _ = persistent(store, reattach=False)  # the loop stays detached (no re-attach)
         ex = ScriptedExecutor(default=Block())
         await m.register_session_with_executor("s", ex)
         await queue_behind_run(m, ex, make_prompt("a"), make_prompt("b"))

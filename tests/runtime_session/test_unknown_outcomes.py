@@ -276,7 +276,7 @@ def test_boundary_commit_with_an_after_write_error_completes_the_run_once(disk: 
 
 def test_boundary_commit_whose_outcome_cannot_be_read_back_is_not_run_again(disk: Disk) -> None:
     async def body() -> None:
-        m, store = disk.machine()
+        m, store = disk.machine(reattach=False)  # the application attaches the loop again
         ex = ScriptedExecutor(default=Succeed(RunResult("answer")))
         await m.register_session_with_executor("s", ex)
         store.fail_next("atomic_apply", after_write=True)

@@ -122,7 +122,12 @@ class _Worker:
         self.dropping = DroppingStore(self.file)
         self.store = FaultInjectingStore(cast(RuntimeStore, self.dropping))
         config = OwnershipConfig(owner_id=name, lease_s=LEASE_S, renew_every_s=None, clock=clock)
-        self.runtime = MeerkatMachine.persistent(self.store, offload_store_calls=False, ownership=config)
+        # reattach off: the session model attaches a loop only through the attach actions this
+        # harness drives; the machine's own re-attach after boundary_commit_failed would be a
+        # step the model never took.
+        self.runtime = MeerkatMachine.persistent(
+            self.store, offload_store_calls=False, ownership=config, reattach=False
+        )
         self.executor = ScriptedExecutor(default=Block())
         self.runs_seen = 0
         self.handles: dict[int, CompletionHandle] = {}

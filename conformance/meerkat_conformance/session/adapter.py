@@ -260,7 +260,12 @@ class _Process:
         self.loop = asyncio.new_event_loop()
         self.inner: RuntimeStore = disk.open()
         self.store = FaultInjectingStore(self.inner)
-        self.runtime = runtime_class.persistent(self.store, offload_store_calls=False, ownership=WORKER, retry=retry)
+        # reattach off: the model attaches a loop only through its own attach actions
+        # (begin_attach / finish_attach, which this harness drives); a loop the machine attached
+        # by itself after boundary_commit_failed would be a step the model never took.
+        self.runtime = runtime_class.persistent(
+            self.store, offload_store_calls=False, ownership=WORKER, retry=retry, reattach=False
+        )
         self.executor = ScriptedExecutor(default=Block())
         """The executor of the session's run loop."""
         self.direct_executor = ScriptedExecutor(default=Block())

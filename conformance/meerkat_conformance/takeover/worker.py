@@ -52,6 +52,9 @@ from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.errors import MeerkatError, OwnershipLost, WriteOutcomeUnknown
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
+DRAIN_WAIT_S = 45.0
+"""How long ``drain`` waits for the owned sessions' queues to empty (the drivers wait 60 s)."""
+
 
 def emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
@@ -211,23 +214,25 @@ class Worker:
         emit(reply | {"store_unknown": bool(unknown)})
 
     async def drain(self) -> int:
-        """Run every queued input of the sessions this worker owns; a run loop that stopped (a
-        boundary commit failed while its connection was terminated) is attached again."""
+        """Run every queued input of the sessions this worker owns. A run loop a failed boundary
+        commit detached (its connection was terminated during the commit) is not attached again
+        here: the machine attaches it again by itself once the store answers (``reattach``), so
+        this only waits (at most ``DRAIN_WAIT_S`` in all)."""
         left = 0
+        deadline = asyncio.get_running_loop().time() + DRAIN_WAIT_S
         for session in sorted(self.owned):
-            for _ in range(200):
+            while True:
                 left = len(await self.machine.list_active_inputs(session))
                 if not left:
                     break
-                if not await self.machine.executor_ready(session):
-                    claim = self.machine.session_claim_handle().get(canonical_runtime_id(session))
-                    if claim is None or claim.fence is None or not claim.owned:
-                        break
-                    executor = LoggingExecutor(self.log, session, self.rng.randrange(1 << 30))
-                    executor.token = claim.fence.token
-                    await self.machine.ensure_session_with_executor(session, executor)
-                await self.machine.settle(session)
-                await asyncio.sleep(0.001)
+                claim = self.machine.session_claim_handle().get(canonical_runtime_id(session))
+                if claim is None or claim.fence is None or not claim.owned:
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    return left
+                if await self.machine.executor_ready(session):
+                    await self.machine.settle(session)
+                await asyncio.sleep(0.005)
             if left:
                 return left
         return left

@@ -7,13 +7,18 @@ sequence) itself, so an executor cannot forge one. Raising :class:`ExecutorError
 run (inputs are retried); raising :class:`ExecutorCancelled` cancels it.
 
 ``control(command)`` delivers out-of-band commands: cancel the current run, cancel after the
-next boundary, or stop for good (the runtime will not call ``apply`` again). A shutdown waits
-for ``StopRuntimeExecutor`` at most ``EXECUTOR_STOP_LIMIT_S`` (5 s,
+next boundary, or stop (``StopRuntimeExecutor``: the loop driving the executor is gone). After a
+stop the runtime calls ``apply`` again only if it attaches the executor again, ``start()``
+first: a machine built with ``reattach=True`` (the default) does so after a failed boundary
+commit, once the store answers (:mod:`meerkat_runtime.session.reattach`), so an executor must
+accept being started again after a stop, or the application builds the machine with
+``reattach=False`` and attaches a loop itself. A shutdown waits for
+``StopRuntimeExecutor`` at most ``EXECUTOR_STOP_LIMIT_S`` (5 s,
 :mod:`meerkat_runtime.session.runtime_session`): after that the call is cancelled and the
 executor abandoned.
 
 An executor may also define ``async def start(self) -> None`` (optional, see
-:func:`start_executor`): it is awaited once when the executor's run loop is attached, before the
+:func:`start_executor`): it is awaited each time the executor's run loop is attached, before the
 loop exists; if it raises, nothing is attached (``ExecutorStartFailed``, the model's
 ``attach_failed``). Open connections or warm caches there. An object without a callable
 ``apply`` or ``control`` is refused the same way, before ``start()``.
@@ -114,8 +119,9 @@ class CoreExecutor(Protocol):
 
 
 class StartableExecutor(CoreExecutor, Protocol):
-    """A ``CoreExecutor`` with the optional attach hook: ``start()`` is awaited once when its run
-    loop is attached; raising fails the attachment (``ExecutorStartFailed``)."""
+    """A ``CoreExecutor`` with the optional attach hook: ``start()`` is awaited each time its run
+    loop is attached (again after a failed boundary commit, when the machine re-attaches it);
+    raising fails the attachment (``ExecutorStartFailed``)."""
 
     async def start(self) -> None: ...
 

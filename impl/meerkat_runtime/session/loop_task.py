@@ -8,7 +8,8 @@ lane's head) and stage it as a new run (``start_run``); release the gate and awa
 abandoned after its 3rd failed attempt; the loop keeps draining, so a lone failing input is
 tried ``max_attempts`` times and then abandoned, after the retry policy's backoff between
 attempts, and a failing executor never spins), cancellation,
-a failed boundary commit (the loop detaches and the executor is told to stop), a failed
+a failed boundary commit (the loop detaches, the executor is told to stop and ``on_detached``
+is handed it: the machine attaches it again once the store answers), a failed
 terminal snapshot (the session is unregistered through ``on_fatal``) or a commit refused for
 ownership (the loop stops).
 
@@ -39,7 +40,7 @@ from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorCancelled, RunPrimitive
 from meerkat_runtime.session.packed_record import unpack
 from meerkat_runtime.session.reconcile import reconcile
-from meerkat_runtime.session.run_end import FatalHandler, RunEnd, RunOutcome, check_receipt, end_run
+from meerkat_runtime.session.run_end import DetachedHandler, FatalHandler, RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession
 from meerkat_runtime.vocab.errors import DurableWriteFailed, RecoveryCorruption
 from meerkat_runtime.vocab.ids import new_run_id
@@ -107,7 +108,12 @@ def _failed(exc: BaseException) -> RunOutcome:
     return RunOutcome(error=exc)
 
 
-async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: FatalHandler) -> None:
+async def run_loop(
+    session: RuntimeSession,
+    executor: CoreExecutor,
+    on_fatal: FatalHandler,
+    on_detached: DetachedHandler | None = None,
+) -> None:
     """Body of the loop task; returns when the session detaches it."""
     me = asyncio.current_task()
     try:
@@ -118,7 +124,7 @@ async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: Fa
             if session.loop_task is not me or session.lost is not None:
                 return
             session.loop_state = LoopState.WORKING
-            if not await _drain(session, executor, me, on_fatal):
+            if not await _drain(session, executor, me, on_fatal, on_detached):
                 return
     finally:
         if session.loop_task is me or session.loop_task is None:
@@ -126,7 +132,11 @@ async def run_loop(session: RuntimeSession, executor: CoreExecutor, on_fatal: Fa
 
 
 async def _drain(
-    session: RuntimeSession, executor: CoreExecutor, me: asyncio.Task[Any] | None, on_fatal: FatalHandler
+    session: RuntimeSession,
+    executor: CoreExecutor,
+    me: asyncio.Task[Any] | None,
+    on_fatal: FatalHandler,
+    on_detached: DetachedHandler | None = None,
 ) -> bool:
     """Run inputs until no run can start (the lanes are empty, or the phase does not drain).
     Returns ``False`` when the loop must exit."""
@@ -161,7 +171,7 @@ async def _drain(
         session.loop_state = LoopState.APPLYING
         outcome = await apply_run(session, executor, run, primitive)
         session.loop_state = LoopState.WORKING
-        ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me)
+        ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me, on_detached=on_detached)
         if ended in (RunEnd.LOOP_GONE, RunEnd.DETACHED, RunEnd.FATAL, RunEnd.OWNERSHIP_LOST):
             return False
         if outcome.error is not None and ended is RunEnd.COMMITTED:

@@ -91,7 +91,8 @@ from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
-from meerkat_runtime.session.run_end import RunEnd, RunOutcome, check_receipt, end_run
+from meerkat_runtime.session.row_codec import RowFormatError
+from meerkat_runtime.session.run_end import BoundaryCommitFailed, RunEnd, RunOutcome, check_receipt, end_run
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.high_water import HighWater
@@ -105,6 +106,7 @@ from meerkat_runtime.vocab.errors import (
     MachineClosed,
     NotReady,
     OwnershipLost,
+    RuntimeDestroyed,
     SessionNotFound,
     ValidationFailed,
 )
@@ -190,6 +192,7 @@ def _check_settings(
     *,
     offload_store_calls: object,
     close_store: object,
+    reattach: object = True,
     max_input_bytes: int,
     retry: object,
     retention: object,
@@ -220,7 +223,11 @@ def _check_settings(
         raise InvalidSetting(
             f"ownership must be an OwnershipConfig or None, got {type(ownership).__name__} {ownership!r:.60}"
         )
-    for name, flag in (("offload_store_calls", offload_store_calls), ("close_store", close_store)):
+    for name, flag in (
+        ("offload_store_calls", offload_store_calls),
+        ("close_store", close_store),
+        ("reattach", reattach),
+    ):
         if not isinstance(flag, bool):
             raise InvalidSetting(f"{name} must be True or False, got {flag!r:.60}")
     InputLimits(max_input_bytes)
@@ -273,6 +280,7 @@ class MeerkatMachine:
         retry: RetryPolicy | None = None,
         close_store: bool = False,
         retention: RetentionPolicy | None = None,
+        reattach: bool = True,
     ) -> None:
         _check_settings(
             store,
@@ -280,6 +288,7 @@ class MeerkatMachine:
             ownership,
             offload_store_calls=offload_store_calls,
             close_store=close_store,
+            reattach=reattach,
             max_input_bytes=max_input_bytes,
             retry=retry,
             retention=retention,
@@ -300,6 +309,7 @@ class MeerkatMachine:
         self._close_store = close_store and store is not None
         self._blobs = blob_store
         self._offload = offload_store_calls
+        self._reattach = reattach
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
         self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
         self.events = EventBus(self._claims.owner_id)
@@ -323,9 +333,10 @@ class MeerkatMachine:
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         retry: RetryPolicy | None = None,
         retention: RetentionPolicy | None = None,
+        reattach: bool = True,
     ) -> MeerkatMachine:
-        """Sessions live in memory only."""
-        return cls(None, max_input_bytes=max_input_bytes, retry=retry, retention=retention)
+        """Sessions live in memory only (``reattach``: see :meth:`persistent`)."""
+        return cls(None, max_input_bytes=max_input_bytes, retry=retry, retention=retention, reattach=reattach)
 
     @classmethod
     def persistent(
@@ -339,6 +350,7 @@ class MeerkatMachine:
         retry: RetryPolicy | None = None,
         close_store: bool | None = None,
         retention: RetentionPolicy | None = None,
+        reattach: bool = True,
     ) -> MeerkatMachine:
         """Durable sessions. Without ``blob_store``, inputs carrying inline images are refused.
 
@@ -362,6 +374,12 @@ class MeerkatMachine:
         ``retention`` says how many finished inputs each session keeps and for how long — its
         idempotency window (:class:`~meerkat_runtime.session.retention_policy.RetentionPolicy`;
         default: the most recent 10,000).
+        ``reattach`` (on by default): after a run's boundary commit failed (the
+        ``boundary_commit_failed`` event: the loop was detached and its executor told to stop),
+        the machine attaches the same executor again once the store answers, retrying with a
+        bounded backoff (:mod:`meerkat_runtime.session.reattach`; the executor's ``start()`` is
+        awaited again). With ``False`` the session only queues input after such a failure until
+        the application calls :meth:`ensure_session_with_executor` again.
         """
         if store is None:
             raise InvalidSetting(
@@ -380,6 +398,7 @@ class MeerkatMachine:
                 ownership,
                 offload_store_calls=offload_store_calls,
                 close_store=False,
+                reattach=reattach,
                 max_input_bytes=max_input_bytes,
                 retry=retry,
                 retention=retention,
@@ -399,6 +418,7 @@ class MeerkatMachine:
                 retry=retry,
                 close_store=owned,
                 retention=retention,
+                reattach=reattach,
             )
         except BaseException:
             if opened is not store:
@@ -779,6 +799,11 @@ class MeerkatMachine:
         ``ExecutorStartFailed`` is raised with the error as its ``cause``.
         """
         session = await self._ensure_registered(session_id)
+        return await self._attach(session, executor)
+
+    async def _attach(self, session: RuntimeSession, executor: CoreExecutor) -> bool:
+        """Attach a run loop driving ``executor`` to the registered ``session`` (what
+        :meth:`ensure_session_with_executor` does once the session is registered)."""
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
             events.emit_step(session, "begin_attach_noop")
             return False
@@ -818,7 +843,7 @@ class MeerkatMachine:
 
     async def _loop_main(self, session: RuntimeSession, executor: CoreExecutor) -> None:
         try:
-            await run_loop(session, executor, self._on_fatal)
+            await run_loop(session, executor, self._on_fatal, self._on_detached)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a defect in the loop: keep the error, detach, keep the session
@@ -829,6 +854,47 @@ class MeerkatMachine:
                 else:
                     return
             await stop_detached(parts, f"runtime loop failed: {exc}")
+
+    def _on_detached(self, session: RuntimeSession, executor: CoreExecutor, error: BoundaryCommitFailed) -> None:
+        """A failed boundary commit detached the session's loop and told ``executor`` to stop:
+        with ``reattach`` on, attach it again in the background (one task per session). Not
+        when the commit was refused before the store was asked (a run result too large for its
+        input's row): the store is not what failed, and the same run may be refused again."""
+        if not self._reattach or self._closed or session.unregistered or session.lost is not None:
+            return
+        if isinstance(error.cause, RowFormatError):
+            return
+        if self._sessions.get(session.runtime_id) is not session:
+            return
+        running = session.reattach_task
+        if running is not None and not running.done():
+            return
+        session.reattach_task = session.spawn(self._reattach_loop(session, executor))
+
+    async def _reattach_loop(self, session: RuntimeSession, executor: CoreExecutor) -> None:
+        """Try to attach ``executor`` again until it is attached, another caller attached a
+        loop, or the session can no longer have one (:mod:`meerkat_runtime.session.reattach`)."""
+        store = session.persistence.store
+        runtime_id = session.runtime_id
+        while True:
+            await asyncio.sleep(session.reattach_backoff.next_delay())
+            if self._closed or session.unregistered or session.lost is not None:
+                return
+            if self._sessions.get(runtime_id) is not session:
+                return
+            if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
+                return  # another caller attached (or is attaching) a loop
+            if session.core.phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
+                return  # stopped or destroyed meanwhile: no loop to attach
+            try:
+                if store is not None:  # does the store answer? (one single-row read)
+                    await session.persistence.read(lambda: store.load_high_water(runtime_id))
+                await self._attach(session, executor)
+            except (OwnershipLost, SessionNotFound, NotReady, RuntimeDestroyed, MachineClosed):
+                return  # lost to another worker, unregistered, stopped or destroyed
+            except Exception:  # the store cannot be read yet, or start() failed: try again later
+                continue
+            return
 
     async def _on_fatal(self, session: RuntimeSession, error: BaseException) -> None:
         if self._sessions.get(session.runtime_id) is session:
@@ -891,6 +957,9 @@ class MeerkatMachine:
                 )
         if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
             session.ops_sink.close()
+        reattaching = session.reattach_task
+        if reattaching is not None and reattaching is not asyncio.current_task():
+            reattaching.cancel()  # no executor is attached to an unregistered session
         await stop_detached(parts, "runtime session unregistered")
         _, loop_task, _ = parts
         pending = {t for t in (loop_task, *session.background) if t is not None and t is not asyncio.current_task()}

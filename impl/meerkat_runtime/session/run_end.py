@@ -6,7 +6,9 @@ loop and ``accept_input_and_run``.
 * cancellation → ``interrupt``: one lifecycle commit;
 * the boundary commit fails → ``boundary_commit_failed``: memory goes back to what the store
   holds (inputs Queued, attempt not counted, phase Idle or Retired), the loop is detached and
-  the executor told to stop; :class:`BoundaryCommitFailed`;
+  the executor told to stop; :class:`BoundaryCommitFailed`; then ``on_detached`` is handed
+  that executor (the machine attaches it again once the store answers,
+  :mod:`meerkat_runtime.session.reattach`);
 * the lifecycle commit after a failure or cancellation fails → ``terminal_snapshot_failed``:
   the session is unregistered (``on_fatal``) and the error kept in ``session.last_error``;
 * the session is in doubt (an earlier write's outcome unknown): it reconciles with the store
@@ -31,7 +33,7 @@ from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import RunFailure
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.run_loop import boundary_receipt
-from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError
+from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorError
 from meerkat_runtime.session.output_fields import check_output
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
@@ -40,6 +42,10 @@ from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded
 
 FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
 """Called (gate released) when a run's terminal snapshot failed; unregisters the session."""
+
+DetachedHandler = Callable[[RuntimeSession, CoreExecutor, "BoundaryCommitFailed"], None]
+"""Called (gate released) after a failed boundary commit detached the session's loop and its
+executor was told to stop, with that executor and the error (the machine's re-attach)."""
 
 
 class BoundaryCommitFailed(DurableWriteFailed):
@@ -190,14 +196,18 @@ async def end_run(
     on_fatal: FatalHandler,
     *,
     loop_task: asyncio.Task[Any] | None = None,
+    on_detached: DetachedHandler | None = None,
 ) -> tuple[RunEnd, RunError | None]:
     """Take the gate and, if ``run`` is still current (and ``loop_task``, when given, is still
     the session's loop), commit its end (:func:`commit_run_end`). Then, with the gate released:
-    after a failed boundary commit the detached loop and executor are stopped; after a failed
-    terminal snapshot ``on_fatal`` unregisters the session. A failed commit's error is returned
-    (and kept in ``session.last_error``), not raised."""
+    after a failed boundary commit the detached loop and executor are stopped and
+    ``on_detached`` gets that executor (when one was attached); after a failed terminal snapshot
+    ``on_fatal`` unregisters the session. A failed commit's error is returned (and kept in
+    ``session.last_error``), not raised. A boundary commit that lands resets the session's
+    re-attach backoff."""
     parts: Detached | None = None
     error: DurableWriteFailed | None = None
+    failed_boundary: BoundaryCommitFailed | None = None
     async with session.gate:
         if loop_task is not None and session.loop_task is not loop_task:
             return RunEnd.LOOP_GONE, None
@@ -209,8 +219,10 @@ async def end_run(
         try:
             if not await commit_run_end(session, run, outcome):
                 return RunEnd.STALE, None
+            if outcome.output is not None:
+                session.reattach_backoff.reset()
         except BoundaryCommitFailed as exc:
-            session.last_error = error = exc
+            session.last_error = error = failed_boundary = exc
             parts = session.detach()
         except DurableWriteFailed as exc:
             session.last_error = error = exc
@@ -220,6 +232,9 @@ async def end_run(
             return RunEnd.OWNERSHIP_LOST, lost
     if parts is not None and error is not None:
         await stop_detached(parts, f"runtime boundary commit failed: {error.cause}")
+        executor = parts[0]
+        if on_detached is not None and executor is not None and failed_boundary is not None:
+            on_detached(session, executor, failed_boundary)
         return RunEnd.DETACHED, error
     if error is not None:
         await on_fatal(session, error)

@@ -27,6 +27,7 @@ from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.dispatch import CompositionDispatch
 from meerkat_runtime.session.executor import CoreExecutor, RunControlCommand, StopRuntimeExecutor
 from meerkat_runtime.session.persistence import SessionPersistence, Written
+from meerkat_runtime.session.reattach import ReattachBackoff
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.vocab.errors import MachineClosed, OwnershipLost, SessionNotFound
@@ -127,7 +128,12 @@ class RuntimeSession:
         self.retention: RetentionPolicy = DEFAULT_RETENTION
         self.background: set[asyncio.Task[Any]] = set()
         """Work the session started to finish on its own (stopping an executor after a
-        reconciliation); unregistering waits for it, a halt cancels it."""
+        reconciliation, attaching its executor again after a failed boundary commit);
+        unregistering waits for it, a halt cancels it."""
+        self.reattach_task: asyncio.Task[None] | None = None
+        """The machine's re-attach after a failed boundary commit, while it runs
+        (:mod:`meerkat_runtime.session.reattach`); unregistering cancels it."""
+        self.reattach_backoff = ReattachBackoff()
 
     @property
     def claim(self) -> SessionClaim:
@@ -164,11 +170,12 @@ class RuntimeSession:
         if plan.terminate_all is not None:
             self.completions.resolve_all(RuntimeTerminated(plan.terminate_all))
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background, tracked in :attr:`background`."""
         task = asyncio.get_running_loop().create_task(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+        return task
 
     def wake(self) -> None:
         """Signal the loop to look at the lanes again."""

@@ -1,0 +1,258 @@
+"""After a run's boundary commit failed, the machine attaches the session's executor again by itself
+(``reattach``, on by default; :mod:`meerkat_runtime.session.reattach`): inputs queued before and
+after the failure run without the application calling ``ensure_session_with_executor`` again.
+With ``reattach=False`` the loop stays detached until the application attaches one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from meerkat_conformance.trace.check import check_trace
+from meerkat_runtime.events.jsonl import EventLog
+from meerkat_runtime.session import reattach
+from meerkat_runtime.session.completion import Completed, CompletionHandle
+from meerkat_runtime.session.executor import RunResult, StopRuntimeExecutor
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.run_end import BoundaryCommitFailed
+from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
+from meerkat_runtime.store.faults import READ_METHODS, FaultInjectingStore
+from meerkat_runtime.store.memory import InMemoryRuntimeStore
+from meerkat_runtime.vocab.errors import InvalidSetting
+from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.runtime import RegistrationPhase
+
+from tests.ownership.helpers import two_workers
+from tests.runtime_session.helpers import S, make_prompt, persistent, run, view_of
+
+ANSWER = Succeed(RunResult("answer"))
+
+
+@pytest.fixture(autouse=True)
+def _short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tries a millisecond apart (at most ten): the tests wait for events, never for time."""
+    monkeypatch.setattr(reattach, "FIRST_DELAY_S", 0.001)
+    monkeypatch.setattr(reattach, "MAX_DELAY_S", 0.01)
+
+
+async def _resolved(handle: CompletionHandle | None) -> object:
+    assert handle is not None
+    async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+        return await handle.wait()
+
+
+async def _until(predicate: object, what: str) -> None:
+    """Yield to the event loop until ``predicate()`` holds (guarded against a hang)."""
+    assert callable(predicate)
+    async with asyncio.timeout(10):
+        while not predicate():
+            await asyncio.sleep(0.001)
+
+
+def _fail_reads(store: FaultInjectingStore) -> None:
+    for method in READ_METHODS:
+        store.fail_always(method)
+
+
+@pytest.mark.parametrize("outcome", ["not_written", "in_doubt"])
+def test_after_a_failed_boundary_commit_the_executor_is_attached_again_and_inputs_run(outcome: str) -> None:
+    """``not_written``: the store refused the boundary commit (nothing written), the input runs
+    again; ``in_doubt``: the commit landed but could not be read back, so the session is in
+    doubt until the re-attach reconciles (the input is not run twice)."""
+
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        if outcome == "not_written":
+            store.fail_next("atomic_apply")
+        else:
+            store.fail_next("atomic_apply", after_write=True)
+            store.fail_next("load_input_state")  # the read-back: the outcome stays unknown
+        first = make_prompt("first")
+        _, first_handle = await m.accept_input_with_completion("s", first)
+        assert await _resolved(first_handle) == Completed(RunResult("answer"))
+        error = await m.last_error("s")
+        assert isinstance(error, BoundaryCommitFailed) and error.outcome_unknown == (outcome == "in_doubt")
+        assert any(isinstance(c, StopRuntimeExecutor) for c in ex.commands)  # told to stop, then started again
+        assert ex.starts == 2
+        later = make_prompt("later")
+        _, later_handle = await m.accept_input_with_completion("s", later)
+        assert await _resolved(later_handle) == Completed(RunResult("answer"))
+        assert await m.executor_ready("s")
+        assert (await view_of(m, first)).current_state is S.CONSUMED
+        assert (await view_of(m, later)).current_state is S.CONSUMED
+        runs_of_first = [ids for _, ids in ex.applied if ids == (first.header.id,)]
+        assert len(runs_of_first) == (2 if outcome == "not_written" else 1)
+        await m.close()
+
+    run(body())
+
+
+def test_the_re_attach_retries_while_the_store_cannot_be_read_and_attaches_once_it_can() -> None:
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply", after_write=True)
+        _fail_reads(store)  # the store went away: the read-back fails too (in doubt)
+        item = make_prompt("q")
+        _, handle = await m.accept_input_with_completion("s", item)
+        await _until(lambda: store.injected("load_high_water") >= 5, "five failed tries")
+        assert not await m.executor_ready("s") and handle is not None and not handle.done()
+        assert ex.starts == 1  # nothing attached while the store cannot be read
+        assert await m.registration_phase("s") is RegistrationPhase.QUEUING
+        store.clear()  # the store answers again
+        assert await _resolved(handle) == Completed(RunResult("answer"))  # the boundary had landed
+        assert ex.starts == 2 and len(ex.applied) == 1
+        await _until(lambda: m.settled_now("s"), "settled")
+        assert await m.executor_ready("s")
+        await m.close()
+
+    run(body())
+
+
+def test_with_reattach_off_the_loop_stays_detached_until_the_application_attaches_one() -> None:
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False, reattach=False)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply")
+        item = make_prompt("q")
+        _, handle = await m.accept_input_with_completion("s", item)
+        await _until(lambda: ex.stopped, "the executor told to stop")
+        await asyncio.sleep(0.05)  # many times the (shortened) backoff: a re-attach would have run
+        assert not await m.executor_ready("s") and handle is not None and not handle.done()
+        assert ex.starts == 1
+        assert await m.registration_phase("s") is RegistrationPhase.QUEUING
+        assert await m.ensure_session_with_executor("s", ex)  # the application's own re-attach
+        assert await _resolved(handle) == Completed(RunResult("answer"))
+        await m.close()
+
+    run(body())
+
+
+@pytest.mark.parametrize("value", [None, 1, "yes"])
+def test_reattach_must_be_a_bool(value: object) -> None:
+    with pytest.raises(InvalidSetting, match="reattach"):
+        MeerkatMachine.persistent(InMemoryRuntimeStore(), reattach=value)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSetting, match="reattach"):
+        MeerkatMachine.ephemeral(reattach=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ending", ["close", "unregister", "halt"])
+def test_ending_the_session_during_a_pending_re_attach_ends_it_cleanly(ending: str) -> None:
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply", after_write=True)
+        _fail_reads(store)
+        session = m._sessions[canonical_runtime_id("s")]
+        await m.accept_input("s", make_prompt("q"))
+        await _until(lambda: store.injected("load_high_water") >= 2, "two failed tries")
+        task = session.reattach_task
+        assert task is not None and not task.done()
+        if ending == "close":
+            await m.close()
+        elif ending == "unregister":
+            await m.unregister_session("s")
+        else:
+            await m.halt()
+        assert task.done()
+        store.clear()
+        await asyncio.sleep(0.05)  # a re-attach still alive would attach now
+        assert ex.starts == 1
+        assert not await m.executor_ready("s")
+        if ending != "close":
+            await m.close()
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert left == []  # nothing of the machine outlives its close
+
+    run(body())
+
+
+@pytest.mark.parametrize("control", ["stop_runtime", "destroy_runtime"])
+def test_stopping_or_destroying_the_runtime_ends_a_pending_re_attach(control: str) -> None:
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply")  # refused, nothing written: the session is not in doubt
+        store.fail_always("load_high_water")  # the re-attach's probe keeps failing
+        session = m._sessions[canonical_runtime_id("s")]
+        await m.accept_input("s", make_prompt("q"))
+        await _until(lambda: store.injected("load_high_water") >= 2, "two failed tries")
+        task = session.reattach_task
+        assert task is not None and not task.done()
+        await getattr(m, control)("s")
+        async with asyncio.timeout(10):
+            await asyncio.wait({task})
+        store.clear()
+        assert ex.starts == 1 and not await m.executor_ready("s")
+        await m.close()
+
+    run(body())
+
+
+def test_losing_the_lease_to_another_worker_ends_a_pending_re_attach() -> None:
+    async def body() -> None:
+        w = two_workers()
+        ex = ScriptedExecutor(default=ANSWER)
+        await w.a.register_session_with_executor("s", ex)
+        w.store_a.fail_next("atomic_apply")
+        w.store_a.fail_always("load_high_water")
+        session = w.a._sessions[canonical_runtime_id("s")]
+        item = make_prompt("q")
+        await w.a.accept_input("s", item)
+        await _until(lambda: w.store_a.injected("load_high_water") >= 2, "two failed tries")
+        task = session.reattach_task
+        assert task is not None and not task.done()
+        w.expire()
+        other = ScriptedExecutor(default=ANSWER)
+        assert await w.b.ensure_session_with_executor("s", other)  # B takes the session over
+        await w.a.renew_leases_now()  # A learns it lost the lease
+        async with asyncio.timeout(10):
+            await asyncio.wait({task})
+        w.store_a.clear()
+        assert ex.starts == 1  # never attached again on A
+        await w.b.settle("s")
+        assert [ids for _, ids in other.applied] == [(item.header.id,)]  # B runs the input
+        await w.a.close()
+        await w.b.close()
+
+    run(body())
+
+
+def test_a_boundary_commit_failure_and_the_re_attach_replay_through_the_model(tmp_path: Path) -> None:
+    """The event log (``boundary_commit_failed``, then the machine's ``begin_attach`` /
+    ``finish_attach`` and the runs after it) is a history the session model explains."""
+
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        log = EventLog(tmp_path)
+        m.events.subscribe(log)
+        ex = ScriptedExecutor(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply")
+        _, handle = await m.accept_input_with_completion("s", make_prompt("q"))
+        assert await _resolved(handle) == Completed(RunResult("answer"))
+        _, handle = await m.accept_input_with_completion("s", make_prompt("after"))
+        assert await _resolved(handle) == Completed(RunResult("answer"))
+        await m.close()
+        log.close()
+
+    run(body())
+    verdict = check_trace([tmp_path])
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.ok
+    assert verdict.rules["boundary_commit_failed"] == 1
+    assert verdict.rules["begin_attach"] == 2 and verdict.rules["finish_attach"] == 2
+    assert verdict.rules["executor_succeeded"] == 2
