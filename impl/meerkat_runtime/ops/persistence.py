@@ -10,7 +10,8 @@ raises ``PersistenceFailed`` carrying the sink's message.
 ``StoreOpsPersistence`` writes an O(1) journal record per call through
 ``RuntimeStore.append_ops_record`` and compacts (``persist_ops_lifecycle`` with the full
 snapshot, which also drops the covered records) on its first write and then periodically, so
-the cost of a transition does not grow with the registry's size.
+the cost of a transition does not grow with the registry's size. A compaction whose snapshot
+would be over the document size limit is deferred (the call's record is written instead).
 
 Ownership: a sink given an ``owner`` (a :class:`FenceHolder`, e.g. the session's claim) checks
 it before each write (a lost owner writes nothing), hands its fence to the store (which refuses a
@@ -123,8 +124,8 @@ class StoreOpsPersistence:
     A compaction whose snapshot would be over the document size limit is deferred: the call's
     journal record is appended instead (when the sink has not written yet or its last write
     failed, only once the store, read back, with the record replayed holds exactly the
-    registry's durable state after the call), and the next attempt waits until as many bytes
-    were appended again as the refused snapshot had (``deferred`` counts them). A record that is
+    registry's durable state after the call); the next attempt waits for ``compact_every`` records
+    and ``compact_ratio`` times the refused snapshot's size (``deferred`` counts them). A record that is
     itself over the limit fails that one call; nothing is written. ``load_persisted``
     reads back what the store holds (the registry does after a write whose outcome is unknown).
     ``close`` closes the sink, not the store.
