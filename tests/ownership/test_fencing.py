@@ -41,9 +41,9 @@ def test_every_durable_write_of_a_session_carries_its_fence() -> None:
         ex.release(Succeed())
         await m.settle("s")
         registry = await m.ops_lifecycle_registry("s")
-        op = running(registry, bg_spec("x"))
+        op = running(registry, bg_spec("x", owner="s"))
         registry.complete_operation(op, result(op))  # persist_ops_lifecycle (first write compacts)
-        op2 = running(registry, bg_spec("y"))
+        op2 = running(registry, bg_spec("y", owner="s"))
         registry.complete_operation(op2, result(op2))  # append_ops_record
         await m.retire_runtime("s")  # commit_machine_lifecycle
         lease = store.load_lease(RT)
@@ -146,9 +146,9 @@ def test_a_stale_ops_terminal_write_is_refused_and_changes_nothing() -> None:
         w = two_workers()
         await w.a.register_session("s")
         registry = await w.a.ops_lifecycle_registry("s")
-        done = running(registry, bg_spec("done"))
+        done = running(registry, bg_spec("done", owner="s"))
         registry.complete_operation(done, result(done))
-        op = running(registry, bg_spec("late"))
+        op = running(registry, bg_spec("late", owner="s"))
         w.expire()
         await w.b.register_session("s")
         before = registry.view()

@@ -92,8 +92,8 @@ def test_a_terminal_write_left_in_doubt_is_never_repeated_after_a_takeover(file:
         b, _ = file.worker("B")
         await a.register_session("s")
         registry_a = await a.ops_lifecycle_registry("s")
-        _complete(registry_a, running(registry_a, bg_spec(op_id="first")))
-        late = running(registry_a, bg_spec(op_id="late"))
+        _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
+        late = running(registry_a, bg_spec(op_id="late", owner="s"))
         unreadable = _unknown_outcome(store_a, landed=landed)
         with pytest.raises(PersistenceFailed) as caught:
             _complete(registry_a, late)
@@ -103,11 +103,11 @@ def test_a_terminal_write_left_in_doubt_is_never_repeated_after_a_takeover(file:
         registry_b = await b.ops_lifecycle_registry("s")
         taken = 2 if landed else 1
         assert registry_b.view().next_completion_seq == taken + 1
-        _complete(registry_b, running(registry_b, bg_spec(op_id="after")))
+        _complete(registry_b, running(registry_b, bg_spec(op_id="after", owner="s")))
         for rule in unreadable:
             store_a.remove(rule)  # type: ignore[arg-type]
         with pytest.raises((PersistenceFailed, OwnershipLost)):  # A's registry never writes again
-            _complete(registry_a, running(registry_a, bg_spec(op_id="stale")))
+            _complete(registry_a, running(registry_a, bg_spec(op_id="stale", owner="s")))
         expected: dict[str, int | None] = {"first": 1, "after": taken + 1, "next": taken + 2}
         if landed:
             expected["late"] = 2
@@ -125,8 +125,8 @@ def test_a_lost_write_settled_before_the_new_owner_writes_is_refused_by_the_fenc
         b, _ = file.worker("B")
         await a.register_session("s")
         registry_a = await a.ops_lifecycle_registry("s")
-        _complete(registry_a, running(registry_a, bg_spec(op_id="first")))
-        late = running(registry_a, bg_spec(op_id="late"))
+        _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
+        late = running(registry_a, bg_spec(op_id="late", owner="s"))
         unreadable = _unknown_outcome(store_a, landed=False)
         with pytest.raises(PersistenceFailed):
             _complete(registry_a, late)
@@ -141,7 +141,7 @@ def test_a_lost_write_settled_before_the_new_owner_writes_is_refused_by_the_fenc
             _complete(registry_a, late)
         assert not registry_a.in_doubt
         assert file.stored() == {"first": 1, "next": 2}
-        _complete(registry_b, running(registry_b, bg_spec(op_id="b0")))
+        _complete(registry_b, running(registry_b, bg_spec(op_id="b0", owner="s")))
         assert file.stored() == {"first": 1, "b0": 2, "next": 3}
 
     run(body())

@@ -120,7 +120,7 @@ def test_without_ownership_both_workers_hand_out_the_same_completion_sequence_nu
         for name, m in (("a", a), ("b", b)):
             registry = await m.ops_lifecycle_registry("s")
             for i in range(3):
-                op = running(registry, bg_spec(f"{name}{i}"))
+                op = running(registry, bg_spec(f"{name}{i}", owner="s"))
                 registry.complete_operation(op, result(op))
             issued[name] = [entry.seq for entry in registry.completion_feed().entries()]
         assert issued["a"] == issued["b"] == [1, 2, 3]  # the bug: sequence numbers reused
@@ -134,15 +134,15 @@ def test_with_ownership_completion_sequence_numbers_are_never_reused(file: File)
         await a.register_session("s")
         registry_a = await a.ops_lifecycle_registry("s")
         for i in range(3):
-            op = running(registry_a, bg_spec(f"a{i}"))
+            op = running(registry_a, bg_spec(f"a{i}", owner="s"))
             registry_a.complete_operation(op, result(op))
-        late = running(registry_a, bg_spec("late"))
+        late = running(registry_a, bg_spec("late", owner="s"))
         file.clock.advance(LEASE_S + 1)
         await b.register_session("s")
         with pytest.raises(OwnershipLost):
             registry_a.complete_operation(late, result(late))
         registry_b = await b.ops_lifecycle_registry("s")
-        op = running(registry_b, bg_spec("b0"))
+        op = running(registry_b, bg_spec("b0", owner="s"))
         registry_b.complete_operation(op, result(op))
         assert [entry.seq for entry in registry_b.completion_feed().entries()] == [1, 2, 3, 4]
 

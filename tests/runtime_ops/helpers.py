@@ -20,10 +20,10 @@ from meerkat_runtime.vocab.operation import (
 _ids = itertools.count()
 
 
-def bg_spec(name: str = "op", op_id: str | None = None) -> OperationSpec:
-    """A background tool operation with a fresh id."""
+def bg_spec(name: str = "op", op_id: str | None = None, owner: str = "session-1") -> OperationSpec:
+    """A background tool operation with a fresh id, owned by session ``owner``."""
     oid = op_id if op_id is not None else f"op-{name}-{next(_ids)}"
-    return OperationSpec(OperationId(oid), OperationKind.BACKGROUND_TOOL_OP, "session-1", name, "test")
+    return OperationSpec(OperationId(oid), OperationKind.BACKGROUND_TOOL_OP, owner, name, "test")
 
 
 def child_spec(name: str = "child", op_id: str | None = None) -> OperationSpec:

@@ -10,7 +10,7 @@ import pytest
 from meerkat_runtime.ops.cursors import EpochCursorSnapshot, EpochCursorState
 from meerkat_runtime.ops.journal import JournalRecord
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.ops.snapshot import SNAPSHOT_FORMAT, PersistedOpsSnapshot
+from meerkat_runtime.ops.snapshot import SNAPSHOT_FORMAT, PersistedOpsSnapshot, entry_to_json
 from meerkat_runtime.vocab.errors import SnapshotFormatError
 
 from tests.runtime_ops.helpers import RecordingSink, bg_spec, child_spec, completed, handle, result, running
@@ -45,8 +45,30 @@ def test_snapshot_round_trips_exactly() -> None:
     assert again == snap
     assert again.to_json() == data
     doc = json.loads(data)
-    assert (doc["format"], doc["version"]) == (SNAPSHOT_FORMAT, 1)
+    assert (doc["format"], doc["version"]) == (SNAPSHOT_FORMAT, 2)
     assert doc["wait"]["operation_ids"] == list(snap.wait_operation_ids)
+
+
+def test_version_1_snapshots_with_every_outcome_in_full_are_still_read() -> None:
+    snap = rich_snapshot()
+    doc = json.loads(snap.to_json())
+    assert all(e["terminal_outcome"] is None for e in doc["completion_entries"])  # each held: referenced
+    doc["version"] = 1
+    doc["completion_entries"] = [entry_to_json(e) for e in snap.completion_entries]
+    assert PersistedOpsSnapshot.from_json(json.dumps(doc)) == snap
+    doc["completion_entries"][0]["terminal_outcome"] = None  # version 1 has no references
+    with pytest.raises(SnapshotFormatError, match=r"completion_entries\[0\].terminal_outcome"):
+        PersistedOpsSnapshot.from_json(json.dumps(doc))
+
+
+def test_a_feed_entry_refers_only_to_the_operation_with_its_seq() -> None:
+    doc = json.loads(rich_snapshot().to_json())
+    doc["completion_entries"][0]["seq"], doc["completion_entries"][1]["seq"] = (
+        doc["completion_entries"][1]["seq"],
+        doc["completion_entries"][0]["seq"],
+    )
+    with pytest.raises(SnapshotFormatError, match=r"completion_entries\[0\].terminal_outcome' is null but no"):
+        PersistedOpsSnapshot.from_json(json.dumps(doc))
 
 
 def test_snapshot_preserves_cursor_values_and_epoch() -> None:
@@ -82,7 +104,8 @@ def mutate(path: list[Any], value: Any, *, delete: bool = False) -> bytes:
 @pytest.mark.parametrize(
     ("path", "value", "delete", "message"),
     [
-        (["version"], 2, False, "unsupported version 2"),
+        (["version"], 3, False, "unsupported version 3 (this runtime reads versions 1 to 2)"),
+        (["version"], 0, False, "unsupported version 0"),
         (["version"], "1", False, "'version' must be an integer"),
         (["format"], "other", False, "field 'format'"),
         (["epoch_id"], 3, False, "'epoch_id'"),

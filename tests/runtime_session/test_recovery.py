@@ -313,7 +313,7 @@ def test_bindings_share_one_registry_and_keep_epoch_and_ops_across_restart() -> 
         registry = bindings.ops_registry
         registry.register_operation(_spec("op-done"))
         registry.provisioning_succeeded("op-done")
-        registry.complete_operation("op-done", OperationResult("r", "ok"))
+        registry.complete_operation("op-done", OperationResult("op-done", "ok"))
         registry.register_operation(_spec("op-live"))
         bindings.cursors.advance_runtime_observed(1)
         registry.register_operation(_spec("op-late"))

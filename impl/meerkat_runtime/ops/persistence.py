@@ -10,7 +10,8 @@ raises ``PersistenceFailed`` carrying the sink's message.
 ``StoreOpsPersistence`` writes an O(1) journal record per call through
 ``RuntimeStore.append_ops_record`` and compacts (``persist_ops_lifecycle`` with the full
 snapshot, which also drops the covered records) on its first write and then periodically, so
-the cost of a transition does not grow with the registry's size.
+the cost of a transition does not grow with the registry's size. A compaction whose snapshot
+would be over the document size limit is deferred (the call's record is written instead).
 
 Ownership: a sink given an ``owner`` (a :class:`FenceHolder`, e.g. the session's claim) checks
 it before each write (a lost owner writes nothing), hands its fence to the store (which refuses a
@@ -24,8 +25,9 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records
+from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records, replay
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
+from meerkat_runtime.ops.wire import DocumentTooLarge
 from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.vocab.errors import InvalidSetting, OwnershipLost, SnapshotFormatError
@@ -33,6 +35,20 @@ from meerkat_runtime.vocab.settings import MAX_COUNT, bounded_int, bounded_numbe
 
 MAX_COMPACT_RATIO = 1e6
 """Largest ``compact_ratio`` (journal bytes per snapshot byte before a compaction)."""
+
+
+def durable_part(snapshot: PersistedOpsSnapshot) -> tuple[object, ...]:
+    """What recovery keeps of ``snapshot``: epoch, terminal operations (by id), completion
+    order, feed and the next sequence number (non-terminal operations and the barrier are not
+    durable; cursors only move forward and are not compared)."""
+    terminal = {op.id: op for op in snapshot.operations if op.status.is_terminal}
+    return (
+        snapshot.epoch_id,
+        terminal,
+        snapshot.completed_order,
+        snapshot.completion_entries,
+        snapshot.next_completion_seq,
+    )
 
 
 class PersistenceChannelClosed(RuntimeError):
@@ -103,7 +119,14 @@ class StoreOpsPersistence:
         records were appended *and* their total size reached ``compact_ratio`` times the size of
         the last snapshot; appends are therefore amortised O(1) however many operations the
         registry retains. After a failed write the next one compacts, so a write the store kept
-    although it reported an error never leaves the journal inconsistent. ``load_persisted``
+    although it reported an error never leaves the journal inconsistent.
+
+    A compaction whose snapshot would be over the document size limit is deferred: the call's
+    journal record is appended instead (when the sink has not written yet or its last write
+    failed, only once the store, read back, with the record replayed holds exactly the
+    registry's durable state after the call); the next attempt waits for ``compact_every`` records
+    and ``compact_ratio`` times the refused snapshot's size (``deferred`` counts them). A record that is
+    itself over the limit fails that one call; nothing is written. ``load_persisted``
     reads back what the store holds (the registry does after a write whose outcome is unknown).
     ``close`` closes the sink, not the store.
     """
@@ -134,6 +157,7 @@ class StoreOpsPersistence:
         self._snapshot_bytes = 0
         self.appended = 0
         self.compactions = 0
+        self.deferred = 0
 
     @property
     def runtime_id(self) -> str:
@@ -177,20 +201,48 @@ class StoreOpsPersistence:
 
     def _write(self, write: OpsDurableWrite) -> None:
         fence = None if self._owner is None else self._owner.fence
+        refused: DocumentTooLarge | None = None
         if self._due():
-            data = write.full_snapshot().to_json()
-            self._store.persist_ops_lifecycle(self._runtime_id, data, fence=fence)
+            try:
+                data = write.full_snapshot().to_json()
+            except DocumentTooLarge as too_large:
+                refused = too_large  # deferred: the record below is written instead, if it can be
+            else:
+                self._store.persist_ops_lifecycle(self._runtime_id, data, fence=fence)
+                self._based = True
+                self._records_since = 0
+                self._bytes_since = 0
+                self._snapshot_bytes = len(data)
+                self.compactions += 1
+                return
+        data = write.record.to_json()  # over the limit itself: SnapshotFormatError, nothing written
+        if refused is not None and not self._based and not self._record_completes_store(write):
+            raise refused
+        self._store.append_ops_record(self._runtime_id, data, fence=fence)
+        if refused is not None:
+            # Try again once as many bytes were appended as the refused snapshot had: compaction
+            # stays amortised O(1) per byte written even while the state is over the limit.
             self._based = True
             self._records_since = 0
             self._bytes_since = 0
-            self._snapshot_bytes = len(data)
-            self.compactions += 1
-            return
-        data = write.record.to_json()
-        self._store.append_ops_record(self._runtime_id, data, fence=fence)
+            self._snapshot_bytes = refused.size
+            self.deferred += 1
         self._records_since += 1
         self._bytes_since += len(data)
         self.appended += 1
+
+    def _record_completes_store(self, write: OpsDurableWrite) -> bool:
+        """Whether the store's state with ``write.record`` replayed is the registry's durable
+        state after the call (terminal operations, completion order, feed, sequence counter):
+        then appending the record is as good as the compaction it replaces."""
+        try:
+            stored = self.load_persisted()
+            if stored is None:
+                return False  # a journal record needs a base snapshot
+            after = replay(stored, [write.record])
+        except SnapshotFormatError:
+            return False
+        return durable_part(after) == durable_part(write.full_snapshot())
 
     def load_persisted(self) -> PersistedOpsSnapshot | None:
         """What the store holds for this runtime (snapshot + replayed journal)."""

@@ -20,7 +20,8 @@ from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.store.high_water import compare_ops
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.ids import new_epoch_id
+from meerkat_runtime.vocab.errors import InvalidSetting
+from meerkat_runtime.vocab.ids import canonical_runtime_id, new_epoch_id
 
 
 def load_persisted_ops(store: RuntimeStore, runtime_id: str) -> PersistedOpsSnapshot | None:
@@ -56,17 +57,26 @@ def open_durable_ops(
     *,
     config: OpsLifecycleConfig | None = None,
     compact_every: int = 256,
+    session_id: str | None = None,
 ) -> DurableOps:
     """Recover the registry of ``runtime_id`` from ``store`` (same epoch, same cursors), or
     create a fresh one with a new epoch if the store holds nothing; then attach a
-    ``StoreOpsPersistence`` so every later terminal transition is durable before it returns."""
+    ``StoreOpsPersistence`` so every later terminal transition is durable before it returns.
+    With ``session_id`` (whose runtime id ``runtime_id`` must be) the registry belongs to that
+    session, as a ``MeerkatMachine`` session's does: a spec's ``owner_session_id`` must be
+    ``session_id``. Without it the registry is bound to no session and takes any owner text."""
+    if session_id is not None and canonical_runtime_id(session_id) != runtime_id:
+        raise InvalidSetting(
+            f"session_id {session_id!r} does not belong to runtime id {runtime_id!r} "
+            f"(its runtime id is {canonical_runtime_id(session_id)!r})"
+        )
     persisted = load_persisted_ops(store, runtime_id)
     if persisted is None:
-        registry = OpsLifecycleRegistry(config)
+        registry = OpsLifecycleRegistry(config, session_id=session_id)
         epoch_id: str = new_epoch_id()
         cursors = EpochCursorState()
     else:
-        registry = OpsLifecycleRegistry.from_recovered(persisted, config)
+        registry = OpsLifecycleRegistry.from_recovered(persisted, config, session_id=session_id)
         epoch_id = persisted.epoch_id
         cursors = EpochCursorState.from_snapshot(persisted.cursors)
     sink = StoreOpsPersistence(store, runtime_id, compact_every=compact_every)

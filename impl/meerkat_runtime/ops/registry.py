@@ -144,8 +144,9 @@ class OpsLifecycleRegistry:
     """Thread-safe registry of async operations, with completion feed, watchers, a
     ``wait_all`` barrier and optional durable terminal transitions."""
 
-    def __init__(self, config: OpsLifecycleConfig | None = None) -> None:
+    def __init__(self, config: OpsLifecycleConfig | None = None, *, session_id: str | None = None) -> None:
         self._config = config if config is not None else OpsLifecycleConfig()
+        self._session_id = session_id
         self._commit_lock = threading.Lock()
         self._lock = threading.Lock()
         self._core = OpsCore(self._config)
@@ -162,6 +163,12 @@ class OpsLifecycleRegistry:
     @property
     def config(self) -> OpsLifecycleConfig:
         return self._config
+
+    @property
+    def session_id(self) -> str | None:
+        """The session this registry belongs to (every spec's ``owner_session_id`` must be
+        it), or ``None`` for a registry bound to no session (any owner text is taken)."""
+        return self._session_id
 
     # --- persistence wiring -------------------------------------------------------------
 
@@ -232,7 +239,7 @@ class OpsLifecycleRegistry:
     def register_operation(self, spec: OperationSpec) -> None:
         """Track a new operation in Provisioning. ``AlreadyRegistered`` is checked before
         ``MaxConcurrentExceeded``."""
-        fields.check_spec(spec)
+        fields.check_spec(spec, self._session_id)
         with self._changing():
             self._per_op(
                 "register_operation",
@@ -285,7 +292,7 @@ class OpsLifecycleRegistry:
 
     def complete_operation(self, operation_id: str, result: OperationResult) -> None:
         """Running/Retiring -> Completed(result)."""
-        fields.check_result(result)
+        fields.check_result(result, operation_id)
         self._durable(self._core.complete_operation, operation_id, result)
 
     def fail_operation(self, operation_id: str, error: str) -> None:
@@ -394,7 +401,7 @@ class OpsLifecycleRegistry:
 
     @classmethod
     def from_recovered(
-        cls, snapshot: PersistedOpsSnapshot, config: OpsLifecycleConfig | None = None
+        cls, snapshot: PersistedOpsSnapshot, config: OpsLifecycleConfig | None = None, *, session_id: str | None = None
     ) -> OpsLifecycleRegistry:
         """Rebuild a registry after a restart (``crash_recover``): terminal operations come back
         with outcomes, specs and sequence numbers; non-terminal ones are dropped; the feed keeps
@@ -402,7 +409,7 @@ class OpsLifecycleRegistry:
         (the barrier that may have pinned extra members is gone). Raises
         ``SnapshotFormatError`` if the snapshot contradicts itself."""
         snapshot.validate()
-        registry = cls(config if config is not None else snapshot.config)
+        registry = cls(config if config is not None else snapshot.config, session_id=session_id)
         registry._core = OpsCore.crash_recover(snapshot, registry._config)
         registry._feed.publish(snapshot.completion_entries)
         return registry

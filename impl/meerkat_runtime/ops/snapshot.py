@@ -1,8 +1,10 @@
 """The full persisted state of an operation registry and its versioned JSON wire format.
 
-``PersistedOpsSnapshot.to_json`` writes format ``meerkat.ops.snapshot`` version 1 (documented
-in docs/ops-registry.md); ``from_json`` reads it back, refusing other versions and malformed
-or self-contradicting documents with a ``SnapshotFormatError`` that names the field.
+``PersistedOpsSnapshot.to_json`` writes format ``meerkat.ops.snapshot`` version 2 (documented
+in docs/ops-registry.md); ``from_json`` reads versions 1 and 2 back, refusing other versions and
+malformed or self-contradicting documents with a ``SnapshotFormatError`` that names the field.
+Version 2 stores each terminal outcome once: a feed entry of an operation the snapshot still
+holds (same sequence number) writes ``terminal_outcome: null`` and takes the operation's.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from meerkat_runtime.vocab.operation import (
 )
 
 SNAPSHOT_FORMAT = "meerkat.ops.snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+OLDEST_SNAPSHOT_VERSION = 1
+"""Version 1 wrote every feed entry's outcome in full (a retained result twice)."""
 
 _PEER_READY_STATUSES = frozenset({OperationStatus.RUNNING, OperationStatus.RETIRING})
 
@@ -183,9 +187,21 @@ class PersistedOpsSnapshot:
             if self.wait_request_id is None
             else {"wait_request_id": self.wait_request_id, "operation_ids": list(self.wait_operation_ids)},
             "next_completion_seq": self.next_completion_seq,
-            "completion_entries": [entry_to_json(e) for e in self.completion_entries],
+            "completion_entries": self._entries_to_json(),
             "cursors": cursors_to_json(self.cursors),
         }
+
+    def _entries_to_json(self) -> list[dict[str, Any]]:
+        """Feed entries; an entry whose operation is held (same seq, same outcome) refers to it."""
+        held = {op.completion_seq: op for op in self.operations if op.completion_seq is not None}
+        out = []
+        for entry in self.completion_entries:
+            doc = entry_to_json(entry, with_outcome=False)
+            op = held.get(entry.seq)
+            if op is None or op.id != entry.operation_id or op.terminal_outcome != entry.terminal_outcome:
+                doc["terminal_outcome"] = outcome_to_json(entry.terminal_outcome)
+            out.append(doc)
+        return out
 
     def to_json(self) -> bytes:
         return wire.dump_document(self.to_document())
@@ -194,7 +210,9 @@ class PersistedOpsSnapshot:
     def from_json(data: bytes | str) -> PersistedOpsSnapshot:
         """Parse and validate; raises ``SnapshotFormatError`` naming what is wrong."""
         doc = wire.parse_document(data, "ops snapshot")
-        wire.check_header(doc, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "ops snapshot")
+        version = wire.check_header(
+            doc, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "ops snapshot", oldest=OLDEST_SNAPSHOT_VERSION
+        )
         config_doc = wire.req_obj(doc, "config")
         max_completed = wire.req_int(config_doc, "max_completed", "config.")
         max_concurrent = wire.opt_int(config_doc, "max_concurrent", "config.")
@@ -206,12 +224,14 @@ class PersistedOpsSnapshot:
                 wire.as_str(v, f"wait.operation_ids[{i}]")
                 for i, v in enumerate(wire.req_list(wait, "operation_ids", "wait."))
             )
+        operations = tuple(
+            operation_from_json(v, f"operations[{i}].") for i, v in enumerate(wire.req_list(doc, "operations"))
+        )
+        held = {op.completion_seq: op for op in operations if op.completion_seq is not None and version >= 2}
         snapshot = PersistedOpsSnapshot(
             epoch_id=wire.req_str(doc, "epoch_id"),
             config=OpsLifecycleConfig(max_completed, max_concurrent),
-            operations=tuple(
-                operation_from_json(v, f"operations[{i}].") for i, v in enumerate(wire.req_list(doc, "operations"))
-            ),
+            operations=operations,
             completed_order=tuple(
                 wire.as_str(v, f"completed_order[{i}]") for i, v in enumerate(wire.req_list(doc, "completed_order"))
             ),
@@ -220,7 +240,7 @@ class PersistedOpsSnapshot:
             wait_operation_ids=wait_ids,
             next_completion_seq=wire.req_int(doc, "next_completion_seq", minimum=1),
             completion_entries=tuple(
-                entry_from_json(v, f"completion_entries[{i}].")
+                entry_from_json(v, f"completion_entries[{i}].", held)
                 for i, v in enumerate(wire.req_list(doc, "completion_entries"))
             ),
             cursors=cursors_from_json(wire.req_obj(doc, "cursors"), "cursors."),
@@ -319,25 +339,37 @@ def operation_from_json(value: Any, path: str) -> PersistedOperation:
     return op
 
 
-def entry_to_json(entry: CompletionEntry) -> dict[str, Any]:
+def entry_to_json(entry: CompletionEntry, *, with_outcome: bool = True) -> dict[str, Any]:
     return {
         "seq": entry.seq,
         "operation_id": entry.operation_id,
         "kind": entry.kind.value,
         "display_name": entry.display_name,
-        "terminal_outcome": outcome_to_json(entry.terminal_outcome),
+        "terminal_outcome": outcome_to_json(entry.terminal_outcome) if with_outcome else None,
         "completed_at_ms": entry.completed_at_ms,
     }
 
 
-def entry_from_json(value: Any, path: str) -> CompletionEntry:
+def entry_from_json(value: Any, path: str, held: dict[int, PersistedOperation] | None = None) -> CompletionEntry:
+    """A feed entry; with ``held`` (version 2: the snapshot's terminal operations by sequence
+    number) a null ``terminal_outcome`` is the outcome of the operation with the entry's seq."""
     doc = wire.as_obj(value, path.rstrip("."))
+    seq = wire.req_int(doc, "seq", path, minimum=1)
+    operation_id = wire.req_str(doc, "operation_id", path)
     outcome = _outcome_from_json(wire.field(doc, "terminal_outcome", path), path + "terminal_outcome")
     if outcome is None:
-        raise SnapshotFormatError(f"field {path + 'terminal_outcome'!r} must be a terminal outcome, got None")
+        op = None if held is None else held.get(seq)
+        if op is None or op.id != operation_id:
+            raise SnapshotFormatError(
+                f"field {path + 'terminal_outcome'!r} is null but no operation {operation_id!r} "
+                f"with completion_seq {seq} is in 'operations' to take it from"
+            )
+        outcome = op.terminal_outcome
+        if outcome is None:  # pragma: no cover - validated: a completion_seq implies an outcome
+            raise SnapshotFormatError(f"field {path + 'terminal_outcome'!r}: operation {operation_id!r} has none")
     return CompletionEntry(
-        seq=wire.req_int(doc, "seq", path, minimum=1),
-        operation_id=wire.req_str(doc, "operation_id", path),
+        seq=seq,
+        operation_id=operation_id,
         kind=wire.req_enum(doc, "kind", OperationKind, path),
         display_name=wire.req_str(doc, "display_name", path, allow_empty=True),
         terminal_outcome=outcome,

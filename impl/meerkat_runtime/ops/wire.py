@@ -36,18 +36,27 @@ def parse_document(data: bytes | str, what: str) -> dict[str, Any]:
     return doc
 
 
-def dump_document(doc: dict[str, Any], *, max_bytes: int = MAX_JSON_BYTES) -> bytes:
+class DocumentTooLarge(SnapshotFormatError):
+    """The encoder refused a document over the size limit; ``size`` and ``limit`` in bytes."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"document cannot be stored: it is {size} bytes, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+def dump_document(doc: dict[str, Any], *, max_bytes: int | None = None) -> bytes:
     """Compact, key-sorted UTF-8 JSON; ``SnapshotFormatError`` if the document would exceed the
-    size limit (``max_bytes``, the readers' :data:`~meerkat_runtime.vocab.json_limits.MAX_JSON_BYTES`)
-    or the nesting limit: a reader would refuse it, so it is never returned to be written."""
+    size limit (``max_bytes``, by default this module's ``MAX_JSON_BYTES``, the readers'
+    :data:`~meerkat_runtime.vocab.json_limits.MAX_JSON_BYTES`; :class:`DocumentTooLarge`) or the
+    nesting limit: a reader would refuse it, so it is never returned to be written."""
+    limit = MAX_JSON_BYTES if max_bytes is None else max_bytes
     try:
         data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     except RecursionError:
         raise SnapshotFormatError(_TOO_DEEP) from None
-    if len(data) > max_bytes:
-        raise SnapshotFormatError(
-            f"document cannot be stored: it is {len(data)} bytes, over the limit of {max_bytes} bytes"
-        )
+    if len(data) > limit:
+        raise DocumentTooLarge(len(data), limit)
     try:
         check_encoded_depth(doc, data)
     except JsonLimitExceeded:
@@ -146,17 +155,20 @@ def req_enum(doc: dict[str, Any], key: str, enum_type: type[E], path: str = "") 
         ) from None
 
 
-def check_header(doc: dict[str, Any], fmt: str, supported: int, what: str) -> int:
-    """Check ``format`` and ``version``; unknown versions are refused, naming both."""
+def check_header(doc: dict[str, Any], fmt: str, supported: int, what: str, *, oldest: int | None = None) -> int:
+    """Check ``format`` and ``version`` (``oldest`` .. ``supported``; only ``supported`` if
+    ``oldest`` is not given); unknown versions are refused, naming both."""
     found = doc.get("format")
     if found != fmt:
         raise SnapshotFormatError(f"{what}: field 'format' must be {fmt!r}, got {found!r}")
     version = doc.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise SnapshotFormatError(f"{what}: field 'version' must be an integer, got {version!r}")
-    if version != supported:
+    low = supported if oldest is None else oldest
+    if not low <= version <= supported:
+        reads = f"version {supported}" if low == supported else f"versions {low} to {supported}"
         raise SnapshotFormatError(
-            f"{what}: unsupported version {version} (this runtime reads version {supported}); "
+            f"{what}: unsupported version {version} (this runtime reads {reads}); "
             "upgrade the runtime or restore a snapshot it wrote"
         )
     return version

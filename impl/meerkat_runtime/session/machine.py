@@ -717,7 +717,7 @@ class MeerkatMachine:
         store = self._store
         if store is None:
             core = SessionCore(runtime_id)
-            binding = fresh_binding()
+            binding = fresh_binding(session_id=session_id_of(runtime_id))
         else:
             now = time.time()
             max_attempts = self._retry.max_attempts
@@ -740,7 +740,11 @@ class MeerkatMachine:
             mark, lifecycle, result = await persistence.read(recover)
             stored_ops = await persistence.read(persistence.load_ops)
             binding = recover_binding(
-                stored_ops, fallback_epoch=result.epoch_id, runtime_id=runtime_id, high_water=mark
+                stored_ops,
+                fallback_epoch=result.epoch_id,
+                runtime_id=runtime_id,
+                high_water=mark,
+                session_id=session_id_of(runtime_id),
             )
             core = result.core
             persistence.epoch_id = binding.epoch_id

@@ -31,9 +31,10 @@ class OpsBinding:
     recovered: bool
 
 
-def fresh_binding(epoch_id: str | None = None) -> OpsBinding:
-    """An empty registry; a new epoch unless ``epoch_id`` is given."""
-    return OpsBinding(OpsLifecycleRegistry(), epoch_id or new_epoch_id(), EpochCursorState(), False)
+def fresh_binding(epoch_id: str | None = None, *, session_id: str | None = None) -> OpsBinding:
+    """An empty registry (of session ``session_id``); a new epoch unless ``epoch_id`` is given."""
+    registry = OpsLifecycleRegistry(session_id=session_id)
+    return OpsBinding(registry, epoch_id or new_epoch_id(), EpochCursorState(), False)
 
 
 def recover_binding(
@@ -42,6 +43,7 @@ def recover_binding(
     fallback_epoch: str | None = None,
     runtime_id: str,
     high_water: HighWater | None,
+    session_id: str | None = None,
 ) -> OpsBinding:
     """Rebuild from stored ops state. With no ops state stored, the registry is fresh and the
     epoch is ``fallback_epoch`` (the one in the session's lifecycle record) or a new one.
@@ -54,16 +56,16 @@ def recover_binding(
         records=0 if stored is None else len(stored.appended),
     )
     if stored is None:
-        return fresh_binding(fallback_epoch)
+        return fresh_binding(fallback_epoch, session_id=session_id)
     if stored.snapshot is None:
         if stored.appended:
             raise SnapshotFormatError("ops journal records are stored without a base snapshot")
-        return fresh_binding(fallback_epoch)
+        return fresh_binding(fallback_epoch, session_id=session_id)
     snapshot = PersistedOpsSnapshot.from_json(stored.snapshot)
     if stored.appended:
         records = [JournalRecord.from_json(r, f"ops journal record {i}") for i, r in enumerate(stored.appended)]
         snapshot = replay(snapshot, records)
-    registry = OpsLifecycleRegistry.from_recovered(snapshot)
+    registry = OpsLifecycleRegistry.from_recovered(snapshot, session_id=session_id)
     return OpsBinding(registry, snapshot.epoch_id, EpochCursorState.from_snapshot(snapshot.cursors), True)
 
 

@@ -27,6 +27,9 @@ CANONICAL_RUNTIME_PREFIX = "rt:session:"
 MAX_SESSION_ID_BYTES = 1024
 """Longest session id, in UTF-8 bytes."""
 
+MAX_OPERATION_ID_BYTES = 1024
+"""Longest operation id a registry accepts, in UTF-8 bytes (the rules of :func:`id_problem`)."""
+
 MAX_RUNTIME_ID_BYTES = MAX_SESSION_ID_BYTES + len(CANONICAL_RUNTIME_PREFIX)
 """Longest runtime id of a new session, in UTF-8 bytes: the longest session id's runtime id.
 Stores take longer ones (:func:`stored_id_problem`): earlier releases registered them."""
@@ -142,7 +145,7 @@ def session_id_of(runtime_id: str) -> str:
 
 
 def id_problem(text: str, max_bytes: int) -> str | None:
-    """What is wrong with ``text`` as a session or runtime id, as a phrase following the id's
+    """What is wrong with ``text`` as a session, runtime or operation id, as a phrase following the id's
     name (``None`` when nothing is): empty, a control character (C0 controls U+0000..U+001F and
     DEL U+007F: they cannot be typed on a command line or shown in one table row), a lone
     surrogate (not UTF-8 text), more than ``max_bytes`` UTF-8 bytes, whitespace at either end
