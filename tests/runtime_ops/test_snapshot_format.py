@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from meerkat_runtime.ops.cursors import EpochCursorSnapshot, EpochCursorState
-from meerkat_runtime.ops.journal import JournalRecord
+from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import SNAPSHOT_FORMAT, PersistedOpsSnapshot, entry_to_json
+from meerkat_runtime.store.records import OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import SnapshotFormatError
 
 from tests.runtime_ops.helpers import RecordingSink, bg_spec, child_spec, completed, handle, result, running
@@ -45,8 +46,9 @@ def test_snapshot_round_trips_exactly() -> None:
     assert again == snap
     assert again.to_json() == data
     doc = json.loads(data)
-    assert (doc["format"], doc["version"]) == (SNAPSHOT_FORMAT, 2)
+    assert (doc["format"], doc["version"]) == (SNAPSHOT_FORMAT, 3)
     assert doc["wait"]["operation_ids"] == list(snap.wait_operation_ids)
+    assert doc["registrations"] == list(range(len(snap.operations)))
 
 
 def test_version_1_snapshots_with_every_outcome_in_full_are_still_read() -> None:
@@ -104,7 +106,7 @@ def mutate(path: list[Any], value: Any, *, delete: bool = False) -> bytes:
 @pytest.mark.parametrize(
     ("path", "value", "delete", "message"),
     [
-        (["version"], 3, False, "unsupported version 3 (this runtime reads versions 1 to 2)"),
+        (["version"], 4, False, "unsupported version 4 (this runtime reads versions 1 to 3)"),
         (["version"], 0, False, "unsupported version 0"),
         (["version"], "1", False, "'version' must be an integer"),
         (["format"], "other", False, "field 'format'"),
@@ -123,6 +125,10 @@ def mutate(path: list[Any], value: Any, *, delete: bool = False) -> bytes:
         (["cursors", "runtime_observed"], -4, False, "cursors.runtime_observed"),
         (["config", "max_completed"], "many", False, "config.max_completed"),
         (["wait", "operation_ids"], ["nope"], False, "wait_operation_ids"),
+        (["registrations", 1], 0, False, "'registrations' must increase"),
+        (["registrations", 0], -1, False, "registrations[0]"),
+        (["registrations"], [0], False, "'registrations' has 1 entries"),
+        (["registrations"], None, True, "'registrations' is missing"),
     ],
 )
 def test_malformed_snapshots_are_refused_naming_the_field(
@@ -179,3 +185,35 @@ def test_validate_catches_hand_built_contradictions() -> None:
         replace(snap, wait_request_id=None).validate()
     with pytest.raises(SnapshotFormatError):
         OpsLifecycleRegistry.from_recovered(replace(snap, next_completion_seq=1))
+
+
+def test_version_2_snapshots_and_version_1_records_are_still_read() -> None:
+    """Documents of the previous formats have no ``registrations``: a snapshot numbers its
+    operations by position and a record's new operations come after the known ones, in the
+    order they finished (what the previous readers did); the current ones keep registration
+    order."""
+    reg = OpsLifecycleRegistry.with_config(max_completed=8)
+    sink = RecordingSink()
+    reg.attach_persistence(sink, "epoch-1", EpochCursorState())
+    running(reg, bg_spec("same", op_id="first"))
+    base = reg.capture_persistence_snapshot("epoch-1")
+    for oid in ("a", "b"):
+        running(reg, bg_spec("same", op_id=oid))
+    for oid in ("b", "first", "a"):
+        reg.complete_operation(oid, result(oid))
+    records = [record.to_json() for record in sink.records]
+    current = persisted_from_records(OpsLifecycleRecords(base.to_json(), tuple(records)), "rt")
+    assert current is not None and current.operation_ids == ("first", "a", "b")
+
+    old_snapshot = json.loads(base.to_json())
+    old_snapshot["version"] = 2
+    del old_snapshot["registrations"]
+    old_records = []
+    for data in records:
+        doc = json.loads(data)
+        doc["version"] = 1
+        del doc["registrations"]
+        old_records.append(json.dumps(doc).encode())
+    old = persisted_from_records(OpsLifecycleRecords(json.dumps(old_snapshot).encode(), tuple(old_records)), "rt")
+    assert old is not None and old.operation_ids == ("first", "b", "a")
+    assert old.completed_order == current.completed_order == ("b", "first", "a")

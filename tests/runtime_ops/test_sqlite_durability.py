@@ -177,3 +177,34 @@ def test_threads_writing_through_one_sqlite_store_lose_nothing(tmp_path: Path) -
         assert [e.seq for e in entries] == list(range(1, 61))
     finally:
         reopened.close()
+
+
+def test_operations_registered_after_the_snapshot_come_back_in_registration_order(tmp_path: Path) -> None:
+    """Registration is not durable and a journal record is written when an operation becomes
+    terminal: recovery must still put the operations registered after the last snapshot in
+    registration order, not in the order they finished (``view().operation_ids`` and the tie
+    order of ``list_operations`` show it)."""
+    path = str(tmp_path / "ops.sqlite")
+    store = SqliteRuntimeStore(path)
+    ops = open_durable_ops(store, RT, compact_every=1000)
+    reg = ops.registry
+    completed(reg, "first")  # the first write: the snapshot the later records follow
+    for oid in ("a", "b", "c"):
+        reg.register_operation(bg_spec("same", op_id=oid))
+        reg.provisioning_succeeded(oid)
+    for oid in ("c", "a", "b"):
+        reg.complete_operation(oid, result(oid))
+    assert (ops.persistence.compactions, ops.persistence.appended) == (1, 3)
+    live_ids = reg.view().operation_ids
+    live_listed = [(op.display_name, op.id) for op in reg.list_operations()]
+    assert live_ids[1:] == ("a", "b", "c")
+    store.close()
+
+    reopened = SqliteRuntimeStore(path)
+    try:
+        recovered = open_durable_ops(reopened, RT).registry
+        assert recovered.view().operation_ids == live_ids
+        assert [(op.display_name, op.id) for op in recovered.list_operations()] == live_listed
+        assert recovered.view().completed_order == (*live_ids[:1], "c", "a", "b")
+    finally:
+        reopened.close()

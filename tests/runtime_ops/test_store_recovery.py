@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import pytest
+from meerkat_runtime.ops import wire
 from meerkat_runtime.ops.recovery import load_persisted_ops, open_durable_ops
+from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.vocab.errors import ReadFailed, SnapshotFormatError
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
-from tests.runtime_ops.helpers import bg_spec, completed, running
+from tests.runtime_ops.helpers import bg_spec, completed, result, running
 
 RT = canonical_runtime_id("session-a")
 
@@ -94,3 +98,40 @@ def test_a_record_from_another_epoch_is_refused() -> None:
     store.append_ops_record(RT, stored.appended[0])
     with pytest.raises(SnapshotFormatError, match="does not match the snapshot's epoch"):
         load_persisted_ops(store, RT)
+
+
+def _finish(reg: OpsLifecycleRegistry, registered: tuple[str, ...], finished: tuple[str, ...]) -> None:
+    for oid in registered:
+        reg.register_operation(bg_spec("same", op_id=oid))
+        reg.provisioning_succeeded(oid)
+    for oid in finished:
+        reg.complete_operation(oid, result(oid))
+
+
+def test_registration_order_survives_restarts_that_append_to_the_same_journal() -> None:
+    """A restarted registry whose compaction is deferred (its snapshot over the size limit)
+    appends to the journal the previous process wrote: replay must place the operations each
+    process registered after those of the process before, and an operation registered again
+    under the id of one the restart dropped (non-terminal in the snapshot) where it was
+    registered the second time."""
+    storage = MemoryStorage()
+    first = open_durable_ops(InMemoryRuntimeStore(storage), RT, compact_every=1000)
+    first.registry.register_operation(bg_spec("same", op_id="s"))  # in the snapshot, never finished
+    _finish(first.registry, ("w",), ("w",))  # the snapshot: s (provisioning), w
+    _finish(first.registry, ("z1", "z2", "z3", "p", "q"), ("q", "p"))  # z*: never finished
+    assert (first.persistence.compactions, first.persistence.appended) == (1, 2)
+    assert first.registry.view().operation_ids == ("s", "w", "z1", "z2", "z3", "p", "q")
+
+    with patch.object(wire, "MAX_JSON_BYTES", 1700):  # a snapshot of these operations is over it
+        second = open_durable_ops(InMemoryRuntimeStore(storage), RT, compact_every=1000)
+        assert second.registry.view().operation_ids == ("w", "p", "q")
+        _finish(second.registry, ("s", "r"), ("r", "s"))
+        assert (second.persistence.compactions, second.persistence.deferred) == (0, 1)
+        live = second.registry.view().operation_ids
+        listed = [op.id for op in second.registry.list_operations()]
+        assert live == ("w", "p", "q", "s", "r") and listed == list(live)
+
+        third = open_durable_ops(InMemoryRuntimeStore(storage), RT, compact_every=1000).registry
+        assert third.view().operation_ids == live
+        assert [op.id for op in third.list_operations()] == listed
+        assert third.view().completed_order == ("w", "q", "p", "r", "s")

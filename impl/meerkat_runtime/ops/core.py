@@ -27,7 +27,7 @@ from meerkat_runtime.ops.journal import JournalRecord
 from meerkat_runtime.ops.plan import OpsPlan, PlannedTerminal
 from meerkat_runtime.ops.record import OpRecord
 from meerkat_runtime.ops.retention import RetentionPlan, apply_retention
-from meerkat_runtime.ops.snapshot import PersistedOperation, PersistedOpsSnapshot
+from meerkat_runtime.ops.snapshot import PersistedOperation, PersistedOpsSnapshot, registration_numbers
 from meerkat_runtime.ops.wait_all import WaitAllResult, WaitAllSatisfied
 from meerkat_runtime.ops.watch import OneShot
 from meerkat_runtime.vocab.errors import (
@@ -307,10 +307,14 @@ class OpsCore:
         numbers; non-terminal ones are dropped; no barrier; retention applies again (its
         evictions are written with the next durable call)."""
         core = cls(config)
-        for op in snapshot.operations:
+        numbers = registration_numbers(snapshot.operations)
+        for op, number in zip(snapshot.operations, numbers, strict=True):
             if op.status.is_terminal:
-                core.ops[op.id] = OpRecord.recovered(op, core.reg_counter)
-                core.reg_counter += 1
+                core.ops[op.id] = OpRecord.recovered(op, number)
+        # Later registrations are numbered above every persisted one (the dropped non-terminal
+        # ones too): a journal record this registry appends after the records it was recovered
+        # from then places its operations after theirs.
+        core.reg_counter = max(numbers, default=-1) + 1
         core.completed = deque(oid for oid in snapshot.completed_order if oid in core.ops)
         core.next_seq = snapshot.next_completion_seq
         core.pending_evictions.extend(core._retain_now())

@@ -6,7 +6,11 @@ barrier or after recovery), the operations it made terminal (with their
 full persisted state, which also yields their feed entries), the ids it evicted or collected,
 the sequence counter afterwards and the consumer cursors at that moment. Recovery replays the
 records written since the last full snapshot (``replay``). Wire format ``meerkat.ops.journal``
-version 1, documented in docs/ops-registry.md.
+version 2 (version 1 is still read), documented in docs/ops-registry.md.
+
+Version 2 adds ``registrations``: the registration number of each operation in ``terminated``.
+Registration itself is not durable, so without it replay cannot tell in which order operations
+registered after the snapshot were registered (version 1 records put them in termination order).
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ from meerkat_runtime.ops.snapshot import (
     cursors_to_json,
     operation_from_json,
     operation_to_json,
+    registration_numbers,
+    registrations_from_json,
 )
 from meerkat_runtime.store.records import OpsLifecycleRecords
 from meerkat_runtime.vocab.errors import SnapshotFormatError
 
 JOURNAL_FORMAT = "meerkat.ops.journal"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+OLDEST_JOURNAL_VERSION = 1
+"""Version 1 records carry no ``registrations``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,7 @@ class JournalRecord:
                 "action": self.action,
                 "pre_evicted": list(self.pre_evicted),
                 "terminated": [operation_to_json(op) for op in self.terminated],
+                "registrations": [op.registration for op in self.terminated],
                 "evicted": list(self.evicted),
                 "collected": list(self.collected),
                 "next_completion_seq": self.next_completion_seq,
@@ -65,11 +74,15 @@ class JournalRecord:
     def from_json(data: bytes | str, what: str = "ops journal record") -> JournalRecord:
         """Parse one record; raises ``SnapshotFormatError`` naming the field."""
         doc = wire.parse_document(data, what)
-        wire.check_header(doc, JOURNAL_FORMAT, JOURNAL_VERSION, what)
+        version = wire.check_header(doc, JOURNAL_FORMAT, JOURNAL_VERSION, what, oldest=OLDEST_JOURNAL_VERSION)
         prefix = f"{what}: "
         try:
+            listed = wire.req_list(doc, "terminated")
+            numbers: list[int | None] = [None] * len(listed)
+            if version >= 2:
+                numbers = registrations_from_json(doc, len(listed), "terminated")
             terminated = tuple(
-                operation_from_json(v, f"terminated[{i}].") for i, v in enumerate(wire.req_list(doc, "terminated"))
+                operation_from_json(v, f"terminated[{i}].", registration=numbers[i]) for i, v in enumerate(listed)
             )
             record = JournalRecord(
                 epoch_id=wire.req_str(doc, "epoch_id"),
@@ -100,6 +113,12 @@ def replay(snapshot: PersistedOpsSnapshot, records: list[JournalRecord]) -> Pers
     if not records:
         return snapshot
     ops: dict[str, PersistedOperation] = {op.id: op for op in snapshot.operations}
+    # Registration numbers: the snapshot's, then the records'. A record's operation the state
+    # holds as non-terminal under another number is a later registration of that id (a restart
+    # dropped the one the snapshot holds); a version 1 record's operation that is new comes after
+    # every operation known so far (termination order).
+    numbers = dict(zip(ops, registration_numbers(snapshot.operations), strict=True))
+    top = max(numbers.values(), default=-1)
     order: dict[str, None] = dict.fromkeys(snapshot.completed_order)
     capacity = snapshot.config.feed_capacity
     entries: deque[CompletionEntry] = deque(snapshot.completion_entries, maxlen=capacity)
@@ -112,7 +131,7 @@ def replay(snapshot: PersistedOpsSnapshot, records: list[JournalRecord]) -> Pers
                 f"{where}: epoch {record.epoch_id!r} does not match the snapshot's epoch {snapshot.epoch_id!r}"
             )
         for removed in record.pre_evicted:
-            _remove_terminal(ops, order, removed, where)
+            _remove_terminal(ops, order, numbers, removed, where)
         for op in record.terminated:
             if op.completion_seq != next_seq:
                 raise SnapshotFormatError(
@@ -121,20 +140,32 @@ def replay(snapshot: PersistedOpsSnapshot, records: list[JournalRecord]) -> Pers
             known = ops.get(op.id)
             if known is not None and known.status.is_terminal:
                 raise SnapshotFormatError(f"{where}: operation {op.id!r} is already terminal")
+            number = op.registration
+            if number is None:
+                number = numbers[op.id] if known is not None else top + 1
+            elif known is not None and number != numbers[op.id]:
+                del ops[op.id]
             ops[op.id] = op
+            numbers[op.id] = number
+            top = max(top, number)
             order[op.id] = None
             entries.append(op.completion_entry())
             next_seq += 1
         for removed in (*record.evicted, *record.collected):
-            _remove_terminal(ops, order, removed, where)
+            _remove_terminal(ops, order, numbers, removed, where)
         if record.next_completion_seq != next_seq:
             raise SnapshotFormatError(
                 f"{where}: next_completion_seq is {record.next_completion_seq}, expected {next_seq}"
             )
         cursors = cursors.merged(record.cursors)
+    if len(set(numbers.values())) != len(numbers):
+        raise SnapshotFormatError("ops journal: two tracked operations have the same registration number")
+    operations = tuple(
+        replace(op, registration=numbers[op.id]) for op in sorted(ops.values(), key=lambda op: numbers[op.id])
+    )
     result = replace(
         snapshot,
-        operations=tuple(ops.values()),
+        operations=operations,
         completed_order=tuple(order),
         active_count=sum(1 for op in ops.values() if op.status.is_active),
         wait_request_id=None,
@@ -147,12 +178,15 @@ def replay(snapshot: PersistedOpsSnapshot, records: list[JournalRecord]) -> Pers
     return result
 
 
-def _remove_terminal(ops: dict[str, PersistedOperation], order: dict[str, None], removed: str, where: str) -> None:
+def _remove_terminal(
+    ops: dict[str, PersistedOperation], order: dict[str, None], numbers: dict[str, int], removed: str, where: str
+) -> None:
     known = ops.get(removed)
     if known is None or not known.status.is_terminal:
         raise SnapshotFormatError(f"{where}: removes {removed!r}, which is not a tracked terminal operation")
     del ops[removed]
     del order[removed]
+    del numbers[removed]
 
 
 def persisted_from_records(stored: OpsLifecycleRecords | None, runtime_id: str) -> PersistedOpsSnapshot | None:

@@ -38,13 +38,14 @@ MAX_COMPACT_RATIO = 1e6
 
 
 def durable_part(snapshot: PersistedOpsSnapshot) -> tuple[object, ...]:
-    """What recovery keeps of ``snapshot``: epoch, terminal operations (by id), completion
-    order, feed and the next sequence number (non-terminal operations and the barrier are not
-    durable; cursors only move forward and are not compared)."""
+    """What recovery keeps of ``snapshot``: epoch, terminal operations (by id, and their
+    registration order), completion order, feed and the next sequence number (non-terminal
+    operations and the barrier are not durable; cursors only move forward and are not compared)."""
     terminal = {op.id: op for op in snapshot.operations if op.status.is_terminal}
     return (
         snapshot.epoch_id,
         terminal,
+        tuple(terminal),
         snapshot.completed_order,
         snapshot.completion_entries,
         snapshot.next_completion_seq,

@@ -47,6 +47,7 @@ class PlannedTerminal(NamedTuple):
             started_at_ms=rec.started_at_ms,
             completed_at_ms=self.completed_at_ms,
             elapsed_ms=self.elapsed_ms,
+            registration=rec.reg_index,
         )
 
 

@@ -97,6 +97,7 @@ class OpRecord:
             started_at_ms=self.started_at_ms,
             completed_at_ms=self.completed_at_ms,
             elapsed_ms=self.elapsed_ms,
+            registration=self.reg_index,
         )
 
     @classmethod

@@ -1,15 +1,18 @@
 """The full persisted state of an operation registry and its versioned JSON wire format.
 
-``PersistedOpsSnapshot.to_json`` writes format ``meerkat.ops.snapshot`` version 2 (documented
-in docs/ops-registry.md); ``from_json`` reads versions 1 and 2 back, refusing other versions and
+``PersistedOpsSnapshot.to_json`` writes format ``meerkat.ops.snapshot`` version 3 (documented
+in docs/ops-registry.md); ``from_json`` reads versions 1 to 3 back, refusing other versions and
 malformed or self-contradicting documents with a ``SnapshotFormatError`` that names the field.
 Version 2 stores each terminal outcome once: a feed entry of an operation the snapshot still
 holds (same sequence number) writes ``terminal_outcome: null`` and takes the operation's.
+Version 3 adds ``registrations``, each operation's registration number, which journal records
+(version 2) refer to; an older snapshot numbers its operations by position.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 from meerkat_runtime.ops import wire
@@ -29,9 +32,10 @@ from meerkat_runtime.vocab.operation import (
 )
 
 SNAPSHOT_FORMAT = "meerkat.ops.snapshot"
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 OLDEST_SNAPSHOT_VERSION = 1
-"""Version 1 wrote every feed entry's outcome in full (a retained result twice)."""
+"""Version 1 wrote every feed entry's outcome in full (a retained result twice); versions 1 and
+2 have no ``registrations``."""
 
 _PEER_READY_STATUSES = frozenset({OperationStatus.RUNNING, OperationStatus.RETIRING})
 
@@ -52,6 +56,12 @@ class PersistedOperation:
     started_at_ms: int | None
     completed_at_ms: int | None
     elapsed_ms: int | None
+    registration: int | None = field(default=None, compare=False)
+    """The registry's registration number (registration order: larger is later; ``None`` if
+    not known), written in a snapshot's and a journal record's ``registrations``: replay puts
+    an operation registered after the snapshot in its place and tells a later registration of
+    an id from the one the snapshot holds. Not compared: two states are equal if their
+    operations are, in the same order."""
 
     @property
     def id(self) -> str:
@@ -181,6 +191,7 @@ class PersistedOpsSnapshot:
             "epoch_id": self.epoch_id,
             "config": {"max_completed": self.config.max_completed, "max_concurrent": self.config.max_concurrent},
             "operations": [operation_to_json(op) for op in self.operations],
+            "registrations": [op.registration for op in self.operations],
             "completed_order": list(self.completed_order),
             "active_count": self.active_count,
             "wait": None
@@ -224,8 +235,15 @@ class PersistedOpsSnapshot:
                 wire.as_str(v, f"wait.operation_ids[{i}]")
                 for i, v in enumerate(wire.req_list(wait, "operation_ids", "wait."))
             )
+        listed = wire.req_list(doc, "operations")
+        numbers: list[int | None] = list(range(len(listed)))
+        if version >= 3:
+            numbers = registrations_from_json(doc, len(listed), "operations")
+            known = [n for n in numbers if n is not None]
+            if any(a >= b for a, b in itertools.pairwise(known)):
+                raise SnapshotFormatError("field 'registrations' must increase: operations are in registration order")
         operations = tuple(
-            operation_from_json(v, f"operations[{i}].") for i, v in enumerate(wire.req_list(doc, "operations"))
+            operation_from_json(v, f"operations[{i}].", registration=numbers[i]) for i, v in enumerate(listed)
         )
         held = {op.completion_seq: op for op in operations if op.completion_seq is not None and version >= 2}
         snapshot = PersistedOpsSnapshot(
@@ -319,7 +337,27 @@ def operation_to_json(op: PersistedOperation) -> dict[str, Any]:
     }
 
 
-def operation_from_json(value: Any, path: str) -> PersistedOperation:
+def registrations_from_json(doc: dict[str, Any], count: int, listed: str) -> list[int | None]:
+    """The ``registrations`` field: one integer >= 0 (or null: unknown) per ``listed`` entry."""
+    given = wire.req_list(doc, "registrations")
+    if len(given) != count:
+        raise SnapshotFormatError(f"field 'registrations' has {len(given)} entries for {count} in {listed!r}")
+    return [wire.as_opt_int(v, f"registrations[{i}]") for i, v in enumerate(given)]
+
+
+def registration_numbers(operations: tuple[PersistedOperation, ...]) -> tuple[int, ...]:
+    """The registration number of each of ``operations`` (listed in registration order): the
+    ones they carry if all carry one and they increase down the list, their positions otherwise."""
+    numbers: list[int] = []
+    for op in operations:
+        number = op.registration
+        if number is None or (numbers and number <= numbers[-1]):
+            return tuple(range(len(operations)))
+        numbers.append(number)
+    return tuple(numbers)
+
+
+def operation_from_json(value: Any, path: str, *, registration: int | None = None) -> PersistedOperation:
     doc = wire.as_obj(value, path.rstrip("."))
     op = PersistedOperation(
         spec=spec_from_json(wire.field(doc, "spec", path), path + "spec."),
@@ -334,6 +372,7 @@ def operation_from_json(value: Any, path: str) -> PersistedOperation:
         started_at_ms=wire.opt_int(doc, "started_at_ms", path),
         completed_at_ms=wire.opt_int(doc, "completed_at_ms", path),
         elapsed_ms=wire.opt_int(doc, "elapsed_ms", path),
+        registration=registration,
     )
     op.validate(path)
     return op

@@ -144,6 +144,12 @@ def as_str(value: Any, path: str) -> str:
     return value
 
 
+def as_opt_int(value: Any, path: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _fail(path, "an integer >= 0 or null", value)
+    return value
+
+
 def req_enum(doc: dict[str, Any], key: str, enum_type: type[E], path: str = "") -> E:
     value = field(doc, key, path)
     try:
