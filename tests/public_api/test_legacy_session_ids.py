@@ -45,13 +45,16 @@ def legacy_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A SQLite store written as an earlier release wrote it (its machine's and its store's id
     rules in place): sessions ``ok`` and the three legacy ids registered, each with one queued
     input."""
-    path = tmp_path / "legacy.sqlite"
+    return written_by_earlier_release(tmp_path / "legacy.sqlite", monkeypatch, {"ok": "in-ok", **LEGACY})
+
+
+def written_by_earlier_release(path: Path, monkeypatch: pytest.MonkeyPatch, inputs: dict[str, str]) -> Path:
+    """A SQLite store at ``path`` written with an earlier release's id rules: each session of
+    ``inputs`` (session id → input id) registered, in order, with one queued input."""
 
     async def write() -> None:
         async with MeerkatMachine.persistent(path) as machine:
-            await machine.register_session("ok")
-            await machine.accept_input("ok", make_prompt(input_id="in-ok"))
-            for session_id, input_id in LEGACY.items():
+            for session_id, input_id in inputs.items():
                 await machine.register_session(session_id)
                 await machine.accept_input(session_id, make_prompt(input_id=input_id))
 
@@ -158,19 +161,7 @@ release also registered the others (whitespace at an end, NFD) as sessions of th
 
 @pytest.fixture
 def lookalike_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "lookalike.sqlite"
-
-    async def write() -> None:
-        async with MeerkatMachine.persistent(path) as machine:
-            for session_id, input_id in LOOKALIKES.items():
-                await machine.register_session(session_id)
-                await machine.accept_input(session_id, make_prompt(input_id=input_id))
-
-    with monkeypatch.context() as patched:
-        patched.setattr(machine_module, "session_runtime_id", earlier_release_rule)
-        patched.setattr(validation, "check_runtime_id", earlier_release_store_rule)
-        run(write())
-    return path
+    return written_by_earlier_release(tmp_path / "lookalike.sqlite", monkeypatch, LOOKALIKES)
 
 
 def test_sessions_shows_lookalike_ids_apart(lookalike_store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from meerkat_conformance.trace.check import check_trace
@@ -50,6 +51,16 @@ async def _until(predicate: object, what: str) -> None:
             await asyncio.sleep(0.001)
 
 
+async def _attached(**settings: Any) -> tuple[FaultInjectingStore, MeerkatMachine, ScriptedExecutor]:
+    """A persistent machine on a fault-injecting in-memory store, with session ``s``'s loop
+    attached to a scripted executor."""
+    store = FaultInjectingStore(InMemoryRuntimeStore())
+    m, _ = persistent(store, offload_store_calls=False, **settings)
+    ex = ScriptedExecutor(default=ANSWER)
+    await m.register_session_with_executor("s", ex)
+    return store, m, ex
+
+
 def _fail_reads(store: FaultInjectingStore) -> None:
     for method in READ_METHODS:
         store.fail_always(method)
@@ -62,10 +73,7 @@ def test_after_a_failed_boundary_commit_the_executor_is_attached_again_and_input
     doubt until the re-attach reconciles (the input is not run twice)."""
 
     async def body() -> None:
-        store = FaultInjectingStore(InMemoryRuntimeStore())
-        m, _ = persistent(store, offload_store_calls=False)
-        ex = ScriptedExecutor(default=ANSWER)
-        await m.register_session_with_executor("s", ex)
+        store, m, ex = await _attached()
         if outcome == "not_written":
             store.fail_next("atomic_apply")
         else:
@@ -93,10 +101,7 @@ def test_after_a_failed_boundary_commit_the_executor_is_attached_again_and_input
 
 def test_the_re_attach_retries_while_the_store_cannot_be_read_and_attaches_once_it_can() -> None:
     async def body() -> None:
-        store = FaultInjectingStore(InMemoryRuntimeStore())
-        m, _ = persistent(store, offload_store_calls=False)
-        ex = ScriptedExecutor(default=ANSWER)
-        await m.register_session_with_executor("s", ex)
+        store, m, ex = await _attached()
         store.fail_next("atomic_apply", after_write=True)
         _fail_reads(store)  # the store went away: the read-back fails too (in doubt)
         item = make_prompt("q")
@@ -117,10 +122,7 @@ def test_the_re_attach_retries_while_the_store_cannot_be_read_and_attaches_once_
 
 def test_with_reattach_off_the_loop_stays_detached_until_the_application_attaches_one() -> None:
     async def body() -> None:
-        store = FaultInjectingStore(InMemoryRuntimeStore())
-        m, _ = persistent(store, offload_store_calls=False, reattach=False)
-        ex = ScriptedExecutor(default=ANSWER)
-        await m.register_session_with_executor("s", ex)
+        store, m, ex = await _attached(reattach=False)
         store.fail_next("atomic_apply")
         item = make_prompt("q")
         _, handle = await m.accept_input_with_completion("s", item)
@@ -147,10 +149,7 @@ def test_reattach_must_be_a_bool(value: object) -> None:
 @pytest.mark.parametrize("ending", ["close", "unregister", "halt"])
 def test_ending_the_session_during_a_pending_re_attach_ends_it_cleanly(ending: str) -> None:
     async def body() -> None:
-        store = FaultInjectingStore(InMemoryRuntimeStore())
-        m, _ = persistent(store, offload_store_calls=False)
-        ex = ScriptedExecutor(default=ANSWER)
-        await m.register_session_with_executor("s", ex)
+        store, m, ex = await _attached()
         store.fail_next("atomic_apply", after_write=True)
         _fail_reads(store)
         session = m._sessions[canonical_runtime_id("s")]
@@ -180,10 +179,7 @@ def test_ending_the_session_during_a_pending_re_attach_ends_it_cleanly(ending: s
 @pytest.mark.parametrize("control", ["stop_runtime", "destroy_runtime"])
 def test_stopping_or_destroying_the_runtime_ends_a_pending_re_attach(control: str) -> None:
     async def body() -> None:
-        store = FaultInjectingStore(InMemoryRuntimeStore())
-        m, _ = persistent(store, offload_store_calls=False)
-        ex = ScriptedExecutor(default=ANSWER)
-        await m.register_session_with_executor("s", ex)
+        store, m, ex = await _attached()
         store.fail_next("atomic_apply")  # refused, nothing written: the session is not in doubt
         store.fail_always("load_high_water")  # the re-attach's probe keeps failing
         session = m._sessions[canonical_runtime_id("s")]
@@ -239,8 +235,7 @@ def test_a_boundary_commit_failure_and_the_re_attach_replay_through_the_model(tm
         m, _ = persistent(store, offload_store_calls=False)
         log = EventLog(tmp_path)
         m.events.subscribe(log)
-        ex = ScriptedExecutor(default=ANSWER)
-        await m.register_session_with_executor("s", ex)
+        await m.register_session_with_executor("s", ScriptedExecutor(default=ANSWER))
         store.fail_next("atomic_apply")
         _, handle = await m.accept_input_with_completion("s", make_prompt("q"))
         assert await _resolved(handle) == Completed(RunResult("answer"))
