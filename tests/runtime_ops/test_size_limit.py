@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from meerkat_runtime.ops import wire
+from meerkat_runtime.ops.config import OpsLifecycleConfig
 from meerkat_runtime.ops.cursors import EpochCursorSnapshot
-from meerkat_runtime.ops.persistence import StoreOpsPersistence
+from meerkat_runtime.ops.persistence import StoreOpsPersistence, durable_part
 from meerkat_runtime.ops.recovery import DurableOps, load_persisted_ops, open_durable_ops
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
@@ -47,18 +48,6 @@ def _complete(reg: OpsLifecycleRegistry, n: int, size: int = RESULT, name: str =
         reg.complete_operation(oid, result(oid, "p" * size))
         ids.append(oid)
     return ids
-
-
-def durable_part(snapshot: PersistedOpsSnapshot) -> tuple[object, ...]:
-    """What recovery keeps: epoch, terminal operations, completion order, feed, next seq."""
-    terminal = {op.id: op for op in snapshot.operations if op.status.is_terminal}
-    return (
-        snapshot.epoch_id,
-        terminal,
-        snapshot.completed_order,
-        snapshot.completion_entries,
-        snapshot.next_completion_seq,
-    )
 
 
 def _durable(reg: OpsLifecycleRegistry, ops: DurableOps) -> tuple[object, ...]:
@@ -175,3 +164,26 @@ def test_snapshot_stores_each_result_once() -> None:
     data = snap.to_json()
     assert data.count(b"R" * 5000) == 1
     assert PersistedOpsSnapshot.from_json(data) == snap
+
+
+def test_a_restart_with_a_smaller_feed_keeps_writing_past_the_limit(tmp_path: Path, low_limit: int) -> None:
+    """The store's state, over the limit, was written with a larger completion feed than the
+    reopened registry keeps: the check before a deferred record compares under the registry's
+    own settings (recovery trims the feed to them too), so the calls go on being written."""
+    path = tmp_path / "ops.sqlite"
+    store = SqliteRuntimeStore(path)
+    ops = open_durable_ops(store, RT, config=OpsLifecycleConfig(max_completed=2000))
+    _complete(ops.registry, 1500, size=100)
+    assert _deferred(ops) >= 1
+    store.close()
+
+    store = SqliteRuntimeStore(path)
+    ops = open_durable_ops(store, RT, config=OpsLifecycleConfig(max_completed=300))
+    _complete(ops.registry, 3, size=5, name="small")  # previously: PersistenceFailed for each
+    expected = _durable(ops.registry, ops)
+    store.close()
+
+    store = SqliteRuntimeStore(path)
+    again = open_durable_ops(store, RT, config=OpsLifecycleConfig(max_completed=300))
+    assert _durable(again.registry, again) == expected
+    store.close()

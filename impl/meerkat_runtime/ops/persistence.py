@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from meerkat_runtime.ops.journal import JournalRecord, persisted_from_records, replay
@@ -236,14 +237,17 @@ class StoreOpsPersistence:
         """Whether the store's state with ``write.record`` replayed is the registry's durable
         state after the call (terminal operations, completion order, feed, sequence counter):
         then appending the record is as good as the compaction it replaces."""
+        full = write.full_snapshot()
         try:
             stored = self.load_persisted()
             if stored is None:
                 return False  # a journal record needs a base snapshot
-            after = replay(stored, [write.record])
+            # under the registry's own settings (a feed capacity changed since the store's
+            # snapshot was written): recovery trims to them too
+            after = replay(replace(stored, config=full.config), [write.record])
         except SnapshotFormatError:
             return False
-        return durable_part(after) == durable_part(write.full_snapshot())
+        return durable_part(after) == durable_part(full)
 
     def load_persisted(self) -> PersistedOpsSnapshot | None:
         """What the store holds for this runtime (snapshot + replayed journal)."""
