@@ -4,8 +4,9 @@ the start up instead of waiting for it — the call is cancelled (waited for at 
 ``EXECUTOR_STOP_LIMIT_S``, then abandoned), nothing is attached (the model's ``attach_failed``)
 and the attach's caller gets ``MachineClosed`` / ``SessionNotFound``. The lease is released, the
 renewal stops and the other sessions are shut down as usual; the same when the pending start is
-the machine's own re-attach after a failed boundary commit. No test asserts how long anything
-took (``run`` only guards against a hang)."""
+the machine's own re-attach after a failed boundary commit, and when the lease is lost to
+another worker (``OwnershipLost``). No test asserts how long anything took (``run`` only guards
+against a hang)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.testing import Block, ScriptedExecutor
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
-from meerkat_runtime.vocab.errors import MachineClosed, SessionNotFound
+from meerkat_runtime.vocab.errors import MachineClosed, OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
+from tests.ownership.helpers import two_workers
 from tests.runtime_session.helpers import make_prompt, persistent, run
 
 
@@ -225,3 +227,27 @@ def test_a_re_attach_whose_start_never_returns_does_not_hold_up_the_shutdown(
 
     run(body())
     _replays(tmp_path, "boundary_commit_failed", "attach_failed", "unregister")
+
+
+def test_losing_the_lease_gives_up_a_start_that_never_returns() -> None:
+    """The detach after a lost lease (it waits for the session's gate, like a shutdown) gives the
+    pending start up: ``renew_leases_now`` returns and the attach's caller gets ``OwnershipLost``."""
+
+    async def body() -> None:
+        w = two_workers()
+        stuck = NeverStarts()
+        await w.a.register_session("s")
+        attaching = asyncio.create_task(w.a.register_session_with_executor("s", stuck))
+        await stuck.hanging.wait()
+        w.expire()
+        other = ScriptedExecutor()
+        assert await w.b.ensure_session_with_executor("s", other)  # B takes the session over
+        assert await w.a.renew_leases_now() == [canonical_runtime_id("s")]  # A learns it lost the lease
+        with pytest.raises(OwnershipLost):
+            await attaching
+        assert stuck.start_cancelled and all(t.done() for t in stuck.start_tasks)
+        await w.a.close()
+        await w.b.close()
+        assert _others() == set()
+
+    run(body())
