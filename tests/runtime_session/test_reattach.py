@@ -112,9 +112,12 @@ def test_the_re_attach_retries_while_the_store_cannot_be_read_and_attaches_once_
         assert await m.registration_phase("s") is RegistrationPhase.QUEUING
         store.clear()  # the store answers again
         assert await _resolved(handle) == Completed(RunResult("answer"))  # the boundary had landed
-        assert ex.starts == 2 and len(ex.applied) == 1
+        async with asyncio.timeout(10):  # the attach awaits start() in a task of its own; a hang guard
+            while not await m.executor_ready("s"):
+                await asyncio.sleep(0.001)
         await _until(lambda: m.settled_now("s"), "settled")
         assert await m.executor_ready("s")
+        assert ex.starts == 2 and len(ex.applied) == 1  # started again, the input run once
         await m.close()
 
     run(body())

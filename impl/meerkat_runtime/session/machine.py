@@ -73,7 +73,6 @@ from meerkat_runtime.session.executor import (
     CoreExecutor,
     ExecutorCancelled,
     RunPrimitive,
-    start_executor,
 )
 from meerkat_runtime.session.input_fields import (
     DEFAULT_MAX_INPUT_BYTES,
@@ -93,7 +92,13 @@ from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.row_codec import RowFormatError
 from meerkat_runtime.session.run_end import BoundaryCommitFailed, RunEnd, RunOutcome, check_receipt, end_run
-from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession, SessionBindings, stop_detached
+from meerkat_runtime.session.runtime_session import (
+    LoopState,
+    RuntimeSession,
+    SessionBindings,
+    bounded_start,
+    stop_detached,
+)
 from meerkat_runtime.session.views import InputStateView, SessionView, input_view, session_view
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.protocol import RuntimeStore, missing_store_methods
@@ -573,6 +578,7 @@ class MeerkatMachine:
     async def _detach_lost(self, session: RuntimeSession, error: OwnershipLost) -> None:
         """Stop the session's loop and executor and resolve its waiters with ``LostOwnership``;
         the session stays registered (lost) so later calls raise ``OwnershipLost``."""
+        session.give_up_start()  # an attach awaiting start() holds the gate
         async with session.gate:
             if session.unregistered or session.lost_detached:
                 return
@@ -800,7 +806,11 @@ class MeerkatMachine:
         An executor with a ``start()`` coroutine (the optional attach hook) is started first,
         under the session gate, before its loop exists; if ``start()`` raises, nothing is
         attached (``attach_failed``: the session queues input as before) and
-        ``ExecutorStartFailed`` is raised with the error as its ``cause``.
+        ``ExecutorStartFailed`` is raised with the error as its ``cause``. A shutdown of the
+        session (``close``, ``unregister_session``, ``halt``, the loss of its lease) does not wait
+        for a ``start()`` still running: it cancels the call (waiting at most
+        ``EXECUTOR_STOP_LIMIT_S`` for it to end), nothing is attached (``attach_failed``) and
+        this call raises ``MachineClosed``, ``SessionNotFound`` or ``OwnershipLost``.
         """
         session = await self._ensure_registered(session_id)
         return await self._attach(session, executor)
@@ -820,16 +830,22 @@ class MeerkatMachine:
                 events.emit_step(session, "begin_attach_noop")
                 return False  # another caller attached (or is attaching) the loop
             # The claim (begin_attach) and the attachment (finish_attach) happen under the gate,
-            # so exactly one caller attaches; the only await in between is the executor's start.
+            # so exactly one caller attaches; the only await in between is the executor's start,
+            # which a shutdown of the session gives up (bounded_start) rather than wait for.
             core = session.core
+            session.check_registered()  # again: a shutdown begun while reconciling has no start to give up
             install(session, core.begin_attach())
             try:
-                await start_executor(executor)
+                started = await bounded_start(session, executor)
             except BaseException as exc:
                 install(session, core.attach_failed())
                 if isinstance(exc, Exception):
                     raise ExecutorStartFailed(str(session.session_id), exc) from exc
                 raise
+            if not started:  # unregistered, closed, halted or lost while starting: nothing attached
+                install(session, core.attach_failed())
+                session.check_registered()
+                raise SessionNotFound(session.session_id)
             body = self._loop_main(session, executor)
             try:
                 session.loop_task = asyncio.create_task(body)
@@ -946,7 +962,9 @@ class MeerkatMachine:
     async def _unregister_now(self, session: RuntimeSession) -> None:
         """Detach the loop and resolve the waiters (under the gate), stop the loop and the
         executor and wait until the loop task has ended, finish the session's background work,
-        then release the lease."""
+        then release the lease. An attach awaiting its executor's ``start()`` (it holds the gate)
+        gives the start up first (``bounded_start``)."""
+        session.give_up_start()
         async with session.gate:
             registration, phase = session.registration, spell(session.core.phase.value)
             parts = session.detach()
@@ -1017,7 +1035,9 @@ class MeerkatMachine:
         """What a process crash does, for tests and harnesses: cancel every loop and in-flight
         run and forget every session without writing anything, resolving any waiter or
         telling executors to stop. Durable state is exactly what was written so far; leases
-        are not released (they expire, or this owner id claims them again at once)."""
+        are not released (they expire, or this owner id claims them again at once). An attach
+        awaiting its executor's ``start()`` gives it up (``attach_failed``, the caller gets
+        ``SessionNotFound``)."""
         sessions = [*self._sessions.values(), *(session for _, session in self._unregistering.values())]
         self._sessions.clear()
         await self._claims.stop()
@@ -1032,6 +1052,7 @@ class MeerkatMachine:
                 tasks.append(background)
             self._claims.forget(session.claim)
             session.unregistered = True
+            session.give_up_start()  # an attach awaiting start() attaches nothing
             for running in (session.apply_task, session.loop_task):
                 if running is not None and not running.done():
                     running.cancel()

@@ -21,7 +21,9 @@ commit does not make the executor run the same input in a tight loop.
 The task ends when the loop is attached (by it or by another caller), when the session is
 unregistered, halted, stopped or destroyed (``SessionNotFound``, ``NotReady``,
 ``RuntimeDestroyed``), when its lease is lost to another worker (``OwnershipLost``), or when the
-machine closes (``close`` and ``unregister_session`` cancel it and wait for it).
+machine closes (``close`` and ``unregister_session`` cancel it and wait for it). A shutdown that
+finds the try awaiting ``start()`` cancels that call (waiting at most ``EXECUTOR_STOP_LIMIT_S``
+for it to end): the try fails as ``attach_failed`` and the task ends.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from meerkat_runtime.session.completion import CompletionRegistry, RuntimeTermin
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.dispatch import CompositionDispatch
-from meerkat_runtime.session.executor import CoreExecutor, RunControlCommand, StopRuntimeExecutor
+from meerkat_runtime.session.executor import CoreExecutor, RunControlCommand, StopRuntimeExecutor, start_executor
 from meerkat_runtime.session.persistence import SessionPersistence, Written
 from meerkat_runtime.session.reattach import ReattachBackoff
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
@@ -134,6 +134,9 @@ class RuntimeSession:
         """The machine's re-attach after a failed boundary commit, while it runs
         (:mod:`meerkat_runtime.session.reattach`); unregistering cancels it."""
         self.reattach_backoff = ReattachBackoff()
+        self.starting: asyncio.Future[None] | None = None
+        """Set while an attach awaits its executor's ``start()`` (:func:`bounded_start`, under the
+        gate): :meth:`give_up_start` resolves it."""
 
     @property
     def claim(self) -> SessionClaim:
@@ -170,6 +173,15 @@ class RuntimeSession:
         if plan.terminate_all is not None:
             self.completions.resolve_all(RuntimeTerminated(plan.terminate_all))
 
+    def give_up_start(self) -> None:
+        """Make an attach that awaits its executor's ``start()`` give up (:func:`bounded_start`):
+        the call is cancelled and nothing is attached (``attach_failed``). A shutdown of the
+        session (unregistering it, the machine's ``close`` or ``halt``, the loss of its lease)
+        calls this before it waits for the gate, which the attach holds."""
+        starting = self.starting
+        if starting is not None and not starting.done():
+            starting.set_result(None)
+
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background, tracked in :attr:`background`."""
         task = asyncio.get_running_loop().create_task(work)
@@ -200,11 +212,12 @@ EXECUTOR_STOP_LIMIT_S = 5.0
 session is unregistered, the machine closes, or a loop is detached), in seconds. An executor
 still stopping after it is abandoned: the call is cancelled (not awaited further) and the
 shutdown goes on, so one executor that never returns does not hold up the others or the
-release of the leases."""
+release of the leases. A shutdown that finds an attach awaiting the executor's ``start()``
+cancels that call at once and waits at most this long for it to end (:func:`bounded_start`)."""
 
 _abandoned: set[asyncio.Task[Any]] = set()
-"""Stop calls abandoned after :data:`EXECUTOR_STOP_LIMIT_S` (cancelled, kept referenced until
-they end)."""
+"""Stop and start calls abandoned after :data:`EXECUTOR_STOP_LIMIT_S` (cancelled, kept
+referenced until they end)."""
 
 
 async def stop_detached(parts: Detached, reason: str) -> None:
@@ -243,3 +256,33 @@ async def _control(executor: CoreExecutor, command: RunControlCommand) -> None:
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()  # the executor's error is advisory: retrieved, never raised
+
+
+async def bounded_start(session: RuntimeSession, executor: CoreExecutor) -> bool:
+    """``start_executor(executor)`` for an attach of ``session`` (called under its gate), in a task
+    of its own: ``True`` once it returned; whatever it raised propagates. ``False`` when a
+    shutdown gave the start up meanwhile (:meth:`RuntimeSession.give_up_start`): the call was
+    cancelled and waited for at most :data:`EXECUTOR_STOP_LIMIT_S`, then abandoned; the caller
+    attaches nothing. Cancelling the caller cancels the call and does not wait for it."""
+    loop = asyncio.get_running_loop()
+    call = loop.create_task(start_executor(executor))
+    released: asyncio.Future[None] = loop.create_future()
+    session.starting = released
+    try:
+        try:
+            await asyncio.wait({call, released}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            session.starting = None
+            released.cancel()
+        if call.done():
+            call.result()
+            return True
+        call.cancel()  # given up: the start is no longer wanted
+        await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
+        return False
+    finally:
+        if not call.done():
+            call.cancel()
+            _abandoned.add(call)
+            call.add_done_callback(_abandoned.discard)
+        call.add_done_callback(_retrieve)

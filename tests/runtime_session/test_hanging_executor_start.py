@@ -1,0 +1,253 @@
+"""An executor whose ``start()`` (the attach hook) never returns holds up no shutdown: the attach
+awaiting it holds the session's gate, so ``close()``, ``unregister_session`` and ``halt()`` give
+the start up instead of waiting for it — the call is cancelled (waited for at most
+``EXECUTOR_STOP_LIMIT_S``, then abandoned), nothing is attached (the model's ``attach_failed``)
+and the attach's caller gets ``MachineClosed`` / ``SessionNotFound``. The lease is released, the
+renewal stops and the other sessions are shut down as usual; the same when the pending start is
+the machine's own re-attach after a failed boundary commit, and when the lease is lost to
+another worker (``OwnershipLost``). No test asserts how long anything took (``run`` only guards
+against a hang)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from meerkat_conformance.trace.check import check_trace
+from meerkat_runtime.events.jsonl import EventLog
+from meerkat_runtime.session import reattach, runtime_session
+from meerkat_runtime.session.completion import CompletionHandle, RuntimeTerminated
+from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.ownership import OwnershipConfig
+from meerkat_runtime.session.testing import Block, ScriptedExecutor
+from meerkat_runtime.store.faults import FaultInjectingStore
+from meerkat_runtime.store.memory import InMemoryRuntimeStore
+from meerkat_runtime.vocab.errors import MachineClosed, OwnershipLost, SessionNotFound
+from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.runtime import RegistrationPhase
+
+from tests.ownership.helpers import two_workers
+from tests.runtime_session.helpers import make_prompt, persistent, run
+
+
+class NeverStarts(ScriptedExecutor):
+    """``start()`` parks (from call number ``hang_from`` on) until ``let_go`` is set; with
+    ``ignore_cancel`` it keeps waiting when cancelled (only ``let_go`` ends it)."""
+
+    def __init__(self, *, hang_from: int = 1, ignore_cancel_on_start: bool = False) -> None:
+        super().__init__()
+        self.hang_from = hang_from
+        self.ignore_cancel_on_start = ignore_cancel_on_start
+        self.hanging = asyncio.Event()
+        self.let_go = asyncio.Event()
+        self.start_cancelled = False
+        self.start_tasks: list[asyncio.Task[object]] = []
+
+    async def start(self) -> None:
+        await super().start()
+        if self.starts < self.hang_from:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.start_tasks.append(task)
+        self.hanging.set()
+        while True:
+            try:
+                await self.let_go.wait()
+                return
+            except asyncio.CancelledError:
+                self.start_cancelled = True
+                if not self.ignore_cancel_on_start:
+                    raise
+
+
+def _released(store: InMemoryRuntimeStore, session_id: str) -> bool:
+    lease = store.load_lease(canonical_runtime_id(session_id))
+    return lease is not None and lease.expires_at <= time.time()
+
+
+def _others() -> set[asyncio.Task[object]]:
+    """The tasks still pending besides the test's own."""
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+
+
+async def _stuck_and_other(
+    store: InMemoryRuntimeStore, log: EventLog | None = None, **hang: bool
+) -> tuple[MeerkatMachine, NeverStarts, asyncio.Task[bool], ScriptedExecutor, CompletionHandle | None]:
+    """Session ``other`` with a run in flight, and session ``stuck`` whose attach awaits a
+    ``start()`` that does not return; returns the attach's task and ``other``'s waiter."""
+    m, _ = persistent(store)
+    if log is not None:
+        m.events.subscribe(log)
+    other = ScriptedExecutor(Block())
+    await m.register_session_with_executor("other", other)
+    _, waiter = await m.accept_input_with_completion("other", make_prompt())
+    await other.wait_parked()
+    stuck = NeverStarts(**hang)
+    await m.register_session("stuck")
+    attaching = asyncio.create_task(m.register_session_with_executor("stuck", stuck))
+    await stuck.hanging.wait()
+    assert await m.registration_phase("other") is RegistrationPhase.ACTIVE
+    return m, stuck, attaching, other, waiter
+
+
+def _replays(log_dir: Path, *rules: str) -> None:
+    verdict = check_trace([log_dir])
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.ok
+    for rule in rules:
+        assert verdict.rules[rule] >= 1, rule
+
+
+def test_close_gives_up_a_start_that_never_returns(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        log = EventLog(tmp_path)
+        m, stuck, attaching, other, waiter = await _stuck_and_other(store, log)
+        assert m.session_claim_handle().renewing
+        await m.close()  # returns although start() never does
+        with pytest.raises(MachineClosed):
+            await attaching  # nothing attached
+        assert stuck.start_cancelled and all(t.done() for t in stuck.start_tasks)
+        assert stuck.applied == [] and not stuck.stopped  # never attached, so never told to stop
+        assert waiter is not None and isinstance(await waiter.wait(), RuntimeTerminated)
+        assert other.stopped  # the other session was shut down as usual
+        assert _released(store, "stuck") and _released(store, "other")
+        assert not m.session_claim_handle().renewing
+        assert _others() == set()  # nothing left running
+        another_worker, _ = persistent(store, ownership=OwnershipConfig(owner_id="worker-2", wait_for_lease=False))
+        await another_worker.register_session("stuck")  # no LeaseHeld: the lease was released
+        await another_worker.close()
+        log.close()
+
+    run(body())
+    _replays(tmp_path, "begin_attach", "attach_failed", "unregister")
+
+
+def test_unregister_gives_up_a_start_that_never_returns(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        log = EventLog(tmp_path)
+        m, stuck, attaching, other, waiter = await _stuck_and_other(store, log)
+        await m.unregister_session("stuck")  # returns although start() never does
+        with pytest.raises(SessionNotFound):
+            await attaching
+        assert stuck.start_cancelled and all(t.done() for t in stuck.start_tasks)
+        assert _released(store, "stuck") and not _released(store, "other")
+        assert m.session_claim_handle().renewing  # "other" is still held
+        assert waiter is not None and not waiter.done() and not other.stopped  # untouched
+        fresh = ScriptedExecutor()
+        assert await m.register_session_with_executor("stuck", fresh)  # registered and attached again
+        item = make_prompt("after")
+        await m.accept_input("stuck", item)
+        await m.settle("stuck")
+        assert [ids for _, ids in fresh.applied] == [(item.header.id,)]
+        await m.close()
+        assert _released(store, "stuck") and _released(store, "other")
+        assert not m.session_claim_handle().renewing
+        assert _others() == set()
+        log.close()
+
+    run(body())
+    _replays(tmp_path, "begin_attach", "attach_failed", "unregister", "finish_attach")
+
+
+def test_a_start_that_ignores_cancellation_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_session, "EXECUTOR_STOP_LIMIT_S", 0.05)
+
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        m, stuck, attaching, other, _ = await _stuck_and_other(store, ignore_cancel_on_start=True)
+        try:
+            async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+                await m.close()  # returns although start() keeps running after it was cancelled
+        except TimeoutError:
+            stuck.let_go.set()  # let the stuck start end, so the event loop can shut down
+            raise
+        with pytest.raises(MachineClosed):
+            await attaching
+        assert stuck.start_cancelled and not stuck.start_tasks[0].done()  # abandoned, still running
+        assert other.stopped and _released(store, "stuck") and _released(store, "other")
+        assert not m.session_claim_handle().renewing
+        stuck.let_go.set()  # the abandoned call ends on its own; nothing is attached by it
+        await asyncio.wait(stuck.start_tasks)
+        assert stuck.applied == [] and _others() == set()
+
+    run(body())
+
+
+def test_halt_gives_up_a_start_that_never_returns() -> None:
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        m, stuck, attaching, _, _ = await _stuck_and_other(store)
+        await m.halt()
+        with pytest.raises(SessionNotFound):
+            await attaching  # the caller is not left waiting on a start nobody wants
+        assert stuck.start_cancelled and all(t.done() for t in stuck.start_tasks)
+        assert not _released(store, "stuck")  # a halt is a crash: leases are left to expire
+        assert _others() == set()
+
+    run(body())
+
+
+@pytest.mark.parametrize("shutdown", ["close", "unregister"])
+def test_a_re_attach_whose_start_never_returns_does_not_hold_up_the_shutdown(
+    shutdown: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed boundary commit the machine attaches the executor again; its second
+    ``start()`` never returns."""
+    monkeypatch.setattr(reattach, "FIRST_DELAY_S", 0.001)
+    monkeypatch.setattr(reattach, "MAX_DELAY_S", 0.01)
+
+    async def body() -> None:
+        inner = InMemoryRuntimeStore()
+        store = FaultInjectingStore(inner)
+        m, _ = persistent(store, offload_store_calls=False)
+        log = EventLog(tmp_path)
+        m.events.subscribe(log)
+        ex = NeverStarts(hang_from=2)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply")
+        await m.accept_input("s", make_prompt("q"))
+        async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+            await ex.hanging.wait()  # the re-attach awaits the second start()
+        assert await m.registration_phase("s") is RegistrationPhase.ATTACHING
+        if shutdown == "close":
+            await m.close()
+        else:
+            await m.unregister_session("s")
+        assert ex.start_cancelled and all(t.done() for t in ex.start_tasks)
+        assert _released(inner, "s")
+        await m.close()
+        assert not m.session_claim_handle().renewing
+        assert _others() == set()
+        log.close()
+
+    run(body())
+    _replays(tmp_path, "boundary_commit_failed", "attach_failed", "unregister")
+
+
+def test_losing_the_lease_gives_up_a_start_that_never_returns() -> None:
+    """The detach after a lost lease (it waits for the session's gate, like a shutdown) gives the
+    pending start up: ``renew_leases_now`` returns and the attach's caller gets ``OwnershipLost``."""
+
+    async def body() -> None:
+        w = two_workers()
+        stuck = NeverStarts()
+        await w.a.register_session("s")
+        attaching = asyncio.create_task(w.a.register_session_with_executor("s", stuck))
+        await stuck.hanging.wait()
+        w.expire()
+        other = ScriptedExecutor()
+        assert await w.b.ensure_session_with_executor("s", other)  # B takes the session over
+        assert await w.a.renew_leases_now() == [canonical_runtime_id("s")]  # A learns it lost the lease
+        with pytest.raises(OwnershipLost):
+            await attaching
+        assert stuck.start_cancelled and all(t.done() for t in stuck.start_tasks)
+        await w.a.close()
+        await w.b.close()
+        assert _others() == set()
+
+    run(body())
