@@ -134,6 +134,10 @@ class RuntimeSession:
         """The machine's re-attach after a failed boundary commit, while it runs
         (:mod:`meerkat_runtime.session.reattach`); unregistering cancels it."""
         self.reattach_backoff = ReattachBackoff()
+        self.reattach_executor: CoreExecutor | None = None
+        """The executor the re-attach attaches: the one the last failed boundary commit
+        detached (read on each try, so an executor the application attached meanwhile, then
+        detached by a later failure, is the one attached, never the one it replaced)."""
 
     @property
     def claim(self) -> SessionClaim:
