@@ -22,7 +22,7 @@ from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import READ_METHODS, FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.vocab.errors import ExecutorStartFailed, InvalidSetting, ReadFailed
-from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
 from tests.ownership.helpers import two_workers
@@ -184,6 +184,7 @@ def test_the_re_attach_attaches_the_executor_detached_last_not_one_the_applicati
         _, first = await m.accept_input_with_completion("s", make_prompt("first"))
         await _until(lambda: session.reattach_task is not None, "A's re-attach waiting")
         waiting = session.reattach_task
+        assert waiting is not None
         b = ScriptedExecutor(default=Succeed(RunResult("b")))
         assert await m.ensure_session_with_executor("s", b)
         store.fail_next("atomic_apply")
@@ -212,7 +213,7 @@ def test_a_loop_detached_by_a_direct_run_s_failed_boundary_commit_is_attached_ag
         direct = ScriptedExecutor(default=Succeed(RunResult("direct")))
         go = asyncio.Event()
 
-        async def op(run_id: str, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
+        async def op(run_id: RunId, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
             await go.wait()
             return "value", await direct.apply(run_id, primitive)
 
