@@ -213,9 +213,9 @@ def test_a_loop_detached_by_a_direct_run_s_failed_boundary_commit_is_attached_ag
         direct = ScriptedExecutor(default=Succeed(RunResult("direct")))
         go = asyncio.Event()
 
-        async def op(run_id: RunId, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
+        async def op(run_id: str, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
             await go.wait()
-            return "value", await direct.apply(run_id, primitive)
+            return "value", await direct.apply(RunId(run_id), primitive)
 
         task = asyncio.create_task(m.accept_input_and_run("s", make_prompt("direct"), op))
         await _until(lambda: session.apply_task is not None, "the direct run started")
