@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 from meerkat_conformance.trace.check import check_trace
 from meerkat_runtime.events.jsonl import EventLog
+from meerkat_runtime.session import machine as machine_module
 from meerkat_runtime.session import reattach
 from meerkat_runtime.session.completion import Completed, CompletionHandle
-from meerkat_runtime.session.executor import RunResult, StopRuntimeExecutor
+from meerkat_runtime.session.executor import CoreApplyOutput, RunPrimitive, RunResult, StopRuntimeExecutor
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.run_end import BoundaryCommitFailed
 from meerkat_runtime.session.testing import ScriptedExecutor, Succeed
 from meerkat_runtime.store.faults import READ_METHODS, FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
-from meerkat_runtime.vocab.errors import InvalidSetting
-from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.errors import ExecutorStartFailed, InvalidSetting, ReadFailed
+from meerkat_runtime.vocab.ids import RunId, canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase
 
 from tests.ownership.helpers import two_workers
@@ -107,6 +108,8 @@ def test_the_re_attach_retries_while_the_store_cannot_be_read_and_attaches_once_
         item = make_prompt("q")
         _, handle = await m.accept_input_with_completion("s", item)
         await _until(lambda: store.injected("load_high_water") >= 5, "five failed tries")
+        assert isinstance(await m.last_error("s"), ReadFailed)  # each failed try's error is kept
+        assert not m.settled_now("s")  # a pending re-attach is work still to do
         assert not await m.executor_ready("s") and handle is not None and not handle.done()
         assert ex.starts == 1  # nothing attached while the store cannot be read
         assert await m.registration_phase("s") is RegistrationPhase.QUEUING
@@ -118,6 +121,118 @@ def test_the_re_attach_retries_while_the_store_cannot_be_read_and_attaches_once_
         await _until(lambda: m.settled_now("s"), "settled")
         assert await m.executor_ready("s")
         assert ex.starts == 2 and len(ex.applied) == 1  # started again, the input run once
+        await m.close()
+
+    run(body())
+
+
+class _NoRestart(ScriptedExecutor):
+    """An executor whose ``start()`` raises once it was stopped (it cannot be restarted)."""
+
+    async def start(self) -> None:
+        await super().start()
+        if self.starts > 1:
+            raise RuntimeError("cannot restart after stop")
+
+
+def test_a_start_that_keeps_failing_is_tried_a_few_times_then_the_session_stays_queuing() -> None:
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        ex = _NoRestart(default=ANSWER)
+        await m.register_session_with_executor("s", ex)
+        session = m._sessions[canonical_runtime_id("s")]
+        store.fail_next("atomic_apply")
+        _, handle = await m.accept_input_with_completion("s", make_prompt("q"))
+        await _until(lambda: ex.stopped, "the executor told to stop")
+        await _until(lambda: session.reattach_task is None or session.reattach_task.done(), "the re-attach gave up")
+        assert ex.starts == 1 + reattach.MAX_FAILED_STARTS
+        error = await m.last_error("s")
+        assert isinstance(error, ExecutorStartFailed) and "cannot restart" in str(error.cause)
+        assert await m.registration_phase("s") is RegistrationPhase.QUEUING
+        assert not await m.executor_ready("s") and handle is not None and not handle.done()
+        assert m.settled_now("s")
+        assert await m.ensure_session_with_executor("s", ScriptedExecutor(default=ANSWER))  # the application's
+        assert await _resolved(handle) == Completed(RunResult("answer"))
+        await m.close()
+
+    run(body())
+
+
+def test_the_re_attach_attaches_the_executor_detached_last_not_one_the_application_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A's boundary commit fails and its re-attach waits; the application attaches B; B's
+    boundary commit fails before the re-attach wakes: the re-attach attaches B, not A."""
+    held = asyncio.Event()
+    held.set()
+
+    async def gated_sleep(delay: float, result: Any = None) -> Any:
+        task = asyncio.current_task()
+        if task is not None and getattr(task.get_coro(), "__name__", "") == "_reattach_loop":
+            await held.wait()  # a re-attach's wait: until released
+        return await asyncio.sleep(delay, result)
+
+    class _Asyncio:
+        def __getattr__(self, name: str) -> Any:
+            return gated_sleep if name == "sleep" else getattr(asyncio, name)
+
+    monkeypatch.setattr(machine_module, "asyncio", _Asyncio())
+
+    async def body() -> None:
+        store, m, a = await _attached()
+        session = m._sessions[canonical_runtime_id("s")]
+        held.clear()
+        store.fail_next("atomic_apply")
+        _, first = await m.accept_input_with_completion("s", make_prompt("first"))
+        await _until(lambda: session.reattach_task is not None, "A's re-attach waiting")
+        waiting = session.reattach_task
+        assert waiting is not None
+        b = ScriptedExecutor(default=Succeed(RunResult("b")))
+        assert await m.ensure_session_with_executor("s", b)
+        store.fail_next("atomic_apply")
+        _, second = await m.accept_input_with_completion("s", make_prompt("second"))
+        await _until(lambda: b.stopped, "B told to stop")
+        assert session.reattach_task is waiting and not waiting.done()  # A's re-attach still waits
+        held.set()
+        assert await _resolved(first) == Completed(RunResult("b"))
+        assert await _resolved(second) == Completed(RunResult("b"))
+        assert session.executor is b and b.starts == 2
+        assert a.starts == 1
+        await m.close()
+
+    run(body())
+
+
+def test_a_loop_detached_by_a_direct_run_s_failed_boundary_commit_is_attached_again() -> None:
+    """``accept_input_and_run``'s boundary commit fails while a loop attached during its run: the
+    loop is detached, and the machine attaches it again."""
+
+    async def body() -> None:
+        store = FaultInjectingStore(InMemoryRuntimeStore())
+        m, _ = persistent(store, offload_store_calls=False)
+        await m.register_session("s")
+        session = m._sessions[canonical_runtime_id("s")]
+        direct = ScriptedExecutor(default=Succeed(RunResult("direct")))
+        go = asyncio.Event()
+
+        async def op(run_id: str, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
+            await go.wait()
+            return "value", await direct.apply(RunId(run_id), primitive)
+
+        task = asyncio.create_task(m.accept_input_and_run("s", make_prompt("direct"), op))
+        await _until(lambda: session.apply_task is not None, "the direct run started")
+        loop_ex = ScriptedExecutor(default=ANSWER)
+        assert await m.ensure_session_with_executor("s", loop_ex)
+        store.fail_next("atomic_apply")
+        go.set()
+        with pytest.raises(BoundaryCommitFailed):
+            await task
+        assert loop_ex.stopped
+        await _until(lambda: session.executor is loop_ex and session.loop_task is not None, "attached again")
+        assert loop_ex.starts == 2
+        _, later = await m.accept_input_with_completion("s", make_prompt("later"))
+        assert await _resolved(later) == Completed(RunResult("answer"))
         await m.close()
 
     run(body())

@@ -40,6 +40,7 @@ from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session import control_commands, events, reports, retention
+from meerkat_runtime.session import reattach as reattach_policy
 from meerkat_runtime.session.auth import (
     AuthLeaseHandle,
     OAuthFlowAuthority,
@@ -105,6 +106,7 @@ from meerkat_runtime.store.protocol import RuntimeStore, missing_store_methods
 from meerkat_runtime.store.records import BoundaryReceipt
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
+    DurableWriteFailed,
     ExecutorStartFailed,
     InvalidRuntimeTransition,
     InvalidSetting,
@@ -113,6 +115,7 @@ from meerkat_runtime.vocab.errors import (
     OwnershipLost,
     RuntimeDestroyed,
     SessionNotFound,
+    StoreError,
     ValidationFailed,
 )
 from meerkat_runtime.vocab.ids import (
@@ -247,6 +250,12 @@ def _check_settings(
         raise InvalidSetting(
             f"retention must be a RetentionPolicy or None, got {type(retention).__name__} {retention!r:.60}"
         )
+
+
+def _reattach_pending(session: RuntimeSession) -> bool:
+    """Whether the machine's re-attach of ``session`` is still running."""
+    task = session.reattach_task
+    return task is not None and not task.done()
 
 
 def _dead(task: asyncio.Task[None] | None) -> bool:
@@ -877,42 +886,70 @@ class MeerkatMachine:
 
     def _on_detached(self, session: RuntimeSession, executor: CoreExecutor, error: BoundaryCommitFailed) -> None:
         """A failed boundary commit detached the session's loop and told ``executor`` to stop:
-        with ``reattach`` on, attach it again in the background (one task per session). Not
-        when the commit was refused before the store was asked (a run result too large for its
-        input's row): the store is not what failed, and the same run may be refused again."""
+        with ``reattach`` on, attach it again in the background (one task per session; a task
+        already running attaches ``executor`` from its next try, the executor the failed run
+        drove being the one to attach). Not when the commit was refused before the store was
+        asked (a ``RowFormatError``: the run's result fit its input's row when the executor
+        returned it, but the plan changed before the commit): the session then stays detached
+        (the attempt is not counted) until the application attaches a loop."""
         if not self._reattach or self._closed or session.unregistered or session.lost is not None:
             return
         if isinstance(error.cause, RowFormatError):
             return
         if self._sessions.get(session.runtime_id) is not session:
             return
+        session.reattach_executor = executor
         running = session.reattach_task
         if running is not None and not running.done():
             return
-        session.reattach_task = session.spawn(self._reattach_loop(session, executor))
+        session.reattach_task = session.spawn(self._reattach_loop(session))
 
-    async def _reattach_loop(self, session: RuntimeSession, executor: CoreExecutor) -> None:
-        """Try to attach ``executor`` again until it is attached, another caller attached a
-        loop, or the session can no longer have one (:mod:`meerkat_runtime.session.reattach`)."""
+    def _reattach_ends(self, session: RuntimeSession) -> bool:
+        """Whether the re-attach of ``session`` has nothing left to do: the machine closed, the
+        session unregistered, lost, replaced, stopped or destroyed, or a loop attached (or
+        being attached) by another caller."""
+        if self._closed or session.unregistered or session.lost is not None:
+            return True
+        if self._sessions.get(session.runtime_id) is not session:
+            return True
+        if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
+            return True  # another caller attached (or is attaching) a loop
+        return session.core.phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED)
+
+    async def _reattach_loop(self, session: RuntimeSession) -> None:
+        """Try to attach the session's last detached executor (``session.reattach_executor``)
+        again until it is attached, another caller attached a loop, the session can no longer
+        have one, or :data:`~meerkat_runtime.session.reattach.MAX_FAILED_STARTS` tries in a row
+        failed other than for the store (:mod:`meerkat_runtime.session.reattach`). Each failed
+        try's error is kept in ``session.last_error``."""
         store = session.persistence.store
         runtime_id = session.runtime_id
+        failed, tried = 0, None
         while True:
             await asyncio.sleep(session.reattach_backoff.next_delay())
-            if self._closed or session.unregistered or session.lost is not None:
+            if self._reattach_ends(session):
                 return
-            if self._sessions.get(runtime_id) is not session:
-                return
-            if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
-                return  # another caller attached (or is attaching) a loop
-            if session.core.phase in (RuntimeState.STOPPED, RuntimeState.DESTROYED):
-                return  # stopped or destroyed meanwhile: no loop to attach
             try:
                 if store is not None:  # does the store answer? (one single-row read)
                     await session.persistence.read(lambda: store.load_high_water(runtime_id))
+                    if self._reattach_ends(session):
+                        return
+                executor = session.reattach_executor
+                if executor is None:
+                    return
+                if executor is not tried:  # another executor detached meanwhile: its own tries
+                    failed, tried = 0, executor
                 await self._attach(session, executor)
             except (OwnershipLost, SessionNotFound, NotReady, RuntimeDestroyed, MachineClosed):
                 return  # lost to another worker, unregistered, stopped or destroyed
-            except Exception:  # the store cannot be read yet, or start() failed: try again later
+            except (StoreError, DurableWriteFailed) as exc:  # the store cannot be read yet
+                session.last_error = exc
+                continue
+            except Exception as exc:  # start() failed (or another error): a few tries, then give up
+                session.last_error = exc
+                failed += 1
+                if failed >= reattach_policy.MAX_FAILED_STARTS:
+                    return
                 continue
             return
 
@@ -1241,7 +1278,10 @@ class MeerkatMachine:
             if ended is RunEnd.FATAL and error is not None:
                 raise error from exc
             raise
-        ended, error = await end_run(session, run, RunOutcome(output=output), self._on_fatal)
+        # a failed boundary commit detaches a loop attached meanwhile: the machine attaches it again
+        ended, error = await end_run(
+            session, run, RunOutcome(output=output), self._on_fatal, on_detached=self._on_detached
+        )
         if error is not None:
             raise error
         if ended is RunEnd.STALE:
@@ -1410,9 +1450,14 @@ class MeerkatMachine:
         """Whether the session's loop has nothing runnable right now: no loop (or no session),
         waiting for a wake with none pending and the gate free, or inside an executor that
         reports it is parked (``ScriptedExecutor.parked()``). Never blocks; for harnesses that
-        drive the event loop themselves (``settle`` waits for it)."""
+        drive the event loop themselves (``settle`` waits for it). Not while the machine's
+        re-attach of the session (``reattach``) is pending."""
         session = self._sessions.get(stored_session_runtime_id(session_id))
-        if session is None or session.loop_task is None:
+        if session is None:
+            return True
+        if _reattach_pending(session):
+            return False
+        if session.loop_task is None:
             return True
         state = session.loop_state
         if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
@@ -1421,13 +1466,14 @@ class MeerkatMachine:
         return state is LoopState.APPLYING and callable(parked) and bool(parked())
 
     async def settle(self, session_id: SessionId | str, timeout: float = 5.0) -> None:
-        """Wait until the session's loop has nothing runnable (:meth:`settled_now`). Raises
+        """Wait until the session's loop has nothing runnable (:meth:`settled_now`), a pending
+        re-attach included (so a store that stays unreadable makes it time out). Raises
         ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         spins = 0
         while True:
             session = self._sessions.get(stored_session_runtime_id(session_id))
-            if session is None or session.loop_task is None:
+            if session is None or (session.loop_task is None and not _reattach_pending(session)):
                 await asyncio.sleep(0)
                 return
             if self.settled_now(session_id):

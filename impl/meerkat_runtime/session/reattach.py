@@ -11,19 +11,28 @@ background task it owns (one per session at a time), through the path of
 awaited again.
 
 Each try first reads the session's high-water mark (a one-row read: is the store answering?),
-then attaches. A try that fails because the store cannot be read (the read, or the session's
-reconciliation, raises), or because ``start()`` raised (``ExecutorStartFailed``), waits and tries
-again; the wait starts at :data:`FIRST_DELAY_S` and doubles up to :data:`MAX_DELAY_S`. The
-backoff is the session's (:class:`ReattachBackoff`), kept across detaches and reset only by a
-boundary commit that lands, so a store that answers reads but keeps refusing the boundary
-commit does not make the executor run the same input in a tight loop.
+then attaches the executor the last failed boundary commit detached (kept on the session and
+read on each try: if the application attached another executor meanwhile and a later failure
+detached that one, that one is attached, never the executor it replaced). A try that fails
+because the store cannot be read (the read, or the session's reconciliation, raises
+``StoreError`` or ``DurableWriteFailed``) waits and tries again, for as long as the store stays
+unreadable. A try that fails otherwise (``start()`` raised: ``ExecutorStartFailed``) waits and
+tries again too, but after :data:`MAX_FAILED_STARTS` such failures in a row the task gives up:
+the session stays Queuing (it keeps accepting input, as with ``reattach=False``) until the
+application attaches a loop. Each failed try's error is kept in ``session.last_error``
+(``MeerkatMachine.last_error``). The wait starts at :data:`FIRST_DELAY_S` and doubles up to
+:data:`MAX_DELAY_S`. The backoff is the session's (:class:`ReattachBackoff`), kept across
+detaches and reset only by a boundary commit that lands, so a store that answers reads but
+keeps refusing the boundary commit does not make the executor run the same input in a tight
+loop.
 
 The task ends when the loop is attached (by it or by another caller), when the session is
 unregistered, halted, stopped or destroyed (``SessionNotFound``, ``NotReady``,
-``RuntimeDestroyed``), when its lease is lost to another worker (``OwnershipLost``), or when the
-machine closes (``close`` and ``unregister_session`` cancel it and wait for it). A shutdown that
-finds the try awaiting ``start()`` cancels that call (waiting at most ``EXECUTOR_STOP_LIMIT_S``
-for it to end): the try fails as ``attach_failed`` and the task ends.
+``RuntimeDestroyed``), when its lease is lost to another worker (``OwnershipLost``), after
+:data:`MAX_FAILED_STARTS` failed starts in a row, or when the machine closes (``close`` and
+``unregister_session`` cancel it and wait for it). A shutdown that finds the try awaiting
+``start()`` cancels that call (waiting at most ``EXECUTOR_STOP_LIMIT_S`` for it to end): the
+try fails as ``attach_failed`` and the task ends.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ FIRST_DELAY_S = 0.05
 
 MAX_DELAY_S = 2.0
 """The longest wait between two tries."""
+
+MAX_FAILED_STARTS = 3
+"""Tries in a row that may fail other than for the store (``start()`` raised) before the
+re-attach gives up and leaves the session Queuing."""
 
 
 class ReattachBackoff:

@@ -137,6 +137,10 @@ class RuntimeSession:
         self.starting: asyncio.Future[None] | None = None
         """Set while an attach awaits its executor's ``start()`` (:func:`bounded_start`, under the
         gate): :meth:`give_up_start` resolves it."""
+        self.reattach_executor: CoreExecutor | None = None
+        """The executor the re-attach attaches: the one the last failed boundary commit
+        detached (read on each try, so an executor the application attached meanwhile, then
+        detached by a later failure, is the one attached, never the one it replaced)."""
 
     @property
     def claim(self) -> SessionClaim:
