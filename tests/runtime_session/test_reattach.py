@@ -145,7 +145,14 @@ def test_a_start_that_keeps_failing_is_tried_a_few_times_then_the_session_stays_
         store.fail_next("atomic_apply")
         _, handle = await m.accept_input_with_completion("s", make_prompt("q"))
         await _until(lambda: ex.stopped, "the executor told to stop")
-        await _until(lambda: session.reattach_task is None or session.reattach_task.done(), "the re-attach gave up")
+        # given up: a failed start recorded (so the re-attach ran) and its task over
+        await _until(
+            lambda: (
+                isinstance(session.last_error, ExecutorStartFailed)
+                and (session.reattach_task is None or session.reattach_task.done())
+            ),
+            "the re-attach gave up",
+        )
         assert ex.starts == 1 + reattach.MAX_FAILED_STARTS
         error = await m.last_error("s")
         assert isinstance(error, ExecutorStartFailed) and "cannot restart" in str(error.cause)
