@@ -246,15 +246,21 @@ async def bounded_control(executor: CoreExecutor, command: RunControlCommand) ->
     try:
         await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
     finally:
-        if not call.done():
-            call.cancel()
-            _abandoned.add(call)
-            call.add_done_callback(_abandoned.discard)
-        call.add_done_callback(_retrieve)
+        _let_go(call)
 
 
 async def _control(executor: CoreExecutor, command: RunControlCommand) -> None:
     await executor.control(command)
+
+
+def _let_go(call: asyncio.Task[Any]) -> None:
+    """Stop waiting for ``call``: cancel it if it still runs (kept referenced until it ends) and
+    retrieve its outcome once it does."""
+    if not call.done():
+        call.cancel()
+        _abandoned.add(call)
+        call.add_done_callback(_abandoned.discard)
+    call.add_done_callback(_retrieve)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -285,8 +291,4 @@ async def bounded_start(session: RuntimeSession, executor: CoreExecutor) -> bool
         await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
         return False
     finally:
-        if not call.done():
-            call.cancel()
-            _abandoned.add(call)
-            call.add_done_callback(_abandoned.discard)
-        call.add_done_callback(_retrieve)
+        _let_go(call)
