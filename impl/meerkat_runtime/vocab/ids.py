@@ -167,6 +167,12 @@ def id_problem(text: str, max_bytes: int) -> str | None:
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             return f"is {size} UTF-8 bytes long; at most {max_bytes} are allowed"
+    return _spelling_problem(text)
+
+
+def _spelling_problem(text: str) -> str | None:
+    """Why non-empty ``text`` could be mistaken for another id, as a phrase (``None`` when it
+    cannot): whitespace at either end, or text not in Unicode NFC form."""
     if text[0].isspace() or text[-1].isspace():
         end, char = ("starts", text[0]) if text[0].isspace() else ("ends", text[-1])
         return f"{end} with whitespace (U+{ord(char):04X}); strip it (id.strip())"
@@ -182,11 +188,7 @@ def unambiguous(text: str) -> bool:
     """Whether ``text`` shows as itself without being mistaken for another id: printable, no
     whitespace at either end, and in Unicode NFC form (the stores take ids that are not:
     earlier releases registered them)."""
-    if not text.isprintable():
-        return False
-    if text and (text[0].isspace() or text[-1].isspace()):
-        return False
-    return text.isascii() or unicodedata.is_normalized("NFC", text)
+    return text.isprintable() and (not text or _spelling_problem(text) is None)
 
 
 def stored_id_problem(text: str) -> str | None:
