@@ -5,41 +5,57 @@ the start up instead of waiting for it — the call is cancelled (waited for at 
 and the attach's caller gets ``MachineClosed`` / ``SessionNotFound``. The lease is released, the
 renewal stops and the other sessions are shut down as usual; the same when the pending start is
 the machine's own re-attach after a failed boundary commit, and when the lease is lost to
-another worker (``OwnershipLost``). No test asserts how long anything took (``run`` only guards
-against a hang)."""
+another worker (``OwnershipLost``). A stop or destroy of the session gives the start up the same
+way before it takes effect (its log replays through the model: ``attach_failed`` then ``stop``),
+and a read does not wait for it (it sees the session Attaching). A given-up start that returns all
+the same (it ignored the cancellation) is told to stop: nothing keeps running unowned. No test
+asserts how long anything took (``run`` only guards against a hang)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from meerkat_conformance.trace.check import check_trace
 from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.session import reattach, runtime_session
 from meerkat_runtime.session.completion import CompletionHandle, RuntimeTerminated
+from meerkat_runtime.session.executor import RunControlCommand, StopRuntimeExecutor
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.testing import Block, ScriptedExecutor
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
-from meerkat_runtime.vocab.errors import MachineClosed, OwnershipLost, SessionNotFound
+from meerkat_runtime.vocab.errors import MachineClosed, NotReady, OwnershipLost, SessionNotFound
 from meerkat_runtime.vocab.ids import canonical_runtime_id
-from meerkat_runtime.vocab.runtime import RegistrationPhase
+from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 from tests.ownership.helpers import two_workers
-from tests.runtime_session.helpers import make_prompt, persistent, run
+from tests.runtime_session.helpers import S, make_prompt, persistent, run, view_of
 
 
 class NeverStarts(ScriptedExecutor):
     """``start()`` parks (from call number ``hang_from`` on) until ``let_go`` is set; with
-    ``ignore_cancel`` it keeps waiting when cancelled (only ``let_go`` ends it)."""
+    ``ignore_cancel`` it keeps waiting when cancelled (only ``let_go`` ends it), with
+    ``return_on_cancel`` it returns when cancelled (started all the same). ``stop_error``: what
+    ``control(StopRuntimeExecutor(...))`` raises."""
 
-    def __init__(self, *, hang_from: int = 1, ignore_cancel_on_start: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        hang_from: int = 1,
+        ignore_cancel_on_start: bool = False,
+        return_on_cancel: bool = False,
+        stop_error: Exception | None = None,
+    ) -> None:
         super().__init__()
         self.hang_from = hang_from
         self.ignore_cancel_on_start = ignore_cancel_on_start
+        self.return_on_cancel = return_on_cancel
+        self.stop_error = stop_error
         self.hanging = asyncio.Event()
         self.let_go = asyncio.Event()
         self.start_cancelled = False
@@ -59,8 +75,15 @@ class NeverStarts(ScriptedExecutor):
                 return
             except asyncio.CancelledError:
                 self.start_cancelled = True
+                if self.return_on_cancel:
+                    return
                 if not self.ignore_cancel_on_start:
                     raise
+
+    async def control(self, command: RunControlCommand) -> None:
+        await super().control(command)
+        if isinstance(command, StopRuntimeExecutor) and self.stop_error is not None:
+            raise self.stop_error
 
 
 def _released(store: InMemoryRuntimeStore, session_id: str) -> bool:
@@ -73,8 +96,22 @@ def _others() -> set[asyncio.Task[object]]:
     return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
 
 
+def _queued(gate: asyncio.Lock, count: int) -> bool:
+    """Whether ``count`` callers wait for ``gate``."""
+    waiters = getattr(gate, "_waiters", None)
+    return waiters is not None and len(waiters) == count
+
+
+async def _told_to_stop(executor: ScriptedExecutor) -> None:
+    """Wait until ``executor`` was told to stop and no abandoned executor call runs any more (a
+    guard against a hang, not a timing check)."""
+    async with asyncio.timeout(10):
+        while not executor.stopped or runtime_session._abandoned:
+            await asyncio.sleep(0.001)
+
+
 async def _stuck_and_other(
-    store: InMemoryRuntimeStore, log: EventLog | None = None, **hang: bool
+    store: InMemoryRuntimeStore, log: EventLog | None = None, **hang: Any
 ) -> tuple[MeerkatMachine, NeverStarts, asyncio.Task[bool], ScriptedExecutor, CompletionHandle | None]:
     """Session ``other`` with a run in flight, and session ``stuck`` whose attach awaits a
     ``start()`` that does not return; returns the attach's task and ``other``'s waiter."""
@@ -171,9 +208,191 @@ def test_a_start_that_ignores_cancellation_is_abandoned(monkeypatch: pytest.Monk
         assert stuck.start_cancelled and not stuck.start_tasks[0].done()  # abandoned, still running
         assert other.stopped and _released(store, "stuck") and _released(store, "other")
         assert not m.session_claim_handle().renewing
+        assert not stuck.stopped
         stuck.let_go.set()  # the abandoned call ends on its own; nothing is attached by it
         await asyncio.wait(stuck.start_tasks)
+        await _told_to_stop(stuck)  # it returned: the executor it started is stopped, not left running
+        assert stuck.commands == [StopRuntimeExecutor("start given up")]
         assert stuck.applied == [] and _others() == set()
+
+    run(body())
+
+
+def test_a_given_up_start_that_returns_at_once_is_stopped() -> None:
+    """The start swallows the cancellation and returns (within the stop limit): the executor
+    started although nothing attached it, so it is told to stop."""
+
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        m, stuck, attaching, _, _ = await _stuck_and_other(store, return_on_cancel=True)
+        await m.unregister_session("stuck")
+        with pytest.raises(SessionNotFound):
+            await attaching
+        await _told_to_stop(stuck)
+        assert stuck.start_cancelled and stuck.applied == []
+        assert stuck.commands == [StopRuntimeExecutor("start given up")]
+        await m.close()
+        assert _others() == set()
+
+    run(body())
+
+
+def test_a_failing_stop_of_a_given_up_start_is_kept_not_raised() -> None:
+    """The stop of an executor whose given-up start returned raises: the error is kept in the
+    session's ``last_error``; neither the stop that gave the start up nor anything else raises it."""
+
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        broken = RuntimeError("stop failed")
+        m, stuck, attaching, _, _ = await _stuck_and_other(store, return_on_cancel=True, stop_error=broken)
+        await m.stop_runtime("stuck")
+        with pytest.raises(NotReady):
+            await attaching
+        await _told_to_stop(stuck)
+        assert await m.last_error("stuck") is broken
+        assert await m.runtime_state("stuck") is RuntimeState.STOPPED
+        await m.close()
+        assert _others() == set()
+
+    run(body())
+
+
+@pytest.mark.parametrize("control", ["stop", "destroy"])
+def test_stop_or_destroy_gives_up_a_start_that_never_returns(control: str, tmp_path: Path) -> None:
+    """``stop_runtime`` / ``destroy_runtime`` wait for the gate an attach awaiting ``start()``
+    holds: they give the start up (``attach_failed``) and then take effect; the log replays
+    through the model (``begin_attach``, ``attach_failed``, then the stop or destroy)."""
+
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        log = EventLog(tmp_path)
+        m, stuck, attaching, other, waiter = await _stuck_and_other(store, log)
+        item = make_prompt("queued")
+        accepting = asyncio.create_task(m.accept_input("stuck", item))  # waits for the gate
+        try:
+            async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+                if control == "stop":
+                    await m.stop_runtime("stuck")
+                else:
+                    await m.destroy_runtime("stuck")
+        finally:
+            stuck.let_go.set()
+        with pytest.raises(NotReady):
+            await attaching  # nothing attached
+        await accepting  # taken before the stop, which abandoned it
+        assert (await view_of(m, item, "stuck")).current_state is S.ABANDONED
+        assert stuck.start_cancelled and all(t.done() for t in stuck.start_tasks)
+        assert stuck.applied == [] and not stuck.stopped  # never attached, its start raised
+        if control == "stop":
+            assert await m.runtime_state("stuck") is RuntimeState.STOPPED
+            assert await m.registration_phase("stuck") is RegistrationPhase.QUEUING
+            with pytest.raises(NotReady):
+                await m.register_session_with_executor("stuck", ScriptedExecutor())
+        else:
+            assert await m.runtime_state("stuck") is RuntimeState.DESTROYED
+        assert waiter is not None and not waiter.done() and not other.stopped  # the other session runs on
+        await m.close()
+        assert _others() == set()
+        log.close()
+
+    run(body())
+    _replays(tmp_path, "begin_attach", "attach_failed", control)
+
+
+def test_a_stop_gives_up_a_re_attach_whose_start_never_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's re-attach after a failed boundary commit awaits a ``start()`` that never
+    returns: ``stop_runtime`` gives it up, the re-attach ends, the session is Stopped."""
+    monkeypatch.setattr(reattach, "FIRST_DELAY_S", 0.001)
+    monkeypatch.setattr(reattach, "MAX_DELAY_S", 0.01)
+
+    async def body() -> None:
+        inner = InMemoryRuntimeStore()
+        store = FaultInjectingStore(inner)
+        m, _ = persistent(store, offload_store_calls=False)
+        log = EventLog(tmp_path)
+        m.events.subscribe(log)
+        ex = NeverStarts(hang_from=2)
+        await m.register_session_with_executor("s", ex)
+        store.fail_next("atomic_apply")
+        await m.accept_input("s", make_prompt("q"))
+        async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+            await ex.hanging.wait()  # the re-attach awaits the second start()
+            await m.stop_runtime("s")
+        assert ex.start_cancelled and all(t.done() for t in ex.start_tasks)
+        assert await m.runtime_state("s") is RuntimeState.STOPPED
+        assert await m.registration_phase("s") is RegistrationPhase.QUEUING
+        await m.close()
+        assert _others() == set()
+        log.close()
+
+    run(body())
+    _replays(tmp_path, "boundary_commit_failed", "attach_failed", "stop")
+
+
+def test_reads_do_not_wait_for_a_start_that_never_returns() -> None:
+    """A read while an attach awaits ``start()`` answers at once with the session as it is
+    before the attach finishes (Attaching, the phase unchanged, its inputs); once the start
+    returns the attach goes on."""
+
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        m, _ = persistent(store)
+        item = make_prompt("before")
+        await m.register_session("s")
+        await m.accept_input("s", item)  # queued, no loop
+        stuck = NeverStarts()
+        attaching = asyncio.create_task(m.register_session_with_executor("s", stuck))
+        await stuck.hanging.wait()
+        try:
+            async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+                assert await m.runtime_state("s") is RuntimeState.IDLE
+                assert await m.list_active_inputs("s") == [item.header.id]
+                view = await m.session_view("s")
+                assert view.registration_phase is RegistrationPhase.ATTACHING
+                assert [str(i) for i in view.queue] == [str(item.header.id)]
+                assert [v.input_id for v in await m.input_states("s")] == [item.header.id]
+                found = await m.input_state("s", item.header.id)
+                assert found is not None and found.input_id == item.header.id
+        finally:
+            stuck.let_go.set()
+        assert await attaching  # the attach was not disturbed by the reads
+        await m.settle("s")
+        assert [ids for _, ids in stuck.applied] == [(item.header.id,)]
+        await m.close()
+        assert _others() == set()
+
+    run(body())
+
+
+def test_a_read_queued_before_the_start_does_not_wait_for_it() -> None:
+    """A read already waiting for the gate when an attach takes it and then awaits ``start()``
+    is let in once the start is pending, not when it returns."""
+
+    async def body() -> None:
+        store = InMemoryRuntimeStore()
+        m, _ = persistent(store)
+        await m.register_session("s")
+        gate = m._sessions[canonical_runtime_id("s")].gate
+        stuck = NeverStarts()
+        await gate.acquire()  # hold the gate so the attach, then the read, queue for it
+        attaching = asyncio.create_task(m.register_session_with_executor("s", stuck))
+        async with asyncio.timeout(10):
+            while not _queued(gate, 1):  # the attach queues first
+                await asyncio.sleep(0)
+        reading = asyncio.create_task(m.runtime_state("s"))
+        async with asyncio.timeout(10):
+            while not _queued(gate, 2):
+                await asyncio.sleep(0)
+        gate.release()
+        try:
+            async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+                await stuck.hanging.wait()
+                assert await reading is RuntimeState.IDLE
+        finally:
+            stuck.let_go.set()
+        assert await attaching
+        await m.close()
+        assert _others() == set()
 
     run(body())
 

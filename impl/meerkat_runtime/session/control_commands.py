@@ -60,8 +60,10 @@ async def _control(session: RuntimeSession, what: str, rule: Callable[[float], t
 
 async def _halt(session: RuntimeSession, what: str, rule: Callable[[float], tuple[R, Plan]], reason: str) -> R:
     """Stop or destroy: the control rule under the gate, detaching the loop; then, with the gate
-    released, stop the detached loop and executor (``reason``)."""
-    async with session.gate:
+    released, stop the detached loop and executor (``reason``). An attach awaiting its executor's
+    ``start()`` (it holds the gate) gives the start up first (``attach_failed``): the stop never
+    waits for ``start()`` to return (``RuntimeSession.halting``)."""
+    async with session.halting():
         report = await _control(session, what, rule)
         parts = session.detach()
     await stop_detached(parts, reason)

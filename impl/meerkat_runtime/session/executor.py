@@ -15,9 +15,11 @@ accept being started again after a stop, or the application builds the machine w
 ``reattach=False`` and attaches a loop itself. A shutdown waits for
 ``StopRuntimeExecutor`` at most ``EXECUTOR_STOP_LIMIT_S`` (5 s,
 :mod:`meerkat_runtime.session.runtime_session`): after that the call is cancelled and the
-executor abandoned. A shutdown that finds ``start()`` still running (an attach in progress) does
-not wait for it: the call is cancelled at once, waited for at most ``EXECUTOR_STOP_LIMIT_S``,
-then abandoned, and nothing is attached (``attach_failed``).
+executor abandoned. A shutdown, stop or destroy that finds ``start()`` still running (an attach
+in progress) does not wait for it: the call is cancelled at once, waited for at most
+``EXECUTOR_STOP_LIMIT_S``, then abandoned, and nothing is attached (``attach_failed``). A
+``start()`` that returns all the same (it ignored the cancellation) is followed by
+``control(StopRuntimeExecutor("start given up"))``, so the executor does not run unowned.
 
 An executor may also define ``async def start(self) -> None`` (optional, see
 :func:`start_executor`): it is awaited each time the executor's run loop is attached, before the
@@ -124,9 +126,10 @@ class StartableExecutor(CoreExecutor, Protocol):
     """A ``CoreExecutor`` with the optional attach hook: ``start()`` is awaited each time its run
     loop is attached (again after a failed boundary commit, when the machine re-attaches it);
     raising fails the attachment (``ExecutorStartFailed``). It runs in a task of its own, which a
-    shutdown of the session (``close``, ``unregister_session``, ``halt``, the lease lost) cancels
-    if it is still running, waiting at most ``EXECUTOR_STOP_LIMIT_S`` for it to end; nothing is
-    attached then (``attach_failed``)."""
+    shutdown of the session (``close``, ``unregister_session``, ``halt``, the lease lost) or a
+    stop or destroy cancels if it is still running, waiting at most ``EXECUTOR_STOP_LIMIT_S`` for
+    it to end; nothing is attached then (``attach_failed``), and if it returns all the same the
+    executor is told to stop."""
 
     async def start(self) -> None: ...
 

@@ -819,7 +819,11 @@ class MeerkatMachine:
         session (``close``, ``unregister_session``, ``halt``, the loss of its lease) does not wait
         for a ``start()`` still running: it cancels the call (waiting at most
         ``EXECUTOR_STOP_LIMIT_S`` for it to end), nothing is attached (``attach_failed``) and
-        this call raises ``MachineClosed``, ``SessionNotFound`` or ``OwnershipLost``.
+        this call raises ``MachineClosed``, ``SessionNotFound`` or ``OwnershipLost``. A stop or
+        destroy of the session gives a pending ``start()`` up the same way (then this call raises
+        ``NotReady``) before it takes effect. Should a given-up ``start()`` return all the same (it
+        ignored the cancellation), the executor is told to stop (``StopRuntimeExecutor``, waited for
+        at most ``EXECUTOR_STOP_LIMIT_S``; what it raises is kept in ``last_error``).
         """
         session = await self._ensure_registered(session_id)
         return await self._attach(session, executor)
@@ -851,10 +855,10 @@ class MeerkatMachine:
                 if isinstance(exc, Exception):
                     raise ExecutorStartFailed(str(session.session_id), exc) from exc
                 raise
-            if not started:  # unregistered, closed, halted or lost while starting: nothing attached
+            if not started:  # unregistered, closed, halted, lost, stopped or destroyed while starting
                 install(session, core.attach_failed())
                 session.check_registered()
-                raise SessionNotFound(session.session_id)
+                raise NotReady("being stopped or destroyed")  # a stop or destroy gave the start up
             body = self._loop_main(session, executor)
             try:
                 session.loop_task = asyncio.create_task(body)
@@ -1372,8 +1376,12 @@ class MeerkatMachine:
     # --- observation ----------------------------------------------------------------------
 
     async def runtime_state(self, session_id: SessionId | str) -> RuntimeState:
+        """The session's phase. Like every read below, taken under the session gate
+        (``RuntimeSession.reading``): no transition whose write is in flight is visible, and a
+        pending executor ``start()`` is not waited for (the state as the attach left it before the
+        call: registration Attaching, the phase unchanged)."""
         session = self._get(session_id)
-        async with session.gate:
+        async with session.reading():
             return session.core.phase
 
     async def executor_ready(self, session_id: SessionId | str) -> bool:
@@ -1389,7 +1397,7 @@ class MeerkatMachine:
 
     async def input_state(self, session_id: SessionId | str, input_id: InputId | str) -> InputStateView | None:
         session = self._get(session_id)
-        async with session.gate:
+        async with session.reading():
             record = await retention.finished_record(session, InputId(str(input_id)))
             if record is None or not retention.visible(session.core.ledger, record):
                 return None
@@ -1399,20 +1407,20 @@ class MeerkatMachine:
         """Every input the session keeps (finished ones within the retention horizon, read from
         the store when not resident), in admission order."""
         session = self._get(session_id)
-        async with session.gate:
+        async with session.reading():
             return [input_view(r) for r in await retention.all_records(session)]
 
     async def list_active_inputs(self, session_id: SessionId | str) -> list[InputId]:
         """Ids of non-terminal inputs, in admission order."""
         session = self._get(session_id)
-        async with session.gate:
+        async with session.reading():
             return session.core.ledger.active_ids()
 
     async def session_view(self, session_id: SessionId | str) -> SessionView:
         """Phase, registration, current run, lanes and every input the session keeps, as plain
         data."""
         session = self._get(session_id)
-        async with session.gate:
+        async with session.reading():
             return session_view(session, await retention.all_records(session))
 
     async def load_boundary_receipt(

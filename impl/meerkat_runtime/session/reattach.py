@@ -30,9 +30,9 @@ The task ends when the loop is attached (by it or by another caller), when the s
 unregistered, halted, stopped or destroyed (``SessionNotFound``, ``NotReady``,
 ``RuntimeDestroyed``), when its lease is lost to another worker (``OwnershipLost``), after
 :data:`MAX_FAILED_STARTS` failed starts in a row, or when the machine closes (``close`` and
-``unregister_session`` cancel it and wait for it). A shutdown that finds the try awaiting
-``start()`` cancels that call (waiting at most ``EXECUTOR_STOP_LIMIT_S`` for it to end): the
-try fails as ``attach_failed`` and the task ends.
+``unregister_session`` cancel it and wait for it). A shutdown, stop or destroy that finds the try
+awaiting ``start()`` cancels that call (waiting at most ``EXECUTOR_STOP_LIMIT_S`` for it to end):
+the try fails as ``attach_failed`` and the task ends.
 """
 
 from __future__ import annotations

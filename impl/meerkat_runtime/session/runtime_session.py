@@ -1,16 +1,21 @@
 """One registered session: its core state, persistence, waiters, loop attachment and bindings.
 
 The ``gate`` (an ``asyncio.Lock``) serialises every plan → write → apply → publish span of the
-session (:mod:`meerkat_runtime.session.commit`); executors are never called while it is held.
-Readers take the gate too, so a transition whose durable write is still in flight is never
-visible.
+session (:mod:`meerkat_runtime.session.commit`); executors are never called while it is held,
+but for one: an attach holds it while it awaits the executor's ``start()`` (:func:`bounded_start`).
+Readers take the gate too (:meth:`RuntimeSession.reading`), so a transition whose durable write is
+still in flight is never visible; a read does not wait for a pending ``start()``, it shares the
+gate with the attach (nothing is written meanwhile). A stop or destroy takes the gate giving such
+a start up (:meth:`RuntimeSession.halting`), as a shutdown does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
-from collections.abc import Coroutine
+import logging
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
     from meerkat_runtime.session.events import Before
 
 Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task[Any] | None"]
+
+_log = logging.getLogger("meerkat_runtime.session")
 
 
 class LoopState(enum.Enum):
@@ -134,9 +141,12 @@ class RuntimeSession:
         """The machine's re-attach after a failed boundary commit, while it runs
         (:mod:`meerkat_runtime.session.reattach`); unregistering cancels it."""
         self.reattach_backoff = ReattachBackoff()
-        self.starting: asyncio.Future[None] | None = None
+        self.starting: ParkedStart | None = None
         """Set while an attach awaits its executor's ``start()`` (:func:`bounded_start`, under the
-        gate): :meth:`give_up_start` resolves it."""
+        gate, until the call is over or given up): :meth:`give_up_start` gives it up."""
+        self.start_parked = asyncio.Event()
+        """Set while :attr:`starting` is: wakes the callers waiting for the gate
+        (:meth:`reading`, :meth:`halting`)."""
         self.reattach_executor: CoreExecutor | None = None
         """The executor the re-attach attaches: the one the last failed boundary commit
         detached (read on each try, so an executor the application attached meanwhile, then
@@ -181,10 +191,81 @@ class RuntimeSession:
         """Make an attach that awaits its executor's ``start()`` give up (:func:`bounded_start`):
         the call is cancelled and nothing is attached (``attach_failed``). A shutdown of the
         session (unregistering it, the machine's ``close`` or ``halt``, the loss of its lease)
-        calls this before it waits for the gate, which the attach holds."""
+        calls this before it waits for the gate, which the attach holds; a stop or destroy
+        calls it through :meth:`halting`."""
         starting = self.starting
-        if starting is not None and not starting.done():
-            starting.set_result(None)
+        if starting is not None and not starting.given_up.done():
+            starting.given_up.set_result(None)
+
+    async def _gate_or_start(self) -> ParkedStart | None:
+        """Acquire the gate (``None``), or return the attach that holds it while it awaits its
+        executor's ``start()``, once there is one. Cancelling the caller leaves the gate as it
+        was."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.starting is not None:
+                return self.starting
+            # raced even when the gate looks free: the waiter its release woke may be an attach
+            acquiring = loop.create_task(self.gate.acquire())
+            parked = loop.create_task(self.start_parked.wait())
+            try:
+                await asyncio.wait({acquiring, parked}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                parked.cancel()
+                self._forgo(acquiring)
+                raise
+            parked.cancel()
+            if acquiring.done():
+                return None
+            self._forgo(acquiring)
+
+    def _forgo(self, acquiring: asyncio.Task[bool]) -> None:
+        """No longer want the gate ``acquiring`` waits for: cancel it, and release the gate
+        should it have been acquired all the same."""
+        acquiring.cancel()
+        acquiring.add_done_callback(self._release_if_acquired)
+
+    def _release_if_acquired(self, acquiring: asyncio.Task[bool]) -> None:
+        if not acquiring.cancelled():
+            self.gate.release()
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """Hold the gate for a read. While an attach awaits its executor's ``start()`` (it holds
+        the gate: registration Attaching, nothing being written) the read does not wait for the
+        call: it shares the gate with the attach, which goes on only once the read is over. So
+        a read sees the session as it is before the attach finishes (Attaching, the phase it had),
+        never a write in flight."""
+        starting = await self._gate_or_start()
+        if starting is None:
+            try:
+                yield
+            finally:
+                self.gate.release()
+            return
+        starting.readers += 1
+        starting.unread.clear()
+        try:
+            yield
+        finally:
+            starting.readers -= 1
+            if not starting.readers:
+                starting.unread.set()
+
+    @contextlib.asynccontextmanager
+    async def halting(self) -> AsyncIterator[None]:
+        """Hold the gate for a stop or destroy. An attach that holds it while it awaits its
+        executor's ``start()`` gives the start up (:meth:`give_up_start`: the call is cancelled
+        and waited for at most :data:`EXECUTOR_STOP_LIMIT_S`, the attach records
+        ``attach_failed``), then the gate is taken: a stop never waits for ``start()`` to
+        return."""
+        while (starting := await self._gate_or_start()) is not None:
+            self.give_up_start()
+            await asyncio.wait({starting.over})
+        try:
+            yield
+        finally:
+            self.gate.release()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background, tracked in :attr:`background`."""
@@ -211,17 +292,40 @@ class RuntimeSession:
         return executor, loop_task, apply_task
 
 
+class ParkedStart:
+    """An attach of the session that holds its gate while it awaits its executor's ``start()``
+    (:func:`bounded_start`)."""
+
+    __slots__ = ("given_up", "over", "readers", "unread")
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.given_up: asyncio.Future[None] = loop.create_future()
+        """Resolved by :meth:`RuntimeSession.give_up_start`."""
+        self.over: asyncio.Future[None] = loop.create_future()
+        """Resolved once the attach no longer awaits the call (it returned, raised, or was given
+        up and abandoned)."""
+        self.readers = 0
+        """Reads sharing the gate meanwhile (:meth:`RuntimeSession.reading`)."""
+        self.unread = asyncio.Event()
+        """Set while no read shares the gate: the attach waits for it before it goes on."""
+        self.unread.set()
+
+
 EXECUTOR_STOP_LIMIT_S = 5.0
 """How long the runtime waits for an executor's ``control(StopRuntimeExecutor(...))`` (when a
 session is unregistered, the machine closes, or a loop is detached), in seconds. An executor
 still stopping after it is abandoned: the call is cancelled (not awaited further) and the
 shutdown goes on, so one executor that never returns does not hold up the others or the
-release of the leases. A shutdown that finds an attach awaiting the executor's ``start()``
-cancels that call at once and waits at most this long for it to end (:func:`bounded_start`)."""
+release of the leases. A shutdown, stop or destroy that finds an attach awaiting the executor's
+``start()`` cancels that call at once and waits at most this long for it to end
+(:func:`bounded_start`); a start given up so that returns later all the same is told to stop, again
+waited for at most this long (:func:`stop_unowned`)."""
 
 _abandoned: set[asyncio.Task[Any]] = set()
 """Stop and start calls abandoned after :data:`EXECUTOR_STOP_LIMIT_S` (cancelled, kept
-referenced until they end)."""
+referenced until they end), and the stops of executors whose given-up start returned
+(:func:`stop_unowned`)."""
 
 
 async def stop_detached(parts: Detached, reason: str) -> None:
@@ -271,24 +375,58 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 async def bounded_start(session: RuntimeSession, executor: CoreExecutor) -> bool:
     """``start_executor(executor)`` for an attach of ``session`` (called under its gate), in a task
     of its own: ``True`` once it returned; whatever it raised propagates. ``False`` when a
-    shutdown gave the start up meanwhile (:meth:`RuntimeSession.give_up_start`): the call was
-    cancelled and waited for at most :data:`EXECUTOR_STOP_LIMIT_S`, then abandoned; the caller
-    attaches nothing. Cancelling the caller cancels the call and does not wait for it."""
+    shutdown, stop or destroy gave the start up meanwhile (:meth:`RuntimeSession.give_up_start`):
+    the call was cancelled and waited for at most :data:`EXECUTOR_STOP_LIMIT_S`, then abandoned;
+    the caller attaches nothing. Cancelling the caller cancels the call and does not wait for it.
+    A call not attached that returns all the same (it ignored the cancellation) started an
+    executor nobody drives: it is told to stop (:func:`stop_unowned`). Reads that shared the gate
+    meanwhile (:meth:`RuntimeSession.reading`) are over before this returns."""
     loop = asyncio.get_running_loop()
     call = loop.create_task(start_executor(executor))
-    released: asyncio.Future[None] = loop.create_future()
-    session.starting = released
+    starting = session.starting = ParkedStart()
+    session.start_parked.set()
+    attached = False
     try:
-        try:
-            await asyncio.wait({call, released}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            session.starting = None
-            released.cancel()
+        await asyncio.wait({call, starting.given_up}, return_when=asyncio.FIRST_COMPLETED)
         if call.done():
             call.result()
+            attached = True
             return True
         call.cancel()  # given up: the start is no longer wanted
         await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
         return False
     finally:
+        session.starting = None
+        session.start_parked.clear()
+        starting.given_up.cancel()
+        starting.over.set_result(None)
         _let_go(call)
+        if not attached:
+            call.add_done_callback(lambda done: _stop_if_started(session, executor, done))
+        await starting.unread.wait()
+
+
+def _stop_if_started(session: RuntimeSession, executor: CoreExecutor, call: asyncio.Task[Any]) -> None:
+    """``call`` (a start nothing attached) ended: if it returned, stop the executor it started."""
+    if call.cancelled() or call.exception() is not None:
+        return
+    stopping = asyncio.get_running_loop().create_task(stop_unowned(session, executor))
+    _abandoned.add(stopping)
+    stopping.add_done_callback(_abandoned.discard)
+    stopping.add_done_callback(_retrieve)
+
+
+async def stop_unowned(session: RuntimeSession, executor: CoreExecutor) -> None:
+    """Tell ``executor``, whose ``start()`` returned after the attach gave it up, to stop
+    (``StopRuntimeExecutor``), waiting at most :data:`EXECUTOR_STOP_LIMIT_S` (then the call is
+    cancelled and abandoned). What it raises is logged and kept in ``session.last_error``,
+    never raised."""
+    call = asyncio.get_running_loop().create_task(_control(executor, StopRuntimeExecutor("start given up")))
+    try:
+        await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
+    finally:
+        _let_go(call)
+    error = None if not call.done() or call.cancelled() else call.exception()
+    if error is not None:
+        session.last_error = error
+        _log.warning("session %s: stopping an executor whose start was given up failed: %r", session.session_id, error)
