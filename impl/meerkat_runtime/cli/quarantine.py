@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         f"The move is one transaction, made under the session's lease (claimed as {REPAIR_OWNER!r} and released) "
         "when the session has one. exit status: 0 the row was moved; 1 nothing was moved (no such session or row, "
-        "the row is quarantined already, a worker "
+        "the row is quarantined already, the session's high-water mark is missing or counts other rows than are "
+        "stored (restore a backup), a worker "
         "holds the session's lease, the store refused the move for another reason, or the file is damaged: "
         "the reason is printed); 2 usage error; "
         "130 interrupted (Ctrl-C)"

@@ -4,7 +4,9 @@
 row that fails its checksum is reported rather than raised), runs the runtime's own recovery
 rules (:func:`~meerkat_runtime.session.core.recovery.recover_session`) on the intact rows and,
 each time they refuse a row, records it and runs them again without it: the result names
-every row recovery would refuse, with its stored bytes, so each can be quarantined. It also
+every row recovery would refuse, with its stored bytes, so each can be quarantined — also a
+row whose columns beside the payload (``ScannedRow.columns``: finished, key, admission position;
+not covered by the row checksum) are malformed or disagree with the record in it. It also
 compares the row counts with the high-water mark and checks the lifecycle record and the ops
 state, which are not input rows (problems there cannot be quarantined away).
 """
@@ -17,9 +19,11 @@ from dataclasses import dataclass, field
 from meerkat_runtime.ops.recovery import load_persisted_ops
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.machine import stored_session_runtime_id
+from meerkat_runtime.session.persistence import columns_problem
+from meerkat_runtime.session.row_codec import RowFormatError, decode_record
 from meerkat_runtime.store.high_water import HighWater, disagreements
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.store.records import InputRow, QuarantinedRow
+from meerkat_runtime.store.records import InputRow, QuarantinedRow, ScannedRow
 from meerkat_runtime.vocab.errors import MeerkatError, RecoveryCorruption, RuntimeDestroyed, StoreError
 
 
@@ -96,6 +100,20 @@ def _refused_rows(
         return refused, False
 
 
+def _columns_problem(row: ScannedRow) -> str | None:
+    """What is wrong with the columns beside an intact row: not of their types, or saying what
+    its payload does not (a row that does not decode is left to recovery to name)."""
+    if row.malformed is not None:
+        return row.malformed
+    if row.columns is None:
+        return None
+    try:
+        record = decode_record(row.payload)
+    except RowFormatError:
+        return None
+    return columns_problem(record, *row.columns)
+
+
 def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
     """Find what keeps ``session_id`` from recovering; reads only. ``ValidationFailed`` for a
     malformed session id; a store that cannot be read at all raises its error."""
@@ -109,7 +127,11 @@ def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
         for r in scanned
         if not r.intact
     ]
-    intact = [InputRow(r.input_id, r.payload) for r in scanned if r.intact]
+    for r in scanned:
+        if r.intact and (why := _columns_problem(r)) is not None:
+            bad.append(BadRow(r.input_id, why, r.payload, True))
+    named = {b.input_id for b in bad}
+    intact = [InputRow(r.input_id, r.payload) for r in scanned if r.input_id not in named]
     refused, destroyed = _refused_rows(store, runtime_id, lifecycle, intact, problems)
     payloads = {r.input_id: r.payload for r in intact}
     bad.extend(BadRow(input_id, why, payloads[input_id], True) for input_id, why in refused)

@@ -16,6 +16,7 @@ idempotency key no longer deduplicates. Its bytes stay available with
 from __future__ import annotations
 
 from meerkat_runtime.session.machine import stored_session_runtime_id
+from meerkat_runtime.store.high_water import quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import QuarantinedRow
 
@@ -37,9 +38,16 @@ def quarantine_input(
     """Move input ``input_id`` of ``session_id`` into the quarantine; returns what was moved.
 
     Raises ``ValidationFailed`` (bad session id), ``LeaseHeld`` (a live worker owns the
-    session), ``WriteRefused`` (no such input row) or the store's error; nothing is moved then.
+    session), ``WriteRefused`` (no such input row), ``Corrupt`` (the session's high-water mark
+    is missing or counts other rows than are stored: see
+    :func:`~meerkat_runtime.store.high_water.quarantine_refusal`; the store's ``quarantine_row``
+    refuses the same in its transaction, and this refuses before claiming the lease) or the
+    store's error; nothing is moved then.
     """
     runtime_id = stored_session_runtime_id(session_id)
+    stored = {row.input_id for row in store.scan_input_states(runtime_id)}
+    if input_id in stored and (refusal := quarantine_refusal(store.load_high_water(runtime_id), len(stored))):
+        raise quarantine_refused(runtime_id, refusal)  # before the lease is claimed: nothing is written
     if store.load_lease(runtime_id) is None:
         return store.quarantine_row(runtime_id, input_id, reason)
     lease = store.claim_lease(runtime_id, owner, lease_s)

@@ -73,6 +73,27 @@ def row_of(record: InputRecord, payload: bytes) -> InputRow:
     return InputRow(record.input_id, payload, None, key, record.admission_seq, queued_fields(record, key))
 
 
+def columns_problem(
+    record: InputRecord, finished_at: float | None, key: str | None, admission_seq: int | None
+) -> str | None:
+    """What the columns stored beside ``record``'s row (as :func:`row_of` writes them; the row
+    checksum covers only the payload) say that the record in its payload does not, or ``None``
+    when they agree. Columns an older release left empty (``None``) agree with anything, except
+    that a finished row (``finished_at`` set) always carries the record's key."""
+    if finished_at is not None and not record.phase.is_terminal:
+        return f"its finished_at column says finished, but its payload holds a {record.phase.value} input"
+    header = record.input.header
+    expected = None if header.durability is Durability.EPHEMERAL else header.idempotency_key
+    if (key is not None or finished_at is not None) and key != expected:
+        return f"its idempotency_key column ({key!r}) disagrees with the key in its payload ({expected!r})"
+    if admission_seq is not None and admission_seq != record.admission_seq:
+        return (
+            f"its admission_seq column ({admission_seq}) disagrees with the admission position in its payload "
+            f"({record.admission_seq})"
+        )
+    return None
+
+
 def encode_row(record: InputRecord) -> InputRow:
     """The stored row of ``record`` (a record recovered without decoding its row and unchanged
     since: that row, :meth:`~meerkat_runtime.session.packed_record.PackedRecord.stored_row`)."""

@@ -24,6 +24,7 @@ import time
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import corruption
+from meerkat_runtime.session.persistence import columns_problem
 from meerkat_runtime.session.retention_policy import RESIDENT_FINISHED, RetentionPolicy
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record
 from meerkat_runtime.session.runtime_session import RuntimeSession
@@ -65,6 +66,13 @@ def _decoded(session: RuntimeSession, input_id: InputId, payload: bytes) -> Inpu
     if record.input_id != input_id or not record.phase.is_terminal:
         what = f"input row {input_id!r} is listed as finished but holds {record.input_id!r} {record.phase.value}"
         raise corruption(session.runtime_id, what, input_id)
+    listed = session.core.ledger.finished.get(input_id)
+    if listed is not None and listed.recovered:
+        # what recovery listed (and deduplicates by) came from the columns beside the payload,
+        # which its checksum does not cover: they must say what the payload says
+        problem = columns_problem(record, listed.finished_at, listed.idempotency_key, listed.admission_seq)
+        if problem is not None:
+            raise corruption(session.runtime_id, f"input row {input_id!r}: {problem}", input_id)
     return record
 
 

@@ -100,26 +100,66 @@ class MarkStep:
 
 
 def advance(current: HighWater | None, runtime_id: str, step: MarkStep) -> HighWater:
-    """The mark after a write that made ``step`` (``writes`` + 1)."""
+    """The mark after a write that made ``step`` (``writes`` + 1). A step that would take a
+    counter below zero (removing rows the mark does not count) is ``Corrupt``: the mark
+    disagrees with the rows, and no store may write a mark it would itself refuse to read."""
     counters = current.counters() if current is not None else _NO_COUNTS
-    return HighWater(runtime_id, *advance_counters(counters, step))
+    return HighWater(runtime_id, *advance_counters(counters, step, runtime_id))
 
 
 _NO_COUNTS = (0,) * len(HIGH_WATER_FIELDS)
 
 
-def advance_counters(counters: tuple[int, ...], step: MarkStep) -> tuple[int, ...]:
+def advance_counters(counters: tuple[int, ...], step: MarkStep, runtime_id: str) -> tuple[int, ...]:
     """:func:`advance` on the counters alone (in :data:`HIGH_WATER_FIELDS` order)."""
     writes, inputs, receipts, snapshots, lifecycles, ops_snapshots, ops_records, quarantined = counters
+    inputs = inputs + step.inputs_added - step.inputs_removed
+    if inputs < 0:
+        raise Corrupt(runtime_id, below_zero(counters[1], step.inputs_removed))
     return (
         writes + 1,
-        inputs + step.inputs_added - step.inputs_removed,
+        inputs,
         receipts + step.receipts_added,
         snapshots if step.session_snapshot is None else int(step.session_snapshot),
         lifecycles if step.lifecycle is None else int(step.lifecycle),
         ops_snapshots if step.ops_snapshot is None else int(step.ops_snapshot),
         (0 if step.ops_records_cleared else ops_records) + step.ops_records_added,
         quarantined + step.quarantined_added,
+    )
+
+
+def below_zero(counted: int, removed: int) -> str:
+    """Why a write removing ``removed`` input rows under a mark counting ``counted`` is refused."""
+    return (
+        f"the write removes {removed} input row(s) but the high-water mark counts {counted}: the mark disagrees "
+        "with the rows (it was lost, or rows were added or moved behind the store's back); nothing was written"
+    )
+
+
+def quarantine_refusal(mark: HighWater | None, rows: int) -> str | None:
+    """Why a quarantine must not move a row of a runtime whose ``rows`` input rows are stored
+    under ``mark``, or ``None`` when the two agree. Moving a row then would write a mark that
+    agrees with neither the rows nor the damage it was meant to show."""
+    if mark is None:
+        return (
+            f"the runtime has no high-water mark although {rows} input row(s) are stored (the mark row was "
+            "deleted, or the rows were added or moved behind the store's back)"
+        )
+    if mark.inputs != rows:
+        return (
+            f"its high-water mark counts {mark.inputs} input row(s) but {rows} are stored (rows were lost, added "
+            "or moved behind the store's back)"
+        )
+    return None
+
+
+def quarantine_refused(runtime_id: str, why: str) -> Corrupt:
+    """The ``Corrupt`` a store's ``quarantine_row`` raises for :func:`quarantine_refusal`."""
+    return Corrupt(
+        runtime_id,
+        f"quarantine_row: {why}; nothing was moved: quarantine cannot tell which rows are missing or extra, "
+        "so the session cannot be repaired row by row (restore the file from a backup; "
+        "`meerkat-runtime check PATH` lists what disagrees)",
     )
 
 

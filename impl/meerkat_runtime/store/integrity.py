@@ -61,20 +61,24 @@ def row_checksum(table: str, runtime_id: str, key: str, payload: bytes) -> str:
     return checksum_from(_prefix(table, runtime_id), key, payload)
 
 
-def row_label(table: str, key: str) -> str:
-    """How errors name a row: ``table[key]``."""
-    return f"{table}[{key}]"
+def row_label(table: str, key: str, runtime_id: str = "") -> str:
+    """How errors name a row: ``table[key]``; a row keyed by its runtime alone (``key`` empty)
+    as ``table[runtime_id]``."""
+    return f"{table}[{key or runtime_id}]"
 
 
 def verified_payload(table: str, runtime_id: str, key: str, payload: object, checksum: object) -> bytes:
     """Return ``payload`` if it is bytes and matches ``checksum``; else raise ``Corrupt``."""
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise Corrupt(
-            runtime_id, f"row {row_label(table, key)} has a payload of type {type(payload).__name__}, not bytes"
+            runtime_id,
+            f"row {row_label(table, key, runtime_id)} has a payload of type {type(payload).__name__}, not bytes",
         )
     data = bytes(payload)
     if not isinstance(checksum, str) or checksum != row_checksum(table, runtime_id, key, data):
-        raise Corrupt(runtime_id, f"row {row_label(table, key)} failed its integrity check (checksum mismatch)")
+        raise Corrupt(
+            runtime_id, f"row {row_label(table, key, runtime_id)} failed its integrity check (checksum mismatch)"
+        )
     return data
 
 

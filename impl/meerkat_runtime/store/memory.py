@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.clock import Clock
-from meerkat_runtime.store.high_water import HighWater, MarkStep, advance
+from meerkat_runtime.store.high_water import HighWater, MarkStep, advance, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import (
@@ -34,6 +34,7 @@ from meerkat_runtime.store.records import (
     InputRow,
     OpsLifecycleRecords,
     QuarantinedRow,
+    RowColumns,
     ScannedRow,
 )
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
@@ -326,7 +327,12 @@ class InMemoryRuntimeStore:
         rt = self._open_for(runtime_id, ReadFailed)
         with self.storage.lock:
             table = dict(self.storage.inputs.get(rt, {}))
-        return [ScannedRow(i, table[i][0], intact(INPUTS, rt, i, *table[i])) for i in sorted(table)]
+            index = dict(self.storage.input_index.get(rt, {}))
+        found: list[ScannedRow] = []
+        for i in sorted(table):
+            at, key, seq, _ = index.get(i, (None, None, None, None))
+            found.append(ScannedRow(i, table[i][0], intact(INPUTS, rt, i, *table[i]), RowColumns(at, key, seq)))
+        return found
 
     def quarantine_row(
         self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
@@ -340,6 +346,9 @@ class InMemoryRuntimeStore:
             stored = self.storage.inputs.get(rt, {}).get(key)
             if stored is None:
                 raise RowNotStored(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+            rows = len(self.storage.inputs.get(rt, {}))
+            if (refusal := quarantine_refusal(self.storage.marks.get(rt), rows)) is not None:
+                raise quarantine_refused(rt, refusal)
             moved = QuarantinedRow(key, stored[0], intact(INPUTS, rt, key, *stored), why, self.clock())
             del self.storage.inputs[rt][key]
             self.storage.input_index.get(rt, {}).pop(key, None)

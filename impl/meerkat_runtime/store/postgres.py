@@ -67,7 +67,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
-from meerkat_runtime.store.high_water import HighWater, MarkStep
+from meerkat_runtime.store.high_water import HighWater, MarkStep, below_zero, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.postgres_in_flight import InFlightCommits
@@ -96,6 +96,7 @@ from meerkat_runtime.store.sql_rows import (
     finished_inputs,
     lease_params,
     receipt_row,
+    scanned_columns,
     stored_lease,
     stored_receipt,
     stored_row,
@@ -330,7 +331,14 @@ class PostgresRuntimeStore:
             if refusal is not None:
                 raise refusal
             step = body(conn)
-            conn.execute(self._sql.advance_mark, step_params(runtime_id, step))
+            if not step.inputs_removed:
+                conn.execute(self._sql.advance_mark, step_params(runtime_id, step))
+                return
+            # a write that removes rows: a mark that would go below zero is refused (rolled back)
+            advanced = conn.execute(self._sql.advance_mark_removing, step_params(runtime_id, step)).fetchone()
+            inputs = int(str(advanced[0])) if advanced is not None else 0
+            if inputs < 0:
+                raise Corrupt(runtime_id, below_zero(inputs + step.inputs_removed, step.inputs_removed))
 
         try:
             self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock({key})")
@@ -535,7 +543,7 @@ class PostgresRuntimeStore:
     def scan_input_states(self, runtime_id: str) -> list[ScannedRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
         found = self._read(rt, "scan_input_states", lambda conn: conn.execute(self._sql.select_scan, (rt,)).fetchall())
-        return [_scanned(rt, str(i), p, c) for i, p, c in found]
+        return [_scanned(rt, str(i), p, c, (at, k, q)) for i, p, c, at, k, q in found]
 
     def quarantine_row(
         self, runtime_id: str, input_id: str, reason: str, *, fence: Fence | None = None
@@ -550,6 +558,11 @@ class PostgresRuntimeStore:
             if found is None:
                 raise RowNotStored(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
             payload, checksum, seq, server_now = found
+            counted = conn.execute(self._sql.count_inputs, (rt,)).fetchone()
+            rows = int(str(counted[0])) if counted is not None else 0
+            mark = stored_mark(rt, conn.execute(self._sql.select_mark, (rt,)).fetchone())
+            if (refusal := quarantine_refusal(mark, rows)) is not None:
+                raise quarantine_refused(rt, refusal)
             scanned = _scanned(rt, key, payload, checksum)
             row = QuarantinedRow(key, scanned.payload, scanned.intact, why, self._now(server_now))
             sealed = row_checksum(QUARANTINE, rt, str(seq), row.sealed_form())
@@ -660,14 +673,18 @@ class PostgresRuntimeStore:
         return None if found is None else verified_payload(table, rt, "", found[0], found[1])
 
 
-def _scanned(rt: str, input_id: str, payload: object, checksum: object) -> ScannedRow:
-    """A stored input row and whether it passes its integrity check (never raises for damage)."""
+def _scanned(
+    rt: str, input_id: str, payload: object, checksum: object, columns: tuple[object, object, object] | None = None
+) -> ScannedRow:
+    """A stored input row and whether it passes its integrity check (never raises for damage);
+    with ``columns`` (finished_at, key, admission position), those too."""
     data = bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b""
+    read, malformed = (None, None) if columns is None else scanned_columns(rt, input_id, *columns)
     try:
         verified_payload(INPUTS, rt, input_id, payload, checksum)
     except Corrupt:
-        return ScannedRow(input_id, data, False)
-    return ScannedRow(input_id, data, True)
+        return ScannedRow(input_id, data, False, read, malformed)
+    return ScannedRow(input_id, data, True, read, malformed)
 
 
 def _lease(rt: str, row: Sequence[Any] | None) -> Lease | None:
@@ -699,7 +716,8 @@ class _Statements:
         )
         row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
         self.select_scan = (
-            f"SELECT input_id, payload, checksum FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
+            f"SELECT input_id, payload, checksum, finished_at, idempotency_key, admission_seq FROM {s}.{INPUTS} "
+            "WHERE runtime_id = %s ORDER BY input_id"
         )
         self.select_inputs = f"SELECT {row_columns} FROM {s}.{INPUTS} WHERE runtime_id = %s ORDER BY input_id"
         self.select_active = (
@@ -740,6 +758,8 @@ class _Statements:
         )
         self.select_mark = select_statement(s)
         self.advance_mark = advance_statement(s)
+        self.advance_mark_removing = f"{self.advance_mark} RETURNING inputs"
+        self.count_inputs = f"SELECT count(*) FROM {s}.{INPUTS} WHERE runtime_id = %s"
         now = "extract(epoch FROM clock_timestamp())::float8"
         self.select_input_for_quarantine = (
             f"SELECT payload, checksum, nextval('{s}.{QUARANTINE}_seq'), {now} FROM {s}.{INPUTS} "

@@ -82,4 +82,4 @@ def stored_mark(runtime_id: str, row: Sequence[object] | None) -> HighWater | No
     try:
         return HighWater.from_counters(runtime_id, tuple(row))
     except ValueError as exc:
-        raise Corrupt(runtime_id, f"row {HIGH_WATER}[] is malformed: {exc}") from None
+        raise Corrupt(runtime_id, f"row {HIGH_WATER}[{runtime_id}] is malformed: {exc}") from None

@@ -163,14 +163,29 @@ class BoundaryReceipt:
         return BoundaryReceipt(run_id, seq, kind, tuple(ids), digest, count)
 
 
+class RowColumns(NamedTuple):
+    """What an input row stores beside its payload, as ``InputRow`` carries it."""
+
+    finished_at: float | None
+    idempotency_key: str | None
+    admission_seq: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class ScannedRow:
     """One input row as stored, read without failing on damage: ``intact`` says whether its
-    payload passed the store's integrity check (``scan_input_states``)."""
+    payload passed the store's integrity check (``scan_input_states``). ``columns``: the
+    columns beside the payload (``None``: the store did not read them); ``malformed``: what is
+    wrong with them when they cannot be read as their types (then ``columns`` is ``None``).
+    The checksum covers only the payload: whether the columns agree with it is for the reader
+    of the payload to say. Equality compares the row (id, bytes, ``intact``) only: a store need
+    not read the columns."""
 
     input_id: str
     payload: bytes
     intact: bool
+    columns: RowColumns | None = field(default=None, compare=False)
+    malformed: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.integrity import DeferredCheck, checksum_prefix, row_checksum, row_label, verified_payload
 from meerkat_runtime.store.lease import Lease
-from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, unverified_row
+from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, RowColumns, unverified_row
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
 from meerkat_runtime.vocab.errors import Corrupt, WriteFailed
 
@@ -63,7 +63,7 @@ def lease_params(lease: Lease) -> tuple[str, str, int, float, str]:
 def stored_lease(runtime_id: str, owner: object, token: object, expires_at: object, checksum: object) -> Lease:
     """The lease in a row's columns, its checksum verified; else ``Corrupt``."""
     if not isinstance(owner, str) or not isinstance(token, int) or not isinstance(expires_at, int | float):
-        raise Corrupt(runtime_id, f"row {LEASES}[] has malformed columns")
+        raise Corrupt(runtime_id, f"row {LEASES}[{runtime_id}] has malformed columns")
     lease = Lease(runtime_id, owner, token, float(expires_at))
     verified_payload(LEASES, runtime_id, "", lease.payload(), checksum)
     return lease
@@ -80,6 +80,22 @@ def _index_columns(
     ):
         raise Corrupt(runtime_id, f"row {INPUTS}[{input_id}] has malformed finished-input columns")
     return (None if finished_at is None else float(finished_at)), key, seq
+
+
+def scanned_columns(
+    runtime_id: str, input_id: str, finished_at: object, key: object, seq: object
+) -> tuple[RowColumns | None, str | None]:
+    """The columns beside an input row for ``scan_input_states``: ``(columns, None)``, or
+    ``(None, what is wrong)`` when they are not of their types (never raises)."""
+    try:
+        return RowColumns(*_index_columns(runtime_id, input_id, finished_at, key, seq)), None
+    except Corrupt:
+        found = ", ".join(
+            f"{name} {value!r}"
+            for name, value in (("finished_at", finished_at), ("idempotency_key", key), ("admission_seq", seq))
+            if value is not None
+        )
+        return None, f"its finished-input columns are malformed ({found}): recovery refuses the row"
 
 
 def stored_row(

@@ -67,7 +67,7 @@ from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.group_commit import CommitterStopped, GroupCommitter, PendingWrite
-from meerkat_runtime.store.high_water import HighWater, MarkStep, check_marks
+from meerkat_runtime.store.high_water import HighWater, MarkStep, check_marks, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import (
@@ -83,6 +83,7 @@ from meerkat_runtime.store.sql_rows import (
     finished_inputs,
     lease_params,
     receipt_row,
+    scanned_columns,
     stored_lease,
     stored_receipt,
     stored_row,
@@ -338,20 +339,24 @@ def _require_current_version(conn: sqlite3.Connection, path: str) -> None:
         )
 
 
-def _scanned(rt: str, input_id: str, payload: object, checksum: object) -> ScannedRow:
+def _scanned(
+    rt: str, input_id: str, payload: object, checksum: object, columns: tuple[object, object, object] | None = None
+) -> ScannedRow:
     """A stored input row and whether it passes its integrity check (never raises for damage);
-    ``checksum`` may be read as bytes."""
+    ``checksum`` may be read as bytes; with ``columns`` (finished_at, key, admission position),
+    those too."""
     if isinstance(payload, str):  # damaged into TEXT: keep what is there
         data = payload.encode("utf-8", "surrogateescape")
     else:
         data = bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b""
     if isinstance(checksum, bytes):
         checksum = checksum.decode("utf-8", "replace")
+    read, malformed = (None, None) if columns is None else scanned_columns(rt, input_id, *columns)
     try:
         verified_payload(INPUTS, rt, input_id, payload, checksum)
     except Corrupt:
-        return ScannedRow(input_id, data, False)
-    return ScannedRow(input_id, data, True)
+        return ScannedRow(input_id, data, False, read, malformed)
+    return ScannedRow(input_id, data, True, read, malformed)
 
 
 _SQLITE_CORRUPT = 11
@@ -1182,11 +1187,11 @@ class SqliteRuntimeStore:
         def body(conn: sqlite3.Connection) -> list[ScannedRow]:
             # The checksum is read as bytes: a damaged one must mark its row, not fail the scan.
             rows = conn.execute(
-                f"SELECT input_id, payload, CAST(checksum AS BLOB) FROM {INPUTS} WHERE runtime_id = ? "
-                "ORDER BY input_id",
+                f"SELECT input_id, payload, CAST(checksum AS BLOB), finished_at, idempotency_key, admission_seq "
+                f"FROM {INPUTS} WHERE runtime_id = ? ORDER BY input_id",
                 (rt,),
             ).fetchall()
-            return [_scanned(rt, str(i), p, c) for i, p, c in rows]
+            return [_scanned(rt, str(i), p, c, (at, k, q)) for i, p, c, at, k, q in rows]
 
         return self._read(rt, "scan_input_states", body)
 
@@ -1204,6 +1209,9 @@ class SqliteRuntimeStore:
             ).fetchone()
             if found is None:
                 raise RowNotStored(rt, f"quarantine_row: no input row {key!r} is stored; nothing was moved")
+            (rows,) = conn.execute(_COUNT_BY_KEY_INDEX, (rt,)).fetchone()
+            if (refusal := quarantine_refusal(stored_mark(conn, rt), int(rows))) is not None:
+                raise quarantine_refused(rt, refusal)
             scanned = _scanned(rt, key, found[0], found[1])
             row = QuarantinedRow(key, scanned.payload, scanned.intact, why, self.clock())
             conn.execute(f"DELETE FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?", (rt, key))

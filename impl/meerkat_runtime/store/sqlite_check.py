@@ -7,7 +7,9 @@
 * the schema version (newer than this release: a problem; older: upgraded on the next
   read-write open, and without high-water marks to compare);
 * SQLite's own check (``PRAGMA integrity_check`` by default, ``quick_check`` on request);
-* every stored row against its checksum (and every receipt against its key);
+* every stored row against its checksum (and every receipt against its key), a row whose
+  columns do not read as their types (a lease, a receipt's sequence, a mark) included, and the
+  schema version row (missing or not an integer: a problem, not an exception);
 * given the runtime's check of the recovery fields stored beside a queued input's row
   (``queued``; the store does not interpret them), every such value: one that fails is a
   warning (``FileReport.warnings``), not a problem, as recovery then decodes the row in full;
@@ -24,8 +26,8 @@ from dataclasses import dataclass
 
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.integrity import row_checksum
-from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.records import BoundaryReceipt, QuarantinedRow
+from meerkat_runtime.store.sql_rows import stored_lease
 from meerkat_runtime.store.sqlite_files import read_file_set
 from meerkat_runtime.store.sqlite_integrity import IntegrityCheck, describe, findings
 from meerkat_runtime.store.sqlite_marks import stored_mark
@@ -44,7 +46,7 @@ from meerkat_runtime.store.tables import (
     SNAPSHOTS,
 )
 from meerkat_runtime.store.validation import from_signed64, receipt_key
-from meerkat_runtime.vocab.errors import StoreError
+from meerkat_runtime.vocab.errors import StoreError, VersionMismatch
 from meerkat_runtime.vocab.ids import session_id_of
 
 MAX_LISTED = 50
@@ -147,6 +149,9 @@ def _row_checks(conn: sqlite3.Connection, tables: set[str]) -> Iterator[tuple[st
     for rt, run_id, sequence, body, checksum in conn.execute(
         f"SELECT runtime_id, run_id, sequence, receipt, checksum FROM {RECEIPTS}"
     ):
+        if isinstance(sequence, bool) or not isinstance(sequence, int):
+            yield RECEIPTS, str(rt), f"{run_id}/{sequence}", "malformed columns (sequence is not an integer)"
+            continue
         key = receipt_key(str(run_id), from_signed64(int(sequence)))
         why = _sealed(RECEIPTS, str(rt), key, body, checksum)
         if why is None:
@@ -170,9 +175,10 @@ def _row_checks(conn: sqlite3.Connection, tables: set[str]) -> Iterator[tuple[st
         for rt, owner, token, expires_at, checksum in conn.execute(
             f"SELECT runtime_id, owner, token, expires_at, checksum FROM {LEASES}"
         ):
-            lease = Lease(str(rt), str(owner), int(token), float(expires_at))
-            if (why := _sealed(LEASES, str(rt), "", lease.payload(), checksum)) is not None:
-                yield LEASES, str(rt), "", why
+            try:
+                stored_lease(str(rt), owner, token, expires_at, checksum)
+            except StoreError as exc:
+                yield LEASES, str(rt), "", exc.detail
     if HIGH_WATER in tables:
         for (rt,) in conn.execute(f"SELECT runtime_id FROM {HIGH_WATER}"):
             try:
@@ -189,6 +195,13 @@ def _row_checks(conn: sqlite3.Connection, tables: set[str]) -> Iterator[tuple[st
             row = QuarantinedRow(str(input_id), payload, bool(intact), str(reason), float(at))
             if (why := _sealed(QUARANTINE, str(rt), str(seq), row.sealed_form(), checksum)) is not None:
                 yield QUARANTINE, str(rt), str(seq), why
+
+
+def _damaged_row(table: str, rt: str, key: str, why: str) -> str:
+    """How the report lists a damaged row: ``table[runtime/key]: what`` (a store error that
+    names the row already is not prefixed with its name again)."""
+    label = f"{table}[{rt}{'/' + key if key else ''}]"
+    return why.removeprefix("row ") if why.startswith(f"row {table}[{key or rt}]") else f"{label}: {why}"
 
 
 def _field_warnings(conn: sqlite3.Connection, check: FieldsCheck) -> Iterator[tuple[str, str, str]]:
@@ -293,7 +306,12 @@ def _examine(
     fields_check: FieldsCheck | None,
 ) -> FileReport:
     conn.execute("BEGIN")
-    version = stored_version(conn)
+    try:
+        version = stored_version(conn)
+    except VersionMismatch as exc:
+        problems.append(f"schema version: {exc.detail} (a row of meerkat_schema_version was changed or deleted)")
+        conn.execute("COMMIT")
+        return FileReport(path, in_use, wal, how, None, problems=tuple(problems), notes=tuple(notes))
     if version == 0:
         problems.append("the file holds no store schema (no meerkat_schema_version table)")
         conn.execute("COMMIT")
@@ -308,7 +326,7 @@ def _examine(
             f"PRAGMA {'quick_check' if integrity == 'quick' else 'integrity_check'}: {describe(conn, found)}"
         )
     tables = _tables(conn)
-    damaged = [f"{t}[{rt}{'/' + key if key else ''}]: {why}" for t, rt, key, why in _row_checks(conn, tables)]
+    damaged = [_damaged_row(t, rt, key, why) for t, rt, key, why in _row_checks(conn, tables)]
     if damaged:
         problems.append(f"{len(damaged)} row(s) failed their integrity check")
     warnings: list[str] = []

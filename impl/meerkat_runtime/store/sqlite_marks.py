@@ -55,7 +55,7 @@ def stored_mark(conn: sqlite3.Connection, runtime_id: str) -> HighWater | None:
     try:
         mark = HighWater.from_counters(runtime_id, tuple(counters))
     except ValueError as exc:
-        raise Corrupt(runtime_id, f"row {HIGH_WATER}[] is malformed: {exc}") from None
+        raise Corrupt(runtime_id, f"row {HIGH_WATER}[{runtime_id}] is malformed: {exc}") from None
     verified_payload(HIGH_WATER, runtime_id, "", mark.payload(), checksum)
     return mark
 
@@ -88,7 +88,7 @@ def advance_mark(conn: sqlite3.Connection, runtime_id: str, step: MarkStep) -> N
     """Advance the runtime's mark by ``step`` in the caller's transaction."""
     known = _checked.get(runtime_id)
     if known is not None:
-        counters = advance_counters(cast(tuple[int, ...], known[:-1]), step)
+        counters = advance_counters(cast(tuple[int, ...], known[:-1]), step, runtime_id)
         checksum = _counters_checksum(runtime_id, counters)
         if conn.execute(_ADVANCE_IF_UNCHANGED, (*counters, checksum, runtime_id, *known)).rowcount == 1:
             _checked[runtime_id] = (*counters, checksum)
