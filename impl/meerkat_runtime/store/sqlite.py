@@ -45,7 +45,8 @@
   own transaction (``sqlite_marks``) for recovery to compare with what it loads.
 * Settings and paths are checked at construction: a bad one is ``InvalidSetting`` naming it.
 * Thread safety: one connection per thread by default; ``":memory:"`` uses one shared
-  connection behind a lock. Several processes may open the same file.
+  connection behind a lock. Several processes may open the same file, a new one at once too
+  (each creates the schema or finds the one another created; see ``sqlite_schema.refuse_foreign``).
 * ``close`` waits for calls in flight and closes every connection; later calls raise
   ``WriteFailed`` / ``ReadFailed``. Closing twice is harmless.
 """
@@ -554,7 +555,7 @@ class SqliteRuntimeStore:
             if read_only:
                 self._read(STORE_SCOPE, "schema version", lambda conn: _require_current_version(conn, self.path))
             else:
-                self._write(STORE_SCOPE, "schema migration", migrate)
+                self._write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, path=self.path))
         except BaseException as exc:
             self._release_files()
             refusal = None if read_only else read_only_refusal(self.path, exc.__cause__)

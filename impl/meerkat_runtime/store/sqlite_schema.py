@@ -191,32 +191,56 @@ class NotAMeerkatStore(VersionMismatch):
     database. Opened for writing, an empty file gets the schema; read-only, it is refused."""
 
 
+def _foreign(named: str) -> NotAMeerkatStore:
+    """The refusal of another application's database (tables, no meerkat schema version)."""
+    return NotAMeerkatStore(
+        STORE_SCOPE, f"{named} is not a meerkat store: it holds other tables and no meerkat schema version"
+    )
+
+
+_WHAT_IS_THERE = (
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meerkat_schema_version'), "
+    "EXISTS (SELECT 1 FROM sqlite_master)"
+)
+"""Whether the file has a meerkat schema version table, and whether it has anything at all: one
+statement, so both come from one snapshot of the file."""
+
+
 def not_a_store(conn: sqlite3.Connection, path: str) -> NotAMeerkatStore:
     """The refusal of ``path``, a file at schema version 0, saying whether it is empty."""
-    if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
-        text = (
-            f"{path!r} is empty: not a meerkat store yet (the runtime creates the schema when it opens "
-            "the file for writing)"
-        )
-    else:
-        text = f"{path!r} is not a meerkat store: it holds other tables and no meerkat schema version"
-    return NotAMeerkatStore(STORE_SCOPE, text)
+    if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+        return _foreign(repr(path))
+    text = "not a meerkat store yet (the runtime creates the schema when it opens the file for writing)"
+    return NotAMeerkatStore(STORE_SCOPE, f"{path!r} is empty: {text}")
 
 
 def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
     """Raise :class:`NotAMeerkatStore` if the file holds tables but no meerkat schema version
     (another application's database): a store opened on it for writing would change it (its
-    journal mode, then the schema). An empty file passes (the store creates the schema)."""
-    if stored_version(conn) == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
-        raise not_a_store(conn, path)
+    journal mode, then the schema). An empty file passes (the store creates the schema), and so
+    does a file another process is creating the schema in, whether its transaction committed
+    or not: both facts are read in one statement (one snapshot), and the schema is created in
+    one transaction, so no snapshot holds the other process's tables without the version.
+    (Reading them in two statements, the schema could commit in between: the file would look
+    empty, then hold tables without the version table that the first statement missed.)"""
+    versioned, anything = conn.execute(_WHAT_IS_THERE).fetchone()
+    if versioned:
+        stored_version(conn)  # a version table without a valid version is refused here
+    elif anything:
+        raise _foreign(repr(path))
 
 
-def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION, *, path: str | None = None) -> int:
     """Upgrade the schema to ``target`` inside the caller's transaction; return the old version.
 
-    Raises ``VersionMismatch`` (changing nothing) if the file is newer than this release knows.
+    Raises ``VersionMismatch`` (changing nothing) if the file is newer than this release knows,
+    and ``NotAMeerkatStore`` if it holds tables but no schema version (another application's
+    database, ``path`` naming it: under the caller's write lock this is what the file is, not what
+    an earlier read saw).
     """
     current = stored_version(conn)
+    if current == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+        raise _foreign("the database file" if path is None else repr(path))
     if current > SCHEMA_VERSION:
         raise VersionMismatch(
             STORE_SCOPE,
