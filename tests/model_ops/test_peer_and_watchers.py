@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from meerkat_model.ops.actions import (
     CompleteOperation,
+    Crash,
+    Detach,
     PeerReady,
     ProvisioningSucceeded,
     RegisterOperation,
     RegisterWatcher,
     ReportProgress,
+    WaitAll,
 )
 from meerkat_model.vocab import rejections as rj
 
@@ -74,3 +77,15 @@ def test_progress_counts_only_while_live() -> None:
 def test_watcher_on_unknown_id_is_not_found() -> None:
     m = machine()
     assert rejected(m, m.initial_state(), RegisterWatcher(0)).kind == rj.NOT_FOUND
+
+
+def test_detach_releases_pending_watchers_and_the_wait_then_recovers_as_a_crash() -> None:
+    m = machine()
+    s = running(m, 0, BG)
+    s = run(m, RegisterWatcher(0), WaitAll((0,)), state=s)
+    detached = ok(m, s, Detach())
+    assert sorted(detached.outputs) == [("wait_all_released",), ("watchers_released", 0, 1)]
+    crashed = ok(m, s, Crash())
+    assert detached.state == crashed.state and detached.transition == crashed.transition == "crash_recover"
+    assert m.obligations(detached.state) == []
+    assert ok(m, crashed.state, Detach()).outputs == ()  # nothing pending: nothing released

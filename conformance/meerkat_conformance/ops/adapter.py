@@ -14,6 +14,10 @@ How the model's events are driven, and the one harness action beyond the model's
 * :class:`CrashReadFault` — the same, but the first recovery read fails: the runtime must
   refuse to start with ``store_read_failed`` (never a silent fresh epoch); the retry must
   then recover like ``Crash()``. The model sees a plain ``Crash()``.
+* ``Detach()`` — the registry is closed as a machine closes it when its session goes away
+  (``registry.close``): every pending watch and the pending handle must raise the closing error
+  (``("watchers_released", op, n)``, ``("wait_all_released",)``), the closed registry must
+  refuse a change with it, and the session's next registry is recovered from the same store.
 * ``WriteFails(inner)`` — the next store write fails (``WriteFailed``) while ``inner`` runs;
   the model's own ``WriteFails`` semantics apply.
 * the actions of :mod:`~meerkat_conformance.ops.harness_actions`: a ``wait_all`` barrier
@@ -42,6 +46,7 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
     FailOperation,
     MarkRetired,
@@ -66,7 +71,7 @@ from meerkat_runtime.ops.wait_all import WaitAllHandle
 from meerkat_runtime.ops.watch import OperationCompletionWatch
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import MeerkatError
+from meerkat_runtime.vocab.errors import MeerkatError, SessionNotFound
 from meerkat_runtime.vocab.ids import OperationId, canonical_runtime_id
 from meerkat_runtime.vocab.operation import (
     OperationKind,
@@ -108,7 +113,7 @@ OpsHarnessAction = OpsAction | CrashReadFault | CancelWaitTask | DropWaitHandle 
 
 RUNTIME_ID = canonical_runtime_id("conformance-ops")
 CRASH_READ_FAULT = CrashReadFault()
-_NO_RETURN = (WaitAll, DropWait, Crash, CrashReadFault, CancelWaitTask, DropWaitHandle)
+_NO_RETURN = (WaitAll, DropWait, Crash, Detach, CrashReadFault, CancelWaitTask, DropWaitHandle)
 _DROPS = (CancelWaitTask, DropWaitHandle)
 _KINDS = {
     int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
@@ -227,6 +232,47 @@ class OpsAdapter:
         self._check_recovered_cursors()
         return extra
 
+    def _detach(self) -> tuple[Any, ...]:
+        """Close the registry as a machine does when its session goes away; report the waiters
+        it released with the closing error, then recover the session's next registry from the
+        same store. Anything else the close did (a waiter left pending or resolved otherwise, a
+        change the closed registry accepted) is reported as an extra output."""
+        old = self.registry
+        old.close(lambda: SessionNotFound("conformance"))
+        out: list[Any] = []
+        released: dict[int, int] = {}
+        for op, watch in self.watches:
+            try:
+                watch.result(timeout=0)
+            except SessionNotFound:
+                released[op] = released.get(op, 0) + 1
+            except BaseException as exc:
+                out.append(("watcher_not_released", op, type(exc).__name__))
+            else:
+                out.append(("watcher_not_released", op, "resolved"))
+        out.extend(("watchers_released", op, n) for op, n in released.items())
+        self.watches = []
+        wait, self.wait = self.wait, None
+        if wait is not None and not wait.done():
+            out.append(("wait_all_not_released",))
+        elif wait is not None:
+            try:
+                wait.result(timeout=0)
+            except SessionNotFound:
+                out.append(("wait_all_released",))
+            except BaseException as exc:
+                out.append(("wait_all_not_released", type(exc).__name__))
+        try:
+            old.collect_completed()
+        except SessionNotFound:
+            pass
+        else:
+            out.append(("closed_registry_changed",))
+        self.durable = self._recover()
+        self.feed_seen = self.registry.completion_feed().watermark()
+        self._check_recovered_cursors()
+        return tuple(out)
+
     def _check_recovered_cursors(self) -> None:
         """Recovered cursors lie between their values at the last durable write and their
         values before the crash; they then become what the cursors must read."""
@@ -252,7 +298,7 @@ class OpsAdapter:
         return None
 
     def step_kind(self, action: Hashable) -> StepKind:
-        if type(action) in (Crash, CrashReadFault):
+        if type(action) in (Crash, CrashReadFault, Detach):
             return StepKind.CRASH
         if type(action) is WriteFails:
             return StepKind.FAULT
@@ -266,6 +312,8 @@ class OpsAdapter:
             return "crash + recover"
         if type(action) is CrashReadFault:
             return "crash + recover, first read fails"
+        if type(action) is Detach:
+            return "the session goes away: the registry is closed, the next one recovered"
         if type(action) is WriteFails:
             return "store write fails"
         if type(action) is CancelWaitTask:
@@ -344,6 +392,8 @@ class OpsAdapter:
                 return None, self._crash(read_fault=False)
             case CrashReadFault():
                 return None, self._crash(read_fault=True)
+            case Detach():
+                return None, self._detach()
             case RegisterOperation(op, kind):
                 runtime_kind = _KINDS[kind]
                 spec = OperationSpec(

@@ -37,4 +37,5 @@ OPS_HARNESS_RULES: tuple[HarnessRule, ...] = (
     *_same("wait_all", "wait_all_immediate", "wait_all_begin"),
     *_same("drop_wait", "wait_all_cancel", note="the handle cancelled, the task awaiting it cancelled, or dropped"),
     *_same("crash", "crash_recover", note="recovered from the store, optionally with a failing first read"),
+    *_same("detach", "crash_recover", note="the registry closed, its waiters released; the next one recovered"),
 )

@@ -24,6 +24,7 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
     FailOperation,
     MarkRetired,
@@ -106,7 +107,7 @@ class OpsLockstepMachine(LockstepStateMachine):
     DISK: ClassVar[DiskKind] = "sqlite"
     REGISTRY_CLASS: ClassVar[type[OpsLifecycleRegistry]] = OpsLifecycleRegistry
 
-    GUIDED_EXCLUDE = frozenset({Crash, WriteFails})
+    GUIDED_EXCLUDE = frozenset({Crash, Detach, WriteFails})
     GUIDED_LAST = (RegisterWatcher, WaitAll, DropWait, TerminateOwner, CollectCompleted)
 
     ops = Bundle("ops")
@@ -181,3 +182,10 @@ class OpsLockstepMachine(LockstepStateMachine):
         """The process dies; the registry is recovered from the SQLite file (whose first
         read fails when ``read_fails``)."""
         self.act(CRASH_READ_FAULT if read_fails else Crash())
+
+    @precondition(_something_to_lose)
+    @rule()
+    def detach(self) -> None:
+        """The session goes away while the process lives: the registry is closed (its waiters
+        released with the closing error) and the next one recovered from the SQLite file."""
+        self.act(Detach())

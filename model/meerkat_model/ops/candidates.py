@@ -23,6 +23,7 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
     FailOperation,
     MarkRetired,
@@ -79,6 +80,7 @@ class CandidateActions:
         self.collect = CollectCompleted()
         self.drop_wait = DropWait()
         self.crash = Crash()
+        self.detach = Detach()
         self.waits: list[WaitAll] = [WaitAll(())]
         for size in range(1, bounds.ids + 1):
             self.waits.extend(WaitAll(p) for p in permutations(ids, size))
@@ -101,6 +103,7 @@ class CandidateActions:
             self.collect,
             self.drop_wait,
             self.crash,
+            self.detach,
             *self.waits,
             self.duplicate_wait,
         ]
@@ -145,6 +148,7 @@ class CandidateActions:
                 out.extend(waits)
         if b.crash:
             out.append(self.crash)
+            out.append(self.detach)
         return out
 
     def probe_actions(self, state: RegistryState) -> list[OpsAction]:
@@ -177,6 +181,7 @@ class CandidateActions:
             out.append(self.drop_wait)
         if b.crash:
             out.append(self.crash)
+            out.append(self.detach)
         write_fails = self.write_fails
         out.extend([write_fails[a] for a in out if type(a) in DURABLE_CALLS])
         return out

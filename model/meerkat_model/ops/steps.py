@@ -295,6 +295,19 @@ def crash(ctx: Context, state: RegistryState) -> Result:
     return done
 
 
+def detach(ctx: Context, state: RegistryState) -> Result:
+    """The registry's session goes away while the process lives: each operation's pending
+    watchers (``("watchers_released", id, n)``) and a pending barrier (``("wait_all_released",)``)
+    are released with an error; the state becomes what the session's next registry recovers
+    from the last durable write (as after :func:`crash`)."""
+    released: list[Any] = [("watchers_released", i, rec[4]) for i, rec in enumerate(state[0]) if rec and rec[4]]
+    if state.barrier:
+        released.append(("wait_all_released",))
+    recovered = crash(ctx, state)
+    assert isinstance(recovered, Stepped)
+    return Stepped(recovered.state, tuple(released), "crash_recover")
+
+
 def writes_durably(state: RegistryState, result: Result) -> bool:
     """Whether the step that produced ``result`` from ``state`` made a durable write."""
     return isinstance(result, Stepped) and result.state.disk is not state.disk and result.transition != "crash_recover"
