@@ -18,6 +18,10 @@ How the model's events are driven, and the one harness action beyond the model's
   (``registry.close``): every pending watch and the pending handle must raise the closing error
   (``("watchers_released", op, n)``, ``("wait_all_released",)``), the closed registry must
   refuse a change with it, and the session's next registry is recovered from the same store.
+* ``DropWatcher(op)`` — the harness drops its last reference to one pending watch of ``op``
+  (and runs ``gc.collect()`` when the count did not fall at once); the registry must release
+  it: ``("watcher_dropped", op, n)`` with ``n`` the ``watcher_count`` the registry reports
+  afterwards. No watch of ``op`` held: ``("no_watch_to_drop", op)``.
 * ``WriteFails(inner)`` — the next store write fails (``WriteFailed``) while ``inner`` runs;
   the model's own ``WriteFails`` semantics apply.
 * the actions of :mod:`~meerkat_conformance.ops.harness_actions`: a ``wait_all`` barrier
@@ -48,6 +52,7 @@ from meerkat_model.ops.actions import (
     Crash,
     Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -113,7 +118,7 @@ OpsHarnessAction = OpsAction | CrashReadFault | CancelWaitTask | DropWaitHandle 
 
 RUNTIME_ID = canonical_runtime_id("conformance-ops")
 CRASH_READ_FAULT = CrashReadFault()
-_NO_RETURN = (WaitAll, DropWait, Crash, Detach, CrashReadFault, CancelWaitTask, DropWaitHandle)
+_NO_RETURN = (WaitAll, DropWait, DropWatcher, Crash, Detach, CrashReadFault, CancelWaitTask, DropWaitHandle)
 _DROPS = (CancelWaitTask, DropWaitHandle)
 _KINDS = {
     int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
@@ -410,6 +415,8 @@ class OpsAdapter:
                     return None, (("watcher_resolved", op, outcome_pair(watch.outcome())),)
                 self.watches.append((op, watch))
                 return None, ()
+            case DropWatcher(op):
+                return None, self._drop_watcher(op)
             case WaitAll(members):
                 self.wait = reg.wait_all([runtime_op_id(i) for i in members])
                 return None, ()
@@ -455,6 +462,27 @@ class OpsAdapter:
             case AbortProvisioning(op, reason):
                 return _value(reg.abort_provisioning, runtime_op_id(op), reason), ()
         raise ValueError(f"the ops harness does not know action {action!r}")
+
+    def _drop_watcher(self, op: int) -> tuple[Any, ...]:
+        """Drop the harness's last reference to the newest pending watch of ``op``, let the
+        collector take it, and report the watchers the registry still counts for ``op``."""
+        for index in range(len(self.watches) - 1, -1, -1):
+            if self.watches[index][0] == op and not self.watches[index][1].done():
+                break
+        else:
+            return (("no_watch_to_drop", op),)
+        del self.watches[index]
+        held = sum(1 for watched, _ in self.watches if watched == op)
+        count = self._watcher_count(op)
+        if count != held:  # not released when its count fell to zero: let the collector run first
+            gc.collect()
+            count = self._watcher_count(op)
+        return (("watcher_dropped", op, count),)
+
+    def _watcher_count(self, op: int) -> int | None:
+        """The registry's ``watcher_count`` of ``op`` (any call drains the dropped watches)."""
+        view = self.registry.snapshot(runtime_op_id(op))
+        return None if view is None else view.watcher_count
 
     def _cancel_wait_task(self) -> tuple[Any, ...]:
         """Await the pending handle in a task, then cancel the task."""

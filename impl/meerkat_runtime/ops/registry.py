@@ -640,14 +640,18 @@ class OpsLifecycleRegistry:
             self._commit_lock.release()
 
     def _drain_dropped(self) -> None:
-        """Release the watchers of dropped watches, and cancel the barriers of dropped handles
-        (both locks held; barriers not while in doubt)."""
+        """Release the watchers of dropped watches (``drop_watcher``, published), and cancel the
+        barriers of dropped handles (both locks held; barriers not while in doubt)."""
         while self._dropped_watchers:
             try:
                 operation_id, shot = self._dropped_watchers.popleft()
             except IndexError:  # pragma: no cover - raced with another drainer
                 break
-            self._core.drop_watcher(operation_id, shot)
+            if self._core.drop_watcher(operation_id, shot):
+                sink = self._events
+                if sink is not None and sink.active:
+                    status = self._status(operation_id)
+                    sink.operation("drop_watcher", operation_id, status, status)
         while self._dropped_waits and self._doubt is None:
             try:
                 request_id = self._dropped_waits.popleft()

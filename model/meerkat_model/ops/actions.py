@@ -4,7 +4,8 @@ Operation ids are model ints ``0 .. ids-1``; ``kind`` is an
 :class:`~meerkat_model.vocab.statuses.OpKind` value; payloads are the plain values of
 :mod:`meerkat_model.ops.payloads` (``"r1"``, ``"e1"``, ``None``, ``"shutdown"``). Each record's
 call name (:func:`~meerkat_model.action_record.action_name`) is the registry method it stands
-for; ``drop_wait``, ``crash``, ``detach`` and ``write_fails`` are events around the calls.
+for; ``drop_watcher``, ``drop_wait``, ``crash``, ``detach`` and ``write_fails`` are events around
+the calls.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class PeerReady(NamedTuple):
 @action_record("register_watcher")
 class RegisterWatcher(NamedTuple):
     """``register_watcher(op)``."""
+
+    op: int
+
+
+@action_record("drop_watcher")
+class DropWatcher(NamedTuple):
+    """The last reference to a pending watch of ``op`` is dropped: the registry releases that
+    watcher (one fewer pending) without resolving it."""
 
     op: int
 
@@ -156,6 +165,7 @@ OpsAction = (
     | AbortProvisioning
     | PeerReady
     | RegisterWatcher
+    | DropWatcher
     | ReportProgress
     | CompleteOperation
     | FailOperation

@@ -25,6 +25,7 @@ from meerkat_model.ops.actions import (
     Crash,
     Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -76,6 +77,7 @@ class CandidateActions:
         self.peer = [PeerReady(i) for i in ids]
         self.progress = [ReportProgress(i) for i in ids]
         self.watch = [RegisterWatcher(i) for i in ids]
+        self.unwatch = [DropWatcher(i) for i in ids]
         self.terminate = [TerminateOwner(r) for r in payloads.terminate_reasons(n)]
         self.collect = CollectCompleted()
         self.drop_wait = DropWait()
@@ -99,6 +101,7 @@ class CandidateActions:
             *self.peer,
             *self.progress,
             *self.watch,
+            *self.unwatch,
             *self.terminate,
             self.collect,
             self.drop_wait,
@@ -135,6 +138,8 @@ class CandidateActions:
                 continue
             if rec.watchers < b.watchers:
                 out.append(self.watch[i])
+            if rec.watchers:
+                out.append(self.unwatch[i])
         out.extend(self.terminate)
         out.append(self.collect)
         if b.barrier:
@@ -155,7 +160,8 @@ class CandidateActions:
         """Every per-operation call on every id (rejected ones included), registrations of
         tracked ids, every wait request (a duplicate one included), ``drop_wait`` and ``crash``,
         then the write-failure variant of every call that may write. Data bounds still hold:
-        a call that would grow a counter past its bound is not offered."""
+        a call that would grow a counter past its bound is not offered. ``drop_watcher`` is
+        offered only where a watcher is pending (elsewhere there is no watch to drop)."""
         b = self.bounds
         out: list[OpsAction] = []
         can_register = state.next_seq - 1 + state.active_count < b.sequences
@@ -173,6 +179,8 @@ class CandidateActions:
                 out.append(self.progress[i])
             if rec.watchers < b.watchers or rec.status not in (P, R, T):
                 out.append(self.watch[i])
+            if rec.watchers:
+                out.append(self.unwatch[i])
         out.extend(self.terminate)
         out.append(self.collect)
         if b.barrier:

@@ -3,11 +3,11 @@ the decisions of docs/semantics.md).
 
 Actions are the records of :mod:`meerkat_model.ops.actions`, one per registry call
 (``CompleteOperation(op, result)`` stands for ``complete_operation(id, result)``), plus
-``DropWait`` (the pending ``wait_all`` is dropped), ``Crash`` (the process dies;
-``from_recovered`` of the last write), ``Detach`` (the session goes away while the process
-lives: its waiters are released, then as ``Crash``) and ``WriteFails(inner)`` (``inner`` with the durable
-write failing). Ids are model ints ``0 .. ids-1``; payloads come from
-:mod:`meerkat_model.ops.payloads`.
+``DropWatcher`` (a pending watch of an active operation is dropped), ``DropWait`` (the pending
+``wait_all`` is dropped), ``Crash`` (the process dies; ``from_recovered`` of the last write),
+``Detach`` (the session goes away while the process lives: its waiters are released, then as
+``Crash``) and ``WriteFails(inner)`` (``inner`` with the durable write failing). Ids are model
+ints ``0 .. ids-1``; payloads come from :mod:`meerkat_model.ops.payloads`.
 
 Outputs (``Stepped.outputs``), what an observer sees, in order: ``("returned", value)`` (the
 call's return value: ``None``, the terminated count, or collected ``((id, outcome), ...)``),
@@ -15,7 +15,8 @@ call's return value: ``None``, the terminated count, or collected ``((id, outcom
 ``("watchers_resolved", id, n, outcome)`` (n pending watchers resolved by a terminal step),
 ``("feed", seq, id, outcome)`` (a completion feed entry), ``("wait_all_satisfied",
 ((id, outcome), ...))`` (the wait result, request order), ``("watchers_released", id, n)`` and
-``("wait_all_released",)`` (waiters released with an error by ``Detach``). An outcome is ``(kind, payload)``,
+``("wait_all_released",)`` (waiters released with an error by ``Detach``),
+``("watcher_dropped", id, n)`` (a dropped watch released; n watchers still pending). An outcome is ``(kind, payload)``,
 e.g. ``("completed", "r1")`` or ``("cancelled", None)``.
 
 A ``WriteFails`` action behaves exactly like its ``inner`` action when ``inner`` is rejected or
@@ -39,6 +40,7 @@ from meerkat_model.ops.actions import (
     Crash,
     Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -134,6 +136,8 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
                 return steps.peer_ready, (op,)
             case RegisterWatcher(op):
                 return steps.register_watcher, (op,)
+            case DropWatcher(op):
+                return steps.drop_watcher, (op,)
             case ReportProgress(op):
                 return steps.report_progress, (op,)
             case CompleteOperation(op, result):

@@ -169,6 +169,21 @@ def register_watcher(ctx: Context, state: RegistryState, op_id: int) -> Result:
     return Stepped(new, _RETURNED_NONE, "register_watcher")
 
 
+def drop_watcher(ctx: Context, state: RegistryState, op_id: int) -> Result:
+    """One pending watcher of an active operation is released (its watch dropped); the output
+    ``("watcher_dropped", id, n)`` gives the watchers still pending. An operation that is not
+    active, or has no pending watcher, has no watch to drop (``invalid_transition``)."""
+    rec = _lookup(state, op_id)
+    if isinstance(rec, Rejected):
+        return rec
+    if rec.status not in ACTIVE or not rec.watchers:
+        return _invalid(op_id, rec, "drop_watcher")
+    left = rec.watchers - 1
+    dropped = _new(OpRecord, (*rec[:4], left, *rec[5:]))
+    new = _new(RegistryState, (with_slot(state[0], op_id, dropped), *state[1:]))
+    return Stepped(new, (("watcher_dropped", op_id, left),), "drop_watcher")
+
+
 TerminalStep = Callable[[Context, RegistryState, int, Payload], Result]
 
 
