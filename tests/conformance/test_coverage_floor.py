@@ -131,7 +131,7 @@ def test_a_run_below_its_floor_fails_and_says_which_it_missed(
     assert cli_main.main(argv) == 1
     out, err = capsys.readouterr()
     assert "coverage floor missed on ops (never_fires)" in out
-    assert "1 of 19 reachable transitions never fired: never_fires" in err
+    assert "1 of 20 reachable transitions never fired: never_fires" in err
 
 
 def test_shrinking_is_bounded_and_the_bound_restored() -> None:

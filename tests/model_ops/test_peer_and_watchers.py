@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from meerkat_model.ops.actions import (
     CompleteOperation,
+    Crash,
+    Detach,
+    DropWatcher,
     PeerReady,
     ProvisioningSucceeded,
     RegisterOperation,
     RegisterWatcher,
     ReportProgress,
+    WaitAll,
 )
 from meerkat_model.vocab import rejections as rj
 
@@ -74,3 +78,37 @@ def test_progress_counts_only_while_live() -> None:
 def test_watcher_on_unknown_id_is_not_found() -> None:
     m = machine()
     assert rejected(m, m.initial_state(), RegisterWatcher(0)).kind == rj.NOT_FOUND
+
+
+def test_detach_releases_pending_watchers_and_the_wait_then_recovers_as_a_crash() -> None:
+    m = machine()
+    s = running(m, 0, BG)
+    s = run(m, RegisterWatcher(0), WaitAll((0,)), state=s)
+    detached = ok(m, s, Detach())
+    assert sorted(detached.outputs) == [("wait_all_released",), ("watchers_released", 0, 1)]
+    crashed = ok(m, s, Crash())
+    assert detached.state == crashed.state and detached.transition == crashed.transition == "crash_recover"
+    assert m.obligations(detached.state) == []
+    assert ok(m, crashed.state, Detach()).outputs == ()  # nothing pending: nothing released
+
+
+def test_a_dropped_watch_releases_one_pending_watcher_of_an_active_operation() -> None:
+    m = machine(watchers=2)
+    s = run(m, RegisterOperation(0, BG), RegisterWatcher(0), RegisterWatcher(0))
+    assert DropWatcher(0) in m.actions(s)
+    dropped = ok(m, s, DropWatcher(0))
+    assert dropped.outputs == (("watcher_dropped", 0, 1),) and dropped.transition == "drop_watcher"
+    assert m.observe(dropped.state)["ops"][0]["watcher_count"] == 1
+    assert dropped.state._replace(ops=s.ops) == s  # nothing else changes
+    s = run(m, DropWatcher(0), ProvisioningSucceeded(0), state=dropped.state)
+    assert DropWatcher(0) not in m.actions(s) and DropWatcher(0) not in m.probe_actions(s)
+    assert rejected(m, s, DropWatcher(0)).kind == rj.INVALID_TRANSITION  # no watcher left
+    assert rejected(m, m.initial_state(), DropWatcher(0)).kind == rj.NOT_FOUND
+
+
+def test_after_the_outcome_there_is_no_watcher_to_drop() -> None:
+    m = machine()
+    s = run(m, RegisterWatcher(0), CompleteOperation(0, "r1"), state=running(m, 0, BG))
+    assert m.observe(s)["ops"][0]["watcher_count"] == 0
+    assert DropWatcher(0) not in m.actions(s)
+    assert rejected(m, s, DropWatcher(0)).kind == rj.INVALID_TRANSITION

@@ -134,6 +134,27 @@ def test_operation_registry_transitions_are_events() -> None:
     ]
 
 
+def test_a_dropped_pending_watch_is_a_drop_watcher_event() -> None:
+    async def body() -> list[tuple[str, str, str]]:
+        m, _ = persistent()
+        got: list[LifecycleEvent] = []
+        m.events.subscribe(got.append)
+        await m.register_session("s")
+        registry = await m.ops_lifecycle_registry("s")
+        registry.register_operation(OperationSpec("op-1", OperationKind.BACKGROUND_TOOL_OP, "s", "tool", "test"))
+        registry.register_watcher("op-1")  # dropped at once
+        view = registry.snapshot("op-1")
+        await m.close()
+        assert view is not None and view.watcher_count == 0
+        return [(e.rule, e.before, e.after) for e in got if e.machine == "ops"]
+
+    assert run(body()) == [
+        ("register_operation", "Absent", "Provisioning"),
+        ("register_watcher", "Provisioning", "Provisioning"),
+        ("drop_watcher", "Provisioning", "Provisioning"),
+    ]
+
+
 def _dispatching(policy: DispatchFailurePolicy) -> tuple[MeerkatMachine, InMemoryRuntimeStore, list[CompositionSignal]]:
     m, store = persistent()
     signals: list[CompositionSignal] = []

@@ -125,27 +125,35 @@ def test_a_result_naming_another_operation_is_refused() -> None:
     assert reg.snapshot(oid).status is OperationStatus.RUNNING  # type: ignore[union-attr]
 
 
-def _session_registry(session_id: str, store: InMemoryRuntimeStore | None) -> OpsLifecycleRegistry:
-    async def body() -> OpsLifecycleRegistry:
+def _with_session_registry(
+    session_id: str, store: InMemoryRuntimeStore | None, use: Callable[[OpsLifecycleRegistry], None]
+) -> None:
+    """Run ``use`` on the registry of session ``session_id`` while its machine is open (a
+    closed machine's registries refuse every change)."""
+
+    async def body() -> None:
         machine = MeerkatMachine(store)
         await machine.register_session(session_id)
-        registry = await machine.ops_lifecycle_registry(session_id)
-        await machine.close()
-        return registry
+        try:
+            use(await machine.ops_lifecycle_registry(session_id))
+        finally:
+            await machine.close()
 
-    return asyncio.run(body())
+    asyncio.run(body())
 
 
 @pytest.mark.parametrize("stored", [False, True])
 @pytest.mark.parametrize("owner", ["other", "rt:session:s", "S", " s"])
 def test_a_session_registry_takes_only_specs_owned_by_its_session_spelled_as_it_is(owner: str, stored: bool) -> None:
-    reg = _session_registry("s", InMemoryRuntimeStore() if stored else None)
-    assert reg.session_id == "s"
-    with pytest.raises(InvalidField, match="must be the id of the registry's session, 's'") as err:
-        reg.register_operation(_spec(owner_session_id=owner))
-    assert err.value.field == "owner_session_id"
-    assert reg.view().operation_ids == ()
-    reg.register_operation(_spec(owner_session_id="s"))
+    def use(reg: OpsLifecycleRegistry) -> None:
+        assert reg.session_id == "s"
+        with pytest.raises(InvalidField, match="must be the id of the registry's session, 's'") as err:
+            reg.register_operation(_spec(owner_session_id=owner))
+        assert err.value.field == "owner_session_id"
+        assert reg.view().operation_ids == ()
+        reg.register_operation(_spec(owner_session_id="s"))
+
+    _with_session_registry("s", InMemoryRuntimeStore() if stored else None, use)
 
 
 def test_a_registry_bound_to_no_session_takes_any_owner() -> None:

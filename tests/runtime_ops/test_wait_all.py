@@ -8,7 +8,13 @@ import threading
 
 import pytest
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.vocab.errors import DuplicateWaitOperation, NotFound, WaitAllCancelled, WaitAlreadyActive
+from meerkat_runtime.vocab.errors import (
+    DuplicateWaitOperation,
+    InvalidField,
+    NotFound,
+    WaitAllCancelled,
+    WaitAlreadyActive,
+)
 from meerkat_runtime.vocab.operation import Completed, Failed, Terminated
 
 from tests.runtime_ops.helpers import bg_spec, result, running
@@ -252,3 +258,32 @@ def test_terminate_owner_of_many_operations_keeps_the_newest() -> None:
     assert handle.done() and not reg.view().wait_active
     assert reg.view().completed_order == tuple(ids[-3:])
     assert [e.seq for e in reg.completion_feed().list_since(0).entries][-1] == 3000
+
+
+@pytest.mark.parametrize(
+    ("ids", "field"),
+    [
+        ("op-1", "operation_ids"),
+        (b"op-1", "operation_ids"),
+        (None, "operation_ids"),
+        (7, "operation_ids"),
+        (["op-1", 1], "operation_ids[1]"),
+        ([None], "operation_ids[0]"),
+    ],
+)
+def test_wait_all_refuses_what_is_not_a_collection_of_id_strings(ids: object, field: str) -> None:
+    reg = OpsLifecycleRegistry()
+    for oid in ("op-1", "o", "p", "-", "1"):
+        running(reg, bg_spec(oid, op_id=oid))
+    with pytest.raises(InvalidField) as info:
+        reg.wait_all(ids)  # type: ignore[arg-type]
+    assert info.value.kind == "validation_failed" and info.value.field == field
+    assert reg.view().wait_request_id is None  # no barrier was begun
+
+
+def test_wait_all_refuses_a_run_id_that_is_not_text() -> None:
+    reg = OpsLifecycleRegistry()
+    oid = running(reg, bg_spec("x"))
+    with pytest.raises(InvalidField) as info:
+        reg.wait_all([oid], run_id=5)  # type: ignore[arg-type]
+    assert info.value.field == "run_id"

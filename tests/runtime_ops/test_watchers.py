@@ -142,3 +142,44 @@ def test_resolving_after_the_awaiting_loop_closed_is_harmless() -> None:
     loop.close()
     assert shot.set(5)
     assert shot.result(0) == 5
+
+
+def test_a_dropped_pending_watch_is_released() -> None:
+    reg = OpsLifecycleRegistry()
+    oid = running(reg, bg_spec("long"))
+    kept = reg.register_watcher(oid)
+    reg.register_watcher(oid)  # dropped at once
+    view = reg.snapshot(oid)
+    assert view is not None and view.watcher_count == 1
+    reg.complete_operation(oid, result(oid))
+    assert kept.result(0) == Completed(result(oid))
+
+
+def test_watches_polled_with_a_timeout_and_dropped_do_not_pile_up() -> None:
+    reg = OpsLifecycleRegistry()
+    oid = running(reg, bg_spec("long"))
+
+    async def main() -> None:
+        for _ in range(200):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(reg.register_watcher(oid), 0)
+
+    asyncio.run(main())
+    view = reg.snapshot(oid)
+    assert view is not None and view.watcher_count == 0
+
+
+def test_a_kept_watch_whose_awaiter_timed_out_stays_pending_and_resolves_later() -> None:
+    reg = OpsLifecycleRegistry()
+    oid = running(reg, bg_spec("x"))
+    watch = reg.register_watcher(oid)
+
+    async def main() -> object:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(watch.wait(), 0)
+        view = reg.snapshot(oid)
+        assert view is not None and view.watcher_count == 1
+        reg.complete_operation(oid, result(oid))
+        return await watch
+
+    assert asyncio.run(main()) == Completed(result(oid))

@@ -30,7 +30,7 @@ def test_ok_run_exits_zero_with_a_summary(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "== ops" in out and "states " in out and "states/s" in out
     assert "held      active_count_matches" in out
-    assert "transition coverage 18/18" in out and "stuck states 0" in out
+    assert "transition coverage 19/19" in out and "stuck states 0" in out
     assert out.rstrip().endswith("verify: OK")
 
 

@@ -14,6 +14,14 @@ How the model's events are driven, and the one harness action beyond the model's
 * :class:`CrashReadFault` — the same, but the first recovery read fails: the runtime must
   refuse to start with ``store_read_failed`` (never a silent fresh epoch); the retry must
   then recover like ``Crash()``. The model sees a plain ``Crash()``.
+* ``Detach()`` — the registry is closed as a machine closes it when its session goes away
+  (``registry.close``): every pending watch and the pending handle must raise the closing error
+  (``("watchers_released", op, n)``, ``("wait_all_released",)``), the closed registry must
+  refuse a change with it, and the session's next registry is recovered from the same store.
+* ``DropWatcher(op)`` — the harness drops its last reference to one pending watch of ``op``
+  (and runs ``gc.collect()`` when the count did not fall at once); the registry must release
+  it: ``("watcher_dropped", op, n)`` with ``n`` the ``watcher_count`` the registry reports
+  afterwards. No watch of ``op`` held: ``("no_watch_to_drop", op)``.
 * ``WriteFails(inner)`` — the next store write fails (``WriteFailed``) while ``inner`` runs;
   the model's own ``WriteFails`` semantics apply.
 * the actions of :mod:`~meerkat_conformance.ops.harness_actions`: a ``wait_all`` barrier
@@ -42,7 +50,9 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -66,7 +76,7 @@ from meerkat_runtime.ops.wait_all import WaitAllHandle
 from meerkat_runtime.ops.watch import OperationCompletionWatch
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import MeerkatError
+from meerkat_runtime.vocab.errors import MeerkatError, SessionNotFound
 from meerkat_runtime.vocab.ids import OperationId, canonical_runtime_id
 from meerkat_runtime.vocab.operation import (
     OperationKind,
@@ -108,7 +118,7 @@ OpsHarnessAction = OpsAction | CrashReadFault | CancelWaitTask | DropWaitHandle 
 
 RUNTIME_ID = canonical_runtime_id("conformance-ops")
 CRASH_READ_FAULT = CrashReadFault()
-_NO_RETURN = (WaitAll, DropWait, Crash, CrashReadFault, CancelWaitTask, DropWaitHandle)
+_NO_RETURN = (WaitAll, DropWait, DropWatcher, Crash, Detach, CrashReadFault, CancelWaitTask, DropWaitHandle)
 _DROPS = (CancelWaitTask, DropWaitHandle)
 _KINDS = {
     int(OpKind.MOB_MEMBER_CHILD): OperationKind.MOB_MEMBER_CHILD,
@@ -227,6 +237,47 @@ class OpsAdapter:
         self._check_recovered_cursors()
         return extra
 
+    def _detach(self) -> tuple[Any, ...]:
+        """Close the registry as a machine does when its session goes away; report the waiters
+        it released with the closing error, then recover the session's next registry from the
+        same store. Anything else the close did (a waiter left pending or resolved otherwise, a
+        change the closed registry accepted) is reported as an extra output."""
+        old = self.registry
+        old.close(lambda: SessionNotFound("conformance"))
+        out: list[Any] = []
+        released: dict[int, int] = {}
+        for op, watch in self.watches:
+            try:
+                watch.result(timeout=0)
+            except SessionNotFound:
+                released[op] = released.get(op, 0) + 1
+            except BaseException as exc:
+                out.append(("watcher_not_released", op, type(exc).__name__))
+            else:
+                out.append(("watcher_not_released", op, "resolved"))
+        out.extend(("watchers_released", op, n) for op, n in released.items())
+        self.watches = []
+        wait, self.wait = self.wait, None
+        if wait is not None and not wait.done():
+            out.append(("wait_all_not_released",))
+        elif wait is not None:
+            try:
+                wait.result(timeout=0)
+            except SessionNotFound:
+                out.append(("wait_all_released",))
+            except BaseException as exc:
+                out.append(("wait_all_not_released", type(exc).__name__))
+        try:
+            old.collect_completed()
+        except SessionNotFound:
+            pass
+        else:
+            out.append(("closed_registry_changed",))
+        self.durable = self._recover()
+        self.feed_seen = self.registry.completion_feed().watermark()
+        self._check_recovered_cursors()
+        return tuple(out)
+
     def _check_recovered_cursors(self) -> None:
         """Recovered cursors lie between their values at the last durable write and their
         values before the crash; they then become what the cursors must read."""
@@ -252,7 +303,7 @@ class OpsAdapter:
         return None
 
     def step_kind(self, action: Hashable) -> StepKind:
-        if type(action) in (Crash, CrashReadFault):
+        if type(action) in (Crash, CrashReadFault, Detach):
             return StepKind.CRASH
         if type(action) is WriteFails:
             return StepKind.FAULT
@@ -266,6 +317,8 @@ class OpsAdapter:
             return "crash + recover"
         if type(action) is CrashReadFault:
             return "crash + recover, first read fails"
+        if type(action) is Detach:
+            return "the session goes away: the registry is closed, the next one recovered"
         if type(action) is WriteFails:
             return "store write fails"
         if type(action) is CancelWaitTask:
@@ -344,6 +397,8 @@ class OpsAdapter:
                 return None, self._crash(read_fault=False)
             case CrashReadFault():
                 return None, self._crash(read_fault=True)
+            case Detach():
+                return None, self._detach()
             case RegisterOperation(op, kind):
                 runtime_kind = _KINDS[kind]
                 spec = OperationSpec(
@@ -360,6 +415,8 @@ class OpsAdapter:
                     return None, (("watcher_resolved", op, outcome_pair(watch.outcome())),)
                 self.watches.append((op, watch))
                 return None, ()
+            case DropWatcher(op):
+                return None, self._drop_watcher(op)
             case WaitAll(members):
                 self.wait = reg.wait_all([runtime_op_id(i) for i in members])
                 return None, ()
@@ -405,6 +462,27 @@ class OpsAdapter:
             case AbortProvisioning(op, reason):
                 return _value(reg.abort_provisioning, runtime_op_id(op), reason), ()
         raise ValueError(f"the ops harness does not know action {action!r}")
+
+    def _drop_watcher(self, op: int) -> tuple[Any, ...]:
+        """Drop the harness's last reference to the newest pending watch of ``op``, let the
+        collector take it, and report the watchers the registry still counts for ``op``."""
+        for index in range(len(self.watches) - 1, -1, -1):
+            if self.watches[index][0] == op and not self.watches[index][1].done():
+                break
+        else:
+            return (("no_watch_to_drop", op),)
+        del self.watches[index]
+        held = sum(1 for watched, _ in self.watches if watched == op)
+        count = self._watcher_count(op)
+        if count != held:  # not released when its count fell to zero: let the collector run first
+            gc.collect()
+            count = self._watcher_count(op)
+        return (("watcher_dropped", op, count),)
+
+    def _watcher_count(self, op: int) -> int | None:
+        """The registry's ``watcher_count`` of ``op`` (any call drains the dropped watches)."""
+        view = self.registry.snapshot(runtime_op_id(op))
+        return None if view is None else view.watcher_count
 
     def _cancel_wait_task(self) -> tuple[Any, ...]:
         """Await the pending handle in a task, then cancel the task."""

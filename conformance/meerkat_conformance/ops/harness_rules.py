@@ -21,6 +21,7 @@ OPS_HARNESS_RULES: tuple[HarnessRule, ...] = (
         "report_progress",
         "request_retire",
     ),
+    *_same("drop_watcher", "drop_watcher", note="the last reference to a pending watch dropped"),
     *_same(
         "terminal_call",
         "provisioning_failed",
@@ -36,5 +37,10 @@ OPS_HARNESS_RULES: tuple[HarnessRule, ...] = (
     ),
     *_same("wait_all", "wait_all_immediate", "wait_all_begin"),
     *_same("drop_wait", "wait_all_cancel", note="the handle cancelled, the task awaiting it cancelled, or dropped"),
-    *_same("crash", "crash_recover", note="recovered from the store, optionally with a failing first read"),
+    *_same(
+        "crash",
+        "crash_recover",
+        note="recovered from the store, optionally with a failing first read; OpsLockstepMachine.detach "
+        "fires it too: the registry closed, its waiters released, the next one recovered",
+    ),
 )

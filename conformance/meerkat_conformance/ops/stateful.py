@@ -4,7 +4,8 @@ Operation ids travel through the ``ops`` bundle (filled by ``register``); termin
 are drawn from the model's payload domains. Crash steps abandon the registry and recover it
 from the SQLite file (optionally with a failing first read); fault steps make the next store
 write fail. A barrier may go away three ways (its handle cancelled, the task awaiting it
-cancelled, the handle dropped); the epoch's cursors move between steps. After every step the
+cancelled, the handle dropped); a pending watch may be dropped (its last reference released);
+the epoch's cursors move between steps. After every step the
 base class compares results and observations.
 
 Subclass and override the class attributes to change bounds, disk or (for planted-bug
@@ -24,7 +25,9 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -95,6 +98,7 @@ _REGISTRY_CALLS: st.SearchStrategy[OpsAction] = st.one_of(
 _OP_CALLS: st.SearchStrategy[OperationCall] = st.sampled_from(
     [ProvisioningSucceeded(0), RequestRetire(0), PeerReady(0), ReportProgress(0), RegisterWatcher(0)]
 )
+_FIRST_TERMINAL = int(OpStatus.COMPLETED)
 _RARELY = st.integers(0, 3).map(lambda n: n == 3)
 """True about one time in four: how often a durable call runs with a failing store write."""
 
@@ -106,7 +110,7 @@ class OpsLockstepMachine(LockstepStateMachine):
     DISK: ClassVar[DiskKind] = "sqlite"
     REGISTRY_CLASS: ClassVar[type[OpsLifecycleRegistry]] = OpsLifecycleRegistry
 
-    GUIDED_EXCLUDE = frozenset({Crash, WriteFails})
+    GUIDED_EXCLUDE = frozenset({Crash, Detach, WriteFails})
     GUIDED_LAST = (RegisterWatcher, WaitAll, DropWait, TerminateOwner, CollectCompleted)
 
     ops = Bundle("ops")
@@ -122,6 +126,14 @@ class OpsLockstepMachine(LockstepStateMachine):
     def _registry_has_work(self) -> bool:
         state = self.model_state
         return bool(state.active_count or state.completed)
+
+    def _watched(self) -> list[int]:
+        """The active operations with a pending watcher (in the model)."""
+        ops = self.model_state.ops
+        return [op for op, rec in enumerate(ops) if rec and rec.watchers and rec.status < _FIRST_TERMINAL]
+
+    def _has_watcher(self) -> bool:
+        return bool(self._watched())
 
     def _something_to_lose(self) -> bool:
         """A crash is only interesting when the process holds something (or the disk does)."""
@@ -144,6 +156,13 @@ class OpsLockstepMachine(LockstepStateMachine):
     def call_on_any_id(self, op: int, call: OperationCall) -> None:
         """A call on an id that may never have been registered (``not_found``)."""
         self.act(call._replace(op=op))
+
+    @precondition(_has_watcher)
+    @rule(pick=st.integers(0, 7))
+    def drop_watcher(self, pick: int) -> None:
+        """The last reference to a pending watch of an active operation is dropped."""
+        watched = self._watched()
+        self.act(DropWatcher(watched[pick % len(watched)]))
 
     # --- terminal and registry-wide calls, optionally with a failing store write -----------
 
@@ -181,3 +200,10 @@ class OpsLockstepMachine(LockstepStateMachine):
         """The process dies; the registry is recovered from the SQLite file (whose first
         read fails when ``read_fails``)."""
         self.act(CRASH_READ_FAULT if read_fails else Crash())
+
+    @precondition(_something_to_lose)
+    @rule()
+    def detach(self) -> None:
+        """The session goes away while the process lives: the registry is closed (its waiters
+        released with the closing error) and the next one recovered from the SQLite file."""
+        self.act(Detach())

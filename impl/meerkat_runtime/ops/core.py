@@ -5,7 +5,7 @@ Not thread-safe and never blocking: the shell
 durable writes. Rules either raise (changing nothing) or:
 
 * non-durable rules (``register_operation``, ``provisioning_succeeded``, ``peer_ready``,
-  ``register_watcher``, ``report_progress``, ``request_retire``, ``wait_all``,
+  ``register_watcher``, ``drop_watcher``, ``report_progress``, ``request_retire``, ``wait_all``,
   ``wait_all_cancel``) validate, then change the state;
 * durable rules (``provisioning_failed``, ``abort_provisioning``, ``complete_operation``,
   ``fail_operation``, ``cancel_operation``, ``mark_retired``, ``terminate_owner``,
@@ -134,6 +134,29 @@ class OpsCore:
         shot: OneShot[TerminalOutcome] = OneShot()
         rec.watchers.append(shot)
         return shot
+
+    def drop_watcher(self, operation_id: str, shot: OneShot[TerminalOutcome]) -> bool:
+        """Release pending watcher ``shot`` of ``operation_id`` (its watch was dropped); returns
+        whether it was still pending there (an ended or untracked operation has none)."""
+        rec = self.ops.get(operation_id)
+        if rec is None:
+            return False
+        watchers = rec.watchers
+        for index in range(len(watchers) - 1, -1, -1):
+            if watchers[index] is shot:
+                del watchers[index]
+                return True
+        return False
+
+    def release_waiters(self) -> tuple[list[OneShot[TerminalOutcome]], OneShot[WaitAllResult] | None]:
+        """``detach``: every pending watcher and the barrier's one-shot, taken out of the state
+        (no watcher pending, no barrier) for the caller to fail; operations are left as they are."""
+        shots: list[OneShot[TerminalOutcome]] = []
+        for rec in self.ops.values():
+            shots.extend(rec.watchers)
+            rec.watchers = []
+        barrier, self.barrier = self.barrier, None
+        return shots, None if barrier is None else barrier.shot
 
     def report_progress(self, operation_id: str) -> None:
         """Count one progress report of a running/retiring operation."""

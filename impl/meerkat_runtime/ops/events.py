@@ -3,7 +3,8 @@
 A registry with events attached (:meth:`OpsLifecycleRegistry.attach_events`, done by the session
 machine for each session's registry) publishes one event per call that took effect, named as
 the model names it: ``register_operation``, ``provisioning_succeeded``, ``peer_ready``,
-``register_watcher``, ``report_progress``, ``request_retire``, every terminal transition
+``register_watcher``, ``drop_watcher`` (a dropped pending watch released), ``report_progress``,
+``request_retire``, every terminal transition
 (after its durable write), ``terminate_owner``, ``collect_completed``, ``wait_all_immediate`` /
 ``wait_all_begin``, ``wait_all_cancel`` and ``crash_recover`` (the registry rebuilt from the
 store at registration). Events are published with the registry's commit lock held, so in

@@ -4,7 +4,10 @@ The registry is the only writer; any number of readers use ``watermark``, ``list
 ``wait_for_advance`` (async, any event loop) or ``wait_for_advance_blocking`` (threads).
 Sequence numbers start at 1 and grow by 1 per terminal transition; the watermark is the
 highest published sequence number (0 before the first). The feed is a FIFO bounded by its
-capacity: the oldest entries are dropped by capacity only, never by consumers.
+capacity: the oldest entries are dropped by capacity only, never by consumers. Once the
+registry is closed (:meth:`CompletionFeed.close`) the feed never advances again: every wait,
+pending or later, raises the closing error at once unless the watermark already passed it;
+the entries stay readable.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from meerkat_runtime.vocab.operation import OperationKind, TerminalOutcome
@@ -43,6 +46,11 @@ def _wake(fut: asyncio.Future[int], watermark: int) -> None:
         fut.set_result(watermark)
 
 
+def _fail(fut: asyncio.Future[int], error: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(error)
+
+
 class CompletionFeed:
     """Bounded, sequence-ordered log of completions with lost-wake-up-free waiting."""
 
@@ -55,6 +63,7 @@ class CompletionFeed:
         self._entries: deque[CompletionEntry] = deque()
         self._watermark = 0
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[int]]] = []
+        self._closed: Callable[[], BaseException] | None = None
 
     @property
     def capacity(self) -> int:
@@ -89,6 +98,8 @@ class CompletionFeed:
         with self._lock:
             if self._watermark > after_seq:
                 return self._watermark
+            if self._closed is not None:
+                raise self._closed()
             fut: asyncio.Future[int] = loop.create_future()
             waiter = (after_seq, loop, fut)
             self._waiters.append(waiter)
@@ -102,9 +113,27 @@ class CompletionFeed:
     def wait_for_advance_blocking(self, after_seq: int, timeout: float | None = None) -> int:
         """Thread form of :meth:`wait_for_advance`; raises ``TimeoutError`` after ``timeout`` s."""
         with self._changed:
-            if not self._changed.wait_for(lambda: self._watermark > after_seq, timeout):
-                raise TimeoutError(f"feed watermark did not pass {after_seq} within {timeout} s")
-            return self._watermark
+            passed = self._changed.wait_for(lambda: self._watermark > after_seq or self._closed is not None, timeout)
+            if self._watermark > after_seq:
+                return self._watermark
+            if passed and self._closed is not None:
+                raise self._closed()
+            raise TimeoutError(f"feed watermark did not pass {after_seq} within {timeout} s")
+
+    def close(self, error: Callable[[], BaseException]) -> None:
+        """The owning registry was closed: every pending wait and every later one (whose cursor
+        the watermark has not passed) raises ``error()``. Closing again changes nothing."""
+        with self._lock:
+            if self._closed is not None:
+                return
+            self._closed = error
+            waiters, self._waiters = self._waiters, []
+            self._changed.notify_all()
+        for _, loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_fail, fut, error())
+            except RuntimeError:
+                continue  # the waiting loop is closed
 
     # --- writer side (the owning registry only) ----------------------------------------
 

@@ -68,6 +68,25 @@ def check_text(field: str, value: Any, *, optional: bool = False) -> None:
     fields.text("operation", field, value, optional=optional)
 
 
+def check_ids(subject: str, field: str, ids: Any) -> tuple[str, ...]:
+    """A collection of operation id strings (a list, a tuple, any iterable but a single string
+    or bytes), returned as a tuple in its order."""
+    if isinstance(ids, str | bytes | bytearray):
+        raise InvalidField(
+            subject, field, f"must be a collection of operation ids, got a single {type(ids).__name__} {ids!r:.80}"
+        )
+    try:
+        items = tuple(ids)
+    except TypeError:
+        got = "None" if ids is None else type(ids).__name__
+        raise InvalidField(subject, field, f"must be a collection of operation ids, got {got}") from None
+    for index, oid in enumerate(items):
+        if not isinstance(oid, str):
+            got = "None" if oid is None else type(oid).__name__
+            raise InvalidField(subject, f"{field}[{index}]", f"must be an operation id string, got {got}")
+    return items
+
+
 def check_handle(handle: Any) -> None:
     """A storable ``OperationPeerHandle``."""
     subject = "peer handle"

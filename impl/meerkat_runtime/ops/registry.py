@@ -28,6 +28,16 @@ Contract (binding: docs/semantics.md, "Operation registry"):
   (``outcome_unknown``) while it cannot. Reads never wait for it.
 * Arguments are checked at the door (:mod:`meerkat_runtime.ops.fields`): a field of the wrong
   type or range raises ``InvalidField`` (kind ``validation_failed``) naming it.
+* Closing (:meth:`OpsLifecycleRegistry.close`, when the session goes away: unregistered, its
+  machine closed, its lease lost): every pending watcher, the pending ``wait_all`` handle and
+  every completion-feed wait raise the closing error, and every later call that changes the
+  registry (registrations, transitions, watchers, ``wait_all``, ``collect_completed``,
+  ``terminate_owner``) raises it too, before anything happens. Nothing durable changes: the
+  operations stay as stored and the session's next registry recovers them. Reads keep
+  answering with the state as it was at the close (no watcher pending, no barrier).
+* Dropped watches: a pending watch whose last reference is dropped is released (the next call
+  drains it; ``watcher_count`` no longer counts it), as a dropped ``wait_all`` handle cancels
+  its barrier.
 * Deterministic: ``terminate_owner`` works in registration order, ``collect_completed`` in
   completion order, ``list_operations`` sorts by display name then registration order.
 """
@@ -58,7 +68,7 @@ from meerkat_runtime.ops.plan import OpsPlan
 from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.ops.views import OperationLifecycleSnapshot, RegistryView
 from meerkat_runtime.ops.wait_all import WaitAllHandle
-from meerkat_runtime.ops.watch import OperationCompletionWatch
+from meerkat_runtime.ops.watch import OneShot, OperationCompletionWatch
 from meerkat_runtime.vocab.errors import OwnershipLost, PersistenceFailed, SnapshotFormatError, write_outcome_unknown
 from meerkat_runtime.vocab.operation import (
     OperationPeerHandle,
@@ -153,6 +163,8 @@ class OpsLifecycleRegistry:
         self._feed = CompletionFeed(self._config.feed_capacity)
         self._durability: _Durability | None = None
         self._dropped_waits: deque[str] = deque()
+        self._dropped_watchers: deque[tuple[str, OneShot[TerminalOutcome]]] = deque()
+        self._closed: Callable[[], BaseException] | None = None
         self._doubt: _Doubt | None = None
         self._events: OpsEventSink | None = None
 
@@ -224,11 +236,47 @@ class OpsLifecycleRegistry:
         """Whether a write's outcome is still unknown (every change reads the store back first)."""
         return self._doubt is not None
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (every change raises its error)."""
+        return self._closed is not None
+
+    def close(self, error: Callable[[], BaseException], *, release_waiters: bool = True) -> bool:
+        """Close the registry: its session is gone. Every later change raises ``error()`` (a
+        fresh exception each time, e.g. ``SessionNotFound``, ``MachineClosed``,
+        ``OwnershipLost``); with ``release_waiters`` every pending watcher, the pending
+        ``wait_all`` handle and every completion-feed wait raise it now (without, as a crash
+        would leave them, they stay pending: ``halt``). Waits for a change in flight (its durable
+        write completes or fails first); changes nothing durable. Returns ``False`` (and changes
+        nothing) when already closed."""
+        with self._commit_lock, self._lock:
+            if self._closed is not None:
+                return False
+            self._closed = error
+            self._dropped_waits.clear()
+            self._dropped_watchers.clear()
+            if not release_waiters:
+                return True
+            shots, barrier = self._core.release_waiters()
+        for shot in shots:
+            shot.set_exception(error())
+        if barrier is not None:
+            barrier.set_exception(error())
+        self._feed.close(error)
+        return True
+
+    def _check_open(self) -> None:
+        """Raise the closing error of a closed registry (commit lock held)."""
+        closed = self._closed
+        if closed is not None:
+            raise closed()
+
     @contextmanager
     def _changing(self) -> Iterator[None]:
-        """Hold the commit lock, settle a doubt (:meth:`_reconcile`), then hold the state lock
-        with dropped waits drained: how every non-durable change starts."""
+        """Hold the commit lock, refuse a closed registry, settle a doubt (:meth:`_reconcile`),
+        then hold the state lock with dropped waits drained: how every non-durable change starts."""
         with self._commit_lock:
+            self._check_open()
             self._reconcile()
             with self._lock:
                 self._drain_dropped()
@@ -266,7 +314,9 @@ class OpsLifecycleRegistry:
         is already terminal)."""
         with self._changing():
             shot = self._per_op("register_watcher", operation_id, lambda: self._core.register_watcher(operation_id))
-            return OperationCompletionWatch(operation_id, shot)
+            if shot.done():
+                return OperationCompletionWatch(operation_id, shot)
+            return OperationCompletionWatch(operation_id, shot, self._watch_dropped)
 
     def report_progress(self, operation_id: str, update: OperationProgressUpdate | None = None) -> None:
         """Count one progress report of a running/retiring operation (the payload is advisory)."""
@@ -326,8 +376,11 @@ class OpsLifecycleRegistry:
         """Wait until every listed operation is terminal. Checks, in order:
         ``DuplicateWaitOperation``, ``WaitAlreadyActive``, ``NotFound``. If all are already
         terminal (or the list is empty) the handle is resolved and no barrier is created.
-        ``run_id`` is accepted for interface parity and not interpreted."""
-        ids = tuple(operation_ids)
+        ``run_id`` is accepted for interface parity and not interpreted. ``operation_ids``
+        must be a collection of id strings (a single string is refused, not split into
+        characters): ``InvalidField`` otherwise."""
+        ids = fields.check_ids("wait_all", "operation_ids", operation_ids)
+        fields.check_text("run_id", run_id, optional=True)
         with self._changing():
             request_id, shot, pending = self._core.wait_all(ids)
             sink = self._events
@@ -350,6 +403,7 @@ class OpsLifecycleRegistry:
 
     def snapshot(self, operation_id: str) -> OperationLifecycleSnapshot | None:
         """The operation's current view, or ``None`` if it is not tracked."""
+        self._drain_if_idle()
         with self._lock:
             rec = self._core.ops.get(operation_id)
             return None if rec is None else rec.view()
@@ -420,6 +474,7 @@ class OpsLifecycleRegistry:
         """Run a durable rule of the core: under the commit lock, plan it (state lock held:
         validate and compute, nothing changes), then :meth:`_commit` it."""
         with self._commit_lock:
+            self._check_open()
             self._reconcile()
             with self._lock:
                 self._drain_dropped()
@@ -564,10 +619,16 @@ class OpsLifecycleRegistry:
         self._dropped_waits.append(request_id)
         self._drain_if_idle()
 
+    def _watch_dropped(self, operation_id: str, shot: OneShot[TerminalOutcome]) -> None:
+        """Called when a pending watch is garbage-collected: never blocks on a lock (as
+        :meth:`_wait_dropped`); the next call releases the watcher."""
+        self._dropped_watchers.append((operation_id, shot))
+        self._drain_if_idle()
+
     def _drain_if_idle(self) -> None:
-        """Drain dropped waits if both locks are free right now (never blocks: readers and the
-        garbage collector use it)."""
-        if not self._dropped_waits or not self._commit_lock.acquire(blocking=False):
+        """Drain dropped waits and watches if both locks are free right now (never blocks:
+        readers and the garbage collector use it)."""
+        if not (self._dropped_waits or self._dropped_watchers) or not self._commit_lock.acquire(blocking=False):
             return
         try:
             if self._lock.acquire(blocking=False):
@@ -579,7 +640,18 @@ class OpsLifecycleRegistry:
             self._commit_lock.release()
 
     def _drain_dropped(self) -> None:
-        """Cancel the barriers of dropped handles (both locks held; not while in doubt)."""
+        """Release the watchers of dropped watches (``drop_watcher``, published), and cancel the
+        barriers of dropped handles (both locks held; barriers not while in doubt)."""
+        while self._dropped_watchers:
+            try:
+                operation_id, shot = self._dropped_watchers.popleft()
+            except IndexError:  # pragma: no cover - raced with another drainer
+                break
+            if self._core.drop_watcher(operation_id, shot):
+                sink = self._events
+                if sink is not None and sink.active:
+                    status = self._status(operation_id)
+                    sink.operation("drop_watcher", operation_id, status, status)
         while self._dropped_waits and self._doubt is None:
             try:
                 request_id = self._dropped_waits.popleft()

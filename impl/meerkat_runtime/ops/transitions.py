@@ -33,6 +33,12 @@ _SAME_NAME = (
 
 OPS_RULES: tuple[RuleBinding, ...] = (
     *(RuleBinding(rule, f"{_CORE}.{rule}", f"{_REGISTRY}.{rule}") for rule in _SAME_NAME),
+    RuleBinding(
+        "drop_watcher",
+        f"{_CORE}.drop_watcher",
+        f"{_REGISTRY}._watch_dropped",
+        "when the last reference to a pending watch is dropped; released then or by the next call",
+    ),
     RuleBinding("wait_all_immediate", f"{_CORE}.wait_all", f"{_REGISTRY}.wait_all"),
     RuleBinding("wait_all_begin", f"{_CORE}.wait_all", f"{_REGISTRY}.wait_all"),
     RuleBinding(

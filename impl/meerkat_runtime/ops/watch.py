@@ -4,14 +4,15 @@
 registers a future on the *awaiting* loop, which is resolved through
 ``loop.call_soon_threadsafe``; ``result(timeout)`` blocks a plain thread. Both may be used
 at once, by any number of waiters. ``OperationCompletionWatch`` is the watcher handed out by
-``register_watcher``.
+``register_watcher``: the registry keeps it pending until the operation ends, the registry is
+closed, or the last reference to the watch is dropped (then the registry releases it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from meerkat_runtime.vocab.operation import TerminalOutcome
@@ -123,20 +124,30 @@ class OperationCompletionWatch:
     """Resolves once with the terminal outcome of one operation.
 
     ``await watch`` (any event loop), ``watch.result(timeout)`` (any thread), ``watch.done()``.
-    A watch registered on an already-terminal operation is resolved at once.
+    A watch registered on an already-terminal operation is resolved at once. A watch whose
+    awaiting task is cancelled (``asyncio.wait_for`` timing out) stays pending and can be
+    awaited again; dropping the last reference to a pending watch releases it from the
+    registry (``watcher_count`` no longer counts it). When the registry is closed (its session
+    unregistered, closed or lost) a pending watch raises the registry's closing error.
     """
 
-    __slots__ = ("_shot", "operation_id")
+    __slots__ = ("_drop", "_shot", "operation_id")
 
-    def __init__(self, operation_id: str, shot: OneShot[TerminalOutcome]) -> None:
+    def __init__(
+        self,
+        operation_id: str,
+        shot: OneShot[TerminalOutcome],
+        drop: Callable[[str, OneShot[TerminalOutcome]], None] | None = None,
+    ) -> None:
         self.operation_id = operation_id
         self._shot = shot
+        self._drop = drop
 
     def done(self) -> bool:
         return self._shot.done()
 
     def outcome(self) -> TerminalOutcome | None:
-        """The outcome if resolved, else ``None``."""
+        """The outcome if resolved, else ``None`` (raises the closing error of a closed registry)."""
         return self._shot.peek()
 
     def result(self, timeout: float | None = None) -> TerminalOutcome:
@@ -148,6 +159,13 @@ class OperationCompletionWatch:
 
     def __await__(self) -> Generator[Any, None, TerminalOutcome]:
         return self._shot.wait().__await__()
+
+    def __del__(self) -> None:
+        try:
+            if self._drop is not None and not self._shot.done():
+                self._drop(self.operation_id, self._shot)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            return
 
     def __repr__(self) -> str:
         state = "resolved" if self.done() else "pending"

@@ -84,6 +84,7 @@ from meerkat_runtime.session.input_fields import (
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.loop_task import awaited, run_loop
 from meerkat_runtime.session.ops_binding import OpsBinding, attach_store, fresh_binding, recover_binding
+from meerkat_runtime.session.ops_close import close_ops
 from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
@@ -595,6 +596,7 @@ class MeerkatMachine:
             session.last_error = error
             parts = session.detach()
             session.completions.resolve_all(LostOwnership(f"ownership lost: {error.detail}"))
+            close_ops(session)  # its watchers and waits raise OwnershipLost, as later calls do
         await stop_detached(parts, f"ownership lost: {error.detail}")
 
     # --- registration ---------------------------------------------------------------------
@@ -718,8 +720,7 @@ class MeerkatMachine:
         session.unregistered = True
         if self._sessions.get(session.runtime_id) is session:
             del self._sessions[session.runtime_id]
-        if session.ops_sink is not None:
-            session.ops_sink.close()
+        close_ops(session)
         self._claims.forget(session.claim)
 
     async def _build_session(self, key: str) -> RuntimeSession:
@@ -1018,8 +1019,7 @@ class MeerkatMachine:
                 events.emit_step(
                     session, "unregister", before=phase, after=UNREGISTERED, changes=(change,), details=doubt
                 )
-        if session.ops_sink is not None:  # later terminal transitions fail loudly, never half-durable
-            session.ops_sink.close()
+        close_ops(session)  # later terminal transitions fail loudly, never half-durable; waiters released
         reattaching = session.reattach_task
         if reattaching is not None and reattaching is not asyncio.current_task():
             reattaching.cancel()  # no executor is attached to an unregistered session
@@ -1099,8 +1099,7 @@ class MeerkatMachine:
                     running.cancel()
                     tasks.append(running)
             session.loop_task = None
-            if session.ops_sink is not None:
-                session.ops_sink.close()
+            close_ops(session, release_waiters=False)  # refuses later calls; resolves nothing
         if tasks:
             await asyncio.wait(tasks)
 

@@ -4,7 +4,8 @@ Operation ids are model ints ``0 .. ids-1``; ``kind`` is an
 :class:`~meerkat_model.vocab.statuses.OpKind` value; payloads are the plain values of
 :mod:`meerkat_model.ops.payloads` (``"r1"``, ``"e1"``, ``None``, ``"shutdown"``). Each record's
 call name (:func:`~meerkat_model.action_record.action_name`) is the registry method it stands
-for; ``drop_wait``, ``crash`` and ``write_fails`` are events around the calls.
+for; ``drop_watcher``, ``drop_wait``, ``crash``, ``detach`` and ``write_fails`` are events around
+the calls.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class PeerReady(NamedTuple):
 @action_record("register_watcher")
 class RegisterWatcher(NamedTuple):
     """``register_watcher(op)``."""
+
+    op: int
+
+
+@action_record("drop_watcher")
+class DropWatcher(NamedTuple):
+    """The last reference to a pending watch of ``op`` is dropped: the registry releases that
+    watcher (one fewer pending) without resolving it."""
 
     op: int
 
@@ -134,6 +143,13 @@ class Crash(NamedTuple):
     """The process dies; the registry is rebuilt (``from_recovered``) from its last durable write."""
 
 
+@action_record("detach")
+class Detach(NamedTuple):
+    """The registry's session goes away while the process lives (unregistered, its machine
+    closed, its lease lost): every pending watcher and the pending ``wait_all`` are released
+    with an error, and the session's next registry is recovered from the last durable write."""
+
+
 @action_record("write_fails")
 class WriteFails(NamedTuple):
     """``inner`` with its durable write failing: ``persistence_failed`` and nothing changes when
@@ -149,6 +165,7 @@ OpsAction = (
     | AbortProvisioning
     | PeerReady
     | RegisterWatcher
+    | DropWatcher
     | ReportProgress
     | CompleteOperation
     | FailOperation
@@ -160,6 +177,7 @@ OpsAction = (
     | WaitAll
     | DropWait
     | Crash
+    | Detach
     | WriteFails
 )
 """Any action of the operation-registry model."""

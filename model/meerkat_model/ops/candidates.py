@@ -23,7 +23,9 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -75,10 +77,12 @@ class CandidateActions:
         self.peer = [PeerReady(i) for i in ids]
         self.progress = [ReportProgress(i) for i in ids]
         self.watch = [RegisterWatcher(i) for i in ids]
+        self.unwatch = [DropWatcher(i) for i in ids]
         self.terminate = [TerminateOwner(r) for r in payloads.terminate_reasons(n)]
         self.collect = CollectCompleted()
         self.drop_wait = DropWait()
         self.crash = Crash()
+        self.detach = Detach()
         self.waits: list[WaitAll] = [WaitAll(())]
         for size in range(1, bounds.ids + 1):
             self.waits.extend(WaitAll(p) for p in permutations(ids, size))
@@ -97,10 +101,12 @@ class CandidateActions:
             *self.peer,
             *self.progress,
             *self.watch,
+            *self.unwatch,
             *self.terminate,
             self.collect,
             self.drop_wait,
             self.crash,
+            self.detach,
             *self.waits,
             self.duplicate_wait,
         ]
@@ -132,6 +138,8 @@ class CandidateActions:
                 continue
             if rec.watchers < b.watchers:
                 out.append(self.watch[i])
+            if rec.watchers:
+                out.append(self.unwatch[i])
         out.extend(self.terminate)
         out.append(self.collect)
         if b.barrier:
@@ -145,13 +153,15 @@ class CandidateActions:
                 out.extend(waits)
         if b.crash:
             out.append(self.crash)
+            out.append(self.detach)
         return out
 
     def probe_actions(self, state: RegistryState) -> list[OpsAction]:
         """Every per-operation call on every id (rejected ones included), registrations of
         tracked ids, every wait request (a duplicate one included), ``drop_wait`` and ``crash``,
         then the write-failure variant of every call that may write. Data bounds still hold:
-        a call that would grow a counter past its bound is not offered."""
+        a call that would grow a counter past its bound is not offered. ``drop_watcher`` is
+        offered only where a watcher is pending (elsewhere there is no watch to drop)."""
         b = self.bounds
         out: list[OpsAction] = []
         can_register = state.next_seq - 1 + state.active_count < b.sequences
@@ -169,6 +179,8 @@ class CandidateActions:
                 out.append(self.progress[i])
             if rec.watchers < b.watchers or rec.status not in (P, R, T):
                 out.append(self.watch[i])
+            if rec.watchers:
+                out.append(self.unwatch[i])
         out.extend(self.terminate)
         out.append(self.collect)
         if b.barrier:
@@ -177,6 +189,7 @@ class CandidateActions:
             out.append(self.drop_wait)
         if b.crash:
             out.append(self.crash)
+            out.append(self.detach)
         write_fails = self.write_fails
         out.extend([write_fails[a] for a in out if type(a) in DURABLE_CALLS])
         return out

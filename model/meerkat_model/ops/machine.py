@@ -3,17 +3,20 @@ the decisions of docs/semantics.md).
 
 Actions are the records of :mod:`meerkat_model.ops.actions`, one per registry call
 (``CompleteOperation(op, result)`` stands for ``complete_operation(id, result)``), plus
-``DropWait`` (the pending ``wait_all`` is dropped), ``Crash`` (the process dies;
-``from_recovered`` of the last write) and ``WriteFails(inner)`` (``inner`` with the durable
-write failing). Ids are model ints ``0 .. ids-1``; payloads come from
-:mod:`meerkat_model.ops.payloads`.
+``DropWatcher`` (a pending watch of an active operation is dropped), ``DropWait`` (the pending
+``wait_all`` is dropped), ``Crash`` (the process dies; ``from_recovered`` of the last write),
+``Detach`` (the session goes away while the process lives: its waiters are released, then as
+``Crash``) and ``WriteFails(inner)`` (``inner`` with the durable write failing). Ids are model
+ints ``0 .. ids-1``; payloads come from :mod:`meerkat_model.ops.payloads`.
 
 Outputs (``Stepped.outputs``), what an observer sees, in order: ``("returned", value)`` (the
 call's return value: ``None``, the terminated count, or collected ``((id, outcome), ...)``),
 ``("watcher_resolved", id, outcome)`` (a watcher registered on a terminal op),
 ``("watchers_resolved", id, n, outcome)`` (n pending watchers resolved by a terminal step),
 ``("feed", seq, id, outcome)`` (a completion feed entry), ``("wait_all_satisfied",
-((id, outcome), ...))`` (the wait result, request order). An outcome is ``(kind, payload)``,
+((id, outcome), ...))`` (the wait result, request order), ``("watchers_released", id, n)`` and
+``("wait_all_released",)`` (waiters released with an error by ``Detach``),
+``("watcher_dropped", id, n)`` (a dropped watch released; n watchers still pending). An outcome is ``(kind, payload)``,
 e.g. ``("completed", "r1")`` or ``("cancelled", None)``.
 
 A ``WriteFails`` action behaves exactly like its ``inner`` action when ``inner`` is rejected or
@@ -35,7 +38,9 @@ from meerkat_model.ops.actions import (
     CollectCompleted,
     CompleteOperation,
     Crash,
+    Detach,
     DropWait,
+    DropWatcher,
     FailOperation,
     MarkRetired,
     OpsAction,
@@ -131,6 +136,8 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
                 return steps.peer_ready, (op,)
             case RegisterWatcher(op):
                 return steps.register_watcher, (op,)
+            case DropWatcher(op):
+                return steps.drop_watcher, (op,)
             case ReportProgress(op):
                 return steps.report_progress, (op,)
             case CompleteOperation(op, result):
@@ -153,6 +160,8 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
                 return steps.drop_wait, ()
             case Crash():
                 return steps.crash, ()
+            case Detach():
+                return steps.detach, ()
             case WriteFails(inner):
                 return (lambda ctx, state: self._step_with_failed_write(state, inner)), ()
         raise ValueError(f"unknown ops action {action!r}")

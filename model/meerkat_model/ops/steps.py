@@ -169,6 +169,21 @@ def register_watcher(ctx: Context, state: RegistryState, op_id: int) -> Result:
     return Stepped(new, _RETURNED_NONE, "register_watcher")
 
 
+def drop_watcher(ctx: Context, state: RegistryState, op_id: int) -> Result:
+    """One pending watcher of an active operation is released (its watch dropped); the output
+    ``("watcher_dropped", id, n)`` gives the watchers still pending. An operation that is not
+    active, or has no pending watcher, has no watch to drop (``invalid_transition``)."""
+    rec = _lookup(state, op_id)
+    if isinstance(rec, Rejected):
+        return rec
+    if rec.status not in ACTIVE or not rec.watchers:
+        return _invalid(op_id, rec, "drop_watcher")
+    left = rec.watchers - 1
+    dropped = _new(OpRecord, (*rec[:4], left, *rec[5:]))
+    new = _new(RegistryState, (with_slot(state[0], op_id, dropped), *state[1:]))
+    return Stepped(new, (("watcher_dropped", op_id, left),), "drop_watcher")
+
+
 TerminalStep = Callable[[Context, RegistryState, int, Payload], Result]
 
 
@@ -293,6 +308,19 @@ def crash(ctx: Context, state: RegistryState) -> Result:
         rebuilt = recover(disk, ctx.bounds.ids, ctx.bounds.max_completed)
         done = ctx.memo.recovered[disk] = Stepped(rebuilt, (), "crash_recover")
     return done
+
+
+def detach(ctx: Context, state: RegistryState) -> Result:
+    """The registry's session goes away while the process lives: each operation's pending
+    watchers (``("watchers_released", id, n)``) and a pending barrier (``("wait_all_released",)``)
+    are released with an error; the state becomes what the session's next registry recovers
+    from the last durable write (as after :func:`crash`)."""
+    released: list[Any] = [("watchers_released", i, rec[4]) for i, rec in enumerate(state[0]) if rec and rec[4]]
+    if state.barrier:
+        released.append(("wait_all_released",))
+    recovered = crash(ctx, state)
+    assert isinstance(recovered, Stepped)
+    return Stepped(recovered.state, tuple(released), "crash_recover")
 
 
 def writes_durably(state: RegistryState, result: Result) -> bool:

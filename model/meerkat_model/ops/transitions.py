@@ -24,6 +24,7 @@ OPERATION_TRANSITIONS: tuple[TransitionDecl, ...] = (
     _op("abort_provisioning", (PROV,), "Aborted"),
     _op("peer_ready", LIVE, None, "kind MobMemberChild; not yet peer ready"),
     _op("register_watcher", (*ACTIVE, *TERMINALS), None, "terminal: resolves at once"),
+    _op("drop_watcher", ACTIVE, None, "a pending watcher's watch dropped: one fewer pending"),
     _op("report_progress", LIVE, None),
     _op("complete_operation", LIVE, "Completed"),
     _op("fail_operation", ACTIVE, "Failed"),

@@ -50,6 +50,7 @@ class OpsAbstraction:
         oa.AbortProvisioning: ("abort_provisioning",),
         oa.PeerReady: ("peer_ready",),
         oa.RegisterWatcher: ("register_watcher",),
+        oa.DropWatcher: ("drop_watcher",),
         oa.ReportProgress: ("report_progress",),
         oa.CompleteOperation: ("complete_operation",),
         oa.FailOperation: ("fail_operation",),
@@ -62,6 +63,7 @@ class OpsAbstraction:
         oa.CollectCompleted: ("collect_completed",),
         oa.DropWait: ("wait_all_cancel",),
         oa.Crash: ("crash_recover",),
+        oa.Detach: ("crash_recover",),
     }
 
     def ids(self, machine: Machine[Any, Any]) -> int:

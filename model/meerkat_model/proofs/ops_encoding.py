@@ -390,6 +390,14 @@ def _watch(pre: SymState, k: Expr) -> dict[str, list[Expr]]:
     }
 
 
+def _has_watcher(pre: SymState, k: Expr) -> Expr:
+    return _at(pre.ids("watchers"), k) >= 1
+
+
+def _unwatch(pre: SymState, k: Expr) -> dict[str, list[Expr]]:
+    return _set_at(pre, "watchers", k, lambda v: v - 1)
+
+
 ALL_STATUSES = ACTIVE_STATUSES + TERMINAL_STATUSES
 RUNNING_OR_RETIRING = (RUN, RETIRING)
 
@@ -420,6 +428,13 @@ def ops_transitions() -> tuple[SymTransition, ...]:
         ),
         SymTransition(
             "register_watcher", op, _names(ALL_STATUSES), None, _record_step(ALL_STATUSES, None, None, _watch)
+        ),
+        SymTransition(
+            "drop_watcher",
+            op,
+            _names(ACTIVE_STATUSES),
+            None,
+            _record_step(ACTIVE_STATUSES, None, _has_watcher, _unwatch),
         ),
         SymTransition(
             "report_progress",
