@@ -152,7 +152,7 @@ def test_a_boundary_commit_whose_answer_never_arrives_does_not_hold_the_session(
         _trigger(pg_dsn, pg_schema, when="commit", action="PERFORM pg_sleep(0.5)")
         with silence_while_sleeping(pg_dsn, name, proxy) as silenced:
             executor.release(Succeed(RunResult("done")))
-            await asyncio.wait_for(machine.settle("s"), GUARD_S)
+            await machine.settle("s", timeout=GUARD_S)
         assert silenced
         _drop_trigger(pg_dsn, pg_schema)
         second = await asyncio.wait_for(machine.accept_input("s", make_prompt("two")), GUARD_S)
