@@ -87,8 +87,8 @@ from meerkat_runtime.store.postgres_schema import (
     require_current_version,
     stored_version,
 )
+from meerkat_runtime.store.postgres_transactions import REPLY_FACTOR, Connection, Transactions
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
-from meerkat_runtime.store.postgres_transactions import Connection, Transactions
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -276,6 +276,7 @@ class PostgresRuntimeStore:
             min_size=min_connections,
             max_size=max_connections,
             kwargs={"autocommit": True, **tcp_options(conninfo, self.timeout_s)},
+            configure=self._bound_waits,
             open=False,
             timeout=self.timeout_s,
             name=f"meerkat-{self.schema}",
@@ -293,6 +294,11 @@ class PostgresRuntimeStore:
             pool.close()
             raise
         return pool
+
+    def _bound_waits(self, conn: StoreConnection) -> None:
+        """A new connection of the pool: its waits are bounded from the start (the pool's own
+        checks included), not only once the store has used it."""
+        conn.reply_s = REPLY_FACTOR * self.timeout_s
 
     def _close_pool(self) -> None:
         if self._owns_pool:

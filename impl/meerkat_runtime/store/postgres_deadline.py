@@ -70,8 +70,10 @@ class StoreConnection(psycopg.Connection[tuple[Any, ...]]):
     """A psycopg connection whose waits for the server end at a deadline (see the module
     docstring). ``deadline``: when the current transaction or read must have its answers
     (``time.monotonic()``; ``UNBOUNDED`` for none), with ``budget_s`` the length it was given;
-    ``None`` outside one, where each wait is bounded by ``reply_s`` (``None``: not bounded —
-    a connection the store has not used yet)."""
+    ``None`` outside one, where each wait is bounded by ``reply_s`` (set when a pool the
+    store opens makes the connection, and whenever the store takes it from a pool; ``None``
+    until then — a connection of a pool passed in that the store has not used yet — is not
+    bounded)."""
 
     deadline: float | None = None
     budget_s: float = 0.0
