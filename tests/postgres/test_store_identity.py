@@ -17,7 +17,7 @@ from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.session.authority import stores_share_authority
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.store.clock import ManualClock
-from meerkat_runtime.store.postgres import PostgresRuntimeStore
+from meerkat_runtime.store.postgres import PostgresRuntimeStore, StoreConnection
 from meerkat_runtime.store.postgres_schema import SCHEMA_VERSION
 from meerkat_runtime.store.records import InputRow
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -77,7 +77,9 @@ def test_every_spelling_of_the_server_opens_the_same_store(pg_dsn: str, pg_schem
         (pg_dsn, {"read_only": True}),
     ]
     stores = [PostgresRuntimeStore(dsn, schema=pg_schema, **options) for dsn, options in spellings]
-    pool = psycopg_pool.ConnectionPool(tcp, min_size=1, max_size=2, kwargs={"autocommit": True}, open=True)
+    pool = psycopg_pool.ConnectionPool(
+        tcp, connection_class=StoreConnection, min_size=1, max_size=2, kwargs={"autocommit": True}, open=True
+    )
     stores.append(PostgresRuntimeStore(pool=pool, schema=pg_schema))
     try:
         keys = {store.auth_authority_key() for store in stores}

@@ -13,7 +13,8 @@ import psycopg_pool
 import pytest
 from meerkat_runtime.store.clock import ManualClock
 from meerkat_runtime.store.lease import Fence
-from meerkat_runtime.store.postgres import PostgresRuntimeStore
+from meerkat_runtime.store.postgres import PostgresRuntimeStore, StoreConnection
+from meerkat_runtime.store.postgres_deadline import tcp_options
 from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, ReadFailed, WriteFailed
 from psycopg.conninfo import make_conninfo
@@ -90,6 +91,13 @@ def test_exactly_one_of_a_connection_string_or_a_pool(pg_dsn: str) -> None:
         PostgresRuntimeStore(pg_dsn, max_connections=0)
 
 
+def test_a_pool_passed_in_must_bound_its_waits(pg_dsn: str) -> None:
+    """A pool of plain connections would let a call wait for a silent server without limit."""
+    pool = psycopg_pool.ConnectionPool(pg_dsn, min_size=1, max_size=1, open=False)
+    with pytest.raises(ValueError, match="connection_class=StoreConnection"):
+        PostgresRuntimeStore(pool=pool)
+
+
 def test_settings_report_the_durability_the_server_promises(pg_dsn: str, pg_schema: str) -> None:
     with open_store(pg_dsn, pg_schema) as store:
         got = store.settings()
@@ -120,7 +128,9 @@ def test_an_injected_clock_decides_expiry_instead(pg_dsn: str, pg_schema: str) -
 
 
 def test_a_pool_passed_in_is_used_and_left_open(pg_dsn: str, pg_schema: str) -> None:
-    pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(pg_dsn, min_size=1, max_size=2, open=True)
+    pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+        pg_dsn, connection_class=StoreConnection, min_size=1, max_size=2, open=True
+    )
     try:
         store = PostgresRuntimeStore(pool=pool, schema=pg_schema)
         store.persist_input_state(RT, InputRow("a", b"1"))
@@ -221,3 +231,25 @@ def test_no_connection_names_its_cause(pg_dsn: str, pg_schema: str) -> None:
     finally:
         store.close()
         proxy.close()
+
+
+def test_tcp_options_come_from_timeout_s_unless_the_connection_string_sets_them(
+    pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    assert tcp_options("host=db keepalives_idle=5 tcp_user_timeout=0", 3.0) == {
+        "connect_timeout": 3,
+        "keepalives": 1,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+    }
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "7")
+    assert "connect_timeout" not in tcp_options("host=db", 3.0)
+    monkeypatch.delenv("PGCONNECT_TIMEOUT")
+    with open_store(pg_dsn, pg_schema, timeout_s=4) as store:
+        kwargs = store.pool.kwargs
+        assert (
+            isinstance(kwargs, dict) and kwargs["tcp_user_timeout"] == 8000 and kwargs["keepalives_idle"] == 4
+        )  # the store's own pool
+        with store.pool.connection() as conn:
+            assert isinstance(conn, StoreConnection) and conn.reply_s == 8.0  # bounded from its creation

@@ -21,7 +21,7 @@ from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.row_codec import decode_record
 from meerkat_runtime.session.testing import Block, ScriptedExecutor, Succeed
-from meerkat_runtime.vocab.errors import InvalidRuntimeTransition
+from meerkat_runtime.vocab.errors import InvalidRuntimeTransition, NotReady
 from meerkat_runtime.vocab.ids import RunId
 from meerkat_runtime.vocab.inputs import Abandoned, AbandonKind, AbandonReason, Consumed
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
@@ -173,3 +173,36 @@ def test_a_direct_run_ending_without_a_loop_is_named_without_loop() -> None:
 
 def start_primitive(item: Input) -> RunPrimitive:
     return RunPrimitive(RunId("run-1"), (item,))
+
+
+def test_a_refused_direct_run_names_what_stands_in_the_way() -> None:
+    """The phase alone would say "it is idle", the one state a direct run requires."""
+
+    async def op(run_id: str, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
+        raise AssertionError("not run")
+
+    async def body() -> None:
+        m, _ = persistent()
+        await m.register_session("s")
+        await m.accept_input("s", make_prompt("queued, no loop"))
+        with pytest.raises(NotReady) as queued:
+            await m.accept_input_and_run("s", make_prompt("direct"), op)
+        assert queued.value.state == "idle" and "it is idle" not in str(queued.value)
+        assert "1 queued input would run first" in str(queued.value)
+        await m.close()
+
+        m, _ = persistent()
+        await m.register_session("s")
+        caller = await _direct(m)
+        with pytest.raises(NotReady) as in_flight:
+            await m.accept_input_and_run("s", make_prompt("second"), op)
+        assert "is in flight" in str(in_flight.value)
+        caller.executor.release(Succeed(RunResult("done")))
+        assert await caller.task == "value"
+        await m.register_session_with_executor("s", ScriptedExecutor())
+        with pytest.raises(NotReady) as attached:
+            await m.accept_input_and_run("s", make_prompt("third"), op)
+        assert "a run loop is attached" in str(attached.value)
+        await m.close()
+
+    run(body())

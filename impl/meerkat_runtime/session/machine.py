@@ -1222,15 +1222,7 @@ class MeerkatMachine:
         async with session.gate:
             session.check_registered()
             await reconcile(session, "accept_input_and_run")
-            if (
-                core.loop_attached
-                or core.current_run is not None
-                or core.phase is not RuntimeState.IDLE
-                or core.ledger.queue
-                or core.ledger.steer
-            ):
-                core.check_accepting()
-                raise NotReady(core.phase.value)
+            core.check_direct_run()
             outcome, _ = await self._accept_locked(session, item, want_handle=False, folded=True)
             if isinstance(outcome, Rejected):
                 raise ValidationFailed(outcome.reason)

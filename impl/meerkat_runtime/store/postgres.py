@@ -20,6 +20,10 @@ this module, so the runtime itself keeps no dependency.
   until its transaction has ended on the server (it may outlive a broken connection), so a
   read that follows sees its final outcome; while that cannot be confirmed, reads of the
   runtime fail (:mod:`~meerkat_runtime.store.postgres_in_flight`).
+* **Deadline**: no call waits for the server without limit: a transaction or read that gets no
+  answer within ``2 * timeout_s`` abandons (closes) its connection and fails — with
+  ``WriteOutcomeUnknown`` if its ``COMMIT`` was sent (:mod:`~meerkat_runtime.store.postgres_deadline`).
+  A pool passed in must use ``connection_class=StoreConnection``.
 * **Durability**: the server's ``synchronous_commit`` (``on`` by default): a method that
   returned has had its commit record flushed to the server's WAL on disk (and to synchronous
   standbys, if any are configured). The store reports the setting in :meth:`settings`.
@@ -70,6 +74,8 @@ from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep, below_zero, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.postgres_deadline import StoreConnection as StoreConnection
+from meerkat_runtime.store.postgres_deadline import tcp_options
 from meerkat_runtime.store.postgres_in_flight import InFlightCommits
 from meerkat_runtime.store.postgres_marks import advance_statement, select_statement, step_params, stored_mark
 from meerkat_runtime.store.postgres_schema import (
@@ -81,8 +87,8 @@ from meerkat_runtime.store.postgres_schema import (
     require_current_version,
     stored_version,
 )
+from meerkat_runtime.store.postgres_transactions import REPLY_FACTOR, Connection, Transactions
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
-from meerkat_runtime.store.postgres_transactions import Connection, Transactions
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -166,7 +172,7 @@ class PostgresRuntimeStore:
         self,
         conninfo: str | None = None,
         *,
-        pool: psycopg_pool.ConnectionPool | None = None,
+        pool: psycopg_pool.ConnectionPool[Any] | None = None,
         schema: str = DEFAULT_SCHEMA,
         min_connections: int = 1,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -182,6 +188,12 @@ class PostgresRuntimeStore:
             _check_conninfo(conninfo)
         if pool is not None and not isinstance(pool, psycopg_pool.ConnectionPool):
             raise InvalidSetting(f"pool must be a psycopg_pool.ConnectionPool, got a {type(pool).__name__}")
+        if pool is not None and not issubclass(pool.connection_class, StoreConnection):
+            raise InvalidSetting(
+                "pool must make its connections with connection_class=StoreConnection "
+                "(meerkat_runtime.store.postgres_deadline, or a subclass of it): the store bounds every wait "
+                f"for the server with it; this pool uses {pool.connection_class.__name__}"
+            )
         max_connections = bounded_int("max_connections", max_connections, 1, MAX_CONNECTIONS)
         min_connections = bounded_int("min_connections", min_connections, 0, max_connections)
         timeout = bounded_seconds("timeout_s", timeout_s, MAX_TIMEOUT_S)
@@ -247,7 +259,7 @@ class PostgresRuntimeStore:
 
     def _open_pool(
         self, conninfo: str, min_connections: int, max_connections: int, read_only: bool
-    ) -> psycopg_pool.ConnectionPool:
+    ) -> psycopg_pool.ConnectionPool[Any]:
         """Connect once directly — a server that cannot be reached is reported at once, with its
         cause (the pool only logs why it cannot connect, and with ``min_connections=0`` it
         opens without connecting) — then open the pool. The pool is closed again on any
@@ -261,9 +273,11 @@ class PostgresRuntimeStore:
             raise failed(STORE_SCOPE, f"cannot connect to PostgreSQL: {why}") from None
         pool = psycopg_pool.ConnectionPool(
             conninfo,
+            connection_class=StoreConnection,
             min_size=min_connections,
             max_size=max_connections,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **tcp_options(conninfo, self.timeout_s)},
+            configure=self._bound_waits,
             open=False,
             timeout=self.timeout_s,
             name=f"meerkat-{self.schema}",
@@ -282,6 +296,11 @@ class PostgresRuntimeStore:
             raise
         return pool
 
+    def _bound_waits(self, conn: StoreConnection) -> None:
+        """A new connection of the pool: its waits are bounded from the start (the pool's own
+        checks included), not only once the store has used it."""
+        conn.reply_s = REPLY_FACTOR * self.timeout_s
+
     def _close_pool(self) -> None:
         if self._owns_pool:
             self._pool.close()
@@ -291,7 +310,7 @@ class PostgresRuntimeStore:
         return self._gate.closed
 
     @property
-    def pool(self) -> psycopg_pool.ConnectionPool:
+    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
         """The psycopg pool the store runs on."""
         return self._pool
 

@@ -35,24 +35,37 @@ the one place that sets them), both derived from the store's ``timeout_s``:
   retried on a fresh connection, and the fence check refuses it if another worker has claimed
   the session meanwhile (the stale worker of docs/model-ownership.md).
 
+Client-side deadline (:mod:`~meerkat_runtime.store.postgres_deadline`): a transaction, from
+its ``BEGIN`` to the answer to its ``COMMIT``, and a read get every answer of the server within
+``reply_s`` = ``2 * timeout_s`` (the server gives up a lock wait after ``timeout_s``, so it
+answers a lock wait first). When the server does not answer in time — the network stopped
+delivering with the socket open, a hung server — the connection is closed and never reused,
+and the call raises at once, without another try: ``WriteFailed`` ("nothing was written")
+before ``COMMIT`` was sent, ``WriteOutcomeUnknown`` when it was (the server may have
+committed), ``ReadFailed`` for a read. Every call of the store therefore returns within about
+``timeout_s`` for a connection plus ``reply_s`` per transaction it runs (a data write whose
+outcome is unknown runs one more to settle it, :mod:`~meerkat_runtime.store.postgres_in_flight`).
+
 A schema migration (``PostgresRuntimeStore._migrate``) is the one transaction without the lock
 timeout: a store opening while another process migrates — a backfill or an index over a large
 table can take minutes — waits for the migration lock until that migration commits (failing
-would only make the worker's start fail). It keeps the idle timeout: a migration sends its
-statements back to back, so only a frozen migrator is idle, and ending its transaction frees
-the migration lock for the openers that wait for it without limit.
+would only make the worker's start fail), nor the client-side deadline before its ``COMMIT``.
+It keeps the idle timeout: a migration sends its statements back to back, so only a frozen
+migrator is idle, and ending its transaction frees the migration lock for the openers that wait
+for it without limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 
 from meerkat_runtime.store.call_gate import CallGate
+from meerkat_runtime.store.postgres_deadline import UNBOUNDED, ServerSilent, StoreConnection
 from meerkat_runtime.vocab.errors import LockWaitTimedOut, ReadFailed, StoreError, WriteFailed, WriteOutcomeUnknown
 
 T = TypeVar("T")
@@ -68,8 +81,20 @@ PROBE_TIMEOUT_S = 2
 """Longest direct connection attempt made to say why the pool gave no connection (libpq's
 ``connect_timeout`` has a 2 s minimum)."""
 
+REPLY_FACTOR = 2
+"""``reply_s`` = ``REPLY_FACTOR * timeout_s``: the client-side deadline of one transaction or read."""
+
 LOCK_NOT_AVAILABLE = "55P03"
 """SQLSTATE of a lock wait that ran past ``lock_timeout``."""
+
+
+class _Silent(Exception):
+    """The server did not answer in time before ``COMMIT`` was sent: nothing was written, and the
+    call gives up (another try could wait as long again)."""
+
+    def __init__(self, cause: ServerSilent) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class _Broken(Exception):
@@ -105,13 +130,19 @@ class Transactions:
     """Runs the store's transactions on a pool, behind the store's call gate."""
 
     def __init__(
-        self, pool: psycopg_pool.ConnectionPool, gate: CallGate, *, checkout_timeout_s: float, read_only: bool = False
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        gate: CallGate,
+        *,
+        checkout_timeout_s: float,
+        read_only: bool = False,
     ) -> None:
         self.pool = pool
         self.gate = gate
         self.checkout_timeout_s = checkout_timeout_s
         self.read_only = read_only
         self.timeout_ms = max(1, int(checkout_timeout_s * 1000))
+        self.reply_s = REPLY_FACTOR * checkout_timeout_s
 
     def begin(self, first: str = "", *, wait_for_locks: bool = False) -> str:
         """The statements that open every transaction of the store (one round trip): ``BEGIN``,
@@ -128,8 +159,10 @@ class Transactions:
         return "; ".join(statements)
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A pooled connection in autocommit mode (restored if the pool's was not)."""
+    def connection(self) -> Iterator[StoreConnection]:
+        """A pooled connection in autocommit mode (restored if the pool's was not), every wait of
+        it bounded by ``reply_s`` (:class:`StoreConnection`; the store refuses a pool of another
+        connection class)."""
         try:
             cm = self.pool.connection(timeout=self.checkout_timeout_s)
             conn = cm.__enter__()
@@ -137,12 +170,16 @@ class Transactions:
             raise psycopg.OperationalError(
                 f"no database connection within {self.checkout_timeout_s:g} s: {self._why_no_connection()}"
             ) from exc
-        restore = not conn.autocommit
+        assert isinstance(conn, StoreConnection)
+        conn.reply_s = self.reply_s
+        restore = False
         try:
+            restore = not conn.autocommit
             if restore:
                 conn.autocommit = True
             yield conn
         finally:
+            conn.stop()
             if restore and not conn.broken and not conn.closed:
                 with contextlib.suppress(psycopg.Error):
                     conn.autocommit = False
@@ -155,6 +192,7 @@ class Transactions:
         conninfo = self.pool.conninfo
         kwargs = dict(self.pool.kwargs) if isinstance(self.pool.kwargs, dict) else {}
         kwargs.pop("autocommit", None)
+        kwargs.pop("connect_timeout", None)
         try:
             target = conninfo() if callable(conninfo) else conninfo
             psycopg.connect(target, **kwargs, connect_timeout=PROBE_TIMEOUT_S).close()
@@ -178,6 +216,11 @@ class Transactions:
                 try:
                     with self.connection() as conn:
                         return self._write_once(conn, runtime_id, what, body, first, wait_for_locks)
+                except _Silent as silent:
+                    raise WriteFailed(
+                        runtime_id,
+                        f"{what} failed: {_describe(silent.cause)} before COMMIT was sent; nothing was written",
+                    ) from silent.cause
                 except _Broken as broken:
                     if attempt == ATTEMPTS:
                         raise WriteFailed(
@@ -193,11 +236,14 @@ class Transactions:
             self.gate.leave()
 
     def _write_once(
-        self, conn: Connection, runtime_id: str, what: str, body: Body[T], first: str, wait_for_locks: bool
+        self, conn: StoreConnection, runtime_id: str, what: str, body: Body[T], first: str, wait_for_locks: bool
     ) -> T:
+        conn.start(UNBOUNDED if wait_for_locks else self.reply_s)
         try:
             conn.execute(self.begin(first, wait_for_locks=wait_for_locks))
             result = body(conn)
+        except ServerSilent as exc:
+            raise _Silent(exc) from exc
         except psycopg.Error as exc:
             if conn.broken:
                 raise _Broken(exc) from exc
@@ -214,8 +260,15 @@ class Transactions:
             if not conn.broken:
                 self._rollback(conn)
             raise
+        if wait_for_locks:
+            conn.start(self.reply_s)
         try:
             conn.execute("COMMIT")
+        except ServerSilent as exc:
+            raise WriteOutcomeUnknown(
+                runtime_id,
+                f"{what}: {_describe(exc)} while COMMIT was in flight; the write may or may not be durable",
+            ) from exc
         except psycopg.Error as exc:
             if not commit_refused(conn, exc):
                 raise WriteOutcomeUnknown(
@@ -248,8 +301,11 @@ class Transactions:
             for attempt in range(1, ATTEMPTS + 1):
                 try:
                     with self.connection() as conn:
+                        conn.start(self.reply_s)
                         try:
                             return body(conn)
+                        except ServerSilent:
+                            raise
                         except psycopg.Error as exc:
                             if conn.broken and attempt < ATTEMPTS:
                                 raise _Broken(exc) from exc

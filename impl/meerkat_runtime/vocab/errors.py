@@ -238,11 +238,15 @@ class RuntimeDriverError(MeerkatError):
 
 
 class NotReady(RuntimeDriverError):
+    """The runtime takes no such request in its present state: ``state`` is its phase; ``why``,
+    when given, says what stands in the way (the phase alone does not)."""
+
     kind: ClassVar[str] = "not_ready"
 
-    def __init__(self, state: str) -> None:
-        super().__init__(f"runtime does not accept this now: it is {state}")
+    def __init__(self, state: str, why: str | None = None) -> None:
+        super().__init__(f"runtime does not accept this now: {why or f'it is {state}'}")
         self.state = state
+        self.why = why
 
 
 class RuntimeDestroyed(RuntimeDriverError):

@@ -36,6 +36,24 @@ class AdmissionRules(CoreState):
         if not self.phase.accepts_input:
             raise NotReady(self.phase.value)
 
+    def check_direct_run(self) -> None:
+        """Raise ``RuntimeDestroyed`` / ``NotReady`` unless an input may be accepted and run at
+        once (``accept_input_and_run``): Idle, no run loop attached, no run in flight, nothing
+        queued. ``NotReady`` names everything that stands in the way."""
+        self.check_accepting()
+        reasons: list[str] = []
+        if self.loop_attached:
+            reasons.append("a run loop is attached (it runs the session's inputs)")
+        if self.current_run is not None:
+            reasons.append(f"run {self.current_run.run_id} is in flight")
+        if self.phase is not RuntimeState.IDLE and not reasons:
+            reasons.append(f"it is {self.phase.value}")
+        queued = len(self.ledger.queue) + len(self.ledger.steer)
+        if queued:
+            reasons.append(f"{queued} queued input{'s' if queued > 1 else ''} would run first")
+        if reasons:
+            raise NotReady(self.phase.value, "; ".join(reasons))
+
     def accept(self, item: Input, now: float) -> Plan | Deduplicated | Rejected:
         """Decide admission of ``item``: ``Rejected`` (``reject_invalid``), ``Deduplicated``
         (``deduplicate``) or the plan of ``accept`` / ``accept_superseding`` /
