@@ -58,6 +58,8 @@ class Figures:
 
 
 def _figures(latencies: list[float], seconds: float) -> Figures:
+    if not latencies:
+        raise SystemExit(f"bench_postgres: no call finished in {seconds} s; give it more --seconds")
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     return Figures(len(ordered) / seconds, statistics.median(ordered) * 1000, p99 * 1000)
@@ -69,18 +71,21 @@ def _open(store: dict[str, Any], connections: int) -> RuntimeStore:
     return SqliteRuntimeStore(store["path"], synchronous="FULL")
 
 
-async def _accept_for(store_spec: dict[str, Any], sessions: list[str], start_at: float, seconds: float) -> list[float]:
+async def _accept_for(
+    store_spec: dict[str, Any], sessions: list[str], ready: Any, go: Any, seconds: float
+) -> list[float]:
     store = _open(store_spec, max(1, min(len(sessions), 16)))
     machine = MeerkatMachine.persistent(store)
     for session in sessions:
         await machine.register_session(session)
     latencies: list[float] = []
+    ready.put(len(sessions))
+    await asyncio.to_thread(go.wait)  # every process has registered its sessions
+    end_at = time.time() + seconds
 
     async def one(session: str) -> None:
         n = 0
-        while time.time() < start_at:
-            await asyncio.sleep(0.001)
-        while time.time() < start_at + seconds:
+        while time.time() < end_at:
             n += 1
             t0 = time.perf_counter()
             await machine.accept_input(session, prompt(f"{session} {n}", idempotency_key=f"{session}-{n}"))
@@ -92,21 +97,23 @@ async def _accept_for(store_spec: dict[str, Any], sessions: list[str], start_at:
     return latencies
 
 
-def _process(store_spec: dict[str, Any], sessions: list[str], start_at: float, seconds: float, out: Any) -> None:
-    out.put(asyncio.run(_accept_for(store_spec, sessions, start_at, seconds)))
+def _process(store_spec: dict[str, Any], sessions: list[str], ready: Any, go: Any, seconds: float, out: Any) -> None:
+    out.put(asyncio.run(_accept_for(store_spec, sessions, ready, go, seconds)))
 
 
 def accepts(store_spec: dict[str, Any], processes: int, sessions: int, seconds: float, tag: str) -> Figures:
     names = [f"{tag}-s{n}" for n in range(sessions)]
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    start_at = time.time() + 3.0  # every process registered its sessions by then
+    results, ready, go = context.Queue(), context.Queue(), context.Event()
     children = [
-        context.Process(target=_process, args=(store_spec, names[p::processes], start_at, seconds, results))
+        context.Process(target=_process, args=(store_spec, names[p::processes], ready, go, seconds, results))
         for p in range(processes)
     ]
     for child in children:
         child.start()
+    for _ in children:  # a slow start (a loaded machine) no longer eats into the measured seconds
+        ready.get(timeout=120)
+    go.set()
     latencies: list[float] = []
     for _ in children:
         latencies.extend(results.get(timeout=120))
