@@ -143,3 +143,32 @@ def test_an_interrupt_lost_in_a_finalizer_stops_the_run_before_the_next_machine(
     solver = z3.Solver()
     solver.push()
     assert solver.check() == z3.sat
+
+
+def test_a_z3_object_left_half_built_by_the_interrupt_is_freed_without_a_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C inside a z3 constructor leaves the object without its context; freeing it later
+    # (often as the process exits) made z3's finalizer print "Exception ignored ... AttributeError"
+    # after the run had reported its interruption.
+    import os
+    import signal
+    import time
+
+    from meerkat_model.proofs import interruptible
+
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+    with pytest.raises(KeyboardInterrupt), interruptible.interruptible_queries():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    half_built = z3.BoolSortRef.__new__(z3.BoolSortRef)
+    del half_built
+    assert reported == []
+
+    class Other:
+        def __del__(self) -> None:
+            raise AttributeError("not z3's")
+
+    Other()  # other finalizers' errors are still reported
+    assert [str(e) for e in reported] == ["not z3's"]

@@ -19,16 +19,22 @@ queries. A long run therefore calls :func:`stop_if_interrupted` between its quer
 that ends normally after a lost interrupt still raises ``KeyboardInterrupt``. The process's SIGINT
 handler is assumed to stop the run (Python's default raises ``KeyboardInterrupt``). Leaving a
 block that was interrupted clears the interrupt from the solver's context, so that the process
-can run queries again.
+can run queries again. An interrupt that lands inside a z3 object's constructor leaves that object
+half built, and its finalizer fails when the object is freed, whenever that is (often as the
+process exits), printing "Exception ignored in ... AttributeError" after the run's own report:
+once a block was interrupted, such reports are dropped for the rest of the process (only an
+``AttributeError`` raised by a z3 finalizer; everything else is reported as before).
 """
 
 from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import z3
 
@@ -65,6 +71,27 @@ def _clear_interrupt() -> None:
     z3.Solver(ctx=z3.main_ctx()).check()
 
 
+def _from_half_built_z3_object(unraisable: Any) -> bool:
+    """Whether ``unraisable`` is a z3 finalizer's ``AttributeError``: the object it frees was
+    never built (its constructor was interrupted), so there was nothing to free."""
+    where = getattr(unraisable.object, "__module__", None) or ""
+    return isinstance(unraisable.exc_value, AttributeError) and where.split(".")[0] == "z3"
+
+
+def _drop_half_built_z3_reports() -> None:
+    """From now on, do not report a z3 finalizer's ``AttributeError`` (installed once)."""
+    report = sys.unraisablehook
+    if getattr(report, "drops_half_built_z3", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not _from_half_built_z3_object(unraisable):
+            report(unraisable)
+
+    hook.drops_half_built_z3 = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 def stop_if_interrupted() -> None:
     """Raise ``KeyboardInterrupt`` if SIGINT arrived inside the open block, even if Python's
     own ``KeyboardInterrupt`` was lost (a checkpoint between queries)."""
@@ -85,6 +112,7 @@ def interruptible_queries() -> Iterator[None]:
     reader, writer = socket.socketpair()
     previous: int | None = None
     seen = threading.Event()
+    interrupted = False
     try:
         writer.setblocking(False)
         if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
@@ -93,11 +121,19 @@ def interruptible_queries() -> Iterator[None]:
             watcher.start()
             _seen = seen
         yield
+    except KeyboardInterrupt:
+        # Python's handler raised it; the watcher interrupts the solver too, maybe not yet:
+        # wait for it, so that the interrupt it sends is the one cleared below.
+        if watcher is not None:
+            seen.wait(_SETTLE_S)
+        interrupted = True
+        raise
     except Exception:
         # A Ctrl-C can surface as another error: z3 cancels a call other than a check ("push
         # canceled"), ctypes wraps an interrupt raised while it converts an argument
         # (ArgumentError). The watcher may not have run yet: give it a moment.
         if seen.is_set() or (watcher is not None and seen.wait(_SETTLE_S)):
+            interrupted = True
             raise KeyboardInterrupt from None
         raise
     else:
@@ -105,6 +141,8 @@ def interruptible_queries() -> Iterator[None]:
             raise KeyboardInterrupt
     finally:
         _seen = None
+        if interrupted or seen.is_set():
+            _drop_half_built_z3_reports()
         if seen.is_set():
             _clear_interrupt()
         if previous is not None:
