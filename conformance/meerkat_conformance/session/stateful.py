@@ -10,7 +10,8 @@ by the executor, success whose boundary commit fails (the store fails, or alread
 run's receipt), failure whose lifecycle commit fails; a run left parked while other steps happen
 is a slow run. Interrupts may meet an executor that ignores
 ``CancelCurrentRun``; attaching may meet an executor whose ``start()`` raises. Durable calls may
-run with the store's next write failing; crash steps kill the process (or let a new process
+run with the store's next write failing, or raising with its outcome unknown (it landed or not;
+reads work, so the runtime must read the store back to tell); crash steps kill the process (or let a new process
 take the session over while the old one still tries to write) and a later ``register``
 recovers from the SQLite file. The runtime's own run starts are applied to the model as they
 happen.
@@ -64,6 +65,7 @@ from meerkat_conformance.session.harness_actions import (
     DUPLICATE_RECEIPT,
     INTERRUPT_IGNORED,
     TAKEOVER,
+    UnknownWrite,
 )
 
 HYPOTHESIS_BOUNDS = Bounds({"inputs": 3, "fatal_errors": 1})
@@ -280,6 +282,15 @@ class SessionLockstepMachine(LockstepStateMachine):
         """``recover_session``: the store re-read in place and its normalised rows written back
         (``recover``), or nothing to do (``recover_noop``)."""
         self.act(with_failing_write(Recover(), write_fails, WriteFails))
+
+    @precondition(_registered)
+    @rule(accept=st.booleans(), operation=_CONTROLS, landed=_FLAG)
+    def unknown_write(self, accept: bool, operation: SessionAction, landed: int) -> None:
+        """A new input accepted (when ``accept`` and an id is free), or a control operation,
+        whose store write raises with its outcome unknown while reads still work: it landed
+        (the call succeeds) or it did not (the call fails and nothing changes)."""
+        i = self._fresh_id() if accept else None
+        self.act(UnknownWrite(operation if i is None else Accept(i, 0, NO_KEY, NO_KEY, 0, 0), landed))
 
     @precondition(_registered)
     @rule(takeover=st.booleans())
