@@ -348,11 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         verdict = "passed"
     seed = "derandomized" if run.seed is None else f"seed {run.seed}"
+    stopped = {name: "at a disagreement" for name in failed}
+    if interrupted is not None:
+        stopped.update({t.machine: "interrupted" for t in tallies if t.machine not in stopped})
     print(
         format_report(
             tallies,
             title=f"conformance report: {verdict}; profile {run.profile.name}, {seed}, replay {run.replay_profile}, "
             f"{elapsed:.1f}s",
+            stopped=stopped,
         )
     )
     for line in reproduce:
