@@ -306,11 +306,14 @@ def _ownership_walks(run: _Run, tally: MachineTally, walking: list[str]) -> None
 def _announce(run: _Run, names: list[str]) -> None:
     seed = "derandomized (no seed)" if run.seed is None else f"seed {run.seed}"
     db = "" if run.example_db is None else f", example database {run.example_db}"
+    where = (
+        f", replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}"
+        if any(name in SUITES for name in names)
+        else ", walks on sqlite"
+    )
     print(
         f"{PROG}: profile {run.profile.name} ({run.profile.duration} for both machines), machine(s) "
-        f"{', '.join(names)}, {seed}, replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}; "
-        "Ctrl-C stops with the "
-        "partial report",
+        f"{', '.join(names)}, {seed}{where}; Ctrl-C stops with the partial report",
         file=sys.stderr,
         flush=True,
     )
