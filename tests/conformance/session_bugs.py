@@ -20,7 +20,7 @@ from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ops_binding import OpsBinding
 from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicated, Rejected
-from meerkat_runtime.session.persistence import SessionPersistence
+from meerkat_runtime.session.persistence import SessionPersistence, Written
 from meerkat_runtime.session.runtime_session import RuntimeSession
 from meerkat_runtime.vocab.errors import DurableWriteFailed
 from meerkat_runtime.vocab.ids import RunId
@@ -121,4 +121,25 @@ class BoundaryFailureChargesAttempt(MeerkatMachine):
         self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
     ) -> RuntimeSession:
         core.__class__ = _CoreChargingFailedBoundaries
+        return super()._new_session(key, core, persistence, binding)
+
+
+# --- (e) a write whose outcome was unknown, and that did not land, acknowledged anyway -------
+
+
+class UnlandedWriteAcknowledged(MeerkatMachine):
+    """Planted bug: after a write whose outcome is unknown the store is read back, but a
+    read-back that finds the write missing is taken for one that found it: the call is
+    acknowledged and applied in memory while the store never received it."""
+
+    def _new_session(
+        self, key: str, core: SessionCore, persistence: SessionPersistence, binding: OpsBinding
+    ) -> RuntimeSession:
+        read_back = persistence.read_back
+
+        async def believed(written: Written) -> bool | None:
+            landed = await read_back(written)
+            return True if landed is False else landed  # BUG: "not landed" taken as "landed"
+
+        persistence.read_back = believed  # type: ignore[method-assign]
         return super()._new_session(key, core, persistence, binding)

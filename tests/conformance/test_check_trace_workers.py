@@ -356,7 +356,8 @@ def test_the_ownership_walk_s_logs_are_explained_or_interleaved_never_rejected(
         assert tally.disagreements == 0
     verdict = check_trace([events])
     assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
-    assert verdict.runtimes >= 27 and verdict.events > 400 and not verdict.incomplete
+    # 23 runtimes, 385 events today (probe steps count in the walks' 200 steps: fewer fresh files)
+    assert verdict.runtimes >= 20 and verdict.events > 350 and not verdict.incomplete
     runtimes = by_runtime(read_log([events]).events)
     for mixed in verdict.interleaved:  # only a superseded worker's reconcile after the takeover
         at = mixed.at.event

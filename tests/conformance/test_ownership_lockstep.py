@@ -5,15 +5,22 @@ against a model without one)."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+
 import pytest
+from meerkat_conformance.cli.main import main
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.trace import Disagreement
-from meerkat_conformance.ownership.adapter import OwnershipAdapter
-from meerkat_conformance.ownership.walk import WALK_BOUNDS, walk
-from meerkat_model.machine import Bounds
+from meerkat_conformance.ownership.adapter import OwnershipAdapter, Reincarnate
+from meerkat_conformance.ownership.walk import WALK_BOUNDS, probes, walk
+from meerkat_model.machine import Bounds, Stepped
 from meerkat_model.ownership.actions import ClaimRegister, Expire, FinishOp, On, RegisterOp
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.session.actions import Retire, Stop
+from meerkat_runtime.store import lease, sqlite
+from meerkat_runtime.store.lease import Fence, Lease
+from meerkat_runtime.vocab.errors import OwnershipLost
 
 EXPECTED_COVERED = {
     "claim_register",
@@ -103,3 +110,77 @@ def test_a_model_without_fencing_disagrees_on_a_stale_terminal_operation_write()
         lock.close()
     report = str(caught.value)
     assert "w0.complete_operation(op0)" in report and "ownership_lost" in report
+
+
+# --- probes: a claim against a live lease, a stale process of the same owner -----------------
+
+
+def _claim_ignoring_live_leases(original: Callable[..., Lease]) -> Callable[..., Lease]:
+    def planted(runtime_id: str, current: Lease | None, owner: str, duration_s: float, now: float) -> Lease:
+        if current is not None and current.owner != owner and not current.expired(now):
+            return Lease(runtime_id, owner, current.token + 1, now + duration_s)  # BUG: takes a live lease
+        return original(runtime_id, current, owner, duration_s, now)
+
+    return planted
+
+
+Refusal = OwnershipLost | None
+
+
+def _fence_checking_the_owner_only(original: Callable[..., Refusal]) -> Callable[..., Refusal]:
+    def planted(runtime_id: str, current: Lease | None, fence: Fence | None, what: str) -> OwnershipLost | None:
+        if fence is not None and current is not None and current.owner == fence.owner:
+            return None  # BUG: a stale token of the same owner passes
+        return original(runtime_id, current, fence, what)
+
+    return planted
+
+
+def test_the_walk_tries_a_claim_against_a_live_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{sqlite.__name__}.claim_outcome", _claim_ignoring_live_leases(lease.claim_outcome))
+    with pytest.raises(Disagreement) as caught:
+        walk(1, 200)
+    step = caught.value.trace.steps[-1]
+    assert "claim_and_register" in step.label and step.model.brief().startswith("error lease_held")
+    assert step.runtime.brief().startswith("ok")
+
+
+def test_the_walk_lets_a_stale_process_of_the_lease_holder_try_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{sqlite.__name__}.fence_refusal", _fence_checking_the_owner_only(lease.fence_refusal))
+    with pytest.raises(Disagreement) as caught:
+        walk(1, 200)
+    step = caught.value.trace.steps[-1]
+    assert "re-claims" in step.note and "stale_write_landed" in step.runtime.brief()
+
+
+def test_probes_are_a_refused_claim_and_a_re_claim_by_a_new_process() -> None:
+    machine = OwnershipMachine(WALK_BOUNDS)
+    state = machine.step(machine.initial_state(), ClaimRegister(0))
+    assert isinstance(state, Stepped)
+
+    class Always(random.Random):
+        def random(self) -> float:
+            return 0.0
+
+    assert probes(machine, state.state, Always()) == [ClaimRegister(1), Reincarnate(0)]
+    assert probes(machine, machine.initial_state(), Always()) == []
+
+
+def test_the_command_runs_the_ownership_walks(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--profile", "fast", "--machine", "ownership", "--max-examples", "1", "--steps", "60"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert "[ownership walks]" in err and "walk 1/1 (seed 1)" in err
+    assert "machine ownership:" in out and "steps                 60 " in out
+
+
+def test_the_command_reports_a_disagreement_of_the_walks_with_its_reproduction(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(f"{sqlite.__name__}.claim_outcome", _claim_ignoring_live_leases(lease.claim_outcome))
+    code = main(["--profile", "fast", "--machine", "ownership", "--seed", "1", "--max-examples", "2"])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "model and runtime disagree on the ownership machine" in out
+    assert "reproduce with: meerkat-conformance --profile fast --machine ownership --seed 1 --max-examples 1" in out
+    assert "coverage floor" not in out or "not assessed" in out

@@ -11,7 +11,7 @@ from meerkat_runtime.store.faults import ALL_METHODS, INJECTED, FaultInjectingSt
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
-from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed
+from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed, WriteOutcomeUnknown
 
 RT = "rt:session:faults"
 
@@ -112,6 +112,19 @@ def test_after_write_rule_lets_the_write_land_but_reports_failure() -> None:
         store.atomic_apply(RT, session_snapshot=b"s", receipt=receipt, rows=[InputRow("a", b"1")])
     assert inner.load_boundary_receipt(RT, "run", 1) == receipt
     assert inner.load_session_snapshot(RT) == b"s"
+
+
+def test_lost_write_rule_reports_an_unknown_outcome_without_writing() -> None:
+    store, inner = _store()
+    store.fail_next("atomic_apply", lost_write=True)
+    receipt = BoundaryReceipt("run", 1, BoundaryKind.IMMEDIATE, ("a",))
+    with pytest.raises(WriteOutcomeUnknown, match="did not land"):
+        store.atomic_apply(RT, session_snapshot=b"s", receipt=receipt, rows=[InputRow("a", b"1")])
+    assert inner.load_boundary_receipt(RT, "run", 1) is None
+    assert inner.load_session_snapshot(RT) is None
+    assert store.load_session_snapshot(RT) is None  # reads still work
+    with pytest.raises(ValueError, match="not both"):
+        store.fail_next("atomic_apply", after_write=True, lost_write=True)
 
 
 def test_disabling_keeps_rules_without_firing_them() -> None:

@@ -2,7 +2,7 @@
 replay, print a report, and hold the run to its coverage floor.
 
     meerkat-conformance check-trace FILE...   (replay recorded event logs: cli/check_trace.py)
-    meerkat-conformance [--profile fast|deep] [--machine ops|session|all]
+    meerkat-conformance [--profile fast|deep] [--machine ops|session|ownership|all]
                         [--max-examples N] [--steps N]
                         [--replay-profile tiny|small|ci|deep|probe|wide|none]
                         [--disk memory|sqlite|sqlite-unbatched|postgres]
@@ -15,7 +15,10 @@ reach, replayed against the runtime), then the Hypothesis search, then the repla
 graph. A run is reproducible: the ``fast`` profile is derandomized, and any other run is seeded
 (the seed is drawn and printed when ``--seed`` is not given). When model and runtime disagree,
 the minimal side-by-side trace is printed with a one-line command that runs the same search
-again. The coverage floor: a run fails when it fires fewer than all the transitions the
+again. ``--machine ownership`` runs the two-worker lockstep instead (seeded random walks of two
+workers on one SQLite file against the ownership model: claims, takeovers, crashes, unknown
+write outcomes, refused claims and a stale process of the same owner; not part of ``all``).
+The coverage floor: a run fails when it fires fewer than all the transitions the
 scenarios found reachable, and the report names the ones it missed.
 
 Exit status: 0 when model and runtime agreed everywhere and every reachable transition fired, 1
@@ -58,6 +61,7 @@ from meerkat_conformance.lockstep.tally import MachineTally
 from meerkat_conformance.stores.backend import PG_DSN_ENV
 
 PROG = "meerkat-conformance"
+OWNERSHIP = "ownership"
 MIN_PROGRESS_EVERY = 0.1
 SEED_LIMIT = 2**32
 
@@ -95,7 +99,15 @@ def _parser() -> argparse.ArgumentParser:
         default="deep",
         help="search profile (default: deep, " + PROFILES["deep"].duration + ")",
     )
-    p.add_argument("--machine", choices=[*SUITES, "all"], default="all", help="which machine (default: all)")
+    p.add_argument(
+        "--machine",
+        choices=[*SUITES, OWNERSHIP, "all"],
+        default="all",
+        help=f"which machine (default: all, which is {' and '.join(SUITES)}); {OWNERSHIP}: the two-worker "
+        "lockstep (seeded walks of two workers on one store: claims, takeovers, crashes, unknown write "
+        "outcomes, claims against a live lease, writes of a stale process of the same owner; --max-examples "
+        "walks of --steps steps, seeds from --seed)",
+    )
     p.add_argument(
         "--max-examples",
         type=int_at_least(1),
@@ -165,6 +177,7 @@ class _Run:
     search_disk: DiskKind
     seed: int | None
     steps: int
+    steps_given: int | None
     examples: int | None
     example_db: Path | None
     progress_every: float
@@ -208,6 +221,7 @@ def _settings(args: argparse.Namespace) -> _Run:
         search_disk=args.search_disk,
         seed=seed,
         steps=args.steps if args.steps is not None else profile.steps,
+        steps_given=args.steps,
         examples=args.max_examples,
         example_db=args.example_db,
         progress_every=args.progress_every,
@@ -264,14 +278,42 @@ def _replay(suite: Suite, profile: str, disk: DiskKind, every: float, tally: Mac
         )
 
 
+def _ownership_walks(run: _Run, tally: MachineTally, walking: list[str]) -> None:
+    """The two-worker walks: the profile's seeds (or ``--seed``, ``--seed + 1``, ...), as many
+    as ``--max-examples`` says (default: the profile's), each of ``--steps`` steps (default: the
+    profile's). Raises ``Disagreement``; ``walking`` then ends with the command that runs the
+    failing walk alone."""
+    from meerkat_conformance.ownership.walk import WALKS, walk
+
+    seeds, default_steps = WALKS[run.profile.name]
+    count = run.examples if run.examples is not None else len(seeds)
+    steps = run.steps_given if run.steps_given is not None else default_steps
+    first = seeds[0] if run.seed is None else run.seed
+    started = time.perf_counter()
+    for seed in range(first, first + count):
+        words = [PROG, "--profile", run.profile.name, "--machine", OWNERSHIP, "--seed", str(seed)]
+        walking.append(shlex.join([*words, "--max-examples", "1", "--steps", str(steps)]))
+        walk(seed, steps, tally=tally)
+        print(
+            f"[{OWNERSHIP} walks] {time.perf_counter() - started:7.1f}s  walk {seed - first + 1}/{count} (seed {seed})"
+            f"  steps {tally.steps}  transitions {len(tally.covered)}/{len(tally.transitions)}  crashes "
+            f"{tally.crashes}  faults {tally.faults}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _announce(run: _Run, names: list[str]) -> None:
     seed = "derandomized (no seed)" if run.seed is None else f"seed {run.seed}"
     db = "" if run.example_db is None else f", example database {run.example_db}"
+    where = (
+        f", replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}"
+        if any(name in SUITES for name in names)
+        else ", walks on sqlite"
+    )
     print(
         f"{PROG}: profile {run.profile.name} ({run.profile.duration} for both machines), machine(s) "
-        f"{', '.join(names)}, {seed}, replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}; "
-        "Ctrl-C stops with the "
-        "partial report",
+        f"{', '.join(names)}, {seed}{where}; Ctrl-C stops with the partial report",
         file=sys.stderr,
         flush=True,
     )
@@ -305,6 +347,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with latched_interrupts():
         for name in names:
+            if name == OWNERSHIP:
+                from meerkat_model.ownership.machine import OwnershipMachine
+
+                from meerkat_conformance.ownership.walk import WALK_BOUNDS
+
+                tally = fresh_tally(OwnershipMachine(WALK_BOUNDS))
+                tallies.append(tally)
+                phase = "walks"
+                walking: list[str] = []
+                try:
+                    _ownership_walks(run, tally, walking)
+                except Disagreement as disagreement:
+                    failed.append(name)
+                    reproduce.append(walking[-1])
+                    print(str(disagreement), end="\n\n")
+                    print(f"reproduce with: {reproduce[-1]}", end="\n\n", flush=True)
+                except KeyboardInterrupt:
+                    interrupted = f"{name} {phase}"
+                    break
+                continue
             suite = SUITES[name]
             lockstep_class = suite.load_lockstep()
             examples = run.examples if run.examples is not None else search_examples(lockstep_class, run.profile)
@@ -348,11 +410,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         verdict = "passed"
     seed = "derandomized" if run.seed is None else f"seed {run.seed}"
+    stopped = {name: "at a disagreement" for name in failed}
+    if interrupted is not None:
+        stopped.update({t.machine: "interrupted" for t in tallies if t.machine not in stopped})
     print(
         format_report(
             tallies,
             title=f"conformance report: {verdict}; profile {run.profile.name}, {seed}, replay {run.replay_profile}, "
             f"{elapsed:.1f}s",
+            stopped=stopped,
         )
     )
     for line in reproduce:

@@ -99,8 +99,11 @@ class Lockstep:
             self.tally.disagreements += 1
             raise Disagreement(self.trace, f"the model's observation raised {type(exc).__name__}: {exc}") from exc
 
-    def apply(self, action: Hashable) -> Stepped[Any] | Rejected:
-        """Apply ``action`` to both sides; raise ``Disagreement`` on the first difference."""
+    def apply(self, action: Hashable, *, compare: bool = True) -> Stepped[Any] | Rejected:
+        """Apply ``action`` to both sides; raise ``Disagreement`` on the first difference.
+        With ``compare`` false the observations are not compared after this step (the
+        outcomes and the runtime's own steps still are): a caller applying a run of steps that
+        should change nothing compares once after the last (``check_if_changed``)."""
         self.unchecked = True
         plan = tuple(self.adapter.model_actions(action, self.state))
         result, reached, fired = self._step_plan(plan)
@@ -129,7 +132,8 @@ class Lockstep:
         self.last_transitions = fired
         try:
             self._follow_runtime()
-            self.check()
+            if compare:
+                self.check()
         except RuntimeStuck as stuck:
             self._stuck(stuck)
         return result

@@ -20,6 +20,7 @@ from meerkat_conformance.lockstep.outcome import Outcome
 
 _ACTION_WIDTH = 44
 _RESULT_WIDTH = 34
+_GAP = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +48,19 @@ class Trace:
         return step
 
     def render(self) -> str:
-        """The steps as a table: step number, action, model result, runtime result."""
-        lines = [f"{'step':>4}  {'action':<{_ACTION_WIDTH}}{'model':<{_RESULT_WIDTH}}runtime"]
+        """The steps as a table: step number, action, model result, runtime result, each in
+        full (a column is as wide as its longest entry, at least its usual width)."""
+        action_width = max([_ACTION_WIDTH, *(len(s.label) + _GAP for s in self.steps)])
+        model_width = max([_RESULT_WIDTH, *(len(s.model.brief()) + _GAP for s in self.steps)])
+        lines = [f"{'step':>4}  {'action':<{action_width}}{'model':<{model_width}}runtime"]
         for step in self.steps:
             marker = "" if step.agree else "   <-- differs"
             note = f"   [{step.note}]" if step.note else ""
             lines.append(
-                f"{step.index:>4}  {_clip(step.label, _ACTION_WIDTH):<{_ACTION_WIDTH}}"
-                f"{_clip(step.model.brief(), _RESULT_WIDTH):<{_RESULT_WIDTH}}"
+                f"{step.index:>4}  {step.label:<{action_width}}{step.model.brief():<{model_width}}"
                 f"{step.runtime.brief()}{marker}{note}"
             )
         return "\n".join(lines)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) < width - 1 else text[: width - 4] + "..."
 
 
 class Disagreement(AssertionError):

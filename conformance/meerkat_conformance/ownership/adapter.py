@@ -20,6 +20,10 @@ them. How the model's actions are driven:
   settle it: the session is in doubt. Reads keep failing until ``Reconcile(w)``;
 * ``Reconcile(w)`` — reads work again and ``interrupt_current_run`` (no run is in flight after
   reconciling, so it changes nothing else) makes the session reconcile first;
+* :class:`Reincarnate` ``(w)`` (a harness action: ``CrashWorker(w)`` then ``ClaimRegister(w)``) —
+  a new process of worker ``w`` (the same owner id) registers the session while the old one
+  lives on; the old process then tries to write (its run in flight ends, it accepts an input),
+  and the store must refuse it (its token is stale), then it dies;
 * ``RegisterOp(w, op)`` / ``FinishOp(w, op, outcome)`` — operation ``op<op>`` registered (and
   Running), completed or failed in worker ``w``'s ops registry
   (:mod:`meerkat_conformance.ownership.registry`); the observation then also compares the
@@ -33,8 +37,9 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
+from meerkat_model.action_record import action_record
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.ownership.actions import (
     Ambiguous,
@@ -65,7 +70,7 @@ from meerkat_model.session.actions import (
 )
 from meerkat_runtime.session.completion import CompletionHandle, LostOwnership
 from meerkat_runtime.session.executor import RunResult
-from meerkat_runtime.session.inputs import external_event
+from meerkat_runtime.session.inputs import external_event, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.outcomes import Accepted, Deduplicated
 from meerkat_runtime.session.ownership import OwnershipConfig
@@ -98,6 +103,16 @@ _CONTROL = {
 _RUN_ENDS = (ExecutorSucceeded, ExecutorFailed)
 AUTONOMOUS = (StartRun, FinishAttach, AttachFailed)
 """Session steps a worker takes on its own (the harness never drives them)."""
+STALE_PROBE_ID = "stale-incarnation-probe"
+"""The input a process whose owner re-claimed the session from a new process tries to accept."""
+
+
+@action_record("reincarnate")
+class Reincarnate(NamedTuple):
+    """A new process of worker ``w`` registers the session while the old one lives on and
+    tries to write: the model's ``CrashWorker(w)`` then ``ClaimRegister(w)``."""
+
+    w: int
 
 
 def _error(exc: BaseException) -> Err:
@@ -179,7 +194,10 @@ class OwnershipAdapter:
     # --- the adapter protocol -------------------------------------------------------------
 
     def model_actions(self, action: Hashable, model_state: Any) -> Sequence[Hashable]:
-        """``On(w, BeginAttach())`` also finishes the attachment (one runtime call)."""
+        """``On(w, BeginAttach())`` also finishes the attachment (one runtime call);
+        ``Reincarnate(w)`` is a crash and a claim."""
+        if isinstance(action, Reincarnate):
+            return (CrashWorker(action.w), ClaimRegister(action.w))
         if isinstance(action, On) and type(action.inner) is BeginAttach:
             begin = self.machine.step(model_state, action)
             if isinstance(begin, Stepped) and begin.transition == "begin_attach":
@@ -201,7 +219,7 @@ class OwnershipAdapter:
         return None
 
     def step_kind(self, action: Hashable) -> StepKind:
-        if isinstance(action, CrashWorker):
+        if isinstance(action, CrashWorker | Reincarnate):
             return StepKind.CRASH
         if isinstance(action, Ambiguous | Expire):
             return StepKind.FAULT
@@ -211,6 +229,8 @@ class OwnershipAdapter:
         match action:
             case CrashWorker(w):
                 return f"worker {w}'s process dies"
+            case Reincarnate(w):
+                return f"a new process of worker {w} re-claims; the old one tries to write"
             case Expire():
                 return "the clock passes the lease's end"
             case Ambiguous(w, _, landed):
@@ -242,6 +262,8 @@ class OwnershipAdapter:
                 return Ok(())
             case CrashWorker(w):
                 return self._crash(w)
+            case Reincarnate(w):
+                return self._reincarnate(w)
             case Renew(w):
                 worker = self.workers[w]
                 lost = worker.run(worker.runtime.renew_leases_now())
@@ -326,6 +348,32 @@ class OwnershipAdapter:
         worker.die()
         self.workers[w] = _Worker(f"w{w}", self.path, self.clock)
         return Ok(())
+
+    def _reincarnate(self, w: int) -> Outcome:
+        """A new process of worker ``w`` registers the session; the old one, still alive, then
+        tries to write. Its writes must not reach the store: what landed anyway is returned
+        as an extra output (the model expects none)."""
+        old = self.workers[w]
+        if not old.run(old.runtime.contains_session(SESSION_ID)):
+            return Err("session_not_found", "no registered session to re-claim (harness)")
+        old.readable()
+        new = _Worker(f"w{w}", self.path, self.clock)
+        self.workers[w] = new
+        outcome = self._call(w, lambda worker: worker.runtime.register_session(SESSION_ID))
+        if isinstance(outcome, Err):
+            old.die()
+            return outcome
+        before = stored_view(self.observer, RUNTIME_ID)
+        if old.executor.parked():
+            old.executor.release(Succeed())
+        try:
+            old.run(old.runtime.accept_input(SESSION_ID, prompt("from a stale process", input_id=STALE_PROBE_ID)))
+            old.settle()
+        except Exception:  # refused (ownership lost), or anything else: only the store matters
+            pass
+        after = stored_view(self.observer, RUNTIME_ID)
+        old.die()
+        return outcome if after == before else Ok((("stale_write_landed", repr(after)),))
 
     def _call(self, w: int, call: Any) -> Outcome:
         worker = self.workers[w]

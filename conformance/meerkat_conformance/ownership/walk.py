@@ -7,6 +7,13 @@ an ambiguous write, ...), then one of its variants, so that kinds with many vari
 crowd out the others; kinds that end the session's life on a worker are drawn less often
 (``_WEIGHTS``; a destroy, after which nothing more can happen, a tenth as often). A walk
 that reaches a state with nothing left to do starts again on a fresh file.
+
+After each step the walk may also probe (:func:`probes`, drawn from a second generator so the
+walk's own draws stay as they were): a claim by a worker without the session while another
+worker's lease is live (the model refuses it, ``lease_held``: so must the runtime, and nothing
+may change), and a re-claim by a new process of the lease holder while the old process lives on
+(``Reincarnate``: the old process's writes carry a stale token of the same owner and must be
+refused).
 """
 
 from __future__ import annotations
@@ -16,13 +23,13 @@ from collections.abc import Hashable
 
 from meerkat_model.action_record import action_name
 from meerkat_model.machine import Bounds, Stepped
-from meerkat_model.ownership.actions import Ambiguous, On
+from meerkat_model.ownership.actions import Ambiguous, ClaimRegister, CrashWorker, On
 from meerkat_model.ownership.machine import OwnershipMachine
-from meerkat_model.ownership.state import OwnershipState
+from meerkat_model.ownership.state import NO_OWNER, OwnershipState
 
 from meerkat_conformance.lockstep.driver import Lockstep
 from meerkat_conformance.lockstep.tally import MachineTally
-from meerkat_conformance.ownership.adapter import AUTONOMOUS, OwnershipAdapter
+from meerkat_conformance.ownership.adapter import AUTONOMOUS, OwnershipAdapter, Reincarnate
 
 WALK_BOUNDS = Bounds({"inputs": 2, "claims": 6, "ops": 2})
 """The model the walks run: two inputs, up to six claims (a claim and five takeovers or reclaims),
@@ -63,12 +70,50 @@ def _draw(rng: random.Random, choices: list[Hashable]) -> Hashable:
     return rng.choice(by_kind[rng.choices(kinds, weights)[0]])
 
 
-def walk(seed: int, steps: int, *, bounds: Bounds = WALK_BOUNDS) -> MachineTally:
+CLAIM_PROBE_RATE = 0.5
+"""How often a refused claim is tried where one can be (it costs one lease read)."""
+REINCARNATE_RATE = 0.05
+"""How often the lease holder is re-claimed by a new process of its own where it can be."""
+
+
+def probes(machine: OwnershipMachine, state: OwnershipState, rng: random.Random) -> list[Hashable]:
+    """What the walk tries after a step in ``state``: claims the model refuses because another
+    worker's lease is live (at rate ``CLAIM_PROBE_RATE``), and ``Reincarnate`` of the lease
+    holder where the model lets it crash and claim again (at rate ``REINCARNATE_RATE``)."""
+    out: list[Hashable] = []
+    lease = state.lease
+    if lease.owner == NO_OWNER or lease.expired:
+        return out
+    for v in range(len(state.workers)):
+        if v == lease.owner or state.workers[v].memory is not None:
+            continue
+        if not isinstance(machine.step(state, ClaimRegister(v)), Stepped) and rng.random() < CLAIM_PROBE_RATE:
+            out.append(ClaimRegister(v))
+    holder = lease.owner
+    if state.workers[holder].memory is not None and rng.random() < REINCARNATE_RATE:
+        crashed = machine.step(state, CrashWorker(holder))
+        if isinstance(crashed, Stepped):
+            claimed = machine.step(crashed.state, ClaimRegister(holder))
+            if isinstance(claimed, Stepped) and claimed.transition == "claim_register":
+                out.append(Reincarnate(holder))
+    return out
+
+
+WALKS: dict[str, tuple[tuple[int, ...], int]] = {"fast": ((1, 2, 3), 200), "deep": (tuple(range(1, 21)), 500)}
+"""The walks ``meerkat-conformance --machine ownership`` runs per search profile: seeds, steps."""
+
+
+def walk(seed: int, steps: int, *, bounds: Bounds = WALK_BOUNDS, tally: MachineTally | None = None) -> MachineTally:
     """``steps`` steps of lockstep from seed ``seed`` (a fresh file whenever nothing is left to
-    do); returns the tally. Raises ``Disagreement`` (with the trace) on the first difference."""
+    do); returns the tally (``tally`` when given, which then keeps the counts of a walk that
+    stopped at a disagreement). Raises ``Disagreement`` (with the trace) on the first
+    difference."""
     rng = random.Random(seed)
+    probe_rng = random.Random(f"probes of walk {seed}")
     machine = OwnershipMachine(bounds)
-    tally = MachineTally(machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions())))
+    if tally is None:
+        tally = MachineTally(machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions())))
+    steps += tally.steps
     lock: Lockstep | None = None
     try:
         while tally.steps < steps:
@@ -81,6 +126,9 @@ def walk(seed: int, steps: int, *, bounds: Bounds = WALK_BOUNDS) -> MachineTally
                 lock = None
                 continue
             lock.apply(_draw(rng, choices))
+            for probe in probes(machine, lock.state, probe_rng):
+                if tally.steps < steps:
+                    lock.apply(probe)
     finally:
         if lock is not None:
             lock.close()

@@ -15,14 +15,18 @@ canonically ``v`` and fires the edge's transition; the edge's own ``action_obj``
 At each node visited for the first time the walker can also probe every candidate action
 the model rejects, and every store-fault variant of the actions it accepts (the adapter's
 ``fault_variants``) that the model refuses: the runtime must refuse each with the same error
-kind and change nothing.
+kind and change nothing. The candidates are the machine's ``probe_actions(state)`` when it has
+that method (every call worth comparing, the refused ones included, whatever its bounds say:
+the graph may be explored without them, which keeps it small), else its ``actions(state)``.
+Probes are not edges: they leave the state where it was (each one's outcome is compared at
+once, the observations once after a node's last probe).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -144,6 +148,7 @@ class _Walker:
         )
         self.tally.edges_total = self.edges_total
         self.probed: set[Hashable] = set()
+        self.candidates: Callable[[Any], Iterable[Hashable]] = getattr(machine, "probe_actions", machine.actions)
         self.restarts = 0
         self.probes = 0
         self.started = time.perf_counter()
@@ -207,17 +212,21 @@ class _Walker:
         assert lockstep is not None
         state = lockstep.state
         step = lockstep.model_step  # a model step that raises is a disagreement, not a crash
-        for action in self.machine.actions(state):
-            if self.steer(action) is None:
+        refused: dict[Hashable, None] = {}  # in order, each once
+        for action in self.candidates(state):
+            steered = self.steer(action)
+            if steered is None:
                 continue
             if not isinstance(step(state, action), Stepped):
-                lockstep.apply(self.steer(action))
-                self.probes += 1
+                refused[steered] = None
                 continue
             for variant in lockstep.adapter.fault_variants(action):
                 if not isinstance(step(state, variant), Stepped):
-                    lockstep.apply(variant)
-                    self.probes += 1
+                    refused[variant] = None
+        for probe in refused:  # each must change nothing: the observations are compared once, after the last
+            lockstep.apply(probe, compare=False)
+            self.probes += 1
+        lockstep.check_if_changed()
 
     def concrete_action(self, u: Hashable, v: Hashable) -> Hashable:
         assert self.lockstep is not None

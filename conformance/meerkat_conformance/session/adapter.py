@@ -54,6 +54,7 @@ from meerkat_model.session.actions import (
     Register,
     Reset,
     Retire,
+    SessionAction,
     StartRun,
     Stop,
     TerminalSnapshotFails,
@@ -94,6 +95,7 @@ from meerkat_conformance.session.harness_actions import (
     DuplicateReceipt,
     InterruptIgnored,
     Takeover,
+    UnknownWrite,
 )
 from meerkat_conformance.session.input_kinds import input_kind, make_input
 from meerkat_conformance.session.views import (
@@ -129,7 +131,15 @@ _CONTROL = {
     Recover: "recover_session",
 }
 _AUTONOMOUS = (StartRun, FinishAttach, AttachFailed)
-_FAULTS = (WriteFails, BoundaryCommitFails, TerminalSnapshotFails, DuplicateReceipt, AttachFails, InterruptIgnored)
+_FAULTS = (
+    WriteFails,
+    UnknownWrite,
+    BoundaryCommitFails,
+    TerminalSnapshotFails,
+    DuplicateReceipt,
+    AttachFails,
+    InterruptIgnored,
+)
 _RUN_ENDS = (
     ExecutorSucceeded,
     ExecutorFailed,
@@ -179,7 +189,17 @@ def harness_plan(machine: SessionMachine, action: Hashable, model_state: Any) ->
             return (BoundaryCommitFails(),)
         case Takeover():
             return (Crash(), Register())
+        case UnknownWrite(inner, landed):
+            return (inner,) if landed or _writes_what_is_stored(machine, inner, model_state) else (WriteFails(inner),)
     return (action,)
+
+
+def _writes_what_is_stored(machine: SessionMachine, action: SessionAction, model_state: Any) -> bool:
+    """Whether ``action`` succeeds leaving the store as it was: its write carries what the
+    store already holds, so a read-back after an unknown outcome finds it there whether it
+    landed or not, and the runtime rightly takes it as landed."""
+    result = machine.step(model_state, action)
+    return isinstance(result, Stepped) and result.state.durable == model_state.durable
 
 
 def _attach_plan(machine: SessionMachine, model_state: Any, finish: Hashable) -> list[Hashable]:
@@ -399,6 +419,8 @@ class SessionAdapter:
                 return "a new process takes over; the old one tries to write"
             case WriteFails():
                 return "store write fails"
+            case UnknownWrite(_, landed):
+                return f"store write outcome unknown ({'landed' if landed else 'did not land'}), reads work"
             case BoundaryCommitFails():
                 return "atomic_apply fails"
             case DuplicateReceipt():
@@ -430,6 +452,12 @@ class SessionAdapter:
                 return self._takeover()
             case WriteFails(inner):
                 rules = fail_next_write(self.process.store)
+                try:
+                    return self._call(inner)
+                finally:
+                    disarm(self.process.store, rules)
+            case UnknownWrite(inner, landed):
+                rules = fail_next_write(self.process.store, unknown=True, landed=bool(landed))
                 try:
                     return self._call(inner)
                 finally:

@@ -12,6 +12,12 @@ each standing for a short sequence of model actions (``SessionAdapter.model_acti
   is still alive (``Crash`` then ``Register``); the old process then tries to write (its run in
   flight ends, it accepts an input), and the store must refuse every such write (its fence is
   stale).
+* :class:`UnknownWrite` — ``inner`` with the store's next write raising ``WriteOutcomeUnknown``
+  (a lost acknowledgement) while reads still work: the runtime reads the store back. When the
+  write did not land (``landed`` 0) it stands for ``WriteFails(inner)`` (the call fails and
+  nothing changes), unless ``inner`` writes only what the store already holds (the read-back
+  cannot tell, and finds the write there); when it landed (1) for ``inner`` itself (the call
+  succeeds).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from meerkat_model.action_record import action_record
+from meerkat_model.session.actions import SessionAction
 
 
 @action_record("attach")
@@ -44,6 +51,15 @@ class DuplicateReceipt(NamedTuple):
 @action_record("takeover")
 class Takeover(NamedTuple):
     """A new process takes the session over while the old one lives on and tries to write."""
+
+
+@action_record("unknown_write")
+class UnknownWrite(NamedTuple):
+    """``inner`` whose store write raises with its outcome unknown; ``landed``: whether it
+    reached the store (1) or not (0). Reads work, so the runtime can find out which."""
+
+    inner: SessionAction
+    landed: int
 
 
 ATTACH = Attach()

@@ -10,7 +10,8 @@ by the executor, success whose boundary commit fails (the store fails, or alread
 run's receipt), failure whose lifecycle commit fails; a run left parked while other steps happen
 is a slow run. Interrupts may meet an executor that ignores
 ``CancelCurrentRun``; attaching may meet an executor whose ``start()`` raises. Durable calls may
-run with the store's next write failing; crash steps kill the process (or let a new process
+run with the store's next write failing; an accept's or a control operation's write may also
+raise with its outcome unknown while reads work (``_durable_call``); crash steps kill the process (or let a new process
 take the session over while the old one still tries to write) and a later ``register``
 recovers from the SQLite file. The runtime's own run starts are applied to the model as they
 happen.
@@ -64,6 +65,7 @@ from meerkat_conformance.session.harness_actions import (
     DUPLICATE_RECEIPT,
     INTERRUPT_IGNORED,
     TAKEOVER,
+    UnknownWrite,
 )
 
 HYPOTHESIS_BOUNDS = Bounds({"inputs": 3, "fatal_errors": 1})
@@ -115,6 +117,23 @@ class SessionLockstepMachine(LockstepStateMachine):
         self.tries: dict[str, int] = {}
         """How often this example tried a call that changes nothing (a refusal or a no-op);
         each kind is tried once per example, so such calls do not crowd out the others."""
+        self.writes = {True: 0, False: 0}
+        """Accepts and control operations this example drew, by whether their write fails."""
+
+    def _durable_call(self, action: SessionAction, write_fails: bool) -> Hashable:
+        """``action`` as drawn, its store write failing when ``write_fails``; but every other
+        failing write (the first, third, ...) raises with its outcome unknown without landing,
+        and every third
+        successful one raises with its outcome unknown after it landed (``UnknownWrite``:
+        reads work, so the runtime must read the store back to tell). Which is counted, not
+        drawn: the search's draws, what it finds and how it shrinks stay as they were, and
+        the model takes the same step either way (except where the write carries only what
+        the store holds: then a lost one is no failure)."""
+        self.writes[write_fails] += 1
+        count = self.writes[write_fails]
+        if write_fails:
+            return UnknownWrite(action, 0) if count % 2 == 1 else WriteFails(action)
+        return UnknownWrite(action, 1) if count % 3 == 0 else action
 
     # --- preconditions --------------------------------------------------------------------
 
@@ -207,7 +226,7 @@ class SessionLockstepMachine(LockstepStateMachine):
         i = self._fresh_id()
         assert i is not None
         coalesce = coalesce if skey != NO_KEY else 0
-        self.act(with_failing_write(Accept(i, lane, idem, skey, coalesce, ephemeral), write_fails, WriteFails))
+        self.act(self._durable_call(Accept(i, lane, idem, skey, coalesce, ephemeral), write_fails))
         return i
 
     @precondition(_has_fresh_id)
@@ -272,7 +291,7 @@ class SessionLockstepMachine(LockstepStateMachine):
     @precondition(_registered)
     @rule(operation=_CONTROLS, write_fails=_RARELY)
     def control(self, operation: SessionAction, write_fails: bool) -> None:
-        self.act(with_failing_write(operation, write_fails, WriteFails))
+        self.act(self._durable_call(operation, write_fails))
 
     @precondition(_registered)
     @rule(write_fails=_RARELY)

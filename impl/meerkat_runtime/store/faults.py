@@ -5,7 +5,9 @@ calls, the call with a given absolute number (1-based, as counted by ``calls``),
 A failing write raises ``WriteFailed`` and a failing read ``ReadFailed``, with a detail that
 starts with ``"injected fault"``; the inner store is not called, so nothing is written. With
 ``after_write=True`` a write rule lets the inner write happen and then raises (an ambiguous
-commit: durable, but the caller saw ``WriteOutcomeUnknown``). ``closed_mode`` makes every call
+commit: durable, but the caller saw ``WriteOutcomeUnknown``); with ``lost_write=True`` it raises
+``WriteOutcomeUnknown`` without calling the inner store (an ambiguous commit that did not land:
+the caller cannot tell it from the first kind until it reads the store). ``closed_mode`` makes every call
 fail as if the store were closed. The ownership calls (``LEASE_METHODS``) are faulted like any
 other: ``claim_lease``, ``renew_lease`` and ``release_lease`` fail as writes, ``load_lease`` as a
 read; ``"*"`` covers them, ``WRITE_METHODS`` (the data writes) does not. So are the damage
@@ -86,6 +88,7 @@ class FaultRule:
     on_call: int | None = None
     always: bool = False
     after_write: bool = False
+    lost_write: bool = False
 
     def matches(self, method: str, call_number: int) -> bool:
         if self.method not in (method, ANY_METHOD):
@@ -112,11 +115,18 @@ class FaultInjectingStore:
         """When ``True`` every call fails as if the store were closed."""
 
     # --- configuring faults ---------------------------------------------------------------
-    def fail_next(self, method: str = ANY_METHOD, count: int = 1, *, after_write: bool = False) -> FaultRule:
-        """Fail the next ``count`` calls of ``method``."""
+    def fail_next(
+        self, method: str = ANY_METHOD, count: int = 1, *, after_write: bool = False, lost_write: bool = False
+    ) -> FaultRule:
+        """Fail the next ``count`` calls of ``method`` (see the module docstring for
+        ``after_write`` and ``lost_write``; at most one of them)."""
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
-        return self._add(FaultRule(self._checked(method), remaining=count, after_write=after_write))
+        if after_write and lost_write:
+            raise ValueError("a write either lands (after_write) or not (lost_write), not both")
+        return self._add(
+            FaultRule(self._checked(method), remaining=count, after_write=after_write, lost_write=lost_write)
+        )
 
     def fail_call(self, method: str, nth: int, *, after_write: bool = False) -> FaultRule:
         """Fail the call of ``method`` whose 1-based number (as ``calls(method)`` counts) is ``nth``."""
@@ -291,6 +301,8 @@ class FaultInjectingStore:
         if rule.after_write and writes:
             forward()
             raise WriteOutcomeUnknown(rt, f"{INJECTED} after the write reached the store ({method} call #{number})")
+        if rule.lost_write and writes:
+            raise WriteOutcomeUnknown(rt, f"{INJECTED}: the write did not land ({method} call #{number})")
         raise error(rt, f"{INJECTED} ({method} call #{number})")
 
     def _fire(self, method: str, number: int) -> FaultRule | None:
