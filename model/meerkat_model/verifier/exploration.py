@@ -68,6 +68,13 @@ class Exploration:
     elapsed: float
     complete: bool = True
     invariant_names: tuple[str, ...] = field(default=())
+    stranded: list[int] | None = None
+    """Indexes (ascending, so shallowest first) of the stranded states: reachable states from
+    which no state without obligations can be reached (:mod:`meerkat_model.verifier.liveness`);
+    stuck states are among them. ``None`` when not checked: an incomplete exploration (a state
+    limit cut it) has states it never expanded, so it gives no verdict."""
+    liveness_seconds: float = 0.0
+    """Time spent finding the stranded states (included in ``elapsed``)."""
     _index: dict[Any, int] | None = None
 
     @property
@@ -91,7 +98,8 @@ class Exploration:
 
     @property
     def ok(self) -> bool:
-        return not self.violations
+        """No check was violated and no state is stranded."""
+        return not self.violations and not self.stranded
 
     def invariant_results(self) -> dict[str, str]:
         """Invariant name -> ``"held"`` or ``"violated"``."""

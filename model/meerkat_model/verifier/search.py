@@ -43,6 +43,7 @@ import contextlib
 import gc
 import operator
 import pickle
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +55,7 @@ from meerkat_model.verifier.declarations import NAME as DECLARED
 from meerkat_model.verifier.declarations import DeclarationCheck
 from meerkat_model.verifier.edges import Edge, Edges
 from meerkat_model.verifier.exploration import Coverage, Exploration, Violation
+from meerkat_model.verifier.liveness import stranded_states
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -208,6 +210,7 @@ class Partition:
         # a step violation is the step ``action`` from the state at the local index
         self.violations: dict[str, tuple[str, int, int, bool, Any]] = {}
         self.stuck: list[int] = []
+        self.owing: list[int] = []  # expanded states with obligations
         self.stopped = False
         self.level = 0
         self.before = (0, 0)
@@ -285,7 +288,7 @@ class Partition:
         alias_dst, alias_after, remote_after = self.alias_dst, self.alias_after, self._remote_after
         edst_list = self.edst
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
-        expanded, ends = self.expanded.append, self.ends.append
+        expanded, ends, owing = self.expanded.append, self.ends.append, self.owing.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
         remote_sigs = self.remote_sigs
         # with the declaration check off every ``after`` is -1, so these are never called
@@ -362,8 +365,10 @@ class Partition:
             expanded(src)
             ends(len(edst_list))
             try:
-                if not moved and obligations(state):
-                    self.stuck.append(src)
+                if obligations(state):
+                    owing(src)
+                    if not moved:
+                        self.stuck.append(src)
             except Exception as exc:
                 self._step_violation(STEP_RAISES, f"obligations raised {_raised(exc)}", src, depths[src], None, False)
             if limit is not None and len(states) + sum(self.sent) >= limit:
@@ -487,6 +492,7 @@ class Partition:
             "states": len(self.states),
             "violations": self.violations,
             "stuck": self.stuck,
+            "owing": self.owing,
             "level_starts": self.level_starts,
             "stopped": self.stopped,
         }
@@ -581,6 +587,11 @@ def assemble(
         )
     ]
     stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
+    stranded: list[int] | None = None
+    liveness_started = time.perf_counter()
+    if complete:  # a cut exploration has unexpanded states: no verdict (see ``liveness``)
+        stranded = _stranded(parts, n, finals, len(state_list))
+    liveness_seconds = time.perf_counter() - liveness_started
     fired = set().union(*(p["etr"] for p in parts))
     declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))
     coverage = Coverage(
@@ -598,6 +609,8 @@ def assemble(
         edge_list=edges,
         violations=violations,
         stuck=stuck,
+        stranded=stranded,
+        liveness_seconds=liveness_seconds,
         coverage=coverage,
         elapsed=elapsed(),
         complete=complete,
@@ -649,10 +662,35 @@ def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
     return finals, state_list, depths_out, parents_out, Edges(count, lambda: _merged_edges(parts, n, finals))
 
 
-def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) -> list[Edge]:
-    """The edge records of ``n`` partitions whose local states got the final indexes ``finals``."""
-    # edges: a local target is its local index, a remote one is -1 - (slot * n + owner);
-    # one lookup table per partition answers both (negative indexes count from the end)
+def _stranded(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int]], count: int) -> list[int]:
+    """The final indexes of the stranded states (see :mod:`meerkat_model.verifier.liveness`):
+    every state but the expanded ones with obligations is a way out (a state not expanded is a
+    violating one, already reported, whose successors are unknown)."""
+    exits = bytearray(b"\x01") * count
+    for w, p in enumerate(parts):
+        for i in p["owing"]:
+            exits[finals[w][i]] = 0
+    if all(exits):
+        return []
+    if n == 1:
+        p = parts[0]
+        return stranded_states(count, exits, p["expanded"], p["ends"], p["edst"])
+    tables = _target_tables(parts, n, finals)
+    sources: list[int] = []
+    ends: list[int] = []
+    targets: list[int] = []
+    for w, p in enumerate(parts):
+        offset = len(targets)
+        sources.extend(map(finals[w].__getitem__, p["expanded"]))
+        ends.extend(end + offset for end in p["ends"])
+        targets.extend(map(tables[w].__getitem__, p["edst"]))
+    return stranded_states(count, exits, sources, ends, targets)
+
+
+def _target_tables(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Per partition, a table from an edge target record to its final index: a local target is
+    its local index, a remote one is -1 - (slot * n + owner); one table answers both (negative
+    indexes count from the end)."""
     tables: list[list[int]] = []
     for w in range(n):
         remote = [-1] * (n * max(1, max(len(q["inbox"][w]) for q in parts)))
@@ -661,7 +699,13 @@ def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) 
                 slots = q["inbox"][w]
                 remote[owner : owner + n * len(slots) : n] = [finals[owner][i] for i in slots]
         remote.reverse()
-        tables.append(finals[w] + remote)
+        tables.append([*finals[w], *remote])
+    return tables
+
+
+def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) -> list[Edge]:
+    """The edge records of ``n`` partitions whose local states got the final indexes ``finals``."""
+    tables = _target_tables(parts, n, finals)
     # every partition expands level by level, so taking each level's runs partition by
     # partition yields the edges in order of (final) source index
     edges: list[Edge] = []
