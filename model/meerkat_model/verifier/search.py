@@ -35,6 +35,9 @@ only caller of the invariants, through ``_record_checks`` when one fails).
   by partition inside a level), so indexes are in breadth-first order with the initial state at
   0, and rebuilds ``parents`` and the ``(source, target, action, transition)`` edge records with
   these indexes, in order of source index (each source's edges in ``machine.actions`` order).
+  Every expanded state's obligations are asked once (``owing``: the ones that owe work), and a
+  complete search's stranded states are found from the integer edge columns
+  (:mod:`meerkat_model.verifier.liveness`), without building the edge records.
 """
 
 from __future__ import annotations
