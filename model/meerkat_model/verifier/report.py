@@ -60,15 +60,21 @@ def summary(exploration: Exploration, *, bounds: dict[str, int] | None = None) -
         }
         for i in e.stuck[:MAX_STUCK_LISTED]
     ]
-    stranded = [
-        {
-            "depth": e.depths[i],
-            "obligations": list(machine.obligations(e.state_list[i])),
-            "state": plain(dict(described(machine, e.state_list[i]))),
-            "trace": trace_data(shortest_trace(e, e.state_list[i])),
-        }
-        for i in (e.stranded or [])[:MAX_STRANDED_LISTED]
-    ]
+
+    def listed(indexes: list[int] | None) -> list[dict[str, Any]]:
+        return [
+            {
+                "depth": e.depths[i],
+                "obligations": list(machine.obligations(e.state_list[i])),
+                "state": plain(dict(described(machine, e.state_list[i]))),
+                "trace": trace_data(shortest_trace(e, e.state_list[i])),
+            }
+            for i in (indexes or [])[:MAX_STRANDED_LISTED]
+        ]
+
+    # the states stranded only without give-ups (the others are listed as stranded)
+    everywhere = set(e.stranded or ())
+    only_without = [i for i in e.stranded_without_give_ups or () if i not in everywhere]
     return {
         "machine": machine.name,
         "bounds": dict(bounds or {}),
@@ -92,7 +98,12 @@ def summary(exploration: Exploration, *, bounds: dict[str, int] | None = None) -
         "stuck": stuck,
         "stranded_checked": e.stranded is not None,
         "stranded_count": None if e.stranded is None else len(e.stranded),
-        "stranded": stranded,
+        "stranded": listed(e.stranded),
+        "give_ups": dict(machine.give_ups()),
+        "stranded_without_give_ups_count": (
+            None if e.stranded_without_give_ups is None else len(e.stranded_without_give_ups)
+        ),
+        "stranded_without_give_ups": listed(only_without),
         "liveness_seconds": round(e.liveness_seconds, 4),
         "ok": e.ok and e.complete,
     }
@@ -149,6 +160,8 @@ def human(report: dict[str, Any]) -> str:
             lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
             lines.append("     shortest trace from the initial state (changed fields):")
             lines.extend(_trace_lines(s["trace"], "       "))
+    if r["stranded_checked"]:
+        lines.extend(_without_give_ups_lines(r))
     sym = r.get("symmetry_comparison")
     if sym:
         lines.append(
@@ -160,6 +173,26 @@ def human(report: dict[str, Any]) -> str:
         lines.append("   shortest trace from the initial state (changed fields):")
         lines.extend(_trace_lines(v["trace"], "     "))
     return "\n".join(lines)
+
+
+def _without_give_ups_lines(r: dict[str, Any]) -> list[str]:
+    """The "stranded without give-ups" lines of a checked report."""
+    names = sorted(r["give_ups"])
+    if not names:
+        return ["   stranded without give-ups: no give-up declared (the same as stranded states)"]
+    declared = f"{len(names)} give-up(s) left out: {', '.join(names)}"
+    count = r["stranded_without_give_ups_count"]
+    if not count:
+        return [f"   stranded without give-ups 0 ({declared})"]
+    lines = [
+        f"   STRANDED without give-ups {count} (obligations that only a give-up can clear; {declared}; "
+        f"the {len(r['stranded_without_give_ups'])} shallowest not stranded anyway:)"
+    ]
+    for s in r["stranded_without_give_ups"]:
+        lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
+        lines.append("     shortest trace from the initial state (changed fields):")
+        lines.extend(_trace_lines(s["trace"], "       "))
+    return lines
 
 
 def _trace_lines(trace: list[dict[str, Any]], indent: str) -> list[str]:

@@ -591,9 +591,14 @@ def assemble(
     ]
     stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
     stranded: list[int] | None = None
+    stranded_without_give_ups: list[int] | None = None
     liveness_started = time.perf_counter()
     if complete:  # a cut exploration has unexpanded states: no verdict (see ``liveness``)
         stranded = _stranded(parts, n, finals, len(state_list))
+        give_ups = frozenset(machine.give_ups())
+        stranded_without_give_ups = (
+            _stranded(parts, n, finals, len(state_list), give_ups) if give_ups else list(stranded)
+        )
     liveness_seconds = time.perf_counter() - liveness_started
     fired = set().union(*(p["etr"] for p in parts))
     declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))
@@ -613,6 +618,7 @@ def assemble(
         violations=violations,
         stuck=stuck,
         stranded=stranded,
+        stranded_without_give_ups=stranded_without_give_ups,
         liveness_seconds=liveness_seconds,
         coverage=coverage,
         elapsed=elapsed(),
@@ -665,10 +671,17 @@ def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
     return finals, state_list, depths_out, parents_out, Edges(count, lambda: _merged_edges(parts, n, finals))
 
 
-def _stranded(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int]], count: int) -> list[int]:
+def _stranded(
+    parts: list[dict[str, Any]],
+    n: int,
+    finals: Sequence[Sequence[int]],
+    count: int,
+    give_ups: frozenset[str] = frozenset(),
+) -> list[int]:
     """The final indexes of the stranded states (see :mod:`meerkat_model.verifier.liveness`):
     every state but the expanded ones with obligations is a way out (a state not expanded is a
-    violating one, already reported, whose successors are unknown)."""
+    violating one, already reported, whose successors are unknown). Edges whose transition is in
+    ``give_ups`` are left out."""
     exits = bytearray(b"\x01") * count
     for w, p in enumerate(parts):
         for i in p["owing"]:
@@ -677,17 +690,36 @@ def _stranded(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int
         return []
     if n == 1:
         p = parts[0]
-        return stranded_states(count, exits, p["expanded"], p["ends"], p["edst"])
+        ends, targets = _kept(p["ends"], p["edst"], p["etr"], give_ups)
+        return stranded_states(count, exits, p["expanded"], ends, targets)
     tables = _target_tables(parts, n, finals)
     sources: list[int] = []
-    ends: list[int] = []
-    targets: list[int] = []
+    ends = []
+    targets = []
     for w, p in enumerate(parts):
         offset = len(targets)
+        own_ends, own_targets = _kept(p["ends"], p["edst"], p["etr"], give_ups)
         sources.extend(map(finals[w].__getitem__, p["expanded"]))
-        ends.extend(end + offset for end in p["ends"])
-        targets.extend(map(tables[w].__getitem__, p["edst"]))
+        ends.extend(end + offset for end in own_ends)
+        targets.extend(map(tables[w].__getitem__, own_targets))
     return stranded_states(count, exits, sources, ends, targets)
+
+
+def _kept(
+    ends: Sequence[int], targets: Sequence[int], transitions: Sequence[str], left_out: frozenset[str]
+) -> tuple[Sequence[int], Sequence[int]]:
+    """The run ends and targets of the edges whose transition is not in ``left_out`` (the
+    columns themselves when nothing is left out)."""
+    if not left_out or left_out.isdisjoint(transitions):
+        return ends, targets
+    kept_ends: list[int] = []
+    kept: list[int] = []
+    lo = 0
+    for hi in ends:
+        kept.extend(t for t, tr in zip(targets[lo:hi], transitions[lo:hi], strict=True) if tr not in left_out)
+        kept_ends.append(len(kept))
+        lo = hi
+    return kept_ends, kept
 
 
 def _target_tables(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int]]) -> list[list[int]]:
