@@ -50,7 +50,7 @@ import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from typing import Any
 
 from meerkat_model.machine import Machine, Stepped
@@ -712,14 +712,13 @@ def _kept(
     columns themselves when nothing is left out)."""
     if not left_out or left_out.isdisjoint(transitions):
         return ends, targets
-    kept_ends: list[int] = []
-    kept: list[int] = []
-    lo = 0
-    for hi in ends:
-        kept.extend(t for t, tr in zip(targets[lo:hi], transitions[lo:hi], strict=True) if tr not in left_out)
-        kept_ends.append(len(kept))
-        lo = hi
-    return kept_ends, kept
+    keep = bytes(map(left_out.__contains__, transitions)).translate(_NEGATE)  # 1: kept
+    before = list(accumulate(keep, initial=0))  # kept edges before each edge position
+    return list(map(before.__getitem__, ends)), list(compress(targets, keep))
+
+
+_NEGATE = bytes([1, 0]) + bytes(254)
+"""A ``bytes.translate`` table swapping the flags 0 and 1."""
 
 
 def _target_tables(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int]]) -> list[list[int]]:
