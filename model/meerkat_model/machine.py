@@ -137,6 +137,15 @@ class Machine(Protocol[S, A]):
         processed). A state with obligations and no enabled action is stuck. Default: none."""
         return ()
 
+    def give_ups(self) -> Mapping[str, str]:
+        """The transitions that discharge obligations by giving work up rather than finishing it
+        (a crash dropping handles, a stop abandoning queued input), by name, each with a one-line
+        reason. The verifier checks that every state with obligations can also reach a state
+        without them by the other steps alone ("stranded without give-ups"). A failure the
+        system recovers from (a failed write, a failed attach) is no give-up: recovery from it
+        must be possible by those steps. Default: none."""
+        return {}
+
     def transitions(self) -> Sequence[TransitionDecl]:
         """The declared transitions (coverage, dead-transition checks, diagrams). Default:
         none declared, so every fired transition is reported as undeclared."""

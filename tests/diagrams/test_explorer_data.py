@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from meerkat_model.diagrams.explorer_data import ExplorerTooLargeError, explorer_graph, pack, unpack
+from meerkat_model.diagrams.explorer_page import build_explorer_page
 from meerkat_model.machine import Bounds
 from meerkat_model.verifier import explore
 from meerkat_model.verifier.report import plain
 
 from tests.diagrams.fakes import DoorMachine
+from tests.verifier.toys import Livelock
 
 DIAGRAMS = Path(__file__).resolve().parents[2] / "diagrams"
 
@@ -90,6 +92,7 @@ def test_the_output_does_not_depend_on_the_exploration_order() -> None:
     exploration.depths = list(reversed(exploration.depths))
     exploration.edge_list = [(back[a], back[b], x, t) for a, b, x, t in reversed(exploration.edge_list)]
     exploration.stuck = [back[i] for i in exploration.stuck]
+    exploration.stranded = [back[i] for i in exploration.stranded or ()]
     second = explorer_graph("door", exploration, profile="t", bounds={"max_opens": 2})
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
@@ -105,6 +108,19 @@ def test_violations_stuck_states_invariants_and_declared_transitions() -> None:
     ]
     assert {d["name"] for d in data["declared"]} == {"install", *data["transitions"]}
     assert data["dead"] == list(exploration.coverage.dead)
+
+
+def test_stranded_states_are_listed_and_the_page_filters_them() -> None:
+    exploration = explore(Livelock())
+    data = explorer_graph("livelock", exploration, profile="t", bounds={})
+    described = _described(data)
+    assert [described[s]["job"] for s in data["stranded"]] == ["queued", "spinning"]
+    assert data["stuck"] == []
+    assert explorer_graph("livelock", explore(Livelock(drain=True)), profile="t", bounds={})["stranded"] == []
+    incomplete = explore(Livelock(), max_states=2)
+    assert explorer_graph("livelock", incomplete, profile="t", bounds={})["stranded"] == []
+    page = build_explorer_page([data], intro="")
+    assert 'data-query="is:stranded"' in page and "is:stranded" in page
 
 
 def test_a_graph_above_the_limit_is_refused_with_the_numbers() -> None:

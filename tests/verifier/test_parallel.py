@@ -66,6 +66,12 @@ def compare(seq: Exploration, par: Exploration) -> None:
     assert par.invariant_results() == seq.invariant_results()
     assert par.coverage == seq.coverage
     assert {par.state_list[i] for i in par.stuck} == {states[i] for i in seq.stuck}
+    assert par.stranded is not None and seq.stranded is not None
+    assert {par.state_list[i] for i in par.stranded} == {states[i] for i in seq.stranded}
+    assert par.stranded_without_give_ups is not None and seq.stranded_without_give_ups is not None
+    assert {par.state_list[i] for i in par.stranded_without_give_ups} == {
+        states[i] for i in seq.stranded_without_give_ups
+    }
     assert par.complete and seq.complete
 
     to_seq = [seq.index_of(s) for s in par.state_list]

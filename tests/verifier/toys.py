@@ -133,3 +133,49 @@ class UnpinnedRetention(OpsMachine):
 
 THREE_IDS = Bounds({**SMALL_OPS.values, "ids": 3, "sequences": 3})
 """Three ids: enough for a barrier member to finish, then another op, while the barrier waits."""
+
+
+class Livelock(Machine[int, Action]):
+    """A job is queued (state 1, which owes it) and then the machine spins between 1 and 2 (both
+    owe it) forever: it always moves, so no state is stuck, yet nothing ever drains the job.
+    With ``drain`` the job can be drained from 2 back to the idle state 0 (no obligation).
+    ``Livelock(bounds)`` reads ``drain`` from the bounds (so the CLI catalog can build it)."""
+
+    name = "livelock"
+
+    def __init__(self, bounds: Bounds | None = None, *, drain: bool = False) -> None:
+        self.drain = drain or bool((bounds or Bounds()).get("drain", 0))
+
+    def initial_state(self) -> int:
+        return 0
+
+    def actions(self, state: int) -> Iterable[Action]:
+        return [("queue",), ("spin",), ("drain",)]
+
+    def step(self, state: int, action: Action) -> Stepped[int] | Rejected:
+        if action[0] == "queue" and state == 0:
+            return Stepped(1, (), "queue")
+        if action[0] == "spin" and state in (1, 2):
+            return Stepped(3 - state, (), "spin")
+        if action[0] == "drain" and self.drain and state == 2:
+            return Stepped(0, (), "drain")
+        return Rejected("invalid_transition", f"{action[0]} is not possible in {state}")
+
+    def invariants(self) -> Sequence[Invariant[int]]:
+        return [Invariant("in_range", "the state is 0, 1 or 2", lambda s: None if s in (0, 1, 2) else f"state {s}")]
+
+    def obligations(self, state: int) -> Sequence[str]:
+        return ["queued job must be drained"] if state else []
+
+    def transitions(self) -> Sequence[TransitionDecl]:
+        return [
+            TransitionDecl("queue", "job", ("idle",), "queued"),
+            TransitionDecl("spin", "job", ("queued",), None),
+            TransitionDecl("drain", "job", ("queued",), "idle"),
+        ]
+
+    def describe(self, state: int) -> Mapping[str, Any]:
+        return {"job": ("idle", "queued", "spinning")[state]}
+
+    def action_label(self, action: Action) -> str:
+        return str(action[0])

@@ -1,11 +1,14 @@
 """``meerkat-verify``: enumerate every reachable state of the lifecycle model and check every
 invariant, then run the z3 proofs.
 
-Exit status: 0 when every invariant held on every reachable state and no proof failed; 1 when
-an invariant was violated (the shortest trace is printed), an exploration hit ``--max-states``
-or a proof failed; 2 for a usage error (unknown profile, machine or bound, bad bound value, an
-unwritable ``--trace-dot`` path: all found before the search) or a missing ``verify`` extra;
-130 when interrupted with Ctrl-C (the report of what finished is printed first).
+Exit status: 0 when every invariant held on every reachable state, no state is stranded (every
+reachable state can still reach one without obligations, also without the machine's give-ups)
+and no proof failed; 1 when an invariant was violated (the shortest trace is printed), a state
+is stranded, with or without give-ups (the shortest traces to the shallowest are printed), an
+exploration hit ``--max-states`` or a proof failed; 2 for a usage error (unknown profile,
+machine or bound, bad bound value, an unwritable ``--trace-dot`` path: all found before the
+search) or a missing ``verify`` extra; 130 when interrupted with Ctrl-C (the report of what
+finished is printed first).
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Explore every reachable state of the lifecycle model machines breadth-first to a fixed point, "
             "check every invariant on every state (printing the shortest trace to any violation), report "
-            "transition coverage and stuck states, then run the z3 proofs."
+            "transition coverage, stuck states, stranded states (obligations no sequence of steps can clear) and "
+            "states stranded without give-ups (obligations only a step giving work up can clear), "
+            "then run the z3 proofs."
         ),
         epilog=(
             "examples:\n"
@@ -62,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
             "  meerkat-verify --machine ops --set ids=3 --set ops.sequences=2\n"
             "  meerkat-verify --json > report.json\n"
             "  meerkat-verify --workers 1             sequential search (default: auto, 2 processes on 2+ cores)\n"
-            "\nexit status: 0 all invariants hold and no proof failed; 1 a violation, an incomplete exploration\n"
-            "or a failed proof; 2 usage error (checked before the search) or the 'verify' extra missing;\n"
-            "130 interrupted with Ctrl-C (the report of what finished is printed first)"
+            "\nexit status: 0 all invariants hold, no state is stranded (with or without give-ups) and no proof\n"
+            "failed; 1 a violation, a stranded state, an incomplete exploration or a failed proof; 2 usage\n"
+            "error (checked before the search) or the 'verify' extra missing; 130 interrupted with Ctrl-C\n"
+            "(the report of what finished is printed first)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

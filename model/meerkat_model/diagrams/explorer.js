@@ -80,6 +80,7 @@
         this.violating.get(v.state).push(v);
       }
       this.stuck = new Set(raw.stuck);
+      this.stranded = new Set(raw.stranded || []);
       this.declared = new Map();
       for (const d of raw.declared) {
         if (!this.declared.has(d.name)) this.declared.set(d.name, []);
@@ -173,7 +174,7 @@
   // --- search ------------------------------------------------------------------------------
   // Terms (all must hold): a bare word (any field's value contains it), FIELD=VALUE (equal),
   // FIELD!=VALUE, FIELD~TEXT (contains), FIELD may use * (op[*]~running); depth=N, depth<N,
-  // depth>N; #N (a state number); is:initial, is:violating, is:stuck; enables:T, via:T.
+  // depth>N; #N (a state number); is:initial, is:violating, is:stuck, is:stranded; enables:T, via:T.
   function tokens(query) {
     const out = [], re = /(?:[^\s"]+|"[^"]*")+/g;
     let m;
@@ -195,9 +196,10 @@
         tests.push((s) => { const d = graph.depths[s]; return op === "=" ? d === n : op === "<" ? d < n : op === ">" ? d > n : op === "<=" ? d <= n : d >= n; });
         continue;
       }
-      if ((m = /^is:(initial|violating|stuck)$/i.exec(token))) {
+      if ((m = /^is:(initial|violating|stuck|stranded)$/i.exec(token))) {
         const what = m[1].toLowerCase();
-        tests.push(what === "initial" ? (s) => s === 0 : what === "violating" ? (s) => graph.violating.has(s) : (s) => graph.stuck.has(s));
+        const sets = { violating: graph.violating, stuck: graph.stuck, stranded: graph.stranded };
+        tests.push(what === "initial" ? (s) => s === 0 : (s) => sets[what].has(s));
         continue;
       }
       if ((m = /^(enables|via):(.+)$/i.exec(token))) {
@@ -253,6 +255,7 @@
     if (state === 0) out.push(h("span", { class: "badge initial" }, "initial state"));
     if (graph.violating.has(state)) out.push(h("span", { class: "badge violation" }, "violates " + graph.violating.get(state).map((v) => v.invariant).join(", ")));
     if (graph.stuck.has(state)) out.push(h("span", { class: "badge stuck" }, "stuck"));
+    if (graph.stranded.has(state)) out.push(h("span", { class: "badge stranded", title: "no state without obligations is reachable from here" }, "stranded"));
     return out;
   }
 

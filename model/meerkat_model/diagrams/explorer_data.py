@@ -19,7 +19,11 @@ Format ``meerkat.explorer`` version 1, one object per machine::
      "out_start": packed(states + 1), "out_target": packed, "out_kind": packed,
      "declared": [{"name", "entity", "from", "to", "guard", "terminal"}],
      "invariants": [{"name", "description", "violated"}],
-     "violations": [{"state", "invariant", "message"}], "stuck": [state], "dead": [transition]}
+     "violations": [{"state", "invariant", "message"}], "stuck": [state], "stranded": [state],
+     "dead": [transition]}
+
+``stranded`` lists the states from which no state without obligations is reachable (empty when
+the exploration was incomplete and so not judged: ``complete`` says which).
 """
 
 from __future__ import annotations
@@ -204,5 +208,6 @@ def explorer_graph(
         ],
         "violations": violations,
         "stuck": sorted(new[i] for i in exploration.stuck),
+        "stranded": sorted(new[i] for i in exploration.stranded or ()),
         "dead": list(exploration.coverage.dead),
     }

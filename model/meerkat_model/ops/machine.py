@@ -62,7 +62,7 @@ from meerkat_model.ops.observe import describe_state, observe_state
 from meerkat_model.ops.payloads import PayloadDomains
 from meerkat_model.ops.state import OpRecord, RegistryState, empty_registry, is_terminal, status_of
 from meerkat_model.ops.symmetry import Canonicalizer
-from meerkat_model.ops.transitions import ALL_TRANSITIONS, IDLE, SIDE_EFFECTS, STATUS_NAMES, WAITING
+from meerkat_model.ops.transitions import ALL_TRANSITIONS, GIVE_UPS, IDLE, SIDE_EFFECTS, STATUS_NAMES, WAITING
 from meerkat_model.vocab import rejections as rj
 
 Result = Stepped[RegistryState] | Rejected
@@ -198,6 +198,10 @@ class OpsMachine(Machine[RegistryState, OpsAction]):
 
     def transitions(self) -> Sequence[TransitionDecl]:
         return ALL_TRANSITIONS
+
+    def give_ups(self) -> Mapping[str, str]:
+        """Cancel, abort, terminate_owner, a dropped wait and a crash (``GIVE_UPS``)."""
+        return GIVE_UPS
 
     def describe(self, state: RegistryState) -> Mapping[str, Any]:
         return describe_state(state, self.domains)

@@ -44,6 +44,17 @@ REGISTRY_TRANSITIONS: tuple[TransitionDecl, ...] = (
 
 ALL_TRANSITIONS: tuple[TransitionDecl, ...] = OPERATION_TRANSITIONS + REGISTRY_TRANSITIONS
 
+GIVE_UPS: dict[str, str] = {
+    "cancel_operation": "the caller cancels the operation instead of letting it finish",
+    "abort_provisioning": "the caller aborts the operation while it is provisioned",
+    "terminate_owner": "the owner ends, terminating every active operation unfinished",
+    "wait_all_cancel": "the caller drops its pending wait_all",
+    "crash_recover": "the process dies: active operations and watchers are lost",
+}
+"""Registry transitions that discharge obligations by giving work up (``Machine.give_ups``). An
+operation's own outcome, a failure included (``provisioning_failed``, ``fail_operation``), is how
+it finishes, not a give-up."""
+
 SIDE_EFFECTS: tuple[TransitionDecl, ...] = (
     TransitionDecl("*", "operation", TERMINALS, ABSENT, "record forgotten (retention, collection, recovery)"),
     TransitionDecl("crash_recover", "operation", ACTIVE, ABSENT, "non-terminal operations die with the process"),

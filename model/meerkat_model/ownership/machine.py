@@ -37,7 +37,7 @@ from meerkat_model.ownership.observe import action_label, describe, observe
 from meerkat_model.ownership.op_slots import ABSENT, OUTCOMES, RUNNING
 from meerkat_model.ownership.state import NO_OWNER, OwnershipState, holds_fence, initial_state, view
 from meerkat_model.ownership.symmetry import canonical
-from meerkat_model.ownership.transitions import ownership_transitions
+from meerkat_model.ownership.transitions import GIVE_UPS, ownership_transitions
 from meerkat_model.session.actions import (
     CONTROL,
     Accept,
@@ -199,6 +199,12 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
 
     def transitions(self) -> Sequence[TransitionDecl]:
         return self._transitions
+
+    def give_ups(self) -> Mapping[str, str]:
+        """The worker's crash and unregister (``GIVE_UPS``) and the session model's give-ups,
+        those of them a worker can take under these bounds."""
+        declared = {t.name for t in self._transitions}
+        return {name: why for name, why in {**self.session.give_ups(), **GIVE_UPS}.items() if name in declared}
 
     def describe(self, state: OwnershipState) -> Mapping[str, Any]:
         return describe(state)

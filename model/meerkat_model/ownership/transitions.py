@@ -48,6 +48,15 @@ OWNERSHIP_ONLY: tuple[TransitionDecl, ...] = (
     _op("fail_operation", (RUNNING,), FAILED, "written with the worker's token and next sequence number"),
 )
 
+GIVE_UPS: dict[str, str] = {
+    "crash": "the worker's process dies: its memory and handles are lost (the store keeps the work)",
+    "release": "the worker unregisters the session: its handles are told runtime_terminated",
+    "release_stale": "the worker unregisters the session (with a stale token): its handles are dropped",
+}
+"""The worker transitions that give work up (``Machine.give_ups``, with the session model's own
+give-ups). Losing the lease to another worker (``renew_lost``, ``write_refused``) is no give-up:
+the new owner recovers the work; a write whose outcome is unknown must be reconciled."""
+
 _NOT_OFFERED = (
     "register",
     "register_noop",

@@ -79,7 +79,7 @@ from meerkat_model.session.state import (
 from meerkat_model.session.step_claims import refuses_by_status, status_key, write_failing_pairs
 from meerkat_model.session.step_memo import StepMemo
 from meerkat_model.session.symmetry import canonical
-from meerkat_model.session.transitions import SESSION_TRANSITIONS, status_name
+from meerkat_model.session.transitions import SESSION_GIVE_UPS, SESSION_TRANSITIONS, status_name
 from meerkat_model.vocab import rejections
 from meerkat_model.vocab.statuses import RegistrationPhase, RuntimePhase
 
@@ -393,6 +393,11 @@ class SessionMachine(Machine[SessionState, SessionAction]):
 
     def transitions(self) -> Sequence[TransitionDecl]:
         return SESSION_TRANSITIONS
+
+    def give_ups(self) -> Mapping[str, str]:
+        """Crash, unregister, the control operations that abandon work, an interrupt, the last
+        failed attempt and a failed lifecycle commit that unregisters (``SESSION_GIVE_UPS``)."""
+        return SESSION_GIVE_UPS
 
     def describe(self, state: SessionState) -> Mapping[str, Any]:
         return describe(state)

@@ -129,6 +129,33 @@ REGISTRATION: tuple[TransitionDecl, ...] = (
 
 SESSION_TRANSITIONS: tuple[TransitionDecl, ...] = INPUT_AND_RUN + CONTROL + REGISTRATION
 
+_EXHAUSTED = "the input is abandoned after its last attempt (or a fatal error): its work is dropped"
+_INTERRUPT = "the caller cancels the run: its input is abandoned"
+_STOP = "stop abandons the queued and staged inputs and ends the runtime for good"
+_DESTROY = "destroy abandons the queued and staged inputs and ends the runtime for good"
+_RESET = "reset abandons the queued inputs"
+SESSION_GIVE_UPS: dict[str, str] = {
+    "executor_failed_exhausted": _EXHAUSTED,
+    "executor_failed_exhausted_retired": _EXHAUSTED,
+    "executor_failed_exhausted_without_loop": _EXHAUSTED,
+    "interrupt": _INTERRUPT,
+    "interrupt_retired": _INTERRUPT,
+    "interrupt_without_loop": _INTERRUPT,
+    "terminal_snapshot_failed": "the session is unregistered after a lifecycle commit failed: its handles are dropped",
+    "retire_without_loop": "retiring with no loop abandons the queued inputs",
+    "reset": _RESET,
+    "reset_with_loop": _RESET,
+    "stop": _STOP,
+    "stop_with_loop": _STOP,
+    "destroy": _DESTROY,
+    "destroy_with_loop": _DESTROY,
+    "unregister": "the session leaves memory: its handles are told runtime_terminated",
+    "crash": "the process dies: memory and handles are lost (the store keeps the work)",
+}
+"""The session transitions that discharge obligations by giving work up, each with its reason
+(``Machine.give_ups``). A failed boundary commit, a failed executor attempt with attempts left
+and a failed attach are failures the session recovers from: they are not give-ups."""
+
 
 _NAMES: dict[tuple[type, object], str] = {}
 

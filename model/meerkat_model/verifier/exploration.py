@@ -68,6 +68,20 @@ class Exploration:
     elapsed: float
     complete: bool = True
     invariant_names: tuple[str, ...] = field(default=())
+    stranded: list[int] | None = None
+    """Indexes (ascending, so shallowest first) of the stranded states: reachable states from
+    which no state without obligations can be reached (:mod:`meerkat_model.verifier.liveness`);
+    stuck states are among them. ``None`` when not checked: an incomplete exploration (a state
+    limit cut it) has states it never expanded, so it gives no verdict."""
+    stranded_without_give_ups: list[int] | None = None
+    """Indexes (ascending) of the states stranded when the machine's give-ups
+    (``Machine.give_ups``) are left out: reachable states with obligations from which no state
+    without obligations can be reached by the other steps (work that can only be dropped, never
+    finished). Every stranded state is among them; the same as ``stranded`` when the machine
+    declares no give-up. ``None`` when not checked (as ``stranded``)."""
+    liveness_seconds: float = 0.0
+    """Time spent finding the stranded states, with and without give-ups (included in
+    ``elapsed``)."""
     _index: dict[Any, int] | None = None
 
     @property
@@ -91,7 +105,8 @@ class Exploration:
 
     @property
     def ok(self) -> bool:
-        return not self.violations
+        """No check was violated and no state is stranded, with or without give-ups."""
+        return not self.violations and not self.stranded and not self.stranded_without_give_ups
 
     def invariant_results(self) -> dict[str, str]:
         """Invariant name -> ``"held"`` or ``"violated"``."""

@@ -30,8 +30,9 @@ sequential explorer runs as a single partition.
   initial state at 0, and edges in order of source index (each source's edges in
   ``machine.actions`` order, as sequentially).
 
-The result has the same state set, edges, depths, invariant results, coverage and stuck
-states as the sequential search; within a level the numbering (and so which of several
+The result has the same state set, edges, depths, invariant results, coverage, stuck and
+stranded states as the sequential search (the stranded search runs once, in the hub, on the
+assembled integer records); within a level the numbering (and so which of several
 equally shallow violating states is reported) may differ.
 
 Workers ignore SIGINT; the hub terminates (then kills) them on any error or interrupt, and

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat_model.verifier.exploration import Exploration
-from meerkat_model.verifier.trace import TraceStep, described, violation_trace
+from meerkat_model.verifier.trace import TraceStep, described, shortest_trace, violation_trace
 
 MAX_STUCK_LISTED = 5
+MAX_STRANDED_LISTED = 3
+"""Stranded states listed (shallowest first, each with its shortest trace)."""
 
 
 def plain(value: Any) -> Any:
@@ -58,6 +60,21 @@ def summary(exploration: Exploration, *, bounds: dict[str, int] | None = None) -
         }
         for i in e.stuck[:MAX_STUCK_LISTED]
     ]
+
+    def listed(indexes: list[int] | None) -> list[dict[str, Any]]:
+        return [
+            {
+                "depth": e.depths[i],
+                "obligations": list(machine.obligations(e.state_list[i])),
+                "state": plain(dict(described(machine, e.state_list[i]))),
+                "trace": trace_data(shortest_trace(e, e.state_list[i])),
+            }
+            for i in (indexes or [])[:MAX_STRANDED_LISTED]
+        ]
+
+    # the states stranded only without give-ups (the others are listed as stranded)
+    everywhere = set(e.stranded or ())
+    only_without = [i for i in e.stranded_without_give_ups or () if i not in everywhere]
     return {
         "machine": machine.name,
         "bounds": dict(bounds or {}),
@@ -79,6 +96,15 @@ def summary(exploration: Exploration, *, bounds: dict[str, int] | None = None) -
         },
         "stuck_count": len(e.stuck),
         "stuck": stuck,
+        "stranded_checked": e.stranded is not None,
+        "stranded_count": None if e.stranded is None else len(e.stranded),
+        "stranded": listed(e.stranded),
+        "give_ups": dict(machine.give_ups()),
+        "stranded_without_give_ups_count": (
+            None if e.stranded_without_give_ups is None else len(e.stranded_without_give_ups)
+        ),
+        "stranded_without_give_ups": listed(only_without),
+        "liveness_seconds": round(e.liveness_seconds, 4),
         "ok": e.ok and e.complete,
     }
 
@@ -121,6 +147,21 @@ def human(report: dict[str, Any]) -> str:
     lines.append(f"   stuck states {r['stuck_count']}")
     for s in r["stuck"]:
         lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
+    if not r["stranded_checked"]:
+        lines.append("   stranded states not checked (incomplete exploration)")
+    elif not r["stranded_count"]:
+        lines.append("   stranded states 0")
+    else:
+        lines.append(
+            f"   STRANDED states {r['stranded_count']} (obligations that no sequence of steps can clear; "
+            f"the {len(r['stranded'])} shallowest:)"
+        )
+        for s in r["stranded"]:
+            lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
+            lines.append("     shortest trace from the initial state (changed fields):")
+            lines.extend(_trace_lines(s["trace"], "       "))
+    if r["stranded_checked"]:
+        lines.extend(_without_give_ups_lines(r))
     sym = r.get("symmetry_comparison")
     if sym:
         lines.append(
@@ -130,13 +171,40 @@ def human(report: dict[str, Any]) -> str:
     for v in r["violations"]:
         lines.append(f"   VIOLATION {v['invariant']} at depth {v['depth']}: {v['message']}")
         lines.append("   shortest trace from the initial state (changed fields):")
-        for n, st in enumerate(v["trace"], 1):
-            lines.append(f"     {n}. {st['action']}  [{st['transition']}]")
-            for key, (before, after) in st["changed"].items():
-                lines.append(f"          {key}: {before!r} -> {after!r}")
-            for output in st["outputs"]:
-                lines.append(f"          => {output!r}")
+        lines.extend(_trace_lines(v["trace"], "     "))
     return "\n".join(lines)
+
+
+def _without_give_ups_lines(r: dict[str, Any]) -> list[str]:
+    """The "stranded without give-ups" lines of a checked report."""
+    names = sorted(r["give_ups"])
+    if not names:
+        return ["   stranded without give-ups: no give-up declared (the same as stranded states)"]
+    declared = f"{len(names)} give-up(s) left out: {', '.join(names)}"
+    count = r["stranded_without_give_ups_count"]
+    if not count:
+        return [f"   stranded without give-ups 0 ({declared})"]
+    lines = [
+        f"   STRANDED without give-ups {count} (obligations that only a give-up can clear; {declared}; "
+        f"the {len(r['stranded_without_give_ups'])} shallowest not stranded anyway:)"
+    ]
+    for s in r["stranded_without_give_ups"]:
+        lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
+        lines.append("     shortest trace from the initial state (changed fields):")
+        lines.extend(_trace_lines(s["trace"], "       "))
+    return lines
+
+
+def _trace_lines(trace: list[dict[str, Any]], indent: str) -> list[str]:
+    """The numbered steps of a :func:`trace_data` trace, with changed fields and outputs."""
+    lines = []
+    for n, st in enumerate(trace, 1):
+        lines.append(f"{indent}{n}. {st['action']}  [{st['transition']}]")
+        for key, (before, after) in st["changed"].items():
+            lines.append(f"{indent}     {key}: {before!r} -> {after!r}")
+        for output in st["outputs"]:
+            lines.append(f"{indent}     => {output!r}")
+    return lines
 
 
 def trace_dot(exploration: Exploration, steps: list[TraceStep], title: str) -> str:

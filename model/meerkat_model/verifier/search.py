@@ -35,6 +35,9 @@ only caller of the invariants, through ``_record_checks`` when one fails).
   by partition inside a level), so indexes are in breadth-first order with the initial state at
   0, and rebuilds ``parents`` and the ``(source, target, action, transition)`` edge records with
   these indexes, in order of source index (each source's edges in ``machine.actions`` order).
+  Every expanded state's obligations are asked once (``owing``: the ones that owe work), and a
+  complete search's stranded states are found from the integer edge columns
+  (:mod:`meerkat_model.verifier.liveness`), without building the edge records.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ import contextlib
 import gc
 import operator
 import pickle
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from typing import Any
 
 from meerkat_model.machine import Machine, Stepped
@@ -54,6 +58,7 @@ from meerkat_model.verifier.declarations import NAME as DECLARED
 from meerkat_model.verifier.declarations import DeclarationCheck
 from meerkat_model.verifier.edges import Edge, Edges
 from meerkat_model.verifier.exploration import Coverage, Exploration, Violation
+from meerkat_model.verifier.liveness import stranded_states
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -208,6 +213,7 @@ class Partition:
         # a step violation is the step ``action`` from the state at the local index
         self.violations: dict[str, tuple[str, int, int, bool, Any]] = {}
         self.stuck: list[int] = []
+        self.owing: list[int] = []  # expanded states with obligations
         self.stopped = False
         self.level = 0
         self.before = (0, 0)
@@ -285,7 +291,7 @@ class Partition:
         alias_dst, alias_after, remote_after = self.alias_dst, self.alias_after, self._remote_after
         edst_list = self.edst
         edst, eact, etr = edst_list.append, self.eact.append, self.etr.append
-        expanded, ends = self.expanded.append, self.ends.append
+        expanded, ends, owing = self.expanded.append, self.ends.append, self.owing.append
         declarations, sigs, step_checks = self.declarations, self.sigs, self.step_checks
         remote_sigs = self.remote_sigs
         # with the declaration check off every ``after`` is -1, so these are never called
@@ -362,8 +368,10 @@ class Partition:
             expanded(src)
             ends(len(edst_list))
             try:
-                if not moved and obligations(state):
-                    self.stuck.append(src)
+                if obligations(state):
+                    owing(src)
+                    if not moved:
+                        self.stuck.append(src)
             except Exception as exc:
                 self._step_violation(STEP_RAISES, f"obligations raised {_raised(exc)}", src, depths[src], None, False)
             if limit is not None and len(states) + sum(self.sent) >= limit:
@@ -487,6 +495,7 @@ class Partition:
             "states": len(self.states),
             "violations": self.violations,
             "stuck": self.stuck,
+            "owing": self.owing,
             "level_starts": self.level_starts,
             "stopped": self.stopped,
         }
@@ -581,6 +590,16 @@ def assemble(
         )
     ]
     stuck = sorted(finals[w][i] for w, p in enumerate(parts) for i in p["stuck"])
+    stranded: list[int] | None = None
+    stranded_without_give_ups: list[int] | None = None
+    liveness_started = time.perf_counter()
+    if complete:  # a cut exploration has unexpanded states: no verdict (see ``liveness``)
+        stranded = _stranded(parts, n, finals, len(state_list))
+        give_ups = frozenset(machine.give_ups())
+        stranded_without_give_ups = (
+            _stranded(parts, n, finals, len(state_list), give_ups) if give_ups else list(stranded)
+        )
+    liveness_seconds = time.perf_counter() - liveness_started
     fired = set().union(*(p["etr"] for p in parts))
     declared = tuple(dict.fromkeys(t.name for t in machine.transitions()))
     coverage = Coverage(
@@ -598,6 +617,9 @@ def assemble(
         edge_list=edges,
         violations=violations,
         stuck=stuck,
+        stranded=stranded,
+        stranded_without_give_ups=stranded_without_give_ups,
+        liveness_seconds=liveness_seconds,
         coverage=coverage,
         elapsed=elapsed(),
         complete=complete,
@@ -649,10 +671,60 @@ def _merge(parts: list[dict[str, Any]], n: int) -> Merged:
     return finals, state_list, depths_out, parents_out, Edges(count, lambda: _merged_edges(parts, n, finals))
 
 
-def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) -> list[Edge]:
-    """The edge records of ``n`` partitions whose local states got the final indexes ``finals``."""
-    # edges: a local target is its local index, a remote one is -1 - (slot * n + owner);
-    # one lookup table per partition answers both (negative indexes count from the end)
+def _stranded(
+    parts: list[dict[str, Any]],
+    n: int,
+    finals: Sequence[Sequence[int]],
+    count: int,
+    give_ups: frozenset[str] = frozenset(),
+) -> list[int]:
+    """The final indexes of the stranded states (see :mod:`meerkat_model.verifier.liveness`):
+    every state but the expanded ones with obligations is a way out (a state not expanded is a
+    violating one, already reported, whose successors are unknown). Edges whose transition is in
+    ``give_ups`` are left out."""
+    exits = bytearray(b"\x01") * count
+    for w, p in enumerate(parts):
+        for i in p["owing"]:
+            exits[finals[w][i]] = 0
+    if all(exits):
+        return []
+    if n == 1:
+        p = parts[0]
+        ends, targets = _kept(p["ends"], p["edst"], p["etr"], give_ups)
+        return stranded_states(count, exits, p["expanded"], ends, targets)
+    tables = _target_tables(parts, n, finals)
+    sources: list[int] = []
+    ends = []
+    targets = []
+    for w, p in enumerate(parts):
+        offset = len(targets)
+        own_ends, own_targets = _kept(p["ends"], p["edst"], p["etr"], give_ups)
+        sources.extend(map(finals[w].__getitem__, p["expanded"]))
+        ends.extend(end + offset for end in own_ends)
+        targets.extend(map(tables[w].__getitem__, own_targets))
+    return stranded_states(count, exits, sources, ends, targets)
+
+
+def _kept(
+    ends: Sequence[int], targets: Sequence[int], transitions: Sequence[str], left_out: frozenset[str]
+) -> tuple[Sequence[int], Sequence[int]]:
+    """The run ends and targets of the edges whose transition is not in ``left_out`` (the
+    columns themselves when nothing is left out)."""
+    if not left_out or left_out.isdisjoint(transitions):
+        return ends, targets
+    keep = bytes(map(left_out.__contains__, transitions)).translate(_NEGATE)  # 1: kept
+    before = list(accumulate(keep, initial=0))  # kept edges before each edge position
+    return list(map(before.__getitem__, ends)), list(compress(targets, keep))
+
+
+_NEGATE = bytes([1, 0]) + bytes(254)
+"""A ``bytes.translate`` table swapping the flags 0 and 1."""
+
+
+def _target_tables(parts: list[dict[str, Any]], n: int, finals: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Per partition, a table from an edge target record to its final index: a local target is
+    its local index, a remote one is -1 - (slot * n + owner); one table answers both (negative
+    indexes count from the end)."""
     tables: list[list[int]] = []
     for w in range(n):
         remote = [-1] * (n * max(1, max(len(q["inbox"][w]) for q in parts)))
@@ -661,7 +733,13 @@ def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) 
                 slots = q["inbox"][w]
                 remote[owner : owner + n * len(slots) : n] = [finals[owner][i] for i in slots]
         remote.reverse()
-        tables.append(finals[w] + remote)
+        tables.append([*finals[w], *remote])
+    return tables
+
+
+def _merged_edges(parts: list[dict[str, Any]], n: int, finals: list[list[int]]) -> list[Edge]:
+    """The edge records of ``n`` partitions whose local states got the final indexes ``finals``."""
+    tables = _target_tables(parts, n, finals)
     # every partition expands level by level, so taking each level's runs partition by
     # partition yields the edges in order of (final) source index
     edges: list[Edge] = []
