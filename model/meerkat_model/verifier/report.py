@@ -156,10 +156,7 @@ def human(report: dict[str, Any]) -> str:
             f"   STRANDED states {r['stranded_count']} (obligations that no sequence of steps can clear; "
             f"the {len(r['stranded'])} shallowest:)"
         )
-        for s in r["stranded"]:
-            lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
-            lines.append("     shortest trace from the initial state (changed fields):")
-            lines.extend(_trace_lines(s["trace"], "       "))
+        lines.extend(_listed_states_lines(r["stranded"]))
     if r["stranded_checked"]:
         lines.extend(_without_give_ups_lines(r))
     sym = r.get("symmetry_comparison")
@@ -188,7 +185,14 @@ def _without_give_ups_lines(r: dict[str, Any]) -> list[str]:
         f"   STRANDED without give-ups {count} (obligations that only a give-up can clear; {declared}; "
         f"the {len(r['stranded_without_give_ups'])} shallowest not stranded anyway:)"
     ]
-    for s in r["stranded_without_give_ups"]:
+    lines.extend(_listed_states_lines(r["stranded_without_give_ups"]))
+    return lines
+
+
+def _listed_states_lines(states: list[dict[str, Any]]) -> list[str]:
+    """Each listed state's depth and obligations, then its shortest trace."""
+    lines = []
+    for s in states:
         lines.append(f"     depth {s['depth']}: " + "; ".join(s["obligations"]))
         lines.append("     shortest trace from the initial state (changed fields):")
         lines.extend(_trace_lines(s["trace"], "       "))
