@@ -2,7 +2,10 @@
 interrupt (the shell of the core's control rules, :mod:`meerkat_runtime.session.core.control`,
 and of its ``interrupt`` rule).
 
-Each command, under the session gate: an in-doubt session first reconciles with the store
+Each command, under the session gate (retire, reset, recycle, recover and interrupt share it with
+an attach awaiting its executor's ``start()`` instead of waiting for the call,
+``RuntimeSession.sharing``; stop and destroy give such a start up, ``RuntimeSession.halting``):
+an in-doubt session first reconciles with the store
 (:mod:`meerkat_runtime.session.reconcile`); the core rule computes its plan, then
 :func:`~meerkat_runtime.session.commit.commit` writes the new lifecycle record and every row
 that differs from the store (including rows changed by earlier steps that wrote nothing, such
@@ -71,7 +74,7 @@ async def _halt(session: RuntimeSession, what: str, rule: Callable[[float], tupl
 
 
 async def retire_runtime(session: RuntimeSession) -> RetireReport:
-    async with session.gate:
+    async with session.sharing():
         report = await _control(session, "retire_runtime", session.core.retire)
         if report.inputs_pending_drain:
             session.wake()
@@ -79,12 +82,12 @@ async def retire_runtime(session: RuntimeSession) -> RetireReport:
 
 
 async def reset_runtime(session: RuntimeSession) -> ResetReport:
-    async with session.gate:
+    async with session.sharing():
         return await _control(session, "reset_runtime", session.core.reset)
 
 
 async def recycle_runtime(session: RuntimeSession) -> RecycleReport:
-    async with session.gate:
+    async with session.sharing():
         report = await _control(session, "recycle_runtime", session.core.recycle)
         session.wake()
     return report
@@ -107,7 +110,7 @@ async def recover_session(session: RuntimeSession) -> RecoveryReport:
     the store cannot recover: nothing changed) and ``DurableWriteFailed`` (the store could not
     be read, or the write-back failed: nothing changed)."""
     what = "recover_session"
-    async with session.gate:
+    async with session.sharing():
         session.check_registered()
         await reconcile(session, what)
         core = session.core
@@ -160,7 +163,7 @@ async def interrupt_current_run(session: RuntimeSession) -> InterruptReport:
     """Cancel the run in flight (``interrupt``): its inputs become Abandoned(cancelled), waiters
     get ``cancelled``, the phase returns to the pre-run phase; then the executor is told and
     the in-flight apply cancelled. No run → ``interrupt_noop``."""
-    async with session.gate:
+    async with session.sharing():
         session.check_registered()
         await reconcile(session, "run cancellation commit")
         run = session.core.current_run

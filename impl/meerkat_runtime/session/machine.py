@@ -1112,7 +1112,9 @@ class MeerkatMachine:
         type or range, or an input larger than ``max_input_bytes``; ``RuntimeDestroyed`` /
         ``NotReady`` when the phase refuses input; ``DurableWriteFailed`` when the row could
         not be written (nothing changed; ``outcome_unknown`` when the store left it open and
-        could not be read back: the session reconciles before its next step)."""
+        could not be read back: the session reconciles before its next step). Does not wait for an
+        executor ``start()`` an attach awaits: the accept shares the gate with it
+        (``RuntimeSession.sharing``) and the loop drains the input once attached."""
         session = self._get(session_id)
         item = check_input(item, self._limits)
         if not session.persistence.durable:
@@ -1120,7 +1122,7 @@ class MeerkatMachine:
         return await run_shielded_eagerly(self._accept(session, item))
 
     async def _accept(self, session: RuntimeSession, item: Input) -> AcceptOutcome:
-        async with session.gate:
+        async with session.sharing():
             session.check_registered()
             outcome, _ = await self._accept_locked(session, item, want_handle=False)
         return outcome
@@ -1146,7 +1148,7 @@ class MeerkatMachine:
     async def _accept_with_handle(
         self, session: RuntimeSession, item: Input
     ) -> tuple[AcceptOutcome, CompletionHandle | None]:
-        async with session.gate:
+        async with session.sharing():
             session.check_registered()
             return await self._accept_locked(session, item, want_handle=True)
 
@@ -1201,7 +1203,8 @@ class MeerkatMachine:
 
     async def accept_input_and_run(self, session_id: SessionId | str, item: Input, op: RunOp[T]) -> T:
         """Accept ``item`` and run it right away through ``op(run_id, primitive)`` instead of a
-        run loop. Requires an Idle session without a loop or queued work (else ``NotReady``).
+        run loop. Requires an Idle session without a loop (attached, or being attached: an
+        executor ``start()`` pending) or queued work (else ``NotReady``).
 
         ``op`` returns ``(value, CoreApplyOutput)``; the boundary is committed and ``value``
         returned. If ``op`` raises, the run fails (input requeued; ``ExecutorCancelled``: the
@@ -1219,7 +1222,7 @@ class MeerkatMachine:
         item = check_input(item, self._limits)
         core = session.core
         await session.claim.ensure_fresh()
-        async with session.gate:
+        async with session.sharing():
             session.check_registered()
             await reconcile(session, "accept_input_and_run")
             core.check_direct_run()

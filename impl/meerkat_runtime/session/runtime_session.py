@@ -4,9 +4,11 @@ The ``gate`` (an ``asyncio.Lock``) serialises every plan → write → apply →
 session (:mod:`meerkat_runtime.session.commit`); executors are never called while it is held,
 but for one: an attach holds it while it awaits the executor's ``start()`` (:func:`bounded_start`).
 Readers take the gate too (:meth:`RuntimeSession.reading`), so a transition whose durable write is
-still in flight is never visible; a read does not wait for a pending ``start()``, it shares the
-gate with the attach (nothing is written meanwhile). A stop or destroy takes the gate giving such
-a start up (:meth:`RuntimeSession.halting`), as a shutdown does.
+still in flight is never visible. Neither a read nor a step the model allows while the registration
+is Attaching (an accept, retire, reset, recycle, recover, interrupt: :meth:`RuntimeSession.sharing`)
+waits for a pending ``start()``: it shares the gate with the attach, one such caller at a time, and
+the attach goes on only once they are over. A stop or destroy takes the gate giving such a start up
+(:meth:`RuntimeSession.halting`), as a shutdown does.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task[Any] | None"]
 
 _log = logging.getLogger("meerkat_runtime.session")
+_UNKNOWN = object()
+"""What :meth:`RuntimeSession._gate_free` reads when the lock does not show its queue."""
 
 
 class LoopState(enum.Enum):
@@ -205,6 +209,9 @@ class RuntimeSession:
         while True:
             if self.starting is not None:
                 return self.starting
+            if self._gate_free():
+                await self.gate.acquire()  # free, nobody queued: taken without suspending
+                return None
             # raced even when the gate looks free: the waiter its release woke may be an attach
             acquiring = loop.create_task(self.gate.acquire())
             parked = loop.create_task(self.start_parked.wait())
@@ -219,6 +226,14 @@ class RuntimeSession:
                 return None
             self._forgo(acquiring)
 
+    def _gate_free(self) -> bool:
+        """Whether the gate is free with nobody queued for it, so acquiring it takes it at once:
+        a call on a quiet session (an accept run eagerly) does not suspend for the gate."""
+        if self.gate.locked():
+            return False
+        waiters = getattr(self.gate, "_waiters", _UNKNOWN)  # asyncio.Lock's queue (None before any)
+        return waiters is not _UNKNOWN and not waiters
+
     def _forgo(self, acquiring: asyncio.Task[bool]) -> None:
         """No longer want the gate ``acquiring`` waits for: cancel it, and release the gate
         should it have been acquired all the same."""
@@ -231,11 +246,20 @@ class RuntimeSession:
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[None]:
-        """Hold the gate for a read. While an attach awaits its executor's ``start()`` (it holds
-        the gate: registration Attaching, nothing being written) the read does not wait for the
-        call: it shares the gate with the attach, which goes on only once the read is over. So
-        a read sees the session as it is before the attach finishes (Attaching, the phase it had),
-        never a write in flight."""
+        """Hold the gate for a read (:meth:`sharing`). While an attach awaits its executor's
+        ``start()`` the read does not wait for the call: it sees the session as it is before the
+        attach finishes (Attaching, the phase it had), never a write in flight."""
+        async with self.sharing():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def sharing(self) -> AsyncIterator[None]:
+        """Hold the gate for a read or for a step the model allows while the registration is
+        Attaching (accept, retire, reset, recycle, recover, interrupt). While an attach awaits its
+        executor's ``start()`` (it holds the gate, writing nothing) the caller does not wait for
+        the call: it shares the gate with the attach, one such caller at a time
+        (:attr:`ParkedStart.turn`, so no read sees a write in flight), and the attach goes on
+        (``finish_attach`` or ``attach_failed``) only once every caller that shares it is over."""
         starting = await self._gate_or_start()
         if starting is None:
             try:
@@ -243,14 +267,15 @@ class RuntimeSession:
             finally:
                 self.gate.release()
             return
-        starting.readers += 1
-        starting.unread.clear()
+        starting.sharers += 1
+        starting.unshared.clear()
         try:
-            yield
+            async with starting.turn:
+                yield
         finally:
-            starting.readers -= 1
-            if not starting.readers:
-                starting.unread.set()
+            starting.sharers -= 1
+            if not starting.sharers:
+                starting.unshared.set()
 
     @contextlib.asynccontextmanager
     async def halting(self) -> AsyncIterator[None]:
@@ -296,7 +321,7 @@ class ParkedStart:
     """An attach of the session that holds its gate while it awaits its executor's ``start()``
     (:func:`bounded_start`)."""
 
-    __slots__ = ("given_up", "over", "readers", "unread")
+    __slots__ = ("given_up", "over", "sharers", "turn", "unshared")
 
     def __init__(self) -> None:
         loop = asyncio.get_running_loop()
@@ -305,11 +330,14 @@ class ParkedStart:
         self.over: asyncio.Future[None] = loop.create_future()
         """Resolved once the attach no longer awaits the call (it returned, raised, or was given
         up and abandoned)."""
-        self.readers = 0
-        """Reads sharing the gate meanwhile (:meth:`RuntimeSession.reading`)."""
-        self.unread = asyncio.Event()
-        """Set while no read shares the gate: the attach waits for it before it goes on."""
-        self.unread.set()
+        self.sharers = 0
+        """Callers sharing the gate meanwhile (:meth:`RuntimeSession.sharing`), in their turn or
+        waiting for it."""
+        self.turn = asyncio.Lock()
+        """Taken by each caller sharing the gate: they go one at a time, as under the gate."""
+        self.unshared = asyncio.Event()
+        """Set while no caller shares the gate: the attach waits for it before it goes on."""
+        self.unshared.set()
 
 
 EXECUTOR_STOP_LIMIT_S = 5.0
@@ -379,8 +407,8 @@ async def bounded_start(session: RuntimeSession, executor: CoreExecutor) -> bool
     the call was cancelled and waited for at most :data:`EXECUTOR_STOP_LIMIT_S`, then abandoned;
     the caller attaches nothing. Cancelling the caller cancels the call and does not wait for it.
     A call not attached that returns all the same (it ignored the cancellation) started an
-    executor nobody drives: it is told to stop (:func:`stop_unowned`). Reads that shared the gate
-    meanwhile (:meth:`RuntimeSession.reading`) are over before this returns."""
+    executor nobody drives: it is told to stop (:func:`stop_unowned`). Callers that shared the gate
+    meanwhile (:meth:`RuntimeSession.sharing`) are over before this returns."""
     loop = asyncio.get_running_loop()
     call = loop.create_task(start_executor(executor))
     starting = session.starting = ParkedStart()
@@ -403,7 +431,21 @@ async def bounded_start(session: RuntimeSession, executor: CoreExecutor) -> bool
         _let_go(call)
         if not attached:
             call.add_done_callback(lambda done: _stop_if_started(session, executor, done))
-        await starting.unread.wait()
+        await _unshared(starting)
+
+
+async def _unshared(starting: ParkedStart) -> None:
+    """Wait until no caller shares the gate with ``starting``'s attach any more, also when the
+    attach is cancelled meanwhile (the cancellation is raised once they are over): the attach
+    never goes on (``finish_attach`` / ``attach_failed``) while one of them writes."""
+    cancelled: asyncio.CancelledError | None = None
+    while not starting.unshared.is_set():
+        try:
+            await starting.unshared.wait()
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
 
 
 def _stop_if_started(session: RuntimeSession, executor: CoreExecutor, call: asyncio.Task[Any]) -> None:

@@ -21,7 +21,7 @@ from meerkat_runtime.session.outcomes import Deduplicated, Rejected
 from meerkat_runtime.session.validation import rejection_reason
 from meerkat_runtime.vocab.errors import NotReady, RuntimeDestroyed
 from meerkat_runtime.vocab.inputs import Coalesced, InputLifecycleState, Superseded
-from meerkat_runtime.vocab.runtime import RuntimeState
+from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 S = InputLifecycleState
 
@@ -42,6 +42,8 @@ class AdmissionRules(CoreState):
         queued. ``NotReady`` names everything that stands in the way."""
         self.check_accepting()
         reasons: list[str] = []
+        if self.registration is RegistrationPhase.ATTACHING:
+            reasons.append("a run loop is being attached (an executor start() is pending)")
         if self.loop_attached:
             reasons.append("a run loop is attached (it runs the session's inputs)")
         if self.current_run is not None:
