@@ -42,3 +42,14 @@ def test_an_unknown_option_is_rejected() -> None:
     with pytest.raises(SystemExit) as info:
         main(["--machine", "nonsense"])
     assert info.value.code == 2
+
+
+def test_all_runs_ops_session_and_the_ownership_walks(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--profile", "fast", "--max-examples", "1", "--steps", "3", "--replay-profile", "none"]
+    code = main([*argv, "--seed", "5"])  # --machine all is the default
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert "machine(s) ops, session, ownership," in err and "ownership walks on sqlite" in err
+    assert "[ops search]" in err and "[session search]" in err
+    assert "[ownership walks]" in err and "walk 1/1 (seed 5)" in err
+    assert "machine ops:" in out and "machine session:" in out and "machine ownership:" in out

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from meerkat_conformance.cli.main import ALL, _parser
 from meerkat_conformance.mutants.catalog import MUTANTS, Mutant
 from meerkat_conformance.mutants.planting import CatalogError, check_catalog, diff, plant, runtime_root
-from meerkat_conformance.mutants.runner import LayerResult, MutantResult, format_table
+from meerkat_conformance.mutants.runner import LayerResult, MutantResult, format_table, layer_command
 
 AREAS = {
     "retry budget",
@@ -85,3 +86,10 @@ def test_equivalent_mutants_are_shown_but_not_counted() -> None:
     assert "harness: killed 1/1 (100%)" in table
     assert "survived every layer: none" in table
     assert f"equivalent (not counted): {equivalent.id} (" in table
+
+
+def test_the_harness_layer_runs_every_machine_the_ownership_walks_included() -> None:
+    command = layer_command("harness", Path("."))
+    assert command[1:3] == ["-m", "meerkat_conformance.cli.main"]
+    assert _parser().parse_args(command[3:]).machine == "all"
+    assert ALL == ("ops", "session", "ownership")

@@ -187,3 +187,51 @@ def test_a_trace_of_another_machine_switches_to_it(browser: Browser, tmp_path: P
     )
     assert fields == names
     assert browser.page_errors == []
+
+
+@pytest.fixture(scope="module")
+def stranded_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A page of two toy machines: ``livelock`` (two stranded states) and ``dropping`` (the same
+    two states, whose only way out is the give-up ``drain``: they need a give-up)."""
+    from meerkat_model.diagrams.explorer_data import explorer_graph
+    from meerkat_model.diagrams.explorer_page import build_explorer_page
+    from meerkat_model.verifier import explore
+
+    from tests.verifier.toys import DrainIsDropping, Livelock
+
+    graphs = [
+        explorer_graph("livelock", explore(Livelock()), profile="t", bounds={}),
+        explorer_graph("dropping", explore(DrainIsDropping(drain=True)), profile="t", bounds={}),
+    ]
+    page = tmp_path_factory.mktemp("explorer") / "explorer-stranded.html"
+    page.write_text(build_explorer_page(graphs, intro="Two toy machines."), encoding="utf-8")
+    return page
+
+
+def _badges(browser: Browser) -> list[str]:
+    script = "Array.from(document.querySelectorAll('#state-view .badge')).map((b) => b.textContent)"
+    return list(browser.evaluate(script))
+
+
+def test_the_stranded_and_needs_give_up_filters_and_badges(browser: Browser, stranded_page: Path) -> None:
+    _open(browser, stranded_page)
+    assert browser.evaluate("document.body.dataset.explorerMachine") == "livelock"
+    browser.click("button[data-query='is:stranded']")
+    assert browser.wait_for("document.body.dataset.explorerResults") == "2"
+    browser.click("#results li")
+    assert "stranded" in _badges(browser) and "needs a give-up" not in _badges(browser)
+    browser.type_into("#search", "is:needs-give-up")
+    assert browser.wait_for("document.body.dataset.explorerResults === '0'")
+    browser.click("button.machine[data-machine='dropping']")
+    assert browser.wait_for("document.body.dataset.explorerMachine === 'dropping'")
+    browser.click("button[data-query='is:needs-give-up']")
+    assert browser.wait_for("document.body.dataset.explorerResults") == "2"
+    browser.click("#results li")
+    assert "needs a give-up" in _badges(browser) and "stranded" not in _badges(browser)
+    browser.type_into("#search", "is:stranded")
+    assert browser.wait_for("document.body.dataset.explorerResults === '0'")
+    browser.type_into("#search", "is:initial")
+    assert browser.wait_for("document.body.dataset.explorerResults === '1'")
+    browser.click("#results li")
+    assert "needs a give-up" not in _badges(browser)
+    assert browser.page_errors == []

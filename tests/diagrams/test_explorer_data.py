@@ -15,7 +15,7 @@ from meerkat_model.verifier import explore
 from meerkat_model.verifier.report import plain
 
 from tests.diagrams.fakes import DoorMachine
-from tests.verifier.toys import Livelock
+from tests.verifier.toys import DrainIsDropping, Livelock
 
 DIAGRAMS = Path(__file__).resolve().parents[2] / "diagrams"
 
@@ -93,6 +93,7 @@ def test_the_output_does_not_depend_on_the_exploration_order() -> None:
     exploration.edge_list = [(back[a], back[b], x, t) for a, b, x, t in reversed(exploration.edge_list)]
     exploration.stuck = [back[i] for i in exploration.stuck]
     exploration.stranded = [back[i] for i in exploration.stranded or ()]
+    exploration.stranded_without_give_ups = [back[i] for i in exploration.stranded_without_give_ups or ()]
     second = explorer_graph("door", exploration, profile="t", bounds={"max_opens": 2})
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
@@ -121,6 +122,20 @@ def test_stranded_states_are_listed_and_the_page_filters_them() -> None:
     assert explorer_graph("livelock", incomplete, profile="t", bounds={})["stranded"] == []
     page = build_explorer_page([data], intro="")
     assert 'data-query="is:stranded"' in page and "is:stranded" in page
+
+
+def test_states_that_need_a_give_up_are_listed_apart_from_stranded_ones() -> None:
+    data = explorer_graph("dropping", explore(DrainIsDropping(drain=True)), profile="t", bounds={})
+    described = _described(data)
+    assert [described[s]["job"] for s in data["needs_give_up"]] == ["queued", "spinning"]
+    assert data["stranded"] == []
+    # a stranded state is listed as stranded only, not as needing a give-up
+    assert explorer_graph("livelock", explore(Livelock()), profile="t", bounds={})["needs_give_up"] == []
+    assert explorer_graph("door", explore(Livelock(drain=True)), profile="t", bounds={})["needs_give_up"] == []
+    incomplete = explore(DrainIsDropping(drain=True), max_states=2)
+    assert explorer_graph("dropping", incomplete, profile="t", bounds={})["needs_give_up"] == []
+    page = build_explorer_page([data], intro="")
+    assert 'data-query="is:needs-give-up"' in page and "<code>is:needs-give-up</code>" in page
 
 
 def test_a_graph_above_the_limit_is_refused_with_the_numbers() -> None:

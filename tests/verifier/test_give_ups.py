@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 from meerkat_model import catalog
@@ -19,18 +19,9 @@ from meerkat_model.session.state import SessionState
 from meerkat_model.verifier import explore, shortest_trace, summary
 from meerkat_model.verifier.report import human
 
-from tests.verifier.toys import Livelock
+from tests.verifier.toys import DrainIsDropping, Livelock
 
 WORKERS = [1, 2] if hasattr(os, "fork") else [1]
-
-
-class DrainIsDropping(Livelock):
-    """The livelock whose only way out, ``drain``, is declared a give-up (the job is dropped)."""
-
-    name = "livelock-dropping"
-
-    def give_ups(self) -> Mapping[str, str]:
-        return {"drain": "the job is dropped, not run"}
 
 
 @pytest.mark.parametrize("workers", WORKERS)

@@ -57,4 +57,4 @@ def test_no_violation_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = tmp_path / "trace.json"
     assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove", "--trace-json", str(path)]) == 0
     assert not path.exists()
-    assert "no violation, no trace written to --trace-json" in capsys.readouterr().err
+    assert "no violation and no stranded state, no trace written to --trace-json" in capsys.readouterr().err

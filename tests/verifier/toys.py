@@ -179,3 +179,12 @@ class Livelock(Machine[int, Action]):
 
     def action_label(self, action: Action) -> str:
         return str(action[0])
+
+
+class DrainIsDropping(Livelock):
+    """The livelock whose only way out, ``drain``, is declared a give-up (the job is dropped)."""
+
+    name = "livelock-dropping"
+
+    def give_ups(self) -> Mapping[str, str]:
+        return {"drain": "the job is dropped, not run"}

@@ -15,9 +15,10 @@ reach, replayed against the runtime), then the Hypothesis search, then the repla
 graph. A run is reproducible: the ``fast`` profile is derandomized, and any other run is seeded
 (the seed is drawn and printed when ``--seed`` is not given). When model and runtime disagree,
 the minimal side-by-side trace is printed with a one-line command that runs the same search
-again. ``--machine ownership`` runs the two-worker lockstep instead (seeded random walks of two
-workers on one SQLite file against the ownership model: claims, takeovers, crashes, unknown
-write outcomes, refused claims and a stale process of the same owner; not part of ``all``).
+again. For ``ownership`` the command runs the two-worker lockstep instead (seeded random walks
+of two workers on one SQLite file against the ownership model: claims, takeovers, crashes,
+unknown write outcomes, refused claims and a stale process of the same owner). ``all`` (the
+default) runs ops, session, then ownership.
 The coverage floor: a run fails when it fires fewer than all the transitions the
 scenarios found reachable, and the report names the ones it missed.
 
@@ -62,6 +63,8 @@ from meerkat_conformance.stores.backend import PG_DSN_ENV
 
 PROG = "meerkat-conformance"
 OWNERSHIP = "ownership"
+ALL = (*SUITES, OWNERSHIP)
+"""The machines ``--machine all`` runs, in order."""
 MIN_PROGRESS_EVERY = 0.1
 SEED_LIMIT = 2**32
 
@@ -82,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         f"The other command: {PROG} check-trace [--json] FILE... checks recorded event logs\n"
         f"against the model (see {PROG} check-trace --help).",
         epilog=(
-            "profiles (how long the whole command runs on 2 cores, both machines):\n"
+            "profiles (how long the whole command runs on 2 cores, every machine):\n"
             f"{_profile_help()}\n"
             "Each machine runs its directed scenarios, then the search, then the replay of a model graph.\n"
             "Progress lines go to stderr; the report to stdout. A failure prints the minimal trace and a\n"
@@ -103,10 +106,10 @@ def _parser() -> argparse.ArgumentParser:
         "--machine",
         choices=[*SUITES, OWNERSHIP, "all"],
         default="all",
-        help=f"which machine (default: all, which is {' and '.join(SUITES)}); {OWNERSHIP}: the two-worker "
-        "lockstep (seeded walks of two workers on one store: claims, takeovers, crashes, unknown write "
-        "outcomes, claims against a live lease, writes of a stale process of the same owner; --max-examples "
-        "walks of --steps steps, seeds from --seed)",
+        help=f"which machine (default: all, which is {', '.join(ALL[:-1])} and {ALL[-1]}, in that order); "
+        f"{OWNERSHIP}: the two-worker lockstep (seeded walks of two workers on one store: claims, takeovers, "
+        "crashes, unknown write outcomes, claims against a live lease, writes of a stale process of the same "
+        "owner; --max-examples walks of --steps steps, seeds from --seed)",
     )
     p.add_argument(
         "--max-examples",
@@ -153,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int_at_least(0),
         default=None,
         metavar="N",
-        help="seed of the Hypothesis search: the same seed, profile and budgets run the same examples (default: "
+        help="seed of the Hypothesis search (and of the first ownership walk): the same seed, profile and budgets "
+        "run the same examples (default: "
         "derandomized for fast, a random seed printed at the start for deep)",
     )
     p.add_argument(
@@ -306,13 +310,12 @@ def _ownership_walks(run: _Run, tally: MachineTally, walking: list[str]) -> None
 def _announce(run: _Run, names: list[str]) -> None:
     seed = "derandomized (no seed)" if run.seed is None else f"seed {run.seed}"
     db = "" if run.example_db is None else f", example database {run.example_db}"
-    where = (
-        f", replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}"
-        if any(name in SUITES for name in names)
-        else ", walks on sqlite"
-    )
+    where = f", replay {run.replay_profile} on {run.disk}, search on {run.search_disk}{db}"
+    if OWNERSHIP in names:
+        searched = any(name in SUITES for name in names)
+        where = f"{where}, {OWNERSHIP} walks on sqlite" if searched else ", walks on sqlite"
     print(
-        f"{PROG}: profile {run.profile.name} ({run.profile.duration} for both machines), machine(s) "
+        f"{PROG}: profile {run.profile.name} ({run.profile.duration} for every machine), machine(s) "
         f"{', '.join(names)}, {seed}{where}; Ctrl-C stops with the partial report",
         file=sys.stderr,
         flush=True,
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     from meerkat_conformance.lockstep.stateful import fresh_tally
     from meerkat_conformance.lockstep.trace import Disagreement
 
-    names = list(SUITES) if args.machine == "all" else [args.machine]
+    names = list(ALL) if args.machine == "all" else [args.machine]
     _announce(run, names)
     tallies: list[MachineTally] = []
     failed: list[str] = []

@@ -25,7 +25,7 @@ class Profile:
     """``examples``: Hypothesis ``max_examples``; ``steps``: ``stateful_step_count``;
     ``derandomize``: a fixed search (reproducible run time); ``replay_profile``: the model
     profile whose reachable graph the exhaustive replay walks; ``duration``: how long the
-    ``meerkat-conformance`` command runs with this profile (both machines and the replay of the
+    ``meerkat-conformance`` command runs with this profile (every machine and the replay of the
     ``ci`` graph, measured on a 2-core machine)."""
 
     name: str

@@ -2,7 +2,8 @@
 
 * ``tests``: the runtime's own tests (``tests/runtime_session``, ``tests/runtime_ops``,
   ``tests/stores``), stopping at the first failure;
-* ``harness``: ``meerkat-conformance --profile fast`` for both machines, as users run it.
+* ``harness``: ``meerkat-conformance --profile fast`` for every machine (ops, session and the
+  ownership walks), as users run it.
 
 A layer *kills* a mutant when it exits non-zero (a failing test, a disagreement, a missed
 coverage floor) or runs past its time limit (reported as ``timeout``); it *misses* it when it

@@ -9,6 +9,11 @@ exploration hit ``--max-states`` or a proof failed; 2 for a usage error (unknown
 machine or bound, bad bound value, an unwritable ``--trace-dot`` path: all found before the
 search) or a missing ``verify`` extra; 130 when interrupted with Ctrl-C (the report of what
 finished is printed first).
+
+``--trace-dot`` / ``--trace-json`` write one trace: the shortest to the first machine's first
+invariant violation; without any violation, the shortest to the shallowest stranded state of the
+first machine with one; without that either, to the shallowest state stranded without give-ups
+of the first machine with one; nothing (a line on stderr says so) when there is none of them.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from meerkat_model.cli.usage import (
 )
 from meerkat_model.machine import Bounds
 from meerkat_model.verifier import explore, summary, symmetry_comparison
+from meerkat_model.verifier.exploration import Exploration, Violation
+from meerkat_model.verifier.liveness import STRANDED
 from meerkat_model.verifier.report import human, plain, trace_dot
-from meerkat_model.verifier.trace import violation_trace
+from meerkat_model.verifier.trace import stranded_violation, violation_trace
 from meerkat_model.verifier.trace_json import trace_document, write_trace_json
 
 PROG = "meerkat-verify"
@@ -117,15 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace-dot",
         metavar="PATH",
         type=Path,
-        help="write the shortest trace to the first violation as a Graphviz DOT file (its folder must exist; "
-        "checked before the search)",
+        help="write the shortest trace to the first violation as a Graphviz DOT file; without a violation, to the "
+        "shallowest stranded state of the first machine with one (else to the shallowest state stranded without "
+        "give-ups); nothing when there is neither (its folder must exist; checked before the search)",
     )
     parser.add_argument(
         "--trace-json",
         metavar="PATH",
         type=Path,
-        help="write the shortest trace to the first violation as JSON (format meerkat.trace: every field of "
-        "every step; open it in the state explorer page; its folder must exist; checked before the search)",
+        help="write the same trace as --trace-dot as JSON (format meerkat.trace: every field of every step; "
+        "open it in the state explorer page; its folder must exist; checked before the search)",
     )
     parser.add_argument(
         "--progress",
@@ -384,6 +392,16 @@ def _build(args: argparse.Namespace) -> tuple[list[str], int, dict[str, tuple[An
     return machines, workers, built
 
 
+def _traced(
+    exploration: Exploration, violation: Violation, name: str, profile: str, bounds: dict[str, int]
+) -> tuple[tuple[Exploration, list[Any], str], dict[str, Any]]:
+    """The DOT trace arguments (exploration, shortest trace, title ``NAME: INVARIANT``) and the
+    ``meerkat.trace`` document of ``violation`` (or stranded state) of machine ``name``."""
+    steps = violation_trace(exploration, violation)
+    document = trace_document(exploration, violation, steps, profile=profile, bounds=bounds, key=name)
+    return (exploration, steps, f"{name}: {violation.invariant}"), document
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file (the same path, or links to one file)."""
     if a.resolve() == b.resolve():
@@ -410,6 +428,9 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
     show_progress = args.progress or err.isatty()
     reports: list[dict[str, Any]] = []
     first_trace: tuple[Any, list[Any], str] | None = None
+    # without a violation, the trace goes to this shallowest stranded state (one stranded with
+    # give-ups preferred to one stranded only without them)
+    first_stranded: tuple[Exploration, Violation, str, dict[str, int]] | None = None
     proofs: dict[str, Any] | None = None
     interrupted: str | None = None
     first_document: dict[str, Any] | None = None
@@ -441,15 +462,13 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
                 out(human(report))
                 ok = ok and report["ok"]
                 if exploration.violations and first_trace is None:
-                    v = exploration.violations[0]
-                    first_trace = (
-                        exploration,
-                        violation_trace(exploration, v),
-                        f"{name}: {v.invariant}",
+                    first_trace, first_document = _traced(
+                        exploration, exploration.violations[0], name, args.profile, bounds
                     )
-                    first_document = trace_document(
-                        exploration, v, first_trace[1], profile=args.profile, bounds=bounds, key=name
-                    )
+                elif first_trace is None and (first_stranded is None or first_stranded[1].invariant != STRANDED):
+                    found = stranded_violation(exploration)
+                    if found is not None and (first_stranded is None or found.invariant == STRANDED):
+                        first_stranded = (exploration, found, name, bounds)
             if not args.no_prove:
                 interrupted = "running the proofs"
                 proofs = run_proofs_if_available(out, machines, err if show_progress else None, partial)
@@ -462,6 +481,8 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
             proofs = partial.get("proofs", proofs)  # the machines whose proofs finished
     if proofs is not None and proofs["failed"]:
         ok = False
+    if first_trace is None and first_stranded is not None:
+        first_trace, first_document = _traced(*first_stranded[:3], args.profile, first_stranded[3])
 
     if args.json:
         doc = {
@@ -483,24 +504,24 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
 
     if args.trace_dot is not None:
         if first_trace is None:
-            print("meerkat-verify: no violation, no trace written to --trace-dot", file=err)
+            print("meerkat-verify: no violation and no stranded state, no trace written to --trace-dot", file=err)
         else:
             try:
                 args.trace_dot.write_text(trace_dot(*first_trace))
             except OSError as exc:
                 print(f"meerkat-verify: error: could not write --trace-dot {args.trace_dot}: {exc}", file=err)
             else:
-                print(f"meerkat-verify: trace written to {args.trace_dot}", file=err)
+                print(f"meerkat-verify: trace written to {args.trace_dot} ({first_trace[2]})", file=err)
     if args.trace_json is not None:
-        if first_document is None:
-            print("meerkat-verify: no violation, no trace written to --trace-json", file=err)
+        if first_trace is None or first_document is None:
+            print("meerkat-verify: no violation and no stranded state, no trace written to --trace-json", file=err)
         else:
             try:
                 write_trace_json(args.trace_json, first_document)
             except OSError as exc:
                 print(f"meerkat-verify: error: could not write --trace-json {args.trace_json}: {exc}", file=err)
             else:
-                print(f"meerkat-verify: trace written to {args.trace_json}", file=err)
+                print(f"meerkat-verify: trace written to {args.trace_json} ({first_trace[2]})", file=err)
     if interrupted is not None:
         print(f"meerkat-verify: interrupted while {interrupted}", file=err)
         code = EXIT_INTERRUPTED

@@ -81,6 +81,7 @@
       }
       this.stuck = new Set(raw.stuck);
       this.stranded = new Set(raw.stranded || []);
+      this.needsGiveUp = new Set(raw.needs_give_up || []);
       this.declared = new Map();
       for (const d of raw.declared) {
         if (!this.declared.has(d.name)) this.declared.set(d.name, []);
@@ -174,7 +175,8 @@
   // --- search ------------------------------------------------------------------------------
   // Terms (all must hold): a bare word (any field's value contains it), FIELD=VALUE (equal),
   // FIELD!=VALUE, FIELD~TEXT (contains), FIELD may use * (op[*]~running); depth=N, depth<N,
-  // depth>N; #N (a state number); is:initial, is:violating, is:stuck, is:stranded; enables:T, via:T.
+  // depth>N; #N (a state number); is:initial, is:violating, is:stuck, is:stranded,
+  // is:needs-give-up; enables:T, via:T.
   function tokens(query) {
     const out = [], re = /(?:[^\s"]+|"[^"]*")+/g;
     let m;
@@ -196,9 +198,9 @@
         tests.push((s) => { const d = graph.depths[s]; return op === "=" ? d === n : op === "<" ? d < n : op === ">" ? d > n : op === "<=" ? d <= n : d >= n; });
         continue;
       }
-      if ((m = /^is:(initial|violating|stuck|stranded)$/i.exec(token))) {
+      if ((m = /^is:(initial|violating|stuck|stranded|needs-give-up)$/i.exec(token))) {
         const what = m[1].toLowerCase();
-        const sets = { violating: graph.violating, stuck: graph.stuck, stranded: graph.stranded };
+        const sets = { violating: graph.violating, stuck: graph.stuck, stranded: graph.stranded, "needs-give-up": graph.needsGiveUp };
         tests.push(what === "initial" ? (s) => s === 0 : (s) => sets[what].has(s));
         continue;
       }
@@ -256,6 +258,7 @@
     if (graph.violating.has(state)) out.push(h("span", { class: "badge violation" }, "violates " + graph.violating.get(state).map((v) => v.invariant).join(", ")));
     if (graph.stuck.has(state)) out.push(h("span", { class: "badge stuck" }, "stuck"));
     if (graph.stranded.has(state)) out.push(h("span", { class: "badge stranded", title: "no state without obligations is reachable from here" }, "stranded"));
+    if (graph.needsGiveUp.has(state)) out.push(h("span", { class: "badge needs-give-up", title: "only a give-up (a step that gives work up instead of finishing it) clears this state's obligations" }, "needs a give-up"));
     return out;
   }
 

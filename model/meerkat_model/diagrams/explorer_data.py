@@ -20,10 +20,12 @@ Format ``meerkat.explorer`` version 1, one object per machine::
      "declared": [{"name", "entity", "from", "to", "guard", "terminal"}],
      "invariants": [{"name", "description", "violated"}],
      "violations": [{"state", "invariant", "message"}], "stuck": [state], "stranded": [state],
-     "dead": [transition]}
+     "needs_give_up": [state], "dead": [transition]}
 
-``stranded`` lists the states from which no state without obligations is reachable (empty when
-the exploration was incomplete and so not judged: ``complete`` says which).
+``stranded`` lists the states from which no state without obligations is reachable;
+``needs_give_up`` the states stranded without give-ups that are not stranded: only a step of one
+of the machine's ``give_ups()`` (work given up, not finished) clears their obligations. Both are
+empty when the exploration was incomplete and so not judged (``complete`` says which).
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ def explorer_graph(
 
     invariants = list(machine.invariants())
     violations = []
+    stranded = set(exploration.stranded or ())
     for index, old in enumerate(order):
         for invariant in invariants:
             message = invariant.check(states[old])
@@ -209,5 +212,6 @@ def explorer_graph(
         "violations": violations,
         "stuck": sorted(new[i] for i in exploration.stuck),
         "stranded": sorted(new[i] for i in exploration.stranded or ()),
+        "needs_give_up": sorted(new[i] for i in set(exploration.stranded_without_give_ups or ()) - stranded),
         "dead": list(exploration.coverage.dead),
     }

@@ -25,7 +25,8 @@ _SEARCH_HELP = (
     "<li><code>field=value</code>, <code>field!=value</code>, <code>field~text</code> (contains); "
     "<code>*</code> in a field name matches any ids: <code>op[*]~running</code></li>"
     "<li><code>depth=3</code>, <code>depth&lt;5</code>, <code>#42</code> (state number)</li>"
-    "<li><code>is:initial</code>, <code>is:violating</code>, <code>is:stuck</code>, <code>is:stranded</code></li>"
+    "<li><code>is:initial</code>, <code>is:violating</code>, <code>is:stuck</code>, <code>is:stranded</code>, "
+    "<code>is:needs-give-up</code> (only a give-up clears its obligations)</li>"
     "<li><code>enables:T</code> (transition T can fire), <code>via:T</code> (reached by T)</li></ul>"
 )
 
@@ -58,6 +59,7 @@ def build_explorer_page(graphs: Sequence[Mapping[str, Any]], *, intro: str) -> s
             ("violating", "is:violating"),
             ("stuck", "is:stuck"),
             ("stranded", "is:stranded"),
+            ("needs a give-up", "is:needs-give-up"),
             ("depth ≤ 2", "depth<=2"),
         )
     )

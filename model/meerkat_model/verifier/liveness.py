@@ -29,6 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+STRANDED = "stranded"
+"""How a trace to a stranded state names what it shows (``--trace-dot``, ``--trace-json``)."""
+STRANDED_WITHOUT_GIVE_UPS = "stranded without give-ups"
+"""How a trace to a state stranded only once the give-ups are left out names what it shows."""
+DESCRIPTIONS = {
+    STRANDED: "from every reachable state some sequence of steps reaches a state without obligations",
+    STRANDED_WITHOUT_GIVE_UPS: "from every reachable state some sequence of steps that gives no work up "
+    "reaches a state without obligations",
+}
+
 
 def stranded_states(
     count: int,

@@ -8,6 +8,7 @@ from typing import Any
 
 from meerkat_model.machine import Machine, Rejected, Stepped
 from meerkat_model.verifier.exploration import Exploration, Violation
+from meerkat_model.verifier.liveness import STRANDED, STRANDED_WITHOUT_GIVE_UPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,24 @@ def violation_trace(exploration: Exploration, violation: Violation) -> list[Trac
     diff = state_diff(before, described(machine, result.state))
     steps.append(TraceStep(action, label, result.transition, result.outputs, result.state, diff))
     return steps
+
+
+def stranded_violation(exploration: Exploration) -> Violation | None:
+    """The shallowest stranded state of ``exploration`` as a state :class:`Violation` named
+    ``stranded`` (its message lists the obligations no sequence of steps can clear); without
+    one, the shallowest state stranded once the give-ups are left out, named ``stranded without
+    give-ups``; ``None`` when no state is either (or the search was incomplete, so neither was
+    judged). Its :func:`violation_trace` is the shortest trace to that state."""
+    e = exploration
+    for name, indexes, why in (
+        (STRANDED, e.stranded, "no sequence of steps can clear"),
+        (STRANDED_WITHOUT_GIVE_UPS, e.stranded_without_give_ups, "only a give-up can clear"),
+    ):
+        if indexes:
+            i = min(indexes, key=lambda k: e.depths[k])
+            owed = "; ".join(str(o) for o in e.machine.obligations(e.state_list[i]))
+            return Violation(name, f"obligations {why}: {owed}", i, e.depths[i])
+    return None
 
 
 def format_trace(exploration: Exploration, steps: list[TraceStep]) -> str:

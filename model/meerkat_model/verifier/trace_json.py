@@ -15,7 +15,9 @@ Format ``meerkat.trace`` version 1::
 ``state`` is every field of ``machine.describe`` of the concrete state reached (values as plain
 JSON); ``canonical`` the same of its representative under renaming of interchangeable ids (the
 state an exploration with symmetry reduction stores), so a reader can find each step in a
-reachable graph; ``changed`` maps each field that step changed to ``[before, after]``.
+reachable graph; ``changed`` maps each field that step changed to ``[before, after]``. A trace
+to a stranded state (written when no invariant was violated) has ``"invariant": "stranded"``
+(or ``"stranded without give-ups"``), its obligations as ``message`` and its depth.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from meerkat_model.verifier.declarations import DESCRIPTION as DECLARED_DESCRIPTION
 from meerkat_model.verifier.declarations import NAME as DECLARED
 from meerkat_model.verifier.exploration import Exploration, Violation
+from meerkat_model.verifier.liveness import DESCRIPTIONS as STRANDED_DESCRIPTIONS
 from meerkat_model.verifier.report import plain
 from meerkat_model.verifier.search import BUILT_IN_DESCRIPTIONS
 from meerkat_model.verifier.trace import TraceStep, described
@@ -60,11 +63,13 @@ def trace_document(
     key: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready document of the trace ``steps`` (from :func:`shortest_trace`) that ends in
-    ``violation``; ``key`` is the machine's catalog name (default: ``machine.name``)."""
+    ``violation`` (or in a stranded state: :func:`~meerkat_model.verifier.trace.stranded_violation`);
+    ``key`` is the machine's catalog name (default: ``machine.name``)."""
     machine = exploration.machine
     descriptions = {inv.name: inv.description for inv in machine.invariants()}
     descriptions.update({sc.name: sc.description for sc in machine.step_checks()})
     descriptions.update(BUILT_IN_DESCRIPTIONS)
+    descriptions.update(STRANDED_DESCRIPTIONS)
     descriptions[DECLARED] = DECLARED_DESCRIPTION
     start = machine.initial_state()
 
