@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import pytest
 import z3
@@ -172,3 +173,28 @@ def test_a_z3_object_left_half_built_by_the_interrupt_is_freed_without_a_report(
 
     Other()  # other finalizers' errors are still reported
     assert [str(e) for e in reported] == ["not z3's"]
+
+
+def test_the_solver_works_after_an_interrupt_the_watcher_handles_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python raises KeyboardInterrupt at once; the watcher thread may interrupt the solver only
+    # afterwards (a loaded machine). That interrupt must be cleared too, or every later push in
+    # the process fails with "push canceled".
+    import os
+    import signal
+    import time
+
+    from meerkat_model.proofs import interruptible
+
+    real_watch = interruptible._watch
+
+    def slow_watch(*args: Any) -> None:
+        time.sleep(0.5)
+        real_watch(*args)
+
+    monkeypatch.setattr(interruptible, "_watch", slow_watch)
+    with pytest.raises(KeyboardInterrupt), interruptible.interruptible_queries():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    solver = z3.Solver()
+    solver.push()
+    assert solver.check() == z3.sat

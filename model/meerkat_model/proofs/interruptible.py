@@ -122,10 +122,6 @@ def interruptible_queries() -> Iterator[None]:
             _seen = seen
         yield
     except KeyboardInterrupt:
-        # Python's handler raised it; the watcher interrupts the solver too, maybe not yet:
-        # wait for it, so that the interrupt it sends is the one cleared below.
-        if watcher is not None:
-            seen.wait(_SETTLE_S)
         interrupted = True
         raise
     except Exception:
@@ -141,15 +137,15 @@ def interruptible_queries() -> Iterator[None]:
             raise KeyboardInterrupt
     finally:
         _seen = None
-        if interrupted or seen.is_set():
-            _drop_half_built_z3_reports()
-        if seen.is_set():
-            _clear_interrupt()
         if previous is not None:
             signal.set_wakeup_fd(previous)
         writer.close()
         if watcher is not None:
-            watcher.join()
+            watcher.join()  # it has read every SIGINT byte, and interrupted the solver for each
         reader.close()
+        if interrupted or seen.is_set():
+            _drop_half_built_z3_reports()
+        if seen.is_set():
+            _clear_interrupt()  # after the watcher's last interrupt, which would otherwise stay
         _depth -= 1
         z3.set_param("ctrl_c", True)
