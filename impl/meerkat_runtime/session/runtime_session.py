@@ -369,16 +369,17 @@ async def stop_detached(parts: Detached, reason: str) -> None:
         await bounded_control(executor, StopRuntimeExecutor(reason))
 
 
-async def bounded_control(executor: CoreExecutor, command: RunControlCommand) -> None:
+async def bounded_control(executor: CoreExecutor, command: RunControlCommand) -> BaseException | None:
     """``executor.control(command)`` in a task of its own, waited for at most
-    :data:`EXECUTOR_STOP_LIMIT_S`; after that the task is cancelled and abandoned. Errors of the
-    executor are swallowed (a misbehaving executor must not fail the caller); cancelling the
-    caller cancels the call."""
+    :data:`EXECUTOR_STOP_LIMIT_S`; after that the task is cancelled and abandoned. An error of the
+    executor is returned, never raised (a misbehaving executor must not fail the caller);
+    cancelling the caller cancels the call."""
     call = asyncio.get_running_loop().create_task(_control(executor, command))
     try:
         await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
     finally:
         _let_go(call)
+    return None if not call.done() or call.cancelled() else call.exception()
 
 
 async def _control(executor: CoreExecutor, command: RunControlCommand) -> None:
@@ -463,12 +464,7 @@ async def stop_unowned(session: RuntimeSession, executor: CoreExecutor) -> None:
     (``StopRuntimeExecutor``), waiting at most :data:`EXECUTOR_STOP_LIMIT_S` (then the call is
     cancelled and abandoned). What it raises is logged and kept in ``session.last_error``,
     never raised."""
-    call = asyncio.get_running_loop().create_task(_control(executor, StopRuntimeExecutor("start given up")))
-    try:
-        await asyncio.wait({call}, timeout=EXECUTOR_STOP_LIMIT_S)
-    finally:
-        _let_go(call)
-    error = None if not call.done() or call.cancelled() else call.exception()
+    error = await bounded_control(executor, StopRuntimeExecutor("start given up"))
     if error is not None:
         session.last_error = error
         _log.warning("session %s: stopping an executor whose start was given up failed: %r", session.session_id, error)
