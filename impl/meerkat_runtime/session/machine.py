@@ -897,25 +897,25 @@ class MeerkatMachine:
         asked (a ``RowFormatError``: the run's result fit its input's row when the executor
         returned it, but the plan changed before the commit): the session then stays detached
         (the attempt is not counted) until the application attaches a loop."""
-        if not self._reattach or self._closed or session.unregistered or session.lost is not None:
-            return
-        if isinstance(error.cause, RowFormatError):
-            return
-        if self._sessions.get(session.runtime_id) is not session:
+        if not self._reattach or self._gone(session) or isinstance(error.cause, RowFormatError):
             return
         session.reattach_executor = executor
-        running = session.reattach_task
-        if running is not None and not running.done():
+        if _reattach_pending(session):
             return
         session.reattach_task = session.spawn(self._reattach_loop(session))
+
+    def _gone(self, session: RuntimeSession) -> bool:
+        """Whether ``session`` can have no loop from this machine any more: the machine closed, or
+        the session was unregistered, lost, or replaced by another registration."""
+        if self._closed or session.unregistered or session.lost is not None:
+            return True
+        return self._sessions.get(session.runtime_id) is not session
 
     def _reattach_ends(self, session: RuntimeSession) -> bool:
         """Whether the re-attach of ``session`` has nothing left to do: the machine closed, the
         session unregistered, lost, replaced, stopped or destroyed, or a loop attached (or
         being attached) by another caller."""
-        if self._closed or session.unregistered or session.lost is not None:
-            return True
-        if self._sessions.get(session.runtime_id) is not session:
+        if self._gone(session):
             return True
         if session.registration is not RegistrationPhase.QUEUING and not _dead(session.loop_task):
             return True  # another caller attached (or is attaching) a loop
