@@ -198,6 +198,11 @@ def _foreign(named: str) -> NotAMeerkatStore:
     )
 
 
+def _holds_anything(conn: sqlite3.Connection) -> bool:
+    """Whether the file holds any table, index, view or trigger."""
+    return conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+
+
 _WHAT_IS_THERE = (
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meerkat_schema_version'), "
     "EXISTS (SELECT 1 FROM sqlite_master)"
@@ -208,7 +213,7 @@ statement, so both come from one snapshot of the file."""
 
 def not_a_store(conn: sqlite3.Connection, path: str) -> NotAMeerkatStore:
     """The refusal of ``path``, a file at schema version 0, saying whether it is empty."""
-    if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+    if _holds_anything(conn):
         return _foreign(repr(path))
     text = "not a meerkat store yet (the runtime creates the schema when it opens the file for writing)"
     return NotAMeerkatStore(STORE_SCOPE, f"{path!r} is empty: {text}")
@@ -239,7 +244,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION, *, path: str
     an earlier read saw).
     """
     current = stored_version(conn)
-    if current == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+    if current == 0 and _holds_anything(conn):
         raise _foreign("the database file" if path is None else repr(path))
     if current > SCHEMA_VERSION:
         raise VersionMismatch(
