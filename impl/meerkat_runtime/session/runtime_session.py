@@ -33,6 +33,7 @@ from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.dispatch import CompositionDispatch
 from meerkat_runtime.session.executor import CoreExecutor, RunControlCommand, StopRuntimeExecutor, start_executor
+from meerkat_runtime.session.gate import SessionGate
 from meerkat_runtime.session.persistence import SessionPersistence, Written
 from meerkat_runtime.session.reattach import ReattachBackoff
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 Detached = tuple[CoreExecutor | None, "asyncio.Task[None] | None", "asyncio.Task[Any] | None"]
 
 _log = logging.getLogger("meerkat_runtime.session")
-_UNKNOWN = object()
-"""What :meth:`RuntimeSession._gate_free` reads when the lock does not show its queue."""
 
 
 class LoopState(enum.Enum):
@@ -97,7 +96,7 @@ class RuntimeSession:
         self.core = core
         self.persistence = persistence
         self.blobs = blobs
-        self.gate = asyncio.Lock()
+        self.gate = SessionGate()
         self.completions = CompletionRegistry()
         self.executor: CoreExecutor | None = None
         self.executor_stopped = False
@@ -209,7 +208,7 @@ class RuntimeSession:
         while True:
             if self.starting is not None:
                 return self.starting
-            if self._gate_free():
+            if self.gate.free():
                 await self.gate.acquire()  # free, nobody queued: taken without suspending
                 return None
             # raced even when the gate looks free: the waiter its release woke may be an attach
@@ -225,14 +224,6 @@ class RuntimeSession:
             if acquiring.done():
                 return None
             self._forgo(acquiring)
-
-    def _gate_free(self) -> bool:
-        """Whether the gate is free with nobody queued for it, so acquiring it takes it at once:
-        a call on a quiet session (an accept run eagerly) does not suspend for the gate."""
-        if self.gate.locked():
-            return False
-        waiters = getattr(self.gate, "_waiters", _UNKNOWN)  # asyncio.Lock's queue (None before any)
-        return waiters is not _UNKNOWN and not waiters
 
     def _forgo(self, acquiring: asyncio.Task[bool]) -> None:
         """No longer want the gate ``acquiring`` waits for: cancel it, and release the gate
