@@ -17,7 +17,8 @@ from meerkat_runtime.session.outcomes import Accepted, Deduplicated
 from meerkat_runtime.vocab.errors import DurableWriteFailed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
-from tests.postgres.helpers import CuttableProxy, admin, cut_while_sleeping, named, open_store, terminator
+from tests.postgres.helpers import admin, cut_while_sleeping, named, open_store, terminator
+from tests.postgres.relay import CuttableProxy
 from tests.runtime_session.helpers import make_prompt, run
 
 CYCLES = 40

@@ -18,7 +18,6 @@ from meerkat_runtime.vocab.errors import ReadFailed, WriteFailed, WriteOutcomeUn
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.postgres.helpers import (
-    CuttableProxy,
     admin,
     cut_while_sleeping,
     named,
@@ -26,6 +25,7 @@ from tests.postgres.helpers import (
     terminate,
     terminator,
 )
+from tests.postgres.relay import CuttableProxy
 from tests.runtime_session.helpers import make_prompt, run
 
 RT = "rt:session:outcomes"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
@@ -25,8 +25,8 @@ from meerkat_runtime.vocab.errors import WriteFailed, WriteOutcomeUnknown
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Consumed
 
-from tests.postgres.helpers import named, open_store
-from tests.postgres.silent_proxy import SilencingProxy, silence_while_sleeping
+from tests.postgres.helpers import named, open_store, silence_while_sleeping
+from tests.postgres.relay import SilencingProxy
 from tests.postgres.test_outcomes import _drop_trigger, _trigger
 from tests.runtime_session.helpers import make_prompt, run
 
@@ -60,6 +60,23 @@ def _silent_store(pg_dsn: str, pg_schema: str) -> tuple[PostgresRuntimeStore, st
     name = f"silent-{pg_schema}"
     proxy = SilencingProxy(named(pg_dsn, name))
     return open_store(proxy.dsn, pg_schema, max_connections=2, timeout_s=1), name, proxy
+
+
+def _run_closing(proxy: SilencingProxy, steps: Callable[[], Awaitable[None]]) -> None:
+    """Run ``steps()``; if it fails, close ``proxy`` at once (a call still waiting sees its
+    connection break, so the test ends), and close it in any case when done."""
+
+    async def body() -> None:
+        try:
+            await steps()
+        except BaseException:
+            proxy.close()
+            raise
+
+    try:
+        run(body())
+    finally:
+        proxy.close()
 
 
 def test_a_commit_whose_answer_never_arrives_is_an_unknown_outcome(pg_dsn: str, pg_schema: str) -> None:
@@ -99,13 +116,6 @@ def test_an_accept_whose_commit_answer_never_arrives_settles_and_is_stored_once(
     store, name, proxy = _silent_store(pg_dsn, pg_schema)
     first = make_prompt("one", idempotency_key="k")
 
-    async def body() -> None:
-        try:
-            await steps()
-        except BaseException:
-            proxy.close()  # a call still waiting sees its connection break, so the test ends
-            raise
-
     async def steps() -> None:
         machine = MeerkatMachine.persistent(store, ownership=OwnershipConfig(owner_id="w1", lease_s=6))
         await machine.register_session("s")
@@ -118,10 +128,7 @@ def test_an_accept_whose_commit_answer_never_arrives_settles_and_is_stored_once(
         assert isinstance(again, Deduplicated) and again.existing_id == first.header.id
         await asyncio.wait_for(machine.close(), GUARD_S)
 
-    try:
-        run(body())
-    finally:
-        proxy.close()
+    _run_closing(proxy, steps)
     with open_store(pg_dsn, pg_schema) as check:
         keys = [
             decode_record(r.payload).input.header.idempotency_key
@@ -135,13 +142,6 @@ def test_a_boundary_commit_whose_answer_never_arrives_does_not_hold_the_session(
     input ends consumed once."""
     store, name, proxy = _silent_store(pg_dsn, pg_schema)
     item = make_prompt("one")
-
-    async def body() -> None:
-        try:
-            await steps()
-        except BaseException:
-            proxy.close()
-            raise
 
     async def steps() -> None:
         machine = MeerkatMachine.persistent(store, ownership=OwnershipConfig(owner_id="w1", lease_s=6))
@@ -161,10 +161,7 @@ def test_a_boundary_commit_whose_answer_never_arrives_does_not_hold_the_session(
         assert view is not None
         await asyncio.wait_for(machine.close(), GUARD_S)
 
-    try:
-        run(body())
-    finally:
-        proxy.close()
+    _run_closing(proxy, steps)
     with open_store(pg_dsn, pg_schema) as check:
         first = [
             decode_record(r.payload)

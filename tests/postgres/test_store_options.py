@@ -19,7 +19,8 @@ from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, ReadFailed, WriteFailed
 from psycopg.conninfo import make_conninfo
 
-from tests.postgres.helpers import CuttableProxy, admin, open_store
+from tests.postgres.helpers import admin, open_store
+from tests.postgres.relay import CuttableProxy
 
 RT = "rt:session:options"
 
