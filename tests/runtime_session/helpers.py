@@ -8,6 +8,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from meerkat_conformance.trace.check import check_trace
+from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.session import row_codec
 from meerkat_runtime.session.inputs import Input, PromptInput, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
@@ -54,6 +56,23 @@ def persistent(store: Any = None, **kwargs: Any) -> tuple[MeerkatMachine, Any]:
     store = store if store is not None else InMemoryRuntimeStore()
     kwargs.setdefault("ownership", SAME_WORKER)
     return MeerkatMachine.persistent(store, **kwargs), store
+
+
+def logged(store: Any, log_dir: Path, **kwargs: Any) -> tuple[MeerkatMachine, EventLog]:
+    """A :func:`persistent` machine on ``store`` whose events go to a new log in ``log_dir``."""
+    m, _ = persistent(store, **kwargs)
+    log = EventLog(log_dir)
+    m.events.subscribe(log)
+    return m, log
+
+
+def replays(log_dir: Path, *rules: str) -> None:
+    """The event log in ``log_dir`` replays through the model, each of ``rules`` taken at least once."""
+    verdict = check_trace([log_dir])
+    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
+    assert verdict.ok
+    for rule in rules:
+        assert verdict.rules.get(rule, 0) >= 1, rule
 
 
 async def registered_queue(path: Path, session_id: str) -> list[str]:

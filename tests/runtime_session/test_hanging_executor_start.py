@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meerkat_conformance.trace.check import check_trace
 from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.session import reattach, runtime_session
 from meerkat_runtime.session.completion import CompletionHandle, RuntimeTerminated
@@ -34,7 +33,7 @@ from meerkat_runtime.vocab.ids import canonical_runtime_id
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 from tests.ownership.helpers import two_workers
-from tests.runtime_session.helpers import S, make_prompt, persistent, run, view_of
+from tests.runtime_session.helpers import S, logged, make_prompt, persistent, replays, run, view_of
 
 
 class NeverStarts(ScriptedExecutor):
@@ -130,12 +129,26 @@ async def _stuck_and_other(
     return m, stuck, attaching, other, waiter
 
 
-def _replays(log_dir: Path, *rules: str) -> None:
-    verdict = check_trace([log_dir])
-    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
-    assert verdict.ok
-    for rule in rules:
-        assert verdict.rules[rule] >= 1, rule
+def _fast_re_attach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's re-attach after a failed boundary commit retries at once."""
+    monkeypatch.setattr(reattach, "FIRST_DELAY_S", 0.001)
+    monkeypatch.setattr(reattach, "MAX_DELAY_S", 0.01)
+
+
+async def _hanging_re_attach(log_dir: Path) -> tuple[MeerkatMachine, InMemoryRuntimeStore, NeverStarts, EventLog]:
+    """Session ``s`` whose boundary commit failed, the machine's re-attach awaiting a second
+    ``start()`` that never returns (with :func:`_fast_re_attach`); returns the machine, its inner
+    store, the executor and the event log (in ``log_dir``)."""
+    inner = InMemoryRuntimeStore()
+    store = FaultInjectingStore(inner)
+    m, log = logged(store, log_dir, offload_store_calls=False)
+    ex = NeverStarts(hang_from=2)
+    await m.register_session_with_executor("s", ex)
+    store.fail_next("atomic_apply")
+    await m.accept_input("s", make_prompt("q"))
+    async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+        await ex.hanging.wait()  # the re-attach awaits the second start()
+    return m, inner, ex, log
 
 
 def test_close_gives_up_a_start_that_never_returns(tmp_path: Path) -> None:
@@ -160,7 +173,7 @@ def test_close_gives_up_a_start_that_never_returns(tmp_path: Path) -> None:
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "attach_failed", "unregister")
+    replays(tmp_path, "begin_attach", "attach_failed", "unregister")
 
 
 def test_unregister_gives_up_a_start_that_never_returns(tmp_path: Path) -> None:
@@ -188,7 +201,7 @@ def test_unregister_gives_up_a_start_that_never_returns(tmp_path: Path) -> None:
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "attach_failed", "unregister", "finish_attach")
+    replays(tmp_path, "begin_attach", "attach_failed", "unregister", "finish_attach")
 
 
 def test_a_start_that_ignores_cancellation_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,27 +309,17 @@ def test_stop_or_destroy_gives_up_a_start_that_never_returns(control: str, tmp_p
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "attach_failed", control)
+    replays(tmp_path, "begin_attach", "attach_failed", control)
 
 
 def test_a_stop_gives_up_a_re_attach_whose_start_never_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The machine's re-attach after a failed boundary commit awaits a ``start()`` that never
     returns: ``stop_runtime`` gives it up, the re-attach ends, the session is Stopped."""
-    monkeypatch.setattr(reattach, "FIRST_DELAY_S", 0.001)
-    monkeypatch.setattr(reattach, "MAX_DELAY_S", 0.01)
+    _fast_re_attach(monkeypatch)
 
     async def body() -> None:
-        inner = InMemoryRuntimeStore()
-        store = FaultInjectingStore(inner)
-        m, _ = persistent(store, offload_store_calls=False)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
-        ex = NeverStarts(hang_from=2)
-        await m.register_session_with_executor("s", ex)
-        store.fail_next("atomic_apply")
-        await m.accept_input("s", make_prompt("q"))
+        m, _, ex, log = await _hanging_re_attach(tmp_path)
         async with asyncio.timeout(10):  # a guard against a hang, not a timing check
-            await ex.hanging.wait()  # the re-attach awaits the second start()
             await m.stop_runtime("s")
         assert ex.start_cancelled and all(t.done() for t in ex.start_tasks)
         assert await m.runtime_state("s") is RuntimeState.STOPPED
@@ -326,7 +329,7 @@ def test_a_stop_gives_up_a_re_attach_whose_start_never_returns(tmp_path: Path, m
         log.close()
 
     run(body())
-    _replays(tmp_path, "boundary_commit_failed", "attach_failed", "stop")
+    replays(tmp_path, "boundary_commit_failed", "attach_failed", "stop")
 
 
 def test_reads_do_not_wait_for_a_start_that_never_returns() -> None:
@@ -417,21 +420,10 @@ def test_a_re_attach_whose_start_never_returns_does_not_hold_up_the_shutdown(
 ) -> None:
     """After a failed boundary commit the machine attaches the executor again; its second
     ``start()`` never returns."""
-    monkeypatch.setattr(reattach, "FIRST_DELAY_S", 0.001)
-    monkeypatch.setattr(reattach, "MAX_DELAY_S", 0.01)
+    _fast_re_attach(monkeypatch)
 
     async def body() -> None:
-        inner = InMemoryRuntimeStore()
-        store = FaultInjectingStore(inner)
-        m, _ = persistent(store, offload_store_calls=False)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
-        ex = NeverStarts(hang_from=2)
-        await m.register_session_with_executor("s", ex)
-        store.fail_next("atomic_apply")
-        await m.accept_input("s", make_prompt("q"))
-        async with asyncio.timeout(10):  # a guard against a hang, not a timing check
-            await ex.hanging.wait()  # the re-attach awaits the second start()
+        m, inner, ex, log = await _hanging_re_attach(tmp_path)
         assert await m.registration_phase("s") is RegistrationPhase.ATTACHING
         if shutdown == "close":
             await m.close()
@@ -445,7 +437,7 @@ def test_a_re_attach_whose_start_never_returns_does_not_hold_up_the_shutdown(
         log.close()
 
     run(body())
-    _replays(tmp_path, "boundary_commit_failed", "attach_failed", "unregister")
+    replays(tmp_path, "boundary_commit_failed", "attach_failed", "unregister")
 
 
 def test_losing_the_lease_gives_up_a_start_that_never_returns() -> None:

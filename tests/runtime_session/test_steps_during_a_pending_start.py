@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from meerkat_conformance.trace.check import check_trace
-from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.session.executor import CoreApplyOutput, RunPrimitive
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.session.machine import MeerkatMachine
@@ -28,7 +26,7 @@ from meerkat_runtime.store.records import InputRow
 from meerkat_runtime.vocab.errors import NotReady, SessionNotFound
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
-from tests.runtime_session.helpers import S, make_prompt, persistent, run, stored_rows, view_of
+from tests.runtime_session.helpers import S, logged, make_prompt, persistent, replays, run, stored_rows, view_of
 from tests.runtime_session.test_hanging_executor_start import NeverStarts
 
 T = TypeVar("T")
@@ -42,14 +40,6 @@ async def run_bounded(call: Awaitable[T], stuck: NeverStarts) -> T:
     except TimeoutError:
         stuck.let_go.set()
         raise
-
-
-def _replays(log_dir: Path, *rules: str) -> None:
-    verdict = check_trace([log_dir])
-    assert verdict.rejection is None, (verdict.rejection.at.where, verdict.rejection.reason)
-    assert verdict.ok
-    for rule in rules:
-        assert verdict.rules.get(rule, 0) >= 1, rule
 
 
 async def _attaching(
@@ -73,9 +63,7 @@ def test_an_accept_does_not_wait_for_a_pending_start(with_completion: bool, tmp_
 
     async def body() -> None:
         store = InMemoryRuntimeStore()
-        m, _ = persistent(store)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
+        m, log = logged(store, tmp_path)
         stuck, attaching = await _attaching(m)
         item = make_prompt("during the start")
         if with_completion:
@@ -97,7 +85,7 @@ def test_an_accept_does_not_wait_for_a_pending_start(with_completion: bool, tmp_
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "accept", "finish_attach", "start_run", "executor_succeeded")
+    replays(tmp_path, "begin_attach", "accept", "finish_attach", "start_run", "executor_succeeded")
 
 
 def test_an_input_accepted_during_a_pending_start_survives_a_stop_and_a_crash(tmp_path: Path) -> None:
@@ -107,9 +95,7 @@ def test_an_input_accepted_during_a_pending_start_survives_a_stop_and_a_crash(tm
 
     async def body() -> None:
         store = InMemoryRuntimeStore()
-        m, _ = persistent(store)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
+        m, log = logged(store, tmp_path)
         stuck, attaching = await _attaching(m)
         kept = make_prompt("kept")
         await run_bounded(m.accept_input("s", kept), stuck)
@@ -134,7 +120,7 @@ def test_an_input_accepted_during_a_pending_start_survives_a_stop_and_a_crash(tm
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "accept", "attach_failed", "stop")
+    replays(tmp_path, "begin_attach", "accept", "attach_failed", "stop")
 
 
 def test_accept_and_run_during_a_pending_start_is_not_ready() -> None:
@@ -182,9 +168,7 @@ def test_a_control_does_not_wait_for_a_pending_start(
 
     async def body() -> None:
         store = InMemoryRuntimeStore()
-        m, _ = persistent(store)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
+        m, log = logged(store, tmp_path)
         item = make_prompt("queued")
         stuck, attaching = await _attaching(m, item)
         calls = {
@@ -209,7 +193,7 @@ def test_a_control_does_not_wait_for_a_pending_start(
 
     run(body())
     finished = "finish_attach_keep_phase" if phase is RuntimeState.RETIRED else "finish_attach"
-    _replays(tmp_path, "begin_attach", rule, finished)
+    replays(tmp_path, "begin_attach", rule, finished)
 
 
 def test_calls_sharing_the_gate_go_one_at_a_time_and_the_attach_waits_for_them(tmp_path: Path) -> None:
@@ -219,9 +203,7 @@ def test_calls_sharing_the_gate_go_one_at_a_time_and_the_attach_waits_for_them(t
 
     async def body() -> None:
         store = InMemoryRuntimeStore()
-        m, _ = persistent(store)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
+        m, log = logged(store, tmp_path)
         stuck, attaching = await _attaching(m)
         items = [make_prompt(f"item {n}") for n in range(4)]
         calls = [asyncio.create_task(m.accept_input("s", item)) for item in items]
@@ -238,7 +220,7 @@ def test_calls_sharing_the_gate_go_one_at_a_time_and_the_attach_waits_for_them(t
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "accept", "finish_attach")
+    replays(tmp_path, "begin_attach", "accept", "finish_attach")
 
 
 class SlowAccepts(InMemoryRuntimeStore):
@@ -265,9 +247,7 @@ def test_a_cancelled_attach_waits_for_an_accept_sharing_the_gate(tmp_path: Path)
 
     async def body() -> None:
         store = SlowAccepts()
-        m, _ = persistent(store)
-        log = EventLog(tmp_path)
-        m.events.subscribe(log)
+        m, log = logged(store, tmp_path)
         stuck, attaching = await _attaching(m)
         store.blocking = True
         item = make_prompt("slow write")
@@ -298,4 +278,4 @@ def test_a_cancelled_attach_waits_for_an_accept_sharing_the_gate(tmp_path: Path)
         log.close()
 
     run(body())
-    _replays(tmp_path, "begin_attach", "accept", "attach_failed", "finish_attach")
+    replays(tmp_path, "begin_attach", "accept", "attach_failed", "finish_attach")
