@@ -17,6 +17,7 @@ from meerkat_runtime.vocab.errors import MeerkatError
 
 from tests.cli.commands import command, run
 from tests.cli.runtime_files import Written, copy_file, write_sessions
+from tests.stores.damage import write_sql
 
 PROG = "meerkat-runtime"
 ALPHA = "rt:session:alpha"
@@ -30,14 +31,6 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
 @pytest.fixture
 def copy(written: Written, tmp_path: Path) -> Written:
     return copy_file(written, tmp_path)
-
-
-def _sql(path: Path, statement: str, params: tuple[object, ...] = ()) -> None:
-    raw = sqlite3.connect(path, isolation_level=None)
-    try:
-        raw.execute(statement, params)
-    finally:
-        raw.close()
 
 
 def _contents(path: Path) -> list[str]:
@@ -84,7 +77,7 @@ def _quarantine(path: Path, session: str, input_id: str) -> tuple[int, str]:
 
 def test_quarantine_without_a_mark_refuses_and_leaves_the_finding_as_it_was(copy: Written) -> None:
     path = copy.path
-    _sql(path, f"DELETE FROM {HIGH_WATER} WHERE runtime_id = ?", (ALPHA,))
+    write_sql(path, f"DELETE FROM {HIGH_WATER} WHERE runtime_id = ?", (ALPHA,))
     status, before = _check(path)
     assert status == 1 and any("rows are stored but there is no high-water mark" in p for p in before)
     files = _contents(path)
@@ -99,7 +92,7 @@ def test_quarantine_without_a_mark_refuses_and_leaves_the_finding_as_it_was(copy
 
 def test_quarantine_of_a_row_moved_to_another_runtime_id_refuses(copy: Written) -> None:
     path = copy.path
-    _sql(path, f"UPDATE {INPUTS} SET runtime_id = 'rt:session:Alpha' WHERE input_id = ?", (copy.queued,))
+    write_sql(path, f"UPDATE {INPUTS} SET runtime_id = 'rt:session:Alpha' WHERE input_id = ?", (copy.queued,))
     files = _contents(path)
     status, said = _quarantine(path, "Alpha", copy.queued)
     assert status == 1 and "has no high-water mark although 1 input row(s) are stored" in said, said
@@ -129,7 +122,7 @@ def test_check_names_a_row_with_a_bad_side_column_and_quarantine_repairs(
 ) -> None:
     path = copy.path
     input_id = getattr(copy, which)
-    _sql(path, f"UPDATE {INPUTS} SET {column} = ? WHERE runtime_id = ? AND input_id = ?", (value, ALPHA, input_id))
+    write_sql(path, f"UPDATE {INPUTS} SET {column} = ? WHERE runtime_id = ? AND input_id = ?", (value, ALPHA, input_id))
     assert asyncio.run(_register(path, "alpha")) is not None  # recovery refuses the row
     status, problems = _check(path)
     assert status == 1, problems
@@ -159,7 +152,7 @@ def test_check_reports_damage_it_used_to_crash_on(copy: Written, statement: str,
         store.claim_lease(ALPHA, "worker", 60.0)
     finally:
         store.close()
-    _sql(path, statement)
+    write_sql(path, statement)
     status, problems = _check(path)
     assert status == 1 and problems, problems
     done = run([*command(PROG), "check", str(path)])
@@ -181,7 +174,7 @@ def test_a_row_keyed_by_its_runtime_is_named_with_it(copy: Written, table: str, 
             store.claim_lease(ALPHA, "worker", 60.0)
         finally:
             store.close()
-    _sql(path, f"UPDATE {table} SET {column} = ? WHERE runtime_id = ?", (value, ALPHA))
+    write_sql(path, f"UPDATE {table} SET {column} = ? WHERE runtime_id = ?", (value, ALPHA))
     done = run([*command(PROG), "check", str(path)])
     assert done.returncode == 1
     assert f"{table}[]" not in done.stdout and f"{table}[{ALPHA}]" in done.stdout, done.stdout

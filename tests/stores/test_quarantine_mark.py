@@ -17,16 +17,10 @@ from meerkat_runtime.store.sqlite_marks import store_mark
 from meerkat_runtime.store.tables import HIGH_WATER, INPUTS
 from meerkat_runtime.vocab.errors import Corrupt
 
+from tests.stores.damage import write_sql
+
 RT = "rt:session:marked"
 OTHER = "rt:session:Marked"
-
-
-def _sql(path: Path, statement: str, params: tuple[object, ...] = ()) -> None:
-    raw = sqlite3.connect(path, isolation_level=None)
-    try:
-        raw.execute(statement, params)
-    finally:
-        raw.close()
 
 
 def _dump(path: Path) -> list[tuple[object, ...]]:
@@ -63,17 +57,17 @@ def _refused(path: Path, runtime_id: str, input_id: str, *needles: str) -> None:
 
 
 def test_a_missing_mark_refuses_the_move_and_writes_nothing(stored: Path) -> None:
-    _sql(stored, f"DELETE FROM {HIGH_WATER} WHERE runtime_id = ?", (RT,))
+    write_sql(stored, f"DELETE FROM {HIGH_WATER} WHERE runtime_id = ?", (RT,))
     _refused(stored, RT, "a", "no high-water mark although 2 input row(s) are stored")
 
 
 def test_a_mark_counting_other_rows_refuses_the_move(stored: Path) -> None:
-    _sql(stored, f"DELETE FROM {INPUTS} WHERE runtime_id = ? AND input_id = 'b'", (RT,))  # a lost row
+    write_sql(stored, f"DELETE FROM {INPUTS} WHERE runtime_id = ? AND input_id = 'b'", (RT,))  # a lost row
     _refused(stored, RT, "a", "counts 2 input row(s) but 1 are stored")
 
 
 def test_a_row_moved_to_another_spelling_of_the_runtime_is_refused_on_both_sides(stored: Path) -> None:
-    _sql(stored, f"UPDATE {INPUTS} SET runtime_id = ? WHERE runtime_id = ? AND input_id = 'b'", (OTHER, RT))
+    write_sql(stored, f"UPDATE {INPUTS} SET runtime_id = ? WHERE runtime_id = ? AND input_id = 'b'", (OTHER, RT))
     _refused(stored, OTHER, "b", "no high-water mark although 1 input row(s) are stored")
     _refused(stored, RT, "a", "counts 2 input row(s) but 1 are stored")
 
