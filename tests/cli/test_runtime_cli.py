@@ -21,6 +21,7 @@ from meerkat_runtime.vocab.errors import RowNotStored, WriteRefused
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import command, run
+from tests.runtime_session.helpers import registered_input_count
 from tests.stores.damage import damage_payload
 from tests.stores.wal_files import copy_set, flip, write_log_set
 
@@ -43,17 +44,6 @@ async def _session(path: Path, session: str, count: int) -> list[str]:
     await machine.close()
     store.close()
     return ids
-
-
-async def _recovered(path: Path, session: str) -> int:
-    store = SqliteRuntimeStore(path)
-    machine = MeerkatMachine.persistent(store)
-    try:
-        await machine.register_session(session)
-        return len(await machine.input_states(session))
-    finally:
-        await machine.close()
-        store.close()
 
 
 def test_check_never_writes_a_crashed_file_set(tmp_path: Path) -> None:
@@ -104,8 +94,8 @@ def test_check_names_bad_rows_and_quarantine_lets_the_session_recover(tmp_path: 
         "nothing was moved"
     )
     assert run([*command(PROG), "check", str(path)]).returncode == 0
-    assert asyncio.run(_recovered(path, "s")) == 5
-    assert asyncio.run(_recovered(path, "other")) == 2
+    assert asyncio.run(registered_input_count(SqliteRuntimeStore(path), "s")) == 5
+    assert asyncio.run(registered_input_count(SqliteRuntimeStore(path), "other")) == 2
 
 
 def test_quarantine_names_what_is_missing(tmp_path: Path) -> None:

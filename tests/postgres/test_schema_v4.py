@@ -11,14 +11,12 @@ import sys
 from typing import Any
 
 from meerkat_runtime.session.machine import MeerkatMachine
-from meerkat_runtime.session.outcomes import Deduplicated
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.postgres_schema import SCHEMA_VERSION
 from meerkat_runtime.vocab.ids import canonical_runtime_id
-from meerkat_runtime.vocab.inputs import InputLifecycleState
 
 from tests.postgres.helpers import admin, named, open_store
-from tests.runtime_session.helpers import make_prompt, run
+from tests.runtime_session.helpers import make_prompt, recover_and_run, run
 
 RT = canonical_runtime_id("old")
 PENDING = 5
@@ -72,21 +70,6 @@ def version_3_schema(dsn: str, schema: str) -> None:
     assert not _has_queued(dsn, schema)
 
 
-async def _recover_and_run(dsn: str, schema: str) -> tuple[list[str], list[str]]:
-    machine = MeerkatMachine.persistent(open_store(dsn, schema), close_store=True)
-    await machine.register_session("old")
-    assert isinstance(await machine.accept_input("old", make_prompt("x", idempotency_key="p2")), Deduplicated)
-    assert isinstance(await machine.accept_input("old", make_prompt("x", idempotency_key="d0")), Deduplicated)
-    queue = list((await machine.session_view("old")).queue)
-    executor = ScriptedExecutor()
-    await machine.register_session_with_executor("old", executor)
-    await machine.settle("old")
-    states = {v.input_id: v.current_state for v in await machine.input_states("old")}
-    assert all(state is InputLifecycleState.CONSUMED for state in states.values()), states
-    await machine.close()
-    return queue, [ids[0] for _, ids in executor.applied]
-
-
 def test_a_version_3_schema_is_upgraded_once_keeping_every_row(pg_dsn: str, pg_schema: str) -> None:
     version_3_schema(pg_dsn, pg_schema)
     before = _rows(pg_dsn, pg_schema)
@@ -98,7 +81,7 @@ def test_a_version_3_schema_is_upgraded_once_keeping_every_row(pg_dsn: str, pg_s
     with open_store(pg_dsn, pg_schema):  # a second open migrates nothing
         pass
     assert _rows(pg_dsn, pg_schema) == before and _version(pg_dsn, pg_schema) == SCHEMA_VERSION
-    queue, ran = run(_recover_and_run(pg_dsn, pg_schema))
+    queue, ran = run(recover_and_run(open_store(pg_dsn, pg_schema), "p2", "d0", close_store=True))
     assert len(queue) == PENDING and ran == queue
 
 
@@ -117,7 +100,7 @@ def test_rows_written_after_the_upgrade_carry_the_fields(pg_dsn: str, pg_schema:
         active = store.load_active_input_states(RT)
     # the new rows were written with their fields, the old ones written back with theirs by the registration
     assert all(row.queued is not None for row in active) and len(active) == PENDING + 2
-    queue, ran = run(_recover_and_run(pg_dsn, pg_schema))
+    queue, ran = run(recover_and_run(open_store(pg_dsn, pg_schema), "p2", "d0", close_store=True))
     assert len(queue) == PENDING + 2 and ran == queue
 
 
@@ -158,7 +141,7 @@ def test_a_process_killed_during_the_upgrade_leaves_a_version_3_schema(pg_dsn: s
     _wait_gone(pg_dsn)
     assert _version(pg_dsn, pg_schema) == 3 and not _has_queued(pg_dsn, pg_schema)
     assert _rows(pg_dsn, pg_schema) == before
-    queue, ran = run(_recover_and_run(pg_dsn, pg_schema))
+    queue, ran = run(recover_and_run(open_store(pg_dsn, pg_schema), "p2", "d0", close_store=True))
     assert len(queue) == PENDING and ran == queue
     assert _version(pg_dsn, pg_schema) == SCHEMA_VERSION
 

@@ -13,12 +13,13 @@ from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.session import row_codec
 from meerkat_runtime.session.inputs import Input, PromptInput, prompt
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.outcomes import Deduplicated
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.session.views import InputStateView
 from meerkat_runtime.store.memory import InMemoryRuntimeStore
 from meerkat_runtime.store.records import InputRow
-from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.ids import InputId, canonical_runtime_id
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 
 T = TypeVar("T")
@@ -83,6 +84,36 @@ async def registered_queue(path: Path, session_id: str) -> list[str]:
     queue = [str(i) for i in (await machine.session_view(session_id)).queue]
     await machine.close()
     return queue
+
+
+async def registered_input_count(store: Any, session_id: str, **options: Any) -> int:
+    """Register ``session_id`` on ``store`` (nothing else) and return how many inputs it
+    recovered; the machine and ``store`` are closed after, whatever happened."""
+    machine = MeerkatMachine.persistent(store, **options)
+    try:
+        await machine.register_session(session_id)
+        return len(await machine.input_states(session_id))
+    finally:
+        await machine.close()
+        store.close()
+
+
+async def recover_and_run(store: Any, *old_keys: str, **options: Any) -> tuple[list[InputId], list[InputId]]:
+    """Register session ``old`` on ``store``, check that an input under each of ``old_keys`` is
+    deduplicated, then run it to the end (every input Consumed); returns the queue at registration
+    and the inputs the executor ran, in order."""
+    machine = MeerkatMachine.persistent(store, **options)
+    await machine.register_session("old")
+    for key in old_keys:
+        assert isinstance(await machine.accept_input("old", make_prompt("again", idempotency_key=key)), Deduplicated)
+    queue = list((await machine.session_view("old")).queue)
+    executor = ScriptedExecutor()
+    await machine.register_session_with_executor("old", executor)
+    await machine.settle("old")
+    states = {v.input_id: v.current_state for v in await machine.input_states("old")}
+    assert all(state is InputLifecycleState.CONSUMED for state in states.values()), states
+    await machine.close()
+    return queue, [ids[0] for _, ids in executor.applied]
 
 
 async def view_of(m: MeerkatMachine, item: Input, session_id: str = "s") -> InputStateView:

@@ -33,6 +33,7 @@ from meerkat_runtime.vocab.errors import Corrupt, OwnershipLost, WriteFailed
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.runtime_ops.helpers import completed
+from tests.runtime_session.helpers import registered_input_count
 
 RT = "rt:session:marks"
 OTHER = "rt:session:marks-other"
@@ -187,28 +188,18 @@ async def _accepted(store: RuntimeStore, session: str, count: int) -> None:
     store.close()
 
 
-async def _registered_inputs(store: RuntimeStore, session: str) -> int:
-    machine = MeerkatMachine.persistent(store, ownership=None)
-    try:
-        await machine.register_session(session)
-        return len(await machine.input_states(session))
-    finally:
-        await machine.close()
-        store.close()
-
-
 def test_session_recovery_refuses_rows_lost_behind_the_stores_back() -> None:
     storage = MemoryStorage()
     asyncio.run(_accepted(InMemoryRuntimeStore(storage), "lost", 5))
     rt = canonical_runtime_id("lost")
     storage.inputs[rt].pop(sorted(storage.inputs[rt])[2])  # a row vanishes, checksums all fine
     with pytest.raises(Corrupt, match="inputs: the mark says 5, the store returned 4") as info:
-        asyncio.run(_registered_inputs(InMemoryRuntimeStore(storage), "lost"))
+        asyncio.run(registered_input_count(InMemoryRuntimeStore(storage), "lost", ownership=None))
     assert info.value.runtime_id == rt
     storage.lifecycles.pop(rt, None)
     storage.inputs.pop(rt)
     with pytest.raises(Corrupt, match="inputs: the mark says 5, the store returned 0"):
-        asyncio.run(_registered_inputs(InMemoryRuntimeStore(storage), "lost"))
+        asyncio.run(registered_input_count(InMemoryRuntimeStore(storage), "lost", ownership=None))
 
 
 def _index_pages(path: Path) -> list[int]:
@@ -235,11 +226,11 @@ def test_a_damaged_index_page_is_refused_not_recovered_with_fewer_inputs(tmp_pat
     data[start + len(key) - 1] ^= 0x01  # one flipped bit in one index entry's runtime id
     path.write_bytes(bytes(data))
     with pytest.raises(Corrupt, match=r"inputs: the mark says 120, the store returned \d+\)"):
-        asyncio.run(_registered_inputs(SqliteRuntimeStore(path, integrity_check="off"), "idx"))
+        asyncio.run(registered_input_count(SqliteRuntimeStore(path, integrity_check="off"), "idx", ownership=None))
     blind = MarkBlindStore(path, integrity_check="off")  # the protection off: the loss goes unnoticed
-    assert asyncio.run(_registered_inputs(blind, "idx")) < 120
+    assert asyncio.run(registered_input_count(blind, "idx", ownership=None)) < 120
     with pytest.raises(Corrupt):  # with the default page check on, it is refused too
-        asyncio.run(_registered_inputs(SqliteRuntimeStore(path), "idx"))
+        asyncio.run(registered_input_count(SqliteRuntimeStore(path), "idx", ownership=None))
 
 
 def test_ops_recovery_refuses_a_journal_that_lost_records() -> None:
@@ -273,7 +264,7 @@ def test_a_lost_lifecycle_record_is_refused(tmp_path: Path) -> None:
     raw.execute(f"DELETE FROM {LIFECYCLES}")
     raw.close()
     with pytest.raises(Corrupt, match="lifecycles: the mark says 1, the store returned 0"):
-        asyncio.run(_registered_inputs(SqliteRuntimeStore(path), "life"))
+        asyncio.run(registered_input_count(SqliteRuntimeStore(path), "life", ownership=None))
 
 
 def test_a_version_3_file_gets_marks_computed_from_its_rows(tmp_path: Path) -> None:
@@ -292,7 +283,7 @@ def test_a_version_3_file_gets_marks_computed_from_its_rows(tmp_path: Path) -> N
         rt = canonical_runtime_id("old")
         lifecycle = store.load_machine_lifecycle(rt)
         assert store.load_high_water(rt) == HighWater(rt, writes=0, inputs=4, lifecycles=int(lifecycle is not None))
-    assert asyncio.run(_registered_inputs(SqliteRuntimeStore(path), "old")) == 4
+    assert asyncio.run(registered_input_count(SqliteRuntimeStore(path), "old", ownership=None)) == 4
     raw = sqlite3.connect(path, isolation_level=None)
     assert raw.execute(f"SELECT count(*) FROM {INPUTS}").fetchone() == (4,)
     raw.close()

@@ -13,16 +13,14 @@ from pathlib import Path
 import pytest
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
-from meerkat_runtime.session.outcomes import Deduplicated
 from meerkat_runtime.session.packed_record import PackedRecord, queued_problem
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, stored_version
 from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.ids import canonical_runtime_id
-from meerkat_runtime.vocab.inputs import InputLifecycleState
 
-from tests.runtime_session.helpers import registered_queue
+from tests.runtime_session.helpers import recover_and_run, registered_queue
 from tests.runtime_session.killed_child import first_line_then_kill
 
 RT = canonical_runtime_id("old")
@@ -80,23 +78,6 @@ def version_5_file(path: Path) -> None:
     assert "queued" not in _columns(path)
 
 
-async def _recover_and_run(path: Path) -> tuple[list[str], list[str]]:
-    """Register the session: the dedup of an old key, the queue, then run it; returns the queue
-    at registration and the inputs the executor ran."""
-    machine = MeerkatMachine.persistent(path)
-    await machine.register_session("old")
-    assert isinstance(await machine.accept_input("old", prompt("again", idempotency_key="p3")), Deduplicated)
-    assert isinstance(await machine.accept_input("old", prompt("again", idempotency_key="d1")), Deduplicated)
-    queue = list((await machine.session_view("old")).queue)
-    executor = ScriptedExecutor()
-    await machine.register_session_with_executor("old", executor)
-    await machine.settle("old")
-    states = {v.input_id: v.current_state for v in await machine.input_states("old")}
-    assert all(state is InputLifecycleState.CONSUMED for state in states.values()), states
-    await machine.close()
-    return queue, [ids[0] for _, ids in executor.applied]
-
-
 def test_a_version_5_file_is_upgraded_once_keeping_every_row(tmp_path: Path) -> None:
     path = tmp_path / "v5.db"
     version_5_file(path)
@@ -109,7 +90,7 @@ def test_a_version_5_file_is_upgraded_once_keeping_every_row(tmp_path: Path) -> 
     with SqliteRuntimeStore(path):  # idempotent: a second open finds version 6 and migrates nothing
         pass
     assert _rows(path) == before and _columns(path).count("queued") == 1
-    queue, ran = asyncio.run(_recover_and_run(path))
+    queue, ran = asyncio.run(recover_and_run(path, "p3", "d1"))
     assert len(queue) == PENDING and ran == queue  # recovered from the payloads, run in admission order
 
 
@@ -131,7 +112,7 @@ def test_rows_written_after_the_upgrade_carry_the_fields_and_both_kinds_recover(
     # the new rows were written with their fields, the old ones written back with theirs by the registration
     assert all(row.queued is not None for row in active) and len(active) == PENDING + 3
     assert {row.input_id for row in active} > old
-    queue, ran = asyncio.run(_recover_and_run(path))
+    queue, ran = asyncio.run(recover_and_run(path, "p3", "d1"))
     assert len(queue) == PENDING + 3 and ran == queue
 
 
@@ -171,7 +152,7 @@ def test_the_first_registration_writes_the_old_rows_back_with_their_fields_and_p
 
     assert asyncio.run(recovered_from_fields()) == queue
     assert _fields_column(path) == fields and _rows(path) == before  # a second registration writes none of it
-    again, ran = asyncio.run(_recover_and_run(path))
+    again, ran = asyncio.run(recover_and_run(path, "p3", "d1"))
     assert again == queue and ran == queue
 
 
@@ -207,7 +188,7 @@ def test_a_process_killed_during_the_upgrade_leaves_a_version_5_file_the_next_op
     assert stored_version(conn) == 5  # the step's transaction never committed
     conn.close()
     assert "queued" not in _columns(path) and _rows(path) == before
-    queue, ran = asyncio.run(_recover_and_run(path))
+    queue, ran = asyncio.run(recover_and_run(path, "p3", "d1"))
     assert len(queue) == PENDING and ran == queue
     conn = _raw(path)
     assert stored_version(conn) == SCHEMA_VERSION
