@@ -28,6 +28,11 @@ def command(name: str) -> list[str]:
     return [str(path)]
 
 
+def rt(*args: str) -> list[str]:
+    """The argv of ``meerkat-runtime`` with ``args``."""
+    return [*command("meerkat-runtime"), *args]
+
+
 def run(
     argv: list[str], *, timeout: float = 120.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -16,16 +16,11 @@ from meerkat_runtime.store.tables import HIGH_WATER, INPUTS, LEASES, OPS_SNAPSHO
 from meerkat_runtime.vocab.errors import MeerkatError
 
 from tests.cli.commands import command, run
-from tests.cli.runtime_files import Written, copy_file, write_sessions
+from tests.cli.runtime_files import Written, copy_file
 from tests.stores.damage import write_sql
 
 PROG = "meerkat-runtime"
 ALPHA = "rt:session:alpha"
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
-    return write_sessions(tmp_path_factory.mktemp("written") / "store.db")
 
 
 @pytest.fixture

@@ -14,19 +14,10 @@ from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-from tests.cli.commands import assert_one_line_usage_error, command, run
-from tests.cli.runtime_files import Written, as_version_3, copy_file, write_sessions
+from tests.cli.commands import assert_one_line_usage_error, rt, run
+from tests.cli.runtime_files import Written, as_version_3, copy_file
 
 PROG = "meerkat-runtime"
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
-    return write_sessions(tmp_path_factory.mktemp("store") / "store.db")
-
-
-def rt(*args: str) -> list[str]:
-    return [*command(PROG), *args]
 
 
 def _state(folder: Path) -> dict[str, tuple[bytes, int]]:

@@ -11,20 +11,9 @@ import pytest
 from meerkat_runtime import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
-from tests.cli.commands import assert_one_line_usage_error, command, run
-from tests.cli.runtime_files import ERROR, Written, copy_file, write_sessions
+from tests.cli.commands import assert_one_line_usage_error, rt, run
+from tests.cli.runtime_files import ERROR, Written, copy_file
 from tests.stores.damage import damage_payload
-
-PROG = "meerkat-runtime"
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
-    return write_sessions(tmp_path_factory.mktemp("store") / "store.db")
-
-
-def rt(*args: str) -> list[str]:
-    return [*command(PROG), *args]
 
 
 def ok_json(*args: str) -> object:

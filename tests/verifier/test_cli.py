@@ -14,16 +14,6 @@ from meerkat_model import catalog
 from meerkat_model.cli import verify
 from meerkat_model.machine import Bounds
 
-from tests.verifier.toys import SMALL_OPS, LeakyCancel
-
-
-@pytest.fixture
-def buggy(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(catalog.MACHINES, "leaky", LeakyCancel)
-    for profile in catalog.PROFILES:
-        monkeypatch.setitem(catalog.PROFILES[profile], "leaky", SMALL_OPS)
-    return "leaky"
-
 
 def test_ok_run_exits_zero_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert verify.main(["--profile", "tiny", "--machine", "ops", "--no-prove"]) == 0

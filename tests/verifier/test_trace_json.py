@@ -6,20 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from meerkat_model import catalog
 from meerkat_model.cli import verify
 from meerkat_model.verifier import explore
 from meerkat_model.verifier.report import plain
 
 from tests.verifier.toys import SMALL_OPS, LeakyCancel
-
-
-@pytest.fixture
-def buggy(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(catalog.MACHINES, "leaky", LeakyCancel)
-    for profile in catalog.PROFILES:
-        monkeypatch.setitem(catalog.PROFILES[profile], "leaky", SMALL_OPS)
-    return "leaky"
 
 
 def test_the_trace_is_written_with_every_field_of_every_step(
