@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -71,13 +70,6 @@ BAD: dict[str, tuple[Callable[[], Any], str]] = {
     "header of the wrong type": (lambda: _with(prompt("x"), header={"id": "x"}), "header"),
     "not an input": (lambda: {"kind": "prompt", "text": "x"}, "input"),
 }
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
-    d = Disk(request.param, tmp_path / "runtime.sqlite")
-    yield d
-    d.close()
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

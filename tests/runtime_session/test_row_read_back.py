@@ -9,7 +9,6 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,6 @@ from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded,
 
 from tests.runtime_session.disks import Disk
 from tests.runtime_session.helpers import S, lossy_input_from_json, make_prompt, run
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
-    d = Disk(request.param, tmp_path / "runtime.sqlite")
-    yield d
-    d.close()
 
 
 def _record(item: PromptInput) -> InputRecord:

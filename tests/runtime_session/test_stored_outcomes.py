@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,13 +33,6 @@ from meerkat_runtime.vocab.ids import canonical_runtime_id
 from tests.runtime_session.disks import Disk
 from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, run
 from tests.runtime_session.killed_child import first_line_then_kill
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
-    d = Disk(request.param, tmp_path / "runtime.sqlite")
-    yield d
-    d.close()
 
 
 async def _duplicate_after_restart(disk: Disk, key: str) -> tuple[Deduplicated, CompletionOutcome | None]:

@@ -10,8 +10,6 @@ write that did not happen (the behaviour before)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,13 +31,6 @@ from meerkat_runtime.vocab.runtime import RuntimeState
 
 from tests.runtime_session.disks import Disk, NotWrittenButUnknown
 from tests.runtime_session.helpers import S, make_prompt, run
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
-    d = Disk(request.param, tmp_path / "runtime.sqlite")
-    yield d
-    d.close()
 
 
 def _lifecycle(disk: Disk) -> RuntimeState | None:
