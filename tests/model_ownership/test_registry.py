@@ -19,6 +19,8 @@ from meerkat_model.ownership.symmetry import canonical
 from meerkat_model.verifier.explore import explore
 from meerkat_model.verifier.trace import shortest_trace
 
+from tests.model_ownership.helpers import steps
+
 REGISTRY = ("completion_seqs_never_reused", "op_terminal_never_undone", "owner_registry_agrees_with_store")
 M = OwnershipMachine(Bounds({"ops": 2, "accepts": 0, "claims": 4}))
 DONE, FAIL = op_slots.COMPLETED, op_slots.FAILED
@@ -29,12 +31,7 @@ def _bounds(**changes: int) -> Bounds:
 
 
 def run(*actions: Any, machine: OwnershipMachine = M) -> OwnershipState:
-    state = machine.initial_state()
-    for action in actions:
-        result = machine.step(state, action)
-        assert isinstance(result, Stepped), (action, result)
-        state = result.state
-    return state
+    return steps(machine, *actions)
 
 
 def test_registration_is_memory_only_and_a_terminal_write_takes_the_next_number() -> None:

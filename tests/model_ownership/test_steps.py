@@ -15,17 +15,14 @@ from meerkat_model.session.actions import Accept, BeginAttach, ExecutorSucceeded
 from meerkat_model.session.state import Waiter
 from meerkat_model.vocab.statuses import InputPhase, RegistrationPhase, RuntimePhase
 
+from tests.model_ownership.helpers import steps
+
 M = OwnershipMachine(Bounds({"claims": 4}))
 ACCEPT = Accept(0, 0, -1, -1, 0, 0)
 
 
 def run(*actions: Any, machine: OwnershipMachine = M) -> OwnershipState:
-    state = machine.initial_state()
-    for action in actions:
-        result = machine.step(state, action)
-        assert isinstance(result, Stepped), (action, result)
-        state = result.state
-    return state
+    return steps(machine, *actions)
 
 
 def test_claims_grow_the_token_and_a_held_lease_is_refused() -> None:
