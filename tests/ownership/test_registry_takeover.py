@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from meerkat_runtime.ops.journal import persisted_from_records
@@ -85,19 +86,39 @@ def _complete(registry: OpsLifecycleRegistry, op: str) -> None:
     registry.complete_operation(op, result(op))
 
 
+class InDoubt(NamedTuple):
+    """Worker A's completion of ``late`` failed with ``error``, its outcome unknown; A's reads
+    fail until the ``unreadable`` rules are removed from ``store_a``. B has not registered yet."""
+
+    a: MeerkatMachine
+    b: MeerkatMachine
+    store_a: FaultInjectingStore
+    registry_a: OpsLifecycleRegistry
+    late: str
+    unreadable: list[object]
+    error: PersistenceFailed
+
+
+async def _a_write_in_doubt(file: File, *, landed: bool) -> InDoubt:
+    """A registers ``s`` and completes ``first`` (number 1), then completes ``late`` with the
+    write's outcome unknown: it landed in the file, or it never reached it (``landed``)."""
+    a, store_a = file.worker("A")
+    b, _ = file.worker("B")
+    await a.register_session("s")
+    registry_a = await a.ops_lifecycle_registry("s")
+    _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
+    late = running(registry_a, bg_spec(op_id="late", owner="s"))
+    unreadable = _unknown_outcome(store_a, landed=landed)
+    with pytest.raises(PersistenceFailed) as caught:
+        _complete(registry_a, late)
+    return InDoubt(a, b, store_a, registry_a, late, unreadable, caught.value)
+
+
 @pytest.mark.parametrize("landed", [True, False])
 def test_a_terminal_write_left_in_doubt_is_never_repeated_after_a_takeover(file: File, landed: bool) -> None:
     async def body() -> None:
-        a, store_a = file.worker("A")
-        b, _ = file.worker("B")
-        await a.register_session("s")
-        registry_a = await a.ops_lifecycle_registry("s")
-        _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
-        late = running(registry_a, bg_spec(op_id="late", owner="s"))
-        unreadable = _unknown_outcome(store_a, landed=landed)
-        with pytest.raises(PersistenceFailed) as caught:
-            _complete(registry_a, late)
-        assert caught.value.outcome_unknown and registry_a.in_doubt
+        a, b, store_a, registry_a, _, unreadable, error = await _a_write_in_doubt(file, landed=landed)
+        assert error.outcome_unknown and registry_a.in_doubt
         file.clock.advance(LEASE_S + 1)
         await b.register_session("s")  # takeover: B's registry is what the store holds
         registry_b = await b.ops_lifecycle_registry("s")
@@ -121,15 +142,7 @@ def test_a_terminal_write_left_in_doubt_is_never_repeated_after_a_takeover(file:
 
 def test_a_lost_write_settled_before_the_new_owner_writes_is_refused_by_the_fence(file: File) -> None:
     async def body() -> None:
-        a, store_a = file.worker("A")
-        b, _ = file.worker("B")
-        await a.register_session("s")
-        registry_a = await a.ops_lifecycle_registry("s")
-        _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
-        late = running(registry_a, bg_spec(op_id="late", owner="s"))
-        unreadable = _unknown_outcome(store_a, landed=False)
-        with pytest.raises(PersistenceFailed):
-            _complete(registry_a, late)
+        _, b, store_a, registry_a, late, unreadable, _ = await _a_write_in_doubt(file, landed=False)
         file.clock.advance(LEASE_S + 1)
         await b.register_session("s")
         registry_b = await b.ops_lifecycle_registry("s")
