@@ -20,7 +20,8 @@ Versions:
    :mod:`~meerkat_runtime.store.postgres_marks`); ``runtime_quarantine``: input rows moved out
    by ``quarantine_row``, their stored bytes kept, each row checksummed. Upgrading a version-1
    schema computes the mark of every runtime it holds from its rows (``writes`` starts at 0),
-   as the SQLite store's version 4 does.
+   as the SQLite store's version 4 does, and is refused while a lease in the schema is live
+   (:mod:`~meerkat_runtime.store.migration_leases`).
 3. The finished-input columns of input rows (``finished_at``, ``idempotency_key``,
    ``admission_seq``) and partial indexes over the active and the finished rows (as the SQLite
    store's version 5). Rows of a version-2 schema keep ``NULL`` there and are read as active;

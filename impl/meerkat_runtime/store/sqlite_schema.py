@@ -16,7 +16,9 @@ Versions:
 4. ``runtime_high_water``: one high-water mark per runtime, advanced by every data write in its
    own transaction; ``runtime_quarantine``: input rows moved out by ``quarantine_row``, their
    stored bytes kept. Upgrading a version-3 file computes the mark of every runtime it holds
-   from its rows (``writes`` starts at 0).
+   from its rows (``writes`` starts at 0); it is refused while a lease in the file is live (a
+   worker of that release, which writes no marks, still writes it:
+   :mod:`~meerkat_runtime.store.migration_leases`).
 5. What the runtime says about each input row beside its payload (``finished_at``,
    ``idempotency_key``, ``admission_seq``) and two partial indexes, one over the active rows and
    one over the finished rows (covering what ``load_finished_inputs`` lists), so that a restart
