@@ -7,6 +7,11 @@ and, per session, the input rows its recovery would refuse (with what is wrong, 
 check are warnings: recovery decodes that row in full instead, so they do not change the exit
 status. Nothing is written: not the database, its log or its
 wal-index (:mod:`meerkat_runtime.store.sqlite_readonly`).
+
+A file of an older release gets the file-level checks, but its sessions are not diagnosed (this
+release's recovery reads its own schema only): the report says so and ends ``INCOMPLETE`` (exit
+status 3) unless damage was found. A file of a newer release is refused, as the other commands
+refuse it (exit status 1, nothing on stdout): this release cannot tell its rows from damage.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from meerkat_runtime.cli.usage import EXIT_FAILED, EXIT_OK, existing_file
+from meerkat_runtime.cli.usage import EXIT_FAILED, EXIT_OK, existing_file, failure
 from meerkat_runtime.repair.diagnosis import SessionDiagnosis, diagnose_session
 from meerkat_runtime.session.packed_record import queued_problem
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
@@ -27,6 +32,9 @@ from meerkat_runtime.vocab.errors import MeerkatError
 from meerkat_runtime.vocab.ids import CANONICAL_RUNTIME_PREFIX
 
 NAME = "check"
+PROG = f"meerkat-runtime {NAME}"
+EXIT_INCOMPLETE = 3
+"""No damage found in what was checked, but the sessions were not diagnosed (an older release's file)."""
 HELP = "examine a store file for damage (log, pages, rows, high-water marks, sessions); never writes"
 
 
@@ -43,8 +51,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Nothing is written, and no -wal or -shm file is created. "
         "exit status: 0 no damage found (a WARNING is damage recovery works around); "
-        "1 damage found (every problem is listed); 2 usage error "
-        "(e.g. PATH does not exist); 130 interrupted (Ctrl-C)"
+        "1 damage found (every problem is listed), or the file was written by a newer release (refused: this "
+        "release cannot check it); 2 usage error (e.g. PATH does not exist); 3 incomplete: no damage found, but "
+        "the file was written by an older release and its sessions were not diagnosed (run meerkat-runtime "
+        "migrate PATH, then check again); 130 interrupted (Ctrl-C)"
+    )
+
+
+def _older(report: FileReport) -> bool:
+    """Whether the file is a store of an older release (its sessions cannot be diagnosed)."""
+    return report.schema_version is not None and 0 < report.schema_version < SCHEMA_VERSION
+
+
+def _not_diagnosed(report: FileReport) -> str:
+    """Why an older release's sessions were not diagnosed, and what to do."""
+    return (
+        f"sessions not diagnosed: schema version {report.schema_version} is older than this release's "
+        f"({SCHEMA_VERSION}); stop the older release's workers, upgrade the file with `meerkat-runtime migrate "
+        "PATH`, then check it again"
     )
 
 
@@ -88,9 +112,12 @@ def _session_problems(found: SessionDiagnosis) -> list[str]:
 
 def _as_json(report: FileReport, checked: int, unhealthy: list[SessionDiagnosis], problems: list[str]) -> Any:
     wal = None if report.wal is None else asdict(report.wal)
+    older = _older(report)
     return {
         "path": report.path,
-        "ok": not problems,
+        "ok": not problems and not older,
+        "complete": not older,
+        "incomplete": _not_diagnosed(report) if older else None,
         "problems": problems,
         "notes": list(report.notes),
         "warnings": list(report.warnings),
@@ -149,17 +176,29 @@ def _text(report: FileReport, checked: int, problems: list[str]) -> str:
     lines.extend(f"    {row}" for row in report.damaged_examples)
     marked = sum(1 for r in report.runtimes if r.mark is not None)
     lines.append(f"  runtimes: {len(report.runtimes)} ({marked} with a high-water mark)")
-    lines.append(f"  sessions: {checked} diagnosed")
+    lines.append(f"  {_not_diagnosed(report)}" if _older(report) else f"  sessions: {checked} diagnosed")
     lines.extend(f"  note: {note}" for note in report.notes)
     lines.extend(f"  WARNING: {warning}" for warning in report.warnings)
     lines.extend(f"  PROBLEM: {problem}" for problem in problems)
     warned = f" ({len(report.warnings)} warning(s))" if report.warnings else ""
-    lines.append(f"DAMAGED: {len(problems)} problem(s){warned}" if problems else f"OK: no damage found{warned}")
+    if problems:
+        lines.append(f"DAMAGED: {len(problems)} problem(s){warned}")
+    elif _older(report):
+        lines.append(f"INCOMPLETE: no damage found in the file, but its sessions were not diagnosed{warned}")
+    else:
+        lines.append(f"OK: no damage found{warned}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     report = check_file(args.path, integrity=args.integrity, fields_check=queued_problem)
+    if report.schema_version is not None and report.schema_version > SCHEMA_VERSION:
+        return failure(
+            PROG,
+            f"{args.path!r} has schema version {report.schema_version}, written by a newer release (this one knows "
+            f"{SCHEMA_VERSION}); it cannot tell that release's rows from damage: check it with that release's "
+            "meerkat-runtime (nothing was examined further)",
+        )
     problems = list(report.problems)
     checked, unhealthy = _sessions(report, problems)
     if args.json:
@@ -167,4 +206,6 @@ def run(args: argparse.Namespace) -> int:
         print()
     else:
         print(_text(report, checked, problems))
-    return EXIT_FAILED if problems else EXIT_OK
+    if problems:
+        return EXIT_FAILED
+    return EXIT_INCOMPLETE if _older(report) else EXIT_OK

@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Run 'meerkat-runtime COMMAND --help' for a command's options, defaults and exit statuses. "
         "The reading commands (sessions, inputs, ops, show, check) never write. "
         "exit status: 0 success; 1 damage found, nothing found, or the work failed; 2 usage error; "
+        "3 check only: no damage found but the check was incomplete (an older release's file); "
         "130 interrupted (Ctrl-C)",
     )
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)

@@ -42,7 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"This release writes schema version {SCHEMA_VERSION}. Stop every worker of the older release first. "
         "A PostgreSQL store needs no command: it upgrades its schema when a worker opens it. "
         "exit status: 0 upgraded, or already current (nothing changed), or --dry-run; 1 nothing changed: the file "
-        "is not a meerkat store, was written by a newer release, is damaged, or is locked by a writer; 2 usage "
+        "is not a meerkat store, was written by a newer release, is damaged, is locked by a writer, or (schema "
+        "version 3) a worker of the older release holds a live lease in it; 2 usage "
         "error (e.g. PATH does not exist, a postgresql:// URL); 130 interrupted (Ctrl-C)"
     )
 

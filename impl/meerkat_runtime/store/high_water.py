@@ -178,18 +178,53 @@ def disagreements(mark: HighWater | None, observed: dict[str, int]) -> list[str]
     return found
 
 
-def check_marks(runtime_id: str, mark: HighWater | None, observed: dict[str, int], what: str) -> None:
-    """Raise ``Corrupt`` naming every counter of ``observed`` that disagrees with ``mark``."""
+SQLITE_ADVICE = "`meerkat-runtime check PATH` lists what disagrees"
+"""What to run on an SQLite file whose marks disagree with its rows."""
+
+POSTGRES_ADVICE = (
+    "`diagnose_session(store, SESSION)` lists what disagrees (`meerkat-runtime check` reads SQLite files only)"
+)
+"""What to run on a PostgreSQL store whose marks disagree with its rows."""
+
+ANY_STORE_ADVICE = f"an SQLite file: {SQLITE_ADVICE}; another store: {POSTGRES_ADVICE}"
+"""The advice when the store is not known (the runtime's recovery compares for every store)."""
+
+OLDER_WRITER = (
+    "rows were added behind the store's back: most often a worker of an older release that writes no high-water "
+    "marks (SQLite schema version 3 or older, PostgreSQL schema version 1) kept writing after the store was "
+    "upgraded (stop it: its rows are intact but the marks do not count them), else a damaged page, index or log. "
+    "No command accepts the rows: restore the store from a backup (the inputs written since are lost)"
+)
+"""Why a mark counts fewer rows than are stored."""
+
+LOST_ROWS = "rows were lost or added behind the store's back (a damaged page, index or log)"
+"""Why a mark disagrees with the rows otherwise."""
+
+
+def mark_cause(mark: HighWater | None, observed: dict[str, int]) -> str:
+    """Why ``observed`` counts disagree with ``mark``: :data:`OLDER_WRITER` when every counter
+    that differs found more rows than the mark counts (and a mark is stored), else
+    :data:`LOST_ROWS`."""
+    if mark is None:
+        return LOST_ROWS
+    differing = [(getattr(mark, name), seen) for name, seen in observed.items() if getattr(mark, name) != seen]
+    if differing and all(seen > expected for expected, seen in differing):
+        return OLDER_WRITER
+    return LOST_ROWS
+
+
+def check_marks(
+    runtime_id: str, mark: HighWater | None, observed: dict[str, int], what: str, advice: str = ANY_STORE_ADVICE
+) -> None:
+    """Raise ``Corrupt`` naming every counter of ``observed`` that disagrees with ``mark``, its
+    likely cause (:func:`mark_cause`) and ``advice`` (what to run on this store)."""
     found = disagreements(mark, observed)
     if not found:
         return
+    cause = mark_cause(mark, observed)
     if mark is None:
         found.insert(0, "no high-water mark is stored although rows are")
-    raise Corrupt(
-        runtime_id,
-        f"{what} disagrees with the high-water mark ({'; '.join(found)}): rows were lost or added behind "
-        "the store's back (a damaged page, index or log); check the file with `meerkat-runtime check PATH`",
-    )
+    raise Corrupt(runtime_id, f"{what} disagrees with the high-water mark ({'; '.join(found)}): {cause}; {advice}")
 
 
 def compare_session(runtime_id: str, mark: HighWater | None, *, lifecycle: bool, inputs: int) -> None:

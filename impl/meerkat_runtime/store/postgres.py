@@ -249,7 +249,7 @@ class PostgresRuntimeStore:
     def _migrated(self, conn: Connection) -> str:
         """The migration's transaction: upgrade the schema, then read the authority key it holds
         (the migration wrote the store id if there was none)."""
-        migrate(conn, self.schema)
+        migrate(conn, self.schema, now=None if self.clock is None else float(self.clock()))
         return authority_key(conn, self.schema)
 
     def _check_version(self, conn: Connection) -> str:

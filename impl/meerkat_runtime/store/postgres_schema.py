@@ -20,7 +20,8 @@ Versions:
    :mod:`~meerkat_runtime.store.postgres_marks`); ``runtime_quarantine``: input rows moved out
    by ``quarantine_row``, their stored bytes kept, each row checksummed. Upgrading a version-1
    schema computes the mark of every runtime it holds from its rows (``writes`` starts at 0),
-   as the SQLite store's version 4 does.
+   as the SQLite store's version 4 does, and is refused while a lease in the schema is live
+   (:mod:`~meerkat_runtime.store.migration_leases`).
 3. The finished-input columns of input rows (``finished_at``, ``idempotency_key``,
    ``admission_seq``) and partial indexes over the active and the finished rows (as the SQLite
    store's version 5). Rows of a version-2 schema keep ``NULL`` there and are read as active;
@@ -48,10 +49,12 @@ from collections.abc import Callable
 
 import psycopg
 
+from meerkat_runtime.store.migration_leases import refusal
 from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
     INPUTS,
+    LEASES,
     LIFECYCLES,
     OPS_RECORDS,
     OPS_SNAPSHOTS,
@@ -228,11 +231,26 @@ def require_current_version(conn: psycopg.Connection[tuple[object, ...]], schema
         )
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, target: int = SCHEMA_VERSION) -> int:
+MARKS_VERSION = 2
+"""The version that introduces the high-water marks: a schema below it was written by a release
+that writes none (see :mod:`~meerkat_runtime.store.migration_leases`)."""
+
+
+def migrate(
+    conn: psycopg.Connection[tuple[object, ...]],
+    schema: str,
+    target: int = SCHEMA_VERSION,
+    *,
+    now: float | None = None,
+) -> int:
     """Create or upgrade ``schema`` to ``target`` inside the caller's transaction (taking the
     migration advisory lock first); return the version found.
 
-    Raises ``VersionMismatch`` (changing nothing) if the database is newer than this release.
+    Raises ``VersionMismatch`` (changing nothing) if the database is newer than this release,
+    and ``MigrationRefused`` when an upgrade that introduces the high-water marks finds a live
+    lease (at ``now``, or the server's clock): a worker of the older release still writes it.
+    The lease table is locked against claims first, so none is taken between that check and
+    the commit.
     """
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
     current = stored_version(conn, schema)
@@ -242,6 +260,18 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, target: i
             f"schema {schema!r} has version {current}, newer than this release supports ({SCHEMA_VERSION}); "
             "refusing to open it",
         )
+    if 1 <= current < MARKS_VERSION <= target:
+        conn.execute(f"LOCK TABLE {schema}.{LEASES} IN SHARE ROW EXCLUSIVE MODE")
+        rows = conn.execute(
+            "SELECT runtime_id, owner, expires_at, extract(epoch FROM clock_timestamp())::float8 "
+            f"FROM {schema}.{LEASES}"
+        ).fetchall()
+        if rows:
+            server_now = float(str(rows[0][3]))
+            found = [(row[0], row[1], row[2]) for row in rows]
+            refused = refusal(current, found, server_now if now is None else now, f"schema {schema!r}")
+            if refused is not None:
+                raise refused
     if current < target:
         (has_schema,) = _one(conn, "SELECT count(*) > 0 FROM pg_namespace WHERE nspname = %s", (schema,))
         if not has_schema:

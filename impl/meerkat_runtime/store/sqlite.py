@@ -68,7 +68,14 @@ from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.group_commit import CommitterStopped, GroupCommitter, PendingWrite
-from meerkat_runtime.store.high_water import HighWater, MarkStep, check_marks, quarantine_refusal, quarantine_refused
+from meerkat_runtime.store.high_water import (
+    SQLITE_ADVICE,
+    HighWater,
+    MarkStep,
+    check_marks,
+    quarantine_refusal,
+    quarantine_refused,
+)
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
 from meerkat_runtime.store.records import (
@@ -555,7 +562,9 @@ class SqliteRuntimeStore:
             if read_only:
                 self._read(STORE_SCOPE, "schema version", lambda conn: _require_current_version(conn, self.path))
             else:
-                self._write(STORE_SCOPE, "schema migration", lambda conn: migrate(conn, path=self.path))
+                self._write(
+                    STORE_SCOPE, "schema migration", lambda conn: migrate(conn, path=self.path, now=self.clock())
+                )
         except BaseException as exc:
             self._release_files()
             refusal = None if read_only else read_only_refusal(self.path, exc.__cause__)
@@ -975,7 +984,7 @@ class SqliteRuntimeStore:
             # The rows come through the active-row index; the key index the writes rely on is
             # counted against the mark, so a damaged entry in it is found although not read.
             (total,) = conn.execute(_COUNT_BY_KEY_INDEX, (rt,)).fetchone()
-            check_marks(rt, stored_mark(conn, rt), {"inputs": int(total)}, "the input key index")
+            check_marks(rt, stored_mark(conn, rt), {"inputs": int(total)}, "the input key index", SQLITE_ADVICE)
             rows = conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM {INPUTS} WHERE runtime_id = ? AND finished_at IS NULL ORDER BY input_id",
                 (rt,),

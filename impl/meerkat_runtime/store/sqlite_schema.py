@@ -16,7 +16,9 @@ Versions:
 4. ``runtime_high_water``: one high-water mark per runtime, advanced by every data write in its
    own transaction; ``runtime_quarantine``: input rows moved out by ``quarantine_row``, their
    stored bytes kept. Upgrading a version-3 file computes the mark of every runtime it holds
-   from its rows (``writes`` starts at 0).
+   from its rows (``writes`` starts at 0); it is refused while a lease in the file is live (a
+   worker of that release, which writes no marks, still writes it:
+   :mod:`~meerkat_runtime.store.migration_leases`).
 5. What the runtime says about each input row beside its payload (``finished_at``,
    ``idempotency_key``, ``admission_seq``) and two partial indexes, one over the active rows and
    one over the finished rows (covering what ``load_finished_inputs`` lists), so that a restart
@@ -34,9 +36,11 @@ from collections.abc import Callable
 
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.integrity import row_checksum
+from meerkat_runtime.store.migration_leases import refusal
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
     INPUTS,
+    LEASES,
     LIFECYCLES,
     OPS_RECORDS,
     OPS_SNAPSHOTS,
@@ -235,13 +239,26 @@ def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
         raise _foreign(repr(path))
 
 
-def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION, *, path: str | None = None) -> int:
+MARKS_VERSION = 4
+"""The version that introduces the high-water marks: a file below it was written by a release
+that writes none (see :mod:`~meerkat_runtime.store.migration_leases`)."""
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    target: int = SCHEMA_VERSION,
+    *,
+    path: str | None = None,
+    now: float | None = None,
+) -> int:
     """Upgrade the schema to ``target`` inside the caller's transaction; return the old version.
 
     Raises ``VersionMismatch`` (changing nothing) if the file is newer than this release knows,
     and ``NotAMeerkatStore`` if it holds tables but no schema version (another application's
     database, ``path`` naming it: under the caller's write lock this is what the file is, not what
-    an earlier read saw).
+    an earlier read saw). With ``now`` (the store's clock), an upgrade that introduces the
+    high-water marks to a file holding leases raises ``MigrationRefused`` while one of them is
+    live: a worker of the older release still writes the file.
     """
     current = stored_version(conn)
     if current == 0 and _holds_anything(conn):
@@ -252,6 +269,11 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION, *, path: str
             f"schema version {current} is newer than this release supports ({SCHEMA_VERSION}); "
             "refusing to open the file",
         )
+    if now is not None and 3 <= current < MARKS_VERSION <= target:
+        leases = conn.execute(f"SELECT runtime_id, owner, expires_at FROM {LEASES}").fetchall()
+        refused = refusal(current, leases, now, "the database file" if path is None else repr(path))
+        if refused is not None:
+            raise refused
     for version, step in MIGRATIONS:
         if current < version <= target:
             step(conn)
