@@ -22,7 +22,7 @@ from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.errors import CorruptInputRow
-from meerkat_runtime.vocab.ids import canonical_runtime_id
+from meerkat_runtime.vocab.ids import InputId, canonical_runtime_id
 
 from tests.runtime_session.helpers import make_prompt
 
@@ -79,7 +79,7 @@ async def _register(path: Path, subscriber: Any) -> tuple[bool, Any]:
         if subscriber is not None:
             machine.events.subscribe(subscriber)
         await machine.register_session("s")
-        record = machine._sessions[RT].core.ledger.records[DAMAGED]
+        record = machine._sessions[RT].core.ledger.records[InputId(DAMAGED)]
         return await machine.contains_session("s"), record
     finally:
         await machine.close()
