@@ -3,14 +3,16 @@ modification time, no ``-wal`` or ``-shm`` beside it), whatever stops it before 
 at an older schema version (refused with the ``migrate`` instruction the reading commands give,
 never upgraded behind the older release's workers), a newer one, an empty file (called not a
 store yet, as every command calls it), another application's database, an unknown session or
-input id. Real files, the real command in a subprocess."""
+input id, a session a live worker holds. Real files, the real command in a subprocess."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
+from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import rt, run
 from tests.cli.runtime_files import Written, as_version_3, copy_file
@@ -85,6 +87,17 @@ def test_an_unknown_session_or_input_leaves_a_current_file_untouched(written: Wr
     assert said == f"{PROG}: error: the store holds no session 'alhpa' (2 session(s) stored)"
     said = _refused(copy.path, "alpha", "no-such-input")
     assert said == f"{PROG}: error: session 'alpha' holds no input 'no-such-input'; nothing was moved"
+
+
+def test_a_session_a_live_worker_holds_leaves_the_file_untouched(written: Written, tmp_path: Path) -> None:
+    copy = copy_file(written, tmp_path / "held")
+    store = SqliteRuntimeStore(copy.path)
+    try:
+        store.claim_lease(canonical_runtime_id("alpha"), "live-worker", 600.0)
+    finally:
+        store.close()
+    said = _refused(copy.path, "alpha", copy.queued)
+    assert "LeaseHeld" in said and "live-worker" in said, said
 
 
 def test_a_move_still_happens_after_the_checks(written: Written, tmp_path: Path) -> None:

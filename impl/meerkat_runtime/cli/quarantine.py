@@ -8,7 +8,8 @@ holding its lease makes this fail (exit 1) without changing anything.
 
 The file is read through a read-only store first: an empty file, another application's
 database, a schema version older (upgrade it with ``meerkat-runtime migrate``) or newer than
-this release's, an unknown session or input id are refused (exit 1) with the file untouched
+this release's, an unknown session or input id, a high-water mark that refuses the move, a live
+worker's lease are refused (exit 1) with the file untouched
 (its bytes and modification time; no ``-wal`` or ``-shm`` created). Only then is it opened
 for writing.
 """
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from meerkat_runtime.cli.session_arg import stored_runtime_id
 from meerkat_runtime.cli.store_arg import open_refusal
 from meerkat_runtime.cli.usage import EXIT_OK, existing_file, failure, usage_error
-from meerkat_runtime.repair.quarantine import REPAIR_OWNER, quarantine_input
+from meerkat_runtime.repair.quarantine import REPAIR_LEASE_S, REPAIR_OWNER, quarantine_input
+from meerkat_runtime.store.high_water import quarantine_refusal, quarantine_refused
+from meerkat_runtime.store.lease import claim_outcome
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore, refuse_damaged_log
 from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
@@ -72,7 +76,8 @@ def _not_moved(store: RuntimeStore, runtime_id: str, session: str, input_id: str
 def _checked_read_only(args: argparse.Namespace) -> int | None:
     """The exit status of a quarantine refused before anything is written (the store read
     through a read-only store: not a store, another schema version, no such session or input
-    row); ``None`` when the move may be tried."""
+    row, a high-water mark that refuses the move, a live worker's lease); ``None`` when the
+    move may be tried."""
     prog = PROG
     try:
         refuse_damaged_log(args.path)  # the read-only store reads what SQLite recovers of the log
@@ -83,8 +88,13 @@ def _checked_read_only(args: argparse.Namespace) -> int | None:
         return failure(prog, open_refusal(args.path, exc))
     try:
         runtime_id = stored_runtime_id(reader, args.session)
-        if args.input_id not in {row.input_id for row in reader.scan_input_states(runtime_id)}:
+        stored = {row.input_id for row in reader.scan_input_states(runtime_id)}
+        if args.input_id not in stored:
             return failure(prog, _not_moved(reader, runtime_id, args.session, args.input_id))
+        if refusal := quarantine_refusal(reader.load_high_water(runtime_id), len(stored)):
+            raise quarantine_refused(runtime_id, refusal)
+        # ``LeaseHeld`` when a live worker holds the session (the claim itself decides later)
+        claim_outcome(runtime_id, reader.load_lease(runtime_id), REPAIR_OWNER, REPAIR_LEASE_S, time.time())
     except ValidationFailed as exc:
         return usage_error(prog, exc)
     except MeerkatError as exc:
