@@ -49,6 +49,7 @@ from meerkat_model.cli.usage import (
     OneLineParser,
     UsageError,
     int_at_least,
+    quiet_when_stdout_closes,
     seconds_at_least,
     usage_error,
 )
@@ -323,12 +324,18 @@ def _announce(run: _Run, names: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``meerkat-conformance`` command (``check-trace`` its subcommand); a reader that went
+    away ends it quietly (:func:`~meerkat_model.cli.usage.quiet_when_stdout_closes`)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "check-trace":
         from meerkat_conformance.cli.check_trace import main as check_trace_main
 
-        return check_trace_main(argv[1:])
+        return quiet_when_stdout_closes(lambda: check_trace_main(argv[1:]))
     args = _parser().parse_args(argv)
+    return quiet_when_stdout_closes(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         run = _settings(args)
     except UsageError as exc:

@@ -112,7 +112,7 @@ def open_read_only(location: str, schema: str) -> RuntimeStore:
         raise UsageError(str(exc)) from None
 
 
-def _refusal(location: str, exc: MeerkatError) -> str:
+def open_refusal(location: str, exc: MeerkatError) -> str:
     """What the command says of a store it cannot open. An SQLite file at an older schema
     version gets one instruction, the migrate command's (in place of the read-only store's
     advice to open it read-write); ``migrate`` takes no URL, and nothing downgrades a newer
@@ -133,7 +133,7 @@ def with_read_only_store(prog: str, args: argparse.Namespace, work: Callable[[Ru
     except NotAMeerkatStore as exc:
         return failure(prog, exc.detail)
     except MeerkatError as exc:
-        return failure(prog, _refusal(args.store, exc))
+        return failure(prog, open_refusal(args.store, exc))
     try:
         return work(store)
     except ValidationFailed as exc:

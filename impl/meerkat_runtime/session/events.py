@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meerkat_runtime.events.event import ABSENT, UNREGISTERED, Change, LifecycleEvent, spell
+from meerkat_runtime.session.core.ledger import InputRecord
 from meerkat_runtime.session.core.plan import Plan
+from meerkat_runtime.session.packed_record import PackedRecord
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability
 
@@ -181,9 +183,27 @@ def _emit(
     bus.emit(session.runtime_id, make)
 
 
+def _unread(record: Any) -> bool:
+    """Whether ``record`` is a queued input recovered without reading its row, not read since."""
+    return isinstance(record, PackedRecord) and record.packed is not None
+
+
 def accept_details(record: Any) -> dict[str, Any]:
-    """An accepted (or deduplicated) input's attributes the model's ``accept`` takes."""
-    item = record if not hasattr(record, "input") else record.input
+    """An accepted (or deduplicated) input's attributes the model's ``accept`` takes.
+
+    Building an event never reads a stored row: of a queued input recovered without reading
+    its row (:class:`~meerkat_runtime.session.packed_record.PackedRecord`, not read since) only
+    what recovery read beside the row is given (``input``, ``lane``, ``idempotency_key``,
+    ``ephemeral``: such an input is never ephemeral); ``kind`` and ``supersession_key`` are
+    absent. A damaged row is the run loop's to report, never an error after a commit."""
+    if _unread(record):
+        return {
+            "input": record.input_id,
+            "lane": record.lane.value,
+            "idempotency_key": record.packed_key,
+            "ephemeral": False,
+        }
+    item = record if not isinstance(record, InputRecord) else record.input
     header = item.header
     lane = getattr(record, "lane", None)
     mode = getattr(getattr(item, "handling_mode", None), "value", None)
@@ -204,7 +224,7 @@ def _details(session: RuntimeSession, plan: Plan, rule: str) -> dict[str, Any]:
         for record in plan.records.values():
             if record.phase.value == "queued":
                 details.update(accept_details(record))
-                if getattr(record.input, "coalesce", False):
+                if not _unread(record) and getattr(record.input, "coalesce", False):
                     details["coalesce"] = True
     elif rule in ("start_run", "accept_and_run"):
         run = plan.current_run

@@ -1450,6 +1450,7 @@ class MeerkatMachine:
 
     def settled_now(self, session_id: SessionId | str) -> bool:
         """Whether the session's loop has nothing runnable right now: no loop (or no session),
+        a loop that ended (detached, e.g. stopped on a damaged row; ``last_error`` says why),
         waiting for a wake with none pending and the gate free, or inside an executor that
         reports it is parked (``ScriptedExecutor.parked()``). Never blocks; for harnesses that
         drive the event loop themselves (``settle`` waits for it). Not while the machine's
@@ -1459,8 +1460,8 @@ class MeerkatMachine:
             return True
         if _reattach_pending(session):
             return False
-        if session.loop_task is None:
-            return True
+        if session.loop_task is None or session.loop_task.done():
+            return True  # no loop, or one that ended (e.g. stopped on a damaged row): nothing runs
         state = session.loop_state
         if state is LoopState.WAITING and not session.wake_event.is_set() and not session.gate.locked():
             return True

@@ -321,6 +321,26 @@ def _stored_lease(conn: sqlite3.Connection, rt: str) -> Lease | None:
     return lease
 
 
+def refuse_damaged_log(path: str) -> WalReport | None:
+    """``Corrupt`` if the write-ahead log of the file at ``path`` is damaged so that SQLite
+    would cut it short of committed transactions (see ``sqlite_wal``); else what was found of
+    it (``None``: the file set is in use by another process, or not one this can read). Reads
+    only."""
+    files = read_file_set(path)
+    if files.in_use or not files.supported:
+        return None
+    report = analyse_wal(files.wal, files.shm, db_page_size=files.db_page_size)
+    if report.problems:
+        raise Corrupt(
+            STORE_SCOPE,
+            f"the write-ahead log of {path!r} is damaged and SQLite would silently drop committed "
+            f"transactions: {'; '.join(report.problems)}. Nothing was opened; check the file with "
+            "`meerkat-runtime check PATH`, restore it from a backup, or open it with wal_check=False to accept "
+            "what SQLite recovers",
+        )
+    return report
+
+
 READ_ONLY_UPGRADE_HINT = " (open it read-write once to upgrade it)"
 """How the read-only store's refusal of an older file ends: what upgrades it from Python. The
 ``meerkat-runtime`` reading commands give their own instruction instead (``migrate``)."""
@@ -594,21 +614,8 @@ class SqliteRuntimeStore:
     def _check_log(self) -> None:
         """Before any connection of this process opens the file: refuse a write-ahead log that
         SQLite would cut short of committed transactions (see ``sqlite_wal``)."""
-        if not self.wal_check:
-            return
-        files = read_file_set(self.path)
-        if files.in_use or not files.supported:
-            return
-        report = analyse_wal(files.wal, files.shm, db_page_size=files.db_page_size)
-        self.wal_report = report
-        if report.problems:
-            raise Corrupt(
-                STORE_SCOPE,
-                f"the write-ahead log of {self.path!r} is damaged and SQLite would silently drop committed "
-                f"transactions: {'; '.join(report.problems)}. Nothing was opened; check the file with "
-                "`meerkat-runtime check PATH`, restore it from a backup, or open it with wal_check=False to accept "
-                "what SQLite recovers",
-            )
+        if self.wal_check:
+            self.wal_report = refuse_damaged_log(self.path)
 
     @property
     def connection_mode(self) -> ConnectionMode:

@@ -23,7 +23,14 @@ from pathlib import Path
 from meerkat_model.catalog import DRAWN, MACHINES
 from meerkat_model.cli.extras import require_extra
 from meerkat_model.cli.paths import check_input_dir, check_output_dir
-from meerkat_model.cli.usage import EXIT_INTERRUPTED, OneLineParser, UsageError, int_at_least, usage_error
+from meerkat_model.cli.usage import (
+    EXIT_INTERRUPTED,
+    OneLineParser,
+    UsageError,
+    int_at_least,
+    quiet_when_stdout_closes,
+    usage_error,
+)
 from meerkat_model.diagrams import (
     DEFAULT_NODE_LIMIT,
     DEFAULT_PROFILE,
@@ -210,6 +217,10 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return quiet_when_stdout_closes(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         try:
             _check_combinations(args)

@@ -4,6 +4,8 @@
   status 2, found before any long work starts (:class:`OneLineParser`, :class:`UsageError`).
 * Exit statuses: 0 success, 1 a check failed, 2 a usage error (or a missing extra), 130
   interrupted with Ctrl-C (after the partial report).
+* A reader that goes away before the output ends (``| head``) ends it quietly, no traceback,
+  with exit status 1, as ``meerkat-runtime`` does (:func:`quiet_when_stdout_closes`).
 * Option values that make no sense (no examples, no steps, a zero interval) are refused by the
   parser itself (:func:`int_at_least`, :func:`seconds_at_least`).
 
@@ -13,6 +15,7 @@ Standard library only: every command imports this before anything that needs an 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TextIO
@@ -44,6 +47,19 @@ def usage_error(prog: str, message: object, stream: TextIO | None = None) -> int
     return EXIT_USAGE
 
 
+def quiet_when_stdout_closes(work: Callable[[], int]) -> int:
+    """Run ``work`` and flush standard output. A reader that went away (``BrokenPipeError``,
+    ``| head``) ends the output quietly: standard output is pointed at ``/dev/null`` (so the
+    flush at exit reports nothing) and the status is 1, as ``meerkat-runtime``'s."""
+    try:
+        status = work()
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_FAILED
+
+
 def interruptible(main: Callable[[], int | None], prog: str) -> int:
     """Run ``main`` (which prints as it goes); on Ctrl-C say so in one line instead of a
     traceback and return 130. What ``main`` printed before is the partial report. A Ctrl-C that
@@ -51,15 +67,18 @@ def interruptible(main: Callable[[], int | None], prog: str) -> int:
     interrupted, at the latest when ``main`` returns."""
     from meerkat_model.cli.interrupts import latched_interrupts, raise_if_interrupted
 
-    try:
-        with latched_interrupts():
-            status = main() or EXIT_OK
-            raise_if_interrupted()
-            return status
-    except KeyboardInterrupt:
-        sys.stdout.flush()
-        print(f"{prog}: interrupted (what is printed above was measured before)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    def work() -> int:
+        try:
+            with latched_interrupts():
+                status = main() or EXIT_OK
+                raise_if_interrupted()
+                return status
+        except KeyboardInterrupt:
+            sys.stdout.flush()
+            print(f"{prog}: interrupted (what is printed above was measured before)", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return quiet_when_stdout_closes(work)
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

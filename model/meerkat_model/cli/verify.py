@@ -39,6 +39,7 @@ from meerkat_model.cli.usage import (
     EXIT_OK,
     OneLineParser,
     UsageError,
+    quiet_when_stdout_closes,
     usage_error,
 )
 from meerkat_model.machine import Bounds
@@ -546,8 +547,9 @@ def exit_now(code: int) -> NoReturn:
 
 
 def run() -> NoReturn:
-    """The ``meerkat-verify`` command: :func:`main` on the command line, then :func:`exit_now`."""
-    exit_now(main(exit_at_once=True))
+    """The ``meerkat-verify`` command: :func:`main` on the command line, then :func:`exit_now`
+    (a reader that went away ends it quietly: :func:`quiet_when_stdout_closes`)."""
+    exit_now(quiet_when_stdout_closes(lambda: main(exit_at_once=True)))
 
 
 if __name__ == "__main__":
