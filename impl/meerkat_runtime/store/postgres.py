@@ -98,6 +98,7 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sql_rows import (
+    bound_queued,
     duplicate_receipt,
     finished_inputs,
     lease_params,
@@ -383,7 +384,7 @@ class PostgresRuntimeStore:
         finished = [last[i].finished_at for i in ids]
         keys = [last[i].idempotency_key for i in ids]
         seqs = [last[i].admission_seq for i in ids]
-        queued = [last[i].queued for i in ids]
+        queued = [bound_queued(last[i].queued, checksum) for i, checksum in zip(ids, sums, strict=True)]
         found = conn.execute(
             self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs, queued)
         ).fetchone()

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import DeferredCheck, checksum_prefix, row_checksum, row_label, verified_payload
+from meerkat_runtime.store.integrity import (
+    CHECKSUM_BYTES,
+    DeferredCheck,
+    checksum_prefix,
+    row_checksum,
+    row_label,
+    verified_payload,
+)
 from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, RowColumns, unverified_row
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
@@ -98,6 +105,32 @@ def scanned_columns(
         return None, f"its finished-input columns are malformed ({found}): recovery refuses the row"
 
 
+QUEUED_BINDING_BYTES = CHECKSUM_BYTES
+"""What a stored ``queued`` column holds after the runtime's bytes: the row's checksum (raw)."""
+
+
+def bound_queued(queued: bytes | None, checksum: str) -> bytes | None:
+    """The ``queued`` column to store with a row whose payload checksum is ``checksum``: the
+    runtime's bytes followed by that checksum's raw bytes, binding them to that payload (a
+    release that does not know the column rewrites the payload and checksum, never the
+    column: :func:`unbound_queued` then tells the column is stale)."""
+    return None if queued is None else queued + bytes.fromhex(checksum)
+
+
+def unbound_queued(column: bytes, checksum: object) -> bytes | None:
+    """The runtime's bytes of a stored ``queued`` column if it was written with the row's
+    current payload (it ends with ``checksum``, the row's checksum column); ``None`` when it is
+    stale (written for an earlier payload, or unbound: by a release before the binding), so
+    the runtime reads the row from its verified payload instead."""
+    if (
+        len(column) > QUEUED_BINDING_BYTES
+        and type(checksum) is str
+        and column[-QUEUED_BINDING_BYTES:].hex() == checksum
+    ):
+        return column[:-QUEUED_BINDING_BYTES]
+    return None
+
+
 def stored_row(
     runtime_id: str,
     input_id: object,
@@ -109,23 +142,27 @@ def stored_row(
     queued: object = None,
 ) -> InputRow:
     """An input row read with the columns beside its payload, its payload checksum verified
-    (a ``queued`` column that is not bytes reads as ``None``: the runtime then decodes the
-    payload)."""
+    (a ``queued`` column that is not bytes, or is stale (:func:`unbound_queued`), reads as
+    ``None``: the runtime then decodes the payload)."""
     row_id = str(input_id)
     data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
     at, checked_key, checked_seq = _index_columns(runtime_id, row_id, finished_at, key, seq)
-    fields = bytes(queued) if isinstance(queued, bytes | memoryview) and at is None else None
+    fields = None
+    if isinstance(queued, bytes | memoryview) and at is None:
+        fields = unbound_queued(bytes(queued), checksum)
     return InputRow(row_id, data, at, checked_key, checked_seq, fields)
 
 
 def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
     """The active input rows of ``(input_id, payload, checksum, finished_at, key, seq, queued)``
-    rows. A well-typed row carrying ``queued`` is returned with its payload's check deferred
-    (``InputRow.check``: a restart recovers it from ``queued`` and verifies the payload when the
-    row is first decoded); every other row's checksum is verified now (``Corrupt`` naming the
-    first damaged row), the common well-typed one in this short pass (a restart reads the whole
-    backlog), any other through :func:`stored_row`."""
+    rows. A well-typed row carrying a ``queued`` column bound to its checksum
+    (:func:`unbound_queued`) is returned with its payload's check deferred (``InputRow.check``:
+    a restart recovers it from ``queued`` and verifies the payload when the row is first
+    decoded); every other row's checksum is verified now (``Corrupt`` naming the first damaged
+    row) and a stale ``queued`` column is dropped, the common well-typed row in this short pass
+    (a restart reads the whole backlog), any other through :func:`stored_row`."""
     check = DeferredCheck(INPUTS, runtime_id)
+    bound = QUEUED_BINDING_BYTES
     prefix = checksum_prefix(INPUTS, runtime_id)
     found: list[InputRow] = []
     append = found.append
@@ -141,8 +178,8 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
             or (queued is not None and type(queued) is not bytes)
         ):
             append(stored_row(runtime_id, *row))
-        elif queued is not None and type(checksum) is str:
-            append(unverified_row(input_id, payload, key, seq, queued, checksum, check))
+        elif queued is not None and type(checksum) is str and queued[-bound:].hex() == checksum and len(queued) > bound:
+            append(unverified_row(input_id, payload, key, seq, queued[:-bound], checksum, check))
         else:
             # checksum_from, inlined: the same digest (length-prefixed id, then the payload)
             h = copy()
@@ -153,7 +190,7 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
                 raise Corrupt(
                     runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
                 )
-            append(InputRow(input_id, payload, None, key, seq, queued))
+            append(InputRow(input_id, payload, None, key, seq))
     return found
 
 

@@ -80,6 +80,7 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sql_rows import (
+    bound_queued,
     duplicate_receipt,
     finished_inputs,
     lease_params,
@@ -1049,7 +1050,10 @@ class SqliteRuntimeStore:
         """The statement parameters of one checked row (its checksum computed here)."""
         input_id, payload = row.input_id, row.payload
         checksum = row_checksum(INPUTS, rt, input_id, payload)
-        return (rt, input_id, payload, checksum, row.finished_at, row.idempotency_key, row.admission_seq, row.queued)
+        queued = row.queued
+        if queued is not None:
+            queued = bound_queued(queued, checksum)
+        return (rt, input_id, payload, checksum, row.finished_at, row.idempotency_key, row.admission_seq, queued)
 
     # --- run boundaries -------------------------------------------------------------------
     def atomic_apply(
