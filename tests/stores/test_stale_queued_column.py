@@ -18,6 +18,7 @@ from pathlib import Path
 
 from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.packed_record import queued_fields
 from meerkat_runtime.session.row_codec import decode_record, encode_record
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.integrity import row_checksum
@@ -184,3 +185,27 @@ def test_a_payload_damaged_beside_a_column_that_was_bound_to_it_is_still_refused
     assert ran == [] and isinstance(error, MeerkatError) and "integrity check" in str(error)
     done = run([*command("meerkat-runtime"), "check", str(path)])
     assert done.returncode == 1 and done.stdout.splitlines()[-1].startswith("DAMAGED")
+
+
+def test_check_names_a_bound_column_whose_fields_the_payload_does_not_hold(tmp_path: Path) -> None:
+    """Not a stale column: one bound to the row's current payload (as only the current release
+    writes it) whose fields disagree with it. A restart recovers the row from it and then refuses
+    it; ``check`` says so (a problem naming the input), consistently."""
+    path = tmp_path / "s.db"
+    asyncio.run(_accept(path, "kf", "k2"))
+    payload, _, key = _row(path, "kf")
+    record = decode_record(payload)
+    wrong = queued_fields(replace(record, attempts=1), key)
+    assert wrong is not None
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        checksum = row_checksum(INPUTS, RT, "kf", payload)  # bound as the store binds it
+        conn.execute(f"UPDATE {INPUTS} SET queued = ? WHERE input_id = 'kf'", (wrong + bytes.fromhex(checksum),))
+    finally:
+        conn.close()
+
+    done = run([*command("meerkat-runtime"), "check", str(path)])
+    assert done.returncode == 1, done.stdout
+    problems = [line for line in done.stdout.splitlines() if line.startswith("  PROBLEM: ")]
+    assert len(problems) == 1 and "input 'kf'" in problems[0]
+    assert "does not hold the fields it was recovered with" in problems[0]
