@@ -200,7 +200,7 @@ def test_check_names_a_bound_column_whose_fields_the_payload_does_not_hold(tmp_p
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         checksum = row_checksum(INPUTS, RT, "kf", payload)  # bound as the store binds it
-        conn.execute(f"UPDATE {INPUTS} SET queued = ? WHERE input_id = 'kf'", (wrong + bytes.fromhex(checksum),))
+        conn.execute(f"UPDATE {INPUTS} SET queued = ? WHERE input_id = 'kf'", (wrong + checksum.encode(),))
     finally:
         conn.close()
 

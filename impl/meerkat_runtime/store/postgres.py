@@ -98,6 +98,7 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sql_rows import (
+    POSTGRES_QUEUED,
     bound_queued,
     duplicate_receipt,
     finished_inputs,
@@ -734,7 +735,7 @@ class _Statements:
             "queued = excluded.queued "
             "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
         )
-        row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
+        row_columns = f"input_id, payload, checksum, finished_at, idempotency_key, admission_seq, {POSTGRES_QUEUED}"
         self.select_scan = (
             f"SELECT input_id, payload, checksum, finished_at, idempotency_key, admission_seq FROM {s}.{INPUTS} "
             "WHERE runtime_id = %s ORDER BY input_id"

@@ -105,30 +105,45 @@ def scanned_columns(
         return None, f"its finished-input columns are malformed ({found}): recovery refuses the row"
 
 
-QUEUED_BINDING_BYTES = CHECKSUM_BYTES
-"""What a stored ``queued`` column holds after the runtime's bytes: the row's checksum (raw)."""
+QUEUED_BINDING_BYTES = 2 * CHECKSUM_BYTES
+"""What a stored ``queued`` column holds after the runtime's bytes: the row's checksum column
+(its hex digits, as ASCII)."""
 
 
 def bound_queued(queued: bytes | None, checksum: str) -> bytes | None:
-    """The ``queued`` column to store with a row whose payload checksum is ``checksum``: the
-    runtime's bytes followed by that checksum's raw bytes, binding them to that payload (a
-    release that does not know the column rewrites the payload and checksum, never the
-    column: :func:`unbound_queued` then tells the column is stale)."""
-    return None if queued is None else queued + bytes.fromhex(checksum)
+    """The ``queued`` column to store with a row whose checksum column is ``checksum``: the
+    runtime's bytes followed by that checksum, binding them to that payload (a release that
+    does not know the column rewrites the payload and checksum, never the column: the stores'
+    reads, :data:`SQLITE_QUEUED` and :data:`POSTGRES_QUEUED`, then return ``NULL`` for it)."""
+    return None if queued is None else queued + checksum.encode("ascii")
 
 
 def unbound_queued(column: bytes, checksum: object) -> bytes | None:
     """The runtime's bytes of a stored ``queued`` column if it was written with the row's
     current payload (it ends with ``checksum``, the row's checksum column); ``None`` when it is
     stale (written for an earlier payload, or unbound: by a release before the binding), so
-    the runtime reads the row from its verified payload instead."""
-    if (
-        len(column) > QUEUED_BINDING_BYTES
-        and type(checksum) is str
-        and column[-QUEUED_BINDING_BYTES:].hex() == checksum
-    ):
-        return column[:-QUEUED_BINDING_BYTES]
+    the runtime reads the row from its verified payload instead. What the stores' reads compute
+    in SQL (:data:`SQLITE_QUEUED`, :data:`POSTGRES_QUEUED`)."""
+    size = QUEUED_BINDING_BYTES
+    if type(checksum) is str and len(column) >= size and column[-size:] == checksum.encode("utf-8", "surrogatepass"):
+        return column[:-size]
     return None
+
+
+SQLITE_QUEUED = (
+    f"CASE WHEN length(queued) >= {QUEUED_BINDING_BYTES} AND substr(queued, -{QUEUED_BINDING_BYTES}) = "
+    f"CAST(checksum AS BLOB) THEN substr(queued, 1, length(queued) - {QUEUED_BINDING_BYTES}) END"
+)
+"""The ``queued`` column as SQLite reads it: :func:`unbound_queued` in SQL (a text value is never
+equal to a blob, so a column of the wrong type reads as ``NULL`` too), so a restart receives the
+runtime's bytes without a Python step per row."""
+
+POSTGRES_QUEUED = (
+    f"CASE WHEN length(queued) >= {QUEUED_BINDING_BYTES} AND substring(queued FROM length(queued) - "
+    f"{QUEUED_BINDING_BYTES - 1}) = convert_to(checksum, 'UTF8') THEN substring(queued FROM 1 FOR "
+    f"length(queued) - {QUEUED_BINDING_BYTES}) END"
+)
+"""The ``queued`` column as PostgreSQL reads it (:func:`unbound_queued` in SQL)."""
 
 
 def stored_row(
@@ -142,27 +157,25 @@ def stored_row(
     queued: object = None,
 ) -> InputRow:
     """An input row read with the columns beside its payload, its payload checksum verified
-    (a ``queued`` column that is not bytes, or is stale (:func:`unbound_queued`), reads as
-    ``None``: the runtime then decodes the payload)."""
+    (a ``queued`` column that is not bytes reads as ``None``: the runtime then decodes the
+    payload; ``queued`` as the stores read it: a stale one is already ``None``,
+    :func:`unbound_queued`)."""
     row_id = str(input_id)
     data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
     at, checked_key, checked_seq = _index_columns(runtime_id, row_id, finished_at, key, seq)
-    fields = None
-    if isinstance(queued, bytes | memoryview) and at is None:
-        fields = unbound_queued(bytes(queued), checksum)
+    fields = bytes(queued) if isinstance(queued, bytes | memoryview) and at is None else None
     return InputRow(row_id, data, at, checked_key, checked_seq, fields)
 
 
 def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
     """The active input rows of ``(input_id, payload, checksum, finished_at, key, seq, queued)``
-    rows. A well-typed row carrying a ``queued`` column bound to its checksum
-    (:func:`unbound_queued`) is returned with its payload's check deferred (``InputRow.check``:
-    a restart recovers it from ``queued`` and verifies the payload when the row is first
-    decoded); every other row's checksum is verified now (``Corrupt`` naming the first damaged
-    row) and a stale ``queued`` column is dropped, the common well-typed row in this short pass
-    (a restart reads the whole backlog), any other through :func:`stored_row`."""
+    rows, ``queued`` as the stores read it (``NULL`` when stale: :func:`unbound_queued`). A
+    well-typed row carrying ``queued`` is returned with its payload's check deferred
+    (``InputRow.check``: a restart recovers it from ``queued`` and verifies the payload when the
+    row is first decoded); every other row's checksum is verified now (``Corrupt`` naming the
+    first damaged row), the common well-typed one in this short pass (a restart reads the whole
+    backlog), any other through :func:`stored_row`."""
     check = DeferredCheck(INPUTS, runtime_id)
-    bound = QUEUED_BINDING_BYTES
     prefix = checksum_prefix(INPUTS, runtime_id)
     found: list[InputRow] = []
     append = found.append
@@ -178,8 +191,8 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
             or (queued is not None and type(queued) is not bytes)
         ):
             append(stored_row(runtime_id, *row))
-        elif queued is not None and type(checksum) is str and queued[-bound:].hex() == checksum and len(queued) > bound:
-            append(unverified_row(input_id, payload, key, seq, queued[:-bound], checksum, check))
+        elif queued is not None and type(checksum) is str:
+            append(unverified_row(input_id, payload, key, seq, queued, checksum, check))
         else:
             # checksum_from, inlined: the same digest (length-prefixed id, then the payload)
             h = copy()
@@ -190,7 +203,7 @@ def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRo
                 raise Corrupt(
                     runtime_id, f"row {row_label(INPUTS, input_id)} failed its integrity check (checksum mismatch)"
                 )
-            append(InputRow(input_id, payload, None, key, seq))
+            append(InputRow(input_id, payload, None, key, seq, queued))
     return found
 
 

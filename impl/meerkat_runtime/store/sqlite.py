@@ -80,6 +80,7 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sql_rows import (
+    SQLITE_QUEUED,
     bound_queued,
     duplicate_receipt,
     finished_inputs,
@@ -147,7 +148,7 @@ _UPSERT_INPUT = (
     "checksum = excluded.checksum, finished_at = excluded.finished_at, idempotency_key = excluded.idempotency_key, "
     "admission_seq = excluded.admission_seq, queued = excluded.queued"
 )
-_ROW_COLUMNS = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
+_ROW_COLUMNS = f"input_id, payload, checksum, finished_at, idempotency_key, admission_seq, {SQLITE_QUEUED}"
 _COUNT_BY_KEY_INDEX = f"SELECT count(*) FROM {INPUTS} INDEXED BY sqlite_autoindex_{INPUTS}_1 WHERE runtime_id = ?"
 
 
