@@ -19,6 +19,7 @@ from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.packed_record import PackedRecord, queued_problem
 from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.integrity import DeferredCheck
+from meerkat_runtime.store.sql_rows import unbound_queued
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.tables import INPUTS
 from meerkat_runtime.vocab.errors import Corrupt, CorruptInputRow, RecoveryCorruption
@@ -50,10 +51,12 @@ def _damaged_file(path: Path) -> bytes:
     asyncio.run(_accept_three(path))
     raw = sqlite3.connect(path, isolation_level=None)
     try:
-        (payload, key, fields) = raw.execute(
-            f"SELECT payload, idempotency_key, queued FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?",
+        (payload, key, column, checksum) = raw.execute(
+            f"SELECT payload, idempotency_key, queued, checksum FROM {INPUTS} WHERE runtime_id = ? AND input_id = ?",
             (RT, DAMAGED),
         ).fetchone()
+        fields = unbound_queued(column, checksum)  # bound to the checksum column, which stays
+        assert fields is not None
         damaged = payload.replace(b"pending 1", b"pending X")
         assert damaged != payload and len(damaged) == len(payload)
         assert queued_problem(DAMAGED, key, fields) is None  # the fields beside it still check out

@@ -15,6 +15,7 @@ from meerkat_runtime.session.inputs import prompt
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.packed_record import PackedRecord, queued_problem
 from meerkat_runtime.session.testing import ScriptedExecutor
+from meerkat_runtime.store.sql_rows import unbound_queued
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, stored_version
 from meerkat_runtime.store.tables import INPUTS
@@ -119,7 +120,9 @@ def test_rows_written_after_the_upgrade_carry_the_fields_and_both_kinds_recover(
 def _fields_column(path: Path) -> dict[str, bytes | None]:
     conn = _raw(path)
     try:
-        return {str(i): q for i, q in conn.execute(f"SELECT input_id, queued FROM {INPUTS} WHERE finished_at IS NULL")}
+        rows = conn.execute(f"SELECT input_id, queued, checksum FROM {INPUTS} WHERE finished_at IS NULL")
+        # the runtime's bytes of each column bound to its row's payload (unbound: stale)
+        return {str(i): q if q is None else unbound_queued(q, c) for i, q, c in rows}
     finally:
         conn.close()
 

@@ -6,7 +6,10 @@ rules (:func:`~meerkat_runtime.session.core.recovery.recover_session`) on the in
 each time they refuse a row, records it and runs them again without it: the result names
 every row recovery would refuse, with its stored bytes, so each can be quarantined — also a
 row whose columns beside the payload (``ScannedRow.columns``: finished, key, admission position;
-not covered by the row checksum) are malformed or disagree with the record in it. It also
+not covered by the row checksum) are malformed or disagree with the record in it, and an active
+row whose ``queued`` column (bound to its payload) holds fields the payload does not, which a
+restart would recover the row from and then refuse. A stale ``queued`` column (left by a release
+that does not know it) is not a problem: the store ignores it and recovery reads the payload. It also
 compares the row counts with the high-water mark and checks the lifecycle record and the ops
 state, which are not input rows (problems there cannot be quarantined away).
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from meerkat_runtime.ops.recovery import load_persisted_ops
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.machine import stored_session_runtime_id
+from meerkat_runtime.session.packed_record import PackedRecord
 from meerkat_runtime.session.persistence import columns_problem
 from meerkat_runtime.session.row_codec import RowFormatError, decode_record
 from meerkat_runtime.store.high_water import HighWater, disagreements
@@ -114,6 +118,26 @@ def _columns_problem(row: ScannedRow) -> str | None:
     return columns_problem(record, *row.columns)
 
 
+def _queued_problem(store: RuntimeStore, runtime_id: str, scanned: ScannedRow) -> str | None:
+    """Why a restart would refuse an intact active row it recovers from its ``queued`` column
+    (the store returns the column only while it is bound to the row's payload): the payload
+    does not hold the fields in the column. ``None`` when the restart reads the payload instead
+    (no column, a stale one, fields failing their check value) or they agree."""
+    if scanned.columns is None or scanned.columns.finished_at is not None:
+        return None
+    try:
+        row = store.load_input_state(runtime_id, scanned.input_id)
+    except StoreError:
+        return None  # the full recovery below names it
+    if row is None or row.queued is None or (packed := PackedRecord.from_queued(runtime_id, row)) is None:
+        return None
+    try:
+        packed.unpack()
+    except RecoveryCorruption as exc:
+        return str(exc)
+    return None
+
+
 def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
     """Find what keeps ``session_id`` from recovering; reads only. ``ValidationFailed`` for a
     malformed session id; a store that cannot be read at all raises its error."""
@@ -129,6 +153,10 @@ def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
     ]
     for r in scanned:
         if r.intact and (why := _columns_problem(r)) is not None:
+            bad.append(BadRow(r.input_id, why, r.payload, True))
+    named = {b.input_id for b in bad}
+    for r in scanned:
+        if r.intact and r.input_id not in named and (why := _queued_problem(store, runtime_id, r)) is not None:
             bad.append(BadRow(r.input_id, why, r.payload, True))
     named = {b.input_id for b in bad}
     intact = [InputRow(r.input_id, r.payload) for r in scanned if r.input_id not in named]

@@ -98,6 +98,8 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sql_rows import (
+    POSTGRES_QUEUED,
+    bound_queued,
     duplicate_receipt,
     finished_inputs,
     lease_params,
@@ -383,7 +385,7 @@ class PostgresRuntimeStore:
         finished = [last[i].finished_at for i in ids]
         keys = [last[i].idempotency_key for i in ids]
         seqs = [last[i].admission_seq for i in ids]
-        queued = [last[i].queued for i in ids]
+        queued = [bound_queued(last[i].queued, checksum) for i, checksum in zip(ids, sums, strict=True)]
         found = conn.execute(
             self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs, queued)
         ).fetchone()
@@ -733,7 +735,7 @@ class _Statements:
             "queued = excluded.queued "
             "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
         )
-        row_columns = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
+        row_columns = f"input_id, payload, checksum, finished_at, idempotency_key, admission_seq, {POSTGRES_QUEUED}"
         self.select_scan = (
             f"SELECT input_id, payload, checksum, finished_at, idempotency_key, admission_seq FROM {s}.{INPUTS} "
             "WHERE runtime_id = %s ORDER BY input_id"

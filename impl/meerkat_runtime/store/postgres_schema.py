@@ -29,7 +29,8 @@ Versions:
    (an update: the high-water mark's input count does not move).
 4. ``queued``: the recovery fields of a waiting input beside its row (as the SQLite store's
    version 6). Rows of a version-3 schema keep ``NULL`` there and are recovered from their
-   payloads.
+   payloads; a value a version-3 writer left beside a payload it rewrote is ignored (it is
+   bound to the row's checksum: :func:`~meerkat_runtime.store.sql_rows.unbound_queued`).
 5. ``store_id`` in the version table's row: the store's identity, a random UUID written once by
    the migration that creates or upgrades the schema (a row found without one — cleared by hand
    — gets one at the next read-write open, under the same lock). Every process and host that

@@ -49,8 +49,10 @@ Finished inputs and compaction (restarts follow the backlog, not history):
   (``InputRow.finished_at``, ``idempotency_key``, ``admission_seq``, and ``queued``: opaque
   bytes a restart recovers a waiting input from); the store keeps them as given with every
   upsert and returns them with the row, and refuses ``queued`` on a finished row
-  (``WriteFailed``). A row with ``finished_at`` set is *finished* (its input is terminal), else
-  *active*.
+  (``WriteFailed``). A store another writer may share with a release that does not know
+  ``queued`` (the SQL stores) returns it only while the row holds the payload it was written
+  with, else ``None`` (a stale column: :func:`~meerkat_runtime.store.sql_rows.unbound_queued`).
+  A row with ``finished_at`` set is *finished* (its input is terminal), else *active*.
 * ``load_active_input_states`` returns only the active rows (checksums verified), ordered by
   input id; a store may return a row carrying ``queued`` before verifying its payload, with
   ``InputRow.check`` and ``InputRow.checksum`` set (``InputRow.verified_payload()`` performs the

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meerkat_runtime.store import validation as v
-from meerkat_runtime.store.integrity import DeferredCheck, checksum_prefix, row_checksum, row_label, verified_payload
+from meerkat_runtime.store.integrity import (
+    CHECKSUM_BYTES,
+    DeferredCheck,
+    checksum_prefix,
+    row_checksum,
+    row_label,
+    verified_payload,
+)
 from meerkat_runtime.store.lease import Lease
 from meerkat_runtime.store.records import BoundaryReceipt, FinishedInput, InputRow, RowColumns, unverified_row
 from meerkat_runtime.store.tables import INPUTS, LEASES, RECEIPTS
@@ -98,6 +105,47 @@ def scanned_columns(
         return None, f"its finished-input columns are malformed ({found}): recovery refuses the row"
 
 
+QUEUED_BINDING_BYTES = 2 * CHECKSUM_BYTES
+"""What a stored ``queued`` column holds after the runtime's bytes: the row's checksum column
+(its hex digits, as ASCII)."""
+
+
+def bound_queued(queued: bytes | None, checksum: str) -> bytes | None:
+    """The ``queued`` column to store with a row whose checksum column is ``checksum``: the
+    runtime's bytes followed by that checksum, binding them to that payload (a release that
+    does not know the column rewrites the payload and checksum, never the column: the stores'
+    reads, :data:`SQLITE_QUEUED` and :data:`POSTGRES_QUEUED`, then return ``NULL`` for it)."""
+    return None if queued is None else queued + checksum.encode("ascii")
+
+
+def unbound_queued(column: bytes, checksum: object) -> bytes | None:
+    """The runtime's bytes of a stored ``queued`` column if it was written with the row's
+    current payload (it ends with ``checksum``, the row's checksum column); ``None`` when it is
+    stale (written for an earlier payload, or unbound: by a release before the binding), so
+    the runtime reads the row from its verified payload instead. What the stores' reads compute
+    in SQL (:data:`SQLITE_QUEUED`, :data:`POSTGRES_QUEUED`)."""
+    size = QUEUED_BINDING_BYTES
+    if type(checksum) is str and len(column) >= size and column[-size:] == checksum.encode("utf-8", "surrogatepass"):
+        return column[:-size]
+    return None
+
+
+SQLITE_QUEUED = (
+    f"CASE WHEN length(queued) >= {QUEUED_BINDING_BYTES} AND substr(queued, -{QUEUED_BINDING_BYTES}) = "
+    f"CAST(checksum AS BLOB) THEN substr(queued, 1, length(queued) - {QUEUED_BINDING_BYTES}) END"
+)
+"""The ``queued`` column as SQLite reads it: :func:`unbound_queued` in SQL (a text value is never
+equal to a blob, so a column of the wrong type reads as ``NULL`` too), so a restart receives the
+runtime's bytes without a Python step per row."""
+
+POSTGRES_QUEUED = (
+    f"CASE WHEN length(queued) >= {QUEUED_BINDING_BYTES} AND substring(queued FROM length(queued) - "
+    f"{QUEUED_BINDING_BYTES - 1}) = convert_to(checksum, 'UTF8') THEN substring(queued FROM 1 FOR "
+    f"length(queued) - {QUEUED_BINDING_BYTES}) END"
+)
+"""The ``queued`` column as PostgreSQL reads it (:func:`unbound_queued` in SQL)."""
+
+
 def stored_row(
     runtime_id: str,
     input_id: object,
@@ -110,7 +158,8 @@ def stored_row(
 ) -> InputRow:
     """An input row read with the columns beside its payload, its payload checksum verified
     (a ``queued`` column that is not bytes reads as ``None``: the runtime then decodes the
-    payload)."""
+    payload; ``queued`` as the stores read it: a stale one is already ``None``,
+    :func:`unbound_queued`)."""
     row_id = str(input_id)
     data = verified_payload(INPUTS, runtime_id, row_id, payload, checksum)
     at, checked_key, checked_seq = _index_columns(runtime_id, row_id, finished_at, key, seq)
@@ -120,7 +169,8 @@ def stored_row(
 
 def stored_rows(runtime_id: str, rows: list[tuple[object, ...]]) -> list[InputRow]:
     """The active input rows of ``(input_id, payload, checksum, finished_at, key, seq, queued)``
-    rows. A well-typed row carrying ``queued`` is returned with its payload's check deferred
+    rows, ``queued`` as the stores read it (``NULL`` when stale: :func:`unbound_queued`). A
+    well-typed row carrying ``queued`` is returned with its payload's check deferred
     (``InputRow.check``: a restart recovers it from ``queued`` and verifies the payload when the
     row is first decoded); every other row's checksum is verified now (``Corrupt`` naming the
     first damaged row), the common well-typed one in this short pass (a restart reads the whole

@@ -87,6 +87,8 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sql_rows import (
+    SQLITE_QUEUED,
+    bound_queued,
     duplicate_receipt,
     finished_inputs,
     lease_params,
@@ -153,7 +155,7 @@ _UPSERT_INPUT = (
     "checksum = excluded.checksum, finished_at = excluded.finished_at, idempotency_key = excluded.idempotency_key, "
     "admission_seq = excluded.admission_seq, queued = excluded.queued"
 )
-_ROW_COLUMNS = "input_id, payload, checksum, finished_at, idempotency_key, admission_seq, queued"
+_ROW_COLUMNS = f"input_id, payload, checksum, finished_at, idempotency_key, admission_seq, {SQLITE_QUEUED}"
 _COUNT_BY_KEY_INDEX = f"SELECT count(*) FROM {INPUTS} INDEXED BY sqlite_autoindex_{INPUTS}_1 WHERE runtime_id = ?"
 
 
@@ -1065,7 +1067,10 @@ class SqliteRuntimeStore:
         """The statement parameters of one checked row (its checksum computed here)."""
         input_id, payload = row.input_id, row.payload
         checksum = row_checksum(INPUTS, rt, input_id, payload)
-        return (rt, input_id, payload, checksum, row.finished_at, row.idempotency_key, row.admission_seq, row.queued)
+        queued = row.queued
+        if queued is not None:
+            queued = bound_queued(queued, checksum)
+        return (rt, input_id, payload, checksum, row.finished_at, row.idempotency_key, row.admission_seq, queued)
 
     # --- run boundaries -------------------------------------------------------------------
     def atomic_apply(

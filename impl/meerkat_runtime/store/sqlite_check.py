@@ -13,6 +13,9 @@
 * given the runtime's check of the recovery fields stored beside a queued input's row
   (``queued``; the store does not interpret them), every such value: one that fails is a
   warning (``FileReport.warnings``), not a problem, as recovery then decodes the row in full;
+  a value not bound to its row's current payload (stale: a release that does not know the
+  column rewrote the row, :func:`~meerkat_runtime.store.sql_rows.unbound_queued`) is a note,
+  as the store ignores it;
 * every runtime's high-water mark against its rows counted twice: by a scan of each table and
   by the runtime-id index lookups recovery uses (an index that lost entries shows here).
 """
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.integrity import row_checksum
 from meerkat_runtime.store.records import BoundaryReceipt, QuarantinedRow
-from meerkat_runtime.store.sql_rows import stored_lease
+from meerkat_runtime.store.sql_rows import stored_lease, unbound_queued
 from meerkat_runtime.store.sqlite_files import read_file_set
 from meerkat_runtime.store.sqlite_integrity import IntegrityCheck, describe, findings
 from meerkat_runtime.store.sqlite_marks import stored_mark
@@ -204,17 +207,32 @@ def _damaged_row(table: str, rt: str, key: str, why: str) -> str:
     return why.removeprefix("row ") if why.startswith(f"row {table}[{key or rt}]") else f"{label}: {why}"
 
 
-def _field_warnings(conn: sqlite3.Connection, check: FieldsCheck) -> Iterator[tuple[str, str, str]]:
-    """Every ``queued`` value ``check`` finds wrong, as ``(runtime id, input id, what)``."""
+STALE_QUEUED = (
+    "its queued column was not written with the row's current payload (a release that does not know "
+    "the column rewrote the row since, or one that wrote it unbound): recovery ignores it and reads "
+    "the row from its payload"
+)
+"""What ``check`` notes of a ``queued`` column not bound to its row's checksum
+(:func:`~meerkat_runtime.store.sql_rows.unbound_queued`): not damage, the store ignores it."""
+
+
+def _field_findings(conn: sqlite3.Connection, check: FieldsCheck) -> Iterator[tuple[str, str, str, bool]]:
+    """Every ``queued`` value that is stale (``True``: a note) or that ``check`` finds wrong
+    (``False``: a warning), as ``(runtime id, input id, what, stale)``."""
     rows = conn.execute(
-        f"SELECT runtime_id, input_id, idempotency_key, queued FROM {INPUTS} WHERE queued IS NOT NULL "
-        "ORDER BY runtime_id, input_id"
+        f"SELECT runtime_id, input_id, idempotency_key, queued, checksum, finished_at FROM {INPUTS} "
+        "WHERE queued IS NOT NULL ORDER BY runtime_id, input_id"
     )
-    for rt, input_id, key, value in rows:
+    for rt, input_id, key, value, checksum, finished_at in rows:
         data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
-        why = check(str(input_id), None if key is None else str(key), data)
+        fields = unbound_queued(data, checksum)
+        if fields is None or finished_at is not None:
+            what = STALE_QUEUED + (" (the row is finished)" if finished_at is not None else "")
+            yield str(rt), str(input_id), what, True
+            continue
+        why = check(str(input_id), None if key is None else str(key), fields)
         if why is not None:
-            yield str(rt), str(input_id), why
+            yield str(rt), str(input_id), why, False
 
 
 def _owner(runtime_id: str) -> str:
@@ -331,10 +349,11 @@ def _examine(
         problems.append(f"{len(damaged)} row(s) failed their integrity check")
     warnings: list[str] = []
     if fields_check is not None and "queued" in _columns(conn, INPUTS):
-        warnings = [
-            f"{_owner(rt)}: input {input_id!r}: {why} (recovery decodes the row in full)"
-            for rt, input_id, why in _field_warnings(conn, fields_check)
-        ]
+        for rt, input_id, why, stale in _field_findings(conn, fields_check):
+            if stale:
+                notes.append(f"{_owner(rt)}: input {input_id!r}: {why}")
+            else:
+                warnings.append(f"{_owner(rt)}: input {input_id!r}: {why} (recovery decodes the row in full)")
     runtimes: list[RuntimeCheck] = []
     if HIGH_WATER in tables:
         runtimes = _runtimes(conn, tables)

@@ -26,7 +26,9 @@ Versions:
    read as active until the runtime rewrites them (its first recovery does).
 6. ``queued``: what the runtime recovers a waiting input from without reading its payload (bytes
    it writes and reads; the store only keeps it). Rows of an older file have none there and
-   are recovered from their payloads as before, until the runtime next writes them.
+   are recovered from their payloads as before, until the runtime next writes them. The store
+   binds the value to the row's checksum, so one a version-5 writer left beside a payload it
+   rewrote is ignored (:func:`~meerkat_runtime.store.sql_rows.unbound_queued`).
 """
 
 from __future__ import annotations
