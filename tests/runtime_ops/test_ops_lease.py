@@ -4,14 +4,19 @@ on ``close``, renewal, takeover by the same owner, and ``ownership=None`` as bef
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from meerkat_runtime.ops import lease as lease_module
 from meerkat_runtime.ops.persistence import PersistenceChannelClosed
 from meerkat_runtime.ops.recovery import load_persisted_ops, open_durable_ops
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.store.clock import ManualClock
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
+from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, OwnershipLost, SnapshotFormatError
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
@@ -148,3 +153,28 @@ def test_without_ownership_writes_are_unfenced_and_refused_once_leased() -> None
         completed(ops.registry, "y")
     with pytest.raises(InvalidSetting, match="ownership"):
         open_durable_ops(store, RT, ownership="yes")  # type: ignore[arg-type]
+
+
+def _eventually(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` becomes true (polled; generous cap, no timing asserted)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_held_lease_is_renewed_in_the_background_until_closed(tmp_path: Path) -> None:
+    store = SqliteRuntimeStore(str(tmp_path / "ops.sqlite"))
+    ops = open_durable_ops(store, RT, ownership=OwnershipConfig(owner_id="a", lease_s=60.0, renew_every_s=0.02))
+    assert ops.lease is not None and ops.lease.lease is not None
+    first = ops.lease.lease.expires_at
+    assert _eventually(lambda: store.load_lease(RT).expires_at > first)  # type: ignore[union-attr]
+    ops.close()
+    released = store.load_lease(RT)
+    assert released is not None and released.expired(time.time())
+    held = ops.lease
+    assert _eventually(lambda: held not in lease_module._RENEWER._leases), "the renewer forgets a released lease"
+    again = store.load_lease(RT)
+    assert again is not None and again.expires_at == released.expires_at, "nothing renewed after close"

@@ -9,8 +9,8 @@ write's own transaction, ``OwnershipLost``) and releases it on ``close``: the sa
 ``MeerkatMachine`` session's claim (docs/ownership.md).
 
 Renewal: a renewal is sent before a write once ``renew_every_s`` passed since the last one, and
-(unless ``renew_every_s`` is ``None``) a daemon thread renews every ``renew_every_s`` while the
-lease is held. The thread holds the lease weakly: a dropped, unclosed ``DurableOps`` stops being
+(unless ``renew_every_s`` is ``None``) one daemon thread per process renews every held lease every
+``renew_every_s``. It holds the leases weakly: a dropped, unclosed ``DurableOps`` stops being
 renewed and its lease simply expires. A renewal the store refuses (another owner claimed the
 expired lease) loses the lease: every later write is refused before it reaches the store.
 """
@@ -66,7 +66,6 @@ class OpsLease:
         self.renew_error: Exception | None = None
         """The last renewal failure other than a lost lease (retried at the next renewal)."""
         self._lock = threading.Lock()
-        self._stop = threading.Event()
 
     @classmethod
     def claim(cls, store: RuntimeStore, runtime_id: str, config: OwnershipConfig) -> OpsLease:
@@ -115,11 +114,10 @@ class OpsLease:
                 self.check()
 
     def lose(self, error: OwnershipLost) -> None:
-        """Record that the store refused the fence (first call wins); stops renewing."""
+        """Record that the store refused the fence (first call wins); renewals stop."""
         with self._lock:
             if self.lost is None:
                 self.lost = error
-        self._stop.set()
 
     def renew(self) -> None:
         """Renew the lease once. ``OwnershipLost`` loses it; any other store error is kept in
@@ -133,7 +131,6 @@ class OpsLease:
                 renewed = self.store.renew_lease(lease.fence, self.runtime_id, self.config.lease_s)
             except OwnershipLost as lost:
                 self.lost = lost
-                self._stop.set()
                 return
             except Exception as exc:  # a store failure: retried at the next renewal
                 self.renew_error = exc
@@ -144,7 +141,6 @@ class OpsLease:
         """Stop renewing and, if the lease is still held, expire it in the store now (another
         owner can claim it at once). A failed release is kept in ``renew_error``: the lease
         then simply expires. Idempotent."""
-        self._stop.set()
         with self._lock:
             if self.released:
                 return
@@ -158,18 +154,49 @@ class OpsLease:
                 self.renew_error = exc
 
 
+class _Renewer:
+    """One daemon thread per process renewing every held ``OpsLease`` (held weakly) on its
+    period, in real (monotonic) time; it ends when no lease is left to renew."""
+
+    def __init__(self) -> None:
+        self._leases: weakref.WeakKeyDictionary[OpsLease, float] = weakref.WeakKeyDictionary()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, held: OpsLease, period: float) -> None:
+        with self._cond:
+            self._leases[held] = time.monotonic() + period
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="meerkat-ops-leases", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                live = {held: due for held, due in self._leases.items() if held.owned}
+                for gone in [held for held in self._leases if held not in live]:
+                    del self._leases[gone]
+                if not live:
+                    self._thread = None
+                    return
+                now = time.monotonic()
+                due = [held for held, at in live.items() if at <= now]
+                if not due:
+                    self._cond.wait(min(live.values()) - now)
+                    continue
+                for held in due:
+                    period = held.config.renew_every_s
+                    self._leases[held] = now + (period if period is not None else held.config.lease_s)
+            del live
+            for held in due:
+                with contextlib.suppress(Exception):  # renew keeps its own errors
+                    held.renew()
+            del due
+
+
+_RENEWER = _Renewer()
+
+
 def _start_renewer(held: OpsLease, period: float) -> None:
-    stop = held._stop
-    ref = weakref.ref(held)
-
-    def renew_forever() -> None:
-        while not stop.wait(period):
-            current = ref()
-            if current is None or not current.owned:
-                return
-            with contextlib.suppress(Exception):  # renew keeps its own errors
-                current.renew()
-            del current
-
-    thread = threading.Thread(target=renew_forever, name=f"meerkat-ops-lease:{held.runtime_id}", daemon=True)
-    thread.start()
+    _RENEWER.add(held, period)
