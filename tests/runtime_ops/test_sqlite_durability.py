@@ -15,23 +15,28 @@ from pathlib import Path
 import pytest
 from meerkat_runtime.ops.recovery import load_persisted_ops, open_durable_ops
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.runtime_ops.helpers import bg_spec, completed, result, running
 
 RT = canonical_runtime_id("session-sqlite")
+WORKER = OwnershipConfig(owner_id="ops-worker")
+"""One stable owner id for every process of these tests: a restarted writer takes the lease back
+at once (the killed one held it)."""
 
 RECOVER_AND_CONTINUE = textwrap.dedent(
     """
     import json, sys
     from meerkat_runtime.ops.recovery import open_durable_ops
+    from meerkat_runtime.session.ownership import OwnershipConfig
     from meerkat_runtime.store.sqlite import SqliteRuntimeStore
     from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 
     path, rt = sys.argv[1], sys.argv[2]
     store = SqliteRuntimeStore(path)
-    ops = open_durable_ops(store, rt, compact_every=4)
+    ops = open_durable_ops(store, rt, compact_every=4, ownership=OwnershipConfig(owner_id="ops-worker"))
     reg = ops.registry
     entries = reg.completion_feed().list_since(0).entries
     report = {
@@ -53,11 +58,14 @@ BURST_WRITER = textwrap.dedent(
     """
     import sys
     from meerkat_runtime.ops.recovery import open_durable_ops
+    from meerkat_runtime.session.ownership import OwnershipConfig
     from meerkat_runtime.store.sqlite import SqliteRuntimeStore
     from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 
     path, rt = sys.argv[1], sys.argv[2]
-    ops = open_durable_ops(SqliteRuntimeStore(path), rt, compact_every=8)
+    ops = open_durable_ops(
+        SqliteRuntimeStore(path), rt, compact_every=8, ownership=OwnershipConfig(owner_id="ops-worker")
+    )
     reg = ops.registry
     i = 0
     while True:
@@ -82,7 +90,7 @@ def run_child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_fresh_process_recovers_from_a_reopened_sqlite_file(tmp_path: Path) -> None:
     path = str(tmp_path / "ops.sqlite")
     store = SqliteRuntimeStore(path)
-    ops = open_durable_ops(store, RT, compact_every=4)
+    ops = open_durable_ops(store, RT, compact_every=4, ownership=WORKER)
     ids = [completed(ops.registry, f"op{i}") for i in range(10)]
     pending = running(ops.registry, bg_spec("never-finished"))
     ops.cursors.advance_agent_applied(7)
@@ -145,7 +153,7 @@ def test_every_acknowledged_terminal_survives_sigkill_mid_burst(tmp_path: Path) 
         seqs = sorted(recovered.values())
         assert seqs == list(range(1, len(seqs) + 1)), "no gaps and no reuse"
         # the recovered registry keeps writing from where the killed one stopped
-        reopened = open_durable_ops(store, RT)
+        reopened = open_durable_ops(store, RT, ownership=WORKER)
         after = completed(reopened.registry, "after-crash")
         assert reopened.registry.snapshot(after).completion_seq == seqs[-1] + 1  # type: ignore[union-attr]
     finally:

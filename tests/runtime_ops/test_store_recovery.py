@@ -65,7 +65,7 @@ def test_journal_records_without_a_snapshot_are_refused() -> None:
 
 def test_a_damaged_journal_record_is_named() -> None:
     store = InMemoryRuntimeStore()
-    ops = open_durable_ops(store, RT)
+    ops = open_durable_ops(store, RT, ownership=None)  # unleased: the test writes the damage
     completed(ops.registry, "a")  # compaction
     completed(ops.registry, "b")  # append
     store.append_ops_record(RT, b'{"format": "meerkat.ops.journal", "version": 1}')
@@ -75,7 +75,7 @@ def test_a_damaged_journal_record_is_named() -> None:
 
 def test_a_record_that_does_not_follow_is_refused() -> None:
     store = InMemoryRuntimeStore()
-    ops = open_durable_ops(store, RT)
+    ops = open_durable_ops(store, RT, ownership=None)  # unleased: the test writes the damage
     completed(ops.registry, "a")
     completed(ops.registry, "b")
     stored = store.load_ops_lifecycle(RT)
@@ -87,7 +87,7 @@ def test_a_record_that_does_not_follow_is_refused() -> None:
 
 def test_a_record_from_another_epoch_is_refused() -> None:
     store = InMemoryRuntimeStore()
-    ops = open_durable_ops(store, RT)
+    ops = open_durable_ops(store, RT, ownership=None)  # unleased: the test writes the damage
     completed(ops.registry, "a")
     other_store = InMemoryRuntimeStore()
     other = open_durable_ops(other_store, RT)

@@ -28,7 +28,16 @@ from meerkat_runtime.session.row_codec import RowFormatError, decode_record
 from meerkat_runtime.store.high_water import HighWater, disagreements
 from meerkat_runtime.store.protocol import RuntimeStore
 from meerkat_runtime.store.records import InputRow, QuarantinedRow, ScannedRow
-from meerkat_runtime.vocab.errors import MeerkatError, RecoveryCorruption, RuntimeDestroyed, StoreError
+from meerkat_runtime.vocab.errors import (
+    MeerkatError,
+    RecoveryCorruption,
+    RuntimeDestroyed,
+    SnapshotFormatError,
+    StoreError,
+)
+
+OPS_SALVAGE_HINT = "meerkat_runtime.repair.ops_salvage keeps what follows from the snapshot: docs/ops-registry.md"
+"""Appended to an unreadable ops state's problem: the way out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +174,8 @@ def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
     bad.extend(BadRow(input_id, why, payloads[input_id], True) for input_id, why in refused)
     try:
         load_persisted_ops(store, runtime_id)
+    except SnapshotFormatError as exc:
+        problems.append(f"ops state: {exc} ({OPS_SALVAGE_HINT})")
     except MeerkatError as exc:
         problems.append(f"ops state: {exc}")
     observed = {"inputs": len(scanned), "lifecycles": int(lifecycle is not None)}
