@@ -15,7 +15,15 @@ from meerkat_conformance.lockstep.trace import Disagreement
 from meerkat_conformance.ownership.adapter import OwnershipAdapter, Reincarnate
 from meerkat_conformance.ownership.walk import WALK_BOUNDS, probes, walk
 from meerkat_model.machine import Bounds, Stepped
-from meerkat_model.ownership.actions import ClaimRegister, Expire, FinishOp, On, RegisterOp
+from meerkat_model.ownership.actions import (
+    AmbiguousFinishOp,
+    ClaimRegister,
+    Expire,
+    FinishOp,
+    On,
+    Reconcile,
+    RegisterOp,
+)
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.session.actions import Retire, Stop
 from meerkat_runtime.store import lease, sqlite
@@ -110,6 +118,46 @@ def test_a_model_without_fencing_disagrees_on_a_stale_terminal_operation_write()
         lock.close()
     report = str(caught.value)
     assert "w0.complete_operation(op0)" in report and "ownership_lost" in report
+
+
+SAME_OPERATION_AFTER_TAKEOVER = (
+    ClaimRegister(0),
+    RegisterOp(0, 1),
+    FinishOp(0, 1, 0),
+    RegisterOp(0, 0),
+    AmbiguousFinishOp(0, 0, 0, 0),  # w0's completion never lands; its store cannot be read
+    Expire(),
+    ClaimRegister(1),
+    RegisterOp(1, 0),
+    FinishOp(1, 0, 0),  # op0 completed#2 again, by w1: the store has the shape w0 expects
+)
+
+
+def test_a_write_in_doubt_settled_after_a_takeover_of_the_same_operation_is_lost_in_both() -> None:
+    machine = OwnershipMachine(WALK_BOUNDS)
+    lock = Lockstep(machine, OwnershipAdapter(machine))
+    try:
+        for action in SAME_OPERATION_AFTER_TAKEOVER:
+            lock.apply(action)
+        lock.apply(Reconcile(0))
+        ops = machine.observe(lock.state)["ops"]
+    finally:
+        lock.close()
+    assert ops["stored"] == {0: "completed#2", 1: "completed#1"} and ops["next_seq"] == 3
+    assert ops["workers"][0] is None  # w0 detached without publishing op0
+
+
+def test_a_model_that_reconciles_by_shape_disagrees_with_the_runtime() -> None:
+    machine = OwnershipMachine(Bounds({**WALK_BOUNDS.values, "readback": 0}))
+    lock = Lockstep(machine, OwnershipAdapter(machine))
+    try:
+        for action in SAME_OPERATION_AFTER_TAKEOVER:
+            lock.apply(action)
+        with pytest.raises(Disagreement) as caught:
+            lock.apply(Reconcile(0))
+    finally:
+        lock.close()
+    assert "w0.reconcile" in str(caught.value) and "ownership_lost" in str(caught.value)
 
 
 # --- probes: a claim against a live lease, a stale process of the same owner -----------------

@@ -11,7 +11,15 @@ import pytest
 from meerkat_model.catalog import MACHINES, PROFILES
 from meerkat_model.machine import Bounds, Rejected, Stepped
 from meerkat_model.ownership import op_slots
-from meerkat_model.ownership.actions import ClaimRegister, CrashWorker, Expire, FinishOp, RegisterOp
+from meerkat_model.ownership.actions import (
+    AmbiguousFinishOp,
+    ClaimRegister,
+    CrashWorker,
+    Expire,
+    FinishOp,
+    Reconcile,
+    RegisterOp,
+)
 from meerkat_model.ownership.bounds import OwnershipBoundsError
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.ownership.state import OwnershipState
@@ -163,3 +171,48 @@ def test_symmetry_reduction_agrees_with_the_full_search_with_two_operation_ids()
     assert reduced.states < full.states
     assert reduced.invariant_results() == full.invariant_results()
     assert {machine.canonical(s) for s in full.state_list} == set(reduced.state_list)
+
+
+SAME_OP_AFTER_TAKEOVER = (
+    ClaimRegister(0),
+    RegisterOp(0, 0),
+    AmbiguousFinishOp(0, 0, DONE, 0),  # w0's write never landed; w0 is in doubt
+    Expire(),
+    ClaimRegister(1),
+    RegisterOp(1, 0),
+    FinishOp(1, 0, DONE),  # the same id, outcome and number: the store looks as w0 expected
+)
+
+
+def test_a_write_in_doubt_reconciled_after_a_takeover_detaches_and_publishes_nothing() -> None:
+    state = run(*SAME_OP_AFTER_TAKEOVER)
+    assert state.workers[0].in_doubt and state.workers[0].pending == (0, op_slots.terminal(DONE, 1))
+    assert state.ops == (op_slots.terminal(DONE, 1), op_slots.ABSENT) and state.next_seq == 2
+    result = M.step(state, Reconcile(0))
+    assert isinstance(result, Stepped) and result.transition == "reconcile_lost"
+    assert result.outputs[0][:2] == ("error", "ownership_lost")
+    assert not any(out[0] == "terminal" for out in result.outputs)
+    assert result.state.workers[0].memory is None and not result.state.op_misreported
+
+
+def test_a_write_in_doubt_is_settled_by_its_owner() -> None:
+    for landed, after in ((1, op_slots.terminal(DONE, 1)), (0, op_slots.RUNNING)):
+        state = run(ClaimRegister(0), RegisterOp(0, 0), AmbiguousFinishOp(0, 0, DONE, landed), Reconcile(0))
+        assert not state.workers[0].in_doubt and state.workers[0].ops[0] == after
+        assert state.ops[0] == (after if landed else op_slots.ABSENT)
+
+
+def test_without_the_exact_readback_the_new_owners_write_is_published_as_the_old_owners() -> None:
+    loose = OwnershipMachine(Bounds({"ops": 2, "accepts": 0, "claims": 4, "readback": 0}))
+    state = run(*SAME_OP_AFTER_TAKEOVER, machine=loose)
+    result = loose.step(state, Reconcile(0))
+    assert isinstance(result, Stepped) and ("terminal", 0, 1) in result.outputs
+    problems = {inv.name: inv.check(result.state) for inv in loose.invariants()}
+    assert problems["published_outcome_is_stored"] is not None
+
+
+def test_without_the_exact_readback_the_verifier_finds_the_misreported_outcome() -> None:
+    exploration = explore(OwnershipMachine(_bounds(readback=0)))
+    assert exploration.invariant_results()["published_outcome_is_stored"] == "violated"
+    labels = _shortest(exploration, "published_outcome_is_stored")
+    assert labels[-1] == "w0.reconcile" and "expire" in labels

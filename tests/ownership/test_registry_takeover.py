@@ -158,3 +158,44 @@ def test_a_lost_write_settled_before_the_new_owner_writes_is_refused_by_the_fenc
         assert file.stored() == {"first": 1, "b0": 2, "next": 3}
 
     run(body())
+
+
+def test_a_write_in_doubt_is_not_taken_for_the_new_owners_write_of_the_same_operation(file: File) -> None:
+    """A's completion of ``late`` never reached the file; B takes over, registers ``late`` again
+    and completes it with another result under the same number (2). A's read-back finds ``late``
+    completed with number 2 and the next number it expected: it must not take B's write for its
+    own. A's next change raises ``OwnershipLost``; its watcher never sees A's result."""
+
+    async def body() -> None:
+        a, store_a = file.worker("A")
+        b, _ = file.worker("B")
+        await a.register_session("s")
+        registry_a = await a.ops_lifecycle_registry("s")
+        _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
+        late = running(registry_a, bg_spec(op_id="late", owner="s"))
+        watch = registry_a.register_watcher(late)
+        unreadable = _unknown_outcome(store_a, landed=False)
+        with pytest.raises(PersistenceFailed) as caught:
+            registry_a.complete_operation(late, result(late, "A-version"))
+        assert caught.value.outcome_unknown and registry_a.in_doubt
+        file.clock.advance(LEASE_S + 1)
+        await b.register_session("s")
+        registry_b = await b.ops_lifecycle_registry("s")
+        assert registry_b.snapshot(late) is None  # A's write never landed
+        running(registry_b, bg_spec(op_id=late, owner="s"))
+        registry_b.complete_operation(late, result(late, "B-version"))
+        assert file.stored() == {"first": 1, late: 2, "next": 3}
+        for rule in unreadable:
+            store_a.remove(rule)  # type: ignore[arg-type]
+        with pytest.raises(OwnershipLost):
+            _complete(registry_a, running(registry_a, bg_spec(op_id="a2", owner="s")))
+        assert not registry_a.in_doubt
+        if watch.done():  # released with the closing error, never with A's result
+            with pytest.raises(OwnershipLost):
+                watch.result()
+        seen = registry_a.snapshot(late)
+        assert seen is not None and not seen.status.is_terminal  # A's result was never applied
+        assert [e.operation_id for e in registry_a.completion_feed().entries()] == ["first"]
+        assert file.stored() == {"first": 1, late: 2, "next": 3}
+
+    run(body())

@@ -106,6 +106,39 @@ def test_a_registry_in_doubt_drops_a_call_the_store_does_not_hold(opened: tuple[
     assert _seqs(store)[b] == (OperationStatus.COMPLETED, 2)
 
 
+def test_another_writers_terminal_write_of_the_same_operation_is_not_taken_for_the_one_in_doubt(
+    opened: tuple[FaultInjectingStore, Any],
+) -> None:
+    """A's completion of ``b`` never landed and could not be read back; another writer of the
+    runtime (no lease here to tell them apart) then completed ``b`` with another result under
+    the same number. The stored registry has the shape A expected (``b`` completed with number
+    2, next number 3) but not A's outcome: A stays in doubt and publishes nothing."""
+    store, inner = opened
+    ambiguous = NotWrittenButUnknown(store, "append_ops_record")
+    ambiguous.armed = False
+    ops = open_durable_ops(ambiguous, RT)  # type: ignore[arg-type]
+    completed(ops.registry, "first")  # the base snapshot
+    b = running(ops.registry, bg_spec("b"))
+    watch = ops.registry.register_watcher(b)
+    ambiguous.armed = True
+    unreadable = store.fail_always("load_ops_lifecycle")
+    with pytest.raises(PersistenceFailed) as err:
+        ops.registry.complete_operation(b, result(b, "mine"))
+    assert err.value.outcome_unknown and ops.registry.in_doubt
+    other = open_durable_ops(inner, RT)  # recovers what the store holds: ``b`` is not there
+    assert other.registry.snapshot(b) is None
+    running(other.registry, bg_spec("b", op_id=b))
+    other.registry.complete_operation(b, result(b, "theirs"))
+    store.remove(unreadable)
+    assert _seqs(store)[b] == (OperationStatus.COMPLETED, 2)
+    with pytest.raises(PersistenceFailed, match="still unknown") as refused:
+        ops.registry.register_operation(bg_spec("c"))
+    assert refused.value.outcome_unknown and ops.registry.in_doubt
+    assert not watch.done()
+    assert ops.registry.snapshot(b).status is OperationStatus.RUNNING  # type: ignore[union-attr]
+    assert [e.seq for e in ops.registry.completion_feed().entries()] == [1]
+
+
 def test_a_sink_that_cannot_be_read_back_keeps_the_registry_in_doubt_until_detached() -> None:
     class UnknownSink:
         def persist(self, write: OpsDurableWrite) -> None:

@@ -19,7 +19,12 @@ them. How the model's actions are driven:
   (``DroppingStore``), and every read of worker ``w``'s store failing, so the read-back cannot
   settle it: the session is in doubt. Reads keep failing until ``Reconcile(w)``;
 * ``Reconcile(w)`` — reads work again and ``interrupt_current_run`` (no run is in flight after
-  reconciling, so it changes nothing else) makes the session reconcile first;
+  reconciling, so it changes nothing else) makes the session reconcile first; after an
+  ``AmbiguousFinishOp`` it is the registry's ``cancel_wait_all`` (no barrier: it changes nothing
+  else) that makes the registry read the store back first;
+* ``AmbiguousFinishOp(w, op, outcome, landed)`` — ``FinishOp`` with its write failing as in
+  ``Ambiguous`` (after landing, or without) and worker ``w``'s reads failing: the registry is in
+  doubt until ``Reconcile(w)``;
 * :class:`Reincarnate` ``(w)`` (a harness action: ``CrashWorker(w)`` then ``ClaimRegister(w)``) —
   a new process of worker ``w`` (the same owner id) registers the session while the old one
   lives on; the old process then tries to write (its run in flight ends, it accepts an input),
@@ -35,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -43,6 +48,7 @@ from meerkat_model.action_record import action_record
 from meerkat_model.machine import Rejected, Stepped
 from meerkat_model.ownership.actions import (
     Ambiguous,
+    AmbiguousFinishOp,
     ClaimRegister,
     CrashWorker,
     Expire,
@@ -190,6 +196,8 @@ class OwnershipAdapter:
         self.clock = ManualClock()
         self.observer = SqliteRuntimeStore(self.path, synchronous="NORMAL", clock=self.clock)
         self.workers = [_Worker(f"w{w}", self.path, self.clock) for w in range(machine.bounds.workers)]
+        self.registry_in_doubt: set[int] = set()
+        """Workers whose registry (not session) was left in doubt by ``AmbiguousFinishOp``."""
 
     # --- the adapter protocol -------------------------------------------------------------
 
@@ -221,7 +229,7 @@ class OwnershipAdapter:
     def step_kind(self, action: Hashable) -> StepKind:
         if isinstance(action, CrashWorker | Reincarnate):
             return StepKind.CRASH
-        if isinstance(action, Ambiguous | Expire):
+        if isinstance(action, Ambiguous | AmbiguousFinishOp | Expire):
             return StepKind.FAULT
         return StepKind.CALL
 
@@ -233,7 +241,7 @@ class OwnershipAdapter:
                 return f"a new process of worker {w} re-claims; the old one tries to write"
             case Expire():
                 return "the clock passes the lease's end"
-            case Ambiguous(w, _, landed):
+            case Ambiguous(w, _, landed) | AmbiguousFinishOp(w, _, _, landed):
                 how = "after it landed" if landed else "without landing"
                 return f"worker {w}'s write fails {how}, outcome unknown; its store cannot be read"
         return ""
@@ -256,6 +264,8 @@ class OwnershipAdapter:
         return Ok(())
 
     def execute(self, action: Hashable) -> Outcome:
+        if isinstance(action, ClaimRegister | CrashWorker | Release | Reincarnate):
+            self.registry_in_doubt.discard(action.w)
         match action:
             case Expire():
                 self.clock.advance(LEASE_S + 1)
@@ -270,11 +280,20 @@ class OwnershipAdapter:
                 worker.settle()
                 if lost:  # the session is detached; nothing is left in doubt
                     worker.readable()
+                    self.registry_in_doubt.discard(w)
                 return Ok(("lost",) if lost else ("renewed",))
             case Ambiguous(w, inner, landed):
-                return self._ambiguous(w, inner, bool(landed))
+                return self._ambiguous(w, bool(landed), lambda: self._session_call(w, inner))
+            case AmbiguousFinishOp(w, op, outcome, landed):
+                finished = self._ambiguous(w, bool(landed), lambda: self._finish(w, op, outcome))
+                if isinstance(finished, Err) and finished.kind == "persistence_failed":
+                    self.registry_in_doubt.add(w)
+                return finished
             case Reconcile(w):
                 self.workers[w].readable()
+                if w in self.registry_in_doubt:
+                    self.registry_in_doubt.discard(w)
+                    return self._call(w, lambda worker: self._registry_call(worker, registry.read_back))
                 return self._call(w, lambda worker: worker.runtime.interrupt_current_run(SESSION_ID))
             case ClaimRegister(w):
                 self.workers[w].readable()
@@ -287,7 +306,7 @@ class OwnershipAdapter:
             case RegisterOp(w, op):
                 return self._call(w, lambda worker: self._registry_call(worker, registry.register, SESSION_ID, op))
             case FinishOp(w, op, outcome):
-                return self._call(w, lambda worker: self._registry_call(worker, registry.finish, op, outcome))
+                return self._finish(w, op, outcome)
         return Err("harness", f"the ownership harness does not know action {action!r}")
 
     def observe(self) -> Any:
@@ -385,19 +404,22 @@ class OwnershipAdapter:
         worker.settle()
         return Ok(value if isinstance(value, tuple) else ())
 
-    def _ambiguous(self, w: int, inner: Any, landed: bool) -> Outcome:
+    def _finish(self, w: int, op: int, outcome: int) -> Outcome:
+        return self._call(w, lambda worker: self._registry_call(worker, registry.finish, op, outcome))
+
+    def _ambiguous(self, w: int, landed: bool, call: Callable[[], Outcome]) -> Outcome:
         worker = self.workers[w]
         store = worker.store
         armed = [store.fail_next(method, after_write=True) for method in sorted(WRITE_METHODS)] if landed else []
         worker.dropping.drop_writes = not landed
         worker.unreadable = [store.fail_always(method) for method in sorted(READ_METHODS)]
         try:
-            outcome = self._session_call(w, inner)
+            outcome = call()
         finally:
             worker.dropping.drop_writes = False
             for rule in armed:
                 store.remove(rule)
-        if not (isinstance(outcome, Err) and outcome.kind == "durable_write_failed"):
+        if not (isinstance(outcome, Err) and outcome.kind in ("durable_write_failed", "persistence_failed")):
             worker.readable()  # refused for ownership: the session is detached, not in doubt
         return outcome
 

@@ -50,6 +50,12 @@ def finish(registry: OpsLifecycleRegistry, op: int, outcome: int) -> None:
         registry.fail_operation(oid, "failed")
 
 
+def read_back(registry: OpsLifecycleRegistry) -> None:
+    """A registry change that changes nothing else (``cancel_wait_all`` without a barrier): a
+    registry in doubt reads the store back first."""
+    registry.cancel_wait_all()
+
+
 def _spell(status: OperationStatus, seq: int | None) -> str:
     name = _SPELLED.get(status)
     return status.value if name is None or seq is None else f"{name}#{seq}"

@@ -13,7 +13,8 @@ walk's own draws stay as they were): a claim by a worker without the session whi
 worker's lease is live (the model refuses it, ``lease_held``: so must the runtime, and nothing
 may change), and a re-claim by a new process of the lease holder while the old process lives on
 (``Reincarnate``: the old process's writes carry a stale token of the same owner and must be
-refused).
+refused). A terminal write of the registry whose outcome is unknown (``AmbiguousFinishOp``) is
+drawn the same way, from a third generator (:func:`registry_faults`), not among the walk's kinds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Hashable
 
 from meerkat_model.action_record import action_name
 from meerkat_model.machine import Bounds, Stepped
-from meerkat_model.ownership.actions import Ambiguous, ClaimRegister, CrashWorker, On
+from meerkat_model.ownership.actions import Ambiguous, AmbiguousFinishOp, ClaimRegister, CrashWorker, On
 from meerkat_model.ownership.machine import OwnershipMachine
 from meerkat_model.ownership.state import NO_OWNER, OwnershipState
 
@@ -49,7 +50,7 @@ def drivable(machine: OwnershipMachine, state: OwnershipState) -> list[Hashable]
     own steps)."""
     out: list[Hashable] = []
     for action in machine.actions(state):
-        if isinstance(action, On) and isinstance(action.inner, AUTONOMOUS):
+        if (isinstance(action, On) and isinstance(action.inner, AUTONOMOUS)) or isinstance(action, AmbiguousFinishOp):
             continue
         if isinstance(machine.step(state, action), Stepped):
             out.append(action)
@@ -99,6 +100,19 @@ def probes(machine: OwnershipMachine, state: OwnershipState, rng: random.Random)
     return out
 
 
+REGISTRY_FAULT_RATE = 0.05
+"""How often a terminal write of a running operation is left with its outcome unknown where it can be."""
+
+
+def registry_faults(machine: OwnershipMachine, state: OwnershipState, rng: random.Random) -> list[Hashable]:
+    """At rate ``REGISTRY_FAULT_RATE``, one ``AmbiguousFinishOp`` the model accepts in ``state``
+    (landed or lost), drawn from ``rng``."""
+    faults = [a for a in machine.actions(state) if isinstance(a, AmbiguousFinishOp)]
+    if not faults or rng.random() >= REGISTRY_FAULT_RATE:
+        return []
+    return [rng.choice(faults)]
+
+
 WALKS: dict[str, tuple[tuple[int, ...], int]] = {"fast": ((1, 2, 3), 200), "deep": (tuple(range(1, 21)), 500)}
 """The walks ``meerkat-conformance --machine ownership`` runs per search profile: seeds, steps."""
 
@@ -110,6 +124,7 @@ def walk(seed: int, steps: int, *, bounds: Bounds = WALK_BOUNDS, tally: MachineT
     difference."""
     rng = random.Random(seed)
     probe_rng = random.Random(f"probes of walk {seed}")
+    fault_rng = random.Random(f"registry faults of walk {seed}")
     machine = OwnershipMachine(bounds)
     if tally is None:
         tally = MachineTally(machine.name, tuple(dict.fromkeys(t.name for t in machine.transitions())))
@@ -129,6 +144,9 @@ def walk(seed: int, steps: int, *, bounds: Bounds = WALK_BOUNDS, tally: MachineT
             for probe in probes(machine, lock.state, probe_rng):
                 if tally.steps < steps:
                     lock.apply(probe)
+            for fault in registry_faults(machine, lock.state, fault_rng):
+                if tally.steps < steps:
+                    lock.apply(fault)
     finally:
         if lock is not None:
             lock.close()

@@ -98,6 +98,18 @@ class ReadableOpsSink(Protocol):
         ...
 
 
+@runtime_checkable
+class OwnedOpsSink(Protocol):
+    """A readable sink that writes under a lease. After an unknown write outcome the registry
+    calls ``confirm_owner`` right after reading the store back (``load_persisted``): a store
+    read made while the writer's fence was still the lease's holds no other writer's write."""
+
+    def confirm_owner(self) -> None:
+        """Raise ``OwnershipLost`` if the writer's fence is no longer the store's lease (another
+        worker claimed the session); any other exception if the lease cannot be read."""
+        ...
+
+
 class FenceHolder(Protocol):
     """Whoever holds the lease the sink writes under."""
 
@@ -248,6 +260,28 @@ class StoreOpsPersistence:
         except SnapshotFormatError:
             return False
         return durable_part(after) == durable_part(full)
+
+    def confirm_owner(self) -> None:
+        """Raise ``OwnershipLost`` (reported to the owner, ``lose``) unless the store's lease is
+        still the owner's fence (same owner and token: no claim since, so no other fenced writer);
+        a no-op without an owner or fence. Store errors propagate (the lease cannot be read)."""
+        owner = self._owner
+        if owner is None:
+            return
+        owner.check()
+        fence = owner.fence
+        if fence is None:
+            return
+        lease = self._store.load_lease(self._runtime_id)
+        if lease is not None and lease.owner == fence.owner and lease.token == fence.token:
+            return
+        holder = "nobody" if lease is None else f"{lease.owner!r} (token {lease.token})"
+        lost = OwnershipLost(
+            self._runtime_id,
+            f"the lease of token {fence.token} is now held by {holder}: another worker claimed the session",
+        )
+        owner.lose(lost)
+        raise lost
 
     def load_persisted(self) -> PersistedOpsSnapshot | None:
         """What the store holds for this runtime (snapshot + replayed journal)."""

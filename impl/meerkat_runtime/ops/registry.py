@@ -25,7 +25,12 @@ Contract (binding: docs/semantics.md, "Operation registry"):
   completes as a successful one, if it holds the state from before the call fails as above; if
   it cannot be read the registry is *in doubt*: every later change first reads the store again
   (applying or dropping the pending call), and fails with ``PersistenceFailed``
-  (``outcome_unknown``) while it cannot. Reads never wait for it.
+  (``outcome_unknown``) while it cannot. Reads never wait for it. "Holds the write" is exact:
+  the operations it made terminal with the outcome, number and completion time it wrote, so
+  another writer's write of the same operation id under the same number is not taken for it;
+  and a sink that writes under a lease (``OwnedOpsSink``) confirms, after the read, that the
+  lease is still its fence: if another worker claimed the session the call (or the doubt)
+  resolves as ``OwnershipLost`` and nothing of the pending call is published.
 * Arguments are checked at the door (:mod:`meerkat_runtime.ops.fields`): a field of the wrong
   type or range raises ``InvalidField`` (kind ``validation_failed``) naming it.
 * Closing (:meth:`OpsLifecycleRegistry.close`, when the session goes away: unregistered, its
@@ -61,6 +66,7 @@ from meerkat_runtime.ops.feed import CompletionFeed
 from meerkat_runtime.ops.persistence import (
     OpsDurableWrite,
     OpsPersistenceSink,
+    OwnedOpsSink,
     PersistenceChannelClosed,
     ReadableOpsSink,
 )
@@ -98,16 +104,18 @@ class _Doubt:
     error: BaseException
 
 
-Fingerprint = tuple[int, frozenset[tuple[str, str, int | None]]]
+Fingerprint = tuple[int, frozenset[tuple[object, ...]]]
 
 
 def _fingerprint(snapshot: PersistedOpsSnapshot | None, ignore: frozenset[str]) -> Fingerprint:
-    """What a durable call changes in the stored registry: the next sequence number and the
-    terminal operations (id, status, sequence), leaving out ``ignore``d ids."""
+    """What a durable call changes in the stored registry, exactly: the next sequence number and
+    the terminal operations (id, status, sequence, outcome, completion time), leaving out
+    ``ignore``d ids. The outcome and completion time tell this registry's write from another
+    writer's of the same operation id with the same sequence number (a takeover)."""
     if snapshot is None:
         return 1, frozenset()
     terminal = frozenset(
-        (op.id, op.status.value, op.completion_seq)
+        (op.id, op.status.value, op.completion_seq, op.terminal_outcome, op.completed_at_ms)
         for op in snapshot.operations
         if op.status.is_terminal and op.id not in ignore
     )
@@ -568,7 +576,9 @@ class OpsLifecycleRegistry:
     def _landed(self, durability: _Durability, plan: OpsPlan, write: OpsDurableWrite) -> bool | None:
         """Read the store back after a write whose outcome is unknown (commit lock held, the
         registry unchanged since ``plan``): ``True`` if it holds the write, ``False`` if it holds
-        the state from before, ``None`` if it cannot be read (or holds neither)."""
+        the state from before, ``None`` if it cannot be read (or holds neither). Raises
+        ``OwnershipLost`` when the sink's lease is no longer its fence (read after the store:
+        a fence current then proves no other worker wrote what was read)."""
         sink = durability.sink
         if not isinstance(sink, ReadableOpsSink):
             return None
@@ -576,6 +586,13 @@ class OpsLifecycleRegistry:
             stored = sink.load_persisted()
         except Exception:
             return None
+        if isinstance(sink, OwnedOpsSink):
+            try:
+                sink.confirm_owner()  # after the read: a fence still current then vouches for it
+            except OwnershipLost:
+                raise
+            except Exception:
+                return None
         ignore = frozenset(self._core.pending_evictions)  # evicted in memory, written with the next call
         found = _fingerprint(stored, ignore)
         if found == _fingerprint(write.full_snapshot(), ignore):
@@ -591,7 +608,11 @@ class OpsLifecycleRegistry:
         if doubt is None:
             return
         durability = self._durability
-        found = None if durability is None else self._landed(durability, doubt.plan, doubt.write)
+        try:
+            found = None if durability is None else self._landed(durability, doubt.plan, doubt.write)
+        except OwnershipLost:
+            self._doubt = None  # settled: another worker owns the session; nothing is published
+            raise
         if found is None:
             raise PersistenceFailed(
                 f"the registry cannot change: the outcome of {doubt.plan.subject} is still unknown and the store "

@@ -70,7 +70,8 @@ class Ambiguous(NamedTuple):
 @action_record("reconcile")
 class Reconcile(NamedTuple):
     """The first step of worker ``w`` once the store can be read again: memory := recovery of
-    the store, in place."""
+    the store, in place (after a session write); the pending terminal write settled (after an
+    operation's, ``meerkat_model.ownership.op_steps.reconcile_op``)."""
 
     w: int
 
@@ -95,7 +96,29 @@ class FinishOp(NamedTuple):
     outcome: int
 
 
+@action_record("ambiguous_finish_operation")
+class AmbiguousFinishOp(NamedTuple):
+    """``FinishOp`` whose terminal write fails with its outcome unknown and an unreadable store:
+    the store took it (``landed`` 1) or not (0); the operation stays running in memory and the
+    worker is in doubt with the write pending (``Reconcile`` settles it)."""
+
+    w: int
+    op: int
+    outcome: int
+    landed: int
+
+
 OwnershipAction = (
-    ClaimRegister | Renew | Expire | Release | CrashWorker | On | Ambiguous | Reconcile | RegisterOp | FinishOp
+    ClaimRegister
+    | Renew
+    | Expire
+    | Release
+    | CrashWorker
+    | On
+    | Ambiguous
+    | Reconcile
+    | RegisterOp
+    | FinishOp
+    | AmbiguousFinishOp
 )
 """Any action of the ownership model."""

@@ -15,6 +15,11 @@ fencing            1        1: the store refuses a write whose token is not the 
                             ignores tokens (the verifier must then find a violation)
 ambiguous          1        1: a durable step may leave its outcome unknown (store unreadable)
 ops                0        operation ids of the session's registry (0: no registry steps)
+readback           1        1: a worker reconciling a terminal write in doubt takes it for landed
+                            only if its lease is still the store's and the stored operation is
+                            the one it wrote (its outcome, number and writer), else it detaches
+                            with ``ownership_lost``; 0: it compares only the stored slot and next
+                            number (the verifier must then find a violation)
 accepts            1        1: workers accept inputs; 0: they accept none (the input lane stays
                             empty: the registry checked against claims, crashes, expiry, control
                             writes and unknown outcomes without the input lane's states)
@@ -52,6 +57,7 @@ DEFAULTS: dict[str, int] = {
     "fencing": 1,
     "ambiguous": 1,
     "ops": 0,
+    "readback": 1,
     "accepts": 1,
     "probes": 0,
 }
@@ -71,6 +77,7 @@ class OwnershipBounds:
     ops: int
     accepts: bool
     probes: bool = False
+    readback: bool = True
 
     @staticmethod
     def from_bounds(bounds: Bounds) -> OwnershipBounds:
@@ -83,7 +90,7 @@ class OwnershipBounds:
             raise OwnershipBoundsError(f"ownership bound 'claims' must be between 1 and 6, got {values['claims']}")
         if not 0 <= values["ops"] <= 3:
             raise OwnershipBoundsError(f"ownership bound 'ops' must be between 0 and 3, got {values['ops']}")
-        for key in ("fencing", "ambiguous", "accepts", "probes"):
+        for key in ("fencing", "ambiguous", "accepts", "probes", "readback"):
             if values[key] not in (0, 1):
                 raise OwnershipBoundsError(f"ownership bound {key!r} is a 0/1 switch, got {values[key]}")
         return OwnershipBounds(
@@ -95,4 +102,5 @@ class OwnershipBounds:
             ops=values["ops"],
             accepts=bool(values["accepts"]),
             probes=bool(values["probes"]),
+            readback=bool(values["readback"]),
         )

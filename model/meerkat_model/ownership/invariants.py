@@ -3,9 +3,10 @@
 The first five are what fencing guarantees (docs/semantics.md, "Ownership"); the next two carry
 the session model's invariants over: the worker that holds the lease, unless in doubt, satisfies
 every session invariant with the shared store (memory never ahead of the store, recovery gives
-back memory), and every registered worker's memory is well formed on its own. The last three are
+back memory), and every registered worker's memory is well formed on its own. The last four are
 the operation registry's: no completion sequence number taken twice, no stored terminal operation
-rewritten, and the lease holder's registry exactly what the store holds of it.
+rewritten, the lease holder's registry exactly what the store holds of it, and no terminal outcome
+published that the store does not hold as the publisher's write.
 """
 
 from __future__ import annotations
@@ -139,6 +140,15 @@ def owner_registry_agrees_with_store(s: OwnershipState) -> str | None:
     return None
 
 
+def published_outcome_is_stored(s: OwnershipState) -> str | None:
+    """A terminal outcome a worker published (its watchers resolved with it) is the store's: a
+    write whose outcome was unknown is taken for landed only when the store holds that
+    operation as this worker's write, never another worker's of the same id and number."""
+    if s.op_misreported:
+        return "a worker published a terminal operation the store holds as another worker's write"
+    return None
+
+
 INVARIANTS: tuple[Invariant[OwnershipState], ...] = tuple(
     Invariant(fn.__name__, (fn.__doc__ or "").strip().replace("\n    ", " "), fn)
     for fn in (
@@ -151,5 +161,6 @@ INVARIANTS: tuple[Invariant[OwnershipState], ...] = tuple(
         completion_seqs_never_reused,
         op_terminal_never_undone,
         owner_registry_agrees_with_store,
+        published_outcome_is_stored,
     )
 )

@@ -20,6 +20,7 @@ from meerkat_model.machine import Bounds, Invariant, Machine, Rejected, Stepped,
 from meerkat_model.ownership import op_steps, steps
 from meerkat_model.ownership.actions import (
     Ambiguous,
+    AmbiguousFinishOp,
     ClaimRegister,
     CrashWorker,
     Expire,
@@ -34,7 +35,7 @@ from meerkat_model.ownership.actions import (
 from meerkat_model.ownership.bounds import OwnershipBounds
 from meerkat_model.ownership.invariants import INVARIANTS
 from meerkat_model.ownership.observe import action_label, describe, observe
-from meerkat_model.ownership.op_slots import ABSENT, OUTCOMES, RUNNING
+from meerkat_model.ownership.op_slots import ABSENT, COMPLETED, OUTCOMES, RUNNING
 from meerkat_model.ownership.state import NO_OWNER, OwnershipState, holds_fence, initial_state, view
 from meerkat_model.ownership.symmetry import canonical
 from meerkat_model.ownership.transitions import GIVE_UPS, ownership_transitions
@@ -84,6 +85,7 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
         enabled = {k for k, v in values.items() if v} | ({"ops"} if b.ops else set())
         enabled |= {"accepts"} if b.accepts else set()
         enabled |= {"ambiguous"} if b.ambiguous else set()
+        enabled |= {"readback"} if b.readback else set()
         self._transitions = ownership_transitions(frozenset(enabled))
         self._bound: dict[OwnershipAction, Callable[[OwnershipState], StepResult]] = {}
         self._registry_probes: list[list[OwnershipAction]] = [[] for _ in self._workers]
@@ -122,7 +124,11 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
                 out.append(On(w, inner))
                 if b.ambiguous and _ambiguous_candidate(inner):
                     out += [Ambiguous(w, inner, 1), Ambiguous(w, inner, 0)]
-            for op, slot in enumerate(worker.ops if not b.probes else ()):
+            for op, slot in enumerate(worker.ops):
+                if slot == RUNNING and b.ambiguous:  # one outcome: settling a write in doubt ignores it
+                    out += [AmbiguousFinishOp(w, op, COMPLETED, 1), AmbiguousFinishOp(w, op, COMPLETED, 0)]
+                if b.probes:
+                    continue
                 if slot == RUNNING:
                     out += [FinishOp(w, op, outcome) for outcome in OUTCOMES]
                 elif slot == ABSENT:
@@ -151,7 +157,9 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
         if not isinstance(w, int) or not 0 <= w < b.workers:
             return _refuse(f"{action!r}: no such worker")
         match action:
-            case RegisterOp(_, op) | FinishOp(_, op) if not (isinstance(op, int) and 0 <= op < b.ops):
+            case RegisterOp(_, op) | FinishOp(_, op) | AmbiguousFinishOp(_, op) if not (
+                isinstance(op, int) and 0 <= op < b.ops
+            ):
                 return _refuse(f"{action!r}: no such operation id")
             case RegisterOp(_, op):
                 return lambda state: op_steps.register_op(state, w, op)
@@ -159,6 +167,10 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
                 if outcome not in OUTCOMES:
                     return _refuse(f"{action!r}: no such outcome")
                 return lambda state: op_steps.finish_op(state, w, op, outcome, fencing)
+            case AmbiguousFinishOp(_, op, outcome, landed):
+                if outcome not in OUTCOMES or landed not in (0, 1):
+                    return _refuse(f"{action!r}: no such outcome")
+                return lambda state: op_steps.ambiguous_finish_op(state, w, op, outcome, bool(landed), fencing)
             case ClaimRegister():
                 return lambda state: steps.claim_register(state, w, b)
             case Renew():
@@ -168,7 +180,10 @@ class OwnershipMachine(Machine[OwnershipState, OwnershipAction]):
             case CrashWorker():
                 return lambda state: steps.crash(state, w)
             case Reconcile():
-                return lambda state: steps.reconcile(state, w)
+                readback = b.readback
+                return lambda state: (
+                    op_steps.reconcile_op(state, w, readback) if state.workers[w].pending else steps.reconcile(state, w)
+                )
             case On(_, inner):
                 if isinstance(inner, _REPLACED):
                     return _refuse(f"{inner!r} is done by the ownership actions")

@@ -16,7 +16,7 @@ from typing import Any
 
 from meerkat_model.action_record import action_name
 from meerkat_model.ownership import op_slots
-from meerkat_model.ownership.actions import Ambiguous, FinishOp, On, OwnershipAction, RegisterOp
+from meerkat_model.ownership.actions import Ambiguous, AmbiguousFinishOp, FinishOp, On, OwnershipAction, RegisterOp
 from meerkat_model.ownership.state import NO_OWNER, OwnershipState, view
 from meerkat_model.session import observe as session_observe
 
@@ -99,6 +99,9 @@ def action_label(action: OwnershipAction) -> str:
         case FinishOp(worker, op, outcome):
             rule = "complete_operation" if outcome == op_slots.COMPLETED else "fail_operation"
             return f"w{worker}.{rule}(op{op})"
+        case AmbiguousFinishOp(worker, op, outcome, landed):
+            rule = "complete_operation" if outcome == op_slots.COMPLETED else "fail_operation"
+            return f"w{worker}.ambiguous[{'landed' if landed else 'lost'}]({rule}(op{op}))"
         case On(worker, inner):
             return f"w{worker}.{session_observe.action_label(inner)}"
         case Ambiguous(worker, inner, landed):

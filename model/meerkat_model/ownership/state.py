@@ -19,6 +19,10 @@
 - ``high_seq``, ``seq_reused``, ``op_undone``: history of the registry's terminal writes the
   store took: the largest completion sequence number, whether one was taken twice, whether a
   stored terminal operation was rewritten.
+- ``op_writers``: per operation id the token of the worker that wrote its stored slot (what the
+  runtime's outcome and completion time tell apart); ``op_misreported``: history, set when a
+  worker published (resolved its watchers with) a terminal operation that is not its write in
+  the store.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class Worker(NamedTuple):
     """Per operation id its slot in this worker's registry (empty when not registered)."""
     next_seq: int = 0
     """The next completion sequence number this worker hands out (0 when not registered)."""
+    pending: tuple[int, ...] = ()
+    """While in doubt after a terminal write: ``(op, slot)`` it wrote (empty otherwise)."""
 
 
 class OwnershipState(NamedTuple):
@@ -62,6 +68,10 @@ class OwnershipState(NamedTuple):
     high_seq: int = 0
     seq_reused: bool = False
     op_undone: bool = False
+    op_writers: tuple[int, ...] = ()
+    """Per operation id the token of the worker whose write the stored slot is (0: none)."""
+    op_misreported: bool = False
+    """History: a worker published a terminal outcome the store did not hold as its write."""
 
 
 def initial_state(inputs: int, workers: int, ops: int = 0) -> OwnershipState:
@@ -77,6 +87,7 @@ def initial_state(inputs: int, workers: int, ops: int = 0) -> OwnershipState:
         commits=(0,) * inputs,
         undone=False,
         ops=(0,) * ops,
+        op_writers=(0,) * ops,
     )
 
 

@@ -20,7 +20,15 @@ def worker_key(worker: Worker) -> tuple[object, ...]:
     if m is not None:
         rows = tuple(_NONE if r is None else tuple(r) for r in m.rows)
         memory = (int(m.registration), int(m.phase), m.run, m.pre_run, m.queue, m.steer, rows)
-    return (memory, tuple(int(w) for w in worker.waiters), worker.token, worker.in_doubt, worker.ops, worker.next_seq)
+    return (
+        memory,
+        tuple(int(w) for w in worker.waiters),
+        worker.token,
+        worker.in_doubt,
+        worker.ops,
+        worker.next_seq,
+        worker.pending,
+    )
 
 
 def _workers_sorted(state: OwnershipState) -> OwnershipState:
@@ -38,13 +46,17 @@ def _workers_sorted(state: OwnershipState) -> OwnershipState:
 def _renamed_ops(state: OwnershipState, order: tuple[int, ...]) -> OwnershipState:
     """``state`` with operation id ``order[i]`` renamed ``i``."""
     workers = tuple(w if not w.ops else w._replace(ops=tuple(w.ops[o] for o in order)) for w in state.workers)
-    return state._replace(ops=tuple(state.ops[o] for o in order), workers=workers)
+    workers = tuple(
+        w if not w.pending else w._replace(pending=(order.index(w.pending[0]), w.pending[1])) for w in workers
+    )
+    writers = tuple(state.op_writers[o] for o in order) if state.op_writers else ()
+    return state._replace(ops=tuple(state.ops[o] for o in order), workers=workers, op_writers=writers)
 
 
 def state_key(state: OwnershipState) -> tuple[object, ...]:
     """A totally ordered key of the parts of a state renaming operation ids changes."""
     owner = state.lease.owner
-    return (state.ops, tuple((worker_key(w), i == owner) for i, w in enumerate(state.workers)))
+    return (state.ops, state.op_writers, tuple((worker_key(w), i == owner) for i, w in enumerate(state.workers)))
 
 
 def canonical(state: OwnershipState) -> OwnershipState:

@@ -43,6 +43,12 @@ OWNERSHIP_ONLY: tuple[TransitionDecl, ...] = (
     _worker("ambiguous_write_landed", (REGISTERED,), IN_DOUBT, "outcome unknown, store unreadable; the store took it"),
     _worker("ambiguous_write_lost", (REGISTERED,), IN_DOUBT, "outcome unknown, store unreadable; the store did not"),
     _worker("reconcile", (IN_DOUBT,), REGISTERED, "memory := recovery of the store, in place"),
+    _worker(
+        "reconcile_lost",
+        (IN_DOUBT,),
+        UNREGISTERED,
+        "a terminal write in doubt, the lease claimed since: detach, ownership_lost, nothing published",
+    ),
     _op("register_operation", (ABSENT,), RUNNING, "memory only; the registry is seeded from the store at the claim"),
     _op("complete_operation", (RUNNING,), COMPLETED, "written with the worker's token and next sequence number"),
     _op("fail_operation", (RUNNING,), FAILED, "written with the worker's token and next sequence number"),
@@ -84,8 +90,10 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     ),
 }
 """Session transitions (by name prefix) that need a session bound switched on."""
-_AMBIGUOUS = ("ambiguous_write_landed", "ambiguous_write_lost", "reconcile")
+_AMBIGUOUS = ("ambiguous_write_landed", "ambiguous_write_lost", "reconcile", "reconcile_lost")
 """The worker transitions of writes whose outcome is unknown (only with the ``ambiguous`` bound)."""
+_OPS_READBACK = ("reconcile_lost",)
+"""Settling an operation's terminal write in doubt under a lost lease (``ops`` and ``readback``)."""
 
 
 def ownership_transitions(enabled: frozenset[str]) -> tuple[TransitionDecl, ...]:
@@ -104,6 +112,8 @@ def ownership_transitions(enabled: frozenset[str]) -> tuple[TransitionDecl, ...]
     own = tuple(
         t
         for t in OWNERSHIP_ONLY
-        if ("ops" in enabled or t.entity != "operation") and ("ambiguous" in enabled or t.name not in _AMBIGUOUS)
+        if ("ops" in enabled or t.entity != "operation")
+        and ("ambiguous" in enabled or t.name not in _AMBIGUOUS)
+        and (("ops" in enabled and "readback" in enabled) or t.name not in _OPS_READBACK)
     )
     return (*own, *session)

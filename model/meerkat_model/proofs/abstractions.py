@@ -350,6 +350,8 @@ class OwnershipAbstraction:
     def state(self, state: OwnershipState) -> Values:
         if any(a is not None and a.ephemeral for a in state.attrs):
             raise NotEncoded("ephemeral inputs are not encoded")
+        if any(worker.pending for worker in state.workers):
+            raise NotEncoded("a registry in doubt (a terminal write's outcome unknown) is not encoded")
         n = max(len(state.commits), len(state.ops))
         inputs = _padded(n, 0)
         ops = _padded(n, op_slots.ABSENT)
@@ -395,6 +397,8 @@ class OwnershipAbstraction:
             outcome = ow.OP_COMPLETED if action.outcome == op_slots.COMPLETED else ow.OP_FAILED
             finish = Candidate("finish_op", (("w", action.w), ("id", action.op), ("outcome", outcome)))
             return Encoded((finish, Candidate("write_refused", (("w", action.w),))))
+        if kind is oo.AmbiguousFinishOp:
+            raise NotEncoded("a registry's terminal write of unknown outcome is not encoded")
         raise ValueError(f"the ownership abstraction does not know the action {action!r}")
 
     def normalise(self, values: Values) -> Values:
