@@ -25,7 +25,7 @@
 * Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
   thread's connection, and the threads of one handle take turns on a lock of the handle. Either
   way a busy timeout (default 5 s) makes writers of other store handles or processes wait for
-  the lock. A failure of the ``COMMIT`` statement itself (an I/O
+  the lock, then fail with ``LockWaitTimedOut`` (nothing written). A failure of the ``COMMIT`` statement itself (an I/O
   error while the commit was being made durable) raises ``WriteOutcomeUnknown``; every other
   failure means nothing was written.
 * Ownership: leases live in ``runtime_leases``; every write checks its fence against the
