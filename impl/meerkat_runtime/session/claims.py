@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -34,6 +35,28 @@ from meerkat_runtime.vocab.ids import LogicalRuntimeId
 T = TypeVar("T")
 
 LostListener = Callable[[OwnershipLost], None]
+
+
+WAIT_JITTER = 0.1
+"""A waiting registration's pause is stretched by up to this fraction at random, so standbys
+that saw the same expiry do not all claim at once."""
+
+WAIT_PAUSE_CAP_S = 1.0
+"""The longest a waiting registration sleeps between claims of a held lease (unless
+``lease_s / 4`` is shorter): a lease its holder releases is noticed within about that long."""
+
+
+def wait_pause(config: OwnershipConfig, refusal: LeaseHeld | LockWaitTimedOut, jitter: float) -> float:
+    """How long a registration waiting for a lease sleeps after ``refusal`` (``jitter`` in
+    ``[0, 1)``). With ``wait_poll_s`` given: that period. Otherwise, for a held lease whose
+    remaining time the store gave, until about its expiry, but at least ``poll_s`` and at most
+    ``min(lease_s / 4, WAIT_PAUSE_CAP_S)`` (a released lease is noticed within that bound); else
+    ``poll_s``."""
+    pause = config.poll_s
+    if config.wait_poll_s is None and isinstance(refusal, LeaseHeld) and refusal.remaining_s is not None:
+        bound = max(config.poll_s, min(config.lease_s / 4, WAIT_PAUSE_CAP_S))
+        pause = min(max(refusal.remaining_s, config.poll_s), bound)
+    return pause * (1 + WAIT_JITTER * jitter)
 
 
 class SessionClaim:
@@ -117,6 +140,7 @@ class SessionClaimRegistry:
         self._renewer: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         """Set by :meth:`stop_waiting`: a registration waiting for another owner's lease gives up."""
+        self._jitter = random.Random()
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -175,11 +199,12 @@ class SessionClaimRegistry:
             sent = clock()
             try:
                 return sent, await self._call(lambda: store.claim_lease(runtime_id, owner, config.lease_s))
-            except (LeaseHeld, LockWaitTimedOut):  # held, or its holder's transaction still runs
+            except (LeaseHeld, LockWaitTimedOut) as exc:  # held, or its holder's transaction still runs
                 remaining = deadline - clock()
                 if remaining <= 0 or self._closing.is_set():
                     raise
-            pause = min(config.poll_s, remaining) if math.isfinite(remaining) else config.poll_s
+                pause = wait_pause(config, exc, self._jitter.random())
+            pause = min(pause, remaining) if math.isfinite(remaining) else pause
             with contextlib.suppress(TimeoutError):  # a closing machine wakes the wait at once
                 await asyncio.wait_for(self._closing.wait(), pause)
 

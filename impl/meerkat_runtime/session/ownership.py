@@ -63,8 +63,10 @@ class OwnershipConfig:
       seconds (then ``LeaseHeld``). A claim that timed out waiting for the session's lock in
       the store (``LockWaitTimedOut``: the holder's transaction is still running) is waited
       out the same way.
-    * ``wait_poll_s``: how often a waiting registration retries its claim (default
-      ``min(lease_s / 20, 0.25)``).
+    * ``wait_poll_s``: how often a waiting registration retries its claim. Not given, it
+      sleeps until about the held lease's expiry as the store reported it, at least
+      ``min(lease_s / 20, 0.25)`` and at most ``min(lease_s / 4, 1)``, stretched by up to 10 % at
+      random (see ``claims.wait_pause``).
     * ``clock``: the machine's clock for its renewal schedule and waiting (default
       ``time.monotonic``). Lease expiry itself is decided by the store, in the store's clock.
     """

@@ -56,7 +56,7 @@ class Lease:
 def claim_outcome(runtime_id: str, current: Lease | None, owner: str, duration_s: float, now: float) -> Lease:
     """The lease a claim writes, or raise ``LeaseHeld`` naming the holder and its expiry."""
     if current is not None and current.owner != owner and not current.expired(now):
-        raise LeaseHeld(runtime_id, current.owner, current.expires_at)
+        raise LeaseHeld(runtime_id, current.owner, current.expires_at, remaining_s=current.expires_at - now)
     token = 1 if current is None else current.token + 1
     return Lease(runtime_id, owner, token, now + duration_s)
 

@@ -25,7 +25,7 @@
 * Without group commit every write is one ``BEGIN IMMEDIATE`` transaction of the calling
   thread's connection, and the threads of one handle take turns on a lock of the handle. Either
   way a busy timeout (default 5 s) makes writers of other store handles or processes wait for
-  the lock. A failure of the ``COMMIT`` statement itself (an I/O
+  the lock, then fail with ``LockWaitTimedOut`` (nothing written). A failure of the ``COMMIT`` statement itself (an I/O
   error while the commit was being made durable) raises ``WriteOutcomeUnknown``; every other
   failure means nothing was written.
 * Ownership: leases live in ``runtime_leases``; every write checks its fence against the
@@ -128,6 +128,7 @@ from meerkat_runtime.store.tables import (
 from meerkat_runtime.vocab.errors import (
     Corrupt,
     InvalidSetting,
+    LockWaitTimedOut,
     ReadFailed,
     RowNotStored,
     StoreError,
@@ -343,6 +344,11 @@ def refuse_damaged_log(path: str) -> WalReport | None:
     return report
 
 
+def _refuse_if_held(conn: sqlite3.Connection, rt: str, owner: str, duration: float, now: float) -> None:
+    """Raise ``LeaseHeld`` if the lease row read now is another owner's and unexpired."""
+    claim_outcome(rt, _stored_lease(conn, rt), owner, duration, now)
+
+
 READ_ONLY_UPGRADE_HINT = " (open it read-write once to upgrade it)"
 """How the read-only store's refusal of an older file ends: what upgrades it from Python. The
 ``meerkat-runtime`` reading commands give their own instruction instead (``migrate``)."""
@@ -389,6 +395,7 @@ def _scanned(
     return ScannedRow(input_id, data, True, read, malformed)
 
 
+_SQLITE_BUSY = 5
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 
@@ -402,10 +409,27 @@ def _damaged(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text or "Could not decode to UTF-8" in text
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite gave up waiting for a lock another connection holds (``SQLITE_BUSY``, any
+    extended code: "database is locked" once the busy timeout ran out)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
+
+
 def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) -> StoreError:
+    """The store error for ``exc``. Every caller translates a failure after which nothing was
+    written (a rolled-back or never-begun transaction): a write that found the file's write lock
+    held past the busy timeout is ``LockWaitTimedOut`` (a ``WriteFailed``: a later try may
+    succeed, and a registration waiting for a lease retries it)."""
     text = str(exc)
     if _damaged(exc):
         return Corrupt(rt, f"{what}: the database file is damaged: {text}")
+    if error is WriteFailed and _busy(exc):
+        return LockWaitTimedOut(
+            rt,
+            f"{what} failed: another process (or store handle) held the file's write lock past the busy "
+            f"timeout (a long write, or the open transaction of a stalled process); nothing was written: {text}",
+        )
     return error(rt, f"{what} failed: {type(exc).__name__}: {text}")
 
 
@@ -583,7 +607,8 @@ class SqliteRuntimeStore:
             self._read(STORE_SCOPE, "integrity check", lambda conn: check_integrity(conn, integrity_check, STORE_SCOPE))
             if read_only:
                 self._read(STORE_SCOPE, "schema version", lambda conn: _require_current_version(conn, self.path))
-            else:
+            elif self._read(STORE_SCOPE, "schema version", stored_version) != SCHEMA_VERSION:
+                # Only a needed migration takes the write lock: a current file opens by reads alone.
                 self._write(
                     STORE_SCOPE, "schema migration", lambda conn: migrate(conn, path=self.path, now=self.clock())
                 )
@@ -1280,6 +1305,13 @@ class SqliteRuntimeStore:
         who = v.check_owner(rt, owner, WriteFailed)
         duration = v.check_duration(rt, duration_s, WriteFailed)
         claimed: list[Lease] = []
+        # A live lease of another owner is answered from a read (``LeaseHeld``): no write lock,
+        # so waiting standbys never queue behind the owner's renewals. Whatever the read saw, a
+        # claim that may succeed decides again on the row read under the write lock.
+        try:
+            self._read(rt, "claim_lease", lambda conn: _refuse_if_held(conn, rt, who, duration, self.clock()))
+        except ReadFailed as exc:  # a claim is a write: its failures are WriteFailed
+            raise WriteFailed(rt, exc.detail) from exc
 
         def body(conn: sqlite3.Connection) -> None:
             lease = claim_outcome(rt, _stored_lease(conn, rt), who, duration, self.clock())

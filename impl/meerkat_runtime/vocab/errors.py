@@ -202,14 +202,17 @@ class OwnershipLost(WriteRefused):
 
 
 class LeaseHeld(WriteRefused):
-    """A claim was refused because another owner holds an unexpired lease on the runtime."""
+    """A claim was refused because another owner holds an unexpired lease on the runtime.
+    ``remaining_s``, when the store gives it, is how long the lease had left when the claim was
+    refused (a waiting registration sleeps towards it); ``None`` when unknown."""
 
     kind: ClassVar[str] = "lease_held"
 
-    def __init__(self, runtime_id: str, owner: str, expires_at: float) -> None:
+    def __init__(self, runtime_id: str, owner: str, expires_at: float, *, remaining_s: float | None = None) -> None:
         super().__init__(runtime_id, f"the lease is held by owner {owner!r} until {expires_at:.3f} (store clock)")
         self.owner = owner
         self.expires_at = expires_at
+        self.remaining_s = remaining_s
 
 
 def write_outcome_unknown(error: BaseException) -> bool:
