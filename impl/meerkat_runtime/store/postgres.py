@@ -12,7 +12,9 @@ this module, so the runtime itself keeps no dependency.
   run one after another, as in SQLite, which keeps the high-water mark exact when a compaction
   races an append); a claim takes the same lock (and ``SELECT … FOR UPDATE`` on the lease row),
   renewals and releases lock the row. So a claim that commits after a write's check is ordered
-  after that write, also when the runtime has no lease row yet (an unfenced write). Lease
+  after that write, also when the runtime has no lease row yet (an unfenced write). A write
+  that carries data takes the lock in the statement that sends the data, so a writer frozen
+  while sending holds no lock (see ``_fenced_write``). Lease
   expiry is decided by the **server's clock** (``clock_timestamp()``), read inside the
   transaction; ``clock=`` replaces it (tests). A claim that finds a live lease of another
   owner is answered from one read, with no transaction (waiting workers poll cheaply).
