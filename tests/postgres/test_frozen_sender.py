@@ -117,7 +117,8 @@ def test_an_owner_frozen_while_sending_a_large_write_does_not_block_the_takeover
 
         os.kill(child.pid, signal.SIGCONT)
         out, _ = child.communicate(timeout=120)
-        assert out.strip() != "written", out
+        # refused: its connection abandoned at its deadline, or the fence (both are WriteFailed)
+        assert out.strip() in ("WriteFailed", "OwnershipLost"), out
         ops = store.load_ops_lifecycle(RT)
         assert ops is not None and ops.appended == (b"taken over",)
         assert store.load_input_states(RT) == []
