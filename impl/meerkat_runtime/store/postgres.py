@@ -382,8 +382,9 @@ class PostgresRuntimeStore:
             raise
 
     def _send(self, conn: Connection, statement: str, params: Sequence[object]) -> tuple[int, ...]:
-        """Run a data statement of :attr:`_Statements.sending` (its first parameter is the lock
-        key); returns the counts it selects."""
+        """Run one of the ``send_*`` statements of :class:`_Statements` (its first parameter is the
+        lock key); returns the counts it selects. A retried transaction runs it again: callers
+        replace what they kept from an earlier try."""
         found = conn.execute(statement, params).fetchone()
         assert found is not None
         return tuple(int(str(count)) for count in found)
@@ -396,7 +397,7 @@ class PostgresRuntimeStore:
 
     @staticmethod
     def _row_params(rt: str, rows: Sequence[InputRow]) -> tuple[object, ...]:
-        """The parameters of the input-row upsert (:meth:`_Statements.inputs_cte`): the last row
+        """The parameters of the input-row upsert (``inputs`` in :class:`_Statements`): the last row
         of an id wins, ids in sorted order (concurrent writers lock rows in the same order)."""
         last = {row.input_id: row for row in rows}
         ids = sorted(last)
@@ -415,7 +416,7 @@ class PostgresRuntimeStore:
         added: list[int] = []
 
         def send(conn: Connection, key: int) -> None:
-            added.extend(self._send(conn, self._sql.send_inputs, (key, *self._row_params(rt, rows))))
+            added[:] = self._send(conn, self._sql.send_inputs, (key, *self._row_params(rt, rows)))
 
         self._fenced_write(rt, "persist_input_state", fence, lambda conn: MarkStep(inputs_added=added[0]), send=send)
 
@@ -489,7 +490,7 @@ class PostgresRuntimeStore:
                 params += [rt, session_snapshot, row_checksum(SNAPSHOTS, rt, "", session_snapshot)]
             params += [*stored.params, *self._row_params(rt, valid_rows)]
             statement = self._sql.send_apply if session_snapshot is None else self._sql.send_apply_snapshot
-            counts.extend(self._send(conn, statement, params))
+            counts[:] = self._send(conn, statement, params)
 
         def body(conn: Connection) -> MarkStep:
             receipts, added = counts
@@ -525,7 +526,7 @@ class PostgresRuntimeStore:
 
         def send(conn: Connection, key: int) -> None:
             single = (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle))
-            added.extend(self._send(conn, self._sql.send_lifecycle, (key, *single, *self._row_params(rt, valid_rows))))
+            added[:] = self._send(conn, self._sql.send_lifecycle, (key, *single, *self._row_params(rt, valid_rows)))
 
         def body(conn: Connection) -> MarkStep:
             return MarkStep(inputs_added=added[0], lifecycle=True)
