@@ -219,3 +219,31 @@ def test_a_commit_ended_by_a_fatal_error_counts_as_unknown_even_on_a_live_connec
         conn.execute("ROLLBACK")
         assert info.value.diag.severity_nonlocalized == "ERROR"
         assert commit_refused(conn, info.value)  # an ERROR on a session that still answers: rolled back
+
+
+def test_a_write_retried_after_its_data_statement_ran_lands_once_with_an_exact_mark(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """The connection breaks after the statement carrying the data (and taking the lock) ran, in
+    the mark's statement: the retry runs the whole transaction again, and what it counts (new
+    rows, the receipt) is that of the retry alone."""
+    store, name = _victim(pg_dsn, pg_schema)
+    with store:
+        with admin(pg_dsn) as conn:
+            conn.execute(
+                f"CREATE FUNCTION {pg_schema}.mark_hook() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM pg_sleep(0.5); RETURN NEW; END $$"
+            )
+            conn.execute(
+                f"CREATE TRIGGER mark_hook BEFORE INSERT OR UPDATE ON {pg_schema}.runtime_high_water "
+                f"FOR EACH ROW EXECUTE FUNCTION {pg_schema}.mark_hook()"
+            )
+        with terminator(pg_dsn, name, times=1) as killed:
+            store.atomic_apply(RT, session_snapshot=b"snap", receipt=_receipt(), rows=[InputRow("a", b"1")], fence=None)
+        assert killed[0] == 1
+        with terminator(pg_dsn, name, times=1) as killed:
+            store.commit_machine_lifecycle(RT, b"life", [InputRow("b", b"2")])
+        assert killed[0] == 1
+        assert [r.input_id for r in store.load_input_states(RT)] == ["a", "b"]
+        mark = store.load_high_water(RT)
+        assert mark is not None and (mark.writes, mark.inputs, mark.receipts) == (2, 2, 1)

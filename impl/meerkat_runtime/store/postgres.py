@@ -12,7 +12,9 @@ this module, so the runtime itself keeps no dependency.
   run one after another, as in SQLite, which keeps the high-water mark exact when a compaction
   races an append); a claim takes the same lock (and ``SELECT … FOR UPDATE`` on the lease row),
   renewals and releases lock the row. So a claim that commits after a write's check is ordered
-  after that write, also when the runtime has no lease row yet (an unfenced write). Lease
+  after that write, also when the runtime has no lease row yet (an unfenced write). A write
+  that carries data takes the lock in the statement that sends the data, so a writer frozen
+  while sending holds no lock (see ``_fenced_write``). Lease
   expiry is decided by the **server's clock** (``clock_timestamp()``), read inside the
   transaction; ``clock=`` replaces it (tests). A claim that finds a live lease of another
   owner is answered from one read, with no transaction (waiting workers poll cheaply).
@@ -145,6 +147,9 @@ MAX_CONNECTIONS = 10_000
 
 Body = Callable[[Connection], MarkStep]
 """A data write's own statements; returns the step they make to the runtime's high-water mark."""
+Send = Callable[[Connection, int], None]
+"""A data write's statement carrying its data, given the runtime's advisory lock key (see
+:meth:`PostgresRuntimeStore._fenced_write`)."""
 
 
 def _check_conninfo(conninfo: object) -> None:
@@ -338,15 +343,25 @@ class PostgresRuntimeStore:
         return self._tx.read(STORE_SCOPE, "settings", body)
 
     # --- the write path -------------------------------------------------------------------
-    def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body) -> None:
+    def _fenced_write(self, runtime_id: str, what: str, fence: object, body: Body, *, send: Send | None = None) -> None:
         """The one write path of the data methods: in one transaction, take the runtime's
         advisory lock (exclusively, as claims do: writes of one runtime are serialised), check
         ``fence`` against the lease row, run ``body``, then advance the high-water mark by the step it returns (the last
-        statement, so a write that fails or is refused never reaches it)."""
+        statement, so a write that fails or is refused never reaches it).
+
+        ``send``: the one statement that carries the write's data (payloads, snapshots, records).
+        It comes first, right after ``BEGIN``, and takes the advisory lock itself when it runs,
+        so the lock is requested only once the server has read all of the data: a writer frozen
+        while sending it (its backend reading the message, where no server timeout applies)
+        holds no lock another worker needs. Every row it writes is written under the lock (its
+        writes join the lock), and the fence is checked after it by a statement of its own (a
+        fresh snapshot, taken with the lock held); a refusal rolls the whole transaction back."""
         checked = v.check_fence(runtime_id, fence, WriteFailed)
         key = lock_key(self.schema, runtime_id)
 
         def fenced(conn: Connection) -> None:
+            if send is not None:
+                send(conn, key)
             row = conn.execute(self._sql.select_lease, (runtime_id,)).fetchone()
             refusal = fence_refusal(runtime_id, _lease(runtime_id, row), checked, what)
             if refusal is not None:
@@ -361,11 +376,20 @@ class PostgresRuntimeStore:
             if inputs < 0:
                 raise Corrupt(runtime_id, below_zero(inputs + step.inputs_removed, step.inputs_removed))
 
+        first = "" if send is not None else f"SELECT pg_advisory_xact_lock({key})"
         try:
-            self._tx.write(runtime_id, what, fenced, first=f"SELECT pg_advisory_xact_lock({key})")
+            self._tx.write(runtime_id, what, fenced, first=first)
         except WriteOutcomeUnknown:
             self._in_flight.after_unknown_outcome(runtime_id)
             raise
+
+    def _send(self, conn: Connection, statement: str, params: Sequence[object]) -> tuple[int, ...]:
+        """Run one of the ``send_*`` statements of :class:`_Statements` (its first parameter is the
+        lock key); returns the counts it selects. A retried transaction runs it again: callers
+        replace what they kept from an earlier try."""
+        found = conn.execute(statement, params).fetchone()
+        assert found is not None
+        return tuple(int(str(count)) for count in found)
 
     def _read(self, runtime_id: str, what: str, body: ReadBody[T], error: type[StoreError] = ReadFailed) -> T:
         """A read of one runtime's data: refused while a write of it whose outcome is unknown
@@ -373,11 +397,10 @@ class PostgresRuntimeStore:
         self._in_flight.before_read(runtime_id, what, error)
         return self._tx.read(runtime_id, what, body, error)
 
-    def _upsert_rows(self, conn: Connection, rt: str, rows: Sequence[InputRow]) -> int:
-        """Upsert input rows in one statement: the last row of an id wins, ids in sorted order
-        (concurrent writers lock rows in the same order). Returns how many ids had no row."""
-        if not rows:
-            return 0
+    @staticmethod
+    def _row_params(rt: str, rows: Sequence[InputRow]) -> tuple[object, ...]:
+        """The parameters of the input-row upsert (``inputs`` in :class:`_Statements`): the last row
+        of an id wins, ids in sorted order (concurrent writers lock rows in the same order)."""
         last = {row.input_id: row for row in rows}
         ids = sorted(last)
         payloads = [last[i].payload for i in ids]
@@ -386,19 +409,18 @@ class PostgresRuntimeStore:
         keys = [last[i].idempotency_key for i in ids]
         seqs = [last[i].admission_seq for i in ids]
         queued = [bound_queued(last[i].queued, checksum) for i, checksum in zip(ids, sums, strict=True)]
-        found = conn.execute(
-            self._sql.upsert_inputs, (rt, ids, payloads, sums, finished, keys, seqs, queued)
-        ).fetchone()
-        assert found is not None
-        return int(str(found[0]))
+        return (rt, ids, payloads, sums, finished, keys, seqs, queued)
 
     # --- inputs ---------------------------------------------------------------------------
     def persist_input_state(self, runtime_id: str, row: InputRow, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         rows = v.check_rows(rt, [row], WriteFailed)
-        self._fenced_write(
-            rt, "persist_input_state", fence, lambda conn: MarkStep(inputs_added=self._upsert_rows(conn, rt, rows))
-        )
+        added: list[int] = []
+
+        def send(conn: Connection, key: int) -> None:
+            added[:] = self._send(conn, self._sql.send_inputs, (key, *self._row_params(rt, rows)))
+
+        self._fenced_write(rt, "persist_input_state", fence, lambda conn: MarkStep(inputs_added=added[0]), send=send)
 
     def load_input_states(self, runtime_id: str) -> list[InputRow]:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -462,17 +484,24 @@ class PostgresRuntimeStore:
             v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
         valid_rows = v.check_rows(rt, rows, WriteFailed)
 
-        def body(conn: Connection) -> MarkStep:
+        counts: list[int] = []
+
+        def send(conn: Connection, key: int) -> None:
+            params: list[object] = [key]
             if session_snapshot is not None:
-                snapshot_sum = row_checksum(SNAPSHOTS, rt, "", session_snapshot)
-                conn.execute(self._sql.upsert_snapshot, (rt, session_snapshot, snapshot_sum))
-            if conn.execute(self._sql.insert_receipt, stored.params).fetchone() is None:
+                params += [rt, session_snapshot, row_checksum(SNAPSHOTS, rt, "", session_snapshot)]
+            params += [*stored.params, *self._row_params(rt, valid_rows)]
+            statement = self._sql.send_apply if session_snapshot is None else self._sql.send_apply_snapshot
+            counts[:] = self._send(conn, statement, params)
+
+        def body(conn: Connection) -> MarkStep:
+            receipts, added = counts
+            if receipts == 0:
                 raise duplicate_receipt(rt, stored.receipt)
-            added = self._upsert_rows(conn, rt, valid_rows)
             snapshot_written = True if session_snapshot is not None else None
             return MarkStep(inputs_added=added, receipts_added=1, session_snapshot=snapshot_written)
 
-        self._fenced_write(rt, "atomic_apply", fence, body)
+        self._fenced_write(rt, "atomic_apply", fence, body, send=send)
 
     def load_boundary_receipt(self, runtime_id: str, run_id: str, sequence: int) -> BoundaryReceipt | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -495,11 +524,16 @@ class PostgresRuntimeStore:
         v.check_bytes(rt, "lifecycle", lifecycle, WriteFailed)
         valid_rows = v.check_rows(rt, rows, WriteFailed)
 
-        def body(conn: Connection) -> MarkStep:
-            conn.execute(self._sql.upsert_lifecycle, (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle)))
-            return MarkStep(inputs_added=self._upsert_rows(conn, rt, valid_rows), lifecycle=True)
+        added: list[int] = []
 
-        self._fenced_write(rt, "commit_machine_lifecycle", fence, body)
+        def send(conn: Connection, key: int) -> None:
+            single = (rt, lifecycle, row_checksum(LIFECYCLES, rt, "", lifecycle))
+            added[:] = self._send(conn, self._sql.send_lifecycle, (key, *single, *self._row_params(rt, valid_rows)))
+
+        def body(conn: Connection) -> MarkStep:
+            return MarkStep(inputs_added=added[0], lifecycle=True)
+
+        self._fenced_write(rt, "commit_machine_lifecycle", fence, body, send=send)
 
     def load_machine_lifecycle(self, runtime_id: str) -> bytes | None:
         return self._load_single(runtime_id, LIFECYCLES, "lifecycle", "load_machine_lifecycle")
@@ -509,25 +543,29 @@ class PostgresRuntimeStore:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops record", record, WriteFailed)
 
-        def body(conn: Connection) -> MarkStep:
+        def send(conn: Connection, key: int) -> None:
+            # the number is drawn before the lock (the checksum binds it); it orders the records
             seq_row = conn.execute(self._sql.next_record_seq).fetchone()
             assert seq_row is not None
             seq = int(str(seq_row[0]))
-            conn.execute(self._sql.insert_record, (seq, rt, record, row_checksum(OPS_RECORDS, rt, str(seq), record)))
-            return MarkStep(ops_records_added=1)
+            checksum = row_checksum(OPS_RECORDS, rt, str(seq), record)
+            self._send(conn, self._sql.send_record, (key, seq, rt, record, checksum))
 
-        self._fenced_write(rt, "append_ops_record", fence, body)
+        self._fenced_write(rt, "append_ops_record", fence, lambda conn: MarkStep(ops_records_added=1), send=send)
 
     def persist_ops_lifecycle(self, runtime_id: str, snapshot: bytes, *, fence: Fence | None = None) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         v.check_bytes(rt, "ops snapshot", snapshot, WriteFailed)
 
+        def send(conn: Connection, key: int) -> None:
+            single = (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot))
+            self._send(conn, self._sql.send_ops_snapshot, (key, *single))
+
         def body(conn: Connection) -> MarkStep:
-            conn.execute(self._sql.upsert_ops_snapshot, (rt, snapshot, row_checksum(OPS_SNAPSHOTS, rt, "", snapshot)))
             conn.execute(self._sql.delete_records, (rt,))
             return MarkStep(ops_snapshot=True, ops_records_cleared=True)
 
-        self._fenced_write(rt, "persist_ops_lifecycle", fence, body)
+        self._fenced_write(rt, "persist_ops_lifecycle", fence, body, send=send)
 
     def load_ops_lifecycle(self, runtime_id: str) -> OpsLifecycleRecords | None:
         rt = v.check_runtime_id(runtime_id, ReadFailed)
@@ -718,22 +756,47 @@ class _Statements:
     """The store's SQL, with the schema name filled in."""
 
     def __init__(self, s: str) -> None:
-        def upsert_single(table: str, column: str) -> str:
+        # The data statements of the writes (``send_*``, see ``_fenced_write``): the first
+        # parameter is the runtime's advisory lock key, taken by ``lock`` when the statement runs;
+        # every row the statement writes comes from a join with ``lock``, so none is written before
+        # the lock is held, and the final ``FROM lock`` takes it even when no row is written.
+        lock = "lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s::bigint) AS held)"
+
+        def single_cte(name: str, table: str, column: str) -> str:
             return (
-                f"INSERT INTO {s}.{table} (runtime_id, {column}, checksum) VALUES (%s, %s, %s) "
-                f"ON CONFLICT (runtime_id) DO UPDATE SET {column} = excluded.{column}, checksum = excluded.checksum"
+                f"{name} AS (INSERT INTO {s}.{table} (runtime_id, {column}, checksum) "
+                f"SELECT %s::text, %b::bytea, %s::text FROM lock "
+                f"ON CONFLICT (runtime_id) DO UPDATE SET {column} = excluded.{column}, checksum = excluded.checksum)"
             )
 
         # (xmax = 0): the row was inserted, not updated; the count is the mark's inputs_added
-        self.upsert_inputs = (
-            f"WITH upserted AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
-            "idempotency_key, admission_seq, queued) SELECT %s, i, p, c, f, k, q, w FROM unnest(%s::text[], "
+        inputs_cte = (
+            f"inputs AS (INSERT INTO {s}.{INPUTS} (runtime_id, input_id, payload, checksum, finished_at, "
+            "idempotency_key, admission_seq, queued) SELECT %s::text, i, p, c, f, k, q, w FROM unnest(%s::text[], "
             "%b::bytea[], %s::text[], %s::float8[], %s::text[], %s::bigint[], %b::bytea[]) AS r(i, p, c, f, k, q, w) "
+            "CROSS JOIN lock "
             "ON CONFLICT (runtime_id, input_id) DO UPDATE SET payload = excluded.payload, "
             "checksum = excluded.checksum, finished_at = excluded.finished_at, "
             "idempotency_key = excluded.idempotency_key, admission_seq = excluded.admission_seq, "
             "queued = excluded.queued "
-            "RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM upserted"
+            "RETURNING (xmax = 0) AS inserted)"
+        )
+        receipt_cte = (
+            f"receipt AS (INSERT INTO {s}.{RECEIPTS} (runtime_id, run_id, sequence, receipt, checksum) "
+            "SELECT %s::text, %s::text, %s::bigint, %b::bytea, %s::text FROM lock ON CONFLICT DO NOTHING RETURNING 1)"
+        )
+        inputs_added = "(SELECT count(*) FILTER (WHERE inserted) FROM inputs)"
+        self.send_inputs = f"WITH {lock}, {inputs_cte} SELECT {inputs_added} FROM lock"
+        apply = f"{receipt_cte}, {inputs_cte} SELECT (SELECT count(*) FROM receipt), {inputs_added} FROM lock"
+        self.send_apply = f"WITH {lock}, {apply}"
+        self.send_apply_snapshot = f"WITH {lock}, {single_cte('snap', SNAPSHOTS, 'snapshot')}, {apply}"
+        self.send_lifecycle = (
+            f"WITH {lock}, {single_cte('state', LIFECYCLES, 'lifecycle')}, {inputs_cte} SELECT {inputs_added} FROM lock"
+        )
+        self.send_ops_snapshot = f"WITH {lock}, {single_cte('ops', OPS_SNAPSHOTS, 'snapshot')} SELECT 1 FROM lock"
+        self.send_record = (
+            f"WITH {lock}, record AS (INSERT INTO {s}.{OPS_RECORDS} (seq, runtime_id, record, checksum) "
+            "SELECT %s::bigint, %s::text, %b::bytea, %s::text FROM lock) SELECT 1 FROM lock"
         )
         row_columns = f"input_id, payload, checksum, finished_at, idempotency_key, admission_seq, {POSTGRES_QUEUED}"
         self.select_scan = (
@@ -757,20 +820,10 @@ class _Statements:
             f"DELETE FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = ANY(%s::text[]) "
             "AND finished_at IS NOT NULL RETURNING input_id"
         )
-        self.upsert_snapshot = upsert_single(SNAPSHOTS, "snapshot")
-        self.upsert_lifecycle = upsert_single(LIFECYCLES, "lifecycle")
-        self.upsert_ops_snapshot = upsert_single(OPS_SNAPSHOTS, "snapshot")
-        self.insert_receipt = (
-            f"INSERT INTO {s}.{RECEIPTS} (runtime_id, run_id, sequence, receipt, checksum) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1"
-        )
         self.select_receipt = (
             f"SELECT receipt, checksum FROM {s}.{RECEIPTS} WHERE runtime_id = %s AND run_id = %s AND sequence = %s"
         )
         self.next_record_seq = f"SELECT nextval('{s}.runtime_ops_records_seq')"
-        self.insert_record = (
-            f"INSERT INTO {s}.{OPS_RECORDS} (seq, runtime_id, record, checksum) VALUES (%s, %s, %s, %s)"
-        )
         self.delete_records = f"DELETE FROM {s}.{OPS_RECORDS} WHERE runtime_id = %s"
         self.delete_ops_snapshot = f"DELETE FROM {s}.{OPS_SNAPSHOTS} WHERE runtime_id = %s"
         self.select_ops = (

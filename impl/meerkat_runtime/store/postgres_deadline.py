@@ -58,7 +58,8 @@ def _until(gen: Generator[Any, Any, T], deadline: float, budget_s: float) -> Gen
             if monotonic() >= deadline:
                 gen.close()
                 raise ServerSilent(
-                    f"no answer from the server within {budget_s:g} s; the connection was abandoned (closed)"
+                    f"no answer from the server within {budget_s:g} s (or this process was paused that long); "
+                    "the connection was abandoned (closed)"
                 )
             wait = gen.send(ready)
     except StopIteration as stop:

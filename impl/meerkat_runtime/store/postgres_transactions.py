@@ -35,6 +35,12 @@ the one place that sets them), both derived from the store's ``timeout_s``:
   retried on a fresh connection, and the fence check refuses it if another worker has claimed
   the session meanwhile (the stale worker of docs/model-ownership.md).
 
+Neither applies while the server reads a message: a process frozen in the middle of sending a
+large statement leaves its backend ``active`` in ``ClientRead`` without any timer. So a data
+write sends its data in the statement that takes the runtime's advisory lock
+(``PostgresRuntimeStore._fenced_write``): the lock is requested only once the data has been
+read, and a writer frozen mid-send holds no lock another worker needs.
+
 Client-side deadline (:mod:`~meerkat_runtime.store.postgres_deadline`): a transaction, from
 its ``BEGIN`` to the answer to its ``COMMIT``, and a read get every answer of the server within
 ``reply_s`` = ``2 * timeout_s`` (the server gives up a lock wait after ``timeout_s``, so it
