@@ -116,7 +116,7 @@ def test_another_writers_terminal_write_of_the_same_operation_is_not_taken_for_t
     store, inner = opened
     ambiguous = NotWrittenButUnknown(store, "append_ops_record")
     ambiguous.armed = False
-    ops = open_durable_ops(ambiguous, RT)  # type: ignore[arg-type]
+    ops = open_durable_ops(ambiguous, RT, ownership=None)  # type: ignore[arg-type]
     completed(ops.registry, "first")  # the base snapshot
     b = running(ops.registry, bg_spec("b"))
     watch = ops.registry.register_watcher(b)
@@ -125,7 +125,7 @@ def test_another_writers_terminal_write_of_the_same_operation_is_not_taken_for_t
     with pytest.raises(PersistenceFailed) as err:
         ops.registry.complete_operation(b, result(b, "mine"))
     assert err.value.outcome_unknown and ops.registry.in_doubt
-    other = open_durable_ops(inner, RT)  # recovers what the store holds: ``b`` is not there
+    other = open_durable_ops(inner, RT, ownership=None)  # recovers what the store holds: ``b`` is not there
     assert other.registry.snapshot(b) is None
     running(other.registry, bg_spec("b", op_id=b))
     other.registry.complete_operation(b, result(b, "theirs"))
