@@ -78,6 +78,8 @@ PYTHON_TO_Z3: dict[str, Mapping_] = {
         "completion_seqs_never_reused": ("op.seqs_never_reused", "op.store_numbers"),
         "op_terminal_never_undone": ("op.terminal_never_undone",),
         "owner_registry_agrees_with_store": ("op.owner_registry_agrees",),
+        "published_outcome_is_stored": "about a registry in doubt (a terminal write whose outcome is unknown, "
+        "settled by the read-back): the encoding has no pending write, and states with one are not encoded",
     },
 }
 
