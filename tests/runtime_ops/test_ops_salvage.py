@@ -130,3 +130,21 @@ def test_a_failing_release_does_not_hide_the_write_error(tmp_path: Path) -> None
     with pytest.raises(OpsStateChanged) as raised:
         write_salvaged_ops(store, salvage)
     assert any("release failed" in note for note in raised.value.__notes__)
+
+
+def test_an_unreadable_snapshot_is_diagnosed_without_the_salvage_hint(tmp_path: Path) -> None:
+    store = SqliteRuntimeStore(str(tmp_path / "ops.sqlite"))
+    store.persist_ops_lifecycle(RT, b'{"not": "a snapshot"}')
+    with pytest.raises(SnapshotFormatError, match="ops snapshot"):
+        salvage_ops(store, RT)
+    (problem,) = [p for p in diagnose_session(store, SESSION).other_problems if p.startswith("ops state:")]
+    assert "ops snapshot" in problem and OPS_SALVAGE_HINT not in problem
+
+
+def test_journal_records_without_a_snapshot_are_diagnosed_with_the_salvage_hint(tmp_path: Path) -> None:
+    store = SqliteRuntimeStore(str(tmp_path / "ops.sqlite"))
+    store.append_ops_record(RT, b"{}")
+    (problem,) = [p for p in diagnose_session(store, SESSION).other_problems if p.startswith("ops state:")]
+    assert "without a base snapshot" in problem and OPS_SALVAGE_HINT in problem
+    write_salvaged_ops(store, salvage_ops(store, RT))
+    assert load_persisted_ops(store, RT) is None
