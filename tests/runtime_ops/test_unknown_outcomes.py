@@ -52,7 +52,7 @@ def _b_running_before_an_unwritten_append(
     armed (it is not yet); ``first`` completed (the base snapshot) and ``b`` running."""
     ambiguous = NotWrittenButUnknown(store, "append_ops_record")
     ambiguous.armed = False
-    ops = open_durable_ops(ambiguous, RT, ownership=ownership)  # type: ignore[arg-type]
+    ops = open_durable_ops(ambiguous, RT, ownership=ownership)
     completed(ops.registry, "first")
     return ambiguous, ops, running(ops.registry, bg_spec("b"))
 
