@@ -99,3 +99,12 @@ def as_version_3(written: Written, folder: Path) -> Path:
     finally:
         conn.close()
     return target
+
+
+def schema_version(path: Path) -> int:
+    """The schema version a store file records, read without changing the file."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT version FROM meerkat_schema_version").fetchone()[0])
+    finally:
+        conn.close()

@@ -103,3 +103,20 @@ def test_a_benchmark_whose_finalizer_swallowed_ctrl_c_ends_as_interrupted(
     out, err = capsys.readouterr()
     assert out == "row measured before\n" and err.startswith("bench_x.py: interrupted")
     assert reported == []
+
+
+def test_asyncio_reports_without_an_interrupt_are_kept_whatever_their_exc_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncio logs some reports with ``exc_info=False``: the filter keeps them (and every report
+    not caused by an interrupt) and drops only those of a ``KeyboardInterrupt``."""
+    log = logging.getLogger("asyncio")
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = sys.exc_info()
+    with caplog.at_level(logging.ERROR, logger="asyncio"), latched_interrupts():
+        log.error("no exc_info", exc_info=False)
+        log.error("another error", exc_info=(ValueError, ValueError("x"), None))
+        log.error("an interrupt", exc_info=interrupted)
+    assert [r.getMessage() for r in caplog.records] == ["no exc_info", "another error"]

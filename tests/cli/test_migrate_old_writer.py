@@ -19,7 +19,7 @@ from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import command, run
-from tests.cli.runtime_files import Written, as_version_3, write_sessions
+from tests.cli.runtime_files import Written, as_version_3, schema_version, write_sessions
 
 OWNER = "old-worker-7"
 
@@ -42,14 +42,6 @@ def _lease(path: Path, expires_at: float) -> None:
         conn.close()
 
 
-def _version(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    try:
-        return int(conn.execute("SELECT version FROM meerkat_schema_version").fetchone()[0])
-    finally:
-        conn.close()
-
-
 def test_migrate_refuses_while_an_older_worker_holds_a_live_lease(written: Written, tmp_path: Path) -> None:
     old = as_version_3(written, tmp_path / "old")
     expires_at = time.time() + 3600
@@ -58,12 +50,12 @@ def test_migrate_refuses_while_an_older_worker_holds_a_live_lease(written: Writt
     assert refused.returncode == 1, refused.stdout
     assert OWNER in refused.stderr and f"{expires_at:.3f}" in refused.stderr
     assert "Stop every worker of the older release" in refused.stderr and "nothing was changed" in refused.stderr
-    assert _version(old) == 3
+    assert schema_version(old) == 3
 
     _lease(old, time.time() - 1)  # the older worker released its lease (stopped)
     done = run([*command("meerkat-runtime"), "migrate", str(old)])
     assert done.returncode == 0, done.stderr
-    assert _version(old) == SCHEMA_VERSION
+    assert schema_version(old) == SCHEMA_VERSION
 
 
 def test_opening_the_file_refuses_while_an_older_worker_holds_a_live_lease(written: Written, tmp_path: Path) -> None:
@@ -74,7 +66,7 @@ def test_opening_the_file_refuses_while_an_older_worker_holds_a_live_lease(writt
         SqliteRuntimeStore(old)
     assert refused.value.owner == OWNER and refused.value.expires_at == expires_at
     assert "schema version 3" in str(refused.value)
-    assert _version(old) == 3
+    assert schema_version(old) == 3
     store = SqliteRuntimeStore(old, clock=lambda: expires_at)  # at its expiry the lease no longer holds
     try:
         assert store.settings()["schema_version"] == SCHEMA_VERSION

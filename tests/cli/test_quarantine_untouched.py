@@ -15,7 +15,7 @@ from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.cli.commands import rt, run
-from tests.cli.runtime_files import Written, as_version_3, copy_file
+from tests.cli.runtime_files import Written, as_version_3, copy_file, schema_version
 
 PROG = "meerkat-runtime quarantine"
 
@@ -35,14 +35,6 @@ def _refused(path: Path, session: str, input_id: str) -> str:
     return done.stderr.strip()
 
 
-def _version(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    try:
-        return int(conn.execute("SELECT version FROM meerkat_schema_version").fetchone()[0])
-    finally:
-        conn.close()
-
-
 def test_an_older_file_is_refused_with_the_migrate_instruction_and_not_upgraded(
     written: Written, tmp_path: Path
 ) -> None:
@@ -51,7 +43,7 @@ def test_an_older_file_is_refused_with_the_migrate_instruction_and_not_upgraded(
         said = _refused(old, session, input_id)
         assert said.startswith(f"{PROG}: error: ") and "schema version 3 is older" in said, said
         assert said.endswith("(upgrade it with: meerkat-runtime migrate STORE)"), said
-        assert _version(old) == 3
+        assert schema_version(old) == 3
 
 
 def test_an_empty_file_is_not_a_store_yet_and_stays_empty(tmp_path: Path) -> None:

@@ -15,21 +15,13 @@ from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION
 from meerkat_runtime.vocab.errors import VersionMismatch
 
 from tests.cli.commands import assert_one_line_usage_error, rt, run
-from tests.cli.runtime_files import Written, as_version_3, copy_file
+from tests.cli.runtime_files import Written, as_version_3, copy_file, schema_version
 
 PROG = "meerkat-runtime"
 
 
 def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
-
-
-def _version(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    try:
-        return int(conn.execute("SELECT version FROM meerkat_schema_version").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def test_an_older_file_is_upgraded_and_then_read(written: Written, tmp_path: Path) -> None:
@@ -46,7 +38,7 @@ def test_an_older_file_is_upgraded_and_then_read(written: Written, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == f"{old}: upgraded schema version 3 to {SCHEMA_VERSION}, in one transaction:"
     assert "4: high-water marks" in done.stdout
-    assert _version(old) == SCHEMA_VERSION
+    assert schema_version(old) == SCHEMA_VERSION
     listed = run(rt("sessions", "--json", str(old)))
     assert listed.returncode == 0, listed.stderr
     by_id = {s["session_id"]: s for s in json.loads(listed.stdout)["sessions"]}
@@ -104,7 +96,7 @@ def test_an_empty_file_gets_the_same_true_answer_from_every_command(tmp_path: Pa
     assert _state(tmp_path) == before
     # What the message promises: opening the file for writing creates the schema.
     SqliteRuntimeStore(empty).close()
-    assert _version(empty) == SCHEMA_VERSION
+    assert schema_version(empty) == SCHEMA_VERSION
 
 
 def test_usage_errors(tmp_path: Path) -> None:

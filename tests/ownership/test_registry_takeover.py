@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pytest
 from meerkat_runtime.ops.journal import persisted_from_records
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.ops.watch import OperationCompletionWatch
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.store.clock import ManualClock
 from meerkat_runtime.store.faults import READ_METHODS, FaultInjectingStore
@@ -97,27 +98,30 @@ class InDoubt(NamedTuple):
     late: str
     unreadable: list[object]
     error: PersistenceFailed
+    watch: OperationCompletionWatch | None
 
 
-async def _a_write_in_doubt(file: File, *, landed: bool) -> InDoubt:
-    """A registers ``s`` and completes ``first`` (number 1), then completes ``late`` with the
-    write's outcome unknown: it landed in the file, or it never reached it (``landed``)."""
+async def _a_write_in_doubt(file: File, *, landed: bool, watched: bool = False, content: str = "done") -> InDoubt:
+    """A registers ``s`` and completes ``first`` (number 1), then completes ``late`` (result
+    ``content``; a watcher registered on it first when ``watched``) with the write's outcome
+    unknown: it landed in the file, or it never reached it (``landed``)."""
     a, store_a = file.worker("A")
     b, _ = file.worker("B")
     await a.register_session("s")
     registry_a = await a.ops_lifecycle_registry("s")
     _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
     late = running(registry_a, bg_spec(op_id="late", owner="s"))
+    watch = registry_a.register_watcher(late) if watched else None
     unreadable = _unknown_outcome(store_a, landed=landed)
     with pytest.raises(PersistenceFailed) as caught:
-        _complete(registry_a, late)
-    return InDoubt(a, b, store_a, registry_a, late, unreadable, caught.value)
+        registry_a.complete_operation(late, result(late, content))
+    return InDoubt(a, b, store_a, registry_a, late, unreadable, caught.value, watch)
 
 
 @pytest.mark.parametrize("landed", [True, False])
 def test_a_terminal_write_left_in_doubt_is_never_repeated_after_a_takeover(file: File, landed: bool) -> None:
     async def body() -> None:
-        a, b, store_a, registry_a, _, unreadable, error = await _a_write_in_doubt(file, landed=landed)
+        a, b, store_a, registry_a, _, unreadable, error, _ = await _a_write_in_doubt(file, landed=landed)
         assert error.outcome_unknown and registry_a.in_doubt
         file.clock.advance(LEASE_S + 1)
         await b.register_session("s")  # takeover: B's registry is what the store holds
@@ -142,7 +146,7 @@ def test_a_terminal_write_left_in_doubt_is_never_repeated_after_a_takeover(file:
 
 def test_a_lost_write_settled_before_the_new_owner_writes_is_refused_by_the_fence(file: File) -> None:
     async def body() -> None:
-        _, b, store_a, registry_a, late, unreadable, _ = await _a_write_in_doubt(file, landed=False)
+        _, b, store_a, registry_a, late, unreadable, _, _ = await _a_write_in_doubt(file, landed=False)
         file.clock.advance(LEASE_S + 1)
         await b.register_session("s")
         registry_b = await b.ops_lifecycle_registry("s")
@@ -167,17 +171,11 @@ def test_a_write_in_doubt_is_not_taken_for_the_new_owners_write_of_the_same_oper
     own. A's next change raises ``OwnershipLost``; its watcher never sees A's result."""
 
     async def body() -> None:
-        a, store_a = file.worker("A")
-        b, _ = file.worker("B")
-        await a.register_session("s")
-        registry_a = await a.ops_lifecycle_registry("s")
-        _complete(registry_a, running(registry_a, bg_spec(op_id="first", owner="s")))
-        late = running(registry_a, bg_spec(op_id="late", owner="s"))
-        watch = registry_a.register_watcher(late)
-        unreadable = _unknown_outcome(store_a, landed=False)
-        with pytest.raises(PersistenceFailed) as caught:
-            registry_a.complete_operation(late, result(late, "A-version"))
-        assert caught.value.outcome_unknown and registry_a.in_doubt
+        _, b, store_a, registry_a, late, unreadable, error, watch = await _a_write_in_doubt(
+            file, landed=False, watched=True, content="A-version"
+        )
+        assert watch is not None
+        assert error.outcome_unknown and registry_a.in_doubt
         file.clock.advance(LEASE_S + 1)
         await b.register_session("s")
         registry_b = await b.ops_lifecycle_registry("s")

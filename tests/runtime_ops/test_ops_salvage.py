@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from meerkat_runtime.ops.recovery import DurableOps, load_persisted_ops, open_durable_ops
 from meerkat_runtime.repair.diagnosis import OPS_SALVAGE_HINT, diagnose_session
-from meerkat_runtime.repair.ops_salvage import salvage_ops, write_salvaged_ops
+from meerkat_runtime.repair.ops_salvage import OpsStateChanged, salvage_ops, write_salvaged_ops
 from meerkat_runtime.session.machine import MeerkatMachine
 from meerkat_runtime.session.ownership import OwnershipConfig
+from meerkat_runtime.store.lease import Fence
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import LeaseHeld, SnapshotFormatError
+from meerkat_runtime.vocab.errors import LeaseHeld, OwnershipLost, ReadFailed, SnapshotFormatError
 from meerkat_runtime.vocab.ids import OperationId, canonical_runtime_id
 from meerkat_runtime.vocab.operation import OperationKind, OperationResult, OperationSpec
 
@@ -89,3 +90,61 @@ def test_the_diagnosis_names_the_unreadable_state_and_the_way_out(tmp_path: Path
     assert "does not match the snapshot's epoch" in problem and OPS_SALVAGE_HINT in problem
     write_salvaged_ops(store, salvage_ops(store, RT))
     assert not [p for p in diagnose_session(store, SESSION).other_problems if p.startswith("ops state:")]
+
+
+def test_a_completion_written_after_the_salvage_was_read_refuses_the_write(tmp_path: Path) -> None:
+    store = SqliteRuntimeStore(str(tmp_path / "ops.sqlite"))
+    y = open_durable_ops(store, RT, session_id=SESSION, ownership=None)
+    x = open_durable_ops(store, RT, session_id=SESSION, ownership=None)
+    complete(x, "x1")
+    complete(y, "y1")
+    complete(y, "y2")
+    complete(x, "x2")
+    salvage = salvage_ops(store, RT)
+    complete(y, "y3")  # acknowledged to Y after the salvage was read
+    with pytest.raises(OpsStateChanged, match="changed since the salvage was read"):
+        write_salvaged_ops(store, salvage)
+    with pytest.raises(SnapshotFormatError):  # nothing was written
+        load_persisted_ops(store, RT)
+
+    again = salvage_ops(store, RT)
+    assert again.lost == ("x2",)
+    write_salvaged_ops(store, again)
+    recovered = load_persisted_ops(store, RT)
+    assert recovered is not None and [op.id for op in recovered.operations] == ["y1", "y2", "y3"]
+    assert store.load_lease(RT) is not None  # claimed although there was none: unfenced writes are refused now
+    with pytest.raises(OwnershipLost):
+        store.append_ops_record(RT, b"{}")
+
+
+class _ReleaseFails(SqliteRuntimeStore):
+    def release_lease(self, fence: Fence, runtime_id: str) -> None:
+        raise ReadFailed(runtime_id, "release failed")
+
+
+def test_a_failing_release_does_not_hide_the_write_error(tmp_path: Path) -> None:
+    store = _ReleaseFails(str(tmp_path / "ops.sqlite"))
+    interleaved(store)
+    salvage = salvage_ops(store, RT)
+    store.delete_ops_lifecycle(RT)  # the state changes after the salvage was read
+    with pytest.raises(OpsStateChanged) as raised:
+        write_salvaged_ops(store, salvage)
+    assert any("release failed" in note for note in raised.value.__notes__)
+
+
+def test_an_unreadable_snapshot_is_diagnosed_without_the_salvage_hint(tmp_path: Path) -> None:
+    store = SqliteRuntimeStore(str(tmp_path / "ops.sqlite"))
+    store.persist_ops_lifecycle(RT, b'{"not": "a snapshot"}')
+    with pytest.raises(SnapshotFormatError, match="ops snapshot"):
+        salvage_ops(store, RT)
+    (problem,) = [p for p in diagnose_session(store, SESSION).other_problems if p.startswith("ops state:")]
+    assert "ops snapshot" in problem and OPS_SALVAGE_HINT not in problem
+
+
+def test_journal_records_without_a_snapshot_are_diagnosed_with_the_salvage_hint(tmp_path: Path) -> None:
+    store = SqliteRuntimeStore(str(tmp_path / "ops.sqlite"))
+    store.append_ops_record(RT, b"{}")
+    (problem,) = [p for p in diagnose_session(store, SESSION).other_problems if p.startswith("ops state:")]
+    assert "without a base snapshot" in problem and OPS_SALVAGE_HINT in problem
+    write_salvaged_ops(store, salvage_ops(store, RT))
+    assert load_persisted_ops(store, RT) is None

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from meerkat_runtime.ops.cursors import EpochCursorState
 from meerkat_runtime.ops.persistence import OpsDurableWrite
-from meerkat_runtime.ops.recovery import load_persisted_ops, open_durable_ops
+from meerkat_runtime.ops.recovery import DEFAULT_OPS_OWNERSHIP, DurableOps, load_persisted_ops, open_durable_ops
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
+from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
@@ -41,6 +42,19 @@ def _seqs(store: Any) -> dict[str, tuple[OperationStatus, int | None]]:
     persisted = load_persisted_ops(store, RT)
     assert persisted is not None
     return {op.id: (op.status, op.completion_seq) for op in persisted.operations if op.status.is_terminal}
+
+
+def _b_running_before_an_unwritten_append(
+    store: FaultInjectingStore, *, ownership: OwnershipConfig | None = DEFAULT_OPS_OWNERSHIP
+) -> tuple[NotWrittenButUnknown, DurableOps, str]:
+    """Ops opened on ``store`` with ``ownership`` (``None``: without the runtime's lease) through a
+    wrapper whose ``append_ops_record`` fails unwritten with its outcome reported unknown once
+    armed (it is not yet); ``first`` completed (the base snapshot) and ``b`` running."""
+    ambiguous = NotWrittenButUnknown(store, "append_ops_record")
+    ambiguous.armed = False
+    ops = open_durable_ops(ambiguous, RT, ownership=ownership)
+    completed(ops.registry, "first")
+    return ambiguous, ops, running(ops.registry, bg_spec("b"))
 
 
 def test_a_landed_terminal_write_completes_the_call(opened: tuple[FaultInjectingStore, Any]) -> None:
@@ -90,11 +104,7 @@ def test_a_registry_in_doubt_refuses_changes_then_applies_what_the_store_holds(
 
 def test_a_registry_in_doubt_drops_a_call_the_store_does_not_hold(opened: tuple[FaultInjectingStore, Any]) -> None:
     store, _ = opened
-    ambiguous = NotWrittenButUnknown(store, "append_ops_record")
-    ambiguous.armed = False
-    ops = open_durable_ops(ambiguous, RT)  # type: ignore[arg-type]
-    completed(ops.registry, "first")  # the base snapshot
-    b = running(ops.registry, bg_spec("b"))
+    ambiguous, ops, b = _b_running_before_an_unwritten_append(store)
     ambiguous.armed = True  # the next append fails unwritten, its outcome reported unknown
     store.fail_next("load_ops_lifecycle")
     with pytest.raises(PersistenceFailed) as err:
@@ -114,11 +124,7 @@ def test_another_writers_terminal_write_of_the_same_operation_is_not_taken_for_t
     the same number. The stored registry has the shape A expected (``b`` completed with number
     2, next number 3) but not A's outcome: A stays in doubt and publishes nothing."""
     store, inner = opened
-    ambiguous = NotWrittenButUnknown(store, "append_ops_record")
-    ambiguous.armed = False
-    ops = open_durable_ops(ambiguous, RT, ownership=None)  # type: ignore[arg-type]
-    completed(ops.registry, "first")  # the base snapshot
-    b = running(ops.registry, bg_spec("b"))
+    ambiguous, ops, b = _b_running_before_an_unwritten_append(store, ownership=None)
     watch = ops.registry.register_watcher(b)
     ambiguous.armed = True
     unreadable = store.fail_always("load_ops_lifecycle")

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from meerkat_runtime.ops.recovery import load_persisted_ops
+from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.session.core.recovery import recover_session
 from meerkat_runtime.session.machine import stored_session_runtime_id
 from meerkat_runtime.session.packed_record import PackedRecord
@@ -37,7 +38,8 @@ from meerkat_runtime.vocab.errors import (
 )
 
 OPS_SALVAGE_HINT = "meerkat_runtime.repair.ops_salvage keeps what follows from the snapshot: docs/ops-registry.md"
-"""Appended to an unreadable ops state's problem: the way out."""
+"""Appended to an unreadable ops state's problem when salvage can read it: its snapshot decodes
+(or there is none) and a journal record does not follow from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,9 @@ def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
     try:
         load_persisted_ops(store, runtime_id)
     except SnapshotFormatError as exc:
-        problems.append(f"ops state: {exc} ({OPS_SALVAGE_HINT})")
+        problems.append(
+            f"ops state: {exc} ({OPS_SALVAGE_HINT})" if _salvageable(store, runtime_id) else f"ops state: {exc}"
+        )
     except MeerkatError as exc:
         problems.append(f"ops state: {exc}")
     observed = {"inputs": len(scanned), "lifecycles": int(lifecycle is not None)}
@@ -191,3 +195,15 @@ def diagnose_session(store: RuntimeStore, session_id: str) -> SessionDiagnosis:
         destroyed=destroyed,
         quarantined=tuple(store.load_quarantined(runtime_id)),
     )
+
+
+def _salvageable(store: RuntimeStore, runtime_id: str) -> bool:
+    """Whether ``salvage_ops`` can read the stored ops state: its base snapshot decodes or there
+    is none (only the journal records are then at fault). ``False`` when the store cannot be read."""
+    try:
+        stored = store.load_ops_lifecycle(runtime_id)
+        if stored is not None and stored.snapshot is not None:
+            PersistedOpsSnapshot.from_json(stored.snapshot)
+    except MeerkatError:
+        return False
+    return True

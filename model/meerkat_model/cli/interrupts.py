@@ -31,8 +31,10 @@ class _DropInterruptReports(logging.Filter):
     """Drops asyncio's reports of a task or callback that ended with ``KeyboardInterrupt``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        info = record.exc_info
-        return not (info is not None and info[0] is not None and issubclass(info[0], KeyboardInterrupt))
+        info = record.exc_info  # a tuple, None, or a bool (asyncio passes False)
+        if not isinstance(info, tuple):
+            return True
+        return not (info[0] is not None and issubclass(info[0], KeyboardInterrupt))
 
 
 _ASYNCIO_LOG = logging.getLogger("asyncio")

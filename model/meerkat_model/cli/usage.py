@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TextIO
@@ -48,16 +49,41 @@ def usage_error(prog: str, message: object, stream: TextIO | None = None) -> int
 
 
 def quiet_when_stdout_closes(work: Callable[[], int]) -> int:
-    """Run ``work`` and flush standard output. A reader that went away (``BrokenPipeError``,
-    ``| head``) ends the output quietly: standard output is pointed at ``/dev/null`` (so the
-    flush at exit reports nothing) and the status is 1, as ``meerkat-runtime``'s."""
+    """Run ``work`` and flush standard output. A reader that went away (``BrokenPipeError``
+    while standard output's reader is gone, ``| head``) ends the output quietly: standard
+    output's descriptor, which nothing can be written to any more, is pointed at ``/dev/null``
+    (so the flush at exit reports nothing) and the status is 1, as ``meerkat-runtime``'s. A
+    ``BrokenPipeError`` of another pipe (standard output still has its reader) propagates."""
     try:
         status = work()
         sys.stdout.flush()
         return status
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        fd = _closed_stdout_fd()
+        if fd is None:
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)  # no second error at exit
+        finally:
+            os.close(devnull)
         return EXIT_FAILED
+
+
+def _closed_stdout_fd() -> int | None:
+    """Standard output's descriptor if its reader has gone away (a pipe or socket whose other
+    end is closed), else ``None`` (also when it has no descriptor). Where ``select.poll`` is
+    missing, every descriptor counts as closed."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None
+    if not hasattr(select, "poll"):
+        return fd
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    gone = select.POLLERR | select.POLLHUP
+    return fd if any(events & gone for _, events in poller.poll(0)) else None
 
 
 def interruptible(main: Callable[[], int | None], prog: str) -> int:
