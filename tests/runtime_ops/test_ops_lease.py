@@ -175,6 +175,8 @@ def test_a_held_lease_is_renewed_in_the_background_until_closed(tmp_path: Path) 
     released = store.load_lease(RT)
     assert released is not None and released.expired(time.time())
     held = ops.lease
-    assert _eventually(lambda: held not in lease_module._RENEWER._leases), "the renewer forgets a released lease"
+    assert _eventually(lambda: held not in lease_module.renewer_for(store).held()), (
+        "the renewer forgets a released lease"
+    )
     again = store.load_lease(RT)
     assert again is not None and again.expires_at == released.expires_at, "nothing renewed after close"

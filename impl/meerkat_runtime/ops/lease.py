@@ -9,10 +9,15 @@ write's own transaction, ``OwnershipLost``) and releases it on ``close``: the sa
 ``MeerkatMachine`` session's claim (docs/ownership.md).
 
 Renewal: a renewal is sent before a write once ``renew_every_s`` passed since the last one, and
-(unless ``renew_every_s`` is ``None``) one daemon thread per process renews every held lease every
+(unless ``renew_every_s`` is ``None``) a daemon thread renews every held lease every
 ``renew_every_s``. It holds the leases weakly: a dropped, unclosed ``DurableOps`` stops being
 renewed and its lease simply expires. A renewal the store refuses (another owner claimed the
-expired lease) loses the lease: every later write is refused before it reaches the store.
+expired lease), a write refused for its fence or a failed ``confirm_owner`` loses the lease:
+every later write is refused before it reaches the store, and the ``on_lost`` listeners run
+(``open_durable_ops`` closes its registry: waiters raise ``OwnershipLost``).
+
+One renewal thread per store (a renewal stuck in one store delays no other store's leases);
+a forked child starts with none (the parent's leases are the parent's to renew).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.store.lease import Fence, Lease
@@ -66,6 +72,27 @@ class OpsLease:
         self.renew_error: Exception | None = None
         """The last renewal failure other than a lost lease (retried at the next renewal)."""
         self._lock = threading.Lock()
+        self._on_lost: list[Callable[[OwnershipLost], None]] = []
+
+    def on_lost(self, listener: Callable[[OwnershipLost], None]) -> None:
+        """Call ``listener(error)`` once the lease is lost (at once if it already is), on the
+        thread that found the loss (the renewal thread, or a writer still inside its write: a
+        listener must not wait for that write); a listener's exception is swallowed."""
+        with self._lock:
+            lost = self.lost
+            if lost is None:
+                self._on_lost.append(listener)
+                return
+        with contextlib.suppress(Exception):
+            listener(lost)
+
+    def _notify_lost(self, error: OwnershipLost) -> None:
+        """Tell the listeners (called once, by whoever recorded the loss, no lock held)."""
+        with self._lock:
+            listeners, self._on_lost = self._on_lost, []
+        for listener in listeners:
+            with contextlib.suppress(Exception):
+                listener(error)
 
     @classmethod
     def claim(cls, store: RuntimeStore, runtime_id: str, config: OwnershipConfig) -> OpsLease:
@@ -114,14 +141,18 @@ class OpsLease:
                 self.check()
 
     def lose(self, error: OwnershipLost) -> None:
-        """Record that the store refused the fence (first call wins); renewals stop."""
+        """Record that the store refused the fence (first call wins); renewals stop and the
+        ``on_lost`` listeners are called."""
         with self._lock:
-            if self.lost is None:
-                self.lost = error
+            if self.lost is not None:
+                return
+            self.lost = error
+        self._notify_lost(error)
 
     def renew(self) -> None:
-        """Renew the lease once. ``OwnershipLost`` loses it; any other store error is kept in
-        ``renew_error`` (the next renewal retries; the lease may still be this owner's)."""
+        """Renew the lease once. ``OwnershipLost`` loses it (as :meth:`lose`); any other store
+        error is kept in ``renew_error`` (the next renewal retries; the lease may still be this
+        owner's)."""
         with self._lock:
             lease = self.lease
             if lease is None or self.lost is not None or self.released:
@@ -129,13 +160,15 @@ class OpsLease:
             sent = self.config.clock()
             try:
                 renewed = self.store.renew_lease(lease.fence, self.runtime_id, self.config.lease_s)
-            except OwnershipLost as lost:
-                self.lost = lost
-                return
+            except OwnershipLost as refused:
+                self.lost = lost = refused
             except Exception as exc:  # a store failure: retried at the next renewal
                 self.renew_error = exc
                 return
-            self.lease, self.renewed_at, self.renew_error = renewed, sent, None
+            else:
+                self.lease, self.renewed_at, self.renew_error = renewed, sent, None
+                return
+        self._notify_lost(lost)
 
     def release(self) -> None:
         """Stop renewing and, if the lease is still held, expire it in the store now (another
@@ -155,48 +188,107 @@ class OpsLease:
 
 
 class _Renewer:
-    """One daemon thread per process renewing every held ``OpsLease`` (held weakly) on its
-    period, in real (monotonic) time; it ends when no lease is left to renew."""
+    """One daemon thread per store renewing every held ``OpsLease`` of that store (held weakly)
+    on its period, in real (monotonic) time; it ends when no lease is left to renew. Per store: a
+    renewal stuck in one store (a busy timeout behind a frozen writer, a hung connection) delays
+    no other store's leases."""
 
     def __init__(self) -> None:
         self._leases: weakref.WeakKeyDictionary[OpsLease, float] = weakref.WeakKeyDictionary()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._added = 0
 
     def add(self, held: OpsLease, period: float) -> None:
         with self._cond:
             self._leases[held] = time.monotonic() + period
+            self._added += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="meerkat-ops-leases", daemon=True)
                 self._thread.start()
             self._cond.notify()
 
+    def held(self) -> list[OpsLease]:
+        """The leases this renewer still renews (strong references: for inspection only)."""
+        with self._cond:
+            return list(self._leases)
+
+    def _schedule(self, now: float) -> list[OpsLease] | float | None:
+        """Under the condition: forget leases no longer owned, reschedule the due ones and return
+        them; else the seconds until the next one is due; ``None`` when none is left. Its
+        locals die on return, so nothing here keeps a dropped lease alive while the thread waits."""
+        live: list[tuple[OpsLease, float]] = []
+        for held, at in list(self._leases.items()):  # strong references while scheduling only
+            if held.owned:
+                live.append((held, at))
+            else:
+                del self._leases[held]
+        if not live:
+            return None
+        due = [held for held, at in live if at <= now]
+        if not due:
+            return min(at for _, at in live) - now
+        for held in due:
+            period = held.config.renew_every_s
+            self._leases[held] = now + (period if period is not None else held.config.lease_s)
+        return due
+
+    def tick(self, now: float) -> float | None:
+        """Renew every lease due at monotonic ``now``; returns the seconds until the next one is
+        due (0 right after renewals), or ``None`` when no lease is left (the thread then ends)."""
+        with self._cond:
+            due = self._schedule(now)
+            if due is None:
+                self._thread = None
+                return None
+            if isinstance(due, float):
+                return due
+        for held in due:
+            with contextlib.suppress(Exception):  # renew keeps its own errors
+                held.renew()
+        return 0.0  # the locals die here: the thread waits holding no lease
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                live = {held: due for held, due in self._leases.items() if held.owned}
-                for gone in [held for held in self._leases if held not in live]:
-                    del self._leases[gone]
-                if not live:
-                    self._thread = None
-                    return
-                now = time.monotonic()
-                due = [held for held, at in live.items() if at <= now]
-                if not due:
-                    self._cond.wait(min(live.values()) - now)
-                    continue
-                for held in due:
-                    period = held.config.renew_every_s
-                    self._leases[held] = now + (period if period is not None else held.config.lease_s)
-            del live
-            for held in due:
-                with contextlib.suppress(Exception):  # renew keeps its own errors
-                    held.renew()
-            del due
+                added = self._added
+            wait = self.tick(time.monotonic())
+            if wait is None:
+                return
+            if wait > 0:
+                with self._cond:
+                    if self._added == added:  # nothing added since the schedule was made
+                        self._cond.wait(wait)
 
 
-_RENEWER = _Renewer()
+_RENEWERS_LOCK = threading.Lock()
+_RENEWERS: weakref.WeakValueDictionary[int, _Renewer] = weakref.WeakValueDictionary()
+"""The renewer of each store (by ``id``); a renewer lives while its thread runs."""
+
+
+def renewer_for(store: RuntimeStore) -> _Renewer:
+    """The renewer of ``store``'s leases (created on first use)."""
+    with _RENEWERS_LOCK:
+        renewer = _RENEWERS.get(id(store))
+        if renewer is None:
+            renewer = _Renewer()
+            _RENEWERS[id(store)] = renewer
+        return renewer
 
 
 def _start_renewer(held: OpsLease, period: float) -> None:
-    _RENEWER.add(held, period)
+    renewer_for(held.store).add(held, period)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with no renewer and fresh locks: the parent's renewer threads do
+    not exist in it (and one may have held a lock at the fork); the parent's leases are the
+    parent's to renew."""
+    global _RENEWERS_LOCK, _RENEWERS, _PROCESS_OWNER_LOCK
+    _RENEWERS_LOCK = threading.Lock()
+    _RENEWERS = weakref.WeakValueDictionary()
+    _PROCESS_OWNER_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

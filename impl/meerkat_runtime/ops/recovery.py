@@ -9,11 +9,14 @@ in is read.
 
 ``open_durable_ops`` claims the runtime's lease first (``ops.lease``): a second writer of the
 same runtime's ops state gets ``LeaseHeld`` instead of interleaving its writes with the first's
-(which would leave a state no reader accepts); ``DurableOps.close`` releases it.
+(which would leave a state no reader accepts); ``DurableOps.close`` releases it. Once the lease
+is lost (a refused renewal or write) the registry is closed with ``OwnershipLost``: its waiters
+are released and later calls refused, as a ``MeerkatMachine`` session's registry is.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from meerkat_runtime.ops.config import OpsLifecycleConfig
@@ -26,7 +29,7 @@ from meerkat_runtime.ops.snapshot import PersistedOpsSnapshot
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.store.high_water import compare_ops
 from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import InvalidSetting
+from meerkat_runtime.vocab.errors import InvalidSetting, OwnershipLost
 from meerkat_runtime.vocab.ids import canonical_runtime_id, new_epoch_id
 
 
@@ -122,6 +125,22 @@ def open_durable_ops(
         raise
 
 
+def _close_lost(registry: OpsLifecycleRegistry, error: OwnershipLost) -> None:
+    """Close ``registry`` once its lease is lost, as a ``MeerkatMachine`` session's registry is:
+    its pending watchers, ``wait_all`` handle and feed waits (on threads or event loops) and every
+    later call raise ``OwnershipLost``. Later changes are refused at once (``refuse``); the
+    waiters are released on a thread of its own: the loss may be found by a writer still inside
+    its change, which ``close`` waits for."""
+
+    def lost() -> BaseException:
+        fresh = OwnershipLost(error.runtime_id, error.detail)
+        fresh.__cause__ = error
+        return fresh
+
+    registry.refuse(lost)
+    threading.Thread(target=registry.close, args=(lost,), name="meerkat-ops-lease-lost", daemon=True).start()
+
+
 def _open(
     store: RuntimeStore,
     runtime_id: str,
@@ -141,4 +160,6 @@ def _open(
         cursors = EpochCursorState.from_snapshot(persisted.cursors)
     sink = StoreOpsPersistence(store, runtime_id, compact_every=compact_every, owner=lease)
     registry.attach_persistence(sink, epoch_id, cursors)
+    if lease is not None:
+        lease.on_lost(lambda error: _close_lost(registry, error))
     return DurableOps(registry, epoch_id, cursors, sink, persisted is not None, lease)

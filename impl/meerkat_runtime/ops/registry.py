@@ -173,6 +173,8 @@ class OpsLifecycleRegistry:
         self._dropped_waits: deque[str] = deque()
         self._dropped_watchers: deque[tuple[str, OneShot[TerminalOutcome]]] = deque()
         self._closed: Callable[[], BaseException] | None = None
+        self._refusing: Callable[[], BaseException] | None = None
+        self._refuse_lock = threading.Lock()
         self._doubt: _Doubt | None = None
         self._events: OpsEventSink | None = None
 
@@ -246,8 +248,17 @@ class OpsLifecycleRegistry:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called (every change raises its error)."""
-        return self._closed is not None
+        """Whether :meth:`close` (or :meth:`refuse`) was called (every change raises its error)."""
+        return self._closed is not None or self._refusing is not None
+
+    def refuse(self, error: Callable[[], BaseException]) -> None:
+        """Make every later change raise ``error()`` at once, without waiting for a change in
+        flight or releasing any waiter: safe on a thread that is inside a change (a sink's lease
+        loss found by the write itself). :meth:`close` then releases the waiters with this error
+        (whatever error it is given). First call wins."""
+        with self._refuse_lock:
+            if self._refusing is None:
+                self._refusing = error
 
     def close(self, error: Callable[[], BaseException], *, release_waiters: bool = True) -> bool:
         """Close the registry: its session is gone. Every later change raises ``error()`` (a
@@ -260,6 +271,8 @@ class OpsLifecycleRegistry:
         with self._commit_lock, self._lock:
             if self._closed is not None:
                 return False
+            if self._refusing is not None:  # refused first (a lost lease): that error stays
+                error = self._refusing
             self._closed = error
             self._dropped_waits.clear()
             self._dropped_watchers.clear()
@@ -275,7 +288,7 @@ class OpsLifecycleRegistry:
 
     def _check_open(self) -> None:
         """Raise the closing error of a closed registry (commit lock held)."""
-        closed = self._closed
+        closed = self._refusing if self._refusing is not None else self._closed
         if closed is not None:
             raise closed()
 
