@@ -170,18 +170,21 @@ def _in_child(body: Callable[[], bool]) -> int:
     return 3
 
 
+def _renews_its_own_lease(tmp_path: Path, config: OwnershipConfig) -> bool:
+    """In a forked child: whether a lease the child opens is renewed in the background."""
+    store = RecordingStore(tmp_path / "child.sqlite")
+    ops = open_durable_ops(store, RT, ownership=config)
+    return store.renewed.wait(BOUND_S / 2) and ops.lease is not None and ops.lease.owned
+
+
 def test_a_forked_child_renews_its_own_leases(tmp_path: Path) -> None:
     config = OwnershipConfig(lease_s=3600.0, renew_every_s=0.01)
     parent_store = SqliteRuntimeStore(str(tmp_path / "parent.sqlite"))
     parent = open_durable_ops(parent_store, RT, ownership=config)  # the parent's renewal thread runs
 
-    def child() -> bool:
-        store = RecordingStore(tmp_path / "child.sqlite")
-        ops = open_durable_ops(store, RT, ownership=config)
-        return store.renewed.wait(BOUND_S / 2) and ops.lease is not None and ops.lease.owned
-
     try:
-        assert _in_child(child) == 0, "the child's lease is never renewed in the background"
+        renewed = _in_child(lambda: _renews_its_own_lease(tmp_path, config))
+        assert renewed == 0, "the child's lease is never renewed in the background"
     finally:
         parent.close()
 
@@ -199,13 +202,9 @@ def test_a_renewer_lock_held_at_the_fork_does_not_block_the_child(tmp_path: Path
     holder.start()
     assert holding.wait(BOUND_S)
 
-    def child() -> bool:
-        store = RecordingStore(tmp_path / "child.sqlite")
-        ops = open_durable_ops(store, RT, ownership=config)
-        return store.renewed.wait(BOUND_S / 2) and ops.lease is not None and ops.lease.owned
-
     try:
-        assert _in_child(child) == 0, "the child blocks on a lock the parent's thread held at the fork"
+        renewed = _in_child(lambda: _renews_its_own_lease(tmp_path, config))
+        assert renewed == 0, "the child blocks on a lock the parent's thread held at the fork"
     finally:
         done.set()
         holder.join()
