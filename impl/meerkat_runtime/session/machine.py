@@ -39,7 +39,7 @@ from meerkat_runtime.events.event import UNREGISTERED, Change, spell
 from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.ops.events import OpsEventSink
 from meerkat_runtime.ops.registry import OpsLifecycleRegistry
-from meerkat_runtime.session import control_commands, events, reports, retention
+from meerkat_runtime.session import control_commands, direct_run, events, reports, retention
 from meerkat_runtime.session import reattach as reattach_policy
 from meerkat_runtime.session.auth import (
     AuthLeaseHandle,
@@ -56,11 +56,11 @@ from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.collection_pause import collection_paused
 from meerkat_runtime.session.commit import commit, install
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
-from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import RecoveryResult, recover_session
 from meerkat_runtime.session.core.session_core import SessionCore
 from meerkat_runtime.session.core.terminal import completion_of
+from meerkat_runtime.session.direct_run import DirectCall
 from meerkat_runtime.session.dispatch import (
     FORCED_POLICY,
     CompositionDispatch,
@@ -72,7 +72,6 @@ from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
     CoreExecutor,
-    ExecutorCancelled,
     RunPrimitive,
 )
 from meerkat_runtime.session.input_fields import (
@@ -93,7 +92,7 @@ from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, Retentio
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.row_codec import RowFormatError
-from meerkat_runtime.session.run_end import BoundaryCommitFailed, RunEnd, RunOutcome, check_receipt, end_run
+from meerkat_runtime.session.run_end import BoundaryCommitFailed
 from meerkat_runtime.session.runtime_session import (
     LoopState,
     RuntimeSession,
@@ -109,7 +108,6 @@ from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.vocab.errors import (
     DurableWriteFailed,
     ExecutorStartFailed,
-    InvalidRuntimeTransition,
     InvalidSetting,
     MachineClosed,
     NotReady,
@@ -1214,12 +1212,20 @@ class MeerkatMachine:
 
         ``op`` runs as the session's in-flight apply: interrupting the run, stopping,
         destroying or unregistering the session cancels it, and the call then raises
-        ``InvalidRuntimeTransition`` (the run already ended as those operations say). Retiring
-        the runtime meanwhile lets the run finish (it ends Retired). Cancelling the caller
-        cancels the run (committed as an interrupt).
+        ``InvalidRuntimeTransition`` (the run already ended as those operations say);
+        ``MachineClosed`` when the machine's ``close()`` unregistered it. Retiring the runtime
+        meanwhile lets the run finish (it ends Retired). Cancelling the caller raises
+        ``CancelledError`` at once and never interrupts a commit: an ``op`` still running is
+        cancelled (the run is committed as an interrupt), the end of a run whose ``op`` had
+        returned is committed as it is (the boundary); see :mod:`~meerkat_runtime.session.direct_run`.
         """
         session = self._get(session_id)
         item = check_input(item, self._limits)
+        call = DirectCall()
+        return await call.drive(self._direct_run(session, item, op, call))
+
+    async def _direct_run(self, session: RuntimeSession, item: Input, op: RunOp[T], call: DirectCall) -> T:
+        """The work of ``accept_input_and_run`` (in a task of its own, :meth:`DirectCall.drive`)."""
         core = session.core
         await session.claim.ensure_fresh()
         async with session.sharing():
@@ -1239,53 +1245,11 @@ class MeerkatMachine:
             task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(awaited(op, run.run_id, primitive))
             session.apply_task = task
             session.applying_run = run.run_id
+            call.started(task)
         try:
-            return await self._finish_direct_run(session, run, task)
+            return await direct_run.finish(session, run, task, self._on_fatal, self._on_detached)
         finally:
             session.wake()  # a loop attached meanwhile drains what was queued during the run
-
-    async def _finish_direct_run(
-        self, session: RuntimeSession, run: CurrentRun, task: asyncio.Task[tuple[T, CoreApplyOutput]]
-    ) -> T:
-        """Wait for the op of a run ``accept_input_and_run`` started, commit how it ended and
-        return its value (or raise, see ``accept_input_and_run``)."""
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:  # the caller is cancelled: so is its run
-            task.cancel()
-            await end_run(session, run, RunOutcome(cancelled=True), self._on_fatal)
-            raise
-        finally:
-            if session.apply_task is task:
-                session.apply_task = None
-                session.applying_run = None
-        if task.cancelled():
-            ended, error = await end_run(session, run, RunOutcome(cancelled=True), self._on_fatal)
-            if error is not None:
-                raise error
-            if ended is RunEnd.STALE:
-                what = f"finish run {run.run_id}: it was interrupted, or the runtime stopped, destroyed or unregistered"
-                raise InvalidRuntimeTransition(session.core.phase.value, what)
-            raise ExecutorCancelled(f"run {run.run_id} was cancelled")
-        try:
-            value, output = task.result()
-            check_receipt(run, output, session)
-        except Exception as exc:
-            cancelled = isinstance(exc, ExecutorCancelled)
-            ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), self._on_fatal)
-            if ended is RunEnd.FATAL and error is not None:
-                raise error from exc
-            raise
-        # a failed boundary commit detaches a loop attached meanwhile: the machine attaches it again
-        ended, error = await end_run(
-            session, run, RunOutcome(output=output), self._on_fatal, on_detached=self._on_detached
-        )
-        if error is not None:
-            raise error
-        if ended is RunEnd.STALE:
-            what = f"commit run {run.run_id}: it was cancelled or stopped meanwhile"
-            raise InvalidRuntimeTransition(session.core.phase.value, what)
-        return value
 
     async def _control(self, session_id: SessionId | str, op: Callable[[RuntimeSession], Coroutine[Any, Any, T]]) -> T:
         """Run the control operation ``op`` on the session (shielded from cancellation when durable)."""
