@@ -57,6 +57,9 @@ class EventBus:
         self._lock = threading.RLock()
         self._subscriptions: tuple[Subscription, ...] = ()
         self._seqs: dict[str, int] = {}
+        # One counter per runtime id this machine ever numbered, kept after the session
+        # unregisters: a session that comes back continues its numbering in the same log file
+        # (``seq`` is never reused within a machine; check-trace rejects a reused number).
         self.delivery_errors = 0
         """How many times a subscriber raised."""
         self.active = False

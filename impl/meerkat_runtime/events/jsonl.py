@@ -13,6 +13,12 @@ whose first events were rotated away as incomplete, exit status 3).
 Each line is written with one ``write`` call and flushed before the event's delivery returns;
 ``fsync`` every line with ``fsync=True`` (off by default: the event log is an observation, not
 the source of truth). Thread-safe. :meth:`close` closes every file.
+
+Open files are bounded: a session's file is closed once its ``unregister`` (or
+``terminal_snapshot_failed``: both drop the session from memory) is written, and at most
+``max_open`` files are kept open at once (the least recently written is closed first). A closed
+file is reopened in append mode at its next event, so a session that comes back keeps writing
+to the same file, after its earlier lines, and rotation goes by the file's size on disk.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import IO
 
 from meerkat_runtime.events.event import LifecycleEvent
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+_RELEASING_RULES = frozenset({"unregister", "terminal_snapshot_failed"})
+"""Session rules after which the session is no longer in memory: its file is closed."""
 
 
 def file_stem(runtime_id: str, source: str) -> str:
@@ -43,18 +53,29 @@ class EventLog:
         max_bytes: int = 64 * 1024 * 1024,
         max_files: int | None = None,
         fsync: bool = False,
+        max_open: int = 64,
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         if max_files is not None and max_files < 0:
             raise ValueError(f"max_files must be >= 0 or None, got {max_files}")
+        if max_open < 1:
+            raise ValueError(f"max_open must be positive, got {max_open}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.fsync = fsync
+        self.max_open = max_open
         self._lock = threading.Lock()
-        self._files: dict[str, tuple[IO[bytes], int]] = {}
+        self._files: OrderedDict[str, tuple[IO[bytes], int]] = OrderedDict()
+        """Open files by file stem, least recently written first, with each file's size."""
+
+    @property
+    def open_files(self) -> int:
+        """How many files are open now (at most ``max_open``)."""
+        with self._lock:
+            return len(self._files)
 
     def path(self, runtime_id: str, source: str) -> Path:
         """The current file of ``runtime_id``'s events from ``source``."""
@@ -66,19 +87,31 @@ class EventLog:
         with self._lock:
             handle, size = self._open(key)
             if size and size + len(line) > self.max_bytes:
+                del self._files[key]
                 handle.close()
                 self._rotate(key)
-                handle, size = self._open(key, fresh=True)
+                handle, size = self._open(key)
             handle.write(line)
             handle.flush()
             if self.fsync:
                 os.fsync(handle.fileno())
-            self._files[key] = (handle, size + len(line))
+            if event.machine == "session" and event.rule in _RELEASING_RULES:
+                del self._files[key]
+                handle.close()
+            else:
+                self._files[key] = (handle, size + len(line))
 
-    def _open(self, key: str, *, fresh: bool = False) -> tuple[IO[bytes], int]:
-        opened = None if fresh else self._files.get(key)
+    def _open(self, key: str) -> tuple[IO[bytes], int]:
+        """The open file of ``key`` (most recently used from now on), opened in append mode if
+        it is not open; the least recently written files are closed to keep at most
+        ``max_open`` open."""
+        opened = self._files.get(key)
         if opened is not None:
+            self._files.move_to_end(key)
             return opened
+        while len(self._files) >= self.max_open:
+            _, (oldest, _) = self._files.popitem(last=False)
+            oldest.close()
         path = self.directory / f"{key}.jsonl"
         handle = open(path, "ab")  # noqa: SIM115 - kept open across calls, closed by close()
         opened = (handle, handle.seek(0, os.SEEK_END))
