@@ -297,3 +297,24 @@ def test_compaction_failure_changes_nothing_and_is_tried_again(tmp_path: Path) -
         store.close()
 
     run(asyncio.wait_for(body(), 20))
+
+
+def test_an_ephemeral_session_keeps_its_resident_list_within_the_horizon() -> None:
+    async def body() -> tuple[list[int], bool]:
+        m = MeerkatMachine.ephemeral(retention=RetentionPolicy(keep_finished=10, max_age_s=None))
+        await m.register_session_with_executor("s", ScriptedExecutor(default=Succeed(RunResult("r", 1, 0, 0))))
+        ledger = m._sessions[RT].core.ledger
+        sizes: list[int] = []
+        for i in range(400):
+            _, handle = await m.accept_input_with_completion("s", make_prompt(f"p{i}"))
+            assert handle is not None
+            await handle.wait()
+            sizes.append(len(ledger.resident))
+        only_kept = set(ledger.resident) <= set(ledger.finished)
+        await m.close()
+        return sizes, only_kept
+
+    sizes, only_kept = run(body())
+    assert max(sizes) <= 2 * (10 + 16) + 16  # the horizon plus its slack, pruned at twice that
+    assert sizes[-1] <= 10 + 16
+    assert only_kept

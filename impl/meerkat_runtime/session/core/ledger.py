@@ -136,6 +136,20 @@ class InputLedger:
         if key is not None and self.keys.get(key) == input_id:
             del self.keys[key]
         self.dirty.discard(input_id)
+        self._prune_resident()
+
+    def _prune_resident(self) -> None:
+        """Keep ``resident`` to inputs still listed in ``finished`` (a forgotten input leaves it):
+        forgotten ids at its head go at once, the others once it lists more than twice as many
+        ids as ``finished`` (amortised constant cost), so it never outgrows what is kept, an
+        ephemeral session's (never evicted: it has no store to read records back from) included."""
+        resident, finished = self.resident, self.finished
+        while resident and resident[0] not in finished:
+            resident.popleft()
+        if len(resident) > 2 * len(finished) + 16:
+            kept = [input_id for input_id in resident if input_id in finished]
+            resident.clear()
+            resident.extend(kept)
 
     def mark(self, input_id: InputId) -> None:
         """Record that ``input_id`` changed in memory since it was last written."""
