@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from meerkat_runtime.session.machine import MeerkatMachine
+from meerkat_runtime.session.retention_policy import RetentionPolicy
 from meerkat_runtime.store.faults import FaultInjectingStore
 from meerkat_runtime.store.memory import InMemoryRuntimeStore, MemoryStorage
 from meerkat_runtime.store.records import InputRow
@@ -36,10 +37,12 @@ class Disk:
         self.handles.append(inner)
         return FaultInjectingStore(inner)
 
-    def machine(self, store: Any = None, *, reattach: bool = True) -> tuple[MeerkatMachine, FaultInjectingStore]:
+    def machine(
+        self, store: Any = None, *, reattach: bool = True, retention: RetentionPolicy | None = None
+    ) -> tuple[MeerkatMachine, FaultInjectingStore]:
         """A machine (same worker as every other machine of the test) on a new handle."""
         handle = store if store is not None else self.open()
-        machine, _ = persistent(handle, offload_store_calls=False, reattach=reattach)
+        machine, _ = persistent(handle, offload_store_calls=False, reattach=reattach, retention=retention)
         return machine, handle
 
     def rows(self, session_id: str = "s") -> list[InputRow]:

@@ -59,6 +59,7 @@ BUGS = frozenset(
         "active_lists_finished",
         "compaction_skips_mark",
         "compacts_active_rows",
+        "compaction_keeps_receipts",
     }
 )
 
@@ -216,12 +217,25 @@ class NaiveStore:
             for i in present:
                 del self.data.cells[("input", rt, i)]
                 self.data.index.pop((rt, i), None)
+            released = 0 if "compaction_keeps_receipts" in self.bugs else self._release_receipts(rt, set(input_ids))
             if "compaction_skips_mark" not in self.bugs:
-                self._mark(rt, MarkStep(inputs_removed=len(present)))
+                self._mark(rt, MarkStep(inputs_removed=len(present), receipts_removed=released))
             removed.append(len(present))
 
         self._guarded(rt, fence, "compact_inputs", write)
         return removed[0]
+
+    def _release_receipts(self, rt: str, compacted: set[str]) -> int:
+        """Delete the receipts naming a compacted input none of whose contributors is stored."""
+        keys = [cell[2] for cell in self.data.cells if cell[0] == "receipt" and cell[1] == rt]
+        gone = 0
+        for key in keys:
+            data = self._get("receipt", rt, key)
+            ids = set() if data is None else set(BoundaryReceipt.from_json(data).contributing_input_ids)
+            if ids & compacted and not any(("input", rt, i) in self.data.cells for i in ids):
+                del self.data.cells[("receipt", rt, key)]
+                gone += 1
+        return gone
 
     def atomic_apply(
         self,

@@ -41,7 +41,7 @@ def test_report_for_memory_marks_capability_checks_not_applicable() -> None:
     statuses = {r.name: r.status for r in report.results}
     assert statuses["concurrent_processes"] == "not_applicable"
     assert statuses["input_round_trip"] == "passed"
-    assert "OK: 24 passed, 0 failed, 3 not applicable" in report.render()
+    assert "OK: 25 passed, 0 failed, 3 not applicable" in report.render()
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,6 @@ def test_command_line_runs_the_named_backends(capsys: pytest.CaptureFixture[str]
 
     assert main(["memory"]) == 0
     out = capsys.readouterr().out
-    assert "store conformance: memory" in out and "OK: 24 passed" in out
+    assert "store conformance: memory" in out and "OK: 25 passed" in out
     assert main(["nope"]) == 2
     assert "unknown backend" in capsys.readouterr().err

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from meerkat_runtime.store.high_water import MarkStep, advance
-from meerkat_runtime.store.records import FinishedInput, InputRow
+from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, FinishedInput, InputRow
 from meerkat_runtime.vocab.errors import OwnershipLost, WriteFailed, WriteRefused
 
 from meerkat_conformance.stores.backend import StoreFactory
@@ -77,3 +77,46 @@ def check_finished_inputs_and_compaction(factory: StoreFactory) -> None:
             expect(
                 store.load_finished_inputs(RT) == [_listed(done_a)], "reopen", "finished rows changed across a reopen"
             )
+
+
+def _receipt(run_id: str, *inputs: str) -> BoundaryReceipt:
+    return BoundaryReceipt(run_id, 0, BoundaryKind.RUN_CHECKPOINT, inputs, None, len(inputs))
+
+
+def check_compaction_releases_receipts(factory: StoreFactory) -> None:
+    """``compact_inputs`` deletes, in its transaction, the boundary receipts naming a compacted
+    input once none of their contributing inputs is stored (the mark's ``receipts`` follows),
+    and keeps every other one: a receipt of a kept row, of an active row, of another runtime, one
+    naming a stored input besides a compacted one, one naming no input; so receipts stay bounded
+    by the rows kept, and a receipt that can still be read back is never deleted."""
+    with fresh(factory) as backend:
+        with opened(backend) as store:
+            done = [InputRow(i, f"row {i}".encode(), 1.0 + n, None, n) for n, i in enumerate("befg")]
+            active = InputRow("h", b"row h", None, None, 9, b"fields")
+            for run, row in zip(("r-b", "r-e", "r-f", "r-g"), done, strict=True):
+                store.atomic_apply(RT, session_snapshot=None, receipt=_receipt(run, row.input_id), rows=[row])
+            store.atomic_apply(RT, session_snapshot=None, receipt=_receipt("r-h", "h"), rows=[active])
+            store.atomic_apply(RT, session_snapshot=None, receipt=_receipt("r-fg", "f", "g"), rows=[])
+            store.atomic_apply(RT, session_snapshot=None, receipt=_receipt("r-none"), rows=[])
+            store.atomic_apply(RT_OTHER, session_snapshot=None, receipt=_receipt("r-b", "b"), rows=[done[0]])
+            mark = store.load_high_water(RT)
+            expect(store.compact_inputs(RT, ["b", "f"]) == 2, "compact", "rows not deleted")
+            mark = advance(mark, RT, MarkStep(inputs_removed=2, receipts_removed=2))
+            expect(store.load_high_water(RT) == mark, "compact", "the mark does not count the released receipts")
+            for run in ("r-b", "r-f"):
+                expect(store.load_boundary_receipt(RT, run, 0) is None, "compact", f"receipt {run} was kept")
+            for run in ("r-e", "r-g", "r-h", "r-fg", "r-none"):
+                expect(store.load_boundary_receipt(RT, run, 0) is not None, "compact", f"receipt {run} was deleted")
+            expect(store.load_boundary_receipt(RT_OTHER, "r-b", 0) is not None, "compact", "another runtime's receipt")
+            expect(store.compact_inputs(RT, ["g", "b"]) == 1, "last contributor", "row g not deleted")
+            mark = advance(mark, RT, MarkStep(inputs_removed=1, receipts_removed=2))
+            expect(store.load_high_water(RT) == mark, "last contributor", "the mark does not follow")
+            for run in ("r-g", "r-fg"):
+                expect(store.load_boundary_receipt(RT, run, 0) is None, "last contributor", f"receipt {run} was kept")
+            expect(store.compact_inputs(RT, ["g"]) == 0, "retry", "a retried compaction deleted a row")
+            mark = advance(mark, RT, MarkStep())
+            expect(store.load_high_water(RT) == mark, "retry", "a retried compaction moved the counts")
+        with opened(backend) as store:
+            expect(store.load_high_water(RT) == mark, "reopen", "the mark changed across a reopen")
+            kept = [r for r in ("r-e", "r-h", "r-none") if store.load_boundary_receipt(RT, r, 0) is not None]
+            expect(len(kept) == 3, "reopen", f"receipts kept across a reopen: {kept}")

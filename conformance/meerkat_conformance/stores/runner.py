@@ -74,6 +74,7 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("high_water_mark_concurrent", checks_damage.check_high_water_mark_concurrent),
     _check("quarantine", checks_damage.check_quarantine),
     _check("finished_inputs_and_compaction", checks_finished.check_finished_inputs_and_compaction),
+    _check("compaction_releases_receipts", checks_finished.check_compaction_releases_receipts),
 )
 """Every check, in the order the runner runs them. Names are stable."""
 

@@ -91,6 +91,7 @@ class MarkStep:
     inputs_added: int = 0
     inputs_removed: int = 0
     receipts_added: int = 0
+    receipts_removed: int = 0
     session_snapshot: bool | None = None
     lifecycle: bool | None = None
     ops_snapshot: bool | None = None
@@ -116,10 +117,13 @@ def advance_counters(counters: tuple[int, ...], step: MarkStep, runtime_id: str)
     inputs = inputs + step.inputs_added - step.inputs_removed
     if inputs < 0:
         raise Corrupt(runtime_id, below_zero(counters[1], step.inputs_removed))
+    receipts = receipts + step.receipts_added - step.receipts_removed
+    if receipts < 0:
+        raise Corrupt(runtime_id, below_zero(counters[2], step.receipts_removed, "boundary receipt(s)"))
     return (
         writes + 1,
         inputs,
-        receipts + step.receipts_added,
+        receipts,
         snapshots if step.session_snapshot is None else int(step.session_snapshot),
         lifecycles if step.lifecycle is None else int(step.lifecycle),
         ops_snapshots if step.ops_snapshot is None else int(step.ops_snapshot),
@@ -128,10 +132,10 @@ def advance_counters(counters: tuple[int, ...], step: MarkStep, runtime_id: str)
     )
 
 
-def below_zero(counted: int, removed: int) -> str:
-    """Why a write removing ``removed`` input rows under a mark counting ``counted`` is refused."""
+def below_zero(counted: int, removed: int, what: str = "input row(s)") -> str:
+    """Why a write removing ``removed`` rows (``what``) under a mark counting ``counted`` is refused."""
     return (
-        f"the write removes {removed} input row(s) but the high-water mark counts {counted}: the mark disagrees "
+        f"the write removes {removed} {what} but the high-water mark counts {counted}: the mark disagrees "
         "with the rows (it was lost, or rows were added or moved behind the store's back); nothing was written"
     )
 

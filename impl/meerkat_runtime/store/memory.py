@@ -28,6 +28,7 @@ from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep, advance, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.receipt_retention import released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -198,7 +199,12 @@ class InMemoryRuntimeStore:
             for i in present:
                 del stored[i]
                 index.pop(i, None)
-            self._advance(rt, MarkStep(inputs_removed=len(present)))
+            receipts = self.storage.receipts.get(rt, {})
+            bodies = [(run, seq, sealed[0]) for (run, seq), sealed in receipts.items()]
+            gone = released_receipts(bodies, frozenset(ids), lambda rest: any(i in stored for i in rest))
+            for key in gone:
+                del receipts[key]
+            self._advance(rt, MarkStep(inputs_removed=len(present), receipts_removed=len(gone)))
         return len(present)
 
     # --- run boundaries -------------------------------------------------------------------

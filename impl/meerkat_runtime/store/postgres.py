@@ -91,6 +91,7 @@ from meerkat_runtime.store.postgres_schema import (
 )
 from meerkat_runtime.store.postgres_transactions import REPLY_FACTOR, Connection, Transactions
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
+from meerkat_runtime.store.receipt_retention import released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -367,14 +368,17 @@ class PostgresRuntimeStore:
             if refusal is not None:
                 raise refusal
             step = body(conn)
-            if not step.inputs_removed:
+            if not step.inputs_removed and not step.receipts_removed:
                 conn.execute(self._sql.advance_mark, step_params(runtime_id, step))
                 return
             # a write that removes rows: a mark that would go below zero is refused (rolled back)
             advanced = conn.execute(self._sql.advance_mark_removing, step_params(runtime_id, step)).fetchone()
-            inputs = int(str(advanced[0])) if advanced is not None else 0
+            inputs, receipts = (int(str(advanced[0])), int(str(advanced[1]))) if advanced is not None else (0, 0)
             if inputs < 0:
                 raise Corrupt(runtime_id, below_zero(inputs + step.inputs_removed, step.inputs_removed))
+            if receipts < 0:
+                removed = step.receipts_removed
+                raise Corrupt(runtime_id, below_zero(receipts + removed, removed, "boundary receipt(s)"))
 
         first = "" if send is not None else f"SELECT pg_advisory_xact_lock({key})"
         try:
@@ -463,10 +467,26 @@ class PostgresRuntimeStore:
                     rt, f"compact_inputs: input row {active[0]!r} is active, not finished; nothing was deleted"
                 )
             removed.append(len(conn.execute(self._sql.delete_finished, (rt, ids)).fetchall()))
-            return MarkStep(inputs_removed=removed[0])
+            return MarkStep(inputs_removed=removed[0], receipts_removed=self._release_receipts(conn, rt, ids))
 
         self._fenced_write(rt, "compact_inputs", fence, body)
         return removed[0]
+
+    def _release_receipts(self, conn: Connection, rt: str, ids: list[str]) -> int:
+        """Delete the receipts the compaction of ``ids`` releases (:mod:`.receipt_retention`),
+        in the caller's transaction; returns how many were deleted."""
+        sql = self._sql
+
+        def any_stored(rest: frozenset[str]) -> bool:
+            return conn.execute(sql.any_input_among, (rt, sorted(rest))).fetchone() is not None
+
+        stored = conn.execute(sql.select_receipt_bodies, (rt,)).fetchall()
+        receipts = [(str(r[0]), v.from_signed64(int(str(r[1]))), r[2]) for r in stored]
+        gone = released_receipts(receipts, frozenset(ids), any_stored)
+        if gone:
+            runs, seqs = [k[0] for k in gone], [v.to_signed64(k[1]) for k in gone]
+            conn.execute(sql.delete_receipts, (rt, runs, seqs))
+        return len(gone)
 
     # --- run boundaries -------------------------------------------------------------------
     def atomic_apply(
@@ -823,6 +843,14 @@ class _Statements:
         self.select_receipt = (
             f"SELECT receipt, checksum FROM {s}.{RECEIPTS} WHERE runtime_id = %s AND run_id = %s AND sequence = %s"
         )
+        self.select_receipt_bodies = f"SELECT run_id, sequence, receipt FROM {s}.{RECEIPTS} WHERE runtime_id = %s"
+        self.any_input_among = (
+            f"SELECT 1 FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = ANY(%s::text[]) LIMIT 1"
+        )
+        self.delete_receipts = (
+            f"DELETE FROM {s}.{RECEIPTS} WHERE runtime_id = %s AND (run_id, sequence) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+        )
         self.next_record_seq = f"SELECT nextval('{s}.runtime_ops_records_seq')"
         self.delete_records = f"DELETE FROM {s}.{OPS_RECORDS} WHERE runtime_id = %s"
         self.delete_ops_snapshot = f"DELETE FROM {s}.{OPS_SNAPSHOTS} WHERE runtime_id = %s"
@@ -832,7 +860,7 @@ class _Statements:
         )
         self.select_mark = select_statement(s)
         self.advance_mark = advance_statement(s)
-        self.advance_mark_removing = f"{self.advance_mark} RETURNING inputs"
+        self.advance_mark_removing = f"{self.advance_mark} RETURNING inputs, receipts"
         self.count_inputs = f"SELECT count(*) FROM {s}.{INPUTS} WHERE runtime_id = %s"
         now = "extract(epoch FROM clock_timestamp())::float8"
         self.select_input_for_quarantine = (

@@ -64,7 +64,7 @@ def step_params(runtime_id: str, step: MarkStep) -> dict[str, object]:
         "rt": runtime_id,
         "inputs_added": step.inputs_added,
         "inputs_removed": step.inputs_removed,
-        "receipts_added": step.receipts_added,
+        "receipts_added": step.receipts_added - step.receipts_removed,
         "snapshot": flag(step.session_snapshot),
         "lifecycle": flag(step.lifecycle),
         "ops_snapshot": flag(step.ops_snapshot),

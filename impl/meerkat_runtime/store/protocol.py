@@ -66,7 +66,11 @@ Finished inputs and compaction (restarts follow the backlog, not history):
   it deleted; a name with no row is skipped (so a retry after an unknown outcome is harmless);
   naming an active row refuses the whole call (``WriteRefused``, nothing deleted). It advances
   the high-water mark like any data write (``writes`` + 1, ``inputs`` minus the rows deleted),
-  so a compacted session never disagrees with its mark. Fenced like every write.
+  so a compacted session never disagrees with its mark. Fenced like every write. In the same
+  transaction it deletes every boundary receipt naming one of the named inputs whose
+  contributing inputs are then all gone (``receipts`` minus as many;
+  :mod:`~meerkat_runtime.store.receipt_retention`): no reader needs such a receipt, and
+  receipts stay bounded by the rows kept.
 
 Listing (for operators' tools, :mod:`meerkat_runtime.cli`):
 

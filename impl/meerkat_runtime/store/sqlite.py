@@ -78,6 +78,7 @@ from meerkat_runtime.store.high_water import (
 )
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.receipt_retention import released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -1077,7 +1078,8 @@ class SqliteRuntimeStore:
                     (rt, *chunk),
                 )
                 count += cur.rowcount
-            advance_mark(conn, rt, MarkStep(inputs_removed=count))
+            receipts = _release_receipts(conn, rt, ids)
+            advance_mark(conn, rt, MarkStep(inputs_removed=count, receipts_removed=receipts))
             removed.append(count)
 
         self._fenced_write(rt, "compact_inputs", fence, body)
@@ -1379,3 +1381,29 @@ class SqliteRuntimeStore:
             lambda conn: conn.execute(f"SELECT {column}, checksum FROM {table} WHERE runtime_id = ?", (rt,)).fetchone(),
         )
         return None if found is None else verified_payload(table, rt, "", found[0], found[1])
+
+
+def _release_receipts(conn: sqlite3.Connection, rt: str, ids: Sequence[str]) -> int:
+    """Delete the receipts the compaction of ``ids`` releases (:mod:`.receipt_retention`), in
+    the caller's transaction; returns how many were deleted."""
+
+    def any_stored(rest: frozenset[str]) -> bool:
+        names = sorted(rest)
+        for start in range(0, len(names), _IDS_PER_STATEMENT):
+            chunk = names[start : start + _IDS_PER_STATEMENT]
+            marks = ",".join("?" * len(chunk))
+            found = conn.execute(
+                f"SELECT 1 FROM {INPUTS} WHERE runtime_id = ? AND input_id IN ({marks}) LIMIT 1", (rt, *chunk)
+            ).fetchone()
+            if found is not None:
+                return True
+        return False
+
+    stored = conn.execute(f"SELECT run_id, sequence, receipt FROM {RECEIPTS} WHERE runtime_id = ?", (rt,)).fetchall()
+    receipts = [(str(run), v.from_signed64(int(seq)), body) for run, seq, body in stored]
+    gone = released_receipts(receipts, frozenset(ids), any_stored)
+    conn.executemany(
+        f"DELETE FROM {RECEIPTS} WHERE runtime_id = ? AND run_id = ? AND sequence = ?",
+        [(rt, run, v.to_signed64(seq)) for run, seq in gone],
+    )
+    return len(gone)

@@ -1,0 +1,55 @@
+"""Which boundary receipts a compaction deletes with the finished inputs it deletes.
+
+A receipt is read back for two things only: right after its own ``atomic_apply`` left the
+outcome unknown (the rows it wrote are then still stored: a finished row is compacted only
+once the write that finished it is known to have landed), and by a restart for an active row
+``Applied``/``AppliedPendingConsumption`` naming it (that row is one of the receipt's
+contributing inputs and is still stored). So a receipt whose contributing inputs are all gone
+is never read again. ``compact_inputs`` deletes, in its own transaction, every receipt that
+names one of the inputs it was asked to compact and whose other contributors (if any) are no
+longer stored. A receipt naming no input, or one that cannot be parsed, is kept (the store
+cannot tell who may read it). Shared by the memory, SQLite and PostgreSQL stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import cast
+
+ReceiptKey = tuple[str, int]
+
+
+def contributors(payload: object) -> frozenset[str] | None:
+    """The ``contributing_input_ids`` of a stored receipt's JSON (bytes, a view or text), ``None`` if
+    it cannot be read (such a receipt is kept)."""
+    if isinstance(payload, memoryview):
+        payload = payload.tobytes()
+    try:
+        data = json.loads(payload) if isinstance(payload, str | bytes) else None
+    except ValueError:
+        return None
+    ids = data.get("contributing_input_ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    return frozenset(cast("list[str]", ids))
+
+
+def released_receipts(
+    receipts: Iterable[tuple[str, int, object]],
+    compacted: frozenset[str],
+    any_stored: Callable[[frozenset[str]], bool],
+) -> list[ReceiptKey]:
+    """The keys of ``receipts`` (``(run_id, sequence, payload)``) to delete when the inputs
+    ``compacted`` are deleted: those naming one of them whose other contributors are not
+    stored (``any_stored(ids)``: whether any of ``ids`` still has an input row)."""
+    gone: list[ReceiptKey] = []
+    for run_id, sequence, payload in receipts:
+        ids = contributors(payload)
+        if not ids or not ids & compacted:
+            continue
+        rest = ids - compacted
+        if rest and any_stored(rest):
+            continue
+        gone.append((run_id, sequence))
+    return gone
