@@ -76,6 +76,18 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
         await task
 
 
+async def _cancelled_after_the_held_write(caller: asyncio.Task[Any], store: HeldWrite) -> None:
+    """Cancel ``caller`` while ``store``'s write is held: the caller waits for that commit (it is
+    not done while the write is held), then raises ``CancelledError`` once it is released."""
+    caller.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not caller.done(), "the cancelled caller returned before the commit under way was over"
+    store.release()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
 async def _reopened_terminals(path: Path) -> dict[str, Any]:
     """The terminal outcome of each input of session ``s`` as a new machine on ``path`` recovers it."""
     machine = MeerkatMachine.persistent(path, ownership=SAME_WORKER)
@@ -98,8 +110,7 @@ def test_cancelling_the_caller_during_the_boundary_commit_leaves_the_run_committ
 
         caller = asyncio.ensure_future(m.accept_input_and_run("s", item, op))
         await store.wait_entered()
-        await _cancelled(caller)
-        store.release()
+        await _cancelled_after_the_held_write(caller, store)
         # memory is what the store holds: the input Consumed, the runtime Idle, no run in flight
         assert await m.runtime_state("s") is RuntimeState.IDLE
         assert (await m.session_view("s")).current_run_id is None
@@ -131,8 +142,7 @@ def test_cancelling_the_caller_during_the_accept_ends_the_run_as_cancelled(tmp_p
         store.arm()
         caller = asyncio.ensure_future(m.accept_input_and_run("s", item, op))
         await store.wait_entered()
-        await _cancelled(caller)
-        store.release()
+        await _cancelled_after_the_held_write(caller, store)
         # the accept landed in memory as on disk; the run it started ends as cancelled, op never runs
         _, handle = await m.accept_input_with_completion("s", make_prompt("dup", idempotency_key="k1"))
         assert handle is not None and await handle.wait() == Cancelled()
@@ -178,6 +188,32 @@ def test_cancelling_the_caller_again_during_the_interrupt_commit_leaves_it_commi
         terminals = await _reopened_terminals(path)
         assert terminals[str(item.header.id)] == Abandoned(AbandonReason(AbandonKind.CANCELLED))
         replays(tmp_path / "log", "accept_and_run", "interrupt_without_loop", "executor_succeeded_without_loop")
+
+    run(body())
+
+
+def test_a_retry_right_after_a_cancelled_call_finds_the_session_free(tmp_path: Path) -> None:
+    """A timeout-and-retry loop: the cancelled call's run has ended (as an interrupt) by the time
+    its caller sees ``CancelledError``, so the retry made at once is not refused as in flight."""
+
+    async def body() -> None:
+        path = tmp_path / "s.sqlite"
+        m = MeerkatMachine.persistent(path, ownership=SAME_WORKER)
+        await m.register_session("s")
+        executor = ScriptedExecutor(default=Block())
+        item = make_prompt("first", idempotency_key="k1")
+
+        async def op(run_id: str, primitive: RunPrimitive) -> tuple[str, CoreApplyOutput]:
+            return "value", await executor.apply(RunId(run_id), primitive)
+
+        caller = asyncio.ensure_future(m.accept_input_and_run("s", item, op))
+        await executor.wait_parked()
+        await _cancelled(caller)
+        assert await m.accept_input_and_run("s", make_prompt("retry", idempotency_key="k2"), _op) == "value"
+        assert (await view_of(m, item)).current_state is S.ABANDONED
+        await m.close()
+        terminals = await _reopened_terminals(path)
+        assert terminals[str(item.header.id)] == Abandoned(AbandonReason(AbandonKind.CANCELLED))
 
     run(body())
 

@@ -3,9 +3,10 @@
 The call's work — accept, stage, await ``op``, commit the run's end — runs in a task of its own
 (:func:`drive`), which the caller awaits through a shield. Cancelling the caller therefore never
 interrupts a durable step between its write and its in-memory publish (the accept, or the run's
-boundary or lifecycle commit): the caller gets ``CancelledError`` at once, ``op`` is cancelled
-if it has not returned yet (:meth:`DirectCall.cancel`; the run then ends as an interrupt), and
-the task goes on to commit how the run ended — as the boundary when ``op`` had already returned.
+boundary or lifecycle commit): ``op`` is cancelled if it has not returned yet
+(:meth:`DirectCall.cancel`; the run then ends as an interrupt), the task commits how the run
+ended — as the boundary when ``op`` had already returned — and the caller gets ``CancelledError``
+once that commit is over (a second cancellation stops the wait; the task finishes regardless).
 Either way memory and the store agree once that commit is over, and the session takes the next
 run. (The session model has no caller-cancellation step: each step stays atomic, as it assumes.)
 
@@ -16,6 +17,7 @@ run. (The session model has no caller-cancellation step: each step stays atomic,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -54,15 +56,19 @@ class DirectCall:
 
     async def drive(self, work: Coroutine[Any, Any, T]) -> T:
         """``work``'s result, ``work`` running in a task of its own: cancelling the caller cancels
-        ``op`` (:meth:`cancel`) and raises ``CancelledError`` at once, never ``work``, which
-        finishes on its own (its outcome retrieved)."""
+        ``op`` (:meth:`cancel`), never ``work``, and raises ``CancelledError`` once ``work`` has
+        committed how the run ended (so a retry made right after finds the session free); a
+        second cancellation stops that wait, and ``work`` then finishes on its own (its outcome
+        retrieved)."""
         task = asyncio.ensure_future(work)
         task.add_done_callback(retrieve_outcome)
         try:
             return await asyncio.shield(task)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             self.cancel()
-            raise
+            with contextlib.suppress(asyncio.CancelledError):  # a second cancellation: stop waiting
+                await asyncio.wait({task})
+            raise cancelled from None
 
 
 def stale(session: RuntimeSession, run: CurrentRun, what: str) -> Exception:
