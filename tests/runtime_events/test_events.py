@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from meerkat_runtime.events.event import LifecycleEvent
 from meerkat_runtime.events.jsonl import EventLog
 from meerkat_runtime.events.logging_sink import LoggingSubscriber
+from meerkat_runtime.ops.registry import OpsLifecycleRegistry
 from meerkat_runtime.session.dispatch import CompositionDispatchFailed, CompositionSignal, DispatchFailurePolicy
 from meerkat_runtime.session.executor import CoreApplyOutput, ExecutorError, RunPrimitive
 from meerkat_runtime.session.machine import MeerkatMachine
@@ -114,7 +116,10 @@ def test_the_async_stream_the_log_and_logging_see_the_same_events(
     assert sorted(doc["seq"] for doc in lines) == list(range(1, len(seen) + 1))
 
 
-def test_operation_registry_transitions_are_events() -> None:
+def _ops_events(steps: Callable[[OpsLifecycleRegistry], None]) -> list[tuple[str, str, str]]:
+    """``(rule, before, after)`` of the ops events of a session whose registry, once ``op-1`` is
+    registered, takes ``steps``."""
+
     async def body() -> list[tuple[str, str, str]]:
         m, _ = persistent()
         got: list[LifecycleEvent] = []
@@ -122,12 +127,19 @@ def test_operation_registry_transitions_are_events() -> None:
         await m.register_session("s")
         registry = await m.ops_lifecycle_registry("s")
         registry.register_operation(OperationSpec("op-1", OperationKind.BACKGROUND_TOOL_OP, "s", "tool", "test"))
-        registry.provisioning_succeeded("op-1")
-        registry.complete_operation("op-1", OperationResult("op-1", "done", False, 1, 0))
+        steps(registry)
         await m.close()
         return [(e.rule, e.before, e.after) for e in got if e.machine == "ops"]
 
-    assert run(body()) == [
+    return run(body())
+
+
+def test_operation_registry_transitions_are_events() -> None:
+    def steps(registry: OpsLifecycleRegistry) -> None:
+        registry.provisioning_succeeded("op-1")
+        registry.complete_operation("op-1", OperationResult("op-1", "done", False, 1, 0))
+
+    assert _ops_events(steps) == [
         ("register_operation", "Absent", "Provisioning"),
         ("provisioning_succeeded", "Provisioning", "Running"),
         ("complete_operation", "Running", "Completed"),
@@ -135,20 +147,12 @@ def test_operation_registry_transitions_are_events() -> None:
 
 
 def test_a_dropped_pending_watch_is_a_drop_watcher_event() -> None:
-    async def body() -> list[tuple[str, str, str]]:
-        m, _ = persistent()
-        got: list[LifecycleEvent] = []
-        m.events.subscribe(got.append)
-        await m.register_session("s")
-        registry = await m.ops_lifecycle_registry("s")
-        registry.register_operation(OperationSpec("op-1", OperationKind.BACKGROUND_TOOL_OP, "s", "tool", "test"))
+    def steps(registry: OpsLifecycleRegistry) -> None:
         registry.register_watcher("op-1")  # dropped at once
         view = registry.snapshot("op-1")
-        await m.close()
         assert view is not None and view.watcher_count == 0
-        return [(e.rule, e.before, e.after) for e in got if e.machine == "ops"]
 
-    assert run(body()) == [
+    assert _ops_events(steps) == [
         ("register_operation", "Absent", "Provisioning"),
         ("register_watcher", "Provisioning", "Provisioning"),
         ("drop_watcher", "Provisioning", "Provisioning"),

@@ -35,6 +35,7 @@ class HeldWrite:
     that makes it) until :meth:`release`; :attr:`entered` is set when it starts waiting."""
 
     def __init__(self, path: Path, method: str) -> None:
+        self.path = path
         self._inner = SqliteRuntimeStore(path)
         self._method = method
         self._armed = False
@@ -96,11 +97,23 @@ async def _reopened_terminals(path: Path) -> dict[str, Any]:
         return {str(v.input_id): v.terminal_outcome for v in await machine.input_states("s")}
 
 
+def _held(tmp_path: Path, method: str) -> tuple[HeldWrite, MeerkatMachine]:
+    """A logged machine (events in ``tmp_path / "log"``) on a new file whose ``method`` writes can be held."""
+    store = HeldWrite(tmp_path / "s.sqlite", method)
+    m, _ = logged(store, tmp_path / "log")
+    return store, m
+
+
+async def _closed_and_reopened(m: MeerkatMachine, store: HeldWrite) -> dict[str, Any]:
+    """Close ``m`` and ``store``, then :func:`_reopened_terminals` of the file."""
+    await m.close()
+    store.close()
+    return await _reopened_terminals(store.path)
+
+
 def test_cancelling_the_caller_during_the_boundary_commit_leaves_the_run_committed(tmp_path: Path) -> None:
     async def body() -> None:
-        path = tmp_path / "s.sqlite"
-        store = HeldWrite(path, "atomic_apply")
-        m, _ = logged(store, tmp_path / "log")
+        store, m = _held(tmp_path, "atomic_apply")
         await m.register_session("s")
         item = make_prompt("first", idempotency_key="k1")
 
@@ -117,9 +130,7 @@ def test_cancelling_the_caller_during_the_boundary_commit_leaves_the_run_committ
         assert (await view_of(m, item)).current_state is S.CONSUMED
         second = make_prompt("second", idempotency_key="k2")
         assert await m.accept_input_and_run("s", second, _op) == "value"
-        await m.close()
-        store.close()
-        terminals = await _reopened_terminals(path)
+        terminals = await _closed_and_reopened(m, store)
         assert terminals == {str(item.header.id): Consumed(), str(second.header.id): Consumed()}
         replays(tmp_path / "log", "accept_and_run", "executor_succeeded_without_loop")
 
@@ -128,9 +139,7 @@ def test_cancelling_the_caller_during_the_boundary_commit_leaves_the_run_committ
 
 def test_cancelling_the_caller_during_the_accept_ends_the_run_as_cancelled(tmp_path: Path) -> None:
     async def body() -> None:
-        path = tmp_path / "s.sqlite"
-        store = HeldWrite(path, "persist_input_state")
-        m, _ = logged(store, tmp_path / "log")
+        store, m = _held(tmp_path, "persist_input_state")
         await m.register_session("s")
         item = make_prompt("first", idempotency_key="k1")
         called: list[str] = []
@@ -151,9 +160,7 @@ def test_cancelling_the_caller_during_the_accept_ends_the_run_as_cancelled(tmp_p
         assert called == []
         second = make_prompt("second", idempotency_key="k2")
         assert await m.accept_input_and_run("s", second, op) == "value"
-        await m.close()
-        store.close()
-        terminals = await _reopened_terminals(path)
+        terminals = await _closed_and_reopened(m, store)
         cancelled = Abandoned(AbandonReason(AbandonKind.CANCELLED))
         assert terminals == {str(item.header.id): cancelled, str(second.header.id): Consumed()}
         replays(tmp_path / "log", "accept_and_run", "interrupt_without_loop")
@@ -163,9 +170,7 @@ def test_cancelling_the_caller_during_the_accept_ends_the_run_as_cancelled(tmp_p
 
 def test_cancelling_the_caller_again_during_the_interrupt_commit_leaves_it_committed(tmp_path: Path) -> None:
     async def body() -> None:
-        path = tmp_path / "s.sqlite"
-        store = HeldWrite(path, "commit_machine_lifecycle")
-        m, _ = logged(store, tmp_path / "log")
+        store, m = _held(tmp_path, "commit_machine_lifecycle")
         await m.register_session("s")
         executor = ScriptedExecutor(default=Block())
         item = make_prompt("first", idempotency_key="k1")
@@ -183,9 +188,7 @@ def test_cancelling_the_caller_again_during_the_interrupt_commit_leaves_it_commi
         assert await m.runtime_state("s") is RuntimeState.IDLE
         assert (await view_of(m, item)).current_state is S.ABANDONED
         assert await m.accept_input_and_run("s", make_prompt("second"), _op) == "value"
-        await m.close()
-        store.close()
-        terminals = await _reopened_terminals(path)
+        terminals = await _closed_and_reopened(m, store)
         assert terminals[str(item.header.id)] == Abandoned(AbandonReason(AbandonKind.CANCELLED))
         replays(tmp_path / "log", "accept_and_run", "interrupt_without_loop", "executor_succeeded_without_loop")
 
@@ -246,9 +249,7 @@ def test_unregistering_during_a_loop_runs_boundary_commit_waits_for_the_commit(t
     goes (guards the loop's side of the same contract)."""
 
     async def body() -> None:
-        path = tmp_path / "s.sqlite"
-        store = HeldWrite(path, "atomic_apply")
-        m, _ = logged(store, tmp_path / "log")
+        store, m = _held(tmp_path, "atomic_apply")
         executor = ScriptedExecutor(default=Block())
         await m.register_session_with_executor("s", executor)
         item = make_prompt("first")
@@ -261,9 +262,7 @@ def test_unregistering_during_a_loop_runs_boundary_commit_waits_for_the_commit(t
         await _cancelled(leaving)  # the unregistration goes on by itself
         store.release()
         assert handle is not None and await handle.wait() == Completed(RunResult("done"))
-        await m.close()
-        store.close()
-        assert await _reopened_terminals(path) == {str(item.header.id): Consumed()}
+        assert await _closed_and_reopened(m, store) == {str(item.header.id): Consumed()}
         replays(tmp_path / "log", "executor_succeeded", "unregister")
 
     run(body())
