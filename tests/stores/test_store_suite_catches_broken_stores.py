@@ -102,3 +102,22 @@ def test_claims_racing_across_processes_catch_a_claim_that_is_not_one_transactio
     statuses = {r.name: r.status for r in report.results}
     assert statuses == {"lease_claim_race_processes": "failed", "lease_claim_and_renew": "passed"}, report.render()
     assert "won the same lease" in report.failures[0].detail
+
+
+class _UnopenableInChildren(RacySqliteBackend):
+    """Storage whose child processes cannot open it: the opener they are given raises."""
+
+    name = "unopenable-in-children"
+
+    def process_opener(self) -> tuple[str, list[object]]:
+        return "tests.stores.naive_store:no_such_opener", [str(self.path)]
+
+
+def test_a_claimer_that_fails_to_start_is_reported_with_its_whole_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only the traceback's first line: the error that ended the child too."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    report = run_store_conformance(_UnopenableInChildren, only=["lease_claim_race_processes"])
+    [failure] = report.failures
+    assert "claimer 0 did not start" in failure.detail
+    assert "Traceback" in failure.detail
+    assert "no_such_opener" in failure.detail and "exit status 1" in failure.detail

@@ -7,6 +7,7 @@ which the suite cannot move), so these checks sleep for a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -289,6 +290,21 @@ CLAIMERS = 3
 PROCESS_ROUNDS = 6
 
 
+def _rest_of_output(child: subprocess.Popen[str], first_line: str) -> str:
+    """Everything a child that failed to start printed (``first_line`` and the rest, up to its
+    exit): a start-up traceback spans many lines. A child still running after 10 s is killed."""
+    assert child.stdin is not None and child.stdout is not None
+    with contextlib.suppress(OSError):
+        child.stdin.close()
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    rest = child.stdout.read()
+    return f"exit status {child.returncode}; output:\n{first_line}\n{rest}".rstrip()
+
+
 def check_lease_claim_race_processes(factory: StoreFactory) -> None:
     """Processes racing to claim the same free runtimes (one race per runtime id) get distinct
     outcomes: exactly one wins each lease (token 1), every other gets ``LeaseHeld`` naming it."""
@@ -315,7 +331,8 @@ def check_lease_claim_race_processes(factory: StoreFactory) -> None:
             for n, child in enumerate(children):
                 assert child.stdout is not None
                 line = child.stdout.readline().strip()
-                expect(line == "ready", "start", f"claimer {n} did not start: {line!r}")
+                if line != "ready":
+                    raise StoreConformanceFailure("start", f"claimer {n} did not start: {_rest_of_output(child, line)}")
             with opened(backend) as store:
                 for round_ in range(PROCESS_ROUNDS):
                     rt = f"rt:session:process-race-{round_}"

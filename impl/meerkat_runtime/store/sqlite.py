@@ -103,6 +103,7 @@ from meerkat_runtime.store.sql_rows import (
 from meerkat_runtime.store.sqlite_connections import ConnectionPool
 from meerkat_runtime.store.sqlite_files import OPEN_FILES, read_file_set
 from meerkat_runtime.store.sqlite_integrity import INTEGRITY_CHECKS, IntegrityCheck, check_integrity
+from meerkat_runtime.store.sqlite_journal import enter_wal, is_busy
 from meerkat_runtime.store.sqlite_marks import advance_mark, new_inputs, stored_mark
 from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path, read_only_refusal, unwritable_reason
 from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
@@ -396,7 +397,6 @@ def _scanned(
     return ScannedRow(input_id, data, True, read, malformed)
 
 
-_SQLITE_BUSY = 5
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 
@@ -410,13 +410,6 @@ def _damaged(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text or "Could not decode to UTF-8" in text
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    """Whether SQLite gave up waiting for a lock another connection holds (``SQLITE_BUSY``, any
-    extended code: "database is locked" once the busy timeout ran out)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
-
-
 def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) -> StoreError:
     """The store error for ``exc``. Every caller translates a failure after which nothing was
     written (a rolled-back or never-begun transaction): a write that found the file's write lock
@@ -425,7 +418,7 @@ def _translate(exc: sqlite3.Error, rt: str, what: str, error: type[StoreError]) 
     text = str(exc)
     if _damaged(exc):
         return Corrupt(rt, f"{what}: the database file is damaged: {text}")
-    if error is WriteFailed and _busy(exc):
+    if error is WriteFailed and is_busy(exc):
         return LockWaitTimedOut(
             rt,
             f"{what} failed: another process (or store handle) held the file's write lock past the busy "
@@ -709,7 +702,7 @@ class SqliteRuntimeStore:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             if target is None:
                 refuse_foreign(conn, self.path)  # before the first change to the file
-                conn.execute("PRAGMA journal_mode = WAL")
+                enter_wal(conn, self.busy_timeout_ms / 1000)
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except BaseException:
             conn.close()
