@@ -117,7 +117,7 @@ class _BusyThenWal:
 
 def _busy_error() -> sqlite3.OperationalError:
     error = sqlite3.OperationalError("database is locked")
-    error.sqlite_errorcode = 5  # type: ignore[attr-defined]
+    error.sqlite_errorcode = 5
     return error
 
 
@@ -137,7 +137,7 @@ def test_the_switch_backs_off_doubling_and_gives_up_at_the_timeout() -> None:
 def test_an_error_other_than_busy_is_raised_at_once() -> None:
     clock = _Clock()
     other = sqlite3.OperationalError("disk I/O error")
-    other.sqlite_errorcode = 10  # type: ignore[attr-defined]
+    other.sqlite_errorcode = 10
     conn = _BusyThenWal(1, other)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         enter_wal(conn, 1.0, clock=clock.time, sleep=clock.sleep)  # type: ignore[arg-type]
