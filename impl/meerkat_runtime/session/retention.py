@@ -19,6 +19,7 @@ All are called with the session gate held.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 
 from meerkat_runtime.session.core.ledger import InputLedger, InputRecord
@@ -151,16 +152,30 @@ async def all_records(session: RuntimeSession) -> list[InputRecord]:
 
 
 def beyond_horizon(ledger: InputLedger, policy: RetentionPolicy, now: float, *, slack: bool) -> list[InputId]:
-    """The kept finished inputs to compact now (oldest first); with ``slack`` only once the
-    horizon is exceeded by the policy's slack, so compaction works in batches."""
+    """The kept finished inputs to compact now (in the order they finished); with ``slack``
+    only once the horizon is exceeded by the policy's slack, so compaction works in batches.
+
+    By count: the oldest beyond ``keep_finished``, in the order they finished. By age: every
+    input that finished before ``now - max_age_s``. While the listing is in time order (the
+    wall clock never stepped back) the walk stops at the first input kept by both rules;
+    otherwise (``ledger.finished_in_order`` is false: an input finished at an earlier time than
+    the one before it) every input is looked at, so none past the age is kept because an
+    input listed before it finished later, the same as a restart, which lists them by time.
+    A listing found in time order again (its out-of-order inputs compacted) sets the flag back."""
     finished = ledger.finished
     if not finished:
         return []
+    in_order = ledger.finished_in_order
+    times: list[float] = []
+    if not in_order:
+        times = [ref.finished_at for ref in finished.values()]
+        if all(a <= b for a, b in itertools.pairwise(times)):
+            ledger.finished_in_order = in_order = True
     keep = policy.keep_finished
     excess = 0 if keep is None else len(finished) - keep
     cutoff = None if policy.max_age_s is None else now - policy.max_age_s
     if slack:
-        oldest = next(iter(finished.values())).finished_at
+        oldest = next(iter(finished.values())).finished_at if in_order else min(times)
         by_count = keep is not None and excess > policy.count_slack
         by_age = cutoff is not None and oldest < cutoff - policy.age_slack_s
         if not (by_count or by_age):
@@ -170,7 +185,9 @@ def beyond_horizon(ledger: InputLedger, policy: RetentionPolicy, now: float, *, 
     for input_id, ref in finished.items():
         old = cutoff is not None and ref.finished_at < cutoff
         if len(chosen) >= excess and not old:
-            break
+            if in_order:
+                break
+            continue
         if ref.admission_seq == top or input_id in ledger.dirty:
             continue
         chosen.append(input_id)

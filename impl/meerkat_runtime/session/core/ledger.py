@@ -110,6 +110,10 @@ class InputLedger:
         self.next_admission_seq = 1
         self.dirty: set[InputId] = set()
         self.finished: dict[InputId, FinishedRef] = {}
+        self.finished_in_order = True
+        """Whether ``finished`` is in ``finished_at`` order, as it is unless the wall clock
+        stepped back: an input finished at an earlier time than the one listed before it
+        clears it (retention then walks the whole listing; see ``retention.beyond_horizon``)."""
         self.resident: deque[InputId] = deque()
 
     def knows(self, input_id: InputId) -> bool:
@@ -121,7 +125,10 @@ class InputLedger:
         if record.input_id in self.finished:
             return
         key = record.input.header.idempotency_key
-        self.finished[record.input_id] = FinishedRef(record.updated_at, key, record.admission_seq)
+        finished = self.finished
+        if finished and record.updated_at < next(reversed(finished.values())).finished_at:
+            self.finished_in_order = False
+        finished[record.input_id] = FinishedRef(record.updated_at, key, record.admission_seq)
         self.resident.append(record.input_id)
 
     def forget(self, input_id: InputId) -> None:

@@ -47,6 +47,7 @@ registration dropped it) stays dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -283,7 +284,11 @@ def _list_finished(runtime_id: str, ledger: InputLedger, finished: Sequence[Fini
     """Keep what the store lists of the finished inputs: ids, keys and admission positions
     (one pass, no row read; a key listed twice is corruption naming the second row)."""
     keys, listed, top = ledger.keys, ledger.finished, ledger.next_admission_seq
+    last = next((ref.finished_at for ref in reversed(listed.values())), -math.inf)
     for input_id, finished_at, key, seq in finished:
+        if finished_at < last:
+            ledger.finished_in_order = False
+        last = finished_at
         if key is not None:
             owner = keys.get(key)
             if owner is not None:
