@@ -76,12 +76,50 @@ def _nested(levels: int) -> bytes:
         (lambda: OwnershipConfig(lease_s=float("inf")), "lease_s"),
         (lambda: OwnershipConfig(renew_every_s=0.0), "renew_every_s"),
         (lambda: OwnershipConfig(wait_poll_s=10**9), "wait_poll_s"),
+        (lambda: OwnershipConfig(lease_s=5e-324), "lease_s must be at least 0.1 s"),
+        (lambda: OwnershipConfig(lease_s=0.09), "lease_s must be at least 0.1 s"),
+        (lambda: OwnershipConfig(lease_s=1.0, renew_every_s=1e-12), "renew_every_s must be at least 0.001 s"),
+        (lambda: OwnershipConfig(wait_poll_s=1e-9), "wait_poll_s must be at least 0.001 s"),
     ],
 )
 def test_an_out_of_range_setting_is_refused_naming_it(build: Any, name: str) -> None:
     with pytest.raises(InvalidSetting, match=name) as info:
         build()
     assert isinstance(info.value, ValueError) and info.value.kind == "invalid_setting"
+
+
+def test_the_shortest_lease_derives_periods_well_above_zero() -> None:
+    config = OwnershipConfig(lease_s=0.1)
+    assert config.renew_every_s == pytest.approx(0.1 / 3) and config.poll_s == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("reading", [float("nan"), float("inf"), -float("inf"), None, "12", True])
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_store_clock_that_returns_no_finite_time_is_refused_and_nothing_is_leased(
+    tmp_path: Path, kind: str, reading: object
+) -> None:
+    """An expiry of ``inf`` would hold the session for ever against every other owner; ``nan``
+    compares false with every time. Claims, renewals and releases refuse such a reading, naming
+    the clock, and write nothing."""
+    readings = [1_000.0]
+    clock: Any = lambda: readings[-1]  # noqa: E731
+    store = (
+        InMemoryRuntimeStore(clock=clock) if kind == "memory" else SqliteRuntimeStore(tmp_path / "s.db", clock=clock)
+    )
+    try:
+        lease = store.claim_lease(RT, "owner", 10.0)
+        readings.append(reading)  # type: ignore[arg-type]
+        for call in (
+            lambda: store.claim_lease("rt-other", "owner", 10.0),
+            lambda: store.renew_lease(lease.fence, RT, 10.0),
+            lambda: store.release_lease(lease.fence, RT),
+        ):
+            with pytest.raises(InvalidSetting, match="store's clock must return a finite number"):
+                call()
+        assert store.load_lease("rt-other") is None
+        assert store.load_lease(RT) == lease
+    finally:
+        store.close()
 
 
 def test_the_largest_busy_timeout_reaches_sqlite_unchanged() -> None:

@@ -27,9 +27,23 @@ def default_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid7()}"
 
 
-def _positive(name: str, value: object) -> float:
-    """A duration setting: seconds in ``(0, MAX_SECONDS]`` (one year), else ``InvalidSetting``."""
-    return bounded_seconds(name, value, MAX_SECONDS)
+MIN_LEASE_S = 0.1
+"""The shortest ``lease_s``: a lease must outlast the store writes that claim and renew it
+(milliseconds each, more under load), or it has expired by the time its write lands and any
+standby may take the session at any moment; and its derived periods (``lease_s / 3``,
+``lease_s / 20``) must stay well above zero."""
+
+MIN_PERIOD_S = 0.001
+"""The shortest ``renew_every_s`` or ``wait_poll_s`` given explicitly: shorter, a machine would
+write renewals or claims to the store without pause."""
+
+
+def _positive(name: str, value: object, minimum: float = MIN_PERIOD_S) -> float:
+    """A duration setting: seconds in ``[minimum, MAX_SECONDS]`` (one year), else ``InvalidSetting``."""
+    seconds = bounded_seconds(name, value, MAX_SECONDS)
+    if seconds < minimum:
+        raise InvalidSetting(f"{name} must be at least {minimum:g} s, got {value!r}")
+    return seconds
 
 
 RENEWALS_PER_LEASE = 3
@@ -52,12 +66,13 @@ class OwnershipConfig:
       :func:`default_owner_id` per machine. A stable name (e.g. the worker's host name) lets a
       restarted worker take its sessions back at once: a claim by the lease's own owner always
       succeeds (with a new token), so the previous incarnation's writes are refused.
-    * ``lease_s``: how long a claim or renewal holds the lease (store clock).
+    * ``lease_s``: how long a claim or renewal holds the lease (store clock); at least
+      ``MIN_LEASE_S`` (0.1 s).
     * ``renew_every_s``: period of the background renewal; not given, ``lease_s / 3`` (5 s of
-      the default 15 s lease); given, it must be shorter than ``lease_s`` (else
-      ``InvalidSetting``). ``None`` turns automatic renewal off — no background task and no
-      renewal before a run — for harnesses that renew explicitly with
-      ``MeerkatMachine.renew_leases_now()``.
+      the default 15 s lease); given, it must be shorter than ``lease_s`` and at least
+      ``MIN_PERIOD_S`` (1 ms; so must ``wait_poll_s``; else ``InvalidSetting``). ``None``
+      turns automatic renewal off — no background task and no renewal before a run — for
+      harnesses that renew explicitly with ``MeerkatMachine.renew_leases_now()``.
     * ``wait_for_lease``: when another owner holds the lease, ``False`` raises ``LeaseHeld`` at
       once; ``True`` waits until the lease can be claimed; a number waits at most that many
       seconds (then ``LeaseHeld``). A claim that timed out waiting for the session's lock in
@@ -81,7 +96,7 @@ class OwnershipConfig:
     def __post_init__(self) -> None:
         if self.owner_id is not None and (not isinstance(self.owner_id, str) or not self.owner_id):
             raise InvalidSetting(f"owner_id must be a non-empty string or None, got {self.owner_id!r}")
-        lease = _positive("lease_s", self.lease_s)
+        lease = _positive("lease_s", self.lease_s, MIN_LEASE_S)
         renew = self.renew_every_s
         if isinstance(renew, _Derived):
             object.__setattr__(self, "renew_every_s", _Derived(lease / RENEWALS_PER_LEASE))

@@ -19,9 +19,10 @@ The rules (shared by the built-in stores; a third-party store implements the sam
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from meerkat_runtime.vocab.errors import LeaseHeld, OwnershipLost
+from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, OwnershipLost
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,22 @@ class Lease:
         return f"{self.owner}\n{self.token}\n{self.expires_at!r}".encode("utf-8", "surrogatepass")
 
 
+def _clock_reading(now: object, duration_s: float = 0.0) -> float:
+    """``now``, a store clock's reading, if it and the expiry ``now + duration_s`` are finite
+    numbers of seconds; else ``InvalidSetting`` naming the clock (a lease expiring at ``inf``
+    would be held for ever; ``nan`` compares false with every time)."""
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now + duration_s):
+        raise InvalidSetting(
+            f"the store's clock must return a finite number of seconds, got {now!r}"
+            + ("" if not isinstance(now, int | float) or not math.isfinite(now) else f" (expiry {now} + {duration_s})")
+        )
+    return float(now)
+
+
 def claim_outcome(runtime_id: str, current: Lease | None, owner: str, duration_s: float, now: float) -> Lease:
-    """The lease a claim writes, or raise ``LeaseHeld`` naming the holder and its expiry."""
+    """The lease a claim writes, or raise ``LeaseHeld`` naming the holder and its expiry
+    (``InvalidSetting`` for a clock reading that is not a finite time)."""
+    now = _clock_reading(now, duration_s)
     if current is not None and current.owner != owner and not current.expired(now):
         raise LeaseHeld(runtime_id, current.owner, current.expires_at, remaining_s=current.expires_at - now)
     token = 1 if current is None else current.token + 1
@@ -64,6 +79,7 @@ def claim_outcome(runtime_id: str, current: Lease | None, owner: str, duration_s
 def renewal_outcome(runtime_id: str, current: Lease | None, fence: Fence, duration_s: float, now: float) -> Lease:
     """The lease a renewal writes (same owner and token, ``now + duration``), or raise
     ``OwnershipLost`` when the row no longer matches ``fence``."""
+    now = _clock_reading(now, duration_s)
     refusal = fence_refusal(runtime_id, current, fence, "renew_lease")
     if refusal is not None:
         raise refusal
@@ -74,6 +90,7 @@ def renewal_outcome(runtime_id: str, current: Lease | None, fence: Fence, durati
 def released(current: Lease | None, fence: Fence, now: float) -> Lease | None:
     """The lease after a release: expired now, owner and token kept; ``None`` (nothing to do)
     when the row no longer matches ``fence``."""
+    now = _clock_reading(now)
     if current is None or current.owner != fence.owner or current.token != fence.token:
         return None
     return Lease(current.runtime_id, current.owner, current.token, min(now, current.expires_at))
