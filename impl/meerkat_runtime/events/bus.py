@@ -10,7 +10,11 @@ Contract:
   events under the registry's commit lock).
 * A subscriber that raises does not stop the others and cannot undo the transition (it has
   committed): the error is logged on the ``meerkat_runtime.events`` logger and counted in
-  :attr:`EventBus.delivery_errors`.
+  :attr:`EventBus.delivery_errors`. Nothing a subscriber raises reaches the runtime, not even a
+  ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, ``CancelledError``):
+  the emitting seam is inside a committed transition whose follow-up (waking the loop, starting
+  the run, resolving waiters) must still happen; a subscriber that means to stop the process
+  does so outside the call (``loop.call_soon_threadsafe``, its own task).
 * Without subscribers :attr:`EventBus.active` is false and the seams build no event at all
   (the cost of events that nobody reads is one attribute check per transition).
 * Thread-safe: operation registries emit from whatever thread calls them.
@@ -101,7 +105,7 @@ class EventBus:
             for subscription in self._subscriptions:
                 try:
                     subscription.subscriber(event)
-                except Exception:
+                except BaseException:  # even SystemExit and the like: the transition has committed
                     self.delivery_errors += 1
                     _log.exception(
                         "event subscriber %r failed on %s #%d", subscription.subscriber, event.rule, event.seq

@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from meerkat_runtime.session.executor import RunResult
+from meerkat_runtime.vocab.errors import describe_error
 from meerkat_runtime.vocab.ids import InputId
 
 
@@ -46,11 +47,12 @@ class RunFailure:
 
     @classmethod
     def of(cls, error: BaseException) -> RunFailure:
-        message = str(error)
+        """``error`` described (:func:`describe_error`): never raises."""
+        error_type, message = describe_error(error)
         if len(message) > MAX_FAILURE_MESSAGE:
             message = message[:MAX_FAILURE_MESSAGE] + "…"
         message = message.encode("utf-8", "replace").decode("utf-8")
-        return cls(type(error).__name__, message)
+        return cls(error_type, message)
 
 
 @dataclass(frozen=True, slots=True)

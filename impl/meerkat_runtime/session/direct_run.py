@@ -114,7 +114,7 @@ async def finish(
     try:
         value, output = task.result()
         check_receipt(run, output, session)
-    except Exception as exc:
+    except BaseException as exc:  # any error of op (GeneratorExit, SystemExit, ... too): the run fails
         cancelled = isinstance(exc, ExecutorCancelled)
         ended, error = await end_run(session, run, RunOutcome(error=exc, cancelled=cancelled), on_fatal)
         if ended is RunEnd.FATAL and error is not None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from meerkat_runtime.events.event import Change
-from meerkat_runtime.vocab.errors import RuntimeDriverError
+from meerkat_runtime.vocab.errors import RuntimeDriverError, error_message
 
 _log = logging.getLogger("meerkat_runtime.session")
 
@@ -107,7 +107,7 @@ class CompositionDispatchFailed(RuntimeDriverError):
             state = "restoring the previous state on disk failed; the session reconciles with the store first"
         else:
             state = "the committed state was kept"
-        super().__init__(f"{rule}: committed effect dispatch failed ({state}): {cause}")
+        super().__init__(f"{rule}: committed effect dispatch failed ({state}): {error_message(cause)}")
         self.rule = rule
         self.cause = cause
         self.restored = restored

@@ -13,6 +13,13 @@ is handed it: the machine attaches it again once the store answers), a failed
 terminal snapshot (the session is unregistered through ``on_fatal``) or a commit refused for
 ownership (the loop stops).
 
+Something unexpected escaping a run or its end (a defect, not the executor's error: a retry
+predicate that raises, a failure publishing the run's start) fails the run with that error, as
+an executor error does (the loop lives on); should ending it that way raise as well, the run is
+dropped (:func:`~meerkat_runtime.session.run_end.drop_stranded`: as a failed boundary commit,
+the loop detached; the session is never left Running with no loop to end the run) and the loop
+exits.
+
 A Queued input recovered without decoding its row
 (:mod:`~meerkat_runtime.session.packed_record`) is decoded when the loop takes it; a row that
 does not decode stops the loop before anything is staged, with ``last_error`` the
@@ -40,7 +47,15 @@ from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorCancelled, RunPrimitive
 from meerkat_runtime.session.packed_record import unpack
 from meerkat_runtime.session.reconcile import reconcile
-from meerkat_runtime.session.run_end import DetachedHandler, FatalHandler, RunEnd, RunOutcome, check_receipt, end_run
+from meerkat_runtime.session.run_end import (
+    DetachedHandler,
+    FatalHandler,
+    RunEnd,
+    RunOutcome,
+    check_receipt,
+    drop_stranded,
+    end_run,
+)
 from meerkat_runtime.session.runtime_session import LoopState, RuntimeSession
 from meerkat_runtime.vocab.errors import DurableWriteFailed, RecoveryCorruption
 from meerkat_runtime.vocab.ids import new_run_id
@@ -163,15 +178,30 @@ async def _drain(
                 session.last_error = exc
                 return False
             plan = core.start_run(new_run_id(), candidate, time.time())
-            install(session, plan)
             run = plan.current_run
             assert run is not None
-            primitive = RunPrimitive(run.run_id, tuple(core.ledger.records[i].input for i in run.input_ids))
+            try:
+                install(session, plan)
+            except BaseException as exc:  # publishing the start failed: the run must not stay current
+                unstarted: BaseException | None = exc
+            else:
+                unstarted = None
+                primitive = RunPrimitive(run.run_id, tuple(core.ledger.records[i].input for i in run.input_ids))
+        if unstarted is not None:
+            await drop_stranded(session, run, unstarted)
+            raise unstarted
         attempt = plan.records[run.input_ids[0]].attempts
         session.loop_state = LoopState.APPLYING
-        outcome = await apply_run(session, executor, run, primitive)
-        session.loop_state = LoopState.WORKING
-        ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me, on_detached=on_detached)
+        try:
+            outcome = await apply_run(session, executor, run, primitive)
+            session.loop_state = LoopState.WORKING
+            ended, _ = await end_run(session, run, outcome, on_fatal, loop_task=me, on_detached=on_detached)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as defect:  # not the executor's error (apply_run classifies that)
+            session.loop_state = LoopState.WORKING
+            outcome = RunOutcome(error=defect)
+            ended = await _end_after_defect(session, run, defect, on_fatal, me, on_detached)
         if ended in (RunEnd.LOOP_GONE, RunEnd.DETACHED, RunEnd.FATAL, RunEnd.OWNERSHIP_LOST):
             return False
         if outcome.error is not None and ended is RunEnd.COMMITTED:
@@ -180,3 +210,30 @@ async def _drain(
                 session.loop_state = LoopState.BACKOFF
                 await asyncio.sleep(delay)
                 session.loop_state = LoopState.WORKING
+
+
+async def _end_after_defect(
+    session: RuntimeSession,
+    run: CurrentRun,
+    defect: BaseException,
+    on_fatal: FatalHandler,
+    me: asyncio.Task[Any] | None,
+    on_detached: DetachedHandler | None,
+) -> RunEnd:
+    """Something unexpected escaped the run or its end (``defect``, kept in ``last_error``): end
+    ``run`` as failed with ``defect`` as its error, as an executor error would (requeued, or
+    abandoned at its last attempt: a defect that recurs cannot keep an input running), so the
+    loop lives on; nothing to do when the run already ended (``RunEnd.STALE``). Should that end
+    raise as well, the run is dropped (:func:`~meerkat_runtime.session.run_end.drop_stranded`)
+    and the error re-raised: the loop exits and is detached, its session no longer Running."""
+    session.last_error = defect
+    try:
+        ended, _ = await end_run(
+            session, run, RunOutcome(error=defect), on_fatal, loop_task=me, on_detached=on_detached
+        )
+    except asyncio.CancelledError:
+        raise
+    except BaseException as again:
+        await drop_stranded(session, run, again)
+        raise
+    return ended

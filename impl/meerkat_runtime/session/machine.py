@@ -92,7 +92,7 @@ from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, Retentio
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
 from meerkat_runtime.session.row_codec import RowFormatError
-from meerkat_runtime.session.run_end import BoundaryCommitFailed
+from meerkat_runtime.session.run_end import BoundaryCommitFailed, drop_stranded
 from meerkat_runtime.session.runtime_session import (
     LoopState,
     RuntimeSession,
@@ -116,6 +116,7 @@ from meerkat_runtime.vocab.errors import (
     SessionNotFound,
     StoreError,
     ValidationFailed,
+    error_message,
 )
 from meerkat_runtime.vocab.ids import (
     CANONICAL_RUNTIME_PREFIX,
@@ -874,18 +875,23 @@ class MeerkatMachine:
         return True
 
     async def _loop_main(self, session: RuntimeSession, executor: CoreExecutor) -> None:
+        """The loop task: :func:`run_loop`. A defect escaping it (never the executor's error,
+        which fails the run; a run in flight was ended or dropped on the way out, see
+        :mod:`~meerkat_runtime.session.loop_task`) is kept in ``last_error`` and the loop
+        detached, the executor told to stop; the session stays registered (Queuing) for an
+        attach. ``KeyboardInterrupt`` and ``SystemExit`` propagate once that is done."""
         try:
             await run_loop(session, executor, self._on_fatal, self._on_detached)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a defect in the loop: keep the error, detach, keep the session
+        except BaseException as exc:  # a defect in the loop: keep the error, detach, keep the session
             session.last_error = exc
             async with session.gate:
-                if session.loop_task is asyncio.current_task():
-                    parts = session.detach()
-                else:
-                    return
-            await stop_detached(parts, f"runtime loop failed: {exc}")
+                parts = session.detach() if session.loop_task is asyncio.current_task() else None
+            if parts is not None:
+                await stop_detached(parts, f"runtime loop failed: {error_message(exc)}")
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
 
     def _on_detached(self, session: RuntimeSession, executor: CoreExecutor, error: BoundaryCommitFailed) -> None:
         """A failed boundary commit detached the session's loop and told ``executor`` to stop:
@@ -1205,9 +1211,12 @@ class MeerkatMachine:
         executor ``start()`` pending) or queued work (else ``NotReady``).
 
         ``op`` returns ``(value, CoreApplyOutput)``; the boundary is committed and ``value``
-        returned. If ``op`` raises, the run fails (input requeued; ``ExecutorCancelled``: the
-        input is Abandoned as cancelled) and the error propagates; if that cannot be recorded
-        the session is unregistered and ``DurableWriteFailed`` raised. A failed boundary commit
+        returned. If ``op`` raises — any ``BaseException`` but ``CancelledError``, also
+        ``GeneratorExit`` or an application's subclass — the run fails (input requeued;
+        ``ExecutorCancelled``: the input is Abandoned as cancelled) and the error propagates; if
+        that cannot be recorded the session is unregistered and ``DurableWriteFailed`` raised.
+        A run whose end cannot be committed for an unexpected reason is dropped
+        (:func:`~meerkat_runtime.session.run_end.drop_stranded`) before the error propagates. A failed boundary commit
         raises ``BoundaryCommitFailed`` with the input Queued and the runtime Idle.
 
         ``op`` runs as the session's in-flight apply: interrupting the run, stopping,
@@ -1238,16 +1247,30 @@ class MeerkatMachine:
             if isinstance(outcome, Deduplicated):
                 raise ValidationFailed(f"input deduplicated against {outcome.existing_id}; nothing to run")
             plan = core.start_run(new_run_id(), outcome.input_id, time.time(), rule="accept_and_run")
-            install(session, plan)
             run = plan.current_run
             assert run is not None
-            primitive = RunPrimitive(run.run_id, (item,))
-            task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(awaited(op, run.run_id, primitive))
-            session.apply_task = task
-            session.applying_run = run.run_id
-            call.started(task)
+            try:
+                install(session, plan)
+            except BaseException as exc:  # publishing the start failed: the run must not stay current
+                unstarted: BaseException | None = exc
+            else:
+                unstarted = None
+                primitive = RunPrimitive(run.run_id, (item,))
+                task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(
+                    awaited(op, run.run_id, primitive)
+                )
+                session.apply_task = task
+                session.applying_run = run.run_id
+                call.started(task)
         try:
+            if unstarted is not None:
+                raise unstarted
             return await direct_run.finish(session, run, task, self._on_fatal, self._on_detached)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a defect may have left the run current: drop it (else a no-op)
+            await drop_stranded(session, run, exc)
+            raise
         finally:
             session.wake()  # a loop attached meanwhile drains what was queued during the run
 

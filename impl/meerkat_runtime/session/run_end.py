@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,11 +38,19 @@ from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, Exec
 from meerkat_runtime.session.output_fields import check_output
 from meerkat_runtime.session.reconcile import reconcile
 from meerkat_runtime.session.runtime_session import Detached, RuntimeSession, stop_detached
-from meerkat_runtime.vocab.errors import DurableWriteFailed, InvalidRuntimeTransition, OwnershipLost
+from meerkat_runtime.vocab.errors import (
+    DurableWriteFailed,
+    InvalidRuntimeTransition,
+    OwnershipLost,
+    describe_error,
+    error_message,
+)
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, JsonLimitExceeded
 
 FatalHandler = Callable[[RuntimeSession, BaseException], Awaitable[None]]
 """Called (gate released) when a run's terminal snapshot failed; unregisters the session."""
+
+_log = logging.getLogger("meerkat_runtime.session")
 
 DetachedHandler = Callable[[RuntimeSession, CoreExecutor, "BoundaryCommitFailed"], None]
 """Called (gate released) after a failed boundary commit detached the session's loop and its
@@ -179,13 +188,14 @@ def _terminal_snapshot_failed(session: RuntimeSession, run: CurrentRun, error: D
         return
     session.events_closed = True
     change = Change("registration", session.runtime_id, spell(session.registration.value), UNREGISTERED)
+    error_type, message = describe_error(error.cause)
     events.emit_step(
         session,
         "terminal_snapshot_failed",
         after=UNREGISTERED,
         changes=(change,),
         run_id=run.run_id,
-        details={"error": {"type": type(error.cause).__name__, "message": str(error.cause)}},
+        details={"error": {"type": error_type, "message": message}},
     )
 
 
@@ -240,3 +250,37 @@ async def end_run(
         await on_fatal(session, error)
         return RunEnd.FATAL, error
     return RunEnd.COMMITTED, None
+
+
+async def drop_stranded(session: RuntimeSession, run: CurrentRun, defect: BaseException) -> None:
+    """Last resort after something unexpected (``defect``: not an executor error, which fails
+    the run, nor a failed commit, handled above) escaped the end of ``run``: make sure the run
+    does not stay current with nobody left to end it. Takes the gate; nothing to do when ``run``
+    is no longer current (it ended before the defect) or the session was unregistered.
+
+    Otherwise the run ends as a failed boundary commit does (the model's
+    ``boundary_commit_failed``; nothing written): its inputs go back to their form before the
+    run (Queued at the head of their lane, the attempt not counted), the runtime to Idle (Retired
+    stays Retired), the loop is detached and the executor told to stop; ``defect`` is kept in
+    ``last_error``. What reached the store is not known, so a persistent session is then marked
+    in doubt and reconciles with the store at once (memory becomes what the store holds; should
+    the store not answer, the session's next step reconciles). No re-attach follows (a defect
+    that recurs would rerun the input without counting the attempt): an attach runs the input."""
+    async with session.gate:
+        current = session.core.current_run
+        if session.unregistered or current is None or current.run_id != run.run_id:
+            return
+        session.last_error = defect
+        try:  # install applies the plan first: only publishing it can fail after that
+            install(session, session.core.boundary_commit_failed(run.run_id))
+        except Exception:
+            _log.exception("session %s: publishing the drop of run %s failed", session.runtime_id, run.run_id)
+        parts = session.detach()
+        if session.persistence.durable:
+            if session.in_doubt is None:
+                session.in_doubt = defect
+            try:
+                await reconcile(session, f"drop run {run.run_id} after an unexpected error")
+            except Exception as exc:  # the store cannot be read: the next step reconciles
+                _log.warning("session %s stays in doubt: %s", session.runtime_id, error_message(exc))
+    await stop_detached(parts, f"run {run.run_id} dropped after an unexpected error: {error_message(defect)}")

@@ -8,6 +8,31 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+UNDESCRIBABLE = "(the error's message could not be read)"
+"""The message of an error whose ``str()`` and ``repr()`` both raise."""
+
+
+def describe_error(error: BaseException) -> tuple[str, str]:
+    """``(type name, message)`` of ``error``, without ever raising: the message is ``str(error)``;
+    when that raises (an application's ``__str__`` may), ``repr(error)``; when that raises too,
+    :data:`UNDESCRIBABLE`. The type name is ``BaseException`` should reading it raise."""
+    try:
+        error_type = str(type(error).__name__)
+    except Exception:
+        error_type = "BaseException"
+    for describe in (str, repr):
+        try:
+            return error_type, describe(error)
+        except Exception:
+            continue
+    return error_type, UNDESCRIBABLE
+
+
+def error_message(error: BaseException) -> str:
+    """The message of ``error`` (:func:`describe_error`): for formatting an application's error
+    into another one's message without raising."""
+    return describe_error(error)[1]
+
 
 class MeerkatError(Exception):
     """Base of every error the runtime raises on purpose."""
@@ -346,7 +371,7 @@ class ExecutorStartFailed(RuntimeDriverError):
     kind: ClassVar[str] = "executor_start_failed"
 
     def __init__(self, session_id: str, cause: BaseException) -> None:
-        super().__init__(f"the executor of session {session_id!r} failed to start: {cause}")
+        super().__init__(f"the executor of session {session_id!r} failed to start: {error_message(cause)}")
         self.session_id = session_id
         self.cause = cause
 
@@ -367,12 +392,12 @@ class DurableWriteFailed(RuntimeDriverError):
     ) -> None:
         if outcome_unknown:
             detail = "its outcome is unknown and the store could not be read back; the session reconciles first"
-            message = f"{operation} may or may not have been applied ({detail}): {cause}"
+            message = f"{operation} may or may not have been applied ({detail}): {error_message(cause)}"
         elif read_back:
             detail = "the store reported an ambiguous failure and holds no trace of it"
-            message = f"{operation} was not applied: {detail}: {cause}"
+            message = f"{operation} was not applied: {detail}: {error_message(cause)}"
         else:
-            message = f"{operation} was not applied: the store write failed: {cause}"
+            message = f"{operation} was not applied: the store write failed: {error_message(cause)}"
         super().__init__(message)
         self.operation = operation
         self.cause = cause
