@@ -193,8 +193,14 @@ def test_a_direct_run_whose_op_raises_an_unusual_error_fails_the_run_and_the_cal
     run(body())
 
 
+class EndDefect(BaseException):
+    """Stands for a defect in a run's end: not an ``Exception``, so the retry policy's guard
+    around its predicate (which logs an ``Exception`` and retries) lets it through."""
+
+
 class RaisingPredicate:
-    """A retry predicate that raises on its first ``failures`` calls (a defect in the run's end)."""
+    """A retry predicate that raises ``EndDefect`` on its first ``failures`` calls (a defect in
+    the run's end)."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
@@ -203,7 +209,7 @@ class RaisingPredicate:
     def __call__(self, error: BaseException) -> bool:
         self.calls += 1
         if self.calls <= self.failures:
-            raise LookupError(f"predicate broke on call {self.calls}")
+            raise EndDefect(f"predicate broke on call {self.calls}")
         return True
 
 
@@ -243,7 +249,7 @@ async def _stranded(machine: MeerkatMachine) -> None:
         await asyncio.sleep(0.01)
     await machine.settle("s")
     assert await machine.runtime_state("s") is RuntimeState.IDLE
-    assert isinstance(await machine.last_error("s"), LookupError)
+    assert isinstance(await machine.last_error("s"), EndDefect)
     assert [(state, attempts) for _, state, attempts in await snapshot(machine)] == [(S.QUEUED, 0)]
     assert not handle.done()
     assert await machine.ensure_session_with_executor("s", FailsFirst(ValueError("unused"), failures=0))
@@ -291,7 +297,7 @@ def test_a_direct_run_whose_end_cannot_be_committed_is_dropped_and_the_session_i
         log = EventLog(tmp_path / "events")
         machine.events.subscribe(log)
         await machine.register_session("s")
-        with pytest.raises(LookupError):
+        with pytest.raises(EndDefect):
             await machine.accept_input_and_run("s", make_prompt(), _raising_op(ValueError("op failed")))
         assert await machine.runtime_state("s") is RuntimeState.IDLE
         memory = await snapshot(machine)
@@ -302,3 +308,28 @@ def test_a_direct_run_whose_end_cannot_be_committed_is_dropped_and_the_session_i
 
     run(body())
     replays(tmp_path / "events", "boundary_commit_failed", "reconcile")
+
+
+def test_a_retry_predicate_that_raises_is_logged_and_the_error_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``Exception`` from the application's predicate is not a defect of the run's end: the
+    error counts as retryable and the next attempt runs."""
+
+    def predicate(error: BaseException) -> bool:
+        raise LookupError("the predicate is broken")
+
+    async def body() -> None:
+        machine = MeerkatMachine.persistent(
+            tmp_path / "runtime.sqlite", ownership=SAME_WORKER, retry=RetryPolicy(retryable=predicate)
+        )
+        await machine.register_session_with_executor("s", FailsFirst(ValueError("apply failed")))
+        _, handle = await machine.accept_input_with_completion("s", make_prompt())
+        assert handle is not None
+        assert await handle.wait() == Completed(RunResult("ok"))
+        assert [(state, attempts) for _, state, attempts in await snapshot(machine)] == [(S.CONSUMED, 2)]
+        assert await machine.runtime_state("s") is RuntimeState.ATTACHED
+        await machine.close()
+
+    run(body())
+    assert "retryable predicate raised" in caplog.text

@@ -18,6 +18,7 @@
   predicate; ``None`` (default) retries every error. A run failing with an error that is not
   retryable abandons its input at once: its attempts are set to the limit, so it is the same
   ``executor_failed_exhausted`` transition, with the error kept on the row and the outcome.
+  A predicate that raises is logged and the error treated as retryable.
 
 Cancellation (``interrupt``) and a malformed executor output are not errors of this policy:
 an interrupt abandons the input as cancelled, a malformed output is retried like any error.
@@ -25,12 +26,15 @@ an interrupt abandons the input as cancelled, a malformed output is retried like
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from meerkat_runtime.vocab.errors import InvalidSetting
 from meerkat_runtime.vocab.inputs import MAX_STAGE_ATTEMPTS
+
+_log = logging.getLogger(__name__)
 
 Retryable = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
 
@@ -65,13 +69,19 @@ class RetryPolicy:
             raise InvalidSetting("retry policy retryable must be None, a tuple of exception types or a predicate")
 
     def is_retryable(self, error: BaseException | None) -> bool:
-        """Whether a run that failed with ``error`` may be retried (``None``: unknown, yes)."""
+        """Whether a run that failed with ``error`` may be retried (``None``: unknown, yes). A
+        predicate that raises (or returns something whose truth cannot be read) is logged and
+        the error counted retryable: the attempt limit still ends the input."""
         retryable = self.retryable
         if retryable is None or error is None:
             return True
         if isinstance(retryable, tuple):
             return isinstance(error, retryable)
-        return bool(retryable(error))
+        try:
+            return bool(retryable(error))
+        except Exception:
+            _log.exception("retry policy's retryable predicate raised; the error is retried")
+            return True
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after the ``attempt``-th failed attempt of an input (1-based)."""
