@@ -1,10 +1,12 @@
 """Benchmark of the runtime stores: commits/s and latency per operation kind, SQLite with
 ``synchronous=FULL`` vs ``NORMAL`` next to a raw fsync'd single-row SQLite commit measured in
 the same run, thread scaling of the two connection modes, recovery (load) time for 1k,
-10k and 100k stored inputs, and the time to open the files a crash left with the write-ahead
-log check and the page check on and off.
+10k and 100k stored inputs, the time to open the files a crash left with the write-ahead
+log check and the page check on and off, and one ``compact_inputs`` of 100 finished rows (their
+receipts released) beside 1k and 200k receipts of rows compacted earlier.
 
     python benchmarks/bench_stores.py [--quick] [--ops 300] [--recovery 1000,10000,100000]
+        [--compaction 1000,200000]
 
 Files go to a temporary directory on the same file system as ``--dir`` (default: the system
 temporary directory). Figures are printed; nothing is asserted.
@@ -196,6 +198,38 @@ def bench_recovery(directory: Path, sizes: list[int]) -> None:
         print(f"{size:>8} {(t2 - t1) * 1000:>22.1f} {(t2 - t1) * 1e6 / size:>8.2f} {(t1 - t0) * 1000:>14.1f}")
 
 
+def bench_compaction(directory: Path, stored: list[int], rows: int = 100, rounds: int = 5) -> None:
+    """``compact_inputs`` of ``rows`` finished rows, each the one contributor of its run's receipt,
+    in a file that also holds ``stored`` receipts whose rows are gone (left by compactions of a
+    release that kept them): the time of one compaction (its write transaction), median of
+    ``rounds`` (a fresh set of rows each)."""
+    print(f"\n== compaction: one compact_inputs of {rows} finished rows beside receipts of rows compacted earlier ==")
+    print(f"{'receipts':>9} {'compaction ms':>14} {'min ms':>8} {'receipts deleted':>17}")
+    for count in stored:
+        path = directory / f"compaction-{count}.db"
+        with SqliteRuntimeStore(path, synchronous="NORMAL") as store:
+            for i in range(count):
+                old = BoundaryReceipt(f"old-{i}", 0, BoundaryKind.RUN_CHECKPOINT, (f"gone-{i}",))
+                store.atomic_apply(RT, session_snapshot=None, receipt=old, rows=[])
+            samples: list[float] = []
+            deleted = 0
+            for r in range(rounds):
+                ids = [f"in-{r}-{i}" for i in range(rows)]
+                for n, input_id in enumerate(ids):
+                    receipt = BoundaryReceipt(f"run-{r}-{n}", 0, BoundaryKind.RUN_CHECKPOINT, (input_id,))
+                    row = InputRow(input_id, ROW, 1.0 + n)
+                    store.atomic_apply(RT, session_snapshot=None, receipt=receipt, rows=[row])
+                before = store.load_high_water(RT)
+                t0 = time.perf_counter()
+                store.compact_inputs(RT, ids)
+                samples.append(time.perf_counter() - t0)
+                after = store.load_high_water(RT)
+                assert before is not None and after is not None
+                deleted = before.receipts - after.receipts
+        median, least = statistics.median(samples) * 1000, min(samples) * 1000
+        print(f"{count:>9} {median:>14.2f} {least:>8.2f} {deleted:>17}")
+
+
 def _crashed_file_set(directory: Path, commits: int) -> Path:
     """The files a crash leaves (database, ``-wal``, ``-shm``): copied while a store is open."""
     source = directory / "crash-source" / "c.db"
@@ -249,11 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ops", type=int, default=300, help="operations per measurement")
     parser.add_argument("--recovery", default="1000,10000,100000", help="stored-input counts to load")
+    parser.add_argument(
+        "--compaction", default="1000,200000", help="receipts of rows compacted earlier, beside a compaction"
+    )
     parser.add_argument("--quick", action="store_true", help="few operations, small recovery sizes")
     parser.add_argument("--dir", type=Path, default=None, help="parent directory for the database files")
     args = parser.parse_args(argv)
     ops = 40 if args.quick else args.ops
     sizes = [1000, 10000] if args.quick else [int(s) for s in args.recovery.split(",")]
+    receipts = [1000, 10000] if args.quick else [int(s) for s in args.compaction.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-stores-", dir=args.dir) as tmp:
         directory = Path(tmp)
         print(f"sqlite {sqlite3.sqlite_version}, files in {directory}")
@@ -261,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_threads(directory, max(10, ops // 2))
         bench_recovery(directory, sizes)
         bench_open_after_crash(directory, [10, 100] if args.quick else [10, 100, 300], 5 if args.quick else 15)
+        bench_compaction(directory, receipts)
     return 0
 
 

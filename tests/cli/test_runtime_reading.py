@@ -192,7 +192,7 @@ def test_an_unsupported_store_url_option_is_a_usage_error(written: Written) -> N
         ("inputs", ["default: every status", "exit status: 0", "1 the store holds no such session", "130"]),
         ("ops", ["(default: meerkat)", "exit status: 0", "2 usage error", "130"]),
         ("show", ["(default: every session", "exit status: 0", "--session", "130"]),
-        ("migrate", ["schema version 6", "--dry-run", "exit status: 0", "1 nothing changed", "130"]),
+        ("migrate", ["schema version 7", "--dry-run", "exit status: 0", "1 nothing changed", "130"]),
     ],
 )
 def test_help_states_defaults_and_exit_statuses(sub: str, needles: list[str]) -> None:

@@ -36,7 +36,7 @@ def _version(dsn: str, schema: str) -> object:
 
 def test_a_new_schema_gets_the_current_version_and_every_table(pg_dsn: str, pg_schema: str) -> None:
     with open_store(pg_dsn, pg_schema) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 5
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 6
     assert _version(pg_dsn, pg_schema) == SCHEMA_VERSION
     assert _tables(pg_dsn, pg_schema) == {
         "meerkat_schema_version",
@@ -49,6 +49,7 @@ def test_a_new_schema_gets_the_current_version_and_every_table(pg_dsn: str, pg_s
         "runtime_leases",
         "runtime_high_water",
         "runtime_quarantine",
+        "runtime_receipt_inputs",
     }
 
 
@@ -64,6 +65,7 @@ def _back_to_version_3(dsn: str, schema: str) -> None:
     """Make ``schema`` what a version-3 release left: input rows without the ``queued`` column."""
     with admin(dsn) as conn:
         conn.execute(f"ALTER TABLE {schema}.runtime_input_states DROP COLUMN queued")
+        conn.execute(f"DROP TABLE {schema}.runtime_receipt_inputs")  # the version-6 addition
         conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = 3")
 
 

@@ -66,6 +66,7 @@ def version_3_schema(dsn: str, schema: str) -> None:
     run(write())
     with admin(dsn) as conn:
         conn.execute(f"ALTER TABLE {schema}.runtime_input_states DROP COLUMN queued")
+        conn.execute(f"DROP TABLE {schema}.runtime_receipt_inputs")  # the version-6 addition
         conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = 3")
     assert not _has_queued(dsn, schema)
 
@@ -74,7 +75,7 @@ def test_a_version_3_schema_is_upgraded_once_keeping_every_row(pg_dsn: str, pg_s
     version_3_schema(pg_dsn, pg_schema)
     before = _rows(pg_dsn, pg_schema)
     with open_store(pg_dsn, pg_schema) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 5
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 6
         active = store.load_active_input_states(RT)
         assert len(active) == PENDING and all(row.queued is None for row in active)
     assert _rows(pg_dsn, pg_schema) == before

@@ -123,9 +123,10 @@ def test_a_version_4_schema_gets_an_id_when_upgraded(pg_dsn: str, pg_schema: str
         store.persist_input_state("rt:session:s", _row())
     with admin(pg_dsn) as conn:  # what a version-4 release left
         conn.execute(f"ALTER TABLE {pg_schema}.meerkat_schema_version DROP COLUMN store_id")
+        conn.execute(f"DROP TABLE {pg_schema}.runtime_receipt_inputs")  # the version-6 addition
         conn.execute(f"UPDATE {pg_schema}.meerkat_schema_version SET version = 4")
     with open_store(pg_dsn, pg_schema) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 5
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 6
         assert store.auth_authority_key() == f"postgres:{_store_id(pg_dsn, pg_schema)}"
         assert store.load_input_states("rt:session:s") == [_row()]
 

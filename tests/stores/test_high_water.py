@@ -273,6 +273,7 @@ def test_a_version_3_file_gets_marks_computed_from_its_rows(tmp_path: Path) -> N
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute("DROP TABLE runtime_high_water")
     raw.execute("DROP TABLE runtime_quarantine")
+    raw.execute("DROP TABLE runtime_receipt_inputs")  # the version-7 addition
     for index in ("runtime_inputs_active", "runtime_inputs_finished"):  # the version-5 additions
         raw.execute(f"DROP INDEX {index}")
     for column in ("finished_at", "idempotency_key", "admission_seq", "queued"):  # the version-5 and -6 columns

@@ -39,7 +39,7 @@ def _v1_file(path: Path) -> None:
 def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     SqliteRuntimeStore(tmp_path / "s.db").close()
     conn = _raw(tmp_path / "s.db")
-    assert stored_version(conn) == SCHEMA_VERSION == 6
+    assert stored_version(conn) == SCHEMA_VERSION == 7
     assert {
         "meerkat_schema_version",
         "runtime_ops_records",

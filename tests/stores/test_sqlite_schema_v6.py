@@ -18,7 +18,7 @@ from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.store.sql_rows import unbound_queued
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
 from meerkat_runtime.store.sqlite_schema import SCHEMA_VERSION, stored_version
-from meerkat_runtime.store.tables import INPUTS
+from meerkat_runtime.store.tables import INPUTS, RECEIPT_INPUTS
 from meerkat_runtime.vocab.ids import canonical_runtime_id
 
 from tests.runtime_session.helpers import recover_and_run, registered_queue
@@ -70,10 +70,12 @@ async def _write_session(path: Path) -> None:
 
 def version_5_file(path: Path) -> None:
     """A real session file as version 5 left it: written through the runtime, then the version-6
-    column taken away (the rows, their checksums and the other columns are what version 5 wrote)."""
+    column and the version-7 table taken away (the rows, their checksums and the other columns
+    are what version 5 wrote)."""
     asyncio.run(_write_session(path))
     conn = _raw(path)
     conn.execute(f"ALTER TABLE {INPUTS} DROP COLUMN queued")
+    conn.execute(f"DROP TABLE {RECEIPT_INPUTS}")  # the version-7 addition
     conn.execute("UPDATE meerkat_schema_version SET version = 5")
     conn.close()
     assert "queued" not in _columns(path)
@@ -84,11 +86,11 @@ def test_a_version_5_file_is_upgraded_once_keeping_every_row(tmp_path: Path) -> 
     version_5_file(path)
     before = _rows(path)
     with SqliteRuntimeStore(path) as store:
-        assert store.settings()["schema_version"] == SCHEMA_VERSION == 6
+        assert store.settings()["schema_version"] == SCHEMA_VERSION == 7
         active = store.load_active_input_states(RT)
         assert len(active) == PENDING and all(row.queued is None for row in active)  # not written yet
     assert _rows(path) == before  # nothing else touched
-    with SqliteRuntimeStore(path):  # idempotent: a second open finds version 6 and migrates nothing
+    with SqliteRuntimeStore(path):  # idempotent: a second open finds version 7 and migrates nothing
         pass
     assert _rows(path) == before and _columns(path).count("queued") == 1
     queue, ran = asyncio.run(recover_and_run(path, "p3", "d1"))
@@ -177,7 +179,7 @@ def hang(conn):
     print("migrating", flush=True)
     time.sleep(60)
 
-sqlite_schema.MIGRATIONS = (*sqlite_schema.MIGRATIONS[:-1], (6, hang))
+sqlite_schema.MIGRATIONS = tuple((v, hang if v == 6 else step) for v, step in sqlite_schema.MIGRATIONS)
 SqliteRuntimeStore(sys.argv[1])
 """
 

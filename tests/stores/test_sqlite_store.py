@@ -36,7 +36,7 @@ def test_file_store_uses_wal_and_the_chosen_synchronous_level(tmp_path: Path, sy
         "journal_mode": "wal",
         "synchronous": level,
         "busy_timeout": 1234,
-        "schema_version": 6,
+        "schema_version": 7,
         "integrity_check": "quick",
         "wal_check": True,
     }

@@ -28,7 +28,7 @@ from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep, advance, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
-from meerkat_runtime.store.receipt_retention import released_receipts
+from meerkat_runtime.store.receipt_retention import index_entries, released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -86,6 +86,8 @@ class MemoryStorage:
     input_index: dict[str, dict[str, RowIndex]] = field(default_factory=dict)
     """What the runtime said about each input row beside its payload: ``(finished_at,
     idempotency_key, admission_seq)``; rows without an entry are active."""
+    receipt_index: dict[str, dict[str, set[tuple[str, int]]]] = field(default_factory=dict)
+    """The receipts naming each input (:mod:`.receipt_retention`): input id to receipt keys."""
 
 
 class InMemoryRuntimeStore:
@@ -200,10 +202,17 @@ class InMemoryRuntimeStore:
                 del stored[i]
                 index.pop(i, None)
             receipts = self.storage.receipts.get(rt, {})
-            bodies = [(run, seq, sealed[0]) for (run, seq), sealed in receipts.items()]
+            named = self.storage.receipt_index.get(rt, {})
+            keys = sorted({key for i in ids for key in named.get(i, ())})
+            bodies = [(run, seq, receipts[(run, seq)][0]) for run, seq in keys if (run, seq) in receipts]
             gone = released_receipts(bodies, frozenset(ids), lambda rest: any(i in stored for i in rest))
-            for key in gone:
+            for key, contributors in gone:
                 del receipts[key]
+                for i in contributors:
+                    if (entries := named.get(i)) is not None:
+                        entries.discard(key)
+                        if not entries:
+                            del named[i]
             self._advance(rt, MarkStep(inputs_removed=len(present), receipts_removed=len(gone)))
         return len(present)
 
@@ -235,6 +244,9 @@ class InMemoryRuntimeStore:
                     f"duplicate boundary receipt (run_id={key[0]!r}, sequence={key[1]}); nothing was applied",
                 )
             receipts[key] = sealed_receipt
+            named = self.storage.receipt_index.setdefault(rt, {})
+            for i in index_entries(checked.contributing_input_ids):
+                named.setdefault(i, set()).add(key)
             if snapshot is not None:
                 self.storage.snapshots[rt] = snapshot
             added = self._new_inputs(rt, list(sealed_rows))

@@ -91,7 +91,7 @@ from meerkat_runtime.store.postgres_schema import (
 )
 from meerkat_runtime.store.postgres_transactions import REPLY_FACTOR, Connection, Transactions
 from meerkat_runtime.store.postgres_transactions import Body as ReadBody
-from meerkat_runtime.store.receipt_retention import released_receipts
+from meerkat_runtime.store.receipt_retention import index_entries, released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -121,6 +121,7 @@ from meerkat_runtime.store.tables import (
     OPS_RECORDS,
     OPS_SNAPSHOTS,
     QUARANTINE,
+    RECEIPT_INPUTS,
     RECEIPTS,
     SNAPSHOTS,
 )
@@ -480,12 +481,17 @@ class PostgresRuntimeStore:
         def any_stored(rest: frozenset[str]) -> bool:
             return conn.execute(sql.any_input_among, (rt, sorted(rest))).fetchone() is not None
 
-        stored = conn.execute(sql.select_receipt_bodies, (rt,)).fetchall()
+        stored = conn.execute(sql.select_named_receipts, (rt, ids, rt)).fetchall()
         receipts = [(str(r[0]), v.from_signed64(int(str(r[1]))), r[2]) for r in stored]
         gone = released_receipts(receipts, frozenset(ids), any_stored)
         if gone:
-            runs, seqs = [k[0] for k in gone], [v.to_signed64(k[1]) for k in gone]
+            runs, seqs = [k[0] for k, _ in gone], [v.to_signed64(k[1]) for k, _ in gone]
             conn.execute(sql.delete_receipts, (rt, runs, seqs))
+            entries = [(i, v.to_signed64(k[1]), k[0]) for k, named in gone for i in sorted(named)]
+            conn.execute(
+                sql.delete_receipt_entries,
+                (rt, [e[0] for e in entries], [e[2] for e in entries], [e[1] for e in entries]),
+            )
         return len(gone)
 
     # --- run boundaries -------------------------------------------------------------------
@@ -500,6 +506,7 @@ class PostgresRuntimeStore:
     ) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         stored = receipt_row(rt, receipt)
+        entries = index_entries(stored.receipt.contributing_input_ids)
         if session_snapshot is not None:
             v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
         valid_rows = v.check_rows(rt, rows, WriteFailed)
@@ -510,7 +517,8 @@ class PostgresRuntimeStore:
             params: list[object] = [key]
             if session_snapshot is not None:
                 params += [rt, session_snapshot, row_checksum(SNAPSHOTS, rt, "", session_snapshot)]
-            params += [*stored.params, *self._row_params(rt, valid_rows)]
+            run, seq = stored.params[1], stored.params[2]
+            params += [*stored.params, rt, run, seq, entries, *self._row_params(rt, valid_rows)]
             statement = self._sql.send_apply if session_snapshot is None else self._sql.send_apply_snapshot
             counts[:] = self._send(conn, statement, params)
 
@@ -803,7 +811,11 @@ class _Statements:
         )
         receipt_cte = (
             f"receipt AS (INSERT INTO {s}.{RECEIPTS} (runtime_id, run_id, sequence, receipt, checksum) "
-            "SELECT %s::text, %s::text, %s::bigint, %b::bytea, %s::text FROM lock ON CONFLICT DO NOTHING RETURNING 1)"
+            "SELECT %s::text, %s::text, %s::bigint, %b::bytea, %s::text FROM lock ON CONFLICT DO NOTHING RETURNING 1), "
+            # the receipt's index entries, written only with the receipt itself
+            f"named AS (INSERT INTO {s}.{RECEIPT_INPUTS} (runtime_id, input_id, run_id, sequence) "
+            "SELECT %s::text, n.i, %s::text, %s::bigint FROM unnest(%s::text[]) AS n(i) CROSS JOIN receipt "
+            "ON CONFLICT DO NOTHING)"
         )
         inputs_added = "(SELECT count(*) FILTER (WHERE inserted) FROM inputs)"
         self.send_inputs = f"WITH {lock}, {inputs_cte} SELECT {inputs_added} FROM lock"
@@ -843,7 +855,17 @@ class _Statements:
         self.select_receipt = (
             f"SELECT receipt, checksum FROM {s}.{RECEIPTS} WHERE runtime_id = %s AND run_id = %s AND sequence = %s"
         )
-        self.select_receipt_bodies = f"SELECT run_id, sequence, receipt FROM {s}.{RECEIPTS} WHERE runtime_id = %s"
+        # the receipts naming any of the inputs (by the receipt index, then by primary key)
+        self.select_named_receipts = (
+            f"SELECT r.run_id, r.sequence, r.receipt FROM (SELECT DISTINCT run_id, sequence FROM {s}.{RECEIPT_INPUTS} "
+            "WHERE runtime_id = %s AND input_id = ANY(%s::text[])) AS n "
+            f"JOIN {s}.{RECEIPTS} AS r ON r.runtime_id = %s AND r.run_id = n.run_id AND r.sequence = n.sequence "
+            "ORDER BY r.run_id, r.sequence"
+        )
+        self.delete_receipt_entries = (
+            f"DELETE FROM {s}.{RECEIPT_INPUTS} WHERE runtime_id = %s AND (input_id, run_id, sequence) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]))"
+        )
         self.any_input_among = (
             f"SELECT 1 FROM {s}.{INPUTS} WHERE runtime_id = %s AND input_id = ANY(%s::text[]) LIMIT 1"
         )

@@ -40,6 +40,12 @@ Versions:
    worker granted only ``SELECT`` on the tables that existed when it was set up can read it. It
    is a version of its own because adding it is DDL the schema's owner runs (as every
    migration), while a worker's read-write open may hold no more than the documented grants.
+6. ``runtime_receipt_inputs``: one entry ``(runtime_id, input_id, run_id, sequence)`` per
+   contributing input of each boundary receipt (as the SQLite store's version 7), so that
+   ``compact_inputs`` finds the receipts naming the inputs it deletes by key
+   (:mod:`~meerkat_runtime.store.receipt_retention`). Upgrading a version-5 schema reads every
+   receipt once and writes its entries (a receipt that does not parse gets none: it is kept).
+   A new table: workers need the documented grants again.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from collections.abc import Callable
 import psycopg
 
 from meerkat_runtime.store.migration_leases import refusal
+from meerkat_runtime.store.receipt_retention import contributors, index_entries
 from meerkat_runtime.store.sqlite_schema import NotAMeerkatStore
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
@@ -60,12 +67,13 @@ from meerkat_runtime.store.tables import (
     OPS_RECORDS,
     OPS_SNAPSHOTS,
     QUARANTINE,
+    RECEIPT_INPUTS,
     RECEIPTS,
     SNAPSHOTS,
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -189,9 +197,40 @@ def _v5(s: str) -> tuple[str, ...]:
     return (f"ALTER TABLE {s}.meerkat_schema_version ADD COLUMN IF NOT EXISTS store_id TEXT",)
 
 
+def _v6(s: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE {s}.{RECEIPT_INPUTS} (
+            runtime_id TEXT COLLATE "C" NOT NULL, input_id TEXT COLLATE "C" NOT NULL,
+            run_id TEXT COLLATE "C" NOT NULL, sequence BIGINT NOT NULL,
+            PRIMARY KEY (runtime_id, input_id, run_id, sequence)
+        )""",
+    )
+
+
+def _index_stored_receipts(conn: psycopg.Connection[tuple[object, ...]], s: str) -> None:
+    """The entries of every receipt already stored (version 6), in the migration's transaction."""
+    runtimes: list[str] = []
+    inputs: list[str] = []
+    runs: list[str] = []
+    seqs: list[int] = []
+    for runtime_id, run_id, sequence, body in conn.execute(
+        f"SELECT runtime_id, run_id, sequence, receipt FROM {s}.{RECEIPTS}"
+    ).fetchall():
+        for input_id in index_entries(sorted(contributors(body) or ())):
+            runtimes.append(str(runtime_id))
+            inputs.append(input_id)
+            runs.append(str(run_id))
+            seqs.append(int(str(sequence)))
+    conn.execute(
+        f"INSERT INTO {s}.{RECEIPT_INPUTS} (runtime_id, input_id, run_id, sequence) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING",
+        (runtimes, inputs, runs, seqs),
+    )
+
+
 Step = Callable[[str], tuple[str, ...]]
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6))
 """``(version reached, statements of the step for a schema name)`` in ascending order; step
 ``n`` upgrades version ``n - 1``."""
 
@@ -231,6 +270,9 @@ def require_current_version(conn: psycopg.Connection[tuple[object, ...]], schema
             "upgrades it when it opens the store (a read-only store does not migrate)",
         )
 
+
+RECEIPT_INDEX_VERSION = 6
+"""The version that introduces the receipt index (filled from the receipts already stored)."""
 
 MARKS_VERSION = 2
 """The version that introduces the high-water marks: a schema below it was written by a release
@@ -281,6 +323,8 @@ def migrate(
         if current < version <= target:
             for statement in step(schema):
                 conn.execute(statement)  # built from a checked name
+            if version == RECEIPT_INDEX_VERSION:
+                _index_stored_receipts(conn, schema)
             conn.execute(f"UPDATE {schema}.meerkat_schema_version SET version = %s WHERE id = 1", (version,))
     if target >= 5:
         # the identity is written once: never replaced, also when the migration runs again

@@ -78,7 +78,7 @@ from meerkat_runtime.store.high_water import (
 )
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
 from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
-from meerkat_runtime.store.receipt_retention import released_receipts
+from meerkat_runtime.store.receipt_retention import index_entries, released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -108,6 +108,7 @@ from meerkat_runtime.store.sqlite_marks import advance_mark, new_inputs, stored_
 from meerkat_runtime.store.sqlite_paths import MEMORY, checked_path, read_only_refusal, unwritable_reason
 from meerkat_runtime.store.sqlite_readonly import discard, read_only_target
 from meerkat_runtime.store.sqlite_schema import (
+    INSERT_RECEIPT_INPUT,
     SCHEMA_VERSION,
     STORE_SCOPE,
     migrate,
@@ -124,6 +125,7 @@ from meerkat_runtime.store.tables import (
     OPS_RECORDS,
     OPS_SNAPSHOTS,
     QUARANTINE,
+    RECEIPT_INPUTS,
     RECEIPTS,
     SNAPSHOTS,
 )
@@ -1104,6 +1106,7 @@ class SqliteRuntimeStore:
     ) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         stored = receipt_row(rt, receipt)
+        entries = index_entries(stored.receipt.contributing_input_ids)
         if session_snapshot is not None:
             v.check_bytes(rt, "session_snapshot", session_snapshot, WriteFailed)
         params = self._input_params(rt, rows)
@@ -1119,6 +1122,8 @@ class SqliteRuntimeStore:
                 )
             except sqlite3.IntegrityError:
                 raise duplicate_receipt(rt, stored.receipt) from None
+            run, seq = stored.params[1], stored.params[2]
+            conn.executemany(INSERT_RECEIPT_INPUT, [(rt, i, run, seq) for i in entries])
             added = _upsert_inputs(conn, rt, params)
             snapshot_written = True if session_snapshot is not None else None
             advance_mark(conn, rt, MarkStep(inputs_added=added, receipts_added=1, session_snapshot=snapshot_written))
@@ -1392,11 +1397,30 @@ def _release_receipts(conn: sqlite3.Connection, rt: str, ids: Sequence[str]) -> 
                 return True
         return False
 
-    stored = conn.execute(f"SELECT run_id, sequence, receipt FROM {RECEIPTS} WHERE runtime_id = ?", (rt,)).fetchall()
-    receipts = [(str(run), v.from_signed64(int(seq)), body) for run, seq, body in stored]
+    keys: set[tuple[str, int]] = set()
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        chunk = ids[start : start + _IDS_PER_STATEMENT]
+        marks = ",".join("?" * len(chunk))
+        keys.update(
+            conn.execute(
+                f"SELECT run_id, sequence FROM {RECEIPT_INPUTS} WHERE runtime_id = ? AND input_id IN ({marks})",
+                (rt, *chunk),
+            ).fetchall()
+        )
+    receipts = []
+    for run, seq in sorted(keys):
+        found = conn.execute(
+            f"SELECT receipt FROM {RECEIPTS} WHERE runtime_id = ? AND run_id = ? AND sequence = ?", (rt, run, seq)
+        ).fetchone()
+        if found is not None:
+            receipts.append((str(run), v.from_signed64(int(seq)), found[0]))
     gone = released_receipts(receipts, frozenset(ids), any_stored)
     conn.executemany(
         f"DELETE FROM {RECEIPTS} WHERE runtime_id = ? AND run_id = ? AND sequence = ?",
-        [(rt, run, v.to_signed64(seq)) for run, seq in gone],
+        [(rt, run, v.to_signed64(seq)) for (run, seq), _ in gone],
+    )
+    conn.executemany(
+        f"DELETE FROM {RECEIPT_INPUTS} WHERE runtime_id = ? AND input_id = ? AND run_id = ? AND sequence = ?",
+        [(rt, i, run, v.to_signed64(seq)) for (run, seq), named in gone for i in sorted(named)],
     )
     return len(gone)

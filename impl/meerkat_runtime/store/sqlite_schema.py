@@ -29,6 +29,11 @@ Versions:
    are recovered from their payloads as before, until the runtime next writes them. The store
    binds the value to the row's checksum, so one a version-5 writer left beside a payload it
    rewrote is ignored (:func:`~meerkat_runtime.store.sql_rows.unbound_queued`).
+7. ``runtime_receipt_inputs``: one entry ``(runtime_id, input_id, run_id, sequence)`` per
+   contributing input of each boundary receipt, so that ``compact_inputs`` finds the receipts
+   naming the inputs it deletes by key instead of reading every receipt
+   (:mod:`~meerkat_runtime.store.receipt_retention`). Upgrading a version-6 file reads every
+   receipt once and writes its entries (a receipt that does not parse gets none: it is kept).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from collections.abc import Callable
 from meerkat_runtime.store.high_water import HighWater
 from meerkat_runtime.store.integrity import row_checksum
 from meerkat_runtime.store.migration_leases import refusal
+from meerkat_runtime.store.receipt_retention import contributors, index_entries
 from meerkat_runtime.store.tables import (
     HIGH_WATER,
     INPUTS,
@@ -46,12 +52,13 @@ from meerkat_runtime.store.tables import (
     LIFECYCLES,
     OPS_RECORDS,
     OPS_SNAPSHOTS,
+    RECEIPT_INPUTS,
     RECEIPTS,
     SNAPSHOTS,
 )
 from meerkat_runtime.vocab.errors import VersionMismatch
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The version this release writes and reads."""
 
 STORE_SCOPE = "*"
@@ -125,6 +132,30 @@ _V5 = (
 
 _V6 = ("ALTER TABLE runtime_input_states ADD COLUMN queued BLOB",)
 
+_V7 = f"""CREATE TABLE {RECEIPT_INPUTS} (
+    runtime_id TEXT NOT NULL, input_id TEXT NOT NULL, run_id TEXT NOT NULL, sequence INTEGER NOT NULL,
+    PRIMARY KEY (runtime_id, input_id, run_id, sequence)
+) WITHOUT ROWID"""
+
+INSERT_RECEIPT_INPUT = (
+    f"INSERT OR IGNORE INTO {RECEIPT_INPUTS} (runtime_id, input_id, run_id, sequence) VALUES (?, ?, ?, ?)"
+)
+"""One index entry of a receipt: ``(runtime_id, input_id, run_id, sequence as stored)``."""
+
+
+def _v7(conn: sqlite3.Connection) -> None:
+    """Create the receipt index, then the entries of every receipt already stored."""
+    conn.execute(_V7)
+    entries = []
+    for runtime_id, run_id, sequence, body in conn.execute(
+        f"SELECT runtime_id, run_id, sequence, receipt FROM {RECEIPTS}"
+    ):
+        ids = contributors(body)
+        for input_id in index_entries(sorted(ids or ())):
+            entries.append((runtime_id, input_id, run_id, sequence))
+    conn.executemany(INSERT_RECEIPT_INPUT, entries)
+
+
 _COUNTED = (
     ("inputs", INPUTS),
     ("receipts", RECEIPTS),
@@ -165,6 +196,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (4, _v4),
     (5, _run(_V5)),
     (6, _run(_V6)),
+    (7, _v7),
 )
 """``(version reached, step)`` in ascending order; step ``n`` upgrades version ``n - 1``."""
 
@@ -175,6 +207,7 @@ STEP_NOTES: dict[int, str] = {
     4: "high-water marks (computed for every runtime already stored) and the quarantine",
     5: "finished-input index (finished_at, idempotency key, admission position) beside each input row",
     6: "the recovery fields of a queued input beside its row (a restart need not read its payload)",
+    7: "an index of the boundary receipts by contributing input (filled from the receipts stored)",
 }
 """What each migration step adds, in words (``meerkat-runtime migrate`` prints them)."""
 
