@@ -209,3 +209,24 @@ def test_a_store_that_changes_renew_lease_alone_is_renewed_one_lease_at_a_time()
     assert batched_renewal(CountingStore(clock)) is not None
     assert batched_renewal(OwnRenew(clock=clock)) is None
     assert batched_renewal(FaultInjectingStore(InMemoryRuntimeStore(clock=clock))) is None
+
+
+def test_a_batch_answer_of_the_wrong_length_is_kept_as_a_renewal_error_and_nothing_is_lost() -> None:
+    class ShortAnswer(CountingStore):
+        def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[RenewalOutcome]:
+            return super().renew_leases(renewals, duration_s)[:-1]
+
+    async def body() -> None:
+        clock = ManualClock()
+        store = ShortAnswer(clock)
+        m = machine(store, clock)
+        await m.register_session("a")
+        await m.register_session("b")
+        assert await m.renew_leases_now() == []
+        for name in ("a", "b"):
+            claim = m.session_claim_handle().get(canonical_runtime_id(name))
+            assert claim is not None and claim.owned
+            assert claim.renew_error is not None and "returned 1 outcomes for 2 leases" in str(claim.renew_error)
+        await m.close()
+
+    run(body())

@@ -31,7 +31,7 @@ from meerkat_runtime.session.ownership import OwnershipConfig, default_owner_id
 from meerkat_runtime.session.renewal_rounds import RENEWAL_CHUNK, RenewalRecorder, RenewalStats
 from meerkat_runtime.store.lease import Fence, Lease, RenewalOutcome
 from meerkat_runtime.store.protocol import RuntimeStore, batched_renewal
-from meerkat_runtime.vocab.errors import LeaseHeld, LockWaitTimedOut, OwnershipLost, StoreError
+from meerkat_runtime.vocab.errors import LeaseHeld, LockWaitTimedOut, OwnershipLost, StoreError, WriteFailed
 from meerkat_runtime.vocab.ids import LogicalRuntimeId
 
 T = TypeVar("T")
@@ -279,7 +279,9 @@ class SessionClaimRegistry:
             round_ = self._rounds.start(config, len(due))
             batch = batched_renewal(self._store)
             if batch is None:
-                for claim in due:
+                for index, claim in enumerate(due):
+                    if index and index % RENEWAL_CHUNK == 0:
+                        await asyncio.sleep(0)  # store calls made inline never yield by themselves
                     round_.note_sent(claim.renewed_at)
                     round_.transactions += 1
                     await self.renew(claim)
@@ -317,13 +319,24 @@ class SessionClaimRegistry:
                 for claim, _ in live:
                     claim.renew_error = exc
                 return
+            if not isinstance(outcomes, list) or len(outcomes) != len(live):
+                refused = WriteFailed(
+                    str(live[0][0].runtime_id),
+                    f"renew_leases returned {len(outcomes) if isinstance(outcomes, list) else repr(outcomes)} "
+                    f"outcomes for {len(live)} leases",
+                )
+                for claim, _ in live:
+                    claim.renew_error = refused
+                return
             for (claim, _), outcome in zip(live, outcomes, strict=True):
                 if isinstance(outcome, Lease):
                     claim.lease, claim.renewed_at, claim.renew_error = outcome, sent, None
                 elif isinstance(outcome, OwnershipLost):
                     claim.lose(outcome)
-                else:
+                elif isinstance(outcome, Exception):
                     claim.renew_error = outcome
+                else:
+                    claim.renew_error = WriteFailed(str(claim.runtime_id), f"renew_leases returned {outcome!r}")
 
     def renewal_stats(self) -> RenewalStats:
         """Counts and times of this machine's renewal rounds (see :class:`RenewalStats`)."""
