@@ -59,3 +59,10 @@ def test_without_a_configured_server_the_command_line_names_what_is_missing(
     err = capsys.readouterr().err
     assert "postgres" in err and PG_DSN_ENV in err
     assert os.environ.get(PG_DSN_ENV) is None
+
+
+def test_the_batched_lease_renewal_check_applies_and_passes(pg_dsn: str) -> None:
+    from meerkat_conformance.stores.postgres_backend import PostgresBackend
+
+    report = run_store_conformance(lambda: PostgresBackend(pg_dsn), only=["lease_batch_renewal"])
+    assert [(r.name, r.status) for r in report.results] == [("lease_batch_renewal", "passed")], report.render()

@@ -23,7 +23,15 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.sqlite import SqliteRuntimeStore
-from meerkat_runtime.vocab.errors import Corrupt, LeaseHeld, OwnershipLost, ReadFailed, WriteFailed, WriteRefused
+from meerkat_runtime.vocab.errors import (
+    Corrupt,
+    LeaseHeld,
+    OwnershipLost,
+    ReadFailed,
+    StoreError,
+    WriteFailed,
+    WriteRefused,
+)
 
 BUGS = frozenset(
     {
@@ -40,6 +48,8 @@ BUGS = frozenset(
         "steals_live_lease",
         "no_takeover_after_expiry",
         "token_on_renew",
+        "batch_raises_refusal",
+        "batch_keeps_expiry",
         "token_restarts_after_release",
         "fence_compares_owner_only",
         "fence_ignored",
@@ -472,6 +482,25 @@ class NaiveStore:
             lease = Lease(rt, current.owner, token, time.time() + duration_s)
             self.data.leases[rt] = lease
             return lease
+
+    def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[Lease | StoreError]:
+        outcomes: list[Lease | StoreError] = []
+        with self.data.lock:
+            for fence, runtime_id in renewals:
+                try:
+                    if not isinstance(fence, Fence):
+                        raise WriteFailed(str(runtime_id), "a fence is required")
+                    current = self.data.leases.get(str(runtime_id))
+                    lease = self.renew_lease(fence, runtime_id, duration_s)
+                    if "batch_keeps_expiry" in self.bugs and current is not None:
+                        self.data.leases[lease.runtime_id] = lease = current
+                except (OwnershipLost, WriteFailed) as refused:
+                    if "batch_raises_refusal" in self.bugs:
+                        raise
+                    outcomes.append(refused)
+                    continue
+                outcomes.append(lease)
+        return outcomes
 
     def release_lease(self, fence: Fence, runtime_id: str) -> None:
         rt = self._ok(runtime_id, WriteFailed)

@@ -41,7 +41,7 @@ def test_report_for_memory_marks_capability_checks_not_applicable() -> None:
     statuses = {r.name: r.status for r in report.results}
     assert statuses["concurrent_processes"] == "not_applicable"
     assert statuses["input_round_trip"] == "passed"
-    assert "OK: 25 passed, 0 failed, 3 not applicable" in report.render()
+    assert "OK: 26 passed, 0 failed, 3 not applicable" in report.render()
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,12 @@ def test_command_line_runs_the_named_backends(capsys: pytest.CaptureFixture[str]
 
     assert main(["memory"]) == 0
     out = capsys.readouterr().out
-    assert "store conformance: memory" in out and "OK: 25 passed" in out
+    assert "store conformance: memory" in out and "OK: 26 passed" in out
     assert main(["nope"]) == 2
     assert "unknown backend" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_the_batched_lease_renewal_check_applies_to_both_and_passes(backend: str) -> None:
+    report = run_store_conformance(BUILT_IN_FACTORIES[backend], only=["lease_batch_renewal"])
+    assert [(r.name, r.status) for r in report.results] == [("lease_batch_renewal", "passed")], report.render()

@@ -25,7 +25,14 @@ EXPECTED_FAILURES = {
     "lenient_sequence": {"malformed_arguments_refused"},
     "steals_live_lease": {"lease_claim_and_renew", "lease_claim_race_threads", "lease_token_grows"},
     "no_takeover_after_expiry": {"lease_expiry_and_release"},
-    "token_on_renew": {"lease_claim_and_renew", "lease_expiry_and_release", "lease_token_grows"},
+    "token_on_renew": {
+        "lease_claim_and_renew",
+        "lease_expiry_and_release",
+        "lease_token_grows",
+        "lease_batch_renewal",
+    },
+    "batch_raises_refusal": {"lease_batch_renewal"},
+    "batch_keeps_expiry": {"lease_batch_renewal"},
     "token_restarts_after_release": {"lease_expiry_and_release", "lease_token_grows", "unfenced_write_refused"},
     "fence_compares_owner_only": {"stale_fence_refused", "high_water_mark", "quarantine"},
     "fence_ignored": {

@@ -10,6 +10,7 @@ from typing import Literal
 
 from meerkat_conformance.stores import (
     checks_atomicity,
+    checks_batch_renewal,
     checks_concurrency,
     checks_damage,
     checks_finished,
@@ -66,6 +67,7 @@ CHECKS: tuple[StoreCheck, ...] = (
     _check("lease_claim_and_renew", checks_ownership.check_lease_claim_and_renew),
     _check("lease_expiry_and_release", checks_ownership.check_lease_expiry_and_release),
     _check("lease_token_grows", checks_ownership.check_lease_token_grows),
+    _check("lease_batch_renewal", checks_batch_renewal.check_lease_batch_renewal),
     _check("stale_fence_refused", checks_ownership.check_stale_fence_refused),
     _check("unfenced_write_refused", checks_ownership.check_unfenced_write_refused),
     _check("lease_claim_race_threads", checks_ownership.check_lease_claim_race_threads),

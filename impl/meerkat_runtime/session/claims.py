@@ -7,7 +7,8 @@ session hands to the store; with ownership off (or for an ephemeral machine) its
 
 Lifecycle of a claim: :meth:`SessionClaimRegistry.acquire` claims the lease in the store
 (waiting for a held one if configured) before anything of the session is read; renewals keep it
-(in the background every ``renew_every_s``, and before a run starts when a renewal is overdue);
+(in the background, a round starting every ``renew_every_s`` after the previous round started,
+and before a run starts when a renewal is overdue);
 :meth:`SessionClaimRegistry.release` expires it in the store when the session is unregistered.
 A claim is **lost** when the store refuses its fence (``OwnershipLost`` from a renewal or from
 any write): :meth:`SessionClaim.lose` records the error at once — every later write of the
@@ -23,13 +24,14 @@ import contextlib
 import math
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from meerkat_runtime.session.ownership import OwnershipConfig, default_owner_id
-from meerkat_runtime.store.lease import Fence, Lease
-from meerkat_runtime.store.protocol import RuntimeStore
-from meerkat_runtime.vocab.errors import LeaseHeld, LockWaitTimedOut, OwnershipLost, StoreError
+from meerkat_runtime.session.renewal_rounds import RENEWAL_CHUNK, RenewalRecorder, RenewalStats
+from meerkat_runtime.store.lease import Fence, Lease, RenewalOutcome
+from meerkat_runtime.store.protocol import RuntimeStore, batched_renewal
+from meerkat_runtime.vocab.errors import LeaseHeld, LockWaitTimedOut, OwnershipLost, StoreError, WriteFailed
 from meerkat_runtime.vocab.ids import LogicalRuntimeId
 
 T = TypeVar("T")
@@ -141,6 +143,11 @@ class SessionClaimRegistry:
         self._closing = asyncio.Event()
         """Set by :meth:`stop_waiting`: a registration waiting for another owner's lease gives up."""
         self._jitter = random.Random()
+        self._round_lock = asyncio.Lock()
+        """Held by a renewal round: rounds run one at a time (a round holds many claims' locks)."""
+        self._rounds = RenewalRecorder()
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        """The background renewal's pause between rounds (a test replaces it)."""
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -259,10 +266,81 @@ class SessionClaimRegistry:
             claim.lease, claim.renewed_at, claim.renew_error = lease, sent, None
 
     async def renew_all(self) -> list[SessionClaim]:
-        """Renew every live claim now; returns the claims found lost."""
-        for claim in self.claims():
-            await self.renew(claim)
+        """Renew every live claim now, the one closest to expiry (renewed longest ago) first;
+        returns the claims found lost. A store with ``renew_leases`` renews up to
+        ``RENEWAL_CHUNK`` leases per transaction, yielding to the event loop between chunks;
+        another store one lease per call. A round that put a lease's margin at risk is logged
+        (see :meth:`renewal_stats`)."""
+        config = self.config
+        if self._store is None or config is None:
+            return [claim for claim in self.claims() if claim.lost is not None]
+        async with self._round_lock:
+            due = sorted((claim for claim in self.claims() if claim.owned), key=lambda claim: claim.renewed_at)
+            round_ = self._rounds.start(config, len(due))
+            batch = batched_renewal(self._store)
+            if batch is None:
+                for index, claim in enumerate(due):
+                    if index and index % RENEWAL_CHUNK == 0:
+                        await asyncio.sleep(0)  # store calls made inline never yield by themselves
+                    round_.note_sent(claim.renewed_at)
+                    round_.transactions += 1
+                    await self.renew(claim)
+            else:
+                for first in range(0, len(due), RENEWAL_CHUNK):
+                    if first:
+                        await asyncio.sleep(0)  # let accepts and other writes in between chunks
+                    await self._renew_chunk(batch, config, due[first : first + RENEWAL_CHUNK], round_.note_sent)
+                    round_.transactions += 1
+            self._rounds.finish(round_)
         return [claim for claim in self.claims() if claim.lost is not None]
+
+    async def _renew_chunk(
+        self,
+        batch: Callable[[Sequence[tuple[Fence, str]], float], list[RenewalOutcome]],
+        config: OwnershipConfig,
+        chunk: list[SessionClaim],
+        note_sent: Callable[[float], None],
+    ) -> None:
+        """Renew ``chunk`` in one ``renew_leases`` call, each outcome handled as :meth:`renew`
+        handles its own (with every claim's renewal lock held)."""
+        async with contextlib.AsyncExitStack() as held:
+            for claim in chunk:
+                await held.enter_async_context(claim.renew_lock)
+            live = [(claim, claim.fence) for claim in chunk if claim.owned and claim.fence is not None]
+            pairs: list[tuple[Fence, str]] = [(fence, str(claim.runtime_id)) for claim, fence in live if fence]
+            if not pairs:
+                return
+            for claim, _ in live:
+                note_sent(claim.renewed_at)
+            sent = config.clock()
+            try:
+                outcomes = await self._call(lambda: batch(pairs, config.lease_s))
+            except Exception as exc:  # a store failure: the leases may still be ours; retry next period
+                for claim, _ in live:
+                    claim.renew_error = exc
+                return
+            if not isinstance(outcomes, list) or len(outcomes) != len(live):
+                refused = WriteFailed(
+                    str(live[0][0].runtime_id),
+                    f"renew_leases returned {len(outcomes) if isinstance(outcomes, list) else repr(outcomes)} "
+                    f"outcomes for {len(live)} leases",
+                )
+                for claim, _ in live:
+                    claim.renew_error = refused
+                return
+            for (claim, _), outcome in zip(live, outcomes, strict=True):
+                if isinstance(outcome, Lease):
+                    claim.lease, claim.renewed_at, claim.renew_error = outcome, sent, None
+                elif isinstance(outcome, OwnershipLost):
+                    claim.lose(outcome)
+                elif isinstance(outcome, Exception):
+                    claim.renew_error = outcome
+                else:
+                    claim.renew_error = WriteFailed(str(claim.runtime_id), f"renew_leases returned {outcome!r}")
+
+    def renewal_stats(self) -> RenewalStats:
+        """Counts and times of this machine's renewal rounds (see :class:`RenewalStats`)."""
+        return self._rounds.stats()
 
     @property
     def renewing(self) -> bool:
@@ -275,9 +353,16 @@ class SessionClaimRegistry:
         self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(config.renew_every_s))
 
     async def _renew_forever(self, period: float) -> None:
+        """Start a round every ``period`` after the previous round started (at once when a round
+        took longer than ``period``), so the time a round takes does not add to the gap."""
+        assert self.config is not None
+        clock = self.config.clock
+        next_start = clock() + period
         while True:
-            await asyncio.sleep(period)
+            await self.sleep(max(0.0, next_start - clock()))
+            started = clock()
             await self.renew_all()
+            next_start = started + period
 
     async def stop(self) -> None:
         """Stop the background renewal (the machine is closing or halting)."""

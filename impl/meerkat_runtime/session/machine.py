@@ -88,6 +88,7 @@ from meerkat_runtime.session.outcomes import Accepted, AcceptOutcome, Deduplicat
 from meerkat_runtime.session.ownership import OwnershipConfig
 from meerkat_runtime.session.persistence import SessionPersistence
 from meerkat_runtime.session.reconcile import reconcile
+from meerkat_runtime.session.renewal_rounds import RenewalStats
 from meerkat_runtime.session.retention_policy import DEFAULT_RETENTION, RetentionPolicy
 from meerkat_runtime.session.retry import DEFAULT_RETRY, RetryPolicy
 from meerkat_runtime.session.routed import RoutedInput, RoutedInputRefused
@@ -569,6 +570,12 @@ class MeerkatMachine:
         lost = await self._claims.renew_all()
         await self._settle_detaches()
         return [claim.runtime_id for claim in lost]
+
+    def renewal_stats(self) -> RenewalStats:
+        """How this machine's lease renewal rounds went: rounds, the last and longest round's
+        time, leases and store calls, and how many renewals were late (a warning is logged for
+        each round that put leases at risk; see ``docs/ownership.md``)."""
+        return self._claims.renewal_stats()
 
     async def _settle_detaches(self) -> None:
         """Let loss notifications run and wait for the detaches they started."""

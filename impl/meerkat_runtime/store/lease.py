@@ -11,6 +11,9 @@ The rules (shared by the built-in stores; a third-party store implements the sam
 * :func:`claim_outcome` — a claim succeeds when there is no lease row, the row has expired
   (``now >= expires_at``) or the row already belongs to the claiming owner; it then writes
   ``(owner, token + 1, now + duration)`` (token 1 for a new row). Otherwise ``LeaseHeld``.
+* :func:`renewal_outcome` — a renewal keeps owner and token and writes ``now + duration`` iff
+  the row still matches the fence; else ``OwnershipLost``. ``renew_leases`` applies it to up to
+  :data:`RENEW_BATCH_MAX` leases in one transaction, each outcome on its own.
 * :func:`fence_refusal` — a write with a fence is allowed only if the row exists with that owner
   and token; a write without a fence only while the runtime has no lease row at all. Expiry
   alone refuses nothing: a stale writer is refused once another owner has claimed (the token
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, OwnershipLost
+from meerkat_runtime.vocab.errors import InvalidSetting, LeaseHeld, OwnershipLost, StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,16 @@ def _clock_reading(now: object, duration_s: float = 0.0) -> float:
             + ("" if not isinstance(now, int | float) or not math.isfinite(now) else f" (expiry {now} + {duration_s})")
         )
     return float(now)
+
+
+RENEW_BATCH_MAX = 256
+"""The most leases one ``renew_leases`` call renews (one transaction), so a batch never holds
+a store's write lock for long."""
+
+RenewalOutcome = Lease | StoreError
+"""One lease's outcome in ``renew_leases``: the renewed lease, or the error ``renew_lease``
+would have raised for it alone (``OwnershipLost`` for a stale fence, ``WriteFailed`` for an
+invalid argument, ``Corrupt`` for a damaged row)."""
 
 
 def claim_outcome(runtime_id: str, current: Lease | None, owner: str, duration_s: float, now: float) -> Lease:

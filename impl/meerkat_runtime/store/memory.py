@@ -27,7 +27,15 @@ from meerkat_runtime.store import validation as v
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep, advance, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
-from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.lease import (
+    Fence,
+    Lease,
+    RenewalOutcome,
+    claim_outcome,
+    fence_refusal,
+    released,
+    renewal_outcome,
+)
 from meerkat_runtime.store.receipt_retention import index_entries, released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
@@ -39,7 +47,7 @@ from meerkat_runtime.store.records import (
     ScannedRow,
 )
 from meerkat_runtime.store.tables import INPUTS, LIFECYCLES, OPS_RECORDS, OPS_SNAPSHOTS, RECEIPTS, SNAPSHOTS
-from meerkat_runtime.vocab.errors import Corrupt, ReadFailed, RowNotStored, WriteFailed, WriteRefused
+from meerkat_runtime.vocab.errors import Corrupt, OwnershipLost, ReadFailed, RowNotStored, WriteFailed, WriteRefused
 
 STORE_SCOPE = "*"
 """The runtime id store-wide errors name (as in every built-in store)."""
@@ -397,6 +405,29 @@ class InMemoryRuntimeStore:
             lease = renewal_outcome(rt, self.storage.leases.get(rt), checked, duration, self.clock())
             self.storage.leases[rt] = lease
         return lease
+
+    def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[RenewalOutcome]:
+        """``renew_lease`` for each pair, under one hold of the storage lock (see
+        :class:`~meerkat_runtime.store.protocol.RenewsLeases`)."""
+        duration, items = v.check_renewals(renewals, duration_s, STORE_SCOPE)
+        if self._closed:
+            raise WriteFailed(STORE_SCOPE, "renew_leases: store is closed")
+        outcomes: list[RenewalOutcome] = []
+        with self.storage.lock:
+            now = self.clock()
+            for item in items:
+                if not isinstance(item, tuple):
+                    outcomes.append(item)
+                    continue
+                rt, fence = item
+                try:
+                    lease = renewal_outcome(rt, self.storage.leases.get(rt), fence, duration, now)
+                except OwnershipLost as lost:
+                    outcomes.append(lost)
+                    continue
+                self.storage.leases[rt] = lease
+                outcomes.append(lease)
+        return outcomes
 
     def release_lease(self, fence: Fence, runtime_id: str) -> None:
         rt = self._open_for(runtime_id, WriteFailed)

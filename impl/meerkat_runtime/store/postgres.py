@@ -75,7 +75,15 @@ from meerkat_runtime.store.call_gate import CallGate
 from meerkat_runtime.store.clock import Clock
 from meerkat_runtime.store.high_water import HighWater, MarkStep, below_zero, quarantine_refusal, quarantine_refused
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
-from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.lease import (
+    Fence,
+    Lease,
+    RenewalOutcome,
+    claim_outcome,
+    fence_refusal,
+    released,
+    renewal_outcome,
+)
 from meerkat_runtime.store.postgres_deadline import StoreConnection as StoreConnection
 from meerkat_runtime.store.postgres_deadline import tcp_options
 from meerkat_runtime.store.postgres_in_flight import InFlightCommits
@@ -128,6 +136,7 @@ from meerkat_runtime.store.tables import (
 from meerkat_runtime.vocab.errors import (
     Corrupt,
     InvalidSetting,
+    OwnershipLost,
     ReadFailed,
     RowNotStored,
     StoreError,
@@ -716,6 +725,40 @@ class PostgresRuntimeStore:
 
         return self._tx.write(rt, "renew_lease", body)
 
+    def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[RenewalOutcome]:
+        """``renew_lease`` for each pair in one transaction of two statements (see
+        :class:`~meerkat_runtime.store.protocol.RenewsLeases`): one reads the server's clock and
+        locks the lease rows (``FOR UPDATE``, in runtime id order), one writes the renewed rows
+        from arrays. Like ``renew_lease`` it takes no advisory lock."""
+        duration, items = v.check_renewals(renewals, duration_s, STORE_SCOPE)
+        outcomes: list[RenewalOutcome | None] = [item if not isinstance(item, tuple) else None for item in items]
+        todo = [(index, item) for index, item in enumerate(items) if isinstance(item, tuple)]
+        if not todo:
+            return [outcome for outcome in outcomes if outcome is not None]
+        ids = [rt for _, (rt, _) in todo]
+
+        def body(conn: Connection) -> None:
+            rows = conn.execute(self._sql.leases_and_now_for_update, (ids,)).fetchall()
+            now = self._now(rows[0][0])
+            found = {str(row[1]): row[2:] for row in rows if row[1] is not None}
+            renewed: list[tuple[str, str, int, float, str]] = []
+            for index, (rt, fence) in todo:
+                try:
+                    lease = renewal_outcome(rt, _lease(rt, found.get(rt)), fence, duration, now)
+                except (OwnershipLost, Corrupt) as refused:
+                    outcomes[index] = refused
+                    continue
+                renewed.append(lease_params(lease))
+                outcomes[index] = lease
+            if renewed:
+                columns = list(zip(*renewed, strict=True))
+                conn.execute(self._sql.renew_leases, (list(columns[0]), list(columns[3]), list(columns[4])))
+
+        self._tx.write(ids[0], "renew_leases", body)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(items)
+        return done
+
     def release_lease(self, fence: Fence, runtime_id: str) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)
         checked = v.check_required_fence(rt, fence, WriteFailed)
@@ -907,6 +950,16 @@ class _Statements:
         self.lease_and_now_for_update = (
             f"SELECT {now}, l.owner, l.token, l.expires_at, l.checksum FROM (SELECT 1) AS one "
             f"LEFT JOIN (SELECT {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = %s FOR UPDATE) AS l ON true"
+        )
+        self.leases_and_now_for_update = (
+            f"SELECT {now}, l.runtime_id, l.owner, l.token, l.expires_at, l.checksum FROM (SELECT 1) AS one "
+            f"LEFT JOIN (SELECT runtime_id, {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = ANY(%s::text[]) "
+            "ORDER BY runtime_id FOR UPDATE) AS l ON true"
+        )
+        self.renew_leases = (
+            f"UPDATE {s}.{LEASES} AS l SET expires_at = r.expires_at, checksum = r.checksum "
+            "FROM unnest(%s::text[], %s::float8[], %s::text[]) AS r(runtime_id, expires_at, checksum) "
+            "WHERE l.runtime_id = r.runtime_id"
         )
         self.upsert_lease = (
             f"INSERT INTO {s}.{LEASES} (runtime_id, owner, token, expires_at, checksum) VALUES (%s, %s, %s, %s, %s) "

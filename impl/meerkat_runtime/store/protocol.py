@@ -34,6 +34,10 @@ Ownership (leases and fences; :mod:`meerkat_runtime.store.lease` holds the rules
 * ``renew_lease`` extends the lease to ``now + duration_s`` iff the row still has the fence's
   owner and token (even if it has expired meanwhile: nobody took it); the token never changes
   on renew. Else ``OwnershipLost``.
+* ``renew_leases(renewals, duration_s)`` (optional, see :class:`RenewsLeases`) renews up to
+  ``RENEW_BATCH_MAX`` leases, given as ``(fence, runtime_id)`` pairs, in one transaction: each
+  outcome is what ``renew_lease`` alone would give (the renewed lease, or its error returned in
+  its place); a stale fence refuses that lease only.
 * ``release_lease`` sets ``expires_at`` to now (owner and token kept, so tokens keep growing)
   iff the row matches the fence; a stale fence is a no-op.
 * Every write method takes a keyword-only ``fence``. Inside the write's own transaction: with
@@ -107,7 +111,7 @@ from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
 from meerkat_runtime.store.high_water import HighWater
-from meerkat_runtime.store.lease import Fence, Lease
+from meerkat_runtime.store.lease import Fence, Lease, RenewalOutcome
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
     FinishedInput,
@@ -253,6 +257,34 @@ def missing_store_methods(store: object) -> list[str]:
     looks them up, so a wrapper forwarding them through ``__getattr__`` has them all (which
     ``isinstance(store, RuntimeStore)`` does not see on Python 3.12 and later)."""
     return [name for name in STORE_METHODS if not callable(getattr(store, name, None))]
+
+
+@runtime_checkable
+class RenewsLeases(Protocol):
+    """An optional capability of a store (all built-in stores have it): renew many leases in one
+    transaction. ``renew_leases`` takes at most ``RENEW_BATCH_MAX`` pairs ``(fence,
+    runtime_id)`` with distinct runtime ids and returns one outcome per pair, in order: the
+    renewed lease, or the error ``renew_lease`` would raise for that pair alone (returned, not
+    raised; the other pairs are renewed). A failure of the transaction itself raises, as
+    ``renew_lease`` does, for all of them. A store without it is renewed one lease at a time."""
+
+    def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[RenewalOutcome]: ...
+
+
+def batched_renewal(store: object) -> Callable[[Sequence[tuple[Fence, str]], float], list[RenewalOutcome]] | None:
+    """``store.renew_leases`` when ``store``'s class defines it no less derived than its
+    ``renew_lease`` (so a subclass that changes ``renew_lease`` alone, or a wrapper forwarding
+    attributes, keeps being renewed through ``renew_lease``); else ``None``."""
+    if not isinstance(store, RenewsLeases):
+        return None
+    cls = type(store)
+    batch_owner = next((k for k in cls.__mro__ if callable(vars(k).get("renew_leases"))), None)
+    if batch_owner is None:
+        return None
+    single_owner = next((k for k in cls.__mro__ if "renew_lease" in vars(k)), None)
+    if single_owner is not None and not issubclass(batch_owner, single_owner):
+        return None
+    return store.renew_leases
 
 
 @runtime_checkable

@@ -77,7 +77,15 @@ from meerkat_runtime.store.high_water import (
     quarantine_refused,
 )
 from meerkat_runtime.store.integrity import row_checksum, verified_payload
-from meerkat_runtime.store.lease import Fence, Lease, claim_outcome, fence_refusal, released, renewal_outcome
+from meerkat_runtime.store.lease import (
+    Fence,
+    Lease,
+    RenewalOutcome,
+    claim_outcome,
+    fence_refusal,
+    released,
+    renewal_outcome,
+)
 from meerkat_runtime.store.receipt_retention import index_entries, released_receipts
 from meerkat_runtime.store.records import (
     BoundaryReceipt,
@@ -133,6 +141,7 @@ from meerkat_runtime.vocab.errors import (
     Corrupt,
     InvalidSetting,
     LockWaitTimedOut,
+    OwnershipLost,
     ReadFailed,
     RowNotStored,
     StoreError,
@@ -1334,6 +1343,31 @@ class SqliteRuntimeStore:
 
         self._write(rt, "renew_lease", body)
         return renewed[0]
+
+    def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[RenewalOutcome]:
+        """``renew_lease`` for each pair in one write transaction (see
+        :class:`~meerkat_runtime.store.protocol.RenewsLeases`)."""
+        duration, items = v.check_renewals(renewals, duration_s, STORE_SCOPE)
+        outcomes: list[RenewalOutcome | None] = [item if not isinstance(item, tuple) else None for item in items]
+        todo = [(index, item) for index, item in enumerate(items) if isinstance(item, tuple)]
+        if not todo:
+            return [outcome for outcome in outcomes if outcome is not None]
+
+        def body(conn: sqlite3.Connection) -> None:
+            now = self.clock()
+            for index, (rt, fence) in todo:
+                try:
+                    lease = renewal_outcome(rt, _stored_lease(conn, rt), fence, duration, now)
+                except (OwnershipLost, Corrupt) as refused:
+                    outcomes[index] = refused
+                    continue
+                conn.execute(_UPSERT_LEASE, lease_params(lease))
+                outcomes[index] = lease
+
+        self._write(todo[0][1][0], "renew_leases", body)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(items)
+        return done
 
     def release_lease(self, fence: Fence, runtime_id: str) -> None:
         rt = v.check_runtime_id(runtime_id, WriteFailed)

@@ -10,9 +10,9 @@ import math
 from collections.abc import Sequence
 from typing import TypeGuard
 
-from meerkat_runtime.store.lease import Fence
+from meerkat_runtime.store.lease import RENEW_BATCH_MAX, Fence
 from meerkat_runtime.store.records import BoundaryKind, BoundaryReceipt, InputRow
-from meerkat_runtime.vocab.errors import Corrupt, StoreError
+from meerkat_runtime.vocab.errors import Corrupt, StoreError, WriteFailed
 from meerkat_runtime.vocab.ids import stored_id_problem
 from meerkat_runtime.vocab.json_limits import JsonLimitExceeded
 from meerkat_runtime.vocab.settings import MAX_SECONDS
@@ -221,3 +221,33 @@ def check_required_fence(runtime_id: str, fence: object, error: type[StoreError]
     if checked is None:
         raise error(runtime_id, "a fence is required")
     return checked
+
+
+def check_renewals(
+    renewals: object, duration_s: object, scope: str
+) -> tuple[float, list[tuple[str, Fence] | StoreError]]:
+    """The arguments of ``renew_leases``: ``renewals`` a sequence of at most
+    ``RENEW_BATCH_MAX`` pairs ``(fence, runtime_id)`` and a valid duration (else ``WriteFailed``
+    for the whole call, named ``scope``). Per pair, the checked ``(runtime_id, fence)`` or the
+    ``WriteFailed`` that ``renew_lease`` would raise for it (a repeated runtime id is refused)."""
+    if not isinstance(renewals, Sequence) or isinstance(renewals, str | bytes):
+        raise WriteFailed(scope, "renew_leases: renewals must be a sequence of (fence, runtime_id) pairs")
+    if len(renewals) > RENEW_BATCH_MAX:
+        raise WriteFailed(scope, f"renew_leases: at most {RENEW_BATCH_MAX} leases per call, got {len(renewals)}")
+    duration = check_duration(scope, duration_s, WriteFailed)
+    seen: set[str] = set()
+    items: list[tuple[str, Fence] | StoreError] = []
+    for pair in renewals:
+        try:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise WriteFailed(scope, f"renew_leases: expected a (fence, runtime_id) pair, got {pair!r}")
+            rt = check_runtime_id(pair[1], WriteFailed)
+            fence = check_required_fence(rt, pair[0], WriteFailed)
+            if rt in seen:
+                raise WriteFailed(rt, "renew_leases: the runtime id is repeated in one call")
+        except StoreError as refused:
+            items.append(refused)
+            continue
+        seen.add(rt)
+        items.append((rt, fence))
+    return duration, items
