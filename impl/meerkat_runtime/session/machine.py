@@ -1062,6 +1062,7 @@ class MeerkatMachine:
                 self._begin_unregister(runtime_id)
             if self._unregistering:
                 await asyncio.wait({task for task, _ in self._unregistering.values()})
+        self.events.deliver()  # what a garbage-collected watch queued (ops.registry._drain_if_idle)
         await self._claims.stop()
         store = self._store
         if self._close_store and store is not None:
