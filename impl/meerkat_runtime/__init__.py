@@ -126,6 +126,7 @@ from meerkat_runtime.vocab.errors import (
     WriteFailed,
     WriteOutcomeUnknown,
     WriteRefused,
+    WrongEventLoop,
 )
 from meerkat_runtime.vocab.ids import InputId, OperationId, RunId, SessionId, canonical_runtime_id
 from meerkat_runtime.vocab.inputs import Durability, InputLifecycleState
@@ -253,6 +254,7 @@ __all__ = [
     "WriteFailed",
     "WriteOutcomeUnknown",
     "WriteRefused",
+    "WrongEventLoop",
     "__version__",
     "canonical_runtime_id",
     "continuation",

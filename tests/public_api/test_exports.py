@@ -70,6 +70,7 @@ PUBLIC = frozenset(
         "LoggingSubscriber",
         "LostOwnership",
         "MachineClosed",
+        "WrongEventLoop",
         "ManualClock",
         "MeerkatError",
         "MeerkatMachine",

@@ -111,3 +111,39 @@ def test_a_reopened_file_rotates_by_its_size_on_disk(tmp_path: Path) -> None:
         docs = _lines(log, m, session_id)
         assert [d["seq"] for d in docs] == list(range(1, 15))
     replays(tmp_path, "register", "accept", "unregister")
+
+
+def test_every_valid_session_id_gets_its_own_file_within_the_file_name_limit(tmp_path: Path) -> None:
+    long_ascii, long_utf8 = "x" * 300, "é" * 512  # 300 and 1,024 bytes: valid session ids
+    session_ids = [long_ascii, long_utf8, "é", "ü", "a.b"]
+
+    async def body() -> tuple[MeerkatMachine, EventLog]:
+        m, _ = persistent()
+        log = EventLog(tmp_path, max_bytes=400, max_files=None)  # rotating: long names get a suffix
+        m.events.subscribe(log)
+        for session_id in session_ids:
+            await m.register_session(session_id)
+            await m.accept_input(session_id, make_prompt("hi"))
+        await m.close()
+        return m, log
+
+    m, log = run(body())
+    assert m.events.delivery_errors == 0
+    names = [p.name for p in tmp_path.iterdir()]
+    assert max(len(name.encode()) for name in names) <= 255
+    assert any(name.endswith(".jsonl.1") for name in names)
+    for session_id in session_ids:  # each file holds its own runtime's events, all of them
+        lines = _lines(log, m, session_id)
+        assert {line["session"] for line in lines} == {session_id}
+        assert [line["rule"] for line in lines] == ["register", "accept", "unregister"]
+    assert len({log.path(canonical_runtime_id(s), m.events.source) for s in session_ids}) == len(session_ids)
+    replays(tmp_path, "register", "accept", "unregister")
+
+
+def test_a_session_id_of_safe_characters_keeps_its_file_name(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    assert log.path("rt:session:a.b", "host_1-0a1b2c3d").name == "rt_session_a.b.host_1-0a1b2c3d.jsonl"
+    assert log.path("rt:session:chat-7", "worker-ff00ff00").name == "rt_session_chat-7.worker-ff00ff00.jsonl"
+    altered = log.path("rt:session:a b", "worker-ff00ff00").name  # not the name of "a_b"
+    assert altered != log.path("rt:session:a_b", "worker-ff00ff00").name
+    assert altered.startswith("rt_session_a_b~")

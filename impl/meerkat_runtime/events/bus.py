@@ -3,11 +3,20 @@
 Contract:
 
 * :meth:`EventBus.emit` is called by the commit seams only, after the transition committed
-  (durably where it writes); it assigns the next ``seq`` of the event's runtime id and hands
-  the event to every subscriber in subscription order, in the emitting thread. Numbering and
-  delivery happen under one lock, so every subscriber sees each runtime's events in ``seq``
-  order, which is commit order (session events are emitted under the session gate, operation
-  events under the registry's commit lock).
+  (durably where it writes). Under the bus's lock it assigns the next ``seq`` of the event's
+  runtime id and appends the event to one ordered queue of the machine, so queue order is
+  numbering order, which is commit order for each runtime (session events are numbered under
+  the session gate, operation events under the registry's commit lock).
+* Delivery happens outside every lock of the runtime: :meth:`EventBus.deliver` hands the queued
+  events, in queue order, to every subscriber in subscription order. One thread delivers at a
+  time: a thread that finds a delivery in progress (another thread's, or its own when a
+  subscriber emitted through the runtime) leaves its events queued, and the delivering thread
+  delivers them after the events before them. So every subscriber sees each runtime's events
+  in ``seq`` order, one call at a time, and a subscriber may call the runtime (the operation
+  registry, the session API) without deadlock; what it causes is delivered after it returns.
+  A slow subscriber delays delivery, never another thread's commit.
+* ``emit(..., deliver=False)`` only numbers and queues: a seam holding a lock of its own (the
+  registry's commit lock) calls :meth:`deliver` once it released it.
 * A subscriber that raises does not stop the others and cannot undo the transition (it has
   committed): the error is logged on the ``meerkat_runtime.events`` logger and counted in
   :attr:`EventBus.delivery_errors`. Nothing a subscriber raises reaches the runtime, not even a
@@ -26,6 +35,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 from meerkat_runtime.events.event import LifecycleEvent
@@ -44,8 +54,11 @@ class Subscription:
     def __init__(self, bus: EventBus, subscriber: Subscriber) -> None:
         self._bus = bus
         self.subscriber = subscriber
+        self.closed = False
+        """Set by :meth:`close`: events still queued are not delivered to it."""
 
     def close(self) -> None:
+        self.closed = True
         self._bus._unsubscribe(self)
 
 
@@ -60,6 +73,9 @@ class EventBus:
         """The ``store`` of every event (the machine's durable authority)."""
         self._lock = threading.RLock()
         self._subscriptions: tuple[Subscription, ...] = ()
+        self._queue: deque[_Queued] = deque()
+        self._delivering = False
+        self._numbering = False
         self._seqs: dict[str, int] = {}
         # One counter per runtime id this machine ever numbered, kept after the session
         # unregisters: a session that comes back continues its numbering in the same log file
@@ -94,20 +110,72 @@ class EventBus:
         with self._lock:
             return self._seqs.get(runtime_id, 0)
 
-    def emit(self, runtime_id: str, make: EventFactory) -> LifecycleEvent | None:
-        """Number and deliver one event of ``runtime_id``; ``None`` when nobody subscribes."""
+    def emit(self, runtime_id: str, make: EventFactory, *, deliver: bool = True) -> LifecycleEvent | None:
+        """Number and queue one event of ``runtime_id``, then (``deliver``) :meth:`deliver`;
+        ``None`` when nobody subscribes. The event goes to the subscribers subscribed now."""
         if not self.active:
             return None
         with self._lock:
+            # The slot is queued before the event is built: an event emitted while ``make``
+            # runs (a garbage-collected watch, released by its finaliser) is numbered after it
+            # and queued after it.
+            slot = _Queued(self._subscriptions)
+            self._queue.append(slot)
             seq = self._seqs.get(runtime_id, 0) + 1
             self._seqs[runtime_id] = seq
-            event = make(seq, time.time())
-            for subscription in self._subscriptions:
-                try:
-                    subscription.subscriber(event)
-                except BaseException:  # even SystemExit and the like: the transition has committed
-                    self.delivery_errors += 1
-                    _log.exception(
-                        "event subscriber %r failed on %s #%d", subscription.subscriber, event.rule, event.seq
-                    )
+            numbering, self._numbering = self._numbering, True
+            try:
+                event = make(seq, time.time())
+            except BaseException:
+                self._queue.remove(slot)
+                raise
+            finally:
+                self._numbering = numbering
+            slot.event = event
+        if deliver:
+            self.deliver()
         return event
+
+    def deliver(self) -> None:
+        """Deliver the queued events, in order, unless a delivery is in progress (that one
+        delivers them). Called with no lock of the runtime held."""
+        if not self._queue:  # an event queued after this check is delivered by its emitter's call
+            return
+        with self._lock:
+            if self._delivering or self._numbering:
+                return
+            self._delivering = True
+        try:
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        self._delivering = False
+                        return
+                    queued = self._queue.popleft()
+                event = queued.event
+                assert event is not None
+                for subscription in queued.subscriptions:
+                    if subscription.closed:
+                        continue
+                    try:
+                        subscription.subscriber(event)
+                    except BaseException:  # even SystemExit and the like: the transition has committed
+                        with self._lock:
+                            self.delivery_errors += 1
+                        _log.exception(
+                            "event subscriber %r failed on %s #%d", subscription.subscriber, event.rule, event.seq
+                        )
+        except BaseException:
+            with self._lock:
+                self._delivering = False
+            raise
+
+
+class _Queued:
+    """A numbered event waiting for delivery, with the subscribers it goes to."""
+
+    __slots__ = ("event", "subscriptions")
+
+    def __init__(self, subscriptions: tuple[Subscription, ...]) -> None:
+        self.subscriptions = subscriptions
+        self.event: LifecycleEvent | None = None

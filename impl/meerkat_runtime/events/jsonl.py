@@ -2,9 +2,14 @@
 
 ``EventLog(directory)`` subscribed to a bus appends each event as one line (its
 :meth:`~meerkat_runtime.events.event.LifecycleEvent.to_dict` form) to
-``<directory>/<runtime file name>.<source>.jsonl``, where the runtime file name is the runtime id
-with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` and ``source`` is the emitting
-machine (so several workers writing to one directory never share a file). When a file would
+``<directory>/<runtime file name>.<source file name>.jsonl`` (:func:`file_stem`), one file per
+runtime id and emitting machine (so several workers writing to one directory never share a
+file). A runtime id ``rt:session:<id>`` whose session id holds only ``[A-Za-z0-9._-]`` is named
+``rt_session_<id>``; any other runtime id (or one whose name would make the file name longer than
+a file system allows, 255 bytes) is named by its readable part (unsafe characters replaced by
+``_``, cut short) followed by ``~`` and a hash of the exact id, so distinct ids never share a
+file. The runtime id and source are inside every line: ``meerkat-conformance check-trace`` reads
+them from there, whatever the file is called. When a file would
 grow beyond ``max_bytes`` it is closed and renamed ``... .jsonl.1`` (older ones shift to ``.2``,
 ``.3``, ...); at most ``max_files`` rotated files are kept per runtime (``None``: all of them,
 which ``meerkat-conformance check-trace`` needs to check a whole history: it reports a runtime
@@ -23,6 +28,7 @@ to the same file, after its earlier lines, and rotation goes by the file's size 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -33,14 +39,41 @@ from typing import IO
 from meerkat_runtime.events.event import LifecycleEvent
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PLAIN_SESSION = re.compile(r"rt:session:[A-Za-z0-9._-]+")
+
+STEM_BYTES = 236
+"""The longest file stem: with ``.jsonl`` and a rotation suffix ``.N`` (up to 12 digits) the
+file name stays within 255 bytes, the limit of common file systems."""
+
+_SOURCE_BYTES = 80
+"""The longest source part of a stem (an owner id may be long)."""
+
+_HASH_CHARS = 16
+"""Hex digits of the SHA-256 of the exact id that a shortened or altered name carries."""
 
 _RELEASING_RULES = frozenset({"unregister", "terminal_snapshot_failed"})
 """Session rules after which the session is no longer in memory: its file is closed."""
 
 
 def file_stem(runtime_id: str, source: str) -> str:
-    """The file name (without ``.jsonl``) of ``runtime_id``'s events from ``source``."""
-    return f"{_UNSAFE.sub('_', runtime_id)}.{_UNSAFE.sub('_', source)}"
+    """The file name (without ``.jsonl``) of ``runtime_id``'s events from ``source``: at most
+    :data:`STEM_BYTES` ASCII bytes; distinct runtime ids get distinct names (module docstring).
+    A plain name holds no ``~`` and an altered one always does, so the two never meet."""
+    source_part = _UNSAFE.sub("_", source)
+    if len(source_part) > _SOURCE_BYTES:  # sources differ by a random suffix: bounded, readable
+        source_part = _hashed(source_part, source, _SOURCE_BYTES)
+    room = STEM_BYTES - len(source_part) - 1
+    if _PLAIN_SESSION.fullmatch(runtime_id) and len(runtime_id) <= room:
+        runtime_part = "rt_session_" + runtime_id[len("rt:session:") :]
+    else:
+        runtime_part = _hashed(_UNSAFE.sub("_", runtime_id), runtime_id, room)
+    return f"{runtime_part}.{source_part}"
+
+
+def _hashed(readable: str, exact: str, limit: int) -> str:
+    """``readable`` cut to fit ``limit`` with ``~`` and the hash of ``exact``."""
+    digest = hashlib.sha256(exact.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    return f"{readable[: limit - _HASH_CHARS - 1]}~{digest}"
 
 
 class EventLog:

@@ -43,6 +43,9 @@ class EventStream:
         self._overflowed = False
         self._closed = False
         self._subscription: Subscription | None = None
+        self._scheduled = 0
+        """Events handed to the loop by ``call_soon_threadsafe`` and not queued yet."""
+        self._scheduling = threading.Lock()
 
     def attach(self, subscription: Subscription) -> None:
         self._subscription = subscription
@@ -51,10 +54,25 @@ class EventStream:
         """The bus's subscriber: queue ``event`` (from any thread)."""
         if self._closed or self._overflowed:
             return
-        if threading.get_ident() == self._thread:
+        # The bus delivers one event at a time, from whichever thread delivers: an event pushed
+        # on the loop's thread while earlier ones pushed from another thread are still
+        # scheduled is scheduled behind them, so the stream keeps the bus's order.
+        if threading.get_ident() == self._thread and not self._scheduled:
             self._put(event)
         else:
-            self._loop.call_soon_threadsafe(self._put, event)
+            with self._scheduling:
+                self._scheduled += 1
+            try:
+                self._loop.call_soon_threadsafe(self._put_scheduled, event)
+            except BaseException:  # the loop is closed: nothing will be queued
+                with self._scheduling:
+                    self._scheduled -= 1
+                raise
+
+    def _put_scheduled(self, event: LifecycleEvent) -> None:
+        with self._scheduling:
+            self._scheduled -= 1
+        self._put(event)
 
     def _put(self, event: LifecycleEvent) -> None:
         if self._closed or self._overflowed:

@@ -7,9 +7,12 @@ the model names it: ``register_operation``, ``provisioning_succeeded``, ``peer_r
 ``request_retire``, every terminal transition
 (after its durable write), ``terminate_owner``, ``collect_completed``, ``wait_all_immediate`` /
 ``wait_all_begin``, ``wait_all_cancel`` and ``crash_recover`` (the registry rebuilt from the
-store at registration). Events are published with the registry's commit lock held, so in
-commit order. ``before``/``after`` are the operation's status (``Absent`` when not tracked) for a
-per-operation call and the registry's (``Idle``/``Waiting``) for a registry-wide one.
+store at registration). Events are numbered and queued with the registry's commit lock held,
+so in commit order, and delivered once the call released the registry's locks (by the calling
+thread unless another delivery is in progress: :mod:`meerkat_runtime.events.bus`), so a
+subscriber may call the registry. ``before``/``after`` are the operation's status (``Absent``
+when not tracked) for a per-operation call and the registry's (``Idle``/``Waiting``) for a
+registry-wide one.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class OpsEventSink:
                 store=bus.store,
             )
 
-        bus.emit(self.runtime_id, make)
+        bus.emit(self.runtime_id, make, deliver=False)
 
     def operation(self, rule: str, operation_id: str, before: str, after: str, **details: Any) -> None:
         """A per-operation call moved ``operation_id`` from ``before`` to ``after`` (runtime values)."""

@@ -201,6 +201,7 @@ class OpsLifecycleRegistry:
         with self._commit_lock, self._lock:
             self._drain_dropped()
             self._durability = _Durability(sink, epoch_id, cursors)
+        self._deliver()
 
     def detach_persistence(self) -> OpsPersistenceSink | None:
         """Stop writing durably; returns the sink that was attached (not closed). An unresolved
@@ -209,12 +210,21 @@ class OpsLifecycleRegistry:
             self._doubt = None
             self._drain_dropped()
             durability, self._durability = self._durability, None
+        self._deliver()
         return None if durability is None else durability.sink
 
     def attach_events(self, sink: OpsEventSink | None) -> None:
         """Publish an event for every later call that takes effect (:mod:`meerkat_runtime.ops.events`)."""
         with self._commit_lock:
             self._events = sink
+
+    def _deliver(self) -> None:
+        """Deliver the events this registry's calls queued (:meth:`EventBus.deliver`): called
+        once the call released the registry's locks, so no subscriber runs under them and a
+        subscriber may call the registry."""
+        sink = self._events
+        if sink is not None:
+            sink.bus.deliver()
 
     def publish_recovered(self) -> None:
         """Publish ``crash_recover`` for a registry rebuilt by :meth:`from_recovered` (its
@@ -226,6 +236,7 @@ class OpsLifecycleRegistry:
             core = self._core
             terminal = {oid: [rec.status.value, rec.completion_seq] for oid, rec in core.ops.items()}
             sink.registry("crash_recover", "Idle", "Idle", operations=terminal, next_seq=core.next_seq)
+        self._deliver()
 
     def _status(self, operation_id: str) -> str:
         rec = self._core.ops.get(operation_id)
@@ -296,12 +307,15 @@ class OpsLifecycleRegistry:
     def _changing(self) -> Iterator[None]:
         """Hold the commit lock, refuse a closed registry, settle a doubt (:meth:`_reconcile`),
         then hold the state lock with dropped waits drained: how every non-durable change starts."""
-        with self._commit_lock:
-            self._check_open()
-            self._reconcile()
-            with self._lock:
-                self._drain_dropped()
-                yield
+        try:
+            with self._commit_lock:
+                self._check_open()
+                self._reconcile()
+                with self._lock:
+                    self._drain_dropped()
+                    yield
+        finally:
+            self._deliver()
 
     # --- registration and non-terminal transitions --------------------------------------
 
@@ -494,13 +508,16 @@ class OpsLifecycleRegistry:
     def _durable(self, rule: Callable[P, OpsPlan], *args: P.args, **kwargs: P.kwargs) -> OpsPlan:
         """Run a durable rule of the core: under the commit lock, plan it (state lock held:
         validate and compute, nothing changes), then :meth:`_commit` it."""
-        with self._commit_lock:
-            self._check_open()
-            self._reconcile()
-            with self._lock:
-                self._drain_dropped()
-                plan = rule(*args, **kwargs)
-            self._commit(plan)
+        try:
+            with self._commit_lock:
+                self._check_open()
+                self._reconcile()
+                with self._lock:
+                    self._drain_dropped()
+                    plan = rule(*args, **kwargs)
+                self._commit(plan)
+        finally:
+            self._deliver()
         return plan
 
     def _commit(self, plan: OpsPlan, *, landed: bool = False) -> None:
@@ -526,7 +543,8 @@ class OpsLifecycleRegistry:
         ``landed=True`` applies a pending plan the store was found to hold (no write).
 
         Where the next guarantees plug in: group commit batches ``sink.persist`` calls; a
-        post-commit event named ``plan.rule`` is emitted after publish.
+        post-commit event named ``plan.rule`` is numbered and queued after publish (delivered
+        by the caller once the commit lock is released: :meth:`_deliver`).
         """
         durability = self._durability
         written = landed
@@ -639,39 +657,45 @@ class OpsLifecycleRegistry:
     # --- dropped and cancelled waits ----------------------------------------------------
 
     def _cancel_wait(self, request_id: str) -> bool:
-        with self._commit_lock:
-            if self._doubt is not None:  # cancelled once the doubt is settled (never raises here)
-                self._dropped_waits.append(request_id)
-                return True
-            with self._lock:
-                self._drain_dropped()
-                return self._cancel_barrier(request_id)
+        try:
+            with self._commit_lock:
+                if self._doubt is not None:  # cancelled once the doubt is settled (never raises here)
+                    self._dropped_waits.append(request_id)
+                    return True
+                with self._lock:
+                    self._drain_dropped()
+                    return self._cancel_barrier(request_id)
+        finally:
+            self._deliver()
 
     def _wait_dropped(self, request_id: str) -> None:
         """Called when a pending handle is garbage-collected: never blocks on a lock (the
         collector may run while this thread holds one); the next call drains the request."""
         self._dropped_waits.append(request_id)
-        self._drain_if_idle()
+        self._drain_if_idle(deliver=False)
 
     def _watch_dropped(self, operation_id: str, shot: OneShot[TerminalOutcome]) -> None:
         """Called when a pending watch is garbage-collected: never blocks on a lock (as
         :meth:`_wait_dropped`); the next call releases the watcher."""
         self._dropped_watchers.append((operation_id, shot))
-        self._drain_if_idle()
+        self._drain_if_idle(deliver=False)
 
-    def _drain_if_idle(self) -> None:
+    def _drain_if_idle(self, *, deliver: bool = True) -> None:
         """Drain dropped waits and watches if both locks are free right now (never blocks:
-        readers and the garbage collector use it)."""
-        if not (self._dropped_waits or self._dropped_watchers) or not self._commit_lock.acquire(blocking=False):
-            return
-        try:
-            if self._lock.acquire(blocking=False):
-                try:
-                    self._drain_dropped()
-                finally:
-                    self._lock.release()
-        finally:
-            self._commit_lock.release()
+        readers and the garbage collector use it). A dropped watch or handle passes
+        ``deliver=False`` (the garbage collector may run where the thread holds any lock): its
+        event stays queued for the bus's next delivery, e.g. by the next reader here."""
+        if (self._dropped_waits or self._dropped_watchers) and self._commit_lock.acquire(blocking=False):
+            try:
+                if self._lock.acquire(blocking=False):
+                    try:
+                        self._drain_dropped()
+                    finally:
+                        self._lock.release()
+            finally:
+                self._commit_lock.release()
+        if deliver:
+            self._deliver()
 
     def _drain_dropped(self) -> None:
         """Release the watchers of dropped watches (``drop_watcher``, published), and cancel the

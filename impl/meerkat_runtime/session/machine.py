@@ -4,7 +4,9 @@ Create it with :meth:`MeerkatMachine.ephemeral` (memory only) or
 :meth:`MeerkatMachine.persistent` (a ``RuntimeStore`` or the path of an SQLite file, optionally
 a ``BlobStore``), preferably as ``async with MeerkatMachine.persistent(...) as machine:``, which
 closes the machine, and a store it opened, however the block ends. Every method is a coroutine
-and must be called on one event loop. A session has one canonical id:
+and must be called on one event loop, the loop of the machine's first call: a call on another
+(open) loop raises ``WrongEventLoop`` before it does anything
+(:mod:`meerkat_runtime.session.event_loop`). A session has one canonical id:
 its durable state lives under the runtime id ``rt:session:<session id>``, sessions are keyed by
 that runtime id, and a session id that itself starts with ``rt:session:`` is refused with
 ``ValidationFailed`` (so no second spelling can reach the same stored runtime).
@@ -68,6 +70,7 @@ from meerkat_runtime.session.dispatch import (
     DispatchFailurePolicy,
 )
 from meerkat_runtime.session.eager import retrieve_outcome, run_shielded_eagerly
+from meerkat_runtime.session.event_loop import LoopBinding
 from meerkat_runtime.session.executor import (
     CancelAfterBoundary,
     CoreApplyOutput,
@@ -337,6 +340,8 @@ class MeerkatMachine:
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
         """Unregistrations in flight (each runs in its own task), with their sessions."""
         self._closing: asyncio.Task[None] | None = None
+        self._loop = LoopBinding()
+        """The event loop the machine serves (:mod:`meerkat_runtime.session.event_loop`)."""
         self._closed = False
         """Set when :meth:`close` is first called: from then on every call that registers or
         uses a session raises ``MachineClosed``."""
@@ -441,6 +446,7 @@ class MeerkatMachine:
             raise
 
     async def __aenter__(self) -> MeerkatMachine:
+        self._loop.check("__aenter__")
         self._check_open("enter 'async with' again")
         return self
 
@@ -567,6 +573,7 @@ class MeerkatMachine:
     async def renew_leases_now(self) -> list[LogicalRuntimeId]:
         """Renew every lease now (what the background renewal does each period) and detach the
         sessions whose lease another worker has taken; returns their runtime ids."""
+        self._loop.check("renew_leases_now")
         lost = await self._claims.renew_all()
         await self._settle_detaches()
         return [claim.runtime_id for claim in lost]
@@ -656,6 +663,7 @@ class MeerkatMachine:
 
     async def contains_session(self, session_id: SessionId | str) -> bool:
         """Whether the session is registered here (and not lost to another worker)."""
+        self._loop.check("contains_session")
         session = self._sessions.get(stored_session_runtime_id(session_id))
         return session is not None and session.lost is None
 
@@ -674,6 +682,7 @@ class MeerkatMachine:
         refuses, unless the store already holds the session (an earlier release registered it
         under its looser rule: any non-empty UTF-8 string); such a session is recovered as stored.
         """
+        self._loop.check("register_session")
         await self._ensure_registered(session_id)
 
     async def _ensure_registered(self, session_id: SessionId | str) -> RuntimeSession:
@@ -809,6 +818,7 @@ class MeerkatMachine:
 
     async def register_session_with_executor(self, session_id: SessionId | str, executor: CoreExecutor) -> bool:
         """Register and attach a run loop driving ``executor``; see ``ensure_session_with_executor``."""
+        self._loop.check("register_session_with_executor")
         return await self.ensure_session_with_executor(session_id, executor)
 
     async def ensure_session_with_executor(self, session_id: SessionId | str, executor: CoreExecutor) -> bool:
@@ -832,6 +842,7 @@ class MeerkatMachine:
         ignored the cancellation), the executor is told to stop (``StopRuntimeExecutor``, waited for
         at most ``EXECUTOR_STOP_LIMIT_S``; what it raises is kept in ``last_error``).
         """
+        self._loop.check("ensure_session_with_executor")
         session = await self._ensure_registered(session_id)
         return await self._attach(session, executor)
 
@@ -982,6 +993,7 @@ class MeerkatMachine:
         unregistration runs to its end in its own task (the loop stopped, the lease released);
         registering the session again waits for it, so a second loop never runs beside the first.
         """
+        self._loop.check("unregister_session")
         await self._unregister(stored_session_runtime_id(session_id))
 
     async def _unregister(self, runtime_id: LogicalRuntimeId) -> None:
@@ -1044,11 +1056,13 @@ class MeerkatMachine:
     async def prepare_bindings(self, session_id: SessionId | str) -> SessionBindings:
         """Register if needed and return the session's id, epoch, its one ops registry and the
         machine's auth authorities (the same for every session)."""
+        self._loop.check("prepare_bindings")
         session = await self._ensure_registered(session_id)
         return dataclasses.replace(session.bindings(), auth_lease=self._auth_lease, oauth_flows=self._oauth_flows)
 
     async def ops_lifecycle_registry(self, session_id: SessionId | str) -> OpsLifecycleRegistry:
         """The session's operation registry (``OpsLifecycleRegistry``)."""
+        self._loop.check("ops_lifecycle_registry")
         return self._get(session_id).ops_registry
 
     async def close(self) -> None:
@@ -1060,6 +1074,7 @@ class MeerkatMachine:
         an unknown session answer so). A registration already in flight is waited for (one
         waiting for another worker's lease stops waiting) and then ends with ``MachineClosed``,
         its lease released: none outlives the close."""
+        self._loop.check("close")
         self._closed = True
         task = self._closing
         if task is None or task.done():
@@ -1075,6 +1090,7 @@ class MeerkatMachine:
                 self._begin_unregister(runtime_id)
             if self._unregistering:
                 await asyncio.wait({task for task, _ in self._unregistering.values()})
+        self.events.deliver()  # what a garbage-collected watch queued (ops.registry._drain_if_idle)
         await self._claims.stop()
         store = self._store
         if self._close_store and store is not None:
@@ -1090,6 +1106,7 @@ class MeerkatMachine:
         are not released (they expire, or this owner id claims them again at once). An attach
         awaiting its executor's ``start()`` gives it up (``attach_failed``, the caller gets
         ``SessionNotFound``)."""
+        self._loop.check("halt")
         sessions = [*self._sessions.values(), *(session for _, session in self._unregistering.values())]
         self._sessions.clear()
         await self._claims.stop()
@@ -1126,6 +1143,7 @@ class MeerkatMachine:
         could not be read back: the session reconciles before its next step). Does not wait for an
         executor ``start()`` an attach awaits: the accept shares the gate with it
         (``RuntimeSession.sharing``) and the loop drains the input once attached."""
+        self._loop.check("accept_input")
         session = self._get(session_id)
         item = check_input(item, self._limits)
         if not session.persistence.durable:
@@ -1145,6 +1163,7 @@ class MeerkatMachine:
         duplicate of an input still in flight (same outcome), and for a duplicate of a finished
         input (already resolved with the outcome stored with it, also after a restart; ``None``
         only when none was stored). A rejected input raises ``ValidationFailed``."""
+        self._loop.check("accept_input_with_completion")
         session = self._get(session_id)
         item = check_input(item, self._limits)
         accepting = self._accept_with_handle(session, item)
@@ -1235,6 +1254,7 @@ class MeerkatMachine:
         cancelled (the run is committed as an interrupt), the end of a run whose ``op`` had
         returned is committed as it is (the boundary); see :mod:`~meerkat_runtime.session.direct_run`.
         """
+        self._loop.check("accept_input_and_run")
         session = self._get(session_id)
         item = check_input(item, self._limits)
         call = DirectCall()
@@ -1288,11 +1308,13 @@ class MeerkatMachine:
 
     async def interrupt_current_run(self, session_id: SessionId | str) -> reports.InterruptReport:
         """Cancel the run in flight (no-op without one)."""
+        self._loop.check("interrupt_current_run")
         return await self._control(session_id, control_commands.interrupt_current_run)
 
     async def cancel_after_boundary(self, session_id: SessionId | str, reason: str = "") -> bool:
         """Forward ``CancelAfterBoundary`` to the attached executor (it stops the run at its next
         boundary). Returns ``False`` when no executor is attached."""
+        self._loop.check("cancel_after_boundary")
         session = self._get(session_id)
         executor = session.executor
         if executor is None or session.executor_stopped:
@@ -1302,23 +1324,29 @@ class MeerkatMachine:
 
     async def wake(self, session_id: SessionId | str) -> None:
         """Ask the session's loop to look at its lanes again."""
+        self._loop.check("wake")
         self._get(session_id).wake()
 
     # --- control --------------------------------------------------------------------------
 
     async def retire_runtime(self, session_id: SessionId | str) -> reports.RetireReport:
+        self._loop.check("retire_runtime")
         return await self._control(session_id, control_commands.retire_runtime)
 
     async def reset_runtime(self, session_id: SessionId | str) -> reports.ResetReport:
+        self._loop.check("reset_runtime")
         return await self._control(session_id, control_commands.reset_runtime)
 
     async def recycle_runtime(self, session_id: SessionId | str) -> reports.RecycleReport:
+        self._loop.check("recycle_runtime")
         return await self._control(session_id, control_commands.recycle_runtime)
 
     async def stop_runtime(self, session_id: SessionId | str) -> reports.StopReport:
+        self._loop.check("stop_runtime")
         return await self._control(session_id, control_commands.stop_runtime)
 
     async def destroy_runtime(self, session_id: SessionId | str) -> reports.DestroyReport:
+        self._loop.check("destroy_runtime")
         return await self._control(session_id, control_commands.destroy_runtime)
 
     async def recover_session(self, session_id: SessionId | str) -> reports.RecoveryReport:
@@ -1327,6 +1355,7 @@ class MeerkatMachine:
         the lifecycle record in one commit; waiters of inputs no longer pending resolve; the
         loop is woken. Not while a run is in flight (``InvalidRuntimeTransition``) or Destroyed
         (``RuntimeDestroyed``)."""
+        self._loop.check("recover_session")
         return await self._control(session_id, control_commands.recover_session)
 
     async def apply_routed_meerkat_input(self, session_id: SessionId | str, routed: RoutedInput) -> RoutedResult:
@@ -1337,6 +1366,7 @@ class MeerkatMachine:
         machine's own method for the command, its result returned — except that a composition
         dispatcher refusing the committed transition's signal always restores the previous state
         (``CompositionDispatchFailed(restored=True)``), whatever this machine's failure policy."""
+        self._loop.check("apply_routed_meerkat_input")
         if not isinstance(routed, RoutedInput):
             raise RoutedInputRefused(type(routed).__name__, "not a RoutedInput")
         routed.check()
@@ -1368,6 +1398,7 @@ class MeerkatMachine:
         (``RuntimeSession.reading``): no transition whose write is in flight is visible, and a
         pending executor ``start()`` is not waited for (the state as the attach left it before the
         call: registration Attaching, the phase unchanged)."""
+        self._loop.check("runtime_state")
         session = self._get(session_id)
         async with session.reading():
             return session.core.phase
@@ -1375,15 +1406,18 @@ class MeerkatMachine:
     async def executor_ready(self, session_id: SessionId | str) -> bool:
         """True when the session has a live run loop; False when it only queues, is unknown or
         was lost to another worker."""
+        self._loop.check("executor_ready")
         session = self._sessions.get(stored_session_runtime_id(session_id))
         if session is None or session.loop_task is None or session.lost is not None:
             return False
         return session.registration is RegistrationPhase.ACTIVE and not session.loop_task.done()
 
     async def registration_phase(self, session_id: SessionId | str) -> RegistrationPhase:
+        self._loop.check("registration_phase")
         return self._get(session_id).registration
 
     async def input_state(self, session_id: SessionId | str, input_id: InputId | str) -> InputStateView | None:
+        self._loop.check("input_state")
         session = self._get(session_id)
         async with session.reading():
             record = await retention.finished_record(session, InputId(str(input_id)))
@@ -1394,12 +1428,14 @@ class MeerkatMachine:
     async def input_states(self, session_id: SessionId | str) -> list[InputStateView]:
         """Every input the session keeps (finished ones within the retention horizon, read from
         the store when not resident), in admission order."""
+        self._loop.check("input_states")
         session = self._get(session_id)
         async with session.reading():
             return [input_view(r) for r in await retention.all_records(session)]
 
     async def list_active_inputs(self, session_id: SessionId | str) -> list[InputId]:
         """Ids of non-terminal inputs, in admission order."""
+        self._loop.check("list_active_inputs")
         session = self._get(session_id)
         async with session.reading():
             return session.core.ledger.active_ids()
@@ -1407,6 +1443,7 @@ class MeerkatMachine:
     async def session_view(self, session_id: SessionId | str) -> SessionView:
         """Phase, registration, current run, lanes and every input the session keeps, as plain
         data."""
+        self._loop.check("session_view")
         session = self._get(session_id)
         async with session.reading():
             return session_view(session, await retention.all_records(session))
@@ -1420,6 +1457,7 @@ class MeerkatMachine:
         stored, and always for an ephemeral machine (nothing of it is durable). ``SessionNotFound``
         for an unregistered session, ``OwnershipLost`` for one lost to another worker,
         ``ValidationFailed`` for an empty run id or a sequence that is not a non-negative integer."""
+        self._loop.check("load_boundary_receipt")
         if not isinstance(run_id, str) or not run_id:
             raise ValidationFailed(f"run id must be a non-empty string, got {run_id!r}")
         if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
@@ -1435,11 +1473,13 @@ class MeerkatMachine:
     async def completion_outcomes(self, session_id: SessionId | str) -> dict[InputId, CompletionOutcome]:
         """Outcomes delivered so far to waiters, by input id (also of a session lost to another
         worker)."""
+        self._loop.check("completion_outcomes")
         return dict(self._get(session_id, lost_ok=True).completions.resolved)
 
     async def last_error(self, session_id: SessionId | str) -> BaseException | None:
         """The last error the session's loop recorded (boundary or terminal-snapshot failure,
         ``OwnershipLost``); also for a session lost to another worker."""
+        self._loop.check("last_error")
         return self._get(session_id, lost_ok=True).last_error
 
     def settled_now(self, session_id: SessionId | str) -> bool:
@@ -1466,6 +1506,7 @@ class MeerkatMachine:
         """Wait until the session's loop has nothing runnable (:meth:`settled_now`), a pending
         re-attach included (so a store that stays unreadable makes it time out). Raises
         ``TimeoutError`` after ``timeout`` seconds."""
+        self._loop.check("settle")
         deadline = time.monotonic() + timeout
         spins = 0
         while True:

@@ -304,6 +304,23 @@ class MachineClosed(RuntimeDriverError):
         self.action = action
 
 
+class WrongEventLoop(RuntimeDriverError, RuntimeError):
+    """A ``MeerkatMachine`` coroutine was called on an event loop other than the machine's (the
+    loop of its first call, while that loop is open): refused before anything was read or
+    written. A machine serves one event loop; from another thread, submit the call to the
+    machine's loop (``asyncio.run_coroutine_threadsafe(coro, loop)``)."""
+
+    kind: ClassVar[str] = "wrong_event_loop"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            f"MeerkatMachine.{action}() refused: it runs on an event loop other than the machine's "
+            "(a machine serves the loop of its first call; submit calls from other threads to that "
+            "loop, e.g. with asyncio.run_coroutine_threadsafe); nothing was done"
+        )
+        self.action = action
+
+
 class InputNotFound(RuntimeDriverError):
     kind: ClassVar[str] = "input_not_found"
 
