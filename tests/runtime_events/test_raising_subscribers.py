@@ -18,7 +18,7 @@ from meerkat_runtime.session.testing import ScriptedExecutor
 from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RuntimeState
 
-from tests.runtime_session.helpers import SAME_WORKER, make_prompt, run
+from tests.runtime_session.helpers import SAME_WORKER, make_prompt, reopened, run, snapshot
 
 
 class AppBase(BaseException):
@@ -40,19 +40,6 @@ class RaisesOnce:
         if event.rule == self.rule and not self.raised:
             self.raised += 1
             raise self.error(f"subscriber raised at {event.rule}")
-
-
-Snapshot = list[tuple[str, InputLifecycleState, int]]
-
-
-async def snapshot(machine: MeerkatMachine) -> Snapshot:
-    return [(str(v.input_id), v.current_state, v.attempts) for v in await machine.input_states("s")]
-
-
-async def reopened(path: Path) -> Snapshot:
-    async with MeerkatMachine.persistent(path, ownership=SAME_WORKER) as machine:
-        await machine.register_session("s")
-        return await snapshot(machine)
 
 
 @pytest.mark.parametrize("error", ERRORS)

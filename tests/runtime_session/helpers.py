@@ -147,3 +147,18 @@ def lossy_input_from_json(doc: Any) -> Any:
     codec fault to patch in for ``row_codec.input_from_json``)."""
     item = _DECODE_INPUT(doc)
     return dataclasses.replace(item, text=item.text.upper())
+
+
+Snapshot = list[tuple[str, InputLifecycleState, int]]
+
+
+async def snapshot(machine: MeerkatMachine, session: str = "s") -> Snapshot:
+    """Each input of ``session``: its id, phase and attempts, in admission order."""
+    return [(str(v.input_id), v.current_state, v.attempts) for v in await machine.input_states(session)]
+
+
+async def reopened(path: Path, session: str = "s") -> Snapshot:
+    """The inputs of ``session`` as a new machine on the file at ``path`` reads them."""
+    async with MeerkatMachine.persistent(path, ownership=SAME_WORKER) as machine:
+        await machine.register_session(session)
+        return await snapshot(machine, session)

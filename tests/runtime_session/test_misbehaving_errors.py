@@ -36,7 +36,7 @@ from meerkat_runtime.vocab.errors import NotReady
 from meerkat_runtime.vocab.ids import RunId
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
-from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, replays, run
+from tests.runtime_session.helpers import SAME_WORKER, S, make_prompt, reopened, replays, run, snapshot
 
 
 class BadStr(Exception):
@@ -76,21 +76,6 @@ class FailsFirst:
 
     async def control(self, command: RunControlCommand) -> None:
         return None
-
-
-Snapshot = list[tuple[str, S, int]]
-
-
-async def snapshot(machine: MeerkatMachine) -> Snapshot:
-    """Each input's id, phase and attempts, in admission order."""
-    return [(str(v.input_id), v.current_state, v.attempts) for v in await machine.input_states("s")]
-
-
-async def reopened(path: Path) -> Snapshot:
-    """The inputs of session ``s`` as a new machine on ``path`` reads them."""
-    async with MeerkatMachine.persistent(path, ownership=SAME_WORKER) as machine:
-        await machine.register_session("s")
-        return await snapshot(machine)
 
 
 def test_an_error_is_described_by_its_repr_when_its_str_raises_and_by_a_fixed_text_when_both_raise() -> None:

@@ -235,3 +235,13 @@ async def _restore(
         session.doubt_before = None  # memory was restored to before the plan
         raise CompositionDispatchFailed(plan.rule, cause, restored=False, outcome_unknown=True) from exc
     persistence.settle(undone, core.ledger)
+
+
+def install_start(session: RuntimeSession, plan: Plan) -> BaseException | None:
+    """Install ``plan``, which starts a run and writes nothing; the error raised while
+    publishing it, if any (the caller then drops the run: it must not stay current)."""
+    try:
+        install(session, plan)
+    except BaseException as exc:
+        return exc
+    return None

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from meerkat_runtime.session.commit import install
+from meerkat_runtime.session.commit import install_start
 from meerkat_runtime.session.core.current_run import CurrentRun
 from meerkat_runtime.session.executor import CoreApplyOutput, CoreExecutor, ExecutorCancelled, RunPrimitive
 from meerkat_runtime.session.packed_record import unpack
@@ -180,12 +180,8 @@ async def _drain(
             plan = core.start_run(new_run_id(), candidate, time.time())
             run = plan.current_run
             assert run is not None
-            try:
-                install(session, plan)
-            except BaseException as exc:  # publishing the start failed: the run must not stay current
-                unstarted: BaseException | None = exc
-            else:
-                unstarted = None
+            unstarted = install_start(session, plan)
+            if unstarted is None:
                 primitive = RunPrimitive(run.run_id, tuple(core.ledger.records[i].input for i in run.input_ids))
         if unstarted is not None:
             await drop_stranded(session, run, unstarted)

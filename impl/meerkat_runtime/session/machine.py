@@ -56,7 +56,7 @@ from meerkat_runtime.session.authority import innermost_store, store_authority_k
 from meerkat_runtime.session.blobs import BlobStore, externalize_images, has_inline_images, missing_blob_store_methods
 from meerkat_runtime.session.claims import SessionClaimRegistry
 from meerkat_runtime.session.collection_pause import collection_paused
-from meerkat_runtime.session.commit import commit, install
+from meerkat_runtime.session.commit import commit, install, install_start
 from meerkat_runtime.session.completion import CompletionHandle, CompletionOutcome, LostOwnership, RuntimeTerminated
 from meerkat_runtime.session.core.plan import Plan
 from meerkat_runtime.session.core.recovery import RecoveryResult, recover_session
@@ -1276,12 +1276,8 @@ class MeerkatMachine:
             plan = core.start_run(new_run_id(), outcome.input_id, time.time(), rule="accept_and_run")
             run = plan.current_run
             assert run is not None
-            try:
-                install(session, plan)
-            except BaseException as exc:  # publishing the start failed: the run must not stay current
-                unstarted: BaseException | None = exc
-            else:
-                unstarted = None
+            unstarted = install_start(session, plan)
+            if unstarted is None:
                 primitive = RunPrimitive(run.run_id, (item,))
                 task: asyncio.Task[tuple[T, CoreApplyOutput]] = asyncio.ensure_future(
                     awaited(op, run.run_id, primitive)
