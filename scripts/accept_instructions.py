@@ -9,17 +9,19 @@ Usage::
 Runs an accept loop on a fresh SQLite file (``synchronous=NORMAL``, 200-byte prompts, the
 inputs built in the loop) twice under ``valgrind --tool=callgrind`` — ``--small`` and then
 ``--large`` accepts (defaults 100 and 600; split evenly over the sessions, rounded down) — and
-prints the difference divided by the difference in accepts made: the user-space instructions of
-one accept with start-up, set-up and shutdown taken out, for all threads and for the event loop's thread alone. ``inline``: one
-session, store calls on the event loop (``offload_store_calls=False``), no ownership;
-``sessions8``: eight sessions accepting at once with the defaults (ownership on, store calls
-offloaded, group commit on), where a write is committed on the loop's thread or handed to the
-store's writer thread; ``sessions64``: the same with 64 sessions (batches of 20-40 writes).
-``both``: ``inline`` and ``sessions8``. ``--syscalls`` also counts the system calls of one accept the same way
-under ``strace -f -c`` (their kernel time is not in the instruction count). Needs ``valgrind``
-(and ``strace`` for ``--syscalls``) on the path; each run of valgrind takes about half a minute.
-The batching of ``sessions8`` depends on thread timing, so its figure varies by about 1 %
-between runs; ``inline`` by about 0.1 %. (Before ``sessions64`` was added the figures were
+prints the difference divided by the difference in accepts made: the user-space instructions
+of one accept with start-up, set-up and shutdown taken out, for all threads and for the event
+loop's thread alone. ``inline``: one session, store calls on the event loop
+(``offload_store_calls=False``), no ownership; ``sessions8``: eight sessions accepting at once
+with the defaults (ownership on, store calls offloaded, group commit on), where a write is
+committed on the loop's thread or handed to the store's writer thread; ``sessions64``: the same
+with 64 sessions (batches of 20-40 writes); ``both``: ``inline`` and ``sessions8``.
+``--syscalls`` also counts the system calls of one accept the same way under ``strace -f -c``
+(their kernel time is not in the instruction count). Needs ``valgrind`` (and ``strace`` for
+``--syscalls``) on the path; each run of valgrind takes about half a minute. The batching of
+``sessions8`` and ``sessions64`` depends on thread timing, so their figures vary between runs
+(by about 1 % on a quiet machine, several per cent under load: smaller batches cost the writer
+more per write); ``inline`` by about 0.1 %. (Before ``sessions64`` was added the figures were
 divided by ``--large`` minus ``--small`` rather than the accepts made: ``sessions8``'s default
 runs make 504 more accepts, not 500, so its figures then read 0.8 % higher.)
 
@@ -144,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Instructions (and system calls) per durable accept, measured under valgrind.",
         epilog="exit status: 0 figures printed, 1 a tool failed, 2 usage error, 130 interrupted (Ctrl-C)",
     )
-    parser.add_argument("--mode", choices=["inline", "sessions8", "sessions64", "both"], default="both", help="(default: both)")
+    parser.add_argument(
+        "--mode", choices=["inline", "sessions8", "sessions64", "both"], default="both", help="(default: both)"
+    )
     parser.add_argument("--small", type=int, default=100, help="accepts of the first run (default: 100)")
     parser.add_argument("--large", type=int, default=600, help="accepts of the second run (default: 600)")
     parser.add_argument("--syscalls", action="store_true", help="also count system calls under strace")
