@@ -57,6 +57,7 @@ from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
 from meerkat_runtime.vocab.runtime import RuntimeState
+from meerkat_runtime.vocab.slot_init import slot_init
 
 T = TypeVar("T")
 
@@ -152,6 +153,7 @@ class StoredSession(NamedTuple):
     finished: list[FinishedInput]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Written:
     """What one write stores: the rows (with the records they encode), the dirty ids it covers

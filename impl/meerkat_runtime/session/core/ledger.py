@@ -17,6 +17,7 @@ from meerkat_runtime.session.completion import CompletionOutcome, RunFailure
 from meerkat_runtime.session.inputs import Input
 from meerkat_runtime.vocab.ids import InputId, RunId
 from meerkat_runtime.vocab.inputs import InputLifecycleState, InputTerminalOutcome
+from meerkat_runtime.vocab.slot_init import slot_init
 
 
 class Lane(enum.Enum):
@@ -24,6 +25,7 @@ class Lane(enum.Enum):
     STEER = "steer"
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One phase change of an input."""
