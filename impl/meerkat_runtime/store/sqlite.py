@@ -635,7 +635,10 @@ class SqliteRuntimeStore:
         """Whether the writer's last batch of several had its first run undone, or a write that
         failed in its savepoint after changing rows (the next batch then takes a savepoint per
         write from the start; a refusal that changed nothing leaves it unset)."""
-        self._deferring = threading.local()
+        self._deferring: dict[int, _Deferred] = {}
+        """Per thread (by ``threading.get_ident()``), the :class:`_Deferred` of a ``submit_write``
+        running its call there (a dict, not a ``threading.local``: a write looks it up, and a
+        lookup in an empty dict costs less than a thread-local attribute)."""
         self._commits = 0
         self._commits_lock = threading.Lock()
         self._gate = CallGate()
@@ -769,7 +772,8 @@ class SqliteRuntimeStore:
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         committer = self._committer
         if committer is not None and not committer.on_writer_thread():
-            deferred: _Deferred | None = getattr(self._deferring, "slot", None)
+            deferring = self._deferring
+            deferred = deferring.get(threading.get_ident()) if deferring else None
             if deferred is None and committer.try_lead():  # the writer is idle: commit here
                 pending = PendingWrite(runtime_id, what, body, release=self._gate.leave)
                 try:
@@ -873,11 +877,16 @@ class SqliteRuntimeStore:
     ) -> Future[None] | asyncio.Future[None]:
         """Run ``call`` with its write queued instead of awaited; the write's waiter."""
         slot = _Deferred(loop)
-        self._deferring.slot = slot
+        ident = threading.get_ident()
+        outer = self._deferring.get(ident)
+        self._deferring[ident] = slot
         try:
             call()
         finally:
-            self._deferring.slot = None
+            if outer is None:
+                del self._deferring[ident]
+            else:
+                self._deferring[ident] = outer
         if len(slot.waiters) != 1:
             raise ValueError(f"submit_write needs exactly one write call, the call made {len(slot.waiters)}")
         return slot.waiters[0]
