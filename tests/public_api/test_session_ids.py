@@ -145,3 +145,32 @@ def test_the_canonical_runtime_id_helper_refuses_a_non_str(session_id: Any) -> N
     with pytest.raises(ValueError, match="session id must be a str, got"):
         canonical_runtime_id(session_id)
     assert canonical_runtime_id("s") == canonical_runtime_id("rt:session:s") == "rt:session:s"
+
+
+def test_checked_ids_are_remembered_and_bad_ones_refused_on_every_call() -> None:
+    """The machine remembers the ids that passed the check (a memo bounded in size, exact
+    ``str`` only): a bad id is refused on every call, a good one maps to the same runtime id."""
+    from meerkat_runtime.session import machine as machine_module
+
+    async def body() -> None:
+        async with MeerkatMachine.persistent(InMemoryRuntimeStore()) as machine:
+            await machine.register_session("good")
+            for _ in range(2):
+                await machine.accept_input("good", make_prompt())
+                with pytest.raises(ValidationFailed, match="starts with whitespace"):
+                    await machine.accept_input(" good", make_prompt())
+            limit = machine_module._CHECKED_IDS_LIMIT
+            for index in range(limit + 10):
+                session_id = f"session-{index}"
+                assert machine._known_runtime_id(session_id) == session_runtime_id(session_id)
+                assert machine._known_runtime_id(session_id) == session_runtime_id(session_id)
+            assert len(machine._checked_ids) <= limit
+
+            class Text(str):
+                pass
+
+            assert machine._known_runtime_id(Text("good")) == session_runtime_id("good")
+            assert "good" not in machine._checked_ids or machine._checked_ids["good"] == session_runtime_id("good")
+            assert all(type(key) is str for key in machine._checked_ids)
+
+    run(body())

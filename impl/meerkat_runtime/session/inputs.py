@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from meerkat_runtime.vocab.ids import InputId, new_input_id
 from meerkat_runtime.vocab.inputs import Durability
+from meerkat_runtime.vocab.slot_init import slot_init
 
 
 class InputOrigin(enum.Enum):
@@ -41,6 +42,7 @@ class PeerResponseStatus(enum.Enum):
     TERMINAL = "terminal"
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class InputHeader:
     """Fields every input carries.
@@ -81,6 +83,7 @@ class BlobImage:
 Image = InlineImage | BlobImage
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PromptInput:
     """A user or operator prompt. May not be ``derived``."""

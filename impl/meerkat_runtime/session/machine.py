@@ -140,6 +140,10 @@ from meerkat_runtime.vocab.inputs import InputLifecycleState
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 T = TypeVar("T")
+# Bound once: in Python 3.11 a member looked up on its enum class goes through a hook (~1,100 instructions).
+_QUEUED = InputLifecycleState.QUEUED
+_CHECKED_IDS_LIMIT = 4096
+"""Most session ids :meth:`MeerkatMachine._known_runtime_id` remembers as checked."""
 
 RunOp = Callable[[str, RunPrimitive], Awaitable[tuple[T, CoreApplyOutput]]]
 
@@ -329,6 +333,10 @@ class MeerkatMachine:
         self._offload = offload_store_calls
         self._reattach = reattach
         self._sessions: dict[LogicalRuntimeId, RuntimeSession] = {}
+        self._checked_ids: dict[str, LogicalRuntimeId] = {}
+        """Session ids (exactly ``str``) that passed :func:`session_runtime_id`, with the runtime
+        id it returned: the check depends on the text alone, so an id seen before is not checked
+        again on every call (a memo, cleared past :data:`_CHECKED_IDS_LIMIT` entries)."""
         self._claims = SessionClaimRegistry(store, ownership, offload=offload_store_calls)
         self.events = EventBus(self._claims.owner_id)
         self.events.store = store_label(store, self.events.source)
@@ -617,13 +625,24 @@ class MeerkatMachine:
     def _known_runtime_id(self, session_id: SessionId | str) -> LogicalRuntimeId:
         """:func:`session_runtime_id`, or the runtime id of a session registered here under an
         id only an earlier release could give (:meth:`_registrable_runtime_id`)."""
+        exact = type(session_id) is str
+        if exact:
+            known = self._checked_ids.get(session_id)
+            if known is not None:
+                return known
         try:
-            return session_runtime_id(session_id)
+            runtime_id = session_runtime_id(session_id)
         except ValidationFailed as exc:
             refused = exc
-        runtime_id = _stored_or_none(session_id)
-        if runtime_id is not None and (runtime_id in self._sessions or runtime_id in self._unregistering):
+        else:
+            if exact:
+                if len(self._checked_ids) >= _CHECKED_IDS_LIMIT:
+                    self._checked_ids.clear()
+                self._checked_ids[session_id] = runtime_id
             return runtime_id
+        stored = _stored_or_none(session_id)
+        if stored is not None and (stored in self._sessions or stored in self._unregistering):
+            return stored
         raise refused
 
     async def _registrable_runtime_id(self, session_id: SessionId | str) -> LogicalRuntimeId:
@@ -1209,7 +1228,7 @@ class MeerkatMachine:
         await commit(session, decided, "accept_input")
         handle = session.completions.register(item.header.id) if want_handle else None
         session.wake()
-        return Accepted(item.header.id, InputLifecycleState.QUEUED), handle
+        return Accepted(item.header.id, _QUEUED), handle
 
     def _duplicate_handle(self, session: RuntimeSession, duplicate: Deduplicated) -> CompletionHandle | None:
         """The handle of a duplicate: the existing input's (pending while it is in flight),

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from meerkat_runtime.session.completion import CompletionOutcome
 from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import InputLifecycleState
+from meerkat_runtime.vocab.slot_init import slot_init
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """The input is admitted; ``state`` is its phase right after admission (Queued)."""

@@ -70,6 +70,8 @@ _STORED = struct.Struct("<BBqqqddI")
 _FORMAT = 1
 _LANE_CODES = {Lane.QUEUE: 0, Lane.STEER: 1}
 _CODE_LANES = (Lane.QUEUE, Lane.STEER)
+# Bound once: in Python 3.11 a member looked up on its enum class goes through a hook (~1,100 instructions).
+_QUEUED_PHASE, _EPHEMERAL = InputLifecycleState.QUEUED, Durability.EPHEMERAL
 QUEUED_FIELDS_SIZE = _STORED.size
 
 
@@ -114,7 +116,7 @@ def queued_fields(record: InputRecord, key: str | None) -> bytes | None:
     which a restart recovers it without decoding the row, or ``None`` when the record is not a
     Queued durable input with nothing but its input and history (module docstring)."""
     fields = _fields_of(record, key)
-    if fields is None or record.input.header.durability is Durability.EPHEMERAL:
+    if fields is None or record.input.header.durability is _EPHEMERAL:
         return None
     return fields
 
@@ -123,7 +125,7 @@ def _fields_of(record: InputRecord, key: str | None) -> bytes | None:
     """:func:`queued_fields` without its check of the durability (read from the input, the only
     one that decodes a :class:`PackedRecord`)."""
     if (
-        record.phase is not InputLifecycleState.QUEUED
+        record.phase is not _QUEUED_PHASE
         or record.last_run_id is not None
         or record.last_boundary_sequence is not None
         or record.terminal is not None

@@ -57,8 +57,11 @@ from meerkat_runtime.vocab.ids import InputId
 from meerkat_runtime.vocab.inputs import Durability
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES
 from meerkat_runtime.vocab.runtime import RuntimeState
+from meerkat_runtime.vocab.slot_init import slot_init
 
 T = TypeVar("T")
+# Bound once: in Python 3.11 a member looked up on its enum class goes through a hook (~1,100 instructions).
+_EPHEMERAL = Durability.EPHEMERAL
 
 
 def row_of(record: InputRecord, payload: bytes) -> InputRow:
@@ -67,7 +70,7 @@ def row_of(record: InputRecord, payload: bytes) -> InputRow:
     restart —, its admission position and, while it waits to run, the fields a restart
     recovers it from: :func:`~meerkat_runtime.session.packed_record.queued_fields`)."""
     header = record.input.header
-    key = None if header.durability is Durability.EPHEMERAL else header.idempotency_key
+    key = None if header.durability is _EPHEMERAL else header.idempotency_key
     if record.phase.is_terminal:
         return InputRow(record.input_id, payload, record.updated_at, key, record.admission_seq)
     return InputRow(record.input_id, payload, None, key, record.admission_seq, queued_fields(record, key))
@@ -152,6 +155,7 @@ class StoredSession(NamedTuple):
     finished: list[FinishedInput]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Written:
     """What one write stores: the rows (with the records they encode), the dirty ids it covers

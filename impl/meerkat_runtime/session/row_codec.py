@@ -213,8 +213,16 @@ def _json_object(data: bytes, not_json: str, not_object: str) -> dict[str, Any]:
     return doc
 
 
+_members: dict[type, dict[Any, Any]] = {}
+"""Per enum class, its ``_value2member_map_`` (read once: in Python 3.11 an attribute looked up on
+an enum class goes through a hook, about 1,100 instructions)."""
+
+
 def _enum(cls: Any, value: Any, what: str) -> Any:
-    member = cls._value2member_map_.get(value) if isinstance(value, str) else None
+    members = _members.get(cls)
+    if members is None:
+        members = _members[cls] = cls._value2member_map_
+    member = members.get(value) if isinstance(value, str) else None
     if member is None:
         raise RowFormatError(f"unknown {what} {value!r}")
     return member

@@ -243,30 +243,15 @@ class RuntimeSession:
         async with self.sharing():
             yield
 
-    @contextlib.asynccontextmanager
-    async def sharing(self) -> AsyncIterator[None]:
+    def sharing(self) -> Sharing:
         """Hold the gate for a read or for a step the model allows while the registration is
         Attaching (accept, retire, reset, recycle, recover, interrupt). While an attach awaits its
         executor's ``start()`` (it holds the gate, writing nothing) the caller does not wait for
         the call: it shares the gate with the attach, one such caller at a time
         (:attr:`ParkedStart.turn`, so no read sees a write in flight), and the attach goes on
-        (``finish_attach`` or ``attach_failed``) only once every caller that shares it is over."""
-        starting = await self._gate_or_start()
-        if starting is None:
-            try:
-                yield
-            finally:
-                self.gate.release()
-            return
-        starting.sharers += 1
-        starting.unshared.clear()
-        try:
-            async with starting.turn:
-                yield
-        finally:
-            starting.sharers -= 1
-            if not starting.sharers:
-                starting.unshared.set()
+        (``finish_attach`` or ``attach_failed``) only once every caller that shares it is over.
+        An ``async with`` context (:class:`Sharing`)."""
+        return Sharing(self)
 
     @contextlib.asynccontextmanager
     async def halting(self) -> AsyncIterator[None]:
@@ -459,3 +444,45 @@ async def stop_unowned(session: RuntimeSession, executor: CoreExecutor) -> None:
     if error is not None:
         session.last_error = error
         _log.warning("session %s: stopping an executor whose start was given up failed: %r", session.session_id, error)
+
+
+class Sharing:
+    """The context :meth:`RuntimeSession.sharing` returns (its rules there): a class rather than
+    an ``asynccontextmanager``, whose asynchronous generator costs a generator, the loop's
+    first-iteration hook (a weak set entry and its removal) and two more steps on every accept."""
+
+    __slots__ = ("_session", "_starting")
+
+    def __init__(self, session: RuntimeSession) -> None:
+        self._session = session
+        self._starting: ParkedStart | None = None
+
+    async def __aenter__(self) -> None:
+        starting = await self._session._gate_or_start()
+        if starting is None:
+            return
+        self._starting = starting
+        starting.sharers += 1
+        starting.unshared.clear()
+        try:
+            await starting.turn.acquire()
+        except BaseException:
+            _unshare(starting)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        starting = self._starting
+        if starting is None:
+            self._session.gate.release()
+            return
+        try:
+            starting.turn.release()
+        finally:
+            _unshare(starting)
+
+
+def _unshare(starting: ParkedStart) -> None:
+    """One caller fewer shares the gate with ``starting``'s attach."""
+    starting.sharers -= 1
+    if not starting.sharers:
+        starting.unshared.set()

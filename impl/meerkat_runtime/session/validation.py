@@ -15,6 +15,9 @@ from meerkat_runtime.session.inputs import (
 )
 from meerkat_runtime.vocab.inputs import Durability
 
+_DERIVED = Durability.DERIVED
+"""Bound once (a member looked up on its enum class costs a hook call in Python 3.11)."""
+
 
 def rejection_reason(item: Input) -> str | None:
     """Why ``item`` must be rejected, or ``None`` when it is admissible."""
@@ -25,7 +28,7 @@ def rejection_reason(item: Input) -> str | None:
         return "idempotency key must not be empty when given"
     if header.supersession_key is not None and not header.supersession_key:
         return "supersession key must not be empty when given"
-    if isinstance(item, PromptInput) and header.durability is Durability.DERIVED:
+    if isinstance(item, PromptInput) and header.durability is _DERIVED:
         return "durability violation: a prompt cannot have derived durability"
     if isinstance(item, ExternalEventInput):
         if header.durability is Durability.DERIVED:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, Protocol
 
 from meerkat_runtime.vocab.json_limits import MAX_JSON_BYTES, check_size, load_json
+from meerkat_runtime.vocab.slot_init import slot_init
 
 
 class PayloadCheck(Protocol):
@@ -23,6 +24,7 @@ class PayloadCheck(Protocol):
     def __call__(self, input_id: str, payload: bytes, checksum: str) -> None: ...
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class InputRow:
     """One persisted input: its id and the runtime's serialised state for it, plus what the

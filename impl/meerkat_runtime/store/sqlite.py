@@ -204,15 +204,60 @@ _UPDATE_INPUT = (
     "queued = ? WHERE runtime_id = ? AND input_id = ?"
 )
 
-_GUARDED_INSERT = (
-    f"INSERT INTO {INPUTS} ({_INPUT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {{}} "
-    "ON CONFLICT (runtime_id, input_id) DO NOTHING"
-)
-_INSERT_INPUT_UNLEASED = _GUARDED_INSERT.format(f"NOT EXISTS (SELECT 1 FROM {LEASES} WHERE runtime_id = ?)")
-_INSERT_INPUT_LEASED = _GUARDED_INSERT.format(
+_UNLEASED = f"NOT EXISTS (SELECT 1 FROM {LEASES} WHERE runtime_id = ?)"
+_LEASED = (
     f"EXISTS (SELECT 1 FROM {LEASES} WHERE runtime_id = ? AND owner = ? AND token = ? AND expires_at = ? "
     "AND checksum = ?)"
 )
+
+
+def _guarded_insert(nulls: int, guard: str) -> str:
+    """The insert of one input row that writes only if ``guard`` holds, its optional columns
+    flagged in ``nulls`` (bit 0: finished-at, 1: idempotency key, 2: admission position, 3:
+    queued) written as ``NULL`` in the statement instead of bound (:func:`_row_arguments`)."""
+    optional = ", ".join("NULL" if nulls >> bit & 1 else "?" for bit in range(4))
+    return (
+        f"INSERT INTO {INPUTS} ({_INPUT_COLUMNS}) SELECT ?, ?, ?, ?, {optional} WHERE {guard} "
+        "ON CONFLICT (runtime_id, input_id) DO NOTHING"
+    )
+
+
+_GUARDED_INSERTS = {
+    (nulls, leased): _guarded_insert(nulls, _LEASED if leased else _UNLEASED)
+    for nulls in range(16)
+    for leased in (False, True)
+}
+"""The guarded insert per ``NULL`` columns (:func:`_guarded_insert`) and lease guard: without a
+fence, that no lease row exists; with one, that the lease row is exactly the one given."""
+
+
+def _row_arguments(params: InputParams) -> tuple[int, tuple[object, ...]]:
+    """The arguments the guarded insert binds for one row's ``params``, and which optional
+    columns are ``NULL`` instead (the ``nulls`` of :func:`_guarded_insert`). The bytes go as
+    ``bytearray`` copies: the ``sqlite3`` module binds both as the same BLOB, but looks a
+    ``bytes`` or ``None`` argument up for an adapter first (an attribute lookup that fails and
+    formats its error, a few µs per argument), and a ``bytearray`` it binds at once."""
+    rt, input_id, payload, checksum, finished_at, key, position, queued = params
+    arguments: list[object] = [rt, input_id, bytearray(payload), checksum]
+    nulls = 0
+    if finished_at is None:
+        nulls = 1
+    else:
+        arguments.append(finished_at)
+    if key is None:
+        nulls |= 2
+    else:
+        arguments.append(key)
+    if position is None:
+        nulls |= 4
+    else:
+        arguments.append(position)
+    if queued is None:
+        nulls |= 8
+    else:
+        arguments.append(bytearray(queued))
+    return nulls, tuple(arguments)
+
 
 InputParams = tuple[str, str, bytes, str, float | None, str | None, int | None, bytes | None]
 """One input row's statement parameters: runtime id, input id, payload, checksum, finished-at,
@@ -246,18 +291,19 @@ def _upsert_inputs(conn: sqlite3.Connection, rt: str, params: list[InputParams])
     return added
 
 
-def _lease_guard(rt: str, fence: Fence | None) -> tuple[str, tuple[object, ...]] | None:
-    """An insert of one input row that writes only if ``fence`` passes the lease check, with the
-    parameters of that check (after the row's own): without a fence, when ``rt`` has no lease
-    row; with one, when the lease row is exactly the row this process last verified (checksum
-    included) and that lease matches the fence — so a row it writes passed the same check
-    :func:`fence_refusal` makes. ``None`` when nothing is known to guard with (no such row)."""
+def _lease_guard(rt: str, fence: Fence | None) -> tuple[bool, tuple[object, ...]] | None:
+    """Which guard an insert of one input row takes so that it writes only if ``fence`` passes
+    the lease check (leased or not, :data:`_GUARDED_INSERTS`), with the parameters of that check
+    (after the row's own): without a fence, when ``rt`` has no lease row; with one, when the
+    lease row is exactly the row this process last verified (checksum included) and that lease
+    matches the fence — so a row it writes passed the same check :func:`fence_refusal` makes.
+    ``None`` when nothing is known to guard with (no such row)."""
     if fence is None:
-        return _INSERT_INPUT_UNLEASED, (rt,)
+        return False, (rt,)
     known = _checked_leases.get(rt)
     if known is None or known[1].owner != fence.owner or known[1].token != fence.token:
         return None
-    return _INSERT_INPUT_LEASED, (rt, *known[0])
+    return True, (rt, *known[0])
 
 
 def _check_fence_in(conn: sqlite3.Connection, rt: str, fence: Fence | None, what: str) -> None:
@@ -296,7 +342,7 @@ class _InputWrite:
     lease row is not the one known) or nothing is known to guard with, the fence is checked
     first and the row then stored by :func:`_store_input`."""
 
-    __slots__ = ("fence", "params", "rt")
+    __slots__ = ("arguments", "fence", "nulls", "params", "rt")
     repeatable = True
     """Its run changes only the database and the memos (:func:`_repeatable`)."""
 
@@ -304,11 +350,15 @@ class _InputWrite:
         self.rt = rt
         self.params = params
         self.fence = fence
+        self.nulls, self.arguments = _row_arguments(params)
 
     def __call__(self, conn: sqlite3.Connection) -> None:
         rt = self.rt
         guard = _lease_guard(rt, self.fence)
-        if guard is not None and conn.execute(guard[0], (*self.params, *guard[1])).rowcount == 1:
+        if (
+            guard is not None
+            and conn.execute(_GUARDED_INSERTS[self.nulls, guard[0]], (*self.arguments, *guard[1])).rowcount == 1
+        ):
             advance_mark(conn, rt, _ONE_INPUT_ADDED)
             return
         _check_fence_in(conn, rt, self.fence, "persist_input_state")
@@ -596,7 +646,10 @@ class SqliteRuntimeStore:
         """Whether the writer's last batch of several had its first run undone, or a write that
         failed in its savepoint after changing rows (the next batch then takes a savepoint per
         write from the start; a refusal that changed nothing leaves it unset)."""
-        self._deferring = threading.local()
+        self._deferring: dict[int, _Deferred] = {}
+        """Per thread (by ``threading.get_ident()``), the :class:`_Deferred` of a ``submit_write``
+        running its call there (a dict, not a ``threading.local``: a write looks it up, and a
+        lookup in an empty dict costs less than a thread-local attribute)."""
         self._commits = 0
         self._commits_lock = threading.Lock()
         self._gate = CallGate()
@@ -730,7 +783,8 @@ class SqliteRuntimeStore:
             raise WriteFailed(runtime_id, f"{what}: store is closed")
         committer = self._committer
         if committer is not None and not committer.on_writer_thread():
-            deferred: _Deferred | None = getattr(self._deferring, "slot", None)
+            deferring = self._deferring
+            deferred = deferring.get(threading.get_ident()) if deferring else None
             if deferred is None and committer.try_lead():  # the writer is idle: commit here
                 pending = PendingWrite(runtime_id, what, body, release=self._gate.leave)
                 try:
@@ -834,11 +888,16 @@ class SqliteRuntimeStore:
     ) -> Future[None] | asyncio.Future[None]:
         """Run ``call`` with its write queued instead of awaited; the write's waiter."""
         slot = _Deferred(loop)
-        self._deferring.slot = slot
+        ident = threading.get_ident()
+        outer = self._deferring.get(ident)
+        self._deferring[ident] = slot
         try:
             call()
         finally:
-            self._deferring.slot = None
+            if outer is None:
+                del self._deferring[ident]
+            else:
+                self._deferring[ident] = outer
         if len(slot.waiters) != 1:
             raise ValueError(f"submit_write needs exactly one write call, the call made {len(slot.waiters)}")
         return slot.waiters[0]

@@ -24,6 +24,12 @@ from meerkat_runtime.vocab.inputs import Coalesced, InputLifecycleState, Superse
 from meerkat_runtime.vocab.runtime import RegistrationPhase, RuntimeState
 
 S = InputLifecycleState
+# Members bound once: in Python 3.11 each lookup of a member on its enum class goes through
+# ``EnumType.__getattr__``'s hook (about 1,100 instructions), and an accept makes several.
+_ACCEPTED, _QUEUED = S.ACCEPTED, S.QUEUED
+_DESTROYED = RuntimeState.DESTROYED
+_STEER_MODE = HandlingMode.STEER
+_QUEUE_LANE, _STEER_LANE = Lane.QUEUE, Lane.STEER
 
 
 class AdmissionRules(CoreState):
@@ -31,7 +37,7 @@ class AdmissionRules(CoreState):
 
     def check_accepting(self) -> None:
         """Raise ``RuntimeDestroyed`` / ``NotReady`` when the phase takes no input."""
-        if self.phase is RuntimeState.DESTROYED:
+        if self.phase is _DESTROYED:
             raise RuntimeDestroyed(self.runtime_id)
         if not self.phase.accepts_input:
             raise NotReady(self.phase.value)
@@ -75,17 +81,17 @@ class AdmissionRules(CoreState):
         if ledger.knows(header.id):
             return Rejected(f"input id {header.id!r} is already known to this session")
         plan = self.draft("accept", RowsWrite())
-        lane = Lane.STEER if item.handling_mode is HandlingMode.STEER else Lane.QUEUE
+        lane = _STEER_LANE if item.handling_mode is _STEER_MODE else _QUEUE_LANE
         record = InputRecord(
             input=item,
-            phase=S.QUEUED,
+            phase=_QUEUED,
             lane=lane,
             admission_seq=plan.take_admission_seq(),
             created_at=now,
             updated_at=now,
         )
-        record.history.append(HistoryEntry(None, S.ACCEPTED, "accepted", now))
-        record.history.append(HistoryEntry(S.ACCEPTED, S.QUEUED, "queued", now))
+        record.history.append(HistoryEntry(None, _ACCEPTED, "accepted", now))
+        record.history.append(HistoryEntry(_ACCEPTED, _QUEUED, "queued", now))
         plan.put(record)
         plan.append_to_lane(record)
         if header.idempotency_key is not None:
