@@ -103,3 +103,29 @@ def test_a_version_6_file_gets_the_index_of_its_stored_receipts(tmp_path: Path) 
     assert raw.execute(f"SELECT run_id FROM {RECEIPTS} ORDER BY run_id").fetchall() == [("r-none",), ("r2",)]
     assert raw.execute(f"SELECT input_id, run_id FROM {RECEIPT_INPUTS}").fetchall() == []  # r2 had none
     raw.close()
+
+
+def test_index_entries_damaged_into_other_types_are_skipped(tmp_path: Path) -> None:
+    """The index has no checksum. An entry whose run id or sequence holds another type names no
+    receipt this store wrote: the compaction skips it (the good entry beside it still releases
+    its receipt) instead of failing on the mixed types."""
+    path = tmp_path / "s.db"
+    rt = "rt:session:d"
+    with SqliteRuntimeStore(path) as store:
+        for k in range(3):
+            store.atomic_apply(
+                rt,
+                session_snapshot=None,
+                receipt=BoundaryReceipt(f"r{k}", 0, BoundaryKind.RUN_CHECKPOINT, (f"i{k}",), None, 1),
+                rows=[InputRow(f"i{k}", b"row", 1.0, None, k)],
+            )
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute(f"INSERT INTO {RECEIPT_INPUTS} VALUES (?, 'i1', 'r1', 'x')", (rt,))
+    raw.execute(f"INSERT INTO {RECEIPT_INPUTS} VALUES (?, 'i1', x'7232', 0)", (rt,))
+    raw.execute(f"UPDATE {RECEIPT_INPUTS} SET sequence = 0.5 WHERE input_id = 'i2'")
+    raw.close()
+    with SqliteRuntimeStore(path) as store:
+        assert store.compact_inputs(rt, ["i1", "i2"]) == 2
+        assert store.load_boundary_receipt(rt, "r1", 0) is None  # released through its good entry
+        assert store.load_boundary_receipt(rt, "r2", 0) is not None  # its only entry is damaged: kept
+        assert store.load_boundary_receipt(rt, "r0", 0) is not None

@@ -216,8 +216,9 @@ class SessionClaimRegistry:
                 await asyncio.wait_for(self._closing.wait(), pause)
 
     async def release(self, claim: SessionClaim) -> None:
-        """Forget ``claim`` and, if it still holds the lease, expire the lease in the store now.
-        A failed release is kept in ``claim.renew_error``: the lease then simply expires."""
+        """Forget ``claim`` and, if it still holds the lease, expire the lease in the store now,
+        after any renewal of it in flight has ended. A failed release is kept in
+        ``claim.renew_error``: the lease then simply expires."""
         self.forget(claim)
         if claim.released:
             return
@@ -225,10 +226,15 @@ class SessionClaimRegistry:
         store, fence = self._store, claim.fence
         if store is None or fence is None or claim.lost is not None:
             return
-        try:
-            await self._call(lambda: store.release_lease(fence, claim.runtime_id))
-        except StoreError as exc:
-            claim.renew_error = exc
+        # A renewal of this claim in flight (alone, or in a round's batch) holds the lock: it
+        # would renew the lease again after the release (a release keeps owner and token, so the
+        # store cannot tell it from an expired lease nobody took). Released after it, the lease
+        # stays released; later renewals skip a released claim.
+        async with claim.renew_lock:
+            try:
+                await self._call(lambda: store.release_lease(fence, claim.runtime_id))
+            except StoreError as exc:
+                claim.renew_error = exc
 
     def forget(self, claim: SessionClaim) -> None:
         """Drop ``claim`` from the registry without touching the store (a crash does this)."""

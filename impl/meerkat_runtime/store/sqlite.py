@@ -1501,7 +1501,9 @@ def _release_receipts(conn: sqlite3.Connection, rt: str, ids: Sequence[str]) -> 
             ).fetchall()
         )
     receipts = []
-    for run, seq in sorted(keys):
+    # an entry damaged into other types names no receipt this store wrote: skipped (its receipt,
+    # if any, is kept, as one that names no input)
+    for run, seq in sorted((run, seq) for run, seq in keys if isinstance(run, str) and type(seq) is int):
         found = conn.execute(
             f"SELECT receipt FROM {RECEIPTS} WHERE runtime_id = ? AND run_id = ? AND sequence = ?", (rt, run, seq)
         ).fetchone()
