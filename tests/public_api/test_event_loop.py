@@ -1,6 +1,7 @@
 """A machine serves one event loop: a call on another loop (another thread's ``asyncio.run``) is
 refused with ``WrongEventLoop`` (kind ``wrong_event_loop``) before anything is read, written or
-published, while the machine's own loop goes on; a machine whose loop was closed serves the next."""
+published, while the machine's own loop goes on; a machine whose loop was closed serves the
+next only if it held nothing of the closed loop."""
 
 from __future__ import annotations
 
@@ -72,17 +73,42 @@ def test_a_call_on_another_event_loop_is_refused_before_anything_happens(call: s
     run(body())
 
 
-def test_a_machine_whose_loop_was_closed_serves_the_next_loop() -> None:
+def test_a_machine_whose_loop_was_closed_holding_nothing_serves_the_next_loop() -> None:
     m = MeerkatMachine.ephemeral()
 
     async def first() -> None:
         await m.register_session("s")
+        await m.unregister_session("s")  # nothing of this loop is left in the machine
 
     async def second() -> int:
-        await m.accept_input("s", make_prompt())
+        await m.register_session_with_executor("s", ScriptedExecutor())
+        _, handle = await m.accept_input_with_completion("s", make_prompt())
+        assert handle is not None
+        await asyncio.wait_for(handle.wait(), 30)  # a run loop of this loop ran it
         count = len(await m.input_states("s"))
         await m.close()
         return count
 
     asyncio.run(first())  # closes its loop when it returns
     assert asyncio.run(second()) == 1
+
+
+def test_a_machine_whose_loop_closed_while_it_held_sessions_refuses_the_next_loop() -> None:
+    """Its sessions' run loops and lease renewal ended with that loop: an input accepted now
+    would never run. Every call is refused, saying so, and nothing is written."""
+    store = InMemoryRuntimeStore()
+    m = MeerkatMachine.persistent(store, ownership=None)
+
+    async def first() -> None:
+        await m.register_session_with_executor("s", ScriptedExecutor())
+
+    async def second() -> None:
+        with pytest.raises(WrongEventLoop, match="has closed .* while it held sessions") as info:
+            await m.accept_input("s", make_prompt())
+        assert info.value.loop_closed
+        with pytest.raises(WrongEventLoop):
+            await m.input_states("s")
+
+    asyncio.run(first())
+    asyncio.run(second())
+    assert store.load_input_states("rt:session:s") == []

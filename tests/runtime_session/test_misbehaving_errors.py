@@ -85,6 +85,53 @@ def test_an_error_is_described_by_its_repr_when_its_str_raises_and_by_a_fixed_te
     assert RunFailure.of(Undescribable()) == RunFailure("Undescribable", UNDESCRIBABLE)
 
 
+class Interrupting(BaseException):
+    """Raised by an error's ``__str__`` and ``__repr__`` below: not an ``Exception``."""
+
+
+class RaisesBaseOnStr(Exception):
+    def __str__(self) -> str:
+        raise Interrupting("str")
+
+    def __repr__(self) -> str:
+        raise Interrupting("repr")
+
+
+def test_an_error_whose_str_and_repr_raise_a_base_exception_is_still_described() -> None:
+    from meerkat_runtime.vocab.errors import UNDESCRIBABLE
+
+    assert RunFailure.of(RaisesBaseOnStr()) == RunFailure("RaisesBaseOnStr", UNDESCRIBABLE)
+
+
+def test_a_direct_run_whose_error_cannot_be_described_fails_and_the_caller_gets_that_error(tmp_path: Path) -> None:
+    async def body() -> None:
+        machine = MeerkatMachine.persistent(tmp_path / "runtime.sqlite", ownership=SAME_WORKER)
+        await machine.register_session("s")
+        with pytest.raises(RaisesBaseOnStr):
+            await machine.accept_input_and_run("s", make_prompt(), _raising_op(RaisesBaseOnStr()))
+        assert [(state, attempts) for _, state, attempts in await snapshot(machine)] == [(S.QUEUED, 1)]
+        await machine.close()
+
+    run(body())
+
+
+def test_a_backoff_that_would_overflow_waits_its_cap_and_the_loop_lives_on() -> None:
+    """``multiplier ** attempt`` past any float (a valid policy: a large multiplier, or many
+    attempts) raised ``OverflowError`` out of the loop, which stranded the session's inputs."""
+    huge = RetryPolicy(max_attempts=5, backoff_s=0.001, multiplier=1e200, max_backoff_s=0.01)
+    assert huge.delay(3) == 0.01
+    assert RetryPolicy(max_attempts=2000, backoff_s=0.001, multiplier=2, max_backoff_s=0.01).delay(1025) == 0.01
+
+    async def body() -> None:
+        async with MeerkatMachine.ephemeral(retry=huge) as machine:
+            await machine.register_session_with_executor("s", FailsFirst(ValueError("apply failed"), failures=3))
+            _, handle = await machine.accept_input_with_completion("s", make_prompt())
+            assert handle is not None
+            assert await asyncio.wait_for(handle.wait(), 30) == Completed(RunResult("ok"))
+
+    run(body())
+
+
 @pytest.mark.parametrize("error_type", [BadStr, Undescribable])
 def test_an_executor_error_whose_str_raises_fails_the_run_and_the_loop_lives_on(
     tmp_path: Path, error_type: type[Exception]

@@ -348,7 +348,7 @@ class MeerkatMachine:
         self._unregistering: dict[LogicalRuntimeId, tuple[asyncio.Task[None], RuntimeSession]] = {}
         """Unregistrations in flight (each runs in its own task), with their sessions."""
         self._closing: asyncio.Task[None] | None = None
-        self._loop = LoopBinding()
+        self._loop = LoopBinding(lambda: not (self._sessions or self._unregistering or self._detaching))
         """The event loop the machine serves (:mod:`meerkat_runtime.session.event_loop`)."""
         self._closed = False
         """Set when :meth:`close` is first called: from then on every call that registers or

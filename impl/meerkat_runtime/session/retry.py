@@ -27,6 +27,7 @@ an interrupt abandons the input as cancelled, a malformed output is retried like
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,7 +88,11 @@ class RetryPolicy:
         """Seconds to wait after the ``attempt``-th failed attempt of an input (1-based)."""
         if self.backoff_s <= 0:
             return 0.0
-        base = min(self.backoff_s * self.multiplier ** max(attempt - 1, 0), self.max_backoff_s)
+        try:
+            grown = self.backoff_s * self.multiplier ** max(attempt - 1, 0)
+        except OverflowError:  # past any float: the cap applies
+            grown = math.inf
+        base = min(grown, self.max_backoff_s)
         if self.jitter <= 0:
             return base
         draw = (rng or random).random()

@@ -18,12 +18,12 @@ def describe_error(error: BaseException) -> tuple[str, str]:
     :data:`UNDESCRIBABLE`. The type name is ``BaseException`` should reading it raise."""
     try:
         error_type = str(type(error).__name__)
-    except Exception:
+    except BaseException:
         error_type = "BaseException"
     for describe in (str, repr):
         try:
             return error_type, describe(error)
-        except Exception:
+        except BaseException:  # whatever the application's __str__ raises
             continue
     return error_type, UNDESCRIBABLE
 
@@ -312,13 +312,23 @@ class WrongEventLoop(RuntimeDriverError, RuntimeError):
 
     kind: ClassVar[str] = "wrong_event_loop"
 
-    def __init__(self, action: str) -> None:
-        super().__init__(
-            f"MeerkatMachine.{action}() refused: it runs on an event loop other than the machine's "
-            "(a machine serves the loop of its first call; submit calls from other threads to that "
-            "loop, e.g. with asyncio.run_coroutine_threadsafe); nothing was done"
-        )
+    def __init__(self, action: str, *, loop_closed: bool = False) -> None:
+        if loop_closed:
+            detail = (
+                "the machine's event loop has closed (e.g. its asyncio.run ended) while it held "
+                "sessions, whose run loops and lease renewal ended with it; create a new machine "
+                "(on this store it recovers the sessions: with the same owner_id at once, otherwise "
+                "once their leases expire)"
+            )
+        else:
+            detail = (
+                "it runs on an event loop other than the machine's (a machine serves the loop of its "
+                "first call; submit calls from other threads to that loop, e.g. with "
+                "asyncio.run_coroutine_threadsafe)"
+            )
+        super().__init__(f"MeerkatMachine.{action}() refused: {detail}; nothing was done")
         self.action = action
+        self.loop_closed = loop_closed
 
 
 class InputNotFound(RuntimeDriverError):
