@@ -103,7 +103,7 @@ def test_a_machine_whose_loop_closed_while_it_held_sessions_refuses_the_next_loo
         await m.register_session_with_executor("s", ScriptedExecutor())
 
     async def second() -> None:
-        with pytest.raises(WrongEventLoop, match="has closed .* while it held sessions") as info:
+        with pytest.raises(WrongEventLoop, match=r"has closed .* while it held sessions") as info:
             await m.accept_input("s", make_prompt())
         assert info.value.loop_closed
         with pytest.raises(WrongEventLoop):
