@@ -726,23 +726,32 @@ class PostgresRuntimeStore:
         return self._tx.write(rt, "renew_lease", body)
 
     def renew_leases(self, renewals: Sequence[tuple[Fence, str]], duration_s: float) -> list[RenewalOutcome]:
-        """``renew_lease`` for each pair in one transaction of two statements (see
-        :class:`~meerkat_runtime.store.protocol.RenewsLeases`): one reads the server's clock and
-        locks the lease rows (``FOR UPDATE``, in runtime id order), one writes the renewed rows
-        from arrays. Like ``renew_lease`` it takes no advisory lock."""
+        """``renew_lease`` for each pair (see :class:`~meerkat_runtime.store.protocol.RenewsLeases`):
+        one transaction of two statements renews the rows it can lock at once — one reads the
+        server's clock and locks the lease rows (``FOR UPDATE SKIP LOCKED``, in runtime id order:
+        a row locked by another transaction is skipped, nothing waits), one writes the renewed
+        rows from arrays. Each pair whose row was not obtained (locked elsewhere, or absent) then
+        gets the outcome of ``renew_lease`` for it alone (its ``StoreError`` returned in its
+        place): a locked row waits, and may time out, alone, and the others are not held.
+        Like ``renew_lease`` it takes no advisory lock."""
         duration, items = v.check_renewals(renewals, duration_s, STORE_SCOPE)
         outcomes: list[RenewalOutcome | None] = [item if not isinstance(item, tuple) else None for item in items]
         todo = [(index, item) for index, item in enumerate(items) if isinstance(item, tuple)]
         if not todo:
             return [outcome for outcome in outcomes if outcome is not None]
         ids = [rt for _, (rt, _) in todo]
+        alone: list[tuple[int, str, Fence]] = []
 
         def body(conn: Connection) -> None:
+            alone.clear()  # the transaction may run again
             rows = conn.execute(self._sql.leases_and_now_for_update, (ids,)).fetchall()
             now = self._now(rows[0][0])
             found = {str(row[1]): row[2:] for row in rows if row[1] is not None}
             renewed: list[tuple[str, str, int, float, str]] = []
             for index, (rt, fence) in todo:
+                if rt not in found:  # locked by another transaction, or absent
+                    alone.append((index, rt, fence))
+                    continue
                 try:
                     lease = renewal_outcome(rt, _lease(rt, found.get(rt)), fence, duration, now)
                 except (OwnershipLost, Corrupt) as refused:
@@ -755,6 +764,11 @@ class PostgresRuntimeStore:
                 conn.execute(self._sql.renew_leases, (list(columns[0]), list(columns[3]), list(columns[4])))
 
         self._tx.write(ids[0], "renew_leases", body)
+        for index, rt, fence in alone:
+            try:
+                outcomes[index] = self.renew_lease(fence, rt, duration)
+            except StoreError as refused:
+                outcomes[index] = refused
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(items)
         return done
@@ -954,7 +968,7 @@ class _Statements:
         self.leases_and_now_for_update = (
             f"SELECT {now}, l.runtime_id, l.owner, l.token, l.expires_at, l.checksum FROM (SELECT 1) AS one "
             f"LEFT JOIN (SELECT runtime_id, {lease_columns} FROM {s}.{LEASES} WHERE runtime_id = ANY(%s::text[]) "
-            "ORDER BY runtime_id FOR UPDATE) AS l ON true"
+            "ORDER BY runtime_id FOR UPDATE SKIP LOCKED) AS l ON true"
         )
         self.renew_leases = (
             f"UPDATE {s}.{LEASES} AS l SET expires_at = r.expires_at, checksum = r.checksum "

@@ -207,25 +207,50 @@ def _v6(s: str) -> tuple[str, ...]:
     )
 
 
+INDEX_CHUNK = 5000
+"""Receipts read (and their index entries written) per round trip of the version-6 backfill."""
+
+
 def _index_stored_receipts(conn: psycopg.Connection[tuple[object, ...]], s: str) -> None:
-    """The entries of every receipt already stored (version 6), in the migration's transaction."""
-    runtimes: list[str] = []
-    inputs: list[str] = []
-    runs: list[str] = []
-    seqs: list[int] = []
-    for runtime_id, run_id, sequence, body in conn.execute(
-        f"SELECT runtime_id, run_id, sequence, receipt FROM {s}.{RECEIPTS}"
-    ).fetchall():
-        for input_id in index_entries(sorted(contributors(body) or ())):
-            runtimes.append(str(runtime_id))
-            inputs.append(input_id)
-            runs.append(str(run_id))
-            seqs.append(int(str(sequence)))
-    conn.execute(
-        f"INSERT INTO {s}.{RECEIPT_INPUTS} (runtime_id, input_id, run_id, sequence) "
-        "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING",
-        (runtimes, inputs, runs, seqs),
-    )
+    """The entries of every receipt already stored (version 6), in the migration's transaction.
+
+    The receipts are read in chunks of ``INDEX_CHUNK`` in primary-key order (keyset: each read
+    starts after the last key of the previous one), and each chunk's entries are written by one
+    statement before the next chunk is read. The client parses one chunk at a time between two
+    statements, so the transaction is never idle for longer than that: the server's
+    ``idle_in_transaction_session_timeout`` (the store's ``timeout_s``) does not end a backfill
+    of any size. It stays one transaction: all or nothing."""
+    columns = f"SELECT runtime_id, run_id, sequence, receipt FROM {s}.{RECEIPTS}"
+    order = "ORDER BY runtime_id, run_id, sequence LIMIT %s"
+    after: tuple[str, str, int] | None = None
+    while True:
+        if after is None:
+            rows = conn.execute(f"{columns} {order}", (INDEX_CHUNK,)).fetchall()
+        else:
+            query = f"{columns} WHERE (runtime_id, run_id, sequence) > (%s, %s, %s) {order}"
+            rows = conn.execute(query, (*after, INDEX_CHUNK)).fetchall()
+        if not rows:
+            return
+        runtimes: list[str] = []
+        inputs: list[str] = []
+        runs: list[str] = []
+        seqs: list[int] = []
+        for runtime_id, run_id, sequence, body in rows:
+            for input_id in index_entries(sorted(contributors(body) or ())):
+                runtimes.append(str(runtime_id))
+                inputs.append(input_id)
+                runs.append(str(run_id))
+                seqs.append(int(str(sequence)))
+        if runtimes:
+            conn.execute(
+                f"INSERT INTO {s}.{RECEIPT_INPUTS} (runtime_id, input_id, run_id, sequence) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) ON CONFLICT DO NOTHING",
+                (runtimes, inputs, runs, seqs),
+            )
+        if len(rows) < INDEX_CHUNK:
+            return
+        last = rows[-1]
+        after = (str(last[0]), str(last[1]), int(str(last[2])))
 
 
 Step = Callable[[str], tuple[str, ...]]
