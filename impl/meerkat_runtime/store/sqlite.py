@@ -781,45 +781,57 @@ class SqliteRuntimeStore:
         write is queued and this returns at once (the future tells the outcome)."""
         if not self._gate.enter():
             raise WriteFailed(runtime_id, f"{what}: store is closed")
-        committer = self._committer
-        if committer is not None and not committer.on_writer_thread():
-            deferring = self._deferring
-            deferred = deferring.get(threading.get_ident()) if deferring else None
-            if deferred is None and committer.try_lead():  # the writer is idle: commit here
+        # Who leaves the gate: this call, until a PendingWrite that is sure to be completed (its
+        # completion leaves it) or the direct path's own ``finally`` takes that over. Everything
+        # after ``enter`` is inside the ``try``, so an exception anywhere (a KeyboardInterrupt
+        # between two statements) cannot leave the gate entered, which ``close`` would wait for.
+        handed = False
+        try:
+            committer = self._committer
+            if committer is not None and not committer.on_writer_thread():
+                deferring = self._deferring
+                deferred = deferring.get(threading.get_ident()) if deferring else None
                 pending = PendingWrite(runtime_id, what, body, release=self._gate.leave)
-                try:
-                    self._commit_batch([pending])
-                finally:
-                    committer.end_lead()
-                    if not pending.done:  # never happens: a batch completes every write
-                        pending.fail(WriteOutcomeUnknown(runtime_id, f"{what}: the write was not completed"))
-                if pending.error is not None:
-                    raise pending.error
-                return
-            pending = PendingWrite(runtime_id, what, body, release=self._gate.leave)
-            if deferred is not None and deferred.loop is not None:
-                pending.loop = deferred.loop
-                pending.waiter = deferred.loop.create_future()
-            else:
-                pending.waiter = Future()
-                pending.waiter.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
-            try:
-                if pending.loop is not None and _running_loop() is pending.loop:
-                    committer.submit_from_loop(pending)  # on the loop's thread: with its turn
+                if deferred is None and committer.try_lead():  # the writer is idle: commit here
+                    handed = True
+                    try:
+                        self._commit_batch([pending])
+                    finally:
+                        committer.end_lead()
+                        if not pending.done:  # a batch completes every write, unless interrupted
+                            pending.fail(WriteOutcomeUnknown(runtime_id, f"{what}: the write was not completed"))
+                    if pending.error is not None:
+                        raise pending.error
+                    return
+                if deferred is not None and deferred.loop is not None:
+                    pending.loop = deferred.loop
+                    pending.waiter = deferred.loop.create_future()
                 else:
-                    committer.submit(pending)
-            except CommitterStopped:
-                self._gate.leave()
-                raise WriteFailed(runtime_id, f"{what}: store is closed") from None
-            except BaseException:
-                self._gate.leave()
-                raise
-            if deferred is not None:
-                deferred.waiters.append(pending.waiter)
+                    pending.waiter = Future()
+                    pending.waiter.set_running_or_notify_cancel()  # a submitted write cannot be cancelled
+                try:
+                    if pending.loop is not None and _running_loop() is pending.loop:
+                        committer.submit_from_loop(pending)  # on the loop's thread: with its turn
+                    else:
+                        committer.submit(pending)
+                except CommitterStopped:
+                    raise WriteFailed(runtime_id, f"{what}: store is closed") from None
+                handed = True  # queued: the writer completes it
+                if deferred is not None:
+                    deferred.waiters.append(pending.waiter)
+                    return
+                assert isinstance(pending.waiter, Future)
+                pending.waiter.result()
                 return
-            assert isinstance(pending.waiter, Future)
-            pending.waiter.result()
-            return
+            handed = True
+            self._write_directly(runtime_id, what, body)
+        finally:
+            if not handed:
+                self._gate.leave()
+
+    def _write_directly(self, runtime_id: str, what: str, body: Body) -> None:
+        """:meth:`_write` without the writer thread (group commit off, or on the writer's own
+        thread): ``body`` in its own ``BEGIN IMMEDIATE`` transaction; leaves the gate."""
         try:
             if self.read_only:
                 raise WriteFailed(runtime_id, f"{what}: the store was opened read-only")
