@@ -262,14 +262,12 @@ class SessionClaimRegistry:
                 return
             sent = config.clock()
             try:
-                lease = await self._call(lambda: store.renew_lease(fence, claim.runtime_id, config.lease_s))
-            except OwnershipLost as lost:
-                claim.lose(lost)
-                return
-            except Exception as exc:  # a store failure: the lease may still be ours; retry next period
-                claim.renew_error = exc
-                return
-            claim.lease, claim.renewed_at, claim.renew_error = lease, sent, None
+                outcome: RenewalOutcome | Exception = await self._call(
+                    lambda: store.renew_lease(fence, claim.runtime_id, config.lease_s)
+                )
+            except Exception as exc:
+                outcome = exc
+            _settle(claim, outcome, sent)
 
     async def renew_all(self) -> list[SessionClaim]:
         """Renew every live claim now, the one closest to expiry (renewed longest ago) first;
@@ -335,14 +333,7 @@ class SessionClaimRegistry:
                     claim.renew_error = refused
                 return
             for (claim, _), outcome in zip(live, outcomes, strict=True):
-                if isinstance(outcome, Lease):
-                    claim.lease, claim.renewed_at, claim.renew_error = outcome, sent, None
-                elif isinstance(outcome, OwnershipLost):
-                    claim.lose(outcome)
-                elif isinstance(outcome, Exception):
-                    claim.renew_error = outcome
-                else:
-                    claim.renew_error = WriteFailed(str(claim.runtime_id), f"renew_leases returned {outcome!r}")
+                _settle(claim, outcome, sent)
 
     def renewal_stats(self) -> RenewalStats:
         """Counts and times of this machine's renewal rounds (see :class:`RenewalStats`)."""
@@ -381,3 +372,17 @@ class SessionClaimRegistry:
         if self._offload:
             return await asyncio.to_thread(fn)
         return fn()
+
+
+def _settle(claim: SessionClaim, outcome: object, sent: float) -> None:
+    """Record one renewal of ``claim`` sent at ``sent``: a renewed ``Lease`` is kept;
+    ``OwnershipLost`` loses the claim; any other error (or an answer that is neither) is kept in
+    ``claim.renew_error``: the lease may still be ours, the next period retries."""
+    if isinstance(outcome, Lease):
+        claim.lease, claim.renewed_at, claim.renew_error = outcome, sent, None
+    elif isinstance(outcome, OwnershipLost):
+        claim.lose(outcome)
+    elif isinstance(outcome, Exception):
+        claim.renew_error = outcome
+    else:
+        claim.renew_error = WriteFailed(str(claim.runtime_id), f"the store's renewal returned {outcome!r}")
